@@ -1,0 +1,42 @@
+"""Exit codes and the one error type every user-facing failure goes through.
+
+Each exit code has one meaning so that CI can tell "the gate failed" from "the tool could not run".
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0  # every check passed
+    GATE_FAILED = 1  # a --max-susceptibility / --min-train-acc / --fail-on gate was not met
+    USAGE = 2  # the command line itself is wrong (unknown option, conflicting flags, bad value)
+    INPUT = 3  # an input (checkpoint, image folder, label file, output path) could not be loaded or run
+
+
+class SuscliError(Exception):
+    """A failure the user can fix: one line saying what went wrong, where, and how to fix it."""
+
+    code: ExitCode = ExitCode.INPUT
+
+    def __init__(self, message: str, *, fix: str | None = None):
+        self.message = message
+        self.fix = fix
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        text = " ".join(self.message.split())
+        return f"{text} ({self.fix})" if self.fix else text
+
+
+class InputError(SuscliError):
+    """An input file or folder could not be read or used: exit code 3."""
+
+    code = ExitCode.INPUT
+
+
+class UsageError(SuscliError):
+    """The options do not make sense together: exit code 2."""
+
+    code = ExitCode.USAGE
