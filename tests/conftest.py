@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny models and image folders made in the test, never downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+
+def tiny_cnn(num_classes: int = 3, in_channels: int = 3) -> nn.Module:
+    """Conv + BatchNorm + Dropout + Linear: every layer type whose mode the measurement must handle."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(0.5), nn.Linear(16, num_classes),
+    )
+
+
+def write_images(folder: Path, n: int, *, size: int = 8, seed: int = 0, mode: str = "RGB", suffix: str = ".png") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        shape = (size, size, 3) if mode in ("RGB",) else (size, size, 4) if mode == "RGBA" else (size, size)
+        img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+        path = folder / f"img_{i:03d}{suffix}"
+        img.save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    write_images(tmp_path / "unlabeled", 24)
+    return tmp_path / "unlabeled"
+
+
+@pytest.fixture
+def train_folder(tmp_path: Path) -> Path:
+    for c in range(3):
+        write_images(tmp_path / "train" / f"class_{c}", 6, seed=10 + c)
+    return tmp_path / "train"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from suscli.accuracy import training_accuracy, wilson_interval
+from suscli.errors import InputError
+
+
+class Fixed(nn.Module):
+    """Predicts class = first input value, so the expected accuracy is known exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(x[:, 0].long(), 4).float() + 0 * self.w
+
+
+def test_counts_and_full_set_has_no_interval() -> None:
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0], [1.0]])
+    y = torch.tensor([0, 1, 2, 0, 0])
+    acc = training_accuracy(Fixed(), x, y, batch_size=2)
+    assert (acc.correct, acc.total) == (3, 5)
+    assert acc.value == pytest.approx(0.6)
+    assert not acc.sampled and acc.low == acc.high == acc.value
+
+
+def test_sample_reports_wilson_interval() -> None:
+    x = torch.zeros(100, 1)
+    y = torch.cat([torch.zeros(80), torch.ones(20)]).long()
+    acc = training_accuracy(Fixed(), x, y, population=1000)
+    assert acc.sampled
+    assert acc.low == pytest.approx(0.7112, abs=1e-3) and acc.high == pytest.approx(0.8666, abs=1e-3)
+
+
+def test_wilson_interval_edges() -> None:
+    low, high = wilson_interval(10, 10)
+    assert high == pytest.approx(1.0) and 0.69 < low < 0.73
+    low, high = wilson_interval(0, 10)
+    assert low == pytest.approx(0.0, abs=1e-12) and 0.27 < high < 0.31
+
+
+def test_labels_out_of_range_for_the_model() -> None:
+    with pytest.raises(InputError, match="up to 7 but the model has 4 classes"):
+        training_accuracy(Fixed(), torch.zeros(3, 1), torch.tensor([0, 7, 1]))

@@ -1,0 +1,108 @@
+"""The measurement against an independent computation of its definition, and its guarantees."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from suscli.errors import InputError
+from suscli.susceptibility import SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
+from tests.conftest import tiny_cnn
+
+
+def expected_r(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
+    """The definition, written the straightforward way: copy, train mode with dropout off, one torch.optim.SGD step."""
+    m = copy.deepcopy(model)
+    m.train()
+    for mod in m.modules():
+        if isinstance(mod, nn.Dropout):
+            mod.eval()
+    opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=0.0, weight_decay=0.0)
+    before = F.cross_entropy(m(x), y)
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    with torch.no_grad():
+        after = F.cross_entropy(m(x), y)
+    return before.item() - after.item()
+
+
+def test_matches_independent_computation() -> None:
+    model = tiny_cnn(num_classes=5)
+    inputs = torch.randn(40, 3, 8, 8)
+    cfg = SusceptibilityConfig(lr=0.5, batches=4, batch_size=16, seed=3)
+    got = measure_susceptibility(model, inputs, config=cfg)
+
+    labels = random_labels(40, 5, seed=3)
+    want = [expected_r(model, inputs[idx], labels[idx], 0.5) for idx in batch_indices(40, 4, 16, seed=3)]
+    assert got.r == pytest.approx(want, rel=1e-5, abs=1e-6)
+    assert got.mean == pytest.approx(sum(want) / 4, rel=1e-5)
+    mu = sum(want) / 4
+    sd = math.sqrt(sum((w - mu) ** 2 for w in want) / 3)
+    assert got.sem == pytest.approx(sd / 2, rel=1e-4)
+    assert all(b - a == pytest.approx(r, abs=1e-6) for b, a, r in zip(got.loss_before, got.loss_after, got.r))
+
+
+def test_random_labels_are_uniform_and_batches_distinct() -> None:
+    labels = random_labels(20000, 10, seed=0)
+    counts = torch.bincount(labels, minlength=10).float() / 20000
+    assert counts.min() > 0.09 and counts.max() < 0.11
+    for idx in batch_indices(50, 5, 20, seed=0):
+        assert len(set(idx.tolist())) == 20 and int(idx.max()) < 50
+
+
+def test_model_is_left_bit_identical_and_modes_restored() -> None:
+    model = tiny_cnn()
+    model.eval()
+    model[5].train()  # a mixed mode the user chose must come back as it was
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    measure_susceptibility(model, torch.randn(32, 3, 8, 8), config=SusceptibilityConfig(lr=1.0, batches=3, batch_size=8))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not model.training and model[5].training and not model[1].training
+
+
+def test_model_restored_when_the_forward_fails() -> None:
+    model = tiny_cnn()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = {"n": 0}
+
+    def flaky(x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("boom")
+        return x
+
+    with pytest.raises(RuntimeError):
+        measure_susceptibility(model, torch.randn(16, 3, 8, 8), config=SusceptibilityConfig(batches=4, batch_size=8), transform=flaky, num_classes=3)
+    assert all(torch.equal(before[k], model.state_dict()[k]) for k in before)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
+    model, inputs = tiny_cnn(), torch.randn(64, 3, 8, 8)
+    a = measure_susceptibility(model, inputs, config=SusceptibilityConfig(seed=1, batches=3, batch_size=16))
+    b = measure_susceptibility(model, inputs, config=SusceptibilityConfig(seed=1, batches=3, batch_size=16))
+    c = measure_susceptibility(model, inputs, config=SusceptibilityConfig(seed=2, batches=3, batch_size=16))
+    assert a.r == b.r
+    assert a.r != c.r
+
+
+def test_batch_size_capped_by_images_and_bad_config_rejected() -> None:
+    got = measure_susceptibility(tiny_cnn(), torch.randn(6, 3, 8, 8), config=SusceptibilityConfig(batches=2, batch_size=128))
+    assert got.batch_size == 6 and len(got.r) == 2
+    with pytest.raises(InputError):
+        measure_susceptibility(tiny_cnn(), torch.randn(0, 3, 8, 8))
+    with pytest.raises(InputError):
+        measure_susceptibility(tiny_cnn(), torch.randn(4, 3, 8, 8), config=SusceptibilityConfig(batches=0))
+
+
+def test_larger_step_moves_the_loss_further_on_a_linear_model() -> None:
+    """Sanity of sign: on a convex model a small step lowers the loss, so r > 0."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
+    got = measure_susceptibility(model, torch.randn(64, 3, 2, 2), config=SusceptibilityConfig(lr=0.01, batches=4, batch_size=32))
+    assert all(r > 0 for r in got.r)
