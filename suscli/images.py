@@ -1,0 +1,271 @@
+"""Finding, decoding and normalizing images: the one module that touches pixels on disk.
+
+Images are decoded once into a uint8 tensor at the size a model needs and shared by every model that needs
+the same size and channel count; normalization happens per batch, because models in one pool may differ.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from suscli.errors import InputError, UsageError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How raw pixels become model inputs: resize the shorter side to size/crop_pct, center-crop, normalize."""
+
+    image_size: int | None
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    crop_pct: float = 1.0
+
+
+PRESETS: dict[str, Preprocess] = {
+    # CIFAR-10 training-set channel statistics, as used by most CIFAR training scripts
+    "cifar10": Preprocess(32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    # torchvision's ImageNet weights: resize 256, center crop 224
+    "imagenet": Preprocess(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), crop_pct=0.875),
+    "none": Preprocess(None),
+}
+
+
+@dataclass
+class DecodedImages:
+    """Pixels of the images that could be read, in the order of `paths`."""
+
+    pixels: torch.Tensor  # (N, C, H, W) uint8
+    paths: list[Path]
+    kept: list[int]  # index into the listed files of each decoded image
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Every image file under `folder`, recursively, sorted so that runs are deterministic."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"image folder not found: {folder}", fix="check the path given to --data/--train-data")
+    if not folder.is_dir():
+        raise InputError(f"not a folder: {folder}", fix="--data takes a folder of images")
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root, f) for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith(".")]
+    if not found:
+        raise InputError(
+            f"no image files in {folder}", fix=f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"
+        )
+    return sorted(found)
+
+
+def seeded_subset(n_items: int, n: int | None, seed: int) -> list[int]:
+    """Indices of a seeded random subset of size n (all items when n is None or too large), in sorted order."""
+    if n is None or n >= n_items:
+        return list(range(n_items))
+    if n <= 0:
+        raise UsageError(f"sample size must be positive, got {n}")
+    return sorted(random.Random(seed).sample(range(n_items), n))
+
+
+def list_labeled(source: str | Path) -> tuple[list[Path], list[int], list[str] | None]:
+    """Paths and labels of a training set: a folder of class folders (ImageFolder order) or a `path,label` CSV."""
+    source = Path(source)
+    if source.is_file():
+        return (*_read_label_csv(source), None)
+    if not source.is_dir():
+        raise InputError(f"training data not found: {source}", fix="--train-data takes a folder of class folders or a path,label CSV")
+    classes = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise InputError(
+            f"no class folders in {source}", fix="--train-data needs one subfolder per class (as torchvision's ImageFolder), or a path,label CSV"
+        )
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        files = [p for p in _images_or_empty(source / name)]
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
+        raise InputError(f"no image files in the class folders of {source}")
+    if len(classes) < 2:
+        raise InputError(
+            f"{source} has a single class folder ({classes[0]}); training accuracy needs the labels of every class",
+            fix="point --train-data at the folder that holds one subfolder per class",
+        )
+    return paths, labels, classes
+
+
+def _images_or_empty(folder: Path) -> list[Path]:
+    try:
+        return list_images(folder)
+    except InputError:
+        return []
+
+
+def _read_label_csv(path: Path) -> tuple[list[Path], list[int]]:
+    """Rows `path,label` (a header row is allowed); paths relative to the CSV's folder."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"cannot read label file {path}: {e}") from None
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if rows and rows[0] and rows[0][-1].strip().lower() in {"label", "class", "target", "y"}:
+        rows = rows[1:]
+    for line, row in enumerate(rows, start=1):
+        if len(row) != 2 or not row[1].strip().lstrip("-").isdigit() or int(row[1]) < 0:
+            raise InputError(
+                f"{path}: row {line} is {','.join(row)!r}, expected 'path,label' with a non-negative integer label",
+                fix="fix or remove that row",
+            )
+        paths.append((path.parent / row[0].strip()).resolve())
+        labels.append(int(row[1]))
+    if not paths:
+        raise InputError(f"label file {path} has no rows", fix="write one 'path,label' row per image")
+    if len(set(labels)) < 2:
+        raise InputError(f"{path}: every row has label {labels[0]}; training accuracy needs a set with several classes")
+    return paths, labels
+
+
+def _decode_one(path: Path, size: int, channels: int, crop_pct: float) -> np.ndarray:
+    with Image.open(path) as img:
+        img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced scale when much larger
+        img = img.convert("RGB" if channels == 3 else "L")
+        w, h = img.size
+        short = round(size / crop_pct)
+        if (w, h) != (size, size):
+            scale = short / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+            w, h = img.size
+            left, top = (w - size) // 2, (h - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def decode_images(
+    paths: Sequence[Path],
+    *,
+    image_size: int,
+    channels: int = 3,
+    crop_pct: float = 1.0,
+    strict: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> DecodedImages:
+    """Decode `paths` into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding).
+
+    Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`.
+    """
+    if channels not in (1, 3):
+        raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
+    out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
+    kept: list[int] = []
+    unreadable: list[tuple[Path, str]] = []
+
+    def work(i: int) -> tuple[int, str | None]:
+        try:
+            out[i] = _decode_one(paths[i], image_size, channels, crop_pct)
+            return i, None
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            return i, f"{type(e).__name__}: {e}".splitlines()[0]
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        for done, (i, err) in enumerate(pool.map(work, range(len(paths))), start=1):
+            if err is None:
+                kept.append(i)
+            else:
+                if strict:
+                    raise InputError(f"cannot decode image {paths[i]}: {err}", fix="remove the file, or drop --strict to skip unreadable images")
+                unreadable.append((paths[i], err))
+            if progress and (done % 256 == 0 or done == len(paths)):
+                progress("decode images", done, len(paths))
+    if not kept:
+        where = paths[0].parent if paths else "the folder"
+        raise InputError(f"none of the {len(paths)} image files under {where} could be decoded", fix="check that they are valid images")
+    pixels = torch.from_numpy(out[kept] if len(kept) < len(paths) else out)
+    return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=unreadable)
+
+
+def normalizer(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 (B, C, H, W) -> float32 normalized; channel statistics broadcast to the image's channel count."""
+
+    def apply(batch: torch.Tensor) -> torch.Tensor:
+        c = batch.shape[1]
+        m = torch.tensor(_fit_channels(mean, c), dtype=torch.float32, device=batch.device).view(1, c, 1, 1)
+        s = torch.tensor(_fit_channels(std, c), dtype=torch.float32, device=batch.device).view(1, c, 1, 1)
+        return (batch.float() / 255.0 - m) / s
+
+    return apply
+
+
+def _fit_channels(values: Sequence[float], channels: int) -> list[float]:
+    values = list(values)
+    if len(values) == channels:
+        return values
+    if len(values) == 1:
+        return values * channels
+    if channels == 1:  # grayscale input, RGB statistics: use their average
+        return [sum(values) / len(values)]
+    raise UsageError(f"normalization has {len(values)} values but the images have {channels} channels")
+
+
+@dataclass
+class ImageSource:
+    """A set of image files (with labels for a training set), decoded on first use and then shared.
+
+    Every model that needs the same size and channel count reuses one decoded tensor, so a pool of models
+    costs one decode, not one per model.
+    """
+
+    paths: list[Path]
+    labels: list[int] | None = None
+    population: int = 0  # files listed before sampling
+    strict: bool = False
+    _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[Path, str]]]] = field(default_factory=dict, repr=False)
+
+    def decoded(
+        self, image_size: int, channels: int, crop_pct: float = 1.0, device: torch.device | None = None, progress: Progress | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[Path, str]]]:
+        """(uint8 pixels on `device`, labels of the decoded images or None, unreadable files)."""
+        key = (image_size, channels, crop_pct, str(device or "cpu"))
+        if key not in self._cache:
+            cpu_key = (image_size, channels, crop_pct, "cpu")
+            if cpu_key not in self._cache:
+                d = decode_images(self.paths, image_size=image_size, channels=channels, crop_pct=crop_pct, strict=self.strict, progress=progress)
+                labels = torch.tensor([self.labels[i] for i in d.kept]) if self.labels is not None else None
+                self._cache[cpu_key] = (d.pixels, labels, d.unreadable)
+            pixels, labels, unreadable = self._cache[cpu_key]
+            if device is not None and device.type != "cpu":
+                self._cache[key] = (pixels.to(device), None if labels is None else labels.to(device), unreadable)
+        return self._cache[key]
+
+
+def unlabeled_source(folder: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False) -> ImageSource:
+    """The unlabeled images susceptibility is measured on: every image under `folder`, or a seeded subset."""
+    paths = list_images(folder)
+    return ImageSource([paths[i] for i in seeded_subset(len(paths), samples, seed)], population=len(paths), strict=strict)
+
+
+def labeled_source(source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False) -> ImageSource:
+    """The training set with its own labels: a folder of class folders or a `path,label` CSV, maybe subsampled."""
+    paths, labels, _ = list_labeled(source)
+    keep = seeded_subset(len(paths), samples, seed)
+    return ImageSource([paths[i] for i in keep], [labels[i] for i in keep], population=len(paths), strict=strict)

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from suscli.errors import InputError, UsageError
+from suscli.images import (
+    ImageSource, decode_images, labeled_source, list_images, list_labeled, normalizer, seeded_subset, unlabeled_source,
+)
+from tests.conftest import write_images
+
+
+def test_listing_is_recursive_sorted_and_filtered(tmp_path: Path) -> None:
+    write_images(tmp_path / "b", 2, suffix=".jpg")
+    write_images(tmp_path / "a" / "deep", 2, suffix=".png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"x")
+    found = list_images(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "a/deep/img_000.png", "a/deep/img_001.png", "b/img_000.jpg", "b/img_001.jpg"]
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "no_images", "file"])
+def test_bad_folders(tmp_path: Path, make: str) -> None:
+    target = tmp_path / "data"
+    if make == "empty":
+        target.mkdir()
+    elif make == "no_images":
+        target.mkdir()
+        (target / "readme.md").write_text("hi")
+    elif make == "file":
+        target.write_text("x")
+    with pytest.raises(InputError) as e:
+        list_images(target)
+    assert str(target) in e.value.line() and "\n" not in e.value.line()
+
+
+def test_seeded_subset() -> None:
+    a = seeded_subset(100, 10, seed=1)
+    assert a == seeded_subset(100, 10, seed=1) and a != seeded_subset(100, 10, seed=2)
+    assert a == sorted(a) and len(set(a)) == 10
+    assert seeded_subset(5, 10, seed=0) == [0, 1, 2, 3, 4]
+
+
+def test_channels_resize_and_crop(tmp_path: Path) -> None:
+    gray = write_images(tmp_path / "g", 1, size=20, mode="L")
+    rgba = write_images(tmp_path / "r", 1, size=12, mode="RGBA")
+    wide = tmp_path / "wide.png"
+    from PIL import Image
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(wide)
+    d = decode_images(gray + rgba + [wide], image_size=8, channels=3)
+    assert d.pixels.shape == (3, 3, 8, 8) and d.pixels.dtype == torch.uint8
+    assert torch.all(d.pixels[2, 0] == 255) and torch.all(d.pixels[2, 1] == 0)
+    g = decode_images(rgba, image_size=8, channels=1)
+    assert g.pixels.shape == (1, 1, 8, 8)
+
+
+def test_unreadable_files_are_counted_or_fatal_with_strict(tmp_path: Path) -> None:
+    good = write_images(tmp_path, 3)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    d = decode_images(sorted(good + [bad]), image_size=8)
+    assert len(d.pixels) == 3 and [p for p, _ in d.unreadable] == [bad]
+    with pytest.raises(InputError, match="broken.jpg"):
+        decode_images(sorted(good + [bad]), image_size=8, strict=True)
+    with pytest.raises(InputError, match="none of the 1 image files"):
+        decode_images([bad], image_size=8)
+
+
+def test_image_folder_labels_follow_sorted_class_names(train_folder: Path) -> None:
+    paths, labels, classes = list_labeled(train_folder)
+    assert classes == ["class_0", "class_1", "class_2"]
+    assert labels == [0] * 6 + [1] * 6 + [2] * 6
+    assert all(p.parent.name == f"class_{l}" for p, l in zip(paths, labels))
+
+
+def test_single_class_folder_is_an_error(tmp_path: Path) -> None:
+    write_images(tmp_path / "train" / "only", 3)
+    with pytest.raises(InputError, match="single class folder"):
+        list_labeled(tmp_path / "train")
+
+
+def test_label_csv(tmp_path: Path) -> None:
+    imgs = write_images(tmp_path / "imgs", 3)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "".join(f"imgs/{p.name},{i % 2}\n" for i, p in enumerate(imgs)))
+    paths, labels, classes = list_labeled(csv)
+    assert paths == [p.resolve() for p in imgs] and labels == [0, 1, 0] and classes is None
+
+
+@pytest.mark.parametrize("row", ["imgs/a.png,cat", "imgs/a.png", "imgs/a.png,-1", "imgs/a.png,1,2"])
+def test_label_csv_bad_rows_name_the_row(tmp_path: Path, row: str) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"x.png,0\n{row}\n")
+    with pytest.raises(InputError, match="row 2"):
+        list_labeled(csv)
+
+
+def test_label_csv_with_one_class(tmp_path: Path) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text("a.png,3\nb.png,3\n")
+    with pytest.raises(InputError, match="every row has label 3"):
+        list_labeled(csv)
+
+
+def test_sources_decode_once_and_keep_labels_aligned(tmp_path: Path, train_folder: Path) -> None:
+    (train_folder / "class_1" / "img_002.png").write_bytes(b"garbage")
+    src = labeled_source(train_folder)
+    pixels, labels, bad = src.decoded(8, 3)
+    assert len(pixels) == 17 and len(bad) == 1 and labels.tolist() == [0] * 6 + [1] * 5 + [2] * 6
+    assert src.decoded(8, 3)[0] is pixels  # cached: a second model costs no decoding
+    sub = unlabeled_source(train_folder, samples=5, seed=0)
+    assert len(sub.paths) == 5 and sub.population == 18
+
+
+def test_normalizer_matches_formula_and_adapts_to_gray() -> None:
+    x = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
+    out = normalizer((0.5, 0.5, 0.5), (0.25, 0.5, 1.0))(x)
+    assert out[0, :, 0, 0].tolist() == pytest.approx([2.0, 1.0, 0.5])
+    gray = normalizer((0.2, 0.4, 0.6), (1.0, 1.0, 1.0))(torch.zeros((1, 1, 2, 2), dtype=torch.uint8))
+    assert gray[0, 0, 0, 0].item() == pytest.approx(-0.4)
+    with pytest.raises(UsageError):
+        normalizer((0.1, 0.2), (1.0, 1.0))(x)
