@@ -1,0 +1,3 @@
+from suscli.cli import main
+
+main()

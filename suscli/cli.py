@@ -1,0 +1,374 @@
+"""The command line: parses options, calls the Python API, prints reports. No measurement happens here.
+
+Exit codes: 0 ok, 1 a gate failed, 2 usage error, 3 an input could not be loaded or run (also used for an
+unexpected internal error, which is reported in one line; SUSCLI_DEBUG=1 shows the traceback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from suscli.arch import parse_arch_kwargs
+from suscli.audit import audit_pool, run_settings
+from suscli.checkpoints import load_checkpoint
+from suscli.errors import ExitCode, SuscliError, UsageError
+from suscli.files import write_atomic
+from suscli.images import PRESETS, labeled_source, unlabeled_source
+from suscli.plot import plot_pool
+from suscli.pool import discover
+from suscli.ranking import MIN_POOL, rank as rank_rows, recommendation, thresholds
+from suscli.report import Format, command_line, environment, render, to_markdown
+from suscli.results import Result
+from suscli.store import ResultStore, fingerprint
+from suscli.scoring import Settings, resolve_device, score_checkpoint
+from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
+
+EXIT_CODES_HELP = "Exit codes: 0 ok, 1 gate failed, 2 usage error, 3 an input could not be loaded or run."
+
+app = typer.Typer(
+    help="Audit trained image classifiers for memorized label noise, with unlabeled images only.\n\n" + EXIT_CODES_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+stderr = Console(stderr=True)
+
+# Options shared by the commands (typer's public Annotated API).
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively).")]
+TrainDataOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="Training set with the labels the model was trained on: a folder of class folders, or a path,label CSV."),
+]
+ArchOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Architecture for checkpoints that do not name one: torchvision:NAME, package.module:factory or file.py:factory."),
+]
+ArchKwargsOpt = Annotated[Optional[str], typer.Option(help="Keyword arguments for --arch: JSON object or k=v,k=v.")]
+NumClassesOpt = Annotated[Optional[int], typer.Option(help="Classes of the model; inferred from the classifier weights when omitted.")]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Allow checkpoints that hold pickled Python objects (a whole nn.Module). Unpickling can run ANY code the file's author chose: only for files you trust.",
+    ),
+]
+PresetOpt = Annotated[Optional[str], typer.Option(help=f"Normalization and image size preset: {', '.join(PRESETS)}.")]
+MeanOpt = Annotated[Optional[str], typer.Option(help="Per-channel mean, comma-separated (overrides the preset).")]
+StdOpt = Annotated[Optional[str], typer.Option(help="Per-channel std, comma-separated (overrides the preset).")]
+ImageSizeOpt = Annotated[Optional[int], typer.Option(min=1, help="Side of the square model input; images are resized and center-cropped.")]
+SamplesOpt = Annotated[Optional[int], typer.Option(min=1, help="Use a seeded subset of this many unlabeled images.")]
+TrainSamplesOpt = Annotated[Optional[int], typer.Option(min=1, help="Estimate training accuracy on a seeded sample of this many images (reports a 95% interval).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the random labels, batches and samples: same seed, same numbers.")]
+LrOpt = Annotated[float, typer.Option(min=1e-12, help="Step size of the plain SGD step on random labels.")]
+BatchesOpt = Annotated[int, typer.Option(min=1, help="Random-label batches averaged.")]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Images per random-label batch.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto takes the GPU when there is one.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on an unreadable image instead of skipping it.")]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
+OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.")]
+
+
+def fail(error: SuscliError) -> typer.Exit:
+    """The one place user-facing errors are printed: one line on stderr, then the error's exit code."""
+    stderr.print(f"[bold red]error:[/] {error.line()}", highlight=False, soft_wrap=True)
+    return typer.Exit(int(error.code))
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except SuscliError as e:
+        raise fail(e) from None
+    except KeyboardInterrupt:
+        stderr.print("interrupted", highlight=False)
+        raise typer.Exit(130) from None
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator:
+    """A transient progress display on stderr (stdout stays machine-readable); silent when stderr is no terminal."""
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=stderr, transient=True, disable=not stderr.is_terminal,
+    )
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
+def make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict) -> Settings:
+    if preset is not None and preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r}", fix=f"use one of {', '.join(PRESETS)}")
+    mean_t, std_t = parse_floats(mean, "--mean"), parse_floats(std, "--std")
+    if (mean_t is None) != (std_t is None):
+        raise UsageError("--mean and --std go together", fix="give both, or use --preset")
+    if std_t is not None and any(s <= 0 for s in std_t):
+        raise UsageError("--std values must be positive")
+    return Settings(
+        susceptibility=SusceptibilityConfig(lr=lr, batches=batches, batch_size=batch_size, seed=seed),
+        samples=samples, train_samples=train_samples, preset=preset, mean=mean_t, std=std_t,
+        image_size=image_size, strict=strict,
+    )
+
+
+def emit(rows: list[Result], fmt: Format, output: Path | None, run: dict, title: str) -> None:
+    """Print the report to stdout, or write it atomically to --output (a table is then written as plain text)."""
+    report = render(rows, fmt, run, title)
+    if output is None:
+        # a pipe or log gets full-width rows rather than columns folded to 80 characters
+        Console(width=None if sys.stdout.isatty() else 200).print(report) if fmt == Format.table else sys.stdout.write(report)
+        return
+    if fmt == Format.table:
+        console = Console(record=True, width=200, force_terminal=False)
+        with console.capture():
+            console.print(report)
+        report = console.export_text()
+    write_atomic(output, report)
+    stderr.print(f"report written to {output}", highlight=False)
+
+
+def gate_failures(result: Result, max_susceptibility: float | None, min_train_acc: float | None) -> list[str]:
+    failures = []
+    if max_susceptibility is not None and result.susceptibility is not None and result.susceptibility > max_susceptibility:
+        failures.append(f"susceptibility {result.susceptibility:.4f} > --max-susceptibility {max_susceptibility}")
+    if min_train_acc is not None:
+        if result.train_acc is None:
+            raise UsageError("--min-train-acc needs --train-data")
+        if result.train_acc < min_train_acc:
+            failures.append(f"training accuracy {result.train_acc:.4f} < --min-train-acc {min_train_acc}")
+    return failures
+
+
+@app.command()
+def score(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file: .safetensors, .pt/.pth/.th/.bin/.ckpt, TorchScript, or .pt2.")],
+    data: DataOpt,
+    train_data: TrainDataOpt = None,
+    arch: ArchOpt = None,
+    arch_kwargs: ArchKwargsOpt = None,
+    num_classes: NumClassesOpt = None,
+    trust_checkpoint: TrustOpt = False,
+    preset: PresetOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    image_size: ImageSizeOpt = None,
+    samples: SamplesOpt = None,
+    train_samples: TrainSamplesOpt = None,
+    seed: SeedOpt = 0,
+    lr: LrOpt = DEFAULT_LR,
+    batches: BatchesOpt = DEFAULT_BATCHES,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    device: DeviceOpt = "auto",
+    strict: StrictOpt = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    max_susceptibility: Annotated[Optional[float], typer.Option(help="Gate: exit 1 when susceptibility is above this.")] = None,
+    min_train_acc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Gate: exit 1 when training accuracy (0-1) is below this.")] = None,
+) -> None:
+    """Measure one checkpoint's susceptibility (and training accuracy with --train-data)."""
+    started = time.perf_counter()
+    with user_errors():
+        settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
+        if min_train_acc is not None and train_data is None:
+            raise UsageError("--min-train-acc needs --train-data")
+        dev = resolve_device(device)
+        kwargs = parse_arch_kwargs(arch_kwargs)
+        ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint)
+        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
+        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
+        with progress_bar() as update:
+            result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
+        failures = gate_failures(result, max_susceptibility, min_train_acc)
+        result.verdict = "fail: " + "; ".join(failures) if failures else ("pass" if (max_susceptibility, min_train_acc) != (None, None) else None)
+        run = {
+            "command": command_line(),
+            "settings": settings.as_dict(),
+            "data": {"unlabeled": str(data), "unlabeled_images": len(unlabeled.paths), "unlabeled_population": unlabeled.population,
+                     "train": str(train_data) if train_data else None},
+            "device": str(dev),
+            "environment": environment(),
+            "seconds": round(time.perf_counter() - started, 3),
+            "gate": {"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
+        }
+        emit([result], fmt, output, run, title="suscli score")
+    if failures:
+        for f in failures:
+            stderr.print(f"gate failed: {f}", highlight=False)
+        raise typer.Exit(int(ExitCode.GATE_FAILED))
+
+
+class FailOn(str, Enum):
+    never = "never"
+    memorized = "memorized"
+
+
+class Rule(str, Enum):
+    mean = "mean"
+    median = "median"
+
+
+@app.command()
+def rank(
+    pool: Annotated[Path, typer.Argument(help="Folder of checkpoints (each subfolder one run), or a .json/.csv manifest.")],
+    data: DataOpt,
+    train_data: TrainDataOpt = None,
+    arch: ArchOpt = None,
+    arch_kwargs: ArchKwargsOpt = None,
+    trust_checkpoint: TrustOpt = False,
+    all_checkpoints: Annotated[bool, typer.Option("--all-checkpoints", help="Rank every checkpoint of a run folder, not only its latest.")] = False,
+    preset: PresetOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    image_size: ImageSizeOpt = None,
+    samples: SamplesOpt = None,
+    train_samples: TrainSamplesOpt = None,
+    seed: SeedOpt = 0,
+    lr: LrOpt = DEFAULT_LR,
+    batches: BatchesOpt = DEFAULT_BATCHES,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    device: DeviceOpt = "auto",
+    strict: StrictOpt = False,
+    thresholds_rule: Annotated[Rule, typer.Option("--thresholds", help="Split the pool at the mean (the paper's rule) or the median.")] = Rule.mean,
+    zeta_threshold: Annotated[Optional[float], typer.Option(help="Fixed susceptibility threshold (instead of the pool's).")] = None,
+    acc_threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fixed training-accuracy threshold, 0-1 (instead of the pool's).")] = None,
+    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines). Default: POOL/suscli-results.jsonl, or beside a manifest.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.")] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Draw training accuracy against susceptibility to this image file (needs matplotlib).")] = None,
+    fail_on: Annotated[FailOn, typer.Option(help="Gate: 'memorized' exits 1 when any model is in region 2.")] = FailOn.never,
+    candidate: Annotated[Optional[str], typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.")] = None,
+) -> None:
+    """Rank a pool of models: regions, verdicts, the model to ship, and CI gates."""
+    started = time.perf_counter()
+    with user_errors():
+        settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
+        if candidate is not None and train_data is None:
+            raise UsageError("--candidate needs --train-data: regions need training accuracy")
+        dev = resolve_device(device)
+        kwargs = parse_arch_kwargs(arch_kwargs)
+        entries = discover(pool, all_checkpoints=all_checkpoints)
+        if candidate is not None and candidate not in {e.name for e in entries}:
+            raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
+        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
+        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
+        results_path = results or (pool / "suscli-results.jsonl" if pool.is_dir() else pool.with_suffix(".suscli-results.jsonl"))
+        if fresh:
+            ResultStore.reset(results_path)
+        key_settings = {**run_settings(settings, unlabeled, train, dev), "arch": arch, "arch_kwargs": kwargs}
+        store = ResultStore(results_path, fingerprint(key_settings), key_settings)
+        reused = len(store)
+        try:
+            with progress_bar() as update:
+                rows = audit_pool(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
+                                  default_arch_kwargs=kwargs, trust=trust_checkpoint, progress=update)
+        except KeyboardInterrupt:
+            stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
+            raise typer.Exit(130) from None
+        t = thresholds(rows, thresholds_rule.value, zeta_threshold, acc_threshold)
+        ranked = rank_rows(rows, t)
+        closing = recommendation(ranked, t)
+        n_ok = sum(r.ok for r in rows)
+        if t is None and train is not None and n_ok < MIN_POOL:
+            stderr.print(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer", highlight=False)
+        failures = gate_messages(ranked, fail_on, candidate, t)
+        run = {
+            "command": command_line(),
+            "settings": settings.as_dict(),
+            "pool": str(pool),
+            "data": {"unlabeled": str(data), "unlabeled_images": len(unlabeled.paths), "unlabeled_population": unlabeled.population,
+                     "train": str(train_data) if train_data else None},
+            "thresholds": None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
+            "recommendation": closing,
+            "results_file": str(results_path),
+            "device": str(dev),
+            "environment": environment(),
+            "seconds": round(time.perf_counter() - started, 3),
+            "counts": {"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
+            "gate": {"fail_on": fail_on.value, "candidate": candidate, "passed": not failures},
+        }
+        emit(ranked, fmt, output, run, title="suscli rank")
+        if plot is not None:
+            plot_pool(ranked, t, plot)
+            stderr.print(f"plot written to {plot}", highlight=False)
+        if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+            append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n")
+        stderr.print(closing, highlight=False)
+    n_failed = sum(not r.ok for r in rows)
+    if n_failed:
+        stderr.print(f"error: {n_failed} model(s) could not be scored (see their rows)", highlight=False)
+        raise typer.Exit(int(ExitCode.INPUT))
+    if failures:
+        for f in failures:
+            stderr.print(f"gate failed: {f}", highlight=False)
+        raise typer.Exit(int(ExitCode.GATE_FAILED))
+
+
+def gate_messages(ranked: list[Result], fail_on: "FailOn", candidate: str | None, t) -> list[str]:
+    failures = []
+    if fail_on == FailOn.memorized:
+        if t is None:
+            raise UsageError("--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds")
+        flagged = [r.name for r in ranked if r.region == 2]
+        if flagged:
+            failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
+    if candidate is not None:
+        row = next(r for r in ranked if r.name == candidate)
+        if t is None:
+            raise UsageError("--candidate needs regions", fix=f"rank {MIN_POOL}+ models, or fix both thresholds")
+        if row.region != 1:
+            failures.append(f"candidate {candidate} is in region {row.region} ({row.verdict or row.error}), not region 1")
+    return failures
+
+
+def append_summary(path: Path, markdown: str) -> None:
+    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY; a failure here must not fail the audit."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(markdown + "\n")
+    except OSError as e:
+        stderr.print(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point: no traceback reaches the user unless SUSCLI_DEBUG is set."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as e:  # a bug, not bad input: still one line and a documented code
+        if os.environ.get("SUSCLI_DEBUG"):
+            raise
+        stderr.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} (set SUSCLI_DEBUG=1 for the traceback, and please report it)", highlight=False)
+        sys.exit(int(ExitCode.INPUT))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Views of a list of result rows: a Rich table, JSON, CSV and Markdown. Nothing here computes a number."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import platform
+import sys
+from enum import Enum
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from suscli.results import FLAT_COLUMNS, Result
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+def environment() -> dict[str, str]:
+    """Library versions and the machine, so that a JSON report says what produced it."""
+    import torch
+    import torchvision
+
+    from suscli import __version__
+
+    env = {
+        "suscli": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        env["cuda_device"] = torch.cuda.get_device_name()
+    return env
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no NaN, and a reader should see 'no value', not a crash."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(rows: list[Result], run: dict[str, Any]) -> str:
+    """One JSON document: the run (command, settings, environment, summary) and every row in full."""
+    return json.dumps(_clean({**run, "results": [r.as_dict() for r in rows]}), indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(rows: list[Result]) -> str:
+    buf = io.StringIO()
+    pd.DataFrame([r.flat() for r in rows], columns=FLAT_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
+    """The human-facing columns, shared by the Rich table and Markdown."""
+    ranked = any(r.region is not None for r in rows)
+    cols: list[tuple[str, list[str]]] = [("model", [r.name for r in rows])]
+    cols.append(("arch", [_fmt(r.arch) for r in rows]))
+    cols.append(("train acc", [_pct(r.train_acc) + _interval(r) for r in rows]))
+    cols.append(("susceptibility", [_fmt(r.susceptibility) + ("" if r.susceptibility_sem is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows]))
+    if ranked:
+        cols.append(("region", [_fmt(r.region) for r in rows]))
+    cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
+    cols.append(("notes", [r.error or "; ".join(r.notes) for r in rows]))
+    return cols
+
+
+def _interval(r: Result) -> str:
+    if r.train_acc is None or r.train_acc_low is None or r.train_acc_low == r.train_acc_high:
+        return ""
+    return f" [{100 * r.train_acc_low:.1f}, {100 * r.train_acc_high:.1f}]"
+
+
+def to_markdown(rows: list[Result], title: str | None = None) -> str:
+    cols = display_columns(rows)
+    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(name for name, _ in cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for i in range(len(rows)):
+        lines.append("| " + " | ".join(esc(values[i]) for _, values in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_table(rows: list[Result], title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    for name, _ in display_columns(rows):
+        table.add_column(name, overflow="fold", justify="right" if name in ("train acc", "susceptibility", "region") else "left")
+    cols = display_columns(rows)
+    for i, r in enumerate(rows):
+        style = "red" if not r.ok or r.region == 2 else ("green" if r.region == 1 else None)
+        table.add_row(*(values[i] for _, values in cols), style=style)
+    return table
+
+
+def render(rows: list[Result], fmt: Format, run: dict[str, Any], title: str | None = None) -> str | Table:
+    """The report in `fmt`: a string for the machine formats, a Rich Table for `table`."""
+    if fmt == Format.json:
+        return to_json(rows, run)
+    if fmt == Format.csv:
+        return to_csv(rows)
+    if fmt == Format.markdown:
+        return to_markdown(rows, title)
+    return to_table(rows, title)
+
+
+def command_line() -> str:
+    return " ".join(["suscli", *sys.argv[1:]])

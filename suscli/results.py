@@ -1,0 +1,49 @@
+"""The result record: one flat row per model, which every report (table, JSON, CSV, Markdown) is a view of."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class Result:
+    name: str
+    path: str
+    status: str = "ok"  # "ok", or "error" when the model could not be loaded or run
+    error: str | None = None  # the one-line reason when status is "error"
+    arch: str | None = None
+    epoch: int | None = None
+    susceptibility: float | None = None  # mean r over the random-label batches
+    susceptibility_sem: float | None = None
+    train_acc: float | None = None
+    train_acc_low: float | None = None  # 95% interval when estimated on a sample
+    train_acc_high: float | None = None
+    train_n: int | None = None
+    region: int | None = None  # 1-4 (docs/rank.md), set when ranked in a pool
+    verdict: str | None = None
+    sha256: str | None = None
+    seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # per-batch values, preprocessing used: JSON only
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def flat(self) -> dict[str, Any]:
+        """The row without nested fields, for CSV and tables (notes joined with '; ')."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("details", "notes")}
+        row["notes"] = "; ".join(self.notes)
+        return row
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Result":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+FLAT_COLUMNS = [f.name for f in fields(Result) if f.name != "details"]

@@ -1,0 +1,184 @@
+"""Scoring one checkpoint: choose its preprocessing, measure susceptibility and training accuracy, make its row.
+
+This is the Python API a training script can call; the CLI's `score` and `rank` are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from suscli.accuracy import training_accuracy
+from suscli.checkpoints import Checkpoint, load_checkpoint
+from suscli.errors import InputError, SuscliError, UsageError
+from suscli.images import PRESETS, ImageSource, Preprocess, labeled_source, normalizer, unlabeled_source
+from suscli.results import Result
+from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides the numbers; stored with every result so that it can be reproduced."""
+
+    susceptibility: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
+    samples: int | None = None  # unlabeled images used (seeded subset); None = all
+    train_samples: int | None = None  # training images used for accuracy; None = all
+    preset: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    image_size: int | None = None
+    strict: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """`auto` takes a CUDA GPU, then Apple's MPS, then the CPU; an explicit device must exist."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UsageError(f"unknown device {spec!r}", fix="use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise UsageError(f"device {spec} is not available on this machine", fix="use --device auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("device mps is not available on this machine", fix="use --device auto or cpu")
+    return device
+
+
+def preprocessing(settings: Settings, meta: dict) -> tuple[Preprocess, list[str]]:
+    """Preprocessing for one model. Explicit options beat the checkpoint's metadata, which beats nothing.
+
+    Normalization: --mean/--std, else --preset, else the checkpoint's mean/std, else its preset, else none.
+    Image size: --image-size, else the checkpoint's image_size, else the preset's.
+    """
+    notes: list[str] = []
+    preset_name = settings.preset or meta.get("preset")
+    if preset_name is not None and preset_name not in PRESETS:
+        raise UsageError(f"unknown preset {preset_name!r}", fix=f"use one of {', '.join(PRESETS)}")
+    preset = PRESETS.get(preset_name or "none")
+    mean = settings.mean or (None if settings.preset else meta.get("mean")) or preset.mean
+    std = settings.std or (None if settings.preset else meta.get("std")) or preset.std
+    if not (settings.mean or settings.preset or meta.get("mean") or meta.get("preset")):
+        notes.append("no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]")
+    size = settings.image_size or meta.get("image_size") or preset.image_size
+    if not size:
+        raise UsageError("the image size is unknown", fix="pass --image-size, or --preset cifar10|imagenet")
+    return Preprocess(int(size), tuple(mean), tuple(std), preset.crop_pct), notes
+
+
+def input_channels(model: nn.Module, image_size: int) -> int:
+    """Channels the model's first layer expects: a conv's in_channels, or an MLP's in_features / pixels."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
+            return m.in_channels
+        if isinstance(m, nn.Linear):
+            c, rest = divmod(m.in_features, image_size * image_size)
+            return c if rest == 0 and c in (1, 3) else 3
+    return 3
+
+
+def score_checkpoint(
+    checkpoint: Checkpoint,
+    data: ImageSource,
+    train: ImageSource | None = None,
+    *,
+    settings: Settings = Settings(),
+    device: torch.device | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> Result:
+    """Susceptibility and training accuracy of a loaded checkpoint. Input problems raise SuscliError."""
+    start = time.perf_counter()
+    device = device or resolve_device()
+    prep, notes = preprocessing(settings, checkpoint.meta)
+    model = checkpoint.model.to(device)
+    channels = input_channels(model, prep.image_size)
+    transform = normalizer(prep.mean, prep.std)
+    pixels, _, unreadable = data.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
+    if unreadable:
+        notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {unreadable[0][0]}")
+    try:
+        sus = measure_susceptibility(
+            model, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress
+        )
+        acc = None
+        if train is not None:
+            train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
+            if bad:
+                notes.append(f"{len(bad)} unreadable training image(s) skipped, first: {bad[0][0]}")
+            acc = training_accuracy(
+                model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
+            )
+    except RuntimeError as e:  # shape errors from a model that does not fit these images, or device errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
+            fix="check --arch, --image-size and --preset",
+        ) from None
+    if sus.batch_size < settings.susceptibility.batch_size:
+        notes.append(f"batch size capped at {sus.batch_size}, the number of unlabeled images")
+    return Result(
+        name=name or checkpoint.path.name,
+        path=str(checkpoint.path),
+        arch=checkpoint.arch,
+        epoch=checkpoint.meta.get("epoch"),
+        susceptibility=sus.mean,
+        susceptibility_sem=sus.sem,
+        train_acc=acc.value if acc else None,
+        train_acc_low=acc.low if acc else None,
+        train_acc_high=acc.high if acc else None,
+        train_n=acc.total if acc else None,
+        sha256=checkpoint.sha256,
+        seconds=round(time.perf_counter() - start, 3),
+        notes=checkpoint.notes + notes,
+        details={
+            "r": sus.r,
+            "loss_before": sus.loss_before,
+            "loss_after": sus.loss_after,
+            "batch_size": sus.batch_size,
+            "images": len(pixels),
+            "unreadable_images": len(unreadable),
+            "preprocess": asdict(prep),
+            "channels": channels,
+            "arch_source": checkpoint.arch_source,
+            "train_acc": acc.as_dict() if acc else None,
+        },
+    )
+
+
+def score(
+    path: str | Path,
+    data: str | Path,
+    train_data: str | Path | None = None,
+    *,
+    settings: Settings = Settings(),
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    trust_checkpoint: bool = False,
+    device: str = "auto",
+) -> Result:
+    """Load `path` and score it on the images under `data` (and the labelled set `train_data`): the one-call API."""
+    seed = settings.susceptibility.seed
+    ckpt = load_checkpoint(path, default_arch=arch, default_arch_kwargs=arch_kwargs, trust=trust_checkpoint)
+    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=settings.strict)
+    train = labeled_source(train_data, samples=settings.train_samples, seed=seed, strict=settings.strict) if train_data else None
+    return score_checkpoint(ckpt, unlabeled, train, settings=settings, device=resolve_device(device))
+
+
+def failed(path: str | Path, error: SuscliError, name: str | None = None) -> Result:
+    """The row of a model that could not be scored: it stays in every report, with its reason."""
+    return Result(name=name or Path(path).name, path=str(path), status="error", error=error.line())
