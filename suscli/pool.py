@@ -1,0 +1,119 @@
+"""Finding the models of a pool: a folder of checkpoints and run folders, or a manifest file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suscli.checkpoints import CHECKPOINT_SUFFIXES
+from suscli.errors import InputError
+
+MANIFEST_SUFFIXES = (".json", ".csv")
+
+# epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
+_EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"\bep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+@dataclass
+class PoolEntry:
+    name: str
+    path: Path
+    arch: str | None = None  # from a manifest: beats the file's own metadata
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    epoch: int | None = None
+
+
+def epoch_from_name(path: str | Path) -> int | None:
+    """Epoch number in a checkpoint's file name, by the naming schemes training scripts use; None if absent."""
+    stem = Path(path).name
+    for suffix in CHECKPOINT_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    for pattern in _EPOCH_PATTERNS:
+        if m := pattern.search(stem):
+            return int(m.group(1))
+    m = _LAST_NUMBER.search(stem)
+    return int(m.group(1)) if m else None
+
+
+def is_checkpoint(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in CHECKPOINT_SUFFIXES
+
+
+def _latest(paths: list[Path]) -> Path:
+    """The last checkpoint of a run: highest epoch in the name, then newest file."""
+    return max(paths, key=lambda p: (epoch_from_name(p) if epoch_from_name(p) is not None else -1, p.stat().st_mtime, p.name))
+
+
+def _checkpoints_under(folder: Path) -> list[Path]:
+    found = [p for p in folder.rglob("*") if is_checkpoint(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    return sorted(found, key=lambda p: (epoch_from_name(p) if epoch_from_name(p) is not None else -1, p.as_posix()))
+
+
+def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEntry]:
+    """Entries of a pool folder (each file a model; each subfolder a run whose latest checkpoint is the model,
+    or every checkpoint with all_checkpoints), or of a manifest file."""
+    pool = Path(pool)
+    if not pool.exists():
+        raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
+    if pool.is_file():
+        if pool.suffix.lower() in MANIFEST_SUFFIXES:
+            return read_manifest(pool)
+        raise InputError(f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest")
+    entries: list[PoolEntry] = []
+    for child in sorted(pool.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if is_checkpoint(child):
+            entries.append(PoolEntry(child.name, child, epoch=epoch_from_name(child)))
+        elif child.is_dir():
+            runs = _checkpoints_under(child)
+            if not runs:
+                continue
+            chosen = runs if all_checkpoints else [_latest(runs)]
+            for p in chosen:
+                name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints else child.name
+                entries.append(PoolEntry(name, p, epoch=epoch_from_name(p)))
+    if not entries:
+        raise InputError(f"no checkpoints in {pool}", fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, or subfolders of them")
+    return entries
+
+
+def read_manifest(path: Path) -> list[PoolEntry]:
+    """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?}, or a CSV with those columns.
+
+    Paths are relative to the manifest's folder.
+    """
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rows = data.get("models") if isinstance(data, dict) else data
+        else:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+        raise InputError(f"cannot read manifest {path}: {str(e).splitlines()[0]}", fix="a JSON list of {\"path\": ...} objects or a CSV with a path column") from None
+    if not isinstance(rows, list) or not rows:
+        raise InputError(f"manifest {path} lists no models", fix="a JSON list of {\"path\": ...} objects or a CSV with a path column")
+    entries = []
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not row.get("path"):
+            raise InputError(f"manifest {path}: entry {i} has no path", fix="give every entry a 'path'")
+        kwargs = row.get("arch_kwargs") or {}
+        if isinstance(kwargs, str):
+            try:
+                kwargs = json.loads(kwargs)
+            except json.JSONDecodeError:
+                raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
+        file = (path.parent / str(row["path"])).resolve()
+        entries.append(PoolEntry(str(row.get("name") or row["path"]), file, row.get("arch") or None, kwargs, epoch_from_name(file)))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"manifest {path}: the name {dup!r} is used twice", fix="give each model its own name")
+    return entries

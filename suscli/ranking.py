@@ -1,0 +1,95 @@
+"""Regions and ranking: turning (training accuracy, susceptibility) pairs of a pool into an ordered choice.
+
+Forouzesh et al. (ICLR 2023) split a pool at the MEAN training accuracy and the MEAN susceptibility:
+region 1 (fits the training set, resists random labels) is where the models that generalize are.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from suscli.errors import UsageError
+from suscli.results import Result
+
+VERDICTS = {
+    1: "recommended",  # train acc >= threshold, susceptibility <= threshold
+    2: "likely memorized noise",  # train acc >= threshold, susceptibility > threshold
+    3: "underfit",  # train acc < threshold, susceptibility <= threshold
+    4: "underfit, susceptible",  # train acc < threshold, susceptibility > threshold
+}
+RULES = ("mean", "median")
+MIN_POOL = 2  # pool-relative thresholds need at least this many scored models
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    susceptibility: float
+    train_acc: float
+    source: str  # how they were set, e.g. "pool mean" or "fixed"
+
+
+def thresholds(rows: list[Result], rule: str = "mean", susceptibility: float | None = None, train_acc: float | None = None) -> Thresholds | None:
+    """Thresholds from the scored rows by `rule`, each replaced by a fixed value when given.
+
+    None when they cannot be set: no training accuracy, or fewer than MIN_POOL models and no fixed values.
+    """
+    if rule not in RULES:
+        raise UsageError(f"unknown threshold rule {rule!r}", fix=f"use one of {', '.join(RULES)}")
+    scored = [r for r in rows if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    if susceptibility is not None and train_acc is not None:
+        return Thresholds(susceptibility, train_acc, "fixed")
+    if len(scored) < MIN_POOL:
+        return None
+    center = statistics.fmean if rule == "mean" else statistics.median
+    zeta = susceptibility if susceptibility is not None else center([r.susceptibility for r in scored])
+    acc = train_acc if train_acc is not None else center([r.train_acc for r in scored])
+    fixed = [name for name, v in (("susceptibility", susceptibility), ("train acc", train_acc)) if v is not None]
+    return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
+
+
+def region(train_acc: float, susceptibility: float, t: Thresholds) -> int:
+    if train_acc >= t.train_acc:
+        return 1 if susceptibility <= t.susceptibility else 2
+    return 3 if susceptibility <= t.susceptibility else 4
+
+
+def rank(rows: list[Result], t: Thresholds | None) -> list[Result]:
+    """Assign region and verdict, then order: region 1 to 4; within a region, higher training accuracy first,
+    then lower susceptibility; without regions, lower susceptibility first; failed models last.
+    """
+    for r in rows:
+        if r.ok and t is not None and r.train_acc is not None and r.susceptibility is not None:
+            r.region = region(r.train_acc, r.susceptibility, t)
+            r.verdict = VERDICTS[r.region]
+        elif r.ok:
+            r.region, r.verdict = None, None
+
+    def key(r: Result) -> tuple:
+        if not r.ok:
+            return (2, 0, 0, 0, r.name)
+        acc = -(r.train_acc if r.train_acc is not None else 0.0)
+        zeta = r.susceptibility if r.susceptibility is not None else float("inf")
+        return (0 if r.region is not None else 1, r.region or 0, acc, zeta, r.name)
+
+    return sorted(rows, key=key)
+
+
+def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
+    """The closing line: which model to ship and why, or why there is no confident choice."""
+    scored = [r for r in ranked if r.ok]
+    if not scored:
+        return "no model could be scored"
+    if t is None:
+        best = min(scored, key=lambda r: r.susceptibility if r.susceptibility is not None else float("inf"))
+        return (f"no regions (need --train-data and {MIN_POOL}+ models, or --zeta-threshold and --acc-threshold); "
+                f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})")
+    first = [r for r in scored if r.region == 1]
+    flagged = [r.name for r in scored if r.region == 2]
+    memo = f"; {len(flagged)} flagged as likely memorized noise: {', '.join(flagged)}" if flagged else ""
+    if not first:
+        return f"no model in region 1 (train acc >= {t.train_acc:.3f} and susceptibility <= {t.susceptibility:.4f}, {t.source}){memo}"
+    best = first[0]
+    return (f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
+            f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), the highest training accuracy "
+            f"of the {len(first)} model(s) in region 1{memo}")

@@ -1,0 +1,92 @@
+"""The resumable results file: one JSON line per scored model, appended as soon as it is computed.
+
+A rerun skips every model whose checkpoint hash and measurement fingerprint are already in the file, so an
+interrupted `rank` resumes where it stopped. A line cut short by a kill is ignored; appends take an
+exclusive lock so that two processes sharing the file do not interleave lines.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from suscli.errors import InputError, UsageError
+from suscli.results import Result
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """Short hash of everything that decides a model's numbers (settings, data identity, device kind)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class ResultStore:
+    """Results of one fingerprint, keyed by the model's identity (checkpoint sha256 and the arch asked for)."""
+
+    def __init__(self, path: str | Path, fingerprint: str, settings: dict[str, Any]):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.settings = settings
+        self._done: dict[str, Result] = {}
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read results file {self.path}: {e}", fix="pass --results NEW.jsonl") from None
+        other = None
+        for n, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                if n == len(lines):
+                    continue  # the last line of a killed run
+                raise InputError(f"results file {self.path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
+            if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
+                raise InputError(f"{self.path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
+            if record["fingerprint"] != self.fingerprint:
+                other = record
+                continue
+            self._done[record["key"]] = Result.from_dict(record["result"])
+        if other is not None and not self._done:
+            diff = sorted(k for k in set(other.get("settings", {})) | set(self.settings) if other.get("settings", {}).get(k) != self.settings.get(k))
+            raise UsageError(
+                f"results file {self.path} holds results measured with other parameters ({', '.join(diff) or 'settings'} differ)",
+                fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
+            )
+
+    def get(self, key: str) -> Result | None:
+        return self._done.get(key)
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def append(self, key: str, result: Result) -> None:
+        """Write one result durably (flush + fsync) before the next model starts."""
+        record = {"fingerprint": self.fingerprint, "key": key, "settings": self.settings, "result": result.as_dict()}
+        line = json.dumps(record, default=str, allow_nan=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a+b") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.seek(0, os.SEEK_END)
+                if f.tell() > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        f.write(b"\n")  # a killed writer left half a line: start clean
+                f.write(line.encode() + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise InputError(f"cannot write results file {self.path}: {e.strerror or e}", fix="pass --results with a writable path") from None
+        self._done[key] = result
+
+    @staticmethod
+    def reset(path: str | Path) -> None:
+        Path(path).unlink(missing_ok=True)
