@@ -1,19 +1,54 @@
 """Loading and saving checkpoints: the one module that knows file formats.
 
-(Being extended: loading of every format lands here.)
+Loading follows timm's `_helpers.py`: dispatch on the file type, read pickles with `weights_only=True` and
+never fall back to unsafe loading unless the user says they trust the file, unwrap nested and EMA state
+dicts, and strip wrapper prefixes (`module.`, `_orig_mod.`, `model.`) in one place. The architecture for a
+state dict is named separately (suscli.arch) and resolved from, highest first: the file itself (TorchScript,
+torch.export, a trusted pickled module), `arch=` (a per-model choice), the sidecar JSON, the safetensors
+metadata, `default_arch=` (the CLI's --arch).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
+import re
+import warnings
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from suscli.arch import build_model, infer_num_classes
+from suscli.errors import InputError
+
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".th", ".bin", ".ckpt", ".pt2")
+_SUFFIX_LIST = ", ".join(CHECKPOINT_SUFFIXES)
+_ARCH_KEYS = ("arch", "arch_kwargs")  # stored with the weights, but they describe the spec, not the model
+
+# Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is.
+_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema", "ema")
+_EMA_KEYS = frozenset({"state_dict_ema", "model_ema", "ema"})
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")  # DataParallel/DDP, torch.compile, Lightning
+_MAX_NESTING = 3  # how deep _find_state_dict looks for nested weights
+_MAX_STACKED = 3  # how many wrapper prefixes _strip_prefixes peels off one key
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
+_TRUST_FIX = "pass --trust-checkpoint only if you trust where the file came from, or re-save its weights with suscli.save"
+_CORRUPT_FIX = "the file may be truncated or corrupt: save or download it again"
+
+# The readers below (torch.load, torch.jit.load, torch.export.load) turn corrupt bytes into almost any exception:
+# fuzzing truncated and bit-flipped files gave RuntimeError, UnpicklingError, EOFError, OSError, KeyError,
+# IndexError, AssertionError, AttributeError, TypeError, UnicodeDecodeError, struct.error and BadZipFile. So each
+# reader call sits alone in a `try` that turns any Exception into an InputError, and suscli's own logic stays
+# outside those blocks, where its bugs still raise.
 
 
 def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str, Any] | None = None, **meta: Any) -> Path:
@@ -43,3 +78,351 @@ def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if ptr != -1:
             seen.add(ptr)
     return out
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model and what is known about it."""
+
+    path: Path
+    model: nn.Module  # on CPU, eval() mode (torch.export graphs keep the mode they were exported in)
+    arch: str  # the spec used, or "torchscript", "torch.export", "pickled nn.Module"
+    arch_source: str  # "file", "manifest", "sidecar", "metadata" or "--arch"
+    meta: dict[str, Any]  # suscli fields from the sidecar and metadata (sidecar wins), less arch and arch_kwargs
+    sha256: str
+    num_classes: int | None
+    notes: list[str] = field(default_factory=list)  # non-fatal remarks for the report
+
+
+@dataclass
+class _ArchChoice:
+    source: str
+    spec: str
+    kwargs: dict[str, Any]
+    base_dir: Path | None = None  # where a relative file.py spec is looked up first
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict[str, Any] | None = None,
+    num_classes: int | None = None,
+    trust: bool = False,
+) -> Checkpoint:
+    """Load any supported checkpoint into a CPU model in eval mode, or raise one InputError that says how to fix it."""
+    path = Path(path)
+    _check_path(path)
+    stored = _stored_fields(path)
+    meta = {k: v for _, fields in reversed(stored) for k, v in fields.items() if k not in _ARCH_KEYS}
+    contents, kind = _read(path, trust)
+    if isinstance(contents, Mapping) and isinstance(contents.get("epoch"), int):
+        meta.setdefault("epoch", contents["epoch"])  # training checkpoints (Lightning, timm) record it beside the weights
+
+    choices = [
+        _ArchChoice(source, fields["arch"], fields.get("arch_kwargs") or {}, base_dir=path.parent)
+        for source, fields in stored
+        if fields.get("arch")
+    ]
+    if arch:
+        choices.insert(0, _ArchChoice("manifest", arch, arch_kwargs or {}))
+    if default_arch:
+        choices.append(_ArchChoice("--arch", default_arch, default_arch_kwargs or {}))
+
+    if isinstance(contents, nn.Module):
+        kind = kind or "pickled nn.Module"
+        notes = _ignored_choices(_ArchChoice("file", kind, {}), choices) + _to_eval(contents, kind)
+        classes = num_classes or meta.get("num_classes") or infer_num_classes(contents.state_dict())
+        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes)
+
+    found = _find_state_dict(contents)
+    if found is None:
+        raise InputError(
+            f"{path}: holds no state dict (found {_describe(contents)})",
+            fix="expected a mapping of names to tensors, at the top or under 'state_dict', 'model', "
+            "'model_state_dict' or 'net'",
+        )
+    state, where = found
+    notes = []
+    if _EMA_KEYS & set(where):
+        notes.append(f"using EMA weights from {'/'.join(where)!r}: the file holds no plain model weights")
+    if not choices:
+        raise InputError(
+            f"{path}: a state dict holds no architecture",
+            fix="pass --arch torchvision:NAME | module:factory | file.py:factory, or save with suscli.save",
+        )
+    winner = choices[0]
+    notes = _ignored_choices(winner, choices) + notes
+    inferred = None
+    if num_classes is None and meta.get("num_classes") is None:
+        inferred = infer_num_classes(state)
+    classes = num_classes or meta.get("num_classes") or inferred
+    try:
+        model = build_model(winner.spec, winner.kwargs, num_classes=classes, base_dir=winner.base_dir)
+    except InputError as e:
+        raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
+    notes += _load_weights(path, winner.spec, model, state, inferred)
+    model.eval()
+    return Checkpoint(path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """suscli's fields (arch, arch_kwargs, num_classes, preset, ...) from the sidecar and safetensors header, without
+    reading any tensor; the sidecar wins where both have a field. {} when neither has any."""
+    return {k: v for _, fields in reversed(_stored_fields(Path(path))) for k, v in fields.items()}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the file, read in chunks so large checkpoints do not sit in memory twice."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """`<dir>/<stem>.suscli.json` (model.pt -> model.suscli.json): suscli's fields for formats without metadata."""
+    path = Path(path)
+    return path.with_name(path.stem + ".suscli.json")
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file", fix="check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a checkpoint file", fix=f"pass a file ending in {_SUFFIX_LIST}")
+    if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+        suffix = path.suffix or "(no suffix)"
+        raise InputError(f"{path}: unknown checkpoint type {suffix!r}", fix=f"expected one of {_SUFFIX_LIST}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty", fix=_CORRUPT_FIX)
+
+
+def _stored_fields(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """suscli's fields per source, highest precedence first; sources without fields are left out."""
+    found = []
+    side = sidecar_path(path)
+    if side.is_file():
+        try:
+            text = side.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{side}: cannot be read ({e})", fix="fix or delete the sidecar file") from e
+        found.append(("sidecar", _parse_fields(text, f"{side}", "fix or delete the sidecar file")))
+    if path.suffix.lower() == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                header = f.metadata() or {}  # None when the file was written without metadata
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX) from e
+        if METADATA_KEY in header:
+            where = f"{path}: metadata {METADATA_KEY!r}"
+            found.append(("metadata", _parse_fields(header[METADATA_KEY], where, "re-save it with suscli.save")))
+    return [(source, fields) for source, fields in found if fields]
+
+
+def _parse_fields(text: str, where: str, fix: str) -> dict[str, Any]:
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where} is not valid JSON ({e})", fix=fix) from e
+    if not isinstance(fields, dict):
+        raise InputError(f"{where} is not a JSON object", fix=fix)
+    if not isinstance(fields.get("arch", ""), str) or not isinstance(fields.get("arch_kwargs", {}), dict):
+        raise InputError(f"{where}: 'arch' must be a string and 'arch_kwargs' an object", fix=fix)
+    return fields
+
+
+def _read(path: Path, trust: bool) -> tuple[object, str | None]:
+    """The file's contents, and "torchscript" or "torch.export" for those archives (None otherwise)."""
+    if path.suffix.lower() == ".safetensors":
+        try:
+            return load_file(str(path), device="cpu"), None
+        except (SafetensorError, OSError) as e:
+            raise InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX) from e
+    kind = _archive_kind(path)
+    if kind == "torchscript":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files are still around
+                return torch.jit.load(str(path), map_location="cpu"), kind
+        except Exception as e:  # corrupt bytes: see the note on readers at the top
+            raise InputError(f"{path}: not a readable TorchScript archive ({_reason(e)})", fix=_CORRUPT_FIX) from e
+    if kind == "torch.export":
+        try:
+            with open(path, "rb") as f:  # a file object: torch.export.load insists on a .pt2 name otherwise
+                return torch.export.load(f).module(), kind
+        except Exception as e:  # corrupt bytes, or an AOTInductor package rather than an exported program
+            raise InputError(
+                f"{path}: not a loadable torch.export archive ({_reason(e)})", fix="re-export it with torch.export.save"
+            ) from e
+    return _torch_load(path, trust), None
+
+
+def _archive_kind(path: Path) -> str | None:
+    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # ValueError: undecodable names in a damaged zip
+        return None  # a legacy torch.save file or a damaged one: torch.load reports which
+    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("/archive_format") for n in names):
+        return "torch.export"
+    return None
+
+
+def _torch_load(path: Path, trust: bool) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        unsafe = _UNSAFE_GLOBAL.search(str(e))
+        if unsafe is None:
+            raise InputError(
+                f"{path}: not a readable PyTorch checkpoint ({_reason(e)})",
+                fix=f"{_CORRUPT_FIX}; if it holds pickled Python objects, {_TRUST_FIX}",
+            ) from e
+        if not trust:
+            raise InputError(
+                f"{path}: holds pickled Python objects ({unsafe.group(1)}), which can run code when loaded; refused",
+                fix=_TRUST_FIX,
+            ) from e
+    except Exception as e:  # corrupt bytes: see the note on readers at the top
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX) from e
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for this file
+    except Exception as e:  # arbitrary unpickling code ran and failed, e.g. the model's class is not importable here
+        raise InputError(
+            f"{path}: could not be unpickled even with --trust-checkpoint ({_reason(e)})",
+            fix="make the module that defines the model importable, or re-save its weights with suscli.save",
+        ) from e
+    return contents
+
+
+def _find_state_dict(contents: object, depth: int = 0) -> tuple[dict[str, torch.Tensor], tuple[str, ...]] | None:
+    """The weights and the keys they were nested under: a mapping of names to tensors, found by trying
+    `_WEIGHT_KEYS` in order at each level down to `_MAX_NESTING` levels."""
+    if not isinstance(contents, Mapping) or not contents:
+        return None
+    if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in contents.items()):
+        return dict(contents), ()
+    if depth == _MAX_NESTING:
+        return None
+    for key in _WEIGHT_KEYS:
+        found = _find_state_dict(contents.get(key), depth + 1)
+        if found is not None:
+            return found[0], (key, *found[1])
+    return None
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor], wanted: set[str]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """Strip wrapper prefixes, possibly stacked (`module._orig_mod.`), only if that makes the keys equal `wanted`.
+
+    Keys outside a stripped prefix are dropped (a Lightning module may hold more than its `model.`), which is
+    safe only because the result must then match the model exactly. With no exact match, the candidate
+    closest to `wanted` is returned, so the key-mismatch message shows the most useful difference.
+    """
+    best, best_chain, best_diff = state, (), len(set(state) ^ wanted)
+    frontier: list[tuple[dict[str, torch.Tensor], tuple[str, ...]]] = [(state, ())]
+    for _ in range(_MAX_STACKED):
+        if best_diff == 0:
+            break
+        next_frontier = []
+        for candidate, chain in frontier:
+            for prefix in _WRAPPER_PREFIXES:
+                stripped = {k[len(prefix):]: v for k, v in candidate.items() if k.startswith(prefix)}
+                if not stripped:
+                    continue
+                diff = len(set(stripped) ^ wanted)
+                if diff < best_diff:
+                    best, best_chain, best_diff = stripped, (*chain, prefix), diff
+                next_frontier.append((stripped, (*chain, prefix)))
+        frontier = next_frontier
+    return best, best_chain
+
+
+def _load_weights(
+    path: Path, spec: str, model: nn.Module, state: dict[str, torch.Tensor], inferred: int | None
+) -> list[str]:
+    """Load `state` into `model` strictly, first checking keys and shapes to say exactly what does not fit."""
+    own = model.state_dict()
+    given = len(state)
+    state, chain = _strip_prefixes(state, set(own))
+    after = f" after stripping {' + '.join(map(repr, chain))}" if chain else ""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    fix = "pass the architecture and --arch-kwargs the checkpoint was trained with"
+    if missing or unexpected:
+        raise InputError(
+            f"{path}: weights do not fit {spec}{after}: {len(missing)} missing keys{_few(missing)}, "
+            f"{len(unexpected)} unexpected keys{_few(unexpected)}",
+            fix=fix,
+        )
+    wrong = [f"{k}: checkpoint {_shape(state[k])} vs model {_shape(v)}" for k, v in own.items() if state[k].shape != v.shape]
+    if wrong:
+        if inferred is not None:
+            fix += f"; num_classes={inferred} was inferred from the weights: set num_classes in --arch-kwargs if wrong"
+        raise InputError(
+            f"{path}: weights do not fit {spec}{after}: {len(wrong)} tensors differ in shape{_few(wrong)}", fix=fix
+        )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:  # what the checks above cannot see, e.g. a dtype that cannot be copied
+        raise InputError(f"{path}: weights do not load into {spec} ({_first_line(e)})", fix=fix) from e
+    if not chain:
+        return []
+    dropped = f", ignored {given - len(state)} keys outside it" if given > len(state) else ""
+    return [f"stripped prefix {' + '.join(map(repr, chain))}{dropped}"]
+
+
+def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> list[str]:
+    """Say when a user's choice (arch= or --arch) lost to a higher source that names a different architecture."""
+    said = f"the file holds a {winner.spec} model" if winner.source == "file" else f"{winner.source} says {winner.spec}"
+    label = {"manifest": "manifest arch", "--arch": "--arch"}
+    return [
+        f"{label[c.source]} {c.spec} ignored: {said}"
+        for c in choices
+        if c.source in label and c is not winner and c.spec != winner.spec
+    ]
+
+
+def _to_eval(model: nn.Module, kind: str) -> list[str]:
+    if kind == "torch.export":  # exported graphs refuse .eval(): train/eval behaviour was fixed when exporting
+        return ["torch.export graph: runs in the train/eval mode it was exported in"]
+    model.eval()
+    return []
+
+
+def _describe(contents: object) -> str:
+    if isinstance(contents, Mapping):
+        if not contents:
+            return "an empty dict"
+        keys = ", ".join(map(repr, list(contents)[:5])) + (", ..." if len(contents) > 5 else "")
+        return f"a {type(contents).__name__} with keys {keys}"
+    return f"a {type(contents).__name__}"
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    if not items:
+        return ""
+    return f" ({', '.join(items[:n])}{', ...' if len(items) > n else ''})"
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(map(str, t.shape)) if t.ndim else "scalar"
+
+
+def _reason(e: BaseException) -> str:
+    """The informative line of a reader's exception; torch wraps weights-only failures in a long preamble."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    return f"{type(e).__name__}: {_first_line(text)}"
+
+
+def _first_line(e: BaseException | str) -> str:
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    return lines[0][:160] if lines else ""

@@ -1,0 +1,220 @@
+"""Architecture specs: turning a name like `torchvision:resnet18` into an untrained nn.Module.
+
+A state dict holds weights but no code, so suscli names the architecture separately from the checkpoint
+(as timm does) with one of three spec forms:
+
+- `torchvision:NAME`: `torchvision.models.get_model(NAME, weights=None)`; never downloads anything.
+- `package.module:factory`: an importable module.
+- `path/to/file.py:factory`: a Python file, relative paths resolved against `base_dir`, then the cwd.
+
+Every failure is an InputError that names the spec and the fix, because specs come from users and from
+checkpoint metadata, never from suscli itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from suscli.errors import InputError, UsageError
+
+_SPEC_FORMS = "torchvision:NAME, package.module:factory or path/to/file.py:factory"
+
+
+def build_model(
+    spec: str, kwargs: dict[str, Any] | None = None, *, num_classes: int | None = None, base_dir: Path | None = None
+) -> nn.Module:
+    """Build the untrained model that `spec` names, called with `kwargs` (plus `num_classes` when the factory takes it)."""
+    kwargs = dict(kwargs or {})
+    source, sep, name = spec.rpartition(":")  # rpartition: a Windows path holds a drive colon
+    if not sep or not source or not name:
+        raise InputError(f"architecture spec {spec!r} has no ':'", fix=_bare_name_fix(spec))
+    if source == "torchvision":
+        factory = _torchvision_builder(spec, name)
+    elif source.endswith(".py"):
+        factory = _factory(spec, _import_file(spec, source, base_dir), name)
+    else:
+        factory = _factory(spec, _import_module(spec, source), name)
+    if num_classes is not None and "num_classes" not in kwargs and _accepts(factory, "num_classes"):
+        kwargs["num_classes"] = num_classes
+    if source == "torchvision":
+        kwargs["weights"] = None  # an explicit None: torchvision must never download weights
+    try:
+        model = factory(**kwargs)
+    except Exception as e:  # user code: any failure is the spec's or the kwargs' fault
+        raise InputError(
+            f"architecture {spec!r} failed to build with {_show_kwargs(kwargs)}: {type(e).__name__}: {_first_line(e)}",
+            fix="check the arch kwargs against the factory's parameters",
+        ) from e
+    if not isinstance(model, nn.Module):
+        raise InputError(
+            f"architecture {spec!r} returned {type(model).__name__}, not a torch.nn.Module",
+            fix="point the spec at a function or class that returns the model",
+        )
+    return model
+
+
+def infer_num_classes(state_dict: Mapping[str, torch.Tensor]) -> int | None:
+    """Out-features of the classifier: the last 2-D floating `weight` whose `bias`, if any, has as many rows.
+
+    Classifiers come last in key order for torchvision, timm and suscli models; BatchNorm and LayerNorm
+    weights are 1-D, so they never qualify.
+    """
+    found = None
+    for key, value in state_dict.items():
+        if not (key == "weight" or key.endswith(".weight")):
+            continue
+        if not (isinstance(value, torch.Tensor) and value.ndim == 2 and value.is_floating_point()):
+            continue
+        bias = state_dict.get(key[: -len("weight")] + "bias")
+        if bias is None or (isinstance(bias, torch.Tensor) and bias.ndim >= 1 and bias.shape[0] == value.shape[0]):
+            found = int(value.shape[0])
+    return found
+
+
+# A comma splits pairs only when a `key=` follows, so JSON lists inside values ("sizes=[1,2]") stay whole.
+_PAIR_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*=)")
+_KWARGS_EXAMPLE = 'e.g. \'{"width": 32}\' or width=32,dropout=0.1'
+
+
+def parse_arch_kwargs(text: str | None) -> dict[str, Any]:
+    """Parse `--arch-kwargs`: a JSON object, or `key=value,key=value` with each value read as JSON when it is JSON."""
+    if text is None or not text.strip():
+        return {}
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--arch-kwargs is not valid JSON: {e}", fix=_KWARGS_EXAMPLE) from e
+        if not isinstance(value, dict):
+            raise UsageError("--arch-kwargs must be a JSON object", fix=_KWARGS_EXAMPLE)
+        return value
+    out: dict[str, Any] = {}
+    for pair in _PAIR_SPLIT.split(text):
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--arch-kwargs: {pair.strip()!r} is not key=value", fix=_KWARGS_EXAMPLE)
+        if key in out:
+            raise UsageError(f"--arch-kwargs gives {key!r} twice", fix="give each key once")
+        out[key] = _json_or_str(raw.strip())
+    return out
+
+
+def _json_or_str(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _torchvision_builder(spec: str, name: str) -> Callable[..., Any]:
+    import torchvision.models
+
+    names = torchvision.models.list_models()
+    if name.lower() not in names:
+        close = difflib.get_close_matches(name.lower(), names, n=3)
+        fix = "see torchvision.models.list_models()"
+        if close:
+            fix = f"did you mean {', '.join('torchvision:' + c for c in close)}?"
+        raise InputError(f"architecture {spec!r}: torchvision has no model {name!r}", fix=fix)
+    return torchvision.models.get_model_builder(name)
+
+
+def _import_module(spec: str, module_name: str) -> object:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is None or not (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise _import_failed(spec, e) from e  # the module exists but one of its own imports is missing
+        raise InputError(
+            f"architecture {spec!r}: no module named {module_name!r}",
+            fix="install the package that provides it, or use path/to/file.py:factory",
+        ) from e
+    except Exception as e:  # the module's own top-level code failed
+        raise _import_failed(spec, e) from e
+
+
+def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
+    candidates = [Path(file)] if Path(file).is_absolute() else [*([base_dir / file] if base_dir else []), Path.cwd() / file]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        tried = " or ".join(str(p) for p in candidates)
+        raise InputError(
+            f"architecture {spec!r}: file not found (tried {tried})",
+            fix="give the path to the .py file that defines the factory",
+        )
+    path = path.resolve()
+    # A unique module name per file, registered in sys.modules so dataclasses and pickling inside it work.
+    module_name = f"suscli_arch_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise InputError(f"architecture {spec!r}: {path} cannot be imported", fix="give the path to a .py file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module
+    sys.path.insert(0, str(path.parent))  # like `python file.py`: sibling modules are importable while it loads
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:  # the file's own code failed (syntax error, missing import, ...)
+        sys.modules.pop(module_name, None)
+        raise _import_failed(spec, e) from e
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def _factory(spec: str, module: object, name: str) -> Callable[..., Any]:
+    factory = getattr(module, name, None)
+    if not callable(factory):
+        public = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        close = difflib.get_close_matches(name, public, n=3)
+        fix = f"did you mean {', '.join(close)}?" if close else "name a function or class defined in that module"
+        where = getattr(module, "__file__", None) or getattr(module, "__name__", "the module")
+        raise InputError(f"architecture {spec!r}: {name!r} is not a callable in {where}", fix=fix)
+    return factory
+
+
+def _accepts(factory: Callable[..., Any], param: str) -> bool:
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins and some C extensions have no signature
+        return False
+    return any(p.name == param or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _bare_name_fix(spec: str) -> str:
+    import torchvision.models
+
+    if spec.lower() in torchvision.models.list_models():
+        return f"did you mean torchvision:{spec}?"
+    return f"use {_SPEC_FORMS}"
+
+
+def _import_failed(spec: str, e: BaseException) -> InputError:
+    return InputError(
+        f"architecture {spec!r}: importing it failed: {type(e).__name__}: {_first_line(e)}",
+        fix="fix the module or install what it imports",
+    )
+
+
+def _show_kwargs(kwargs: dict[str, Any]) -> str:
+    shown = {k: v for k, v in kwargs.items() if k != "weights"}
+    return ", ".join(f"{k}={v!r}" for k, v in shown.items()) if shown else "no kwargs"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else ""

@@ -1,0 +1,136 @@
+"""Architecture specs: building, num_classes inference and --arch-kwargs parsing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from suscli.arch import build_model, infer_num_classes, parse_arch_kwargs
+from suscli.errors import InputError, UsageError
+from suscli.models import bn_cnn
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def _forbid_downloads(monkeypatch):
+    """Fail the test if torchvision reaches for pretrained weights (it would download them)."""
+    import torchvision.models._api
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("torchvision tried to download weights")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+
+
+def test_torchvision_spec_takes_num_classes_and_never_downloads(monkeypatch):
+    _forbid_downloads(monkeypatch)
+    model = build_model("torchvision:resnet18", num_classes=7)
+    assert model.fc.out_features == 7
+
+
+def test_unknown_torchvision_name_suggests_close_ones():
+    with pytest.raises(InputError, match="did you mean torchvision:resnet18"):
+        build_model("torchvision:resnet181")
+
+
+def test_spec_without_colon_suggests_torchvision_prefix():
+    with pytest.raises(InputError, match="did you mean torchvision:resnet18"):
+        build_model("resnet18")
+
+
+def test_module_spec_with_kwargs_and_num_classes():
+    model = build_model("suscli.models:bn_cnn", {"width": 4}, num_classes=5)
+    assert model[-1].out_features == 5 and model[0].out_channels == 4
+
+
+def test_kwargs_num_classes_wins_over_argument():
+    assert build_model("suscli.models:mlp", {"num_classes": 2, "width": 4}, num_classes=9)[-1].out_features == 2
+
+
+def test_num_classes_not_passed_to_factory_without_it(tmp_path):
+    _write(tmp_path / "fixed.py", "from torch import nn\ndef net():\n    return nn.Linear(2, 4)\n")
+    assert build_model("fixed.py:net", num_classes=10, base_dir=tmp_path).out_features == 4
+
+
+def test_file_spec_tries_base_dir_then_cwd(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder, width in (("a", 2), ("b", 3)):
+        source = f"from torch import nn\ndef net(num_classes=1):\n    return nn.Linear({width}, 1)\n"
+        _write(tmp_path / folder / "net.py", source)
+    monkeypatch.chdir(tmp_path / "b")
+    assert build_model("net.py:net", base_dir=tmp_path / "a").in_features == 2
+    assert build_model("net.py:net", base_dir=tmp_path).in_features == 3  # not in base_dir: falls back to the cwd
+
+
+def test_file_spec_can_import_its_siblings(tmp_path):
+    _write(tmp_path / "layers.py", "from torch import nn\ndef head(n):\n    return nn.Linear(2, n)\n")
+    _write(tmp_path / "net.py", "from layers import head\ndef net(num_classes=1):\n    return head(num_classes)\n")
+    assert build_model(f"{tmp_path / 'net.py'}:net", num_classes=3).out_features == 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "source", "match"),
+    [
+        ("no_such_pkg_xyz.models:net", None, "no module named 'no_such_pkg_xyz.models'"),
+        ("suscli.models:bn_cnm", None, "did you mean bn_cnn"),
+        ("missing.py:net", None, "file not found"),
+        ("broken.py:net", "def net(:\n", "importing it failed: SyntaxError"),
+        ("needs.py:net", "import no_such_dep_xyz\n", "importing it failed: ModuleNotFoundError"),
+        ("raises.py:net", "def net():\n    raise ValueError('bad width')\n", "failed to build .*ValueError: bad width"),
+        ("notmodule.py:net", "def net():\n    return 3\n", "returned int, not a torch.nn.Module"),
+    ],
+)
+def test_bad_specs_are_input_errors_naming_the_spec(tmp_path, spec, source, match):
+    if source is not None:
+        _write(tmp_path / spec.split(":")[0], source)
+    with pytest.raises(InputError, match=match) as info:
+        build_model(spec, base_dir=tmp_path)
+    assert spec in str(info.value) and "\n" not in str(info.value)
+
+
+def test_unknown_kwarg_is_input_error():
+    with pytest.raises(InputError, match="failed to build with depth=3"):
+        build_model("suscli.models:bn_cnn", {"depth": 3})
+
+
+def test_infer_num_classes_reads_the_classifier():
+    assert infer_num_classes(bn_cnn(num_classes=7, width=2).state_dict()) == 7
+
+
+def test_infer_num_classes_skips_weights_whose_bias_disagrees_and_non_float():
+    state = {
+        "fc.weight": torch.zeros(5, 4),
+        "fc.bias": torch.zeros(5),
+        "odd.weight": torch.zeros(6, 5),
+        "odd.bias": torch.zeros(2),
+        "codes.weight": torch.zeros(9, 5, dtype=torch.int64),
+    }
+    assert infer_num_classes(state) == 5
+    assert infer_num_classes({"weight": torch.zeros(4, 2)}) == 4
+    assert infer_num_classes(nn.BatchNorm1d(3).state_dict()) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, {}),
+        ("  ", {}),
+        ('{"width": 32, "act": "relu"}', {"width": 32, "act": "relu"}),
+        ("width=32,dropout=0.1", {"width": 32, "dropout": 0.1}),
+        ("act=relu, flag=true, sizes=[1,2,3], none=null", {"act": "relu", "flag": True, "sizes": [1, 2, 3], "none": None}),
+    ],
+)
+def test_parse_arch_kwargs(text, expected):
+    assert parse_arch_kwargs(text) == expected
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{width: 3}", "width", "=3", "a=1,a=2", "2x=1"])
+def test_parse_arch_kwargs_rejects_bad_text(text):
+    with pytest.raises(UsageError):
+        parse_arch_kwargs(text)

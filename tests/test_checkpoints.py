@@ -1,0 +1,350 @@
+"""Checkpoint loading: every supported format built from a tiny model in tmp_path, and every bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+import suscli.checkpoints as checkpoints
+from suscli.arch import build_model
+from suscli.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
+from suscli.errors import InputError
+from suscli.models import bn_cnn
+
+ARCH = "suscli.models:bn_cnn"
+KWARGS = {"width": 2}
+X = torch.randn(2, 3, 8, 8)
+
+
+def _tiny() -> nn.Module:
+    torch.manual_seed(0)
+    model = bn_cnn(num_classes=3, **KWARGS)
+    with torch.no_grad():  # non-default BatchNorm statistics, so a model that skipped loading them would differ
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+def _same_outputs(a: nn.Module, b: nn.Module, x: torch.Tensor = X) -> bool:
+    with torch.no_grad():
+        return torch.allclose(a(x), b(x), atol=1e-6)
+
+
+def _forbid_downloads(monkeypatch):
+    """Fail the test if torchvision reaches for pretrained weights (it would download them)."""
+    import torchvision.models._api
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("torchvision tried to download weights")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", no_download)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+
+
+def _input_error(path, **kwargs) -> str:
+    """Load, expecting one InputError whose single line names the file."""
+    with pytest.raises(InputError) as info:
+        load_checkpoint(path, **kwargs)
+    line = str(info.value)
+    assert str(path) in line and "\n" not in line
+    return line
+
+
+def test_save_round_trip_keeps_arch_kwargs_and_meta(tmp_path):
+    model = _tiny()
+    meta = {"num_classes": 3, "preset": "cifar10", "epoch": 7, "run": "a1"}
+    path = save(model, tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, **meta)
+    ckpt = load_checkpoint(path, default_arch="torchvision:resnet18")
+    assert (ckpt.arch, ckpt.arch_source, ckpt.num_classes) == (ARCH, "metadata", 3)
+    assert ckpt.meta == meta
+    assert ckpt.notes == [f"--arch torchvision:resnet18 ignored: metadata says {ARCH}"]
+    assert ckpt.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == file_sha256(path)
+    assert not ckpt.model.training and _same_outputs(model, ckpt.model)
+
+
+def test_read_metadata_reads_no_tensors(tmp_path, monkeypatch):
+    path = save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, preset="cifar10")
+    monkeypatch.setattr(checkpoints, "load_file", None)  # any tensor read would now fail
+    assert read_metadata(path) == {"arch": ARCH, "arch_kwargs": KWARGS, "preset": "cifar10"}
+    assert read_metadata(tmp_path / "other.pt") == {}
+
+
+def test_safetensors_without_metadata_uses_default_arch(tmp_path):
+    model = _tiny()
+    save_file(model.state_dict(), str(tmp_path / "m.safetensors"))
+    assert read_metadata(tmp_path / "m.safetensors") == {}
+    ckpt = load_checkpoint(tmp_path / "m.safetensors", default_arch=ARCH, default_arch_kwargs=KWARGS)
+    assert (ckpt.arch_source, ckpt.num_classes, ckpt.notes) == ("--arch", 3, [])
+    assert _same_outputs(model, ckpt.model)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".th", ".bin", ".ckpt"])
+def test_torch_state_dict_files(tmp_path, suffix):
+    model = _tiny()
+    torch.save(model.state_dict(), tmp_path / f"m{suffix}")
+    ckpt = load_checkpoint(tmp_path / f"m{suffix}", default_arch=ARCH, default_arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.arch == ARCH
+
+
+def test_legacy_non_zip_torch_file(tmp_path):
+    model = _tiny()
+    torch.save(model.state_dict(), tmp_path / "m.pt", _use_new_zipfile_serialization=False)
+    assert _same_outputs(model, load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS).model)
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda sd: {"state_dict": sd, "optimizer": {"lr": 0.1}},
+        lambda sd: {"model": sd, "epoch": 2},
+        lambda sd: {"model_state_dict": sd},
+        lambda sd: {"net": sd},
+        lambda sd: {"checkpoint": 1, "model": {"state_dict": sd}},
+        lambda sd: {"model_ema": {k: v + 1 for k, v in sd.items()}, "state_dict": sd},  # plain weights win over EMA
+    ],
+)
+def test_nested_weights_are_found(tmp_path, wrap):
+    model = _tiny()
+    torch.save(wrap(model.state_dict()), tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.notes == []
+
+
+def test_ema_only_weights_are_used_with_a_note(tmp_path):
+    model = _tiny()
+    torch.save({"model_ema": model.state_dict(), "epoch": 4}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.meta == {"epoch": 4}
+    assert ckpt.notes == ["using EMA weights from 'model_ema': the file holds no plain model weights"]
+
+
+def test_lightning_checkpoint(tmp_path):
+    model = _tiny()
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state["criterion.weight"] = torch.ones(3)  # a loss with class weights: part of the LightningModule, not the model
+    extra = {"epoch": 3, "global_step": 30, "pytorch-lightning_version": "2.4.0", "hyper_parameters": {"lr": 0.1}}
+    torch.save({"state_dict": state, **extra}, tmp_path / "last.ckpt")
+    ckpt = load_checkpoint(tmp_path / "last.ckpt", default_arch=ARCH, default_arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model)
+    assert ckpt.meta == {"epoch": 3}
+    assert ckpt.notes == ["stripped prefix 'model.', ignored 1 keys outside it"]
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module."])
+def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
+    model = _tiny()
+    torch.save({f"{prefix}{k}": v for k, v in model.state_dict().items()}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model)
+    assert ckpt.notes == ["stripped prefix " + " + ".join(repr(p + ".") for p in prefix.rstrip(".").split("."))]
+
+
+NET_PY = """
+from torch import nn
+
+class Wrapper(nn.Module):
+    def __init__(self, num_classes, width):
+        super().__init__()
+        self.model = nn.Sequential(nn.Flatten(), nn.Linear(12, width), nn.Linear(width, num_classes))
+
+    def forward(self, x):
+        return self.model(x)
+
+def a(num_classes=2, width=4):
+    return Wrapper(num_classes, width)
+
+b = c = d = a
+"""
+
+
+def _wrapper_checkpoint(tmp_path, width=4):
+    """A model whose own keys start with 'model.', stored as a plain state dict beside net.py."""
+    (tmp_path / "net.py").write_text(NET_PY)
+    model = build_model(f"{tmp_path / 'net.py'}:a", {"width": width}, num_classes=5).eval()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    return model, tmp_path / "w.pt"
+
+
+def test_prefix_kept_when_the_model_has_it_and_file_spec_resolves_next_to_checkpoint(tmp_path, monkeypatch):
+    model, path = _wrapper_checkpoint(tmp_path)
+    sidecar_path(path).write_text(json.dumps({"arch": "net.py:a", "arch_kwargs": {"width": 4}, "mean": [0.5]}))
+    monkeypatch.chdir(tmp_path.parent)  # the relative spec must resolve against the checkpoint's folder
+    ckpt = load_checkpoint(path)
+    assert (ckpt.arch, ckpt.arch_source, ckpt.num_classes, ckpt.notes) == ("net.py:a", "sidecar", 5, [])
+    assert ckpt.meta == {"mean": [0.5]}
+    x = torch.randn(2, 3, 2, 2)
+    assert _same_outputs(model, ckpt.model, x)
+
+
+def test_arch_precedence_and_kwargs_travel_with_their_spec(tmp_path, monkeypatch):
+    model, path = _wrapper_checkpoint(tmp_path, width=4)
+
+    def spec(name: str) -> str:
+        return f"{tmp_path / 'net.py'}:{name}"
+
+    wrong = {"width": 9}  # would not fit: proves each source's kwargs stay with its spec
+    st = tmp_path / "w.safetensors"
+    save(model, st, arch=spec("b"), arch_kwargs={"width": 4})
+    ckpt = load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong)
+    assert (ckpt.arch, ckpt.arch_source) == (spec("b"), "metadata")
+    assert ckpt.notes == [f"--arch {spec('d')} ignored: metadata says {spec('b')}"]
+
+    sidecar_path(st).write_text(json.dumps({"arch": spec("c"), "arch_kwargs": {"width": 4}}))
+    assert load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong).arch_source == "sidecar"
+
+    ckpt = load_checkpoint(st, arch=spec("a"), arch_kwargs={"width": 4}, default_arch=spec("d"), default_arch_kwargs=wrong)
+    assert (ckpt.arch, ckpt.arch_source) == (spec("a"), "manifest")
+    assert _same_outputs(model, ckpt.model, torch.randn(2, 3, 2, 2))
+
+
+def test_torchvision_num_classes_inferred_from_state_dict(tmp_path, monkeypatch):
+    import torchvision
+
+    _forbid_downloads(monkeypatch)
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "r.pth")
+    ckpt = load_checkpoint(tmp_path / "r.pth", default_arch="torchvision:resnet18")
+    assert ckpt.num_classes == 10 and ckpt.model.fc.out_features == 10
+
+
+def test_torchscript_needs_no_arch(tmp_path):
+    model = _tiny()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
+        torch.jit.save(torch.jit.script(model), tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", default_arch="torchvision:resnet18")
+    assert (ckpt.arch, ckpt.arch_source, ckpt.num_classes) == ("torchscript", "file", 3)
+    assert ckpt.notes == ["--arch torchvision:resnet18 ignored: the file holds a torchscript model"]
+    assert not ckpt.model.training and _same_outputs(model, ckpt.model)
+
+
+def test_torch_export_needs_no_arch(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 3)).eval()
+    x = torch.randn(2, 4)
+    torch.export.save(torch.export.export(model, (x,)), tmp_path / "m.pt2")
+    ckpt = load_checkpoint(tmp_path / "m.pt2")
+    assert (ckpt.arch, ckpt.arch_source, ckpt.num_classes) == ("torch.export", "file", 3)
+    assert _same_outputs(model, ckpt.model, x)
+
+
+def test_pickled_module_refused_without_trust_and_loaded_with_it(tmp_path):
+    model = _tiny()
+    torch.save(model, tmp_path / "whole.pt")
+    line = _input_error(tmp_path / "whole.pt")
+    assert "pickled Python objects (torch.nn.modules.container.Sequential)" in line and "--trust-checkpoint" in line
+    ckpt = load_checkpoint(tmp_path / "whole.pt", trust=True)
+    assert (ckpt.arch, ckpt.arch_source, ckpt.num_classes) == ("pickled nn.Module", "file", 3)
+    assert _same_outputs(model, ckpt.model)
+
+
+class _Payload:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"weight": torch.zeros(1), "x": _Payload(marker)}, tmp_path / "evil.pt")
+    line = _input_error(tmp_path / "evil.pt", default_arch=ARCH)
+    assert "exec" in line and "--trust-checkpoint" in line
+    assert not marker.exists()
+    with pytest.raises(InputError):  # trusted, the payload does run: the file was a real threat
+        load_checkpoint(tmp_path / "evil.pt", default_arch=ARCH, trust=True)
+    assert marker.exists()
+
+
+def test_no_arch_anywhere(tmp_path):
+    torch.save(_tiny().state_dict(), tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt")
+    assert "holds no architecture" in line and "--arch torchvision:NAME" in line
+
+
+def test_missing_file_directory_empty_and_unknown_suffix(tmp_path):
+    assert "no such file" in _input_error(tmp_path / "nope.pt")
+    (tmp_path / "d.pt").mkdir()
+    assert "is a directory" in _input_error(tmp_path / "d.pt")
+    (tmp_path / "e.safetensors").touch()
+    assert "empty" in _input_error(tmp_path / "e.safetensors")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    assert "unknown checkpoint type '.onnx'" in _input_error(tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_truncated_and_random_files(tmp_path, suffix):
+    path = tmp_path / f"m{suffix}"
+    if suffix == ".safetensors":
+        save(_tiny(), path, arch=ARCH, arch_kwargs=KWARGS)
+    else:
+        torch.save(_tiny().state_dict(), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert "truncated or corrupt" in _input_error(path, default_arch=ARCH)
+    path.write_bytes(random.Random(0).randbytes(2000))
+    assert "truncated or corrupt" in _input_error(path, default_arch=ARCH)
+
+
+def test_damaged_files_never_raise_anything_but_input_error(tmp_path):
+    rng = random.Random(1)
+    sources = {}
+    for name, write in [
+        ("zip.pt", lambda p: torch.save(_tiny().state_dict(), p)),
+        ("legacy.pt", lambda p: torch.save(_tiny().state_dict(), p, _use_new_zipfile_serialization=False)),
+    ]:
+        write(tmp_path / name)
+        sources[name] = (tmp_path / name).read_bytes()
+    for name, data in sources.items():
+        for _ in range(15):
+            damaged = bytearray(data[: rng.randrange(1, len(data))] if rng.random() < 0.3 else data)
+            for _ in range(rng.choice([1, 3, 10])):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+            (tmp_path / name).write_bytes(bytes(damaged))
+            try:
+                load_checkpoint(tmp_path / name, arch=ARCH, arch_kwargs=KWARGS)
+            except InputError:
+                pass
+
+
+def test_wrong_architecture_names_missing_and_unexpected_keys(tmp_path):
+    torch.save(_tiny().state_dict(), tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt", arch="suscli.models:plain_cnn", arch_kwargs=KWARGS)
+    assert "weights do not fit suscli.models:plain_cnn" in line
+    assert "7 missing keys (0.bias, 3.weight, 3.bias, ...)" in line
+    assert "19 unexpected keys (1.weight, 1.bias, 1.running_mean, ...)" in line
+
+
+def test_shape_mismatch_names_both_shapes(tmp_path):
+    torch.save(_tiny().state_dict(), tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt", arch=ARCH, arch_kwargs={"width": 3})
+    assert "tensors differ in shape (0.weight: checkpoint 2x3x3x3 vs model 3x3x3x3," in line
+
+
+def test_file_without_tensors(tmp_path):
+    torch.save({"epoch": 3, "step": 10}, tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt", default_arch=ARCH)
+    assert "holds no state dict (found a dict with keys 'epoch', 'step')" in line
+
+
+def test_bad_sidecar_and_bad_metadata(tmp_path):
+    torch.save(_tiny().state_dict(), tmp_path / "m.pt")
+    sidecar_path(tmp_path / "m.pt").write_text("{not json")
+    with pytest.raises(InputError, match="m.suscli.json is not valid JSON"):
+        load_checkpoint(tmp_path / "m.pt", default_arch=ARCH)
+    save_file(_tiny().state_dict(), str(tmp_path / "s.safetensors"), metadata={"suscli": '["a list"]'})
+    assert "metadata 'suscli' is not a JSON object" in _input_error(tmp_path / "s.safetensors", default_arch=ARCH)
+
+
+def test_sidecar_path():
+    assert sidecar_path("runs/model.pt").as_posix() == "runs/model.suscli.json"
