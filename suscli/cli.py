@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from suscli.arch import parse_arch_kwargs
 from suscli.audit import audit_pool, run_settings
 from suscli.checkpoints import load_checkpoint
-from suscli.errors import ExitCode, SuscliError, UsageError
+from suscli.errors import ExitCode, InputError, SuscliError, UsageError
 from suscli.files import write_atomic
 from suscli.images import PRESETS, labeled_source, unlabeled_source
 from suscli.plot import plot_pool
@@ -42,7 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whatever the width
 
 # Options shared by the commands (typer's public Annotated API).
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively).")]
@@ -292,7 +292,9 @@ def rank(
         except KeyboardInterrupt:
             stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
             raise typer.Exit(130) from None
-        t = thresholds(rows, thresholds_rule.value, zeta_threshold, acc_threshold)
+        classes = sorted({r.details.get("num_classes") for r in rows if r.ok} - {None})
+        mixed = len(classes) > 1
+        t = None if mixed else thresholds(rows, thresholds_rule.value, zeta_threshold, acc_threshold)
         ranked = rank_rows(rows, t)
         closing = recommendation(ranked, t)
         n_ok = sum(r.ok for r in rows)
@@ -321,6 +323,12 @@ def rank(
         if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
             append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n")
         stderr.print(closing, highlight=False)
+        if mixed:
+            raise InputError(
+                f"the pool mixes models with {' and '.join(map(str, classes))} classes: susceptibility (a loss drop on random "
+                f"labels over all classes) is not comparable across them, so no regions were drawn",
+                fix="rank models with the same number of classes together; every result is kept in the results file",
+            )
     n_failed = sum(not r.ok for r in rows)
     if n_failed:
         stderr.print(f"error: {n_failed} model(s) could not be scored (see their rows)", highlight=False)

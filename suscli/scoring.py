@@ -150,6 +150,7 @@ def score_checkpoint(
             "loss_before": sus.loss_before,
             "loss_after": sus.loss_after,
             "batch_size": sus.batch_size,
+            "num_classes": sus.num_classes,
             "images": len(pixels),
             "unreadable_images": len(unreadable),
             "preprocess": asdict(prep),

@@ -45,6 +45,7 @@ class Susceptibility:
     loss_before: list[float]
     loss_after: list[float]
     batch_size: int  # effective (the configured size, capped by the number of images)
+    num_classes: int  # random labels are drawn over this many classes
     config: SusceptibilityConfig
 
     def as_dict(self) -> dict:
@@ -144,6 +145,7 @@ def measure_susceptibility(
         loss_before=before,
         loss_after=after,
         batch_size=batch_size,
+        num_classes=num_classes,
         config=config,
     )
 

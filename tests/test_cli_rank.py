@@ -1,0 +1,194 @@
+"""`suscli rank` end to end on pools of tiny models made in the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import suscli
+import suscli.audit
+from suscli.cli import app
+from tests.conftest import tiny_cnn
+
+runner = CliRunner()
+ARCH = "tests.conftest:tiny_cnn"
+
+
+def make_pool(folder: Path, n: int = 4, num_classes: int = 3) -> Path:
+    for i in range(n):
+        torch.manual_seed(i)
+        model = tiny_cnn(num_classes)
+        with torch.no_grad():  # spread the models out so that regions differ
+            model[-1].weight.mul_(1 + 3 * i)
+        suscli.save(model, folder / f"m{i}.safetensors", arch=ARCH, arch_kwargs={"num_classes": num_classes}, image_size=8)
+    return folder
+
+
+def invoke(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env=env)
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Path:
+    return make_pool(tmp_path / "pool")
+
+
+def rank_json(pool: Path, image_folder: Path, train_folder: Path, *extra, env=None):
+    res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "json", "--batches", "2", "--batch-size", "8", *extra, env=env)
+    return res, (json.loads(res.stdout) if res.stdout.strip() else None)
+
+
+def test_rank_assigns_regions_orders_and_recommends(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    rows = doc["results"]
+    t = doc["thresholds"]
+    assert len(rows) == 4 and t["source"] == "pool mean"
+    for r in rows:
+        expect = (1 if r["susceptibility"] <= t["susceptibility"] else 2) if r["train_acc"] >= t["train_acc"] else (3 if r["susceptibility"] <= t["susceptibility"] else 4)
+        assert r["region"] == expect
+    assert [r["region"] for r in rows] == sorted(r["region"] for r in rows)
+    assert doc["recommendation"] in res.stderr
+    lines = (pool / "suscli-results.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and doc["counts"] == {"models": 4, "scored": 4, "failed": 0, "reused": 0}
+
+
+def test_rerun_reuses_every_result(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
+    _, first = rank_json(pool, image_folder, train_folder)
+
+    def must_not_run(*a, **k):
+        raise AssertionError("a finished model was measured again")
+
+    monkeypatch.setattr(suscli.audit, "score_checkpoint", must_not_run)
+    res, again = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    assert again["counts"]["reused"] == 4
+    assert [r["susceptibility"] for r in again["results"]] == [r["susceptibility"] for r in first["results"]]
+
+
+def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
+    real = suscli.audit.score_checkpoint
+    calls = []
+
+    def interrupted_after_two(*a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(suscli.audit, "score_checkpoint", interrupted_after_two)
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 130 and "2 result(s) kept" in res.stderr
+    monkeypatch.setattr(suscli.audit, "score_checkpoint", real)
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 2 and doc["counts"]["scored"] == 4
+
+
+def test_sigkill_midway_then_resume(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A real process killed with SIGKILL after its first results: the rerun recomputes none of them."""
+    pool = make_pool(tmp_path / "pool", n=8)
+    results = pool / "suscli-results.jsonl"
+    cmd = [sys.executable, "-m", "suscli", "rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder),
+           "--batches", "40", "--batch-size", "16", "-f", "json"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = [json.loads(line) for line in results.read_text().splitlines() if line.endswith("}")]
+    assert 2 <= len(done_before) < 8, "the run finished before it could be killed"
+    rerun = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    doc = json.loads(rerun.stdout)
+    assert doc["counts"]["reused"] >= len(done_before) and doc["counts"]["scored"] == 8
+    by_name = {r["name"]: r for r in doc["results"]}
+    for rec in done_before:
+        assert by_name[rec["result"]["name"]]["susceptibility"] == rec["result"]["susceptibility"]
+
+
+def test_failures_are_rows_and_exit_3(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    (pool / "broken.pt").write_bytes(b"not a checkpoint")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 3
+    bad = [r for r in doc["results"] if r["status"] == "error"]
+    assert [r["name"] for r in bad] == ["broken.pt"] and "broken.pt" in bad[0]["error"]
+    assert doc["results"][-1]["name"] == "broken.pt" and doc["counts"]["scored"] == 4
+    csv = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "csv", "--results", pool / "other.jsonl")
+    assert csv.exit_code == 3 and "broken.pt" in csv.stdout and "error" in csv.stdout
+
+
+def test_markdown_github_summary_and_plot(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier step\n")
+    png = tmp_path / "pool.png"
+    res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "markdown", "--plot", png,
+                 env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("### suscli rank") and "| model |" in res.stdout
+    text = summary.read_text()
+    assert text.startswith("# earlier step") and "| m0.safetensors |" in text or "m0.safetensors" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gates(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    _, doc = rank_json(pool, image_folder, train_folder)
+    by_region = {r["region"]: r["name"] for r in doc["results"]}
+    res, _ = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")
+    assert res.exit_code == (1 if 2 in by_region else 0)
+    if 1 in by_region:
+        assert rank_json(pool, image_folder, train_folder, "--candidate", by_region[1])[0].exit_code == 0
+    other = next(name for region, name in by_region.items() if region != 1)
+    res, _ = rank_json(pool, image_folder, train_folder, "--candidate", other)
+    assert res.exit_code == 1 and f"candidate {other}" in res.stderr
+    assert rank_json(pool, image_folder, train_folder, "--candidate", "nope")[0].exit_code == 2
+    # a fixed threshold below every model's susceptibility puts every trainable model in region 2
+    res, _ = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized", "--zeta-threshold", "-10", "--acc-threshold", "0")
+    assert res.exit_code == 1 and "likely memorized noise" in res.stderr
+
+
+def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    pool = make_pool(tmp_path / "one", n=1)
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["thresholds"] is None and "need a pool of 2+" in res.stderr
+    res, doc = rank_json(pool, image_folder, train_folder, "--zeta-threshold", "100", "--acc-threshold", "0")
+    assert doc["results"][0]["region"] == 1
+    assert rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")[0].exit_code == 2
+
+
+def test_mixed_num_classes(tmp_path: Path, image_folder: Path) -> None:
+    pool = make_pool(tmp_path / "mixed", n=2, num_classes=3)
+    make_pool(tmp_path / "five", n=1, num_classes=5)
+    (tmp_path / "five" / "m0.safetensors").rename(pool / "five.safetensors")
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json")
+    assert res.exit_code == 3 and "mixes models with 3 and 5 classes" in res.stderr
+    assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 3  # nothing computed is lost
+
+
+def test_results_file_from_other_parameters(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    rank_json(pool, image_folder, train_folder)
+    res, _ = rank_json(pool, image_folder, train_folder, "--lr", "0.5")
+    assert res.exit_code == 2 and "other parameters" in res.stderr and "susceptibility" in res.stderr
+    res, doc = rank_json(pool, image_folder, train_folder, "--lr", "0.5", "--fresh")
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0
+
+
+def test_unwritable_output_and_empty_pool(pool: Path, image_folder: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "-o", blocker / "out.json")
+    assert res.exit_code == 3 and "cannot write" in res.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = invoke("rank", empty, "-d", image_folder)
+    assert res.exit_code == 3 and "no checkpoints" in res.stderr

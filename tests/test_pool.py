@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from suscli.errors import InputError
+from suscli.pool import discover, epoch_from_name
+
+
+@pytest.mark.parametrize("name,epoch", [
+    ("epoch_12.pt", 12), ("epoch-7.safetensors", 7), ("epoch=12-step=3400.ckpt", 12), ("ckpt-000012.safetensors", 12),
+    ("model_ep3.pth", 3), ("checkpoint_5.pt", 5), ("final.pt", None), ("resnet18-run2-100.pt", 100),
+])
+def test_epoch_from_name(name: str, epoch: int | None) -> None:
+    assert epoch_from_name(name) == epoch
+
+
+def touch(path: Path, mtime: float | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_folder_files_and_run_subfolders(tmp_path: Path) -> None:
+    touch(tmp_path / "b.pt")
+    touch(tmp_path / "a.safetensors")
+    touch(tmp_path / "a.suscli.json")
+    touch(tmp_path / "notes.txt")
+    for e in (2, 10, 9):
+        touch(tmp_path / "run1" / f"epoch_{e}.pt")
+    touch(tmp_path / "run2" / "nested" / "last.ckpt", mtime=2000)
+    touch(tmp_path / "run2" / "nested" / "first.ckpt", mtime=1000)
+    (tmp_path / "empty").mkdir()
+    entries = discover(tmp_path)
+    assert [(e.name, e.path.name) for e in entries] == [
+        ("a.safetensors", "a.safetensors"), ("b.pt", "b.pt"), ("run1", "epoch_10.pt"), ("run2", "last.ckpt")]
+    every = discover(tmp_path, all_checkpoints=True)
+    assert [e.name for e in every if e.name.startswith("run1")] == ["run1/epoch_2.pt", "run1/epoch_9.pt", "run1/epoch_10.pt"]
+
+
+def test_manifest_json_and_csv(tmp_path: Path) -> None:
+    touch(tmp_path / "m" / "x.pt")
+    (tmp_path / "pool.json").write_text(json.dumps([{"path": "m/x.pt", "name": "X", "arch": "torchvision:resnet18", "arch_kwargs": {"num_classes": 3}}]))
+    (e,) = discover(tmp_path / "pool.json")
+    assert (e.name, e.path, e.arch, e.arch_kwargs) == ("X", (tmp_path / "m" / "x.pt").resolve(), "torchvision:resnet18", {"num_classes": 3})
+    (tmp_path / "pool.csv").write_text('path,arch,arch_kwargs\nm/x.pt,suscli.models:mlp,"{""width"": 8}"\n')
+    (e,) = discover(tmp_path / "pool.csv")
+    assert (e.name, e.arch, e.arch_kwargs) == ("m/x.pt", "suscli.models:mlp", {"width": 8})
+
+
+@pytest.mark.parametrize("content,msg", [("[]", "lists no models"), ("{not json", "cannot read manifest"),
+                                          ('[{"name": "a"}]', "entry 1 has no path"),
+                                          ('[{"path": "a.pt"}, {"path": "a.pt"}]', "used twice")])
+def test_bad_manifests(tmp_path: Path, content: str, msg: str) -> None:
+    (tmp_path / "pool.json").write_text(content)
+    with pytest.raises(InputError, match=msg):
+        discover(tmp_path / "pool.json")
+
+
+def test_empty_or_missing_pool(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no checkpoints"):
+        discover(tmp_path)
+    with pytest.raises(InputError, match="not found"):
+        discover(tmp_path / "nope")
+    with pytest.raises(InputError, match="suscli score"):
+        discover(touch(tmp_path / "one.pt"))
