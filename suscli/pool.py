@@ -84,6 +84,16 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
     return entries
 
 
+def _anchored(spec: str | None, folder: Path) -> str | None:
+    """A relative `file.py:factory` spec in a manifest means a file beside the manifest, not in the cwd."""
+    if spec is None:
+        return None
+    source, sep, name = spec.rpartition(":")
+    if sep and source.endswith(".py") and not Path(source).is_absolute():
+        return f"{(folder / source).resolve()}:{name}"
+    return spec
+
+
 def read_manifest(path: Path) -> list[PoolEntry]:
     """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?}, or a CSV with those columns.
 
@@ -111,7 +121,7 @@ def read_manifest(path: Path) -> list[PoolEntry]:
             except json.JSONDecodeError:
                 raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
         file = (path.parent / str(row["path"])).resolve()
-        entries.append(PoolEntry(str(row.get("name") or row["path"]), file, row.get("arch") or None, kwargs, epoch_from_name(file)))
+        entries.append(PoolEntry(str(row.get("name") or row["path"]), file, _anchored(row.get("arch") or None, path.parent), kwargs, epoch_from_name(file)))
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)

@@ -48,6 +48,9 @@ def test_manifest_json_and_csv(tmp_path: Path) -> None:
     (tmp_path / "pool.json").write_text(json.dumps([{"path": "m/x.pt", "name": "X", "arch": "torchvision:resnet18", "arch_kwargs": {"num_classes": 3}}]))
     (e,) = discover(tmp_path / "pool.json")
     assert (e.name, e.path, e.arch, e.arch_kwargs) == ("X", (tmp_path / "m" / "x.pt").resolve(), "torchvision:resnet18", {"num_classes": 3})
+    (tmp_path / "pool2.json").write_text(json.dumps([{"path": "m/x.pt", "arch": "archs/net.py:build"}]))
+    (e,) = discover(tmp_path / "pool2.json")
+    assert e.arch == f"{(tmp_path / 'archs' / 'net.py').resolve()}:build"
     (tmp_path / "pool.csv").write_text('path,arch,arch_kwargs\nm/x.pt,suscli.models:mlp,"{""width"": 8}"\n')
     (e,) = discover(tmp_path / "pool.csv")
     assert (e.name, e.arch, e.arch_kwargs) == ("m/x.pt", "suscli.models:mlp", {"width": 8})
