@@ -154,6 +154,20 @@ def emit(rows: list[Result], fmt: Format, output: Path | None, run: dict, title:
     stderr.print(f"report written to {output}", highlight=False)
 
 
+def run_info(settings: Settings, data: Path, unlabeled, train_data: Path | None, device, started: float, **extra) -> dict:
+    """The run-level part of a JSON report: what was run, on what, where, with which versions, how long."""
+    return {
+        "command": command_line(),
+        "settings": settings.as_dict(),
+        "data": {"unlabeled": str(data), "unlabeled_images": len(unlabeled.paths), "unlabeled_population": unlabeled.population,
+                 "train": str(train_data) if train_data else None},
+        "device": str(device),
+        "environment": environment(),
+        "seconds": round(time.perf_counter() - started, 3),
+        **extra,
+    }
+
+
 def gate_failures(result: Result, max_susceptibility: float | None, min_train_acc: float | None) -> list[str]:
     failures = []
     if max_susceptibility is not None and result.susceptibility is not None and result.susceptibility > max_susceptibility:
@@ -207,16 +221,8 @@ def score(
             result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
         failures = gate_failures(result, max_susceptibility, min_train_acc)
         result.verdict = "fail: " + "; ".join(failures) if failures else ("pass" if (max_susceptibility, min_train_acc) != (None, None) else None)
-        run = {
-            "command": command_line(),
-            "settings": settings.as_dict(),
-            "data": {"unlabeled": str(data), "unlabeled_images": len(unlabeled.paths), "unlabeled_population": unlabeled.population,
-                     "train": str(train_data) if train_data else None},
-            "device": str(dev),
-            "environment": environment(),
-            "seconds": round(time.perf_counter() - started, 3),
-            "gate": {"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
-        }
+        run = run_info(settings, data, unlabeled, train_data, dev, started,
+                       gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures})
         emit([result], fmt, output, run, title="suscli score")
     if failures:
         for f in failures:
@@ -301,21 +307,15 @@ def rank(
         if t is None and train is not None and n_ok < MIN_POOL:
             stderr.print(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer", highlight=False)
         failures = gate_messages(ranked, fail_on, candidate, t)
-        run = {
-            "command": command_line(),
-            "settings": settings.as_dict(),
-            "pool": str(pool),
-            "data": {"unlabeled": str(data), "unlabeled_images": len(unlabeled.paths), "unlabeled_population": unlabeled.population,
-                     "train": str(train_data) if train_data else None},
-            "thresholds": None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
-            "recommendation": closing,
-            "results_file": str(results_path),
-            "device": str(dev),
-            "environment": environment(),
-            "seconds": round(time.perf_counter() - started, 3),
-            "counts": {"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
-            "gate": {"fail_on": fail_on.value, "candidate": candidate, "passed": not failures},
-        }
+        run = run_info(
+            settings, data, unlabeled, train_data, dev, started,
+            pool=str(pool),
+            thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
+            recommendation=closing,
+            results_file=str(results_path),
+            counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
+            gate={"fail_on": fail_on.value, "candidate": candidate, "passed": not failures},
+        )
         emit(ranked, fmt, output, run, title="suscli rank")
         if plot is not None:
             plot_pool(ranked, t, plot)
@@ -363,6 +363,36 @@ def append_summary(path: Path, markdown: str) -> None:
             f.write(markdown + "\n")
     except OSError as e:
         stderr.print(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}", highlight=False)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the demo's images, models and reports.")] = Path("suscli-demo"),
+    small: Annotated[bool, typer.Option("--small", help="A smaller, faster pool (the one the tests use).")] = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Make a procedural image set with 40% label noise, train a small pool on it, and rank it: no download needed."""
+    from suscli.demo import FULL, SMALL, build_demo
+
+    recipe = SMALL if small else FULL
+    with user_errors():
+        stderr.print(f"suscli demo: drawing {recipe.n_train} training images with {recipe.noise:.0%} label noise and training "
+                     f"{len(recipe.models)} models on them in {out}/ ...", highlight=False)
+        started = time.perf_counter()
+        with progress_bar() as update:
+            built = build_demo(out, recipe, progress=update)
+        stderr.print(f"trained in {time.perf_counter() - started:.0f}s; ranking them with suscli rank:", highlight=False)
+    plot = out / "pool.png"
+    code = 0
+    try:
+        rank(built.models, data=built.unlabeled, train_data=built.train, plot=plot, device=device)
+    except typer.Exit as e:
+        code = e.exit_code
+    truth = ", ".join(f"{r['name']} {100 * r['test_acc']:.1f}%" for r in sorted(built.records, key=lambda r: -r["test_acc"]))
+    stderr.print(f"\nclean test accuracy, which suscli never saw: {truth}", highlight=False)
+    stderr.print(f"files: models {built.models}/, unlabeled images {built.unlabeled}/, training set {built.train}/, plot {plot}", highlight=False)
+    stderr.print(f"rerun by hand: suscli rank {built.models} --data {built.unlabeled} --train-data {built.train} --plot {plot}", highlight=False)
+    raise typer.Exit(code)
 
 
 def main() -> None:
