@@ -380,7 +380,7 @@ def demo(
                      f"{len(recipe.models)} models on them in {out}/ ...", highlight=False)
         started = time.perf_counter()
         with progress_bar() as update:
-            built = build_demo(out, recipe, progress=update)
+            built = build_demo(out, recipe, progress=update, overwrite=True)  # replaces only an earlier demo
         stderr.print(f"trained in {time.perf_counter() - started:.0f}s; ranking them with suscli rank:", highlight=False)
     plot = out / "pool.png"
     code = 0
@@ -393,6 +393,108 @@ def demo(
     stderr.print(f"files: models {built.models}/, unlabeled images {built.unlabeled}/, training set {built.train}/, plot {plot}", highlight=False)
     stderr.print(f"rerun by hand: suscli rank {built.models} --data {built.unlabeled} --train-data {built.train} --plot {plot}", highlight=False)
     raise typer.Exit(code)
+
+
+@app.command()
+def track(
+    run: Annotated[Optional[Path], typer.Argument(help="Folder of a run's per-epoch checkpoints (searched recursively), or a .json/.csv manifest with path and epoch.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively); needed with RUN.")] = None,
+    train_data: TrainDataOpt = None,
+    log: Annotated[Optional[Path], typer.Option(help="Read r per epoch from a suscli.tracker log (JSON lines) instead of measuring checkpoints.")] = None,
+    arch: ArchOpt = None,
+    arch_kwargs: ArchKwargsOpt = None,
+    trust_checkpoint: TrustOpt = False,
+    preset: PresetOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    image_size: ImageSizeOpt = None,
+    samples: SamplesOpt = None,
+    train_samples: TrainSamplesOpt = None,
+    seed: SeedOpt = 0,
+    lr: LrOpt = DEFAULT_LR,
+    batches: BatchesOpt = DEFAULT_BATCHES,
+    batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
+    device: DeviceOpt = "auto",
+    strict: StrictOpt = False,
+    count_epoch_0: Annotated[bool, typer.Option("--count-epoch-0", help="Count epoch 0 in the running mean, for runs that number their first trained epoch 0 (Lightning's epoch=0-step=N.ckpt). By default epoch 0 is the initialization, which the paper leaves out.")] = False,
+    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines), shared with `suscli rank`. Default: RUN/suscli-results.jsonl, or beside a manifest.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.")] = False,
+    fmt: FormatOpt = Format.table,
+    output: OutputOpt = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib).")] = None,
+) -> None:
+    """Susceptibility over one training run: r at every epoch, the paper's running mean zeta(t), the epoch to keep.
+
+    zeta(t) is the mean of r over epochs 1..t (Forouzesh et al., ICLR 2023). The epoch to keep is chosen by the
+    knee rule: the largest gain in training accuracy minus gain in r, each scaled to its range over the run's
+    epochs; past it, more training accuracy costs more susceptibility than it brings (memorization). The rule
+    needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
+    """
+    from suscli.track import RULE, annotate, default_results, log_rows, plot_run, recommendation, run_epochs
+    from suscli.tracker import read_log, schedule_warning
+
+    started = time.perf_counter()
+    with user_errors():
+        if (run is None) == (log is None):
+            raise UsageError("give a RUN of checkpoints or --log" + (", not both" if run else ""),
+                             fix="suscli track RUN --data unlabeled/, or suscli track --log run.jsonl")
+        warnings: list[str] = []
+        if log is not None:
+            if data is not None or train_data is not None:
+                raise UsageError("--log reads r and training accuracy from the tracker's log; --data and --train-data go with a RUN")
+            records = read_log(log)
+            rows = log_rows(records, log)
+            warnings += [w for w in [schedule_warning(records)] if w]
+            info = {"command": command_line(), "log": str(log), "environment": environment()}
+        else:
+            if data is None:
+                raise UsageError("--data is needed to measure a RUN", fix="pass --data FOLDER of unlabeled images, or --log")
+            settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
+            dev = resolve_device(device)
+            kwargs = parse_arch_kwargs(arch_kwargs)
+            entries, skipped = run_epochs(run)
+            if skipped:
+                warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
+            unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
+            train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
+            results_path = results or default_results(run)
+            if fresh:
+                ResultStore.reset(results_path)
+            key_settings = {**run_settings(settings, unlabeled, train, dev), "arch": arch, "arch_kwargs": kwargs}
+            store = ResultStore(results_path, fingerprint(key_settings), key_settings)
+            reused = len(store)
+            try:
+                with progress_bar() as update:
+                    rows = audit_pool(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
+                                      default_arch_kwargs=kwargs, trust=trust_checkpoint, progress=update)
+            except KeyboardInterrupt:
+                stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
+                raise typer.Exit(130) from None
+            for row, entry in zip(rows, entries):
+                row.epoch = entry.epoch  # the run's numbering (name or manifest) wins over a checkpoint's own metadata
+            n_ok = sum(r.ok for r in rows)
+            info = run_info(settings, data, unlabeled, train_data, dev, started, run=str(run), results_file=str(results_path),
+                            counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)})
+        keep = annotate(rows, count_epoch_0=count_epoch_0)
+        closing = recommendation(rows, keep)
+        info.update(
+            seconds=round(time.perf_counter() - started, 3),
+            rule=RULE,
+            recommendation={"text": closing, "epoch": keep.epoch if keep else None, "name": keep.name if keep else None,
+                            "path": keep.path if keep else None},
+            warnings=warnings,
+        )
+        emit(rows, fmt, output, info, title="suscli track")
+        if plot is not None:
+            plot_run(rows, keep, plot)
+            stderr.print(f"plot written to {plot}", highlight=False)
+        for w in warnings:
+            stderr.print(f"warning: {w}", highlight=False)
+        stderr.print(closing, highlight=False)
+    n_failed = sum(not r.ok for r in rows)
+    if n_failed:
+        stderr.print(f"error: {n_failed} epoch(s) could not be scored (see their rows)", highlight=False)
+        raise typer.Exit(int(ExitCode.INPUT))
 
 
 def main() -> None:

@@ -9,6 +9,24 @@ from suscli.ranking import Thresholds
 from suscli.results import Result
 
 REGION_COLORS = {1: "#2a9d8f", 2: "#e63946", 3: "#8d99ae", 4: "#f4a261", None: "#444444"}
+REGION_LABELS = {1: "1: recommended", 2: "2: likely memorized noise", 3: "3: underfit", 4: "4: underfit, susceptible", None: "no region"}
+
+
+def _label_points(ax, rows: list[Result]) -> None:
+    """Name each point, nudging a label upwards (in screen pixels) until it overlaps no label placed before it."""
+    fig = ax.figure
+    fig.canvas.draw()
+    placed = []
+    for r in sorted(rows, key=lambda r: (r.train_acc, r.susceptibility)):
+        dy = 4
+        while True:
+            text = ax.annotate(r.name, (r.susceptibility, 100 * r.train_acc), xytext=(5, dy), textcoords="offset points", fontsize=7)
+            box = text.get_window_extent(fig.canvas.get_renderer()).expanded(1.02, 1.1)
+            if not any(box.overlaps(b) for b in placed) or dy > 80:
+                placed.append(box)
+                break
+            text.remove()
+            dy += 7
 
 
 def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title: str = "suscli rank") -> Path:
@@ -23,26 +41,26 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
     scored = [r for r in rows if r.ok and r.train_acc is not None and r.susceptibility is not None]
     if not scored:
         raise UsageError("--plot needs training accuracy for at least one model", fix="pass --train-data")
-    fig, ax = plt.subplots(figsize=(7.5, 5.5), dpi=120)
-    for r in scored:
-        ax.scatter(r.susceptibility, 100 * r.train_acc, s=46, color=REGION_COLORS[r.region], edgecolor="black", linewidth=0.5, zorder=3)
-        ax.annotate(r.name, (r.susceptibility, 100 * r.train_acc), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    for g, label in REGION_LABELS.items():
+        pts = [r for r in scored if r.region == g]
+        if pts:
+            ax.scatter([r.susceptibility for r in pts], [100 * r.train_acc for r in pts], s=46, color=REGION_COLORS[g],
+                       edgecolor="black", linewidth=0.5, zorder=3, label=label)
     if t is not None:
         ax.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
         ax.axhline(100 * t.train_acc, color="black", linestyle="--", linewidth=1)
-        for region, (x, y, ha, va) in {1: (0.01, 0.99, "left", "top"), 2: (0.99, 0.99, "right", "top"),
-                                       3: (0.01, 0.01, "left", "bottom"), 4: (0.99, 0.01, "right", "bottom")}.items():
-            label = {1: "1: recommended", 2: "2: likely memorized noise", 3: "3: underfit", 4: "4: underfit, susceptible"}[region]
-            ax.text(x, y, label, transform=ax.transAxes, ha=ha, va=va, fontsize=8, color=REGION_COLORS[region], weight="bold")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=4, fontsize=8, frameon=False)
     ax.set_xlabel("susceptibility (loss drop after one step on random labels)")
     ax.set_ylabel("training accuracy on its own labels (%)")
     ax.set_title(title + (f" — thresholds: {t.source}" if t else ""), fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    _label_points(ax, scored)
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
     except (OSError, ValueError) as e:
         raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
     finally:

@@ -56,7 +56,7 @@ def _checkpoints_under(folder: Path) -> list[Path]:
 
 
 def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEntry]:
-    """Entries of a pool folder (each file a model; each subfolder a run whose latest checkpoint is the model,
+    """Entries of a pool folder (each file a model, named by its stem; each subfolder a run whose latest checkpoint is the model,
     or every checkpoint with all_checkpoints), or of a manifest file."""
     pool = Path(pool)
     if not pool.exists():
@@ -66,11 +66,14 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
             return read_manifest(pool)
         raise InputError(f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest")
     entries: list[PoolEntry] = []
-    for child in sorted(pool.iterdir()):
+    children = sorted(pool.iterdir())
+    stems = [c.stem for c in children if is_checkpoint(c)]
+    for child in children:
         if child.name.startswith("."):
             continue
-        if is_checkpoint(child):
-            entries.append(PoolEntry(child.name, child, epoch=epoch_from_name(child)))
+        if is_checkpoint(child):  # named by its stem, unless two files share it (m.pt and m.safetensors)
+            name = child.stem if stems.count(child.stem) == 1 else child.name
+            entries.append(PoolEntry(name, child, epoch=epoch_from_name(child)))
         elif child.is_dir():
             runs = _checkpoints_under(child)
             if not runs:

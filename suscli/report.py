@@ -79,14 +79,21 @@ def _pct(value: float | None) -> str:
 def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
     """The human-facing columns, shared by the Rich table and Markdown."""
     ranked = any(r.region is not None for r in rows)
+    tracked = any(r.zeta is not None for r in rows)
     cols: list[tuple[str, list[str]]] = [("model", [r.name for r in rows])]
+    if tracked:
+        cols.append(("epoch", [_fmt(r.epoch) for r in rows]))
     cols.append(("arch", [_fmt(r.arch) for r in rows]))
     cols.append(("train acc", [_pct(r.train_acc) + _interval(r) for r in rows]))
     cols.append(("susceptibility", [_fmt(r.susceptibility) + ("" if r.susceptibility_sem is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows]))
+    if tracked:
+        cols.append(("zeta", [_fmt(r.zeta) for r in rows]))
     if ranked:
         cols.append(("region", [_fmt(r.region) for r in rows]))
     cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
-    cols.append(("notes", [r.error or "; ".join(r.notes) for r in rows]))
+    notes = [r.error or "; ".join(r.notes) for r in rows]
+    if any(notes):
+        cols.append(("notes", notes))
     return cols
 
 
@@ -110,7 +117,7 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
 def to_table(rows: list[Result], title: str | None = None) -> Table:
     table = Table(title=title, show_lines=False)
     for name, _ in display_columns(rows):
-        table.add_column(name, overflow="fold", justify="right" if name in ("train acc", "susceptibility", "region") else "left")
+        table.add_column(name, overflow="fold", justify="right" if name in ("epoch", "train acc", "susceptibility", "zeta", "region") else "left")
     cols = display_columns(rows)
     for i, r in enumerate(rows):
         style = "red" if not r.ok or r.region == 2 else ("green" if r.region == 1 else None)

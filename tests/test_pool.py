@@ -38,7 +38,7 @@ def test_folder_files_and_run_subfolders(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     entries = discover(tmp_path)
     assert [(e.name, e.path.name) for e in entries] == [
-        ("a.safetensors", "a.safetensors"), ("b.pt", "b.pt"), ("run1", "epoch_10.pt"), ("run2", "last.ckpt")]
+        ("a", "a.safetensors"), ("b", "b.pt"), ("run1", "epoch_10.pt"), ("run2", "last.ckpt")]
     every = discover(tmp_path, all_checkpoints=True)
     assert [e.name for e in every if e.name.startswith("run1")] == ["run1/epoch_2.pt", "run1/epoch_9.pt", "run1/epoch_10.pt"]
 

@@ -1,0 +1,32 @@
+"""`suscli demo --small` end to end: the ranking flags the models built to memorize, and recommends the others."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from suscli.cli import app
+
+runner = CliRunner()
+
+
+def test_small_demo_flags_the_memorizers(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    res = runner.invoke(app, ["demo", "--small", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "pool.png").is_file() and "rerun by hand: suscli rank" in res.stderr
+    intents = {r["name"]: r["intent"] for r in json.loads((out / "demo.json").read_text())["models"]}
+    ranked = runner.invoke(app, ["rank", str(out / "models"), "-d", str(out / "data" / "unlabeled"),
+                                 "--train-data", str(out / "data" / "train"), "-f", "json"])
+    assert ranked.exit_code == 0, ranked.output
+    doc = json.loads(ranked.stdout)
+    assert doc["counts"]["reused"] == len(intents)  # the demo's own rank already stored every result
+    regions = {r["name"]: r["region"] for r in doc["results"]}
+    for name, intent in intents.items():
+        if intent == "memorize":
+            assert regions[name] == 2, (name, regions)
+        elif intent == "resist":
+            assert regions[name] == 1, (name, regions)
+    assert doc["recommendation"].startswith("ship ") and intents[doc["results"][0]["name"]] == "resist"
