@@ -16,6 +16,7 @@ class Result:
     epoch: int | None = None
     susceptibility: float | None = None  # mean r over the random-label batches
     susceptibility_sem: float | None = None
+    zeta: float | None = None  # running mean of susceptibility over a run's epochs up to this one (suscli track)
     train_acc: float | None = None
     train_acc_low: float | None = None  # 95% interval when estimated on a sample
     train_acc_high: float | None = None

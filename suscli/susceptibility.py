@@ -4,12 +4,14 @@ Post-hoc form of Forouzesh, Sedghi & Thiran (ICLR 2023), `compute_update_on_sout
 (github.com/mahf93/tracking-memorization): random labels drawn once; per batch, loss before, one step,
 loss after on the same batch, r = before - after; the model's weights and buffers are restored afterwards.
 Differences for saved checkpoints (docs/method.md): a fixed step size `lr` with plain SGD instead of the
-training optimizer, and the mean of r over several batches instead of one batch per epoch.
+training optimizer, and the mean of r over several batches instead of one batch per epoch. Inside a training
+loop (suscli.tracker) the step can be the training optimizer's own, as the authors ran it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import statistics
 from collections.abc import Callable, Iterator
@@ -27,6 +29,8 @@ DEFAULT_BATCHES = 8
 DEFAULT_BATCH_SIZE = 128
 
 Progress = Callable[[str, int, int], None]
+# One update of `params` in place, given their gradients on a random-label batch (None: the loss does not use it).
+Step = Callable[[list[nn.Parameter], tuple[torch.Tensor | None, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,16 @@ def measure_susceptibility(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: torch.device | str | None = None,
     progress: Progress | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> Susceptibility:
     """Susceptibility of `model` on unlabeled `inputs` (N, ...), as defined in the module docstring.
 
     `transform` maps a batch of `inputs` (already on the model's device) to model inputs, e.g. uint8 pixels to
     normalized floats. The model is temporarily stepped in place and restored bit for bit, also on error; its
     train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off.
+    With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
+    learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
+    parameters' `.grad` are restored after every batch.
     """
     device = torch.device(device) if device is not None else _device_of(model)
     n = len(inputs)
@@ -102,6 +110,7 @@ def measure_susceptibility(
         raise InputError(f"susceptibility needs batches >= 1, batch size >= 1 and lr > 0, got {config}")
     transform = transform or (lambda x: x)
     batch_size = min(config.batch_size, n)
+    step = optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr)
     params = [p for p in model.parameters() if p.requires_grad]
     saved_params = [p.detach().clone() for p in params]
     buffers = list(model.buffers())
@@ -123,9 +132,7 @@ def measure_susceptibility(
                 loss = F.cross_entropy(logits_of(model(x)), y)
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
                 with torch.no_grad():
-                    for p, g in zip(params, grads):
-                        if g is not None:
-                            p.sub_(g, alpha=config.lr)
+                    step(params, grads)
                     loss_after = F.cross_entropy(logits_of(model(x)), y)
                     for t, s in zip(params + buffers, saved_params + saved_buffers):
                         t.copy_(s)  # back to the checkpoint: every batch steps from the same weights
@@ -148,6 +155,44 @@ def measure_susceptibility(
         num_classes=num_classes,
         config=config,
     )
+
+
+def sgd_step(lr: float) -> Step:
+    """The post-hoc step: plain SGD with a fixed step size, no momentum, no weight decay."""
+
+    def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
+        for p, g in zip(params, grads):
+            if g is not None:
+                p.sub_(g, alpha=lr)
+
+    return step
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
+    """The authors' in-training step: `optimizer.step()` itself, then its state put back as it was now.
+
+    The state is deep-copied now and again at every restore: `load_state_dict` keeps the tensors it is given,
+    and the next step would update them in place. Every optimized parameter's `.grad` is set aside for the step
+    (so that only the random-label gradients move anything) and put back afterwards. Hooks registered on the
+    optimizer run as for any step.
+    """
+    saved = copy.deepcopy(optimizer.state_dict())
+
+    def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
+        touched = {id(p): p for group in optimizer.param_groups for p in group["params"]} | {id(p): p for p in params}
+        held = [(p, p.grad) for p in touched.values()]
+        try:
+            for p, _ in held:
+                p.grad = None
+            for p, g in zip(params, grads):
+                p.grad = g
+            optimizer.step()
+        finally:
+            for p, g in held:
+                p.grad = g
+            optimizer.load_state_dict(copy.deepcopy(saved))
+
+    return step
 
 
 @contextlib.contextmanager

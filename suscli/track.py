@@ -1,0 +1,201 @@
+"""Susceptibility over one training run, as the paper defines it: r at every epoch, the running mean zeta(t),
+and the epoch to keep.
+
+Forouzesh et al. (ICLR 2023) measure r_t at the start of every epoch t and track zeta(t) = mean(r_1 .. r_t),
+dropping r_0 at initialization (results.ipynb of the official code). A run's epochs come from its checkpoints
+(one per epoch, numbered in the file names or a manifest) or from the log of suscli.tracker.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from suscli.errors import InputError, UsageError
+from suscli.pool import PoolEntry, discover
+from suscli.results import Result
+
+RULE = ("knee: keep the epoch with the largest gain in training accuracy minus gain in susceptibility r, each "
+        "scaled to its range over the run's epochs (past it, more training accuracy costs more susceptibility than "
+        "it brings: the run is memorizing)")
+INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
+
+
+def running_mean(epochs: Sequence[int], r: Sequence[float | None], *, count_epoch_0: bool = False) -> list[float | None]:
+    """zeta at each epoch: the mean of r over the measured epochs up to it (epochs in increasing order).
+
+    Epoch 0 is the initialization, whose r the paper drops, unless `count_epoch_0`; an epoch without r (it
+    failed) gets no zeta and is left out of the later means. None where there is nothing to average yet.
+    """
+    zeta: list[float | None] = []
+    total, n = 0.0, 0
+    for epoch, value in zip(epochs, r, strict=True):
+        if value is None or (epoch == 0 and not count_epoch_0):
+            zeta.append(None)
+            continue
+        total, n = total + value, n + 1
+        zeta.append(total / n)
+    return zeta
+
+
+def epoch_to_keep(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | None:
+    """Index of the epoch to keep by RULE among those with both values (None: there are none); later on ties.
+
+    Within one run training accuracy keeps rising while the noisy labels are memorized, and r rises with it,
+    slowly while the network learns the classes and steeply once it memorizes: the knee of that curve is the
+    last epoch before memorization took over. r, not zeta(t): a running mean lags behind the epoch it is read
+    at (docs/track.md has the numbers).
+    """
+    pairs = [(i, a, x) for i, (a, x) in enumerate(zip(train_acc, r, strict=True)) if a is not None and x is not None]
+    if not pairs:
+        return None
+    a_low, a_span = _range([a for _, a, _ in pairs])
+    r_low, r_span = _range([x for _, _, x in pairs])
+    gain = {i: (a - a_low) / a_span - (x - r_low) / r_span for i, a, x in pairs}
+    best = max(gain.values())
+    return max(i for i, g in gain.items() if g == best)
+
+
+def _range(values: list[float]) -> tuple[float, float]:
+    """Lowest value and span (1 when all are equal, so that the quantity then plays no part)."""
+    low = min(values)
+    return low, (max(values) - low) or 1.0
+
+
+def annotate(rows: list[Result], *, count_epoch_0: bool = False) -> Result | None:
+    """Set each row's zeta and mark the epoch to keep (rows in epoch order); returns that row.
+
+    The initialization is no candidate: its r is left out of the run as it is left out of zeta.
+    """
+    zeta = running_mean([r.epoch for r in rows], [r.susceptibility if r.ok else None for r in rows], count_epoch_0=count_epoch_0)
+    for row, z in zip(rows, zeta):
+        row.zeta = z
+        if row.ok and row.epoch == 0 and not count_epoch_0:
+            row.notes.append(INIT_NOTE)
+    candidates = [r.susceptibility if z is not None else None for r, z in zip(rows, zeta)]
+    keep = epoch_to_keep([r.train_acc for r in rows], candidates)
+    if keep is None:
+        return None
+    rows[keep].verdict = "keep"
+    return rows[keep]
+
+
+def recommendation(rows: list[Result], keep: Result | None) -> str:
+    """The closing line: the epoch to keep, its numbers and the rule that chose it, or why there is none."""
+    if keep is None:
+        if not any(r.zeta is not None for r in rows):
+            return "no epoch to keep: no epoch after the initialization could be measured"
+        return "no epoch to keep: the rule needs training accuracy (pass --train-data, or train_acc= to tracker.measure)"
+    last = rows[-1]
+    later = f"; last epoch {last.epoch}: {_numbers(last)}" if last is not keep and last.ok else ""
+    return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}. Rule: {RULE}"
+
+
+def _numbers(row: Result) -> str:
+    acc = "-" if row.train_acc is None else f"{100 * row.train_acc:.1f}%"
+    zeta = "-" if row.zeta is None else f"{row.zeta:.4f}"
+    return f"train acc {acc}, r {row.susceptibility:.4f}, zeta {zeta}"
+
+
+def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
+    """The run's checkpoints in epoch order, and those skipped for having no epoch number (e.g. last.ckpt).
+
+    Epochs come from the file names (suscli.pool.epoch_from_name), or from a manifest's `epoch` field.
+    """
+    run = Path(run)
+    entries = discover(run, all_checkpoints=True)
+    if run.is_file():
+        for entry, epoch in zip(entries, _manifest_epochs(run)):
+            entry.epoch = epoch if epoch is not None else entry.epoch
+    numbered = sorted((e for e in entries if e.epoch is not None), key=lambda e: e.epoch)
+    skipped = [e for e in entries if e.epoch is None]
+    if not numbered:
+        raise InputError(f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field")
+    for a, b in zip(numbered, numbered[1:]):
+        if a.epoch == b.epoch:
+            raise InputError(f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}", fix="keep one per epoch, or list them in a manifest with an epoch field")
+    return numbered, skipped
+
+
+def _manifest_epochs(path: Path) -> list[int | None]:
+    """The `epoch` of each manifest entry (None where absent), in order; suscli.pool.read_manifest has read it before."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+        rows = data.get("models") if isinstance(data, dict) else data
+    else:
+        rows = list(csv.DictReader(text.splitlines()))
+    epochs: list[int | None] = []
+    for i, row in enumerate(rows, start=1):
+        value = row.get("epoch")
+        if value is None or value == "":
+            epochs.append(None)
+            continue
+        try:
+            epochs.append(int(value))
+        except (TypeError, ValueError):
+            raise InputError(f"manifest {path}: entry {i} has epoch {value!r}, not a whole number") from None
+    return epochs
+
+
+def default_results(run: Path) -> Path:
+    """Where `suscli rank` keeps its results for the same folder or manifest, so that the two share them."""
+    return run / "suscli-results.jsonl" if run.is_dir() else run.with_suffix(".suscli-results.jsonl")
+
+
+def log_rows(records: list[dict], log: Path) -> list[Result]:
+    """Result rows from suscli.tracker log records (one per epoch, in epoch order)."""
+    return [
+        Result(name=f"epoch {rec['epoch']}", path=str(log), epoch=rec["epoch"], susceptibility=rec["r"],
+               susceptibility_sem=rec.get("sem"), train_acc=rec.get("train_acc"), details=rec)
+        for rec in records
+    ]
+
+
+def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track") -> Path:
+    """r and zeta against epoch (left axis), training accuracy (right axis), the kept epoch marked; from the
+    suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot needs matplotlib", fix="pip install 'suscli[plot]'") from None
+    measured = [r for r in rows if r.ok and r.susceptibility is not None]
+    if not measured:
+        raise UsageError("--plot needs at least one measured epoch")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    ax.plot([r.epoch for r in measured], [r.susceptibility for r in measured], "o", color="#8d99ae", markersize=4, label="r (per epoch)")
+    with_zeta = [r for r in measured if r.zeta is not None]
+    ax.plot([r.epoch for r in with_zeta], [r.zeta for r in with_zeta], "-", color="#e63946", linewidth=2, label="zeta(t) (running mean)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("susceptibility (loss drop on random labels)")
+    handles, labels = ax.get_legend_handles_labels()
+    with_acc = [r for r in measured if r.train_acc is not None]
+    if with_acc:
+        acc_ax = ax.twinx()
+        acc_ax.plot([r.epoch for r in with_acc], [100 * r.train_acc for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
+        acc_ax.set_ylabel("training accuracy on its own labels (%)")
+        h, lab = acc_ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    if keep is not None:
+        ax.axvline(keep.epoch, color="black", linestyle="--", linewidth=1)
+        ax.annotate(f"keep epoch {keep.epoch}", (keep.epoch, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
+                    textcoords="offset points", fontsize=8)
+    ax.legend(handles, labels, loc="upper left", fontsize=8)
+    ax.set_title(title + " — keep: the knee of training accuracy against r", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
+    finally:
+        plt.close(fig)
+    return path
+

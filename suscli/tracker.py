@@ -1,0 +1,185 @@
+"""Susceptibility inside a training loop: one measurement per epoch, logged as JSON lines for `suscli track --log`.
+
+    tracker = SusceptibilityTracker(unlabeled_inputs, log="run.jsonl")
+    for epoch in range(epochs):
+        tracker.measure(model, epoch, train_acc=acc)  # at the start of the epoch, before training on it
+        acc = train_one_epoch(model, optimizer)
+
+`epoch` counts the epochs trained so far, so epoch 0 is the initialization, whose r the paper leaves out of
+the running mean. The random labels are drawn once (from the seed) and every epoch uses the same batches, so
+that differences between epochs come from the model, not from the draw. The model's weights, buffers and
+train/eval flags, the optimizer's state and the parameters' gradients are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from suscli.errors import InputError
+from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.track import running_mean
+
+
+@dataclass
+class EpochRecord:
+    """One line of the log."""
+
+    epoch: int  # epochs trained so far (0 = initialization)
+    r: float  # mean of r over the batches at this epoch
+    sem: float | None  # its standard error (None with one batch)
+    zeta: float | None  # running mean of r over epochs 1..epoch (None at initialization)
+    step: str  # "optimizer": the training optimizer's own step; "sgd": plain SGD with step size `lr`
+    lr: float  # step size used: the optimizer's current learning rate (first group), or the plain SGD step
+    batches: int
+    batch_size: int
+    seed: int
+    train_acc: float | None  # as reported by the training loop, 0-1
+    time: str  # UTC, ISO 8601, when the measurement ended
+    seconds: float  # how long the measurement took
+
+
+@dataclass
+class SusceptibilityTracker:
+    """Measures susceptibility once per epoch on fixed unlabeled `inputs` (N, ...) and appends it to `log`.
+
+    `transform` maps a batch of inputs (on the model's device) to model inputs, e.g. uint8 pixels to
+    normalized floats. A log that already exists is read first: a run resumed from a checkpoint continues its
+    running mean, and a re-measured epoch replaces the earlier record of that epoch.
+    """
+
+    inputs: torch.Tensor
+    log: str | Path | None = None
+    config: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
+    num_classes: int | None = None
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    history: list[EpochRecord] = field(default_factory=list, init=False, repr=False)  # by epoch, as logged
+
+    def __post_init__(self) -> None:
+        if self.log is not None and Path(self.log).exists():
+            self.history = [EpochRecord(**rec) for rec in read_log(self.log)]
+
+    def measure(
+        self, model: nn.Module, epoch: int, *, optimizer: torch.optim.Optimizer | None = None, train_acc: float | None = None
+    ) -> EpochRecord:
+        """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did."""
+        start = time.perf_counter()
+        sus = measure_susceptibility(model, self.inputs, config=self.config, num_classes=self.num_classes,
+                                     transform=self.transform, optimizer=optimizer)
+        self.num_classes = sus.num_classes
+        self.history = [h for h in self.history if h.epoch < epoch]
+        epochs = [h.epoch for h in self.history] + [epoch]
+        zeta = running_mean(epochs, [h.r for h in self.history] + [sus.mean])[-1]
+        record = EpochRecord(
+            epoch=epoch,
+            r=sus.mean,
+            sem=None if math.isnan(sus.sem) else sus.sem,  # nan with one batch: JSON has no NaN
+            zeta=zeta,
+            step="optimizer" if optimizer is not None else "sgd",
+            lr=float(optimizer.param_groups[0]["lr"]) if optimizer is not None else self.config.lr,
+            batches=self.config.batches,
+            batch_size=sus.batch_size,
+            seed=self.config.seed,
+            train_acc=train_acc,
+            time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            seconds=round(time.perf_counter() - start, 3),
+        )
+        self.history.append(record)
+        if self.log is not None:
+            _append(Path(self.log), asdict(record))
+        return record
+
+
+def _append(path: Path, record: dict) -> None:
+    """One flushed line per epoch, so that a crash of the training run keeps every finished epoch."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise InputError(f"cannot write tracker log {path}: {e.strerror or e}", fix="give the tracker a writable log path") from None
+
+
+LOG_FIELDS = frozenset({"epoch", "r"})  # what a log line needs; the rest of EpochRecord is optional when read
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a tracker log in epoch order. A record of epoch e replaces every earlier-written record of
+    epochs >= e: a run resumed (or restarted) at epoch e logs them again. A last line cut short by a crash is ignored.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read tracker log {path}: {e}", fix="give the JSONL file written by suscli.tracker") from None
+    by_epoch: dict[int, dict] = {}
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):
+                continue
+            raise InputError(f"tracker log {path} is corrupt at line {n}", fix="remove that line") from None
+        if not isinstance(record, dict) or not LOG_FIELDS <= record.keys() or not isinstance(record["epoch"], int) \
+                or isinstance(record["r"], bool) or not isinstance(record["r"], (int, float)):
+            raise InputError(f"{path} is not a suscli tracker log (line {n})", fix="give the JSONL file written by suscli.tracker")
+        epoch = record["epoch"]
+        by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
+        by_epoch[epoch] = {f: record.get(f) for f in EpochRecord.__dataclass_fields__}
+    if not by_epoch:
+        raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def schedule_warning(records: list[dict]) -> str | None:
+    """Why the epochs of a log may not be comparable: r measured with the training optimizer's own step scales
+    with its learning rate, so under a decaying schedule late epochs read low whatever they memorized."""
+    lrs = [rec["lr"] for rec in records if rec.get("step") == "optimizer" and rec.get("lr") is not None]
+    if len(set(lrs)) < 2:
+        return None
+    return (f"r was measured with the training optimizer's step, whose size followed the schedule (lr {min(lrs):.3g} to "
+            f"{max(lrs):.3g}): epochs are not on one scale and the knee may mislead; for choosing an epoch, track with the "
+            f"plain SGD step (tracker.measure without optimizer=)")
+
+
+def _lightning() -> type | None:
+    """Lightning's Callback base class, when lightning (or the older pytorch_lightning) is installed."""
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            return importlib.import_module(name).Callback
+        except ImportError:
+            continue
+    return None
+
+
+_Callback = _lightning()
+if _Callback is not None:
+
+    class SusceptibilityCallback(_Callback):  # type: ignore[misc, valid-type]
+        """Lightning: measure at the start of every training epoch (trainer.current_epoch = epochs trained so far),
+        with the first optimizer's step when `with_optimizer`. `acc_metric` names a logged training accuracy (0-1)
+        whose latest value goes into the log: the knee rule of `suscli track` needs it."""
+
+        def __init__(self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None):
+            self.tracker = tracker
+            self.with_optimizer = with_optimizer
+            self.acc_metric = acc_metric
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001 (Lightning's types)
+            optimizer = trainer.optimizers[0] if self.with_optimizer else None
+            acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric else None
+            self.tracker.measure(pl_module, trainer.current_epoch, optimizer=optimizer, train_acc=None if acc is None else float(acc))

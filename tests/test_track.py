@@ -1,0 +1,160 @@
+"""`suscli track` and suscli.track: a run's epochs, the running mean, the knee rule, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import suscli
+import suscli.audit
+from suscli.cli import app
+from suscli.errors import InputError
+from suscli.results import Result
+from suscli.track import RULE, annotate, epoch_to_keep, run_epochs, running_mean
+from tests.conftest import tiny_cnn
+
+runner = CliRunner()
+ARCH = "tests.conftest:tiny_cnn"
+
+
+def touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["epoch_2.pt", "epoch_10.pt", "epoch_1.pt"],
+        ["ckpt-000002.safetensors", "ckpt-000010.safetensors", "ckpt-000001.safetensors"],
+        ["lightning_logs/version_0/checkpoints/epoch=2-step=300.ckpt", "lightning_logs/version_0/checkpoints/epoch=10-step=1100.ckpt",
+         "lightning_logs/version_0/checkpoints/epoch=1-step=200.ckpt"],
+    ],
+)
+def test_epochs_from_each_naming_scheme_in_epoch_order(tmp_path: Path, names: list[str]) -> None:
+    for name in names:
+        touch(tmp_path / "run" / name)
+    touch(tmp_path / "run" / "last.ckpt")  # Lightning's copy of the latest epoch: no number, skipped
+    entries, skipped = run_epochs(tmp_path / "run")
+    assert [e.epoch for e in entries] == [1, 2, 10]
+    assert [e.path.name for e in skipped] == ["last.ckpt"]
+
+
+@pytest.mark.parametrize("kind", ["json", "csv"])
+def test_epochs_from_a_manifest_beat_the_file_names(tmp_path: Path, kind: str) -> None:
+    for name in ("a.pt", "b.pt", "epoch_7.pt"):
+        touch(tmp_path / "ckpt" / name)
+    rows = [("ckpt/b.pt", 2), ("ckpt/a.pt", 1), ("ckpt/epoch_7.pt", "")]
+    if kind == "json":
+        manifest = tmp_path / "run.json"
+        manifest.write_text(json.dumps([{"path": p, **({"epoch": e} if e != "" else {})} for p, e in rows]))
+    else:
+        manifest = tmp_path / "run.csv"
+        manifest.write_text("path,epoch\n" + "".join(f"{p},{e}\n" for p, e in rows))
+    entries, _ = run_epochs(manifest)
+    assert [(e.path.name, e.epoch) for e in entries] == [("a.pt", 1), ("b.pt", 2), ("epoch_7.pt", 7)]
+
+
+def test_two_checkpoints_of_one_epoch_or_none_numbered_are_refused(tmp_path: Path) -> None:
+    touch(tmp_path / "dup" / "epoch_3.pt")
+    touch(tmp_path / "dup" / "epoch_3.safetensors")
+    with pytest.raises(InputError, match="two checkpoints for epoch 3"):
+        run_epochs(tmp_path / "dup")
+    touch(tmp_path / "bare" / "best.pt")
+    with pytest.raises(InputError, match="no checkpoint .* has an epoch number"):
+        run_epochs(tmp_path / "bare")
+
+
+def test_running_mean_drops_the_initialization_and_failed_epochs() -> None:
+    assert running_mean([0, 1, 2, 3], [9.0, 1.0, 2.0, 3.0]) == [None, 1.0, 1.5, 2.0]
+    assert running_mean([0, 1, 2, 3], [9.0, 1.0, 2.0, 3.0], count_epoch_0=True) == [9.0, 5.0, 4.0, 3.75]
+    assert running_mean([1, 2, 4], [2.0, None, 4.0]) == [2.0, None, 3.0]  # epoch 3 not saved, epoch 2 failed
+    assert running_mean([0], [1.0]) == [None]
+
+
+def test_knee_is_where_accuracy_stops_paying_for_susceptibility() -> None:
+    # learns the classes (accuracy up fast, r flat) until index 4, then memorizes (accuracy up slowly, r steep)
+    acc = [0.2, 0.35, 0.5, 0.6, 0.65, 0.7, 0.8, 0.9, 0.99]
+    r = [0.01, 0.011, 0.012, 0.013, 0.015, 0.05, 0.1, 0.15, 0.2]
+    assert epoch_to_keep(acc, r) == 4
+
+
+def test_knee_of_a_run_that_never_memorizes_is_its_last_epoch() -> None:
+    assert epoch_to_keep([0.2, 0.4, 0.6, 0.8], [0.05, 0.04, 0.03, 0.03]) == 3
+
+
+def test_knee_ties_take_the_later_epoch_and_missing_values_are_skipped() -> None:
+    assert epoch_to_keep([0.5, 0.5, 0.5], [0.1, 0.1, 0.1]) == 2
+    assert epoch_to_keep([None, 0.4, 0.9, None], [0.01, 0.02, 0.03, 0.04]) == 2
+    assert epoch_to_keep([None, None], [0.1, 0.2]) is None
+
+
+def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
+    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a)
+            for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.6), (3, 0.3, 0.65)]]
+    keep = annotate(rows)
+    assert [r.zeta for r in rows] == pytest.approx([None, 0.01, 0.015, 0.11])  # type: ignore[list-item]
+    assert keep is rows[2] and rows[2].verdict == "keep"  # epoch 0 would win on both counts, but it is no candidate
+    assert "initialization" in rows[0].notes[-1]
+
+
+def make_run(folder: Path, epochs: int = 4) -> Path:
+    """Tiny checkpoints whose classifier grows with the epoch, so r rises along the run."""
+    for e in range(epochs):
+        torch.manual_seed(e)
+        model = tiny_cnn(3)
+        with torch.no_grad():
+            model[-1].weight.mul_(1 + 2 * e)
+        suscli.save(model, folder / f"epoch_{e}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
+    return folder
+
+
+def track_json(*args):
+    res = runner.invoke(app, ["track", *map(str, args), "-f", "json", "--batches", "2", "--batch-size", "8"])
+    return res, (json.loads(res.stdout) if res.stdout.strip() else None)
+
+
+def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    run = make_run(tmp_path / "run")
+    res, doc = track_json(run, "-d", image_folder, "--train-data", train_folder, "--plot", tmp_path / "run.png")
+    assert res.exit_code == 0, res.output
+    rows = doc["results"]
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3] and all(r["status"] == "ok" for r in rows)
+    r = [row["susceptibility"] for row in rows]
+    assert [row["zeta"] for row in rows] == pytest.approx([None, r[1], (r[1] + r[2]) / 2, sum(r[1:]) / 3])  # type: ignore[list-item]
+    keep = doc["recommendation"]
+    assert doc["rule"] == RULE and keep["epoch"] in (1, 2, 3)
+    assert [row["verdict"] for row in rows].count("keep") == 1
+    assert keep["text"] in res.stderr and "Rule: knee" in res.stderr
+    assert (tmp_path / "run.png").stat().st_size > 0
+    assert len((run / "suscli-results.jsonl").read_text().splitlines()) == 4
+
+
+def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
+    run = make_run(tmp_path / "run", epochs=3)
+    _, first = track_json(run, "-d", image_folder)
+
+    def must_not_run(*a, **k):
+        raise AssertionError("an epoch already measured was measured again")
+
+    monkeypatch.setattr(suscli.audit, "score_checkpoint", must_not_run)
+    res, again = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    assert again["counts"]["reused"] == 3
+    assert [r["zeta"] for r in again["results"]] == [r["zeta"] for r in first["results"]]
+    assert again["recommendation"]["epoch"] is None and "needs training accuracy" in res.stderr
+
+
+def test_track_bad_input(tmp_path: Path, image_folder: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    res, _ = track_json(tmp_path / "empty", "-d", image_folder)
+    assert res.exit_code == 3 and len(res.stderr.strip().splitlines()) == 1 and "no checkpoints" in res.stderr
+    res, _ = track_json()
+    assert res.exit_code == 2 and "RUN of checkpoints or --log" in res.stderr
+    res, _ = track_json(make_run(tmp_path / "run", epochs=1))
+    assert res.exit_code == 2 and "--data" in res.stderr

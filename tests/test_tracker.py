@@ -1,0 +1,205 @@
+"""suscli.tracker in a training loop: it leaves training bit for bit as it was, steps like the authors with an
+optimizer, and writes the log that `suscli track --log` reads."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from suscli.cli import app
+from suscli.susceptibility import SusceptibilityConfig, batch_indices, random_labels
+from suscli.tracker import SusceptibilityTracker, read_log
+from tests.conftest import tiny_cnn
+
+CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=16, seed=1)
+
+
+def setup(seed: int = 0):
+    """A tiny model, SGD with momentum and weight decay under a step schedule, random data."""
+    torch.manual_seed(seed)
+    model = tiny_cnn(3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    x, y = torch.randn(48, 3, 8, 8), torch.randint(3, (48,))
+    return model, opt, sched, x, y
+
+
+def train_epoch(model, opt, sched, x, y) -> float:
+    """One epoch of minibatch SGD (dropout draws from the global RNG); returns the eval-mode training accuracy."""
+    model.train()
+    for i in range(0, len(x), 16):
+        loss = F.cross_entropy(model(x[i : i + 16]), y[i : i + 16])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    sched.step()
+    model.eval()
+    with torch.no_grad():
+        return float((model(x).argmax(-1) == y).float().mean())
+
+
+def snapshot(model, opt) -> dict:
+    return {
+        "model": copy.deepcopy(model.state_dict()),
+        "opt": copy.deepcopy(opt.state_dict()),
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "modes": [m.training for m in model.modules()],
+    }
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["opt"]["param_groups"] == b["opt"]["param_groups"]  # lr, momentum, weight decay, initial_lr
+    assert a["opt"]["state"].keys() == b["opt"]["state"].keys()
+    for k, state in a["opt"]["state"].items():
+        assert state.keys() == b["opt"]["state"][k].keys()
+        assert all(torch.equal(v, b["opt"]["state"][k][n]) if isinstance(v, torch.Tensor) else v == b["opt"]["state"][k][n] for n, v in state.items())
+    assert all((g is None and h is None) or torch.equal(g, h) for g, h in zip(a["grads"], b["grads"]))
+    assert a["modes"] == b["modes"]
+
+
+@pytest.mark.parametrize("with_optimizer", [False, True])
+def test_measuring_changes_nothing_bit_for_bit(with_optimizer: bool) -> None:
+    model, opt, sched, x, y = setup()
+    train_epoch(model, opt, sched, x, y)  # momentum buffers exist, the lr has moved, .grad holds the last batch's
+    model[5].train()  # a mixed train/eval setting must come back as it was
+    grads = [p.grad for p in model.parameters()]
+    before = snapshot(model, opt)
+    SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt if with_optimizer else None)
+    assert_same(before, snapshot(model, opt))
+    assert all(p.grad is g for p, g in zip(model.parameters(), grads))
+
+
+def test_a_fresh_optimizer_gets_no_state() -> None:
+    model, opt, *_ = setup()
+    SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 0, optimizer=opt)
+    assert not opt.state and all(p.grad is None for p in model.parameters())
+
+
+def test_tracked_training_ends_bit_identical_to_untracked_training(tmp_path: Path) -> None:
+    runs = []
+    for tracked in (False, True):
+        model, opt, sched, x, y = setup()
+        tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=tmp_path / f"{tracked}.jsonl", config=CONFIG)
+        for epoch in range(3):
+            if tracked:
+                tracker.measure(model, epoch, optimizer=opt)
+                tracker.measure(model, epoch)
+            train_epoch(model, opt, sched, x, y)
+        runs.append(snapshot(model, opt))
+    assert_same(*runs)
+
+
+def test_optimizer_step_is_the_training_optimizers_own() -> None:
+    """Against the straightforward computation: a copy of model and optimizer, one real step on the batch."""
+    model, opt, sched, x, y = setup()
+    train_epoch(model, opt, sched, x, y)
+    inputs = torch.randn(40, 3, 8, 8)
+    cfg = SusceptibilityConfig(batches=1, batch_size=16, seed=4)
+    tracker = SusceptibilityTracker(inputs, config=cfg)
+    got = tracker.measure(model, 1, optimizer=opt)
+    plain = tracker.measure(model, 1)
+
+    m = copy.deepcopy(model)
+    o = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    o.load_state_dict(copy.deepcopy(opt.state_dict()))
+    m.train()
+    m[5].eval()  # dropout off
+    idx = batch_indices(40, 1, 16, seed=4)[0]
+    labels = random_labels(40, 3, seed=4)[idx]
+    before = F.cross_entropy(m(inputs[idx]), labels)
+    o.zero_grad()
+    before.backward()
+    o.step()
+    with torch.no_grad():
+        after = F.cross_entropy(m(inputs[idx]), labels)
+    assert got.r == pytest.approx(before.item() - after.item(), rel=1e-5, abs=1e-7)
+    assert got.step == "optimizer" and got.lr == 0.05 and plain.step == "sgd" and plain.lr == cfg.lr
+    assert got.r != pytest.approx(plain.r)
+
+
+def test_training_loop_log_read_by_suscli_track(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    model, opt, sched, x, y = setup()
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG)
+    acc = None
+    for epoch in range(4):
+        tracker.measure(model, epoch, train_acc=acc)
+        acc = train_epoch(model, opt, sched, x, y)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert {"epoch", "r", "zeta", "lr", "batches", "seed", "time"} <= records[0].keys()
+    assert records[0]["zeta"] is None and records[2]["zeta"] == pytest.approx((records[1]["r"] + records[2]["r"]) / 2)
+
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["zeta"] for r in doc["results"]] == pytest.approx([r["zeta"] for r in records])  # type: ignore[list-item]
+    assert [r["train_acc"] for r in doc["results"]] == [r["train_acc"] for r in records]
+    assert doc["recommendation"]["epoch"] in (1, 2, 3) and doc["warnings"] == []
+
+
+def test_log_resumes_and_survives_a_cut_line(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    inputs = torch.randn(40, 3, 8, 8)
+    model = tiny_cnn(3)
+    first = SusceptibilityTracker(inputs, log=log, config=CONFIG)
+    for epoch in range(4):
+        first.measure(model, epoch)
+    # the run crashed after epoch 3 was logged and resumes from its epoch-2 checkpoint
+    resumed = SusceptibilityTracker(inputs, log=log, config=CONFIG)
+    again = resumed.measure(model, 2)
+    assert again.zeta == pytest.approx(first.history[2].zeta)
+    with open(log, "a") as f:
+        f.write('{"epoch": 3, "r": 0.')  # killed mid-write
+    assert [r["epoch"] for r in read_log(log)] == [0, 1, 2]  # the rewritten epoch 2 replaced epochs 2 and 3
+
+
+def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    model, opt, sched, x, y = setup()
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG)
+    for epoch in range(3):
+        tracker.measure(model, epoch, optimizer=opt, train_acc=0.5)
+        train_epoch(model, opt, sched, x, y)
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    assert "followed the schedule" in json.loads(res.stdout)["warnings"][0] and "warning:" in res.stderr
+
+
+def test_lightning_callback_measures_every_epoch(tmp_path: Path) -> None:
+    pl = pytest.importorskip("lightning.pytorch")
+    from suscli.tracker import SusceptibilityCallback
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = tiny_cnn(3)
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, _):
+            x, y = batch
+            logits = self(x)
+            self.log("train_acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True)
+            return F.cross_entropy(logits, y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=tmp_path / "run.jsonl", config=CONFIG)
+    callback = SusceptibilityCallback(tracker, with_optimizer=True, acc_metric="train_acc")
+    trainer = pl.Trainer(max_epochs=2, callbacks=[callback], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
+    trainer.fit(Module(), torch.utils.data.DataLoader(data, batch_size=16))
+    records = read_log(tmp_path / "run.jsonl")
+    assert [r["epoch"] for r in records] == [0, 1] and records[0]["train_acc"] is None and 0 <= records[1]["train_acc"] <= 1
