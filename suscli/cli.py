@@ -30,7 +30,7 @@ from suscli.pool import discover
 from suscli.ranking import MIN_POOL, rank as rank_rows, recommendation, thresholds
 from suscli.report import Format, command_line, environment, render, to_markdown
 from suscli.results import Result
-from suscli.store import ResultStore, fingerprint
+from suscli.store import ResultStore, default_results, fingerprint
 from suscli.scoring import Settings, resolve_device, score_checkpoint
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
 
@@ -285,7 +285,7 @@ def rank(
             raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
         unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
         train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
-        results_path = results or (pool / "suscli-results.jsonl" if pool.is_dir() else pool.with_suffix(".suscli-results.jsonl"))
+        results_path = results or default_results(pool)
         if fresh:
             ResultStore.reset(results_path)
         key_settings = {**run_settings(settings, unlabeled, train, dev), "arch": arch, "arch_kwargs": kwargs}
@@ -430,7 +430,7 @@ def track(
     epochs; past it, more training accuracy costs more susceptibility than it brings (memorization). The rule
     needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
     """
-    from suscli.track import RULE, annotate, default_results, log_rows, plot_run, recommendation, run_epochs
+    from suscli.track import RULE, annotate, log_rows, plot_run, recommendation, run_epochs
     from suscli.tracker import read_log, schedule_warning
 
     started = time.perf_counter()

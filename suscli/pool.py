@@ -98,7 +98,7 @@ def _anchored(spec: str | None, folder: Path) -> str | None:
 
 
 def read_manifest(path: Path) -> list[PoolEntry]:
-    """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?}, or a CSV with those columns.
+    """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?, epoch?}, or a CSV with those columns.
 
     Paths are relative to the manifest's folder.
     """
@@ -124,7 +124,12 @@ def read_manifest(path: Path) -> list[PoolEntry]:
             except json.JSONDecodeError:
                 raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
         file = (path.parent / str(row["path"])).resolve()
-        entries.append(PoolEntry(str(row.get("name") or row["path"]), file, _anchored(row.get("arch") or None, path.parent), kwargs, epoch_from_name(file)))
+        epoch = row.get("epoch")
+        if epoch in (None, ""):
+            epoch = epoch_from_name(file)
+        elif not str(epoch).isdigit():
+            raise InputError(f"manifest {path}: entry {i} has epoch {epoch!r}, not a whole number") from None
+        entries.append(PoolEntry(str(row.get("name") or row["path"]), file, _anchored(row.get("arch") or None, path.parent), kwargs, int(epoch) if epoch is not None else None))
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)

@@ -18,6 +18,11 @@ from suscli.errors import InputError, UsageError
 from suscli.results import Result
 
 
+def default_results(pool: Path) -> Path:
+    """Where results of a pool folder or manifest live by default, so that rank and track share them."""
+    return pool / "suscli-results.jsonl" if pool.is_dir() else pool.with_suffix(".suscli-results.jsonl")
+
+
 def fingerprint(settings: dict[str, Any]) -> str:
     """Short hash of everything that decides a model's numbers (settings, data identity, device kind)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]

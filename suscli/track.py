@@ -8,8 +8,6 @@ dropping r_0 at initialization (results.ipynb of the official code). A run's epo
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -106,9 +104,6 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
     """
     run = Path(run)
     entries = discover(run, all_checkpoints=True)
-    if run.is_file():
-        for entry, epoch in zip(entries, _manifest_epochs(run)):
-            entry.epoch = epoch if epoch is not None else entry.epoch
     numbered = sorted((e for e in entries if e.epoch is not None), key=lambda e: e.epoch)
     skipped = [e for e in entries if e.epoch is None]
     if not numbered:
@@ -117,32 +112,6 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
         if a.epoch == b.epoch:
             raise InputError(f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}", fix="keep one per epoch, or list them in a manifest with an epoch field")
     return numbered, skipped
-
-
-def _manifest_epochs(path: Path) -> list[int | None]:
-    """The `epoch` of each manifest entry (None where absent), in order; suscli.pool.read_manifest has read it before."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        data = json.loads(text)
-        rows = data.get("models") if isinstance(data, dict) else data
-    else:
-        rows = list(csv.DictReader(text.splitlines()))
-    epochs: list[int | None] = []
-    for i, row in enumerate(rows, start=1):
-        value = row.get("epoch")
-        if value is None or value == "":
-            epochs.append(None)
-            continue
-        try:
-            epochs.append(int(value))
-        except (TypeError, ValueError):
-            raise InputError(f"manifest {path}: entry {i} has epoch {value!r}, not a whole number") from None
-    return epochs
-
-
-def default_results(run: Path) -> Path:
-    """Where `suscli rank` keeps its results for the same folder or manifest, so that the two share them."""
-    return run / "suscli-results.jsonl" if run.is_dir() else run.with_suffix(".suscli-results.jsonl")
 
 
 def log_rows(records: list[dict], log: Path) -> list[Result]:

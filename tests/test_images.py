@@ -7,7 +7,7 @@ import torch
 
 from suscli.errors import InputError, UsageError
 from suscli.images import (
-    ImageSource, decode_images, labeled_source, list_images, list_labeled, normalizer, seeded_subset, unlabeled_source,
+    decode_images, labeled_source, list_images, list_labeled, normalizer, seeded_subset, unlabeled_source,
 )
 from tests.conftest import write_images
 
