@@ -1,0 +1,93 @@
+"""CIFAR-10 (JPEG image folder) for the benchmarks: unpack once into a git-ignored cache, list, decode.
+
+The archive is ../shared/data/cifar10-jpeg.tar.gz (see /work/shared/data/README.md); images never enter the
+repository, only the cache folder `.cache/` that .gitignore excludes.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+DEFAULT_ROOT = REPO / ".cache" / "cifar10-jpeg"
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+
+
+def ensure_unpacked(root: Path = DEFAULT_ROOT, archive: Path = DEFAULT_ARCHIVE) -> Path:
+    """Return `root` (holding train/ and test/), unpacking `archive` next to it first if it is missing.
+
+    The archive's top folder is `cifar10-jpeg/`, so it is extracted into a temporary sibling and renamed into
+    place: an interrupted unpack never leaves a half-filled `root` that a later run would trust.
+    """
+    root = Path(root)
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return root
+    archive = Path(archive)
+    if not archive.is_file():
+        raise FileNotFoundError(f"CIFAR-10 archive not found: {archive}")
+    tmp = root.with_name(root.name + ".unpacking")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp, filter="data")
+    inner = tmp / "cifar10-jpeg"
+    (inner if inner.is_dir() else tmp).rename(root)
+    if tmp.exists():
+        tmp.rmdir()
+    return root
+
+
+def list_split(root: Path, split: str) -> tuple[list[Path], np.ndarray]:
+    """All images of `split` ('train' or 'test') in a fixed order (class, then file name), with class ids."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    for cid, name in enumerate(CLASSES):
+        files = sorted((Path(root) / split / name).glob("*.jpg"))
+        if not files:
+            raise FileNotFoundError(f"no images in {Path(root) / split / name}")
+        paths += files
+        labels += [cid] * len(files)
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def decode(paths: list[Path], threads: int = 4) -> torch.Tensor:
+    """Decode images into one uint8 tensor (N, 3, H, W); JPEG decoding releases the GIL, so threads help."""
+
+    def one(p: Path) -> np.ndarray:
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB"))
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        arrays = list(pool.map(one, paths))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Indices of `n` items, n // classes per class (remainder to the first classes), none from `exclude`."""
+    classes = np.unique(labels)
+    allowed = np.ones(len(labels), dtype=bool)
+    if exclude is not None:
+        allowed[exclude] = False
+    picked = []
+    for i, c in enumerate(classes):
+        k = n // len(classes) + (1 if i < n % len(classes) else 0)
+        pool = np.flatnonzero((labels == c) & allowed)
+        if k > len(pool):
+            raise ValueError(f"class {c}: {k} images wanted, {len(pool)} available")
+        picked.append(rng.choice(pool, size=k, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float with the per-channel CIFAR-10 normalization."""
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    return (x.float() / 255.0 - mean) / std

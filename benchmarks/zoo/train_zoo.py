@@ -1,0 +1,452 @@
+"""Train a model zoo on CIFAR-10 with synthetic label noise, to test susceptibility against clean accuracy.
+
+Every noise setting gets the same deterministic list of configurations (architecture x width x lr x weight
+decay x epochs x augmentation: per architecture a memorizing and a regularized corner plus a balanced seeded
+sample of the grid), trained on the same noisy labels. Some configurations memorize the wrong labels (no
+weight decay, no augmentation, many epochs, wide) and some do not; the per-epoch records hold the oracle (fit on the mislabeled images, clean test accuracy) that a later
+script compares with susceptibility measured from the saved checkpoints and the unlabeled images.
+
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo [--quick] [--settings sym20,asym40] ...
+
+Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
+setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
+models whose record.json is complete, so an interrupted zoo resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ for the shared data helper
+import cifar
+
+import suscli
+from suscli import models as zoo_models
+
+NUM_CLASSES = 10
+BATCH_SIZE = 128
+MOMENTUM = 0.9
+EVAL_BATCH = 256
+CHECKPOINTS_PER_MODEL = 5
+EVALS_PER_MODEL = 20  # one evaluation (train + test subsets) costs about a training epoch: not every epoch of long runs
+# Usual CIFAR-10 asymmetric protocol (Patrini et al. 2017): truck->automobile, bird->airplane, deer->horse, cat<->dog.
+ASYM_PAIRS = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
+
+
+@dataclass(frozen=True)
+class ArchSpace:
+    """The values one architecture is sampled from; the lr range is per architecture so that each spans slow to
+    fast fitting (the MLP memorizes 2000 images in ~20 epochs at 0.02, the plain CNN barely fits at 0.05)."""
+
+    variants: tuple[dict[str, int], ...]
+    lrs: tuple[float, ...]
+
+
+ARCHS: dict[str, ArchSpace] = {
+    "plain_cnn": ArchSpace(({"width": 16}, {"width": 32}), (0.02, 0.05, 0.1)),
+    "bn_cnn": ArchSpace(({"width": 16}, {"width": 32}), (0.01, 0.05, 0.1)),
+    "mlp": ArchSpace(({"width": 512}, {"width": 1024}), (0.005, 0.02, 0.05)),
+    "resnet": ArchSpace(({"width": 8, "blocks": 1}, {"width": 8, "blocks": 2}), (0.01, 0.05, 0.1)),
+}
+WEIGHT_DECAYS = (0.0, 5e-4, 5e-3)
+EPOCHS_FULL = (15, 40, 100)  # at 2000 images the small CNNs memorize 40% noise only after ~50-70 epochs
+EPOCHS_QUICK = (4, 16)
+QUICK = {"settings": "sym40,asym40", "models_per_setting": 6, "n_train": 1000, "n_test": 500, "n_unlabeled": 200}
+FULL = {"settings": "sym20,sym40,sym60,asym40", "models_per_setting": 24, "n_train": 2000, "n_test": 2000, "n_unlabeled": 1000}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str  # factory name in suscli.models
+    arch_kwargs: dict[str, int]
+    lr: float
+    weight_decay: float
+    epochs: int
+    augment: bool
+
+    @property
+    def shape(self) -> str:
+        """The network without its training recipe, e.g. bn_cnn-w32 or resnet-w8b2: what an epoch costs."""
+        return self.arch + "-" + "".join(f"{k[0]}{v}" for k, v in self.arch_kwargs.items())
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.shape}-lr{self.lr:g}-wd{_short(self.weight_decay)}-e{self.epochs}-{'aug' if self.augment else 'noaug'}"
+
+    @property
+    def seed(self) -> int:
+        """Stable across runs and machines (unlike hash()), and the same model id gets the same init everywhere."""
+        return zlib.crc32(self.model_id.encode()) & 0x7FFFFFFF
+
+    def build(self) -> nn.Module:
+        return getattr(zoo_models, self.arch)(num_classes=NUM_CLASSES, **self.arch_kwargs)
+
+
+def _short(x: float) -> str:
+    return "0" if x == 0 else f"{x:.0e}".replace("e-0", "e-")
+
+
+def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int) -> list[ModelConfig]:
+    """n configurations, spread round-robin over the architectures.
+
+    Per architecture, first its two corners, so that every architecture has a model that memorizes and one that
+    does not (a random sample often misses the memorizing corner, which needs all of its factors at once):
+    widest, highest lr, no weight decay, most epochs, no augmentation; and widest, highest lr, strongest weight
+    decay, fewest epochs, augmentation. The rest is a seeded sample of the grid in which every factor's levels
+    are used about equally often (Latin-hypercube-like), for the models in between.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(ARCHS)
+    per_arch: list[list[ModelConfig]] = []
+    for a, name in enumerate(names):
+        k = len(range(a, n, len(names)))
+        space = ARCHS[name]
+        wide, lr = space.variants[-1], max(space.lrs)
+        corners = [ModelConfig(name, dict(wide), lr, 0.0, max(epoch_levels), False),
+                   ModelConfig(name, dict(wide), lr, max(WEIGHT_DECAYS), min(epoch_levels), True)][:k]
+        factors = [list(range(len(space.variants))), list(space.lrs), list(WEIGHT_DECAYS), list(epoch_levels), [False, True]]
+        while True:
+            # Levels in random order, tiled to the count (fewer slots than levels: a random subset), then shuffled.
+            columns = [rng.permutation(np.resize(rng.permutation(np.array(levels, dtype=object)), k - len(corners))) for levels in factors]
+            batch = corners + [ModelConfig(name, dict(space.variants[v]), float(lr), float(wd), int(e), bool(aug)) for v, lr, wd, e, aug in zip(*columns)]
+            if len({c.model_id for c in batch}) == k:  # a repeated configuration would waste a slot
+                break
+        per_arch.append(batch)
+    # Interleave architectures so that a partial run already covers all of them.
+    return [batch[j] for j in range(max(map(len, per_arch))) for batch in per_arch if j < len(batch)]
+
+
+def parse_setting(name: str) -> tuple[str, float]:
+    """'sym40' -> ('sym', 0.4); 'asym40' -> ('asym', 0.4)."""
+    for kind in ("asym", "sym"):
+        if name.startswith(kind) and name[len(kind):].isdigit():
+            return kind, int(name[len(kind):]) / 100
+    raise ValueError(f"unknown noise setting {name!r} (expected symNN or asymNN)")
+
+
+def noisy_labels(clean: np.ndarray, setting: str, seed: int) -> np.ndarray:
+    """Symmetric: with probability p the label is redrawn uniformly from all classes (so ~p/10 stay right),
+    as in the paper. Asymmetric: with probability p a class with a pair flips to it; other classes stay."""
+    kind, p = parse_setting(setting)
+    rng = np.random.default_rng([seed, zlib.crc32(setting.encode())])
+    hit = rng.random(len(clean)) < p
+    noisy = clean.copy()
+    if kind == "sym":
+        noisy[hit] = rng.integers(0, NUM_CLASSES, size=int(hit.sum()))
+    else:
+        pair = np.array([ASYM_PAIRS.get(c, c) for c in range(NUM_CLASSES)])
+        noisy[hit] = pair[clean[hit]]
+    return noisy
+
+
+@dataclass
+class ZooData:
+    """The subsets: training and test images decoded, the unlabeled ones only listed (this script never reads them)."""
+
+    root: Path
+    train_paths: list[Path]
+    unlabeled_paths: list[Path]
+    test_paths: list[Path]
+    x_train: torch.Tensor  # uint8 (N, 3, 32, 32)
+    y_train: np.ndarray  # clean labels
+    x_test: torch.Tensor
+    y_test: np.ndarray
+
+
+def load_data(root: Path, n_train: int, n_test: int, n_unlabeled: int, seed: int, threads: int) -> ZooData:
+    """Seeded class-balanced subsets; the unlabeled images come from train/ but never from the training subset."""
+    rng = np.random.default_rng(seed)
+    train_all, ytr_all = cifar.list_split(root, "train")
+    test_all, yte_all = cifar.list_split(root, "test")
+    tr = cifar.balanced_sample(ytr_all, n_train, rng)
+    un = cifar.balanced_sample(ytr_all, n_unlabeled, rng, exclude=tr)
+    te = cifar.balanced_sample(yte_all, n_test, rng)
+    train_paths = [train_all[i] for i in tr]
+    test_paths = [test_all[i] for i in te]
+    return ZooData(
+        root=root, train_paths=train_paths, unlabeled_paths=[train_all[i] for i in un], test_paths=test_paths,
+        x_train=cifar.decode(train_paths, threads), y_train=ytr_all[tr],
+        x_test=cifar.decode(test_paths, threads), y_test=yte_all[te],
+    )
+
+
+def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random 32x32 crop of the 4px zero-padded image plus horizontal flip, for a whole uint8 batch at once."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))
+    dy, dx = torch.randint(0, 9, (2, b), generator=g).to(x.device)
+    flip = (torch.rand(b, generator=g) < 0.5).to(x.device)
+    rows = dy[:, None] + torch.arange(h, device=x.device)
+    cols = dx[:, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(3, device=x.device)[None, :, None, None]
+    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def _prep(x: torch.Tensor) -> torch.Tensor:
+    # channels_last: oneDNN's CPU convolutions ran up to 2x faster in it here (plain/bn CNNs, width 32).
+    return cifar.normalize(x).contiguous(memory_format=torch.channels_last)
+
+
+def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, use_aug: bool, g: torch.Generator) -> float:
+    """One pass over (x, y) in shuffled batches of BATCH_SIZE; returns the mean training loss."""
+    model.train()
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    total, seen = 0.0, 0
+    for i in range(0, len(x), BATCH_SIZE):
+        idx = perm[i:i + BATCH_SIZE]
+        xb = augment(x[idx], g) if use_aug else x[idx]
+        loss = F.cross_entropy(model(_prep(xb)), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+    return total / seen
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Arg-max predictions in eval mode (BatchNorm running statistics, no dropout)."""
+    model.eval()
+    return torch.cat([model(_prep(x[i:i + EVAL_BATCH])).argmax(1) for i in range(0, len(x), EVAL_BATCH)])
+
+
+def epoch_metrics(model: nn.Module, x_train: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor) -> dict[str, float]:
+    """The oracle view of one state: fit on noisy labels, memorized fraction, clean-subset fit, test accuracy."""
+    pred = predict(model, x_train)
+    wrong = noisy != clean
+    pt = predict(model, x_test)
+
+    def frac(mask: torch.Tensor) -> float:
+        return float(mask.float().mean()) if mask.numel() else float("nan")
+
+    return {
+        "train_acc_noisy": frac(pred == noisy),
+        "memorized": frac(pred[wrong] == noisy[wrong]),  # mislabeled images predicted as their wrong label
+        "mislabeled_true_acc": frac(pred[wrong] == clean[wrong]),
+        "clean_subset_acc": frac(pred[~wrong] == clean[~wrong]),
+        "test_acc": frac(pt == y_test),
+    }
+
+
+def _spaced(epochs: int, count: int) -> set[int]:
+    return {max(1, round(epochs * k / count)) for k in range(1, count + 1)}
+
+
+def save_epochs(epochs: int) -> list[int]:
+    """CHECKPOINTS_PER_MODEL evenly spaced epochs, always including the last."""
+    return sorted(_spaced(epochs, CHECKPOINTS_PER_MODEL))
+
+
+def eval_epochs(epochs: int) -> list[int]:
+    """Epochs whose state is measured: every epoch up to EVALS_PER_MODEL epochs, else evenly spaced ones, and
+    always the saved ones, so every checkpoint has its oracle numbers."""
+    return sorted(_spaced(epochs, EVALS_PER_MODEL) | _spaced(epochs, CHECKPOINTS_PER_MODEL))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False) + "\n")
+    tmp.replace(path)
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def is_complete(model_dir: Path) -> bool:
+    rec = model_dir / "record.json"
+    if not rec.is_file():
+        return False
+    data = json.loads(rec.read_text())
+    return bool(data.get("complete")) and all((model_dir / p).is_file() for p in data["checkpoints"].values())
+
+
+def train_model(cfg: ModelConfig, setting: str, data: ZooData, noisy_np: np.ndarray, model_dir: Path, device: torch.device) -> dict[str, Any]:
+    """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record."""
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = cfg.build().to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    x_train, x_test = data.x_train.to(device), data.x_test.to(device)
+    noisy = torch.from_numpy(noisy_np).to(device)
+    clean = torch.from_numpy(data.y_train).to(device)
+    y_test = torch.from_numpy(data.y_test).to(device)
+    to_save, to_eval = save_epochs(cfg.epochs), eval_epochs(cfg.epochs)
+    meta = {"num_classes": NUM_CLASSES, "preset": "cifar10", "mean": list(cifar.MEAN), "std": list(cifar.STD), "image_size": 32,
+            "noise": setting, "model_id": cfg.model_id, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+            "epochs_total": cfg.epochs, "augment": cfg.augment, "seed": cfg.seed}
+    record: dict[str, Any] = {"model_id": cfg.model_id, "setting": setting, "config": {**asdict(cfg), "seed": cfg.seed,
+              "batch_size": BATCH_SIZE, "momentum": MOMENTUM, "schedule": "cosine"}, "device": str(device),
+              "threads": torch.get_num_threads(), "per_epoch": [], "epochs": [], "checkpoints": {}, "diverged_at": None,
+              "complete": False}
+    start = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        loss = train_epoch(model, opt, x_train, noisy, cfg.augment, g)
+        sched.step()
+        step = {"epoch": epoch, "lr": lr, "lr_after": opt.param_groups[0]["lr"], "train_loss": loss, "train_seconds": time.perf_counter() - t0}
+        record["per_epoch"].append(step)
+        diverged = not math.isfinite(loss)
+        if epoch not in to_eval and not diverged:
+            continue
+        row = {**step, **epoch_metrics(model, x_train, noisy, clean, x_test, y_test),
+               "epoch_seconds": time.perf_counter() - t0, "seconds": time.perf_counter() - start}
+        record["epochs"].append(row)
+        if diverged:  # an untrainable config: keep what it did, save nothing meaningless
+            record["diverged_at"] = epoch
+            break
+        if epoch in to_save:
+            name = f"epoch_{epoch:03d}.safetensors"
+            suscli.save(model, model_dir / name, arch=f"suscli.models:{cfg.arch}",
+                        arch_kwargs={"num_classes": NUM_CLASSES, **cfg.arch_kwargs}, epoch=epoch,
+                        train_acc_noisy=row["train_acc_noisy"], test_acc=row["test_acc"], **meta)
+            record["checkpoints"][str(epoch)] = name
+    record["seconds"] = time.perf_counter() - start
+    record["complete"] = True
+    write_json(model_dir / "record.json", record)
+    return record
+
+
+def write_setting_files(out: Path, setting: str, data: ZooData, noisy: np.ndarray) -> None:
+    sdir = out / setting
+    sdir.mkdir(parents=True, exist_ok=True)
+    write_text(sdir / "train_noisy.csv", "path,label\n" + "".join(f"{p.resolve()},{int(y)}\n" for p, y in zip(data.train_paths, noisy)))
+    write_text(sdir / "unlabeled.txt", "".join(f"{p.resolve()}\n" for p in data.unlabeled_paths))
+
+
+def zoo_manifest(args: argparse.Namespace, data: ZooData, settings: list[str], configs: list[ModelConfig], noise: dict[str, np.ndarray]) -> dict[str, Any]:
+    def noise_stats(s: str) -> dict[str, Any]:
+        kind, p = parse_setting(s)
+        return {"kind": kind, "p": p, "noise_seed": [args.seed, zlib.crc32(s.encode())],
+                "mislabeled_fraction": float((noise[s] != data.y_train).mean()),
+                "train_labels": f"{s}/train_noisy.csv", "unlabeled": f"{s}/unlabeled.txt"}
+
+    return {
+        "data": {"root": str(data.root.resolve()), "seed": args.seed, "n_train": args.n_train, "n_test": args.n_test,
+                 "n_unlabeled": args.n_unlabeled, "test_labels": "test.csv", "mean": list(cifar.MEAN), "std": list(cifar.STD)},
+        "plan": plan(args),
+        "settings": {s: noise_stats(s) for s in settings},
+        "training": {"optimizer": "SGD", "momentum": MOMENTUM, "batch_size": BATCH_SIZE, "schedule": "cosine, stepped per epoch",
+                     "loss": "cross-entropy on the noisy labels", "augment": "random crop (4px zero padding) + horizontal flip"},
+        "models": [model_entry(args.out, s, c) for s in settings for c in configs],
+    }
+
+
+def model_entry(out: Path, setting: str, cfg: ModelConfig) -> dict[str, Any]:
+    """Where one model's files are: the planned checkpoints, or the ones written once its record is complete."""
+    rel = f"{setting}/{cfg.model_id}"
+    complete = is_complete(out / rel)
+    saved = json.loads((out / rel / "record.json").read_text())["checkpoints"].values() if complete else None
+    names = saved if saved is not None else [f"epoch_{e:03d}.safetensors" for e in save_epochs(cfg.epochs)]
+    return {"setting": setting, "model_id": cfg.model_id, "dir": rel, "record": f"{rel}/record.json",
+            "checkpoints": [f"{rel}/{n}" for n in names], "config": asdict(cfg), "complete": complete}
+
+
+def plan(args: argparse.Namespace) -> dict[str, Any]:
+    """What makes two runs' models comparable: the same subsets and the same configuration list."""
+    return {"seed": args.seed, "n_train": args.n_train, "n_test": args.n_test, "n_unlabeled": args.n_unlabeled,
+            "models_per_setting": args.models_per_setting, "epoch_levels": list(args.epoch_levels)}
+
+
+def previous_settings(path: Path, args: argparse.Namespace) -> list[str]:
+    """The settings an earlier run put in this zoo folder (kept in zoo.json when a run adds others); refuses a
+    folder made with another plan, whose models could not be compared with these."""
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    if old.get("plan") != plan(args):
+        raise SystemExit(f"{path} was made with {old.get('plan')}, this run is {plan(args)}: use another --out")
+    return list(old["settings"])
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--quick", action="store_true", help="a few minutes on 2 CPU cores: 2 settings, 6 small models, 1000 images")
+    p.add_argument("--settings", help=f"comma-separated symNN/asymNN (default {FULL['settings']})")
+    p.add_argument("--models-per-setting", type=int)
+    p.add_argument("--n-train", type=int)
+    p.add_argument("--n-test", type=int)
+    p.add_argument("--n-unlabeled", type=int)
+    p.add_argument("--seed", type=int, default=0, help="subsets, noise and the configuration sample")
+    p.add_argument("--cifar-root", type=Path, default=cifar.DEFAULT_ROOT, help="unpacked cifar10-jpeg/ (made from the archive if missing)")
+    p.add_argument("--data-archive", type=Path, default=cifar.DEFAULT_ARCHIVE)
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    args = p.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.epoch_levels = EPOCHS_QUICK if args.quick else EPOCHS_FULL
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    settings = [s.strip() for s in args.settings.split(",") if s.strip()]
+    for s in settings:
+        parse_setting(s)
+    configs = build_configs(args.models_per_setting, args.epoch_levels, args.seed)
+    root = cifar.ensure_unpacked(args.cifar_root, args.data_archive)
+    t0 = time.perf_counter()
+    data = load_data(root, args.n_train, args.n_test, args.n_unlabeled, args.seed, threads=max(4, os.cpu_count() or 1))
+    print(f"data: {len(data.train_paths)} train, {len(data.test_paths)} test, {len(data.unlabeled_paths)} unlabeled "
+          f"from {root} ({time.perf_counter() - t0:.1f}s); device {device}, {torch.get_num_threads()} threads", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest_path = args.out / "zoo.json"
+    listed = previous_settings(manifest_path, args)
+    listed += [s for s in settings if s not in listed]
+    noise = {s: noisy_labels(data.y_train, s, args.seed) for s in listed}
+    write_text(args.out / "test.csv", "path,label\n" + "".join(f"{p.resolve()},{int(y)}\n" for p, y in zip(data.test_paths, data.y_test)))
+    for s in settings:
+        write_setting_files(args.out, s, data, noise[s])
+    write_json(manifest_path, zoo_manifest(args, data, listed, configs, noise))
+
+    jobs = [(s, c) for s in settings for c in configs if not is_complete(args.out / s / c.model_id)]
+    print(f"{len(settings)} settings x {len(configs)} models; {len(settings) * len(configs) - len(jobs)} already complete, {len(jobs)} to train", flush=True)
+    sec_per_epoch: dict[str, list[float]] = {}  # by architecture shape: for the ETA
+    run_start = time.perf_counter()
+    for k, (s, cfg) in enumerate(jobs, 1):
+        rec = train_model(cfg, s, data, noise[s], args.out / s / cfg.model_id, device)
+        sec_per_epoch.setdefault(cfg.shape, []).append(rec["seconds"] / len(rec["per_epoch"]))
+        mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
+        eta = sum(c.epochs * float(np.mean(sec_per_epoch.get(c.shape, [mean_all]))) for _, c in jobs[k:])
+        last = rec["epochs"][-1]
+        print(f"[{k}/{len(jobs)}] {s} {cfg.model_id}: train(noisy) {last['train_acc_noisy']:.3f} memorized {last['memorized']:.3f} "
+              f"test {last['test_acc']:.3f} {rec['seconds']:.0f}s{' DIVERGED' if rec['diverged_at'] else ''} | "
+              f"elapsed {_hms(time.perf_counter() - run_start)} ETA {_hms(eta)}", flush=True)
+        write_json(manifest_path, zoo_manifest(args, data, listed, configs, noise))
+    print(f"done: {args.out / 'zoo.json'}", flush=True)
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
+
+
+if __name__ == "__main__":
+    main()
