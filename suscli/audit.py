@@ -41,6 +41,39 @@ def run_settings(settings: Settings, unlabeled: ImageSource, train: ImageSource 
     }
 
 
+def model_key(entry: PoolEntry) -> str:
+    """Identity of a model in the results file: its bytes and the architecture asked for (a manifest may change it)."""
+    return f"{file_sha256(entry.path)}:{entry.arch or ''}:{sorted((entry.arch_kwargs or {}).items())}"
+
+
+def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result | None:
+    """The stored result of this model, renamed as the pool names it now; None when it must be measured."""
+    cached = store.get(key) if store is not None else None
+    if cached is not None:
+        cached.name, cached.path = entry.name, str(entry.path)
+    return cached
+
+
+def score_entry(
+    entry: PoolEntry,
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+) -> Result:
+    """Load and score one pool model; the checkpoint is freed on return, before the next model loads."""
+    ckpt = load_checkpoint(entry.path, arch=entry.arch, arch_kwargs=entry.arch_kwargs or None,
+                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+    result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name)
+    if result.epoch is None:
+        result.epoch = entry.epoch
+    return result
+
+
 def audit_pool(
     entries: list[PoolEntry],
     unlabeled: ImageSource,
@@ -61,19 +94,12 @@ def audit_pool(
         if progress:
             progress("models", i, len(entries))
         try:
-            # identity of a model: its bytes and the architecture asked for (a manifest may change it)
-            key = f"{file_sha256(entry.path)}:{entry.arch or ''}:{sorted((entry.arch_kwargs or {}).items())}"
-            cached = store.get(key) if store is not None else None
-            if cached is not None:
-                cached.name, cached.path = entry.name, str(entry.path)
+            key = model_key(entry)
+            if (cached := cached_row(entry, key, store)) is not None:
                 rows.append(cached)
                 continue
-            ckpt = load_checkpoint(entry.path, arch=entry.arch, arch_kwargs=entry.arch_kwargs or None,
-                                   default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
-            result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name)
-            if result.epoch is None:
-                result.epoch = entry.epoch
-            del ckpt
+            result = score_entry(entry, unlabeled, train, settings=settings, device=device, default_arch=default_arch,
+                                 default_arch_kwargs=default_arch_kwargs, trust=trust)
         except SuscliError as e:
             rows.append(failed(entry.path, e, entry.name))
             continue
@@ -83,4 +109,3 @@ def audit_pool(
     if progress:
         progress("models", len(entries), len(entries))
     return rows
-

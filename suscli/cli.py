@@ -7,6 +7,7 @@ unexpected internal error, which is reported in one line; SUSCLI_DEBUG=1 shows t
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -17,11 +18,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suscli.arch import parse_arch_kwargs
 from suscli.audit import audit_pool, run_settings
 from suscli.checkpoints import load_checkpoint
+from suscli.distributed import audit_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
 from suscli.files import write_atomic
 from suscli.images import PRESETS, labeled_source, unlabeled_source
@@ -81,7 +84,7 @@ OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write
 
 def fail(error: SuscliError) -> typer.Exit:
     """The one place user-facing errors are printed: one line on stderr, then the error's exit code."""
-    stderr.print(f"[bold red]error:[/] {error.line()}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(error.line())}", highlight=False, soft_wrap=True)
     return typer.Exit(int(error.code))
 
 
@@ -278,7 +281,8 @@ def rank(
         settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
         if candidate is not None and train_data is None:
             raise UsageError("--candidate needs --train-data: regions need training accuracy")
-        dev = resolve_device(device)
+        w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
+        dev = resolve_device(device) if w is None else rank_device(w, resolve_device(device))
         kwargs = parse_arch_kwargs(arch_kwargs)
         entries = discover(pool, all_checkpoints=all_checkpoints)
         if candidate is not None and candidate not in {e.name for e in entries}:
@@ -286,18 +290,23 @@ def rank(
         unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
         train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
         results_path = results or default_results(pool)
-        if fresh:
+        lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
+        if fresh and lead:
             ResultStore.reset(results_path)
         key_settings = {**run_settings(settings, unlabeled, train, dev), "arch": arch, "arch_kwargs": kwargs}
-        store = ResultStore(results_path, fingerprint(key_settings), key_settings)
-        reused = len(store)
+        store = ResultStore(results_path, fingerprint(key_settings), key_settings) if lead else None
+        reused = len(store) if store is not None else 0
+        audit = audit_pool if w is None else functools.partial(audit_shards, w)
         try:
-            with progress_bar() as update:
-                rows = audit_pool(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
-                                  default_arch_kwargs=kwargs, trust=trust_checkpoint, progress=update)
+            with progress_bar() as update, (process_group(dev) if w else contextlib.nullcontext()):
+                rows = audit(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
+                             default_arch_kwargs=kwargs, trust=trust_checkpoint, progress=update)
         except KeyboardInterrupt:
-            stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
+            if store is not None:
+                stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
             raise typer.Exit(130) from None
+        if rows is None:
+            return  # another rank than 0: rank 0 prints and writes everything
         classes = sorted({r.details.get("num_classes") for r in rows if r.ok} - {None})
         mixed = len(classes) > 1
         t = None if mixed else thresholds(rows, thresholds_rule.value, zeta_threshold, acc_threshold)
@@ -315,6 +324,7 @@ def rank(
             results_file=str(results_path),
             counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
             gate={"fail_on": fail_on.value, "candidate": candidate, "passed": not failures},
+            **({"world_size": w.size} if w else {}),
         )
         emit(ranked, fmt, output, run, title="suscli rank")
         if plot is not None:
@@ -506,7 +516,7 @@ def main() -> None:
     except Exception as e:  # a bug, not bad input: still one line and a documented code
         if os.environ.get("SUSCLI_DEBUG"):
             raise
-        stderr.print(f"[bold red]internal error:[/] {type(e).__name__}: {e} (set SUSCLI_DEBUG=1 for the traceback, and please report it)", highlight=False)
+        stderr.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)", highlight=False)
         sys.exit(int(ExitCode.INPUT))
 
 

@@ -1,0 +1,106 @@
+"""`suscli rank` under torchrun: two CPU processes (gloo) give the single-process report, and rank 0 alone writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import suscli.distributed
+from suscli.audit import audit_pool
+from suscli.distributed import World, audit_shards, process_group, world
+from suscli.images import unlabeled_source
+from suscli.pool import discover
+from suscli.scoring import Settings
+from suscli.susceptibility import SusceptibilityConfig
+from tests.test_cli_rank import make_pool
+
+ROOT = Path(__file__).resolve().parents[1]
+# torchrun gives each process one thread; the single-process run must too, or float sums differ in the last bits
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+RUN_ONLY = {"seconds", "command", "results_file", "world_size"}  # fields that differ between two runs by design
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rank_args(pool: Path, image_folder: Path, train_folder: Path, results: Path) -> list[str]:
+    return ["-m", "suscli", "rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder), "-f", "json",
+            "--batches", "2", "--batch-size", "8", "--results", str(results)]
+
+
+def single(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=ENV, timeout=120)
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port())]
+    return subprocess.run([*launcher, *args], capture_output=True, text=True, env=ENV, timeout=120)
+
+
+def comparable(doc: dict) -> dict:
+    rows = [{k: v for k, v in r.items() if k != "seconds"} for r in doc["results"]]
+    return {**{k: v for k, v in doc.items() if k not in RUN_ONLY}, "results": rows}
+
+
+def stored_names(results: Path) -> list[str]:
+    return sorted(json.loads(line)["result"]["name"] for line in results.read_text().splitlines())
+
+
+def test_two_ranks_give_the_single_process_report(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    pool = make_pool(tmp_path / "pool", n=5)  # 5 models on 2 ranks: the last round has one rank idle
+    one = single(*rank_args(pool, image_folder, train_folder, tmp_path / "single.jsonl"))
+    two = torchrun(*rank_args(pool, image_folder, train_folder, tmp_path / "dist.jsonl"))
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    doc = json.loads(two.stdout)  # one document: the other rank printed nothing
+    assert doc["world_size"] == 2 and doc["counts"]["scored"] == 5
+    assert comparable(doc) == comparable(json.loads(one.stdout))
+    assert stored_names(tmp_path / "dist.jsonl") == ["m0", "m1", "m2", "m3", "m4"]
+    assert two.stderr.count("ship ") == 1  # the closing line comes from rank 0 only
+
+
+def test_broken_checkpoint_is_a_row_and_exit_3_without_hanging(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    pool = make_pool(tmp_path / "pool", n=3)
+    results = tmp_path / "dist.jsonl"
+    assert torchrun(*rank_args(pool, image_folder, train_folder, results)).returncode == 0
+    (pool / "broken.pt").write_bytes(b"not a checkpoint")
+    run = torchrun(*rank_args(pool, image_folder, train_folder, results))  # the 3 stored models are reused
+    # torchrun exits 1 whenever a process fails, and names rank 0's own exit code in its report
+    assert run.returncode != 0 and re.search(r"exitcode\s*:\s*3\b", run.stderr), run.stderr
+    doc = json.loads(run.stdout)
+    assert [(r["name"], r["status"]) for r in doc["results"]][-1] == ("broken", "error")
+    assert "broken.pt" in doc["results"][-1]["error"] and doc["counts"] == {"models": 4, "scored": 3, "failed": 1, "reused": 3}
+    assert stored_names(results) == ["m0", "m1", "m2"]
+
+
+def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
+    """In a group of one: a model that raises a non-suscli error is a row, and the others match audit_pool."""
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(name, value)
+    entries = discover(make_pool(tmp_path / "pool", n=3))
+    unlabeled = unlabeled_source(image_folder)
+    options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8)), "device": torch.device("cpu")}
+    expected = audit_pool(entries, unlabeled, None, **options)
+    real = suscli.distributed.score_entry
+
+    def bug_on_m1(entry, *a, **k):
+        if entry.name == "m1":
+            raise ValueError("a bug")
+        return real(entry, *a, **k)
+
+    monkeypatch.setattr(suscli.distributed, "score_entry", bug_on_m1)
+    assert world() is None  # WORLD_SIZE 1 is a plain run
+    with process_group(options["device"]):
+        rows = audit_shards(World(0, 0, 1), entries, unlabeled, None, **options)
+    assert [r.status for r in rows] == ["ok", "error", "ok"] and "ValueError: a bug" in rows[1].error
+    assert [r.susceptibility for r in rows[::2]] == [r.susceptibility for r in expected[::2]]
