@@ -5,21 +5,29 @@ never fall back to unsafe loading unless the user says they trust the file, unwr
 dicts, and strip wrapper prefixes (`module.`, `_orig_mod.`, `model.`) in one place. The architecture for a
 state dict is named separately (suscli.arch) and resolved from, highest first: the file itself (TorchScript,
 torch.export, a trusted pickled module), `arch=` (a per-model choice), the sidecar JSON, the safetensors
-metadata, `default_arch=` (the CLI's --arch).
+metadata, `default_arch=` (the CLI's --arch). Without `trust`, nothing a file carries runs: no pickled object, no
+pickle inside a torch.export archive, no architecture the file names unless it is a model builder (a file.py
+spec is one by design; docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
+import inspect
 import json
+import logging
+import os
 import pickle
 import re
+import sys
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -28,6 +36,7 @@ from torch import nn
 
 from suscli.arch import build_model, infer_num_classes
 from suscli.errors import InputError
+from suscli.files import MEMORY_MARGIN, available_memory, human_size
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".th", ".bin", ".ckpt", ".pt2")
@@ -43,6 +52,9 @@ _MAX_STACKED = 3  # how many wrapper prefixes _strip_prefixes peels off one key
 _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 _TRUST_FIX = "pass --trust-checkpoint only if you trust where the file came from, or re-save its weights with suscli.save"
 _CORRUPT_FIX = "the file may be truncated or corrupt: save or download it again"
+# Entries of a torch.export archive that torch.export.load unpickles with plain pickle or loads as native code.
+_EXPORT_CODE = {"/data/aotinductor/": "compiled AOTInductor code", "/data/constants/opaque_obj_": "pickled Python objects",
+                "/data/constants/custom_obj_": "pickled TorchScript objects"}
 
 # The readers below (torch.load, torch.jit.load, torch.export.load) turn corrupt bytes into almost any exception:
 # fuzzing truncated and bit-flipped files gave RuntimeError, UnpicklingError, EOFError, OSError, KeyError,
@@ -154,6 +166,8 @@ def load_checkpoint(
             fix="pass --arch torchvision:NAME | module:factory | file.py:factory, or save with suscli.save",
         )
     winner = choices[0]
+    if winner.source in ("sidecar", "metadata") and not trust and winner.spec not in (arch, default_arch):
+        _vet_stored_arch(path, winner)
     notes = _ignored_choices(winner, choices) + notes
     inferred = None
     if num_classes is None and meta.get("num_classes") is None:
@@ -197,8 +211,16 @@ def _check_path(path: Path) -> None:
     if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
         suffix = path.suffix or "(no suffix)"
         raise InputError(f"{path}: unknown checkpoint type {suffix!r}", fix=f"expected one of {_SUFFIX_LIST}")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise InputError(f"{path}: file is empty", fix=_CORRUPT_FIX)
+    free = available_memory()
+    if free is not None and MEMORY_MARGIN * size > free:
+        raise InputError(
+            f"{path}: loading this {human_size(size)} checkpoint takes about {human_size(MEMORY_MARGIN * size)} of memory "
+            f"(the tensors read and the model they fill) but {human_size(free)} is available; refused rather than swapping",
+            fix="free memory or run on a machine with more",
+        )
 
 
 def _stored_fields(path: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -242,7 +264,8 @@ def _read(path: Path, trust: bool) -> tuple[object, str | None]:
             return load_file(str(path), device="cpu"), None
         except (SafetensorError, OSError) as e:
             raise InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX) from e
-    kind = _archive_kind(path)
+    names = _zip_names(path)
+    kind = _archive_kind(names)
     if kind == "torchscript":
         try:
             with warnings.catch_warnings():
@@ -251,23 +274,34 @@ def _read(path: Path, trust: bool) -> tuple[object, str | None]:
         except Exception as e:  # corrupt bytes: see the note on readers at the top
             raise InputError(f"{path}: not a readable TorchScript archive ({_reason(e)})", fix=_CORRUPT_FIX) from e
     if kind == "torch.export":
+        risky = next(((what, n) for n in names for part, what in _EXPORT_CODE.items() if part in "/" + n), None)
+        if risky and not trust:
+            raise InputError(f"{path}: torch.export archive holds {risky[0]} ({risky[1]}), which can run code when loaded; refused",
+                             fix=_TRUST_FIX)
         try:
-            with open(path, "rb") as f:  # a file object: torch.export.load insists on a .pt2 name otherwise
+            with open(path, "rb") as f, _export_guard(trust):  # a file object: torch.export.load insists on a .pt2 name otherwise
                 return torch.export.load(f).module(), kind
         except Exception as e:  # corrupt bytes, or an AOTInductor package rather than an exported program
+            if unsafe := _UNSAFE_GLOBAL.search(str(e)):
+                raise InputError(f"{path}: torch.export archive holds pickled Python objects ({unsafe.group(1)}), which can "
+                                 "run code when loaded; refused", fix=_TRUST_FIX) from e
             raise InputError(
                 f"{path}: not a loadable torch.export archive ({_reason(e)})", fix="re-export it with torch.export.save"
             ) from e
     return _torch_load(path, trust), None
 
 
-def _archive_kind(path: Path) -> str | None:
-    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries."""
+def _zip_names(path: Path) -> list[str]:
+    """Entries of a zip archive; none for a legacy torch.save file or a damaged zip (torch.load reports which)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+            return archive.namelist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # ValueError: undecodable names in a damaged zip
-        return None  # a legacy torch.save file or a damaged one: torch.load reports which
+        return []
+
+
+def _archive_kind(names: list[str]) -> str | None:
+    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries."""
     if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
         return "torchscript"
     if any(n.endswith("/archive_format") for n in names):
@@ -275,9 +309,38 @@ def _archive_kind(path: Path) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _export_guard(trust: bool) -> Iterator[None]:
+    """torch.export.load falls back to unpickling with weights_only=False (sample inputs, pickled tensors, older
+    layouts): torch's TORCH_FORCE_WEIGHTS_ONLY_LOAD makes every torch.load inside it safe unless the user trusts the
+    file. Its logs and warnings (a traceback among them) are muted: the failure becomes one InputError line."""
+    saved = {k: os.environ.get(k) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
+    levels = [log.level for log in loggers]
+    if not trust:
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+        os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    for log in loggers:
+        log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _torch_load(path: Path, trust: bool) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on stderr about odd pickles; a failure is reported below
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         unsafe = _UNSAFE_GLOBAL.search(str(e))
         if unsafe is None:
@@ -376,6 +439,45 @@ def _load_weights(
         return []
     dropped = f", ignored {given - len(state)} keys outside it" if given > len(state) else ""
     return [f"stripped prefix {' + '.join(map(repr, chain))}{dropped}"]
+
+
+def _vet_stored_arch(path: Path, choice: _ArchChoice) -> None:
+    """An architecture named by the file itself was chosen by whoever made the file, and building it calls code:
+    `subprocess:run` with `{"args": [...]}` as arch_kwargs would run any command. Without --trust-checkpoint (or
+    --arch/a manifest naming the same spec) it is followed only to a model builder: torchvision's registry or a
+    callable outside the standard library that is an nn.Module class or a function declared to return one. A
+    `file.py` it names is refused: importing the file runs it, and it may have arrived with the checkpoint."""
+    module_name, _, name = choice.spec.rpartition(":")
+    if module_name in ("", "torchvision"):
+        return  # "": build_model says what a spec looks like
+    if module_name.endswith(".py"):
+        raise InputError(
+            f"{path}: its {choice.source} names the Python file architecture {choice.spec!r}; importing "
+            "that file runs it, and a file that came with the checkpoint may do anything, so it is refused",
+            fix=f"pass --arch {choice.spec} if you trust that file, or --trust-checkpoint if you trust where the checkpoint came from",
+        )
+    refused = InputError(
+        f"{path}: its {choice.source} names the architecture {choice.spec!r}, which is not a model class or a function "
+        "declared to return one; building it could run any code the file's author chose, so it is refused",
+        fix=f"pass --arch {choice.spec} if you trust that code, or --trust-checkpoint if you trust where the file came from",
+    )
+    parts = module_name.split(".")
+    if parts[0] in sys.stdlib_module_names or "__main__" in parts:
+        raise refused  # importing some standard modules acts (antigravity, this); none of them builds a model
+    try:
+        factory = getattr(importlib.import_module(module_name), name, None)
+    except Exception:  # build_model names the import failure and its fix
+        return
+    if inspect.isclass(factory):
+        if not issubclass(factory, nn.Module):
+            raise refused
+        return
+    try:
+        returned = get_type_hints(factory).get("return") if inspect.isfunction(factory) else None
+    except Exception:  # an annotation that cannot be resolved says nothing
+        returned = None
+    if not (inspect.isclass(returned) and issubclass(returned, nn.Module)):
+        raise refused
 
 
 def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> list[str]:

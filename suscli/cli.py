@@ -63,7 +63,7 @@ TrustOpt = Annotated[
     bool,
     typer.Option(
         "--trust-checkpoint",
-        help="Allow checkpoints that hold pickled Python objects (a whole nn.Module). Unpickling can run ANY code the file's author chose: only for files you trust.",
+        help="Allow checkpoints that hold pickled Python objects (a whole nn.Module) or name an architecture that is not a model builder. Loading them can run ANY code the file's author chose: only for files you trust.",
     ),
 ]
 PresetOpt = Annotated[Optional[str], typer.Option(help=f"Normalization and image size preset: {', '.join(PRESETS)}.")]
@@ -440,7 +440,8 @@ def track(
     epochs; past it, more training accuracy costs more susceptibility than it brings (memorization). The rule
     needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
     """
-    from suscli.track import RULE, annotate, log_rows, plot_run, recommendation, run_epochs
+    from suscli.plot import plot_run
+    from suscli.track import RULE, annotate, log_rows, recommendation, run_epochs
     from suscli.tracker import read_log, schedule_warning
 
     started = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from suscli.errors import InputError, UsageError
+from suscli.files import MEMORY_MARGIN, available_memory, human_size
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
@@ -129,7 +131,8 @@ def _read_label_csv(path: Path) -> tuple[list[Path], list[int]]:
     if rows and rows[0] and rows[0][-1].strip().lower() in {"label", "class", "target", "y"}:
         rows = rows[1:]
     for line, row in enumerate(rows, start=1):
-        if len(row) != 2 or not row[1].strip().lstrip("-").isdigit() or int(row[1]) < 0:
+        # isdigit alone also takes '²', which int() refuses; a NUL cannot be in a path
+        if len(row) != 2 or not (row[1].strip().isascii() and row[1].strip().isdigit()) or "\0" in row[0]:
             raise InputError(
                 f"{path}: row {line} is {','.join(row)!r}, expected 'path,label' with a non-negative integer label",
                 fix="fix or remove that row",
@@ -175,6 +178,13 @@ def decode_images(
     """
     if channels not in (1, 3):
         raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
+    need, free = MEMORY_MARGIN * len(paths) * channels * image_size**2, available_memory()
+    if free is not None and need > free:
+        raise InputError(
+            f"decoding {len(paths)} images at {image_size}x{image_size} takes about {human_size(need)} of memory but "
+            f"{human_size(free)} is available; refused rather than swapping",
+            fix="measure on a seeded subset: --samples N for --data, --train-samples N for --train-data",
+        )
     out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
     kept: list[int] = []
     unreadable: list[tuple[Path, str]] = []
@@ -183,11 +193,14 @@ def decode_images(
         try:
             out[i] = _decode_one(paths[i], image_size, channels, crop_pct)
             return i, None
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        except Exception as e:  # PIL turns damaged bytes into many types (fuzzing a TIFF gave TypeError): all unreadable
             return i, f"{type(e).__name__}: {e}".splitlines()[0]
 
     workers = workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
+    # PIL warns on stderr about damaged metadata and images of 1-2x Image.MAX_IMAGE_PIXELS (larger ones it refuses:
+    # unreadable files). Such an image is decoded anyway (one at full size per thread) or counted as unreadable.
+    with warnings.catch_warnings(), ThreadPoolExecutor(workers) as pool:
+        warnings.simplefilter("ignore")
         for done, (i, err) in enumerate(pool.map(work, range(len(paths))), start=1):
             if err is None:
                 kept.append(i)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
@@ -29,8 +31,8 @@ def _label_points(ax, rows: list[Result]) -> None:
             dy += 7
 
 
-def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title: str = "suscli rank") -> Path:
-    """Draw the scored rows to `path` (format from its suffix: .png, .svg, .pdf). matplotlib is an optional extra."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend; matplotlib is an optional extra."""
     try:
         import matplotlib
 
@@ -38,6 +40,34 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib", fix="pip install 'suscli[plot]'") from None
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` to `path` (format from its suffix) atomically: a kill mid-write leaves the old picture, never
+    half of one. The figure is closed either way."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+        os.close(fd)
+        fig.savefig(tmp, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        os.replace(tmp, path)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
+    finally:
+        plt.close(fig)
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title: str = "suscli rank") -> Path:
+    """Draw the scored rows to `path` (format from its suffix: .png, .svg, .pdf). matplotlib is an optional extra."""
+    plt = _pyplot()
     scored = [r for r in rows if r.ok and r.train_acc is not None and r.susceptibility is not None]
     if not scored:
         raise UsageError("--plot needs training accuracy for at least one model", fix="pass --train-data")
@@ -57,12 +87,36 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     _label_points(ax, scored)
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight")
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track") -> Path:
+    """r and zeta against epoch (left axis), training accuracy (right axis), the kept epoch marked; from the
+    suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
+    plt = _pyplot()
+    measured = [r for r in rows if r.ok and r.susceptibility is not None]
+    if not measured:
+        raise UsageError("--plot needs at least one measured epoch")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    ax.plot([r.epoch for r in measured], [r.susceptibility for r in measured], "o", color="#8d99ae", markersize=4, label="r (per epoch)")
+    with_zeta = [r for r in measured if r.zeta is not None]
+    ax.plot([r.epoch for r in with_zeta], [r.zeta for r in with_zeta], "-", color="#e63946", linewidth=2, label="zeta(t) (running mean)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("susceptibility (loss drop on random labels)")
+    handles, labels = ax.get_legend_handles_labels()
+    with_acc = [r for r in measured if r.train_acc is not None]
+    if with_acc:
+        acc_ax = ax.twinx()
+        acc_ax.plot([r.epoch for r in with_acc], [100 * r.train_acc for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
+        acc_ax.set_ylabel("training accuracy on its own labels (%)")
+        h, lab = acc_ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    if keep is not None:
+        ax.axvline(keep.epoch, color="black", linestyle="--", linewidth=1)
+        ax.annotate(f"keep epoch {keep.epoch}", (keep.epoch, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
+                    textcoords="offset points", fontsize=8)
+    ax.legend(handles, labels, loc="upper left", fontsize=8)
+    ax.set_title(title + " — keep: the knee of training accuracy against r", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -1,8 +1,8 @@
 """The resumable results file: one JSON line per scored model, appended as soon as it is computed.
 
 A rerun skips every model whose checkpoint hash and measurement fingerprint are already in the file, so an
-interrupted `rank` resumes where it stopped. A line cut short by a kill is ignored; appends take an
-exclusive lock so that two processes sharing the file do not interleave lines.
+interrupted `rank` resumes where it stopped. A line cut short by a kill is ignored, and cut off by the next
+append; appends take an exclusive lock so that two processes sharing the file do not interleave lines.
 """
 
 from __future__ import annotations
@@ -58,9 +58,13 @@ class ResultStore:
             if record["fingerprint"] != self.fingerprint:
                 other = record
                 continue
-            self._done[record["key"]] = Result.from_dict(record["result"])
+            try:
+                self._done[record["key"]] = Result.from_dict(record["result"])
+            except (TypeError, AttributeError):  # a line of the right shape holding something else
+                raise InputError(f"{self.path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl") from None
         if other is not None and not self._done:
-            diff = sorted(k for k in set(other.get("settings", {})) | set(self.settings) if other.get("settings", {}).get(k) != self.settings.get(k))
+            theirs = other.get("settings") if isinstance(other.get("settings"), dict) else {}
+            diff = sorted(k for k in set(theirs) | set(self.settings) if theirs.get(k) != self.settings.get(k))
             raise UsageError(
                 f"results file {self.path} holds results measured with other parameters ({', '.join(diff) or 'settings'} differ)",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
@@ -84,7 +88,11 @@ class ResultStore:
                 if f.tell() > 0:
                     f.seek(-1, os.SEEK_END)
                     if f.read(1) != b"\n":
-                        f.write(b"\n")  # a killed writer left half a line: start clean
+                        # A writer killed mid-line (only a dead one: live ones hold the lock) left half a line: cut it
+                        # off, or it would sit between whole lines, where a rerun must treat it as corruption.
+                        f.seek(0)
+                        f.truncate(f.read().rfind(b"\n") + 1)
+                        f.seek(0, os.SEEK_END)
                 f.write(line.encode() + b"\n")
                 f.flush()
                 os.fsync(f.fileno())

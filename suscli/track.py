@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError
 from suscli.pool import PoolEntry, discover
 from suscli.results import Result
 
@@ -122,49 +122,4 @@ def log_rows(records: list[dict], log: Path) -> list[Result]:
         for rec in records
     ]
 
-
-def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track") -> Path:
-    """r and zeta against epoch (left axis), training accuracy (right axis), the kept epoch marked; from the
-    suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib", fix="pip install 'suscli[plot]'") from None
-    measured = [r for r in rows if r.ok and r.susceptibility is not None]
-    if not measured:
-        raise UsageError("--plot needs at least one measured epoch")
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    ax.plot([r.epoch for r in measured], [r.susceptibility for r in measured], "o", color="#8d99ae", markersize=4, label="r (per epoch)")
-    with_zeta = [r for r in measured if r.zeta is not None]
-    ax.plot([r.epoch for r in with_zeta], [r.zeta for r in with_zeta], "-", color="#e63946", linewidth=2, label="zeta(t) (running mean)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("susceptibility (loss drop on random labels)")
-    handles, labels = ax.get_legend_handles_labels()
-    with_acc = [r for r in measured if r.train_acc is not None]
-    if with_acc:
-        acc_ax = ax.twinx()
-        acc_ax.plot([r.epoch for r in with_acc], [100 * r.train_acc for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
-        acc_ax.set_ylabel("training accuracy on its own labels (%)")
-        h, lab = acc_ax.get_legend_handles_labels()
-        handles, labels = handles + h, labels + lab
-    if keep is not None:
-        ax.axvline(keep.epoch, color="black", linestyle="--", linewidth=1)
-        ax.annotate(f"keep epoch {keep.epoch}", (keep.epoch, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
-                    textcoords="offset points", fontsize=8)
-    ax.legend(handles, labels, loc="upper left", fontsize=8)
-    ax.set_title(title + " — keep: the knee of training accuracy against r", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
-    finally:
-        plt.close(fig)
-    return path
 

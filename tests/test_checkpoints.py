@@ -178,7 +178,9 @@ def test_prefix_kept_when_the_model_has_it_and_file_spec_resolves_next_to_checkp
     model, path = _wrapper_checkpoint(tmp_path)
     sidecar_path(path).write_text(json.dumps({"arch": "net.py:a", "arch_kwargs": {"width": 4}, "mean": [0.5]}))
     monkeypatch.chdir(tmp_path.parent)  # the relative spec must resolve against the checkpoint's folder
-    ckpt = load_checkpoint(path)
+    with pytest.raises(InputError, match="importing that file runs it"):
+        load_checkpoint(path)  # a .py file named by the checkpoint's own sidecar runs only when trusted
+    ckpt = load_checkpoint(path, trust=True)
     assert (ckpt.arch, ckpt.arch_source, ckpt.num_classes, ckpt.notes) == ("net.py:a", "sidecar", 5, [])
     assert ckpt.meta == {"mean": [0.5]}
     x = torch.randn(2, 3, 2, 2)
@@ -194,12 +196,12 @@ def test_arch_precedence_and_kwargs_travel_with_their_spec(tmp_path, monkeypatch
     wrong = {"width": 9}  # would not fit: proves each source's kwargs stay with its spec
     st = tmp_path / "w.safetensors"
     save(model, st, arch=spec("b"), arch_kwargs={"width": 4})
-    ckpt = load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong)
+    ckpt = load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong, trust=True)  # stored .py specs need trust
     assert (ckpt.arch, ckpt.arch_source) == (spec("b"), "metadata")
     assert ckpt.notes == [f"--arch {spec('d')} ignored: metadata says {spec('b')}"]
 
     sidecar_path(st).write_text(json.dumps({"arch": spec("c"), "arch_kwargs": {"width": 4}}))
-    assert load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong).arch_source == "sidecar"
+    assert load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong, trust=True).arch_source == "sidecar"
 
     ckpt = load_checkpoint(st, arch=spec("a"), arch_kwargs={"width": 4}, default_arch=spec("d"), default_arch_kwargs=wrong)
     assert (ckpt.arch, ckpt.arch_source) == (spec("a"), "manifest")

@@ -1,0 +1,430 @@
+"""Hostile files, interruptions and large inputs (docs/reliability.md): nothing a file carries runs, nothing finished
+is lost, and every failure is one line with a documented exit code. Loader-level pickle tests live in
+tests/test_checkpoints.py; these go through the command line, which is what CI runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import random
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from torch import nn
+from typer.testing import CliRunner
+
+import suscli
+import suscli.audit
+import suscli.checkpoints
+import suscli.files
+import suscli.images
+from suscli.cli import app
+from suscli.files import available_memory, write_atomic
+from suscli.images import list_images, seeded_subset
+from suscli.results import Result
+from suscli.store import ResultStore
+from tests.conftest import tiny_cnn, write_images
+
+runner = CliRunner()
+ARCH = "tests.conftest:tiny_cnn"
+ROOT = Path(__file__).resolve().parents[1]
+# Subprocesses of one thread each: a model-training job may share the machine.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+class Payload:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def invoke(*args):
+    """Run the CLI, failing on any warning that would reach a user's stderr (the kinds Python shows by default)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = runner.invoke(app, [str(a) for a in args])
+    shown = [w for w in caught if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning))]
+    assert not shown, [str(w.message) for w in shown]
+    return res
+
+
+def one_error_line(res, code: int = 3) -> str:
+    """The failure contract: the exit code, no traceback, exactly one line on stderr."""
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output and "internal error" not in res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    path = tmp_path / "pwned"
+    pickle.loads(pickle.dumps(Payload(path)))  # the payload is real: unpickled, it does create the file
+    assert path.exists()
+    path.unlink()
+    return path
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    return suscli.save(tiny_cnn(), tmp_path / "good" / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+
+
+# --- 1. nothing a file carries runs --------------------------------------------------------------------------
+
+
+def _torch_file(kind: str, path: Path, payload: Payload) -> None:
+    weights = tiny_cnn().state_dict()
+    if kind == "zip, nested":
+        torch.save({"state_dict": weights, "extra": {"deep": [payload]}}, path)
+    elif kind == "legacy":
+        torch.save({**weights, "x": payload}, path, _use_new_zipfile_serialization=False)
+    else:  # a bare pickle, not written by torch.save at all
+        path.write_bytes(pickle.dumps(payload))
+
+
+@pytest.mark.parametrize("kind", ["zip, nested", "legacy", "raw pickle"])
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".th", ".bin", ".ckpt", ".pt2", ".safetensors"])
+def test_pickled_code_in_a_torch_file_never_runs(tmp_path, image_folder, marker, kind, suffix) -> None:
+    path = tmp_path / f"evil{suffix}"
+    _torch_file(kind, path, Payload(marker))
+    line = one_error_line(invoke("score", path, "-d", image_folder, "--arch", ARCH))
+    assert str(path) in line and ("--trust-checkpoint" in line or suffix == ".safetensors")
+    assert not marker.exists()
+
+
+def _rewrite_zip(src: bytes, dst: Path, replace: dict[str, bytes], add: dict[str, bytes] | None = None) -> None:
+    """Copy an archive with some entries (matched by the end of their name) replaced and others added."""
+    with zipfile.ZipFile(io.BytesIO(src)) as zin, zipfile.ZipFile(dst, "w") as zout:
+        root = zin.namelist()[0].split("/")[0]
+        for name in zin.namelist():
+            zout.writestr(name, next((v for k, v in replace.items() if name.endswith(k)), zin.read(name)))
+        for name, data in (add or {}).items():
+            zout.writestr(f"{root}/{name}", data)
+
+
+@pytest.mark.parametrize("entry", ["data.pkl", "constants.pkl", "linear.py.debug_pkl"])
+def test_torchscript_archive_with_a_python_pickle_never_runs_it(tmp_path, image_folder, marker, entry) -> None:
+    """TorchScript's own (C++) unpickler knows no Python globals: a payload in data.pkl or constants.pkl fails to
+    load; debug pickles (source ranges for error messages) are not even read to run the model."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.save(torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(12, 3))), buf)
+    _rewrite_zip(buf.getvalue(), tmp_path / "ts.pt", {f"/{entry}": pickle.dumps(Payload(marker), protocol=2)})
+    res = invoke("score", tmp_path / "ts.pt", "-d", image_folder, "--image-size", "2", "--batches", "1")
+    if entry.endswith("debug_pkl"):
+        assert res.exit_code == 0, res.output
+    else:
+        assert "not a readable TorchScript archive" in one_error_line(res)
+    assert not marker.exists()
+
+
+@pytest.fixture(scope="module")
+def exported() -> bytes:
+    buf = io.BytesIO()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3)).eval()
+    torch.export.save(torch.export.export(model, (torch.randn(2, 3, 2, 2),)), buf)
+    return buf.getvalue()
+
+
+def _evil_export(exported: bytes, path: Path, where: str, marker: Path) -> None:
+    payload = io.BytesIO()
+    torch.save({"x": Payload(marker)}, payload)
+    if where == "sample inputs":  # torch.export.load retries these with weights_only=False
+        _rewrite_zip(exported, path, {"/data/sample_inputs/model.pt": payload.getvalue()})
+    elif where == "pickled weight":  # weights flagged use_pickle are loaded with weights_only=False
+        with zipfile.ZipFile(io.BytesIO(exported)) as z:
+            config = json.loads(z.read(next(n for n in z.namelist() if n.endswith("model_weights_config.json"))))
+        first = next(iter(config["config"].values()))
+        first["use_pickle"] = True
+        _rewrite_zip(exported, path, {"/model_weights_config.json": json.dumps(config).encode(),
+                                      f"/data/weights/{first['path_name']}": payload.getvalue()})
+    elif where == "opaque constant":  # read with plain pickle.loads
+        _rewrite_zip(exported, path, {}, {"data/constants/opaque_obj_0": pickle.dumps(Payload(marker))})
+    else:  # compiled AOTInductor code: a shared library, loaded as native code
+        _rewrite_zip(exported, path, {}, {"data/aotinductor/model/model.so": b"\x7fELF"})
+
+
+@pytest.mark.parametrize("where", ["sample inputs", "pickled weight", "opaque constant", "aotinductor"])
+def test_torch_export_archive_that_would_run_code_is_refused(tmp_path, image_folder, marker, exported, where) -> None:
+    path = tmp_path / "m.pt2"
+    _evil_export(exported, path, where, marker)
+    line = one_error_line(invoke("score", path, "-d", image_folder))
+    assert "refused" in line and "--trust-checkpoint" in line
+    assert not marker.exists()
+
+
+def test_trusting_an_export_archive_runs_its_pickles(tmp_path, image_folder, marker, exported) -> None:
+    """The threat above is real: torch.export.load alone would have run the payload."""
+    _evil_export(exported, tmp_path / "m.pt2", "sample inputs", marker)
+    invoke("score", tmp_path / "m.pt2", "-d", image_folder, "--trust-checkpoint")
+    assert marker.exists()
+
+
+def unannotated_cnn(num_classes: int = 3):  # a model builder that does not say so: needs the user's word
+    return tiny_cnn(num_classes)
+
+
+@pytest.mark.parametrize("where", ["metadata", "sidecar"])
+@pytest.mark.parametrize("spec", ["subprocess:run", "numpy:save"])
+def test_an_architecture_named_by_the_file_must_be_a_model_builder(tmp_path, image_folder, marker, where, spec) -> None:
+    """`subprocess:run` with arch_kwargs would run a command; `numpy:save` (outside the standard library) writes one."""
+    kwargs = {"args": ["touch", str(marker)]} if spec == "subprocess:run" else {"file": str(marker), "arr": [1]}
+    fields = json.dumps({"arch": spec, "arch_kwargs": kwargs})
+    path = tmp_path / "m.safetensors"
+    save_file(tiny_cnn().state_dict(), str(path), metadata={"suscli": fields} if where == "metadata" else None)
+    if where == "sidecar":
+        (tmp_path / "m.suscli.json").write_text(fields)
+    line = one_error_line(invoke("score", path, "-d", image_folder))
+    assert f"its {where} names the architecture '{spec}'" in line and "refused" in line
+    assert not marker.exists() and not marker.with_suffix(".npy").exists()
+
+
+def test_the_users_arch_vouches_for_a_builder_the_file_names(tmp_path, image_folder) -> None:
+    spec = "tests.test_reliability:unannotated_cnn"
+    path = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=spec, image_size=8)
+    assert "refused" in one_error_line(invoke("score", path, "-d", image_folder))
+    assert invoke("score", path, "-d", image_folder, "--arch", spec).exit_code == 0
+
+
+def test_rank_keeps_hostile_files_as_failed_rows(tmp_path, image_folder, marker, exported) -> None:
+    pool = tmp_path / "pool"
+    for i in range(2):
+        suscli.save(tiny_cnn(), pool / f"good{i}.safetensors", arch=ARCH, image_size=8)
+    _torch_file("zip, nested", pool / "evil.pt", Payload(marker))
+    _evil_export(exported, pool / "evil_export.pt2", "sample inputs", marker)
+    save_file(tiny_cnn().state_dict(), str(pool / "evil_arch.safetensors"),
+              metadata={"suscli": json.dumps({"arch": "subprocess:run", "arch_kwargs": {"args": ["touch", str(marker)]}})})
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "--arch", ARCH, "--batches", "1", "--batch-size", "4")
+    assert res.exit_code == 3 and "Traceback" not in res.output
+    status = {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]}
+    assert status == {"good0": "ok", "good1": "ok", "evil": "error", "evil_export": "error", "evil_arch": "error"}
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 4])
+def test_a_results_file_of_pickle_bytes_is_an_error_not_an_execution(tmp_path, image_folder, marker, protocol) -> None:
+    """The results file is JSON lines and only ever parsed as JSON."""
+    pool = tmp_path / "pool"
+    suscli.save(tiny_cnn(), pool / "m.safetensors", arch=ARCH, image_size=8)
+    results = pool / "suscli-results.jsonl"
+    results.write_bytes(pickle.dumps(Payload(marker), protocol=protocol))
+    before = results.read_bytes()
+    line = one_error_line(invoke("rank", pool, "-d", image_folder, "--batches", "1"))
+    assert str(results) in line
+    assert not marker.exists() and results.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["score", "rank"])
+def test_trust_checkpoint_help_says_what_it_risks(command) -> None:
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", invoke(command, "--help").stdout).split())
+    assert "--trust-checkpoint" in text and "can run ANY code the file's author chose" in text
+
+
+# --- 3. interruptions ---------------------------------------------------------------------------------------
+
+
+def _pool(folder: Path, n: int) -> Path:
+    for i in range(n):
+        torch.manual_seed(i)
+        suscli.save(tiny_cnn(), folder / f"m{i}.safetensors", arch=ARCH, image_size=8)
+    return folder
+
+
+def _rank_cmd(pool: Path, images: Path, train: Path, *extra, batches: int = 30) -> list[str]:
+    return [sys.executable, "-m", "suscli", "rank", str(pool), "-d", str(images), "--train-data", str(train),
+            "--batches", str(batches), "--batch-size", "16", "-f", "json", *map(str, extra)]
+
+
+def _lines(results: Path) -> list[str]:
+    return results.read_text().splitlines() if results.exists() else []
+
+
+def _finished(results: Path) -> dict[str, float]:
+    """susceptibility per model of every whole line; only the last line may have been cut short by a kill."""
+    lines = _lines(results)
+    for line in lines[:-1]:
+        json.loads(line)
+    records = [json.loads(line) for line in lines if line.endswith("}")]
+    return {r["result"]["name"]: r["result"]["susceptibility"] for r in records}
+
+
+def test_kills_at_random_points_lose_nothing_and_the_rerun_resumes(tmp_path, image_folder, train_folder) -> None:
+    """Ctrl-C and SIGKILL at random points of real `rank` processes; the report is replaced whole or not at all."""
+    rng = random.Random(3)
+    pool = _pool(tmp_path / "pool", 6)
+    results, report = pool / "suscli-results.jsonl", tmp_path / "report.json"
+    report.write_text('{"earlier": "report"}')
+    cmd = _rank_cmd(pool, image_folder, train_folder, "-o", report, batches=400)  # about 0.25 s a model
+    done: dict[str, float] = {}
+    # SIGINT once a new result is in (Python is running suscli then), SIGKILL at any time after the start
+    for sig, after_result in [(signal.SIGINT, True), (signal.SIGKILL, False), (signal.SIGKILL, True)]:
+        before = len(_lines(results))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        started = time.time()
+        while after_result and len(_lines(results)) <= before and proc.poll() is None and time.time() < started + 120:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.2 if after_result else 4))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        if sig == signal.SIGINT and proc.returncode != 0:
+            assert proc.returncode == 130 and "result(s) kept" in err.decode() and "Traceback" not in err.decode()
+            assert not list(tmp_path.glob(".report.json.*"))  # no temporary file left behind
+        assert json.loads(report.read_text())  # the earlier report, or a whole new one
+        finished = _finished(results)
+        assert all(finished[name] == value for name, value in done.items())  # nothing finished was lost
+        done = finished
+    rerun = subprocess.run(cmd, check=False, capture_output=True, text=True, env=ENV, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    doc = json.loads(report.read_text())
+    assert doc["counts"]["reused"] == len(done) and doc["counts"]["scored"] == 6
+    assert all(r["susceptibility"] == done[r["name"]] for r in doc["results"] if r["name"] in done)
+    assert all(json.loads(line) for line in _lines(results))  # a line cut by the last kill was cut off again
+
+
+def test_two_processes_share_one_results_file(tmp_path, image_folder, train_folder, monkeypatch) -> None:
+    pool = _pool(tmp_path / "pool", 4)
+    cmd = _rank_cmd(pool, image_folder, train_folder, batches=5)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+    lines = _lines(pool / "suscli-results.jsonl")
+    keys = {json.loads(line)["key"] for line in lines}  # every line parses
+    assert len(keys) == 4 and 4 <= len(lines) <= 8
+
+    def must_not_run(*a, **k):
+        raise AssertionError("a finished model was measured again")
+
+    monkeypatch.setattr(suscli.audit, "score_checkpoint", must_not_run)
+    res = invoke(*cmd[3:])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["counts"]["reused"] == 4
+
+
+def test_a_line_cut_by_a_kill_is_cut_off_by_the_next_append(tmp_path) -> None:
+    path = tmp_path / "r.jsonl"
+    ResultStore(path, "fp", {}).append("a", Result("a", "a.pt"))
+    with open(path, "ab") as f:
+        f.write(b'{"fingerprint": "fp", "key": "b", "resu')  # the writer was killed here
+    store = ResultStore(path, "fp", {})
+    assert len(store) == 1
+    store.append("c", Result("c", "c.pt"))
+    assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["a", "c"]
+
+
+def test_an_interrupted_report_write_keeps_the_old_report(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "r.json"
+    out.write_text("old")
+
+    def interrupted(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.files.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(out, "new")
+    assert out.read_text() == "old" and list(tmp_path.iterdir()) == [out]
+
+
+# --- 4. large inputs ----------------------------------------------------------------------------------------
+
+
+def test_100k_files_are_listed_and_only_the_sample_is_decoded(tmp_path, ckpt, monkeypatch) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    try:
+        for i in range(100_000):
+            os.close(os.open(folder / f"img_{i:06d}.png", os.O_CREAT | os.O_WRONLY, 0o644))  # empty: not an image
+        chosen = seeded_subset(100_000, 16, seed=0)
+        for i in chosen:
+            write_images(folder, 1, seed=i)[0].replace(folder / f"img_{i:06d}.png")
+        started = time.perf_counter()
+        paths = list_images(folder)
+        assert len(paths) == 100_000 and time.perf_counter() - started < 30  # about 1.5 s on a busy 2-core machine
+        decoded = []
+        real = suscli.images._decode_one
+        monkeypatch.setattr(suscli.images, "_decode_one", lambda p, *a: decoded.append(p) or real(p, *a))
+        res = invoke("score", ckpt, "-d", folder, "--samples", "16", "--batches", "1", "-f", "json")
+        assert res.exit_code == 0, res.output
+        assert sorted(decoded) == [paths[i] for i in chosen]
+        assert json.loads(res.stdout)["data"]["unlabeled_population"] == 100_000
+    finally:
+        shutil.rmtree(folder)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares its size and holds no pixels: a decompression bomb costs nothing to make."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def test_huge_images_are_shrunk_and_bombs_are_unreadable_files(tmp_path, ckpt) -> None:
+    folder = tmp_path / "big"
+    write_images(folder, 3)
+    Image.new("L", (8000, 8000), 128).save(folder / "huge.png")  # 64 Mpixel, decoded and shrunk to 8x8
+    (folder / "bomb.png").write_bytes(_png_header(20_000, 20_000))  # over twice PIL's limit: PIL refuses it
+    (folder / "large.png").write_bytes(_png_header(10_000, 10_000))  # over PIL's limit: PIL would warn on stderr
+    res = invoke("score", ckpt, "-d", folder, "--batches", "1", "-f", "json")
+    assert res.exit_code == 0 and "Warning" not in res.stderr, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["details"]["unreadable_images"] == 2 and any("bomb.png" in note for note in row["notes"])
+    line = one_error_line(invoke("score", ckpt, "-d", folder, "--strict"))
+    assert "bomb.png: DecompressionBombError" in line
+
+
+def test_any_decoder_exception_is_an_unreadable_image(tmp_path, ckpt, image_folder, monkeypatch) -> None:
+    """Fuzzing found a damaged TIFF on which PIL raises TypeError: whatever a decoder raises, the file is skipped."""
+    real = suscli.images._decode_one
+
+    def decode(path, *a):
+        if path.name == "img_000.png":
+            raise TypeError("'IFDRational' object cannot be interpreted as an integer")
+        return real(path, *a)
+
+    monkeypatch.setattr(suscli.images, "_decode_one", decode)
+    res = invoke("score", ckpt, "-d", image_folder, "--batches", "1", "-f", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["details"]["unreadable_images"] == 1
+
+
+def test_a_checkpoint_larger_than_memory_allows_is_refused(ckpt, image_folder, monkeypatch) -> None:
+    size = ckpt.stat().st_size
+    monkeypatch.setattr(suscli.checkpoints, "available_memory", lambda: 2 * size - 1)  # loading takes twice the file
+    line = one_error_line(invoke("score", ckpt, "-d", image_folder))
+    assert str(ckpt) in line and "refused rather than swapping" in line
+    monkeypatch.setattr(suscli.checkpoints, "available_memory", lambda: 2 * size)
+    assert invoke("score", ckpt, "-d", image_folder, "--batches", "1").exit_code == 0
+
+
+def test_images_that_would_not_fit_in_memory_ask_for_a_sample(ckpt, image_folder, monkeypatch) -> None:
+    monkeypatch.setattr(suscli.images, "available_memory", lambda: 4000)  # 24 images of 3x8x8 bytes: 9.2 kB with the margin
+    line = one_error_line(invoke("score", ckpt, "-d", image_folder))
+    assert "decoding 24 images at 8x8" in line and "--samples N" in line
+    assert invoke("score", ckpt, "-d", image_folder, "--samples", "4", "--batches", "1").exit_code == 0
+
+
+def test_available_memory_is_read_on_linux() -> None:
+    if sys.platform.startswith("linux"):
+        assert 0 < available_memory() < 1 << 50
