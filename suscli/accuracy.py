@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -14,6 +15,11 @@ from suscli.susceptibility import logits_of, preserved_modes
 
 Progress = Callable[[str, int, int], None]
 
+# Images per forward pass. Larger on CUDA, where big batches keep the GPU busy; the CPU keeps the size (and so
+# exactly the numbers) it always had.
+CPU_BATCH_SIZE = 512
+CUDA_BATCH_SIZE = 2048
+
 
 @dataclass
 class Accuracy:
@@ -22,6 +28,8 @@ class Accuracy:
     population: int  # size of the labelled set the images were drawn from
     low: float  # 95% Wilson interval; equal to the value when every image was used
     high: float
+    batch_size: int  # images per forward pass at the end: smaller than asked after CUDA out-of-memory retries
+    halvings: int = 0  # times the batch was halved after CUDA ran out of memory
 
     @property
     def value(self) -> float:
@@ -50,7 +58,7 @@ def training_accuracy(
     labels: torch.Tensor,
     *,
     population: int | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: torch.device | str | None = None,
     progress: Progress | None = None,
@@ -58,29 +66,49 @@ def training_accuracy(
     """Accuracy of `model` (eval mode, no gradients) on `inputs` against `labels`.
 
     `population` is the size of the set `inputs` were sampled from; when it is larger than len(inputs), the
-    result is an estimate and carries its binomial interval.
+    result is an estimate and carries its binomial interval. On CUDA the forward passes run under bf16 autocast
+    (an argmax barely notices it), and a batch that runs out of GPU memory is halved and retried, as timm's
+    validate.py does: the count does not depend on the batch size.
     """
     if len(inputs) != len(labels) or len(inputs) == 0:
         raise InputError(f"training accuracy needs as many labels as images, got {len(labels)} labels for {len(inputs)} images")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     transform = transform or (lambda x: x)
-    correct = 0
+    cuda = device.type == "cuda"
+    batch_size = min(batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE), len(inputs))
+    top_label = int(labels.max())
+    correct = start = halvings = 0
     with preserved_modes(model):
         model.eval()
-        with torch.inference_mode():
-            for start in range(0, len(inputs), batch_size):
-                x = transform(inputs[start : start + batch_size].to(device, non_blocking=True))
-                y = labels[start : start + batch_size].to(device)
-                logits = logits_of(model(x))
-                if start == 0 and int(labels.max()) >= logits.shape[-1]:
-                    raise InputError(
-                        f"the training labels go up to {int(labels.max())} but the model has {logits.shape[-1]} classes",
-                        fix="check that --train-data is the set this model was trained on (class ids = sorted folder names)",
-                    )
-                correct += int((logits.argmax(-1) == y).sum())
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
+            while start < len(inputs):
+                try:
+                    correct += _correct(model, inputs[start : start + batch_size], labels[start : start + batch_size],
+                                        transform, device, top_label if start == 0 else None)
+                except torch.cuda.OutOfMemoryError:
+                    if batch_size == 1:
+                        raise InputError("training accuracy ran out of GPU memory with one image per batch",
+                                         fix="free the GPU, or use --device cpu") from None
+                    batch_size, halvings = batch_size // 2, halvings + 1
+                    continue
+                start += batch_size
                 if progress:
-                    progress("training accuracy", min(start + batch_size, len(inputs)), len(inputs))
+                    progress("training accuracy", min(start, len(inputs)), len(inputs))
     total = len(inputs)
     population = max(population or total, total)
     low, high = wilson_interval(correct, total) if population > total else (correct / total, correct / total)
-    return Accuracy(correct=correct, total=total, population=population, low=low, high=high)
+    return Accuracy(correct=correct, total=total, population=population, low=low, high=high, batch_size=batch_size, halvings=halvings)
+
+
+def _correct(
+    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device, top_label: int | None,
+) -> int:
+    """Correct predictions on one batch; with `top_label`, first check that the model has that many classes."""
+    logits = logits_of(model(transform(inputs.to(device, non_blocking=True))))
+    if top_label is not None and top_label >= logits.shape[-1]:
+        raise InputError(
+            f"the training labels go up to {top_label} but the model has {logits.shape[-1]} classes",
+            fix="check that --train-data is the set this model was trained on (class ids = sorted folder names)",
+        )
+    return int((logits.argmax(-1) == labels.to(device)).sum())

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from suscli.arch import parse_arch_kwargs
 from suscli.audit import audit_pool, run_settings
+from suscli.cache import default_cache_dir
 from suscli.checkpoints import load_checkpoint
 from suscli.distributed import audit_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
@@ -78,6 +79,8 @@ BatchesOpt = Annotated[int, typer.Option(min=1, help="Random-label batches avera
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Images per random-label batch.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto takes the GPU when there is one.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on an unreadable image instead of skipping it.")]
+CacheDirOpt = Annotated[Optional[Path], typer.Option(help="Folder of the decoded-image cache. Default: $SUSCLI_CACHE_DIR, else $XDG_CACHE_HOME/suscli or ~/.cache/suscli.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Decode the images again, without reading or writing the cache.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.")]
 
@@ -115,6 +118,11 @@ def progress_bar() -> Iterator:
 
     with bar:
         yield update
+
+
+def image_cache(cache_dir: Path | None, no_cache: bool) -> Path | None:
+    """Where decoded images are cached (docs/performance.md); None with --no-cache."""
+    return None if no_cache else cache_dir or default_cache_dir()
 
 
 def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -204,6 +212,8 @@ def score(
     batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
     device: DeviceOpt = "auto",
     strict: StrictOpt = False,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     max_susceptibility: Annotated[Optional[float], typer.Option(help="Gate: exit 1 when susceptibility is above this.")] = None,
@@ -218,8 +228,9 @@ def score(
         dev = resolve_device(device)
         kwargs = parse_arch_kwargs(arch_kwargs)
         ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint)
-        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
-        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
+        cache = image_cache(cache_dir, no_cache)
+        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict, cache_dir=cache)
+        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
         with progress_bar() as update:
             result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
         failures = gate_failures(result, max_susceptibility, min_train_acc)
@@ -264,6 +275,8 @@ def rank(
     batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
     device: DeviceOpt = "auto",
     strict: StrictOpt = False,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
     thresholds_rule: Annotated[Rule, typer.Option("--thresholds", help="Split the pool at the mean (the paper's rule) or the median.")] = Rule.mean,
     zeta_threshold: Annotated[Optional[float], typer.Option(help="Fixed susceptibility threshold (instead of the pool's).")] = None,
     acc_threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fixed training-accuracy threshold, 0-1 (instead of the pool's).")] = None,
@@ -287,8 +300,9 @@ def rank(
         entries = discover(pool, all_checkpoints=all_checkpoints)
         if candidate is not None and candidate not in {e.name for e in entries}:
             raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
-        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
-        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
+        cache = image_cache(cache_dir, no_cache)
+        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict, cache_dir=cache)
+        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
         results_path = results or default_results(pool)
         lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
         if fresh and lead:
@@ -426,6 +440,8 @@ def track(
     batch_size: BatchSizeOpt = DEFAULT_BATCH_SIZE,
     device: DeviceOpt = "auto",
     strict: StrictOpt = False,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
     count_epoch_0: Annotated[bool, typer.Option("--count-epoch-0", help="Count epoch 0 in the running mean, for runs that number their first trained epoch 0 (Lightning's epoch=0-step=N.ckpt). By default epoch 0 is the initialization, which the paper leaves out.")] = False,
     results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines), shared with `suscli rank`. Default: RUN/suscli-results.jsonl, or beside a manifest.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.")] = False,
@@ -466,8 +482,9 @@ def track(
             entries, skipped = run_epochs(run)
             if skipped:
                 warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
-            unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict)
-            train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict) if train_data else None
+            cache = image_cache(cache_dir, no_cache)
+            unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict, cache_dir=cache)
+            train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
             results_path = results or default_results(run)
             if fresh:
                 ResultStore.reset(results_path)

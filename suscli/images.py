@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from suscli.cache import entry_key, entry_path, load_entry, save_entry
 from suscli.errors import InputError, UsageError
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
 
@@ -171,10 +172,13 @@ def decode_images(
     strict: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> DecodedImages:
     """Decode `paths` into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding).
 
-    Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`.
+    Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`. With `cache_dir`,
+    an earlier decode of the same unchanged files with the same transform is read back instead (suscli.cache),
+    and a new decode is stored there for the next run.
     """
     if channels not in (1, 3):
         raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
@@ -185,6 +189,27 @@ def decode_images(
             f"{human_size(free)} is available; refused rather than swapping",
             fix="measure on a seeded subset: --samples N for --data, --train-samples N for --train-data",
         )
+    if cache_dir is None:
+        return _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
+    where = entry_path(cache_dir, entry_key(paths, image_size, channels, crop_pct))
+    decoded = _from_entry(load_entry(where), paths, image_size, channels)
+    if decoded is None:
+        decoded = _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
+        kept = set(decoded.kept)  # the unreadable files, in the order they are listed in
+        save_entry(where, {"pixels": decoded.pixels, "kept": torch.tensor(decoded.kept, dtype=torch.int64),
+                           "unreadable": torch.tensor([i for i in range(len(paths)) if i not in kept], dtype=torch.int64),
+                           "errors": [e for _, e in decoded.unreadable]})
+        return decoded
+    if strict and decoded.unreadable:
+        raise _strict_error(*decoded.unreadable[0])
+    if progress:
+        progress("decode images (cached)", len(paths), len(paths))
+    return decoded
+
+
+def _decode_all(
+    paths: Sequence[Path], image_size: int, channels: int, crop_pct: float, strict: bool, workers: int | None, progress: Progress | None
+) -> DecodedImages:
     out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
     kept: list[int] = []
     unreadable: list[tuple[Path, str]] = []
@@ -206,7 +231,7 @@ def decode_images(
                 kept.append(i)
             else:
                 if strict:
-                    raise InputError(f"cannot decode image {paths[i]}: {err}", fix="remove the file, or drop --strict to skip unreadable images")
+                    raise _strict_error(paths[i], err)
                 unreadable.append((paths[i], err))
             if progress and (done % 256 == 0 or done == len(paths)):
                 progress("decode images", done, len(paths))
@@ -215,6 +240,27 @@ def decode_images(
         raise InputError(f"none of the {len(paths)} image files under {where} could be decoded", fix="check that they are valid images")
     pixels = torch.from_numpy(out[kept] if len(kept) < len(paths) else out)
     return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=unreadable)
+
+
+def _strict_error(path: Path, err: str) -> InputError:
+    return InputError(f"cannot decode image {path}: {err}", fix="remove the file, or drop --strict to skip unreadable images")
+
+
+def _from_entry(entry: dict | None, paths: Sequence[Path], image_size: int, channels: int) -> DecodedImages | None:
+    """A cache entry as DecodedImages; None unless it is consistent with these files and this transform."""
+    if entry is None:
+        return None
+    try:
+        pixels, kept, bad, errors = entry["pixels"], entry["kept"].tolist(), entry["unreadable"].tolist(), entry["errors"]
+        consistent = (
+            pixels.dtype == torch.uint8 and tuple(pixels.shape) == (len(kept), channels, image_size, image_size)
+            and sorted(kept + bad) == list(range(len(paths))) and len(errors) == len(bad) and all(isinstance(e, str) for e in errors)
+        )
+    except (KeyError, AttributeError, TypeError):
+        return None
+    if not consistent or not kept:
+        return None
+    return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=[(paths[i], e) for i, e in zip(bad, errors)])
 
 
 def normalizer(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -252,6 +298,7 @@ class ImageSource:
     labels: list[int] | None = None
     population: int = 0  # files listed before sampling
     strict: bool = False
+    cache_dir: Path | None = None  # on-disk cache of decoded images (suscli.cache); None: decode every run
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[Path, str]]]] = field(default_factory=dict, repr=False)
 
     def decoded(
@@ -262,7 +309,8 @@ class ImageSource:
         if key not in self._cache:
             cpu_key = (image_size, channels, crop_pct, "cpu")
             if cpu_key not in self._cache:
-                d = decode_images(self.paths, image_size=image_size, channels=channels, crop_pct=crop_pct, strict=self.strict, progress=progress)
+                d = decode_images(self.paths, image_size=image_size, channels=channels, crop_pct=crop_pct, strict=self.strict,
+                                  progress=progress, cache_dir=self.cache_dir)
                 labels = torch.tensor([self.labels[i] for i in d.kept]) if self.labels is not None else None
                 self._cache[cpu_key] = (d.pixels, labels, d.unreadable)
             pixels, labels, unreadable = self._cache[cpu_key]
@@ -271,14 +319,20 @@ class ImageSource:
         return self._cache[key]
 
 
-def unlabeled_source(folder: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False) -> ImageSource:
+def unlabeled_source(
+    folder: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None
+) -> ImageSource:
     """The unlabeled images susceptibility is measured on: every image under `folder`, or a seeded subset."""
     paths = list_images(folder)
-    return ImageSource([paths[i] for i in seeded_subset(len(paths), samples, seed)], population=len(paths), strict=strict)
+    return ImageSource([paths[i] for i in seeded_subset(len(paths), samples, seed)], population=len(paths), strict=strict,
+                       cache_dir=cache_dir)
 
 
-def labeled_source(source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False) -> ImageSource:
+def labeled_source(
+    source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None
+) -> ImageSource:
     """The training set with its own labels: a folder of class folders or a `path,label` CSV, maybe subsampled."""
     paths, labels, _ = list_labeled(source)
     keep = seeded_subset(len(paths), samples, seed)
-    return ImageSource([paths[i] for i in keep], [labels[i] for i in keep], population=len(paths), strict=strict)
+    return ImageSource([paths[i] for i in keep], [labels[i] for i in keep], population=len(paths), strict=strict,
+                       cache_dir=cache_dir)

@@ -108,13 +108,25 @@ def score_checkpoint(
     model = checkpoint.model.to(device)
     channels = input_channels(model, prep.image_size)
     transform = normalizer(prep.mean, prep.std)
+    # cuDNN's convolutions run fastest in channels_last; the CPU keeps its layout and so exactly its numbers.
+    # (A 5-D weight, Conv3d, has no channels_last layout.)
+    if device.type == "cuda" and all(t.dim() != 5 for t in [*model.parameters(), *model.buffers()]):
+        model = model.to(memory_format=torch.channels_last)
+        transform = _channels_last(transform)
     pixels, _, unreadable = data.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
     if unreadable:
         notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {unreadable[0][0]}")
     try:
-        sus = measure_susceptibility(
-            model, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress
-        )
+        try:
+            sus = measure_susceptibility(
+                model, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress
+            )
+        except torch.cuda.OutOfMemoryError:  # the batch size is part of the measurement: never shrunk behind the user's back
+            raise InputError(
+                f"{checkpoint.path}: out of GPU memory measuring susceptibility with batches of "
+                f"{min(settings.susceptibility.batch_size, len(pixels))} images",
+                fix="pass a smaller --batch-size, the same for every model compared",
+            ) from None
         acc = None
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
@@ -129,6 +141,8 @@ def score_checkpoint(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
             fix="check --arch, --image-size and --preset",
         ) from None
+    if acc is not None and acc.halvings:
+        notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
     if sus.batch_size < settings.susceptibility.batch_size:
         notes.append(f"batch size capped at {sus.batch_size}, the number of unlabeled images")
     return Result(
@@ -159,6 +173,16 @@ def score_checkpoint(
             "train_acc": acc.as_dict() if acc else None,
         },
     )
+
+
+def _channels_last(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`transform`, with image batches handed on in channels_last layout to match the model's weights."""
+
+    def apply(batch: torch.Tensor) -> torch.Tensor:
+        x = transform(batch)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+    return apply
 
 
 def score(

@@ -48,3 +48,9 @@ def train_folder(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read or fill the user's ~/.cache/suscli."""
+    monkeypatch.setenv("SUSCLI_CACHE_DIR", str(tmp_path_factory.mktemp("suscli-cache")))

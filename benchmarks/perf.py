@@ -1,0 +1,269 @@
+"""How fast `suscli rank` audits a pool, against the straightforward way and against the compute floor.
+
+One command, one machine, one process, three measurements of the same work (docs/performance.md):
+
+(a) `suscli rank` end to end (in process, through the CLI), with a cold and then a warm decoded-image cache;
+(b) the straightforward way, as research code does it: per model, images decoded by a PIL + torchvision
+    transforms DataLoader, the state deep-copied and reloaded around each torch.optim.SGD step, training
+    accuracy through a DataLoader too;
+(c) the compute floor: the same forward and backward passes alone, on normalized tensors already in memory.
+
+    python benchmarks/perf.py                                          # 16 ResNet-20s, 1,000 + 10,000 images
+    python benchmarks/perf.py --models 4 --unlabeled 256 --train 1000  # a smoke run
+
+The pool is random-init `suscli.models:resnet20` models (speed does not depend on the weights); the images
+are CIFAR-10 JPEGs (benchmarks/cifar.py unpacks them): unlabeled ones from the test split, training ones from
+the training split with their labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
+from typer.main import get_command
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ for the shared data helper
+import cifar
+
+import suscli
+import suscli.images
+import suscli.scoring
+from suscli.cli import app
+from suscli.images import list_images, list_labeled
+from suscli.models import resnet20
+from suscli.scoring import resolve_device
+from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, batch_indices, random_labels
+
+SEED = 0
+ACC_BATCH = 512  # suscli's training-accuracy batch on the CPU, used by (b) and (c) too
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", type=int, default=16)
+    ap.add_argument("--unlabeled", type=int, default=1000)
+    ap.add_argument("--train", type=int, default=10000)
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (auto takes the GPU when there is one)")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the straightforward way (b)")
+    ap.add_argument("--work", type=Path, help="folder for the pool, image links and cache (default: a temporary one)")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory(prefix="suscli-perf-") as tmp:
+        work = args.work or Path(tmp)
+        pool, unl_dir, train_dir = make_inputs(work, args.models, args.unlabeled, args.train)
+        print(f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {args.models} x "
+              f"resnet20, {args.unlabeled} unlabeled + {args.train} training CIFAR-10 images; susceptibility "
+              f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}", flush=True)
+        warm_up(device)
+        cold = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "cold.json", device)
+        warm = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "warm.json", device)
+        plain = run_straightforward(pool, unl_dir, train_dir, device, args.workers)
+        floor = run_floor(args.models, unl_dir, train_dir, device)
+    for label, m in [("(a) suscli rank, cold cache", cold), ("(a) suscli rank, warm cache", warm),
+                     ("(b) straightforward", plain), ("(c) compute floor", floor)]:
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in m["parts"].items())
+        print(f"{label:<30}{m['seconds']:8.2f} s   {parts}")
+        print(f"{'':<30}peak RSS so far {m['rss_mib']:.0f} MiB" + (f", peak CUDA memory {m['cuda_mib']:.0f} MiB" if "cuda_mib" in m else ""))
+    print(f"ratios: (b)/(a cold) {plain['seconds'] / cold['seconds']:.2f}x, (b)/(a warm) {plain['seconds'] / warm['seconds']:.2f}x, "
+          f"(a cold)/(c) {cold['seconds'] / floor['seconds']:.2f}x, (a warm)/(c) {warm['seconds'] / floor['seconds']:.2f}x")
+    print(f"same numbers: susceptibility max |a - b| {max_diff(warm['sus'], plain['sus']):.3g}, "
+          f"training accuracy max |a - b| {max_diff(warm['acc'], plain['acc']):.3g}, "
+          f"cold vs warm cache max |diff| {max_diff(cold['sus'], warm['sus']):.3g}")
+
+
+def make_inputs(work: Path, models: int, n_unl: int, n_train: int) -> tuple[Path, Path, Path]:
+    """A pool of `models` saved random-init ResNet-20s, and folders of links to the chosen CIFAR-10 images."""
+    root = cifar.ensure_unpacked()
+    rng = np.random.default_rng(SEED)
+    test_paths, test_labels = cifar.list_split(root, "test")
+    train_paths, train_labels = cifar.list_split(root, "train")
+    for i in cifar.balanced_sample(test_labels, n_unl, rng):
+        link(work / "unlabeled" / f"{i:05d}.jpg", test_paths[i])
+    for i in cifar.balanced_sample(train_labels, n_train, rng):
+        link(work / "train" / cifar.CLASSES[train_labels[i]] / f"{i:05d}.jpg", train_paths[i])
+    for m in range(models):
+        torch.manual_seed(m)
+        suscli.save(resnet20(), work / "pool" / f"m{m:02d}.safetensors", arch="suscli.models:resnet20", preset="cifar10")
+    return work / "pool", work / "unlabeled", work / "train"
+
+
+def link(path: Path, target: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_symlink():
+        path.symlink_to(target)
+
+
+def warm_up(device: torch.device) -> None:
+    """One forward and backward first, so that no measurement pays the kernels' one-time set-up."""
+    model = resnet20().to(device)
+    model(torch.randn(DEFAULT_BATCH_SIZE, 3, 32, 32, device=device)).sum().backward()
+    sync(device)
+
+
+def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device) -> dict:
+    """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run."""
+    parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0}
+    args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
+            "--results", str(out.with_suffix(".jsonl")), "--fresh", "--cache-dir", str(cache), "--device", str(device)]
+    with timed(suscli.images, "decode_images", parts, "decode", device), \
+            timed(suscli.scoring, "training_accuracy", parts, "training accuracy", device), \
+            timed(suscli.scoring, "measure_susceptibility", parts, "susceptibility", device), measured(device) as m:
+        code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
+    if code not in (None, 0, 1):
+        raise SystemExit(f"suscli rank exited {code}")
+    rows = json.loads(out.read_text())["results"]
+    parts["other (loading, files, report)"] = m["seconds"] - sum(parts.values())
+    return {**m, "parts": parts, "sus": {r["name"]: r["susceptibility"] for r in rows}, "acc": {r["name"]: r["train_acc"] for r in rows}}
+
+
+class Files(Dataset):
+    """Image files through PIL and torchvision transforms, one at a time, as a torchvision ImageFolder reads them."""
+
+    def __init__(self, paths: list[Path], labels: list[int]):
+        self.paths, self.labels = paths, labels
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(cifar.MEAN, cifar.STD)])
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        with Image.open(self.paths[i]) as img:
+            return self.transform(img.convert("RGB")), self.labels[i]
+
+
+def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device, workers: int) -> dict:
+    """(b): one model at a time, images decoded per model, state deep-copied and reloaded around each SGD step."""
+    unl_paths = list_images(unl)  # the order suscli uses, so that the same seed picks the same images
+    train_paths, train_labels, _ = list_labeled(train)
+    parts = {"susceptibility": 0.0, "training accuracy": 0.0}
+    sus, acc = {}, {}
+    with measured(device) as m:
+        for path in sorted(pool.glob("*.safetensors")):
+            model = resnet20()
+            model.load_state_dict(load_file(path))
+            model.to(device)
+            start = time.perf_counter()
+            labels = random_labels(len(unl_paths), 10, SEED).tolist()
+            batches = [b.tolist() for b in batch_indices(len(unl_paths), DEFAULT_BATCHES, DEFAULT_BATCH_SIZE, SEED)]
+            r = []
+            model.train()
+            for x, y in DataLoader(Files(unl_paths, labels), batch_sampler=batches, num_workers=workers):
+                x, y = x.to(device), y.to(device)
+                state = copy.deepcopy(model.state_dict())
+                opt = torch.optim.SGD(model.parameters(), lr=DEFAULT_LR)
+                opt.zero_grad()
+                before = F.cross_entropy(model(x), y)
+                before.backward()
+                opt.step()
+                with torch.no_grad():
+                    after = F.cross_entropy(model(x), y)
+                model.load_state_dict(state)
+                r.append(before.item() - after.item())
+            sus[path.stem] = sum(r) / len(r)
+            parts["susceptibility"] += time.perf_counter() - start
+            start = time.perf_counter()
+            correct = 0
+            model.eval()
+            with torch.no_grad():
+                for x, y in DataLoader(Files(train_paths, train_labels), batch_size=ACC_BATCH, num_workers=workers):
+                    correct += int((model(x.to(device)).argmax(-1) == y.to(device)).sum())
+            acc[path.stem] = correct / len(train_paths)
+            parts["training accuracy"] += time.perf_counter() - start
+    return {**m, "parts": parts, "sus": sus, "acc": acc}
+
+
+def run_floor(models: int, unl: Path, train: Path, device: torch.device) -> dict:
+    """(c): the forward and backward passes of (a) and nothing else, on normalized tensors already on the device."""
+    x_unl = cifar.normalize(cifar.decode(list_images(unl))).to(device)
+    x_train = cifar.normalize(cifar.decode(list_labeled(train)[0])).to(device)
+    labels = random_labels(len(x_unl), 10, SEED).to(device)
+    batches = batch_indices(len(x_unl), DEFAULT_BATCHES, DEFAULT_BATCH_SIZE, SEED)
+    model = resnet20().to(device)
+    cuda = device.type == "cuda"
+    if cuda:  # as suscli runs on CUDA: channels_last, and bf16 autocast for the accuracy forwards
+        model, x_unl, x_train = (t.to(memory_format=torch.channels_last) for t in (model, x_unl, x_train))
+    params = list(model.parameters())
+    parts = {"susceptibility": 0.0, "training accuracy": 0.0}
+    with measured(device) as m:
+        for _ in range(models):
+            start = time.perf_counter()
+            model.train()
+            for idx in batches:
+                x, y = x_unl[idx], labels[idx]
+                torch.autograd.grad(F.cross_entropy(model(x), y), params)
+                with torch.no_grad():
+                    F.cross_entropy(model(x), y)
+            sync(device)
+            parts["susceptibility"] += time.perf_counter() - start
+            start = time.perf_counter()
+            model.eval()
+            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                for i in range(0, len(x_train), 2048 if cuda else ACC_BATCH):
+                    model(x_train[i : i + (2048 if cuda else ACC_BATCH)])
+            sync(device)
+            parts["training accuracy"] += time.perf_counter() - start
+    return {**m, "parts": parts}
+
+
+@contextmanager
+def timed(module: object, name: str, parts: dict[str, float], part: str, device: torch.device) -> Iterator[None]:
+    """Replace `module.name` by a wrapper that adds its run time to `parts[part]`."""
+    original: Callable = getattr(module, name)
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            sync(device)
+            parts[part] += time.perf_counter() - start
+
+    setattr(module, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+@contextmanager
+def measured(device: torch.device) -> Iterator[dict]:
+    """Wall time of the block, the process's peak resident memory after it, and on CUDA the block's peak."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    found: dict = {}
+    start = time.perf_counter()
+    yield found
+    sync(device)
+    found["seconds"] = time.perf_counter() - start
+    found["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    if device.type == "cuda":
+        found["cuda_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def max_diff(a: dict, b: dict) -> float:
+    return max(abs(a[k] - b[k]) for k in a)
+
+
+if __name__ == "__main__":
+    main()

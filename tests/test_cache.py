@@ -1,0 +1,160 @@
+"""The decoded-image cache (suscli.cache, used by suscli.images) and the out-of-memory backoff of the device paths."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+import suscli
+import suscli.images
+from suscli.accuracy import training_accuracy
+from suscli.cache import default_cache_dir, entry_key
+from suscli.checkpoints import Checkpoint
+from suscli.cli import app
+from suscli.errors import InputError
+from suscli.images import ImageSource, decode_images, list_images
+from suscli.scoring import Settings, score_checkpoint
+from suscli.susceptibility import SusceptibilityConfig
+from tests.conftest import tiny_cnn, write_images
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    write_images(tmp_path / "imgs", 6, size=10)
+    (tmp_path / "imgs" / "broken.png").write_bytes(b"not a png")
+    return tmp_path / "imgs"
+
+
+def refuse_decoding(path: Path, *args: object) -> None:
+    raise AssertionError(f"decoded {path} although it is cached")
+
+
+def entries(cache: Path) -> list[Path]:
+    return sorted(cache.glob("images-*.pt")) if cache.exists() else []
+
+
+def test_second_decode_reads_the_cache_with_its_unreadable_files(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths, cache = list_images(folder), tmp_path / "cache"
+    first = decode_images(paths, image_size=8, cache_dir=cache)
+    monkeypatch.setattr(suscli.images, "_decode_one", refuse_decoding)
+    second = decode_images(paths, image_size=8, cache_dir=cache)
+    assert len(entries(cache)) == 1
+    assert torch.equal(first.pixels, second.pixels) and first.kept == second.kept and first.paths == second.paths
+    assert first.unreadable == second.unreadable and second.unreadable[0][0].name == "broken.png"
+    with pytest.raises(InputError, match="broken.png"):  # --strict still refuses a cached unreadable file
+        decode_images(paths, image_size=8, cache_dir=cache, strict=True)
+
+
+def test_touched_file_and_other_transform_miss(folder: Path, tmp_path: Path) -> None:
+    paths, cache = list_images(folder), tmp_path / "cache"
+    first = decode_images(paths, image_size=8, cache_dir=cache)
+    write_images(folder, 1, size=10, seed=99)  # rewrites img_000.png (paths[1], after broken.png) with other pixels
+    st = os.stat(paths[1])
+    os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a new mtime even on a coarse-clock file system
+    again = decode_images(paths, image_size=8, cache_dir=cache)
+    assert not torch.equal(first.pixels[0], again.pixels[0]) and torch.equal(first.pixels[1:], again.pixels[1:])
+    gray = decode_images(paths, image_size=8, channels=1, cache_dir=cache)
+    assert gray.pixels.shape[1] == 1 and len(entries(cache)) == 3
+    keys = {entry_key(paths, 8, 3, 1.0), entry_key(paths, 9, 3, 1.0), entry_key(paths, 8, 1, 1.0), entry_key(paths, 8, 3, 0.875)}
+    assert len(keys) == 4
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", "truncated", "wrong shape", "pickled code"])
+def test_corrupt_entry_is_a_miss_and_rewritten(folder: Path, tmp_path: Path, damage: object) -> None:
+    paths, cache = list_images(folder), tmp_path / "cache"
+    first = decode_images(paths, image_size=8, cache_dir=cache)
+    [entry] = entries(cache)
+    if damage == "truncated":
+        entry.write_bytes(entry.read_bytes()[:200])
+    elif damage == "wrong shape":
+        torch.save({"format": 1, "pixels": torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "kept": torch.tensor([0]),
+                    "unreadable": torch.tensor([], dtype=torch.int64), "errors": []}, entry)
+    elif damage == "pickled code":
+        torch.save({"format": 1, "pixels": os.getcwd}, entry)  # a global: weights_only refuses it, nothing runs
+    else:
+        entry.write_bytes(damage)
+    again = decode_images(paths, image_size=8, cache_dir=cache)
+    assert torch.equal(first.pixels, again.pixels) and again.unreadable == first.unreadable
+    assert torch.equal(torch.load(entry, weights_only=True)["pixels"], first.pixels)  # rewritten whole
+
+
+def test_unwritable_cache_only_costs_the_next_decode(folder: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    d = decode_images(list_images(folder), image_size=8, cache_dir=blocker / "cache")
+    assert len(d.kept) == 6
+
+
+def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SUSCLI_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "suscli"
+    monkeypatch.setenv("SUSCLI_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+
+
+def test_cli_cache_dir_and_no_cache(tmp_path: Path, folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch="tests.conftest:tiny_cnn", num_classes=3, image_size=8)
+    monkeypatch.setenv("SUSCLI_CACHE_DIR", str(tmp_path / "env-cache"))
+    runner = CliRunner()
+
+    def run(*extra: object) -> dict:
+        res = runner.invoke(app, [str(a) for a in ("score", ckpt, "--data", folder, "--train-data", train_folder,
+                                                    "--format", "json", "--batches", "2", "--batch-size", "4", *extra)])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)["results"][0]
+
+    cache = tmp_path / "cache"
+    cold = run("--cache-dir", cache)
+    assert len(entries(cache)) == 2 and not (tmp_path / "env-cache").exists()  # unlabeled and training images
+    run("--no-cache")
+    assert not (tmp_path / "env-cache").exists()
+    monkeypatch.setattr(suscli.images, "_decode_one", refuse_decoding)
+    warm = run("--cache-dir", cache)
+    assert (warm["susceptibility"], warm["train_acc"], warm["notes"]) == (cold["susceptibility"], cold["train_acc"], cold["notes"])
+    assert "1 unreadable image(s) skipped" in " ".join(warm["notes"])
+
+
+class OOMAbove(nn.Module):
+    """A model that raises CUDA's out-of-memory error on batches larger than `limit`, as a full GPU would."""
+
+    def __init__(self, limit: int, in_training_mode_too: bool = False):
+        super().__init__()
+        self.net, self.limit, self.in_training_mode_too = tiny_cnn(), limit, in_training_mode_too
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) > self.limit and (self.in_training_mode_too or not self.training):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.net(x)
+
+
+def test_training_accuracy_halves_the_batch_on_oom_and_counts_the_same() -> None:
+    x, y = torch.randn(40, 3, 8, 8), torch.randint(3, (40,))
+    model = OOMAbove(limit=7)
+    plain = training_accuracy(model.net, x, y)
+    assert (plain.batch_size, plain.halvings) == (40, 0)  # one batch: the CPU's 512 capped by the images
+    backed_off = training_accuracy(model, x, y, batch_size=32)
+    assert backed_off.correct == plain.correct and (backed_off.batch_size, backed_off.halvings) == (4, 3)
+    with pytest.raises(InputError, match="out of GPU memory"):
+        training_accuracy(OOMAbove(limit=0), x, y)
+
+
+def test_oom_is_a_row_note_for_accuracy_and_an_error_naming_batch_size_for_susceptibility(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    unlabeled = ImageSource(list_images(image_folder))
+    train = ImageSource(*suscli.images.list_labeled(train_folder)[:2])
+    settings = Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8), image_size=8)
+
+    def checkpoint(model: nn.Module) -> Checkpoint:
+        return Checkpoint(tmp_path / "m.pt", model, "test", "--arch", {}, "0" * 64, 3)
+
+    row = score_checkpoint(checkpoint(OOMAbove(limit=9)), unlabeled, train, settings=settings, device=torch.device("cpu"))
+    assert any("halved 1 time(s) to 9 after CUDA ran out of memory" in n for n in row.notes)
+    with pytest.raises(InputError, match="--batch-size") as e:
+        score_checkpoint(checkpoint(OOMAbove(limit=4, in_training_mode_too=True)), unlabeled, train, settings=settings, device=torch.device("cpu"))
+    assert "batches of 8 images" in e.value.line() and "\n" not in e.value.line()
