@@ -232,9 +232,22 @@ def bootstrap_se(cands: list[Candidate], zetas: list[float], reps: int = 200, se
     return float(np.std(taus))
 
 
+REPEATABLE = 0.95
+
+
+def split_half(cands: list[Candidate], cache: dict, lr: float, bs: int, nb: int, max_batches: int, seed: int) -> float:
+    """Kendall tau, over all candidates, between the mean r of batches [0, nb) and of batches [nb, 2 nb): how well
+    the measurement repeats itself with other random-label batches (nan when 2 nb batches were not measured)."""
+    if 2 * nb > max_batches:
+        return float("nan")
+    rs = [cache[(str(c.path), lr, bs, max_batches, seed)]["r"] for c in cands]
+    return tau([statistics.fmean(r[:nb]) for r in rs], [statistics.fmean(r[nb:2 * nb]) for r in rs])
+
+
 def choose_default(results: list[dict], by_model: dict, cands: list[Candidate], cache: dict, args: argparse.Namespace) -> dict:
     """The cheapest grid point (images stepped on: batches x batch size) whose settings-averaged tau is within one
-    bootstrap standard error of the best one's, on the every-epoch pool with the single-checkpoint form."""
+    bootstrap standard error of the best one's (every-epoch pool, single-checkpoint form), among those with 2+
+    batches and a split-half repeatability of at least REPEATABLE."""
     means = grid_means(results)
     best_key = max(means, key=lambda k: means[k]["tau_suscli"])
     lr, bs, nb = best_key
@@ -243,7 +256,12 @@ def choose_default(results: list[dict], by_model: dict, cands: list[Candidate], 
         sc = [c for c in cands if c.setting == setting]
         ses.append(bootstrap_se(sc, [zeta_for(c, cache, lr, bs, nb, args.max_batches, args.seed, "single", by_model) for c in sc]))
     se = statistics.fmean(ses) / math.sqrt(len(ses))  # the averaged tau's standard error (settings independent)
-    ok = [k for k in means if means[k]["tau_suscli"] >= means[best_key]["tau_suscli"] - se]
+    for k in means:
+        means[k]["repeatability"] = split_half(cands, cache, *k, args.max_batches, args.seed)
+    # at least two batches (the CLI reports the spread of r, which one batch cannot give) and a measurement that
+    # repeats: two disjoint sets of batches order the candidates alike (split-half Kendall tau >= REPEATABLE)
+    ok = [k for k in means if k[2] >= 2 and means[k]["repeatability"] >= REPEATABLE
+          and means[k]["tau_suscli"] >= means[best_key]["tau_suscli"] - se]
     chosen = min(ok, key=lambda k: (k[1] * k[2], -means[k]["tau_suscli"]))
     return {"best": {"lr": lr, "batch_size": bs, "batches": nb, **means[best_key]}, "bootstrap_se": se,
             "chosen": {"lr": chosen[0], "batch_size": chosen[1], "batches": chosen[2], **means[chosen]},
@@ -271,13 +289,15 @@ def render(results: list[dict], settings: list[str], manifest: dict, choice: dic
     lines = ["# suscli zoo evaluation", "",
              "## Grid: Kendall tau of suscli's ranking with clean test accuracy, every (model, saved epoch) candidate, "
              "single-checkpoint form, averaged over the noise settings", "",
-             "| lr | batch size | batches | tau suscli | tau train acc | s/model |", "|---|---|---|---|---|---|"]
+             "| lr | batch size | batches | tau suscli | tau train acc | split-half repeatability | s/model |", "|---|---|---|---|---|---|---|"]
     for g in choice["grid"]:
         mark = " (chosen)" if (g["lr"], g["batch_size"], g["batches"]) == (c["lr"], c["batch_size"], c["batches"]) else ""
         mark += " (best)" if (g["lr"], g["batch_size"], g["batches"]) == (b["lr"], b["batch_size"], b["batches"]) else ""
-        lines.append(f"| {g['lr']:g} | {g['batch_size']} | {g['batches']}{mark} | {g['tau_suscli']:.3f} | {g['tau_train_acc']:.3f} | {g['seconds_per_model']:.2f} |")
+        lines.append(f"| {g['lr']:g} | {g['batch_size']} | {g['batches']}{mark} | {g['tau_suscli']:.3f} | {g['tau_train_acc']:.3f} "
+                     f"| {g['repeatability']:.3f} | {g['seconds_per_model']:.2f} |")
     lines += ["", f"Best: lr {b['lr']:g}, batch size {b['batch_size']}, {b['batches']} batches (tau {b['tau_suscli']:.3f}); "
-              f"bootstrap standard error {choice['bootstrap_se']:.3f}; chosen (cheapest within one standard error): "
+              f"bootstrap standard error {choice['bootstrap_se']:.3f}; chosen (cheapest with 2+ batches, split-half repeatability "
+              f">= {REPEATABLE}, within one standard error): "
               f"lr {c['lr']:g}, batch size {c['batch_size']}, {c['batches']} batches (tau {c['tau_suscli']:.3f}).", ""]
     for setting in settings:
         rs = [r for r in results if r["setting"] == setting and (r["lr"], r["batch_size"], r["batches"]) == (c["lr"], c["batch_size"], c["batches"])]
