@@ -120,9 +120,22 @@ def progress_bar() -> Iterator:
         yield update
 
 
-def image_cache(cache_dir: Path | None, no_cache: bool) -> Path | None:
-    """Where decoded images are cached (docs/performance.md); None with --no-cache."""
-    return None if no_cache else cache_dir or default_cache_dir()
+def image_sources(data: Path, train_data: Path | None, settings: Settings, cache_dir: Path | None, no_cache: bool):
+    """The unlabeled images and the labelled training set (or None), sampled by the settings' seed, decoded
+    through the on-disk cache (docs/performance.md) unless --no-cache."""
+    cache = None if no_cache else cache_dir or default_cache_dir()
+    seed, strict = settings.susceptibility.seed, settings.strict
+    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=strict, cache_dir=cache)
+    train = labeled_source(train_data, samples=settings.train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
+    return unlabeled, train
+
+
+def open_store(path: Path, fresh: bool, settings: Settings, unlabeled, train, device, arch: str | None, kwargs: dict) -> ResultStore:
+    """The resumable results file, keyed by everything that decides the numbers; emptied first with --fresh."""
+    if fresh:
+        ResultStore.reset(path)
+    key_settings = {**run_settings(settings, unlabeled, train, device), "arch": arch, "arch_kwargs": kwargs}
+    return ResultStore(path, fingerprint(key_settings), key_settings)
 
 
 def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -228,9 +241,7 @@ def score(
         dev = resolve_device(device)
         kwargs = parse_arch_kwargs(arch_kwargs)
         ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint)
-        cache = image_cache(cache_dir, no_cache)
-        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict, cache_dir=cache)
-        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
+        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
         with progress_bar() as update:
             result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
         failures = gate_failures(result, max_susceptibility, min_train_acc)
@@ -300,15 +311,10 @@ def rank(
         entries = discover(pool, all_checkpoints=all_checkpoints)
         if candidate is not None and candidate not in {e.name for e in entries}:
             raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
-        cache = image_cache(cache_dir, no_cache)
-        unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict, cache_dir=cache)
-        train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
+        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
         results_path = results or default_results(pool)
         lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
-        if fresh and lead:
-            ResultStore.reset(results_path)
-        key_settings = {**run_settings(settings, unlabeled, train, dev), "arch": arch, "arch_kwargs": kwargs}
-        store = ResultStore(results_path, fingerprint(key_settings), key_settings) if lead else None
+        store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs) if lead else None
         reused = len(store) if store is not None else 0
         audit = audit_pool if w is None else functools.partial(audit_shards, w)
         try:
@@ -482,14 +488,9 @@ def track(
             entries, skipped = run_epochs(run)
             if skipped:
                 warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
-            cache = image_cache(cache_dir, no_cache)
-            unlabeled = unlabeled_source(data, samples=samples, seed=seed, strict=strict, cache_dir=cache)
-            train = labeled_source(train_data, samples=train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
+            unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
             results_path = results or default_results(run)
-            if fresh:
-                ResultStore.reset(results_path)
-            key_settings = {**run_settings(settings, unlabeled, train, dev), "arch": arch, "arch_kwargs": kwargs}
-            store = ResultStore(results_path, fingerprint(key_settings), key_settings)
+            store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs)
             reused = len(store)
             try:
                 with progress_bar() as update:
