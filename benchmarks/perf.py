@@ -42,8 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ for the 
 import cifar
 
 import suscli
+import suscli.audit
 import suscli.images
 import suscli.scoring
+from suscli.batched import default_model_batch
 from suscli.cli import app
 from suscli.images import list_images, list_labeled
 from suscli.models import resnet20
@@ -61,18 +63,21 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=10000)
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (auto takes the GPU when there is one)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the straightforward way (b)")
+    ap.add_argument("--model-batch", type=int, help="models measured together by (a), suscli rank --model-batch (default: "
+                    "what the CLI picks, 8 on CUDA and 1 elsewhere)")
     ap.add_argument("--work", type=Path, help="folder for the pool, image links and cache (default: a temporary one)")
     args = ap.parse_args()
     device = resolve_device(args.device)
+    model_batch = args.model_batch or default_model_batch(device)
     with tempfile.TemporaryDirectory(prefix="suscli-perf-") as tmp:
         work = args.work or Path(tmp)
         pool, unl_dir, train_dir = make_inputs(work, args.models, args.unlabeled, args.train)
         print(f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {args.models} x "
               f"resnet20, {args.unlabeled} unlabeled + {args.train} training CIFAR-10 images; susceptibility "
-              f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}", flush=True)
+              f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; (a) with --model-batch {model_batch}", flush=True)
         warm_up(device)
-        cold = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "cold.json", device)
-        warm = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "warm.json", device)
+        cold = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "cold.json", device, model_batch)
+        warm = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "warm.json", device, model_batch)
         plain = run_straightforward(pool, unl_dir, train_dir, device, args.workers)
         floor = run_floor(args.models, unl_dir, train_dir, device)
     for label, m in [("(a) suscli rank, cold cache", cold), ("(a) suscli rank, warm cache", warm),
@@ -116,14 +121,18 @@ def warm_up(device: torch.device) -> None:
     sync(device)
 
 
-def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device) -> dict:
-    """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run."""
+def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device, model_batch: int) -> dict:
+    """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run
+    (one model at a time in suscli.scoring, models measured together in suscli.audit)."""
     parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0}
     args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
-            "--results", str(out.with_suffix(".jsonl")), "--fresh", "--cache-dir", str(cache), "--device", str(device)]
+            "--results", str(out.with_suffix(".jsonl")), "--fresh", "--cache-dir", str(cache), "--device", str(device),
+            "--model-batch", str(model_batch)]
     with timed(suscli.images, "decode_images", parts, "decode", device), \
             timed(suscli.scoring, "training_accuracy", parts, "training accuracy", device), \
-            timed(suscli.scoring, "measure_susceptibility", parts, "susceptibility", device), measured(device) as m:
+            timed(suscli.scoring, "measure_susceptibility", parts, "susceptibility", device), \
+            timed(suscli.audit, "training_accuracy_many", parts, "training accuracy", device), \
+            timed(suscli.audit, "measure_many", parts, "susceptibility", device), measured(device) as m:
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
         raise SystemExit(f"suscli rank exited {code}")

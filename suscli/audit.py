@@ -3,17 +3,21 @@ and turn a model that fails into a row with its reason instead of stopping the r
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 import torch
 
-from suscli.checkpoints import file_sha256, load_checkpoint
+from suscli.accuracy import Accuracy
+from suscli.batched import groups, measure_many, training_accuracy_many
+from suscli.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.errors import SuscliError
-from suscli.images import ImageSource
+from suscli.images import ImageSource, normalizer
 from suscli.pool import PoolEntry
 from suscli.results import Result
-from suscli.scoring import Settings, failed, score_checkpoint
+from suscli.scoring import Settings, failed, input_channels, on_device, preprocessing, score_checkpoint, scored_row
 from suscli.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
@@ -54,6 +58,13 @@ def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result 
     return cached
 
 
+def load_entry(entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None,
+               trust: bool = False) -> Checkpoint:
+    """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
+    return load_checkpoint(entry.path, arch=entry.arch, arch_kwargs=entry.arch_kwargs or None,
+                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+
+
 def score_entry(
     entry: PoolEntry,
     unlabeled: ImageSource,
@@ -66,12 +77,39 @@ def score_entry(
     trust: bool = False,
 ) -> Result:
     """Load and score one pool model; the checkpoint is freed on return, before the next model loads."""
-    ckpt = load_checkpoint(entry.path, arch=entry.arch, arch_kwargs=entry.arch_kwargs or None,
-                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
-    result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name)
-    if result.epoch is None:
-        result.epoch = entry.epoch
-    return result
+    ckpt = load_entry(entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+    return _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
+
+
+def score_group(
+    checkpoints: list[Checkpoint],
+    names: list[str],
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+) -> list[Result]:
+    """score_checkpoint of models that share an architecture and preprocessing, measured together
+    (suscli.batched): decoded once, one vmap per pass. Any failure raises; the caller then scores them one at a
+    time, which gives each model its own row or error."""
+    start = time.perf_counter()
+    chosen = [preprocessing(settings, c.meta) for c in checkpoints]
+    prep = chosen[0][0]
+    placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
+    models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
+    channels = input_channels(models[0], prep.image_size)
+    pixels, _, unreadable = unlabeled.decoded(prep.image_size, channels, prep.crop_pct, device)
+    sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
+    accs: list[Accuracy | None] = [None] * len(models)
+    bad = None
+    if train is not None:
+        train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device)
+        accs = training_accuracy_many(models, train_pixels, labels, population=train.population, transform=transform, device=device)
+    seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
+    return [scored_row(c, s, a, settings=settings, prep=prep, channels=channels, notes=n, images=len(pixels), unreadable=unreadable,
+                       train_unreadable=bad, seconds=seconds, name=name)
+            for c, s, a, (_, n), name in zip(checkpoints, sus, accs, chosen, names)]
 
 
 def audit_pool(
@@ -86,26 +124,88 @@ def audit_pool(
     default_arch_kwargs: dict | None = None,
     trust: bool = False,
     progress: Progress | None = None,
+    model_batch: int = 1,
 ) -> list[Result]:
     """One row per entry, in pool order. Results already in `store` are reused; new ones are appended to it
-    before the next model starts, so an interruption loses at most the model being measured."""
-    rows: list[Result] = []
+    as soon as they exist, so an interruption loses at most the models being measured.
+
+    With `model_batch` > 1, up to that many models still to measure are loaded at once, and those with the same
+    architecture and preprocessing are measured together (score_group); the numbers do not depend on it."""
+    rows: list[Result | None] = [None] * len(entries)
+    waiting: list[tuple[int, str]] = []  # (index, key) of the models to measure next, up to model_batch of them
+    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
     for i, entry in enumerate(entries):
         if progress:
             progress("models", i, len(entries))
         try:
             key = model_key(entry)
-            if (cached := cached_row(entry, key, store)) is not None:
-                rows.append(cached)
-                continue
-            result = score_entry(entry, unlabeled, train, settings=settings, device=device, default_arch=default_arch,
-                                 default_arch_kwargs=default_arch_kwargs, trust=trust)
+            rows[i] = cached_row(entry, key, store)
         except SuscliError as e:
-            rows.append(failed(entry.path, e, entry.name))
-            continue
-        if store is not None:
-            store.append(key, result)
-        rows.append(result)
+            rows[i] = failed(entry.path, e, entry.name)
+        if rows[i] is None:
+            waiting.append((i, key))
+        if waiting and (len(waiting) >= model_batch or i == len(entries) - 1):
+            keys = dict(waiting)
+            window = [(j, entries[j]) for j, _ in waiting]
+            for j, result in _scored(window, unlabeled, train, settings=settings, device=device, load=load):
+                if store is not None and result.ok:
+                    store.append(keys[j], result)
+                rows[j] = result
+            waiting = []
     if progress:
         progress("models", len(entries), len(entries))
     return rows
+
+
+def _scored(
+    window: list[tuple[int, PoolEntry]],
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+    load: Callable[[PoolEntry], Checkpoint],
+) -> Iterator[tuple[int, Result]]:
+    """(index, row) of every entry of `window`, group by group as each is measured: a model that fails to load
+    is a failed row, and the others are grouped by batchability and identical preprocessing."""
+    loaded: list[tuple[int, PoolEntry, Checkpoint]] = []
+    for i, entry in window:
+        try:
+            loaded.append((i, entry, load(entry)))
+        except SuscliError as e:
+            yield i, failed(entry.path, e, entry.name)
+    keys = [_inputs_key(ckpt, settings) for _, _, ckpt in loaded]
+    for group in groups([ckpt.model for _, _, ckpt in loaded], keys):
+        members = [loaded[g] for g in group]
+        if len(members) > 1:
+            try:
+                rows = score_group([c for _, _, c in members], [e.name for _, e, _ in members], unlabeled, train,
+                                   settings=settings, device=device)
+            except Exception:  # anything at all: measured again one at a time below, where each model gets its own row or error
+                pass
+            else:
+                yield from ((i, _with_epoch(row, entry)) for (i, entry, _), row in zip(members, rows))
+                continue
+        for i, entry, ckpt in members:
+            try:
+                row = _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
+            except SuscliError as e:
+                row = failed(entry.path, e, entry.name)
+            yield i, row
+
+
+def _inputs_key(checkpoint: Checkpoint, settings: Settings) -> tuple | object:
+    """What a model's inputs are made of (preprocessing and channel count): models measured together share it.
+    A model whose preprocessing cannot be chosen gets a key of its own, and score_checkpoint raises its error."""
+    try:
+        prep, _ = preprocessing(settings, checkpoint.meta)
+    except SuscliError:
+        return object()
+    return prep, input_channels(checkpoint.model, prep.image_size)
+
+
+def _with_epoch(result: Result, entry: PoolEntry) -> Result:
+    """The epoch from the pool (file name or manifest) where the checkpoint does not say."""
+    if result.epoch is None:
+        result.epoch = entry.epoch
+    return result

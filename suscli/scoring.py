@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from suscli.accuracy import training_accuracy
+from suscli.accuracy import Accuracy, training_accuracy
 from suscli.checkpoints import Checkpoint, load_checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.images import PRESETS, ImageSource, Preprocess, labeled_source, normalizer, unlabeled_source
 from suscli.results import Result
-from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
 
 Progress = Callable[[str, int, int], None]
 
@@ -105,17 +105,10 @@ def score_checkpoint(
     start = time.perf_counter()
     device = device or resolve_device()
     prep, notes = preprocessing(settings, checkpoint.meta)
-    model = checkpoint.model.to(device)
+    model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
     channels = input_channels(model, prep.image_size)
-    transform = normalizer(prep.mean, prep.std)
-    # cuDNN's convolutions run fastest in channels_last; the CPU keeps its layout and so exactly its numbers.
-    # (A 5-D weight, Conv3d, has no channels_last layout.)
-    if device.type == "cuda" and all(t.dim() != 5 for t in [*model.parameters(), *model.buffers()]):
-        model = model.to(memory_format=torch.channels_last)
-        transform = _channels_last(transform)
     pixels, _, unreadable = data.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
-    if unreadable:
-        notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {unreadable[0][0]}")
+    bad = None
     try:
         try:
             sus = measure_susceptibility(
@@ -130,8 +123,6 @@ def score_checkpoint(
         acc = None
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
-            if bad:
-                notes.append(f"{len(bad)} unreadable training image(s) skipped, first: {bad[0][0]}")
             acc = training_accuracy(
                 model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
             )
@@ -141,6 +132,46 @@ def score_checkpoint(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
             fix="check --arch, --image-size and --preset",
         ) from None
+    return scored_row(checkpoint, sus, acc, settings=settings, prep=prep, channels=channels, notes=notes, images=len(pixels),
+                      unreadable=unreadable, train_unreadable=bad, seconds=time.perf_counter() - start, name=name)
+
+
+def on_device(
+    model: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor], device: torch.device
+) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """`model` moved to `device` (in place), and `transform` to feed it there.
+
+    cuDNN's convolutions run fastest in channels_last, so on CUDA both switch to it; the CPU keeps its layout and
+    so exactly its numbers. (A 5-D weight, Conv3d, has no channels_last layout.)
+    """
+    model = model.to(device)
+    if device.type == "cuda" and all(t.dim() != 5 for t in [*model.parameters(), *model.buffers()]):
+        model = model.to(memory_format=torch.channels_last)
+        transform = _channels_last(transform)
+    return model, transform
+
+
+def scored_row(
+    checkpoint: Checkpoint,
+    sus: Susceptibility,
+    acc: Accuracy | None,
+    *,
+    settings: Settings,
+    prep: Preprocess,
+    channels: int,
+    notes: list[str],
+    images: int,
+    unreadable: list[tuple[Path, str]],
+    train_unreadable: list[tuple[Path, str]] | None,
+    seconds: float,
+    name: str | None = None,
+) -> Result:
+    """The row of a measured model, with its notes: one function for models measured alone or together."""
+    notes = list(notes)
+    if unreadable:
+        notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {unreadable[0][0]}")
+    if train_unreadable:
+        notes.append(f"{len(train_unreadable)} unreadable training image(s) skipped, first: {train_unreadable[0][0]}")
     if acc is not None and acc.halvings:
         notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
     if sus.batch_size < settings.susceptibility.batch_size:
@@ -157,7 +188,7 @@ def score_checkpoint(
         train_acc_high=acc.high if acc else None,
         train_n=acc.total if acc else None,
         sha256=checkpoint.sha256,
-        seconds=round(time.perf_counter() - start, 3),
+        seconds=round(seconds, 3),
         notes=checkpoint.notes + notes,
         details={
             "r": sus.r,
@@ -165,7 +196,7 @@ def score_checkpoint(
             "loss_after": sus.loss_after,
             "batch_size": sus.batch_size,
             "num_classes": sus.num_classes,
-            "images": len(pixels),
+            "images": images,
             "unreadable_images": len(unreadable),
             "preprocess": asdict(prep),
             "channels": channels,
