@@ -249,15 +249,15 @@ def _spaced(epochs: int, count: int) -> set[int]:
     return {max(1, round(epochs * k / count)) for k in range(1, count + 1)}
 
 
-def save_epochs(epochs: int) -> list[int]:
-    """CHECKPOINTS_PER_MODEL evenly spaced epochs, always including the last."""
-    return sorted(_spaced(epochs, CHECKPOINTS_PER_MODEL))
+def save_epochs(epochs: int, count: int = CHECKPOINTS_PER_MODEL) -> list[int]:
+    """`count` evenly spaced epochs, always including the last."""
+    return sorted(_spaced(epochs, count))
 
 
-def eval_epochs(epochs: int) -> list[int]:
+def eval_epochs(epochs: int, count: int = CHECKPOINTS_PER_MODEL) -> list[int]:
     """Epochs whose state is measured: every epoch up to EVALS_PER_MODEL epochs, else evenly spaced ones, and
     always the saved ones, so every checkpoint has its oracle numbers."""
-    return sorted(_spaced(epochs, EVALS_PER_MODEL) | _spaced(epochs, CHECKPOINTS_PER_MODEL))
+    return sorted(_spaced(epochs, EVALS_PER_MODEL) | _spaced(epochs, count))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -280,23 +280,26 @@ def is_complete(model_dir: Path) -> bool:
     return bool(data.get("complete")) and all((model_dir / p).is_file() for p in data["checkpoints"].values())
 
 
-def train_model(cfg: ModelConfig, setting: str, data: ZooData, noisy_np: np.ndarray, model_dir: Path, device: torch.device) -> dict[str, Any]:
-    """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record."""
+def train_model(cfg: ModelConfig, setting: str, data: ZooData, noisy_np: np.ndarray, model_dir: Path, device: torch.device,
+                schedule: str = "cosine", checkpoints: int = CHECKPOINTS_PER_MODEL) -> dict[str, Any]:
+    """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
+    schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
+    instead of being rescued by the decay (what `suscli track` must catch)."""
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     model = cfg.build().to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs) if schedule == "cosine" else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
     x_train, x_test = data.x_train.to(device), data.x_test.to(device)
     noisy = torch.from_numpy(noisy_np).to(device)
     clean = torch.from_numpy(data.y_train).to(device)
     y_test = torch.from_numpy(data.y_test).to(device)
-    to_save, to_eval = save_epochs(cfg.epochs), eval_epochs(cfg.epochs)
+    to_save, to_eval = save_epochs(cfg.epochs, checkpoints), eval_epochs(cfg.epochs, checkpoints)
     meta = {"num_classes": NUM_CLASSES, "preset": "cifar10", "mean": list(cifar.MEAN), "std": list(cifar.STD), "image_size": 32,
             "noise": setting, "model_id": cfg.model_id, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
             "epochs_total": cfg.epochs, "augment": cfg.augment, "seed": cfg.seed}
     record: dict[str, Any] = {"model_id": cfg.model_id, "setting": setting, "config": {**asdict(cfg), "seed": cfg.seed,
-              "batch_size": BATCH_SIZE, "momentum": MOMENTUM, "schedule": "cosine"}, "device": str(device),
+              "batch_size": BATCH_SIZE, "momentum": MOMENTUM, "schedule": schedule}, "device": str(device),
               "threads": torch.get_num_threads(), "per_epoch": [], "epochs": [], "checkpoints": {}, "diverged_at": None,
               "complete": False}
     start = time.perf_counter()
@@ -347,26 +350,29 @@ def zoo_manifest(args: argparse.Namespace, data: ZooData, settings: list[str], c
                  "n_unlabeled": args.n_unlabeled, "test_labels": "test.csv", "mean": list(cifar.MEAN), "std": list(cifar.STD)},
         "plan": plan(args),
         "settings": {s: noise_stats(s) for s in settings},
-        "training": {"optimizer": "SGD", "momentum": MOMENTUM, "batch_size": BATCH_SIZE, "schedule": "cosine, stepped per epoch",
+        "training": {"optimizer": "SGD", "momentum": MOMENTUM, "batch_size": BATCH_SIZE, "schedule": f"{args.schedule}, stepped per epoch",
                      "loss": "cross-entropy on the noisy labels", "augment": "random crop (4px zero padding) + horizontal flip"},
-        "models": [model_entry(args.out, s, c) for s in settings for c in configs],
+        "models": [model_entry(args.out, s, c, args.checkpoints) for s in settings for c in configs],
     }
 
 
-def model_entry(out: Path, setting: str, cfg: ModelConfig) -> dict[str, Any]:
+def model_entry(out: Path, setting: str, cfg: ModelConfig, checkpoints: int = CHECKPOINTS_PER_MODEL) -> dict[str, Any]:
     """Where one model's files are: the planned checkpoints, or the ones written once its record is complete."""
     rel = f"{setting}/{cfg.model_id}"
     complete = is_complete(out / rel)
     saved = json.loads((out / rel / "record.json").read_text())["checkpoints"].values() if complete else None
-    names = saved if saved is not None else [f"epoch_{e:03d}.safetensors" for e in save_epochs(cfg.epochs)]
+    names = saved if saved is not None else [f"epoch_{e:03d}.safetensors" for e in save_epochs(cfg.epochs, checkpoints)]
     return {"setting": setting, "model_id": cfg.model_id, "dir": rel, "record": f"{rel}/record.json",
             "checkpoints": [f"{rel}/{n}" for n in names], "config": asdict(cfg), "complete": complete}
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """What makes two runs' models comparable: the same subsets and the same configuration list."""
-    return {"seed": args.seed, "n_train": args.n_train, "n_test": args.n_test, "n_unlabeled": args.n_unlabeled,
-            "models_per_setting": args.models_per_setting, "epoch_levels": list(args.epoch_levels)}
+    out = {"seed": args.seed, "n_train": args.n_train, "n_test": args.n_test, "n_unlabeled": args.n_unlabeled,
+           "models_per_setting": args.models_per_setting, "epoch_levels": list(args.epoch_levels)}
+    if (args.schedule, args.checkpoints) != ("cosine", CHECKPOINTS_PER_MODEL):  # zoos made before these options
+        out |= {"schedule": args.schedule, "checkpoints": args.checkpoints}
+    return out
 
 
 def previous_settings(path: Path, args: argparse.Namespace) -> list[str]:
@@ -394,6 +400,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-archive", type=Path, default=cifar.DEFAULT_ARCHIVE)
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
+    p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -431,7 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     sec_per_epoch: dict[str, list[float]] = {}  # by architecture shape: for the ETA
     run_start = time.perf_counter()
     for k, (s, cfg) in enumerate(jobs, 1):
-        rec = train_model(cfg, s, data, noise[s], args.out / s / cfg.model_id, device)
+        rec = train_model(cfg, s, data, noise[s], args.out / s / cfg.model_id, device, args.schedule, args.checkpoints)
         sec_per_epoch.setdefault(cfg.shape, []).append(rec["seconds"] / len(rec["per_epoch"]))
         mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
         eta = sum(c.epochs * float(np.mean(sec_per_epoch.get(c.shape, [mean_all]))) for _, c in jobs[k:])
