@@ -19,8 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import candidates  # noqa: E402
+from evaluate_rules import predictions, rows_for  # noqa: E402
 
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR  # noqa: E402
+from suscli.ranking import thresholds  # noqa: E402
+from suscli.rules import choose  # noqa: E402
 from suscli.track import epoch_to_keep  # noqa: E402
 
 
@@ -39,9 +42,10 @@ def main(argv: list[str] | None = None) -> None:
              "|---|---|---|---|---|---|"]
     for setting in args.settings.split(","):
         runs: dict[str, list] = {}
+        preds = predictions(candidates(args.zoo, [setting]), args.zoo, setting)
         for c in candidates(args.zoo, [setting]):
             runs.setdefault(c.model_id, []).append(c)
-        picks: dict[str, list[tuple[float, float]]] = {"knee (suscli track)": [], "last epoch": [], "highest training accuracy": []}
+        picks: dict[str, list[tuple[float, float]]] = {}
         for cs in runs.values():
             cs.sort(key=lambda c: c.epoch)
             r = [statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, args.max_batches, args.seed)][:DEFAULT_BATCHES]) for c in cs]
@@ -51,8 +55,12 @@ def main(argv: list[str] | None = None) -> None:
                 "last epoch": cs[-1],
                 "highest training accuracy": max(reversed(cs), key=lambda c: c.train_acc),
             }
+            for rule in ("agreement", "regions"):
+                rows = rows_for(cs, r, preds)
+                first = choose(rows, rule, thresholds(rows, "mean")).ranked[0]
+                chosen[f"{rule} over the run's epochs"] = cs[int(first.name)]
             for rule, c in chosen.items():
-                picks[rule].append((c.test_acc, best))
+                picks.setdefault(rule, []).append((c.test_acc, best))
         for rule, vals in picks.items():
             lines.append(f"| {setting} | {len(vals)} | {rule} | {100 * statistics.fmean(t for t, _ in vals):.2f} | "
                          f"{100 * statistics.fmean(b - t for t, b in vals):.2f} | {sum(t == b for t, b in vals)}/{len(vals)} |")

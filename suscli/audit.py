@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from suscli.accuracy import Accuracy
+from suscli.agreement import predict
 from suscli.batched import groups, measure_many, training_accuracy_many
 from suscli.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.errors import SuscliError
@@ -101,15 +102,16 @@ def score_group(
     channels = input_channels(models[0], prep.image_size)
     pixels, _, unreadable = unlabeled.decoded(prep.image_size, channels, prep.crop_pct, device)
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
+    preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
     accs: list[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
         train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device)
         accs = training_accuracy_many(models, train_pixels, labels, population=train.population, transform=transform, device=device)
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
-    return [scored_row(c, s, a, settings=settings, prep=prep, channels=channels, notes=n, images=len(pixels), unreadable=unreadable,
+    return [scored_row(c, s, a, p, settings=settings, prep=prep, channels=channels, notes=n, images=len(pixels), unreadable=unreadable,
                        train_unreadable=bad, seconds=seconds, name=name)
-            for c, s, a, (_, n), name in zip(checkpoints, sus, accs, chosen, names)]
+            for c, s, a, p, (_, n), name in zip(checkpoints, sus, accs, preds, chosen, names)]
 
 
 def audit_pool(

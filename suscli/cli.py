@@ -32,7 +32,8 @@ from suscli.files import write_atomic
 from suscli.images import PRESETS, labeled_source, unlabeled_source
 from suscli.plot import plot_pool
 from suscli.pool import discover
-from suscli.ranking import MIN_POOL, rank as rank_rows, recommendation, thresholds
+from suscli.ranking import MIN_POOL, thresholds
+from suscli.rules import DEFAULT_RULE, RULES, choose
 from suscli.report import Format, command_line, environment, render, to_markdown
 from suscli.results import Result
 from suscli.store import ResultStore, default_results, fingerprint
@@ -273,6 +274,9 @@ class Rule(str, Enum):
     median = "median"
 
 
+SelectRule = Enum("SelectRule", {name.replace("-", "_"): name for name in RULES}, type=str)
+
+
 @app.command()
 def rank(
     pool: Annotated[Path, typer.Argument(help="Folder of checkpoints (each subfolder one run), or a .json/.csv manifest.")],
@@ -296,6 +300,7 @@ def rank(
     strict: StrictOpt = False,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
+    rule: Annotated[SelectRule, typer.Option("--rule", help="How to choose the model to ship (docs/rank.md): 'agreement' (default: best on the validation zoo) ranks by agreement with the consensus of region 1 on the unlabeled images; 'regions' is the paper's rule.")] = SelectRule(DEFAULT_RULE),
     thresholds_rule: Annotated[Rule, typer.Option("--thresholds", help="Split the pool at the mean (the paper's rule) or the median.")] = Rule.mean,
     zeta_threshold: Annotated[Optional[float], typer.Option(help="Fixed susceptibility threshold (instead of the pool's).")] = None,
     acc_threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fixed training-accuracy threshold, 0-1 (instead of the pool's).")] = None,
@@ -342,8 +347,8 @@ def rank(
         classes = sorted({r.details.get("num_classes") for r in rows if r.ok} - {None})
         mixed = len(classes) > 1
         t = None if mixed else thresholds(rows, thresholds_rule.value, zeta_threshold, acc_threshold)
-        ranked = rank_rows(rows, t)
-        closing = recommendation(ranked, t)
+        choice = choose(rows, rule.value, t)
+        ranked, closing = choice.ranked, choice.why
         n_ok = sum(r.ok for r in rows)
         if t is None and train is not None and n_ok < MIN_POOL:
             stderr.print(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer", highlight=False)
@@ -353,6 +358,7 @@ def rank(
             pool=str(pool),
             thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
             recommendation=closing,
+            choice={"rule": rule.value, "pick": choice.pick.name if choice.pick else None, "confident": choice.confident},
             results_file=str(results_path),
             counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
             gate={"fail_on": fail_on.value, "candidate": candidate, "passed": not failures},

@@ -88,6 +88,8 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
     cols.append(("susceptibility", [_fmt(r.susceptibility) + ("" if r.susceptibility_sem is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows]))
     if tracked:
         cols.append(("zeta", [_fmt(r.zeta) for r in rows]))
+    if any(r.agreement is not None for r in rows):
+        cols.append(("agreement", [_pct(r.agreement) for r in rows]))
     if ranked:
         cols.append(("region", [_fmt(r.region) for r in rows]))
     cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
@@ -117,7 +119,7 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
 def to_table(rows: list[Result], title: str | None = None) -> Table:
     table = Table(title=title, show_lines=False)
     for name, _ in display_columns(rows):
-        table.add_column(name, overflow="fold", justify="right" if name in ("epoch", "train acc", "susceptibility", "zeta", "region") else "left")
+        table.add_column(name, overflow="fold", justify="right" if name in ("epoch", "train acc", "susceptibility", "zeta", "agreement", "region") else "left")
     cols = display_columns(rows)
     for i, r in enumerate(rows):
         style = "red" if not r.ok or r.region == 2 else ("green" if r.region == 1 else None)

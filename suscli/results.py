@@ -21,6 +21,7 @@ class Result:
     train_acc_low: float | None = None  # 95% interval when estimated on a sample
     train_acc_high: float | None = None
     train_n: int | None = None
+    agreement: float | None = None  # share of unlabeled images on which it predicts the pool's consensus (suscli.rules)
     region: int | None = None  # 1-4 (docs/rank.md), set when ranked in a pool
     verdict: str | None = None
     sha256: str | None = None

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from suscli.accuracy import Accuracy, training_accuracy
+from suscli.agreement import Predictions, predict
 from suscli.checkpoints import Checkpoint, load_checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.images import PRESETS, ImageSource, Preprocess, labeled_source, normalizer, unlabeled_source
@@ -120,6 +121,7 @@ def score_checkpoint(
                 f"{min(settings.susceptibility.batch_size, len(pixels))} images",
                 fix="pass a smaller --batch-size, the same for every model compared",
             ) from None
+        preds = predict(model, pixels, transform=transform, device=device)
         acc = None
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
@@ -132,7 +134,7 @@ def score_checkpoint(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
             fix="check --arch, --image-size and --preset",
         ) from None
-    return scored_row(checkpoint, sus, acc, settings=settings, prep=prep, channels=channels, notes=notes, images=len(pixels),
+    return scored_row(checkpoint, sus, acc, preds, settings=settings, prep=prep, channels=channels, notes=notes, images=len(pixels),
                       unreadable=unreadable, train_unreadable=bad, seconds=time.perf_counter() - start, name=name)
 
 
@@ -155,6 +157,7 @@ def scored_row(
     checkpoint: Checkpoint,
     sus: Susceptibility,
     acc: Accuracy | None,
+    preds: Predictions,
     *,
     settings: Settings,
     prep: Preprocess,
@@ -202,6 +205,7 @@ def scored_row(
             "channels": channels,
             "arch_source": checkpoint.arch_source,
             "train_acc": acc.as_dict() if acc else None,
+            "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.rules)
         },
     )
 

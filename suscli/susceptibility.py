@@ -94,6 +94,7 @@ def measure_susceptibility(
     device: torch.device | str | None = None,
     progress: Progress | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    step: Step | None = None,
 ) -> Susceptibility:
     """Susceptibility of `model` on unlabeled `inputs` (N, ...), as defined in the module docstring.
 
@@ -102,7 +103,8 @@ def measure_susceptibility(
     train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off.
     With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
     learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
-    parameters' `.grad` are restored after every batch.
+    parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
+    (e.g. normalized_step), for experiments with the definition.
     """
     device = torch.device(device) if device is not None else _device_of(model)
     n = len(inputs)
@@ -112,7 +114,7 @@ def measure_susceptibility(
         raise InputError(f"susceptibility needs batches >= 1, batch size >= 1 and lr > 0, got {config}")
     transform = transform or (lambda x: x)
     batch_size = min(config.batch_size, n)
-    step = optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr)
+    step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
     params = [p for p in model.parameters() if p.requires_grad]
     saved_params = [p.detach().clone() for p in params]
     buffers = list(model.buffers())
@@ -166,6 +168,19 @@ def sgd_step(lr: float) -> Step:
         for p, g in zip(params, grads):
             if g is not None:
                 p.sub_(g, alpha=lr)
+
+    return step
+
+
+def normalized_step(length: float) -> Step:
+    """A step of fixed length in weight space, lr * g / ||g||: the same distance for every model, whatever the
+    scale of its gradients (benchmarks/evaluate_rules.py compares it with the plain step)."""
+
+    def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
+        norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)).item()
+        for p, g in zip(params, grads):
+            if g is not None and norm > 0:
+                p.sub_(g, alpha=length / norm)
 
     return step
 

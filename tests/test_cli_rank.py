@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import suscli
 import suscli.audit
+from suscli.agreement import Predictions, difference_is_clear, vote_matrix
 from suscli.cli import app
 from tests.conftest import tiny_cnn
 
@@ -48,7 +49,7 @@ def rank_json(pool: Path, image_folder: Path, train_folder: Path, *extra, env=No
 
 
 def test_rank_assigns_regions_orders_and_recommends(pool: Path, image_folder: Path, train_folder: Path) -> None:
-    res, doc = rank_json(pool, image_folder, train_folder)
+    res, doc = rank_json(pool, image_folder, train_folder, "--rule", "regions")
     assert res.exit_code == 0, res.output
     rows = doc["results"]
     t = doc["thresholds"]
@@ -60,6 +61,27 @@ def test_rank_assigns_regions_orders_and_recommends(pool: Path, image_folder: Pa
     assert doc["recommendation"] in res.stderr
     lines = (pool / "suscli-results.jsonl").read_text().splitlines()
     assert len(lines) == 4 and doc["counts"] == {"models": 4, "scored": 4, "failed": 0, "reused": 0}
+
+
+def test_default_rule_orders_by_agreement_with_region_one(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    rows = doc["results"]
+    assert doc["choice"]["rule"] == "agreement" and doc["choice"]["pick"] == rows[0]["name"]
+    # agreement recomputed from the stored predictions: top-1 against the others' summed top-k probabilities
+    preds = {r["name"]: Predictions.decode(r["details"]["predictions"]) for r in rows}
+    voters = [r["name"] for r in rows if r["region"] == 1]
+    voters = voters if len(voters) >= 3 else [r["name"] for r in rows]
+    votes = {name: vote_matrix([p])[0] for name, p in preds.items()}
+    for r in rows:
+        others = sum(votes[v] for v in voters if v != r["name"])
+        assert r["agreement"] == pytest.approx(float((preds[r["name"]].top1() == others.argmax(-1)).mean()))
+    agreements = [r["agreement"] for r in rows]
+    n = preds[rows[0]["name"]].classes.shape[0]
+    assert not difference_is_clear(max(agreements), agreements[0], n)  # the pick is tied with the best, or is it
+    assert doc["recommendation"] in res.stderr and "consensus" in doc["recommendation"]
+    table = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "--batches", "2", "--batch-size", "8")
+    assert "agreement" in table.stdout
 
 
 def test_rerun_reuses_every_result(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:

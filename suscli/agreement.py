@@ -1,0 +1,121 @@
+"""Predictions on the unlabeled images, and how far each model agrees with a pool's consensus on them.
+
+A model that generalizes predicts on fresh images what the other good models predict; one that memorized its
+noisy labels or underfits agrees less. That needs no labels at all, only the images susceptibility already uses,
+so a pool's agreement with the consensus of its trustworthy models is a label-free estimate of clean accuracy
+(docs/validation.md measures how well it ranks; suscli.rules uses it). Each model's top-k class probabilities
+are kept in its result, compactly, so that a pool can be re-ranked from the results file without the models.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from suscli.errors import InputError
+from suscli.susceptibility import logits_of, preserved_modes
+
+TOP_K = 5  # classes kept per image: enough for a consensus over 10 classes, small for 1000 (ImageNet)
+BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The k most probable classes per image and their probabilities, row i = unlabeled image i."""
+
+    classes: np.ndarray  # int (N, k), most probable first
+    probs: np.ndarray  # float (N, k)
+    num_classes: int
+
+    def top1(self) -> np.ndarray:
+        return self.classes[:, 0]
+
+    def encode(self) -> dict:
+        """JSON-safe form for the results file: float16 probabilities and int32 classes, base64."""
+        return {"k": int(self.classes.shape[1]), "n": int(self.classes.shape[0]), "num_classes": self.num_classes,
+                "classes": base64.b64encode(self.classes.astype("<i4").tobytes()).decode(),
+                "probs": base64.b64encode(self.probs.astype("<f2").tobytes()).decode()}
+
+    @classmethod
+    def decode(cls, data: dict) -> Predictions:
+        shape = (data["n"], data["k"])
+        classes = np.frombuffer(base64.b64decode(data["classes"]), dtype="<i4").reshape(shape)
+        probs = np.frombuffer(base64.b64decode(data["probs"]), dtype="<f2").astype(np.float32).reshape(shape)
+        num_classes = int(data["num_classes"])
+        if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
+            raise ValueError("class index out of range")
+        return cls(classes, probs, num_classes)
+
+
+def predict(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+    k: int = TOP_K,
+) -> Predictions:
+    """Eval-mode top-k softmax probabilities of `model` on `inputs`; the model's modes are restored."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    transform = transform or (lambda x: x)
+    classes, probs = [], []
+    batch_size, start = BATCH_SIZE, 0
+    with preserved_modes(model):
+        model.eval()
+        with torch.inference_mode():
+            while start < len(inputs):
+                try:
+                    logits = logits_of(model(transform(inputs[start : start + batch_size].to(device, non_blocking=True))))
+                except torch.cuda.OutOfMemoryError:  # as for training accuracy: the predictions do not depend on it
+                    if batch_size == 1:
+                        raise InputError("predicting the unlabeled images ran out of GPU memory with one image per batch",
+                                         fix="free the GPU, or use --device cpu") from None
+                    batch_size //= 2
+                    continue
+                p, c = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
+                classes.append(c.cpu())
+                probs.append(p.cpu())
+                start += batch_size
+    num_classes = int(logits.shape[-1])
+    return Predictions(torch.cat(classes).numpy(), torch.cat(probs).numpy(), num_classes)
+
+
+def vote_matrix(preds: Sequence[Predictions]) -> np.ndarray:
+    """(models, images, classes) probabilities, zero outside each model's top k."""
+    n, c = preds[0].classes.shape[0], preds[0].num_classes
+    out = np.zeros((len(preds), n, c), dtype=np.float32)
+    rows = np.arange(n)[:, None]
+    for m, p in enumerate(preds):
+        out[m, rows, p.classes] = p.probs
+    return out
+
+
+def agreement_with_consensus(preds: Sequence[Predictions], voters: Sequence[bool]) -> list[float]:
+    """Per model, the fraction of images whose top class is the voters' consensus (the class with the highest
+    summed probability). A voter is left out of the consensus it is compared with, so that no model is
+    rewarded for agreeing with itself. With no voters at all, every model votes."""
+    if not preds:
+        return []
+    if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
+        raise ValueError("agreement needs every model's predictions on the same images and classes")
+    votes = vote_matrix(preds)
+    mask = np.asarray(voters, dtype=bool) if any(voters) else np.ones(len(preds), dtype=bool)
+    total = votes[mask].sum(0)
+    out = []
+    for m, p in enumerate(preds):
+        others = total - votes[m] if mask[m] and mask.sum() > 1 else total
+        out.append(float((p.top1() == others.argmax(-1)).mean()))
+    return out
+
+
+def difference_is_clear(a: float, b: float, n: int, z: float = 1.96) -> bool:
+    """Whether agreement rates a > b on n images differ by more than z standard errors of a binomial difference
+    (a conservative, unpaired bound): below it, the pool gives no confident choice between the two."""
+    se = math.sqrt(max(a * (1 - a) + b * (1 - b), 1e-12) / max(n, 1))
+    return a - b > z * se

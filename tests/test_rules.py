@@ -1,0 +1,145 @@
+"""Agreement with a pool's consensus, and the selection rules built on it (suscli.agreement, suscli.rules)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from suscli.agreement import Predictions, agreement_with_consensus, difference_is_clear, predict
+from suscli.ranking import Thresholds
+from suscli.results import Result
+from suscli.rules import RULES, choose, pareto_layers
+
+
+def preds_from(top1: list[int], num_classes: int = 3, confidence: float = 0.8) -> Predictions:
+    """Top-2 predictions whose first class is `top1[i]` with probability `confidence`, the next class the rest."""
+    classes = np.array([[c, (c + 1) % num_classes] for c in top1])
+    probs = np.tile([confidence, 1 - confidence], (len(top1), 1)).astype(np.float32)
+    return Predictions(classes, probs, num_classes)
+
+
+def row(name: str, acc: float, zeta: float, top1: list[int] | None = None, **kw) -> Result:
+    details = {"predictions": preds_from(top1).encode()} if top1 is not None else {}
+    return Result(name=name, path=name, train_acc=acc, susceptibility=zeta, details=details, **kw)
+
+
+def test_predictions_round_trip_through_json_form():
+    p = Predictions(np.array([[2, 0], [1, 2]]), np.array([[0.7, 0.2], [0.5, 0.25]], dtype=np.float32), 3)
+    q = Predictions.decode(p.encode())
+    assert (q.classes == p.classes).all() and np.allclose(q.probs, p.probs, atol=1e-3) and q.num_classes == 3
+
+
+def test_predict_matches_softmax_topk_and_restores_modes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 7), nn.Dropout(0.5))
+    model.train()
+    x = torch.randn(300, 3, 2, 2)
+    p = predict(model, x, k=3)
+    assert all(m.training for m in model.modules())
+    model.eval()
+    expected = model(x).softmax(-1).topk(3, dim=-1)
+    assert (p.classes == expected.indices.numpy()).all()
+    assert np.allclose(p.probs, expected.values.detach().numpy(), atol=1e-6)
+
+
+def test_agreement_leaves_each_voter_out_of_its_own_consensus():
+    # 4 images, 3 classes. Hand count, consensus = class with the highest summed top-2 probability of the others.
+    a, b, c = [0, 1, 2, 0], [0, 1, 1, 1], [0, 2, 2, 0]
+    preds = [preds_from(a), preds_from(b), preds_from(c)]
+    got = agreement_with_consensus(preds, [True, True, True])
+
+    def consensus(others):
+        votes = np.zeros((4, 3))
+        for top1 in others:
+            for i, k in enumerate(top1):
+                votes[i, k] += 0.8
+                votes[i, (k + 1) % 3] += 0.2
+        return votes.argmax(1)
+
+    expected = [float((np.array(m) == consensus([o for o in (a, b, c) if o is not m])).mean()) for m in (a, b, c)]
+    assert got == pytest.approx(expected)
+
+
+def test_agreement_with_a_subset_of_voters():
+    truth = [0, 1, 2, 0, 1, 2]
+    good1, good2, bad = truth, truth, [1, 2, 0, 1, 2, 0]
+    got = agreement_with_consensus([preds_from(good1), preds_from(good2), preds_from(bad)], [True, True, False])
+    assert got == [1.0, 1.0, 0.0]
+
+
+def test_agreement_refuses_predictions_on_different_images():
+    with pytest.raises(ValueError):
+        agreement_with_consensus([preds_from([0, 1]), preds_from([0, 1, 2])], [True, True])
+
+
+def test_difference_is_clear_scales_with_the_number_of_images():
+    assert not difference_is_clear(0.70, 0.68, 1000)
+    assert difference_is_clear(0.70, 0.60, 1000)
+    assert difference_is_clear(0.70, 0.68, 100_000)
+
+
+def test_pareto_layers():
+    rows = [row("a", 0.9, 0.1), row("b", 0.8, 0.05), row("c", 0.7, 0.2), row("d", 0.95, 0.5)]
+    layer = pareto_layers(rows)
+    assert [layer[id(r)] for r in rows] == [0, 0, 1, 0]
+
+
+T = Thresholds(susceptibility=0.5, train_acc=0.5, source="fixed")
+
+
+def pool() -> list[Result]:
+    truth = [0, 1, 2] * 200
+    wrong = [1, 2, 0] * 200
+    half = truth[:300] + wrong[300:]
+    mostly = truth[:540] + wrong[540:]
+    return [
+        row("r1-a", 0.80, 0.10, truth),  # region 1: the three voters, 90% agreement each (leave-one-out)
+        row("r1-b", 0.70, 0.20, truth),
+        row("r1-c", 0.60, 0.30, mostly),
+        row("mem", 0.99, 0.90, half),  # region 2: fits its labels, memorizes
+        row("weak", 0.30, 0.05, wrong),  # region 3
+        Result(name="broken", path="broken", status="error", error="unreadable"),
+    ]
+
+
+def test_agreement_rule_orders_by_agreement_with_region_one():
+    choice = choose(pool(), "agreement", T)
+    names = [r.name for r in choice.ranked]
+    assert names[:4] == ["r1-a", "r1-b", "r1-c", "mem"]  # the first three tied at 90%: the better fit first
+    assert names[-2:] == ["weak", "broken"]
+    assert choice.pick.name == "r1-a" and "3 region-1 models" in choice.why
+    assert {r.name: r.region for r in choice.ranked}["mem"] == 2  # regions are still set
+
+
+def test_agreement_rule_says_when_it_is_not_confident():
+    rows = pool()
+    rows[1].train_acc = 0.8  # r1-a and r1-b now tie on both agreement and training accuracy
+    rows[1].train_n = rows[0].train_n = 100
+    choice = choose(rows, "agreement", T)
+    assert not choice.confident and "no confident choice" in choice.why
+
+
+def test_agreement_rule_falls_back_to_regions_without_predictions():
+    rows = [row("a", 0.9, 0.1), row("b", 0.6, 0.3), row("c", 0.95, 0.9)]
+    choice = choose(rows, "agreement", T)
+    assert choice.pick.name == "a" and "regions rule" in choice.why
+
+
+@pytest.mark.parametrize("rule,first", [("regions", "r1-a"), ("train-acc", "mem"), ("susceptibility", "weak"), ("pareto", "mem")])
+def test_other_rules(rule, first):
+    choice = choose(pool(), rule, T)
+    assert choice.ranked[0].name == first and choice.ranked[-1].name == "broken"
+
+
+def test_every_rule_is_known_and_unknown_rules_are_refused():
+    for rule in RULES:
+        choose(pool(), rule, T)
+    with pytest.raises(ValueError):
+        choose(pool(), "vibes", T)
+
+
+def test_no_thresholds_means_no_choice_by_rule():
+    choice = choose(pool(), "agreement", None)
+    assert choice.pick is None and not choice.confident
