@@ -8,6 +8,9 @@ One command, one machine, one process, three measurements of the same work (docs
     accuracy through a DataLoader too;
 (c) the compute floor: the same forward and backward passes alone, on normalized tensors already in memory.
 
+(a) and (c) also predict the unlabeled images once per model (the agreement rule of `suscli rank`); (b), the
+authors' measurement, has no such pass, so (b)/(a) compares (a) doing slightly more work.
+
     python benchmarks/perf.py                                          # 16 ResNet-20s, 1,000 + 10,000 images
     python benchmarks/perf.py --models 4 --unlabeled 256 --train 1000  # a smoke run
 
@@ -43,6 +46,7 @@ import cifar
 
 import suscli
 import suscli.audit
+import suscli.agreement
 import suscli.images
 import suscli.scoring
 from suscli.batched import default_model_batch
@@ -54,6 +58,7 @@ from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_L
 
 SEED = 0
 ACC_BATCH = 512  # suscli's training-accuracy batch on the CPU, used by (b) and (c) too
+PREDICT_BATCH = suscli.agreement.BATCH_SIZE
 
 
 def main() -> None:
@@ -124,7 +129,7 @@ def warm_up(device: torch.device) -> None:
 def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device, model_batch: int) -> dict:
     """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run
     (one model at a time in suscli.scoring, models measured together in suscli.audit)."""
-    parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0}
+    parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0, "predictions": 0.0}
     args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
             "--results", str(out.with_suffix(".jsonl")), "--fresh", "--cache-dir", str(cache), "--device", str(device),
             "--model-batch", str(model_batch)]
@@ -132,7 +137,9 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
             timed(suscli.scoring, "training_accuracy", parts, "training accuracy", device), \
             timed(suscli.scoring, "measure_susceptibility", parts, "susceptibility", device), \
             timed(suscli.audit, "training_accuracy_many", parts, "training accuracy", device), \
-            timed(suscli.audit, "measure_many", parts, "susceptibility", device), measured(device) as m:
+            timed(suscli.audit, "measure_many", parts, "susceptibility", device), \
+            timed(suscli.scoring, "predict", parts, "predictions", device), \
+            timed(suscli.audit, "predict", parts, "predictions", device), measured(device) as m:
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
         raise SystemExit(f"suscli rank exited {code}")
@@ -208,7 +215,7 @@ def run_floor(models: int, unl: Path, train: Path, device: torch.device) -> dict
     if cuda:  # as suscli runs on CUDA: channels_last, and bf16 autocast for the accuracy forwards
         model, x_unl, x_train = (t.to(memory_format=torch.channels_last) for t in (model, x_unl, x_train))
     params = list(model.parameters())
-    parts = {"susceptibility": 0.0, "training accuracy": 0.0}
+    parts = {"susceptibility": 0.0, "training accuracy": 0.0, "predictions": 0.0}
     with measured(device) as m:
         for _ in range(models):
             start = time.perf_counter()
@@ -227,6 +234,12 @@ def run_floor(models: int, unl: Path, train: Path, device: torch.device) -> dict
                     model(x_train[i : i + (2048 if cuda else ACC_BATCH)])
             sync(device)
             parts["training accuracy"] += time.perf_counter() - start
+            start = time.perf_counter()
+            with torch.inference_mode():  # the unlabeled images' predictions, for the agreement rule
+                for i in range(0, len(x_unl), PREDICT_BATCH):
+                    model(x_unl[i : i + PREDICT_BATCH]).softmax(-1).topk(5, dim=-1)
+            sync(device)
+            parts["predictions"] += time.perf_counter() - start
     return {**m, "parts": parts}
 
 

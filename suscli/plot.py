@@ -11,7 +11,7 @@ from suscli.ranking import Thresholds
 from suscli.results import Result
 
 REGION_COLORS = {1: "#2a9d8f", 2: "#e63946", 3: "#8d99ae", 4: "#f4a261", None: "#444444"}
-REGION_LABELS = {1: "1: recommended", 2: "2: likely memorized noise", 3: "3: underfit", 4: "4: underfit, susceptible", None: "no region"}
+REGION_LABELS = {1: "1: fits, resists noise", 2: "2: likely memorized noise", 3: "3: underfit", 4: "4: underfit, susceptible", None: "no region"}
 
 
 def _label_points(ax, rows: list[Result]) -> None:

@@ -13,7 +13,7 @@ from suscli.errors import UsageError
 from suscli.results import Result
 
 VERDICTS = {
-    1: "recommended",  # train acc >= threshold, susceptibility <= threshold
+    1: "fits, resists noise",  # train acc >= threshold, susceptibility <= threshold (the paper: recommended)
     2: "likely memorized noise",  # train acc >= threshold, susceptibility > threshold
     3: "underfit",  # train acc < threshold, susceptibility <= threshold
     4: "underfit, susceptible",  # train acc < threshold, susceptibility > threshold

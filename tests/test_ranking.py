@@ -45,7 +45,7 @@ def test_ordering_region_then_accuracy_then_susceptibility_failures_last() -> No
     ranked = rank(pool, t)
     assert [r.name for r in ranked] == ["a", "g", "e", "b", "c", "d", "f"]
     assert [r.region for r in ranked] == [1, 1, 1, 2, 3, 4, None]
-    assert ranked[3].verdict == "likely memorized noise" and ranked[0].verdict == "recommended"
+    assert ranked[3].verdict == "likely memorized noise" and ranked[0].verdict == "fits, resists noise"
 
 
 def test_without_regions_lowest_susceptibility_first() -> None:
