@@ -34,16 +34,26 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = "r
     agreement: models ordered by how often they predict, on the unlabeled images, the consensus of the models
     that fit their training set and resist random labels (region 1; `voters="all"`: every model). With
     `tie_break`, the models whose agreement is not clearly below the best one's come first, the best fit to its
-    training labels first. regions: the paper's order (suscli.ranking.rank). pareto: models that no other beats
+    training labels first; without regions (no training accuracy) every model votes and the least susceptible of
+    them comes first. regions: the paper's order (suscli.ranking.rank). pareto: models that no other beats
     on both training accuracy and susceptibility first. train-acc, susceptibility: one number alone.
     """
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
+    if rule == "agreement":
+        who = annotate_agreement(rows, t, voters)
+        measured = [r for r in _measured(rows) if r.agreement is not None]
+        if len(measured) >= 2:
+            fit = t is not None and all(r.train_acc is not None for r in measured)
+            return _agreement_choice(rows, measured, who, tie_break, fit)
+        rule, note = "regions", f" (regions rule: {who})"
+    else:
+        note = ""
     scored = _scored(rows)
     if not scored or t is None:
-        return Choice(by_region, None, recommendation(by_region, t), False)
+        return Choice(by_region, None, recommendation(by_region, t) + note, False)
     if rule == "regions":
         first = [r for r in by_region if r.ok and r.region == 1]
-        return Choice(by_region, first[0] if first else None, recommendation(by_region, t), bool(first))
+        return Choice(by_region, first[0] if first else None, recommendation(by_region, t) + note, bool(first))
     if rule == "train-acc":
         ranked = _order(rows, lambda r: -r.train_acc)
         return _top(ranked, f"the highest training accuracy ({ranked[0].train_acc:.3f})")
@@ -56,13 +66,6 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = "r
         front = sum(1 for v in layer.values() if v == 0)
         return _top(ranked, f"the highest training accuracy of the {front} model(s) that no other model beats on both "
                             "training accuracy and susceptibility")
-    if rule == "agreement":
-        who = annotate_agreement(rows, t, voters)
-        measured = [r for r in scored if r.agreement is not None]
-        if len(measured) < 2:
-            fallback = choose(rows, "regions", t)
-            return Choice(fallback.ranked, fallback.pick, f"{fallback.why} (regions rule: {who})", fallback.confident)
-        return _agreement_choice(rows, measured, who, tie_break)
     raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
 
 
@@ -76,10 +79,12 @@ def predictions_of(row: Result) -> Predictions | None:
         return None
 
 
-def annotate_agreement(rows: list[Result], t: Thresholds, voters: str = "region1") -> str:
-    """Set each scored row's `agreement` with the consensus of region 1 when it holds MIN_VOTERS or more
-    models, else (or with voters="all") of the whole pool. Returns who voted, in words."""
-    scored = _scored(rows)
+def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = "region1") -> str:
+    """Set each measured row's `agreement` with the consensus of region 1 when it holds MIN_VOTERS or more
+    models, else (without regions, or with voters="all") of the whole pool. Returns who voted, in words."""
+    scored = _measured(rows)
+    if len(scored) < 2:
+        return "fewer than 2 models were measured"
     preds = [predictions_of(r) for r in scored]
     missing = [r.name for r, p in zip(scored, preds) if p is None]
     if missing:
@@ -87,7 +92,8 @@ def annotate_agreement(rows: list[Result], t: Thresholds, voters: str = "region1
                 "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)")
     if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
         return "the models' predictions are on different images"
-    chosen = [voters == "region1" and region(r.train_acc, r.susceptibility, t) == 1 for r in scored]
+    chosen = [voters == "region1" and t is not None and r.train_acc is not None and region(r.train_acc, r.susceptibility, t) == 1
+              for r in scored]
     if sum(chosen) < MIN_VOTERS:
         chosen = [True] * len(scored)
         who = f"all {len(scored)} models"
@@ -114,8 +120,12 @@ def pareto_layers(rows: list[Result]) -> dict[int, int]:
     return layer
 
 
+def _measured(rows: list[Result]) -> list[Result]:
+    return [r for r in rows if r.ok and r.susceptibility is not None]
+
+
 def _scored(rows: list[Result]) -> list[Result]:
-    return [r for r in rows if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    return [r for r in _measured(rows) if r.train_acc is not None]
 
 
 def _order(rows: list[Result], key: Callable[[Result], object]) -> list[Result]:
@@ -129,12 +139,15 @@ def _top(ranked: list[Result], reason: str) -> Choice:
     return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}", True)
 
 
-def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: bool) -> Choice:
-    by_agreement = sorted(measured, key=lambda r: (-r.agreement, -r.train_acc, r.name))
+def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: bool, fit: bool) -> Choice:
+    """Order by agreement; the models within noise of the best come first, by training accuracy (`fit`), or by
+    susceptibility when there is no training accuracy."""
+    second_key = (lambda r: -r.train_acc) if fit else (lambda r: r.susceptibility)
+    by_agreement = sorted(measured, key=lambda r: (-r.agreement, second_key(r), r.name))
     top = by_agreement[0]
     n = predictions_of(top).classes.shape[0]
     tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)] if tie_break else [top]
-    lead = sorted(tied, key=lambda r: (-r.train_acc, r.name))
+    lead = sorted(tied, key=lambda r: (second_key(r), r.name))
     ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if r not in lead] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
@@ -142,8 +155,11 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
            "images (a label-free estimate of clean accuracy)")
     if len(lead) > 1:
         second = lead[1]
-        why += (f"; {len(lead)} models are within the noise of the best agreement ({100 * top.agreement:.1f}%), and it "
-                f"fits its training labels best of them ({best.train_acc:.3f})")
+        why += f"; {len(lead)} models are within the noise of the best agreement ({100 * top.agreement:.1f}%)"
+        if not fit:
+            return Choice(ranked, best, why + f", and it is the least susceptible of them ({best.susceptibility:.4f}); no "
+                                              f"confident choice over {second.name} without training accuracy (--train-data)", False)
+        why += f", and it fits its training labels best of them ({best.train_acc:.3f})"
         if not difference_is_clear(best.train_acc, second.train_acc, best.train_n or n):
             return Choice(ranked, best, why + f"; no confident choice over {second.name} (training accuracy "
                                               f"{second.train_acc:.3f}, within the noise)", False)

@@ -214,3 +214,13 @@ def test_unwritable_output_and_empty_pool(pool: Path, image_folder: Path, tmp_pa
     empty.mkdir()
     res = invoke("rank", empty, "-d", image_folder)
     assert res.exit_code == 3 and "no checkpoints" in res.stderr
+
+
+def test_without_training_labels_the_pool_is_ranked_by_agreement(pool: Path, image_folder: Path) -> None:
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["thresholds"] is None and all(r["region"] is None for r in doc["results"])
+    assert doc["choice"]["pick"] == doc["results"][0]["name"] and "consensus of all 4 models" in doc["recommendation"]
+    regions = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8", "--rule", "regions")
+    assert json.loads(regions.stdout)["choice"]["pick"] is None and "no regions" in json.loads(regions.stdout)["recommendation"]

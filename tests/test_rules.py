@@ -140,6 +140,17 @@ def test_every_rule_is_known_and_unknown_rules_are_refused():
         choose(pool(), "vibes", T)
 
 
-def test_no_thresholds_means_no_choice_by_rule():
-    choice = choose(pool(), "agreement", None)
-    assert choice.pick is None and not choice.confident
+def test_without_training_accuracy_every_model_votes_and_susceptibility_breaks_ties():
+    rows = pool()
+    for r in rows:
+        r.train_acc = None
+    choice = choose(rows, "agreement", None)
+    assert "all 5 models" in choice.why and choice.ranked[-1].name == "broken"
+    lead = [r for r in choice.ranked if r.ok][:2]
+    assert lead[0].agreement >= lead[1].agreement or lead[0].susceptibility <= lead[1].susceptibility
+
+
+def test_no_thresholds_and_no_predictions_means_no_choice():
+    rows = [row("a", 0.9, 0.1), row("b", 0.6, 0.3)]
+    choice = choose(rows, "agreement", None)
+    assert choice.pick is None and not choice.confident and "regions rule" in choice.why
