@@ -366,7 +366,7 @@ def rank(
         )
         emit(ranked, fmt, output, run, title="suscli rank")
         if plot is not None:
-            plot_pool(ranked, t, plot)
+            plot_pool(ranked, t, plot, pick=choice.pick)
             stderr.print(f"plot written to {plot}", highlight=False)
         if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
             append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n")

@@ -65,8 +65,9 @@ def save_figure(fig, path: str | Path) -> Path:
     return path
 
 
-def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title: str = "suscli rank") -> Path:
-    """Draw the scored rows to `path` (format from its suffix: .png, .svg, .pdf). matplotlib is an optional extra."""
+def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title: str = "suscli rank", pick: Result | None = None) -> Path:
+    """Draw the scored rows to `path` (format from its suffix: .png, .svg, .pdf), ringing the model to ship.
+    matplotlib is an optional extra."""
     plt = _pyplot()
     scored = [r for r in rows if r.ok and r.train_acc is not None and r.susceptibility is not None]
     if not scored:
@@ -77,10 +78,13 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
         if pts:
             ax.scatter([r.susceptibility for r in pts], [100 * r.train_acc for r in pts], s=46, color=REGION_COLORS[g],
                        edgecolor="black", linewidth=0.5, zorder=3, label=label)
+    if pick is not None and pick in scored:
+        ax.scatter([pick.susceptibility], [100 * pick.train_acc], s=220, facecolor="none", edgecolor="black", linewidth=1.6,
+                   zorder=4, label="to ship")
     if t is not None:
         ax.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
         ax.axhline(100 * t.train_acc, color="black", linestyle="--", linewidth=1)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=4, fontsize=8, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=5, fontsize=8, frameon=False)
     ax.set_xlabel("susceptibility (loss drop after one step on random labels)")
     ax.set_ylabel("training accuracy on its own labels (%)")
     ax.set_title(title + (f" — thresholds: {t.source}" if t else ""), fontsize=10)
