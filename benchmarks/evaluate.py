@@ -262,7 +262,7 @@ def choose_default(results: list[dict], by_model: dict, cands: list[Candidate], 
     # repeats: two disjoint sets of batches order the candidates alike (split-half Kendall tau >= REPEATABLE)
     ok = [k for k in means if k[2] >= 2 and means[k]["repeatability"] >= REPEATABLE
           and means[k]["tau_suscli"] >= means[best_key]["tau_suscli"] - se]
-    chosen = min(ok, key=lambda k: (k[1] * k[2], -means[k]["tau_suscli"]))
+    chosen = min(ok or [best_key], key=lambda k: (k[1] * k[2], -means[k]["tau_suscli"]))  # a one-point grid: itself
     return {"best": {"lr": lr, "batch_size": bs, "batches": nb, **means[best_key]}, "bootstrap_se": se,
             "chosen": {"lr": chosen[0], "batch_size": chosen[1], "batches": chosen[2], **means[chosen]},
             "grid": [{"lr": k[0], "batch_size": k[1], "batches": k[2], **v} for k, v in sorted(means.items())]}

@@ -1,12 +1,14 @@
-"""Check `suscli track`'s keep-rule on the zoo: which saved epoch of each run does it keep, and how good is it?
+"""Check `suscli track`'s keep-rules on the zoo: which saved epoch of each run does each rule keep, and how good is it?
 
-For every model of the zoo, the rule (suscli.track.epoch_to_keep) sees only what `track` sees: training accuracy
-on the noisy labels and r at each saved epoch. Its choice is compared, by clean test accuracy, with keeping the
-last epoch, keeping the epoch of highest training accuracy, and the oracle (the best epoch of that run).
+For every model of a zoo, each rule of suscli.track.KEEP_RULES sees only what `track` sees: training accuracy on
+the noisy labels, r at each saved epoch (the running mean zeta from it) and the predictions on the unlabeled
+images. The clean test accuracy of the epoch it keeps is compared with the run's best epoch (the oracle).
 
     python benchmarks/evaluate_track.py --zoo benchmarks/out/zoo --settings sym40,asym40
+    python benchmarks/evaluate_track.py --zoo benchmarks/out/zoo-constant --settings sym40   # constant lr schedule
 
-r is read from the measurements that benchmarks/evaluate.py cached (run it first), at the CLI's defaults.
+r is read from the measurements that benchmarks/evaluate.py cached (run it first), at the CLI's defaults; the
+predictions from evaluate_rules.py's cache (made here if missing).
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ from evaluate import candidates  # noqa: E402
 from evaluate_rules import predictions, rows_for  # noqa: E402
 
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR  # noqa: E402
-from suscli.ranking import thresholds  # noqa: E402
-from suscli.rules import choose  # noqa: E402
-from suscli.track import epoch_to_keep  # noqa: E402
+from suscli.track import KEEP_RULES, annotate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,26 +41,20 @@ def main(argv: list[str] | None = None) -> None:
     lines = ["| setting | runs | rule | mean clean test acc of the kept epoch (%) | mean regret vs the run's best epoch (pts) | picks the best epoch |",
              "|---|---|---|---|---|---|"]
     for setting in args.settings.split(","):
+        cands = candidates(args.zoo, [setting])
+        preds = predictions(cands, args.zoo, setting)
         runs: dict[str, list] = {}
-        preds = predictions(candidates(args.zoo, [setting]), args.zoo, setting)
-        for c in candidates(args.zoo, [setting]):
+        for c in cands:
             runs.setdefault(c.model_id, []).append(c)
-        picks: dict[str, list[tuple[float, float]]] = {}
+        picks: dict[str, list[tuple[float, float]]] = {rule: [] for rule in KEEP_RULES}
         for cs in runs.values():
             cs.sort(key=lambda c: c.epoch)
             r = [statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, args.max_batches, args.seed)][:DEFAULT_BATCHES]) for c in cs]
             best = max(c.test_acc for c in cs)
-            chosen = {
-                "knee (suscli track)": cs[epoch_to_keep([c.train_acc for c in cs], r)],
-                "last epoch": cs[-1],
-                "highest training accuracy": max(reversed(cs), key=lambda c: c.train_acc),
-            }
-            for rule in ("agreement", "regions"):
+            for rule in KEEP_RULES:
                 rows = rows_for(cs, r, preds)
-                first = choose(rows, rule, thresholds(rows, "mean")).ranked[0]
-                chosen[f"{rule} over the run's epochs"] = cs[int(first.name)]
-            for rule, c in chosen.items():
-                picks.setdefault(rule, []).append((c.test_acc, best))
+                kept = annotate(rows, rule=rule)
+                picks[rule].append((cs[rows.index(kept)].test_acc, best))
         for rule, vals in picks.items():
             lines.append(f"| {setting} | {len(vals)} | {rule} | {100 * statistics.fmean(t for t, _ in vals):.2f} | "
                          f"{100 * statistics.fmean(b - t for t, b in vals):.2f} | {sum(t == b for t, b in vals)}/{len(vals)} |")

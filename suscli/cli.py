@@ -34,6 +34,7 @@ from suscli.plot import plot_pool
 from suscli.pool import discover
 from suscli.ranking import MIN_POOL, thresholds
 from suscli.rules import DEFAULT_RULE, RULES, choose
+from suscli.track import DEFAULT_KEEP, KEEP_RULES
 from suscli.report import Format, command_line, environment, render, to_markdown
 from suscli.results import Result
 from suscli.store import ResultStore, default_results, fingerprint
@@ -275,6 +276,7 @@ class Rule(str, Enum):
 
 
 SelectRule = Enum("SelectRule", {name.replace("-", "_"): name for name in RULES}, type=str)
+KeepRule = Enum("KeepRule", {name.replace("-", "_"): name for name in KEEP_RULES}, type=str)
 
 
 @app.command()
@@ -473,16 +475,15 @@ def track(
     output: OutputOpt = None,
     plot: Annotated[Optional[Path], typer.Option(help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib).")] = None,
     model_batch: ModelBatchOpt = None,
+    keep_rule: Annotated[KeepRule, typer.Option("--keep", help="How to choose the epoch to keep (docs/track.md): 'train-acc' (default: the closest to each run's best epoch on the validation zoo), 'last', 'knee' (of training accuracy against r), 'agreement' (rank's rule over the run's epochs; needs checkpoints, not --log).")] = KeepRule(DEFAULT_KEEP),
 ) -> None:
     """Susceptibility over one training run: r at every epoch, the paper's running mean zeta(t), the epoch to keep.
 
-    zeta(t) is the mean of r over epochs 1..t (Forouzesh et al., ICLR 2023). The epoch to keep is chosen by the
-    knee rule: the largest gain in training accuracy minus gain in r, each scaled to its range over the run's
-    epochs; past it, more training accuracy costs more susceptibility than it brings (memorization). The rule
-    needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
+    zeta(t) is the mean of r over epochs 1..t (Forouzesh et al., ICLR 2023). The epoch to keep is chosen by
+    --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
     """
     from suscli.plot import plot_run
-    from suscli.track import RULE, annotate, log_rows, recommendation, run_epochs
+    from suscli.track import annotate, log_rows, recommendation, run_epochs
     from suscli.tracker import read_log, schedule_warning
 
     started = time.perf_counter()
@@ -524,18 +525,18 @@ def track(
             n_ok = sum(r.ok for r in rows)
             info = run_info(settings, data, unlabeled, train_data, dev, started, run=str(run), results_file=str(results_path),
                             counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)})
-        keep = annotate(rows, count_epoch_0=count_epoch_0)
-        closing = recommendation(rows, keep)
+        keep = annotate(rows, count_epoch_0=count_epoch_0, rule=keep_rule.value)
+        closing = recommendation(rows, keep, keep_rule.value)
         info.update(
             seconds=round(time.perf_counter() - started, 3),
-            rule=RULE,
+            rule=f"{keep_rule.value}: {KEEP_RULES[keep_rule.value]}",
             recommendation={"text": closing, "epoch": keep.epoch if keep else None, "name": keep.name if keep else None,
                             "path": keep.path if keep else None},
             warnings=warnings,
         )
         emit(rows, fmt, output, info, title="suscli track")
         if plot is not None:
-            plot_run(rows, keep, plot)
+            plot_run(rows, keep, plot, rule=keep_rule.value)
             stderr.print(f"plot written to {plot}", highlight=False)
         for w in warnings:
             stderr.print(f"warning: {w}", highlight=False)

@@ -94,7 +94,7 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
     return save_figure(fig, path)
 
 
-def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track") -> Path:
+def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track", rule: str = "train-acc") -> Path:
     """r and zeta against epoch (left axis), training accuracy (right axis), the kept epoch marked; from the
     suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
     plt = _pyplot()
@@ -120,7 +120,7 @@ def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: s
         ax.annotate(f"keep epoch {keep.epoch}", (keep.epoch, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
                     textcoords="offset points", fontsize=8)
     ax.legend(handles, labels, loc="upper left", fontsize=8)
-    ax.set_title(title + " — keep: the knee of training accuracy against r", fontsize=10)
+    ax.set_title(title + f" — keep rule: {rule}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -13,12 +13,21 @@ from pathlib import Path
 
 from suscli.errors import InputError
 from suscli.pool import PoolEntry, discover
+from suscli.ranking import thresholds
 from suscli.results import Result
+from suscli.rules import choose
 
-RULE = ("knee: keep the epoch with the largest gain in training accuracy minus gain in susceptibility r, each "
-        "scaled to its range over the run's epochs (past it, more training accuracy costs more susceptibility than "
-        "it brings: the run is memorizing); a hint only: on the CIFAR-10 validation zoo its pick averaged 3 points of "
-        "clean accuracy below each run's best, keeping the last epoch under 1 (docs/validation.md)")
+KEEP_RULES = {
+    "train-acc": "keep the epoch with the highest training accuracy (the later one on ties)",
+    "last": "keep the last measured epoch",
+    "knee": ("keep the epoch with the largest gain in training accuracy minus gain in r, each scaled to its range "
+             "over the run (past it, more training accuracy costs more susceptibility than it brings)"),
+    "agreement": ("keep the epoch whose predictions on the unlabeled images agree most with the consensus of the "
+                  "run's region-1 epochs, the best fit first among those within noise (suscli rank's rule)"),
+}
+# The best of these on the validation zoo: the kept epoch's clean accuracy was closest to each run's best
+# (docs/validation.md, "suscli track's keep-rule").
+DEFAULT_KEEP = "train-acc"
 INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
 
 
@@ -39,13 +48,13 @@ def running_mean(epochs: Sequence[int], r: Sequence[float | None], *, count_epoc
     return zeta
 
 
-def epoch_to_keep(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | None:
-    """Index of the epoch to keep by RULE among those with both values (None: there are none); later on ties.
+def knee(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | None:
+    """Index of the epoch with the largest scaled gain in training accuracy minus gain in r, among those with both
+    values (None: there are none); the later one on ties.
 
     Within one run training accuracy keeps rising while the noisy labels are memorized, and r rises with it,
     slowly while the network learns the classes and steeply once it memorizes: the knee of that curve is the
-    last epoch before memorization took over. r, not zeta(t): a running mean lags behind the epoch it is read
-    at (docs/track.md has the numbers).
+    last epoch before memorization took over. r, not zeta(t): a running mean lags behind the epoch it is read at.
     """
     pairs = [(i, a, x) for i, (a, x) in enumerate(zip(train_acc, r, strict=True)) if a is not None and x is not None]
     if not pairs:
@@ -57,14 +66,33 @@ def epoch_to_keep(train_acc: Sequence[float | None], r: Sequence[float | None]) 
     return max(i for i, g in gain.items() if g == best)
 
 
+def epoch_to_keep(rows: list[Result], rule: str = DEFAULT_KEEP) -> int | None:
+    """Index in `rows` (a run's epochs in order, zeta already set) of the epoch to keep by KEEP_RULES[rule];
+    only epochs with a zeta (measured, after the initialization) and training accuracy are candidates."""
+    ok = [i for i, row in enumerate(rows) if row.zeta is not None and row.train_acc is not None]
+    if not ok:
+        return None
+    if rule == "train-acc":
+        return max(ok, key=lambda i: (rows[i].train_acc, i))
+    if rule == "last":
+        return ok[-1]
+    if rule == "knee":
+        return knee([rows[i].train_acc if i in ok else None for i in range(len(rows))], [r.susceptibility for r in rows])
+    if rule == "agreement":
+        candidates = [rows[i] for i in ok]
+        pick = choose(candidates, "agreement", thresholds(candidates)).ranked[0]
+        return next(i for i in ok if rows[i] is pick)
+    raise ValueError(f"unknown keep rule {rule!r}; rules: {', '.join(KEEP_RULES)}")
+
+
 def _range(values: list[float]) -> tuple[float, float]:
     """Lowest value and span (1 when all are equal, so that the quantity then plays no part)."""
     low = min(values)
     return low, (max(values) - low) or 1.0
 
 
-def annotate(rows: list[Result], *, count_epoch_0: bool = False) -> Result | None:
-    """Set each row's zeta and mark the epoch to keep (rows in epoch order); returns that row.
+def annotate(rows: list[Result], *, count_epoch_0: bool = False, rule: str = DEFAULT_KEEP) -> Result | None:
+    """Set each row's zeta and mark the epoch to keep by `rule` (rows in epoch order); returns that row.
 
     The initialization is no candidate: its r is left out of the run as it is left out of zeta.
     """
@@ -73,15 +101,14 @@ def annotate(rows: list[Result], *, count_epoch_0: bool = False) -> Result | Non
         row.zeta = z
         if row.ok and row.epoch == 0 and not count_epoch_0:
             row.notes.append(INIT_NOTE)
-    candidates = [r.susceptibility if z is not None else None for r, z in zip(rows, zeta)]
-    keep = epoch_to_keep([r.train_acc for r in rows], candidates)
+    keep = epoch_to_keep(rows, rule)
     if keep is None:
         return None
     rows[keep].verdict = "keep"
     return rows[keep]
 
 
-def recommendation(rows: list[Result], keep: Result | None) -> str:
+def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_KEEP) -> str:
     """The closing line: the epoch to keep, its numbers and the rule that chose it, or why there is none."""
     if keep is None:
         if not any(r.zeta is not None for r in rows):
@@ -89,7 +116,7 @@ def recommendation(rows: list[Result], keep: Result | None) -> str:
         return "no epoch to keep: the rule needs training accuracy (pass --train-data, or train_acc= to tracker.measure)"
     last = rows[-1]
     later = f"; last epoch {last.epoch}: {_numbers(last)}" if last is not keep and last.ok else ""
-    return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}. Rule: {RULE}"
+    return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}. Rule ({rule}): {KEEP_RULES[rule]}"
 
 
 def _numbers(row: Result) -> str:

@@ -14,7 +14,7 @@ import suscli.audit
 from suscli.cli import app
 from suscli.errors import InputError
 from suscli.results import Result
-from suscli.track import RULE, annotate, epoch_to_keep, run_epochs, running_mean
+from suscli.track import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs, running_mean
 from tests.conftest import tiny_cnn
 
 runner = CliRunner()
@@ -81,26 +81,48 @@ def test_knee_is_where_accuracy_stops_paying_for_susceptibility() -> None:
     # learns the classes (accuracy up fast, r flat) until index 4, then memorizes (accuracy up slowly, r steep)
     acc = [0.2, 0.35, 0.5, 0.6, 0.65, 0.7, 0.8, 0.9, 0.99]
     r = [0.01, 0.011, 0.012, 0.013, 0.015, 0.05, 0.1, 0.15, 0.2]
-    assert epoch_to_keep(acc, r) == 4
+    assert knee(acc, r) == 4
 
 
 def test_knee_of_a_run_that_never_memorizes_is_its_last_epoch() -> None:
-    assert epoch_to_keep([0.2, 0.4, 0.6, 0.8], [0.05, 0.04, 0.03, 0.03]) == 3
+    assert knee([0.2, 0.4, 0.6, 0.8], [0.05, 0.04, 0.03, 0.03]) == 3
 
 
 def test_knee_ties_take_the_later_epoch_and_missing_values_are_skipped() -> None:
-    assert epoch_to_keep([0.5, 0.5, 0.5], [0.1, 0.1, 0.1]) == 2
-    assert epoch_to_keep([None, 0.4, 0.9, None], [0.01, 0.02, 0.03, 0.04]) == 2
-    assert epoch_to_keep([None, None], [0.1, 0.2]) is None
+    assert knee([0.5, 0.5, 0.5], [0.1, 0.1, 0.1]) == 2
+    assert knee([None, 0.4, 0.9, None], [0.01, 0.02, 0.03, 0.04]) == 2
+    assert knee([None, None], [0.1, 0.2]) is None
 
 
 def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
     rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a)
             for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.6), (3, 0.3, 0.65)]]
-    keep = annotate(rows)
+    keep = annotate(rows, rule="knee")
     assert [r.zeta for r in rows] == pytest.approx([None, 0.01, 0.015, 0.11])  # type: ignore[list-item]
     assert keep is rows[2] and rows[2].verdict == "keep"  # epoch 0 would win on both counts, but it is no candidate
     assert "initialization" in rows[0].notes[-1]
+
+
+@pytest.mark.parametrize("rule,kept", [("train-acc", 2), ("last", 3), ("knee", 2)])
+def test_keep_rules(rule: str, kept: int) -> None:
+    # epoch 0 (initialization) is no candidate; epoch 3 has no training accuracy, so "last" is the last with one
+    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a)
+            for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.7), (3, 0.3, 0.65), (4, 0.5, None)]]
+    assert annotate(rows, rule=rule) is rows[kept]
+
+
+def test_agreement_keep_rule_uses_the_runs_predictions() -> None:
+    from tests.test_rules import preds_from
+
+    truth, wrong = [0, 1, 2] * 100, [1, 2, 0] * 100
+    # epochs 2-4 fit and resist (region 1 of the run) and agree; epoch 5 fits best but memorized and disagrees
+    spec = [(1, 0.01, 0.10, wrong), (2, 0.02, 0.70, truth), (3, 0.03, 0.72, truth), (4, 0.04, 0.71, truth), (5, 0.9, 0.75, wrong)]
+    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a, details={"predictions": preds_from(p).encode()})
+            for e, x, a, p in spec]
+    assert annotate(rows, rule="agreement") is rows[2]  # tied with epochs 2 and 4 on agreement, fits best of them
+    assert annotate(rows, rule="train-acc") is rows[4]
+    with pytest.raises(ValueError):
+        epoch_to_keep(rows, "vibes")
 
 
 def make_run(folder: Path, epochs: int = 4) -> Path:
@@ -128,9 +150,9 @@ def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder
     r = [row["susceptibility"] for row in rows]
     assert [row["zeta"] for row in rows] == pytest.approx([None, r[1], (r[1] + r[2]) / 2, sum(r[1:]) / 3])  # type: ignore[list-item]
     keep = doc["recommendation"]
-    assert doc["rule"] == RULE and keep["epoch"] in (1, 2, 3)
+    assert doc["rule"].startswith(DEFAULT_KEEP) and KEEP_RULES[DEFAULT_KEEP] in doc["rule"] and keep["epoch"] in (1, 2, 3)
     assert [row["verdict"] for row in rows].count("keep") == 1
-    assert keep["text"] in res.stderr and "Rule: knee" in res.stderr
+    assert keep["text"] in res.stderr and "Rule (train-acc)" in res.stderr
     assert (tmp_path / "run.png").stat().st_size > 0
     assert len((run / "suscli-results.jsonl").read_text().splitlines()) == 4
 
