@@ -31,6 +31,14 @@ def test_predictions_round_trip_through_json_form():
     assert (q.classes == p.classes).all() and np.allclose(q.probs, p.probs, atol=1e-3) and q.num_classes == 3
 
 
+def test_predictions_keep_class_ids_past_int16():
+    p = Predictions(np.array([[39_999, 7]]), np.array([[0.6, 0.1]], dtype=np.float32), 40_000)
+    assert (Predictions.decode(p.encode()).classes == p.classes).all()
+    damaged = {**p.encode(), "classes_dtype": "<f8"}
+    with pytest.raises(ValueError):
+        Predictions.decode(damaged)
+
+
 def test_predict_matches_softmax_topk_and_restores_modes():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 7), nn.Dropout(0.5))
