@@ -247,7 +247,8 @@ def split_half(cands: list[Candidate], cache: dict, lr: float, bs: int, nb: int,
 def choose_default(results: list[dict], by_model: dict, cands: list[Candidate], cache: dict, args: argparse.Namespace) -> dict:
     """The cheapest grid point (images stepped on: batches x batch size) whose settings-averaged tau is within one
     bootstrap standard error of the best one's (every-epoch pool, single-checkpoint form), among those with 2+
-    batches and a split-half repeatability of at least REPEATABLE."""
+    batches and a split-half repeatability of at least REPEATABLE; among points of equal cost, the one whose
+    measurement repeats best."""
     means = grid_means(results)
     best_key = max(means, key=lambda k: means[k]["tau_suscli"])
     lr, bs, nb = best_key
@@ -262,7 +263,8 @@ def choose_default(results: list[dict], by_model: dict, cands: list[Candidate], 
     # repeats: two disjoint sets of batches order the candidates alike (split-half Kendall tau >= REPEATABLE)
     ok = [k for k in means if k[2] >= 2 and means[k]["repeatability"] >= REPEATABLE
           and means[k]["tau_suscli"] >= means[best_key]["tau_suscli"] - se]
-    chosen = min(ok or [best_key], key=lambda k: (k[1] * k[2], -means[k]["tau_suscli"]))  # a one-point grid: itself
+    # equal cost: the measurement that repeats best, then the higher tau (a one-point grid: that point)
+    chosen = min(ok or [best_key], key=lambda k: (k[1] * k[2], -means[k]["repeatability"], -means[k]["tau_suscli"]))
     return {"best": {"lr": lr, "batch_size": bs, "batches": nb, **means[best_key]}, "bootstrap_se": se,
             "chosen": {"lr": chosen[0], "batch_size": chosen[1], "batches": chosen[2], **means[chosen]},
             "grid": [{"lr": k[0], "batch_size": k[1], "batches": k[2], **v} for k, v in sorted(means.items())]}
@@ -298,7 +300,7 @@ def render(results: list[dict], settings: list[str], manifest: dict, choice: dic
     lines += ["", f"Best: lr {b['lr']:g}, batch size {b['batch_size']}, {b['batches']} batches (tau {b['tau_suscli']:.3f}); "
               f"bootstrap standard error {choice['bootstrap_se']:.3f}; chosen (cheapest with 2+ batches, split-half repeatability "
               f">= {REPEATABLE}, within one standard error): "
-              f"lr {c['lr']:g}, batch size {c['batch_size']}, {c['batches']} batches (tau {c['tau_suscli']:.3f}).", ""]
+              f"lr {c['lr']:g}, batch size {c['batch_size']}, {c['batches']} batches (tau {c['tau_suscli']:.3f}; equal cost: the best split-half repeatability).", ""]
     for setting in settings:
         rs = [r for r in results if r["setting"] == setting and (r["lr"], r["batch_size"], r["batches"]) == (c["lr"], c["batch_size"], c["batches"])]
         if not rs:
