@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             for rule in KEEP_RULES:
                 rows = rows_for(cs, r, preds)
                 kept = annotate(rows, rule=rule)
-                picks[rule].append((cs[rows.index(kept)].test_acc, best))
+                picks[rule].append((next(c for c, row in zip(cs, rows) if row is kept).test_acc, best))
         for rule, vals in picks.items():
             lines.append(f"| {setting} | {len(vals)} | {rule} | {100 * statistics.fmean(t for t, _ in vals):.2f} | "
                          f"{100 * statistics.fmean(b - t for t, b in vals):.2f} | {sum(t == b for t, b in vals)}/{len(vals)} |")

@@ -94,7 +94,11 @@ def training_accuracy(
                 start += batch_size
                 if progress:
                     progress("training accuracy", min(start, len(inputs)), len(inputs))
-    total = len(inputs)
+    return from_counts(correct, len(inputs), population, batch_size, halvings)
+
+
+def from_counts(correct: int, total: int, population: int | None, batch_size: int, halvings: int = 0) -> Accuracy:
+    """The Accuracy of `correct` out of `total` images sampled from `population` (an interval when sampled)."""
     population = max(population or total, total)
     low, high = wilson_interval(correct, total) if population > total else (correct / total, correct / total)
     return Accuracy(correct=correct, total=total, population=population, low=low, high=high, batch_size=batch_size, halvings=halvings)

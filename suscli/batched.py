@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
-import statistics
 from collections.abc import Callable, Sequence
 
 import torch
@@ -21,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-from suscli.accuracy import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, Accuracy, training_accuracy, wilson_interval
+from suscli.accuracy import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, Accuracy, from_counts, training_accuracy
 from suscli.susceptibility import (
     _DROPOUT,
     Progress,
@@ -32,6 +30,7 @@ from suscli.susceptibility import (
     logits_of,
     measure_susceptibility,
     random_labels,
+    summarize,
 )
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -134,7 +133,7 @@ def training_accuracy_many(
                                          device=device, progress=progress) for m in members]
         else:
             correct, used = counted
-            results = [_accuracy(c, len(inputs), population, used) for c in correct]
+            results = [from_counts(c, len(inputs), population, used) for c in correct]
         for i, result in zip(group, results):
             found[i] = result
     return found
@@ -178,7 +177,7 @@ def _measure_together(
         after.append(loss_after.tolist())
         if progress:
             progress("susceptibility", b + 1, config.batches)
-    return [_summary([row[i] for row in before], [row[i] for row in after], batch_size, num_classes, config)
+    return [summarize([row[i] for row in before], [row[i] for row in after], batch_size, num_classes, config)
             for i in range(len(models))]
 
 
@@ -220,27 +219,6 @@ def _functional(models: list[nn.Module]) -> tuple[nn.Module, Tensors, Tensors]:
 def _logits(base: nn.Module) -> Callable[[Tensors, Tensors, torch.Tensor], torch.Tensor]:
     """Every model's logits on one batch of inputs: (models, batch, classes)."""
     return vmap(lambda params, state, x: logits_of(functional_call(base, (params, state), (x,))), in_dims=(0, 0, None))
-
-
-def _summary(before: list[float], after: list[float], batch_size: int, num_classes: int, config: SusceptibilityConfig) -> Susceptibility:
-    r = [a - b for a, b in zip(before, after)]
-    return Susceptibility(
-        mean=statistics.fmean(r),
-        sem=statistics.stdev(r) / math.sqrt(len(r)) if len(r) > 1 else math.nan,
-        r=r,
-        loss_before=before,
-        loss_after=after,
-        batch_size=batch_size,
-        num_classes=num_classes,
-        config=config,
-    )
-
-
-def _accuracy(correct: int, total: int, population: int | None, batch_size: int) -> Accuracy:
-    """The Accuracy that training_accuracy makes of these counts."""
-    population = max(population or total, total)
-    low, high = wilson_interval(correct, total) if population > total else (correct / total, correct / total)
-    return Accuracy(correct=correct, total=total, population=population, low=low, high=high, batch_size=batch_size)
 
 
 def _accepted(inputs: torch.Tensor, config: SusceptibilityConfig) -> bool:

@@ -149,7 +149,8 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)] if tie_break else [top]
     lead = sorted(tied, key=lambda r: (second_key(r), r.name))
     ids = {id(r) for r in measured}
-    ranked = lead + [r for r in by_agreement if r not in lead] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
+    first = {id(r) for r in lead}
+    ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
     why = (f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
            "images (a label-free estimate of clean accuracy)")

@@ -148,6 +148,11 @@ def measure_susceptibility(
             with torch.no_grad():
                 for t, s in zip(params + buffers, saved_params + saved_buffers):
                     t.copy_(s)
+    return summarize(before, after, batch_size, num_classes, config)
+
+
+def summarize(before: list[float], after: list[float], batch_size: int, num_classes: int, config: SusceptibilityConfig) -> Susceptibility:
+    """The result from the per-batch losses: r = before - after per batch, its mean and standard error."""
     r = [a - b for a, b in zip(before, after)]
     return Susceptibility(
         mean=statistics.fmean(r),

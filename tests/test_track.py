@@ -155,6 +155,12 @@ def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder
     assert keep["text"] in res.stderr and "Rule (train-acc)" in res.stderr
     assert (tmp_path / "run.png").stat().st_size > 0
     assert len((run / "suscli-results.jsonl").read_text().splitlines()) == 4
+    accs = {row["epoch"]: row["train_acc"] for row in rows if row["epoch"] > 0}
+    assert keep["epoch"] == max(sorted(accs), key=lambda e: (accs[e], e))  # the default: highest training accuracy, later on ties
+    for rule, kept in (("last", 3), ("agreement", None)):
+        res, doc = track_json(run, "-d", image_folder, "--train-data", train_folder, "--keep", rule)  # reuses the results file
+        assert res.exit_code == 0 and doc["rule"].startswith(rule) and f"Rule ({rule})" in res.stderr, res.output
+        assert kept is None or doc["recommendation"]["epoch"] == kept
 
 
 def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
