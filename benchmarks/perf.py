@@ -71,6 +71,9 @@ def main() -> None:
     ap.add_argument("--model-batch", type=int, help="models measured together by (a), suscli rank --model-batch (default: "
                     "what the CLI picks, 8 on CUDA and 1 elsewhere)")
     ap.add_argument("--work", type=Path, help="folder for the pool, image links and cache (default: a temporary one)")
+    ap.add_argument("--rounds", type=int, default=2, help="times (a) warm, (b) and (c) are measured, in alternating order "
+                    "(a b c, then c b a, ...); each line reports its fastest round, so that a drift of the machine's "
+                    "speed during the run does not decide the ratios")
     args = ap.parse_args()
     device = resolve_device(args.device)
     model_batch = args.model_batch or default_model_batch(device)
@@ -82,13 +85,23 @@ def main() -> None:
               f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; (a) with --model-batch {model_batch}", flush=True)
         warm_up(device)
         cold = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "cold.json", device, model_batch)
-        warm = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "warm.json", device, model_batch)
-        plain = run_straightforward(pool, unl_dir, train_dir, device, args.workers)
-        floor = run_floor(args.models, unl_dir, train_dir, device)
-    for label, m in [("(a) suscli rank, cold cache", cold), ("(a) suscli rank, warm cache", warm),
-                     ("(b) straightforward", plain), ("(c) compute floor", floor)]:
+        runs: dict[str, Callable[[], dict]] = {
+            "a": lambda: run_suscli(pool, unl_dir, train_dir, work / "cache", work / "warm.json", device, model_batch),
+            "b": lambda: run_straightforward(pool, unl_dir, train_dir, device, args.workers),
+            "c": lambda: run_floor(args.models, unl_dir, train_dir, device),
+        }
+        rounds: dict[str, list[dict]] = {k: [] for k in runs}
+        for r in range(args.rounds):
+            for k in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+                rounds[k].append(runs[k]())
+        warm, plain, floor = (min(rounds[k], key=lambda m: m["seconds"]) for k in "abc")
+    for label, m, all_rounds in [("(a) suscli rank, cold cache", cold, [cold]), ("(a) suscli rank, warm cache", warm, rounds["a"]),
+                                 ("(b) straightforward", plain, rounds["b"]), ("(c) compute floor", floor, rounds["c"])]:
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in m["parts"].items())
         print(f"{label:<30}{m['seconds']:8.2f} s   {parts}")
+        if len(all_rounds) > 1:
+            times = ", ".join(f"{x['seconds']:.2f} s" for x in all_rounds)
+            print(f"{'':<30}rounds: {times} (the fastest above)")
         print(f"{'':<30}peak RSS so far {m['rss_mib']:.0f} MiB" + (f", peak CUDA memory {m['cuda_mib']:.0f} MiB" if "cuda_mib" in m else ""))
     print(f"ratios: (b)/(a cold) {plain['seconds'] / cold['seconds']:.2f}x, (b)/(a warm) {plain['seconds'] / warm['seconds']:.2f}x, "
           f"(a cold)/(c) {cold['seconds'] / floor['seconds']:.2f}x, (a warm)/(c) {warm['seconds'] / floor['seconds']:.2f}x")
