@@ -91,30 +91,27 @@ def predict(
     return Predictions(torch.cat(classes).numpy(), torch.cat(probs).numpy(), num_classes)
 
 
-def vote_matrix(preds: Sequence[Predictions]) -> np.ndarray:
-    """(models, images, classes) probabilities, zero outside each model's top k."""
-    n, c = preds[0].classes.shape[0], preds[0].num_classes
-    out = np.zeros((len(preds), n, c), dtype=np.float32)
-    rows = np.arange(n)[:, None]
-    for m, p in enumerate(preds):
-        out[m, rows, p.classes] = p.probs
+def votes(pred: Predictions) -> np.ndarray:
+    """One model's (images, classes) probabilities, zero outside its top k."""
+    out = np.zeros((pred.classes.shape[0], pred.num_classes), dtype=np.float32)
+    out[np.arange(len(out))[:, None], pred.classes] = pred.probs
     return out
 
 
 def agreement_with_consensus(preds: Sequence[Predictions], voters: Sequence[bool]) -> list[float]:
     """Per model, the fraction of images whose top class is the voters' consensus (the class with the highest
     summed probability). A voter is left out of the consensus it is compared with, so that no model is
-    rewarded for agreeing with itself. With no voters at all, every model votes."""
+    rewarded for agreeing with itself. With no voters at all, every model votes. Memory: two (images, classes)
+    arrays, whatever the pool's size."""
     if not preds:
         return []
     if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
         raise ValueError("agreement needs every model's predictions on the same images and classes")
-    votes = vote_matrix(preds)
     mask = np.asarray(voters, dtype=bool) if any(voters) else np.ones(len(preds), dtype=bool)
-    total = votes[mask].sum(0)
+    total = sum(votes(p) for p, v in zip(preds, mask) if v)
     out = []
-    for m, p in enumerate(preds):
-        others = total - votes[m] if mask[m] and mask.sum() > 1 else total
+    for p, v in zip(preds, mask):
+        others = total - votes(p) if v and mask.sum() > 1 else total
         out.append(float((p.top1() == others.argmax(-1)).mean()))
     return out
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import suscli
 import suscli.audit
-from suscli.agreement import Predictions, difference_is_clear, vote_matrix
+from suscli.agreement import Predictions, difference_is_clear, votes
 from suscli.cli import app
 from tests.conftest import tiny_cnn
 
@@ -72,9 +72,9 @@ def test_default_rule_orders_by_agreement_with_region_one(pool: Path, image_fold
     preds = {r["name"]: Predictions.decode(r["details"]["predictions"]) for r in rows}
     voters = [r["name"] for r in rows if r["region"] == 1]
     voters = voters if len(voters) >= 3 else [r["name"] for r in rows]
-    votes = {name: vote_matrix([p])[0] for name, p in preds.items()}
+    by_name = {name: votes(p) for name, p in preds.items()}
     for r in rows:
-        others = sum(votes[v] for v in voters if v != r["name"])
+        others = sum(by_name[v] for v in voters if v != r["name"])
         assert r["agreement"] == pytest.approx(float((preds[r["name"]].top1() == others.argmax(-1)).mean()))
     agreements = [r["agreement"] for r in rows]
     n = preds[rows[0]["name"]].classes.shape[0]
