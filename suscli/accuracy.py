@@ -1,15 +1,20 @@
-"""Training accuracy: how well the model fits the (possibly noisy) labels it was trained with."""
+"""Training accuracy: how well the model fits the (possibly noisy) labels it was trained with.
+
+The same forward pass keeps each image's top classes: a pool's consensus on the training images says which
+labels it contradicts (suscli.noise), without a second pass over the training set.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
 
+from suscli.agreement import Predictions, top_k
 from suscli.errors import InputError
 from suscli.susceptibility import logits_of, preserved_modes
 
@@ -19,6 +24,7 @@ Progress = Callable[[str, int, int], None]
 # exactly the numbers) it always had.
 CPU_BATCH_SIZE = 512
 CUDA_BATCH_SIZE = 2048
+TRAIN_TOP_K = 3  # classes kept per training image: the consensus label and its vote share need no more
 
 
 @dataclass
@@ -30,6 +36,7 @@ class Accuracy:
     high: float
     batch_size: int  # images per forward pass at the end: smaller than asked after CUDA out-of-memory retries
     halvings: int = 0  # times the batch was halved after CUDA ran out of memory
+    predictions: Predictions | None = field(default=None, repr=False, compare=False)  # top classes, given label per image
 
     @property
     def value(self) -> float:
@@ -40,7 +47,9 @@ class Accuracy:
         return self.total < self.population
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "value": self.value, "sampled": self.sampled}
+        """The counts and interval (the predictions are stored apart, with their labels: scoring.scored_row)."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "predictions"}
+        return {**plain, "value": self.value, "sampled": self.sampled}
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
@@ -78,41 +87,51 @@ def training_accuracy(
     batch_size = min(batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE), len(inputs))
     top_label = int(labels.max())
     correct = start = halvings = 0
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
     with preserved_modes(model):
         model.eval()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
             while start < len(inputs):
                 try:
-                    correct += _correct(model, inputs[start : start + batch_size], labels[start : start + batch_size],
-                                        transform, device, top_label if start == 0 else None)
+                    logits = _logits(model, inputs[start : start + batch_size], transform, device, top_label if start == 0 else None)
                 except torch.cuda.OutOfMemoryError:
                     if batch_size == 1:
                         raise InputError("training accuracy ran out of GPU memory with one image per batch",
                                          fix="free the GPU, or use --device cpu") from None
                     batch_size, halvings = batch_size // 2, halvings + 1
                     continue
+                correct += int((logits.argmax(-1) == labels[start : start + batch_size].to(device)).sum())
+                kept.append(top_k(logits, TRAIN_TOP_K))
                 start += batch_size
                 if progress:
                     progress("training accuracy", min(start, len(inputs)), len(inputs))
-    return from_counts(correct, len(inputs), population, batch_size, halvings)
+    return from_counts(correct, len(inputs), population, batch_size, halvings, gathered(kept, int(logits.shape[-1]), labels))
 
 
-def from_counts(correct: int, total: int, population: int | None, batch_size: int, halvings: int = 0) -> Accuracy:
+def gathered(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int, labels: torch.Tensor) -> Predictions:
+    """One Predictions from the (classes, probabilities) of consecutive batches, with the images' given labels."""
+    return Predictions(torch.cat([c for c, _ in batches]).numpy(), torch.cat([p for _, p in batches]).numpy(), num_classes,
+                       labels.cpu().numpy().astype("int64"))
+
+
+def from_counts(
+    correct: int, total: int, population: int | None, batch_size: int, halvings: int = 0, predictions: Predictions | None = None
+) -> Accuracy:
     """The Accuracy of `correct` out of `total` images sampled from `population` (an interval when sampled)."""
     population = max(population or total, total)
     low, high = wilson_interval(correct, total) if population > total else (correct / total, correct / total)
-    return Accuracy(correct=correct, total=total, population=population, low=low, high=high, batch_size=batch_size, halvings=halvings)
+    return Accuracy(correct=correct, total=total, population=population, low=low, high=high, batch_size=batch_size,
+                    halvings=halvings, predictions=predictions)
 
 
-def _correct(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor],
-    device: torch.device, top_label: int | None,
-) -> int:
-    """Correct predictions on one batch; with `top_label`, first check that the model has that many classes."""
+def _logits(
+    model: nn.Module, inputs: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor], device: torch.device, top_label: int | None,
+) -> torch.Tensor:
+    """The model's logits on one batch; with `top_label`, first check that the model has that many classes."""
     logits = logits_of(model(transform(inputs.to(device, non_blocking=True))))
     if top_label is not None and top_label >= logits.shape[-1]:
         raise InputError(
             f"the training labels go up to {top_label} but the model has {logits.shape[-1]} classes",
             fix="check that --train-data is the set this model was trained on (class ids = sorted folder names)",
         )
-    return int((logits.argmax(-1) == labels.to(device)).sum())
+    return logits

@@ -27,22 +27,29 @@ BATCH_SIZE = 256
 
 @dataclass(frozen=True)
 class Predictions:
-    """The k most probable classes per image and their probabilities, row i = unlabeled image i."""
+    """The k most probable classes per image and their probabilities, row i = image i; for a training set also
+    the label each image was given (what the pool's consensus may contradict: suscli.noise)."""
 
     classes: np.ndarray  # int (N, k), most probable first
     probs: np.ndarray  # float (N, k)
     num_classes: int
+    labels: np.ndarray | None = None  # int (N,): the given labels, for training images
 
     def top1(self) -> np.ndarray:
         return self.classes[:, 0]
 
+    def with_labels(self, labels: np.ndarray) -> Predictions:
+        return Predictions(self.classes, self.probs, self.num_classes, np.asarray(labels, dtype=np.int64))
+
     def encode(self) -> dict:
         """JSON-safe form for the results file: float16 probabilities and int16 classes (int32 past 32767
-        classes), base64: about 26 KB per model for 1,000 images."""
+        classes), base64: about 26 KB per model for 1,000 images and k = 5."""
         dtype = "<i2" if self.num_classes <= 32767 else "<i4"
-        return {"k": int(self.classes.shape[1]), "n": int(self.classes.shape[0]), "num_classes": self.num_classes,
-                "classes_dtype": dtype, "classes": base64.b64encode(self.classes.astype(dtype).tobytes()).decode(),
-                "probs": base64.b64encode(self.probs.astype("<f2").tobytes()).decode()}
+        out = {"k": int(self.classes.shape[1]), "n": int(self.classes.shape[0]), "num_classes": self.num_classes,
+               "classes_dtype": dtype, "classes": _b64(self.classes.astype(dtype)), "probs": _b64(self.probs.astype("<f2"))}
+        if self.labels is not None:
+            out["labels"] = _b64(self.labels.astype(dtype))
+        return out
 
     @classmethod
     def decode(cls, data: dict) -> Predictions:
@@ -52,10 +59,19 @@ class Predictions:
             raise ValueError(f"unknown class dtype {dtype!r}")
         classes = np.frombuffer(base64.b64decode(data["classes"]), dtype=dtype).astype(np.int64).reshape(shape)
         probs = np.frombuffer(base64.b64decode(data["probs"]), dtype="<f2").astype(np.float32).reshape(shape)
+        labels = None
+        if "labels" in data:
+            labels = np.frombuffer(base64.b64decode(data["labels"]), dtype=dtype).astype(np.int64)
+            if labels.shape != (shape[0],):
+                raise ValueError("labels do not match the predictions")
         num_classes = int(data["num_classes"])
         if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
             raise ValueError("class index out of range")
-        return cls(classes, probs, num_classes)
+        return cls(classes, probs, num_classes, labels)
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(a.tobytes()).decode()
 
 
 def predict(
@@ -83,12 +99,18 @@ def predict(
                                          fix="free the GPU, or use --device cpu") from None
                     batch_size //= 2
                     continue
-                p, c = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
-                classes.append(c.cpu())
-                probs.append(p.cpu())
+                c, p = top_k(logits, k)
+                classes.append(c)
+                probs.append(p)
                 start += batch_size
     num_classes = int(logits.shape[-1])
     return Predictions(torch.cat(classes).numpy(), torch.cat(probs).numpy(), num_classes)
+
+
+def top_k(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(classes, softmax probabilities) of the k most probable classes per row, on the CPU."""
+    p, c = logits.float().softmax(-1).topk(min(k, logits.shape[-1]), dim=-1)
+    return c.cpu(), p.cpu()
 
 
 def votes(pred: Predictions) -> np.ndarray:

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-from suscli.accuracy import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, Accuracy, from_counts, training_accuracy
+from suscli.accuracy import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, TRAIN_TOP_K, Accuracy, from_counts, gathered, training_accuracy
+from suscli.agreement import Predictions, top_k
 from suscli.susceptibility import (
     _DROPOUT,
     Progress,
@@ -132,8 +133,8 @@ def training_accuracy_many(
             results = [training_accuracy(m, inputs, labels, population=population, batch_size=batch_size, transform=transform,
                                          device=device, progress=progress) for m in members]
         else:
-            correct, used = counted
-            results = [from_counts(c, len(inputs), population, used) for c in correct]
+            correct, used, preds = counted
+            results = [from_counts(c, len(inputs), population, used, predictions=p) for c, p in zip(correct, preds)]
         for i, result in zip(group, results):
             found[i] = result
     return found
@@ -184,9 +185,9 @@ def _measure_together(
 def _count_together(
     models: list[nn.Module], inputs: torch.Tensor, labels: torch.Tensor, batch_size: int | None, transform: Transform | None,
     device: torch.device | str | None, progress: Progress | None,
-) -> tuple[list[int], int] | None:
-    """Correct predictions of each of `models`, and the batch size used; None when the labels go beyond the
-    models' classes, for the reference path to raise its error."""
+) -> tuple[list[int], int, list[Predictions]] | None:
+    """Correct predictions of each of `models`, the batch size used and each model's top classes per image; None
+    when the labels go beyond the models' classes, for the reference path to raise its error."""
     device = torch.device(device) if device is not None else _device_of(models[0])
     transform = transform or (lambda x: x)
     cuda = device.type == "cuda"
@@ -196,15 +197,18 @@ def _count_together(
     forward = _logits(base)
     top_label = int(labels.max())
     correct = torch.zeros(len(models), dtype=torch.long, device=device)
+    kept: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in models]
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
         for start in range(0, len(inputs), batch_size):
             logits = forward(trainable, fixed, transform(inputs[start : start + batch_size].to(device, non_blocking=True)))
             if top_label >= logits.shape[-1]:
                 return None
             correct += (logits.argmax(-1) == labels[start : start + batch_size].to(device)).sum(-1)
+            for mine, model_logits in zip(kept, logits):
+                mine.append(top_k(model_logits, TRAIN_TOP_K))
             if progress:
                 progress("training accuracy", min(start + batch_size, len(inputs)), len(inputs))
-    return correct.tolist(), batch_size
+    return correct.tolist(), batch_size, [gathered(batches, int(logits.shape[-1]), labels) for batches in kept]
 
 
 def _functional(models: list[nn.Module]) -> tuple[nn.Module, Tensors, Tensors]:

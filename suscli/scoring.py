@@ -206,6 +206,8 @@ def scored_row(
             "arch_source": checkpoint.arch_source,
             "train_acc": acc.as_dict() if acc else None,
             "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.rules)
+            # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.noise)
+            "train_predictions": acc.predictions.encode() if acc and acc.predictions is not None else None,
         },
     )
 

@@ -46,3 +46,14 @@ def test_wilson_interval_edges() -> None:
 def test_labels_out_of_range_for_the_model() -> None:
     with pytest.raises(InputError, match="up to 7 but the model has 4 classes"):
         training_accuracy(Fixed(), torch.zeros(3, 1), torch.tensor([0, 7, 1]))
+
+
+def test_the_pass_keeps_each_images_top_classes_and_given_label() -> None:
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0], [1.0]])
+    y = torch.tensor([0, 1, 2, 0, 0])
+    pred = training_accuracy(Fixed(), x, y, batch_size=2).predictions
+    assert pred.top1().tolist() == [0, 1, 2, 3, 1]  # in input order across batches
+    assert pred.labels.tolist() == y.tolist() and pred.num_classes == 4 and pred.classes.shape == (5, 3)
+    assert pred.probs[:, 0] == pytest.approx(torch.softmax(torch.tensor([1.0, 0, 0, 0]), 0)[0].item())
+    again = type(pred).decode(pred.encode())  # what the results file keeps
+    assert (again.classes == pred.classes).all() and (again.labels == pred.labels).all()

@@ -135,6 +135,7 @@ def test_unbatchable_forward_falls_back_to_the_reference(cls: type[nn.Module], m
     got_acc = training_accuracy_many(models, x, labels, transform=TRANSFORM)
     assert calls == ["measure_susceptibility"] * 3 + ["training_accuracy"] * 3
     assert [g.r for g in got] == [w.r for w in want] and got_acc == want_acc
+    assert all((g.predictions.classes == w.predictions.classes).all() for g, w in zip(got_acc, want_acc))
 
 
 def test_what_cannot_share_a_vmap() -> None:
@@ -157,6 +158,9 @@ def test_training_accuracy_many_equals_one_at_a_time(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(suscli.batched, "training_accuracy", refuse)
     got = training_accuracy_many(models, x, labels, population=100, batch_size=5, transform=TRANSFORM)
     assert got == want and all(a.sampled for a in got)
+    for g, w in zip(got, want):  # the top classes per training image too (suscli.noise reads them)
+        assert (g.predictions.classes[:, 0] == w.predictions.classes[:, 0]).all() and (g.predictions.labels == labels.numpy()).all()
+        assert g.predictions.probs == pytest.approx(w.predictions.probs, rel=1e-4, abs=1e-5)
 
 
 def test_training_accuracy_many_raises_the_reference_error() -> None:
