@@ -11,12 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 DEFAULT_ROOT = REPO / ".cache" / "cifar10-jpeg"
+DEFAULT_HUMAN_LABELS = REPO.parent / "shared" / "data" / "cifar10n-labels.csv.gz"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -84,6 +86,14 @@ def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator, exclud
             raise ValueError(f"class {c}: {k} images wanted, {len(pool)} available")
         picked.append(rng.choice(pool, size=k, replace=False))
     return np.sort(np.concatenate(picked))
+
+
+def read_human_labels(path: Path = DEFAULT_HUMAN_LABELS) -> pd.DataFrame:
+    """CIFAR-10N (Wei et al., ICLR 2022): the clean label and the human ones of every training image, indexed
+    by its path inside the image folder (train/<class>/NNNN.jpg)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"CIFAR-10N label table not found: {path}")
+    return pd.read_csv(path, index_col="path")
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

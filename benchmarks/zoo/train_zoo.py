@@ -1,4 +1,8 @@
-"""Train a model zoo on CIFAR-10 with synthetic label noise, to test susceptibility against clean accuracy.
+"""Train a model zoo on CIFAR-10 with known label noise, to test susceptibility against clean accuracy.
+
+Noise is synthetic (symNN, asymNN) or real human labels from CIFAR-10N (human-aggre, human-random1..3 and
+human-worst, read from ../shared/data/cifar10n-labels.csv.gz): people's mistakes follow what they confuse and
+which images are hard, so the wrong labels are ones a model finds plausible.
 
 Every noise setting gets the same deterministic list of configurations (architecture x width x lr x weight
 decay x epochs x augmentation: per architecture a memorizing and a regularized corner plus a balanced seeded
@@ -7,6 +11,8 @@ weight decay, no augmentation, many epochs, wide) and some do not; the per-epoch
 script compares with susceptibility measured from the saved checkpoints and the unlabeled images.
 
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo [--quick] [--settings sym20,asym40] ...
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-human --settings human-worst,human-random1 \
+        --n-train 8000 --models-per-setting 16 --epoch-levels 10,30,60
 
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
@@ -130,18 +136,48 @@ def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int) -> list[Mode
     return [batch[j] for j in range(max(map(len, per_arch))) for batch in per_arch if j < len(batch)]
 
 
+HUMAN_COLUMNS = ("aggre", "random1", "random2", "random3", "worst")
+
+
 def parse_setting(name: str) -> tuple[str, float]:
-    """'sym40' -> ('sym', 0.4); 'asym40' -> ('asym', 0.4)."""
+    """'sym40' -> ('sym', 0.4); 'asym40' -> ('asym', 0.4); 'human-random1' -> ('human', nan): a human label
+    set's noise rate is whatever the annotators got wrong on the subset, measured, not chosen."""
+    if name.startswith("human-") and name[len("human-"):] in HUMAN_COLUMNS:
+        return "human", float("nan")
     for kind in ("asym", "sym"):
         if name.startswith(kind) and name[len(kind):].isdigit():
             return kind, int(name[len(kind):]) / 100
-    raise ValueError(f"unknown noise setting {name!r} (expected symNN or asymNN)")
+    raise ValueError(f"unknown noise setting {name!r} (expected symNN, asymNN or human-{{{','.join(HUMAN_COLUMNS)}}})")
 
 
-def noisy_labels(clean: np.ndarray, setting: str, seed: int) -> np.ndarray:
+def human_labels(paths: list[Path], root: Path, column: str, table: Path = cifar.DEFAULT_HUMAN_LABELS) -> np.ndarray:
+    """The CIFAR-10N labels of `column` for `paths` (images under root/train/). 'worst' is CIFAR-10N's worst
+    label set rebuilt from the three annotators: the first wrong label among random1-3 where any is wrong,
+    else the (right) label they agree on (40.2% wrong over all 50,000 images in the CIFAR-10N paper)."""
+    frame = cifar.read_human_labels(table)
+    keys = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
+    rows = frame.loc[keys]
+    if column != "worst":
+        return rows[column].to_numpy(dtype=np.int64)
+    votes = rows[["random1", "random2", "random3"]].to_numpy(dtype=np.int64)
+    clean = rows["clean"].to_numpy(dtype=np.int64)
+    wrong = votes != clean[:, None]
+    first_wrong = votes[np.arange(len(votes)), wrong.argmax(1)]
+    return np.where(wrong.any(1), first_wrong, clean)
+
+
+def noisy_labels(clean: np.ndarray, setting: str, seed: int, data: ZooData | None = None) -> np.ndarray:
     """Symmetric: with probability p the label is redrawn uniformly from all classes (so ~p/10 stay right),
-    as in the paper. Asymmetric: with probability p a class with a pair flips to it; other classes stay."""
+    as in the paper. Asymmetric: with probability p a class with a pair flips to it; other classes stay.
+    Human: the CIFAR-10N annotators' labels of the training subset (`data` names its images)."""
     kind, p = parse_setting(setting)
+    if kind == "human":
+        if data is None:
+            raise ValueError("human label noise needs the training subset's image paths")
+        noisy = human_labels(data.train_paths, data.root, setting[len("human-"):])
+        if not np.array_equal(human_labels(data.train_paths, data.root, "clean"), clean):
+            raise ValueError("the CIFAR-10N table's clean labels do not match the image folder's classes")
+        return noisy
     rng = np.random.default_rng([seed, zlib.crc32(setting.encode())])
     hit = rng.random(len(clean)) < p
     noisy = clean.copy()
@@ -341,7 +377,7 @@ def write_setting_files(out: Path, setting: str, data: ZooData, noisy: np.ndarra
 def zoo_manifest(args: argparse.Namespace, data: ZooData, settings: list[str], configs: list[ModelConfig], noise: dict[str, np.ndarray]) -> dict[str, Any]:
     def noise_stats(s: str) -> dict[str, Any]:
         kind, p = parse_setting(s)
-        return {"kind": kind, "p": p, "noise_seed": [args.seed, zlib.crc32(s.encode())],
+        return {"kind": kind, "p": None if kind == "human" else p, "noise_seed": [args.seed, zlib.crc32(s.encode())],
                 "mislabeled_fraction": float((noise[s] != data.y_train).mean()),
                 "train_labels": f"{s}/train_noisy.csv", "unlabeled": f"{s}/unlabeled.txt"}
 
@@ -402,11 +438,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
+    p.add_argument("--epoch-levels", help=f"comma-separated training lengths sampled by the grid (default {','.join(map(str, EPOCHS_FULL))})")
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.epoch_levels = EPOCHS_QUICK if args.quick else EPOCHS_FULL
+    if args.epoch_levels:
+        args.epoch_levels = tuple(int(e) for e in args.epoch_levels.split(","))
+    else:
+        args.epoch_levels = EPOCHS_QUICK if args.quick else EPOCHS_FULL
     return args
 
 
@@ -428,7 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     manifest_path = args.out / "zoo.json"
     listed = previous_settings(manifest_path, args)
     listed += [s for s in settings if s not in listed]
-    noise = {s: noisy_labels(data.y_train, s, args.seed) for s in listed}
+    noise = {s: noisy_labels(data.y_train, s, args.seed, data) for s in listed}
     write_text(args.out / "test.csv", "path,label\n" + "".join(f"{p.resolve()},{int(y)}\n" for p, y in zip(data.test_paths, data.y_test)))
     for s in settings:
         write_setting_files(args.out, s, data, noise[s])
