@@ -22,6 +22,8 @@ class Result:
     train_acc_high: float | None = None
     train_n: int | None = None
     agreement: float | None = None  # share of unlabeled images on which it predicts the pool's consensus (suscli.rules)
+    fits_contradicted: float | None = None  # share of the training labels the consensus contradicts that it fits (suscli.noise)
+    clean_fit: float | None = None  # share of the training labels the consensus confirms that it fits
     region: int | None = None  # 1-4 (docs/rank.md), set when ranked in a pool
     verdict: str | None = None
     sha256: str | None = None

@@ -9,15 +9,40 @@ on the unlabeled images.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from suscli.agreement import Predictions, agreement_with_consensus, difference_is_clear
+from suscli.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on_contradicted, given_labels
 from suscli.ranking import Thresholds, rank, recommendation, region
 from suscli.results import Result
 
 RULES = ("agreement", "regions", "pareto", "train-acc", "susceptibility")
 DEFAULT_RULE = "agreement"  # the winner on the zoo (docs/validation.md, "Choosing the model to ship")
-MIN_VOTERS = 3  # fewer region-1 models than this and the whole pool votes
+MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
+# Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
+# of the pool that fits the fewest labels the whole pool's consensus contradicts, or all.
+VOTERS = ("region1", "not-region2", "low-memorization", "all")
+DEFAULT_VOTERS = "region1"
+# How near-ties on agreement are ordered: training accuracy (fit), fit on the labels the consensus does not
+# contradict (clean-fit), least fit on the labels it contradicts (memorization), least susceptible, or agreement.
+TIE_BREAKS = ("fit", "clean-fit", "memorization", "susceptibility", "none")
+DEFAULT_TIE_BREAK = "fit"
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """The voters' consensus on the training images."""
+
+    estimate: NoiseEstimate  # the share of training labels it contradicts
+    consensus: np.ndarray  # per training image: the consensus class
+    share: np.ndarray  # and its share of the voters' summed probability
+    labels: np.ndarray  # the given labels
+
+    @property
+    def contradicted(self) -> np.ndarray:
+        return self.consensus != self.labels
 
 
 @dataclass
@@ -26,25 +51,28 @@ class Choice:
     pick: Result | None  # the model to ship
     why: str  # one line: why this model, or why none
     confident: bool  # False when the pool does not separate the pick from another model
+    tied: list[Result] = field(default_factory=list)  # the models the data do not separate from the pick, pick first
+    labels: LabelCheck | None = None  # what the voters' consensus says about the training labels
 
 
-def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = "region1", tie_break: bool = True) -> Choice:
+def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DEFAULT_VOTERS,
+           tie_break: str = DEFAULT_TIE_BREAK) -> Choice:
     """Order `rows` by `rule` and pick the model to ship; every row also gets its region from `t`.
 
-    agreement: models ordered by how often they predict, on the unlabeled images, the consensus of the models
-    that fit their training set and resist random labels (region 1; `voters="all"`: every model). With
-    `tie_break`, the models whose agreement is not clearly below the best one's come first, the best fit to its
-    training labels first; without regions (no training accuracy) every model votes and the least susceptible of
-    them comes first. regions: the paper's order (suscli.ranking.rank). pareto: models that no other beats
-    on both training accuracy and susceptibility first. train-acc, susceptibility: one number alone.
+    agreement: models ordered by how often they predict, on the unlabeled images, the consensus of the voters
+    (`voters`, see VOTERS). The models whose agreement is not clearly below the best one's are the near-ties;
+    they come first, ordered by `tie_break` (see TIE_BREAKS); without training accuracy every model votes and the
+    least susceptible near-tie comes first. regions: the paper's order (suscli.ranking.rank). pareto: models that
+    no other beats on both training accuracy and susceptibility first. train-acc, susceptibility: one number alone.
     """
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
     if rule == "agreement":
-        who = annotate_agreement(rows, t, voters)
+        who, mask = annotate_agreement(rows, t, voters)
         measured = [r for r in _measured(rows) if r.agreement is not None]
         if len(measured) >= 2:
+            labels = annotate_labels(measured, [m for r, m in zip(_measured(rows), mask) if r.agreement is not None])
             fit = t is not None and all(r.train_acc is not None for r in measured)
-            return _agreement_choice(rows, measured, who, tie_break, fit)
+            return _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", labels)
         rule, note = "regions", f" (regions rule: {who})"
     else:
         note = ""
@@ -79,29 +107,88 @@ def predictions_of(row: Result) -> Predictions | None:
         return None
 
 
-def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = "region1") -> str:
-    """Set each measured row's `agreement` with the consensus of region 1 when it holds MIN_VOTERS or more
-    models, else (without regions, or with voters="all") of the whole pool. Returns who voted, in words."""
+def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = DEFAULT_VOTERS) -> tuple[str, list[bool]]:
+    """Set each measured row's `agreement` with the consensus of the voters on the unlabeled images. Returns who
+    voted, in words, and which of the measured rows voted (all False when agreement could not be measured)."""
     scored = _measured(rows)
     if len(scored) < 2:
-        return "fewer than 2 models were measured"
+        return "fewer than 2 models were measured", [False] * len(scored)
     preds = [predictions_of(r) for r in scored]
     missing = [r.name for r, p in zip(scored, preds) if p is None]
     if missing:
         return (f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
-                "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)")
+                "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)"), [False] * len(scored)
     if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
-        return "the models' predictions are on different images"
-    chosen = [voters == "region1" and t is not None and r.train_acc is not None and region(r.train_acc, r.susceptibility, t) == 1
-              for r in scored]
-    if sum(chosen) < MIN_VOTERS:
-        chosen = [True] * len(scored)
-        who = f"all {len(scored)} models"
-    else:
-        who = f"the {sum(chosen)} region-1 models"
+        return "the models' predictions are on different images", [False] * len(scored)
+    chosen, who = _voters(scored, t, voters)
     for r, a in zip(scored, agreement_with_consensus(preds, chosen)):
         r.agreement = a
-    return who
+    return who, chosen
+
+
+def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[list[bool], str]:
+    """Which models vote, by the `voters` rule; the whole pool when the rule leaves fewer than MIN_VOTERS."""
+    if voters not in VOTERS:
+        raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
+    fit = t is not None and all(r.train_acc is not None for r in scored)
+    chosen = [False] * len(scored)
+    if fit and voters in ("region1", "not-region2"):
+        regions = [region(r.train_acc, r.susceptibility, t) for r in scored]
+        chosen = [g == 1 for g in regions] if voters == "region1" else [g != 2 for g in regions]
+        what = "region-1" if voters == "region1" else "non-region-2"
+    elif fit and voters == "low-memorization":
+        estimates = _memorization_estimates(scored)
+        if estimates is not None:
+            cut = float(np.median(estimates))
+            chosen = [e <= cut for e in estimates]
+        what = "least-memorizing"
+    if sum(chosen) < MIN_VOTERS:
+        return [True] * len(scored), f"all {len(scored)} models"
+    return chosen, f"the {sum(chosen)} {what} models"
+
+
+def _memorization_estimates(scored: list[Result]) -> list[float] | None:
+    """Each model's fit on the training labels that the whole pool's consensus contradicts (None without
+    training predictions): the first pass that picks the voters of the second."""
+    preds = [train_predictions_of(r) for r in scored]
+    if any(p is None for p in preds):
+        return None
+    try:
+        wrong = contradicted(preds)
+    except ValueError:
+        return None
+    fits = [fit_on_contradicted(p, wrong) for p in preds]
+    return None if any(f is None for f in fits) else fits
+
+
+def train_predictions_of(row: Result) -> Predictions | None:
+    """The row's top classes on the training images with their given labels; None when it has none."""
+    data = row.details.get("train_predictions") if isinstance(row.details, dict) else None
+    try:
+        pred = Predictions.decode(data) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return pred if pred is not None and pred.labels is not None else None
+
+
+def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | None:
+    """What the voters' consensus says about the training labels: the noise-rate estimate, and on every row its
+    fit on the labels the consensus contradicts (`fits_contradicted`). None without training predictions."""
+    preds = [train_predictions_of(r) for r in measured]
+    if any(p is None for p in preds) or not any(voted):
+        return None
+    voters = [p for p, v in zip(preds, voted) if v]
+    try:
+        cls, share = consensus(voters)
+        labels = given_labels(preds)
+        estimate = estimate_noise(voters)
+    except ValueError:
+        return None
+    wrong = cls != labels
+    for r, p in zip(measured, preds):
+        r.fits_contradicted = fit_on_contradicted(p, wrong)
+        r.clean_fit = fit_on_contradicted(p, ~wrong)  # the same count on the labels the consensus confirms
+    return LabelCheck(estimate, cls, share, labels)
 
 
 def pareto_layers(rows: list[Result]) -> dict[int, int]:
@@ -139,34 +226,47 @@ def _top(ranked: list[Result], reason: str) -> Choice:
     return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}", True)
 
 
-def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: bool, fit: bool) -> Choice:
-    """Order by agreement; the models within noise of the best come first, by training accuracy (`fit`), or by
-    susceptibility when there is no training accuracy."""
-    second_key = (lambda r: -r.train_acc) if fit else (lambda r: r.susceptibility)
-    by_agreement = sorted(measured, key=lambda r: (-r.agreement, second_key(r), r.name))
+def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, labels: LabelCheck | None) -> Choice:
+    """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
+    `tie_break`. Confident only when no other model is a near-tie: the unlabeled images then separate the pick
+    from every other model."""
+    by_agreement = sorted(measured, key=lambda r: (-r.agreement, r.name))
     top = by_agreement[0]
     n = predictions_of(top).classes.shape[0]
-    tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)] if tie_break else [top]
-    lead = sorted(tied, key=lambda r: (second_key(r), r.name))
-    ids = {id(r) for r in measured}
+    tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)]
+    key = _tie_key(tie_break if all(_tie_key(tie_break)(r) is not None for r in tied) else "none")
+    lead = sorted(tied, key=lambda r: (key(r), -r.agreement, r.name))
     first = {id(r) for r in lead}
+    ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
     why = (f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
-           "images (a label-free estimate of clean accuracy)")
-    if len(lead) > 1:
-        second = lead[1]
-        why += f"; {len(lead)} models are within the noise of the best agreement ({100 * top.agreement:.1f}%)"
-        if not fit:
-            return Choice(ranked, best, why + f", and it is the least susceptible of them ({best.susceptibility:.4f}); no "
-                                              f"confident choice over {second.name} without training accuracy (--train-data)", False)
-        why += f", and it fits its training labels best of them ({best.train_acc:.3f})"
-        if not difference_is_clear(best.train_acc, second.train_acc, best.train_n or n):
-            return Choice(ranked, best, why + f"; no confident choice over {second.name} (training accuracy "
-                                              f"{second.train_acc:.3f}, within the noise)", False)
-        return Choice(ranked, best, why, True)
-    runner = ranked[1]
-    if runner.agreement is not None and not difference_is_clear(best.agreement, runner.agreement, n):
-        return Choice(ranked, best, why + f"; no confident choice over {runner.name} ({100 * runner.agreement:.1f}%): "
-                                          "the difference is within the noise of this many images", False)
-    return Choice(ranked, best, why + ", clearly the most of the pool", True)
+           "images")
+    if len(lead) == 1:
+        return Choice(ranked, best, why + ", clearly more than any other model", True, lead, labels)
+    others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
+    why += (f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
+            f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}")
+    return Choice(ranked, best, why, False, lead, labels)
+
+
+def _tie_key(tie_break: str) -> Callable[[Result], object]:
+    """Sort key of a near-tie (smaller first) for each TIE_BREAKS entry; None where the row lacks the number."""
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"unknown tie-break {tie_break!r}; choose from {', '.join(TIE_BREAKS)}")
+    return {
+        "fit": lambda r: None if r.train_acc is None else -r.train_acc,
+        "clean-fit": lambda r: None if r.clean_fit is None else -r.clean_fit,
+        "memorization": lambda r: r.fits_contradicted,
+        "susceptibility": lambda r: r.susceptibility,
+        "none": lambda r: -r.agreement,
+    }[tie_break]
+
+
+TIE_WORDS: dict[str, Callable[[Result], str]] = {
+    "fit": lambda r: f"fits its training labels best ({r.train_acc:.3f})",
+    "clean-fit": lambda r: f"fits best the training labels the consensus confirms ({r.clean_fit:.3f})",
+    "memorization": lambda r: f"fits the fewest training labels the consensus contradicts ({100 * r.fits_contradicted:.1f}%)",
+    "susceptibility": lambda r: f"is the least susceptible ({r.susceptibility:.4f})",
+    "none": lambda r: f"agrees most ({100 * r.agreement:.1f}%)",
+}

@@ -158,7 +158,7 @@ def human_labels(paths: list[Path], root: Path, column: str, table: Path = cifar
     keys = [p.resolve().relative_to(root.resolve()).as_posix() for p in paths]
     rows = frame.loc[keys]
     if column != "worst":
-        return rows[column].to_numpy(dtype=np.int64)
+        return rows[column].to_numpy(dtype=np.int64, copy=True)
     votes = rows[["random1", "random2", "random3"]].to_numpy(dtype=np.int64)
     clean = rows["clean"].to_numpy(dtype=np.int64)
     wrong = votes != clean[:, None]

@@ -1,0 +1,52 @@
+"""suscli.noise: the consensus on the training images, checked against counts made by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from suscli.agreement import Predictions
+from suscli.noise import consensus, contradicted, estimate_noise, fit_on_contradicted
+
+
+def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predictions:
+    """A model sure of `top1`, on images given `labels`."""
+    classes = np.array([[c, (c + 1) % num_classes] for c in top1])
+    probs = np.tile([1.0, 0.0], (len(top1), 1)).astype(np.float32)
+    return Predictions(classes, probs, num_classes, np.array(labels))
+
+
+LABELS = [0, 0, 1, 1, 2, 2, 0, 1, 2, 0]
+
+
+def test_consensus_is_the_summed_probability_winner() -> None:
+    a = Predictions(np.array([[0, 1], [2, 1]]), np.array([[0.6, 0.4], [0.5, 0.5]], dtype=np.float32), 3, np.array([0, 1]))
+    b = Predictions(np.array([[1, 0], [1, 2]]), np.array([[0.7, 0.3], [0.9, 0.1]], dtype=np.float32), 3, np.array([0, 1]))
+    cls, share = consensus([a, b])
+    # image 0: class 0 gets 0.6 + 0.3, class 1 gets 0.4 + 0.7; image 1: class 1 gets 0.5 + 0.9
+    assert cls.tolist() == [1, 1] and share == pytest.approx([1.1 / 2.0, 1.4 / 2.0])
+
+
+def test_noise_rate_counts_the_labels_the_majority_contradicts() -> None:
+    truth = [0, 0, 1, 2, 2, 2, 0, 1, 2, 1]  # labels 3 and 9 of LABELS are "wrong": the voters say 2 and 1
+    voters = [one_hot(truth, LABELS), one_hot(truth, LABELS), one_hot(LABELS, LABELS)]  # two resist, one memorized
+    assert contradicted(voters).tolist() == [a != b for a, b in zip(truth, LABELS)]
+    est = estimate_noise(voters)
+    assert est.rate == pytest.approx(2 / 10) and est.images == 10 and est.voters == 3
+    assert est.low <= est.rate <= est.high
+    assert estimate_noise(voters) == est  # seeded: the same interval every time
+
+
+def test_fit_on_contradicted_labels_is_the_memorization_estimate() -> None:
+    wrong = np.array([False, True, True, False])
+    memorizer = one_hot([0, 1, 2, 0], [0, 1, 2, 0])
+    resister = one_hot([0, 2, 2, 0], [0, 1, 2, 0])
+    assert fit_on_contradicted(memorizer, wrong) == 1.0 and fit_on_contradicted(resister, wrong) == 0.5
+    assert fit_on_contradicted(memorizer, np.zeros(4, dtype=bool)) is None
+
+
+def test_predictions_on_other_labels_are_refused() -> None:
+    with pytest.raises(ValueError, match="different images or labels"):
+        contradicted([one_hot([0, 1], [0, 1]), one_hot([0, 1], [1, 1])])
+    with pytest.raises(ValueError, match="without their given labels"):
+        contradicted([Predictions(np.zeros((2, 1), dtype=int), np.ones((2, 1), dtype=np.float32), 3)])
