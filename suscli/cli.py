@@ -35,7 +35,7 @@ from suscli.pool import discover
 from suscli.ranking import MIN_POOL, thresholds
 from suscli.rules import DEFAULT_RULE, RULES, choose
 from suscli.track import DEFAULT_KEEP, KEEP_RULES
-from suscli.report import Format, command_line, environment, render, to_markdown
+from suscli.report import Format, command_line, environment, render, to_markdown, to_table
 from suscli.results import Result
 from suscli.store import ResultStore, default_results, fingerprint
 from suscli.scoring import Settings, resolve_device, score_checkpoint
@@ -173,18 +173,16 @@ def make_settings(preset, mean, std, image_size, samples, train_samples, seed, l
 
 
 def emit(rows: list[Result], fmt: Format, output: Path | None, run: dict, title: str) -> None:
-    """Print the report to stdout, or write it atomically to --output (a table is then written as plain text)."""
-    report = render(rows, fmt, run, title)
-    if output is None:
-        # a pipe or log gets full-width rows rather than columns folded to 80 characters
-        Console(width=None if sys.stdout.isatty() else 200).print(report) if fmt == Format.table else sys.stdout.write(report)
+    """Write the report atomically to --output, or to stdout: the same text either way (report.render). Only a
+    table shown on a terminal is drawn differently, in colour and at the terminal's width."""
+    if output is None and fmt == Format.table and sys.stdout.isatty():
+        Console().print(to_table(rows, title))
         return
-    if fmt == Format.table:
-        console = Console(record=True, width=200, force_terminal=False)
-        with console.capture():
-            console.print(report)
-        report = console.export_text()
-    write_atomic(output, report)
+    text = render(rows, fmt, run, title)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_atomic(output, text)
     stderr.print(f"report written to {output}", highlight=False)
 
 
