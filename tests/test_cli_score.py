@@ -63,10 +63,17 @@ def test_unknown_format_is_a_usage_error(ckpt: Path, image_folder: Path) -> None
 
 def test_output_file_is_written_and_stdout_stays_empty(ckpt: Path, image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "r.json"
+    out.parent.mkdir()
     res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", out)
     assert res.exit_code == 0 and res.stdout == ""
     assert json.loads(out.read_text())["results"][0]["name"] == "m.safetensors"
     assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_output_into_a_missing_folder_is_refused_not_created(ckpt: Path, image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "typo" / "r.json"
+    one_line_error(invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", out), 3, f"the folder {out.parent} does not exist")
+    assert not out.parent.exists()
 
 
 def test_gates(ckpt: Path, image_folder: Path, train_folder: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -43,3 +45,27 @@ def test_output_file_holds_what_stdout_shows(command, fmt, targets, image_folder
     assert saved.stdout == "" and f"report written to {out}" in saved.stderr
     assert shown.stdout.strip() and out.read_text(encoding="utf-8") == shown.stdout
     assert "epoch_1" in shown.stdout
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_reports_plots_and_cache_files_follow_the_umask(umask, targets, image_folder, train_folder, tmp_path, monkeypatch) -> None:
+    """Like any tool's output: a CI step running as another user can read what a umask of 022 lets it read."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SUSCLI_CACHE_DIR", str(cache))
+    old = os.umask(umask)
+    try:
+        res = runner.invoke(app, ["rank", str(targets["rank"]), "-d", str(image_folder), "--train-data", str(train_folder), *FAST,
+                                  "-f", "json", "-o", str(tmp_path / "r.json"), "--plot", str(tmp_path / "p.png")])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    written = [tmp_path / "r.json", tmp_path / "p.png", *cache.rglob("*.pt")]
+    assert len(written) > 2
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o666 & ~umask}
+
+
+def test_a_plot_into_a_missing_folder_is_refused_not_created(targets, image_folder, train_folder, tmp_path) -> None:
+    res = runner.invoke(app, ["rank", str(targets["rank"]), "-d", str(image_folder), "--train-data", str(train_folder), *FAST,
+                              "--plot", str(tmp_path / "typo" / "p.png")])
+    assert res.exit_code == 3 and f"the folder {tmp_path / 'typo'} does not exist" in res.stderr
+    assert not (tmp_path / "typo").exists()
