@@ -36,6 +36,7 @@ from torch import nn
 
 from suscli.arch import build_model, infer_num_classes
 from suscli.errors import InputError
+from suscli.exported import ExportedModel
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
@@ -97,7 +98,7 @@ class Checkpoint:
     """A loaded model and what is known about it."""
 
     path: Path
-    model: nn.Module  # on CPU, eval() mode (torch.export graphs keep the mode they were exported in)
+    model: nn.Module  # on CPU, eval() mode
     arch: str  # the spec used, or "torchscript", "torch.export", "pickled nn.Module"
     arch_source: str  # "file", "manifest", "sidecar", "metadata" or "--arch"
     meta: dict[str, Any]  # suscli fields from the sidecar and metadata (sidecar wins), less arch and arch_kwargs
@@ -280,7 +281,7 @@ def _read(path: Path, trust: bool) -> tuple[object, str | None]:
                              fix=_TRUST_FIX)
         try:
             with open(path, "rb") as f, _export_guard(trust):  # a file object: torch.export.load insists on a .pt2 name otherwise
-                return torch.export.load(f).module(), kind
+                graph = torch.export.load(f).module()
         except Exception as e:  # corrupt bytes, or an AOTInductor package rather than an exported program
             if unsafe := _UNSAFE_GLOBAL.search(str(e)):
                 raise InputError(f"{path}: torch.export archive holds pickled Python objects ({unsafe.group(1)}), which can "
@@ -288,6 +289,7 @@ def _read(path: Path, trust: bool) -> tuple[object, str | None]:
             raise InputError(
                 f"{path}: not a loadable torch.export archive ({_reason(e)})", fix="re-export it with torch.export.save"
             ) from e
+        return ExportedModel(graph, path), kind
     return _torch_load(path, trust), None
 
 
@@ -492,9 +494,7 @@ def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> lis
 
 
 def _to_eval(model: nn.Module, kind: str) -> list[str]:
-    if kind == "torch.export":  # exported graphs refuse .eval(): train/eval behaviour was fixed when exporting
-        return ["torch.export graph: runs in the train/eval mode it was exported in"]
-    model.eval()
+    model.eval()  # an ExportedModel switches its graph's batch norms (suscli.exported)
     return []
 
 
