@@ -32,7 +32,7 @@ from suscli.files import write_atomic
 from suscli.images import PRESETS, labeled_source, unlabeled_source
 from suscli.plot import plot_pool
 from suscli.pool import discover
-from suscli.ranking import MIN_POOL, thresholds
+from suscli.ranking import MIN_POOL, pool_classes, thresholds
 from suscli.rules import DEFAULT_RULE, RULES, choose
 from suscli.track import DEFAULT_KEEP, KEEP_RULES
 from suscli.report import Format, command_line, environment, render, to_markdown, to_table
@@ -344,15 +344,14 @@ def rank(
             raise typer.Exit(130) from None
         if rows is None:
             return  # another rank than 0: rank 0 prints and writes everything
-        classes = sorted({r.details.get("num_classes") for r in rows if r.ok} - {None})
-        mixed = len(classes) > 1
+        mixed = len(pool_classes(rows)) > 1
         t = None if mixed else thresholds(rows, thresholds_rule.value, zeta_threshold, acc_threshold)
         choice = choose(rows, rule.value, t)
         ranked, closing = choice.ranked, choice.why
         n_ok = sum(r.ok for r in rows)
         if t is None and train is not None and n_ok < MIN_POOL:
             stderr.print(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer", highlight=False)
-        failures = gate_messages(ranked, fail_on, candidate, t)
+        failures = [] if mixed else gate_messages(ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
         run = run_info(
             settings, data, unlabeled, train_data, dev, started,
             pool=str(pool),
@@ -370,13 +369,9 @@ def rank(
             stderr.print(f"plot written to {plot}", highlight=False)
         if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
             append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n")
+        if mixed:  # the closing line is the error: no model can be chosen
+            raise InputError(closing, fix="rank models with the same number of classes together; every result is kept in the results file")
         stderr.print(closing, highlight=False)
-        if mixed:
-            raise InputError(
-                f"the pool mixes models with {' and '.join(map(str, classes))} classes: susceptibility (a loss drop on random "
-                f"labels over all classes) is not comparable across them, so no regions were drawn",
-                fix="rank models with the same number of classes together; every result is kept in the results file",
-            )
     n_failed = sum(not r.ok for r in rows)
     if n_failed:
         stderr.print(f"error: {n_failed} model(s) could not be scored (see their rows)", highlight=False)

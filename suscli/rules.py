@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from suscli.agreement import Predictions, agreement_with_consensus, difference_is_clear
-from suscli.ranking import Thresholds, rank, recommendation, region
+from suscli.ranking import Thresholds, pool_classes, rank, recommendation, region
 from suscli.results import Result
 
 RULES = ("agreement", "regions", "pareto", "train-acc", "susceptibility")
@@ -38,6 +38,11 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = "r
     them comes first. regions: the paper's order (suscli.ranking.rank). pareto: models that no other beats
     on both training accuracy and susceptibility first. train-acc, susceptibility: one number alone.
     """
+    classes = pool_classes(rows)
+    if len(classes) > 1:
+        return Choice(rank(rows, None), None, f"no model to ship: the pool mixes models with {' and '.join(map(str, classes))} "
+                      "classes, and susceptibility (a loss drop on random labels over all classes) is not comparable across "
+                      "them, so no regions were drawn", False)
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
     if rule == "agreement":
         who = annotate_agreement(rows, t, voters)
@@ -56,15 +61,15 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = "r
         return Choice(by_region, first[0] if first else None, recommendation(by_region, t) + note, bool(first))
     if rule == "train-acc":
         ranked = _order(rows, lambda r: -r.train_acc)
-        return _top(ranked, f"the highest training accuracy ({ranked[0].train_acc:.3f})")
+        return _top(ranked, rule, f"the highest training accuracy ({ranked[0].train_acc:.3f})")
     if rule == "susceptibility":
         ranked = _order(rows, lambda r: r.susceptibility)
-        return _top(ranked, f"the lowest susceptibility ({ranked[0].susceptibility:.4f})")
+        return _top(ranked, rule, f"the lowest susceptibility ({ranked[0].susceptibility:.4f})")
     if rule == "pareto":
         layer = pareto_layers(scored)
         ranked = _order(rows, lambda r: (layer[id(r)], -r.train_acc))
         front = sum(1 for v in layer.values() if v == 0)
-        return _top(ranked, f"the highest training accuracy of the {front} model(s) that no other model beats on both "
+        return _top(ranked, rule, f"the highest training accuracy of the {front} model(s) that no other model beats on both "
                             "training accuracy and susceptibility")
     raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
 
@@ -90,7 +95,9 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = "
     if missing:
         return (f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
                 "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)")
-    if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
+    if len({p.num_classes for p in preds}) > 1:
+        return "the models predict different numbers of classes"
+    if len({p.classes.shape[0] for p in preds}) > 1:
         return "the models' predictions are on different images"
     chosen = [voters == "region1" and t is not None and r.train_acc is not None and region(r.train_acc, r.susceptibility, t) == 1
               for r in scored]
@@ -135,8 +142,8 @@ def _order(rows: list[Result], key: Callable[[Result], object]) -> list[Result]:
     return sorted(scored, key=lambda r: (key(r), r.name)) + rest
 
 
-def _top(ranked: list[Result], reason: str) -> Choice:
-    return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}", True)
+def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
+    return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}{_outside_region_1(ranked[0], rule)}", True)
 
 
 def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: bool, fit: bool) -> Choice:
@@ -153,7 +160,7 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
     why = (f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
-           "images (a label-free estimate of clean accuracy)")
+           f"images (a label-free estimate of clean accuracy){_outside_region_1(best, 'agreement')}")
     if len(lead) > 1:
         second = lead[1]
         why += f"; {len(lead)} models are within the noise of the best agreement ({100 * top.agreement:.1f}%)"
@@ -169,4 +176,14 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     if runner.agreement is not None and not difference_is_clear(best.agreement, runner.agreement, n):
         return Choice(ranked, best, why + f"; no confident choice over {runner.name} ({100 * runner.agreement:.1f}%): "
                                           "the difference is within the noise of this many images", False)
+    if not fit:
+        return Choice(ranked, best, why + ", clearly the most of the pool; still no confident choice without training "
+                                          "accuracy (--train-data): every model voted, whether it fits its labels or not", False)
     return Choice(ranked, best, why + ", clearly the most of the pool", True)
+
+
+def _outside_region_1(row: Result, rule: str) -> str:
+    """Why the model to ship may have a row that says 'underfit' or 'likely memorized noise'."""
+    if row.region in (None, 1):
+        return ""
+    return f"; its row says '{row.verdict}' (region {row.region}): the {rule} rule does not rank by region"
