@@ -110,6 +110,37 @@ def test_pickled_code_in_a_torch_file_never_runs(tmp_path, image_folder, marker,
     _torch_file(kind, path, Payload(marker))
     line = one_error_line(invoke("score", path, "-d", image_folder, "--arch", ARCH))
     assert str(path) in line and ("--trust-checkpoint" in line or suffix == ".safetensors")
+    assert "corrupt" not in line  # a refused pickle, or the wrong format: not a damaged file
+    if suffix != ".safetensors":
+        assert "it imports builtins.exec" in line and "nothing in the file was run" in line
+    assert not marker.exists()
+
+
+class Classic:
+    """The payloads of every pickle-exploit write-up: a shell command through os.system or subprocess.call."""
+
+    def __init__(self, call, marker: Path):
+        self.call, self.marker = call, marker
+
+    def __reduce__(self):
+        return (self.call, (f"touch {self.marker}",) if self.call is os.system else (["touch", str(self.marker)],))
+
+
+@pytest.mark.parametrize("call,name", [(os.system, "os.system"), (subprocess.call, "subprocess.call")])
+@pytest.mark.parametrize("form", ["pickle protocol 0", "pickle protocol 2", "pickle protocol 4", "pickle protocol 5",
+                                  "torch.save", "torch.save legacy"])
+def test_the_classic_payloads_are_named_for_what_they_import(tmp_path, image_folder, marker, call, name, form) -> None:
+    """Refused for the callable they import, named as Python 3 spells it (a protocol-2 pickle writes subprocess as
+    'commands' and os as 'posix'); never described as a truncated or corrupt file."""
+    path = tmp_path / "model.pt"
+    payload = {"state_dict": tiny_cnn().state_dict(), "x": Classic(call, marker)}
+    if form.startswith("pickle"):
+        path.write_bytes(pickle.dumps(Classic(call, marker), protocol=int(form.split()[-1])))
+    else:
+        torch.save(payload, path, _use_new_zipfile_serialization=form == "torch.save")
+    line = one_error_line(invoke("score", path, "-d", image_folder, "--arch", ARCH))
+    assert f"{path}: holds pickled Python objects: it imports {name}, a callable that weights-only loading does not allow" in line
+    assert "corrupt" not in line and "download" not in line and " ..." not in line
     assert not marker.exists()
 
 
