@@ -200,9 +200,18 @@ def test_mixed_num_classes(tmp_path: Path, image_folder: Path) -> None:
 def test_results_file_from_other_parameters(pool: Path, image_folder: Path, train_folder: Path) -> None:
     rank_json(pool, image_folder, train_folder)
     res, _ = rank_json(pool, image_folder, train_folder, "--lr", "0.5")
-    assert res.exit_code == 2 and "other parameters" in res.stderr and "susceptibility" in res.stderr
+    assert res.exit_code == 2 and "other parameters (susceptibility.lr differ)" in res.stderr
     res, doc = rank_json(pool, image_folder, train_folder, "--lr", "0.5", "--fresh")
     assert res.exit_code == 0 and doc["counts"]["reused"] == 0
+
+
+def test_a_refused_results_file_names_only_what_changed(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """--mean/--std are tuples here and lists once read back from the file: not a change."""
+    norm = ("--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
+    rank_json(pool, image_folder, train_folder, *norm)
+    res, _ = rank_json(pool, image_folder, train_folder, *norm, "--lr", "0.5")
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and "(susceptibility.lr differ)" in lines[0], res.stderr
 
 
 def test_unwritable_output_and_empty_pool(pool: Path, image_folder: Path, tmp_path: Path) -> None:
