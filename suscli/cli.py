@@ -546,6 +546,9 @@ def main() -> None:
         app()
     except SystemExit:
         raise
+    except KeyboardInterrupt:  # outside a command's own handler: while parsing, or importing what a command needs
+        stderr.print("interrupted", highlight=False)
+        sys.exit(130)
     except Exception as e:  # a bug, not bad input: still one line and a documented code
         if os.environ.get("SUSCLI_DEBUG"):
             raise

@@ -378,6 +378,29 @@ def test_an_interrupted_report_write_keeps_the_old_report(tmp_path, monkeypatch)
     assert out.read_text() == "old" and list(tmp_path.iterdir()) == [out]
 
 
+# Ctrl-C while torch is imported: a finder that raises KeyboardInterrupt when `import torch` starts, as a SIGINT then would.
+_CTRL_C_AT_IMPORT = """
+import runpy, sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["suscli", "--help"]
+if {how!r} == "python -m suscli":
+    runpy.run_module("suscli", run_name="__main__", alter_sys=True)
+else:  # what the console script that pip writes does
+    from suscli.__main__ import main
+    sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["python -m suscli", "suscli"])
+def test_ctrl_c_while_torch_loads_is_one_line_and_exit_130(how) -> None:
+    res = subprocess.run([sys.executable, "-c", _CTRL_C_AT_IMPORT.format(how=how)], capture_output=True, text=True, env=ENV, timeout=60)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", res.stderr
+
+
 # --- 4. large inputs ----------------------------------------------------------------------------------------
 
 
