@@ -28,7 +28,7 @@ from suscli.cache import default_cache_dir
 from suscli.checkpoints import load_checkpoint
 from suscli.distributed import audit_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
-from suscli.files import write_atomic
+from suscli.files import require_folder, write_atomic
 from suscli.images import PRESETS, labeled_source, unlabeled_source
 from suscli.plot import plot_pool
 from suscli.pool import discover
@@ -186,6 +186,13 @@ def emit(rows: list[Result], fmt: Format, output: Path | None, run: dict, title:
     stderr.print(f"report written to {output}", highlight=False)
 
 
+def check_destinations(output: Path | None, plot: Path | None = None) -> None:
+    """The folders of --output and --plot exist: checked before measuring, not after."""
+    for path, what, option in ((output, "", "--output"), (plot, "plot ", "--plot")):
+        if path is not None:
+            require_folder(path, what, option)
+
+
 def run_info(settings: Settings, data: Path, unlabeled, train_data: Path | None, device, started: float, **extra) -> dict:
     """The run-level part of a JSON report: what was run, on what, where, with which versions, how long."""
     return {
@@ -246,6 +253,7 @@ def score(
         settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
         if min_train_acc is not None and train_data is None:
             raise UsageError("--min-train-acc needs --train-data")
+        check_destinations(output)
         dev = resolve_device(device)
         kwargs = parse_arch_kwargs(arch_kwargs)
         ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint)
@@ -319,6 +327,7 @@ def rank(
         settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
         if candidate is not None and train_data is None:
             raise UsageError("--candidate needs --train-data: regions need training accuracy")
+        check_destinations(output, plot)
         w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
         dev = resolve_device(device) if w is None else rank_device(w, resolve_device(device))
         kwargs = parse_arch_kwargs(arch_kwargs)
@@ -349,9 +358,9 @@ def rank(
         choice = choose(rows, rule.value, t)
         ranked, closing = choice.ranked, choice.why
         n_ok = sum(r.ok for r in rows)
+        failures = [] if mixed else gate_messages(ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
         if t is None and train is not None and n_ok < MIN_POOL:
             stderr.print(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer", highlight=False)
-        failures = [] if mixed else gate_messages(ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
         run = run_info(
             settings, data, unlabeled, train_data, dev, started,
             pool=str(pool),
@@ -484,6 +493,7 @@ def track(
         if (run is None) == (log is None):
             raise UsageError("give a RUN of checkpoints or --log" + (", not both" if run else ""),
                              fix="suscli track RUN --data unlabeled/, or suscli track --log run.jsonl")
+        check_destinations(output, plot)
         warnings: list[str] = []
         if log is not None:
             if data is not None or train_data is not None:

@@ -44,12 +44,18 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` through `replacing`; the folder must exist (a typo in it is not created silently)."""
-    path = Path(path)
+def require_folder(path: Path, what: str, option: str) -> None:
+    """Refuse a path whose folder does not exist: a typo in it is not created silently. Checked before a run as well,
+    so that an hour of measuring does not end in this error."""
     if not path.parent.is_dir():
-        raise InputError(f"cannot write {path}: the folder {path.parent} does not exist",
-                         fix="create it first, or choose another path for --output")
+        raise InputError(f"cannot write {what}{path}: the folder {path.parent} does not exist",
+                         fix=f"create it first, or choose another path for {option}")
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` through `replacing`; the folder must exist."""
+    path = Path(path)
+    require_folder(path, "", "--output")
     try:
         with replacing(path) as f:
             f.write(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
-from suscli.files import replacing
+from suscli.files import replacing, require_folder
 from suscli.ranking import Thresholds
 from suscli.results import Result
 
@@ -49,9 +49,7 @@ def save_figure(fig, path: str | Path) -> Path:
 
     path = Path(path)
     try:
-        if not path.parent.is_dir():
-            raise InputError(f"cannot write plot {path}: the folder {path.parent} does not exist",
-                             fix="create it first, or choose another path for --plot")
+        require_folder(path, "plot ", "--plot")
         with replacing(path, binary=True) as f:
             fig.savefig(f, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     except (OSError, ValueError) as e:

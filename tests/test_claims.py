@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from suscli.agreement import Predictions
-from suscli.cli import app
 from suscli.ranking import VERDICTS, Thresholds
 from suscli.results import Result
 from suscli.rules import RULES, choose
-from tests.conftest import write_images
+from tests.conftest import invoke, one_error_line, write_images
 from tests.test_cli_rank import make_pool
 from tests.test_rules import preds_from, row
 
@@ -89,7 +87,7 @@ def test_without_training_accuracy_the_rank_json_says_not_confident(tmp_path: Pa
     pool = make_pool(tmp_path / "pool")
     images = tmp_path / "images"
     write_images(images, 120)  # enough images for the best agreement to be clearly the best
-    res = CliRunner().invoke(app, ["rank", str(pool), "-d", str(images), "-f", "json", "--batches", "2", "--batch-size", "8"])
+    res = invoke("rank", pool, "-d", images, "-f", "json", "--batches", "2", "--batch-size", "8")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert "clearly the most of the pool" in doc["recommendation"]
@@ -137,12 +135,10 @@ def test_a_pool_mixing_numbers_of_classes_gets_one_line_and_exit_3(tmp_path: Pat
     pool = make_pool(tmp_path / "mixed", n=2, num_classes=3)
     make_pool(tmp_path / "five", n=1, num_classes=5)
     (tmp_path / "five" / "m0.safetensors").rename(pool / "five.safetensors")
-    res = CliRunner().invoke(app, ["rank", str(pool), "-d", str(image_folder), "-f", "json", "--batches", "2", "--batch-size", "8"])
-    assert res.exit_code == 3
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no model to ship: the pool mixes models with 3 and 5 classes"), res.stderr
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8")
+    line = one_error_line(res, 3, "error: no model to ship: the pool mixes models with 3 and 5 classes")
     doc = json.loads(res.stdout)
-    assert doc["choice"]["pick"] is None and doc["thresholds"] is None and lines[0].startswith(f"error: {doc['recommendation']}")
+    assert doc["choice"]["pick"] is None and doc["thresholds"] is None and line.startswith(f"error: {doc['recommendation']}")
     assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 3  # scored and stored
 
 

@@ -11,13 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 import suscli
-from suscli.cli import app
-from tests.conftest import tiny_cnn
+from tests.conftest import invoke, tiny_cnn
 
-runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 FAST = ("--batches", "2", "--batch-size", "8", "--image-size", "8", "--arch", ARCH)
@@ -62,13 +59,9 @@ def write(kind: str, folder: Path, names: list[str]) -> list[Path]:
 
 
 def run(*args: object):
-    """The CLI's JSON report, failing on an error or on any warning that would reach a user's stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = runner.invoke(app, [str(a) for a in args])
+    """The CLI's JSON report; `invoke` fails on any warning that would reach a user's stderr."""
+    res = invoke(*args)
     assert res.exit_code == 0, res.output
-    shown = [w for w in caught if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning))]
-    assert not shown, [str(w.message) for w in shown]
     return json.loads(res.stdout)
 
 

@@ -26,21 +26,18 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
-from typer.testing import CliRunner
 
 import suscli
 import suscli.audit
 import suscli.checkpoints
 import suscli.files
 import suscli.images
-from suscli.cli import app
 from suscli.files import available_memory, write_atomic
 from suscli.images import list_images, seeded_subset
 from suscli.results import Result
 from suscli.store import ResultStore
-from tests.conftest import tiny_cnn, write_images
+from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
-runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses of one thread each: a model-training job may share the machine.
@@ -55,25 +52,6 @@ class Payload:
 
     def __reduce__(self):
         return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
-
-
-def invoke(*args):
-    """Run the CLI, failing on any warning that would reach a user's stderr (the kinds Python shows by default)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = runner.invoke(app, [str(a) for a in args])
-    shown = [w for w in caught if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning))]
-    assert not shown, [str(w.message) for w in shown]
-    return res
-
-
-def one_error_line(res, code: int = 3) -> str:
-    """The failure contract: the exit code, no traceback, exactly one line on stderr."""
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output and "internal error" not in res.output
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    return lines[0]
 
 
 @pytest.fixture

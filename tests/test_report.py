@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import suscli
-from suscli.cli import app
 from suscli.report import Format
-from tests.conftest import tiny_cnn
+from tests.conftest import invoke, one_error_line, tiny_cnn
 
-runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
 FAST = ("--batches", "1", "--batch-size", "8")
 
@@ -37,10 +34,10 @@ def test_output_file_holds_what_stdout_shows(command, fmt, targets, image_folder
     args = [command, str(targets[command]), "-d", str(image_folder), "--train-data", str(train_folder), "-f", fmt, *FAST]
     if command != "score":
         args.append("--fresh")  # both runs measure every model, so that their counts of reused results agree
-    shown = runner.invoke(app, args)
+    shown = invoke(*args)
     assert shown.exit_code == 0, shown.output
     out = tmp_path / f"report.{fmt}"
-    saved = runner.invoke(app, [*args, "-o", str(out)])
+    saved = invoke(*args, "-o", out)
     assert saved.exit_code == 0, saved.output
     assert saved.stdout == "" and f"report written to {out}" in saved.stderr
     assert shown.stdout.strip() and out.read_text(encoding="utf-8") == shown.stdout
@@ -54,8 +51,8 @@ def test_reports_plots_and_cache_files_follow_the_umask(umask, targets, image_fo
     monkeypatch.setenv("SUSCLI_CACHE_DIR", str(cache))
     old = os.umask(umask)
     try:
-        res = runner.invoke(app, ["rank", str(targets["rank"]), "-d", str(image_folder), "--train-data", str(train_folder), *FAST,
-                                  "-f", "json", "-o", str(tmp_path / "r.json"), "--plot", str(tmp_path / "p.png")])
+        res = invoke("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST,
+                     "-f", "json", "-o", tmp_path / "r.json", "--plot", tmp_path / "p.png")
     finally:
         os.umask(old)
     assert res.exit_code == 0, res.output
@@ -65,7 +62,7 @@ def test_reports_plots_and_cache_files_follow_the_umask(umask, targets, image_fo
 
 
 def test_a_plot_into_a_missing_folder_is_refused_not_created(targets, image_folder, train_folder, tmp_path) -> None:
-    res = runner.invoke(app, ["rank", str(targets["rank"]), "-d", str(image_folder), "--train-data", str(train_folder), *FAST,
-                              "--plot", str(tmp_path / "typo" / "p.png")])
-    assert res.exit_code == 3 and f"the folder {tmp_path / 'typo'} does not exist" in res.stderr
+    res = invoke("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST, "--plot", tmp_path / "typo" / "p.png")
+    one_error_line(res, 3, f"cannot write plot {tmp_path / 'typo' / 'p.png'}: the folder {tmp_path / 'typo'} does not exist")
+    assert not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
     assert not (tmp_path / "typo").exists()
