@@ -327,8 +327,9 @@ def rank(
         settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
         if candidate is not None and train_data is None:
             raise UsageError("--candidate needs --train-data: regions need training accuracy")
-        check_destinations(output, plot)
         w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
+        if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
+            check_destinations(output, plot)
         dev = resolve_device(device) if w is None else rank_device(w, resolve_device(device))
         kwargs = parse_arch_kwargs(arch_kwargs)
         entries = discover(pool, all_checkpoints=all_checkpoints)
