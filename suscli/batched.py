@@ -16,13 +16,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from suscli.accuracy import CPU_BATCH_SIZE, CUDA_BATCH_SIZE, TRAIN_TOP_K, Accuracy, from_counts, gathered, training_accuracy
 from suscli.agreement import Predictions, top_k
 from suscli.susceptibility import (
-    _DROPOUT,
     Progress,
     Susceptibility,
     SusceptibilityConfig,
@@ -32,6 +31,7 @@ from suscli.susceptibility import (
     measure_susceptibility,
     random_labels,
     summarize,
+    train_without_dropout,
 )
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -48,8 +48,10 @@ def batchable(a: nn.Module, b: nn.Module) -> bool:
     """Whether `b` can run in one vmap with `a`. functional_call runs `a`'s code and settings with `b`'s tensors,
     so all else must match: every submodule's class and plain attributes (a stride, BatchNorm's eps), the
     parameters' and buffers' names, shapes, dtypes, devices and requires_grad, the top-level train/eval flag
-    (stack_module_state asks for it); and no hooks, which would run for `a` only."""
-    if a.training != b.training:
+    (stack_module_state asks for it); and no hooks, which would run for `a` only. TorchScript and torch.export
+    models never are: functional_call cannot swap a ScriptModule's parameters, and vmap cannot run a graph's
+    symbolic shapes (the attempt failed every time, after torch had warned on stderr)."""
+    if a.training != b.training or not (_eager(a) and _eager(b)):
         return False
     tensors = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in (a, b)]
     for mine, theirs in zip(*tensors):
@@ -154,10 +156,7 @@ def _measure_together(
         with torch.no_grad():
             num_classes = _logits(base)(trainable, fixed, transform(inputs[:2].to(device))).shape[-1]
     labels = random_labels(n, num_classes, config.seed)
-    base.train()
-    for m in base.modules():
-        if isinstance(m, _DROPOUT):
-            m.eval()  # before and after must see the same network
+    train_without_dropout(base)
 
     def loss(params: Tensors, state: Tensors, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits_of(functional_call(base, (params, state), (x,))), y)
@@ -228,6 +227,10 @@ def _logits(base: nn.Module) -> Callable[[Tensors, Tensors, torch.Tensor], torch
 def _accepted(inputs: torch.Tensor, config: SusceptibilityConfig) -> bool:
     """What measure_susceptibility accepts; anything else goes to it, to be refused with its own error."""
     return len(inputs) > 0 and config.batches >= 1 and config.batch_size >= 1 and config.lr > 0
+
+
+def _eager(model: nn.Module) -> bool:
+    return not any(isinstance(m, (torch.jit.ScriptModule, fx.GraphModule)) for m in model.modules())
 
 
 def _hooked(m: nn.Module) -> bool:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import PIL
 import torch
+
+from suscli.files import replacing
 
 FORMAT = 1  # bump when the entry layout or the decoding changes
 
@@ -60,22 +61,13 @@ def load_entry(path: Path) -> dict | None:
 def save_entry(path: Path, entry: dict) -> bool:
     """Write `entry` atomically (temporary file, fsync, rename); False when it could not be written (no space,
     read-only folder), which only means the next run decodes again."""
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         need = sum(v.numel() * v.element_size() for v in entry.values() if isinstance(v, torch.Tensor))
         if shutil.disk_usage(path.parent).free < 2 * need:  # leave room for everything else on the disk
             return False
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with replacing(path, binary=True) as f:
             torch.save({**entry, "format": FORMAT}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
         return True
     except (OSError, RuntimeError):  # torch.save reports a full disk as RuntimeError
         return False
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)

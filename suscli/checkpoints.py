@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import pickle
-import re
 import sys
 import warnings
 import zipfile
@@ -36,7 +35,9 @@ from torch import nn
 
 from suscli.arch import build_model, infer_num_classes
 from suscli.errors import InputError
+from suscli.exported import ExportedModel
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
+from suscli.pickles import refused_callable
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".th", ".bin", ".ckpt", ".pt2")
@@ -49,7 +50,6 @@ _EMA_KEYS = frozenset({"state_dict_ema", "model_ema", "ema"})
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")  # DataParallel/DDP, torch.compile, Lightning
 _MAX_NESTING = 3  # how deep _find_state_dict looks for nested weights
 _MAX_STACKED = 3  # how many wrapper prefixes _strip_prefixes peels off one key
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 _TRUST_FIX = "pass --trust-checkpoint only if you trust where the file came from, or re-save its weights with suscli.save"
 _CORRUPT_FIX = "the file may be truncated or corrupt: save or download it again"
 # Entries of a torch.export archive that torch.export.load unpickles with plain pickle or loads as native code.
@@ -97,7 +97,7 @@ class Checkpoint:
     """A loaded model and what is known about it."""
 
     path: Path
-    model: nn.Module  # on CPU, eval() mode (torch.export graphs keep the mode they were exported in)
+    model: nn.Module  # on CPU, eval() mode
     arch: str  # the spec used, or "torchscript", "torch.export", "pickled nn.Module"
     arch_source: str  # "file", "manifest", "sidecar", "metadata" or "--arch"
     meta: dict[str, Any]  # suscli fields from the sidecar and metadata (sidecar wins), less arch and arch_kwargs
@@ -238,7 +238,7 @@ def _stored_fields(path: Path) -> list[tuple[str, dict[str, Any]]]:
             with safe_open(str(path), framework="pt") as f:
                 header = f.metadata() or {}  # None when the file was written without metadata
         except (SafetensorError, OSError) as e:
-            raise InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX) from e
+            raise _unreadable_safetensors(path, e) from e
         if METADATA_KEY in header:
             where = f"{path}: metadata {METADATA_KEY!r}"
             found.append(("metadata", _parse_fields(header[METADATA_KEY], where, "re-save it with suscli.save")))
@@ -263,7 +263,7 @@ def _read(path: Path, trust: bool) -> tuple[object, str | None]:
         try:
             return load_file(str(path), device="cpu"), None
         except (SafetensorError, OSError) as e:
-            raise InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX) from e
+            raise _unreadable_safetensors(path, e) from e
     names = _zip_names(path)
     kind = _archive_kind(names)
     if kind == "torchscript":
@@ -280,14 +280,14 @@ def _read(path: Path, trust: bool) -> tuple[object, str | None]:
                              fix=_TRUST_FIX)
         try:
             with open(path, "rb") as f, _export_guard(trust):  # a file object: torch.export.load insists on a .pt2 name otherwise
-                return torch.export.load(f).module(), kind
+                graph = torch.export.load(f).module()
         except Exception as e:  # corrupt bytes, or an AOTInductor package rather than an exported program
-            if unsafe := _UNSAFE_GLOBAL.search(str(e)):
-                raise InputError(f"{path}: torch.export archive holds pickled Python objects ({unsafe.group(1)}), which can "
-                                 "run code when loaded; refused", fix=_TRUST_FIX) from e
+            if refused := refused_callable(e):
+                raise InputError(_refusal(path, "torch.export archive ", refused), fix=_TRUST_FIX) from e
             raise InputError(
                 f"{path}: not a loadable torch.export archive ({_reason(e)})", fix="re-export it with torch.export.save"
             ) from e
+        return ExportedModel(graph, path), kind
     return _torch_load(path, trust), None
 
 
@@ -342,17 +342,11 @@ def _torch_load(path: Path, trust: bool) -> object:
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        unsafe = _UNSAFE_GLOBAL.search(str(e))
-        if unsafe is None:
-            raise InputError(
-                f"{path}: not a readable PyTorch checkpoint ({_reason(e)})",
-                fix=f"{_CORRUPT_FIX}; if it holds pickled Python objects, {_TRUST_FIX}",
-            ) from e
+        refused = refused_callable(e, path)
+        if refused is None:
+            raise InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX) from e
         if not trust:
-            raise InputError(
-                f"{path}: holds pickled Python objects ({unsafe.group(1)}), which can run code when loaded; refused",
-                fix=_TRUST_FIX,
-            ) from e
+            raise InputError(_refusal(path, "", refused), fix=_TRUST_FIX) from e
     except Exception as e:  # corrupt bytes: see the note on readers at the top
         raise InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX) from e
     try:
@@ -492,9 +486,7 @@ def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> lis
 
 
 def _to_eval(model: nn.Module, kind: str) -> list[str]:
-    if kind == "torch.export":  # exported graphs refuse .eval(): train/eval behaviour was fixed when exporting
-        return ["torch.export graph: runs in the train/eval mode it was exported in"]
-    model.eval()
+    model.eval()  # an ExportedModel switches its graph's batch norms (suscli.exported)
     return []
 
 
@@ -517,14 +509,41 @@ def _shape(t: torch.Tensor) -> str:
     return "x".join(map(str, t.shape)) if t.ndim else "scalar"
 
 
+def _unreadable_safetensors(path: Path, e: Exception) -> InputError:
+    """A .safetensors file safetensors cannot read: a torch file or a pickle under that name is said to be one, not
+    called damaged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        head = b""
+    kind = "a zip archive (torch.save's format)" if head == b"PK" else "a pickle (torch.save's legacy format)" if head[:1] == b"\x80" else None
+    if kind:
+        return InputError(f"{path}: is {kind}, not a safetensors file",
+                          fix="rename it to .pt, which suscli reads with weights-only loading, or save it with suscli.save")
+    return InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX)
+
+
+def _refusal(path: Path, what: str, callable_name: str) -> str:
+    """A pickle refused for what it imports, called that: nothing about it is damaged, and nothing in it ran."""
+    return (f"{path}: {what}holds pickled Python objects: it imports {callable_name}, a callable that weights-only loading "
+            "does not allow, since unpickling would call it; refused, nothing in the file was run")
+
+
 def _reason(e: BaseException) -> str:
-    """The informative line of a reader's exception; torch wraps weights-only failures in a long preamble."""
+    """The informative line of a reader's exception; torch wraps weights-only failures in paragraphs of advice."""
     text = str(e)
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1]
+    elif text.startswith("Weights only load failed"):
+        text = "\n".join(line for line in text.splitlines()[1:] if not line.startswith("Check the documentation"))
     return f"{type(e).__name__}: {_first_line(text)}"
 
 
-def _first_line(e: BaseException | str) -> str:
+def _first_line(e: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line, cut at a word (never mid-word) when longer than `limit`."""
     lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    return lines[0][:160] if lines else ""
+    if not lines:
+        return ""
+    line = lines[0]
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."

@@ -28,14 +28,14 @@ from suscli.cache import default_cache_dir
 from suscli.checkpoints import load_checkpoint
 from suscli.distributed import audit_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
-from suscli.files import write_atomic
+from suscli.files import require_folder, write_atomic
 from suscli.images import PRESETS, labeled_source, unlabeled_source
 from suscli.plot import plot_pool
 from suscli.pool import discover
-from suscli.ranking import MIN_POOL, thresholds
+from suscli.ranking import MIN_POOL, pool_classes, thresholds
 from suscli.rules import DEFAULT_RULE, RULES, choose
 from suscli.track import DEFAULT_KEEP, KEEP_RULES
-from suscli.report import Format, command_line, environment, render, to_markdown
+from suscli.report import Format, command_line, environment, render, to_markdown, to_table
 from suscli.results import Result
 from suscli.store import ResultStore, default_results, fingerprint
 from suscli.scoring import Settings, resolve_device, score_checkpoint
@@ -173,19 +173,24 @@ def make_settings(preset, mean, std, image_size, samples, train_samples, seed, l
 
 
 def emit(rows: list[Result], fmt: Format, output: Path | None, run: dict, title: str) -> None:
-    """Print the report to stdout, or write it atomically to --output (a table is then written as plain text)."""
-    report = render(rows, fmt, run, title)
-    if output is None:
-        # a pipe or log gets full-width rows rather than columns folded to 80 characters
-        Console(width=None if sys.stdout.isatty() else 200).print(report) if fmt == Format.table else sys.stdout.write(report)
+    """Write the report atomically to --output, or to stdout: the same text either way (report.render). Only a
+    table shown on a terminal is drawn differently, in colour and at the terminal's width."""
+    if output is None and fmt == Format.table and sys.stdout.isatty():
+        Console().print(to_table(rows, title))
         return
-    if fmt == Format.table:
-        console = Console(record=True, width=200, force_terminal=False)
-        with console.capture():
-            console.print(report)
-        report = console.export_text()
-    write_atomic(output, report)
+    text = render(rows, fmt, run, title)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_atomic(output, text)
     stderr.print(f"report written to {output}", highlight=False)
+
+
+def check_destinations(output: Path | None, plot: Path | None = None) -> None:
+    """The folders of --output and --plot exist: checked before measuring, not after."""
+    for path, what, option in ((output, "", "--output"), (plot, "plot ", "--plot")):
+        if path is not None:
+            require_folder(path, what, option)
 
 
 def run_info(settings: Settings, data: Path, unlabeled, train_data: Path | None, device, started: float, **extra) -> dict:
@@ -248,6 +253,7 @@ def score(
         settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
         if min_train_acc is not None and train_data is None:
             raise UsageError("--min-train-acc needs --train-data")
+        check_destinations(output)
         dev = resolve_device(device)
         kwargs = parse_arch_kwargs(arch_kwargs)
         ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint)
@@ -322,6 +328,8 @@ def rank(
         if candidate is not None and train_data is None:
             raise UsageError("--candidate needs --train-data: regions need training accuracy")
         w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
+        if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
+            check_destinations(output, plot)
         dev = resolve_device(device) if w is None else rank_device(w, resolve_device(device))
         kwargs = parse_arch_kwargs(arch_kwargs)
         entries = discover(pool, all_checkpoints=all_checkpoints)
@@ -346,15 +354,14 @@ def rank(
             raise typer.Exit(130) from None
         if rows is None:
             return  # another rank than 0: rank 0 prints and writes everything
-        classes = sorted({r.details.get("num_classes") for r in rows if r.ok} - {None})
-        mixed = len(classes) > 1
+        mixed = len(pool_classes(rows)) > 1
         t = None if mixed else thresholds(rows, thresholds_rule.value, zeta_threshold, acc_threshold)
         choice = choose(rows, rule.value, t)
         ranked, closing = choice.ranked, choice.why
         n_ok = sum(r.ok for r in rows)
+        failures = [] if mixed else gate_messages(ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
         if t is None and train is not None and n_ok < MIN_POOL:
             stderr.print(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer", highlight=False)
-        failures = gate_messages(ranked, fail_on, candidate, t)
         run = run_info(
             settings, data, unlabeled, train_data, dev, started,
             pool=str(pool),
@@ -372,13 +379,9 @@ def rank(
             stderr.print(f"plot written to {plot}", highlight=False)
         if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
             append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n")
+        if mixed:  # the closing line is the error: no model can be chosen
+            raise InputError(closing, fix="rank models with the same number of classes together; every result is kept in the results file")
         stderr.print(closing, highlight=False)
-        if mixed:
-            raise InputError(
-                f"the pool mixes models with {' and '.join(map(str, classes))} classes: susceptibility (a loss drop on random "
-                f"labels over all classes) is not comparable across them, so no regions were drawn",
-                fix="rank models with the same number of classes together; every result is kept in the results file",
-            )
     n_failed = sum(not r.ok for r in rows)
     if n_failed:
         stderr.print(f"error: {n_failed} model(s) could not be scored (see their rows)", highlight=False)
@@ -491,6 +494,7 @@ def track(
         if (run is None) == (log is None):
             raise UsageError("give a RUN of checkpoints or --log" + (", not both" if run else ""),
                              fix="suscli track RUN --data unlabeled/, or suscli track --log run.jsonl")
+        check_destinations(output, plot)
         warnings: list[str] = []
         if log is not None:
             if data is not None or train_data is not None:
@@ -553,6 +557,9 @@ def main() -> None:
         app()
     except SystemExit:
         raise
+    except KeyboardInterrupt:  # outside a command's own handler: while parsing, or importing what a command needs
+        stderr.print("interrupted", highlight=False)
+        sys.exit(130)
     except Exception as e:  # a bug, not bad input: still one line and a documented code
         if os.environ.get("SUSCLI_DEBUG"):
             raise

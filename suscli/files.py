@@ -3,9 +3,12 @@ memory a load may take before it would push the machine into swap."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from suscli.errors import InputError
 
@@ -14,23 +17,50 @@ from suscli.errors import InputError
 MEMORY_MARGIN = 2
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it over `path` (atomic on POSIX)."""
-    path = Path(path)
-    tmp = None
+@contextlib.contextmanager
+def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
+    """A temporary file beside `path` that replaces it when the block ends: flushed, fsynced, given the mode any new
+    file gets under the umask, then renamed over `path` (atomic on POSIX). A failure or an interruption (Ctrl-C)
+    removes it and leaves `path` as it was. Every report, plot and cache entry suscli writes goes through here."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, new_file_mode())  # mkstemp's 0600 would keep the file from a CI step running as another user
         os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def new_file_mode() -> int:
+    """The mode open() gives a new file: 0666 less the umask, which can only be read by setting it (to a strict
+    value, for the instant until it is set back)."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def require_folder(path: Path, what: str, option: str) -> None:
+    """Refuse a path whose folder does not exist: a typo in it is not created silently. Checked before a run as well,
+    so that an hour of measuring does not end in this error."""
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write {what}{path}: the folder {path.parent} does not exist",
+                         fix=f"create it first, or choose another path for {option}")
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write `text` to `path` through `replacing`; the folder must exist."""
+    path = Path(path)
+    require_folder(path, "", "--output")
+    try:
+        with replacing(path) as f:
+            f.write(text)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}", fix="choose a writable path for --output") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):  # failed or interrupted (Ctrl-C) before the rename: leave no litter
-            os.unlink(tmp)
     return path
 
 

@@ -299,6 +299,7 @@ class ImageSource:
     population: int = 0  # files listed before sampling
     strict: bool = False
     cache_dir: Path | None = None  # on-disk cache of decoded images (suscli.cache); None: decode every run
+    origin: Path | None = None  # the folder or label CSV the files were listed from, for error messages
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[Path, str]]]] = field(default_factory=dict, repr=False)
 
     def decoded(
@@ -325,7 +326,7 @@ def unlabeled_source(
     """The unlabeled images susceptibility is measured on: every image under `folder`, or a seeded subset."""
     paths = list_images(folder)
     return ImageSource([paths[i] for i in seeded_subset(len(paths), samples, seed)], population=len(paths), strict=strict,
-                       cache_dir=cache_dir)
+                       cache_dir=cache_dir, origin=Path(folder))
 
 
 def labeled_source(
@@ -335,4 +336,4 @@ def labeled_source(
     paths, labels, _ = list_labeled(source)
     keep = seeded_subset(len(paths), samples, seed)
     return ImageSource([paths[i] for i in keep], [labels[i] for i in keep], population=len(paths), strict=strict,
-                       cache_dir=cache_dir)
+                       cache_dir=cache_dir, origin=Path(source))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
+from suscli.files import replacing, require_folder
 from suscli.ranking import Thresholds
 from suscli.results import Result
 
@@ -49,19 +48,14 @@ def save_figure(fig, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-        os.close(fd)
-        fig.savefig(tmp, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-        os.replace(tmp, path)
+        require_folder(path, "plot ", "--plot")
+        with replacing(path, binary=True) as f:
+            fig.savefig(f, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     except (OSError, ValueError) as e:
         raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
     finally:
         plt.close(fig)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -48,6 +48,12 @@ def thresholds(rows: list[Result], rule: str = "mean", susceptibility: float | N
     return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
 
 
+def pool_classes(rows: list[Result]) -> list[int]:
+    """The numbers of classes of the scored rows. More than one and susceptibility (a loss drop on random labels
+    over all classes) is not comparable across the pool: no regions, no model to ship."""
+    return sorted({r.details.get("num_classes") for r in rows if r.ok and isinstance(r.details, dict)} - {None})
+
+
 def region(train_acc: float, susceptibility: float, t: Thresholds) -> int:
     if train_acc >= t.train_acc:
         return 1 if susceptibility <= t.susceptibility else 2

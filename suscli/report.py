@@ -11,9 +11,12 @@ from enum import Enum
 from typing import Any
 
 import pandas as pd
+from rich.console import Console
 from rich.table import Table
 
 from suscli.results import FLAT_COLUMNS, Result
+
+PLAIN_WIDTH = 200  # a file or a pipe gets full-width rows rather than columns folded to 80 characters
 
 
 class Format(str, Enum):
@@ -127,15 +130,26 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
     return table
 
 
-def render(rows: list[Result], fmt: Format, run: dict[str, Any], title: str | None = None) -> str | Table:
-    """The report in `fmt`: a string for the machine formats, a Rich Table for `table`."""
+def render(rows: list[Result], fmt: Format, run: dict[str, Any], title: str | None = None) -> str:
+    """The report in `fmt` as text: what stdout shows when it is not a terminal, and what --output holds.
+
+    One function for both, so that a saved report is never different from a printed one."""
     if fmt == Format.json:
         return to_json(rows, run)
     if fmt == Format.csv:
         return to_csv(rows)
     if fmt == Format.markdown:
         return to_markdown(rows, title)
-    return to_table(rows, title)
+    if fmt == Format.table:
+        return plain_text(to_table(rows, title))
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def plain_text(table: Table) -> str:
+    """A Rich table drawn without colour at PLAIN_WIDTH, as a string."""
+    buffer = io.StringIO()
+    Console(file=buffer, width=PLAIN_WIDTH, force_terminal=False, color_system=None).print(table)
+    return buffer.getvalue()
 
 
 def command_line() -> str:

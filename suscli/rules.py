@@ -15,7 +15,7 @@ import numpy as np
 
 from suscli.agreement import Predictions, agreement_with_consensus, difference_is_clear
 from suscli.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on_contradicted, given_labels
-from suscli.ranking import Thresholds, rank, recommendation, region
+from suscli.ranking import Thresholds, pool_classes, rank, recommendation, region
 from suscli.results import Result
 
 RULES = ("agreement", "regions", "pareto", "train-acc", "susceptibility")
@@ -65,6 +65,11 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DE
     least susceptible near-tie comes first. regions: the paper's order (suscli.ranking.rank). pareto: models that
     no other beats on both training accuracy and susceptibility first. train-acc, susceptibility: one number alone.
     """
+    classes = pool_classes(rows)
+    if len(classes) > 1:
+        return Choice(rank(rows, None), None, f"no model to ship: the pool mixes models with {' and '.join(map(str, classes))} "
+                      "classes, and susceptibility (a loss drop on random labels over all classes) is not comparable across "
+                      "them, so no regions were drawn", False)
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
     if rule == "agreement":
         who, mask = annotate_agreement(rows, t, voters)
@@ -72,7 +77,7 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DE
         if len(measured) >= 2:
             labels = annotate_labels(measured, [m for r, m in zip(_measured(rows), mask) if r.agreement is not None])
             fit = t is not None and all(r.train_acc is not None for r in measured)
-            return _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", labels)
+            return _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, labels)
         rule, note = "regions", f" (regions rule: {who})"
     else:
         note = ""
@@ -84,15 +89,15 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DE
         return Choice(by_region, first[0] if first else None, recommendation(by_region, t) + note, bool(first))
     if rule == "train-acc":
         ranked = _order(rows, lambda r: -r.train_acc)
-        return _top(ranked, f"the highest training accuracy ({ranked[0].train_acc:.3f})")
+        return _top(ranked, rule, f"the highest training accuracy ({ranked[0].train_acc:.3f})")
     if rule == "susceptibility":
         ranked = _order(rows, lambda r: r.susceptibility)
-        return _top(ranked, f"the lowest susceptibility ({ranked[0].susceptibility:.4f})")
+        return _top(ranked, rule, f"the lowest susceptibility ({ranked[0].susceptibility:.4f})")
     if rule == "pareto":
         layer = pareto_layers(scored)
         ranked = _order(rows, lambda r: (layer[id(r)], -r.train_acc))
         front = sum(1 for v in layer.values() if v == 0)
-        return _top(ranked, f"the highest training accuracy of the {front} model(s) that no other model beats on both "
+        return _top(ranked, rule, f"the highest training accuracy of the {front} model(s) that no other model beats on both "
                             "training accuracy and susceptibility")
     raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
 
@@ -118,7 +123,9 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
     if missing:
         return (f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
                 "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)"), [False] * len(scored)
-    if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
+    if len({p.num_classes for p in preds}) > 1:
+        return "the models predict different numbers of classes", [False] * len(scored)
+    if len({p.classes.shape[0] for p in preds}) > 1:
         return "the models' predictions are on different images", [False] * len(scored)
     chosen, who = _voters(scored, t, voters)
     for r, a in zip(scored, agreement_with_consensus(preds, chosen)):
@@ -222,11 +229,11 @@ def _order(rows: list[Result], key: Callable[[Result], object]) -> list[Result]:
     return sorted(scored, key=lambda r: (key(r), r.name)) + rest
 
 
-def _top(ranked: list[Result], reason: str) -> Choice:
-    return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}", True)
+def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
+    return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}{_outside_region_1(ranked[0], rule)}", True)
 
 
-def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, labels: LabelCheck | None) -> Choice:
+def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool, labels: LabelCheck | None) -> Choice:
     """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
     `tie_break`. Confident only when no other model is a near-tie: the unlabeled images then separate the pick
     from every other model."""
@@ -241,7 +248,10 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
     why = (f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
-           "images")
+           f"images{_outside_region_1(best, 'agreement')}")
+    if len(lead) == 1 and not fit:
+        return Choice(ranked, best, why + ", clearly more than any other model; still no confident choice without training "
+                                          "accuracy (--train-data): every model voted, whether it fits its labels or not", False, lead, labels)
     if len(lead) == 1:
         return Choice(ranked, best, why + ", clearly more than any other model", True, lead, labels)
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
@@ -270,3 +280,10 @@ TIE_WORDS: dict[str, Callable[[Result], str]] = {
     "susceptibility": lambda r: f"is the least susceptible ({r.susceptibility:.4f})",
     "none": lambda r: f"agrees most ({100 * r.agreement:.1f}%)",
 }
+
+
+def _outside_region_1(row: Result, rule: str) -> str:
+    """Why the model to ship may have a row that says 'underfit' or 'likely memorized noise'."""
+    if row.region in (None, 1):
+        return ""
+    return f"; its row says '{row.verdict}' (region {row.region}): the {rule} rule does not rank by region"

@@ -125,9 +125,12 @@ def score_checkpoint(
         acc = None
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
-            acc = training_accuracy(
-                model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
-            )
+            try:
+                acc = training_accuracy(
+                    model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
+                )
+            except InputError as e:  # labels beyond the model's classes: which model, and which label folder or CSV
+                raise InputError(f"{checkpoint.path} on {train.origin or 'the training set'}: {e.message}", fix=e.fix) from None
     except RuntimeError as e:  # shape errors from a model that does not fit these images, or device errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(

@@ -28,6 +28,24 @@ def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Dotted names of the settings that differ (susceptibility.lr), compared as the file holds them: JSON, where a
+    tuple such as --mean's reads back as a list and must not count as a change."""
+    a, b = _flat(stored), _flat(current)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    settings = json.loads(json.dumps(settings, default=str))
+    out: dict[str, Any] = {}
+    for k, v in settings.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 class ResultStore:
     """Results of one fingerprint, keyed by the model's identity (checkpoint sha256 and the arch asked for)."""
 
@@ -64,7 +82,7 @@ class ResultStore:
                 raise InputError(f"{self.path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl") from None
         if other is not None and not self._done:
             theirs = other.get("settings") if isinstance(other.get("settings"), dict) else {}
-            diff = sorted(k for k in set(theirs) | set(self.settings) if theirs.get(k) != self.settings.get(k))
+            diff = changed_settings(theirs, self.settings)
             raise UsageError(
                 f"results file {self.path} holds results measured with other parameters ({', '.join(diff) or 'settings'} differ)",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",

@@ -82,6 +82,16 @@ def logits_of(output: object) -> torch.Tensor:
 
 
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+_DROPOUT_NAMES = {c.__name__ for c in _DROPOUT}
+
+
+def train_without_dropout(model: nn.Module) -> None:
+    """Train mode (BatchNorm on batch statistics) with every dropout off: before and after the step must see the
+    same network. A TorchScript submodule is a dropout by the class it was scripted from."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, _DROPOUT) or (isinstance(m, torch.jit.ScriptModule) and m.original_name in _DROPOUT_NAMES):
+            m.eval()
 
 
 def measure_susceptibility(
@@ -126,10 +136,7 @@ def measure_susceptibility(
             if num_classes is None:
                 num_classes = _output_classes(model, transform(inputs[:2].to(device)))
             labels = random_labels(n, num_classes, config.seed)
-            model.train()
-            for m in model.modules():
-                if isinstance(m, _DROPOUT):
-                    m.eval()  # before and after must see the same network
+            train_without_dropout(model)
             for b, idx in enumerate(batch_indices(n, config.batches, batch_size, config.seed)):
                 x = transform(inputs[idx].to(device, non_blocking=True))
                 y = labels[idx].to(device)

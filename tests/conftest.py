@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from click.testing import Result as CliResult
 from PIL import Image
 from torch import nn
+from typer.testing import CliRunner
+
+QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # hidden by Python by default
 
 
 def tiny_cnn(num_classes: int = 3, in_channels: int = 3) -> nn.Module:
@@ -54,3 +59,26 @@ def _seed() -> None:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read or fill the user's ~/.cache/suscli."""
     monkeypatch.setenv("SUSCLI_CACHE_DIR", str(tmp_path_factory.mktemp("suscli-cache")))
+
+
+def invoke(*args: object, env: dict[str, str] | None = None) -> CliResult:
+    """Run the CLI, failing on any warning that would reach a user's stderr (the kinds Python shows by default)."""
+    from suscli.cli import app
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = CliRunner().invoke(app, [str(a) for a in args], env=env)
+    shown = [w for w in caught if not issubclass(w.category, QUIET)]
+    assert not shown, [str(w.message) for w in shown]
+    return res
+
+
+def one_error_line(res: CliResult, code: int = 3, *needles: str) -> str:
+    """The failure contract: the exit code, no traceback, exactly one line on stderr, holding each of `needles`."""
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output and "internal error" not in res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

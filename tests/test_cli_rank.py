@@ -12,15 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import suscli
 import suscli.audit
 from suscli.agreement import Predictions, difference_is_clear, votes
-from suscli.cli import app
-from tests.conftest import tiny_cnn
+from tests.conftest import invoke, one_error_line, tiny_cnn
 
-runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
 
 
@@ -32,10 +29,6 @@ def make_pool(folder: Path, n: int = 4, num_classes: int = 3) -> Path:
             model[-1].weight.mul_(1 + 3 * i)
         suscli.save(model, folder / f"m{i}.safetensors", arch=ARCH, arch_kwargs={"num_classes": num_classes}, image_size=8)
     return folder
-
-
-def invoke(*args, env=None):
-    return runner.invoke(app, [str(a) for a in args], env=env)
 
 
 @pytest.fixture
@@ -173,7 +166,7 @@ def test_gates(pool: Path, image_folder: Path, train_folder: Path) -> None:
     other = next(name for region, name in by_region.items() if region != 1)
     res, _ = rank_json(pool, image_folder, train_folder, "--candidate", other)
     assert res.exit_code == 1 and f"candidate {other}" in res.stderr
-    assert rank_json(pool, image_folder, train_folder, "--candidate", "nope")[0].exit_code == 2
+    one_error_line(rank_json(pool, image_folder, train_folder, "--candidate", "nope")[0], 2, "--candidate 'nope' is not in the pool")
     # a fixed threshold below every model's susceptibility puts every trainable model in region 2
     res, _ = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized", "--zeta-threshold", "-10", "--acc-threshold", "0")
     assert res.exit_code == 1 and "likely memorized noise" in res.stderr
@@ -185,7 +178,7 @@ def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> 
     assert res.exit_code == 0 and doc["thresholds"] is None and "need a pool of 2+" in res.stderr
     res, doc = rank_json(pool, image_folder, train_folder, "--zeta-threshold", "100", "--acc-threshold", "0")
     assert doc["results"][0]["region"] == 1
-    assert rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")[0].exit_code == 2
+    one_error_line(rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")[0], 2, "--fail-on memorized needs regions")
 
 
 def test_mixed_num_classes(tmp_path: Path, image_folder: Path) -> None:
@@ -200,20 +193,28 @@ def test_mixed_num_classes(tmp_path: Path, image_folder: Path) -> None:
 def test_results_file_from_other_parameters(pool: Path, image_folder: Path, train_folder: Path) -> None:
     rank_json(pool, image_folder, train_folder)
     res, _ = rank_json(pool, image_folder, train_folder, "--lr", "0.5")
-    assert res.exit_code == 2 and "other parameters" in res.stderr and "susceptibility" in res.stderr
+    assert res.exit_code == 2 and "other parameters (susceptibility.lr differ)" in res.stderr
     res, doc = rank_json(pool, image_folder, train_folder, "--lr", "0.5", "--fresh")
     assert res.exit_code == 0 and doc["counts"]["reused"] == 0
+
+
+def test_a_refused_results_file_names_only_what_changed(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """--mean/--std are tuples here and lists once read back from the file: not a change."""
+    norm = ("--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
+    rank_json(pool, image_folder, train_folder, *norm)
+    res, _ = rank_json(pool, image_folder, train_folder, *norm, "--lr", "0.5")
+    lines = res.stderr.strip().splitlines()
+    assert res.exit_code == 2 and len(lines) == 1 and "(susceptibility.lr differ)" in lines[0], res.stderr
 
 
 def test_unwritable_output_and_empty_pool(pool: Path, image_folder: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "-o", blocker / "out.json")
-    assert res.exit_code == 3 and "cannot write" in res.stderr
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "-o", blocker / "out.json", "--batches", "1")
+    one_error_line(res, 3, f"cannot write {blocker / 'out.json'}")
     empty = tmp_path / "empty"
     empty.mkdir()
-    res = invoke("rank", empty, "-d", image_folder)
-    assert res.exit_code == 3 and "no checkpoints" in res.stderr
+    one_error_line(invoke("rank", empty, "-d", image_folder), 3, "no checkpoints", str(empty))
 
 
 def test_without_training_labels_the_pool_is_ranked_by_agreement(pool: Path, image_folder: Path) -> None:

@@ -7,25 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 import suscli
-from suscli.cli import app
 from suscli.scoring import Settings, score
 from suscli.susceptibility import SusceptibilityConfig
-from tests.conftest import tiny_cnn
+from tests.conftest import invoke, one_error_line, tiny_cnn
 
-runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
 
 
 @pytest.fixture
 def ckpt(tmp_path: Path) -> Path:
     return suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_json_report_is_one_document_with_everything_to_reproduce(ckpt: Path, image_folder: Path, train_folder: Path) -> None:
@@ -63,10 +56,17 @@ def test_unknown_format_is_a_usage_error(ckpt: Path, image_folder: Path) -> None
 
 def test_output_file_is_written_and_stdout_stays_empty(ckpt: Path, image_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "r.json"
+    out.parent.mkdir()
     res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", out)
     assert res.exit_code == 0 and res.stdout == ""
     assert json.loads(out.read_text())["results"][0]["name"] == "m.safetensors"
     assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_output_into_a_missing_folder_is_refused_not_created(ckpt: Path, image_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "typo" / "r.json"
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", out), 3, f"the folder {out.parent} does not exist")
+    assert not out.parent.exists()
 
 
 def test_gates(ckpt: Path, image_folder: Path, train_folder: Path) -> None:
@@ -80,35 +80,26 @@ def test_gates(ckpt: Path, image_folder: Path, train_folder: Path) -> None:
     assert invoke("score", ckpt, "-d", image_folder, "--min-train-acc", "0.5").exit_code == 2  # needs --train-data
 
 
-def one_line_error(res, code: int, *needles: str) -> None:
-    assert res.exit_code == code, res.output
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    assert "Traceback" not in res.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-
-
 def test_bad_inputs_give_one_line_and_exit_3(tmp_path: Path, ckpt: Path, image_folder: Path, train_folder: Path) -> None:
-    one_line_error(invoke("score", tmp_path / "nope.pt", "-d", image_folder), 3, "nope.pt")
+    one_error_line(invoke("score", tmp_path / "nope.pt", "-d", image_folder), 3, "nope.pt")
     trunc = tmp_path / "trunc.safetensors"
     trunc.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
-    one_line_error(invoke("score", trunc, "-d", image_folder), 3, "trunc.safetensors")
+    one_error_line(invoke("score", trunc, "-d", image_folder), 3, "trunc.safetensors")
     rnd = tmp_path / "random.pt"
     rnd.write_bytes(torch.randint(0, 256, (4096,), dtype=torch.uint8).numpy().tobytes())
-    one_line_error(invoke("score", rnd, "-d", image_folder), 3, "random.pt")
+    one_error_line(invoke("score", rnd, "-d", image_folder), 3, "random.pt")
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_error(invoke("score", ckpt, "-d", empty), 3, "no image files")
-    one_line_error(invoke("score", ckpt, "-d", tmp_path / "missing"), 3, "missing")
+    one_error_line(invoke("score", ckpt, "-d", empty), 3, "no image files")
+    one_error_line(invoke("score", ckpt, "-d", tmp_path / "missing"), 3, "missing")
 
 
 def test_wrong_architecture_and_shapes(tmp_path: Path, image_folder: Path) -> None:
     plain = tmp_path / "plain.pt"
     torch.save(tiny_cnn().state_dict(), plain)
-    one_line_error(invoke("score", plain, "-d", image_folder, "--image-size", "8"), 3, "--arch")
-    one_line_error(invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", "torchvision:resnet18"), 3, "plain.pt")
-    one_line_error(invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH, "--arch-kwargs", "num_classes=5"), 3, "shape")
+    one_error_line(invoke("score", plain, "-d", image_folder, "--image-size", "8"), 3, "--arch")
+    one_error_line(invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", "torchvision:resnet18"), 3, "plain.pt")
+    one_error_line(invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH, "--arch-kwargs", "num_classes=5"), 3, "shape")
     ok = invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH)
     assert ok.exit_code == 0, ok.output
 
@@ -117,17 +108,21 @@ def test_labels_out_of_range_and_one_class(tmp_path: Path, ckpt: Path, image_fol
     for c in range(3, 6):
         (train_folder / f"class_{c}").mkdir()
         (train_folder / "class_0" / "img_000.png").rename(train_folder / f"class_{c}" / "x.png") if c == 5 else None
-    one_line_error(invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder), 3, "5", "3 classes")
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder), 3, "5", "3 classes",
+                   f"{ckpt} on {train_folder}:")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("train/class_0/img_001.png,0\ntrain/class_1/img_001.png,7\n")
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", csv), 3, "up to 7", f"{ckpt} on {csv}:")
     single = tmp_path / "single"
     (single / "only").mkdir(parents=True)
     (train_folder / "class_1" / "img_000.png").rename(single / "only" / "a.png")
-    one_line_error(invoke("score", ckpt, "-d", image_folder, "--train-data", single), 3, "single class")
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", single), 3, "single class")
 
 
 def test_bad_csv_row_named(tmp_path: Path, ckpt: Path, image_folder: Path) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text("a.png,0\nb.png,dog\n")
-    one_line_error(invoke("score", ckpt, "-d", image_folder, "--train-data", csv), 3, "labels.csv", "row 2")
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", csv), 3, "labels.csv", "row 2")
 
 
 def test_corrupt_image_among_good_ones(ckpt: Path, image_folder: Path) -> None:
@@ -136,7 +131,7 @@ def test_corrupt_image_among_good_ones(ckpt: Path, image_folder: Path) -> None:
     assert res.exit_code == 0
     row = json.loads(res.stdout)["results"][0]
     assert row["details"]["unreadable_images"] == 1 and any("unreadable" in n for n in row["notes"])
-    one_line_error(invoke("score", ckpt, "-d", image_folder, "--strict"), 3, "zz_bad.jpg")
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "--strict"), 3, "zz_bad.jpg")
 
 
 def test_usage_errors_exit_2(ckpt: Path, image_folder: Path) -> None:

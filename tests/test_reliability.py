@@ -26,21 +26,18 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
-from typer.testing import CliRunner
 
 import suscli
 import suscli.audit
 import suscli.checkpoints
 import suscli.files
 import suscli.images
-from suscli.cli import app
 from suscli.files import available_memory, write_atomic
 from suscli.images import list_images, seeded_subset
 from suscli.results import Result
 from suscli.store import ResultStore
-from tests.conftest import tiny_cnn, write_images
+from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
-runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses of one thread each: a model-training job may share the machine.
@@ -55,25 +52,6 @@ class Payload:
 
     def __reduce__(self):
         return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
-
-
-def invoke(*args):
-    """Run the CLI, failing on any warning that would reach a user's stderr (the kinds Python shows by default)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = runner.invoke(app, [str(a) for a in args])
-    shown = [w for w in caught if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning))]
-    assert not shown, [str(w.message) for w in shown]
-    return res
-
-
-def one_error_line(res, code: int = 3) -> str:
-    """The failure contract: the exit code, no traceback, exactly one line on stderr."""
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output and "internal error" not in res.output
-    lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), res.stderr
-    return lines[0]
 
 
 @pytest.fixture
@@ -110,6 +88,37 @@ def test_pickled_code_in_a_torch_file_never_runs(tmp_path, image_folder, marker,
     _torch_file(kind, path, Payload(marker))
     line = one_error_line(invoke("score", path, "-d", image_folder, "--arch", ARCH))
     assert str(path) in line and ("--trust-checkpoint" in line or suffix == ".safetensors")
+    assert "corrupt" not in line  # a refused pickle, or the wrong format: not a damaged file
+    if suffix != ".safetensors":
+        assert "it imports builtins.exec" in line and "nothing in the file was run" in line
+    assert not marker.exists()
+
+
+class Classic:
+    """The payloads of every pickle-exploit write-up: a shell command through os.system or subprocess.call."""
+
+    def __init__(self, call, marker: Path):
+        self.call, self.marker = call, marker
+
+    def __reduce__(self):
+        return (self.call, (f"touch {self.marker}",) if self.call is os.system else (["touch", str(self.marker)],))
+
+
+@pytest.mark.parametrize("call,name", [(os.system, "os.system"), (subprocess.call, "subprocess.call")])
+@pytest.mark.parametrize("form", ["pickle protocol 0", "pickle protocol 2", "pickle protocol 4", "pickle protocol 5",
+                                  "torch.save", "torch.save legacy"])
+def test_the_classic_payloads_are_named_for_what_they_import(tmp_path, image_folder, marker, call, name, form) -> None:
+    """Refused for the callable they import, named as Python 3 spells it (a protocol-2 pickle writes subprocess as
+    'commands' and os as 'posix'); never described as a truncated or corrupt file."""
+    path = tmp_path / "model.pt"
+    payload = {"state_dict": tiny_cnn().state_dict(), "x": Classic(call, marker)}
+    if form.startswith("pickle"):
+        path.write_bytes(pickle.dumps(Classic(call, marker), protocol=int(form.split()[-1])))
+    else:
+        torch.save(payload, path, _use_new_zipfile_serialization=form == "torch.save")
+    line = one_error_line(invoke("score", path, "-d", image_folder, "--arch", ARCH))
+    assert f"{path}: holds pickled Python objects: it imports {name}, a callable that weights-only loading does not allow" in line
+    assert "corrupt" not in line and "download" not in line and " ..." not in line
     assert not marker.exists()
 
 
@@ -345,6 +354,29 @@ def test_an_interrupted_report_write_keeps_the_old_report(tmp_path, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         write_atomic(out, "new")
     assert out.read_text() == "old" and list(tmp_path.iterdir()) == [out]
+
+
+# Ctrl-C while torch is imported: a finder that raises KeyboardInterrupt when `import torch` starts, as a SIGINT then would.
+_CTRL_C_AT_IMPORT = """
+import runpy, sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["suscli", "--help"]
+if {how!r} == "python -m suscli":
+    runpy.run_module("suscli", run_name="__main__", alter_sys=True)
+else:  # what the console script that pip writes does
+    from suscli.__main__ import main
+    sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["python -m suscli", "suscli"])
+def test_ctrl_c_while_torch_loads_is_one_line_and_exit_130(how) -> None:
+    res = subprocess.run([sys.executable, "-c", _CTRL_C_AT_IMPORT.format(how=how)], capture_output=True, text=True, env=ENV, timeout=60)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", res.stderr
 
 
 # --- 4. large inputs ----------------------------------------------------------------------------------------

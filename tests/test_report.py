@@ -1,0 +1,68 @@
+"""Reports: every command writes every format through one path, so --output holds what stdout would have held."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import suscli
+from suscli.report import Format
+from tests.conftest import invoke, one_error_line, tiny_cnn
+
+ARCH = "tests.conftest:tiny_cnn"
+FAST = ("--batches", "1", "--batch-size", "8")
+
+
+@pytest.fixture
+def targets(tmp_path: Path) -> dict[str, Path]:
+    """A checkpoint for score, a pool for rank and a run of epochs for track: two models of different weights."""
+    for i in (1, 2):
+        torch.manual_seed(i)
+        suscli.save(tiny_cnn(), tmp_path / "run" / f"epoch_{i}.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    return {"score": tmp_path / "run" / "epoch_1.safetensors", "rank": tmp_path / "run", "track": tmp_path / "run"}
+
+
+@pytest.mark.parametrize("fmt", [f.value for f in Format])
+@pytest.mark.parametrize("command", ["score", "rank", "track"])
+def test_output_file_holds_what_stdout_shows(command, fmt, targets, image_folder, train_folder, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(time, "perf_counter", lambda: 0.0)  # the reports' timings, the only part that differs between runs
+    args = [command, str(targets[command]), "-d", str(image_folder), "--train-data", str(train_folder), "-f", fmt, *FAST]
+    if command != "score":
+        args.append("--fresh")  # both runs measure every model, so that their counts of reused results agree
+    shown = invoke(*args)
+    assert shown.exit_code == 0, shown.output
+    out = tmp_path / f"report.{fmt}"
+    saved = invoke(*args, "-o", out)
+    assert saved.exit_code == 0, saved.output
+    assert saved.stdout == "" and f"report written to {out}" in saved.stderr
+    assert shown.stdout.strip() and out.read_text(encoding="utf-8") == shown.stdout
+    assert "epoch_1" in shown.stdout
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_reports_plots_and_cache_files_follow_the_umask(umask, targets, image_folder, train_folder, tmp_path, monkeypatch) -> None:
+    """Like any tool's output: a CI step running as another user can read what a umask of 022 lets it read."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SUSCLI_CACHE_DIR", str(cache))
+    old = os.umask(umask)
+    try:
+        res = invoke("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST,
+                     "-f", "json", "-o", tmp_path / "r.json", "--plot", tmp_path / "p.png")
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    written = [tmp_path / "r.json", tmp_path / "p.png", *cache.rglob("*.pt")]
+    assert len(written) > 2
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o666 & ~umask}
+
+
+def test_a_plot_into_a_missing_folder_is_refused_not_created(targets, image_folder, train_folder, tmp_path) -> None:
+    res = invoke("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST, "--plot", tmp_path / "typo" / "p.png")
+    one_error_line(res, 3, f"cannot write plot {tmp_path / 'typo' / 'p.png'}: the folder {tmp_path / 'typo'} does not exist")
+    assert not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
+    assert not (tmp_path / "typo").exists()
