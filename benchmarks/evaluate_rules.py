@@ -112,7 +112,7 @@ def rows_for(pool: list[Candidate], zetas: list[float], preds: dict[str, Predict
 def judge(pool: list[Candidate], rows: list[Result], rule: str, thr: str, voters: str | None) -> dict:
     t = thresholds(rows, thr)
     pure = rule == "agreement-pure"
-    choice = choose(rows, "agreement" if pure else rule, t, voters=voters or "region1", tie_break=not pure)
+    choice = choose(rows, "agreement" if pure else rule, t, voters=voters or "region1", tie_break="none" if pure else "fit")
     tests = [c.test_acc for c in pool]
     position = {r.name: len(rows) - k for k, r in enumerate(choice.ranked)}
     order = [position[r.name] for r in rows]

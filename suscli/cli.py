@@ -29,13 +29,13 @@ from suscli.checkpoints import load_checkpoint
 from suscli.distributed import audit_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
 from suscli.files import require_folder, write_atomic
-from suscli.images import PRESETS, labeled_source, unlabeled_source
+from suscli.images import PRESETS, ImageSource, labeled_source, unlabeled_source
 from suscli.plot import plot_pool
 from suscli.pool import discover
 from suscli.ranking import MIN_POOL, pool_classes, thresholds
-from suscli.rules import DEFAULT_RULE, RULES, choose
+from suscli.rules import DEFAULT_RULE, RULES, Choice, choose
 from suscli.track import DEFAULT_KEEP, KEEP_RULES
-from suscli.report import Format, command_line, environment, render, to_markdown, to_table
+from suscli.report import Format, command_line, environment, noise_line, render, suspects_csv, to_markdown, to_table
 from suscli.results import Result
 from suscli.store import ResultStore, default_results, fingerprint
 from suscli.scoring import Settings, resolve_device, score_checkpoint
@@ -320,16 +320,21 @@ def rank(
     fail_on: Annotated[FailOn, typer.Option(help="Gate: 'memorized' exits 1 when any model is in region 2.")] = FailOn.never,
     candidate: Annotated[Optional[str], typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.")] = None,
     model_batch: ModelBatchOpt = None,
+    suspects: Annotated[Optional[Path], typer.Option(help="Write the training images whose label the pool's consensus contradicts to this CSV (path, given label, consensus label, vote share).")] = None,
 ) -> None:
-    """Rank a pool of models: regions, verdicts, the model to ship, and CI gates."""
+    """Rank a pool of models: regions, verdicts, the model to ship, the label-noise estimate, and CI gates."""
     started = time.perf_counter()
     with user_errors():
         settings = make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict)
         if candidate is not None and train_data is None:
             raise UsageError("--candidate needs --train-data: regions need training accuracy")
+        if suspects is not None and train_data is None:
+            raise UsageError("--suspects needs --train-data: the suspects are training labels")
         w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
         if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
             check_destinations(output, plot)
+            if suspects is not None:
+                require_folder(suspects, "suspects ", "--suspects")
         dev = resolve_device(device) if w is None else rank_device(w, resolve_device(device))
         kwargs = parse_arch_kwargs(arch_kwargs)
         entries = discover(pool, all_checkpoints=all_checkpoints)
@@ -367,7 +372,9 @@ def rank(
             pool=str(pool),
             thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
             recommendation=closing,
-            choice={"rule": rule.value, "pick": choice.pick.name if choice.pick else None, "confident": choice.confident},
+            choice={"rule": rule.value, "pick": choice.pick.name if choice.pick else None, "confident": choice.confident,
+                    "within_noise": [r.name for r in choice.tied], "voters": choice.voters},
+            label_noise=choice.labels.estimate.as_dict() if choice.labels else None,
             results_file=str(results_path),
             counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
             gate={"fail_on": fail_on.value, "candidate": candidate, "passed": not failures},
@@ -378,10 +385,15 @@ def rank(
             plot_pool(ranked, t, plot, pick=choice.pick)
             stderr.print(f"plot written to {plot}", highlight=False)
         if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-            append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n")
+            noise = f"\n{noise_line(choice.labels)}\n" if choice.labels else ""
+            append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n{noise}")
         if mixed:  # the closing line is the error: no model can be chosen
             raise InputError(closing, fix="rank models with the same number of classes together; every result is kept in the results file")
         stderr.print(closing, highlight=False)
+        if choice.labels is not None:
+            stderr.print(noise_line(choice.labels), highlight=False)
+        if suspects is not None:
+            write_suspects(suspects, choice, train)
     n_failed = sum(not r.ok for r in rows)
     if n_failed:
         stderr.print(f"error: {n_failed} model(s) could not be scored (see their rows)", highlight=False)
@@ -407,6 +419,19 @@ def gate_messages(ranked: list[Result], fail_on: "FailOn", candidate: str | None
         if row.region != 1:
             failures.append(f"candidate {candidate} is in region {row.region} ({row.verdict or row.error}), not region 1")
     return failures
+
+
+def write_suspects(path: Path, choice: Choice, train: ImageSource | None) -> None:
+    """--suspects: the contradicted training labels as CSV, or one line saying why there are none to write."""
+    if choice.labels is None:
+        raise UsageError("--suspects needs --train-data and 2+ models measured with it (their training predictions)")
+    paths = [str(p) for p in train.paths] if train is not None else []
+    if len(paths) != len(choice.labels.labels):
+        raise InputError(f"{len(choice.labels.labels)} training images were predicted but {len(paths)} are listed "
+                         "(unreadable ones were skipped), so the suspects cannot be matched to files",
+                         fix="fix or remove the unreadable training images, then rerun with --fresh")
+    write_atomic(path, suspects_csv(choice.labels, paths))
+    stderr.print(f"{int(choice.labels.contradicted.sum())} suspect label(s) written to {path}", highlight=False)
 
 
 def append_summary(path: Path, markdown: str) -> None:

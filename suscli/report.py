@@ -8,13 +8,17 @@ import math
 import platform
 import sys
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from suscli.results import FLAT_COLUMNS, Result
+
+if TYPE_CHECKING:
+    from suscli.rules import LabelCheck
 
 PLAIN_WIDTH = 200  # a file or a pipe gets full-width rows rather than columns folded to 80 characters
 
@@ -79,6 +83,29 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+NUMERIC_COLUMNS = ("epoch", "train acc", "susceptibility", "zeta", "agreement", "fits contradicted", "region")
+
+
+def noise_line(check: LabelCheck) -> str:
+    """The label-noise estimate in words, for stderr and the step summary."""
+    e = check.estimate
+    return (f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
+            f"(95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%): an estimate of the share of wrong labels; "
+            "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized")
+
+
+def suspects_csv(check: LabelCheck, paths: list[str]) -> str:
+    """The training images whose label the consensus contradicts, most agreed-on first: path, given label, the
+    consensus label and its share of the voters' probability."""
+    wrong = np.flatnonzero(check.contradicted)
+    order = wrong[np.argsort(-check.share[wrong], kind="stable")]
+    frame = pd.DataFrame({"path": [paths[i] for i in order], "given_label": check.labels[order],
+                          "consensus_label": check.consensus[order], "vote_share": np.round(check.share[order], 4)})
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
 def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
     """The human-facing columns, shared by the Rich table and Markdown."""
     ranked = any(r.region is not None for r in rows)
@@ -93,6 +120,8 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
         cols.append(("zeta", [_fmt(r.zeta) for r in rows]))
     if any(r.agreement is not None for r in rows):
         cols.append(("agreement", [_pct(r.agreement) for r in rows]))
+    if any(r.fits_contradicted is not None for r in rows):
+        cols.append(("fits contradicted", [_pct(r.fits_contradicted) for r in rows]))
     if ranked:
         cols.append(("region", [_fmt(r.region) for r in rows]))
     cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
@@ -122,7 +151,7 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
 def to_table(rows: list[Result], title: str | None = None) -> Table:
     table = Table(title=title, show_lines=False)
     for name, _ in display_columns(rows):
-        table.add_column(name, overflow="fold", justify="right" if name in ("epoch", "train acc", "susceptibility", "zeta", "agreement", "region") else "left")
+        table.add_column(name, overflow="fold", justify="right" if name in NUMERIC_COLUMNS else "left")
     cols = display_columns(rows)
     for i, r in enumerate(rows):
         style = "red" if not r.ok or r.region == 2 else ("green" if r.region == 1 else None)

@@ -53,6 +53,7 @@ class Choice:
     confident: bool  # False when the pool does not separate the pick from another model
     tied: list[Result] = field(default_factory=list)  # the models the data do not separate from the pick, pick first
     labels: LabelCheck | None = None  # what the voters' consensus says about the training labels
+    voters: list[str] = field(default_factory=list)  # the models whose consensus the agreement is measured against
 
 
 def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DEFAULT_VOTERS,
@@ -77,7 +78,9 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DE
         if len(measured) >= 2:
             labels = annotate_labels(measured, [m for r, m in zip(_measured(rows), mask) if r.agreement is not None])
             fit = t is not None and all(r.train_acc is not None for r in measured)
-            return _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, labels)
+            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, labels)
+            choice.voters = [r.name for r, m in zip(_measured(rows), mask) if m]
+            return choice
         rule, note = "regions", f" (regions rule: {who})"
     else:
         note = ""

@@ -225,3 +225,35 @@ def test_without_training_labels_the_pool_is_ranked_by_agreement(pool: Path, ima
     assert doc["choice"]["pick"] == doc["results"][0]["name"] and "consensus of all 4 models" in doc["recommendation"]
     regions = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8", "--rule", "regions")
     assert json.loads(regions.stdout)["choice"]["pick"] is None and "no regions" in json.loads(regions.stdout)["recommendation"]
+
+
+def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+    """The JSON's label_noise and the --suspects CSV, recomputed from the stored training predictions."""
+    suspects = tmp_path / "suspects.csv"
+    res, doc = rank_json(pool, image_folder, train_folder, "--suspects", suspects)
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in doc["results"]}
+    train = {name: Predictions.decode(r["details"]["train_predictions"]) for name, r in rows.items()}
+    voters = doc["choice"]["voters"]
+    assert voters and set(voters) <= set(rows)
+    total = sum(votes(train[v]) for v in voters)  # summed top-k probabilities of the voters, by hand
+    labels = train[voters[0]].labels
+    wrong = total.argmax(-1) != labels
+    assert doc["label_noise"]["rate"] == pytest.approx(wrong.mean()) and doc["label_noise"]["voters"] == len(voters)
+    assert doc["label_noise"]["low"] <= doc["label_noise"]["rate"] <= doc["label_noise"]["high"]
+    for name, r in rows.items():
+        mine = train[name]
+        expect = (mine.top1()[wrong] == labels[wrong]).mean() if wrong.any() else None
+        assert r["fits_contradicted"] == pytest.approx(expect)
+    assert "label noise: the consensus of" in res.stderr
+    lines = suspects.read_text().splitlines()
+    assert lines[0] == "path,given_label,consensus_label,vote_share" and len(lines) - 1 == int(wrong.sum())
+    listed = sorted(str(p) for p in train_folder.rglob("*.png"))
+    for line in lines[1:]:
+        path, given, cons, share = line.split(",")
+        assert path in listed and int(given) != int(cons) and 0 < float(share) <= 1
+
+
+def test_suspects_need_training_labels(pool: Path, image_folder: Path, tmp_path: Path) -> None:
+    res = invoke("rank", pool, "-d", image_folder, "--suspects", tmp_path / "s.csv")
+    one_error_line(res, 2, "--suspects needs --train-data")
