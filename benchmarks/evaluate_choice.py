@@ -18,6 +18,7 @@ Writes <zoo>/eval/choice.md (printed too) and choice.json; training predictions 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import statistics
@@ -36,7 +37,9 @@ from suscli.accuracy import training_accuracy
 from suscli.agreement import Predictions
 from suscli.checkpoints import load_checkpoint
 from suscli.images import ImageSource, normalizer
+from suscli.ranking import thresholds
 from suscli.results import Result
+from suscli.rules import DEFAULT_NOISE_VOTERS, DEFAULT_TIE_BREAK, DEFAULT_VOTERS, TIE_BREAKS, VOTERS, choose
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
 
 MEMORIZED_CUT = 0.4  # a model "memorized" when it fits at least this share of its wrong training labels (issue 19)
@@ -104,18 +107,127 @@ def load_pools(zoo: Path, settings: list[str]) -> dict[tuple[str, str], tuple[li
     return out
 
 
+# (label, voters, tie-break): the default first, then the variants it was chosen from
+VARIANTS = [("default", DEFAULT_VOTERS, DEFAULT_TIE_BREAK)] + [
+    (f"{v} / {tb}", v, tb) for v in VOTERS for tb in TIE_BREAKS if (v, tb) != (DEFAULT_VOTERS, DEFAULT_TIE_BREAK)]
+
+
+def judge(pool: list[Candidate], rows: list[Result], wrong: np.ndarray, voters: str, tie_break: str, noise_voters: str = DEFAULT_NOISE_VOTERS) -> dict:
+    """One rule variant on one pool, against the oracle."""
+    rows = copy.deepcopy(rows)
+    choice = choose(rows, "agreement", thresholds(rows, "mean"), voters=voters, tie_break=tie_break, noise_voters=noise_voters)
+    tests = np.array([c.test_acc for c in pool])
+    mem = np.array([c.memorized for c in pool])
+    position = {r.name: len(rows) - k for k, r in enumerate(choice.ranked)}
+    first = int(choice.ranked[0].name)
+    out = {"tau": tau([position[r.name] for r in rows], tests), "regret": 100 * (tests.max() - tests[first]),
+           "confident": choice.confident, "near_ties": len(choice.tied), "voters": len(choice.voters),
+           "tied_regret": 100 * (tests.max() - max(tests[int(r.name)] for r in choice.tied)) if choice.tied else None}
+    if choice.labels is not None:
+        est, flagged = choice.labels.estimate, choice.labels.contradicted
+        fits = np.array([np.nan if r.fits_contradicted is None else r.fits_contradicted for r in rows])
+        agreement = np.array([r.agreement for r in rows])
+        out |= {"noise_est": est.rate, "noise_low": est.low, "noise_high": est.high, "noise_true": float(wrong.mean()),
+                "tau_fits_vs_memorized": tau(fits, mem), "mae_fits_vs_memorized": float(np.nanmean(np.abs(fits - mem))),
+                "suspects_precision": float(wrong[flagged].mean()) if flagged.any() else None,
+                "suspects_recall": float(flagged[wrong].mean()),
+                "agreement_minus_test": float(np.mean(agreement - tests))}
+    flag = np.array([r.region == 2 for r in rows])
+    memorizer = mem >= MEMORIZED_CUT
+    out |= {"memorizers": int(memorizer.sum()), "flag_recall": float(flag[memorizer].mean()) if memorizer.any() else None,
+            "flag_precision": float(memorizer[flag].mean()) if flag.any() else None,
+            "memorizers_called_resisting": int((memorizer & np.array([r.region == 1 for r in rows])).sum()),
+            "tau_sus_vs_memorized": tau([r.susceptibility for r in rows], mem),
+            "tau_train_acc": tau([r.train_acc for r in rows], tests)}
+    return out
+
+
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
+
+
+def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
+    keys = list(dict.fromkeys((r["setting"], r["pool"]) for r in results))
+    default = {(r["setting"], r["pool"]): r for r in results if r["rule"] == "default"}
+    lines = ["# The choice under known label noise", "",
+             f"Default rule: voters `{DEFAULT_VOTERS}`, near-ties ordered by `{DEFAULT_TIE_BREAK}`. Held out from the design: "
+             f"{', '.join(sorted(held_out)) or 'none'}. tau: Kendall tau of the order with clean test accuracy; regret: the "
+             "pool's best clean test accuracy minus the first choice's, in points.", "",
+             "## The default rule per pool", "",
+             "| setting | pool | models | tau | tau train acc | regret | confident | near-ties | best near-tie's regret |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for k in keys:
+        d = default[k]
+        lines.append(f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['n']} | {_f(d['tau'])} | {_f(d['tau_train_acc'])} "
+                     f"| {d['regret']:.1f} | {'yes' if d['confident'] else 'no'} | {d['near_ties']} | {_f(d['tied_regret'], '.1f')} |")
+    lines += ["", "## Every variant: mean tau / worst regret / pools within 2 points / confident and right, over the design pools "
+              "and over the held-out ones", "",
+              "| voters / near-ties | design: tau | regret | within 2 | confident right | held out: tau | regret | within 2 | confident right |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for label, *_ in VARIANTS:
+        cells = []
+        for part in (False, True):
+            xs = [r for r in results if r["rule"] == label and (r["setting"] in held_out) == part]
+            if not xs:
+                cells += ["-"] * 4
+                continue
+            said = [x for x in xs if x["confident"]]
+            cells += [f"{statistics.fmean(x['tau'] for x in xs):.3f}", f"{max(x['regret'] for x in xs):.1f}",
+                      f"{sum(x['regret'] <= 2 for x in xs)}/{len(xs)}", f"{sum(x['regret'] <= 2 for x in said)}/{len(said)}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Label noise and memorization, estimated without clean labels (default voters)", "",
+              "| setting | pool | true noise | estimate (95% interval) | suspects precision / recall | tau(fits contradicted, memorized) "
+              "| mean abs. error | agreement minus clean accuracy (points) |", "|---|---|---|---|---|---|---|---|"]
+    for k in keys:
+        d = default[k]
+        if "noise_est" not in d:
+            continue
+        lines.append(f"| {k[0]} | {k[1]} | {100 * d['noise_true']:.1f}% | {100 * d['noise_est']:.1f}% ({100 * d['noise_low']:.1f}-"
+                     f"{100 * d['noise_high']:.1f}) | {_f(d['suspects_precision'])} / {_f(d['suspects_recall'])} | "
+                     f"{_f(d['tau_fits_vs_memorized'])} | {_f(d['mae_fits_vs_memorized'])} | {100 * d['agreement_minus_test']:+.1f} |")
+    lines += ["", "## Whose consensus judges the training labels: noise estimate minus the truth (points) / tau(fits contradicted, "
+              "memorized), per choice of voters", "", "| setting | pool | " + " | ".join(VOTERS) + " |", "|---|---|" + "---|" * len(VOTERS)]
+    for k in keys:
+        cells = []
+        for nv in VOTERS:
+            x = next((n for n in noise if (n["setting"], n["pool"], n["noise_voters"]) == (*k, nv)), None)
+            cells.append("-" if x is None or "noise_est" not in x else f"{100 * (x['noise_est'] - x['noise_true']):+.1f} / {_f(x['tau_fits_vs_memorized'])}")
+        lines.append(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + " |")
+    lines += ["", f"## The verdict 'likely memorized noise' (region 2) against the oracle (fits >= {MEMORIZED_CUT:.0%} of its wrong labels)", "",
+              "| setting | pool | memorizers | flag recall | flag precision | memorizers called 'fits, resists noise' | tau(susceptibility, memorized) |",
+              "|---|---|---|---|---|---|---|"]
+    for k in keys:
+        d = default[k]
+        lines.append(f"| {k[0]} | {k[1]} | {d['memorizers']} | {_f(d['flag_recall'])} | {_f(d['flag_precision'])} | "
+                     f"{d['memorizers_called_resisting']} | {_f(d['tau_sus_vs_memorized'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--zoo", type=Path, default=Path("benchmarks/out/zoo-human"))
     ap.add_argument("--settings", default=None, help="comma list; default: every setting in the zoo")
+    ap.add_argument("--held-out", default="", help="comma list of settings no rule was tuned on (reported apart)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     manifest = json.loads((args.zoo / "zoo.json").read_text())
     settings = args.settings.split(",") if args.settings else list(manifest["settings"])
-    pools = load_pools(args.zoo, settings)
-    print(f"{len(pools)} pools", file=sys.stderr)
+    held_out = {s for s in args.held_out.split(",") if s}
+    results, noise = [], []
+    for (setting, pool_name), (pool, rows, wrong) in load_pools(args.zoo, settings).items():
+        for label, voters, tie_break in VARIANTS:
+            results.append({"setting": setting, "pool": pool_name, "n": len(pool), "rule": label, "voters": voters,
+                            "tie_break": tie_break, **judge(pool, rows, wrong, voters, tie_break)})
+        for nv in VOTERS:  # whose consensus judges the training labels
+            est = judge(pool, rows, wrong, DEFAULT_VOTERS, DEFAULT_TIE_BREAK, nv)
+            noise.append({"setting": setting, "pool": pool_name, "noise_voters": nv,
+                          **{k: v for k, v in est.items() if k.startswith(("noise", "suspects", "tau_fits", "mae_fits"))}})
+    report = render(results, noise, held_out)
+    (args.zoo / "eval" / "choice.json").write_text(json.dumps({"held_out": sorted(held_out), "results": results, "noise": noise}, indent=1))
+    (args.zoo / "eval" / "choice.md").write_text(report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,13 @@ DEFAULT_RULE = "agreement"  # the winner on the zoo (docs/validation.md, "Choosi
 MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
 # Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
 # of the pool that fits the fewest labels the whole pool's consensus contradicts, or all.
-VOTERS = ("region1", "not-region2", "low-memorization", "all")
+VOTERS = ("region1", "not-region2", "low-memorization", "agreeing", "agreeing-low-memorization", "all")
 DEFAULT_VOTERS = "region1"
 # How near-ties on agreement are ordered: training accuracy (fit), fit on the labels the consensus does not
 # contradict (clean-fit), least fit on the labels it contradicts (memorization), least susceptible, or agreement.
 TIE_BREAKS = ("fit", "clean-fit", "memorization", "susceptibility", "none")
 DEFAULT_TIE_BREAK = "fit"
+DEFAULT_NOISE_VOTERS = "low-memorization"  # whose consensus on the training images judges the labels
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Choice:
 
 
 def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DEFAULT_VOTERS,
-           tie_break: str = DEFAULT_TIE_BREAK) -> Choice:
+           tie_break: str = DEFAULT_TIE_BREAK, noise_voters: str = DEFAULT_NOISE_VOTERS) -> Choice:
     """Order `rows` by `rule` and pick the model to ship; every row also gets its region from `t`.
 
     agreement: models ordered by how often they predict, on the unlabeled images, the consensus of the voters
@@ -76,7 +77,7 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DE
         who, mask = annotate_agreement(rows, t, voters)
         measured = [r for r in _measured(rows) if r.agreement is not None]
         if len(measured) >= 2:
-            labels = annotate_labels(measured, [m for r, m in zip(_measured(rows), mask) if r.agreement is not None])
+            labels = annotate_labels(measured, _voters(measured, t, noise_voters)[0])
             fit = t is not None and all(r.train_acc is not None for r in measured)
             choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, labels)
             choice.voters = [r.name for r, m in zip(_measured(rows), mask) if m]
@@ -152,6 +153,18 @@ def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[li
             cut = float(np.median(estimates))
             chosen = [e <= cut for e in estimates]
         what = "least-memorizing"
+    elif voters in ("agreeing", "agreeing-low-memorization"):
+        preds = [predictions_of(r) for r in scored]
+        if all(p is not None for p in preds):
+            agree = agreement_with_consensus(preds, [True] * len(scored))
+            cut = float(np.median(agree))
+            chosen = [a >= cut for a in agree]
+        what = "most-agreeing"
+        estimates = _memorization_estimates(scored) if voters == "agreeing-low-memorization" and fit else None
+        if estimates is not None:
+            cut = float(np.median(estimates))
+            chosen = [c and e <= cut for c, e in zip(chosen, estimates)]
+            what = "most-agreeing, least-memorizing"
     if sum(chosen) < MIN_VOTERS:
         return [True] * len(scored), f"all {len(scored)} models"
     return chosen, f"the {sum(chosen)} {what} models"
