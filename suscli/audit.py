@@ -3,6 +3,8 @@ and turn a model that fails into a row with its reason instead of stopping the r
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import hashlib
 import time
@@ -52,11 +54,14 @@ def model_key(entry: PoolEntry) -> str:
 
 
 def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result | None:
-    """The stored result of this model, renamed as the pool names it now; None when it must be measured."""
+    """A copy of the stored result of this model, named as the pool names it now; None when it must be measured.
+
+    A copy: one file may be several entries of a pool (timm hard-links `last` and `model_best` to an epoch's file),
+    and each row keeps its own name."""
     cached = store.get(key) if store is not None else None
-    if cached is not None:
-        cached.name, cached.path = entry.name, str(entry.path)
-    return cached
+    if cached is None:
+        return None
+    return dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
 
 
 def load_entry(entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None,
