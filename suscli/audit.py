@@ -100,7 +100,7 @@ def score_group(
     (suscli.batched): decoded once, one vmap per pass. Any failure raises; the caller then scores them one at a
     time, which gives each model its own row or error."""
     start = time.perf_counter()
-    chosen = [preprocessing(settings, c.meta) for c in checkpoints]
+    chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train) if s is not None]) for c in checkpoints]
     prep = chosen[0][0]
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
@@ -181,7 +181,8 @@ def _scored(
             loaded.append((i, entry, load(entry)))
         except SuscliError as e:
             yield i, failed(entry.path, e, entry.name)
-    keys = [_inputs_key(ckpt, settings) for _, _, ckpt in loaded]
+    images = [s for s in (unlabeled, train) if s is not None]
+    keys = [_inputs_key(ckpt, settings, images) for _, _, ckpt in loaded]
     for group in groups([ckpt.model for _, _, ckpt in loaded], keys):
         members = [loaded[g] for g in group]
         if len(members) > 1:
@@ -201,11 +202,11 @@ def _scored(
             yield i, row
 
 
-def _inputs_key(checkpoint: Checkpoint, settings: Settings) -> tuple | object:
+def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSource]) -> tuple | object:
     """What a model's inputs are made of (preprocessing and channel count): models measured together share it.
     A model whose preprocessing cannot be chosen gets a key of its own, and score_checkpoint raises its error."""
     try:
-        prep, _ = preprocessing(settings, checkpoint.meta)
+        prep, _ = preprocessing(settings, checkpoint.meta, images)
     except SuscliError:
         return object()
     return prep, input_channels(checkpoint.model, prep.image_size)
