@@ -65,10 +65,10 @@ def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result 
 
 
 def load_entry(entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None,
-               trust: bool = False) -> Checkpoint:
+               trust: bool = False, ema: bool = False) -> Checkpoint:
     """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
     return load_checkpoint(entry.path, arch=entry.arch, arch_kwargs=entry.arch_kwargs or None,
-                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
 
 
 def score_entry(
@@ -81,9 +81,10 @@ def score_entry(
     default_arch: str | None = None,
     default_arch_kwargs: dict | None = None,
     trust: bool = False,
+    ema: bool = False,
 ) -> Result:
     """Load and score one pool model; the checkpoint is freed on return, before the next model loads."""
-    ckpt = load_entry(entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+    ckpt = load_entry(entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
     return _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
 
 
@@ -130,6 +131,7 @@ def audit_pool(
     default_arch: str | None = None,
     default_arch_kwargs: dict | None = None,
     trust: bool = False,
+    ema: bool = False,
     progress: Progress | None = None,
     model_batch: int = 1,
 ) -> list[Result]:
@@ -140,7 +142,7 @@ def audit_pool(
     architecture and preprocessing are measured together (score_group); the numbers do not depend on it."""
     rows: list[Result | None] = [None] * len(entries)
     waiting: list[tuple[int, str]] = []  # (index, key) of the models to measure next, up to model_batch of them
-    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
     for i, entry in enumerate(entries):
         if progress:
             progress("models", i, len(entries))

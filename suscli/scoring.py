@@ -242,6 +242,7 @@ def scored_row(
             "preprocess": asdict(prep),
             "channels": channels,
             "arch_source": checkpoint.arch_source,
+            **({"classes": checkpoint.meta["classes"]} if checkpoint.meta.get("classes") else {}),  # a Hugging Face config's id2label
             "train_acc": acc.as_dict() if acc else None,
             "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.rules)
             # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.noise)
