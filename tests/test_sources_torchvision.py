@@ -11,7 +11,9 @@ import pytest
 import torch
 import torchvision
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from typer.testing import CliRunner
 
+from suscli.cli import app
 from suscli.images import PRESETS
 from tests.conftest import by_hand, cli_json, image_sets
 
@@ -83,9 +85,13 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
         assert r["susceptibility"] == pytest.approx(torchvision_by_hand(Path(r["path"]), root), rel=1e-5), r["name"]
 
 
-def test_ema_weights_on_request(run: Path) -> None:
+def test_ema_weights_on_request(run: Path, tmp_path: Path) -> None:
     root = run.parent
     row = cli_json("score", run / "model_1.pth", "-d", root / "unlabeled", "--ema")["results"][0]
     assert row["notes"] == ["using EMA weights from 'model_ema': --ema", "stripped prefix 'module.', ignored 1 keys outside it"]
     assert row["susceptibility"] == pytest.approx(torchvision_by_hand(run / "model_1.pth", root, ema=True), rel=1e-5)
     assert row["susceptibility"] != pytest.approx(torchvision_by_hand(run / "model_1.pth", root), rel=1e-5)
+    plain = ["rank", run, "-d", root / "unlabeled", "--results", tmp_path / "r.jsonl", "--batches", "1"]
+    assert CliRunner().invoke(app, [str(a) for a in plain]).exit_code == 0
+    res = CliRunner().invoke(app, [str(a) for a in plain + ["--ema"]])  # other weights: not the same results
+    assert res.exit_code == 2 and "holds results measured with other parameters (ema differ)" in res.stderr
