@@ -1,9 +1,10 @@
 """Architecture specs: turning a name like `torchvision:resnet18` into an untrained nn.Module.
 
 A state dict holds weights but no code, so suscli names the architecture separately from the checkpoint
-(as timm does) with one of three spec forms:
+(as timm does) with one of four spec forms:
 
 - `torchvision:NAME`: `torchvision.models.get_model(NAME, weights=None)`; never downloads anything.
+- `timm:NAME`: `timm.create_model(NAME, pretrained=False)` (the `timm` extra); never downloads anything.
 - `package.module:factory`: an importable module.
 - `path/to/file.py:factory`: a Python file, relative paths resolved against `base_dir`, then the cwd.
 
@@ -14,6 +15,7 @@ checkpoint metadata, never from suscli itself.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -29,8 +31,11 @@ import torch
 from torch import nn
 
 from suscli.errors import InputError, UsageError
+from suscli.extras import require
 
-_SPEC_FORMS = "torchvision:NAME, package.module:factory or path/to/file.py:factory"
+_SPEC_FORMS = "torchvision:NAME, timm:NAME, package.module:factory or path/to/file.py:factory"
+# create_model arguments that would load or download weights: a spec builds an untrained model, whoever wrote it.
+_TIMM_WEIGHT_ARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir")
 
 
 def build_model(
@@ -43,6 +48,8 @@ def build_model(
         raise InputError(f"architecture spec {spec!r} has no ':'", fix=_bare_name_fix(spec))
     if source == "torchvision":
         factory = _torchvision_builder(spec, name)
+    elif source == "timm":
+        factory = _timm_builder(spec, name, kwargs)
     elif source.endswith(".py"):
         factory = _factory(spec, _import_file(spec, source, base_dir), name)
     else:
@@ -132,6 +139,19 @@ def _torchvision_builder(spec: str, name: str) -> Callable[..., Any]:
             fix = f"did you mean {', '.join('torchvision:' + c for c in close)}?"
         raise InputError(f"architecture {spec!r}: torchvision has no model {name!r}", fix=fix)
     return torchvision.models.get_model_builder(name)
+
+
+def _timm_builder(spec: str, name: str, kwargs: dict[str, Any]) -> Callable[..., Any]:
+    timm = require("timm", "timm", f"architecture {spec!r}")
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        fix = f"did you mean {', '.join('timm:' + c for c in close)}?" if close else "see timm.list_models()"
+        raise InputError(f"architecture {spec!r}: timm has no model {name!r}", fix=fix)
+    loading = [k for k in _TIMM_WEIGHT_ARGS if k in kwargs]
+    if loading:
+        raise InputError(f"architecture {spec!r}: {', '.join(loading)} would load or download weights; a spec builds an "
+                         "untrained model and suscli fills it from the checkpoint", fix="drop those arch kwargs")
+    return functools.partial(timm.create_model, name, pretrained=False)
 
 
 def _import_module(spec: str, module_name: str) -> object:

@@ -3,6 +3,8 @@ and turn a model that fails into a row with its reason instead of stopping the r
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import hashlib
 import time
@@ -52,18 +54,21 @@ def model_key(entry: PoolEntry) -> str:
 
 
 def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result | None:
-    """The stored result of this model, renamed as the pool names it now; None when it must be measured."""
+    """A copy of the stored result of this model, named as the pool names it now; None when it must be measured.
+
+    A copy: one file may be several entries of a pool (timm hard-links `last` and `model_best` to an epoch's file),
+    and each row keeps its own name."""
     cached = store.get(key) if store is not None else None
-    if cached is not None:
-        cached.name, cached.path = entry.name, str(entry.path)
-    return cached
+    if cached is None:
+        return None
+    return dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
 
 
 def load_entry(entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None,
-               trust: bool = False) -> Checkpoint:
+               trust: bool = False, ema: bool = False) -> Checkpoint:
     """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
     return load_checkpoint(entry.path, arch=entry.arch, arch_kwargs=entry.arch_kwargs or None,
-                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
 
 
 def score_entry(
@@ -76,9 +81,10 @@ def score_entry(
     default_arch: str | None = None,
     default_arch_kwargs: dict | None = None,
     trust: bool = False,
+    ema: bool = False,
 ) -> Result:
     """Load and score one pool model; the checkpoint is freed on return, before the next model loads."""
-    ckpt = load_entry(entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+    ckpt = load_entry(entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
     return _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
 
 
@@ -95,7 +101,7 @@ def score_group(
     (suscli.batched): decoded once, one vmap per pass. Any failure raises; the caller then scores them one at a
     time, which gives each model its own row or error."""
     start = time.perf_counter()
-    chosen = [preprocessing(settings, c.meta) for c in checkpoints]
+    chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train) if s is not None]) for c in checkpoints]
     prep = chosen[0][0]
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
@@ -125,6 +131,7 @@ def audit_pool(
     default_arch: str | None = None,
     default_arch_kwargs: dict | None = None,
     trust: bool = False,
+    ema: bool = False,
     progress: Progress | None = None,
     model_batch: int = 1,
 ) -> list[Result]:
@@ -135,7 +142,7 @@ def audit_pool(
     architecture and preprocessing are measured together (score_group); the numbers do not depend on it."""
     rows: list[Result | None] = [None] * len(entries)
     waiting: list[tuple[int, str]] = []  # (index, key) of the models to measure next, up to model_batch of them
-    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust)
+    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
     for i, entry in enumerate(entries):
         if progress:
             progress("models", i, len(entries))
@@ -176,7 +183,8 @@ def _scored(
             loaded.append((i, entry, load(entry)))
         except SuscliError as e:
             yield i, failed(entry.path, e, entry.name)
-    keys = [_inputs_key(ckpt, settings) for _, _, ckpt in loaded]
+    images = [s for s in (unlabeled, train) if s is not None]
+    keys = [_inputs_key(ckpt, settings, images) for _, _, ckpt in loaded]
     for group in groups([ckpt.model for _, _, ckpt in loaded], keys):
         members = [loaded[g] for g in group]
         if len(members) > 1:
@@ -196,11 +204,11 @@ def _scored(
             yield i, row
 
 
-def _inputs_key(checkpoint: Checkpoint, settings: Settings) -> tuple | object:
+def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSource]) -> tuple | object:
     """What a model's inputs are made of (preprocessing and channel count): models measured together share it.
     A model whose preprocessing cannot be chosen gets a key of its own, and score_checkpoint raises its error."""
     try:
-        prep, _ = preprocessing(settings, checkpoint.meta)
+        prep, _ = preprocessing(settings, checkpoint.meta, images)
     except SuscliError:
         return object()
     return prep, input_channels(checkpoint.model, prep.image_size)

@@ -59,7 +59,7 @@ TrainDataOpt = Annotated[
 ]
 ArchOpt = Annotated[
     Optional[str],
-    typer.Option(help="Architecture for checkpoints that do not name one: torchvision:NAME, package.module:factory or file.py:factory."),
+    typer.Option(help="Architecture for checkpoints that do not name one, or to override what a training tool recorded: torchvision:NAME, timm:NAME, package.module:factory or file.py:factory."),
 ]
 ArchKwargsOpt = Annotated[Optional[str], typer.Option(help="Keyword arguments for --arch: JSON object or k=v,k=v.")]
 NumClassesOpt = Annotated[Optional[int], typer.Option(help="Classes of the model; inferred from the classifier weights when omitted.")]
@@ -70,6 +70,7 @@ TrustOpt = Annotated[
         help="Allow checkpoints that hold pickled Python objects (a whole nn.Module) or name an architecture that is not a model builder. Loading them can run ANY code the file's author chose: only for files you trust.",
     ),
 ]
+EmaOpt = Annotated[bool, typer.Option("--ema", help="Use the EMA weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema).")]
 PresetOpt = Annotated[Optional[str], typer.Option(help=f"Normalization and image size preset: {', '.join(PRESETS)}.")]
 MeanOpt = Annotated[Optional[str], typer.Option(help="Per-channel mean, comma-separated (overrides the preset).")]
 StdOpt = Annotated[Optional[str], typer.Option(help="Per-channel std, comma-separated (overrides the preset).")]
@@ -140,11 +141,13 @@ def image_sources(data: Path, train_data: Path | None, settings: Settings, cache
     return unlabeled, train
 
 
-def open_store(path: Path, fresh: bool, settings: Settings, unlabeled, train, device, arch: str | None, kwargs: dict) -> ResultStore:
+def open_store(path: Path, fresh: bool, settings: Settings, unlabeled, train, device, arch: str | None, kwargs: dict,
+               ema: bool = False) -> ResultStore:
     """The resumable results file, keyed by everything that decides the numbers; emptied first with --fresh."""
     if fresh:
         ResultStore.reset(path)
-    key_settings = {**run_settings(settings, unlabeled, train, device), "arch": arch, "arch_kwargs": kwargs}
+    key_settings = {**run_settings(settings, unlabeled, train, device), "arch": arch, "arch_kwargs": kwargs,
+                    **({"ema": True} if ema else {})}  # absent when off: results files from before --ema stay valid
     return ResultStore(path, fingerprint(key_settings), key_settings)
 
 
@@ -221,13 +224,14 @@ def gate_failures(result: Result, max_susceptibility: float | None, min_train_ac
 
 @app.command()
 def score(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint file: .safetensors, .pt/.pth/.th/.bin/.ckpt, TorchScript, or .pt2.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint: .safetensors, .pt/.pth/.th/.bin/.ckpt/.pth.tar, TorchScript, .pt2, or a Hugging Face model folder.")],
     data: DataOpt,
     train_data: TrainDataOpt = None,
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
     num_classes: NumClassesOpt = None,
     trust_checkpoint: TrustOpt = False,
+    ema: EmaOpt = False,
     preset: PresetOpt = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
@@ -256,7 +260,8 @@ def score(
         check_destinations(output)
         dev = resolve_device(device)
         kwargs = parse_arch_kwargs(arch_kwargs)
-        ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint)
+        ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint,
+                               ema=ema)
         unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
         with progress_bar() as update:
             result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
@@ -293,6 +298,7 @@ def rank(
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
     trust_checkpoint: TrustOpt = False,
+    ema: EmaOpt = False,
     all_checkpoints: Annotated[bool, typer.Option("--all-checkpoints", help="Rank every checkpoint of a run folder, not only its latest.")] = False,
     preset: PresetOpt = None,
     mean: MeanOpt = None,
@@ -343,7 +349,7 @@ def rank(
         unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
         results_path = results or default_results(pool)
         lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
-        store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs) if lead else None
+        store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs, ema) if lead else None
         reused = len(store) if store is not None else 0
         if w is None:
             audit = functools.partial(audit_pool, model_batch=model_batch or default_model_batch(dev))
@@ -352,7 +358,7 @@ def rank(
         try:
             with progress_bar() as update, (process_group(dev) if w else contextlib.nullcontext()):
                 rows = audit(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
-                             default_arch_kwargs=kwargs, trust=trust_checkpoint, progress=update)
+                             default_arch_kwargs=kwargs, trust=trust_checkpoint, ema=ema, progress=update)
         except KeyboardInterrupt:
             if store is not None:
                 stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
@@ -482,6 +488,7 @@ def track(
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
     trust_checkpoint: TrustOpt = False,
+    ema: EmaOpt = False,
     preset: PresetOpt = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
@@ -539,12 +546,12 @@ def track(
                 warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
             unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
             results_path = results or default_results(run)
-            store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs)
+            store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs, ema)
             reused = len(store)
             try:
                 with progress_bar() as update:
                     rows = audit_pool(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
-                                      default_arch_kwargs=kwargs, trust=trust_checkpoint, progress=update,
+                                      default_arch_kwargs=kwargs, trust=trust_checkpoint, ema=ema, progress=update,
                                       model_batch=model_batch or default_model_batch(dev))
             except KeyboardInterrupt:
                 stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)

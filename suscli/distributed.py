@@ -106,6 +106,7 @@ def audit_shards(
     default_arch: str | None = None,
     default_arch_kwargs: dict | None = None,
     trust: bool = False,
+    ema: bool = False,
     progress: Progress | None = None,
 ) -> list[Result] | None:
     """audit_pool across the ranks of an initialized process group: on rank 0 (which alone uses `store` and
@@ -130,7 +131,7 @@ def audit_shards(
             i = todo[start + w.rank]
             try:
                 row = score_entry(entries[i], unlabeled, train, settings=settings, device=device, default_arch=default_arch,
-                                  default_arch_kwargs=default_arch_kwargs, trust=trust)
+                                  default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
             except Exception as e:
                 row = error_row(entries[i], e)
             mine = (i, row.as_dict())  # a plain dict pickles without suscli's classes on the receiving side

@@ -242,6 +242,15 @@ def _decode_all(
     return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=unreadable)
 
 
+def _header_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with warnings.catch_warnings(), Image.open(path) as img:
+            warnings.simplefilter("ignore")
+            return img.size
+    except Exception:  # unreadable: decoding counts it, or fails on it with --strict
+        return None
+
+
 def _strict_error(path: Path, err: str) -> InputError:
     return InputError(f"cannot decode image {path}: {err}", fix="remove the file, or drop --strict to skip unreadable images")
 
@@ -301,6 +310,14 @@ class ImageSource:
     cache_dir: Path | None = None  # on-disk cache of decoded images (suscli.cache); None: decode every run
     origin: Path | None = None  # the folder or label CSV the files were listed from, for error messages
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[Path, str]]]] = field(default_factory=dict, repr=False)
+    _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
+
+    def sizes(self) -> set[tuple[int, int]]:
+        """The (width, height) of every readable image, from the file headers alone (nothing is decoded)."""
+        if self._sizes is None:
+            with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+                self._sizes = set(pool.map(_header_size, self.paths)) - {None}
+        return self._sizes
 
     def decoded(
         self, image_size: int, channels: int, crop_pct: float = 1.0, device: torch.device | None = None, progress: Progress | None = None

@@ -1,16 +1,22 @@
-"""Finding the models of a pool: a folder of checkpoints and run folders, or a manifest file."""
+"""Finding the models of a pool: a folder of checkpoints and run folders, or a manifest file.
+
+A checkpoint is a file with a checkpoint suffix, or a folder a layout claims as one (a Hugging Face model folder,
+whose files are then not models of their own); a Trainer's output_dir is a run of `checkpoint-N/` folders.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suscli.checkpoints import CHECKPOINT_SUFFIXES
+from suscli.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_suffix
 from suscli.errors import InputError
+from suscli.sources import checkpoint_folder
 
 MANIFEST_SUFFIXES = (".json", ".csv")
 
@@ -30,10 +36,7 @@ class PoolEntry:
 
 def epoch_from_name(path: str | Path) -> int | None:
     """Epoch number in a checkpoint's file name, by the naming schemes training scripts use; None if absent."""
-    stem = Path(path).name
-    for suffix in CHECKPOINT_SUFFIXES:
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
+    stem = _stem(Path(path))
     for pattern in _EPOCH_PATTERNS:
         if m := pattern.search(stem):
             return int(m.group(1))
@@ -41,18 +44,50 @@ def epoch_from_name(path: str | Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _stem(path: Path) -> str:
+    """The name without its checkpoint suffix (`checkpoint-3.pth.tar` -> `checkpoint-3`)."""
+    suffix = checkpoint_suffix(path)
+    return path.name[: -len(suffix)] if suffix and path.is_file() else path.name
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """A checkpoint's epoch: a folder's own record (a Trainer's trainer_state.json), else the number in its name."""
+    if path.is_dir():
+        folder = checkpoint_folder(path)
+        return folder.epoch if folder is not None else None
+    return epoch_from_name(path)
+
+
 def is_checkpoint(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in CHECKPOINT_SUFFIXES
+    if path.name.startswith("."):
+        return False
+    if path.is_dir():
+        return checkpoint_folder(path) is not None
+    return path.is_file() and checkpoint_suffix(path) is not None
+
+
+def _order(path: Path) -> int:
+    epoch = checkpoint_epoch(path)
+    return -1 if epoch is None else epoch
 
 
 def _latest(paths: list[Path]) -> Path:
-    """The last checkpoint of a run: highest epoch in the name, then newest file."""
-    return max(paths, key=lambda p: (epoch_from_name(p) if epoch_from_name(p) is not None else -1, p.stat().st_mtime, p.name))
+    """The last checkpoint of a run: highest epoch, then newest file."""
+    return max(paths, key=lambda p: (_order(p), p.stat().st_mtime, p.name))
 
 
 def _checkpoints_under(folder: Path) -> list[Path]:
-    found = [p for p in folder.rglob("*") if is_checkpoint(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    return sorted(found, key=lambda p: (epoch_from_name(p) if epoch_from_name(p) is not None else -1, p.as_posix()))
+    """Checkpoints under `folder` (itself included when it is one), outside hidden folders; the files of a checkpoint
+    folder are part of it, not checkpoints of their own."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if checkpoint_folder(here) is not None:
+            found.append(here)
+            continue
+        found += [here / f for f in files if is_checkpoint(here / f)]
+    return sorted(found, key=lambda p: (_order(p), p.as_posix()))
 
 
 def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEntry]:
@@ -67,12 +102,16 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
         raise InputError(f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest")
     entries: list[PoolEntry] = []
     children = sorted(pool.iterdir())
-    stems = [c.stem for c in children if is_checkpoint(c)]
+    own = checkpoint_folder(pool)  # a Trainer's output_dir may hold its final model beside its checkpoint-N folders
+    if own is not None:
+        entries.append(PoolEntry(pool.name, pool, epoch=own.epoch))
+    files = [c for c in children if own is None and c.is_file() and is_checkpoint(c)]
+    stems = [_stem(c) for c in files]
     for child in children:
         if child.name.startswith("."):
             continue
-        if is_checkpoint(child):  # named by its stem, unless two files share it (m.pt and m.safetensors)
-            name = child.stem if stems.count(child.stem) == 1 else child.name
+        if child in files:  # named by its stem, unless two files share it (m.pt and m.safetensors)
+            name = _stem(child) if stems.count(_stem(child)) == 1 else child.name
             entries.append(PoolEntry(name, child, epoch=epoch_from_name(child)))
         elif child.is_dir():
             runs = _checkpoints_under(child)
@@ -80,10 +119,10 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
                 continue
             chosen = runs if all_checkpoints else [_latest(runs)]
             for p in chosen:
-                name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints else child.name
-                entries.append(PoolEntry(name, p, epoch=epoch_from_name(p)))
+                name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
+                entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p)))
     if not entries:
-        raise InputError(f"no checkpoints in {pool}", fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, or subfolders of them")
+        raise InputError(f"no checkpoints in {pool}", fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them")
     return entries
 
 

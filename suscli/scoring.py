@@ -6,7 +6,7 @@ This is the Python API a training script can call; the CLI's `score` and `rank` 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,11 +60,13 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
-def preprocessing(settings: Settings, meta: dict) -> tuple[Preprocess, list[str]]:
+def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] = ()) -> tuple[Preprocess, list[str]]:
     """Preprocessing for one model. Explicit options beat the checkpoint's metadata, which beats nothing.
 
     Normalization: --mean/--std, else --preset, else the checkpoint's mean/std, else its preset, else none.
-    Image size: --image-size, else the checkpoint's image_size, else the preset's.
+    Image size: --image-size, else the checkpoint's image_size, else the preset's, else the size every one of
+    `images` has. The crop: the preset's when given, else the checkpoint's crop_pct. Where an option overrides
+    what the checkpoint says, a note says so.
     """
     notes: list[str] = []
     preset_name = settings.preset or meta.get("preset")
@@ -75,10 +77,43 @@ def preprocessing(settings: Settings, meta: dict) -> tuple[Preprocess, list[str]
     std = settings.std or (None if settings.preset else meta.get("std")) or preset.std
     if not (settings.mean or settings.preset or meta.get("mean") or meta.get("preset")):
         notes.append("no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]")
+    notes += _overridden(settings, meta, mean, std)
+    crop = preset.crop_pct if settings.preset else meta.get("crop_pct") or preset.crop_pct
     size = settings.image_size or meta.get("image_size") or preset.image_size
     if not size:
-        raise UsageError("the image size is unknown", fix="pass --image-size, or --preset cifar10|imagenet")
-    return Preprocess(int(size), tuple(mean), tuple(std), preset.crop_pct), notes
+        size, note = _common_size(images)
+        notes.append(note)
+    return Preprocess(int(size), tuple(mean), tuple(std), float(crop)), notes
+
+
+def _overridden(settings: Settings, meta: dict, mean: Sequence[float], std: Sequence[float]) -> list[str]:
+    """Notes for the options that override what the checkpoint says (the user wins, the report shows both)."""
+    said, notes = _stats(meta.get("mean"), meta.get("std")), []
+    if said and (settings.mean or settings.preset) and said != _stats(mean, std):
+        option = "--mean/--std" if settings.mean else f"--preset {settings.preset}"
+        notes.append(f"{option} used: the checkpoint says {said}")
+    elif settings.preset and meta.get("preset") not in (None, settings.preset):
+        notes.append(f"--preset {settings.preset} used: the checkpoint says preset {meta['preset']}")
+    if settings.image_size and meta.get("image_size") not in (None, settings.image_size):
+        notes.append(f"--image-size {settings.image_size} used: the checkpoint says {meta['image_size']}")
+    return notes
+
+
+def _stats(mean: Sequence[float] | None, std: Sequence[float] | None) -> str | None:
+    if not mean or not std:
+        return None
+    return f"mean {','.join(f'{v:g}' for v in mean)}, std {','.join(f'{v:g}' for v in std)}"
+
+
+def _common_size(images: Sequence[ImageSource]) -> tuple[int, str]:
+    """The side of the images when all are square and of one size: the model then sees them as they are."""
+    sizes = sorted(set().union(*(source.sizes() for source in images))) if images else []
+    if len(sizes) == 1 and sizes[0][0] == sizes[0][1]:
+        side = sizes[0][0]
+        return side, f"image size {side} taken from the images (all {side}x{side}): nothing names the model's input size"
+    shown = ", ".join(f"{w}x{h}" for w, h in sizes[:3]) + (", ..." if len(sizes) > 3 else "")
+    why = "" if not sizes else f" and the images are {shown}, not square" if len(sizes) == 1 else f" and the images differ in size ({shown})"
+    raise UsageError(f"the image size is unknown{why}", fix="pass --image-size, or --preset cifar10|imagenet")
 
 
 def input_channels(model: nn.Module, image_size: int) -> int:
@@ -105,7 +140,7 @@ def score_checkpoint(
     """Susceptibility and training accuracy of a loaded checkpoint. Input problems raise SuscliError."""
     start = time.perf_counter()
     device = device or resolve_device()
-    prep, notes = preprocessing(settings, checkpoint.meta)
+    prep, notes = preprocessing(settings, checkpoint.meta, [s for s in (data, train) if s is not None])
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
     channels = input_channels(model, prep.image_size)
     pixels, _, unreadable = data.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
@@ -207,6 +242,7 @@ def scored_row(
             "preprocess": asdict(prep),
             "channels": channels,
             "arch_source": checkpoint.arch_source,
+            **({"classes": checkpoint.meta["classes"]} if checkpoint.meta.get("classes") else {}),  # a Hugging Face config's id2label
             "train_acc": acc.as_dict() if acc else None,
             "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.rules)
             # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.noise)

@@ -50,6 +50,16 @@ def train_folder(tmp_path: Path) -> Path:
     return tmp_path / "train"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: its tiny models run fastest so, and a busy machine's other jobs cannot stall
+    them (two threads spin-waiting for each other made a 0.01 s step take 0.9 s on a shared two-core VM)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
@@ -82,3 +92,34 @@ def one_error_line(res: CliResult, code: int = 3, *needles: str) -> str:
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+def by_hand(model: nn.Module, folder: Path, *, mean, std, image_size: int, crop_pct: float = 1.0, batches: int = 2,
+            batch_size: int = 8) -> float:
+    """Susceptibility of a model loaded by hand, on the images of `folder` (decoded as suscli decodes them) normalized
+    by hand: what `suscli score ... --batches 2 --batch-size 8` must give for the same model."""
+    from suscli.images import decode_images, list_images
+    from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+
+    pixels = decode_images(list_images(folder), image_size=image_size, crop_pct=crop_pct).pixels
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    config = SusceptibilityConfig(batches=batches, batch_size=batch_size, seed=0)
+    return measure_susceptibility(model.eval(), (pixels.float() / 255.0 - m) / s, config=config).mean
+
+
+def cli_json(*args: object) -> dict:
+    """Run a suscli command with `-f json` and few small batches; its JSON report (the command must succeed)."""
+    import json
+
+    res = invoke(*args, "--batches", "2", "--batch-size", "8", "-f", "json")
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def image_sets(root: Path, size: int = 32) -> tuple[Path, Path]:
+    """16 unlabeled images and a 3-class training set of 12, all size x size."""
+    write_images(root / "unlabeled", 16, size=size)
+    for c in range(3):
+        write_images(root / "train" / f"class_{c}", 4, size=size, seed=10 + c)
+    return root / "unlabeled", root / "train"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import random
@@ -350,3 +351,66 @@ def test_bad_sidecar_and_bad_metadata(tmp_path):
 
 def test_sidecar_path():
     assert sidecar_path("runs/model.pt").as_posix() == "runs/model.suscli.json"
+
+
+def _without_num_batches_tracked(state: dict) -> dict:
+    return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def test_files_saved_before_pytorch_0_4_1_load_as_torch_loads_them(tmp_path):
+    """BatchNorm gained num_batches_tracked in 0.4.1 and fills it in for older files (no module version recorded),
+    which `load_state_dict(strict=True)` accepts; so does suscli."""
+    model = _tiny()
+    old = _without_num_batches_tracked(model.state_dict())
+    torch.save(old, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    fresh = bn_cnn(num_classes=3, **KWARGS)
+    fresh.load_state_dict(torch.load(tmp_path / "old.pth"), strict=True)  # torch's own verdict
+    ckpt = load_checkpoint(tmp_path / "old.pth", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.notes == []
+    torch.save({f"module.{k}": v for k, v in old.items()}, tmp_path / "ddp.pth")  # and through a stripped prefix
+    assert _same_outputs(model, load_checkpoint(tmp_path / "ddp.pth", arch=ARCH, arch_kwargs=KWARGS).model)
+
+
+def test_module_versions_saved_with_the_weights_decide(tmp_path):
+    """A state dict that records BatchNorm version 2 must hold num_batches_tracked: torch refuses it, so does suscli,
+    naming the keys; version 1 (saved by 0.4.0) fills them in."""
+    state = _tiny().state_dict()  # an OrderedDict with torch's _metadata (module versions)
+    for k in [k for k in state if k.endswith("num_batches_tracked")]:
+        del state[k]
+    torch.save(state, tmp_path / "v2.pth")
+    with pytest.raises(RuntimeError, match="num_batches_tracked"):
+        bn_cnn(num_classes=3, **KWARGS).load_state_dict(torch.load(tmp_path / "v2.pth"), strict=True)
+    line = _input_error(tmp_path / "v2.pth", arch=ARCH, arch_kwargs=KWARGS)
+    assert "3 missing keys (1.num_batches_tracked, 5.num_batches_tracked, 9.num_batches_tracked), 0 unexpected keys" in line
+    for meta in state._metadata.values():
+        if "version" in meta:
+            meta["version"] = 1
+    torch.save(state, tmp_path / "v1.pth")
+    assert load_checkpoint(tmp_path / "v1.pth", arch=ARCH, arch_kwargs=KWARGS).notes == []
+
+
+class _Args(argparse.Namespace):
+    """A Namespace subclass: another global to the unpickler, and not allowed."""
+
+
+def test_argparse_namespace_is_allowed_by_name_and_nothing_else(tmp_path):
+    weights = _tiny().state_dict()
+    torch.save({"state_dict": weights, "args": argparse.Namespace(lr=0.1, sizes=[1, 2])}, tmp_path / "ns.pt")
+    assert _same_outputs(_tiny(), load_checkpoint(tmp_path / "ns.pt", arch=ARCH, arch_kwargs=KWARGS).model)
+    torch.save({"state_dict": weights, "args": _Args(lr=0.1)}, tmp_path / "sub.pt")
+    line = _input_error(tmp_path / "sub.pt", arch=ARCH)
+    assert f"{_Args.__module__}._Args" in line and "--trust-checkpoint" in line
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": weights, "args": argparse.Namespace(x=_Payload(marker))}, tmp_path / "evil.pt")
+    line = _input_error(tmp_path / "evil.pt", arch=ARCH)
+    assert "exec" in line and "--trust-checkpoint" in line
+    assert not marker.exists()
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()  # allowed for one load, not for the process
+
+
+def test_pth_tar_is_a_torch_file(tmp_path):
+    model = _tiny()
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "last.pth.tar")
+    assert _same_outputs(model, load_checkpoint(tmp_path / "last.pth.tar", arch=ARCH, arch_kwargs=KWARGS).model)
+    (tmp_path / "a.tar").write_bytes(b"x")
+    assert "unknown checkpoint type '.tar'" in _input_error(tmp_path / "a.tar")

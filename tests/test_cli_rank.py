@@ -257,3 +257,13 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(pool: Pat
 def test_suspects_need_training_labels(pool: Path, image_folder: Path, tmp_path: Path) -> None:
     res = invoke("rank", pool, "-d", image_folder, "--suspects", tmp_path / "s.csv")
     one_error_line(res, 2, "--suspects needs --train-data")
+
+
+def test_one_file_twice_in_a_pool_keeps_both_names(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """timm hard-links last.pth.tar and model_best.pth.tar to an epoch's file: one measurement, a row per name."""
+    os.link(pool / "m0.safetensors", pool / "best.safetensors")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in doc["results"]}
+    assert sorted(rows) == ["best", "m0", "m1", "m2", "m3"]
+    assert rows["best"]["susceptibility"] == rows["m0"]["susceptibility"] and rows["best"]["path"].endswith("best.safetensors")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import suscli
 from suscli.scoring import Settings, score
 from suscli.susceptibility import SusceptibilityConfig
-from tests.conftest import invoke, one_error_line, tiny_cnn
+from tests.conftest import by_hand, invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
 
@@ -144,3 +146,41 @@ def test_usage_errors_exit_2(ckpt: Path, image_folder: Path) -> None:
 
 def test_help_documents_exit_codes() -> None:
     assert "Exit codes: 0 ok, 1 gate failed, 2 usage error, 3" in invoke("--help").stdout
+
+
+def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> None:
+    """A TorchScript model names no input size; images that all share one square size are used as they are."""
+    model = tiny_cnn().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
+        torch.jit.save(torch.jit.script(model), tmp_path / "m.pt")
+    write_images(tmp_path / "cifar", 16, size=32)
+    res = invoke("score", tmp_path / "m.pt", "-d", tmp_path / "cifar", "--mean", "0.5", "--std", "0.25", "-f", "json",
+                 "--batches", "2", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["details"]["preprocess"]["image_size"] == 32
+    assert row["notes"] == ["image size 32 taken from the images (all 32x32): nothing names the model's input size"]
+    assert row["susceptibility"] == pytest.approx(by_hand(model, tmp_path / "cifar", mean=[0.5], std=[0.25], image_size=32), rel=1e-5)
+    write_images(tmp_path / "cifar" / "big", 1, size=40)
+    one_error_line(invoke("score", tmp_path / "m.pt", "-d", tmp_path / "cifar", "--mean", "0.5", "--std", "0.25"), 2,
+                   "the image size is unknown and the images differ in size (32x32, 40x40)")
+    write_images(tmp_path / "wide", 2, size=8)
+    for p in (tmp_path / "wide").iterdir():
+        Image.new("RGB", (12, 8)).save(p)
+    one_error_line(invoke("score", tmp_path / "m.pt", "-d", tmp_path / "wide"), 2, "the images are 12x8, not square")
+
+
+def test_options_that_override_the_checkpoint_say_so(tmp_path: Path, image_folder: Path) -> None:
+    path = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8, mean=[0.5, 0.4, 0.3], std=[0.2, 0.2, 0.2])
+
+    def notes(*options: str) -> list[str]:
+        res = invoke("score", path, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "8", *options)
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)["results"][0]["notes"]
+
+    assert notes() == []
+    assert notes("--mean", "0.5,0.4,0.3", "--std", "0.2,0.2,0.2") == []  # the same values: nothing to say
+    assert notes("--mean", "0.5", "--std", "0.25", "--image-size", "10") == [
+        "--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.2,0.2", "--image-size 10 used: the checkpoint says 8"]
+    assert notes("--preset", "cifar10") == ["--preset cifar10 used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.2,0.2"]

@@ -72,3 +72,31 @@ def test_empty_or_missing_pool(tmp_path: Path) -> None:
         discover(tmp_path / "nope")
     with pytest.raises(InputError, match="suscli score"):
         discover(touch(tmp_path / "one.pt"))
+
+
+def hf_folder(path: Path, epoch: float | None = None) -> Path:
+    """The files a Hugging Face Trainer checkpoint holds (contents do not matter to discovery)."""
+    for name in ("config.json", "model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin"):
+        touch(path / name)
+    if epoch is not None:
+        (path / "trainer_state.json").write_text(json.dumps({"epoch": epoch, "global_step": 10}))
+    return path
+
+
+def test_model_folders_are_one_checkpoint_and_a_trainer_output_dir_is_a_run(tmp_path: Path) -> None:
+    hf_folder(tmp_path / "vit")
+    for step, epoch in ((500, 1.0), (1000, 2.0), (1250, 2.5)):
+        hf_folder(tmp_path / "run" / f"checkpoint-{step}", epoch)
+    touch(tmp_path / "timm" / "checkpoint-3.pth.tar")
+    touch(tmp_path / "timm" / "last.pth.tar")
+    (tmp_path / "timm" / "args.yaml").write_text("model: resnet10t\n")
+    assert [(e.name, e.path.relative_to(tmp_path).as_posix(), e.epoch) for e in discover(tmp_path)] == [
+        ("run", "run/checkpoint-1000", 2),  # the latest whole epoch (trainer_state.json), not the highest step
+        ("timm", "timm/checkpoint-3.pth.tar", 3),
+        ("vit", "vit", None),
+    ]
+    assert [(e.name, e.epoch) for e in discover(tmp_path / "run")] == [  # a checkpoint saved mid-epoch has no epoch
+        ("checkpoint-1000", 2), ("checkpoint-1250", None), ("checkpoint-500", 1)]
+    assert [e.name for e in discover(tmp_path / "timm")] == ["checkpoint-3", "last"]
+    hf_folder(tmp_path / "run")  # Trainer.save_model wrote the final model beside the checkpoints
+    assert [e.name for e in discover(tmp_path / "run")] == ["run", "checkpoint-1000", "checkpoint-1250", "checkpoint-500"]

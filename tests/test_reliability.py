@@ -4,6 +4,7 @@ tests/test_checkpoints.py; these go through the command line, which is what CI r
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -249,6 +250,50 @@ def test_a_results_file_of_pickle_bytes_is_an_error_not_an_execution(tmp_path, i
 def test_trust_checkpoint_help_says_what_it_risks(command) -> None:
     text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", invoke(command, "--help").stdout).split())
     assert "--trust-checkpoint" in text and "can run ANY code the file's author chose" in text
+
+
+class EvilArgs(argparse.Namespace):
+    """A Namespace subclass whose rebuilding runs code: allowed by name would mean allowed to run."""
+
+    marker = ""
+
+    def __setstate__(self, state):
+        open(self.marker, "w").close()
+
+
+def _hf_folder(folder: Path, config: dict, weights: str = "model.safetensors") -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"model_type": "vit", "architectures": ["ViTForImageClassification"], **config}))
+    if weights == "model.safetensors":
+        save_file(tiny_cnn().state_dict(), str(folder / weights))
+    return folder
+
+
+def test_files_of_training_tools_run_nothing(tmp_path, image_folder, marker, monkeypatch) -> None:
+    """The new ways in: a timm file whose args are a Namespace subclass, a Hugging Face folder whose config maps
+    the model to its own code (auto_map, with that code beside it) or whose pytorch_model.bin is a payload."""
+    monkeypatch.setattr(EvilArgs, "marker", str(marker))
+    evil_args = tmp_path / "checkpoint-1.pth.tar"
+    torch.save({"arch": "resnet18", "state_dict": tiny_cnn().state_dict(), "args": EvilArgs(model="resnet18")}, evil_args)
+    remote = _hf_folder(tmp_path / "remote", {"model_type": "evil", "architectures": ["EvilModel"],
+                                              "auto_map": {"AutoModelForImageClassification": "modeling_evil.EvilModel"}})
+    (remote / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    pickled = _hf_folder(tmp_path / "pickled", {}, weights="pytorch_model.bin")
+    _torch_file("zip, nested", pickled / "pytorch_model.bin", Payload(marker))
+    for path, says in [(evil_args, "EvilArgs"), (remote, "auto_map"), (pickled, "exec")]:
+        line = one_error_line(invoke("score", path, "-d", image_folder))
+        assert str(path) in line and says in line, line
+        assert not marker.exists()
+    torch.load(evil_args, weights_only=False)  # unpickled without suscli's guard, it does run
+    assert marker.exists()
+
+
+def test_a_model_type_transformers_does_not_define_is_refused(tmp_path, image_folder) -> None:
+    """Without auto_map, a config naming an unknown model type could only be built from code that came with it."""
+    pytest.importorskip("transformers")
+    folder = _hf_folder(tmp_path / "custom", {"model_type": "my_custom_net", "architectures": ["MyCustomNet"]})
+    line = one_error_line(invoke("score", folder, "-d", image_folder))
+    assert "model type 'my_custom_net', which transformers" in line and "never runs such code" in line
 
 
 # --- 3. interruptions ---------------------------------------------------------------------------------------

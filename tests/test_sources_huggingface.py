@@ -1,0 +1,134 @@
+"""Hugging Face transformers: folders written by `save_pretrained` and by a Trainer run, scored, ranked and tracked
+with no --arch, --mean, --std or --image-size, and compared with the same model loaded by transformers itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from suscli.checkpoints import file_sha256, load_checkpoint
+from suscli.cli import app
+from suscli.errors import InputError
+from tests.conftest import by_hand, cli_json, image_sets
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")  # the Trainer needs it
+from transformers import (  # noqa: E402
+    AutoModelForImageClassification, Trainer, TrainingArguments, ViTConfig, ViTForImageClassification, ViTImageProcessor,
+)
+
+MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+LABELS = {0: "cat", 1: "dog", 2: "fox"}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class Pictures(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        return {"pixel_values": torch.randn(3, 32, 32, generator=torch.Generator().manual_seed(i)), "labels": i % 3}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    """`saved/` (save_pretrained of a model and its image processor) and `run/` (a Trainer's output_dir after two
+    epochs: checkpoint-2/ and checkpoint-4/)."""
+    root = tmp_path_factory.mktemp("hf")
+    image_sets(root)
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    model = ViTForImageClassification(config)
+    processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=MEAN, image_std=STD)
+    model.save_pretrained(root / "saved")
+    processor.save_pretrained(root / "saved")
+    args = TrainingArguments(output_dir=str(root / "run"), num_train_epochs=2, per_device_train_batch_size=4, learning_rate=0.05,
+                             save_strategy="epoch", report_to=[], use_cpu=True, logging_strategy="no", disable_tqdm=True)
+    Trainer(model=model, args=args, train_dataset=Pictures(), processing_class=processor).train()
+    return root
+
+
+def hf_by_hand(folder: Path, root: Path) -> float:
+    model = AutoModelForImageClassification.from_pretrained(folder)
+    return by_hand(model, root / "unlabeled", mean=MEAN, std=STD, image_size=32)
+
+
+def test_score_a_saved_folder(root: Path) -> None:
+    row = cli_json("score", root / "saved", "-d", root / "unlabeled", "--train-data", root / "train")["results"][0]
+    assert (row["arch"], row["details"]["arch_source"]) == ("transformers:ViTForImageClassification", "config.json")
+    assert row["details"]["classes"] == ["cat", "dog", "fox"] and row["details"]["num_classes"] == 3
+    assert row["details"]["preprocess"] == {"image_size": 32, "mean": MEAN, "std": STD, "crop_pct": 1.0}
+    assert row["susceptibility"] == pytest.approx(hf_by_hand(root / "saved", root), rel=1e-5)
+    assert row["notes"] == []
+
+
+def test_trainer_run_is_one_run_of_epochs(root: Path, tmp_path: Path) -> None:
+    run = root / "run"
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoint-2", "checkpoint-4"]
+    tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
+    assert [(r["name"], r["epoch"]) for r in tracked["results"]] == [("checkpoint-2", 1), ("checkpoint-4", 2)]  # trainer_state.json
+    shutil.copytree(root / "saved", tmp_path / "pool" / "saved")
+    (tmp_path / "pool" / "run").symlink_to(run)
+    ranked = cli_json("rank", tmp_path / "pool", "-d", root / "unlabeled", "--train-data", root / "train", "--all-checkpoints",
+                      "--results", tmp_path / "r.jsonl")
+    assert [r["name"] for r in sorted(ranked["results"], key=lambda r: r["name"])] == ["run/checkpoint-2", "run/checkpoint-4", "saved"]
+    for row in tracked["results"] + ranked["results"]:
+        assert row["susceptibility"] == pytest.approx(hf_by_hand(Path(row["path"]), root), rel=1e-5), row["name"]
+
+
+def test_users_mean_and_arch_win_with_a_note(root: Path) -> None:
+    row = cli_json("score", root / "saved", "-d", root / "unlabeled", "--mean", "0.5", "--std", "0.5")["results"][0]
+    assert row["notes"] == ["--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3"]
+    model = AutoModelForImageClassification.from_pretrained(root / "saved")
+    assert row["susceptibility"] == pytest.approx(by_hand(model, root / "unlabeled", mean=[0.5], std=[0.5], image_size=32), rel=1e-5)
+    res = CliRunner().invoke(app, ["score", str(root / "saved"), "-d", str(root / "unlabeled"), "--arch", "tests.conftest:tiny_cnn"])
+    assert res.exit_code == 3 and "weights do not fit tests.conftest:tiny_cnn" in res.stderr  # the user's arch was built
+
+
+def test_sharded_and_pickled_weights(root: Path, tmp_path: Path) -> None:
+    model = AutoModelForImageClassification.from_pretrained(root / "saved")
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").is_file()
+    ckpt = load_checkpoint(tmp_path / "sharded")
+    shards = sorted(p.name for p in (tmp_path / "sharded").glob("model-*.safetensors"))
+    assert len(shards) > 1 and ckpt.sha256 == file_sha256(tmp_path / "sharded")
+    shutil.copytree(root / "saved", tmp_path / "bin")
+    weights = load_file(tmp_path / "bin" / "model.safetensors")
+    (tmp_path / "bin" / "model.safetensors").unlink()
+    torch.save(weights, tmp_path / "bin" / "pytorch_model.bin")  # as transformers 4 wrote it
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x).logits
+        for folder in ("sharded", "bin"):
+            assert torch.allclose(load_checkpoint(tmp_path / folder).model(x).logits, expected, atol=1e-6), folder
+
+
+def test_a_trainer_output_dir_is_not_one_checkpoint(root: Path) -> None:
+    with pytest.raises(InputError, match="is a directory, not a checkpoint"):
+        load_checkpoint(root / "run")
+
+
+def test_missing_transformers_is_one_line_naming_the_extra(root: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    res = CliRunner().invoke(app, ["score", str(root / "saved"), "-d", str(root / "unlabeled")])
+    assert res.exit_code == 3
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "a Hugging Face checkpoint needs transformers" in lines[0] and lines[0].endswith("(pip install 'suscli[hf]')")
+
+
+def test_config_json_is_read_as_data(root: Path, tmp_path: Path) -> None:
+    """Unknown model types and labels that are not 0..n-1 are refused or ignored, never guessed."""
+    shutil.copytree(root / "saved", tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "model_type": "my_own_vit", "architectures": ["MyOwnViT"]}))
+    with pytest.raises(InputError, match="model type 'my_own_vit', which transformers .* does not define"):
+        load_checkpoint(tmp_path / "m")

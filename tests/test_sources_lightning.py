@@ -1,0 +1,90 @@
+"""Lightning: checkpoints written by a real `Trainer.fit` with ModelCheckpoint, scored, ranked and tracked with no
+--arch, --mean, --std or --image-size (the hyper-parameters name a timm model, whose data config gives the rest),
+and compared with the same model loaded by Lightning itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from suscli.checkpoints import load_checkpoint
+from suscli.errors import InputError
+from tests.conftest import by_hand, cli_json, image_sets
+
+L = pytest.importorskip("lightning")
+timm = pytest.importorskip("timm")
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
+from timm.data import resolve_data_config  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class Classifier(L.LightningModule):
+    """A module as users write them: the network under `net`, a loss with class weights beside it."""
+
+    def __init__(self, model_name: str = "test_resnet", num_classes: int = 3, lr: float = 0.05):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = timm.create_model(model_name, pretrained=False, num_classes=num_classes)
+        self.loss = torch.nn.CrossEntropyLoss(weight=torch.ones(num_classes))
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return self.loss(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """`ckpts/` after two epochs: epoch=0-step=2.ckpt, epoch=1-step=4.ckpt, last.ckpt."""
+    root = tmp_path_factory.mktemp("lightning")
+    image_sets(root)
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
+    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[ModelCheckpoint(dirpath=root / "ckpts", save_top_k=-1, save_last=True)], default_root_dir=root)
+    trainer.fit(Classifier(), torch.utils.data.DataLoader(data, batch_size=4))
+    return root / "ckpts"
+
+
+def lightning_by_hand(path: Path, root: Path) -> float:
+    model = Classifier.load_from_checkpoint(path, map_location="cpu").net
+    cfg = resolve_data_config({}, model=model)
+    return by_hand(model, root / "unlabeled", mean=cfg["mean"], std=cfg["std"], image_size=cfg["input_size"][1], crop_pct=cfg["crop_pct"])
+
+
+def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
+    root = run.parent
+    assert sorted(p.name for p in run.iterdir()) == ["epoch=0-step=2.ckpt", "epoch=1-step=4.ckpt", "last.ckpt"]
+    row = cli_json("score", run / "last.ckpt", "-d", root / "unlabeled", "--train-data", root / "train")["results"][0]
+    assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "Lightning checkpoint", 1)
+    assert row["notes"] == ["stripped prefix 'net.', ignored 1 keys outside it"]  # the loss's class weights
+    tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
+    assert [r["epoch"] for r in tracked["results"]] == [0, 1]
+    ranked = cli_json("rank", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")
+    assert len(ranked["results"]) == 3
+    for r in [row] + tracked["results"] + ranked["results"]:
+        assert r["susceptibility"] == pytest.approx(lightning_by_hand(Path(r["path"]), root), rel=1e-5), r["name"]
+
+
+def _lightning_file(path: Path, hparams: dict) -> Path:
+    model = timm.create_model("test_resnet", num_classes=3)
+    torch.save({"epoch": 0, "pytorch-lightning_version": "2.6.0", "hyper_parameters": hparams,
+                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    return path
+
+
+def test_hyper_parameters_naming_no_one_architecture(tmp_path: Path) -> None:
+    path = _lightning_file(tmp_path / "a.ckpt", {"arch": "resnet18"})
+    with pytest.raises(InputError, match="'resnet18', which both torchvision and timm define .*--arch torchvision:resnet18 or --arch timm:resnet18"):
+        load_checkpoint(path)
+    assert load_checkpoint(path, default_arch="timm:test_resnet").notes == [  # the user's word settles it
+        "--arch timm:test_resnet used: the Lightning checkpoint says resnet18", "stripped prefix 'model.'"]
+    with pytest.raises(InputError, match="'no_such_net', which neither torchvision nor timm defines"):
+        load_checkpoint(_lightning_file(tmp_path / "b.ckpt", {"model_name": "no_such_net"}))
+    with pytest.raises(InputError, match="names the architecture 'subprocess:run', which is not a model class"):
+        load_checkpoint(_lightning_file(tmp_path / "c.ckpt", {"arch": "subprocess:run"}))

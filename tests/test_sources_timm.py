@@ -1,0 +1,156 @@
+"""timm: checkpoints written by timm's own CheckpointSaver with train.py's args, scored, ranked and tracked with
+no --arch, --mean, --std or --image-size, and compared with the same model loaded by timm itself."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from suscli.checkpoints import load_checkpoint
+from suscli.cli import app
+from suscli.errors import InputError
+from tests.conftest import by_hand, cli_json, image_sets
+
+timm = pytest.importorskip("timm")
+yaml = pytest.importorskip("yaml")
+from timm.data import resolve_data_config  # noqa: E402
+from timm.utils import CheckpointSaver, ModelEmaV3  # noqa: E402
+
+MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def train_args() -> argparse.Namespace:
+    """What train.py's parser gives for `train.py DATA --model test_resnet --num-classes 3 --input-size 3 32 32
+    --mean .5 .4 .3 --std .2 .25 .3 --model-ema --model-ema-decay 0.5` (the fields the checkpoint needs, and a few more)."""
+    return argparse.Namespace(
+        data_dir="data", model="test_resnet", pretrained=False, initial_checkpoint="", num_classes=3, gp=None,
+        img_size=None, in_chans=None, input_size=[3, 32, 32], crop_pct=None, mean=MEAN, std=STD, interpolation="",
+        batch_size=4, opt="sgd", lr=0.05, epochs=3, drop=0.0, drop_path=None, bn_momentum=None, bn_eps=None,
+        model_kwargs={}, model_ema=True, model_ema_decay=0.5, output="out", seed=42,
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A timm output folder: checkpoint-0..2.pth.tar, last.pth.tar, model_best.pth.tar and args.yaml."""
+    root = tmp_path_factory.mktemp("timm")
+    image_sets(root)
+    out = root / "run"
+    out.mkdir()
+    args = train_args()
+    torch.manual_seed(0)
+    model = timm.create_model(args.model, pretrained=False, num_classes=args.num_classes)
+    ema = ModelEmaV3(model, decay=args.model_ema_decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    saver = CheckpointSaver(model, optimizer, args=args, model_ema=ema, checkpoint_dir=str(out), recovery_dir=str(out), max_history=5)
+    (out / "args.yaml").write_text(yaml.safe_dump(vars(args), default_flow_style=False))  # as train.py writes it
+    for epoch in range(3):
+        model.train()
+        loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 0]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ema.update(model, step=epoch)
+        saver.save_checkpoint(epoch, metric=float(epoch))
+    return out
+
+
+def timm_by_hand(path: Path, root: Path, use_ema: bool = False) -> float:
+    """The model as timm loads it (timm.models.load_checkpoint), preprocessed as timm's data config says."""
+    args = train_args()
+    model = timm.create_model(args.model, pretrained=False, num_classes=args.num_classes)
+    timm.models.load_checkpoint(model, str(path), use_ema=use_ema)
+    cfg = resolve_data_config(vars(args), model=model)
+    return by_hand(model, root / "unlabeled", mean=cfg["mean"], std=cfg["std"], image_size=cfg["input_size"][1], crop_pct=cfg["crop_pct"])
+
+
+def test_score_reads_the_whole_checkpoint(run: Path) -> None:
+    root = run.parent
+    doc = cli_json("score", run / "checkpoint-1.pth.tar", "-d", root / "unlabeled", "--train-data", root / "train")
+    row = doc["results"][0]
+    cfg = resolve_data_config(vars(train_args()), model=timm.create_model("test_resnet", num_classes=3))
+    assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "timm checkpoint", 1)
+    assert row["details"]["preprocess"] == {"image_size": 32, "mean": MEAN, "std": STD, "crop_pct": cfg["crop_pct"]}
+    assert row["susceptibility"] == pytest.approx(timm_by_hand(run / "checkpoint-1.pth.tar", root), rel=1e-5)
+    assert row["notes"] == []
+
+
+def test_ema_weights_on_request(run: Path) -> None:
+    root, path = run.parent, run / "last.pth.tar"
+    plain = cli_json("score", path, "-d", root / "unlabeled")["results"][0]
+    ema = cli_json("score", path, "-d", root / "unlabeled", "--ema")["results"][0]
+    assert ema["susceptibility"] == pytest.approx(timm_by_hand(path, root, use_ema=True), rel=1e-5)
+    assert ema["susceptibility"] != pytest.approx(plain["susceptibility"], rel=1e-5)  # the EMA weights differ
+    assert ema["notes"] == ["using EMA weights from 'state_dict_ema': --ema"]
+
+
+def test_track_and_rank_the_run(run: Path, tmp_path: Path) -> None:
+    root = run.parent
+    tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
+    assert [r["epoch"] for r in tracked["results"]] == [0, 1, 2]  # last and model_best carry no number: skipped
+    assert tracked["warnings"] == ["skipped 2 checkpoint(s) with no epoch number: last, model_best"]
+    ranked = cli_json("rank", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")
+    assert sorted(r["name"] for r in ranked["results"]) == ["checkpoint-0", "checkpoint-1", "checkpoint-2", "last", "model_best"]
+    for row in tracked["results"] + ranked["results"]:
+        assert row["arch"] == "timm:test_resnet"
+        assert row["susceptibility"] == pytest.approx(timm_by_hand(Path(row["path"]), root), rel=1e-5), row["name"]
+
+
+def test_renamed_to_pth_loads_without_trust(run: Path, tmp_path: Path) -> None:
+    """Its `args` is an argparse.Namespace: allowed by name to the weights_only unpickler."""
+    (tmp_path / "m.pth").write_bytes((run / "checkpoint-2.pth.tar").read_bytes())
+    ckpt = load_checkpoint(tmp_path / "m.pth")
+    assert (ckpt.arch, ckpt.meta["epoch"], ckpt.meta["image_size"], ckpt.num_classes) == ("timm:test_resnet", 2, 32, 3)
+
+
+def test_args_yaml_beside_a_cleaned_checkpoint(run: Path) -> None:
+    """timm's clean_checkpoint.py keeps the weights alone; the run's args.yaml still names the model."""
+    weights = torch.load(run / "checkpoint-2.pth.tar", weights_only=False)["state_dict"]
+    torch.save(weights, run / "cleaned.pth")
+    try:
+        ckpt = load_checkpoint(run / "cleaned.pth")
+    finally:
+        (run / "cleaned.pth").unlink()
+    assert (ckpt.arch, ckpt.arch_source, ckpt.meta["mean"], ckpt.meta["image_size"]) == ("timm:test_resnet", "args.yaml", MEAN, 32)
+
+
+def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
+    model = timm.create_model("test_resnet", num_classes=3)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnet")
+    cfg = resolve_data_config({}, model=model)
+    assert ckpt.meta == {"image_size": cfg["input_size"][1], "mean": list(cfg["mean"]), "std": list(cfg["std"]), "crop_pct": cfg["crop_pct"]}
+    with pytest.raises(InputError, match="did you mean timm:test_resnet"):
+        load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnett")
+    with pytest.raises(InputError, match="pretrained would load or download weights"):
+        load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnet", default_arch_kwargs={"pretrained": True})
+
+
+def test_users_arch_and_mean_win_with_a_note(run: Path) -> None:
+    root = run.parent
+    row = cli_json("score", run / "checkpoint-0.pth.tar", "-d", root / "unlabeled", "--arch", "timm.models.resnet:test_resnet",
+                   "--mean", "0.5", "--std", "0.5", "--preset", "none")["results"][0]
+    assert row["arch"] == "timm.models.resnet:test_resnet"
+    assert row["notes"] == ["--arch timm.models.resnet:test_resnet used: the timm checkpoint says timm:test_resnet",
+                            "--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3"]
+    model = timm.create_model("test_resnet", num_classes=3)
+    timm.models.load_checkpoint(model, str(run / "checkpoint-0.pth.tar"))
+    assert row["susceptibility"] == pytest.approx(by_hand(model, root / "unlabeled", mean=[0.5], std=[0.5], image_size=32,
+                                                          crop_pct=row["details"]["preprocess"]["crop_pct"]), rel=1e-5)
+
+
+def test_missing_timm_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) -> None:
+    torch.save({"w": torch.zeros(1)}, tmp_path / "m.pt")
+    monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed
+    res = CliRunner().invoke(app, ["score", str(tmp_path / "m.pt"), "-d", str(tmp_path), "--arch", "timm:resnet18"])
+    assert res.exit_code == 3
+    assert res.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'm.pt'}: architecture 'timm:resnet18' needs timm, which is not installed "
+        "(import of timm halted; None in sys.modules) (arch from --arch) (pip install 'suscli[timm]')"]
