@@ -23,13 +23,13 @@ DEFAULT_RULE = "agreement"  # the winner on the zoo (docs/validation.md, "Choosi
 MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
 # Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
 # of the pool that fits the fewest labels the whole pool's consensus contradicts, or all.
-VOTERS = ("region1", "not-region2", "low-memorization", "agreeing", "agreeing-low-memorization", "all")
+VOTERS = ("region1", "resisting", "not-region2", "low-memorization", "agreeing", "agreeing-low-memorization", "all")
 DEFAULT_VOTERS = "region1"
 # How near-ties on agreement are ordered: training accuracy (fit), fit on the labels the consensus does not
 # contradict (clean-fit), least fit on the labels it contradicts (memorization), least susceptible, or agreement.
 TIE_BREAKS = ("fit", "clean-fit", "memorization", "susceptibility", "none")
-DEFAULT_TIE_BREAK = "fit"
-DEFAULT_NOISE_VOTERS = "low-memorization"  # whose consensus on the training images judges the labels
+DEFAULT_TIE_BREAK = "clean-fit"
+DEFAULT_NOISE_VOTERS = "resisting"  # whose consensus on the training images judges the labels
 
 
 @dataclass(frozen=True)
@@ -143,10 +143,12 @@ def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[li
         raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
     fit = t is not None and all(r.train_acc is not None for r in scored)
     chosen = [False] * len(scored)
-    if fit and voters in ("region1", "not-region2"):
+    if fit and voters in ("region1", "not-region2", "resisting"):
         regions = [region(r.train_acc, r.susceptibility, t) for r in scored]
-        chosen = [g == 1 for g in regions] if voters == "region1" else [g != 2 for g in regions]
-        what = "region-1" if voters == "region1" else "non-region-2"
+        chosen = [g == 1 for g in regions] if voters != "not-region2" else [g != 2 for g in regions]
+        what = "region-1" if voters != "not-region2" else "non-region-2"
+        if voters == "resisting" and sum(chosen) < MIN_VOTERS:  # region 1 too small: all but the likely memorizers
+            chosen, what = [g != 2 for g in regions], "non-region-2"
     elif fit and voters == "low-memorization":
         estimates = _memorization_estimates(scored)
         if estimates is not None:
