@@ -259,7 +259,8 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     top = by_agreement[0]
     n = predictions_of(top).classes.shape[0]
     tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)]
-    key = _tie_key(tie_break if all(_tie_key(tie_break)(r) is not None for r in tied) else "none")
+    tie_break = _usable(tie_break, tied)
+    key = _tie_key(tie_break)
     lead = sorted(tied, key=lambda r: (key(r), -r.agreement, r.name))
     first = {id(r) for r in lead}
     ids = {id(r) for r in measured}
@@ -276,6 +277,15 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     why += (f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
             f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}")
     return Choice(ranked, best, why, False, lead, labels)
+
+
+def _usable(tie_break: str, tied: list[Result]) -> str:
+    """`tie_break`, or what stands in when a near-tie lacks its number: training accuracy for the fit on the
+    confirmed labels (results without training predictions), else agreement itself."""
+    for option in (tie_break, "fit", "none"):
+        if all(_tie_key(option)(r) is not None for r in tied):
+            return option
+    return "none"
 
 
 def _tie_key(tie_break: str) -> Callable[[Result], object]:
