@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
@@ -62,6 +63,25 @@ def save_figure(fig, path: str | Path) -> Path:
 def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title: str = "suscli rank", pick: Result | None = None) -> Path:
     """Draw the scored rows to `path` (format from its suffix: .png, .svg, .pdf), ringing the model to ship.
     matplotlib is an optional extra."""
+    return save_figure(pool_figure(rows, t, title, pick), path)
+
+
+def svg(fig) -> bytes:
+    """`fig` as SVG, closed after; the same figure gives the same bytes (no date, fixed element ids), so that a
+    report holding it can be compared with an earlier one."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        with plt.rc_context({"svg.hashsalt": "suscli"}):
+            fig.savefig(buffer, bbox_inches="tight", format="svg", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli rank", pick: Result | None = None):
+    """The figure of plot_pool, for the caller to save or embed."""
     plt = _pyplot()
     scored = [r for r in rows if r.ok and r.train_acc is not None and r.susceptibility is not None]
     if not scored:
@@ -85,12 +105,17 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     _label_points(ax, scored)
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track", rule: str = "train-acc") -> Path:
     """r and zeta against epoch (left axis), training accuracy (right axis), the kept epoch marked; from the
     suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
+    return save_figure(run_figure(rows, keep, title, rule), path)
+
+
+def run_figure(rows: list[Result], keep: Result | None, title: str = "suscli track", rule: str = "train-acc"):
+    """The figure of plot_run, for the caller to save or embed."""
     plt = _pyplot()
     measured = [r for r in rows if r.ok and r.susceptibility is not None]
     if not measured:
@@ -117,4 +142,4 @@ def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: s
     ax.set_title(title + f" — keep rule: {rule}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
