@@ -335,6 +335,8 @@ def rank(
     candidate: Annotated[Optional[str], typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.")] = None,
     model_batch: ModelBatchOpt = None,
     suspects: Annotated[Optional[Path], typer.Option(help="Write the training images whose label the pool's consensus contradicts to this CSV (path, given label, consensus label, vote share).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every model's numbers.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Also write the JUnit XML report to this file, for CI test reporters: one testcase per model, a failure for each model that fails the gate.")] = None,
 ) -> None:
     """Rank a pool of models: regions, verdicts, the model to ship, the label-noise estimate, and CI gates."""
     started = time.perf_counter()
@@ -347,8 +349,9 @@ def rank(
         w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
         if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
             check_destinations(output, plot)
-            if suspects is not None:
-                require_folder(suspects, "suspects ", "--suspects")
+            for path, what, option in ((suspects, "suspects ", "--suspects"), (html, "", "--html"), (junit, "", "--junit")):
+                if path is not None:
+                    require_folder(path, what, option)
         dev = resolve_device(device) if w is None else rank_device(w, resolve_device(device))
         kwargs = parse_arch_kwargs(arch_kwargs)
         entries = discover(pool, all_checkpoints=all_checkpoints)
@@ -395,6 +398,10 @@ def rank(
             **({"world_size": w.size} if w else {}),
         )
         emit(ranked, fmt, output, run, title="suscli rank")
+        for path, view, option in ((html, Format.html, "--html"), (junit, Format.junit, "--junit")):
+            if path is not None:
+                write_atomic(path, render(ranked, view, run, "suscli rank"), option)
+                stderr.print(f"{view.value} report written to {path}", highlight=False)
         if plot is not None:
             plot_pool(ranked, t, plot, pick=choice.pick)
             stderr.print(f"plot written to {plot}", highlight=False)
