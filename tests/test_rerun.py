@@ -3,6 +3,7 @@ model folder keeps its results in the cache folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import suscli.store
+from tests.conftest import invoke
 from tests.test_cli_rank import make_pool, rank_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,17 +50,22 @@ def read_only(folder: Path, command: list[str]) -> list[str]:
 
 
 def test_a_read_only_model_folder_keeps_its_results_in_the_cache_folder(pool: Path, image_folder: Path, train_folder: Path,
-                                                                        tmp_path: Path) -> None:
+                                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
-    rank = [sys.executable, "-m", "suscli", "rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder),
-            "--batches", "1", "--batch-size", "8", "--cache-dir", str(cache), "-f", "csv"]
+    args = ["rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder), "--batches", "1", "--batch-size", "8",
+            "--cache-dir", str(cache), "-f", "json"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    runs = [subprocess.run(read_only(pool, rank), env=env, capture_output=True, text=True, timeout=300) for _ in range(2)]
-    for res in runs:
-        assert res.returncode == 0, res.stderr
-        assert "Traceback" not in res.stderr
+    try:
+        res = subprocess.run(read_only(pool, [sys.executable, "-m", "suscli", *args]), env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        pool.chmod(0o755)  # writable again, for pytest to clean up (and for the in-process run below to be pretended)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     kept = list((cache / "results").glob("pool-*.jsonl"))
-    assert len(kept) == 1 and len(kept[0].read_text().splitlines()) == 4  # the second run measured nothing again
-    assert f"{pool} cannot be written: results are kept in {kept[0]}" in runs[0].stderr
+    assert len(kept) == 1 and len(kept[0].read_text().splitlines()) == 4
+    assert f"{pool} cannot be written: results are kept in {kept[0]}" in res.stderr
     assert not (pool / "suscli-results.jsonl").exists()
-    assert runs[0].stdout == runs[1].stdout
+    # The next run finds the same file: here in-process, where only the folder's writability is pretended.
+    monkeypatch.setattr(suscli.store, "writable", lambda folder: False)
+    again = invoke(*args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["counts"]["reused"] == 4
+    assert json.loads(again.stdout)["results_file"] == str(kept[0])
