@@ -22,8 +22,8 @@ from suscli.report import display_columns
 from suscli.results import Result
 from suscli.runview import closing, flat, subject
 
-# The Result field each column of the table sorts by; the other columns sort by their text.
-SORT_KEYS = {"#": None, "epoch": "epoch", "train acc": "train_acc", "susceptibility": "susceptibility", "zeta": "zeta",
+# The Result field each numeric column of the table sorts by; "#" sorts by the report's order, the others by their text.
+SORT_KEYS = {"epoch": "epoch", "train acc": "train_acc", "susceptibility": "susceptibility", "zeta": "zeta",
              "agreement": "agreement", "fits contradicted": "fits_contradicted", "region": "region"}
 Z95 = 1.959964  # a normal 95% interval: mean ± Z95 standard errors
 
@@ -72,8 +72,8 @@ def table_rows(rows: list[Result], pick: str | None) -> list[dict[str, Any]]:
     for i, r in enumerate(rows):
         cells = []
         for name, values in columns:
-            numeric = name in SORT_KEYS
-            key = (i + 1) if name == "#" else _number(getattr(r, SORT_KEYS[name])) if numeric else None
+            numeric = name == "#" or name in SORT_KEYS
+            key = (i + 1) if name == "#" else _number(getattr(r, SORT_KEYS[name])) if name in SORT_KEYS else None
             cells.append({"text": values[i], "numeric": numeric, "key": "" if numeric and key is None else key,
                           "badge": "ship" if name == "model" and r.name == pick else None})
         classes = ["pick"] if r.name == pick else []
@@ -89,7 +89,7 @@ def _number(value: Any) -> float | None:
 def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
     """One model's numbers in words, with their intervals and what they were measured on."""
     d = r.details
-    items = [("file", r.path), ("architecture", f"{r.arch or '-'}" + (f" (from {d['arch_source']})" if d.get("arch_source") else ""))]
+    items: list[tuple[str, Any]] = [("file", r.path), ("architecture", f"{r.arch or '-'}" + (f" (from {d['arch_source']})" if d.get("arch_source") else ""))]
     if not r.ok:
         return [*items, ("error", r.error or "could not be loaded or run")]
     if r.susceptibility is not None:
@@ -109,8 +109,9 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
         if acc.get("total"):
             text += f" ({acc['correct']} of {acc['total']} images"
             text += f" sampled from {acc['population']})" if acc.get("population", acc["total"]) != acc["total"] else ")"
-        if r.train_acc_low is not None and r.train_acc_low != r.train_acc_high:
-            text += f"; 95% Wilson interval [{100 * r.train_acc_low:.1f}%, {100 * r.train_acc_high:.1f}%]"
+        wilson = (r.train_acc_low, r.train_acc_high)
+        if wilson[0] is not None and wilson[1] is not None and wilson[0] != wilson[1]:
+            text += f"; 95% Wilson interval [{100 * wilson[0]:.1f}%, {100 * wilson[1]:.1f}%]"
         items.append(("training accuracy", text))
     if r.agreement is not None:
         n = (d.get("predictions") or {}).get("n")
@@ -146,7 +147,7 @@ def plot(rows: list[Result], run: dict[str, Any], title: str, pick: str | None) 
             fig = pool_figure(rows, t, title, pick=by_name.get(pick) if pick else None)
         else:
             keep = (run.get("recommendation") or {}).get("name")
-            fig = run_figure(rows, by_name.get(keep), title, rule=str(run["rule"]).split(":")[0])
+            fig = run_figure(rows, by_name.get(keep) if keep else None, title, rule=str(run["rule"]).split(":")[0])
     except SuscliError as e:
         return None, f"No plot: {e.line()}."
     return "data:image/svg+xml;base64," + base64.b64encode(svg(fig)).decode("ascii"), None

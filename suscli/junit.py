@@ -31,9 +31,9 @@ def properties(run: dict[str, Any]) -> list[tuple[str, str]]:
 def numbers(row: Result) -> str:
     """The row's numbers in one line, for the testcase's system-out."""
     parts = []
+    low, high = row.train_acc_low, row.train_acc_high
     if row.train_acc is not None:
-        interval = "" if row.train_acc_low is None or row.train_acc_low == row.train_acc_high else \
-            f" [{100 * row.train_acc_low:.1f}, {100 * row.train_acc_high:.1f}]"
+        interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None and low != high else ""
         parts.append(f"training accuracy {100 * row.train_acc:.1f}%{interval}")
     if row.susceptibility is not None:
         parts.append(f"susceptibility {row.susceptibility:.4f}" + ("" if row.susceptibility_sem is None else f" ± {row.susceptibility_sem:.4f}"))
@@ -52,8 +52,8 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
     counts = {"tests": str(len(rows)), "failures": str(sum(o.status == "failure" for o in outcomes)),
               "errors": str(sum(o.status == "error" for o in outcomes))}
     seconds = f"{sum(r.seconds or 0.0 for r in rows):.3f}"
-    root = ET.Element("testsuites", name=text(name), **counts, time=seconds)
-    suite = ET.SubElement(root, "testsuite", name=text(f"{name} {about}" if about else name), **counts, skipped="0", time=seconds)
+    root = ET.Element("testsuites", {"name": text(name), **counts, "time": seconds})
+    suite = ET.SubElement(root, "testsuite", {"name": text(f"{name} {about}" if about else name), **counts, "skipped": "0", "time": seconds})
     props = ET.SubElement(suite, "properties")
     for key, value in properties(run):
         ET.SubElement(props, "property", name=key, value=value)

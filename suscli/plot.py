@@ -18,17 +18,22 @@ def _label_points(ax, rows: list[Result]) -> None:
     """Name each point, nudging a label upwards (in screen pixels) until it overlaps no label placed before it."""
     fig = ax.figure
     fig.canvas.draw()
-    placed = []
-    for r in sorted(rows, key=lambda r: (r.train_acc, r.susceptibility)):
+    placed: list = []
+    for r in sorted(rows, key=lambda r: (_pct(r.train_acc), r.susceptibility or 0.0)):
         dy = 4
         while True:
-            text = ax.annotate(r.name, (r.susceptibility, 100 * r.train_acc), xytext=(5, dy), textcoords="offset points", fontsize=7)
+            text = ax.annotate(r.name, (r.susceptibility, _pct(r.train_acc)), xytext=(5, dy), textcoords="offset points", fontsize=7)
             box = text.get_window_extent(fig.canvas.get_renderer()).expanded(1.02, 1.1)
             if not any(box.overlaps(b) for b in placed) or dy > 80:
                 placed.append(box)
                 break
             text.remove()
             dy += 7
+
+
+def _pct(accuracy: float | None) -> float:
+    """Training accuracy in percent; NaN (a point matplotlib leaves out) where there is none."""
+    return float("nan") if accuracy is None else 100 * accuracy
 
 
 def _pyplot():
@@ -90,10 +95,10 @@ def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli r
     for g, label in REGION_LABELS.items():
         pts = [r for r in scored if r.region == g]
         if pts:
-            ax.scatter([r.susceptibility for r in pts], [100 * r.train_acc for r in pts], s=46, color=REGION_COLORS[g],
+            ax.scatter([r.susceptibility for r in pts], [_pct(r.train_acc) for r in pts], s=46, color=REGION_COLORS[g],
                        edgecolor="black", linewidth=0.5, zorder=3, label=label)
     if pick is not None and pick in scored:
-        ax.scatter([pick.susceptibility], [100 * pick.train_acc], s=220, facecolor="none", edgecolor="black", linewidth=1.6,
+        ax.scatter([pick.susceptibility], [_pct(pick.train_acc)], s=220, facecolor="none", edgecolor="black", linewidth=1.6,
                    zorder=4, label="to ship")
     if t is not None:
         ax.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
@@ -130,7 +135,7 @@ def run_figure(rows: list[Result], keep: Result | None, title: str = "suscli tra
     with_acc = [r for r in measured if r.train_acc is not None]
     if with_acc:
         acc_ax = ax.twinx()
-        acc_ax.plot([r.epoch for r in with_acc], [100 * r.train_acc for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
+        acc_ax.plot([r.epoch for r in with_acc], [_pct(r.train_acc) for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
         acc_ax.set_ylabel("training accuracy on its own labels (%)")
         h, lab = acc_ax.get_legend_handles_labels()
         handles, labels = handles + h, labels + lab

@@ -125,8 +125,8 @@ class ResultStore:
             self._done[record["key"]] = record_result(self.path, n, record)
         if other is None:
             return
-        theirs = other.get("settings") if isinstance(other.get("settings"), dict) else {}
-        self.others = changed_settings(theirs, self.settings)
+        theirs = other.get("settings")
+        self.others = changed_settings(theirs if isinstance(theirs, dict) else {}, self.settings)
         if not keep_others and not self._done:
             raise UsageError(
                 f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
