@@ -95,6 +95,15 @@ def check(report: Path, expected_rows: list[str], pick: str | None, closing: str
     return problems
 
 
+def shrink(png: Path) -> None:
+    """256 colours: a page of flat colours looks the same at a third of the bytes (it goes into the repository)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(png, optimize=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("report", type=Path, help="the HTML report (suscli rank ... --html FILE)")
@@ -108,6 +117,7 @@ def main() -> None:
     problems = check(args.report, [r["name"] for r in rows], doc["choice"]["pick"], doc.get("recommendation"), sortable)
     if args.screenshot:
         headless(f"--window-size={args.size}", f"--screenshot={args.screenshot.resolve()}", args.report.resolve().as_uri())
+        shrink(args.screenshot)
         print(f"screenshot written to {args.screenshot}")
     for p in problems:
         print(f"FAIL: {p}")
