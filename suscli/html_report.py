@@ -138,6 +138,8 @@ def plot(rows: list[Result], run: dict[str, Any], title: str, pick: str | None) 
         return None, None  # score: one model, nothing to compare it with
     if importlib.util.find_spec("matplotlib") is None:
         return None, "No plot: it needs matplotlib (pip install 'suscli[plot]')."
+    if "thresholds" in run and all(r.train_acc is None for r in rows):
+        return None, "No plot: it needs training accuracy (--train-data)."
     from suscli.plot import pool_figure, run_figure, svg
 
     by_name = {r.name: r for r in rows}

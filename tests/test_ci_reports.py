@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html.parser
+import importlib.util
 import json
 import os
 import shutil
@@ -147,3 +148,15 @@ def test_a_browser_shows_the_rows_the_pick_and_sorts(audited) -> None:
 def test_load_results_reads_the_reports_json(audited) -> None:
     frame = suscli.load_results(audited["json"])
     assert list(frame["name"]) == [r["name"] for r in audited["doc"]["results"]] and frame["status"].iloc[-1] == "error"
+
+
+def test_html_says_why_there_is_no_plot(monkeypatch: pytest.MonkeyPatch) -> None:
+    from suscli.html_report import to_html
+
+    rows = [Result("a", "/p/a", susceptibility=0.1, agreement=0.9), Result("b", "/p/b", susceptibility=0.2, agreement=0.8)]
+    run = {"pool": "/p", "thresholds": None, "gate": {"fail_on": "never"}, "choice": {"pick": "a"}}
+    assert "No plot: it needs training accuracy (--train-data)." in to_html(rows, run, "suscli rank")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    page = to_html(rows, run, "suscli rank")
+    assert "No plot: it needs matplotlib (pip install &#39;suscli[plot]&#39;)." in page and "<img" not in page
