@@ -37,7 +37,7 @@ from suscli.rules import DEFAULT_RULE, RULES, Choice, choose
 from suscli.track import DEFAULT_KEEP, KEEP_RULES
 from suscli.report import Format, command_line, environment, noise_line, render, suspects_csv, to_markdown, to_table
 from suscli.results import Result
-from suscli.store import ResultStore, default_results, fingerprint
+from suscli.store import ResultStore, fingerprint, results_location
 from suscli.scoring import Settings, resolve_device, score_checkpoint
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
 
@@ -141,14 +141,22 @@ def image_sources(data: Path, train_data: Path | None, settings: Settings, cache
     return unlabeled, train
 
 
-def open_store(path: Path, fresh: bool, settings: Settings, unlabeled, train, device, arch: str | None, kwargs: dict,
-               ema: bool = False) -> ResultStore:
-    """The resumable results file, keyed by everything that decides the numbers; emptied first with --fresh."""
+def open_store(results: Path | None, pool: Path, cache_dir: Path | None, fresh: bool, settings: Settings, unlabeled, train,
+               device, arch: str | None, kwargs: dict, ema: bool = False) -> ResultStore:
+    """The resumable results file, keyed by everything that decides the numbers; emptied first with --fresh. The
+    default one (beside the pool, or in the cache folder when the pool's is read-only) keeps every set of settings'
+    results side by side, so a changed setting is a rerun, not an error; an explicit --results is one experiment."""
+    path, moved = (results, None) if results is not None else results_location(pool, cache_dir or default_cache_dir())
+    if moved:
+        stderr.print(moved, highlight=False)
     if fresh:
         ResultStore.reset(path)
     key_settings = {**run_settings(settings, unlabeled, train, device), "arch": arch, "arch_kwargs": kwargs,
                     **({"ema": True} if ema else {})}  # absent when off: results files from before --ema stay valid
-    return ResultStore(path, fingerprint(key_settings), key_settings)
+    store = ResultStore(path, fingerprint(key_settings), key_settings, keep_others=results is None)
+    if note := store.note():
+        stderr.print(note, highlight=False)
+    return store
 
 
 def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -318,7 +326,7 @@ def rank(
     thresholds_rule: Annotated[Rule, typer.Option("--thresholds", help="Split the pool at the mean (the paper's rule) or the median.")] = Rule.mean,
     zeta_threshold: Annotated[Optional[float], typer.Option(help="Fixed susceptibility threshold (instead of the pool's).")] = None,
     acc_threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fixed training-accuracy threshold, 0-1 (instead of the pool's).")] = None,
-    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines). Default: POOL/suscli-results.jsonl, or beside a manifest.")] = None,
+    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines) of this one set of settings: one holding other settings' results is refused. Default: POOL/suscli-results.jsonl, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.")] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -327,6 +335,8 @@ def rank(
     candidate: Annotated[Optional[str], typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.")] = None,
     model_batch: ModelBatchOpt = None,
     suspects: Annotated[Optional[Path], typer.Option(help="Write the training images whose label the pool's consensus contradicts to this CSV (path, given label, consensus label, vote share).")] = None,
+    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every model's numbers.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="Also write the JUnit XML report to this file, for CI test reporters: one testcase per model, a failure for each model that fails the gate.")] = None,
 ) -> None:
     """Rank a pool of models: regions, verdicts, the model to ship, the label-noise estimate, and CI gates."""
     started = time.perf_counter()
@@ -339,17 +349,18 @@ def rank(
         w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
         if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
             check_destinations(output, plot)
-            if suspects is not None:
-                require_folder(suspects, "suspects ", "--suspects")
+            for path, what, option in ((suspects, "suspects ", "--suspects"), (html, "", "--html"), (junit, "", "--junit")):
+                if path is not None:
+                    require_folder(path, what, option)
         dev = resolve_device(device) if w is None else rank_device(w, resolve_device(device))
         kwargs = parse_arch_kwargs(arch_kwargs)
         entries = discover(pool, all_checkpoints=all_checkpoints)
         if candidate is not None and candidate not in {e.name for e in entries}:
             raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
         unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
-        results_path = results or default_results(pool)
         lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
-        store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs, ema) if lead else None
+        store = open_store(results, pool, cache_dir, fresh, settings, unlabeled, train, dev, arch, kwargs, ema) if lead else None
+        results_path = store.path if store is not None else None
         reused = len(store) if store is not None else 0
         if w is None:
             audit = functools.partial(audit_pool, model_batch=model_batch or default_model_batch(dev))
@@ -387,6 +398,10 @@ def rank(
             **({"world_size": w.size} if w else {}),
         )
         emit(ranked, fmt, output, run, title="suscli rank")
+        for path, view, option in ((html, Format.html, "--html"), (junit, Format.junit, "--junit")):
+            if path is not None:
+                write_atomic(path, render(ranked, view, run, "suscli rank"), option)
+                stderr.print(f"{view.value} report written to {path}", highlight=False)
         if plot is not None:
             plot_pool(ranked, t, plot, pick=choice.pick)
             stderr.print(f"plot written to {plot}", highlight=False)
@@ -504,7 +519,7 @@ def track(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     count_epoch_0: Annotated[bool, typer.Option("--count-epoch-0", help="Count epoch 0 in the running mean, for runs that number their first trained epoch 0 (Lightning's epoch=0-step=N.ckpt). By default epoch 0 is the initialization, which the paper leaves out.")] = False,
-    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines), shared with `suscli rank`. Default: RUN/suscli-results.jsonl, or beside a manifest.")] = None,
+    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines), shared with `suscli rank`, of this one set of settings. Default: RUN/suscli-results.jsonl, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.")] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
@@ -545,8 +560,8 @@ def track(
             if skipped:
                 warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
             unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
-            results_path = results or default_results(run)
-            store = open_store(results_path, fresh, settings, unlabeled, train, dev, arch, kwargs, ema)
+            store = open_store(results, run, cache_dir, fresh, settings, unlabeled, train, dev, arch, kwargs, ema)
+            results_path = store.path
             reused = len(store)
             try:
                 with progress_bar() as update:

@@ -52,15 +52,15 @@ def require_folder(path: Path, what: str, option: str) -> None:
                          fix=f"create it first, or choose another path for {option}")
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to `path` through `replacing`; the folder must exist."""
+def write_atomic(path: str | Path, text: str, option: str = "--output") -> Path:
+    """Write `text` to `path` through `replacing`; the folder must exist. `option` names the path in an error."""
     path = Path(path)
-    require_folder(path, "", "--output")
+    require_folder(path, "", option)
     try:
         with replacing(path) as f:
             f.write(text)
     except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}", fix="choose a writable path for --output") from None
+        raise InputError(f"cannot write {path}: {e.strerror or e}", fix=f"choose a writable path for {option}") from None
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
@@ -17,17 +18,22 @@ def _label_points(ax, rows: list[Result]) -> None:
     """Name each point, nudging a label upwards (in screen pixels) until it overlaps no label placed before it."""
     fig = ax.figure
     fig.canvas.draw()
-    placed = []
-    for r in sorted(rows, key=lambda r: (r.train_acc, r.susceptibility)):
+    placed: list = []
+    for r in sorted(rows, key=lambda r: (_pct(r.train_acc), r.susceptibility or 0.0)):
         dy = 4
         while True:
-            text = ax.annotate(r.name, (r.susceptibility, 100 * r.train_acc), xytext=(5, dy), textcoords="offset points", fontsize=7)
+            text = ax.annotate(r.name, (r.susceptibility, _pct(r.train_acc)), xytext=(5, dy), textcoords="offset points", fontsize=7)
             box = text.get_window_extent(fig.canvas.get_renderer()).expanded(1.02, 1.1)
             if not any(box.overlaps(b) for b in placed) or dy > 80:
                 placed.append(box)
                 break
             text.remove()
             dy += 7
+
+
+def _pct(accuracy: float | None) -> float:
+    """Training accuracy in percent; NaN (a point matplotlib leaves out) where there is none."""
+    return float("nan") if accuracy is None else 100 * accuracy
 
 
 def _pyplot():
@@ -62,6 +68,25 @@ def save_figure(fig, path: str | Path) -> Path:
 def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title: str = "suscli rank", pick: Result | None = None) -> Path:
     """Draw the scored rows to `path` (format from its suffix: .png, .svg, .pdf), ringing the model to ship.
     matplotlib is an optional extra."""
+    return save_figure(pool_figure(rows, t, title, pick), path)
+
+
+def svg(fig) -> bytes:
+    """`fig` as SVG, closed after; the same figure gives the same bytes (no date, fixed element ids), so that a
+    report holding it can be compared with an earlier one."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        with plt.rc_context({"svg.hashsalt": "suscli"}):
+            fig.savefig(buffer, bbox_inches="tight", format="svg", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli rank", pick: Result | None = None):
+    """The figure of plot_pool, for the caller to save or embed."""
     plt = _pyplot()
     scored = [r for r in rows if r.ok and r.train_acc is not None and r.susceptibility is not None]
     if not scored:
@@ -70,10 +95,10 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
     for g, label in REGION_LABELS.items():
         pts = [r for r in scored if r.region == g]
         if pts:
-            ax.scatter([r.susceptibility for r in pts], [100 * r.train_acc for r in pts], s=46, color=REGION_COLORS[g],
+            ax.scatter([r.susceptibility for r in pts], [_pct(r.train_acc) for r in pts], s=46, color=REGION_COLORS[g],
                        edgecolor="black", linewidth=0.5, zorder=3, label=label)
     if pick is not None and pick in scored:
-        ax.scatter([pick.susceptibility], [100 * pick.train_acc], s=220, facecolor="none", edgecolor="black", linewidth=1.6,
+        ax.scatter([pick.susceptibility], [_pct(pick.train_acc)], s=220, facecolor="none", edgecolor="black", linewidth=1.6,
                    zorder=4, label="to ship")
     if t is not None:
         ax.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
@@ -85,12 +110,17 @@ def plot_pool(rows: list[Result], t: Thresholds | None, path: str | Path, title:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     _label_points(ax, scored)
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track", rule: str = "train-acc") -> Path:
     """r and zeta against epoch (left axis), training accuracy (right axis), the kept epoch marked; from the
     suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
+    return save_figure(run_figure(rows, keep, title, rule), path)
+
+
+def run_figure(rows: list[Result], keep: Result | None, title: str = "suscli track", rule: str = "train-acc"):
+    """The figure of plot_run, for the caller to save or embed."""
     plt = _pyplot()
     measured = [r for r in rows if r.ok and r.susceptibility is not None]
     if not measured:
@@ -105,7 +135,7 @@ def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: s
     with_acc = [r for r in measured if r.train_acc is not None]
     if with_acc:
         acc_ax = ax.twinx()
-        acc_ax.plot([r.epoch for r in with_acc], [100 * r.train_acc for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
+        acc_ax.plot([r.epoch for r in with_acc], [_pct(r.train_acc) for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
         acc_ax.set_ylabel("training accuracy on its own labels (%)")
         h, lab = acc_ax.get_legend_handles_labels()
         handles, labels = handles + h, labels + lab
@@ -117,4 +147,4 @@ def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: s
     ax.set_title(title + f" — keep rule: {rule}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig

@@ -1,4 +1,5 @@
-"""Views of a list of result rows: a Rich table, JSON, CSV and Markdown. Nothing here computes a number."""
+"""Views of a list of result rows: a Rich table, JSON, CSV and Markdown (JUnit and HTML in their own modules).
+Nothing here computes a number."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class Format(str, Enum):
     json = "json"
     csv = "csv"
     markdown = "markdown"
+    junit = "junit"
+    html = "html"
 
 
 def environment() -> dict[str, str]:
@@ -171,6 +174,14 @@ def render(rows: list[Result], fmt: Format, run: dict[str, Any], title: str | No
         return to_markdown(rows, title)
     if fmt == Format.table:
         return plain_text(to_table(rows, title))
+    if fmt == Format.junit:
+        from suscli.junit import to_junit
+
+        return to_junit(rows, run, title)
+    if fmt == Format.html:  # imported here: jinja2 and matplotlib load only for this format
+        from suscli.html_report import to_html
+
+        return to_html(rows, run, title)
     raise ValueError(f"unknown format {fmt!r}")
 
 

@@ -2,7 +2,9 @@
 
 A rerun skips every model whose checkpoint hash and measurement fingerprint are already in the file, so an
 interrupted `rank` resumes where it stopped. A line cut short by a kill is ignored, and cut off by the next
-append; appends take an exclusive lock so that two processes sharing the file do not interleave lines.
+append; appends take an exclusive lock so that two processes sharing the file do not interleave lines. The
+default file keeps the results of every set of settings side by side, so that changing one setting and back
+measures nothing twice.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import fcntl
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,28 @@ from suscli.results import Result
 def default_results(pool: Path) -> Path:
     """Where results of a pool folder or manifest live by default, so that rank and track share them."""
     return pool / "suscli-results.jsonl" if pool.is_dir() else pool.with_suffix(".suscli-results.jsonl")
+
+
+def results_location(pool: Path, cache_dir: Path) -> tuple[Path, str | None]:
+    """The default results file, and a line to show when it is not the usual one: beside the pool when its folder
+    can be written, else (models on a read-only mount, or owned by another user) in the cache directory, under a
+    name unique to the pool's absolute path."""
+    usual = default_results(pool)
+    if writable(usual.parent):
+        return usual, None
+    digest = hashlib.sha256(str(pool.resolve()).encode()).hexdigest()[:16]
+    moved = Path(cache_dir) / "results" / f"{pool.name}-{digest}.jsonl"
+    return moved, f"{usual.parent} cannot be written: results are kept in {moved}"
+
+
+def writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder`, found by creating one: permission bits do not tell for root or
+    for a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -46,47 +72,75 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-class ResultStore:
-    """Results of one fingerprint, keyed by the model's identity (checkpoint sha256 and the arch asked for)."""
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The line number and record of every whole line of a results file; a last line cut short by a kill is left
+    out. Anything else that is not a record of the expected shape is an InputError naming the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read results file {path}: {e}", fix="pass --results NEW.jsonl") from None
+    for n, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):
+                continue  # the last line of a killed run
+            raise InputError(f"results file {path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
+        if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
+            raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
+        yield n, record
 
-    def __init__(self, path: str | Path, fingerprint: str, settings: dict[str, Any]):
+
+def record_result(path: Path, n: int, record: dict[str, Any]) -> Result:
+    """The Result a record holds; a line of the right shape holding something else is not a results file."""
+    try:
+        return Result.from_dict(record["result"])
+    except (TypeError, AttributeError):
+        raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl") from None
+
+
+class ResultStore:
+    """Results of one fingerprint, keyed by the model's identity (checkpoint sha256 and the arch asked for).
+
+    A file that also holds results of other fingerprints is shared with them when `keep_others` (the default
+    file); otherwise a file holding only other fingerprints is refused, so that an explicit --results is never
+    silently a different experiment's."""
+
+    def __init__(self, path: str | Path, fingerprint: str, settings: dict[str, Any], keep_others: bool = False):
         self.path = Path(path)
         self.fingerprint = fingerprint
         self.settings = settings
+        self.others: list[str] | None = None  # when the file holds other settings: those that differ from the latest
         self._done: dict[str, Result] = {}
-        self._load()
+        self._load(keep_others)
 
-    def _load(self) -> None:
+    def _load(self, keep_others: bool) -> None:
         if not self.path.exists():
             return
-        try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read results file {self.path}: {e}", fix="pass --results NEW.jsonl") from None
         other = None
-        for n, line in enumerate(lines, start=1):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                if n == len(lines):
-                    continue  # the last line of a killed run
-                raise InputError(f"results file {self.path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
-            if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
-                raise InputError(f"{self.path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
+        for n, record in read_records(self.path):
             if record["fingerprint"] != self.fingerprint:
                 other = record
                 continue
-            try:
-                self._done[record["key"]] = Result.from_dict(record["result"])
-            except (TypeError, AttributeError):  # a line of the right shape holding something else
-                raise InputError(f"{self.path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl") from None
-        if other is not None and not self._done:
-            theirs = other.get("settings") if isinstance(other.get("settings"), dict) else {}
-            diff = changed_settings(theirs, self.settings)
+            self._done[record["key"]] = record_result(self.path, n, record)
+        if other is None:
+            return
+        theirs = other.get("settings")
+        self.others = changed_settings(theirs if isinstance(theirs, dict) else {}, self.settings)
+        if not keep_others and not self._done:
             raise UsageError(
-                f"results file {self.path} holds results measured with other parameters ({', '.join(diff) or 'settings'} differ)",
+                f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
             )
+
+    def note(self) -> str | None:
+        """One line for a file shared with other settings: whether these settings start their results or reuse them."""
+        if self.others is None:
+            return None
+        diff = f"{', '.join(self.others) or 'settings'} differ"
+        if self._done:
+            return f"reusing {len(self._done)} result(s) of these settings from {self.path}, which also holds results of other settings ({diff})"
+        return f"{self.path} holds results of other settings ({diff}): these settings start their own results beside them"
 
     def get(self, key: str) -> Result | None:
         return self._done.get(key)

@@ -190,17 +190,18 @@ def test_mixed_num_classes(tmp_path: Path, image_folder: Path) -> None:
     assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 3  # nothing computed is lost
 
 
-def test_results_file_from_other_parameters(pool: Path, image_folder: Path, train_folder: Path) -> None:
-    rank_json(pool, image_folder, train_folder)
-    res, _ = rank_json(pool, image_folder, train_folder, "--lr", "0.5")
+def test_an_explicit_results_file_from_other_parameters_is_refused(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+    results = ("--results", tmp_path / "r.jsonl")
+    rank_json(pool, image_folder, train_folder, *results)
+    res, _ = rank_json(pool, image_folder, train_folder, "--lr", "0.5", *results)
     assert res.exit_code == 2 and "other parameters (susceptibility.lr differ)" in res.stderr
-    res, doc = rank_json(pool, image_folder, train_folder, "--lr", "0.5", "--fresh")
+    res, doc = rank_json(pool, image_folder, train_folder, "--lr", "0.5", "--fresh", *results)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 0
 
 
-def test_a_refused_results_file_names_only_what_changed(pool: Path, image_folder: Path, train_folder: Path) -> None:
+def test_a_refused_results_file_names_only_what_changed(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
     """--mean/--std are tuples here and lists once read back from the file: not a change."""
-    norm = ("--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25")
+    norm = ("--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--results", tmp_path / "r.jsonl")
     rank_json(pool, image_folder, train_folder, *norm)
     res, _ = rank_json(pool, image_folder, train_folder, *norm, "--lr", "0.5")
     lines = res.stderr.strip().splitlines()

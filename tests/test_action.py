@@ -1,0 +1,78 @@
+"""The GitHub Action: action.yml's step run as the action runs it, on a copy of the action, installing suscli into a
+fresh virtual environment. The gate fails the step, and the reports and the step summary are there."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+import yaml
+
+import suscli
+import suscli.models
+from tests.conftest import write_images
+
+REPO = Path(__file__).resolve().parents[1]
+ACTION = yaml.safe_load((REPO / "action.yml").read_text())
+
+
+def test_every_input_reaches_the_script_as_an_environment_variable() -> None:
+    step = ACTION["runs"]["steps"][0]
+    script = (REPO / "scripts" / "github-action.sh").read_text()
+    for name in ACTION["inputs"]:
+        if name in ("upload", "artifact-name"):  # used by the upload step itself
+            continue
+        var = "SUSCLI_" + name.upper().replace("-", "_")
+        assert step["env"][var] == "${{ inputs.%s }}" % name
+        assert f"${{{var}" in script, var
+    assert "${{" not in step["run"]  # no input is spliced into the shell line
+
+
+def make_pool(folder: Path) -> None:
+    """Models of suscli's own architecture (resolvable by the installed suscli), spread out so that regions differ."""
+    for i in range(4):
+        torch.manual_seed(i)
+        model = suscli.models.bn_cnn(num_classes=3, width=4)
+        with torch.no_grad():
+            model[-1].weight.mul_(1 + 3 * i)
+        suscli.save(model, folder / f"m{i}.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"num_classes": 3, "width": 4},
+                    image_size=8)
+
+
+def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path) -> None:
+    action = tmp_path / "action"  # what a workflow's `uses:` checks out
+    action.mkdir()
+    for part in ("action.yml", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / part, action / part)
+    for folder in ("suscli", "scripts"):
+        shutil.copytree(REPO / folder, action / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    work = tmp_path / "work"
+    make_pool(work / "models")
+    write_images(work / "unlabeled", 16)
+    for c in range(3):
+        write_images(work / "train" / f"class_{c}", 5, seed=10 + c)
+    outputs, summary = tmp_path / "outputs", tmp_path / "summary.md"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(GITHUB_ACTION_PATH=str(action), GITHUB_OUTPUT=str(outputs), GITHUB_STEP_SUMMARY=str(summary),
+               RUNNER_TEMP=str(tmp_path / "runner"), SUSCLI_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1",
+               SUSCLI_POOL="models", SUSCLI_DATA="unlabeled", SUSCLI_TRAIN_DATA="train", SUSCLI_FAIL_ON="memorized",
+               SUSCLI_ARGS="--batches 2  --batch-size 8", SUSCLI_REPORT_DIR="out", SUSCLI_INSTALL="",
+               SUSCLI_PIP_ARGS="--no-deps")  # this machine's dependencies: resolving them again takes seconds and shows nothing
+    (tmp_path / "runner").mkdir()
+    res = subprocess.run(["bash", "-c", ACTION["runs"]["steps"][0]["run"]], cwd=work, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 1, res.stdout + res.stderr  # the gate: a model in region 2
+    assert "model(s) likely memorized noise" in res.stderr
+    assert "::error title=suscli gate failed::" in res.stdout
+    assert dict(line.split("=", 1) for line in outputs.read_text().splitlines()) == {
+        "exit-code": "1", "report-dir": "out", "html": "out/report.html", "junit": "out/junit.xml"}
+    html = (work / "out" / "report.html").read_text()
+    assert "Gate failed" in html and "data:image/svg+xml;base64," in html  # the installed suscli has its template and plot
+    assert re.search(r'<testsuite name="suscli rank models" tests="4" failures="[1-9]"', (work / "out" / "junit.xml").read_text())
+    assert summary.read_text().startswith("### suscli rank\n\n| model |")
+    installed = list((tmp_path / "runner" / "suscli-venv").glob("lib/python*/site-packages/suscli/templates/report.html.j2"))
+    assert len(installed) == 1  # the action's own install ran (not this checkout's suscli), template included

@@ -1,0 +1,162 @@
+"""The CI reports: JUnit XML read by a JUnit parser, the HTML page read by an HTML parser and rendered by a real
+browser. One `rank` run of a pool with a broken checkpoint and a hostile model name feeds most checks."""
+
+from __future__ import annotations
+
+import base64
+import html.parser
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from junitparser.xunit2 import JUnitXml
+
+import suscli
+from suscli.junit import to_junit
+from suscli.results import Result
+from tests.conftest import invoke, write_images
+from tests.test_cli_rank import make_pool
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import browser_check  # noqa: E402  (scripts/ is no package: the documented script, run by its path)
+
+HOSTILE = "x<i>&amp;"  # a file name is text: never markup in the page, always escaped in the XML
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("ci")
+    pool = make_pool(root / "pool", n=5)
+    shutil.copy(pool / "m0.safetensors", pool / f"{HOSTILE}.safetensors")
+    (pool / "broken.safetensors").write_bytes(b"not a checkpoint")
+    write_images(root / "unlabeled", 24)
+    for c in range(3):
+        write_images(root / "train" / f"class_{c}", 6, seed=10 + c)
+    out = {"json": root / "r.json", "html": root / "r.html", "junit": root / "r.xml"}
+    res = invoke("rank", pool, "-d", root / "unlabeled", "--train-data", root / "train", "--batches", "2", "--batch-size", "8",
+                 "--cache-dir", root / "cache", "--fail-on", "memorized", "-f", "json", "-o", out["json"],
+                 "--html", out["html"], "--junit", out["junit"])
+    return {"res": res, "doc": json.loads(out["json"].read_text()), **out}
+
+
+def test_junit_has_a_testcase_per_model_and_the_gate_as_failures(audited) -> None:
+    assert audited["res"].exit_code == 3  # a broken model: exit 3 wins over the gate's 1
+    doc, xml = audited["doc"], JUnitXml.fromfile(str(audited["junit"]))
+    suites = list(xml)
+    assert len(suites) == 1
+    suite = suites[0]
+    memorized = [r["name"] for r in doc["results"] if r["region"] == 2]
+    assert memorized and suite.name == f"suscli rank {doc['pool']}"
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (7, len(memorized), 1, 0)
+    assert (xml.tests, xml.failures, xml.errors) == (7, len(memorized), 1)
+    cases = {case.name: case for case in suite}
+    assert list(cases) == [r["name"] for r in doc["results"]]
+    for name, case in cases.items():
+        results = list(case.result)
+        if name in memorized:
+            assert len(results) == 1 and case.is_failure and results[0].type == "memorized"
+            assert results[0].message.startswith("likely memorized noise (region 2): training accuracy")
+        elif name == "broken":
+            assert case.is_error and results[0].type == "load" and "not a readable safetensors file" in results[0].message
+        else:
+            assert case.is_passed
+    assert cases[HOSTILE].classname == "suscli.rank"
+    props = {p.name: p.value for p in suite.properties()}
+    assert props["settings.susceptibility.batches"] == "2" and props["gate.fail_on"] == "memorized"
+    assert props["thresholds.source"] == "pool mean" and props["environment.torch"]
+    # the element order of the schema GitLab and Jenkins read (junit-10.xsd): properties, testcases, system-out
+    tags = [child.tag for child in ET.parse(audited["junit"]).getroot()[0]]
+    assert tags == ["properties", *["testcase"] * 7, "system-out"]
+
+
+def test_junit_fails_nothing_without_a_gate_and_writes_any_name() -> None:
+    rows = [Result("a\x00b", "/p/a", susceptibility=0.5, train_acc=0.9, region=2, verdict="likely memorized noise"),
+            Result("c", "/p/c", status="error", error="bad\x1b[31m bytes")]
+    xml = JUnitXml.fromstring(to_junit(rows, {"pool": "/p", "gate": {"fail_on": "never"}}, "suscli rank").encode())
+    suite = next(iter(xml))
+    assert (suite.tests, suite.failures, suite.errors) == (2, 0, 1)
+    assert [c.name for c in suite] == ["a\ufffdb", "c"]
+
+
+def test_score_gate_is_a_failure_in_junit(tmp_path: Path, image_folder: Path) -> None:
+    ckpt = make_pool(tmp_path / "one", n=1) / "m0.safetensors"
+    res = invoke("score", ckpt, "-d", image_folder, "--batches", "1", "--batch-size", "8", "-f", "junit", "--max-susceptibility", "-1")
+    assert res.exit_code == 1
+    case = next(iter(next(iter(JUnitXml.fromstring(res.stdout.encode())))))
+    assert case.is_failure and next(iter(case.result)).message.startswith("susceptibility") and "> --max-susceptibility -1" in case.result[0].message
+
+
+class Collect(html.parser.HTMLParser):
+    """Tags with their attributes, and the text of the whole page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text = ""
+
+    def handle_starttag(self, tag, attrs) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self.text += " " if tag in ("td", "th", "li", "p", "div") else ""  # cells read apart, as a browser shows them
+
+    def handle_data(self, data) -> None:
+        self.text += data
+
+
+def test_html_is_one_page_with_the_table_plot_gate_and_numbers(audited) -> None:
+    doc, page = audited["doc"], audited["html"].read_text(encoding="utf-8")
+    parsed = Collect()
+    parsed.feed(page)
+    rows = [a["data-model"] for tag, a in parsed.tags if tag == "tr" and "data-model" in a]
+    assert rows == [r["name"] for r in doc["results"]]
+    picked = [a["data-model"] for tag, a in parsed.tags if tag == "tr" and "pick" in a.get("class", "").split()]
+    assert picked == [doc["choice"]["pick"]]
+    text = " ".join(parsed.text.split())
+    assert " ".join(doc["recommendation"].split()) in text
+    assert "Could not audit every model: 1 model(s) could not be loaded or run" in text and "failed the gate (--fail-on memorized)" in text
+    for r in doc["results"]:
+        if r["region"] == 2:
+            assert f"{r['name']}: likely memorized noise (region 2)" in text
+    assert text.count("95% interval [") == len(doc["results"]) - 1  # every scored model's susceptibility interval
+    assert doc["settings"]["susceptibility"]["lr"] == 0.01 and "settings.susceptibility.lr 0.01" in text
+    assert f"torch {doc['environment']['torch']}" in text
+    # self-contained: nothing to fetch, one inline script, the plot inline
+    loads = [a[k] for _, a in parsed.tags for k in ("src", "href") if a.get(k)]
+    assert loads and all(v.startswith("data:") for v in loads), loads
+    assert [a for tag, a in parsed.tags if tag == "script"] == [{}]
+    (plot,) = [a["src"] for tag, a in parsed.tags if tag == "img"]
+    assert base64.b64decode(plot.removeprefix("data:image/svg+xml;base64,")).lstrip().startswith(b"<?xml")
+    # autoescaped: the hostile name is text
+    assert "x&lt;i&gt;&amp;amp;" in page and "<i>" not in page
+
+
+@pytest.mark.skipif(browser_check.browser() is None and not os.environ.get("CI"),
+                    reason="no Chromium on PATH (apt-get install -y chromium); CI installs it, so there it must run")
+def test_a_browser_shows_the_rows_the_pick_and_sorts(audited) -> None:
+    doc = audited["doc"]
+    sortable = {r["name"]: r["susceptibility"] for r in doc["results"] if r["susceptibility"] is not None}
+    sortable["broken"] = float("-inf")  # no value: last, whichever way the column is sorted
+    problems = browser_check.check(audited["html"], [r["name"] for r in doc["results"]], doc["choice"]["pick"],
+                                   doc["recommendation"], sortable)
+    assert problems == []
+
+
+def test_load_results_reads_the_reports_json(audited) -> None:
+    frame = suscli.load_results(audited["json"])
+    assert list(frame["name"]) == [r["name"] for r in audited["doc"]["results"]] and frame["status"].iloc[-1] == "error"
+
+
+def test_html_says_why_there_is_no_plot(monkeypatch: pytest.MonkeyPatch) -> None:
+    from suscli.html_report import to_html
+
+    rows = [Result("a", "/p/a", susceptibility=0.1, agreement=0.9), Result("b", "/p/b", susceptibility=0.2, agreement=0.8)]
+    run = {"pool": "/p", "thresholds": None, "gate": {"fail_on": "never"}, "choice": {"pick": "a"}}
+    assert "No plot: it needs training accuracy (--train-data)." in to_html(rows, run, "suscli rank")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    page = to_html(rows, run, "suscli rank")
+    assert "No plot: it needs matplotlib (pip install &#39;suscli[plot]&#39;)." in page and "<img" not in page

@@ -1,0 +1,53 @@
+"""suscli.load_results: the report's rows as a DataFrame, for notebooks, without importing torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import suscli
+from suscli.errors import InputError
+from tests.conftest import invoke
+from tests.test_cli_rank import make_pool
+
+FAST = ("--batches", "1", "--batch-size", "8")
+
+
+def test_a_json_report_loads_as_the_csv_report_shows_it(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    pool = make_pool(tmp_path / "pool")
+    args = ("rank", pool, "-d", image_folder, "--train-data", train_folder, *FAST)
+    assert invoke(*args, "-f", "json", "-o", tmp_path / "r.json").exit_code == 0
+    csv = invoke(*args, "-f", "csv")
+    frame = suscli.load_results(tmp_path / "r.json")
+    assert len(frame) == 4 and frame["region"].notna().all() and frame["agreement"].notna().all()
+    assert frame.to_csv(index=False, lineterminator="\n") == csv.stdout
+
+
+def test_a_results_file_loads_every_set_of_settings(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    pool = make_pool(tmp_path / "pool", n=2)
+    for lr in ("0.1", "0.2"):
+        assert invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, *FAST, "--lr", lr).exit_code == 0
+    frame = suscli.load_results(pool / "suscli-results.jsonl")
+    assert len(frame) == 4 and frame["fingerprint"].nunique() == 2
+    assert sorted(frame["name"]) == ["m0", "m0", "m1", "m1"]
+    assert frame["susceptibility"].notna().all() and frame["region"].isna().all()  # measured, not yet ranked
+    by_lr = frame.groupby("fingerprint")["susceptibility"].sum()
+    assert by_lr.iloc[0] != pytest.approx(by_lr.iloc[1])
+
+
+def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text('{"a": 1}\n[2]\n')
+    with pytest.raises(InputError, match=r"x.json is not a suscli results file \(line 1\)"):
+        suscli.load_results(tmp_path / "x.json")
+    with pytest.raises(InputError, match="cannot read results"):
+        suscli.load_results(tmp_path / "missing.jsonl")
+
+
+def test_importing_suscli_and_load_results_imports_no_torch() -> None:
+    code = ("import sys, suscli; assert 'pandas' not in sys.modules; suscli.load_results; "
+            "assert 'torch' not in sys.modules, 'torch'; print('light')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert res.returncode == 0 and res.stdout == "light\n", res.stderr

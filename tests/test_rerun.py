@@ -1,0 +1,71 @@
+"""Reruns of `rank` with the default results file: other settings are a rerun, not an error, and a read-only
+model folder keeps its results in the cache folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import suscli.store
+from tests.conftest import invoke
+from tests.test_cli_rank import make_pool, rank_json
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Path:
+    return make_pool(tmp_path / "pool")
+
+
+def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """Changing a setting and back measures nothing twice, and each switch is said in one line."""
+    first = rank_json(pool, image_folder, train_folder)[1]
+    res, other = rank_json(pool, image_folder, train_folder, "--train-samples", "9")
+    assert res.exit_code == 0 and other["counts"]["reused"] == 0, res.output
+    assert f"{pool / 'suscli-results.jsonl'} holds results of other settings (train_data, train_samples differ): these settings start their own results beside them" in res.stderr
+    res, again = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and again["counts"]["reused"] == 4
+    assert "reusing 4 result(s) of these settings" in res.stderr and "(train_data, train_samples differ)" in res.stderr
+    assert [r["susceptibility"] for r in again["results"]] == [r["susceptibility"] for r in first["results"]]
+    assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 8
+
+
+def read_only(folder: Path, command: list[str]) -> list[str]:
+    """`command` run with `folder` read-only: a private read-only bind mount for root (whom permission bits do not
+    stop), the permission bits for anyone else."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return command
+    if shutil.which("unshare") is None:
+        pytest.skip("root needs unshare(1) to make a folder read-only")
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", script, str(folder), *command]
+
+
+def test_a_read_only_model_folder_keeps_its_results_in_the_cache_folder(pool: Path, image_folder: Path, train_folder: Path,
+                                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    args = ["rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder), "--batches", "1", "--batch-size", "8",
+            "--cache-dir", str(cache), "-f", "json"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    try:
+        res = subprocess.run(read_only(pool, [sys.executable, "-m", "suscli", *args]), env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        pool.chmod(0o755)  # writable again, for pytest to clean up (and for the in-process run below to be pretended)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    kept = list((cache / "results").glob("pool-*.jsonl"))
+    assert len(kept) == 1 and len(kept[0].read_text().splitlines()) == 4
+    assert f"{pool} cannot be written: results are kept in {kept[0]}" in res.stderr
+    assert not (pool / "suscli-results.jsonl").exists()
+    # The next run finds the same file: here in-process, where only the folder's writability is pretended.
+    monkeypatch.setattr(suscli.store, "writable", lambda folder: False)
+    again = invoke(*args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["counts"]["reused"] == 4
+    assert json.loads(again.stdout)["results_file"] == str(kept[0])
