@@ -128,6 +128,8 @@ def test_refusals_are_one_line(world: dict, tmp_path: Path, monkeypatch: pytest.
     for split in ("train", "test"):
         (tmp_path / "shards" / f"{split}-00000-of-00001.parquet").write_bytes(world["named"].read_bytes())
     one_error_line(invoke("score", world["model"], "-d", tmp_path / "shards"), 3, "splits test, train", "point at one split's file")
+    one_error_line(invoke("score", world["model"], "-d", world["train"], "--train-data", world["named"]), 3,
+                   "has no label column (its columns: img, species)", "name it with --label-column")
     monkeypatch.setattr(suscli.hfdatasets, "available_memory", lambda: 1000)
     one_error_line(invoke("score", world["model"], "-d", world["named"]), 3, "reading its columns img takes about",
                    "refused rather than swapping")
