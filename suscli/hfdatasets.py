@@ -120,8 +120,6 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
         _check_memory(path, need + ROW_MEMORY * sum(m.num_rows for m in metas), f"reading its columns {', '.join(wanted)}")
         wanted = list(dict.fromkeys(wanted))  # one column may be named for both
         table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files])
-    except InputError:
-        raise
     except (pa.ArrowException, OSError, ValueError, KeyError) as e:  # KeyError: a file without the first file's columns
         raise InputError(f"{path}: not a readable parquet file ({type(e).__name__}: {_first_line(e)})", fix=_REWRITE) from None
     return table, features
@@ -205,7 +203,7 @@ def _images(column: Any, path: Path, name: str, pa: Any) -> list[ImageRef]:
         data, paths = None, column
     else:
         raise InputError(f"{path}: column {name!r} holds {t}, not encoded images or paths", fix="name the image column with --image-column")
-    cells = _Cells(data if data is not None else pa.chunked_array([pa.nulls(len(column), pa.binary())]))
+    cells = _Cells(data) if data is not None else lambda row: None
     held = pc.is_valid(data).to_pylist() if data is not None else [False] * len(column)
     named = paths.to_pylist() if paths is not None else [None] * len(column)
     base = path if path.is_dir() else path.parent
@@ -215,6 +213,8 @@ def _images(column: Any, path: Path, name: str, pa: Any) -> list[ImageRef]:
 def _labels(column: Any, path: Path, name: str, pa: Any) -> tuple[list[Any], bool]:
     """The label column's values, None for a row without one; class names when it holds strings."""
     column.validate(full=True)
+    if pa.types.is_dictionary(column.type):  # a pandas category column
+        column = column.cast(column.type.value_type)
     t = column.type
     if pa.types.is_integer(t):
         return [v if v is not None and v >= 0 else None for v in column.to_pylist()], False

@@ -138,3 +138,15 @@ def test_refusals_are_one_line(world: dict, tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setitem(sys.modules, "datasets", None)  # as if the extra were not installed
     one_error_line(invoke("score", world["model"], "-d", world["saved"]), 3, "a Hugging Face dataset needs datasets",
                    "pip install 'suscli[datasets]'")
+
+
+def test_a_parquet_file_pandas_wrote(world: dict, tmp_path: Path) -> None:
+    """No Hugging Face features: the image column is the one of encoded bytes, the labels a category column."""
+    import pandas as pd
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    frame = pd.DataFrame({"png": [p.read_bytes() for p in paths], "label": [NAMES[int(p.parent.name[-1])] for p in paths]})
+    frame["label"] = frame["label"].astype("category")
+    frame.to_parquet(tmp_path / "pandas.parquet")
+    row = score(world, tmp_path / "pandas.parquet", tmp_path / "pandas.parquet")
+    assert same_numbers(row, score(world, world["train"], world["train"]))
