@@ -39,7 +39,8 @@ def read_label_csv(path: Path, image_column: str | None = None, label_column: st
         whole = label.isascii() and label.isdigit()  # isdigit alone also takes '²', which int() refuses
         by_id = whole if by_id is None else by_id
         if len(row) != width or not label or whole != by_id or not _is_path(row[path_at]):
-            kind = "a non-negative integer label" if by_id else "a class name, as in the rows before it"
+            kind = ("a class id or a class name" if line == 1 else "a non-negative integer label" if by_id
+                    else "a class name, as in the rows before it")
             raise InputError(f"{path}: row {line} is {','.join(row)!r}, expected 'path,label' with {kind}", fix="fix or remove that row")
         paths.append((path.parent / row[path_at].strip()).resolve())
         values.append(label)
