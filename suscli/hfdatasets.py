@@ -50,8 +50,12 @@ def is_dataset(path: Path) -> bool:
         return False
     if (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file()):
         return True
-    entries = [p for p in path.iterdir() if not p.name.startswith(".")]
-    return bool(_parquet_files(path)) and not any(p.is_dir() or is_image_name(p.name) for p in entries)  # not a folder of images
+    try:
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    except OSError:  # unreadable: the folder walk counts it
+        return False
+    parquet = [p for p in entries if p.suffix.lower() == ".parquet" and p.is_file()]
+    return bool(parquet) and not any(p.is_dir() or is_image_name(p.name) for p in entries)  # not a folder of images
 
 
 def read_dataset(path: Path, *, image_column: str | None = None, label_column: str | None = None, labeled: bool = False) -> Columns:
