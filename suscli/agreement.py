@@ -2,8 +2,9 @@
 
 A model that generalizes predicts on fresh images what the other good models predict; one that memorized its
 noisy labels or underfits agrees less. That needs no labels at all, only the images susceptibility already uses,
-so a pool's agreement with the consensus of its trustworthy models is a label-free estimate of clean accuracy
-(docs/validation.md measures how well it ranks; suscli.rules uses it). Each model's top-k class probabilities
+so a pool's agreement with the consensus of its trustworthy models ranks models by clean accuracy without labels
+(docs/validation.md measures how well; suscli.rules uses it). It is not an estimate of clean accuracy itself:
+the consensus shares the pool's mistakes, and agreement read 6-10 points above clean accuracy on human noise. Each model's top-k class probabilities
 are kept in its result, compactly, so that a pool can be re-ranked from the results file without the models.
 """
 

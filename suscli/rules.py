@@ -23,13 +23,13 @@ DEFAULT_RULE = "agreement"  # the winner on the zoo (docs/validation.md, "Choosi
 MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
 # Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
 # of the pool that fits the fewest labels the whole pool's consensus contradicts, or all.
-VOTERS = ("region1", "not-region2", "low-memorization", "agreeing", "agreeing-low-memorization", "all")
+VOTERS = ("region1", "resisting", "not-region2", "low-memorization", "agreeing", "agreeing-low-memorization", "all")
 DEFAULT_VOTERS = "region1"
 # How near-ties on agreement are ordered: training accuracy (fit), fit on the labels the consensus does not
 # contradict (clean-fit), least fit on the labels it contradicts (memorization), least susceptible, or agreement.
 TIE_BREAKS = ("fit", "clean-fit", "memorization", "susceptibility", "none")
-DEFAULT_TIE_BREAK = "fit"
-DEFAULT_NOISE_VOTERS = "low-memorization"  # whose consensus on the training images judges the labels
+DEFAULT_TIE_BREAK = "clean-fit"
+DEFAULT_NOISE_VOTERS = "resisting"  # whose consensus on the training images judges the labels
 
 
 @dataclass(frozen=True)
@@ -143,10 +143,12 @@ def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[li
         raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
     fit = t is not None and all(r.train_acc is not None for r in scored)
     chosen = [False] * len(scored)
-    if fit and voters in ("region1", "not-region2"):
+    if fit and voters in ("region1", "not-region2", "resisting"):
         regions = [region(r.train_acc, r.susceptibility, t) for r in scored]
-        chosen = [g == 1 for g in regions] if voters == "region1" else [g != 2 for g in regions]
-        what = "region-1" if voters == "region1" else "non-region-2"
+        chosen = [g == 1 for g in regions] if voters != "not-region2" else [g != 2 for g in regions]
+        what = "region-1" if voters != "not-region2" else "non-region-2"
+        if voters == "resisting" and sum(chosen) < MIN_VOTERS:  # region 1 too small: all but the likely memorizers
+            chosen, what = [g != 2 for g in regions], "non-region-2"
     elif fit and voters == "low-memorization":
         estimates = _memorization_estimates(scored)
         if estimates is not None:
@@ -257,7 +259,8 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     top = by_agreement[0]
     n = predictions_of(top).classes.shape[0]
     tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)]
-    key = _tie_key(tie_break if all(_tie_key(tie_break)(r) is not None for r in tied) else "none")
+    tie_break = _usable(tie_break, tied)
+    key = _tie_key(tie_break)
     lead = sorted(tied, key=lambda r: (key(r), -r.agreement, r.name))
     first = {id(r) for r in lead}
     ids = {id(r) for r in measured}
@@ -274,6 +277,15 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     why += (f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
             f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}")
     return Choice(ranked, best, why, False, lead, labels)
+
+
+def _usable(tie_break: str, tied: list[Result]) -> str:
+    """`tie_break`, or what stands in when a near-tie lacks its number: training accuracy for the fit on the
+    confirmed labels (results without training predictions), else agreement itself."""
+    for option in (tie_break, "fit", "none"):
+        if all(_tie_key(option)(r) is not None for r in tied):
+            return option
+    return "none"
 
 
 def _tie_key(tie_break: str) -> Callable[[Result], object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from suscli.agreement import Predictions
+from suscli.agreement import Predictions, votes
 from suscli.noise import consensus, contradicted, estimate_noise, fit_on_contradicted
 
 
@@ -50,3 +50,20 @@ def test_predictions_on_other_labels_are_refused() -> None:
         contradicted([one_hot([0, 1], [0, 1]), one_hot([0, 1], [1, 1])])
     with pytest.raises(ValueError, match="without their given labels"):
         contradicted([Predictions(np.zeros((2, 1), dtype=int), np.ones((2, 1), dtype=np.float32), 3)])
+
+
+def test_consensus_in_blocks_equals_the_dense_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks of images (what keeps a 1.3M-image training set in memory) give the dense answer."""
+    import suscli.noise
+
+    rng = np.random.default_rng(0)
+    preds = []
+    for _ in range(4):
+        probs = rng.dirichlet(np.ones(7), size=50).astype(np.float32)
+        classes = np.argsort(-probs, axis=1)[:, :3]
+        preds.append(Predictions(classes, np.take_along_axis(probs, classes, 1), 7, np.zeros(50, dtype=np.int64)))
+    dense = sum(votes(p) for p in preds)
+    monkeypatch.setattr(suscli.noise, "CHUNK", 8)
+    cls, share = consensus(preds)
+    assert cls.tolist() == dense.argmax(-1).tolist()
+    assert share == pytest.approx(dense.max(-1) / dense.sum(-1), rel=1e-5)

@@ -12,7 +12,7 @@ script compares with susceptibility measured from the saved checkpoints and the 
 
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo [--quick] [--settings sym20,asym40] ...
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-human --settings human-worst,human-random1 \
-        --n-train 8000 --models-per-setting 16 --epoch-levels 10,30,60
+        --n-train 8000 --models-per-setting 12 --epoch-levels 8,20,40 --threads 1
 
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
