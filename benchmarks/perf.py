@@ -51,7 +51,7 @@ import suscli.images
 import suscli.scoring
 from suscli.batched import default_model_batch
 from suscli.cli import app
-from suscli.images import list_images, list_labeled
+from suscli.imagesets import list_images, read_labeled
 from suscli.models import resnet20
 from suscli.scoring import resolve_device
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, batch_indices, random_labels
@@ -179,7 +179,8 @@ class Files(Dataset):
 def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device, workers: int) -> dict:
     """(b): one model at a time, images decoded per model, state deep-copied and reloaded around each SGD step."""
     unl_paths = list_images(unl)  # the order suscli uses, so that the same seed picks the same images
-    train_paths, train_labels, _ = list_labeled(train)
+    listing = read_labeled(train)
+    train_paths, train_labels = listing.items, listing.labels
     parts = {"susceptibility": 0.0, "training accuracy": 0.0}
     sus, acc = {}, {}
     with measured(device) as m:
@@ -220,7 +221,7 @@ def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device
 def run_floor(models: int, unl: Path, train: Path, device: torch.device) -> dict:
     """(c): the forward and backward passes of (a) and nothing else, on normalized tensors already on the device."""
     x_unl = cifar.normalize(cifar.decode(list_images(unl))).to(device)
-    x_train = cifar.normalize(cifar.decode(list_labeled(train)[0])).to(device)
+    x_train = cifar.normalize(cifar.decode(read_labeled(train).items)).to(device)
     labels = random_labels(len(x_unl), 10, SEED).to(device)
     batches = batch_indices(len(x_unl), DEFAULT_BATCHES, DEFAULT_BATCH_SIZE, SEED)
     model = resnet20().to(device)

@@ -7,8 +7,10 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
@@ -16,26 +18,42 @@ from suscli.accuracy import Accuracy
 from suscli.agreement import predict
 from suscli.batched import groups, measure_many, training_accuracy_many
 from suscli.checkpoints import Checkpoint, file_sha256, load_checkpoint
+from suscli.embedded import Embedded
 from suscli.errors import SuscliError
 from suscli.images import ImageSource, normalizer
 from suscli.pool import PoolEntry
 from suscli.results import Result
-from suscli.scoring import Settings, failed, input_channels, on_device, preprocessing, score_checkpoint, scored_row
+from suscli.scoring import (
+    Settings, failed, input_channels, label_ids, on_device, preprocessing, score_checkpoint, scored_row, source_notes,
+)
 from suscli.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
 
 
 def data_identity(source: ImageSource | None) -> str | None:
-    """Hash of the image files used (paths, sizes, mtimes, labels): a changed file means new numbers."""
+    """Hash of the images used (paths, sizes, mtimes; the bytes' hash of an image in a dataset) and of their labels
+    (by name when given by name): a changed file means new numbers."""
     if source is None:
         return None
     h = hashlib.sha256()
     for i, p in enumerate(source.paths):
-        st = p.stat() if p.exists() else None
         label = source.labels[i] if source.labels is not None else ""
+        if source.label_names is not None:
+            label = f"name:{source.label_names[label]}"
+        if isinstance(p, Embedded):
+            h.update(f"{p}\0sha256:{p.digest}\0{label}\n".encode())
+            continue
+        st = _stat(p)
         h.update(f"{p}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\0{label}\n".encode())
     return h.hexdigest()[:16]
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except (OSError, ValueError):  # missing, unreadable, or a name no file can have
+        return None
 
 
 def run_settings(settings: Settings, unlabeled: ImageSource, train: ImageSource | None, device: torch.device) -> dict:
@@ -102,6 +120,8 @@ def score_group(
     time, which gives each model its own row or error."""
     start = time.perf_counter()
     chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train) if s is not None]) for c in checkpoints]
+    ids, mapping = label_ids(checkpoints[0], train)  # one mapping: the models of a group share their class names
+    chosen = [(prep, notes + source_notes(unlabeled, train) + mapping) for prep, notes in chosen]
     prep = chosen[0][0]
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
@@ -113,6 +133,7 @@ def score_group(
     bad = None
     if train is not None:
         train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device)
+        labels = labels if ids is None else ids.to(labels.device)[labels]
         accs = training_accuracy_many(models, train_pixels, labels, population=train.population, transform=transform, device=device)
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [scored_row(c, s, a, p, settings=settings, prep=prep, channels=channels, notes=n, images=len(pixels), unreadable=unreadable,
@@ -205,13 +226,14 @@ def _scored(
 
 
 def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSource]) -> tuple | object:
-    """What a model's inputs are made of (preprocessing and channel count): models measured together share it.
+    """What a model's inputs are made of (preprocessing, channel count, class names): models measured together share it.
     A model whose preprocessing cannot be chosen gets a key of its own, and score_checkpoint raises its error."""
     try:
         prep, _ = preprocessing(settings, checkpoint.meta, images)
     except SuscliError:
         return object()
-    return prep, input_channels(checkpoint.model, prep.image_size)
+    classes = repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])  # labels by name map through them
+    return prep, input_channels(checkpoint.model, prep.image_size), classes
 
 
 def _with_epoch(result: Result, entry: PoolEntry) -> Result:

@@ -80,8 +80,9 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     """Write `model`'s state dict as safetensors, with what suscli needs to rebuild it in the metadata.
 
     `arch` is an architecture spec (`torchvision:resnet18`, `package.module:factory`, `file.py:factory`);
-    `meta` may carry fields suscli reads (num_classes, preset, mean, std, image_size, epoch) and any other
-    JSON-serializable values, which are kept as they are.
+    `meta` may carry fields suscli reads (num_classes, classes, preset, mean, std, image_size, epoch) and any other
+    JSON-serializable values, which are kept as they are. `classes` (the name of class i at index i) lets training
+    labels given by name be mapped to the model's ids (suscli.labels).
     """
     path = Path(path)
     fields = {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta}
@@ -153,6 +154,8 @@ def load_checkpoint(
     _check_path(path, folder)
     stored = _stored_fields(path)
     meta = {k: v for _, fields in reversed(stored) for k, v in fields.items() if k not in _ARCH_KEYS}
+    if named := next((source for source, fields in stored if "classes" in fields), None):
+        meta["classes_source"] = f"its suscli {named}"  # over a training tool's, as its classes are
     if folder is not None:
         contents, kind = None, None
         for file in folder.weights:  # a pickle a tool would unpickle is read by suscli's safe reader first

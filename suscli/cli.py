@@ -52,11 +52,13 @@ app = typer.Typer(
 stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whatever the width
 
 # Options shared by the commands (typer's public Annotated API).
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively).")]
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Unlabeled images: a folder (searched recursively, links followed once), a .txt or .csv list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.")]
 TrainDataOpt = Annotated[
     Optional[Path],
-    typer.Option(help="Training set with the labels the model was trained on: a folder of class folders, or a path,label CSV."),
+    typer.Option(help="Training set with the labels the model was trained on: a folder of class folders, a path,label CSV (class ids or names), a Hugging Face datasets folder or parquet file."),
 ]
+ImageColumnOpt = Annotated[Optional[str], typer.Option(help="Column holding the images (or their paths) in a dataset or CSV; found from the dataset's features when omitted.")]
+LabelColumnOpt = Annotated[Optional[str], typer.Option(help="Column holding the training labels (class ids or names) in a dataset or CSV; found from the dataset's features when omitted.")]
 ArchOpt = Annotated[
     Optional[str],
     typer.Option(help="Architecture for checkpoints that do not name one, or to override what a training tool recorded: torchvision:NAME, timm:NAME, package.module:factory or file.py:factory."),
@@ -131,13 +133,15 @@ def progress_bar() -> Iterator:
         yield update
 
 
-def image_sources(data: Path, train_data: Path | None, settings: Settings, cache_dir: Path | None, no_cache: bool):
+def image_sources(data: Path, train_data: Path | None, settings: Settings, cache_dir: Path | None, no_cache: bool,
+                  image_column: str | None = None, label_column: str | None = None):
     """The unlabeled images and the labelled training set (or None), sampled by the settings' seed, decoded
     through the on-disk cache (docs/performance.md) unless --no-cache."""
     cache = None if no_cache else cache_dir or default_cache_dir()
     seed, strict = settings.susceptibility.seed, settings.strict
-    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=strict, cache_dir=cache)
-    train = labeled_source(train_data, samples=settings.train_samples, seed=seed, strict=strict, cache_dir=cache) if train_data else None
+    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=strict, cache_dir=cache, image_column=image_column)
+    train = labeled_source(train_data, samples=settings.train_samples, seed=seed, strict=strict, cache_dir=cache,
+                           image_column=image_column, label_column=label_column) if train_data else None
     return unlabeled, train
 
 
@@ -235,6 +239,8 @@ def score(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint: .safetensors, .pt/.pth/.th/.bin/.ckpt/.pth.tar, TorchScript, .pt2, or a Hugging Face model folder.")],
     data: DataOpt,
     train_data: TrainDataOpt = None,
+    image_column: ImageColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
     num_classes: NumClassesOpt = None,
@@ -270,7 +276,7 @@ def score(
         kwargs = parse_arch_kwargs(arch_kwargs)
         ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint,
                                ema=ema)
-        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
+        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
         with progress_bar() as update:
             result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
         failures = gate_failures(result, max_susceptibility, min_train_acc)
@@ -303,6 +309,8 @@ def rank(
     pool: Annotated[Path, typer.Argument(help="Folder of checkpoints (each subfolder one run), or a .json/.csv manifest.")],
     data: DataOpt,
     train_data: TrainDataOpt = None,
+    image_column: ImageColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
     trust_checkpoint: TrustOpt = False,
@@ -357,7 +365,7 @@ def rank(
         entries = discover(pool, all_checkpoints=all_checkpoints)
         if candidate is not None and candidate not in {e.name for e in entries}:
             raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
-        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
+        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
         lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
         store = open_store(results, pool, cache_dir, fresh, settings, unlabeled, train, dev, arch, kwargs, ema) if lead else None
         results_path = store.path if store is not None else None
@@ -499,6 +507,8 @@ def track(
     run: Annotated[Optional[Path], typer.Argument(metavar="RUN", help="Folder of a run's per-epoch checkpoints (searched recursively), or a .json/.csv manifest with path and epoch.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively); needed with RUN.")] = None,
     train_data: TrainDataOpt = None,
+    image_column: ImageColumnOpt = None,
+    label_column: LabelColumnOpt = None,
     log: Annotated[Optional[Path], typer.Option(help="Read r per epoch from a suscli.tracker log (JSON lines) instead of measuring checkpoints.")] = None,
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
@@ -559,7 +569,7 @@ def track(
             entries, skipped = run_epochs(run)
             if skipped:
                 warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
-            unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache)
+            unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
             store = open_store(results, run, cache_dir, fresh, settings, unlabeled, train, dev, arch, kwargs, ema)
             results_path = store.path
             reused = len(store)

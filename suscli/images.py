@@ -1,4 +1,5 @@
-"""Finding, decoding and normalizing images: the one module that touches pixels on disk.
+"""Decoding and normalizing images: the one module that touches pixels (what --data and --train-data name is
+found by suscli.imagesets).
 
 Images are decoded once into a uint8 tensor at the size a model needs and shared by every model that needs
 the same size and channel count; normalization happens per batch, because models in one pool may differ.
@@ -6,7 +7,7 @@ the same size and channel count; normalization happens per batch, because models
 
 from __future__ import annotations
 
-import csv
+import io
 import os
 import random
 import warnings
@@ -20,10 +21,10 @@ import torch
 from PIL import Image
 
 from suscli.cache import entry_key, entry_path, load_entry, save_entry
+from suscli.embedded import Embedded, ImageRef, place
 from suscli.errors import InputError, UsageError
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+from suscli.imagesets import read_labeled, read_unlabeled
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -52,27 +53,9 @@ class DecodedImages:
     """Pixels of the images that could be read, in the order of `paths`."""
 
     pixels: torch.Tensor  # (N, C, H, W) uint8
-    paths: list[Path]
+    paths: list[ImageRef]
     kept: list[int]  # index into the listed files of each decoded image
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Every image file under `folder`, recursively, sorted so that runs are deterministic."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise InputError(f"image folder not found: {folder}", fix="check the path given to --data/--train-data")
-    if not folder.is_dir():
-        raise InputError(f"not a folder: {folder}", fix="--data takes a folder of images")
-    found = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(root, f) for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith(".")]
-    if not found:
-        raise InputError(
-            f"no image files in {folder}", fix=f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}"
-        )
-    return sorted(found)
+    unreadable: list[tuple[ImageRef, str]] = field(default_factory=list)
 
 
 def seeded_subset(n_items: int, n: int | None, seed: int) -> list[int]:
@@ -84,71 +67,13 @@ def seeded_subset(n_items: int, n: int | None, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_items), n))
 
 
-def list_labeled(source: str | Path) -> tuple[list[Path], list[int], list[str] | None]:
-    """Paths and labels of a training set: a folder of class folders (ImageFolder order) or a `path,label` CSV."""
-    source = Path(source)
-    if source.is_file():
-        return (*_read_label_csv(source), None)
-    if not source.is_dir():
-        raise InputError(f"training data not found: {source}", fix="--train-data takes a folder of class folders or a path,label CSV")
-    classes = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise InputError(
-            f"no class folders in {source}", fix="--train-data needs one subfolder per class (as torchvision's ImageFolder), or a path,label CSV"
-        )
-    paths: list[Path] = []
-    labels: list[int] = []
-    for label, name in enumerate(classes):
-        files = [p for p in _images_or_empty(source / name)]
-        paths += files
-        labels += [label] * len(files)
-    if not paths:
-        raise InputError(f"no image files in the class folders of {source}")
-    if len(classes) < 2:
-        raise InputError(
-            f"{source} has a single class folder ({classes[0]}); training accuracy needs the labels of every class",
-            fix="point --train-data at the folder that holds one subfolder per class",
-        )
-    return paths, labels, classes
+def _opened(item: ImageRef) -> Path | io.BytesIO:
+    """What PIL opens: the file, or the bytes of an image held in a dataset."""
+    return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
 
 
-def _images_or_empty(folder: Path) -> list[Path]:
-    try:
-        return list_images(folder)
-    except InputError:
-        return []
-
-
-def _read_label_csv(path: Path) -> tuple[list[Path], list[int]]:
-    """Rows `path,label` (a header row is allowed); paths relative to the CSV's folder."""
-    paths: list[Path] = []
-    labels: list[int] = []
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"cannot read label file {path}: {e}") from None
-    rows = [r for r in rows if r and any(c.strip() for c in r)]
-    if rows and rows[0] and rows[0][-1].strip().lower() in {"label", "class", "target", "y"}:
-        rows = rows[1:]
-    for line, row in enumerate(rows, start=1):
-        # isdigit alone also takes '²', which int() refuses; a NUL cannot be in a path
-        if len(row) != 2 or not (row[1].strip().isascii() and row[1].strip().isdigit()) or "\0" in row[0]:
-            raise InputError(
-                f"{path}: row {line} is {','.join(row)!r}, expected 'path,label' with a non-negative integer label",
-                fix="fix or remove that row",
-            )
-        paths.append((path.parent / row[0].strip()).resolve())
-        labels.append(int(row[1]))
-    if not paths:
-        raise InputError(f"label file {path} has no rows", fix="write one 'path,label' row per image")
-    if len(set(labels)) < 2:
-        raise InputError(f"{path}: every row has label {labels[0]}; training accuracy needs a set with several classes")
-    return paths, labels
-
-
-def _decode_one(path: Path, size: int, channels: int, crop_pct: float) -> np.ndarray:
-    with Image.open(path) as img:
+def _decode_one(path: ImageRef, size: int, channels: int, crop_pct: float) -> np.ndarray:
+    with Image.open(_opened(path)) as img:
         img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced scale when much larger
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
@@ -164,7 +89,7 @@ def _decode_one(path: Path, size: int, channels: int, crop_pct: float) -> np.nda
 
 
 def decode_images(
-    paths: Sequence[Path],
+    paths: Sequence[ImageRef],
     *,
     image_size: int,
     channels: int = 3,
@@ -208,11 +133,11 @@ def decode_images(
 
 
 def _decode_all(
-    paths: Sequence[Path], image_size: int, channels: int, crop_pct: float, strict: bool, workers: int | None, progress: Progress | None
+    paths: Sequence[ImageRef], image_size: int, channels: int, crop_pct: float, strict: bool, workers: int | None, progress: Progress | None
 ) -> DecodedImages:
     out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
     kept: list[int] = []
-    unreadable: list[tuple[Path, str]] = []
+    unreadable: list[tuple[ImageRef, str]] = []
 
     def work(i: int) -> tuple[int, str | None]:
         try:
@@ -236,26 +161,26 @@ def _decode_all(
             if progress and (done % 256 == 0 or done == len(paths)):
                 progress("decode images", done, len(paths))
     if not kept:
-        where = paths[0].parent if paths else "the folder"
+        where = place(paths[0]) if paths else "the folder"
         raise InputError(f"none of the {len(paths)} image files under {where} could be decoded", fix="check that they are valid images")
     pixels = torch.from_numpy(out[kept] if len(kept) < len(paths) else out)
     return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=unreadable)
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
+def _header_size(path: ImageRef) -> tuple[int, int] | None:
     try:
-        with warnings.catch_warnings(), Image.open(path) as img:
+        with warnings.catch_warnings(), Image.open(_opened(path)) as img:
             warnings.simplefilter("ignore")
             return img.size
     except Exception:  # unreadable: decoding counts it, or fails on it with --strict
         return None
 
 
-def _strict_error(path: Path, err: str) -> InputError:
+def _strict_error(path: ImageRef, err: str) -> InputError:
     return InputError(f"cannot decode image {path}: {err}", fix="remove the file, or drop --strict to skip unreadable images")
 
 
-def _from_entry(entry: dict | None, paths: Sequence[Path], image_size: int, channels: int) -> DecodedImages | None:
+def _from_entry(entry: dict | None, paths: Sequence[ImageRef], image_size: int, channels: int) -> DecodedImages | None:
     """A cache entry as DecodedImages; None unless it is consistent with these files and this transform."""
     if entry is None:
         return None
@@ -297,19 +222,21 @@ def _fit_channels(values: Sequence[float], channels: int) -> list[float]:
 
 @dataclass
 class ImageSource:
-    """A set of image files (with labels for a training set), decoded on first use and then shared.
+    """A set of images (with labels for a training set), decoded on first use and then shared.
 
     Every model that needs the same size and channel count reuses one decoded tensor, so a pool of models
     costs one decode, not one per model.
     """
 
-    paths: list[Path]
+    paths: list[ImageRef]  # image files, or images held in a dataset file
     labels: list[int] | None = None
     population: int = 0  # files listed before sampling
     strict: bool = False
     cache_dir: Path | None = None  # on-disk cache of decoded images (suscli.cache); None: decode every run
-    origin: Path | None = None  # the folder or label CSV the files were listed from, for error messages
-    _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[Path, str]]]] = field(default_factory=dict, repr=False)
+    origin: Path | None = None  # the folder, list or dataset the images were listed from, for messages
+    label_names: list[str] | None = None  # labels given by class name: label i is label_names[i] (suscli.labels)
+    notes: list[str] = field(default_factory=list)  # what the listing left out, and why: shown on every row
+    _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
     def sizes(self) -> set[tuple[int, int]]:
@@ -321,8 +248,8 @@ class ImageSource:
 
     def decoded(
         self, image_size: int, channels: int, crop_pct: float = 1.0, device: torch.device | None = None, progress: Progress | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[Path, str]]]:
-        """(uint8 pixels on `device`, labels of the decoded images or None, unreadable files)."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
+        """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images)."""
         key = (image_size, channels, crop_pct, str(device or "cpu"))
         if key not in self._cache:
             cpu_key = (image_size, channels, crop_pct, "cpu")
@@ -338,19 +265,25 @@ class ImageSource:
 
 
 def unlabeled_source(
-    folder: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None
+    source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None,
+    image_column: str | None = None,
 ) -> ImageSource:
-    """The unlabeled images susceptibility is measured on: every image under `folder`, or a seeded subset."""
-    paths = list_images(folder)
-    return ImageSource([paths[i] for i in seeded_subset(len(paths), samples, seed)], population=len(paths), strict=strict,
-                       cache_dir=cache_dir, origin=Path(folder))
+    """The unlabeled images susceptibility is measured on (suscli.imagesets: a folder, a list, a dataset), or a
+    seeded subset of them."""
+    listing = read_unlabeled(Path(source), image_column)
+    keep = seeded_subset(len(listing.items), samples, seed)
+    return ImageSource([listing.items[i] for i in keep], population=len(listing.items), strict=strict, cache_dir=cache_dir,
+                       origin=Path(source), notes=listing.notes)
 
 
 def labeled_source(
-    source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None
+    source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None,
+    image_column: str | None = None, label_column: str | None = None,
 ) -> ImageSource:
-    """The training set with its own labels: a folder of class folders or a `path,label` CSV, maybe subsampled."""
-    paths, labels, _ = list_labeled(source)
-    keep = seeded_subset(len(paths), samples, seed)
-    return ImageSource([paths[i] for i in keep], [labels[i] for i in keep], population=len(paths), strict=strict,
-                       cache_dir=cache_dir, origin=Path(source))
+    """The training set with its own labels (suscli.imagesets: class folders, a label CSV, a dataset), maybe
+    subsampled."""
+    listing = read_labeled(Path(source), image_column, label_column)
+    keep = seeded_subset(len(listing.items), samples, seed)
+    labels = listing.labels or []
+    return ImageSource([listing.items[i] for i in keep], [labels[i] for i in keep], population=len(listing.items), strict=strict,
+                       cache_dir=cache_dir, origin=Path(source), label_names=listing.label_names, notes=listing.notes)

@@ -18,6 +18,7 @@ from suscli.agreement import Predictions, predict
 from suscli.checkpoints import Checkpoint, load_checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.images import PRESETS, ImageSource, Preprocess, labeled_source, normalizer, unlabeled_source
+from suscli.labels import id_table
 from suscli.results import Result
 from suscli.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
 
@@ -141,6 +142,9 @@ def score_checkpoint(
     start = time.perf_counter()
     device = device or resolve_device()
     prep, notes = preprocessing(settings, checkpoint.meta, [s for s in (data, train) if s is not None])
+    notes += source_notes(data, train)
+    ids, mapping = label_ids(checkpoint, train)
+    notes += mapping
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
     channels = input_channels(model, prep.image_size)
     pixels, _, unreadable = data.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
@@ -160,6 +164,7 @@ def score_checkpoint(
         acc = None
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
+            labels = labels if ids is None else ids.to(labels.device)[labels]
             try:
                 acc = training_accuracy(
                     model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
@@ -174,6 +179,19 @@ def score_checkpoint(
         ) from None
     return scored_row(checkpoint, sus, acc, preds, settings=settings, prep=prep, channels=channels, notes=notes, images=len(pixels),
                       unreadable=unreadable, train_unreadable=bad, seconds=time.perf_counter() - start, name=name)
+
+
+def source_notes(data: ImageSource, train: ImageSource | None) -> list[str]:
+    """What listing the images left out (links skipped, dataset rows without a label): a note on every row."""
+    return data.notes + (train.notes if train is not None else [])
+
+
+def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.Tensor | None, list[str]]:
+    """For a training set labelled by class name, this model's id of each name (suscli.labels) and the note on where
+    the mapping comes from; (None, []) otherwise."""
+    if train is None:
+        return None, []
+    return id_table(train.label_names, checkpoint.meta, f"{checkpoint.path} on {train.origin or 'the training set'}")
 
 
 def on_device(

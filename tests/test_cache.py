@@ -18,7 +18,8 @@ from suscli.cache import default_cache_dir, entry_key
 from suscli.checkpoints import Checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
-from suscli.images import ImageSource, decode_images, list_images
+from suscli.images import ImageSource, decode_images
+from suscli.imagesets import list_images, read_labeled
 from suscli.scoring import Settings, score_checkpoint
 from suscli.susceptibility import SusceptibilityConfig
 from tests.conftest import tiny_cnn, write_images
@@ -147,7 +148,8 @@ def test_training_accuracy_halves_the_batch_on_oom_and_counts_the_same() -> None
 
 def test_oom_is_a_row_note_for_accuracy_and_an_error_naming_batch_size_for_susceptibility(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     unlabeled = ImageSource(list_images(image_folder))
-    train = ImageSource(*suscli.images.list_labeled(train_folder)[:2])
+    listing = read_labeled(train_folder)
+    train = ImageSource(listing.items, listing.labels)
     settings = Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8), image_size=8)
 
     def checkpoint(model: nn.Module) -> Checkpoint:

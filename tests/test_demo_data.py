@@ -15,7 +15,8 @@ from suscli import demo
 from suscli.accuracy import training_accuracy
 from suscli.checkpoints import load_checkpoint
 from suscli.errors import InputError
-from suscli.images import decode_images, labeled_source, list_images, normalizer
+from suscli.images import decode_images, labeled_source, normalizer
+from suscli.imagesets import list_images
 from suscli.susceptibility import DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
 
 

@@ -144,7 +144,7 @@ def test_damaged_image_among_good_ones(world, suffix, how, cut, flips, noise, st
 
 
 LABEL = st.integers(-1, 4).map(str) | st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=2) | st.text(max_size=3)
-VALID_ROW = st.builds(lambda i, label: f"../../imgs/img_{i:03d}.png,{label}", st.integers(0, 5), st.integers(0, 2))
+VALID_ROW = st.builds(lambda i, label: f"../../imgs/img_{i:03d}.png,{label}", st.integers(0, 5), st.integers(0, 2) | st.sampled_from(["cat", "dog", "eel"]))
 ODD_ROW = st.builds(lambda path, label: f"{path},{label}", st.text(max_size=12), LABEL) | st.text(max_size=30)
 
 
@@ -153,7 +153,7 @@ ODD_ROW = st.builds(lambda path, label: f"{path},{label}", st.text(max_size=12),
 @example(rows=["../../imgs/img_000.png,0", "x.png,\u00b2"], raw=None)  # found: '²'.isdigit() but int('²') fails
 @example(rows=["../../imgs/img_000.png,0", "x\x00.png,1"], raw=None)  # found: a NUL in a path
 def test_label_csv_of_random_text(world, rows, raw) -> None:
-    """Label files mixing valid rows, rows naming missing images, bad labels and random text or bytes."""
+    """Label files mixing valid rows (class ids or names), rows naming missing images, bad labels and random text or bytes."""
     csv = world["root"] / "work" / "labels" / "labels.csv"
     csv.parent.mkdir(exist_ok=True)
     csv.write_bytes(raw if raw is not None else "\n".join(rows).encode())
@@ -166,3 +166,51 @@ def test_damaged_results_file(world, how, cut, flips, noise) -> None:
     """The resumable results file of a finished `rank`, damaged: rank reuses, recomputes or refuses it in one line."""
     world["results"].write_bytes(damage(world["sources"]["results"], how, cut, flips, noise))
     check_contract(invoke(*world["rank"]))
+
+
+@FUZZ
+@given(suffix=st.sampled_from([".txt", ".csv"]), rows=st.lists(st.builds(lambda i: f"../../imgs/img_{i:03d}.png", st.integers(0, 5)) | ODD_ROW,
+                                                                    max_size=8), raw=st.none() | st.binary(max_size=64))
+@example(suffix=".txt", rows=["../../imgs/img_000.png", "x\x00.png"], raw=None)
+def test_image_list_of_random_text(world, suffix, rows, raw) -> None:
+    """--data as a list of image paths, mixing good paths, missing files, odd rows and random text or bytes."""
+    lst = world["root"] / "work" / "lists" / f"list{suffix}"
+    lst.parent.mkdir(exist_ok=True)
+    lst.write_bytes(raw if raw is not None else "\n".join(rows).encode())
+    check_contract(score(world["good"], "-d", lst))
+
+
+@pytest.fixture(scope="module")
+def hf_files(world) -> dict:
+    """A parquet file and a save_to_disk folder, written by the datasets library, of the fuzz world's images."""
+    datasets = pytest.importorskip("datasets")
+    datasets.disable_progress_bars()
+    root = world["root"] / "hf"
+    images = [{"bytes": p.read_bytes(), "path": p.name} for c in range(2) for p in sorted((world["root"] / "train" / f"c{c}").iterdir())]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    ds = datasets.Dataset.from_dict({"image": images, "label": [0, 0, 0, 1, 1, 1]}, features=features)
+    ds.save_to_disk(str(root / "saved"))
+    ds.to_parquet(str(root / "good.parquet"))
+    return {"root": root, "parquet": (root / "good.parquet").read_bytes(),
+            "saved": {p.name: p.read_bytes() for p in (root / "saved").iterdir()}}
+
+
+@FUZZ
+@given(how=HOW, cut=CUT, flips=FLIPS, noise=NOISE)
+def test_damaged_parquet_file(world, hf_files, how, cut, flips, noise) -> None:
+    """A parquet file of images and labels, truncated, bit-flipped or random: scored, or refused in one line."""
+    path = hf_files["root"] / "damaged.parquet"
+    path.write_bytes(damage(hf_files["parquet"], how, cut, flips, noise))
+    check_contract(score(world["good"], "-d", path, "--train-data", path))
+
+
+@FUZZ
+@given(name=st.sampled_from(["data-00000-of-00001.arrow", "state.json", "dataset_info.json"]), how=HOW, cut=CUT, flips=FLIPS,
+       noise=NOISE)
+def test_damaged_datasets_folder(world, hf_files, name, how, cut, flips, noise) -> None:
+    """A save_to_disk folder with one of its files (the arrow data, its JSON state or info) damaged."""
+    folder = hf_files["root"] / "damaged"
+    folder.mkdir(exist_ok=True)
+    for file, data in hf_files["saved"].items():
+        (folder / file).write_bytes(damage(data, how, cut, flips, noise) if file == name else data)
+    check_contract(score(world["good"], "-d", folder, "--train-data", folder))

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from suscli.errors import InputError, UsageError
-from suscli.images import (
-    decode_images, labeled_source, list_images, list_labeled, normalizer, seeded_subset, unlabeled_source,
-)
+from suscli.images import decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
+from suscli.imagesets import list_images, read_labeled
 from tests.conftest import write_images
 
 
@@ -70,24 +69,23 @@ def test_unreadable_files_are_counted_or_fatal_with_strict(tmp_path: Path) -> No
 
 
 def test_image_folder_labels_follow_sorted_class_names(train_folder: Path) -> None:
-    paths, labels, classes = list_labeled(train_folder)
-    assert classes == ["class_0", "class_1", "class_2"]
-    assert labels == [0] * 6 + [1] * 6 + [2] * 6
-    assert all(p.parent.name == f"class_{l}" for p, l in zip(paths, labels))
+    listing = read_labeled(train_folder)
+    assert listing.labels == [0] * 6 + [1] * 6 + [2] * 6 and listing.label_names is None
+    assert all(p.parent.name == f"class_{l}" for p, l in zip(listing.items, listing.labels))
 
 
 def test_single_class_folder_is_an_error(tmp_path: Path) -> None:
     write_images(tmp_path / "train" / "only", 3)
     with pytest.raises(InputError, match="single class folder"):
-        list_labeled(tmp_path / "train")
+        read_labeled(tmp_path / "train")
 
 
 def test_label_csv(tmp_path: Path) -> None:
     imgs = write_images(tmp_path / "imgs", 3)
     csv = tmp_path / "labels.csv"
     csv.write_text("path,label\n" + "".join(f"imgs/{p.name},{i % 2}\n" for i, p in enumerate(imgs)))
-    paths, labels, classes = list_labeled(csv)
-    assert paths == [p.resolve() for p in imgs] and labels == [0, 1, 0] and classes is None
+    listing = read_labeled(csv)
+    assert listing.items == [p.resolve() for p in imgs] and listing.labels == [0, 1, 0] and listing.label_names is None
 
 
 @pytest.mark.parametrize("row", ["imgs/a.png,cat", "imgs/a.png", "imgs/a.png,-1", "imgs/a.png,1,2"])
@@ -95,14 +93,14 @@ def test_label_csv_bad_rows_name_the_row(tmp_path: Path, row: str) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text(f"x.png,0\n{row}\n")
     with pytest.raises(InputError, match="row 2"):
-        list_labeled(csv)
+        read_labeled(csv)
 
 
 def test_label_csv_with_one_class(tmp_path: Path) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text("a.png,3\nb.png,3\n")
     with pytest.raises(InputError, match="every row has label 3"):
-        list_labeled(csv)
+        read_labeled(csv)
 
 
 def test_sources_decode_once_and_keep_labels_aligned(tmp_path: Path, train_folder: Path) -> None:

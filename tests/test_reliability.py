@@ -34,7 +34,8 @@ import suscli.checkpoints
 import suscli.files
 import suscli.images
 from suscli.files import available_memory, write_atomic
-from suscli.images import list_images, seeded_subset
+from suscli.images import seeded_subset
+from suscli.imagesets import list_images
 from suscli.results import Result
 from suscli.store import ResultStore
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images

@@ -132,3 +132,15 @@ def test_config_json_is_read_as_data(root: Path, tmp_path: Path) -> None:
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "model_type": "my_own_vit", "architectures": ["MyOwnViT"]}))
     with pytest.raises(InputError, match="model type 'my_own_vit', which transformers .* does not define"):
         load_checkpoint(tmp_path / "m")
+
+
+def test_training_labels_by_name_follow_id2label(root: Path, tmp_path: Path) -> None:
+    """id2label is cat, dog, fox: a training set of dogs and foxes numbers them 0 and 1 in sorted order, 1 and 2 in
+    the model; labels by name must fit the model as its own ids do."""
+    rows = [(p, ["fox", "dog", "fox"][c]) for c in range(3) for p in sorted((root / "train" / f"class_{c}").iterdir())]
+    by_name, by_id = tmp_path / "names.csv", tmp_path / "ids.csv"
+    by_name.write_text("".join(f"{p},{name}\n" for p, name in rows))
+    by_id.write_text("".join(f"{p},{ {'dog': 1, 'fox': 2}[name] }\n" for p, name in rows))
+    named, ids = (cli_json("score", root / "saved", "-d", root / "unlabeled", "--train-data", csv)["results"][0] for csv in (by_name, by_id))
+    assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
+    assert named["notes"] == ["training labels are class names, mapped to the model's ids by config.json's id2label"]

@@ -121,6 +121,26 @@ def test_args_yaml_beside_a_cleaned_checkpoint(run: Path) -> None:
     assert (ckpt.arch, ckpt.arch_source, ckpt.meta["mean"], ckpt.meta["image_size"]) == ("timm:test_resnet", "args.yaml", MEAN, 32)
 
 
+def test_class_map_names_the_classes(run: Path, tmp_path: Path) -> None:
+    """train.py --class-map: class i is line i of the file, found as given or, moved with the run, beside the
+    checkpoint. Labels by name must fit the model as its own ids do; without the file the note says why."""
+    root, ckpt = run.parent, torch.load(run / "checkpoint-2.pth.tar", weights_only=False)
+    ckpt["args"].class_map = "/data/gone/class_map.txt"  # where it was trained
+    torch.save(ckpt, tmp_path / "mapped.pth.tar")
+    rows = [(p, ["cat", "zebra", "cat"][c]) for c in range(3) for p in sorted((root / "train" / f"class_{c}").iterdir())]
+    by_name, by_id = tmp_path / "names.csv", tmp_path / "ids.csv"
+    by_name.write_text("".join(f"{p},{name}\n" for p, name in rows))
+    by_id.write_text("".join(f"{p},{ {'zebra': 0, 'cat': 2}[name] }\n" for p, name in rows))
+    missing = cli_json("score", tmp_path / "mapped.pth.tar", "-d", root / "unlabeled", "--train-data", by_name)["results"][0]
+    assert any(n.endswith("timm's class map /data/gone/class_map.txt was not found as given, in the data folder or beside the "
+                          "checkpoint") for n in missing["notes"])
+    (tmp_path / "class_map.txt").write_text("zebra\nant\ncat\n")
+    named, ids = (cli_json("score", tmp_path / "mapped.pth.tar", "-d", root / "unlabeled", "--train-data", csv)["results"][0]
+                  for csv in (by_name, by_id))
+    assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
+    assert f"training labels are class names, mapped to the model's ids by timm's class map {tmp_path / 'class_map.txt'}" in named["notes"]
+
+
 def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
     model = timm.create_model("test_resnet", num_classes=3)
     torch.save(model.state_dict(), tmp_path / "m.pt")

@@ -51,6 +51,7 @@ def recognize(path: Path, contents: object) -> Found | None:
     if isinstance(labels, dict) and labels and set(labels) == {str(i) for i in range(len(labels))}:
         found.meta["classes"] = [str(labels[str(i)]) for i in range(len(labels))]
         found.meta["num_classes"] = len(labels)
+        found.meta["classes_source"] = "config.json's id2label"
     found.meta.update(_preprocessing(path / "preprocessor_config.json", found.notes))
     epoch = _epoch(path / "trainer_state.json")
     if epoch is not None:

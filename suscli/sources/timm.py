@@ -5,7 +5,8 @@ argparse.Namespace) with `args.yaml` beside them, and the preprocessing a `timm:
 The model is rebuilt the way train.py built it (`create_model(args.model, in_chans, num_classes, global_pool,
 bn_eps, **args.model_kwargs)`, never pretrained); drop rates are left out, since they change no weight. The
 preprocessing is timm's data config, `resolve_data_config(args, model=model)`: the run's `input_size`/`img_size`,
-`mean`, `std` and `crop_pct`, else the model's own defaults.
+`mean`, `std` and `crop_pct`, else the model's own defaults. Class names come from the run's `--class-map` text
+file (one name per line, line i naming class i), where it can still be found.
 """
 
 from __future__ import annotations
@@ -41,7 +42,35 @@ def recognize(path: Path, contents: object) -> Found | None:
         found.arch = Arch(f"timm:{name}", source, kwargs=_model_kwargs(args))
     if whole(args.get("num_classes")):
         found.meta["num_classes"] = args["num_classes"]
+    found.meta.update(_class_map(args, path.parent))
     return found
+
+
+MAX_CLASS_MAP = 16 << 20  # bytes: ImageNet-21k's 21,841 names take 0.2 MiB
+
+
+def _class_map(args: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Class names from train.py's `--class-map` file, which timm reads as given, then under the data folder; here
+    also by its name beside the checkpoint. Only a .txt map with one name per class: a .pkl one would have to be
+    unpickled. Where it cannot be read, why (`classes_unread`), for the labels' note (suscli.labels)."""
+    name = args.get("class_map")
+    if not isinstance(name, str) or not name:
+        return {}
+    if not name.lower().endswith(".txt"):
+        return {"classes_unread": f"timm's class map {name} is not a .txt file"}
+    data_dir = args.get("data_dir") if isinstance(args.get("data_dir"), str) else ""
+    places = [Path(name)] if Path(name).is_absolute() else [Path(name), Path(data_dir, name)]
+    for place in [*places, folder / Path(name).name]:
+        try:
+            if not place.is_file() or place.stat().st_size > MAX_CLASS_MAP:
+                continue
+            names = [line.strip() for line in place.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if whole(args.get("num_classes")) not in (None, len(names)):
+            return {"classes_unread": f"timm's class map {place} names {len(names)} classes, the run {args['num_classes']}"}
+        return {"classes": names, "classes_source": f"timm's class map {place}"}
+    return {"classes_unread": f"timm's class map {name} was not found as given, in the data folder or beside the checkpoint"}
 
 
 def _args_yaml(folder: Path) -> dict[str, Any] | None:

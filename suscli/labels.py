@@ -1,0 +1,70 @@
+"""Training labels given by class name, and the class ids they stand for in one model.
+
+A label file or dataset column may hold class names (`train/0001.jpg,cat`) instead of ids. The names are numbered
+in sorted order when read, as torchvision's ImageFolder numbers its class folders; when a model is scored, they are
+mapped through the model's own class names where it has them (a Hugging Face config's id2label, a timm run's class
+map, `classes` in suscli's metadata), since a model trained elsewhere may number its classes in another order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from suscli.errors import InputError
+
+SORTED = "sorted order of the names, as torchvision's ImageFolder (the model names no classes)"
+
+
+def by_name(values: Sequence[str]) -> tuple[list[int], list[str]]:
+    """(id of each value, the names): ids count the distinct names in sorted order."""
+    names = sorted(set(values))
+    index = {name: i for i, name in enumerate(names)}
+    return [index[v] for v in values], names
+
+
+def model_classes(meta: dict[str, Any]) -> tuple[list[str], str] | None:
+    """The model's class names (the name of class id i at index i) and where they were read; None when it has none.
+
+    transformers fills id2label with LABEL_0, LABEL_1, ... when a model was made without names: those name nothing.
+    """
+    names = meta.get("classes")
+    if names is None:
+        return None
+    source = str(meta.get("classes_source") or "the checkpoint's classes")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):
+        raise InputError(f"the class names in {source} are not a list of distinct strings",
+                         fix="fix the checkpoint's classes, or give the training labels as class ids")
+    if names == [f"LABEL_{i}" for i in range(len(names))]:
+        return None
+    return names, source
+
+
+def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object) -> tuple[list[int], str]:
+    """The model's id for each of `names` (the training set's, sorted), and a note saying where the mapping comes
+    from. A name the model does not know is an error naming it."""
+    known = model_classes(meta)
+    if known is None:
+        unread = f"; {meta['classes_unread']}" if meta.get("classes_unread") else ""
+        return list(range(len(names))), f"training labels are class names, numbered in {SORTED}{unread}"
+    classes, source = known
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        raise InputError(f"{origin}: class {unknown[0]!r} is not one of the model's {len(classes)} classes ({source}: {shown})"
+                         + (f"; {len(unknown) - 1} more unknown" if len(unknown) > 1 else ""),
+                         fix="fix the label, or check that the training set is the model's")
+    return [index[n] for n in names], f"training labels are class names, mapped to the model's ids by {source}"
+
+
+def id_table(names: Sequence[str] | None, meta: dict[str, Any], origin: object) -> tuple[torch.Tensor | None, list[str]]:
+    """For labels given by name (ids into `names`): the model's id of each, as a table to index with them, and the
+    note on the mapping; (None, []) for labels given as ids. Made before measuring, so that an unknown name stops
+    the run before it costs anything."""
+    if names is None:
+        return None, []
+    ids, note = class_ids(names, meta, origin)
+    return torch.tensor(ids, dtype=torch.int64), [note]

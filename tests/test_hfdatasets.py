@@ -1,0 +1,152 @@
+"""Hugging Face datasets (suscli.hfdatasets): folders written by `save_to_disk` and parquet files written by the
+library itself, measured as the same images in a folder are, through the same decode cache."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+import suscli
+import suscli.hfdatasets
+import suscli.images
+from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
+
+datasets = pytest.importorskip("datasets")
+
+ARCH = "tests.conftest:tiny_cnn"
+FAST = ("--batches", "2", "--batch-size", "4", "-f", "json")
+NAMES = ["ant", "bee", "cat"]  # sorted, so that names and class folders number the classes alike
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """The same 12 images as class folders, a save_to_disk folder (ClassLabel; the bytes copied into it), a parquet
+    file of class names (the bytes held in the file) and a parquet file of paths (to_parquet of images given as
+    paths keeps the paths), and a model."""
+    datasets.disable_progress_bars()
+    root = tmp_path_factory.mktemp("hf")
+    paths = [p for c in range(3) for p in write_images(root / "train" / f"class_{c}", 4, seed=c)]
+    labels = [c for c in range(3) for _ in range(4)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=NAMES)})
+    by_path = datasets.Dataset.from_dict({"image": [str(p) for p in paths], "label": labels}, features=features)
+    by_path.save_to_disk(str(root / "saved"))  # the bytes are written into the arrow file
+    by_path.to_parquet(str(root / "paths.parquet"))  # the paths alone
+    held = datasets.Features({"img": datasets.Image(), "species": datasets.Value("string")})  # as the Hub's parquet shards hold them
+    named = datasets.Dataset.from_dict({"img": [{"bytes": p.read_bytes(), "path": p.name} for p in paths],
+                                        "species": [NAMES[c] for c in labels]}, features=held)
+    named.to_parquet(str(root / "named.parquet"))
+    model = suscli.save(tiny_cnn(), root / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    return {"root": root, "train": root / "train", "saved": root / "saved", "paths": root / "paths.parquet",
+            "named": root / "named.parquet", "model": model}
+
+
+def score(world: dict, data: Path, train: Path, *extra: object) -> dict:
+    res = invoke("score", world["model"], "-d", data, "--train-data", train, *FAST, *extra)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)["results"][0]
+
+
+def same_numbers(a: dict, b: dict) -> bool:
+    return (a["susceptibility"], a["train_acc"], a["details"]["train_predictions"]) == \
+        (b["susceptibility"], b["train_acc"], b["details"]["train_predictions"])
+
+
+def test_datasets_measure_as_the_same_images_in_folders(world: dict) -> None:
+    folder = score(world, world["train"], world["train"])
+    for source, options in (("saved", []), ("paths", []), ("named", ["--label-column", "species"])):
+        row = score(world, world[source], world[source], *options)
+        assert same_numbers(row, folder), source
+        assert row["details"]["images"] == 12 and row["train_n"] == 12
+    assert any("class names, numbered in sorted order" in n for n in row["notes"])  # named.parquet's labels are names
+
+
+def test_decoded_once_and_a_changed_dataset_decoded_again(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "saved"
+    datasets.load_from_disk(str(world["saved"])).save_to_disk(str(copy))
+    cache = ("--cache-dir", tmp_path / "cache")
+    first = score(world, copy, copy, *cache)
+    real = suscli.images._decode_one
+    monkeypatch.setattr(suscli.images, "_decode_one", lambda *a: pytest.fail("decoded again"))
+    assert same_numbers(score(world, copy, copy, *cache), first)
+    ds = datasets.load_from_disk(str(copy))
+    flipped = ds.map(lambda row: {"image": row["image"].transpose(0)}, load_from_cache_file=False)  # other pixels, same rows
+    flipped.save_to_disk(str(tmp_path / "flipped"))
+    decoded = []
+    monkeypatch.setattr(suscli.images, "_decode_one", lambda p, *a: decoded.append(p) or real(p, *a))
+    score(world, tmp_path / "flipped", tmp_path / "flipped", *cache)
+    assert len(decoded) == 12
+
+
+def test_rank_results_are_kept_for_the_same_dataset_only(world: dict, tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    for i in range(2):
+        suscli.save(tiny_cnn(), pool / f"m{i}.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    data = tmp_path / "data.parquet"
+    data.write_bytes(world["named"].read_bytes())
+    ranked = ("rank", pool, "-d", data, "--train-data", world["saved"], *FAST)  # --data: the images of a parquet file
+    assert json.loads(invoke(*ranked).stdout)["counts"]["reused"] == 0
+    assert json.loads(invoke(*ranked).stdout)["counts"]["reused"] == 2
+    changed = datasets.Dataset.from_parquet(str(world["named"])).select([1, 0, *range(2, 12)])  # two rows swapped
+    changed.to_parquet(str(data))
+    res = invoke(*ranked)
+    assert res.exit_code == 2 and "unlabeled_data" in res.stderr, res.output
+
+
+def test_rows_without_a_label_or_an_image_are_counted(world: dict, tmp_path: Path) -> None:
+    ds = datasets.load_from_disk(str(world["saved"]))
+    rows = ds.to_dict()
+    rows["label"][0] = -1  # ClassLabel's "no label"
+    rows["image"][1] = None
+    datasets.Dataset.from_dict(rows, features=ds.features).save_to_disk(str(tmp_path / "holes"))
+    row = score(world, tmp_path / "holes", tmp_path / "holes")
+    assert row["details"]["images"] == 11 and row["train_n"] == 10
+    assert f"{tmp_path / 'holes'}: 1 row(s) without a label left out" in row["notes"]
+    assert f"1 unreadable image(s) skipped, first: {tmp_path / 'holes'}[1]" in row["notes"]
+
+
+def test_columns_found_or_named(world: dict, tmp_path: Path) -> None:
+    paths = [str(p) for p in sorted(world["train"].glob("*/*.png"))]
+    features = datasets.Features({"image": datasets.Image(), "kind": datasets.ClassLabel(names=NAMES), "thumb": datasets.Image()})
+    rows = {"image": paths[::-1], "kind": [int(p.split("class_")[1][0]) for p in paths], "thumb": paths}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "two"))
+    res = invoke("score", world["model"], "-d", tmp_path / "two", *FAST)
+    one_error_line(res, 3, "has several image columns (image, thumb)", "name it with --image-column")
+    row = score(world, tmp_path / "two", tmp_path / "two", "--image-column", "thumb")  # kind: the ClassLabel column
+    assert same_numbers(row, score(world, world["saved"], world["saved"]))
+    res = invoke("score", world["model"], "-d", tmp_path / "two", "--image-column", "nope", *FAST)
+    one_error_line(res, 3, "has no column 'nope' (its columns: image, kind, thumb)", "check --image-column")
+
+
+def test_refusals_are_one_line(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets.DatasetDict({"train": datasets.load_from_disk(str(world["saved"]))}).save_to_disk(str(tmp_path / "dict"))
+    one_error_line(invoke("score", world["model"], "-d", tmp_path / "dict"), 3,
+                   "is a DatasetDict with the splits train", f"point at one split's folder, e.g. {tmp_path / 'dict' / 'train'}")
+    (tmp_path / "shards").mkdir()
+    for split in ("train", "test"):
+        (tmp_path / "shards" / f"{split}-00000-of-00001.parquet").write_bytes(world["named"].read_bytes())
+    one_error_line(invoke("score", world["model"], "-d", tmp_path / "shards"), 3, "splits test, train", "point at one split's file")
+    one_error_line(invoke("score", world["model"], "-d", world["train"], "--train-data", world["named"]), 3,
+                   "has no label column (its columns: img, species)", "name it with --label-column")
+    monkeypatch.setattr(suscli.hfdatasets, "available_memory", lambda: 1000)
+    one_error_line(invoke("score", world["model"], "-d", world["named"]), 3, "reading its columns img takes about",
+                   "refused rather than swapping")
+    one_error_line(invoke("score", world["model"], "-d", world["saved"]), 3, "listing its 12 rows takes about 6.0 KiB",
+                   "refused rather than swapping")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if the extra were not installed
+    one_error_line(invoke("score", world["model"], "-d", world["saved"]), 3, "a Hugging Face dataset needs datasets",
+                   "pip install 'suscli[datasets]'")
+
+
+def test_a_parquet_file_pandas_wrote(world: dict, tmp_path: Path) -> None:
+    """No Hugging Face features: the image column is the one of encoded bytes, the labels a category column."""
+    import pandas as pd
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    frame = pd.DataFrame({"png": [p.read_bytes() for p in paths], "label": [NAMES[int(p.parent.name[-1])] for p in paths]})
+    frame["label"] = frame["label"].astype("category")
+    frame.to_parquet(tmp_path / "pandas.parquet")
+    row = score(world, tmp_path / "pandas.parquet", tmp_path / "pandas.parquet")
+    assert same_numbers(row, score(world, world["train"], world["train"]))

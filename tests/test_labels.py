@@ -1,0 +1,69 @@
+"""Training labels given by class name, mapped through the model's own class names (suscli.labels)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import suscli
+from suscli.errors import InputError
+from suscli.labels import class_ids, id_table
+from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
+
+ARCH = "tests.conftest:tiny_cnn"
+
+
+def test_names_map_through_the_models_classes() -> None:
+    meta = {"classes": ["fox", "cat", "dog"], "classes_source": "config.json's id2label"}
+    assert class_ids(["cat", "dog", "fox"], meta, "t.csv") == ([1, 2, 0], "training labels are class names, mapped to the "
+                                                                "model's ids by config.json's id2label")
+    ids, note = class_ids(["cat", "dog"], {}, "t.csv")
+    assert ids == [0, 1] and "numbered in sorted order" in note
+    ids, _ = class_ids(["a", "b"], {"classes": ["LABEL_0", "LABEL_1"]}, "t.csv")  # transformers' default names name nothing
+    assert ids == [0, 1]
+    table, notes = id_table(["cat", "dog", "fox"], meta, "t.csv")
+    assert table[torch.tensor([0, 2, 1])].tolist() == [1, 0, 2] and len(notes) == 1
+    assert id_table(None, meta, "t.csv") == (None, [])
+
+
+def test_a_name_the_model_does_not_know_is_named() -> None:
+    with pytest.raises(InputError) as e:
+        class_ids(["cat", "dgo", "eel"], {"classes": ["cat", "dog"], "classes_source": "its suscli metadata"}, "t.csv")
+    line = e.value.line()
+    assert "class 'dgo' is not one of the model's 2 classes (its suscli metadata: cat, dog); 1 more unknown" in line
+    with pytest.raises(InputError, match="not a list of distinct strings"):
+        class_ids(["cat"], {"classes": ["cat", "cat"]}, "t.csv")
+
+
+def constant(first: int) -> torch.nn.Module:
+    """A model that predicts class `first` for every image: its accuracy counts the labels that map to it."""
+    model = tiny_cnn()
+    with torch.no_grad():
+        model[-1].weight.zero_()
+        model[-1].bias.copy_(torch.nn.functional.one_hot(torch.tensor(first), 3) * 5.0)
+    return model
+
+
+def test_score_maps_names_by_the_checkpoints_classes(tmp_path: Path) -> None:
+    """Labels dog, dog, cat, fox: a model that always says class 0 fits half of them when its class 0 is dog
+    (its own names), and a quarter when class 0 is the first name in sorted order (cat)."""
+    imgs = write_images(tmp_path / "imgs", 4)
+    csv = tmp_path / "train.csv"
+    csv.write_text("".join(f"imgs/{p.name},{n}\n" for p, n in zip(imgs, ["dog", "dog", "cat", "fox"])))
+    named = suscli.save(constant(0), tmp_path / "named.safetensors", arch=ARCH, num_classes=3, image_size=8,
+                        classes=["dog", "fox", "cat"])
+    unnamed = suscli.save(constant(0), tmp_path / "unnamed.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    rows = []
+    for model in (named, unnamed):
+        res = invoke("score", model, "-d", tmp_path / "imgs", "--train-data", csv, "--batches", "1", "-f", "json")
+        assert res.exit_code == 0, res.output
+        rows.append(json.loads(res.stdout)["results"][0])
+    assert rows[0]["train_acc"] == 0.5 and rows[1]["train_acc"] == 0.25
+    assert "training labels are class names, mapped to the model's ids by its suscli metadata" in rows[0]["notes"]
+    assert any("numbered in sorted order of the names" in n for n in rows[1]["notes"])
+    csv.write_text(csv.read_text() + f"imgs/{imgs[0].name},wolf\n")
+    one_error_line(invoke("score", named, "-d", tmp_path / "imgs", "--train-data", csv), 3,
+                   f"{named} on {csv}: class 'wolf' is not one of the model's 3 classes (its suscli metadata: dog, fox, cat)")

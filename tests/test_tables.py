@@ -1,0 +1,118 @@
+"""Image lists and label files as users keep them (suscli.tables): labels by id or by class name, headers, .txt and
+CSV lists for --data, and the one-line refusals of bad rows and of files too large to read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import suscli
+import suscli.tables
+from suscli.errors import InputError
+from suscli.imagesets import read_labeled, read_unlabeled
+from suscli.tables import read_image_list, read_label_csv
+from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
+
+ARCH = "tests.conftest:tiny_cnn"
+
+
+@pytest.fixture
+def imgs(tmp_path: Path) -> list[Path]:
+    return write_images(tmp_path / "imgs", 4)
+
+
+def test_labels_by_class_name_are_numbered_in_sorted_order(tmp_path: Path, imgs: list[Path]) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text("".join(f"imgs/{p.name},{name}\n" for p, name in zip(imgs, ["dog", "cat", "eel", "cat"])))
+    paths, labels, names = read_label_csv(csv)
+    assert paths == [p.resolve() for p in imgs] and names == ["cat", "dog", "eel"] and labels == [1, 0, 2, 0]
+    listing = read_labeled(csv)
+    assert listing.label_names == ["cat", "dog", "eel"] and listing.labels == [1, 0, 2, 0]
+
+
+@pytest.mark.parametrize("text", [
+    "file_name,species,split\nimgs/img_000.png,dog,a\nimgs/img_001.png,cat,b\n",  # --label-column names it
+    "image,label\nimgs/img_000.png,dog\nimgs/img_001.png,cat\n",
+    "label,path\ndog,imgs/img_000.png\ncat,imgs/img_001.png\n",  # any order under a header
+])
+def test_headers_name_the_columns(tmp_path: Path, imgs: list[Path], text: str) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text(text)
+    paths, labels, names = read_label_csv(csv, label_column="species" if "species" in text else None)
+    assert paths == [p.resolve() for p in imgs[:2]] and names == ["cat", "dog"] and labels == [1, 0]
+
+
+def test_a_header_must_have_the_named_columns(tmp_path: Path) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label,extra\na.png,cat,1\nb.png,dog,2\n")
+    with pytest.raises(InputError, match="has no column 'species'"):
+        read_label_csv(csv, label_column="species")
+    csv.write_text("file,kind,extra\na.png,cat,1\nb.png,dog,2\n")
+    with pytest.raises(InputError, match="names no label column"):
+        read_label_csv(csv)
+
+
+@pytest.mark.parametrize("rows, bad", [
+    ("a.png,cat\nb.png,3\n", "row 2 is 'b.png,3', expected 'path,label' with a class name"),  # names, then an id
+    ("a.png,0\nb.png,cat\n", "row 2 is 'b.png,cat', expected 'path,label' with a non-negative integer label"),
+    ("a.png,cat\nb.png,\n", "row 2 is 'b.png,'"),
+])
+def test_mixed_or_missing_labels_name_the_row(tmp_path: Path, rows: str, bad: str) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text(rows)
+    with pytest.raises(InputError, match=bad):
+        read_label_csv(csv)
+
+
+def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
+    txt = tmp_path / "list.txt"
+    txt.write_text(f"imgs/{imgs[0].name}\n\n  imgs/{imgs[2].name}  \n{imgs[3]}\n")
+    assert read_image_list(txt) == [imgs[0].resolve(), imgs[2].resolve(), imgs[3]]
+    with_header = tmp_path / "with_header.csv"
+    with_header.write_text(f"id,filepath\n7,imgs/{imgs[1].name}\n")
+    assert read_image_list(with_header) == [imgs[1].resolve()]
+    labels = tmp_path / "train.csv"  # a label file is a list of its images too; options that name no header are ignored
+    labels.write_text(f"imgs/{imgs[1].name},cat\nimgs/{imgs[0].name},dog\n")
+    assert read_unlabeled(labels, image_column="img").items == [imgs[1].resolve(), imgs[0].resolve()]
+
+
+@pytest.mark.parametrize("text, bad", [("a.png\nb\x00.png\n", "row 2"), ("id,path\n1\n", "row 1 is '1'")])
+def test_bad_list_rows_are_named(tmp_path: Path, text: str, bad: str) -> None:
+    lst = tmp_path / ("list.txt" if "\x00" in text else "list.csv")
+    lst.write_text(text)
+    with pytest.raises(InputError, match=bad):
+        read_image_list(lst)
+
+
+def test_score_on_lists_and_names(tmp_path: Path, imgs: list[Path]) -> None:
+    """--data as a .txt list, --train-data as a CSV of class names; the row says how the names were numbered."""
+    txt = tmp_path / "unlabeled.txt"
+    txt.write_text("".join(f"imgs/{p.name}\n" for p in imgs))
+    csv = tmp_path / "train.csv"
+    csv.write_text("path,label\n" + "".join(f"imgs/{p.name},{n}\n" for p, n in zip(imgs, ["b", "a", "c", "a"])))
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    res = invoke("score", model, "-d", txt, "--train-data", csv, "--batches", "1", "-f", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    row = doc["results"][0]
+    assert doc["data"]["unlabeled_images"] == 4 and row["train_n"] == 4
+    assert "training labels are class names, numbered in sorted order of the names, as torchvision's ImageFolder " \
+           "(the model names no classes)" in row["notes"]
+
+
+def test_a_list_too_large_for_memory_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    txt = tmp_path / "list.txt"
+    txt.write_text("a.png\n" * 1000)
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    monkeypatch.setattr(suscli.tables, "available_memory", lambda: 10_000)
+    res = invoke("score", model, "-d", txt)
+    one_error_line(res, 3, "image list", "refused rather than swapping")
+
+
+def test_other_files_are_not_lists(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("[]")
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    res = invoke("score", model, "-d", tmp_path / "x.json")
+    one_error_line(res, 3, "not a folder or an image list", ".txt or .csv list")
