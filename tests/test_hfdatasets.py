@@ -91,7 +91,12 @@ def test_rank_results_are_kept_for_the_same_dataset_only(world: dict, tmp_path: 
     assert json.loads(invoke(*ranked).stdout)["counts"]["reused"] == 2
     changed = datasets.Dataset.from_parquet(str(world["named"])).select([1, 0, *range(2, 12)])  # two rows swapped
     changed.to_parquet(str(data))
-    res = invoke(*ranked)
+    res = invoke(*ranked)  # the default results file keeps each data's results apart: nothing reused
+    assert res.exit_code == 0 and json.loads(res.stdout)["counts"]["reused"] == 0, res.output
+    kept = tmp_path / "kept.jsonl"
+    invoke(*ranked, "--results", kept)
+    changed.select([1, 0, *range(2, 12)]).to_parquet(str(data))  # back to the first order
+    res = invoke(*ranked, "--results", kept)  # an explicit results file of other data is refused, naming it
     assert res.exit_code == 2 and "unlabeled_data" in res.stderr, res.output
 
 
