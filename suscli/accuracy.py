@@ -96,8 +96,9 @@ def training_accuracy(
                     logits = _logits(model, inputs[start : start + batch_size], transform, device, top_label if start == 0 else None)
                 except torch.cuda.OutOfMemoryError:
                     if batch_size == 1:
-                        raise InputError("training accuracy ran out of GPU memory with one image per batch",
-                                         fix="free the GPU, or use --device cpu") from None
+                        raise InputError(
+                            "training accuracy ran out of GPU memory with one image per batch", fix="free the GPU, or use --device cpu"
+                        ) from None
                     batch_size, halvings = batch_size // 2, halvings + 1
                     continue
                 correct += int((logits.argmax(-1) == labels[start : start + batch_size].to(device)).sum())
@@ -110,8 +111,12 @@ def training_accuracy(
 
 def gathered(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int, labels: torch.Tensor) -> Predictions:
     """One Predictions from the (classes, probabilities) of consecutive batches, with the images' given labels."""
-    return Predictions(torch.cat([c for c, _ in batches]).numpy(), torch.cat([p for _, p in batches]).numpy(), num_classes,
-                       labels.cpu().numpy().astype("int64"))
+    return Predictions(
+        torch.cat([c for c, _ in batches]).numpy(),
+        torch.cat([p for _, p in batches]).numpy(),
+        num_classes,
+        labels.cpu().numpy().astype("int64"),
+    )
 
 
 def from_counts(
@@ -120,12 +125,24 @@ def from_counts(
     """The Accuracy of `correct` out of `total` images sampled from `population` (an interval when sampled)."""
     population = max(population or total, total)
     low, high = wilson_interval(correct, total) if population > total else (correct / total, correct / total)
-    return Accuracy(correct=correct, total=total, population=population, low=low, high=high, batch_size=batch_size,
-                    halvings=halvings, predictions=predictions)
+    return Accuracy(
+        correct=correct,
+        total=total,
+        population=population,
+        low=low,
+        high=high,
+        batch_size=batch_size,
+        halvings=halvings,
+        predictions=predictions,
+    )
 
 
 def _logits(
-    model: nn.Module, inputs: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor], device: torch.device, top_label: int | None,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    top_label: int | None,
 ) -> torch.Tensor:
     """The model's logits on one batch; with `top_label`, first check that the model has that many classes."""
     logits = logits_of(model(transform(inputs.to(device, non_blocking=True))))

@@ -46,8 +46,14 @@ class Predictions:
         """JSON-safe form for the results file: float16 probabilities and int16 classes (int32 past 32767
         classes), base64: about 26 KB per model for 1,000 images and k = 5."""
         dtype = "<i2" if self.num_classes <= 32767 else "<i4"
-        out = {"k": int(self.classes.shape[1]), "n": int(self.classes.shape[0]), "num_classes": self.num_classes,
-               "classes_dtype": dtype, "classes": _b64(self.classes.astype(dtype)), "probs": _b64(self.probs.astype("<f2"))}
+        out = {
+            "k": int(self.classes.shape[1]),
+            "n": int(self.classes.shape[0]),
+            "num_classes": self.num_classes,
+            "classes_dtype": dtype,
+            "classes": _b64(self.classes.astype(dtype)),
+            "probs": _b64(self.probs.astype("<f2")),
+        }
         if self.labels is not None:
             out["labels"] = _b64(self.labels.astype(dtype))
         return out
@@ -96,8 +102,10 @@ def predict(
                     logits = logits_of(model(transform(inputs[start : start + batch_size].to(device, non_blocking=True))))
                 except torch.cuda.OutOfMemoryError:  # as for training accuracy: the predictions do not depend on it
                     if batch_size == 1:
-                        raise InputError("predicting the unlabeled images ran out of GPU memory with one image per batch",
-                                         fix="free the GPU, or use --device cpu") from None
+                        raise InputError(
+                            "predicting the unlabeled images ran out of GPU memory with one image per batch",
+                            fix="free the GPU, or use --device cpu",
+                        ) from None
                     batch_size //= 2
                     continue
                 c, p = top_k(logits, k)

@@ -93,7 +93,7 @@ def infer_num_classes(state_dict: Mapping[str, torch.Tensor]) -> int | None:
 
 # A comma splits pairs only when a `key=` follows, so JSON lists inside values ("sizes=[1,2]") stay whole.
 _PAIR_SPLIT = re.compile(r",(?=\s*[A-Za-z_]\w*\s*=)")
-_KWARGS_EXAMPLE = 'e.g. \'{"width": 32}\' or width=32,dropout=0.1'
+_KWARGS_EXAMPLE = "e.g. '{\"width\": 32}' or width=32,dropout=0.1"
 
 
 def parse_arch_kwargs(text: str | None) -> dict[str, Any]:
@@ -149,8 +149,11 @@ def _timm_builder(spec: str, name: str, kwargs: dict[str, Any]) -> Callable[...,
         raise InputError(f"architecture {spec!r}: timm has no model {name!r}", fix=fix)
     loading = [k for k in _TIMM_WEIGHT_ARGS if k in kwargs]
     if loading:
-        raise InputError(f"architecture {spec!r}: {', '.join(loading)} would load or download weights; a spec builds an "
-                         "untrained model and suscli fills it from the checkpoint", fix="drop those arch kwargs")
+        raise InputError(
+            f"architecture {spec!r}: {', '.join(loading)} would load or download weights; a spec builds an "
+            "untrained model and suscli fills it from the checkpoint",
+            fix="drop those arch kwargs",
+        )
     return functools.partial(timm.create_model, name, pretrained=False)
 
 

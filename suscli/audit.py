@@ -24,7 +24,15 @@ from suscli.images import ImageSource, normalizer
 from suscli.pool import PoolEntry
 from suscli.results import Result
 from suscli.scoring import (
-    Settings, failed, input_channels, label_ids, on_device, preprocessing, score_checkpoint, scored_row, source_notes,
+    Settings,
+    failed,
+    input_channels,
+    label_ids,
+    on_device,
+    preprocessing,
+    score_checkpoint,
+    scored_row,
+    source_notes,
 )
 from suscli.store import ResultStore
 
@@ -82,11 +90,19 @@ def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result 
     return dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
 
 
-def load_entry(entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None,
-               trust: bool = False, ema: bool = False) -> Checkpoint:
+def load_entry(
+    entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None, trust: bool = False, ema: bool = False
+) -> Checkpoint:
     """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
-    return load_checkpoint(entry.path, arch=entry.arch, arch_kwargs=entry.arch_kwargs or None,
-                           default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+    return load_checkpoint(
+        entry.path,
+        arch=entry.arch,
+        arch_kwargs=entry.arch_kwargs or None,
+        default_arch=default_arch,
+        default_arch_kwargs=default_arch_kwargs,
+        trust=trust,
+        ema=ema,
+    )
 
 
 def score_entry(
@@ -136,9 +152,24 @@ def score_group(
         labels = labels if ids is None else ids.to(labels.device)[labels]
         accs = training_accuracy_many(models, train_pixels, labels, population=train.population, transform=transform, device=device)
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
-    return [scored_row(c, s, a, p, settings=settings, prep=prep, channels=channels, notes=n, images=len(pixels), unreadable=unreadable,
-                       train_unreadable=bad, seconds=seconds, name=name)
-            for c, s, a, p, (_, n), name in zip(checkpoints, sus, accs, preds, chosen, names)]
+    return [
+        scored_row(
+            c,
+            s,
+            a,
+            p,
+            settings=settings,
+            prep=prep,
+            channels=channels,
+            notes=n,
+            images=len(pixels),
+            unreadable=unreadable,
+            train_unreadable=bad,
+            seconds=seconds,
+            name=name,
+        )
+        for c, s, a, p, (_, n), name in zip(checkpoints, sus, accs, preds, chosen, names)
+    ]
 
 
 def audit_pool(
@@ -210,8 +241,9 @@ def _scored(
         members = [loaded[g] for g in group]
         if len(members) > 1:
             try:
-                rows = score_group([c for _, _, c in members], [e.name for _, e, _ in members], unlabeled, train,
-                                   settings=settings, device=device)
+                rows = score_group(
+                    [c for _, _, c in members], [e.name for _, e, _ in members], unlabeled, train, settings=settings, device=device
+                )
             except Exception:  # anything at all: measured again one at a time below, where each model gets its own row or error
                 pass
             else:

@@ -62,8 +62,7 @@ def batchable(a: nn.Module, b: nn.Module) -> bool:
             return False
     subs = [list(m.named_modules()) for m in (a, b)]
     return len(subs[0]) == len(subs[1]) and all(
-        n == o and type(x) is type(y) and not _hooked(x) and not _hooked(y) and _same_attributes(x, y)
-        for (n, x), (o, y) in zip(*subs)
+        n == o and type(x) is type(y) and not _hooked(x) and not _hooked(y) and _same_attributes(x, y) for (n, x), (o, y) in zip(*subs)
     )
 
 
@@ -102,8 +101,12 @@ def measure_many(
         except Exception:  # vmap could not run these models: the reference path, which raises any input error its own way
             results = None
         if results is None:
-            results = [measure_susceptibility(m, inputs, config=config, num_classes=num_classes, transform=transform,
-                                              device=device, progress=progress) for m in members]
+            results = [
+                measure_susceptibility(
+                    m, inputs, config=config, num_classes=num_classes, transform=transform, device=device, progress=progress
+                )
+                for m in members
+            ]
         for i, result in zip(group, results):
             found[i] = result
     return found
@@ -132,8 +135,12 @@ def training_accuracy_many(
         except Exception:  # vmap could not run these models, or CUDA ran out of memory: the reference path
             counted = None
         if counted is None:
-            results = [training_accuracy(m, inputs, labels, population=population, batch_size=batch_size, transform=transform,
-                                         device=device, progress=progress) for m in members]
+            results = [
+                training_accuracy(
+                    m, inputs, labels, population=population, batch_size=batch_size, transform=transform, device=device, progress=progress
+                )
+                for m in members
+            ]
         else:
             correct, used, preds = counted
             results = [from_counts(c, len(inputs), population, used, predictions=p) for c, p in zip(correct, preds)]
@@ -143,8 +150,13 @@ def training_accuracy_many(
 
 
 def _measure_together(
-    models: list[nn.Module], inputs: torch.Tensor, config: SusceptibilityConfig, transform: Transform | None,
-    device: torch.device | str | None, num_classes: int | None, progress: Progress | None,
+    models: list[nn.Module],
+    inputs: torch.Tensor,
+    config: SusceptibilityConfig,
+    transform: Transform | None,
+    device: torch.device | str | None,
+    num_classes: int | None,
+    progress: Progress | None,
 ) -> list[Susceptibility]:
     """The measurement of suscli.susceptibility for batchable `models`, with one vmap per pass."""
     device = torch.device(device) if device is not None else _device_of(models[0])
@@ -177,13 +189,17 @@ def _measure_together(
         after.append(loss_after.tolist())
         if progress:
             progress("susceptibility", b + 1, config.batches)
-    return [summarize([row[i] for row in before], [row[i] for row in after], batch_size, num_classes, config)
-            for i in range(len(models))]
+    return [summarize([row[i] for row in before], [row[i] for row in after], batch_size, num_classes, config) for i in range(len(models))]
 
 
 def _count_together(
-    models: list[nn.Module], inputs: torch.Tensor, labels: torch.Tensor, batch_size: int | None, transform: Transform | None,
-    device: torch.device | str | None, progress: Progress | None,
+    models: list[nn.Module],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int | None,
+    transform: Transform | None,
+    device: torch.device | str | None,
+    progress: Progress | None,
 ) -> tuple[list[int], int, list[Predictions]] | None:
     """Correct predictions of each of `models`, the batch size used and each model's top classes per image; None
     when the labels go beyond the models' classes, for the reference path to raise its error."""
@@ -247,8 +263,12 @@ def _same(x: object, y: object) -> bool:
     if x is y:
         return True
     if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
-        return (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and (x.shape, x.dtype, x.device) == (y.shape, y.dtype, y.device)
-                and torch.equal(x, y))
+        return (
+            isinstance(x, torch.Tensor)
+            and isinstance(y, torch.Tensor)
+            and (x.shape, x.dtype, x.device) == (y.shape, y.dtype, y.device)
+            and torch.equal(x, y)
+        )
     try:
         return bool(x == y)
     except Exception:  # a value without a plain equality (an array, a list of tensors): not known to be equal

@@ -63,11 +63,16 @@ _MAX_NESTING = 3  # how deep _find_state_dict looks for nested weights
 _MAX_STACKED = 3  # how many wrapper prefixes _strip_prefixes peels off one key
 _TRUST_FIX = "pass --trust-checkpoint only if you trust where the file came from, or re-save its weights with suscli.save"
 _CORRUPT_FIX = "the file may be truncated or corrupt: save or download it again"
-_FOLDER_FIX = (f"pass a file ending in {_SUFFIX_LIST}, or a Hugging Face model folder (config.json with model.safetensors "
-               "or pytorch_model.bin); suscli rank and track take a folder of checkpoints")
+_FOLDER_FIX = (
+    f"pass a file ending in {_SUFFIX_LIST}, or a Hugging Face model folder (config.json with model.safetensors "
+    "or pytorch_model.bin); suscli rank and track take a folder of checkpoints"
+)
 # Entries of a torch.export archive that torch.export.load unpickles with plain pickle or loads as native code.
-_EXPORT_CODE = {"/data/aotinductor/": "compiled AOTInductor code", "/data/constants/opaque_obj_": "pickled Python objects",
-                "/data/constants/custom_obj_": "pickled TorchScript objects"}
+_EXPORT_CODE = {
+    "/data/aotinductor/": "compiled AOTInductor code",
+    "/data/constants/opaque_obj_": "pickled Python objects",
+    "/data/constants/custom_obj_": "pickled TorchScript objects",
+}
 
 # The readers below (torch.load, torch.jit.load, torch.export.load) turn corrupt bytes into almost any exception:
 # fuzzing truncated and bit-flipped files gave RuntimeError, UnpicklingError, EOFError, OSError, KeyError,
@@ -241,8 +246,7 @@ def _weights(
     if found is None:
         raise InputError(
             f"{path}: holds no state dict (found {_describe(contents)})",
-            fix="expected a mapping of names to tensors, at the top or under 'state_dict', 'model', "
-            "'model_state_dict' or 'net'",
+            fix="expected a mapping of names to tensors, at the top or under 'state_dict', 'model', 'model_state_dict' or 'net'",
         )
     return found
 
@@ -366,8 +370,9 @@ def _read(path: Path, trust: bool) -> tuple[object, str | None]:
     if kind == "torch.export":
         risky = next(((what, n) for n in names for part, what in _EXPORT_CODE.items() if part in "/" + n), None)
         if risky and not trust:
-            raise InputError(f"{path}: torch.export archive holds {risky[0]} ({risky[1]}), which can run code when loaded; refused",
-                             fix=_TRUST_FIX)
+            raise InputError(
+                f"{path}: torch.export archive holds {risky[0]} ({risky[1]}), which can run code when loaded; refused", fix=_TRUST_FIX
+            )
         try:
             with open(path, "rb") as f, _export_guard(trust):  # a file object: torch.export.load insists on a .pt2 name otherwise
                 graph = torch.export.load(f).module()
@@ -456,9 +461,7 @@ def _torch_load(path: Path, trust: bool) -> object:
     return contents
 
 
-def _find_state_dict(
-    contents: object, ema: bool = False, depth: int = 0
-) -> tuple[dict[str, torch.Tensor], tuple[str, ...]] | None:
+def _find_state_dict(contents: object, ema: bool = False, depth: int = 0) -> tuple[dict[str, torch.Tensor], tuple[str, ...]] | None:
     """The weights and the keys they were nested under: a mapping of names to tensors, found by trying
     `_WEIGHT_KEYS` in order (EMA keys first with `ema`) at each level down to `_MAX_NESTING` levels."""
     if not isinstance(contents, Mapping) or not contents:
@@ -481,7 +484,7 @@ def _keep_metadata(state: dict[str, torch.Tensor], source: Mapping[str, Any], pr
     if not isinstance(metadata, Mapping) or not all(isinstance(k, str) and isinstance(v, Mapping) for k, v in metadata.items()):
         return state  # absent, or not what torch writes: modules then load as files without it (version unknown)
     module = prefix[:-1]
-    kept = {k[len(prefix):]: v for k, v in metadata.items() if not prefix or k == module or k.startswith(prefix)}
+    kept = {k[len(prefix) :]: v for k, v in metadata.items() if not prefix or k == module or k.startswith(prefix)}
     out: OrderedDict[str, torch.Tensor] = OrderedDict(state)
     out._metadata = kept  # type: ignore[attr-defined]  # where torch's own state_dict() keeps it
     return out
@@ -506,7 +509,7 @@ def _strip_prefixes(
         next_frontier = []
         for candidate, chain in frontier:
             for prefix in prefixes:
-                stripped = {k[len(prefix):]: v for k, v in candidate.items() if k.startswith(prefix)}
+                stripped = {k[len(prefix) :]: v for k, v in candidate.items() if k.startswith(prefix)}
                 if not stripped:
                     continue
                 stripped = _keep_metadata(stripped, candidate, prefix)
@@ -550,9 +553,7 @@ def _load_weights(
         shapes = [f"{k}: checkpoint {_shape(state[k])} vs model {_shape(v)}" for k, v in own.items() if k in wrong]
         if inferred is not None:
             fix += f"; num_classes={inferred} was inferred from the weights: set num_classes in --arch-kwargs if wrong"
-        raise InputError(
-            f"{path}: weights do not fit {spec}{after}: {len(wrong)} tensors differ in shape{_few(shapes)}", fix=fix
-        )
+        raise InputError(f"{path}: weights do not fit {spec}{after}: {len(wrong)} tensors differ in shape{_few(shapes)}", fix=fix)
     if not chain:
         return []
     dropped = f", ignored {given - len(state)} keys outside it" if given > len(state) else ""
@@ -608,8 +609,11 @@ def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> lis
         if c.source in _USER_SOURCES and c is not winner and c.spec != winner.spec
     ]
     if winner.source in _USER_SOURCES:
-        notes += [f"{_USER_SOURCES[winner.source]} {winner.spec} used: the {c.source} says {c.spec}"
-                  for c in choices if c.source not in (*_USER_SOURCES, "sidecar", "metadata") and c.spec != winner.spec]
+        notes += [
+            f"{_USER_SOURCES[winner.source]} {winner.spec} used: the {c.source} says {c.spec}"
+            for c in choices
+            if c.source not in (*_USER_SOURCES, "sidecar", "metadata") and c.spec != winner.spec
+        ]
     return notes
 
 
@@ -645,17 +649,23 @@ def _unreadable_safetensors(path: Path, e: Exception) -> InputError:
             head = f.read(2)
     except OSError:
         head = b""
-    kind = "a zip archive (torch.save's format)" if head == b"PK" else "a pickle (torch.save's legacy format)" if head[:1] == b"\x80" else None
+    kind = (
+        "a zip archive (torch.save's format)" if head == b"PK" else "a pickle (torch.save's legacy format)" if head[:1] == b"\x80" else None
+    )
     if kind:
-        return InputError(f"{path}: is {kind}, not a safetensors file",
-                          fix="rename it to .pt, which suscli reads with weights-only loading, or save it with suscli.save")
+        return InputError(
+            f"{path}: is {kind}, not a safetensors file",
+            fix="rename it to .pt, which suscli reads with weights-only loading, or save it with suscli.save",
+        )
     return InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX)
 
 
 def _refusal(path: Path, what: str, callable_name: str) -> str:
     """A pickle refused for what it imports, called that: nothing about it is damaged, and nothing in it ran."""
-    return (f"{path}: {what}holds pickled Python objects: it imports {callable_name}, a callable that weights-only loading "
-            "does not allow, since unpickling would call it; refused, nothing in the file was run")
+    return (
+        f"{path}: {what}holds pickled Python objects: it imports {callable_name}, a callable that weights-only loading "
+        "does not allow, since unpickling would call it; refused, nothing in the file was run"
+    )
 
 
 def _reason(e: BaseException) -> str:

@@ -52,16 +52,35 @@ app = typer.Typer(
 stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whatever the width
 
 # Options shared by the commands (typer's public Annotated API).
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Unlabeled images: a folder (searched recursively, links followed once), a .txt or .csv list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.")]
+DataOpt = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Unlabeled images: a folder (searched recursively, links followed once), a .txt or .csv list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.",
+    ),
+]
 TrainDataOpt = Annotated[
     Optional[Path],
-    typer.Option(help="Training set with the labels the model was trained on: a folder of class folders, a path,label CSV (class ids or names), a Hugging Face datasets folder or parquet file."),
+    typer.Option(
+        help="Training set with the labels the model was trained on: a folder of class folders, a path,label CSV (class ids or names), a Hugging Face datasets folder or parquet file."
+    ),
 ]
-ImageColumnOpt = Annotated[Optional[str], typer.Option(help="Column holding the images (or their paths) in a dataset or CSV; found from the dataset's features when omitted.")]
-LabelColumnOpt = Annotated[Optional[str], typer.Option(help="Column holding the training labels (class ids or names) in a dataset or CSV; found from the dataset's features when omitted.")]
+ImageColumnOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Column holding the images (or their paths) in a dataset or CSV; found from the dataset's features when omitted."),
+]
+LabelColumnOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Column holding the training labels (class ids or names) in a dataset or CSV; found from the dataset's features when omitted."
+    ),
+]
 ArchOpt = Annotated[
     Optional[str],
-    typer.Option(help="Architecture for checkpoints that do not name one, or to override what a training tool recorded: torchvision:NAME, timm:NAME, package.module:factory or file.py:factory."),
+    typer.Option(
+        help="Architecture for checkpoints that do not name one, or to override what a training tool recorded: torchvision:NAME, timm:NAME, package.module:factory or file.py:factory."
+    ),
 ]
 ArchKwargsOpt = Annotated[Optional[str], typer.Option(help="Keyword arguments for --arch: JSON object or k=v,k=v.")]
 NumClassesOpt = Annotated[Optional[int], typer.Option(help="Classes of the model; inferred from the classifier weights when omitted.")]
@@ -72,20 +91,31 @@ TrustOpt = Annotated[
         help="Allow checkpoints that hold pickled Python objects (a whole nn.Module) or name an architecture that is not a model builder. Loading them can run ANY code the file's author chose: only for files you trust.",
     ),
 ]
-EmaOpt = Annotated[bool, typer.Option("--ema", help="Use the EMA weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema).")]
+EmaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ema",
+        help="Use the EMA weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema).",
+    ),
+]
 PresetOpt = Annotated[Optional[str], typer.Option(help=f"Normalization and image size preset: {', '.join(PRESETS)}.")]
 MeanOpt = Annotated[Optional[str], typer.Option(help="Per-channel mean, comma-separated (overrides the preset).")]
 StdOpt = Annotated[Optional[str], typer.Option(help="Per-channel std, comma-separated (overrides the preset).")]
 ImageSizeOpt = Annotated[Optional[int], typer.Option(min=1, help="Side of the square model input; images are resized and center-cropped.")]
 SamplesOpt = Annotated[Optional[int], typer.Option(min=1, help="Use a seeded subset of this many unlabeled images.")]
-TrainSamplesOpt = Annotated[Optional[int], typer.Option(min=1, help="Estimate training accuracy on a seeded sample of this many images (reports a 95% interval).")]
+TrainSamplesOpt = Annotated[
+    Optional[int], typer.Option(min=1, help="Estimate training accuracy on a seeded sample of this many images (reports a 95% interval).")
+]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the random labels, batches and samples: same seed, same numbers.")]
 LrOpt = Annotated[float, typer.Option(min=1e-12, help="Step size of the plain SGD step on random labels.")]
 BatchesOpt = Annotated[int, typer.Option(min=1, help="Random-label batches averaged.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Images per random-label batch.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto takes the GPU when there is one.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Fail on an unreadable image instead of skipping it.")]
-CacheDirOpt = Annotated[Optional[Path], typer.Option(help="Folder of the decoded-image cache. Default: $SUSCLI_CACHE_DIR, else $XDG_CACHE_HOME/suscli or ~/.cache/suscli.")]
+CacheDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="Folder of the decoded-image cache. Default: $SUSCLI_CACHE_DIR, else $XDG_CACHE_HOME/suscli or ~/.cache/suscli."),
+]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Decode the images again, without reading or writing the cache.")]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
 OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.")]
@@ -119,8 +149,13 @@ def user_errors() -> Iterator[None]:
 def progress_bar() -> Iterator:
     """A transient progress display on stderr (stdout stays machine-readable); silent when stderr is no terminal."""
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=stderr, transient=True, disable=not stderr.is_terminal,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
     )
     tasks: dict[str, int] = {}
 
@@ -133,20 +168,49 @@ def progress_bar() -> Iterator:
         yield update
 
 
-def image_sources(data: Path, train_data: Path | None, settings: Settings, cache_dir: Path | None, no_cache: bool,
-                  image_column: str | None = None, label_column: str | None = None):
+def image_sources(
+    data: Path,
+    train_data: Path | None,
+    settings: Settings,
+    cache_dir: Path | None,
+    no_cache: bool,
+    image_column: str | None = None,
+    label_column: str | None = None,
+):
     """The unlabeled images and the labelled training set (or None), sampled by the settings' seed, decoded
     through the on-disk cache (docs/performance.md) unless --no-cache."""
     cache = None if no_cache else cache_dir or default_cache_dir()
     seed, strict = settings.susceptibility.seed, settings.strict
     unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=strict, cache_dir=cache, image_column=image_column)
-    train = labeled_source(train_data, samples=settings.train_samples, seed=seed, strict=strict, cache_dir=cache,
-                           image_column=image_column, label_column=label_column) if train_data else None
+    train = (
+        labeled_source(
+            train_data,
+            samples=settings.train_samples,
+            seed=seed,
+            strict=strict,
+            cache_dir=cache,
+            image_column=image_column,
+            label_column=label_column,
+        )
+        if train_data
+        else None
+    )
     return unlabeled, train
 
 
-def open_store(results: Path | None, pool: Path, cache_dir: Path | None, fresh: bool, settings: Settings, unlabeled, train,
-               device, arch: str | None, kwargs: dict, ema: bool = False) -> ResultStore:
+def open_store(
+    results: Path | None,
+    pool: Path,
+    cache_dir: Path | None,
+    fresh: bool,
+    settings: Settings,
+    unlabeled,
+    train,
+    device,
+    arch: str | None,
+    kwargs: dict,
+    ema: bool = False,
+) -> ResultStore:
     """The resumable results file, keyed by everything that decides the numbers; emptied first with --fresh. The
     default one (beside the pool, or in the cache folder when the pool's is read-only) keeps every set of settings'
     results side by side, so a changed setting is a rerun, not an error; an explicit --results is one experiment."""
@@ -155,8 +219,12 @@ def open_store(results: Path | None, pool: Path, cache_dir: Path | None, fresh: 
         stderr.print(moved, highlight=False)
     if fresh:
         ResultStore.reset(path)
-    key_settings = {**run_settings(settings, unlabeled, train, device), "arch": arch, "arch_kwargs": kwargs,
-                    **({"ema": True} if ema else {})}  # absent when off: results files from before --ema stay valid
+    key_settings = {
+        **run_settings(settings, unlabeled, train, device),
+        "arch": arch,
+        "arch_kwargs": kwargs,
+        **({"ema": True} if ema else {}),
+    }  # absent when off: results files from before --ema stay valid
     store = ResultStore(path, fingerprint(key_settings), key_settings, keep_others=results is None)
     if note := store.note():
         stderr.print(note, highlight=False)
@@ -182,8 +250,13 @@ def make_settings(preset, mean, std, image_size, samples, train_samples, seed, l
         raise UsageError("--std values must be positive")
     return Settings(
         susceptibility=SusceptibilityConfig(lr=lr, batches=batches, batch_size=batch_size, seed=seed),
-        samples=samples, train_samples=train_samples, preset=preset, mean=mean_t, std=std_t,
-        image_size=image_size, strict=strict,
+        samples=samples,
+        train_samples=train_samples,
+        preset=preset,
+        mean=mean_t,
+        std=std_t,
+        image_size=image_size,
+        strict=strict,
     )
 
 
@@ -213,8 +286,12 @@ def run_info(settings: Settings, data: Path, unlabeled, train_data: Path | None,
     return {
         "command": command_line(),
         "settings": settings.as_dict(),
-        "data": {"unlabeled": str(data), "unlabeled_images": len(unlabeled.paths), "unlabeled_population": unlabeled.population,
-                 "train": str(train_data) if train_data else None},
+        "data": {
+            "unlabeled": str(data),
+            "unlabeled_images": len(unlabeled.paths),
+            "unlabeled_population": unlabeled.population,
+            "train": str(train_data) if train_data else None,
+        },
         "device": str(device),
         "environment": environment(),
         "seconds": round(time.perf_counter() - started, 3),
@@ -236,7 +313,12 @@ def gate_failures(result: Result, max_susceptibility: float | None, min_train_ac
 
 @app.command()
 def score(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint: .safetensors, .pt/.pth/.th/.bin/.ckpt/.pth.tar, TorchScript, .pt2, or a Hugging Face model folder.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="Checkpoint: .safetensors, .pt/.pth/.th/.bin/.ckpt/.pth.tar, TorchScript, .pt2, or a Hugging Face model folder."
+        ),
+    ],
     data: DataOpt,
     train_data: TrainDataOpt = None,
     image_column: ImageColumnOpt = None,
@@ -263,7 +345,9 @@ def score(
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
     max_susceptibility: Annotated[Optional[float], typer.Option(help="Gate: exit 1 when susceptibility is above this.")] = None,
-    min_train_acc: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Gate: exit 1 when training accuracy (0-1) is below this.")] = None,
+    min_train_acc: Annotated[
+        Optional[float], typer.Option(min=0.0, max=1.0, help="Gate: exit 1 when training accuracy (0-1) is below this.")
+    ] = None,
 ) -> None:
     """Measure one checkpoint's susceptibility (and training accuracy with --train-data)."""
     started = time.perf_counter()
@@ -274,15 +358,25 @@ def score(
         check_destinations(output)
         dev = resolve_device(device)
         kwargs = parse_arch_kwargs(arch_kwargs)
-        ckpt = load_checkpoint(checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint,
-                               ema=ema)
+        ckpt = load_checkpoint(
+            checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint, ema=ema
+        )
         unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
         with progress_bar() as update:
             result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
         failures = gate_failures(result, max_susceptibility, min_train_acc)
-        result.verdict = "fail: " + "; ".join(failures) if failures else ("pass" if (max_susceptibility, min_train_acc) != (None, None) else None)
-        run = run_info(settings, data, unlabeled, train_data, dev, started,
-                       gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures})
+        result.verdict = (
+            "fail: " + "; ".join(failures) if failures else ("pass" if (max_susceptibility, min_train_acc) != (None, None) else None)
+        )
+        run = run_info(
+            settings,
+            data,
+            unlabeled,
+            train_data,
+            dev,
+            started,
+            gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
+        )
         emit([result], fmt, output, run, title="suscli score")
     if failures:
         for f in failures:
@@ -315,7 +409,9 @@ def rank(
     arch_kwargs: ArchKwargsOpt = None,
     trust_checkpoint: TrustOpt = False,
     ema: EmaOpt = False,
-    all_checkpoints: Annotated[bool, typer.Option("--all-checkpoints", help="Rank every checkpoint of a run folder, not only its latest.")] = False,
+    all_checkpoints: Annotated[
+        bool, typer.Option("--all-checkpoints", help="Rank every checkpoint of a run folder, not only its latest.")
+    ] = False,
     preset: PresetOpt = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
@@ -330,21 +426,55 @@ def rank(
     strict: StrictOpt = False,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
-    rule: Annotated[SelectRule, typer.Option("--rule", help="How to choose the model to ship (docs/rank.md): 'agreement' (default: best on the validation zoo) ranks by agreement with the consensus of region 1 on the unlabeled images; 'regions' is the paper's rule.")] = SelectRule(DEFAULT_RULE),
-    thresholds_rule: Annotated[Rule, typer.Option("--thresholds", help="Split the pool at the mean (the paper's rule) or the median.")] = Rule.mean,
+    rule: Annotated[
+        SelectRule,
+        typer.Option(
+            "--rule",
+            help="How to choose the model to ship (docs/rank.md): 'agreement' (default: best on the validation zoo) ranks by agreement with the consensus of region 1 on the unlabeled images; 'regions' is the paper's rule.",
+        ),
+    ] = SelectRule(DEFAULT_RULE),
+    thresholds_rule: Annotated[
+        Rule, typer.Option("--thresholds", help="Split the pool at the mean (the paper's rule) or the median.")
+    ] = Rule.mean,
     zeta_threshold: Annotated[Optional[float], typer.Option(help="Fixed susceptibility threshold (instead of the pool's).")] = None,
-    acc_threshold: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Fixed training-accuracy threshold, 0-1 (instead of the pool's).")] = None,
-    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines) of this one set of settings: one holding other settings' results is refused. Default: POOL/suscli-results.jsonl, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results.")] = None,
+    acc_threshold: Annotated[
+        Optional[float], typer.Option(min=0.0, max=1.0, help="Fixed training-accuracy threshold, 0-1 (instead of the pool's).")
+    ] = None,
+    results: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Resumable results file (JSON lines) of this one set of settings: one holding other settings' results is refused. Default: POOL/suscli-results.jsonl, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results."
+        ),
+    ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.")] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Draw training accuracy against susceptibility to this image file (needs matplotlib).")] = None,
+    plot: Annotated[
+        Optional[Path], typer.Option(help="Draw training accuracy against susceptibility to this image file (needs matplotlib).")
+    ] = None,
     fail_on: Annotated[FailOn, typer.Option(help="Gate: 'memorized' exits 1 when any model is in region 2.")] = FailOn.never,
-    candidate: Annotated[Optional[str], typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.")] = None,
+    candidate: Annotated[
+        Optional[str], typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.")
+    ] = None,
     model_batch: ModelBatchOpt = None,
-    suspects: Annotated[Optional[Path], typer.Option(help="Write the training images whose label the pool's consensus contradicts to this CSV (path, given label, consensus label, vote share).")] = None,
-    html: Annotated[Optional[Path], typer.Option(help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every model's numbers.")] = None,
-    junit: Annotated[Optional[Path], typer.Option(help="Also write the JUnit XML report to this file, for CI test reporters: one testcase per model, a failure for each model that fails the gate.")] = None,
+    suspects: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Write the training images whose label the pool's consensus contradicts to this CSV (path, given label, consensus label, vote share)."
+        ),
+    ] = None,
+    html: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every model's numbers."
+        ),
+    ] = None,
+    junit: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Also write the JUnit XML report to this file, for CI test reporters: one testcase per model, a failure for each model that fails the gate."
+        ),
+    ] = None,
 ) -> None:
     """Rank a pool of models: regions, verdicts, the model to ship, the label-noise estimate, and CI gates."""
     started = time.perf_counter()
@@ -375,12 +505,25 @@ def rank(
         else:  # each rank measures its models one at a time
             audit = functools.partial(audit_shards, w)
         try:
-            with progress_bar() as update, (process_group(dev) if w else contextlib.nullcontext()):
-                rows = audit(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
-                             default_arch_kwargs=kwargs, trust=trust_checkpoint, ema=ema, progress=update)
+            with progress_bar() as update, process_group(dev) if w else contextlib.nullcontext():
+                rows = audit(
+                    entries,
+                    unlabeled,
+                    train,
+                    settings=settings,
+                    device=dev,
+                    store=store,
+                    default_arch=arch,
+                    default_arch_kwargs=kwargs,
+                    trust=trust_checkpoint,
+                    ema=ema,
+                    progress=update,
+                )
         except KeyboardInterrupt:
             if store is not None:
-                stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
+                stderr.print(
+                    f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False
+                )
             raise typer.Exit(130) from None
         if rows is None:
             return  # another rank than 0: rank 0 prints and writes everything
@@ -391,14 +534,27 @@ def rank(
         n_ok = sum(r.ok for r in rows)
         failures = [] if mixed else gate_messages(ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
         if t is None and train is not None and n_ok < MIN_POOL:
-            stderr.print(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer", highlight=False)
+            stderr.print(
+                f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer",
+                highlight=False,
+            )
         run = run_info(
-            settings, data, unlabeled, train_data, dev, started,
+            settings,
+            data,
+            unlabeled,
+            train_data,
+            dev,
+            started,
             pool=str(pool),
             thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
             recommendation=closing,
-            choice={"rule": rule.value, "pick": choice.pick.name if choice.pick else None, "confident": choice.confident,
-                    "within_noise": [r.name for r in choice.tied], "voters": choice.voters},
+            choice={
+                "rule": rule.value,
+                "pick": choice.pick.name if choice.pick else None,
+                "confident": choice.confident,
+                "within_noise": [r.name for r in choice.tied],
+                "voters": choice.voters,
+            },
             label_noise=choice.labels.estimate.as_dict() if choice.labels else None,
             results_file=str(results_path),
             counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
@@ -437,7 +593,9 @@ def gate_messages(ranked: list[Result], fail_on: "FailOn", candidate: str | None
     failures = []
     if fail_on == FailOn.memorized:
         if t is None:
-            raise UsageError("--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds")
+            raise UsageError(
+                "--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds"
+            )
         flagged = [r.name for r in ranked if r.region == 2]
         if flagged:
             failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
@@ -456,9 +614,11 @@ def write_suspects(path: Path, choice: Choice, train: ImageSource | None) -> Non
         raise UsageError("--suspects needs --train-data and 2+ models measured with it (their training predictions)")
     paths = [str(p) for p in train.paths] if train is not None else []
     if len(paths) != len(choice.labels.labels):
-        raise InputError(f"{len(choice.labels.labels)} training images were predicted but {len(paths)} are listed "
-                         "(unreadable ones were skipped), so the suspects cannot be matched to files",
-                         fix="fix or remove the unreadable training images, then rerun with --fresh")
+        raise InputError(
+            f"{len(choice.labels.labels)} training images were predicted but {len(paths)} are listed "
+            "(unreadable ones were skipped), so the suspects cannot be matched to files",
+            fix="fix or remove the unreadable training images, then rerun with --fresh",
+        )
     write_atomic(path, suspects_csv(choice.labels, paths))
     stderr.print(f"{int(choice.labels.contradicted.sum())} suspect label(s) written to {path}", highlight=False)
 
@@ -483,8 +643,11 @@ def demo(
 
     recipe = SMALL if small else FULL
     with user_errors():
-        stderr.print(f"suscli demo: drawing {recipe.n_train} training images with {recipe.noise:.0%} label noise and training "
-                     f"{len(recipe.models)} models on them in {out}/ ...", highlight=False)
+        stderr.print(
+            f"suscli demo: drawing {recipe.n_train} training images with {recipe.noise:.0%} label noise and training "
+            f"{len(recipe.models)} models on them in {out}/ ...",
+            highlight=False,
+        )
         started = time.perf_counter()
         with progress_bar() as update:
             built = build_demo(out, recipe, progress=update, overwrite=True)  # replaces only an earlier demo
@@ -497,19 +660,33 @@ def demo(
         code = e.exit_code
     truth = ", ".join(f"{r['name']} {100 * r['test_acc']:.1f}%" for r in sorted(built.records, key=lambda r: -r["test_acc"]))
     stderr.print(f"\nclean test accuracy, which suscli never saw: {truth}", highlight=False)
-    stderr.print(f"files: models {built.models}/, unlabeled images {built.unlabeled}/, training set {built.train}/, plot {plot}", highlight=False)
-    stderr.print(f"rerun by hand: suscli rank {built.models} --data {built.unlabeled} --train-data {built.train} --plot {plot}", highlight=False)
+    stderr.print(
+        f"files: models {built.models}/, unlabeled images {built.unlabeled}/, training set {built.train}/, plot {plot}", highlight=False
+    )
+    stderr.print(
+        f"rerun by hand: suscli rank {built.models} --data {built.unlabeled} --train-data {built.train} --plot {plot}", highlight=False
+    )
     raise typer.Exit(code)
 
 
 @app.command()
 def track(
-    run: Annotated[Optional[Path], typer.Argument(metavar="RUN", help="Folder of a run's per-epoch checkpoints (searched recursively), or a .json/.csv manifest with path and epoch.")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively); needed with RUN.")] = None,
+    run: Annotated[
+        Optional[Path],
+        typer.Argument(
+            metavar="RUN",
+            help="Folder of a run's per-epoch checkpoints (searched recursively), or a .json/.csv manifest with path and epoch.",
+        ),
+    ] = None,
+    data: Annotated[
+        Optional[Path], typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively); needed with RUN.")
+    ] = None,
     train_data: TrainDataOpt = None,
     image_column: ImageColumnOpt = None,
     label_column: LabelColumnOpt = None,
-    log: Annotated[Optional[Path], typer.Option(help="Read r per epoch from a suscli.tracker log (JSON lines) instead of measuring checkpoints.")] = None,
+    log: Annotated[
+        Optional[Path], typer.Option(help="Read r per epoch from a suscli.tracker log (JSON lines) instead of measuring checkpoints.")
+    ] = None,
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
     trust_checkpoint: TrustOpt = False,
@@ -528,14 +705,34 @@ def track(
     strict: StrictOpt = False,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
-    count_epoch_0: Annotated[bool, typer.Option("--count-epoch-0", help="Count epoch 0 in the running mean, for runs that number their first trained epoch 0 (Lightning's epoch=0-step=N.ckpt). By default epoch 0 is the initialization, which the paper leaves out.")] = False,
-    results: Annotated[Optional[Path], typer.Option(help="Resumable results file (JSON lines), shared with `suscli rank`, of this one set of settings. Default: RUN/suscli-results.jsonl, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results.")] = None,
+    count_epoch_0: Annotated[
+        bool,
+        typer.Option(
+            "--count-epoch-0",
+            help="Count epoch 0 in the running mean, for runs that number their first trained epoch 0 (Lightning's epoch=0-step=N.ckpt). By default epoch 0 is the initialization, which the paper leaves out.",
+        ),
+    ] = False,
+    results: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Resumable results file (JSON lines), shared with `suscli rank`, of this one set of settings. Default: RUN/suscli-results.jsonl, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results."
+        ),
+    ] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.")] = False,
     fmt: FormatOpt = Format.table,
     output: OutputOpt = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib).")] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib)."),
+    ] = None,
     model_batch: ModelBatchOpt = None,
-    keep_rule: Annotated[KeepRule, typer.Option("--keep", help="How to choose the epoch to keep (docs/track.md): 'train-acc' (default: the closest to each run's best epoch on the validation zoo), 'last', 'knee' (of training accuracy against r), 'agreement' (rank's rule over the run's epochs; needs checkpoints, not --log).")] = KeepRule(DEFAULT_KEEP),
+    keep_rule: Annotated[
+        KeepRule,
+        typer.Option(
+            "--keep",
+            help="How to choose the epoch to keep (docs/track.md): 'train-acc' (default: the closest to each run's best epoch on the validation zoo), 'last', 'knee' (of training accuracy against r), 'agreement' (rank's rule over the run's epochs; needs checkpoints, not --log).",
+        ),
+    ] = KeepRule(DEFAULT_KEEP),
 ) -> None:
     """Susceptibility over one training run: r at every epoch, the paper's running mean zeta(t), the epoch to keep.
 
@@ -549,8 +746,10 @@ def track(
     started = time.perf_counter()
     with user_errors():
         if (run is None) == (log is None):
-            raise UsageError("give a RUN of checkpoints or --log" + (", not both" if run else ""),
-                             fix="suscli track RUN --data unlabeled/, or suscli track --log run.jsonl")
+            raise UsageError(
+                "give a RUN of checkpoints or --log" + (", not both" if run else ""),
+                fix="suscli track RUN --data unlabeled/, or suscli track --log run.jsonl",
+            )
         check_destinations(output, plot)
         warnings: list[str] = []
         if log is not None:
@@ -575,24 +774,50 @@ def track(
             reused = len(store)
             try:
                 with progress_bar() as update:
-                    rows = audit_pool(entries, unlabeled, train, settings=settings, device=dev, store=store, default_arch=arch,
-                                      default_arch_kwargs=kwargs, trust=trust_checkpoint, ema=ema, progress=update,
-                                      model_batch=model_batch or default_model_batch(dev))
+                    rows = audit_pool(
+                        entries,
+                        unlabeled,
+                        train,
+                        settings=settings,
+                        device=dev,
+                        store=store,
+                        default_arch=arch,
+                        default_arch_kwargs=kwargs,
+                        trust=trust_checkpoint,
+                        ema=ema,
+                        progress=update,
+                        model_batch=model_batch or default_model_batch(dev),
+                    )
             except KeyboardInterrupt:
-                stderr.print(f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False)
+                stderr.print(
+                    f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False
+                )
                 raise typer.Exit(130) from None
             for row, entry in zip(rows, entries):
                 row.epoch = entry.epoch  # the run's numbering (name or manifest) wins over a checkpoint's own metadata
             n_ok = sum(r.ok for r in rows)
-            info = run_info(settings, data, unlabeled, train_data, dev, started, run=str(run), results_file=str(results_path),
-                            counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)})
+            info = run_info(
+                settings,
+                data,
+                unlabeled,
+                train_data,
+                dev,
+                started,
+                run=str(run),
+                results_file=str(results_path),
+                counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
+            )
         keep = annotate(rows, count_epoch_0=count_epoch_0, rule=keep_rule.value)
         closing = recommendation(rows, keep, keep_rule.value)
         info.update(
             seconds=round(time.perf_counter() - started, 3),
             rule=f"{keep_rule.value}: {KEEP_RULES[keep_rule.value]}",
-            recommendation={"text": closing, "epoch": keep.epoch if keep else None, "name": keep.name if keep else None,
-                            "path": keep.path if keep else None},
+            recommendation={
+                "text": closing,
+                "epoch": keep.epoch if keep else None,
+                "name": keep.name if keep else None,
+                "path": keep.path if keep else None,
+            },
             warnings=warnings,
         )
         emit(rows, fmt, output, info, title="suscli track")
@@ -620,7 +845,10 @@ def main() -> None:
     except Exception as e:  # a bug, not bad input: still one line and a documented code
         if os.environ.get("SUSCLI_DEBUG"):
             raise
-        stderr.print(f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)", highlight=False)
+        stderr.print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)",
+            highlight=False,
+        )
         sys.exit(int(ExitCode.INPUT))
 
 

@@ -88,7 +88,9 @@ class DemoRecipe:
 _ARCH_PREFIX = {"bn_cnn": "cnn-bn", "plain_cnn": "cnn", "resnet": "resnet", "mlp": "mlp"}
 
 
-def named_spec(factory: str, width: int, epochs: int, lr: float, weight_decay: float, batch_size: int, intent: str, **kwargs: Any) -> ModelSpec:
+def named_spec(
+    factory: str, width: int, epochs: int, lr: float, weight_decay: float, batch_size: int, intent: str, **kwargs: Any
+) -> ModelSpec:
     """A ModelSpec named after its configuration, e.g. cnn-bn-w16-wd5e-4-e12 (the name says how, not what for)."""
     wd = f"wd{weight_decay:.0e}".replace("e-0", "e-") if weight_decay else "nowd"
     name = f"{_ARCH_PREFIX[factory]}-w{width}-{wd}-e{epochs}"
@@ -257,7 +259,9 @@ def _prepare(root: Path, overwrite: bool) -> None:
     if not overwrite:
         raise InputError(f"{used[0]} already holds files", fix="choose a new or empty folder, or overwrite an earlier demo")
     if not (root / "demo.json").is_file():
-        raise InputError(f"{root} holds {used[0].name}/ but no demo.json: not a demo folder, so nothing is deleted", fix="choose a new or empty folder")
+        raise InputError(
+            f"{root} holds {used[0].name}/ but no demo.json: not a demo folder, so nothing is deleted", fix="choose a new or empty folder"
+        )
     for p in used:
         shutil.rmtree(p)
     (root / "demo.json").unlink()
@@ -354,4 +358,3 @@ def _build(root: Path, recipe: DemoRecipe, progress: Progress | None) -> DemoOut
     }
     (root / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return out
-

@@ -48,8 +48,10 @@ def rank_device(w: World, device: torch.device) -> torch.device:
     if device.type != "cuda":
         return device
     if w.local_rank >= torch.cuda.device_count():
-        raise UsageError(f"local rank {w.local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()}",
-                         fix="start at most one process per GPU (--nproc-per-node)")
+        raise UsageError(
+            f"local rank {w.local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()}",
+            fix="start at most one process per GPU (--nproc-per-node)",
+        )
     return torch.device("cuda", w.local_rank)
 
 
@@ -71,8 +73,10 @@ def collective(op: Callable, *args, **kwargs) -> None:
         op(*args, **kwargs)
     except RuntimeError as e:  # gloo raises plain RuntimeError, NCCL and the store DistError (a subclass)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"lost contact with the other ranks: {first}",
-                         fix="see the other ranks' errors; rerun the same command to resume from the results file") from None
+        raise InputError(
+            f"lost contact with the other ranks: {first}",
+            fix="see the other ranks' errors; rerun the same command to resume from the results file",
+        ) from None
 
 
 @contextlib.contextmanager
@@ -130,8 +134,17 @@ def audit_shards(
         if start + w.rank < len(todo):
             i = todo[start + w.rank]
             try:
-                row = score_entry(entries[i], unlabeled, train, settings=settings, device=device, default_arch=default_arch,
-                                  default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+                row = score_entry(
+                    entries[i],
+                    unlabeled,
+                    train,
+                    settings=settings,
+                    device=device,
+                    default_arch=default_arch,
+                    default_arch_kwargs=default_arch_kwargs,
+                    trust=trust,
+                    ema=ema,
+                )
             except Exception as e:
                 row = error_row(entries[i], e)
             mine = (i, row.as_dict())  # a plain dict pickles without suscli's classes on the receiving side

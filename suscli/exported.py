@@ -20,19 +20,25 @@ from suscli.errors import InputError
 _BATCH_NORM = torch.ops.aten.batch_norm.default  # (input, weight, bias, running_mean, running_var, training, ...)
 _BATCH_NORM_TRAINING = 5
 _DROPOUTS = {  # (input, p, train)
-    torch.ops.aten.dropout.default, torch.ops.aten.feature_dropout.default, torch.ops.aten.alpha_dropout.default,
-    torch.ops.aten.feature_alpha_dropout.default, torch.ops.aten.native_dropout.default,
+    torch.ops.aten.dropout.default,
+    torch.ops.aten.feature_dropout.default,
+    torch.ops.aten.alpha_dropout.default,
+    torch.ops.aten.feature_alpha_dropout.default,
+    torch.ops.aten.native_dropout.default,
 }
 _DROPOUT_TRAIN = 2
 # What run_decompositions() turns batch_norm into: one op per mode, with no flag left to switch.
 _FIXED_NORMS = {
-    torch.ops.aten._native_batch_norm_legit_no_training.default, torch.ops.aten._native_batch_norm_legit_functional.default,
-    torch.ops.aten._native_batch_norm_legit.default, torch.ops.aten.native_batch_norm.default,
+    torch.ops.aten._native_batch_norm_legit_no_training.default,
+    torch.ops.aten._native_batch_norm_legit_functional.default,
+    torch.ops.aten._native_batch_norm_legit.default,
+    torch.ops.aten.native_batch_norm.default,
 }
-RESAVE = ("save the program before run_decompositions(), or save the weights with suscli.save (or a TorchScript "
-          "archive) instead")
-DYNAMIC_BATCH = ("export it with a dynamic batch dimension, dynamic_shapes=({0: torch.export.Dim('batch')},), "
-                 "for the image size it is scored at (--image-size)")
+RESAVE = "save the program before run_decompositions(), or save the weights with suscli.save (or a TorchScript archive) instead"
+DYNAMIC_BATCH = (
+    "export it with a dynamic batch dimension, dynamic_shapes=({0: torch.export.Dim('batch')},), "
+    "for the image size it is scored at (--image-size)"
+)
 
 
 class ExportedModel(nn.Module):
@@ -42,8 +48,11 @@ class ExportedModel(nn.Module):
         super().__init__()
         fixed = sorted({str(n.target) for n in graph.graph.nodes if n.target in _FIXED_NORMS})
         if fixed:
-            raise InputError(f"{path}: this torch.export graph was decomposed ({fixed[0]}), which fixes its batch norms "
-                             "in the mode it was exported in; the measurement needs them in train mode", fix=RESAVE)
+            raise InputError(
+                f"{path}: this torch.export graph was decomposed ({fixed[0]}), which fixes its batch norms "
+                "in the mode it was exported in; the measurement needs them in train mode",
+                fix=RESAVE,
+            )
         for node in graph.graph.nodes:
             if node.target in _DROPOUTS:
                 node.update_arg(_DROPOUT_TRAIN, False)
@@ -68,5 +77,6 @@ class ExportedModel(nn.Module):
         except AssertionError as e:  # the export's guards on input shapes
             shapes = ", ".join("x".join(map(str, a.shape)) for a in args if isinstance(a, torch.Tensor))
             reason = " ".join(str(e).split())
-            raise InputError(f"{self.path}: the torch.export graph does not take inputs of shape {shapes} ({reason})",
-                             fix=DYNAMIC_BATCH) from None
+            raise InputError(
+                f"{self.path}: the torch.export graph does not take inputs of shape {shapes} ({reason})", fix=DYNAMIC_BATCH
+            ) from None

@@ -14,5 +14,4 @@ def require(module: str, extra: str, needed_for: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise InputError(f"{needed_for} needs {module}, which is not installed ({e})",
-                         fix=f"pip install 'suscli[{extra}]'") from None
+        raise InputError(f"{needed_for} needs {module}, which is not installed ({e})", fix=f"pip install 'suscli[{extra}]'") from None

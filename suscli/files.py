@@ -48,8 +48,10 @@ def require_folder(path: Path, what: str, option: str) -> None:
     """Refuse a path whose folder does not exist: a typo in it is not created silently. Checked before a run as well,
     so that an hour of measuring does not end in this error."""
     if not path.parent.is_dir():
-        raise InputError(f"cannot write {what}{path}: the folder {path.parent} does not exist",
-                         fix=f"create it first, or choose another path for {option}")
+        raise InputError(
+            f"cannot write {what}{path}: the folder {path.parent} does not exist",
+            fix=f"create it first, or choose another path for {option}",
+        )
 
 
 def write_atomic(path: str | Path, text: str, option: str = "--output") -> Path:

@@ -34,14 +34,18 @@ def memorized_reason(row: Result, thresholds: dict[str, Any] | None) -> str:
     """Why region 2: both numbers against both thresholds."""
     if not thresholds or row.train_acc is None or row.susceptibility is None:
         return "likely memorized noise (region 2)"
-    return (f"likely memorized noise (region 2): training accuracy {100 * row.train_acc:.1f}% >= {100 * thresholds['train_acc']:.1f}% "
-            f"and susceptibility {row.susceptibility:.4f} > {thresholds['susceptibility']:.4f} ({thresholds['source']} thresholds)")
+    return (
+        f"likely memorized noise (region 2): training accuracy {100 * row.train_acc:.1f}% >= {100 * thresholds['train_acc']:.1f}% "
+        f"and susceptibility {row.susceptibility:.4f} > {thresholds['susceptibility']:.4f} ({thresholds['source']} thresholds)"
+    )
 
 
 def gates(run: dict[str, Any]) -> list[str]:
     """The gates that were set, as the command line spells them."""
     gate = run.get("gate") or {}
-    named = [f"--fail-on {gate['fail_on']}" if gate.get("fail_on") not in (None, "never") else None,
-             f"--candidate {gate['candidate']}" if gate.get("candidate") else None,
-             *(f"--{k.replace('_', '-')} {gate[k]}" for k in ("max_susceptibility", "min_train_acc") if gate.get(k) is not None)]
+    named = [
+        f"--fail-on {gate['fail_on']}" if gate.get("fail_on") not in (None, "never") else None,
+        f"--candidate {gate['candidate']}" if gate.get("candidate") else None,
+        *(f"--{k.replace('_', '-')} {gate[k]}" for k in ("max_susceptibility", "min_train_acc") if gate.get(k) is not None),
+    ]
     return [g for g in named if g]

@@ -85,8 +85,10 @@ def _saved(path: Path, datasets: Any) -> tuple[Any, dict]:
     """The arrow table (memory-mapped) and features of a `save_to_disk` folder."""
     if (path / "dataset_dict.json").is_file():
         splits = sorted(p.name for p in path.iterdir() if (p / "state.json").is_file())
-        raise InputError(f"{path} is a DatasetDict with the splits {', '.join(splits) or '(none)'}",
-                         fix=f"point at one split's folder, e.g. {path / (splits[0] if splits else 'train')}")
+        raise InputError(
+            f"{path} is a DatasetDict with the splits {', '.join(splits) or '(none)'}",
+            fix=f"point at one split's folder, e.g. {path / (splits[0] if splits else 'train')}",
+        )
     with _quiet(datasets):
         try:
             ds = datasets.load_from_disk(str(path))
@@ -118,9 +120,14 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
         wanted = [_image_column(schema, features, image_column, path)]
         if labeled:
             wanted.append(_label_column(schema, features, label_column, path))
-        need = MEMORY_MARGIN * sum(rg.column(c).total_uncompressed_size for m in metas for r in range(m.num_row_groups)
-                                   for rg in [m.row_group(r)] for c in range(rg.num_columns)
-                                   if rg.column(c).path_in_schema.split(".")[0] in wanted)
+        need = MEMORY_MARGIN * sum(
+            rg.column(c).total_uncompressed_size
+            for m in metas
+            for r in range(m.num_row_groups)
+            for rg in [m.row_group(r)]
+            for c in range(rg.num_columns)
+            if rg.column(c).path_in_schema.split(".")[0] in wanted
+        )
         _check_memory(path, need + ROW_MEMORY * sum(m.num_rows for m in metas), f"reading its columns {', '.join(wanted)}")
         wanted = list(dict.fromkeys(wanted))  # one column may be named for both
         table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files])
@@ -133,8 +140,10 @@ def _check_memory(path: Path, need: int, doing: str) -> None:
     """Refuse, before doing it, what would not fit in the memory available (a huge file, or one whose header lies)."""
     free = available_memory()
     if free is not None and need > free:
-        raise InputError(f"{path}: {doing} takes about {human_size(need)} of memory but {human_size(free)} is available; "
-                         "refused rather than swapping", fix="split it into smaller files, or free memory")
+        raise InputError(
+            f"{path}: {doing} takes about {human_size(need)} of memory but {human_size(free)} is available; refused rather than swapping",
+            fix="split it into smaller files, or free memory",
+        )
 
 
 def _parquet_files(folder: Path) -> list[Path]:

@@ -23,15 +23,27 @@ from suscli.results import Result
 from suscli.runview import closing, flat, subject
 
 # The Result field each numeric column of the table sorts by; "#" sorts by the report's order, the others by their text.
-SORT_KEYS = {"epoch": "epoch", "train acc": "train_acc", "susceptibility": "susceptibility", "zeta": "zeta",
-             "agreement": "agreement", "fits contradicted": "fits_contradicted", "region": "region"}
+SORT_KEYS = {
+    "epoch": "epoch",
+    "train acc": "train_acc",
+    "susceptibility": "susceptibility",
+    "zeta": "zeta",
+    "agreement": "agreement",
+    "fits contradicted": "fits_contradicted",
+    "region": "region",
+}
 Z95 = 1.959964  # a normal 95% interval: mean ± Z95 standard errors
 
 
 @functools.cache
 def template() -> jinja2.Template:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("suscli", "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("suscli", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     return env.get_template("report.html.j2")
 
 
@@ -40,15 +52,25 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
     title = title or "suscli"
     pick = (run.get("choice") or {}).get("pick")
     figure, note = plot(rows, run, title, pick)
-    return template().render(
-        title=title, subject=subject(rows, run), command=run.get("command"), gate=gate_view(rows, run),
-        closing=closing(run), noise=run.get("label_noise"), columns=[{"name": n} for n, _ in table_columns(rows)],
-        rows=table_rows(rows, pick), figure=figure, figure_note=note,
-        figure_alt=f"{title}: training accuracy against susceptibility of every model" if "thresholds" in run else f"{title}: the plot",
-        models=[{"name": r.name, "facts": model_facts(r, run)} for r in rows],
-        settings=[(k, v) for k, v in flat(run) if not k.startswith(("environment.", "recommendation")) and k != "command"],
-        versions=flat(run.get("environment") or {}),
-    ) + "\n"
+    return (
+        template().render(
+            title=title,
+            subject=subject(rows, run),
+            command=run.get("command"),
+            gate=gate_view(rows, run),
+            closing=closing(run),
+            noise=run.get("label_noise"),
+            columns=[{"name": n} for n, _ in table_columns(rows)],
+            rows=table_rows(rows, pick),
+            figure=figure,
+            figure_note=note,
+            figure_alt=f"{title}: training accuracy against susceptibility of every model" if "thresholds" in run else f"{title}: the plot",
+            models=[{"name": r.name, "facts": model_facts(r, run)} for r in rows],
+            settings=[(k, v) for k, v in flat(run) if not k.startswith(("environment.", "recommendation")) and k != "command"],
+            versions=flat(run.get("environment") or {}),
+        )
+        + "\n"
+    )
 
 
 def gate_view(rows: list[Result], run: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +96,14 @@ def table_rows(rows: list[Result], pick: str | None) -> list[dict[str, Any]]:
         for name, values in columns:
             numeric = name == "#" or name in SORT_KEYS
             key = (i + 1) if name == "#" else _number(getattr(r, SORT_KEYS[name])) if name in SORT_KEYS else None
-            cells.append({"text": values[i], "numeric": numeric, "key": "" if numeric and key is None else key,
-                          "badge": "ship" if name == "model" and r.name == pick else None})
+            cells.append(
+                {
+                    "text": values[i],
+                    "numeric": numeric,
+                    "key": "" if numeric and key is None else key,
+                    "badge": "ship" if name == "model" and r.name == pick else None,
+                }
+            )
         classes = ["pick"] if r.name == pick else []
         classes += ["failed-row"] if not r.ok else [f"region-{r.region}"] if r.region is not None else []
         out.append({"name": r.name, "classes": " ".join(classes), "cells": cells})
@@ -89,7 +117,10 @@ def _number(value: Any) -> float | None:
 def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
     """One model's numbers in words, with their intervals and what they were measured on."""
     d = r.details
-    items: list[tuple[str, Any]] = [("file", r.path), ("architecture", f"{r.arch or '-'}" + (f" (from {d['arch_source']})" if d.get("arch_source") else ""))]
+    items: list[tuple[str, Any]] = [
+        ("file", r.path),
+        ("architecture", f"{r.arch or '-'}" + (f" (from {d['arch_source']})" if d.get("arch_source") else "")),
+    ]
     if not r.ok:
         return [*items, ("error", r.error or "could not be loaded or run")]
     if r.susceptibility is not None:
@@ -97,7 +128,9 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
         if r.susceptibility_sem is not None:
             batches = len(d.get("r") or [])
             low, high = r.susceptibility - Z95 * r.susceptibility_sem, r.susceptibility + Z95 * r.susceptibility_sem
-            text += f" ± {r.susceptibility_sem:.4f} (standard error over {batches} random-label batches; 95% interval [{low:.4f}, {high:.4f}])"
+            text += (
+                f" ± {r.susceptibility_sem:.4f} (standard error over {batches} random-label batches; 95% interval [{low:.4f}, {high:.4f}])"
+            )
         items.append(("susceptibility", text))
         if d.get("r"):
             items.append(("r per batch", ", ".join(f"{v:.4f}" for v in d["r"])))

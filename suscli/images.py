@@ -121,9 +121,15 @@ def decode_images(
     if decoded is None:
         decoded = _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
         kept = set(decoded.kept)  # the unreadable files, in the order they are listed in
-        save_entry(where, {"pixels": decoded.pixels, "kept": torch.tensor(decoded.kept, dtype=torch.int64),
-                           "unreadable": torch.tensor([i for i in range(len(paths)) if i not in kept], dtype=torch.int64),
-                           "errors": [e for _, e in decoded.unreadable]})
+        save_entry(
+            where,
+            {
+                "pixels": decoded.pixels,
+                "kept": torch.tensor(decoded.kept, dtype=torch.int64),
+                "unreadable": torch.tensor([i for i in range(len(paths)) if i not in kept], dtype=torch.int64),
+                "errors": [e for _, e in decoded.unreadable],
+            },
+        )
         return decoded
     if strict and decoded.unreadable:
         raise _strict_error(*decoded.unreadable[0])
@@ -187,8 +193,11 @@ def _from_entry(entry: dict | None, paths: Sequence[ImageRef], image_size: int, 
     try:
         pixels, kept, bad, errors = entry["pixels"], entry["kept"].tolist(), entry["unreadable"].tolist(), entry["errors"]
         consistent = (
-            pixels.dtype == torch.uint8 and tuple(pixels.shape) == (len(kept), channels, image_size, image_size)
-            and sorted(kept + bad) == list(range(len(paths))) and len(errors) == len(bad) and all(isinstance(e, str) for e in errors)
+            pixels.dtype == torch.uint8
+            and tuple(pixels.shape) == (len(kept), channels, image_size, image_size)
+            and sorted(kept + bad) == list(range(len(paths)))
+            and len(errors) == len(bad)
+            and all(isinstance(e, str) for e in errors)
         )
     except (KeyError, AttributeError, TypeError):
         return None
@@ -254,8 +263,15 @@ class ImageSource:
         if key not in self._cache:
             cpu_key = (image_size, channels, crop_pct, "cpu")
             if cpu_key not in self._cache:
-                d = decode_images(self.paths, image_size=image_size, channels=channels, crop_pct=crop_pct, strict=self.strict,
-                                  progress=progress, cache_dir=self.cache_dir)
+                d = decode_images(
+                    self.paths,
+                    image_size=image_size,
+                    channels=channels,
+                    crop_pct=crop_pct,
+                    strict=self.strict,
+                    progress=progress,
+                    cache_dir=self.cache_dir,
+                )
                 labels = torch.tensor([self.labels[i] for i in d.kept]) if self.labels is not None else None
                 self._cache[cpu_key] = (d.pixels, labels, d.unreadable)
             pixels, labels, unreadable = self._cache[cpu_key]
@@ -265,25 +281,50 @@ class ImageSource:
 
 
 def unlabeled_source(
-    source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None,
+    source: str | Path,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    cache_dir: Path | None = None,
     image_column: str | None = None,
 ) -> ImageSource:
     """The unlabeled images susceptibility is measured on (suscli.imagesets: a folder, a list, a dataset), or a
     seeded subset of them."""
     listing = read_unlabeled(Path(source), image_column)
     keep = seeded_subset(len(listing.items), samples, seed)
-    return ImageSource([listing.items[i] for i in keep], population=len(listing.items), strict=strict, cache_dir=cache_dir,
-                       origin=Path(source), notes=listing.notes)
+    return ImageSource(
+        [listing.items[i] for i in keep],
+        population=len(listing.items),
+        strict=strict,
+        cache_dir=cache_dir,
+        origin=Path(source),
+        notes=listing.notes,
+    )
 
 
 def labeled_source(
-    source: str | Path, *, samples: int | None = None, seed: int = 0, strict: bool = False, cache_dir: Path | None = None,
-    image_column: str | None = None, label_column: str | None = None,
+    source: str | Path,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    cache_dir: Path | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> ImageSource:
     """The training set with its own labels (suscli.imagesets: class folders, a label CSV, a dataset), maybe
     subsampled."""
     listing = read_labeled(Path(source), image_column, label_column)
     keep = seeded_subset(len(listing.items), samples, seed)
     labels = listing.labels or []
-    return ImageSource([listing.items[i] for i in keep], [labels[i] for i in keep], population=len(listing.items), strict=strict,
-                       cache_dir=cache_dir, origin=Path(source), label_names=listing.label_names, notes=listing.notes)
+    return ImageSource(
+        [listing.items[i] for i in keep],
+        [labels[i] for i in keep],
+        population=len(listing.items),
+        strict=strict,
+        cache_dir=cache_dir,
+        origin=Path(source),
+        label_names=listing.label_names,
+        notes=listing.notes,
+    )

@@ -36,7 +36,9 @@ def numbers(row: Result) -> str:
         interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None and low != high else ""
         parts.append(f"training accuracy {100 * row.train_acc:.1f}%{interval}")
     if row.susceptibility is not None:
-        parts.append(f"susceptibility {row.susceptibility:.4f}" + ("" if row.susceptibility_sem is None else f" ± {row.susceptibility_sem:.4f}"))
+        parts.append(
+            f"susceptibility {row.susceptibility:.4f}" + ("" if row.susceptibility_sem is None else f" ± {row.susceptibility_sem:.4f}")
+        )
     if row.agreement is not None:
         parts.append(f"agreement {100 * row.agreement:.1f}%")
     if row.region is not None:
@@ -49,11 +51,16 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
     name = title or "suscli"
     about = subject(rows, run)
     outcomes = [outcome(r, run) for r in rows]
-    counts = {"tests": str(len(rows)), "failures": str(sum(o.status == "failure" for o in outcomes)),
-              "errors": str(sum(o.status == "error" for o in outcomes))}
+    counts = {
+        "tests": str(len(rows)),
+        "failures": str(sum(o.status == "failure" for o in outcomes)),
+        "errors": str(sum(o.status == "error" for o in outcomes)),
+    }
     seconds = f"{sum(r.seconds or 0.0 for r in rows):.3f}"
     root = ET.Element("testsuites", {"name": text(name), **counts, "time": seconds})
-    suite = ET.SubElement(root, "testsuite", {"name": text(f"{name} {about}" if about else name), **counts, "skipped": "0", "time": seconds})
+    suite = ET.SubElement(
+        root, "testsuite", {"name": text(f"{name} {about}" if about else name), **counts, "skipped": "0", "time": seconds}
+    )
     props = ET.SubElement(suite, "properties")
     for key, value in properties(run):
         ET.SubElement(props, "property", name=key, value=value)

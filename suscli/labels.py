@@ -35,8 +35,10 @@ def model_classes(meta: dict[str, Any]) -> tuple[list[str], str] | None:
         return None
     source = str(meta.get("classes_source") or "the checkpoint's classes")
     if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):
-        raise InputError(f"the class names in {source} are not a list of distinct strings",
-                         fix="fix the checkpoint's classes, or give the training labels as class ids")
+        raise InputError(
+            f"the class names in {source} are not a list of distinct strings",
+            fix="fix the checkpoint's classes, or give the training labels as class ids",
+        )
     if names == [f"LABEL_{i}" for i in range(len(names))]:
         return None
     return names, source
@@ -54,9 +56,11 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object) -> tup
     unknown = [n for n in names if n not in index]
     if unknown:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        raise InputError(f"{origin}: class {unknown[0]!r} is not one of the model's {len(classes)} classes ({source}: {shown})"
-                         + (f"; {len(unknown) - 1} more unknown" if len(unknown) > 1 else ""),
-                         fix="fix the label, or check that the training set is the model's")
+        raise InputError(
+            f"{origin}: class {unknown[0]!r} is not one of the model's {len(classes)} classes ({source}: {shown})"
+            + (f"; {len(unknown) - 1} more unknown" if len(unknown) > 1 else ""),
+            fix="fix the label, or check that the training set is the model's",
+        )
     return [index[n] for n in names], f"training labels are class names, mapped to the model's ids by {source}"
 
 

@@ -16,10 +16,18 @@ def plain_cnn(num_classes: int = 10, width: int = 32, in_channels: int = 3, drop
     """Three conv-pool stages without normalization, then a linear classifier."""
     w = width
     return nn.Sequential(
-        nn.Conv2d(in_channels, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w, num_classes),
+        nn.Conv2d(in_channels, w, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(w, 2 * w, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2 * w, 4 * w, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(4 * w, num_classes),
     )
 
 
@@ -31,10 +39,15 @@ def bn_cnn(num_classes: int = 10, width: int = 32, in_channels: int = 3, dropout
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
     return nn.Sequential(
-        *block(in_channels, w), nn.MaxPool2d(2),
-        *block(w, 2 * w), nn.MaxPool2d(2),
-        *block(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w, num_classes),
+        *block(in_channels, w),
+        nn.MaxPool2d(2),
+        *block(w, 2 * w),
+        nn.MaxPool2d(2),
+        *block(2 * w, 4 * w),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Dropout(dropout),
+        nn.Linear(4 * w, num_classes),
     )
 
 

@@ -42,15 +42,15 @@ def consensus(preds: Sequence[Predictions], rows: np.ndarray | None = None) -> t
     cls = np.empty(n, dtype=np.int64)
     share = np.empty(n, dtype=np.float32)
     for start in range(0, n, CHUNK):
-        idx = np.arange(start, min(start + CHUNK, n)) if rows is None else rows[start:start + CHUNK]
+        idx = np.arange(start, min(start + CHUNK, n)) if rows is None else rows[start : start + CHUNK]
         total = np.zeros((len(idx), preds[0].num_classes), dtype=np.float32)
         at = np.arange(len(idx))[:, None]
         for p in preds:
             np.add.at(total, (at, p.classes[idx]), p.probs[idx])
         best = total.argmax(-1)
         mass = total.sum(-1)
-        cls[start:start + len(idx)] = best
-        share[start:start + len(idx)] = total[np.arange(len(idx)), best] / np.where(mass > 0, mass, 1)
+        cls[start : start + len(idx)] = best
+        share[start : start + len(idx)] = total[np.arange(len(idx)), best] / np.where(mass > 0, mass, 1)
     return cls, share
 
 

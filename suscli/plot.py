@@ -11,7 +11,13 @@ from suscli.ranking import Thresholds
 from suscli.results import Result
 
 REGION_COLORS = {1: "#2a9d8f", 2: "#e63946", 3: "#8d99ae", 4: "#f4a261", None: "#444444"}
-REGION_LABELS = {1: "1: fits, resists noise", 2: "2: likely memorized noise", 3: "3: underfit", 4: "4: underfit, susceptible", None: "no region"}
+REGION_LABELS = {
+    1: "1: fits, resists noise",
+    2: "2: likely memorized noise",
+    3: "3: underfit",
+    4: "4: underfit, susceptible",
+    None: "no region",
+}
 
 
 def _label_points(ax, rows: list[Result]) -> None:
@@ -95,11 +101,27 @@ def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli r
     for g, label in REGION_LABELS.items():
         pts = [r for r in scored if r.region == g]
         if pts:
-            ax.scatter([r.susceptibility for r in pts], [_pct(r.train_acc) for r in pts], s=46, color=REGION_COLORS[g],
-                       edgecolor="black", linewidth=0.5, zorder=3, label=label)
+            ax.scatter(
+                [r.susceptibility for r in pts],
+                [_pct(r.train_acc) for r in pts],
+                s=46,
+                color=REGION_COLORS[g],
+                edgecolor="black",
+                linewidth=0.5,
+                zorder=3,
+                label=label,
+            )
     if pick is not None and pick in scored:
-        ax.scatter([pick.susceptibility], [_pct(pick.train_acc)], s=220, facecolor="none", edgecolor="black", linewidth=1.6,
-                   zorder=4, label="to ship")
+        ax.scatter(
+            [pick.susceptibility],
+            [_pct(pick.train_acc)],
+            s=220,
+            facecolor="none",
+            edgecolor="black",
+            linewidth=1.6,
+            zorder=4,
+            label="to ship",
+        )
     if t is not None:
         ax.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
         ax.axhline(100 * t.train_acc, color="black", linestyle="--", linewidth=1)
@@ -135,14 +157,27 @@ def run_figure(rows: list[Result], keep: Result | None, title: str = "suscli tra
     with_acc = [r for r in measured if r.train_acc is not None]
     if with_acc:
         acc_ax = ax.twinx()
-        acc_ax.plot([r.epoch for r in with_acc], [_pct(r.train_acc) for r in with_acc], "-", color="#2a9d8f", linewidth=1.5, label="training accuracy")
+        acc_ax.plot(
+            [r.epoch for r in with_acc],
+            [_pct(r.train_acc) for r in with_acc],
+            "-",
+            color="#2a9d8f",
+            linewidth=1.5,
+            label="training accuracy",
+        )
         acc_ax.set_ylabel("training accuracy on its own labels (%)")
         h, lab = acc_ax.get_legend_handles_labels()
         handles, labels = handles + h, labels + lab
     if keep is not None:
         ax.axvline(keep.epoch, color="black", linestyle="--", linewidth=1)
-        ax.annotate(f"keep epoch {keep.epoch}", (keep.epoch, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
-                    textcoords="offset points", fontsize=8)
+        ax.annotate(
+            f"keep epoch {keep.epoch}",
+            (keep.epoch, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -12),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax.legend(handles, labels, loc="upper left", fontsize=8)
     ax.set_title(title + f" — keep rule: {rule}", fontsize=10)
     ax.grid(alpha=0.3)

@@ -99,7 +99,9 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
     if pool.is_file():
         if pool.suffix.lower() in MANIFEST_SUFFIXES:
             return read_manifest(pool)
-        raise InputError(f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest")
+        raise InputError(
+            f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest"
+        )
     entries: list[PoolEntry] = []
     children = sorted(pool.iterdir())
     own = checkpoint_folder(pool)  # a Trainer's output_dir may hold its final model beside its checkpoint-N folders
@@ -122,7 +124,10 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
                 name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
                 entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p)))
     if not entries:
-        raise InputError(f"no checkpoints in {pool}", fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them")
+        raise InputError(
+            f"no checkpoints in {pool}",
+            fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them",
+        )
     return entries
 
 
@@ -149,9 +154,11 @@ def read_manifest(path: Path) -> list[PoolEntry]:
             with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
-        raise InputError(f"cannot read manifest {path}: {str(e).splitlines()[0]}", fix="a JSON list of {\"path\": ...} objects or a CSV with a path column") from None
+        raise InputError(
+            f"cannot read manifest {path}: {str(e).splitlines()[0]}", fix='a JSON list of {"path": ...} objects or a CSV with a path column'
+        ) from None
     if not isinstance(rows, list) or not rows:
-        raise InputError(f"manifest {path} lists no models", fix="a JSON list of {\"path\": ...} objects or a CSV with a path column")
+        raise InputError(f"manifest {path} lists no models", fix='a JSON list of {"path": ...} objects or a CSV with a path column')
     entries = []
     for i, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or not row.get("path"):
@@ -168,7 +175,15 @@ def read_manifest(path: Path) -> list[PoolEntry]:
             epoch = epoch_from_name(file)
         elif not str(epoch).isdigit():
             raise InputError(f"manifest {path}: entry {i} has epoch {epoch!r}, not a whole number") from None
-        entries.append(PoolEntry(str(row.get("name") or row["path"]), file, _anchored(row.get("arch") or None, path.parent), kwargs, int(epoch) if epoch is not None else None))
+        entries.append(
+            PoolEntry(
+                str(row.get("name") or row["path"]),
+                file,
+                _anchored(row.get("arch") or None, path.parent),
+                kwargs,
+                int(epoch) if epoch is not None else None,
+            )
+        )
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)

@@ -29,7 +29,9 @@ class Thresholds:
     source: str  # how they were set, e.g. "pool mean" or "fixed"
 
 
-def thresholds(rows: list[Result], rule: str = "mean", susceptibility: float | None = None, train_acc: float | None = None) -> Thresholds | None:
+def thresholds(
+    rows: list[Result], rule: str = "mean", susceptibility: float | None = None, train_acc: float | None = None
+) -> Thresholds | None:
     """Thresholds from the scored rows by `rule`, each replaced by a fixed value when given.
 
     None when they cannot be set: no training accuracy, or fewer than MIN_POOL models and no fixed values.
@@ -88,14 +90,18 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
         return "no model could be scored"
     if t is None:
         best = min(scored, key=lambda r: r.susceptibility if r.susceptibility is not None else float("inf"))
-        return (f"no regions (need --train-data and {MIN_POOL}+ models, or --zeta-threshold and --acc-threshold); "
-                f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})")
+        return (
+            f"no regions (need --train-data and {MIN_POOL}+ models, or --zeta-threshold and --acc-threshold); "
+            f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})"
+        )
     first = [r for r in scored if r.region == 1]
     flagged = [r.name for r in scored if r.region == 2]
     memo = f"; {len(flagged)} flagged as likely memorized noise: {', '.join(flagged)}" if flagged else ""
     if not first:
         return f"no model in region 1 (train acc >= {t.train_acc:.3f} and susceptibility <= {t.susceptibility:.4f}, {t.source}){memo}"
     best = first[0]
-    return (f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
-            f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), the highest training accuracy "
-            f"of the {len(first)} model(s) in region 1{memo}")
+    return (
+        f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
+        f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), the highest training accuracy "
+        f"of the {len(first)} model(s) in region 1{memo}"
+    )

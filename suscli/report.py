@@ -92,9 +92,11 @@ NUMERIC_COLUMNS = ("epoch", "train acc", "susceptibility", "zeta", "agreement", 
 def noise_line(check: LabelCheck) -> str:
     """The label-noise estimate in words, for stderr and the step summary."""
     e = check.estimate
-    return (f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
-            f"(95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%): an estimate of the share of wrong labels; "
-            "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized")
+    return (
+        f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
+        f"(95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%): an estimate of the share of wrong labels; "
+        "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"
+    )
 
 
 def suspects_csv(check: LabelCheck, paths: list[str]) -> str:
@@ -102,8 +104,14 @@ def suspects_csv(check: LabelCheck, paths: list[str]) -> str:
     consensus label and its share of the voters' probability."""
     wrong = np.flatnonzero(check.contradicted)
     order = wrong[np.argsort(-check.share[wrong], kind="stable")]
-    frame = pd.DataFrame({"path": [paths[i] for i in order], "given_label": check.labels[order],
-                          "consensus_label": check.consensus[order], "vote_share": np.round(check.share[order], 4)})
+    frame = pd.DataFrame(
+        {
+            "path": [paths[i] for i in order],
+            "given_label": check.labels[order],
+            "consensus_label": check.consensus[order],
+            "vote_share": np.round(check.share[order], 4),
+        }
+    )
     buf = io.StringIO()
     frame.to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
@@ -118,7 +126,12 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
         cols.append(("epoch", [_fmt(r.epoch) for r in rows]))
     cols.append(("arch", [_fmt(r.arch) for r in rows]))
     cols.append(("train acc", [_pct(r.train_acc) + _interval(r) for r in rows]))
-    cols.append(("susceptibility", [_fmt(r.susceptibility) + ("" if r.susceptibility_sem is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows]))
+    cols.append(
+        (
+            "susceptibility",
+            [_fmt(r.susceptibility) + ("" if r.susceptibility_sem is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows],
+        )
+    )
     if tracked:
         cols.append(("zeta", [_fmt(r.zeta) for r in rows]))
     if any(r.agreement is not None for r in rows):

@@ -57,8 +57,14 @@ class Choice:
     voters: list[str] = field(default_factory=list)  # the models whose consensus the agreement is measured against
 
 
-def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DEFAULT_VOTERS,
-           tie_break: str = DEFAULT_TIE_BREAK, noise_voters: str = DEFAULT_NOISE_VOTERS) -> Choice:
+def choose(
+    rows: list[Result],
+    rule: str,
+    t: Thresholds | None,
+    voters: str = DEFAULT_VOTERS,
+    tie_break: str = DEFAULT_TIE_BREAK,
+    noise_voters: str = DEFAULT_NOISE_VOTERS,
+) -> Choice:
     """Order `rows` by `rule` and pick the model to ship; every row also gets its region from `t`.
 
     agreement: models ordered by how often they predict, on the unlabeled images, the consensus of the voters
@@ -69,9 +75,14 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DE
     """
     classes = pool_classes(rows)
     if len(classes) > 1:
-        return Choice(rank(rows, None), None, f"no model to ship: the pool mixes models with {' and '.join(map(str, classes))} "
-                      "classes, and susceptibility (a loss drop on random labels over all classes) is not comparable across "
-                      "them, so no regions were drawn", False)
+        return Choice(
+            rank(rows, None),
+            None,
+            f"no model to ship: the pool mixes models with {' and '.join(map(str, classes))} "
+            "classes, and susceptibility (a loss drop on random labels over all classes) is not comparable across "
+            "them, so no regions were drawn",
+            False,
+        )
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
     if rule == "agreement":
         who, mask = annotate_agreement(rows, t, voters)
@@ -101,8 +112,11 @@ def choose(rows: list[Result], rule: str, t: Thresholds | None, voters: str = DE
         layer = pareto_layers(scored)
         ranked = _order(rows, lambda r: (layer[id(r)], -r.train_acc))
         front = sum(1 for v in layer.values() if v == 0)
-        return _top(ranked, rule, f"the highest training accuracy of the {front} model(s) that no other model beats on both "
-                            "training accuracy and susceptibility")
+        return _top(
+            ranked,
+            rule,
+            f"the highest training accuracy of the {front} model(s) that no other model beats on both training accuracy and susceptibility",
+        )
     raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
 
 
@@ -125,8 +139,10 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
     preds = [predictions_of(r) for r in scored]
     missing = [r.name for r, p in zip(scored, preds) if p is None]
     if missing:
-        return (f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
-                "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)"), [False] * len(scored)
+        return (
+            f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
+            "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)"
+        ), [False] * len(scored)
     if len({p.num_classes for p in preds}) > 1:
         return "the models predict different numbers of classes", [False] * len(scored)
     if len({p.classes.shape[0] for p in preds}) > 1:
@@ -222,9 +238,16 @@ def pareto_layers(rows: list[Result]) -> dict[int, int]:
     left = list(rows)
     depth = 0
     while left:
-        front = [r for r in left if not any(
-            o.train_acc >= r.train_acc and o.susceptibility <= r.susceptibility
-            and (o.train_acc > r.train_acc or o.susceptibility < r.susceptibility) for o in left)]
+        front = [
+            r
+            for r in left
+            if not any(
+                o.train_acc >= r.train_acc
+                and o.susceptibility <= r.susceptibility
+                and (o.train_acc > r.train_acc or o.susceptibility < r.susceptibility)
+                for o in left
+            )
+        ]
         for r in front:
             layer[id(r)] = depth
         left = [r for r in left if id(r) not in layer]
@@ -266,16 +289,27 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
-    why = (f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
-           f"images{_outside_region_1(best, 'agreement')}")
+    why = (
+        f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
+        f"images{_outside_region_1(best, 'agreement')}"
+    )
     if len(lead) == 1 and not fit:
-        return Choice(ranked, best, why + ", clearly more than any other model; still no confident choice without training "
-                                          "accuracy (--train-data): every model voted, whether it fits its labels or not", False, lead, labels)
+        return Choice(
+            ranked,
+            best,
+            why + ", clearly more than any other model; still no confident choice without training "
+            "accuracy (--train-data): every model voted, whether it fits its labels or not",
+            False,
+            lead,
+            labels,
+        )
     if len(lead) == 1:
         return Choice(ranked, best, why + ", clearly more than any other model", True, lead, labels)
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
-    why += (f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
-            f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}")
+    why += (
+        f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
+        f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
+    )
     return Choice(ranked, best, why, False, lead, labels)
 
 

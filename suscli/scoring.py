@@ -113,7 +113,9 @@ def _common_size(images: Sequence[ImageSource]) -> tuple[int, str]:
         side = sizes[0][0]
         return side, f"image size {side} taken from the images (all {side}x{side}): nothing names the model's input size"
     shown = ", ".join(f"{w}x{h}" for w, h in sizes[:3]) + (", ..." if len(sizes) > 3 else "")
-    why = "" if not sizes else f" and the images are {shown}, not square" if len(sizes) == 1 else f" and the images differ in size ({shown})"
+    why = (
+        "" if not sizes else f" and the images are {shown}, not square" if len(sizes) == 1 else f" and the images differ in size ({shown})"
+    )
     raise UsageError(f"the image size is unknown{why}", fix="pass --image-size, or --preset cifar10|imagenet")
 
 
@@ -177,8 +179,21 @@ def score_checkpoint(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
             fix="check --arch, --image-size and --preset",
         ) from None
-    return scored_row(checkpoint, sus, acc, preds, settings=settings, prep=prep, channels=channels, notes=notes, images=len(pixels),
-                      unreadable=unreadable, train_unreadable=bad, seconds=time.perf_counter() - start, name=name)
+    return scored_row(
+        checkpoint,
+        sus,
+        acc,
+        preds,
+        settings=settings,
+        prep=prep,
+        channels=channels,
+        notes=notes,
+        images=len(pixels),
+        unreadable=unreadable,
+        train_unreadable=bad,
+        seconds=time.perf_counter() - start,
+        name=name,
+    )
 
 
 def source_notes(data: ImageSource, train: ImageSource | None) -> list[str]:

@@ -169,7 +169,9 @@ class ResultStore:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            raise InputError(f"cannot write results file {self.path}: {e.strerror or e}", fix="pass --results with a writable path") from None
+            raise InputError(
+                f"cannot write results file {self.path}: {e.strerror or e}", fix="pass --results with a writable path"
+            ) from None
         self._done[key] = result
 
     @staticmethod

@@ -23,7 +23,9 @@ LIST_SUFFIXES = (".txt", ".csv")
 ROW_MEMORY = 24
 
 
-def read_label_csv(path: Path, image_column: str | None = None, label_column: str | None = None) -> tuple[list[Path], list[int], list[str] | None]:
+def read_label_csv(
+    path: Path, image_column: str | None = None, label_column: str | None = None
+) -> tuple[list[Path], list[int], list[str] | None]:
     """(paths, labels, class names or None). Rows `path,label`, or any columns under a header naming the path and
     label columns. Labels are class ids when the first row's label is a whole number, else class names, numbered
     in sorted order (suscli.labels maps them to each model's own ids); a file mixing the two is an error."""
@@ -39,8 +41,13 @@ def read_label_csv(path: Path, image_column: str | None = None, label_column: st
         whole = label.isascii() and label.isdigit()  # isdigit alone also takes '²', which int() refuses
         by_id = whole if by_id is None else by_id
         if len(row) != width or not label or whole != by_id or not _is_path(row[path_at]):
-            kind = ("a class id or a class name" if line == 1 else "a non-negative integer label" if by_id
-                    else "a class name, as in the rows before it")
+            kind = (
+                "a class id or a class name"
+                if line == 1
+                else "a non-negative integer label"
+                if by_id
+                else "a class name, as in the rows before it"
+            )
             raise InputError(f"{path}: row {line} is {','.join(row)!r}, expected 'path,label' with {kind}", fix="fix or remove that row")
         paths.append((path.parent / row[path_at].strip()).resolve())
         values.append(label)
@@ -79,7 +86,9 @@ def _is_path(text: str) -> bool:
     return bool(text.strip()) and "\0" not in text  # a NUL cannot be in a path (os.stat raises ValueError)
 
 
-def _header(rows: list[list[str]], path: Path, image_column: str | None, label_column: str | None, *, labeled: bool) -> tuple[int, int, int] | None:
+def _header(
+    rows: list[list[str]], path: Path, image_column: str | None, label_column: str | None, *, labeled: bool
+) -> tuple[int, int, int] | None:
     """(path column, label column, width) when the first row is a header: it holds a column name the options give or
     a known one. A header must have the columns the options name."""
     names = [c.strip().lower() for c in rows[0]]
@@ -134,5 +143,8 @@ def _check_size(path: Path, what: str) -> None:
         raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from None
     free = available_memory()
     if free is not None and ROW_MEMORY * size > free:
-        raise InputError(f"{what} {path} is {human_size(size)}: its rows take about {human_size(ROW_MEMORY * size)} of memory "
-                         f"but {human_size(free)} is available; refused rather than swapping", fix="split it, or free memory")
+        raise InputError(
+            f"{what} {path} is {human_size(size)}: its rows take about {human_size(ROW_MEMORY * size)} of memory "
+            f"but {human_size(free)} is available; refused rather than swapping",
+            fix="split it, or free memory",
+        )

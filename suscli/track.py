@@ -20,10 +20,14 @@ from suscli.rules import choose
 KEEP_RULES = {
     "train-acc": "keep the epoch with the highest training accuracy (the later one on ties)",
     "last": "keep the last measured epoch",
-    "knee": ("keep the epoch with the largest gain in training accuracy minus gain in r, each scaled to its range "
-             "over the run (past it, more training accuracy costs more susceptibility than it brings)"),
-    "agreement": ("keep the epoch whose predictions on the unlabeled images agree most with the consensus of the "
-                  "run's region-1 epochs, the best fit first among those within noise (suscli rank's rule)"),
+    "knee": (
+        "keep the epoch with the largest gain in training accuracy minus gain in r, each scaled to its range "
+        "over the run (past it, more training accuracy costs more susceptibility than it brings)"
+    ),
+    "agreement": (
+        "keep the epoch whose predictions on the unlabeled images agree most with the consensus of the "
+        "run's region-1 epochs, the best fit first among those within noise (suscli rank's rule)"
+    ),
 }
 # The best of these on the validation zoo: the kept epoch's clean accuracy was closest to each run's best
 # (docs/validation.md, "suscli track's keep-rule").
@@ -135,19 +139,29 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
     numbered = sorted((e for e in entries if e.epoch is not None), key=lambda e: e.epoch)
     skipped = [e for e in entries if e.epoch is None]
     if not numbered:
-        raise InputError(f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field")
+        raise InputError(
+            f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field"
+        )
     for a, b in zip(numbered, numbered[1:]):
         if a.epoch == b.epoch:
-            raise InputError(f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}", fix="keep one per epoch, or list them in a manifest with an epoch field")
+            raise InputError(
+                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
+                fix="keep one per epoch, or list them in a manifest with an epoch field",
+            )
     return numbered, skipped
 
 
 def log_rows(records: list[dict], log: Path) -> list[Result]:
     """Result rows from suscli.tracker log records (one per epoch, in epoch order)."""
     return [
-        Result(name=f"epoch {rec['epoch']}", path=str(log), epoch=rec["epoch"], susceptibility=rec["r"],
-               susceptibility_sem=rec.get("sem"), train_acc=rec.get("train_acc"), details=rec)
+        Result(
+            name=f"epoch {rec['epoch']}",
+            path=str(log),
+            epoch=rec["epoch"],
+            susceptibility=rec["r"],
+            susceptibility_sem=rec.get("sem"),
+            train_acc=rec.get("train_acc"),
+            details=rec,
+        )
         for rec in records
     ]
-
-

@@ -60,8 +60,11 @@ def recognize(path: Path, contents: object) -> Found | None:
     name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else str(config.get("model_type"))
     refused = None
     if "auto_map" in config:
-        refused = InputError("its config.json maps the model to code of its own (auto_map), which would run on loading; "
-                             "suscli never runs code a checkpoint brings", fix=_NO_REMOTE_CODE)
+        refused = InputError(
+            "its config.json maps the model to code of its own (auto_map), which would run on loading; "
+            "suscli never runs code a checkpoint brings",
+            fix=_NO_REMOTE_CODE,
+        )
     found.arch = Arch(f"transformers:{name}", "config.json", load=functools.partial(_load, path, config), refused=refused)
     return found
 
@@ -73,22 +76,29 @@ def _load(path: Path, config: dict[str, Any]) -> nn.Module:
 
     model_type = config.get("model_type")
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
-        raise InputError(f"its config.json names the model type {model_type!r}, which transformers {transformers.__version__} "
-                         "does not define; its code would have to come with the checkpoint, and suscli never runs such code",
-                         fix=f"upgrade transformers if it is a newer model type, or {_NO_REMOTE_CODE}")
+        raise InputError(
+            f"its config.json names the model type {model_type!r}, which transformers {transformers.__version__} "
+            "does not define; its code would have to come with the checkpoint, and suscli never runs such code",
+            fix=f"upgrade transformers if it is a newer model type, or {_NO_REMOTE_CODE}",
+        )
     with _quiet(transformers):
         try:
             model, info = AutoModelForImageClassification.from_pretrained(
-                path, local_files_only=True, trust_remote_code=False, output_loading_info=True)
+                path, local_files_only=True, trust_remote_code=False, output_loading_info=True
+            )
         except Exception as e:  # transformers' own refusal: a config without an image classifier, shapes that differ, ...
-            raise InputError(f"transformers cannot load it as an image classifier ({type(e).__name__}: {_first_line(e)})",
-                             fix="check that config.json and the weights belong together") from e
+            raise InputError(
+                f"transformers cannot load it as an image classifier ({type(e).__name__}: {_first_line(e)})",
+                fix="check that config.json and the weights belong together",
+            ) from e
     unfilled = {k: v for k in ("missing_keys", "mismatched_keys", "unexpected_keys") if (v := list(info.get(k) or []))}
     if unfilled:
-        described = ", ".join(f"{len(v)} {k.replace('_', ' ')} ({', '.join(map(str, v[:3]))}{', ...' if len(v) > 3 else ''})"
-                              for k, v in unfilled.items())
-        raise InputError(f"weights do not fit {type(model).__name__}: {described}",
-                         fix="check that config.json and the weights belong together")
+        described = ", ".join(
+            f"{len(v)} {k.replace('_', ' ')} ({', '.join(map(str, v[:3]))}{', ...' if len(v) > 3 else ''})" for k, v in unfilled.items()
+        )
+        raise InputError(
+            f"weights do not fit {type(model).__name__}: {described}", fix="check that config.json and the weights belong together"
+        )
     return model.float().eval()
 
 
@@ -117,7 +127,9 @@ def _shards(index: Path) -> list[Path]:
     names = list(dict.fromkeys(map(str, weight_map.values())))
     outside = [n for n in names if Path(n).name != n or n in ("", ".", "..")]
     if outside:
-        raise InputError(f"{index}: names shard {outside[0]!r}, which is not a file in its folder", fix="save the model again with save_pretrained")
+        raise InputError(
+            f"{index}: names shard {outside[0]!r}, which is not a file in its folder", fix="save the model again with save_pretrained"
+        )
     missing = [n for n in names if not (index.parent / n).is_file()]
     if missing:
         raise InputError(f"{index}: shard {missing[0]} is missing", fix="copy every shard the index names")

@@ -75,8 +75,11 @@ def recorded_args(value: object) -> dict[str, Any] | None:
 
 def numbers(value: object) -> list[float] | None:
     """`value` as a list of 1 or 3 numbers (a mean or std), or None."""
-    if isinstance(value, (list, tuple)) and len(value) in (1, 3) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) in (1, 3)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
         return [float(v) for v in value]
     return None
 

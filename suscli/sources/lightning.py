@@ -44,17 +44,24 @@ def _arch(name: str) -> Arch:
     import torchvision.models
 
     timm = _timm()
-    registries = [r for r, has in (("torchvision", name in torchvision.models.list_models()),
-                                   ("timm", timm is not None and timm.is_model(name))) if has]
+    registries = [
+        r
+        for r, has in (("torchvision", name in torchvision.models.list_models()), ("timm", timm is not None and timm.is_model(name)))
+        if has
+    ]
     if len(registries) == 1:
         return Arch(f"{registries[0]}:{name}", _SOURCE)
     if registries:
-        refused = InputError(f"its hyper_parameters name the architecture {name!r}, which both torchvision and timm define",
-                             fix=f"pass --arch torchvision:{name} or --arch timm:{name}")
+        refused = InputError(
+            f"its hyper_parameters name the architecture {name!r}, which both torchvision and timm define",
+            fix=f"pass --arch torchvision:{name} or --arch timm:{name}",
+        )
     else:
         missing = "" if timm else " (timm is not installed: pip install 'suscli[timm]')"
-        refused = InputError(f"its hyper_parameters name the architecture {name!r}, which neither torchvision nor timm defines{missing}",
-                             fix="pass --arch with the architecture it was trained with")
+        refused = InputError(
+            f"its hyper_parameters name the architecture {name!r}, which neither torchvision nor timm defines{missing}",
+            fix="pass --arch with the architecture it was trained with",
+        )
     return Arch(name, _SOURCE, refused=refused)
 
 

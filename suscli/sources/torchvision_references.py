@@ -23,8 +23,11 @@ def recognize(path: Path, contents: object) -> Found | None:
     if not args or not isinstance(args.get("model"), str) or not ("val_crop_size" in args or "lr_scheduler" in contents):
         return None
     imagenet = PRESETS["imagenet"]
-    found = Found("torchvision references", Arch(f"torchvision:{args['model']}", "torchvision reference checkpoint"),
-                  meta={"mean": list(imagenet.mean), "std": list(imagenet.std)})
+    found = Found(
+        "torchvision references",
+        Arch(f"torchvision:{args['model']}", "torchvision reference checkpoint"),
+        meta={"mean": list(imagenet.mean), "std": list(imagenet.std)},
+    )
     crop, resize = whole(args.get("val_crop_size")), whole(args.get("val_resize_size"))
     if crop:
         found.meta["image_size"] = crop
