@@ -9,6 +9,11 @@
 the running mean. The random labels are drawn once (from the seed) and every epoch uses the same batches, so
 that differences between epochs come from the model, not from the draw. The model's weights, buffers and
 train/eval flags, the optimizer's state and the parameters' gradients are left exactly as they were.
+
+`writer` sends r, zeta and the measurement's seconds to the logs people already read: a TensorBoard
+`SummaryWriter`, or any callable taking a dict of scalars and the step (W&B's `wandb.log`, MLflow's
+`mlflow.log_metrics`). The Lightning callback below and `suscli.hf_tracker` for the Hugging Face Trainer route them
+through their trainer's own loggers.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import torch
 from torch import nn
 
 from suscli.errors import InputError
-from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.images import unlabeled_source
+from suscli.susceptibility import SusceptibilityConfig, _device_of, measure_susceptibility
 from suscli.track import running_mean
 
 
@@ -54,26 +60,37 @@ class SusceptibilityTracker:
     """Measures susceptibility once per epoch on fixed unlabeled `inputs` (N, ...) and appends it to `log`.
 
     `transform` maps a batch of inputs (on the model's device) to model inputs, e.g. uint8 pixels to
-    normalized floats. A log that already exists is read first: a run resumed from a checkpoint continues its
+    normalized floats. `inputs` may also be a Dataset or DataLoader (the first item of each sample, all of it) or
+    a folder of images (decoded once to uint8 pixels of side `image_size`); they move to the model's device once,
+    at the first measurement. A log that already exists is read first: a run resumed from a checkpoint continues its
     running mean, and a re-measured epoch replaces the earlier record of that epoch.
     """
 
-    inputs: torch.Tensor
+    inputs: torch.Tensor | torch.utils.data.Dataset | torch.utils.data.DataLoader | str | Path
     log: str | Path | None = None
     config: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
     num_classes: int | None = None
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    writer: object | None = None  # a SummaryWriter (anything with add_scalar), or a callable(scalars, step)
+    image_size: int | None = None  # for an image folder: the side its images are decoded to
     history: list[EpochRecord] = field(default_factory=list, init=False, repr=False)  # by epoch, as logged
 
     def __post_init__(self) -> None:
+        self.inputs = unlabeled_inputs(self.inputs, self.image_size)
         if self.log is not None and Path(self.log).exists():
             self.history = [EpochRecord(**rec) for rec in read_log(self.log)]
 
     def measure(
-        self, model: nn.Module, epoch: int, *, optimizer: torch.optim.Optimizer | None = None, train_acc: float | None = None
+        self, model: nn.Module, epoch: int, *, optimizer: torch.optim.Optimizer | None = None,
+        train_acc: float | None = None, step: int | None = None,
     ) -> EpochRecord:
-        """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did."""
+        """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did. `step` is the
+        x-axis the writer logs at (default: `epoch`), e.g. the global step to line up with the training loss."""
         start = time.perf_counter()
+        assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
+        device = _device_of(model)
+        if self.inputs.device != device:
+            self.inputs = self.inputs.to(device)  # once: later epochs find them there
         sus = measure_susceptibility(model, self.inputs, config=self.config, num_classes=self.num_classes,
                                      transform=self.transform, optimizer=optimizer)
         self.num_classes = sus.num_classes
@@ -97,7 +114,55 @@ class SusceptibilityTracker:
         self.history.append(record)
         if self.log is not None:
             _append(Path(self.log), asdict(record))
+        if self.writer is not None:
+            write_scalars(self.writer, scalars(record), epoch if step is None else step)
         return record
+
+
+def scalars(record: EpochRecord) -> dict[str, float]:
+    """What goes to the training logs, under one prefix so that the dashboards group them."""
+    values = {"susceptibility/r": record.r, "susceptibility/zeta": record.zeta, "susceptibility/seconds": record.seconds}
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def write_scalars(writer: object, values: dict[str, float], step: int) -> None:
+    """To a SummaryWriter (anything with add_scalar) or a callable(scalars, step)."""
+    add_scalar = getattr(writer, "add_scalar", None)
+    if add_scalar is not None:
+        for name, value in values.items():
+            add_scalar(name, value, step)
+    elif callable(writer):
+        writer(values, step)
+    else:
+        raise TypeError(f"writer must be a SummaryWriter or a callable(scalars, step), not {type(writer).__name__}")
+
+
+def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Tensor:
+    """The unlabeled inputs as one tensor (N, ...): a tensor as it is; a Dataset or DataLoader read once (the first
+    item of each sample); an image folder decoded once through suscli's image pipeline (uint8 pixels)."""
+    if isinstance(source, torch.Tensor):
+        return source
+    if isinstance(source, (str, Path)):
+        if image_size is None:
+            raise InputError(f"an image folder ({source}) needs image_size= to decode its images to",
+                             fix="SusceptibilityTracker(folder, image_size=32, transform=normalizer(mean, std))")
+        return unlabeled_source(source).decoded(image_size, 3)[0]
+    if isinstance(source, torch.utils.data.DataLoader):
+        return torch.cat([_first(batch) for batch in source])
+    if isinstance(source, torch.utils.data.Dataset):
+        return torch.stack([_first(source[i]) for i in range(len(source))])  # type: ignore[arg-type]
+    raise InputError(f"unlabeled inputs must be a tensor, a Dataset, a DataLoader or an image folder, not {type(source).__name__}")
+
+
+def _first(sample: object) -> torch.Tensor:
+    """The input of a sample or batch: (x, y) pairs give x; a dict gives its pixel_values."""
+    if isinstance(sample, dict):
+        sample = sample["pixel_values"]
+    if isinstance(sample, (tuple, list)):
+        sample = sample[0]
+    if not isinstance(sample, torch.Tensor):
+        raise InputError(f"a dataset item is {type(sample).__name__}, not a tensor (or a tuple starting with one)")
+    return sample
 
 
 def _append(path: Path, record: dict) -> None:
@@ -170,16 +235,37 @@ _Callback = _lightning()
 if _Callback is not None:
 
     class SusceptibilityCallback(_Callback):  # type: ignore[misc, valid-type]
-        """Lightning: measure at the start of every training epoch (trainer.current_epoch = epochs trained so far),
-        with the first optimizer's step when `with_optimizer`. `acc_metric` names a logged training accuracy (0-1)
-        whose latest value goes into the log: the knee rule of `suscli track` needs it."""
+        """Lightning: measure at the start of every `every_n_epochs`-th training epoch (trainer.current_epoch =
+        epochs trained so far) and once more at the end of training, with the first optimizer's step when
+        `with_optimizer`. r, zeta and the seconds go to every logger of the trainer (at its global step, beside the
+        training loss) and to the tracker's JSONL. `acc_metric` names a logged training accuracy (0-1) whose
+        latest value goes into the log: the knee rule of `suscli track` needs it. Only the global-zero process
+        measures under distributed training."""
 
-        def __init__(self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None):
+        def __init__(self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None,
+                     every_n_epochs: int = 1):
+            if every_n_epochs < 1:
+                raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
             self.tracker = tracker
             self.with_optimizer = with_optimizer
             self.acc_metric = acc_metric
+            self.every_n_epochs = every_n_epochs
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001 (Lightning's types)
+            if trainer.current_epoch % self.every_n_epochs == 0:
+                self._measure(trainer, pl_module)
+
+        def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+            last = self.tracker.history[-1].epoch if self.tracker.history else None
+            if last != trainer.current_epoch:  # the trained model; not twice when training stopped at a measured epoch
+                self._measure(trainer, pl_module)
+
+        def _measure(self, trainer, pl_module) -> None:  # noqa: ANN001
+            if not trainer.is_global_zero:
+                return
             optimizer = trainer.optimizers[0] if self.with_optimizer else None
             acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric else None
-            self.tracker.measure(pl_module, trainer.current_epoch, optimizer=optimizer, train_acc=None if acc is None else float(acc))
+            record = self.tracker.measure(pl_module, trainer.current_epoch, optimizer=optimizer,
+                                          train_acc=None if acc is None else float(acc), step=trainer.global_step)
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars(record), step=trainer.global_step)
