@@ -1,0 +1,53 @@
+"""The plain-loop tracker's writer (a TensorBoard SummaryWriter or a callable) and its sources of unlabeled inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from suscli.errors import InputError
+from suscli.images import unlabeled_source
+from suscli.susceptibility import SusceptibilityConfig
+from suscli.tracker import SusceptibilityTracker, unlabeled_inputs
+from tests.conftest import tiny_cnn, write_images
+
+CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=8, seed=1)
+
+
+def test_summary_writer_receives_r_and_zeta_at_the_given_step(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    writer = SummaryWriter(tmp_path / "tb")
+    tracker = SusceptibilityTracker(torch.randn(24, 3, 8, 8), config=CONFIG, writer=writer)
+    records = [tracker.measure(model, epoch, step=10 * epoch) for epoch in range(3)]
+    writer.close()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("susceptibility/r")] == [(10 * r.epoch, pytest.approx(r.r)) for r in records]
+    assert [e.step for e in events.Scalars("susceptibility/zeta")] == [10, 20]  # none at the initialization
+    assert events.Scalars("susceptibility/zeta")[-1].value == pytest.approx(records[-1].zeta)
+
+
+def test_a_callable_writer_gets_a_dict_and_the_epoch() -> None:
+    got = []
+    tracker = SusceptibilityTracker(torch.randn(24, 3, 8, 8), config=CONFIG, writer=lambda values, step: got.append((step, values)))
+    record = tracker.measure(tiny_cnn(3), 1)
+    assert got == [(1, {"susceptibility/r": record.r, "susceptibility/zeta": record.zeta, "susceptibility/seconds": record.seconds})]
+
+
+def test_inputs_from_a_dataset_a_dataloader_or_an_image_folder(tmp_path: Path) -> None:
+    x = torch.randn(20, 3, 8, 8)
+    data = torch.utils.data.TensorDataset(x, torch.zeros(20, dtype=torch.long))
+    assert torch.equal(unlabeled_inputs(data), x)
+    assert torch.equal(unlabeled_inputs(torch.utils.data.DataLoader(data, batch_size=6)), x)
+    write_images(tmp_path / "unlabeled", 5, size=8)
+    pixels = unlabeled_inputs(tmp_path / "unlabeled", image_size=8)
+    assert torch.equal(pixels, unlabeled_source(tmp_path / "unlabeled").decoded(8, 3)[0]) and pixels.dtype == torch.uint8
+    with pytest.raises(InputError, match="image_size"):
+        unlabeled_inputs(tmp_path / "unlabeled")
