@@ -150,7 +150,7 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
     if isinstance(source, torch.utils.data.DataLoader):
         return torch.cat([_first(batch) for batch in source])
     if isinstance(source, torch.utils.data.Dataset):
-        return torch.stack([_first(source[i]) for i in range(len(source))])  # type: ignore[arg-type]
+        return torch.stack([_first(source[i]) for i in range(len(source))])
     raise InputError(f"unlabeled inputs must be a tensor, a Dataset, a DataLoader or an image folder, not {type(source).__name__}")
 
 
