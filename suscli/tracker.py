@@ -87,6 +87,7 @@ class SusceptibilityTracker:
         """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did. `step` is the
         x-axis the writer logs at (default: `epoch`), e.g. the global step to line up with the training loss."""
         start = time.perf_counter()
+        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: the same parameters, no recompilation
         assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
         device = _device_of(model)
         if self.inputs.device != device:

@@ -40,14 +40,15 @@ class Module(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
 
-def fit(tmp_path: Path, callbacks: list) -> tuple[Module, pl.Trainer, torch.Tensor]:
+def fit(tmp_path: Path, callbacks: list, **trainer_args) -> tuple[Module, pl.Trainer, dict]:
     pl.seed_everything(0, verbose=False)
     data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
     module = Module()
     init = {k: v.clone() for k, v in module.state_dict().items()}
     loggers = [pl.loggers.CSVLogger(tmp_path, name="csv"), pl.loggers.TensorBoardLogger(tmp_path, name="tb")]
     trainer = pl.Trainer(max_epochs=3, callbacks=callbacks, logger=loggers, log_every_n_steps=1, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", deterministic=True)
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", deterministic=True,
+                         **trainer_args)
     trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=8, shuffle=True))
     return module, trainer, init
 
@@ -86,3 +87,16 @@ def test_lightning_loggers_receive_r_and_zeta_and_training_is_unchanged(tmp_path
     assert [(e.step, e.value) for e in events.Scalars("susceptibility/zeta")] == [
         (8, pytest.approx(records[1]["zeta"])), (12, pytest.approx(records[2]["zeta"]))]
     assert len(events.Scalars("susceptibility/seconds")) == 3 and "train_loss" in events.Tags()["scalars"]
+
+
+def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_path: Path) -> None:
+    """The callback runs between steps, outside autocast: r is measured in float32 and the grads being accumulated
+    come back as they were."""
+    setting = {"precision": "bf16-mixed", "accumulate_grad_batches": 3}  # 4 batches an epoch: a step after 3, then after 1
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    tracked, trainer, _ = fit(tmp_path / "with", [SusceptibilityCallback(tracker, with_optimizer=True)], **setting)
+    plain, plain_trainer, _ = fit(tmp_path / "without", [], **setting)
+    assert torch.equal(torch.stack(tracked.losses), torch.stack(plain.losses))
+    a, b = tracked.state_dict(), plain.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r.epoch for r in tracker.history] == [0, 1, 2, 3]

@@ -51,3 +51,11 @@ def test_inputs_from_a_dataset_a_dataloader_or_an_image_folder(tmp_path: Path) -
     assert torch.equal(pixels, unlabeled_source(tmp_path / "unlabeled").decoded(8, 3)[0]) and pixels.dtype == torch.uint8
     with pytest.raises(InputError, match="image_size"):
         unlabeled_inputs(tmp_path / "unlabeled")
+
+
+def test_a_compiled_model_is_measured_through_its_original_module() -> None:
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    inputs = torch.randn(24, 3, 8, 8)
+    compiled = SusceptibilityTracker(inputs, config=CONFIG).measure(torch.compile(model), 0)  # nothing gets compiled
+    assert compiled.r == SusceptibilityTracker(inputs, config=CONFIG).measure(model, 0).r
