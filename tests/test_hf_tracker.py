@@ -46,13 +46,14 @@ class Images(torch.utils.data.Dataset):
         return {"pixel_values": self.x[i], "labels": self.y[i]}
 
 
-def train(out: Path, tracker: SusceptibilityTracker | None):
+def train(out: Path, tracker: SusceptibilityTracker | None, **settings):
     transformers.set_seed(0)
     model = Classifier()
     init = {k: v.clone() for k, v in model.net.state_dict().items()}
     args = transformers.TrainingArguments(output_dir=str(out), num_train_epochs=3, per_device_train_batch_size=8,
                                           learning_rate=0.1, logging_steps=1, report_to=["tensorboard"], save_strategy="no",
-                                          use_cpu=True, seed=0, disable_tqdm=True, dataloader_num_workers=0)
+                                          use_cpu=True, seed=0, disable_tqdm=True, dataloader_num_workers=0,
+                                          **settings)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=Images())
     if tracker is not None:
         trainer.add_callback(SusceptibilityTrainerCallback(trainer, tracker, every_n_epochs=2))
@@ -90,3 +91,15 @@ def test_trainer_log_history_and_tensorboard_receive_r_and_zeta_and_training_is_
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("train/susceptibility/zeta")] == [
         (8, pytest.approx(records[1]["zeta"])), (12, pytest.approx(records[2]["zeta"]))]
+
+
+def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_path: Path) -> None:
+    setting = {"bf16": True, "gradient_accumulation_steps": 3}
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    tracked, _ = train(tmp_path / "with", tracker, **setting)
+    plain, _ = train(tmp_path / "without", None, **setting)
+    assert [h.get("loss") for h in plain.state.log_history] == [h.get("loss") for h in tracked.state.log_history
+                                                                if "susceptibility/r" not in h]
+    a, b = tracked.model.state_dict(), plain.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r.epoch for r in tracker.history] == [0, 2, 3]
