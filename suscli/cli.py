@@ -499,7 +499,7 @@ def track(
     run: Annotated[Optional[Path], typer.Argument(metavar="RUN", help="Folder of a run's per-epoch checkpoints (searched recursively), or a .json/.csv manifest with path and epoch.")] = None,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively); needed with RUN.")] = None,
     train_data: TrainDataOpt = None,
-    log: Annotated[Optional[Path], typer.Option(help="Read r per epoch from a suscli.tracker log (JSON lines) instead of measuring checkpoints.")] = None,
+    log: Annotated[Optional[Path], typer.Option(help="Read r per epoch from a suscli.tracker log (JSON lines), or from the TensorBoard event file (or its folder) the tracker or its Lightning or Hugging Face callback wrote to, instead of measuring checkpoints.")] = None,
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,
     trust_checkpoint: TrustOpt = False,

@@ -34,6 +34,7 @@ from torch import nn
 from suscli.errors import InputError
 from suscli.images import unlabeled_source
 from suscli.susceptibility import SusceptibilityConfig, _device_of, measure_susceptibility
+from suscli.tb_log import is_event_log, read_events
 from suscli.track import running_mean
 
 
@@ -121,8 +122,10 @@ class SusceptibilityTracker:
 
 
 def scalars(record: EpochRecord) -> dict[str, float]:
-    """What goes to the training logs, under one prefix so that the dashboards group them."""
-    values = {"susceptibility/r": record.r, "susceptibility/zeta": record.zeta, "susceptibility/seconds": record.seconds}
+    """What goes to the training logs, under one prefix so that the dashboards group them; with the epoch and the
+    training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL."""
+    values = {"susceptibility/epoch": record.epoch, "susceptibility/r": record.r, "susceptibility/zeta": record.zeta,
+              "susceptibility/seconds": record.seconds, "susceptibility/train_acc": record.train_acc}
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
@@ -182,10 +185,12 @@ LOG_FIELDS = frozenset({"epoch", "r"})  # what a log line needs; the rest of Epo
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """The records of a tracker log in epoch order. A record of epoch e replaces every earlier-written record of
+    """The records of a tracker log (or of a TensorBoard event file it was written to) in epoch order. A record of epoch e replaces every earlier-written record of
     epochs >= e: a run resumed (or restarted) at epoch e logs them again. A last line cut short by a crash is ignored.
     """
     path = Path(path)
+    if is_event_log(path):
+        return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in read_events(path)]
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:

@@ -91,6 +91,9 @@ def test_trainer_log_history_and_tensorboard_receive_r_and_zeta_and_training_is_
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("train/susceptibility/zeta")] == [
         (8, pytest.approx(records[1]["zeta"])), (12, pytest.approx(records[2]["zeta"]))]
+    from_events = read_log(next((tmp_path / "with").rglob("events.out.tfevents.*")))  # suscli track --log reads it too
+    assert [r["epoch"] for r in from_events] == [0, 2, 3]
+    assert [r["r"] for r in from_events] == pytest.approx([r["r"] for r in records])
 
 
 def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_path: Path) -> None:

@@ -87,6 +87,9 @@ def test_lightning_loggers_receive_r_and_zeta_and_training_is_unchanged(tmp_path
     assert [(e.step, e.value) for e in events.Scalars("susceptibility/zeta")] == [
         (8, pytest.approx(records[1]["zeta"])), (12, pytest.approx(records[2]["zeta"]))]
     assert len(events.Scalars("susceptibility/seconds")) == 3 and "train_loss" in events.Tags()["scalars"]
+    from_events = read_log(tmp_path / "with" / "tb")  # suscli track --log reads the folder too
+    assert [r["epoch"] for r in from_events] == [0, 2, 3]
+    assert [r["r"] for r in from_events] == pytest.approx([r["r"] for r in records])
 
 
 def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_path: Path) -> None:
