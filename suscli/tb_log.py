@@ -26,18 +26,22 @@ def read_events(path: Path) -> list[dict]:
     try:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:
-        raise InputError("reading a TensorBoard event file needs tensorboard",
-                         fix="pip install 'suscli[tensorboard]', or give the tracker's JSONL log") from None
+        raise InputError(
+            "reading a TensorBoard event file needs tensorboard", fix="pip install 'suscli[tensorboard]', or give the tracker's JSONL log"
+        ) from None
     files = [path] if path.is_file() else sorted(path.rglob("*tfevents*"))
     if len(files) != 1:
         raise InputError(f"{path} holds {len(files)} TensorBoard event files, not one", fix="give one event file")
     events = EventAccumulator(str(files[0]), size_guidance={"scalars": 0})  # 0: keep every point
     events.Reload()
-    tags = {tag.removeprefix("train/")[len(PREFIX):]: tag for tag in events.Tags()["scalars"]
-            if tag.removeprefix("train/").startswith(PREFIX)}
+    tags = {
+        tag.removeprefix("train/")[len(PREFIX) :]: tag for tag in events.Tags()["scalars"] if tag.removeprefix("train/").startswith(PREFIX)
+    }
     if "epoch" not in tags or "r" not in tags:
-        raise InputError(f"{files[0]} has no susceptibility/epoch and susceptibility/r scalars",
-                         fix="give an event file written through suscli.tracker (or its JSONL log)")
+        raise InputError(
+            f"{files[0]} has no susceptibility/epoch and susceptibility/r scalars",
+            fix="give an event file written through suscli.tracker (or its JSONL log)",
+        )
     values = {name: {e.step: e.value for e in events.Scalars(tag)} for name, tag in tags.items()}
     by_epoch: dict[int, dict] = {}
     for step in sorted(values["epoch"]):

@@ -82,8 +82,13 @@ class SusceptibilityTracker:
             self.history = [EpochRecord(**rec) for rec in read_log(self.log)]
 
     def measure(
-        self, model: nn.Module, epoch: int, *, optimizer: torch.optim.Optimizer | None = None,
-        train_acc: float | None = None, step: int | None = None,
+        self,
+        model: nn.Module,
+        epoch: int,
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        train_acc: float | None = None,
+        step: int | None = None,
     ) -> EpochRecord:
         """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did. `step` is the
         x-axis the writer logs at (default: `epoch`), e.g. the global step to line up with the training loss."""
@@ -93,8 +98,9 @@ class SusceptibilityTracker:
         device = _device_of(model)
         if self.inputs.device != device:
             self.inputs = self.inputs.to(device)  # once: later epochs find them there
-        sus = measure_susceptibility(model, self.inputs, config=self.config, num_classes=self.num_classes,
-                                     transform=self.transform, optimizer=optimizer)
+        sus = measure_susceptibility(
+            model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
+        )
         self.num_classes = sus.num_classes
         self.history = [h for h in self.history if h.epoch < epoch]
         epochs = [h.epoch for h in self.history] + [epoch]
@@ -124,8 +130,13 @@ class SusceptibilityTracker:
 def scalars(record: EpochRecord) -> dict[str, float]:
     """What goes to the training logs, under one prefix so that the dashboards group them; with the epoch and the
     training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL."""
-    values = {"susceptibility/epoch": record.epoch, "susceptibility/r": record.r, "susceptibility/zeta": record.zeta,
-              "susceptibility/seconds": record.seconds, "susceptibility/train_acc": record.train_acc}
+    values = {
+        "susceptibility/epoch": record.epoch,
+        "susceptibility/r": record.r,
+        "susceptibility/zeta": record.zeta,
+        "susceptibility/seconds": record.seconds,
+        "susceptibility/train_acc": record.train_acc,
+    }
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
@@ -148,8 +159,10 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
         return source
     if isinstance(source, (str, Path)):
         if image_size is None:
-            raise InputError(f"an image folder ({source}) needs image_size= to decode its images to",
-                             fix="SusceptibilityTracker(folder, image_size=32, transform=normalizer(mean, std))")
+            raise InputError(
+                f"an image folder ({source}) needs image_size= to decode its images to",
+                fix="SusceptibilityTracker(folder, image_size=32, transform=normalizer(mean, std))",
+            )
         return unlabeled_source(source).decoded(image_size, 3)[0]
     if isinstance(source, torch.utils.data.DataLoader):
         return torch.cat([_first(batch) for batch in source])
@@ -205,8 +218,13 @@ def read_log(path: str | Path) -> list[dict]:
             if n == len(lines):
                 continue
             raise InputError(f"tracker log {path} is corrupt at line {n}", fix="remove that line") from None
-        if not isinstance(record, dict) or not LOG_FIELDS <= record.keys() or not isinstance(record["epoch"], int) \
-                or isinstance(record["r"], bool) or not isinstance(record["r"], (int, float)):
+        if (
+            not isinstance(record, dict)
+            or not LOG_FIELDS <= record.keys()
+            or not isinstance(record["epoch"], int)
+            or isinstance(record["r"], bool)
+            or not isinstance(record["r"], (int, float))
+        ):
             raise InputError(f"{path} is not a suscli tracker log (line {n})", fix="give the JSONL file written by suscli.tracker")
         epoch = record["epoch"]
         by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
@@ -222,9 +240,11 @@ def schedule_warning(records: list[dict]) -> str | None:
     lrs = [rec["lr"] for rec in records if rec.get("step") == "optimizer" and rec.get("lr") is not None]
     if len(set(lrs)) < 2:
         return None
-    return (f"r was measured with the training optimizer's step, whose size followed the schedule (lr {min(lrs):.3g} to "
-            f"{max(lrs):.3g}): epochs are not on one scale and the knee may mislead; for choosing an epoch, track with the "
-            f"plain SGD step (tracker.measure without optimizer=)")
+    return (
+        f"r was measured with the training optimizer's step, whose size followed the schedule (lr {min(lrs):.3g} to "
+        f"{max(lrs):.3g}): epochs are not on one scale and the knee may mislead; for choosing an epoch, track with the "
+        f"plain SGD step (tracker.measure without optimizer=)"
+    )
 
 
 def _lightning() -> type | None:
@@ -248,8 +268,9 @@ if _Callback is not None:
         latest value goes into the log: the knee rule of `suscli track` needs it. Only the global-zero process
         measures under distributed training."""
 
-        def __init__(self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None,
-                     every_n_epochs: int = 1):
+        def __init__(
+            self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None, every_n_epochs: int = 1
+        ):
             if every_n_epochs < 1:
                 raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
             self.tracker = tracker
@@ -271,7 +292,12 @@ if _Callback is not None:
                 return
             optimizer = trainer.optimizers[0] if self.with_optimizer else None
             acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric else None
-            record = self.tracker.measure(pl_module, trainer.current_epoch, optimizer=optimizer,
-                                          train_acc=None if acc is None else float(acc), step=trainer.global_step)
+            record = self.tracker.measure(
+                pl_module,
+                trainer.current_epoch,
+                optimizer=optimizer,
+                train_acc=None if acc is None else float(acc),
+                step=trainer.global_step,
+            )
             for logger in trainer.loggers:
                 logger.log_metrics(scalars(record), step=trainer.global_step)
