@@ -685,7 +685,11 @@ def track(
     image_column: ImageColumnOpt = None,
     label_column: LabelColumnOpt = None,
     log: Annotated[
-        Optional[Path], typer.Option(help="Read r per epoch from a suscli.tracker log (JSON lines) instead of measuring checkpoints.")
+        Optional[Path],
+        typer.Option(
+            help="Read r per epoch from a suscli.tracker log (JSON lines), or from the TensorBoard event file (or its folder) the "
+            "tracker or its Lightning or Hugging Face callback wrote to, instead of measuring checkpoints."
+        ),
     ] = None,
     arch: ArchOpt = None,
     arch_kwargs: ArchKwargsOpt = None,

@@ -70,12 +70,13 @@ def batch_indices(n: int, batches: int, batch_size: int, seed: int) -> list[torc
 
 
 def logits_of(output: object) -> torch.Tensor:
-    """Classifier logits from a model's output: a tensor, a tuple/list (first item), or an object with .logits."""
+    """Classifier logits from a model's output: a tensor, a tuple/list (first item), an object with .logits, or a
+    dict with "logits" (a plain module written for the Hugging Face Trainer)."""
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
-    logits = getattr(output, "logits", None)
+    logits = output.get("logits") if isinstance(output, dict) else getattr(output, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
     raise InputError(f"the model returned {type(output).__name__}, not a tensor of class logits")

@@ -9,6 +9,11 @@
 the running mean. The random labels are drawn once (from the seed) and every epoch uses the same batches, so
 that differences between epochs come from the model, not from the draw. The model's weights, buffers and
 train/eval flags, the optimizer's state and the parameters' gradients are left exactly as they were.
+
+`writer` sends r, zeta and the measurement's seconds to the logs people already read: a TensorBoard
+`SummaryWriter`, or any callable taking a dict of scalars and the step (W&B's `wandb.log`, MLflow's
+`mlflow.log_metrics`). The Lightning callback below and `suscli.hf_tracker` for the Hugging Face Trainer route them
+through their trainer's own loggers.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import torch
 from torch import nn
 
 from suscli.errors import InputError
-from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.images import unlabeled_source
+from suscli.susceptibility import SusceptibilityConfig, _device_of, measure_susceptibility
+from suscli.tb_log import is_event_log, read_events
 from suscli.track import running_mean
 
 
@@ -54,28 +61,46 @@ class SusceptibilityTracker:
     """Measures susceptibility once per epoch on fixed unlabeled `inputs` (N, ...) and appends it to `log`.
 
     `transform` maps a batch of inputs (on the model's device) to model inputs, e.g. uint8 pixels to
-    normalized floats. A log that already exists is read first: a run resumed from a checkpoint continues its
+    normalized floats. `inputs` may also be a Dataset or DataLoader (the first item of each sample, all of it) or
+    a folder of images (decoded once to uint8 pixels of side `image_size`); they move to the model's device once,
+    at the first measurement. A log that already exists is read first: a run resumed from a checkpoint continues its
     running mean, and a re-measured epoch replaces the earlier record of that epoch.
     """
 
-    inputs: torch.Tensor
+    inputs: torch.Tensor | torch.utils.data.Dataset | torch.utils.data.DataLoader | str | Path
     log: str | Path | None = None
     config: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
     num_classes: int | None = None
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    writer: object | None = None  # a SummaryWriter (anything with add_scalar), or a callable(scalars, step)
+    image_size: int | None = None  # for an image folder: the side its images are decoded to
     history: list[EpochRecord] = field(default_factory=list, init=False, repr=False)  # by epoch, as logged
 
     def __post_init__(self) -> None:
+        self.inputs = unlabeled_inputs(self.inputs, self.image_size)
         if self.log is not None and Path(self.log).exists():
             self.history = [EpochRecord(**rec) for rec in read_log(self.log)]
 
     def measure(
-        self, model: nn.Module, epoch: int, *, optimizer: torch.optim.Optimizer | None = None, train_acc: float | None = None
+        self,
+        model: nn.Module,
+        epoch: int,
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        train_acc: float | None = None,
+        step: int | None = None,
     ) -> EpochRecord:
-        """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did."""
+        """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did. `step` is the
+        x-axis the writer logs at (default: `epoch`), e.g. the global step to line up with the training loss."""
         start = time.perf_counter()
-        sus = measure_susceptibility(model, self.inputs, config=self.config, num_classes=self.num_classes,
-                                     transform=self.transform, optimizer=optimizer)
+        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: the same parameters, no recompilation
+        assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
+        device = _device_of(model)
+        if self.inputs.device != device:
+            self.inputs = self.inputs.to(device)  # once: later epochs find them there
+        sus = measure_susceptibility(
+            model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
+        )
         self.num_classes = sus.num_classes
         self.history = [h for h in self.history if h.epoch < epoch]
         epochs = [h.epoch for h in self.history] + [epoch]
@@ -97,7 +122,64 @@ class SusceptibilityTracker:
         self.history.append(record)
         if self.log is not None:
             _append(Path(self.log), asdict(record))
+        if self.writer is not None:
+            write_scalars(self.writer, scalars(record), epoch if step is None else step)
         return record
+
+
+def scalars(record: EpochRecord) -> dict[str, float]:
+    """What goes to the training logs, under one prefix so that the dashboards group them; with the epoch and the
+    training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL."""
+    values = {
+        "susceptibility/epoch": record.epoch,
+        "susceptibility/r": record.r,
+        "susceptibility/zeta": record.zeta,
+        "susceptibility/seconds": record.seconds,
+        "susceptibility/train_acc": record.train_acc,
+    }
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def write_scalars(writer: object, values: dict[str, float], step: int) -> None:
+    """To a SummaryWriter (anything with add_scalar) or a callable(scalars, step)."""
+    add_scalar = getattr(writer, "add_scalar", None)
+    if add_scalar is not None:
+        for name, value in values.items():
+            add_scalar(name, value, step)
+    elif callable(writer):
+        writer(values, step)
+    else:
+        raise TypeError(f"writer must be a SummaryWriter or a callable(scalars, step), not {type(writer).__name__}")
+
+
+def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Tensor:
+    """The unlabeled inputs as one tensor (N, ...): a tensor as it is; a Dataset or DataLoader read once (the first
+    item of each sample); an image folder decoded once through suscli's image pipeline (uint8 pixels)."""
+    if isinstance(source, torch.Tensor):
+        return source
+    if isinstance(source, (str, Path)):
+        if image_size is None:
+            raise InputError(
+                f"an image folder ({source}) needs image_size= to decode its images to",
+                fix="SusceptibilityTracker(folder, image_size=32, transform=normalizer(mean, std))",
+            )
+        return unlabeled_source(source).decoded(image_size, 3)[0]
+    if isinstance(source, torch.utils.data.DataLoader):
+        return torch.cat([_first(batch) for batch in source])
+    if isinstance(source, torch.utils.data.Dataset):
+        return torch.stack([_first(source[i]) for i in range(len(source))])
+    raise InputError(f"unlabeled inputs must be a tensor, a Dataset, a DataLoader or an image folder, not {type(source).__name__}")
+
+
+def _first(sample: object) -> torch.Tensor:
+    """The input of a sample or batch: (x, y) pairs give x; a dict gives its pixel_values."""
+    if isinstance(sample, dict):
+        sample = sample["pixel_values"]
+    if isinstance(sample, (tuple, list)):
+        sample = sample[0]
+    if not isinstance(sample, torch.Tensor):
+        raise InputError(f"a dataset item is {type(sample).__name__}, not a tensor (or a tuple starting with one)")
+    return sample
 
 
 def _append(path: Path, record: dict) -> None:
@@ -116,10 +198,12 @@ LOG_FIELDS = frozenset({"epoch", "r"})  # what a log line needs; the rest of Epo
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """The records of a tracker log in epoch order. A record of epoch e replaces every earlier-written record of
+    """The records of a tracker log (or of a TensorBoard event file it was written to) in epoch order. A record of epoch e replaces every earlier-written record of
     epochs >= e: a run resumed (or restarted) at epoch e logs them again. A last line cut short by a crash is ignored.
     """
     path = Path(path)
+    if is_event_log(path):
+        return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in read_events(path)]
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -134,8 +218,13 @@ def read_log(path: str | Path) -> list[dict]:
             if n == len(lines):
                 continue
             raise InputError(f"tracker log {path} is corrupt at line {n}", fix="remove that line") from None
-        if not isinstance(record, dict) or not LOG_FIELDS <= record.keys() or not isinstance(record["epoch"], int) \
-                or isinstance(record["r"], bool) or not isinstance(record["r"], (int, float)):
+        if (
+            not isinstance(record, dict)
+            or not LOG_FIELDS <= record.keys()
+            or not isinstance(record["epoch"], int)
+            or isinstance(record["r"], bool)
+            or not isinstance(record["r"], (int, float))
+        ):
             raise InputError(f"{path} is not a suscli tracker log (line {n})", fix="give the JSONL file written by suscli.tracker")
         epoch = record["epoch"]
         by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
@@ -151,9 +240,11 @@ def schedule_warning(records: list[dict]) -> str | None:
     lrs = [rec["lr"] for rec in records if rec.get("step") == "optimizer" and rec.get("lr") is not None]
     if len(set(lrs)) < 2:
         return None
-    return (f"r was measured with the training optimizer's step, whose size followed the schedule (lr {min(lrs):.3g} to "
-            f"{max(lrs):.3g}): epochs are not on one scale and the knee may mislead; for choosing an epoch, track with the "
-            f"plain SGD step (tracker.measure without optimizer=)")
+    return (
+        f"r was measured with the training optimizer's step, whose size followed the schedule (lr {min(lrs):.3g} to "
+        f"{max(lrs):.3g}): epochs are not on one scale and the knee may mislead; for choosing an epoch, track with the "
+        f"plain SGD step (tracker.measure without optimizer=)"
+    )
 
 
 def _lightning() -> type | None:
@@ -170,16 +261,43 @@ _Callback = _lightning()
 if _Callback is not None:
 
     class SusceptibilityCallback(_Callback):  # type: ignore[misc, valid-type]
-        """Lightning: measure at the start of every training epoch (trainer.current_epoch = epochs trained so far),
-        with the first optimizer's step when `with_optimizer`. `acc_metric` names a logged training accuracy (0-1)
-        whose latest value goes into the log: the knee rule of `suscli track` needs it."""
+        """Lightning: measure at the start of every `every_n_epochs`-th training epoch (trainer.current_epoch =
+        epochs trained so far) and once more at the end of training, with the first optimizer's step when
+        `with_optimizer`. r, zeta and the seconds go to every logger of the trainer (at its global step, beside the
+        training loss) and to the tracker's JSONL. `acc_metric` names a logged training accuracy (0-1) whose
+        latest value goes into the log: the knee rule of `suscli track` needs it. Only the global-zero process
+        measures under distributed training."""
 
-        def __init__(self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None):
+        def __init__(
+            self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None, every_n_epochs: int = 1
+        ):
+            if every_n_epochs < 1:
+                raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
             self.tracker = tracker
             self.with_optimizer = with_optimizer
             self.acc_metric = acc_metric
+            self.every_n_epochs = every_n_epochs
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001 (Lightning's types)
+            if trainer.current_epoch % self.every_n_epochs == 0:
+                self._measure(trainer, pl_module)
+
+        def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+            last = self.tracker.history[-1].epoch if self.tracker.history else None
+            if last != trainer.current_epoch:  # the trained model; not twice when training stopped at a measured epoch
+                self._measure(trainer, pl_module)
+
+        def _measure(self, trainer, pl_module) -> None:  # noqa: ANN001
+            if not trainer.is_global_zero:
+                return
             optimizer = trainer.optimizers[0] if self.with_optimizer else None
             acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric else None
-            self.tracker.measure(pl_module, trainer.current_epoch, optimizer=optimizer, train_acc=None if acc is None else float(acc))
+            record = self.tracker.measure(
+                pl_module,
+                trainer.current_epoch,
+                optimizer=optimizer,
+                train_acc=None if acc is None else float(acc),
+                step=trainer.global_step,
+            )
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars(record), step=trainer.global_step)

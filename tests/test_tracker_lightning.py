@@ -1,0 +1,105 @@
+"""The Lightning callback in a real Trainer: r and zeta reach Lightning's own loggers (read back from their files),
+match a direct measurement on the same weights, and leave the run bit for bit as it was."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.tracker import SusceptibilityTracker, read_log
+from tests.conftest import tiny_cnn
+
+pl = pytest.importorskip("lightning.pytorch")
+from suscli.tracker import SusceptibilityCallback  # noqa: E402 (exists only with Lightning)
+
+CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=16, seed=1)
+
+
+class Module(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = tiny_cnn(3)
+        self.losses: list[torch.Tensor] = []
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.losses.append(loss.detach().clone())
+        self.log("train_loss", loss, on_step=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+
+
+def fit(tmp_path: Path, callbacks: list, **trainer_args) -> tuple[Module, pl.Trainer, dict]:
+    pl.seed_everything(0, verbose=False)
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
+    module = Module()
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    loggers = [pl.loggers.CSVLogger(tmp_path, name="csv"), pl.loggers.TensorBoardLogger(tmp_path, name="tb")]
+    trainer = pl.Trainer(max_epochs=3, callbacks=callbacks, logger=loggers, log_every_n_steps=1, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", deterministic=True,
+                         **trainer_args)
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=8, shuffle=True))
+    return module, trainer, init
+
+
+def test_lightning_loggers_receive_r_and_zeta_and_training_is_unchanged(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    inputs = torch.randn(40, 3, 8, 8)
+    tracker = SusceptibilityTracker(inputs, log=tmp_path / "run.jsonl", config=CONFIG)
+    tracked, trainer, init = fit(tmp_path / "with", [SusceptibilityCallback(tracker, every_n_epochs=2)])
+    plain, plain_trainer, _ = fit(tmp_path / "without", [])
+
+    # nothing in the run changed: every loss, weight, buffer and momentum buffer
+    assert torch.equal(torch.stack(tracked.losses), torch.stack(plain.losses))
+    a, b = tracked.state_dict(), plain.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    sa, sb = trainer.optimizers[0].state_dict()["state"], plain_trainer.optimizers[0].state_dict()["state"]
+    assert all(torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"]) for k in sa)
+
+    # epochs 0 and 2 (every 2nd), and the trained model at the end (epoch 3)
+    records = read_log(tmp_path / "run.jsonl")
+    assert [r["epoch"] for r in records] == [0, 2, 3]
+    model = tiny_cnn(3)
+    model.load_state_dict({k.removeprefix("net."): v for k, v in init.items()})
+    assert records[0]["r"] == pytest.approx(measure_susceptibility(model, inputs, config=CONFIG).mean, abs=1e-6)
+    assert records[-1]["r"] == pytest.approx(measure_susceptibility(tracked.net, inputs, config=CONFIG).mean, abs=1e-6)
+
+    rows = list(csv.DictReader(open(next((tmp_path / "with" / "csv").rglob("metrics.csv")))))
+    csv_r = [(int(row["step"]), float(row["susceptibility/r"])) for row in rows if row.get("susceptibility/r")]
+    csv_zeta = [float(row["susceptibility/zeta"]) for row in rows if row.get("susceptibility/zeta")]
+    assert csv_r == [(0, pytest.approx(records[0]["r"])), (8, pytest.approx(records[1]["r"])), (12, pytest.approx(records[2]["r"]))]
+    assert csv_zeta == [pytest.approx(records[1]["zeta"]), pytest.approx(records[2]["zeta"])]
+
+    events = EventAccumulator(str(next((tmp_path / "with" / "tb").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("susceptibility/zeta")] == [
+        (8, pytest.approx(records[1]["zeta"])), (12, pytest.approx(records[2]["zeta"]))]
+    assert len(events.Scalars("susceptibility/seconds")) == 3 and "train_loss" in events.Tags()["scalars"]
+    from_events = read_log(tmp_path / "with" / "tb")  # suscli track --log reads the folder too
+    assert [r["epoch"] for r in from_events] == [0, 2, 3]
+    assert [r["r"] for r in from_events] == pytest.approx([r["r"] for r in records])
+
+
+def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_path: Path) -> None:
+    """The callback runs between steps, outside autocast: r is measured in float32 and the grads being accumulated
+    come back as they were."""
+    setting = {"precision": "bf16-mixed", "accumulate_grad_batches": 3}  # 4 batches an epoch: a step after 3, then after 1
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    tracked, trainer, _ = fit(tmp_path / "with", [SusceptibilityCallback(tracker, with_optimizer=True)], **setting)
+    plain, plain_trainer, _ = fit(tmp_path / "without", [], **setting)
+    assert torch.equal(torch.stack(tracked.losses), torch.stack(plain.losses))
+    a, b = tracked.state_dict(), plain.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r.epoch for r in tracker.history] == [0, 1, 2, 3]

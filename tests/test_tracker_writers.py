@@ -1,0 +1,85 @@
+"""The plain-loop tracker's writer (a TensorBoard SummaryWriter or a callable) and its sources of unlabeled inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from suscli.cli import app
+from suscli.errors import InputError
+from suscli.images import unlabeled_source
+from suscli.susceptibility import SusceptibilityConfig
+from suscli.tracker import SusceptibilityTracker, read_log, unlabeled_inputs
+from tests.conftest import tiny_cnn, write_images
+
+CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=8, seed=1)
+
+
+def test_summary_writer_receives_r_and_zeta_at_the_given_step(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    writer = SummaryWriter(tmp_path / "tb")
+    tracker = SusceptibilityTracker(torch.randn(24, 3, 8, 8), config=CONFIG, writer=writer)
+    records = [tracker.measure(model, epoch, step=10 * epoch, train_acc=0.5 if epoch else None) for epoch in range(3)]
+    writer.close()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("susceptibility/r")] == [(10 * r.epoch, pytest.approx(r.r)) for r in records]
+    assert [e.step for e in events.Scalars("susceptibility/zeta")] == [10, 20]  # none at the initialization
+    assert events.Scalars("susceptibility/zeta")[-1].value == pytest.approx(records[-1].zeta)
+
+    # suscli track reads the event file (or its folder) as it reads the JSONL log
+    from_events = read_log(tmp_path / "tb")
+    assert [(r["epoch"], r["train_acc"]) for r in from_events] == [(0, None), (1, 0.5), (2, 0.5)]
+    assert [r["r"] for r in from_events] == pytest.approx([r.r for r in records])
+    result = CliRunner().invoke(app, ["track", "--log", str(tmp_path / "tb"), "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["recommendation"]["epoch"] == 2
+
+
+def test_a_callable_writer_gets_a_dict_and_the_epoch() -> None:
+    got = []
+    tracker = SusceptibilityTracker(torch.randn(24, 3, 8, 8), config=CONFIG, writer=lambda values, step: got.append((step, values)))
+    tracker.measure(tiny_cnn(3), 1)
+    record = tracker.measure(tiny_cnn(3), 2, train_acc=0.5)
+    assert got[1] == (2, {"susceptibility/epoch": 2, "susceptibility/r": record.r, "susceptibility/zeta": record.zeta,
+                          "susceptibility/seconds": record.seconds, "susceptibility/train_acc": 0.5})
+    assert "susceptibility/train_acc" not in got[0][1]
+
+
+def test_inputs_from_a_dataset_a_dataloader_or_an_image_folder(tmp_path: Path) -> None:
+    x = torch.randn(20, 3, 8, 8)
+    data = torch.utils.data.TensorDataset(x, torch.zeros(20, dtype=torch.long))
+    assert torch.equal(unlabeled_inputs(data), x)
+    assert torch.equal(unlabeled_inputs(torch.utils.data.DataLoader(data, batch_size=6)), x)
+    write_images(tmp_path / "unlabeled", 5, size=8)
+    pixels = unlabeled_inputs(tmp_path / "unlabeled", image_size=8)
+    assert torch.equal(pixels, unlabeled_source(tmp_path / "unlabeled").decoded(8, 3)[0]) and pixels.dtype == torch.uint8
+    with pytest.raises(InputError, match="image_size"):
+        unlabeled_inputs(tmp_path / "unlabeled")
+
+
+def test_a_compiled_model_is_measured_through_its_original_module() -> None:
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    inputs = torch.randn(24, 3, 8, 8)
+    compiled = SusceptibilityTracker(inputs, config=CONFIG).measure(torch.compile(model), 0)  # nothing gets compiled
+    assert compiled.r == SusceptibilityTracker(inputs, config=CONFIG).measure(model, 0).r
+
+
+def test_an_event_file_without_susceptibility_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(tmp_path) as writer:
+        writer.add_scalar("loss", 1.0, 0)
+    with pytest.raises(InputError, match="no susceptibility/epoch"):
+        read_log(tmp_path)
