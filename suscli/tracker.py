@@ -54,6 +54,7 @@ class EpochRecord:
     train_acc: float | None  # as reported by the training loop, 0-1
     time: str  # UTC, ISO 8601, when the measurement ended
     seconds: float  # how long the measurement took
+    global_step: int | None = None  # measured every N steps: the trainer's global step (None: once per epoch)
 
 
 @dataclass
@@ -89,9 +90,13 @@ class SusceptibilityTracker:
         optimizer: torch.optim.Optimizer | None = None,
         train_acc: float | None = None,
         step: int | None = None,
+        global_step: int | None = None,
     ) -> EpochRecord:
         """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did. `step` is the
-        x-axis the writer logs at (default: `epoch`), e.g. the global step to line up with the training loss."""
+        x-axis the writer logs at (default: `global_step`, else `epoch`), e.g. the global step to line up with the
+        training loss. With `global_step` (measuring every N steps) the record carries it and replaces only the
+        records of later steps, not the earlier measurements of its epoch; zeta then averages every measurement
+        after step 0."""
         start = time.perf_counter()
         model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: the same parameters, no recompilation
         assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
@@ -102,9 +107,15 @@ class SusceptibilityTracker:
             model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
         )
         self.num_classes = sus.num_classes
-        self.history = [h for h in self.history if h.epoch < epoch]
-        epochs = [h.epoch for h in self.history] + [epoch]
-        zeta = running_mean(epochs, [h.r for h in self.history] + [sus.mean])[-1]
+        self.history = [
+            h
+            for h in self.history
+            if h.epoch < epoch
+            or (h.epoch == epoch and global_step is not None and h.global_step is not None and h.global_step < global_step)
+        ]
+        # the initialization (epoch 0, or step 0 when measured by steps) is left out of the running mean
+        when = [h.epoch if h.global_step is None else h.global_step for h in self.history] + [epoch if global_step is None else global_step]
+        zeta = running_mean(when, [h.r for h in self.history] + [sus.mean])[-1]
         record = EpochRecord(
             epoch=epoch,
             r=sus.mean,
@@ -118,12 +129,13 @@ class SusceptibilityTracker:
             train_acc=train_acc,
             time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             seconds=round(time.perf_counter() - start, 3),
+            global_step=global_step,
         )
         self.history.append(record)
         if self.log is not None:
             _append(Path(self.log), asdict(record))
         if self.writer is not None:
-            write_scalars(self.writer, scalars(record), epoch if step is None else step)
+            write_scalars(self.writer, scalars(record), step if step is not None else global_step if global_step is not None else epoch)
         return record
 
 
@@ -247,6 +259,16 @@ def schedule_warning(records: list[dict]) -> str | None:
     )
 
 
+def measure_every(every_n_epochs: int | None, every_n_steps: int | None) -> tuple[int | None, int | None]:
+    """The trainer callbacks' schedule: every N epochs (default 1) or every N optimizer steps, not both."""
+    if every_n_epochs is not None and every_n_steps is not None:
+        raise ValueError("give every_n_epochs or every_n_steps, not both: the callback measures by epochs or by steps")
+    for name, n in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
+        if n is not None and n < 1:
+            raise ValueError(f"{name} must be >= 1, got {n}")
+    return (1 if every_n_steps is None and every_n_epochs is None else every_n_epochs), every_n_steps
+
+
 def _lightning() -> type | None:
     """Lightning's Callback base class, when lightning (or the older pytorch_lightning) is installed."""
     for name in ("lightning.pytorch", "pytorch_lightning"):
@@ -263,29 +285,49 @@ if _Callback is not None:
     class SusceptibilityCallback(_Callback):  # type: ignore[misc, valid-type]
         """Lightning: measure at the start of every `every_n_epochs`-th training epoch (trainer.current_epoch =
         epochs trained so far) and once more at the end of training, with the first optimizer's step when
-        `with_optimizer`. r, zeta and the seconds go to every logger of the trainer (at its global step, beside the
-        training loss) and to the tracker's JSONL. `acc_metric` names a logged training accuracy (0-1) whose
-        latest value goes into the log: the knee rule of `suscli track` needs it. Only the global-zero process
-        measures under distributed training."""
+        `with_optimizer`. With `every_n_steps` instead: at the start of training (step 0), at the end of every train
+        batch whose global step is a multiple of it, and at the end of training. r, zeta and the seconds go to every
+        logger of the trainer (at its global step, beside the training loss) and to the tracker's JSONL. `acc_metric`
+        names a logged training accuracy (0-1) whose latest value goes into the log: the knee rule of `suscli track`
+        needs it. Only the global-zero process measures under distributed training."""
 
         def __init__(
-            self, tracker: SusceptibilityTracker, with_optimizer: bool = False, acc_metric: str | None = None, every_n_epochs: int = 1
+            self,
+            tracker: SusceptibilityTracker,
+            with_optimizer: bool = False,
+            acc_metric: str | None = None,
+            every_n_epochs: int | None = None,
+            every_n_steps: int | None = None,
         ):
-            if every_n_epochs < 1:
-                raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+            self.every_n_epochs, self.every_n_steps = measure_every(every_n_epochs, every_n_steps)
             self.tracker = tracker
             self.with_optimizer = with_optimizer
             self.acc_metric = acc_metric
-            self.every_n_epochs = every_n_epochs
 
         def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001 (Lightning's types)
-            if trainer.current_epoch % self.every_n_epochs == 0:
+            if self.every_n_steps is not None:
+                if trainer.global_step == 0 and self._last_step() != 0:  # the initialization
+                    self._measure(trainer, pl_module)
+            elif trainer.current_epoch % self.every_n_epochs == 0:
+                self._measure(trainer, pl_module)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+            # under gradient accumulation the global step stays for several batches: measure it once, right after it was taken
+            step = trainer.global_step
+            if self.every_n_steps is not None and step % self.every_n_steps == 0 and self._last_step() != step:
                 self._measure(trainer, pl_module)
 
         def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+            if self.every_n_steps is not None:
+                if self._last_step() != trainer.global_step:  # the trained model, unless its step was just measured
+                    self._measure(trainer, pl_module)
+                return
             last = self.tracker.history[-1].epoch if self.tracker.history else None
             if last != trainer.current_epoch:  # the trained model; not twice when training stopped at a measured epoch
                 self._measure(trainer, pl_module)
+
+        def _last_step(self) -> int | None:
+            return self.tracker.history[-1].global_step if self.tracker.history else None
 
         def _measure(self, trainer, pl_module) -> None:  # noqa: ANN001
             if not trainer.is_global_zero:
@@ -298,6 +340,7 @@ if _Callback is not None:
                 optimizer=optimizer,
                 train_acc=None if acc is None else float(acc),
                 step=trainer.global_step,
+                global_step=trainer.global_step if self.every_n_steps is not None else None,
             )
             for logger in trainer.loggers:
                 logger.log_metrics(scalars(record), step=trainer.global_step)

@@ -4,13 +4,16 @@ bit as it was."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from typer.testing import CliRunner
 from torch import nn
 
+from suscli.cli import app
 from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
 from suscli.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
@@ -46,7 +49,7 @@ class Images(torch.utils.data.Dataset):
         return {"pixel_values": self.x[i], "labels": self.y[i]}
 
 
-def train(out: Path, tracker: SusceptibilityTracker | None, **settings):
+def train(out: Path, tracker: SusceptibilityTracker | None, every: dict | None = None, **settings):
     transformers.set_seed(0)
     model = Classifier()
     init = {k: v.clone() for k, v in model.net.state_dict().items()}
@@ -56,7 +59,7 @@ def train(out: Path, tracker: SusceptibilityTracker | None, **settings):
                                           **settings)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=Images())
     if tracker is not None:
-        trainer.add_callback(SusceptibilityTrainerCallback(trainer, tracker, every_n_epochs=2))
+        trainer.add_callback(SusceptibilityTrainerCallback(trainer, tracker, **(every or {"every_n_epochs": 2})))
     trainer.train()
     return trainer, init
 
@@ -106,3 +109,45 @@ def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_p
     a, b = tracked.model.state_dict(), plain.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r.epoch for r in tracker.history] == [0, 2, 3]
+
+    # by steps: after every optimizer step (not between accumulated batches), and still nothing changes
+    by_steps = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    stepped, _ = train(tmp_path / "steps", by_steps, every={"every_n_steps": 1}, **setting)
+    assert [h.get("loss") for h in plain.state.log_history] == [h.get("loss") for h in stepped.state.log_history
+                                                                if "susceptibility/r" not in h]
+    a = stepped.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r.global_step for r in by_steps.history] == list(range(plain.state.global_step + 1))
+
+
+def test_every_n_steps_logs_each_multiple_of_n_and_track_reads_the_log(tmp_path: Path) -> None:
+    inputs = torch.randn(40, 3, 8, 8)
+    log = tmp_path / "run.jsonl"
+    tracker = SusceptibilityTracker(inputs, log=log, config=CONFIG)
+    tracked, init = train(tmp_path / "with", tracker, every={"every_n_steps": 3})  # 4 steps an epoch, 12 in all
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [rec["global_step"] for rec in lines] == [0, 3, 6, 9, 12]  # none replaced another of its epoch
+    assert [rec["epoch"] for rec in lines] == [0, 0, 1, 2, 3]  # epochs completed at that step
+    start = tiny_cnn(3)
+    start.load_state_dict(init)
+    assert lines[0]["r"] == pytest.approx(measure_susceptibility(start, inputs, config=CONFIG).mean, abs=1e-6)
+    assert lines[-1]["r"] == pytest.approx(measure_susceptibility(tracked.model, inputs, config=CONFIG).mean, abs=1e-6)
+    assert lines[0]["zeta"] is None and lines[-1]["zeta"] == pytest.approx(sum(rec["r"] for rec in lines[1:]) / 4)
+
+    logged = [h for h in tracked.state.log_history if "susceptibility/r" in h]
+    assert [(h["step"], h["susceptibility/r"]) for h in logged] == [(rec["global_step"], rec["r"]) for rec in lines]
+
+    assert [(r["epoch"], r["global_step"]) for r in read_log(log)] == [(0, 3), (1, 6), (2, 9), (3, 12)]  # the last of each epoch
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    assert [row["epoch"] for row in json.loads(res.stdout)["results"]] == [0, 1, 2, 3]
+    events = next((tmp_path / "with").rglob("events.out.tfevents.*"))
+    assert [row["epoch"] for row in read_log(events)] == [0, 1, 2, 3]
+
+
+def test_every_n_epochs_and_every_n_steps_are_exclusive(tmp_path: Path) -> None:
+    trainer = transformers.Trainer(model=Classifier(), args=transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    tracker = SusceptibilityTracker(torch.randn(4, 3, 8, 8), config=CONFIG)
+    with pytest.raises(ValueError, match="not both"):
+        SusceptibilityTrainerCallback(trainer, tracker, every_n_epochs=1, every_n_steps=5)

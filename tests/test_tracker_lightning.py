@@ -4,12 +4,15 @@ match a direct measurement on the same weights, and leave the run bit for bit as
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from typer.testing import CliRunner
 
+from suscli.cli import app
 from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
 from suscli.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
@@ -103,3 +106,43 @@ def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_p
     a, b = tracked.state_dict(), plain.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r.epoch for r in tracker.history] == [0, 1, 2, 3]
+
+    # by steps: measured between accumulated batches too, once per optimizer step, and still nothing changes
+    by_steps = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    stepped, _, _ = fit(tmp_path / "steps", [SusceptibilityCallback(by_steps, with_optimizer=True, every_n_steps=2)], **setting)
+    assert torch.equal(torch.stack(stepped.losses), torch.stack(plain.losses))
+    a = stepped.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r.global_step for r in by_steps.history] == [0, 2, 4, 6]  # 2 optimizer steps an epoch, 3 epochs
+
+
+def test_every_n_steps_logs_each_multiple_of_n_and_track_reads_the_log(tmp_path: Path) -> None:
+    inputs = torch.randn(40, 3, 8, 8)
+    log = tmp_path / "run.jsonl"
+    tracker = SusceptibilityTracker(inputs, log=log, config=CONFIG)
+    tracked, _, init = fit(tmp_path / "with", [SusceptibilityCallback(tracker, every_n_steps=3)])  # 4 steps an epoch, 12 in all
+
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [rec["global_step"] for rec in lines] == [0, 3, 6, 9, 12]  # none replaced another of its epoch
+    assert [rec["epoch"] for rec in lines] == [0, 0, 1, 2, 2]  # trainer.current_epoch at that step
+    model = tiny_cnn(3)
+    model.load_state_dict({k.removeprefix("net."): v for k, v in init.items()})
+    assert lines[0]["r"] == pytest.approx(measure_susceptibility(model, inputs, config=CONFIG).mean, abs=1e-6)
+    assert lines[-1]["r"] == pytest.approx(measure_susceptibility(tracked.net, inputs, config=CONFIG).mean, abs=1e-6)
+    assert lines[0]["zeta"] is None and lines[-1]["zeta"] == pytest.approx(sum(rec["r"] for rec in lines[1:]) / 4)
+
+    rows = list(csv.DictReader(open(next((tmp_path / "with" / "csv").rglob("metrics.csv")))))
+    csv_r = [(int(row["step"]), float(row["susceptibility/r"])) for row in rows if row.get("susceptibility/r")]
+    assert csv_r == [(rec["global_step"], pytest.approx(rec["r"])) for rec in lines]
+
+    assert [(r["epoch"], r["global_step"]) for r in read_log(log)] == [(0, 3), (1, 6), (2, 12)]  # the last of each epoch
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    assert [row["epoch"] for row in json.loads(res.stdout)["results"]] == [0, 1, 2]
+    assert [row["epoch"] for row in read_log(next((tmp_path / "with" / "tb").rglob("events.out.tfevents.*")))] == [0, 1, 2]
+
+
+def test_every_n_epochs_and_every_n_steps_are_exclusive() -> None:
+    tracker = SusceptibilityTracker(torch.randn(4, 3, 8, 8), config=CONFIG)
+    with pytest.raises(ValueError, match="not both"):
+        SusceptibilityCallback(tracker, every_n_epochs=1, every_n_steps=5)
