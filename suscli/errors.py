@@ -40,3 +40,10 @@ class UsageError(SuscliError):
     """The options do not make sense together: exit code 2."""
 
     code = ExitCode.USAGE
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-empty line of an exception's text, at most 160 characters: a library's multi-line message
+    quoted inside suscli's one-line error."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0][:160] if lines else ""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from suscli.embedded import Embedded, ImageRef
-from suscli.errors import InputError
+from suscli.errors import InputError, first_line
 from suscli.extras import require
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
 from suscli.tables import LABEL_COLUMNS, PATH_COLUMNS
@@ -73,7 +73,7 @@ def read_dataset(path: Path, *, image_column: str | None = None, label_column: s
         label = _label_column(table.schema, features, label_column, path)
         labels, by_name = _labels(table.column(label), path, label, pa)
     except pa.ArrowException as e:  # offsets or lengths that point outside the file: checked before any is used
-        raise InputError(f"{path}: column is damaged ({type(e).__name__}: {_first_line(e)})", fix=_REWRITE) from None
+        raise InputError(f"{path}: column is damaged ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
     return Columns(images, labels, by_name)
 
 
@@ -93,7 +93,7 @@ def _saved(path: Path, datasets: Any) -> tuple[Any, dict]:
         try:
             ds = datasets.load_from_disk(str(path))
         except Exception as e:  # datasets raises many types on a damaged folder (JSON, arrow, missing files)
-            raise InputError(f"{path}: not a readable datasets folder ({type(e).__name__}: {_first_line(e)})", fix=_REWRITE) from None
+            raise InputError(f"{path}: not a readable datasets folder ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
     if not isinstance(ds, datasets.Dataset):
         raise InputError(f"{path} is not one dataset", fix="point at one split's folder")
     return ds.data.table, dict(ds.features)
@@ -132,7 +132,7 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
         wanted = list(dict.fromkeys(wanted))  # one column may be named for both
         table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files])
     except (pa.ArrowException, OSError, ValueError, KeyError) as e:  # KeyError: a file without the first file's columns
-        raise InputError(f"{path}: not a readable parquet file ({type(e).__name__}: {_first_line(e)})", fix=_REWRITE) from None
+        raise InputError(f"{path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
     return table, features
 
 
@@ -272,8 +272,3 @@ def _quiet(datasets: Any) -> Iterator[None]:
             yield
     finally:
         logging.set_verbosity(verbosity)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0][:160] if lines else ""

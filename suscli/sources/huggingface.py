@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from suscli.errors import InputError
+from suscli.errors import InputError, first_line
 from suscli.extras import require
 from suscli.sources.interface import Arch, Folder, Found, Layout, numbers, whole
 
@@ -88,7 +88,7 @@ def _load(path: Path, config: dict[str, Any]) -> nn.Module:
             )
         except Exception as e:  # transformers' own refusal: a config without an image classifier, shapes that differ, ...
             raise InputError(
-                f"transformers cannot load it as an image classifier ({type(e).__name__}: {_first_line(e)})",
+                f"transformers cannot load it as an image classifier ({type(e).__name__}: {first_line(e)})",
                 fix="check that config.json and the weights belong together",
             ) from e
     unfilled = {k: v for k in ("missing_keys", "mismatched_keys", "unexpected_keys") if (v := list(info.get(k) or []))}
@@ -179,15 +179,10 @@ def _json(file: Path) -> dict[str, Any]:
     try:
         value = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise InputError(f"{file}: cannot be read as JSON ({_first_line(e)})", fix="save the model again with save_pretrained") from e
+        raise InputError(f"{file}: cannot be read as JSON ({first_line(e)})", fix="save the model again with save_pretrained") from e
     if not isinstance(value, dict):
         raise InputError(f"{file}: is not a JSON object", fix="save the model again with save_pretrained")
     return value
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0][:160] if lines else ""
 
 
 LAYOUT = Layout("Hugging Face transformers", recognize, folder=folder)
