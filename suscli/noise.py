@@ -59,11 +59,14 @@ def contradicted(preds: Sequence[Predictions]) -> np.ndarray:
     return consensus(preds)[0] != given_labels(preds)
 
 
-def estimate_noise(preds: Sequence[Predictions], resamples: int = BOOTSTRAP, seed: int = SEED) -> NoiseEstimate:
+def estimate_noise(
+    preds: Sequence[Predictions], resamples: int = BOOTSTRAP, seed: int = SEED, agreed: np.ndarray | None = None
+) -> NoiseEstimate:
     """The share of training labels that the consensus of `preds` (the voters) contradicts, with a bootstrap
-    interval over which models happen to vote (and over the images: the draws are on a seeded sample)."""
+    interval over which models happen to vote (and over the images: the draws are on a seeded sample). `agreed`
+    is that consensus class per image when the caller has it already."""
     labels = given_labels(preds)
-    rate = float((consensus(preds)[0] != labels).mean())
+    rate = float(((consensus(preds)[0] if agreed is None else agreed) != labels).mean())
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(labels), size=min(len(labels), BOOTSTRAP_IMAGES), replace=False))
     draws = []
@@ -75,12 +78,13 @@ def estimate_noise(preds: Sequence[Predictions], resamples: int = BOOTSTRAP, see
     return NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds))
 
 
-def fit_on_contradicted(pred: Predictions, wrong: np.ndarray) -> float | None:
-    """The share of the contradicted training labels that a model predicts as given: its estimated memorization.
-    None when the consensus contradicts no label."""
-    if not wrong.any():
+def fit_on(pred: Predictions, images: np.ndarray) -> float | None:
+    """The share of the selected training images that a model predicts as labelled: on the labels the consensus
+    contradicts, its estimated memorization; on those it confirms, its fit on the (likely) clean ones. None when
+    nothing is selected."""
+    if not images.any():
         return None
-    return float((pred.top1()[wrong] == pred.labels[wrong]).mean())
+    return float((pred.top1()[images] == pred.labels[images]).mean())
 
 
 def given_labels(preds: Sequence[Predictions]) -> np.ndarray:

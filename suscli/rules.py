@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from suscli.agreement import Predictions, agreement_with_consensus, difference_is_clear
-from suscli.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on_contradicted, given_labels
+from suscli.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on, given_labels
 from suscli.ranking import Thresholds, pool_classes, rank, recommendation, region
 from suscli.results import Result
 
@@ -198,7 +198,7 @@ def _memorization_estimates(scored: list[Result]) -> list[float] | None:
         wrong = contradicted(preds)
     except ValueError:
         return None
-    fits = [fit_on_contradicted(p, wrong) for p in preds]
+    fits = [fit_on(p, wrong) for p in preds]
     return None if any(f is None for f in fits) else fits
 
 
@@ -220,15 +220,15 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         return None
     voters = [p for p, v in zip(preds, voted) if v]
     try:
-        cls, share = consensus(voters)
         labels = given_labels(preds)
-        estimate = estimate_noise(voters)
+        cls, share = consensus(voters)
+        estimate = estimate_noise(voters, agreed=cls)
     except ValueError:
         return None
     wrong = cls != labels
     for r, p in zip(measured, preds):
-        r.fits_contradicted = fit_on_contradicted(p, wrong)
-        r.clean_fit = fit_on_contradicted(p, ~wrong)  # the same count on the labels the consensus confirms
+        r.fits_contradicted = fit_on(p, wrong)
+        r.clean_fit = fit_on(p, ~wrong)
     return LabelCheck(estimate, cls, share, labels)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from suscli.agreement import Predictions, votes
-from suscli.noise import consensus, contradicted, estimate_noise, fit_on_contradicted
+from suscli.noise import consensus, contradicted, estimate_noise, fit_on
 
 
 def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predictions:
@@ -37,12 +37,12 @@ def test_noise_rate_counts_the_labels_the_majority_contradicts() -> None:
     assert estimate_noise(voters) == est  # seeded: the same interval every time
 
 
-def test_fit_on_contradicted_labels_is_the_memorization_estimate() -> None:
+def test_fit_on_labels_is_the_memorization_estimate() -> None:
     wrong = np.array([False, True, True, False])
     memorizer = one_hot([0, 1, 2, 0], [0, 1, 2, 0])
     resister = one_hot([0, 2, 2, 0], [0, 1, 2, 0])
-    assert fit_on_contradicted(memorizer, wrong) == 1.0 and fit_on_contradicted(resister, wrong) == 0.5
-    assert fit_on_contradicted(memorizer, np.zeros(4, dtype=bool)) is None
+    assert fit_on(memorizer, wrong) == 1.0 and fit_on(resister, wrong) == 0.5
+    assert fit_on(memorizer, np.zeros(4, dtype=bool)) is None
 
 
 def test_predictions_on_other_labels_are_refused() -> None:
