@@ -33,6 +33,7 @@ import cifar
 from evaluate import Candidate, candidates, measure_all, tau
 from evaluate_rules import MAX_BATCHES, predictions
 
+from suscli import verdict
 from suscli.accuracy import training_accuracy
 from suscli.agreement import Predictions
 from suscli.checkpoints import load_checkpoint
@@ -86,7 +87,8 @@ def pool_rows(pool: list[Candidate], cache: dict, preds: dict[str, Predictions],
         sus = statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]["r"][:DEFAULT_BATCHES])
         rows.append(Result(name=f"{i:04d}", path=str(c.path), arch=c.arch, epoch=c.epoch, susceptibility=sus,
                            train_acc=float((tp.top1() == tp.labels).mean()), train_n=len(tp.labels),
-                           details={"predictions": preds[str(c.path)].encode(), "train_predictions": tp.encode()}))
+                           details={"predictions": preds[str(c.path)].encode(), "train_predictions": tp.encode(),
+                                    "lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE}))
     return rows
 
 
@@ -132,14 +134,42 @@ def judge(pool: list[Candidate], rows: list[Result], wrong: np.ndarray, voters: 
                 "suspects_precision": float(wrong[flagged].mean()) if flagged.any() else None,
                 "suspects_recall": float(flagged[wrong].mean()),
                 "agreement_minus_test": float(np.mean(agreement - tests))}
-    flag = np.array([r.region == 2 for r in rows])
     memorizer = mem >= MEMORIZED_CUT
-    out |= {"memorizers": int(memorizer.sum()), "flag_recall": float(flag[memorizer].mean()) if memorizer.any() else None,
-            "flag_precision": float(memorizer[flag].mean()) if flag.any() else None,
-            "memorizers_called_resisting": int((memorizer & np.array([r.region == 1 for r in rows])).sum()),
-            "tau_sus_vs_memorized": tau([r.susceptibility for r in rows], mem),
+    out |= {"memorizers": int(memorizer.sum()), "tau_sus_vs_memorized": tau([r.susceptibility for r in rows], mem),
+            "tau_sus_vs_memorized_apart": tau_apart([r.susceptibility for r in rows], mem),
             "tau_train_acc": tau([r.train_acc for r in rows], tests)}
+    out |= {f"pool_{k}": v for k, v in verdict_scores([r.verdict for r in rows], mem).items()}
+    out |= {f"paper_{k}": v for k, v in verdict_scores([VERDICT_OF_REGION[r.region] for r in rows], mem).items()}
+    alone = [copy.deepcopy(r) for r in rows]
+    verdict.assign(alone, None, None)  # each model judged alone: the fixed cuts of a pool of one (suscli score)
+    out |= {f"alone_{k}": v for k, v in verdict_scores([r.verdict for r in alone], mem).items()}
     return out
+
+
+VERDICT_OF_REGION = {1: verdict.RESISTS, 2: verdict.MEMORIZED, 3: verdict.UNDERFIT, 4: verdict.UNDERFIT_SUSCEPTIBLE, None: None}
+
+
+def verdict_scores(words: list[str | None], mem: np.ndarray) -> dict:
+    """The flag 'likely memorized noise' against the oracle (fits >= MEMORIZED_CUT of its wrong labels): recall,
+    precision, memorizers called 'fits, resists noise', and how many rows say 'unclear'."""
+    flag = np.array([w == verdict.MEMORIZED for w in words])
+    resists = np.array([w in (verdict.RESISTS, verdict.RESISTS_ALONE) for w in words])
+    memorizer = mem >= MEMORIZED_CUT
+    return {"recall": float(flag[memorizer].mean()) if memorizer.any() else None,
+            "precision": float(memorizer[flag].mean()) if flag.any() else None,
+            "memorizers_resisting": int((memorizer & resists).sum()), "resisting": int(resists.sum()),
+            "unclear": int(sum(w == verdict.UNCLEAR for w in words)),
+            "false_flag_min_fit": float(mem[flag & ~memorizer].min()) if (flag & ~memorizer).any() else None}
+
+
+def tau_apart(x: list[float], oracle: np.ndarray, apart: float = 0.05) -> float:
+    """Kendall tau over the pairs whose oracle values differ by at least `apart`: most models of a pool fit their
+    wrong labels within a few points of each other, and the order among those is the oracle's own noise."""
+    x = np.asarray(x, dtype=float)
+    i, j = np.triu_indices(len(x), 1)
+    keep = np.abs(oracle[i] - oracle[j]) >= apart
+    s = np.sign(x[i] - x[j])[keep] * np.sign(oracle[i] - oracle[j])[keep]
+    return float(s.mean()) if keep.any() else float("nan")
 
 
 def _f(x: float | None, fmt: str = ".2f") -> str:
@@ -193,13 +223,20 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
             x = next((n for n in noise if (n["setting"], n["pool"], n["noise_voters"]) == (*k, nv)), None)
             cells.append("-" if x is None or "noise_est" not in x else f"{100 * (x['noise_est'] - x['noise_true']):+.1f} / {_f(x['tau_fits_vs_memorized'])}")
         lines.append(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + " |")
-    lines += ["", f"## The verdict 'likely memorized noise' (region 2) against the oracle (fits >= {MEMORIZED_CUT:.0%} of its wrong labels)", "",
-              "| setting | pool | memorizers | flag recall | flag precision | memorizers called 'fits, resists noise' | tau(susceptibility, memorized) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)", "",
+              "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' (alone: 'resists noise'); res: models called so; "
+              "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
+              "pool: suscli.verdict in the pool; alone: suscli.verdict on each model alone (suscli score).", "",
+              "| setting | pool | memorizers | paper: R / P / MR | pool: R / P / MR / res / unc | wrongly flagged fit | alone: R / P / MR / res / unc "
+              "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for k in keys:
         d = default[k]
-        lines.append(f"| {k[0]} | {k[1]} | {d['memorizers']} | {_f(d['flag_recall'])} | {_f(d['flag_precision'])} | "
-                     f"{d['memorizers_called_resisting']} | {_f(d['tau_sus_vs_memorized'])} |")
+        scores = {v: f"{_f(d[v + '_recall'])} / {_f(d[v + '_precision'])} / {d[v + '_memorizers_resisting']}" for v in ("paper", "pool", "alone")}
+        lines.append(f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['memorizers']} | {scores['paper']} | "
+                     f"{scores['pool']} / {d['pool_resisting']} / {d['pool_unclear']} | {_f(d['pool_false_flag_min_fit'])} | "
+                     f"{scores['alone']} / {d['alone_resisting']} / {d['alone_unclear']} | {_f(d['tau_sus_vs_memorized'])} | "
+                     f"{_f(d['tau_sus_vs_memorized_apart'])} | {_f(d.get('tau_fits_vs_memorized'))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,7 @@ from suscli.checkpoints import load_checkpoint
 from suscli.distributed import audit_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
 from suscli.files import require_folder, write_atomic
+from suscli.gate import candidate_failure, threshold_failures
 from suscli.images import PRESETS, ImageSource, labeled_source, unlabeled_source
 from suscli.plot import plot_pool
 from suscli.pool import discover
@@ -40,6 +41,8 @@ from suscli.results import Result
 from suscli.store import ResultStore, fingerprint, results_location
 from suscli.scoring import Settings, resolve_device, score_checkpoint
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
+from suscli import verdict
+from suscli.verdict import MEMORIZED
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 gate failed, 2 usage error, 3 an input could not be loaded or run."
 
@@ -299,18 +302,6 @@ def run_info(settings: Settings, data: Path, unlabeled, train_data: Path | None,
     }
 
 
-def gate_failures(result: Result, max_susceptibility: float | None, min_train_acc: float | None) -> list[str]:
-    failures = []
-    if max_susceptibility is not None and result.susceptibility is not None and result.susceptibility > max_susceptibility:
-        failures.append(f"susceptibility {result.susceptibility:.4f} > --max-susceptibility {max_susceptibility}")
-    if min_train_acc is not None:
-        if result.train_acc is None:
-            raise UsageError("--min-train-acc needs --train-data")
-        if result.train_acc < min_train_acc:
-            failures.append(f"training accuracy {result.train_acc:.4f} < --min-train-acc {min_train_acc}")
-    return failures
-
-
 @app.command()
 def score(
     checkpoint: Annotated[
@@ -364,10 +355,8 @@ def score(
         unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
         with progress_bar() as update:
             result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
-        failures = gate_failures(result, max_susceptibility, min_train_acc)
-        result.verdict = (
-            "fail: " + "; ".join(failures) if failures else ("pass" if (max_susceptibility, min_train_acc) != (None, None) else None)
-        )
+        failures = threshold_failures(result, max_susceptibility, min_train_acc)
+        verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
         run = run_info(
             settings,
             data,
@@ -452,7 +441,9 @@ def rank(
     plot: Annotated[
         Optional[Path], typer.Option(help="Draw training accuracy against susceptibility to this image file (needs matplotlib).")
     ] = None,
-    fail_on: Annotated[FailOn, typer.Option(help="Gate: 'memorized' exits 1 when any model is in region 2.")] = FailOn.never,
+    fail_on: Annotated[
+        FailOn, typer.Option(help="Gate: 'memorized' exits 1 when any model's verdict is 'likely memorized noise'.")
+    ] = FailOn.never,
     candidate: Annotated[
         Optional[str], typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.")
     ] = None,
@@ -596,15 +587,15 @@ def gate_messages(ranked: list[Result], fail_on: "FailOn", candidate: str | None
             raise UsageError(
                 "--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds"
             )
-        flagged = [r.name for r in ranked if r.region == 2]
+        flagged = [r.name for r in ranked if r.verdict == MEMORIZED]
         if flagged:
             failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
     if candidate is not None:
         row = next(r for r in ranked if r.name == candidate)
         if t is None:
             raise UsageError("--candidate needs regions", fix=f"rank {MIN_POOL}+ models, or fix both thresholds")
-        if row.region != 1:
-            failures.append(f"candidate {candidate} is in region {row.region} ({row.verdict or row.error}), not region 1")
+        if reason := candidate_failure(row):
+            failures.append(reason)
     return failures
 
 

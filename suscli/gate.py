@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from suscli.results import Result
+from suscli.verdict import MEMORIZED
 
 
 @dataclass(frozen=True)
@@ -21,23 +22,32 @@ def outcome(row: Result, run: dict[str, Any]) -> Outcome:
     if not row.ok:
         return Outcome("error", "load", row.error or "could not be loaded or run")
     gate = run.get("gate") or {}
-    if gate.get("fail_on") == "memorized" and row.region == 2:
-        return Outcome("failure", "memorized", memorized_reason(row, run.get("thresholds")))
-    if gate.get("candidate") == row.name and row.region != 1:
-        return Outcome("failure", "candidate", f"candidate {row.name} is in region {row.region} ({row.verdict}), not region 1")
-    if row.verdict and row.verdict.startswith("fail: "):
-        return Outcome("failure", "threshold", row.verdict.removeprefix("fail: "))
+    if gate.get("fail_on") == "memorized" and row.verdict == MEMORIZED:
+        return Outcome("failure", "memorized", f"{MEMORIZED}: {row.verdict_why}")
+    if gate.get("candidate") == row.name and (reason := candidate_failure(row)):
+        return Outcome("failure", "candidate", reason)
+    if failures := threshold_failures(row, gate.get("max_susceptibility"), gate.get("min_train_acc")):
+        return Outcome("failure", "threshold", "; ".join(failures))
     return Outcome("passed")
 
 
-def memorized_reason(row: Result, thresholds: dict[str, Any] | None) -> str:
-    """Why region 2: both numbers against both thresholds."""
-    if not thresholds or row.train_acc is None or row.susceptibility is None:
-        return "likely memorized noise (region 2)"
-    return (
-        f"likely memorized noise (region 2): training accuracy {100 * row.train_acc:.1f}% >= {100 * thresholds['train_acc']:.1f}% "
-        f"and susceptibility {row.susceptibility:.4f} > {thresholds['susceptibility']:.4f} ({thresholds['source']} thresholds)"
-    )
+def candidate_failure(row: Result) -> str | None:
+    """Why `row` fails --candidate: outside region 1, or flagged by the verdict; None when it passes."""
+    if row.region != 1:
+        return f"candidate {row.name} is in region {row.region} ({row.verdict or row.error}), not region 1"
+    if row.verdict == MEMORIZED:
+        return f"candidate {row.name} is in region 1 but its verdict is '{MEMORIZED}' ({row.verdict_why})"
+    return None
+
+
+def threshold_failures(row: Result, max_susceptibility: float | None, min_train_acc: float | None) -> list[str]:
+    """score's gates: --max-susceptibility and --min-train-acc (the caller checks that training accuracy exists)."""
+    failures = []
+    if max_susceptibility is not None and row.susceptibility is not None and row.susceptibility > max_susceptibility:
+        failures.append(f"susceptibility {row.susceptibility:.4f} > --max-susceptibility {max_susceptibility}")
+    if min_train_acc is not None and row.train_acc is not None and row.train_acc < min_train_acc:
+        failures.append(f"training accuracy {row.train_acc:.4f} < --min-train-acc {min_train_acc}")
+    return failures
 
 
 def gates(run: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jinja2
 
+from suscli import verdict
 from suscli.errors import SuscliError
 from suscli.gate import gates, outcome
 from suscli.ranking import Thresholds
@@ -105,7 +106,8 @@ def table_rows(rows: list[Result], pick: str | None) -> list[dict[str, Any]]:
                 }
             )
         classes = ["pick"] if r.name == pick else []
-        classes += ["failed-row"] if not r.ok else [f"region-{r.region}"] if r.region is not None else []
+        shade = {verdict.MEMORIZED: "memorized", verdict.RESISTS: "resists"}.get(r.verdict or "")
+        classes += ["failed-row"] if not r.ok else [shade] if shade else []
         out.append({"name": r.name, "classes": " ".join(classes), "cells": cells})
     return out
 
@@ -154,7 +156,9 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
     if r.clean_fit is not None:
         items.append(("fits confirmed labels", f"{100 * r.clean_fit:.1f}%"))
     if r.region is not None:
-        items.append(("region", f"{r.region}: {r.verdict}"))
+        items.append(("region", str(r.region)))
+    if r.verdict is not None:
+        items.append(("verdict", f"{r.verdict}: {r.verdict_why}"))
     result = outcome(r, run)
     if result.status != "passed" or gates(run):
         items.append(("gate", result.reason or "passed"))

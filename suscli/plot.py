@@ -1,22 +1,25 @@
-"""The pool picture: training accuracy against susceptibility, with the two threshold lines and the regions."""
+"""The pool picture: training accuracy against susceptibility, with the two threshold lines (the regions, dashed),
+the verdict's fixed susceptibility cuts (dotted) and each model coloured by its verdict."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+from suscli import verdict
 from suscli.errors import InputError, UsageError
 from suscli.files import replacing, require_folder
 from suscli.ranking import Thresholds
 from suscli.results import Result
 
-REGION_COLORS = {1: "#2a9d8f", 2: "#e63946", 3: "#8d99ae", 4: "#f4a261", None: "#444444"}
-REGION_LABELS = {
-    1: "1: fits, resists noise",
-    2: "2: likely memorized noise",
-    3: "3: underfit",
-    4: "4: underfit, susceptible",
-    None: "no region",
+# One colour per verdict (suscli.verdict); the dashed lines are the pool's thresholds, the paper's regions.
+VERDICT_COLORS = {
+    verdict.RESISTS: "#2a9d8f",
+    verdict.MEMORIZED: "#e63946",
+    verdict.UNCLEAR: "#e9c46a",
+    verdict.UNDERFIT: "#8d99ae",
+    verdict.UNDERFIT_SUSCEPTIBLE: "#f4a261",
+    None: "#444444",
 }
 
 
@@ -98,18 +101,18 @@ def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli r
     if not scored:
         raise UsageError("--plot needs training accuracy for at least one model", fix="pass --train-data")
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    for g, label in REGION_LABELS.items():
-        pts = [r for r in scored if r.region == g]
+    for word, color in VERDICT_COLORS.items():
+        pts = [r for r in scored if r.verdict == word]
         if pts:
             ax.scatter(
                 [r.susceptibility for r in pts],
                 [_pct(r.train_acc) for r in pts],
                 s=46,
-                color=REGION_COLORS[g],
+                color=color,
                 edgecolor="black",
                 linewidth=0.5,
                 zorder=3,
-                label=label,
+                label=word or "no verdict",
             )
     if pick is not None and pick in scored:
         ax.scatter(
@@ -122,6 +125,12 @@ def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli r
             zorder=4,
             label="to ship",
         )
+    if any(verdict.calibrated(r) for r in scored):  # the verdict's fixed cuts (suscli.verdict), dotted
+        for cut, color in (
+            (verdict.RESISTS_CUT, VERDICT_COLORS[verdict.RESISTS]),
+            (verdict.MEMORIZED_CUT, VERDICT_COLORS[verdict.MEMORIZED]),
+        ):
+            ax.axvline(cut, color=color, linestyle=":", linewidth=1.2)
     if t is not None:
         ax.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
         ax.axhline(100 * t.train_acc, color="black", linestyle="--", linewidth=1)

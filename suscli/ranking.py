@@ -9,10 +9,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from suscli import verdict
 from suscli.errors import UsageError
 from suscli.results import Result
 
-VERDICTS = {
+# The paper's names of the regions (the plot's legend); the verdict column is suscli.verdict's, which can differ.
+REGION_NAMES = {
     1: "fits, resists noise",  # train acc >= threshold, susceptibility <= threshold (the paper: recommended)
     2: "likely memorized noise",  # train acc >= threshold, susceptibility > threshold
     3: "underfit",  # train acc < threshold, susceptibility <= threshold
@@ -63,22 +65,24 @@ def region(train_acc: float, susceptibility: float, t: Thresholds) -> int:
 
 
 def rank(rows: list[Result], t: Thresholds | None) -> list[Result]:
-    """Assign region and verdict, then order: region 1 to 4; within a region, higher training accuracy first,
-    then lower susceptibility; without regions, lower susceptibility first; failed models last.
+    """Assign region and verdict (suscli.verdict), then order: region 1 to 4, a region-1 model whose verdict is
+    "likely memorized noise" after the rest of region 1; within a region, higher training accuracy first, then
+    lower susceptibility; without regions, lower susceptibility first; failed models last.
     """
     for r in rows:
         if r.ok and t is not None and r.train_acc is not None and r.susceptibility is not None:
             r.region = region(r.train_acc, r.susceptibility, t)
-            r.verdict = VERDICTS[r.region]
         elif r.ok:
-            r.region, r.verdict = None, None
+            r.region = None
+    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None)
 
     def key(r: Result) -> tuple:
         if not r.ok:
             return (2, 0, 0, 0, r.name)
         acc = -(r.train_acc if r.train_acc is not None else 0.0)
         zeta = r.susceptibility if r.susceptibility is not None else float("inf")
-        return (0 if r.region is not None else 1, r.region or 0, acc, zeta, r.name)
+        place = 1.5 if r.region == 1 and r.verdict == verdict.MEMORIZED else r.region or 0
+        return (0 if r.region is not None else 1, place, acc, zeta, r.name)
 
     return sorted(rows, key=key)
 
@@ -94,11 +98,12 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
             f"no regions (need --train-data and {MIN_POOL}+ models, or --zeta-threshold and --acc-threshold); "
             f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})"
         )
-    first = [r for r in scored if r.region == 1]
-    flagged = [r.name for r in scored if r.region == 2]
+    first = [r for r in scored if r.region == 1 and r.verdict != verdict.MEMORIZED]
+    flagged = [r.name for r in scored if r.verdict == verdict.MEMORIZED]
     memo = f"; {len(flagged)} flagged as likely memorized noise: {', '.join(flagged)}" if flagged else ""
     if not first:
-        return f"no model in region 1 (train acc >= {t.train_acc:.3f} and susceptibility <= {t.susceptibility:.4f}, {t.source}){memo}"
+        where = f"region 1 (train acc >= {t.train_acc:.3f} and susceptibility <= {t.susceptibility:.4f}, {t.source})"
+        return f"no model in {where}{' that is not flagged' if any(r.region == 1 for r in scored) else ''}{memo}"
     best = first[0]
     return (
         f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "

@@ -16,6 +16,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from suscli import verdict
 from suscli.results import FLAT_COLUMNS, Result
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
         table.add_column(name, overflow="fold", justify="right" if name in NUMERIC_COLUMNS else "left")
     cols = display_columns(rows)
     for i, r in enumerate(rows):
-        style = "red" if not r.ok or r.region == 2 else ("green" if r.region == 1 else None)
+        style = "red" if not r.ok or r.verdict == verdict.MEMORIZED else ("green" if r.verdict == verdict.RESISTS else None)
         table.add_row(*(values[i] for _, values in cols), style=style)
     return table
 

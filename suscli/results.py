@@ -25,7 +25,8 @@ class Result:
     fits_contradicted: float | None = None  # share of the training labels the consensus contradicts that it fits (suscli.noise)
     clean_fit: float | None = None  # share of the training labels the consensus confirms that it fits
     region: int | None = None  # 1-4 (docs/rank.md), set when ranked in a pool
-    verdict: str | None = None
+    verdict: str | None = None  # suscli.verdict: likely memorized noise, fits, resists noise, unclear, underfit...
+    verdict_why: str | None = None  # the numbers behind the verdict
     sha256: str | None = None
     seconds: float | None = None
     notes: list[str] = field(default_factory=list)

@@ -16,6 +16,7 @@ import numpy as np
 from suscli.agreement import Predictions, agreement_with_consensus, difference_is_clear
 from suscli.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on, given_labels
 from suscli.ranking import Thresholds, pool_classes, rank, recommendation, region
+from suscli.verdict import MEMORIZED
 from suscli.results import Result
 
 RULES = ("agreement", "regions", "pareto", "train-acc", "susceptibility")
@@ -83,12 +84,22 @@ def choose(
             "them, so no regions were drawn",
             False,
         )
+    who, mask = annotate_agreement(rows, t, voters) if rule == "agreement" else ("", [])
+    labels = _label_check(rows, t, noise_voters, rule == "agreement")  # before the verdicts: they use fits_contradicted
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
+    choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break, labels)
+    choice.labels = labels
+    return choice
+
+
+def _by_rule(
+    rows: list[Result], rule: str, t: Thresholds | None, by_region: list[Result], voted: tuple[str, list[bool]], tie_break: str, labels
+) -> Choice:
+    """choose's order and pick once the rows carry their region, verdict and agreement."""
+    who, mask = voted
     if rule == "agreement":
-        who, mask = annotate_agreement(rows, t, voters)
         measured = [r for r in _measured(rows) if r.agreement is not None]
         if len(measured) >= 2:
-            labels = annotate_labels(measured, _voters(measured, t, noise_voters)[0])
             fit = t is not None and all(r.train_acc is not None for r in measured)
             choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, labels)
             choice.voters = [r.name for r, m in zip(_measured(rows), mask) if m]
@@ -100,7 +111,7 @@ def choose(
     if not scored or t is None:
         return Choice(by_region, None, recommendation(by_region, t) + note, False)
     if rule == "regions":
-        first = [r for r in by_region if r.ok and r.region == 1]
+        first = [r for r in by_region if r.ok and r.region == 1 and r.verdict != MEMORIZED]
         return Choice(by_region, first[0] if first else None, recommendation(by_region, t) + note, bool(first))
     if rule == "train-acc":
         ranked = _order(rows, lambda r: -r.train_acc)
@@ -118,6 +129,12 @@ def choose(
             f"the highest training accuracy of the {front} model(s) that no other model beats on both training accuracy and susceptibility",
         )
     raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
+
+
+def _label_check(rows: list[Result], t: Thresholds | None, noise_voters: str, agreeing: bool) -> LabelCheck | None:
+    """annotate_labels over the models the rule measured (with agreement under the agreement rule), whatever the rule."""
+    measured = [r for r in _measured(rows) if r.agreement is not None or not agreeing]
+    return annotate_labels(measured, _voters(measured, t, noise_voters)[0]) if len(measured) >= 2 else None
 
 
 def predictions_of(row: Result) -> Predictions | None:
@@ -346,6 +363,8 @@ TIE_WORDS: dict[str, Callable[[Result], str]] = {
 
 def _outside_region_1(row: Result, rule: str) -> str:
     """Why the model to ship may have a row that says 'underfit' or 'likely memorized noise'."""
+    if row.region == 1 and row.verdict == MEMORIZED:
+        return f"; its row says '{MEMORIZED}' ({row.verdict_why}): the {rule} rule does not rank by verdict"
     if row.region in (None, 1):
         return ""
     return f"; its row says '{row.verdict}' (region {row.region}): the {rule} rule does not rank by region"

@@ -269,6 +269,7 @@ def scored_row(
             "loss_before": sus.loss_before,
             "loss_after": sus.loss_after,
             "batch_size": sus.batch_size,
+            "lr": sus.config.lr,  # with batch_size: whether the verdict's fixed cuts apply (suscli.verdict)
             "num_classes": sus.num_classes,
             "images": images,
             "unreadable_images": len(unreadable),

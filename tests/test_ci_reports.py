@@ -50,7 +50,7 @@ def test_junit_has_a_testcase_per_model_and_the_gate_as_failures(audited) -> Non
     suites = list(xml)
     assert len(suites) == 1
     suite = suites[0]
-    memorized = [r["name"] for r in doc["results"] if r["region"] == 2]
+    memorized = [r["name"] for r in doc["results"] if r["verdict"] == "likely memorized noise"]
     assert memorized and suite.name == f"suscli rank {doc['pool']}"
     assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (7, len(memorized), 1, 0)
     assert (xml.tests, xml.failures, xml.errors) == (7, len(memorized), 1)
@@ -60,7 +60,7 @@ def test_junit_has_a_testcase_per_model_and_the_gate_as_failures(audited) -> Non
         results = list(case.result)
         if name in memorized:
             assert len(results) == 1 and case.is_failure and results[0].type == "memorized"
-            assert results[0].message.startswith("likely memorized noise (region 2): training accuracy")
+            assert results[0].message.startswith("likely memorized noise: training accuracy")
         elif name == "broken":
             assert case.is_error and results[0].type == "load" and "not a readable safetensors file" in results[0].message
         else:
@@ -119,8 +119,8 @@ def test_html_is_one_page_with_the_table_plot_gate_and_numbers(audited) -> None:
     assert " ".join(doc["recommendation"].split()) in text
     assert "Could not audit every model: 1 model(s) could not be loaded or run" in text and "failed the gate (--fail-on memorized)" in text
     for r in doc["results"]:
-        if r["region"] == 2:
-            assert f"{r['name']}: likely memorized noise (region 2)" in text
+        if r["verdict"] == "likely memorized noise":
+            assert f"{r['name']}: likely memorized noise: {r['verdict_why']}" in text
     assert text.count("95% interval [") == len(doc["results"]) - 1  # every scored model's susceptibility interval
     assert doc["settings"]["susceptibility"]["lr"] == 0.01 and "settings.susceptibility.lr 0.01" in text
     assert f"torch {doc['environment']['torch']}" in text

@@ -1,0 +1,109 @@
+"""The verdict column (suscli.verdict): the fixed cuts, the pool's regions and the label-free second signal, each
+decided here by hand from the numbers, and carried through ranking, the closing line, the gates and `score`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from suscli import verdict
+from suscli.gate import candidate_failure, outcome
+from suscli.ranking import rank, recommendation, thresholds
+from suscli.results import Result
+from suscli.rules import choose
+from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
+
+import suscli
+from tests.conftest import invoke, tiny_cnn, write_images
+
+DEFAULT_STEP = {"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10}
+
+
+def row(name: str, acc: float | None, zeta: float, fits_contradicted: float | None = None, step: dict | None = None) -> Result:
+    return Result(
+        name=name,
+        path=name,
+        train_acc=acc,
+        susceptibility=zeta,
+        fits_contradicted=fits_contradicted,
+        details=dict(DEFAULT_STEP if step is None else step),
+    )
+
+
+@pytest.mark.parametrize(
+    ("acc", "zeta", "fits", "word"),
+    [
+        (0.9, 0.45, None, verdict.MEMORIZED),  # above the fixed cut, though below the pool's threshold 1.0
+        (0.9, 0.30, None, verdict.UNCLEAR),  # between the fixed cuts
+        (0.9, 0.10, 0.20, verdict.UNCLEAR),  # low susceptibility, but it fits many labels the pool contradicts
+        (0.9, 0.10, 0.05, verdict.RESISTS),
+        (0.9, 0.10, None, verdict.RESISTS),  # no training predictions: the susceptibility cuts alone
+        (0.5, 0.10, None, verdict.UNDERFIT),
+        (0.5, 0.30, None, verdict.UNDERFIT),  # below the pool's threshold of 1.0: not "susceptible"
+        (0.9, 1.50, None, verdict.MEMORIZED),
+        (0.5, 0.80, None, verdict.UNDERFIT),  # above the fixed cut, but it fits less than the pool: region 3
+    ],
+)
+def test_each_verdict_from_its_numbers(acc: float, zeta: float, fits: float | None, word: str) -> None:
+    got = verdict.judge(row("m", acc, zeta, fits), zeta=1.0, acc=0.75)
+    assert got is not None and got.word == word
+
+
+def test_the_fixed_cuts_hold_only_at_the_step_they_were_measured_at() -> None:
+    other = {"lr": 0.05, "batch_size": DEFAULT_BATCH_SIZE}
+    assert verdict.judge(row("m", 0.9, 0.45, step=other), zeta=1.0, acc=0.75).word == verdict.RESISTS
+    assert verdict.judge(row("m", 0.9, 0.45, step={}), zeta=1.0, acc=0.75).word == verdict.RESISTS  # an older results file
+    assert verdict.judge(row("m", 0.9, 0.45, step=other), zeta=None, acc=None) is None  # alone: nothing to say
+
+
+def test_a_model_alone_gets_the_fixed_cuts_and_no_claim_about_its_fit() -> None:
+    words = {z: verdict.judge(row("m", 0.99, z), zeta=None, acc=None).word for z in (0.05, 0.3, 0.9)}
+    assert words == {0.05: verdict.RESISTS_ALONE, 0.3: verdict.UNCLEAR, 0.9: verdict.MEMORIZED}
+    # memorizing needs fitting: without training accuracy, or at chance level (10 classes), no flag
+    assert verdict.judge(row("m", None, 0.9), zeta=None, acc=None).word == verdict.UNCLEAR
+    at_chance = verdict.judge(row("m", 0.086, 0.9), zeta=None, acc=None)
+    assert at_chance.word == verdict.UNDERFIT_SUSCEPTIBLE and "no better than guessing" in at_chance.why
+    assert verdict.judge(row("m", 0.2, 0.9), zeta=None, acc=None).word == verdict.MEMORIZED
+
+
+def test_a_moderate_memorizer_hidden_by_extreme_ones_is_flagged_ranked_after_region_1_and_not_shipped() -> None:
+    # mean susceptibility (0.3 + 5 + 0.5 + 0.1) / 4 = 1.475, mean accuracy 0.8125: a and c are in region 1, but c
+    # reads 0.5 > 0.44, the fixed cut
+    pool = [row("a", 0.9, 0.3), row("b", 0.9, 5.0), row("c", 0.95, 0.5), row("d", 0.5, 0.1)]
+    t = thresholds(pool)
+    ranked = rank(pool, t)
+    assert [r.name for r in ranked] == ["a", "c", "b", "d"]  # c, though fitting best, after the rest of region 1
+    assert {r.name: (r.region, r.verdict) for r in pool} == {
+        "a": (1, verdict.UNCLEAR),
+        "b": (2, verdict.MEMORIZED),
+        "c": (1, verdict.MEMORIZED),
+        "d": (3, verdict.UNDERFIT),
+    }
+    line = recommendation(ranked, t)
+    assert line.startswith("ship a:") and "2 flagged as likely memorized noise: c, b" in line
+    assert choose(pool, "regions", t).pick.name == "a"
+    assert "region 1 but its verdict is 'likely memorized noise'" in candidate_failure(pool[2])
+    assert candidate_failure(pool[0]) is None
+    gate = {"gate": {"fail_on": "memorized"}}
+    assert [outcome(r, gate).status for r in pool] == ["passed", "failure", "failure", "passed"]
+
+
+def test_train_acc_pick_of_a_flagged_model_says_so() -> None:
+    pool = [row("a", 0.9, 0.3), row("b", 0.8, 5.0), row("c", 0.95, 0.5)]
+    choice = choose(pool, "train-acc", thresholds(pool))
+    assert choice.pick.name == "c" and "its row says 'likely memorized noise' (susceptibility 0.500 > 0.44" in choice.why
+
+
+def test_score_prints_the_verdict_of_a_model_alone(tmp_path: Path, train_folder: Path) -> None:
+    """At the default step (enough images for a full batch) the row carries the fixed cuts' verdict; its reason
+    holds the measured number."""
+    ckpt = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch="tests.conftest:tiny_cnn", num_classes=3, image_size=8)
+    write_images(tmp_path / "unlabeled", DEFAULT_BATCH_SIZE + 4)
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", train_folder, "-f", "json")
+    assert res.exit_code == 0, res.stderr
+    r = json.loads(res.stdout)["results"][0]
+    s = r["susceptibility"]
+    expected = verdict.MEMORIZED if s > verdict.MEMORIZED_CUT else verdict.RESISTS_ALONE if s <= verdict.RESISTS_CUT else verdict.UNCLEAR
+    assert r["details"]["lr"] == DEFAULT_LR and r["verdict"] == expected and f"{s:.3f}" in r["verdict_why"]
