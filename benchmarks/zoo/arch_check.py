@@ -1,0 +1,133 @@
+"""Do the verdict's fixed susceptibility cuts (suscli.verdict) hold for an architecture they were not chosen on?
+
+The cuts were chosen on the zoo's small CNNs, MLPs and ResNets. This trains torchvision's ResNet-18 (the stock
+ImageNet layout, as users take it from torchvision, 10 classes) on CIFAR-10N human labels (human-worst, the zoo's
+design setting) under two recipes, a regularized one (weight decay 5e-3, augmentation, 8 epochs) and a memorizing
+one (no weight decay, no augmentation, 30 epochs), saves 5 checkpoints of each, and reports per checkpoint the
+oracle (share of the wrong labels it fits, clean test accuracy), the susceptibility at the default step, and the
+verdict suscli gives it alone and in the pool of these 10 checkpoints; also the susceptibility of the same
+architecture at initialization.
+
+    python benchmarks/zoo/arch_check.py --out benchmarks/out/arch-check [--n-train 2000] [--threads 2]
+
+Writes <out>/arch-check.md (printed too) and the checkpoints; a rerun reuses finished runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cifar
+from train_zoo import MOMENTUM, epoch_metrics, load_data, noisy_labels, save_epochs, train_epoch
+
+import suscli
+from suscli.checkpoints import load_checkpoint
+from suscli.images import ImageSource, normalizer
+from suscli.ranking import rank, thresholds
+from suscli.results import Result
+from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from suscli import verdict
+
+ARCH = "torchvision:resnet18"
+RECIPES = {  # name: (lr, weight decay, epochs, augmentation)
+    "regularized": (0.05, 5e-3, 8, True),
+    "memorizing": (0.05, 0.0, 30, False),
+}
+
+
+def build() -> torch.nn.Module:
+    return torchvision.models.resnet18(num_classes=10)
+
+
+def train(name: str, data, noisy: np.ndarray, out: Path) -> dict:
+    """One recipe; its record (per saved epoch: oracle and checkpoint) is cached in <out>/<name>/record.json."""
+    folder = out / name
+    record_path = folder / "record.json"
+    if record_path.exists():
+        return json.loads(record_path.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    lr, wd, epochs, aug = RECIPES[name]
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = build().to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=wd)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    y_noisy, clean = torch.from_numpy(noisy), torch.from_numpy(data.y_train)
+    record = {"recipe": name, "lr": lr, "weight_decay": wd, "epochs": epochs, "augment": aug, "saved": []}
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        train_epoch(model, opt, data.x_train, y_noisy, aug, g)
+        sched.step()
+        if epoch in save_epochs(epochs):
+            m = epoch_metrics(model, data.x_train, y_noisy, clean, data.x_test, torch.from_numpy(data.y_test))
+            path = folder / f"epoch_{epoch:03d}.safetensors"
+            suscli.save(model, path, arch=ARCH, arch_kwargs={"num_classes": 10}, num_classes=10, preset="cifar10",
+                        mean=list(cifar.MEAN), std=list(cifar.STD), image_size=32, epoch=epoch)
+            record["saved"].append({"epoch": epoch, "path": str(path), **m})
+            print(f"{name} epoch {epoch}: fit on wrong labels {m['memorized']:.3f}, test {m['test_acc']:.3f}, "
+                  f"{time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+    record_path.write_text(json.dumps(record, indent=1))
+    return record
+
+
+def susceptibility(model: torch.nn.Module, pixels: torch.Tensor) -> float:
+    s = measure_susceptibility(model, pixels, config=SusceptibilityConfig(), transform=normalizer(cifar.MEAN, cifar.STD))
+    return s.mean
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/out/arch-check"))
+    ap.add_argument("--n-train", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    root = cifar.ensure_unpacked()
+    data = load_data(root, args.n_train, 1000, 1000, seed=0, threads=args.threads)
+    noisy = noisy_labels(data.y_train, "human-worst", 0, data)
+    print(f"{args.n_train} training images, {100 * (noisy != data.y_train).mean():.1f}% of labels wrong", file=sys.stderr)
+    pixels, _, _ = ImageSource(data.unlabeled_paths, population=len(data.unlabeled_paths)).decoded(32, 3)
+    records = [train(name, data, noisy, args.out) for name in RECIPES]
+    at_init = [susceptibility(_fresh(s), pixels) for s in (0, 1)]
+    rows, oracle = [], []
+    for rec in records:
+        for saved in rec["saved"]:
+            ckpt = load_checkpoint(saved["path"])
+            rows.append(Result(name=f"{rec['recipe']}-e{saved['epoch']}", path=saved["path"], susceptibility=susceptibility(ckpt.model, pixels),
+                               train_acc=saved["train_acc_noisy"],
+                               details={"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10}))
+            oracle.append(saved)
+    alone = {r.name: verdict.judge(r, None, None) for r in copy.deepcopy(rows)}
+    rank(rows, thresholds(rows))
+    lines = ["# The verdict's fixed cuts on torchvision's ResNet-18 (not used to choose them)", "",
+             f"{args.n_train} CIFAR-10 training images with CIFAR-10N human-worst labels ({100 * (noisy != data.y_train).mean():.1f}% wrong); "
+             f"susceptibility at the default step on 1,000 unlabeled images. At initialization (seeds 0, 1): "
+             f"{at_init[0]:.3f}, {at_init[1]:.3f}.", "",
+             "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | verdict alone | verdict in this pool |",
+             "|---|---|---|---|---|---|---|"]
+    for r, o in zip(rows, oracle):
+        lines.append(f"| {r.name} | {100 * o['memorized']:.1f}% | {100 * o['test_acc']:.1f}% | {100 * r.train_acc:.1f}% | {r.susceptibility:.3f} | "
+                     f"{alone[r.name].word if alone[r.name] else '-'} | {r.verdict or '-'} |")
+    report = "\n".join(lines) + "\n"
+    (args.out / "arch-check.md").write_text(report)
+    print(report)
+
+
+def _fresh(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build()
+
+
+if __name__ == "__main__":
+    main()
