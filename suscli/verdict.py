@@ -49,28 +49,17 @@ def calibrated(row: Result) -> bool:
 def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
     """The verdict of one scored row against the pool's thresholds (`zeta` susceptibility, `acc` training accuracy;
     None without a pool). None when nothing can be said: no pool, no training accuracy and no calibrated cut."""
-    s, fixed = row.susceptibility, calibrated(row)
+    s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
-    pool = zeta is not None and acc is not None and row.train_acc is not None
-    if fixed and s > MEMORIZED_CUT and (row.train_acc >= acc if pool else _above_chance(row)):
+    if zeta is None or acc is None or fit is None:
+        return _alone(row, s, fixed)
+    if fixed and s > MEMORIZED_CUT and fit >= acc:
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
-    if not pool:
-        if not fixed:
-            return None
-        if s > MEMORIZED_CUT:
-            return Verdict(UNCLEAR if row.train_acc is None else UNDERFIT_SUSCEPTIBLE, _not_fitting(row))
-        if s <= RESISTS_CUT:
-            return Verdict(
-                RESISTS_ALONE, f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step; no pool to judge its fit)"
-            )
-        return Verdict(
-            UNCLEAR, f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}, and no pool to compare with"
-        )
-    if row.train_acc < acc:
-        return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {row.train_acc:.3f} < {acc:.3f}")
+    if fit < acc:
+        return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
     if s > zeta:
-        return Verdict(MEMORIZED, f"training accuracy {row.train_acc:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
+        return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
     doubts = []
     if fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
@@ -78,7 +67,22 @@ def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
         doubts.append(f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts")
     if doubts:
         return Verdict(UNCLEAR, "; ".join(doubts))
-    return Verdict(RESISTS, f"training accuracy {row.train_acc:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
+    return Verdict(RESISTS, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
+
+
+def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
+    """No pool to compare with: the fixed cuts alone, and memorizing needs fitting better than chance."""
+    if not fixed:
+        return None
+    if s > MEMORIZED_CUT:
+        if _above_chance(row):
+            return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
+        return Verdict(UNCLEAR if row.train_acc is None else UNDERFIT_SUSCEPTIBLE, _not_fitting(row))
+    if s <= RESISTS_CUT:
+        return Verdict(RESISTS_ALONE, f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step; no pool to judge its fit)")
+    return Verdict(
+        UNCLEAR, f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}, and no pool to compare with"
+    )
 
 
 def _above_chance(row: Result) -> bool:
