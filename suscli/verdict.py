@@ -54,12 +54,12 @@ def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
         return None
     if zeta is None or acc is None or fit is None:
         return _alone(row, s, fixed)
-    if fixed and s > MEMORIZED_CUT and fit >= acc:
-        return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
     if fit < acc:
         return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
     if s > zeta:
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
+    if fixed and s > MEMORIZED_CUT:  # below the pool's threshold, which extreme memorizers pulled up
+        return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
     doubts = []
     if fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
