@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from suscli.accuracy import Accuracy
+from suscli.accuracy import Accuracy, training_accuracy
 from suscli.agreement import predict
 from suscli.batched import groups, measure_many, training_accuracy_many
 from suscli.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.embedded import Embedded
-from suscli.errors import SuscliError
-from suscli.images import ImageSource, normalizer
+from suscli.errors import InputError, SuscliError
+from suscli.images import ImageSource, Preprocess, normalizer
 from suscli.pool import PoolEntry
 from suscli.results import Result
 from suscli.scoring import (
@@ -34,6 +34,7 @@ from suscli.scoring import (
     scored_row,
     source_notes,
 )
+from suscli.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
 from suscli.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
@@ -103,23 +104,6 @@ def load_entry(
         trust=trust,
         ema=ema,
     )
-
-
-def score_entry(
-    entry: PoolEntry,
-    unlabeled: ImageSource,
-    train: ImageSource | None,
-    *,
-    settings: Settings,
-    device: torch.device,
-    default_arch: str | None = None,
-    default_arch_kwargs: dict | None = None,
-    trust: bool = False,
-    ema: bool = False,
-) -> Result:
-    """Load and score one pool model; the checkpoint is freed on return, before the next model loads."""
-    ckpt = load_entry(entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
-    return _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
 
 
 def score_group(
@@ -208,7 +192,7 @@ def audit_pool(
         if waiting and (len(waiting) >= model_batch or i == len(entries) - 1):
             keys = dict(waiting)
             window = [(j, entries[j]) for j, _ in waiting]
-            for j, result in _scored(window, unlabeled, train, settings=settings, device=device, load=load):
+            for j, result in scored_window(window, unlabeled, train, settings=settings, device=device, load=load):
                 if store is not None and result.ok:
                     store.append(keys[j], result)
                 rows[j] = result
@@ -218,7 +202,7 @@ def audit_pool(
     return rows
 
 
-def _scored(
+def scored_window(
     window: list[tuple[int, PoolEntry]],
     unlabeled: ImageSource,
     train: ImageSource | None,
@@ -273,3 +257,150 @@ def _with_epoch(result: Result, entry: PoolEntry) -> Result:
     if result.epoch is None:
         result.epoch = entry.epoch
     return result
+
+
+def audit_sampled(
+    entries: list[PoolEntry],
+    unlabeled: ImageSource,
+    sample: NestedSample,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    settings: Settings,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+    model_batch: int = 1,
+) -> tuple[list[Result], int]:
+    """audit_pool with training accuracy on the sample's first stage, then grown until `decide` settles
+    (settle_sample); returns the rows at the size chosen, and that size."""
+    first = sample.chunk(0, sample.sizes[0])
+    rows = audit_pool(
+        entries,
+        unlabeled,
+        first,
+        settings=settings,
+        device=device,
+        store=store,
+        default_arch=default_arch,
+        default_arch_kwargs=default_arch_kwargs,
+        trust=trust,
+        ema=ema,
+        progress=progress,
+        model_batch=model_batch,
+    )
+    return grow_pool(
+        rows,
+        entries,
+        sample,
+        decide,
+        device=device,
+        store=store,
+        default_arch=default_arch,
+        default_arch_kwargs=default_arch_kwargs,
+        trust=trust,
+        ema=ema,
+        progress=progress,
+    )
+
+
+def grow_pool(
+    rows: list[Result],
+    entries: list[PoolEntry],
+    sample: NestedSample,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+) -> tuple[list[Result], int]:
+    """settle_sample for the rows of a pool's entries, each grown row kept in `store` under its model's key."""
+    keys: dict[int, str] = {}
+
+    def save(i: int, row: Result) -> None:
+        if store is not None:
+            store.append(keys.setdefault(i, model_key(entries[i])), row)
+
+    def load(i: int) -> Checkpoint:
+        return load_entry(entries[i], default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+
+    return settle_sample(rows, sample, load, decide, device=device, save=save, progress=progress)
+
+
+def settle_sample(
+    rows: list[Result],
+    sample: NestedSample,
+    load: Callable[[int], Checkpoint],
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    save: Callable[[int, Result], None] | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[Result], int]:
+    """Grow the training sample of `rows` (measured on its first stage, or on more by an earlier run) until the
+    decisions settle (suscli.sampling.settle); returns the rows seen at the size chosen, and that size.
+
+    `load(i)` gives row i's checkpoint again (only to measure new images), `save(i, row)` keeps a grown row (the
+    results file), so that an interrupted run resumes without measuring anything twice."""
+    first = sample.sizes[0]
+    if len(sample.sizes) == 1:  # the first stage holds the whole set: nothing to grow
+        return rows, first
+    for i, row in enumerate(rows):
+        if measured(row) and listed(row) is None:  # measured on the first stage just now, or by a run killed before this
+            begin(row, first, _unreadable(sample, row, 0, first, device))
+            if save:
+                save(i, row)
+
+    def at(size: int) -> list[Result]:
+        short = [i for i, row in enumerate(rows) if measured(row) and (listed(row) or 0) < size]
+        for done, i in enumerate(short):
+            if progress:
+                progress(f"training accuracy, {size} images", done, len(short))
+            rows[i] = _grown(rows[i], i, sample, size, load, device)
+            if save and rows[i].ok:
+                save(i, rows[i])
+        return [view(row, size) if measured(row) else row for row in rows]
+
+    size = settle(sample.sizes, at, decide)
+    return at(size), size
+
+
+def _grown(row: Result, i: int, sample: NestedSample, size: int, load: Callable[[int], Checkpoint], device: torch.device) -> Result:
+    """`row` measured on the images of the order up to `size`: only the new ones, chunk by chunk of the stages."""
+    try:
+        ckpt = load(i)
+        prep = _preprocess(row)
+        model, transform = on_device(ckpt.model, normalizer(prep.mean, prep.std), device)
+        for lo, hi in sample.boundaries(listed(row) or 0, size):
+            chunk = sample.chunk(lo, hi)
+            ids, _ = label_ids(ckpt, chunk)
+            pixels, labels, _ = chunk.decoded(prep.image_size, row.details["channels"], prep.crop_pct, device)
+            labels = labels if ids is None else ids.to(labels.device)[labels]
+            acc = training_accuracy(model, pixels, labels, population=chunk.population, transform=transform, device=device)
+            row = extended(row, acc, hi, _unreadable(sample, row, lo, hi, device))
+    except SuscliError as e:
+        return failed(row.path, e, row.name)
+    except RuntimeError as e:  # a device error: the model ran on the first stage, so not its shape
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return failed(row.path, InputError(f"{row.path}: training accuracy on more images failed: {first}"), row.name)
+    return row
+
+
+def _preprocess(row: Result) -> Preprocess:
+    p = row.details["preprocess"]
+    return Preprocess(p["image_size"], tuple(p["mean"]), tuple(p["std"]), p["crop_pct"])
+
+
+def _unreadable(sample: NestedSample, row: Result, lo: int, hi: int, device: torch.device) -> list[int]:
+    """Positions in the order of the images lo..hi-1 that could not be decoded (the chunk is decoded by now)."""
+    prep = _preprocess(row)
+    _, _, bad = sample.chunk(lo, hi).decoded(prep.image_size, row.details["channels"], prep.crop_pct, device)
+    paths = sample.chunk(lo, hi).paths
+    return [lo + paths.index(p) for p, _ in bad]

@@ -69,6 +69,18 @@ def test_two_ranks_give_the_single_process_report(tmp_path: Path, image_folder: 
     assert two.stderr.count("ship ") == 1  # the closing line comes from rank 0 only
 
 
+def test_model_batch_under_torchrun_gives_the_single_process_report(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """--model-batch 2 on 2 ranks: each rank measures 2 models together per round, as one process does per window."""
+    pool = make_pool(tmp_path / "pool", n=5)
+    one = single(*rank_args(pool, image_folder, train_folder, tmp_path / "single.jsonl"), "--model-batch", "2")
+    two = torchrun(*rank_args(pool, image_folder, train_folder, tmp_path / "dist.jsonl"), "--model-batch", "2")
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    doc = json.loads(two.stdout)
+    assert doc["world_size"] == 2 and comparable(doc) == comparable(json.loads(one.stdout))
+    assert stored_names(tmp_path / "dist.jsonl") == ["m0", "m1", "m2", "m3", "m4"]
+
+
 def test_broken_checkpoint_is_a_row_and_exit_3_without_hanging(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     pool = make_pool(tmp_path / "pool", n=3)
     results = tmp_path / "dist.jsonl"
@@ -91,14 +103,14 @@ def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder:
     unlabeled = unlabeled_source(image_folder)
     options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8)), "device": torch.device("cpu")}
     expected = audit_pool(entries, unlabeled, None, **options)
-    real = suscli.distributed.score_entry
+    real = suscli.distributed.scored_window
 
-    def bug_on_m1(entry, *a, **k):
-        if entry.name == "m1":
+    def bug_on_m1(window, *a, **k):
+        if any(entry.name == "m1" for _, entry in window):
             raise ValueError("a bug")
-        return real(entry, *a, **k)
+        return real(window, *a, **k)
 
-    monkeypatch.setattr(suscli.distributed, "score_entry", bug_on_m1)
+    monkeypatch.setattr(suscli.distributed, "scored_window", bug_on_m1)
     assert world() is None  # WORLD_SIZE 1 is a plain run
     with process_group(options["device"]):
         rows = audit_shards(World(0, 0, 1), entries, unlabeled, None, **options)
