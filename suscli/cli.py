@@ -213,7 +213,7 @@ def sample_line(sample: NestedSample, rows: list[Result], size: int) -> str | No
         return None
     used = max((r.train_n or 0 for r in rows if r.ok), default=0)
     if size == sample.population:
-        return f"training accuracy on all {used:,} training images: the decisions changed at every doubling of the sample"
+        return f"training accuracy on all {used:,} training images: the sample grew to the whole set"
     before = sample.sizes[sample.sizes.index(size) - 1] if size != sample.sizes[0] else None
     why = f"the decisions were the same at {before:,} and {size:,} images" if before else "no decision depends on it"
     return (

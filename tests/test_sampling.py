@@ -149,7 +149,7 @@ def test_the_sample_is_seeded_and_grows_while_the_decisions_change(
     grown, said = rank(pool, image_folder, big_train, "--results", tmp_path / "d.jsonl")
     full, _ = rank(pool, image_folder, big_train, "--train-samples", "all", "--results", tmp_path / "e.jsonl")
     assert grown["train_sample"]["sizes_tried"] == [8, 16, 32, 45] and accuracies(grown) == accuracies(full)
-    assert "all 45 training images" in said
+    assert "on all 45 training images: the sample grew to the whole set" in said
 
 
 def test_a_rerun_measures_nothing_again(
@@ -181,6 +181,10 @@ def test_score_without_a_gate_on_training_accuracy_stops_at_the_first_stage(
     doc = json.loads(res.stdout)
     assert doc["results"][0]["train_n"] == START and doc["train_sample"]["sizes_tried"] == [START]
     assert "no decision depends on it" in res.stderr
+    table = invoke("score", pool / "m1.safetensors", "-d", image_folder, "--train-data", big_train, "-f", "markdown", "--batches", "2",
+                   "--batch-size", "8")
+    low, high = doc["results"][0]["train_acc_low"], doc["results"][0]["train_acc_high"]
+    assert f"[{100 * low:.1f}, {100 * high:.1f}] n={START}" in table.stdout  # the interval and the images it rests on
 
 
 def test_bad_train_samples_is_a_usage_error(pool: Path, image_folder: Path, train_folder: Path) -> None:
