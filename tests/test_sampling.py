@@ -190,3 +190,28 @@ def test_score_without_a_gate_on_training_accuracy_stops_at_the_first_stage(
 def test_bad_train_samples_is_a_usage_error(pool: Path, image_folder: Path, train_folder: Path) -> None:
     res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "--train-samples", "half")
     one_error_line(res, 2, "--train-samples takes auto, all or a positive number")
+
+
+def test_suspects_are_the_sampled_images_with_their_own_labels(
+    pool: Path, image_folder: Path, big_train: Path, small_start: None, tmp_path: Path
+) -> None:
+    """--suspects names the images the sampled predictions are on: each path's class folder is its given label."""
+    suspects = tmp_path / "suspects.csv"
+    doc, _ = rank(pool, image_folder, big_train, "--suspects", suspects)
+    lines = suspects.read_text().splitlines()[1:]
+    assert lines and len(lines) <= doc["train_sample"]["images"] < 45
+    for line in lines:
+        path, given, _, _ = line.split(",")
+        assert Path(path).parent.name == f"class_{given}"
+
+
+def test_track_measures_every_epoch_on_the_same_sample(tmp_path: Path, image_folder: Path, big_train: Path, small_start: None) -> None:
+    run = make_pool(tmp_path / "run", n=3)
+    for i, f in enumerate(sorted(run.glob("*.safetensors"))):
+        f.rename(run / f"epoch_{i + 1}.safetensors")
+    res = invoke("track", run, "-d", image_folder, "--train-data", big_train, "-f", "json", "--batches", "2", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    sizes = {r["train_n"] for r in doc["results"]}
+    assert sizes == {doc["train_sample"]["images"]} and doc["train_sample"]["sizes_tried"][0] == START
+    assert doc["recommendation"]["epoch"] is not None
