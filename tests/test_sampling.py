@@ -15,6 +15,7 @@ import suscli.cli
 import suscli.sampling
 from suscli.accuracy import wilson_interval
 from suscli.agreement import Predictions
+from suscli.images import ImageSource
 from suscli.results import Result
 from suscli.sampling import Decisions, seeded_order, settle, stage_sizes, view
 from tests.conftest import invoke, one_error_line, write_images
@@ -215,3 +216,31 @@ def test_track_measures_every_epoch_on_the_same_sample(tmp_path: Path, image_fol
     sizes = {r["train_n"] for r in doc["results"]}
     assert sizes == {doc["train_sample"]["images"]} and doc["train_sample"]["sizes_tried"][0] == START
     assert doc["recommendation"]["epoch"] is not None
+
+
+def test_an_interrupted_growth_resumes_with_the_images_not_yet_measured(
+    pool: Path, image_folder: Path, big_train: Path, small_start: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the sample grows: the models grown so far are kept, and the rerun measures only what is
+    missing (each chunk of the stages once per model), ending with the numbers of an uninterrupted run."""
+    monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
+    real = suscli.audit.training_accuracy
+    measured: list[int] = []
+
+    def counted(model, inputs, *args, **kwargs):
+        if len(measured) == 6:  # 4 models grown to 16, 2 to 32: interrupted
+            raise KeyboardInterrupt
+        measured.append(len(inputs))
+        return real(model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(suscli.audit, "training_accuracy", counted)
+    res = invoke("rank", pool, "-d", image_folder, "--train-data", big_train, "-f", "json", "--batches", "2", "--batch-size", "8")
+    assert res.exit_code == 130 and "rerun the same command to resume" in res.stderr
+    assert measured == [8] * 4 + [16] * 2  # the chunks 8-16 of every model, 16-32 of two
+    measured.clear()
+    again, _ = rank(pool, image_folder, big_train)
+    assert sorted(measured) == sorted([16] * 2 + [13] * 4)  # 16-32 of the other two, then 32-45 of all four
+    full, _ = rank(pool, image_folder, big_train, "--train-samples", "all")
+    assert again["counts"]["reused"] == 4 and accuracies(again) == accuracies(full)
+    # a row stored at a count that is no stage (a pool measured with another first stage) grows to the next stage first
+    assert suscli.sampling.NestedSample(ImageSource([]), stage_sizes(45, 8)).boundaries(20, 45) == [(20, 32), (32, 45)]
