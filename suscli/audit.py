@@ -248,8 +248,7 @@ def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSo
         prep, _ = preprocessing(settings, checkpoint.meta, images)
     except SuscliError:
         return object()
-    classes = repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])  # labels by name map through them
-    return prep, input_channels(checkpoint.model, prep.image_size), classes
+    return prep, input_channels(checkpoint.model, prep.image_size), _classes(checkpoint)  # labels by name map through them
 
 
 def _with_epoch(result: Result, entry: PoolEntry) -> Result:
@@ -257,54 +256,6 @@ def _with_epoch(result: Result, entry: PoolEntry) -> Result:
     if result.epoch is None:
         result.epoch = entry.epoch
     return result
-
-
-def audit_sampled(
-    entries: list[PoolEntry],
-    unlabeled: ImageSource,
-    sample: NestedSample,
-    decide: Callable[[list[Result]], Decisions | None],
-    *,
-    settings: Settings,
-    device: torch.device,
-    store: ResultStore | None = None,
-    default_arch: str | None = None,
-    default_arch_kwargs: dict | None = None,
-    trust: bool = False,
-    ema: bool = False,
-    progress: Progress | None = None,
-    model_batch: int = 1,
-) -> tuple[list[Result], int]:
-    """audit_pool with training accuracy on the sample's first stage, then grown until `decide` settles
-    (settle_sample); returns the rows at the size chosen, and that size."""
-    first = sample.chunk(0, sample.sizes[0])
-    rows = audit_pool(
-        entries,
-        unlabeled,
-        first,
-        settings=settings,
-        device=device,
-        store=store,
-        default_arch=default_arch,
-        default_arch_kwargs=default_arch_kwargs,
-        trust=trust,
-        ema=ema,
-        progress=progress,
-        model_batch=model_batch,
-    )
-    return grow_pool(
-        rows,
-        entries,
-        sample,
-        decide,
-        device=device,
-        store=store,
-        default_arch=default_arch,
-        default_arch_kwargs=default_arch_kwargs,
-        trust=trust,
-        ema=ema,
-        progress=progress,
-    )
 
 
 def grow_pool(
@@ -320,6 +271,7 @@ def grow_pool(
     trust: bool = False,
     ema: bool = False,
     progress: Progress | None = None,
+    model_batch: int = 1,
 ) -> tuple[list[Result], int]:
     """settle_sample for the rows of a pool's entries, each grown row kept in `store` under its model's key."""
     keys: dict[int, str] = {}
@@ -331,7 +283,7 @@ def grow_pool(
     def load(i: int) -> Checkpoint:
         return load_entry(entries[i], default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
 
-    return settle_sample(rows, sample, load, decide, device=device, save=save, progress=progress)
+    return settle_sample(rows, sample, load, decide, device=device, save=save, progress=progress, model_batch=model_batch)
 
 
 def settle_sample(
@@ -343,12 +295,14 @@ def settle_sample(
     device: torch.device,
     save: Callable[[int, Result], None] | None = None,
     progress: Progress | None = None,
+    model_batch: int = 1,
 ) -> tuple[list[Result], int]:
     """Grow the training sample of `rows` (measured on its first stage, or on more by an earlier run) until the
     decisions settle (suscli.sampling.settle); returns the rows seen at the size chosen, and that size.
 
-    `load(i)` gives row i's checkpoint again (only to measure new images), `save(i, row)` keeps a grown row (the
-    results file), so that an interrupted run resumes without measuring anything twice."""
+    `load(i)` gives row i's checkpoint again (only to measure new images), up to `model_batch` at a time, those
+    that can measured together (suscli.batched); `save(i, row)` keeps a grown row (the results file), so that an
+    interrupted run resumes without measuring anything twice."""
     first = sample.sizes[0]
     if len(sample.sizes) == 1:  # the first stage holds the whole set: nothing to grow
         return rows, first
@@ -360,37 +314,85 @@ def settle_sample(
 
     def at(size: int) -> list[Result]:
         short = [i for i, row in enumerate(rows) if measured(row) and (listed(row) or 0) < size]
-        for done, i in enumerate(short):
+        for start in range(0, len(short), model_batch):
             if progress:
-                progress(f"training accuracy, {size} images", done, len(short))
-            rows[i] = _grown(rows[i], i, sample, size, load, device)
-            if save and rows[i].ok:
-                save(i, rows[i])
+                progress(f"training accuracy, {size} images", start, len(short))
+            window = short[start : start + model_batch]
+            for i, row in zip(
+                window, _grown([rows[i] for i in window], [load_or_fail(load, i, rows[i]) for i in window], sample, size, device)
+            ):
+                rows[i] = row
+                if save and row.ok:
+                    save(i, row)
         return [view(row, size) if measured(row) else row for row in rows]
 
     size = settle(sample.sizes, at, decide)
     return at(size), size
 
 
-def _grown(row: Result, i: int, sample: NestedSample, size: int, load: Callable[[int], Checkpoint], device: torch.device) -> Result:
-    """`row` measured on the images of the order up to `size`: only the new ones, chunk by chunk of the stages."""
+def load_or_fail(load: Callable[[int], Checkpoint], i: int, row: Result) -> Checkpoint | Result:
+    """Row i's checkpoint, or its failed row when it can no longer be loaded."""
     try:
-        ckpt = load(i)
-        prep = _preprocess(row)
-        model, transform = on_device(ckpt.model, normalizer(prep.mean, prep.std), device)
-        for lo, hi in sample.boundaries(listed(row) or 0, size):
-            chunk = sample.chunk(lo, hi)
-            ids, _ = label_ids(ckpt, chunk)
-            pixels, labels, _ = chunk.decoded(prep.image_size, row.details["channels"], prep.crop_pct, device)
-            labels = labels if ids is None else ids.to(labels.device)[labels]
-            acc = training_accuracy(model, pixels, labels, population=chunk.population, transform=transform, device=device)
-            row = extended(row, acc, hi, _unreadable(sample, row, lo, hi, device))
+        return load(i)
+    except SuscliError as e:
+        return failed(row.path, e, row.name)
+
+
+def _grown(rows: list[Result], loaded: list[Checkpoint | Result], sample: NestedSample, size: int, device: torch.device) -> list[Result]:
+    """`rows` measured on the images of the order up to `size`, only the new ones: models of one architecture,
+    preprocessing and count so far together, the others (and a group that fails) one at a time."""
+    out: list[Result] = [c if isinstance(c, Result) else rows[k] for k, c in enumerate(loaded)]
+    ready = [(k, c) for k, c in enumerate(loaded) if isinstance(c, Checkpoint)]
+    keys = [(listed(rows[k]), repr(rows[k].details["preprocess"]), rows[k].details["channels"], _classes(c)) for k, c in ready]
+    for group in groups([c.model for _, c in ready], keys):
+        members = [ready[g] for g in group]
+        grown = None
+        if len(members) > 1:
+            try:
+                grown = _grow([rows[k] for k, _ in members], [c for _, c in members], sample, size, device)
+            except Exception:  # anything at all: measured again one at a time, where each model gets its own row or error
+                grown = None
+        if grown is None:
+            grown = [_grow_one(rows[k], ckpt, sample, size, device) for k, ckpt in members]
+        for (k, _), row in zip(members, grown):
+            out[k] = row
+    return out
+
+
+def _grow_one(row: Result, ckpt: Checkpoint, sample: NestedSample, size: int, device: torch.device) -> Result:
+    try:
+        return _grow([row], [ckpt], sample, size, device)[0]
     except SuscliError as e:
         return failed(row.path, e, row.name)
     except RuntimeError as e:  # a device error: the model ran on the first stage, so not its shape
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return failed(row.path, InputError(f"{row.path}: training accuracy on more images failed: {first}"), row.name)
-    return row
+
+
+def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, size: int, device: torch.device) -> list[Result]:
+    """Rows that share their preprocessing and count so far, grown chunk by chunk of the stages (one vmap per
+    batch for several models, training_accuracy_many; the reference pass for one)."""
+    prep = _preprocess(rows[0])
+    channels = rows[0].details["channels"]
+    placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in ckpts]
+    models, transform = [m for m, _ in placed], placed[0][1]
+    for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
+        chunk = sample.chunk(lo, hi)
+        ids, _ = label_ids(ckpts[0], chunk)
+        pixels, labels, _ = chunk.decoded(prep.image_size, channels, prep.crop_pct, device)
+        labels = labels if ids is None else ids.to(labels.device)[labels]
+        if len(models) == 1:
+            accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
+        else:
+            accs = training_accuracy_many(models, pixels, labels, population=chunk.population, transform=transform, device=device)
+        bad = _unreadable(sample, rows[0], lo, hi, device)
+        rows = [extended(r, a, hi, bad) for r, a in zip(rows, accs)]
+    return rows
+
+
+def _classes(checkpoint: Checkpoint) -> str:
+    """The class names a model's labels map through (labels given by name): models grown together share them."""
+    return repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])
 
 
 def _preprocess(row: Result) -> Preprocess:

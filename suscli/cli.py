@@ -599,6 +599,7 @@ def rank(
                         trust=trust_checkpoint,
                         ema=ema,
                         progress=update,
+                        model_batch=model_batch or default_model_batch(dev),
                     )
         except KeyboardInterrupt:
             if store is not None:
@@ -905,6 +906,7 @@ def track(
                             trust=trust_checkpoint,
                             ema=ema,
                             progress=update,
+                            model_batch=model_batch or default_model_batch(dev),
                         )
             except KeyboardInterrupt:
                 stderr.print(

@@ -244,3 +244,23 @@ def test_an_interrupted_growth_resumes_with_the_images_not_yet_measured(
     assert again["counts"]["reused"] == 4 and accuracies(again) == accuracies(full)
     # a row stored at a count that is no stage (a pool measured with another first stage) grows to the next stage first
     assert suscli.sampling.NestedSample(ImageSource([]), stage_sizes(45, 8)).boundaries(20, 45) == [(20, 32), (32, 45)]
+
+
+def test_model_batch_grows_models_together_with_the_same_numbers(
+    pool: Path, image_folder: Path, big_train: Path, small_start: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--model-batch 4 grows the 4 models of one architecture in one vmap per batch: the counts of one at a time."""
+    monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
+    real = suscli.audit.training_accuracy_many
+    together: list[int] = []
+
+    def counted(models, *args, **kwargs):
+        together.append(len(models))
+        return real(models, *args, **kwargs)
+
+    monkeypatch.setattr(suscli.audit, "training_accuracy_many", counted)
+    one, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "one.jsonl")
+    assert together == []
+    four, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "four.jsonl", "--model-batch", "4")
+    assert together == [4] * 4  # the first stage, then the chunks 8-16, 16-32 and 32-45
+    assert accuracies(four) == accuracies(one) and four["train_sample"] == one["train_sample"]
