@@ -258,6 +258,9 @@ def _with_epoch(result: Result, entry: PoolEntry) -> Result:
     return result
 
 
+Grow = Callable[[list[int], int], Iterator[tuple[int, Result]]]  # (rows to grow, size) -> (index, grown row), as they come
+
+
 def grow_pool(
     rows: list[Result],
     entries: list[PoolEntry],
@@ -272,8 +275,10 @@ def grow_pool(
     ema: bool = False,
     progress: Progress | None = None,
     model_batch: int = 1,
+    grow: Grow | None = None,
 ) -> tuple[list[Result], int]:
-    """settle_sample for the rows of a pool's entries, each grown row kept in `store` under its model's key."""
+    """settle_sample for the rows of a pool's entries, each grown row kept in `store` under its model's key; grown
+    here by `grow_locally`, unless `grow` says how (suscli.distributed shares the work among the ranks)."""
     keys: dict[int, str] = {}
 
     def save(i: int, row: Result) -> None:
@@ -283,26 +288,48 @@ def grow_pool(
     def load(i: int) -> Checkpoint:
         return load_entry(entries[i], default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
 
-    return settle_sample(rows, sample, load, decide, device=device, save=save, progress=progress, model_batch=model_batch)
+    grow = grow or grow_locally(rows, sample, load, device=device, model_batch=model_batch, progress=progress)
+    return settle_sample(rows, sample, grow, decide, device=device, save=save)
+
+
+def grow_locally(
+    rows: list[Result],
+    sample: NestedSample,
+    load: Callable[[int], Checkpoint],
+    *,
+    device: torch.device,
+    model_batch: int = 1,
+    progress: Progress | None = None,
+) -> Grow:
+    """Grow rows of `rows` in this process, `model_batch` at a time (those that can, together: grown_rows);
+    `load(i)` gives row i's checkpoint again."""
+
+    def grow(short: list[int], size: int) -> Iterator[tuple[int, Result]]:
+        for start in range(0, len(short), model_batch):
+            if progress:
+                progress(f"training accuracy, {size} images", start, len(short))
+            window = short[start : start + model_batch]
+            yield from zip(
+                window, grown_rows([rows[i] for i in window], [load_or_fail(load, i, rows[i]) for i in window], sample, size, device)
+            )
+
+    return grow
 
 
 def settle_sample(
     rows: list[Result],
     sample: NestedSample,
-    load: Callable[[int], Checkpoint],
+    grow: Grow,
     decide: Callable[[list[Result]], Decisions | None],
     *,
     device: torch.device,
     save: Callable[[int, Result], None] | None = None,
-    progress: Progress | None = None,
-    model_batch: int = 1,
 ) -> tuple[list[Result], int]:
     """Grow the training sample of `rows` (measured on its first stage, or on more by an earlier run) until the
     decisions settle (suscli.sampling.settle); returns the rows seen at the size chosen, and that size.
 
-    `load(i)` gives row i's checkpoint again (only to measure new images), up to `model_batch` at a time, those
-    that can measured together (suscli.batched); `save(i, row)` keeps a grown row (the results file), so that an
-    interrupted run resumes without measuring anything twice."""
+    `grow` measures the new images of the rows it is given, `save(i, row)` keeps each grown row at once (the
+    results file), so that an interrupted run resumes without measuring anything twice."""
     first = sample.sizes[0]
     if len(sample.sizes) == 1:  # the first stage holds the whole set: nothing to grow
         return rows, first
@@ -313,17 +340,10 @@ def settle_sample(
                 save(i, row)
 
     def at(size: int) -> list[Result]:
-        short = [i for i, row in enumerate(rows) if measured(row) and (listed(row) or 0) < size]
-        for start in range(0, len(short), model_batch):
-            if progress:
-                progress(f"training accuracy, {size} images", start, len(short))
-            window = short[start : start + model_batch]
-            for i, row in zip(
-                window, _grown([rows[i] for i in window], [load_or_fail(load, i, rows[i]) for i in window], sample, size, device)
-            ):
-                rows[i] = row
-                if save and row.ok:
-                    save(i, row)
+        for i, row in grow([i for i, row in enumerate(rows) if measured(row) and (listed(row) or 0) < size], size):
+            rows[i] = row
+            if save and row.ok:
+                save(i, row)
         return [view(row, size) if measured(row) else row for row in rows]
 
     size = settle(sample.sizes, at, decide)
@@ -338,7 +358,9 @@ def load_or_fail(load: Callable[[int], Checkpoint], i: int, row: Result) -> Chec
         return failed(row.path, e, row.name)
 
 
-def _grown(rows: list[Result], loaded: list[Checkpoint | Result], sample: NestedSample, size: int, device: torch.device) -> list[Result]:
+def grown_rows(
+    rows: list[Result], loaded: list[Checkpoint | Result], sample: NestedSample, size: int, device: torch.device
+) -> list[Result]:
     """`rows` measured on the images of the order up to `size`, only the new ones: models of one architecture,
     preprocessing and count so far together, the others (and a group that fails) one at a time."""
     out: list[Result] = [c if isinstance(c, Result) else rows[k] for k, c in enumerate(loaded)]

@@ -22,11 +22,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suscli.arch import parse_arch_kwargs
-from suscli.audit import audit_pool, grow_pool, run_settings, settle_sample
+from suscli.audit import audit_pool, grow_locally, grow_pool, run_settings, settle_sample
 from suscli.batched import default_model_batch
 from suscli.cache import default_cache_dir
 from suscli.checkpoints import load_checkpoint
-from suscli.distributed import audit_shards, process_group, rank_device, world
+from suscli.distributed import audit_shards, grow_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
 from suscli.files import require_folder, write_atomic
 from suscli.images import PRESETS, ImageSource, labeled_source, unlabeled_source
@@ -421,7 +421,8 @@ def score(
                 def decide(rows: list[Result]) -> Decisions | None:  # the gate on training accuracy is the only decision it feeds
                     return None if min_train_acc is None else Decisions(gates=(bool(gate_failures(rows[0], None, min_train_acc)),))
 
-                [result], size = settle_sample([first], sample, lambda i: ckpt, decide, device=dev, progress=update)
+                rows = [first]
+                [result], size = settle_sample(rows, sample, grow_locally(rows, sample, lambda i: ckpt, device=dev), decide, device=dev)
         failures = gate_failures(result, max_susceptibility, min_train_acc)
         result.verdict = (
             "fail: " + "; ".join(failures) if failures else ("pass" if (max_susceptibility, min_train_acc) != (None, None) else None)
@@ -567,28 +568,27 @@ def rank(
             audit = functools.partial(audit_shards, w, model_batch=model_batch or default_model_batch(dev))
         size = None
         try:
-            with progress_bar() as update:
-                with process_group(dev) if w else contextlib.nullcontext():
-                    rows = audit(
-                        entries,
-                        unlabeled,
-                        train if sample is None else sample.chunk(0, sample.sizes[0]),
-                        settings=settings,
-                        device=dev,
-                        store=store,
-                        default_arch=arch,
-                        default_arch_kwargs=kwargs,
-                        trust=trust_checkpoint,
-                        ema=ema,
-                        progress=update,
-                    )
-                if rows is not None and sample is not None:  # rank 0 alone grows the sample, after the ranks' first stage
+            with progress_bar() as update, process_group(dev) if w else contextlib.nullcontext():
+                rows = audit(
+                    entries,
+                    unlabeled,
+                    train if sample is None else sample.chunk(0, sample.sizes[0]),
+                    settings=settings,
+                    device=dev,
+                    store=store,
+                    default_arch=arch,
+                    default_arch_kwargs=kwargs,
+                    trust=trust_checkpoint,
+                    ema=ema,
+                    progress=update,
+                )
+                if sample is not None:  # then grow it while the decisions change (under torchrun, every rank its share)
 
                     def decide(rows: list[Result]) -> Decisions:
                         return pool_decisions(rows, rule.value, thresholds_rule.value, zeta_threshold, acc_threshold)
 
-                    rows, size = grow_pool(
-                        rows,
+                    grow = functools.partial(grow_pool, rows) if w is None else functools.partial(grow_shards, w, rows)
+                    grown = grow(
                         entries,
                         sample,
                         decide,
@@ -601,6 +601,7 @@ def rank(
                         progress=update,
                         model_batch=model_batch or default_model_batch(dev),
                     )
+                    rows, size = grown if grown is not None else (None, None)
         except KeyboardInterrupt:
             if store is not None:
                 stderr.print(

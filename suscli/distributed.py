@@ -18,12 +18,13 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from suscli.audit import Progress, cached_row, load_entry, model_key, scored_window
+from suscli.audit import Progress, cached_row, grow_pool, grown_rows, load_entry, load_or_fail, model_key, scored_window
 from suscli.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.images import ImageSource
 from suscli.pool import PoolEntry
 from suscli.results import Result
+from suscli.sampling import Decisions, NestedSample
 from suscli.scoring import Settings, failed
 from suscli.store import ResultStore
 
@@ -170,3 +171,76 @@ def audit_shards(
     if progress:
         progress("models", len(entries), len(entries))
     return rows
+
+
+def grow_shards(
+    w: World,
+    rows: list[Result] | None,
+    entries: list[PoolEntry],
+    sample: NestedSample,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+    model_batch: int = 1,
+) -> tuple[list[Result], int] | None:
+    """grow_pool across the ranks: rank 0 (which alone holds `rows`, the results file and the decisions) sends each
+    stage's rows to grow, every rank grows its round-robin share, `model_batch` at a time, and rank 0 gathers and
+    keeps them; the rows at the size chosen, and that size, on rank 0, None on the others."""
+    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+
+    def share(size: int, items: list[tuple[int, dict]]) -> Iterator[tuple[int, Result]]:
+        """Every rank's share of `items` grown, round by round; rank 0 yields what it gathers."""
+        step = w.size * model_batch
+        for start in range(0, len(items), step):
+            if w.rank == 0 and progress:
+                progress(f"training accuracy, {size} images", start, len(items))
+            window = items[start + w.rank * model_batch : start + (w.rank + 1) * model_batch]
+            mine = [(i, row.as_dict()) for i, row in _grown_window(window, entries, sample, size, device, load)]
+            gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
+            collective(dist.gather_object, mine, gathered, dst=0)
+            yield from ((i, Result.from_dict(data)) for part in gathered or [] for i, data in part)
+
+    if w.rank != 0:
+        while True:
+            order: list[tuple[int, list[tuple[int, dict]]] | None] = [None]
+            collective(dist.broadcast_object_list, order, src=0)
+            if order[0] is None:
+                return None
+            for _ in share(*order[0]):
+                pass
+    assert rows is not None
+
+    def grow(short: list[int], size: int) -> Iterator[tuple[int, Result]]:
+        items = [(i, rows[i].as_dict()) for i in short]
+        collective(dist.broadcast_object_list, [(size, items)], src=0)
+        yield from share(size, items)
+
+    try:
+        return grow_pool(rows, entries, sample, decide, device=device, store=store, grow=grow)
+    finally:
+        collective(dist.broadcast_object_list, [None], src=0)  # the other ranks stop waiting for a stage
+
+
+def _grown_window(
+    window: list[tuple[int, dict]],
+    entries: list[PoolEntry],
+    sample: NestedSample,
+    size: int,
+    device: torch.device,
+    load: Callable[[PoolEntry], Checkpoint],
+) -> list[tuple[int, Result]]:
+    """This rank's rows of a stage, grown; any failure is a row, never an exception that would leave the other
+    ranks waiting at the gather."""
+    rows = [Result.from_dict(data) for _, data in window]
+    try:
+        loaded = [load_or_fail(lambda i: load(entries[i]), i, row) for (i, _), row in zip(window, rows)]
+        grown = grown_rows(rows, loaded, sample, size, device)
+    except Exception as e:
+        grown = [error_row(entries[i], e) for i, _ in window]
+    return [(i, row) for (i, _), row in zip(window, grown)]

@@ -19,6 +19,7 @@ from suscli.images import unlabeled_source
 from suscli.pool import discover
 from suscli.scoring import Settings
 from suscli.susceptibility import SusceptibilityConfig
+from tests.conftest import write_images
 from tests.test_cli_rank import make_pool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +80,21 @@ def test_model_batch_under_torchrun_gives_the_single_process_report(tmp_path: Pa
     doc = json.loads(two.stdout)
     assert doc["world_size"] == 2 and comparable(doc) == comparable(json.loads(one.stdout))
     assert stored_names(tmp_path / "dist.jsonl") == ["m0", "m1", "m2", "m3", "m4"]
+
+
+def test_the_adaptive_sample_grows_on_every_rank_with_the_single_process_report(tmp_path: Path, image_folder: Path) -> None:
+    """1,200 training images: the first stage of 1,000, then the rest, which the ranks share as they shared the pool."""
+    train = tmp_path / "train"
+    for c in range(3):
+        write_images(train / f"class_{c}", 400, seed=30 + c)
+    pool = make_pool(tmp_path / "pool", n=5)
+    one = single(*rank_args(pool, image_folder, train, tmp_path / "single.jsonl"))
+    two = torchrun(*rank_args(pool, image_folder, train, tmp_path / "dist.jsonl"))
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    doc = json.loads(two.stdout)
+    assert doc["train_sample"]["sizes_tried"] == [1000, 1200] and {r["train_n"] for r in doc["results"]} == {1200}
+    assert comparable(doc) == comparable(json.loads(one.stdout))
 
 
 def test_broken_checkpoint_is_a_row_and_exit_3_without_hanging(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
