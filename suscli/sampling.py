@@ -30,8 +30,8 @@ from suscli.results import Result
 from suscli.rules import DEFAULT_RULE, choose
 
 ADAPTIVE = "auto"  # --train-samples auto, the default: the sample grows while it changes a decision
-START = 1000  # images of the first stage
-PATIENCE = 1  # doublings in a row that must leave every decision unchanged
+START = 1000  # images of the first stage: chosen on the validation zoo (docs/performance.md)
+PATIENCE = 1  # doublings in a row that must leave every decision unchanged: idem
 RECORD = "train_sample"
 
 
