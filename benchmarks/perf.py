@@ -13,6 +13,11 @@ authors' measurement, has no such pass, so (b)/(a) compares (a) doing slightly m
 
     python benchmarks/perf.py                                          # 16 ResNet-20s, 1,000 + 10,000 images
     python benchmarks/perf.py --models 4 --unlabeled 256 --train 1000  # a smoke run
+    python benchmarks/perf.py --sweep 2000,20000,50000 --sweep-pool POOL --plot docs/perf-sweep.png
+
+--sweep times instead the default audit (training accuracy on the adaptive sample, suscli.sampling) against
+`--train-samples all` at each training-set size, on a pool of trained checkpoints (random-init models all fit
+10% of the labels, so no decision could settle on them), with a cold cache each time: what a first run costs.
 
 The pool is random-init `suscli.models:resnet20` models (speed does not depend on the weights); the images
 are CIFAR-10 JPEGs (benchmarks/cifar.py unpacks them): unlabeled ones from the test split, training ones from
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy.stats import kendalltau
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -74,9 +80,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="times (a) warm, (b) and (c) are measured, in alternating order "
                     "(a b c, then c b a, ...); each line reports its fastest round, so that a drift of the machine's "
                     "speed during the run does not decide the ratios")
+    ap.add_argument("--sweep", help="comma list of training-set sizes: time the adaptive default against --train-samples all")
+    ap.add_argument("--sweep-pool", type=Path, help="folder or manifest of trained checkpoints for --sweep")
+    ap.add_argument("--plot", type=Path, help="where --sweep draws its times against the training-set size")
+    ap.add_argument("--cifar-root", type=Path, default=cifar.DEFAULT_ROOT, help="the unpacked CIFAR-10 JPEG folder")
+    ap.add_argument("--cache-size", type=int, help="only measure the decoded-image cache entry of this many training images "
+                    "at 224 and 32 px against their uint8 size")
     args = ap.parse_args()
+    if args.cache_size:
+        cache_size(args.cache_size, args.cifar_root)
+        return
     device = resolve_device(args.device)
     model_batch = args.model_batch or default_model_batch(device)
+    if args.sweep:
+        if args.sweep_pool is None:
+            ap.error("--sweep needs --sweep-pool")
+        sizes = [int(n) for n in args.sweep.split(",")]
+        with tempfile.TemporaryDirectory(prefix="suscli-sweep-") as tmp:
+            sweep(Path(tmp), args.sweep_pool, sizes, args.unlabeled, args.cifar_root, device, args.plot)
+        return
     with tempfile.TemporaryDirectory(prefix="suscli-perf-") as tmp:
         work = args.work or Path(tmp)
         pool, unl_dir, train_dir = make_inputs(work, args.models, args.unlabeled, args.train)
@@ -108,6 +130,96 @@ def main() -> None:
     print(f"same numbers: susceptibility max |a - b| {max_diff(warm['sus'], plain['sus']):.3g}, "
           f"training accuracy max |a - b| {max_diff(warm['acc'], plain['acc']):.3g}, "
           f"cold vs warm cache max |diff| {max_diff(cold['sus'], warm['sus']):.3g}")
+
+
+def cache_size(n: int, root: Path) -> None:
+    """The on-disk cache entry of `n` CIFAR-10 training images decoded at 224 px (ImageNet's crop) and 32 px,
+    against the uint8 pixels it holds: the entry's overhead is its index tensors and torch.save's container."""
+    paths, _ = cifar.list_split(cifar.ensure_unpacked(root), "train")
+    for size, crop in ((224, 0.875), (32, 1.0)):
+        with tempfile.TemporaryDirectory(prefix="suscli-cache-size-") as tmp:
+            suscli.images.decode_images(paths[:n], image_size=size, crop_pct=crop, cache_dir=Path(tmp))
+            entry = next(Path(tmp).glob("images-*.pt")).stat().st_size
+        raw = n * 3 * size * size
+        print(f"{n} images at {size} px: cache entry {entry:,} bytes, uint8 pixels {raw:,} bytes: {entry / raw:.5f}x")
+
+
+def sweep(work: Path, pool: Path, sizes: list[int], n_unl: int, root: Path, device: torch.device, plot: Path | None) -> None:
+    """The adaptive default against --train-samples all at each training-set size: time, images used, and whether the
+    table's order (Kendall tau) and the pick agree. The two runs alternate which goes first, size by size."""
+    root = cifar.ensure_unpacked(root)
+    rng = np.random.default_rng(SEED)
+    test_paths, test_labels = cifar.list_split(root, "test")
+    train_paths, train_labels = cifar.list_split(root, "train")
+    unl = work / "unlabeled"
+    for i in cifar.balanced_sample(test_labels, n_unl, rng):
+        link(unl / f"{i:05d}.jpg", test_paths[i])
+    print(f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {pool}; {n_unl} unlabeled "
+          f"CIFAR-10 images; training sets of {', '.join(map(str, sizes))} CIFAR-10 training images; cold cache each run", flush=True)
+    warm_up(device)
+    for path in [*unl.iterdir(), *(p for p in pool.rglob("*") if p.is_file())]:  # the OS page cache, as for the training images
+        path.read_bytes()
+    found = []
+    for k, n in enumerate(sizes):
+        train = work / f"train-{n}"
+        for i in cifar.balanced_sample(train_labels, n, np.random.default_rng(SEED)):
+            link(train / cifar.CLASSES[train_labels[i]] / f"{i:05d}.jpg", train_paths[i])
+        for path in train.rglob("*.jpg"):  # into the OS page cache, so that neither run pays the first read from disk
+            path.read_bytes()
+        modes = ["auto", "all"] if k % 2 == 0 else ["all", "auto"]
+        runs = {m: run_sweep_rank(pool, unl, train, work / f"{m}-{n}", device, m) for m in modes}
+        auto, full = runs["auto"], runs["all"]
+        position = {name: i for i, name in enumerate(full["order"])}
+        agree = kendalltau(range(len(auto["order"])), [position[name] for name in auto["order"]]).statistic
+        found.append({"n": n, "auto": auto["seconds"], "all": full["seconds"], "images": auto["images"], "tau": float(agree),
+                      "same_pick": auto["pick"] == full["pick"]})
+        f = found[-1]
+        print(f"{n:>7} training images: default (auto) {f['auto']:7.2f} s on {f['images']} images, --train-samples all "
+              f"{f['all']:7.2f} s; all/auto {f['all'] / f['auto']:.2f}x; tau {f['tau']:.3f}, same pick {'yes' if f['same_pick'] else 'no'}",
+              flush=True)
+    if plot is not None:
+        draw_sweep(found, plot, device)
+        print(f"plot written to {plot}")
+
+
+def run_sweep_rank(pool: Path, unl: Path, train: Path, work: Path, device: torch.device, mode: str) -> dict:
+    """One `suscli rank` through the CLI with `--train-samples mode` and an empty cache; its time, order and pick."""
+    out = work / "report.json"
+    work.mkdir(parents=True)
+    args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
+            "--results", str(work / "results.jsonl"), "--cache-dir", str(work / "cache"), "--device", str(device),
+            "--train-samples", mode]
+    with measured(device) as m:
+        code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
+    if code not in (None, 0, 1):
+        raise SystemExit(f"suscli rank exited {code}")
+    doc = json.loads(out.read_text())
+    used = doc["train_sample"]["images"] if doc.get("train_sample") else max(r["train_n"] for r in doc["results"])
+    return {"seconds": m["seconds"], "order": [r["name"] for r in doc["results"]], "pick": doc["choice"]["pick"], "images": used}
+
+
+def draw_sweep(found: list[dict], path: Path, device: torch.device) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [f["n"] for f in found]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    ax.plot(n, [f["all"] for f in found], "o-", label="--train-samples all (every image)")
+    ax.plot(n, [f["auto"] for f in found], "o-", label="default: adaptive sample")
+    for f in found:
+        ax.annotate(f"{f['images']} img", (f["n"], f["auto"]), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
+    ax.set_xlabel("training images")
+    ax.set_ylabel("suscli rank, seconds (cold cache)")
+    ax.set_title(f"Audit time against training-set size ({device.type}, {torch.get_num_threads()} thread(s))", fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def make_inputs(work: Path, models: int, n_unl: int, n_train: int) -> tuple[Path, Path, Path]:
@@ -145,7 +257,7 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
     parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0, "predictions": 0.0}
     args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
             "--results", str(out.with_suffix(".jsonl")), "--fresh", "--cache-dir", str(cache), "--device", str(device),
-            "--model-batch", str(model_batch)]
+            "--model-batch", str(model_batch), "--train-samples", "all"]  # the same work as (b) and (c)
     with timed(suscli.images, "decode_images", parts, "decode", device), \
             timed(suscli.scoring, "training_accuracy", parts, "training accuracy", device), \
             timed(suscli.scoring, "measure_susceptibility", parts, "susceptibility", device), \

@@ -6,11 +6,13 @@ labels it contradicts (suscli.noise), without a second pass over the training se
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,6 +39,7 @@ class Accuracy:
     batch_size: int  # images per forward pass at the end: smaller than asked after CUDA out-of-memory retries
     halvings: int = 0  # times the batch was halved after CUDA ran out of memory
     predictions: Predictions | None = field(default=None, repr=False, compare=False)  # top classes, given label per image
+    hits: np.ndarray | None = field(default=None, repr=False, compare=False)  # per image: predicted as labelled (suscli.sampling)
 
     @property
     def value(self) -> float:
@@ -47,8 +50,8 @@ class Accuracy:
         return self.total < self.population
 
     def as_dict(self) -> dict:
-        """The counts and interval (the predictions are stored apart, with their labels: scoring.scored_row)."""
-        plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "predictions"}
+        """The counts and interval (predictions and hits are stored apart: scoring.scored_row, suscli.sampling)."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("predictions", "hits")}
         return {**plain, "value": self.value, "sampled": self.sampled}
 
 
@@ -58,7 +61,8 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 or `total` correct the bound is exactly 0 or 1, which rounding would otherwise leave just inside
+    return 0.0 if correct == 0 else max(0.0, centre - half), 1.0 if correct == total else min(1.0, centre + half)
 
 
 def training_accuracy(
@@ -88,6 +92,7 @@ def training_accuracy(
     top_label = int(labels.max())
     correct = start = halvings = 0
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+    hits: list[torch.Tensor] = []
     with preserved_modes(model):
         model.eval()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
@@ -101,12 +106,15 @@ def training_accuracy(
                         ) from None
                     batch_size, halvings = batch_size // 2, halvings + 1
                     continue
-                correct += int((logits.argmax(-1) == labels[start : start + batch_size].to(device)).sum())
+                hit = logits.argmax(-1) == labels[start : start + batch_size].to(device)
+                correct += int(hit.sum())
+                hits.append(hit.cpu())
                 kept.append(top_k(logits, TRAIN_TOP_K))
                 start += batch_size
                 if progress:
                     progress("training accuracy", min(start, len(inputs)), len(inputs))
-    return from_counts(correct, len(inputs), population, batch_size, halvings, gathered(kept, int(logits.shape[-1]), labels))
+    predictions = gathered(kept, int(logits.shape[-1]), labels)
+    return from_counts(correct, len(inputs), population, batch_size, halvings, predictions, torch.cat(hits).numpy())
 
 
 def gathered(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int, labels: torch.Tensor) -> Predictions:
@@ -120,7 +128,13 @@ def gathered(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
 
 
 def from_counts(
-    correct: int, total: int, population: int | None, batch_size: int, halvings: int = 0, predictions: Predictions | None = None
+    correct: int,
+    total: int,
+    population: int | None,
+    batch_size: int,
+    halvings: int = 0,
+    predictions: Predictions | None = None,
+    hits: np.ndarray | None = None,
 ) -> Accuracy:
     """The Accuracy of `correct` out of `total` images sampled from `population` (an interval when sampled)."""
     population = max(population or total, total)
@@ -134,7 +148,18 @@ def from_counts(
         batch_size=batch_size,
         halvings=halvings,
         predictions=predictions,
+        hits=hits,
     )
+
+
+def encode_hits(hits: np.ndarray) -> dict:
+    """Per-image hits for the results file: one bit per image, base64."""
+    return {"n": int(len(hits)), "bits": base64.b64encode(np.packbits(hits.astype(bool)).tobytes()).decode("ascii")}
+
+
+def decode_hits(data: dict) -> np.ndarray:
+    bits = np.frombuffer(base64.b64decode(data["bits"]), dtype=np.uint8)
+    return np.unpackbits(bits, count=int(data["n"])).astype(bool)
 
 
 def _logits(

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from suscli.accuracy import Accuracy
+from suscli.accuracy import Accuracy, training_accuracy
 from suscli.agreement import predict
 from suscli.batched import groups, measure_many, training_accuracy_many
 from suscli.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.embedded import Embedded
-from suscli.errors import SuscliError
-from suscli.images import ImageSource, normalizer
+from suscli.errors import InputError, SuscliError
+from suscli.images import ImageSource, Preprocess, normalizer
 from suscli.pool import PoolEntry
 from suscli.results import Result
 from suscli.scoring import (
@@ -34,6 +34,7 @@ from suscli.scoring import (
     scored_row,
     source_notes,
 )
+from suscli.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
 from suscli.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
@@ -103,23 +104,6 @@ def load_entry(
         trust=trust,
         ema=ema,
     )
-
-
-def score_entry(
-    entry: PoolEntry,
-    unlabeled: ImageSource,
-    train: ImageSource | None,
-    *,
-    settings: Settings,
-    device: torch.device,
-    default_arch: str | None = None,
-    default_arch_kwargs: dict | None = None,
-    trust: bool = False,
-    ema: bool = False,
-) -> Result:
-    """Load and score one pool model; the checkpoint is freed on return, before the next model loads."""
-    ckpt = load_entry(entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
-    return _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
 
 
 def score_group(
@@ -208,7 +192,7 @@ def audit_pool(
         if waiting and (len(waiting) >= model_batch or i == len(entries) - 1):
             keys = dict(waiting)
             window = [(j, entries[j]) for j, _ in waiting]
-            for j, result in _scored(window, unlabeled, train, settings=settings, device=device, load=load):
+            for j, result in scored_window(window, unlabeled, train, settings=settings, device=device, load=load):
                 if store is not None and result.ok:
                     store.append(keys[j], result)
                 rows[j] = result
@@ -218,7 +202,7 @@ def audit_pool(
     return rows
 
 
-def _scored(
+def scored_window(
     window: list[tuple[int, PoolEntry]],
     unlabeled: ImageSource,
     train: ImageSource | None,
@@ -264,8 +248,7 @@ def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSo
         prep, _ = preprocessing(settings, checkpoint.meta, images)
     except SuscliError:
         return object()
-    classes = repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])  # labels by name map through them
-    return prep, input_channels(checkpoint.model, prep.image_size), classes
+    return prep, input_channels(checkpoint.model, prep.image_size), _classes(checkpoint)  # labels by name map through them
 
 
 def _with_epoch(result: Result, entry: PoolEntry) -> Result:
@@ -273,3 +256,175 @@ def _with_epoch(result: Result, entry: PoolEntry) -> Result:
     if result.epoch is None:
         result.epoch = entry.epoch
     return result
+
+
+Grow = Callable[[list[int], int], Iterator[tuple[int, Result]]]  # (rows to grow, size) -> (index, grown row), as they come
+
+
+def grow_pool(
+    rows: list[Result],
+    entries: list[PoolEntry],
+    sample: NestedSample,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+    model_batch: int = 1,
+    grow: Grow | None = None,
+) -> tuple[list[Result], int]:
+    """settle_sample for the rows of a pool's entries, each grown row kept in `store` under its model's key; grown
+    here by `grow_locally`, unless `grow` says how (suscli.distributed shares the work among the ranks)."""
+    keys: dict[int, str] = {}
+
+    def save(i: int, row: Result) -> None:
+        if store is not None:
+            store.append(keys.setdefault(i, model_key(entries[i])), row)
+
+    def load(i: int) -> Checkpoint:
+        return load_entry(entries[i], default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+
+    grow = grow or grow_locally(rows, sample, load, device=device, model_batch=model_batch, progress=progress)
+    return settle_sample(rows, sample, grow, decide, device=device, save=save)
+
+
+def grow_locally(
+    rows: list[Result],
+    sample: NestedSample,
+    load: Callable[[int], Checkpoint],
+    *,
+    device: torch.device,
+    model_batch: int = 1,
+    progress: Progress | None = None,
+) -> Grow:
+    """Grow rows of `rows` in this process, `model_batch` at a time (those that can, together: grown_rows);
+    `load(i)` gives row i's checkpoint again."""
+
+    def grow(short: list[int], size: int) -> Iterator[tuple[int, Result]]:
+        for start in range(0, len(short), model_batch):
+            if progress:
+                progress(f"training accuracy, {size} images", start, len(short))
+            window = short[start : start + model_batch]
+            yield from zip(
+                window, grown_rows([rows[i] for i in window], [load_or_fail(load, i, rows[i]) for i in window], sample, size, device)
+            )
+
+    return grow
+
+
+def settle_sample(
+    rows: list[Result],
+    sample: NestedSample,
+    grow: Grow,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    save: Callable[[int, Result], None] | None = None,
+) -> tuple[list[Result], int]:
+    """Grow the training sample of `rows` (measured on its first stage, or on more by an earlier run) until the
+    decisions settle (suscli.sampling.settle); returns the rows seen at the size chosen, and that size.
+
+    `grow` measures the new images of the rows it is given, `save(i, row)` keeps each grown row at once (the
+    results file), so that an interrupted run resumes without measuring anything twice."""
+    first = sample.sizes[0]
+    if len(sample.sizes) == 1:  # the first stage holds the whole set: nothing to grow
+        return rows, first
+    for i, row in enumerate(rows):
+        if measured(row) and listed(row) is None:  # measured on the first stage just now, or by a run killed before this
+            begin(row, first, _unreadable(sample, row, 0, first, device))
+            if save:
+                save(i, row)
+
+    def at(size: int) -> list[Result]:
+        for i, row in grow([i for i, row in enumerate(rows) if measured(row) and (listed(row) or 0) < size], size):
+            rows[i] = row
+            if save and row.ok:
+                save(i, row)
+        return [view(row, size) if measured(row) else row for row in rows]
+
+    size = settle(sample.sizes, at, decide)
+    return at(size), size
+
+
+def load_or_fail(load: Callable[[int], Checkpoint], i: int, row: Result) -> Checkpoint | Result:
+    """Row i's checkpoint, or its failed row when it can no longer be loaded."""
+    try:
+        return load(i)
+    except SuscliError as e:
+        return failed(row.path, e, row.name)
+
+
+def grown_rows(
+    rows: list[Result], loaded: list[Checkpoint | Result], sample: NestedSample, size: int, device: torch.device
+) -> list[Result]:
+    """`rows` measured on the images of the order up to `size`, only the new ones: models of one architecture,
+    preprocessing and count so far together, the others (and a group that fails) one at a time."""
+    out: list[Result] = [c if isinstance(c, Result) else rows[k] for k, c in enumerate(loaded)]
+    ready = [(k, c) for k, c in enumerate(loaded) if isinstance(c, Checkpoint)]
+    keys = [(listed(rows[k]), repr(rows[k].details["preprocess"]), rows[k].details["channels"], _classes(c)) for k, c in ready]
+    for group in groups([c.model for _, c in ready], keys):
+        members = [ready[g] for g in group]
+        grown = None
+        if len(members) > 1:
+            try:
+                grown = _grow([rows[k] for k, _ in members], [c for _, c in members], sample, size, device)
+            except Exception:  # anything at all: measured again one at a time, where each model gets its own row or error
+                grown = None
+        if grown is None:
+            grown = [_grow_one(rows[k], ckpt, sample, size, device) for k, ckpt in members]
+        for (k, _), row in zip(members, grown):
+            out[k] = row
+    return out
+
+
+def _grow_one(row: Result, ckpt: Checkpoint, sample: NestedSample, size: int, device: torch.device) -> Result:
+    try:
+        return _grow([row], [ckpt], sample, size, device)[0]
+    except SuscliError as e:
+        return failed(row.path, e, row.name)
+    except RuntimeError as e:  # a device error: the model ran on the first stage, so not its shape
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return failed(row.path, InputError(f"{row.path}: training accuracy on more images failed: {first}"), row.name)
+
+
+def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, size: int, device: torch.device) -> list[Result]:
+    """Rows that share their preprocessing and count so far, grown chunk by chunk of the stages (one vmap per
+    batch for several models, training_accuracy_many; the reference pass for one)."""
+    prep = _preprocess(rows[0])
+    channels = rows[0].details["channels"]
+    placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in ckpts]
+    models, transform = [m for m, _ in placed], placed[0][1]
+    for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
+        chunk = sample.chunk(lo, hi)
+        ids, _ = label_ids(ckpts[0], chunk)
+        pixels, labels, _ = chunk.decoded(prep.image_size, channels, prep.crop_pct, device)
+        labels = labels if ids is None else ids.to(labels.device)[labels]
+        if len(models) == 1:
+            accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
+        else:
+            accs = training_accuracy_many(models, pixels, labels, population=chunk.population, transform=transform, device=device)
+        bad = _unreadable(sample, rows[0], lo, hi, device)
+        rows = [extended(r, a, hi, bad) for r, a in zip(rows, accs)]
+    return rows
+
+
+def _classes(checkpoint: Checkpoint) -> str:
+    """The class names a model's labels map through (labels given by name): models grown together share them."""
+    return repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])
+
+
+def _preprocess(row: Result) -> Preprocess:
+    p = row.details["preprocess"]
+    return Preprocess(p["image_size"], tuple(p["mean"]), tuple(p["std"]), p["crop_pct"])
+
+
+def _unreadable(sample: NestedSample, row: Result, lo: int, hi: int, device: torch.device) -> list[int]:
+    """Positions in the order of the images lo..hi-1 that could not be decoded (the chunk is decoded by now)."""
+    prep = _preprocess(row)
+    _, _, bad = sample.chunk(lo, hi).decoded(prep.image_size, row.details["channels"], prep.crop_pct, device)
+    paths = sample.chunk(lo, hi).paths
+    return [lo + paths.index(p) for p, _ in bad]

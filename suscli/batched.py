@@ -14,6 +14,7 @@ import contextlib
 import copy
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
@@ -142,8 +143,8 @@ def training_accuracy_many(
                 for m in members
             ]
         else:
-            correct, used, preds = counted
-            results = [from_counts(c, len(inputs), population, used, predictions=p) for c, p in zip(correct, preds)]
+            correct, used, preds, hits = counted
+            results = [from_counts(c, len(inputs), population, used, predictions=p, hits=h) for c, p, h in zip(correct, preds, hits)]
         for i, result in zip(group, results):
             found[i] = result
     return found
@@ -200,9 +201,9 @@ def _count_together(
     transform: Transform | None,
     device: torch.device | str | None,
     progress: Progress | None,
-) -> tuple[list[int], int, list[Predictions]] | None:
-    """Correct predictions of each of `models`, the batch size used and each model's top classes per image; None
-    when the labels go beyond the models' classes, for the reference path to raise its error."""
+) -> tuple[list[int], int, list[Predictions], list[np.ndarray]] | None:
+    """Correct predictions of each of `models`, the batch size used, each model's top classes per image and which
+    images it predicts as labelled; None when the labels go beyond the models' classes, for the reference path to raise its error."""
     device = torch.device(device) if device is not None else _device_of(models[0])
     transform = transform or (lambda x: x)
     cuda = device.type == "cuda"
@@ -213,17 +214,21 @@ def _count_together(
     top_label = int(labels.max())
     correct = torch.zeros(len(models), dtype=torch.long, device=device)
     kept: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in models]
+    hits: list[torch.Tensor] = []
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
         for start in range(0, len(inputs), batch_size):
             logits = forward(trainable, fixed, transform(inputs[start : start + batch_size].to(device, non_blocking=True)))
             if top_label >= logits.shape[-1]:
                 return None
-            correct += (logits.argmax(-1) == labels[start : start + batch_size].to(device)).sum(-1)
+            hit = logits.argmax(-1) == labels[start : start + batch_size].to(device)
+            correct += hit.sum(-1)
+            hits.append(hit.cpu())
             for mine, model_logits in zip(kept, logits):
                 mine.append(top_k(model_logits, TRAIN_TOP_K))
             if progress:
                 progress("training accuracy", min(start + batch_size, len(inputs)), len(inputs))
-    return correct.tolist(), batch_size, [gathered(batches, int(logits.shape[-1]), labels) for batches in kept]
+    per_model = torch.cat(hits, dim=1).numpy()
+    return correct.tolist(), batch_size, [gathered(batches, int(logits.shape[-1]), labels) for batches in kept], list(per_model)
 
 
 def _functional(models: list[nn.Module]) -> tuple[nn.Module, Tensors, Tensors]:

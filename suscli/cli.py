@@ -22,11 +22,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from suscli.arch import parse_arch_kwargs
-from suscli.audit import audit_pool, run_settings
+from suscli.audit import audit_pool, grow_locally, grow_pool, run_settings, settle_sample
 from suscli.batched import default_model_batch
 from suscli.cache import default_cache_dir
 from suscli.checkpoints import load_checkpoint
-from suscli.distributed import audit_shards, process_group, rank_device, world
+from suscli.distributed import audit_shards, grow_shards, process_group, rank_device, world
 from suscli.errors import ExitCode, InputError, SuscliError, UsageError
 from suscli.files import require_folder, write_atomic
 from suscli.gate import candidate_failure, threshold_failures
@@ -39,6 +39,7 @@ from suscli.track import DEFAULT_KEEP, KEEP_RULES
 from suscli.report import Format, command_line, environment, noise_line, render, suspects_csv, to_markdown, to_table
 from suscli.results import Result
 from suscli.store import ResultStore, fingerprint, results_location
+from suscli.sampling import ADAPTIVE, RECORD, START, Decisions, NestedSample, nested_sample, pool_decisions
 from suscli.scoring import Settings, resolve_device, score_checkpoint
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
 from suscli import verdict
@@ -107,7 +108,12 @@ StdOpt = Annotated[Optional[str], typer.Option(help="Per-channel std, comma-sepa
 ImageSizeOpt = Annotated[Optional[int], typer.Option(min=1, help="Side of the square model input; images are resized and center-cropped.")]
 SamplesOpt = Annotated[Optional[int], typer.Option(min=1, help="Use a seeded subset of this many unlabeled images.")]
 TrainSamplesOpt = Annotated[
-    Optional[int], typer.Option(min=1, help="Estimate training accuracy on a seeded sample of this many images (reports a 95% interval).")
+    str,
+    typer.Option(
+        help="Training images for training accuracy: 'auto' (default) a seeded sample that starts at "
+        f"{START} images and doubles only while that changes a decision (regions, order, pick, gates); 'all' every image; "
+        "N a fixed seeded sample of N. A sample's 95% interval and size are in the report."
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the random labels, batches and samples: same seed, same numbers.")]
 LrOpt = Annotated[float, typer.Option(min=1e-12, help="Step size of the plain SGD step on random labels.")]
@@ -126,7 +132,7 @@ ModelBatchOpt = Annotated[
     Optional[int],
     typer.Option(
         min=1,
-        help="Measure up to N models of the same architecture and preprocessing together (torch.func vmap over their stacked weights); same numbers within float tolerance. Default: 8 on CUDA, where small models leave the GPU idle; 1 elsewhere, since on a few CPU cores the work is compute-bound and batching does not help. Not used under torchrun.",
+        help="Measure up to N models of the same architecture and preprocessing together (torch.func vmap over their stacked weights); same numbers within float tolerance. Default: 8 on CUDA, where small models leave the GPU idle; 1 elsewhere, since on a few CPU cores the work is compute-bound and batching does not help. Under torchrun, per rank.",
     ),
 ]
 
@@ -179,26 +185,57 @@ def image_sources(
     no_cache: bool,
     image_column: str | None = None,
     label_column: str | None = None,
-):
-    """The unlabeled images and the labelled training set (or None), sampled by the settings' seed, decoded
-    through the on-disk cache (docs/performance.md) unless --no-cache."""
+) -> tuple[ImageSource, ImageSource | None, NestedSample | None]:
+    """The unlabeled images, the labelled training set (or None) and, with --train-samples auto, its nested sample
+    (the training set is then the whole set in the sample's order: its identity keys the results file). Sampled by
+    the settings' seed, decoded through the on-disk cache (docs/performance.md) unless --no-cache."""
     cache = None if no_cache else cache_dir or default_cache_dir()
     seed, strict = settings.susceptibility.seed, settings.strict
     unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=strict, cache_dir=cache, image_column=image_column)
-    train = (
-        labeled_source(
-            train_data,
-            samples=settings.train_samples,
-            seed=seed,
-            strict=strict,
-            cache_dir=cache,
-            image_column=image_column,
-            label_column=label_column,
-        )
-        if train_data
-        else None
+    if train_data is None:
+        return unlabeled, None, None
+    adaptive = settings.train_samples == ADAPTIVE
+    train = labeled_source(
+        train_data,
+        samples=None if adaptive else settings.train_samples,
+        seed=seed,
+        strict=strict,
+        cache_dir=cache,
+        image_column=image_column,
+        label_column=label_column,
     )
-    return unlabeled, train
+    if not adaptive:
+        return unlabeled, train, None
+    sample = nested_sample(train, seed)
+    return unlabeled, sample.ordered, sample
+
+
+def sample_line(sample: NestedSample, rows: list[Result], size: int) -> str | None:
+    """One line on the training sample the decisions settled on; None when it is the whole set by its size."""
+    if size == sample.population and sample.sizes == [size]:
+        return None
+    used = max((r.train_n or 0 for r in rows if r.ok), default=0)
+    if size == sample.population:
+        return f"training accuracy on all {used:,} training images: the sample grew to the whole set"
+    before = sample.sizes[sample.sizes.index(size) - 1] if size != sample.sizes[0] else None
+    why = f"the decisions were the same at {before:,} and {size:,} images" if before else "no decision depends on it"
+    return (
+        f"training accuracy on a seeded sample of {used:,} of {sample.population:,} training images ({why}); "
+        "--train-samples all measures every image"
+    )
+
+
+def sample_info(sample: NestedSample | None, rows: list[Result], size: int | None) -> dict | None:
+    """The run-level record of the sample: how many images it held and of how many, and the sizes tried."""
+    if sample is None or size is None:
+        return None
+    return {
+        "mode": ADAPTIVE,
+        "images": max((r.train_n or 0 for r in rows if r.ok), default=0),
+        "listed": size,
+        "population": sample.population,
+        "sizes_tried": [n for n in sample.sizes if n <= size],
+    }
 
 
 def open_store(
@@ -243,6 +280,18 @@ def parse_floats(text: str | None, option: str) -> tuple[float, ...] | None:
         raise UsageError(f"{option} takes comma-separated numbers, got {text!r}") from None
 
 
+def train_sample_setting(text: str) -> int | str | None:
+    """--train-samples: 'auto' (the adaptive sample), 'all' (None: every image) or a positive number."""
+    value = text.strip().lower()
+    if value == ADAPTIVE:
+        return ADAPTIVE
+    if value == "all":
+        return None
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise UsageError(f"--train-samples takes auto, all or a positive number, got {text!r}")
+
+
 def make_settings(preset, mean, std, image_size, samples, train_samples, seed, lr, batches, batch_size, strict) -> Settings:
     if preset is not None and preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}", fix=f"use one of {', '.join(PRESETS)}")
@@ -254,7 +303,7 @@ def make_settings(preset, mean, std, image_size, samples, train_samples, seed, l
     return Settings(
         susceptibility=SusceptibilityConfig(lr=lr, batches=batches, batch_size=batch_size, seed=seed),
         samples=samples,
-        train_samples=train_samples,
+        train_samples=train_sample_setting(train_samples),
         preset=preset,
         mean=mean_t,
         std=std_t,
@@ -324,7 +373,7 @@ def score(
     std: StdOpt = None,
     image_size: ImageSizeOpt = None,
     samples: SamplesOpt = None,
-    train_samples: TrainSamplesOpt = None,
+    train_samples: TrainSamplesOpt = ADAPTIVE,
     seed: SeedOpt = 0,
     lr: LrOpt = DEFAULT_LR,
     batches: BatchesOpt = DEFAULT_BATCHES,
@@ -352,9 +401,26 @@ def score(
         ckpt = load_checkpoint(
             checkpoint, default_arch=arch, default_arch_kwargs=kwargs, num_classes=num_classes, trust=trust_checkpoint, ema=ema
         )
-        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
+        unlabeled, train, sample = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
+        size = None
         with progress_bar() as update:
-            result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
+            if sample is None:
+                result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=update)
+            else:
+                first = score_checkpoint(ckpt, unlabeled, sample.chunk(0, sample.sizes[0]), settings=settings, device=dev, progress=update)
+
+                def decide(rows: list[Result]) -> Decisions | None:
+                    """The gate on training accuracy, and the verdict where it asks whether the model fits better than
+                    chance (above the fixed cut); None, so the first stage, when neither depends on training accuracy."""
+                    r = rows[0]
+                    gate = () if min_train_acc is None else (bool(threshold_failures(r, None, min_train_acc)),)
+                    if not gate and not (verdict.calibrated(r) and (r.susceptibility or 0.0) > verdict.MEMORIZED_CUT):
+                        return None
+                    judged = verdict.judge(r, None, None)
+                    return Decisions(verdicts=((r.name, judged.word if judged else None),), gates=gate)
+
+                rows = [first]
+                [result], size = settle_sample(rows, sample, grow_locally(rows, sample, lambda i: ckpt, device=dev), decide, device=dev)
         failures = threshold_failures(result, max_susceptibility, min_train_acc)
         verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
         run = run_info(
@@ -365,8 +431,11 @@ def score(
             dev,
             started,
             gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
+            train_sample=sample_info(sample, [result], size),
         )
         emit([result], fmt, output, run, title="suscli score")
+        if sample is not None and size is not None and (line := sample_line(sample, [result], size)):
+            stderr.print(line, highlight=False)
     if failures:
         for f in failures:
             stderr.print(f"gate failed: {f}", highlight=False)
@@ -406,7 +475,7 @@ def rank(
     std: StdOpt = None,
     image_size: ImageSizeOpt = None,
     samples: SamplesOpt = None,
-    train_samples: TrainSamplesOpt = None,
+    train_samples: TrainSamplesOpt = ADAPTIVE,
     seed: SeedOpt = 0,
     lr: LrOpt = DEFAULT_LR,
     batches: BatchesOpt = DEFAULT_BATCHES,
@@ -486,21 +555,22 @@ def rank(
         entries = discover(pool, all_checkpoints=all_checkpoints)
         if candidate is not None and candidate not in {e.name for e in entries}:
             raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
-        unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
+        unlabeled, train, sample = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
         lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
         store = open_store(results, pool, cache_dir, fresh, settings, unlabeled, train, dev, arch, kwargs, ema) if lead else None
         results_path = store.path if store is not None else None
         reused = len(store) if store is not None else 0
         if w is None:
             audit = functools.partial(audit_pool, model_batch=model_batch or default_model_batch(dev))
-        else:  # each rank measures its models one at a time
-            audit = functools.partial(audit_shards, w)
+        else:  # each rank measures its share of the models, up to --model-batch at a time
+            audit = functools.partial(audit_shards, w, model_batch=model_batch or default_model_batch(dev))
+        size = None
         try:
             with progress_bar() as update, process_group(dev) if w else contextlib.nullcontext():
                 rows = audit(
                     entries,
                     unlabeled,
-                    train,
+                    train if sample is None else sample.chunk(0, sample.sizes[0]),
                     settings=settings,
                     device=dev,
                     store=store,
@@ -510,6 +580,26 @@ def rank(
                     ema=ema,
                     progress=update,
                 )
+                if sample is not None:  # then grow it while the decisions change (under torchrun, every rank its share)
+
+                    def decide(rows: list[Result]) -> Decisions:
+                        return pool_decisions(rows, rule.value, thresholds_rule.value, zeta_threshold, acc_threshold)
+
+                    grow = functools.partial(grow_pool, rows) if w is None else functools.partial(grow_shards, w, rows)
+                    grown = grow(
+                        entries,
+                        sample,
+                        decide,
+                        device=dev,
+                        store=store,
+                        default_arch=arch,
+                        default_arch_kwargs=kwargs,
+                        trust=trust_checkpoint,
+                        ema=ema,
+                        progress=update,
+                        model_batch=model_batch or default_model_batch(dev),
+                    )
+                    rows, size = grown if grown is not None else (None, None)
         except KeyboardInterrupt:
             if store is not None:
                 stderr.print(
@@ -550,6 +640,7 @@ def rank(
             results_file=str(results_path),
             counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
             gate={"fail_on": fail_on.value, "candidate": candidate, "passed": not failures},
+            train_sample=sample_info(sample, rows, size),
             **({"world_size": w.size} if w else {}),
         )
         emit(ranked, fmt, output, run, title="suscli rank")
@@ -565,11 +656,13 @@ def rank(
             append_summary(Path(summary), to_markdown(ranked, "suscli rank") + f"\n{closing}\n{noise}")
         if mixed:  # the closing line is the error: no model can be chosen
             raise InputError(closing, fix="rank models with the same number of classes together; every result is kept in the results file")
+        if sample is not None and size is not None and (line := sample_line(sample, rows, size)):
+            stderr.print(line, highlight=False)
         stderr.print(closing, highlight=False)
         if choice.labels is not None:
             stderr.print(noise_line(choice.labels), highlight=False)
         if suspects is not None:
-            write_suspects(suspects, choice, train)
+            write_suspects(suspects, choice, training_paths(train, sample, rows, size))
     n_failed = sum(not r.ok for r in rows)
     if n_failed:
         stderr.print(f"error: {n_failed} model(s) could not be scored (see their rows)", highlight=False)
@@ -599,11 +692,18 @@ def gate_messages(ranked: list[Result], fail_on: "FailOn", candidate: str | None
     return failures
 
 
-def write_suspects(path: Path, choice: Choice, train: ImageSource | None) -> None:
+def training_paths(train: ImageSource | None, sample: NestedSample | None, rows: list[Result], size: int | None) -> list[str]:
+    """The training images the rows' training predictions are on, in their order."""
+    if sample is None or size is None:
+        return [str(p) for p in train.paths] if train is not None else []
+    skipped: list[int] = next((r.details[RECORD]["skipped"] for r in rows if r.ok and isinstance(r.details.get(RECORD), dict)), [])
+    return [str(p) for p in sample.paths_at(size, skipped)]
+
+
+def write_suspects(path: Path, choice: Choice, paths: list[str]) -> None:
     """--suspects: the contradicted training labels as CSV, or one line saying why there are none to write."""
     if choice.labels is None:
         raise UsageError("--suspects needs --train-data and 2+ models measured with it (their training predictions)")
-    paths = [str(p) for p in train.paths] if train is not None else []
     if len(paths) != len(choice.labels.labels):
         raise InputError(
             f"{len(choice.labels.labels)} training images were predicted but {len(paths)} are listed "
@@ -691,7 +791,7 @@ def track(
     std: StdOpt = None,
     image_size: ImageSizeOpt = None,
     samples: SamplesOpt = None,
-    train_samples: TrainSamplesOpt = None,
+    train_samples: TrainSamplesOpt = ADAPTIVE,
     seed: SeedOpt = 0,
     lr: LrOpt = DEFAULT_LR,
     batches: BatchesOpt = DEFAULT_BATCHES,
@@ -747,6 +847,7 @@ def track(
             )
         check_destinations(output, plot)
         warnings: list[str] = []
+        said: str | None = None  # the training sample the decisions settled on
         if log is not None:
             if data is not None or train_data is not None:
                 raise UsageError("--log reads r and training accuracy from the tracker's log; --data and --train-data go with a RUN")
@@ -763,16 +864,17 @@ def track(
             entries, skipped = run_epochs(run)
             if skipped:
                 warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
-            unlabeled, train = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
+            unlabeled, train, sample = image_sources(data, train_data, settings, cache_dir, no_cache, image_column, label_column)
             store = open_store(results, run, cache_dir, fresh, settings, unlabeled, train, dev, arch, kwargs, ema)
             results_path = store.path
             reused = len(store)
+            size = None
             try:
                 with progress_bar() as update:
                     rows = audit_pool(
                         entries,
                         unlabeled,
-                        train,
+                        train if sample is None else sample.chunk(0, sample.sizes[0]),
                         settings=settings,
                         device=dev,
                         store=store,
@@ -783,6 +885,28 @@ def track(
                         progress=update,
                         model_batch=model_batch or default_model_batch(dev),
                     )
+                    if sample is not None:
+
+                        def decide(rows: list[Result]) -> Decisions:  # the epoch to keep
+                            for row, entry in zip(rows, entries):
+                                row.epoch = entry.epoch
+                            keep = annotate(rows, count_epoch_0=count_epoch_0, rule=keep_rule.value)
+                            return Decisions(pick=keep.name if keep else None)
+
+                        rows, size = grow_pool(
+                            rows,
+                            entries,
+                            sample,
+                            decide,
+                            device=dev,
+                            store=store,
+                            default_arch=arch,
+                            default_arch_kwargs=kwargs,
+                            trust=trust_checkpoint,
+                            ema=ema,
+                            progress=update,
+                            model_batch=model_batch or default_model_batch(dev),
+                        )
             except KeyboardInterrupt:
                 stderr.print(
                     f"interrupted: {len(store)} result(s) kept in {results_path}; rerun the same command to resume", highlight=False
@@ -801,7 +925,9 @@ def track(
                 run=str(run),
                 results_file=str(results_path),
                 counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(reused, n_ok)},
+                train_sample=sample_info(sample, rows, size),
             )
+            said = sample_line(sample, rows, size) if sample is not None and size is not None else None
         keep = annotate(rows, count_epoch_0=count_epoch_0, rule=keep_rule.value)
         closing = recommendation(rows, keep, keep_rule.value)
         info.update(
@@ -821,6 +947,8 @@ def track(
             stderr.print(f"plot written to {plot}", highlight=False)
         for w in warnings:
             stderr.print(f"warning: {w}", highlight=False)
+        if log is None and said:
+            stderr.print(said, highlight=False)
         stderr.print(closing, highlight=False)
     n_failed = sum(not r.ok for r in rows)
     if n_failed:

@@ -151,7 +151,8 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
 def _interval(r: Result) -> str:
     if r.train_acc is None or r.train_acc_low is None or r.train_acc_low == r.train_acc_high:
         return ""
-    return f" [{100 * r.train_acc_low:.1f}, {100 * r.train_acc_high:.1f}]"
+    n = f" n={r.train_n:,}" if r.train_n else ""
+    return f" [{100 * r.train_acc_low:.1f}, {100 * r.train_acc_high:.1f}]{n}"
 
 
 def to_markdown(rows: list[Result], title: str | None = None) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from suscli.accuracy import Accuracy, training_accuracy
+from suscli.accuracy import Accuracy, encode_hits, training_accuracy
 from suscli.agreement import Predictions, predict
 from suscli.checkpoints import Checkpoint, load_checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
@@ -31,7 +31,7 @@ class Settings:
 
     susceptibility: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
     samples: int | None = None  # unlabeled images used (seeded subset); None = all
-    train_samples: int | None = None  # training images used for accuracy; None = all
+    train_samples: int | str | None = None  # training images used for accuracy: N, None = all, "auto" = suscli.sampling
     preset: str | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
@@ -281,6 +281,7 @@ def scored_row(
             "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.rules)
             # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.noise)
             "train_predictions": acc.predictions.encode() if acc and acc.predictions is not None else None,
+            "train_hits": encode_hits(acc.hits) if acc and acc.hits is not None else None,  # per image: predicted as labelled
         },
     )
 
@@ -306,7 +307,10 @@ def score(
     trust_checkpoint: bool = False,
     device: str = "auto",
 ) -> Result:
-    """Load `path` and score it on the images under `data` (and the labelled set `train_data`): the one-call API."""
+    """Load `path` and score it on the images under `data` (and the labelled set `train_data`): the one-call API.
+    Training accuracy is measured on every image, or a fixed seeded sample (settings.train_samples = N)."""
+    if isinstance(settings.train_samples, str):
+        raise UsageError("score() measures training accuracy on every image or on N of them", fix="pass train_samples=None or N")
     seed = settings.susceptibility.seed
     ckpt = load_checkpoint(path, default_arch=arch, default_arch_kwargs=arch_kwargs, trust=trust_checkpoint)
     unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=settings.strict)

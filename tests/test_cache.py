@@ -52,6 +52,15 @@ def test_second_decode_reads_the_cache_with_its_unreadable_files(folder: Path, t
         decode_images(paths, image_size=8, cache_dir=cache, strict=True)
 
 
+def test_an_entry_is_within_a_tenth_of_its_uint8_pixels_at_224(folder: Path, tmp_path: Path) -> None:
+    """Issue 16: the cache holds the decoded uint8 pixels and little else (a view's whole storage, float pixels or a
+    per-pixel index would all break this), also at ImageNet's 224 px."""
+    paths, cache = list_images(folder), tmp_path / "cache"
+    decoded = decode_images(paths, image_size=224, crop_pct=0.875, cache_dir=cache)
+    size = entries(cache)[0].stat().st_size
+    assert decoded.pixels.numel() <= size <= 1.1 * decoded.pixels.numel(), size / decoded.pixels.numel()
+
+
 def test_touched_file_and_other_transform_miss(folder: Path, tmp_path: Path) -> None:
     paths, cache = list_images(folder), tmp_path / "cache"
     first = decode_images(paths, image_size=8, cache_dir=cache)

@@ -19,6 +19,7 @@ from suscli.images import unlabeled_source
 from suscli.pool import discover
 from suscli.scoring import Settings
 from suscli.susceptibility import SusceptibilityConfig
+from tests.conftest import write_images
 from tests.test_cli_rank import make_pool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,33 @@ def test_two_ranks_give_the_single_process_report(tmp_path: Path, image_folder: 
     assert two.stderr.count("ship ") == 1  # the closing line comes from rank 0 only
 
 
+def test_model_batch_under_torchrun_gives_the_single_process_report(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """--model-batch 2 on 2 ranks: each rank measures 2 models together per round, as one process does per window."""
+    pool = make_pool(tmp_path / "pool", n=5)
+    one = single(*rank_args(pool, image_folder, train_folder, tmp_path / "single.jsonl"), "--model-batch", "2")
+    two = torchrun(*rank_args(pool, image_folder, train_folder, tmp_path / "dist.jsonl"), "--model-batch", "2")
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    doc = json.loads(two.stdout)
+    assert doc["world_size"] == 2 and comparable(doc) == comparable(json.loads(one.stdout))
+    assert stored_names(tmp_path / "dist.jsonl") == ["m0", "m1", "m2", "m3", "m4"]
+
+
+def test_the_adaptive_sample_grows_on_every_rank_with_the_single_process_report(tmp_path: Path, image_folder: Path) -> None:
+    """1,200 training images: the first stage of 1,000, then the rest, which the ranks share as they shared the pool."""
+    train = tmp_path / "train"
+    for c in range(3):
+        write_images(train / f"class_{c}", 400, seed=30 + c)
+    pool = make_pool(tmp_path / "pool", n=5)
+    one = single(*rank_args(pool, image_folder, train, tmp_path / "single.jsonl"))
+    two = torchrun(*rank_args(pool, image_folder, train, tmp_path / "dist.jsonl"))
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    doc = json.loads(two.stdout)
+    assert doc["train_sample"]["sizes_tried"] == [1000, 1200] and {r["train_n"] for r in doc["results"]} == {1200}
+    assert comparable(doc) == comparable(json.loads(one.stdout))
+
+
 def test_broken_checkpoint_is_a_row_and_exit_3_without_hanging(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     pool = make_pool(tmp_path / "pool", n=3)
     results = tmp_path / "dist.jsonl"
@@ -91,14 +119,14 @@ def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder:
     unlabeled = unlabeled_source(image_folder)
     options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8)), "device": torch.device("cpu")}
     expected = audit_pool(entries, unlabeled, None, **options)
-    real = suscli.distributed.score_entry
+    real = suscli.distributed.scored_window
 
-    def bug_on_m1(entry, *a, **k):
-        if entry.name == "m1":
+    def bug_on_m1(window, *a, **k):
+        if any(entry.name == "m1" for _, entry in window):
             raise ValueError("a bug")
-        return real(entry, *a, **k)
+        return real(window, *a, **k)
 
-    monkeypatch.setattr(suscli.distributed, "score_entry", bug_on_m1)
+    monkeypatch.setattr(suscli.distributed, "scored_window", bug_on_m1)
     assert world() is None  # WORLD_SIZE 1 is a plain run
     with process_group(options["device"]):
         rows = audit_shards(World(0, 0, 1), entries, unlabeled, None, **options)
