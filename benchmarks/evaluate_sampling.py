@@ -11,7 +11,7 @@ the same pick, the share of models in the same region. Then, by simulation over 
 the 95% Wilson interval of a model's accuracy on n images contains its accuracy on the whole set, and how often
 the sign of a paired difference between two models on the sample is the sign on the whole set.
 
-    python benchmarks/evaluate_sampling.py --zoo /work/main/benchmarks/out/zoo-human [--seeds 5]
+    python benchmarks/evaluate_sampling.py --zoo benchmarks/out/zoo-human [--seeds 5]
 
 Writes <out>/sampling.md (printed too) and sampling.json.
 """
@@ -94,6 +94,7 @@ def replay_order(rows: list[Result], hits: list[np.ndarray], order: np.ndarray, 
             "tau": order_tau(d.order, full.order),
             "same_pick": d.pick == full.pick,
             "regions": float(np.mean([a == b for a, b in zip(d.regions, full.regions)])),
+            "verdicts": float(np.mean([a == b for a, b in zip(d.verdicts, full.verdicts)])),
             "covered": None if n == len(order) else float(np.mean([
                 r.train_acc_low <= f.train_acc <= r.train_acc_high for r, f in zip(sample, rows)])),
         }
@@ -165,22 +166,24 @@ def main(argv: list[str] | None = None) -> None:
 def render(report: dict, population: int, seeds: int) -> str:
     lines = [f"## Stopping rules, {seeds} seeded orders per pool (first size / patience), of {population} images", "",
              "| rule | pool | images used (mean, max) | tau vs full (mean, min) | same pick | regions agree (mean, min) "
-             "| intervals holding the full-set accuracy |", "|---|---|---|---|---|---|---|"]
+             "| verdicts agree (mean, min) | intervals holding the full-set accuracy |", "|---|---|---|---|---|---|---|---|"]
     for rule in (f"{s}/{p}" for s, p in itertools.product(STARTS, PATIENCES)):
         for pool, rules in report["rules"].items():
             xs = rules[rule]
             lines.append(f"| {rule} | {pool} | {statistics.fmean(x['images'] for x in xs):.0f}, {max(x['images'] for x in xs)} "
                          f"| {statistics.fmean(x['tau'] for x in xs):.3f}, {min(x['tau'] for x in xs):.3f} "
                          f"| {sum(x['same_pick'] for x in xs)}/{len(xs)} "
-                         f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} | {_covered(xs)} |")
-    lines += ["", "## Every pool together", "", "| rule | images used (mean, max) | tau (mean, min) | same pick | regions (mean, min) | intervals holding it |",
-              "|---|---|---|---|---|---|"]
+                         f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} "
+                     f"| {statistics.fmean(x['verdicts'] for x in xs):.3f}, {min(x['verdicts'] for x in xs):.3f} | {_covered(xs)} |")
+    lines += ["", "## Every pool together", "", "| rule | images used (mean, max) | tau (mean, min) | same pick | regions (mean, min) | verdicts (mean, min) "
+              "| intervals holding it |", "|---|---|---|---|---|---|---|"]
     for rule in (f"{s}/{p}" for s, p in itertools.product(STARTS, PATIENCES)):
         xs = [x for rules in report["rules"].values() for x in rules[rule]]
         lines.append(f"| {rule} | {statistics.fmean(x['images'] for x in xs):.0f}, {max(x['images'] for x in xs)} "
                      f"| {statistics.fmean(x['tau'] for x in xs):.3f}, {min(x['tau'] for x in xs):.3f} "
                      f"| {sum(x['same_pick'] for x in xs)}/{len(xs)} "
-                     f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} | {_covered(xs)} |")
+                     f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} "
+                     f"| {statistics.fmean(x['verdicts'] for x in xs):.3f}, {min(x['verdicts'] for x in xs):.3f} | {_covered(xs)} |")
     lines += ["", f"## Coverage of the 95% interval, and paired differences (of {population} images)", "",
               "| pool | images | interval holds the full-set accuracy | paired difference: sign right | clear (95%) | clear: sign right |",
               "|---|---|---|---|---|---|"]

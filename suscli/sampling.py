@@ -1,7 +1,7 @@
 """Training accuracy on a nested, seeded sample that grows only while growing changes a decision the user sees.
 
 Why: the training-accuracy pass is nearly all of an audit's cost, and it grows with the training set, while the
-decisions it feeds (each model's region, the order of the table, the model to ship, a gate) rarely need every
+decisions it feeds (each model's region and verdict, the order of the table, the model to ship, a gate) rarely need every
 image. Every model sees the same images, the first n of one seeded order of the labelled set, so that models are
 compared on paired samples; n starts at START and doubles. After each doubling the decisions are made again, and
 the sample stops growing once they come out the same as at the size before (PATIENCE times in a row), or when it
