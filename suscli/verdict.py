@@ -4,10 +4,12 @@ which it cannot tell apart.
 The paper's regions (suscli.ranking) split a pool at its mean susceptibility. On the CIFAR-10N zoo
 (docs/validation.md) that missed moderate memorizers: a few extreme ones pull the mean up, and the missed ones
 were then called "fits, resists noise". Two fixed susceptibility cuts, measured at the default step on the design
-setting, fix both: above MEMORIZED a model is flagged whatever the pool, and "resists" needs the low cut RESISTS
-(and, in a pool with training predictions, a low fit on the labels the pool's consensus contradicts). Between
-them the verdict is "unclear", with the reason. The cuts hold only for the step they were measured at, so with
-another --lr or --batch-size the verdict is the pool's alone.
+setting, fix both: above MEMORIZED_CUT a model that fits its labels is flagged whatever the pool, and "resists"
+needs the low cut RESISTS_CUT. In a pool with training predictions the label-free estimate of memorization (its
+fit on the labels the pool's consensus contradicts, suscli.noise) is a second signal, free of susceptibility's
+scale: a high fit flags, and "resists" needs a low one. Between them the verdict is "unclear", with the reason.
+The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
+are left out.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ UNDERFIT_SUSCEPTIBLE = "underfit, susceptible"
 MEMORIZED_CUT = 0.44
 RESISTS_CUT = 0.17
 RESISTS_FITS_CONTRADICTED = 0.14
+# The label-free signal, on the same setting: the memorizers fit at least 42.5% of the labels the pool's consensus
+# contradicts, the others at most 33.5%; the cut is their geometric mean. It needs no common scale of
+# susceptibility, which differs between architectures.
+MEMORIZED_FITS_CONTRADICTED = 0.38
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,11 @@ def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
     if fixed and s > MEMORIZED_CUT:  # below the pool's threshold, which extreme memorizers pulled up
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
+    if row.fits_contradicted is not None and row.fits_contradicted >= MEMORIZED_FITS_CONTRADICTED:
+        return Verdict(
+            MEMORIZED,
+            f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
+        )
     doubts = []
     if fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")

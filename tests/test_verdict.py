@@ -44,11 +44,18 @@ def row(name: str, acc: float | None, zeta: float, fits_contradicted: float | No
         (0.5, 0.30, None, verdict.UNDERFIT),  # below the pool's threshold of 1.0: not "susceptible"
         (0.9, 1.50, None, verdict.MEMORIZED),
         (0.5, 0.80, None, verdict.UNDERFIT),  # above the fixed cut, but it fits less than the pool: region 3
+        (0.9, 0.10, 0.40, verdict.MEMORIZED),  # low susceptibility, but it fits 40% of the labels the pool contradicts
+        (0.5, 0.10, 0.40, verdict.UNDERFIT),  # the same fit below the pool's training accuracy
     ],
 )
 def test_each_verdict_from_its_numbers(acc: float, zeta: float, fits: float | None, word: str) -> None:
     got = verdict.judge(row("m", acc, zeta, fits), zeta=1.0, acc=0.75)
     assert got is not None and got.word == word
+
+
+def test_the_label_free_signal_flags_whatever_the_step_and_says_so() -> None:
+    got = verdict.judge(row("m", 0.9, 0.10, 0.45, step={}), zeta=1.0, acc=0.75)
+    assert got.word == verdict.MEMORIZED and "fits 45% of the training labels the pool contradicts" in got.why
 
 
 def test_the_fixed_cuts_hold_only_at_the_step_they_were_measured_at() -> None:
