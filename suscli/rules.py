@@ -87,13 +87,13 @@ def choose(
     who, mask = annotate_agreement(rows, t, voters) if rule == "agreement" else ("", [])
     labels = _label_check(rows, t, noise_voters, rule == "agreement")  # before the verdicts: they use fits_contradicted
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
-    choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break, labels)
+    choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
     choice.labels = labels
     return choice
 
 
 def _by_rule(
-    rows: list[Result], rule: str, t: Thresholds | None, by_region: list[Result], voted: tuple[str, list[bool]], tie_break: str, labels
+    rows: list[Result], rule: str, t: Thresholds | None, by_region: list[Result], voted: tuple[str, list[bool]], tie_break: str
 ) -> Choice:
     """choose's order and pick once the rows carry their region, verdict and agreement."""
     who, mask = voted
@@ -101,7 +101,7 @@ def _by_rule(
         measured = [r for r in _measured(rows) if r.agreement is not None]
         if len(measured) >= 2:
             fit = t is not None and all(r.train_acc is not None for r in measured)
-            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, labels)
+            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit)
             choice.voters = [r.name for r, m in zip(_measured(rows), mask) if m]
             return choice
         rule, note = "regions", f" (regions rule: {who})"
@@ -291,7 +291,7 @@ def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
     return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}{_outside_region_1(ranked[0], rule)}", True)
 
 
-def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool, labels: LabelCheck | None) -> Choice:
+def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool) -> Choice:
     """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
     `tie_break`. Confident only when no other model is a near-tie: the unlabeled images then separate the pick
     from every other model."""
@@ -318,16 +318,15 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
             "accuracy (--train-data): every model voted, whether it fits its labels or not",
             False,
             lead,
-            labels,
         )
     if len(lead) == 1:
-        return Choice(ranked, best, why + ", clearly more than any other model", True, lead, labels)
+        return Choice(ranked, best, why + ", clearly more than any other model", True, lead)
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
     why += (
         f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
         f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
     )
-    return Choice(ranked, best, why, False, lead, labels)
+    return Choice(ranked, best, why, False, lead)
 
 
 def _usable(tie_break: str, tied: list[Result]) -> str:
