@@ -38,7 +38,7 @@ from suscli.accuracy import training_accuracy
 from suscli.agreement import Predictions
 from suscli.checkpoints import load_checkpoint
 from suscli.images import ImageSource, normalizer
-from suscli.ranking import thresholds
+from suscli.ranking import REGION_NAMES, thresholds
 from suscli.results import Result
 from suscli.rules import DEFAULT_NOISE_VOTERS, DEFAULT_TIE_BREAK, DEFAULT_VOTERS, TIE_BREAKS, VOTERS, choose
 from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
@@ -139,14 +139,11 @@ def judge(pool: list[Candidate], rows: list[Result], wrong: np.ndarray, voters: 
             "tau_sus_vs_memorized_apart": tau_apart([r.susceptibility for r in rows], mem),
             "tau_train_acc": tau([r.train_acc for r in rows], tests)}
     out |= {f"pool_{k}": v for k, v in verdict_scores([r.verdict for r in rows], mem).items()}
-    out |= {f"paper_{k}": v for k, v in verdict_scores([VERDICT_OF_REGION[r.region] for r in rows], mem).items()}
+    out |= {f"paper_{k}": v for k, v in verdict_scores([REGION_NAMES.get(r.region) for r in rows], mem).items()}
     alone = [copy.deepcopy(r) for r in rows]
     verdict.assign(alone, None, None)  # each model judged alone: the fixed cuts of a pool of one (suscli score)
     out |= {f"alone_{k}": v for k, v in verdict_scores([r.verdict for r in alone], mem).items()}
     return out
-
-
-VERDICT_OF_REGION = {1: verdict.RESISTS, 2: verdict.MEMORIZED, 3: verdict.UNDERFIT, 4: verdict.UNDERFIT_SUSCEPTIBLE, None: None}
 
 
 def verdict_scores(words: list[str | None], mem: np.ndarray) -> dict:

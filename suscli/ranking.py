@@ -15,10 +15,10 @@ from suscli.results import Result
 
 # The paper's names of the regions (the plot's legend); the verdict column is suscli.verdict's, which can differ.
 REGION_NAMES = {
-    1: "fits, resists noise",  # train acc >= threshold, susceptibility <= threshold (the paper: recommended)
-    2: "likely memorized noise",  # train acc >= threshold, susceptibility > threshold
-    3: "underfit",  # train acc < threshold, susceptibility <= threshold
-    4: "underfit, susceptible",  # train acc < threshold, susceptibility > threshold
+    1: verdict.RESISTS,  # train acc >= threshold, susceptibility <= threshold (the paper: recommended)
+    2: verdict.MEMORIZED,  # train acc >= threshold, susceptibility > threshold
+    3: verdict.UNDERFIT,  # train acc < threshold, susceptibility <= threshold
+    4: verdict.UNDERFIT_SUSCEPTIBLE,  # train acc < threshold, susceptibility > threshold
 }
 RULES = ("mean", "median")
 MIN_POOL = 2  # pool-relative thresholds need at least this many scored models
