@@ -414,7 +414,7 @@ def score(
                     chance (above the fixed cut); None, so the first stage, when neither depends on training accuracy."""
                     r = rows[0]
                     gate = () if min_train_acc is None else (bool(threshold_failures(r, None, min_train_acc)),)
-                    if not gate and not (verdict.calibrated(r) and (r.susceptibility or 0.0) > verdict.MEMORIZED_CUT):
+                    if not gate and not verdict.fit_decides_alone(r):
                         return None
                     judged = verdict.judge(r, None, None)
                     return Decisions(verdicts=((r.name, judged.word if judged else None),), gates=gate)

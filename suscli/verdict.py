@@ -85,7 +85,7 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
     """No pool to compare with: the fixed cuts alone, and memorizing needs fitting better than chance."""
     if not fixed:
         return None
-    if s > MEMORIZED_CUT:
+    if fit_decides_alone(row):
         if _above_chance(row):
             return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
         return Verdict(UNCLEAR if row.train_acc is None else UNDERFIT_SUSCEPTIBLE, _not_fitting(row))
@@ -94,6 +94,12 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
     return Verdict(
         UNCLEAR, f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}, and no pool to compare with"
     )
+
+
+def fit_decides_alone(row: Result) -> bool:
+    """Whether the verdict of `row` judged alone depends on its training accuracy: only above the fixed cut, where
+    _alone asks whether it fits better than chance (a sample of the training set that settles it must watch it)."""
+    return calibrated(row) and row.susceptibility is not None and row.susceptibility > MEMORIZED_CUT
 
 
 def _above_chance(row: Result) -> bool:
