@@ -248,6 +248,20 @@ class ImageSource:
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
+    def subset(self, positions: Sequence[int], population: int) -> "ImageSource":
+        """The images at `positions` (a sample, or the whole listing in another order), with the listing's labels and
+        settings, drawn from a set of `population`; decoded afresh, on first use."""
+        return ImageSource(
+            [self.paths[i] for i in positions],
+            None if self.labels is None else [self.labels[i] for i in positions],
+            population=population,
+            strict=self.strict,
+            cache_dir=self.cache_dir,
+            origin=self.origin,
+            label_names=self.label_names,
+            notes=self.notes,
+        )
+
     def sizes(self) -> set[tuple[int, int]]:
         """The (width, height) of every readable image, from the file headers alone (nothing is decoded)."""
         if self._sizes is None:

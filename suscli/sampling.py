@@ -116,17 +116,7 @@ class NestedSample:
     def chunk(self, lo: int, hi: int) -> ImageSource:
         """The images at positions lo..hi-1 of the order."""
         if (lo, hi) not in self._chunks:
-            o = self.ordered
-            self._chunks[(lo, hi)] = ImageSource(
-                o.paths[lo:hi],
-                None if o.labels is None else o.labels[lo:hi],
-                population=self.population,
-                strict=o.strict,
-                cache_dir=o.cache_dir,
-                origin=o.origin,
-                label_names=o.label_names,
-                notes=o.notes,
-            )
+            self._chunks[(lo, hi)] = self.ordered.subset(range(lo, hi), self.population)
         return self._chunks[(lo, hi)]
 
     def boundaries(self, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -144,17 +134,7 @@ def nested_sample(listing: ImageSource, seed: int, start: int | None = None) -> 
     """The sample of `listing` (the whole labelled set as listed) for `seed`, first stage `start` (default START)."""
     start = start or START
     order = seeded_order(len(listing.paths), seed, start)
-    ordered = ImageSource(
-        [listing.paths[i] for i in order],
-        None if listing.labels is None else [listing.labels[i] for i in order],
-        population=len(listing.paths),
-        strict=listing.strict,
-        cache_dir=listing.cache_dir,
-        origin=listing.origin,
-        label_names=listing.label_names,
-        notes=listing.notes,
-    )
-    return NestedSample(ordered, stage_sizes(len(listing.paths), start))
+    return NestedSample(listing.subset(order, len(listing.paths)), stage_sizes(len(listing.paths), start))
 
 
 def measured(row: Result) -> bool:
