@@ -1,7 +1,7 @@
 """Does susceptibility agree with clean test accuracy it never sees? Measure it on a model zoo.
 
 Reads a zoo made by benchmarks/zoo/train_zoo.py, measures every saved checkpoint with suscli's own
-measurement (suscli.susceptibility.measure_susceptibility, the code `suscli rank` runs) over a grid of step
+measurement (suscli.measure.susceptibility.measure_susceptibility, the code `suscli rank` runs) over a grid of step
 sizes and batch sizes, then compares rankings with the clean test accuracy recorded by the zoo:
 
 - clean test accuracy per region (pool-mean thresholds), mean +- std, as in the paper's table;
@@ -34,11 +34,11 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from suscli.checkpoints import load_checkpoint
-from suscli.images import ImageSource, normalizer
-from suscli.ranking import Thresholds, rank, region
+from suscli.load.checkpoints import load_checkpoint
+from suscli.data.images import ImageSource, normalizer
+from suscli.judge.regions import Thresholds, rank, region
 from suscli.results import Result
-from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 
 
 @dataclass

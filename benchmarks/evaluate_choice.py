@@ -5,7 +5,7 @@ For every setting of a zoo made by benchmarks/zoo/train_zoo.py (synthetic or CIF
 (final models; every saved (model, epoch) candidate), each candidate measured with suscli's own code as `suscli
 rank` measures it: susceptibility at the default step (evaluate.py's cache), top-5 predictions on the unlabeled
 images (evaluate_rules.py's cache) and the training-accuracy pass on the noisy training labels, which keeps each
-training image's top classes (suscli.accuracy). The rows go through suscli.rules.choose and suscli.noise, the
+training image's top classes (suscli.measure.accuracy). The rows go through suscli.judge.rules.choose and suscli.judge.noise, the
 functions `rank` calls, and are compared with the zoo's oracle: clean test accuracy, and the share of the wrong
 training labels each model fits.
 
@@ -33,15 +33,15 @@ import cifar
 from evaluate import Candidate, candidates, measure_all, tau
 from evaluate_rules import MAX_BATCHES, predictions
 
-from suscli import verdict
-from suscli.accuracy import training_accuracy
-from suscli.agreement import Predictions
-from suscli.checkpoints import load_checkpoint
-from suscli.images import ImageSource, normalizer
-from suscli.ranking import REGION_NAMES, thresholds
+from suscli.judge import verdict
+from suscli.measure.accuracy import training_accuracy
+from suscli.measure.predictions import Predictions
+from suscli.load.checkpoints import load_checkpoint
+from suscli.data.images import ImageSource, normalizer
+from suscli.judge.regions import REGION_NAMES, thresholds
 from suscli.results import Result
-from suscli.rules import DEFAULT_NOISE_VOTERS, DEFAULT_TIE_BREAK, DEFAULT_VOTERS, TIE_BREAKS, VOTERS, choose
-from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
+from suscli.judge.rules import DEFAULT_NOISE_VOTERS, DEFAULT_TIE_BREAK, DEFAULT_VOTERS, TIE_BREAKS, VOTERS, choose
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
 
 MEMORIZED_CUT = 0.4  # a model "memorized" when it fits at least this share of its wrong training labels (issue 19)
 
@@ -57,7 +57,7 @@ def training_set(zoo: Path, setting: str) -> tuple[list[Path], np.ndarray, np.nd
 
 
 def train_predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[str, Predictions]:
-    """Each candidate's training-accuracy pass on the noisy labels (suscli.accuracy.training_accuracy, what rank
+    """Each candidate's training-accuracy pass on the noisy labels (suscli.measure.accuracy.training_accuracy, what rank
     runs), kept as its top classes per image with the given labels; cached in one .npz per setting."""
     path = zoo / "eval" / f"train-predictions-{setting}.npz"
     paths, noisy, _ = training_set(zoo, setting)
@@ -223,7 +223,7 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
     lines += ["", f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)", "",
               "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' (alone: 'resists noise'); res: models called so; "
               "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
-              "pool: suscli.verdict in the pool; alone: suscli.verdict on each model alone (suscli score).", "",
+              "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).", "",
               "| setting | pool | memorizers | paper: R / P / MR | pool: R / P / MR / res / unc | wrongly flagged fit | alone: R / P / MR / res / unc "
               "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) |",
               "|---|---|---|---|---|---|---|---|---|---|"]

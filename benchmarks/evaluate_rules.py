@@ -2,9 +2,9 @@
 
 For every noise setting of a zoo made by benchmarks/zoo/train_zoo.py, two pools (the final models, and every
 (model, saved epoch) candidate: early-stopped, augmented and every architecture mixed in one pool), every rule
-of suscli.rules plus variants, with the same inputs suscli rank computes: training accuracy on the noisy labels
+of suscli.judge.rules plus variants, with the same inputs suscli rank computes: training accuracy on the noisy labels
 (the zoo's record of it), susceptibility at the default step (measured here with suscli's own code and cached
-by benchmarks/evaluate.py's cache), and the top-5 predictions on the unlabeled images (suscli.agreement.predict).
+by benchmarks/evaluate.py's cache), and the top-5 predictions on the unlabeled images (suscli.measure.predictions.predict).
 Per rule and pool: Kendall tau of its order with clean test accuracy, the regret (best clean test accuracy in
 the pool minus that of the rule's first model, in points) and whether that model is in the pool's top quarter.
 
@@ -31,13 +31,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import Candidate, candidates, measure_all, tau
 
-from suscli.agreement import Predictions, predict
-from suscli.checkpoints import load_checkpoint
-from suscli.images import ImageSource, normalizer
-from suscli.ranking import thresholds
+from suscli.measure.predictions import Predictions, predict
+from suscli.load.checkpoints import load_checkpoint
+from suscli.data.images import ImageSource, normalizer
+from suscli.judge.regions import thresholds
 from suscli.results import Result
-from suscli.rules import choose
-from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility, normalized_step
+from suscli.judge.rules import choose
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility, normalized_step
 
 MAX_BATCHES = 8  # evaluate.py's cache measures 8 batches; the default uses the first DEFAULT_BATCHES
 LRS = (DEFAULT_LR, 0.03, 0.1)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report)
 
 
-DEFAULT_LABEL = "agreement then fit, region 1 votes"  # suscli.rules.DEFAULT_RULE with its defaults
+DEFAULT_LABEL = "agreement then fit, region 1 votes"  # suscli.judge.rules.DEFAULT_RULE with its defaults
 
 
 def noise_of(manifest: dict, setting: str) -> float:

@@ -1,4 +1,4 @@
-"""Choosing the first sample size and the stopping rule of the sampled training accuracy (suscli.sampling, issue 16).
+"""Choosing the first sample size and the stopping rule of the sampled training accuracy (suscli.measure.sampling, issue 16).
 
 Every pool of a zoo made by benchmarks/zoo/train_zoo.py (per setting: the final models, and every saved (model,
 epoch) candidate) is audited as `suscli rank` would audit it, with the cached measurements that
@@ -32,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import tau
 from evaluate_choice import load_pools
 
-from suscli.accuracy import encode_hits, from_counts, wilson_interval
-from suscli.agreement import Predictions
+from suscli.measure.accuracy import encode_hits, from_counts, wilson_interval
+from suscli.measure.predictions import Predictions
 from suscli.results import Result
-from suscli.rules import train_predictions_of
-from suscli.sampling import Decisions, pool_decisions, seeded_order, settle, stage_sizes
+from suscli.judge.rules import train_predictions_of
+from suscli.judge.rules import pool_decisions
+from suscli.measure.sampling import Decisions, seeded_order, settle, stage_sizes
 
 STARTS = (250, 500, 1000, 2000)
 PATIENCES = (1, 2)

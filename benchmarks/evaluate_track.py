@@ -1,6 +1,6 @@
 """Check `suscli track`'s keep-rules on the zoo: which saved epoch of each run does each rule keep, and how good is it?
 
-For every model of a zoo, each rule of suscli.track.KEEP_RULES sees only what `track` sees: training accuracy on
+For every model of a zoo, each rule of suscli.run.epochs.KEEP_RULES sees only what `track` sees: training accuracy on
 the noisy labels, r at each saved epoch (the running mean zeta from it) and the predictions on the unlabeled
 images. The clean test accuracy of the epoch it keeps is compared with the run's best epoch (the oracle).
 
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import candidates  # noqa: E402
 from evaluate_rules import predictions, rows_for  # noqa: E402
 
-from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR  # noqa: E402
-from suscli.track import KEEP_RULES, annotate  # noqa: E402
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR  # noqa: E402
+from suscli.run.epochs import KEEP_RULES, annotate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ authors' measurement, has no such pass, so (b)/(a) compares (a) doing slightly m
     python benchmarks/perf.py --models 4 --unlabeled 256 --train 1000  # a smoke run
     python benchmarks/perf.py --sweep 2000,20000,50000 --sweep-pool POOL --plot docs/perf-sweep.png
 
---sweep times instead the default audit (training accuracy on the adaptive sample, suscli.sampling) against
+--sweep times instead the default audit (training accuracy on the adaptive sample, suscli.measure.sampling) against
 `--train-samples all` at each training-set size, on a pool of trained checkpoints (random-init models all fit
 10% of the labels, so no decision could settle on them), with a cold cache each time: what a first run costs.
 
@@ -51,20 +51,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ for the 
 import cifar
 
 import suscli
-import suscli.audit
-import suscli.agreement
-import suscli.images
-import suscli.scoring
-from suscli.batched import default_model_batch
+import suscli.run.audit
+import suscli.measure.predictions
+import suscli.data.images
+import suscli.run.model
+from suscli.measure.batched import default_model_batch
 from suscli.cli import app
-from suscli.imagesets import list_images, read_labeled
+from suscli.data.imagesets import list_images, read_labeled
 from suscli.models import resnet20
-from suscli.scoring import resolve_device
-from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, batch_indices, random_labels
+from suscli.run.model import resolve_device
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, batch_indices, random_labels
 
 SEED = 0
 ACC_BATCH = 512  # suscli's training-accuracy batch on the CPU, used by (b) and (c) too
-PREDICT_BATCH = suscli.agreement.BATCH_SIZE
+PREDICT_BATCH = suscli.measure.predictions.BATCH_SIZE
 
 
 def main() -> None:
@@ -138,7 +138,7 @@ def cache_size(n: int, root: Path) -> None:
     paths, _ = cifar.list_split(cifar.ensure_unpacked(root), "train")
     for size, crop in ((224, 0.875), (32, 1.0)):
         with tempfile.TemporaryDirectory(prefix="suscli-cache-size-") as tmp:
-            suscli.images.decode_images(paths[:n], image_size=size, crop_pct=crop, cache_dir=Path(tmp))
+            suscli.data.images.decode_images(paths[:n], image_size=size, crop_pct=crop, cache_dir=Path(tmp))
             entry = next(Path(tmp).glob("images-*.pt")).stat().st_size
         raw = n * 3 * size * size
         print(f"{n} images at {size} px: cache entry {entry:,} bytes, uint8 pixels {raw:,} bytes: {entry / raw:.5f}x")
@@ -253,18 +253,18 @@ def warm_up(device: torch.device) -> None:
 
 def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device, model_batch: int) -> dict:
     """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run
-    (one model at a time in suscli.scoring, models measured together in suscli.audit)."""
+    (one model at a time in suscli.run.model, models measured together in suscli.run.audit)."""
     parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0, "predictions": 0.0}
     args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
             "--results", str(out.with_suffix(".jsonl")), "--fresh", "--cache-dir", str(cache), "--device", str(device),
             "--model-batch", str(model_batch), "--train-samples", "all"]  # the same work as (b) and (c)
-    with timed(suscli.images, "decode_images", parts, "decode", device), \
-            timed(suscli.scoring, "training_accuracy", parts, "training accuracy", device), \
-            timed(suscli.scoring, "measure_susceptibility", parts, "susceptibility", device), \
-            timed(suscli.audit, "training_accuracy_many", parts, "training accuracy", device), \
-            timed(suscli.audit, "measure_many", parts, "susceptibility", device), \
-            timed(suscli.scoring, "predict", parts, "predictions", device), \
-            timed(suscli.audit, "predict", parts, "predictions", device), measured(device) as m:
+    with timed(suscli.data.images, "decode_images", parts, "decode", device), \
+            timed(suscli.run.model, "training_accuracy", parts, "training accuracy", device), \
+            timed(suscli.run.model, "measure_susceptibility", parts, "susceptibility", device), \
+            timed(suscli.run.audit, "training_accuracy_many", parts, "training accuracy", device), \
+            timed(suscli.run.audit, "measure_many", parts, "susceptibility", device), \
+            timed(suscli.run.model, "predict", parts, "predictions", device), \
+            timed(suscli.run.audit, "predict", parts, "predictions", device), measured(device) as m:
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
         raise SystemExit(f"suscli rank exited {code}")

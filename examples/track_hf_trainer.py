@@ -20,10 +20,10 @@ from torch import nn
 from transformers import Trainer, TrainingArguments, set_seed
 
 from suscli.demo import SMALL, channel_stats, make_images, noisy_labels, write_pngs
-from suscli.hf_tracker import SusceptibilityTrainerCallback
-from suscli.images import normalizer
+from suscli.training.huggingface import SusceptibilityTrainerCallback
+from suscli.data.images import normalizer
 from suscli.models import bn_cnn
-from suscli.tracker import SusceptibilityTracker
+from suscli.training.tracker import SusceptibilityTracker
 
 
 class Classifier(nn.Module):

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from suscli.demo import SMALL, channel_stats, make_images, noisy_labels
-from suscli.images import normalizer
+from suscli.data.images import normalizer
 from suscli.models import bn_cnn
-from suscli.tracker import SusceptibilityCallback, SusceptibilityTracker
+from suscli.training.tracker import SusceptibilityCallback, SusceptibilityTracker
 
 
 class Classifier(pl.LightningModule):

@@ -23,9 +23,9 @@ from torch import nn
 
 import suscli
 from suscli.demo import SMALL, channel_stats, make_images, noisy_labels, write_pngs
-from suscli.images import normalizer
+from suscli.data.images import normalizer
 from suscli.models import bn_cnn
-from suscli.tracker import SusceptibilityTracker
+from suscli.training.tracker import SusceptibilityTracker
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

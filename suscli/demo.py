@@ -40,9 +40,9 @@ from PIL import Image
 from torch import nn
 
 from suscli import models as zoo
-from suscli.checkpoints import save
+from suscli.load.checkpoints import save
 from suscli.errors import InputError
-from suscli.images import normalizer
+from suscli.data.images import normalizer
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), as elsewhere in suscli
 

@@ -21,11 +21,11 @@ class Result:
     train_acc_low: float | None = None  # 95% interval when estimated on a sample
     train_acc_high: float | None = None
     train_n: int | None = None
-    agreement: float | None = None  # share of unlabeled images on which it predicts the pool's consensus (suscli.rules)
-    fits_contradicted: float | None = None  # share of the training labels the consensus contradicts that it fits (suscli.noise)
+    agreement: float | None = None  # share of unlabeled images on which it predicts the pool's consensus (suscli.judge.rules)
+    fits_contradicted: float | None = None  # share of the training labels the consensus contradicts that it fits (suscli.judge.noise)
     clean_fit: float | None = None  # share of the training labels the consensus confirms that it fits
     region: int | None = None  # 1-4 (docs/rank.md), set when ranked in a pool
-    verdict: str | None = None  # suscli.verdict: likely memorized noise, fits, resists noise, unclear, underfit...
+    verdict: str | None = None  # suscli.judge.verdict: likely memorized noise, fits, resists noise, unclear, underfit...
     verdict_why: str | None = None  # the numbers behind the verdict
     sha256: str | None = None
     seconds: float | None = None

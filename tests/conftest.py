@@ -98,9 +98,9 @@ def by_hand(model: nn.Module, folder: Path, *, mean, std, image_size: int, crop_
             batch_size: int = 8) -> float:
     """Susceptibility of a model loaded by hand, on the images of `folder` (decoded as suscli decodes them) normalized
     by hand: what `suscli score ... --batches 2 --batch-size 8` must give for the same model."""
-    from suscli.images import decode_images
-    from suscli.imagesets import list_images
-    from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+    from suscli.data.images import decode_images
+    from suscli.data.imagesets import list_images
+    from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 
     pixels = decode_images(list_images(folder), image_size=image_size, crop_pct=crop_pct).pixels
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)

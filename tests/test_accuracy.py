@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from suscli.accuracy import training_accuracy, wilson_interval
+from suscli.measure.accuracy import training_accuracy, wilson_interval
 from suscli.errors import InputError
 
 

@@ -74,5 +74,5 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
     assert "Gate failed" in html and "data:image/svg+xml;base64," in html  # the installed suscli has its template and plot
     assert re.search(r'<testsuite name="suscli rank models" tests="4" failures="[1-9]"', (work / "out" / "junit.xml").read_text())
     assert summary.read_text().startswith("### suscli rank\n\n| model |")
-    installed = list((tmp_path / "runner" / "suscli-venv").glob("lib/python*/site-packages/suscli/templates/report.html.j2"))
+    installed = list((tmp_path / "runner" / "suscli-venv").glob("lib/python*/site-packages/suscli/views/templates/report.html.j2"))
     assert len(installed) == 1  # the action's own install ran (not this checkout's suscli), template included

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from suscli.arch import build_model, infer_num_classes, parse_arch_kwargs
+from suscli.load.arch import build_model, infer_num_classes, parse_arch_kwargs
 from suscli.errors import InputError, UsageError
 from suscli.models import bn_cnn
 

@@ -9,18 +9,18 @@ import torch
 from torch import nn
 
 import suscli
-import suscli.audit
-import suscli.batched
-from suscli.accuracy import training_accuracy
-from suscli.audit import audit_pool
-from suscli.batched import batchable, groups, measure_many, training_accuracy_many
+import suscli.run.audit
+import suscli.measure.batched
+from suscli.measure.accuracy import training_accuracy
+from suscli.run.audit import audit_pool
+from suscli.measure.batched import batchable, groups, measure_many, training_accuracy_many
 from suscli.errors import InputError
-from suscli.images import labeled_source, normalizer, unlabeled_source
+from suscli.data.images import labeled_source, normalizer, unlabeled_source
 from suscli.models import bn_cnn, mlp, plain_cnn, resnet
-from suscli.pool import discover
-from suscli.scoring import Settings
-from suscli.store import ResultStore
-from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.run.pool import discover
+from suscli.run.model import Settings
+from suscli.run.store import ResultStore
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from tests.test_cache import OOMAbove
 from tests.test_cli_rank import make_pool, rank_json
 
@@ -64,7 +64,7 @@ def test_measure_many_equals_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> N
     models, x = mixed_models(), pixels()
     want = [measure_susceptibility(m, x, config=CONFIG, transform=TRANSFORM) for m in models]
     assert groups(models) == [[0, 4], [1, 5], [2, 6], [3, 7]]
-    monkeypatch.setattr(suscli.batched, "measure_susceptibility", refuse)  # every group must run batched
+    monkeypatch.setattr(suscli.measure.batched, "measure_susceptibility", refuse)  # every group must run batched
     got = measure_many(models, x, config=CONFIG, transform=TRANSFORM)
     for g, w in zip(got, want):
         assert_same_measurement(g, w)
@@ -77,8 +77,8 @@ def test_models_are_left_bit_identical(monkeypatch: pytest.MonkeyPatch) -> None:
         m.get_parameter(next(n for n, _ in m.named_parameters())).requires_grad_(False)  # and a frozen parameter
     state = [{k: v.clone() for k, v in m.state_dict(keep_vars=True).items()} for m in models]
     flags = [[(s.training, [p.requires_grad for p in s.parameters(recurse=False)]) for s in m.modules()] for m in models]
-    monkeypatch.setattr(suscli.batched, "measure_susceptibility", refuse)
-    monkeypatch.setattr(suscli.batched, "training_accuracy", refuse)
+    monkeypatch.setattr(suscli.measure.batched, "measure_susceptibility", refuse)
+    monkeypatch.setattr(suscli.measure.batched, "training_accuracy", refuse)
     measure_many(models, x, config=CONFIG, transform=TRANSFORM)
     training_accuracy_many(models, x, torch.randint(5, (len(x),)), transform=TRANSFORM)
     for m, before, modes in zip(models, state, flags):
@@ -92,7 +92,7 @@ def test_frozen_parameters_are_not_stepped(monkeypatch: pytest.MonkeyPatch) -> N
     for m in models:
         m[0].weight.requires_grad_(False)
     want = [measure_susceptibility(m, x, config=CONFIG, transform=TRANSFORM) for m in models]
-    monkeypatch.setattr(suscli.batched, "measure_susceptibility", refuse)
+    monkeypatch.setattr(suscli.measure.batched, "measure_susceptibility", refuse)
     for g, w in zip(measure_many(models, x, config=CONFIG, transform=TRANSFORM), want):
         assert_same_measurement(g, w)
 
@@ -129,8 +129,8 @@ def test_unbatchable_forward_falls_back_to_the_reference(cls: type[nn.Module], m
     want_acc = [training_accuracy(m, x, labels, transform=TRANSFORM) for m in models]
     calls: list[str] = []
     for name in ("measure_susceptibility", "training_accuracy"):
-        real = getattr(suscli.batched, name)
-        monkeypatch.setattr(suscli.batched, name, lambda *a, real=real, name=name, **k: calls.append(name) or real(*a, **k))
+        real = getattr(suscli.measure.batched, name)
+        monkeypatch.setattr(suscli.measure.batched, name, lambda *a, real=real, name=name, **k: calls.append(name) or real(*a, **k))
     got = measure_many(models, x, config=CONFIG, transform=TRANSFORM)
     got_acc = training_accuracy_many(models, x, labels, transform=TRANSFORM)
     assert calls == ["measure_susceptibility"] * 3 + ["training_accuracy"] * 3
@@ -155,10 +155,10 @@ def test_training_accuracy_many_equals_one_at_a_time(monkeypatch: pytest.MonkeyP
     models, x = mixed_models(), pixels(n=23)
     labels = torch.randint(5, (len(x),), generator=torch.Generator().manual_seed(3))
     want = [training_accuracy(m, x, labels, population=100, batch_size=5, transform=TRANSFORM) for m in models]
-    monkeypatch.setattr(suscli.batched, "training_accuracy", refuse)
+    monkeypatch.setattr(suscli.measure.batched, "training_accuracy", refuse)
     got = training_accuracy_many(models, x, labels, population=100, batch_size=5, transform=TRANSFORM)
     assert got == want and all(a.sampled for a in got)
-    for g, w in zip(got, want):  # the top classes per training image too (suscli.noise reads them)
+    for g, w in zip(got, want):  # the top classes per training image too (suscli.judge.noise reads them)
         assert (g.predictions.classes[:, 0] == w.predictions.classes[:, 0]).all() and (g.predictions.labels == labels.numpy()).all()
         assert g.predictions.probs == pytest.approx(w.predictions.probs, rel=1e-4, abs=1e-5)
 
@@ -204,9 +204,9 @@ def test_audit_pool_model_batch_gives_the_same_rows(tmp_path: Path, image_folder
 
     together: list[list[str]] = []
     alone: list[str] = []
-    group, single = suscli.audit.score_group, suscli.audit.score_checkpoint
-    monkeypatch.setattr(suscli.audit, "score_group", lambda ckpts, names, *a, **k: together.append(names) or group(ckpts, names, *a, **k))
-    monkeypatch.setattr(suscli.audit, "score_checkpoint", lambda *a, name, **k: alone.append(name) or single(*a, name=name, **k))
+    group, single = suscli.run.audit.score_group, suscli.run.audit.score_checkpoint
+    monkeypatch.setattr(suscli.run.audit, "score_group", lambda ckpts, names, *a, **k: together.append(names) or group(ckpts, names, *a, **k))
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", lambda *a, name, **k: alone.append(name) or single(*a, name=name, **k))
     store = ResultStore(tmp_path / "results.jsonl", "fp", {})
     many = audit_pool(entries, unlabeled, train, **options, store=store, model_batch=4)
 

@@ -1,4 +1,4 @@
-"""The decoded-image cache (suscli.cache, used by suscli.images) and the out-of-memory backoff of the device paths."""
+"""The decoded-image cache (suscli.data.cache, used by suscli.data.images) and the out-of-memory backoff of the device paths."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ from torch import nn
 from typer.testing import CliRunner
 
 import suscli
-import suscli.images
-from suscli.accuracy import training_accuracy
-from suscli.cache import default_cache_dir, entry_key
-from suscli.checkpoints import Checkpoint
+import suscli.data.images
+from suscli.measure.accuracy import training_accuracy
+from suscli.data.cache import default_cache_dir, entry_key
+from suscli.load.checkpoints import Checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
-from suscli.images import ImageSource, decode_images
-from suscli.imagesets import list_images, read_labeled
-from suscli.scoring import Settings, score_checkpoint
-from suscli.susceptibility import SusceptibilityConfig
+from suscli.data.images import ImageSource, decode_images
+from suscli.data.imagesets import list_images, read_labeled
+from suscli.run.model import Settings, score_checkpoint
+from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import tiny_cnn, write_images
 
 
@@ -43,7 +43,7 @@ def entries(cache: Path) -> list[Path]:
 def test_second_decode_reads_the_cache_with_its_unreadable_files(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths, cache = list_images(folder), tmp_path / "cache"
     first = decode_images(paths, image_size=8, cache_dir=cache)
-    monkeypatch.setattr(suscli.images, "_decode_one", refuse_decoding)
+    monkeypatch.setattr(suscli.data.images, "_decode_one", refuse_decoding)
     second = decode_images(paths, image_size=8, cache_dir=cache)
     assert len(entries(cache)) == 1
     assert torch.equal(first.pixels, second.pixels) and first.kept == second.kept and first.paths == second.paths
@@ -125,7 +125,7 @@ def test_cli_cache_dir_and_no_cache(tmp_path: Path, folder: Path, train_folder: 
     assert len(entries(cache)) == 2 and not (tmp_path / "env-cache").exists()  # unlabeled and training images
     run("--no-cache")
     assert not (tmp_path / "env-cache").exists()
-    monkeypatch.setattr(suscli.images, "_decode_one", refuse_decoding)
+    monkeypatch.setattr(suscli.data.images, "_decode_one", refuse_decoding)
     warm = run("--cache-dir", cache)
     assert (warm["susceptibility"], warm["train_acc"], warm["notes"]) == (cold["susceptibility"], cold["train_acc"], cold["notes"])
     assert "1 unreadable image(s) skipped" in " ".join(warm["notes"])

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-import suscli.checkpoints as checkpoints
-from suscli.arch import build_model
-from suscli.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
+import suscli.load.checkpoints as checkpoints
+from suscli.load.arch import build_model
+from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
 from suscli.errors import InputError
 from suscli.models import bn_cnn
 

@@ -17,7 +17,7 @@ import pytest
 from junitparser.xunit2 import JUnitXml
 
 import suscli
-from suscli.junit import to_junit
+from suscli.views.junit import to_junit
 from suscli.results import Result
 from tests.conftest import invoke, write_images
 from tests.test_cli_rank import make_pool
@@ -151,7 +151,7 @@ def test_load_results_reads_the_reports_json(audited) -> None:
 
 
 def test_html_says_why_there_is_no_plot(monkeypatch: pytest.MonkeyPatch) -> None:
-    from suscli.html_report import to_html
+    from suscli.views.html import to_html
 
     rows = [Result("a", "/p/a", susceptibility=0.1, agreement=0.9), Result("b", "/p/b", susceptibility=0.2, agreement=0.8)]
     run = {"pool": "/p", "thresholds": None, "gate": {"fail_on": "never"}, "choice": {"pick": "a"}}

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suscli.agreement import Predictions
-from suscli import verdict
-from suscli.ranking import REGION_NAMES, Thresholds
+from suscli.measure.predictions import Predictions
+from suscli.judge import verdict
+from suscli.judge.regions import REGION_NAMES, Thresholds
 from suscli.results import Result
-from suscli.rules import RULES, choose
+from suscli.judge.rules import RULES, choose
 from tests.conftest import invoke, one_error_line, write_images
 from tests.test_cli_rank import make_pool
 from tests.test_rules import preds_from, row

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import suscli
-import suscli.audit
-from suscli.agreement import Predictions, difference_is_clear, votes
+import suscli.run.audit
+from suscli.measure.predictions import Predictions, difference_is_clear, votes
 from tests.conftest import invoke, one_error_line, tiny_cnn
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -83,7 +83,7 @@ def test_rerun_reuses_every_result(pool: Path, image_folder: Path, train_folder:
     def must_not_run(*a, **k):
         raise AssertionError("a finished model was measured again")
 
-    monkeypatch.setattr(suscli.audit, "score_checkpoint", must_not_run)
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", must_not_run)
     res, again = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0, res.output
     assert again["counts"]["reused"] == 4
@@ -91,7 +91,7 @@ def test_rerun_reuses_every_result(pool: Path, image_folder: Path, train_folder:
 
 
 def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
-    real = suscli.audit.score_checkpoint
+    real = suscli.run.audit.score_checkpoint
     calls = []
 
     def interrupted_after_two(*a, **k):
@@ -100,10 +100,10 @@ def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Pat
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(suscli.audit, "score_checkpoint", interrupted_after_two)
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", interrupted_after_two)
     res, _ = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 130 and "2 result(s) kept" in res.stderr
-    monkeypatch.setattr(suscli.audit, "score_checkpoint", real)
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", real)
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 2 and doc["counts"]["scored"] == 4
 

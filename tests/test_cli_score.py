@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import suscli
-from suscli.scoring import Settings, score
-from suscli.susceptibility import SusceptibilityConfig
+from suscli.run.model import Settings, score
+from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import by_hand, invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"

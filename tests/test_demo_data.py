@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from suscli import demo
-from suscli.accuracy import training_accuracy
-from suscli.checkpoints import load_checkpoint
+from suscli.measure.accuracy import training_accuracy
+from suscli.load.checkpoints import load_checkpoint
 from suscli.errors import InputError
-from suscli.images import decode_images, labeled_source, normalizer
-from suscli.imagesets import list_images
-from suscli.susceptibility import DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from suscli.data.images import decode_images, labeled_source, normalizer
+from suscli.data.imagesets import list_images
+from suscli.measure.susceptibility import DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
 
 
 def test_make_images_is_deterministic_and_shaped() -> None:

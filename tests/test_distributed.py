@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
-import suscli.distributed
-from suscli.audit import audit_pool
-from suscli.distributed import World, audit_shards, process_group, world
-from suscli.images import unlabeled_source
-from suscli.pool import discover
-from suscli.scoring import Settings
-from suscli.susceptibility import SusceptibilityConfig
+import suscli.run.distributed
+from suscli.run.audit import audit_pool
+from suscli.run.distributed import World, audit_shards, process_group, world
+from suscli.data.images import unlabeled_source
+from suscli.run.pool import discover
+from suscli.run.model import Settings
+from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import write_images
 from tests.test_cli_rank import make_pool
 
@@ -119,14 +119,14 @@ def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder:
     unlabeled = unlabeled_source(image_folder)
     options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8)), "device": torch.device("cpu")}
     expected = audit_pool(entries, unlabeled, None, **options)
-    real = suscli.distributed.scored_window
+    real = suscli.run.distributed.scored_window
 
     def bug_on_m1(window, *a, **k):
         if any(entry.name == "m1" for _, entry in window):
             raise ValueError("a bug")
         return real(window, *a, **k)
 
-    monkeypatch.setattr(suscli.distributed, "scored_window", bug_on_m1)
+    monkeypatch.setattr(suscli.run.distributed, "scored_window", bug_on_m1)
     assert world() is None  # WORLD_SIZE 1 is a plain run
     with process_group(options["device"]):
         rows = audit_shards(World(0, 0, 1), entries, unlabeled, None, **options)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from suscli.tracker import read_log
+from suscli.training.tracker import read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--epochs", "2"]

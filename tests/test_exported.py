@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from suscli.checkpoints import load_checkpoint
+from suscli.load.checkpoints import load_checkpoint
 from tests.conftest import invoke, one_error_line, tiny_cnn
 
 

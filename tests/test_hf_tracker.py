@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 from torch import nn
 
 from suscli.cli import app
-from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
-from suscli.tracker import SusceptibilityTracker, read_log
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.training.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
-from suscli.hf_tracker import SusceptibilityTrainerCallback  # noqa: E402
+from suscli.training.huggingface import SusceptibilityTrainerCallback  # noqa: E402
 
 CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=16, seed=1)
 

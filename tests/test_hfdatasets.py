@@ -1,4 +1,4 @@
-"""Hugging Face datasets (suscli.hfdatasets): folders written by `save_to_disk` and parquet files written by the
+"""Hugging Face datasets (suscli.data.hfdatasets): folders written by `save_to_disk` and parquet files written by the
 library itself, measured as the same images in a folder are, through the same decode cache."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import suscli
-import suscli.hfdatasets
-import suscli.images
+import suscli.data.hfdatasets
+import suscli.data.images
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 datasets = pytest.importorskip("datasets")
@@ -68,14 +68,14 @@ def test_decoded_once_and_a_changed_dataset_decoded_again(world: dict, tmp_path:
     datasets.load_from_disk(str(world["saved"])).save_to_disk(str(copy))
     cache = ("--cache-dir", tmp_path / "cache")
     first = score(world, copy, copy, *cache)
-    real = suscli.images._decode_one
-    monkeypatch.setattr(suscli.images, "_decode_one", lambda *a: pytest.fail("decoded again"))
+    real = suscli.data.images._decode_one
+    monkeypatch.setattr(suscli.data.images, "_decode_one", lambda *a: pytest.fail("decoded again"))
     assert same_numbers(score(world, copy, copy, *cache), first)
     ds = datasets.load_from_disk(str(copy))
     flipped = ds.map(lambda row: {"image": row["image"].transpose(0)}, load_from_cache_file=False)  # other pixels, same rows
     flipped.save_to_disk(str(tmp_path / "flipped"))
     decoded = []
-    monkeypatch.setattr(suscli.images, "_decode_one", lambda p, *a: decoded.append(p) or real(p, *a))
+    monkeypatch.setattr(suscli.data.images, "_decode_one", lambda p, *a: decoded.append(p) or real(p, *a))
     score(world, tmp_path / "flipped", tmp_path / "flipped", *cache)
     assert len(decoded) == 12
 
@@ -135,7 +135,7 @@ def test_refusals_are_one_line(world: dict, tmp_path: Path, monkeypatch: pytest.
     one_error_line(invoke("score", world["model"], "-d", tmp_path / "shards"), 3, "splits test, train", "point at one split's file")
     one_error_line(invoke("score", world["model"], "-d", world["train"], "--train-data", world["named"]), 3,
                    "has no label column (its columns: img, species)", "name it with --label-column")
-    monkeypatch.setattr(suscli.hfdatasets, "available_memory", lambda: 1000)
+    monkeypatch.setattr(suscli.data.hfdatasets, "available_memory", lambda: 1000)
     one_error_line(invoke("score", world["model"], "-d", world["named"]), 3, "reading its columns img takes about",
                    "refused rather than swapping")
     one_error_line(invoke("score", world["model"], "-d", world["saved"]), 3, "listing its 12 rows takes about 6.0 KiB",

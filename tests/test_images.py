@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from suscli.errors import InputError, UsageError
-from suscli.images import decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
-from suscli.imagesets import list_images, read_labeled
+from suscli.data.images import decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
+from suscli.data.imagesets import list_images, read_labeled
 from tests.conftest import write_images
 
 

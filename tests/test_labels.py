@@ -1,4 +1,4 @@
-"""Training labels given by class name, mapped through the model's own class names (suscli.labels)."""
+"""Training labels given by class name, mapped through the model's own class names (suscli.data.labels)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 import suscli
 from suscli.errors import InputError
-from suscli.labels import class_ids, id_table
+from suscli.data.labels import class_ids, id_table
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"

@@ -1,12 +1,12 @@
-"""suscli.noise: the consensus on the training images, checked against counts made by hand."""
+"""suscli.judge.noise: the consensus on the training images, checked against counts made by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from suscli.agreement import Predictions, votes
-from suscli.noise import consensus, contradicted, estimate_noise, fit_on
+from suscli.measure.predictions import Predictions, votes
+from suscli.judge.noise import consensus, contradicted, estimate_noise, fit_on
 
 
 def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predictions:
@@ -54,7 +54,7 @@ def test_predictions_on_other_labels_are_refused() -> None:
 
 def test_consensus_in_blocks_equals_the_dense_sum(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks of images (what keeps a 1.3M-image training set in memory) give the dense answer."""
-    import suscli.noise
+    import suscli.judge.noise
 
     rng = np.random.default_rng(0)
     preds = []
@@ -63,7 +63,7 @@ def test_consensus_in_blocks_equals_the_dense_sum(monkeypatch: pytest.MonkeyPatc
         classes = np.argsort(-probs, axis=1)[:, :3]
         preds.append(Predictions(classes, np.take_along_axis(probs, classes, 1), 7, np.zeros(50, dtype=np.int64)))
     dense = sum(votes(p) for p in preds)
-    monkeypatch.setattr(suscli.noise, "CHUNK", 8)
+    monkeypatch.setattr(suscli.judge.noise, "CHUNK", 8)
     cls, share = consensus(preds)
     assert cls.tolist() == dense.argmax(-1).tolist()
     assert share == pytest.approx(dense.max(-1) / dense.sum(-1), rel=1e-5)

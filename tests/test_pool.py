@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from suscli.errors import InputError
-from suscli.pool import discover, epoch_from_name
+from suscli.run.pool import discover, epoch_from_name
 
 
 @pytest.mark.parametrize("name,epoch", [

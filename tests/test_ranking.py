@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from suscli.errors import UsageError
-from suscli.ranking import Thresholds, rank, recommendation, region, thresholds
+from suscli.judge.regions import Thresholds, rank, recommendation, region, thresholds
 from suscli.results import Result
 
 

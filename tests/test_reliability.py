@@ -29,15 +29,15 @@ from safetensors.torch import save_file
 from torch import nn
 
 import suscli
-import suscli.audit
-import suscli.checkpoints
+import suscli.run.audit
+import suscli.load.checkpoints
 import suscli.files
-import suscli.images
+import suscli.data.images
 from suscli.files import available_memory, write_atomic
-from suscli.images import seeded_subset
-from suscli.imagesets import list_images
+from suscli.data.images import seeded_subset
+from suscli.data.imagesets import list_images
 from suscli.results import Result
-from suscli.store import ResultStore
+from suscli.run.store import ResultStore
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -372,7 +372,7 @@ def test_two_processes_share_one_results_file(tmp_path, image_folder, train_fold
     def must_not_run(*a, **k):
         raise AssertionError("a finished model was measured again")
 
-    monkeypatch.setattr(suscli.audit, "score_checkpoint", must_not_run)
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", must_not_run)
     res = invoke(*cmd[3:])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["counts"]["reused"] == 4
@@ -441,8 +441,8 @@ def test_100k_files_are_listed_and_only_the_sample_is_decoded(tmp_path, ckpt, mo
         paths = list_images(folder)
         assert len(paths) == 100_000 and time.perf_counter() - started < 30  # about 1.5 s on a busy 2-core machine
         decoded = []
-        real = suscli.images._decode_one
-        monkeypatch.setattr(suscli.images, "_decode_one", lambda p, *a: decoded.append(p) or real(p, *a))
+        real = suscli.data.images._decode_one
+        monkeypatch.setattr(suscli.data.images, "_decode_one", lambda p, *a: decoded.append(p) or real(p, *a))
         res = invoke("score", ckpt, "-d", folder, "--samples", "16", "--batches", "1", "-f", "json")
         assert res.exit_code == 0, res.output
         assert sorted(decoded) == [paths[i] for i in chosen]
@@ -475,29 +475,29 @@ def test_huge_images_are_shrunk_and_bombs_are_unreadable_files(tmp_path, ckpt) -
 
 def test_any_decoder_exception_is_an_unreadable_image(tmp_path, ckpt, image_folder, monkeypatch) -> None:
     """Fuzzing found a damaged TIFF on which PIL raises TypeError: whatever a decoder raises, the file is skipped."""
-    real = suscli.images._decode_one
+    real = suscli.data.images._decode_one
 
     def decode(path, *a):
         if path.name == "img_000.png":
             raise TypeError("'IFDRational' object cannot be interpreted as an integer")
         return real(path, *a)
 
-    monkeypatch.setattr(suscli.images, "_decode_one", decode)
+    monkeypatch.setattr(suscli.data.images, "_decode_one", decode)
     res = invoke("score", ckpt, "-d", image_folder, "--batches", "1", "-f", "json")
     assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["details"]["unreadable_images"] == 1
 
 
 def test_a_checkpoint_larger_than_memory_allows_is_refused(ckpt, image_folder, monkeypatch) -> None:
     size = ckpt.stat().st_size
-    monkeypatch.setattr(suscli.checkpoints, "available_memory", lambda: 2 * size - 1)  # loading takes twice the file
+    monkeypatch.setattr(suscli.load.checkpoints, "available_memory", lambda: 2 * size - 1)  # loading takes twice the file
     line = one_error_line(invoke("score", ckpt, "-d", image_folder))
     assert str(ckpt) in line and "refused rather than swapping" in line
-    monkeypatch.setattr(suscli.checkpoints, "available_memory", lambda: 2 * size)
+    monkeypatch.setattr(suscli.load.checkpoints, "available_memory", lambda: 2 * size)
     assert invoke("score", ckpt, "-d", image_folder, "--batches", "1").exit_code == 0
 
 
 def test_images_that_would_not_fit_in_memory_ask_for_a_sample(ckpt, image_folder, monkeypatch) -> None:
-    monkeypatch.setattr(suscli.images, "available_memory", lambda: 4000)  # 24 images of 3x8x8 bytes: 9.2 kB with the margin
+    monkeypatch.setattr(suscli.data.images, "available_memory", lambda: 4000)  # 24 images of 3x8x8 bytes: 9.2 kB with the margin
     line = one_error_line(invoke("score", ckpt, "-d", image_folder))
     assert "decoding 24 images at 8x8" in line and "--samples N" in line
     assert invoke("score", ckpt, "-d", image_folder, "--samples", "4", "--batches", "1").exit_code == 0

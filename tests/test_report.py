@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import suscli
-from suscli.report import Format
+from suscli.views.formats import Format
 from tests.conftest import invoke, one_error_line, tiny_cnn
 
 ARCH = "tests.conftest:tiny_cnn"

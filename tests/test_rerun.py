@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import suscli.store
+import suscli.run.store
 from tests.conftest import invoke
 from tests.test_cli_rank import make_pool, rank_json
 
@@ -65,7 +65,7 @@ def test_a_read_only_model_folder_keeps_its_results_in_the_cache_folder(pool: Pa
     assert f"{pool} cannot be written: results are kept in {kept[0]}" in res.stderr
     assert not (pool / "suscli-results.jsonl").exists()
     # The next run finds the same file: here in-process, where only the folder's writability is pretended.
-    monkeypatch.setattr(suscli.store, "writable", lambda folder: False)
+    monkeypatch.setattr(suscli.run.store, "writable", lambda folder: False)
     again = invoke(*args)
     assert again.exit_code == 0 and json.loads(again.stdout)["counts"]["reused"] == 4
     assert json.loads(again.stdout)["results_file"] == str(kept[0])

@@ -1,4 +1,4 @@
-"""Agreement with a pool's consensus, and the selection rules built on it (suscli.agreement, suscli.rules)."""
+"""Agreement with a pool's consensus, and the selection rules built on it (suscli.measure.predictions, suscli.judge.rules)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from suscli.agreement import Predictions, agreement_with_consensus, difference_is_clear, predict
-from suscli.ranking import Thresholds
+from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear, predict
+from suscli.judge.regions import Thresholds
 from suscli.results import Result
-from suscli.rules import RULES, choose, pareto_layers
+from suscli.judge.rules import RULES, choose, pareto_layers
 
 
 def preds_from(top1: list[int], num_classes: int = 3, confidence: float = 0.8) -> Predictions:

@@ -1,4 +1,4 @@
-"""The adaptive training sample (suscli.sampling): nested and seeded, grown only while decisions change, the same
+"""The adaptive training sample (suscli.measure.sampling): nested and seeded, grown only while decisions change, the same
 numbers as the full pass where it is the whole set, and resumed without measuring anything twice."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import suscli.accuracy
-import suscli.audit
+import suscli.measure.accuracy
+import suscli.run.audit
 import suscli.cli
-import suscli.sampling
-from suscli.accuracy import wilson_interval
-from suscli.agreement import Predictions
-from suscli.images import ImageSource
+import suscli.measure.sampling
+from suscli.measure.accuracy import wilson_interval
+from suscli.measure.predictions import Predictions
+from suscli.data.images import ImageSource
 from suscli.results import Result
-from suscli.sampling import Decisions, seeded_order, settle, stage_sizes, view
+from suscli.measure.sampling import Decisions, seeded_order, settle, stage_sizes, view
 from tests.conftest import invoke, one_error_line, write_images
 from tests.test_cli_rank import make_pool
 
@@ -39,7 +39,7 @@ def big_train(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def small_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(suscli.sampling, "START", START)
+    monkeypatch.setattr(suscli.measure.sampling, "START", START)
 
 
 def rank(pool: Path, images: Path, train: Path, *extra: object) -> tuple[dict, str]:
@@ -96,14 +96,14 @@ def test_a_view_of_a_grown_row_is_the_row_measured_on_fewer_images() -> None:
     labels = np.array([0, 0, 2, 1, 1])
     hits = classes[:, 0] == labels
     preds = Predictions(classes, np.full(classes.shape, 0.5, dtype=np.float32), 3, labels)
-    first = suscli.accuracy.from_counts(int(hits[:3].sum()), 3, 10, 512, predictions=Predictions(classes[:3], preds.probs[:3], 3, labels[:3]), hits=hits[:3])
-    rest = suscli.accuracy.from_counts(int(hits[3:].sum()), 2, 10, 512, predictions=Predictions(classes[3:], preds.probs[3:], 3, labels[3:]), hits=hits[3:])
+    first = suscli.measure.accuracy.from_counts(int(hits[:3].sum()), 3, 10, 512, predictions=Predictions(classes[:3], preds.probs[:3], 3, labels[:3]), hits=hits[:3])
+    rest = suscli.measure.accuracy.from_counts(int(hits[3:].sum()), 2, 10, 512, predictions=Predictions(classes[3:], preds.probs[3:], 3, labels[3:]), hits=hits[3:])
     row = Result(name="m", path="m", train_acc=first.value, train_n=3, details={
         "train_acc": first.as_dict(), "train_predictions": first.predictions.encode(),
-        "train_hits": suscli.accuracy.encode_hits(first.hits)})
-    suscli.sampling.begin(row, 3, [])
-    grown = suscli.sampling.extended(row, rest, 6, [5])  # position 5 of the order was unreadable
-    assert (grown.train_n, grown.train_acc, suscli.sampling.listed(grown)) == (5, hits.mean(), 6)
+        "train_hits": suscli.measure.accuracy.encode_hits(first.hits)})
+    suscli.measure.sampling.begin(row, 3, [])
+    grown = suscli.measure.sampling.extended(row, rest, 6, [5])  # position 5 of the order was unreadable
+    assert (grown.train_n, grown.train_acc, suscli.measure.sampling.listed(grown)) == (5, hits.mean(), 6)
     assert grown.details["train_predictions"] == preds.encode()
     seen = view(grown, 3)
     assert (seen.train_acc, seen.train_acc_low, seen.train_acc_high, seen.train_n) == (row.train_acc, first.low, first.high, 3)
@@ -124,8 +124,8 @@ def test_a_set_within_the_first_stage_gives_the_full_pass(pool: Path, image_fold
 def test_all_is_the_full_pass_of_before(pool: Path, image_folder: Path, big_train: Path, small_start: None) -> None:
     """--train-samples all measures every image, with no interval, whatever the first stage."""
     full, _ = rank(pool, image_folder, big_train, "--train-samples", "all")
-    by_api = suscli.scoring.score(pool / "m0.safetensors", image_folder, big_train,
-                                  settings=suscli.scoring.Settings(suscli.susceptibility.SusceptibilityConfig(batches=2, batch_size=8)))
+    by_api = suscli.run.model.score(pool / "m0.safetensors", image_folder, big_train,
+                                  settings=suscli.run.model.Settings(suscli.measure.susceptibility.SusceptibilityConfig(batches=2, batch_size=8)))
     m0 = next(r for r in full["results"] if r["name"] == "m0")
     assert (m0["train_acc"], m0["train_n"]) == (by_api.train_acc, 45) and m0["train_acc_low"] == m0["train_acc_high"]
 
@@ -165,9 +165,9 @@ def test_a_rerun_measures_nothing_again(
     def no_measuring(*args: object, **kwargs: object) -> None:
         raise AssertionError("measured again")
 
-    for module in (suscli.audit, suscli.scoring):
+    for module in (suscli.run.audit, suscli.run.model):
         monkeypatch.setattr(module, "training_accuracy", no_measuring)
-    monkeypatch.setattr(suscli.audit, "training_accuracy_many", no_measuring)
+    monkeypatch.setattr(suscli.run.audit, "training_accuracy_many", no_measuring)
     monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick={8: "0"}.get(rows[0].train_n, "1")))
     again, _ = rank(pool, image_folder, big_train)
     assert again["counts"]["reused"] == 4 and accuracies(again) == accuracies(first)
@@ -224,7 +224,7 @@ def test_an_interrupted_growth_resumes_with_the_images_not_yet_measured(
     """Ctrl-C while the sample grows: the models grown so far are kept, and the rerun measures only what is
     missing (each chunk of the stages once per model), ending with the numbers of an uninterrupted run."""
     monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
-    real = suscli.audit.training_accuracy
+    real = suscli.run.audit.training_accuracy
     measured: list[int] = []
 
     def counted(model, inputs, *args, **kwargs):
@@ -233,7 +233,7 @@ def test_an_interrupted_growth_resumes_with_the_images_not_yet_measured(
         measured.append(len(inputs))
         return real(model, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(suscli.audit, "training_accuracy", counted)
+    monkeypatch.setattr(suscli.run.audit, "training_accuracy", counted)
     res = invoke("rank", pool, "-d", image_folder, "--train-data", big_train, "-f", "json", "--batches", "2", "--batch-size", "8")
     assert res.exit_code == 130 and "rerun the same command to resume" in res.stderr
     assert measured == [8] * 4 + [16] * 2  # the chunks 8-16 of every model, 16-32 of two
@@ -243,7 +243,7 @@ def test_an_interrupted_growth_resumes_with_the_images_not_yet_measured(
     full, _ = rank(pool, image_folder, big_train, "--train-samples", "all")
     assert again["counts"]["reused"] == 4 and accuracies(again) == accuracies(full)
     # a row stored at a count that is no stage (a pool measured with another first stage) grows to the next stage first
-    assert suscli.sampling.NestedSample(ImageSource([]), stage_sizes(45, 8)).boundaries(20, 45) == [(20, 32), (32, 45)]
+    assert suscli.measure.sampling.NestedSample(ImageSource([]), stage_sizes(45, 8)).boundaries(20, 45) == [(20, 32), (32, 45)]
 
 
 def test_model_batch_grows_models_together_with_the_same_numbers(
@@ -251,14 +251,14 @@ def test_model_batch_grows_models_together_with_the_same_numbers(
 ) -> None:
     """--model-batch 4 grows the 4 models of one architecture in one vmap per batch: the counts of one at a time."""
     monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
-    real = suscli.audit.training_accuracy_many
+    real = suscli.run.audit.training_accuracy_many
     together: list[int] = []
 
     def counted(models, *args, **kwargs):
         together.append(len(models))
         return real(models, *args, **kwargs)
 
-    monkeypatch.setattr(suscli.audit, "training_accuracy_many", counted)
+    monkeypatch.setattr(suscli.run.audit, "training_accuracy_many", counted)
     one, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "one.jsonl")
     assert together == []
     four, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "four.jsonl", "--model-batch", "4")

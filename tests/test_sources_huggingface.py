@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from suscli.checkpoints import file_sha256, load_checkpoint
+from suscli.load.checkpoints import file_sha256, load_checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
 from tests.conftest import by_hand, cli_json, image_sets

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from suscli.checkpoints import load_checkpoint
+from suscli.load.checkpoints import load_checkpoint
 from suscli.errors import InputError
 from tests.conftest import by_hand, cli_json, image_sets
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from suscli.checkpoints import load_checkpoint
+from suscli.load.checkpoints import load_checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
 from tests.conftest import by_hand, cli_json, image_sets

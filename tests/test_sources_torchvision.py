@@ -14,7 +14,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from typer.testing import CliRunner
 
 from suscli.cli import app
-from suscli.images import PRESETS
+from suscli.data.images import PRESETS
 from tests.conftest import by_hand, cli_json, image_sets
 
 ARCH = "mobilenet_v3_small"

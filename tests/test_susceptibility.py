@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from suscli.errors import InputError
-from suscli.susceptibility import SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
+from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
 from tests.conftest import tiny_cnn
 
 

@@ -1,4 +1,4 @@
-"""Image lists and label files as users keep them (suscli.tables): labels by id or by class name, headers, .txt and
+"""Image lists and label files as users keep them (suscli.data.tables): labels by id or by class name, headers, .txt and
 CSV lists for --data, and the one-line refusals of bad rows and of files too large to read."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import suscli
-import suscli.tables
+import suscli.data.tables
 from suscli.errors import InputError
-from suscli.imagesets import read_labeled, read_unlabeled
-from suscli.tables import read_image_list, read_label_csv
+from suscli.data.imagesets import read_labeled, read_unlabeled
+from suscli.data.tables import read_image_list, read_label_csv
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -106,7 +106,7 @@ def test_a_list_too_large_for_memory_is_refused(tmp_path: Path, monkeypatch: pyt
     txt = tmp_path / "list.txt"
     txt.write_text("a.png\n" * 1000)
     model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
-    monkeypatch.setattr(suscli.tables, "available_memory", lambda: 10_000)
+    monkeypatch.setattr(suscli.data.tables, "available_memory", lambda: 10_000)
     res = invoke("score", model, "-d", txt)
     one_error_line(res, 3, "image list", "refused rather than swapping")
 

@@ -1,4 +1,4 @@
-"""`suscli track` and suscli.track: a run's epochs, the running mean, the knee rule, and the command end to end."""
+"""`suscli track` and suscli.run.epochs: a run's epochs, the running mean, the knee rule, and the command end to end."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 import suscli
-import suscli.audit
+import suscli.run.audit
 from suscli.cli import app
 from suscli.errors import InputError
 from suscli.results import Result
-from suscli.track import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs, running_mean
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs, running_mean
 from tests.conftest import tiny_cnn
 
 runner = CliRunner()
@@ -170,7 +170,7 @@ def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path,
     def must_not_run(*a, **k):
         raise AssertionError("an epoch already measured was measured again")
 
-    monkeypatch.setattr(suscli.audit, "score_checkpoint", must_not_run)
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", must_not_run)
     res, again = track_json(run, "-d", image_folder)
     assert res.exit_code == 0, res.output
     assert again["counts"]["reused"] == 3

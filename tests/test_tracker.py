@@ -1,4 +1,4 @@
-"""suscli.tracker in a training loop: it leaves training bit for bit as it was, steps like the authors with an
+"""suscli.training.tracker in a training loop: it leaves training bit for bit as it was, steps like the authors with an
 optimizer, and writes the log that `suscli track --log` reads."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from suscli.cli import app
-from suscli.susceptibility import SusceptibilityConfig, batch_indices, random_labels
-from suscli.tracker import SusceptibilityTracker, read_log
+from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, random_labels
+from suscli.training.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
 
 CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=16, seed=1)
@@ -176,7 +176,7 @@ def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:
 
 def test_lightning_callback_measures_every_epoch(tmp_path: Path) -> None:
     pl = pytest.importorskip("lightning.pytorch")
-    from suscli.tracker import SusceptibilityCallback
+    from suscli.training.tracker import SusceptibilityCallback
 
     class Module(pl.LightningModule):
         def __init__(self):

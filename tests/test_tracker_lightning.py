@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from suscli.cli import app
-from suscli.susceptibility import SusceptibilityConfig, measure_susceptibility
-from suscli.tracker import SusceptibilityTracker, read_log
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.training.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
 
 pl = pytest.importorskip("lightning.pytorch")
-from suscli.tracker import SusceptibilityCallback  # noqa: E402 (exists only with Lightning)
+from suscli.training.tracker import SusceptibilityCallback  # noqa: E402 (exists only with Lightning)
 
 CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=16, seed=1)
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.errors import InputError
-from suscli.images import unlabeled_source
-from suscli.susceptibility import SusceptibilityConfig
-from suscli.tracker import SusceptibilityTracker, read_log, unlabeled_inputs
+from suscli.data.images import unlabeled_source
+from suscli.measure.susceptibility import SusceptibilityConfig
+from suscli.training.tracker import SusceptibilityTracker, read_log, unlabeled_inputs
 from tests.conftest import tiny_cnn, write_images
 
 CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=8, seed=1)

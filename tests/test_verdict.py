@@ -1,4 +1,4 @@
-"""The verdict column (suscli.verdict): the fixed cuts, the pool's regions and the label-free second signal, each
+"""The verdict column (suscli.judge.verdict): the fixed cuts, the pool's regions and the label-free second signal, each
 decided here by hand from the numbers, and carried through ranking, the closing line, the gates and `score`."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from suscli import verdict
-from suscli.gate import candidate_failure, outcome
-from suscli.ranking import rank, recommendation, thresholds
+from suscli.judge import verdict
+from suscli.judge.gate import candidate_failure, outcome
+from suscli.judge.regions import rank, recommendation, thresholds
 from suscli.results import Result
-from suscli.rules import choose
-from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
+from suscli.judge.rules import choose
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
 
 import suscli
 from tests.conftest import invoke, tiny_cnn, write_images

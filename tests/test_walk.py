@@ -1,4 +1,4 @@
-"""Folders walked with links followed once (suscli.walk): each real folder and image once, cycles ended, and what was
+"""Folders walked with links followed once (suscli.data.walk): each real folder and image once, cycles ended, and what was
 skipped counted in the report."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import suscli
-import suscli.walk
-from suscli.walk import BROKEN, CYCLE, SEEN_FOLDER, SEEN_IMAGE, UNREADABLE, walk_images
+import suscli.data.walk
+from suscli.data.walk import BROKEN, CYCLE, SEEN_FOLDER, SEEN_IMAGE, UNREADABLE, walk_images
 from tests.conftest import invoke, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -64,7 +64,7 @@ def test_an_unreadable_folder_is_counted(tmp_path: Path, monkeypatch: pytest.Mon
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
-    monkeypatch.setattr(suscli.walk.os, "scandir", scandir)
+    monkeypatch.setattr(suscli.data.walk.os, "scandir", scandir)
     walk = walk_images(tmp_path)
     assert names(tmp_path, walk.paths) == ["ok/img_000.png"] and walk.skipped == {UNREADABLE: 1}
 

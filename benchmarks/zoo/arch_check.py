@@ -1,4 +1,4 @@
-"""Do the verdict's fixed susceptibility cuts (suscli.verdict) hold for an architecture they were not chosen on?
+"""Do the verdict's fixed susceptibility cuts (suscli.judge.verdict) hold for an architecture they were not chosen on?
 
 The cuts were chosen on the zoo's small CNNs, MLPs and ResNets. This trains torchvision's ResNet-18 (the stock
 ImageNet layout, as users take it from torchvision, 10 classes) on CIFAR-10N human labels (human-worst, the zoo's
@@ -32,12 +32,12 @@ import cifar
 from train_zoo import MOMENTUM, epoch_metrics, load_data, noisy_labels, save_epochs, train_epoch
 
 import suscli
-from suscli.checkpoints import load_checkpoint
-from suscli.images import ImageSource, normalizer
-from suscli.ranking import rank, thresholds
+from suscli.load.checkpoints import load_checkpoint
+from suscli.data.images import ImageSource, normalizer
+from suscli.judge.regions import rank, thresholds
 from suscli.results import Result
-from suscli.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
-from suscli import verdict
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from suscli.judge import verdict
 
 ARCH = "torchvision:resnet18"
 RECIPES = {  # name: (lr, weight decay, epochs, augmentation)

@@ -1,0 +1,77 @@
+"""The on-disk cache of decoded images: a second run over the same files skips decoding.
+
+An entry is one `torch.save` file of plain tensors, strings and lists, named by a hash of everything that
+decides its pixels: each file's path, size, modification and status-change times (a chmod that makes a file
+readable again changes the latter), or for an image held in a dataset file the hash of its bytes, the transform (image size, channels, crop) and the PIL version that
+decoded it. It is written to a temporary file and renamed into place, and read with
+`weights_only=True`, so a damaged or foreign file can never run code: it is treated as a miss and rewritten.
+The cache is an optimization only: no failure to read or write it stops a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import PIL
+import torch
+
+from suscli.data.embedded import Embedded, ImageRef
+from suscli.files import replacing
+
+FORMAT = 1  # bump when the entry layout or the decoding changes
+
+
+def default_cache_dir() -> Path:
+    """$SUSCLI_CACHE_DIR, else $XDG_CACHE_HOME/suscli, else ~/.cache/suscli."""
+    if env := os.environ.get("SUSCLI_CACHE_DIR"):
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "suscli"
+
+
+def entry_key(paths: Sequence[ImageRef], image_size: int, channels: int, crop_pct: float) -> str:
+    """Hash of the files' identities (absolute path, size, mtime, ctime; the bytes' hash for an image in a dataset)
+    and of the transform: a touched file, another size, channel count or crop, or another PIL, gives another entry."""
+    h = hashlib.sha256(f"suscli-images {FORMAT} {PIL.__version__} {image_size} {channels} {crop_pct!r}\n".encode())
+    for p in paths:
+        if isinstance(p, Embedded):  # the same bytes decode the same wherever the dataset lies
+            h.update(f"embedded\0{p.digest}\n".encode())
+            continue
+        try:
+            st = os.stat(p)
+            stamp = f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+        except (OSError, ValueError):  # ValueError: a name no file can have (a NUL)
+            stamp = "-1"  # missing now: its error is part of the entry; a file that appears changes the key
+        h.update(f"{os.path.abspath(p)}\0{stamp}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def entry_path(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / f"images-{key}.pt"
+
+
+def load_entry(path: Path) -> dict | None:
+    """The entry's contents, or None when it is missing, damaged or not an entry (a miss, never an error)."""
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing, truncated, not a torch file, or refused by the weights-only unpickler
+        return None
+    return entry if isinstance(entry, dict) and entry.get("format") == FORMAT else None
+
+
+def save_entry(path: Path, entry: dict) -> bool:
+    """Write `entry` atomically (temporary file, fsync, rename); False when it could not be written (no space,
+    read-only folder), which only means the next run decodes again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        need = sum(v.numel() * v.element_size() for v in entry.values() if isinstance(v, torch.Tensor))
+        if shutil.disk_usage(path.parent).free < 2 * need:  # leave room for everything else on the disk
+            return False
+        with replacing(path, binary=True) as f:
+            torch.save({**entry, "format": FORMAT}, f)
+        return True
+    except (OSError, RuntimeError):  # torch.save reports a full disk as RuntimeError
+        return False

@@ -1,0 +1,274 @@
+"""Hugging Face datasets as users keep them: a folder `Dataset.save_to_disk` wrote, or parquet files
+(`Dataset.to_parquet`, a Hub dataset's `data/` shards). Read with the optional `datasets` extra.
+
+The image and label columns are the ones the dataset's features say (an `Image` column, a `ClassLabel` column),
+else found by their type and name, or named by --image-column/--label-column. Images stay where they are (the
+memory-mapped arrow file, the parquet column) until decoded, by the same pipeline and cache as files
+(suscli.data.embedded); an image stored as a path is read as that file. A row without an image is an unreadable image,
+a row without a label (None, or ClassLabel's -1) is left out and counted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import itertools
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from suscli.data.embedded import Embedded, ImageRef
+from suscli.errors import InputError, first_line
+from suscli.extras import require
+from suscli.files import MEMORY_MARGIN, available_memory, human_size
+from suscli.data.tables import LABEL_COLUMNS, PATH_COLUMNS
+from suscli.data.walk import is_image_name
+
+_SHARD = re.compile(r"^(.+?)-\d+-of-\d+\.parquet$", re.IGNORECASE)  # the Hub's train-00000-of-00002.parquet
+_REWRITE = "write it again with save_to_disk or to_parquet"
+ROW_MEMORY = 512  # bytes of Python objects per row listed (its image reference, label, list slots), with room to spare
+
+
+@dataclass
+class Columns:
+    """The image of every row, and its label (None where it has none): class ids, or class names (`by_name`)."""
+
+    images: list[ImageRef]
+    labels: list[Any] | None = None
+    by_name: bool = False
+
+
+def is_dataset(path: Path) -> bool:
+    """A parquet file, a folder of parquet files (and no images or subfolders), or a folder `save_to_disk` wrote (a
+    Dataset or a DatasetDict)."""
+    if path.is_file():
+        return path.suffix.lower() == ".parquet"
+    if not path.is_dir():
+        return False
+    if (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file()):
+        return True
+    try:
+        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+    except OSError:  # unreadable: the folder walk counts it
+        return False
+    parquet = [p for p in entries if p.suffix.lower() == ".parquet" and p.is_file()]
+    return bool(parquet) and not any(p.is_dir() or is_image_name(p.name) for p in entries)  # not a folder of images
+
+
+def read_dataset(path: Path, *, image_column: str | None = None, label_column: str | None = None, labeled: bool = False) -> Columns:
+    """The images (and labels, when `labeled`) of the dataset at `path`."""
+    datasets = require("datasets", "datasets", "a Hugging Face dataset")
+    import pyarrow as pa
+
+    table, features = _parquet(path, image_column, label_column, labeled) if _is_parquet(path) else _saved(path, datasets)
+    _check_memory(path, ROW_MEMORY * table.num_rows, f"listing its {table.num_rows} rows")
+    name = _image_column(table.schema, features, image_column, path)
+    try:
+        images = _images(table.column(name), path, name, pa)
+        if not labeled:
+            return Columns(images)
+        label = _label_column(table.schema, features, label_column, path)
+        labels, by_name = _labels(table.column(label), path, label, pa)
+    except pa.ArrowException as e:  # offsets or lengths that point outside the file: checked before any is used
+        raise InputError(f"{path}: column is damaged ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
+    return Columns(images, labels, by_name)
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.is_file() or not ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
+def _saved(path: Path, datasets: Any) -> tuple[Any, dict]:
+    """The arrow table (memory-mapped) and features of a `save_to_disk` folder."""
+    if (path / "dataset_dict.json").is_file():
+        splits = sorted(p.name for p in path.iterdir() if (p / "state.json").is_file())
+        raise InputError(
+            f"{path} is a DatasetDict with the splits {', '.join(splits) or '(none)'}",
+            fix=f"point at one split's folder, e.g. {path / (splits[0] if splits else 'train')}",
+        )
+    with _quiet(datasets):
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except Exception as e:  # datasets raises many types on a damaged folder (JSON, arrow, missing files)
+            raise InputError(f"{path}: not a readable datasets folder ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
+    if not isinstance(ds, datasets.Dataset):
+        raise InputError(f"{path} is not one dataset", fix="point at one split's folder")
+    return ds.data.table, dict(ds.features)
+
+
+def _parquet(path: Path, image_column: str | None, label_column: str | None, labeled: bool) -> tuple[Any, dict]:
+    """The table of the image and label columns of parquet files, refused before reading when it would not fit in
+    memory, and the features their schema records."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Features
+
+    files = [path] if path.is_file() else _parquet_files(path)
+    splits = sorted({m.group(1) for f in files if (m := _SHARD.match(f.name))})
+    if len(splits) > 1:
+        raise InputError(f"{path} holds the parquet files of the splits {', '.join(splits)}", fix="point at one split's file")
+    try:
+        metas = [pq.ParquetFile(f).metadata for f in files]
+        schema = pq.read_schema(files[0])
+        try:
+            features = dict(Features.from_arrow_schema(schema))
+        except Exception:  # no or damaged Hugging Face metadata: the columns are found by their arrow types
+            features = {}
+        wanted = [_image_column(schema, features, image_column, path)]
+        if labeled:
+            wanted.append(_label_column(schema, features, label_column, path))
+        need = MEMORY_MARGIN * sum(
+            rg.column(c).total_uncompressed_size
+            for m in metas
+            for r in range(m.num_row_groups)
+            for rg in [m.row_group(r)]
+            for c in range(rg.num_columns)
+            if rg.column(c).path_in_schema.split(".")[0] in wanted
+        )
+        _check_memory(path, need + ROW_MEMORY * sum(m.num_rows for m in metas), f"reading its columns {', '.join(wanted)}")
+        wanted = list(dict.fromkeys(wanted))  # one column may be named for both
+        table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files])
+    except (pa.ArrowException, OSError, ValueError, KeyError) as e:  # KeyError: a file without the first file's columns
+        raise InputError(f"{path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
+    return table, features
+
+
+def _check_memory(path: Path, need: int, doing: str) -> None:
+    """Refuse, before doing it, what would not fit in the memory available (a huge file, or one whose header lies)."""
+    free = available_memory()
+    if free is not None and need > free:
+        raise InputError(
+            f"{path}: {doing} takes about {human_size(need)} of memory but {human_size(free)} is available; refused rather than swapping",
+            fix="split it into smaller files, or free memory",
+        )
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".parquet" and p.is_file() and not p.name.startswith("."))
+
+
+def _image_column(schema: Any, features: dict, given: str | None, path: Path) -> str:
+    """The column the user names, else the one Image feature, else the one column of encoded images (a struct with
+    `bytes`, or binary), else the one string column named like a path."""
+    import pyarrow as pa
+
+    names = schema.names
+    if given:
+        return _named(names, given, path, "--image-column")
+    types = {n: schema.field(n).type for n in names}
+    found = [n for n, f in features.items() if type(f).__name__ == "Image" and n in names]
+    found = found or [n for n in names if _encoded(types[n], pa)]
+    found = found or [n for n in names if n.lower() in PATH_COLUMNS and _string(types[n], pa)]
+    return _one(found, names, path, "image", "--image-column")
+
+
+def _label_column(schema: Any, features: dict, given: str | None, path: Path) -> str:
+    """The column the user names, else the one ClassLabel feature, else the first column named like a label."""
+    names = schema.names
+    if given:
+        return _named(names, given, path, "--label-column")
+    found = [n for n, f in features.items() if type(f).__name__ == "ClassLabel" and n in names]
+    found = found or [n for k in LABEL_COLUMNS for n in names if n.lower() == k][:1]
+    return _one(found, names, path, "label", "--label-column")
+
+
+def _named(names: list[str], given: str, path: Path, option: str) -> str:
+    if given not in names:
+        raise InputError(f"{path} has no column {given!r} (its columns: {', '.join(names)})", fix=f"check {option}")
+    return given
+
+
+def _one(found: list[str], names: list[str], path: Path, what: str, option: str) -> str:
+    if len(found) == 1:
+        return found[0]
+    which = f"several {what} columns ({', '.join(found)})" if found else f"no {what} column (its columns: {', '.join(names)})"
+    raise InputError(f"{path} has {which}", fix=f"name it with {option}")
+
+
+def _encoded(t: Any, pa: Any) -> bool:
+    """Encoded images: binary, or datasets' Image storage (a struct of `bytes` and `path`)."""
+    return _binary(t, pa) or (pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and _binary(t.field("bytes").type, pa))
+
+
+def _binary(t: Any, pa: Any) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+
+def _string(t: Any, pa: Any) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _images(column: Any, path: Path, name: str, pa: Any) -> list[ImageRef]:
+    """Each row's image: its bytes in the column (read when decoded), else the file its path names."""
+    import pyarrow.compute as pc
+
+    column.validate(full=True)
+    t = column.type
+    if _binary(t, pa):
+        data, paths = column, None
+    elif _encoded(t, pa):
+        data = pc.struct_field(column, "bytes")
+        paths = pc.struct_field(column, "path") if t.get_field_index("path") >= 0 and _string(t.field("path").type, pa) else None
+    elif _string(t, pa):
+        data, paths = None, column
+    else:
+        raise InputError(f"{path}: column {name!r} holds {t}, not encoded images or paths", fix="name the image column with --image-column")
+    cells = _Cells(data) if data is not None else lambda row: None
+    held = pc.is_valid(data).to_pylist() if data is not None else [False] * len(column)
+    named = paths.to_pylist() if paths is not None else [None] * len(column)
+    base = path if path.is_dir() else path.parent
+    return [Embedded(path, i, cells) if has or not _is_path(p) else _resolve(p, base) for i, (has, p) in enumerate(zip(held, named))]
+
+
+def _labels(column: Any, path: Path, name: str, pa: Any) -> tuple[list[Any], bool]:
+    """The label column's values, None for a row without one; class names when it holds strings."""
+    column.validate(full=True)
+    if pa.types.is_dictionary(column.type):  # a pandas category column
+        column = column.cast(column.type.value_type)
+    t = column.type
+    if pa.types.is_integer(t):
+        return [v if v is not None and v >= 0 else None for v in column.to_pylist()], False
+    if _string(t, pa):
+        return [v.strip() if v and v.strip() else None for v in column.to_pylist()], True
+    raise InputError(f"{path}: label column {name!r} holds {t}, not class ids or names", fix="name the label column with --label-column")
+
+
+class _Cells:
+    """Row i of a chunked binary column, found by bisection over the chunks' first rows (no copy of the column)."""
+
+    def __init__(self, column: Any):
+        self.chunks = column.chunks
+        self.starts = list(itertools.accumulate([0] + [len(c) for c in self.chunks[:-1]]))
+
+    def __call__(self, row: int) -> bytes | None:
+        i = bisect.bisect_right(self.starts, row) - 1
+        return self.chunks[i][row - self.starts[i]].as_py()
+
+
+def _is_path(text: str | None) -> bool:
+    return bool(text) and "\0" not in text
+
+
+def _resolve(text: str, base: Path) -> Path:
+    """A path a row names: relative to the dataset's folder when the file is there, else to the working directory."""
+    p = Path(text)
+    if p.is_absolute():
+        return p
+    return (base / p).resolve() if (base / p).exists() or not p.exists() else p.resolve()
+
+
+@contextlib.contextmanager
+def _quiet(datasets: Any) -> Iterator[None]:
+    """datasets logs and warns on stderr; suscli reports a failure in one line of its own."""
+    logging = datasets.utils.logging
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.set_verbosity(verbosity)

@@ -1,0 +1,344 @@
+"""Decoding and normalizing images: the one module that touches pixels (what --data and --train-data name is
+found by suscli.data.imagesets).
+
+Images are decoded once into a uint8 tensor at the size a model needs and shared by every model that needs
+the same size and channel count; normalization happens per batch, because models in one pool may differ.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
+from suscli.data.embedded import Embedded, ImageRef, place
+from suscli.errors import InputError, UsageError
+from suscli.files import MEMORY_MARGIN, available_memory, human_size
+from suscli.data.imagesets import read_labeled, read_unlabeled
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How raw pixels become model inputs: resize the shorter side to size/crop_pct, center-crop, normalize."""
+
+    image_size: int | None
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    crop_pct: float = 1.0
+
+
+PRESETS: dict[str, Preprocess] = {
+    # CIFAR-10 training-set channel statistics, as used by most CIFAR training scripts
+    "cifar10": Preprocess(32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    # torchvision's ImageNet weights: resize 256, center crop 224
+    "imagenet": Preprocess(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), crop_pct=0.875),
+    "none": Preprocess(None),
+}
+
+
+@dataclass
+class DecodedImages:
+    """Pixels of the images that could be read, in the order of `paths`."""
+
+    pixels: torch.Tensor  # (N, C, H, W) uint8
+    paths: list[ImageRef]
+    kept: list[int]  # index into the listed files of each decoded image
+    unreadable: list[tuple[ImageRef, str]] = field(default_factory=list)
+
+
+def seeded_subset(n_items: int, n: int | None, seed: int) -> list[int]:
+    """Indices of a seeded random subset of size n (all items when n is None or too large), in sorted order."""
+    if n is None or n >= n_items:
+        return list(range(n_items))
+    if n <= 0:
+        raise UsageError(f"sample size must be positive, got {n}")
+    return sorted(random.Random(seed).sample(range(n_items), n))
+
+
+def _opened(item: ImageRef) -> Path | io.BytesIO:
+    """What PIL opens: the file, or the bytes of an image held in a dataset."""
+    return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
+
+
+def _decode_one(path: ImageRef, size: int, channels: int, crop_pct: float) -> np.ndarray:
+    with Image.open(_opened(path)) as img:
+        img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced scale when much larger
+        img = img.convert("RGB" if channels == 3 else "L")
+        w, h = img.size
+        short = round(size / crop_pct)
+        if (w, h) != (size, size):
+            scale = short / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
+            w, h = img.size
+            left, top = (w - size) // 2, (h - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def decode_images(
+    paths: Sequence[ImageRef],
+    *,
+    image_size: int,
+    channels: int = 3,
+    crop_pct: float = 1.0,
+    strict: bool = False,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
+) -> DecodedImages:
+    """Decode `paths` into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding).
+
+    Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`. With `cache_dir`,
+    an earlier decode of the same unchanged files with the same transform is read back instead (suscli.data.cache),
+    and a new decode is stored there for the next run.
+    """
+    if channels not in (1, 3):
+        raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
+    need, free = MEMORY_MARGIN * len(paths) * channels * image_size**2, available_memory()
+    if free is not None and need > free:
+        raise InputError(
+            f"decoding {len(paths)} images at {image_size}x{image_size} takes about {human_size(need)} of memory but "
+            f"{human_size(free)} is available; refused rather than swapping",
+            fix="measure on a seeded subset: --samples N for --data, --train-samples N for --train-data",
+        )
+    if cache_dir is None:
+        return _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
+    where = entry_path(cache_dir, entry_key(paths, image_size, channels, crop_pct))
+    decoded = _from_entry(load_entry(where), paths, image_size, channels)
+    if decoded is None:
+        decoded = _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
+        kept = set(decoded.kept)  # the unreadable files, in the order they are listed in
+        save_entry(
+            where,
+            {
+                "pixels": decoded.pixels,
+                "kept": torch.tensor(decoded.kept, dtype=torch.int64),
+                "unreadable": torch.tensor([i for i in range(len(paths)) if i not in kept], dtype=torch.int64),
+                "errors": [e for _, e in decoded.unreadable],
+            },
+        )
+        return decoded
+    if strict and decoded.unreadable:
+        raise _strict_error(*decoded.unreadable[0])
+    if progress:
+        progress("decode images (cached)", len(paths), len(paths))
+    return decoded
+
+
+def _decode_all(
+    paths: Sequence[ImageRef], image_size: int, channels: int, crop_pct: float, strict: bool, workers: int | None, progress: Progress | None
+) -> DecodedImages:
+    out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
+    kept: list[int] = []
+    unreadable: list[tuple[ImageRef, str]] = []
+
+    def work(i: int) -> tuple[int, str | None]:
+        try:
+            out[i] = _decode_one(paths[i], image_size, channels, crop_pct)
+            return i, None
+        except Exception as e:  # PIL turns damaged bytes into many types (fuzzing a TIFF gave TypeError): all unreadable
+            return i, f"{type(e).__name__}: {e}".splitlines()[0]
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    # PIL warns on stderr about damaged metadata and images of 1-2x Image.MAX_IMAGE_PIXELS (larger ones it refuses:
+    # unreadable files). Such an image is decoded anyway (one at full size per thread) or counted as unreadable.
+    with warnings.catch_warnings(), ThreadPoolExecutor(workers) as pool:
+        warnings.simplefilter("ignore")
+        for done, (i, err) in enumerate(pool.map(work, range(len(paths))), start=1):
+            if err is None:
+                kept.append(i)
+            else:
+                if strict:
+                    raise _strict_error(paths[i], err)
+                unreadable.append((paths[i], err))
+            if progress and (done % 256 == 0 or done == len(paths)):
+                progress("decode images", done, len(paths))
+    if not kept:
+        where = place(paths[0]) if paths else "the folder"
+        raise InputError(f"none of the {len(paths)} image files under {where} could be decoded", fix="check that they are valid images")
+    pixels = torch.from_numpy(out[kept] if len(kept) < len(paths) else out)
+    return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=unreadable)
+
+
+def _header_size(path: ImageRef) -> tuple[int, int] | None:
+    try:
+        with warnings.catch_warnings(), Image.open(_opened(path)) as img:
+            warnings.simplefilter("ignore")
+            return img.size
+    except Exception:  # unreadable: decoding counts it, or fails on it with --strict
+        return None
+
+
+def _strict_error(path: ImageRef, err: str) -> InputError:
+    return InputError(f"cannot decode image {path}: {err}", fix="remove the file, or drop --strict to skip unreadable images")
+
+
+def _from_entry(entry: dict | None, paths: Sequence[ImageRef], image_size: int, channels: int) -> DecodedImages | None:
+    """A cache entry as DecodedImages; None unless it is consistent with these files and this transform."""
+    if entry is None:
+        return None
+    try:
+        pixels, kept, bad, errors = entry["pixels"], entry["kept"].tolist(), entry["unreadable"].tolist(), entry["errors"]
+        consistent = (
+            pixels.dtype == torch.uint8
+            and tuple(pixels.shape) == (len(kept), channels, image_size, image_size)
+            and sorted(kept + bad) == list(range(len(paths)))
+            and len(errors) == len(bad)
+            and all(isinstance(e, str) for e in errors)
+        )
+    except (KeyError, AttributeError, TypeError):
+        return None
+    if not consistent or not kept:
+        return None
+    return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=[(paths[i], e) for i, e in zip(bad, errors)])
+
+
+def normalizer(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 (B, C, H, W) -> float32 normalized; channel statistics broadcast to the image's channel count."""
+
+    def apply(batch: torch.Tensor) -> torch.Tensor:
+        c = batch.shape[1]
+        m = torch.tensor(_fit_channels(mean, c), dtype=torch.float32, device=batch.device).view(1, c, 1, 1)
+        s = torch.tensor(_fit_channels(std, c), dtype=torch.float32, device=batch.device).view(1, c, 1, 1)
+        return (batch.float() / 255.0 - m) / s
+
+    return apply
+
+
+def _fit_channels(values: Sequence[float], channels: int) -> list[float]:
+    values = list(values)
+    if len(values) == channels:
+        return values
+    if len(values) == 1:
+        return values * channels
+    if channels == 1:  # grayscale input, RGB statistics: use their average
+        return [sum(values) / len(values)]
+    raise UsageError(f"normalization has {len(values)} values but the images have {channels} channels")
+
+
+@dataclass
+class ImageSource:
+    """A set of images (with labels for a training set), decoded on first use and then shared.
+
+    Every model that needs the same size and channel count reuses one decoded tensor, so a pool of models
+    costs one decode, not one per model.
+    """
+
+    paths: list[ImageRef]  # image files, or images held in a dataset file
+    labels: list[int] | None = None
+    population: int = 0  # files listed before sampling
+    strict: bool = False
+    cache_dir: Path | None = None  # on-disk cache of decoded images (suscli.data.cache); None: decode every run
+    origin: Path | None = None  # the folder, list or dataset the images were listed from, for messages
+    label_names: list[str] | None = None  # labels given by class name: label i is label_names[i] (suscli.data.labels)
+    notes: list[str] = field(default_factory=list)  # what the listing left out, and why: shown on every row
+    _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
+    _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
+
+    def subset(self, positions: Sequence[int], population: int) -> "ImageSource":
+        """The images at `positions` (a sample, or the whole listing in another order), with the listing's labels and
+        settings, drawn from a set of `population`; decoded afresh, on first use."""
+        return ImageSource(
+            [self.paths[i] for i in positions],
+            None if self.labels is None else [self.labels[i] for i in positions],
+            population=population,
+            strict=self.strict,
+            cache_dir=self.cache_dir,
+            origin=self.origin,
+            label_names=self.label_names,
+            notes=self.notes,
+        )
+
+    def sizes(self) -> set[tuple[int, int]]:
+        """The (width, height) of every readable image, from the file headers alone (nothing is decoded)."""
+        if self._sizes is None:
+            with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+                self._sizes = set(pool.map(_header_size, self.paths)) - {None}
+        return self._sizes
+
+    def decoded(
+        self, image_size: int, channels: int, crop_pct: float = 1.0, device: torch.device | None = None, progress: Progress | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
+        """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images)."""
+        key = (image_size, channels, crop_pct, str(device or "cpu"))
+        if key not in self._cache:
+            cpu_key = (image_size, channels, crop_pct, "cpu")
+            if cpu_key not in self._cache:
+                d = decode_images(
+                    self.paths,
+                    image_size=image_size,
+                    channels=channels,
+                    crop_pct=crop_pct,
+                    strict=self.strict,
+                    progress=progress,
+                    cache_dir=self.cache_dir,
+                )
+                labels = torch.tensor([self.labels[i] for i in d.kept]) if self.labels is not None else None
+                self._cache[cpu_key] = (d.pixels, labels, d.unreadable)
+            pixels, labels, unreadable = self._cache[cpu_key]
+            if device is not None and device.type != "cpu":
+                self._cache[key] = (pixels.to(device), None if labels is None else labels.to(device), unreadable)
+        return self._cache[key]
+
+
+def unlabeled_source(
+    source: str | Path,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    cache_dir: Path | None = None,
+    image_column: str | None = None,
+) -> ImageSource:
+    """The unlabeled images susceptibility is measured on (suscli.data.imagesets: a folder, a list, a dataset), or a
+    seeded subset of them."""
+    listing = read_unlabeled(Path(source), image_column)
+    keep = seeded_subset(len(listing.items), samples, seed)
+    return ImageSource(
+        [listing.items[i] for i in keep],
+        population=len(listing.items),
+        strict=strict,
+        cache_dir=cache_dir,
+        origin=Path(source),
+        notes=listing.notes,
+    )
+
+
+def labeled_source(
+    source: str | Path,
+    *,
+    samples: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    cache_dir: Path | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> ImageSource:
+    """The training set with its own labels (suscli.data.imagesets: class folders, a label CSV, a dataset), maybe
+    subsampled."""
+    listing = read_labeled(Path(source), image_column, label_column)
+    keep = seeded_subset(len(listing.items), samples, seed)
+    labels = listing.labels or []
+    return ImageSource(
+        [listing.items[i] for i in keep],
+        [labels[i] for i in keep],
+        population=len(listing.items),
+        strict=strict,
+        cache_dir=cache_dir,
+        origin=Path(source),
+        label_names=listing.label_names,
+        notes=listing.notes,
+    )

@@ -1,0 +1,110 @@
+"""What --data and --train-data may name, told apart in a fixed order: a Hugging Face dataset (a `save_to_disk`
+folder, parquet files), a list or label file (.txt, .csv), a folder of images (or of class folders).
+
+Each becomes one Listing: the images, their labels, and notes on what was left out and why, which every row of
+the report carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suscli.data.embedded import ImageRef
+from suscli.errors import InputError
+from suscli.data.hfdatasets import is_dataset, read_dataset
+from suscli.data.labels import by_name
+from suscli.data.tables import LIST_SUFFIXES, read_image_list, read_label_csv
+from suscli.data.walk import IMAGE_SUFFIXES, Walk, walk_images
+
+DATA_FORMS = "a folder of images, a .txt or .csv list of image paths, a datasets folder (save_to_disk) or a parquet file"
+TRAIN_FORMS = "a folder of class folders, a path,label CSV, a datasets folder (save_to_disk) or a parquet file"
+
+
+@dataclass
+class Listing:
+    """The images of a set, in a fixed order, with their labels for a training set."""
+
+    items: list[ImageRef]
+    labels: list[int] | None = None
+    label_names: list[str] | None = None  # labels given by class name: label i is label_names[i], names sorted
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
+
+
+def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
+    """The images --data names."""
+    source = Path(source)
+    if is_dataset(source):
+        return Listing(read_dataset(source, image_column=image_column).images)
+    if source.is_file():
+        if source.suffix.lower() not in LIST_SUFFIXES:
+            raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
+        return Listing(list(read_image_list(source, image_column)))
+    walk = _walk(source)
+    return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n])
+
+
+def read_labeled(source: Path, image_column: str | None = None, label_column: str | None = None) -> Listing:
+    """The images and labels --train-data names."""
+    source = Path(source)
+    if is_dataset(source):
+        return _dataset_labels(source, image_column, label_column)
+    if source.is_file():
+        paths, labels, names = read_label_csv(source, image_column, label_column)
+        return Listing(list(paths), labels, names)
+    if not source.is_dir():
+        raise InputError(f"training data not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
+    return _class_folders(source)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Every image file under `folder`, recursively, sorted so that runs are deterministic (links followed once)."""
+    return _walk(Path(folder)).paths
+
+
+def _walk(folder: Path) -> Walk:
+    if not folder.exists():
+        raise InputError(f"image folder not found: {folder}", fix="check the path given to --data/--train-data")
+    if not folder.is_dir():
+        raise InputError(f"not a folder: {folder}", fix=f"--data takes {DATA_FORMS}")
+    walk = walk_images(folder)
+    if not walk.paths:
+        raise InputError(f"no image files in {folder}", fix=f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}")
+    return walk
+
+
+def _class_folders(source: Path) -> Listing:
+    """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them."""
+    classes = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
+    listing = Listing([], [])
+    for label, name in enumerate(classes):
+        walk = walk_images(source / name)
+        listing.items += walk.paths
+        listing.labels += [label] * len(walk.paths)
+        listing.notes += [n for n in [walk.note(source / name)] if n]
+    if not listing.items:
+        raise InputError(f"no image files in the class folders of {source}")
+    if len(classes) < 2:
+        raise InputError(
+            f"{source} has a single class folder ({classes[0]}); training accuracy needs the labels of every class",
+            fix="point --train-data at the folder that holds one subfolder per class",
+        )
+    return listing
+
+
+def _dataset_labels(source: Path, image_column: str | None, label_column: str | None) -> Listing:
+    """A dataset's labelled rows; rows without a label are left out and counted."""
+    columns = read_dataset(source, image_column=image_column, label_column=label_column, labeled=True)
+    kept = [i for i, v in enumerate(columns.labels or []) if v is not None]
+    notes = [f"{source}: {len(columns.images) - len(kept)} row(s) without a label left out"] if len(kept) < len(columns.images) else []
+    values = [columns.labels[i] for i in kept]
+    if len(set(values)) < 2:
+        held = f"every labelled row has label {values[0]}" if values else "no row has a label"
+        raise InputError(f"{source}: {held}; training accuracy needs a set with several classes", fix="check --label-column")
+    items = [columns.images[i] for i in kept]
+    if columns.by_name:
+        labels, names = by_name(values)
+        return Listing(items, labels, names, notes)
+    return Listing(items, values, None, notes)

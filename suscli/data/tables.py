@@ -1,0 +1,150 @@
+"""Image lists and label files as users keep them: a `path,label` CSV whose labels are class ids or class names,
+a .txt with one image path per line, a CSV with a path column. Paths are relative to the file's folder.
+
+A bad row is an error naming it (a label file is small and hand-made: a typo must not silently drop an image or
+shift a class); a file too large to read into memory is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from suscli.errors import InputError
+from suscli.files import available_memory, human_size
+from suscli.data.labels import by_name
+
+# Header names of a path column and a label column (any case); other names are given with --image-column/--label-column.
+PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "image", "image_path", "img", "img_path")
+LABEL_COLUMNS = ("label", "labels", "class", "class_name", "target", "y", "category")
+LIST_SUFFIXES = (".txt", ".csv")
+
+# Memory a row of a list takes in Python (a path object, strings, a list), per byte of the row in the file.
+ROW_MEMORY = 24
+
+
+def read_label_csv(
+    path: Path, image_column: str | None = None, label_column: str | None = None
+) -> tuple[list[Path], list[int], list[str] | None]:
+    """(paths, labels, class names or None). Rows `path,label`, or any columns under a header naming the path and
+    label columns. Labels are class ids when the first row's label is a whole number, else class names, numbered
+    in sorted order (suscli.data.labels maps them to each model's own ids); a file mixing the two is an error."""
+    rows = _rows(path, "label file")
+    header = _header(rows, path, image_column, label_column, labeled=True) if rows else None
+    path_at, label_at, width = header if header else (0, 1, 2)
+    rows = rows[1:] if header else rows
+    paths: list[Path] = []
+    values: list[str] = []
+    by_id = None  # decided by the first row
+    for line, row in enumerate(rows, start=1):
+        label = row[label_at].strip() if len(row) == width else ""
+        whole = label.isascii() and label.isdigit()  # isdigit alone also takes '²', which int() refuses
+        by_id = whole if by_id is None else by_id
+        if len(row) != width or not label or whole != by_id or not _is_path(row[path_at]):
+            kind = (
+                "a class id or a class name"
+                if line == 1
+                else "a non-negative integer label"
+                if by_id
+                else "a class name, as in the rows before it"
+            )
+            raise InputError(f"{path}: row {line} is {','.join(row)!r}, expected 'path,label' with {kind}", fix="fix or remove that row")
+        paths.append((path.parent / row[path_at].strip()).resolve())
+        values.append(label)
+    if not paths:
+        raise InputError(f"label file {path} has no rows", fix="write one 'path,label' row per image")
+    if len(set(values)) < 2:
+        raise InputError(f"{path}: every row has label {values[0]}; training accuracy needs a set with several classes")
+    if by_id:
+        return paths, [int(v) for v in values], None
+    labels, names = by_name(values)
+    return paths, labels, names
+
+
+def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
+    """The images a list names: a .txt, one path per line, or a CSV's path column (named by its header, else the
+    first column)."""
+    if path.suffix.lower() == ".txt":
+        rows = [[line] for line in _lines(path)]
+        at = 0
+    else:
+        rows = _rows(path, "image list")
+        header = _header(rows, path, image_column, None, labeled=False) if rows else None
+        at = header[0] if header else 0
+        rows = rows[1:] if header else rows
+    paths = []
+    for line, row in enumerate(rows, start=1):
+        if len(row) <= at or not _is_path(row[at]):
+            raise InputError(f"{path}: row {line} is {','.join(row)!r}, expected an image path", fix="fix or remove that row")
+        paths.append((path.parent / row[at].strip()).resolve())
+    if not paths:
+        raise InputError(f"image list {path} names no images", fix="write one image path per line")
+    return paths
+
+
+def _is_path(text: str) -> bool:
+    return bool(text.strip()) and "\0" not in text  # a NUL cannot be in a path (os.stat raises ValueError)
+
+
+def _header(
+    rows: list[list[str]], path: Path, image_column: str | None, label_column: str | None, *, labeled: bool
+) -> tuple[int, int, int] | None:
+    """(path column, label column, width) when the first row is a header: it holds a column name the options give or
+    a known one. A header must have the columns the options name."""
+    names = [c.strip().lower() for c in rows[0]]
+    wanted = [c.lower() for c in (image_column, label_column) if c]
+    if not (set(wanted) & set(names) or set(names) & {*PATH_COLUMNS, *LABEL_COLUMNS}):
+        return None  # no header: the columns are in their places, whatever the options name (they may be a dataset's)
+    at_path = _column(names, image_column, PATH_COLUMNS, path, "--image-column")
+    at_label = _column(names, label_column, LABEL_COLUMNS, path, "--label-column") if labeled else -1
+    if at_path is None:
+        if labeled and len(names) != 2:
+            raise InputError(f"{path}: its header ({','.join(rows[0])}) names no path column", fix="name it with --image-column")
+        at_path = 1 if at_label == 0 else 0
+    if at_label is None:
+        if len(names) != 2:
+            raise InputError(f"{path}: its header ({','.join(rows[0])}) names no label column", fix="name it with --label-column")
+        at_label = 1 - at_path
+    return at_path, at_label, len(names)
+
+
+def _column(names: list[str], given: str | None, known: tuple[str, ...], path: Path, option: str) -> int | None:
+    if given:
+        if given.lower() not in names:
+            raise InputError(f"{path}: its header ({','.join(names)}) has no column {given!r}", fix=f"check {option}")
+        return names.index(given.lower())
+    return next((names.index(k) for k in known if k in names), None)
+
+
+def _rows(path: Path, what: str) -> list[list[str]]:
+    _check_size(path, what)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"cannot read {what} {path}: {e}") from None
+    return [r for r in rows if r and any(c.strip() for c in r)]
+
+
+def _lines(path: Path) -> list[str]:
+    _check_size(path, "image list")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read image list {path}: {e}") from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _check_size(path: Path, what: str) -> None:
+    """Refuse a list whose rows would not fit in memory, before reading it."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    free = available_memory()
+    if free is not None and ROW_MEMORY * size > free:
+        raise InputError(
+            f"{what} {path} is {human_size(size)}: its rows take about {human_size(ROW_MEMORY * size)} of memory "
+            f"but {human_size(free)} is available; refused rather than swapping",
+            fix="split it, or free memory",
+        )

@@ -1,0 +1,61 @@
+"""Each model's outcome at the CI gate, read back from a report's rows and run: the JUnit and HTML reports say
+per model what the exit code says for the pool (1: a model failed a gate, 3: a model could not be loaded or run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from suscli.results import Result
+from suscli.judge.verdict import MEMORIZED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # "error": not loaded or run (exit 3); "failure": failed a gate (exit 1); "passed"
+    kind: str | None = None  # which gate: "memorized", "candidate", "threshold"; "load" for an error
+    reason: str | None = None
+
+
+def outcome(row: Result, run: dict[str, Any]) -> Outcome:
+    """What the gates of `run` (--fail-on, --candidate, score's --max-susceptibility/--min-train-acc) say of `row`."""
+    if not row.ok:
+        return Outcome("error", "load", row.error or "could not be loaded or run")
+    gate = run.get("gate") or {}
+    if gate.get("fail_on") == "memorized" and row.verdict == MEMORIZED:
+        return Outcome("failure", "memorized", f"{MEMORIZED}: {row.verdict_why}")
+    if gate.get("candidate") == row.name and (reason := candidate_failure(row)):
+        return Outcome("failure", "candidate", reason)
+    if failures := threshold_failures(row, gate.get("max_susceptibility"), gate.get("min_train_acc")):
+        return Outcome("failure", "threshold", "; ".join(failures))
+    return Outcome("passed")
+
+
+def candidate_failure(row: Result) -> str | None:
+    """Why `row` fails --candidate: outside region 1, or flagged by the verdict; None when it passes."""
+    if row.region != 1:
+        return f"candidate {row.name} is in region {row.region} ({row.verdict or row.error}), not region 1"
+    if row.verdict == MEMORIZED:
+        return f"candidate {row.name} is in region 1 but its verdict is '{MEMORIZED}' ({row.verdict_why})"
+    return None
+
+
+def threshold_failures(row: Result, max_susceptibility: float | None, min_train_acc: float | None) -> list[str]:
+    """score's gates: --max-susceptibility and --min-train-acc (the caller checks that training accuracy exists)."""
+    failures = []
+    if max_susceptibility is not None and row.susceptibility is not None and row.susceptibility > max_susceptibility:
+        failures.append(f"susceptibility {row.susceptibility:.4f} > --max-susceptibility {max_susceptibility}")
+    if min_train_acc is not None and row.train_acc is not None and row.train_acc < min_train_acc:
+        failures.append(f"training accuracy {row.train_acc:.4f} < --min-train-acc {min_train_acc}")
+    return failures
+
+
+def gates(run: dict[str, Any]) -> list[str]:
+    """The gates that were set, as the command line spells them."""
+    gate = run.get("gate") or {}
+    named = [
+        f"--fail-on {gate['fail_on']}" if gate.get("fail_on") not in (None, "never") else None,
+        f"--candidate {gate['candidate']}" if gate.get("candidate") else None,
+        *(f"--{k.replace('_', '-')} {gate[k]}" for k in ("max_susceptibility", "min_train_acc") if gate.get(k) is not None),
+    ]
+    return [g for g in named if g]

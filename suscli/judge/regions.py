@@ -1,0 +1,112 @@
+"""Regions and ranking: turning (training accuracy, susceptibility) pairs of a pool into an ordered choice.
+
+Forouzesh et al. (ICLR 2023) split a pool at the MEAN training accuracy and the MEAN susceptibility:
+region 1 (fits the training set, resists random labels) is where the models that generalize are.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from suscli.judge import verdict
+from suscli.errors import UsageError
+from suscli.results import Result
+
+# The paper's names of the regions (the plot's legend); the verdict column is suscli.judge.verdict's, which can differ.
+REGION_NAMES = {
+    1: verdict.RESISTS,  # train acc >= threshold, susceptibility <= threshold (the paper: recommended)
+    2: verdict.MEMORIZED,  # train acc >= threshold, susceptibility > threshold
+    3: verdict.UNDERFIT,  # train acc < threshold, susceptibility <= threshold
+    4: verdict.UNDERFIT_SUSCEPTIBLE,  # train acc < threshold, susceptibility > threshold
+}
+RULES = ("mean", "median")
+MIN_POOL = 2  # pool-relative thresholds need at least this many scored models
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    susceptibility: float
+    train_acc: float
+    source: str  # how they were set, e.g. "pool mean" or "fixed"
+
+
+def thresholds(
+    rows: list[Result], rule: str = "mean", susceptibility: float | None = None, train_acc: float | None = None
+) -> Thresholds | None:
+    """Thresholds from the scored rows by `rule`, each replaced by a fixed value when given.
+
+    None when they cannot be set: no training accuracy, or fewer than MIN_POOL models and no fixed values.
+    """
+    if rule not in RULES:
+        raise UsageError(f"unknown threshold rule {rule!r}", fix=f"use one of {', '.join(RULES)}")
+    scored = [r for r in rows if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    if susceptibility is not None and train_acc is not None:
+        return Thresholds(susceptibility, train_acc, "fixed")
+    if len(scored) < MIN_POOL:
+        return None
+    center = statistics.fmean if rule == "mean" else statistics.median
+    zeta = susceptibility if susceptibility is not None else center([r.susceptibility for r in scored])
+    acc = train_acc if train_acc is not None else center([r.train_acc for r in scored])
+    fixed = [name for name, v in (("susceptibility", susceptibility), ("train acc", train_acc)) if v is not None]
+    return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
+
+
+def pool_classes(rows: list[Result]) -> list[int]:
+    """The numbers of classes of the scored rows. More than one and susceptibility (a loss drop on random labels
+    over all classes) is not comparable across the pool: no regions, no model to ship."""
+    return sorted({r.details.get("num_classes") for r in rows if r.ok and isinstance(r.details, dict)} - {None})
+
+
+def region(train_acc: float, susceptibility: float, t: Thresholds) -> int:
+    if train_acc >= t.train_acc:
+        return 1 if susceptibility <= t.susceptibility else 2
+    return 3 if susceptibility <= t.susceptibility else 4
+
+
+def rank(rows: list[Result], t: Thresholds | None) -> list[Result]:
+    """Assign region and verdict (suscli.judge.verdict), then order: region 1 to 4, a region-1 model whose verdict is
+    "likely memorized noise" after the rest of region 1; within a region, higher training accuracy first, then
+    lower susceptibility; without regions, lower susceptibility first; failed models last.
+    """
+    for r in rows:
+        if r.ok and t is not None and r.train_acc is not None and r.susceptibility is not None:
+            r.region = region(r.train_acc, r.susceptibility, t)
+        elif r.ok:
+            r.region = None
+    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None)
+
+    def key(r: Result) -> tuple:
+        if not r.ok:
+            return (2, 0, 0, 0, r.name)
+        acc = -(r.train_acc if r.train_acc is not None else 0.0)
+        zeta = r.susceptibility if r.susceptibility is not None else float("inf")
+        place = 1.5 if r.region == 1 and r.verdict == verdict.MEMORIZED else r.region or 0
+        return (0 if r.region is not None else 1, place, acc, zeta, r.name)
+
+    return sorted(rows, key=key)
+
+
+def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
+    """The closing line: which model to ship and why, or why there is no confident choice."""
+    scored = [r for r in ranked if r.ok]
+    if not scored:
+        return "no model could be scored"
+    if t is None:
+        best = min(scored, key=lambda r: r.susceptibility if r.susceptibility is not None else float("inf"))
+        return (
+            f"no regions (need --train-data and {MIN_POOL}+ models, or --zeta-threshold and --acc-threshold); "
+            f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})"
+        )
+    first = [r for r in scored if r.region == 1 and r.verdict != verdict.MEMORIZED]
+    flagged = [r.name for r in scored if r.verdict == verdict.MEMORIZED]
+    memo = f"; {len(flagged)} flagged as likely memorized noise: {', '.join(flagged)}" if flagged else ""
+    if not first:
+        where = f"region 1 (train acc >= {t.train_acc:.3f} and susceptibility <= {t.susceptibility:.4f}, {t.source})"
+        return f"no model in {where}{' that is not flagged' if any(r.region == 1 for r in scored) else ''}{memo}"
+    best = first[0]
+    return (
+        f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
+        f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), the highest training accuracy "
+        f"of the {len(first)} model(s) in region 1{memo}"
+    )

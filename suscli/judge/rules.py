@@ -1,0 +1,385 @@
+"""Selection rules: from a scored pool to an order, a model to ship and the reason, or no confident choice.
+
+The paper's rule splits the pool at the mean training accuracy and susceptibility (suscli.judge.regions). The others
+are compared with it on the zoo in docs/validation.md, which is where the default comes from. None uses clean
+labels or knows the noise rate: only training accuracy on the noisy labels, susceptibility and the predictions
+on the unlabeled images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear
+from suscli.judge.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on, given_labels
+from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
+from suscli.judge.verdict import MEMORIZED
+from suscli.measure.sampling import Decisions
+from suscli.results import Result
+
+RULES = ("agreement", "regions", "pareto", "train-acc", "susceptibility")
+DEFAULT_RULE = "agreement"  # the winner on the zoo (docs/validation.md, "Choosing the model to ship")
+MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
+# Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
+# of the pool that fits the fewest labels the whole pool's consensus contradicts, or all.
+VOTERS = ("region1", "resisting", "not-region2", "low-memorization", "agreeing", "agreeing-low-memorization", "all")
+DEFAULT_VOTERS = "region1"
+# How near-ties on agreement are ordered: training accuracy (fit), fit on the labels the consensus does not
+# contradict (clean-fit), least fit on the labels it contradicts (memorization), least susceptible, or agreement.
+TIE_BREAKS = ("fit", "clean-fit", "memorization", "susceptibility", "none")
+DEFAULT_TIE_BREAK = "clean-fit"
+DEFAULT_NOISE_VOTERS = "resisting"  # whose consensus on the training images judges the labels
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """The voters' consensus on the training images."""
+
+    estimate: NoiseEstimate  # the share of training labels it contradicts
+    consensus: np.ndarray  # per training image: the consensus class
+    share: np.ndarray  # and its share of the voters' summed probability
+    labels: np.ndarray  # the given labels
+
+    @property
+    def contradicted(self) -> np.ndarray:
+        return self.consensus != self.labels
+
+
+@dataclass
+class Choice:
+    ranked: list[Result]  # best first; unscored and failed models last
+    pick: Result | None  # the model to ship
+    why: str  # one line: why this model, or why none
+    confident: bool  # False when the pool does not separate the pick from another model
+    tied: list[Result] = field(default_factory=list)  # the models the data do not separate from the pick, pick first
+    labels: LabelCheck | None = None  # what the voters' consensus says about the training labels
+    voters: list[str] = field(default_factory=list)  # the models whose consensus the agreement is measured against
+
+
+def choose(
+    rows: list[Result],
+    rule: str,
+    t: Thresholds | None,
+    voters: str = DEFAULT_VOTERS,
+    tie_break: str = DEFAULT_TIE_BREAK,
+    noise_voters: str = DEFAULT_NOISE_VOTERS,
+) -> Choice:
+    """Order `rows` by `rule` and pick the model to ship; every row also gets its region from `t`.
+
+    agreement: models ordered by how often they predict, on the unlabeled images, the consensus of the voters
+    (`voters`, see VOTERS). The models whose agreement is not clearly below the best one's are the near-ties;
+    they come first, ordered by `tie_break` (see TIE_BREAKS); without training accuracy every model votes and the
+    least susceptible near-tie comes first. regions: the paper's order (suscli.judge.regions.rank). pareto: models that
+    no other beats on both training accuracy and susceptibility first. train-acc, susceptibility: one number alone.
+    """
+    classes = pool_classes(rows)
+    if len(classes) > 1:
+        return Choice(
+            rank(rows, None),
+            None,
+            f"no model to ship: the pool mixes models with {' and '.join(map(str, classes))} "
+            "classes, and susceptibility (a loss drop on random labels over all classes) is not comparable across "
+            "them, so no regions were drawn",
+            False,
+        )
+    who, mask = annotate_agreement(rows, t, voters) if rule == "agreement" else ("", [])
+    labels = _label_check(rows, t, noise_voters, rule == "agreement")  # before the verdicts: they use fits_contradicted
+    by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
+    choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
+    choice.labels = labels
+    return choice
+
+
+def _by_rule(
+    rows: list[Result], rule: str, t: Thresholds | None, by_region: list[Result], voted: tuple[str, list[bool]], tie_break: str
+) -> Choice:
+    """choose's order and pick once the rows carry their region, verdict and agreement."""
+    who, mask = voted
+    if rule == "agreement":
+        measured = [r for r in _measured(rows) if r.agreement is not None]
+        if len(measured) >= 2:
+            fit = t is not None and all(r.train_acc is not None for r in measured)
+            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit)
+            choice.voters = [r.name for r, m in zip(_measured(rows), mask) if m]
+            return choice
+        rule, note = "regions", f" (regions rule: {who})"
+    else:
+        note = ""
+    scored = _scored(rows)
+    if not scored or t is None:
+        return Choice(by_region, None, recommendation(by_region, t) + note, False)
+    if rule == "regions":
+        first = [r for r in by_region if r.ok and r.region == 1 and r.verdict != MEMORIZED]
+        return Choice(by_region, first[0] if first else None, recommendation(by_region, t) + note, bool(first))
+    if rule == "train-acc":
+        ranked = _order(rows, lambda r: -r.train_acc)
+        return _top(ranked, rule, f"the highest training accuracy ({ranked[0].train_acc:.3f})")
+    if rule == "susceptibility":
+        ranked = _order(rows, lambda r: r.susceptibility)
+        return _top(ranked, rule, f"the lowest susceptibility ({ranked[0].susceptibility:.4f})")
+    if rule == "pareto":
+        layer = pareto_layers(scored)
+        ranked = _order(rows, lambda r: (layer[id(r)], -r.train_acc))
+        front = sum(1 for v in layer.values() if v == 0)
+        return _top(
+            ranked,
+            rule,
+            f"the highest training accuracy of the {front} model(s) that no other model beats on both training accuracy and susceptibility",
+        )
+    raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
+
+
+def _label_check(rows: list[Result], t: Thresholds | None, noise_voters: str, agreeing: bool) -> LabelCheck | None:
+    """annotate_labels over the models the rule measured (with agreement under the agreement rule), whatever the rule."""
+    measured = [r for r in _measured(rows) if r.agreement is not None or not agreeing]
+    return annotate_labels(measured, _voters(measured, t, noise_voters)[0]) if len(measured) >= 2 else None
+
+
+def predictions_of(row: Result) -> Predictions | None:
+    """The row's predictions on the unlabeled images; None when it has none or they are damaged (a results file
+    edited by hand or cut short)."""
+    data = row.details.get("predictions") if isinstance(row.details, dict) else None
+    try:
+        return Predictions.decode(data) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = DEFAULT_VOTERS) -> tuple[str, list[bool]]:
+    """Set each measured row's `agreement` with the consensus of the voters on the unlabeled images. Returns who
+    voted, in words, and which of the measured rows voted (all False when agreement could not be measured)."""
+    scored = _measured(rows)
+    if len(scored) < 2:
+        return "fewer than 2 models were measured", [False] * len(scored)
+    preds = [predictions_of(r) for r in scored]
+    missing = [r.name for r, p in zip(scored, preds) if p is None]
+    if missing:
+        return (
+            f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
+            "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)"
+        ), [False] * len(scored)
+    if len({p.num_classes for p in preds}) > 1:
+        return "the models predict different numbers of classes", [False] * len(scored)
+    if len({p.classes.shape[0] for p in preds}) > 1:
+        return "the models' predictions are on different images", [False] * len(scored)
+    chosen, who = _voters(scored, t, voters)
+    for r, a in zip(scored, agreement_with_consensus(preds, chosen)):
+        r.agreement = a
+    return who, chosen
+
+
+def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[list[bool], str]:
+    """Which models vote, by the `voters` rule; the whole pool when the rule leaves fewer than MIN_VOTERS."""
+    if voters not in VOTERS:
+        raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
+    fit = t is not None and all(r.train_acc is not None for r in scored)
+    chosen = [False] * len(scored)
+    if fit and voters in ("region1", "not-region2", "resisting"):
+        regions = [region(r.train_acc, r.susceptibility, t) for r in scored]
+        chosen = [g == 1 for g in regions] if voters != "not-region2" else [g != 2 for g in regions]
+        what = "region-1" if voters != "not-region2" else "non-region-2"
+        if voters == "resisting" and sum(chosen) < MIN_VOTERS:  # region 1 too small: all but the likely memorizers
+            chosen, what = [g != 2 for g in regions], "non-region-2"
+    elif fit and voters == "low-memorization":
+        estimates = _memorization_estimates(scored)
+        if estimates is not None:
+            cut = float(np.median(estimates))
+            chosen = [e <= cut for e in estimates]
+        what = "least-memorizing"
+    elif voters in ("agreeing", "agreeing-low-memorization"):
+        preds = [predictions_of(r) for r in scored]
+        if all(p is not None for p in preds):
+            agree = agreement_with_consensus(preds, [True] * len(scored))
+            cut = float(np.median(agree))
+            chosen = [a >= cut for a in agree]
+        what = "most-agreeing"
+        estimates = _memorization_estimates(scored) if voters == "agreeing-low-memorization" and fit else None
+        if estimates is not None:
+            cut = float(np.median(estimates))
+            chosen = [c and e <= cut for c, e in zip(chosen, estimates)]
+            what = "most-agreeing, least-memorizing"
+    if sum(chosen) < MIN_VOTERS:
+        return [True] * len(scored), f"all {len(scored)} models"
+    return chosen, f"the {sum(chosen)} {what} models"
+
+
+def _memorization_estimates(scored: list[Result]) -> list[float] | None:
+    """Each model's fit on the training labels that the whole pool's consensus contradicts (None without
+    training predictions): the first pass that picks the voters of the second."""
+    preds = [train_predictions_of(r) for r in scored]
+    if any(p is None for p in preds):
+        return None
+    try:
+        wrong = contradicted(preds)
+    except ValueError:
+        return None
+    fits = [fit_on(p, wrong) for p in preds]
+    return None if any(f is None for f in fits) else fits
+
+
+def train_predictions_of(row: Result) -> Predictions | None:
+    """The row's top classes on the training images with their given labels; None when it has none."""
+    data = row.details.get("train_predictions") if isinstance(row.details, dict) else None
+    try:
+        pred = Predictions.decode(data) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return pred if pred is not None and pred.labels is not None else None
+
+
+def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | None:
+    """What the voters' consensus says about the training labels: the noise-rate estimate, and on every row its
+    fit on the labels the consensus contradicts (`fits_contradicted`). None without training predictions."""
+    preds = [train_predictions_of(r) for r in measured]
+    if any(p is None for p in preds) or not any(voted):
+        return None
+    voters = [p for p, v in zip(preds, voted) if v]
+    try:
+        labels = given_labels(preds)
+        cls, share = consensus(voters)
+        estimate = estimate_noise(voters, agreed=cls)
+    except ValueError:
+        return None
+    wrong = cls != labels
+    for r, p in zip(measured, preds):
+        r.fits_contradicted = fit_on(p, wrong)
+        r.clean_fit = fit_on(p, ~wrong)
+    return LabelCheck(estimate, cls, share, labels)
+
+
+def pareto_layers(rows: list[Result]) -> dict[int, int]:
+    """Non-dominated sorting on (higher training accuracy, lower susceptibility), by id(row): 0 is the front."""
+    layer: dict[int, int] = {}
+    left = list(rows)
+    depth = 0
+    while left:
+        front = [
+            r
+            for r in left
+            if not any(
+                o.train_acc >= r.train_acc
+                and o.susceptibility <= r.susceptibility
+                and (o.train_acc > r.train_acc or o.susceptibility < r.susceptibility)
+                for o in left
+            )
+        ]
+        for r in front:
+            layer[id(r)] = depth
+        left = [r for r in left if id(r) not in layer]
+        depth += 1
+    return layer
+
+
+def _measured(rows: list[Result]) -> list[Result]:
+    return [r for r in rows if r.ok and r.susceptibility is not None]
+
+
+def _scored(rows: list[Result]) -> list[Result]:
+    return [r for r in _measured(rows) if r.train_acc is not None]
+
+
+def _order(rows: list[Result], key: Callable[[Result], object]) -> list[Result]:
+    scored = _scored(rows)
+    ids = {id(r) for r in scored}
+    rest = sorted((r for r in rows if id(r) not in ids), key=lambda r: (not r.ok, r.name))  # unscored, then failed
+    return sorted(scored, key=lambda r: (key(r), r.name)) + rest
+
+
+def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
+    return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}{_outside_region_1(ranked[0], rule)}", True)
+
+
+def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool) -> Choice:
+    """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
+    `tie_break`. Confident only when no other model is a near-tie: the unlabeled images then separate the pick
+    from every other model."""
+    by_agreement = sorted(measured, key=lambda r: (-r.agreement, r.name))
+    top = by_agreement[0]
+    n = predictions_of(top).classes.shape[0]
+    tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)]
+    tie_break = _usable(tie_break, tied)
+    key = _tie_key(tie_break)
+    lead = sorted(tied, key=lambda r: (key(r), -r.agreement, r.name))
+    first = {id(r) for r in lead}
+    ids = {id(r) for r in measured}
+    ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
+    best = ranked[0]
+    why = (
+        f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
+        f"images{_outside_region_1(best, 'agreement')}"
+    )
+    if len(lead) == 1 and not fit:
+        return Choice(
+            ranked,
+            best,
+            why + ", clearly more than any other model; still no confident choice without training "
+            "accuracy (--train-data): every model voted, whether it fits its labels or not",
+            False,
+            lead,
+        )
+    if len(lead) == 1:
+        return Choice(ranked, best, why + ", clearly more than any other model", True, lead)
+    others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
+    why += (
+        f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
+        f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
+    )
+    return Choice(ranked, best, why, False, lead)
+
+
+def _usable(tie_break: str, tied: list[Result]) -> str:
+    """`tie_break`, or what stands in when a near-tie lacks its number: training accuracy for the fit on the
+    confirmed labels (results without training predictions), else agreement itself."""
+    for option in (tie_break, "fit", "none"):
+        if all(_tie_key(option)(r) is not None for r in tied):
+            return option
+    return "none"
+
+
+def _tie_key(tie_break: str) -> Callable[[Result], object]:
+    """Sort key of a near-tie (smaller first) for each TIE_BREAKS entry; None where the row lacks the number."""
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"unknown tie-break {tie_break!r}; choose from {', '.join(TIE_BREAKS)}")
+    return {
+        "fit": lambda r: None if r.train_acc is None else -r.train_acc,
+        "clean-fit": lambda r: None if r.clean_fit is None else -r.clean_fit,
+        "memorization": lambda r: r.fits_contradicted,
+        "susceptibility": lambda r: r.susceptibility,
+        "none": lambda r: -r.agreement,
+    }[tie_break]
+
+
+TIE_WORDS: dict[str, Callable[[Result], str]] = {
+    "fit": lambda r: f"fits its training labels best ({r.train_acc:.3f})",
+    "clean-fit": lambda r: f"fits best the training labels the consensus confirms ({r.clean_fit:.3f})",
+    "memorization": lambda r: f"fits the fewest training labels the consensus contradicts ({100 * r.fits_contradicted:.1f}%)",
+    "susceptibility": lambda r: f"is the least susceptible ({r.susceptibility:.4f})",
+    "none": lambda r: f"agrees most ({100 * r.agreement:.1f}%)",
+}
+
+
+def _outside_region_1(row: Result, rule: str) -> str:
+    """Why the model to ship may have a row that says 'underfit' or 'likely memorized noise'."""
+    if row.region == 1 and row.verdict == MEMORIZED:
+        return f"; its row says '{MEMORIZED}' ({row.verdict_why}): the {rule} rule does not rank by verdict"
+    if row.region in (None, 1):
+        return ""
+    return f"; its row says '{row.verdict}' (region {row.region}): the {rule} rule does not rank by region"
+
+
+def pool_decisions(
+    rows: list[Result], rule: str = DEFAULT_RULE, threshold_rule: str = "mean", zeta: float | None = None, acc: float | None = None
+) -> Decisions:
+    """rank's decisions (`rows` are changed): each model's region and verdict, the table's order and the model to
+    ship. Its gates (--fail-on memorized, --candidate) follow from the regions and verdicts."""
+    t = None if len(pool_classes(rows)) > 1 else thresholds(rows, threshold_rule, zeta, acc)
+    choice = choose(rows, rule, t)
+    return Decisions(
+        regions=tuple((r.name, r.region) for r in rows),
+        verdicts=tuple((r.name, r.verdict) for r in rows),
+        order=tuple(r.name for r in choice.ranked),
+        pick=choice.pick.name if choice.pick else None,
+    )

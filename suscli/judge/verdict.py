@@ -1,0 +1,127 @@
+"""The verdict column: which models likely memorized their noisy labels, which the evidence says resisted, and
+which it cannot tell apart.
+
+The paper's regions (suscli.judge.regions) split a pool at its mean susceptibility. On the CIFAR-10N zoo
+(docs/validation.md) that missed moderate memorizers: a few extreme ones pull the mean up, and the missed ones
+were then called "fits, resists noise". Two fixed susceptibility cuts, measured at the default step on the design
+setting, fix both: above MEMORIZED_CUT a model that fits its labels is flagged whatever the pool, and "resists"
+needs the low cut RESISTS_CUT. In a pool with training predictions the label-free estimate of memorization (its
+fit on the labels the pool's consensus contradicts, suscli.judge.noise) is a second signal, free of susceptibility's
+scale: a high fit flags, and "resists" needs a low one. Between them the verdict is "unclear", with the reason.
+The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
+are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from suscli.results import Result
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
+
+MEMORIZED = "likely memorized noise"
+RESISTS = "fits, resists noise"
+RESISTS_ALONE = "resists noise"  # judged without a pool: nothing says whether it fits its labels
+UNCLEAR = "unclear"
+UNDERFIT = "underfit"
+UNDERFIT_SUSCEPTIBLE = "underfit, susceptible"
+
+# Measured on the design setting (human-worst, 60 candidates; docs/validation.md): the least susceptible model that
+# fits >= 40% of its wrong labels reads 0.54, the most susceptible one that does not reads 0.365: the cut is their
+# geometric mean. Models that learned only the clean signal (fit < 20% of the wrong labels) read at most 0.167 and
+# fit at most 0.137 of the labels the consensus contradicts.
+MEMORIZED_CUT = 0.44
+RESISTS_CUT = 0.17
+RESISTS_FITS_CONTRADICTED = 0.14
+# The label-free signal, on the same setting: the memorizers fit at least 42.5% of the labels the pool's consensus
+# contradicts, the others at most 33.5%; the cut is their geometric mean. It needs no common scale of
+# susceptibility, which differs between architectures.
+MEMORIZED_FITS_CONTRADICTED = 0.38
+
+
+@dataclass(frozen=True)
+class Verdict:
+    word: str
+    why: str
+
+
+def calibrated(row: Result) -> bool:
+    """Whether the row was measured at the step the fixed cuts were measured at (rows stored before the step was
+    recorded are not: their verdict is the pool's alone)."""
+    d = row.details if isinstance(row.details, dict) else {}
+    return d.get("lr") == DEFAULT_LR and d.get("batch_size") == DEFAULT_BATCH_SIZE
+
+
+def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
+    """The verdict of one scored row against the pool's thresholds (`zeta` susceptibility, `acc` training accuracy;
+    None without a pool). None when nothing can be said: no pool, no training accuracy and no calibrated cut."""
+    s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
+    if s is None:
+        return None
+    if zeta is None or acc is None or fit is None:
+        return _alone(row, s, fixed)
+    if fit < acc:
+        return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
+    if s > zeta:
+        return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
+    if fixed and s > MEMORIZED_CUT:  # below the pool's threshold, which extreme memorizers pulled up
+        return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
+    if row.fits_contradicted is not None and row.fits_contradicted >= MEMORIZED_FITS_CONTRADICTED:
+        return Verdict(
+            MEMORIZED,
+            f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
+        )
+    doubts = []
+    if fixed and s > RESISTS_CUT:
+        doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
+    if row.fits_contradicted is not None and row.fits_contradicted >= RESISTS_FITS_CONTRADICTED:
+        doubts.append(f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts")
+    if doubts:
+        return Verdict(UNCLEAR, "; ".join(doubts))
+    return Verdict(RESISTS, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
+
+
+def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
+    """No pool to compare with: the fixed cuts alone, and memorizing needs fitting better than chance."""
+    if not fixed:
+        return None
+    if fit_decides_alone(row):
+        if _above_chance(row):
+            return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
+        return Verdict(UNCLEAR if row.train_acc is None else UNDERFIT_SUSCEPTIBLE, _not_fitting(row))
+    if s <= RESISTS_CUT:
+        return Verdict(RESISTS_ALONE, f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step; no pool to judge its fit)")
+    return Verdict(
+        UNCLEAR, f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}, and no pool to compare with"
+    )
+
+
+def fit_decides_alone(row: Result) -> bool:
+    """Whether the verdict of `row` judged alone depends on its training accuracy: only above the fixed cut, where
+    _alone asks whether it fits better than chance (a sample of the training set that settles it must watch it)."""
+    return calibrated(row) and row.susceptibility is not None and row.susceptibility > MEMORIZED_CUT
+
+
+def _above_chance(row: Result) -> bool:
+    """Whether the model fits its training labels better than guessing: memorizing needs fitting. Without training
+    accuracy nothing says so."""
+    classes = row.details.get("num_classes") if isinstance(row.details, dict) else None
+    chance = 1 / classes if isinstance(classes, int) and classes > 0 else 0.0
+    low = row.train_acc_low if row.train_acc_low is not None else row.train_acc
+    return low is not None and low > chance
+
+
+def _not_fitting(row: Result) -> str:
+    s = row.susceptibility
+    if row.train_acc is None:
+        return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but no training accuracy (--train-data) to tell whether it fits its labels"
+    return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but training accuracy {row.train_acc:.3f} is no better than guessing"
+
+
+def assign(rows: list[Result], zeta: float | None, acc: float | None) -> None:
+    """Set `verdict` and `verdict_why` on every scored row."""
+    for r in rows:
+        if not r.ok:
+            continue
+        v = judge(r, zeta, acc)
+        r.verdict, r.verdict_why = (v.word, v.why) if v else (None, None)

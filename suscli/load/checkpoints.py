@@ -1,0 +1,687 @@
+"""Loading and saving checkpoints: the one module that knows file formats.
+
+Loading follows timm's `_helpers.py`: dispatch on the file type, read pickles with `weights_only=True` and
+never fall back to unsafe loading unless the user says they trust the file, unwrap nested and EMA state
+dicts, and strip wrapper prefixes (`module.`, `_orig_mod.`, `model.`) in one place. The architecture for a
+state dict is named separately (suscli.load.arch) and resolved from, highest first: the file itself (TorchScript,
+torch.export, a trusted pickled module), `arch=` (a per-model choice), the sidecar JSON, the safetensors
+metadata, `default_arch=` (the CLI's --arch), then what the training tool recorded (suscli.load.sources: timm's args,
+a Hugging Face config, Lightning's hyper-parameters, torchvision's reference args). Without `trust`, nothing a file
+carries runs: no pickled object beyond plain-data classes allowed by name, no pickle inside a torch.export archive,
+no architecture the file names unless it is a model builder (a file.py spec is one by design; docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib
+import inspect
+import json
+import logging
+import os
+import pickle
+import sys
+import warnings
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from suscli.load import sources
+from suscli.load.arch import build_model, infer_num_classes
+from suscli.errors import InputError
+from suscli.load.exported import ExportedModel
+from suscli.files import MEMORY_MARGIN, available_memory, human_size
+from suscli.load.pickles import refused_callable
+from suscli.load.sources import Folder
+
+METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".th", ".bin", ".ckpt", ".pt2", ".pth.tar")  # .pth.tar: timm's train.py
+_SUFFIX_LIST = ", ".join(CHECKPOINT_SUFFIXES)
+_ARCH_KEYS = ("arch", "arch_kwargs")  # stored with the weights, but they describe the spec, not the model
+
+# Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is,
+# or when asked for (ema=True, --ema).
+_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema", "ema")
+_EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
+_EMA_FIRST = tuple(dict.fromkeys(_EMA_KEYS + _WEIGHT_KEYS))
+# Plain-data classes that training tools save beside the weights (timm's and torchvision's `args`), allowed to the
+# weights_only unpickler by their exact name for the length of one load: their subclasses are other globals and
+# stay refused, and nothing here can run code when rebuilt.
+PLAIN_DATA_GLOBALS = (argparse.Namespace,)
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")  # DataParallel/DDP, torch.compile, Lightning
+_MAX_NESTING = 3  # how deep _find_state_dict looks for nested weights
+_MAX_STACKED = 3  # how many wrapper prefixes _strip_prefixes peels off one key
+_TRUST_FIX = "pass --trust-checkpoint only if you trust where the file came from, or re-save its weights with suscli.save"
+_CORRUPT_FIX = "the file may be truncated or corrupt: save or download it again"
+_FOLDER_FIX = (
+    f"pass a file ending in {_SUFFIX_LIST}, or a Hugging Face model folder (config.json with model.safetensors "
+    "or pytorch_model.bin); suscli rank and track take a folder of checkpoints"
+)
+# Entries of a torch.export archive that torch.export.load unpickles with plain pickle or loads as native code.
+_EXPORT_CODE = {
+    "/data/aotinductor/": "compiled AOTInductor code",
+    "/data/constants/opaque_obj_": "pickled Python objects",
+    "/data/constants/custom_obj_": "pickled TorchScript objects",
+}
+
+# The readers below (torch.load, torch.jit.load, torch.export.load) turn corrupt bytes into almost any exception:
+# fuzzing truncated and bit-flipped files gave RuntimeError, UnpicklingError, EOFError, OSError, KeyError,
+# IndexError, AssertionError, AttributeError, TypeError, UnicodeDecodeError, struct.error and BadZipFile. So each
+# reader call sits alone in a `try` that turns any Exception into an InputError, and suscli's own logic stays
+# outside those blocks, where its bugs still raise.
+
+
+def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str, Any] | None = None, **meta: Any) -> Path:
+    """Write `model`'s state dict as safetensors, with what suscli needs to rebuild it in the metadata.
+
+    `arch` is an architecture spec (`torchvision:resnet18`, `package.module:factory`, `file.py:factory`);
+    `meta` may carry fields suscli reads (num_classes, classes, preset, mean, std, image_size, epoch) and any other
+    JSON-serializable values, which are kept as they are. `classes` (the name of class i at index i) lets training
+    labels given by name be mapped to the model's ids (suscli.data.labels).
+    """
+    path = Path(path)
+    fields = {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(_untie(state), str(tmp), metadata={METADATA_KEY: json.dumps(fields, sort_keys=True)})
+    tmp.replace(path)
+    return path
+
+
+def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (tied weights): store each one on its own."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in state.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        out[k] = v.clone() if ptr in seen else v
+        if ptr != -1:
+            seen.add(ptr)
+    return out
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model and what is known about it."""
+
+    path: Path
+    model: nn.Module  # on CPU, eval() mode
+    arch: str  # the spec used, or "torchscript", "torch.export", "pickled nn.Module"
+    arch_source: str  # "file", "manifest", "sidecar", "metadata" or "--arch"
+    meta: dict[str, Any]  # suscli fields from the sidecar and metadata (sidecar wins), less arch and arch_kwargs
+    sha256: str
+    num_classes: int | None
+    notes: list[str] = field(default_factory=list)  # non-fatal remarks for the report
+
+
+@dataclass
+class _ArchChoice:
+    source: str
+    spec: str
+    kwargs: dict[str, Any]
+    base_dir: Path | None = None  # where a relative file.py spec is looked up first
+    load: Callable[[], nn.Module] | None = None  # builds the model with its weights (a training tool's own loading)
+    refused: InputError | None = None  # why this choice cannot be followed, raised only if it wins
+
+
+_USER_SOURCES = {"manifest": "manifest arch", "--arch": "--arch"}
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict[str, Any] | None = None,
+    num_classes: int | None = None,
+    trust: bool = False,
+    ema: bool = False,
+) -> Checkpoint:
+    """Load any supported checkpoint into a CPU model in eval mode, or raise one InputError that says how to fix it.
+
+    `path` is a file, or a folder that is one checkpoint (Hugging Face). With `ema`, the EMA weights a training
+    checkpoint holds beside the plain ones are used (timm's `state_dict_ema`, torchvision's `model_ema`).
+    """
+    path = Path(path)
+    folder = sources.checkpoint_folder(path) if path.is_dir() else None
+    _check_path(path, folder)
+    stored = _stored_fields(path)
+    meta = {k: v for _, fields in reversed(stored) for k, v in fields.items() if k not in _ARCH_KEYS}
+    if named := next((source for source, fields in stored if "classes" in fields), None):
+        meta["classes_source"] = f"its suscli {named}"  # over a training tool's, as its classes are
+    if folder is not None:
+        contents, kind = None, None
+        for file in folder.weights:  # a pickle a tool would unpickle is read by suscli's safe reader first
+            if checkpoint_suffix(file) != ".safetensors":
+                _torch_load(file, trust)
+    else:
+        contents, kind = _read(path, trust)
+    if isinstance(contents, Mapping) and isinstance(contents.get("epoch"), int):
+        meta.setdefault("epoch", contents["epoch"])  # training checkpoints (Lightning, timm) record it beside the weights
+    found = sources.recognize(path, contents) if not isinstance(contents, nn.Module) else None
+
+    choices = [
+        _ArchChoice(source, fields["arch"], fields.get("arch_kwargs") or {}, base_dir=path.parent)
+        for source, fields in stored
+        if fields.get("arch")
+    ]
+    if arch:
+        choices.insert(0, _ArchChoice("manifest", arch, arch_kwargs or {}))
+    if default_arch:
+        choices.append(_ArchChoice("--arch", default_arch, default_arch_kwargs or {}))
+    if found is not None and found.arch is not None:
+        a = found.arch
+        choices.append(_ArchChoice(a.source, a.spec, a.kwargs, load=a.load, refused=a.refused))
+
+    if isinstance(contents, nn.Module):
+        kind = kind or "pickled nn.Module"
+        notes = _ignored_choices(_ArchChoice("file", kind, {}), choices) + _to_eval(contents, kind)
+        classes = num_classes or meta.get("num_classes") or infer_num_classes(contents.state_dict())
+        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes)
+
+    if not choices:
+        _weights(path, contents, folder, trust, ema)  # a file without weights says so first
+        raise InputError(
+            f"{path}: a state dict holds no architecture",
+            fix="pass --arch torchvision:NAME | timm:NAME | module:factory | file.py:factory, or save with suscli.save",
+        )
+    winner = choices[0]
+    if winner.refused is not None:
+        raise InputError(f"{path}: {winner.refused.message}", fix=winner.refused.fix)
+    if winner.source not in _USER_SOURCES and winner.load is None and not trust and winner.spec not in (arch, default_arch):
+        _vet_stored_arch(path, winner)  # a spec the file names; a layout's own loader (`load`) is suscli's code
+    notes = _ignored_choices(winner, choices) + (found.notes if found else [])
+    if found is not None:
+        meta = {**found.meta, **meta}  # suscli's own fields (sidecar, metadata) over what the tool recorded
+    if winner.load is not None:
+        try:
+            model = winner.load()
+        except InputError as e:
+            raise InputError(f"{path}: {e.message}", fix=e.fix) from e
+        if ema:
+            notes.append(f"--ema: {found.tool if found else 'this'} checkpoint holds no EMA weights; its plain weights were used")
+        classes = num_classes or meta.get("num_classes") or infer_num_classes(model.state_dict())
+    else:
+        state, where = _weights(path, contents, folder, trust, ema)
+        notes += _ema_notes(where, ema)
+        inferred = None
+        if num_classes is None and meta.get("num_classes") is None:
+            inferred = infer_num_classes(state)
+        classes = num_classes or meta.get("num_classes") or inferred
+        try:
+            model = build_model(winner.spec, winner.kwargs, num_classes=classes, base_dir=winner.base_dir)
+        except InputError as e:
+            raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
+        notes += _load_weights(path, winner.spec, model, state, inferred, found.prefixes if found else ())
+    meta = {**sources.arch_defaults(winner.spec, model), **meta}
+    model.eval()
+    return Checkpoint(path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes)
+
+
+def _weights(
+    path: Path, contents: object, folder: Folder | None, trust: bool, ema: bool
+) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """The state dict of a file, or of a folder's weight files read together, and the keys it was nested under."""
+    if folder is not None:
+        contents = {}
+        for file in folder.weights:
+            part, _ = _read(file, trust)
+            found = _find_state_dict(part, ema)
+            if found is None:
+                raise InputError(f"{file}: holds no state dict (found {_describe(part)})", fix=_CORRUPT_FIX)
+            contents.update(found[0])
+    found = _find_state_dict(contents, ema)
+    if found is None:
+        raise InputError(
+            f"{path}: holds no state dict (found {_describe(contents)})",
+            fix="expected a mapping of names to tensors, at the top or under 'state_dict', 'model', 'model_state_dict' or 'net'",
+        )
+    return found
+
+
+def _ema_notes(where: tuple[str, ...], ema: bool) -> list[str]:
+    """Which weights were used, when they are not the plain ones or when EMA weights were asked for."""
+    if any(k in _EMA_KEYS for k in where):
+        why = "--ema" if ema else "the file holds no plain model weights"
+        return [f"using EMA weights from {'/'.join(where)!r}: {why}"]
+    return ["--ema: the file holds no EMA weights; its plain weights were used"] if ema else []
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """suscli's fields (arch, arch_kwargs, num_classes, preset, ...) from the sidecar and safetensors header, without
+    reading any tensor; the sidecar wins where both have a field. {} when neither has any."""
+    return {k: v for _, fields in reversed(_stored_fields(Path(path))) for k, v in fields.items()}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the file, read in chunks so large checkpoints do not sit in memory twice. A checkpoint folder
+    hashes the names and hashes of the files that decide its model (not a Trainer's optimizer state beside them)."""
+    path = Path(path)
+    if path.is_dir():
+        folder = sources.checkpoint_folder(path)
+        if folder is None:
+            raise InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
+        lines = "".join(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\n" for f in sorted(folder.files))
+        return hashlib.sha256(lines.encode()).hexdigest()
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_suffix(path: str | Path) -> str | None:
+    """The checkpoint type a file name ends in (".pth.tar" for timm's `last.pth.tar`), or None."""
+    name = Path(path).name.lower()
+    return next((s for s in sorted(CHECKPOINT_SUFFIXES, key=len, reverse=True) if name.endswith(s)), None)
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """`<dir>/<stem>.suscli.json` (model.pt -> model.suscli.json): suscli's fields for formats without metadata."""
+    path = Path(path)
+    return path.with_name(path.stem + ".suscli.json")
+
+
+def _check_path(path: Path, folder: Folder | None) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file", fix="check the path")
+    if path.is_dir():
+        if folder is None:
+            raise InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
+        size = sum(f.stat().st_size for f in folder.weights)
+    else:
+        if checkpoint_suffix(path) is None:
+            suffix = path.suffix or "(no suffix)"
+            raise InputError(f"{path}: unknown checkpoint type {suffix!r}", fix=f"expected one of {_SUFFIX_LIST}")
+        size = path.stat().st_size
+        if size == 0:
+            raise InputError(f"{path}: file is empty", fix=_CORRUPT_FIX)
+    free = available_memory()
+    if free is not None and MEMORY_MARGIN * size > free:
+        raise InputError(
+            f"{path}: loading this {human_size(size)} checkpoint takes about {human_size(MEMORY_MARGIN * size)} of memory "
+            f"(the tensors read and the model they fill) but {human_size(free)} is available; refused rather than swapping",
+            fix="free memory or run on a machine with more",
+        )
+
+
+def _stored_fields(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """suscli's fields per source, highest precedence first; sources without fields are left out."""
+    found = []
+    side = sidecar_path(path)
+    if side.is_file():
+        try:
+            text = side.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{side}: cannot be read ({e})", fix="fix or delete the sidecar file") from e
+        found.append(("sidecar", _parse_fields(text, f"{side}", "fix or delete the sidecar file")))
+    if path.is_file() and path.suffix.lower() == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                header = f.metadata() or {}  # None when the file was written without metadata
+        except (SafetensorError, OSError) as e:
+            raise _unreadable_safetensors(path, e) from e
+        if METADATA_KEY in header:
+            where = f"{path}: metadata {METADATA_KEY!r}"
+            found.append(("metadata", _parse_fields(header[METADATA_KEY], where, "re-save it with suscli.save")))
+    return [(source, fields) for source, fields in found if fields]
+
+
+def _parse_fields(text: str, where: str, fix: str) -> dict[str, Any]:
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where} is not valid JSON ({e})", fix=fix) from e
+    if not isinstance(fields, dict):
+        raise InputError(f"{where} is not a JSON object", fix=fix)
+    if not isinstance(fields.get("arch", ""), str) or not isinstance(fields.get("arch_kwargs", {}), dict):
+        raise InputError(f"{where}: 'arch' must be a string and 'arch_kwargs' an object", fix=fix)
+    return fields
+
+
+def _read(path: Path, trust: bool) -> tuple[object, str | None]:
+    """The file's contents, and "torchscript" or "torch.export" for those archives (None otherwise)."""
+    if path.suffix.lower() == ".safetensors":
+        try:
+            return load_file(str(path), device="cpu"), None
+        except (SafetensorError, OSError) as e:
+            raise _unreadable_safetensors(path, e) from e
+    names = _zip_names(path)
+    kind = _archive_kind(names)
+    if kind == "torchscript":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files are still around
+                return torch.jit.load(str(path), map_location="cpu"), kind
+        except Exception as e:  # corrupt bytes: see the note on readers at the top
+            raise InputError(f"{path}: not a readable TorchScript archive ({_reason(e)})", fix=_CORRUPT_FIX) from e
+    if kind == "torch.export":
+        risky = next(((what, n) for n in names for part, what in _EXPORT_CODE.items() if part in "/" + n), None)
+        if risky and not trust:
+            raise InputError(
+                f"{path}: torch.export archive holds {risky[0]} ({risky[1]}), which can run code when loaded; refused", fix=_TRUST_FIX
+            )
+        try:
+            with open(path, "rb") as f, _export_guard(trust):  # a file object: torch.export.load insists on a .pt2 name otherwise
+                graph = torch.export.load(f).module()
+        except Exception as e:  # corrupt bytes, or an AOTInductor package rather than an exported program
+            if refused := refused_callable(e):
+                raise InputError(_refusal(path, "torch.export archive ", refused), fix=_TRUST_FIX) from e
+            raise InputError(
+                f"{path}: not a loadable torch.export archive ({_reason(e)})", fix="re-export it with torch.export.save"
+            ) from e
+        return ExportedModel(graph, path), kind
+    return _torch_load(path, trust), None
+
+
+def _zip_names(path: Path) -> list[str]:
+    """Entries of a zip archive; none for a legacy torch.save file or a damaged zip (torch.load reports which)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # ValueError: undecodable names in a damaged zip
+        return []
+
+
+def _archive_kind(names: list[str]) -> str | None:
+    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries."""
+    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("/archive_format") for n in names):
+        return "torch.export"
+    return None
+
+
+@contextlib.contextmanager
+def _export_guard(trust: bool) -> Iterator[None]:
+    """torch.export.load falls back to unpickling with weights_only=False (sample inputs, pickled tensors, older
+    layouts): torch's TORCH_FORCE_WEIGHTS_ONLY_LOAD makes every torch.load inside it safe unless the user trusts the
+    file. Its logs and warnings (a traceback among them) are muted: the failure becomes one InputError line."""
+    saved = {k: os.environ.get(k) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
+    levels = [log.level for log in loggers]
+    if not trust:
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+        os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    for log in loggers:
+        log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _plain_data() -> contextlib.AbstractContextManager:
+    """PLAIN_DATA_GLOBALS allowed to torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
+    allow = getattr(torch.serialization, "safe_globals", None)
+    return allow(list(PLAIN_DATA_GLOBALS)) if allow else contextlib.nullcontext()
+
+
+def _torch_load(path: Path, trust: bool) -> object:
+    try:
+        with warnings.catch_warnings(), _plain_data():  # torch warns on stderr about odd pickles; a failure is reported below
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        with _plain_data():  # a global this load allowed is not the one that refused it
+            refused = refused_callable(e, path)
+        if refused is None:
+            raise InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX) from e
+        if not trust:
+            raise InputError(_refusal(path, "", refused), fix=_TRUST_FIX) from e
+    except Exception as e:  # corrupt bytes: see the note on readers at the top
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX) from e
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for this file
+    except Exception as e:  # arbitrary unpickling code ran and failed, e.g. the model's class is not importable here
+        raise InputError(
+            f"{path}: could not be unpickled even with --trust-checkpoint ({_reason(e)})",
+            fix="make the module that defines the model importable, or re-save its weights with suscli.save",
+        ) from e
+    return contents
+
+
+def _find_state_dict(contents: object, ema: bool = False, depth: int = 0) -> tuple[dict[str, torch.Tensor], tuple[str, ...]] | None:
+    """The weights and the keys they were nested under: a mapping of names to tensors, found by trying
+    `_WEIGHT_KEYS` in order (EMA keys first with `ema`) at each level down to `_MAX_NESTING` levels."""
+    if not isinstance(contents, Mapping) or not contents:
+        return None
+    if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in contents.items()):
+        return _keep_metadata(dict(contents), contents), ()
+    if depth == _MAX_NESTING:
+        return None
+    for key in _EMA_FIRST if ema else _WEIGHT_KEYS:
+        found = _find_state_dict(contents.get(key), ema, depth + 1)
+        if found is not None:
+            return found[0], (key, *found[1])
+    return None
+
+
+def _keep_metadata(state: dict[str, torch.Tensor], source: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
+    """`state` with the `_metadata` torch.save kept on `source` (module versions, which decide how a module loads
+    its keys: BatchNorm before version 2 had no num_batches_tracked), its module paths relative to `prefix`."""
+    metadata = getattr(source, "_metadata", None)
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) and isinstance(v, Mapping) for k, v in metadata.items()):
+        return state  # absent, or not what torch writes: modules then load as files without it (version unknown)
+    module = prefix[:-1]
+    kept = {k[len(prefix) :]: v for k, v in metadata.items() if not prefix or k == module or k.startswith(prefix)}
+    out: OrderedDict[str, torch.Tensor] = OrderedDict(state)
+    out._metadata = kept  # type: ignore[attr-defined]  # where torch's own state_dict() keeps it
+    return out
+
+
+def _strip_prefixes(
+    state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str, ...] = ()
+) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """Strip wrapper prefixes, possibly stacked (`module._orig_mod.`), when that brings the keys closer to `wanted`.
+
+    Keys outside a stripped prefix are dropped (a Lightning module may hold more than its `model.`), which is
+    safe only because the model's own strict loading must then accept the result. `extra` adds prefixes a
+    layout knows of (a LightningModule's attribute names). The candidate closest to `wanted` is returned, so a
+    key-mismatch message shows the most useful difference.
+    """
+    best, best_chain, best_diff = state, (), len(set(state) ^ wanted)
+    frontier: list[tuple[dict[str, torch.Tensor], tuple[str, ...]]] = [(state, ())]
+    prefixes = _WRAPPER_PREFIXES + tuple(p for p in extra if p not in _WRAPPER_PREFIXES)
+    for _ in range(_MAX_STACKED):
+        if best_diff == 0:
+            break
+        next_frontier = []
+        for candidate, chain in frontier:
+            for prefix in prefixes:
+                stripped = {k[len(prefix) :]: v for k, v in candidate.items() if k.startswith(prefix)}
+                if not stripped:
+                    continue
+                stripped = _keep_metadata(stripped, candidate, prefix)
+                diff = len(set(stripped) ^ wanted)
+                if diff < best_diff:
+                    best, best_chain, best_diff = stripped, (*chain, prefix), diff
+                next_frontier.append((stripped, (*chain, prefix)))
+        frontier = next_frontier
+    return best, best_chain
+
+
+def _load_weights(
+    path: Path, spec: str, model: nn.Module, state: dict[str, torch.Tensor], inferred: int | None, prefixes: tuple[str, ...] = ()
+) -> list[str]:
+    """Load `state` into `model` as the model's own strict `load_state_dict` would (BatchNorm fills in the
+    num_batches_tracked that files saved before PyTorch 0.4.1 lack), saying exactly which keys or shapes do not fit.
+
+    The tensors whose shapes fit are loaded with strict=False, which reports the keys torch would refuse; only
+    those, and shapes that differ, are errors. On an error the half-loaded model is dropped with the exception.
+    """
+    own = model.state_dict()
+    given = len(state)
+    state, chain = _strip_prefixes(state, set(own), prefixes)
+    after = f" after stripping {' + '.join(map(repr, chain))}" if chain else ""
+    fix = "pass the architecture and --arch-kwargs the checkpoint was trained with"
+    wrong = {k for k, v in state.items() if k in own and v.shape != own[k].shape}
+    try:
+        result = model.load_state_dict(_keep_metadata({k: v for k, v in state.items() if k not in wrong}, state), strict=False)
+    except RuntimeError as e:  # what the shape check cannot see, e.g. a dtype that cannot be copied
+        raise InputError(f"{path}: weights do not load into {spec} ({_first_line(e)})", fix=fix) from e
+    refused_missing, refused_unexpected = set(result.missing_keys) - wrong, set(result.unexpected_keys)
+    missing = [k for k in own if k in refused_missing]
+    unexpected = [k for k in state if k in refused_unexpected]
+    if missing or unexpected:
+        raise InputError(
+            f"{path}: weights do not fit {spec}{after}: {len(missing)} missing keys{_few(missing)}, "
+            f"{len(unexpected)} unexpected keys{_few(unexpected)}",
+            fix=fix,
+        )
+    if wrong:
+        shapes = [f"{k}: checkpoint {_shape(state[k])} vs model {_shape(v)}" for k, v in own.items() if k in wrong]
+        if inferred is not None:
+            fix += f"; num_classes={inferred} was inferred from the weights: set num_classes in --arch-kwargs if wrong"
+        raise InputError(f"{path}: weights do not fit {spec}{after}: {len(wrong)} tensors differ in shape{_few(shapes)}", fix=fix)
+    if not chain:
+        return []
+    dropped = f", ignored {given - len(state)} keys outside it" if given > len(state) else ""
+    return [f"stripped prefix {' + '.join(map(repr, chain))}{dropped}"]
+
+
+def _vet_stored_arch(path: Path, choice: _ArchChoice) -> None:
+    """An architecture named by the file itself was chosen by whoever made the file, and building it calls code:
+    `subprocess:run` with `{"args": [...]}` as arch_kwargs would run any command. Without --trust-checkpoint (or
+    --arch/a manifest naming the same spec) it is followed only to a model builder: torchvision's registry or a
+    callable outside the standard library that is an nn.Module class or a function declared to return one. A
+    `file.py` it names is refused: importing the file runs it, and it may have arrived with the checkpoint."""
+    module_name, _, name = choice.spec.rpartition(":")
+    if module_name in ("", "torchvision", "timm"):
+        return  # registries of model builders; "": build_model says what a spec looks like
+    if module_name.endswith(".py"):
+        raise InputError(
+            f"{path}: its {choice.source} names the Python file architecture {choice.spec!r}; importing "
+            "that file runs it, and a file that came with the checkpoint may do anything, so it is refused",
+            fix=f"pass --arch {choice.spec} if you trust that file, or --trust-checkpoint if you trust where the checkpoint came from",
+        )
+    refused = InputError(
+        f"{path}: its {choice.source} names the architecture {choice.spec!r}, which is not a model class or a function "
+        "declared to return one; building it could run any code the file's author chose, so it is refused",
+        fix=f"pass --arch {choice.spec} if you trust that code, or --trust-checkpoint if you trust where the file came from",
+    )
+    parts = module_name.split(".")
+    if parts[0] in sys.stdlib_module_names or "__main__" in parts:
+        raise refused  # importing some standard modules acts (antigravity, this); none of them builds a model
+    try:
+        factory = getattr(importlib.import_module(module_name), name, None)
+    except Exception:  # build_model names the import failure and its fix
+        return
+    if inspect.isclass(factory):
+        if not issubclass(factory, nn.Module):
+            raise refused
+        return
+    try:
+        returned = get_type_hints(factory).get("return") if inspect.isfunction(factory) else None
+    except Exception:  # an annotation that cannot be resolved says nothing
+        returned = None
+    if not (inspect.isclass(returned) and issubclass(returned, nn.Module)):
+        raise refused
+
+
+def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> list[str]:
+    """Say when a user's choice (arch= or --arch) lost to a higher source that names a different architecture, and
+    when the user's choice overrode what the training tool recorded (the user wins, the report says so)."""
+    said = f"the file holds a {winner.spec} model" if winner.source == "file" else f"{winner.source} says {winner.spec}"
+    notes = [
+        f"{_USER_SOURCES[c.source]} {c.spec} ignored: {said}"
+        for c in choices
+        if c.source in _USER_SOURCES and c is not winner and c.spec != winner.spec
+    ]
+    if winner.source in _USER_SOURCES:
+        notes += [
+            f"{_USER_SOURCES[winner.source]} {winner.spec} used: the {c.source} says {c.spec}"
+            for c in choices
+            if c.source not in (*_USER_SOURCES, "sidecar", "metadata") and c.spec != winner.spec
+        ]
+    return notes
+
+
+def _to_eval(model: nn.Module, kind: str) -> list[str]:
+    model.eval()  # an ExportedModel switches its graph's batch norms (suscli.load.exported)
+    return []
+
+
+def _describe(contents: object) -> str:
+    if isinstance(contents, Mapping):
+        if not contents:
+            return "an empty dict"
+        keys = ", ".join(map(repr, list(contents)[:5])) + (", ..." if len(contents) > 5 else "")
+        return f"a {type(contents).__name__} with keys {keys}"
+    return f"a {type(contents).__name__}"
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    if not items:
+        return ""
+    return f" ({', '.join(items[:n])}{', ...' if len(items) > n else ''})"
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "x".join(map(str, t.shape)) if t.ndim else "scalar"
+
+
+def _unreadable_safetensors(path: Path, e: Exception) -> InputError:
+    """A .safetensors file safetensors cannot read: a torch file or a pickle under that name is said to be one, not
+    called damaged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        head = b""
+    kind = (
+        "a zip archive (torch.save's format)" if head == b"PK" else "a pickle (torch.save's legacy format)" if head[:1] == b"\x80" else None
+    )
+    if kind:
+        return InputError(
+            f"{path}: is {kind}, not a safetensors file",
+            fix="rename it to .pt, which suscli reads with weights-only loading, or save it with suscli.save",
+        )
+    return InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX)
+
+
+def _refusal(path: Path, what: str, callable_name: str) -> str:
+    """A pickle refused for what it imports, called that: nothing about it is damaged, and nothing in it ran."""
+    return (
+        f"{path}: {what}holds pickled Python objects: it imports {callable_name}, a callable that weights-only loading "
+        "does not allow, since unpickling would call it; refused, nothing in the file was run"
+    )
+
+
+def _reason(e: BaseException) -> str:
+    """The informative line of a reader's exception; torch wraps weights-only failures in paragraphs of advice."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    elif text.startswith("Weights only load failed"):
+        text = "\n".join(line for line in text.splitlines()[1:] if not line.startswith("Check the documentation"))
+    return f"{type(e).__name__}: {_first_line(text)}"
+
+
+def _first_line(e: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line, cut at a word (never mid-word) when longer than `limit`."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."

@@ -1,0 +1,46 @@
+"""Checkpoints as training tools write them: one layout per ecosystem, asked in a fixed order by the loader.
+
+suscli.load.checkpoints reads every file safely and then asks these layouts, most specific first, what the tool
+recorded beside the weights; a file no layout claims is read the native way (suscli's own metadata, a plain or
+nested state dict). Adding an ecosystem is one new module with a LAYOUT, listed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from suscli.load.sources import huggingface, lightning, timm, torchvision_references
+from suscli.load.sources.interface import Arch, Folder, Found, Layout
+
+# A timm or torchvision-references file is also a dict of weights and more; Lightning's is told by its version key.
+LAYOUTS: tuple[Layout, ...] = (huggingface.LAYOUT, timm.LAYOUT, torchvision_references.LAYOUT, lightning.LAYOUT)
+
+__all__ = ["LAYOUTS", "Arch", "Folder", "Found", "Layout", "arch_defaults", "checkpoint_folder", "recognize"]
+
+
+def checkpoint_folder(path: Path) -> Folder | None:
+    """The folder as one checkpoint, if a layout claims it (a Hugging Face model folder); None otherwise."""
+    for layout in LAYOUTS:
+        if layout.folder is not None and (found := layout.folder(path)) is not None:
+            return found
+    return None
+
+
+def recognize(path: Path, contents: object) -> Found | None:
+    """What the first layout that claims the file (or the folder, with `contents` None) says about it."""
+    for layout in LAYOUTS:
+        if (found := layout.recognize(path, contents)) is not None:
+            return found
+    return None
+
+
+def arch_defaults(spec: str, model: nn.Module) -> dict[str, Any]:
+    """Preprocessing the architecture itself implies (timm's data config), below anything a file or the user says."""
+    out: dict[str, Any] = {}
+    for layout in LAYOUTS:
+        if layout.defaults is not None:
+            out = {**layout.defaults(spec, model), **out}
+    return out

@@ -1,0 +1,188 @@
+"""Hugging Face transformers: a folder that `save_pretrained` or a Trainer wrote (`checkpoint-N/` inside its
+output_dir) is one checkpoint: `config.json`, the weights (`model.safetensors`, sharded safetensors with their
+index, or `pytorch_model.bin`), `preprocessor_config.json` and, from a Trainer, `trainer_state.json`.
+
+The model is `AutoModelForImageClassification.from_pretrained(folder)`: offline, and never with remote code (a
+config that maps its model to code of its own, `auto_map`, or names a model type transformers does not define is
+refused). transformers loads the weights itself, since its files and its modules may name them differently.
+Classes come from `id2label`, preprocessing from preprocessor_config.json, the epoch from trainer_state.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from torch import nn
+
+from suscli.errors import InputError, first_line
+from suscli.extras import require
+from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, whole
+
+# Weight files in the order transformers prefers them: single file, then its sharded form.
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_INFO = ("preprocessor_config.json", "trainer_state.json")
+_NO_REMOTE_CODE = "pass --arch with a local implementation of that model"
+
+
+def folder(path: Path) -> Folder | None:
+    if not (path / "config.json").is_file():
+        return None
+    name = next((n for n in _WEIGHTS if (path / n).is_file()), None)
+    if name is None:
+        return None
+    weights = _shards(path / name) if name.endswith(".index.json") else [path / name]
+    files = [path / "config.json", *weights, *(path / n for n in _INFO if (path / n).is_file())]
+    return Folder(path, weights, files, _epoch(path / "trainer_state.json"))
+
+
+def recognize(path: Path, contents: object) -> Found | None:
+    if contents is not None or not path.is_dir() or folder(path) is None:
+        return None
+    config = _json(path / "config.json")
+    found = Found("Hugging Face transformers")
+    labels = config.get("id2label")
+    if isinstance(labels, dict) and labels and set(labels) == {str(i) for i in range(len(labels))}:
+        found.meta["classes"] = [str(labels[str(i)]) for i in range(len(labels))]
+        found.meta["num_classes"] = len(labels)
+        found.meta["classes_source"] = "config.json's id2label"
+    found.meta.update(_preprocessing(path / "preprocessor_config.json", found.notes))
+    epoch = _epoch(path / "trainer_state.json")
+    if epoch is not None:
+        found.meta["epoch"] = epoch
+    names = config.get("architectures")
+    name = names[0] if isinstance(names, list) and names and isinstance(names[0], str) else str(config.get("model_type"))
+    refused = None
+    if "auto_map" in config:
+        refused = InputError(
+            "its config.json maps the model to code of its own (auto_map), which would run on loading; "
+            "suscli never runs code a checkpoint brings",
+            fix=_NO_REMOTE_CODE,
+        )
+    found.arch = Arch(f"transformers:{name}", "config.json", load=functools.partial(_load, path, config), refused=refused)
+    return found
+
+
+def _load(path: Path, config: dict[str, Any]) -> nn.Module:
+    """AutoModelForImageClassification from the folder, offline; any weight it had to leave unfilled is an error."""
+    transformers = require("transformers", "hf", "a Hugging Face checkpoint")
+    from transformers import CONFIG_MAPPING, AutoModelForImageClassification
+
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        raise InputError(
+            f"its config.json names the model type {model_type!r}, which transformers {transformers.__version__} "
+            "does not define; its code would have to come with the checkpoint, and suscli never runs such code",
+            fix=f"upgrade transformers if it is a newer model type, or {_NO_REMOTE_CODE}",
+        )
+    with _quiet(transformers):
+        try:
+            model, info = AutoModelForImageClassification.from_pretrained(
+                path, local_files_only=True, trust_remote_code=False, output_loading_info=True
+            )
+        except Exception as e:  # transformers' own refusal: a config without an image classifier, shapes that differ, ...
+            raise InputError(
+                f"transformers cannot load it as an image classifier ({type(e).__name__}: {first_line(e)})",
+                fix="check that config.json and the weights belong together",
+            ) from e
+    unfilled = {k: v for k in ("missing_keys", "mismatched_keys", "unexpected_keys") if (v := list(info.get(k) or []))}
+    if unfilled:
+        described = ", ".join(
+            f"{len(v)} {k.replace('_', ' ')} ({', '.join(map(str, v[:3]))}{', ...' if len(v) > 3 else ''})" for k, v in unfilled.items()
+        )
+        raise InputError(
+            f"weights do not fit {type(model).__name__}: {described}", fix="check that config.json and the weights belong together"
+        )
+    return model.float().eval()
+
+
+@contextlib.contextmanager
+def _quiet(transformers: ModuleType) -> Iterator[None]:
+    """transformers logs and draws progress bars on stderr; suscli reports a failure in one line of its own."""
+    logging = transformers.utils.logging
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def _shards(index: Path) -> list[Path]:
+    """The shard files an index names, each a file in the same folder (never a path leading elsewhere)."""
+    weight_map = _json(index).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise InputError(f"{index}: has no weight_map", fix="save the model again with save_pretrained")
+    names = list(dict.fromkeys(map(str, weight_map.values())))
+    outside = [n for n in names if Path(n).name != n or n in ("", ".", "..")]
+    if outside:
+        raise InputError(
+            f"{index}: names shard {outside[0]!r}, which is not a file in its folder", fix="save the model again with save_pretrained"
+        )
+    missing = [n for n in names if not (index.parent / n).is_file()]
+    if missing:
+        raise InputError(f"{index}: shard {missing[0]} is missing", fix="copy every shard the index names")
+    return [index.parent / n for n in names]
+
+
+def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
+    """suscli's fields from an image processor's config: mean/std when it normalizes, the input size and crop
+    (`size` {height, width}; `shortest_edge` with `crop_size`, or with ConvNeXt's `crop_pct`)."""
+    if not file.is_file():
+        return {}
+    cfg = _json(file)
+    out: dict[str, Any] = {}
+    if cfg.get("do_normalize", True) is False:
+        out["mean"], out["std"] = [0.0], [1.0]
+    elif numbers(cfg.get("image_mean")) and numbers(cfg.get("image_std")):
+        out["mean"], out["std"] = numbers(cfg["image_mean"]), numbers(cfg["image_std"])
+    factor = cfg.get("rescale_factor", 1 / 255)
+    if cfg.get("do_rescale", True) is False or not isinstance(factor, float) or abs(factor * 255 - 1) > 1e-6:
+        notes.append("preprocessor_config.json does not scale pixels by 1/255; suscli does")
+    size = cfg.get("size")
+    crop = cfg.get("crop_size") if cfg.get("do_center_crop", True) else None
+    shortest = whole(size) or (whole(size.get("shortest_edge")) if isinstance(size, dict) else None)
+    if isinstance(size, dict) and whole(size.get("height")) and size.get("height") == size.get("width"):
+        out["image_size"] = size["height"]
+    elif shortest and isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width"):
+        out["image_size"], out["crop_pct"] = crop["height"], min(1.0, crop["height"] / shortest)
+    elif shortest:
+        out["image_size"] = shortest
+        if isinstance(cfg.get("crop_pct"), float) and 0 < cfg["crop_pct"] <= 1 and shortest < 384:  # ConvNeXt's rule
+            out["crop_pct"] = cfg["crop_pct"]
+    elif size is not None:
+        notes.append(f"preprocessor_config.json's size {size} is not square: pass --image-size")
+    return out
+
+
+def _epoch(file: Path) -> int | None:
+    """The Trainer's epoch count when it saved, if it is whole (checkpoints saved mid-epoch have none)."""
+    try:
+        epoch = json.loads(file.read_text(encoding="utf-8")).get("epoch")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return int(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and float(epoch).is_integer() else None
+
+
+def _json(file: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{file}: cannot be read as JSON ({first_line(e)})", fix="save the model again with save_pretrained") from e
+    if not isinstance(value, dict):
+        raise InputError(f"{file}: is not a JSON object", fix="save the model again with save_pretrained")
+    return value
+
+
+LAYOUT = Layout("Hugging Face transformers", recognize, folder=folder)

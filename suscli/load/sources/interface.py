@@ -1,0 +1,91 @@
+"""What a layout answers about a checkpoint written by a training tool: the interface every adapter implements.
+
+A layout looks at a file's contents (or at a folder) and says "not mine" (None) or what the tool recorded beside
+the weights: the architecture, the preprocessing, the epoch. The loader (suscli.load.checkpoints) stays the one door:
+it reads the file safely, asks the layouts in order, and builds and fills the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from suscli.errors import InputError
+
+
+@dataclass
+class Arch:
+    """An architecture a training tool recorded, as a suscli spec (suscli.load.arch) built and filled by the loader,
+    or with `load`, a function that builds the model and loads its weights the tool's own way (transformers renames
+    keys between its file and module layouts)."""
+
+    spec: str  # shown in reports; built with suscli.load.arch.build_model unless `load` is set
+    source: str  # where it was read, e.g. "timm checkpoint", "config.json"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    load: Callable[[], nn.Module] | None = None
+    refused: InputError | None = None  # raised only if this architecture would be used (the user's --arch wins first)
+
+
+@dataclass
+class Found:
+    """What a file written by a training tool says about the model in it, beyond the weights."""
+
+    tool: str  # "timm", "Hugging Face transformers", "Lightning", "torchvision references"
+    arch: Arch | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # suscli's fields: num_classes, mean, std, image_size, crop_pct, epoch, classes
+    prefixes: tuple[str, ...] = ()  # attribute prefixes the weights may carry (a LightningModule's `net.`)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Folder:
+    """A folder that is one checkpoint (a Hugging Face `save_pretrained` or Trainer `checkpoint-N/` folder)."""
+
+    path: Path
+    weights: list[Path]  # the files that hold the weights, read together as one state dict
+    files: list[Path]  # every file that decides the model: its identity (sha256) is theirs
+    epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One ecosystem's checkpoints: `recognize` reads a loaded file (contents None for a folder it claimed),
+    `folder` claims folders that are one checkpoint, `defaults` gives the preprocessing an architecture implies."""
+
+    name: str
+    recognize: Callable[[Path, object], Found | None]
+    folder: Callable[[Path], Folder | None] | None = None
+    defaults: Callable[[str, nn.Module], dict[str, Any]] | None = None
+
+
+def recorded_args(value: object) -> dict[str, Any] | None:
+    """A training script's recorded arguments as a dict: an argparse.Namespace (timm's and torchvision's `args`)
+    or a mapping (args.yaml); None for anything else."""
+    if isinstance(value, argparse.Namespace):
+        return vars(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return None
+
+
+def numbers(value: object) -> list[float] | None:
+    """`value` as a list of 1 or 3 numbers (a mean or std), or None."""
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) in (1, 3)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        return [float(v) for v in value]
+    return None
+
+
+def whole(value: object) -> int | None:
+    """`value` as a positive int (a size, a class count), or None; True and 3.5 are not."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None

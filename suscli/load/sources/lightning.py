@@ -1,0 +1,76 @@
+"""Lightning: the `.ckpt` files a `Trainer.fit` writes with ModelCheckpoint (`epoch=N-step=M.ckpt`, `last.ckpt`),
+holding the LightningModule's `state_dict` (the model under its attribute, `model.`, `net.` or the like), `epoch`
+and `hyper_parameters` (what the module's `save_hyperparameters()` recorded).
+
+The hyper-parameters name the architecture when one of `arch`, `architecture`, `model_name`, `backbone` or
+`model` is a string: a suscli spec as it is, or a bare name that exactly one of torchvision's and timm's
+registries defines. Reading these files needs no Lightning: they are torch files of plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+
+from suscli.errors import InputError
+from suscli.load.sources.interface import Arch, Found, Layout, whole
+
+_NAME_KEYS = ("arch", "architecture", "model_name", "backbone", "model")
+_SOURCE = "Lightning checkpoint"
+
+
+def recognize(path: Path, contents: object) -> Found | None:
+    if not isinstance(contents, Mapping) or "pytorch-lightning_version" not in contents:
+        return None
+    state = contents.get("state_dict")
+    keys = [k for k in state if isinstance(k, str) and "." in k] if isinstance(state, Mapping) else []
+    found = Found("Lightning", prefixes=tuple(sorted({k.split(".", 1)[0] + "." for k in keys})))
+    hparams = contents.get("hyper_parameters")
+    if not isinstance(hparams, Mapping):
+        return found
+    name = next((hparams[k].strip() for k in _NAME_KEYS if isinstance(hparams.get(k), str) and hparams[k].strip()), None)
+    if name:
+        found.arch = _arch(name)
+    if whole(hparams.get("num_classes")):
+        found.meta["num_classes"] = hparams["num_classes"]
+    return found
+
+
+def _arch(name: str) -> Arch:
+    """A spec as it is; a bare name resolved in the one registry that has it, or refused (if it would be used)."""
+    if ":" in name:
+        return Arch(name, _SOURCE)
+    import torchvision.models
+
+    timm = _timm()
+    registries = [
+        r
+        for r, has in (("torchvision", name in torchvision.models.list_models()), ("timm", timm is not None and timm.is_model(name)))
+        if has
+    ]
+    if len(registries) == 1:
+        return Arch(f"{registries[0]}:{name}", _SOURCE)
+    if registries:
+        refused = InputError(
+            f"its hyper_parameters name the architecture {name!r}, which both torchvision and timm define",
+            fix=f"pass --arch torchvision:{name} or --arch timm:{name}",
+        )
+    else:
+        missing = "" if timm else " (timm is not installed: pip install 'suscli[timm]')"
+        refused = InputError(
+            f"its hyper_parameters name the architecture {name!r}, which neither torchvision nor timm defines{missing}",
+            fix="pass --arch with the architecture it was trained with",
+        )
+    return Arch(name, _SOURCE, refused=refused)
+
+
+def _timm() -> ModuleType | None:
+    try:
+        import timm
+    except ImportError:
+        return None
+    return timm
+
+
+LAYOUT = Layout("Lightning", recognize)

@@ -1,0 +1,138 @@
+"""timm: the checkpoints its train.py writes through timm.utils.CheckpointSaver (`checkpoint-N.pth.tar`,
+`last.pth.tar`, `model_best.pth.tar`: `state_dict`, `state_dict_ema`, `epoch`, `arch` and the run's `args`, an
+argparse.Namespace) with `args.yaml` beside them, and the preprocessing a `timm:NAME` architecture implies.
+
+The model is rebuilt the way train.py built it (`create_model(args.model, in_chans, num_classes, global_pool,
+bn_eps, **args.model_kwargs)`, never pretrained); drop rates are left out, since they change no weight. The
+preprocessing is timm's data config, `resolve_data_config(args, model=model)`: the run's `input_size`/`img_size`,
+`mean`, `std` and `crop_pct`, else the model's own defaults. Class names come from the run's `--class-map` text
+file (one name per line, line i naming class i), where it can still be found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from suscli.load.sources.interface import Arch, Found, Layout, numbers, recorded_args, whole
+
+
+def recognize(path: Path, contents: object) -> Found | None:
+    if not isinstance(contents, Mapping):
+        return None
+    if isinstance(contents.get("arch"), str) and "state_dict" in contents:  # CheckpointSaver's layout
+        args, source = recorded_args(contents.get("args")), "timm checkpoint"
+        if args is None:
+            args, source = _args_yaml(path.parent), "args.yaml"
+    elif contents and all(isinstance(v, torch.Tensor) for v in contents.values()):  # weights alone (clean_checkpoint.py)
+        args, source = _args_yaml(path.parent), "args.yaml"
+        if not (args and isinstance(args.get("model"), str)):
+            return None
+    else:
+        return None
+    args = args or {}
+    notes: list[str] = []
+    found = Found("timm", meta=data_config(args, notes), notes=notes)
+    name = args.get("model") if isinstance(args.get("model"), str) else contents.get("arch")
+    if isinstance(name, str) and name:
+        found.arch = Arch(f"timm:{name}", source, kwargs=_model_kwargs(args))
+    if whole(args.get("num_classes")):
+        found.meta["num_classes"] = args["num_classes"]
+    found.meta.update(_class_map(args, path.parent))
+    return found
+
+
+MAX_CLASS_MAP = 16 << 20  # bytes: ImageNet-21k's 21,841 names take 0.2 MiB
+
+
+def _class_map(args: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Class names from train.py's `--class-map` file, which timm reads as given, then under the data folder; here
+    also by its name beside the checkpoint. Only a .txt map with one name per class: a .pkl one would have to be
+    unpickled. Where it cannot be read, why (`classes_unread`), for the labels' note (suscli.data.labels)."""
+    name = args.get("class_map")
+    if not isinstance(name, str) or not name:
+        return {}
+    if not name.lower().endswith(".txt"):
+        return {"classes_unread": f"timm's class map {name} is not a .txt file"}
+    data_dir = args.get("data_dir") if isinstance(args.get("data_dir"), str) else ""
+    places = [Path(name)] if Path(name).is_absolute() else [Path(name), Path(data_dir, name)]
+    for place in [*places, folder / Path(name).name]:
+        try:
+            if not place.is_file() or place.stat().st_size > MAX_CLASS_MAP:
+                continue
+            names = [line.strip() for line in place.read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if whole(args.get("num_classes")) not in (None, len(names)):
+            return {"classes_unread": f"timm's class map {place} names {len(names)} classes, the run {args['num_classes']}"}
+        return {"classes": names, "classes_source": f"timm's class map {place}"}
+    return {"classes_unread": f"timm's class map {name} was not found as given, in the data folder or beside the checkpoint"}
+
+
+def _args_yaml(folder: Path) -> dict[str, Any] | None:
+    """train.py's `args.yaml` in the run's folder (yaml.safe_dump of its args), read with yaml.safe_load."""
+    file = folder / "args.yaml"
+    if not file.is_file():
+        return None
+    try:
+        import yaml  # PyYAML comes with timm
+
+        return recorded_args(yaml.safe_load(file.read_text(encoding="utf-8")))
+    except Exception:  # no PyYAML, or not a YAML mapping: this folder's args.yaml is not timm's
+        return None
+
+
+def _model_kwargs(args: dict[str, Any]) -> dict[str, Any]:
+    """The create_model arguments of train.py that shape the weights."""
+    kwargs: dict[str, Any] = {}
+    size = args.get("input_size")
+    in_chans = whole(args.get("in_chans")) or (whole(size[0]) if isinstance(size, (list, tuple)) and size else None)
+    if in_chans:
+        kwargs["in_chans"] = in_chans
+    if whole(args.get("num_classes")):
+        kwargs["num_classes"] = args["num_classes"]
+    if isinstance(args.get("gp"), str):
+        kwargs["global_pool"] = args["gp"]
+    if isinstance(args.get("bn_eps"), float):
+        kwargs["bn_eps"] = args["bn_eps"]
+    if isinstance(args.get("model_kwargs"), Mapping):
+        kwargs.update(args["model_kwargs"])
+    return kwargs
+
+
+def data_config(args: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
+    """suscli's preprocessing fields from a timm data config (resolve_data_config's keys); what it lacks stays unset."""
+    out: dict[str, Any] = {}
+    size = args.get("input_size")
+    if isinstance(size, (list, tuple)) and len(size) == 3 and all(whole(s) for s in size):
+        if size[1] == size[2]:
+            out["image_size"] = size[1]
+        else:
+            notes.append(f"timm's input size {size[1]}x{size[2]} is not square: pass --image-size")
+    elif whole(args.get("img_size")):
+        out["image_size"] = args["img_size"]
+    if numbers(args.get("mean")) and numbers(args.get("std")):
+        out["mean"], out["std"] = numbers(args["mean"]), numbers(args["std"])
+    crop = args.get("crop_pct")
+    if isinstance(crop, float) and 0 < crop <= 1:
+        out["crop_pct"] = crop
+    if args.get("crop_mode") not in (None, "center"):
+        notes.append(f"timm's crop_mode {args['crop_mode']!r} is not suscli's: images are resized and center-cropped")
+    return out
+
+
+def defaults(spec: str, model: nn.Module) -> dict[str, Any]:
+    """The data config of a model built from a `timm:NAME` spec: its pretrained config's input size, mean, std
+    and crop, which timm's own scripts use when the run does not say."""
+    if not spec.startswith("timm:"):
+        return {}
+    from timm.data import resolve_data_config
+
+    return data_config(resolve_data_config({}, model=model), [])
+
+
+LAYOUT = Layout("timm", recognize, defaults=defaults)

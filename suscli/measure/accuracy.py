@@ -1,0 +1,179 @@
+"""Training accuracy: how well the model fits the (possibly noisy) labels it was trained with.
+
+The same forward pass keeps each image's top classes: a pool's consensus on the training images says which
+labels it contradicts (suscli.judge.noise), without a second pass over the training set.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from suscli.measure.predictions import Predictions, top_k
+from suscli.errors import InputError
+from suscli.measure.susceptibility import logits_of, preserved_modes
+
+Progress = Callable[[str, int, int], None]
+
+# Images per forward pass. Larger on CUDA, where big batches keep the GPU busy; the CPU keeps the size (and so
+# exactly the numbers) it always had.
+CPU_BATCH_SIZE = 512
+CUDA_BATCH_SIZE = 2048
+TRAIN_TOP_K = 3  # classes kept per training image: the consensus label and its vote share need no more
+
+
+@dataclass
+class Accuracy:
+    correct: int
+    total: int
+    population: int  # size of the labelled set the images were drawn from
+    low: float  # 95% Wilson interval; equal to the value when every image was used
+    high: float
+    batch_size: int  # images per forward pass at the end: smaller than asked after CUDA out-of-memory retries
+    halvings: int = 0  # times the batch was halved after CUDA ran out of memory
+    predictions: Predictions | None = field(default=None, repr=False, compare=False)  # top classes, given label per image
+    hits: np.ndarray | None = field(default=None, repr=False, compare=False)  # per image: predicted as labelled (suscli.measure.sampling)
+
+    @property
+    def value(self) -> float:
+        return self.correct / self.total
+
+    @property
+    def sampled(self) -> bool:
+        return self.total < self.population
+
+    def as_dict(self) -> dict:
+        """The counts and interval (predictions and hits are stored apart: scoring.scored_row, suscli.measure.sampling)."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("predictions", "hits")}
+        return {**plain, "value": self.value, "sampled": self.sampled}
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion: well behaved near 0 and 1, unlike the normal one."""
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    # at 0 or `total` correct the bound is exactly 0 or 1, which rounding would otherwise leave just inside
+    return 0.0 if correct == 0 else max(0.0, centre - half), 1.0 if correct == total else min(1.0, centre + half)
+
+
+def training_accuracy(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    population: int | None = None,
+    batch_size: int | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+    progress: Progress | None = None,
+) -> Accuracy:
+    """Accuracy of `model` (eval mode, no gradients) on `inputs` against `labels`.
+
+    `population` is the size of the set `inputs` were sampled from; when it is larger than len(inputs), the
+    result is an estimate and carries its binomial interval. On CUDA the forward passes run under bf16 autocast
+    (an argmax barely notices it), and a batch that runs out of GPU memory is halved and retried, as timm's
+    validate.py does: the count does not depend on the batch size.
+    """
+    if len(inputs) != len(labels) or len(inputs) == 0:
+        raise InputError(f"training accuracy needs as many labels as images, got {len(labels)} labels for {len(inputs)} images")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    transform = transform or (lambda x: x)
+    cuda = device.type == "cuda"
+    batch_size = min(batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE), len(inputs))
+    top_label = int(labels.max())
+    correct = start = halvings = 0
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+    hits: list[torch.Tensor] = []
+    with preserved_modes(model):
+        model.eval()
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
+            while start < len(inputs):
+                try:
+                    logits = _logits(model, inputs[start : start + batch_size], transform, device, top_label if start == 0 else None)
+                except torch.cuda.OutOfMemoryError:
+                    if batch_size == 1:
+                        raise InputError(
+                            "training accuracy ran out of GPU memory with one image per batch", fix="free the GPU, or use --device cpu"
+                        ) from None
+                    batch_size, halvings = batch_size // 2, halvings + 1
+                    continue
+                hit = logits.argmax(-1) == labels[start : start + batch_size].to(device)
+                correct += int(hit.sum())
+                hits.append(hit.cpu())
+                kept.append(top_k(logits, TRAIN_TOP_K))
+                start += batch_size
+                if progress:
+                    progress("training accuracy", min(start, len(inputs)), len(inputs))
+    predictions = gathered(kept, int(logits.shape[-1]), labels)
+    return from_counts(correct, len(inputs), population, batch_size, halvings, predictions, torch.cat(hits).numpy())
+
+
+def gathered(batches: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int, labels: torch.Tensor) -> Predictions:
+    """One Predictions from the (classes, probabilities) of consecutive batches, with the images' given labels."""
+    return Predictions(
+        torch.cat([c for c, _ in batches]).numpy(),
+        torch.cat([p for _, p in batches]).numpy(),
+        num_classes,
+        labels.cpu().numpy().astype("int64"),
+    )
+
+
+def from_counts(
+    correct: int,
+    total: int,
+    population: int | None,
+    batch_size: int,
+    halvings: int = 0,
+    predictions: Predictions | None = None,
+    hits: np.ndarray | None = None,
+) -> Accuracy:
+    """The Accuracy of `correct` out of `total` images sampled from `population` (an interval when sampled)."""
+    population = max(population or total, total)
+    low, high = wilson_interval(correct, total) if population > total else (correct / total, correct / total)
+    return Accuracy(
+        correct=correct,
+        total=total,
+        population=population,
+        low=low,
+        high=high,
+        batch_size=batch_size,
+        halvings=halvings,
+        predictions=predictions,
+        hits=hits,
+    )
+
+
+def encode_hits(hits: np.ndarray) -> dict:
+    """Per-image hits for the results file: one bit per image, base64."""
+    return {"n": int(len(hits)), "bits": base64.b64encode(np.packbits(hits.astype(bool)).tobytes()).decode("ascii")}
+
+
+def decode_hits(data: dict) -> np.ndarray:
+    bits = np.frombuffer(base64.b64decode(data["bits"]), dtype=np.uint8)
+    return np.unpackbits(bits, count=int(data["n"])).astype(bool)
+
+
+def _logits(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    top_label: int | None,
+) -> torch.Tensor:
+    """The model's logits on one batch; with `top_label`, first check that the model has that many classes."""
+    logits = logits_of(model(transform(inputs.to(device, non_blocking=True))))
+    if top_label is not None and top_label >= logits.shape[-1]:
+        raise InputError(
+            f"the training labels go up to {top_label} but the model has {logits.shape[-1]} classes",
+            fix="check that --train-data is the set this model was trained on (class ids = sorted folder names)",
+        )
+    return logits

@@ -1,0 +1,248 @@
+"""The measurement: how far one plain SGD step on uniformly random labels lowers the loss on them.
+
+Post-hoc form of Forouzesh, Sedghi & Thiran (ICLR 2023), `compute_update_on_sout` in the official code
+(github.com/mahf93/tracking-memorization): random labels drawn once; per batch, loss before, one step,
+loss after on the same batch, r = before - after; the model's weights and buffers are restored afterwards.
+Differences for saved checkpoints (docs/method.md): a fixed step size `lr` with plain SGD instead of the
+training optimizer, and the mean of r over several batches instead of one batch per epoch. Inside a training
+loop (suscli.training.tracker) the step can be the training optimizer's own, as the authors ran it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import statistics
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from suscli.errors import InputError
+
+# Set by the zoo evidence (docs/validation.md): the cheapest grid point whose ranking is within one bootstrap
+# standard error of the best (Kendall tau 0.510 vs 0.515 with clean test accuracy, sym40 + asym40) and whose
+# measurement repeats (split-half tau 0.959); lr 0.1 was worse everywhere (0.445-0.463).
+DEFAULT_LR = 0.01
+DEFAULT_BATCHES = 4
+DEFAULT_BATCH_SIZE = 32
+
+Progress = Callable[[str, int, int], None]
+# One update of `params` in place, given their gradients on a random-label batch (None: the loss does not use it).
+Step = Callable[[list[nn.Parameter], tuple[torch.Tensor | None, ...]], None]
+
+
+@dataclass(frozen=True)
+class SusceptibilityConfig:
+    lr: float = DEFAULT_LR  # size of the plain SGD step
+    batches: int = DEFAULT_BATCHES  # random-label batches averaged
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = 0  # draws the random labels and the batches: same seed, same numbers for every model
+
+
+@dataclass
+class Susceptibility:
+    mean: float  # mean of r over the batches: the score
+    sem: float  # standard error of that mean (nan with one batch)
+    r: list[float]  # loss_before - loss_after, per batch
+    loss_before: list[float]
+    loss_after: list[float]
+    batch_size: int  # effective (the configured size, capped by the number of images)
+    num_classes: int  # random labels are drawn over this many classes
+    config: SusceptibilityConfig
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "config": asdict(self.config)}
+
+
+def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Uniform labels for n images, drawn once from `seed` (the same for every model compared)."""
+    return torch.randint(num_classes, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def batch_indices(n: int, batches: int, batch_size: int, seed: int) -> list[torch.Tensor]:
+    """`batches` index sets of `batch_size` distinct images each, drawn from a generator separate from the labels'."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return [torch.randperm(n, generator=g)[:batch_size] for _ in range(batches)]
+
+
+def logits_of(output: object) -> torch.Tensor:
+    """Classifier logits from a model's output: a tensor, a tuple/list (first item), an object with .logits, or a
+    dict with "logits" (a plain module written for the Hugging Face Trainer)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    logits = output.get("logits") if isinstance(output, dict) else getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    raise InputError(f"the model returned {type(output).__name__}, not a tensor of class logits")
+
+
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+_DROPOUT_NAMES = {c.__name__ for c in _DROPOUT}
+
+
+def train_without_dropout(model: nn.Module) -> None:
+    """Train mode (BatchNorm on batch statistics) with every dropout off: before and after the step must see the
+    same network. A TorchScript submodule is a dropout by the class it was scripted from."""
+    model.train()
+    for m in model.modules():
+        if isinstance(m, _DROPOUT) or (isinstance(m, torch.jit.ScriptModule) and m.original_name in _DROPOUT_NAMES):
+            m.eval()
+
+
+def measure_susceptibility(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    config: SusceptibilityConfig = SusceptibilityConfig(),
+    num_classes: int | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    device: torch.device | str | None = None,
+    progress: Progress | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    step: Step | None = None,
+) -> Susceptibility:
+    """Susceptibility of `model` on unlabeled `inputs` (N, ...), as defined in the module docstring.
+
+    `transform` maps a batch of `inputs` (already on the model's device) to model inputs, e.g. uint8 pixels to
+    normalized floats. The model is temporarily stepped in place and restored bit for bit, also on error; its
+    train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off.
+    With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
+    learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
+    parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
+    (e.g. normalized_step), for experiments with the definition.
+    """
+    device = torch.device(device) if device is not None else _device_of(model)
+    n = len(inputs)
+    if n == 0:
+        raise InputError("no unlabeled images to measure susceptibility on")
+    if config.batches < 1 or config.batch_size < 1 or not config.lr > 0:
+        raise InputError(f"susceptibility needs batches >= 1, batch size >= 1 and lr > 0, got {config}")
+    transform = transform or (lambda x: x)
+    batch_size = min(config.batch_size, n)
+    step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
+    params = [p for p in model.parameters() if p.requires_grad]
+    saved_params = [p.detach().clone() for p in params]
+    buffers = list(model.buffers())
+    saved_buffers = [b.detach().clone() for b in buffers]
+    before: list[float] = []
+    after: list[float] = []
+    with preserved_modes(model):
+        try:
+            if num_classes is None:
+                num_classes = _output_classes(model, transform(inputs[:2].to(device)))
+            labels = random_labels(n, num_classes, config.seed)
+            train_without_dropout(model)
+            for b, idx in enumerate(batch_indices(n, config.batches, batch_size, config.seed)):
+                x = transform(inputs[idx].to(device, non_blocking=True))
+                y = labels[idx].to(device)
+                loss = F.cross_entropy(logits_of(model(x)), y)
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+                with torch.no_grad():
+                    step(params, grads)
+                    loss_after = F.cross_entropy(logits_of(model(x)), y)
+                    for t, s in zip(params + buffers, saved_params + saved_buffers):
+                        t.copy_(s)  # back to the checkpoint: every batch steps from the same weights
+                before.append(loss.item())
+                after.append(loss_after.item())
+                if progress:
+                    progress("susceptibility", b + 1, config.batches)
+        finally:
+            with torch.no_grad():
+                for t, s in zip(params + buffers, saved_params + saved_buffers):
+                    t.copy_(s)
+    return summarize(before, after, batch_size, num_classes, config)
+
+
+def summarize(before: list[float], after: list[float], batch_size: int, num_classes: int, config: SusceptibilityConfig) -> Susceptibility:
+    """The result from the per-batch losses: r = before - after per batch, its mean and standard error."""
+    r = [a - b for a, b in zip(before, after)]
+    return Susceptibility(
+        mean=statistics.fmean(r),
+        sem=statistics.stdev(r) / math.sqrt(len(r)) if len(r) > 1 else math.nan,
+        r=r,
+        loss_before=before,
+        loss_after=after,
+        batch_size=batch_size,
+        num_classes=num_classes,
+        config=config,
+    )
+
+
+def sgd_step(lr: float) -> Step:
+    """The post-hoc step: plain SGD with a fixed step size, no momentum, no weight decay."""
+
+    def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
+        for p, g in zip(params, grads):
+            if g is not None:
+                p.sub_(g, alpha=lr)
+
+    return step
+
+
+def normalized_step(length: float) -> Step:
+    """A step of fixed length in weight space, lr * g / ||g||: the same distance for every model, whatever the
+    scale of its gradients (benchmarks/evaluate_rules.py compares it with the plain step)."""
+
+    def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
+        norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)).item()
+        for p, g in zip(params, grads):
+            if g is not None and norm > 0:
+                p.sub_(g, alpha=length / norm)
+
+    return step
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
+    """The authors' in-training step: `optimizer.step()` itself, then its state put back as it was now.
+
+    The state is deep-copied now and again at every restore: `load_state_dict` keeps the tensors it is given,
+    and the next step would update them in place. Every optimized parameter's `.grad` is set aside for the step
+    (so that only the random-label gradients move anything) and put back afterwards. Hooks registered on the
+    optimizer run as for any step.
+    """
+    saved = copy.deepcopy(optimizer.state_dict())
+
+    def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
+        touched = {id(p): p for group in optimizer.param_groups for p in group["params"]} | {id(p): p for p in params}
+        held = [(p, p.grad) for p in touched.values()]
+        try:
+            for p, _ in held:
+                p.grad = None
+            for p, g in zip(params, grads):
+                p.grad = g
+            optimizer.step()
+        finally:
+            for p, g in held:
+                p.grad = g
+            optimizer.load_state_dict(copy.deepcopy(saved))
+
+    return step
+
+
+@contextlib.contextmanager
+def preserved_modes(model: nn.Module) -> Iterator[None]:
+    """Restore every submodule's train/eval flag afterwards: model.train(flag) would flatten a mixed setting."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _output_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """Number of classes from one eval-mode forward (the caller restores the modules' modes)."""
+    model.eval()
+    with torch.no_grad():
+        return logits_of(model(x)).shape[-1]

@@ -1,0 +1,430 @@
+"""Auditing a pool: score every model once on shared images, keep each result as soon as it exists,
+and turn a model that fails into a row with its reason instead of stopping the run."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from suscli.measure.accuracy import Accuracy, training_accuracy
+from suscli.measure.predictions import predict
+from suscli.measure.batched import groups, measure_many, training_accuracy_many
+from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
+from suscli.data.embedded import Embedded
+from suscli.errors import InputError, SuscliError
+from suscli.data.images import ImageSource, Preprocess, normalizer
+from suscli.run.pool import PoolEntry
+from suscli.results import Result
+from suscli.run.model import (
+    Settings,
+    failed,
+    input_channels,
+    label_ids,
+    on_device,
+    preprocessing,
+    score_checkpoint,
+    scored_row,
+    source_notes,
+)
+from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
+from suscli.run.store import ResultStore
+
+Progress = Callable[[str, int, int], None]
+
+
+def data_identity(source: ImageSource | None) -> str | None:
+    """Hash of the images used (paths, sizes, mtimes; the bytes' hash of an image in a dataset) and of their labels
+    (by name when given by name): a changed file means new numbers."""
+    if source is None:
+        return None
+    h = hashlib.sha256()
+    for i, p in enumerate(source.paths):
+        label = source.labels[i] if source.labels is not None else ""
+        if source.label_names is not None:
+            label = f"name:{source.label_names[label]}"
+        if isinstance(p, Embedded):
+            h.update(f"{p}\0sha256:{p.digest}\0{label}\n".encode())
+            continue
+        st = _stat(p)
+        h.update(f"{p}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\0{label}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except (OSError, ValueError):  # missing, unreadable, or a name no file can have
+        return None
+
+
+def run_settings(settings: Settings, unlabeled: ImageSource, train: ImageSource | None, device: torch.device) -> dict:
+    """What decides the numbers of every model in a run: the key under which results are reused."""
+    return {
+        **settings.as_dict(),
+        "unlabeled_data": data_identity(unlabeled),
+        "train_data": data_identity(train),
+        "device_type": device.type,
+    }
+
+
+def model_key(entry: PoolEntry) -> str:
+    """Identity of a model in the results file: its bytes and the architecture asked for (a manifest may change it)."""
+    return f"{file_sha256(entry.path)}:{entry.arch or ''}:{sorted((entry.arch_kwargs or {}).items())}"
+
+
+def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result | None:
+    """A copy of the stored result of this model, named as the pool names it now; None when it must be measured.
+
+    A copy: one file may be several entries of a pool (timm hard-links `last` and `model_best` to an epoch's file),
+    and each row keeps its own name."""
+    cached = store.get(key) if store is not None else None
+    if cached is None:
+        return None
+    return dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
+
+
+def load_entry(
+    entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None, trust: bool = False, ema: bool = False
+) -> Checkpoint:
+    """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
+    return load_checkpoint(
+        entry.path,
+        arch=entry.arch,
+        arch_kwargs=entry.arch_kwargs or None,
+        default_arch=default_arch,
+        default_arch_kwargs=default_arch_kwargs,
+        trust=trust,
+        ema=ema,
+    )
+
+
+def score_group(
+    checkpoints: list[Checkpoint],
+    names: list[str],
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+) -> list[Result]:
+    """score_checkpoint of models that share an architecture and preprocessing, measured together
+    (suscli.measure.batched): decoded once, one vmap per pass. Any failure raises; the caller then scores them one at a
+    time, which gives each model its own row or error."""
+    start = time.perf_counter()
+    chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train) if s is not None]) for c in checkpoints]
+    ids, mapping = label_ids(checkpoints[0], train)  # one mapping: the models of a group share their class names
+    chosen = [(prep, notes + source_notes(unlabeled, train) + mapping) for prep, notes in chosen]
+    prep = chosen[0][0]
+    placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
+    models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
+    channels = input_channels(models[0], prep.image_size)
+    pixels, _, unreadable = unlabeled.decoded(prep.image_size, channels, prep.crop_pct, device)
+    sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
+    preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
+    accs: list[Accuracy | None] = [None] * len(models)
+    bad = None
+    if train is not None:
+        train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device)
+        labels = labels if ids is None else ids.to(labels.device)[labels]
+        accs = training_accuracy_many(models, train_pixels, labels, population=train.population, transform=transform, device=device)
+    seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
+    return [
+        scored_row(
+            c,
+            s,
+            a,
+            p,
+            settings=settings,
+            prep=prep,
+            channels=channels,
+            notes=n,
+            images=len(pixels),
+            unreadable=unreadable,
+            train_unreadable=bad,
+            seconds=seconds,
+            name=name,
+        )
+        for c, s, a, p, (_, n), name in zip(checkpoints, sus, accs, preds, chosen, names)
+    ]
+
+
+def audit_pool(
+    entries: list[PoolEntry],
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+    model_batch: int = 1,
+) -> list[Result]:
+    """One row per entry, in pool order. Results already in `store` are reused; new ones are appended to it
+    as soon as they exist, so an interruption loses at most the models being measured.
+
+    With `model_batch` > 1, up to that many models still to measure are loaded at once, and those with the same
+    architecture and preprocessing are measured together (score_group); the numbers do not depend on it."""
+    rows: list[Result | None] = [None] * len(entries)
+    waiting: list[tuple[int, str]] = []  # (index, key) of the models to measure next, up to model_batch of them
+    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+    for i, entry in enumerate(entries):
+        if progress:
+            progress("models", i, len(entries))
+        try:
+            key = model_key(entry)
+            rows[i] = cached_row(entry, key, store)
+        except SuscliError as e:
+            rows[i] = failed(entry.path, e, entry.name)
+        if rows[i] is None:
+            waiting.append((i, key))
+        if waiting and (len(waiting) >= model_batch or i == len(entries) - 1):
+            keys = dict(waiting)
+            window = [(j, entries[j]) for j, _ in waiting]
+            for j, result in scored_window(window, unlabeled, train, settings=settings, device=device, load=load):
+                if store is not None and result.ok:
+                    store.append(keys[j], result)
+                rows[j] = result
+            waiting = []
+    if progress:
+        progress("models", len(entries), len(entries))
+    return rows
+
+
+def scored_window(
+    window: list[tuple[int, PoolEntry]],
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+    load: Callable[[PoolEntry], Checkpoint],
+) -> Iterator[tuple[int, Result]]:
+    """(index, row) of every entry of `window`, group by group as each is measured: a model that fails to load
+    is a failed row, and the others are grouped by batchability and identical preprocessing."""
+    loaded: list[tuple[int, PoolEntry, Checkpoint]] = []
+    for i, entry in window:
+        try:
+            loaded.append((i, entry, load(entry)))
+        except SuscliError as e:
+            yield i, failed(entry.path, e, entry.name)
+    images = [s for s in (unlabeled, train) if s is not None]
+    keys = [_inputs_key(ckpt, settings, images) for _, _, ckpt in loaded]
+    for group in groups([ckpt.model for _, _, ckpt in loaded], keys):
+        members = [loaded[g] for g in group]
+        if len(members) > 1:
+            try:
+                rows = score_group(
+                    [c for _, _, c in members], [e.name for _, e, _ in members], unlabeled, train, settings=settings, device=device
+                )
+            except Exception:  # anything at all: measured again one at a time below, where each model gets its own row or error
+                pass
+            else:
+                yield from ((i, _with_epoch(row, entry)) for (i, entry, _), row in zip(members, rows))
+                continue
+        for i, entry, ckpt in members:
+            try:
+                row = _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
+            except SuscliError as e:
+                row = failed(entry.path, e, entry.name)
+            yield i, row
+
+
+def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSource]) -> tuple | object:
+    """What a model's inputs are made of (preprocessing, channel count, class names): models measured together share it.
+    A model whose preprocessing cannot be chosen gets a key of its own, and score_checkpoint raises its error."""
+    try:
+        prep, _ = preprocessing(settings, checkpoint.meta, images)
+    except SuscliError:
+        return object()
+    return prep, input_channels(checkpoint.model, prep.image_size), _classes(checkpoint)  # labels by name map through them
+
+
+def _with_epoch(result: Result, entry: PoolEntry) -> Result:
+    """The epoch from the pool (file name or manifest) where the checkpoint does not say."""
+    if result.epoch is None:
+        result.epoch = entry.epoch
+    return result
+
+
+Grow = Callable[[list[int], int], Iterator[tuple[int, Result]]]  # (rows to grow, size) -> (index, grown row), as they come
+
+
+def grow_pool(
+    rows: list[Result],
+    entries: list[PoolEntry],
+    sample: NestedSample,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+    model_batch: int = 1,
+    grow: Grow | None = None,
+) -> tuple[list[Result], int]:
+    """settle_sample for the rows of a pool's entries, each grown row kept in `store` under its model's key; grown
+    here by `grow_locally`, unless `grow` says how (suscli.run.distributed shares the work among the ranks)."""
+    keys: dict[int, str] = {}
+
+    def save(i: int, row: Result) -> None:
+        if store is not None:
+            store.append(keys.setdefault(i, model_key(entries[i])), row)
+
+    def load(i: int) -> Checkpoint:
+        return load_entry(entries[i], default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+
+    grow = grow or grow_locally(rows, sample, load, device=device, model_batch=model_batch, progress=progress)
+    return settle_sample(rows, sample, grow, decide, device=device, save=save)
+
+
+def grow_locally(
+    rows: list[Result],
+    sample: NestedSample,
+    load: Callable[[int], Checkpoint],
+    *,
+    device: torch.device,
+    model_batch: int = 1,
+    progress: Progress | None = None,
+) -> Grow:
+    """Grow rows of `rows` in this process, `model_batch` at a time (those that can, together: grown_rows);
+    `load(i)` gives row i's checkpoint again."""
+
+    def grow(short: list[int], size: int) -> Iterator[tuple[int, Result]]:
+        for start in range(0, len(short), model_batch):
+            if progress:
+                progress(f"training accuracy, {size} images", start, len(short))
+            window = short[start : start + model_batch]
+            yield from zip(
+                window, grown_rows([rows[i] for i in window], [load_or_fail(load, i, rows[i]) for i in window], sample, size, device)
+            )
+
+    return grow
+
+
+def settle_sample(
+    rows: list[Result],
+    sample: NestedSample,
+    grow: Grow,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    save: Callable[[int, Result], None] | None = None,
+) -> tuple[list[Result], int]:
+    """Grow the training sample of `rows` (measured on its first stage, or on more by an earlier run) until the
+    decisions settle (suscli.measure.sampling.settle); returns the rows seen at the size chosen, and that size.
+
+    `grow` measures the new images of the rows it is given, `save(i, row)` keeps each grown row at once (the
+    results file), so that an interrupted run resumes without measuring anything twice."""
+    first = sample.sizes[0]
+    if len(sample.sizes) == 1:  # the first stage holds the whole set: nothing to grow
+        return rows, first
+    for i, row in enumerate(rows):
+        if measured(row) and listed(row) is None:  # measured on the first stage just now, or by a run killed before this
+            begin(row, first, _unreadable(sample, row, 0, first, device))
+            if save:
+                save(i, row)
+
+    def at(size: int) -> list[Result]:
+        for i, row in grow([i for i, row in enumerate(rows) if measured(row) and (listed(row) or 0) < size], size):
+            rows[i] = row
+            if save and row.ok:
+                save(i, row)
+        return [view(row, size) if measured(row) else row for row in rows]
+
+    size = settle(sample.sizes, at, decide)
+    return at(size), size
+
+
+def load_or_fail(load: Callable[[int], Checkpoint], i: int, row: Result) -> Checkpoint | Result:
+    """Row i's checkpoint, or its failed row when it can no longer be loaded."""
+    try:
+        return load(i)
+    except SuscliError as e:
+        return failed(row.path, e, row.name)
+
+
+def grown_rows(
+    rows: list[Result], loaded: list[Checkpoint | Result], sample: NestedSample, size: int, device: torch.device
+) -> list[Result]:
+    """`rows` measured on the images of the order up to `size`, only the new ones: models of one architecture,
+    preprocessing and count so far together, the others (and a group that fails) one at a time."""
+    out: list[Result] = [c if isinstance(c, Result) else rows[k] for k, c in enumerate(loaded)]
+    ready = [(k, c) for k, c in enumerate(loaded) if isinstance(c, Checkpoint)]
+    keys = [(listed(rows[k]), repr(rows[k].details["preprocess"]), rows[k].details["channels"], _classes(c)) for k, c in ready]
+    for group in groups([c.model for _, c in ready], keys):
+        members = [ready[g] for g in group]
+        grown = None
+        if len(members) > 1:
+            try:
+                grown = _grow([rows[k] for k, _ in members], [c for _, c in members], sample, size, device)
+            except Exception:  # anything at all: measured again one at a time, where each model gets its own row or error
+                grown = None
+        if grown is None:
+            grown = [_grow_one(rows[k], ckpt, sample, size, device) for k, ckpt in members]
+        for (k, _), row in zip(members, grown):
+            out[k] = row
+    return out
+
+
+def _grow_one(row: Result, ckpt: Checkpoint, sample: NestedSample, size: int, device: torch.device) -> Result:
+    try:
+        return _grow([row], [ckpt], sample, size, device)[0]
+    except SuscliError as e:
+        return failed(row.path, e, row.name)
+    except RuntimeError as e:  # a device error: the model ran on the first stage, so not its shape
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return failed(row.path, InputError(f"{row.path}: training accuracy on more images failed: {first}"), row.name)
+
+
+def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, size: int, device: torch.device) -> list[Result]:
+    """Rows that share their preprocessing and count so far, grown chunk by chunk of the stages (one vmap per
+    batch for several models, training_accuracy_many; the reference pass for one)."""
+    prep = _preprocess(rows[0])
+    channels = rows[0].details["channels"]
+    placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in ckpts]
+    models, transform = [m for m, _ in placed], placed[0][1]
+    for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
+        chunk = sample.chunk(lo, hi)
+        ids, _ = label_ids(ckpts[0], chunk)
+        pixels, labels, _ = chunk.decoded(prep.image_size, channels, prep.crop_pct, device)
+        labels = labels if ids is None else ids.to(labels.device)[labels]
+        if len(models) == 1:
+            accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
+        else:
+            accs = training_accuracy_many(models, pixels, labels, population=chunk.population, transform=transform, device=device)
+        bad = _unreadable(sample, rows[0], lo, hi, device)
+        rows = [extended(r, a, hi, bad) for r, a in zip(rows, accs)]
+    return rows
+
+
+def _classes(checkpoint: Checkpoint) -> str:
+    """The class names a model's labels map through (labels given by name): models grown together share them."""
+    return repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])
+
+
+def _preprocess(row: Result) -> Preprocess:
+    p = row.details["preprocess"]
+    return Preprocess(p["image_size"], tuple(p["mean"]), tuple(p["std"]), p["crop_pct"])
+
+
+def _unreadable(sample: NestedSample, row: Result, lo: int, hi: int, device: torch.device) -> list[int]:
+    """Positions in the order of the images lo..hi-1 that could not be decoded (the chunk is decoded by now)."""
+    prep = _preprocess(row)
+    _, _, bad = sample.chunk(lo, hi).decoded(prep.image_size, row.details["channels"], prep.crop_pct, device)
+    paths = sample.chunk(lo, hi).paths
+    return [lo + paths.index(p) for p, _ in bad]

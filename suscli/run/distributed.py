@@ -1,0 +1,246 @@
+"""Ranking a pool with several processes started by torchrun, on one machine or many (docs/distributed.md).
+
+Rank 0 owns the results file and every report. It looks up the models already measured, broadcasts the list of
+the others, and every rank measures its round-robin share of that list; a model's numbers depend only on the
+seed, so which rank measures it changes nothing. After each round rank 0 gathers one row per rank (as a dict)
+and appends it to the results file at once, so an interrupted run resumes as a single process does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+from suscli.run.audit import Progress, cached_row, grow_pool, grown_rows, load_entry, load_or_fail, model_key, scored_window
+from suscli.load.checkpoints import Checkpoint
+from suscli.errors import InputError, SuscliError, UsageError
+from suscli.data.images import ImageSource
+from suscli.run.pool import PoolEntry
+from suscli.results import Result
+from suscli.measure.sampling import Decisions, NestedSample
+from suscli.run.model import Settings, failed
+from suscli.run.store import ResultStore
+
+DEFAULT_TIMEOUT_S = 1800  # a rank waits this long at a gather for the slowest model of the round
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int
+    local_rank: int
+    size: int
+
+
+def world() -> World | None:
+    """This process's place in a torchrun launch; None for a plain run (no WORLD_SIZE, or 1), which stays as it was."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return None
+    return World(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", "0")), size=size)
+
+
+def rank_device(w: World, device: torch.device) -> torch.device:
+    """Each rank its own GPU, cuda:LOCAL_RANK (an index asked for is replaced); CPU and MPS ranks share theirs."""
+    if device.type != "cuda":
+        return device
+    if w.local_rank >= torch.cuda.device_count():
+        raise UsageError(
+            f"local rank {w.local_rank} has no GPU of its own: this machine has {torch.cuda.device_count()}",
+            fix="start at most one process per GPU (--nproc-per-node)",
+        )
+    return torch.device("cuda", w.local_rank)
+
+
+def timeout() -> timedelta:
+    """How long a rank waits for the others before giving up, so that a lost rank cannot block the rest forever."""
+    text = os.environ.get("SUSCLI_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise UsageError(f"SUSCLI_DIST_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return timedelta(seconds=seconds)
+
+
+def collective(op: Callable, *args, **kwargs) -> None:
+    """A collective whose failure (a rank that died, or the timeout) is one line instead of a backend traceback."""
+    try:
+        op(*args, **kwargs)
+    except RuntimeError as e:  # gloo raises plain RuntimeError, NCCL and the store DistError (a subclass)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"lost contact with the other ranks: {first}",
+            fix="see the other ranks' errors; rerun the same command to resume from the results file",
+        ) from None
+
+
+@contextlib.contextmanager
+def process_group(device: torch.device) -> Iterator[None]:
+    """NCCL between GPUs, gloo otherwise; always torn down, so that the other ranks see a closed peer, not silence."""
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL stages gathered objects on the current device
+    collective(dist.init_process_group, "nccl" if device.type == "cuda" else "gloo", timeout=timeout())
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def _measured(
+    window: list[tuple[int, PoolEntry]],
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+    load: Callable[[PoolEntry], Checkpoint],
+) -> list[tuple[int, Result]]:
+    """(index, row) of every entry of this rank's window; any failure is a row, never an exception that would
+    leave the other ranks waiting at the gather."""
+    found: dict[int, Result] = {}
+    try:
+        for i, row in scored_window(window, unlabeled, train, settings=settings, device=device, load=load):
+            found[i] = row
+    except Exception as e:
+        found |= {i: error_row(entry, e) for i, entry in window if i not in found}
+    return [(i, found[i]) for i, _ in window]
+
+
+def error_row(entry: PoolEntry, error: Exception) -> Result:
+    """Any failure of one model as its row: an exception escaping a rank would leave the others at the gather."""
+    if not isinstance(error, SuscliError):
+        error = InputError(f"{entry.path}: {type(error).__name__}: {error}")
+    return failed(entry.path, error, entry.name)
+
+
+def audit_shards(
+    w: World,
+    entries: list[PoolEntry],
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    *,
+    settings: Settings,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+    model_batch: int = 1,
+) -> list[Result] | None:
+    """audit_pool across the ranks of an initialized process group: on rank 0 (which alone uses `store` and
+    `progress`) the same rows in pool order as audit_pool; None on the other ranks. Each rank measures up to
+    `model_batch` models per round, those that can together (as audit_pool does)."""
+    rows: list[Result | None] = [None] * len(entries)
+    keys: dict[int, str] = {}
+    if w.rank == 0:
+        for i, entry in enumerate(entries):
+            try:
+                keys[i] = model_key(entry)
+                rows[i] = cached_row(entry, keys[i], store)
+            except Exception as e:
+                rows[i] = error_row(entry, e)
+    plan = [[i for i, r in enumerate(rows) if r is None] if w.rank == 0 else None]
+    collective(dist.broadcast_object_list, plan, src=0)
+    todo: list[int] = plan[0]
+    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+    step = w.size * model_batch
+    for start in range(0, len(todo), step):
+        if w.rank == 0 and progress:
+            progress("models", len(entries) - len(todo) + start, len(entries))
+        window = [(i, entries[i]) for i in todo[start + w.rank * model_batch : start + (w.rank + 1) * model_batch]]
+        # plain dicts pickle without suscli's classes on the receiving side
+        mine = [(i, row.as_dict()) for i, row in _measured(window, unlabeled, train, settings=settings, device=device, load=load)]
+        gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
+        collective(dist.gather_object, mine, gathered, dst=0)
+        for i, data in (pair for part in gathered or [] for pair in part):
+            rows[i] = Result.from_dict(data)
+            if rows[i].ok and store is not None:
+                store.append(keys[i], rows[i])
+    if w.rank != 0:
+        return None
+    if progress:
+        progress("models", len(entries), len(entries))
+    return rows
+
+
+def grow_shards(
+    w: World,
+    rows: list[Result] | None,
+    entries: list[PoolEntry],
+    sample: NestedSample,
+    decide: Callable[[list[Result]], Decisions | None],
+    *,
+    device: torch.device,
+    store: ResultStore | None = None,
+    default_arch: str | None = None,
+    default_arch_kwargs: dict | None = None,
+    trust: bool = False,
+    ema: bool = False,
+    progress: Progress | None = None,
+    model_batch: int = 1,
+) -> tuple[list[Result], int] | None:
+    """grow_pool across the ranks: rank 0 (which alone holds `rows`, the results file and the decisions) sends each
+    stage's rows to grow, every rank grows its round-robin share, `model_batch` at a time, and rank 0 gathers and
+    keeps them; the rows at the size chosen, and that size, on rank 0, None on the others."""
+    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+
+    def share(size: int, items: list[tuple[int, dict]]) -> Iterator[tuple[int, Result]]:
+        """Every rank's share of `items` grown, round by round; rank 0 yields what it gathers."""
+        step = w.size * model_batch
+        for start in range(0, len(items), step):
+            if w.rank == 0 and progress:
+                progress(f"training accuracy, {size} images", start, len(items))
+            window = items[start + w.rank * model_batch : start + (w.rank + 1) * model_batch]
+            mine = [(i, row.as_dict()) for i, row in _grown_window(window, entries, sample, size, device, load)]
+            gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
+            collective(dist.gather_object, mine, gathered, dst=0)
+            yield from ((i, Result.from_dict(data)) for part in gathered or [] for i, data in part)
+
+    if w.rank != 0:
+        while True:
+            order: list[tuple[int, list[tuple[int, dict]]] | None] = [None]
+            collective(dist.broadcast_object_list, order, src=0)
+            if order[0] is None:
+                return None
+            for _ in share(*order[0]):
+                pass
+    assert rows is not None
+
+    def grow(short: list[int], size: int) -> Iterator[tuple[int, Result]]:
+        items = [(i, rows[i].as_dict()) for i in short]
+        collective(dist.broadcast_object_list, [(size, items)], src=0)
+        yield from share(size, items)
+
+    try:
+        return grow_pool(rows, entries, sample, decide, device=device, store=store, grow=grow)
+    finally:
+        collective(dist.broadcast_object_list, [None], src=0)  # the other ranks stop waiting for a stage
+
+
+def _grown_window(
+    window: list[tuple[int, dict]],
+    entries: list[PoolEntry],
+    sample: NestedSample,
+    size: int,
+    device: torch.device,
+    load: Callable[[PoolEntry], Checkpoint],
+) -> list[tuple[int, Result]]:
+    """This rank's rows of a stage, grown; any failure is a row, never an exception that would leave the other
+    ranks waiting at the gather."""
+    rows = [Result.from_dict(data) for _, data in window]
+    try:
+        loaded = [load_or_fail(lambda i: load(entries[i]), i, row) for (i, _), row in zip(window, rows)]
+        grown = grown_rows(rows, loaded, sample, size, device)
+    except Exception as e:
+        grown = [error_row(entries[i], e) for i, _ in window]
+    return [(i, row) for (i, _), row in zip(window, grown)]

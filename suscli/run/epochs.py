@@ -1,0 +1,167 @@
+"""Susceptibility over one training run, as the paper defines it: r at every epoch, the running mean zeta(t),
+and the epoch to keep.
+
+Forouzesh et al. (ICLR 2023) measure r_t at the start of every epoch t and track zeta(t) = mean(r_1 .. r_t),
+dropping r_0 at initialization (results.ipynb of the official code). A run's epochs come from its checkpoints
+(one per epoch, numbered in the file names or a manifest) or from the log of suscli.training.tracker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from suscli.errors import InputError
+from suscli.run.pool import PoolEntry, discover
+from suscli.judge.regions import thresholds
+from suscli.results import Result
+from suscli.judge.rules import choose
+
+KEEP_RULES = {
+    "train-acc": "keep the epoch with the highest training accuracy (the later one on ties)",
+    "last": "keep the last measured epoch",
+    "knee": (
+        "keep the epoch with the largest gain in training accuracy minus gain in r, each scaled to its range "
+        "over the run (past it, more training accuracy costs more susceptibility than it brings)"
+    ),
+    "agreement": (
+        "keep the epoch whose predictions on the unlabeled images agree most with the consensus of the "
+        "run's region-1 epochs, the best fit first among those within noise (suscli rank's rule)"
+    ),
+}
+# The best of these on the validation zoo: the kept epoch's clean accuracy was closest to each run's best
+# (docs/validation.md, "suscli track's keep-rule").
+DEFAULT_KEEP = "train-acc"
+INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
+
+
+def running_mean(epochs: Sequence[int], r: Sequence[float | None], *, count_epoch_0: bool = False) -> list[float | None]:
+    """zeta at each epoch: the mean of r over the measured epochs up to it (epochs in increasing order).
+
+    Epoch 0 is the initialization, whose r the paper drops, unless `count_epoch_0`; an epoch without r (it
+    failed) gets no zeta and is left out of the later means. None where there is nothing to average yet.
+    """
+    zeta: list[float | None] = []
+    total, n = 0.0, 0
+    for epoch, value in zip(epochs, r, strict=True):
+        if value is None or (epoch == 0 and not count_epoch_0):
+            zeta.append(None)
+            continue
+        total, n = total + value, n + 1
+        zeta.append(total / n)
+    return zeta
+
+
+def knee(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | None:
+    """Index of the epoch with the largest scaled gain in training accuracy minus gain in r, among those with both
+    values (None: there are none); the later one on ties.
+
+    Within one run training accuracy keeps rising while the noisy labels are memorized, and r rises with it,
+    slowly while the network learns the classes and steeply once it memorizes: the knee of that curve is the
+    last epoch before memorization took over. r, not zeta(t): a running mean lags behind the epoch it is read at.
+    """
+    pairs = [(i, a, x) for i, (a, x) in enumerate(zip(train_acc, r, strict=True)) if a is not None and x is not None]
+    if not pairs:
+        return None
+    a_low, a_span = _range([a for _, a, _ in pairs])
+    r_low, r_span = _range([x for _, _, x in pairs])
+    gain = {i: (a - a_low) / a_span - (x - r_low) / r_span for i, a, x in pairs}
+    best = max(gain.values())
+    return max(i for i, g in gain.items() if g == best)
+
+
+def epoch_to_keep(rows: list[Result], rule: str = DEFAULT_KEEP) -> int | None:
+    """Index in `rows` (a run's epochs in order, zeta already set) of the epoch to keep by KEEP_RULES[rule];
+    only epochs with a zeta (measured, after the initialization) and training accuracy are candidates."""
+    ok = [i for i, row in enumerate(rows) if row.zeta is not None and row.train_acc is not None]
+    if not ok:
+        return None
+    if rule == "train-acc":
+        return max(ok, key=lambda i: (rows[i].train_acc, i))
+    if rule == "last":
+        return ok[-1]
+    if rule == "knee":
+        return knee([rows[i].train_acc if i in ok else None for i in range(len(rows))], [r.susceptibility for r in rows])
+    if rule == "agreement":
+        candidates = [rows[i] for i in ok]
+        pick = choose(candidates, "agreement", thresholds(candidates)).ranked[0]
+        return next(i for i in ok if rows[i] is pick)
+    raise ValueError(f"unknown keep rule {rule!r}; rules: {', '.join(KEEP_RULES)}")
+
+
+def _range(values: list[float]) -> tuple[float, float]:
+    """Lowest value and span (1 when all are equal, so that the quantity then plays no part)."""
+    low = min(values)
+    return low, (max(values) - low) or 1.0
+
+
+def annotate(rows: list[Result], *, count_epoch_0: bool = False, rule: str = DEFAULT_KEEP) -> Result | None:
+    """Set each row's zeta and mark the epoch to keep by `rule` (rows in epoch order); returns that row.
+
+    The initialization is no candidate: its r is left out of the run as it is left out of zeta.
+    """
+    zeta = running_mean([r.epoch for r in rows], [r.susceptibility if r.ok else None for r in rows], count_epoch_0=count_epoch_0)
+    for row, z in zip(rows, zeta):
+        row.zeta = z
+        if row.ok and row.epoch == 0 and not count_epoch_0:
+            row.notes.append(INIT_NOTE)
+    keep = epoch_to_keep(rows, rule)
+    if keep is None:
+        return None
+    rows[keep].verdict = "keep"
+    return rows[keep]
+
+
+def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_KEEP) -> str:
+    """The closing line: the epoch to keep, its numbers and the rule that chose it, or why there is none."""
+    if keep is None:
+        if not any(r.zeta is not None for r in rows):
+            return "no epoch to keep: no epoch after the initialization could be measured"
+        return "no epoch to keep: the rule needs training accuracy (pass --train-data, or train_acc= to tracker.measure)"
+    last = rows[-1]
+    later = f"; last epoch {last.epoch}: {_numbers(last)}" if last is not keep and last.ok else ""
+    return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}. Rule ({rule}): {KEEP_RULES[rule]}"
+
+
+def _numbers(row: Result) -> str:
+    acc = "-" if row.train_acc is None else f"{100 * row.train_acc:.1f}%"
+    zeta = "-" if row.zeta is None else f"{row.zeta:.4f}"
+    return f"train acc {acc}, r {row.susceptibility:.4f}, zeta {zeta}"
+
+
+def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
+    """The run's checkpoints in epoch order, and those skipped for having no epoch number (e.g. last.ckpt).
+
+    Epochs come from the file names (suscli.run.pool.epoch_from_name), or from a manifest's `epoch` field.
+    """
+    run = Path(run)
+    entries = discover(run, all_checkpoints=True)
+    numbered = sorted((e for e in entries if e.epoch is not None), key=lambda e: e.epoch)
+    skipped = [e for e in entries if e.epoch is None]
+    if not numbered:
+        raise InputError(
+            f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field"
+        )
+    for a, b in zip(numbered, numbered[1:]):
+        if a.epoch == b.epoch:
+            raise InputError(
+                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
+                fix="keep one per epoch, or list them in a manifest with an epoch field",
+            )
+    return numbered, skipped
+
+
+def log_rows(records: list[dict], log: Path) -> list[Result]:
+    """Result rows from suscli.training.tracker log records (one per epoch, in epoch order)."""
+    return [
+        Result(
+            name=f"epoch {rec['epoch']}",
+            path=str(log),
+            epoch=rec["epoch"],
+            susceptibility=rec["r"],
+            susceptibility_sem=rec.get("sem"),
+            train_acc=rec.get("train_acc"),
+            details=rec,
+        )
+        for rec in records
+    ]

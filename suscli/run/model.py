@@ -1,0 +1,323 @@
+"""Scoring one checkpoint: choose its preprocessing, measure susceptibility and training accuracy, make its row.
+
+This is the Python API a training script can call; the CLI's `score` and `rank` are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from suscli.measure.accuracy import Accuracy, encode_hits, training_accuracy
+from suscli.measure.predictions import Predictions, predict
+from suscli.load.checkpoints import Checkpoint, load_checkpoint
+from suscli.errors import InputError, SuscliError, UsageError
+from suscli.data.images import PRESETS, ImageSource, Preprocess, labeled_source, normalizer, unlabeled_source
+from suscli.data.labels import id_table
+from suscli.results import Result
+from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides the numbers; stored with every result so that it can be reproduced."""
+
+    susceptibility: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
+    samples: int | None = None  # unlabeled images used (seeded subset); None = all
+    train_samples: int | str | None = None  # training images used for accuracy: N, None = all, "auto" = suscli.measure.sampling
+    preset: str | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    image_size: int | None = None
+    strict: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """`auto` takes a CUDA GPU, then Apple's MPS, then the CPU; an explicit device must exist."""
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UsageError(f"unknown device {spec!r}", fix="use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise UsageError(f"device {spec} is not available on this machine", fix="use --device auto or cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("device mps is not available on this machine", fix="use --device auto or cpu")
+    return device
+
+
+def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] = ()) -> tuple[Preprocess, list[str]]:
+    """Preprocessing for one model. Explicit options beat the checkpoint's metadata, which beats nothing.
+
+    Normalization: --mean/--std, else --preset, else the checkpoint's mean/std, else its preset, else none.
+    Image size: --image-size, else the checkpoint's image_size, else the preset's, else the size every one of
+    `images` has. The crop: the preset's when given, else the checkpoint's crop_pct. Where an option overrides
+    what the checkpoint says, a note says so.
+    """
+    notes: list[str] = []
+    preset_name = settings.preset or meta.get("preset")
+    if preset_name is not None and preset_name not in PRESETS:
+        raise UsageError(f"unknown preset {preset_name!r}", fix=f"use one of {', '.join(PRESETS)}")
+    preset = PRESETS.get(preset_name or "none")
+    mean = settings.mean or (None if settings.preset else meta.get("mean")) or preset.mean
+    std = settings.std or (None if settings.preset else meta.get("std")) or preset.std
+    if not (settings.mean or settings.preset or meta.get("mean") or meta.get("preset")):
+        notes.append("no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]")
+    notes += _overridden(settings, meta, mean, std)
+    crop = preset.crop_pct if settings.preset else meta.get("crop_pct") or preset.crop_pct
+    size = settings.image_size or meta.get("image_size") or preset.image_size
+    if not size:
+        size, note = _common_size(images)
+        notes.append(note)
+    return Preprocess(int(size), tuple(mean), tuple(std), float(crop)), notes
+
+
+def _overridden(settings: Settings, meta: dict, mean: Sequence[float], std: Sequence[float]) -> list[str]:
+    """Notes for the options that override what the checkpoint says (the user wins, the report shows both)."""
+    said, notes = _stats(meta.get("mean"), meta.get("std")), []
+    if said and (settings.mean or settings.preset) and said != _stats(mean, std):
+        option = "--mean/--std" if settings.mean else f"--preset {settings.preset}"
+        notes.append(f"{option} used: the checkpoint says {said}")
+    elif settings.preset and meta.get("preset") not in (None, settings.preset):
+        notes.append(f"--preset {settings.preset} used: the checkpoint says preset {meta['preset']}")
+    if settings.image_size and meta.get("image_size") not in (None, settings.image_size):
+        notes.append(f"--image-size {settings.image_size} used: the checkpoint says {meta['image_size']}")
+    return notes
+
+
+def _stats(mean: Sequence[float] | None, std: Sequence[float] | None) -> str | None:
+    if not mean or not std:
+        return None
+    return f"mean {','.join(f'{v:g}' for v in mean)}, std {','.join(f'{v:g}' for v in std)}"
+
+
+def _common_size(images: Sequence[ImageSource]) -> tuple[int, str]:
+    """The side of the images when all are square and of one size: the model then sees them as they are."""
+    sizes = sorted(set().union(*(source.sizes() for source in images))) if images else []
+    if len(sizes) == 1 and sizes[0][0] == sizes[0][1]:
+        side = sizes[0][0]
+        return side, f"image size {side} taken from the images (all {side}x{side}): nothing names the model's input size"
+    shown = ", ".join(f"{w}x{h}" for w, h in sizes[:3]) + (", ..." if len(sizes) > 3 else "")
+    why = (
+        "" if not sizes else f" and the images are {shown}, not square" if len(sizes) == 1 else f" and the images differ in size ({shown})"
+    )
+    raise UsageError(f"the image size is unknown{why}", fix="pass --image-size, or --preset cifar10|imagenet")
+
+
+def input_channels(model: nn.Module, image_size: int) -> int:
+    """Channels the model's first layer expects: a conv's in_channels, or an MLP's in_features / pixels."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
+            return m.in_channels
+        if isinstance(m, nn.Linear):
+            c, rest = divmod(m.in_features, image_size * image_size)
+            return c if rest == 0 and c in (1, 3) else 3
+    return 3
+
+
+def score_checkpoint(
+    checkpoint: Checkpoint,
+    data: ImageSource,
+    train: ImageSource | None = None,
+    *,
+    settings: Settings = Settings(),
+    device: torch.device | None = None,
+    progress: Progress | None = None,
+    name: str | None = None,
+) -> Result:
+    """Susceptibility and training accuracy of a loaded checkpoint. Input problems raise SuscliError."""
+    start = time.perf_counter()
+    device = device or resolve_device()
+    prep, notes = preprocessing(settings, checkpoint.meta, [s for s in (data, train) if s is not None])
+    notes += source_notes(data, train)
+    ids, mapping = label_ids(checkpoint, train)
+    notes += mapping
+    model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
+    channels = input_channels(model, prep.image_size)
+    pixels, _, unreadable = data.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
+    bad = None
+    try:
+        try:
+            sus = measure_susceptibility(
+                model, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress
+            )
+        except torch.cuda.OutOfMemoryError:  # the batch size is part of the measurement: never shrunk behind the user's back
+            raise InputError(
+                f"{checkpoint.path}: out of GPU memory measuring susceptibility with batches of "
+                f"{min(settings.susceptibility.batch_size, len(pixels))} images",
+                fix="pass a smaller --batch-size, the same for every model compared",
+            ) from None
+        preds = predict(model, pixels, transform=transform, device=device)
+        acc = None
+        if train is not None:
+            train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
+            labels = labels if ids is None else ids.to(labels.device)[labels]
+            try:
+                acc = training_accuracy(
+                    model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
+                )
+            except InputError as e:  # labels beyond the model's classes: which model, and which label folder or CSV
+                raise InputError(f"{checkpoint.path} on {train.origin or 'the training set'}: {e.message}", fix=e.fix) from None
+    except RuntimeError as e:  # shape errors from a model that does not fit these images, or device errors
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
+            fix="check --arch, --image-size and --preset",
+        ) from None
+    return scored_row(
+        checkpoint,
+        sus,
+        acc,
+        preds,
+        settings=settings,
+        prep=prep,
+        channels=channels,
+        notes=notes,
+        images=len(pixels),
+        unreadable=unreadable,
+        train_unreadable=bad,
+        seconds=time.perf_counter() - start,
+        name=name,
+    )
+
+
+def source_notes(data: ImageSource, train: ImageSource | None) -> list[str]:
+    """What listing the images left out (links skipped, dataset rows without a label): a note on every row."""
+    return data.notes + (train.notes if train is not None else [])
+
+
+def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.Tensor | None, list[str]]:
+    """For a training set labelled by class name, this model's id of each name (suscli.data.labels) and the note on where
+    the mapping comes from; (None, []) otherwise."""
+    if train is None:
+        return None, []
+    return id_table(train.label_names, checkpoint.meta, f"{checkpoint.path} on {train.origin or 'the training set'}")
+
+
+def on_device(
+    model: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor], device: torch.device
+) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """`model` moved to `device` (in place), and `transform` to feed it there.
+
+    cuDNN's convolutions run fastest in channels_last, so on CUDA both switch to it; the CPU keeps its layout and
+    so exactly its numbers. (A 5-D weight, Conv3d, has no channels_last layout.)
+    """
+    model = model.to(device)
+    if device.type == "cuda" and all(t.dim() != 5 for t in [*model.parameters(), *model.buffers()]):
+        model = model.to(memory_format=torch.channels_last)
+        transform = _channels_last(transform)
+    return model, transform
+
+
+def scored_row(
+    checkpoint: Checkpoint,
+    sus: Susceptibility,
+    acc: Accuracy | None,
+    preds: Predictions,
+    *,
+    settings: Settings,
+    prep: Preprocess,
+    channels: int,
+    notes: list[str],
+    images: int,
+    unreadable: list[tuple[Path, str]],
+    train_unreadable: list[tuple[Path, str]] | None,
+    seconds: float,
+    name: str | None = None,
+) -> Result:
+    """The row of a measured model, with its notes: one function for models measured alone or together."""
+    notes = list(notes)
+    if unreadable:
+        notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {unreadable[0][0]}")
+    if train_unreadable:
+        notes.append(f"{len(train_unreadable)} unreadable training image(s) skipped, first: {train_unreadable[0][0]}")
+    if acc is not None and acc.halvings:
+        notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
+    if sus.batch_size < settings.susceptibility.batch_size:
+        notes.append(f"batch size capped at {sus.batch_size}, the number of unlabeled images")
+    return Result(
+        name=name or checkpoint.path.name,
+        path=str(checkpoint.path),
+        arch=checkpoint.arch,
+        epoch=checkpoint.meta.get("epoch"),
+        susceptibility=sus.mean,
+        susceptibility_sem=sus.sem,
+        train_acc=acc.value if acc else None,
+        train_acc_low=acc.low if acc else None,
+        train_acc_high=acc.high if acc else None,
+        train_n=acc.total if acc else None,
+        sha256=checkpoint.sha256,
+        seconds=round(seconds, 3),
+        notes=checkpoint.notes + notes,
+        details={
+            "r": sus.r,
+            "loss_before": sus.loss_before,
+            "loss_after": sus.loss_after,
+            "batch_size": sus.batch_size,
+            "lr": sus.config.lr,  # with batch_size: whether the verdict's fixed cuts apply (suscli.judge.verdict)
+            "num_classes": sus.num_classes,
+            "images": images,
+            "unreadable_images": len(unreadable),
+            "preprocess": asdict(prep),
+            "channels": channels,
+            "arch_source": checkpoint.arch_source,
+            **({"classes": checkpoint.meta["classes"]} if checkpoint.meta.get("classes") else {}),  # a Hugging Face config's id2label
+            "train_acc": acc.as_dict() if acc else None,
+            "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.judge.rules)
+            # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.judge.noise)
+            "train_predictions": acc.predictions.encode() if acc and acc.predictions is not None else None,
+            "train_hits": encode_hits(acc.hits) if acc and acc.hits is not None else None,  # per image: predicted as labelled
+        },
+    )
+
+
+def _channels_last(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`transform`, with image batches handed on in channels_last layout to match the model's weights."""
+
+    def apply(batch: torch.Tensor) -> torch.Tensor:
+        x = transform(batch)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+    return apply
+
+
+def score(
+    path: str | Path,
+    data: str | Path,
+    train_data: str | Path | None = None,
+    *,
+    settings: Settings = Settings(),
+    arch: str | None = None,
+    arch_kwargs: dict | None = None,
+    trust_checkpoint: bool = False,
+    device: str = "auto",
+) -> Result:
+    """Load `path` and score it on the images under `data` (and the labelled set `train_data`): the one-call API.
+    Training accuracy is measured on every image, or a fixed seeded sample (settings.train_samples = N)."""
+    if isinstance(settings.train_samples, str):
+        raise UsageError("score() measures training accuracy on every image or on N of them", fix="pass train_samples=None or N")
+    seed = settings.susceptibility.seed
+    ckpt = load_checkpoint(path, default_arch=arch, default_arch_kwargs=arch_kwargs, trust=trust_checkpoint)
+    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=settings.strict)
+    train = labeled_source(train_data, samples=settings.train_samples, seed=seed, strict=settings.strict) if train_data else None
+    return score_checkpoint(ckpt, unlabeled, train, settings=settings, device=resolve_device(device))
+
+
+def failed(path: str | Path, error: SuscliError, name: str | None = None) -> Result:
+    """The row of a model that could not be scored: it stays in every report, with its reason."""
+    return Result(name=name or Path(path).name, path=str(path), status="error", error=error.line())

@@ -1,0 +1,191 @@
+"""Finding the models of a pool: a folder of checkpoints and run folders, or a manifest file.
+
+A checkpoint is a file with a checkpoint suffix, or a folder a layout claims as one (a Hugging Face model folder,
+whose files are then not models of their own); a Trainer's output_dir is a run of `checkpoint-N/` folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suscli.load.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_suffix
+from suscli.errors import InputError
+from suscli.load.sources import checkpoint_folder
+
+MANIFEST_SUFFIXES = (".json", ".csv")
+
+# epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
+_EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"\bep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+@dataclass
+class PoolEntry:
+    name: str
+    path: Path
+    arch: str | None = None  # from a manifest: beats the file's own metadata
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    epoch: int | None = None
+
+
+def epoch_from_name(path: str | Path) -> int | None:
+    """Epoch number in a checkpoint's file name, by the naming schemes training scripts use; None if absent."""
+    stem = _stem(Path(path))
+    for pattern in _EPOCH_PATTERNS:
+        if m := pattern.search(stem):
+            return int(m.group(1))
+    m = _LAST_NUMBER.search(stem)
+    return int(m.group(1)) if m else None
+
+
+def _stem(path: Path) -> str:
+    """The name without its checkpoint suffix (`checkpoint-3.pth.tar` -> `checkpoint-3`)."""
+    suffix = checkpoint_suffix(path)
+    return path.name[: -len(suffix)] if suffix and path.is_file() else path.name
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """A checkpoint's epoch: a folder's own record (a Trainer's trainer_state.json), else the number in its name."""
+    if path.is_dir():
+        folder = checkpoint_folder(path)
+        return folder.epoch if folder is not None else None
+    return epoch_from_name(path)
+
+
+def is_checkpoint(path: Path) -> bool:
+    if path.name.startswith("."):
+        return False
+    if path.is_dir():
+        return checkpoint_folder(path) is not None
+    return path.is_file() and checkpoint_suffix(path) is not None
+
+
+def _order(path: Path) -> int:
+    epoch = checkpoint_epoch(path)
+    return -1 if epoch is None else epoch
+
+
+def _latest(paths: list[Path]) -> Path:
+    """The last checkpoint of a run: highest epoch, then newest file."""
+    return max(paths, key=lambda p: (_order(p), p.stat().st_mtime, p.name))
+
+
+def _checkpoints_under(folder: Path) -> list[Path]:
+    """Checkpoints under `folder` (itself included when it is one), outside hidden folders; the files of a checkpoint
+    folder are part of it, not checkpoints of their own."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if checkpoint_folder(here) is not None:
+            found.append(here)
+            continue
+        found += [here / f for f in files if is_checkpoint(here / f)]
+    return sorted(found, key=lambda p: (_order(p), p.as_posix()))
+
+
+def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEntry]:
+    """Entries of a pool folder (each file a model, named by its stem; each subfolder a run whose latest checkpoint is the model,
+    or every checkpoint with all_checkpoints), or of a manifest file."""
+    pool = Path(pool)
+    if not pool.exists():
+        raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
+    if pool.is_file():
+        if pool.suffix.lower() in MANIFEST_SUFFIXES:
+            return read_manifest(pool)
+        raise InputError(
+            f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest"
+        )
+    entries: list[PoolEntry] = []
+    children = sorted(pool.iterdir())
+    own = checkpoint_folder(pool)  # a Trainer's output_dir may hold its final model beside its checkpoint-N folders
+    if own is not None:
+        entries.append(PoolEntry(pool.name, pool, epoch=own.epoch))
+    files = [c for c in children if own is None and c.is_file() and is_checkpoint(c)]
+    stems = [_stem(c) for c in files]
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        if child in files:  # named by its stem, unless two files share it (m.pt and m.safetensors)
+            name = _stem(child) if stems.count(_stem(child)) == 1 else child.name
+            entries.append(PoolEntry(name, child, epoch=epoch_from_name(child)))
+        elif child.is_dir():
+            runs = _checkpoints_under(child)
+            if not runs:
+                continue
+            chosen = runs if all_checkpoints else [_latest(runs)]
+            for p in chosen:
+                name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
+                entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p)))
+    if not entries:
+        raise InputError(
+            f"no checkpoints in {pool}",
+            fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them",
+        )
+    return entries
+
+
+def _anchored(spec: str | None, folder: Path) -> str | None:
+    """A relative `file.py:factory` spec in a manifest means a file beside the manifest, not in the cwd."""
+    if spec is None:
+        return None
+    source, sep, name = spec.rpartition(":")
+    if sep and source.endswith(".py") and not Path(source).is_absolute():
+        return f"{(folder / source).resolve()}:{name}"
+    return spec
+
+
+def read_manifest(path: Path) -> list[PoolEntry]:
+    """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?, epoch?}, or a CSV with those columns.
+
+    Paths are relative to the manifest's folder.
+    """
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            rows = data.get("models") if isinstance(data, dict) else data
+        else:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+        raise InputError(
+            f"cannot read manifest {path}: {str(e).splitlines()[0]}", fix='a JSON list of {"path": ...} objects or a CSV with a path column'
+        ) from None
+    if not isinstance(rows, list) or not rows:
+        raise InputError(f"manifest {path} lists no models", fix='a JSON list of {"path": ...} objects or a CSV with a path column')
+    entries = []
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not row.get("path"):
+            raise InputError(f"manifest {path}: entry {i} has no path", fix="give every entry a 'path'")
+        kwargs = row.get("arch_kwargs") or {}
+        if isinstance(kwargs, str):
+            try:
+                kwargs = json.loads(kwargs)
+            except json.JSONDecodeError:
+                raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
+        file = (path.parent / str(row["path"])).resolve()
+        epoch = row.get("epoch")
+        if epoch in (None, ""):
+            epoch = epoch_from_name(file)
+        elif not str(epoch).isdigit():
+            raise InputError(f"manifest {path}: entry {i} has epoch {epoch!r}, not a whole number") from None
+        entries.append(
+            PoolEntry(
+                str(row.get("name") or row["path"]),
+                file,
+                _anchored(row.get("arch") or None, path.parent),
+                kwargs,
+                int(epoch) if epoch is not None else None,
+            )
+        )
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise InputError(f"manifest {path}: the name {dup!r} is used twice", fix="give each model its own name")
+    return entries

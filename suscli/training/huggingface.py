@@ -1,0 +1,70 @@
+"""Susceptibility in a Hugging Face `Trainer` run: measured at the start of training and at the end of every
+`every_n_epochs`-th epoch (or of every `every_n_steps`-th optimizer step, and of the last one), put into the Trainer's log history through `trainer.log`, so that every `report_to`
+integration (TensorBoard, W&B, MLflow) receives r, zeta and the seconds beside the training loss, and the
+tracker's JSONL that `suscli track --log` reads.
+
+    trainer = Trainer(model=model, args=args, train_dataset=train)
+    trainer.add_callback(SusceptibilityTrainerCallback(trainer, SusceptibilityTracker(unlabeled, log="run.jsonl")))
+    trainer.train()
+
+The callback holds the Trainer because a TrainerCallback cannot log by itself: only `trainer.log` reaches both
+`state.log_history` and the reporting callbacks. transformers is imported only by this module.
+"""
+
+from __future__ import annotations
+
+import math
+
+from transformers import Trainer, TrainerCallback
+
+from suscli.training.tracker import SusceptibilityTracker, measure_every, scalars
+
+
+class SusceptibilityTrainerCallback(TrainerCallback):
+    """Measure `trainer.model` with the tracker; epoch = epochs trained so far (0 = the model training starts
+    from). With `every_n_steps`, at the end of every optimizer step that is a multiple of it and of the last step;
+    the records carry the global step. With `with_optimizer`, the step is the Trainer's optimizer's own. Only the
+    main process measures."""
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        tracker: SusceptibilityTracker,
+        *,
+        every_n_epochs: int | None = None,
+        every_n_steps: int | None = None,
+        with_optimizer: bool = False,
+    ):
+        self.every_n_epochs, self.every_n_steps = measure_every(every_n_epochs, every_n_steps)
+        self.trainer = trainer
+        self.tracker = tracker
+        self.with_optimizer = with_optimizer
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201 (transformers' signature)
+        self._measure(state)
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        # called after each optimizer step (not between accumulated batches), with state.global_step already counted
+        if self.every_n_steps is not None and (state.global_step % self.every_n_steps == 0 or state.global_step >= state.max_steps):
+            should_log = control.should_log  # trainer.log clears it: the Trainer's own log of this step (the loss) must still happen
+            self._measure(state)
+            control.should_log = should_log
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        if self.every_n_epochs is not None and (
+            round(state.epoch) % self.every_n_epochs == 0 or round(state.epoch) >= args.num_train_epochs
+        ):
+            self._measure(state)
+
+    def _measure(self, state) -> None:  # noqa: ANN001
+        if not state.is_world_process_zero:
+            return
+        optimizer = self.trainer.optimizer if self.with_optimizer else None
+        by_step = self.every_n_steps is not None
+        # mid-epoch, state.epoch is fractional: the record's epoch is the epochs completed so far
+        epoch = math.floor(state.epoch or 0) if by_step else round(state.epoch or 0)
+        record = self.tracker.measure(
+            self.trainer.model, epoch, optimizer=optimizer, step=state.global_step, global_step=state.global_step if by_step else None
+        )
+        self.trainer.log(scalars(record))

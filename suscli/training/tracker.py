@@ -1,0 +1,346 @@
+"""Susceptibility inside a training loop: one measurement per epoch, logged as JSON lines for `suscli track --log`.
+
+    tracker = SusceptibilityTracker(unlabeled_inputs, log="run.jsonl")
+    for epoch in range(epochs):
+        tracker.measure(model, epoch, train_acc=acc)  # at the start of the epoch, before training on it
+        acc = train_one_epoch(model, optimizer)
+
+`epoch` counts the epochs trained so far, so epoch 0 is the initialization, whose r the paper leaves out of
+the running mean. The random labels are drawn once (from the seed) and every epoch uses the same batches, so
+that differences between epochs come from the model, not from the draw. The model's weights, buffers and
+train/eval flags, the optimizer's state and the parameters' gradients are left exactly as they were.
+
+`writer` sends r, zeta and the measurement's seconds to the logs people already read: a TensorBoard
+`SummaryWriter`, or any callable taking a dict of scalars and the step (W&B's `wandb.log`, MLflow's
+`mlflow.log_metrics`). The Lightning callback below and `suscli.training.huggingface` for the Hugging Face Trainer route them
+through their trainer's own loggers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from suscli.errors import InputError
+from suscli.data.images import unlabeled_source
+from suscli.measure.susceptibility import SusceptibilityConfig, _device_of, measure_susceptibility
+from suscli.training.tensorboard import is_event_log, read_events
+from suscli.run.epochs import running_mean
+
+
+@dataclass
+class EpochRecord:
+    """One line of the log."""
+
+    epoch: int  # epochs trained so far (0 = initialization)
+    r: float  # mean of r over the batches at this epoch
+    sem: float | None  # its standard error (None with one batch)
+    zeta: float | None  # running mean of r over epochs 1..epoch (None at initialization)
+    step: str  # "optimizer": the training optimizer's own step; "sgd": plain SGD with step size `lr`
+    lr: float  # step size used: the optimizer's current learning rate (first group), or the plain SGD step
+    batches: int
+    batch_size: int
+    seed: int
+    train_acc: float | None  # as reported by the training loop, 0-1
+    time: str  # UTC, ISO 8601, when the measurement ended
+    seconds: float  # how long the measurement took
+    global_step: int | None = None  # measured every N steps: the trainer's global step (None: once per epoch)
+
+
+@dataclass
+class SusceptibilityTracker:
+    """Measures susceptibility once per epoch on fixed unlabeled `inputs` (N, ...) and appends it to `log`.
+
+    `transform` maps a batch of inputs (on the model's device) to model inputs, e.g. uint8 pixels to
+    normalized floats. `inputs` may also be a Dataset or DataLoader (the first item of each sample, all of it) or
+    a folder of images (decoded once to uint8 pixels of side `image_size`); they move to the model's device once,
+    at the first measurement. A log that already exists is read first: a run resumed from a checkpoint continues its
+    running mean, and a re-measured epoch replaces the earlier record of that epoch.
+    """
+
+    inputs: torch.Tensor | torch.utils.data.Dataset | torch.utils.data.DataLoader | str | Path
+    log: str | Path | None = None
+    config: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
+    num_classes: int | None = None
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    writer: object | None = None  # a SummaryWriter (anything with add_scalar), or a callable(scalars, step)
+    image_size: int | None = None  # for an image folder: the side its images are decoded to
+    history: list[EpochRecord] = field(default_factory=list, init=False, repr=False)  # by epoch, as logged
+
+    def __post_init__(self) -> None:
+        self.inputs = unlabeled_inputs(self.inputs, self.image_size)
+        if self.log is not None and Path(self.log).exists():
+            self.history = [EpochRecord(**rec) for rec in read_log(self.log)]
+
+    def measure(
+        self,
+        model: nn.Module,
+        epoch: int,
+        *,
+        optimizer: torch.optim.Optimizer | None = None,
+        train_acc: float | None = None,
+        step: int | None = None,
+        global_step: int | None = None,
+    ) -> EpochRecord:
+        """Measure `model` now; with `optimizer`, step with the training optimizer as the authors did. `step` is the
+        x-axis the writer logs at (default: `global_step`, else `epoch`), e.g. the global step to line up with the
+        training loss. With `global_step` (measuring every N steps) the record carries it and replaces only the
+        records of later steps, not the earlier measurements of its epoch; zeta then averages every measurement
+        after step 0."""
+        start = time.perf_counter()
+        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: the same parameters, no recompilation
+        assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
+        device = _device_of(model)
+        if self.inputs.device != device:
+            self.inputs = self.inputs.to(device)  # once: later epochs find them there
+        sus = measure_susceptibility(
+            model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
+        )
+        self.num_classes = sus.num_classes
+        self.history = [
+            h
+            for h in self.history
+            if h.epoch < epoch
+            or (h.epoch == epoch and global_step is not None and h.global_step is not None and h.global_step < global_step)
+        ]
+        # the initialization (epoch 0, or step 0 when measured by steps) is left out of the running mean
+        when = [h.epoch if h.global_step is None else h.global_step for h in self.history] + [epoch if global_step is None else global_step]
+        zeta = running_mean(when, [h.r for h in self.history] + [sus.mean])[-1]
+        record = EpochRecord(
+            epoch=epoch,
+            r=sus.mean,
+            sem=None if math.isnan(sus.sem) else sus.sem,  # nan with one batch: JSON has no NaN
+            zeta=zeta,
+            step="optimizer" if optimizer is not None else "sgd",
+            lr=float(optimizer.param_groups[0]["lr"]) if optimizer is not None else self.config.lr,
+            batches=self.config.batches,
+            batch_size=sus.batch_size,
+            seed=self.config.seed,
+            train_acc=train_acc,
+            time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            seconds=round(time.perf_counter() - start, 3),
+            global_step=global_step,
+        )
+        self.history.append(record)
+        if self.log is not None:
+            _append(Path(self.log), asdict(record))
+        if self.writer is not None:
+            write_scalars(self.writer, scalars(record), step if step is not None else global_step if global_step is not None else epoch)
+        return record
+
+
+def scalars(record: EpochRecord) -> dict[str, float]:
+    """What goes to the training logs, under one prefix so that the dashboards group them; with the epoch and the
+    training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL."""
+    values = {
+        "susceptibility/epoch": record.epoch,
+        "susceptibility/r": record.r,
+        "susceptibility/zeta": record.zeta,
+        "susceptibility/seconds": record.seconds,
+        "susceptibility/train_acc": record.train_acc,
+    }
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def write_scalars(writer: object, values: dict[str, float], step: int) -> None:
+    """To a SummaryWriter (anything with add_scalar) or a callable(scalars, step)."""
+    add_scalar = getattr(writer, "add_scalar", None)
+    if add_scalar is not None:
+        for name, value in values.items():
+            add_scalar(name, value, step)
+    elif callable(writer):
+        writer(values, step)
+    else:
+        raise TypeError(f"writer must be a SummaryWriter or a callable(scalars, step), not {type(writer).__name__}")
+
+
+def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Tensor:
+    """The unlabeled inputs as one tensor (N, ...): a tensor as it is; a Dataset or DataLoader read once (the first
+    item of each sample); an image folder decoded once through suscli's image pipeline (uint8 pixels)."""
+    if isinstance(source, torch.Tensor):
+        return source
+    if isinstance(source, (str, Path)):
+        if image_size is None:
+            raise InputError(
+                f"an image folder ({source}) needs image_size= to decode its images to",
+                fix="SusceptibilityTracker(folder, image_size=32, transform=normalizer(mean, std))",
+            )
+        return unlabeled_source(source).decoded(image_size, 3)[0]
+    if isinstance(source, torch.utils.data.DataLoader):
+        return torch.cat([_first(batch) for batch in source])
+    if isinstance(source, torch.utils.data.Dataset):
+        return torch.stack([_first(source[i]) for i in range(len(source))])
+    raise InputError(f"unlabeled inputs must be a tensor, a Dataset, a DataLoader or an image folder, not {type(source).__name__}")
+
+
+def _first(sample: object) -> torch.Tensor:
+    """The input of a sample or batch: (x, y) pairs give x; a dict gives its pixel_values."""
+    if isinstance(sample, dict):
+        sample = sample["pixel_values"]
+    if isinstance(sample, (tuple, list)):
+        sample = sample[0]
+    if not isinstance(sample, torch.Tensor):
+        raise InputError(f"a dataset item is {type(sample).__name__}, not a tensor (or a tuple starting with one)")
+    return sample
+
+
+def _append(path: Path, record: dict) -> None:
+    """One flushed line per epoch, so that a crash of the training run keeps every finished epoch."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise InputError(f"cannot write tracker log {path}: {e.strerror or e}", fix="give the tracker a writable log path") from None
+
+
+LOG_FIELDS = frozenset({"epoch", "r"})  # what a log line needs; the rest of EpochRecord is optional when read
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a tracker log (or of a TensorBoard event file it was written to) in epoch order. A record of epoch e replaces every earlier-written record of
+    epochs >= e: a run resumed (or restarted) at epoch e logs them again. A last line cut short by a crash is ignored.
+    """
+    path = Path(path)
+    if is_event_log(path):
+        return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in read_events(path)]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read tracker log {path}: {e}", fix="give the JSONL file written by suscli.training.tracker") from None
+    by_epoch: dict[int, dict] = {}
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if n == len(lines):
+                continue
+            raise InputError(f"tracker log {path} is corrupt at line {n}", fix="remove that line") from None
+        if (
+            not isinstance(record, dict)
+            or not LOG_FIELDS <= record.keys()
+            or not isinstance(record["epoch"], int)
+            or isinstance(record["r"], bool)
+            or not isinstance(record["r"], (int, float))
+        ):
+            raise InputError(f"{path} is not a suscli tracker log (line {n})", fix="give the JSONL file written by suscli.training.tracker")
+        epoch = record["epoch"]
+        by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
+        by_epoch[epoch] = {f: record.get(f) for f in EpochRecord.__dataclass_fields__}
+    if not by_epoch:
+        raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def schedule_warning(records: list[dict]) -> str | None:
+    """Why the epochs of a log may not be comparable: r measured with the training optimizer's own step scales
+    with its learning rate, so under a decaying schedule late epochs read low whatever they memorized."""
+    lrs = [rec["lr"] for rec in records if rec.get("step") == "optimizer" and rec.get("lr") is not None]
+    if len(set(lrs)) < 2:
+        return None
+    return (
+        f"r was measured with the training optimizer's step, whose size followed the schedule (lr {min(lrs):.3g} to "
+        f"{max(lrs):.3g}): epochs are not on one scale and the knee may mislead; for choosing an epoch, track with the "
+        f"plain SGD step (tracker.measure without optimizer=)"
+    )
+
+
+def measure_every(every_n_epochs: int | None, every_n_steps: int | None) -> tuple[int | None, int | None]:
+    """The trainer callbacks' schedule: every N epochs (default 1) or every N optimizer steps, not both."""
+    if every_n_epochs is not None and every_n_steps is not None:
+        raise ValueError("give every_n_epochs or every_n_steps, not both: the callback measures by epochs or by steps")
+    for name, n in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
+        if n is not None and n < 1:
+            raise ValueError(f"{name} must be >= 1, got {n}")
+    return (1 if every_n_steps is None and every_n_epochs is None else every_n_epochs), every_n_steps
+
+
+def _lightning() -> type | None:
+    """Lightning's Callback base class, when lightning (or the older pytorch_lightning) is installed."""
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            return importlib.import_module(name).Callback
+        except ImportError:
+            continue
+    return None
+
+
+_Callback = _lightning()
+if _Callback is not None:
+
+    class SusceptibilityCallback(_Callback):  # type: ignore[misc, valid-type]
+        """Lightning: measure at the start of every `every_n_epochs`-th training epoch (trainer.current_epoch =
+        epochs trained so far) and once more at the end of training, with the first optimizer's step when
+        `with_optimizer`. With `every_n_steps` instead: at the start of training (step 0), at the end of every train
+        batch whose global step is a multiple of it, and at the end of training. r, zeta and the seconds go to every
+        logger of the trainer (at its global step, beside the training loss) and to the tracker's JSONL. `acc_metric`
+        names a logged training accuracy (0-1) whose latest value goes into the log: the knee rule of `suscli track`
+        needs it. Only the global-zero process measures under distributed training."""
+
+        def __init__(
+            self,
+            tracker: SusceptibilityTracker,
+            with_optimizer: bool = False,
+            acc_metric: str | None = None,
+            every_n_epochs: int | None = None,
+            every_n_steps: int | None = None,
+        ):
+            self.every_n_epochs, self.every_n_steps = measure_every(every_n_epochs, every_n_steps)
+            self.tracker = tracker
+            self.with_optimizer = with_optimizer
+            self.acc_metric = acc_metric
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001 (Lightning's types)
+            if self.every_n_steps is not None:
+                if trainer.global_step == 0 and self._last_step() != 0:  # the initialization
+                    self._measure(trainer, pl_module)
+            elif trainer.current_epoch % self.every_n_epochs == 0:
+                self._measure(trainer, pl_module)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+            # under gradient accumulation the global step stays for several batches: measure it once, right after it was taken
+            step = trainer.global_step
+            if self.every_n_steps is not None and step % self.every_n_steps == 0 and self._last_step() != step:
+                self._measure(trainer, pl_module)
+
+        def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+            if self.every_n_steps is not None:
+                if self._last_step() != trainer.global_step:  # the trained model, unless its step was just measured
+                    self._measure(trainer, pl_module)
+                return
+            last = self.tracker.history[-1].epoch if self.tracker.history else None
+            if last != trainer.current_epoch:  # the trained model; not twice when training stopped at a measured epoch
+                self._measure(trainer, pl_module)
+
+        def _last_step(self) -> int | None:
+            return self.tracker.history[-1].global_step if self.tracker.history else None
+
+        def _measure(self, trainer, pl_module) -> None:  # noqa: ANN001
+            if not trainer.is_global_zero:
+                return
+            optimizer = trainer.optimizers[0] if self.with_optimizer else None
+            acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric else None
+            record = self.tracker.measure(
+                pl_module,
+                trainer.current_epoch,
+                optimizer=optimizer,
+                train_acc=None if acc is None else float(acc),
+                step=trainer.global_step,
+                global_step=trainer.global_step if self.every_n_steps is not None else None,
+            )
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars(record), step=trainer.global_step)

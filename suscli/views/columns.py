@@ -1,0 +1,60 @@
+"""The human-facing columns of a report, shared by the Rich table, Markdown and the HTML page."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from suscli.results import Result
+
+
+NUMERIC_COLUMNS = ("epoch", "train acc", "susceptibility", "zeta", "agreement", "fits contradicted", "region")
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
+    """The human-facing columns, shared by the Rich table and Markdown."""
+    ranked = any(r.region is not None for r in rows)
+    tracked = any(r.zeta is not None for r in rows)
+    cols: list[tuple[str, list[str]]] = [("model", [r.name for r in rows])]
+    if tracked:
+        cols.append(("epoch", [_fmt(r.epoch) for r in rows]))
+    cols.append(("arch", [_fmt(r.arch) for r in rows]))
+    cols.append(("train acc", [_pct(r.train_acc) + _interval(r) for r in rows]))
+    cols.append(
+        (
+            "susceptibility",
+            [_fmt(r.susceptibility) + ("" if r.susceptibility_sem is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows],
+        )
+    )
+    if tracked:
+        cols.append(("zeta", [_fmt(r.zeta) for r in rows]))
+    if any(r.agreement is not None for r in rows):
+        cols.append(("agreement", [_pct(r.agreement) for r in rows]))
+    if any(r.fits_contradicted is not None for r in rows):
+        cols.append(("fits contradicted", [_pct(r.fits_contradicted) for r in rows]))
+    if ranked:
+        cols.append(("region", [_fmt(r.region) for r in rows]))
+    cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
+    notes = [r.error or "; ".join(r.notes) for r in rows]
+    if any(notes):
+        cols.append(("notes", notes))
+    return cols
+
+
+def _interval(r: Result) -> str:
+    if r.train_acc is None or r.train_acc_low is None or r.train_acc_high is None or r.train_acc_low == r.train_acc_high:
+        return ""
+    n = f" n={r.train_n:,}" if r.train_n else ""
+    return f" [{100 * r.train_acc_low:.1f}, {100 * r.train_acc_high:.1f}]{n}"

@@ -1,0 +1,160 @@
+"""Views of a list of result rows: a Rich table, JSON, CSV and Markdown (JUnit and HTML in their own modules).
+Nothing here computes a number."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import platform
+import sys
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from suscli.judge import verdict
+from suscli.results import FLAT_COLUMNS, Result
+from suscli.views.columns import NUMERIC_COLUMNS, display_columns
+
+if TYPE_CHECKING:
+    from suscli.judge.rules import LabelCheck
+
+PLAIN_WIDTH = 200  # a file or a pipe gets full-width rows rather than columns folded to 80 characters
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+    junit = "junit"
+    html = "html"
+
+
+def environment() -> dict[str, str]:
+    """Library versions and the machine, so that a JSON report says what produced it."""
+    import torch
+    import torchvision
+
+    from suscli import __version__
+
+    env = {
+        "suscli": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "platform": platform.platform(),
+    }
+    if torch.cuda.is_available():
+        env["cuda_device"] = torch.cuda.get_device_name()
+    return env
+
+
+def _clean(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no NaN, and a reader should see 'no value', not a crash."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def to_json(rows: list[Result], run: dict[str, Any]) -> str:
+    """One JSON document: the run (command, settings, environment, summary) and every row in full."""
+    return json.dumps(_clean({**run, "results": [r.as_dict() for r in rows]}), indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(rows: list[Result]) -> str:
+    buf = io.StringIO()
+    pd.DataFrame([r.flat() for r in rows], columns=FLAT_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+def noise_line(check: LabelCheck) -> str:
+    """The label-noise estimate in words, for stderr and the step summary."""
+    e = check.estimate
+    return (
+        f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
+        f"(95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%): an estimate of the share of wrong labels; "
+        "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"
+    )
+
+
+def suspects_csv(check: LabelCheck, paths: list[str]) -> str:
+    """The training images whose label the consensus contradicts, most agreed-on first: path, given label, the
+    consensus label and its share of the voters' probability."""
+    wrong = np.flatnonzero(check.contradicted)
+    order = wrong[np.argsort(-check.share[wrong], kind="stable")]
+    frame = pd.DataFrame(
+        {
+            "path": [paths[i] for i in order],
+            "given_label": check.labels[order],
+            "consensus_label": check.consensus[order],
+            "vote_share": np.round(check.share[order], 4),
+        }
+    )
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, lineterminator="\n")
+    return buf.getvalue()
+
+
+def to_markdown(rows: list[Result], title: str | None = None) -> str:
+    cols = display_columns(rows)
+    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = [f"### {title}", ""] if title else []
+    lines.append("| " + " | ".join(name for name, _ in cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for i in range(len(rows)):
+        lines.append("| " + " | ".join(esc(values[i]) for _, values in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_table(rows: list[Result], title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    for name, _ in display_columns(rows):
+        table.add_column(name, overflow="fold", justify="right" if name in NUMERIC_COLUMNS else "left")
+    cols = display_columns(rows)
+    for i, r in enumerate(rows):
+        style = "red" if not r.ok or r.verdict == verdict.MEMORIZED else ("green" if r.verdict == verdict.RESISTS else None)
+        table.add_row(*(values[i] for _, values in cols), style=style)
+    return table
+
+
+def render(rows: list[Result], fmt: Format, run: dict[str, Any], title: str | None = None) -> str:
+    """The report in `fmt` as text: what stdout shows when it is not a terminal, and what --output holds.
+
+    One function for both, so that a saved report is never different from a printed one."""
+    if fmt == Format.json:
+        return to_json(rows, run)
+    if fmt == Format.csv:
+        return to_csv(rows)
+    if fmt == Format.markdown:
+        return to_markdown(rows, title)
+    if fmt == Format.table:
+        return plain_text(to_table(rows, title))
+    if fmt == Format.junit:
+        from suscli.views.junit import to_junit
+
+        return to_junit(rows, run, title)
+    if fmt == Format.html:  # imported here: jinja2 and matplotlib load only for this format
+        from suscli.views.html import to_html
+
+        return to_html(rows, run, title)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def plain_text(table: Table) -> str:
+    """A Rich table drawn without colour at PLAIN_WIDTH, as a string."""
+    buffer = io.StringIO()
+    Console(file=buffer, width=PLAIN_WIDTH, force_terminal=False, color_system=None).print(table)
+    return buffer.getvalue()
+
+
+def command_line() -> str:
+    return " ".join(["suscli", *sys.argv[1:]])

@@ -1,0 +1,45 @@
+"""Results as a pandas DataFrame, for notebooks: the rows every report is a view of, one row per model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from suscli.errors import InputError
+from suscli.results import FLAT_COLUMNS, Result
+from suscli.run.store import read_records, record_result
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """The results in `path` with the CSV report's columns, one row per model.
+
+    `path` is a JSON report (`suscli rank ... -f json`: ranked, with regions, agreement and verdicts, in the
+    report's order) or a results file (`suscli-results.jsonl`: the measurements as they were stored, before
+    ranking, with a `fingerprint` column telling apart the sets of settings the file holds).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read results {path}: {e}") from None
+    report = _report(text)
+    if report is not None:
+        rows = [Result.from_dict(r).flat() for r in report]
+        return pd.DataFrame(rows, columns=FLAT_COLUMNS)
+    latest: dict[tuple[str, str], dict] = {}  # as the results file is read: a later line for the same model wins
+    for n, record in read_records(path):
+        latest[(record["fingerprint"], record["key"])] = {**record_result(path, n, record).flat(), "fingerprint": record["fingerprint"]}
+    return pd.DataFrame(list(latest.values()), columns=[*FLAT_COLUMNS, "fingerprint"])
+
+
+def _report(text: str) -> list[dict] | None:
+    """The rows of a JSON report, or None when `text` is not one (a results file is JSON lines)."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("results"), list) and all(isinstance(r, dict) for r in doc["results"]):
+        return doc["results"]
+    return None

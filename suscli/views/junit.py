@@ -1,0 +1,77 @@
+"""The JUnit XML report: one testsuite for the pool (or run), one testcase per model, the settings as properties.
+
+CI test reporters (GitLab, Jenkins, Azure Pipelines, Buildkite, GitHub's test-report actions) read this format;
+it follows the schema they share (Jenkins' junit-10.xsd): a model that failed a gate is a <failure>, one that could
+not be loaded or run an <error>, each with its reason.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from suscli.judge.gate import outcome
+from suscli.results import Result
+from suscli.views.runview import closing, flat, subject
+
+# XML 1.0 has no way to write these, escaped or not; a file name may hold them (a NUL, found by fuzzing).
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def text(value: Any) -> str:
+    return NOT_XML.sub("\ufffd", "" if value is None else str(value))
+
+
+def properties(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """The run's settings, thresholds, choice, gate, data and versions; the closing line is the suite's system-out."""
+    return [(name, text(value)) for name, value in flat(run) if name not in ("recommendation", "recommendation.text")]
+
+
+def numbers(row: Result) -> str:
+    """The row's numbers in one line, for the testcase's system-out."""
+    parts = []
+    low, high = row.train_acc_low, row.train_acc_high
+    if row.train_acc is not None:
+        interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None and low != high else ""
+        parts.append(f"training accuracy {100 * row.train_acc:.1f}%{interval}")
+    if row.susceptibility is not None:
+        parts.append(
+            f"susceptibility {row.susceptibility:.4f}" + ("" if row.susceptibility_sem is None else f" ± {row.susceptibility_sem:.4f}")
+        )
+    if row.agreement is not None:
+        parts.append(f"agreement {100 * row.agreement:.1f}%")
+    if row.region is not None:
+        parts.append(f"region {row.region} ({row.verdict})")
+    return "; ".join(parts + row.notes)
+
+
+def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) -> str:
+    """The report as JUnit XML text."""
+    name = title or "suscli"
+    about = subject(rows, run)
+    outcomes = [outcome(r, run) for r in rows]
+    counts = {
+        "tests": str(len(rows)),
+        "failures": str(sum(o.status == "failure" for o in outcomes)),
+        "errors": str(sum(o.status == "error" for o in outcomes)),
+    }
+    seconds = f"{sum(r.seconds or 0.0 for r in rows):.3f}"
+    root = ET.Element("testsuites", {"name": text(name), **counts, "time": seconds})
+    suite = ET.SubElement(
+        root, "testsuite", {"name": text(f"{name} {about}" if about else name), **counts, "skipped": "0", "time": seconds}
+    )
+    props = ET.SubElement(suite, "properties")
+    for key, value in properties(run):
+        ET.SubElement(props, "property", name=key, value=value)
+    for row, result in zip(rows, outcomes):
+        case = ET.SubElement(suite, "testcase", name=text(row.name), classname=name.replace(" ", "."), time=f"{row.seconds or 0.0:.3f}")
+        if result.status != "passed":
+            tag = "error" if result.status == "error" else "failure"
+            ET.SubElement(case, tag, message=text(result.reason), type=text(result.kind)).text = text(f"{row.path}: {result.reason}")
+        if out := numbers(row):
+            ET.SubElement(case, "system-out").text = text(out)
+    if line := closing(run):
+        ET.SubElement(suite, "system-out").text = text(line)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
