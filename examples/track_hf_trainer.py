@@ -19,11 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainingArguments, set_seed
 
-from suscli.demo import SMALL, channel_stats, make_images, noisy_labels, write_pngs
-from suscli.training.huggingface import SusceptibilityTrainerCallback
+from suscli import SusceptibilityTracker, SusceptibilityTrainerCallback
 from suscli.data.images import normalizer
+from suscli.demo import SMALL, channel_stats, make_images, noisy_labels, write_pngs
 from suscli.models import bn_cnn
-from suscli.training.tracker import SusceptibilityTracker
 
 
 class Classifier(nn.Module):

@@ -16,10 +16,10 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
-from suscli.demo import SMALL, channel_stats, make_images, noisy_labels
+from suscli import SusceptibilityCallback, SusceptibilityTracker
 from suscli.data.images import normalizer
+from suscli.demo import SMALL, channel_stats, make_images, noisy_labels
 from suscli.models import bn_cnn
-from suscli.training.tracker import SusceptibilityCallback, SusceptibilityTracker
 
 
 class Classifier(pl.LightningModule):

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import suscli
-from suscli.demo import SMALL, channel_stats, make_images, noisy_labels, write_pngs
+from suscli import SusceptibilityTracker
 from suscli.data.images import normalizer
+from suscli.demo import SMALL, channel_stats, make_images, noisy_labels, write_pngs
 from suscli.models import bn_cnn
-from suscli.training.tracker import SusceptibilityTracker
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

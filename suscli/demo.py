@@ -328,7 +328,7 @@ def _build(root: Path, recipe: DemoRecipe, progress: Progress | None) -> DemoOut
         save(
             model,
             out.models / f"{ms.name}.safetensors",
-            arch=record["arch"],
+            arch=f"suscli.models:{ms.factory}",
             arch_kwargs=arch_kwargs,
             num_classes=NUM_CLASSES,
             mean=mean,

@@ -47,3 +47,7 @@ def first_line(e: BaseException) -> str:
     quoted inside suscli's one-line error."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[0][:160] if lines else ""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: a KeyboardInterrupt still, whose text says what was kept and how to resume."""

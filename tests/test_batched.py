@@ -12,7 +12,7 @@ import suscli
 import suscli.run.audit
 import suscli.measure.batched
 from suscli.measure.accuracy import training_accuracy
-from suscli.run.audit import audit_pool
+from suscli.run.audit import PoolRequest, audit_pool
 from suscli.measure.batched import batchable, groups, measure_many, training_accuracy_many
 from suscli.errors import InputError
 from suscli.data.images import labeled_source, normalizer, unlabeled_source
@@ -41,7 +41,7 @@ def pixels(n: int = 20, size: int = 16) -> torch.Tensor:
 def mixed_models() -> list[nn.Module]:
     """Two models of each architecture, interleaved, each with its own random weights, in eval mode as loaded."""
     models = []
-    for i in range(2):
+    for _ in range(2):
         for make in ARCHS.values():
             torch.manual_seed(len(models))
             models.append(make().eval())
@@ -200,7 +200,7 @@ def test_audit_pool_model_batch_gives_the_same_rows(tmp_path: Path, image_folder
     entries = discover(save_pool(tmp_path / "pool"))
     unlabeled, train = unlabeled_source(image_folder), labeled_source(train_folder)
     options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8)), "device": torch.device("cpu")}
-    one = audit_pool(entries, unlabeled, train, **options, model_batch=1)
+    one = audit_pool(PoolRequest(entries, **options, model_batch=1), unlabeled, train)
 
     together: list[list[str]] = []
     alone: list[str] = []
@@ -208,7 +208,7 @@ def test_audit_pool_model_batch_gives_the_same_rows(tmp_path: Path, image_folder
     monkeypatch.setattr(suscli.run.audit, "score_group", lambda ckpts, names, *a, **k: together.append(names) or group(ckpts, names, *a, **k))
     monkeypatch.setattr(suscli.run.audit, "score_checkpoint", lambda *a, name, **k: alone.append(name) or single(*a, name=name, **k))
     store = ResultStore(tmp_path / "results.jsonl", "fp", {})
-    many = audit_pool(entries, unlabeled, train, **options, store=store, model_batch=4)
+    many = audit_pool(PoolRequest(entries, **options, store=store, model_batch=4), unlabeled, train)
 
     # windows of 4 models: the corrupt file is a row, the bn_cnn pair runs together; then the mlp16 pair (which fails
     # together, then alone) and the resnet pair; then the plain_cnn pair

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import suscli
-from suscli.run.model import Settings, score
+from suscli import Inputs, Settings, score
 from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import by_hand, invoke, one_error_line, tiny_cnn, write_images
 
@@ -39,8 +39,8 @@ def test_json_report_is_one_document_with_everything_to_reproduce(ckpt: Path, im
 def test_cli_equals_python_api_and_is_deterministic(ckpt: Path, image_folder: Path) -> None:
     a = json.loads(invoke("score", ckpt, "-d", image_folder, "-f", "json", "--seed", "4").stdout)["results"][0]
     b = json.loads(invoke("score", ckpt, "-d", image_folder, "-f", "json", "--seed", "4").stdout)["results"][0]
-    api = score(ckpt, image_folder, settings=Settings(susceptibility=SusceptibilityConfig(seed=4)), device="cpu")
-    assert a["details"]["r"] == b["details"]["r"] == api.details["r"]
+    api = score(ckpt, image_folder, settings=Settings(susceptibility=SusceptibilityConfig(seed=4)), inputs=Inputs(device="cpu"))
+    assert a["details"]["r"] == b["details"]["r"] == api.rows[0].details["r"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "markdown", "table"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 import suscli.run.distributed
-from suscli.run.audit import audit_pool
+from suscli.run.audit import PoolRequest, audit_pool
 from suscli.run.distributed import World, audit_shards, process_group, world
 from suscli.data.images import unlabeled_source
 from suscli.run.pool import discover
@@ -118,7 +118,7 @@ def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder:
     entries = discover(make_pool(tmp_path / "pool", n=3))
     unlabeled = unlabeled_source(image_folder)
     options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8)), "device": torch.device("cpu")}
-    expected = audit_pool(entries, unlabeled, None, **options)
+    expected = audit_pool(PoolRequest(entries, **options), unlabeled, None)
     real = suscli.run.distributed.scored_window
 
     def bug_on_m1(window, *a, **k):
@@ -129,6 +129,6 @@ def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder:
     monkeypatch.setattr(suscli.run.distributed, "scored_window", bug_on_m1)
     assert world() is None  # WORLD_SIZE 1 is a plain run
     with process_group(options["device"]):
-        rows = audit_shards(World(0, 0, 1), entries, unlabeled, None, **options)
+        rows = audit_shards(World(0, 0, 1), PoolRequest(entries, **options), unlabeled, None)
     assert [r.status for r in rows] == ["ok", "error", "ok"] and "ValueError: a bug" in rows[1].error
     assert [r.susceptibility for r in rows[::2]] == [r.susceptibility for r in expected[::2]]

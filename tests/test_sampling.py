@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import suscli
 import suscli.measure.accuracy
 import suscli.run.audit
-import suscli.cli
+import suscli.run.rank
 import suscli.measure.sampling
 from suscli.measure.accuracy import wilson_interval
 from suscli.measure.predictions import Predictions
@@ -124,8 +125,8 @@ def test_a_set_within_the_first_stage_gives_the_full_pass(pool: Path, image_fold
 def test_all_is_the_full_pass_of_before(pool: Path, image_folder: Path, big_train: Path, small_start: None) -> None:
     """--train-samples all measures every image, with no interval, whatever the first stage."""
     full, _ = rank(pool, image_folder, big_train, "--train-samples", "all")
-    by_api = suscli.run.model.score(pool / "m0.safetensors", image_folder, big_train,
-                                  settings=suscli.run.model.Settings(suscli.measure.susceptibility.SusceptibilityConfig(batches=2, batch_size=8)))
+    by_api = suscli.score(pool / "m0.safetensors", image_folder, big_train,
+                          settings=suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=None)).rows[0]
     m0 = next(r for r in full["results"] if r["name"] == "m0")
     assert (m0["train_acc"], m0["train_n"]) == (by_api.train_acc, 45) and m0["train_acc_low"] == m0["train_acc_high"]
 
@@ -146,7 +147,7 @@ def test_the_sample_is_seeded_and_grows_while_the_decisions_change(
     if info["listed"] < 45:
         assert all(r["train_acc_low"] < r["train_acc_high"] for r in one["results"]) and "seeded sample" in said
     flips = iter(range(100))
-    monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(next(flips))))
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick=str(next(flips))))
     grown, said = rank(pool, image_folder, big_train, "--results", tmp_path / "d.jsonl")
     full, _ = rank(pool, image_folder, big_train, "--train-samples", "all", "--results", tmp_path / "e.jsonl")
     assert grown["train_sample"]["sizes_tried"] == [8, 16, 32, 45] and accuracies(grown) == accuracies(full)
@@ -158,7 +159,7 @@ def test_a_rerun_measures_nothing_again(
 ) -> None:
     """The grown rows are in the results file: a rerun reuses them at the size they reached, measuring nothing."""
     flips = iter(range(2))
-    monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(next(flips, 1))))
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick=str(next(flips, 1))))
     first, _ = rank(pool, image_folder, big_train)
     assert first["train_sample"]["listed"] == 32  # picks 0, 1, 1: settled at the third stage
 
@@ -168,7 +169,7 @@ def test_a_rerun_measures_nothing_again(
     for module in (suscli.run.audit, suscli.run.model):
         monkeypatch.setattr(module, "training_accuracy", no_measuring)
     monkeypatch.setattr(suscli.run.audit, "training_accuracy_many", no_measuring)
-    monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick={8: "0"}.get(rows[0].train_n, "1")))
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick={8: "0"}.get(rows[0].train_n, "1")))
     again, _ = rank(pool, image_folder, big_train)
     assert again["counts"]["reused"] == 4 and accuracies(again) == accuracies(first)
 
@@ -223,7 +224,7 @@ def test_an_interrupted_growth_resumes_with_the_images_not_yet_measured(
 ) -> None:
     """Ctrl-C while the sample grows: the models grown so far are kept, and the rerun measures only what is
     missing (each chunk of the stages once per model), ending with the numbers of an uninterrupted run."""
-    monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
     real = suscli.run.audit.training_accuracy
     measured: list[int] = []
 
@@ -250,7 +251,7 @@ def test_model_batch_grows_models_together_with_the_same_numbers(
     pool: Path, image_folder: Path, big_train: Path, small_start: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--model-batch 4 grows the 4 models of one architecture in one vmap per batch: the counts of one at a time."""
-    monkeypatch.setattr(suscli.cli, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # grows to 45
     real = suscli.run.audit.training_accuracy_many
     together: list[int] = []
 

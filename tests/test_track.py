@@ -14,7 +14,8 @@ import suscli.run.audit
 from suscli.cli import app
 from suscli.errors import InputError
 from suscli.results import Result
-from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs, running_mean
+from suscli.measure.susceptibility import running_mean
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs
 from tests.conftest import tiny_cnn
 
 runner = CliRunner()

@@ -176,7 +176,7 @@ def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:
 
 def test_lightning_callback_measures_every_epoch(tmp_path: Path) -> None:
     pl = pytest.importorskip("lightning.pytorch")
-    from suscli.training.tracker import SusceptibilityCallback
+    from suscli.training.lightning import SusceptibilityCallback
 
     class Module(pl.LightningModule):
         def __init__(self):

@@ -18,7 +18,7 @@ from suscli.training.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
 
 pl = pytest.importorskip("lightning.pytorch")
-from suscli.training.tracker import SusceptibilityCallback  # noqa: E402 (exists only with Lightning)
+from suscli.training.lightning import SusceptibilityCallback  # noqa: E402 (exists only with Lightning)
 
 CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=16, seed=1)
 

@@ -38,6 +38,13 @@ class Preprocess:
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     crop_pct: float = 1.0
 
+    @property
+    def side(self) -> int:
+        """The input side once chosen: every preprocessing a model is measured with has one (only a preset may not)."""
+        if self.image_size is None:
+            raise ValueError("no image size chosen")
+        return self.image_size
+
 
 PRESETS: dict[str, Preprocess] = {
     # CIFAR-10 training-set channel statistics, as used by most CIFAR training scripts

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from suscli.results import Result
+from suscli.errors import UsageError
+from suscli.judge.regions import MIN_POOL, Thresholds
 from suscli.judge.verdict import MEMORIZED
+from suscli.results import Result
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,26 @@ def threshold_failures(row: Result, max_susceptibility: float | None, min_train_
         failures.append(f"susceptibility {row.susceptibility:.4f} > --max-susceptibility {max_susceptibility}")
     if min_train_acc is not None and row.train_acc is not None and row.train_acc < min_train_acc:
         failures.append(f"training accuracy {row.train_acc:.4f} < --min-train-acc {min_train_acc}")
+    return failures
+
+
+def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: Thresholds | None) -> list[str]:
+    """rank's gates: --fail-on memorized (any model flagged) and --candidate (that model in region 1, not flagged)."""
+    failures = []
+    if fail_on == "memorized":
+        if t is None:
+            raise UsageError(
+                "--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds"
+            )
+        flagged = [r.name for r in ranked if r.verdict == MEMORIZED]
+        if flagged:
+            failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
+    if candidate is not None:
+        row = next(r for r in ranked if r.name == candidate)
+        if t is None:
+            raise UsageError("--candidate needs regions", fix=f"rank {MIN_POOL}+ models, or fix both thresholds")
+        if reason := candidate_failure(row):
+            failures.append(reason)
     return failures
 
 

@@ -383,3 +383,13 @@ def pool_decisions(
         order=tuple(r.name for r in choice.ranked),
         pick=choice.pick.name if choice.pick else None,
     )
+
+
+def noise_line(check: LabelCheck) -> str:
+    """The label-noise estimate in words, for stderr and the step summary."""
+    e = check.estimate
+    return (
+        f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
+        f"(95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%): an estimate of the share of wrong labels; "
+        "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"
+    )

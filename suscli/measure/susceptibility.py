@@ -14,7 +14,7 @@ import contextlib
 import copy
 import math
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -246,3 +246,20 @@ def _output_classes(model: nn.Module, x: torch.Tensor) -> int:
     model.eval()
     with torch.no_grad():
         return logits_of(model(x)).shape[-1]
+
+
+def running_mean(epochs: Sequence[int | None], r: Sequence[float | None], *, count_epoch_0: bool = False) -> list[float | None]:
+    """zeta at each epoch: the mean of r over the measured epochs up to it (epochs in increasing order).
+
+    Epoch 0 is the initialization, whose r the paper drops, unless `count_epoch_0`; an epoch without r (it
+    failed) gets no zeta and is left out of the later means. None where there is nothing to average yet.
+    """
+    zeta: list[float | None] = []
+    total, n = 0.0, 0
+    for epoch, value in zip(epochs, r, strict=True):
+        if value is None or (epoch == 0 and not count_epoch_0):
+            zeta.append(None)
+            continue
+        total, n = total + value, n + 1
+        zeta.append(total / n)
+    return zeta

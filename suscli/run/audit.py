@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,6 +28,7 @@ from suscli.run.model import (
     failed,
     input_channels,
     label_ids,
+    model_labels,
     on_device,
     preprocessing,
     score_checkpoint,
@@ -47,8 +48,8 @@ def data_identity(source: ImageSource | None) -> str | None:
         return None
     h = hashlib.sha256()
     for i, p in enumerate(source.paths):
-        label = source.labels[i] if source.labels is not None else ""
-        if source.label_names is not None:
+        label: int | str = source.labels[i] if source.labels is not None else ""
+        if source.label_names is not None and isinstance(label, int):
             label = f"name:{source.label_names[label]}"
         if isinstance(p, Embedded):
             h.update(f"{p}\0sha256:{p.digest}\0{label}\n".encode())
@@ -91,19 +92,33 @@ def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result 
     return dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
 
 
-def load_entry(
-    entry: PoolEntry, *, default_arch: str | None = None, default_arch_kwargs: dict | None = None, trust: bool = False, ema: bool = False
-) -> Checkpoint:
-    """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
-    return load_checkpoint(
-        entry.path,
-        arch=entry.arch,
-        arch_kwargs=entry.arch_kwargs or None,
-        default_arch=default_arch,
-        default_arch_kwargs=default_arch_kwargs,
-        trust=trust,
-        ema=ema,
-    )
+@dataclass
+class PoolRequest:
+    """What every pool entry point (audit_pool, grow_pool and their torchrun twins) needs besides the images: the
+    models, how to load and measure them, where each result is kept as soon as it exists, and whom to tell."""
+
+    entries: list[PoolEntry]
+    settings: Settings
+    device: torch.device
+    store: ResultStore | None = None
+    arch: str | None = None  # for checkpoints that do not name theirs (--arch); an entry's own arch comes first
+    arch_kwargs: dict | None = None
+    trust: bool = False  # --trust-checkpoint
+    ema: bool = False
+    model_batch: int = 1  # models measured together (suscli.measure.batched) where they can be
+    progress: Progress | None = None
+
+    def load(self, entry: PoolEntry) -> Checkpoint:
+        """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
+        return load_checkpoint(
+            entry.path,
+            arch=entry.arch,
+            arch_kwargs=entry.arch_kwargs or None,
+            default_arch=self.arch,
+            default_arch_kwargs=self.arch_kwargs,
+            trust=self.trust,
+            ema=self.ema,
+        )
 
 
 def score_group(
@@ -125,16 +140,17 @@ def score_group(
     prep = chosen[0][0]
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
-    channels = input_channels(models[0], prep.image_size)
-    pixels, _, unreadable = unlabeled.decoded(prep.image_size, channels, prep.crop_pct, device)
+    channels = input_channels(models[0], prep.side)
+    pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device)
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
-    accs: list[Accuracy | None] = [None] * len(models)
+    accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
-        train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device)
-        labels = labels if ids is None else ids.to(labels.device)[labels]
-        accs = training_accuracy_many(models, train_pixels, labels, population=train.population, transform=transform, device=device)
+        train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device)
+        accs = training_accuracy_many(
+            models, train_pixels, model_labels(labels, ids), population=train.population, transform=transform, device=device
+        )
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(
@@ -156,29 +172,15 @@ def score_group(
     ]
 
 
-def audit_pool(
-    entries: list[PoolEntry],
-    unlabeled: ImageSource,
-    train: ImageSource | None,
-    *,
-    settings: Settings,
-    device: torch.device,
-    store: ResultStore | None = None,
-    default_arch: str | None = None,
-    default_arch_kwargs: dict | None = None,
-    trust: bool = False,
-    ema: bool = False,
-    progress: Progress | None = None,
-    model_batch: int = 1,
-) -> list[Result]:
+def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None) -> list[Result]:
     """One row per entry, in pool order. Results already in `store` are reused; new ones are appended to it
     as soon as they exist, so an interruption loses at most the models being measured.
 
-    With `model_batch` > 1, up to that many models still to measure are loaded at once, and those with the same
+    With `request.model_batch` > 1, up to that many models still to measure are loaded at once, and those with the same
     architecture and preprocessing are measured together (score_group); the numbers do not depend on it."""
+    entries, store, progress = request.entries, request.store, request.progress
     rows: list[Result | None] = [None] * len(entries)
     waiting: list[tuple[int, str]] = []  # (index, key) of the models to measure next, up to model_batch of them
-    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
     for i, entry in enumerate(entries):
         if progress:
             progress("models", i, len(entries))
@@ -189,17 +191,25 @@ def audit_pool(
             rows[i] = failed(entry.path, e, entry.name)
         if rows[i] is None:
             waiting.append((i, key))
-        if waiting and (len(waiting) >= model_batch or i == len(entries) - 1):
+        if waiting and (len(waiting) >= request.model_batch or i == len(entries) - 1):
             keys = dict(waiting)
             window = [(j, entries[j]) for j, _ in waiting]
-            for j, result in scored_window(window, unlabeled, train, settings=settings, device=device, load=load):
+            for j, result in scored_window(window, unlabeled, train, settings=request.settings, device=request.device, load=request.load):
                 if store is not None and result.ok:
                     store.append(keys[j], result)
                 rows[j] = result
             waiting = []
     if progress:
         progress("models", len(entries), len(entries))
-    return rows
+    return every_row(rows)
+
+
+def every_row(rows: list[Result | None]) -> list[Result]:
+    """The rows of a pool once every entry has one (measured, reused or failed)."""
+    done = [row for row in rows if row is not None]
+    if len(done) != len(rows):
+        raise RuntimeError(f"{len(rows) - len(done)} pool model(s) were left without a row")
+    return done
 
 
 def scored_window(
@@ -248,7 +258,7 @@ def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSo
         prep, _ = preprocessing(settings, checkpoint.meta, images)
     except SuscliError:
         return object()
-    return prep, input_channels(checkpoint.model, prep.image_size), _classes(checkpoint)  # labels by name map through them
+    return prep, input_channels(checkpoint.model, prep.side), _classes(checkpoint)  # labels by name map through them
 
 
 def _with_epoch(result: Result, entry: PoolEntry) -> Result:
@@ -262,34 +272,26 @@ Grow = Callable[[list[int], int], Iterator[tuple[int, Result]]]  # (rows to grow
 
 
 def grow_pool(
+    request: PoolRequest,
     rows: list[Result],
-    entries: list[PoolEntry],
     sample: NestedSample,
     decide: Callable[[list[Result]], Decisions | None],
-    *,
-    device: torch.device,
-    store: ResultStore | None = None,
-    default_arch: str | None = None,
-    default_arch_kwargs: dict | None = None,
-    trust: bool = False,
-    ema: bool = False,
-    progress: Progress | None = None,
-    model_batch: int = 1,
     grow: Grow | None = None,
 ) -> tuple[list[Result], int]:
-    """settle_sample for the rows of a pool's entries, each grown row kept in `store` under its model's key; grown
-    here by `grow_locally`, unless `grow` says how (suscli.run.distributed shares the work among the ranks)."""
+    """settle_sample for the rows of a pool's entries, each grown row kept in the request's store under its model's
+    key; grown here by `grow_locally`, unless `grow` says how (suscli.run.distributed shares the work among the ranks)."""
     keys: dict[int, str] = {}
+    entries, store = request.entries, request.store
 
     def save(i: int, row: Result) -> None:
         if store is not None:
             store.append(keys.setdefault(i, model_key(entries[i])), row)
 
     def load(i: int) -> Checkpoint:
-        return load_entry(entries[i], default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+        return request.load(entries[i])
 
-    grow = grow or grow_locally(rows, sample, load, device=device, model_batch=model_batch, progress=progress)
-    return settle_sample(rows, sample, grow, decide, device=device, save=save)
+    grow = grow or grow_locally(rows, sample, load, device=request.device, model_batch=request.model_batch, progress=request.progress)
+    return settle_sample(rows, sample, grow, decide, device=request.device, save=save)
 
 
 def grow_locally(
@@ -401,8 +403,8 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
     for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
         chunk = sample.chunk(lo, hi)
         ids, _ = label_ids(ckpts[0], chunk)
-        pixels, labels, _ = chunk.decoded(prep.image_size, channels, prep.crop_pct, device)
-        labels = labels if ids is None else ids.to(labels.device)[labels]
+        pixels, decoded, _ = chunk.decoded(prep.side, channels, prep.crop_pct, device)
+        labels = model_labels(decoded, ids)
         if len(models) == 1:
             accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
         else:
@@ -425,6 +427,6 @@ def _preprocess(row: Result) -> Preprocess:
 def _unreadable(sample: NestedSample, row: Result, lo: int, hi: int, device: torch.device) -> list[int]:
     """Positions in the order of the images lo..hi-1 that could not be decoded (the chunk is decoded by now)."""
     prep = _preprocess(row)
-    _, _, bad = sample.chunk(lo, hi).decoded(prep.image_size, row.details["channels"], prep.crop_pct, device)
+    _, _, bad = sample.chunk(lo, hi).decoded(prep.side, row.details["channels"], prep.crop_pct, device)
     paths = sample.chunk(lo, hi).paths
     return [lo + paths.index(p) for p, _ in bad]

@@ -9,7 +9,6 @@ and appends it to the results file at once, so an interrupted run resumes as a s
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from suscli.run.audit import Progress, cached_row, grow_pool, grown_rows, load_entry, load_or_fail, model_key, scored_window
+from suscli.run.audit import PoolRequest, cached_row, every_row, grow_pool, grown_rows, load_or_fail, model_key, scored_window
 from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.data.images import ImageSource
@@ -26,7 +25,6 @@ from suscli.run.pool import PoolEntry
 from suscli.results import Result
 from suscli.measure.sampling import Decisions, NestedSample
 from suscli.run.model import Settings, failed
-from suscli.run.store import ResultStore
 
 DEFAULT_TIMEOUT_S = 1800  # a rank waits this long at a gather for the slowest model of the round
 
@@ -121,25 +119,11 @@ def error_row(entry: PoolEntry, error: Exception) -> Result:
     return failed(entry.path, error, entry.name)
 
 
-def audit_shards(
-    w: World,
-    entries: list[PoolEntry],
-    unlabeled: ImageSource,
-    train: ImageSource | None,
-    *,
-    settings: Settings,
-    device: torch.device,
-    store: ResultStore | None = None,
-    default_arch: str | None = None,
-    default_arch_kwargs: dict | None = None,
-    trust: bool = False,
-    ema: bool = False,
-    progress: Progress | None = None,
-    model_batch: int = 1,
-) -> list[Result] | None:
+def audit_shards(w: World, request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None) -> list[Result] | None:
     """audit_pool across the ranks of an initialized process group: on rank 0 (which alone uses `store` and
     `progress`) the same rows in pool order as audit_pool; None on the other ranks. Each rank measures up to
     `model_batch` models per round, those that can together (as audit_pool does)."""
+    entries, store, progress, model_batch = request.entries, request.store, request.progress, request.model_batch
     rows: list[Result | None] = [None] * len(entries)
     keys: dict[int, str] = {}
     if w.rank == 0:
@@ -151,48 +135,37 @@ def audit_shards(
                 rows[i] = error_row(entry, e)
     plan = [[i for i, r in enumerate(rows) if r is None] if w.rank == 0 else None]
     collective(dist.broadcast_object_list, plan, src=0)
-    todo: list[int] = plan[0]
-    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+    todo: list[int] = plan[0] or []
     step = w.size * model_batch
     for start in range(0, len(todo), step):
         if w.rank == 0 and progress:
             progress("models", len(entries) - len(todo) + start, len(entries))
         window = [(i, entries[i]) for i in todo[start + w.rank * model_batch : start + (w.rank + 1) * model_batch]]
         # plain dicts pickle without suscli's classes on the receiving side
-        mine = [(i, row.as_dict()) for i, row in _measured(window, unlabeled, train, settings=settings, device=device, load=load)]
+        mine = [
+            (i, row.as_dict())
+            for i, row in _measured(window, unlabeled, train, settings=request.settings, device=request.device, load=request.load)
+        ]
         gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
         collective(dist.gather_object, mine, gathered, dst=0)
         for i, data in (pair for part in gathered or [] for pair in part):
-            rows[i] = Result.from_dict(data)
-            if rows[i].ok and store is not None:
-                store.append(keys[i], rows[i])
+            rows[i] = row = Result.from_dict(data)
+            if row.ok and store is not None:
+                store.append(keys[i], row)
     if w.rank != 0:
         return None
     if progress:
         progress("models", len(entries), len(entries))
-    return rows
+    return every_row(rows)
 
 
 def grow_shards(
-    w: World,
-    rows: list[Result] | None,
-    entries: list[PoolEntry],
-    sample: NestedSample,
-    decide: Callable[[list[Result]], Decisions | None],
-    *,
-    device: torch.device,
-    store: ResultStore | None = None,
-    default_arch: str | None = None,
-    default_arch_kwargs: dict | None = None,
-    trust: bool = False,
-    ema: bool = False,
-    progress: Progress | None = None,
-    model_batch: int = 1,
+    w: World, request: PoolRequest, rows: list[Result] | None, sample: NestedSample, decide: Callable[[list[Result]], Decisions | None]
 ) -> tuple[list[Result], int] | None:
     """grow_pool across the ranks: rank 0 (which alone holds `rows`, the results file and the decisions) sends each
     stage's rows to grow, every rank grows its round-robin share, `model_batch` at a time, and rank 0 gathers and
     keeps them; the rows at the size chosen, and that size, on rank 0, None on the others."""
-    load = functools.partial(load_entry, default_arch=default_arch, default_arch_kwargs=default_arch_kwargs, trust=trust, ema=ema)
+    entries, progress, model_batch, device = request.entries, request.progress, request.model_batch, request.device
 
     def share(size: int, items: list[tuple[int, dict]]) -> Iterator[tuple[int, Result]]:
         """Every rank's share of `items` grown, round by round; rank 0 yields what it gathers."""
@@ -201,7 +174,7 @@ def grow_shards(
             if w.rank == 0 and progress:
                 progress(f"training accuracy, {size} images", start, len(items))
             window = items[start + w.rank * model_batch : start + (w.rank + 1) * model_batch]
-            mine = [(i, row.as_dict()) for i, row in _grown_window(window, entries, sample, size, device, load)]
+            mine = [(i, row.as_dict()) for i, row in _grown_window(window, entries, sample, size, device, request.load)]
             gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
             collective(dist.gather_object, mine, gathered, dst=0)
             yield from ((i, Result.from_dict(data)) for part in gathered or [] for i, data in part)
@@ -222,7 +195,7 @@ def grow_shards(
         yield from share(size, items)
 
     try:
-        return grow_pool(rows, entries, sample, decide, device=device, store=store, grow=grow)
+        return grow_pool(request, rows, sample, decide, grow=grow)
     finally:
         collective(dist.broadcast_object_list, [None], src=0)  # the other ranks stop waiting for a stage
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suscli.errors import InputError
+from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, discover
 from suscli.judge.regions import thresholds
 from suscli.results import Result
@@ -33,23 +34,6 @@ KEEP_RULES = {
 # (docs/validation.md, "suscli track's keep-rule").
 DEFAULT_KEEP = "train-acc"
 INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
-
-
-def running_mean(epochs: Sequence[int], r: Sequence[float | None], *, count_epoch_0: bool = False) -> list[float | None]:
-    """zeta at each epoch: the mean of r over the measured epochs up to it (epochs in increasing order).
-
-    Epoch 0 is the initialization, whose r the paper drops, unless `count_epoch_0`; an epoch without r (it
-    failed) gets no zeta and is left out of the later means. None where there is nothing to average yet.
-    """
-    zeta: list[float | None] = []
-    total, n = 0.0, 0
-    for epoch, value in zip(epochs, r, strict=True):
-        if value is None or (epoch == 0 and not count_epoch_0):
-            zeta.append(None)
-            continue
-        total, n = total + value, n + 1
-        zeta.append(total / n)
-    return zeta
 
 
 def knee(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | None:
@@ -136,7 +120,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
     """
     run = Path(run)
     entries = discover(run, all_checkpoints=True)
-    numbered = sorted((e for e in entries if e.epoch is not None), key=lambda e: e.epoch)
+    numbered = sorted((e for e in entries if e.epoch is not None), key=lambda e: e.epoch or 0)
     skipped = [e for e in entries if e.epoch is None]
     if not numbered:
         raise InputError(

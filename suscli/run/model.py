@@ -1,7 +1,5 @@
-"""Scoring one checkpoint: choose its preprocessing, measure susceptibility and training accuracy, make its row.
-
-This is the Python API a training script can call; the CLI's `score` and `rank` are thin layers over it.
-"""
+"""Scoring one loaded checkpoint: choose its preprocessing, measure susceptibility and training accuracy, make its
+row. suscli.run.score, .rank and .track build on it; `Settings` decides the numbers of every audit."""
 
 from __future__ import annotations
 
@@ -15,11 +13,13 @@ from torch import nn
 
 from suscli.measure.accuracy import Accuracy, encode_hits, training_accuracy
 from suscli.measure.predictions import Predictions, predict
-from suscli.load.checkpoints import Checkpoint, load_checkpoint
+from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
-from suscli.data.images import PRESETS, ImageSource, Preprocess, labeled_source, normalizer, unlabeled_source
+from suscli.data.embedded import ImageRef
+from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
 from suscli.data.labels import id_table
 from suscli.results import Result
+from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
 
 Progress = Callable[[str, int, int], None]
@@ -31,7 +31,7 @@ class Settings:
 
     susceptibility: SusceptibilityConfig = field(default_factory=SusceptibilityConfig)
     samples: int | None = None  # unlabeled images used (seeded subset); None = all
-    train_samples: int | str | None = None  # training images used for accuracy: N, None = all, "auto" = suscli.measure.sampling
+    train_samples: int | str | None = ADAPTIVE  # training images for accuracy: "auto" (as on the command line), N, None = all
     preset: str | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
@@ -73,7 +73,7 @@ def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] 
     preset_name = settings.preset or meta.get("preset")
     if preset_name is not None and preset_name not in PRESETS:
         raise UsageError(f"unknown preset {preset_name!r}", fix=f"use one of {', '.join(PRESETS)}")
-    preset = PRESETS.get(preset_name or "none")
+    preset = PRESETS[preset_name or "none"]
     mean = settings.mean or (None if settings.preset else meta.get("mean")) or preset.mean
     std = settings.std or (None if settings.preset else meta.get("std")) or preset.std
     if not (settings.mean or settings.preset or meta.get("mean") or meta.get("preset")):
@@ -148,8 +148,8 @@ def score_checkpoint(
     ids, mapping = label_ids(checkpoint, train)
     notes += mapping
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
-    channels = input_channels(model, prep.image_size)
-    pixels, _, unreadable = data.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
+    channels = input_channels(model, prep.side)
+    pixels, _, unreadable = data.decoded(prep.side, channels, prep.crop_pct, device, progress)
     bad = None
     try:
         try:
@@ -165,8 +165,8 @@ def score_checkpoint(
         preds = predict(model, pixels, transform=transform, device=device)
         acc = None
         if train is not None:
-            train_pixels, labels, bad = train.decoded(prep.image_size, channels, prep.crop_pct, device, progress)
-            labels = labels if ids is None else ids.to(labels.device)[labels]
+            train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device, progress)
+            labels = model_labels(labels, ids)
             try:
                 acc = training_accuracy(
                     model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
@@ -194,6 +194,13 @@ def score_checkpoint(
         seconds=time.perf_counter() - start,
         name=name,
     )
+
+
+def model_labels(labels: torch.Tensor | None, ids: torch.Tensor | None) -> torch.Tensor:
+    """A labelled set's decoded labels as the model's class ids (through `ids` when the set names its classes)."""
+    if labels is None:
+        raise ValueError("a labelled image set decoded without labels")
+    return labels if ids is None else ids.to(labels.device)[labels]
 
 
 def source_notes(data: ImageSource, train: ImageSource | None) -> list[str]:
@@ -235,8 +242,8 @@ def scored_row(
     channels: int,
     notes: list[str],
     images: int,
-    unreadable: list[tuple[Path, str]],
-    train_unreadable: list[tuple[Path, str]] | None,
+    unreadable: list[tuple[ImageRef, str]],
+    train_unreadable: list[tuple[ImageRef, str]] | None,
     seconds: float,
     name: str | None = None,
 ) -> Result:
@@ -294,28 +301,6 @@ def _channels_last(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callabl
         return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
     return apply
-
-
-def score(
-    path: str | Path,
-    data: str | Path,
-    train_data: str | Path | None = None,
-    *,
-    settings: Settings = Settings(),
-    arch: str | None = None,
-    arch_kwargs: dict | None = None,
-    trust_checkpoint: bool = False,
-    device: str = "auto",
-) -> Result:
-    """Load `path` and score it on the images under `data` (and the labelled set `train_data`): the one-call API.
-    Training accuracy is measured on every image, or a fixed seeded sample (settings.train_samples = N)."""
-    if isinstance(settings.train_samples, str):
-        raise UsageError("score() measures training accuracy on every image or on N of them", fix="pass train_samples=None or N")
-    seed = settings.susceptibility.seed
-    ckpt = load_checkpoint(path, default_arch=arch, default_arch_kwargs=arch_kwargs, trust=trust_checkpoint)
-    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=settings.strict)
-    train = labeled_source(train_data, samples=settings.train_samples, seed=seed, strict=settings.strict) if train_data else None
-    return score_checkpoint(ckpt, unlabeled, train, settings=settings, device=resolve_device(device))
 
 
 def failed(path: str | Path, error: SuscliError, name: str | None = None) -> Result:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import platform
-import sys
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,7 @@ from suscli.views.columns import NUMERIC_COLUMNS, display_columns
 
 if TYPE_CHECKING:
     from suscli.judge.rules import LabelCheck
+    from suscli.run.report import Report
 
 PLAIN_WIDTH = 200  # a file or a pipe gets full-width rows rather than columns folded to 80 characters
 
@@ -33,25 +32,6 @@ class Format(str, Enum):
     markdown = "markdown"
     junit = "junit"
     html = "html"
-
-
-def environment() -> dict[str, str]:
-    """Library versions and the machine, so that a JSON report says what produced it."""
-    import torch
-    import torchvision
-
-    from suscli import __version__
-
-    env = {
-        "suscli": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "platform": platform.platform(),
-    }
-    if torch.cuda.is_available():
-        env["cuda_device"] = torch.cuda.get_device_name()
-    return env
 
 
 def _clean(value: Any) -> Any:
@@ -74,16 +54,6 @@ def to_csv(rows: list[Result]) -> str:
     buf = io.StringIO()
     pd.DataFrame([r.flat() for r in rows], columns=FLAT_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
-
-
-def noise_line(check: LabelCheck) -> str:
-    """The label-noise estimate in words, for stderr and the step summary."""
-    e = check.estimate
-    return (
-        f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
-        f"(95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%): an estimate of the share of wrong labels; "
-        "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"
-    )
 
 
 def suspects_csv(check: LabelCheck, paths: list[str]) -> str:
@@ -126,10 +96,11 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
     return table
 
 
-def render(rows: list[Result], fmt: Format, run: dict[str, Any], title: str | None = None) -> str:
+def render(report: Report, fmt: Format) -> str:
     """The report in `fmt` as text: what stdout shows when it is not a terminal, and what --output holds.
 
     One function for both, so that a saved report is never different from a printed one."""
+    rows, run, title = report.rows, report.run, report.title
     if fmt == Format.json:
         return to_json(rows, run)
     if fmt == Format.csv:
@@ -154,7 +125,3 @@ def plain_text(table: Table) -> str:
     buffer = io.StringIO()
     Console(file=buffer, width=PLAIN_WIDTH, force_terminal=False, color_system=None).print(table)
     return buffer.getvalue()
-
-
-def command_line() -> str:
-    return " ".join(["suscli", *sys.argv[1:]])

@@ -1,0 +1,312 @@
+"""The options the commands share, declared once, in groups by the stage of an audit they set; `--help` shows each
+group in its own panel. A command names the groups it takes as parameters (`inputs: InputOptions`), and
+`grouped` turns every field of a group into an option for Typer and hands the command one object per group."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional, get_type_hints
+
+import typer
+
+from suscli.data.images import PRESETS
+from suscli.errors import UsageError
+from suscli.judge.rules import RULES
+from suscli.load.arch import parse_arch_kwargs
+from suscli.measure.sampling import ADAPTIVE, START
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
+from suscli.run.epochs import KEEP_RULES
+from suscli.run.inputs import Inputs
+from suscli.run.model import Settings
+from suscli.views.formats import Format
+
+# The panels of --help, in the order of an audit.
+INPUTS = "Inputs"
+PREPROCESSING = "Preprocessing"
+MEASUREMENT = "Measurement"
+CHOICE = "Choice and gates"
+OUTPUTS = "Outputs"
+PERFORMANCE = "Performance"
+PANELS = (INPUTS, PREPROCESSING, MEASUREMENT, CHOICE, OUTPUTS, PERFORMANCE)
+
+DataOpt = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Unlabeled images: a folder (searched recursively, links followed once), a .txt or .csv list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.",
+        rich_help_panel=INPUTS,
+    ),
+]
+
+
+@dataclass
+class InputOptions:
+    """The labelled training set and how to read the checkpoints."""
+
+    train_data: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Training set with the labels the model was trained on: a folder of class folders, a path,label CSV (class ids or names), a Hugging Face datasets folder or parquet file.",
+            rich_help_panel=INPUTS,
+        ),
+    ] = None
+    image_column: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Column holding the images (or their paths) in a dataset or CSV; found from the dataset's features when omitted.",
+            rich_help_panel=INPUTS,
+        ),
+    ] = None
+    label_column: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Column holding the training labels (class ids or names) in a dataset or CSV; found from the dataset's features when omitted.",
+            rich_help_panel=INPUTS,
+        ),
+    ] = None
+    arch: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Architecture for checkpoints that do not name one, or to override what a training tool recorded: torchvision:NAME, timm:NAME, package.module:factory or file.py:factory.",
+            rich_help_panel=INPUTS,
+        ),
+    ] = None
+    arch_kwargs: Annotated[
+        Optional[str], typer.Option(help="Keyword arguments for --arch: JSON object or k=v,k=v.", rich_help_panel=INPUTS)
+    ] = None
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Allow checkpoints that hold pickled Python objects (a whole nn.Module) or name an architecture that is not a model builder. Loading them can run ANY code the file's author chose: only for files you trust.",
+            rich_help_panel=INPUTS,
+        ),
+    ] = False
+    ema: Annotated[
+        bool,
+        typer.Option(
+            "--ema",
+            help="Use the EMA weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema).",
+            rich_help_panel=INPUTS,
+        ),
+    ] = False
+
+
+@dataclass
+class PreprocessOptions:
+    """How images become model inputs, where the checkpoint does not say."""
+
+    preset: Annotated[
+        Optional[str], typer.Option(help=f"Normalization and image size preset: {', '.join(PRESETS)}.", rich_help_panel=PREPROCESSING)
+    ] = None
+    mean: Annotated[
+        Optional[str], typer.Option(help="Per-channel mean, comma-separated (overrides the preset).", rich_help_panel=PREPROCESSING)
+    ] = None
+    std: Annotated[
+        Optional[str], typer.Option(help="Per-channel std, comma-separated (overrides the preset).", rich_help_panel=PREPROCESSING)
+    ] = None
+    image_size: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Side of the square model input; images are resized and center-cropped.", rich_help_panel=PREPROCESSING),
+    ] = None
+
+
+@dataclass
+class MeasureOptions:
+    """What decides the numbers: the images used, the random labels and the step."""
+
+    samples: Annotated[
+        Optional[int], typer.Option(min=1, help="Use a seeded subset of this many unlabeled images.", rich_help_panel=MEASUREMENT)
+    ] = None
+    train_samples: Annotated[
+        str,
+        typer.Option(
+            help="Training images for training accuracy: 'auto' (default) a seeded sample that starts at "
+            f"{START} images and doubles only while that changes a decision (regions, order, pick, gates); 'all' every image; "
+            "N a fixed seeded sample of N. A sample's 95% interval and size are in the report.",
+            rich_help_panel=MEASUREMENT,
+        ),
+    ] = ADAPTIVE
+    seed: Annotated[
+        int, typer.Option(help="Seed of the random labels, batches and samples: same seed, same numbers.", rich_help_panel=MEASUREMENT)
+    ] = 0
+    lr: Annotated[float, typer.Option(min=1e-12, help="Step size of the plain SGD step on random labels.", rich_help_panel=MEASUREMENT)] = (
+        DEFAULT_LR
+    )
+    batches: Annotated[int, typer.Option(min=1, help="Random-label batches averaged.", rich_help_panel=MEASUREMENT)] = DEFAULT_BATCHES
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per random-label batch.", rich_help_panel=MEASUREMENT)] = DEFAULT_BATCH_SIZE
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on an unreadable image instead of skipping it.", rich_help_panel=MEASUREMENT)
+    ] = False
+
+
+@dataclass
+class PerformanceOptions:
+    """Where the work runs and what is kept between runs; none of it changes a number."""
+
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto takes the GPU when there is one.", rich_help_panel=PERFORMANCE)
+    ] = "auto"
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Folder of the decoded-image cache. Default: $SUSCLI_CACHE_DIR, else $XDG_CACHE_HOME/suscli or ~/.cache/suscli.",
+            rich_help_panel=PERFORMANCE,
+        ),
+    ] = None
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Decode the images again, without reading or writing the cache.", rich_help_panel=PERFORMANCE),
+    ] = False
+
+
+@dataclass
+class PoolOptions:
+    """How a pool (rank) or a run (track) is measured and resumed."""
+
+    model_batch: Annotated[
+        Optional[int],
+        typer.Option(
+            min=1,
+            help="Measure up to N models of the same architecture and preprocessing together (torch.func vmap over their stacked weights); same numbers within float tolerance. Default: 8 on CUDA, where small models leave the GPU idle; 1 elsewhere, since on a few CPU cores the work is compute-bound and batching does not help. Under torchrun, per rank.",
+            rich_help_panel=PERFORMANCE,
+        ),
+    ] = None
+    results: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Resumable results file (JSON lines) of this one set of settings, shared by rank and track: one holding other settings' results is refused. Default: suscli-results.jsonl in the pool or run folder, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results.",
+            rich_help_panel=OUTPUTS,
+        ),
+    ] = None
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start the results file over instead of reusing its results.", rich_help_panel=OUTPUTS)
+    ] = False
+
+
+@dataclass
+class OutputOptions:
+    """The report: its format and where it goes."""
+
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.", rich_help_panel=OUTPUTS)] = Format.table
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.", rich_help_panel=OUTPUTS),
+    ] = None
+
+
+class FailOn(str, Enum):
+    never = "never"
+    memorized = "memorized"
+
+
+class Thresholds(str, Enum):
+    mean = "mean"
+    median = "median"
+
+
+SelectRule = Enum("SelectRule", {name.replace("-", "_"): name for name in RULES}, type=str)  # type: ignore[misc]
+KeepRule = Enum("KeepRule", {name.replace("-", "_"): name for name in KEEP_RULES}, type=str)  # type: ignore[misc]
+
+
+def grouped(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`command` with each parameter annotated by an option group (a dataclass of Typer options) replaced, for Typer,
+    by the group's fields; called, it gets one group object per such parameter. Options are listed panel by panel."""
+    hints = get_type_hints(command, include_extras=True)
+    own: list[inspect.Parameter] = []
+    options: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type, list[str]]] = {}
+    for name, param in inspect.signature(command).parameters.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+            fields = get_type_hints(kind, include_extras=True)
+            groups[name] = (kind, [f.name for f in dataclasses.fields(kind)])
+            options += [
+                inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=fields[f.name], default=f.default)
+                for f in dataclasses.fields(kind)
+            ]
+        elif param.kind == inspect.Parameter.KEYWORD_ONLY:
+            options.append(param.replace(annotation=kind))
+        else:
+            own.append(param.replace(annotation=kind))
+    options.sort(key=lambda p: PANELS.index(_panel(p.annotation)))
+
+    @functools.wraps(command)
+    def run(*args: Any, **values: Any) -> Any:
+        for name, (kind, fields) in groups.items():
+            values[name] = kind(**{f: values.pop(f) for f in fields if f in values})
+        return command(*args, **values)
+
+    parameters = own + options
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return run
+
+
+def _panel(annotation: Any) -> str:
+    """The --help panel of an Annotated option."""
+    return next(m.rich_help_panel for m in getattr(annotation, "__metadata__", ()) if hasattr(m, "rich_help_panel"))
+
+
+def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings:
+    """The Settings the options spell, checked: a preset that exists, --mean with --std, positive stds."""
+    if preprocess.preset is not None and preprocess.preset not in PRESETS:
+        raise UsageError(f"unknown preset {preprocess.preset!r}", fix=f"use one of {', '.join(PRESETS)}")
+    mean, std = _floats(preprocess.mean, "--mean"), _floats(preprocess.std, "--std")
+    if (mean is None) != (std is None):
+        raise UsageError("--mean and --std go together", fix="give both, or use --preset")
+    if std is not None and any(s <= 0 for s in std):
+        raise UsageError("--std values must be positive")
+    return Settings(
+        susceptibility=SusceptibilityConfig(lr=measure.lr, batches=measure.batches, batch_size=measure.batch_size, seed=measure.seed),
+        samples=measure.samples,
+        train_samples=_train_samples(measure.train_samples),
+        preset=preprocess.preset,
+        mean=mean,
+        std=std,
+        image_size=preprocess.image_size,
+        strict=measure.strict,
+    )
+
+
+def inputs(given: InputOptions, performance: PerformanceOptions, pool: PoolOptions | None = None) -> Inputs:
+    """The API's Inputs from the options that say how to read images and checkpoints and where to run."""
+    return Inputs(
+        image_column=given.image_column,
+        label_column=given.label_column,
+        arch=given.arch,
+        arch_kwargs=parse_arch_kwargs(given.arch_kwargs),
+        trust_checkpoint=given.trust_checkpoint,
+        ema=given.ema,
+        device=performance.device,
+        cache_dir=performance.cache_dir,
+        cache=not performance.no_cache,
+        model_batch=pool.model_batch if pool else None,
+    )
+
+
+def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
+def _train_samples(text: str) -> int | str | None:
+    """--train-samples: 'auto' (the adaptive sample), 'all' (None: every image) or a positive number."""
+    value = text.strip().lower()
+    if value == ADAPTIVE:
+        return ADAPTIVE
+    if value == "all":
+        return None
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise UsageError(f"--train-samples takes auto, all or a positive number, got {text!r}")

@@ -1,0 +1,77 @@
+"""Where a command's report and its other outputs go: stdout or --output, the extra reports (--html, --junit), the
+suspects CSV, the plot and GitHub's step summary. Every folder is checked before measuring, not after."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from suscli.cli.console import say
+from suscli.files import require_folder, write_atomic
+from suscli.errors import InputError, UsageError
+from suscli.judge.rules import noise_line
+from suscli.run.report import Report
+from suscli.views.formats import Format, render, suspects_csv, to_markdown, to_table
+
+
+def check_destinations(*outputs: tuple[Path | None, str, str]) -> None:
+    """Each (path, what, option) given has a folder to be written in."""
+    for path, what, option in outputs:
+        if path is not None:
+            require_folder(path, what, option)
+
+
+def emit(report: Report, fmt: Format, output: Path | None) -> None:
+    """Write the report atomically to --output, or to stdout: the same text either way (views.render). Only a
+    table shown on a terminal is drawn differently, in colour and at the terminal's width."""
+    if output is None and fmt == Format.table and sys.stdout.isatty():
+        Console().print(to_table(report.rows, report.title))
+        return
+    text = render(report, fmt)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_atomic(output, text)
+    say(f"report written to {output}")
+
+
+def also(report: Report, html: Path | None, junit: Path | None) -> None:
+    """--html and --junit: the same report in those formats, beside the main one."""
+    for path, view, option in ((html, Format.html, "--html"), (junit, Format.junit, "--junit")):
+        if path is not None:
+            write_atomic(path, render(report, view), option)
+            say(f"{view.value} report written to {path}")
+
+
+def step_summary(report: Report) -> None:
+    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY; a failure here must not fail the audit."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    choice = report.choice
+    closing = choice.why if choice else ""
+    noise = f"\n{noise_line(choice.labels)}\n" if choice and choice.labels else ""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(to_markdown(report.rows, report.title) + f"\n{closing}\n{noise}" + "\n")
+    except OSError as e:
+        say(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}")
+
+
+def write_suspects(path: Path, report: Report) -> None:
+    """--suspects: the contradicted training labels as CSV, or one line saying why there are none to write."""
+    check = report.choice.labels if report.choice else None
+    if check is None:
+        raise UsageError("--suspects needs --train-data and 2+ models measured with it (their training predictions)")
+    paths = report.training_paths
+    if len(paths) != len(check.labels):
+        raise InputError(
+            f"{len(check.labels)} training images were predicted but {len(paths)} are listed "
+            "(unreadable ones were skipped), so the suspects cannot be matched to files",
+            fix="fix or remove the unreadable training images, then rerun with --fresh",
+        )
+    write_atomic(path, suspects_csv(check, paths))
+    say(f"{int(check.contradicted.sum())} suspect label(s) written to {path}")

@@ -1,0 +1,154 @@
+"""`suscli rank POOL`: a pool of models in one table, with regions, verdicts, the model to ship and CI gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from suscli.cli.app import app
+from suscli.cli.console import progress_bar, say, user_errors
+from suscli.cli.options import (
+    CHOICE,
+    INPUTS,
+    OUTPUTS,
+    DataOpt,
+    FailOn,
+    InputOptions,
+    MeasureOptions,
+    OutputOptions,
+    PerformanceOptions,
+    PoolOptions,
+    PreprocessOptions,
+    SelectRule,
+    Thresholds,
+    grouped,
+    inputs,
+    settings,
+)
+from suscli.cli.output import also, check_destinations, emit, step_summary, write_suspects
+from suscli.errors import UsageError
+from suscli.judge.rules import DEFAULT_RULE
+from suscli.run.distributed import world
+from suscli.run.rank import rank as rank_pool
+from suscli.views.plot import plot_pool
+
+
+@app.command()
+@grouped
+def rank(
+    pool: Annotated[Path, typer.Argument(help="Folder of checkpoints (each subfolder one run), or a .json/.csv manifest.")],
+    data: DataOpt,
+    given: InputOptions,
+    preprocess: PreprocessOptions,
+    measure: MeasureOptions,
+    out: OutputOptions,
+    performance: PerformanceOptions,
+    measured: PoolOptions,
+    *,
+    all_checkpoints: Annotated[
+        bool, typer.Option("--all-checkpoints", help="Rank every checkpoint of a run folder, not only its latest.", rich_help_panel=INPUTS)
+    ] = False,
+    rule: Annotated[
+        SelectRule,
+        typer.Option(
+            "--rule",
+            help="How to choose the model to ship (docs/rank.md): 'agreement' (default: best on the validation zoo) ranks by agreement with the consensus of region 1 on the unlabeled images; 'regions' is the paper's rule.",
+            rich_help_panel=CHOICE,
+        ),
+    ] = SelectRule(DEFAULT_RULE),
+    thresholds_rule: Annotated[
+        Thresholds,
+        typer.Option("--thresholds", help="Split the pool at the mean (the paper's rule) or the median.", rich_help_panel=CHOICE),
+    ] = Thresholds.mean,
+    zeta_threshold: Annotated[
+        Optional[float], typer.Option(help="Fixed susceptibility threshold (instead of the pool's).", rich_help_panel=CHOICE)
+    ] = None,
+    acc_threshold: Annotated[
+        Optional[float],
+        typer.Option(min=0.0, max=1.0, help="Fixed training-accuracy threshold, 0-1 (instead of the pool's).", rich_help_panel=CHOICE),
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(help="Gate: 'memorized' exits 1 when any model's verdict is 'likely memorized noise'.", rich_help_panel=CHOICE),
+    ] = FailOn.never,
+    candidate: Annotated[
+        Optional[str],
+        typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.", rich_help_panel=CHOICE),
+    ] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(help="Draw training accuracy against susceptibility to this image file (needs matplotlib).", rich_help_panel=OUTPUTS),
+    ] = None,
+    suspects: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Write the training images whose label the pool's consensus contradicts to this CSV (path, given label, consensus label, vote share).",
+            rich_help_panel=OUTPUTS,
+        ),
+    ] = None,
+    html: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every model's numbers.",
+            rich_help_panel=OUTPUTS,
+        ),
+    ] = None,
+    junit: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Also write the JUnit XML report to this file, for CI test reporters: one testcase per model, a failure for each model that fails the gate.",
+            rich_help_panel=OUTPUTS,
+        ),
+    ] = None,
+) -> None:
+    """Rank a pool of models: regions, verdicts, the model to ship, the label-noise estimate, and CI gates."""
+    with user_errors():
+        chosen = settings(preprocess, measure)
+        if suspects is not None and given.train_data is None:
+            raise UsageError("--suspects needs --train-data: the suspects are training labels")
+        w = world()
+        if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
+            check_destinations(
+                (out.output, "", "--output"), (plot, "plot ", "--plot"), (suspects, "suspects ", "--suspects"), (html, "", "--html"), (junit, "", "--junit")
+            )  # fmt: skip
+        with progress_bar() as update:
+            report = rank_pool(
+                pool,
+                data,
+                given.train_data,
+                settings=chosen,
+                inputs=inputs(given, performance, measured),
+                all_checkpoints=all_checkpoints,
+                rule=rule.value,
+                thresholds_rule=thresholds_rule.value,
+                zeta_threshold=zeta_threshold,
+                acc_threshold=acc_threshold,
+                fail_on=fail_on.value,
+                candidate=candidate,
+                results=measured.results,
+                fresh=measured.fresh,
+                progress=update,
+                say=say,
+            )
+        if report is None:
+            return  # another rank than 0: rank 0 prints and writes everything
+        emit(report, out.fmt, out.output)
+        also(report, html, junit)
+        if plot is not None:
+            plot_pool(report.rows, report.thresholds, plot, pick=report.choice.pick if report.choice else None)
+            say(f"plot written to {plot}")
+        step_summary(report)
+        if report.error is not None:  # the closing line is the error: no model can be chosen
+            raise report.error
+        for line in report.lines:
+            say(line)
+        if suspects is not None:
+            write_suspects(suspects, report)
+    if report.skipped:
+        say(f"error: {len(report.skipped)} model(s) could not be scored (see their rows)")
+    for failure in [] if report.skipped else report.failures:
+        say(f"gate failed: {failure}")
+    if report.exit_code:
+        raise typer.Exit(int(report.exit_code))

@@ -1,0 +1,80 @@
+"""`suscli score CHECKPOINT`: one model's susceptibility, training accuracy, verdict alone and gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from suscli.cli.app import app
+from suscli.cli.console import say, user_errors
+from suscli.cli.options import (
+    CHOICE,
+    DataOpt,
+    InputOptions,
+    MeasureOptions,
+    OutputOptions,
+    PerformanceOptions,
+    PreprocessOptions,
+    grouped,
+    inputs,
+    settings,
+)
+from suscli.cli.console import progress_bar
+from suscli.cli.output import check_destinations, emit
+from suscli.errors import ExitCode
+from suscli.run.score import score as score_checkpoint
+
+
+@app.command()
+@grouped
+def score(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="Checkpoint: .safetensors, .pt/.pth/.th/.bin/.ckpt/.pth.tar, TorchScript, .pt2, or a Hugging Face model folder."
+        ),
+    ],
+    data: DataOpt,
+    given: InputOptions,
+    preprocess: PreprocessOptions,
+    measure: MeasureOptions,
+    out: OutputOptions,
+    performance: PerformanceOptions,
+    *,
+    num_classes: Annotated[
+        Optional[int],
+        typer.Option(help="Classes of the model; inferred from the classifier weights when omitted.", rich_help_panel="Inputs"),
+    ] = None,
+    max_susceptibility: Annotated[
+        Optional[float], typer.Option(help="Gate: exit 1 when susceptibility is above this.", rich_help_panel=CHOICE)
+    ] = None,
+    min_train_acc: Annotated[
+        Optional[float],
+        typer.Option(min=0.0, max=1.0, help="Gate: exit 1 when training accuracy (0-1) is below this.", rich_help_panel=CHOICE),
+    ] = None,
+) -> None:
+    """Measure one checkpoint's susceptibility (and training accuracy with --train-data)."""
+    with user_errors():
+        chosen = settings(preprocess, measure)
+        check_destinations((out.output, "", "--output"))
+        with progress_bar() as update:
+            report = score_checkpoint(
+                checkpoint,
+                data,
+                given.train_data,
+                settings=chosen,
+                inputs=inputs(given, performance),
+                num_classes=num_classes,
+                max_susceptibility=max_susceptibility,
+                min_train_acc=min_train_acc,
+                progress=update,
+            )
+        emit(report, out.fmt, out.output)
+        for line in report.lines:
+            say(line)
+    for failure in report.failures:
+        say(f"gate failed: {failure}")
+    if report.exit_code != ExitCode.OK:
+        raise typer.Exit(int(report.exit_code))

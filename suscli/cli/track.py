@@ -1,0 +1,117 @@
+"""`suscli track RUN`: susceptibility over one training run, the paper's running mean, and the epoch to keep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from suscli.cli.app import app
+from suscli.cli.console import progress_bar, say, user_errors
+from suscli.cli.options import (
+    CHOICE,
+    INPUTS,
+    OUTPUTS,
+    InputOptions,
+    KeepRule,
+    MeasureOptions,
+    OutputOptions,
+    PerformanceOptions,
+    PoolOptions,
+    PreprocessOptions,
+    grouped,
+    inputs,
+    settings,
+)
+from suscli.cli.output import check_destinations, emit
+from suscli.run.epochs import DEFAULT_KEEP
+from suscli.run.track import track as track_run
+
+
+@app.command()
+@grouped
+def track(
+    given: InputOptions,
+    preprocess: PreprocessOptions,
+    measure: MeasureOptions,
+    out: OutputOptions,
+    performance: PerformanceOptions,
+    measured: PoolOptions,
+    run: Annotated[
+        Optional[Path],
+        typer.Argument(
+            metavar="RUN",
+            help="Folder of a run's per-epoch checkpoints (searched recursively), or a .json/.csv manifest with path and epoch.",
+        ),
+    ] = None,
+    *,
+    data: Annotated[
+        Optional[Path],
+        typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively); needed with RUN.", rich_help_panel=INPUTS),
+    ] = None,
+    log: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Read r per epoch from a suscli.training.tracker log (JSON lines), or from the TensorBoard event file (or its folder) the "
+            "tracker or its Lightning or Hugging Face callback wrote to, instead of measuring checkpoints.",
+            rich_help_panel=INPUTS,
+        ),
+    ] = None,
+    count_epoch_0: Annotated[
+        bool,
+        typer.Option(
+            "--count-epoch-0",
+            help="Count epoch 0 in the running mean, for runs that number their first trained epoch 0 (Lightning's epoch=0-step=N.ckpt). By default epoch 0 is the initialization, which the paper leaves out.",
+            rich_help_panel=CHOICE,
+        ),
+    ] = False,
+    keep_rule: Annotated[
+        KeepRule,
+        typer.Option(
+            "--keep",
+            help="How to choose the epoch to keep (docs/track.md): 'train-acc' (default: the closest to each run's best epoch on the validation zoo), 'last', 'knee' (of training accuracy against r), 'agreement' (rank's rule over the run's epochs; needs checkpoints, not --log).",
+            rich_help_panel=CHOICE,
+        ),
+    ] = KeepRule(DEFAULT_KEEP),
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib).",
+            rich_help_panel=OUTPUTS,
+        ),
+    ] = None,
+) -> None:
+    """Susceptibility over one training run: r at every epoch, the paper's running mean zeta(t), the epoch to keep.
+
+    zeta(t) is the mean of r over epochs 1..t (Forouzesh et al., ICLR 2023). The epoch to keep is chosen by
+    --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
+    """
+    from suscli.views.plot import plot_run
+
+    with user_errors():
+        check_destinations((out.output, "", "--output"), (plot, "plot ", "--plot"))
+        with progress_bar() as update:
+            report = track_run(
+                run,
+                data,
+                given.train_data,
+                log=log,
+                settings=settings(preprocess, measure),
+                inputs=inputs(given, performance, measured),
+                keep=keep_rule.value,
+                count_epoch_0=count_epoch_0,
+                results=measured.results,
+                fresh=measured.fresh,
+                progress=update,
+                say=say,
+            )
+        emit(report, out.fmt, out.output)
+        if plot is not None:
+            plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
+            say(f"plot written to {plot}")
+        for line in report.lines:
+            say(line)
+    if report.skipped:
+        say(f"error: {len(report.skipped)} epoch(s) could not be scored (see their rows)")
+        raise typer.Exit(int(report.exit_code))

@@ -1,0 +1,203 @@
+"""What every audit opens before it measures: the image sets (through the decode cache), the adaptive training
+sample, and the resumable results file; and how the sample it settled on is reported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from suscli.data.cache import default_cache_dir
+from suscli.data.images import ImageSource, labeled_source, unlabeled_source
+from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
+from suscli.results import Result
+from suscli.errors import Interrupted, UsageError
+from suscli.measure.batched import default_model_batch
+from suscli.run.audit import PoolRequest, Progress, run_settings
+from suscli.run.pool import PoolEntry
+from suscli.run.model import Settings
+from suscli.run.store import ResultStore, fingerprint, results_location
+
+Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """How the images and checkpoints are read and where the work runs: what score, rank and track share beside
+    Settings (which decide the numbers). None of these changes a number."""
+
+    image_column: str | None = None  # the images (or their paths) in a dataset or CSV; found when omitted
+    label_column: str | None = None  # the training labels in a dataset or CSV; found when omitted
+    arch: str | None = None  # for checkpoints that do not name one (torchvision:NAME, timm:NAME, module:factory, file.py:factory)
+    arch_kwargs: dict | None = None
+    trust_checkpoint: bool = False  # allow pickled modules and non-builder architectures: runs the file author's code
+    ema: bool = False  # the EMA weights a training checkpoint holds beside its plain weights
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps
+    cache_dir: Path | None = None  # the decoded-image cache; default $SUSCLI_CACHE_DIR, else the user's cache folder
+    cache: bool = True  # False: decode again, without reading or writing the cache
+    model_batch: int | None = None  # a pool's models measured together (vmap); default 8 on CUDA, 1 elsewhere
+
+
+def image_sources(
+    data: Path | str, train_data: Path | str | None, settings: Settings, inputs: Inputs
+) -> tuple[ImageSource, ImageSource | None, NestedSample | None]:
+    """The unlabeled images, the labelled training set (or None) and, with train_samples "auto", its nested sample
+    (the training set is then the whole set in the sample's order: its identity keys the results file). Sampled by
+    the settings' seed, decoded through the on-disk cache (docs/performance.md) unless `inputs.cache` is False."""
+    folder = (inputs.cache_dir or default_cache_dir()) if inputs.cache else None
+    seed, strict, image_column, label_column = settings.susceptibility.seed, settings.strict, inputs.image_column, inputs.label_column
+    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=strict, cache_dir=folder, image_column=image_column)
+    if train_data is None:
+        return unlabeled, None, None
+    adaptive = settings.train_samples == ADAPTIVE
+    if isinstance(settings.train_samples, str) and not adaptive:
+        raise UsageError(f"train_samples takes {ADAPTIVE!r}, a number or None (every image), got {settings.train_samples!r}")
+    train = labeled_source(
+        train_data,
+        samples=None if isinstance(settings.train_samples, str) else settings.train_samples,
+        seed=seed,
+        strict=strict,
+        cache_dir=folder,
+        image_column=image_column,
+        label_column=label_column,
+    )
+    if not adaptive:
+        return unlabeled, train, None
+    sample = nested_sample(train, seed)
+    return unlabeled, sample.ordered, sample
+
+
+def open_store(
+    results: Path | None,
+    pool: Path,
+    cache_dir: Path | None,
+    fresh: bool,
+    key: dict,
+    say: Say,
+) -> ResultStore:
+    """The resumable results file, keyed by everything that decides the numbers (`key`); emptied first when `fresh`.
+    The default one (beside the pool, or in the cache folder when the pool's is read-only) keeps every set of
+    settings' results side by side, so a changed setting is a rerun, not an error; an explicit `results` is one
+    experiment."""
+    path, moved = (results, None) if results is not None else results_location(pool, cache_dir or default_cache_dir())
+    if moved:
+        say(moved)
+    if fresh:
+        ResultStore.reset(path)
+    store = ResultStore(path, fingerprint(key), key, keep_others=results is None)
+    if note := store.note():
+        say(note)
+    return store
+
+
+@dataclass
+class PoolRun:
+    """A pool's images, training sample, results file and request, opened once by rank or track."""
+
+    request: PoolRequest
+    unlabeled: ImageSource
+    train: ImageSource | None
+    sample: NestedSample | None
+    reused: int  # results the file already held
+
+    @property
+    def first(self) -> ImageSource | None:
+        """The training images of the first pass: the sample's first stage, or the whole (fixed) set."""
+        return self.train if self.sample is None else self.sample.chunk(0, self.sample.sizes[0])
+
+
+def open_pool(
+    entries: list[PoolEntry],
+    place: Path,
+    data: Path | str,
+    train_data: Path | str | None,
+    settings: Settings,
+    inputs: Inputs,
+    *,
+    device: torch.device,
+    results: Path | None,
+    fresh: bool,
+    lead: bool,
+    progress: Progress | None,
+    say: Say,
+) -> PoolRun:
+    """Everything a pool's measurement needs: the images (decoded lazily), the results file beside `place` (the pool
+    or run folder, or its manifest; opened by the `lead` process only) and the request the entry points share."""
+    unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
+    key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema)
+    store = open_store(results, place, inputs.cache_dir, fresh, key, say) if lead else None
+    request = PoolRequest(
+        entries,
+        settings,
+        device,
+        store=store,
+        arch=inputs.arch,
+        arch_kwargs=inputs.arch_kwargs or {},
+        trust=inputs.trust_checkpoint,
+        ema=inputs.ema,
+        model_batch=inputs.model_batch or default_model_batch(device),
+        progress=progress,
+    )
+    return PoolRun(request, unlabeled, train, sample, len(store) if store is not None else 0)
+
+
+def interrupted(store: ResultStore | None) -> Interrupted:
+    """Ctrl-C while measuring: what the results file kept, and that the same command resumes."""
+    kept = f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume" if store is not None else ""
+    return Interrupted(f"interrupted{kept}")
+
+
+def store_key(
+    settings: Settings,
+    unlabeled: ImageSource,
+    train: ImageSource | None,
+    device: torch.device,
+    arch: str | None,
+    arch_kwargs: dict | None,
+    ema: bool,
+) -> dict:
+    """What keys a results file: the run's settings and data, and the architecture asked for."""
+    return {
+        **run_settings(settings, unlabeled, train, device),
+        "arch": arch,
+        "arch_kwargs": arch_kwargs or {},
+        **({"ema": True} if ema else {}),
+    }  # absent when off: results files from before --ema stay valid
+
+
+def sample_line(sample: NestedSample, rows: list[Result], size: int) -> str | None:
+    """One line on the training sample the decisions settled on; None when it is the whole set by its size."""
+    if size == sample.population and sample.sizes == [size]:
+        return None
+    used = max((r.train_n or 0 for r in rows if r.ok), default=0)
+    if size == sample.population:
+        return f"training accuracy on all {used:,} training images: the sample grew to the whole set"
+    before = sample.sizes[sample.sizes.index(size) - 1] if size != sample.sizes[0] else None
+    why = f"the decisions were the same at {before:,} and {size:,} images" if before else "no decision depends on it"
+    return (
+        f"training accuracy on a seeded sample of {used:,} of {sample.population:,} training images ({why}); "
+        "--train-samples all measures every image"
+    )
+
+
+def sample_info(sample: NestedSample | None, rows: list[Result], size: int | None) -> dict | None:
+    """The run-level record of the sample: how many images it held and of how many, and the sizes tried."""
+    if sample is None or size is None:
+        return None
+    return {
+        "mode": ADAPTIVE,
+        "images": max((r.train_n or 0 for r in rows if r.ok), default=0),
+        "listed": size,
+        "population": sample.population,
+        "sizes_tried": [n for n in sample.sizes if n <= size],
+    }
+
+
+def training_paths(train: ImageSource | None, sample: NestedSample | None, rows: list[Result], size: int | None) -> list[str]:
+    """The training images the rows' training predictions are on, in their order."""
+    if sample is None or size is None:
+        return [str(p) for p in train.paths] if train is not None else []
+    skipped: list[int] = next((r.details[RECORD]["skipped"] for r in rows if r.ok and isinstance(r.details.get(RECORD), dict)), [])
+    return [str(p) for p in sample.paths_at(size, skipped)]

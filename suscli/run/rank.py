@@ -1,0 +1,131 @@
+"""`suscli rank` as a function: measure a pool (resuming from its results file, sharded under torchrun), grow the
+training sample while it changes a decision, then regions, verdicts, the model to ship, the label noise and gates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from suscli.errors import InputError, UsageError
+from suscli.judge.gate import pool_failures
+from suscli.judge.regions import MIN_POOL, pool_classes, thresholds
+from suscli.judge.rules import DEFAULT_RULE, choose, noise_line, pool_decisions
+from suscli.measure.sampling import Decisions
+from suscli.results import Result
+from suscli.run.audit import Progress, audit_pool, grow_pool
+from suscli.run.distributed import World, audit_shards, grow_shards, process_group, rank_device, world
+from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line, training_paths
+from suscli.run.model import Settings, resolve_device
+from suscli.run.pool import discover
+from suscli.run.report import Report, run_info
+
+
+def rank(
+    pool: str | Path,
+    data: str | Path,
+    train_data: str | Path | None = None,
+    *,
+    settings: Settings = Settings(),
+    inputs: Inputs = Inputs(),
+    all_checkpoints: bool = False,
+    rule: str = DEFAULT_RULE,
+    thresholds_rule: str = "mean",
+    zeta_threshold: float | None = None,
+    acc_threshold: float | None = None,
+    fail_on: str = "never",
+    candidate: str | None = None,
+    results: Path | None = None,
+    fresh: bool = False,
+    progress: Progress | None = None,
+    say: Say | None = None,
+) -> Report | None:
+    """Rank the models under `pool` (a folder, each subfolder one run, or a manifest) on the unlabeled images `data`,
+    with their training labels `train_data` for regions, verdicts and the label-noise estimate. Every model's
+    result is kept in the results file as soon as it exists. Under torchrun every rank measures its share, and only
+    rank 0 gets the report (the others get None). Raises SuscliError on input it cannot use."""
+    started = time.perf_counter()
+    say = say or (lambda line: None)
+    pool = Path(pool)
+    if candidate is not None and train_data is None:
+        raise UsageError("--candidate needs --train-data: regions need training accuracy")
+    w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
+    dev = resolve_device(inputs.device) if w is None else rank_device(w, resolve_device(inputs.device))
+    entries = discover(pool, all_checkpoints=all_checkpoints)
+    if candidate is not None and candidate not in {e.name for e in entries}:
+        raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
+    lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
+    opened = open_pool(
+        entries, pool, data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=lead, progress=progress, say=say
+    )
+    request, sample, store = opened.request, opened.sample, opened.request.store
+
+    def decide(rows: list[Result]) -> Decisions:
+        return pool_decisions(rows, rule, thresholds_rule, zeta_threshold, acc_threshold)
+
+    try:  # the first pass, then the sample grown while the decisions change (under torchrun, every rank its share)
+        if w is None:
+            rows, size = audit_pool(request, opened.unlabeled, opened.first), None
+            if sample is not None:
+                rows, size = grow_pool(request, rows, sample, decide)
+        else:
+            with process_group(dev):
+                shared = _sharded(w, opened, decide)
+            if shared is None:
+                return None  # another rank than 0: rank 0 reports
+            rows, size = shared
+    except KeyboardInterrupt:
+        raise interrupted(store) from None
+    mixed = len(pool_classes(rows)) > 1
+    t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
+    choice = choose(rows, rule, t)
+    n_ok = sum(r.ok for r in rows)
+    failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
+    if t is None and opened.train is not None and n_ok < MIN_POOL:
+        say(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
+    run = run_info(
+        settings,
+        data,
+        opened.unlabeled,
+        train_data,
+        dev,
+        started,
+        pool=str(pool),
+        thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
+        recommendation=choice.why,
+        choice={
+            "rule": rule,
+            "pick": choice.pick.name if choice.pick else None,
+            "confident": choice.confident,
+            "within_noise": [r.name for r in choice.tied],
+            "voters": choice.voters,
+        },
+        label_noise=choice.labels.estimate.as_dict() if choice.labels else None,
+        results_file=str(store.path if store is not None else None),
+        counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(opened.reused, n_ok)},
+        gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures},
+        train_sample=sample_info(sample, rows, size),
+        **({"world_size": w.size} if w else {}),
+    )
+    said = sample_line(sample, rows, size) if sample is not None and size is not None else None
+    return Report(
+        "rank",
+        choice.ranked,
+        run,
+        choice=choice,
+        thresholds=t,
+        failures=failures,
+        lines=[line for line in (said, choice.why, noise_line(choice.labels) if choice.labels else None) if line],
+        training_paths=training_paths(opened.train, sample, rows, size),
+        error=InputError(choice.why, fix="rank models with the same number of classes together; every result is kept in the results file")
+        if mixed
+        else None,
+    )
+
+
+def _sharded(w: World, opened: PoolRun, decide: Callable[[list[Result]], Decisions]) -> tuple[list[Result], int | None] | None:
+    """The pool measured by every rank of a torchrun launch: its rows and sample size on rank 0, None on the others."""
+    rows = audit_shards(w, opened.request, opened.unlabeled, opened.first)
+    if opened.sample is None:
+        return None if rows is None else (rows, None)
+    return grow_shards(w, opened.request, rows, opened.sample, decide)

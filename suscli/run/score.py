@@ -1,0 +1,95 @@
+"""`suscli score` as a function: one checkpoint's susceptibility, training accuracy, verdict alone and gates."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from suscli.data.images import ImageSource
+from suscli.errors import UsageError
+from suscli.judge import verdict
+from suscli.judge.gate import threshold_failures
+from suscli.load.checkpoints import Checkpoint, load_checkpoint
+from suscli.measure.sampling import Decisions, NestedSample
+from suscli.results import Result
+from suscli.run.audit import Progress, grow_locally, settle_sample
+from suscli.run.inputs import Inputs, image_sources, sample_info, sample_line
+from suscli.run.model import Settings, resolve_device, score_checkpoint
+from suscli.run.report import Report, run_info
+
+
+def score(
+    checkpoint: str | Path,
+    data: str | Path,
+    train_data: str | Path | None = None,
+    *,
+    settings: Settings = Settings(),
+    inputs: Inputs = Inputs(),
+    num_classes: int | None = None,
+    max_susceptibility: float | None = None,
+    min_train_acc: float | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Measure one checkpoint on the unlabeled images `data` (and its training accuracy on `train_data`, with the
+    labels it was trained on), judge it alone, and apply the gates. Raises SuscliError on input it cannot use."""
+    started = time.perf_counter()
+    if min_train_acc is not None and train_data is None:
+        raise UsageError("--min-train-acc needs --train-data")
+    dev = resolve_device(inputs.device)
+    ckpt = load_checkpoint(
+        checkpoint,
+        default_arch=inputs.arch,
+        default_arch_kwargs=inputs.arch_kwargs or {},
+        num_classes=num_classes,
+        trust=inputs.trust_checkpoint,
+        ema=inputs.ema,
+    )
+    unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
+    size = None
+    if sample is None:
+        result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=progress)
+    else:
+        result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress)
+    failures = threshold_failures(result, max_susceptibility, min_train_acc)
+    verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
+    run = run_info(
+        settings,
+        data,
+        unlabeled,
+        train_data,
+        dev,
+        started,
+        gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
+        train_sample=sample_info(sample, [result], size),
+    )
+    said = sample_line(sample, [result], size) if sample is not None and size is not None else None
+    return Report("score", [result], run, failures=failures, lines=[said] if said else [])
+
+
+def _settled(
+    ckpt: Checkpoint,
+    unlabeled: ImageSource,
+    sample: NestedSample,
+    settings: Settings,
+    dev: torch.device,
+    min_train_acc: float | None,
+    progress: Progress | None,
+) -> tuple[Result, int]:
+    """The row on the adaptive training sample: grown while the gate on training accuracy, or the verdict where it
+    asks whether the model fits better than chance (above the fixed cut), changes."""
+    first = score_checkpoint(ckpt, unlabeled, sample.chunk(0, sample.sizes[0]), settings=settings, device=dev, progress=progress)
+
+    def decide(rows: list[Result]) -> Decisions | None:
+        """None, so the first stage, when neither the gate nor the verdict depends on training accuracy."""
+        r = rows[0]
+        gate = () if min_train_acc is None else (bool(threshold_failures(r, None, min_train_acc)),)
+        if not gate and not verdict.fit_decides_alone(r):
+            return None
+        judged = verdict.judge(r, None, None)
+        return Decisions(verdicts=((r.name, judged.word if judged else None),), gates=gate)
+
+    rows = [first]
+    [result], size = settle_sample(rows, sample, grow_locally(rows, sample, lambda i: ckpt, device=dev), decide, device=dev)
+    return result, size

@@ -1,0 +1,121 @@
+"""`suscli track` as a function: susceptibility over one training run (its per-epoch checkpoints measured, or the
+training-loop tracker's log read back), the paper's running mean, and the epoch to keep."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from suscli.errors import UsageError
+from suscli.measure.sampling import Decisions
+from suscli.results import Result
+from suscli.run.audit import Progress, audit_pool, grow_pool
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, log_rows, recommendation, run_epochs
+from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line
+from suscli.run.model import Settings, resolve_device
+from suscli.run.report import Report, command_line, environment, run_info
+from suscli.training.tracker import read_log, schedule_warning
+
+
+def track(
+    run: str | Path | None = None,
+    data: str | Path | None = None,
+    train_data: str | Path | None = None,
+    *,
+    log: str | Path | None = None,
+    settings: Settings = Settings(),
+    inputs: Inputs = Inputs(),
+    keep: str = DEFAULT_KEEP,
+    count_epoch_0: bool = False,
+    results: Path | None = None,
+    fresh: bool = False,
+    progress: Progress | None = None,
+    say: Say | None = None,
+) -> Report:
+    """r at every epoch of a run, the running mean zeta(t) and the epoch to keep by the `keep` rule: from the run's
+    per-epoch checkpoints (`run`, measured on the unlabeled images `data`, with `train_data` for training accuracy)
+    or from a suscli.training.tracker log (`log`). Raises SuscliError on input it cannot use."""
+    started = time.perf_counter()
+    if (run is None) == (log is None):
+        raise UsageError(
+            "give a RUN of checkpoints or --log" + (", not both" if run else ""),
+            fix="suscli track RUN --data unlabeled/, or suscli track --log run.jsonl",
+        )
+    if keep not in KEEP_RULES:
+        raise UsageError(f"unknown keep rule {keep!r}", fix=f"use one of {', '.join(KEEP_RULES)}")
+    warnings: list[str] = []
+    said: str | None = None  # the training sample the decisions settled on
+    if log is not None:
+        if data is not None or train_data is not None:
+            raise UsageError("--log reads r and training accuracy from the tracker's log; --data and --train-data go with a RUN")
+        records = read_log(log)
+        rows = log_rows(records, Path(log))
+        warnings += [w for w in [schedule_warning(records)] if w]
+        info: dict[str, Any] = {"command": command_line(), "log": str(log), "environment": environment()}
+    else:
+        assert run is not None
+        if data is None:
+            raise UsageError("--data is needed to measure a RUN", fix="pass --data FOLDER of unlabeled images, or --log")
+        dev = resolve_device(inputs.device)
+        entries, skipped = run_epochs(run)
+        if skipped:
+            warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
+        opened = open_pool(
+            entries, Path(run), data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=True,
+            progress=progress, say=say or (lambda line: None),
+        )  # fmt: skip
+        rows, size = _measured(opened, keep, count_epoch_0)
+        n_ok = sum(r.ok for r in rows)
+        info = run_info(
+            settings,
+            data,
+            opened.unlabeled,
+            train_data,
+            dev,
+            started,
+            run=str(run),
+            results_file=str(opened.request.store.path if opened.request.store else None),
+            counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(opened.reused, n_ok)},
+            train_sample=sample_info(opened.sample, rows, size),
+        )
+        said = sample_line(opened.sample, rows, size) if opened.sample is not None and size is not None else None
+    kept = annotate(rows, count_epoch_0=count_epoch_0, rule=keep)
+    closing = recommendation(rows, kept, keep)
+    info.update(
+        seconds=round(time.perf_counter() - started, 3),
+        rule=f"{keep}: {KEEP_RULES[keep]}",
+        recommendation={
+            "text": closing,
+            "epoch": kept.epoch if kept else None,
+            "name": kept.name if kept else None,
+            "path": kept.path if kept else None,
+        },
+        warnings=warnings,
+    )
+    lines = [f"warning: {w}" for w in warnings] + ([said] if said else []) + [closing]
+    return Report("track", rows, info, keep=kept, lines=lines)
+
+
+def _measured(opened: PoolRun, keep: str, count_epoch_0: bool) -> tuple[list[Result], int | None]:
+    """Every epoch's row, numbered as the run numbers them, on the training sample the epoch to keep settled on;
+    and that sample's size (None for a full or fixed pass)."""
+    request, sample = opened.request, opened.sample
+
+    def numbered(rows: list[Result]) -> list[Result]:
+        for row, entry in zip(rows, request.entries):
+            row.epoch = entry.epoch  # the run's numbering (name or manifest) wins over a checkpoint's own metadata
+        return rows
+
+    def decide(rows: list[Result]) -> Decisions:  # the epoch to keep
+        kept = annotate(numbered(rows), count_epoch_0=count_epoch_0, rule=keep)
+        return Decisions(pick=kept.name if kept else None)
+
+    size = None
+    try:
+        rows = audit_pool(request, opened.unlabeled, opened.first)
+        if sample is not None:
+            rows, size = grow_pool(request, rows, sample, decide)
+    except KeyboardInterrupt:
+        raise interrupted(request.store) from None
+    return numbered(rows), size

@@ -1,0 +1,85 @@
+"""The Lightning callback: suscli.training.tracker's measurement at the start of every N-th training epoch (or every
+N steps), logged to every logger of the trainer. It exists when lightning (or pytorch_lightning) is installed."""
+
+from __future__ import annotations
+
+import importlib
+
+from suscli.training.tracker import SusceptibilityTracker, measure_every, scalars
+
+
+def _lightning() -> type | None:
+    """Lightning's Callback base class, when lightning (or the older pytorch_lightning) is installed."""
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            return importlib.import_module(name).Callback
+        except ImportError:
+            continue
+    return None
+
+
+_Callback = _lightning()
+if _Callback is not None:
+
+    class SusceptibilityCallback(_Callback):  # type: ignore[misc, valid-type]
+        """Lightning: measure at the start of every `every_n_epochs`-th training epoch (trainer.current_epoch =
+        epochs trained so far) and once more at the end of training, with the first optimizer's step when
+        `with_optimizer`. With `every_n_steps` instead: at the start of training (step 0), at the end of every train
+        batch whose global step is a multiple of it, and at the end of training. r, zeta and the seconds go to every
+        logger of the trainer (at its global step, beside the training loss) and to the tracker's JSONL. `acc_metric`
+        names a logged training accuracy (0-1) whose latest value goes into the log: the knee rule of `suscli track`
+        needs it. Only the global-zero process measures under distributed training."""
+
+        def __init__(
+            self,
+            tracker: SusceptibilityTracker,
+            with_optimizer: bool = False,
+            acc_metric: str | None = None,
+            every_n_epochs: int | None = None,
+            every_n_steps: int | None = None,
+        ):
+            self.every_n_epochs, self.every_n_steps = measure_every(every_n_epochs, every_n_steps)
+            self.tracker = tracker
+            self.with_optimizer = with_optimizer
+            self.acc_metric = acc_metric
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001 (Lightning's types)
+            if self.every_n_steps is not None:
+                if trainer.global_step == 0 and self._last_step() != 0:  # the initialization
+                    self._measure(trainer, pl_module)
+            elif trainer.current_epoch % self.every_n_epochs == 0:
+                self._measure(trainer, pl_module)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+            # under gradient accumulation the global step stays for several batches: measure it once, right after it was taken
+            step = trainer.global_step
+            if self.every_n_steps is not None and step % self.every_n_steps == 0 and self._last_step() != step:
+                self._measure(trainer, pl_module)
+
+        def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+            if self.every_n_steps is not None:
+                if self._last_step() != trainer.global_step:  # the trained model, unless its step was just measured
+                    self._measure(trainer, pl_module)
+                return
+            last = self.tracker.history[-1].epoch if self.tracker.history else None
+            if last != trainer.current_epoch:  # the trained model; not twice when training stopped at a measured epoch
+                self._measure(trainer, pl_module)
+
+        def _last_step(self) -> int | None:
+            return self.tracker.history[-1].global_step if self.tracker.history else None
+
+        def _measure(self, trainer, pl_module) -> None:  # noqa: ANN001
+            if not trainer.is_global_zero:
+                return
+            optimizer = trainer.optimizers[0] if self.with_optimizer else None
+            acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric else None
+            record = self.tracker.measure(
+                pl_module,
+                trainer.current_epoch,
+                optimizer=optimizer,
+                train_acc=None if acc is None else float(acc),
+                step=trainer.global_step,
+                global_step=trainer.global_step if self.every_n_steps is not None else None,
+            )
+            for logger in trainer.loggers:
+                logger.log_metrics(scalars(record), step=trainer.global_step)
