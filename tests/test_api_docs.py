@@ -1,0 +1,76 @@
+"""docs/api.md: its examples run as written, in order, on the small demo; the package exports exactly the names it
+documents; and the API's report is the command's report."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import suscli
+from suscli.demo import SMALL, build_demo
+from suscli.errors import UsageError
+from tests.conftest import invoke
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+TEXT = DOC.read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, re.S)
+
+
+def test_the_package_exports_exactly_the_documented_names() -> None:
+    table = TEXT.split("\n\n")[2]  # the table of names under the first paragraph
+    documented = set(re.findall(r"`suscli\.(\w+)", table))
+    assert documented == set(suscli.__all__) - {"__version__"}
+
+
+def test_importing_the_package_loads_no_torch() -> None:
+    import subprocess
+
+    code = "import sys, suscli; assert 'torch' not in sys.modules, 'torch loaded'; print(len(suscli.__all__))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("api")
+    build_demo(root / "suscli-demo", SMALL)
+    return root
+
+
+def test_the_examples_run_in_order(demo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(demo)
+    assert len(BLOCKS) >= 7
+    namespace: dict = {}
+    for i, block in enumerate(BLOCKS):
+        exec(compile(block, f"docs/api.md, example {i + 1}", "exec"), namespace)
+    printed = capsys.readouterr().out
+    report, one, run = namespace["report"], namespace["one"], namespace["run"]
+    assert report.command == "rank" and report.choice.pick is report.rows[0] and report.exit_code == 0
+    assert 0 < report.label_noise["rate"] < 1 and report.choice.why in report.lines
+    assert one.rows[0].train_n == SMALL.n_train and one.failures == []  # train_samples=None: every image
+    assert [r.epoch for r in run.rows] == [1, 2, 3] and run.keep is run.rows[-1] and run.rows[-1].zeta is not None
+    assert "| model |" in printed and (demo / "mine.safetensors").is_file()
+    assert [json.loads(line)["epoch"] for line in (demo / "tracked.jsonl").read_text().splitlines()] == [0, 1, 2]
+
+
+def test_rank_returns_what_the_command_prints(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(demo)
+    paths = ("suscli-demo/models", "suscli-demo/data/unlabeled", "suscli-demo/data/train")
+    report = suscli.rank(*paths)
+    res = invoke("rank", paths[0], "--data", paths[1], "--train-data", paths[2], "-f", "json")
+    assert res.exit_code == 0, res.output
+    printed = json.loads(res.stdout)
+    assert [r.as_dict() | {"seconds": None} for r in report.rows] == [r | {"seconds": None} for r in printed["results"]]
+    for key in ("recommendation", "choice", "label_noise", "thresholds", "gate", "train_sample", "settings"):
+        assert report.run[key] == printed[key], key
+
+
+def test_a_gate_and_an_error_are_values(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(demo)
+    report = suscli.rank("suscli-demo/models", "suscli-demo/data/unlabeled", "suscli-demo/data/train", fail_on="memorized")
+    assert report.failures and report.exit_code == 1 and report.run["gate"]["passed"] is False
+    with pytest.raises(UsageError, match="--candidate needs --train-data"):
+        suscli.rank("suscli-demo/models", "suscli-demo/data/unlabeled", candidate="x")
