@@ -19,13 +19,24 @@ for fmt in table json csv markdown junit html; do
     suscli rank demo/models "${common[@]}" --results "rank-$fmt.jsonl" -f "$fmt" >"$out/rank.$fmt" 2>"$out/rank.$fmt.stderr"; echo "exit $?" >>"$out/rank.$fmt.stderr"
     suscli track run "${common[@]}" --results "track-$fmt.jsonl" -f "$fmt" >"$out/track.$fmt" 2>"$out/track.$fmt.stderr"; echo "exit $?" >>"$out/track.$fmt.stderr"
 done
-# Blank what differs between any two runs: timings, temporary paths, versions, timestamps.
-sed -i -E \
-    -e "s#$work#WORK#g" \
-    -e 's/"seconds": [0-9.]+/"seconds": 0/g' \
-    -e 's/time="[0-9.]+"/time="0"/g' \
-    -e 's/timestamp="[^"]*"/timestamp="0"/g' \
-    -e 's/[0-9]+(\.[0-9]+)?s\b/Ns/g' \
-    "$out"/*
+# Blank what differs between any two runs: timings (the run's and each model's) and the temporary folder.
+python3 - "$out" "$work" <<'PY'
+import csv, io, pathlib, re, sys
+
+out, work = pathlib.Path(sys.argv[1]), sys.argv[2]
+for f in out.iterdir():
+    text = f.read_text().replace(work, "WORK")
+    text = re.sub(r'"seconds": [0-9.]+', '"seconds": 0', text)
+    text = re.sub(r"<th>seconds</th><td>[0-9.]+</td>", "<th>seconds</th><td>0</td>", text)
+    text = re.sub(r'(name="seconds" value|time|timestamp)="[^"]*"', r'\1="0"', text)
+    text = re.sub(r"trained in [0-9]+s", "trained in Ns", text)
+    if f.suffix == ".csv" and text.startswith("name,"):
+        rows = list(csv.reader(io.StringIO(text)))
+        column = rows[0].index("seconds")
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([rows[0]] + [r[:column] + ["0"] + r[column + 1 :] for r in rows[1:]])
+        text = buffer.getvalue()
+    f.write_text(text)
+PY
 rm -rf "$work"
 echo "recorded in $out"
