@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
         preds = predictions(cands, args.zoo, setting)
         norm = normalized(cands, args.zoo, setting)
 
-        def zeta(c: Candidate, source: str, lr: float) -> float:
+        def zeta(c: Candidate, source: str, lr: float, norm: dict = norm, cache: dict = cache) -> float:
+            """A candidate's susceptibility by plain step size or normalized step length (this setting's measurements)."""
             if source == "normalized":
                 return norm[(str(c.path), lr)]
             return statistics.fmean(cache[(str(c.path), lr, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]["r"][:DEFAULT_BATCHES])

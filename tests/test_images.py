@@ -71,7 +71,7 @@ def test_unreadable_files_are_counted_or_fatal_with_strict(tmp_path: Path) -> No
 def test_image_folder_labels_follow_sorted_class_names(train_folder: Path) -> None:
     listing = read_labeled(train_folder)
     assert listing.labels == [0] * 6 + [1] * 6 + [2] * 6 and listing.label_names is None
-    assert all(p.parent.name == f"class_{l}" for p, l in zip(listing.items, listing.labels))
+    assert all(p.parent.name == f"class_{label}" for p, label in zip(listing.items, listing.labels))
 
 
 def test_single_class_folder_is_an_error(tmp_path: Path) -> None:
