@@ -24,7 +24,7 @@ def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
     removes it and leaves `path` as it was. Every report, plot and cache entry suscli writes goes through here."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
+        with _fdopen(fd, binary) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -34,6 +34,11 @@ def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _fdopen(fd: int, binary: bool) -> IO:
+    """The file of descriptor `fd`: bytes, or UTF-8 text whose newlines are written as they are."""
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 def new_file_mode() -> int:

@@ -249,7 +249,7 @@ class _Cells:
 
 
 def _is_path(text: str | None) -> bool:
-    return bool(text) and "\0" not in text
+    return bool(text and "\0" not in text)
 
 
 def _resolve(text: str, base: Path) -> Path:

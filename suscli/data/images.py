@@ -273,7 +273,7 @@ class ImageSource:
         """The (width, height) of every readable image, from the file headers alone (nothing is decoded)."""
         if self._sizes is None:
             with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-                self._sizes = set(pool.map(_header_size, self.paths)) - {None}
+                self._sizes = {size for size in pool.map(_header_size, self.paths) if size is not None}
         return self._sizes
 
     def decoded(

@@ -78,28 +78,31 @@ def _class_folders(source: Path) -> Listing:
     classes = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
-    listing = Listing([], [])
+    items: list[ImageRef] = []
+    labels: list[int] = []
+    notes: list[str] = []
     for label, name in enumerate(classes):
         walk = walk_images(source / name)
-        listing.items += walk.paths
-        listing.labels += [label] * len(walk.paths)
-        listing.notes += [n for n in [walk.note(source / name)] if n]
-    if not listing.items:
+        items += walk.paths
+        labels += [label] * len(walk.paths)
+        notes += [n for n in [walk.note(source / name)] if n]
+    if not items:
         raise InputError(f"no image files in the class folders of {source}")
     if len(classes) < 2:
         raise InputError(
             f"{source} has a single class folder ({classes[0]}); training accuracy needs the labels of every class",
             fix="point --train-data at the folder that holds one subfolder per class",
         )
-    return listing
+    return Listing(items, labels, notes=notes)
 
 
 def _dataset_labels(source: Path, image_column: str | None, label_column: str | None) -> Listing:
     """A dataset's labelled rows; rows without a label are left out and counted."""
     columns = read_dataset(source, image_column=image_column, label_column=label_column, labeled=True)
-    kept = [i for i, v in enumerate(columns.labels or []) if v is not None]
+    given = columns.labels or []
+    kept = [i for i, v in enumerate(given) if v is not None]
     notes = [f"{source}: {len(columns.images) - len(kept)} row(s) without a label left out"] if len(kept) < len(columns.images) else []
-    values = [columns.labels[i] for i in kept]
+    values = [given[i] for i in kept]
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; training accuracy needs a set with several classes", fix="check --label-column")

@@ -20,6 +20,7 @@ BOOTSTRAP = 200  # resamples of the voters for the interval
 BOOTSTRAP_IMAGES = 5000  # images the resamples are drawn on: the voters' spread does not need them all
 CHUNK = 4096  # images per dense (images, classes) block: 16 MB at 1,000 classes
 SEED = 0
+_NO_LABELS = "training predictions without their given labels"
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,24 @@ def fit_on(pred: Predictions, images: np.ndarray) -> float | None:
     nothing is selected."""
     if not images.any():
         return None
-    return float((pred.top1()[images] == pred.labels[images]).mean())
+    return float((pred.top1()[images] == _labels_of(pred)[images]).mean())
 
 
 def given_labels(preds: Sequence[Predictions]) -> np.ndarray:
     """The labels the training images were given, the same for every model's predictions (or ValueError)."""
-    if not preds or any(p.labels is None for p in preds):
-        raise ValueError("training predictions without their given labels")
-    labels = preds[0].labels
-    if any(p.labels.shape != labels.shape or not np.array_equal(p.labels, labels) for p in preds):
+    if not preds:
+        raise ValueError(_NO_LABELS)
+    every = [_labels_of(p) for p in preds]
+    labels = every[0]
+    if any(other.shape != labels.shape or not np.array_equal(other, labels) for other in every):
         raise ValueError("the models' training predictions are on different images or labels")
     if len({p.num_classes for p in preds}) > 1:
         raise ValueError("the models predict different numbers of classes")
     return labels
+
+
+def _labels_of(pred: Predictions) -> np.ndarray:
+    """The labels a model's training predictions carry (or ValueError: predictions on the unlabeled images)."""
+    if pred.labels is None:
+        raise ValueError(_NO_LABELS)
+    return pred.labels

@@ -40,14 +40,14 @@ def thresholds(
     """
     if rule not in RULES:
         raise UsageError(f"unknown threshold rule {rule!r}", fix=f"use one of {', '.join(RULES)}")
-    scored = [r for r in rows if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    scored = [(r.susceptibility, r.train_acc) for r in rows if r.ok and r.susceptibility is not None and r.train_acc is not None]
     if susceptibility is not None and train_acc is not None:
         return Thresholds(susceptibility, train_acc, "fixed")
     if len(scored) < MIN_POOL:
         return None
     center = statistics.fmean if rule == "mean" else statistics.median
-    zeta = susceptibility if susceptibility is not None else center([r.susceptibility for r in scored])
-    acc = train_acc if train_acc is not None else center([r.train_acc for r in scored])
+    zeta = susceptibility if susceptibility is not None else center([z for z, _ in scored])
+    acc = train_acc if train_acc is not None else center([a for _, a in scored])
     fixed = [name for name, v in (("susceptibility", susceptibility), ("train acc", train_acc)) if v is not None]
     return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
 
@@ -55,7 +55,7 @@ def thresholds(
 def pool_classes(rows: list[Result]) -> list[int]:
     """The numbers of classes of the scored rows. More than one and susceptibility (a loss drop on random labels
     over all classes) is not comparable across the pool: no regions, no model to ship."""
-    return sorted({r.details.get("num_classes") for r in rows if r.ok and isinstance(r.details, dict)} - {None})
+    return sorted({n for r in rows if r.ok and isinstance(r.details, dict) and (n := r.details.get("num_classes")) is not None})
 
 
 def region(train_acc: float, susceptibility: float, t: Thresholds) -> int:

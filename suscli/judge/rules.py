@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,6 +33,8 @@ DEFAULT_VOTERS = "region1"
 TIE_BREAKS = ("fit", "clean-fit", "memorization", "susceptibility", "none")
 DEFAULT_TIE_BREAK = "clean-fit"
 DEFAULT_NOISE_VOTERS = "resisting"  # whose consensus on the training images judges the labels
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,14 @@ def _by_rule(
         first = [r for r in by_region if r.ok and r.region == 1 and r.verdict != MEMORIZED]
         return Choice(by_region, first[0] if first else None, recommendation(by_region, t) + note, bool(first))
     if rule == "train-acc":
-        ranked = _order(rows, lambda r: -r.train_acc)
+        ranked = _order(rows, lambda r: -_train_acc(r))
         return _top(ranked, rule, f"the highest training accuracy ({ranked[0].train_acc:.3f})")
     if rule == "susceptibility":
         ranked = _order(rows, lambda r: r.susceptibility)
         return _top(ranked, rule, f"the lowest susceptibility ({ranked[0].susceptibility:.4f})")
     if rule == "pareto":
         layer = pareto_layers(scored)
-        ranked = _order(rows, lambda r: (layer[id(r)], -r.train_acc))
+        ranked = _order(rows, lambda r: (layer[id(r)], -_train_acc(r)))
         front = sum(1 for v in layer.values() if v == 0)
         return _top(
             ranked,
@@ -154,9 +157,10 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
     scored = _measured(rows)
     if len(scored) < 2:
         return "fewer than 2 models were measured", [False] * len(scored)
-    preds = [predictions_of(r) for r in scored]
-    missing = [r.name for r, p in zip(scored, preds) if p is None]
-    if missing:
+    read = [predictions_of(r) for r in scored]
+    preds = _every(read)
+    if preds is None:
+        missing = [r.name for r, p in zip(scored, read) if p is None]
         return (
             f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
             "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)"
@@ -175,10 +179,11 @@ def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[li
     """Which models vote, by the `voters` rule; the whole pool when the rule leaves fewer than MIN_VOTERS."""
     if voters not in VOTERS:
         raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
-    fit = t is not None and all(r.train_acc is not None for r in scored)
+    placed = t if t is not None and all(r.train_acc is not None for r in scored) else None  # thresholds every model can be placed by
+    fit = placed is not None
     chosen = [False] * len(scored)
-    if fit and voters in ("region1", "not-region2", "resisting"):
-        regions = [region(r.train_acc, r.susceptibility, t) for r in scored]
+    if placed is not None and voters in ("region1", "not-region2", "resisting"):
+        regions = [region(_train_acc(r), _susceptibility(r), placed) for r in scored]
         chosen = [g == 1 for g in regions] if voters != "not-region2" else [g != 2 for g in regions]
         what = "region-1" if voters != "not-region2" else "non-region-2"
         if voters == "resisting" and sum(chosen) < MIN_VOTERS:  # region 1 too small: all but the likely memorizers
@@ -190,8 +195,8 @@ def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[li
             chosen = [e <= cut for e in estimates]
         what = "least-memorizing"
     elif voters in ("agreeing", "agreeing-low-memorization"):
-        preds = [predictions_of(r) for r in scored]
-        if all(p is not None for p in preds):
+        preds = _every([predictions_of(r) for r in scored])
+        if preds is not None:
             agree = agreement_with_consensus(preds, [True] * len(scored))
             cut = float(np.median(agree))
             chosen = [a >= cut for a in agree]
@@ -209,15 +214,14 @@ def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[li
 def _memorization_estimates(scored: list[Result]) -> list[float] | None:
     """Each model's fit on the training labels that the whole pool's consensus contradicts (None without
     training predictions): the first pass that picks the voters of the second."""
-    preds = [train_predictions_of(r) for r in scored]
-    if any(p is None for p in preds):
+    preds = _every([train_predictions_of(r) for r in scored])
+    if preds is None:
         return None
     try:
         wrong = contradicted(preds)
     except ValueError:
         return None
-    fits = [fit_on(p, wrong) for p in preds]
-    return None if any(f is None for f in fits) else fits
+    return _every([fit_on(p, wrong) for p in preds])
 
 
 def train_predictions_of(row: Result) -> Predictions | None:
@@ -233,8 +237,8 @@ def train_predictions_of(row: Result) -> Predictions | None:
 def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | None:
     """What the voters' consensus says about the training labels: the noise-rate estimate, and on every row its
     fit on the labels the consensus contradicts (`fits_contradicted`). None without training predictions."""
-    preds = [train_predictions_of(r) for r in measured]
-    if any(p is None for p in preds) or not any(voted):
+    preds = _every([train_predictions_of(r) for r in measured])
+    if preds is None or not any(voted):
         return None
     voters = [p for p, v in zip(preds, voted) if v]
     try:
@@ -256,21 +260,48 @@ def pareto_layers(rows: list[Result]) -> dict[int, int]:
     left = list(rows)
     depth = 0
     while left:
-        front = [
-            r
-            for r in left
-            if not any(
-                o.train_acc >= r.train_acc
-                and o.susceptibility <= r.susceptibility
-                and (o.train_acc > r.train_acc or o.susceptibility < r.susceptibility)
-                for o in left
-            )
-        ]
+        front = [r for r in left if not any(_dominates(o, r) for o in left)]
         for r in front:
             layer[id(r)] = depth
         left = [r for r in left if id(r) not in layer]
         depth += 1
     return layer
+
+
+def _dominates(o: Result, r: Result) -> bool:
+    """Whether `o` is at least as good as `r` on both training accuracy (higher) and susceptibility (lower), and better on one."""
+    (o_acc, o_zeta), (r_acc, r_zeta) = (_train_acc(o), _susceptibility(o)), (_train_acc(r), _susceptibility(r))
+    return o_acc >= r_acc and o_zeta <= r_zeta and (o_acc > r_acc or o_zeta < r_zeta)
+
+
+def _every(items: list[_T | None]) -> list[_T] | None:
+    """`items` when none of them is None, else None."""
+    known = [x for x in items if x is not None]
+    return known if len(known) == len(items) else None
+
+
+def _train_acc(r: Result) -> float:
+    """The training accuracy of a scored row (_scored keeps only rows that have one)."""
+    assert r.train_acc is not None
+    return r.train_acc
+
+
+def _susceptibility(r: Result) -> float:
+    """The susceptibility of a measured row (_measured keeps only rows that have one)."""
+    assert r.susceptibility is not None
+    return r.susceptibility
+
+
+def _agreement(r: Result) -> float:
+    """The agreement of a row the agreement rule ranks (_by_rule gives it only rows that have one)."""
+    assert r.agreement is not None
+    return r.agreement
+
+
+def _fits_contradicted(r: Result) -> float:
+    """The fit on contradicted labels of a near-tie ordered by it (_usable picks that order only when every near-tie has one)."""
+    assert r.fits_contradicted is not None
+    return r.fits_contradicted
 
 
 def _measured(rows: list[Result]) -> list[Result]:
@@ -296,19 +327,21 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
     `tie_break`. Confident only when no other model is a near-tie: the unlabeled images then separate the pick
     from every other model."""
-    by_agreement = sorted(measured, key=lambda r: (-r.agreement, r.name))
+    by_agreement = sorted(measured, key=lambda r: (-_agreement(r), r.name))
     top = by_agreement[0]
-    n = predictions_of(top).classes.shape[0]
-    tied = [r for r in by_agreement if not difference_is_clear(top.agreement, r.agreement, n)]
+    top_preds = predictions_of(top)
+    assert top_preds is not None  # its agreement was measured on them
+    n = top_preds.classes.shape[0]
+    tied = [r for r in by_agreement if not difference_is_clear(_agreement(top), _agreement(r), n)]
     tie_break = _usable(tie_break, tied)
     key = _tie_key(tie_break)
-    lead = sorted(tied, key=lambda r: (key(r), -r.agreement, r.name))
+    lead = sorted(tied, key=lambda r: (key(r), -_agreement(r), r.name))
     first = {id(r) for r in lead}
     ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
     why = (
-        f"ship {best.name}: it predicts the consensus of {who} on {100 * best.agreement:.1f}% of the {n} unlabeled "
+        f"ship {best.name}: it predicts the consensus of {who} on {100 * _agreement(best):.1f}% of the {n} unlabeled "
         f"images{_outside_region_1(best, 'agreement')}"
     )
     if len(lead) == 1 and not fit:
@@ -325,7 +358,7 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
     why += (
         f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
-        f"({100 * top.agreement:.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
+        f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
     )
     return Choice(ranked, best, why, False, lead)
 
@@ -355,9 +388,9 @@ def _tie_key(tie_break: str) -> Callable[[Result], object]:
 TIE_WORDS: dict[str, Callable[[Result], str]] = {
     "fit": lambda r: f"fits its training labels best ({r.train_acc:.3f})",
     "clean-fit": lambda r: f"fits best the training labels the consensus confirms ({r.clean_fit:.3f})",
-    "memorization": lambda r: f"fits the fewest training labels the consensus contradicts ({100 * r.fits_contradicted:.1f}%)",
+    "memorization": lambda r: f"fits the fewest training labels the consensus contradicts ({100 * _fits_contradicted(r):.1f}%)",
     "susceptibility": lambda r: f"is the least susceptible ({r.susceptibility:.4f})",
-    "none": lambda r: f"agrees most ({100 * r.agreement:.1f}%)",
+    "none": lambda r: f"agrees most ({100 * _agreement(r):.1f}%)",
 }
 
 

@@ -235,13 +235,14 @@ def _weights(
 ) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
     """The state dict of a file, or of a folder's weight files read together, and the keys it was nested under."""
     if folder is not None:
-        contents = {}
+        merged: dict[str, torch.Tensor] = {}
         for file in folder.weights:
             part, _ = _read(file, trust)
             found = _find_state_dict(part, ema)
             if found is None:
                 raise InputError(f"{file}: holds no state dict (found {_describe(part)})", fix=_CORRUPT_FIX)
-            contents.update(found[0])
+            merged.update(found[0])
+        contents = merged
     found = _find_state_dict(contents, ema)
     if found is None:
         raise InputError(
@@ -500,7 +501,8 @@ def _strip_prefixes(
     layout knows of (a LightningModule's attribute names). The candidate closest to `wanted` is returned, so a
     key-mismatch message shows the most useful difference.
     """
-    best, best_chain, best_diff = state, (), len(set(state) ^ wanted)
+    best, best_diff = state, len(set(state) ^ wanted)
+    best_chain: tuple[str, ...] = ()
     frontier: list[tuple[dict[str, torch.Tensor], tuple[str, ...]]] = [(state, ())]
     prefixes = _WRAPPER_PREFIXES + tuple(p for p in extra if p not in _WRAPPER_PREFIXES)
     for _ in range(_MAX_STACKED):

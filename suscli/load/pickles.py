@@ -83,11 +83,11 @@ def _globals(stream: IO[bytes], pickles: int) -> Iterator[str]:
                     yield f"{top[0]}.{top[1]}"
                 if op.name == "MEMOIZE":
                     memo[len(memo)] = top[-1] if top else None
-                elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                elif op.name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(arg, int):  # always: a memo index
                     memo[arg] = top[-1] if top else None
                 if op.name in _STRINGS:
                     top.append(arg)
-                elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                elif op.name in ("GET", "BINGET", "LONG_BINGET") and isinstance(arg, int):
                     top.append(memo.get(arg))
                 elif op.name not in _NO_PUSH:
                     top.append(None)

@@ -85,9 +85,9 @@ def training_accuracy(
     """
     if len(inputs) != len(labels) or len(inputs) == 0:
         raise InputError(f"training accuracy needs as many labels as images, got {len(labels)} labels for {len(inputs)} images")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    target = torch.device(device) if device is not None else next(model.parameters()).device
     transform = transform or (lambda x: x)
-    cuda = device.type == "cuda"
+    cuda = target.type == "cuda"
     batch_size = min(batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE), len(inputs))
     top_label = int(labels.max())
     correct = start = halvings = 0
@@ -98,7 +98,7 @@ def training_accuracy(
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
             while start < len(inputs):
                 try:
-                    logits = _logits(model, inputs[start : start + batch_size], transform, device, top_label if start == 0 else None)
+                    logits = _logits(model, inputs[start : start + batch_size], transform, target, top_label if start == 0 else None)
                 except torch.cuda.OutOfMemoryError:
                     if batch_size == 1:
                         raise InputError(
@@ -106,7 +106,7 @@ def training_accuracy(
                         ) from None
                     batch_size, halvings = batch_size // 2, halvings + 1
                     continue
-                hit = logits.argmax(-1) == labels[start : start + batch_size].to(device)
+                hit = logits.argmax(-1) == labels[start : start + batch_size].to(target)
                 correct += int(hit.sum())
                 hits.append(hit.cpu())
                 kept.append(top_k(logits, TRAIN_TOP_K))

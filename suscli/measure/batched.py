@@ -93,7 +93,7 @@ def measure_many(
 ) -> list[Susceptibility]:
     """`measure_susceptibility` of each model (same labels, batches, modes and step), each batchable group in one
     vmap. The models are not touched: the forwards run on a copy on the 'meta' device with stacked tensors."""
-    found: list[Susceptibility | None] = [None] * len(models)
+    found: dict[int, Susceptibility] = {}
     for group in groups(models):
         members = [models[i] for i in group]
         one_at_a_time = len(members) == 1 or not _accepted(inputs, config)
@@ -110,7 +110,7 @@ def measure_many(
             ]
         for i, result in zip(group, results):
             found[i] = result
-    return found
+    return [found[i] for i in range(len(models))]  # the groups hold every index
 
 
 def training_accuracy_many(
@@ -127,7 +127,7 @@ def training_accuracy_many(
     """`training_accuracy` of each model, each batchable group's eval-mode forwards in one vmap (under bf16
     autocast on CUDA, as there). A group that fails, out of GPU memory included, is counted one model at a time,
     so that batch halving, and any error, are the reference's own."""
-    found: list[Accuracy | None] = [None] * len(models)
+    found: dict[int, Accuracy] = {}
     for group in groups(models):
         members = [models[i] for i in group]
         one_at_a_time = len(members) == 1 or len(inputs) != len(labels) or len(inputs) == 0  # the reference refuses the latter
@@ -147,7 +147,7 @@ def training_accuracy_many(
             results = [from_counts(c, len(inputs), population, used, predictions=p, hits=h) for c, p, h in zip(correct, preds, hits)]
         for i, result in zip(group, results):
             found[i] = result
-    return found
+    return [found[i] for i in range(len(models))]  # the groups hold every index
 
 
 def _measure_together(
@@ -204,23 +204,23 @@ def _count_together(
 ) -> tuple[list[int], int, list[Predictions], list[np.ndarray]] | None:
     """Correct predictions of each of `models`, the batch size used, each model's top classes per image and which
     images it predicts as labelled; None when the labels go beyond the models' classes, for the reference path to raise its error."""
-    device = torch.device(device) if device is not None else _device_of(models[0])
+    target = torch.device(device) if device is not None else _device_of(models[0])
     transform = transform or (lambda x: x)
-    cuda = device.type == "cuda"
+    cuda = target.type == "cuda"
     batch_size = min(batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE), len(inputs))
     base, trainable, fixed = _functional(models)
     base.eval()
     forward = _logits(base)
     top_label = int(labels.max())
-    correct = torch.zeros(len(models), dtype=torch.long, device=device)
+    correct = torch.zeros(len(models), dtype=torch.long, device=target)
     kept: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in models]
     hits: list[torch.Tensor] = []
     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
         for start in range(0, len(inputs), batch_size):
-            logits = forward(trainable, fixed, transform(inputs[start : start + batch_size].to(device, non_blocking=True)))
+            logits = forward(trainable, fixed, transform(inputs[start : start + batch_size].to(target, non_blocking=True)))
             if top_label >= logits.shape[-1]:
                 return None
-            hit = logits.argmax(-1) == labels[start : start + batch_size].to(device)
+            hit = logits.argmax(-1) == labels[start : start + batch_size].to(target)
             correct += hit.sum(-1)
             hits.append(hit.cpu())
             for mine, model_logits in zip(kept, logits):

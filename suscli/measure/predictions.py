@@ -139,7 +139,8 @@ def agreement_with_consensus(preds: Sequence[Predictions], voters: Sequence[bool
     if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
         raise ValueError("agreement needs every model's predictions on the same images and classes")
     mask = np.asarray(voters, dtype=bool) if any(voters) else np.ones(len(preds), dtype=bool)
-    total = sum(votes(p) for p, v in zip(preds, mask) if v)
+    nobody = np.zeros((preds[0].classes.shape[0], preds[0].num_classes), dtype=np.float32)
+    total = sum((votes(p) for p, v in zip(preds, mask) if v), nobody)
     out = []
     for p, v in zip(preds, mask):
         others = total - votes(p) if v and mask.sum() > 1 else total

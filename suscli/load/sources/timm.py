@@ -58,7 +58,7 @@ def _class_map(args: dict[str, Any], folder: Path) -> dict[str, Any]:
         return {}
     if not name.lower().endswith(".txt"):
         return {"classes_unread": f"timm's class map {name} is not a .txt file"}
-    data_dir = args.get("data_dir") if isinstance(args.get("data_dir"), str) else ""
+    data_dir = given if isinstance(given := args.get("data_dir"), str) else ""
     places = [Path(name)] if Path(name).is_absolute() else [Path(name), Path(data_dir, name)]
     for place in [*places, folder / Path(name).name]:
         try:
