@@ -40,7 +40,7 @@ from suscli.load import sources
 from suscli.load.arch import build_model, infer_num_classes
 from suscli.errors import InputError
 from suscli.load.exported import ExportedModel
-from suscli.files import MEMORY_MARGIN, available_memory, human_size
+from suscli.files import MEMORY_MARGIN, available_memory, human_size, new_file_mode
 from suscli.load.pickles import refused_callable
 from suscli.load.sources import Folder
 
@@ -95,6 +95,7 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(_untie(state), str(tmp), metadata={METADATA_KEY: json.dumps(fields, sort_keys=True)})
+    os.chmod(tmp, new_file_mode())  # safetensors writes 0600; a model to share follows the umask, as reports do
     tmp.replace(path)
     return path
 
