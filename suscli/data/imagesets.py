@@ -29,6 +29,7 @@ class Listing:
     labels: list[int] | None = None
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i], names sorted
     notes: list[str] = field(default_factory=list)  # what was left out, and why
+    folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
 
 
 def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
@@ -78,7 +79,7 @@ def _class_folders(source: Path) -> Listing:
     classes = sorted(d.name for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
-    listing = Listing([], [])
+    listing = Listing([], [], folders=classes)
     for label, name in enumerate(classes):
         walk = walk_images(source / name)
         listing.items += walk.paths

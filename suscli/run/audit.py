@@ -437,8 +437,9 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
 
 
 def _classes(checkpoint: Checkpoint) -> str:
-    """The class names a model's labels map through (labels given by name): models grown together share them."""
-    return repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])
+    """The class names a model's labels map through (labels given by name, or class folders in its tool's order):
+    models grown together share them."""
+    return repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread", "class_order")])
 
 
 def _preprocess(row: Result) -> Preprocess:
