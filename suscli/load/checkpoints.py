@@ -36,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from suscli.load import sources
+from suscli.load import configs, sources
 from suscli.load.arch import build_model, infer_num_classes
 from suscli.errors import InputError
 from suscli.load.exported import ExportedModel
@@ -433,9 +433,10 @@ def _export_guard(trust: bool) -> Iterator[None]:
 
 
 def _plain_data() -> contextlib.AbstractContextManager:
-    """PLAIN_DATA_GLOBALS allowed to torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
+    """PLAIN_DATA_GLOBALS, and OmegaConf's containers as inert stand-ins (suscli.load.configs), allowed to
+    torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
     allow = getattr(torch.serialization, "safe_globals", None)
-    return allow(list(PLAIN_DATA_GLOBALS)) if allow else contextlib.nullcontext()
+    return allow([*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS]) if allow else contextlib.nullcontext()
 
 
 def _torch_load(path: Path, trust: bool) -> object:
