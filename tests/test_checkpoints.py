@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
+import stat
 import warnings
 
 import pytest
@@ -70,6 +72,21 @@ def test_save_round_trip_keeps_arch_kwargs_and_meta(tmp_path):
     assert ckpt.notes == [f"--arch torchvision:resnet18 ignored: metadata says {ARCH}"]
     assert ckpt.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == file_sha256(path)
     assert not ckpt.model.training and _same_outputs(model, ckpt.model)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
+def test_saved_models_follow_the_umask_like_reports(tmp_path, umask, mode):
+    """A saved model is a file to share (a CI step of another user, a colleague): it gets the mode any new file gets,
+    not the 0600 of a private temporary file; overwriting one does too, and leaves no temporary file."""
+    old = os.umask(umask)
+    try:
+        path = save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS)
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+        save(_tiny(), path, arch=ARCH, arch_kwargs=KWARGS)
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+    finally:
+        os.umask(old)
+    assert [f.name for f in tmp_path.iterdir()] == ["m.safetensors"]
 
 
 def test_read_metadata_reads_no_tensors(tmp_path, monkeypatch):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -14,12 +16,19 @@ runner = CliRunner()
 
 def test_small_demo_flags_the_memorizers(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    res = runner.invoke(app, ["demo", "--small", "--out", str(out)])
+    umask = os.umask(0o022)
+    try:
+        res = runner.invoke(app, ["demo", "--small", "--out", str(out)])
+    finally:
+        os.umask(umask)
     assert res.exit_code == 0, res.output
+    modes = {f.relative_to(out).as_posix(): stat.S_IMODE(f.stat().st_mode) for f in out.rglob("*") if f.is_file()}
+    assert set(modes.values()) == {0o644}, {f: oct(m) for f, m in modes.items() if m != 0o644}  # models too: they are to share
     assert (out / "pool.png").is_file() and "rerun by hand: suscli rank" in res.stderr
     intents = {r["name"]: r["intent"] for r in json.loads((out / "demo.json").read_text())["models"]}
-    ranked = runner.invoke(app, ["rank", str(out / "models"), "-d", str(out / "data" / "unlabeled"),
-                                 "--train-data", str(out / "data" / "train"), "-f", "json"])
+    ranked = runner.invoke(
+        app, ["rank", str(out / "models"), "-d", str(out / "data" / "unlabeled"), "--train-data", str(out / "data" / "train"), "-f", "json"]
+    )
     assert ranked.exit_code == 0, ranked.output
     doc = json.loads(ranked.stdout)
     assert doc["counts"]["reused"] == len(intents)  # the demo's own rank already stored every result

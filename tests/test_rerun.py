@@ -29,7 +29,10 @@ def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_f
     first = rank_json(pool, image_folder, train_folder)[1]
     res, other = rank_json(pool, image_folder, train_folder, "--train-samples", "9")
     assert res.exit_code == 0 and other["counts"]["reused"] == 0, res.output
-    assert f"{pool / 'suscli-results.jsonl'} holds results of other settings (train_data, train_samples differ): these settings start their own results beside them" in res.stderr
+    assert (
+        f"{pool / 'suscli-results.jsonl'} holds results of other settings (train_data, train_samples differ): these settings start their own results beside them"
+        in res.stderr
+    )
     res, again = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and again["counts"]["reused"] == 4
     assert "reusing 4 result(s) of these settings" in res.stderr and "(train_data, train_samples differ)" in res.stderr
@@ -49,11 +52,26 @@ def read_only(folder: Path, command: list[str]) -> list[str]:
     return ["unshare", "--mount", "sh", "-c", script, str(folder), *command]
 
 
-def test_a_read_only_model_folder_keeps_its_results_in_the_cache_folder(pool: Path, image_folder: Path, train_folder: Path,
-                                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_only_model_folder_keeps_its_results_in_the_cache_folder(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = tmp_path / "cache"
-    args = ["rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder), "--batches", "1", "--batch-size", "8",
-            "--cache-dir", str(cache), "-f", "json"]
+    args = [
+        "rank",
+        str(pool),
+        "-d",
+        str(image_folder),
+        "--train-data",
+        str(train_folder),
+        "--batches",
+        "1",
+        "--batch-size",
+        "8",
+        "--cache-dir",
+        str(cache),
+        "-f",
+        "json",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     try:
         res = subprocess.run(read_only(pool, [sys.executable, "-m", "suscli", *args]), env=env, capture_output=True, text=True, timeout=300)
@@ -69,3 +87,56 @@ def test_a_read_only_model_folder_keeps_its_results_in_the_cache_folder(pool: Pa
     again = invoke(*args)
     assert again.exit_code == 0 and json.loads(again.stdout)["counts"]["reused"] == 4
     assert json.loads(again.stdout)["results_file"] == str(kept[0])
+
+
+def test_a_rerun_from_another_folder_or_a_moved_checkout_reuses_every_result(
+    pool: Path,
+    image_folder: Path,
+    train_folder: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The data's identity is what the sets hold (names under their root, sizes, modification times), not the paths as
+    typed: the same command from inside the checkout, with absolute paths, or in a copy of the checkout elsewhere (a CI
+    runner's new path, files copied with their times) measures nothing again."""
+    monkeypatch.chdir(tmp_path)
+    first = rank_json(Path("pool"), Path("unlabeled"), Path("train"))[1]
+    assert first["counts"]["reused"] == 0
+    monkeypatch.chdir(pool)
+    runs = [rank_json(Path("."), Path("../unlabeled"), Path("../train")), rank_json(pool, image_folder, train_folder)]
+    moved = tmp_path_factory.mktemp("other-runner") / "checkout"
+    shutil.copytree(tmp_path, moved, symlinks=True)  # copy2: the files keep their modification times
+    monkeypatch.chdir(moved)
+    runs.append(rank_json(Path("pool"), Path("unlabeled"), Path("train")))
+    for res, doc in runs:
+        assert res.exit_code == 0 and doc["counts"]["reused"] == 4, res.output
+        assert "other settings" not in res.stderr, res.stderr
+        assert [r["susceptibility"] for r in doc["results"]] == [r["susceptibility"] for r in first["results"]]
+    assert len((moved / "pool" / "suscli-results.jsonl").read_text().splitlines()) == 4
+    # A changed image is other data: measured again.
+    (moved / "train" / "class_0" / "img_000.png").write_bytes((moved / "train" / "class_1" / "img_000.png").read_bytes())
+    res, doc = rank_json(Path("pool"), Path("unlabeled"), Path("train"))
+    assert doc["counts"]["reused"] == 0 and "(train_data differ)" in res.stderr
+
+
+def test_results_of_an_earlier_suscli_that_keyed_data_by_path_are_measured_again(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """A results file written before the data's identity ignored its paths holds the paths' hashes: the same settings
+    are measured again beside them, with one line saying why, even under an explicit --results (not refused)."""
+    results = tmp_path / "old.jsonl"
+    rank_json(pool, image_folder, train_folder, "--results", results)
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for r in records:  # as the earlier version wrote them: 16 hex digits of a hash that included the typed paths
+        r["settings"]["unlabeled_data"], r["settings"]["train_data"] = "0123456789abcdef", "fedcba9876543210"
+        r["fingerprint"] = "00000000aaaaaaaa"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    res, doc = rank_json(pool, image_folder, train_folder, "--results", results)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
+    assert (
+        f"{results} holds results of an earlier suscli, which identified the images by their paths as typed "
+        "(train_data, unlabeled_data differ): these settings are measured again beside them"
+    ) in res.stderr
+    again = rank_json(pool, image_folder, train_folder, "--results", results)[1]
+    assert again["counts"]["reused"] == 4

@@ -4,6 +4,8 @@ and compared with the same model loaded by Lightning itself."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,84 @@ def test_hyper_parameters_naming_no_one_architecture(tmp_path: Path) -> None:
         load_checkpoint(_lightning_file(tmp_path / "b.ckpt", {"model_name": "no_such_net"}))
     with pytest.raises(InputError, match="names the architecture 'subprocess:run', which is not a model class"):
         load_checkpoint(_lightning_file(tmp_path / "c.ckpt", {"arch": "subprocess:run"}))
+
+
+class HydraClassifier(L.LightningModule):
+    """A Hydra-configured module: its config arrives as an OmegaConf DictConfig and is saved as the hyper-parameters."""
+
+    def __init__(self, cfg) -> None:
+        super().__init__()
+        self.save_hyperparameters(cfg)
+        self.net = timm.create_model(cfg.model.name, pretrained=False, num_classes=cfg.num_classes)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.optim.lr)
+
+
+def test_hydra_hyper_parameters_are_plain_data_with_or_without_omegaconf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hyper_parameters that are an OmegaConf DictConfig (every Hydra-configured Lightning project's) are read as the
+    plain data they hold, by the weights-only unpickler, without omegaconf: nothing of omegaconf runs, and an
+    interpolation stays its text."""
+    omegaconf = pytest.importorskip("omegaconf")
+    import suscli.load.checkpoints as checkpoints
+    from suscli.load import configs
+
+    image_sets(tmp_path)
+    cfg = omegaconf.OmegaConf.create(
+        {
+            "model": {"name": "test_resnet", "arch": "timm:test_resnet", "depth": None},
+            "num_classes": 3,
+            "optim": {"lr": 0.05, "betas": [0.9, 0.99], "nesterov": True},
+            "run": {"tags": ["a", 1, None, 2.5], "seed": "${num_classes}", "out": "???", "data": None},
+        }
+    )
+    model = HydraClassifier(cfg)
+    model.hparams["arch"] = "timm:test_resnet"
+    data = torch.utils.data.TensorDataset(torch.randn(4, 3, 32, 32), torch.randint(0, 3, (4,)))
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpts", save_last=True)],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=4))
+    path = tmp_path / "ckpts" / "last.ckpt"
+    assert type(torch.load(path, weights_only=False)["hyper_parameters"]) is omegaconf.DictConfig  # as Lightning saved it
+    with checkpoints._plain_data():
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert configs.plain(raw["hyper_parameters"]) == {**omegaconf.OmegaConf.to_container(cfg, resolve=False), "arch": "timm:test_resnet"}
+    net = HydraClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).net  # Lightning's own needs the pickle
+    c = resolve_data_config({}, model=net)
+    expected = by_hand(net, tmp_path / "unlabeled", mean=c["mean"], std=c["std"], image_size=c["input_size"][1], crop_pct=c["crop_pct"])
+    for name in [m for m in sys.modules if m == "omegaconf" or m.startswith("omegaconf.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # omegaconf absent: importing any of it fails
+    with pytest.raises(ImportError):
+        import omegaconf.dictconfig  # noqa: F401
+    row = cli_json("score", path, "-d", tmp_path / "unlabeled")["results"][0]
+    assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "Lightning checkpoint", 0)
+    assert row["susceptibility"] == pytest.approx(expected, rel=1e-5)
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_payload_inside_omegaconf_hyper_parameters_is_still_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-ins allow omegaconf's containers by name only: an object a config holds (allow_objects) is a global
+    like any other, refused before it runs."""
+    omegaconf = pytest.importorskip("omegaconf")
+    monkeypatch.chdir(tmp_path)
+    cfg = omegaconf.OmegaConf.create({"arch": "timm:test_resnet", "x": Payload()}, flags={"allow_objects": True})
+    path = _lightning_file(tmp_path / "evil.ckpt", cfg)
+    refused = r"evil.ckpt: holds pickled Python objects: it imports (os|posix)\.system, .* nothing in the file was run"
+    with pytest.raises(InputError, match=refused):
+        load_checkpoint(path)
+    assert not (tmp_path / "PWNED").exists()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from suscli.load.checkpoints import load_checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
-from tests.conftest import by_hand, cli_json, image_sets
+from tests.conftest import by_hand, cli_json, image_sets, tiny_cnn, write_images
 
 timm = pytest.importorskip("timm")
 yaml = pytest.importorskip("yaml")
@@ -139,6 +139,70 @@ def test_class_map_names_the_classes(run: Path, tmp_path: Path) -> None:
                   for csv in (by_name, by_id))
     assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
     assert f"training labels are class names, mapped to the model's ids by timm's class map {tmp_path / 'class_map.txt'}" in named["notes"]
+
+
+def test_class_folders_are_numbered_as_timms_folder_reader_numbered_them(run: Path, tmp_path: Path) -> None:
+    """timm's folder reader numbers class folders in natural order (class_2 before class_10), not as sorted strings:
+    a timm run's training accuracy must be measured against the ids it trained with, which its own reader gives."""
+    from timm.data import ImageDataset
+
+    root, ckpt = run.parent, torch.load(run / "checkpoint-2.pth.tar", weights_only=False)
+    ckpt["args"].dataset = ""  # train.py's default: an image folder, read by timm's reader
+    torch.save(ckpt, tmp_path / "natural.pth.tar")
+    train = tmp_path / "train"
+    for c, name in enumerate(["class_1", "class_2", "class_10"]):
+        write_images(train / name, 4, size=32, seed=20 + c)
+    reader = ImageDataset(str(train)).reader  # the ids timm trained with
+    assert list(reader.class_to_idx) == ["class_1", "class_2", "class_10"]
+    as_timm = tmp_path / "as_timm.csv"
+    as_timm.write_text("".join(f"{path},{label}\n" for path, label in sorted(reader.samples)))  # in the folder's listing order
+    folders, ids = (
+        cli_json("score", tmp_path / "natural.pth.tar", "-d", root / "unlabeled", "--train-data", t)["results"][0] for t in (train, as_timm)
+    )
+    assert folders["details"]["train_predictions"] == ids["details"]["train_predictions"]
+    assert folders["train_acc"] == ids["train_acc"]
+    assert "class folders numbered in natural order (class_1, class_2, class_10), as timm's folder reader numbers them" in folders["notes"]
+    # A run that read its folder with torchvision's ImageFolder numbered them as sorted strings: nothing to say.
+    ckpt["args"].dataset = "torch/folder"
+    torch.save(ckpt, tmp_path / "sorted.pth.tar")
+    row = cli_json("score", tmp_path / "sorted.pth.tar", "-d", root / "unlabeled", "--train-data", train)["results"][0]
+    assert not any("class folders" in n for n in row["notes"]), row["notes"]
+
+
+def test_a_model_that_does_not_say_how_it_numbered_folders_gets_a_note_when_it_matters(tmp_path: Path) -> None:
+    """suscli cannot know which tool a plain model was trained with: when the folder names sort differently as strings
+    and naturally, the row says which order was used, and the other."""
+    import suscli
+
+    unlabeled, _ = image_sets(tmp_path, size=8)
+    train = tmp_path / "folders"
+    for c, name in enumerate(["class_1", "class_2", "class_10"]):
+        write_images(train / name, 4, size=8, seed=20 + c)
+    torch.manual_seed(0)
+    model = tmp_path / "m.safetensors"
+    suscli.save(tiny_cnn(3), model, arch="tests.conftest:tiny_cnn", arch_kwargs={"num_classes": 3}, image_size=8)
+    notes = cli_json("score", model, "-d", unlabeled, "--train-data", train)["results"][0]["notes"]
+    assert (
+        "class folders numbered in sorted order of their names (class_1, class_10, class_2), as torchvision's ImageFolder; "
+        "timm's folder reader numbers them naturally (class_1, class_2, class_10): if the model was trained so, pass a "
+        "path,label CSV with its ids"
+    ) in notes
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["class_10", "class_2", "class_1", "Class_3"],
+        ["a10b2", "a10b10", "a9", "b", "A1", "10", "9x", "x٣", "x12", ""],
+        ["n01440764", "n1440765"],
+    ],
+)
+def test_natural_order_is_timms(names: list[str]) -> None:
+    from timm.utils.misc import natural_key as timms
+
+    from suscli.data.labels import natural_key
+
+    assert sorted(names, key=natural_key) == sorted(names, key=timms)
 
 
 def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:

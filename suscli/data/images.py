@@ -252,6 +252,7 @@ class ImageSource:
     origin: Path | None = None  # the folder, list or dataset the images were listed from, for messages
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i] (suscli.data.labels)
     notes: list[str] = field(default_factory=list)  # what the listing left out, and why: shown on every row
+    folders: list[str] | None = None  # labels of class folders: label i is folders[i] (suscli.data.labels.folder_ids)
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
@@ -266,6 +267,7 @@ class ImageSource:
             cache_dir=self.cache_dir,
             origin=self.origin,
             label_names=self.label_names,
+            folders=self.folders,
             notes=self.notes,
         )
 
@@ -347,5 +349,6 @@ def labeled_source(
         cache_dir=cache_dir,
         origin=Path(source),
         label_names=listing.label_names,
+        folders=listing.folders,
         notes=listing.notes,
     )

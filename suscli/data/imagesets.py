@@ -29,6 +29,7 @@ class Listing:
     labels: list[int] | None = None
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i], names sorted
     notes: list[str] = field(default_factory=list)  # what was left out, and why
+    folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
 
 
 def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
@@ -93,7 +94,7 @@ def _class_folders(source: Path) -> Listing:
             f"{source} has a single class folder ({classes[0]}); training accuracy needs the labels of every class",
             fix="point --train-data at the folder that holds one subfolder per class",
         )
-    return Listing(items, labels, notes=notes)
+    return Listing(items, labels, notes=notes, folders=classes)
 
 
 def _dataset_labels(source: Path, image_column: str | None, label_column: str | None) -> Listing:

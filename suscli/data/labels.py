@@ -8,6 +8,7 @@ map, `classes` in suscli's metadata), since a model trained elsewhere may number
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,9 @@ import torch
 from suscli.errors import InputError
 
 SORTED = "sorted order of the names, as torchvision's ImageFolder (the model names no classes)"
+NATURAL = "natural"  # a checkpoint's class_order: its tool numbered class folders as natural_key sorts them (timm)
+BY_NAME = "classes"  # ... by its class names (a timm run's --class-map)
+AS_STRINGS = "sorted"  # ... as sorted strings (torchvision's ImageFolder)
 
 
 def by_name(values: Sequence[str]) -> tuple[list[int], list[str]]:
@@ -62,6 +66,41 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object) -> tup
             fix="fix the label, or check that the training set is the model's",
         )
     return [index[n] for n in names], f"training labels are class names, mapped to the model's ids by {source}"
+
+
+def natural_key(name: str) -> list[str | int]:
+    """timm's natural sort key (timm.utils.misc.natural_key, by which its folder reader numbers class folders): the
+    name lower-cased, its runs of digits compared as numbers, so class_2 comes before class_10. The same order as timm's
+    for every name timm can sort; a name it cannot (a run of non-decimal digits such as '²') is compared as text."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name.lower()))]
+
+
+def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> tuple[torch.Tensor | None, list[str]]:
+    """For a training set of class folders (label i is folders[i], sorted as strings): the model's id of each label, as
+    id_table gives it, from the order the checkpoint says its tool numbered the folders in (`class_order`); when it
+    does not say and a tool could have numbered them otherwise (timm sorts naturally), the note says so."""
+    natural = sorted(folders, key=natural_key)
+    order = meta.get("class_order")
+    if order == BY_NAME:
+        return id_table(folders, meta, origin)
+    if natural == list(folders) or order == AS_STRINGS:
+        return None, []
+    if order == NATURAL:
+        keys = [natural_key(f) for f in folders]
+        ties = [f for f, k in zip(folders, keys) if keys.count(k) > 1]
+        index = {name: i for i, name in enumerate(natural)}
+        note = f"class folders numbered in natural order ({_shown(natural)}), as {meta.get('class_order_source') or 'its training tool'} numbers them"
+        if ties:
+            note += f"; it orders {', '.join(ties[:3])} by chance (alike in natural order): their ids may be others"
+        return torch.tensor([index[f] for f in folders], dtype=torch.int64), [note]
+    return None, [
+        f"class folders numbered in sorted order of their names ({_shown(folders)}), as torchvision's ImageFolder; "
+        f"timm's folder reader numbers them naturally ({_shown(natural)}): if the model was trained so, pass a path,label CSV with its ids"
+    ]
+
+
+def _shown(names: Sequence[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def id_table(names: Sequence[str] | None, meta: dict[str, Any], origin: object) -> tuple[torch.Tensor | None, list[str]]:

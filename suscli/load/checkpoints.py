@@ -36,11 +36,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from suscli.load import sources
+from suscli.load import configs, sources
 from suscli.load.arch import build_model, infer_num_classes
 from suscli.errors import InputError
 from suscli.load.exported import ExportedModel
-from suscli.files import MEMORY_MARGIN, available_memory, human_size
+from suscli.files import MEMORY_MARGIN, available_memory, human_size, new_file_mode
 from suscli.load.pickles import refused_callable
 from suscli.load.sources import Folder
 
@@ -95,6 +95,7 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(_untie(state), str(tmp), metadata={METADATA_KEY: json.dumps(fields, sort_keys=True)})
+    os.chmod(tmp, new_file_mode())  # safetensors writes 0600; a model to share follows the umask, as reports do
     tmp.replace(path)
     return path
 
@@ -433,9 +434,10 @@ def _export_guard(trust: bool) -> Iterator[None]:
 
 
 def _plain_data() -> contextlib.AbstractContextManager:
-    """PLAIN_DATA_GLOBALS allowed to torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
+    """PLAIN_DATA_GLOBALS, and OmegaConf's containers as inert stand-ins (suscli.load.configs), allowed to
+    torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
     allow = getattr(torch.serialization, "safe_globals", None)
-    return allow(list(PLAIN_DATA_GLOBALS)) if allow else contextlib.nullcontext()
+    return allow([*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS]) if allow else contextlib.nullcontext()
 
 
 def _torch_load(path: Path, trust: bool) -> object:

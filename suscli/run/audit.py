@@ -41,22 +41,46 @@ from suscli.run.store import ResultStore
 Progress = Callable[[str, int, int], None]
 
 
+DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
+
+
 def data_identity(source: ImageSource | None) -> str | None:
-    """Hash of the images used (paths, sizes, mtimes; the bytes' hash of an image in a dataset) and of their labels
-    (by name when given by name): a changed file means new numbers."""
+    """What the images used are (and their labels, by name when given by name), wherever they lie and however their
+    paths were typed: each file's path relative to the set's root (the folder, or the list's folder), its size and
+    modification time (in whole seconds, which every copy that keeps times keeps); the bytes' hash of an image in a
+    dataset. A changed file means new numbers; the same command from another folder, with absolute paths or in a moved
+    checkout (a CI runner's new path) is the same data."""
     if source is None:
         return None
+    root = _root(source.origin)
     h = hashlib.sha256()
     for i, p in enumerate(source.paths):
         label: int | str = source.labels[i] if source.labels is not None else ""
         if source.label_names is not None and isinstance(label, int):
             label = f"name:{source.label_names[label]}"
         if isinstance(p, Embedded):
-            h.update(f"{p}\0sha256:{p.digest}\0{label}\n".encode())
+            h.update(f"row {p.row}\0sha256:{p.digest}\0{label}\n".encode())
             continue
         st = _stat(p)
-        h.update(f"{p}\0{st.st_size if st else -1}\0{st.st_mtime_ns if st else -1}\0{label}\n".encode())
-    return h.hexdigest()[:16]
+        h.update(f"{_relative(p, root)}\0{st.st_size if st else -1}\0{int(st.st_mtime) if st else -1}\0{label}\n".encode())
+    return f"{DATA_IDENTITY}:{h.hexdigest()[:16]}"
+
+
+def _root(origin: Path | None) -> str | None:
+    """The folder a set's paths are named from: the folder listed, or the folder of a list file."""
+    if origin is None:
+        return None
+    return os.path.abspath(origin if origin.is_dir() else origin.parent)
+
+
+def _relative(path: Path, root: str | None) -> str:
+    """`path` as seen from the set's root (a list may name files beside or above it: '../x.png'), in one spelling."""
+    if root is None:
+        return str(path)
+    try:
+        return Path(os.path.relpath(os.path.abspath(path), root)).as_posix()
+    except ValueError:  # another drive (Windows), or a name no file can have
+        return str(path)
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -415,8 +439,9 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
 
 
 def _classes(checkpoint: Checkpoint) -> str:
-    """The class names a model's labels map through (labels given by name): models grown together share them."""
-    return repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread")])
+    """The class names a model's labels map through (labels given by name, or class folders in its tool's order):
+    models grown together share them."""
+    return repr([checkpoint.meta.get(k) for k in ("classes", "classes_source", "classes_unread", "class_order")])
 
 
 def _preprocess(row: Result) -> Preprocess:

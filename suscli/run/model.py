@@ -17,7 +17,7 @@ from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
-from suscli.data.labels import id_table
+from suscli.data.labels import folder_ids, id_table
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
@@ -209,11 +209,14 @@ def source_notes(data: ImageSource, train: ImageSource | None) -> list[str]:
 
 
 def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.Tensor | None, list[str]]:
-    """For a training set labelled by class name, this model's id of each name (suscli.data.labels) and the note on where
-    the mapping comes from; (None, []) otherwise."""
+    """For a training set labelled by class name, or by class folders its tool may have numbered otherwise, this model's
+    id of each label (suscli.data.labels) and the note on where the mapping comes from; (None, []) otherwise."""
     if train is None:
         return None, []
-    return id_table(train.label_names, checkpoint.meta, f"{checkpoint.path} on {train.origin or 'the training set'}")
+    origin = f"{checkpoint.path} on {train.origin or 'the training set'}"
+    if train.label_names is None and train.folders is not None:
+        return folder_ids(train.folders, checkpoint.meta, origin)
+    return id_table(train.label_names, checkpoint.meta, origin)
 
 
 def on_device(

@@ -54,6 +54,15 @@ def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+DATA_KEYS = ("unlabeled_data", "train_data")
+
+
+def legacy_identity(value: Any) -> bool:
+    """Whether a data identity is of the kind suscli wrote before it named files relative to their set's root: 16 hex
+    digits of a hash over the paths as typed, which no rerun can match or tell from another data set."""
+    return isinstance(value, str) and len(value) == 16 and all(c in "0123456789abcdef" for c in value)
+
+
 def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Dotted names of the settings that differ (susceptibility.lr), compared as the file holds them: JSON, where a
     tuple such as --mean's reads back as a list and must not count as a change."""
@@ -111,6 +120,7 @@ class ResultStore:
         self.fingerprint = fingerprint
         self.settings = settings
         self.others: list[str] | None = None  # when the file holds other settings: those that differ from the latest
+        self.legacy = False  # those others identified the images by their paths as typed (suscli.run.audit.data_identity)
         self._done: dict[str, Result] = {}
         self._load(keep_others)
 
@@ -126,8 +136,10 @@ class ResultStore:
         if other is None:
             return
         theirs = other.get("settings")
-        self.others = changed_settings(theirs if isinstance(theirs, dict) else {}, self.settings)
-        if not keep_others and not self._done:
+        theirs = theirs if isinstance(theirs, dict) else {}
+        self.others = changed_settings(theirs, self.settings)
+        self.legacy = any(legacy_identity(theirs.get(k)) for k in DATA_KEYS)
+        if not keep_others and not self._done and not self.legacy:
             raise UsageError(
                 f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
@@ -138,6 +150,11 @@ class ResultStore:
         if self.others is None:
             return None
         diff = f"{', '.join(self.others) or 'settings'} differ"
+        if self.legacy and not self._done:
+            return (
+                f"{self.path} holds results of an earlier suscli, which identified the images by their paths as typed ({diff}): "
+                "these settings are measured again beside them"
+            )
         if self._done:
             return f"reusing {len(self._done)} result(s) of these settings from {self.path}, which also holds results of other settings ({diff})"
         return f"{self.path} holds results of other settings ({diff}): these settings start their own results beside them"

@@ -4,7 +4,9 @@ and `hyper_parameters` (what the module's `save_hyperparameters()` recorded).
 
 The hyper-parameters name the architecture when one of `arch`, `architecture`, `model_name`, `backbone` or
 `model` is a string: a suscli spec as it is, or a bare name that exactly one of torchvision's and timm's
-registries defines. Reading these files needs no Lightning: they are torch files of plain data.
+registries defines. Reading these files needs no Lightning: they are torch files of plain data, and hyper-parameters
+that are an OmegaConf DictConfig (a Hydra-configured project's) are read as plain data too (suscli.load.configs), without
+omegaconf.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from suscli.errors import InputError
+from suscli.load import configs
 from suscli.load.sources.interface import Arch, Found, Layout, whole
 
 _NAME_KEYS = ("arch", "architecture", "model_name", "backbone", "model")
@@ -26,7 +29,7 @@ def recognize(path: Path, contents: object) -> Found | None:
     state = contents.get("state_dict")
     keys = [k for k in state if isinstance(k, str) and "." in k] if isinstance(state, Mapping) else []
     found = Found("Lightning", prefixes=tuple(sorted({k.split(".", 1)[0] + "." for k in keys})))
-    hparams = contents.get("hyper_parameters")
+    hparams = configs.plain(contents.get("hyper_parameters"))  # a Hydra run's is an OmegaConf DictConfig
     if not isinstance(hparams, Mapping):
         return found
     name = next((hparams[k].strip() for k in _NAME_KEYS if isinstance(hparams.get(k), str) and hparams[k].strip()), None)

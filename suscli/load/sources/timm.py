@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from suscli.data.labels import AS_STRINGS, BY_NAME, NATURAL
 from suscli.load.sources.interface import Arch, Found, Layout, numbers, recorded_args, whole
 
 
@@ -43,7 +44,25 @@ def recognize(path: Path, contents: object) -> Found | None:
     if whole(args.get("num_classes")):
         found.meta["num_classes"] = args["num_classes"]
     found.meta.update(_class_map(args, path.parent))
+    if args:
+        found.meta.update(_class_order(args, found.meta))
     return found
+
+
+def _class_order(args: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """How the run numbered the class folders it trained on (suscli.data.labels.folder_ids): by its class map's names;
+    as sorted strings when it read them with torchvision's ImageFolder (`--dataset torch/folder`); else, for train.py's
+    default dataset (a folder, read by timm's own reader), naturally: class_2 before class_10. Nothing for a dataset
+    that is not a folder (hfds/, tfds/, wds/), or a class map that could not be read."""
+    if isinstance(args.get("class_map"), str) and args["class_map"]:
+        return {"class_order": BY_NAME} if "classes" in meta else {}
+    dataset = args.get("dataset")
+    prefix, sep, name = (dataset if isinstance(dataset, str) else "").partition("/")  # train.py's default: ''
+    if not sep:
+        return {"class_order": NATURAL, "class_order_source": "timm's folder reader"}
+    if prefix.lower() == "torch" and name.lower() in ("folder", "image_folder"):
+        return {"class_order": AS_STRINGS}
+    return {}
 
 
 MAX_CLASS_MAP = 16 << 20  # bytes: ImageNet-21k's 21,841 names take 0.2 MiB

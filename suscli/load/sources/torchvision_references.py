@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from suscli.data.images import PRESETS
+from suscli.data.labels import AS_STRINGS
 from suscli.load.sources.interface import Arch, Found, Layout, recorded_args, whole
 
 
@@ -26,7 +27,7 @@ def recognize(path: Path, contents: object) -> Found | None:
     found = Found(
         "torchvision references",
         Arch(f"torchvision:{args['model']}", "torchvision reference checkpoint"),
-        meta={"mean": list(imagenet.mean), "std": list(imagenet.std)},
+        meta={"mean": list(imagenet.mean), "std": list(imagenet.std), "class_order": AS_STRINGS},  # its ImageFolder's
     )
     crop, resize = whole(args.get("val_crop_size")), whole(args.get("val_resize_size"))
     if crop:
