@@ -86,7 +86,12 @@ def main() -> None:
     ap.add_argument("--cifar-root", type=Path, default=cifar.DEFAULT_ROOT, help="the unpacked CIFAR-10 JPEG folder")
     ap.add_argument("--cache-size", type=int, help="only measure the decoded-image cache entry of this many training images "
                     "at 224 and 32 px against their uint8 size")
+    ap.add_argument("--report-size", help="MODELS,TRAIN: only measure a JSON report of MODELS models with training "
+                    "predictions on TRAIN images, with and without --per-image")
     args = ap.parse_args()
+    if args.report_size:
+        report_size(*(int(n) for n in args.report_size.split(",")), args.unlabeled)
+        return
     if args.cache_size:
         cache_size(args.cache_size, args.cifar_root)
         return
@@ -142,6 +147,35 @@ def cache_size(n: int, root: Path) -> None:
             entry = next(Path(tmp).glob("images-*.pt")).stat().st_size
         raw = n * 3 * size * size
         print(f"{n} images at {size} px: cache entry {entry:,} bytes, uint8 pixels {raw:,} bytes: {entry / raw:.5f}x")
+
+
+def report_size(models: int, n_train: int, n_unl: int) -> None:
+    """A JSON report's size for `models` rows whose per-image records hold `n_train` training and `n_unl` unlabeled
+    images, with and without --per-image: rows as scoring makes them, with seeded random predictions (the encoded
+    sizes do not depend on the values) and an audit's summary fields."""
+    from suscli.measure.accuracy import TRAIN_TOP_K, encode_hits
+    from suscli.measure.predictions import TOP_K, Predictions
+    from suscli.results import Result
+    from suscli.views.formats import to_json
+
+    rng = np.random.default_rng(SEED)
+
+    def top(n: int, k: int) -> Predictions:
+        probs = np.sort(rng.dirichlet(np.ones(10), n)[:, :k], axis=1)[:, ::-1]
+        return Predictions(rng.integers(0, 10, (n, k)), probs, 10, rng.integers(0, 10, n))
+
+    rows = [
+        Result(
+            name=f"model-{i:03d}", path=f"pool/model-{i:03d}.safetensors", arch="suscli.models:resnet20", susceptibility=0.1,
+            susceptibility_sem=0.01, train_acc=0.6, train_acc_low=0.59, train_acc_high=0.61, train_n=n_train, sha256="0" * 64,
+            details={"r": [0.1] * 4, "loss_before": [2.3] * 4, "loss_after": [2.2] * 4, "predictions": top(n_unl, TOP_K).encode(),
+                     "train_predictions": top(n_train, TRAIN_TOP_K).encode(), "train_hits": encode_hits(rng.random(n_train) < 0.6)},
+        )
+        for i in range(models)
+    ]  # fmt: skip
+    lean, full = len(to_json(rows, {}).encode()), len(to_json(rows, {}, per_image=True).encode())
+    print(f"{models} models, {n_train:,} training and {n_unl:,} unlabeled images: JSON report {lean:,} bytes "
+          f"({lean / models / 1000:.1f} KB a model); with --per-image {full:,} bytes ({full / models / 1000:.1f} KB a model)")
 
 
 def sweep(work: Path, pool: Path, sizes: list[int], n_unl: int, root: Path, device: torch.device, plot: Path | None) -> None:

@@ -27,6 +27,7 @@ class Result:
     region: int | None = None  # 1-4 (docs/rank.md), set when ranked in a pool
     verdict: str | None = None  # suscli.judge.verdict: likely memorized noise, fits, resists noise, unclear, underfit...
     verdict_why: str | None = None  # the numbers behind the verdict
+    keep: bool | None = None  # suscli track: True on the epoch to keep
     sha256: str | None = None
     seconds: float | None = None
     notes: list[str] = field(default_factory=list)

@@ -57,7 +57,7 @@ def test_rank_assigns_regions_orders_and_recommends(pool: Path, image_folder: Pa
 
 
 def test_default_rule_orders_by_agreement_with_region_one(pool: Path, image_folder: Path, train_folder: Path) -> None:
-    res, doc = rank_json(pool, image_folder, train_folder)
+    res, doc = rank_json(pool, image_folder, train_folder, "--per-image")
     assert res.exit_code == 0, res.output
     rows = doc["results"]
     assert doc["choice"]["rule"] == "agreement" and doc["choice"]["pick"] == rows[0]["name"]
@@ -231,7 +231,7 @@ def test_without_training_labels_the_pool_is_ranked_by_agreement(pool: Path, ima
 def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
     """The JSON's label_noise and the --suspects CSV, recomputed from the stored training predictions."""
     suspects = tmp_path / "suspects.csv"
-    res, doc = rank_json(pool, image_folder, train_folder, "--suspects", suspects)
+    res, doc = rank_json(pool, image_folder, train_folder, "--suspects", suspects, "--per-image")
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in doc["results"]}
     train = {name: Predictions.decode(r["details"]["train_predictions"]) for name, r in rows.items()}

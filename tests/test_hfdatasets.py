@@ -17,7 +17,7 @@ from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 datasets = pytest.importorskip("datasets")
 
 ARCH = "tests.conftest:tiny_cnn"
-FAST = ("--batches", "2", "--batch-size", "4", "-f", "json")
+FAST = ("--batches", "2", "--batch-size", "4", "-f", "json", "--per-image")
 NAMES = ["ant", "bee", "cat"]  # sorted, so that names and class folders number the classes alike
 
 
@@ -155,3 +155,12 @@ def test_a_parquet_file_pandas_wrote(world: dict, tmp_path: Path) -> None:
     frame.to_parquet(tmp_path / "pandas.parquet")
     row = score(world, tmp_path / "pandas.parquet", tmp_path / "pandas.parquet")
     assert same_numbers(row, score(world, world["train"], world["train"]))
+
+
+def test_the_python_api_takes_the_column_options(world: dict) -> None:
+    """suscli.score reads a dataset whose columns need naming, as `--image-column` and `--label-column` do."""
+    by_cli = score(world, world["named"], world["named"], "--image-column", "img", "--label-column", "species")
+    settings = suscli.Settings(susceptibility=suscli.SusceptibilityConfig(batches=2, batch_size=4))
+    inputs = suscli.Inputs(image_column="img", label_column="species")
+    by_api = suscli.score(world["model"], world["named"], world["named"], settings=settings, inputs=inputs).rows[0]
+    assert by_api.train_n == 12 and same_numbers(by_api.as_dict(), by_cli)

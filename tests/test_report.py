@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -66,3 +67,21 @@ def test_a_plot_into_a_missing_folder_is_refused_not_created(targets, image_fold
     one_error_line(res, 3, f"cannot write plot {tmp_path / 'typo' / 'p.png'}: the folder {tmp_path / 'typo'} does not exist")
     assert not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
     assert not (tmp_path / "typo").exists()
+
+
+def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[str, Path], image_folder: Path, train_folder: Path) -> None:
+    """A JSON report carries each model's summary; its per-image predictions only with --per-image, and the results
+    file always keeps them (every later decision reads them there)."""
+    pool = targets["rank"]
+    common = ("rank", pool, "-d", image_folder, "--train-data", train_folder, *FAST, "-f", "json")
+    lean, full = invoke(*common), invoke(*common, "--per-image")
+    assert lean.exit_code == full.exit_code == 0, lean.output + full.output
+    lean_doc, full_doc = json.loads(lean.stdout), json.loads(full.stdout)
+    for row in lean_doc["results"]:
+        assert not {"predictions", "train_predictions", "train_hits"} & row["details"].keys() and row["details"]["r"]
+    assert all({"predictions", "train_predictions", "train_hits"} <= row["details"].keys() for row in full_doc["results"])
+    strip = [{**r, "details": {k: v for k, v in r["details"].items() if k not in ("predictions", "train_predictions", "train_hits")}}
+             for r in full_doc["results"]]
+    assert [r | {"seconds": 0} for r in strip] == [r | {"seconds": 0} for r in lean_doc["results"]]  # nothing else differs
+    stored = [json.loads(line) for line in (pool / "suscli-results.jsonl").read_text().splitlines()]
+    assert all(rec["result"]["details"]["train_predictions"] for rec in stored)

@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import suscli.run.store
-from tests.conftest import invoke
+from tests.conftest import invoke, tiny_cnn
 from tests.test_cli_rank import make_pool, rank_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,3 +141,22 @@ def test_results_of_an_earlier_suscli_that_keyed_data_by_path_are_measured_again
     ) in res.stderr
     again = rank_json(pool, image_folder, train_folder, "--results", results)[1]
     assert again["counts"]["reused"] == 4
+
+
+def test_an_architecture_file_is_keyed_by_its_contents(tmp_path: Path, image_folder: Path, train_folder: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--arch nets.py:factory` from another folder is the same architecture; an edited nets.py is not."""
+    (tmp_path / "nets.py").write_text("from tests.conftest import tiny_cnn as net\n")
+    (tmp_path / "pool").mkdir()
+    for i in range(3):
+        torch.manual_seed(i)
+        torch.save(tiny_cnn().state_dict(), tmp_path / "pool" / f"m{i}.pt")  # plain state dicts: they need --arch
+    monkeypatch.syspath_prepend(str(REPO))  # nets.py imports the tests' model
+    monkeypatch.chdir(tmp_path)
+    assert rank_json(Path("pool"), image_folder, train_folder, "--arch", "nets.py:net", "--image-size", "8")[1]["counts"]["reused"] == 0
+    monkeypatch.chdir(tmp_path / "pool")
+    res, doc = rank_json(Path("."), image_folder, train_folder, "--arch", "../nets.py:net", "--image-size", "8")
+    assert doc["counts"]["reused"] == 3 and "other settings" not in res.stderr, res.output
+    (tmp_path / "nets.py").write_text("from tests.conftest import tiny_cnn as net  # edited\n")
+    res, doc = rank_json(Path("."), image_folder, train_folder, "--arch", "../nets.py:net", "--image-size", "8")
+    assert doc["counts"]["reused"] == 0 and "(arch differ)" in res.stderr, res.output

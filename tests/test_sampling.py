@@ -44,7 +44,7 @@ def small_start(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def rank(pool: Path, images: Path, train: Path, *extra: object) -> tuple[dict, str]:
-    res = invoke("rank", pool, "-d", images, "--train-data", train, "-f", "json", "--batches", "2", "--batch-size", "8", *extra)
+    res = invoke("rank", pool, "-d", images, "--train-data", train, "-f", "json", "--per-image", "--batches", "2", "--batch-size", "8", *extra)
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout), res.stderr
 

@@ -141,6 +141,6 @@ def test_training_labels_by_name_follow_id2label(root: Path, tmp_path: Path) -> 
     by_name, by_id = tmp_path / "names.csv", tmp_path / "ids.csv"
     by_name.write_text("".join(f"{p},{name}\n" for p, name in rows))
     by_id.write_text("".join(f"{p},{ {'dog': 1, 'fox': 2}[name] }\n" for p, name in rows))
-    named, ids = (cli_json("score", root / "saved", "-d", root / "unlabeled", "--train-data", csv)["results"][0] for csv in (by_name, by_id))
+    named, ids = (cli_json("score", root / "saved", "-d", root / "unlabeled", "--train-data", csv, "--per-image")["results"][0] for csv in (by_name, by_id))
     assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
     assert named["notes"] == ["training labels are class names, mapped to the model's ids by config.json's id2label"]

@@ -135,7 +135,7 @@ def test_class_map_names_the_classes(run: Path, tmp_path: Path) -> None:
     assert any(n.endswith("timm's class map /data/gone/class_map.txt was not found as given, in the data folder or beside the "
                           "checkpoint") for n in missing["notes"])
     (tmp_path / "class_map.txt").write_text("zebra\nant\ncat\n")
-    named, ids = (cli_json("score", tmp_path / "mapped.pth.tar", "-d", root / "unlabeled", "--train-data", csv)["results"][0]
+    named, ids = (cli_json("score", tmp_path / "mapped.pth.tar", "-d", root / "unlabeled", "--train-data", csv, "--per-image")["results"][0]
                   for csv in (by_name, by_id))
     assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
     assert f"training labels are class names, mapped to the model's ids by timm's class map {tmp_path / 'class_map.txt'}" in named["notes"]
@@ -157,7 +157,8 @@ def test_class_folders_are_numbered_as_timms_folder_reader_numbered_them(run: Pa
     as_timm = tmp_path / "as_timm.csv"
     as_timm.write_text("".join(f"{path},{label}\n" for path, label in sorted(reader.samples)))  # in the folder's listing order
     folders, ids = (
-        cli_json("score", tmp_path / "natural.pth.tar", "-d", root / "unlabeled", "--train-data", t)["results"][0] for t in (train, as_timm)
+        cli_json("score", tmp_path / "natural.pth.tar", "-d", root / "unlabeled", "--train-data", t, "--per-image")["results"][0]
+        for t in (train, as_timm)
     )
     assert folders["details"]["train_predictions"] == ids["details"]["train_predictions"]
     assert folders["train_acc"] == ids["train_acc"]

@@ -14,7 +14,7 @@ import suscli.run.audit
 from suscli.cli import app
 from suscli.errors import InputError
 from suscli.results import Result
-from suscli.measure.susceptibility import running_mean
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, running_mean
 from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs
 from tests.conftest import tiny_cnn
 
@@ -96,11 +96,13 @@ def test_knee_ties_take_the_later_epoch_and_missing_values_are_skipped() -> None
 
 
 def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
-    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a)
+    step = {"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE}  # measured at the step the verdict's cuts hold for
+    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a, details=dict(step))
             for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.6), (3, 0.3, 0.65)]]
     keep = annotate(rows, rule="knee")
     assert [r.zeta for r in rows] == pytest.approx([None, 0.01, 0.015, 0.11])  # type: ignore[list-item]
-    assert keep is rows[2] and rows[2].verdict == "keep"  # epoch 0 would win on both counts, but it is no candidate
+    assert keep is rows[2] and [r.keep for r in rows] == [False, False, True, False]  # epoch 0 would win on both counts, but is no candidate
+    assert rows[2].verdict == "resists noise" and rows[3].verdict == "unclear"  # each epoch as `suscli score` judges it
     assert "initialization" in rows[0].notes[-1]
 
 
@@ -152,7 +154,8 @@ def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder
     assert [row["zeta"] for row in rows] == pytest.approx([None, r[1], (r[1] + r[2]) / 2, sum(r[1:]) / 3])  # type: ignore[list-item]
     keep = doc["recommendation"]
     assert doc["rule"].startswith(DEFAULT_KEEP) and KEEP_RULES[DEFAULT_KEEP] in doc["rule"] and keep["epoch"] in (1, 2, 3)
-    assert [row["verdict"] for row in rows].count("keep") == 1
+    assert [row["keep"] for row in rows].count(True) == 1 and rows[[r["keep"] for r in rows].index(True)]["epoch"] == keep["epoch"]
+    assert "keep" not in [row["verdict"] for row in rows]  # the kept epoch keeps its own verdict
     assert keep["text"] in res.stderr and "Rule (train-acc)" in res.stderr
     assert (tmp_path / "run.png").stat().st_size > 0
     assert len((run / "suscli-results.jsonl").read_text().splitlines()) == 4

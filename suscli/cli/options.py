@@ -199,6 +199,14 @@ class OutputOptions:
         Optional[Path],
         typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.", rich_help_panel=OUTPUTS),
     ] = None
+    per_image: Annotated[
+        bool,
+        typer.Option(
+            "--per-image",
+            help="Keep each model's per-image predictions in the JSON report (the results file always has them).",
+            rich_help_panel=OUTPUTS,
+        ),
+    ] = False
 
 
 class FailOn(str, Enum):

@@ -24,13 +24,13 @@ def check_destinations(*outputs: tuple[Path | None, str, str]) -> None:
             require_folder(path, what, option)
 
 
-def emit(report: Report, fmt: Format, output: Path | None) -> None:
+def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = False) -> None:
     """Write the report atomically to --output, or to stdout: the same text either way (views.render). Only a
     table shown on a terminal is drawn differently, in colour and at the terminal's width."""
     if output is None and fmt == Format.table and sys.stdout.isatty():
         Console().print(to_table(report.rows, report.title))
         return
-    text = render(report, fmt)
+    text = render(report, fmt, per_image)
     if output is None:
         sys.stdout.write(text)
         return

@@ -134,7 +134,7 @@ def rank(
             )
         if report is None:
             return  # another rank than 0: rank 0 prints and writes everything
-        emit(report, out.fmt, out.output)
+        emit(report, out.fmt, out.output, out.per_image)
         also(report, html, junit)
         if plot is not None:
             plot_pool(report.rows, report.thresholds, plot, pick=report.choice.pick if report.choice else None)

@@ -71,7 +71,7 @@ def score(
                 min_train_acc=min_train_acc,
                 progress=update,
             )
-        emit(report, out.fmt, out.output)
+        emit(report, out.fmt, out.output, out.per_image)
         for line in report.lines:
             say(line)
     for failure in report.failures:

@@ -106,7 +106,7 @@ def track(
                 progress=update,
                 say=say,
             )
-        emit(report, out.fmt, out.output)
+        emit(report, out.fmt, out.output, out.per_image)
         if plot is not None:
             plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
             say(f"plot written to {plot}")

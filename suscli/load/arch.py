@@ -171,6 +171,18 @@ def _import_module(spec: str, module_name: str) -> object:
         raise _import_failed(spec, e) from e
 
 
+def spec_identity(spec: str | None) -> str | None:
+    """What decides the model a spec builds, for keying results: a `file.py:factory` spec is its file's bytes and the
+    factory's name, not the path as typed (a rerun from another folder is the same spec; an edited file is not)."""
+    if spec is None:
+        return None
+    source, _, name = spec.rpartition(":")
+    path = Path(source)
+    if not source.endswith(".py") or not path.is_file():
+        return spec
+    return f"file sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}:{name}"
+
+
 def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
     candidates = [Path(file)] if Path(file).is_absolute() else [*([base_dir / file] if base_dir else []), Path.cwd() / file]
     path = next((p for p in candidates if p.is_file()), None)

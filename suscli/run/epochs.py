@@ -14,6 +14,7 @@ from pathlib import Path
 from suscli.errors import InputError
 from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, discover
+from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose
@@ -80,7 +81,8 @@ def _range(values: list[float]) -> tuple[float, float]:
 
 
 def annotate(rows: list[Result], *, count_epoch_0: bool = False, rule: str = DEFAULT_KEEP) -> Result | None:
-    """Set each row's zeta and mark the epoch to keep by `rule` (rows in epoch order); returns that row.
+    """Set each row's zeta, its verdict as `suscli score` would judge that checkpoint alone, and mark the epoch to
+    keep by `rule` (rows in epoch order); returns that row.
 
     The initialization is no candidate: its r is left out of the run as it is left out of zeta.
     """
@@ -90,10 +92,10 @@ def annotate(rows: list[Result], *, count_epoch_0: bool = False, rule: str = DEF
         if row.ok and row.epoch == 0 and not count_epoch_0:
             row.notes.append(INIT_NOTE)
     keep = epoch_to_keep(rows, rule)
-    if keep is None:
-        return None
-    rows[keep].verdict = "keep"
-    return rows[keep]
+    verdict.assign(rows, None, None)  # after the rule: the agreement rule judges the epochs as a pool to choose
+    for i, row in enumerate(rows):
+        row.keep = i == keep if row.ok else None
+    return None if keep is None else rows[keep]
 
 
 def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_KEEP) -> str:

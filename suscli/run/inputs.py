@@ -14,6 +14,7 @@ from suscli.data.images import ImageSource, labeled_source, unlabeled_source
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
 from suscli.errors import Interrupted, UsageError
+from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
@@ -161,7 +162,7 @@ def store_key(
     """What keys a results file: the run's settings and data, and the architecture asked for."""
     return {
         **run_settings(settings, unlabeled, train, device),
-        "arch": arch,
+        "arch": spec_identity(arch),
         "arch_kwargs": arch_kwargs or {},
         **({"ema": True} if ema else {}),
     }  # absent when off: results files from before --ema stay valid

@@ -46,6 +46,8 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
         cols.append(("fits contradicted", [_pct(r.fits_contradicted) for r in rows]))
     if ranked:
         cols.append(("region", [_fmt(r.region) for r in rows]))
+    if any(r.keep for r in rows):
+        cols.append(("keep", ["keep" if r.keep else "" for r in rows]))
     cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
     notes = [r.error or "; ".join(r.notes) for r in rows]
     if any(notes):
