@@ -70,8 +70,19 @@ def candidates(zoo: Path, settings: list[str]) -> list[Candidate]:
         saved = sorted(int(e) for e in rec["checkpoints"])
         for e in saved:
             row = by_epoch[e]
-            out.append(Candidate(m["setting"], m["model_id"], e, e == saved[-1], zoo / m["dir"] / rec["checkpoints"][str(e)],
-                                 row["train_acc_noisy"], row["memorized"], row["test_acc"], m["model_id"].split("-")[0]))
+            out.append(
+                Candidate(
+                    m["setting"],
+                    m["model_id"],
+                    e,
+                    e == saved[-1],
+                    zoo / m["dir"] / rec["checkpoints"][str(e)],
+                    row["train_acc_noisy"],
+                    row["memorized"],
+                    row["test_acc"],
+                    m["model_id"].split("-")[0],
+                )
+            )
     return out
 
 
@@ -99,10 +110,21 @@ def measure_all(cands: list[Candidate], zoo: Path, lrs: list[float], batch_sizes
             ckpt = load_checkpoint(c.path)
             pixels, _, _ = sources[c.setting].decoded(32, 3)
             t0 = time.perf_counter()
-            s = measure_susceptibility(ckpt.model, pixels, config=SusceptibilityConfig(lr=lr, batches=max_batches, batch_size=bs, seed=seed),
-                                       transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
-            rec = {"path": str(c.path), "lr": lr, "batch_size": bs, "batches": max_batches, "seed": seed, "r": s.r,
-                   "seconds": time.perf_counter() - t0}
+            s = measure_susceptibility(
+                ckpt.model,
+                pixels,
+                config=SusceptibilityConfig(lr=lr, batches=max_batches, batch_size=bs, seed=seed),
+                transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]),
+            )
+            rec = {
+                "path": str(c.path),
+                "lr": lr,
+                "batch_size": bs,
+                "batches": max_batches,
+                "seed": seed,
+                "r": s.r,
+                "seconds": time.perf_counter() - t0,
+            }
             f.write(json.dumps(rec) + "\n")
             f.flush()
             cache[(str(c.path), lr, bs, max_batches, seed)] = rec
@@ -136,8 +158,11 @@ def evaluate_pool(cands: list[Candidate], zetas: list[float]) -> dict:
     per_region = {}
     for g in (1, 2, 3, 4):
         vals = [100 * x for x, r in zip(tests, regions) if r == g]
-        per_region[g] = {"n": len(vals), "mean": statistics.fmean(vals) if vals else None,
-                         "std": statistics.stdev(vals) if len(vals) > 1 else None}
+        per_region[g] = {
+            "n": len(vals),
+            "mean": statistics.fmean(vals) if vals else None,
+            "std": statistics.stdev(vals) if len(vals) > 1 else None,
+        }
     order = suscli_order(accs, zetas)
     best = max(range(len(cands)), key=lambda i: order[i])
     return {
@@ -197,12 +222,34 @@ def main(argv: list[str] | None = None) -> None:
                                 continue
                             zetas = [zeta_for(c, cache, lr, bs, nb, args.max_batches, args.seed, form, by_model) for c in pool]
                             res = evaluate_pool(pool, zetas)
-                            results.append({"setting": setting, "pool": pool_name, "form": form, "lr": lr, "batch_size": bs,
-                                            "batches": nb, "seconds_per_model": secs * nb, **res})
+                            results.append(
+                                {
+                                    "setting": setting,
+                                    "pool": pool_name,
+                                    "form": form,
+                                    "lr": lr,
+                                    "batch_size": bs,
+                                    "batches": nb,
+                                    "seconds_per_model": secs * nb,
+                                    **res,
+                                }
+                            )
     choice = choose_default(results, by_model, cands, cache, args)
     out = args.zoo / "eval"
-    (out / "summary.json").write_text(json.dumps({"settings": settings, "lrs": lrs, "batch_sizes": bss, "batches": nbs,
-                                                  "n_candidates": len(cands), "choice": choice, "results": results}, indent=1))
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "lrs": lrs,
+                "batch_sizes": bss,
+                "batches": nbs,
+                "n_candidates": len(cands),
+                "choice": choice,
+                "results": results,
+            },
+            indent=1,
+        )
+    )
     report = render(results, settings, manifest, choice)
     (out / "report.md").write_text(report)
     (out / "report-full-grid.md").write_text(render_grid(results, settings, manifest))
@@ -215,8 +262,15 @@ def grid_means(results: list[dict], pool: str = "all-epochs", form: str = "singl
     for r in results:
         if r["pool"] == pool and r["form"] == form:
             points.setdefault((r["lr"], r["batch_size"], r["batches"]), []).append(r)
-    return {k: {"tau_suscli": statistics.fmean(r["tau_suscli"] for r in v), "tau_train_acc": statistics.fmean(r["tau_train_acc"] for r in v),
-                "seconds_per_model": statistics.fmean(r["seconds_per_model"] for r in v), "settings": len(v)} for k, v in points.items()}
+    return {
+        k: {
+            "tau_suscli": statistics.fmean(r["tau_suscli"] for r in v),
+            "tau_train_acc": statistics.fmean(r["tau_train_acc"] for r in v),
+            "seconds_per_model": statistics.fmean(r["seconds_per_model"] for r in v),
+            "settings": len(v),
+        }
+        for k, v in points.items()
+    }
 
 
 def bootstrap_se(cands: list[Candidate], zetas: list[float], reps: int = 200, seed: int = 0) -> float:
@@ -241,7 +295,7 @@ def split_half(cands: list[Candidate], cache: dict, lr: float, bs: int, nb: int,
     if 2 * nb > max_batches:
         return float("nan")
     rs = [cache[(str(c.path), lr, bs, max_batches, seed)]["r"] for c in cands]
-    return tau([statistics.fmean(r[:nb]) for r in rs], [statistics.fmean(r[nb:2 * nb]) for r in rs])
+    return tau([statistics.fmean(r[:nb]) for r in rs], [statistics.fmean(r[nb : 2 * nb]) for r in rs])
 
 
 def choose_default(results: list[dict], by_model: dict, cands: list[Candidate], cache: dict, args: argparse.Namespace) -> dict:
@@ -261,13 +315,19 @@ def choose_default(results: list[dict], by_model: dict, cands: list[Candidate], 
         means[k]["repeatability"] = split_half(cands, cache, *k, args.max_batches, args.seed)
     # at least two batches (the CLI reports the spread of r, which one batch cannot give) and a measurement that
     # repeats: two disjoint sets of batches order the candidates alike (split-half Kendall tau >= REPEATABLE)
-    ok = [k for k in means if k[2] >= 2 and means[k]["repeatability"] >= REPEATABLE
-          and means[k]["tau_suscli"] >= means[best_key]["tau_suscli"] - se]
+    ok = [
+        k
+        for k in means
+        if k[2] >= 2 and means[k]["repeatability"] >= REPEATABLE and means[k]["tau_suscli"] >= means[best_key]["tau_suscli"] - se
+    ]
     # equal cost: the measurement that repeats best, then the higher tau (a one-point grid: that point)
     chosen = min(ok or [best_key], key=lambda k: (k[1] * k[2], -means[k]["repeatability"], -means[k]["tau_suscli"]))
-    return {"best": {"lr": lr, "batch_size": bs, "batches": nb, **means[best_key]}, "bootstrap_se": se,
-            "chosen": {"lr": chosen[0], "batch_size": chosen[1], "batches": chosen[2], **means[chosen]},
-            "grid": [{"lr": k[0], "batch_size": k[1], "batches": k[2], **v} for k, v in sorted(means.items())]}
+    return {
+        "best": {"lr": lr, "batch_size": bs, "batches": nb, **means[best_key]},
+        "bootstrap_se": se,
+        "chosen": {"lr": chosen[0], "batch_size": chosen[1], "batches": chosen[2], **means[chosen]},
+        "grid": [{"lr": k[0], "batch_size": k[1], "batches": k[2], **v} for k, v in sorted(means.items())],
+    }
 
 
 def fmt_region(r: dict) -> str:
@@ -276,38 +336,62 @@ def fmt_region(r: dict) -> str:
     return f"{r['mean']:.2f} ± {r['std']:.2f} ({r['n']})" if r["std"] is not None else f"{r['mean']:.2f} ({r['n']})"
 
 
-ROW_HEADER = ("| pool | form | lr | batch | batches | s/model | R1 | R2 | R3 | R4 | tau suscli | tau train acc | tau -zeta "
-              "| tau zeta~memorized | regret (pts) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+ROW_HEADER = (
+    "| pool | form | lr | batch | batches | s/model | R1 | R2 | R3 | R4 | tau suscli | tau train acc | tau -zeta "
+    "| tau zeta~memorized | regret (pts) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def row_line(r: dict) -> str:
-    return (f"| {r['pool']} ({r['n']}) | {r['form']} | {r['lr']:g} | {r['batch_size']} | {r['batches']} | {r['seconds_per_model']:.2f} | "
-            + " | ".join(fmt_region(r["regions"][g]) for g in (1, 2, 3, 4))
-            + f" | {r['tau_suscli']:.3f} | {r['tau_train_acc']:.3f} | {r['tau_susceptibility']:.3f} | {r['tau_sus_vs_memorized']:.3f} | {r['regret']:.2f} |")
+    return (
+        f"| {r['pool']} ({r['n']}) | {r['form']} | {r['lr']:g} | {r['batch_size']} | {r['batches']} | {r['seconds_per_model']:.2f} | "
+        + " | ".join(fmt_region(r["regions"][g]) for g in (1, 2, 3, 4))
+        + f" | {r['tau_suscli']:.3f} | {r['tau_train_acc']:.3f} | {r['tau_susceptibility']:.3f} | {r['tau_sus_vs_memorized']:.3f} | {r['regret']:.2f} |"
+    )
 
 
 def render(results: list[dict], settings: list[str], manifest: dict, choice: dict) -> str:
     c, b = choice["chosen"], choice["best"]
-    lines = ["# suscli zoo evaluation", "",
-             "## Grid: Kendall tau of suscli's ranking with clean test accuracy, every (model, saved epoch) candidate, "
-             "single-checkpoint form, averaged over the noise settings", "",
-             "| lr | batch size | batches | tau suscli | tau train acc | split-half repeatability | s/model |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# suscli zoo evaluation",
+        "",
+        "## Grid: Kendall tau of suscli's ranking with clean test accuracy, every (model, saved epoch) candidate, "
+        "single-checkpoint form, averaged over the noise settings",
+        "",
+        "| lr | batch size | batches | tau suscli | tau train acc | split-half repeatability | s/model |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for g in choice["grid"]:
         mark = " (chosen)" if (g["lr"], g["batch_size"], g["batches"]) == (c["lr"], c["batch_size"], c["batches"]) else ""
         mark += " (best)" if (g["lr"], g["batch_size"], g["batches"]) == (b["lr"], b["batch_size"], b["batches"]) else ""
-        lines.append(f"| {g['lr']:g} | {g['batch_size']} | {g['batches']}{mark} | {g['tau_suscli']:.3f} | {g['tau_train_acc']:.3f} "
-                     f"| {g['repeatability']:.3f} | {g['seconds_per_model']:.2f} |")
-    lines += ["", f"Best: lr {b['lr']:g}, batch size {b['batch_size']}, {b['batches']} batches (tau {b['tau_suscli']:.3f}); "
-              f"bootstrap standard error {choice['bootstrap_se']:.3f}; chosen (cheapest with 2+ batches, split-half repeatability "
-              f">= {REPEATABLE}, within one standard error): "
-              f"lr {c['lr']:g}, batch size {c['batch_size']}, {c['batches']} batches (tau {c['tau_suscli']:.3f}; equal cost: the best split-half repeatability).", ""]
+        lines.append(
+            f"| {g['lr']:g} | {g['batch_size']} | {g['batches']}{mark} | {g['tau_suscli']:.3f} | {g['tau_train_acc']:.3f} "
+            f"| {g['repeatability']:.3f} | {g['seconds_per_model']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Best: lr {b['lr']:g}, batch size {b['batch_size']}, {b['batches']} batches (tau {b['tau_suscli']:.3f}); "
+        f"bootstrap standard error {choice['bootstrap_se']:.3f}; chosen (cheapest with 2+ batches, split-half repeatability "
+        f">= {REPEATABLE}, within one standard error): "
+        f"lr {c['lr']:g}, batch size {c['batch_size']}, {c['batches']} batches (tau {c['tau_suscli']:.3f}; equal cost: the best split-half repeatability).",
+        "",
+    ]
     for setting in settings:
-        rs = [r for r in results if r["setting"] == setting and (r["lr"], r["batch_size"], r["batches"]) == (c["lr"], c["batch_size"], c["batches"])]
+        rs = [
+            r
+            for r in results
+            if r["setting"] == setting and (r["lr"], r["batch_size"], r["batches"]) == (c["lr"], c["batch_size"], c["batches"])
+        ]
         if not rs:
             continue
-        lines += [f"## {setting} at the chosen setting (mislabeled fraction {manifest['settings'][setting]['mislabeled_fraction']:.3f})", "",
-                  "Clean test accuracy (%) per region, mean ± std (count); Kendall tau with clean test accuracy; regret = best "
-                  "clean test accuracy in the pool minus that of suscli's first choice.", "", ROW_HEADER]
+        lines += [
+            f"## {setting} at the chosen setting (mislabeled fraction {manifest['settings'][setting]['mislabeled_fraction']:.3f})",
+            "",
+            "Clean test accuracy (%) per region, mean ± std (count); Kendall tau with clean test accuracy; regret = best "
+            "clean test accuracy in the pool minus that of suscli's first choice.",
+            "",
+            ROW_HEADER,
+        ]
         lines += [row_line(r) for r in rs]
         lines.append("")
     return "\n".join(lines) + "\n"

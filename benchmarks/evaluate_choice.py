@@ -74,8 +74,13 @@ def train_predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[s
             acc = training_accuracy(ckpt.model, pixels, labels, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
             have[str(c.path)] = acc.predictions
         keys = sorted(have)
-        np.savez(path, paths=np.array(keys), classes=np.stack([have[k].classes for k in keys]),
-                 probs=np.stack([have[k].probs for k in keys]), num_classes=have[keys[0]].num_classes)
+        np.savez(
+            path,
+            paths=np.array(keys),
+            classes=np.stack([have[k].classes for k in keys]),
+            probs=np.stack([have[k].probs for k in keys]),
+            num_classes=have[keys[0]].num_classes,
+        )
     return have
 
 
@@ -85,10 +90,23 @@ def pool_rows(pool: list[Candidate], cache: dict, preds: dict[str, Predictions],
     for i, c in enumerate(pool):
         tp = train_preds[str(c.path)]
         sus = statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]["r"][:DEFAULT_BATCHES])
-        rows.append(Result(name=f"{i:04d}", path=str(c.path), arch=c.arch, epoch=c.epoch, susceptibility=sus,
-                           train_acc=float((tp.top1() == tp.labels).mean()), train_n=len(tp.labels),
-                           details={"predictions": preds[str(c.path)].encode(), "train_predictions": tp.encode(),
-                                    "lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE}))
+        rows.append(
+            Result(
+                name=f"{i:04d}",
+                path=str(c.path),
+                arch=c.arch,
+                epoch=c.epoch,
+                susceptibility=sus,
+                train_acc=float((tp.top1() == tp.labels).mean()),
+                train_n=len(tp.labels),
+                details={
+                    "predictions": preds[str(c.path)].encode(),
+                    "train_predictions": tp.encode(),
+                    "lr": DEFAULT_LR,
+                    "batch_size": DEFAULT_BATCH_SIZE,
+                },
+            )
+        )
     return rows
 
 
@@ -111,10 +129,13 @@ def load_pools(zoo: Path, settings: list[str]) -> dict[tuple[str, str], tuple[li
 
 # (label, voters, tie-break): the default first, then the variants it was chosen from
 VARIANTS = [("default", DEFAULT_VOTERS, DEFAULT_TIE_BREAK)] + [
-    (f"{v} / {tb}", v, tb) for v in VOTERS for tb in TIE_BREAKS if (v, tb) != (DEFAULT_VOTERS, DEFAULT_TIE_BREAK)]
+    (f"{v} / {tb}", v, tb) for v in VOTERS for tb in TIE_BREAKS if (v, tb) != (DEFAULT_VOTERS, DEFAULT_TIE_BREAK)
+]
 
 
-def judge(pool: list[Candidate], rows: list[Result], wrong: np.ndarray, voters: str, tie_break: str, noise_voters: str = DEFAULT_NOISE_VOTERS) -> dict:
+def judge(
+    pool: list[Candidate], rows: list[Result], wrong: np.ndarray, voters: str, tie_break: str, noise_voters: str = DEFAULT_NOISE_VOTERS
+) -> dict:
     """One rule variant on one pool, against the oracle."""
     rows = copy.deepcopy(rows)
     choice = choose(rows, "agreement", thresholds(rows, "mean"), voters=voters, tie_break=tie_break, noise_voters=noise_voters)
@@ -122,22 +143,36 @@ def judge(pool: list[Candidate], rows: list[Result], wrong: np.ndarray, voters: 
     mem = np.array([c.memorized for c in pool])
     position = {r.name: len(rows) - k for k, r in enumerate(choice.ranked)}
     first = int(choice.ranked[0].name)
-    out = {"tau": tau([position[r.name] for r in rows], tests), "regret": 100 * (tests.max() - tests[first]),
-           "confident": choice.confident, "near_ties": len(choice.tied), "voters": len(choice.voters),
-           "tied_regret": 100 * (tests.max() - max(tests[int(r.name)] for r in choice.tied)) if choice.tied else None}
+    out = {
+        "tau": tau([position[r.name] for r in rows], tests),
+        "regret": 100 * (tests.max() - tests[first]),
+        "confident": choice.confident,
+        "near_ties": len(choice.tied),
+        "voters": len(choice.voters),
+        "tied_regret": 100 * (tests.max() - max(tests[int(r.name)] for r in choice.tied)) if choice.tied else None,
+    }
     if choice.labels is not None:
         est, flagged = choice.labels.estimate, choice.labels.contradicted
         fits = np.array([np.nan if r.fits_contradicted is None else r.fits_contradicted for r in rows])
         agreement = np.array([r.agreement for r in rows])
-        out |= {"noise_est": est.rate, "noise_low": est.low, "noise_high": est.high, "noise_true": float(wrong.mean()),
-                "tau_fits_vs_memorized": tau(fits, mem), "mae_fits_vs_memorized": float(np.nanmean(np.abs(fits - mem))),
-                "suspects_precision": float(wrong[flagged].mean()) if flagged.any() else None,
-                "suspects_recall": float(flagged[wrong].mean()),
-                "agreement_minus_test": float(np.mean(agreement - tests))}
+        out |= {
+            "noise_est": est.rate,
+            "noise_low": est.low,
+            "noise_high": est.high,
+            "noise_true": float(wrong.mean()),
+            "tau_fits_vs_memorized": tau(fits, mem),
+            "mae_fits_vs_memorized": float(np.nanmean(np.abs(fits - mem))),
+            "suspects_precision": float(wrong[flagged].mean()) if flagged.any() else None,
+            "suspects_recall": float(flagged[wrong].mean()),
+            "agreement_minus_test": float(np.mean(agreement - tests)),
+        }
     memorizer = mem >= MEMORIZED_CUT
-    out |= {"memorizers": int(memorizer.sum()), "tau_sus_vs_memorized": tau([r.susceptibility for r in rows], mem),
-            "tau_sus_vs_memorized_apart": tau_apart([r.susceptibility for r in rows], mem),
-            "tau_train_acc": tau([r.train_acc for r in rows], tests)}
+    out |= {
+        "memorizers": int(memorizer.sum()),
+        "tau_sus_vs_memorized": tau([r.susceptibility for r in rows], mem),
+        "tau_sus_vs_memorized_apart": tau_apart([r.susceptibility for r in rows], mem),
+        "tau_train_acc": tau([r.train_acc for r in rows], tests),
+    }
     out |= {f"pool_{k}": v for k, v in verdict_scores([r.verdict for r in rows], mem).items()}
     out |= {f"paper_{k}": v for k, v in verdict_scores([REGION_NAMES.get(r.region) for r in rows], mem).items()}
     alone = [copy.deepcopy(r) for r in rows]
@@ -152,11 +187,14 @@ def verdict_scores(words: list[str | None], mem: np.ndarray) -> dict:
     flag = np.array([w == verdict.MEMORIZED for w in words])
     resists = np.array([w in (verdict.RESISTS, verdict.RESISTS_ALONE) for w in words])
     memorizer = mem >= MEMORIZED_CUT
-    return {"recall": float(flag[memorizer].mean()) if memorizer.any() else None,
-            "precision": float(memorizer[flag].mean()) if flag.any() else None,
-            "memorizers_resisting": int((memorizer & resists).sum()), "resisting": int(resists.sum()),
-            "unclear": int(sum(w == verdict.UNCLEAR for w in words)),
-            "false_flag_min_fit": float(mem[flag & ~memorizer].min()) if (flag & ~memorizer).any() else None}
+    return {
+        "recall": float(flag[memorizer].mean()) if memorizer.any() else None,
+        "precision": float(memorizer[flag].mean()) if flag.any() else None,
+        "memorizers_resisting": int((memorizer & resists).sum()),
+        "resisting": int(resists.sum()),
+        "unclear": int(sum(w == verdict.UNCLEAR for w in words)),
+        "false_flag_min_fit": float(mem[flag & ~memorizer].min()) if (flag & ~memorizer).any() else None,
+    }
 
 
 def tau_apart(x: list[float], oracle: np.ndarray, apart: float = 0.05) -> float:
@@ -176,21 +214,32 @@ def _f(x: float | None, fmt: str = ".2f") -> str:
 def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
     keys = list(dict.fromkeys((r["setting"], r["pool"]) for r in results))
     default = {(r["setting"], r["pool"]): r for r in results if r["rule"] == "default"}
-    lines = ["# The choice under known label noise", "",
-             f"Default rule: voters `{DEFAULT_VOTERS}`, near-ties ordered by `{DEFAULT_TIE_BREAK}`. Held out from the design: "
-             f"{', '.join(sorted(held_out)) or 'none'}. tau: Kendall tau of the order with clean test accuracy; regret: the "
-             "pool's best clean test accuracy minus the first choice's, in points.", "",
-             "## The default rule per pool", "",
-             "| setting | pool | models | tau | tau train acc | regret | confident | near-ties | best near-tie's regret |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# The choice under known label noise",
+        "",
+        f"Default rule: voters `{DEFAULT_VOTERS}`, near-ties ordered by `{DEFAULT_TIE_BREAK}`. Held out from the design: "
+        f"{', '.join(sorted(held_out)) or 'none'}. tau: Kendall tau of the order with clean test accuracy; regret: the "
+        "pool's best clean test accuracy minus the first choice's, in points.",
+        "",
+        "## The default rule per pool",
+        "",
+        "| setting | pool | models | tau | tau train acc | regret | confident | near-ties | best near-tie's regret |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for k in keys:
         d = default[k]
-        lines.append(f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['n']} | {_f(d['tau'])} | {_f(d['tau_train_acc'])} "
-                     f"| {d['regret']:.1f} | {'yes' if d['confident'] else 'no'} | {d['near_ties']} | {_f(d['tied_regret'], '.1f')} |")
-    lines += ["", "## Every variant: mean tau / worst regret / pools within 2 points / confident and right, over the design pools "
-              "and over the held-out ones", "",
-              "| voters / near-ties | design: tau | regret | within 2 | confident right | held out: tau | regret | within 2 | confident right |",
-              "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['n']} | {_f(d['tau'])} | {_f(d['tau_train_acc'])} "
+            f"| {d['regret']:.1f} | {'yes' if d['confident'] else 'no'} | {d['near_ties']} | {_f(d['tied_regret'], '.1f')} |"
+        )
+    lines += [
+        "",
+        "## Every variant: mean tau / worst regret / pools within 2 points / confident and right, over the design pools "
+        "and over the held-out ones",
+        "",
+        "| voters / near-ties | design: tau | regret | within 2 | confident right | held out: tau | regret | within 2 | confident right |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, *_ in VARIANTS:
         cells = []
         for part in (False, True):
@@ -199,41 +248,71 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
                 cells += ["-"] * 4
                 continue
             said = [x for x in xs if x["confident"]]
-            cells += [f"{statistics.fmean(x['tau'] for x in xs):.3f}", f"{max(x['regret'] for x in xs):.1f}",
-                      f"{sum(x['regret'] <= 2 for x in xs)}/{len(xs)}", f"{sum(x['regret'] <= 2 for x in said)}/{len(said)}"]
+            cells += [
+                f"{statistics.fmean(x['tau'] for x in xs):.3f}",
+                f"{max(x['regret'] for x in xs):.1f}",
+                f"{sum(x['regret'] <= 2 for x in xs)}/{len(xs)}",
+                f"{sum(x['regret'] <= 2 for x in said)}/{len(said)}",
+            ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "## Label noise and memorization, estimated without clean labels (default voters)", "",
-              "| setting | pool | true noise | estimate (95% interval) | suspects precision / recall | tau(fits contradicted, memorized) "
-              "| mean abs. error | agreement minus clean accuracy (points) |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Label noise and memorization, estimated without clean labels (default voters)",
+        "",
+        "| setting | pool | true noise | estimate (95% interval) | suspects precision / recall | tau(fits contradicted, memorized) "
+        "| mean abs. error | agreement minus clean accuracy (points) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for k in keys:
         d = default[k]
         if "noise_est" not in d:
             continue
-        lines.append(f"| {k[0]} | {k[1]} | {100 * d['noise_true']:.1f}% | {100 * d['noise_est']:.1f}% ({100 * d['noise_low']:.1f}-"
-                     f"{100 * d['noise_high']:.1f}) | {_f(d['suspects_precision'])} / {_f(d['suspects_recall'])} | "
-                     f"{_f(d['tau_fits_vs_memorized'])} | {_f(d['mae_fits_vs_memorized'])} | {100 * d['agreement_minus_test']:+.1f} |")
-    lines += ["", "## Whose consensus judges the training labels: noise estimate minus the truth (points) / tau(fits contradicted, "
-              "memorized), per choice of voters", "", "| setting | pool | " + " | ".join(VOTERS) + " |", "|---|---|" + "---|" * len(VOTERS)]
+        lines.append(
+            f"| {k[0]} | {k[1]} | {100 * d['noise_true']:.1f}% | {100 * d['noise_est']:.1f}% ({100 * d['noise_low']:.1f}-"
+            f"{100 * d['noise_high']:.1f}) | {_f(d['suspects_precision'])} / {_f(d['suspects_recall'])} | "
+            f"{_f(d['tau_fits_vs_memorized'])} | {_f(d['mae_fits_vs_memorized'])} | {100 * d['agreement_minus_test']:+.1f} |"
+        )
+    lines += [
+        "",
+        "## Whose consensus judges the training labels: noise estimate minus the truth (points) / tau(fits contradicted, "
+        "memorized), per choice of voters",
+        "",
+        "| setting | pool | " + " | ".join(VOTERS) + " |",
+        "|---|---|" + "---|" * len(VOTERS),
+    ]
     for k in keys:
         cells = []
         for nv in VOTERS:
             x = next((n for n in noise if (n["setting"], n["pool"], n["noise_voters"]) == (*k, nv)), None)
-            cells.append("-" if x is None or "noise_est" not in x else f"{100 * (x['noise_est'] - x['noise_true']):+.1f} / {_f(x['tau_fits_vs_memorized'])}")
+            cells.append(
+                "-"
+                if x is None or "noise_est" not in x
+                else f"{100 * (x['noise_est'] - x['noise_true']):+.1f} / {_f(x['tau_fits_vs_memorized'])}"
+            )
         lines.append(f"| {k[0]} | {k[1]} | " + " | ".join(cells) + " |")
-    lines += ["", f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)", "",
-              "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' (alone: 'resists noise'); res: models called so; "
-              "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
-              "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).", "",
-              "| setting | pool | memorizers | paper: R / P / MR | pool: R / P / MR / res / unc | wrongly flagged fit | alone: R / P / MR / res / unc "
-              "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)",
+        "",
+        "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' (alone: 'resists noise'); res: models called so; "
+        "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
+        "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).",
+        "",
+        "| setting | pool | memorizers | paper: R / P / MR | pool: R / P / MR / res / unc | wrongly flagged fit | alone: R / P / MR / res / unc "
+        "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for k in keys:
         d = default[k]
-        scores = {v: f"{_f(d[v + '_recall'])} / {_f(d[v + '_precision'])} / {d[v + '_memorizers_resisting']}" for v in ("paper", "pool", "alone")}
-        lines.append(f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['memorizers']} | {scores['paper']} | "
-                     f"{scores['pool']} / {d['pool_resisting']} / {d['pool_unclear']} | {_f(d['pool_false_flag_min_fit'])} | "
-                     f"{scores['alone']} / {d['alone_resisting']} / {d['alone_unclear']} | {_f(d['tau_sus_vs_memorized'])} | "
-                     f"{_f(d['tau_sus_vs_memorized_apart'])} | {_f(d.get('tau_fits_vs_memorized'))} |")
+        scores = {
+            v: f"{_f(d[v + '_recall'])} / {_f(d[v + '_precision'])} / {d[v + '_memorizers_resisting']}" for v in ("paper", "pool", "alone")
+        }
+        lines.append(
+            f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['memorizers']} | {scores['paper']} | "
+            f"{scores['pool']} / {d['pool_resisting']} / {d['pool_unclear']} | {_f(d['pool_false_flag_min_fit'])} | "
+            f"{scores['alone']} / {d['alone_resisting']} / {d['alone_unclear']} | {_f(d['tau_sus_vs_memorized'])} | "
+            f"{_f(d['tau_sus_vs_memorized_apart'])} | {_f(d.get('tau_fits_vs_memorized'))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -252,12 +331,27 @@ def main(argv: list[str] | None = None) -> None:
     results, noise = [], []
     for (setting, pool_name), (pool, rows, wrong) in load_pools(args.zoo, settings).items():
         for label, voters, tie_break in VARIANTS:
-            results.append({"setting": setting, "pool": pool_name, "n": len(pool), "rule": label, "voters": voters,
-                            "tie_break": tie_break, **judge(pool, rows, wrong, voters, tie_break)})
+            results.append(
+                {
+                    "setting": setting,
+                    "pool": pool_name,
+                    "n": len(pool),
+                    "rule": label,
+                    "voters": voters,
+                    "tie_break": tie_break,
+                    **judge(pool, rows, wrong, voters, tie_break),
+                }
+            )
         for nv in VOTERS:  # whose consensus judges the training labels
             est = judge(pool, rows, wrong, DEFAULT_VOTERS, DEFAULT_TIE_BREAK, nv)
-            noise.append({"setting": setting, "pool": pool_name, "noise_voters": nv,
-                          **{k: v for k, v in est.items() if k.startswith(("noise", "suspects", "tau_fits", "mae_fits"))}})
+            noise.append(
+                {
+                    "setting": setting,
+                    "pool": pool_name,
+                    "noise_voters": nv,
+                    **{k: v for k, v in est.items() if k.startswith(("noise", "suspects", "tau_fits", "mae_fits"))},
+                }
+            )
     report = render(results, noise, held_out)
     (args.zoo / "eval" / "choice.json").write_text(json.dumps({"held_out": sorted(held_out), "results": results, "noise": noise}, indent=1))
     (args.zoo / "eval" / "choice.md").write_text(report)

@@ -37,7 +37,14 @@ from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility, normalized_step
+from suscli.measure.susceptibility import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCHES,
+    DEFAULT_LR,
+    SusceptibilityConfig,
+    measure_susceptibility,
+    normalized_step,
+)
 
 MAX_BATCHES = 8  # evaluate.py's cache measures 8 batches; the default uses the first DEFAULT_BATCHES
 LRS = (DEFAULT_LR, 0.03, 0.1)
@@ -76,8 +83,13 @@ def predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[str, Pr
             ckpt = load_checkpoint(c.path)
             have[str(c.path)] = predict(ckpt.model, pixels, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
         keys = sorted(have)
-        np.savez(path, paths=np.array(keys), classes=np.stack([have[k].classes for k in keys]),
-                 probs=np.stack([have[k].probs for k in keys]), num_classes=have[keys[0]].num_classes)
+        np.savez(
+            path,
+            paths=np.array(keys),
+            classes=np.stack([have[k].classes for k in keys]),
+            probs=np.stack([have[k].probs for k in keys]),
+            num_classes=have[keys[0]].num_classes,
+        )
     return have
 
 
@@ -97,16 +109,27 @@ def normalized(cands: list[Candidate], zoo: Path, setting: str) -> dict[tuple[st
             for c, L in todo:
                 ckpt = load_checkpoint(c.path)
                 cfg = SusceptibilityConfig(batches=DEFAULT_BATCHES, batch_size=DEFAULT_BATCH_SIZE)
-                s = measure_susceptibility(ckpt.model, pixels, config=cfg, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]),
-                                           step=normalized_step(L))
+                s = measure_susceptibility(
+                    ckpt.model, pixels, config=cfg, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]), step=normalized_step(L)
+                )
                 have[(str(c.path), L)] = s.mean
                 f.write(json.dumps({"path": str(c.path), "length": L, "mean": s.mean}) + "\n")
     return have
 
 
 def rows_for(pool: list[Candidate], zetas: list[float], preds: dict[str, Predictions]) -> list[Result]:
-    return [Result(name=f"{i:04d}", path=str(c.path), arch=c.arch, epoch=c.epoch, train_acc=c.train_acc, susceptibility=z,
-                   details={"predictions": preds[str(c.path)].encode()}) for i, (c, z) in enumerate(zip(pool, zetas))]
+    return [
+        Result(
+            name=f"{i:04d}",
+            path=str(c.path),
+            arch=c.arch,
+            epoch=c.epoch,
+            train_acc=c.train_acc,
+            susceptibility=z,
+            details={"predictions": preds[str(c.path)].encode()},
+        )
+        for i, (c, z) in enumerate(zip(pool, zetas))
+    ]
 
 
 def judge(pool: list[Candidate], rows: list[Result], rule: str, thr: str, voters: str | None) -> dict:
@@ -117,9 +140,13 @@ def judge(pool: list[Candidate], rows: list[Result], rule: str, thr: str, voters
     position = {r.name: len(rows) - k for k, r in enumerate(choice.ranked)}
     order = [position[r.name] for r in rows]
     first = int(choice.ranked[0].name)
-    return {"tau": tau(order, tests), "regret": 100 * (max(tests) - tests[first]),
-            "top_quarter": bool(tests[first] >= np.quantile(tests, 0.75)), "confident": choice.confident,
-            "picked": choice.pick is not None}
+    return {
+        "tau": tau(order, tests),
+        "regret": 100 * (max(tests) - tests[first]),
+        "top_quarter": bool(tests[first] >= np.quantile(tests, 0.75)),
+        "confident": choice.confident,
+        "picked": choice.pick is not None,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,16 +204,26 @@ def noise_of(manifest: dict, setting: str) -> float:
 def render(out: list[dict], negatives: dict, manifest: dict) -> str:
     default_step = f"lr {DEFAULT_LR:g}"
     settings = list(dict.fromkeys(r["setting"] for r in out))
-    lines = ["# Selection rules on the zoo", "",
-             f"Default step ({default_step}). Per setting and pool: Kendall tau with clean test accuracy / regret (points) "
-             "/ first model in the top quarter (y/n).", ""]
-    head = "| rule | " + " | ".join(f"{s} {p}" for s in settings for p in ("final", "all-epochs")) + " | mean tau | worst regret | top-quarter rate |"
+    lines = [
+        "# Selection rules on the zoo",
+        "",
+        f"Default step ({default_step}). Per setting and pool: Kendall tau with clean test accuracy / regret (points) "
+        "/ first model in the top quarter (y/n).",
+        "",
+    ]
+    head = (
+        "| rule | "
+        + " | ".join(f"{s} {p}" for s in settings for p in ("final", "all-epochs"))
+        + " | mean tau | worst regret | top-quarter rate |"
+    )
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for label, *_ in VARIANTS:
         cells, taus, regrets, tops = [], [], [], []
         for s in settings:
             for p in ("final", "all-epochs"):
-                r = next((x for x in out if x["setting"] == s and x["pool"] == p and x["rule"] == label and x["step"] == default_step), None)
+                r = next(
+                    (x for x in out if x["setting"] == s and x["pool"] == p and x["rule"] == label and x["step"] == default_step), None
+                )
                 if r is None:
                     cells.append("-")
                     continue
@@ -194,11 +231,19 @@ def render(out: list[dict], negatives: dict, manifest: dict) -> str:
                 taus.append(r["tau"])
                 regrets.append(r["regret"])
                 tops.append(r["top_quarter"])
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {statistics.fmean(taus):.3f} | {max(regrets):.1f} | {sum(tops)}/{len(tops)} |")
-    lines += ["", f"## The default rule ({DEFAULT_LABEL}) against the targets of the issue", "",
-              "Targets: tau >= 0.5; tau at least 0.15 above training accuracy alone and above the paper's regions at 20% noise "
-              "and more; first choice within 2 points of the pool's best.", "",
-              "| setting | pool | tau | - train acc | - regions | regret (pts) | confident | all targets |", "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {statistics.fmean(taus):.3f} | {max(regrets):.1f} | {sum(tops)}/{len(tops)} |"
+        )
+    lines += [
+        "",
+        f"## The default rule ({DEFAULT_LABEL}) against the targets of the issue",
+        "",
+        "Targets: tau >= 0.5; tau at least 0.15 above training accuracy alone and above the paper's regions at 20% noise "
+        "and more; first choice within 2 points of the pool's best.",
+        "",
+        "| setting | pool | tau | - train acc | - regions | regret (pts) | confident | all targets |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for s in settings:
         for p in ("final", "all-epochs"):
             get = {x["rule"]: x for x in out if x["setting"] == s and x["pool"] == p and x["step"] == default_step}
@@ -207,10 +252,17 @@ def render(out: list[dict], negatives: dict, manifest: dict) -> str:
             d, ta, rg = get[DEFAULT_LABEL], get["training accuracy alone"], get["regions (pool mean, the paper)"]
             margin_ok = noise_of(manifest, s) < 0.2 or (d["tau"] - ta["tau"] >= 0.15 and d["tau"] - rg["tau"] >= 0.15)
             ok = d["tau"] >= 0.5 and margin_ok and d["regret"] <= 2
-            lines.append(f"| {s} | {p} | {d['tau']:.2f} | {d['tau'] - ta['tau']:+.2f} | {d['tau'] - rg['tau']:+.2f} | {d['regret']:.1f} "
-                         f"| {'yes' if d['confident'] else 'no'} | {'yes' if ok else 'no'} |")
-    lines += ["", "## Step size: mean tau over every setting and pool, per rule and step", "",
-              "| rule | " + " | ".join(sorted({r['step'] for r in out})) + " |", "|---|" + "---|" * len({r['step'] for r in out})]
+            lines.append(
+                f"| {s} | {p} | {d['tau']:.2f} | {d['tau'] - ta['tau']:+.2f} | {d['tau'] - rg['tau']:+.2f} | {d['regret']:.1f} "
+                f"| {'yes' if d['confident'] else 'no'} | {'yes' if ok else 'no'} |"
+            )
+    lines += [
+        "",
+        "## Step size: mean tau over every setting and pool, per rule and step",
+        "",
+        "| rule | " + " | ".join(sorted({r["step"] for r in out})) + " |",
+        "|---|" + "---|" * len({r["step"] for r in out}),
+    ]
     steps = sorted({r["step"] for r in out})
     for label, *_ in VARIANTS:
         vals = []
@@ -218,12 +270,19 @@ def render(out: list[dict], negatives: dict, manifest: dict) -> str:
             xs = [r["tau"] for r in out if r["rule"] == label and r["step"] == st]
             vals.append(f"{statistics.fmean(xs):.3f}" if xs else "-")
         lines.append(f"| {label} | " + " | ".join(vals) + " |")
-    lines += ["", "## Negative susceptibility (the step overshoots): share of candidates", "",
-              "| architecture | " + " | ".join(f"{k} {v:g}" for k, v in sorted({(k[1], k[2]) for k in negatives})) + " |",
-              "|---|" + "---|" * len({(k[1], k[2]) for k in negatives})]
+    lines += [
+        "",
+        "## Negative susceptibility (the step overshoots): share of candidates",
+        "",
+        "| architecture | " + " | ".join(f"{k} {v:g}" for k, v in sorted({(k[1], k[2]) for k in negatives})) + " |",
+        "|---|" + "---|" * len({(k[1], k[2]) for k in negatives}),
+    ]
     for arch in sorted({k[0] for k in negatives}):
-        lines.append(f"| {arch} | " + " | ".join(f"{100 * statistics.fmean(negatives[(arch, k, v)]):.0f}%"
-                                                 for k, v in sorted({(k[1], k[2]) for k in negatives})) + " |")
+        lines.append(
+            f"| {arch} | "
+            + " | ".join(f"{100 * statistics.fmean(negatives[(arch, k, v)]):.0f}%" for k, v in sorted({(k[1], k[2]) for k in negatives}))
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -96,8 +96,9 @@ def replay_order(rows: list[Result], hits: list[np.ndarray], order: np.ndarray, 
             "same_pick": d.pick == full.pick,
             "regions": float(np.mean([a == b for a, b in zip(d.regions, full.regions)])),
             "verdicts": float(np.mean([a == b for a, b in zip(d.verdicts, full.verdicts)])),
-            "covered": None if n == len(order) else float(np.mean([
-                r.train_acc_low <= f.train_acc <= r.train_acc_high for r, f in zip(sample, rows)])),
+            "covered": None
+            if n == len(order)
+            else float(np.mean([r.train_acc_low <= f.train_acc <= r.train_acc_high for r, f in zip(sample, rows)])),
         }
     return out
 
@@ -165,29 +166,47 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def render(report: dict, population: int, seeds: int) -> str:
-    lines = [f"## Stopping rules, {seeds} seeded orders per pool (first size / patience), of {population} images", "",
-             "| rule | pool | images used (mean, max) | tau vs full (mean, min) | same pick | regions agree (mean, min) "
-             "| verdicts agree (mean, min) | intervals holding the full-set accuracy |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## Stopping rules, {seeds} seeded orders per pool (first size / patience), of {population} images",
+        "",
+        "| rule | pool | images used (mean, max) | tau vs full (mean, min) | same pick | regions agree (mean, min) "
+        "| verdicts agree (mean, min) | intervals holding the full-set accuracy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for rule in (f"{s}/{p}" for s, p in itertools.product(STARTS, PATIENCES)):
         for pool, rules in report["rules"].items():
             xs = rules[rule]
-            lines.append(f"| {rule} | {pool} | {statistics.fmean(x['images'] for x in xs):.0f}, {max(x['images'] for x in xs)} "
-                         f"| {statistics.fmean(x['tau'] for x in xs):.3f}, {min(x['tau'] for x in xs):.3f} "
-                         f"| {sum(x['same_pick'] for x in xs)}/{len(xs)} "
-                         f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} "
-                     f"| {statistics.fmean(x['verdicts'] for x in xs):.3f}, {min(x['verdicts'] for x in xs):.3f} | {_covered(xs)} |")
-    lines += ["", "## Every pool together", "", "| rule | images used (mean, max) | tau (mean, min) | same pick | regions (mean, min) | verdicts (mean, min) "
-              "| intervals holding it |", "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {rule} | {pool} | {statistics.fmean(x['images'] for x in xs):.0f}, {max(x['images'] for x in xs)} "
+                f"| {statistics.fmean(x['tau'] for x in xs):.3f}, {min(x['tau'] for x in xs):.3f} "
+                f"| {sum(x['same_pick'] for x in xs)}/{len(xs)} "
+                f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} "
+                f"| {statistics.fmean(x['verdicts'] for x in xs):.3f}, {min(x['verdicts'] for x in xs):.3f} | {_covered(xs)} |"
+            )
+    lines += [
+        "",
+        "## Every pool together",
+        "",
+        "| rule | images used (mean, max) | tau (mean, min) | same pick | regions (mean, min) | verdicts (mean, min) "
+        "| intervals holding it |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for rule in (f"{s}/{p}" for s, p in itertools.product(STARTS, PATIENCES)):
         xs = [x for rules in report["rules"].values() for x in rules[rule]]
-        lines.append(f"| {rule} | {statistics.fmean(x['images'] for x in xs):.0f}, {max(x['images'] for x in xs)} "
-                     f"| {statistics.fmean(x['tau'] for x in xs):.3f}, {min(x['tau'] for x in xs):.3f} "
-                     f"| {sum(x['same_pick'] for x in xs)}/{len(xs)} "
-                     f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} "
-                     f"| {statistics.fmean(x['verdicts'] for x in xs):.3f}, {min(x['verdicts'] for x in xs):.3f} | {_covered(xs)} |")
-    lines += ["", f"## Coverage of the 95% interval, and paired differences (of {population} images)", "",
-              "| pool | images | interval holds the full-set accuracy | paired difference: sign right | clear (95%) | clear: sign right |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {rule} | {statistics.fmean(x['images'] for x in xs):.0f}, {max(x['images'] for x in xs)} "
+            f"| {statistics.fmean(x['tau'] for x in xs):.3f}, {min(x['tau'] for x in xs):.3f} "
+            f"| {sum(x['same_pick'] for x in xs)}/{len(xs)} "
+            f"| {statistics.fmean(x['regions'] for x in xs):.3f}, {min(x['regions'] for x in xs):.3f} "
+            f"| {statistics.fmean(x['verdicts'] for x in xs):.3f}, {min(x['verdicts'] for x in xs):.3f} | {_covered(xs)} |"
+        )
+    lines += [
+        "",
+        f"## Coverage of the 95% interval, and paired differences (of {population} images)",
+        "",
+        "| pool | images | interval holds the full-set accuracy | paired difference: sign right | clear (95%) | clear: sign right |",
+        "|---|---|---|---|---|---|",
+    ]
     for pool, sizes in report["coverage"].items():
         for n, c in sizes.items():
             clear = "-" if c["clear_sign_right"] is None else f"{c['clear_sign_right']:.4f}"

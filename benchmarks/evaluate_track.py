@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     for line in (args.zoo / "eval" / "measurements.jsonl").read_text().splitlines():
         rec = json.loads(line)
         cache[(rec["path"], rec["lr"], rec["batch_size"], rec["batches"], rec["seed"])] = rec["r"]
-    lines = ["| setting | runs | rule | mean clean test acc of the kept epoch (%) | mean regret vs the run's best epoch (pts) | picks the best epoch |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | runs | rule | mean clean test acc of the kept epoch (%) | mean regret vs the run's best epoch (pts) | picks the best epoch |",
+        "|---|---|---|---|---|---|",
+    ]
     for setting in args.settings.split(","):
         cands = candidates(args.zoo, [setting])
         preds = predictions(cands, args.zoo, setting)
@@ -49,15 +51,20 @@ def main(argv: list[str] | None = None) -> None:
         picks: dict[str, list[tuple[float, float]]] = {rule: [] for rule in KEEP_RULES}
         for cs in runs.values():
             cs.sort(key=lambda c: c.epoch)
-            r = [statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, args.max_batches, args.seed)][:DEFAULT_BATCHES]) for c in cs]
+            r = [
+                statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, args.max_batches, args.seed)][:DEFAULT_BATCHES])
+                for c in cs
+            ]
             best = max(c.test_acc for c in cs)
             for rule in KEEP_RULES:
                 rows = rows_for(cs, r, preds)
                 kept = annotate(rows, rule=rule)
                 picks[rule].append((next(c for c, row in zip(cs, rows) if row is kept).test_acc, best))
         for rule, vals in picks.items():
-            lines.append(f"| {setting} | {len(vals)} | {rule} | {100 * statistics.fmean(t for t, _ in vals):.2f} | "
-                         f"{100 * statistics.fmean(b - t for t, b in vals):.2f} | {sum(t == b for t, b in vals)}/{len(vals)} |")
+            lines.append(
+                f"| {setting} | {len(vals)} | {rule} | {100 * statistics.fmean(t for t, _ in vals):.2f} | "
+                f"{100 * statistics.fmean(b - t for t, b in vals):.2f} | {sum(t == b for t, b in vals)}/{len(vals)} |"
+            )
     print("\n".join(lines))
 
 

@@ -74,20 +74,34 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=10000)
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (auto takes the GPU when there is one)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the straightforward way (b)")
-    ap.add_argument("--model-batch", type=int, help="models measured together by (a), suscli rank --model-batch (default: "
-                    "what the CLI picks, 8 on CUDA and 1 elsewhere)")
+    ap.add_argument(
+        "--model-batch",
+        type=int,
+        help="models measured together by (a), suscli rank --model-batch (default: what the CLI picks, 8 on CUDA and 1 elsewhere)",
+    )
     ap.add_argument("--work", type=Path, help="folder for the pool, image links and cache (default: a temporary one)")
-    ap.add_argument("--rounds", type=int, default=2, help="times (a) warm, (b) and (c) are measured, in alternating order "
-                    "(a b c, then c b a, ...); each line reports its fastest round, so that a drift of the machine's "
-                    "speed during the run does not decide the ratios")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="times (a) warm, (b) and (c) are measured, in alternating order "
+        "(a b c, then c b a, ...); each line reports its fastest round, so that a drift of the machine's "
+        "speed during the run does not decide the ratios",
+    )
     ap.add_argument("--sweep", help="comma list of training-set sizes: time the adaptive default against --train-samples all")
     ap.add_argument("--sweep-pool", type=Path, help="folder or manifest of trained checkpoints for --sweep")
     ap.add_argument("--plot", type=Path, help="where --sweep draws its times against the training-set size")
     ap.add_argument("--cifar-root", type=Path, default=cifar.DEFAULT_ROOT, help="the unpacked CIFAR-10 JPEG folder")
-    ap.add_argument("--cache-size", type=int, help="only measure the decoded-image cache entry of this many training images "
-                    "at 224 and 32 px against their uint8 size")
-    ap.add_argument("--report-size", help="MODELS,TRAIN: only measure a JSON report of MODELS models with training "
-                    "predictions on TRAIN images, with and without --per-image")
+    ap.add_argument(
+        "--cache-size",
+        type=int,
+        help="only measure the decoded-image cache entry of this many training images at 224 and 32 px against their uint8 size",
+    )
+    ap.add_argument(
+        "--report-size",
+        help="MODELS,TRAIN: only measure a JSON report of MODELS models with training "
+        "predictions on TRAIN images, with and without --per-image",
+    )
     args = ap.parse_args()
     if args.report_size:
         report_size(*(int(n) for n in args.report_size.split(",")), args.unlabeled)
@@ -107,9 +121,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="suscli-perf-") as tmp:
         work = args.work or Path(tmp)
         pool, unl_dir, train_dir = make_inputs(work, args.models, args.unlabeled, args.train)
-        print(f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {args.models} x "
-              f"resnet20, {args.unlabeled} unlabeled + {args.train} training CIFAR-10 images; susceptibility "
-              f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; (a) with --model-batch {model_batch}", flush=True)
+        print(
+            f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {args.models} x "
+            f"resnet20, {args.unlabeled} unlabeled + {args.train} training CIFAR-10 images; susceptibility "
+            f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; (a) with --model-batch {model_batch}",
+            flush=True,
+        )
         warm_up(device)
         cold = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "cold.json", device, model_batch)
         runs: dict[str, Callable[[], dict]] = {
@@ -119,22 +136,32 @@ def main() -> None:
         }
         rounds: dict[str, list[dict]] = {k: [] for k in runs}
         for r in range(args.rounds):
-            for k in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+            for k in list(runs) if r % 2 == 0 else list(reversed(runs)):
                 rounds[k].append(runs[k]())
         warm, plain, floor = (min(rounds[k], key=lambda m: m["seconds"]) for k in "abc")
-    for label, m, all_rounds in [("(a) suscli rank, cold cache", cold, [cold]), ("(a) suscli rank, warm cache", warm, rounds["a"]),
-                                 ("(b) straightforward", plain, rounds["b"]), ("(c) compute floor", floor, rounds["c"])]:
+    for label, m, all_rounds in [
+        ("(a) suscli rank, cold cache", cold, [cold]),
+        ("(a) suscli rank, warm cache", warm, rounds["a"]),
+        ("(b) straightforward", plain, rounds["b"]),
+        ("(c) compute floor", floor, rounds["c"]),
+    ]:
         parts = ", ".join(f"{k} {v:.2f} s" for k, v in m["parts"].items())
         print(f"{label:<30}{m['seconds']:8.2f} s   {parts}")
         if len(all_rounds) > 1:
             times = ", ".join(f"{x['seconds']:.2f} s" for x in all_rounds)
             print(f"{'':<30}rounds: {times} (the fastest above)")
-        print(f"{'':<30}peak RSS so far {m['rss_mib']:.0f} MiB" + (f", peak CUDA memory {m['cuda_mib']:.0f} MiB" if "cuda_mib" in m else ""))
-    print(f"ratios: (b)/(a cold) {plain['seconds'] / cold['seconds']:.2f}x, (b)/(a warm) {plain['seconds'] / warm['seconds']:.2f}x, "
-          f"(a cold)/(c) {cold['seconds'] / floor['seconds']:.2f}x, (a warm)/(c) {warm['seconds'] / floor['seconds']:.2f}x")
-    print(f"same numbers: susceptibility max |a - b| {max_diff(warm['sus'], plain['sus']):.3g}, "
-          f"training accuracy max |a - b| {max_diff(warm['acc'], plain['acc']):.3g}, "
-          f"cold vs warm cache max |diff| {max_diff(cold['sus'], warm['sus']):.3g}")
+        print(
+            f"{'':<30}peak RSS so far {m['rss_mib']:.0f} MiB" + (f", peak CUDA memory {m['cuda_mib']:.0f} MiB" if "cuda_mib" in m else "")
+        )
+    print(
+        f"ratios: (b)/(a cold) {plain['seconds'] / cold['seconds']:.2f}x, (b)/(a warm) {plain['seconds'] / warm['seconds']:.2f}x, "
+        f"(a cold)/(c) {cold['seconds'] / floor['seconds']:.2f}x, (a warm)/(c) {warm['seconds'] / floor['seconds']:.2f}x"
+    )
+    print(
+        f"same numbers: susceptibility max |a - b| {max_diff(warm['sus'], plain['sus']):.3g}, "
+        f"training accuracy max |a - b| {max_diff(warm['acc'], plain['acc']):.3g}, "
+        f"cold vs warm cache max |diff| {max_diff(cold['sus'], warm['sus']):.3g}"
+    )
 
 
 def cache_size(n: int, root: Path) -> None:
@@ -174,8 +201,10 @@ def report_size(models: int, n_train: int, n_unl: int) -> None:
         for i in range(models)
     ]  # fmt: skip
     lean, full = len(to_json(rows, {}).encode()), len(to_json(rows, {}, per_image=True).encode())
-    print(f"{models} models, {n_train:,} training and {n_unl:,} unlabeled images: JSON report {lean:,} bytes "
-          f"({lean / models / 1000:.1f} KB a model); with --per-image {full:,} bytes ({full / models / 1000:.1f} KB a model)")
+    print(
+        f"{models} models, {n_train:,} training and {n_unl:,} unlabeled images: JSON report {lean:,} bytes "
+        f"({lean / models / 1000:.1f} KB a model); with --per-image {full:,} bytes ({full / models / 1000:.1f} KB a model)"
+    )
 
 
 def sweep(work: Path, pool: Path, sizes: list[int], n_unl: int, root: Path, device: torch.device, plot: Path | None) -> None:
@@ -188,8 +217,11 @@ def sweep(work: Path, pool: Path, sizes: list[int], n_unl: int, root: Path, devi
     unl = work / "unlabeled"
     for i in cifar.balanced_sample(test_labels, n_unl, rng):
         link(unl / f"{i:05d}.jpg", test_paths[i])
-    print(f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {pool}; {n_unl} unlabeled "
-          f"CIFAR-10 images; training sets of {', '.join(map(str, sizes))} CIFAR-10 training images; cold cache each run", flush=True)
+    print(
+        f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {pool}; {n_unl} unlabeled "
+        f"CIFAR-10 images; training sets of {', '.join(map(str, sizes))} CIFAR-10 training images; cold cache each run",
+        flush=True,
+    )
     warm_up(device)
     for path in [*unl.iterdir(), *(p for p in pool.rglob("*") if p.is_file())]:  # the OS page cache, as for the training images
         path.read_bytes()
@@ -205,12 +237,22 @@ def sweep(work: Path, pool: Path, sizes: list[int], n_unl: int, root: Path, devi
         auto, full = runs["auto"], runs["all"]
         position = {name: i for i, name in enumerate(full["order"])}
         agree = kendalltau(range(len(auto["order"])), [position[name] for name in auto["order"]]).statistic
-        found.append({"n": n, "auto": auto["seconds"], "all": full["seconds"], "images": auto["images"], "tau": float(agree),
-                      "same_pick": auto["pick"] == full["pick"]})
+        found.append(
+            {
+                "n": n,
+                "auto": auto["seconds"],
+                "all": full["seconds"],
+                "images": auto["images"],
+                "tau": float(agree),
+                "same_pick": auto["pick"] == full["pick"],
+            }
+        )
         f = found[-1]
-        print(f"{n:>7} training images: default (auto) {f['auto']:7.2f} s on {f['images']} images, --train-samples all "
-              f"{f['all']:7.2f} s; all/auto {f['all'] / f['auto']:.2f}x; tau {f['tau']:.3f}, same pick {'yes' if f['same_pick'] else 'no'}",
-              flush=True)
+        print(
+            f"{n:>7} training images: default (auto) {f['auto']:7.2f} s on {f['images']} images, --train-samples all "
+            f"{f['all']:7.2f} s; all/auto {f['all'] / f['auto']:.2f}x; tau {f['tau']:.3f}, same pick {'yes' if f['same_pick'] else 'no'}",
+            flush=True,
+        )
     if plot is not None:
         draw_sweep(found, plot, device)
         print(f"plot written to {plot}")
@@ -220,9 +262,26 @@ def run_sweep_rank(pool: Path, unl: Path, train: Path, work: Path, device: torch
     """One `suscli rank` through the CLI with `--train-samples mode` and an empty cache; its time, order and pick."""
     out = work / "report.json"
     work.mkdir(parents=True)
-    args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
-            "--results", str(work / "results.jsonl"), "--cache-dir", str(work / "cache"), "--device", str(device),
-            "--train-samples", mode]
+    args = [
+        "rank",
+        str(pool),
+        "--data",
+        str(unl),
+        "--train-data",
+        str(train),
+        "--format",
+        "json",
+        "--output",
+        str(out),
+        "--results",
+        str(work / "results.jsonl"),
+        "--cache-dir",
+        str(work / "cache"),
+        "--device",
+        str(device),
+        "--train-samples",
+        mode,
+    ]
     with measured(device) as m:
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
@@ -289,16 +348,39 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
     """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run
     (one model at a time in suscli.run.model, models measured together in suscli.run.audit)."""
     parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0, "predictions": 0.0}
-    args = ["rank", str(pool), "--data", str(unl), "--train-data", str(train), "--format", "json", "--output", str(out),
-            "--results", str(out.with_suffix(".jsonl")), "--fresh", "--cache-dir", str(cache), "--device", str(device),
-            "--model-batch", str(model_batch), "--train-samples", "all"]  # the same work as (b) and (c)
-    with timed(suscli.data.images, "decode_images", parts, "decode", device), \
-            timed(suscli.run.model, "training_accuracy", parts, "training accuracy", device), \
-            timed(suscli.run.model, "measure_susceptibility", parts, "susceptibility", device), \
-            timed(suscli.run.audit, "training_accuracy_many", parts, "training accuracy", device), \
-            timed(suscli.run.audit, "measure_many", parts, "susceptibility", device), \
-            timed(suscli.run.model, "predict", parts, "predictions", device), \
-            timed(suscli.run.audit, "predict", parts, "predictions", device), measured(device) as m:
+    args = [
+        "rank",
+        str(pool),
+        "--data",
+        str(unl),
+        "--train-data",
+        str(train),
+        "--format",
+        "json",
+        "--output",
+        str(out),
+        "--results",
+        str(out.with_suffix(".jsonl")),
+        "--fresh",
+        "--cache-dir",
+        str(cache),
+        "--device",
+        str(device),
+        "--model-batch",
+        str(model_batch),
+        "--train-samples",
+        "all",
+    ]  # the same work as (b) and (c)
+    with (
+        timed(suscli.data.images, "decode_images", parts, "decode", device),
+        timed(suscli.run.model, "training_accuracy", parts, "training accuracy", device),
+        timed(suscli.run.model, "measure_susceptibility", parts, "susceptibility", device),
+        timed(suscli.run.audit, "training_accuracy_many", parts, "training accuracy", device),
+        timed(suscli.run.audit, "measure_many", parts, "susceptibility", device),
+        timed(suscli.run.model, "predict", parts, "predictions", device),
+        timed(suscli.run.audit, "predict", parts, "predictions", device),
+        measured(device) as m,
+    ):
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
         raise SystemExit(f"suscli rank exited {code}")

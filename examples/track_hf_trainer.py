@@ -52,9 +52,17 @@ def main() -> None:
     train = [{"pixel_values": x, "labels": y} for x, y in zip(pixels, labels)]
     (args.out / "run.jsonl").unlink(missing_ok=True)  # a new run; a resumed one keeps its log and continues it
 
-    training_args = TrainingArguments(output_dir=str(args.out), num_train_epochs=args.epochs, per_device_train_batch_size=32,
-                                      learning_rate=0.05, logging_steps=10, report_to=["tensorboard"], save_strategy="no",
-                                      use_cpu=True, seed=0)
+    training_args = TrainingArguments(
+        output_dir=str(args.out),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=32,
+        learning_rate=0.05,
+        logging_steps=10,
+        report_to=["tensorboard"],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+    )
     trainer = Trainer(model=Classifier(args.width, *channel_stats(pixels)), args=training_args, train_dataset=train)
     # The two lines to add: a tracker on a folder of unlabeled images (the model normalizes its own input), the callback.
     tracker = SusceptibilityTracker(args.out / "unlabeled", image_size=SMALL.image_size, log=args.out / "run.jsonl")

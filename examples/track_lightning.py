@@ -61,8 +61,15 @@ def main() -> None:
     tracker = SusceptibilityTracker(unlabeled, log=args.out / "run.jsonl", transform=normalizer(mean, std))
     callback = SusceptibilityCallback(tracker, acc_metric="train_acc", every_n_epochs=1)
     loggers = [pl.loggers.TensorBoardLogger(args.out, name="tb"), pl.loggers.CSVLogger(args.out, name="csv")]
-    trainer = pl.Trainer(max_epochs=args.epochs, callbacks=[callback], logger=loggers, accelerator="cpu",
-                         enable_checkpointing=False, enable_progress_bar=False, log_every_n_steps=10)
+    trainer = pl.Trainer(
+        max_epochs=args.epochs,
+        callbacks=[callback],
+        logger=loggers,
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        log_every_n_steps=10,
+    )
     data = torch.utils.data.TensorDataset(pixels, labels)
     trainer.fit(Classifier(args.width, mean, std), torch.utils.data.DataLoader(data, batch_size=32, shuffle=True))
     print(f"next: suscli track --log {args.out / 'run.jsonl'}; tensorboard --logdir {args.out / 'tb'}")

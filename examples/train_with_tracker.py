@@ -73,13 +73,24 @@ def main() -> None:
 
     for epoch in range(args.epochs + 1):  # epoch = epochs trained so far; the last pass only measures
         acc = accuracy(model, x, labels)
-        rec = tracker.measure(model, epoch, optimizer=opt if args.optimizer_step else None, train_acc=acc,
-                              step=epoch * steps_per_epoch)  # the writer's x-axis: optimizer steps, as the loss below
-        suscli.save(model, args.out / "checkpoints" / f"epoch_{epoch:03d}.safetensors", arch="suscli.models:bn_cnn",
-                    arch_kwargs={"num_classes": 10, "width": 16}, mean=mean, std=std, image_size=recipe.image_size, epoch=epoch)
+        rec = tracker.measure(
+            model, epoch, optimizer=opt if args.optimizer_step else None, train_acc=acc, step=epoch * steps_per_epoch
+        )  # the writer's x-axis: optimizer steps, as the loss below
+        suscli.save(
+            model,
+            args.out / "checkpoints" / f"epoch_{epoch:03d}.safetensors",
+            arch="suscli.models:bn_cnn",
+            arch_kwargs={"num_classes": 10, "width": 16},
+            mean=mean,
+            std=std,
+            image_size=recipe.image_size,
+            epoch=epoch,
+        )
         zeta = "-" if rec.zeta is None else f"{rec.zeta:.4f}"
-        print(f"epoch {epoch:2d}  train acc {acc:.3f}  r {rec.r:.4f}  zeta {zeta}  "
-              f"clean test acc {accuracy(model, x_test, test_y):.3f}", flush=True)
+        print(
+            f"epoch {epoch:2d}  train acc {acc:.3f}  r {rec.r:.4f}  zeta {zeta}  clean test acc {accuracy(model, x_test, test_y):.3f}",
+            flush=True,
+        )
         if epoch == args.epochs:
             break
         model.train()

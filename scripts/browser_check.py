@@ -31,8 +31,14 @@ def headless(*args: str) -> subprocess.CompletedProcess:
     exe = browser()
     if exe is None:
         raise SystemExit(f"no Chromium on PATH (looked for {', '.join(BROWSERS)}): apt-get install -y chromium")
-    flags = ["--headless", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--proxy-server=127.0.0.1:9",
-             *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+    flags = [
+        "--headless",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--proxy-server=127.0.0.1:9",
+        *(["--no-sandbox"] if os.geteuid() == 0 else []),
+    ]
     return subprocess.run([exe, *flags, *args], capture_output=True, text=True, timeout=120, check=True)
 
 
@@ -122,8 +128,10 @@ def main() -> None:
     for p in problems:
         print(f"FAIL: {p}")
     if not problems:
-        print(f"ok: {len(rows)} rows in the report's order, {doc['choice']['pick']} marked to ship, the closing line shown, "
-              "sorting by susceptibility works, nothing loaded from outside the page")
+        print(
+            f"ok: {len(rows)} rows in the report's order, {doc['choice']['pick']} marked to ship, the closing line shown, "
+            "sorting by susceptibility works, nothing loaded from outside the page"
+        )
     sys.exit(1 if problems else 0)
 
 

@@ -19,8 +19,13 @@ QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceW
 def tiny_cnn(num_classes: int = 3, in_channels: int = 3) -> nn.Module:
     """Conv + BatchNorm + Dropout + Linear: every layer type whose mode the measurement must handle."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Dropout(0.5), nn.Linear(16, num_classes),
+        nn.Conv2d(in_channels, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.5),
+        nn.Linear(16, num_classes),
     )
 
 
@@ -94,8 +99,9 @@ def one_error_line(res: CliResult, code: int = 3, *needles: str) -> str:
     return lines[0]
 
 
-def by_hand(model: nn.Module, folder: Path, *, mean, std, image_size: int, crop_pct: float = 1.0, batches: int = 2,
-            batch_size: int = 8) -> float:
+def by_hand(
+    model: nn.Module, folder: Path, *, mean, std, image_size: int, crop_pct: float = 1.0, batches: int = 2, batch_size: int = 8
+) -> float:
     """Susceptibility of a model loaded by hand, on the images of `folder` (decoded as suscli decodes them) normalized
     by hand: what `suscli score ... --batches 2 --batch-size 8` must give for the same model."""
     from suscli.data.images import decode_images

@@ -39,8 +39,9 @@ def make_pool(folder: Path) -> None:
         model = suscli.models.bn_cnn(num_classes=3, width=4)
         with torch.no_grad():
             model[-1].weight.mul_(1 + 3 * i)
-        suscli.save(model, folder / f"m{i}.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"num_classes": 3, "width": 4},
-                    image_size=8)
+        suscli.save(
+            model, folder / f"m{i}.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"num_classes": 3, "width": 4}, image_size=8
+        )
 
 
 def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path) -> None:
@@ -57,19 +58,33 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
         write_images(work / "train" / f"class_{c}", 5, seed=10 + c)
     outputs, summary = tmp_path / "outputs", tmp_path / "summary.md"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(GITHUB_ACTION_PATH=str(action), GITHUB_OUTPUT=str(outputs), GITHUB_STEP_SUMMARY=str(summary),
-               RUNNER_TEMP=str(tmp_path / "runner"), SUSCLI_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1",
-               SUSCLI_POOL="models", SUSCLI_DATA="unlabeled", SUSCLI_TRAIN_DATA="train", SUSCLI_FAIL_ON="memorized",
-               SUSCLI_ARGS="--batches 2  --batch-size 8", SUSCLI_REPORT_DIR="out", SUSCLI_INSTALL="",
-               SUSCLI_PIP_ARGS="--no-deps")  # this machine's dependencies: resolving them again takes seconds and shows nothing
+    env.update(
+        GITHUB_ACTION_PATH=str(action),
+        GITHUB_OUTPUT=str(outputs),
+        GITHUB_STEP_SUMMARY=str(summary),
+        RUNNER_TEMP=str(tmp_path / "runner"),
+        SUSCLI_CACHE_DIR=str(tmp_path / "cache"),
+        OMP_NUM_THREADS="1",
+        SUSCLI_POOL="models",
+        SUSCLI_DATA="unlabeled",
+        SUSCLI_TRAIN_DATA="train",
+        SUSCLI_FAIL_ON="memorized",
+        SUSCLI_ARGS="--batches 2  --batch-size 8",
+        SUSCLI_REPORT_DIR="out",
+        SUSCLI_INSTALL="",
+        SUSCLI_PIP_ARGS="--no-deps",
+    )  # this machine's dependencies: resolving them again takes seconds and shows nothing
     (tmp_path / "runner").mkdir()
-    res = subprocess.run(["bash", "-c", ACTION["runs"]["steps"][0]["run"]], cwd=work, env=env, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(["bash", "-c", ACTION["runs"]["steps"][0]["run"]], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 1, res.stdout + res.stderr  # the gate: a model in region 2
     assert "model(s) likely memorized noise" in res.stderr
     assert "::error title=suscli gate failed::" in res.stdout
     assert dict(line.split("=", 1) for line in outputs.read_text().splitlines()) == {
-        "exit-code": "1", "report-dir": "out", "html": "out/report.html", "junit": "out/junit.xml"}
+        "exit-code": "1",
+        "report-dir": "out",
+        "html": "out/report.html",
+        "junit": "out/junit.xml",
+    }
     html = (work / "out" / "report.html").read_text()
     assert "Gate failed" in html and "data:image/svg+xml;base64," in html  # the installed suscli has its template and plot
     assert re.search(r'<testsuite name="suscli rank models" tests="4" failures="[1-9]"', (work / "out" / "junit.xml").read_text())

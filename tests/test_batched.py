@@ -180,8 +180,13 @@ def test_out_of_gpu_memory_counts_one_at_a_time_as_the_reference_does() -> None:
 def save_pool(folder: Path) -> Path:
     """Mixed architectures in an interleaved order, two models that do not fit the images, and a corrupt file."""
     specs = ["bn_cnn", "plain_cnn", "bn_cnn", "corrupt", "mlp16", "resnet", "mlp16", "resnet", "plain_cnn", "bn_cnn", "mlp", "plain_cnn"]
-    kwargs = {"bn_cnn": {"width": 4}, "plain_cnn": {"width": 4}, "resnet": {"width": 4, "blocks": 1}, "mlp": {"width": 8, "image_size": 8},
-              "mlp16": {"width": 8, "image_size": 16}}
+    kwargs = {
+        "bn_cnn": {"width": 4},
+        "plain_cnn": {"width": 4},
+        "resnet": {"width": 4, "blocks": 1},
+        "mlp": {"width": 8, "image_size": 8},
+        "mlp16": {"width": 8, "image_size": 16},
+    }
     for i, spec in enumerate(specs):
         path = folder / f"m{i:02d}_{spec}.safetensors"
         if spec == "corrupt":
@@ -195,8 +200,9 @@ def save_pool(folder: Path) -> Path:
     return folder
 
 
-def test_audit_pool_model_batch_gives_the_same_rows(tmp_path: Path, image_folder: Path, train_folder: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_audit_pool_model_batch_gives_the_same_rows(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     entries = discover(save_pool(tmp_path / "pool"))
     unlabeled, train = unlabeled_source(image_folder), labeled_source(train_folder)
     options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8)), "device": torch.device("cpu")}
@@ -205,15 +211,21 @@ def test_audit_pool_model_batch_gives_the_same_rows(tmp_path: Path, image_folder
     together: list[list[str]] = []
     alone: list[str] = []
     group, single = suscli.run.audit.score_group, suscli.run.audit.score_checkpoint
-    monkeypatch.setattr(suscli.run.audit, "score_group", lambda ckpts, names, *a, **k: together.append(names) or group(ckpts, names, *a, **k))
+    monkeypatch.setattr(
+        suscli.run.audit, "score_group", lambda ckpts, names, *a, **k: together.append(names) or group(ckpts, names, *a, **k)
+    )
     monkeypatch.setattr(suscli.run.audit, "score_checkpoint", lambda *a, name, **k: alone.append(name) or single(*a, name=name, **k))
     store = ResultStore(tmp_path / "results.jsonl", "fp", {})
     many = audit_pool(PoolRequest(entries, **options, store=store, model_batch=4), unlabeled, train)
 
     # windows of 4 models: the corrupt file is a row, the bn_cnn pair runs together; then the mlp16 pair (which fails
     # together, then alone) and the resnet pair; then the plain_cnn pair
-    assert together == [["m00_bn_cnn", "m02_bn_cnn"], ["m04_mlp16", "m06_mlp16"], ["m05_resnet", "m07_resnet"],
-                        ["m08_plain_cnn", "m11_plain_cnn"]]
+    assert together == [
+        ["m00_bn_cnn", "m02_bn_cnn"],
+        ["m04_mlp16", "m06_mlp16"],
+        ["m05_resnet", "m07_resnet"],
+        ["m08_plain_cnn", "m11_plain_cnn"],
+    ]
     assert alone == ["m01_plain_cnn", "m04_mlp16", "m06_mlp16", "m09_bn_cnn", "m10_mlp"]
     assert [r.name for r in many] == [e.name for e in entries] == [r.name for r in one]
     assert [r.status for r in many] == [r.status for r in one]
@@ -223,15 +235,18 @@ def test_audit_pool_model_batch_gives_the_same_rows(tmp_path: Path, image_folder
         if a.ok:
             assert a.susceptibility == pytest.approx(b.susceptibility, rel=1e-4, abs=1e-5)
             assert a.details["r"] == pytest.approx(b.details["r"], rel=1e-4, abs=1e-5)
-            assert {k: v for k, v in a.details.items() if k not in ("r", "loss_before", "loss_after")} == \
-                {k: v for k, v in b.details.items() if k not in ("r", "loss_before", "loss_after")}
+            assert {k: v for k, v in a.details.items() if k not in ("r", "loss_before", "loss_after")} == {
+                k: v for k, v in b.details.items() if k not in ("r", "loss_before", "loss_after")
+            }
     assert "m03_corrupt" in many[3].error and all("failed on 8x8 images" in many[i].error for i in (4, 6))
     assert len(store) == sum(r.ok for r in many)
 
 
 def test_rank_model_batch_option(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     pool = make_pool(tmp_path / "pool")
-    docs = [rank_json(pool, image_folder, train_folder, "--model-batch", n, "--results", tmp_path / f"{n}.jsonl")[1]["results"]
-            for n in ("1", "4")]
+    docs = [
+        rank_json(pool, image_folder, train_folder, "--model-batch", n, "--results", tmp_path / f"{n}.jsonl")[1]["results"]
+        for n in ("1", "4")
+    ]
     assert [(r["name"], r["train_acc"]) for r in docs[0]] == [(r["name"], r["train_acc"]) for r in docs[1]]
     assert [r["susceptibility"] for r in docs[1]] == pytest.approx([r["susceptibility"] for r in docs[0]], rel=1e-4, abs=1e-5)

@@ -83,8 +83,16 @@ def test_corrupt_entry_is_a_miss_and_rewritten(folder: Path, tmp_path: Path, dam
     if damage == "truncated":
         entry.write_bytes(entry.read_bytes()[:200])
     elif damage == "wrong shape":
-        torch.save({"format": 1, "pixels": torch.zeros(1, 3, 4, 4, dtype=torch.uint8), "kept": torch.tensor([0]),
-                    "unreadable": torch.tensor([], dtype=torch.int64), "errors": []}, entry)
+        torch.save(
+            {
+                "format": 1,
+                "pixels": torch.zeros(1, 3, 4, 4, dtype=torch.uint8),
+                "kept": torch.tensor([0]),
+                "unreadable": torch.tensor([], dtype=torch.int64),
+                "errors": [],
+            },
+            entry,
+        )
     elif damage == "pickled code":
         torch.save({"format": 1, "pixels": os.getcwd}, entry)  # a global: weights_only refuses it, nothing runs
     else:
@@ -115,8 +123,27 @@ def test_cli_cache_dir_and_no_cache(tmp_path: Path, folder: Path, train_folder: 
     runner = CliRunner()
 
     def run(*extra: object) -> dict:
-        res = runner.invoke(app, [str(a) for a in ("score", ckpt, "--data", folder, "--train-data", train_folder,
-                                                    "--format", "json", "--batches", "2", "--batch-size", "4", *extra)])
+        res = runner.invoke(
+            app,
+            [
+                str(a)
+                for a in (
+                    "score",
+                    ckpt,
+                    "--data",
+                    folder,
+                    "--train-data",
+                    train_folder,
+                    "--format",
+                    "json",
+                    "--batches",
+                    "2",
+                    "--batch-size",
+                    "4",
+                    *extra,
+                )
+            ],
+        )
         assert res.exit_code == 0, res.output
         return json.loads(res.stdout)["results"][0]
 
@@ -155,7 +182,9 @@ def test_training_accuracy_halves_the_batch_on_oom_and_counts_the_same() -> None
         training_accuracy(OOMAbove(limit=0), x, y)
 
 
-def test_oom_is_a_row_note_for_accuracy_and_an_error_naming_batch_size_for_susceptibility(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+def test_oom_is_a_row_note_for_accuracy_and_an_error_naming_batch_size_for_susceptibility(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
     unlabeled = ImageSource(list_images(image_folder))
     listing = read_labeled(train_folder)
     train = ImageSource(listing.items, listing.labels)
@@ -167,5 +196,7 @@ def test_oom_is_a_row_note_for_accuracy_and_an_error_naming_batch_size_for_susce
     row = score_checkpoint(checkpoint(OOMAbove(limit=9)), unlabeled, train, settings=settings, device=torch.device("cpu"))
     assert any("halved 1 time(s) to 9 after CUDA ran out of memory" in n for n in row.notes)
     with pytest.raises(InputError, match="--batch-size") as e:
-        score_checkpoint(checkpoint(OOMAbove(limit=4, in_training_mode_too=True)), unlabeled, train, settings=settings, device=torch.device("cpu"))
+        score_checkpoint(
+            checkpoint(OOMAbove(limit=4, in_training_mode_too=True)), unlabeled, train, settings=settings, device=torch.device("cpu")
+        )
     assert "batches of 8 images" in e.value.line() and "\n" not in e.value.line()

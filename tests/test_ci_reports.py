@@ -38,9 +38,30 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for c in range(3):
         write_images(root / "train" / f"class_{c}", 6, seed=10 + c)
     out = {"json": root / "r.json", "html": root / "r.html", "junit": root / "r.xml"}
-    res = invoke("rank", pool, "-d", root / "unlabeled", "--train-data", root / "train", "--batches", "2", "--batch-size", "8",
-                 "--cache-dir", root / "cache", "--fail-on", "memorized", "-f", "json", "-o", out["json"],
-                 "--html", out["html"], "--junit", out["junit"])
+    res = invoke(
+        "rank",
+        pool,
+        "-d",
+        root / "unlabeled",
+        "--train-data",
+        root / "train",
+        "--batches",
+        "2",
+        "--batch-size",
+        "8",
+        "--cache-dir",
+        root / "cache",
+        "--fail-on",
+        "memorized",
+        "-f",
+        "json",
+        "-o",
+        out["json"],
+        "--html",
+        out["html"],
+        "--junit",
+        out["junit"],
+    )
     return {"res": res, "doc": json.loads(out["json"].read_text()), **out}
 
 
@@ -75,8 +96,10 @@ def test_junit_has_a_testcase_per_model_and_the_gate_as_failures(audited) -> Non
 
 
 def test_junit_fails_nothing_without_a_gate_and_writes_any_name() -> None:
-    rows = [Result("a\x00b", "/p/a", susceptibility=0.5, train_acc=0.9, region=2, verdict="likely memorized noise"),
-            Result("c", "/p/c", status="error", error="bad\x1b[31m bytes")]
+    rows = [
+        Result("a\x00b", "/p/a", susceptibility=0.5, train_acc=0.9, region=2, verdict="likely memorized noise"),
+        Result("c", "/p/c", status="error", error="bad\x1b[31m bytes"),
+    ]
     xml = JUnitXml.fromstring(to_junit(rows, {"pool": "/p", "gate": {"fail_on": "never"}}, "suscli rank").encode())
     suite = next(iter(xml))
     assert (suite.tests, suite.failures, suite.errors) == (2, 0, 1)
@@ -88,7 +111,11 @@ def test_score_gate_is_a_failure_in_junit(tmp_path: Path, image_folder: Path) ->
     res = invoke("score", ckpt, "-d", image_folder, "--batches", "1", "--batch-size", "8", "-f", "junit", "--max-susceptibility", "-1")
     assert res.exit_code == 1
     case = next(iter(next(iter(JUnitXml.fromstring(res.stdout.encode())))))
-    assert case.is_failure and next(iter(case.result)).message.startswith("susceptibility") and "> --max-susceptibility -1" in case.result[0].message
+    assert (
+        case.is_failure
+        and next(iter(case.result)).message.startswith("susceptibility")
+        and "> --max-susceptibility -1" in case.result[0].message
+    )
 
 
 class Collect(html.parser.HTMLParser):
@@ -134,14 +161,17 @@ def test_html_is_one_page_with_the_table_plot_gate_and_numbers(audited) -> None:
     assert "x&lt;i&gt;&amp;amp;" in page and "<i>" not in page
 
 
-@pytest.mark.skipif(browser_check.browser() is None and not os.environ.get("CI"),
-                    reason="no Chromium on PATH (apt-get install -y chromium); CI installs it, so there it must run")
+@pytest.mark.skipif(
+    browser_check.browser() is None and not os.environ.get("CI"),
+    reason="no Chromium on PATH (apt-get install -y chromium); CI installs it, so there it must run",
+)
 def test_a_browser_shows_the_rows_the_pick_and_sorts(audited) -> None:
     doc = audited["doc"]
     sortable = {r["name"]: r["susceptibility"] for r in doc["results"] if r["susceptibility"] is not None}
     sortable["broken"] = float("-inf")  # no value: last, whichever way the column is sorted
-    problems = browser_check.check(audited["html"], [r["name"] for r in doc["results"]], doc["choice"]["pick"],
-                                   doc["recommendation"], sortable)
+    problems = browser_check.check(
+        audited["html"], [r["name"] for r in doc["results"]], doc["choice"]["pick"], doc["recommendation"], sortable
+    )
     assert problems == []
 
 

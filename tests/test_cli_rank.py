@@ -37,7 +37,9 @@ def pool(tmp_path: Path) -> Path:
 
 
 def rank_json(pool: Path, image_folder: Path, train_folder: Path, *extra, env=None):
-    res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "json", "--batches", "2", "--batch-size", "8", *extra, env=env)
+    res = invoke(
+        "rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "json", "--batches", "2", "--batch-size", "8", *extra, env=env
+    )
     return res, (json.loads(res.stdout) if res.stdout.strip() else None)
 
 
@@ -48,7 +50,11 @@ def test_rank_assigns_regions_orders_and_recommends(pool: Path, image_folder: Pa
     t = doc["thresholds"]
     assert len(rows) == 4 and t["source"] == "pool mean"
     for r in rows:
-        expect = (1 if r["susceptibility"] <= t["susceptibility"] else 2) if r["train_acc"] >= t["train_acc"] else (3 if r["susceptibility"] <= t["susceptibility"] else 4)
+        expect = (
+            (1 if r["susceptibility"] <= t["susceptibility"] else 2)
+            if r["train_acc"] >= t["train_acc"]
+            else (3 if r["susceptibility"] <= t["susceptibility"] else 4)
+        )
         assert r["region"] == expect
     assert [r["region"] for r in rows] == sorted(r["region"] for r in rows)
     assert doc["recommendation"] in res.stderr
@@ -112,8 +118,23 @@ def test_sigkill_midway_then_resume(tmp_path: Path, image_folder: Path, train_fo
     """A real process killed with SIGKILL after its first results: the rerun recomputes none of them."""
     pool = make_pool(tmp_path / "pool", n=8)
     results = pool / "suscli-results.jsonl"
-    cmd = [sys.executable, "-m", "suscli", "rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder),
-           "--batches", "40", "--batch-size", "16", "-f", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "suscli",
+        "rank",
+        str(pool),
+        "-d",
+        str(image_folder),
+        "--train-data",
+        str(train_folder),
+        "--batches",
+        "40",
+        "--batch-size",
+        "16",
+        "-f",
+        "json",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 120
@@ -147,8 +168,19 @@ def test_markdown_github_summary_and_plot(pool: Path, image_folder: Path, train_
     summary = tmp_path / "summary.md"
     summary.write_text("# earlier step\n")
     png = tmp_path / "pool.png"
-    res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "markdown", "--plot", png,
-                 env={"GITHUB_STEP_SUMMARY": str(summary)})
+    res = invoke(
+        "rank",
+        pool,
+        "-d",
+        image_folder,
+        "--train-data",
+        train_folder,
+        "-f",
+        "markdown",
+        "--plot",
+        png,
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith("### suscli rank") and "| model |" in res.stdout
     text = summary.read_text()
@@ -190,7 +222,9 @@ def test_mixed_num_classes(tmp_path: Path, image_folder: Path) -> None:
     assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 3  # nothing computed is lost
 
 
-def test_an_explicit_results_file_from_other_parameters_is_refused(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+def test_an_explicit_results_file_from_other_parameters_is_refused(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
     results = ("--results", tmp_path / "r.jsonl")
     rank_json(pool, image_folder, train_folder, *results)
     res, _ = rank_json(pool, image_folder, train_folder, "--lr", "0.5", *results)
@@ -228,7 +262,9 @@ def test_without_training_labels_the_pool_is_ranked_by_agreement(pool: Path, ima
     assert json.loads(regions.stdout)["choice"]["pick"] is None and "no regions" in json.loads(regions.stdout)["recommendation"]
 
 
-def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
     """The JSON's label_noise and the --suspects CSV, recomputed from the stored training predictions."""
     suspects = tmp_path / "suspects.csv"
     res, doc = rank_json(pool, image_folder, train_folder, "--suspects", suspects, "--per-image")

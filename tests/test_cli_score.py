@@ -24,7 +24,9 @@ def ckpt(tmp_path: Path) -> Path:
 
 
 def test_json_report_is_one_document_with_everything_to_reproduce(ckpt: Path, image_folder: Path, train_folder: Path) -> None:
-    res = invoke("score", ckpt, "--data", image_folder, "--train-data", train_folder, "--format", "json", "--batches", "3", "--batch-size", "8")
+    res = invoke(
+        "score", ckpt, "--data", image_folder, "--train-data", train_folder, "--format", "json", "--batches", "3", "--batch-size", "8"
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     row = doc["results"][0]
@@ -101,7 +103,9 @@ def test_wrong_architecture_and_shapes(tmp_path: Path, image_folder: Path) -> No
     torch.save(tiny_cnn().state_dict(), plain)
     one_error_line(invoke("score", plain, "-d", image_folder, "--image-size", "8"), 3, "--arch")
     one_error_line(invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", "torchvision:resnet18"), 3, "plain.pt")
-    one_error_line(invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH, "--arch-kwargs", "num_classes=5"), 3, "shape")
+    one_error_line(
+        invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH, "--arch-kwargs", "num_classes=5"), 3, "shape"
+    )
     ok = invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH)
     assert ok.exit_code == 0, ok.output
 
@@ -110,8 +114,9 @@ def test_labels_out_of_range_and_one_class(tmp_path: Path, ckpt: Path, image_fol
     for c in range(3, 6):
         (train_folder / f"class_{c}").mkdir()
         (train_folder / "class_0" / "img_000.png").rename(train_folder / f"class_{c}" / "x.png") if c == 5 else None
-    one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder), 3, "5", "3 classes",
-                   f"{ckpt} on {train_folder}:")
+    one_error_line(
+        invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder), 3, "5", "3 classes", f"{ckpt} on {train_folder}:"
+    )
     csv = tmp_path / "labels.csv"
     csv.write_text("train/class_0/img_001.png,0\ntrain/class_1/img_001.png,7\n")
     one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", csv), 3, "up to 7", f"{ckpt} on {csv}:")
@@ -155,16 +160,33 @@ def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> Non
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
         torch.jit.save(torch.jit.script(model), tmp_path / "m.pt")
     write_images(tmp_path / "cifar", 16, size=32)
-    res = invoke("score", tmp_path / "m.pt", "-d", tmp_path / "cifar", "--mean", "0.5", "--std", "0.25", "-f", "json",
-                 "--batches", "2", "--batch-size", "8")
+    res = invoke(
+        "score",
+        tmp_path / "m.pt",
+        "-d",
+        tmp_path / "cifar",
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+        "-f",
+        "json",
+        "--batches",
+        "2",
+        "--batch-size",
+        "8",
+    )
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)["results"][0]
     assert row["details"]["preprocess"]["image_size"] == 32
     assert row["notes"] == ["image size 32 taken from the images (all 32x32): nothing names the model's input size"]
     assert row["susceptibility"] == pytest.approx(by_hand(model, tmp_path / "cifar", mean=[0.5], std=[0.25], image_size=32), rel=1e-5)
     write_images(tmp_path / "cifar" / "big", 1, size=40)
-    one_error_line(invoke("score", tmp_path / "m.pt", "-d", tmp_path / "cifar", "--mean", "0.5", "--std", "0.25"), 2,
-                   "the image size is unknown and the images differ in size (32x32, 40x40)")
+    one_error_line(
+        invoke("score", tmp_path / "m.pt", "-d", tmp_path / "cifar", "--mean", "0.5", "--std", "0.25"),
+        2,
+        "the image size is unknown and the images differ in size (32x32, 40x40)",
+    )
     write_images(tmp_path / "wide", 2, size=8)
     for p in (tmp_path / "wide").iterdir():
         Image.new("RGB", (12, 8)).save(p)
@@ -172,7 +194,9 @@ def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> Non
 
 
 def test_options_that_override_the_checkpoint_say_so(tmp_path: Path, image_folder: Path) -> None:
-    path = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8, mean=[0.5, 0.4, 0.3], std=[0.2, 0.2, 0.2])
+    path = suscli.save(
+        tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8, mean=[0.5, 0.4, 0.3], std=[0.2, 0.2, 0.2]
+    )
 
     def notes(*options: str) -> list[str]:
         res = invoke("score", path, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "8", *options)
@@ -182,5 +206,7 @@ def test_options_that_override_the_checkpoint_say_so(tmp_path: Path, image_folde
     assert notes() == []
     assert notes("--mean", "0.5,0.4,0.3", "--std", "0.2,0.2,0.2") == []  # the same values: nothing to say
     assert notes("--mean", "0.5", "--std", "0.25", "--image-size", "10") == [
-        "--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.2,0.2", "--image-size 10 used: the checkpoint says 8"]
+        "--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.2,0.2",
+        "--image-size 10 used: the checkpoint says 8",
+    ]
     assert notes("--preset", "cifar10") == ["--preset cifar10 used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.2,0.2"]

@@ -128,7 +128,9 @@ def test_build_demo_refuses_a_used_folder(tmp_path: Path) -> None:
 
 
 def test_build_demo_overwrites_an_earlier_demo(tmp_path: Path) -> None:
-    tiny = demo.DemoRecipe(n_train=20, n_unlabeled=4, n_test=4, image_size=8, noise=0.4, models=(demo.named_spec("mlp", 8, 1, 0.01, 0.0, 10, "underfit"),))
+    tiny = demo.DemoRecipe(
+        n_train=20, n_unlabeled=4, n_test=4, image_size=8, noise=0.4, models=(demo.named_spec("mlp", 8, 1, 0.01, 0.0, 10, "underfit"),)
+    )
     first = demo.build_demo(tmp_path, tiny)
     assert (first.models / "mlp-w8-nowd-e1.safetensors").exists()
     second = demo.build_demo(tmp_path, tiny, overwrite=True)

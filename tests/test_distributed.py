@@ -35,8 +35,24 @@ def free_port() -> int:
 
 
 def rank_args(pool: Path, image_folder: Path, train_folder: Path, results: Path) -> list[str]:
-    return ["-m", "suscli", "rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder), "-f", "json",
-            "--batches", "2", "--batch-size", "8", "--results", str(results)]
+    return [
+        "-m",
+        "suscli",
+        "rank",
+        str(pool),
+        "-d",
+        str(image_folder),
+        "--train-data",
+        str(train_folder),
+        "-f",
+        "json",
+        "--batches",
+        "2",
+        "--batch-size",
+        "8",
+        "--results",
+        str(results),
+    ]
 
 
 def single(*args: str) -> subprocess.CompletedProcess:

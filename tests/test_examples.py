@@ -28,8 +28,13 @@ def test_example_runs_and_logs_zeta(name: str, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--out", str(tmp_path), *SHORT, *extra],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), "--out", str(tmp_path), *SHORT, *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     records = read_log(tmp_path / "run.jsonl")
     assert [r["epoch"] for r in records] == [0, 1, 2]

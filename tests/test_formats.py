@@ -104,15 +104,28 @@ def test_score(kind: str, tmp_path: Path, reference: dict) -> None:
 @pytest.mark.parametrize("kind", list(WRITERS))
 def test_rank(kind: str, tmp_path: Path, reference: dict) -> None:
     write(kind, tmp_path / "pool", ["a", "b"])
-    doc = run("rank", tmp_path / "pool", "-d", reference["unlabeled"], "--train-data", reference["train"], "-f", "json",
-              "--model-batch", "2", *FAST, *trust(kind))
+    doc = run(
+        "rank",
+        tmp_path / "pool",
+        "-d",
+        reference["unlabeled"],
+        "--train-data",
+        reference["train"],
+        "-f",
+        "json",
+        "--model-batch",
+        "2",
+        *FAST,
+        *trust(kind),
+    )
     assert [r["status"] for r in doc["results"]] == ["ok", "ok"] and doc["choice"]["pick"] in {"a", "b"}
 
 
 @pytest.mark.parametrize("kind", list(WRITERS))
 def test_track(kind: str, tmp_path: Path, reference: dict) -> None:
     write(kind, tmp_path / "run", ["epoch_1", "epoch_2"])
-    doc = run("track", tmp_path / "run", "-d", reference["unlabeled"], "--train-data", reference["train"], "-f", "json",
-              *FAST, *trust(kind))
+    doc = run(
+        "track", tmp_path / "run", "-d", reference["unlabeled"], "--train-data", reference["train"], "-f", "json", *FAST, *trust(kind)
+    )
     assert [(r["epoch"], r["status"]) for r in doc["results"]] == [(1, "ok"), (2, "ok")]
     assert doc["recommendation"]["epoch"] in (1, 2)

@@ -47,7 +47,9 @@ def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
 
 
 def test_importing_suscli_and_load_results_imports_no_torch() -> None:
-    code = ("import sys, suscli; assert 'pandas' not in sys.modules; suscli.load_results; "
-            "assert 'torch' not in sys.modules, 'torch'; print('light')")
+    code = (
+        "import sys, suscli; assert 'pandas' not in sys.modules; suscli.load_results; "
+        "assert 'torch' not in sys.modules, 'torch'; print('light')"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert res.returncode == 0 and res.stdout == "light\n", res.stderr

@@ -65,9 +65,12 @@ def world(tmp_path_factory) -> dict:
         "root": root,
         "images": root / "imgs",
         "good": suscli.save(model, root / "good.safetensors", arch=ARCH, num_classes=3, image_size=8),
-        "sources": {".pt zip": zip_pt.getvalue(), ".pt legacy": legacy_pt.getvalue(),
-                    ".safetensors": save_safetensors(model.state_dict(), metadata=meta),
-                    "results": (root / "pool" / "suscli-results.jsonl").read_bytes()},
+        "sources": {
+            ".pt zip": zip_pt.getvalue(),
+            ".pt legacy": legacy_pt.getvalue(),
+            ".safetensors": save_safetensors(model.state_dict(), metadata=meta),
+            "results": (root / "pool" / "suscli-results.jsonl").read_bytes(),
+        },
     }
 
 
@@ -105,8 +108,11 @@ JSON_VALUES = st.recursive(
 
 
 @FUZZ
-@given(key=st.sampled_from(["dtype", "shape", "data_offsets", "__metadata__", "tensor", "new"]), value=JSON_VALUES,
-       length_delta=st.sampled_from([0, 0, 0, -1, 1, 10**6]))
+@given(
+    key=st.sampled_from(["dtype", "shape", "data_offsets", "__metadata__", "tensor", "new"]),
+    value=JSON_VALUES,
+    length_delta=st.sampled_from([0, 0, 0, -1, 1, 10**6]),
+)
 def test_safetensors_with_mutated_json_header(world, key, value, length_delta) -> None:
     """The safetensors header is JSON that names each tensor's dtype, shape and byte range: any of them may lie."""
     data = world["sources"][".safetensors"]
@@ -144,7 +150,9 @@ def test_damaged_image_among_good_ones(world, suffix, how, cut, flips, noise, st
 
 
 LABEL = st.integers(-1, 4).map(str) | st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=2) | st.text(max_size=3)
-VALID_ROW = st.builds(lambda i, label: f"../../imgs/img_{i:03d}.png,{label}", st.integers(0, 5), st.integers(0, 2) | st.sampled_from(["cat", "dog", "eel"]))
+VALID_ROW = st.builds(
+    lambda i, label: f"../../imgs/img_{i:03d}.png,{label}", st.integers(0, 5), st.integers(0, 2) | st.sampled_from(["cat", "dog", "eel"])
+)
 ODD_ROW = st.builds(lambda path, label: f"{path},{label}", st.text(max_size=12), LABEL) | st.text(max_size=30)
 
 
@@ -169,8 +177,11 @@ def test_damaged_results_file(world, how, cut, flips, noise) -> None:
 
 
 @FUZZ
-@given(suffix=st.sampled_from([".txt", ".csv"]), rows=st.lists(st.builds(lambda i: f"../../imgs/img_{i:03d}.png", st.integers(0, 5)) | ODD_ROW,
-                                                                    max_size=8), raw=st.none() | st.binary(max_size=64))
+@given(
+    suffix=st.sampled_from([".txt", ".csv"]),
+    rows=st.lists(st.builds(lambda i: f"../../imgs/img_{i:03d}.png", st.integers(0, 5)) | ODD_ROW, max_size=8),
+    raw=st.none() | st.binary(max_size=64),
+)
 @example(suffix=".txt", rows=["../../imgs/img_000.png", "x\x00.png"], raw=None)
 def test_image_list_of_random_text(world, suffix, rows, raw) -> None:
     """--data as a list of image paths, mixing good paths, missing files, odd rows and random text or bytes."""
@@ -191,8 +202,11 @@ def hf_files(world) -> dict:
     ds = datasets.Dataset.from_dict({"image": images, "label": [0, 0, 0, 1, 1, 1]}, features=features)
     ds.save_to_disk(str(root / "saved"))
     ds.to_parquet(str(root / "good.parquet"))
-    return {"root": root, "parquet": (root / "good.parquet").read_bytes(),
-            "saved": {p.name: p.read_bytes() for p in (root / "saved").iterdir()}}
+    return {
+        "root": root,
+        "parquet": (root / "good.parquet").read_bytes(),
+        "saved": {p.name: p.read_bytes() for p in (root / "saved").iterdir()},
+    }
 
 
 @FUZZ
@@ -205,8 +219,7 @@ def test_damaged_parquet_file(world, hf_files, how, cut, flips, noise) -> None:
 
 
 @FUZZ
-@given(name=st.sampled_from(["data-00000-of-00001.arrow", "state.json", "dataset_info.json"]), how=HOW, cut=CUT, flips=FLIPS,
-       noise=NOISE)
+@given(name=st.sampled_from(["data-00000-of-00001.arrow", "state.json", "dataset_info.json"]), how=HOW, cut=CUT, flips=FLIPS, noise=NOISE)
 def test_damaged_datasets_folder(world, hf_files, name, how, cut, flips, noise) -> None:
     """A save_to_disk folder with one of its files (the arrow data, its JSON state or info) damaged."""
     folder = hf_files["root"] / "damaged"

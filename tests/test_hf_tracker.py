@@ -53,10 +53,20 @@ def train(out: Path, tracker: SusceptibilityTracker | None, every: dict | None =
     transformers.set_seed(0)
     model = Classifier()
     init = {k: v.clone() for k, v in model.net.state_dict().items()}
-    args = transformers.TrainingArguments(output_dir=str(out), num_train_epochs=3, per_device_train_batch_size=8,
-                                          learning_rate=0.1, logging_steps=1, report_to=["tensorboard"], save_strategy="no",
-                                          use_cpu=True, seed=0, disable_tqdm=True, dataloader_num_workers=0,
-                                          **settings)
+    args = transformers.TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=3,
+        per_device_train_batch_size=8,
+        learning_rate=0.1,
+        logging_steps=1,
+        report_to=["tensorboard"],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        **settings,
+    )
     trainer = transformers.Trainer(model=model, args=args, train_dataset=Images())
     if tracker is not None:
         trainer.add_callback(SusceptibilityTrainerCallback(trainer, tracker, **(every or {"every_n_epochs": 2})))
@@ -93,7 +103,9 @@ def test_trainer_log_history_and_tensorboard_receive_r_and_zeta_and_training_is_
     events = EventAccumulator(str(next((tmp_path / "with").rglob("events.out.tfevents.*")).parent))
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("train/susceptibility/zeta")] == [
-        (8, pytest.approx(records[1]["zeta"])), (12, pytest.approx(records[2]["zeta"]))]
+        (8, pytest.approx(records[1]["zeta"])),
+        (12, pytest.approx(records[2]["zeta"])),
+    ]
     from_events = read_log(next((tmp_path / "with").rglob("events.out.tfevents.*")))  # suscli track --log reads it too
     assert [r["epoch"] for r in from_events] == [0, 2, 3]
     assert [r["r"] for r in from_events] == pytest.approx([r["r"] for r in records])
@@ -104,8 +116,9 @@ def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_p
     tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
     tracked, _ = train(tmp_path / "with", tracker, **setting)
     plain, _ = train(tmp_path / "without", None, **setting)
-    assert [h.get("loss") for h in plain.state.log_history] == [h.get("loss") for h in tracked.state.log_history
-                                                                if "susceptibility/r" not in h]
+    assert [h.get("loss") for h in plain.state.log_history] == [
+        h.get("loss") for h in tracked.state.log_history if "susceptibility/r" not in h
+    ]
     a, b = tracked.model.state_dict(), plain.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r.epoch for r in tracker.history] == [0, 2, 3]
@@ -113,8 +126,9 @@ def test_mixed_precision_and_gradient_accumulation_leave_the_run_unchanged(tmp_p
     # by steps: after every optimizer step (not between accumulated batches), and still nothing changes
     by_steps = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
     stepped, _ = train(tmp_path / "steps", by_steps, every={"every_n_steps": 1}, **setting)
-    assert [h.get("loss") for h in plain.state.log_history] == [h.get("loss") for h in stepped.state.log_history
-                                                                if "susceptibility/r" not in h]
+    assert [h.get("loss") for h in plain.state.log_history] == [
+        h.get("loss") for h in stepped.state.log_history if "susceptibility/r" not in h
+    ]
     a = stepped.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r.global_step for r in by_steps.history] == list(range(plain.state.global_step + 1))

@@ -35,12 +35,19 @@ def world(tmp_path_factory) -> dict[str, Path]:
     by_path.save_to_disk(str(root / "saved"))  # the bytes are written into the arrow file
     by_path.to_parquet(str(root / "paths.parquet"))  # the paths alone
     held = datasets.Features({"img": datasets.Image(), "species": datasets.Value("string")})  # as the Hub's parquet shards hold them
-    named = datasets.Dataset.from_dict({"img": [{"bytes": p.read_bytes(), "path": p.name} for p in paths],
-                                        "species": [NAMES[c] for c in labels]}, features=held)
+    named = datasets.Dataset.from_dict(
+        {"img": [{"bytes": p.read_bytes(), "path": p.name} for p in paths], "species": [NAMES[c] for c in labels]}, features=held
+    )
     named.to_parquet(str(root / "named.parquet"))
     model = suscli.save(tiny_cnn(), root / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
-    return {"root": root, "train": root / "train", "saved": root / "saved", "paths": root / "paths.parquet",
-            "named": root / "named.parquet", "model": model}
+    return {
+        "root": root,
+        "train": root / "train",
+        "saved": root / "saved",
+        "paths": root / "paths.parquet",
+        "named": root / "named.parquet",
+        "model": model,
+    }
 
 
 def score(world: dict, data: Path, train: Path, *extra: object) -> dict:
@@ -50,8 +57,11 @@ def score(world: dict, data: Path, train: Path, *extra: object) -> dict:
 
 
 def same_numbers(a: dict, b: dict) -> bool:
-    return (a["susceptibility"], a["train_acc"], a["details"]["train_predictions"]) == \
-        (b["susceptibility"], b["train_acc"], b["details"]["train_predictions"])
+    return (a["susceptibility"], a["train_acc"], a["details"]["train_predictions"]) == (
+        b["susceptibility"],
+        b["train_acc"],
+        b["details"]["train_predictions"],
+    )
 
 
 def test_datasets_measure_as_the_same_images_in_folders(world: dict) -> None:
@@ -127,22 +137,33 @@ def test_columns_found_or_named(world: dict, tmp_path: Path) -> None:
 
 def test_refusals_are_one_line(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     datasets.DatasetDict({"train": datasets.load_from_disk(str(world["saved"]))}).save_to_disk(str(tmp_path / "dict"))
-    one_error_line(invoke("score", world["model"], "-d", tmp_path / "dict"), 3,
-                   "is a DatasetDict with the splits train", f"point at one split's folder, e.g. {tmp_path / 'dict' / 'train'}")
+    one_error_line(
+        invoke("score", world["model"], "-d", tmp_path / "dict"),
+        3,
+        "is a DatasetDict with the splits train",
+        f"point at one split's folder, e.g. {tmp_path / 'dict' / 'train'}",
+    )
     (tmp_path / "shards").mkdir()
     for split in ("train", "test"):
         (tmp_path / "shards" / f"{split}-00000-of-00001.parquet").write_bytes(world["named"].read_bytes())
     one_error_line(invoke("score", world["model"], "-d", tmp_path / "shards"), 3, "splits test, train", "point at one split's file")
-    one_error_line(invoke("score", world["model"], "-d", world["train"], "--train-data", world["named"]), 3,
-                   "has no label column (its columns: img, species)", "name it with --label-column")
+    one_error_line(
+        invoke("score", world["model"], "-d", world["train"], "--train-data", world["named"]),
+        3,
+        "has no label column (its columns: img, species)",
+        "name it with --label-column",
+    )
     monkeypatch.setattr(suscli.data.hfdatasets, "available_memory", lambda: 1000)
-    one_error_line(invoke("score", world["model"], "-d", world["named"]), 3, "reading its columns img takes about",
-                   "refused rather than swapping")
-    one_error_line(invoke("score", world["model"], "-d", world["saved"]), 3, "listing its 12 rows takes about 6.0 KiB",
-                   "refused rather than swapping")
+    one_error_line(
+        invoke("score", world["model"], "-d", world["named"]), 3, "reading its columns img takes about", "refused rather than swapping"
+    )
+    one_error_line(
+        invoke("score", world["model"], "-d", world["saved"]), 3, "listing its 12 rows takes about 6.0 KiB", "refused rather than swapping"
+    )
     monkeypatch.setitem(sys.modules, "datasets", None)  # as if the extra were not installed
-    one_error_line(invoke("score", world["model"], "-d", world["saved"]), 3, "a Hugging Face dataset needs datasets",
-                   "pip install 'suscli[datasets]'")
+    one_error_line(
+        invoke("score", world["model"], "-d", world["saved"]), 3, "a Hugging Face dataset needs datasets", "pip install 'suscli[datasets]'"
+    )
 
 
 def test_a_parquet_file_pandas_wrote(world: dict, tmp_path: Path) -> None:

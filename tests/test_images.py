@@ -18,7 +18,11 @@ def test_listing_is_recursive_sorted_and_filtered(tmp_path: Path) -> None:
     (tmp_path / ".hidden.png").write_bytes(b"x")
     found = list_images(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in found] == [
-        "a/deep/img_000.png", "a/deep/img_001.png", "b/img_000.jpg", "b/img_001.jpg"]
+        "a/deep/img_000.png",
+        "a/deep/img_001.png",
+        "b/img_000.jpg",
+        "b/img_001.jpg",
+    ]
 
 
 @pytest.mark.parametrize("make", ["missing", "empty", "no_images", "file"])
@@ -48,6 +52,7 @@ def test_channels_resize_and_crop(tmp_path: Path) -> None:
     rgba = write_images(tmp_path / "r", 1, size=12, mode="RGBA")
     wide = tmp_path / "wide.png"
     from PIL import Image
+
     Image.new("RGB", (40, 20), (255, 0, 0)).save(wide)
     d = decode_images(gray + rgba + [wide], image_size=8, channels=3)
     assert d.pixels.shape == (3, 3, 8, 8) and d.pixels.dtype == torch.uint8

@@ -18,8 +18,10 @@ ARCH = "tests.conftest:tiny_cnn"
 
 def test_names_map_through_the_models_classes() -> None:
     meta = {"classes": ["fox", "cat", "dog"], "classes_source": "config.json's id2label"}
-    assert class_ids(["cat", "dog", "fox"], meta, "t.csv") == ([1, 2, 0], "training labels are class names, mapped to the "
-                                                                "model's ids by config.json's id2label")
+    assert class_ids(["cat", "dog", "fox"], meta, "t.csv") == (
+        [1, 2, 0],
+        "training labels are class names, mapped to the model's ids by config.json's id2label",
+    )
     ids, note = class_ids(["cat", "dog"], {}, "t.csv")
     assert ids == [0, 1] and "numbered in sorted order" in note
     ids, _ = class_ids(["a", "b"], {"classes": ["LABEL_0", "LABEL_1"]}, "t.csv")  # transformers' default names name nothing
@@ -53,8 +55,7 @@ def test_score_maps_names_by_the_checkpoints_classes(tmp_path: Path) -> None:
     imgs = write_images(tmp_path / "imgs", 4)
     csv = tmp_path / "train.csv"
     csv.write_text("".join(f"imgs/{p.name},{n}\n" for p, n in zip(imgs, ["dog", "dog", "cat", "fox"])))
-    named = suscli.save(constant(0), tmp_path / "named.safetensors", arch=ARCH, num_classes=3, image_size=8,
-                        classes=["dog", "fox", "cat"])
+    named = suscli.save(constant(0), tmp_path / "named.safetensors", arch=ARCH, num_classes=3, image_size=8, classes=["dog", "fox", "cat"])
     unnamed = suscli.save(constant(0), tmp_path / "unnamed.safetensors", arch=ARCH, num_classes=3, image_size=8)
     rows = []
     for model in (named, unnamed):
@@ -65,5 +66,8 @@ def test_score_maps_names_by_the_checkpoints_classes(tmp_path: Path) -> None:
     assert "training labels are class names, mapped to the model's ids by its suscli metadata" in rows[0]["notes"]
     assert any("numbered in sorted order of the names" in n for n in rows[1]["notes"])
     csv.write_text(csv.read_text() + f"imgs/{imgs[0].name},wolf\n")
-    one_error_line(invoke("score", named, "-d", tmp_path / "imgs", "--train-data", csv), 3,
-                   f"{named} on {csv}: class 'wolf' is not one of the model's 3 classes (its suscli metadata: dog, fox, cat)")
+    one_error_line(
+        invoke("score", named, "-d", tmp_path / "imgs", "--train-data", csv),
+        3,
+        f"{named} on {csv}: class 'wolf' is not one of the model's 3 classes (its suscli metadata: dog, fox, cat)",
+    )

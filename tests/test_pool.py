@@ -10,10 +10,19 @@ from suscli.errors import InputError
 from suscli.run.pool import discover, epoch_from_name
 
 
-@pytest.mark.parametrize("name,epoch", [
-    ("epoch_12.pt", 12), ("epoch-7.safetensors", 7), ("epoch=12-step=3400.ckpt", 12), ("ckpt-000012.safetensors", 12),
-    ("model_ep3.pth", 3), ("checkpoint_5.pt", 5), ("final.pt", None), ("resnet18-run2-100.pt", 100),
-])
+@pytest.mark.parametrize(
+    "name,epoch",
+    [
+        ("epoch_12.pt", 12),
+        ("epoch-7.safetensors", 7),
+        ("epoch=12-step=3400.ckpt", 12),
+        ("ckpt-000012.safetensors", 12),
+        ("model_ep3.pth", 3),
+        ("checkpoint_5.pt", 5),
+        ("final.pt", None),
+        ("resnet18-run2-100.pt", 100),
+    ],
+)
 def test_epoch_from_name(name: str, epoch: int | None) -> None:
     assert epoch_from_name(name) == epoch
 
@@ -38,14 +47,20 @@ def test_folder_files_and_run_subfolders(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     entries = discover(tmp_path)
     assert [(e.name, e.path.name) for e in entries] == [
-        ("a", "a.safetensors"), ("b", "b.pt"), ("run1", "epoch_10.pt"), ("run2", "last.ckpt")]
+        ("a", "a.safetensors"),
+        ("b", "b.pt"),
+        ("run1", "epoch_10.pt"),
+        ("run2", "last.ckpt"),
+    ]
     every = discover(tmp_path, all_checkpoints=True)
     assert [e.name for e in every if e.name.startswith("run1")] == ["run1/epoch_2.pt", "run1/epoch_9.pt", "run1/epoch_10.pt"]
 
 
 def test_manifest_json_and_csv(tmp_path: Path) -> None:
     touch(tmp_path / "m" / "x.pt")
-    (tmp_path / "pool.json").write_text(json.dumps([{"path": "m/x.pt", "name": "X", "arch": "torchvision:resnet18", "arch_kwargs": {"num_classes": 3}}]))
+    (tmp_path / "pool.json").write_text(
+        json.dumps([{"path": "m/x.pt", "name": "X", "arch": "torchvision:resnet18", "arch_kwargs": {"num_classes": 3}}])
+    )
     (e,) = discover(tmp_path / "pool.json")
     assert (e.name, e.path, e.arch, e.arch_kwargs) == ("X", (tmp_path / "m" / "x.pt").resolve(), "torchvision:resnet18", {"num_classes": 3})
     (tmp_path / "pool2.json").write_text(json.dumps([{"path": "m/x.pt", "arch": "archs/net.py:build"}]))
@@ -56,9 +71,15 @@ def test_manifest_json_and_csv(tmp_path: Path) -> None:
     assert (e.name, e.arch, e.arch_kwargs) == ("m/x.pt", "suscli.models:mlp", {"width": 8})
 
 
-@pytest.mark.parametrize("content,msg", [("[]", "lists no models"), ("{not json", "cannot read manifest"),
-                                          ('[{"name": "a"}]', "entry 1 has no path"),
-                                          ('[{"path": "a.pt"}, {"path": "a.pt"}]', "used twice")])
+@pytest.mark.parametrize(
+    "content,msg",
+    [
+        ("[]", "lists no models"),
+        ("{not json", "cannot read manifest"),
+        ('[{"name": "a"}]', "entry 1 has no path"),
+        ('[{"path": "a.pt"}, {"path": "a.pt"}]', "used twice"),
+    ],
+)
 def test_bad_manifests(tmp_path: Path, content: str, msg: str) -> None:
     (tmp_path / "pool.json").write_text(content)
     with pytest.raises(InputError, match=msg):
@@ -96,7 +117,10 @@ def test_model_folders_are_one_checkpoint_and_a_trainer_output_dir_is_a_run(tmp_
         ("vit", "vit", None),
     ]
     assert [(e.name, e.epoch) for e in discover(tmp_path / "run")] == [  # a checkpoint saved mid-epoch has no epoch
-        ("checkpoint-1000", 2), ("checkpoint-1250", None), ("checkpoint-500", 1)]
+        ("checkpoint-1000", 2),
+        ("checkpoint-1250", None),
+        ("checkpoint-500", 1),
+    ]
     assert [e.name for e in discover(tmp_path / "timm")] == ["checkpoint-3", "last"]
     hf_folder(tmp_path / "run")  # Trainer.save_model wrote the final model beside the checkpoints
     assert [e.name for e in discover(tmp_path / "run")] == ["run", "checkpoint-1000", "checkpoint-1250", "checkpoint-500"]

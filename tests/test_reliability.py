@@ -107,8 +107,9 @@ class Classic:
 
 
 @pytest.mark.parametrize("call,name", [(os.system, "os.system"), (subprocess.call, "subprocess.call")])
-@pytest.mark.parametrize("form", ["pickle protocol 0", "pickle protocol 2", "pickle protocol 4", "pickle protocol 5",
-                                  "torch.save", "torch.save legacy"])
+@pytest.mark.parametrize(
+    "form", ["pickle protocol 0", "pickle protocol 2", "pickle protocol 4", "pickle protocol 5", "torch.save", "torch.save legacy"]
+)
 def test_the_classic_payloads_are_named_for_what_they_import(tmp_path, image_folder, marker, call, name, form) -> None:
     """Refused for the callable they import, named as Python 3 spells it (a protocol-2 pickle writes subprocess as
     'commands' and os as 'posix'); never described as a truncated or corrupt file."""
@@ -169,8 +170,11 @@ def _evil_export(exported: bytes, path: Path, where: str, marker: Path) -> None:
             config = json.loads(z.read(next(n for n in z.namelist() if n.endswith("model_weights_config.json"))))
         first = next(iter(config["config"].values()))
         first["use_pickle"] = True
-        _rewrite_zip(exported, path, {"/model_weights_config.json": json.dumps(config).encode(),
-                                      f"/data/weights/{first['path_name']}": payload.getvalue()})
+        _rewrite_zip(
+            exported,
+            path,
+            {"/model_weights_config.json": json.dumps(config).encode(), f"/data/weights/{first['path_name']}": payload.getvalue()},
+        )
     elif where == "opaque constant":  # read with plain pickle.loads
         _rewrite_zip(exported, path, {}, {"data/constants/opaque_obj_0": pickle.dumps(Payload(marker))})
     else:  # compiled AOTInductor code: a shared library, loaded as native code
@@ -225,8 +229,11 @@ def test_rank_keeps_hostile_files_as_failed_rows(tmp_path, image_folder, marker,
         suscli.save(tiny_cnn(), pool / f"good{i}.safetensors", arch=ARCH, image_size=8)
     _torch_file("zip, nested", pool / "evil.pt", Payload(marker))
     _evil_export(exported, pool / "evil_export.pt2", "sample inputs", marker)
-    save_file(tiny_cnn().state_dict(), str(pool / "evil_arch.safetensors"),
-              metadata={"suscli": json.dumps({"arch": "subprocess:run", "arch_kwargs": {"args": ["touch", str(marker)]}})})
+    save_file(
+        tiny_cnn().state_dict(),
+        str(pool / "evil_arch.safetensors"),
+        metadata={"suscli": json.dumps({"arch": "subprocess:run", "arch_kwargs": {"args": ["touch", str(marker)]}})},
+    )
     res = invoke("rank", pool, "-d", image_folder, "-f", "json", "--arch", ARCH, "--batches", "1", "--batch-size", "4")
     assert res.exit_code == 3 and "Traceback" not in res.output
     status = {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]}
@@ -276,8 +283,10 @@ def test_files_of_training_tools_run_nothing(tmp_path, image_folder, marker, mon
     monkeypatch.setattr(EvilArgs, "marker", str(marker))
     evil_args = tmp_path / "checkpoint-1.pth.tar"
     torch.save({"arch": "resnet18", "state_dict": tiny_cnn().state_dict(), "args": EvilArgs(model="resnet18")}, evil_args)
-    remote = _hf_folder(tmp_path / "remote", {"model_type": "evil", "architectures": ["EvilModel"],
-                                              "auto_map": {"AutoModelForImageClassification": "modeling_evil.EvilModel"}})
+    remote = _hf_folder(
+        tmp_path / "remote",
+        {"model_type": "evil", "architectures": ["EvilModel"], "auto_map": {"AutoModelForImageClassification": "modeling_evil.EvilModel"}},
+    )
     (remote / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     pickled = _hf_folder(tmp_path / "pickled", {}, weights="pytorch_model.bin")
     _torch_file("zip, nested", pickled / "pytorch_model.bin", Payload(marker))
@@ -308,8 +317,24 @@ def _pool(folder: Path, n: int) -> Path:
 
 
 def _rank_cmd(pool: Path, images: Path, train: Path, *extra, batches: int = 30) -> list[str]:
-    return [sys.executable, "-m", "suscli", "rank", str(pool), "-d", str(images), "--train-data", str(train),
-            "--batches", str(batches), "--batch-size", "16", "-f", "json", *map(str, extra)]
+    return [
+        sys.executable,
+        "-m",
+        "suscli",
+        "rank",
+        str(pool),
+        "-d",
+        str(images),
+        "--train-data",
+        str(train),
+        "--batches",
+        str(batches),
+        "--batch-size",
+        "16",
+        "-f",
+        "json",
+        *map(str, extra),
+    ]
 
 
 def _lines(results: Path) -> list[str]:
@@ -453,6 +478,7 @@ def test_100k_files_are_listed_and_only_the_sample_is_decoded(tmp_path, ckpt, mo
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that declares its size and holds no pixels: a decompression bomb costs nothing to make."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

@@ -52,8 +52,21 @@ def test_reports_plots_and_cache_files_follow_the_umask(umask, targets, image_fo
     monkeypatch.setenv("SUSCLI_CACHE_DIR", str(cache))
     old = os.umask(umask)
     try:
-        res = invoke("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST,
-                     "-f", "json", "-o", tmp_path / "r.json", "--plot", tmp_path / "p.png")
+        res = invoke(
+            "rank",
+            targets["rank"],
+            "-d",
+            image_folder,
+            "--train-data",
+            train_folder,
+            *FAST,
+            "-f",
+            "json",
+            "-o",
+            tmp_path / "r.json",
+            "--plot",
+            tmp_path / "p.png",
+        )
     finally:
         os.umask(old)
     assert res.exit_code == 0, res.output
@@ -80,8 +93,10 @@ def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[s
     for row in lean_doc["results"]:
         assert not {"predictions", "train_predictions", "train_hits"} & row["details"].keys() and row["details"]["r"]
     assert all({"predictions", "train_predictions", "train_hits"} <= row["details"].keys() for row in full_doc["results"])
-    strip = [{**r, "details": {k: v for k, v in r["details"].items() if k not in ("predictions", "train_predictions", "train_hits")}}
-             for r in full_doc["results"]]
+    strip = [
+        {**r, "details": {k: v for k, v in r["details"].items() if k not in ("predictions", "train_predictions", "train_hits")}}
+        for r in full_doc["results"]
+    ]
     assert [r | {"seconds": 0} for r in strip] == [r | {"seconds": 0} for r in lean_doc["results"]]  # nothing else differs
     stored = [json.loads(line) for line in (pool / "suscli-results.jsonl").read_text().splitlines()]
     assert all(rec["result"]["details"]["train_predictions"] for rec in stored)

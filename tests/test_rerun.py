@@ -143,8 +143,9 @@ def test_results_of_an_earlier_suscli_that_keyed_data_by_path_are_measured_again
     assert again["counts"]["reused"] == 4
 
 
-def test_an_architecture_file_is_keyed_by_its_contents(tmp_path: Path, image_folder: Path, train_folder: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_architecture_file_is_keyed_by_its_contents(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`--arch nets.py:factory` from another folder is the same architecture; an edited nets.py is not."""
     (tmp_path / "nets.py").write_text("from tests.conftest import tiny_cnn as net\n")
     (tmp_path / "pool").mkdir()

@@ -44,7 +44,9 @@ def small_start(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def rank(pool: Path, images: Path, train: Path, *extra: object) -> tuple[dict, str]:
-    res = invoke("rank", pool, "-d", images, "--train-data", train, "-f", "json", "--per-image", "--batches", "2", "--batch-size", "8", *extra)
+    res = invoke(
+        "rank", pool, "-d", images, "--train-data", train, "-f", "json", "--per-image", "--batches", "2", "--batch-size", "8", *extra
+    )
     assert res.exit_code == 0, res.output
     return json.loads(res.stdout), res.stderr
 
@@ -97,11 +99,23 @@ def test_a_view_of_a_grown_row_is_the_row_measured_on_fewer_images() -> None:
     labels = np.array([0, 0, 2, 1, 1])
     hits = classes[:, 0] == labels
     preds = Predictions(classes, np.full(classes.shape, 0.5, dtype=np.float32), 3, labels)
-    first = suscli.measure.accuracy.from_counts(int(hits[:3].sum()), 3, 10, 512, predictions=Predictions(classes[:3], preds.probs[:3], 3, labels[:3]), hits=hits[:3])
-    rest = suscli.measure.accuracy.from_counts(int(hits[3:].sum()), 2, 10, 512, predictions=Predictions(classes[3:], preds.probs[3:], 3, labels[3:]), hits=hits[3:])
-    row = Result(name="m", path="m", train_acc=first.value, train_n=3, details={
-        "train_acc": first.as_dict(), "train_predictions": first.predictions.encode(),
-        "train_hits": suscli.measure.accuracy.encode_hits(first.hits)})
+    first = suscli.measure.accuracy.from_counts(
+        int(hits[:3].sum()), 3, 10, 512, predictions=Predictions(classes[:3], preds.probs[:3], 3, labels[:3]), hits=hits[:3]
+    )
+    rest = suscli.measure.accuracy.from_counts(
+        int(hits[3:].sum()), 2, 10, 512, predictions=Predictions(classes[3:], preds.probs[3:], 3, labels[3:]), hits=hits[3:]
+    )
+    row = Result(
+        name="m",
+        path="m",
+        train_acc=first.value,
+        train_n=3,
+        details={
+            "train_acc": first.as_dict(),
+            "train_predictions": first.predictions.encode(),
+            "train_hits": suscli.measure.accuracy.encode_hits(first.hits),
+        },
+    )
     suscli.measure.sampling.begin(row, 3, [])
     grown = suscli.measure.sampling.extended(row, rest, 6, [5])  # position 5 of the order was unreadable
     assert (grown.train_n, grown.train_acc, suscli.measure.sampling.listed(grown)) == (5, hits.mean(), 6)
@@ -125,8 +139,12 @@ def test_a_set_within_the_first_stage_gives_the_full_pass(pool: Path, image_fold
 def test_all_is_the_full_pass_of_before(pool: Path, image_folder: Path, big_train: Path, small_start: None) -> None:
     """--train-samples all measures every image, with no interval, whatever the first stage."""
     full, _ = rank(pool, image_folder, big_train, "--train-samples", "all")
-    by_api = suscli.score(pool / "m0.safetensors", image_folder, big_train,
-                          settings=suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=None)).rows[0]
+    by_api = suscli.score(
+        pool / "m0.safetensors",
+        image_folder,
+        big_train,
+        settings=suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=None),
+    ).rows[0]
     m0 = next(r for r in full["results"] if r["name"] == "m0")
     assert (m0["train_acc"], m0["train_n"]) == (by_api.train_acc, 45) and m0["train_acc_low"] == m0["train_acc_high"]
 
@@ -177,14 +195,27 @@ def test_a_rerun_measures_nothing_again(
 def test_score_without_a_gate_on_training_accuracy_stops_at_the_first_stage(
     pool: Path, image_folder: Path, big_train: Path, small_start: None
 ) -> None:
-    res = invoke("score", pool / "m1.safetensors", "-d", image_folder, "--train-data", big_train, "-f", "json", "--batches", "2",
-                 "--batch-size", "8")
+    res = invoke(
+        "score", pool / "m1.safetensors", "-d", image_folder, "--train-data", big_train, "-f", "json", "--batches", "2", "--batch-size", "8"
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["results"][0]["train_n"] == START and doc["train_sample"]["sizes_tried"] == [START]
     assert "no decision depends on it" in res.stderr
-    table = invoke("score", pool / "m1.safetensors", "-d", image_folder, "--train-data", big_train, "-f", "markdown", "--batches", "2",
-                   "--batch-size", "8")
+    table = invoke(
+        "score",
+        pool / "m1.safetensors",
+        "-d",
+        image_folder,
+        "--train-data",
+        big_train,
+        "-f",
+        "markdown",
+        "--batches",
+        "2",
+        "--batch-size",
+        "8",
+    )
     low, high = doc["results"][0]["train_acc_low"], doc["results"][0]["train_acc_high"]
     assert f"[{100 * low:.1f}, {100 * high:.1f}] n={START}" in table.stdout  # the interval and the images it rests on
 

@@ -21,7 +21,12 @@ from tests.conftest import by_hand, cli_json, image_sets
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")  # the Trainer needs it
 from transformers import (  # noqa: E402
-    AutoModelForImageClassification, Trainer, TrainingArguments, ViTConfig, ViTForImageClassification, ViTImageProcessor,
+    AutoModelForImageClassification,
+    Trainer,
+    TrainingArguments,
+    ViTConfig,
+    ViTForImageClassification,
+    ViTImageProcessor,
 )
 
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
@@ -45,14 +50,32 @@ def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("hf")
     image_sets(root)
     torch.manual_seed(0)
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                       intermediate_size=32, num_labels=3, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    config = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        id2label=LABELS,
+        label2id={v: k for k, v in LABELS.items()},
+    )
     model = ViTForImageClassification(config)
     processor = ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=MEAN, image_std=STD)
     model.save_pretrained(root / "saved")
     processor.save_pretrained(root / "saved")
-    args = TrainingArguments(output_dir=str(root / "run"), num_train_epochs=2, per_device_train_batch_size=4, learning_rate=0.05,
-                             save_strategy="epoch", report_to=[], use_cpu=True, logging_strategy="no", disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(root / "run"),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        learning_rate=0.05,
+        save_strategy="epoch",
+        report_to=[],
+        use_cpu=True,
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
     Trainer(model=model, args=args, train_dataset=Pictures(), processing_class=processor).train()
     return root
 
@@ -78,8 +101,17 @@ def test_trainer_run_is_one_run_of_epochs(root: Path, tmp_path: Path) -> None:
     assert [(r["name"], r["epoch"]) for r in tracked["results"]] == [("checkpoint-2", 1), ("checkpoint-4", 2)]  # trainer_state.json
     shutil.copytree(root / "saved", tmp_path / "pool" / "saved")
     (tmp_path / "pool" / "run").symlink_to(run)
-    ranked = cli_json("rank", tmp_path / "pool", "-d", root / "unlabeled", "--train-data", root / "train", "--all-checkpoints",
-                      "--results", tmp_path / "r.jsonl")
+    ranked = cli_json(
+        "rank",
+        tmp_path / "pool",
+        "-d",
+        root / "unlabeled",
+        "--train-data",
+        root / "train",
+        "--all-checkpoints",
+        "--results",
+        tmp_path / "r.jsonl",
+    )
     assert [r["name"] for r in sorted(ranked["results"], key=lambda r: r["name"])] == ["run/checkpoint-2", "run/checkpoint-4", "saved"]
     for row in tracked["results"] + ranked["results"]:
         assert row["susceptibility"] == pytest.approx(hf_by_hand(Path(row["path"]), root), rel=1e-5), row["name"]
@@ -122,7 +154,9 @@ def test_missing_transformers_is_one_line_naming_the_extra(root: Path, monkeypat
     res = CliRunner().invoke(app, ["score", str(root / "saved"), "-d", str(root / "unlabeled")])
     assert res.exit_code == 3
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "a Hugging Face checkpoint needs transformers" in lines[0] and lines[0].endswith("(pip install 'suscli[hf]')")
+    assert (
+        len(lines) == 1 and "a Hugging Face checkpoint needs transformers" in lines[0] and lines[0].endswith("(pip install 'suscli[hf]')")
+    )
 
 
 def test_config_json_is_read_as_data(root: Path, tmp_path: Path) -> None:
@@ -141,6 +175,9 @@ def test_training_labels_by_name_follow_id2label(root: Path, tmp_path: Path) -> 
     by_name, by_id = tmp_path / "names.csv", tmp_path / "ids.csv"
     by_name.write_text("".join(f"{p},{name}\n" for p, name in rows))
     by_id.write_text("".join(f"{p},{ {'dog': 1, 'fox': 2}[name] }\n" for p, name in rows))
-    named, ids = (cli_json("score", root / "saved", "-d", root / "unlabeled", "--train-data", csv, "--per-image")["results"][0] for csv in (by_name, by_id))
+    named, ids = (
+        cli_json("score", root / "saved", "-d", root / "unlabeled", "--train-data", csv, "--per-image")["results"][0]
+        for csv in (by_name, by_id)
+    )
     assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
     assert named["notes"] == ["training labels are class names, mapped to the model's ids by config.json's id2label"]

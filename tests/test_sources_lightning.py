@@ -47,8 +47,15 @@ def run(tmp_path_factory) -> Path:
     image_sets(root)
     torch.manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[ModelCheckpoint(dirpath=root / "ckpts", save_top_k=-1, save_last=True)], default_root_dir=root)
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ModelCheckpoint(dirpath=root / "ckpts", save_top_k=-1, save_last=True)],
+        default_root_dir=root,
+    )
     trainer.fit(Classifier(), torch.utils.data.DataLoader(data, batch_size=4))
     return root / "ckpts"
 
@@ -75,17 +82,28 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
 
 def _lightning_file(path: Path, hparams: dict) -> Path:
     model = timm.create_model("test_resnet", num_classes=3)
-    torch.save({"epoch": 0, "pytorch-lightning_version": "2.6.0", "hyper_parameters": hparams,
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    torch.save(
+        {
+            "epoch": 0,
+            "pytorch-lightning_version": "2.6.0",
+            "hyper_parameters": hparams,
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        path,
+    )
     return path
 
 
 def test_hyper_parameters_naming_no_one_architecture(tmp_path: Path) -> None:
     path = _lightning_file(tmp_path / "a.ckpt", {"arch": "resnet18"})
-    with pytest.raises(InputError, match="'resnet18', which both torchvision and timm define .*--arch torchvision:resnet18 or --arch timm:resnet18"):
+    with pytest.raises(
+        InputError, match="'resnet18', which both torchvision and timm define .*--arch torchvision:resnet18 or --arch timm:resnet18"
+    ):
         load_checkpoint(path)
     assert load_checkpoint(path, default_arch="timm:test_resnet").notes == [  # the user's word settles it
-        "--arch timm:test_resnet used: the Lightning checkpoint says resnet18", "stripped prefix 'model.'"]
+        "--arch timm:test_resnet used: the Lightning checkpoint says resnet18",
+        "stripped prefix 'model.'",
+    ]
     with pytest.raises(InputError, match="'no_such_net', which neither torchvision nor timm defines"):
         load_checkpoint(_lightning_file(tmp_path / "b.ckpt", {"model_name": "no_such_net"}))
     with pytest.raises(InputError, match="names the architecture 'subprocess:run', which is not a model class"):

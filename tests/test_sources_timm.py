@@ -30,10 +30,32 @@ def train_args() -> argparse.Namespace:
     """What train.py's parser gives for `train.py DATA --model test_resnet --num-classes 3 --input-size 3 32 32
     --mean .5 .4 .3 --std .2 .25 .3 --model-ema --model-ema-decay 0.5` (the fields the checkpoint needs, and a few more)."""
     return argparse.Namespace(
-        data_dir="data", model="test_resnet", pretrained=False, initial_checkpoint="", num_classes=3, gp=None,
-        img_size=None, in_chans=None, input_size=[3, 32, 32], crop_pct=None, mean=MEAN, std=STD, interpolation="",
-        batch_size=4, opt="sgd", lr=0.05, epochs=3, drop=0.0, drop_path=None, bn_momentum=None, bn_eps=None,
-        model_kwargs={}, model_ema=True, model_ema_decay=0.5, output="out", seed=42,
+        data_dir="data",
+        model="test_resnet",
+        pretrained=False,
+        initial_checkpoint="",
+        num_classes=3,
+        gp=None,
+        img_size=None,
+        in_chans=None,
+        input_size=[3, 32, 32],
+        crop_pct=None,
+        mean=MEAN,
+        std=STD,
+        interpolation="",
+        batch_size=4,
+        opt="sgd",
+        lr=0.05,
+        epochs=3,
+        drop=0.0,
+        drop_path=None,
+        bn_momentum=None,
+        bn_eps=None,
+        model_kwargs={},
+        model_ema=True,
+        model_ema_decay=0.5,
+        output="out",
+        seed=42,
     )
 
 
@@ -132,11 +154,15 @@ def test_class_map_names_the_classes(run: Path, tmp_path: Path) -> None:
     by_name.write_text("".join(f"{p},{name}\n" for p, name in rows))
     by_id.write_text("".join(f"{p},{ {'zebra': 0, 'cat': 2}[name] }\n" for p, name in rows))
     missing = cli_json("score", tmp_path / "mapped.pth.tar", "-d", root / "unlabeled", "--train-data", by_name)["results"][0]
-    assert any(n.endswith("timm's class map /data/gone/class_map.txt was not found as given, in the data folder or beside the "
-                          "checkpoint") for n in missing["notes"])
+    assert any(
+        n.endswith("timm's class map /data/gone/class_map.txt was not found as given, in the data folder or beside the checkpoint")
+        for n in missing["notes"]
+    )
     (tmp_path / "class_map.txt").write_text("zebra\nant\ncat\n")
-    named, ids = (cli_json("score", tmp_path / "mapped.pth.tar", "-d", root / "unlabeled", "--train-data", csv, "--per-image")["results"][0]
-                  for csv in (by_name, by_id))
+    named, ids = (
+        cli_json("score", tmp_path / "mapped.pth.tar", "-d", root / "unlabeled", "--train-data", csv, "--per-image")["results"][0]
+        for csv in (by_name, by_id)
+    )
     assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
     assert f"training labels are class names, mapped to the model's ids by timm's class map {tmp_path / 'class_map.txt'}" in named["notes"]
 
@@ -211,7 +237,12 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
     torch.save(model.state_dict(), tmp_path / "m.pt")
     ckpt = load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnet")
     cfg = resolve_data_config({}, model=model)
-    assert ckpt.meta == {"image_size": cfg["input_size"][1], "mean": list(cfg["mean"]), "std": list(cfg["std"]), "crop_pct": cfg["crop_pct"]}
+    assert ckpt.meta == {
+        "image_size": cfg["input_size"][1],
+        "mean": list(cfg["mean"]),
+        "std": list(cfg["std"]),
+        "crop_pct": cfg["crop_pct"],
+    }
     with pytest.raises(InputError, match="did you mean timm:test_resnet"):
         load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnett")
     with pytest.raises(InputError, match="pretrained would load or download weights"):
@@ -220,15 +251,31 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
 
 def test_users_arch_and_mean_win_with_a_note(run: Path) -> None:
     root = run.parent
-    row = cli_json("score", run / "checkpoint-0.pth.tar", "-d", root / "unlabeled", "--arch", "timm.models.resnet:test_resnet",
-                   "--mean", "0.5", "--std", "0.5", "--preset", "none")["results"][0]
+    row = cli_json(
+        "score",
+        run / "checkpoint-0.pth.tar",
+        "-d",
+        root / "unlabeled",
+        "--arch",
+        "timm.models.resnet:test_resnet",
+        "--mean",
+        "0.5",
+        "--std",
+        "0.5",
+        "--preset",
+        "none",
+    )["results"][0]
     assert row["arch"] == "timm.models.resnet:test_resnet"
-    assert row["notes"] == ["--arch timm.models.resnet:test_resnet used: the timm checkpoint says timm:test_resnet",
-                            "--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3"]
+    assert row["notes"] == [
+        "--arch timm.models.resnet:test_resnet used: the timm checkpoint says timm:test_resnet",
+        "--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3",
+    ]
     model = timm.create_model("test_resnet", num_classes=3)
     timm.models.load_checkpoint(model, str(run / "checkpoint-0.pth.tar"))
-    assert row["susceptibility"] == pytest.approx(by_hand(model, root / "unlabeled", mean=[0.5], std=[0.5], image_size=32,
-                                                          crop_pct=row["details"]["preprocess"]["crop_pct"]), rel=1e-5)
+    assert row["susceptibility"] == pytest.approx(
+        by_hand(model, root / "unlabeled", mean=[0.5], std=[0.5], image_size=32, crop_pct=row["details"]["preprocess"]["crop_pct"]),
+        rel=1e-5,
+    )
 
 
 def test_missing_timm_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) -> None:
@@ -238,4 +285,5 @@ def test_missing_timm_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) 
     assert res.exit_code == 3
     assert res.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'm.pt'}: architecture 'timm:resnet18' needs timm, which is not installed "
-        "(import of timm halted; None in sys.modules) (arch from --arch) (pip install 'suscli[timm]')"]
+        "(import of timm halted; None in sys.modules) (arch from --arch) (pip install 'suscli[timm]')"
+    ]

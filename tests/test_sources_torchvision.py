@@ -26,9 +26,24 @@ def reference_args() -> argparse.Namespace:
     """The script's parsed arguments for `train.py --model mobilenet_v3_small --val-resize-size 32 --val-crop-size 32
     --train-crop-size 32 --model-ema --output-dir out` (the fields that matter here, and a few more)."""
     return argparse.Namespace(
-        data_path="data", model=ARCH, device="cpu", batch_size=4, epochs=2, opt="sgd", lr=0.05, lr_scheduler="steplr",
-        output_dir="out", interpolation="bilinear", val_resize_size=32, val_crop_size=32, train_crop_size=32,
-        model_ema=True, model_ema_steps=1, model_ema_decay=0.5, weights=None, start_epoch=0,
+        data_path="data",
+        model=ARCH,
+        device="cpu",
+        batch_size=4,
+        epochs=2,
+        opt="sgd",
+        lr=0.05,
+        lr_scheduler="steplr",
+        output_dir="out",
+        interpolation="bilinear",
+        val_resize_size=32,
+        val_crop_size=32,
+        train_crop_size=32,
+        model_ema=True,
+        model_ema_steps=1,
+        model_ema_decay=0.5,
+        weights=None,
+        start_epoch=0,
     )
 
 
@@ -44,7 +59,9 @@ def run(tmp_path_factory) -> Path:
     model = torchvision.models.get_model(args.model, weights=args.weights, num_classes=3)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
     lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=30)
-    model_ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.model_ema_decay), use_buffers=True)  # utils.ExponentialMovingAverage
+    model_ema = AveragedModel(
+        model, multi_avg_fn=get_ema_multi_avg_fn(args.model_ema_decay), use_buffers=True
+    )  # utils.ExponentialMovingAverage
     for epoch in range(args.epochs):
         model.train()
         loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 0]))
@@ -53,8 +70,14 @@ def run(tmp_path_factory) -> Path:
         optimizer.step()
         model_ema.update_parameters(model)
         lr_scheduler.step()
-        checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
-                      "epoch": epoch, "args": args, "model_ema": model_ema.state_dict()}
+        checkpoint = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "lr_scheduler": lr_scheduler.state_dict(),
+            "epoch": epoch,
+            "args": args,
+            "model_ema": model_ema.state_dict(),
+        }
         torch.save(checkpoint, out / f"model_{epoch}.pth")
         torch.save(checkpoint, out / "checkpoint.pth")
     return out
@@ -77,7 +100,12 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
     root = run.parent
     row = cli_json("score", run / "model_1.pth", "-d", root / "unlabeled", "--train-data", root / "train")["results"][0]
     assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == (f"torchvision:{ARCH}", "torchvision reference checkpoint", 1)
-    assert row["details"]["preprocess"] == {"image_size": 32, "mean": list(PRESETS["imagenet"].mean), "std": list(PRESETS["imagenet"].std), "crop_pct": 1.0}
+    assert row["details"]["preprocess"] == {
+        "image_size": 32,
+        "mean": list(PRESETS["imagenet"].mean),
+        "std": list(PRESETS["imagenet"].std),
+        "crop_pct": 1.0,
+    }
     assert row["notes"] == []
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
     assert [r["epoch"] for r in tracked["results"]] == [0, 1]  # checkpoint.pth has no number: skipped

@@ -79,7 +79,9 @@ def test_model_restored_when_the_forward_fails() -> None:
         return x
 
     with pytest.raises(RuntimeError):
-        measure_susceptibility(model, torch.randn(16, 3, 8, 8), config=SusceptibilityConfig(batches=4, batch_size=8), transform=flaky, num_classes=3)
+        measure_susceptibility(
+            model, torch.randn(16, 3, 8, 8), config=SusceptibilityConfig(batches=4, batch_size=8), transform=flaky, num_classes=3
+        )
     assert all(torch.equal(before[k], model.state_dict()[k]) for k in before)
 
 

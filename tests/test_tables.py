@@ -32,11 +32,14 @@ def test_labels_by_class_name_are_numbered_in_sorted_order(tmp_path: Path, imgs:
     assert listing.label_names == ["cat", "dog", "eel"] and listing.labels == [1, 0, 2, 0]
 
 
-@pytest.mark.parametrize("text", [
-    "file_name,species,split\nimgs/img_000.png,dog,a\nimgs/img_001.png,cat,b\n",  # --label-column names it
-    "image,label\nimgs/img_000.png,dog\nimgs/img_001.png,cat\n",
-    "label,path\ndog,imgs/img_000.png\ncat,imgs/img_001.png\n",  # any order under a header
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "file_name,species,split\nimgs/img_000.png,dog,a\nimgs/img_001.png,cat,b\n",  # --label-column names it
+        "image,label\nimgs/img_000.png,dog\nimgs/img_001.png,cat\n",
+        "label,path\ndog,imgs/img_000.png\ncat,imgs/img_001.png\n",  # any order under a header
+    ],
+)
 def test_headers_name_the_columns(tmp_path: Path, imgs: list[Path], text: str) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text(text)
@@ -54,11 +57,14 @@ def test_a_header_must_have_the_named_columns(tmp_path: Path) -> None:
         read_label_csv(csv)
 
 
-@pytest.mark.parametrize("rows, bad", [
-    ("a.png,cat\nb.png,3\n", "row 2 is 'b.png,3', expected 'path,label' with a class name"),  # names, then an id
-    ("a.png,0\nb.png,cat\n", "row 2 is 'b.png,cat', expected 'path,label' with a non-negative integer label"),
-    ("a.png,cat\nb.png,\n", "row 2 is 'b.png,'"),
-])
+@pytest.mark.parametrize(
+    "rows, bad",
+    [
+        ("a.png,cat\nb.png,3\n", "row 2 is 'b.png,3', expected 'path,label' with a class name"),  # names, then an id
+        ("a.png,0\nb.png,cat\n", "row 2 is 'b.png,cat', expected 'path,label' with a non-negative integer label"),
+        ("a.png,cat\nb.png,\n", "row 2 is 'b.png,'"),
+    ],
+)
 def test_mixed_or_missing_labels_name_the_row(tmp_path: Path, rows: str, bad: str) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text(rows)
@@ -98,8 +104,10 @@ def test_score_on_lists_and_names(tmp_path: Path, imgs: list[Path]) -> None:
     doc = json.loads(res.stdout)
     row = doc["results"][0]
     assert doc["data"]["unlabeled_images"] == 4 and row["train_n"] == 4
-    assert "training labels are class names, numbered in sorted order of the names, as torchvision's ImageFolder " \
-           "(the model names no classes)" in row["notes"]
+    assert (
+        "training labels are class names, numbered in sorted order of the names, as torchvision's ImageFolder "
+        "(the model names no classes)" in row["notes"]
+    )
 
 
 def test_a_list_too_large_for_memory_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

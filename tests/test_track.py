@@ -33,8 +33,11 @@ def touch(path: Path) -> Path:
     [
         ["epoch_2.pt", "epoch_10.pt", "epoch_1.pt"],
         ["ckpt-000002.safetensors", "ckpt-000010.safetensors", "ckpt-000001.safetensors"],
-        ["lightning_logs/version_0/checkpoints/epoch=2-step=300.ckpt", "lightning_logs/version_0/checkpoints/epoch=10-step=1100.ckpt",
-         "lightning_logs/version_0/checkpoints/epoch=1-step=200.ckpt"],
+        [
+            "lightning_logs/version_0/checkpoints/epoch=2-step=300.ckpt",
+            "lightning_logs/version_0/checkpoints/epoch=10-step=1100.ckpt",
+            "lightning_logs/version_0/checkpoints/epoch=1-step=200.ckpt",
+        ],
     ],
 )
 def test_epochs_from_each_naming_scheme_in_epoch_order(tmp_path: Path, names: list[str]) -> None:
@@ -97,11 +100,18 @@ def test_knee_ties_take_the_later_epoch_and_missing_values_are_skipped() -> None
 
 def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
     step = {"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE}  # measured at the step the verdict's cuts hold for
-    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a, details=dict(step))
-            for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.6), (3, 0.3, 0.65)]]
+    rows = [
+        Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a, details=dict(step))
+        for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.6), (3, 0.3, 0.65)]
+    ]
     keep = annotate(rows, rule="knee")
     assert [r.zeta for r in rows] == pytest.approx([None, 0.01, 0.015, 0.11])  # type: ignore[list-item]
-    assert keep is rows[2] and [r.keep for r in rows] == [False, False, True, False]  # epoch 0 would win on both counts, but is no candidate
+    assert keep is rows[2] and [r.keep for r in rows] == [
+        False,
+        False,
+        True,
+        False,
+    ]  # epoch 0 would win on both counts, but is no candidate
     assert rows[2].verdict == "resists noise" and rows[3].verdict == "unclear"  # each epoch as `suscli score` judges it
     assert "initialization" in rows[0].notes[-1]
 
@@ -109,8 +119,10 @@ def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
 @pytest.mark.parametrize("rule,kept", [("train-acc", 2), ("last", 3), ("knee", 2)])
 def test_keep_rules(rule: str, kept: int) -> None:
     # epoch 0 (initialization) is no candidate; epoch 3 has no training accuracy, so "last" is the last with one
-    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a)
-            for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.7), (3, 0.3, 0.65), (4, 0.5, None)]]
+    rows = [
+        Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a)
+        for e, x, a in [(0, 0.001, 0.99), (1, 0.01, 0.3), (2, 0.02, 0.7), (3, 0.3, 0.65), (4, 0.5, None)]
+    ]
     assert annotate(rows, rule=rule) is rows[kept]
 
 
@@ -120,8 +132,10 @@ def test_agreement_keep_rule_uses_the_runs_predictions() -> None:
     truth, wrong = [0, 1, 2] * 100, [1, 2, 0] * 100
     # epochs 2-4 fit and resist (region 1 of the run) and agree; epoch 5 fits best but memorized and disagrees
     spec = [(1, 0.01, 0.10, wrong), (2, 0.02, 0.70, truth), (3, 0.03, 0.72, truth), (4, 0.04, 0.71, truth), (5, 0.9, 0.75, wrong)]
-    rows = [Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a, details={"predictions": preds_from(p).encode()})
-            for e, x, a, p in spec]
+    rows = [
+        Result(name=f"e{e}", path="", epoch=e, susceptibility=x, train_acc=a, details={"predictions": preds_from(p).encode()})
+        for e, x, a, p in spec
+    ]
     assert annotate(rows, rule="agreement") is rows[2]  # tied with epochs 2 and 4 on agreement, fits best of them
     assert annotate(rows, rule="train-acc") is rows[4]
     with pytest.raises(ValueError):

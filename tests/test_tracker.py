@@ -60,7 +60,10 @@ def assert_same(a: dict, b: dict) -> None:
     assert a["opt"]["state"].keys() == b["opt"]["state"].keys()
     for k, state in a["opt"]["state"].items():
         assert state.keys() == b["opt"]["state"][k].keys()
-        assert all(torch.equal(v, b["opt"]["state"][k][n]) if isinstance(v, torch.Tensor) else v == b["opt"]["state"][k][n] for n, v in state.items())
+        assert all(
+            torch.equal(v, b["opt"]["state"][k][n]) if isinstance(v, torch.Tensor) else v == b["opt"]["state"][k][n]
+            for n, v in state.items()
+        )
     assert all((g is None and h is None) or torch.equal(g, h) for g, h in zip(a["grads"], b["grads"]))
     assert a["modes"] == b["modes"]
 
@@ -198,8 +201,9 @@ def test_lightning_callback_measures_every_epoch(tmp_path: Path) -> None:
     data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
     tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=tmp_path / "run.jsonl", config=CONFIG)
     callback = SusceptibilityCallback(tracker, with_optimizer=True, acc_metric="train_acc")
-    trainer = pl.Trainer(max_epochs=2, callbacks=[callback], logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_epochs=2, callbacks=[callback], logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu"
+    )
     trainer.fit(Module(), torch.utils.data.DataLoader(data, batch_size=16))
     records = read_log(tmp_path / "run.jsonl")
     assert [r["epoch"] for r in records] == [0, 1, 2]  # and the trained model at the end

@@ -49,9 +49,18 @@ def fit(tmp_path: Path, callbacks: list, **trainer_args) -> tuple[Module, pl.Tra
     module = Module()
     init = {k: v.clone() for k, v in module.state_dict().items()}
     loggers = [pl.loggers.CSVLogger(tmp_path, name="csv"), pl.loggers.TensorBoardLogger(tmp_path, name="tb")]
-    trainer = pl.Trainer(max_epochs=3, callbacks=callbacks, logger=loggers, log_every_n_steps=1, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", deterministic=True,
-                         **trainer_args)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        callbacks=callbacks,
+        logger=loggers,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        deterministic=True,
+        **trainer_args,
+    )
     trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=8, shuffle=True))
     return module, trainer, init
 
@@ -88,7 +97,9 @@ def test_lightning_loggers_receive_r_and_zeta_and_training_is_unchanged(tmp_path
     events = EventAccumulator(str(next((tmp_path / "with" / "tb").rglob("events.out.tfevents.*")).parent))
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("susceptibility/zeta")] == [
-        (8, pytest.approx(records[1]["zeta"])), (12, pytest.approx(records[2]["zeta"]))]
+        (8, pytest.approx(records[1]["zeta"])),
+        (12, pytest.approx(records[2]["zeta"])),
+    ]
     assert len(events.Scalars("susceptibility/seconds")) == 3 and "train_loss" in events.Tags()["scalars"]
     from_events = read_log(tmp_path / "with" / "tb")  # suscli track --log reads the folder too
     assert [r["epoch"] for r in from_events] == [0, 2, 3]

@@ -50,8 +50,16 @@ def test_a_callable_writer_gets_a_dict_and_the_epoch() -> None:
     tracker = SusceptibilityTracker(torch.randn(24, 3, 8, 8), config=CONFIG, writer=lambda values, step: got.append((step, values)))
     tracker.measure(tiny_cnn(3), 1)
     record = tracker.measure(tiny_cnn(3), 2, train_acc=0.5)
-    assert got[1] == (2, {"susceptibility/epoch": 2, "susceptibility/r": record.r, "susceptibility/zeta": record.zeta,
-                          "susceptibility/seconds": record.seconds, "susceptibility/train_acc": 0.5})
+    assert got[1] == (
+        2,
+        {
+            "susceptibility/epoch": 2,
+            "susceptibility/r": record.r,
+            "susceptibility/zeta": record.zeta,
+            "susceptibility/seconds": record.seconds,
+            "susceptibility/train_acc": 0.5,
+        },
+    )
     assert "susceptibility/train_acc" not in got[0][1]
 
 

@@ -36,8 +36,10 @@ def test_each_real_folder_and_image_once(tmp_path: Path) -> None:
     walk = walk_images(root)
     assert names(root, walk.paths) == ["a/img_000.png", "a/img_001.png", "b/img_000.png", "more/img_000.png"]
     assert walk.skipped == {CYCLE: 2, SEEN_FOLDER: 1, SEEN_IMAGE: 1, BROKEN: 1}
-    assert walk.note(root) == (f"{root}: skipped 2 link(s) to a folder that holds them (a cycle), 1 link(s) to a folder "
-                               "listed already, 1 link(s) to an image listed already, 1 broken link(s)")
+    assert walk.note(root) == (
+        f"{root}: skipped 2 link(s) to a folder that holds them (a cycle), 1 link(s) to a folder "
+        "listed already, 1 link(s) to an image listed already, 1 broken link(s)"
+    )
 
 
 def test_two_links_up_end_at_once(tmp_path: Path) -> None:

@@ -72,11 +72,25 @@ def train(name: str, data, noisy: np.ndarray, out: Path) -> dict:
         if epoch in save_epochs(epochs):
             m = epoch_metrics(model, data.x_train, y_noisy, clean, data.x_test, torch.from_numpy(data.y_test))
             path = folder / f"epoch_{epoch:03d}.safetensors"
-            suscli.save(model, path, arch=ARCH, arch_kwargs={"num_classes": 10}, num_classes=10, preset="cifar10",
-                        mean=list(cifar.MEAN), std=list(cifar.STD), image_size=32, epoch=epoch)
+            suscli.save(
+                model,
+                path,
+                arch=ARCH,
+                arch_kwargs={"num_classes": 10},
+                num_classes=10,
+                preset="cifar10",
+                mean=list(cifar.MEAN),
+                std=list(cifar.STD),
+                image_size=32,
+                epoch=epoch,
+            )
             record["saved"].append({"epoch": epoch, "path": str(path), **m})
-            print(f"{name} epoch {epoch}: fit on wrong labels {m['memorized']:.3f}, test {m['test_acc']:.3f}, "
-                  f"{time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+            print(
+                f"{name} epoch {epoch}: fit on wrong labels {m['memorized']:.3f}, test {m['test_acc']:.3f}, "
+                f"{time.perf_counter() - start:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
     record_path.write_text(json.dumps(record, indent=1))
     return record
 
@@ -104,21 +118,33 @@ def main(argv: list[str] | None = None) -> None:
     for rec in records:
         for saved in rec["saved"]:
             ckpt = load_checkpoint(saved["path"])
-            rows.append(Result(name=f"{rec['recipe']}-e{saved['epoch']}", path=saved["path"], susceptibility=susceptibility(ckpt.model, pixels),
-                               train_acc=saved["train_acc_noisy"],
-                               details={"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10}))
+            rows.append(
+                Result(
+                    name=f"{rec['recipe']}-e{saved['epoch']}",
+                    path=saved["path"],
+                    susceptibility=susceptibility(ckpt.model, pixels),
+                    train_acc=saved["train_acc_noisy"],
+                    details={"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10},
+                )
+            )
             oracle.append(saved)
     alone = {r.name: verdict.judge(r, None, None) for r in copy.deepcopy(rows)}
     rank(rows, thresholds(rows))
-    lines = ["# The verdict's fixed cuts on torchvision's ResNet-18 (not used to choose them)", "",
-             f"{args.n_train} CIFAR-10 training images with CIFAR-10N human-worst labels ({100 * (noisy != data.y_train).mean():.1f}% wrong); "
-             f"susceptibility at the default step on 1,000 unlabeled images. At initialization (seeds 0, 1): "
-             f"{at_init[0]:.3f}, {at_init[1]:.3f}.", "",
-             "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | verdict alone | verdict in this pool |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# The verdict's fixed cuts on torchvision's ResNet-18 (not used to choose them)",
+        "",
+        f"{args.n_train} CIFAR-10 training images with CIFAR-10N human-worst labels ({100 * (noisy != data.y_train).mean():.1f}% wrong); "
+        f"susceptibility at the default step on 1,000 unlabeled images. At initialization (seeds 0, 1): "
+        f"{at_init[0]:.3f}, {at_init[1]:.3f}.",
+        "",
+        "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | verdict alone | verdict in this pool |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r, o in zip(rows, oracle):
-        lines.append(f"| {r.name} | {100 * o['memorized']:.1f}% | {100 * o['test_acc']:.1f}% | {100 * r.train_acc:.1f}% | {r.susceptibility:.3f} | "
-                     f"{alone[r.name].word if alone[r.name] else '-'} | {r.verdict or '-'} |")
+        lines.append(
+            f"| {r.name} | {100 * o['memorized']:.1f}% | {100 * o['test_acc']:.1f}% | {100 * r.train_acc:.1f}% | {r.susceptibility:.3f} | "
+            f"{alone[r.name].word if alone[r.name] else '-'} | {r.verdict or '-'} |"
+        )
     report = "\n".join(lines) + "\n"
     (args.out / "arch-check.md").write_text(report)
     print(report)

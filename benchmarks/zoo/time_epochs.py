@@ -16,7 +16,9 @@ import torch
 import train_zoo as zoo
 
 
-def time_shape(cfg: zoo.ModelConfig, x_train: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, reps: int) -> dict[str, float]:
+def time_shape(
+    cfg: zoo.ModelConfig, x_train: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, reps: int
+) -> dict[str, float]:
     """Fastest of `reps` runs (the CPU is shared: other load only ever adds time) of one training epoch without
     and with augmentation, and of one evaluation pass."""
     torch.manual_seed(0)
@@ -58,7 +60,9 @@ def main() -> None:
     shapes = {}
     for c in configs:
         shapes.setdefault(c.shape, c)
-    print(f"{args.n_train} train + {args.n_test} test images, batch {zoo.BATCH_SIZE}, {args.threads} threads; seconds per epoch (fastest of {args.reps}); load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.n_train} train + {args.n_test} test images, batch {zoo.BATCH_SIZE}, {args.threads} threads; seconds per epoch (fastest of {args.reps}); load average {os.getloadavg()[0]:.1f}"
+    )
     timing = {}
     for shape, c in shapes.items():
         timing[shape] = time_shape(c, x_train, y, x_test, y_test, args.reps)
@@ -68,8 +72,10 @@ def main() -> None:
     for c in configs:
         t = timing[c.shape]
         per_setting += c.epochs * t["train_aug" if c.augment else "train"] + len(zoo.eval_epochs(c.epochs)) * t["eval"]
-    print(f"{len(configs)} models, {sum(c.epochs for c in configs)} epochs per setting: {per_setting / 60:.1f} min per setting, "
-          f"{args.settings * per_setting / 3600:.2f} h for {args.settings} settings; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(configs)} models, {sum(c.epochs for c in configs)} epochs per setting: {per_setting / 60:.1f} min per setting, "
+        f"{args.settings * per_setting / 3600:.2f} h for {args.settings} settings; load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":

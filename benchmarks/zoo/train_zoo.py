@@ -122,13 +122,17 @@ def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int) -> list[Mode
         k = len(range(a, n, len(names)))
         space = ARCHS[name]
         wide, lr = space.variants[-1], max(space.lrs)
-        corners = [ModelConfig(name, dict(wide), lr, 0.0, max(epoch_levels), False),
-                   ModelConfig(name, dict(wide), lr, max(WEIGHT_DECAYS), min(epoch_levels), True)][:k]
+        corners = [
+            ModelConfig(name, dict(wide), lr, 0.0, max(epoch_levels), False),
+            ModelConfig(name, dict(wide), lr, max(WEIGHT_DECAYS), min(epoch_levels), True),
+        ][:k]
         factors = [list(range(len(space.variants))), list(space.lrs), list(WEIGHT_DECAYS), list(epoch_levels), [False, True]]
         while True:
             # Levels in random order, tiled to the count (fewer slots than levels: a random subset), then shuffled.
             columns = [rng.permutation(np.resize(rng.permutation(np.array(levels, dtype=object)), k - len(corners))) for levels in factors]
-            batch = corners + [ModelConfig(name, dict(space.variants[v]), float(lr), float(wd), int(e), bool(aug)) for v, lr, wd, e, aug in zip(*columns)]
+            batch = corners + [
+                ModelConfig(name, dict(space.variants[v]), float(lr), float(wd), int(e), bool(aug)) for v, lr, wd, e, aug in zip(*columns)
+            ]
             if len({c.model_id for c in batch}) == k:  # a repeated configuration would waste a slot
                 break
         per_arch.append(batch)
@@ -142,11 +146,11 @@ HUMAN_COLUMNS = ("aggre", "random1", "random2", "random3", "worst")
 def parse_setting(name: str) -> tuple[str, float]:
     """'sym40' -> ('sym', 0.4); 'asym40' -> ('asym', 0.4); 'human-random1' -> ('human', nan): a human label
     set's noise rate is whatever the annotators got wrong on the subset, measured, not chosen."""
-    if name.startswith("human-") and name[len("human-"):] in HUMAN_COLUMNS:
+    if name.startswith("human-") and name[len("human-") :] in HUMAN_COLUMNS:
         return "human", float("nan")
     for kind in ("asym", "sym"):
-        if name.startswith(kind) and name[len(kind):].isdigit():
-            return kind, int(name[len(kind):]) / 100
+        if name.startswith(kind) and name[len(kind) :].isdigit():
+            return kind, int(name[len(kind) :]) / 100
     raise ValueError(f"unknown noise setting {name!r} (expected symNN, asymNN or human-{{{','.join(HUMAN_COLUMNS)}}})")
 
 
@@ -174,7 +178,7 @@ def noisy_labels(clean: np.ndarray, setting: str, seed: int, data: ZooData | Non
     if kind == "human":
         if data is None:
             raise ValueError("human label noise needs the training subset's image paths")
-        noisy = human_labels(data.train_paths, data.root, setting[len("human-"):])
+        noisy = human_labels(data.train_paths, data.root, setting[len("human-") :])
         if not np.array_equal(human_labels(data.train_paths, data.root, "clean"), clean):
             raise ValueError("the CIFAR-10N table's clean labels do not match the image folder's classes")
         return noisy
@@ -214,9 +218,14 @@ def load_data(root: Path, n_train: int, n_test: int, n_unlabeled: int, seed: int
     train_paths = [train_all[i] for i in tr]
     test_paths = [test_all[i] for i in te]
     return ZooData(
-        root=root, train_paths=train_paths, unlabeled_paths=[train_all[i] for i in un], test_paths=test_paths,
-        x_train=cifar.decode(train_paths, threads), y_train=ytr_all[tr],
-        x_test=cifar.decode(test_paths, threads), y_test=yte_all[te],
+        root=root,
+        train_paths=train_paths,
+        unlabeled_paths=[train_all[i] for i in un],
+        test_paths=test_paths,
+        x_train=cifar.decode(train_paths, threads),
+        y_train=ytr_all[tr],
+        x_test=cifar.decode(test_paths, threads),
+        y_test=yte_all[te],
     )
 
 
@@ -245,7 +254,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y
     perm = torch.randperm(len(x), generator=g).to(x.device)
     total, seen = 0.0, 0
     for i in range(0, len(x), BATCH_SIZE):
-        idx = perm[i:i + BATCH_SIZE]
+        idx = perm[i : i + BATCH_SIZE]
         xb = augment(x[idx], g) if use_aug else x[idx]
         loss = F.cross_entropy(model(_prep(xb)), y[idx])
         opt.zero_grad(set_to_none=True)
@@ -260,10 +269,12 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y
 def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Arg-max predictions in eval mode (BatchNorm running statistics, no dropout)."""
     model.eval()
-    return torch.cat([model(_prep(x[i:i + EVAL_BATCH])).argmax(1) for i in range(0, len(x), EVAL_BATCH)])
+    return torch.cat([model(_prep(x[i : i + EVAL_BATCH])).argmax(1) for i in range(0, len(x), EVAL_BATCH)])
 
 
-def epoch_metrics(model: nn.Module, x_train: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor) -> dict[str, float]:
+def epoch_metrics(
+    model: nn.Module, x_train: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor
+) -> dict[str, float]:
     """The oracle view of one state: fit on noisy labels, memorized fraction, clean-subset fit, test accuracy."""
     pred = predict(model, x_train)
     wrong = noisy != clean
@@ -316,8 +327,16 @@ def is_complete(model_dir: Path) -> bool:
     return bool(data.get("complete")) and all((model_dir / p).is_file() for p in data["checkpoints"].values())
 
 
-def train_model(cfg: ModelConfig, setting: str, data: ZooData, noisy_np: np.ndarray, model_dir: Path, device: torch.device,
-                schedule: str = "cosine", checkpoints: int = CHECKPOINTS_PER_MODEL) -> dict[str, Any]:
+def train_model(
+    cfg: ModelConfig,
+    setting: str,
+    data: ZooData,
+    noisy_np: np.ndarray,
+    model_dir: Path,
+    device: torch.device,
+    schedule: str = "cosine",
+    checkpoints: int = CHECKPOINTS_PER_MODEL,
+) -> dict[str, Any]:
     """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
     schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
     instead of being rescued by the decay (what `suscli track` must catch)."""
@@ -325,41 +344,81 @@ def train_model(cfg: ModelConfig, setting: str, data: ZooData, noisy_np: np.ndar
     g = torch.Generator().manual_seed(cfg.seed)
     model = cfg.build().to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs) if schedule == "cosine" else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+        if schedule == "cosine"
+        else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0)
+    )
     x_train, x_test = data.x_train.to(device), data.x_test.to(device)
     noisy = torch.from_numpy(noisy_np).to(device)
     clean = torch.from_numpy(data.y_train).to(device)
     y_test = torch.from_numpy(data.y_test).to(device)
     to_save, to_eval = save_epochs(cfg.epochs, checkpoints), eval_epochs(cfg.epochs, checkpoints)
-    meta = {"num_classes": NUM_CLASSES, "preset": "cifar10", "mean": list(cifar.MEAN), "std": list(cifar.STD), "image_size": 32,
-            "noise": setting, "model_id": cfg.model_id, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
-            "epochs_total": cfg.epochs, "augment": cfg.augment, "seed": cfg.seed}
-    record: dict[str, Any] = {"model_id": cfg.model_id, "setting": setting, "config": {**asdict(cfg), "seed": cfg.seed,
-              "batch_size": BATCH_SIZE, "momentum": MOMENTUM, "schedule": schedule}, "device": str(device),
-              "threads": torch.get_num_threads(), "per_epoch": [], "epochs": [], "checkpoints": {}, "diverged_at": None,
-              "complete": False}
+    meta = {
+        "num_classes": NUM_CLASSES,
+        "preset": "cifar10",
+        "mean": list(cifar.MEAN),
+        "std": list(cifar.STD),
+        "image_size": 32,
+        "noise": setting,
+        "model_id": cfg.model_id,
+        "lr": cfg.lr,
+        "weight_decay": cfg.weight_decay,
+        "epochs_total": cfg.epochs,
+        "augment": cfg.augment,
+        "seed": cfg.seed,
+    }
+    record: dict[str, Any] = {
+        "model_id": cfg.model_id,
+        "setting": setting,
+        "config": {**asdict(cfg), "seed": cfg.seed, "batch_size": BATCH_SIZE, "momentum": MOMENTUM, "schedule": schedule},
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "per_epoch": [],
+        "epochs": [],
+        "checkpoints": {},
+        "diverged_at": None,
+        "complete": False,
+    }
     start = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         loss = train_epoch(model, opt, x_train, noisy, cfg.augment, g)
         sched.step()
-        step = {"epoch": epoch, "lr": lr, "lr_after": opt.param_groups[0]["lr"], "train_loss": loss, "train_seconds": time.perf_counter() - t0}
+        step = {
+            "epoch": epoch,
+            "lr": lr,
+            "lr_after": opt.param_groups[0]["lr"],
+            "train_loss": loss,
+            "train_seconds": time.perf_counter() - t0,
+        }
         record["per_epoch"].append(step)
         diverged = not math.isfinite(loss)
         if epoch not in to_eval and not diverged:
             continue
-        row = {**step, **epoch_metrics(model, x_train, noisy, clean, x_test, y_test),
-               "epoch_seconds": time.perf_counter() - t0, "seconds": time.perf_counter() - start}
+        row = {
+            **step,
+            **epoch_metrics(model, x_train, noisy, clean, x_test, y_test),
+            "epoch_seconds": time.perf_counter() - t0,
+            "seconds": time.perf_counter() - start,
+        }
         record["epochs"].append(row)
         if diverged:  # an untrainable config: keep what it did, save nothing meaningless
             record["diverged_at"] = epoch
             break
         if epoch in to_save:
             name = f"epoch_{epoch:03d}.safetensors"
-            suscli.save(model, model_dir / name, arch=f"suscli.models:{cfg.arch}",
-                        arch_kwargs={"num_classes": NUM_CLASSES, **cfg.arch_kwargs}, epoch=epoch,
-                        train_acc_noisy=row["train_acc_noisy"], test_acc=row["test_acc"], **meta)
+            suscli.save(
+                model,
+                model_dir / name,
+                arch=f"suscli.models:{cfg.arch}",
+                arch_kwargs={"num_classes": NUM_CLASSES, **cfg.arch_kwargs},
+                epoch=epoch,
+                train_acc_noisy=row["train_acc_noisy"],
+                test_acc=row["test_acc"],
+                **meta,
+            )
             record["checkpoints"][str(epoch)] = name
     record["seconds"] = time.perf_counter() - start
     record["complete"] = True
@@ -374,20 +433,41 @@ def write_setting_files(out: Path, setting: str, data: ZooData, noisy: np.ndarra
     write_text(sdir / "unlabeled.txt", "".join(f"{p.resolve()}\n" for p in data.unlabeled_paths))
 
 
-def zoo_manifest(args: argparse.Namespace, data: ZooData, settings: list[str], configs: list[ModelConfig], noise: dict[str, np.ndarray]) -> dict[str, Any]:
+def zoo_manifest(
+    args: argparse.Namespace, data: ZooData, settings: list[str], configs: list[ModelConfig], noise: dict[str, np.ndarray]
+) -> dict[str, Any]:
     def noise_stats(s: str) -> dict[str, Any]:
         kind, p = parse_setting(s)
-        return {"kind": kind, "p": None if kind == "human" else p, "noise_seed": [args.seed, zlib.crc32(s.encode())],
-                "mislabeled_fraction": float((noise[s] != data.y_train).mean()),
-                "train_labels": f"{s}/train_noisy.csv", "unlabeled": f"{s}/unlabeled.txt"}
+        return {
+            "kind": kind,
+            "p": None if kind == "human" else p,
+            "noise_seed": [args.seed, zlib.crc32(s.encode())],
+            "mislabeled_fraction": float((noise[s] != data.y_train).mean()),
+            "train_labels": f"{s}/train_noisy.csv",
+            "unlabeled": f"{s}/unlabeled.txt",
+        }
 
     return {
-        "data": {"root": str(data.root.resolve()), "seed": args.seed, "n_train": args.n_train, "n_test": args.n_test,
-                 "n_unlabeled": args.n_unlabeled, "test_labels": "test.csv", "mean": list(cifar.MEAN), "std": list(cifar.STD)},
+        "data": {
+            "root": str(data.root.resolve()),
+            "seed": args.seed,
+            "n_train": args.n_train,
+            "n_test": args.n_test,
+            "n_unlabeled": args.n_unlabeled,
+            "test_labels": "test.csv",
+            "mean": list(cifar.MEAN),
+            "std": list(cifar.STD),
+        },
         "plan": plan(args),
         "settings": {s: noise_stats(s) for s in settings},
-        "training": {"optimizer": "SGD", "momentum": MOMENTUM, "batch_size": BATCH_SIZE, "schedule": f"{args.schedule}, stepped per epoch",
-                     "loss": "cross-entropy on the noisy labels", "augment": "random crop (4px zero padding) + horizontal flip"},
+        "training": {
+            "optimizer": "SGD",
+            "momentum": MOMENTUM,
+            "batch_size": BATCH_SIZE,
+            "schedule": f"{args.schedule}, stepped per epoch",
+            "loss": "cross-entropy on the noisy labels",
+            "augment": "random crop (4px zero padding) + horizontal flip",
+        },
         "models": [model_entry(args.out, s, c, args.checkpoints) for s in settings for c in configs],
     }
 
@@ -398,14 +478,27 @@ def model_entry(out: Path, setting: str, cfg: ModelConfig, checkpoints: int = CH
     complete = is_complete(out / rel)
     saved = json.loads((out / rel / "record.json").read_text())["checkpoints"].values() if complete else None
     names = saved if saved is not None else [f"epoch_{e:03d}.safetensors" for e in save_epochs(cfg.epochs, checkpoints)]
-    return {"setting": setting, "model_id": cfg.model_id, "dir": rel, "record": f"{rel}/record.json",
-            "checkpoints": [f"{rel}/{n}" for n in names], "config": asdict(cfg), "complete": complete}
+    return {
+        "setting": setting,
+        "model_id": cfg.model_id,
+        "dir": rel,
+        "record": f"{rel}/record.json",
+        "checkpoints": [f"{rel}/{n}" for n in names],
+        "config": asdict(cfg),
+        "complete": complete,
+    }
 
 
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """What makes two runs' models comparable: the same subsets and the same configuration list."""
-    out = {"seed": args.seed, "n_train": args.n_train, "n_test": args.n_test, "n_unlabeled": args.n_unlabeled,
-           "models_per_setting": args.models_per_setting, "epoch_levels": list(args.epoch_levels)}
+    out = {
+        "seed": args.seed,
+        "n_train": args.n_train,
+        "n_test": args.n_test,
+        "n_unlabeled": args.n_unlabeled,
+        "models_per_setting": args.models_per_setting,
+        "epoch_levels": list(args.epoch_levels),
+    }
     if (args.schedule, args.checkpoints) != ("cosine", CHECKPOINTS_PER_MODEL):  # zoos made before these options
         out |= {"schedule": args.schedule, "checkpoints": args.checkpoints}
     return out
@@ -438,7 +531,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
-    p.add_argument("--epoch-levels", help=f"comma-separated training lengths sampled by the grid (default {','.join(map(str, EPOCHS_FULL))})")
+    p.add_argument(
+        "--epoch-levels", help=f"comma-separated training lengths sampled by the grid (default {','.join(map(str, EPOCHS_FULL))})"
+    )
     args = p.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -462,8 +557,11 @@ def main(argv: list[str] | None = None) -> None:
     root = cifar.ensure_unpacked(args.cifar_root, args.data_archive)
     t0 = time.perf_counter()
     data = load_data(root, args.n_train, args.n_test, args.n_unlabeled, args.seed, threads=max(4, os.cpu_count() or 1))
-    print(f"data: {len(data.train_paths)} train, {len(data.test_paths)} test, {len(data.unlabeled_paths)} unlabeled "
-          f"from {root} ({time.perf_counter() - t0:.1f}s); device {device}, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"data: {len(data.train_paths)} train, {len(data.test_paths)} test, {len(data.unlabeled_paths)} unlabeled "
+        f"from {root} ({time.perf_counter() - t0:.1f}s); device {device}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_path = args.out / "zoo.json"
     listed = previous_settings(manifest_path, args)
@@ -475,7 +573,10 @@ def main(argv: list[str] | None = None) -> None:
     write_json(manifest_path, zoo_manifest(args, data, listed, configs, noise))
 
     jobs = [(s, c) for s in settings for c in configs if not is_complete(args.out / s / c.model_id)]
-    print(f"{len(settings)} settings x {len(configs)} models; {len(settings) * len(configs) - len(jobs)} already complete, {len(jobs)} to train", flush=True)
+    print(
+        f"{len(settings)} settings x {len(configs)} models; {len(settings) * len(configs) - len(jobs)} already complete, {len(jobs)} to train",
+        flush=True,
+    )
     sec_per_epoch: dict[str, list[float]] = {}  # by architecture shape: for the ETA
     run_start = time.perf_counter()
     for k, (s, cfg) in enumerate(jobs, 1):
@@ -484,9 +585,12 @@ def main(argv: list[str] | None = None) -> None:
         mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
         eta = sum(c.epochs * float(np.mean(sec_per_epoch.get(c.shape, [mean_all]))) for _, c in jobs[k:])
         last = rec["epochs"][-1]
-        print(f"[{k}/{len(jobs)}] {s} {cfg.model_id}: train(noisy) {last['train_acc_noisy']:.3f} memorized {last['memorized']:.3f} "
-              f"test {last['test_acc']:.3f} {rec['seconds']:.0f}s{' DIVERGED' if rec['diverged_at'] else ''} | "
-              f"elapsed {_hms(time.perf_counter() - run_start)} ETA {_hms(eta)}", flush=True)
+        print(
+            f"[{k}/{len(jobs)}] {s} {cfg.model_id}: train(noisy) {last['train_acc_noisy']:.3f} memorized {last['memorized']:.3f} "
+            f"test {last['test_acc']:.3f} {rec['seconds']:.0f}s{' DIVERGED' if rec['diverged_at'] else ''} | "
+            f"elapsed {_hms(time.perf_counter() - run_start)} ETA {_hms(eta)}",
+            flush=True,
+        )
         write_json(manifest_path, zoo_manifest(args, data, listed, configs, noise))
     print(f"done: {args.out / 'zoo.json'}", flush=True)
 
