@@ -304,3 +304,16 @@ def test_one_file_twice_in_a_pool_keeps_both_names(pool: Path, image_folder: Pat
     rows = {r["name"]: r for r in doc["results"]}
     assert sorted(rows) == ["best", "m0", "m1", "m2", "m3"]
     assert rows["best"]["susceptibility"] == rows["m0"]["susceptibility"] and rows["best"]["path"].endswith("best.safetensors")
+
+
+@pytest.mark.parametrize("command", ["score", "rank", "track"])
+def test_help_shows_the_options_in_panels_by_stage(command: str) -> None:
+    """The options every command shares come from one declaration and sit in the same panels, in an audit's order."""
+    from suscli.cli.options import PANELS
+
+    res = invoke(command, "--help", env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    at = [res.stdout.index(f"─ {panel} ") for panel in PANELS]
+    assert at == sorted(at)
+    inputs, preprocessing, measurement = (res.stdout[a:b] for a, b in zip(at[:3], at[1:4]))
+    assert "--train-data" in inputs and "--arch-kwargs" in inputs and "--preset" in preprocessing and "--seed" in measurement
