@@ -114,3 +114,28 @@ def test_score_prints_the_verdict_of_a_model_alone(tmp_path: Path, train_folder:
     s = r["susceptibility"]
     expected = verdict.MEMORIZED if s > verdict.MEMORIZED_CUT else verdict.RESISTS_ALONE if s <= verdict.RESISTS_CUT else verdict.UNCLEAR
     assert r["details"]["lr"] == DEFAULT_LR and r["verdict"] == expected and f"{s:.3f}" in r["verdict_why"]
+
+
+def confident(zeta: float, loss_before: float, acc: float | None = 0.9, fits: float | None = None) -> Result:
+    """A row measured at the default step whose loss on the random labels before the step was `loss_before`."""
+    r = row("m", acc, zeta, fits)
+    r.details["loss_before"] = [loss_before - 0.5, loss_before + 0.5]
+    return r
+
+
+def test_a_model_far_more_confident_than_the_zoo_is_unclear_not_flagged_by_a_fixed_cut() -> None:
+    """Beyond CONFIDENT_LOSS times chance (ln 10 = 2.30: 6.91) a fixed cut measures confidence: ResNet-20 trained on clean
+    CIFAR-10 labels reads 3.40 at 12.6. Within it the cut flags as before; the pool's own threshold and the label-free
+    signal are not the fixed cut's and still flag."""
+    public = confident(3.40, 12.57)
+    alone = verdict.judge(public, None, None)
+    assert alone is not None and alone.word == verdict.UNCLEAR
+    assert "12.57, is 5.5 times chance (ln 10)" in alone.why and "judge it in a pool" in alone.why
+    assert not verdict.fit_decides_alone(public)  # nothing left for the training sample to settle
+    assert verdict.judge(confident(0.71, 5.66), None, None).word == verdict.MEMORIZED  # the demo's memorizer, within
+    pooled = verdict.judge(confident(3.40, 12.57), 5.0, 0.5)  # below the pool's threshold: the fixed cut alone
+    assert pooled is not None and pooled.word == verdict.UNCLEAR and "times chance" in pooled.why
+    assert verdict.judge(confident(3.40, 12.57), 1.0, 0.5).word == verdict.MEMORIZED  # above the pool's threshold
+    assert verdict.judge(confident(3.40, 12.57, fits=0.6), 5.0, 0.5).word == verdict.MEMORIZED  # fits contradicted labels
+    old = row("m", 0.9, 3.40)  # a row stored before loss_before was kept: the cut as before
+    assert verdict.judge(old, None, None).word == verdict.MEMORIZED

@@ -9,12 +9,14 @@ needs the low cut RESISTS_CUT. In a pool with training predictions the label-fre
 fit on the labels the pool's consensus contradicts, suscli.judge.noise) is a second signal, free of susceptibility's
 scale: a high fit flags, and "resists" needs a low one. Between them the verdict is "unclear", with the reason.
 The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
-are left out.
+are left out; and only for models about as confident as those they were measured on (CONFIDENT_LOSS), so beyond
+that a fixed cut says "unclear" instead of flagging.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import log
 
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
@@ -37,6 +39,12 @@ RESISTS_FITS_CONTRADICTED = 0.14
 # contradicts, the others at most 33.5%; the cut is their geometric mean. It needs no common scale of
 # susceptibility, which differs between architectures.
 MEMORIZED_FITS_CONTRADICTED = 0.38
+# At the default step r is about lr * |g|^2, and the gradient on random labels grows with how confident a model is,
+# whatever labels made it confident: a public CIFAR ResNet-20 trained on clean labels reads 3.40 with a loss on the
+# random labels of 12.6 before the step (5.5 times chance, ln K), a clean-label MLP 4.08 at 12.5, while the models the
+# cuts were checked on read about 2-5 and the demo's flagged memorizer 5.7 (docs/validation.md, "The verdict outside
+# the zoo"). Above this multiple of chance a fixed cut measures confidence, not memorization.
+CONFIDENT_LOSS = 3.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,8 @@ def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
         return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
     if s > zeta:
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
-    if fixed and s > MEMORIZED_CUT:  # below the pool's threshold, which extreme memorizers pulled up
+    beyond = too_confident(row)
+    if fixed and s > MEMORIZED_CUT and beyond is None:  # below the pool's threshold, which extreme memorizers pulled up
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
     if row.fits_contradicted is not None and row.fits_contradicted >= MEMORIZED_FITS_CONTRADICTED:
         return Verdict(
@@ -72,7 +81,9 @@ def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
             f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
         )
     doubts = []
-    if fixed and s > RESISTS_CUT:
+    if fixed and s > MEMORIZED_CUT and beyond is not None:
+        doubts.append(beyond)
+    elif fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
     if row.fits_contradicted is not None and row.fits_contradicted >= RESISTS_FITS_CONTRADICTED:
         doubts.append(f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts")
@@ -85,6 +96,9 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
     """No pool to compare with: the fixed cuts alone, and memorizing needs fitting better than chance."""
     if not fixed:
         return None
+    beyond = too_confident(row) if s > MEMORIZED_CUT else None
+    if beyond is not None:
+        return Verdict(UNCLEAR, beyond)
     if fit_decides_alone(row):
         if _above_chance(row):
             return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
@@ -99,7 +113,25 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
 def fit_decides_alone(row: Result) -> bool:
     """Whether the verdict of `row` judged alone depends on its training accuracy: only above the fixed cut, where
     _alone asks whether it fits better than chance (a sample of the training set that settles it must watch it)."""
-    return calibrated(row) and row.susceptibility is not None and row.susceptibility > MEMORIZED_CUT
+    return calibrated(row) and row.susceptibility is not None and row.susceptibility > MEMORIZED_CUT and too_confident(row) is None
+
+
+def too_confident(row: Result) -> str | None:
+    """Why the fixed cuts cannot judge `row`: its loss on the random labels before the step is beyond CONFIDENT_LOSS
+    times chance (ln K); None when it is within (or the row does not say, as rows stored before it was kept)."""
+    d = row.details if isinstance(row.details, dict) else {}
+    losses, classes = d.get("loss_before"), d.get("num_classes")
+    if not isinstance(losses, list) or not losses or not isinstance(classes, int) or classes < 2:
+        return None
+    loss, chance = sum(losses) / len(losses), log(classes)
+    if loss <= CONFIDENT_LOSS * chance:
+        return None
+    return (
+        f"susceptibility {row.susceptibility:.3f} is above the fixed cut {MEMORIZED_CUT}, but its loss on random labels "
+        f"before the step, {loss:.2f}, is {loss / chance:.1f} times chance (ln {classes}): far more confident than the models "
+        f"the cut was measured on (up to {CONFIDENT_LOSS:g} times), where one step moves the loss far whatever labels it "
+        "learned; judge it in a pool trained on the same labels"
+    )
 
 
 def _above_chance(row: Result) -> bool:
