@@ -60,7 +60,7 @@ def test_rank_returns_what_the_command_prints(demo: Path, monkeypatch: pytest.Mo
     monkeypatch.chdir(demo)
     paths = ("suscli-demo/models", "suscli-demo/data/unlabeled", "suscli-demo/data/train")
     report = suscli.rank(*paths)
-    res = invoke("rank", paths[0], "--data", paths[1], "--train-data", paths[2], "-f", "json")
+    res = invoke("rank", paths[0], "--data", paths[1], "--train-data", paths[2], "-f", "json", "--per-image")
     assert res.exit_code == 0, res.output
     printed = json.loads(res.stdout)
     assert [r.as_dict() | {"seconds": None} for r in report.rows] == [r | {"seconds": None} for r in printed["results"]]
