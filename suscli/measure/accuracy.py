@@ -65,6 +65,22 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
     return 0.0 if correct == 0 else max(0.0, centre - half), 1.0 if correct == total else min(1.0, centre + half)
 
 
+def held_out(acc: Accuracy) -> tuple[float, float, float]:
+    """Accuracy on held-out images and its 95% Wilson interval, always: unlike the training set, which is the whole
+    population the training accuracy is about, the held-out images are a sample of the images the model will see."""
+    return (acc.value, *wilson_interval(acc.correct, acc.total))
+
+
+def gap(train: tuple[float, float, float], val: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Training accuracy minus held-out accuracy, each given as (value, low, high), with its 95% interval by
+    Newcombe's hybrid score method (Newcombe 1998, method 10) from the two Wilson intervals: the two sets are different
+    images, so independent samples. A training accuracy on every training image has no interval (low = high), and the
+    gap's interval is then the held-out one's alone."""
+    (p1, l1, u1), (p2, l2, u2) = train, val
+    d = p1 - p2
+    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
 def training_accuracy(
     model: nn.Module,
     inputs: torch.Tensor,

@@ -70,6 +70,22 @@ def image_sources(
     return unlabeled, sample.ordered, sample
 
 
+def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs) -> ImageSource | None:
+    """The held-out images with their labels (--val-data), read as the training set is (every layout, the same
+    columns), every image (no sample: its accuracy is an estimate with its interval), decoded through the cache."""
+    if val_data is None:
+        return None
+    return labeled_source(
+        val_data,
+        samples=None,
+        seed=settings.susceptibility.seed,
+        strict=settings.strict,
+        cache_dir=(inputs.cache_dir or default_cache_dir()) if inputs.cache else None,
+        image_column=inputs.image_column,
+        label_column=inputs.label_column,
+    )
+
+
 def open_store(
     results: Path | None,
     pool: Path,
@@ -102,6 +118,7 @@ class PoolRun:
     train: ImageSource | None
     sample: NestedSample | None
     reused: int  # results the file already held
+    val: ImageSource | None = None  # the held-out images (--val-data)
 
     @property
     def first(self) -> ImageSource | None:
@@ -123,11 +140,13 @@ def open_pool(
     lead: bool,
     progress: Progress | None,
     say: Say,
+    val_data: Path | str | None = None,
 ) -> PoolRun:
     """Everything a pool's measurement needs: the images (decoded lazily), the results file beside `place` (the pool
     or run folder, or its manifest; opened by the `lead` process only) and the request the entry points share."""
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
-    key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema)
+    val = val_source(val_data, settings, inputs)
+    key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
     store = open_store(results, place, inputs.cache_dir, fresh, key, say) if lead else None
     request = PoolRequest(
         entries,
@@ -140,8 +159,9 @@ def open_pool(
         ema=inputs.ema,
         model_batch=inputs.model_batch or default_model_batch(device),
         progress=progress,
+        val=val,
     )
-    return PoolRun(request, unlabeled, train, sample, len(store) if store is not None else 0)
+    return PoolRun(request, unlabeled, train, sample, len(store) if store is not None else 0, val)
 
 
 def interrupted(store: ResultStore | None) -> Interrupted:
@@ -158,10 +178,11 @@ def store_key(
     arch: str | None,
     arch_kwargs: dict | None,
     ema: bool,
+    val: ImageSource | None = None,
 ) -> dict:
-    """What keys a results file: the run's settings and data, and the architecture asked for."""
+    """What keys a results file: the run's settings and data (the held-out set's too), and the architecture asked for."""
     return {
-        **run_settings(settings, unlabeled, train, device),
+        **run_settings(settings, unlabeled, train, device, val),
         "arch": spec_identity(arch),
         "arch_kwargs": arch_kwargs or {},
         **({"ema": True} if ema else {}),
