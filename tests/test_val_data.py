@@ -15,9 +15,12 @@ import suscli
 from suscli.data.images import decode_images
 from suscli.errors import UsageError
 from suscli.data.imagesets import list_images
-from suscli.measure.accuracy import decode_hits, wilson_interval
+from suscli.judge.rules import choose
+from suscli.measure.accuracy import decode_hits, encode_hits, mcnemar_p, wilson_interval
+from suscli.results import Result
 from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool
+from tests.test_rules import preds_from
 
 SMALL = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=None)
 
@@ -91,6 +94,9 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["data"]["val_images"] == 14
+    held = doc["choice"]["held_out"]  # the choice was made on the held-out hits: the pick leads, or is tied with the leader
+    assert held["n"] == 14 and doc["choice"]["pick"] == held["pick"] == doc["results"][0]["name"]
+    assert held["pick"] in held["within_noise"] and "held-out images" in doc["recommendation"]
     for r in doc["results"]:
         assert r["val_n"] == 14 and 0 <= r["val_acc_low"] <= r["val_acc"] <= r["val_acc_high"] <= 1
         assert r["gap"] == pytest.approx(r["train_acc"] - r["val_acc"])
@@ -136,3 +142,68 @@ def test_track_measures_every_epoch_on_the_held_out_set(tmp_path: Path, image_fo
     assert [r.val_n for r in report.rows] == [14, 14, 14]
     with pytest.raises(UsageError, match="--val-data"):
         suscli.track(log=tmp_path / "x.jsonl", val_data=val_folder)
+
+
+def ranked_row(name: str, zeta: float, top1: list[int], hits: np.ndarray | None) -> Result:
+    """A measured row with predictions on the unlabeled images and, when given, its hits on 200 held-out images."""
+    details = {"predictions": preds_from(top1).encode()}
+    if hits is not None:
+        details["val_hits"] = encode_hits(hits)
+    return Result(name=name, path=name, train_acc=0.9, susceptibility=zeta, details=details, val_acc=None if hits is None else hits.mean())
+
+
+def held_out_hits(right: int, first: int = 0, n: int = 200) -> np.ndarray:
+    """`right` of `n` held-out images right, a run of them from `first` (wrapping)."""
+    hits = np.zeros(n, dtype=bool)
+    hits[[(first + i) % n for i in range(right)]] = True
+    return hits
+
+
+TRUTH = [0, 1, 2] * 20  # 60 unlabeled images: a agrees with the others' consensus most, so the label-free order puts it first
+TOP1 = {"a": TRUTH, "b": TRUTH[:50] + [1] * 10, "c": TRUTH[:48] + [2] * 12, "d": TRUTH[:40] + [1] * 20}
+
+
+def pool_rows(hits: dict[str, np.ndarray] | None) -> list[Result]:
+    return [ranked_row(k, 0.1 + i / 100, top1, None if hits is None else hits[k]) for i, (k, top1) in enumerate(TOP1.items())]
+
+
+def test_the_held_out_set_decides_when_it_separates_the_leader() -> None:
+    label_free = choose(pool_rows(None), "agreement", None)
+    assert label_free.pick is not None and label_free.pick.name == "a" and label_free.held_out is None
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    choice = choose(pool_rows(hits), "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "b" and choice.confident
+    assert [r.name for r in choice.ranked] == ["b", "a", "c", "d"] and [r.name for r in choice.tied] == ["b"]
+    assert "90.0% of 200 held-out images" in choice.why and "the held-out labels decide" in choice.why
+    assert choice.held_out is not None and choice.held_out["decisive"] and choice.held_out["label_free_pick"] == "a"
+
+
+def test_the_label_free_order_breaks_the_ties_the_held_out_set_leaves() -> None:
+    """b leads by 4 images, which a paired test cannot call: a and b are the tied set, ordered label-free (a first);
+    c and d are clearly below b."""
+    hits = {"a": held_out_hits(150), "b": held_out_hits(154), "c": held_out_hits(100), "d": held_out_hits(90)}
+    choice = choose(pool_rows(hits), "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "a" and not choice.confident
+    assert [r.name for r in choice.tied] == ["a", "b"] and [r.name for r in choice.ranked] == ["a", "b", "c", "d"]
+    assert "75.0% of 200 held-out images" in choice.why and "b leads with 77.0%" in choice.why and "no confident choice" in choice.why
+    same = {k: held_out_hits(150) for k in TOP1}  # a held-out set that tells no model apart: the label-free order, unchanged
+    tied = choose(pool_rows(same), "agreement", None)
+    assert [r.name for r in tied.ranked] == [r.name for r in choose(pool_rows(None), "agreement", None).ranked]
+    assert not tied.confident and len(tied.tied) == 4
+
+
+def test_mcnemar_p_is_the_exact_binomial_test() -> None:
+    from scipy.stats import binomtest
+
+    for b, c in [(0, 0), (3, 0), (10, 2), (40, 60), (7, 7), (1000, 1100)]:
+        want = 1.0 if b + c == 0 else binomtest(min(b, c), b + c, 0.5).pvalue
+        assert mcnemar_p(b, c) == pytest.approx(want, rel=1e-9)
+
+
+def test_held_out_hits_on_some_models_only_leave_the_label_free_choice_and_say_so() -> None:
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    rows = pool_rows(hits)
+    del rows[1].details["val_hits"]
+    choice = choose(rows, "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "a" and choice.held_out is None
+    assert "the held-out labels were not used" in choice.why

@@ -193,3 +193,20 @@ def _logits(
             fix="check that --train-data is the set this model was trained on (class ids = sorted folder names)",
         )
     return logits
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for paired hits: `b` images only the first model gets right, `c` only the
+    second. Under "equally accurate" each discordant image goes either way with probability 1/2, so the smaller count
+    is Binomial(b + c, 1/2); the p-value doubles its tail (capped at 1). Summed in log space: exact for any n."""
+    n, k = b + c, min(b, c)
+    if n == 0:
+        return 1.0
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    top = max(logs)
+    return min(1.0, 2 * math.exp(top) * sum(math.exp(x - top) for x in logs))
+
+
+def paired_separates(first: np.ndarray, second: np.ndarray, alpha: float = 0.05) -> bool:
+    """Whether per-image hits of two models on the same held-out images tell their accuracies apart (mcnemar_p < alpha)."""
+    return mcnemar_p(int((first & ~second).sum()), int((second & ~first).sum())) < alpha

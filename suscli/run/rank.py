@@ -102,6 +102,7 @@ def rank(
             "confident": choice.confident,
             "within_noise": [r.name for r in choice.tied],
             "voters": choice.voters,
+            **({"held_out": choice.held_out} if choice.held_out else {}),  # --val-data: the choice made on held-out labels
         },
         label_noise=choice.labels.estimate.as_dict() if choice.labels else None,
         results_file=str(store.path if store is not None else None),
