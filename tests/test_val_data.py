@@ -18,6 +18,7 @@ from suscli.data.imagesets import list_images
 from suscli.judge.rules import choose
 from suscli.measure.accuracy import decode_hits, encode_hits, mcnemar_p, wilson_interval
 from suscli.results import Result
+from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
 from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool
 from tests.test_rules import preds_from
@@ -140,6 +141,16 @@ def test_track_measures_every_epoch_on_the_held_out_set(tmp_path: Path, image_fo
         )
     report = suscli.track(run, image_folder, train_folder, settings=SMALL, val_data=val_folder)
     assert [r.val_n for r in report.rows] == [14, 14, 14]
+    best = max(report.rows, key=lambda r: (r.val_acc, -r.epoch))  # the earliest of the most accurate on held-out labels
+    held = report.run["held_out"]
+    assert (held["epoch"], held["val_acc"], held["n"]) == (best.epoch, best.val_acc, 14)
+    assert report.keep is not None and held["keep_epoch"] == report.keep.epoch
+    closing = report.lines[-1]
+    assert closing.startswith(f"keep epoch {report.keep.epoch}") and f"by held-out accuracy, epoch {best.epoch}" in closing
+    assert f"{100 * best.val_acc:.1f}% of 14 held-out images" in closing
+    assert ("the same epoch" in closing) == (best is report.keep) and "held_out" not in suscli.track(
+        run, image_folder, train_folder, settings=SMALL
+    ).run
     with pytest.raises(UsageError, match="--val-data"):
         suscli.track(log=tmp_path / "x.jsonl", val_data=val_folder)
 
@@ -198,6 +209,23 @@ def test_mcnemar_p_is_the_exact_binomial_test() -> None:
     for b, c in [(0, 0), (3, 0), (10, 2), (40, 60), (7, 7), (1000, 1100)]:
         want = 1.0 if b + c == 0 else binomtest(min(b, c), b + c, 0.5).pvalue
         assert mcnemar_p(b, c) == pytest.approx(want, rel=1e-9)
+
+
+def test_track_sets_the_held_out_epoch_beside_the_kept_one() -> None:
+    def epoch(e: int, hits: np.ndarray) -> Result:
+        return Result(
+            name=f"epoch_{e}", path="", epoch=e, train_acc=0.5 + e / 10, susceptibility=0.1, zeta=0.1,
+            val_acc=float(hits.mean()), val_n=len(hits), details={"val_hits": encode_hits(hits)},
+        )  # fmt: skip
+
+    rows = [epoch(0, held_out_hits(199)), epoch(1, held_out_hits(180)), epoch(2, held_out_hits(180, 7)), epoch(3, held_out_hits(120))]
+    held = held_out_epoch(rows, rows[3])  # never the initialization; the earliest of equals
+    assert held is not None and (held["epoch"], held["n"], held["separated"]) == (1, 200, True)
+    line = recommendation(rows, rows[3], "train-acc", held)
+    assert "by held-out accuracy, epoch 1 (90.0% of 200 held-out images), clearly above epoch 3's 60.0% (paired McNemar test, 95%)" in line
+    close = held_out_epoch(rows, rows[2])
+    assert close is not None and close["separated"] is False and "not separated by the held-out set from epoch 2" in held_out_line(close)
+    assert "the same epoch" in held_out_line(held_out_epoch(rows, rows[1]) or {}) and held_out_epoch(rows[:1], None) is None
 
 
 def test_held_out_hits_on_some_models_only_leave_the_label_free_choice_and_say_so() -> None:

@@ -11,7 +11,7 @@ from suscli.errors import UsageError
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
-from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, log_rows, recommendation, run_epochs
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, held_out_epoch, log_rows, recommendation, run_epochs
 from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line
 from suscli.run.model import Settings, resolve_device
 from suscli.run.report import Report, command_line, environment, run_info
@@ -85,7 +85,8 @@ def track(
         )
         said = sample_line(opened.sample, rows, size) if opened.sample is not None and size is not None else None
     kept = annotate(rows, count_epoch_0=count_epoch_0, rule=keep)
-    closing = recommendation(rows, kept, keep)
+    held = held_out_epoch(rows, kept)  # --val-data: the epoch held-out accuracy would keep, beside the rule's
+    closing = recommendation(rows, kept, keep, held)
     info.update(
         seconds=round(time.perf_counter() - started, 3),
         rule=f"{keep}: {KEEP_RULES[keep]}",
@@ -96,6 +97,7 @@ def track(
             "path": kept.path if kept else None,
         },
         warnings=warnings,
+        **({"held_out": held} if held is not None else {}),
     )
     lines = [f"warning: {w}" for w in warnings] + ([said] if said else []) + [closing]
     return Report("track", rows, info, keep=kept, lines=lines)
