@@ -110,6 +110,10 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     res = invoke(*common, "-f", "markdown", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
     assert "held-out acc" in res.stdout and "gap" in res.stdout and "n=14" in res.stdout
+    res = invoke(*common, "--html", tmp_path / "r.html", "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "r.html").read_text()
+    assert "held-out acc" in page and "held-out accuracy" in page and "of 14 held-out images" in page
 
 
 def test_results_measured_without_the_held_out_set_are_not_reused_with_it(
