@@ -12,11 +12,12 @@ import pytest
 import torch
 
 import suscli
+import suscli.measure.sampling
 from suscli.data.images import decode_images
 from suscli.errors import UsageError
 from suscli.data.imagesets import list_images
 from suscli.judge.rules import choose
-from suscli.measure.accuracy import decode_hits, encode_hits, mcnemar_p, wilson_interval
+from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, wilson_interval
 from suscli.results import Result
 from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
 from tests.conftest import invoke, tiny_cnn, write_images
@@ -239,3 +240,21 @@ def test_held_out_hits_on_some_models_only_leave_the_label_free_choice_and_say_s
     choice = choose(rows, "agreement", None)
     assert choice.pick is not None and choice.pick.name == "a" and choice.held_out is None
     assert "the held-out labels were not used" in choice.why
+
+
+def test_the_gap_follows_the_training_sample_as_it_grows(
+    tmp_path: Path, image_folder: Path, val_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the adaptive training sample (first stage of 8 of 45 images here), every row's gap is its training accuracy
+    on the sample it settled on minus its held-out accuracy, with the interval of those two intervals."""
+    for c in range(3):
+        write_images(tmp_path / "big-train" / f"class_{c}", 15, seed=20 + c)
+    monkeypatch.setattr(suscli.measure.sampling, "START", 8)
+    pool = make_pool(tmp_path / "pool")
+    settings = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8))
+    report = suscli.rank(pool, image_folder, tmp_path / "big-train", settings=settings, val_data=val_folder)
+    assert report.run["train_sample"]["population"] == 45 and report.run["train_sample"]["sizes_tried"][-1] > 8  # it grew
+    for r in report.rows:
+        assert r.train_acc is not None and r.val_acc is not None and r.gap == pytest.approx(r.train_acc - r.val_acc)
+        want = gap((r.train_acc, r.train_acc_low, r.train_acc_high), (r.val_acc, r.val_acc_low, r.val_acc_high))
+        assert (r.gap_low, r.gap_high) == pytest.approx(want[1:])
