@@ -14,7 +14,7 @@ import torch
 import suscli
 import suscli.measure.sampling
 from suscli.data.images import decode_images
-from suscli.errors import UsageError
+from suscli.errors import InputError, UsageError
 from suscli.data.imagesets import list_images
 from suscli.judge.rules import choose
 from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, wilson_interval
@@ -258,3 +258,27 @@ def test_the_gap_follows_the_training_sample_as_it_grows(
         assert r.train_acc is not None and r.val_acc is not None and r.gap == pytest.approx(r.train_acc - r.val_acc)
         want = gap((r.train_acc, r.train_acc_low, r.train_acc_high), (r.val_acc, r.val_acc_low, r.val_acc_high))
         assert (r.gap_low, r.gap_high) == pytest.approx(want[1:])
+
+
+def test_held_out_images_that_are_training_images_are_reported(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A held-out list naming three training files (by another path) and two new images: a note on the row says so."""
+    fresh = write_images(tmp_path / "new", 2, seed=77)
+    listed = [*(train_folder / "class_0").iterdir()][:3]
+    lines = (
+        ["path,label"] + [f"../train/class_0/../class_0/{p.name},0" for p in listed] + [f"../new/{p.name},{i}" for i, p in enumerate(fresh)]
+    )
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "val.csv").write_text("\n".join(lines) + "\n")
+    make_pool(tmp_path / "pool", n=1)
+    row = suscli.score(
+        tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=tmp_path / "lists" / "val.csv"
+    ).rows[0]
+    assert row.val_n == 5
+    assert any(n.startswith("3 of 5 held-out image(s) are also training images") for n in row.notes), row.notes
+    (tmp_path / "lists" / "new.csv").write_text("\n".join(lines[:1] + lines[-2:]) + "\n")
+    clean = suscli.score(
+        tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=tmp_path / "lists" / "new.csv"
+    )
+    assert not any("also training images" in n for n in clean.rows[0].notes)
+    with pytest.raises(InputError, match="--val-data takes"):  # a layout error names the option it is about
+        suscli.score(tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=tmp_path / "new")

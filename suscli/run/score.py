@@ -49,7 +49,7 @@ def score(
         ema=inputs.ema,
     )
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
-    val = val_source(val_data, settings, inputs)
+    val = val_source(val_data, settings, inputs, train)
     size = None
     if sample is None:
         result = score_checkpoint(ckpt, unlabeled, train, val=val, settings=settings, device=dev, progress=progress)
