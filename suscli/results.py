@@ -21,6 +21,13 @@ class Result:
     train_acc_low: float | None = None  # 95% interval when estimated on a sample
     train_acc_high: float | None = None
     train_n: int | None = None
+    val_acc: float | None = None  # accuracy on the held-out images (--val-data) with their given, maybe noisy, labels
+    val_acc_low: float | None = None  # its 95% Wilson interval: the held-out images are a sample of what the model will see
+    val_acc_high: float | None = None
+    val_n: int | None = None
+    gap: float | None = None  # train_acc - val_acc: how much better it fits its training labels than labels it never saw
+    gap_low: float | None = None  # 95% interval of the gap (Newcombe's hybrid score interval, suscli.measure.accuracy.gap)
+    gap_high: float | None = None
     agreement: float | None = None  # share of unlabeled images on which it predicts the pool's consensus (suscli.judge.rules)
     fits_contradicted: float | None = None  # share of the training labels the consensus contradicts that it fits (suscli.judge.noise)
     clean_fit: float | None = None  # share of the training labels the consensus confirms that it fits

@@ -56,6 +56,13 @@ class InputOptions:
             rich_help_panel=INPUTS,
         ),
     ] = None
+    val_data: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Held-out images the models did not train on, with their labels (noisy ones will do), in any layout --train-data takes: each model's held-out accuracy, the gap to its training accuracy, and for rank, the choice made on them first.",
+            rich_help_panel=INPUTS,
+        ),
+    ] = None
     image_column: Annotated[
         Optional[str],
         typer.Option(

@@ -129,6 +129,7 @@ def rank(
                 candidate=candidate,
                 results=measured.results,
                 fresh=measured.fresh,
+                val_data=given.val_data,
                 progress=update,
                 say=say,
             )

@@ -69,6 +69,7 @@ def score(
                 num_classes=num_classes,
                 max_susceptibility=max_susceptibility,
                 min_train_acc=min_train_acc,
+                val_data=given.val_data,
                 progress=update,
             )
         emit(report, out.fmt, out.output, out.per_image)

@@ -103,6 +103,7 @@ def track(
                 count_epoch_0=count_epoch_0,
                 results=measured.results,
                 fresh=measured.fresh,
+                val_data=given.val_data,
                 progress=update,
                 say=say,
             )

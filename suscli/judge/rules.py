@@ -14,6 +14,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from suscli.measure.accuracy import decode_hits, paired_separates
+
 from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear
 from suscli.judge.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on, given_labels
 from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
@@ -60,6 +62,7 @@ class Choice:
     tied: list[Result] = field(default_factory=list)  # the models the data do not separate from the pick, pick first
     labels: LabelCheck | None = None  # what the voters' consensus says about the training labels
     voters: list[str] = field(default_factory=list)  # the models whose consensus the agreement is measured against
+    held_out: dict | None = None  # with --val-data: the held-out leader, its accuracy and n, and whom the set cannot separate from it
 
 
 def choose(
@@ -93,7 +96,70 @@ def choose(
     by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
     choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
     choice.labels = labels
-    return choice
+    return _with_held_out(choice, rule)
+
+
+def val_hits_of(row: Result) -> np.ndarray | None:
+    """The row's per-image hits on the held-out images (--val-data); None when it has none or they are damaged."""
+    data = row.details.get("val_hits") if isinstance(row.details, dict) else None
+    try:
+        return decode_hits(data) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _with_held_out(choice: Choice, rule: str) -> Choice:
+    """The choice made with held-out labels, when every measured model has its hits on the same held-out images.
+
+    The model with the highest held-out accuracy leads; the models the held-out set cannot tell from it (exact paired
+    McNemar test on the images only one of the two gets right, 95%) are the tied set, and the label-free order
+    (`choice.ranked`, the rule's) orders it: the pick is its first. Confident only when the set separates the pick
+    from every other model; label-free evidence never overrules a decisive held-out set. Without hits: `choice`."""
+    measured = _measured(choice.ranked)
+    hits = [val_hits_of(r) for r in measured]
+    known = _every(hits)
+    if len(measured) < 2 or not any(h is not None for h in hits):
+        return choice
+    if known is None or len({len(h) for h in known}) != 1 or len(known[0]) == 0:
+        choice.why += (
+            "; the held-out labels were not used: some models have no held-out hits, or hits on other images "
+            "(results from before --val-data, or images unreadable at one model's size); rerun with --fresh"
+        )
+        return choice
+    place = {id(r): i for i, r in enumerate(choice.ranked)}  # the label-free order
+    scored = sorted(zip(measured, known), key=lambda rh: (-int(rh[1].sum()), place[id(rh[0])]))
+    lead, lead_hits = scored[0]
+    share = {id(r): float(h.mean()) for r, h in scored}
+    tied = [r for r, h in scored if r is lead or not paired_separates(lead_hits, h)]
+    tied.sort(key=lambda r: place[id(r)])
+    apart = [r for r, _ in scored if all(r is not t for t in tied)]
+    ids = {id(r) for r in measured}
+    ranked = tied + apart + [r for r in choice.ranked if id(r) not in ids]
+    pick, n = tied[0], len(lead_hits)
+    acc = f"{100 * share[id(pick)]:.1f}% of {n:,} held-out images"
+    if len(tied) == 1:
+        why = (
+            f"ship {pick.name}: the highest held-out accuracy ({acc}), clearly above every other model's on the same "
+            f"images (paired McNemar test, 95%): the held-out labels decide"
+        )
+    else:
+        others = ", ".join(r.name for r in tied if r is not pick)
+        lead_words = "" if pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
+        why = (
+            f"ship {pick.name}: held-out accuracy {acc}{lead_words}; no confident choice: the held-out set cannot tell "
+            f"{len(tied) - 1} other model(s) from the leader (paired McNemar test, 95%): {others}; of them the label-free "
+            f"order ({rule} rule) puts it first. Label-free: {choice.why}"
+        )
+    held = {
+        "leader": lead.name,
+        "pick": pick.name,
+        "val_acc": share[id(pick)],
+        "n": n,
+        "within_noise": [r.name for r in tied],
+        "decisive": len(tied) == 1,
+        "label_free_pick": choice.pick.name if choice.pick else None,
+    }
+    return Choice(ranked, pick, why, len(tied) == 1, tied, choice.labels, choice.voters, held)
 
 
 def _by_rule(

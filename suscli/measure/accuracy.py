@@ -65,6 +65,22 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
     return 0.0 if correct == 0 else max(0.0, centre - half), 1.0 if correct == total else min(1.0, centre + half)
 
 
+def held_out(acc: Accuracy) -> tuple[float, float, float]:
+    """Accuracy on held-out images and its 95% Wilson interval, always: unlike the training set, which is the whole
+    population the training accuracy is about, the held-out images are a sample of the images the model will see."""
+    return (acc.value, *wilson_interval(acc.correct, acc.total))
+
+
+def gap(train: tuple[float, float, float], val: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Training accuracy minus held-out accuracy, each given as (value, low, high), with its 95% interval by
+    Newcombe's hybrid score method (Newcombe 1998, method 10) from the two Wilson intervals: the two sets are different
+    images, so independent samples. A training accuracy on every training image has no interval (low = high), and the
+    gap's interval is then the held-out one's alone."""
+    (p1, l1, u1), (p2, l2, u2) = train, val
+    d = p1 - p2
+    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
 def training_accuracy(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -177,3 +193,20 @@ def _logits(
             fix="check that --train-data is the set this model was trained on (class ids = sorted folder names)",
         )
     return logits
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for paired hits: `b` images only the first model gets right, `c` only the
+    second. Under "equally accurate" each discordant image goes either way with probability 1/2, so the smaller count
+    is Binomial(b + c, 1/2); the p-value doubles its tail (capped at 1). Summed in log space: exact for any n."""
+    n, k = b + c, min(b, c)
+    if n == 0:
+        return 1.0
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    top = max(logs)
+    return min(1.0, 2 * math.exp(top) * sum(math.exp(x - top) for x in logs))
+
+
+def paired_separates(first: np.ndarray, second: np.ndarray, alpha: float = 0.05) -> bool:
+    """Whether per-image hits of two models on the same held-out images tell their accuracies apart (mcnemar_p < alpha)."""
+    return mcnemar_p(int((first & ~second).sum()), int((second & ~first).sum())) < alpha

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from suscli.measure.accuracy import Accuracy, decode_hits, encode_hits, from_counts
+from suscli.measure.accuracy import Accuracy, decode_hits, encode_hits, from_counts, gap
 from suscli.measure.predictions import Predictions
 from suscli.data.images import ImageSource
 from suscli.results import Result
@@ -204,6 +204,8 @@ def _joined(a: Predictions | None, b: Predictions | None) -> Predictions | None:
 def _set(row: Result, acc: Accuracy, preds: Predictions | None, hits: np.ndarray) -> None:
     """Write an accuracy, its predictions and hits into `row` as scoring.scored_row does."""
     row.train_acc, row.train_acc_low, row.train_acc_high, row.train_n = acc.value, acc.low, acc.high, acc.total
+    if row.val_acc is not None and row.val_acc_low is not None and row.val_acc_high is not None:  # the gap follows the training accuracy
+        row.gap, row.gap_low, row.gap_high = gap((acc.value, acc.low, acc.high), (row.val_acc, row.val_acc_low, row.val_acc_high))
     row.details["train_acc"] = acc.as_dict()
     row.details["train_predictions"] = None if preds is None else preds.encode()
     row.details["train_hits"] = encode_hits(hits)

@@ -34,6 +34,8 @@ from suscli.run.model import (
     score_checkpoint,
     scored_row,
     source_notes,
+    held_out_errors,
+    val_ids,
 )
 from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
 from suscli.run.store import ResultStore
@@ -90,12 +92,17 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
-def run_settings(settings: Settings, unlabeled: ImageSource, train: ImageSource | None, device: torch.device) -> dict:
-    """What decides the numbers of every model in a run: the key under which results are reused."""
+def run_settings(
+    settings: Settings, unlabeled: ImageSource, train: ImageSource | None, device: torch.device, val: ImageSource | None = None
+) -> dict:
+    """What decides the numbers of every model in a run: the key under which results are reused. The held-out set
+    (--val-data) is in it only when given: results files from before it stay valid, and a result measured without
+    it is never reused as if it had its numbers."""
     return {
         **settings.as_dict(),
         "unlabeled_data": data_identity(unlabeled),
         "train_data": data_identity(train),
+        **({"val_data": data_identity(val)} if val is not None else {}),
         "device_type": device.type,
     }
 
@@ -131,6 +138,7 @@ class PoolRequest:
     ema: bool = False
     model_batch: int = 1  # models measured together (suscli.measure.batched) where they can be
     progress: Progress | None = None
+    val: ImageSource | None = None  # held-out images with their labels (--val-data): one more eval pass per model
 
     def load(self, entry: PoolEntry) -> Checkpoint:
         """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
@@ -153,14 +161,16 @@ def score_group(
     *,
     settings: Settings,
     device: torch.device,
+    val: ImageSource | None = None,
 ) -> list[Result]:
     """score_checkpoint of models that share an architecture and preprocessing, measured together
     (suscli.measure.batched): decoded once, one vmap per pass. Any failure raises; the caller then scores them one at a
     time, which gives each model its own row or error."""
     start = time.perf_counter()
-    chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train) if s is not None]) for c in checkpoints]
+    chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train, val) if s is not None]) for c in checkpoints]
     ids, mapping = label_ids(checkpoints[0], train)  # one mapping: the models of a group share their class names
-    chosen = [(prep, notes + source_notes(unlabeled, train) + mapping) for prep, notes in chosen]
+    val_map = val_ids(checkpoints[0], val, train)
+    chosen = [(prep, notes + source_notes(unlabeled, train) + (val.notes if val is not None else []) + mapping) for prep, notes in chosen]
     prep = chosen[0][0]
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
@@ -175,6 +185,12 @@ def score_group(
         accs = training_accuracy_many(
             models, train_pixels, model_labels(labels, ids), population=train.population, transform=transform, device=device
         )
+    vals: Sequence[Accuracy | None] = [None] * len(models)
+    val_bad = None
+    if val is not None:
+        val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device)
+        with held_out_errors(checkpoints[0], val):
+            vals = training_accuracy_many(models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device)
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(
@@ -191,8 +207,10 @@ def score_group(
             train_unreadable=bad,
             seconds=seconds,
             name=name,
+            val=v,
+            val_unreadable=val_bad,
         )
-        for c, s, a, p, (_, n), name in zip(checkpoints, sus, accs, preds, chosen, names)
+        for c, s, a, p, (_, n), name, v in zip(checkpoints, sus, accs, preds, chosen, names, vals)
     ]
 
 
@@ -218,7 +236,9 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
         if waiting and (len(waiting) >= request.model_batch or i == len(entries) - 1):
             keys = dict(waiting)
             window = [(j, entries[j]) for j, _ in waiting]
-            for j, result in scored_window(window, unlabeled, train, settings=request.settings, device=request.device, load=request.load):
+            for j, result in scored_window(
+                window, unlabeled, train, settings=request.settings, device=request.device, load=request.load, val=request.val
+            ):
                 if store is not None and result.ok:
                     store.append(keys[j], result)
                 rows[j] = result
@@ -244,6 +264,7 @@ def scored_window(
     settings: Settings,
     device: torch.device,
     load: Callable[[PoolEntry], Checkpoint],
+    val: ImageSource | None = None,
 ) -> Iterator[tuple[int, Result]]:
     """(index, row) of every entry of `window`, group by group as each is measured: a model that fails to load
     is a failed row, and the others are grouped by batchability and identical preprocessing."""
@@ -253,14 +274,20 @@ def scored_window(
             loaded.append((i, entry, load(entry)))
         except SuscliError as e:
             yield i, failed(entry.path, e, entry.name)
-    images = [s for s in (unlabeled, train) if s is not None]
+    images = [s for s in (unlabeled, train, val) if s is not None]
     keys = [_inputs_key(ckpt, settings, images) for _, _, ckpt in loaded]
     for group in groups([ckpt.model for _, _, ckpt in loaded], keys):
         members = [loaded[g] for g in group]
         if len(members) > 1:
             try:
                 rows = score_group(
-                    [c for _, _, c in members], [e.name for _, e, _ in members], unlabeled, train, settings=settings, device=device
+                    [c for _, _, c in members],
+                    [e.name for _, e, _ in members],
+                    unlabeled,
+                    train,
+                    settings=settings,
+                    device=device,
+                    val=val,
                 )
             except Exception:  # anything at all: measured again one at a time below, where each model gets its own row or error
                 pass
@@ -269,7 +296,9 @@ def scored_window(
                 continue
         for i, entry, ckpt in members:
             try:
-                row = _with_epoch(score_checkpoint(ckpt, unlabeled, train, settings=settings, device=device, name=entry.name), entry)
+                row = _with_epoch(
+                    score_checkpoint(ckpt, unlabeled, train, val=val, settings=settings, device=device, name=entry.name), entry
+                )
             except SuscliError as e:
                 row = failed(entry.path, e, entry.name)
             yield i, row

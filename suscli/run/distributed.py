@@ -100,12 +100,13 @@ def _measured(
     settings: Settings,
     device: torch.device,
     load: Callable[[PoolEntry], Checkpoint],
+    val: ImageSource | None = None,
 ) -> list[tuple[int, Result]]:
     """(index, row) of every entry of this rank's window; any failure is a row, never an exception that would
     leave the other ranks waiting at the gather."""
     found: dict[int, Result] = {}
     try:
-        for i, row in scored_window(window, unlabeled, train, settings=settings, device=device, load=load):
+        for i, row in scored_window(window, unlabeled, train, settings=settings, device=device, load=load, val=val):
             found[i] = row
     except Exception as e:
         found |= {i: error_row(entry, e) for i, entry in window if i not in found}
@@ -144,7 +145,9 @@ def audit_shards(w: World, request: PoolRequest, unlabeled: ImageSource, train: 
         # plain dicts pickle without suscli's classes on the receiving side
         mine = [
             (i, row.as_dict())
-            for i, row in _measured(window, unlabeled, train, settings=request.settings, device=request.device, load=request.load)
+            for i, row in _measured(
+                window, unlabeled, train, settings=request.settings, device=request.device, load=request.load, val=request.val
+            )
         ]
         gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
         collective(dist.gather_object, mine, gathered, dst=0)
@@ -207,6 +210,7 @@ def _grown_window(
     size: int,
     device: torch.device,
     load: Callable[[PoolEntry], Checkpoint],
+    val: ImageSource | None = None,
 ) -> list[tuple[int, Result]]:
     """This rank's rows of a stage, grown; any failure is a row, never an exception that would leave the other
     ranks waiting at the gather."""

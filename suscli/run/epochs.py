@@ -17,7 +17,8 @@ from suscli.run.pool import PoolEntry, discover
 from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
-from suscli.judge.rules import choose
+from suscli.judge.rules import choose, val_hits_of
+from suscli.measure.accuracy import paired_separates
 
 KEEP_RULES = {
     "train-acc": "keep the epoch with the highest training accuracy (the later one on ties)",
@@ -98,15 +99,52 @@ def annotate(rows: list[Result], *, count_epoch_0: bool = False, rule: str = DEF
     return None if keep is None else rows[keep]
 
 
-def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_KEEP) -> str:
-    """The closing line: the epoch to keep, its numbers and the rule that chose it, or why there is none."""
+def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_KEEP, held: dict | None = None) -> str:
+    """The closing line: the epoch to keep, its numbers and the rule that chose it, or why there is none; with
+    `held` (held_out_epoch), the epoch held-out accuracy would keep beside it."""
+    beside = f"; {held_out_line(held)}" if held is not None else ""
     if keep is None:
         if not any(r.zeta is not None for r in rows):
             return "no epoch to keep: no epoch after the initialization could be measured"
-        return "no epoch to keep: the rule needs training accuracy (pass --train-data, or train_acc= to tracker.measure)"
+        return f"no epoch to keep: the rule needs training accuracy (pass --train-data, or train_acc= to tracker.measure){beside}"
     last = rows[-1]
     later = f"; last epoch {last.epoch}: {_numbers(last)}" if last is not keep and last.ok else ""
-    return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}. Rule ({rule}): {KEEP_RULES[rule]}"
+    return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}{beside}. Rule ({rule}): {KEEP_RULES[rule]}"
+
+
+def held_out_epoch(rows: list[Result], keep: Result | None) -> dict | None:
+    """With --val-data: the epoch with the highest held-out accuracy (the earliest of equals; never the
+    initialization), early stopping as users know it, set beside the keep rule's epoch: whether the held-out set
+    tells the two apart (exact paired McNemar test, 95%, on the same images). None without held-out accuracy."""
+    measured = [r for r in rows if r.ok and r.val_acc is not None and r.epoch != 0]
+    if not measured:
+        return None
+    best = max(measured, key=lambda r: (r.val_acc, -(r.epoch or 0)))
+    found: dict = {
+        "epoch": best.epoch,
+        "name": best.name,
+        "val_acc": best.val_acc,
+        "n": best.val_n,
+        "keep_epoch": keep.epoch if keep else None,
+    }
+    if keep is not None and keep is not best:
+        a, b = val_hits_of(best), val_hits_of(keep)
+        found["keep_val_acc"] = keep.val_acc
+        found["separated"] = None if a is None or b is None or len(a) != len(b) else paired_separates(a, b)
+    return found
+
+
+def held_out_line(found: dict) -> str:
+    """The closing line's part on the epoch held-out accuracy would keep."""
+    said = f"by held-out accuracy, epoch {found['epoch']} ({100 * found['val_acc']:.1f}% of {found['n']:,} held-out images)"
+    if found["keep_epoch"] is None:
+        return said
+    if found["keep_epoch"] == found["epoch"]:
+        return f"{said}: the same epoch"
+    if found.get("separated") is None:
+        return said
+    how = "clearly above" if found["separated"] else "not separated by the held-out set from"
+    return f"{said}, {how} epoch {found['keep_epoch']}'s {100 * found['keep_val_acc']:.1f}% (paired McNemar test, 95%)"
 
 
 def _numbers(row: Result) -> str:

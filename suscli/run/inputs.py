@@ -4,16 +4,18 @@ sample, and the resumable results file; and how the sample it settled on is repo
 from __future__ import annotations
 
 from collections.abc import Callable
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from suscli.data.cache import default_cache_dir
+from suscli.data.embedded import Embedded, ImageRef
 from suscli.data.images import ImageSource, labeled_source, unlabeled_source
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
-from suscli.errors import Interrupted, UsageError
+from suscli.errors import InputError, Interrupted, UsageError
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
@@ -70,6 +72,47 @@ def image_sources(
     return unlabeled, sample.ordered, sample
 
 
+def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, train: ImageSource | None = None) -> ImageSource | None:
+    """The held-out images with their labels (--val-data), read as the training set is (every layout, the same
+    columns), every image (no sample: its accuracy is an estimate with its interval), decoded through the cache.
+    Held-out images that are also training images (`train`, the whole set) are reported in a note on every row."""
+    if val_data is None:
+        return None
+    try:
+        val = labeled_source(
+            val_data,
+            samples=None,
+            seed=settings.susceptibility.seed,
+            strict=settings.strict,
+            cache_dir=(inputs.cache_dir or default_cache_dir()) if inputs.cache else None,
+            image_column=inputs.image_column,
+            label_column=inputs.label_column,
+        )
+    except InputError as e:  # the listing's errors speak of --train-data, whose reader this is
+        raise InputError(
+            e.message.replace("--train-data", "--val-data"), fix=e.fix and e.fix.replace("--train-data", "--val-data")
+        ) from None
+    shared = overlap(train, val) if train is not None else []
+    if shared:
+        val.notes = [
+            *val.notes,
+            f"{len(shared)} of {len(val.paths)} held-out image(s) are also training images (first: {shared[0]}): "
+            "the models trained on them, so held-out accuracy reads high and the gap low",
+        ]
+    return val
+
+
+def overlap(train: ImageSource, val: ImageSource) -> list[ImageRef]:
+    """The held-out images that are training images too: the same file (wherever its path leads), or the same row of
+    the same dataset file. Copies of an image under another name are not found."""
+
+    def identity(p: ImageRef) -> tuple:
+        return ("row", os.path.realpath(p.origin), p.row) if isinstance(p, Embedded) else ("file", os.path.realpath(p))
+
+    seen = {identity(p) for p in train.paths}
+    return [p for p in val.paths if identity(p) in seen]
+
+
 def open_store(
     results: Path | None,
     pool: Path,
@@ -102,6 +145,7 @@ class PoolRun:
     train: ImageSource | None
     sample: NestedSample | None
     reused: int  # results the file already held
+    val: ImageSource | None = None  # the held-out images (--val-data)
 
     @property
     def first(self) -> ImageSource | None:
@@ -123,11 +167,13 @@ def open_pool(
     lead: bool,
     progress: Progress | None,
     say: Say,
+    val_data: Path | str | None = None,
 ) -> PoolRun:
     """Everything a pool's measurement needs: the images (decoded lazily), the results file beside `place` (the pool
     or run folder, or its manifest; opened by the `lead` process only) and the request the entry points share."""
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
-    key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema)
+    val = val_source(val_data, settings, inputs, train)
+    key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
     store = open_store(results, place, inputs.cache_dir, fresh, key, say) if lead else None
     request = PoolRequest(
         entries,
@@ -140,8 +186,9 @@ def open_pool(
         ema=inputs.ema,
         model_batch=inputs.model_batch or default_model_batch(device),
         progress=progress,
+        val=val,
     )
-    return PoolRun(request, unlabeled, train, sample, len(store) if store is not None else 0)
+    return PoolRun(request, unlabeled, train, sample, len(store) if store is not None else 0, val)
 
 
 def interrupted(store: ResultStore | None) -> Interrupted:
@@ -158,10 +205,11 @@ def store_key(
     arch: str | None,
     arch_kwargs: dict | None,
     ema: bool,
+    val: ImageSource | None = None,
 ) -> dict:
-    """What keys a results file: the run's settings and data, and the architecture asked for."""
+    """What keys a results file: the run's settings and data (the held-out set's too), and the architecture asked for."""
     return {
-        **run_settings(settings, unlabeled, train, device),
+        **run_settings(settings, unlabeled, train, device, val),
         "arch": spec_identity(arch),
         "arch_kwargs": arch_kwargs or {},
         **({"ema": True} if ema else {}),

@@ -3,15 +3,16 @@ row. suscli.run.score, .rank and .track build on it; `Settings` decides the numb
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from suscli.measure.accuracy import Accuracy, encode_hits, training_accuracy
+from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
 from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
@@ -135,16 +136,19 @@ def score_checkpoint(
     data: ImageSource,
     train: ImageSource | None = None,
     *,
+    val: ImageSource | None = None,
     settings: Settings = Settings(),
     device: torch.device | None = None,
     progress: Progress | None = None,
     name: str | None = None,
 ) -> Result:
-    """Susceptibility and training accuracy of a loaded checkpoint. Input problems raise SuscliError."""
+    """Susceptibility and training accuracy of a loaded checkpoint, and its accuracy on the held-out images `val`
+    (--val-data) when given. Input problems raise SuscliError."""
     start = time.perf_counter()
     device = device or resolve_device()
-    prep, notes = preprocessing(settings, checkpoint.meta, [s for s in (data, train) if s is not None])
-    notes += source_notes(data, train)
+    prep, notes = preprocessing(settings, checkpoint.meta, [s for s in (data, train, val) if s is not None])
+    notes += source_notes(data, train) + (val.notes if val is not None else [])
+    val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
     notes += mapping
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
@@ -173,6 +177,13 @@ def score_checkpoint(
                 )
             except InputError as e:  # labels beyond the model's classes: which model, and which label folder or CSV
                 raise InputError(f"{checkpoint.path} on {train.origin or 'the training set'}: {e.message}", fix=e.fix) from None
+        val_acc, val_bad = None, None
+        if val is not None:
+            val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device, progress)
+            with held_out_errors(checkpoint, val):
+                val_acc = training_accuracy(
+                    model, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, progress=progress
+                )
     except RuntimeError as e:  # shape errors from a model that does not fit these images, or device errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(
@@ -193,6 +204,8 @@ def score_checkpoint(
         train_unreadable=bad,
         seconds=time.perf_counter() - start,
         name=name,
+        val=val_acc,
+        val_unreadable=val_bad,
     )
 
 
@@ -217,6 +230,44 @@ def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.
     if train.label_names is None and train.folders is not None:
         return folder_ids(train.folders, checkpoint.meta, origin)
     return id_table(train.label_names, checkpoint.meta, origin)
+
+
+def val_ids(checkpoint: Checkpoint, val: ImageSource | None, train: ImageSource | None) -> torch.Tensor | None:
+    """The model's id of each held-out label, as label_ids gives it for the training set; a held-out set of class
+    folders beside a training set of class folders is numbered by the training set's folders (a held-out set may
+    lack a class, and its sorted folders would then number the others wrongly). A class the training set lacks is
+    an InputError."""
+    if val is None:
+        return None
+    if (
+        val.label_names is None
+        and val.folders is not None
+        and train is not None
+        and train.folders is not None
+        and val.folders != train.folders
+    ):
+        missing = [f for f in val.folders if f not in train.folders]
+        if missing:
+            raise InputError(
+                f"held-out set {val.origin or ''}: class folder(s) {', '.join(missing[:3])} are not among the training set's classes",
+                fix="--val-data needs the classes of --train-data, by the same folder names",
+            )
+        train_ids, _ = label_ids(checkpoint, train)
+        at = [train.folders.index(f) for f in val.folders]
+        return torch.tensor(at, dtype=torch.int64) if train_ids is None else train_ids[at]
+    return label_ids(checkpoint, val)[0]
+
+
+@contextlib.contextmanager
+def held_out_errors(checkpoint: Checkpoint, val: ImageSource) -> Iterator[None]:
+    """An error in the held-out pass (labels beyond the model's classes) names the model and the held-out set."""
+    try:
+        yield
+    except InputError as e:
+        raise InputError(
+            f"{checkpoint.path} on the held-out set {val.origin or ''}: {e.message}".replace("training labels", "held-out labels"),
+            fix="check that --val-data is labelled with the classes the model was trained on",
+        ) from None
 
 
 def on_device(
@@ -249,9 +300,15 @@ def scored_row(
     train_unreadable: list[tuple[ImageRef, str]] | None,
     seconds: float,
     name: str | None = None,
+    val: Accuracy | None = None,
+    val_unreadable: list[tuple[ImageRef, str]] | None = None,
 ) -> Result:
     """The row of a measured model, with its notes: one function for models measured alone or together."""
     notes = list(notes)
+    if val_unreadable:
+        notes.append(f"{len(val_unreadable)} unreadable held-out image(s) skipped, first: {val_unreadable[0][0]}")
+    heldout = held_out(val) if val is not None else None
+    between = gap((acc.value, acc.low, acc.high), heldout) if acc is not None and heldout is not None else None
     if unreadable:
         notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {unreadable[0][0]}")
     if train_unreadable:
@@ -271,6 +328,13 @@ def scored_row(
         train_acc_low=acc.low if acc else None,
         train_acc_high=acc.high if acc else None,
         train_n=acc.total if acc else None,
+        val_acc=heldout[0] if heldout else None,
+        val_acc_low=heldout[1] if heldout else None,
+        val_acc_high=heldout[2] if heldout else None,
+        val_n=val.total if val else None,
+        gap=between[0] if between else None,
+        gap_low=between[1] if between else None,
+        gap_high=between[2] if between else None,
         sha256=checkpoint.sha256,
         seconds=round(seconds, 3),
         notes=checkpoint.notes + notes,
@@ -292,6 +356,8 @@ def scored_row(
             # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.judge.noise)
             "train_predictions": acc.predictions.encode() if acc and acc.predictions is not None else None,
             "train_hits": encode_hits(acc.hits) if acc and acc.hits is not None else None,  # per image: predicted as labelled
+            # per held-out image: predicted as labelled (--val-data), what the paired comparisons of suscli.judge.rules read
+            **({"val_acc": val.as_dict(), "val_hits": encode_hits(val.hits) if val.hits is not None else None} if val else {}),
         },
     )
 

@@ -37,6 +37,7 @@ def rank(
     candidate: str | None = None,
     results: Path | None = None,
     fresh: bool = False,
+    val_data: str | Path | None = None,
     progress: Progress | None = None,
     say: Say | None = None,
 ) -> Report | None:
@@ -56,8 +57,9 @@ def rank(
         raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
     lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
     opened = open_pool(
-        entries, pool, data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=lead, progress=progress, say=say
-    )
+        entries, pool, data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=lead, progress=progress, say=say,
+        val_data=val_data,
+    )  # fmt: skip
     request, sample, store = opened.request, opened.sample, opened.request.store
 
     def decide(rows: list[Result]) -> Decisions:
@@ -90,6 +92,7 @@ def rank(
         train_data,
         dev,
         started,
+        opened.val,
         pool=str(pool),
         thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
         recommendation=choice.why,
@@ -99,6 +102,7 @@ def rank(
             "confident": choice.confident,
             "within_noise": [r.name for r in choice.tied],
             "voters": choice.voters,
+            **({"held_out": choice.held_out} if choice.held_out else {}),  # --val-data: the choice made on held-out labels
         },
         label_noise=choice.labels.estimate.as_dict() if choice.labels else None,
         results_file=str(store.path if store is not None else None),

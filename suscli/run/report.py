@@ -91,7 +91,14 @@ def command_line() -> str:
 
 
 def run_info(
-    settings: Settings, data: Path | str, unlabeled: ImageSource, train_data: Path | str | None, device, started: float, **extra
+    settings: Settings,
+    data: Path | str,
+    unlabeled: ImageSource,
+    train_data: Path | str | None,
+    device,
+    started: float,
+    val: ImageSource | None = None,
+    **extra,
 ) -> dict:
     """The run-level part of a report: what was run, on what, where, with which versions, how long."""
     return {
@@ -102,6 +109,7 @@ def run_info(
             "unlabeled_images": len(unlabeled.paths),
             "unlabeled_population": unlabeled.population,
             "train": str(train_data) if train_data else None,
+            **({"val": str(val.origin or ""), "val_images": len(val.paths)} if val is not None else {}),  # --val-data
         },
         "device": str(device),
         "environment": environment(),

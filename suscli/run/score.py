@@ -15,7 +15,7 @@ from suscli.load.checkpoints import Checkpoint, load_checkpoint
 from suscli.measure.sampling import Decisions, NestedSample
 from suscli.results import Result
 from suscli.run.audit import Progress, grow_locally, settle_sample
-from suscli.run.inputs import Inputs, image_sources, sample_info, sample_line
+from suscli.run.inputs import Inputs, image_sources, sample_info, sample_line, val_source
 from suscli.run.model import Settings, resolve_device, score_checkpoint
 from suscli.run.report import Report, run_info
 
@@ -30,10 +30,12 @@ def score(
     num_classes: int | None = None,
     max_susceptibility: float | None = None,
     min_train_acc: float | None = None,
+    val_data: str | Path | None = None,
     progress: Progress | None = None,
 ) -> Report:
     """Measure one checkpoint on the unlabeled images `data` (and its training accuracy on `train_data`, with the
-    labels it was trained on), judge it alone, and apply the gates. Raises SuscliError on input it cannot use."""
+    labels it was trained on, and its accuracy on the held-out images `val_data` with theirs), judge it alone, and
+    apply the gates. Raises SuscliError on input it cannot use."""
     started = time.perf_counter()
     if min_train_acc is not None and train_data is None:
         raise UsageError("--min-train-acc needs --train-data")
@@ -47,11 +49,12 @@ def score(
         ema=inputs.ema,
     )
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
+    val = val_source(val_data, settings, inputs, train)
     size = None
     if sample is None:
-        result = score_checkpoint(ckpt, unlabeled, train, settings=settings, device=dev, progress=progress)
+        result = score_checkpoint(ckpt, unlabeled, train, val=val, settings=settings, device=dev, progress=progress)
     else:
-        result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress)
+        result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress, val)
     failures = threshold_failures(result, max_susceptibility, min_train_acc)
     verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
     run = run_info(
@@ -61,6 +64,7 @@ def score(
         train_data,
         dev,
         started,
+        val,
         gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
         train_sample=sample_info(sample, [result], size),
     )
@@ -76,10 +80,11 @@ def _settled(
     dev: torch.device,
     min_train_acc: float | None,
     progress: Progress | None,
+    val: ImageSource | None = None,
 ) -> tuple[Result, int]:
     """The row on the adaptive training sample: grown while the gate on training accuracy, or the verdict where it
     asks whether the model fits better than chance (above the fixed cut), changes."""
-    first = score_checkpoint(ckpt, unlabeled, sample.chunk(0, sample.sizes[0]), settings=settings, device=dev, progress=progress)
+    first = score_checkpoint(ckpt, unlabeled, sample.chunk(0, sample.sizes[0]), val=val, settings=settings, device=dev, progress=progress)
 
     def decide(rows: list[Result]) -> Decisions | None:
         """None, so the first stage, when neither the gate nor the verdict depends on training accuracy."""

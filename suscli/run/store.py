@@ -54,7 +54,7 @@ def fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-DATA_KEYS = ("unlabeled_data", "train_data")
+DATA_KEYS = ("unlabeled_data", "train_data", "val_data")
 
 
 def legacy_identity(value: Any) -> bool:

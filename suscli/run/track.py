@@ -11,7 +11,7 @@ from suscli.errors import UsageError
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
-from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, log_rows, recommendation, run_epochs
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, held_out_epoch, log_rows, recommendation, run_epochs
 from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line
 from suscli.run.model import Settings, resolve_device
 from suscli.run.report import Report, command_line, environment, run_info
@@ -30,6 +30,7 @@ def track(
     count_epoch_0: bool = False,
     results: Path | None = None,
     fresh: bool = False,
+    val_data: str | Path | None = None,
     progress: Progress | None = None,
     say: Say | None = None,
 ) -> Report:
@@ -49,6 +50,8 @@ def track(
     if log is not None:
         if data is not None or train_data is not None:
             raise UsageError("--log reads r and training accuracy from the tracker's log; --data and --train-data go with a RUN")
+        if val_data is not None:
+            raise UsageError("--val-data goes with a RUN of checkpoints: a tracker's log holds no held-out predictions")
         records = read_log(log)
         rows = log_rows(records, Path(log))
         warnings += [w for w in [schedule_warning(records)] if w]
@@ -63,7 +66,7 @@ def track(
             warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
         opened = open_pool(
             entries, Path(run), data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=True,
-            progress=progress, say=say or (lambda line: None),
+            progress=progress, say=say or (lambda line: None), val_data=val_data,
         )  # fmt: skip
         rows, size = _measured(opened, keep, count_epoch_0)
         n_ok = sum(r.ok for r in rows)
@@ -74,6 +77,7 @@ def track(
             train_data,
             dev,
             started,
+            opened.val,
             run=str(run),
             results_file=str(opened.request.store.path if opened.request.store else None),
             counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(opened.reused, n_ok)},
@@ -81,7 +85,8 @@ def track(
         )
         said = sample_line(opened.sample, rows, size) if opened.sample is not None and size is not None else None
     kept = annotate(rows, count_epoch_0=count_epoch_0, rule=keep)
-    closing = recommendation(rows, kept, keep)
+    held = held_out_epoch(rows, kept)  # --val-data: the epoch held-out accuracy would keep, beside the rule's
+    closing = recommendation(rows, kept, keep, held)
     info.update(
         seconds=round(time.perf_counter() - started, 3),
         rule=f"{keep}: {KEEP_RULES[keep]}",
@@ -92,6 +97,7 @@ def track(
             "path": kept.path if kept else None,
         },
         warnings=warnings,
+        **({"held_out": held} if held is not None else {}),
     )
     lines = [f"warning: {w}" for w in warnings] + ([said] if said else []) + [closing]
     return Report("track", rows, info, keep=kept, lines=lines)

@@ -8,7 +8,7 @@ from typing import Any
 from suscli.results import Result
 
 
-NUMERIC_COLUMNS = ("epoch", "train acc", "susceptibility", "zeta", "agreement", "fits contradicted", "region")
+NUMERIC_COLUMNS = ("epoch", "train acc", "held-out acc", "gap", "susceptibility", "zeta", "agreement", "fits contradicted", "region")
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -32,6 +32,9 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
         cols.append(("epoch", [_fmt(r.epoch) for r in rows]))
     cols.append(("arch", [_fmt(r.arch) for r in rows]))
     cols.append(("train acc", [_pct(r.train_acc) + _interval(r) for r in rows]))
+    if any(r.val_acc is not None for r in rows):  # --val-data
+        cols.append(("held-out acc", [_pct(r.val_acc) + _val_interval(r) for r in rows]))
+        cols.append(("gap", ["-" if r.gap is None else f"{100 * r.gap:+.1f} pts" for r in rows]))
     cols.append(
         (
             "susceptibility",
@@ -60,3 +63,9 @@ def _interval(r: Result) -> str:
         return ""
     n = f" n={r.train_n:,}" if r.train_n else ""
     return f" [{100 * r.train_acc_low:.1f}, {100 * r.train_acc_high:.1f}]{n}"
+
+
+def _val_interval(r: Result) -> str:
+    if r.val_acc is None or r.val_acc_low is None or r.val_acc_high is None:
+        return ""
+    return f" [{100 * r.val_acc_low:.1f}, {100 * r.val_acc_high:.1f}] n={r.val_n:,}"

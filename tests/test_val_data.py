@@ -1,0 +1,284 @@
+"""--val-data: held-out images with their (noisy) labels, one eval pass per model; accuracy, interval, gap and hits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import suscli
+import suscli.measure.sampling
+from suscli.data.images import decode_images
+from suscli.errors import InputError, UsageError
+from suscli.data.imagesets import list_images
+from suscli.judge.rules import choose
+from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, wilson_interval
+from suscli.results import Result
+from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
+from tests.conftest import invoke, tiny_cnn, write_images
+from tests.test_cli_rank import make_pool
+from tests.test_rules import preds_from
+
+SMALL = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=None)
+
+
+@pytest.fixture
+def val_folder(tmp_path: Path) -> Path:
+    """Held-out images of two of the three training classes: class_1 is missing, so its own sorted folders would
+    number class_2 as 1; the training set's folders number it 2."""
+    for c in (0, 2):
+        write_images(tmp_path / "val" / f"class_{c}", 7, seed=40 + c)
+    return tmp_path / "val"
+
+
+def hits_by_hand(model: torch.nn.Module, folder: Path) -> np.ndarray:
+    """Per held-out image, whether the model predicts its class folder's class (pixels scaled to [0, 1], as a
+    checkpoint without normalization is fed)."""
+    want, hits = {"class_0": 0, "class_2": 2}, []
+    for sub in sorted(folder.iterdir()):
+        pixels = decode_images(list_images(sub), image_size=8).pixels.float() / 255.0
+        with torch.no_grad():
+            hits += (model.eval()(pixels).argmax(-1) == want[sub.name]).tolist()
+    return np.array(hits)
+
+
+def test_held_out_accuracy_equals_a_count_by_hand(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
+    torch.manual_seed(3)
+    model = tiny_cnn(3)
+    suscli.save(model, tmp_path / "m.safetensors", arch="tests.conftest:tiny_cnn", arch_kwargs={"num_classes": 3}, image_size=8)
+    row = suscli.score(tmp_path / "m.safetensors", image_folder, train_folder, settings=SMALL, val_data=val_folder).rows[0]
+    hits = hits_by_hand(model, val_folder)
+    assert row.val_n == 14 and row.val_acc == hits.sum() / 14
+    assert (row.val_acc_low, row.val_acc_high) == pytest.approx(wilson_interval(int(hits.sum()), 14))
+    assert row.train_acc is not None and row.gap == pytest.approx(row.train_acc - row.val_acc)
+    assert row.gap_low is not None and row.gap_high is not None and row.gap_low < row.gap < row.gap_high
+    assert decode_hits(row.details["val_hits"]).tolist() == hits.tolist()  # in the order of the held-out listing
+    plain = suscli.score(tmp_path / "m.safetensors", image_folder, train_folder, settings=SMALL).rows[0]
+    assert plain.val_acc is None and plain.gap is None and "val_hits" not in plain.details  # without it, as before
+    assert (plain.susceptibility, plain.train_acc) == (row.susceptibility, row.train_acc)
+
+
+def test_a_held_out_class_the_training_set_lacks_is_an_error(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    write_images(tmp_path / "odd" / "class_9", 3)
+    make_pool(tmp_path / "pool", n=1)
+    res = invoke(
+        "score", tmp_path / "pool" / "m0.safetensors", "-d", image_folder, "--train-data", train_folder, "--val-data", tmp_path / "odd"
+    )
+    assert res.exit_code != 0 and "class_9" in res.output
+
+
+def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
+    tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path
+) -> None:
+    """Every model of the pool (measured together on the batched path) gets the held-out numbers; JSON and CSV carry
+    them, the table shows them; the batched path gives the numbers of the single-model path."""
+    pool = make_pool(tmp_path / "pool")
+    common = (
+        "rank",
+        pool,
+        "-d",
+        image_folder,
+        "--train-data",
+        train_folder,
+        "--val-data",
+        val_folder,
+        "--batches",
+        "2",
+        "--batch-size",
+        "8",
+    )
+    res = invoke(*common, "-f", "json", "--model-batch", "4", "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["data"]["val_images"] == 14
+    held = doc["choice"]["held_out"]  # the choice was made on the held-out hits: the pick leads, or is tied with the leader
+    assert held["n"] == 14 and doc["choice"]["pick"] == held["pick"] == doc["results"][0]["name"]
+    assert held["pick"] in held["within_noise"] and "held-out images" in doc["recommendation"]
+    for r in doc["results"]:
+        assert r["val_n"] == 14 and 0 <= r["val_acc_low"] <= r["val_acc"] <= r["val_acc_high"] <= 1
+        assert r["gap"] == pytest.approx(r["train_acc"] - r["val_acc"])
+        alone = suscli.score(pool / f"{r['name']}.safetensors", image_folder, train_folder, settings=SMALL, val_data=val_folder).rows[0]
+        assert r["val_acc"] == alone.val_acc and r["details"]["val_hits"] == alone.details["val_hits"]
+    res = invoke(*common, "-f", "csv", "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert {"val_acc", "val_acc_low", "val_acc_high", "val_n", "gap"} <= rows[0].keys() and all(r["val_n"] == "14" for r in rows)
+    res = invoke(*common, "-f", "markdown", "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    assert "held-out acc" in res.stdout and "gap" in res.stdout and "n=14" in res.stdout
+    res = invoke(*common, "--html", tmp_path / "r.html", "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "r.html").read_text()
+    assert "held-out acc" in page and "held-out accuracy" in page and "of 14 held-out images" in page
+
+
+def test_results_measured_without_the_held_out_set_are_not_reused_with_it(
+    tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path
+) -> None:
+    pool = make_pool(tmp_path / "pool", n=2)
+    common = ("rank", pool, "-d", image_folder, "--train-data", train_folder, "--batches", "2", "--batch-size", "8", "-f", "json")
+    first = invoke(*common)
+    assert first.exit_code == 0, first.output
+    assert all(r["val_acc"] is None for r in json.loads(first.stdout)["results"])
+    second = invoke(*common, "--val-data", val_folder)
+    assert second.exit_code == 0, second.output
+    doc = json.loads(second.stdout)
+    assert doc["counts"]["reused"] == 0 and all(r["val_n"] == 14 for r in doc["results"])
+    third = invoke(*common, "--val-data", val_folder)  # the same held-out set: reused, with its numbers
+    again = json.loads(third.stdout)
+    assert again["counts"]["reused"] == 2 and [r["val_acc"] for r in again["results"]] == [r["val_acc"] for r in doc["results"]]
+    fourth = json.loads(invoke(*common).stdout)  # and without it, the first results again
+    assert fourth["counts"]["reused"] == 2 and all(r["val_acc"] is None for r in fourth["results"])
+
+
+def test_track_measures_every_epoch_on_the_held_out_set(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for epoch in (1, 2, 3):
+        torch.manual_seed(epoch)
+        suscli.save(
+            tiny_cnn(3), run / f"epoch_{epoch}.safetensors", arch="tests.conftest:tiny_cnn", arch_kwargs={"num_classes": 3}, image_size=8
+        )
+    report = suscli.track(run, image_folder, train_folder, settings=SMALL, val_data=val_folder)
+    assert [r.val_n for r in report.rows] == [14, 14, 14]
+    best = max(report.rows, key=lambda r: (r.val_acc, -r.epoch))  # the earliest of the most accurate on held-out labels
+    held = report.run["held_out"]
+    assert (held["epoch"], held["val_acc"], held["n"]) == (best.epoch, best.val_acc, 14)
+    assert report.keep is not None and held["keep_epoch"] == report.keep.epoch
+    closing = report.lines[-1]
+    assert closing.startswith(f"keep epoch {report.keep.epoch}") and f"by held-out accuracy, epoch {best.epoch}" in closing
+    assert f"{100 * best.val_acc:.1f}% of 14 held-out images" in closing
+    assert ("the same epoch" in closing) == (best is report.keep) and "held_out" not in suscli.track(
+        run, image_folder, train_folder, settings=SMALL
+    ).run
+    with pytest.raises(UsageError, match="--val-data"):
+        suscli.track(log=tmp_path / "x.jsonl", val_data=val_folder)
+
+
+def ranked_row(name: str, zeta: float, top1: list[int], hits: np.ndarray | None) -> Result:
+    """A measured row with predictions on the unlabeled images and, when given, its hits on 200 held-out images."""
+    details = {"predictions": preds_from(top1).encode()}
+    if hits is not None:
+        details["val_hits"] = encode_hits(hits)
+    return Result(name=name, path=name, train_acc=0.9, susceptibility=zeta, details=details, val_acc=None if hits is None else hits.mean())
+
+
+def held_out_hits(right: int, first: int = 0, n: int = 200) -> np.ndarray:
+    """`right` of `n` held-out images right, a run of them from `first` (wrapping)."""
+    hits = np.zeros(n, dtype=bool)
+    hits[[(first + i) % n for i in range(right)]] = True
+    return hits
+
+
+TRUTH = [0, 1, 2] * 20  # 60 unlabeled images: a agrees with the others' consensus most, so the label-free order puts it first
+TOP1 = {"a": TRUTH, "b": TRUTH[:50] + [1] * 10, "c": TRUTH[:48] + [2] * 12, "d": TRUTH[:40] + [1] * 20}
+
+
+def pool_rows(hits: dict[str, np.ndarray] | None) -> list[Result]:
+    return [ranked_row(k, 0.1 + i / 100, top1, None if hits is None else hits[k]) for i, (k, top1) in enumerate(TOP1.items())]
+
+
+def test_the_held_out_set_decides_when_it_separates_the_leader() -> None:
+    label_free = choose(pool_rows(None), "agreement", None)
+    assert label_free.pick is not None and label_free.pick.name == "a" and label_free.held_out is None
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    choice = choose(pool_rows(hits), "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "b" and choice.confident
+    assert [r.name for r in choice.ranked] == ["b", "a", "c", "d"] and [r.name for r in choice.tied] == ["b"]
+    assert "90.0% of 200 held-out images" in choice.why and "the held-out labels decide" in choice.why
+    assert choice.held_out is not None and choice.held_out["decisive"] and choice.held_out["label_free_pick"] == "a"
+
+
+def test_the_label_free_order_breaks_the_ties_the_held_out_set_leaves() -> None:
+    """b leads by 4 images, which a paired test cannot call: a and b are the tied set, ordered label-free (a first);
+    c and d are clearly below b."""
+    hits = {"a": held_out_hits(150), "b": held_out_hits(154), "c": held_out_hits(100), "d": held_out_hits(90)}
+    choice = choose(pool_rows(hits), "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "a" and not choice.confident
+    assert [r.name for r in choice.tied] == ["a", "b"] and [r.name for r in choice.ranked] == ["a", "b", "c", "d"]
+    assert "75.0% of 200 held-out images" in choice.why and "b leads with 77.0%" in choice.why and "no confident choice" in choice.why
+    same = {k: held_out_hits(150) for k in TOP1}  # a held-out set that tells no model apart: the label-free order, unchanged
+    tied = choose(pool_rows(same), "agreement", None)
+    assert [r.name for r in tied.ranked] == [r.name for r in choose(pool_rows(None), "agreement", None).ranked]
+    assert not tied.confident and len(tied.tied) == 4
+
+
+def test_mcnemar_p_is_the_exact_binomial_test() -> None:
+    from scipy.stats import binomtest
+
+    for b, c in [(0, 0), (3, 0), (10, 2), (40, 60), (7, 7), (1000, 1100)]:
+        want = 1.0 if b + c == 0 else binomtest(min(b, c), b + c, 0.5).pvalue
+        assert mcnemar_p(b, c) == pytest.approx(want, rel=1e-9)
+
+
+def test_track_sets_the_held_out_epoch_beside_the_kept_one() -> None:
+    def epoch(e: int, hits: np.ndarray) -> Result:
+        return Result(
+            name=f"epoch_{e}", path="", epoch=e, train_acc=0.5 + e / 10, susceptibility=0.1, zeta=0.1,
+            val_acc=float(hits.mean()), val_n=len(hits), details={"val_hits": encode_hits(hits)},
+        )  # fmt: skip
+
+    rows = [epoch(0, held_out_hits(199)), epoch(1, held_out_hits(180)), epoch(2, held_out_hits(180, 7)), epoch(3, held_out_hits(120))]
+    held = held_out_epoch(rows, rows[3])  # never the initialization; the earliest of equals
+    assert held is not None and (held["epoch"], held["n"], held["separated"]) == (1, 200, True)
+    line = recommendation(rows, rows[3], "train-acc", held)
+    assert "by held-out accuracy, epoch 1 (90.0% of 200 held-out images), clearly above epoch 3's 60.0% (paired McNemar test, 95%)" in line
+    close = held_out_epoch(rows, rows[2])
+    assert close is not None and close["separated"] is False and "not separated by the held-out set from epoch 2" in held_out_line(close)
+    assert "the same epoch" in held_out_line(held_out_epoch(rows, rows[1]) or {}) and held_out_epoch(rows[:1], None) is None
+
+
+def test_held_out_hits_on_some_models_only_leave_the_label_free_choice_and_say_so() -> None:
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    rows = pool_rows(hits)
+    del rows[1].details["val_hits"]
+    choice = choose(rows, "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "a" and choice.held_out is None
+    assert "the held-out labels were not used" in choice.why
+
+
+def test_the_gap_follows_the_training_sample_as_it_grows(
+    tmp_path: Path, image_folder: Path, val_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the adaptive training sample (first stage of 8 of 45 images here), every row's gap is its training accuracy
+    on the sample it settled on minus its held-out accuracy, with the interval of those two intervals."""
+    for c in range(3):
+        write_images(tmp_path / "big-train" / f"class_{c}", 15, seed=20 + c)
+    monkeypatch.setattr(suscli.measure.sampling, "START", 8)
+    pool = make_pool(tmp_path / "pool")
+    settings = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8))
+    report = suscli.rank(pool, image_folder, tmp_path / "big-train", settings=settings, val_data=val_folder)
+    assert report.run["train_sample"]["population"] == 45 and report.run["train_sample"]["sizes_tried"][-1] > 8  # it grew
+    for r in report.rows:
+        assert r.train_acc is not None and r.val_acc is not None and r.gap == pytest.approx(r.train_acc - r.val_acc)
+        want = gap((r.train_acc, r.train_acc_low, r.train_acc_high), (r.val_acc, r.val_acc_low, r.val_acc_high))
+        assert (r.gap_low, r.gap_high) == pytest.approx(want[1:])
+
+
+def test_held_out_images_that_are_training_images_are_reported(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A held-out list naming three training files (by another path) and two new images: a note on the row says so."""
+    fresh = write_images(tmp_path / "new", 2, seed=77)
+    listed = [*(train_folder / "class_0").iterdir()][:3]
+    lines = (
+        ["path,label"] + [f"../train/class_0/../class_0/{p.name},0" for p in listed] + [f"../new/{p.name},{i}" for i, p in enumerate(fresh)]
+    )
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "val.csv").write_text("\n".join(lines) + "\n")
+    make_pool(tmp_path / "pool", n=1)
+    row = suscli.score(
+        tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=tmp_path / "lists" / "val.csv"
+    ).rows[0]
+    assert row.val_n == 5
+    assert any(n.startswith("3 of 5 held-out image(s) are also training images") for n in row.notes), row.notes
+    (tmp_path / "lists" / "new.csv").write_text("\n".join(lines[:1] + lines[-2:]) + "\n")
+    clean = suscli.score(
+        tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=tmp_path / "lists" / "new.csv"
+    )
+    assert not any("also training images" in n for n in clean.rows[0].notes)
+    with pytest.raises(InputError, match="--val-data takes"):  # a layout error names the option it is about
+        suscli.score(tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=tmp_path / "new")
