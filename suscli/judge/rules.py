@@ -15,7 +15,6 @@ from typing import TypeVar
 import numpy as np
 
 from suscli.measure.accuracy import decode_hits, paired_separates
-
 from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear
 from suscli.judge.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on, given_labels
 from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
