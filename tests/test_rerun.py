@@ -115,8 +115,12 @@ def test_a_rerun_from_another_folder_or_a_moved_checkout_reuses_every_result(
         assert "other settings" not in res.stderr, res.stderr
         assert [r["susceptibility"] for r in doc["results"]] == [r["susceptibility"] for r in first["results"]]
     assert len((moved / "pool" / "suscli-results.jsonl").read_text().splitlines()) == 4
-    # A changed image is other data: measured again.
-    (moved / "train" / "class_0" / "img_000.png").write_bytes((moved / "train" / "class_1" / "img_000.png").read_bytes())
+    # A changed image is other data: measured again. The identity keeps whole seconds (tar and zip copies keep no
+    # more), so the edit is dated a second after the file's time, as any edit made after the first run would be.
+    edited = moved / "train" / "class_0" / "img_000.png"
+    stamp = edited.stat().st_mtime
+    edited.write_bytes((moved / "train" / "class_1" / "img_000.png").read_bytes())
+    os.utime(edited, (stamp + 1, stamp + 1))
     res, doc = rank_json(Path("pool"), Path("unlabeled"), Path("train"))
     assert doc["counts"]["reused"] == 0 and "(train_data differ)" in res.stderr
 
