@@ -92,7 +92,7 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
         "--batch-size",
         "8",
     )
-    res = invoke(*common, "-f", "json", "--model-batch", "4", "--results", tmp_path / "r.jsonl")
+    res = invoke(*common, "-f", "json", "--per-image", "--model-batch", "4", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["data"]["val_images"] == 14
@@ -115,6 +115,9 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     assert res.exit_code == 0, res.output
     page = (tmp_path / "r.html").read_text()
     assert "held-out acc" in page and "held-out accuracy" in page and "of 14 held-out images" in page
+    res = invoke(*common, "-f", "junit", "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.count("; held-out accuracy ") == 4 and res.stdout.count(" of 14 images; gap ") == 4  # one per testcase
 
 
 def test_results_measured_without_the_held_out_set_are_not_reused_with_it(

@@ -35,6 +35,12 @@ def numbers(row: Result) -> str:
     if row.train_acc is not None:
         interval = f" [{100 * low:.1f}, {100 * high:.1f}]" if low is not None and high is not None and low != high else ""
         parts.append(f"training accuracy {100 * row.train_acc:.1f}%{interval}")
+    if row.val_acc is not None and row.val_acc_low is not None and row.val_acc_high is not None:
+        parts.append(
+            f"held-out accuracy {100 * row.val_acc:.1f}% [{100 * row.val_acc_low:.1f}, {100 * row.val_acc_high:.1f}] of {row.val_n} images"
+        )
+    if row.gap is not None:
+        parts.append(f"gap {100 * row.gap:+.1f} points")
     if row.susceptibility is not None:
         parts.append(
             f"susceptibility {row.susceptibility:.4f}" + ("" if row.susceptibility_sem is None else f" ± {row.susceptibility_sem:.4f}")
