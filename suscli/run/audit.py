@@ -236,9 +236,7 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
         if waiting and (len(waiting) >= request.model_batch or i == len(entries) - 1):
             keys = dict(waiting)
             window = [(j, entries[j]) for j, _ in waiting]
-            for j, result in scored_window(
-                window, unlabeled, train, settings=request.settings, device=request.device, load=request.load, val=request.val
-            ):
+            for j, result in scored_window(window, request, unlabeled, train):
                 if store is not None and result.ok:
                     store.append(keys[j], result)
                 rows[j] = result
@@ -257,21 +255,15 @@ def every_row(rows: list[Result | None]) -> list[Result]:
 
 
 def scored_window(
-    window: list[tuple[int, PoolEntry]],
-    unlabeled: ImageSource,
-    train: ImageSource | None,
-    *,
-    settings: Settings,
-    device: torch.device,
-    load: Callable[[PoolEntry], Checkpoint],
-    val: ImageSource | None = None,
+    window: list[tuple[int, PoolEntry]], request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None
 ) -> Iterator[tuple[int, Result]]:
     """(index, row) of every entry of `window`, group by group as each is measured: a model that fails to load
     is a failed row, and the others are grouped by batchability and identical preprocessing."""
+    settings, device, val = request.settings, request.device, request.val
     loaded: list[tuple[int, PoolEntry, Checkpoint]] = []
     for i, entry in window:
         try:
-            loaded.append((i, entry, load(entry)))
+            loaded.append((i, entry, request.load(entry)))
         except SuscliError as e:
             yield i, failed(entry.path, e, entry.name)
     images = [s for s in (unlabeled, train, val) if s is not None]

@@ -24,7 +24,7 @@ from suscli.data.images import ImageSource
 from suscli.run.pool import PoolEntry
 from suscli.results import Result
 from suscli.measure.sampling import Decisions, NestedSample
-from suscli.run.model import Settings, failed
+from suscli.run.model import failed
 
 DEFAULT_TIMEOUT_S = 1800  # a rank waits this long at a gather for the slowest model of the round
 
@@ -93,20 +93,13 @@ def process_group(device: torch.device) -> Iterator[None]:
 
 
 def _measured(
-    window: list[tuple[int, PoolEntry]],
-    unlabeled: ImageSource,
-    train: ImageSource | None,
-    *,
-    settings: Settings,
-    device: torch.device,
-    load: Callable[[PoolEntry], Checkpoint],
-    val: ImageSource | None = None,
+    window: list[tuple[int, PoolEntry]], request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None
 ) -> list[tuple[int, Result]]:
     """(index, row) of every entry of this rank's window; any failure is a row, never an exception that would
     leave the other ranks waiting at the gather."""
     found: dict[int, Result] = {}
     try:
-        for i, row in scored_window(window, unlabeled, train, settings=settings, device=device, load=load, val=val):
+        for i, row in scored_window(window, request, unlabeled, train):
             found[i] = row
     except Exception as e:
         found |= {i: error_row(entry, e) for i, entry in window if i not in found}
@@ -143,12 +136,7 @@ def audit_shards(w: World, request: PoolRequest, unlabeled: ImageSource, train: 
             progress("models", len(entries) - len(todo) + start, len(entries))
         window = [(i, entries[i]) for i in todo[start + w.rank * model_batch : start + (w.rank + 1) * model_batch]]
         # plain dicts pickle without suscli's classes on the receiving side
-        mine = [
-            (i, row.as_dict())
-            for i, row in _measured(
-                window, unlabeled, train, settings=request.settings, device=request.device, load=request.load, val=request.val
-            )
-        ]
+        mine = [(i, row.as_dict()) for i, row in _measured(window, request, unlabeled, train)]
         gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
         collective(dist.gather_object, mine, gathered, dst=0)
         for i, data in (pair for part in gathered or [] for pair in part):

@@ -49,26 +49,23 @@ def image_sources(
     """The unlabeled images, the labelled training set (or None) and, with train_samples "auto", its nested sample
     (the training set is then the whole set in the sample's order: its identity keys the results file). Sampled by
     the settings' seed, decoded through the on-disk cache (docs/performance.md) unless `inputs.cache` is False."""
-    folder = (inputs.cache_dir or default_cache_dir()) if inputs.cache else None
-    seed, strict, image_column, label_column = settings.susceptibility.seed, settings.strict, inputs.image_column, inputs.label_column
-    unlabeled = unlabeled_source(data, samples=settings.samples, seed=seed, strict=strict, cache_dir=folder, image_column=image_column)
+    unlabeled = unlabeled_source(
+        data,
+        samples=settings.samples,
+        seed=settings.susceptibility.seed,
+        strict=settings.strict,
+        cache_dir=_cache_folder(inputs),
+        image_column=inputs.image_column,
+    )
     if train_data is None:
         return unlabeled, None, None
     adaptive = settings.train_samples == ADAPTIVE
     if isinstance(settings.train_samples, str) and not adaptive:
         raise UsageError(f"train_samples takes {ADAPTIVE!r}, a number or None (every image), got {settings.train_samples!r}")
-    train = labeled_source(
-        train_data,
-        samples=None if isinstance(settings.train_samples, str) else settings.train_samples,
-        seed=seed,
-        strict=strict,
-        cache_dir=folder,
-        image_column=image_column,
-        label_column=label_column,
-    )
+    train = _labeled(train_data, None if isinstance(settings.train_samples, str) else settings.train_samples, settings, inputs)
     if not adaptive:
         return unlabeled, train, None
-    sample = nested_sample(train, seed)
+    sample = nested_sample(train, settings.susceptibility.seed)
     return unlabeled, sample.ordered, sample
 
 
@@ -79,15 +76,7 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
     if val_data is None:
         return None
     try:
-        val = labeled_source(
-            val_data,
-            samples=None,
-            seed=settings.susceptibility.seed,
-            strict=settings.strict,
-            cache_dir=(inputs.cache_dir or default_cache_dir()) if inputs.cache else None,
-            image_column=inputs.image_column,
-            label_column=inputs.label_column,
-        )
+        val = _labeled(val_data, None, settings, inputs)
     except InputError as e:  # the listing's errors speak of --train-data, whose reader this is
         raise InputError(
             e.message.replace("--train-data", "--val-data"), fix=e.fix and e.fix.replace("--train-data", "--val-data")
@@ -100,6 +89,24 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
             "the models trained on them, so held-out accuracy reads high and the gap low",
         ]
     return val
+
+
+def _cache_folder(inputs: Inputs) -> Path | None:
+    """Where decoded images are cached; None when `inputs.cache` is off."""
+    return (inputs.cache_dir or default_cache_dir()) if inputs.cache else None
+
+
+def _labeled(path: Path | str, samples: int | None, settings: Settings, inputs: Inputs) -> ImageSource:
+    """A labelled image set (training or held-out), seeded and cached as the settings and inputs say."""
+    return labeled_source(
+        path,
+        samples=samples,
+        seed=settings.susceptibility.seed,
+        strict=settings.strict,
+        cache_dir=_cache_folder(inputs),
+        image_column=inputs.image_column,
+        label_column=inputs.label_column,
+    )
 
 
 def overlap(train: ImageSource, val: ImageSource) -> list[ImageRef]:
@@ -151,6 +158,14 @@ class PoolRun:
     def first(self) -> ImageSource | None:
         """The training images of the first pass: the sample's first stage, or the whole (fixed) set."""
         return self.train if self.sample is None else self.sample.chunk(0, self.sample.sizes[0])
+
+    def tally(self, rows: list[Result], unit: str) -> dict:
+        """The run record's results file and counts: `unit` ("models" or "epochs") measured, scored, failed, reused."""
+        store, n_ok = self.request.store, sum(r.ok for r in rows)
+        return {
+            "results_file": str(store.path if store is not None else None),
+            "counts": {unit: len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(self.reused, n_ok)},
+        }
 
 
 def open_pool(

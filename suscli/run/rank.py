@@ -81,9 +81,8 @@ def rank(
     mixed = len(pool_classes(rows)) > 1
     t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
     choice = choose(rows, rule, t)
-    n_ok = sum(r.ok for r in rows)
     failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
-    if t is None and opened.train is not None and n_ok < MIN_POOL:
+    if t is None and opened.train is not None and sum(r.ok for r in rows) < MIN_POOL:
         say(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
     run = run_info(
         settings,
@@ -105,8 +104,7 @@ def rank(
             **({"held_out": choice.held_out} if choice.held_out else {}),  # --val-data: the choice made on held-out labels
         },
         label_noise=choice.labels.estimate.as_dict() if choice.labels else None,
-        results_file=str(store.path if store is not None else None),
-        counts={"models": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(opened.reused, n_ok)},
+        **opened.tally(rows, "models"),
         gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures},
         train_sample=sample_info(sample, rows, size),
         **({"world_size": w.size} if w else {}),

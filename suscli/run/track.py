@@ -69,7 +69,6 @@ def track(
             progress=progress, say=say or (lambda line: None), val_data=val_data,
         )  # fmt: skip
         rows, size = _measured(opened, keep, count_epoch_0)
-        n_ok = sum(r.ok for r in rows)
         info = run_info(
             settings,
             data,
@@ -79,8 +78,7 @@ def track(
             started,
             opened.val,
             run=str(run),
-            results_file=str(opened.request.store.path if opened.request.store else None),
-            counts={"epochs": len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(opened.reused, n_ok)},
+            **opened.tally(rows, "epochs"),
             train_sample=sample_info(opened.sample, rows, size),
         )
         said = sample_line(opened.sample, rows, size) if opened.sample is not None and size is not None else None
