@@ -123,6 +123,7 @@ def measure_all(cands: list[Candidate], zoo: Path, lrs: list[float], batch_sizes
                 "batches": max_batches,
                 "seed": seed,
                 "r": s.r,
+                "loss_before": s.loss_before,
                 "seconds": time.perf_counter() - t0,
             }
             f.write(json.dumps(rec) + "\n")

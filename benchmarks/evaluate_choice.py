@@ -89,7 +89,8 @@ def pool_rows(pool: list[Candidate], cache: dict, preds: dict[str, Predictions],
     rows = []
     for i, c in enumerate(pool):
         tp = train_preds[str(c.path)]
-        sus = statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]["r"][:DEFAULT_BATCHES])
+        measured = cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]
+        sus = statistics.fmean(measured["r"][:DEFAULT_BATCHES])
         rows.append(
             Result(
                 name=f"{i:04d}",
@@ -104,6 +105,13 @@ def pool_rows(pool: list[Candidate], cache: dict, preds: dict[str, Predictions],
                     "train_predictions": tp.encode(),
                     "lr": DEFAULT_LR,
                     "batch_size": DEFAULT_BATCH_SIZE,
+                    # what the verdict reads to know whether a fixed cut applies (suscli.judge.verdict.too_confident);
+                    # caches from before it was kept lack it, and the verdict then applies the cut as it did
+                    **(
+                        {"loss_before": measured["loss_before"][:DEFAULT_BATCHES], "num_classes": tp.num_classes}
+                        if "loss_before" in measured
+                        else {}
+                    ),
                 },
             )
         )
@@ -188,6 +196,7 @@ def verdict_scores(words: list[str | None], mem: np.ndarray) -> dict:
     resists = np.array([w in (verdict.RESISTS, verdict.RESISTS_ALONE) for w in words])
     memorizer = mem >= MEMORIZED_CUT
     return {
+        "flagged": int(flag.sum()),
         "recall": float(flag[memorizer].mean()) if memorizer.any() else None,
         "precision": float(memorizer[flag].mean()) if flag.any() else None,
         "memorizers_resisting": int((memorizer & resists).sum()),
@@ -299,8 +308,8 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
         "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).",
         "",
         "| setting | pool | memorizers | paper: R / P / MR | pool: R / P / MR / res / unc | wrongly flagged fit | alone: R / P / MR / res / unc "
-        "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) | flagged: pool / alone |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k in keys:
         d = default[k]
@@ -311,7 +320,7 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
             f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['memorizers']} | {scores['paper']} | "
             f"{scores['pool']} / {d['pool_resisting']} / {d['pool_unclear']} | {_f(d['pool_false_flag_min_fit'])} | "
             f"{scores['alone']} / {d['alone_resisting']} / {d['alone_unclear']} | {_f(d['tau_sus_vs_memorized'])} | "
-            f"{_f(d['tau_sus_vs_memorized_apart'])} | {_f(d.get('tau_fits_vs_memorized'))} |"
+            f"{_f(d['tau_sus_vs_memorized_apart'])} | {_f(d.get('tau_fits_vs_memorized'))} | {d['pool_flagged']} / {d['alone_flagged']} |"
         )
     return "\n".join(lines) + "\n"
 

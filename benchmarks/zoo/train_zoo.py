@@ -145,13 +145,16 @@ HUMAN_COLUMNS = ("aggre", "random1", "random2", "random3", "worst")
 
 def parse_setting(name: str) -> tuple[str, float]:
     """'sym40' -> ('sym', 0.4); 'asym40' -> ('asym', 0.4); 'human-random1' -> ('human', nan): a human label
-    set's noise rate is whatever the annotators got wrong on the subset, measured, not chosen."""
+    set's noise rate is whatever the annotators got wrong on the subset, measured, not chosen. 'clean' keeps the
+    original CIFAR-10 labels: the zoo where nothing can have memorized noise."""
+    if name == "clean":
+        return "sym", 0.0
     if name.startswith("human-") and name[len("human-") :] in HUMAN_COLUMNS:
         return "human", float("nan")
     for kind in ("asym", "sym"):
         if name.startswith(kind) and name[len(kind) :].isdigit():
             return kind, int(name[len(kind) :]) / 100
-    raise ValueError(f"unknown noise setting {name!r} (expected symNN, asymNN or human-{{{','.join(HUMAN_COLUMNS)}}})")
+    raise ValueError(f"unknown noise setting {name!r} (expected clean, symNN, asymNN or human-{{{','.join(HUMAN_COLUMNS)}}})")
 
 
 def human_labels(paths: list[Path], root: Path, column: str, table: Path = cifar.DEFAULT_HUMAN_LABELS) -> np.ndarray:
