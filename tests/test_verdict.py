@@ -43,9 +43,11 @@ def row(name: str, acc: float | None, zeta: float, fits_contradicted: float | No
         (0.5, 0.10, None, verdict.UNDERFIT),
         (0.5, 0.30, None, verdict.UNDERFIT),  # below the pool's threshold of 1.0: not "susceptible"
         (0.9, 1.50, None, verdict.MEMORIZED),
-        (0.5, 0.80, None, verdict.UNDERFIT),  # above the fixed cut, but it fits less than the pool: region 3
+        (0.5, 0.80, None, verdict.MEMORIZED),  # above the fixed cut, though it fits less than the pool (region 3)
+        (0.05, 0.80, None, verdict.UNDERFIT),  # the same at chance level (10 classes): memorizing needs fitting
         (0.9, 0.10, 0.40, verdict.MEMORIZED),  # low susceptibility, but it fits 40% of the labels the pool contradicts
-        (0.5, 0.10, 0.40, verdict.UNDERFIT),  # the same fit below the pool's training accuracy
+        (0.5, 0.10, 0.40, verdict.MEMORIZED),  # the same fit below the pool's training accuracy
+        (0.5, 0.10, 0.20, verdict.UNDERFIT),  # under the cut on contradicted labels: no noise estimate to say more
     ],
 )
 def test_each_verdict_from_its_numbers(acc: float, zeta: float, fits: float | None, word: str) -> None:
@@ -139,3 +141,23 @@ def test_a_model_far_more_confident_than_the_zoo_is_unclear_not_flagged_by_a_fix
     assert verdict.judge(confident(3.40, 12.57, fits=0.6), 5.0, 0.5).word == verdict.MEMORIZED  # fits contradicted labels
     old = row("m", 0.9, 3.40)  # a row stored before loss_before was kept: the cut as before
     assert verdict.judge(old, None, None).word == verdict.MEMORIZED
+
+
+# --- the words agree with the rest of the report (issue 26) -----------------------------------------------------
+
+
+def test_a_model_above_a_memorization_cut_is_memorized_not_underfit() -> None:
+    """Issue 26: a model that fits 44% of its wrong labels, susceptibility 1.57, under the pool's training accuracy,
+    was called "underfit": the memorization cuts were not looked at below the pool's threshold."""
+    by_susceptibility = verdict.judge(row("m", 0.55, 1.57), zeta=2.0, acc=0.75)
+    assert by_susceptibility.word == verdict.MEMORIZED and "1.570 > 0.44 (fixed cut" in by_susceptibility.why
+    by_fit = verdict.judge(row("m", 0.55, 0.10, 0.44, step={}), zeta=2.0, acc=0.75)  # any step: the label-free cut
+    assert by_fit.word == verdict.MEMORIZED and "fits 44% of the training labels the pool contradicts" in by_fit.why
+    pool = [row("a", 0.9, 0.1), row("b", 0.9, 0.12), row("c", 0.95, 0.15), row("m", 0.55, 1.57, 0.44)]
+    t = thresholds(pool)
+    ranked = rank(pool, t)
+    assert (pool[3].region, pool[3].verdict) == (4, verdict.MEMORIZED) and not any(r.verdict in UNDERFIT_WORDS for r in ranked)
+    assert "1 flagged as likely memorized noise: m" in recommendation(ranked, t)
+
+
+UNDERFIT_WORDS = (verdict.UNDERFIT, verdict.UNDERFIT_SUSCEPTIBLE)

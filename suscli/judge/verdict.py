@@ -10,7 +10,8 @@ fit on the labels the pool's consensus contradicts, suscli.judge.noise) is a sec
 scale: a high fit flags, and "resists" needs a low one. Between them the verdict is "unclear", with the reason.
 The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
 are left out; and only for models about as confident as those they were measured on (CONFIDENT_LOSS), so beyond
-that a fixed cut says "unclear" instead of flagging.
+that a fixed cut says "unclear" instead of flagging. The memorization cuts are looked at before the pool's
+training-accuracy threshold: a model above one is not "underfit".
 """
 
 from __future__ import annotations
@@ -68,18 +69,23 @@ def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
         return None
     if zeta is None or acc is None or fit is None:
         return _alone(row, s, fixed)
-    if fit < acc:
-        return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
-    if s > zeta:
+    # The memorization cuts come before the pool's training-accuracy threshold: the fixed cut was measured over every
+    # candidate of the design pool, early epochs below its mean training accuracy included, and the fit on
+    # contradicted labels is memorization itself, so a model above either is not "underfit".
+    if fit >= acc and s > zeta:
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
     beyond = too_confident(row)
-    if fixed and s > MEMORIZED_CUT and beyond is None:  # below the pool's threshold, which extreme memorizers pulled up
+    # above the fixed cut: below the pool's threshold, which extreme memorizers pulled up, or below its training
+    # accuracy; memorizing needs fitting better than chance, as alone
+    if fixed and s > MEMORIZED_CUT and beyond is None and _above_chance(row):
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
     if row.fits_contradicted is not None and row.fits_contradicted >= MEMORIZED_FITS_CONTRADICTED:
         return Verdict(
             MEMORIZED,
             f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
         )
+    if fit < acc:
+        return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
     doubts = []
     if fixed and s > MEMORIZED_CUT and beyond is not None:
         doubts.append(beyond)
