@@ -22,6 +22,7 @@ from suscli.judge.rules import RULES, choose
 from tests.conftest import invoke, one_error_line, write_images
 from tests.test_cli_rank import make_pool
 from tests.test_rules import preds_from, row
+from tests.test_verdict import NEARLY_CLEAN
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NOT_CONFIDENT = "no confident choice"
@@ -165,6 +166,13 @@ def test_a_pick_outside_region_1_is_explained(rule: str) -> None:
         assert f"its row says '{choice.pick.verdict}' (region {choice.pick.region}): the {rule} rule does not rank by region" in choice.why
     if rule == "agreement":
         assert choice.pick.name == "underfit"  # every image on the consensus: the agreement rule's pick, in region 3
+
+
+def test_the_verdict_reasons_rank_md_quotes_are_what_the_verdict_writes() -> None:
+    text = " ".join((DOCS / "rank.md").read_text().split())
+    clean = verdict.judge(row("m", 0.99, 3.4), 1.0, 0.75, NEARLY_CLEAN)  # region 2
+    quoted = clean.why.split("(the flag it would get otherwise:")[0]
+    assert clean.word == verdict.UNCLEAR and f"`{quoted}(the flag it would get otherwise: ...)`" in text
 
 
 def test_a_pool_mixing_numbers_of_classes_gets_one_line_and_exit_3(tmp_path: Path, image_folder: Path) -> None:

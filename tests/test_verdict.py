@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from suscli.judge import verdict
 from suscli.judge.gate import candidate_failure, outcome
+from suscli.judge.noise import NoiseEstimate
 from suscli.judge.regions import rank, recommendation, thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose
@@ -17,6 +19,7 @@ from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
 
 import suscli
 from tests.conftest import invoke, tiny_cnn, write_images
+from tests.test_rules import preds_from
 
 DEFAULT_STEP = {"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10}
 
@@ -145,6 +148,8 @@ def test_a_model_far_more_confident_than_the_zoo_is_unclear_not_flagged_by_a_fix
 
 # --- the words agree with the rest of the report (issue 26) -----------------------------------------------------
 
+NEARLY_CLEAN = NoiseEstimate(0.008, 0.0, 0.012, images=1000, voters=3)
+
 
 def test_a_model_above_a_memorization_cut_is_memorized_not_underfit() -> None:
     """Issue 26: a model that fits 44% of its wrong labels, susceptibility 1.57, under the pool's training accuracy,
@@ -161,3 +166,58 @@ def test_a_model_above_a_memorization_cut_is_memorized_not_underfit() -> None:
 
 
 UNDERFIT_WORDS = (verdict.UNDERFIT, verdict.UNDERFIT_SUSCEPTIBLE)
+
+
+@pytest.mark.parametrize(
+    ("r", "zeta", "acc"),
+    [
+        (row("m", 0.99, 3.4), 1.0, 0.75),  # region 2
+        (row("m", 0.99, 3.4), 5.0, 0.75),  # the fixed cut
+        (row("m", 0.99, 0.10, 0.45), 1.0, 0.75),  # the fit on contradicted labels
+        (row("m", 0.99, 3.4), None, None),  # no thresholds: the fixed cut alone
+    ],
+)
+def test_nearly_clean_labels_have_no_noise_to_memorize(r: Result, zeta: float | None, acc: float | None) -> None:
+    """Issue 26: on CIFAR-10's clean labels models read susceptibility 2.3-13.5 and were called "likely memorized
+    noise" while the same report put the label noise at 0.0%."""
+    assert verdict.judge(r, zeta, acc).word == verdict.MEMORIZED  # without the label check
+    got = verdict.judge(r, zeta, acc, NEARLY_CLEAN)
+    assert got is not None and got.word == verdict.UNCLEAR
+    assert "the pool's consensus contradicts only 0.8% of the training labels (95% interval 0.0-1.2%, under 2%)" in got.why
+    assert f"little or no noise to memorize; susceptibility {r.susceptibility:.3f} says how readily it would fit noise" in got.why
+    noisy = NoiseEstimate(0.03, 0.021, 0.04, images=1000, voters=3)  # its interval reaches past CLEAN_LABELS
+    assert verdict.judge(r, zeta, acc, noisy).word == verdict.MEMORIZED
+
+
+N = 600
+TRUTH = np.arange(N) % 3
+
+
+def model(name: str, zeta: float, train: np.ndarray, unlabeled: np.ndarray, labels: np.ndarray) -> Result:
+    """A 3-class model measured at the default step: its top classes on the training images (given `labels`) and on
+    N unlabeled ones, and its training accuracy from them."""
+    r = row(name, float((train == labels).mean()), zeta, step={**DEFAULT_STEP, "num_classes": 3})
+    r.details["train_predictions"] = preds_from(list(train)).with_labels(labels).encode()
+    r.details["predictions"] = preds_from(list(unlabeled)).encode()
+    return r
+
+
+def off(where: slice, top1: np.ndarray = TRUTH) -> np.ndarray:
+    """`top1` with the images in `where` moved to the next class."""
+    out = top1.copy()
+    out[where] = (out[where] + 1) % 3
+    return out
+
+
+def test_a_pool_on_nearly_clean_labels_flags_nothing() -> None:
+    """Confident models on clean labels read far above the fixed cut (issue 26: 2.3 to 13.5); the label check finds
+    3 of 600 labels contradicted, so no row says "likely memorized noise" and --fail-on memorized passes."""
+    labels = off(slice(0, 3))
+    pool = [model(f"m{i}", zeta, TRUTH, TRUTH, labels) for i, zeta in enumerate((2.3, 3.4, 5.0, 13.5))]
+    choice = choose(pool, "agreement", thresholds(pool))
+    assert choice.labels is not None and choice.labels.estimate.high < verdict.CLEAN_LABELS
+    assert [r.verdict for r in pool] == [verdict.UNCLEAR] * 4
+    assert all("contradicts only 0.5% of the training labels" in r.verdict_why for r in pool)
+    assert [r.region for r in pool] == [1, 1, 1, 2]  # the regions stay the paper's
+    gate = {"gate": {"fail_on": "memorized"}}
+    assert [outcome(r, gate).status for r in pool] == ["passed"] * 4

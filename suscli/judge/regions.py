@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from suscli.judge import verdict
 from suscli.errors import UsageError
+from suscli.judge.noise import NoiseEstimate
 from suscli.results import Result
 
 # The paper's names of the regions (the plot's legend); the verdict column is suscli.judge.verdict's, which can differ.
@@ -64,17 +65,18 @@ def region(train_acc: float, susceptibility: float, t: Thresholds) -> int:
     return 3 if susceptibility <= t.susceptibility else 4
 
 
-def rank(rows: list[Result], t: Thresholds | None) -> list[Result]:
-    """Assign region and verdict (suscli.judge.verdict), then order: region 1 to 4, a region-1 model whose verdict is
-    "likely memorized noise" after the rest of region 1; within a region, higher training accuracy first, then
-    lower susceptibility; without regions, lower susceptibility first; failed models last.
+def rank(rows: list[Result], t: Thresholds | None, noise: NoiseEstimate | None = None) -> list[Result]:
+    """Assign region and verdict (suscli.judge.verdict, with the pool's label-noise estimate `noise` when there is
+    one), then order: region 1 to 4, a region-1 model whose verdict is "likely memorized noise" after the rest of
+    region 1; within a region, higher training accuracy first, then lower susceptibility; without regions, lower
+    susceptibility first; failed models last.
     """
     for r in rows:
         if r.ok and t is not None and r.train_acc is not None and r.susceptibility is not None:
             r.region = region(r.train_acc, r.susceptibility, t)
         elif r.ok:
             r.region = None
-    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None)
+    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None, noise)
 
     def key(r: Result) -> tuple:
         if not r.ok:

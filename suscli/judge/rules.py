@@ -91,8 +91,8 @@ def choose(
             False,
         )
     who, mask = annotate_agreement(rows, t, voters) if rule == "agreement" else ("", [])
-    labels = _label_check(rows, t, noise_voters, rule == "agreement")  # before the verdicts: they use fits_contradicted
-    by_region = rank(rows, t)  # region and verdict on every row, whatever the rule
+    labels = _label_check(rows, t, noise_voters, rule == "agreement")  # before the verdicts: they use it and fits_contradicted
+    by_region = rank(rows, t, labels.estimate if labels else None)  # region and verdict on every row, whatever the rule
     choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
     choice.labels = labels
     return _with_held_out(choice, rule)

@@ -10,8 +10,12 @@ fit on the labels the pool's consensus contradicts, suscli.judge.noise) is a sec
 scale: a high fit flags, and "resists" needs a low one. Between them the verdict is "unclear", with the reason.
 The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
 are left out; and only for models about as confident as those they were measured on (CONFIDENT_LOSS), so beyond
-that a fixed cut says "unclear" instead of flagging. The memorization cuts are looked at before the pool's
-training-accuracy threshold: a model above one is not "underfit".
+that a fixed cut says "unclear" instead of flagging.
+
+The words must agree with the rest of the report. The memorization cuts are looked at before the pool's
+training-accuracy threshold: a model above one is not "underfit". And where the pool's label-noise estimate
+(suscli.judge.noise) finds the labels (nearly) clean, there was no noise to memorize: nothing is called "likely
+memorized noise".
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import log
 
+from suscli.judge.noise import NoiseEstimate
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
 
@@ -46,6 +51,13 @@ MEMORIZED_FITS_CONTRADICTED = 0.38
 # cuts were checked on read about 2-5 and the demo's flagged memorizer 5.7 (docs/validation.md, "The verdict outside
 # the zoo"). Above this multiple of chance a fixed cut measures confidence, not memorization.
 CONFIDENT_LOSS = 3.0
+# Labels (nearly) clean: the upper bound of the pool's noise estimate below this. On clean labels the consensus
+# still contradicts a few: images every voter gets wrong, ambiguous ones, the odd true label error; 2% leaves room
+# for them, and it is far below every noisy pool measured (the lowest low end of an interval there is 13.0%,
+# docs/validation.md). Issue 26 reports 0.0% (0-0.05%) on one pool trained on CIFAR-10's clean labels; to be
+# checked on a clean-label zoo. The consensus cannot tell clean labels from noise that every voter memorized: a
+# pool of memorizers alone reads clean too.
+CLEAN_LABELS = 0.02
 
 
 @dataclass(frozen=True)
@@ -61,17 +73,26 @@ def calibrated(row: Result) -> bool:
     return d.get("lr") == DEFAULT_LR and d.get("batch_size") == DEFAULT_BATCH_SIZE
 
 
-def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
+def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None) -> Verdict | None:
     """The verdict of one scored row against the pool's thresholds (`zeta` susceptibility, `acc` training accuracy;
-    None without a pool). None when nothing can be said: no pool, no training accuracy and no calibrated cut."""
+    None without a pool) and the pool's label-noise estimate `noise` (None without one: `suscli score`, or no
+    training predictions). None when nothing can be said: no pool, no training accuracy and no calibrated cut."""
     s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
     if zeta is None or acc is None or fit is None:
-        return _alone(row, s, fixed)
-    # The memorization cuts come before the pool's training-accuracy threshold: the fixed cut was measured over every
-    # candidate of the design pool, early epochs below its mean training accuracy included, and the fit on
-    # contradicted labels is memorization itself, so a model above either is not "underfit".
+        v = _alone(row, s, fixed)
+    else:
+        v = _in_pool(row, s, fixed, fit, zeta, acc)
+    if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
+        return Verdict(UNCLEAR, _no_noise(s, noise, v.why))
+    return v
+
+
+def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: float) -> Verdict:
+    """judge's verdict in a pool. The memorization cuts come before the pool's training-accuracy threshold: the
+    fixed cut was measured over every candidate of the design pool, early epochs below its mean training accuracy
+    included, and the fit on contradicted labels is memorization itself, so a model above either is not "underfit"."""
     if fit >= acc and s > zeta:
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
     beyond = too_confident(row)
@@ -96,6 +117,15 @@ def judge(row: Result, zeta: float | None, acc: float | None) -> Verdict | None:
     if doubts:
         return Verdict(UNCLEAR, "; ".join(doubts))
     return Verdict(RESISTS, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
+
+
+def _no_noise(s: float, noise: NoiseEstimate, flag: str) -> str:
+    """Why a row that would be flagged is not: the pool's consensus finds (nearly) clean labels."""
+    return (
+        f"the pool's consensus contradicts only {100 * noise.rate:.1f}% of the training labels (95% interval "
+        f"{100 * noise.low:.1f}-{100 * noise.high:.1f}%, under {100 * CLEAN_LABELS:g}%): little or no noise to memorize; "
+        f"susceptibility {s:.3f} says how readily it would fit noise (the flag it would get otherwise: {flag})"
+    )
 
 
 def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
@@ -156,10 +186,10 @@ def _not_fitting(row: Result) -> str:
     return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but training accuracy {row.train_acc:.3f} is no better than guessing"
 
 
-def assign(rows: list[Result], zeta: float | None, acc: float | None) -> None:
-    """Set `verdict` and `verdict_why` on every scored row."""
+def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None) -> None:
+    """Set `verdict` and `verdict_why` on every scored row (`noise`: the pool's label-noise estimate, if any)."""
     for r in rows:
         if not r.ok:
             continue
-        v = judge(r, zeta, acc)
+        v = judge(r, zeta, acc, noise)
         r.verdict, r.verdict_why = (v.word, v.why) if v else (None, None)
