@@ -191,9 +191,10 @@ def judge(
 
 def verdict_scores(words: list[str | None], mem: np.ndarray) -> dict:
     """The flag 'likely memorized noise' against the oracle (fits >= MEMORIZED_CUT of its wrong labels): recall,
-    precision, memorizers called 'fits, resists noise', and how many rows say 'unclear'."""
+    precision, memorizers called 'fits, resists noise' (or 'resists noise' alone, or 'fits the clean signal': each
+    says it did not memorize), and how many rows say 'unclear'."""
     flag = np.array([w == verdict.MEMORIZED for w in words])
-    resists = np.array([w in (verdict.RESISTS, verdict.RESISTS_ALONE) for w in words])
+    resists = np.array([w in (verdict.RESISTS, verdict.RESISTS_ALONE, verdict.FITS_CLEAN) for w in words])
     memorizer = mem >= MEMORIZED_CUT
     return {
         "flagged": int(flag.sum()),
@@ -303,7 +304,7 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
         "",
         f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)",
         "",
-        "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' (alone: 'resists noise'); res: models called so; "
+        "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' or 'fits the clean signal' (alone: 'resists noise'); res: models called so; "
         "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
         "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).",
         "",

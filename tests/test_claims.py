@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 
 from suscli.measure.predictions import Predictions
 from suscli.judge import verdict
-from suscli.judge.regions import REGION_NAMES, Thresholds
+from suscli.judge.regions import REGION_NAMES, Thresholds, thresholds
 from suscli.results import Result
 from suscli.judge.rules import RULES, choose
 from tests.conftest import invoke, one_error_line, write_images
 from tests.test_cli_rank import make_pool
 from tests.test_rules import preds_from, row
-from tests.test_verdict import NEARLY_CLEAN
+from tests.test_verdict import NEARLY_CLEAN, NOISY, clean_learner, noisy_pool
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NOT_CONFIDENT = "no confident choice"
@@ -168,8 +168,21 @@ def test_a_pick_outside_region_1_is_explained(rule: str) -> None:
         assert choice.pick.name == "underfit"  # every image on the consensus: the agreement rule's pick, in region 3
 
 
+def test_a_pick_that_fits_the_clean_signal_is_explained_not_called_underfit() -> None:
+    expected = (
+        "its row says 'fits the clean signal' (region 3): its training accuracy is under the pool's threshold but about "
+        "what its labels allow without fitting their noise (1 minus the label-noise estimate)"
+    )
+    says("rank.md", f"`{expected}`")
+    pool = noisy_pool()
+    choice = choose(pool, "agreement", thresholds(pool))
+    assert choice.pick.verdict == verdict.FITS_CLEAN and f"; {expected}" in choice.why and "underfit" not in choice.why
+
+
 def test_the_verdict_reasons_rank_md_quotes_are_what_the_verdict_writes() -> None:
     text = " ".join((DOCS / "rank.md").read_text().split())
+    fits = verdict.judge(clean_learner(), zeta=1.0, acc=0.75, noise=NOISY)
+    assert fits.word == verdict.FITS_CLEAN and f"`{fits.why}`" in text
     clean = verdict.judge(row("m", 0.99, 3.4), 1.0, 0.75, NEARLY_CLEAN)  # region 2
     quoted = clean.why.split("(the flag it would get otherwise:")[0]
     assert clean.word == verdict.UNCLEAR and f"`{quoted}(the flag it would get otherwise: ...)`" in text

@@ -148,7 +148,15 @@ def test_a_model_far_more_confident_than_the_zoo_is_unclear_not_flagged_by_a_fix
 
 # --- the words agree with the rest of the report (issue 26) -----------------------------------------------------
 
+NOISY = NoiseEstimate(0.40, 0.37, 0.43, images=1000, voters=3)  # the pool's consensus contradicts 40% of the labels
 NEARLY_CLEAN = NoiseEstimate(0.008, 0.0, 0.012, images=1000, voters=3)
+
+
+def clean_learner(acc: float = 0.58, zeta: float = 0.10, fits: float | None = 0.05, clean: float | None = 0.93) -> Result:
+    """A model that fits most labels the consensus confirms and few it contradicts."""
+    r = row("c", acc, zeta, fits)
+    r.clean_fit = clean
+    return r
 
 
 def test_a_model_above_a_memorization_cut_is_memorized_not_underfit() -> None:
@@ -166,6 +174,28 @@ def test_a_model_above_a_memorization_cut_is_memorized_not_underfit() -> None:
 
 
 UNDERFIT_WORDS = (verdict.UNDERFIT, verdict.UNDERFIT_SUSCEPTIBLE)
+
+
+def test_a_model_that_fits_what_noisy_labels_allow_fits_the_clean_signal() -> None:
+    """Under 40% noise a clean learner fits about 60% of its labels: under a pool mean that memorizers pulled up, it
+    is not underfit. The reason gives its training accuracy against 1 minus the noise estimate."""
+    got = verdict.judge(clean_learner(), zeta=1.0, acc=0.75, noise=NOISY)
+    assert got is not None and got.word == verdict.FITS_CLEAN
+    assert (
+        "training accuracy 0.580, under the pool's threshold 0.750, against 0.600 (1 minus the label-noise estimate; 0.570-0.630" in got.why
+    )
+    assert "93% of the training labels the pool's consensus confirms and 5% of those it contradicts (< 14%)" in got.why
+    assert verdict.judge(clean_learner(zeta=0.3), zeta=0.2, acc=0.75, noise=NOISY).word == verdict.FITS_CLEAN  # region 4 too
+    # 1 - 0.43 - CLEAN_SIGNAL_MARGIN = 0.52: a model at 0.53 still fits what the labels allow, one at 0.50 does not
+    assert verdict.judge(clean_learner(acc=0.53), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.FITS_CLEAN
+    assert verdict.judge(clean_learner(acc=0.50), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.UNDERFIT
+    assert verdict.judge(clean_learner(fits=0.20), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.UNDERFIT  # fits some noise
+    assert verdict.judge(clean_learner(), zeta=1.0, acc=0.75).word == verdict.UNDERFIT  # no noise estimate (no label check)
+    assert verdict.judge(clean_learner(clean=None), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.UNDERFIT
+    # barely trained models: their consensus contradicts most labels, and each fits about 1 minus that
+    barely = NoiseEstimate(0.86, 0.82, 0.90, images=1000, voters=3)
+    assert verdict.judge(clean_learner(acc=0.14), zeta=1.0, acc=0.2, noise=barely).word == verdict.UNDERFIT
+    assert verdict.judge(clean_learner(acc=0.9), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.RESISTS  # above: as before
 
 
 @pytest.mark.parametrize(
@@ -207,6 +237,40 @@ def off(where: slice, top1: np.ndarray = TRUTH) -> np.ndarray:
     out = top1.copy()
     out[where] = (out[where] + 1) % 3
     return out
+
+
+def noisy_pool() -> list[Result]:
+    """40% of the labels wrong; two models learned only the clean signal (60% training accuracy), one fits a quarter
+    of the wrong labels, two memorized them all and pull the pool's mean training accuracy up to 0.78."""
+    labels = off(slice(0, 240))
+    return [
+        model("clean-a", 0.10, TRUTH, TRUTH, labels),
+        model("clean-b", 0.12, TRUTH, off(slice(0, 30)), labels),
+        model("mid", 0.15, off(slice(0, 60)), off(slice(30, 90)), labels),
+        model("mem-a", 0.90, labels, off(slice(100, 220)), labels),
+        model("mem-b", 1.30, labels, off(slice(300, 420)), labels),
+    ]
+
+
+def test_the_pick_that_fits_the_clean_signal_is_not_called_underfit() -> None:
+    pool = noisy_pool()
+    choice = choose(pool, "agreement", thresholds(pool))
+    assert choice.labels is not None and choice.labels.estimate.rate == pytest.approx(0.4)
+    words = {r.name: (r.region, r.verdict) for r in pool}
+    assert words == {
+        "clean-a": (3, verdict.FITS_CLEAN),
+        "clean-b": (3, verdict.FITS_CLEAN),
+        "mid": (3, verdict.UNDERFIT),  # it fits 25% of the labels the consensus contradicts: not only the clean signal
+        "mem-a": (2, verdict.MEMORIZED),
+        "mem-b": (2, verdict.MEMORIZED),
+    }
+    assert choice.pick is not None and choice.pick.name == "clean-a"
+    assert f"its row says '{verdict.FITS_CLEAN}' (region 3): its training accuracy is under the pool's threshold" in choice.why
+    assert "underfit" not in choice.why
+    for rule in ("train-acc", "susceptibility", "pareto", "regions"):  # whatever the rule, the line and the row agree
+        again = choose(noisy_pool(), rule, thresholds(pool))
+        if again.pick is not None and again.pick.verdict == verdict.FITS_CLEAN:
+            assert "underfit" not in again.why and verdict.FITS_CLEAN in again.why
 
 
 def test_a_pool_on_nearly_clean_labels_flags_nothing() -> None:

@@ -18,7 +18,7 @@ from suscli.measure.accuracy import decode_hits, paired_separates
 from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear
 from suscli.judge.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on, given_labels
 from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
-from suscli.judge.verdict import MEMORIZED
+from suscli.judge.verdict import FITS_CLEAN, MEMORIZED
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 
@@ -460,11 +460,17 @@ TIE_WORDS: dict[str, Callable[[Result], str]] = {
 
 
 def _outside_region_1(row: Result, rule: str) -> str:
-    """Why the model to ship may have a row that says 'underfit' or 'likely memorized noise'."""
+    """Why the model to ship may have a row that says 'underfit' or 'likely memorized noise'; one outside region 1
+    that fits what its noisy labels allow says so, not that the rule ignored its region."""
     if row.region == 1 and row.verdict == MEMORIZED:
         return f"; its row says '{MEMORIZED}' ({row.verdict_why}): the {rule} rule does not rank by verdict"
     if row.region in (None, 1):
         return ""
+    if row.verdict == FITS_CLEAN:
+        return (
+            f"; its row says '{FITS_CLEAN}' (region {row.region}): its training accuracy is under the pool's threshold "
+            "but about what its labels allow without fitting their noise (1 minus the label-noise estimate)"
+        )
     return f"; its row says '{row.verdict}' (region {row.region}): the {rule} rule does not rank by region"
 
 

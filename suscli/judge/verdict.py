@@ -13,9 +13,11 @@ are left out; and only for models about as confident as those they were measured
 that a fixed cut says "unclear" instead of flagging.
 
 The words must agree with the rest of the report. The memorization cuts are looked at before the pool's
-training-accuracy threshold: a model above one is not "underfit". And where the pool's label-noise estimate
-(suscli.judge.noise) finds the labels (nearly) clean, there was no noise to memorize: nothing is called "likely
-memorized noise".
+training-accuracy threshold: a model above one is not "underfit". Under label noise eta a model that learned only
+the clean signal fits about 1 - eta of its labels, below the pool's mean when memorizers pull it up (region 3):
+where the pool's label-noise estimate (suscli.judge.noise) says that is all the labels allow, it "fits the clean
+signal" instead. And where that estimate finds the labels (nearly) clean, there was no noise to memorize: nothing
+is called "likely memorized noise".
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ RESISTS_ALONE = "resists noise"  # judged without a pool: nothing says whether i
 UNCLEAR = "unclear"
 UNDERFIT = "underfit"
 UNDERFIT_SUSCEPTIBLE = "underfit, susceptible"
+# Below the pool's training-accuracy threshold, but fitting what noisy labels allow without fitting their noise
+# (_fits_clean_signal below): in a noisy pool the best model sits there, and "underfit" would contradict shipping it.
+FITS_CLEAN = "fits the clean signal"
 
 # Measured on the design setting (human-worst, 60 candidates; docs/validation.md): the least susceptible model that
 # fits >= 40% of its wrong labels reads 0.54, the most susceptible one that does not reads 0.365: the cut is their
@@ -51,6 +56,18 @@ MEMORIZED_FITS_CONTRADICTED = 0.38
 # cuts were checked on read about 2-5 and the demo's flagged memorizer 5.7 (docs/validation.md, "The verdict outside
 # the zoo"). Above this multiple of chance a fixed cut measures confidence, not memorization.
 CONFIDENT_LOSS = 3.0
+# "Fits the clean signal": under a noise rate eta a model that learned only the clean signal fits about 1 - eta of
+# its training labels and cannot fit more without memorizing. The labels allow it at least 1 - (the noise estimate's
+# upper bound); the margin lets it miss a few points of the labels the consensus confirms (its own mistakes on them,
+# which a clean learner makes too) and still be said to fit the clean signal. It also needs a fit on the
+# contradicted labels under RESISTS_FITS_CONTRADICTED, at most what the clean learners of the design setting fit. A
+# rule, not a measurement: the zoos' clean learners are to be checked against it (benchmarks/evaluate_choice.py).
+CLEAN_SIGNAL_MARGIN = 0.05
+# And a consensus that confirms most of the training labels (a noise estimate under half). One that contradicts most
+# of them more likely did not learn them than found them wrong: in a pool of barely trained models it contradicts
+# nearly every label, each model then fits about 1 - that estimate, and "fits the clean signal" would be said of all.
+# Noisy voters that underfit also push the estimate up (docs/validation.md, "How noisy are the labels?").
+CLEAN_SIGNAL_MAX_NOISE = 0.5
 # Labels (nearly) clean: the upper bound of the pool's noise estimate below this. On clean labels the consensus
 # still contradicts a few: images every voter gets wrong, ambiguous ones, the odd true label error; 2% leaves room
 # for them, and it is far below every noisy pool measured (the lowest low end of an interval there is 13.0%,
@@ -83,13 +100,13 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
     if zeta is None or acc is None or fit is None:
         v = _alone(row, s, fixed)
     else:
-        v = _in_pool(row, s, fixed, fit, zeta, acc)
+        v = _in_pool(row, s, fixed, fit, zeta, acc, noise)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
         return Verdict(UNCLEAR, _no_noise(s, noise, v.why))
     return v
 
 
-def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: float) -> Verdict:
+def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: float, noise: NoiseEstimate | None) -> Verdict:
     """judge's verdict in a pool. The memorization cuts come before the pool's training-accuracy threshold: the
     fixed cut was measured over every candidate of the design pool, early epochs below its mean training accuracy
     included, and the fit on contradicted labels is memorization itself, so a model above either is not "underfit"."""
@@ -106,7 +123,9 @@ def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: f
             f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
         )
     if fit < acc:
-        return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
+        return _fits_clean_signal(row, fit, acc, noise) or Verdict(
+            UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}"
+        )
     doubts = []
     if fixed and s > MEMORIZED_CUT and beyond is not None:
         doubts.append(beyond)
@@ -117,6 +136,28 @@ def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: f
     if doubts:
         return Verdict(UNCLEAR, "; ".join(doubts))
     return Verdict(RESISTS, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
+
+
+def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate | None) -> Verdict | None:
+    """FITS_CLEAN for a row below the pool's training-accuracy threshold `acc` that fits what its labels allow: its
+    training accuracy `fit` at least 1 - the noise estimate's upper bound, less CLEAN_SIGNAL_MARGIN, and under
+    RESISTS_FITS_CONTRADICTED of the labels the consensus contradicts, in a pool whose consensus confirms most
+    labels (CLEAN_SIGNAL_MAX_NOISE), and better than chance. None when it does not, or nothing says: no noise estimate, or no fit on the
+    confirmed and contradicted labels."""
+    wrong, right = row.fits_contradicted, row.clean_fit
+    if noise is None or wrong is None or right is None or wrong >= RESISTS_FITS_CONTRADICTED:
+        return None
+    if noise.rate >= CLEAN_SIGNAL_MAX_NOISE or not _above_chance(row):
+        return None
+    if fit < 1 - noise.high - CLEAN_SIGNAL_MARGIN:
+        return None
+    return Verdict(
+        FITS_CLEAN,
+        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, against {1 - noise.rate:.3f} (1 minus the "
+        f"label-noise estimate; {1 - noise.high:.3f}-{1 - noise.low:.3f} by its interval), about what a model that "
+        f"learned only the clean signal fits; it fits {100 * right:.0f}% of the training labels the pool's consensus "
+        f"confirms and {100 * wrong:.0f}% of those it contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)",
+    )
 
 
 def _no_noise(s: float, noise: NoiseEstimate, flag: str) -> str:
