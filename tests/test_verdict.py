@@ -16,6 +16,9 @@ from suscli.judge.regions import rank, recommendation, thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
+from suscli.views.formats import to_table
+from suscli.views.html import table_rows
+from suscli.views.plot import VERDICT_COLORS
 
 import suscli
 from tests.conftest import invoke, tiny_cnn, write_images
@@ -285,3 +288,11 @@ def test_a_pool_on_nearly_clean_labels_flags_nothing() -> None:
     assert [r.region for r in pool] == [1, 1, 1, 2]  # the regions stay the paper's
     gate = {"gate": {"fail_on": "memorized"}}
     assert [outcome(r, gate).status for r in pool] == ["passed"] * 4
+
+
+def test_fits_the_clean_signal_is_coloured_as_resisting() -> None:
+    r = clean_learner()
+    r.verdict = verdict.FITS_CLEAN
+    assert to_table([r]).rows[0].style == "green"
+    assert table_rows([r], None)[0]["classes"] == "resists"
+    assert VERDICT_COLORS[verdict.FITS_CLEAN] == VERDICT_COLORS[verdict.RESISTS]

@@ -101,7 +101,11 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
         table.add_column(name, overflow="fold", justify="right" if name in NUMERIC_COLUMNS else "left")
     cols = display_columns(rows)
     for i, r in enumerate(rows):
-        style = "red" if not r.ok or r.verdict == verdict.MEMORIZED else ("green" if r.verdict == verdict.RESISTS else None)
+        style = (
+            "red"
+            if not r.ok or r.verdict == verdict.MEMORIZED
+            else ("green" if r.verdict in (verdict.RESISTS, verdict.FITS_CLEAN) else None)
+        )
         table.add_row(*(values[i] for _, values in cols), style=style)
     return table
 

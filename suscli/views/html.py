@@ -108,7 +108,7 @@ def table_rows(rows: list[Result], pick: str | None) -> list[dict[str, Any]]:
                 }
             )
         classes = ["pick"] if r.name == pick else []
-        shade = {verdict.MEMORIZED: "memorized", verdict.RESISTS: "resists"}.get(r.verdict or "")
+        shade = {verdict.MEMORIZED: "memorized", verdict.RESISTS: "resists", verdict.FITS_CLEAN: "resists"}.get(r.verdict or "")
         classes += ["failed-row"] if not r.ok else [shade] if shade else []
         out.append({"name": r.name, "classes": " ".join(classes), "cells": cells})
     return out

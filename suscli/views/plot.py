@@ -15,6 +15,7 @@ from suscli.results import Result
 # One colour per verdict (suscli.judge.verdict); the dashed lines are the pool's thresholds, the paper's regions.
 VERDICT_COLORS = {
     verdict.RESISTS: "#2a9d8f",
+    verdict.FITS_CLEAN: "#2a9d8f",  # no sign of memorizing either: coloured as "fits, resists noise"
     verdict.MEMORIZED: "#e63946",
     verdict.UNCLEAR: "#e9c46a",
     verdict.UNDERFIT: "#8d99ae",
@@ -109,6 +110,7 @@ def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli r
                 [_pct(r.train_acc) for r in pts],
                 s=46,
                 color=color,
+                marker="D" if word == verdict.FITS_CLEAN else "o",  # its colour is "fits, resists noise"'s
                 edgecolor="black",
                 linewidth=0.5,
                 zorder=3,
