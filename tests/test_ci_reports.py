@@ -161,6 +161,40 @@ def test_html_is_one_page_with_the_table_plot_gate_and_numbers(audited) -> None:
     assert "x&lt;i&gt;&amp;amp;" in page and "<i>" not in page
 
 
+def test_html_draws_the_noise_matrix_as_a_heatmap_and_names_the_largest_confusions(audited) -> None:
+    """The label-noise section: one row per consensus class, one cell per given label, coloured by its share; the
+    JSON's largest confusions in words; the matrix neither in the settings table nor in JUnit's properties."""
+    matrix = audited["doc"]["label_noise"]["noise_matrix"]
+    page = audited["html"].read_text(encoding="utf-8")
+    parsed = Collect()
+    parsed.feed(page)
+    assert ("table", {"class": "heat", "id": "noise-heatmap"}) in parsed.tags
+    heat = page[page.index('id="noise-heatmap"') : page.index("</table>", page.index('id="noise-heatmap"'))]
+    body = heat[heat.index("<tbody>") :]
+    assert body.count("<tr>") == 3 and body.count("<td") == 3 * 4  # 3 classes, and each row's image count
+    for c, name in enumerate(matrix["classes"]):
+        assert name == f"class_{c}" and f'<th scope="row">{name}</th>' in body and f'<th scope="col">{name}</th>' in heat
+    shares = [v for row in matrix["p_label_given_consensus"] for v in row]
+    cells = Collect()
+    cells.feed(body)
+    shaded = [a.get("class", "") for tag, a in cells.tags if tag == "td" and a.get("class") != "total"]
+    assert len(shaded) == len(shares) == 9
+    for (i, v), shade in zip(enumerate(shares), shaded):
+        diagonal = i // 3 == i % 3
+        assert (shade == "") == (not v) and (not v or shade[0] == ("d" if diagonal else "o")), (i, v, shade)
+    text = " ".join(parsed.text.split())
+    assert matrix["top_confusions"], "the tiny models contradict some labels"
+    for pair in matrix["top_confusions"]:
+        words = (
+            f"{pair['consensus_class']} labelled as {pair['given_class']}: {100 * pair['share']:.1f}% of the {pair['of']} images "
+            f"the consensus calls {pair['consensus_class']}"
+        )
+        assert words in text
+    assert "label_noise.noise_matrix" not in page
+    props = {p.name for p in next(iter(JUnitXml.fromfile(str(audited["junit"])))).properties()}
+    assert "label_noise.rate" in props and not any(name.startswith("label_noise.noise_matrix") for name in props)
+
+
 @pytest.mark.skipif(
     browser_check.browser() is None and not os.environ.get("CI"),
     reason="no Chromium on PATH (apt-get install -y chromium); CI installs it, so there it must run",

@@ -283,12 +283,29 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
         expect = (mine.top1()[wrong] == labels[wrong]).mean() if wrong.any() else None
         assert r["fits_contradicted"] == pytest.approx(expect)
     assert "label noise: the consensus of" in res.stderr
+    # per class: rows the consensus class, columns the given label, named by the class folders (label i: class_i)
+    matrix = doc["label_noise"]["noise_matrix"]
+    agreed = total.argmax(-1)
+    assert wrong.any(), "the pool's tiny models contradict some label, so the names below are checked"
+    names = [f"class_{c}" for c in range(3)]
+    assert matrix["rows"] == "consensus class" and matrix["columns"] == "given label" and matrix["classes"] == names
+    assert matrix["counts"] == [[int(((agreed == c) & (labels == g)).sum()) for g in range(3)] for c in range(3)]
+    for c, row in enumerate(matrix["p_label_given_consensus"]):
+        given = labels[agreed == c]  # the given labels of the images whose consensus is c: row c, as shares
+        assert row == ([None] * 3 if not given.size else pytest.approx([float((given == g).mean()) for g in range(3)], abs=1e-4))
+    assert sum(p["images"] for p in matrix["top_confusions"]) == int(wrong.sum())  # 3 classes: every confusion is listed
+    for pair in matrix["top_confusions"]:
+        assert (pair["consensus_class"], pair["given_class"]) == (names[pair["consensus"]], names[pair["given"]])
     lines = suspects.read_text().splitlines()
-    assert lines[0] == "path,given_label,consensus_label,vote_share" and len(lines) - 1 == int(wrong.sum())
+    assert lines[0] == "path,given_label,given_class,consensus_label,consensus_class,vote_share" and len(lines) - 1 == int(wrong.sum())
     listed = sorted(str(p) for p in train_folder.rglob("*.png"))
+    shares = []
     for line in lines[1:]:
-        path, given, cons, share = line.split(",")
+        path, given, given_name, cons, cons_name, share = line.split(",")
         assert path in listed and int(given) != int(cons) and 0 < float(share) <= 1
+        assert Path(path).parent.name == given_name == names[int(given)] and cons_name == names[int(cons)]
+        shares.append(float(share))
+    assert shares == sorted(shares, reverse=True)  # the surest evidence first
 
 
 def test_suspects_need_training_labels(pool: Path, image_folder: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 
 import suscli
 from suscli.errors import InputError
-from suscli.data.labels import class_ids, id_table
+from suscli.data.labels import class_ids, id_names, id_table
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -29,6 +29,37 @@ def test_names_map_through_the_models_classes() -> None:
     table, notes = id_table(["cat", "dog", "fox"], meta, "t.csv")
     assert table[torch.tensor([0, 2, 1])].tolist() == [1, 0, 2] and len(notes) == 1
     assert id_table(None, meta, "t.csv") == (None, [])
+
+
+def test_each_model_id_is_named_as_the_training_set_names_its_labels() -> None:
+    """The names a report gives the class ids: the training set's name mapped to each id, else the model's own."""
+    folders = ["class_1", "class_10", "class_2"]  # sorted as strings; naturally: class_1, class_2, class_10
+    assert id_names(3, {}, folders=folders) == folders  # ImageFolder's numbering
+    assert id_names(3, {"class_order": "natural"}, folders=folders) == ["class_1", "class_2", "class_10"]  # timm's
+    meta = {"classes": ["fox", "cat", "dog"], "classes_source": "config.json's id2label"}
+    assert id_names(3, meta, names=["cat", "dog"]) == ["fox", "cat", "dog"]  # by name, the model names the third
+    assert id_names(4, {}, names=["cat", "dog"]) == ["cat", "dog", "", ""]  # sorted names; the rest unknown
+    assert id_names(3, meta) == ["fox", "cat", "dog"] and id_names(2, {}) == ["", ""]  # labels given as ids
+    assert id_names(2, {"classes": ["LABEL_0", "LABEL_1"]}) == ["", ""]  # transformers' default names name nothing
+    assert id_names(3, meta, names=["cat", "eel"]) == ["fox", "cat", "dog"]  # a name the model lacks: its own names
+
+
+def test_a_pools_class_names_are_those_its_models_agree_on() -> None:
+    """rank's names (suscli.run.inputs.class_names): unknown where the models name a class differently, or where a
+    row from before rows recorded the checkpoint's class_order cannot say whether folders were numbered naturally."""
+    from suscli.data.images import ImageSource
+    from suscli.results import Result
+    from suscli.run.inputs import class_names
+
+    def row(**details) -> Result:
+        return Result("m", "m.pt", details={"train_predictions": {"n": 1}, **details})
+
+    train = ImageSource([], [], folders=["class_1", "class_10", "class_2"])
+    assert class_names([row(class_order=None), row(class_order=None)], train, 3) == ["class_1", "class_10", "class_2"]
+    assert class_names([row(class_order=None), row(class_order="natural")], train, 3) == ["class_1", "", ""]
+    assert class_names([row()], train, 3) == ["", "", ""]  # an older row: sorted or natural order, it does not say
+    assert class_names([row()], ImageSource([], [], folders=["a", "b"]), 2) == ["a", "b"]  # both orders agree
+    assert class_names([row(classes=["x", "y"])], None, 2) == ["x", "y"] and class_names([], None, 2) == ["", ""]
 
 
 def test_a_name_the_model_does_not_know_is_named() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from suscli.measure.predictions import Predictions, votes
-from suscli.judge.noise import consensus, contradicted, estimate_noise, fit_on
+from suscli.judge.noise import consensus, contradicted, estimate_noise, fit_on, noise_matrix
 
 
 def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predictions:
@@ -67,3 +67,47 @@ def test_consensus_in_blocks_equals_the_dense_sum(monkeypatch: pytest.MonkeyPatc
     cls, share = consensus(preds)
     assert cls.tolist() == dense.argmax(-1).tolist()
     assert share == pytest.approx(dense.max(-1) / dense.sum(-1), rel=1e-5)
+
+
+def test_noise_matrix_rows_are_the_consensus_and_sum_to_one() -> None:
+    """The per-class picture on ten images counted by hand: rows the consensus class, columns the given label."""
+    agreed = [0, 0, 0, 0, 1, 1, 1, 2, 2, 0, 2]
+    given = [0, 0, 1, 2, 1, 1, 0, 2, 2, 1, 3]  # class 3 is given once and never the consensus
+    m = noise_matrix(np.array(agreed), np.array(given), 4)
+    expect = np.array(
+        [
+            [2, 2, 1, 0],  # consensus 0: images 0, 1 (given 0), 2, 9 (given 1), 3 (given 2)
+            [1, 2, 0, 0],  # consensus 1: image 6 given 0, images 4, 5 given 1
+            [0, 0, 2, 1],  # consensus 2: images 7, 8 given 2, image 10 given 3
+            [0, 0, 0, 0],  # never the consensus
+        ]
+    )
+    assert m.counts().tolist() == expect.tolist() and m.consensus_totals().tolist() == [5, 3, 3, 0]
+    p = m.p_label_given_consensus()
+    assert p[:3] == pytest.approx(np.array([[0.4, 0.4, 0.2, 0], [1 / 3, 2 / 3, 0, 0], [0, 0, 2 / 3, 1 / 3]]))
+    assert np.isnan(p[3]).all()  # P(given | a class no image has) is undefined, not 0
+    # off the diagonal, most images first, then the larger share, then the lower ids
+    assert m.top_confusions() == [(0, 1, 2, 0.4), (1, 0, 1, pytest.approx(1 / 3)), (2, 3, 1, pytest.approx(1 / 3)), (0, 2, 1, 0.2)]
+    assert m.top_confusions(most=1) == [(0, 1, 2, 0.4)]
+
+
+def test_noise_matrix_in_a_report_names_its_classes_and_stays_small_past_100_classes() -> None:
+    m = noise_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
+    doc = m.as_dict(["cat", "dog"])
+    assert doc["rows"] == "consensus class" and doc["columns"] == "given label" and doc["full"]
+    assert doc["classes"] == ["cat", "dog"] and doc["counts"] == [[1, 1], [0, 2]]
+    assert doc["p_label_given_consensus"] == [[0.5, 0.5], [0.0, 1.0]] and doc["consensus_totals"] == [2, 2]
+    assert doc["top_confusions"] == [
+        {"consensus": 0, "consensus_class": "cat", "given": 1, "given_class": "dog", "images": 1, "of": 2, "share": 0.5}
+    ]
+    assert m.as_dict(None)["classes"] == ["", ""]  # names unknown: empty, the ids still there
+    rng = np.random.default_rng(0)
+    big = noise_matrix(rng.integers(0, 150, 3000), rng.integers(0, 150, 3000), 150)
+    doc = big.as_dict(most=5)
+    assert not doc["full"] and "counts" not in doc and "p_label_given_consensus" not in doc and "150 classes" in doc["note"]
+    assert len(doc["top_confusions"]) == 5
+
+
+def test_noise_matrix_refuses_ids_beyond_its_classes() -> None:
+    with pytest.raises(ValueError, match="outside 0-2"):
+        noise_matrix(np.array([0, 3]), np.array([0, 1]), 3)

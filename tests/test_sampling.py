@@ -234,8 +234,8 @@ def test_suspects_are_the_sampled_images_with_their_own_labels(
     lines = suspects.read_text().splitlines()[1:]
     assert lines and len(lines) <= doc["train_sample"]["images"] < 45
     for line in lines:
-        path, given, _, _ = line.split(",")
-        assert Path(path).parent.name == f"class_{given}"
+        path, given, given_class, _, _, _ = line.split(",")
+        assert Path(path).parent.name == f"class_{given}" == given_class
 
 
 def test_track_measures_every_epoch_on_the_same_sample(tmp_path: Path, image_folder: Path, big_train: Path, small_start: None) -> None:

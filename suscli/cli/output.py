@@ -73,5 +73,5 @@ def write_suspects(path: Path, report: Report) -> None:
             "(unreadable ones were skipped), so the suspects cannot be matched to files",
             fix="fix or remove the unreadable training images, then rerun with --fresh",
         )
-    write_atomic(path, suspects_csv(check, paths))
+    write_atomic(path, suspects_csv(check, paths, report.class_names))
     say(f"{int(check.contradicted.sum())} suspect label(s) written to {path}")

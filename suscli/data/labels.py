@@ -99,6 +99,30 @@ def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> 
     ]
 
 
+def id_names(num_classes: int, meta: dict[str, Any], names: Sequence[str] | None = None, folders: Sequence[str] | None = None) -> list[str]:
+    """The name of each of a model's class ids, '' where unknown: the training set's name that its labels map to
+    (a label CSV's or dataset's class names, else its class folders, as id_table and folder_ids map them), else the
+    model's own name for the class (`classes` in its metadata)."""
+    out = [""] * num_classes
+    try:
+        own = model_classes(meta)
+    except InputError:  # malformed names in the checkpoint: they name nothing
+        own = None
+    for i, name in enumerate(own[0][:num_classes] if own else []):
+        out[i] = name
+    given = names if names is not None else folders
+    if given is None:
+        return out
+    try:
+        table, _ = id_table(names, meta, "") if names is not None else folder_ids(given, meta, "")
+    except InputError:  # a name the model does not know: its labels were never measured
+        return out
+    for name, i in zip(given, table.tolist() if table is not None else range(len(given))):
+        if 0 <= i < num_classes:
+            out[i] = name
+    return out
+
+
 def _shown(names: Sequence[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 

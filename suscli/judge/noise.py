@@ -4,7 +4,8 @@ The training-accuracy pass keeps every model's top classes on every training ima
 the models that resist noise agree on a class other than the given label, that label is contradicted. The share
 of contradicted labels estimates the noise rate of the training set; a model's fit on the contradicted labels
 (how often it predicts the given, contradicted label) estimates how much of the noise it memorized, without
-clean labels. docs/validation.md measures both against the truth on the zoo.
+clean labels. docs/validation.md measures both against the truth on the zoo. Per class, the same consensus gives the
+estimated noise matrix (`noise_matrix`): which class is labelled as which.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ BOOTSTRAP = 200  # resamples of the voters for the interval
 BOOTSTRAP_IMAGES = 5000  # images the resamples are drawn on: the voters' spread does not need them all
 CHUNK = 4096  # images per dense (images, classes) block: 16 MB at 1,000 classes
 SEED = 0
+MATRIX_CLASSES = 100  # a report carries the whole (classes, classes) matrix up to this many classes
+TOP_CONFUSIONS = 20  # and the largest off-diagonal pairs at any size
 _NO_LABELS = "training predictions without their given labels"
 
 
@@ -33,6 +36,109 @@ class NoiseEstimate:
 
     def as_dict(self) -> dict:
         return {"rate": self.rate, "low": self.low, "high": self.high, "images": self.images, "voters": self.voters}
+
+
+@dataclass(frozen=True)
+class NoiseMatrix:
+    """How the given labels spread over each class the consensus names, the voters' estimate of the true class.
+
+    Orientation: rows are the consensus class, columns the given label. `counts()[c, g]` is the number of training
+    images whose consensus class is c and whose given label is g; `p_label_given_consensus()[c, g]` = P(given label
+    g | consensus class c), each row summing to 1. The diagonal is the share of a class's images labelled as it; the
+    rest of a row, where its labels went. cleanlab's `noise_matrix` (cleanlab.count.estimate_latent) is P(given
+    label | true label) with the given label in rows and columns summing to 1: the transpose of
+    `p_label_given_consensus()`, with the consensus standing in for the truth. It is the voters' consensus, not the
+    truth: where the voters err, so does the matrix.
+
+    Kept as its non-empty cells, so that 20,000 classes cost what the images do, not 20,000 squared."""
+
+    num_classes: int
+    consensus: np.ndarray  # per non-empty cell: the consensus class (its row)
+    given: np.ndarray  # the given label (its column)
+    images: np.ndarray  # and how many training images it holds
+
+    def counts(self) -> np.ndarray:
+        """The dense (classes, classes) counts, rows the consensus class: 80 KB at 100 classes, 8 MB at 1,000."""
+        out = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        out[self.consensus, self.given] = self.images
+        return out
+
+    def consensus_totals(self) -> np.ndarray:
+        """Per class, the training images whose consensus it is (the rows' sums)."""
+        return np.bincount(self.consensus, weights=self.images, minlength=self.num_classes).astype(np.int64)
+
+    def p_label_given_consensus(self) -> np.ndarray:
+        """P(given label | consensus class), dense: each row of `counts()` over its sum; NaN in a row no image has."""
+        totals = self.consensus_totals()[:, None]
+        return np.where(totals > 0, self.counts() / np.maximum(totals, 1), np.nan)
+
+    def top_confusions(self, most: int = TOP_CONFUSIONS) -> list[tuple[int, int, int, float]]:
+        """The largest off-diagonal cells, as (consensus class, given label, images, share of the consensus class's
+        images): most images first, then the larger share, then the lower class ids."""
+        off = np.flatnonzero(self.consensus != self.given)
+        c, g, n = self.consensus[off], self.given[off], self.images[off]
+        share = n / self.consensus_totals()[c]
+        order = np.lexsort((g, c, -share, -n))[:most]
+        return [(int(c[i]), int(g[i]), int(n[i]), float(share[i])) for i in order]
+
+    def as_dict(self, names: Sequence[str] | None = None, most: int = TOP_CONFUSIONS, full_up_to: int = MATRIX_CLASSES) -> dict:
+        """The report's record: the `most` largest confusions, and with at most `full_up_to` classes the whole matrix
+        (counts and P(given label | consensus class) rounded to 4 decimals) with the class names. `names[i]` is class
+        i's name, '' where unknown."""
+        k = self.num_classes
+        named = list(names) if names is not None and len(names) == k else [""] * k
+        totals = self.consensus_totals()
+        out: dict = {
+            "rows": "consensus class",
+            "columns": "given label",
+            "orientation": (
+                "rows: the consensus class (the voters' estimate of the true class, not the truth); columns: the given "
+                "label; p_label_given_consensus[c][g] = P(given label g | consensus class c), each row sums to 1 "
+                "(cleanlab's noise_matrix is P(given label | true label) with columns summing to 1: the transpose)"
+            ),
+            "num_classes": k,
+            "full": k <= full_up_to,
+        }
+        if k <= full_up_to:
+            out |= {
+                "classes": named,
+                "consensus_totals": totals.tolist(),
+                "counts": self.counts().tolist(),
+                # a class the consensus never names has no row to speak of: None (JSON null), as the report shows it
+                "p_label_given_consensus": [
+                    [None if np.isnan(v) else v for v in row] for row in np.round(self.p_label_given_consensus(), 4).tolist()
+                ],
+            }
+        else:
+            out["note"] = (
+                f"{k} classes: the whole matrix is kept up to {full_up_to} classes, so this holds only its {most} "
+                "largest off-diagonal cells (top_confusions)"
+            )
+        out["top_confusions"] = [
+            {
+                "consensus": c,
+                "consensus_class": named[c],
+                "given": g,
+                "given_class": named[g],
+                "images": n,
+                "of": int(totals[c]),
+                "share": round(share, 4),
+            }
+            for c, g, n, share in self.top_confusions(most)
+        ]
+        return out
+
+
+def noise_matrix(agreed: np.ndarray, labels: np.ndarray, num_classes: int) -> NoiseMatrix:
+    """Count each (consensus class, given label) pair over the training images: `agreed` the consensus class of
+    each image, `labels` its given label, both class ids below `num_classes`."""
+    agreed, labels = np.asarray(agreed, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    if agreed.shape != labels.shape:
+        raise ValueError("the consensus and the given labels are on different images")
+    if agreed.size and (min(agreed.min(), labels.min()) < 0 or max(agreed.max(), labels.max()) >= num_classes):
+        raise ValueError(f"class ids outside 0-{num_classes - 1}")
+    cells, images = np.unique(agreed * num_classes + labels, return_counts=True)
+    return NoiseMatrix(num_classes, cells // num_classes, cells % num_classes, images.astype(np.int64))
 
 
 def consensus(preds: Sequence[Predictions], rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

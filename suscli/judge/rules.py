@@ -16,7 +16,7 @@ import numpy as np
 
 from suscli.measure.accuracy import decode_hits, paired_separates
 from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear
-from suscli.judge.noise import NoiseEstimate, consensus, contradicted, estimate_noise, fit_on, given_labels
+from suscli.judge.noise import NoiseEstimate, NoiseMatrix, consensus, contradicted, estimate_noise, fit_on, given_labels, noise_matrix
 from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
 from suscli.judge.verdict import FITS_CLEAN, MEMORIZED
 from suscli.measure.sampling import Decisions
@@ -46,10 +46,15 @@ class LabelCheck:
     consensus: np.ndarray  # per training image: the consensus class
     share: np.ndarray  # and its share of the voters' summed probability
     labels: np.ndarray  # the given labels
+    num_classes: int  # of the models' predictions
 
     @property
     def contradicted(self) -> np.ndarray:
         return self.consensus != self.labels
+
+    def matrix(self) -> NoiseMatrix:
+        """Per class: which given labels the images of each consensus class carry (suscli.judge.noise.NoiseMatrix)."""
+        return noise_matrix(self.consensus, self.labels, self.num_classes)
 
 
 @dataclass
@@ -316,7 +321,7 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
     for r, p in zip(measured, preds):
         r.fits_contradicted = fit_on(p, wrong)
         r.clean_fit = fit_on(p, ~wrong)
-    return LabelCheck(estimate, cls, share, labels)
+    return LabelCheck(estimate, cls, share, labels, voters[0].num_classes)
 
 
 def pareto_layers(rows: list[Result]) -> dict[int, int]:

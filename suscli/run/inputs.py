@@ -13,6 +13,7 @@ import torch
 from suscli.data.cache import default_cache_dir
 from suscli.data.embedded import Embedded, ImageRef
 from suscli.data.images import ImageSource, labeled_source, unlabeled_source
+from suscli.data.labels import id_names, natural_key
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
 from suscli.errors import InputError, Interrupted, UsageError
@@ -265,3 +266,20 @@ def training_paths(train: ImageSource | None, sample: NestedSample | None, rows:
         return [str(p) for p in train.paths] if train is not None else []
     skipped: list[int] = next((r.details[RECORD]["skipped"] for r in rows if r.ok and isinstance(r.details.get(RECORD), dict)), [])
     return [str(p) for p in sample.paths_at(size, skipped)]
+
+
+def class_names(rows: list[Result], train: ImageSource | None, num_classes: int) -> list[str]:
+    """The name of each class id of the rows' training predictions, '' where unknown or where the models name it
+    differently: the training set's class names (a label CSV's or dataset's, or its class folders) as each model's
+    labels were mapped (suscli.data.labels.id_names), else the checkpoints' own names."""
+    every = []
+    for r in rows:
+        d = r.details if isinstance(r.details, dict) else {}
+        if not r.ok or not d.get("train_predictions"):
+            continue
+        meta = {k: d[k] for k in ("classes", "class_order") if d.get(k) is not None}
+        folders = train.folders if train is not None else None
+        if folders and "class_order" not in d and sorted(folders, key=natural_key) != list(folders):
+            folders = None  # measured before rows recorded how the checkpoint's tool numbered folders: sorted or natural?
+        every.append(id_names(num_classes, meta, train.label_names if train is not None else None, folders))
+    return [names[0] if len(set(names)) == 1 else "" for names in zip(*every)] if every else [""] * num_classes

@@ -351,6 +351,8 @@ def scored_row(
             "channels": channels,
             "arch_source": checkpoint.arch_source,
             **({"classes": checkpoint.meta["classes"]} if checkpoint.meta.get("classes") else {}),  # a Hugging Face config's id2label
+            # how its tool numbered class folders (suscli.data.labels.folder_ids): the class names of a report (suscli.run.inputs)
+            **({"class_order": checkpoint.meta.get("class_order")} if acc is not None else {}),
             "train_acc": acc.as_dict() if acc else None,
             "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.judge.rules)
             # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.judge.noise)

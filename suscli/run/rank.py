@@ -15,7 +15,7 @@ from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
 from suscli.run.distributed import World, audit_shards, grow_shards, process_group, rank_device, world
-from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line, training_paths
+from suscli.run.inputs import Inputs, PoolRun, Say, class_names, interrupted, open_pool, sample_info, sample_line, training_paths
 from suscli.run.model import Settings, resolve_device
 from suscli.run.pool import discover
 from suscli.run.report import Report, run_info
@@ -84,6 +84,7 @@ def rank(
     failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
     if t is None and opened.train is not None and sum(r.ok for r in rows) < MIN_POOL:
         say(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
+    names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
     run = run_info(
         settings,
         data,
@@ -103,7 +104,7 @@ def rank(
             "voters": choice.voters,
             **({"held_out": choice.held_out} if choice.held_out else {}),  # --val-data: the choice made on held-out labels
         },
-        label_noise=choice.labels.estimate.as_dict() if choice.labels else None,
+        label_noise={**choice.labels.estimate.as_dict(), "noise_matrix": choice.labels.matrix().as_dict(names)} if choice.labels else None,
         **opened.tally(rows, "models"),
         gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures},
         train_sample=sample_info(sample, rows, size),
@@ -119,6 +120,7 @@ def rank(
         failures=failures,
         lines=[line for line in (said, choice.why, noise_line(choice.labels) if choice.labels else None) if line],
         training_paths=training_paths(opened.train, sample, rows, size),
+        class_names=names,
         error=InputError(choice.why, fix="rank models with the same number of classes together; every result is kept in the results file")
         if mixed
         else None,

@@ -33,6 +33,7 @@ class Report:
     failures: list[str] = field(default_factory=list)  # the gates that failed, in words
     lines: list[str] = field(default_factory=list)  # what the command says after the report, in order
     training_paths: list[str] = field(default_factory=list)  # the images the rows' training predictions are on
+    class_names: list[str] = field(default_factory=list)  # rank: the name of each class id ('' unknown), as the training set names it
     error: SuscliError | None = None  # a pool that cannot be judged at all (models of different class counts)
 
     @property
@@ -50,7 +51,8 @@ class Report:
 
     @property
     def label_noise(self) -> dict | None:
-        """The share of training labels the voters' consensus contradicts, with its interval (rank with training data)."""
+        """The share of training labels the voters' consensus contradicts, with its interval, and per class which
+        given labels each consensus class carries (`noise_matrix`; rank with training data)."""
         return self.run.get("label_noise")
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -66,16 +67,20 @@ def to_csv(rows: list[Result]) -> str:
     return buf.getvalue()
 
 
-def suspects_csv(check: LabelCheck, paths: list[str]) -> str:
-    """The training images whose label the consensus contradicts, most agreed-on first: path, given label, the
-    consensus label and its share of the voters' probability."""
+def suspects_csv(check: LabelCheck, paths: list[str], names: Sequence[str] = ()) -> str:
+    """The training images whose label the consensus contradicts, most agreed-on first: path, given label (its id
+    and class name), the consensus class (id and name) and its share of the voters' probability. `names[i]` is
+    class i's name; '' where unknown."""
     wrong = np.flatnonzero(check.contradicted)
     order = wrong[np.argsort(-check.share[wrong], kind="stable")]
+    named = list(names) if len(names) == check.num_classes else [""] * check.num_classes
     frame = pd.DataFrame(
         {
             "path": [paths[i] for i in order],
             "given_label": check.labels[order],
+            "given_class": [named[c] for c in check.labels[order]],
             "consensus_label": check.consensus[order],
+            "consensus_class": [named[c] for c in check.consensus[order]],
             "vote_share": np.round(check.share[order], 4),
         }
     )

@@ -63,6 +63,7 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
             gate=gate_view(rows, run),
             closing=closing(run),
             noise=run.get("label_noise"),
+            matrix=matrix_view(run.get("label_noise")),
             columns=[{"name": n} for n, _ in table_columns(rows)],
             rows=table_rows(rows, pick),
             figure=figure,
@@ -74,6 +75,62 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
         )
         + "\n"
     )
+
+
+SHADES = 8  # colour levels of the noise matrix's cells
+
+
+def matrix_view(noise: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The label-noise section's heatmap (rows the consensus class, columns the given label, cells P(given label |
+    consensus class) in percent, each cell's colour class by its value) and the largest confusions in words; None
+    when the report has no matrix (no training data, or a report from before it had one)."""
+    m = (noise or {}).get("noise_matrix")
+    if not isinstance(m, dict):
+        return None
+    k = int(m["num_classes"])
+    names = m.get("classes") or [""] * k
+
+    def named(i: int, name: str) -> str:
+        return name or f"class {i}"
+
+    confusions = [
+        f"{named(c['consensus'], c['consensus_class'])} labelled as {named(c['given'], c['given_class'])}: "
+        f"{100 * c['share']:.1f}% of the {c['of']:,} images the consensus calls {named(c['consensus'], c['consensus_class'])} "
+        f"({c['images']:,} image{'s' if c['images'] != 1 else ''})"
+        for c in m.get("top_confusions") or []
+    ]
+    rows = None
+    if m.get("full") and "p_label_given_consensus" in m:
+        rows = [
+            {
+                "name": named(i, names[i]),
+                "total": f"{m['consensus_totals'][i]:,}",
+                "cells": [{"text": _percent(v), "shade": _shade(v, i == j)} for j, v in enumerate(shares)],
+            }
+            for i, shares in enumerate(m["p_label_given_consensus"])
+        ]
+    return {
+        "columns": [named(i, names[i]) for i in range(k)],
+        "rows": rows,
+        "confusions": confusions,
+        "num_classes": k,
+    }
+
+
+def _percent(share: float | None) -> str:
+    """A cell's share in percent, one decimal; empty for none (no image) or 0."""
+    share = _number(share)
+    return "" if not share else f"{100 * share:.1f}"
+
+
+def _shade(share: float | None, diagonal: bool) -> str:
+    """The cell's colour class: d1-d8 on the diagonal, o1-o8 off it, on a square-root scale so that the few percent
+    that make a confusion show (1% is level 1, 10% level 3, 50% level 6); '' for an empty cell."""
+    share = _number(share)
+    if not share:
+        return ""
+    level = min(SHADES, max(1, math.ceil(math.sqrt(share) * SHADES)))
+    return f"{'d' if diagonal else 'o'}{level}"
 
 
 def gate_view(rows: list[Result], run: dict[str, Any]) -> dict[str, Any]:
