@@ -201,6 +201,7 @@ def verdict_scores(words: list[str | None], mem: np.ndarray) -> dict:
         "recall": float(flag[memorizer].mean()) if memorizer.any() else None,
         "precision": float(memorizer[flag].mean()) if flag.any() else None,
         "memorizers_resisting": int((memorizer & resists).sum()),
+        "memorizers_underfit": int(sum(m and w in (verdict.UNDERFIT, verdict.UNDERFIT_SUSCEPTIBLE) for m, w in zip(memorizer, words))),
         "resisting": int(resists.sum()),
         "unclear": int(sum(w == verdict.UNCLEAR for w in words)),
         "false_flag_min_fit": float(mem[flag & ~memorizer].min()) if (flag & ~memorizer).any() else None,
@@ -304,18 +305,19 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
         "",
         f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)",
         "",
-        "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' or 'fits the clean signal' (alone: 'resists noise'); res: models called so; "
+        "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' or 'fits the clean signal' (alone: 'resists noise'); MU: memorizers called 'underfit'; res: models called so; "
         "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
         "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).",
         "",
-        "| setting | pool | memorizers | paper: R / P / MR | pool: R / P / MR / res / unc | wrongly flagged fit | alone: R / P / MR / res / unc "
+        "| setting | pool | memorizers | paper: R / P / MR / MU | pool: R / P / MR / MU / res / unc | wrongly flagged fit | alone: R / P / MR / MU / res / unc "
         "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) | flagged: pool / alone |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k in keys:
         d = default[k]
         scores = {
-            v: f"{_f(d[v + '_recall'])} / {_f(d[v + '_precision'])} / {d[v + '_memorizers_resisting']}" for v in ("paper", "pool", "alone")
+            v: f"{_f(d[v + '_recall'])} / {_f(d[v + '_precision'])} / {d[v + '_memorizers_resisting']} / {d[v + '_memorizers_underfit']}"
+            for v in ("paper", "pool", "alone")
         }
         lines.append(
             f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['memorizers']} | {scores['paper']} | "
