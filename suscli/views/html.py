@@ -167,6 +167,9 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
         items.append(("region", str(r.region)))
     if r.verdict is not None:
         items.append(("verdict", f"{r.verdict}: {r.verdict_why}"))
+    if r.keep or r.held_out_best:  # track
+        by = [words for words, marked in (("by the --keep rule", r.keep), ("by held-out accuracy", r.held_out_best)) if marked]
+        items.append(("epoch to keep", " and ".join(by)))
     result = outcome(r, run)
     if result.status != "passed" or gates(run):
         items.append(("gate", result.reason or "passed"))
