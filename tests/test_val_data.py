@@ -94,8 +94,11 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
         "--batch-size",
         "8",
     )
-    res = invoke(*common, "-f", "json", "--per-image", "--model-batch", "4", "--results", tmp_path / "r.jsonl")
+    res = invoke(
+        *common, "-f", "json", "--per-image", "--model-batch", "4", "--results", tmp_path / "r.jsonl", "--plot", tmp_path / "r.png"
+    )
     assert res.exit_code == 0, res.output
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     doc = json.loads(res.stdout)
     assert doc["data"]["val_images"] == 14
     held = doc["choice"]["held_out"]  # the choice was made on the held-out hits: the pick leads, or is tied with the leader
@@ -177,8 +180,9 @@ def test_track_marks_both_epochs_to_keep_in_every_view(tmp_path: Path, image_fol
     `keep` column of the table, Markdown and HTML, a line of the epoch's JUnit testcase."""
     run = make_run(tmp_path / "run")
     common = ("track", run, "-d", image_folder, "--train-data", train_folder, "--val-data", val_folder, *FAST)
-    res = invoke(*common, "-f", "json", "-o", tmp_path / "track.json")
+    res = invoke(*common, "-f", "json", "-o", tmp_path / "track.json", "--plot", tmp_path / "track.png")
     assert res.exit_code == 0, res.output
+    assert (tmp_path / "track.png").read_bytes()[:4] == b"\x89PNG"
     doc = json.loads((tmp_path / "track.json").read_text())
     rows = doc["results"]
     best = [r["epoch"] for r in rows if r["held_out_best"]]

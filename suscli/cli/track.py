@@ -77,7 +77,8 @@ def track(
     plot: Annotated[
         Optional[Path],
         typer.Option(
-            help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib).",
+            help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib); with "
+            "--val-data also held-out accuracy with its interval, and the epoch it would keep.",
             rich_help_panel=OUTPUTS,
         ),
     ] = None,

@@ -67,13 +67,21 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
             rows=table_rows(rows, pick),
             figure=figure,
             figure_note=note,
-            figure_alt=f"{title}: training accuracy against susceptibility of every model" if "thresholds" in run else f"{title}: the plot",
+            figure_alt=figure_alt(rows, run, title),
             models=[{"name": r.name, "facts": model_facts(r, run)} for r in rows],
             settings=[(k, v) for k, v in flat(run) if not k.startswith(("environment.", "recommendation")) and k != "command"],
             versions=flat(run.get("environment") or {}),
         )
         + "\n"
     )
+
+
+def figure_alt(rows: list[Result], run: dict[str, Any], title: str) -> str:
+    """The plot in words, for a reader who cannot see it."""
+    held = any(r.val_acc is not None for r in rows)
+    if "thresholds" in run:
+        return f"{title}: training accuracy" + (" and held-out accuracy" if held else "") + " against susceptibility of every model"
+    return f"{title}: r, zeta, training" + (" and held-out" if held else "") + " accuracy against epoch"
 
 
 def gate_view(rows: list[Result], run: dict[str, Any]) -> dict[str, Any]:
