@@ -17,7 +17,8 @@ from suscli.data.images import decode_images
 from suscli.errors import InputError, UsageError
 from suscli.data.imagesets import list_images
 from suscli.judge.rules import choose
-from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, wilson_interval
+from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, training_accuracy, wilson_interval
+from suscli.measure.batched import training_accuracy_many
 from suscli.results import Result
 from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
 from suscli.views.columns import display_columns
@@ -63,6 +64,25 @@ def test_held_out_accuracy_equals_a_count_by_hand(tmp_path: Path, image_folder: 
     plain = suscli.score(tmp_path / "m.safetensors", image_folder, train_folder, settings=SMALL).rows[0]
     assert plain.val_acc is None and plain.gap is None and "val_hits" not in plain.details  # without it, as before
     assert (plain.susceptibility, plain.train_acc) == (row.susceptibility, row.train_acc)
+
+
+def test_the_held_out_pass_is_called_held_out_accuracy_in_progress_and_errors(
+    tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path
+) -> None:
+    """The held-out pass runs the training-accuracy code; the progress display and its errors name it for what it is."""
+    make_pool(tmp_path / "pool", n=1)
+    seen: list[str] = []
+    suscli.score(
+        tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=val_folder,
+        progress=lambda what, done, total: seen.append(what),
+    )  # fmt: skip
+    assert "held-out accuracy" in seen and "training accuracy" in seen
+    assert seen.index("held-out accuracy") > max(i for i, w in enumerate(seen) if w == "training accuracy")  # the last pass
+    model = tiny_cnn(3)
+    with pytest.raises(InputError, match="^held-out accuracy needs as many labels as images"):
+        training_accuracy(model, torch.zeros(2, 3, 8, 8), torch.zeros(3, dtype=torch.long), what="held-out accuracy")
+    with pytest.raises(InputError, match="^held-out accuracy needs as many labels as images"):
+        training_accuracy_many([model, tiny_cnn(3)], torch.zeros(2, 3, 8, 8), torch.zeros(3, dtype=torch.long), what="held-out accuracy")
 
 
 def test_a_held_out_class_the_training_set_lacks_is_an_error(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
@@ -113,9 +133,11 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert {"val_acc", "val_acc_low", "val_acc_high", "val_n", "gap"} <= rows[0].keys() and all(r["val_n"] == "14" for r in rows)
-    res = invoke(*common, "-f", "markdown", "--results", tmp_path / "r.jsonl")
+    summary = tmp_path / "summary.md"  # GitHub's step summary: the Markdown table and the closing line, held-out numbers in both
+    res = invoke(*common, "-f", "markdown", "--results", tmp_path / "r.jsonl", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert res.exit_code == 0, res.output
     assert "held-out acc" in res.stdout and "gap" in res.stdout and "n=14" in res.stdout
+    assert summary.read_text().startswith(res.stdout) and doc["recommendation"] in summary.read_text()
     res = invoke(*common, "--html", tmp_path / "r.html", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
     page = (tmp_path / "r.html").read_text()

@@ -86,7 +86,8 @@ def track(
     """Susceptibility over one training run: r at every epoch, the paper's running mean zeta(t), the epoch to keep.
 
     zeta(t) is the mean of r over epochs 1..t (Forouzesh et al., ICLR 2023). The epoch to keep is chosen by
-    --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
+    --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. With --val-data the
+    epoch of the highest held-out accuracy is marked beside it. See docs/track.md.
     """
     from suscli.views.plot import plot_run
 
