@@ -34,7 +34,8 @@ class Result:
     region: int | None = None  # 1-4 (docs/rank.md), set when ranked in a pool
     verdict: str | None = None  # suscli.judge.verdict: likely memorized noise, fits, resists noise, unclear, underfit...
     verdict_why: str | None = None  # the numbers behind the verdict
-    keep: bool | None = None  # suscli track: True on the epoch to keep
+    keep: bool | None = None  # suscli track: True on the epoch to keep (the --keep rule)
+    held_out_best: bool | None = None  # suscli track --val-data: True on the epoch with the highest held-out accuracy
     sha256: str | None = None
     seconds: float | None = None
     notes: list[str] = field(default_factory=list)

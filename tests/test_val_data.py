@@ -17,13 +17,16 @@ from suscli.data.images import decode_images
 from suscli.errors import InputError, UsageError
 from suscli.data.imagesets import list_images
 from suscli.judge.rules import choose
-from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, wilson_interval
+from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, training_accuracy, wilson_interval
+from suscli.measure.batched import training_accuracy_many
 from suscli.results import Result
 from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
+from suscli.views.columns import display_columns
 from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool
 from tests.test_rules import preds_from
 
+FAST = ("--batches", "2", "--batch-size", "8")
 SMALL = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=None)
 
 
@@ -63,6 +66,25 @@ def test_held_out_accuracy_equals_a_count_by_hand(tmp_path: Path, image_folder: 
     assert (plain.susceptibility, plain.train_acc) == (row.susceptibility, row.train_acc)
 
 
+def test_the_held_out_pass_is_called_held_out_accuracy_in_progress_and_errors(
+    tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path
+) -> None:
+    """The held-out pass runs the training-accuracy code; the progress display and its errors name it for what it is."""
+    make_pool(tmp_path / "pool", n=1)
+    seen: list[str] = []
+    suscli.score(
+        tmp_path / "pool" / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=val_folder,
+        progress=lambda what, done, total: seen.append(what),
+    )  # fmt: skip
+    assert "held-out accuracy" in seen and "training accuracy" in seen
+    assert seen.index("held-out accuracy") > max(i for i, w in enumerate(seen) if w == "training accuracy")  # the last pass
+    model = tiny_cnn(3)
+    with pytest.raises(InputError, match="^held-out accuracy needs as many labels as images"):
+        training_accuracy(model, torch.zeros(2, 3, 8, 8), torch.zeros(3, dtype=torch.long), what="held-out accuracy")
+    with pytest.raises(InputError, match="^held-out accuracy needs as many labels as images"):
+        training_accuracy_many([model, tiny_cnn(3)], torch.zeros(2, 3, 8, 8), torch.zeros(3, dtype=torch.long), what="held-out accuracy")
+
+
 def test_a_held_out_class_the_training_set_lacks_is_an_error(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     write_images(tmp_path / "odd" / "class_9", 3)
     make_pool(tmp_path / "pool", n=1)
@@ -92,8 +114,11 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
         "--batch-size",
         "8",
     )
-    res = invoke(*common, "-f", "json", "--per-image", "--model-batch", "4", "--results", tmp_path / "r.jsonl")
+    res = invoke(
+        *common, "-f", "json", "--per-image", "--model-batch", "4", "--results", tmp_path / "r.jsonl", "--plot", tmp_path / "r.png"
+    )
     assert res.exit_code == 0, res.output
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     doc = json.loads(res.stdout)
     assert doc["data"]["val_images"] == 14
     held = doc["choice"]["held_out"]  # the choice was made on the held-out hits: the pick leads, or is tied with the leader
@@ -108,9 +133,11 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert {"val_acc", "val_acc_low", "val_acc_high", "val_n", "gap"} <= rows[0].keys() and all(r["val_n"] == "14" for r in rows)
-    res = invoke(*common, "-f", "markdown", "--results", tmp_path / "r.jsonl")
+    summary = tmp_path / "summary.md"  # GitHub's step summary: the Markdown table and the closing line, held-out numbers in both
+    res = invoke(*common, "-f", "markdown", "--results", tmp_path / "r.jsonl", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert res.exit_code == 0, res.output
     assert "held-out acc" in res.stdout and "gap" in res.stdout and "n=14" in res.stdout
+    assert summary.read_text().startswith(res.stdout) and doc["recommendation"] in summary.read_text()
     res = invoke(*common, "--html", tmp_path / "r.html", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
     page = (tmp_path / "r.html").read_text()
@@ -139,14 +166,19 @@ def test_results_measured_without_the_held_out_set_are_not_reused_with_it(
     assert fourth["counts"]["reused"] == 2 and all(r["val_acc"] is None for r in fourth["results"])
 
 
-def test_track_measures_every_epoch_on_the_held_out_set(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
-    run = tmp_path / "run"
+def make_run(run: Path) -> Path:
+    """Epochs 1-3 of a run: tiny models of different seeds, so that their held-out accuracies differ."""
     run.mkdir()
     for epoch in (1, 2, 3):
         torch.manual_seed(epoch)
         suscli.save(
             tiny_cnn(3), run / f"epoch_{epoch}.safetensors", arch="tests.conftest:tiny_cnn", arch_kwargs={"num_classes": 3}, image_size=8
         )
+    return run
+
+
+def test_track_measures_every_epoch_on_the_held_out_set(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
+    run = make_run(tmp_path / "run")
     report = suscli.track(run, image_folder, train_folder, settings=SMALL, val_data=val_folder)
     assert [r.val_n for r in report.rows] == [14, 14, 14]
     best = max(report.rows, key=lambda r: (r.val_acc, -r.epoch))  # the earliest of the most accurate on held-out labels
@@ -161,6 +193,41 @@ def test_track_measures_every_epoch_on_the_held_out_set(tmp_path: Path, image_fo
     ).run
     with pytest.raises(UsageError, match="--val-data"):
         suscli.track(log=tmp_path / "x.jsonl", val_data=val_folder)
+    assert [r.held_out_best for r in report.rows] == [r is best for r in report.rows]
+    assert all(r.held_out_best is None for r in suscli.track(run, image_folder, train_folder, settings=SMALL).rows)
+
+
+def test_track_marks_both_epochs_to_keep_in_every_view(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
+    """The keep rule's epoch and the held-out set's: `keep` and `held_out_best` in JSON, CSV and load_results, the
+    `keep` column of the table, Markdown and HTML, a line of the epoch's JUnit testcase."""
+    run = make_run(tmp_path / "run")
+    common = ("track", run, "-d", image_folder, "--train-data", train_folder, "--val-data", val_folder, *FAST)
+    res = invoke(*common, "-f", "json", "-o", tmp_path / "track.json", "--plot", tmp_path / "track.png")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "track.png").read_bytes()[:4] == b"\x89PNG"
+    doc = json.loads((tmp_path / "track.json").read_text())
+    rows = doc["results"]
+    best = [r["epoch"] for r in rows if r["held_out_best"]]
+    kept = [r["epoch"] for r in rows if r["keep"]]
+    assert best == [doc["held_out"]["epoch"]] and kept == [doc["recommendation"]["epoch"]]
+    assert all(r["held_out_best"] is False for r in rows if r["epoch"] not in best)
+    frame = suscli.load_results(tmp_path / "track.json")
+    assert frame["held_out_best"].tolist() == [r["held_out_best"] for r in rows]
+    table = list(csv.DictReader(io.StringIO(invoke(*common, "-f", "csv").stdout)))
+    assert [r["held_out_best"] for r in table] == [str(r["held_out_best"]) for r in rows]
+
+    def marker(epoch: int) -> str:
+        return ", ".join(w for w, on in (("keep", epoch in kept), ("best held-out", epoch in best)) if on)
+
+    markdown = invoke(*common, "-f", "markdown").stdout.splitlines()
+    header = [c.strip() for c in markdown[2].strip("|").split("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in markdown[4:] if line.startswith("| epoch_")]
+    assert [c[header.index("keep")] for c in cells] == [marker(r["epoch"]) for r in rows]
+    assert "best held-out" in invoke(*common, "-f", "table").stdout
+    page = invoke(*common, "-f", "html").stdout
+    assert "best held-out" in page and "by held-out accuracy" in page
+    junit = invoke(*common, "-f", "junit").stdout
+    assert junit.count("the epoch with the highest held-out accuracy") == 1 and junit.count("the epoch to keep (--keep rule)") == 1
 
 
 def ranked_row(name: str, zeta: float, top1: list[int], hits: np.ndarray | None) -> Result:
@@ -227,12 +294,27 @@ def test_track_sets_the_held_out_epoch_beside_the_kept_one() -> None:
         )  # fmt: skip
 
     rows = [epoch(0, held_out_hits(199)), epoch(1, held_out_hits(180)), epoch(2, held_out_hits(180, 7)), epoch(3, held_out_hits(120))]
+    rows[0].held_out_best = True  # a mark left from an earlier run goes
     held = held_out_epoch(rows, rows[3])  # never the initialization; the earliest of equals
     assert held is not None and (held["epoch"], held["n"], held["separated"]) == (1, 200, True)
+    assert held["p"] == mcnemar_p(60, 0) and [r.held_out_best for r in rows] == [False, True, False, False]
     line = recommendation(rows, rows[3], "train-acc", held)
-    assert "by held-out accuracy, epoch 1 (90.0% of 200 held-out images), clearly above epoch 3's 60.0% (paired McNemar test, 95%)" in line
-    close = held_out_epoch(rows, rows[2])
-    assert close is not None and close["separated"] is False and "not separated by the held-out set from epoch 2" in held_out_line(close)
+    assert (
+        "by held-out accuracy, epoch 1 (90.0% of 200 held-out images), clearly above epoch 3's 60.0% "
+        f"(30.0 points; paired McNemar test, p = {mcnemar_p(60, 0):.2g} < 0.05)"
+    ) in line
+    close = held_out_epoch(rows, rows[2])  # 7 images only epoch 1 gets right, 7 only epoch 2
+    assert close is not None and close["separated"] is False and close["p"] == 1.0
+    assert "not separated by the held-out set from epoch 2's 90.0% (0.0 points; paired McNemar test, p = 1 >= 0.05)" in held_out_line(close)
+    rows[3].keep = True
+    keep_column = dict(display_columns(rows))["keep"]
+    assert keep_column == ["", "best held-out", "", "keep"]
+    rows[1].keep, rows[3].keep = True, False
+    assert dict(display_columns(rows))["keep"] == ["", "keep, best held-out", "", ""]
+    del rows[3].details["val_hits"]  # hits not on the same images: the accuracies and the difference, no test
+    apart = held_out_epoch(rows, rows[3])
+    assert apart is not None and apart["separated"] is None and apart["p"] is None
+    assert "30.0 points above epoch 3's 60.0% (no paired test" in held_out_line(apart)
     assert "the same epoch" in held_out_line(held_out_epoch(rows, rows[1]) or {}) and held_out_epoch(rows[:1], None) is None
 
 

@@ -79,7 +79,11 @@ def rank(
     ] = None,
     plot: Annotated[
         Optional[Path],
-        typer.Option(help="Draw training accuracy against susceptibility to this image file (needs matplotlib).", rich_help_panel=OUTPUTS),
+        typer.Option(
+            help="Draw training accuracy against susceptibility to this image file (needs matplotlib); with --val-data, held-out "
+            "accuracy with its interval in a second panel.",
+            rich_help_panel=OUTPUTS,
+        ),
     ] = None,
     suspects: Annotated[
         Optional[Path],

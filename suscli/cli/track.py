@@ -77,7 +77,8 @@ def track(
     plot: Annotated[
         Optional[Path],
         typer.Option(
-            help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib).",
+            help="Draw r, the running mean zeta and training accuracy against epoch to this image file (needs matplotlib); with "
+            "--val-data also held-out accuracy with its interval, and the epoch it would keep.",
             rich_help_panel=OUTPUTS,
         ),
     ] = None,
@@ -85,7 +86,8 @@ def track(
     """Susceptibility over one training run: r at every epoch, the paper's running mean zeta(t), the epoch to keep.
 
     zeta(t) is the mean of r over epochs 1..t (Forouzesh et al., ICLR 2023). The epoch to keep is chosen by
-    --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. See docs/track.md.
+    --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. With --val-data the
+    epoch of the highest held-out accuracy is marked beside it. See docs/track.md.
     """
     from suscli.views.plot import plot_run
 

@@ -91,8 +91,11 @@ def training_accuracy(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: torch.device | str | None = None,
     progress: Progress | None = None,
+    what: str = "training accuracy",
 ) -> Accuracy:
     """Accuracy of `model` (eval mode, no gradients) on `inputs` against `labels`.
+
+    `what` names the pass in the progress display and in errors: "held-out accuracy" for the --val-data pass.
 
     `population` is the size of the set `inputs` were sampled from; when it is larger than len(inputs), the
     result is an estimate and carries its binomial interval. On CUDA the forward passes run under bf16 autocast
@@ -100,7 +103,7 @@ def training_accuracy(
     validate.py does: the count does not depend on the batch size.
     """
     if len(inputs) != len(labels) or len(inputs) == 0:
-        raise InputError(f"training accuracy needs as many labels as images, got {len(labels)} labels for {len(inputs)} images")
+        raise InputError(f"{what} needs as many labels as images, got {len(labels)} labels for {len(inputs)} images")
     target = torch.device(device) if device is not None else next(model.parameters()).device
     transform = transform or (lambda x: x)
     cuda = target.type == "cuda"
@@ -118,7 +121,7 @@ def training_accuracy(
                 except torch.cuda.OutOfMemoryError:
                     if batch_size == 1:
                         raise InputError(
-                            "training accuracy ran out of GPU memory with one image per batch", fix="free the GPU, or use --device cpu"
+                            f"{what} ran out of GPU memory with one image per batch", fix="free the GPU, or use --device cpu"
                         ) from None
                     batch_size, halvings = batch_size // 2, halvings + 1
                     continue
@@ -128,7 +131,7 @@ def training_accuracy(
                 kept.append(top_k(logits, TRAIN_TOP_K))
                 start += batch_size
                 if progress:
-                    progress("training accuracy", min(start, len(inputs)), len(inputs))
+                    progress(what, min(start, len(inputs)), len(inputs))
     predictions = gathered(kept, int(logits.shape[-1]), labels)
     return from_counts(correct, len(inputs), population, batch_size, halvings, predictions, torch.cat(hits).numpy())
 

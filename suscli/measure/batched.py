@@ -123,22 +123,31 @@ def training_accuracy_many(
     transform: Transform | None = None,
     device: torch.device | str | None = None,
     progress: Progress | None = None,
+    what: str = "training accuracy",
 ) -> list[Accuracy]:
     """`training_accuracy` of each model, each batchable group's eval-mode forwards in one vmap (under bf16
     autocast on CUDA, as there). A group that fails, out of GPU memory included, is counted one model at a time,
-    so that batch halving, and any error, are the reference's own."""
+    so that batch halving, and any error, are the reference's own. `what` names the pass, as there."""
     found: dict[int, Accuracy] = {}
     for group in groups(models):
         members = [models[i] for i in group]
         one_at_a_time = len(members) == 1 or len(inputs) != len(labels) or len(inputs) == 0  # the reference refuses the latter
         try:
-            counted = None if one_at_a_time else _count_together(members, inputs, labels, batch_size, transform, device, progress)
+            counted = None if one_at_a_time else _count_together(members, inputs, labels, batch_size, transform, device, progress, what)
         except Exception:  # vmap could not run these models, or CUDA ran out of memory: the reference path
             counted = None
         if counted is None:
             results = [
                 training_accuracy(
-                    m, inputs, labels, population=population, batch_size=batch_size, transform=transform, device=device, progress=progress
+                    m,
+                    inputs,
+                    labels,
+                    population=population,
+                    batch_size=batch_size,
+                    transform=transform,
+                    device=device,
+                    progress=progress,
+                    what=what,
                 )
                 for m in members
             ]
@@ -201,6 +210,7 @@ def _count_together(
     transform: Transform | None,
     device: torch.device | str | None,
     progress: Progress | None,
+    what: str = "training accuracy",
 ) -> tuple[list[int], int, list[Predictions], list[np.ndarray]] | None:
     """Correct predictions of each of `models`, the batch size used, each model's top classes per image and which
     images it predicts as labelled; None when the labels go beyond the models' classes, for the reference path to raise its error."""
@@ -226,7 +236,7 @@ def _count_together(
             for mine, model_logits in zip(kept, logits):
                 mine.append(top_k(model_logits, TRAIN_TOP_K))
             if progress:
-                progress("training accuracy", min(start + batch_size, len(inputs)), len(inputs))
+                progress(what, min(start + batch_size, len(inputs)), len(inputs))
     per_model = torch.cat(hits, dim=1).numpy()
     return correct.tolist(), batch_size, [gathered(batches, int(logits.shape[-1]), labels) for batches in kept], list(per_model)
 

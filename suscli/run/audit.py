@@ -190,7 +190,9 @@ def score_group(
     if val is not None:
         val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device)
         with held_out_errors(checkpoints[0], val):
-            vals = training_accuracy_many(models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device)
+            vals = training_accuracy_many(
+                models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
+            )
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(

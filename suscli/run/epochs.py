@@ -18,7 +18,7 @@ from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose, val_hits_of
-from suscli.measure.accuracy import paired_separates
+from suscli.measure.accuracy import mcnemar_p, paired_separates
 
 KEEP_RULES = {
     "train-acc": "keep the epoch with the highest training accuracy (the later one on ties)",
@@ -115,11 +115,15 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
 def held_out_epoch(rows: list[Result], keep: Result | None) -> dict | None:
     """With --val-data: the epoch with the highest held-out accuracy (the earliest of equals; never the
     initialization), early stopping as users know it, set beside the keep rule's epoch: whether the held-out set
-    tells the two apart (exact paired McNemar test, 95%, on the same images). None without held-out accuracy."""
+    tells the two apart (exact paired McNemar test, 95%, on the same images) and its p-value. Marks that row's
+    `held_out_best` (False on the other measured epochs, None where there is no held-out accuracy). None without
+    held-out accuracy."""
     measured = [r for r in rows if r.ok and r.val_acc is not None and r.epoch != 0]
-    if not measured:
+    best = max(measured, key=lambda r: (r.val_acc, -(r.epoch or 0))) if measured else None
+    for row in rows:  # every row: one read back from the results file may carry an earlier run's mark
+        row.held_out_best = (row is best) if best is not None and row.ok and row.val_acc is not None else None
+    if best is None:
         return None
-    best = max(measured, key=lambda r: (r.val_acc, -(r.epoch or 0)))
     found: dict = {
         "epoch": best.epoch,
         "name": best.name,
@@ -129,22 +133,29 @@ def held_out_epoch(rows: list[Result], keep: Result | None) -> dict | None:
     }
     if keep is not None and keep is not best:
         a, b = val_hits_of(best), val_hits_of(keep)
-        found["keep_val_acc"] = keep.val_acc
-        found["separated"] = None if a is None or b is None or len(a) != len(b) else paired_separates(a, b)
+        found.update(keep_val_acc=keep.val_acc, separated=None, p=None)
+        if a is not None and b is not None and len(a) == len(b):  # the same held-out images: the paired test
+            found.update(separated=paired_separates(a, b), p=mcnemar_p(int((a & ~b).sum()), int((b & ~a).sum())))
     return found
 
 
 def held_out_line(found: dict) -> str:
-    """The closing line's part on the epoch held-out accuracy would keep."""
+    """The closing line's part on the epoch held-out accuracy would keep: where it is not the keep rule's epoch,
+    both held-out accuracies, the difference in points and whether the held-out set tells them apart."""
     said = f"by held-out accuracy, epoch {found['epoch']} ({100 * found['val_acc']:.1f}% of {found['n']:,} held-out images)"
     if found["keep_epoch"] is None:
         return said
     if found["keep_epoch"] == found["epoch"]:
         return f"{said}: the same epoch"
-    if found.get("separated") is None:
+    other = found.get("keep_val_acc")
+    if other is None:
         return said
+    points = f"{100 * (found['val_acc'] - other):.1f} points"
+    if found.get("separated") is None:
+        return f"{said}, {points} above epoch {found['keep_epoch']}'s {100 * other:.1f}% (no paired test: the two epochs' hits are not on the same images)"
     how = "clearly above" if found["separated"] else "not separated by the held-out set from"
-    return f"{said}, {how} epoch {found['keep_epoch']}'s {100 * found['keep_val_acc']:.1f}% (paired McNemar test, 95%)"
+    test = f"paired McNemar test, p = {found['p']:.2g} {'<' if found['separated'] else '>='} 0.05"
+    return f"{said}, {how} epoch {found['keep_epoch']}'s {100 * other:.1f}% ({points}; {test})"
 
 
 def _numbers(row: Result) -> str:

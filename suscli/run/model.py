@@ -182,7 +182,13 @@ def score_checkpoint(
             val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device, progress)
             with held_out_errors(checkpoint, val):
                 val_acc = training_accuracy(
-                    model, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, progress=progress
+                    model,
+                    val_pixels,
+                    model_labels(val_labels, val_map),
+                    transform=transform,
+                    device=device,
+                    progress=progress,
+                    what="held-out accuracy",
                 )
     except RuntimeError as e:  # shape errors from a model that does not fit these images, or device errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -49,13 +49,19 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
         cols.append(("fits contradicted", [_pct(r.fits_contradicted) for r in rows]))
     if ranked:
         cols.append(("region", [_fmt(r.region) for r in rows]))
-    if any(r.keep for r in rows):
-        cols.append(("keep", ["keep" if r.keep else "" for r in rows]))
+    if any(r.keep or r.held_out_best for r in rows):  # track: the --keep rule's epoch, and with --val-data held-out accuracy's
+        cols.append(("keep", [keep_marker(r) for r in rows]))
     cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
     notes = [r.error or "; ".join(r.notes) for r in rows]
     if any(notes):
         cols.append(("notes", notes))
     return cols
+
+
+def keep_marker(r: Result) -> str:
+    """suscli track's mark on an epoch: "keep" where the --keep rule keeps it, "best held-out" where held-out
+    accuracy would (--val-data: early stopping), both where the two agree."""
+    return ", ".join(word for word, marked in (("keep", r.keep), ("best held-out", r.held_out_best)) if marked)
 
 
 def _interval(r: Result) -> str:

@@ -68,7 +68,7 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
             rows=table_rows(rows, pick),
             figure=figure,
             figure_note=note,
-            figure_alt=f"{title}: training accuracy against susceptibility of every model" if "thresholds" in run else f"{title}: the plot",
+            figure_alt=figure_alt(rows, run, title),
             models=[{"name": r.name, "facts": model_facts(r, run)} for r in rows],
             settings=[(k, v) for k, v in flat(run) if not k.startswith(("environment.", "recommendation")) and k != "command"],
             versions=flat(run.get("environment") or {}),
@@ -131,6 +131,14 @@ def _shade(share: float | None, diagonal: bool) -> str:
         return ""
     level = min(SHADES, max(1, math.ceil(math.sqrt(share) * SHADES)))
     return f"{'d' if diagonal else 'o'}{level}"
+
+
+def figure_alt(rows: list[Result], run: dict[str, Any], title: str) -> str:
+    """The plot in words, for a reader who cannot see it."""
+    held = any(r.val_acc is not None for r in rows)
+    if "thresholds" in run:
+        return f"{title}: training accuracy" + (" and held-out accuracy" if held else "") + " against susceptibility of every model"
+    return f"{title}: r, zeta, training" + (" and held-out" if held else "") + " accuracy against epoch"
 
 
 def gate_view(rows: list[Result], run: dict[str, Any]) -> dict[str, Any]:
@@ -224,6 +232,9 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
         items.append(("region", str(r.region)))
     if r.verdict is not None:
         items.append(("verdict", f"{r.verdict}: {r.verdict_why}"))
+    if r.keep or r.held_out_best:  # track
+        by = [words for words, marked in (("by the --keep rule", r.keep), ("by held-out accuracy", r.held_out_best)) if marked]
+        items.append(("epoch to keep", " and ".join(by)))
     result = outcome(r, run)
     if result.status != "passed" or gates(run):
         items.append(("gate", result.reason or "passed"))

@@ -49,6 +49,10 @@ def numbers(row: Result) -> str:
         parts.append(f"agreement {100 * row.agreement:.1f}%")
     if row.region is not None:
         parts.append(f"region {row.region} ({row.verdict})")
+    if row.keep:
+        parts.append("the epoch to keep (--keep rule)")
+    if row.held_out_best:
+        parts.append("the epoch with the highest held-out accuracy")
     return "; ".join(parts + row.notes)
 
 

@@ -1,9 +1,12 @@
 """The pool picture: training accuracy against susceptibility, with the two threshold lines (the regions, dashed),
-the verdict's fixed susceptibility cuts (dotted) and each model coloured by its verdict."""
+the verdict's fixed susceptibility cuts (dotted) and each model coloured by its verdict; with held-out accuracy
+(--val-data), a second panel of it against the same susceptibility axis. The run picture: r, zeta and the
+accuracies against epoch, with the epochs to keep marked."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from suscli.judge import verdict
@@ -24,15 +27,16 @@ VERDICT_COLORS = {
 }
 
 
-def _label_points(ax, rows: list[Result]) -> None:
-    """Name each point, nudging a label upwards (in screen pixels) until it overlaps no label placed before it."""
+def _label_points(ax, rows: list[Result], y: Callable[[Result], float]) -> None:
+    """Name each point (at susceptibility, y(row)), nudging a label upwards (in screen pixels) until it overlaps no
+    label placed before it."""
     fig = ax.figure
     fig.canvas.draw()
     placed: list = []
-    for r in sorted(rows, key=lambda r: (_pct(r.train_acc), r.susceptibility or 0.0)):
+    for r in sorted(rows, key=lambda r: (y(r), r.susceptibility or 0.0)):
         dy = 4
         while True:
-            text = ax.annotate(r.name, (r.susceptibility, _pct(r.train_acc)), xytext=(5, dy), textcoords="offset points", fontsize=7)
+            text = ax.annotate(r.name, (r.susceptibility, y(r)), xytext=(5, dy), textcoords="offset points", fontsize=7)
             box = text.get_window_extent(fig.canvas.get_renderer()).expanded(1.02, 1.1)
             if not any(box.overlaps(b) for b in placed) or dy > 80:
                 placed.append(box)
@@ -42,8 +46,24 @@ def _label_points(ax, rows: list[Result]) -> None:
 
 
 def _pct(accuracy: float | None) -> float:
-    """Training accuracy in percent; NaN (a point matplotlib leaves out) where there is none."""
+    """An accuracy in percent; NaN (a point matplotlib leaves out) where there is none."""
     return float("nan") if accuracy is None else 100 * accuracy
+
+
+def _train(r: Result) -> float:
+    return _pct(r.train_acc)
+
+
+def _held_out(r: Result) -> float:
+    return _pct(r.val_acc)
+
+
+def _held_out_bars(rows: list[Result]) -> list[list[float]]:
+    """matplotlib's yerr of the rows' held-out accuracies, in points: the distances down and up to the ends of each
+    95% Wilson interval (0 where a row has none)."""
+    down = [0.0 if r.val_acc_low is None else _held_out(r) - _pct(r.val_acc_low) for r in rows]
+    up = [0.0 if r.val_acc_high is None else _pct(r.val_acc_high) - _held_out(r) for r in rows]
+    return [down, up]
 
 
 def _pyplot():
@@ -96,18 +116,73 @@ def svg(fig) -> bytes:
 
 
 def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli rank", pick: Result | None = None):
-    """The figure of plot_pool, for the caller to save or embed."""
+    """The figure of plot_pool, for the caller to save or embed.
+
+    Training accuracy against susceptibility: the paper's picture, whose regions are the pool's thresholds. With
+    held-out accuracy on the rows (--val-data), a second panel beside it draws held-out accuracy against the same
+    susceptibility axis, each model at the same x in both, with its 95% Wilson interval as an error bar: the model
+    highest there leads the choice, and the bars show which others the held-out set may not tell from it. A panel
+    of its own rather than held-out accuracy in place of training accuracy: the regions and the verdicts are drawn
+    on training accuracy, and the two side by side show each model's gap."""
     plt = _pyplot()
     scored = [r for r in rows if r.ok and r.train_acc is not None and r.susceptibility is not None]
     if not scored:
         raise UsageError("--plot needs training accuracy for at least one model", fix="pass --train-data")
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    held = [r for r in rows if r.ok and r.val_acc is not None and r.susceptibility is not None]
+    if held:
+        fig, (ax, val_ax) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=120, sharex=True)
+    else:
+        fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    _draw_models(ax, scored, _train, pick)
+    if held:
+        val_ax.errorbar(
+            [r.susceptibility for r in held],
+            [_held_out(r) for r in held],
+            yerr=_held_out_bars(held),
+            fmt="none",
+            ecolor="#555555",
+            elinewidth=0.9,
+            capsize=2.5,
+            zorder=2,
+        )
+        _draw_models(val_ax, held, _held_out, pick)
+    for axis in [ax, val_ax] if held else [ax]:
+        if any(verdict.calibrated(r) for r in scored):  # the verdict's fixed cuts (suscli.judge.verdict), dotted
+            for cut, color in (
+                (verdict.RESISTS_CUT, VERDICT_COLORS[verdict.RESISTS]),
+                (verdict.MEMORIZED_CUT, VERDICT_COLORS[verdict.MEMORIZED]),
+            ):
+                axis.axvline(cut, color=color, linestyle=":", linewidth=1.2)
+        if t is not None:
+            axis.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
+        axis.set_xlabel("susceptibility (loss drop after one step on random labels)")
+        axis.grid(alpha=0.3)
+    if t is not None:
+        ax.axhline(100 * t.train_acc, color="black", linestyle="--", linewidth=1)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=5, fontsize=8, frameon=False)
+    ax.set_ylabel("training accuracy on its own labels (%)")
+    ax.set_title(title + (f" — thresholds: {t.source}" if t else ""), fontsize=10)
+    if held:
+        n = sorted({r.val_n for r in held if r.val_n})
+        of = f", {n[0]:,} images" if len(n) == 1 else ""
+        val_ax.set_ylabel("held-out accuracy on their labels (%), 95% interval")
+        val_ax.set_title(f"held-out accuracy (--val-data{of})", fontsize=10)
+        val_ax.tick_params(labelbottom=True)
+    fig.tight_layout()
+    _label_points(ax, scored, _train)
+    if held:
+        _label_points(val_ax, held, _held_out)
+    return fig
+
+
+def _draw_models(ax, rows: list[Result], y: Callable[[Result], float], pick: Result | None) -> None:
+    """Each model at (susceptibility, y), coloured by its verdict; the model to ship ringed."""
     for word, color in VERDICT_COLORS.items():
-        pts = [r for r in scored if r.verdict == word]
+        pts = [r for r in rows if r.verdict == word]
         if pts:
             ax.scatter(
                 [r.susceptibility for r in pts],
-                [_pct(r.train_acc) for r in pts],
+                [y(r) for r in pts],
                 s=46,
                 color=color,
                 marker="D" if word == verdict.FITS_CLEAN else "o",  # its colour is "fits, resists noise"'s
@@ -116,44 +191,23 @@ def pool_figure(rows: list[Result], t: Thresholds | None, title: str = "suscli r
                 zorder=3,
                 label=word or "no verdict",
             )
-    if pick is not None and pick in scored:
-        ax.scatter(
-            [pick.susceptibility],
-            [_pct(pick.train_acc)],
-            s=220,
-            facecolor="none",
-            edgecolor="black",
-            linewidth=1.6,
-            zorder=4,
-            label="to ship",
-        )
-    if any(verdict.calibrated(r) for r in scored):  # the verdict's fixed cuts (suscli.judge.verdict), dotted
-        for cut, color in (
-            (verdict.RESISTS_CUT, VERDICT_COLORS[verdict.RESISTS]),
-            (verdict.MEMORIZED_CUT, VERDICT_COLORS[verdict.MEMORIZED]),
-        ):
-            ax.axvline(cut, color=color, linestyle=":", linewidth=1.2)
-    if t is not None:
-        ax.axvline(t.susceptibility, color="black", linestyle="--", linewidth=1)
-        ax.axhline(100 * t.train_acc, color="black", linestyle="--", linewidth=1)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=5, fontsize=8, frameon=False)
-    ax.set_xlabel("susceptibility (loss drop after one step on random labels)")
-    ax.set_ylabel("training accuracy on its own labels (%)")
-    ax.set_title(title + (f" — thresholds: {t.source}" if t else ""), fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _label_points(ax, scored)
-    return fig
+    if pick is not None and pick in rows:
+        ax.scatter([pick.susceptibility], [y(pick)], s=220, facecolor="none", edgecolor="black", linewidth=1.6, zorder=4, label="to ship")
 
 
 def plot_run(rows: list[Result], keep: Result | None, path: str | Path, title: str = "suscli track", rule: str = "train-acc") -> Path:
-    """r and zeta against epoch (left axis), training accuracy (right axis), the kept epoch marked; from the
-    suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
+    """r and zeta against epoch (left axis), training and held-out accuracy (right axis), the kept epoch marked; from
+    the suffix of `path`: .png, .svg, .pdf. matplotlib is an optional extra."""
     return save_figure(run_figure(rows, keep, title, rule), path)
 
 
 def run_figure(rows: list[Result], keep: Result | None, title: str = "suscli track", rule: str = "train-acc"):
-    """The figure of plot_run, for the caller to save or embed."""
+    """The figure of plot_run, for the caller to save or embed.
+
+    With held-out accuracy (--val-data) it is drawn on the right axis with training accuracy, on the same
+    percentage scale so that the gap between the two curves is each epoch's gap, with its 95% Wilson interval as
+    error bars; the epoch with the highest held-out accuracy (the row's `held_out_best`, early stopping as users know
+    it) is marked beside the --keep rule's."""
     plt = _pyplot()
     measured = [r for r in rows if r.ok and r.susceptibility is not None]
     if not measured:
@@ -166,31 +220,62 @@ def run_figure(rows: list[Result], keep: Result | None, title: str = "suscli tra
     ax.set_ylabel("susceptibility (loss drop on random labels)")
     handles, labels = ax.get_legend_handles_labels()
     with_acc = [r for r in measured if r.train_acc is not None]
-    if with_acc:
+    with_val = [r for r in measured if r.val_acc is not None]
+    if with_acc or with_val:
         acc_ax = ax.twinx()
-        acc_ax.plot(
-            [r.epoch for r in with_acc],
-            [_pct(r.train_acc) for r in with_acc],
-            "-",
-            color="#2a9d8f",
-            linewidth=1.5,
-            label="training accuracy",
-        )
-        acc_ax.set_ylabel("training accuracy on its own labels (%)")
+        if with_acc:
+            acc_ax.plot(
+                [r.epoch for r in with_acc],
+                [_train(r) for r in with_acc],
+                "-",
+                color="#2a9d8f",
+                linewidth=1.5,
+                label="training accuracy (its own labels)" if with_val else "training accuracy",
+            )
+        if with_val:
+            acc_ax.errorbar(
+                [r.epoch for r in with_val],
+                [_held_out(r) for r in with_val],
+                yerr=_held_out_bars(with_val),
+                fmt="-",
+                color="#264653",
+                ecolor="#26465399",
+                linewidth=1.5,
+                elinewidth=0.8,
+                capsize=2,
+                label="held-out accuracy (95% interval)",
+            )
+        acc_ax.set_ylabel("accuracy on the labels (%)" if with_val else "training accuracy on its own labels (%)")
         h, lab = acc_ax.get_legend_handles_labels()
         handles, labels = handles + h, labels + lab
+    best = next((r for r in measured if r.held_out_best), None)
+    span = (min(r.epoch or 0 for r in measured), max(r.epoch or 0 for r in measured))
     if keep is not None:
         ax.axvline(keep.epoch, color="black", linestyle="--", linewidth=1)
-        ax.annotate(
-            f"keep epoch {keep.epoch}",
-            (keep.epoch, 1),
-            xycoords=("data", "axes fraction"),
-            xytext=(4, -12),
-            textcoords="offset points",
-            fontsize=8,
-        )
-    ax.legend(handles, labels, loc="upper left", fontsize=8)
+        _mark(ax, keep.epoch, f"keep epoch {keep.epoch}" + (" = best held-out" if best is keep else ""), 0, span)
+    if best is not None and best is not keep:
+        ax.axvline(best.epoch, color="#264653", linestyle=":", linewidth=1.4)
+        _mark(ax, best.epoch, f"best held-out epoch {best.epoch}", 1, span)
+    if with_val:  # more curves and a second mark: the legend goes below the plot, off the marks
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
+    else:
+        ax.legend(handles, labels, loc="upper left", fontsize=8)
     ax.set_title(title + f" — keep rule: {rule}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _mark(ax, epoch: int | None, text: str, line: int, span: tuple[int, int]) -> None:
+    """A marked epoch's words at the top of its vertical line, `line` lines down; left of the line in the run's
+    later half, so that they stay inside the plot."""
+    left = epoch is not None and epoch > (span[0] + span[1]) / 2
+    ax.annotate(
+        text,
+        (epoch, 1),
+        xycoords=("data", "axes fraction"),
+        xytext=(-4 if left else 4, -12 - 11 * line),
+        textcoords="offset points",
+        ha="right" if left else "left",
+        fontsize=8,
+    )

@@ -1,0 +1,92 @@
+"""--plot with held-out accuracy (--val-data): rank's second panel and track's held-out curve, each with its 95%
+interval as error bars, and track's mark on the epoch held-out accuracy would keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from suscli.judge import verdict
+from suscli.judge.regions import Thresholds
+from suscli.results import Result
+from suscli.views.html import figure_alt
+
+pytest.importorskip("matplotlib")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
+
+from suscli.views.plot import pool_figure, run_figure  # noqa: E402
+
+
+def row(name: str, sus: float, train: float, val: float | None = None, **more) -> Result:
+    held = {} if val is None else {"val_acc": val, "val_acc_low": val - 0.05, "val_acc_high": val + 0.04, "val_n": 200}
+    return Result(name=name, path=name, susceptibility=sus, train_acc=train, verdict=verdict.RESISTS, **held, **more)
+
+
+def bars(container: ErrorbarContainer) -> list[tuple[float, float, float]]:
+    """(x, low, high) of each vertical error bar."""
+    (segments,) = [c.get_segments() for c in container.lines[2]]
+    return [(float(s[0][0]), float(s[0][1]), float(s[1][1])) for s in segments]
+
+
+def test_rank_plot_has_a_held_out_panel_with_intervals_only_with_held_out_accuracy() -> None:
+    t = Thresholds(susceptibility=0.2, train_acc=0.8, source="pool mean")
+    plain = [row("a", 0.1, 0.9), row("b", 0.3, 0.95)]
+    fig = pool_figure(plain, t)
+    assert len(fig.axes) == 1
+    plt.close(fig)
+    rows = [row("a", 0.1, 0.9, 0.85), row("b", 0.3, 0.95, 0.70), row("c", 0.15, 0.85, 0.80)]
+    fig = pool_figure(rows, t, pick=rows[0])
+    try:
+        left, right = fig.axes
+        assert "training accuracy" in left.get_ylabel() and "held-out accuracy" in right.get_ylabel()
+        assert "200 images" in right.get_title()
+        (container,) = [c for c in right.containers if isinstance(c, ErrorbarContainer)]
+        want = [(r.susceptibility, 100 * r.val_acc_low, 100 * r.val_acc_high) for r in rows]  # type: ignore[operator]
+        assert bars(container) == pytest.approx(want)
+        points = np.concatenate([c.get_offsets() for c in right.collections if len(c.get_offsets())])
+        for r in rows:  # each model at its susceptibility and held-out accuracy
+            assert any(np.allclose(p, (r.susceptibility, 100 * r.val_acc)) for p in points)  # type: ignore[operator]
+        assert sorted(t.get_text() for t in right.texts) == ["a", "b", "c"]  # each point named
+        assert left.get_shared_x_axes().joined(left, right)  # the same susceptibility axis
+    finally:
+        plt.close(fig)
+    assert "held-out accuracy against susceptibility" in figure_alt(rows, {"thresholds": {}}, "suscli rank")
+    assert "held-out" not in figure_alt(plain, {"thresholds": {}}, "suscli rank")
+
+
+def epochs(val: list[float] | None, best: int | None = None) -> list[Result]:
+    rows = [
+        row(f"epoch_{e}", 0.01 * (e + 1), 0.5 + 0.1 * e, None if val is None else val[e], epoch=e, zeta=0.01 * (e + 1), keep=e == 3)
+        for e in range(4)
+    ]
+    for r in rows:
+        r.held_out_best = None if best is None else r.epoch == best
+    return rows
+
+
+def texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_track_plot_draws_held_out_accuracy_and_marks_its_epoch() -> None:
+    rows = epochs([0.6, 0.7, 0.8, 0.75], best=2)
+    fig = run_figure(rows, rows[3])
+    try:
+        acc = fig.axes[1]
+        (container,) = [c for c in acc.containers if isinstance(c, ErrorbarContainer)]
+        assert container.get_label() == "held-out accuracy (95% interval)"
+        assert container.lines[0].get_ydata() == pytest.approx([60, 70, 80, 75])
+        assert bars(container) == pytest.approx([(r.epoch, 100 * r.val_acc_low, 100 * r.val_acc_high) for r in rows])  # type: ignore[operator]
+        assert "keep epoch 3" in texts(fig) and "best held-out epoch 2" in texts(fig)
+        assert any(list(line.get_xdata()) == [2, 2] for line in fig.axes[0].lines)  # the held-out epoch's vertical line
+    finally:
+        plt.close(fig)
+    same = epochs([0.6, 0.7, 0.75, 0.8], best=3)
+    fig = run_figure(same, same[3])
+    assert texts(fig) == ["keep epoch 3 = best held-out"]
+    plt.close(fig)
+    plain = epochs(None)
+    fig = run_figure(plain, plain[3])
+    assert texts(fig) == ["keep epoch 3"] and not fig.axes[1].containers
+    plt.close(fig)
