@@ -1,0 +1,292 @@
+"""What held-out labels are worth, and what suscli adds to them (issue 25): on every zoo pool, random held-out
+subsets of each size with the setting's own noisy labels, ranked three ways against clean test accuracy.
+
+(a) held-out accuracy alone, what a user with a noisy validation split does; (b) suscli's label-free default
+(the rule `suscli rank` runs without --val-data); (c) the rule `suscli rank --val-data` runs: the held-out leader
+and the models a paired McNemar test cannot tell from it, ordered by the label-free evidence.
+
+The held-out images are CIFAR-10 training images that no zoo model trained on and that are not the zoo's unlabeled
+set, class-balanced and seeded. Their labels are the setting's own: the same CIFAR-10N annotator column for human
+noise, the same noise process (another seed) for synthetic noise, the original labels for `clean`. Each
+candidate's hits come from suscli.measure.accuracy.training_accuracy, the pass `--val-data` runs.
+
+    python benchmarks/evaluate_held_out.py --zoo benchmarks/out/zoo-human [--draws 50] [--held-out human-random1]
+
+Writes <zoo>/eval/held-out.md (printed too) and held-out.json; the hits are cached in
+<zoo>/eval/held-out-hits-<setting>.npz. Needs evaluate_choice.py's caches or builds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "zoo"))
+import cifar
+from evaluate import Candidate, tau
+from evaluate_choice import load_pools
+from train_zoo import human_labels, noisy_labels, parse_setting
+
+from suscli.data.images import ImageSource, normalizer
+from suscli.judge.regions import thresholds
+from suscli.judge.rules import Choice, _with_held_out, choose
+from suscli.load.checkpoints import load_checkpoint
+from suscli.measure.accuracy import encode_hits, training_accuracy
+from suscli.results import Result
+
+SIZES = (25, 50, 100, 200, 500, 1000, 2000)
+HELD_OUT_IMAGES = 2000
+SEED = 1234  # held-out images and their synthetic noise: not the zoo's seed
+
+
+def held_out_set(zoo: Path, setting: str, n: int = HELD_OUT_IMAGES) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """`n` class-balanced training images that neither the setting's training subset nor its unlabeled set holds,
+    with the setting's noisy labels and their clean labels."""
+    manifest = json.loads((zoo / "zoo.json").read_text())
+    root = Path(manifest["data"]["root"])
+    used = {line.split(",")[0] for line in (zoo / setting / "train_noisy.csv").read_text().splitlines()[1:]}
+    used |= set((zoo / setting / "unlabeled.txt").read_text().split())
+    every, clean_all = cifar.list_split(root, "train")
+    free = np.array([i for i, p in enumerate(every) if str(p) not in used and str(p.resolve()) not in used])
+    if len(every) - len(free) < 2:
+        raise SystemExit(f"{setting}: none of the zoo's training images found under {root}; paths differ?")
+    rng = np.random.default_rng(SEED)
+    pick = free[cifar.balanced_sample(clean_all[free], n, rng)]
+    paths = [every[i] for i in pick]
+    clean = clean_all[pick]
+    kind, _ = parse_setting(setting)
+    if kind == "human":
+        noisy = human_labels(paths, root, setting[len("human-") :])
+    else:
+        noisy = noisy_labels(clean, setting, SEED)
+    return paths, noisy, clean
+
+
+def held_out_hits(cands: list[Candidate], zoo: Path, setting: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Per candidate, whether it predicts each held-out image's noisy label (cached), and the labels (noisy, clean)."""
+    path = zoo / "eval" / f"held-out-hits-{setting}.npz"
+    paths, noisy, clean = held_out_set(zoo, setting)
+    have: dict[str, np.ndarray] = {}
+    if path.exists():
+        z = np.load(path)
+        if np.array_equal(z["labels"], noisy):
+            have = dict(zip(map(str, z["paths"]), z["hits"]))
+    todo = [c for c in cands if str(c.path) not in have]
+    if todo:
+        pixels, labels, _ = ImageSource(paths, noisy.tolist(), population=len(paths)).decoded(32, 3)
+        print(f"{setting}: held-out pass of {len(todo)} candidates on {len(pixels)} images", file=sys.stderr)
+        for c in todo:
+            ckpt = load_checkpoint(c.path)
+            acc = training_accuracy(ckpt.model, pixels, labels, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
+            assert acc.hits is not None
+            have[str(c.path)] = acc.hits.astype(bool)
+        keys = sorted(have)
+        np.savez(path, paths=np.array(keys), hits=np.stack([have[k] for k in keys]), labels=noisy)
+    return have, noisy, clean
+
+
+def order_score(ranked: list[Result], rows: list[Result]) -> list[int]:
+    """Per row (in `rows` order), a score whose order is `ranked`'s: higher = ranked earlier."""
+    position = {id(r): len(ranked) - k for k, r in enumerate(ranked)}
+    return [position[id(r)] for r in rows]
+
+
+def held_out_alone(hits: np.ndarray, tests: np.ndarray) -> tuple[float, float]:
+    """(a): tau of held-out accuracy with clean test accuracy (ties as ties), and the expected regret of picking
+    among the models that share the highest held-out accuracy at random."""
+    acc = hits.mean(1)
+    leaders = np.flatnonzero(acc == acc.max())
+    return tau(acc.tolist(), tests.tolist()), float(100 * (tests.max() - tests[leaders].mean()))
+
+
+def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np.ndarray) -> tuple[float, float, bool, float, float]:
+    """(c): the rule `rank --val-data` runs on these hits (suscli.judge.rules, applied to the label-free choice
+    that `choose` made: the same call `choose` ends with): tau, regret, confident; then variant (s)'s tau and regret
+    on the same tied set."""
+    for r, h in zip(rows, hits):
+        r.details["val_hits"] = encode_hits(h)
+    choice = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
+    assert choice.held_out is not None, choice.why
+    first = rows.index(choice.ranked[0])
+    s_tau, s_regret = variant(shrunk(rows, hits), choice.tied, rows, tests)
+    return (
+        tau(order_score(choice.ranked, rows), tests.tolist()),
+        float(100 * (tests.max() - tests[first])),
+        choice.confident,
+        s_tau,
+        s_regret,
+    )
+
+
+def shrunk(rows: list[Result], hits: np.ndarray) -> np.ndarray:
+    """Variant (s): each model's held-out accuracy shrunk toward what its label-free agreement predicts (a line
+    fitted over the pool), each weighted by its precision: binomial variance for the held-out accuracy, the spread
+    of the pool's accuracies around the line beyond that for the prediction (empirical Bayes)."""
+    n = hits.shape[1]
+    acc = hits.mean(1)
+    agree = np.array([r.agreement for r in rows], dtype=float)
+    smooth = (hits.sum(1) + 1) / (n + 2)
+    var = smooth * (1 - smooth) / n
+    slope, icept = np.polyfit(agree, acc, 1)
+    prior = icept + slope * agree
+    spread = max(float(np.var(acc - prior, ddof=2)) - float(var.mean()), 1e-6)
+    return (acc / var + prior / spread) / (1 / var + 1 / spread)
+
+
+def variant(score: np.ndarray, tied: list[Result], rows: list[Result], tests: np.ndarray) -> tuple[float, float]:
+    """tau and regret of ordering the held-out tied set first, then the rest, each by `score` (higher first)."""
+    first = {rows.index(r) for r in tied}
+    order = sorted(range(len(rows)), key=lambda i: (i not in first, -score[i]))
+    position = np.empty(len(rows))
+    position[order] = np.arange(len(rows), 0, -1)
+    return tau(position.tolist(), tests.tolist()), float(100 * (tests.max() - tests[order[0]]))
+
+
+def exchange_rate(sizes: tuple[int, ...], taus: list[float], target: float) -> float | None:
+    """The held-out size at which (a)'s mean tau reaches `target` (log-linear between measured sizes); None when it
+    does not within the sizes measured, 0 when even the smallest size reaches it."""
+    if taus[0] >= target:
+        return 0.0
+    for (s0, t0), (s1, t1) in zip(zip(sizes, taus), zip(sizes[1:], taus[1:])):
+        if t0 < target <= t1:
+            f = (target - t0) / (t1 - t0)
+            return float(math.exp(math.log(s0) + f * (math.log(s1) - math.log(s0))))
+    return None
+
+
+def evaluate_pool(pool: list[Candidate], rows: list[Result], hits: dict[str, np.ndarray], draws: int, seed: int) -> dict:
+    tests = np.array([c.test_acc for c in pool])
+    matrix = np.stack([hits[str(c.path)] for c in pool])
+    rows = copy.deepcopy(rows)
+    label_free = choose(rows, "agreement", thresholds(rows, "mean"))
+    b_first = rows.index(label_free.ranked[0])
+    mem = [c.memorized for c in pool]
+    gap = [r.train_acc - a for r, a in zip(rows, matrix.mean(1))]
+    fits = [r.fits_contradicted for r in rows]
+    out: dict = {
+        # item 3: the gap (training minus held-out accuracy, all held-out images) as evidence of memorization, beside
+        # the label-free fit on the labels the consensus contradicts
+        "tau_gap_memorized": tau(gap, mem),
+        "tau_fits_memorized": tau(fits, mem) if all(f is not None for f in fits) else None,
+        "n": len(pool),
+        "label_free": {
+            "tau": tau(order_score(label_free.ranked, rows), tests.tolist()),
+            "regret": float(100 * (tests.max() - tests[b_first])),
+            "confident": label_free.confident,
+        },
+        "sizes": {},
+    }
+    rng = np.random.default_rng(seed)
+    for size in SIZES:
+        if size > matrix.shape[1]:
+            continue
+        a, c = [], []
+        for _ in range(draws if size < matrix.shape[1] else 1):  # the whole set has one draw
+            idx = np.sort(rng.choice(matrix.shape[1], size=size, replace=False))
+            a.append(held_out_alone(matrix[:, idx], tests))
+            c.append(combined(label_free, rows, matrix[:, idx], tests))
+        out["sizes"][size] = {
+            "draws": len(a),
+            "a_tau": statistics.fmean(x[0] for x in a),
+            "a_regret": statistics.fmean(x[1] for x in a),
+            "c_tau": statistics.fmean(x[0] for x in c),
+            "c_regret": statistics.fmean(x[1] for x in c),
+            "c_confident": statistics.fmean(float(x[2]) for x in c),
+            "c_tau_min": min(x[0] for x in c),
+            "s_tau": statistics.fmean(x[3] for x in c),
+            "s_regret": statistics.fmean(x[4] for x in c),
+            "a_tau_sd": statistics.pstdev(x[0] for x in a),
+        }
+    sizes = tuple(out["sizes"])
+    out["exchange_tau"] = exchange_rate(sizes, [out["sizes"][s]["a_tau"] for s in sizes], out["label_free"]["tau"])
+    return out
+
+
+def render(results: dict, held_out: set[str], draws: int) -> str:
+    lines = [
+        "# What held-out labels are worth, and what suscli adds to them",
+        "",
+        f"Random held-out subsets ({draws} draws per size; the full {HELD_OUT_IMAGES:,} once) with the setting's own noisy "
+        "labels. (a) held-out accuracy alone; (b) suscli's label-free default; (c) `rank --val-data`; (s) a variant of (c): the same tied set, ordered by held-out accuracy shrunk toward what the label-free agreement predicts. tau: Kendall tau with "
+        "clean test accuracy; regret: the pool's best clean test accuracy minus the first choice's, in points (for (a), the "
+        "mean over the models sharing the top held-out accuracy). Means over draws. Held out from the design: "
+        f"{', '.join(sorted(held_out)) or 'none'}.",
+        "",
+        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, r in results.items():
+        setting, pool = key.split("/")
+        b = r["label_free"]
+        rate = r["exchange_tau"]
+        rate_s = "-" if rate is None else ("< 25" if rate == 0 else f"{rate:,.0f}")
+        for k, (size, s) in enumerate(r["sizes"].items()):
+            head = (
+                f"| {setting}{' (held out)' if setting in held_out else ''} | {pool} | {r['n']} | {b['tau']:.2f} / {b['regret']:.1f} | {rate_s} "
+                if k == 0
+                else "| | | | | "
+            )
+            lines.append(
+                head + f"| {int(size):,} | {s['a_tau']:.2f} | {s['c_tau']:.2f} | {s['c_tau'] - s['a_tau']:+.2f} | {s['a_regret']:.1f} | "
+                f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} |"
+            )
+    lines += [
+        "",
+        "Exchange rate: the held-out size at which (a)'s mean tau reaches (b)'s (log-linear between sizes).",
+        "",
+        "## The gap as evidence of memorization",
+        "",
+        "Kendall tau with the share of its wrong training labels each model fits: the gap (training accuracy minus accuracy "
+        f"on all {HELD_OUT_IMAGES:,} held-out images) beside the label-free fit on the labels the consensus contradicts.",
+        "",
+        "| setting | pool | tau(gap, memorized) | tau(fits contradicted, memorized) |",
+        "|---|---|---|---|",
+    ]
+    for key, r in results.items():
+        setting, pool = key.split("/")
+        fits = r["tau_fits_memorized"]
+        lines.append(f"| {setting} | {pool} | {r['tau_gap_memorized']:.2f} | {'-' if fits is None else format(fits, '.2f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--zoo", type=Path, default=Path("benchmarks/out/zoo-human"))
+    ap.add_argument("--settings", default=None, help="comma list; default: every setting in the zoo")
+    ap.add_argument("--held-out", default="", help="comma list of settings no rule was tuned on (reported apart)")
+    ap.add_argument("--draws", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    manifest = json.loads((args.zoo / "zoo.json").read_text())
+    settings = args.settings.split(",") if args.settings else list(manifest["settings"])
+    results = {}
+    for (setting, pool_name), (pool, rows, _) in load_pools(args.zoo, settings).items():
+        hits, noisy, clean = held_out_hits(pool, args.zoo, setting)
+        print(f"{setting} {pool_name}: held-out labels {100 * (noisy != clean).mean():.1f}% wrong", file=sys.stderr)
+        results[f"{setting}/{pool_name}"] = {
+            **evaluate_pool(pool, rows, hits, args.draws, seed=0),
+            "held_out_noise": float((noisy != clean).mean()),
+        }
+    held_out = {s for s in args.held_out.split(",") if s}
+    report = render(results, held_out, args.draws)
+    (args.zoo / "eval" / "held-out.json").write_text(
+        json.dumps({"held_out": sorted(held_out), "draws": args.draws, "results": results}, indent=1)
+    )
+    (args.zoo / "eval" / "held-out.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()
