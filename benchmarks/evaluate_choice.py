@@ -328,17 +328,28 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def zoo_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every zoo benchmark takes: which zoo, which of its settings, how many threads."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--zoo", type=Path, default=Path("benchmarks/out/zoo-human"))
     ap.add_argument("--settings", default=None, help="comma list; default: every setting in the zoo")
-    ap.add_argument("--held-out", default="", help="comma list of settings no rule was tuned on (reported apart)")
     ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def zoo_settings(args: argparse.Namespace) -> list[str]:
+    """The settings to evaluate (every one in the zoo unless --settings names some), after applying --threads."""
     if args.threads:
         torch.set_num_threads(args.threads)
     manifest = json.loads((args.zoo / "zoo.json").read_text())
-    settings = args.settings.split(",") if args.settings else list(manifest["settings"])
+    return args.settings.split(",") if args.settings else list(manifest["settings"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = zoo_arguments(__doc__.splitlines()[0])
+    ap.add_argument("--held-out", default="", help="comma list of settings no rule was tuned on (reported apart)")
+    args = ap.parse_args(argv)
+    settings = zoo_settings(args)
     held_out = {s for s in args.held_out.split(",") if s}
     results, noise = [], []
     for (setting, pool_name), (pool, rows, wrong) in load_pools(args.zoo, settings).items():

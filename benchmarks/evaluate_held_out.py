@@ -18,7 +18,6 @@ Writes <zoo>/eval/held-out.md (printed too) and held-out.json; the hits are cach
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -28,13 +27,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "zoo"))
 import cifar
 from evaluate import Candidate, tau
-from evaluate_choice import load_pools
+from evaluate_choice import load_pools, zoo_arguments, zoo_settings
 from train_zoo import human_labels, noisy_labels, parse_setting
 
 from suscli.data.images import ImageSource, normalizer
@@ -260,25 +258,17 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--zoo", type=Path, default=Path("benchmarks/out/zoo-human"))
-    ap.add_argument("--settings", default=None, help="comma list; default: every setting in the zoo")
+    ap = zoo_arguments(__doc__.splitlines()[0])
     ap.add_argument("--held-out", default="", help="comma list of settings no rule was tuned on (reported apart)")
     ap.add_argument("--draws", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    manifest = json.loads((args.zoo / "zoo.json").read_text())
-    settings = args.settings.split(",") if args.settings else list(manifest["settings"])
+    settings = zoo_settings(args)
     results = {}
     for (setting, pool_name), (pool, rows, _) in load_pools(args.zoo, settings).items():
         hits, noisy, clean = held_out_hits(pool, args.zoo, setting)
-        print(f"{setting} {pool_name}: held-out labels {100 * (noisy != clean).mean():.1f}% wrong", file=sys.stderr)
-        results[f"{setting}/{pool_name}"] = {
-            **evaluate_pool(pool, rows, hits, args.draws, seed=0),
-            "held_out_noise": float((noisy != clean).mean()),
-        }
+        noise = float((noisy != clean).mean())
+        print(f"{setting} {pool_name}: held-out labels {100 * noise:.1f}% wrong", file=sys.stderr)
+        results[f"{setting}/{pool_name}"] = {**evaluate_pool(pool, rows, hits, args.draws, seed=0), "held_out_noise": noise}
     held_out = {s for s in args.held_out.split(",") if s}
     report = render(results, held_out, args.draws)
     (args.zoo / "eval" / "held-out.json").write_text(

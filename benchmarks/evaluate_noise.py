@@ -21,17 +21,15 @@ Writes <zoo>/eval/noise.md (printed too) and noise.json.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_choice import load_pools, training_set
+from evaluate_choice import load_pools, training_set, zoo_arguments, zoo_settings
 
 from suscli.judge.noise import noise_matrix
 from suscli.judge.regions import thresholds
@@ -142,15 +140,8 @@ def render(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--zoo", type=Path, default=Path("benchmarks/out/zoo-human"))
-    ap.add_argument("--settings", default=None, help="comma list; default: every setting in the zoo")
-    ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    manifest = json.loads((args.zoo / "zoo.json").read_text())
-    settings = args.settings.split(",") if args.settings else list(manifest["settings"])
+    args = zoo_arguments(__doc__.splitlines()[0]).parse_args(argv)
+    settings = zoo_settings(args)
     results = {}
     for (setting, pool_name), (_, rows, _) in load_pools(args.zoo, settings).items():
         _, labels, clean = training_set(args.zoo, setting)
