@@ -2,8 +2,8 @@
 subsets of each size with the setting's own noisy labels, ranked three ways against clean test accuracy.
 
 (a) held-out accuracy alone, what a user with a noisy validation split does; (b) suscli's label-free default
-(the rule `suscli rank` runs without --val-data); (c) the rule `suscli rank --val-data` runs: the held-out leader
-and the models a paired McNemar test cannot tell from it, ordered by the label-free evidence.
+(the rule `suscli rank` runs without --val-data); (c) the rule `suscli rank --val-data` runs: every pair of
+models a paired McNemar test tells apart in the held-out set's order, the rest in the label-free order.
 
 The held-out images are CIFAR-10 training images that no zoo model trained on and that are not the zoo's unlabeled
 set, class-balanced and seeded. Their labels are the setting's own: the same CIFAR-10N annotator column for human

@@ -82,8 +82,7 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray) -> dict:
     classes = probs.shape[1]
     joint = cleanlab.count.estimate_joint(labels, probs)
     issues = cleanlab.filter.find_label_issues(labels, probs, return_indices_ranked_by="self_confidence")
-    flagged = np.flatnonzero(check.contradicted)
-    ours = flagged[np.argsort(-check.share[flagged], kind="stable")]
+    ours = check.suspects()
     common = int(0.05 * len(labels))
     truth = p_given(clean, labels, classes)
     # cleanlab's joint is P(label=i, true_label=j); P(given=j | true=i) is its transpose normalized by row
@@ -97,6 +96,8 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray) -> dict:
         "consensus_low": est.low,
         "consensus_high": est.high,
         "covered": bool(est.low <= wrong.mean() <= est.high),
+        "declined": est.doubt,  # "not enough evidence", and why (suscli.judge.cost); None where rank prints the estimate
+        "fit_cost_ratio": check.cost.ratio if check.cost else None,
         "cl_joint": float(1 - np.trace(joint)),
         "cl_num_issues": float(cleanlab.count.num_label_issues(labels, probs) / len(labels)),
         "matrix_mae_consensus": off_diagonal_mae(p_given(check.consensus, labels, classes), truth),
@@ -122,17 +123,22 @@ def render(results: dict) -> str:
         "",
         "Shares of wrong training labels in %. consensus: what `rank` prints, with its 95% interval; cleanlab on the same "
         "voters' mean probabilities. Matrix: mean absolute error of P(given | class) over the off-diagonal cells, in points. "
-        "Suspects: precision of the most-sure 10% of each list / at the same count (5% of the images).",
+        "Suspects: precision of the most-sure 10% of each list / at the same count (5% of the images). Fit cost: the "
+        "best-agreeing model that fits >= 38% of the contradicted labels, its agreement over the best of the rest "
+        "(suscli.judge.cost); at 0.8 or more rank prints 'not enough evidence' instead of the estimate.",
         "",
-        "| setting | pool | voters (clean acc.) | true | consensus (interval) | covered | cleanlab joint | cleanlab issues "
-        "| matrix error: consensus / cleanlab | suspects top 10%: consensus / cleanlab | at 5%: consensus / cleanlab |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | pool | voters (clean acc.) | true | consensus (interval) | covered | fit cost | rank prints "
+        "| cleanlab joint | cleanlab issues | matrix error: consensus / cleanlab | suspects top 10%: consensus / cleanlab "
+        "| at 5%: consensus / cleanlab |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
         setting, pool = key.split("/")
         lines.append(
             f"| {setting} | {pool} | {r['voters']} ({_p(r['voter_clean_acc'])}) | {_p(r['true'])} | {_p(r['consensus'])} "
-            f"({_p(r['consensus_low'])}-{_p(r['consensus_high'])}) | {'yes' if r['covered'] else 'no'} | {_p(r['cl_joint'])} | "
+            f"({_p(r['consensus_low'])}-{_p(r['consensus_high'])}) | {'yes' if r['covered'] else 'no'} | "
+            f"{'-' if r['fit_cost_ratio'] is None else format(r['fit_cost_ratio'], '.2f')} | "
+            f"{'not enough evidence' if r['declined'] else 'the estimate'} | {_p(r['cl_joint'])} | "
             f"{_p(r['cl_num_issues'])} | {_p(r['matrix_mae_consensus'])} / {_p(r['matrix_mae_cleanlab'])} | "
             f"{_p(r['p10_consensus'])} / {_p(r['p10_cleanlab'])} | {_p(r['p_common_consensus'])} / {_p(r['p_common_cleanlab'])} |"
         )

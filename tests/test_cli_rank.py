@@ -297,15 +297,19 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     for pair in matrix["top_confusions"]:
         assert (pair["consensus_class"], pair["given_class"]) == (names[pair["consensus"]], names[pair["given"]])
     lines = suspects.read_text().splitlines()
-    assert lines[0] == "path,given_label,given_class,consensus_label,consensus_class,vote_share" and len(lines) - 1 == int(wrong.sum())
+    header = "path,given_label,given_class,consensus_label,consensus_class,vote_share,label_share"
+    assert lines[0] == header and len(lines) - 1 == int(wrong.sum())
     listed = sorted(str(p) for p in train_folder.rglob("*.png"))
-    shares = []
+    ratios = []
     for line in lines[1:]:
-        path, given, given_name, cons, cons_name, share = line.split(",")
-        assert path in listed and int(given) != int(cons) and 0 < float(share) <= 1
+        path, given, given_name, cons, cons_name, share, on_label = line.split(",")
+        assert path in listed and int(given) != int(cons) and 0 < float(share) <= 1 and 0 <= float(on_label) < float(share)
         assert Path(path).parent.name == given_name == names[int(given)] and cons_name == names[int(cons)]
-        shares.append(float(share))
-    assert shares == sorted(shares, reverse=True)  # the surest evidence first
+        i = listed.index(path)  # the voters' shares by hand: training images are listed in path order
+        assert float(share) == pytest.approx(total[i].max() / total[i].sum(), abs=1e-4)
+        assert float(on_label) == pytest.approx(total[i, int(given)] / total[i].sum(), abs=1e-4)
+        ratios.append(total[i, int(given)] / total[i].max())
+    assert ratios == sorted(ratios)  # the surest evidence first: the least belief left in the given label
 
 
 def test_suspects_need_training_labels(pool: Path, image_folder: Path, tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from suscli.judge import verdict
+from suscli.judge.cost import fit_cost
 from suscli.judge.gate import candidate_failure, outcome
 from suscli.judge.noise import NoiseEstimate
 from suscli.judge.regions import rank, recommendation, thresholds
 from suscli.results import Result
-from suscli.judge.rules import choose
+from suscli.judge.rules import choose, noise_line
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
 from suscli.views.formats import to_table
 from suscli.views.html import table_rows
@@ -75,12 +76,15 @@ def test_the_fixed_cuts_hold_only_at_the_step_they_were_measured_at() -> None:
 
 def test_a_model_alone_gets_the_fixed_cuts_and_no_claim_about_its_fit() -> None:
     words = {z: verdict.judge(row("m", 0.99, z), zeta=None, acc=None).word for z in (0.05, 0.3, 0.9)}
-    assert words == {0.05: verdict.RESISTS_ALONE, 0.3: verdict.UNCLEAR, 0.9: verdict.MEMORIZED}
+    assert words == {0.05: verdict.RESISTS_ALONE, 0.3: verdict.UNCLEAR, 0.9: verdict.SUSCEPTIBLE}
+    # issue 26: alone, nothing tells a memorizer from a model trained on clean labels; no claim about its labels
+    above = verdict.judge(row("m", 0.99, 0.9), zeta=None, acc=None)
+    assert "it would fit noise readily, but whether its labels had any to memorize takes models trained" in above.why
     # memorizing needs fitting: without training accuracy, or at chance level (10 classes), no flag
     assert verdict.judge(row("m", None, 0.9), zeta=None, acc=None).word == verdict.UNCLEAR
     at_chance = verdict.judge(row("m", 0.086, 0.9), zeta=None, acc=None)
     assert at_chance.word == verdict.UNDERFIT_SUSCEPTIBLE and "no better than guessing" in at_chance.why
-    assert verdict.judge(row("m", 0.2, 0.9), zeta=None, acc=None).word == verdict.MEMORIZED
+    assert verdict.judge(row("m", 0.2, 0.9), zeta=None, acc=None).word == verdict.SUSCEPTIBLE
 
 
 def test_a_moderate_memorizer_hidden_by_extreme_ones_is_flagged_ranked_after_region_1_and_not_shipped() -> None:
@@ -120,7 +124,7 @@ def test_score_prints_the_verdict_of_a_model_alone(tmp_path: Path, train_folder:
     assert res.exit_code == 0, res.stderr
     r = json.loads(res.stdout)["results"][0]
     s = r["susceptibility"]
-    expected = verdict.MEMORIZED if s > verdict.MEMORIZED_CUT else verdict.RESISTS_ALONE if s <= verdict.RESISTS_CUT else verdict.UNCLEAR
+    expected = verdict.SUSCEPTIBLE if s > verdict.MEMORIZED_CUT else verdict.RESISTS_ALONE if s <= verdict.RESISTS_CUT else verdict.UNCLEAR
     assert r["details"]["lr"] == DEFAULT_LR and r["verdict"] == expected and f"{s:.3f}" in r["verdict_why"]
 
 
@@ -133,20 +137,20 @@ def confident(zeta: float, loss_before: float, acc: float | None = 0.9, fits: fl
 
 def test_a_model_far_more_confident_than_the_zoo_is_unclear_not_flagged_by_a_fixed_cut() -> None:
     """Beyond CONFIDENT_LOSS times chance (ln 10 = 2.30: 6.91) a fixed cut measures confidence: ResNet-20 trained on clean
-    CIFAR-10 labels reads 3.40 at 12.6. Within it the cut flags as before; the pool's own threshold and the label-free
-    signal are not the fixed cut's and still flag."""
+    CIFAR-10 labels reads 3.40 at 12.6. Within it the cut still says "susceptible" alone; the pool's own threshold and
+    the label-free signal are not the fixed cut's and still flag."""
     public = confident(3.40, 12.57)
     alone = verdict.judge(public, None, None)
     assert alone is not None and alone.word == verdict.UNCLEAR
     assert "12.57, is 5.5 times chance (ln 10)" in alone.why and "judge it in a pool" in alone.why
     assert not verdict.fit_decides_alone(public)  # nothing left for the training sample to settle
-    assert verdict.judge(confident(0.71, 5.66), None, None).word == verdict.MEMORIZED  # the demo's memorizer, within
+    assert verdict.judge(confident(0.71, 5.66), None, None).word == verdict.SUSCEPTIBLE  # the demo's memorizer, within
     pooled = verdict.judge(confident(3.40, 12.57), 5.0, 0.5)  # below the pool's threshold: the fixed cut alone
     assert pooled is not None and pooled.word == verdict.UNCLEAR and "times chance" in pooled.why
     assert verdict.judge(confident(3.40, 12.57), 1.0, 0.5).word == verdict.MEMORIZED  # above the pool's threshold
     assert verdict.judge(confident(3.40, 12.57, fits=0.6), 5.0, 0.5).word == verdict.MEMORIZED  # fits contradicted labels
     old = row("m", 0.9, 3.40)  # a row stored before loss_before was kept: the cut as before
-    assert verdict.judge(old, None, None).word == verdict.MEMORIZED
+    assert verdict.judge(old, None, None).word == verdict.SUSCEPTIBLE
 
 
 # --- the words agree with the rest of the report (issue 26) -----------------------------------------------------
@@ -207,7 +211,6 @@ def test_a_model_that_fits_what_noisy_labels_allow_fits_the_clean_signal() -> No
         (row("m", 0.99, 3.4), 1.0, 0.75),  # region 2
         (row("m", 0.99, 3.4), 5.0, 0.75),  # the fixed cut
         (row("m", 0.99, 0.10, 0.45), 1.0, 0.75),  # the fit on contradicted labels
-        (row("m", 0.99, 3.4), None, None),  # no thresholds: the fixed cut alone
     ],
 )
 def test_nearly_clean_labels_have_no_noise_to_memorize(r: Result, zeta: float | None, acc: float | None) -> None:
@@ -244,14 +247,15 @@ def off(where: slice, top1: np.ndarray = TRUTH) -> np.ndarray:
 
 def noisy_pool() -> list[Result]:
     """40% of the labels wrong; two models learned only the clean signal (60% training accuracy), one fits a quarter
-    of the wrong labels, two memorized them all and pull the pool's mean training accuracy up to 0.78."""
+    of the wrong labels, two memorized them all and pull the pool's mean training accuracy up to 0.78. Memorizing
+    cost them a third of their agreement on the unlabeled images, as on the zoo (suscli.judge.cost)."""
     labels = off(slice(0, 240))
     return [
         model("clean-a", 0.10, TRUTH, TRUTH, labels),
         model("clean-b", 0.12, TRUTH, off(slice(0, 30)), labels),
         model("mid", 0.15, off(slice(0, 60)), off(slice(30, 90)), labels),
-        model("mem-a", 0.90, labels, off(slice(100, 220)), labels),
-        model("mem-b", 1.30, labels, off(slice(300, 420)), labels),
+        model("mem-a", 0.90, labels, off(slice(100, 300)), labels),
+        model("mem-b", 1.30, labels, off(slice(300, 500)), labels),
     ]
 
 
@@ -288,6 +292,71 @@ def test_a_pool_on_nearly_clean_labels_flags_nothing() -> None:
     assert [r.region for r in pool] == [1, 1, 1, 2]  # the regions stay the paper's
     gate = {"gate": {"fail_on": "memorized"}}
     assert [outcome(r, gate).status for r in pool] == ["passed"] * 4
+
+
+def test_the_noisy_pool_shows_what_memorizing_cost() -> None:
+    pool = noisy_pool()
+    choice = choose(pool, "agreement", thresholds(pool))
+    assert choice.labels is not None and choice.labels.cost is not None
+    cost = choice.labels.cost
+    assert (cost.fitter, cost.best) == ("mem-a", "clean-a") and not cost.free
+    assert choice.labels.estimate.doubt is None and "not enough evidence" not in noise_line(choice.labels)
+
+
+def clean_pool() -> list[Result]:
+    """Clean labels, weak voters: every voter gets the 60 hardest images wrong, on the training and the unlabeled
+    images alike, and 90 more of its own; two models fit every training label and on new images miss only the hard
+    ones. The consensus contradicts the 60 hard labels, which the two fit: they look like memorizers, but fitting
+    those labels costs them nothing on new images (they agree with the consensus better than any voter)."""
+    hard = off(slice(0, 60))
+    voters = [off(slice(60 + 90 * i, 150 + 90 * i), hard) for i in range(3)]
+    return [
+        *(model(f"weak-{i}", 0.12, v, v, TRUTH) for i, v in enumerate(voters)),
+        model("fit-a", 2.3, TRUTH, hard, TRUTH),
+        model("fit-b", 5.0, TRUTH, off(slice(500, 530), hard), TRUTH),
+    ]
+
+
+def test_a_pool_on_clean_labels_that_weak_voters_contradict_flags_nothing() -> None:
+    """Issue 26: on CIFAR-10's clean labels the consensus of weak voters contradicts 11-25% of them, the models that fit
+    those labels were called "likely memorized noise" (6 of 12) and the noise estimate read 24.6%."""
+    pool = clean_pool()
+    choice = choose(pool, "agreement", thresholds(pool), noise_voters="all")
+    assert choice.labels is not None
+    e, cost = choice.labels.estimate, choice.labels.cost
+    assert e.rate == pytest.approx(0.1)  # the 60 hard labels
+    assert cost is not None and cost.free and cost.fitter == "fit-a" and cost.fits == 1.0
+    assert cost.ratio == pytest.approx(1 / 0.85)
+    assert e.doubt == cost.why() and "fitting them costs nothing that new images show" in e.doubt
+    line = noise_line(choice.labels)
+    assert line.startswith("label noise: not enough evidence. The consensus of 5 model(s) contradicts 10.0% of the 600")
+    assert "that share is not an estimate of wrong labels here" in line and "95% interval" not in line
+    assert not any(r.verdict == verdict.MEMORIZED for r in pool)
+    for name in ("fit-a", "fit-b"):  # flagged without the cost test: region 2 and the fit on contradicted labels
+        r = next(r for r in pool if r.name == name)
+        assert r.verdict == verdict.UNCLEAR and r.verdict_why.startswith("no sign of noise to memorize: fit-a fits 100%")
+    assert not any(r.verdict == verdict.FITS_CLEAN for r in pool)  # 1 minus an estimate that is not one
+    gate = {"gate": {"fail_on": "memorized"}}
+    assert [outcome(r, gate).status for r in pool] == ["passed"] * 5
+
+
+def test_what_fitting_costs_needs_a_model_on_each_side_of_the_cut() -> None:
+    def measured(name: str, fits: float | None, agreement: float | None) -> Result:
+        r = row(name, 0.9, 0.2, fits)
+        r.agreement = agreement
+        return r
+
+    assert fit_cost([measured("a", 0.1, 0.7), measured("b", 0.2, 0.8)], 1000) is None  # nobody fits the contradicted labels
+    assert fit_cost([measured("a", 0.5, 0.7), measured("b", 0.9, 0.8)], 1000) is None  # everybody does
+    assert fit_cost([measured("a", 0.1, None), measured("b", 0.9, 0.8)], 1000) is None  # no agreement to compare
+    rows = [measured("a", 0.1, 0.7), measured("b", 0.9, 0.5), measured("c", 0.4, 0.55), measured("d", None, 0.9)]
+    cost = fit_cost(rows, 1000)
+    assert cost is not None and (cost.fitter, cost.fits, cost.best) == ("c", 0.4, "a")  # the best-agreeing on each side
+    # 0.15 below on 1,000 images: more than twice the standard error of the difference (0.021), so it cost something
+    assert cost.ratio == pytest.approx(0.55 / 0.7) and not cost.free
+    assert cost.as_dict()["free"] is False and cost.as_dict()["best_other_agreement"] == 0.7
+    few = fit_cost(rows, 60)  # on 60 images the same 0.15 is within the noise (2 x 0.087): nothing shows a cost
+    assert few is not None and few.free and "not clearly below it on 60 images" in few.why()
 
 
 def test_fits_the_clean_signal_is_coloured_as_resisting() -> None:

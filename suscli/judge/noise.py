@@ -33,9 +33,18 @@ class NoiseEstimate:
     high: float
     images: int
     voters: int
+    # Why the contradicted share is not evidence of wrong labels in this pool (suscli.judge.cost); None when it is
+    doubt: str | None = None
 
     def as_dict(self) -> dict:
-        return {"rate": self.rate, "low": self.low, "high": self.high, "images": self.images, "voters": self.voters}
+        return {
+            "rate": self.rate,
+            "low": self.low,
+            "high": self.high,
+            "images": self.images,
+            "voters": self.voters,
+            "not_enough_evidence": self.doubt,
+        }
 
 
 @dataclass(frozen=True)
@@ -145,9 +154,21 @@ def consensus(preds: Sequence[Predictions], rows: np.ndarray | None = None) -> t
     """Per image (of `rows`, default all), the class with the highest summed probability over `preds`, and its
     share of that sum. Dense in blocks of CHUNK images, so a 1.3M-image training set never needs (images,
     classes) memory at once."""
+    cls, share, _ = _tally(preds, rows, None)
+    return cls, share
+
+
+def consensus_and_label(preds: Sequence[Predictions]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """consensus() on every training image, and the share of the voters' summed probability on its given label:
+    how much the voters still believe the label they contradict (suspects are ranked by it)."""
+    return _tally(preds, None, given_labels(preds))
+
+
+def _tally(preds: Sequence[Predictions], rows: np.ndarray | None, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = preds[0].classes.shape[0] if rows is None else len(rows)
     cls = np.empty(n, dtype=np.int64)
     share = np.empty(n, dtype=np.float32)
+    on_label = np.zeros(n, dtype=np.float32)
     for start in range(0, n, CHUNK):
         idx = np.arange(start, min(start + CHUNK, n)) if rows is None else rows[start : start + CHUNK]
         total = np.zeros((len(idx), preds[0].num_classes), dtype=np.float32)
@@ -155,10 +176,13 @@ def consensus(preds: Sequence[Predictions], rows: np.ndarray | None = None) -> t
         for p in preds:
             np.add.at(total, (at, p.classes[idx]), p.probs[idx])
         best = total.argmax(-1)
-        mass = total.sum(-1)
-        cls[start : start + len(idx)] = best
-        share[start : start + len(idx)] = total[np.arange(len(idx)), best] / np.where(mass > 0, mass, 1)
-    return cls, share
+        mass = np.where((m := total.sum(-1)) > 0, m, 1)
+        here = slice(start, start + len(idx))
+        cls[here] = best
+        share[here] = total[np.arange(len(idx)), best] / mass
+        if labels is not None:
+            on_label[here] = total[np.arange(len(idx)), labels[idx]] / mass
+    return cls, share, on_label
 
 
 def contradicted(preds: Sequence[Predictions]) -> np.ndarray:

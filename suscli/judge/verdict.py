@@ -16,8 +16,10 @@ The words must agree with the rest of the report. The memorization cuts are look
 training-accuracy threshold: a model above one is not "underfit". Under label noise eta a model that learned only
 the clean signal fits about 1 - eta of its labels, below the pool's mean when memorizers pull it up (region 3):
 where the pool's label-noise estimate (suscli.judge.noise) says that is all the labels allow, it "fits the clean
-signal" instead. And where that estimate finds the labels (nearly) clean, there was no noise to memorize: nothing
-is called "likely memorized noise".
+signal" instead. And where that estimate finds the labels (nearly) clean, or where fitting the labels the
+consensus contradicts costs a model nothing on new images (suscli.judge.cost: then they are not shown to be noise),
+there was no noise to memorize that the evidence can see: nothing is called "likely memorized noise", and nothing
+"fits the clean signal" by an estimate that is not one.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ UNDERFIT_SUSCEPTIBLE = "underfit, susceptible"
 # Below the pool's training-accuracy threshold, but fitting what noisy labels allow without fitting their noise
 # (_fits_clean_signal below): in a noisy pool the best model sits there, and "underfit" would contradict shipping it.
 FITS_CLEAN = "fits the clean signal"
+# Judged alone, above the fixed cut and fitting better than chance: what was measured, not a claim about its labels.
+# In the noisy pools every model alone above the cut was a memorizer, but models trained on clean labels read above
+# it too (2 of 12 and 4 of 60 on the clean-label zoo, docs/validation.md): only a pool trained on the same labels
+# tells them apart.
+SUSCEPTIBLE = "susceptible"
 
 # Measured on the design setting (human-worst, 60 candidates; docs/validation.md): the least susceptible model that
 # fits >= 40% of its wrong labels reads 0.54, the most susceptible one that does not reads 0.365: the cut is their
@@ -101,6 +108,8 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
         v = _alone(row, s, fixed)
     else:
         v = _in_pool(row, s, fixed, fit, zeta, acc, noise)
+    if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
+        return Verdict(UNCLEAR, f"no sign of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
     if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
         return Verdict(UNCLEAR, _no_noise(s, noise, v.why))
     return v
@@ -145,7 +154,7 @@ def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate
     labels (CLEAN_SIGNAL_MAX_NOISE), and better than chance. None when it does not, or nothing says: no noise estimate, or no fit on the
     confirmed and contradicted labels."""
     wrong, right = row.fits_contradicted, row.clean_fit
-    if noise is None or wrong is None or right is None or wrong >= RESISTS_FITS_CONTRADICTED:
+    if noise is None or noise.doubt or wrong is None or right is None or wrong >= RESISTS_FITS_CONTRADICTED:
         return None
     if noise.rate >= CLEAN_SIGNAL_MAX_NOISE or not _above_chance(row):
         return None
@@ -170,7 +179,8 @@ def _no_noise(s: float, noise: NoiseEstimate, flag: str) -> str:
 
 
 def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
-    """No pool to compare with: the fixed cuts alone, and memorizing needs fitting better than chance."""
+    """No pool to compare with: the fixed cuts alone, and fitting noise readily needs fitting better than chance.
+    Nothing here is called "likely memorized noise": without a pool there is no evidence about the labels."""
     if not fixed:
         return None
     beyond = too_confident(row) if s > MEMORIZED_CUT else None
@@ -178,7 +188,12 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
         return Verdict(UNCLEAR, beyond)
     if fit_decides_alone(row):
         if _above_chance(row):
-            return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
+            return Verdict(
+                SUSCEPTIBLE,
+                f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step) and it fits its labels: it would "
+                "fit noise readily, but whether its labels had any to memorize takes models trained on the same labels "
+                "(suscli rank with --train-data)",
+            )
         return Verdict(UNCLEAR if row.train_acc is None else UNDERFIT_SUSCEPTIBLE, _not_fitting(row))
     if s <= RESISTS_CUT:
         return Verdict(RESISTS_ALONE, f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step; no pool to judge its fit)")

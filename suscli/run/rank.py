@@ -104,7 +104,13 @@ def rank(
             "voters": choice.voters,
             **({"held_out": choice.held_out} if choice.held_out else {}),  # --val-data: the choice made on held-out labels
         },
-        label_noise={**choice.labels.estimate.as_dict(), "noise_matrix": choice.labels.matrix().as_dict(names)} if choice.labels else None,
+        label_noise={
+            **choice.labels.estimate.as_dict(),
+            "fit_cost": choice.labels.cost.as_dict() if choice.labels.cost else None,
+            "noise_matrix": choice.labels.matrix().as_dict(names),
+        }
+        if choice.labels
+        else None,
         **opened.tally(rows, "models"),
         gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures},
         train_sample=sample_info(sample, rows, size),

@@ -68,11 +68,10 @@ def to_csv(rows: list[Result]) -> str:
 
 
 def suspects_csv(check: LabelCheck, paths: list[str], names: Sequence[str] = ()) -> str:
-    """The training images whose label the consensus contradicts, most agreed-on first: path, given label (its id
-    and class name), the consensus class (id and name) and its share of the voters' probability. `names[i]` is
-    class i's name; '' where unknown."""
-    wrong = np.flatnonzero(check.contradicted)
-    order = wrong[np.argsort(-check.share[wrong], kind="stable")]
+    """The training images whose label the consensus contradicts, surest first (LabelCheck.suspects): path, given
+    label (its id and class name), the consensus class (id and name), its share of the voters' probability and the
+    given label's. `names[i]` is class i's name; '' where unknown."""
+    order = check.suspects()
     named = list(names) if len(names) == check.num_classes else [""] * check.num_classes
     frame = pd.DataFrame(
         {
@@ -82,6 +81,7 @@ def suspects_csv(check: LabelCheck, paths: list[str], names: Sequence[str] = ())
             "consensus_label": check.consensus[order],
             "consensus_class": [named[c] for c in check.consensus[order]],
             "vote_share": np.round(check.share[order], 4),
+            "label_share": np.round(check.label_share[order], 4),
         }
     )
     buf = io.StringIO()

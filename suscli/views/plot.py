@@ -23,6 +23,7 @@ VERDICT_COLORS = {
     verdict.UNCLEAR: "#e9c46a",
     verdict.UNDERFIT: "#8d99ae",
     verdict.UNDERFIT_SUSCEPTIBLE: "#f4a261",
+    verdict.SUSCEPTIBLE: "#e76f51",  # alone: fits noise readily, nothing said about its labels
     None: "#444444",
 }
 
