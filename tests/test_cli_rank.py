@@ -308,8 +308,8 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
         i = listed.index(path)  # the voters' shares by hand: training images are listed in path order
         assert float(share) == pytest.approx(total[i].max() / total[i].sum(), abs=1e-4)
         assert float(on_label) == pytest.approx(total[i, int(given)] / total[i].sum(), abs=1e-4)
-        ratios.append(total[i, int(given)] / total[i].max())
-    assert ratios == sorted(ratios)  # the surest evidence first: the least belief left in the given label
+        ratios.append((total[i, int(given)] / total[i].max(), -float(share)))
+    assert ratios == sorted(ratios)  # the surest evidence first: the least belief left in the given label, then the consensus's share
 
 
 def test_suspects_need_training_labels(pool: Path, image_folder: Path, tmp_path: Path) -> None:
