@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from suscli.measure.predictions import Predictions, votes
-from suscli.judge.noise import consensus, contradicted, estimate_noise, fit_on, noise_matrix
+from suscli.judge.noise import consensus, consensus_and_label, contradicted, estimate_noise, fit_on, noise_matrix
 
 
 def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predictions:
@@ -25,6 +25,17 @@ def test_consensus_is_the_summed_probability_winner() -> None:
     cls, share = consensus([a, b])
     # image 0: class 0 gets 0.6 + 0.3, class 1 gets 0.4 + 0.7; image 1: class 1 gets 0.5 + 0.9
     assert cls.tolist() == [1, 1] and share == pytest.approx([1.1 / 2.0, 1.4 / 2.0])
+
+
+def test_the_belief_left_in_a_label_spreads_what_a_voter_kept_outside_its_top_classes() -> None:
+    """5 classes, the top 2 kept. Image 0 is labelled 4: voter a keeps it (0.1); voter b does not, and gives it an even
+    part of the 0.2 it left outside its top 2 (0.2 / 3). Image 1 is labelled 0, which both keep."""
+    labels = np.array([4, 0])
+    a = Predictions(np.array([[1, 4], [0, 1]]), np.array([[0.9, 0.1], [0.5, 0.3]], dtype=np.float32), 5, labels)
+    b = Predictions(np.array([[1, 2], [1, 0]]), np.array([[0.5, 0.3], [0.7, 0.3]], dtype=np.float32), 5, labels)
+    cls, share, on_label = consensus_and_label([a, b])
+    assert cls.tolist() == [1, 1] and share == pytest.approx([1.4 / 1.8, 1.0 / 1.8])
+    assert on_label == pytest.approx([(0.1 + 0.2 / 3) / 2, (0.5 + 0.3) / 2])
 
 
 def test_noise_rate_counts_the_labels_the_majority_contradicts() -> None:

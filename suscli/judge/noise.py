@@ -159,8 +159,10 @@ def consensus(preds: Sequence[Predictions], rows: np.ndarray | None = None) -> t
 
 
 def consensus_and_label(preds: Sequence[Predictions]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """consensus() on every training image, and the share of the voters' summed probability on its given label:
-    how much the voters still believe the label they contradict (suspects are ranked by it)."""
+    """consensus() on every training image, and the voters' mean probability of its given label: how much they still
+    believe the label they contradict (suspects are ranked by it). A voter that did not keep the label among its top
+    classes gives it an even part of the probability it left outside them, as cleanlab's inputs are rebuilt in
+    benchmarks/evaluate_noise.py: a voter sure of its top classes leaves the label less."""
     return _tally(preds, None, given_labels(preds))
 
 
@@ -181,7 +183,13 @@ def _tally(preds: Sequence[Predictions], rows: np.ndarray | None, labels: np.nda
         cls[here] = best
         share[here] = total[np.arange(len(idx)), best] / mass
         if labels is not None:
-            on_label[here] = total[np.arange(len(idx)), labels[idx]] / mass
+            given = labels[idx]
+            belief = total[np.arange(len(idx)), given]
+            for p in preds:  # the label outside a voter's top classes: its share of what the voter left over
+                kept = (p.classes[idx] == given[:, None]).any(1)
+                rest = np.clip(1 - p.probs[idx].sum(1), 0, None) / max(p.num_classes - p.classes.shape[1], 1)
+                belief += np.where(kept, 0, rest)
+            on_label[here] = belief / len(preds)
     return cls, share, on_label
 
 

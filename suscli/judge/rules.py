@@ -57,14 +57,14 @@ class LabelCheck:
     share: np.ndarray  # and its share of the voters' summed probability
     labels: np.ndarray  # the given labels
     num_classes: int  # of the models' predictions
-    label_share: np.ndarray  # per training image: the voters' share on its given label
+    label_share: np.ndarray  # per training image: the voters' mean probability of its given label
     cost: FitCost | None = None  # what fitting the contradicted labels costs on the unlabeled images
 
     def suspects(self) -> np.ndarray:
         """The contradicted training images, surest first: by how little the voters believe the given label against
-        the class they name (the ratio of their shares), then by the consensus's share (the given label is often in
-        no voter's top classes: ratio 0), then by image. On the human-noise zoo the surest 10% are 96-97% wrong
-        labels, where ordering by the consensus's share alone gave 87-89% (docs/validation.md)."""
+        the class they name (the ratio of the label's mean probability to the consensus's share), then by the
+        consensus's share, then by image. Measured against ordering by the consensus's share alone in
+        docs/validation.md."""
         wrong = np.flatnonzero(self.contradicted)
         ratio = self.label_share[wrong] / np.maximum(self.share[wrong], 1e-12)
         return wrong[np.lexsort((-self.share[wrong], ratio))]
