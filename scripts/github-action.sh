@@ -25,6 +25,9 @@ args=(rank "$SUSCLI_POOL" --data "$SUSCLI_DATA" --fail-on "${SUSCLI_FAIL_ON:-mem
 if [ -n "${SUSCLI_TRAIN_DATA:-}" ]; then
     args+=(--train-data "$SUSCLI_TRAIN_DATA")
 fi
+if [ -n "${SUSCLI_VAL_DATA:-}" ]; then
+    args+=(--val-data "$SUSCLI_VAL_DATA")
+fi
 code=0
 "$venv/bin/suscli" "${args[@]}" "${extra[@]}" || code=$?
 {

@@ -56,6 +56,7 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
     write_images(work / "unlabeled", 16)
     for c in range(3):
         write_images(work / "train" / f"class_{c}", 5, seed=10 + c)
+        write_images(work / "val" / f"class_{c}", 4, seed=20 + c)
     outputs, summary = tmp_path / "outputs", tmp_path / "summary.md"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(
@@ -68,6 +69,7 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
         SUSCLI_POOL="models",
         SUSCLI_DATA="unlabeled",
         SUSCLI_TRAIN_DATA="train",
+        SUSCLI_VAL_DATA="val",
         SUSCLI_FAIL_ON="memorized",
         SUSCLI_ARGS="--batches 2  --batch-size 8",
         SUSCLI_REPORT_DIR="out",
@@ -87,6 +89,7 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
     }
     html = (work / "out" / "report.html").read_text()
     assert "Gate failed" in html and "data:image/svg+xml;base64," in html  # the installed suscli has its template and plot
+    assert "held-out acc" in html and "of 12 held-out images" in res.stderr  # val-data reached rank
     assert re.search(r'<testsuite name="suscli rank models" tests="4" failures="[1-9]"', (work / "out" / "junit.xml").read_text())
     assert summary.read_text().startswith("### suscli rank\n\n| model |")
     installed = list((tmp_path / "runner" / "suscli-venv").glob("lib/python*/site-packages/suscli/views/templates/report.html.j2"))
