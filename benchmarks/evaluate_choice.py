@@ -185,15 +185,16 @@ def judge(
     out |= {f"paper_{k}": v for k, v in verdict_scores([REGION_NAMES.get(r.region) for r in rows], mem).items()}
     alone = [copy.deepcopy(r) for r in rows]
     verdict.assign(alone, None, None)  # each model judged alone: the fixed cuts of a pool of one (suscli score)
-    out |= {f"alone_{k}": v for k, v in verdict_scores([r.verdict for r in alone], mem).items()}
+    # alone nothing says "likely memorized noise": how well its "susceptible" picks the memorizers
+    out |= {f"alone_{k}": v for k, v in verdict_scores([r.verdict for r in alone], mem, verdict.SUSCEPTIBLE).items()}
     return out
 
 
-def verdict_scores(words: list[str | None], mem: np.ndarray) -> dict:
-    """The flag 'likely memorized noise' against the oracle (fits >= MEMORIZED_CUT of its wrong labels): recall,
+def verdict_scores(words: list[str | None], mem: np.ndarray, flag_word: str = verdict.MEMORIZED) -> dict:
+    """The flag `flag_word` ('likely memorized noise'; alone, 'susceptible') against the oracle (fits >= MEMORIZED_CUT of its wrong labels): recall,
     precision, memorizers called 'fits, resists noise' (or 'resists noise' alone, or 'fits the clean signal': each
     says it did not memorize), and how many rows say 'unclear'."""
-    flag = np.array([w == verdict.MEMORIZED for w in words])
+    flag = np.array([w == flag_word for w in words])
     resists = np.array([w in (verdict.RESISTS, verdict.RESISTS_ALONE, verdict.FITS_CLEAN) for w in words])
     memorizer = mem >= MEMORIZED_CUT
     return {
@@ -305,7 +306,7 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
         "",
         f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)",
         "",
-        "recall / precision of 'likely memorized noise'; MR: memorizers called 'fits, resists noise' or 'fits the clean signal' (alone: 'resists noise'); MU: memorizers called 'underfit'; res: models called so; "
+        "recall / precision of 'likely memorized noise' (alone: of 'susceptible'); MR: memorizers called 'fits, resists noise' or 'fits the clean signal' (alone: 'resists noise'); MU: memorizers called 'underfit'; res: models called so; "
         "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
         "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).",
         "",
