@@ -219,7 +219,10 @@ def test_track_marks_both_epochs_to_keep_in_every_view(tmp_path: Path, image_fol
     def marker(epoch: int) -> str:
         return ", ".join(w for w, on in (("keep", epoch in kept), ("best held-out", epoch in best)) if on)
 
-    markdown = invoke(*common, "-f", "markdown").stdout.splitlines()
+    summary = tmp_path / "summary.md"  # GitHub's step summary: track's table and its closing line, as rank's
+    res = invoke(*common, "-f", "markdown", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert summary.read_text().startswith(res.stdout) and doc["recommendation"]["text"] in summary.read_text()
+    markdown = res.stdout.splitlines()
     header = [c.strip() for c in markdown[2].strip("|").split("|")]
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in markdown[4:] if line.startswith("| epoch_")]
     assert [c[header.index("keep")] for c in cells] == [marker(r["epoch"]) for r in rows]

@@ -12,7 +12,6 @@ from rich.console import Console
 from suscli.cli.console import say
 from suscli.files import require_folder, write_atomic
 from suscli.errors import InputError, UsageError
-from suscli.judge.rules import noise_line
 from suscli.run.report import Report
 from suscli.views.formats import Format, render, suspects_csv, to_markdown, to_table
 
@@ -47,16 +46,15 @@ def also(report: Report, html: Path | None, junit: Path | None) -> None:
 
 
 def step_summary(report: Report) -> None:
-    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY; a failure here must not fail the audit."""
+    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY: the Markdown table and the closing lines (rank
+    and track alike); a failure here must not fail the audit."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
-    choice = report.choice
-    closing = choice.why if choice else ""
-    noise = f"\n{noise_line(choice.labels)}\n" if choice and choice.labels else ""
+    closing = "".join(f"\n{line}\n" for line in report.lines)  # rank: the choice and the noise line; track: what to keep
     try:
         with open(path, "a", encoding="utf-8") as f:
-            f.write(to_markdown(report.rows, report.title) + f"\n{closing}\n{noise}" + "\n")
+            f.write(to_markdown(report.rows, report.title) + closing + "\n")
     except OSError as e:
         say(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}")
 

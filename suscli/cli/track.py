@@ -24,7 +24,7 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import check_destinations, emit
+from suscli.cli.output import check_destinations, emit, step_summary
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.track import track as track_run
 
@@ -113,6 +113,7 @@ def track(
         if plot is not None:
             plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
             say(f"plot written to {plot}")
+        step_summary(report)
         for line in report.lines:
             say(line)
     if report.skipped:
