@@ -88,6 +88,9 @@ def process_group(device: torch.device) -> Iterator[None]:
     collective(dist.init_process_group, "nccl" if device.type == "cuda" else "gloo", timeout=timeout())
     try:
         yield
+        # leave together: a rank that tears gloo down while another still talks to it can abort (SIGABRT at exit,
+        # seen on 2 CPU ranks with --model-batch); after an error the others are not waited for
+        collective(dist.barrier)
     finally:
         dist.destroy_process_group()
 
