@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from suscli.measure.accuracy import decode_hits, mcnemar_p, paired_separates
+from suscli.measure.accuracy import PAIRED_ALPHA, decode_hits, mcnemar_p, paired_separates
 from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear
 from suscli.judge.cost import FitCost, fit_cost
 from suscli.judge.noise import (
@@ -194,13 +194,16 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
 def held_out_order(hits: list[np.ndarray]) -> list[int]:
     """Indices of `hits` (per model, per held-out image; given in the label-free order, best first) in the order that
     the held-out set decides where it can: repeatedly the first model, in the given order, that no model left beats
-    (paired McNemar test, 95%, and more images right). A beaten model never comes before its winner; models the set
-    cannot tell apart keep the given order. Acyclic, since a model beats only models with fewer hits."""
+    (paired McNemar test at PAIRED_ALPHA, and more images right; every pair's counts come from one matrix product,
+    not a paired_separates call each). A beaten model never comes before its winner; models the set cannot tell apart
+    keep the given order. Acyclic, since a model beats only models with fewer hits."""
     h = np.stack(hits).astype(np.int64)
     only = h @ (1 - h).T  # only[i, j]: the images model i gets right and model j wrong
     right = h.sum(1)
     n = len(hits)
-    beaten_by = [{i for i in range(n) if right[i] > right[j] and mcnemar_p(int(only[i, j]), int(only[j, i])) < 0.05} for j in range(n)]
+    beaten_by = [
+        {i for i in range(n) if right[i] > right[j] and mcnemar_p(int(only[i, j]), int(only[j, i])) < PAIRED_ALPHA} for j in range(n)
+    ]
     left, out = list(range(n)), []
     while left:
         free = next(j for j in left if not beaten_by[j] & set(left))

@@ -210,6 +210,14 @@ def mcnemar_p(b: int, c: int) -> float:
     return min(1.0, 2 * math.exp(top) * sum(math.exp(x - top) for x in logs))
 
 
-def paired_separates(first: np.ndarray, second: np.ndarray, alpha: float = 0.05) -> bool:
+PAIRED_ALPHA = 0.05  # the paired test's level wherever held-out hits compare two models (rank, track)
+
+
+def paired_p(first: np.ndarray, second: np.ndarray) -> float:
+    """mcnemar_p of per-image hits of two models on the same held-out images."""
+    return mcnemar_p(int((first & ~second).sum()), int((second & ~first).sum()))
+
+
+def paired_separates(first: np.ndarray, second: np.ndarray, alpha: float = PAIRED_ALPHA) -> bool:
     """Whether per-image hits of two models on the same held-out images tell their accuracies apart (mcnemar_p < alpha)."""
-    return mcnemar_p(int((first & ~second).sum()), int((second & ~first).sum())) < alpha
+    return paired_p(first, second) < alpha

@@ -18,7 +18,7 @@ from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose, val_hits_of
-from suscli.measure.accuracy import mcnemar_p, paired_separates
+from suscli.measure.accuracy import PAIRED_ALPHA, paired_p
 
 KEEP_RULES = {
     "train-acc": "keep the epoch with the highest training accuracy (the later one on ties)",
@@ -135,7 +135,8 @@ def held_out_epoch(rows: list[Result], keep: Result | None) -> dict | None:
         a, b = val_hits_of(best), val_hits_of(keep)
         found.update(keep_val_acc=keep.val_acc, separated=None, p=None)
         if a is not None and b is not None and len(a) == len(b):  # the same held-out images: the paired test
-            found.update(separated=paired_separates(a, b), p=mcnemar_p(int((a & ~b).sum()), int((b & ~a).sum())))
+            p = paired_p(a, b)
+            found.update(separated=p < PAIRED_ALPHA, p=p)
     return found
 
 
@@ -154,7 +155,7 @@ def held_out_line(found: dict) -> str:
     if found.get("separated") is None:
         return f"{said}, {points} above epoch {found['keep_epoch']}'s {100 * other:.1f}% (no paired test: the two epochs' hits are not on the same images)"
     how = "clearly above" if found["separated"] else "not separated by the held-out set from"
-    test = f"paired McNemar test, p = {found['p']:.2g} {'<' if found['separated'] else '>='} 0.05"
+    test = f"paired McNemar test, p = {found['p']:.2g} {'<' if found['separated'] else '>='} {PAIRED_ALPHA:g}"
     return f"{said}, {how} epoch {found['keep_epoch']}'s {100 * other:.1f}% ({points}; {test})"
 
 
