@@ -23,6 +23,7 @@ import csv
 import json
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from evaluate import Candidate, candidates, measure_all, tau
 from evaluate_rules import MAX_BATCHES, predictions
 
 from suscli.judge import verdict
-from suscli.measure.accuracy import training_accuracy
+from suscli.measure.accuracy import Accuracy, training_accuracy
 from suscli.measure.predictions import Predictions
 from suscli.load.checkpoints import load_checkpoint
 from suscli.data.images import ImageSource, normalizer
@@ -67,11 +68,7 @@ def train_predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[s
         have = {str(p): Predictions(c, pr, int(z["num_classes"]), noisy) for p, c, pr in zip(z["paths"], z["classes"], z["probs"])}
     todo = [c for c in cands if str(c.path) not in have]
     if todo:
-        pixels, labels, _ = ImageSource(paths, noisy.tolist(), population=len(paths)).decoded(32, 3)
-        print(f"{setting}: training-accuracy pass of {len(todo)} candidates on {len(pixels)} images", file=sys.stderr)
-        for c in todo:
-            ckpt = load_checkpoint(c.path)
-            acc = training_accuracy(ckpt.model, pixels, labels, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
+        for c, acc in accuracy_passes(todo, paths, noisy, f"{setting}: training-accuracy pass"):
             have[str(c.path)] = acc.predictions
         keys = sorted(have)
         np.savez(
@@ -82,6 +79,16 @@ def train_predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[s
             num_classes=have[keys[0]].num_classes,
         )
     return have
+
+
+def accuracy_passes(todo: list[Candidate], paths: list[Path], labels: np.ndarray, what: str) -> Iterator[tuple[Candidate, Accuracy]]:
+    """Each candidate's accuracy pass on the labelled images (suscli.measure.accuracy.training_accuracy, the pass rank
+    runs for --train-data and --val-data), the images decoded once for all."""
+    pixels, decoded, _ = ImageSource(paths, labels.tolist(), population=len(paths)).decoded(32, 3)
+    print(f"{what} of {len(todo)} candidates on {len(pixels)} images", file=sys.stderr)
+    for c in todo:
+        ckpt = load_checkpoint(c.path)
+        yield c, training_accuracy(ckpt.model, pixels, decoded, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
 
 
 def pool_rows(pool: list[Candidate], cache: dict, preds: dict[str, Predictions], train_preds: dict[str, Predictions]) -> list[Result]:

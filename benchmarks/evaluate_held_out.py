@@ -32,14 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "zoo"))
 import cifar
 from evaluate import Candidate, tau
-from evaluate_choice import load_pools, zoo_arguments, zoo_settings
+from evaluate_choice import accuracy_passes, load_pools, zoo_arguments, zoo_settings
 from train_zoo import human_labels, noisy_labels, parse_setting
 
-from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import thresholds
 from suscli.judge.rules import Choice, _with_held_out, choose
-from suscli.load.checkpoints import load_checkpoint
-from suscli.measure.accuracy import encode_hits, training_accuracy
+from suscli.measure.accuracy import encode_hits
 from suscli.results import Result
 
 SIZES = (25, 50, 100, 200, 500, 1000, 2000)
@@ -81,11 +79,7 @@ def held_out_hits(cands: list[Candidate], zoo: Path, setting: str) -> tuple[dict
             have = dict(zip(map(str, z["paths"]), z["hits"]))
     todo = [c for c in cands if str(c.path) not in have]
     if todo:
-        pixels, labels, _ = ImageSource(paths, noisy.tolist(), population=len(paths)).decoded(32, 3)
-        print(f"{setting}: held-out pass of {len(todo)} candidates on {len(pixels)} images", file=sys.stderr)
-        for c in todo:
-            ckpt = load_checkpoint(c.path)
-            acc = training_accuracy(ckpt.model, pixels, labels, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
+        for c, acc in accuracy_passes(todo, paths, noisy, f"{setting}: held-out pass"):
             assert acc.hits is not None
             have[str(c.path)] = acc.hits.astype(bool)
         keys = sorted(have)
