@@ -198,6 +198,24 @@ def scored(order: list[int], tests: np.ndarray) -> tuple[float, float]:
     return tau(position.tolist(), tests.tolist()), float(100 * (tests.max() - tests[order[0]]))
 
 
+LEARNED_ONLY_CLEAN = 0.2  # under this share of its wrong labels fitted, a model learned only the clean signal (docs/rank.md)
+
+
+def taus_above(gap: list[float], fits: list[float | None], mem: list[float]) -> dict:
+    """tau of the gap and of the fit on contradicted labels with the share of wrong labels fitted, among the models
+    fitting at least LEARNED_ONLY_CLEAN of them (None with fewer than 3 such models)."""
+    keep = [i for i, m in enumerate(mem) if m >= LEARNED_ONLY_CLEAN]
+    if len(keep) < 3:
+        return {"above": len(keep), "tau_gap_above": None, "tau_fits_above": None}
+    sub = [mem[i] for i in keep]
+    fits_ok = all(fits[i] is not None for i in keep)
+    return {
+        "above": len(keep),
+        "tau_gap_above": tau([gap[i] for i in keep], sub),
+        "tau_fits_above": tau([fits[i] for i in keep], sub) if fits_ok else None,
+    }
+
+
 def flagged(estimate: list[float], memorized: list[float]) -> dict:
     """Recall and precision of calling a model a memorizer where `estimate` (a share of wrong labels fitted) is at
     least the oracle's cut, against the oracle (the share it truly fits)."""
@@ -241,6 +259,9 @@ def evaluate_pool(pool: list[Candidate], rows: list[Result], hits: dict[str, np.
         # read as the share of wrong labels fitted by dividing it by the noise estimate
         "tau_gap_memorized": tau(gap, mem),
         "tau_fits_memorized": tau(fits, mem) if all(f is not None for f in fits) else None,
+        # the same among the models that fit LEARNED_ONLY_CLEAN or more of their wrong labels: below it the share a model
+        # "fits" is what its mistakes share with the annotators', not memorization
+        **taus_above(gap, fits, mem),
         "gap_verdict": None if noise is None else flagged([g / noise for g in gap], mem),
         "fits_verdict": flagged(fits, mem) if all(f is not None for f in fits) else None,
         "n": len(pool),
@@ -325,9 +346,13 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         f"As verdicts (a memorizer where the number, the gap divided by the noise estimate, is at least {MEMORIZED_CUT:.0%}): "
         "recall / precision against the oracle, and models flagged / memorizers.",
         "",
-        "| setting | pool | tau(gap, memorized) | tau(fits contradicted, memorized) | gap verdict: R / P (flagged / memorizers) | fits-contradicted verdict |",
-        "|---|---|---|---|---|---|",
+        "| setting | pool | tau(gap, memorized) | tau(fits contradicted, memorized) | the same among the models fitting "
+        f"{LEARNED_ONLY_CLEAN:.0%} or more (how many) | gap verdict: R / P (flagged / memorizers) | fits-contradicted verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
+
+    def number(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
 
     def verdict(v: dict | None) -> str:
         return "-" if v is None else f"{v['recall']:.2f} / {v['precision']:.2f} ({v['flagged']} / {v['memorizers']})"
@@ -337,6 +362,7 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         fits = r["tau_fits_memorized"]
         lines.append(
             f"| {setting} | {pool} | {r['tau_gap_memorized']:.2f} | {'-' if fits is None else format(fits, '.2f')} | "
+            f"{number(r['tau_gap_above'])} / {number(r['tau_fits_above'])} ({r['above']}) | "
             f"{verdict(r['gap_verdict'])} | {verdict(r['fits_verdict'])} |"
         )
     return "\n".join(lines) + "\n"
