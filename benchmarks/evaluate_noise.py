@@ -119,14 +119,18 @@ def consensus_share(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarr
     return float((v.kept[who][:, images].sum(0).argmax(1) != v.labels[images]).mean())
 
 
+def voter_disagreement(v: Votes, who: np.ndarray, unl: np.ndarray) -> float:
+    """1 - the voters' mean agreement with their consensus on the unlabeled images."""
+    agreed = v.unlabeled[who][:, unl].sum(0).argmax(1)
+    return 1 - float((v.unlabeled_top1[who][:, unl] == agreed).mean())
+
+
 def corrected_share(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray) -> float:
     """The consensus share s corrected for the voters' own error rate e as their agreement on the unlabeled images
     shows it (what `rank` measures: each voter's agreement with the voters' consensus there; e = 1 - its mean):
     (s - e) / (1 - e), at least 0. If the consensus erred on right labels as often as a voter leaves the consensus
     on new images, and never agreed with a wrong label, this would be the share of wrong labels."""
-    s = consensus_share(v, who, images, unl)
-    agreed = v.unlabeled[who][:, unl].sum(0).argmax(1)
-    e = 1 - float((v.unlabeled_top1[who][:, unl] == agreed).mean())
+    s, e = consensus_share(v, who, images, unl), voter_disagreement(v, who, unl)
     return max(0.0, (s - e) / (1 - e)) if e < 1 else 0.0
 
 
@@ -242,6 +246,8 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: 
     voters = noise_voters(rows, t)
     preds = [p for p in map(train_predictions_of, voters) if p is not None]
     assert len(preds) == check.estimate.voters, "the voters differ from the ones rank's estimate counted"
+    unlabeled = [p for p in map(predictions_of, voters) if p is not None]
+    votes = Votes.of(preds, unlabeled)
     probs = dense(preds)
     wrong = labels != clean
     classes = probs.shape[1]
@@ -275,9 +281,11 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: 
         "p_common_cleanlab": precision_at(issues, wrong, common),
         "recall_consensus": float(check.contradicted[wrong].mean()) if wrong.any() else None,
         "recall_cleanlab": float(np.isin(np.flatnonzero(wrong), issues).mean()) if wrong.any() else None,
-        "candidates": bootstrap_all(
-            Votes.of(preds, [p for p in map(predictions_of, voters) if p is not None]), float(wrong.mean()), resamples
-        ),
+        # where the consensus share comes from (s = eta (1 - m) + (1 - eta) e_r), with the clean labels
+        "consensus_on_right": float(check.contradicted[~wrong].mean()),  # e_r: right labels it contradicts
+        "consensus_confirms_wrong": float((~check.contradicted[wrong]).mean()) if wrong.any() else None,  # m
+        "voter_disagreement": voter_disagreement(votes, np.arange(len(preds)), np.arange(votes.unlabeled.shape[1])),  # e
+        "candidates": bootstrap_all(votes, float(wrong.mean()), resamples),
     }
 
 
@@ -309,6 +317,23 @@ def render(results: dict) -> str:
             f"{'not enough evidence' if r['declined'] else 'the estimate'} | {_p(r['cl_joint'])} | "
             f"{_p(r['cl_num_issues'])} | {_p(r['matrix_mae_consensus'])} / {_p(r['matrix_mae_cleanlab'])} | "
             f"{_p(r['p10_consensus'])} / {_p(r['p10_cleanlab'])} | {_p(r['p_common_consensus'])} / {_p(r['p_common_cleanlab'])} |"
+        )
+    lines += [
+        "",
+        "## Where the consensus share comes from (with the clean labels)",
+        "",
+        "s = eta (1 - m) + (1 - eta) e_r: e_r the share of right labels the consensus contradicts, m the share of wrong "
+        "labels it confirms; e the voters' disagreement with their consensus on the unlabeled images (what `corrected` "
+        "subtracts).",
+        "",
+        "| setting | pool | true | consensus share s | e_r | m | e |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, r in results.items():
+        setting, pool = key.split("/")
+        lines.append(
+            f"| {setting} | {pool} | {_p(r['true'])} | {_p(r['consensus'])} | {_p(r['consensus_on_right'])} | "
+            f"{_p(r['consensus_confirms_wrong'])} | {_p(r['voter_disagreement'])} |"
         )
     lines += [
         "",
