@@ -99,3 +99,32 @@ def test_synthetic_noise_on_some_classes_stays_among_them() -> None:
     assert ten.tolist() == [train_zoo.ASYM_PAIRS.get(c, c) for c in range(10)]
     assert train_zoo.noisy_labels(np.arange(10), "asym100", 0, classes=cifar.CLASSES).tolist() == ten.tolist()
     assert train_zoo.ModelConfig("mlp", {"width": 8}, 0.1, 0.0, 1, False).build(5)(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+
+
+def test_the_held_out_set_of_a_zoo_of_some_classes_keeps_to_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    evaluate_held_out = pytest.importorskip("evaluate_held_out")
+    root = tmp_path / "cifar"
+    rows = []
+    for name, cid in (("airplane", 0), ("cat", 3), ("dog", 5)):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(6):
+            (root / "train" / name / f"{i:04d}.jpg").write_bytes(b"")
+            human = 0 if (name, i) == ("cat", 5) else (5 if (name, i) == ("cat", 4) else cid)  # cat 5: airplane, cat 4: dog
+            rows.append(f"train/{name}/{i:04d}.jpg,{cid},{cid},{human},{cid},{cid}")
+    table = _table(tmp_path, rows)
+    real = evaluate_held_out.human_labels
+    monkeypatch.setattr(evaluate_held_out, "human_labels", lambda paths, r, column: real(paths, r, column, table))
+    zoo = tmp_path / "zoo"
+    (zoo / "human-random1").mkdir(parents=True)
+    (zoo / "zoo.json").write_text(json.dumps({"data": {"root": str(root), "classes": ["dog", "cat"]}}))
+    (zoo / "human-random1" / "train_noisy.csv").write_text(f"path,label\n{root}/train/dog/0000.jpg,0\n{root}/train/cat/0000.jpg,1\n")
+    (zoo / "human-random1" / "unlabeled.txt").write_text(f"{root}/train/dog/0001.jpg\n")
+    paths, noisy, clean = evaluate_held_out.held_out_set(zoo, "human-random1", n=8)
+    names = [p.relative_to(root / "train").as_posix() for p in paths]
+    assert not any(n.startswith("airplane/") for n in names)  # only the zoo's classes
+    assert not {"dog/0000.jpg", "cat/0000.jpg", "dog/0001.jpg"} & set(names)  # never a zoo model's image
+    assert "cat/0005.jpg" not in names  # labelled airplane by the annotator: outside the classes
+    assert clean.tolist() == [int(n.startswith("cat/")) for n in names]  # dog is 0, cat 1: the zoo's order
+    assert noisy.tolist() == [0 if n == "cat/0004.jpg" else c for n, c in zip(names, clean.tolist())]
