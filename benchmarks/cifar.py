@@ -47,11 +47,12 @@ def ensure_unpacked(root: Path = DEFAULT_ROOT, archive: Path = DEFAULT_ARCHIVE) 
     return root
 
 
-def list_split(root: Path, split: str) -> tuple[list[Path], np.ndarray]:
-    """All images of `split` ('train' or 'test') in a fixed order (class, then file name), with class ids."""
+def list_split(root: Path, split: str, classes: tuple[str, ...] = CLASSES) -> tuple[list[Path], np.ndarray]:
+    """All images of `split` ('train' or 'test') of `classes` in a fixed order (class, then file name), with their
+    ids: the position of their class in `classes` (CIFAR-10's ids for all ten)."""
     paths: list[Path] = []
     labels: list[int] = []
-    for cid, name in enumerate(CLASSES):
+    for cid, name in enumerate(classes):
         files = sorted((Path(root) / split / name).glob("*.jpg"))
         if not files:
             raise FileNotFoundError(f"no images in {Path(root) / split / name}")
@@ -86,6 +87,29 @@ def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator, exclud
             raise ValueError(f"class {c}: {k} images wanted, {len(pool)} available")
         picked.append(rng.choice(pool, size=k, replace=False))
     return np.sort(np.concatenate(picked))
+
+
+def parse_classes(text: str) -> tuple[str, ...]:
+    """'bird,cat,deer' -> ('bird', 'cat', 'deer'): a subset of CIFAR-10's classes, ids 0..k-1 in this order."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CLASSES]
+    if unknown or len(set(names)) != len(names) or len(names) < 2:
+        raise ValueError(f"--classes {text!r}: want two or more distinct names of {', '.join(CLASSES)}")
+    return names
+
+
+def subset_ids(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """CIFAR-10 class ids -> ids in `classes` (its order), -1 for a class outside it."""
+    table = np.full(len(CLASSES), -1, dtype=np.int64)
+    for i, name in enumerate(classes):
+        table[CLASSES.index(name)] = i
+    return table[np.asarray(labels, dtype=np.int64)]
+
+
+def zoo_classes(manifest: dict) -> tuple[str, ...]:
+    """The classes a zoo (benchmarks/zoo/train_zoo.py's zoo.json) was trained on, ids in this order: all ten unless
+    it was made with --classes."""
+    return tuple(manifest["data"].get("classes", CLASSES))
 
 
 def read_human_labels(path: Path = DEFAULT_HUMAN_LABELS) -> pd.DataFrame:

@@ -47,24 +47,29 @@ SEED = 1234  # held-out images and their synthetic noise: not the zoo's seed
 
 def held_out_set(zoo: Path, setting: str, n: int = HELD_OUT_IMAGES) -> tuple[list[Path], np.ndarray, np.ndarray]:
     """`n` class-balanced training images that neither the setting's training subset nor its unlabeled set holds,
-    with the setting's noisy labels and their clean labels."""
+    with the setting's noisy labels and their clean labels. In a zoo of some classes (train_zoo.py --classes) the
+    images are of those classes, ids numbered as the zoo numbers them, and as in its training set an image whose
+    human label is outside them is never drawn."""
     manifest = json.loads((zoo / "zoo.json").read_text())
     root = Path(manifest["data"]["root"])
+    classes = cifar.zoo_classes(manifest)
     used = {line.split(",")[0] for line in (zoo / setting / "train_noisy.csv").read_text().splitlines()[1:]}
     used |= set((zoo / setting / "unlabeled.txt").read_text().split())
-    every, clean_all = cifar.list_split(root, "train")
+    every, clean_all = cifar.list_split(root, "train", classes)
     free = np.array([i for i, p in enumerate(every) if str(p) not in used and str(p.resolve()) not in used])
     if len(every) - len(free) < 2:
         raise SystemExit(f"{setting}: none of the zoo's training images found under {root}; paths differ?")
+    kind, _ = parse_setting(setting)
+    human = None
+    if kind == "human":
+        human = cifar.subset_ids(human_labels([every[i] for i in free], root, setting[len("human-") :]), classes)
+        human, free = human[human >= 0], free[human >= 0]
     rng = np.random.default_rng(SEED)
-    pick = free[cifar.balanced_sample(clean_all[free], n, rng)]
+    drawn = cifar.balanced_sample(clean_all[free], n, rng)
+    pick = free[drawn]
     paths = [every[i] for i in pick]
     clean = clean_all[pick]
-    kind, _ = parse_setting(setting)
-    if kind == "human":
-        noisy = human_labels(paths, root, setting[len("human-") :])
-    else:
-        noisy = noisy_labels(clean, setting, SEED)
+    noisy = human[drawn] if human is not None else noisy_labels(clean, setting, SEED, classes=classes)
     return paths, noisy, clean
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "zoo"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -38,3 +39,92 @@ def test_worst_is_the_first_wrong_annotator_else_the_agreed_label(tmp_path: Path
     with pytest.raises(ValueError, match="human-"):
         train_zoo.parse_setting("human-best")
     assert np.isnan(train_zoo.parse_setting("human-random2")[1])
+
+
+def _table(tmp_path: Path, rows: list[str]) -> Path:
+    table = tmp_path / "labels.csv.gz"
+    with gzip.open(table, "wt") as f:
+        f.write("\n".join(["path,clean,aggre,random1,random2,random3", *rows]) + "\n")
+    return table
+
+
+def test_a_zoo_of_some_classes_numbers_them_in_its_order_and_drops_labels_outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cifar
+
+    classes = cifar.parse_classes("bird,cat,deer,dog,horse")
+    assert cifar.subset_ids(np.array([2, 3, 4, 5, 7, 0, 9]), classes).tolist() == [0, 1, 2, 3, 4, -1, -1]
+    assert cifar.subset_ids(np.array([7, 2]), ("horse", "bird")).tolist() == [0, 1]  # the order given, not CIFAR-10's
+    for bad in ("bird", "bird,bird", "bird,cow"):
+        with pytest.raises(ValueError, match="--classes"):
+            cifar.parse_classes(bad)
+    assert cifar.zoo_classes({"data": {}}) == cifar.CLASSES  # zoos made before --classes: all ten
+    assert cifar.zoo_classes({"data": {"classes": list(classes)}}) == classes
+
+    table = _table(
+        tmp_path,
+        [
+            "train/cat/0000.jpg,3,3,3,3,3",  # right: cat is id 1 of the five
+            "train/cat/0001.jpg,3,3,5,3,3",  # random1 says dog (3 of the five)
+            "train/dog/0000.jpg,5,5,1,5,5",  # random1 says automobile: outside the five, dropped
+            "train/horse/0000.jpg,7,7,4,7,7",  # random1 says deer
+        ],
+    )
+    real = train_zoo.human_labels
+    monkeypatch.setattr(train_zoo, "human_labels", lambda paths, root, column: real(paths, root, column, table))
+    root = tmp_path / "cifar"
+    paths = [root / "train" / c / f for c, f in (("cat", "0000.jpg"), ("cat", "0001.jpg"), ("dog", "0000.jpg"), ("horse", "0000.jpg"))]
+    clean = np.array([1, 1, 3, 4])
+    x = torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 3, 32, 32)
+    data = train_zoo.ZooData(root, paths, [], [], x, clean, x[:0], clean[:0])
+    noisy = train_zoo.noisy_labels(clean, "human-random1", 0, data, classes)
+    assert noisy.tolist() == [1, 3, -1, 2]
+    kept = data.keeping(noisy >= 0)
+    assert kept.train_paths == [paths[0], paths[1], paths[3]] and kept.y_train.tolist() == [1, 1, 4]
+    assert kept.x_train[:, 0, 0, 0].tolist() == [0, 1, 3]
+    assert data.keeping(np.ones(4, dtype=bool)) is data  # ten classes: the same data, the same training as before
+    with pytest.raises(ValueError, match="clean labels"):  # the folder's classes must be the table's
+        train_zoo.noisy_labels(np.array([1, 1, 3, 3]), "human-random1", 0, data, classes)
+
+
+def test_synthetic_noise_on_some_classes_stays_among_them() -> None:
+    import cifar
+
+    classes = ("bird", "cat", "deer", "dog", "horse")
+    clean = np.arange(5).repeat(200)
+    sym = train_zoo.noisy_labels(clean, "sym60", 0, classes=classes)
+    assert set(sym.tolist()) == set(range(5)) and 0.4 < (sym != clean).mean() < 0.55  # 60% redrawn, a fifth of them right
+    # asym: cat<->dog, deer->horse inside the five; bird's pair (airplane) is outside, so bird stays
+    assert train_zoo.noisy_labels(np.arange(5), "asym100", 0, classes=classes).tolist() == [0, 3, 4, 1, 4]
+    ten = train_zoo.noisy_labels(np.arange(10), "asym100", 0)
+    assert ten.tolist() == [train_zoo.ASYM_PAIRS.get(c, c) for c in range(10)]
+    assert train_zoo.noisy_labels(np.arange(10), "asym100", 0, classes=cifar.CLASSES).tolist() == ten.tolist()
+    assert train_zoo.ModelConfig("mlp", {"width": 8}, 0.1, 0.0, 1, False).build(5)(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+
+
+def test_the_held_out_set_of_a_zoo_of_some_classes_keeps_to_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    evaluate_held_out = pytest.importorskip("evaluate_held_out")
+    root = tmp_path / "cifar"
+    rows = []
+    for name, cid in (("airplane", 0), ("cat", 3), ("dog", 5)):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(6):
+            (root / "train" / name / f"{i:04d}.jpg").write_bytes(b"")
+            human = 0 if (name, i) == ("cat", 5) else (5 if (name, i) == ("cat", 4) else cid)  # cat 5: airplane, cat 4: dog
+            rows.append(f"train/{name}/{i:04d}.jpg,{cid},{cid},{human},{cid},{cid}")
+    table = _table(tmp_path, rows)
+    real = evaluate_held_out.human_labels
+    monkeypatch.setattr(evaluate_held_out, "human_labels", lambda paths, r, column: real(paths, r, column, table))
+    zoo = tmp_path / "zoo"
+    (zoo / "human-random1").mkdir(parents=True)
+    (zoo / "zoo.json").write_text(json.dumps({"data": {"root": str(root), "classes": ["dog", "cat"]}}))
+    (zoo / "human-random1" / "train_noisy.csv").write_text(f"path,label\n{root}/train/dog/0000.jpg,0\n{root}/train/cat/0000.jpg,1\n")
+    (zoo / "human-random1" / "unlabeled.txt").write_text(f"{root}/train/dog/0001.jpg\n")
+    paths, noisy, clean = evaluate_held_out.held_out_set(zoo, "human-random1", n=8)
+    names = [p.relative_to(root / "train").as_posix() for p in paths]
+    assert not any(n.startswith("airplane/") for n in names)  # only the zoo's classes
+    assert not {"dog/0000.jpg", "cat/0000.jpg", "dog/0001.jpg"} & set(names)  # never a zoo model's image
+    assert "cat/0005.jpg" not in names  # labelled airplane by the annotator: outside the classes
+    assert clean.tolist() == [int(n.startswith("cat/")) for n in names]  # dog is 0, cat 1: the zoo's order
+    assert noisy.tolist() == [0 if n == "cat/0004.jpg" else c for n, c in zip(names, clean.tolist())]

@@ -13,6 +13,12 @@ script compares with susceptibility measured from the saved checkpoints and the 
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo [--quick] [--settings sym20,asym40] ...
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-human --settings human-worst,human-random1 \
         --n-train 8000 --models-per-setting 12 --epoch-levels 8,20,40 --threads 1
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-animals5 --classes bird,cat,deer,dog,horse \
+        --settings human-worst --n-train 8000 --models-per-setting 12 --epoch-levels 8,20,40 --threads 1
+
+--classes trains on a subset of CIFAR-10's classes, ids 0..k-1 in the order given: the subsets are drawn from
+those classes only, and a human label set keeps the training images whose human label is one of them too (a
+label outside the subset has no output to fit; zoo.json records how many each setting dropped).
 
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
@@ -22,6 +28,7 @@ models whose record.json is complete, so an interrupted zoo resumes where it sto
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -98,8 +105,8 @@ class ModelConfig:
         """Stable across runs and machines (unlike hash()), and the same model id gets the same init everywhere."""
         return zlib.crc32(self.model_id.encode()) & 0x7FFFFFFF
 
-    def build(self) -> nn.Module:
-        return getattr(zoo_models, self.arch)(num_classes=NUM_CLASSES, **self.arch_kwargs)
+    def build(self, num_classes: int = NUM_CLASSES) -> nn.Module:
+        return getattr(zoo_models, self.arch)(num_classes=num_classes, **self.arch_kwargs)
 
 
 def _short(x: float) -> str:
@@ -173,25 +180,32 @@ def human_labels(paths: list[Path], root: Path, column: str, table: Path = cifar
     return np.where(wrong.any(1), first_wrong, clean)
 
 
-def noisy_labels(clean: np.ndarray, setting: str, seed: int, data: ZooData | None = None) -> np.ndarray:
-    """Symmetric: with probability p the label is redrawn uniformly from all classes (so ~p/10 stay right),
-    as in the paper. Asymmetric: with probability p a class with a pair flips to it; other classes stay.
-    Human: the CIFAR-10N annotators' labels of the training subset (`data` names its images)."""
+def noisy_labels(
+    clean: np.ndarray, setting: str, seed: int, data: ZooData | None = None, classes: tuple[str, ...] = cifar.CLASSES
+) -> np.ndarray:
+    """Symmetric: with probability p the label is redrawn uniformly from all classes (so ~p/k stay right),
+    as in the paper. Asymmetric: with probability p a class with a pair flips to it; other classes stay (and so
+    does a class whose pair is outside `classes`). Human: the CIFAR-10N annotators' labels of the training subset
+    (`data` names its images), -1 where the annotator chose a class outside `classes`. Ids are positions in
+    `classes` (CIFAR-10's own for all ten), `clean` included."""
     kind, p = parse_setting(setting)
     if kind == "human":
         if data is None:
             raise ValueError("human label noise needs the training subset's image paths")
-        noisy = human_labels(data.train_paths, data.root, setting[len("human-") :])
-        if not np.array_equal(human_labels(data.train_paths, data.root, "clean"), clean):
+        noisy = cifar.subset_ids(human_labels(data.train_paths, data.root, setting[len("human-") :]), classes)
+        if not np.array_equal(cifar.subset_ids(human_labels(data.train_paths, data.root, "clean"), classes), clean):
             raise ValueError("the CIFAR-10N table's clean labels do not match the image folder's classes")
         return noisy
+    k = len(classes)
     rng = np.random.default_rng([seed, zlib.crc32(setting.encode())])
     hit = rng.random(len(clean)) < p
     noisy = clean.copy()
     if kind == "sym":
-        noisy[hit] = rng.integers(0, NUM_CLASSES, size=int(hit.sum()))
+        noisy[hit] = rng.integers(0, k, size=int(hit.sum()))
     else:
-        pair = np.array([ASYM_PAIRS.get(c, c) for c in range(NUM_CLASSES)])
+        ids = [cifar.CLASSES.index(name) for name in classes]
+        pair = cifar.subset_ids(np.array([ASYM_PAIRS.get(c, c) for c in ids]), classes)
+        pair = np.where(pair >= 0, pair, np.arange(k))
         noisy[hit] = pair[clean[hit]]
     return noisy
 
@@ -209,12 +223,26 @@ class ZooData:
     x_test: torch.Tensor
     y_test: np.ndarray
 
+    def keeping(self, keep: np.ndarray) -> ZooData:
+        """The same subsets with only the training images where `keep` is true (itself when it keeps all)."""
+        if keep.all():
+            return self
+        return dataclasses.replace(
+            self,
+            train_paths=[p for p, k in zip(self.train_paths, keep) if k],
+            x_train=self.x_train[torch.from_numpy(keep)],
+            y_train=self.y_train[keep],
+        )
 
-def load_data(root: Path, n_train: int, n_test: int, n_unlabeled: int, seed: int, threads: int) -> ZooData:
-    """Seeded class-balanced subsets; the unlabeled images come from train/ but never from the training subset."""
+
+def load_data(
+    root: Path, n_train: int, n_test: int, n_unlabeled: int, seed: int, threads: int, classes: tuple[str, ...] = cifar.CLASSES
+) -> ZooData:
+    """Seeded class-balanced subsets of `classes`' images (ids their positions there); the unlabeled images come
+    from train/ but never from the training subset."""
     rng = np.random.default_rng(seed)
-    train_all, ytr_all = cifar.list_split(root, "train")
-    test_all, yte_all = cifar.list_split(root, "test")
+    train_all, ytr_all = cifar.list_split(root, "train", classes)
+    test_all, yte_all = cifar.list_split(root, "test", classes)
     tr = cifar.balanced_sample(ytr_all, n_train, rng)
     un = cifar.balanced_sample(ytr_all, n_unlabeled, rng, exclude=tr)
     te = cifar.balanced_sample(yte_all, n_test, rng)
@@ -339,13 +367,16 @@ def train_model(
     device: torch.device,
     schedule: str = "cosine",
     checkpoints: int = CHECKPOINTS_PER_MODEL,
+    classes: tuple[str, ...] = cifar.CLASSES,
 ) -> dict[str, Any]:
     """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
     schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
-    instead of being rescued by the decay (what `suscli track` must catch)."""
+    instead of being rescued by the decay (what `suscli track` must catch). A subset of `classes` gets one output
+    per class, and its checkpoints name them (suscli reads `classes` as the model's class names)."""
+    num_classes = len(classes)
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    model = cfg.build().to(device).to(memory_format=torch.channels_last)
+    model = cfg.build(num_classes).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
     sched = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
@@ -358,7 +389,7 @@ def train_model(
     y_test = torch.from_numpy(data.y_test).to(device)
     to_save, to_eval = save_epochs(cfg.epochs, checkpoints), eval_epochs(cfg.epochs, checkpoints)
     meta = {
-        "num_classes": NUM_CLASSES,
+        "num_classes": num_classes,
         "preset": "cifar10",
         "mean": list(cifar.MEAN),
         "std": list(cifar.STD),
@@ -370,6 +401,7 @@ def train_model(
         "epochs_total": cfg.epochs,
         "augment": cfg.augment,
         "seed": cfg.seed,
+        **({"classes": list(classes)} if classes != cifar.CLASSES else {}),
     }
     record: dict[str, Any] = {
         "model_id": cfg.model_id,
@@ -416,7 +448,7 @@ def train_model(
                 model,
                 model_dir / name,
                 arch=f"suscli.models:{cfg.arch}",
-                arch_kwargs={"num_classes": NUM_CLASSES, **cfg.arch_kwargs},
+                arch_kwargs={"num_classes": num_classes, **cfg.arch_kwargs},
                 epoch=epoch,
                 train_acc_noisy=row["train_acc_noisy"],
                 test_acc=row["test_acc"],
@@ -437,22 +469,28 @@ def write_setting_files(out: Path, setting: str, data: ZooData, noisy: np.ndarra
 
 
 def zoo_manifest(
-    args: argparse.Namespace, data: ZooData, settings: list[str], configs: list[ModelConfig], noise: dict[str, np.ndarray]
+    args: argparse.Namespace, data: dict[str, ZooData], settings: list[str], configs: list[ModelConfig], noise: dict[str, np.ndarray]
 ) -> dict[str, Any]:
+    """`data` and `noise` per setting: its training images (all of the subset's unless a human annotator chose a
+    class outside --classes) and their noisy labels."""
+
     def noise_stats(s: str) -> dict[str, Any]:
         kind, p = parse_setting(s)
+        kept = {"n_train": len(data[s].train_paths), "dropped_outside_classes": args.n_train - len(data[s].train_paths)}
         return {
             "kind": kind,
             "p": None if kind == "human" else p,
             "noise_seed": [args.seed, zlib.crc32(s.encode())],
-            "mislabeled_fraction": float((noise[s] != data.y_train).mean()),
+            "mislabeled_fraction": float((noise[s] != data[s].y_train).mean()),
             "train_labels": f"{s}/train_noisy.csv",
             "unlabeled": f"{s}/unlabeled.txt",
+            **(kept if args.classes else {}),
         }
 
+    first = data[settings[0]]
     return {
         "data": {
-            "root": str(data.root.resolve()),
+            "root": str(first.root.resolve()),
             "seed": args.seed,
             "n_train": args.n_train,
             "n_test": args.n_test,
@@ -460,6 +498,7 @@ def zoo_manifest(
             "test_labels": "test.csv",
             "mean": list(cifar.MEAN),
             "std": list(cifar.STD),
+            **({"classes": list(args.classes)} if args.classes else {}),
         },
         "plan": plan(args),
         "settings": {s: noise_stats(s) for s in settings},
@@ -504,6 +543,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     }
     if (args.schedule, args.checkpoints) != ("cosine", CHECKPOINTS_PER_MODEL):  # zoos made before these options
         out |= {"schedule": args.schedule, "checkpoints": args.checkpoints}
+    if args.classes:  # likewise: a zoo of all ten classes says nothing
+        out["classes"] = list(args.classes)
     return out
 
 
@@ -522,7 +563,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--quick", action="store_true", help="a few minutes on 2 CPU cores: 2 settings, 6 small models, 1000 images")
-    p.add_argument("--settings", help=f"comma-separated symNN/asymNN (default {FULL['settings']})")
+    p.add_argument("--settings", help=f"comma-separated clean/symNN/asymNN/human-COLUMN (default {FULL['settings']})")
+    p.add_argument(
+        "--classes", type=cifar.parse_classes, help="comma-separated CIFAR-10 class names to train on, ids in this order (default: all ten)"
+    )
     p.add_argument("--models-per-setting", type=int)
     p.add_argument("--n-train", type=int)
     p.add_argument("--n-test", type=int)
@@ -559,7 +603,8 @@ def main(argv: list[str] | None = None) -> None:
     configs = build_configs(args.models_per_setting, args.epoch_levels, args.seed)
     root = cifar.ensure_unpacked(args.cifar_root, args.data_archive)
     t0 = time.perf_counter()
-    data = load_data(root, args.n_train, args.n_test, args.n_unlabeled, args.seed, threads=max(4, os.cpu_count() or 1))
+    classes = args.classes or cifar.CLASSES
+    data = load_data(root, args.n_train, args.n_test, args.n_unlabeled, args.seed, threads=max(4, os.cpu_count() or 1), classes=classes)
     print(
         f"data: {len(data.train_paths)} train, {len(data.test_paths)} test, {len(data.unlabeled_paths)} unlabeled "
         f"from {root} ({time.perf_counter() - t0:.1f}s); device {device}, {torch.get_num_threads()} threads",
@@ -569,11 +614,18 @@ def main(argv: list[str] | None = None) -> None:
     manifest_path = args.out / "zoo.json"
     listed = previous_settings(manifest_path, args)
     listed += [s for s in settings if s not in listed]
-    noise = {s: noisy_labels(data.y_train, s, args.seed, data) for s in listed}
+    noise = {s: noisy_labels(data.y_train, s, args.seed, data, classes) for s in listed}
+    sets = {s: data.keeping(noise[s] >= 0) for s in listed}  # a human label outside --classes: the image is dropped
+    noise = {s: noise[s][noise[s] >= 0] for s in listed}
+    for s in settings:
+        if len(sets[s].train_paths) < len(data.train_paths):
+            print(
+                f"{s}: {len(data.train_paths) - len(sets[s].train_paths)} training images dropped, labelled outside the classes", flush=True
+            )
     write_text(args.out / "test.csv", "path,label\n" + "".join(f"{p.resolve()},{int(y)}\n" for p, y in zip(data.test_paths, data.y_test)))
     for s in settings:
-        write_setting_files(args.out, s, data, noise[s])
-    write_json(manifest_path, zoo_manifest(args, data, listed, configs, noise))
+        write_setting_files(args.out, s, sets[s], noise[s])
+    write_json(manifest_path, zoo_manifest(args, sets, listed, configs, noise))
 
     jobs = [(s, c) for s in settings for c in configs if not is_complete(args.out / s / c.model_id)]
     print(
@@ -583,7 +635,7 @@ def main(argv: list[str] | None = None) -> None:
     sec_per_epoch: dict[str, list[float]] = {}  # by architecture shape: for the ETA
     run_start = time.perf_counter()
     for k, (s, cfg) in enumerate(jobs, 1):
-        rec = train_model(cfg, s, data, noise[s], args.out / s / cfg.model_id, device, args.schedule, args.checkpoints)
+        rec = train_model(cfg, s, sets[s], noise[s], args.out / s / cfg.model_id, device, args.schedule, args.checkpoints, classes)
         sec_per_epoch.setdefault(cfg.shape, []).append(rec["seconds"] / len(rec["per_epoch"]))
         mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
         eta = sum(c.epochs * float(np.mean(sec_per_epoch.get(c.shape, [mean_all]))) for _, c in jobs[k:])
@@ -594,7 +646,7 @@ def main(argv: list[str] | None = None) -> None:
             f"elapsed {_hms(time.perf_counter() - run_start)} ETA {_hms(eta)}",
             flush=True,
         )
-        write_json(manifest_path, zoo_manifest(args, data, listed, configs, noise))
+        write_json(manifest_path, zoo_manifest(args, sets, listed, configs, noise))
     print(f"done: {args.out / 'zoo.json'}", flush=True)
 
 
