@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "zoo"))
 import cifar
 from evaluate import Candidate, tau
-from evaluate_choice import accuracy_passes, load_pools, zoo_arguments, zoo_settings
+from evaluate_choice import MEMORIZED_CUT, accuracy_passes, load_pools, zoo_arguments, zoo_settings
 from train_zoo import human_labels, noisy_labels, parse_setting
 
 from suscli.judge.regions import thresholds
-from suscli.judge.rules import Choice, _with_held_out, choose
-from suscli.measure.accuracy import encode_hits
+from suscli.judge.rules import Choice, _with_held_out, choose, predictions_of
+from suscli.measure.accuracy import PAIRED_ALPHA, encode_hits, mcnemar_p
 from suscli.results import Result
 
 SIZES = (25, 50, 100, 200, 500, 1000, 2000)
@@ -106,36 +106,45 @@ def held_out_alone(hits: np.ndarray, tests: np.ndarray) -> tuple[float, float]:
     return tau(acc.tolist(), tests.tolist()), float(100 * (tests.max() - tests[leaders].mean()))
 
 
-def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np.ndarray) -> tuple[float, float, bool, float, float]:
+def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np.ndarray) -> tuple[float, ...]:
     """(c): the rule `rank --val-data` runs on these hits (suscli.judge.rules, applied to the label-free choice
-    that `choose` made: the same call `choose` ends with): tau, regret, confident; then variant (s)'s tau and regret
-    on the same tied set."""
+    that `choose` made: the same call `choose` ends with): tau, regret, confident; then the tau and regret of
+    variant (s) on the same tied set, of (t) and of (z)."""
     for r, h in zip(rows, hits):
         r.details["val_hits"] = encode_hits(h)
     choice = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
     assert choice.held_out is not None, choice.why
     first = rows.index(choice.ranked[0])
     s_tau, s_regret = variant(shrunk(rows, hits), choice.tied, rows, tests)
+    base = [rows.index(r) for r in label_free.ranked]
+    decided = decides(hits)
+    position = np.empty(len(rows))
+    position[base] = np.arange(len(rows), 0, -1)
+    t_score = shrunk(rows, hits, position)
+    z = stouffer(rows, hits)
     return (
         tau(order_score(choice.ranked, rows), tests.tolist()),
         float(100 * (tests.max() - tests[first])),
         choice.confident,
         s_tau,
         s_regret,
+        *scored(constrained(t_score[:, None] - t_score[None, :], decided, base), tests),
+        *scored(constrained(z, decided, base), tests),
     )
 
 
-def shrunk(rows: list[Result], hits: np.ndarray) -> np.ndarray:
-    """Variant (s): each model's held-out accuracy shrunk toward what its label-free agreement predicts (a line
-    fitted over the pool), each weighted by its precision: binomial variance for the held-out accuracy, the spread
-    of the pool's accuracies around the line beyond that for the prediction (empirical Bayes)."""
+def shrunk(rows: list[Result], hits: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:
+    """Variants (s) and (t): each model's held-out accuracy shrunk toward what a label-free number `by` predicts
+    (its agreement for (s), its place in the label-free order for (t); a line fitted over the pool), each weighted
+    by its precision: binomial variance for the held-out accuracy, the spread of the pool's accuracies around the
+    line beyond that for the prediction (empirical Bayes)."""
     n = hits.shape[1]
     acc = hits.mean(1)
-    agree = np.array([r.agreement for r in rows], dtype=float)
+    x = np.array([r.agreement for r in rows], dtype=float) if by is None else by
     smooth = (hits.sum(1) + 1) / (n + 2)
     var = smooth * (1 - smooth) / n
-    slope, icept = np.polyfit(agree, acc, 1)
-    prior = icept + slope * agree
+    slope, icept = np.polyfit(x, acc, 1)
+    prior = icept + slope * x
     spread = max(float(np.var(acc - prior, ddof=2)) - float(var.mean()), 1e-6)
     return (acc / var + prior / spread) / (1 / var + 1 / spread)
 
@@ -143,10 +152,87 @@ def shrunk(rows: list[Result], hits: np.ndarray) -> np.ndarray:
 def variant(score: np.ndarray, tied: list[Result], rows: list[Result], tests: np.ndarray) -> tuple[float, float]:
     """tau and regret of ordering the held-out tied set first, then the rest, each by `score` (higher first)."""
     first = {rows.index(r) for r in tied}
-    order = sorted(range(len(rows)), key=lambda i: (i not in first, -score[i]))
-    position = np.empty(len(rows))
-    position[order] = np.arange(len(rows), 0, -1)
+    return scored(sorted(range(len(rows)), key=lambda i: (i not in first, -score[i])), tests)
+
+
+def decides(hits: np.ndarray) -> np.ndarray:
+    """[i, j]: the held-out set decides model i over model j, as in `rank --val-data` (paired McNemar test at
+    PAIRED_ALPHA, and more images right). Variants (t) and (z) leave these pairs to it, as (c) does."""
+    h = hits.astype(np.int64)
+    only = h @ (1 - h).T
+    right = h.sum(1)
+    n = len(h)
+    return np.array(
+        [[right[i] > right[j] and mcnemar_p(int(only[i, j]), int(only[j, i])) < PAIRED_ALPHA for j in range(n)] for i in range(n)]
+    )
+
+
+def stouffer(rows: list[Result], hits: np.ndarray) -> np.ndarray:
+    """Variant (z): [i, j] > 0 when the two pieces of evidence together prefer model i to model j: the held-out
+    set's paired z (images only i gets right minus only j, over their root) plus the agreement difference over its
+    standard error on the unlabeled images (unpaired binomial, as the near-tie test)."""
+    h = hits.astype(np.int64)
+    only = (h @ (1 - h).T).astype(float)
+    discordant = only + only.T
+    z_held = np.divide(only - only.T, np.sqrt(discordant), out=np.zeros_like(only), where=discordant > 0)
+    agree = np.array([r.agreement for r in rows], dtype=float)
+    preds = predictions_of(rows[0])
+    assert preds is not None
+    var = agree * (1 - agree)
+    se = np.sqrt(np.maximum(var[:, None] + var[None, :], 1e-12) / preds.classes.shape[0])
+    return z_held + (agree[:, None] - agree[None, :]) / se
+
+
+def constrained(prefer: np.ndarray, decided: np.ndarray, base: list[int]) -> list[int]:
+    """An order that never puts a model before one the held-out set decides over it: repeatedly, of the models left
+    that no model left is decided over, the one preferred (prefer[i, j] > 0) over the most models left, the earlier
+    in the label-free order `base` on ties."""
+    left, out = list(base), []
+    while left:
+        free = [j for j in left if not decided[left, j].any()]
+        pick = max(free, key=lambda j: (sum(prefer[j, k] > 0 for k in left if k != j), -base.index(j)))
+        out.append(pick)
+        left.remove(pick)
+    return out
+
+
+def scored(order: list[int], tests: np.ndarray) -> tuple[float, float]:
+    """tau and regret of an order of the pool's models (indices, best first)."""
+    position = np.empty(len(order))
+    position[order] = np.arange(len(order), 0, -1)
     return tau(position.tolist(), tests.tolist()), float(100 * (tests.max() - tests[order[0]]))
+
+
+LEARNED_ONLY_CLEAN = 0.2  # under this share of its wrong labels fitted, a model learned only the clean signal (docs/rank.md)
+
+
+def taus_above(gap: list[float], fits: list[float | None], mem: list[float]) -> dict:
+    """tau of the gap and of the fit on contradicted labels with the share of wrong labels fitted, among the models
+    fitting at least LEARNED_ONLY_CLEAN of them (None with fewer than 3 such models)."""
+    keep = [i for i, m in enumerate(mem) if m >= LEARNED_ONLY_CLEAN]
+    if len(keep) < 3:
+        return {"above": len(keep), "tau_gap_above": None, "tau_fits_above": None}
+    sub = [mem[i] for i in keep]
+    fits_ok = all(fits[i] is not None for i in keep)
+    return {
+        "above": len(keep),
+        "tau_gap_above": tau([gap[i] for i in keep], sub),
+        "tau_fits_above": tau([fits[i] for i in keep], sub) if fits_ok else None,
+    }
+
+
+def flagged(estimate: list[float], memorized: list[float]) -> dict:
+    """Recall and precision of calling a model a memorizer where `estimate` (a share of wrong labels fitted) is at
+    least the oracle's cut, against the oracle (the share it truly fits)."""
+    said = np.array(estimate) >= MEMORIZED_CUT
+    truth = np.array(memorized) >= MEMORIZED_CUT
+    hit = int((said & truth).sum())
+    return {
+        "flagged": int(said.sum()),
+        "memorizers": int(truth.sum()),
+        "recall": hit / max(int(truth.sum()), 1),
+        "precision": hit / max(int(said.sum()), 1),
+    }
 
 
 def exchange_rate(sizes: tuple[int, ...], taus: list[float], target: float) -> float | None:
@@ -170,11 +256,19 @@ def evaluate_pool(pool: list[Candidate], rows: list[Result], hits: dict[str, np.
     mem = [c.memorized for c in pool]
     gap = [r.train_acc - a for r, a in zip(rows, matrix.mean(1))]
     fits = [r.fits_contradicted for r in rows]
+    labels = label_free.labels
+    noise = None if labels is None or labels.estimate.doubt else labels.estimate.rate
     out: dict = {
         # item 3: the gap (training minus held-out accuracy, all held-out images) as evidence of memorization, beside
-        # the label-free fit on the labels the consensus contradicts
+        # the label-free fit on the labels the consensus contradicts; each as a verdict at the oracle's cut, the gap
+        # read as the share of wrong labels fitted by dividing it by the noise estimate
         "tau_gap_memorized": tau(gap, mem),
         "tau_fits_memorized": tau(fits, mem) if all(f is not None for f in fits) else None,
+        # the same among the models that fit LEARNED_ONLY_CLEAN or more of their wrong labels: below it the share a model
+        # "fits" is what its mistakes share with the annotators', not memorization
+        **taus_above(gap, fits, mem),
+        "gap_verdict": None if noise is None else flagged([g / noise for g in gap], mem),
+        "fits_verdict": flagged(fits, mem) if all(f is not None for f in fits) else None,
         "n": len(pool),
         "label_free": {
             "tau": tau(order_score(label_free.ranked, rows), tests.tolist()),
@@ -202,6 +296,10 @@ def evaluate_pool(pool: list[Candidate], rows: list[Result], hits: dict[str, np.
             "c_tau_min": min(x[0] for x in c),
             "s_tau": statistics.fmean(x[3] for x in c),
             "s_regret": statistics.fmean(x[4] for x in c),
+            "t_tau": statistics.fmean(x[5] for x in c),
+            "t_regret": statistics.fmean(x[6] for x in c),
+            "z_tau": statistics.fmean(x[7] for x in c),
+            "z_regret": statistics.fmean(x[8] for x in c),
             "a_tau_sd": statistics.pstdev(x[0] for x in a),
         }
     sizes = tuple(out["sizes"])
@@ -214,13 +312,16 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "# What held-out labels are worth, and what suscli adds to them",
         "",
         f"Random held-out subsets ({draws} draws per size; the full {HELD_OUT_IMAGES:,} once) with the setting's own noisy "
-        "labels. (a) held-out accuracy alone; (b) suscli's label-free default; (c) `rank --val-data`; (s) a variant of (c): the same tied set, ordered by held-out accuracy shrunk toward what the label-free agreement predicts. tau: Kendall tau with "
+        "labels. (a) held-out accuracy alone; (b) suscli's label-free default; (c) `rank --val-data`; variants of (c), not in the product: "
+        "(s) the same tied set, ordered by held-out accuracy shrunk toward what the label-free agreement predicts; (t) every pair the "
+        "held-out set decides left to it, the rest by held-out accuracy shrunk toward what the place in the label-free order predicts; "
+        "(z) the same, the rest by the held-out paired z plus the agreement difference's z. tau: Kendall tau with "
         "clean test accuracy; regret: the pool's best clean test accuracy minus the first choice's, in points (for (a), the "
         "mean over the models sharing the top held-out accuracy). Means over draws. Held out from the design: "
         f"{', '.join(sorted(held_out)) or 'none'}.",
         "",
-        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
         setting, pool = key.split("/")
@@ -235,7 +336,8 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
             )
             lines.append(
                 head + f"| {int(size):,} | {s['a_tau']:.2f} | {s['c_tau']:.2f} | {s['c_tau'] - s['a_tau']:+.2f} | {s['a_regret']:.1f} | "
-                f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} |"
+                f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} | "
+                f"{s['t_tau']:.2f} / {s['t_regret']:.1f} | {s['z_tau']:.2f} / {s['z_regret']:.1f} |"
             )
     lines += [
         "",
@@ -246,13 +348,28 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "Kendall tau with the share of its wrong training labels each model fits: the gap (training accuracy minus accuracy "
         f"on all {HELD_OUT_IMAGES:,} held-out images) beside the label-free fit on the labels the consensus contradicts.",
         "",
-        "| setting | pool | tau(gap, memorized) | tau(fits contradicted, memorized) |",
-        "|---|---|---|---|",
+        f"As verdicts (a memorizer where the number, the gap divided by the noise estimate, is at least {MEMORIZED_CUT:.0%}): "
+        "recall / precision against the oracle, and models flagged / memorizers.",
+        "",
+        "| setting | pool | tau(gap, memorized) | tau(fits contradicted, memorized) | the same among the models fitting "
+        f"{LEARNED_ONLY_CLEAN:.0%} or more (how many) | gap verdict: R / P (flagged / memorizers) | fits-contradicted verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
+
+    def number(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    def verdict(v: dict | None) -> str:
+        return "-" if v is None else f"{v['recall']:.2f} / {v['precision']:.2f} ({v['flagged']} / {v['memorizers']})"
+
     for key, r in results.items():
         setting, pool = key.split("/")
         fits = r["tau_fits_memorized"]
-        lines.append(f"| {setting} | {pool} | {r['tau_gap_memorized']:.2f} | {'-' if fits is None else format(fits, '.2f')} |")
+        lines.append(
+            f"| {setting} | {pool} | {r['tau_gap_memorized']:.2f} | {'-' if fits is None else format(fits, '.2f')} | "
+            f"{number(r['tau_gap_above'])} / {number(r['tau_fits_above'])} ({r['above']}) | "
+            f"{verdict(r['gap_verdict'])} | {verdict(r['fits_verdict'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -12,11 +12,17 @@ keeps), then each estimator of the share of wrong training labels against the tr
   against the true P(given label | clean class): mean absolute error over the off-diagonal cells;
 - suspects: precision of the most-sure 10% of each method's own list, and at the same count, against the true
   wrong labels (suscli: contradicted labels ranked by the consensus's vote share; cleanlab: find_label_issues
-  ranked by self-confidence).
+  ranked by self-confidence);
+- candidates that try to correct the consensus share for the voters' own errors, each with no constant of its own
+  (CANDIDATES), and cleanlab's estimate_joint, every one with a bootstrap interval over the voters and the images:
+  how often each interval covers the truth, by how much it misses, how wide it is.
 
-    python benchmarks/evaluate_noise.py --zoo benchmarks/out/zoo-human
+cleanlab gets the voters whose consensus `rank` counts (the noise voters, suscli.judge.rules.annotate_labels), so
+that every estimator reads the same predictions.
 
-Writes <zoo>/eval/noise.md (printed too) and noise.json.
+    python benchmarks/evaluate_noise.py --zoo benchmarks/out/zoo-human --threads 1
+
+Writes <zoo>/eval/noise.md (printed too) and noise.json (--out names them otherwise).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +38,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_choice import load_pools, training_set, zoo_arguments, zoo_settings
 
-from suscli.judge.noise import noise_matrix
+from suscli.judge.noise import BOOTSTRAP_IMAGES, noise_matrix
 from suscli.judge.regions import thresholds
-from suscli.judge.rules import choose, train_predictions_of
+from suscli.judge.rules import DEFAULT_NOISE_VOTERS, _measured, _voters, choose, predictions_of, train_predictions_of
 from suscli.measure.predictions import Predictions
+from suscli.results import Result
+
+RESAMPLES = 100  # bootstrap draws of (voters, training images, unlabeled images) per pool for every candidate
 
 
 def dense(preds: list[Predictions]) -> np.ndarray:
@@ -67,16 +77,177 @@ def precision_at(order: np.ndarray, wrong: np.ndarray, k: int) -> float | None:
     return float(wrong[order[:k]].mean()) if k > 0 and len(order) >= k else None
 
 
-def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray) -> dict:
+def noise_voters(rows: list[Result], t) -> list[Result]:
+    """The rows whose consensus `rank` counts on the training labels (what suscli.judge.rules._label_check hands
+    annotate_labels, under the agreement rule), after choose() measured their agreement."""
+    measured = [r for r in _measured(rows) if r.agreement is not None]
+    return [r for r, v in zip(measured, _voters(measured, t, DEFAULT_NOISE_VOTERS)[0]) if v]
+
+
+@dataclass(frozen=True)
+class Votes:
+    """The voters' predictions as arrays, (voters, images, classes): what each candidate estimator reads."""
+
+    kept: np.ndarray  # the kept top-k probabilities on the training images, 0 elsewhere (what the consensus sums)
+    dense: np.ndarray  # the same with the rest of each voter's mass spread over the other classes (as `dense`)
+    top1: np.ndarray  # (voters, images): each voter's top class
+    unlabeled: np.ndarray  # the kept top-k probabilities on the unlabeled images
+    unlabeled_top1: np.ndarray
+    labels: np.ndarray  # the given training labels
+
+    @classmethod
+    def of(cls, train: list[Predictions], unlabeled: list[Predictions]) -> Votes:
+        def kept(preds: list[Predictions]) -> np.ndarray:
+            out = np.zeros((len(preds), preds[0].classes.shape[0], preds[0].num_classes), dtype=np.float32)
+            for v, p in enumerate(preds):
+                np.put_along_axis(out[v], p.classes.astype(np.int64), p.probs.astype(np.float32), axis=1)
+            return out
+
+        dense_ = np.stack([dense([p]) for p in train]).astype(np.float32)
+        return cls(
+            kept(train),
+            dense_,
+            np.stack([p.top1() for p in train]),
+            kept(unlabeled),
+            np.stack([p.top1() for p in unlabeled]),
+            np.asarray(train[0].labels),
+        )
+
+
+def consensus_share(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray) -> float:
+    """Today's estimate: the share of the labels that the voters' consensus (summed kept probabilities) contradicts."""
+    return float((v.kept[who][:, images].sum(0).argmax(1) != v.labels[images]).mean())
+
+
+def voter_disagreement(v: Votes, who: np.ndarray, unl: np.ndarray) -> float:
+    """1 - the voters' mean agreement with their consensus on the unlabeled images."""
+    agreed = v.unlabeled[who][:, unl].sum(0).argmax(1)
+    return 1 - float((v.unlabeled_top1[who][:, unl] == agreed).mean())
+
+
+def corrected_share(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray) -> float:
+    """The consensus share s corrected for the voters' own error rate e as their agreement on the unlabeled images
+    shows it (what `rank` measures: each voter's agreement with the voters' consensus there; e = 1 - its mean):
+    (s - e) / (1 - e), at least 0. If the consensus erred on right labels as often as a voter leaves the consensus
+    on new images, and never agreed with a wrong label, this would be the share of wrong labels."""
+    s, e = consensus_share(v, who, images, unl), voter_disagreement(v, who, unl)
+    return max(0.0, (s - e) / (1 - e)) if e < 1 else 0.0
+
+
+def dawid_skene(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray, iterations: int = 50) -> float:
+    """Dawid and Skene's EM with the given label as one more annotator beside the voters' top classes: each
+    annotator's confusion matrix and the latent true class are fitted together; the estimate is the mean posterior
+    that the given label is not the true class. It assumes the annotators err independently given the class."""
+    labels = v.labels[images]
+    votes = np.vstack([labels[None], v.top1[who][:, images]]).astype(np.int64)
+    classes = v.kept.shape[2]
+    onehot = np.eye(classes, dtype=np.float64)[votes]  # (annotators, images, classes)
+    q = onehot.mean(0)
+    for _ in range(iterations):
+        prior = q.mean(0)
+        conf = np.matmul(q.T, onehot) + 1e-6  # conf[a, true, said]
+        log_conf = np.log(conf / conf.sum(2, keepdims=True))
+        log_q = np.log(prior)[None] + sum(log_conf[a][:, votes[a]].T for a in range(len(votes)))
+        q = np.exp(log_q - log_q.max(1, keepdims=True))
+        q /= q.sum(1, keepdims=True)
+    return float(1 - q[np.arange(len(labels)), labels].mean())
+
+
+def _noise_fit(p: np.ndarray, labels: np.ndarray, iterations: int) -> tuple[float, float]:
+    """Class-conditional noise P(label | x) = sum_k p_k(x) T[k, label]: the maximum-likelihood transition matrix
+    T by EM (the log-likelihood is concave in T); returns (log-likelihood, mean posterior of a wrong label)."""
+    classes = p.shape[1]
+    onehot = np.eye(classes)[labels]
+    t = np.full((classes, classes), 1 / classes) * 0.1 + np.eye(classes) * 0.9
+    for _ in range(iterations):
+        r = p * t[:, labels].T
+        r /= np.maximum(r.sum(1, keepdims=True), 1e-300)
+        t = r.T @ onehot
+        t /= np.maximum(t.sum(1, keepdims=True), 1e-300)
+    joint = p * t[:, labels].T
+    evidence = np.maximum(joint.sum(1), 1e-300)
+    return float(np.log(evidence).sum()), float(1 - (joint[np.arange(len(labels)), labels] / evidence).mean())
+
+
+def calibrated_noise(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray, iterations: int = 60) -> float:
+    """The voters' mean probabilities, sharpened or flattened by the power that together with a class-conditional
+    noise matrix explains the given labels best (maximum likelihood over both: the power by a bounded scalar
+    search, the matrix by EM), and the share of labels that noise matrix calls wrong. It assumes the power makes
+    the voters' probabilities calibrated and that the noise depends on the class only."""
+    from scipy.optimize import minimize_scalar
+
+    log_p = np.log(np.maximum(v.dense[who][:, images].mean(0), 1e-12)).astype(np.float64)
+    labels = v.labels[images]
+
+    def sharpened(log_power: float) -> np.ndarray:
+        z = log_p * np.exp(log_power)
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    best = minimize_scalar(
+        lambda a: -_noise_fit(sharpened(a), labels, iterations)[0], bounds=(-1.0, 4.0), method="bounded", options={"xatol": 0.05}
+    )
+    return _noise_fit(sharpened(float(best.x)), labels, iterations)[1]
+
+
+def cleanlab_joint(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray) -> float:
+    """cleanlab's estimate_joint on the voters' mean probabilities: 1 - its trace."""
+    import cleanlab.count
+
+    return float(1 - np.trace(cleanlab.count.estimate_joint(v.labels[images], v.dense[who][:, images].mean(0))))
+
+
+CANDIDATES = {
+    "consensus": consensus_share,
+    "corrected": corrected_share,
+    "dawid-skene": dawid_skene,
+    "calibrated": calibrated_noise,
+    "cleanlab": cleanlab_joint,
+}
+
+
+def bootstrap_all(v: Votes, truth: float, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, dict]:
+    """Every candidate on all voters and images, and its 95% interval from `resamples` draws of the voters, the
+    training images (on a seeded sample of BOOTSTRAP_IMAGES, as suscli.judge.noise) and the unlabeled images, the
+    same draws for every candidate; the interval is widened to hold the point estimate, as rank's is."""
+    voters, n = v.top1.shape
+    every, unl = np.arange(voters), np.arange(v.unlabeled.shape[1])
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(n, BOOTSTRAP_IMAGES), replace=False))
+    draws = [
+        (rng.integers(0, voters, voters), rng.choice(sample, size=len(sample)), rng.choice(unl, size=len(unl))) for _ in range(resamples)
+    ]
+    out = {}
+    for name, f in CANDIDATES.items():
+        rate = f(v, every, np.arange(n), unl)
+        spread = [f(v, *d) for d in draws]
+        low, high = np.quantile(spread, [0.025, 0.975]) if spread else (rate, rate)
+        low, high = float(min(low, rate)), float(max(high, rate))
+        out[name] = {
+            "rate": rate,
+            "low": low,
+            "high": high,
+            "covered": bool(low <= truth <= high),
+            "miss": float(max(low - truth, truth - high, 0.0)),
+            "width": high - low,
+        }
+    return out
+
+
+def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: int = RESAMPLES) -> dict:
     import cleanlab.count
     import cleanlab.filter
 
     rows = copy.deepcopy(rows)
-    choice = choose(rows, "agreement", thresholds(rows, "mean"))
+    t = thresholds(rows, "mean")
+    choice = choose(rows, "agreement", t)
     check = choice.labels
     assert check is not None
-    voters = [r for r in rows if r.name in set(choice.voters)]
+    voters = noise_voters(rows, t)
     preds = [p for p in map(train_predictions_of, voters) if p is not None]
+    assert len(preds) == check.estimate.voters, "the voters differ from the ones rank's estimate counted"
+    unlabeled = [p for p in map(predictions_of, voters) if p is not None]
+    votes = Votes.of(preds, unlabeled)
     probs = dense(preds)
     wrong = labels != clean
     classes = probs.shape[1]
@@ -110,6 +281,11 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray) -> dict:
         "p_common_cleanlab": precision_at(issues, wrong, common),
         "recall_consensus": float(check.contradicted[wrong].mean()) if wrong.any() else None,
         "recall_cleanlab": float(np.isin(np.flatnonzero(wrong), issues).mean()) if wrong.any() else None,
+        # where the consensus share comes from (s = eta (1 - m) + (1 - eta) e_r), with the clean labels
+        "consensus_on_right": float(check.contradicted[~wrong].mean()),  # e_r: right labels it contradicts
+        "consensus_confirms_wrong": float((~check.contradicted[wrong]).mean()) if wrong.any() else None,  # m
+        "voter_disagreement": voter_disagreement(votes, np.arange(len(preds)), np.arange(votes.unlabeled.shape[1])),  # e
+        "candidates": bootstrap_all(votes, float(wrong.mean()), resamples),
     }
 
 
@@ -142,19 +318,60 @@ def render(results: dict) -> str:
             f"{_p(r['cl_num_issues'])} | {_p(r['matrix_mae_consensus'])} / {_p(r['matrix_mae_cleanlab'])} | "
             f"{_p(r['p10_consensus'])} / {_p(r['p10_cleanlab'])} | {_p(r['p_common_consensus'])} / {_p(r['p_common_cleanlab'])} |"
         )
+    lines += [
+        "",
+        "## Where the consensus share comes from (with the clean labels)",
+        "",
+        "s = eta (1 - m) + (1 - eta) e_r: e_r the share of right labels the consensus contradicts, m the share of wrong "
+        "labels it confirms; e the voters' disagreement with their consensus on the unlabeled images (what `corrected` "
+        "subtracts).",
+        "",
+        "| setting | pool | true | consensus share s | e_r | m | e |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, r in results.items():
+        setting, pool = key.split("/")
+        lines.append(
+            f"| {setting} | {pool} | {_p(r['true'])} | {_p(r['consensus'])} | {_p(r['consensus_on_right'])} | "
+            f"{_p(r['consensus_confirms_wrong'])} | {_p(r['voter_disagreement'])} |"
+        )
+    lines += [
+        "",
+        "## Candidate estimators, each with a bootstrap interval over the voters and the images",
+        "",
+        "Each cell: estimate (95% interval), in %; `miss` = how far the truth lies outside the interval, in points. "
+        "consensus: today's share (its own bootstrap here, the same draws as the others); corrected: (s - e) / (1 - e) "
+        "with e the voters' disagreement with their consensus on the unlabeled images; dawid-skene: the given label "
+        "as one more annotator; calibrated: class-conditional noise fitted with the voters' probabilities sharpened "
+        "by maximum likelihood; cleanlab: estimate_joint on the same voters.",
+        "",
+        "| setting | pool | true | " + " | ".join(CANDIDATES) + " |",
+        "|---|---|---|" + "---|" * len(CANDIDATES),
+    ]
+    for key, r in results.items():
+        setting, pool = key.split("/")
+        cells = []
+        for name in CANDIDATES:
+            c = r["candidates"][name]
+            mark = "" if c["covered"] else f", miss {100 * c['miss']:.1f}"
+            cells.append(f"{_p(c['rate'])} ({_p(c['low'])}-{_p(c['high'])}){mark}")
+        lines.append(f"| {setting} | {pool} | {_p(r['true'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = zoo_arguments(__doc__.splitlines()[0]).parse_args(argv)
+    ap = zoo_arguments(__doc__.splitlines()[0])
+    ap.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap draws per pool for the candidates")
+    ap.add_argument("--out", default="noise", help="what <zoo>/eval/OUT.md and OUT.json are called")
+    args = ap.parse_args(argv)
     settings = zoo_settings(args)
     results = {}
     for (setting, pool_name), (_, rows, _) in load_pools(args.zoo, settings).items():
         _, labels, clean = training_set(args.zoo, setting)
-        results[f"{setting}/{pool_name}"] = evaluate_pool(rows, labels, clean)
+        results[f"{setting}/{pool_name}"] = evaluate_pool(rows, labels, clean, args.resamples)
     report = render(results)
-    (args.zoo / "eval" / "noise.json").write_text(json.dumps(results, indent=1))
-    (args.zoo / "eval" / "noise.md").write_text(report)
+    (args.zoo / "eval" / f"{args.out}.json").write_text(json.dumps(results, indent=1))
+    (args.zoo / "eval" / f"{args.out}.md").write_text(report)
     print(report)
 
 
