@@ -28,7 +28,8 @@ and with or without augmentation. The checkpoints are the same architectures wit
 load and evaluate like any other zoo's; the backbones are under <out>/pretrain/.
 
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-finetune5 --classes bird,cat,deer,dog,horse \
-        --pretrain-classes airplane,automobile,frog,ship,truck --settings human-worst --n-train 6000 --threads 1
+        --pretrain-classes airplane,automobile,frog,ship,truck --pretrain-epochs 15 --settings human-worst \
+        --n-train 6000 --evals-per-model 5 --threads 1
 
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
