@@ -128,3 +128,45 @@ def test_the_held_out_set_of_a_zoo_of_some_classes_keeps_to_them(tmp_path: Path,
     assert "cat/0005.jpg" not in names  # labelled airplane by the annotator: outside the classes
     assert clean.tolist() == [int(n.startswith("cat/")) for n in names]  # dog is 0, cat 1: the zoo's order
     assert noisy.tolist() == [0 if n == "cat/0004.jpg" else c for n, c in zip(names, clean.tolist())]
+
+
+def test_a_fine_tuned_zoo_starts_from_the_backbone_with_a_new_head(tmp_path: Path) -> None:
+    import suscli
+    from suscli.load.checkpoints import load_checkpoint
+
+    configs = train_zoo.finetune_configs(("bn_cnn",), 12)
+    assert len({c.model_id for c in configs}) == 12 and all(c.model_id.startswith("bn_cnn-w32-") for c in configs)
+    assert [c.frozen for c in configs] == [r[0] for r in train_zoo.FINETUNE_RECIPES]
+    assert "-frozen-" in configs[0].model_id and "-full-" in configs[-1].model_id  # evaluators read the arch off the id's start
+    assert train_zoo.finetune_configs(("bn_cnn", "mlp"), 3)[1].arch == "mlp"  # architectures interleaved
+
+    torch.manual_seed(0)
+    pretrained = train_zoo.ModelConfig("bn_cnn", {"width": 4}, 0.1, 0.0, 1, False).build(3)  # other classes: 3 outputs
+    backbone = suscli.save(
+        pretrained, tmp_path / "backbone.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"num_classes": 3, "width": 4}
+    )
+    before = {k: v.clone() for k, v in pretrained.state_dict().items()}
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(16) % 5
+    classes = ("bird", "cat", "deer", "dog", "horse")
+    data = train_zoo.ZooData(tmp_path, [tmp_path / f"{i}.jpg" for i in range(16)], [], [], x, y.numpy(), x[:4], y[:4].numpy())
+    for frozen in (True, False):
+        cfg = train_zoo.FineTuneConfig("bn_cnn", {"width": 4}, 0.1, 0.0, 2, False, frozen)
+        rec = train_zoo.train_model(
+            cfg, "human-worst", data, y.numpy(), tmp_path / cfg.model_id, torch.device("cpu"), "cosine", 2, classes, backbone
+        )
+        ckpt = load_checkpoint(tmp_path / cfg.model_id / rec["checkpoints"]["2"])  # loads as any zoo model: same builder, 5 outputs
+        assert ckpt.arch == "suscli.models:bn_cnn" and ckpt.model(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+        assert ckpt.meta["classes"] == list(classes) and ckpt.meta["finetune"] == ("frozen" if frozen else "full")
+        state = ckpt.model.state_dict()
+        head = train_zoo.head_name(ckpt.model) + "."
+        changed = {k for k in before if not k.startswith(head) and not torch.equal(state[k], before[k])}
+        if frozen:  # the features are the backbone's, BatchNorm statistics included; only the head trained
+            assert changed == set()
+        else:
+            assert any(k.endswith("running_mean") for k in changed) and any(k.endswith("weight") for k in changed)
+    with pytest.raises(SystemExit):  # the backbone must not have seen the zoo's classes
+        train_zoo.parse_args(["--out", str(tmp_path), "--classes", "cat,dog", "--pretrain-classes", "dog,truck"])
+    args = train_zoo.parse_args(["--out", str(tmp_path), "--classes", "cat,dog", "--pretrain-classes", "ship,truck"])
+    assert args.models_per_setting == 12 and train_zoo.plan(args)["pretrain"]["classes"] == ["ship", "truck"]
+    assert "pretrain" not in train_zoo.plan(train_zoo.parse_args(["--out", str(tmp_path)]))  # other zoos' plans unchanged

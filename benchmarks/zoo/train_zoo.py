@@ -20,6 +20,17 @@ script compares with susceptibility measured from the saved checkpoints and the 
 those classes only, and a human label set keeps the training images whose human label is one of them too (a
 label outside the subset has no output to fit; zoo.json records how many each setting dropped).
 
+--pretrain-classes makes a zoo of fine-tuned models instead (issue 26): one backbone per architecture of
+--pretrain-archs is first trained on other classes with their clean labels (images disjoint from the zoo's, whose
+classes are --classes), then each of the FINETUNE_RECIPES starts from it with a new linear head: the features
+frozen (only the head trains, BatchNorm statistics kept) or fully fine-tuned, at several lrs, lengths, weight decays
+and with or without augmentation. The checkpoints are the same architectures with len(--classes) outputs, so they
+load and evaluate like any other zoo's; the backbones are under <out>/pretrain/.
+
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-finetune5 --classes bird,cat,deer,dog,horse \
+        --pretrain-classes airplane,automobile,frog,ship,truck --pretrain-epochs 15 --settings human-worst \
+        --n-train 6000 --evals-per-model 5 --threads 1
+
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
 models whose record.json is complete, so an interrupted zoo resumes where it stopped.
@@ -107,6 +118,75 @@ class ModelConfig:
 
     def build(self, num_classes: int = NUM_CLASSES) -> nn.Module:
         return getattr(zoo_models, self.arch)(num_classes=num_classes, **self.arch_kwargs)
+
+
+@dataclass(frozen=True)
+class FineTuneConfig(ModelConfig):
+    """A recipe that starts from a pretrained backbone with a new head: `frozen` trains the head only."""
+
+    frozen: bool = False
+
+    @property
+    def model_id(self) -> str:
+        mode = "frozen" if self.frozen else "full"
+        return f"{self.shape}-{mode}-lr{self.lr:g}-wd{_short(self.weight_decay)}-e{self.epochs}-{'aug' if self.augment else 'noaug'}"
+
+
+# (frozen, lr, weight decay, epochs, augment): the frozen features with a new linear head (cannot fit what the
+# backbone's features do not separate), then full fine-tuning from small to large lr, short and long, with and
+# without augmentation and weight decay; the long, high-lr, unregularized ones are there to memorize. On the
+# animal classes' human-worst labels (bn_cnn, 5,148 images) only a 25-epoch lr-0.1 run fit 40% of its wrong labels
+# in a first grid, so two 10-epoch runs it held (frozen at lr 0.1, full at lr 0.001) gave way to 40-epoch ones.
+FINETUNE_RECIPES: tuple[tuple[bool, float, float, int, bool], ...] = (
+    (True, 0.01, 0.0, 10, False),
+    (True, 0.1, 0.0, 30, False),
+    (True, 0.05, 5e-4, 10, True),
+    (False, 0.001, 0.0, 25, False),
+    (False, 0.01, 5e-4, 10, True),
+    (False, 0.01, 0.0, 25, False),
+    (False, 0.05, 5e-3, 10, True),
+    (False, 0.1, 0.0, 10, False),
+    (False, 0.1, 0.0, 25, False),
+    (False, 0.05, 5e-4, 25, True),
+    (False, 0.05, 0.0, 40, False),
+    (False, 0.1, 0.0, 40, False),
+)
+PRETRAIN_RECIPE = {"lr": 0.05, "weight_decay": 5e-4, "augment": True}  # the zoo's regularized corner: generalize, do not memorize
+
+
+def finetune_configs(archs: tuple[str, ...], n: int) -> list[FineTuneConfig]:
+    """The first n of FINETUNE_RECIPES x archs (each arch at its widest variant), architectures interleaved."""
+    per_arch = [
+        [FineTuneConfig(a, dict(ARCHS[a].variants[-1]), lr, wd, e, aug, frozen) for frozen, lr, wd, e, aug in FINETUNE_RECIPES]
+        for a in archs
+    ]
+    return [batch[j] for j in range(len(FINETUNE_RECIPES)) for batch in per_arch][:n]
+
+
+def pretrain_config(arch: str, epochs: int) -> ModelConfig:
+    return ModelConfig(
+        arch, dict(ARCHS[arch].variants[-1]), PRETRAIN_RECIPE["lr"], PRETRAIN_RECIPE["weight_decay"], epochs, PRETRAIN_RECIPE["augment"]
+    )
+
+
+def head_name(model: nn.Module) -> str:
+    """The classifier: the model's last nn.Linear (the head of every architecture in suscli.models)."""
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+
+
+def load_backbone(model: nn.Module, backbone: Path, frozen: bool) -> None:
+    """Copy every weight but the head's from the pretrained checkpoint (the head keeps its seeded fresh init; the
+    backbone's head has the pretraining classes' outputs); `frozen` stops gradients outside the head."""
+    from safetensors.torch import load_file
+
+    head = head_name(model) + "."
+    state = {k: v for k, v in load_file(str(backbone)).items() if not k.startswith(head)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(head) for k in missing):
+        raise ValueError(f"{backbone} does not fit the model: missing {missing}, unexpected {unexpected}")
+    if frozen:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(head))
 
 
 def _short(x: float) -> str:
@@ -260,6 +340,20 @@ def load_data(
     )
 
 
+def load_pretrain_data(root: Path, classes: tuple[str, ...], n_train: int, n_test: int, seed: int, threads: int) -> ZooData:
+    """Seeded class-balanced training and test images of the pretraining classes, with their clean labels (ids
+    their positions in `classes`). The zoo's classes are others, so none of its images is among them."""
+    rng = np.random.default_rng([seed, zlib.crc32(b"pretrain")])
+    train_all, ytr_all = cifar.list_split(root, "train", classes)
+    test_all, yte_all = cifar.list_split(root, "test", classes)
+    tr = cifar.balanced_sample(ytr_all, n_train, rng)
+    te = cifar.balanced_sample(yte_all, n_test, rng)
+    train_paths, test_paths = [train_all[i] for i in tr], [test_all[i] for i in te]
+    return ZooData(
+        root, train_paths, [], test_paths, cifar.decode(train_paths, threads), ytr_all[tr], cifar.decode(test_paths, threads), yte_all[te]
+    )
+
+
 def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Random 32x32 crop of the 4px zero-padded image plus horizontal flip, for a whole uint8 batch at once."""
     b, _, h, w = x.shape
@@ -279,9 +373,16 @@ def _prep(x: torch.Tensor) -> torch.Tensor:
     return cifar.normalize(x).contiguous(memory_format=torch.channels_last)
 
 
-def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, use_aug: bool, g: torch.Generator) -> float:
-    """One pass over (x, y) in shuffled batches of BATCH_SIZE; returns the mean training loss."""
+def train_epoch(
+    model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, use_aug: bool, g: torch.Generator, frozen: bool = False
+) -> float:
+    """One pass over (x, y) in shuffled batches of BATCH_SIZE; returns the mean training loss. `frozen` (features
+    frozen) keeps BatchNorm in eval mode, so its running statistics stay the backbone's."""
     model.train()
+    if frozen:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
     perm = torch.randperm(len(x), generator=g).to(x.device)
     total, seen = 0.0, 0
     for i in range(0, len(x), BATCH_SIZE):
@@ -332,10 +433,10 @@ def save_epochs(epochs: int, count: int = CHECKPOINTS_PER_MODEL) -> list[int]:
     return sorted(_spaced(epochs, count))
 
 
-def eval_epochs(epochs: int, count: int = CHECKPOINTS_PER_MODEL) -> list[int]:
-    """Epochs whose state is measured: every epoch up to EVALS_PER_MODEL epochs, else evenly spaced ones, and
+def eval_epochs(epochs: int, count: int = CHECKPOINTS_PER_MODEL, evals: int = EVALS_PER_MODEL) -> list[int]:
+    """Epochs whose state is measured: every epoch up to `evals` epochs, else evenly spaced ones, and
     always the saved ones, so every checkpoint has its oracle numbers."""
-    return sorted(_spaced(epochs, EVALS_PER_MODEL) | _spaced(epochs, count))
+    return sorted(_spaced(epochs, evals) | _spaced(epochs, count))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -368,16 +469,24 @@ def train_model(
     schedule: str = "cosine",
     checkpoints: int = CHECKPOINTS_PER_MODEL,
     classes: tuple[str, ...] = cifar.CLASSES,
+    backbone: Path | None = None,
+    evals: int = EVALS_PER_MODEL,
 ) -> dict[str, Any]:
     """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
     schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
     instead of being rescued by the decay (what `suscli track` must catch). A subset of `classes` gets one output
-    per class, and its checkpoints name them (suscli reads `classes` as the model's class names)."""
+    per class, and its checkpoints name them (suscli reads `classes` as the model's class names). `backbone`: start
+    from that checkpoint's weights with a new head (a FineTuneConfig with frozen=True trains the head only)."""
     num_classes = len(classes)
+    frozen = bool(getattr(cfg, "frozen", False))
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    model = cfg.build(num_classes).to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
+    model = cfg.build(num_classes)
+    if backbone is not None:
+        load_backbone(model, backbone, frozen)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
     sched = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
         if schedule == "cosine"
@@ -387,7 +496,7 @@ def train_model(
     noisy = torch.from_numpy(noisy_np).to(device)
     clean = torch.from_numpy(data.y_train).to(device)
     y_test = torch.from_numpy(data.y_test).to(device)
-    to_save, to_eval = save_epochs(cfg.epochs, checkpoints), eval_epochs(cfg.epochs, checkpoints)
+    to_save, to_eval = save_epochs(cfg.epochs, checkpoints), eval_epochs(cfg.epochs, checkpoints, evals)
     meta = {
         "num_classes": num_classes,
         "preset": "cifar10",
@@ -402,11 +511,19 @@ def train_model(
         "augment": cfg.augment,
         "seed": cfg.seed,
         **({"classes": list(classes)} if classes != cifar.CLASSES else {}),
+        **({"backbone": str(backbone), "finetune": "frozen" if frozen else "full"} if backbone is not None else {}),
     }
     record: dict[str, Any] = {
         "model_id": cfg.model_id,
         "setting": setting,
-        "config": {**asdict(cfg), "seed": cfg.seed, "batch_size": BATCH_SIZE, "momentum": MOMENTUM, "schedule": schedule},
+        "config": {
+            **asdict(cfg),
+            "seed": cfg.seed,
+            "batch_size": BATCH_SIZE,
+            "momentum": MOMENTUM,
+            "schedule": schedule,
+            **({"backbone": str(backbone)} if backbone is not None else {}),
+        },
         "device": str(device),
         "threads": torch.get_num_threads(),
         "per_epoch": [],
@@ -419,7 +536,7 @@ def train_model(
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
-        loss = train_epoch(model, opt, x_train, noisy, cfg.augment, g)
+        loss = train_epoch(model, opt, x_train, noisy, cfg.augment, g, frozen)
         sched.step()
         step = {
             "epoch": epoch,
@@ -509,6 +626,14 @@ def zoo_manifest(
             "schedule": f"{args.schedule}, stepped per epoch",
             "loss": "cross-entropy on the noisy labels",
             "augment": "random crop (4px zero padding) + horizontal flip",
+            **(
+                {
+                    "init": "pretrained backbone (pretrain/), new linear head; frozen: head only, BatchNorm statistics kept; full: every weight",
+                    "backbones": {a: pretrain_entry(args.out, pretrain_config(a, args.pretrain_epochs)) for a in args.pretrain_archs},
+                }
+                if args.pretrain_classes
+                else {}
+            ),
         },
         "models": [model_entry(args.out, s, c, args.checkpoints) for s in settings for c in configs],
     }
@@ -531,6 +656,44 @@ def model_entry(out: Path, setting: str, cfg: ModelConfig, checkpoints: int = CH
     }
 
 
+def pretrain_entry(out: Path, cfg: ModelConfig) -> dict[str, Any]:
+    """Where a backbone is, and once trained, its clean test accuracy on the pretraining classes."""
+    rel = f"pretrain/{cfg.model_id}"
+    entry: dict[str, Any] = {"dir": rel, "record": f"{rel}/record.json", "config": asdict(cfg), "complete": is_complete(out / rel)}
+    if entry["complete"]:
+        rec = json.loads((out / rel / "record.json").read_text())
+        entry |= {
+            "checkpoint": f"{rel}/{rec['checkpoints'][str(cfg.epochs)]}",
+            "test_acc": rec["epochs"][-1]["test_acc"],
+            "seconds": rec["seconds"],
+        }
+    return entry
+
+
+def pretrain(args: argparse.Namespace, root: Path, device: torch.device) -> dict[str, Path]:
+    """Each architecture's backbone, trained on --pretrain-classes' clean labels unless already complete."""
+    paths = {}
+    data = None
+    for arch in args.pretrain_archs:
+        cfg = pretrain_config(arch, args.pretrain_epochs)
+        mdir = args.out / "pretrain" / cfg.model_id
+        if not is_complete(mdir):
+            if data is None:
+                data = load_pretrain_data(
+                    root, args.pretrain_classes, args.pretrain_n_train, args.pretrain_n_test, args.seed, max(4, os.cpu_count() or 1)
+                )
+            rec = train_model(cfg, "pretrain", data, data.y_train, mdir, device, "cosine", 1, args.pretrain_classes, evals=3)
+            last = rec["epochs"][-1]
+            print(
+                f"pretrained {cfg.model_id} on {len(data.train_paths)} images of {','.join(args.pretrain_classes)}: "
+                f"train {last['train_acc_noisy']:.3f} test {last['test_acc']:.3f} {rec['seconds']:.0f}s",
+                flush=True,
+            )
+        rec = json.loads((mdir / "record.json").read_text())
+        paths[arch] = mdir / rec["checkpoints"][str(cfg.epochs)]
+    return paths
+
+
 def plan(args: argparse.Namespace) -> dict[str, Any]:
     """What makes two runs' models comparable: the same subsets and the same configuration list."""
     out = {
@@ -545,6 +708,16 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         out |= {"schedule": args.schedule, "checkpoints": args.checkpoints}
     if args.classes:  # likewise: a zoo of all ten classes says nothing
         out["classes"] = list(args.classes)
+    if args.pretrain_classes:  # and a zoo trained from scratch
+        out["pretrain"] = {
+            "classes": list(args.pretrain_classes),
+            "archs": list(args.pretrain_archs),
+            "n_train": args.pretrain_n_train,
+            "n_test": args.pretrain_n_test,
+            "epochs": args.pretrain_epochs,
+            **PRETRAIN_RECIPE,
+            "finetune_recipes": [list(r) for r in FINETUNE_RECIPES],
+        }
     return out
 
 
@@ -567,6 +740,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--classes", type=cifar.parse_classes, help="comma-separated CIFAR-10 class names to train on, ids in this order (default: all ten)"
     )
+    p.add_argument(
+        "--pretrain-classes",
+        type=cifar.parse_classes,
+        help="fine-tuned zoo: pretrain a backbone on these classes' clean labels, then fine-tune on --classes with FINETUNE_RECIPES",
+    )
+    p.add_argument(
+        "--pretrain-archs", default="bn_cnn", help=f"comma-separated architectures to pretrain and fine-tune (of {', '.join(ARCHS)})"
+    )
+    p.add_argument("--pretrain-epochs", type=int, default=15)
+    p.add_argument("--pretrain-n-train", type=int, default=10000, help="pretraining images (class-balanced, from train/)")
+    p.add_argument("--pretrain-n-test", type=int, default=1000, help="test images of the pretraining classes, for the backbone's accuracy")
     p.add_argument("--models-per-setting", type=int)
     p.add_argument("--n-train", type=int)
     p.add_argument("--n-test", type=int)
@@ -579,9 +763,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
     p.add_argument(
+        "--evals-per-model",
+        type=int,
+        default=EVALS_PER_MODEL,
+        help="evenly spaced epochs measured by the oracle, the saved ones always among them (each costs about an epoch)",
+    )
+    p.add_argument(
         "--epoch-levels", help=f"comma-separated training lengths sampled by the grid (default {','.join(map(str, EPOCHS_FULL))})"
     )
     args = p.parse_args(argv)
+    args.pretrain_archs = tuple(a.strip() for a in args.pretrain_archs.split(",") if a.strip())
+    if args.pretrain_classes:
+        unknown = [a for a in args.pretrain_archs if a not in ARCHS]
+        if unknown or not args.pretrain_archs:
+            p.error(f"--pretrain-archs: unknown {unknown}, want names of {', '.join(ARCHS)}")
+        if not args.classes or set(args.classes) & set(args.pretrain_classes):
+            p.error("--pretrain-classes needs --classes, and no class in both (the backbone must not have seen the zoo's images)")
+        if args.models_per_setting is None:
+            args.models_per_setting = len(FINETUNE_RECIPES) * len(args.pretrain_archs)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -600,7 +799,11 @@ def main(argv: list[str] | None = None) -> None:
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     for s in settings:
         parse_setting(s)
-    configs = build_configs(args.models_per_setting, args.epoch_levels, args.seed)
+    configs: list[ModelConfig] = (
+        list(finetune_configs(args.pretrain_archs, args.models_per_setting))
+        if args.pretrain_classes
+        else build_configs(args.models_per_setting, args.epoch_levels, args.seed)
+    )
     root = cifar.ensure_unpacked(args.cifar_root, args.data_archive)
     t0 = time.perf_counter()
     classes = args.classes or cifar.CLASSES
@@ -632,10 +835,25 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(settings)} settings x {len(configs)} models; {len(settings) * len(configs) - len(jobs)} already complete, {len(jobs)} to train",
         flush=True,
     )
+    backbones = pretrain(args, root, device) if args.pretrain_classes else {}
+    if backbones:
+        write_json(manifest_path, zoo_manifest(args, sets, listed, configs, noise))
     sec_per_epoch: dict[str, list[float]] = {}  # by architecture shape: for the ETA
     run_start = time.perf_counter()
     for k, (s, cfg) in enumerate(jobs, 1):
-        rec = train_model(cfg, s, sets[s], noise[s], args.out / s / cfg.model_id, device, args.schedule, args.checkpoints, classes)
+        rec = train_model(
+            cfg,
+            s,
+            sets[s],
+            noise[s],
+            args.out / s / cfg.model_id,
+            device,
+            args.schedule,
+            args.checkpoints,
+            classes,
+            backbones.get(cfg.arch),
+            args.evals_per_model,
+        )
         sec_per_epoch.setdefault(cfg.shape, []).append(rec["seconds"] / len(rec["per_epoch"]))
         mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
         eta = sum(c.epochs * float(np.mean(sec_per_epoch.get(c.shape, [mean_all]))) for _, c in jobs[k:])
