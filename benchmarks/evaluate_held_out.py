@@ -36,8 +36,8 @@ from evaluate_choice import MEMORIZED_CUT, accuracy_passes, load_pools, zoo_argu
 from train_zoo import human_labels, noisy_labels, parse_setting
 
 from suscli.judge.regions import thresholds
-from suscli.judge.rules import Choice, _with_held_out, choose, predictions_of
-from suscli.measure.accuracy import PAIRED_ALPHA, encode_hits, mcnemar_p
+from suscli.judge.rules import Choice, _with_held_out, choose, held_out_beats, predictions_of
+from suscli.measure.accuracy import encode_hits
 from suscli.results import Result
 
 SIZES = (25, 50, 100, 200, 500, 1000, 2000)
@@ -117,7 +117,7 @@ def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np
     first = rows.index(choice.ranked[0])
     s_tau, s_regret = variant(shrunk(rows, hits), choice.tied, rows, tests)
     base = [rows.index(r) for r in label_free.ranked]
-    decided = decides(hits)
+    decided = held_out_beats(hits)
     position = np.empty(len(rows))
     position[base] = np.arange(len(rows), 0, -1)
     t_score = shrunk(rows, hits, position)
@@ -155,18 +155,6 @@ def variant(score: np.ndarray, tied: list[Result], rows: list[Result], tests: np
     return scored(sorted(range(len(rows)), key=lambda i: (i not in first, -score[i])), tests)
 
 
-def decides(hits: np.ndarray) -> np.ndarray:
-    """[i, j]: the held-out set decides model i over model j, as in `rank --val-data` (paired McNemar test at
-    PAIRED_ALPHA, and more images right). Variants (t) and (z) leave these pairs to it, as (c) does."""
-    h = hits.astype(np.int64)
-    only = h @ (1 - h).T
-    right = h.sum(1)
-    n = len(h)
-    return np.array(
-        [[right[i] > right[j] and mcnemar_p(int(only[i, j]), int(only[j, i])) < PAIRED_ALPHA for j in range(n)] for i in range(n)]
-    )
-
-
 def stouffer(rows: list[Result], hits: np.ndarray) -> np.ndarray:
     """Variant (z): [i, j] > 0 when the two pieces of evidence together prefer model i to model j: the held-out
     set's paired z (images only i gets right minus only j, over their root) plus the agreement difference over its
@@ -184,7 +172,8 @@ def stouffer(rows: list[Result], hits: np.ndarray) -> np.ndarray:
 
 
 def constrained(prefer: np.ndarray, decided: np.ndarray, base: list[int]) -> list[int]:
-    """An order that never puts a model before one the held-out set decides over it: repeatedly, of the models left
+    """An order that never puts a model before one the held-out set decides over it (`decided`, as in `rank
+    --val-data`: held_out_beats), as (c) orders: repeatedly, of the models left
     that no model left is decided over, the one preferred (prefer[i, j] > 0) over the most models left, the earlier
     in the label-free order `base` on ties."""
     left, out = list(base), []

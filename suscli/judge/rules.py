@@ -8,7 +8,7 @@ on the unlabeled images.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -194,22 +194,27 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
 def held_out_order(hits: list[np.ndarray]) -> list[int]:
     """Indices of `hits` (per model, per held-out image; given in the label-free order, best first) in the order that
     the held-out set decides where it can: repeatedly the first model, in the given order, that no model left beats
-    (paired McNemar test at PAIRED_ALPHA, and more images right; every pair's counts come from one matrix product,
-    not a paired_separates call each). A beaten model never comes before its winner; models the set cannot tell apart
+    (held_out_beats). A beaten model never comes before its winner; models the set cannot tell apart
     keep the given order. Acyclic, since a model beats only models with fewer hits."""
-    h = np.stack(hits).astype(np.int64)
-    only = h @ (1 - h).T  # only[i, j]: the images model i gets right and model j wrong
-    right = h.sum(1)
-    n = len(hits)
-    beaten_by = [
-        {i for i in range(n) if right[i] > right[j] and mcnemar_p(int(only[i, j]), int(only[j, i])) < PAIRED_ALPHA} for j in range(n)
-    ]
-    left, out = list(range(n)), []
+    beats = held_out_beats(hits)
+    left, out = list(range(len(hits))), []
     while left:
-        free = next(j for j in left if not beaten_by[j] & set(left))
+        free = next(j for j in left if not beats[left, j].any())
         out.append(free)
         left.remove(free)
     return out
+
+
+def held_out_beats(hits: Sequence[np.ndarray]) -> np.ndarray:
+    """[i, j]: the held-out set shows model i better than model j (more images right, and the paired McNemar test at
+    PAIRED_ALPHA on the images only one of them gets right). Every pair's counts come from one matrix product."""
+    h = np.stack(list(hits)).astype(np.int64)
+    only = h @ (1 - h).T  # only[i, j]: the images model i gets right and model j wrong
+    right = h.sum(1)
+    n = len(h)
+    return np.array(
+        [[right[i] > right[j] and mcnemar_p(int(only[i, j]), int(only[j, i])) < PAIRED_ALPHA for j in range(n)] for i in range(n)]
+    )
 
 
 def _by_rule(
