@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -295,33 +296,65 @@ def _p(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _table(results: dict, head: list[str], cells: Callable[[dict], list[str]]) -> list[str]:
+    """A Markdown table with a row per pool: setting, pool, then `cells` of its results under `head`."""
+    lines = ["| setting | pool | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    for key, r in results.items():
+        setting, pool = key.split("/")
+        lines.append(f"| {setting} | {pool} | " + " | ".join(cells(r)) + " |")
+    return lines
+
+
+def _estimate(r: dict) -> list[str]:
+    return [
+        f"{r['voters']} ({_p(r['voter_clean_acc'])})",
+        _p(r["true"]),
+        f"{_p(r['consensus'])} ({_p(r['consensus_low'])}-{_p(r['consensus_high'])})",
+        "yes" if r["covered"] else "no",
+        "-" if r["fit_cost_ratio"] is None else format(r["fit_cost_ratio"], ".2f"),
+        "not enough evidence" if r["declined"] else "the estimate",
+        _p(r["cl_joint"]),
+        _p(r["cl_num_issues"]),
+        f"{_p(r['matrix_mae_consensus'])} / {_p(r['matrix_mae_cleanlab'])}",
+        f"{_p(r['p10_consensus'])} / {_p(r['p10_cleanlab'])}",
+        _p(r["p_cl10_consensus"]),
+        f"{_p(r['p_common_consensus'])} / {_p(r['p_common_cleanlab'])}",
+    ]
+
+
+def _candidate(c: dict) -> str:
+    return f"{_p(c['rate'])} ({_p(c['low'])}-{_p(c['high'])})" + ("" if c["covered"] else f", miss {100 * c['miss']:.1f}")
+
+
 def render(results: dict) -> str:
     lines = [
         "# How noisy are the labels: suscli's estimate beside cleanlab's",
         "",
         "Shares of wrong training labels in %. consensus: what `rank` prints, with its 95% interval; cleanlab on the same "
         "voters' mean probabilities. Matrix: mean absolute error of P(given | class) over the off-diagonal cells, in points. "
-        "Suspects: precision of the most-sure 10% of each list / at the same count (5% of the images). Fit cost: the "
-        "best-agreeing model that fits >= 38% of the contradicted labels, its agreement over the best of the rest "
-        "(suscli.judge.cost); at 0.8 or more rank prints 'not enough evidence' instead of the estimate.",
+        "Suspects: precision of the most-sure 10% of each list / the consensus's list at the count of cleanlab's most-sure "
+        "10% / both at the same count (5% of the images). Fit cost: the best-agreeing model that fits most (over half) "
+        "of the contradicted labels, its agreement over the best other model's (suscli.judge.cost); where it is not "
+        "clearly below (two binomial standard errors), rank prints 'not enough evidence' instead of the estimate.",
         "",
-        "| setting | pool | voters (clean acc.) | true | consensus (interval) | covered | fit cost | rank prints "
-        "| cleanlab joint | cleanlab issues | matrix error: consensus / cleanlab | suspects top 10%: consensus / cleanlab "
-        "| consensus at cleanlab's top-10% count | at 5%: consensus / cleanlab |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for key, r in results.items():
-        setting, pool = key.split("/")
-        lines.append(
-            f"| {setting} | {pool} | {r['voters']} ({_p(r['voter_clean_acc'])}) | {_p(r['true'])} | {_p(r['consensus'])} "
-            f"({_p(r['consensus_low'])}-{_p(r['consensus_high'])}) | {'yes' if r['covered'] else 'no'} | "
-            f"{'-' if r['fit_cost_ratio'] is None else format(r['fit_cost_ratio'], '.2f')} | "
-            f"{'not enough evidence' if r['declined'] else 'the estimate'} | {_p(r['cl_joint'])} | "
-            f"{_p(r['cl_num_issues'])} | {_p(r['matrix_mae_consensus'])} / {_p(r['matrix_mae_cleanlab'])} | "
-            f"{_p(r['p10_consensus'])} / {_p(r['p10_cleanlab'])} | {_p(r['p_cl10_consensus'])} | "
-            f"{_p(r['p_common_consensus'])} / {_p(r['p_common_cleanlab'])} |"
-        )
-    lines += [
+        *_table(
+            results,
+            [
+                "voters (clean acc.)",
+                "true",
+                "consensus (interval)",
+                "covered",
+                "fit cost",
+                "rank prints",
+                "cleanlab joint",
+                "cleanlab issues",
+                "matrix error: consensus / cleanlab",
+                "suspects top 10%: consensus / cleanlab",
+                "consensus at cleanlab's top-10% count",
+                "at 5%: consensus / cleanlab",
+            ],
+            _estimate,
+        ),
         "",
         "## Where the consensus share comes from (with the clean labels)",
         "",
@@ -329,16 +362,11 @@ def render(results: dict) -> str:
         "labels it confirms; e the voters' disagreement with their consensus on the unlabeled images (what `corrected` "
         "subtracts).",
         "",
-        "| setting | pool | true | consensus share s | e_r | m | e |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for key, r in results.items():
-        setting, pool = key.split("/")
-        lines.append(
-            f"| {setting} | {pool} | {_p(r['true'])} | {_p(r['consensus'])} | {_p(r['consensus_on_right'])} | "
-            f"{_p(r['consensus_confirms_wrong'])} | {_p(r['voter_disagreement'])} |"
-        )
-    lines += [
+        *_table(
+            results,
+            ["true", "consensus share s", "e_r", "m", "e"],
+            lambda r: [_p(r[k]) for k in ("true", "consensus", "consensus_on_right", "consensus_confirms_wrong", "voter_disagreement")],
+        ),
         "",
         "## Candidate estimators, each with a bootstrap interval over the voters and the images",
         "",
@@ -348,17 +376,8 @@ def render(results: dict) -> str:
         "as one more annotator; calibrated: class-conditional noise fitted with the voters' probabilities sharpened "
         "by maximum likelihood; cleanlab: estimate_joint on the same voters.",
         "",
-        "| setting | pool | true | " + " | ".join(CANDIDATES) + " |",
-        "|---|---|---|" + "---|" * len(CANDIDATES),
+        *_table(results, ["true", *CANDIDATES], lambda r: [_p(r["true"]), *(_candidate(r["candidates"][n]) for n in CANDIDATES)]),
     ]
-    for key, r in results.items():
-        setting, pool = key.split("/")
-        cells = []
-        for name in CANDIDATES:
-            c = r["candidates"][name]
-            mark = "" if c["covered"] else f", miss {100 * c['miss']:.1f}"
-            cells.append(f"{_p(c['rate'])} ({_p(c['low'])}-{_p(c['high'])}){mark}")
-        lines.append(f"| {setting} | {pool} | {_p(r['true'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
