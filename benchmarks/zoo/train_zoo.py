@@ -800,7 +800,7 @@ def main(argv: list[str] | None = None) -> None:
     for s in settings:
         parse_setting(s)
     configs: list[ModelConfig] = (
-        list(finetune_configs(args.pretrain_archs, args.models_per_setting))
+        finetune_configs(args.pretrain_archs, args.models_per_setting)
         if args.pretrain_classes
         else build_configs(args.models_per_setting, args.epoch_levels, args.seed)
     )
