@@ -204,7 +204,7 @@ def verdict_scores(words: list[str | None], mem: np.ndarray, flag_word: str = ve
     precision, memorizers called 'fits, resists noise' (or 'resists noise' alone, or 'fits the clean signal': each
     says it did not memorize), and how many rows say 'unclear'."""
     flag = np.array([w == flag_word for w in words])
-    resists = np.array([w in (verdict.RESISTS, verdict.RESISTS_ALONE, verdict.FITS_CLEAN) for w in words])
+    resists = np.array([w in (verdict.RESISTS, verdict.LOW_SUSCEPTIBILITY, verdict.FITS_CLEAN) for w in words])
     memorizer = mem >= MEMORIZED_CUT
     return {
         "flagged": int(flag.sum()),
@@ -315,7 +315,7 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
         "",
         f"## The verdict against the oracle (a memorizer fits >= {MEMORIZED_CUT:.0%} of its wrong labels)",
         "",
-        "recall / precision of 'likely memorized noise' (alone: of 'susceptible'); MR: memorizers called 'fits, resists noise' or 'fits the clean signal' (alone: 'resists noise'); MU: memorizers called 'underfit'; res: models called so; "
+        "recall / precision of 'likely memorized noise' (alone: of 'susceptible'); MR: memorizers called 'fits, resists noise' or 'fits the clean signal' (alone: 'low susceptibility'); MU: memorizers called 'underfit'; res: models called so; "
         "unc: models called 'unclear'; lowest fit of a wrongly flagged model. paper: the regions at the pool means; "
         "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).",
         "",

@@ -201,14 +201,14 @@ def test_a_pool_mixing_numbers_of_classes_gets_one_line_and_exit_3(tmp_path: Pat
 
 
 def test_score_verdict_of_a_model_alone_follows_the_fixed_cuts() -> None:
-    says("score.md", '"susceptible" above 0.44, "resists noise" at or below 0.17, "unclear" between')
+    says("score.md", '"susceptible" above 0.44, "low susceptibility" at or below 0.17, "unclear" between')
     says("score.md", "| 1 | a gate failed (the report is still written) |")  # end to end: tests/test_cli_score.py::test_gates
     words = []
     for zeta in (0.9, 0.1, 0.3):
         r = row("m", 0.5, zeta)
         r.details = {"lr": 0.01, "batch_size": 32, "num_classes": 10}
         words.append(verdict.judge(r, None, None).word)
-    assert words == ["susceptible", "resists noise", "unclear"]
+    assert words == ["susceptible", "low susceptibility", "unclear"]
 
 
 # --- every choice, whatever the rule and the pool: its words, its pick and its flag agree ----------------------

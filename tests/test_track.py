@@ -112,7 +112,7 @@ def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
         True,
         False,
     ]  # epoch 0 would win on both counts, but is no candidate
-    assert rows[2].verdict == "resists noise" and rows[3].verdict == "unclear"  # each epoch as `suscli score` judges it
+    assert rows[2].verdict == "low susceptibility" and rows[3].verdict == "unclear"  # each epoch as `suscli score` judges it
     assert "initialization" in rows[0].notes[-1]
 
 

@@ -67,6 +67,16 @@ def test_the_label_free_signal_flags_whatever_the_step_and_says_so() -> None:
     assert got.word == verdict.MEMORIZED and "fits 45% of the training labels the pool contradicts" in got.why
 
 
+@pytest.mark.parametrize(("fits", "word"), [(None, verdict.MEMORIZED), (0.14, verdict.MEMORIZED), (0.12, verdict.UNCLEAR)])
+def test_region_2_is_flagged_unless_it_fits_few_contradicted_labels(fits: float | None, word: str) -> None:
+    # the pool's mean susceptibility is low (0.09, a fine-tuned pool) and this model is just above it and under the
+    # fixed cuts: only the paper's region 2 would flag it, and a clean learner's fit on contradicted labels withholds that
+    got = verdict.judge(row("m", 0.53, 0.11, fits), zeta=0.092, acc=0.477)
+    assert got is not None and got.word == word
+    if word == verdict.UNCLEAR:
+        assert got.why.startswith("training accuracy 0.530 >= 0.477 and susceptibility 0.110 > 0.092 (region 2), but it fits only 12%")
+
+
 def test_the_fixed_cuts_hold_only_at_the_step_they_were_measured_at() -> None:
     other = {"lr": 0.05, "batch_size": DEFAULT_BATCH_SIZE}
     assert verdict.judge(row("m", 0.9, 0.45, step=other), zeta=1.0, acc=0.75).word == verdict.RESISTS
@@ -76,7 +86,7 @@ def test_the_fixed_cuts_hold_only_at_the_step_they_were_measured_at() -> None:
 
 def test_a_model_alone_gets_the_fixed_cuts_and_no_claim_about_its_fit() -> None:
     words = {z: verdict.judge(row("m", 0.99, z), zeta=None, acc=None).word for z in (0.05, 0.3, 0.9)}
-    assert words == {0.05: verdict.RESISTS_ALONE, 0.3: verdict.UNCLEAR, 0.9: verdict.SUSCEPTIBLE}
+    assert words == {0.05: verdict.LOW_SUSCEPTIBILITY, 0.3: verdict.UNCLEAR, 0.9: verdict.SUSCEPTIBLE}
     # issue 26: alone, nothing tells a memorizer from a model trained on clean labels; no claim about its labels
     above = verdict.judge(row("m", 0.99, 0.9), zeta=None, acc=None)
     assert "it would fit noise readily, but whether its labels had any to memorize takes models trained" in above.why
@@ -124,7 +134,9 @@ def test_score_prints_the_verdict_of_a_model_alone(tmp_path: Path, train_folder:
     assert res.exit_code == 0, res.stderr
     r = json.loads(res.stdout)["results"][0]
     s = r["susceptibility"]
-    expected = verdict.SUSCEPTIBLE if s > verdict.MEMORIZED_CUT else verdict.RESISTS_ALONE if s <= verdict.RESISTS_CUT else verdict.UNCLEAR
+    expected = (
+        verdict.SUSCEPTIBLE if s > verdict.MEMORIZED_CUT else verdict.LOW_SUSCEPTIBILITY if s <= verdict.RESISTS_CUT else verdict.UNCLEAR
+    )
     assert r["details"]["lr"] == DEFAULT_LR and r["verdict"] == expected and f"{s:.3f}" in r["verdict_why"]
 
 

@@ -7,7 +7,10 @@ were then called "fits, resists noise". Two fixed susceptibility cuts, measured 
 setting, fix both: above MEMORIZED_CUT a model that fits its labels is flagged whatever the pool, and "resists"
 needs the low cut RESISTS_CUT. In a pool with training predictions the label-free estimate of memorization (its
 fit on the labels the pool's consensus contradicts, suscli.judge.noise) is a second signal, free of susceptibility's
-scale: a high fit flags, and "resists" needs a low one. Between them the verdict is "unclear", with the reason.
+scale: a high fit flags, and "resists" needs a low one; and a low one withholds the paper's flag (region 2): where
+susceptibility is low throughout, as in a pool of fine-tuned models, the pool's mean put models that fit under a
+seventh of those labels, as the design setting's clean learners do, just above it. Between them the verdict is
+"unclear", with the reason.
 The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
 are left out; and only for models about as confident as those they were measured on (CONFIDENT_LOSS), so beyond
 that a fixed cut says "unclear" instead of flagging.
@@ -33,7 +36,10 @@ from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
 
 MEMORIZED = "likely memorized noise"
 RESISTS = "fits, resists noise"
-RESISTS_ALONE = "resists noise"  # judged without a pool: nothing says whether it fits its labels
+# Judged alone at or below the low cut: what was measured, as SUSCEPTIBLE is above the high one. Not "resists noise":
+# a fine-tuned model that fits 45% of its wrong labels reads 0.162 (docs/validation.md, "A held-out zoo of fine-tuned
+# models"), so a low reading alone does not say that a model did not memorize its labels.
+LOW_SUSCEPTIBILITY = "low susceptibility"
 UNCLEAR = "unclear"
 UNDERFIT = "underfit"
 UNDERFIT_SUSCEPTIBLE = "underfit, susceptible"
@@ -119,7 +125,8 @@ def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: f
     """judge's verdict in a pool. The memorization cuts come before the pool's training-accuracy threshold: the
     fixed cut was measured over every candidate of the design pool, early epochs below its mean training accuracy
     included, and the fit on contradicted labels is memorization itself, so a model above either is not "underfit"."""
-    if fit >= acc and s > zeta:
+    wrong = row.fits_contradicted
+    if fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED):
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
     beyond = too_confident(row)
     # above the fixed cut: below the pool's threshold, which extreme memorizers pulled up, or below its training
@@ -136,6 +143,11 @@ def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: f
             UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}"
         )
     doubts = []
+    if s > zeta:  # region 2, not flagged: the fit on contradicted labels is as low as a clean learner's
+        doubts.append(
+            f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but it fits "
+            f"only {100 * (wrong or 0):.0f}% of the training labels the pool contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)"
+        )
     if fixed and s > MEMORIZED_CUT and beyond is not None:
         doubts.append(beyond)
     elif fixed and s > RESISTS_CUT:
@@ -196,7 +208,11 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
             )
         return Verdict(UNCLEAR if row.train_acc is None else UNDERFIT_SUSCEPTIBLE, _not_fitting(row))
     if s <= RESISTS_CUT:
-        return Verdict(RESISTS_ALONE, f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step; no pool to judge its fit)")
+        return Verdict(
+            LOW_SUSCEPTIBILITY,
+            f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step): one step moves its loss on random labels "
+            "little; whether it memorized its labels takes models trained on the same labels (suscli rank with --train-data)",
+        )
     return Verdict(
         UNCLEAR, f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}, and no pool to compare with"
     )
