@@ -49,15 +49,17 @@ def ensure_unpacked(root: Path = DEFAULT_ROOT, archive: Path = DEFAULT_ARCHIVE) 
 
 def list_split(root: Path, split: str, classes: tuple[str, ...] = CLASSES) -> tuple[list[Path], np.ndarray]:
     """All images of `split` ('train' or 'test') of `classes` in a fixed order (class, then file name), with their
-    ids: the position of their class in `classes` (CIFAR-10's ids for all ten)."""
+    ids: the position of their class in `classes` (CIFAR-10's ids for all ten). A group's images are its members'
+    in the order they were given, all with the group's id."""
     paths: list[Path] = []
     labels: list[int] = []
-    for cid, name in enumerate(classes):
-        files = sorted((Path(root) / split / name).glob("*.jpg"))
-        if not files:
-            raise FileNotFoundError(f"no images in {Path(root) / split / name}")
-        paths += files
-        labels += [cid] * len(files)
+    for cid, group in enumerate(members(classes)):
+        for name in group:
+            files = sorted((Path(root) / split / name).glob("*.jpg"))
+            if not files:
+                raise FileNotFoundError(f"no images in {Path(root) / split / name}")
+            paths += files
+            labels += [cid] * len(files)
     return paths, np.asarray(labels, dtype=np.int64)
 
 
@@ -90,25 +92,67 @@ def balanced_sample(labels: np.ndarray, n: int, rng: np.random.Generator, exclud
 
 
 def parse_classes(text: str) -> tuple[str, ...]:
-    """'bird,cat,deer' -> ('bird', 'cat', 'deer'): a subset of CIFAR-10's classes, ids 0..k-1 in this order."""
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in CLASSES]
-    if unknown or len(set(names)) != len(names) or len(names) < 2:
-        raise ValueError(f"--classes {text!r}: want two or more distinct names of {', '.join(CLASSES)}")
-    return names
+    """'bird,cat,deer' -> ('bird', 'cat', 'deer'): a subset of CIFAR-10's classes, ids 0..k-1 in this order. An entry
+    may also be a group, 'vehicle=airplane+automobile+ship+truck': one id for all of its members' images, named by
+    the group. The entries are returned as written (spaces around names dropped); class_names and members read them."""
+    entries = tuple(
+        "=".join("+".join(m.strip() for m in side.split("+")) for side in e.split("=", 1)) for e in text.split(",") if e.strip()
+    )
+    want = f"want two or more distinct names of {', '.join(CLASSES)}, or groups name=class+class+..."
+    if len(entries) < 2:
+        raise ValueError(f"--classes {text!r}: {want}")
+    for e in entries:
+        name, sep, rest = e.partition("=")
+        parts = rest.split("+") if sep else [name]
+        if sep and (not name or "+" in name or name in CLASSES):
+            raise ValueError(f"--classes {text!r}: a group's name must be new, not empty and not a CIFAR-10 class: {e!r}")
+        unknown = [m for m in parts if m not in CLASSES]
+        if unknown:
+            raise ValueError(f"--classes {text!r}: {', '.join(map(repr, unknown))} in {e!r} not a CIFAR-10 class; {want}")
+    names, flat = class_names(entries), covered(entries)
+    if len(set(names)) != len(names) or len(set(flat)) != len(flat):
+        raise ValueError(f"--classes {text!r}: a name or a class given twice; {want}")
+    return entries
+
+
+def class_names(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The name of each id of `classes` (parse_classes' entries): the group's name, or the class itself."""
+    return tuple(e.partition("=")[0] for e in classes)
+
+
+def members(classes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The CIFAR-10 classes of each id of `classes` (parse_classes' entries): a group's members, or the class alone."""
+    return tuple(tuple(e.partition("=")[2].split("+")) if "=" in e else (e,) for e in classes)
+
+
+def covered(classes: tuple[str, ...]) -> tuple[str, ...]:
+    """Every CIFAR-10 class whose images `classes` (parse_classes' entries) takes, groups' members included."""
+    return tuple(name for group in members(classes) for name in group)
+
+
+def is_grouped(classes: tuple[str, ...]) -> bool:
+    """Whether some id of `classes` stands for a group of CIFAR-10 classes rather than one class."""
+    return any("=" in e for e in classes)
 
 
 def subset_ids(labels: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    """CIFAR-10 class ids -> ids in `classes` (its order), -1 for a class outside it."""
+    """CIFAR-10 class ids -> ids in `classes` (its order; a group's members all map to the group's id), -1 for a
+    class outside it."""
     table = np.full(len(CLASSES), -1, dtype=np.int64)
-    for i, name in enumerate(classes):
-        table[CLASSES.index(name)] = i
+    for i, group in enumerate(members(classes)):
+        for name in group:
+            table[CLASSES.index(name)] = i
     return table[np.asarray(labels, dtype=np.int64)]
+
+
+def folder_ids(folders: list[str], classes: tuple[str, ...]) -> np.ndarray:
+    """Ids in `classes` of images given by their class folder's name (train/<class>/NNNN.jpg), -1 outside it."""
+    return subset_ids(np.array([CLASSES.index(f) for f in folders], dtype=np.int64), classes)
 
 
 def zoo_classes(manifest: dict) -> tuple[str, ...]:
     """The classes a zoo (benchmarks/zoo/train_zoo.py's zoo.json) was trained on, ids in this order: all ten unless
-    it was made with --classes."""
+    it was made with --classes (then its entries as written, groups included: see class_names and members)."""
     return tuple(manifest["data"].get("classes", CLASSES))
 
 

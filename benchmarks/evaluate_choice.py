@@ -49,13 +49,14 @@ MEMORIZED_CUT = 0.4  # a model "memorized" when it fits at least this share of i
 
 def training_set(zoo: Path, setting: str) -> tuple[list[Path], np.ndarray, np.ndarray]:
     """The setting's training images, their noisy labels and their clean labels (the class folder's, numbered as
-    the zoo numbers its classes: a zoo made with --classes has ids 0..k-1 in its own order)."""
+    the zoo numbers its classes: a zoo made with --classes has ids 0..k-1 in its own order, a group's id for each
+    of its members' folders)."""
     with open(zoo / setting / "train_noisy.csv") as f:
         rows = list(csv.DictReader(f))
     paths = [Path(r["path"]) for r in rows]
     noisy = np.array([int(r["label"]) for r in rows])
     classes = cifar.zoo_classes(json.loads((zoo / "zoo.json").read_text()))
-    clean = np.array([classes.index(p.parent.name) for p in paths])
+    clean = cifar.folder_ids([p.parent.name for p in paths], classes)
     return paths, noisy, clean
 
 

@@ -170,3 +170,147 @@ def test_a_fine_tuned_zoo_starts_from_the_backbone_with_a_new_head(tmp_path: Pat
     args = train_zoo.parse_args(["--out", str(tmp_path), "--classes", "cat,dog", "--pretrain-classes", "ship,truck"])
     assert args.models_per_setting == 12 and train_zoo.plan(args)["pretrain"]["classes"] == ["ship", "truck"]
     assert "pretrain" not in train_zoo.plan(train_zoo.parse_args(["--out", str(tmp_path)]))  # other zoos' plans unchanged
+
+
+GROUPS = "vehicle=airplane+automobile+ship+truck,animal=bird+cat+deer+dog+frog+horse"
+
+
+def test_classes_may_be_groups_with_one_id_each() -> None:
+    import cifar
+
+    classes = cifar.parse_classes(GROUPS)
+    assert classes == ("vehicle=airplane+automobile+ship+truck", "animal=bird+cat+deer+dog+frog+horse")  # as written: zoo.json's
+    assert cifar.parse_classes(" vehicle = airplane + ship , animal=cat+dog") == ("vehicle=airplane+ship", "animal=cat+dog")
+    assert cifar.class_names(classes) == ("vehicle", "animal")
+    assert cifar.members(classes) == (("airplane", "automobile", "ship", "truck"), ("bird", "cat", "deer", "dog", "frog", "horse"))
+    assert cifar.is_grouped(classes) and not cifar.is_grouped(("bird", "cat"))
+    mixed = cifar.parse_classes("cat,pets=dog+horse")  # a plain class beside a group
+    assert cifar.class_names(mixed) == ("cat", "pets") and cifar.members(mixed) == (("cat",), ("dog", "horse"))
+    assert cifar.class_names(("bird", "cat")) == ("bird", "cat") and cifar.members(("bird", "cat")) == (("bird",), ("cat",))
+    assert cifar.zoo_classes({"data": {"classes": list(classes)}}) == classes
+    for bad in (
+        "vehicle=airplane+ship",  # one entry
+        "a=cat+dog,b=dog+deer",  # dog in two groups
+        "cat,pets=cat+dog",  # cat alone and in a group
+        "a=cat+dog,a=bird+deer",  # the same group name twice
+        "cat=cat+dog,bird",  # a group named as a class
+        "=cat+dog,bird",  # no name
+        "a=cat+cow,bird",  # cow is no CIFAR-10 class
+        "a=,bird",  # no member
+        "a=b=cat,bird",
+    ):
+        with pytest.raises(ValueError, match="--classes"):
+            cifar.parse_classes(bad)
+
+    # every CIFAR-10 id maps to its group's; the order of the entries is the ids' order
+    assert cifar.subset_ids(np.arange(10), classes).tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 0, 0]
+    assert cifar.subset_ids(np.arange(10), mixed).tolist() == [-1, -1, -1, 0, -1, 1, -1, 1, -1, -1]
+    assert cifar.folder_ids(["truck", "cat", "ship"], classes).tolist() == [0, 1, 0]
+
+
+def test_a_grouped_split_lists_every_member_under_its_group(tmp_path: Path) -> None:
+    import cifar
+
+    for name in ("airplane", "cat", "dog", "truck"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        for i in range(2):
+            (tmp_path / "train" / name / f"{i:04d}.jpg").write_bytes(b"")
+    classes = cifar.parse_classes("pets=dog+cat,machines=truck+airplane")
+    paths, labels = cifar.list_split(tmp_path, "train", classes)
+    names = [p.relative_to(tmp_path / "train").as_posix() for p in paths]
+    assert names == [f"{c}/{i:04d}.jpg" for c in ("dog", "cat", "truck", "airplane") for i in range(2)]  # members in the order given
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert cifar.balanced_sample(labels, 4, np.random.default_rng(0)).size == 4  # balanced by group
+    assert np.bincount(labels[cifar.balanced_sample(labels, 4, np.random.default_rng(0))]).tolist() == [2, 2]
+
+
+def test_human_labels_in_a_grouped_zoo_are_right_within_the_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cifar
+
+    classes = cifar.parse_classes(GROUPS)
+    table = _table(
+        tmp_path,
+        [
+            "train/cat/0000.jpg,3,3,3,3,3",  # right
+            "train/cat/0001.jpg,3,3,5,3,3",  # random1 says dog: an animal too, so right
+            "train/cat/0002.jpg,3,3,9,3,3",  # random1 says truck: wrong
+            "train/ship/0000.jpg,8,8,0,8,8",  # airplane for a ship: a vehicle, right
+            "train/ship/0001.jpg,8,8,2,8,8",  # bird for a ship: wrong
+        ],
+    )
+    real = train_zoo.human_labels
+    monkeypatch.setattr(train_zoo, "human_labels", lambda paths, root, column: real(paths, root, column, table))
+    root = tmp_path / "cifar"
+    paths = [root / "train" / c / f"{i:04d}.jpg" for c, i in (("cat", 0), ("cat", 1), ("cat", 2), ("ship", 0), ("ship", 1))]
+    clean = np.array([1, 1, 1, 0, 0])
+    x = torch.zeros(5, 3, 32, 32, dtype=torch.uint8)
+    data = train_zoo.ZooData(root, paths, [], [], x, clean, x[:0], clean[:0])
+    noisy = train_zoo.noisy_labels(clean, "human-random1", 0, data, classes)
+    assert noisy.tolist() == [1, 1, 0, 0, 1]  # nothing outside the groups: nothing dropped
+    assert data.keeping(noisy >= 0) is data
+    with pytest.raises(ValueError, match="clean labels"):  # the folder's group must be the table's
+        train_zoo.noisy_labels(np.array([1, 1, 1, 1, 0]), "human-random1", 0, data, classes)
+    sym = train_zoo.noisy_labels(np.arange(2).repeat(100), "sym100", 0, classes=classes)
+    assert set(sym.tolist()) == {0, 1}  # symmetric noise draws among the groups
+    with pytest.raises(ValueError, match="asymmetric"):
+        train_zoo.noisy_labels(clean, "asym40", 0, classes=classes)
+    with pytest.raises(SystemExit):
+        train_zoo.parse_args(["--out", str(tmp_path), "--classes", GROUPS, "--settings", "sym20,asym40"])
+    with pytest.raises(SystemExit):  # a group's member counts as a class the backbone must not have seen
+        train_zoo.parse_args(["--out", str(tmp_path), "--classes", "pets=cat+dog,bird", "--pretrain-classes", "dog,truck"])
+    args = train_zoo.parse_args(["--out", str(tmp_path), "--classes", GROUPS, "--settings", "human-worst"])
+    assert train_zoo.plan(args)["classes"] == list(classes)
+
+
+def test_a_grouped_checkpoint_names_the_groups(tmp_path: Path) -> None:
+    import cifar
+    from suscli.load.checkpoints import load_checkpoint
+
+    classes = cifar.parse_classes(GROUPS)
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    y = np.arange(8) % 2
+    data = train_zoo.ZooData(tmp_path, [tmp_path / f"{i}.jpg" for i in range(8)], [], [], x, y, x[:4], y[:4])
+    cfg = train_zoo.ModelConfig("mlp", {"width": 8}, 0.01, 0.0, 1, False)
+    rec = train_zoo.train_model(cfg, "human-worst", data, y, tmp_path / cfg.model_id, torch.device("cpu"), "cosine", 1, classes)
+    ckpt = load_checkpoint(tmp_path / cfg.model_id / rec["checkpoints"]["1"])
+    assert ckpt.model(torch.zeros(2, 3, 32, 32)).shape == (2, 2)
+    assert ckpt.meta["classes"] == ["vehicle", "animal"]  # suscli's class names: the groups'
+    assert ckpt.meta["class_members"] == [list(m) for m in cifar.members(classes)]
+
+
+def test_the_evaluators_number_a_grouped_zoo_by_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    evaluate_choice = pytest.importorskip("evaluate_choice")
+    evaluate_held_out = pytest.importorskip("evaluate_held_out")
+    root = tmp_path / "cifar"
+    rows = []
+    for name, cid in (("airplane", 0), ("truck", 9), ("cat", 3), ("dog", 5)):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(6):
+            (root / "train" / name / f"{i:04d}.jpg").write_bytes(b"")
+            human = {("cat", 4): 5, ("cat", 5): 9, ("truck", 5): 0}.get((name, i), cid)  # cat 4: dog, cat 5: truck, truck 5: airplane
+            rows.append(f"train/{name}/{i:04d}.jpg,{cid},{cid},{human},{cid},{cid}")
+    table = _table(tmp_path, rows)
+    real = evaluate_held_out.human_labels
+    monkeypatch.setattr(evaluate_held_out, "human_labels", lambda paths, r, column: real(paths, r, column, table))
+    zoo = tmp_path / "zoo"
+    (zoo / "human-random1").mkdir(parents=True)
+    classes = ["vehicle=airplane+truck", "animal=cat+dog"]
+    (zoo / "zoo.json").write_text(json.dumps({"data": {"root": str(root), "classes": classes}}))
+    used = [("truck", 0, 0), ("dog", 0, 1), ("cat", 0, 0), ("airplane", 0, 0)]  # (folder, image, noisy label): the cat's is wrong
+    (zoo / "human-random1" / "train_noisy.csv").write_text(
+        "path,label\n" + "".join(f"{root}/train/{c}/{i:04d}.jpg,{y}\n" for c, i, y in used)
+    )
+    (zoo / "human-random1" / "unlabeled.txt").write_text(f"{root}/train/cat/0001.jpg\n")
+    _, noisy, clean = evaluate_choice.training_set(zoo, "human-random1")
+    assert clean.tolist() == [0, 1, 1, 0] and noisy.tolist() == [0, 1, 0, 0]
+
+    paths, noisy, clean = evaluate_held_out.held_out_set(zoo, "human-random1", n=18)  # all 9 free animals, 9 of 10 vehicles
+    names = [p.relative_to(root / "train").as_posix() for p in paths]
+    assert not {"truck/0000.jpg", "dog/0000.jpg", "cat/0000.jpg", "airplane/0000.jpg", "cat/0001.jpg"} & set(names)
+    assert {"cat/0004.jpg", "cat/0005.jpg"} <= set(names)  # no human label outside the groups: none left out
+    assert clean.tolist() == [int(n.split("/")[0] in ("cat", "dog")) for n in names]  # vehicle 0, animal 1
+    assert sum(clean) == 9  # balanced by group
+    wrong = {"cat/0005.jpg"}  # labelled truck; a cat labelled dog and a truck labelled airplane stay right
+    assert noisy.tolist() == [1 - c if n in wrong else c for n, c in zip(names, clean.tolist())]

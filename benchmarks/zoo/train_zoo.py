@@ -15,10 +15,17 @@ script compares with susceptibility measured from the saved checkpoints and the 
         --n-train 8000 --models-per-setting 12 --epoch-levels 8,20,40 --threads 1
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-animals5 --classes bird,cat,deer,dog,horse \
         --settings human-worst --n-train 8000 --models-per-setting 12 --epoch-levels 8,20,40 --threads 1
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-vehicles2 \
+        --classes vehicle=airplane+automobile+ship+truck,animal=bird+cat+deer+dog+frog+horse \
+        --settings human-worst --n-train 8000 --models-per-setting 12 --epoch-levels 8,20,40 --threads 1
 
 --classes trains on a subset of CIFAR-10's classes, ids 0..k-1 in the order given: the subsets are drawn from
 those classes only, and a human label set keeps the training images whose human label is one of them too (a
-label outside the subset has no output to fit; zoo.json records how many each setting dropped).
+label outside the subset has no output to fit; zoo.json records how many each setting dropped). An entry
+name=class+class+... is a group: one id, named `name` in the checkpoints, for the images of all its members, and a
+human label is right when it names any member of the image's group (a cat labelled dog is an animal either way).
+The subsets are balanced by group (the 2-class zoo above draws 4,000 vehicles and 4,000 animals), no class may be
+in two entries, and asymmetric noise, which pairs CIFAR-10 classes, is refused for groups.
 
 --pretrain-classes makes a zoo of fine-tuned models instead (issue 26): one backbone per architecture of
 --pretrain-archs is first trained on other classes with their clean labels (images disjoint from the zoo's, whose
@@ -283,6 +290,10 @@ def noisy_labels(
     if kind == "sym":
         noisy[hit] = rng.integers(0, k, size=int(hit.sum()))
     else:
+        if cifar.is_grouped(classes):
+            raise ValueError(
+                f"{setting}: asymmetric noise pairs CIFAR-10 classes, it has no meaning for groups of them ({','.join(classes)})"
+            )
         ids = [cifar.CLASSES.index(name) for name in classes]
         pair = cifar.subset_ids(np.array([ASYM_PAIRS.get(c, c) for c in ids]), classes)
         pair = np.where(pair >= 0, pair, np.arange(k))
@@ -475,7 +486,8 @@ def train_model(
     """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
     schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
     instead of being rescued by the decay (what `suscli track` must catch). A subset of `classes` gets one output
-    per class, and its checkpoints name them (suscli reads `classes` as the model's class names). `backbone`: start
+    per class, and its checkpoints name them (suscli reads `classes` as the model's class names: a group's name,
+    its members under `class_members`). `backbone`: start
     from that checkpoint's weights with a new head (a FineTuneConfig with frozen=True trains the head only)."""
     num_classes = len(classes)
     frozen = bool(getattr(cfg, "frozen", False))
@@ -510,7 +522,8 @@ def train_model(
         "epochs_total": cfg.epochs,
         "augment": cfg.augment,
         "seed": cfg.seed,
-        **({"classes": list(classes)} if classes != cifar.CLASSES else {}),
+        **({"classes": list(cifar.class_names(classes))} if classes != cifar.CLASSES else {}),
+        **({"class_members": [list(m) for m in cifar.members(classes)]} if cifar.is_grouped(classes) else {}),
         **({"backbone": str(backbone), "finetune": "frozen" if frozen else "full"} if backbone is not None else {}),
     }
     record: dict[str, Any] = {
@@ -738,7 +751,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a few minutes on 2 CPU cores: 2 settings, 6 small models, 1000 images")
     p.add_argument("--settings", help=f"comma-separated clean/symNN/asymNN/human-COLUMN (default {FULL['settings']})")
     p.add_argument(
-        "--classes", type=cifar.parse_classes, help="comma-separated CIFAR-10 class names to train on, ids in this order (default: all ten)"
+        "--classes",
+        type=cifar.parse_classes,
+        help="comma-separated CIFAR-10 class names to train on, ids in this order (default: all ten); an entry "
+        "name=class+class+... is a group, one id for its members",
     )
     p.add_argument(
         "--pretrain-classes",
@@ -777,13 +793,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = [a for a in args.pretrain_archs if a not in ARCHS]
         if unknown or not args.pretrain_archs:
             p.error(f"--pretrain-archs: unknown {unknown}, want names of {', '.join(ARCHS)}")
-        if not args.classes or set(args.classes) & set(args.pretrain_classes):
+        if not args.classes or set(cifar.covered(args.classes)) & set(cifar.covered(args.pretrain_classes)):
             p.error("--pretrain-classes needs --classes, and no class in both (the backbone must not have seen the zoo's images)")
         if args.models_per_setting is None:
             args.models_per_setting = len(FINETUNE_RECIPES) * len(args.pretrain_archs)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.classes and cifar.is_grouped(args.classes):
+        asym = [s for s in args.settings.split(",") if s.strip() and parse_setting(s.strip())[0] == "asym"]
+        if asym:
+            p.error(f"--settings {','.join(asym)}: asymmetric noise pairs CIFAR-10 classes, not groups of them")
     if args.epoch_levels:
         args.epoch_levels = tuple(int(e) for e in args.epoch_levels.split(","))
     else:
@@ -825,6 +845,8 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{s}: {len(data.train_paths) - len(sets[s].train_paths)} training images dropped, labelled outside the classes", flush=True
             )
+        wrong = int((noise[s] != sets[s].y_train).sum())
+        print(f"{s}: {wrong} of {len(noise[s])} training labels wrong ({wrong / max(len(noise[s]), 1):.1%})", flush=True)
     write_text(args.out / "test.csv", "path,label\n" + "".join(f"{p.resolve()},{int(y)}\n" for p, y in zip(data.test_paths, data.y_test)))
     for s in settings:
         write_setting_files(args.out, s, sets[s], noise[s])
