@@ -202,7 +202,7 @@ def judge(
 
 def verdict_scores(words: list[str | None], mem: np.ndarray, flag_word: str = verdict.MEMORIZED) -> dict:
     """The flag `flag_word` ('likely memorized noise'; alone, 'susceptible') against the oracle (fits >= MEMORIZED_CUT of its wrong labels): recall,
-    precision, memorizers called 'fits, resists noise' (or 'resists noise' alone, or 'fits the clean signal': each
+    precision, memorizers called 'fits, resists noise' (or 'low susceptibility' alone, or 'fits the clean signal': each
     says it did not memorize), and how many rows say 'unclear'."""
     flag = np.array([w == flag_word for w in words])
     resists = np.array([w in (verdict.RESISTS, verdict.LOW_SUSCEPTIBILITY, verdict.FITS_CLEAN) for w in words])
