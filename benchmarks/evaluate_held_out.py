@@ -10,7 +10,11 @@ set, class-balanced and seeded. Their labels are the setting's own: the same CIF
 noise, the same noise process (another seed) for synthetic noise, the original labels for `clean`. Each
 candidate's hits come from suscli.measure.accuracy.training_accuracy, the pass `--val-data` runs.
 
-    python benchmarks/evaluate_held_out.py --zoo benchmarks/out/zoo-human [--draws 50] [--held-out human-random1]
+    python benchmarks/evaluate_held_out.py --zoo benchmarks/out/zoo-human [--draws 50] [--held-out human-random1] \
+        [--levels 0.32,0.5]
+
+--levels reruns (c) on the same draws with the paired test at other levels than the product's (PAIRED_ALPHA): a
+looser test lets the held-out set order more pairs itself, which helps once it is large and costs while it is small.
 
 Writes <zoo>/eval/held-out.md (printed too) and held-out.json; the hits are cached in
 <zoo>/eval/held-out-hits-<setting>.npz. Needs evaluate_choice.py's caches or builds them.
@@ -18,6 +22,7 @@ Writes <zoo>/eval/held-out.md (printed too) and held-out.json; the hits are cach
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -35,6 +40,7 @@ from evaluate import Candidate, tau
 from evaluate_choice import MEMORIZED_CUT, accuracy_passes, load_pools, zoo_arguments, zoo_settings
 from train_zoo import human_labels, noisy_labels, parse_setting
 
+import suscli.judge.rules as rules
 from suscli.judge.regions import thresholds
 from suscli.judge.rules import Choice, _with_held_out, choose, held_out_beats, predictions_of
 from suscli.measure.accuracy import encode_hits
@@ -236,7 +242,19 @@ def exchange_rate(sizes: tuple[int, ...], taus: list[float], target: float) -> f
     return None
 
 
-def evaluate_pool(pool: list[Candidate], rows: list[Result], hits: dict[str, np.ndarray], draws: int, seed: int) -> dict:
+@contextlib.contextmanager
+def paired_level(alpha: float):
+    """The product's paired test (rules.held_out_beats) at level `alpha` for the duration."""
+    kept, rules.PAIRED_ALPHA = rules.PAIRED_ALPHA, alpha
+    try:
+        yield
+    finally:
+        rules.PAIRED_ALPHA = kept
+
+
+def evaluate_pool(
+    pool: list[Candidate], rows: list[Result], hits: dict[str, np.ndarray], draws: int, seed: int, levels: tuple[float, ...] = ()
+) -> dict:
     tests = np.array([c.test_acc for c in pool])
     matrix = np.stack([hits[str(c.path)] for c in pool])
     rows = copy.deepcopy(rows)
@@ -270,11 +288,14 @@ def evaluate_pool(pool: list[Candidate], rows: list[Result], hits: dict[str, np.
     for size in SIZES:
         if size > matrix.shape[1]:
             continue
-        a, c = [], []
+        a, c, at = [], [], {level: [] for level in levels}
         for _ in range(draws if size < matrix.shape[1] else 1):  # the whole set has one draw
             idx = np.sort(rng.choice(matrix.shape[1], size=size, replace=False))
             a.append(held_out_alone(matrix[:, idx], tests))
             c.append(combined(label_free, rows, matrix[:, idx], tests))
+            for level in levels:
+                with paired_level(level):
+                    at[level].append(combined(label_free, rows, matrix[:, idx], tests)[:2])
         out["sizes"][size] = {
             "draws": len(a),
             "a_tau": statistics.fmean(x[0] for x in a),
@@ -290,6 +311,10 @@ def evaluate_pool(pool: list[Candidate], rows: list[Result], hits: dict[str, np.
             "z_tau": statistics.fmean(x[7] for x in c),
             "z_regret": statistics.fmean(x[8] for x in c),
             "a_tau_sd": statistics.pstdev(x[0] for x in a),
+            "c_at_level": {
+                str(level): {"tau": statistics.fmean(x[0] for x in v), "regret": statistics.fmean(x[1] for x in v)}
+                for level, v in at.items()
+            },
         }
     sizes = tuple(out["sizes"])
     out["exchange_tau"] = exchange_rate(sizes, [out["sizes"][s]["a_tau"] for s in sizes], out["label_free"]["tau"])
@@ -328,10 +353,28 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
                 f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} | "
                 f"{s['t_tau']:.2f} / {s['t_regret']:.1f} | {s['z_tau']:.2f} / {s['z_regret']:.1f} |"
             )
+    lines += ["", "Exchange rate: the held-out size at which (a)'s mean tau reaches (b)'s (log-linear between sizes).", ""]
+    levels = list(next(iter(results.values()))["sizes"].values())[0]["c_at_level"] if results else {}
+    if levels:
+        lines += [
+            f"## (c) with the paired test at other levels than the product's {rules.PAIRED_ALPHA:g}",
+            "",
+            "Mean tau / regret on the same draws; (c)-(a) after each.",
+            "",
+            "| setting | pool | size | (a) | (c) at " + f"{rules.PAIRED_ALPHA:g} | " + " | ".join(f"(c) at {x}" for x in levels) + " |",
+            "|---|---|---|---|---|" + "---|" * len(levels),
+        ]
+        for key, r in results.items():
+            setting, pool = key.split("/")
+            for size, s in r["sizes"].items():
+                cells = [(s["c_tau"], s["c_regret"])] + [(v["tau"], v["regret"]) for v in s["c_at_level"].values()]
+                lines.append(
+                    f"| {setting} | {pool} | {int(size):,} | {s['a_tau']:.2f} / {s['a_regret']:.1f} | "
+                    + " | ".join(f"{t:.2f} / {g:.1f} ({t - s['a_tau']:+.2f})" for t, g in cells)
+                    + " |"
+                )
+        lines.append("")
     lines += [
-        "",
-        "Exchange rate: the held-out size at which (a)'s mean tau reaches (b)'s (log-linear between sizes).",
-        "",
         "## The gap as evidence of memorization",
         "",
         "Kendall tau with the share of its wrong training labels each model fits: the gap (training accuracy minus accuracy "
@@ -366,14 +409,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = zoo_arguments(__doc__.splitlines()[0])
     ap.add_argument("--held-out", default="", help="comma list of settings no rule was tuned on (reported apart)")
     ap.add_argument("--draws", type=int, default=50)
+    ap.add_argument("--levels", default="", help="comma list of other levels of the paired test to run (c) at, e.g. 0.32,0.5")
     args = ap.parse_args(argv)
+    levels = tuple(float(x) for x in args.levels.split(",") if x)
     settings = zoo_settings(args)
     results = {}
     for (setting, pool_name), (pool, rows, _) in load_pools(args.zoo, settings).items():
         hits, noisy, clean = held_out_hits(pool, args.zoo, setting)
         noise = float((noisy != clean).mean())
         print(f"{setting} {pool_name}: held-out labels {100 * noise:.1f}% wrong", file=sys.stderr)
-        results[f"{setting}/{pool_name}"] = {**evaluate_pool(pool, rows, hits, args.draws, seed=0), "held_out_noise": noise}
+        results[f"{setting}/{pool_name}"] = {**evaluate_pool(pool, rows, hits, args.draws, seed=0, levels=levels), "held_out_noise": noise}
     held_out = {s for s in args.held_out.split(",") if s}
     report = render(results, held_out, args.draws)
     (args.zoo / "eval" / "held-out.json").write_text(
