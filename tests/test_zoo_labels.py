@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -101,21 +102,36 @@ def test_synthetic_noise_on_some_classes_stays_among_them() -> None:
     assert train_zoo.ModelConfig("mlp", {"width": 8}, 0.1, 0.0, 1, False).build(5)(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
 
 
+def _annotated_cifar(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    folders: tuple[tuple[str, int], ...],
+    human: dict[tuple[str, int], int],
+) -> Path:
+    """A CIFAR-10 image folder of 6 empty files per (class, CIFAR-10 id) of `folders`, whose CIFAR-10N table (read by
+    `module`'s human_labels) gives each image its clean id except the random1 labels `human` ((class, image) -> id)."""
+    root = tmp_path / "cifar"
+    rows = []
+    for name, cid in folders:
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(6):
+            (root / "train" / name / f"{i:04d}.jpg").write_bytes(b"")
+            rows.append(f"train/{name}/{i:04d}.jpg,{cid},{cid},{human.get((name, i), cid)},{cid},{cid}")
+    table = _table(tmp_path, rows)
+    real = module.human_labels
+    monkeypatch.setattr(module, "human_labels", lambda paths, r, column: real(paths, r, column, table))
+    return root
+
+
 def test_the_held_out_set_of_a_zoo_of_some_classes_keeps_to_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
     evaluate_held_out = pytest.importorskip("evaluate_held_out")
-    root = tmp_path / "cifar"
-    rows = []
-    for name, cid in (("airplane", 0), ("cat", 3), ("dog", 5)):
-        (root / "train" / name).mkdir(parents=True)
-        for i in range(6):
-            (root / "train" / name / f"{i:04d}.jpg").write_bytes(b"")
-            human = 0 if (name, i) == ("cat", 5) else (5 if (name, i) == ("cat", 4) else cid)  # cat 5: airplane, cat 4: dog
-            rows.append(f"train/{name}/{i:04d}.jpg,{cid},{cid},{human},{cid},{cid}")
-    table = _table(tmp_path, rows)
-    real = evaluate_held_out.human_labels
-    monkeypatch.setattr(evaluate_held_out, "human_labels", lambda paths, r, column: real(paths, r, column, table))
+    folders = (("airplane", 0), ("cat", 3), ("dog", 5))
+    root = _annotated_cifar(
+        tmp_path, monkeypatch, evaluate_held_out, folders, {("cat", 5): 0, ("cat", 4): 5}
+    )  # cat 5: airplane, cat 4: dog
     zoo = tmp_path / "zoo"
     (zoo / "human-random1").mkdir(parents=True)
     (zoo / "zoo.json").write_text(json.dumps({"data": {"root": str(root), "classes": ["dog", "cat"]}}))
@@ -283,17 +299,9 @@ def test_the_evaluators_number_a_grouped_zoo_by_group(tmp_path: Path, monkeypatc
 
     evaluate_choice = pytest.importorskip("evaluate_choice")
     evaluate_held_out = pytest.importorskip("evaluate_held_out")
-    root = tmp_path / "cifar"
-    rows = []
-    for name, cid in (("airplane", 0), ("truck", 9), ("cat", 3), ("dog", 5)):
-        (root / "train" / name).mkdir(parents=True)
-        for i in range(6):
-            (root / "train" / name / f"{i:04d}.jpg").write_bytes(b"")
-            human = {("cat", 4): 5, ("cat", 5): 9, ("truck", 5): 0}.get((name, i), cid)  # cat 4: dog, cat 5: truck, truck 5: airplane
-            rows.append(f"train/{name}/{i:04d}.jpg,{cid},{cid},{human},{cid},{cid}")
-    table = _table(tmp_path, rows)
-    real = evaluate_held_out.human_labels
-    monkeypatch.setattr(evaluate_held_out, "human_labels", lambda paths, r, column: real(paths, r, column, table))
+    folders = (("airplane", 0), ("truck", 9), ("cat", 3), ("dog", 5))
+    human = {("cat", 4): 5, ("cat", 5): 9, ("truck", 5): 0}  # cat 4: dog, cat 5: truck, truck 5: airplane
+    root = _annotated_cifar(tmp_path, monkeypatch, evaluate_held_out, folders, human)
     zoo = tmp_path / "zoo"
     (zoo / "human-random1").mkdir(parents=True)
     classes = ["vehicle=airplane+truck", "animal=cat+dog"]
