@@ -4,10 +4,13 @@ decided here by hand from the numbers, and carried through ranking, the closing 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from suscli.judge import verdict
 from suscli.judge.cost import fit_cost
@@ -163,6 +166,38 @@ def test_a_model_far_more_confident_than_the_zoo_is_unclear_not_flagged_by_a_fix
     assert verdict.judge(confident(3.40, 12.57, fits=0.6), 5.0, 0.5).word == verdict.MEMORIZED  # fits contradicted labels
     old = row("m", 0.9, 3.40)  # a row stored before loss_before was kept: the cut as before
     assert verdict.judge(old, None, None).word == verdict.SUSCEPTIBLE
+
+
+@pytest.mark.parametrize("classes", [2, 5, 10, 100])
+def test_the_random_label_loss_of_a_margin_is_the_cross_entropy_it_names(classes: int) -> None:
+    for margin in (0.0, 1.5, 7.67, 20.0):
+        logits = torch.zeros(classes, classes, dtype=torch.float64)
+        logits[:, 0] = margin  # every row the same model output; the labels run over every class once: uniform
+        expected = F.cross_entropy(logits, torch.arange(classes)).item()
+        assert verdict.random_label_loss(margin, classes) == pytest.approx(expected, rel=1e-9)
+        if margin > 0:
+            assert verdict._margin(expected, classes) == pytest.approx(margin, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("classes", "loss", "word"),
+    [
+        (10, 6.85, verdict.SUSCEPTIBLE),  # 2.97 times ln 10: within the models the cut was measured on
+        (10, 6.95, verdict.UNCLEAR),  # 3.02 times
+        (5, 5.19, verdict.SUSCEPTIBLE),  # 3.2 times ln 5, a margin of 6.5: the five-class zoo's memorizing MLP at epoch 16
+        (5, 8.85, verdict.UNCLEAR),  # 5.5 times, a margin of 11.1
+        (2, 3.79, verdict.SUSCEPTIBLE),  # 5.5 times ln 2, a margin of 7.6: as confident as 3 times chance at ten classes
+        (2, 6.04, verdict.UNCLEAR),  # 8.7 times, a margin of 12.1: the two-class zoo's MLP that fits all its labels
+    ],
+)
+def test_too_confident_compares_the_margin_whatever_the_class_count(classes: int, loss: float, word: str) -> None:
+    r = confident(0.9, loss)
+    r.details["num_classes"] = classes
+    got = verdict.judge(r, None, None)
+    assert got is not None and got.word == word, got
+    if word == verdict.UNCLEAR:
+        bound = verdict.random_label_loss(verdict.CONFIDENT_MARGIN, classes) / math.log(classes)
+        assert f"up to {bound:.1f} times at {classes} classes, a logit margin of 7.7" in got.why
 
 
 # --- the words agree with the rest of the report (issue 26) -----------------------------------------------------

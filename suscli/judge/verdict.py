@@ -12,7 +12,7 @@ susceptibility is low throughout, as in a pool of fine-tuned models, the pool's 
 seventh of those labels, as the design setting's clean learners do, just above it. Between them the verdict is
 "unclear", with the reason.
 The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
-are left out; and only for models about as confident as those they were measured on (CONFIDENT_LOSS), so beyond
+are left out; and only for models about as confident as those they were measured on (CONFIDENT_MARGIN), so beyond
 that a fixed cut says "unclear" instead of flagging.
 
 The words must agree with the rest of the report. The memorization cuts are looked at before the pool's
@@ -28,7 +28,7 @@ there was no noise to memorize that the evidence can see: nothing is called "lik
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import log
+from math import exp, log, log1p
 
 from suscli.judge.noise import NoiseEstimate
 from suscli.results import Result
@@ -69,6 +69,11 @@ MEMORIZED_FITS_CONTRADICTED = 0.38
 # cuts were checked on read about 2-5 and the demo's flagged memorizer 5.7 (docs/validation.md, "The verdict outside
 # the zoo"). Above this multiple of chance a fixed cut measures confidence, not memorization.
 CONFIDENT_LOSS = 3.0
+# ... at the ten classes it was measured on. What it bounds is how confident a model is, the margin by which its top
+# class leads, and a loss on random labels reads that margin differently with the class count: a two-class model at
+# the same margin reads 5.5 times chance (ln 2), a five-class one 3.8 (_margin). So the bound is the margin at
+# CONFIDENT_LOSS times ln 10 (7.67), compared at every class count; at ten classes nothing changes.
+CONFIDENT_CLASSES = 10
 # "Fits the clean signal": under a noise rate eta a model that learned only the clean signal fits about 1 - eta of
 # its training labels and cannot fit more without memorizing. The labels allow it at least 1 - (the noise estimate's
 # upper bound); the margin lets it miss a few points of the labels the consensus confirms (its own mistakes on them,
@@ -224,21 +229,45 @@ def fit_decides_alone(row: Result) -> bool:
     return calibrated(row) and row.susceptibility is not None and row.susceptibility > MEMORIZED_CUT and too_confident(row) is None
 
 
+def random_label_loss(margin: float, classes: int) -> float:
+    """The mean cross-entropy on uniformly random labels of a model whose top class leads the other classes, all
+    equal, by `margin` in logits: ln K at margin 0, then growing by (K-1)/K per unit of margin."""
+    rest = (classes - 1) * exp(-margin)
+    return log1p(rest) + (classes - 1) / classes * margin
+
+
+def _margin(loss: float, classes: int) -> float:
+    """The margin at which random_label_loss is `loss` (0 at or below chance), by bisection: it rises with the margin."""
+    low, high = 0.0, classes / (classes - 1) * loss + 1.0
+    if loss <= log(classes):
+        return 0.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if random_label_loss(mid, classes) < loss else (low, mid)
+    return low
+
+
+CONFIDENT_MARGIN = _margin(CONFIDENT_LOSS * log(CONFIDENT_CLASSES), CONFIDENT_CLASSES)
+
+
 def too_confident(row: Result) -> str | None:
-    """Why the fixed cuts cannot judge `row`: its loss on the random labels before the step is beyond CONFIDENT_LOSS
-    times chance (ln K); None when it is within (or the row does not say, as rows stored before it was kept)."""
+    """Why the fixed cuts cannot judge `row`: its loss on the random labels before the step says a margin beyond
+    CONFIDENT_MARGIN (CONFIDENT_LOSS times chance at ten classes); None when it is within (or the row does not say,
+    as rows stored before it was kept)."""
     d = row.details if isinstance(row.details, dict) else {}
     losses, classes = d.get("loss_before"), d.get("num_classes")
     if not isinstance(losses, list) or not losses or not isinstance(classes, int) or classes < 2:
         return None
     loss, chance = sum(losses) / len(losses), log(classes)
-    if loss <= CONFIDENT_LOSS * chance:
+    margin = _margin(loss, classes)
+    if margin <= CONFIDENT_MARGIN:
         return None
+    bound = random_label_loss(CONFIDENT_MARGIN, classes) / chance
     return (
         f"susceptibility {row.susceptibility:.3f} is above the fixed cut {MEMORIZED_CUT}, but its loss on random labels "
         f"before the step, {loss:.2f}, is {loss / chance:.1f} times chance (ln {classes}): far more confident than the models "
-        f"the cut was measured on (up to {CONFIDENT_LOSS:g} times), where one step moves the loss far whatever labels it "
-        "learned; judge it in a pool trained on the same labels"
+        f"the cut was measured on (up to {bound:.1f} times at {classes} classes, a logit margin of {CONFIDENT_MARGIN:.1f}), "
+        "where one step moves the loss far whatever labels it learned; judge it in a pool trained on the same labels"
     )
 
 
