@@ -1,7 +1,8 @@
 """Do the verdict's fixed susceptibility cuts (suscli.judge.verdict) hold for an architecture they were not chosen on?
 
 The cuts were chosen on the zoo's small CNNs, MLPs and ResNets. This trains torchvision's ResNet-18 (the stock
-ImageNet layout, as users take it from torchvision, 10 classes) on CIFAR-10N human labels (human-worst, the zoo's
+ImageNet layout, as users take it from torchvision, 10 classes), or with --arch resnet20 the deeper CIFAR ResNet-20 of
+the public checkpoints (suscli.models.resnet20: 3 stages of 3 blocks, width 16), on CIFAR-10N human labels (human-worst, the zoo's
 design setting) under two recipes, a regularized one (weight decay 5e-3, augmentation, 8 epochs) and a memorizing
 one (no weight decay, no augmentation, 30 epochs), saves 5 checkpoints of each, and reports per checkpoint the
 oracle (share of the wrong labels it fits, clean test accuracy), the susceptibility at the default step, and the
@@ -9,6 +10,7 @@ verdict suscli gives it alone and in the pool of these 10 checkpoints; also the 
 architecture at initialization.
 
     python benchmarks/zoo/arch_check.py --out benchmarks/out/arch-check [--n-train 2000] [--threads 2]
+    python benchmarks/zoo/arch_check.py --arch resnet20 --out benchmarks/out/arch-check-resnet20
 
 Writes <out>/arch-check.md (printed too) and the checkpoints; a rerun reuses finished runs.
 """
@@ -32,6 +34,7 @@ import cifar
 from train_zoo import MOMENTUM, epoch_metrics, load_data, noisy_labels, save_epochs, train_epoch
 
 import suscli
+import suscli.models
 from suscli.load.checkpoints import load_checkpoint
 from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import rank, thresholds
@@ -39,18 +42,18 @@ from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
 from suscli.judge import verdict
 
-ARCH = "torchvision:resnet18"
+# --arch: (the name suscli loads it by, how it is built, its name in the report)
+ARCHS = {
+    "resnet18": ("torchvision:resnet18", lambda: torchvision.models.resnet18(num_classes=10), "torchvision's ResNet-18"),
+    "resnet20": ("suscli.models:resnet20", lambda: suscli.models.resnet20(num_classes=10), "the CIFAR ResNet-20"),
+}
 RECIPES = {  # name: (lr, weight decay, epochs, augmentation)
     "regularized": (0.05, 5e-3, 8, True),
     "memorizing": (0.05, 0.0, 30, False),
 }
 
 
-def build() -> torch.nn.Module:
-    return torchvision.models.resnet18(num_classes=10)
-
-
-def train(name: str, data, noisy: np.ndarray, out: Path) -> dict:
+def train(name: str, arch: str, data, noisy: np.ndarray, out: Path) -> dict:
     """One recipe; its record (per saved epoch: oracle and checkpoint) is cached in <out>/<name>/record.json."""
     folder = out / name
     record_path = folder / "record.json"
@@ -60,7 +63,7 @@ def train(name: str, data, noisy: np.ndarray, out: Path) -> dict:
     lr, wd, epochs, aug = RECIPES[name]
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = build().to(memory_format=torch.channels_last)
+    model = ARCHS[arch][1]().to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=wd)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     y_noisy, clean = torch.from_numpy(noisy), torch.from_numpy(data.y_train)
@@ -75,7 +78,7 @@ def train(name: str, data, noisy: np.ndarray, out: Path) -> dict:
             suscli.save(
                 model,
                 path,
-                arch=ARCH,
+                arch=ARCHS[arch][0],
                 arch_kwargs={"num_classes": 10},
                 num_classes=10,
                 preset="cifar10",
@@ -95,9 +98,11 @@ def train(name: str, data, noisy: np.ndarray, out: Path) -> dict:
     return record
 
 
-def susceptibility(model: torch.nn.Module, pixels: torch.Tensor) -> float:
+def susceptibility(model: torch.nn.Module, pixels: torch.Tensor) -> tuple[float, list[float]]:
+    """Susceptibility at the default step, and the loss on the random labels before the step per batch (what the
+    verdict's confidence guard reads, as `suscli score` records it)."""
     s = measure_susceptibility(model, pixels, config=SusceptibilityConfig(), transform=normalizer(cifar.MEAN, cifar.STD))
-    return s.mean
+    return s.mean, s.loss_before
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/out/arch-check"))
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--arch", choices=tuple(ARCHS), default="resnet18")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     root = cifar.ensure_unpacked()
@@ -112,47 +118,49 @@ def main(argv: list[str] | None = None) -> None:
     noisy = noisy_labels(data.y_train, "human-worst", 0, data)
     print(f"{args.n_train} training images, {100 * (noisy != data.y_train).mean():.1f}% of labels wrong", file=sys.stderr)
     pixels, _, _ = ImageSource(data.unlabeled_paths, population=len(data.unlabeled_paths)).decoded(32, 3)
-    records = [train(name, data, noisy, args.out) for name in RECIPES]
-    at_init = [susceptibility(_fresh(s), pixels) for s in (0, 1)]
+    records = [train(name, args.arch, data, noisy, args.out) for name in RECIPES]
+    at_init = [susceptibility(_fresh(args.arch, s), pixels)[0] for s in (0, 1)]
     rows, oracle = [], []
     for rec in records:
         for saved in rec["saved"]:
             ckpt = load_checkpoint(saved["path"])
+            s, before = susceptibility(ckpt.model, pixels)
             rows.append(
                 Result(
                     name=f"{rec['recipe']}-e{saved['epoch']}",
                     path=saved["path"],
-                    susceptibility=susceptibility(ckpt.model, pixels),
+                    susceptibility=s,
                     train_acc=saved["train_acc_noisy"],
-                    details={"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10},
+                    details={"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10, "loss_before": before},
                 )
             )
             oracle.append(saved)
     alone = {r.name: verdict.judge(r, None, None) for r in copy.deepcopy(rows)}
     rank(rows, thresholds(rows))
     lines = [
-        "# The verdict's fixed cuts on torchvision's ResNet-18 (not used to choose them)",
+        f"# The verdict's fixed cuts on {ARCHS[args.arch][2]} (not used to choose them)",
         "",
         f"{args.n_train} CIFAR-10 training images with CIFAR-10N human-worst labels ({100 * (noisy != data.y_train).mean():.1f}% wrong); "
         f"susceptibility at the default step on 1,000 unlabeled images. At initialization (seeds 0, 1): "
         f"{at_init[0]:.3f}, {at_init[1]:.3f}.",
         "",
-        "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | verdict alone | verdict in this pool |",
-        "|---|---|---|---|---|---|---|",
+        "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | loss before / ln 10 | verdict alone | verdict in this pool |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r, o in zip(rows, oracle):
+        ratio = float(np.mean(r.details["loss_before"])) / np.log(10)
         lines.append(
             f"| {r.name} | {100 * o['memorized']:.1f}% | {100 * o['test_acc']:.1f}% | {100 * r.train_acc:.1f}% | {r.susceptibility:.3f} | "
-            f"{alone[r.name].word if alone[r.name] else '-'} | {r.verdict or '-'} |"
+            f"{ratio:.2f} | {alone[r.name].word if alone[r.name] else '-'} | {r.verdict or '-'} |"
         )
     report = "\n".join(lines) + "\n"
     (args.out / "arch-check.md").write_text(report)
     print(report)
 
 
-def _fresh(seed: int) -> torch.nn.Module:
+def _fresh(arch: str, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build()
+    return ARCHS[arch][1]()
 
 
 if __name__ == "__main__":
