@@ -1,0 +1,95 @@
+"""Is a model's susceptibility at initialization a reference that would make the fixed cuts comparable across
+architectures (issue 26, item 1)? For every pool of a zoo: each candidate's susceptibility (evaluate_choice.py's
+cache) and the same over the mean susceptibility of its own network re-initialized (PyTorch's default
+initialization, two seeds, at the default step on the setting's unlabeled images), each against the share of its wrong
+labels the candidate fits. Only the untrained networks are measured here; nothing in suscli reads this.
+
+    python benchmarks/init_reference.py --zoo benchmarks/out/zoo-human [--settings human-worst]
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate import Candidate, tau
+from evaluate_choice import MEMORIZED_CUT, load_pools, zoo_arguments, zoo_settings
+from evaluate_rules import MAX_BATCHES
+
+from suscli.data.images import ImageSource, normalizer
+from suscli.load.checkpoints import load_checkpoint
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+
+SEEDS = (0, 1)
+
+
+def untrained(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """The same network with every layer's parameters (and BatchNorm's statistics) drawn afresh."""
+    fresh = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    for module in fresh.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return fresh
+
+
+def shape(c: Candidate) -> str:
+    """The network without its training recipe (train_zoo's model id up to the lr)."""
+    return c.model_id.split("-lr")[0]
+
+
+def at_init(pool: list[Candidate], zoo: Path, setting: str) -> dict[str, float]:
+    """Per network shape of the pool, its mean susceptibility over SEEDS, untrained."""
+    paths = [Path(p) for p in (zoo / setting / "unlabeled.txt").read_text().split()]
+    pixels, _, _ = ImageSource(paths, population=len(paths)).decoded(32, 3)
+    out = {}
+    for c in pool:
+        if shape(c) in out:
+            continue
+        ckpt = load_checkpoint(c.path)
+        config = SusceptibilityConfig(lr=DEFAULT_LR, batches=MAX_BATCHES, batch_size=DEFAULT_BATCH_SIZE, seed=0)
+        transform = normalizer(ckpt.meta["mean"], ckpt.meta["std"])
+        out[shape(c)] = statistics.fmean(
+            measure_susceptibility(untrained(ckpt.model, s), pixels, config=config, transform=transform).mean for s in SEEDS
+        )
+    return out
+
+
+def separation(x: np.ndarray, memorizer: np.ndarray) -> str:
+    """The lowest memorizer's value, the highest other model's, and how many others read above that memorizer."""
+    if not memorizer.any() or memorizer.all():
+        return "-"
+    low = x[memorizer].min()
+    return f"{low:.2f} / {x[~memorizer].max():.2f} ({int((x[~memorizer] >= low).sum())})"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = zoo_arguments(__doc__.splitlines()[0])
+    args = ap.parse_args(argv)
+    lines = [
+        "| setting | pool | untrained, per network | tau(susceptibility, memorized) | tau(over untrained, memorized) | "
+        "susceptibility: lowest memorizer / highest other (others above it) | the same over untrained |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (setting, name), (pool, rows, _) in load_pools(args.zoo, zoo_settings(args)).items():
+        init = at_init(pool, args.zoo, setting)
+        s = np.array([r.susceptibility for r in rows], dtype=float)
+        ratio = s / np.array([init[shape(c)] for c in pool])
+        mem = np.array([c.memorized for c in pool])
+        memorizer = mem >= MEMORIZED_CUT
+        per = ", ".join(f"{k} {v:.3f}" for k, v in sorted(init.items()))
+        lines.append(
+            f"| {setting} | {name} | {per} | {tau(s.tolist(), mem.tolist()):.2f} | {tau(ratio.tolist(), mem.tolist()):.2f} | "
+            f"{separation(s, memorizer)} | {separation(ratio, memorizer)} |"
+        )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
