@@ -138,10 +138,10 @@ def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: f
     # accuracy; memorizing needs fitting better than chance, as alone
     if fixed and s > MEMORIZED_CUT and beyond is None and _above_chance(row):
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
-    if row.fits_contradicted is not None and row.fits_contradicted >= MEMORIZED_FITS_CONTRADICTED:
+    if wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED:
         return Verdict(
             MEMORIZED,
-            f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
+            f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
         )
     if fit < acc:
         return _fits_clean_signal(row, fit, acc, noise) or Verdict(
@@ -157,8 +157,8 @@ def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: f
         doubts.append(beyond)
     elif fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
-    if row.fits_contradicted is not None and row.fits_contradicted >= RESISTS_FITS_CONTRADICTED:
-        doubts.append(f"it fits {100 * row.fits_contradicted:.0f}% of the training labels the pool contradicts")
+    if wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED:
+        doubts.append(f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts")
     if doubts:
         return Verdict(UNCLEAR, "; ".join(doubts))
     return Verdict(RESISTS, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
@@ -238,9 +238,9 @@ def random_label_loss(margin: float, classes: int) -> float:
 
 def _margin(loss: float, classes: int) -> float:
     """The margin at which random_label_loss is `loss` (0 at or below chance), by bisection: it rises with the margin."""
-    low, high = 0.0, classes / (classes - 1) * loss + 1.0
     if loss <= log(classes):
         return 0.0
+    low, high = 0.0, classes / (classes - 1) * loss + 1.0
     for _ in range(60):
         mid = (low + high) / 2
         low, high = (mid, high) if random_label_loss(mid, classes) < loss else (low, mid)
@@ -259,14 +259,13 @@ def too_confident(row: Result) -> str | None:
     if not isinstance(losses, list) or not losses or not isinstance(classes, int) or classes < 2:
         return None
     loss, chance = sum(losses) / len(losses), log(classes)
-    margin = _margin(loss, classes)
-    if margin <= CONFIDENT_MARGIN:
+    bound = random_label_loss(CONFIDENT_MARGIN, classes)  # the loss at that margin: it rises with the margin
+    if loss <= bound:
         return None
-    bound = random_label_loss(CONFIDENT_MARGIN, classes) / chance
     return (
         f"susceptibility {row.susceptibility:.3f} is above the fixed cut {MEMORIZED_CUT}, but its loss on random labels "
         f"before the step, {loss:.2f}, is {loss / chance:.1f} times chance (ln {classes}): far more confident than the models "
-        f"the cut was measured on (up to {bound:.1f} times at {classes} classes, a logit margin of {CONFIDENT_MARGIN:.1f}), "
+        f"the cut was measured on (up to {bound / chance:.1f} times at {classes} classes, a logit margin of {CONFIDENT_MARGIN:.1f}), "
         "where one step moves the loss far whatever labels it learned; judge it in a pool trained on the same labels"
     )
 
