@@ -206,6 +206,43 @@ NOISY = NoiseEstimate(0.40, 0.37, 0.43, images=1000, voters=3)  # the pool's con
 NEARLY_CLEAN = NoiseEstimate(0.008, 0.0, 0.012, images=1000, voters=3)
 
 
+def measured_untrained(zeta: float, untrained: dict, acc: float | None = 0.9, fits: float | None = None) -> Result:
+    """A row at the default step whose network untrained reads `untrained` (suscli.measure.untrained's record)."""
+    r = row("m", acc, zeta, fits)
+    r.details["untrained"] = untrained
+    return r
+
+
+def test_an_architecture_that_reads_about_the_cut_untrained_is_judged_by_its_pool_alone() -> None:
+    """torchvision's ResNet-18 reads 1.44 untrained, and regularized ones that fit under a fifth of their wrong labels read
+    0.48-0.73: the fixed cuts cannot judge it. The zoo's networks (<= 0.042) and ResNet-20 (0.161) they can."""
+    regularized = measured_untrained(0.73, {"susceptibility": 0.50})
+    alone = verdict.judge(regularized, None, None)
+    assert alone is not None and alone.word == verdict.UNCLEAR
+    assert "untrained reads 0.500 (above 0.26)" in alone.why and "judge it in a pool" in alone.why
+    assert not verdict.fit_decides_alone(regularized)
+    # in a pool, below its training-accuracy threshold: no fixed cut to flag it by
+    assert verdict.judge(measured_untrained(0.73, {"susceptibility": 0.50}, acc=0.3), 2.7, 0.57).word == verdict.UNDERFIT
+    # above the pool's thresholds, or fitting the labels the pool contradicts, it is flagged as before
+    assert verdict.judge(measured_untrained(5.78, {"susceptibility": 0.50}, acc=0.95), 2.7, 0.57).word == verdict.MEMORIZED
+    assert verdict.judge(measured_untrained(0.73, {"susceptibility": 0.50}, acc=0.3, fits=0.5), 2.7, 0.57).word == verdict.MEMORIZED
+    # resisting by the pool's numbers, above the cut it cannot apply: unclear, and why
+    pooled = verdict.judge(measured_untrained(0.73, {"susceptibility": 0.50}, acc=0.9, fits=0.05), 2.7, 0.57)
+    assert pooled is not None and pooled.word == verdict.UNCLEAR and "untrained reads" in pooled.why
+    # within the bound the cuts judge as before
+    assert verdict.judge(measured_untrained(0.73, {"susceptibility": 0.16}), None, None).word == verdict.SUSCEPTIBLE
+    assert verdict.judge(measured_untrained(0.73, {"susceptibility": 0.16}, acc=0.3), 2.7, 0.57).word == verdict.MEMORIZED
+    unknown = verdict.judge(measured_untrained(0.73, {"unknown": "its parameter pos_embed belongs to no layer"}), None, None)
+    assert unknown is not None and unknown.word == verdict.UNCLEAR and "pos_embed" in unknown.why
+
+
+def test_the_untrained_reference_is_wanted_only_where_a_fixed_cut_would_judge() -> None:
+    assert verdict.wants_untrained(verdict.RESISTS_CUT + 0.01, DEFAULT_LR, DEFAULT_BATCH_SIZE)
+    assert not verdict.wants_untrained(verdict.RESISTS_CUT, DEFAULT_LR, DEFAULT_BATCH_SIZE)  # "low susceptibility": measured
+    assert not verdict.wants_untrained(5.0, DEFAULT_LR * 10, DEFAULT_BATCH_SIZE)  # another step: no fixed cut
+    assert not verdict.wants_untrained(5.0, DEFAULT_LR, DEFAULT_BATCH_SIZE * 2)
+
+
 def clean_learner(acc: float = 0.58, zeta: float = 0.10, fits: float | None = 0.05, clean: float | None = 0.93) -> Result:
     """A model that fits most labels the consensus confirms and few it contradicts."""
     r = row("c", acc, zeta, fits)

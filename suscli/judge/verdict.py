@@ -13,7 +13,9 @@ seventh of those labels, as the design setting's clean learners do, just above i
 "unclear", with the reason.
 The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
 are left out; and only for models about as confident as those they were measured on (CONFIDENT_MARGIN), so beyond
-that a fixed cut says "unclear" instead of flagging.
+that a fixed cut says "unclear" instead of flagging; and only for architectures that read far below them untrained
+(UNTRAINED_CUT, suscli.measure.untrained): where the untrained network already reads about the cut, a reading above it
+says nothing about training.
 
 The words must agree with the rest of the report. The memorization cuts are looked at before the pool's
 training-accuracy threshold: a model above one is not "underfit". Under label noise eta a model that learned only
@@ -74,6 +76,14 @@ CONFIDENT_LOSS = 3.0
 # the same margin reads 5.5 times chance (ln 2), a five-class one 3.8 (_margin). So the bound is the margin at
 # CONFIDENT_LOSS times ln 10 (7.67), compared at every class count; at ten classes nothing changes.
 CONFIDENT_CLASSES = 10
+# What the same network reads untrained, re-initialized layer by layer (suscli.measure.untrained), measured where the
+# cuts were chosen and beyond (docs/validation.md, "Which architectures the fixed cuts can judge"): the zoo's networks
+# read at most 0.042 and the CIFAR ResNet-20 0.161, and on both the cuts flagged the memorizers and nothing else;
+# torchvision's ResNet-18 reads 1.44 (0.43-0.57 as torchvision's own initialization draws it), and three of its
+# regularized checkpoints that fit 17-19% of their wrong labels read 0.48-0.73, above the cut. The bound is the
+# geometric mean of 0.161 and 0.433. Two architectures on either side is all it rests on: a network that reads above
+# it untrained is judged by its pool alone.
+UNTRAINED_CUT = 0.26
 # "Fits the clean signal": under a noise rate eta a model that learned only the clean signal fits about 1 - eta of
 # its training labels and cannot fit more without memorizing. The labels allow it at least 1 - (the noise estimate's
 # upper bound); the margin lets it miss a few points of the labels the consensus confirms (its own mistakes on them,
@@ -112,13 +122,14 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
     """The verdict of one scored row against the pool's thresholds (`zeta` susceptibility, `acc` training accuracy;
     None without a pool) and the pool's label-noise estimate `noise` (None without one: `suscli score`, or no
     training predictions). None when nothing can be said: no pool, no training accuracy and no calibrated cut."""
-    s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
+    s, fit = row.susceptibility, row.train_acc
     if s is None:
         return None
+    far = off_scale(row) if calibrated(row) else None
     if zeta is None or acc is None or fit is None:
-        v = _alone(row, s, fixed)
+        v = Verdict(UNCLEAR, far) if far is not None else _alone(row, s, calibrated(row))
     else:
-        v = _in_pool(row, s, fixed, fit, zeta, acc, noise)
+        v = _in_pool(row, s, calibrated(row) and far is None, fit, zeta, acc, noise, far)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
         return Verdict(UNCLEAR, f"no sign of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
     if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
@@ -126,10 +137,13 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
     return v
 
 
-def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: float, noise: NoiseEstimate | None) -> Verdict:
+def _in_pool(
+    row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: float, noise: NoiseEstimate | None, far: str | None = None
+) -> Verdict:
     """judge's verdict in a pool. The memorization cuts come before the pool's training-accuracy threshold: the
     fixed cut was measured over every candidate of the design pool, early epochs below its mean training accuracy
-    included, and the fit on contradicted labels is memorization itself, so a model above either is not "underfit"."""
+    included, and the fit on contradicted labels is memorization itself, so a model above either is not "underfit".
+    `far`: why the fixed cuts cannot judge this architecture (off_scale), if they cannot."""
     wrong = row.fits_contradicted
     if fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED):
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
@@ -155,6 +169,8 @@ def _in_pool(row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: f
         )
     if fixed and s > MEMORIZED_CUT and beyond is not None:
         doubts.append(beyond)
+    elif far is not None and s > MEMORIZED_CUT:
+        doubts.append(far)
     elif fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
     if wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED:
@@ -226,7 +242,45 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
 def fit_decides_alone(row: Result) -> bool:
     """Whether the verdict of `row` judged alone depends on its training accuracy: only above the fixed cut, where
     _alone asks whether it fits better than chance (a sample of the training set that settles it must watch it)."""
-    return calibrated(row) and row.susceptibility is not None and row.susceptibility > MEMORIZED_CUT and too_confident(row) is None
+    return (
+        calibrated(row)
+        and row.susceptibility is not None
+        and row.susceptibility > MEMORIZED_CUT
+        and too_confident(row) is None
+        and off_scale(row) is None
+    )
+
+
+def wants_untrained(susceptibility: float, lr: float, batch_size: int) -> bool:
+    """Whether the verdict reads what the network reads untrained (off_scale): only where a fixed cut would judge
+    it, above the low cut at the step the cuts were measured at. Below it the row reads "low susceptibility", a
+    statement of what was measured, and the reference would cost a measurement for nothing."""
+    return lr == DEFAULT_LR and batch_size == DEFAULT_BATCH_SIZE and susceptibility > RESISTS_CUT
+
+
+def off_scale(row: Result) -> str | None:
+    """Why the fixed cuts cannot judge `row`'s architecture: its network untrained reads above UNTRAINED_CUT, or
+    cannot be re-initialized to say; None when it reads below (or was not measured: at or below the low cut, and rows
+    stored before it was kept)."""
+    d = row.details if isinstance(row.details, dict) else {}
+    ref = d.get("untrained")
+    if not isinstance(ref, dict):
+        return None
+    s = row.susceptibility
+    if "unknown" in ref:
+        return (
+            f"susceptibility {s:.3f}, but what this architecture reads untrained is unknown ({ref['unknown']}), so the "
+            "fixed cuts, measured on architectures that read far below them untrained, cannot judge it; judge it in a "
+            "pool trained on the same labels"
+        )
+    untrained = ref.get("susceptibility")
+    if not isinstance(untrained, (int, float)) or untrained <= UNTRAINED_CUT:
+        return None
+    return (
+        f"susceptibility {s:.3f}, but the same network untrained reads {untrained:.3f} (above {UNTRAINED_CUT}): the fixed "
+        f"cuts {RESISTS_CUT} and {MEMORIZED_CUT}, measured on architectures that read at most 0.161 untrained, cannot "
+        "tell what training did from what this architecture reads; judge it in a pool trained on the same labels"
+    )
 
 
 def random_label_loss(margin: float, classes: int) -> float:

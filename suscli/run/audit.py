@@ -35,6 +35,7 @@ from suscli.run.model import (
     scored_row,
     source_notes,
     held_out_errors,
+    untrained_reference,
     val_ids,
 )
 from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
@@ -178,6 +179,10 @@ def score_group(
     pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device)
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
+    references = [
+        untrained_reference(m, s, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
+        for m, s in zip(models, sus)
+    ]  # one measurement for the group's architecture at most
     accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
@@ -211,8 +216,9 @@ def score_group(
             name=name,
             val=v,
             val_unreadable=val_bad,
+            untrained=u,
         )
-        for c, s, a, p, (_, n), name, v in zip(checkpoints, sus, accs, preds, chosen, names, vals)
+        for c, s, a, p, (_, n), name, v, u in zip(checkpoints, sus, accs, preds, chosen, names, vals, references)
     ]
 
 

@@ -22,6 +22,8 @@ from suscli.data.labels import folder_ids, id_table
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
+from suscli.measure.untrained import untrained_susceptibility
+from suscli.judge.verdict import wants_untrained
 
 Progress = Callable[[str, int, int], None]
 
@@ -167,6 +169,7 @@ def score_checkpoint(
                 fix="pass a smaller --batch-size, the same for every model compared",
             ) from None
         preds = predict(model, pixels, transform=transform, device=device)
+        reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device, progress)
@@ -212,7 +215,24 @@ def score_checkpoint(
         name=name,
         val=val_acc,
         val_unreadable=val_bad,
+        untrained=reference,
     )
+
+
+def untrained_reference(
+    model: nn.Module,
+    sus: Susceptibility,
+    pixels: torch.Tensor,
+    *,
+    settings: Settings,
+    inputs: tuple,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+) -> dict | None:
+    """What `model`'s network reads untrained, where the verdict reads it (suscli.judge.verdict.off_scale); None elsewhere."""
+    if not wants_untrained(sus.mean, sus.config.lr, sus.batch_size):
+        return None
+    return untrained_susceptibility(model, pixels, config=settings.susceptibility, transform=transform, device=device, inputs=inputs)
 
 
 def model_labels(labels: torch.Tensor | None, ids: torch.Tensor | None) -> torch.Tensor:
@@ -308,8 +328,10 @@ def scored_row(
     name: str | None = None,
     val: Accuracy | None = None,
     val_unreadable: list[tuple[ImageRef, str]] | None = None,
+    untrained: dict | None = None,
 ) -> Result:
-    """The row of a measured model, with its notes: one function for models measured alone or together."""
+    """The row of a measured model, with its notes: one function for models measured alone or together (`untrained`:
+    what its network reads untrained, where it was measured)."""
     notes = list(notes)
     if val_unreadable:
         notes.append(f"{len(val_unreadable)} unreadable held-out image(s) skipped, first: {val_unreadable[0][0]}")
@@ -351,6 +373,7 @@ def scored_row(
             "batch_size": sus.batch_size,
             "lr": sus.config.lr,  # with batch_size: whether the verdict's fixed cuts apply (suscli.judge.verdict)
             "num_classes": sus.num_classes,
+            **({"untrained": untrained} if untrained is not None else {}),  # the fixed cuts' domain (suscli.judge.verdict)
             "images": images,
             "unreadable_images": len(unreadable),
             "preprocess": asdict(prep),
