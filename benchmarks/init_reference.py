@@ -2,20 +2,22 @@
 architectures (issue 26, item 1)? For every pool of a zoo: each candidate's susceptibility (evaluate_choice.py's
 cache) and the same over the mean susceptibility of its own network re-initialized (PyTorch's default
 initialization, two seeds, at the default step on the setting's unlabeled images), each against the share of its wrong
-labels the candidate fits. Only the untrained networks are measured here; nothing in suscli reads this.
+labels the candidate fits. Only the untrained networks are measured here. suscli does not divide by it; its verdict
+reads the seed-0 reading (suscli.measure.untrained) to know whether its fixed cuts can judge an architecture
+(suscli.judge.verdict.UNTRAINED_CUT), and the report says, per network, whether any zoo network reads above that bound.
 
     python benchmarks/init_reference.py --zoo benchmarks/out/zoo-human [--settings human-worst]
+
+Writes <zoo>/eval/init-reference.md (printed too).
 """
 
 from __future__ import annotations
 
-import copy
 import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import Candidate, tau
@@ -24,19 +26,11 @@ from evaluate_rules import MAX_BATCHES
 
 from suscli.data.images import ImageSource, normalizer
 from suscli.load.checkpoints import load_checkpoint
+from suscli.judge.verdict import UNTRAINED_CUT
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from suscli.measure.untrained import SEED, untrained
 
-SEEDS = (0, 1)
-
-
-def untrained(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """The same network with every layer's parameters (and BatchNorm's statistics) drawn afresh."""
-    fresh = copy.deepcopy(model)
-    torch.manual_seed(seed)
-    for module in fresh.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    return fresh
+SEEDS = (SEED, SEED + 1)  # the first is the one suscli's verdict reads
 
 
 def shape(c: Candidate) -> str:
@@ -44,8 +38,8 @@ def shape(c: Candidate) -> str:
     return c.model_id.split("-lr")[0]
 
 
-def at_init(pool: list[Candidate], zoo: Path, setting: str) -> dict[str, float]:
-    """Per network shape of the pool, its mean susceptibility over SEEDS, untrained."""
+def at_init(pool: list[Candidate], zoo: Path, setting: str) -> dict[str, list[float]]:
+    """Per network shape of the pool, its susceptibility untrained at each of SEEDS."""
     paths = [Path(p) for p in (zoo / setting / "unlabeled.txt").read_text().split()]
     pixels, _, _ = ImageSource(paths, population=len(paths)).decoded(32, 3)
     out = {}
@@ -55,9 +49,7 @@ def at_init(pool: list[Candidate], zoo: Path, setting: str) -> dict[str, float]:
         ckpt = load_checkpoint(c.path)
         config = SusceptibilityConfig(lr=DEFAULT_LR, batches=MAX_BATCHES, batch_size=DEFAULT_BATCH_SIZE, seed=0)
         transform = normalizer(ckpt.meta["mean"], ckpt.meta["std"])
-        out[shape(c)] = statistics.fmean(
-            measure_susceptibility(untrained(ckpt.model, s), pixels, config=config, transform=transform).mean for s in SEEDS
-        )
+        out[shape(c)] = [measure_susceptibility(untrained(ckpt.model, s), pixels, config=config, transform=transform).mean for s in SEEDS]
     return out
 
 
@@ -73,22 +65,25 @@ def main(argv: list[str] | None = None) -> None:
     ap = zoo_arguments(__doc__.splitlines()[0])
     args = ap.parse_args(argv)
     lines = [
-        "| setting | pool | untrained, per network | tau(susceptibility, memorized) | tau(over untrained, memorized) | "
-        "susceptibility: lowest memorizer / highest other (others above it) | the same over untrained |",
-        "|---|---|---|---|---|---|---|",
+        "| setting | pool | untrained, per network (seeds 0, 1) | networks above the verdict's bound | tau(susceptibility, memorized) | "
+        "tau(over untrained, memorized) | susceptibility: lowest memorizer / highest other (others above it) | the same over untrained |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for (setting, name), (pool, rows, _) in load_pools(args.zoo, zoo_settings(args)).items():
         init = at_init(pool, args.zoo, setting)
         s = np.array([r.susceptibility for r in rows], dtype=float)
-        ratio = s / np.array([init[shape(c)] for c in pool])
+        ratio = s / np.array([statistics.fmean(init[shape(c)]) for c in pool])
         mem = np.array([c.memorized for c in pool])
         memorizer = mem >= MEMORIZED_CUT
-        per = ", ".join(f"{k} {v:.3f}" for k, v in sorted(init.items()))
+        per = ", ".join(f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in sorted(init.items()))
+        above = sum(v[0] > UNTRAINED_CUT for v in init.values())
         lines.append(
-            f"| {setting} | {name} | {per} | {tau(s.tolist(), mem.tolist()):.2f} | {tau(ratio.tolist(), mem.tolist()):.2f} | "
-            f"{separation(s, memorizer)} | {separation(ratio, memorizer)} |"
+            f"| {setting} | {name} | {per} | {above} of {len(init)} | {tau(s.tolist(), mem.tolist()):.2f} | "
+            f"{tau(ratio.tolist(), mem.tolist()):.2f} | {separation(s, memorizer)} | {separation(ratio, memorizer)} |"
         )
-    print("\n".join(lines))
+    report = "\n".join(lines) + "\n"
+    (args.zoo / "eval" / "init-reference.md").write_text(report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from suscli.judge.regions import rank, thresholds
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
 from suscli.judge import verdict
+from suscli.measure.untrained import untrained_susceptibility
 
 # --arch: (the name suscli loads it by, how it is built, its name in the report)
 ARCHS = {
@@ -125,13 +126,23 @@ def main(argv: list[str] | None = None) -> None:
         for saved in rec["saved"]:
             ckpt = load_checkpoint(saved["path"])
             s, before = susceptibility(ckpt.model, pixels)
+            details = {"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10, "loss_before": before}
+            if verdict.wants_untrained(s, DEFAULT_LR, DEFAULT_BATCH_SIZE):  # as suscli records it (suscli.run.model)
+                details["untrained"] = untrained_susceptibility(
+                    ckpt.model,
+                    pixels,
+                    config=SusceptibilityConfig(),
+                    transform=normalizer(cifar.MEAN, cifar.STD),
+                    device=torch.device("cpu"),
+                    inputs="cifar",
+                )
             rows.append(
                 Result(
                     name=f"{rec['recipe']}-e{saved['epoch']}",
                     path=saved["path"],
                     susceptibility=s,
                     train_acc=saved["train_acc_noisy"],
-                    details={"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10, "loss_before": before},
+                    details=details,
                 )
             )
             oracle.append(saved)
@@ -142,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"{args.n_train} CIFAR-10 training images with CIFAR-10N human-worst labels ({100 * (noisy != data.y_train).mean():.1f}% wrong); "
         f"susceptibility at the default step on 1,000 unlabeled images. At initialization (seeds 0, 1): "
-        f"{at_init[0]:.3f}, {at_init[1]:.3f}.",
+        f"{at_init[0]:.3f}, {at_init[1]:.3f}; as suscli measures it (suscli.measure.untrained, seed 0), where the verdict reads it: "
+        f"{_reference(rows)}.",
         "",
         "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | loss before / ln 10 | verdict alone | verdict in this pool |",
         "|---|---|---|---|---|---|---|---|",
@@ -156,6 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     report = "\n".join(lines) + "\n"
     (args.out / "arch-check.md").write_text(report)
     print(report)
+
+
+def _reference(rows: list[Result]) -> str:
+    """What suscli's own reference read, once per architecture (every row that wants it shares it)."""
+    found = {json.dumps(r.details["untrained"], sort_keys=True) for r in rows if "untrained" in r.details}
+    return ", ".join(sorted(found)) or "no checkpoint above the low cut"
 
 
 def _fresh(arch: str, seed: int) -> torch.nn.Module:
