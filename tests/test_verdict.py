@@ -243,6 +243,23 @@ def test_the_untrained_reference_is_wanted_only_where_a_fixed_cut_would_judge() 
     assert not verdict.wants_untrained(5.0, DEFAULT_LR, DEFAULT_BATCH_SIZE * 2)
 
 
+def test_a_pool_verdict_that_contradicts_the_model_alone_says_why() -> None:
+    """The fine-tuned memorizer that fits 45% of its wrong labels reads 0.162: "low susceptibility" alone, flagged in its
+    pool by the labels the consensus contradicts. Its row keeps both words, and the reason says which evidence decides."""
+    memorizer, learner, underfit = row("m", 0.72, 0.162, 0.49), row("c", 0.60, 0.10, 0.05), row("u", 0.40, 0.15, 0.05)
+    verdict.assign([memorizer, learner, underfit], 0.12, 0.55)
+    assert memorizer.verdict == verdict.MEMORIZED and memorizer.details["verdict_alone"] == verdict.LOW_SUSCEPTIBILITY
+    assert 'alone (suscli score) it reads "low susceptibility"' in memorizer.verdict_why
+    assert "the pool's evidence" in memorizer.verdict_why
+    assert underfit.verdict == verdict.UNDERFIT_SUSCEPTIBLE and "above the pool's mean susceptibility" in underfit.verdict_why
+    # words that agree carry no such clause: resisting in the pool, low susceptibility alone
+    assert learner.verdict == verdict.RESISTS and learner.details["verdict_alone"] == verdict.LOW_SUSCEPTIBILITY
+    assert "alone" not in learner.verdict_why
+    single = row("s", 0.72, 0.162, 0.49)
+    verdict.assign([single], None, None)  # suscli score: nothing to compare with
+    assert "verdict_alone" not in single.details and single.verdict == verdict.LOW_SUSCEPTIBILITY
+
+
 def clean_learner(acc: float = 0.58, zeta: float = 0.10, fits: float | None = 0.05, clean: float | None = 0.93) -> Result:
     """A model that fits most labels the consensus confirms and few it contradicts."""
     r = row("c", acc, zeta, fits)

@@ -340,10 +340,34 @@ def _not_fitting(row: Result) -> str:
     return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but training accuracy {row.train_acc:.3f} is no better than guessing"
 
 
+# What a model alone (`suscli score`) may read beside each verdict in a pool without the two contradicting each other:
+# alone "susceptible" says it would fit noise readily, "low susceptibility" that one step moves it little.
+_ALONE_AGREES = {
+    SUSCEPTIBLE: {MEMORIZED, UNDERFIT_SUSCEPTIBLE, UNCLEAR},
+    LOW_SUSCEPTIBILITY: {RESISTS, FITS_CLEAN, UNDERFIT, UNCLEAR},
+}
+
+
 def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None) -> None:
-    """Set `verdict` and `verdict_why` on every scored row (`noise`: the pool's label-noise estimate, if any)."""
+    """Set `verdict` and `verdict_why` on every scored row (`noise`: the pool's label-noise estimate, if any). In a
+    pool each row also keeps what it would read alone (details.verdict_alone), and where the two contradict each
+    other the reason says why the pool's evidence decides."""
     for r in rows:
         if not r.ok:
             continue
         v = judge(r, zeta, acc, noise)
+        alone = judge(r, None, None) if zeta is not None and acc is not None and r.train_acc is not None else None
+        if alone is not None:
+            r.details["verdict_alone"] = alone.word
+            if v is not None and v.word not in _ALONE_AGREES.get(alone.word, {v.word}):
+                v = Verdict(v.word, f"{v.why}; alone (suscli score) it reads \"{alone.word}\" ({alone.why}): {_apart(v.word)}")
         r.verdict, r.verdict_why = (v.word, v.why) if v else (None, None)
+
+
+def _apart(word: str) -> str:
+    """Why the pool's verdict `word` stands where the model alone reads otherwise."""
+    if word == MEMORIZED:
+        return "the pool's evidence (its thresholds, the labels its consensus contradicts) shows what one number alone does not"
+    if word == UNDERFIT_SUSCEPTIBLE:
+        return "in a pool, susceptible means above the pool's mean susceptibility, not above the fixed cut"
+    return "a fixed cut alone measures how readily it would fit noise; models trained on the same labels show whether it did"
