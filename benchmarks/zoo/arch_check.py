@@ -9,16 +9,23 @@ oracle (share of the wrong labels it fits, clean test accuracy), the susceptibil
 verdict suscli gives it alone and in the pool of these 10 checkpoints; also the susceptibility of the same
 architecture at initialization.
 
+--image-size N (default 32) checks the cuts at an input size no zoo has: the decoded 32x32 CIFAR images are
+upsampled to N x N (bilinear, rounded back to uint8) for training and the oracle, augmentation pads by an eighth of
+the side (4 px at 32, 8 at 64), the checkpoints record image_size=N, and the unlabeled images are decoded at N by
+suscli itself (ImageSource.decoded, as `suscli score` does); the report gives how far the two resizings differ.
+
     python benchmarks/zoo/arch_check.py --out benchmarks/out/arch-check [--n-train 2000] [--threads 2]
     python benchmarks/zoo/arch_check.py --arch resnet20 --out benchmarks/out/arch-check-resnet20
+    python benchmarks/zoo/arch_check.py --arch resnet20 --image-size 64 --threads 1 --out benchmarks/out/arch-check-resnet20-64
 
-Writes <out>/arch-check.md (printed too) and the checkpoints; a rerun reuses finished runs.
+Writes <out>/arch-check.md (printed too) and the checkpoints; a rerun reuses finished runs (of the same image size).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 import time
@@ -26,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,7 +43,7 @@ from train_zoo import MOMENTUM, epoch_metrics, load_data, noisy_labels, save_epo
 
 import suscli
 import suscli.models
-from suscli.load.checkpoints import load_checkpoint
+from suscli.load.checkpoints import load_checkpoint, read_metadata
 from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import rank, thresholds
 from suscli.results import Result
@@ -54,12 +62,26 @@ RECIPES = {  # name: (lr, weight decay, epochs, augmentation)
 }
 
 
-def train(name: str, arch: str, data, noisy: np.ndarray, out: Path) -> dict:
-    """One recipe; its record (per saved epoch: oracle and checkpoint) is cached in <out>/<name>/record.json."""
+def upsample(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) images resized to size x size: bilinear (half-pixel centres, no antialiasing), rounded back
+    to uint8; `x` itself when it already has that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    return y.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def train(name: str, arch: str, data, noisy: np.ndarray, out: Path, image_size: int = 32) -> dict:
+    """One recipe; its record (per saved epoch: oracle and checkpoint) is cached in <out>/<name>/record.json.
+    `data`'s images are already image_size px."""
     folder = out / name
     record_path = folder / "record.json"
     if record_path.exists():
-        return json.loads(record_path.read_text())
+        record = json.loads(record_path.read_text())
+        stored = read_metadata(record["saved"][0]["path"]).get("image_size") if record["saved"] else image_size
+        if stored != image_size:
+            raise SystemExit(f"{folder}: trained at {stored} px, not {image_size}; give another --out")
+        return record
     folder.mkdir(parents=True, exist_ok=True)
     lr, wd, epochs, aug = RECIPES[name]
     torch.manual_seed(0)
@@ -85,7 +107,7 @@ def train(name: str, arch: str, data, noisy: np.ndarray, out: Path) -> dict:
                 preset="cifar10",
                 mean=list(cifar.MEAN),
                 std=list(cifar.STD),
-                image_size=32,
+                image_size=image_size,
                 epoch=epoch,
             )
             record["saved"].append({"epoch": epoch, "path": str(path), **m})
@@ -112,14 +134,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--arch", choices=tuple(ARCHS), default="resnet18")
+    ap.add_argument("--image-size", type=int, default=32, help="train and measure at N x N px, the 32 px images upsampled (bilinear)")
+    ap.add_argument("--cifar-root", type=Path, default=cifar.DEFAULT_ROOT, help="unpacked cifar10-jpeg/ (made from the archive if missing)")
     args = ap.parse_args(argv)
+    size = args.image_size
+    if size < 8:
+        ap.error("--image-size: at least 8")
     torch.set_num_threads(args.threads)
-    root = cifar.ensure_unpacked()
+    root = cifar.ensure_unpacked(args.cifar_root)
     data = load_data(root, args.n_train, 1000, 1000, seed=0, threads=args.threads)
     noisy = noisy_labels(data.y_train, "human-worst", 0, data)
     print(f"{args.n_train} training images, {100 * (noisy != data.y_train).mean():.1f}% of labels wrong", file=sys.stderr)
-    pixels, _, _ = ImageSource(data.unlabeled_paths, population=len(data.unlabeled_paths)).decoded(32, 3)
-    records = [train(name, args.arch, data, noisy, args.out) for name in RECIPES]
+    pixels, _, _ = ImageSource(data.unlabeled_paths, population=len(data.unlabeled_paths)).decoded(size, 3)
+    resized = ""
+    if size != 32:
+        data = dataclasses.replace(data, x_train=upsample(data.x_train, size), x_test=upsample(data.x_test, size))
+        # The same images upsampled as the training ones are, against suscli's own decode at `size` (PIL bilinear).
+        gap = (upsample(cifar.decode(data.unlabeled_paths, args.threads), size).int() - pixels.int()).abs()
+        resized = (
+            f" Images upsampled from 32 to {size} px (bilinear) for training and the oracle; the unlabeled ones decoded at {size} px by "
+            f"suscli, which differs from that upsampling by {float(gap.float().mean()):.2f} of 255 on average "
+            f"(at most {int(gap.max())}, {100 * float((gap > 0).float().mean()):.1f}% of values differ)."
+        )
+        print(resized.strip(), file=sys.stderr)
+    records = [train(name, args.arch, data, noisy, args.out, size) for name in RECIPES]
     at_init = [susceptibility(_fresh(args.arch, s), pixels)[0] for s in (0, 1)]
     rows, oracle = [], []
     for rec in records:
@@ -149,12 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     alone = {r.name: verdict.judge(r, None, None) for r in copy.deepcopy(rows)}
     rank(rows, thresholds(rows))
     lines = [
-        f"# The verdict's fixed cuts on {ARCHS[args.arch][2]} (not used to choose them)",
+        f"# The verdict's fixed cuts on {ARCHS[args.arch][2]}{f' at {size} px' if size != 32 else ''} (not used to choose them)",
         "",
-        f"{args.n_train} CIFAR-10 training images with CIFAR-10N human-worst labels ({100 * (noisy != data.y_train).mean():.1f}% wrong); "
+        f"{args.n_train} CIFAR-10 training images{f' at {size} px' if size != 32 else ''} with CIFAR-10N human-worst labels "
+        f"({100 * (noisy != data.y_train).mean():.1f}% wrong); "
         f"susceptibility at the default step on 1,000 unlabeled images. At initialization (seeds 0, 1): "
         f"{at_init[0]:.3f}, {at_init[1]:.3f}; as suscli measures it (suscli.measure.untrained, seed 0), where the verdict reads it: "
-        f"{_reference(rows)}.",
+        f"{_reference(rows)}.{resized}",
         "",
         "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | loss before / ln 10 | verdict alone | verdict in this pool |",
         "|---|---|---|---|---|---|---|---|",

@@ -1,0 +1,66 @@
+"""The benchmark zoo's image handling at sizes other than CIFAR's 32 px (benchmarks/zoo/train_zoo.py's augment,
+benchmarks/zoo/arch_check.py's upsample): the 32-px behaviour is kept, a larger image is shifted in proportion, and
+the training-time upsampling matches what suscli decodes at that size."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from suscli.data.images import decode_images
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "zoo"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+train_zoo = pytest.importorskip("train_zoo")
+
+
+def _positions(b: int, size: int) -> torch.Tensor:
+    """b copies of an image whose channel 0 holds row + 1 and channel 1 col + 1 (0 is the zero padding)."""
+    ramp = torch.arange(1, size + 1, dtype=torch.uint8)
+    x = torch.zeros(b, 3, size, size, dtype=torch.uint8)
+    x[:, 0] = ramp[:, None]
+    x[:, 1] = ramp[None, :]
+    return x
+
+
+@pytest.mark.parametrize("size, pad", [(32, 4), (64, 8)])
+def test_augment_shifts_by_an_eighth_of_the_side_and_flips(size: int, pad: int) -> None:
+    out = train_zoo.augment(_positions(400, size), torch.Generator().manual_seed(0))
+    assert out.shape == (400, 3, size, size) and out.dtype == torch.uint8
+    c = size // 2  # the centre pixel is inside the image at any shift
+    shift_y = out[:, 0, c, c].long() - (c + 1)
+    step = out[:, 1, c, c + 1].long() - out[:, 1, c, c].long()  # +1 as it was, -1 flipped
+    assert set(step.tolist()) == {1, -1}
+    shift_x = torch.where(step > 0, out[:, 1, c, c].long() - (c + 1), out[:, 1, c, c].long() - (size - c))
+    assert set(shift_y.tolist()) == set(shift_x.tolist()) == set(range(-pad, pad + 1))
+
+
+def test_augment_at_32_draws_as_it_always_did() -> None:
+    """One randint(0, 9) for both offsets, then one rand for the flips: the same seed gives the same crops as before."""
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    out = train_zoo.augment(x, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    dy, dx = torch.randint(0, 9, (2, 6), generator=g)
+    flip = torch.rand(6, generator=g) < 0.5
+    padded = F.pad(x, (4, 4, 4, 4))
+    for i in range(6):
+        crop = padded[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32]
+        assert torch.equal(out[i], crop.flip(-1) if flip[i] else crop)
+
+
+def test_upsample_is_what_suscli_decodes_at_that_size(tmp_path: Path) -> None:
+    arch_check = pytest.importorskip("arch_check")
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "img.png")  # lossless: only the resizing differs
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None].contiguous()
+    assert arch_check.upsample(x, 8) is x
+    up = arch_check.upsample(x, 16)
+    decoded = decode_images([tmp_path / "img.png"], image_size=16).pixels
+    assert up.shape == decoded.shape == (1, 3, 16, 16) and up.dtype == torch.uint8
+    assert int((up.int() - decoded.int()).abs().max()) <= 1  # rounding only
