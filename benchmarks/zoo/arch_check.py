@@ -2,7 +2,8 @@
 
 The cuts were chosen on the zoo's small CNNs, MLPs and ResNets. This trains torchvision's ResNet-18 (the stock
 ImageNet layout, as users take it from torchvision, 10 classes), or with --arch resnet20 the deeper CIFAR ResNet-20 of
-the public checkpoints (suscli.models.resnet20: 3 stages of 3 blocks, width 16), on CIFAR-10N human labels (human-worst, the zoo's
+the public checkpoints (suscli.models.resnet20: 3 stages of 3 blocks, width 16), or with --arch resnet56 the same
+with 9 blocks per stage, on CIFAR-10N human labels (human-worst, the zoo's
 design setting) under two recipes, a regularized one (weight decay 5e-3, augmentation, 8 epochs) and a memorizing
 one (no weight decay, no augmentation, 30 epochs), saves 5 checkpoints of each, and reports per checkpoint the
 oracle (share of the wrong labels it fits, clean test accuracy), the susceptibility at the default step, and the
@@ -16,6 +17,7 @@ suscli itself (ImageSource.decoded, as `suscli score` does); the report gives ho
 
     python benchmarks/zoo/arch_check.py --out benchmarks/out/arch-check [--n-train 2000] [--threads 2]
     python benchmarks/zoo/arch_check.py --arch resnet20 --out benchmarks/out/arch-check-resnet20
+    python benchmarks/zoo/arch_check.py --arch resnet56 --out benchmarks/out/arch-check-resnet56
     python benchmarks/zoo/arch_check.py --arch resnet20 --image-size 64 --threads 1 --out benchmarks/out/arch-check-resnet20-64
 
 Writes <out>/arch-check.md (printed too) and the checkpoints; a rerun reuses finished runs (of the same image size).
@@ -51,10 +53,11 @@ from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, Suscep
 from suscli.judge import verdict
 from suscli.measure.untrained import untrained_susceptibility
 
-# --arch: (the name suscli loads it by, how it is built, its name in the report)
+# --arch: (the name suscli loads it by, its keyword arguments beside num_classes, how it is built, its name in the report)
 ARCHS = {
-    "resnet18": ("torchvision:resnet18", lambda: torchvision.models.resnet18(num_classes=10), "torchvision's ResNet-18"),
-    "resnet20": ("suscli.models:resnet20", lambda: suscli.models.resnet20(num_classes=10), "the CIFAR ResNet-20"),
+    "resnet18": ("torchvision:resnet18", {}, lambda: torchvision.models.resnet18(num_classes=10), "torchvision's ResNet-18"),
+    "resnet20": ("suscli.models:resnet20", {}, lambda: suscli.models.resnet20(num_classes=10), "the CIFAR ResNet-20"),
+    "resnet56": ("suscli.models:resnet", {"blocks": 9}, lambda: suscli.models.resnet(num_classes=10, blocks=9), "a CIFAR ResNet-56"),
 }
 RECIPES = {  # name: (lr, weight decay, epochs, augmentation)
     "regularized": (0.05, 5e-3, 8, True),
@@ -86,7 +89,7 @@ def train(name: str, arch: str, data, noisy: np.ndarray, out: Path, image_size: 
     lr, wd, epochs, aug = RECIPES[name]
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    model = ARCHS[arch][1]().to(memory_format=torch.channels_last)
+    model = ARCHS[arch][2]().to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=wd)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     y_noisy, clean = torch.from_numpy(noisy), torch.from_numpy(data.y_train)
@@ -102,7 +105,7 @@ def train(name: str, arch: str, data, noisy: np.ndarray, out: Path, image_size: 
                 model,
                 path,
                 arch=ARCHS[arch][0],
-                arch_kwargs={"num_classes": 10},
+                arch_kwargs={"num_classes": 10, **ARCHS[arch][1]},
                 num_classes=10,
                 preset="cifar10",
                 mean=list(cifar.MEAN),
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     alone = {r.name: verdict.judge(r, None, None) for r in copy.deepcopy(rows)}
     rank(rows, thresholds(rows))
     lines = [
-        f"# The verdict's fixed cuts on {ARCHS[args.arch][2]}{f' at {size} px' if size != 32 else ''} (not used to choose them)",
+        f"# The verdict's fixed cuts on {ARCHS[args.arch][3]}{f' at {size} px' if size != 32 else ''} (not used to choose them)",
         "",
         f"{args.n_train} CIFAR-10 training images{f' at {size} px' if size != 32 else ''} with CIFAR-10N human-worst labels "
         f"({100 * (noisy != data.y_train).mean():.1f}% wrong); "
@@ -217,7 +220,7 @@ def _reference(rows: list[Result]) -> str:
 
 def _fresh(arch: str, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return ARCHS[arch][1]()
+    return ARCHS[arch][2]()
 
 
 if __name__ == "__main__":
