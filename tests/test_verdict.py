@@ -141,6 +141,7 @@ def test_score_prints_the_verdict_of_a_model_alone(tmp_path: Path, train_folder:
         verdict.SUSCEPTIBLE if s > verdict.MEMORIZED_CUT else verdict.LOW_SUSCEPTIBILITY if s <= verdict.RESISTS_CUT else verdict.UNCLEAR
     )
     assert r["details"]["lr"] == DEFAULT_LR and r["verdict"] == expected and f"{s:.3f}" in r["verdict_why"]
+    assert f"verdict: {expected}: {r['verdict_why']}" in res.stderr  # the reason where the table has no room for it
 
 
 def confident(zeta: float, loss_before: float, acc: float | None = 0.9, fits: float | None = None) -> Result:
