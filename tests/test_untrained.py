@@ -99,3 +99,15 @@ def test_score_records_the_reference_where_the_verdict_reads_it(tmp_path: Path) 
     untrained = r["details"]["untrained"]["susceptibility"]
     assert untrained < verdict.UNTRAINED_CUT < r["susceptibility"]
     assert r["verdict"] == verdict.UNCLEAR and "times chance" in r["verdict_why"] and "untrained" not in r["verdict_why"]
+
+
+def test_an_untrained_copy_that_fails_leaves_the_reference_unknown(monkeypatch) -> None:
+    """Out of memory beside the model, or a module that refuses a deepcopy: the model's own row must stand."""
+
+    def refuse(model: nn.Module, seed: int = 0) -> nn.Module:
+        raise TypeError("cannot pickle 'torch._C.Generator' object")
+
+    monkeypatch.setattr(reference, "untrained", refuse)
+    pixels = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8).flip(1)  # inputs no other test cached
+    got = reference.untrained_susceptibility(tiny_cnn(), pixels, config=CONFIG, transform=scaled, device=CPU, inputs="refused")
+    assert got == {"unknown": "its untrained copy failed: cannot pickle 'torch._C.Generator' object"}
