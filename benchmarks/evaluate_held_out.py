@@ -115,7 +115,7 @@ def held_out_alone(hits: np.ndarray, tests: np.ndarray) -> tuple[float, float]:
 def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np.ndarray) -> tuple[float, ...]:
     """(c): the rule `rank --val-data` runs on these hits (suscli.judge.rules, applied to the label-free choice
     that `choose` made: the same call `choose` ends with): tau, regret, confident; then the tau and regret of
-    variant (s) on the same tied set, of (t) and of (z)."""
+    variant (s) on the same tied set, of (t), of (z) and of (q)."""
     for r, h in zip(rows, hits):
         r.details["val_hits"] = encode_hits(h)
     choice = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
@@ -136,7 +136,29 @@ def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np
         s_regret,
         *scored(constrained(t_score[:, None] - t_score[None, :], decided, base), tests),
         *scored(constrained(z, decided, base), tests),
+        *scored(constrained(trusted(hits, base), decided, base), tests),
     )
+
+
+def trusted(hits: np.ndarray, base: list[int]) -> np.ndarray:
+    """Variant (q): per pair, the held-out set's direction where it is surer of it than the label-free order is right,
+    the label-free order's elsewhere. The held-out set's confidence in a pair is Phi(z) of its paired z; the label-free
+    order's share of pairs right, q, is estimated from how often it agrees with the held-out set, corrected for the
+    held-out set's own errors: agreeing = q p + (1 - q)(1 - p) summed over pairs, solved for q (clipped to 0.5-1).
+    Preferring the held-out direction exactly where p > q is what the two together favour (odds q/(1-q) against p/(1-p))."""
+    h = hits.astype(np.int64)
+    only = (h @ (1 - h).T).astype(float)
+    discordant = only + only.T
+    z = np.divide(only - only.T, np.sqrt(discordant), out=np.zeros_like(only), where=discordant > 0)
+    p = 0.5 * (1 + np.vectorize(math.erf)(np.abs(z) / math.sqrt(2)))
+    rank_of = np.empty(len(base), dtype=int)
+    rank_of[base] = np.arange(len(base))
+    label_free = np.where(rank_of[:, None] < rank_of[None, :], 1.0, -1.0)
+    upper = np.triu(only != only.T, k=1)
+    agree = (np.sign(only - only.T) == label_free)[upper].sum()
+    weight = (2 * p - 1)[upper].sum()
+    q = 1.0 if weight == 0 else float(np.clip((agree - (1 - p)[upper].sum()) / weight, 0.5, 1.0))
+    return np.where((p > q) & (only != only.T), np.sign(only - only.T), label_free)
 
 
 def shrunk(rows: list[Result], hits: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:
@@ -310,6 +332,8 @@ def evaluate_pool(
             "t_regret": statistics.fmean(x[6] for x in c),
             "z_tau": statistics.fmean(x[7] for x in c),
             "z_regret": statistics.fmean(x[8] for x in c),
+            "q_tau": statistics.fmean(x[9] for x in c),
+            "q_regret": statistics.fmean(x[10] for x in c),
             "a_tau_sd": statistics.pstdev(x[0] for x in a),
             "c_at_level": {
                 str(level): {"tau": statistics.fmean(x[0] for x in v), "regret": statistics.fmean(x[1] for x in v)}
@@ -329,13 +353,15 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "labels. (a) held-out accuracy alone; (b) suscli's label-free default; (c) `rank --val-data`; variants of (c), not in the product: "
         "(s) the same tied set, ordered by held-out accuracy shrunk toward what the label-free agreement predicts; (t) every pair the "
         "held-out set decides left to it, the rest by held-out accuracy shrunk toward what the place in the label-free order predicts; "
-        "(z) the same, the rest by the held-out paired z plus the agreement difference's z. tau: Kendall tau with "
+        "(z) the same, the rest by the held-out paired z plus the agreement difference's z; (q) every pair by the held-out set "
+        "where its paired test is surer than the label-free order is right (estimated on the held-out set), by the label-free "
+        "order elsewhere. tau: Kendall tau with "
         "clean test accuracy; regret: the pool's best clean test accuracy minus the first choice's, in points (for (a), the "
         "mean over the models sharing the top held-out accuracy). Means over draws. Held out from the design: "
         f"{', '.join(sorted(held_out)) or 'none'}.",
         "",
-        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
         setting, pool = key.split("/")
@@ -351,7 +377,8 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
             lines.append(
                 head + f"| {int(size):,} | {s['a_tau']:.2f} | {s['c_tau']:.2f} | {s['c_tau'] - s['a_tau']:+.2f} | {s['a_regret']:.1f} | "
                 f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} | "
-                f"{s['t_tau']:.2f} / {s['t_regret']:.1f} | {s['z_tau']:.2f} / {s['z_regret']:.1f} |"
+                f"{s['t_tau']:.2f} / {s['t_regret']:.1f} | {s['z_tau']:.2f} / {s['z_regret']:.1f} | "
+                f"{s['q_tau']:.2f} / {s['q_regret']:.1f} |"
             )
     lines += ["", "Exchange rate: the held-out size at which (a)'s mean tau reaches (b)'s (log-linear between sizes).", ""]
     levels = list(next(iter(results.values()))["sizes"].values())[0]["c_at_level"] if results else {}
