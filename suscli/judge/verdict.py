@@ -361,7 +361,7 @@ def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: Noi
         if alone is not None:
             r.details["verdict_alone"] = alone.word
             if v is not None and v.word not in _ALONE_AGREES.get(alone.word, {v.word}):
-                v = Verdict(v.word, f"{v.why}; alone (suscli score) it reads \"{alone.word}\" ({alone.why}): {_apart(v.word)}")
+                v = Verdict(v.word, f'{v.why}; alone (suscli score) it reads "{alone.word}" ({alone.why}): {_apart(v.word)}')
         r.verdict, r.verdict_why = (v.word, v.why) if v else (None, None)
 
 
