@@ -142,6 +142,7 @@ def test_score_prints_the_verdict_of_a_model_alone(tmp_path: Path, train_folder:
     )
     assert r["details"]["lr"] == DEFAULT_LR and r["verdict"] == expected and f"{s:.3f}" in r["verdict_why"]
     assert f"verdict: {expected}: {r['verdict_why']}" in res.stderr  # the reason where the table has no room for it
+    assert "None" not in res.stderr.splitlines()  # the whole training set from the start: no line on the sample
 
 
 def confident(zeta: float, loss_before: float, acc: float | None = 0.9, fits: float | None = None) -> Result:

@@ -68,7 +68,8 @@ def score(
         gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
         train_sample=sample_info(sample, [result], size),
     )
-    said = [sample_line(sample, [result], size)] if sample is not None and size is not None else []
+    grown = sample_line(sample, [result], size) if sample is not None and size is not None else None
+    said = [grown] if grown else []
     if result.verdict and result.verdict_why:  # the table has room for the word only; the reason is what a user acts on
         said.append(f"verdict: {result.verdict}: {result.verdict_why}")
     return Report("score", [result], run, failures=failures, lines=said)
