@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import suscli.run.store
-from tests.conftest import invoke, tiny_cnn
+from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool, rank_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,3 +165,26 @@ def test_an_architecture_file_is_keyed_by_its_contents(
     (tmp_path / "nets.py").write_text("from tests.conftest import tiny_cnn as net  # edited\n")
     res, doc = rank_json(Path("."), image_folder, train_folder, "--arch", "../nets.py:net", "--image-size", "8")
     assert doc["counts"]["reused"] == 0 and "(arch differ)" in res.stderr, res.output
+
+
+def test_results_stored_without_the_untrained_reading_the_verdict_needs_are_measured_again(
+    pool: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """A results file of a version before the architecture guard holds rows above the low cut without their network's
+    untrained reading: those are measured again (and get it), the others reused, so the verdict never judges a stored
+    row by cuts whose domain it could not check."""
+    unlabeled = tmp_path / "many"
+    write_images(unlabeled, 40)  # a full batch of 32: the default step, where the fixed cuts apply
+    results = tmp_path / "r.jsonl"
+    step = ("--batch-size", "32", "--batches", "4")  # the default step (rank_json's own is a small, faster one)
+    first = rank_json(pool, unlabeled, train_folder, *step, "--results", results)[1]
+    wanting = {r["name"] for r in first["results"] if "untrained" in r["details"]}
+    assert 0 < len(wanting) < 4, [r["susceptibility"] for r in first["results"]]
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for r in records:  # as the earlier version wrote them
+        r["result"]["details"].pop("untrained", None)
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    res, again = rank_json(pool, unlabeled, train_folder, *step, "--results", results)
+    assert res.exit_code == 0, res.output
+    assert {r["name"] for r in again["results"] if "untrained" in r["details"]} == wanting
+    assert len(results.read_text().splitlines()) == 4 + len(wanting)  # only those measured again, and kept

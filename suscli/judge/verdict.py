@@ -259,6 +259,15 @@ def wants_untrained(susceptibility: float, lr: float, batch_size: int) -> bool:
     return lr == DEFAULT_LR and batch_size == DEFAULT_BATCH_SIZE and susceptibility > RESISTS_CUT
 
 
+def lacks_untrained(row: Result) -> bool:
+    """Whether `row` wants the untrained reading (wants_untrained) and was stored without it, by a version before it."""
+    d = row.details if isinstance(row.details, dict) else {}
+    s, lr, batch = row.susceptibility, d.get("lr"), d.get("batch_size")
+    if not row.ok or s is None or not isinstance(lr, (int, float)) or not isinstance(batch, int):
+        return False
+    return wants_untrained(s, lr, batch) and "untrained" not in d
+
+
 def off_scale(row: Result) -> str | None:
     """Why the fixed cuts cannot judge `row`'s architecture: its network untrained reads above UNTRAINED_CUT, or
     cannot be re-initialized to say; None when it reads below (or was not measured: at or below the low cut, and rows
