@@ -185,6 +185,6 @@ def test_results_stored_without_the_untrained_reading_the_verdict_needs_are_meas
         r["result"]["details"].pop("untrained", None)
     results.write_text("".join(json.dumps(r) + "\n" for r in records))
     res, again = rank_json(pool, unlabeled, train_folder, *step, "--results", results)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 0 and again["counts"]["reused"] == 4 - len(wanting), res.output
     assert {r["name"] for r in again["results"] if "untrained" in r["details"]} == wanting
     assert len(results.read_text().splitlines()) == 4 + len(wanting)  # only those measured again, and kept

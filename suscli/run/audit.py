@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from suscli.judge import verdict
 from suscli.measure.accuracy import Accuracy, training_accuracy
 from suscli.measure.predictions import predict
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
@@ -115,13 +114,12 @@ def model_key(entry: PoolEntry) -> str:
 
 
 def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result | None:
-    """A copy of the stored result of this model, named as the pool names it now; None when it must be measured
-    (also when it was stored without the untrained reading the verdict now reads for it).
+    """A copy of the stored result of this model, named as the pool names it now; None when it must be measured.
 
     A copy: one file may be several entries of a pool (timm hard-links `last` and `model_best` to an epoch's file),
     and each row keeps its own name."""
     cached = store.get(key) if store is not None else None
-    if cached is None or verdict.lacks_untrained(cached):  # stored before the verdict read its architecture's reference
+    if cached is None:
         return None
     return dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
 

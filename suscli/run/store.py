@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from suscli.errors import InputError, UsageError
+from suscli.judge import verdict
 from suscli.results import Result
 
 
@@ -132,7 +133,10 @@ class ResultStore:
             if record["fingerprint"] != self.fingerprint:
                 other = record
                 continue
-            self._done[record["key"]] = record_result(self.path, n, record)
+            result = record_result(self.path, n, record)
+            if verdict.lacks_untrained(result):  # stored before the verdict read its architecture's untrained reading
+                continue  # measured again, and not counted as reused
+            self._done[record["key"]] = result
         if other is None:
             return
         theirs = other.get("settings")
