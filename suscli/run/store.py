@@ -128,11 +128,12 @@ class ResultStore:
     def _load(self, keep_others: bool) -> None:
         if not self.path.exists():
             return
-        other = None
+        other, mine = None, False
         for n, record in read_records(self.path):
             if record["fingerprint"] != self.fingerprint:
                 other = record
                 continue
+            mine = True
             result = record_result(self.path, n, record)
             if verdict.lacks_untrained(result):  # stored before the verdict read its architecture's untrained reading
                 continue  # measured again, and not counted as reused
@@ -143,7 +144,7 @@ class ResultStore:
         theirs = theirs if isinstance(theirs, dict) else {}
         self.others = changed_settings(theirs, self.settings)
         self.legacy = any(legacy_identity(theirs.get(k)) for k in DATA_KEYS)
-        if not keep_others and not self._done and not self.legacy:
+        if not keep_others and not mine and not self.legacy:
             raise UsageError(
                 f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
