@@ -17,6 +17,7 @@ from suscli.data.labels import id_names, natural_key
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
 from suscli.errors import InputError, Interrupted, UsageError
+from suscli.judge import verdict
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
@@ -138,7 +139,8 @@ def open_store(
         say(moved)
     if fresh:
         ResultStore.reset(path)
-    store = ResultStore(path, fingerprint(key), key, keep_others=results is None)
+    # a row stored before the verdict read its network's untrained reading is measured again
+    store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained)
     if note := store.note():
         say(note)
     return store

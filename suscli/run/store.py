@@ -14,12 +14,11 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from suscli.errors import InputError, UsageError
-from suscli.judge import verdict
 from suscli.results import Result
 
 
@@ -116,8 +115,18 @@ class ResultStore:
     file); otherwise a file holding only other fingerprints is refused, so that an explicit --results is never
     silently a different experiment's."""
 
-    def __init__(self, path: str | Path, fingerprint: str, settings: dict[str, Any], keep_others: bool = False):
+    def __init__(
+        self,
+        path: str | Path,
+        fingerprint: str,
+        settings: dict[str, Any],
+        keep_others: bool = False,
+        stale: Callable[[Result], bool] | None = None,
+    ):
+        """`stale`: which stored rows of these settings to measure again (suscli.judge.verdict.lacks_untrained); it is
+        passed in, so that reading a results file (suscli.load_results) imports no torch."""
         self.path = Path(path)
+        self.stale = stale
         self.fingerprint = fingerprint
         self.settings = settings
         self.others: list[str] | None = None  # when the file holds other settings: those that differ from the latest
@@ -135,8 +144,8 @@ class ResultStore:
                 continue
             mine = True
             result = record_result(self.path, n, record)
-            if verdict.lacks_untrained(result):  # stored before the verdict read its architecture's untrained reading
-                continue  # measured again, and not counted as reused
+            if self.stale is not None and self.stale(result):  # measured again, and not counted as reused
+                continue
             self._done[record["key"]] = result
         if other is None:
             return
