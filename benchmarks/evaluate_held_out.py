@@ -146,10 +146,7 @@ def trusted(hits: np.ndarray, base: list[int]) -> np.ndarray:
     order's share of pairs right, q, is estimated from how often it agrees with the held-out set, corrected for the
     held-out set's own errors: agreeing = q p + (1 - q)(1 - p) summed over pairs, solved for q (clipped to 0.5-1).
     Preferring the held-out direction exactly where p > q is what the two together favour (odds q/(1-q) against p/(1-p))."""
-    h = hits.astype(np.int64)
-    only = (h @ (1 - h).T).astype(float)
-    discordant = only + only.T
-    z = np.divide(only - only.T, np.sqrt(discordant), out=np.zeros_like(only), where=discordant > 0)
+    z, only = paired_z(hits)
     p = 0.5 * (1 + np.vectorize(math.erf)(np.abs(z) / math.sqrt(2)))
     rank_of = np.empty(len(base), dtype=int)
     rank_of[base] = np.arange(len(base))
@@ -183,14 +180,20 @@ def variant(score: np.ndarray, tied: list[Result], rows: list[Result], tests: np
     return scored(sorted(range(len(rows)), key=lambda i: (i not in first, -score[i])), tests)
 
 
+def paired_z(hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[i, j]: the held-out set's paired z for model i over model j (images only i gets right minus only j, over their
+    root; 0 where none differ), and only[i, j], the count of images only i gets right."""
+    h = hits.astype(np.int64)
+    only = (h @ (1 - h).T).astype(float)
+    discordant = only + only.T
+    return np.divide(only - only.T, np.sqrt(discordant), out=np.zeros_like(only), where=discordant > 0), only
+
+
 def stouffer(rows: list[Result], hits: np.ndarray) -> np.ndarray:
     """Variant (z): [i, j] > 0 when the two pieces of evidence together prefer model i to model j: the held-out
     set's paired z (images only i gets right minus only j, over their root) plus the agreement difference over its
     standard error on the unlabeled images (unpaired binomial, as the near-tie test)."""
-    h = hits.astype(np.int64)
-    only = (h @ (1 - h).T).astype(float)
-    discordant = only + only.T
-    z_held = np.divide(only - only.T, np.sqrt(discordant), out=np.zeros_like(only), where=discordant > 0)
+    z_held, _ = paired_z(hits)
     agree = np.array([r.agreement for r in rows], dtype=float)
     preds = predictions_of(rows[0])
     assert preds is not None
