@@ -123,14 +123,14 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
     """The verdict of one scored row against the pool's thresholds (`zeta` susceptibility, `acc` training accuracy;
     None without a pool) and the pool's label-noise estimate `noise` (None without one: `suscli score`, or no
     training predictions). None when nothing can be said: no pool, no training accuracy and no calibrated cut."""
-    s, fit = row.susceptibility, row.train_acc
+    s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
-    far = off_scale(row) if calibrated(row) else None
+    far = off_scale(row) if fixed else None
     if zeta is None or acc is None or fit is None:
-        v = Verdict(UNCLEAR, far) if far is not None else _alone(row, s, calibrated(row))
+        v = Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed)
     else:
-        v = _in_pool(row, s, calibrated(row) and far is None, fit, zeta, acc, noise, far)
+        v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
         return Verdict(UNCLEAR, f"no sign of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
     if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
@@ -261,11 +261,10 @@ def wants_untrained(susceptibility: float, lr: float, batch_size: int) -> bool:
 
 def lacks_untrained(row: Result) -> bool:
     """Whether `row` wants the untrained reading (wants_untrained) and was stored without it, by a version before it."""
-    d = row.details if isinstance(row.details, dict) else {}
-    s, lr, batch = row.susceptibility, d.get("lr"), d.get("batch_size")
-    if not row.ok or s is None or not isinstance(lr, (int, float)) or not isinstance(batch, int):
+    s = row.susceptibility
+    if not row.ok or s is None or not calibrated(row):
         return False
-    return wants_untrained(s, lr, batch) and "untrained" not in d
+    return wants_untrained(s, row.details["lr"], row.details["batch_size"]) and "untrained" not in row.details
 
 
 def off_scale(row: Result) -> str | None:
