@@ -13,21 +13,24 @@ authors' measurement, has no such pass, so (b)/(a) compares (a) doing slightly m
 
     python benchmarks/perf.py                                          # 16 ResNet-20s, 1,000 + 10,000 images
     python benchmarks/perf.py --models 4 --unlabeled 256 --train 1000  # a smoke run
+    python benchmarks/perf.py --arch resnet50 --models 4 --train 2000  # ImageNet-size models at 224 px
     python benchmarks/perf.py --sweep 2000,20000,50000 --sweep-pool POOL --plot docs/perf-sweep.png
 
 --sweep times instead the default audit (training accuracy on the adaptive sample, suscli.measure.sampling) against
 `--train-samples all` at each training-set size, on a pool of trained checkpoints (random-init models all fit
 10% of the labels, so no decision could settle on them), with a cold cache each time: what a first run costs.
 
-The pool is random-init `suscli.models:resnet20` models (speed does not depend on the weights); the images
-are CIFAR-10 JPEGs (benchmarks/cifar.py unpacks them): unlabeled ones from the test split, training ones from
-the training split with their labels.
+The pool is random-init `suscli.models:resnet20` models at 32 px, or with `--arch resnet50` torchvision
+ResNet-50s at 224 px (ImageNet's preprocessing: the ImageNet-size case); speed does not depend on the weights. The
+images are CIFAR-10 JPEGs (benchmarks/cifar.py unpacks them): unlabeled ones from the test split, training ones
+from the training split with their labels.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import resource
 import sys
@@ -44,6 +47,7 @@ from PIL import Image
 from scipy.stats import kendalltau
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, Dataset
+from torchvision import models as tv_models
 from torchvision import transforms
 from typer.main import get_command
 
@@ -57,6 +61,7 @@ import suscli.data.images
 import suscli.run.model
 from suscli.measure.batched import default_model_batch
 from suscli.cli import app
+from suscli.data.images import PRESETS
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.models import resnet20
 from suscli.run.model import resolve_device
@@ -67,9 +72,32 @@ ACC_BATCH = 512  # suscli's training-accuracy batch on the CPU, used by (b) and 
 PREDICT_BATCH = suscli.measure.predictions.BATCH_SIZE
 
 
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """A pool's architecture: how to build it, the spec and preset suscli rebuilds and preprocesses it with."""
+
+    build: Callable[[], torch.nn.Module]
+    spec: str
+    kwargs: dict
+    preset: str
+
+    @property
+    def size(self) -> int:
+        return PRESETS[self.preset].image_size
+
+
+ARCHS = {
+    "resnet20": Arch(resnet20, "suscli.models:resnet20", {}, "cifar10"),
+    "resnet50": Arch(lambda: tv_models.resnet50(num_classes=10), "torchvision:resnet50", {"num_classes": 10}, "imagenet"),
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=int, default=16)
+    ap.add_argument(
+        "--arch", choices=ARCHS, default="resnet20", help="the pool's architecture (resnet50: 224 px, ImageNet's preprocessing)"
+    )
     ap.add_argument("--unlabeled", type=int, default=1000)
     ap.add_argument("--train", type=int, default=10000)
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (auto takes the GPU when there is one)")
@@ -120,19 +148,21 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="suscli-perf-") as tmp:
         work = args.work or Path(tmp)
-        pool, unl_dir, train_dir = make_inputs(work, args.models, args.unlabeled, args.train)
+        arch = ARCHS[args.arch]
+        pool, unl_dir, train_dir = make_inputs(work, arch, args.models, args.unlabeled, args.train, args.cifar_root)
+        gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
         print(
-            f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {args.models} x "
-            f"resnet20, {args.unlabeled} unlabeled + {args.train} training CIFAR-10 images; susceptibility "
+            f"device {device}{gpu} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); pool {args.models} x "
+            f"{args.arch} at {arch.size} px, {args.unlabeled} unlabeled + {args.train} training CIFAR-10 images; susceptibility "
             f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; (a) with --model-batch {model_batch}",
             flush=True,
         )
-        warm_up(device)
+        warm_up(device, arch)
         cold = run_suscli(pool, unl_dir, train_dir, work / "cache", work / "cold.json", device, model_batch)
         runs: dict[str, Callable[[], dict]] = {
             "a": lambda: run_suscli(pool, unl_dir, train_dir, work / "cache", work / "warm.json", device, model_batch),
-            "b": lambda: run_straightforward(pool, unl_dir, train_dir, device, args.workers),
-            "c": lambda: run_floor(args.models, unl_dir, train_dir, device),
+            "b": lambda: run_straightforward(pool, unl_dir, train_dir, device, args.workers, arch),
+            "c": lambda: run_floor(args.models, unl_dir, train_dir, device, arch),
         }
         rounds: dict[str, list[dict]] = {k: [] for k in runs}
         for r in range(args.rounds):
@@ -222,7 +252,7 @@ def sweep(work: Path, pool: Path, sizes: list[int], n_unl: int, root: Path, devi
         f"CIFAR-10 images; training sets of {', '.join(map(str, sizes))} CIFAR-10 training images; cold cache each run",
         flush=True,
     )
-    warm_up(device)
+    warm_up(device, ARCHS["resnet20"])
     for path in [*unl.iterdir(), *(p for p in pool.rglob("*") if p.is_file())]:  # the OS page cache, as for the training images
         path.read_bytes()
     found = []
@@ -315,9 +345,9 @@ def draw_sweep(found: list[dict], path: Path, device: torch.device) -> None:
     plt.close(fig)
 
 
-def make_inputs(work: Path, models: int, n_unl: int, n_train: int) -> tuple[Path, Path, Path]:
-    """A pool of `models` saved random-init ResNet-20s, and folders of links to the chosen CIFAR-10 images."""
-    root = cifar.ensure_unpacked()
+def make_inputs(work: Path, arch: Arch, models: int, n_unl: int, n_train: int, root: Path) -> tuple[Path, Path, Path]:
+    """A pool of `models` saved random-init networks of `arch`, and folders of links to the chosen CIFAR-10 images."""
+    root = cifar.ensure_unpacked(root)
     rng = np.random.default_rng(SEED)
     test_paths, test_labels = cifar.list_split(root, "test")
     train_paths, train_labels = cifar.list_split(root, "train")
@@ -327,7 +357,7 @@ def make_inputs(work: Path, models: int, n_unl: int, n_train: int) -> tuple[Path
         link(work / "train" / cifar.CLASSES[train_labels[i]] / f"{i:05d}.jpg", train_paths[i])
     for m in range(models):
         torch.manual_seed(m)
-        suscli.save(resnet20(), work / "pool" / f"m{m:02d}.safetensors", arch="suscli.models:resnet20", preset="cifar10")
+        suscli.save(arch.build(), work / "pool" / f"m{m:02d}.safetensors", arch=arch.spec, arch_kwargs=arch.kwargs, preset=arch.preset)
     return work / "pool", work / "unlabeled", work / "train"
 
 
@@ -337,10 +367,10 @@ def link(path: Path, target: Path) -> None:
         path.symlink_to(target)
 
 
-def warm_up(device: torch.device) -> None:
+def warm_up(device: torch.device, arch: Arch) -> None:
     """One forward and backward first, so that no measurement pays the kernels' one-time set-up."""
-    model = resnet20().to(device)
-    model(torch.randn(DEFAULT_BATCH_SIZE, 3, 32, 32, device=device)).sum().backward()
+    model = arch.build().to(device)
+    model(torch.randn(DEFAULT_BATCH_SIZE, 3, arch.size, arch.size, device=device)).sum().backward()
     sync(device)
 
 
@@ -392,9 +422,13 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
 class Files(Dataset):
     """Image files through PIL and torchvision transforms, one at a time, as a torchvision ImageFolder reads them."""
 
-    def __init__(self, paths: list[Path], labels: list[int]):
+    def __init__(self, paths: list[Path], labels: list[int], preset: str):
         self.paths, self.labels = paths, labels
-        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(cifar.MEAN, cifar.STD)])
+        pre = PRESETS[preset]
+        resize = (
+            [] if pre.image_size == 32 else [transforms.Resize(round(pre.image_size / pre.crop_pct)), transforms.CenterCrop(pre.image_size)]
+        )
+        self.transform = transforms.Compose([*resize, transforms.ToTensor(), transforms.Normalize(pre.mean, pre.std)])
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -404,7 +438,7 @@ class Files(Dataset):
             return self.transform(img.convert("RGB")), self.labels[i]
 
 
-def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device, workers: int) -> dict:
+def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device, workers: int, arch: Arch) -> dict:
     """(b): one model at a time, images decoded per model, state deep-copied and reloaded around each SGD step."""
     unl_paths = list_images(unl)  # the order suscli uses, so that the same seed picks the same images
     listing = read_labeled(train)
@@ -413,7 +447,7 @@ def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device
     sus, acc = {}, {}
     with measured(device) as m:
         for path in sorted(pool.glob("*.safetensors")):
-            model = resnet20()
+            model = arch.build()
             model.load_state_dict(load_file(path))
             model.to(device)
             start = time.perf_counter()
@@ -421,7 +455,7 @@ def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device
             batches = [b.tolist() for b in batch_indices(len(unl_paths), DEFAULT_BATCHES, DEFAULT_BATCH_SIZE, SEED)]
             r = []
             model.train()
-            for x, y in DataLoader(Files(unl_paths, labels), batch_sampler=batches, num_workers=workers):
+            for x, y in DataLoader(Files(unl_paths, labels, arch.preset), batch_sampler=batches, num_workers=workers):
                 x, y = x.to(device), y.to(device)
                 state = copy.deepcopy(model.state_dict())
                 opt = torch.optim.SGD(model.parameters(), lr=DEFAULT_LR)
@@ -439,20 +473,20 @@ def run_straightforward(pool: Path, unl: Path, train: Path, device: torch.device
             correct = 0
             model.eval()
             with torch.no_grad():
-                for x, y in DataLoader(Files(train_paths, train_labels), batch_size=ACC_BATCH, num_workers=workers):
+                for x, y in DataLoader(Files(train_paths, train_labels, arch.preset), batch_size=ACC_BATCH, num_workers=workers):
                     correct += int((model(x.to(device)).argmax(-1) == y.to(device)).sum())
             acc[path.stem] = correct / len(train_paths)
             parts["training accuracy"] += time.perf_counter() - start
     return {**m, "parts": parts, "sus": sus, "acc": acc}
 
 
-def run_floor(models: int, unl: Path, train: Path, device: torch.device) -> dict:
+def run_floor(models: int, unl: Path, train: Path, device: torch.device, arch: Arch) -> dict:
     """(c): the forward and backward passes of (a) and nothing else, on normalized tensors already on the device."""
-    x_unl = cifar.normalize(cifar.decode(list_images(unl))).to(device)
-    x_train = cifar.normalize(cifar.decode(read_labeled(train).items)).to(device)
+    x_unl = on_device(list_images(unl), arch, device)
+    x_train = on_device(read_labeled(train).items, arch, device)
     labels = random_labels(len(x_unl), 10, SEED).to(device)
     batches = batch_indices(len(x_unl), DEFAULT_BATCHES, DEFAULT_BATCH_SIZE, SEED)
-    model = resnet20().to(device)
+    model = arch.build().to(device)
     cuda = device.type == "cuda"
     if cuda:  # as suscli runs on CUDA: channels_last, and bf16 autocast for the accuracy forwards
         model, x_unl, x_train = (t.to(memory_format=torch.channels_last) for t in (model, x_unl, x_train))
@@ -483,6 +517,21 @@ def run_floor(models: int, unl: Path, train: Path, device: torch.device) -> dict
             sync(device)
             parts["predictions"] += time.perf_counter() - start
     return {**m, "parts": parts}
+
+
+def on_device(paths: list[Path], arch: Arch, device: torch.device) -> torch.Tensor:
+    """The images as the floor feeds them: decoded, resized to the architecture's input size, normalized, on the
+    device (resized there, a chunk at a time: the pixel values do not matter for speed, the tensor's size does)."""
+    pre = PRESETS[arch.preset]
+    mean = torch.tensor(pre.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, device=device).view(1, 3, 1, 1)
+    chunks = []
+    for i in range(0, len(paths), 1024):
+        x = cifar.decode(paths[i : i + 1024]).to(device).float() / 255.0
+        if x.shape[-1] != pre.image_size:
+            x = F.interpolate(x, size=(pre.image_size, pre.image_size), mode="bilinear", antialias=False)
+        chunks.append((x - mean) / std)
+    return torch.cat(chunks)
 
 
 @contextmanager
