@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from suscli.errors import InputError
-from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
+import suscli.measure.susceptibility as susceptibility
+from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, full_fp32, measure_susceptibility, random_labels
 from tests.conftest import tiny_cnn
 
 
@@ -108,3 +109,21 @@ def test_larger_step_moves_the_loss_further_on_a_linear_model() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4))
     got = measure_susceptibility(model, torch.randn(64, 3, 2, 2), config=SusceptibilityConfig(lr=0.01, batches=4, batch_size=32))
     assert all(r > 0 for r in got.r)
+
+
+@pytest.mark.skipif(not hasattr(torch.backends.cudnn, "conv"), reason="torch < 2.9 has no fp32_precision settings")
+def test_full_fp32_turns_tf32_off_on_cuda_and_puts_the_users_setting_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU half is in tests/test_cuda.py; here the settings alone, as if a GPU were there."""
+    monkeypatch.setattr(susceptibility.torch.cuda, "is_available", lambda: True)
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, matmul.fp32_precision
+    try:
+        conv.fp32_precision = matmul.fp32_precision = "tf32"
+        with full_fp32():
+            assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+        with pytest.raises(RuntimeError), full_fp32():
+            raise RuntimeError("a forward that fails")
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = saved

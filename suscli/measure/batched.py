@@ -28,6 +28,7 @@ from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     _device_of,
     batch_indices,
+    full_fp32,
     logits_of,
     measure_susceptibility,
     random_labels,
@@ -98,7 +99,8 @@ def measure_many(
         members = [models[i] for i in group]
         one_at_a_time = len(members) == 1 or not _accepted(inputs, config)
         try:
-            results = None if one_at_a_time else _measure_together(members, inputs, config, transform, device, num_classes, progress)
+            with full_fp32():
+                results = None if one_at_a_time else _measure_together(members, inputs, config, transform, device, num_classes, progress)
         except Exception:  # vmap could not run these models: the reference path, which raises any input error its own way
             results = None
         if results is None:

@@ -86,6 +86,32 @@ _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropou
 _DROPOUT_NAMES = {c.__name__ for c in _DROPOUT}
 
 
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """float32 arithmetic on CUDA for the block: no TF32 in convolutions (cuDNN's default) or matrix products (a
+    user's `set_float32_matmul_precision("high")`). TF32's rounding, compounded through a deep network, moved a
+    ResNet-50's r by 0.034 of 0.25 on an H200 (docs/performance.md); the measurement is a few small batches, so full
+    precision costs little and the numbers match the CPU's. The settings are put back afterwards."""
+    if not torch.cuda.is_available():
+        yield
+        return
+    conv, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if hasattr(conv, "conv") and hasattr(matmul, "fp32_precision"):  # torch >= 2.9; the legacy flags then refuse mixed use
+        saved = conv.conv.fp32_precision, matmul.fp32_precision
+        conv.conv.fp32_precision = matmul.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            conv.conv.fp32_precision, matmul.fp32_precision = saved
+    else:
+        legacy = conv.allow_tf32, matmul.allow_tf32
+        conv.allow_tf32 = matmul.allow_tf32 = False
+        try:
+            yield
+        finally:
+            conv.allow_tf32, matmul.allow_tf32 = legacy
+
+
 def train_without_dropout(model: nn.Module) -> None:
     """Train mode (BatchNorm on batch statistics) with every dropout off: before and after the step must see the
     same network. A TorchScript submodule is a dropout by the class it was scripted from."""
@@ -132,7 +158,7 @@ def measure_susceptibility(
     saved_buffers = [b.detach().clone() for b in buffers]
     before: list[float] = []
     after: list[float] = []
-    with preserved_modes(model):
+    with preserved_modes(model), full_fp32():
         try:
             if num_classes is None:
                 num_classes = _output_classes(model, transform(inputs[:2].to(device)))
