@@ -177,6 +177,25 @@ def test_out_of_gpu_memory_counts_one_at_a_time_as_the_reference_does() -> None:
     assert got == want and all(a.halvings == 3 for a in got)
 
 
+def test_on_cuda_training_accuracy_counts_each_model_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One model's batch of 2,048 images fills a GPU; stacked models only multiply the memory (docs/performance.md).
+    The routing alone, on the CPU: the GPU's numbers are tests/test_cuda.py's."""
+    models, x, y = mixed_models(), pixels(), torch.randint(5, (20,))
+    seen: list[tuple[nn.Module, object]] = []
+
+    def alone(model: nn.Module, *args: object, device: object = None, **kwargs: object) -> str:
+        seen.append((model, device))
+        return f"counted {len(seen)}"
+
+    stacked: list[int] = []
+    monkeypatch.setattr(suscli.measure.batched, "_count_together", lambda members, *a, **k: stacked.append(len(members)))
+    monkeypatch.setattr(suscli.measure.batched, "training_accuracy", alone)
+    got = training_accuracy_many(models, x, y, transform=TRANSFORM, device="cuda")
+    assert stacked == []  # not even tried: a failed try would fall back to the same calls
+    assert [m for m, _ in seen] == [models[i] for g in groups(models) for i in g]
+    assert {d for _, d in seen} == {"cuda"} and sorted(got) == sorted(f"counted {i + 1}" for i in range(len(models)))
+
+
 def save_pool(folder: Path) -> Path:
     """Mixed architectures in an interleaved order, two models that do not fit the images, and a corrupt file."""
     specs = ["bn_cnn", "plain_cnn", "bn_cnn", "corrupt", "mlp16", "resnet", "mlp16", "resnet", "plain_cnn", "bn_cnn", "mlp", "plain_cnn"]
