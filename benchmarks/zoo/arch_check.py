@@ -3,7 +3,9 @@
 The cuts were chosen on the zoo's small CNNs, MLPs and ResNets. This trains torchvision's ResNet-18 (the stock
 ImageNet layout, as users take it from torchvision, 10 classes), or with --arch resnet20 the deeper CIFAR ResNet-20 of
 the public checkpoints (suscli.models.resnet20: 3 stages of 3 blocks, width 16), or with --arch resnet56 the same
-with 9 blocks per stage, on CIFAR-10N human labels (human-worst, the zoo's
+with 9 blocks per stage, or with --arch mobilenet_v3_small torchvision's MobileNetV3-Small (depthwise convolutions,
+squeeze-excitation, hard-swish, dropout before the classifier), or with --arch resnet10t timm's ResNet-10-T (deep
+stem, average-pool downsampling: the timm extra), on CIFAR-10N human labels (human-worst, the zoo's
 design setting) under two recipes, a regularized one (weight decay 5e-3, augmentation, 8 epochs) and a memorizing
 one (no weight decay, no augmentation, 30 epochs), saves 5 checkpoints of each, and reports per checkpoint the
 oracle (share of the wrong labels it fits, clean test accuracy), the susceptibility at the default step, and the
@@ -18,9 +20,15 @@ suscli itself (ImageSource.decoded, as `suscli score` does); the report gives ho
     python benchmarks/zoo/arch_check.py --out benchmarks/out/arch-check [--n-train 2000] [--threads 2]
     python benchmarks/zoo/arch_check.py --arch resnet20 --out benchmarks/out/arch-check-resnet20
     python benchmarks/zoo/arch_check.py --arch resnet56 --out benchmarks/out/arch-check-resnet56
+    python benchmarks/zoo/arch_check.py --arch mobilenet_v3_small --out benchmarks/out/arch-check-mobilenet
+    python benchmarks/zoo/arch_check.py --arch resnet10t --out benchmarks/out/arch-check-resnet10t
     python benchmarks/zoo/arch_check.py --arch resnet20 --image-size 64 --threads 1 --out benchmarks/out/arch-check-resnet20-64
 
 Writes <out>/arch-check.md (printed too) and the checkpoints; a rerun reuses finished runs (of the same image size).
+Also writes what a user would pass to `suscli rank` at 32 px: <out>/unlabeled.txt (the 1,000 unlabeled images) and
+<out>/train-labels.csv (the training images with their noisy labels), for
+
+    suscli rank <out> --all-checkpoints -d <out>/unlabeled.txt --train-data <out>/train-labels.csv
 """
 
 from __future__ import annotations
@@ -58,6 +66,13 @@ ARCHS = {
     "resnet18": ("torchvision:resnet18", {}, lambda: torchvision.models.resnet18(num_classes=10), "torchvision's ResNet-18"),
     "resnet20": ("suscli.models:resnet20", {}, lambda: suscli.models.resnet20(num_classes=10), "the CIFAR ResNet-20"),
     "resnet56": ("suscli.models:resnet", {"blocks": 9}, lambda: suscli.models.resnet(num_classes=10, blocks=9), "a CIFAR ResNet-56"),
+    "mobilenet_v3_small": (
+        "torchvision:mobilenet_v3_small",
+        {},
+        lambda: torchvision.models.mobilenet_v3_small(num_classes=10),
+        "torchvision's MobileNetV3-Small",
+    ),
+    "resnet10t": ("timm:resnet10t", {}, lambda: _timm("resnet10t"), "timm's ResNet-10-T"),
 }
 RECIPES = {  # name: (lr, weight decay, epochs, augmentation)
     "regularized": (0.05, 5e-3, 8, True),
@@ -161,6 +176,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(resized.strip(), file=sys.stderr)
     records = [train(name, args.arch, data, noisy, args.out, size) for name in RECIPES]
+    (args.out / "unlabeled.txt").write_text("".join(f"{p.resolve()}\n" for p in data.unlabeled_paths))
+    (args.out / "train-labels.csv").write_text(
+        "path,label\n" + "".join(f"{p.resolve()},{int(y)}\n" for p, y in zip(data.train_paths, noisy))
+    )
     at_init = [susceptibility(_fresh(args.arch, s), pixels)[0] for s in (0, 1)]
     rows, oracle = [], []
     for rec in records:
@@ -188,6 +207,11 @@ def main(argv: list[str] | None = None) -> None:
             )
             oracle.append(saved)
     alone = {r.name: verdict.judge(r, None, None) for r in copy.deepcopy(rows)}
+    unguarded = copy.deepcopy(rows)  # the same numbers without the untrained reading: what the guard changes
+    for r in unguarded:
+        r.details.pop("untrained", None)
+    alone_unguarded = {r.name: verdict.judge(r, None, None) for r in copy.deepcopy(unguarded)}
+    rank(unguarded, thresholds(unguarded))
     rank(rows, thresholds(rows))
     lines = [
         f"# The verdict's fixed cuts on {ARCHS[args.arch][3]}{f' at {size} px' if size != 32 else ''} (not used to choose them)",
@@ -198,14 +222,16 @@ def main(argv: list[str] | None = None) -> None:
         f"{at_init[0]:.3f}, {at_init[1]:.3f}; as suscli measures it (suscli.measure.untrained, seed 0), where the verdict reads it: "
         f"{_reference(rows)}.{resized}",
         "",
-        "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | loss before / ln 10 | verdict alone | verdict in this pool |",
+        "| checkpoint | fits wrong labels | clean test acc | train acc (noisy) | susceptibility | loss before / ln 10 | "
+        "verdict alone (without the guard) | verdict in this pool (without the guard) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r, o in zip(rows, oracle):
+    for r, u, o in zip(rows, unguarded, oracle):
+        word, word_u = (a[r.name].word if a[r.name] else "-" for a in (alone, alone_unguarded))
         ratio = float(np.mean(r.details["loss_before"])) / np.log(10)
         lines.append(
             f"| {r.name} | {100 * o['memorized']:.1f}% | {100 * o['test_acc']:.1f}% | {100 * r.train_acc:.1f}% | {r.susceptibility:.3f} | "
-            f"{ratio:.2f} | {alone[r.name].word if alone[r.name] else '-'} | {r.verdict or '-'} |"
+            f"{ratio:.2f} | {word} ({word_u}) | {r.verdict or '-'} ({u.verdict or '-'}) |"
         )
     report = "\n".join(lines) + "\n"
     (args.out / "arch-check.md").write_text(report)
@@ -216,6 +242,12 @@ def _reference(rows: list[Result]) -> str:
     """What suscli's own reference read, once per architecture (every row that wants it shares it)."""
     found = {json.dumps(r.details["untrained"], sort_keys=True) for r in rows if "untrained" in r.details}
     return ", ".join(sorted(found)) or "no checkpoint above the low cut"
+
+
+def _timm(name: str) -> torch.nn.Module:
+    import timm  # the timm extra, only for --arch resnet10t
+
+    return timm.create_model(name, pretrained=False, num_classes=10)
 
 
 def _fresh(arch: str, seed: int) -> torch.nn.Module:
