@@ -130,3 +130,53 @@ def image_sets(root: Path, size: int = 32) -> tuple[Path, Path]:
     for c in range(3):
         write_images(root / "train" / f"class_{c}", 4, size=size, seed=10 + c)
     return root / "unlabeled", root / "train"
+
+
+def learned_pool(root: Path, learners: int = 3, wrong_every: int = 4) -> tuple[Path, Path, Path, Path]:
+    """A pool whose models learned their training labels, one of which also memorized the wrong ones: pool, unlabeled
+    images, training class folders and held-out class folders, 3 classes of 8x8 images.
+
+    Every image's left half shows its true class (that channel lit), the right half its label. Every
+    `wrong_every`-th training label is the next class: the noise. The learners (hand-set one-layer MLPs of
+    suscli.models, so that any installed suscli rebuilds them) read the left half, the memorizer the right: it fits
+    every training label, the wrong ones included, and on the unlabeled images, whose right half shows another class,
+    it leaves the consensus. On random labels a pool's consensus agrees with them by chance alone, and suscli rightly
+    claims nothing of their noise there (suscli.judge.noise.KAPPA_FLOOR); tests of what a flag does need this pool."""
+    import suscli
+    from suscli.models import mlp
+
+    def image(left: int, right: int) -> Image.Image:
+        x = np.zeros((8, 8, 3), dtype=np.uint8)
+        x[:, :4, left] = 255
+        x[:, 4:, right] = 255
+        return Image.fromarray(x, "RGB")
+
+    for n, (folder, wrong) in enumerate([("train", True), ("val", False)]):
+        for i in range(18 if wrong else 12):
+            true = i % 3
+            label = (true + 1) % 3 if wrong and i % wrong_every == 0 else true
+            (root / folder / f"class_{label}").mkdir(parents=True, exist_ok=True)
+            image(true, label).save(root / folder / f"class_{label}" / f"img_{n}{i:03d}.png")
+    (root / "unlabeled").mkdir(parents=True, exist_ok=True)
+    for i in range(24):
+        image(i % 3, (i % 3 + 1 + i % 2) % 3).save(root / "unlabeled" / f"img_{i:03d}.png")
+    for m in range(learners + 1):
+        model = mlp(num_classes=3, width=3, image_size=8, depth=1)
+        half = slice(0, 4) if m < learners else slice(4, 8)
+        with torch.no_grad():
+            w = torch.zeros(3, 3, 8, 8)
+            for c in range(3):
+                w[c, c, :, half] = 1 / 32
+            model[1].weight.copy_(w.flatten(1))
+            model[1].bias.fill_(4.0)  # the hidden units stay positive whatever the normalization
+            model[3].weight.copy_(torch.eye(3) * (2 + m))
+            model[3].bias.zero_()
+        name = f"learner{m}" if m < learners else "memorizer"
+        suscli.save(
+            model,
+            root / "pool" / f"{name}.safetensors",
+            arch="suscli.models:mlp",
+            arch_kwargs={"num_classes": 3, "width": 3, "image_size": 8, "depth": 1},
+            image_size=8,
+        )
+    return root / "pool", root / "unlabeled", root / "train", root / "val"

@@ -9,12 +9,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import torch
 import yaml
 
-import suscli
-import suscli.models
-from tests.conftest import write_images
+from tests.conftest import learned_pool
 
 REPO = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())
@@ -32,18 +29,6 @@ def test_every_input_reaches_the_script_as_an_environment_variable() -> None:
     assert "${{" not in step["run"]  # no input is spliced into the shell line
 
 
-def make_pool(folder: Path) -> None:
-    """Models of suscli's own architecture (resolvable by the installed suscli), spread out so that regions differ."""
-    for i in range(4):
-        torch.manual_seed(i)
-        model = suscli.models.bn_cnn(num_classes=3, width=4)
-        with torch.no_grad():
-            model[-1].weight.mul_(1 + 3 * i)
-        suscli.save(
-            model, folder / f"m{i}.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"num_classes": 3, "width": 4}, image_size=8
-        )
-
-
 def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path) -> None:
     action = tmp_path / "action"  # what a workflow's `uses:` checks out
     action.mkdir()
@@ -52,11 +37,8 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
     for folder in ("suscli", "scripts"):
         shutil.copytree(REPO / folder, action / folder, ignore=shutil.ignore_patterns("__pycache__"))
     work = tmp_path / "work"
-    make_pool(work / "models")
-    write_images(work / "unlabeled", 16)
-    for c in range(3):
-        write_images(work / "train" / f"class_{c}", 5, seed=10 + c)
-        write_images(work / "val" / f"class_{c}", 4, seed=20 + c)
+    learned_pool(work)  # models of suscli's own architecture (resolvable by the installed suscli), one a memorizer
+    (work / "pool").rename(work / "models")
     outputs, summary = tmp_path / "outputs", tmp_path / "summary.md"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(
@@ -78,7 +60,7 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
     )  # this machine's dependencies: resolving them again takes seconds and shows nothing
     (tmp_path / "runner").mkdir()
     res = subprocess.run(["bash", "-c", ACTION["runs"]["steps"][0]["run"]], cwd=work, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 1, res.stdout + res.stderr  # the gate: a model in region 2
+    assert res.returncode == 1, res.stdout + res.stderr  # the gate: the memorizer
     assert "model(s) likely memorized noise" in res.stderr
     assert "::error title=suscli gate failed::" in res.stdout
     assert dict(line.split("=", 1) for line in outputs.read_text().splitlines()) == {

@@ -19,7 +19,7 @@ from junitparser.xunit2 import JUnitXml
 import suscli
 from suscli.views.junit import to_junit
 from suscli.results import Result
-from tests.conftest import invoke, write_images
+from tests.conftest import invoke, learned_pool
 from tests.test_cli_rank import make_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -31,20 +31,17 @@ HOSTILE = "x<i>&amp;"  # a file name is text: never markup in the page, always e
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("ci")
-    pool = make_pool(root / "pool", n=5)
-    shutil.copy(pool / "m0.safetensors", pool / f"{HOSTILE}.safetensors")
+    pool, unlabeled, train, _ = learned_pool(root, learners=4)  # one model memorized its wrong labels: a flag to report
+    shutil.copy(pool / "learner0.safetensors", pool / f"{HOSTILE}.safetensors")
     (pool / "broken.safetensors").write_bytes(b"not a checkpoint")
-    write_images(root / "unlabeled", 24)
-    for c in range(3):
-        write_images(root / "train" / f"class_{c}", 6, seed=10 + c)
     out = {"json": root / "r.json", "html": root / "r.html", "junit": root / "r.xml"}
     res = invoke(
         "rank",
         pool,
         "-d",
-        root / "unlabeled",
+        unlabeled,
         "--train-data",
-        root / "train",
+        train,
         "--batches",
         "2",
         "--batch-size",

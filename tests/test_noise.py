@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from suscli.measure.predictions import Predictions, votes
-from suscli.judge.noise import consensus, consensus_and_label, contradicted, estimate_noise, fit_on, noise_matrix
+from suscli.judge.noise import (
+    chance_agreement,
+    consensus,
+    consensus_and_label,
+    contradicted,
+    estimate_noise,
+    fit_on,
+    noise_matrix,
+    weak_consensus,
+)
 
 
 def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predictions:
@@ -122,3 +131,27 @@ def test_noise_matrix_in_a_report_names_its_classes_and_stays_small_past_100_cla
 def test_noise_matrix_refuses_ids_beyond_its_classes() -> None:
     with pytest.raises(ValueError, match="outside 0-2"):
         noise_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+
+
+def test_chance_agreement_is_cohens_kappa_from_the_confusion_table() -> None:
+    agreed = np.array([0, 0, 1, 1, 2, 2, 0, 1, 2, 0, 0, 0])
+    labels = np.array([0, 1, 1, 1, 2, 0, 0, 2, 2, 0, 1, 0])
+    table = np.zeros((3, 3))
+    for a, g in zip(agreed, labels):
+        table[a, g] += 1
+    table /= table.sum()
+    observed, chance = np.trace(table), float(table.sum(1) @ table.sum(0))
+    kappa, expected = chance_agreement(agreed, labels)
+    assert expected == pytest.approx(chance) and kappa == pytest.approx((observed - chance) / (1 - chance))
+
+
+def test_a_consensus_at_chance_is_no_evidence_of_wrong_labels() -> None:
+    """Voters collapsed onto one class contradict every label of the other classes, whatever the noise."""
+    labels = np.arange(300) % 3
+    assert weak_consensus(np.zeros(300, dtype=np.int64), labels).startswith(
+        "the consensus names the given label of 33.3% of the training images"
+    )
+    assert "Cohen's kappa 0.00 < 0.2" in weak_consensus(np.zeros(300, dtype=np.int64), labels)
+    learned = labels.copy()
+    learned[::4] = (learned[::4] + 1) % 3  # 25% contradicted: kappa 0.62
+    assert weak_consensus(learned, labels) is None and weak_consensus(labels, labels) is None

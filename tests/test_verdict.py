@@ -437,7 +437,7 @@ def test_a_pool_on_clean_labels_that_weak_voters_contradict_flags_nothing() -> N
     assert not any(r.verdict == verdict.MEMORIZED for r in pool)
     for name in ("fit-a", "fit-b"):  # flagged without the cost test: region 2 and the fit on contradicted labels
         r = next(r for r in pool if r.name == name)
-        assert r.verdict == verdict.UNCLEAR and r.verdict_why.startswith("no sign of noise to memorize: fit-a fits 100%")
+        assert r.verdict == verdict.UNCLEAR and r.verdict_why.startswith("not enough evidence of noise to memorize: fit-a fits 100%")
     assert not any(r.verdict == verdict.FITS_CLEAN for r in pool)  # 1 minus an estimate that is not one
     gate = {"gate": {"fail_on": "memorized"}}
     assert [outcome(r, gate).status for r in pool] == ["passed"] * 5

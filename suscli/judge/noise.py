@@ -24,6 +24,12 @@ SEED = 0
 MATRIX_CLASSES = 100  # a report carries the whole (classes, classes) matrix up to this many classes
 TOP_CONFUSIONS = 20  # and the largest off-diagonal pairs at any size
 _NO_LABELS = "training predictions without their given labels"
+# Below this Cohen's kappa between the consensus class and the given label, the consensus agrees with the labels
+# barely more often than their class frequencies alone would make it (0.2 is the top of "slight" agreement, Landis
+# and Koch 1977). Voters that learned nothing the labels say, such as networks collapsed onto one class, then
+# contradict most labels whatever their noise: 88% of labels that are 39% wrong (docs/validation.md, MobileNetV3).
+# In the zoo's 12 pools it is 0.39-0.87.
+KAPPA_FLOOR = 0.2
 
 
 @dataclass(frozen=True)
@@ -215,6 +221,29 @@ def estimate_noise(
         draws.append(float((consensus([preds[i] for i in who], images)[0] != labels[images]).mean()))
     low, high = np.quantile(draws, [0.025, 0.975]) if draws else (rate, rate)
     return NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds))
+
+
+def chance_agreement(agreed: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Cohen's kappa between the consensus class and the given label per training image, and the share of images on
+    which they would agree by chance: if the two were independent, with the class frequencies they have."""
+    k = int(max(agreed.max(initial=0), labels.max(initial=0))) + 1
+    n = max(len(labels), 1)
+    expected = float(np.bincount(agreed, minlength=k) @ np.bincount(labels, minlength=k)) / n**2
+    observed = float((agreed == labels).mean()) if len(labels) else 0.0
+    return ((observed - expected) / (1 - expected) if expected < 1 else 0.0), expected
+
+
+def weak_consensus(agreed: np.ndarray, labels: np.ndarray) -> str | None:
+    """Why the consensus's contradictions say nothing of wrong labels when it hardly agrees with the labels beyond
+    chance (KAPPA_FLOOR); None when it does."""
+    kappa, expected = chance_agreement(agreed, labels)
+    if kappa >= KAPPA_FLOOR:
+        return None
+    return (
+        f"the consensus names the given label of {100 * float((agreed == labels).mean()):.1f}% of the training images, where "
+        f"the classes' frequencies alone would give {100 * expected:.1f}% (Cohen's kappa {kappa:.2f} < {KAPPA_FLOOR}): the "
+        "voters learned too little of what the labels say for their disagreement to single out wrong ones"
+    )
 
 
 def fit_on(pred: Predictions, images: np.ndarray) -> float | None:

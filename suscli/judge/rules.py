@@ -26,6 +26,7 @@ from suscli.judge.noise import (
     fit_on,
     given_labels,
     noise_matrix,
+    weak_consensus,
 )
 from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
 from suscli.judge.verdict import FITS_CLEAN, MEMORIZED
@@ -374,7 +375,10 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         r.clean_fit = fit_on(p, ~wrong)
     unlabeled = predictions_of(measured[0])
     cost = fit_cost(measured, unlabeled.classes.shape[0]) if unlabeled is not None else None
-    if cost is not None and cost.free:
+    weak = weak_consensus(cls, labels)
+    if weak is not None:
+        estimate = replace(estimate, doubt=weak)
+    elif cost is not None and cost.free:
         estimate = replace(estimate, doubt=cost.why())
     return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost)
 

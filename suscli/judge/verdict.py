@@ -132,7 +132,7 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
     else:
         v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
-        return Verdict(UNCLEAR, f"no sign of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
+        return Verdict(UNCLEAR, f"not enough evidence of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
     if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
         return Verdict(UNCLEAR, _no_noise(s, noise, v.why))
     return v
