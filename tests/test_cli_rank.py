@@ -193,6 +193,7 @@ def test_gates(tmp_path: Path) -> None:
     _, doc = rank_json(pool, image_folder, train_folder)
     by_region = {r["region"]: r["name"] for r in doc["results"]}
     assert [r["name"] for r in doc["results"] if r["verdict"] == "likely memorized noise"] == ["memorizer"]
+    assert "barely more often than chance" not in doc["recommendation"]  # these models learned their labels
     res, _ = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")
     assert res.exit_code == 1 and "memorizer" in res.stderr
     if 1 in by_region:
@@ -286,6 +287,7 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
         assert r["fits_contradicted"] == pytest.approx(expect)
     # random labels on random images: the consensus agrees with them by chance alone, so no estimate is claimed
     assert "label noise: not enough evidence" in res.stderr and "Cohen's kappa" in doc["label_noise"]["not_enough_evidence"]
+    assert "names the given labels barely more often than chance" in doc["recommendation"]  # and the pick says what that means
     # per class: rows the consensus class, columns the given label, named by the class folders (label i: class_i)
     matrix = doc["label_noise"]["noise_matrix"]
     agreed = total.argmax(-1)

@@ -122,6 +122,11 @@ def choose(
     by_region = rank(rows, t, labels.estimate if labels else None)  # region and verdict on every row, whatever the rule
     choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
     choice.labels = labels
+    if rule == "agreement" and labels is not None and choice.pick is not None and weak_consensus(labels.consensus, labels.labels):
+        choice.why += (
+            "; on the training images the models' consensus names the given labels barely more often than chance "
+            "(label noise, below), so agreement with the consensus can put first a model that learned nothing they say"
+        )
     return _with_held_out(choice, rule)
 
 
