@@ -377,7 +377,15 @@ def warm_up(device: torch.device, arch: Arch) -> None:
 def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device, model_batch: int) -> dict:
     """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run
     (one model at a time in suscli.run.model, models measured together in suscli.run.audit)."""
-    parts = {"decode": 0.0, "training accuracy": 0.0, "susceptibility": 0.0, "predictions": 0.0}
+    parts = {
+        "decode": 0.0,
+        "training accuracy": 0.0,
+        "susceptibility": 0.0,
+        "predictions": 0.0,
+        "loading": 0.0,
+        "hashing": 0.0,
+        "untrained reference": 0.0,
+    }
     args = [
         "rank",
         str(pool),
@@ -409,13 +417,19 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
         timed(suscli.run.audit, "measure_many", parts, "susceptibility", device),
         timed(suscli.run.model, "predict", parts, "predictions", device),
         timed(suscli.run.audit, "predict", parts, "predictions", device),
+        timed(suscli.run.audit, "load_checkpoint", parts, "loading", device),
+        timed(suscli.run.audit, "on_device", parts, "loading", device),
+        timed(suscli.run.model, "on_device", parts, "loading", device),
+        timed(suscli.run.audit, "file_sha256", parts, "hashing", device),
+        timed(suscli.run.audit, "untrained_reference", parts, "untrained reference", device),
+        timed(suscli.run.model, "untrained_reference", parts, "untrained reference", device),
         measured(device) as m,
     ):
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
         raise SystemExit(f"suscli rank exited {code}")
     rows = json.loads(out.read_text())["results"]
-    parts["other (loading, files, report)"] = m["seconds"] - sum(parts.values())
+    parts["other (files, decisions, report)"] = m["seconds"] - sum(parts.values())
     return {**m, "parts": parts, "sus": {r["name"]: r["susceptibility"] for r in rows}, "acc": {r["name"]: r["train_acc"] for r in rows}}
 
 
