@@ -51,8 +51,10 @@ def test_the_regions_table_names_the_verdicts_rows_carry() -> None:
 
 
 def trained_on(r: Result, wrong: range, n: int = 1000) -> Result:
-    """`r` with predictions on n training images all labelled 0: class 0 except class 1 on `wrong`."""
-    pred = preds_from([1 if i in wrong else 0 for i in range(n)], confidence=0.9).with_labels(np.zeros(n, dtype=np.int64))
+    """`r` with predictions on n training images, the first half labelled 0 and the rest 1: the label, except the
+    other class on `wrong`. (Two classes: on one, no consensus could agree with the labels beyond chance.)"""
+    labels = (np.arange(n) >= n // 2).astype(np.int64)
+    pred = preds_from([1 - int(y) if i in wrong else int(y) for i, y in enumerate(labels)], confidence=0.9).with_labels(labels)
     r.details["train_predictions"] = pred.encode()
     return r
 
