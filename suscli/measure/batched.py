@@ -140,7 +140,7 @@ def training_accuracy_many(
         one_at_a_time = cuda or len(members) == 1 or len(inputs) != len(labels) or len(inputs) == 0  # the reference refuses the latter
         try:
             counted = None if one_at_a_time else _count_together(members, inputs, labels, batch_size, transform, device, progress, what)
-        except Exception:  # vmap could not run these models, or CUDA ran out of memory: the reference path
+        except Exception:  # vmap could not run these models, or memory ran out: the reference path
             counted = None
         if counted is None:
             results = [

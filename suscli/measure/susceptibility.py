@@ -89,9 +89,9 @@ _DROPOUT_NAMES = {c.__name__ for c in _DROPOUT}
 @contextlib.contextmanager
 def full_fp32() -> Iterator[None]:
     """float32 arithmetic on CUDA for the block: no TF32 in convolutions (cuDNN's default) or matrix products (a
-    user's `set_float32_matmul_precision("high")`). TF32's rounding, compounded through a deep network, moved a
-    ResNet-50's r by 0.034 of 0.25 on an H200 (docs/performance.md); the measurement is a few small batches, so full
-    precision costs little and the numbers match the CPU's. The settings are put back afterwards."""
+    user's `set_float32_matmul_precision("high")`). Under TF32, two code paths of the same measurement on an H200
+    gave ResNet-50s reading about 0.25 numbers 0.034 apart (docs/performance.md); the measurement is a few small
+    batches, so full precision costs little, and the numbers match the CPU's. The settings are put back afterwards."""
     if not torch.cuda.is_available():
         yield
         return
