@@ -468,3 +468,27 @@ def test_fits_the_clean_signal_is_coloured_as_resisting() -> None:
     assert to_table([r]).rows[0].style == "green"
     assert table_rows([r], None)[0]["classes"] == "resists"
     assert VERDICT_COLORS[verdict.FITS_CLEAN] == VERDICT_COLORS[verdict.RESISTS]
+
+
+def collapsed(name: str, predicted: list[int], labels: np.ndarray, zeta: float) -> Result:
+    """A row whose training predictions are `predicted`, with its training accuracy and interval as scoring gives them."""
+    r = row(name, None, zeta, step={**DEFAULT_STEP, "num_classes": 3})
+    r.details["train_predictions"] = preds_from(predicted).with_labels(labels).encode()
+    r.train_acc = float(np.mean(np.array(predicted) == labels))
+    r.train_acc_low = r.train_acc_high = r.train_acc  # every image measured
+    return r
+
+
+def test_a_network_collapsed_onto_one_class_is_not_said_to_fit_its_labels() -> None:
+    """Collapsed onto the most frequent class (60% of the labels), it scores 0.6, far above 1/3, yet learned nothing:
+    guessing from its own class frequencies scores the same. Such networks grow confident and read high
+    (MobileNetV3-Small, docs/validation.md); above the cut, alone and in a pool, they are not called fitting."""
+    labels = np.array([0] * 60 + [1] * 20 + [2] * 20)
+    flat = collapsed("flat", [0] * 100, labels, 0.9)
+    learner = collapsed("learner", [0] * 60 + [1] * 10 + [0] * 10 + [2] * 20, labels, 0.9)  # the same 0.9, but 0.9 fitted
+    alone = verdict.judge(flat, None, None)
+    assert alone.word == verdict.UNDERFIT_SUSCEPTIBLE and "(0.600 from its own class frequencies)" in alone.why
+    assert verdict.judge(learner, None, None).word == verdict.SUSCEPTIBLE
+    # in a pool, above the fixed cut but under the pool's training-accuracy threshold: the fixed cut flags only the learner
+    assert verdict.judge(flat, 5.0, 0.95).word != verdict.MEMORIZED
+    assert verdict.judge(learner, 5.0, 0.95).word == verdict.MEMORIZED
