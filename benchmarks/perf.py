@@ -29,6 +29,7 @@ from the training split with their labels.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import json
@@ -374,6 +375,25 @@ def warm_up(device: torch.device, arch: Arch) -> None:
     sync(device)
 
 
+# Where (a)'s time goes, measured around the library calls: (module, function, part). One model at a time runs in
+# suscli.run.model, models measured together in suscli.run.audit.
+TIMED = [
+    (suscli.data.images, "decode_images", "decode"),
+    (suscli.run.model, "training_accuracy", "training accuracy"),
+    (suscli.run.model, "measure_susceptibility", "susceptibility"),
+    (suscli.run.audit, "training_accuracy_many", "training accuracy"),
+    (suscli.run.audit, "measure_many", "susceptibility"),
+    (suscli.run.model, "predict", "predictions"),
+    (suscli.run.audit, "predict", "predictions"),
+    (suscli.run.audit, "load_checkpoint", "loading"),
+    (suscli.run.audit, "on_device", "loading"),
+    (suscli.run.model, "on_device", "loading"),
+    (suscli.run.audit, "file_sha256", "hashing"),
+    (suscli.run.audit, "untrained_reference", "untrained reference"),
+    (suscli.run.model, "untrained_reference", "untrained reference"),
+]
+
+
 def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device, model_batch: int) -> dict:
     """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run
     (one model at a time in suscli.run.model, models measured together in suscli.run.audit)."""
@@ -409,22 +429,10 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
         "--train-samples",
         "all",
     ]  # the same work as (b) and (c)
-    with (
-        timed(suscli.data.images, "decode_images", parts, "decode", device),
-        timed(suscli.run.model, "training_accuracy", parts, "training accuracy", device),
-        timed(suscli.run.model, "measure_susceptibility", parts, "susceptibility", device),
-        timed(suscli.run.audit, "training_accuracy_many", parts, "training accuracy", device),
-        timed(suscli.run.audit, "measure_many", parts, "susceptibility", device),
-        timed(suscli.run.model, "predict", parts, "predictions", device),
-        timed(suscli.run.audit, "predict", parts, "predictions", device),
-        timed(suscli.run.audit, "load_checkpoint", parts, "loading", device),
-        timed(suscli.run.audit, "on_device", parts, "loading", device),
-        timed(suscli.run.model, "on_device", parts, "loading", device),
-        timed(suscli.run.audit, "file_sha256", parts, "hashing", device),
-        timed(suscli.run.audit, "untrained_reference", parts, "untrained reference", device),
-        timed(suscli.run.model, "untrained_reference", parts, "untrained reference", device),
-        measured(device) as m,
-    ):
+    with contextlib.ExitStack() as stack:
+        for module, name, part in TIMED:
+            stack.enter_context(timed(module, name, parts, part, device))
+        m = stack.enter_context(measured(device))
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
         raise SystemExit(f"suscli rank exited {code}")
