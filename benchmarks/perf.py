@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import importlib
 import dataclasses
 import json
 import resource
@@ -375,37 +376,23 @@ def warm_up(device: torch.device, arch: Arch) -> None:
     sync(device)
 
 
-# Where (a)'s time goes, measured around the library calls: (module, function, part). One model at a time runs in
-# suscli.run.model, models measured together in suscli.run.audit.
-TIMED = [
-    (suscli.data.images, "decode_images", "decode"),
-    (suscli.run.model, "training_accuracy", "training accuracy"),
-    (suscli.run.model, "measure_susceptibility", "susceptibility"),
-    (suscli.run.audit, "training_accuracy_many", "training accuracy"),
-    (suscli.run.audit, "measure_many", "susceptibility"),
-    (suscli.run.model, "predict", "predictions"),
-    (suscli.run.audit, "predict", "predictions"),
-    (suscli.run.audit, "load_checkpoint", "loading"),
-    (suscli.run.audit, "on_device", "loading"),
-    (suscli.run.model, "on_device", "loading"),
-    (suscli.run.audit, "file_sha256", "hashing"),
-    (suscli.run.audit, "untrained_reference", "untrained reference"),
-    (suscli.run.model, "untrained_reference", "untrained reference"),
-]
+# Where (a)'s time goes, measured around the library calls: part -> the suscli functions it times. One model at a
+# time runs in suscli.run.model, models measured together in suscli.run.audit.
+TIMED = {
+    "decode": ["data.images.decode_images"],
+    "training accuracy": ["run.model.training_accuracy", "run.audit.training_accuracy_many"],
+    "susceptibility": ["run.model.measure_susceptibility", "run.audit.measure_many"],
+    "predictions": ["run.model.predict", "run.audit.predict"],
+    "loading": ["run.audit.load_checkpoint", "run.audit.on_device", "run.model.on_device"],
+    "hashing": ["run.audit.file_sha256"],
+    "untrained reference": ["run.audit.untrained_reference", "run.model.untrained_reference"],
+}
 
 
 def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, device: torch.device, model_batch: int) -> dict:
     """(a): the CLI end to end, with the library's decode, susceptibility and accuracy calls timed where they run
     (one model at a time in suscli.run.model, models measured together in suscli.run.audit)."""
-    parts = {
-        "decode": 0.0,
-        "training accuracy": 0.0,
-        "susceptibility": 0.0,
-        "predictions": 0.0,
-        "loading": 0.0,
-        "hashing": 0.0,
-        "untrained reference": 0.0,
-    }
+    parts = dict.fromkeys(TIMED, 0.0)
     args = [
         "rank",
         str(pool),
@@ -430,8 +417,10 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
         "all",
     ]  # the same work as (b) and (c)
     with contextlib.ExitStack() as stack:
-        for module, name, part in TIMED:
-            stack.enter_context(timed(module, name, parts, part, device))
+        for part, names in TIMED.items():
+            for name in names:
+                module, function = name.rsplit(".", 1)
+                stack.enter_context(timed(importlib.import_module(f"suscli.{module}"), function, parts, part, device))
         m = stack.enter_context(measured(device))
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
