@@ -60,6 +60,7 @@ class LabelCheck:
     num_classes: int  # of the models' predictions
     label_share: np.ndarray  # per training image: the voters' mean probability of its given label
     cost: FitCost | None = None  # what fitting the contradicted labels costs on the unlabeled images
+    weak: str | None = None  # why the consensus says nothing of the labels: it names them about as often as chance
 
     def suspects(self) -> np.ndarray:
         """The contradicted training images, surest first: by how little the voters believe the given label against
@@ -122,7 +123,7 @@ def choose(
     by_region = rank(rows, t, labels.estimate if labels else None)  # region and verdict on every row, whatever the rule
     choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
     choice.labels = labels
-    if rule == "agreement" and labels is not None and choice.pick is not None and weak_consensus(labels.consensus, labels.labels):
+    if rule == "agreement" and labels is not None and choice.pick is not None and labels.weak:
         choice.why += (
             "; on the training images the models' consensus names the given labels barely more often than chance "
             "(label noise, below), so agreement with the consensus can put first a model that learned nothing they say"
@@ -385,7 +386,7 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         estimate = replace(estimate, doubt=weak)
     elif cost is not None and cost.free:
         estimate = replace(estimate, doubt=cost.why())
-    return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost)
+    return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak)
 
 
 def pareto_layers(rows: list[Result]) -> dict[int, int]:

@@ -32,9 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import exp, log, log1p
 
-import numpy as np
-
-from suscli.judge.noise import NoiseEstimate
+from suscli.judge.noise import NoiseEstimate, chance_agreement
 from suscli.measure.predictions import Predictions
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
@@ -341,39 +339,32 @@ def _above_chance(row: Result) -> bool:
     accuracy nothing says so. Guessing is 1 / classes, or with the row's training predictions what its own class
     frequencies would score against the labels' (a network collapsed onto one class scores that class's share of
     the labels, and memorized nothing: docs/validation.md, MobileNetV3)."""
-    classes = row.details.get("num_classes") if isinstance(row.details, dict) else None
-    chance = 1 / classes if isinstance(classes, int) and classes > 0 else 0.0
-    own = _own_chance(row)
     low = row.train_acc_low if row.train_acc_low is not None else row.train_acc
-    return low is not None and low > max(chance, own if own is not None else 0.0)
+    return low is not None and low > _guessing(row)[0]
 
 
-def _own_chance(row: Result) -> float | None:
-    """The training accuracy the row's predicted class frequencies would score against the labels' frequencies if the
-    two were independent; None without training predictions and their labels."""
+def _guessing(row: Result) -> tuple[float, bool]:
+    """What guessing scores on the row's training labels, and whether that is its own class frequencies' score
+    (noise.chance_agreement of its top classes with the labels, where above 1 / classes) rather than 1 / classes."""
+    classes = row.details.get("num_classes") if isinstance(row.details, dict) else None
+    uniform = 1 / classes if isinstance(classes, int) and classes > 0 else 0.0
     data = row.details.get("train_predictions") if isinstance(row.details, dict) else None
     try:
         pred = Predictions.decode(data) if isinstance(data, dict) else None
     except (ValueError, KeyError, TypeError):
-        return None
+        pred = None
     if pred is None or pred.labels is None or len(pred.labels) == 0:
-        return None
-    top, labels = pred.top1(), pred.labels
-    k = int(max(top.max(), labels.max())) + 1
-    return float(np.bincount(top, minlength=k) @ np.bincount(labels, minlength=k)) / len(labels) ** 2
+        return uniform, False
+    own = chance_agreement(pred.top1(), pred.labels)[1]
+    return max(uniform, own), own > uniform
 
 
 def _not_fitting(row: Result) -> str:
     s = row.susceptibility
     if row.train_acc is None:
         return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but no training accuracy (--train-data) to tell whether it fits its labels"
-    classes = row.details.get("num_classes") if isinstance(row.details, dict) else None
-    own = _own_chance(row)
-    guess = (
-        f" ({own:.3f} from its own class frequencies)"
-        if own is not None and (not isinstance(classes, int) or classes < 1 or own > 1 / classes)
-        else ""
-    )
+    chance, own = _guessing(row)
+    guess = f" ({chance:.3f} from its own class frequencies)" if own else ""
     return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but training accuracy {row.train_acc:.3f} is no better than guessing{guess}"
 
 
