@@ -5,7 +5,7 @@ For every pool of a zoo (as evaluate_choice.py builds it: final models, every sa
 keeps), then each estimator of the share of wrong training labels against the truth:
 
 - consensus: what `rank` prints (suscli.judge.noise.estimate_noise: the share of labels the voters' consensus
-  contradicts, with its bootstrap interval);
+  contradicts, with its interval, whose low end allows for the voters' own errors);
 - cleanlab `estimate_joint` (1 - its trace) and `num_label_issues` on the voters' mean probabilities, the kept
   top classes with the rest of the mass spread evenly over the other classes;
 - the per-class picture: the consensus's noise matrix P(given label | consensus class) and cleanlab's, each
@@ -39,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_choice import load_pools, training_set, zoo_arguments, zoo_settings
 
-from suscli.judge.noise import BOOTSTRAP_IMAGES, noise_matrix
+from suscli.judge.noise import BOOTSTRAP_IMAGES, corrected_share, noise_matrix
 from suscli.judge.regions import thresholds
 from suscli.judge.rules import DEFAULT_NOISE_VOTERS, _measured, _voters, choose, predictions_of, train_predictions_of
 from suscli.measure.predictions import Predictions
@@ -126,13 +126,11 @@ def voter_disagreement(v: Votes, who: np.ndarray, unl: np.ndarray) -> float:
     return 1 - float((v.unlabeled_top1[who][:, unl] == agreed).mean())
 
 
-def corrected_share(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray) -> float:
+def corrected(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray) -> float:
     """The consensus share s corrected for the voters' own error rate e as their agreement on the unlabeled images
-    shows it (what `rank` measures: each voter's agreement with the voters' consensus there; e = 1 - its mean):
-    (s - e) / (1 - e), at least 0. If the consensus erred on right labels as often as a voter leaves the consensus
-    on new images, and never agreed with a wrong label, this would be the share of wrong labels."""
-    s, e = consensus_share(v, who, images, unl), voter_disagreement(v, who, unl)
-    return max(0.0, (s - e) / (1 - e)) if e < 1 else 0.0
+    shows it (e = 1 - a voter's mean agreement with the voters' consensus there): (s - e) / (1 - e), at least 0
+    (suscli.judge.noise.corrected_share, the low end of what `rank` prints)."""
+    return corrected_share(consensus_share(v, who, images, unl), voter_disagreement(v, who, unl))
 
 
 def dawid_skene(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray, iterations: int = 50) -> float:
@@ -200,7 +198,7 @@ def cleanlab_joint(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarra
 
 CANDIDATES = {
     "consensus": consensus_share,
-    "corrected": corrected_share,
+    "corrected": corrected,
     "dawid-skene": dawid_skene,
     "calibrated": calibrated_noise,
     "cleanlab": cleanlab_joint,
@@ -268,6 +266,9 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: 
         "consensus_low": est.low,
         "consensus_high": est.high,
         "covered": bool(est.low <= wrong.mean() <= est.high),
+        "miss": float(max(est.low - wrong.mean(), wrong.mean() - est.high, 0.0)),
+        "width": est.high - est.low,
+        "rank_corrected": est.corrected,  # the low end's point: the share corrected for the voters' disagreement
         "declined": est.doubt,  # "not enough evidence", and why (suscli.judge.cost); None where rank prints the estimate
         "fit_cost_ratio": check.cost.ratio if check.cost else None,
         "cl_joint": float(1 - np.trace(joint)),
@@ -310,7 +311,8 @@ def _estimate(r: dict) -> list[str]:
         f"{r['voters']} ({_p(r['voter_clean_acc'])})",
         _p(r["true"]),
         f"{_p(r['consensus'])} ({_p(r['consensus_low'])}-{_p(r['consensus_high'])})",
-        "yes" if r["covered"] else "no",
+        "yes" if r["covered"] else f"no, by {100 * r['miss']:.1f}",
+        f"{100 * r['width']:.1f}",
         "-" if r["fit_cost_ratio"] is None else format(r["fit_cost_ratio"], ".2f"),
         "not enough evidence" if r["declined"] else "the estimate",
         _p(r["cl_joint"]),
@@ -330,7 +332,9 @@ def render(results: dict) -> str:
     lines = [
         "# How noisy are the labels: suscli's estimate beside cleanlab's",
         "",
-        "Shares of wrong training labels in %. consensus: what `rank` prints, with its 95% interval; cleanlab on the same "
+        "Shares of wrong training labels in %. consensus: what `rank` prints, with its interval (from the share corrected "
+        "for the voters' own disagreement on the unlabeled images to the contradicted share's 97.5% quantile) and its "
+        "width in points; cleanlab on the same "
         "voters' mean probabilities. Matrix: mean absolute error of P(given | class) over the off-diagonal cells, in points. "
         "Suspects: precision of the most-sure 10% of each list / the consensus's list at the count of cleanlab's most-sure "
         "10% / both at the same count (5% of the images). Fit cost: the best-agreeing model that fits most (over half) "
@@ -344,6 +348,7 @@ def render(results: dict) -> str:
                 "true",
                 "consensus (interval)",
                 "covered",
+                "width",
                 "fit cost",
                 "rank prints",
                 "cleanlab joint",

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -281,6 +282,13 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     wrong = total.argmax(-1) != labels
     assert doc["label_noise"]["rate"] == pytest.approx(wrong.mean()) and doc["label_noise"]["voters"] == len(voters)
     assert doc["label_noise"]["low"] <= doc["label_noise"]["rate"] <= doc["label_noise"]["high"]
+    # the low end allows for the voters' own errors: how often each leaves their consensus on the unlabeled images
+    seen = [Predictions.decode(rows[v]["details"]["predictions"]) for v in voters]
+    agreed_unlabeled = sum(votes(p) for p in seen).argmax(-1)
+    e = 1 - np.mean([(p.top1() == agreed_unlabeled).mean() for p in seen])
+    assert doc["label_noise"]["voter_disagreement"] == pytest.approx(e)
+    assert doc["label_noise"]["corrected"] == pytest.approx(max(0.0, (wrong.mean() - e) / (1 - e)))
+    assert doc["label_noise"]["low"] <= doc["label_noise"]["corrected"]
     for name, r in rows.items():
         mine = train[name]
         expect = (mine.top1()[wrong] == labels[wrong]).mean() if wrong.any() else None

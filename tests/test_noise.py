@@ -11,9 +11,11 @@ from suscli.judge.noise import (
     consensus,
     consensus_and_label,
     contradicted,
+    corrected_share,
     estimate_noise,
     fit_on,
     noise_matrix,
+    voter_disagreement,
     weak_consensus,
 )
 
@@ -55,6 +57,30 @@ def test_noise_rate_counts_the_labels_the_majority_contradicts() -> None:
     assert est.rate == pytest.approx(2 / 10) and est.images == 10 and est.voters == 3
     assert est.low <= est.rate <= est.high
     assert estimate_noise(voters) == est  # seeded: the same interval every time
+
+
+def test_the_interval_allows_for_the_voters_own_errors() -> None:
+    """Three voters on 10 training images (the consensus contradicts 2 labels) and 8 unlabeled ones, on which voter
+    c leaves the consensus twice: e = 2 / 24. The low end is at most (0.2 - e) / (1 - e), the high end the same as
+    without the unlabeled predictions."""
+    truth = [0, 0, 1, 2, 2, 2, 0, 1, 2, 1]
+    voters = [one_hot(truth, LABELS), one_hot(truth, LABELS), one_hot(LABELS, LABELS)]
+    seen = [0, 1, 2, 0, 1, 2, 0, 1]
+    other = [1, 1, 2, 0, 1, 2, 0, 0]  # differs from `seen` on images 0 and 7
+    unlabeled = [
+        Predictions(np.array([[c, (c + 1) % 3] for c in top]), np.tile([0.9, 0.1], (8, 1)).astype(np.float32), 3)
+        for top in (seen, seen, other)
+    ]
+    plain, allowed = estimate_noise(voters), estimate_noise(voters, unlabeled=unlabeled)
+    e = 2 / 24
+    assert allowed.voter_disagreement == pytest.approx(e)
+    assert allowed.corrected == pytest.approx((0.2 - e) / (1 - e))
+    assert allowed.rate == plain.rate and allowed.high == plain.high  # the contradicted share's draws are unchanged
+    assert allowed.low <= min(plain.low, allowed.corrected)
+    assert plain.voter_disagreement is None and plain.corrected is None
+    assert estimate_noise(voters, unlabeled=unlabeled) == allowed  # seeded
+    assert voter_disagreement(unlabeled[:2]) == 0.0  # voters that never disagree: no correction at all
+    assert corrected_share(0.2, 0.0) == 0.2 and corrected_share(0.1, 0.3) == 0.0
 
 
 def test_fit_on_labels_is_the_memorization_estimate() -> None:

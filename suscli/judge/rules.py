@@ -369,10 +369,13 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
     if preds is None or not any(voted):
         return None
     voters = [p for p, v in zip(preds, voted) if v]
+    seen = _every([predictions_of(r) for r, v in zip(measured, voted) if v])  # the voters on the unlabeled images
+    if seen is not None and len({(p.classes.shape[0], p.num_classes) for p in seen}) > 1:
+        seen = None  # not one set of images: the interval keeps its bootstrap low end
     try:
         labels = given_labels(preds)
         cls, share, on_label = consensus_and_label(voters)
-        estimate = estimate_noise(voters, agreed=cls)
+        estimate = estimate_noise(voters, agreed=cls, unlabeled=seen)
     except ValueError:
         return None
     wrong = cls != labels
@@ -570,6 +573,16 @@ def noise_line(check: LabelCheck) -> str:
         )
     return (
         f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
-        f"(95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%): an estimate of the share of wrong labels; "
+        f"({interval_words(e)}): an estimate of the share of wrong labels; "
         "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"
+    )
+
+
+def interval_words(e: NoiseEstimate) -> str:
+    """The noise estimate's interval, and where its low end comes from when the voters' own errors set it."""
+    if e.voter_disagreement is None:
+        return f"95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%"
+    return (
+        f"interval {100 * e.low:.1f}-{100 * e.high:.1f}%, its low end allowing for the voters' own errors: they leave "
+        f"their consensus on {100 * e.voter_disagreement:.1f}% of the unlabeled images"
     )
