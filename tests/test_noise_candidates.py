@@ -51,9 +51,9 @@ def test_consensus_share_and_its_correction_for_the_voters_disagreement() -> Non
     v, every, images, unl = _votes(), np.arange(3), np.arange(4), np.arange(2)
     assert evaluate_noise.consensus_share(v, every, images, unl) == pytest.approx(0.5)
     assert evaluate_noise.voter_disagreement(v, every, unl) == pytest.approx(1 / 3)
-    assert evaluate_noise.corrected_share(v, every, images, unl) == pytest.approx((0.5 - 1 / 3) / (1 - 1 / 3))  # 0.25
+    assert evaluate_noise.corrected(v, every, images, unl) == pytest.approx((0.5 - 1 / 3) / (1 - 1 / 3))  # 0.25
     # voter 1 drawn three times: its own top classes contradict labels 2 and 3, and it always agrees with itself
-    assert evaluate_noise.corrected_share(v, np.array([1, 1, 1]), images, unl) == pytest.approx(0.5)
+    assert evaluate_noise.corrected(v, np.array([1, 1, 1]), images, unl) == pytest.approx(0.5)
 
 
 def test_dawid_skene_with_unanimous_voters_calls_the_label_they_all_contradict_wrong() -> None:
