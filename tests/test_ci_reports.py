@@ -163,6 +163,12 @@ def test_html_draws_the_noise_matrix_as_a_heatmap_and_names_the_largest_confusio
     JSON's largest confusions in words; the matrix neither in the settings table nor in JUnit's properties."""
     matrix = audited["doc"]["label_noise"]["noise_matrix"]
     page = audited["html"].read_text(encoding="utf-8")
+    noise = audited["doc"]["label_noise"]  # the estimate's interval, and where its low end comes from
+    assert noise["not_enough_evidence"] is None and noise["voter_disagreement"] is not None
+    assert (
+        f"(interval {100 * noise['low']:.1f}–{100 * noise['high']:.1f}%, its low end allowing for the voters' own errors: "
+        f"they leave their consensus on {100 * noise['voter_disagreement']:.1f}% of the unlabeled images)"
+    ) in page
     parsed = Collect()
     parsed.feed(page)
     assert ("table", {"class": "heat", "id": "noise-heatmap"}) in parsed.tags

@@ -404,6 +404,9 @@ def test_the_noisy_pool_shows_what_memorizing_cost() -> None:
     cost = choice.labels.cost
     assert (cost.fitter, cost.best) == ("mem-a", "clean-a") and not cost.free and cost.ratio == pytest.approx(2 / 3)
     assert choice.labels.estimate.doubt is None and "not enough evidence" not in noise_line(choice.labels)
+    e = choice.labels.estimate  # the interval's low end says where it comes from: the voters' disagreement
+    assert e.voter_disagreement is not None and e.corrected is not None and e.low <= e.corrected <= e.rate
+    assert f"leave their consensus on {100 * e.voter_disagreement:.1f}% of the unlabeled images" in noise_line(choice.labels)
 
 
 def clean_pool() -> list[Result]:
