@@ -115,12 +115,14 @@ def held_out_alone(hits: np.ndarray, tests: np.ndarray) -> tuple[float, float]:
 def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np.ndarray) -> tuple[float, ...]:
     """(c): the rule `rank --val-data` runs on these hits (suscli.judge.rules, applied to the label-free choice
     that `choose` made: the same call `choose` ends with): tau, regret, confident; then the tau and regret of
-    variant (s) on the same tied set, of (t), of (z) and of (q)."""
+    variant (s) on the same tied set, of (t), of (z), of (q) and of (g); then (c0), the rule without its split-half check."""
     for r, h in zip(rows, hits):
         r.details["val_hits"] = encode_hits(h)
     choice = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
     assert choice.held_out is not None, choice.why
     first = rows.index(choice.ranked[0])
+    with label_free_for_ties():
+        before = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
     s_tau, s_regret = variant(shrunk(rows, hits), choice.tied, rows, tests)
     base = [rows.index(r) for r in label_free.ranked]
     decided = held_out_beats(hits)
@@ -137,7 +139,44 @@ def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np
         *scored(constrained(t_score[:, None] - t_score[None, :], decided, base), tests),
         *scored(constrained(z, decided, base), tests),
         *scored(constrained(trusted(hits, base), decided, base), tests),
+        *scored(constrained(split_half(hits, base), decided, base), tests),
+        tau(order_score(before.ranked, rows), tests.tolist()),
+        float(100 * (tests.max() - tests[rows.index(before.ranked[0])])),
     )
+
+
+@contextlib.contextmanager
+def label_free_for_ties():
+    """(c0): the product's rule without its split-half check, the label-free order always ordering what the paired test
+    leaves (`rank --val-data` before 2026-12-04's fifth stop)."""
+    kept = rules.accuracy_predicts_better
+    rules.accuracy_predicts_better = lambda *args, **kwargs: False
+    try:
+        yield
+    finally:
+        rules.accuracy_predicts_better = kept
+
+
+def split_half(hits: np.ndarray, base: list[int]) -> np.ndarray:
+    """Variant (g): the product's check (rules.accuracy_predicts_better: held-out accuracy on one half of the held-out
+    images, and the label-free order, each scored by tau-b with accuracy on the other half, over 2 x SPLITS
+    halvings), but held-out accuracy orders the undecided pairs where it scores higher on average, not in every
+    comparison."""
+    rank_of = np.empty(len(base), dtype=int)
+    rank_of[base] = np.arange(len(base))
+    place = -rank_of.astype(float)
+    rng = np.random.default_rng(rules.SPLIT_SEED)
+    lf, ho = [], []
+    for _ in range(rules.SPLITS):
+        half = rng.permutation(hits.shape[1])
+        one, two = half[: len(half) // 2], half[len(half) // 2 :]
+        for fit, check in ((one, two), (two, one)):
+            target = hits[:, check].mean(1)
+            lf.append(rules.kendall_tau(place, target))
+            ho.append(rules.kendall_tau(rules.held_out_first(hits[:, fit].mean(1), place), target))
+    acc = hits.mean(1)
+    label_free = np.where(rank_of[:, None] < rank_of[None, :], 1.0, -1.0)
+    return acc[:, None] - acc[None, :] if np.nanmean(ho) > np.nanmean(lf) else label_free
 
 
 def trusted(hits: np.ndarray, base: list[int]) -> np.ndarray:
@@ -337,6 +376,10 @@ def evaluate_pool(
             "z_regret": statistics.fmean(x[8] for x in c),
             "q_tau": statistics.fmean(x[9] for x in c),
             "q_regret": statistics.fmean(x[10] for x in c),
+            "g_tau": statistics.fmean(x[11] for x in c),
+            "g_regret": statistics.fmean(x[12] for x in c),
+            "c0_tau": statistics.fmean(x[13] for x in c),
+            "c0_regret": statistics.fmean(x[14] for x in c),
             "a_tau_sd": statistics.pstdev(x[0] for x in a),
             "c_at_level": {
                 str(level): {"tau": statistics.fmean(x[0] for x in v), "regret": statistics.fmean(x[1] for x in v)}
@@ -358,13 +401,17 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "held-out set decides left to it, the rest by held-out accuracy shrunk toward what the place in the label-free order predicts; "
         "(z) the same, the rest by the held-out paired z plus the agreement difference's z; (q) every pair by the held-out set "
         "where its paired test is surer than the label-free order is right (estimated on the held-out set), by the label-free "
-        "order elsewhere. tau: Kendall tau with "
+        "order elsewhere; (g) every pair the held-out set decides left to it, the rest by held-out accuracy where it predicts "
+        "held-out accuracy on the other half of the held-out set better than the label-free order does (split halves), by the "
+        "label-free order elsewhere (the product requires it to predict better in every split); (c0) the product's rule "
+        "without that check: the label-free order always orders what the paired test leaves. "
+        "tau: Kendall tau with "
         "clean test accuracy; regret: the pool's best clean test accuracy minus the first choice's, in points (for (a), the "
         "mean over the models sharing the top held-out accuracy). Means over draws. Held out from the design: "
         f"{', '.join(sorted(held_out)) or 'none'}.",
         "",
-        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret | (g) tau / regret | (c0) tau / regret |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
         setting, pool = key.split("/")
@@ -381,7 +428,8 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
                 head + f"| {int(size):,} | {s['a_tau']:.2f} | {s['c_tau']:.2f} | {s['c_tau'] - s['a_tau']:+.2f} | {s['a_regret']:.1f} | "
                 f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} | "
                 f"{s['t_tau']:.2f} / {s['t_regret']:.1f} | {s['z_tau']:.2f} / {s['z_regret']:.1f} | "
-                f"{s['q_tau']:.2f} / {s['q_regret']:.1f} |"
+                f"{s['q_tau']:.2f} / {s['q_regret']:.1f} | {s['g_tau']:.2f} / {s['g_regret']:.1f} | "
+                f"{s['c0_tau']:.2f} / {s['c0_regret']:.1f} |"
             )
     lines += ["", "Exchange rate: the held-out size at which (a)'s mean tau reaches (b)'s (log-linear between sizes).", ""]
     levels = list(next(iter(results.values()))["sizes"].values())[0]["c_at_level"] if results else {}

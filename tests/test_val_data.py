@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +145,7 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     assert "held-out acc" in page and "held-out accuracy" in page and "of 14 held-out images" in page
     res = invoke(*common, "-f", "junit", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
-    assert res.stdout.count("; held-out accuracy ") == 4 and res.stdout.count(" of 14 images; gap ") == 4  # one per testcase
+    assert len(re.findall(r"; held-out accuracy [0-9.]+% \[[0-9., ]+\] of 14 images; gap ", res.stdout)) == 4  # one per testcase
 
 
 def test_results_measured_without_the_held_out_set_are_not_reused_with_it(
@@ -279,6 +280,55 @@ def test_the_label_free_order_breaks_the_ties_the_held_out_set_leaves() -> None:
     tied = choose(pool_rows(same), "agreement", None)
     assert [r.name for r in tied.ranked] == [r.name for r in choose(pool_rows(None), "agreement", None).ranked]
     assert not tied.confident and len(tied.tied) == 4
+
+
+def ordered_pool(images: int, reverse: bool = True) -> list[Result]:
+    """12 models with held-out accuracies in the reverse of their label-free order (or in that order): the k-th in
+    that order is right on 50% + 2k points (72% - 2k) of `images` held-out images (independent errors, seeded). On
+    4,000 images a paired test calls models 4 or more points apart, not neighbours."""
+    tops = {f"m{k}": TRUTH[: 60 - 2 * k] + [(c + 1) % 3 for c in TRUTH[60 - 2 * k :]] for k in range(12)}
+    bare = [ranked_row(name, 0.1 + k / 100, top1, None) for k, (name, top1) in enumerate(tops.items())]
+    order = [r.name for r in choose(bare, "agreement", None).ranked]
+    draws = np.random.default_rng(0).random((12, 4000))
+    return [
+        ranked_row(
+            name, 0.1 + k / 100, top1, draws[k, :images] < (0.50 + 0.02 * order.index(name) if reverse else 0.72 - 0.02 * order.index(name))
+        )
+        if images
+        else row
+        for k, ((name, top1), row) in enumerate(zip(tops.items(), bare))
+    ]
+
+
+def test_held_out_accuracy_orders_what_the_test_leaves_when_it_predicts_itself_better() -> None:
+    """4,000 held-out images: on every halving, held-out accuracy on one half predicts the other half's better than the
+    label-free order (its reverse) does, so it orders the pairs the paired test leaves, and the pick is its leader."""
+    rows = ordered_pool(4000)
+    choice = choose(rows, "agreement", None)
+    assert choice.held_out is not None and choice.held_out["undecided_by"] == "held-out accuracy"
+    accuracy = sorted(rows, key=lambda r: -(r.val_acc or 0.0))
+    assert [r.name for r in choice.ranked] == [r.name for r in accuracy]  # neighbours too, which the test leaves
+    assert choice.pick is not None and choice.pick.name == accuracy[0].name
+    accuracy[1].details["val_hits"] = accuracy[0].details["val_hits"]  # a twin of the leader: the pick is not decisive
+    twin = choose(rows, "agreement", None)
+    assert twin.held_out is not None and not twin.confident and twin.held_out["undecided_by"] == "held-out accuracy"
+    assert "held-out accuracy orders them: on each of 10 halvings" in twin.why
+    # the same accuracies in the label-free order: held-out accuracy on a half does not predict the other half better
+    # than that order does, which keeps the pairs the test leaves
+    right = choose(ordered_pool(4000, reverse=False), "agreement", None)
+    assert right.held_out is not None and right.held_out["undecided_by"] == "label-free order"
+    assert [r.name for r in right.ranked] == [r.name for r in choose(ordered_pool(0), "agreement", None).ranked]
+
+
+def test_kendall_tau_is_scipys_tau_b() -> None:
+    from scipy.stats import kendalltau
+
+    from suscli.judge.rules import kendall_tau
+
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 5, 30).astype(float), rng.integers(0, 5, 30).astype(float)  # ties on both sides
+    assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic)
+    assert np.isnan(kendall_tau(x, np.ones(30)))  # a side with every pair tied says nothing
 
 
 def test_mcnemar_p_is_the_exact_binomial_test() -> None:
