@@ -115,7 +115,8 @@ def held_out_alone(hits: np.ndarray, tests: np.ndarray) -> tuple[float, float]:
 def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np.ndarray) -> tuple[float, ...]:
     """(c): the rule `rank --val-data` runs on these hits (suscli.judge.rules, applied to the label-free choice
     that `choose` made: the same call `choose` ends with): tau, regret, confident; then the tau and regret of
-    variant (s) on the same tied set, of (t), of (z), of (q) and of (g); then (c0), the rule without its split-half check."""
+    variant (s) on the same tied set, of (t), of (z), of (q) and of (g); then (c0), the rule without its split-half
+    check, and whether held-out accuracy ordered the pairs the paired test left."""
     for r, h in zip(rows, hits):
         r.details["val_hits"] = encode_hits(h)
     choice = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
@@ -142,6 +143,7 @@ def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np
         *scored(constrained(split_half(hits, base), decided, base), tests),
         tau(order_score(before.ranked, rows), tests.tolist()),
         float(100 * (tests.max() - tests[rows.index(before.ranked[0])])),
+        choice.held_out["undecided_by"] == "held-out accuracy",
     )
 
 
@@ -380,6 +382,7 @@ def evaluate_pool(
             "g_regret": statistics.fmean(x[12] for x in c),
             "c0_tau": statistics.fmean(x[13] for x in c),
             "c0_regret": statistics.fmean(x[14] for x in c),
+            "c_by_accuracy": statistics.fmean(float(x[15]) for x in c),  # draws where held-out accuracy ordered the rest
             "a_tau_sd": statistics.pstdev(x[0] for x in a),
             "c_at_level": {
                 str(level): {"tau": statistics.fmean(x[0] for x in v), "regret": statistics.fmean(x[1] for x in v)}
