@@ -268,6 +268,26 @@ def test_the_held_out_set_decides_when_it_separates_the_leader() -> None:
     assert choice.held_out is not None and choice.held_out["decisive"] and choice.held_out["label_free_pick"] == "a"
 
 
+def test_a_held_out_pick_the_verdict_flags_says_so_in_its_line() -> None:
+    """The held-out labels rank by accuracy on new images, not by verdict: when they pick a model whose row says
+    'likely memorized noise' (as on the fine-tuned zoo, whose memorizers test best), the line says both."""
+    from suscli.judge.rules import _with_held_out
+    from suscli.judge.verdict import MEMORIZED
+    from suscli.measure.accuracy import encode_hits
+
+    rows = pool_rows(None)
+    label_free = choose(rows, "agreement", None)
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    for r in rows:
+        r.details["val_hits"] = encode_hits(hits[r.name])
+        r.verdict = MEMORIZED if r.name == "b" else None
+    choice = _with_held_out(label_free, "agreement")
+    assert choice.pick is not None and choice.pick.name == "b" and choice.confident
+    assert choice.why.endswith(
+        "the held-out labels decide; its row says 'likely memorized noise', yet no model is clearly more accurate on the held-out labels"
+    )
+
+
 def test_the_label_free_order_breaks_the_ties_the_held_out_set_leaves() -> None:
     """b leads by 4 images, which a paired test cannot call: a and b are the tied set, ordered label-free (a first);
     c and d are clearly below b."""

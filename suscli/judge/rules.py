@@ -29,7 +29,7 @@ from suscli.judge.noise import (
     weak_consensus,
 )
 from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
-from suscli.judge.verdict import FITS_CLEAN, MEMORIZED
+from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 
@@ -45,6 +45,7 @@ DEFAULT_VOTERS = "region1"
 TIE_BREAKS = ("fit", "clean-fit", "memorization", "susceptibility", "none")
 DEFAULT_TIE_BREAK = "clean-fit"
 DEFAULT_NOISE_VOTERS = "resisting"  # whose consensus on the training images judges the labels
+FLAWED = (MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE)  # verdicts a pick's closing line mentions when held-out labels chose it
 
 _T = TypeVar("_T")
 
@@ -176,24 +177,28 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     ranked = by_held_out + [r for r in choice.ranked if id(r) not in ids]
     n = len(of[id(pick)])
     acc = f"{100 * share[id(pick)]:.1f}% of {n:,} held-out images"
+    # a pick the verdict calls a memorizer or underfit: the held-out labels rank by accuracy on new images, not by verdict
+    note = (
+        f"; its row says '{pick.verdict}', yet no model is clearly more accurate on the held-out labels" if pick.verdict in FLAWED else ""
+    )
     if len(tied) == 1:
         why = (
             f"ship {pick.name}: the highest held-out accuracy ({acc}), clearly above every other model's on the same "
-            f"images (paired McNemar test, 95%): the held-out labels decide"
+            f"images (paired McNemar test, 95%): the held-out labels decide{note}"
         )
     else:
         others = ", ".join(r.name for r in tied if r is not pick)
         lead_words = "" if pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
+        order_words = (
+            f"held-out accuracy orders them: on each of {2 * SPLITS} halvings of the held-out images it predicted the "
+            "other half's accuracies better than the label-free order did"
+            if by_accuracy
+            else f"the label-free order ({rule} rule) puts it first of the models that no model beats on the held-out set"
+        )
         why = (
             f"ship {pick.name}: held-out accuracy {acc}{lead_words}; no confident choice: the held-out set cannot tell "
-            f"{len(tied) - 1} other model(s) from it (paired McNemar test, 95%): {others}; "
-            + (
-                f"held-out accuracy orders them: on each of {2 * SPLITS} halvings of the held-out images it predicted the "
-                f"other half's accuracies better than the label-free order did. Label-free: {choice.why}"
-                if by_accuracy
-                else f"the label-free order ({rule} rule) puts it first of the models that no model beats on the held-out "
-                f"set. Label-free: {choice.why}"
-            )
+            f"{len(tied) - 1} other model(s) from it (paired McNemar test, 95%): {others}; {order_words}{note}. "
+            f"Label-free: {choice.why}"
         )
     held = {
         "leader": lead.name,
