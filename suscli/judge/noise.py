@@ -235,6 +235,7 @@ def estimate_noise(
     unl_rng = np.random.default_rng(seed + 1)  # its own stream: the contradicted share's draws do not depend on it
     sample = np.sort(rng.choice(len(labels), size=min(len(labels), BOOTSTRAP_IMAGES), replace=False))
     n_unl = unlabeled[0].classes.shape[0] if unlabeled else 0
+    unlabeled = unlabeled if n_unl else None  # no unlabeled images: nothing shows the voters' errors
     draws, floors = [], []
     for _ in range(resamples):
         who = rng.integers(0, len(preds), len(preds))
