@@ -42,6 +42,7 @@ from train_zoo import human_labels, noisy_labels, parse_setting
 
 import suscli.judge.rules as rules
 from suscli.judge.regions import thresholds
+from suscli.judge.verdict import MEMORIZED, UNCLEAR
 from suscli.judge.rules import Choice, _with_held_out, choose, held_out_beats, predictions_of
 from suscli.measure.accuracy import encode_hits
 from suscli.results import Result
@@ -342,6 +343,11 @@ def evaluate_pool(
         **taus_above(gap, fits, mem),
         "gap_verdict": None if noise is None else flagged([g / noise for g in gap], mem),
         "fits_verdict": flagged(fits, mem) if all(f is not None for f in fits) else None,
+        # the product's verdict in the pool, and the same with the rows it calls 'unclear' decided by the gap
+        "product_verdict": flagged([1.0 if r.verdict == MEMORIZED else 0.0 for r in rows], mem),
+        "gap_on_unclear": None
+        if noise is None
+        else flagged([1.0 if r.verdict == MEMORIZED else g / noise if r.verdict == UNCLEAR else 0.0 for r, g in zip(rows, gap)], mem),
         "n": len(pool),
         "label_free": {
             "tau": tau(order_score(label_free.ranked, rows), tests.tolist()),
@@ -465,8 +471,9 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "recall / precision against the oracle, and models flagged / memorizers.",
         "",
         "| setting | pool | tau(gap, memorized) | tau(fits contradicted, memorized) | the same among the models fitting "
-        f"{LEARNED_ONLY_CLEAN:.0%} or more (how many) | gap verdict: R / P (flagged / memorizers) | fits-contradicted verdict |",
-        "|---|---|---|---|---|---|---|",
+        f"{LEARNED_ONLY_CLEAN:.0%} or more (how many) | gap verdict: R / P (flagged / memorizers) | fits-contradicted verdict | "
+        "the product's verdict in the pool | the same, its 'unclear' rows decided by the gap |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def number(x: float | None) -> str:
@@ -481,7 +488,8 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         lines.append(
             f"| {setting} | {pool} | {r['tau_gap_memorized']:.2f} | {'-' if fits is None else format(fits, '.2f')} | "
             f"{number(r['tau_gap_above'])} / {number(r['tau_fits_above'])} ({r['above']}) | "
-            f"{verdict(r['gap_verdict'])} | {verdict(r['fits_verdict'])} |"
+            f"{verdict(r['gap_verdict'])} | {verdict(r['fits_verdict'])} | {verdict(r['product_verdict'])} | "
+            f"{verdict(r['gap_on_unclear'])} |"
         )
     return "\n".join(lines) + "\n"
 
