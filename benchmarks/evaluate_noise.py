@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_choice import load_pools, training_set, zoo_arguments, zoo_settings
 
+import suscli.judge.noise as noise
 from suscli.judge.noise import BOOTSTRAP_IMAGES, corrected_share, noise_matrix
 from suscli.judge.regions import thresholds
 from suscli.judge.rules import DEFAULT_NOISE_VOTERS, _measured, _voters, choose, predictions_of, train_predictions_of
@@ -92,8 +93,7 @@ class Votes:
     kept: np.ndarray  # the kept top-k probabilities on the training images, 0 elsewhere (what the consensus sums)
     dense: np.ndarray  # the same with the rest of each voter's mass spread over the other classes (as `dense`)
     top1: np.ndarray  # (voters, images): each voter's top class
-    unlabeled: np.ndarray  # the kept top-k probabilities on the unlabeled images
-    unlabeled_top1: np.ndarray
+    unlabeled: list[Predictions]  # the voters' predictions on the unlabeled images, as rank keeps them
     labels: np.ndarray  # the given training labels
 
     @classmethod
@@ -109,8 +109,7 @@ class Votes:
             kept(train),
             dense_,
             np.stack([p.top1() for p in train]),
-            kept(unlabeled),
-            np.stack([p.top1() for p in unlabeled]),
+            list(unlabeled),
             np.asarray(train[0].labels),
         )
 
@@ -121,9 +120,9 @@ def consensus_share(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarr
 
 
 def voter_disagreement(v: Votes, who: np.ndarray, unl: np.ndarray) -> float:
-    """1 - the voters' mean agreement with their consensus on the unlabeled images."""
-    agreed = v.unlabeled[who][:, unl].sum(0).argmax(1)
-    return 1 - float((v.unlabeled_top1[who][:, unl] == agreed).mean())
+    """1 - the drawn voters' mean agreement with their consensus on the drawn unlabeled images: what `rank`'s low end
+    reads (suscli.judge.noise.voter_disagreement)."""
+    return noise.voter_disagreement([v.unlabeled[i] for i in who], unl)
 
 
 def corrected(v: Votes, who: np.ndarray, images: np.ndarray, unl: np.ndarray) -> float:
@@ -210,7 +209,7 @@ def bootstrap_all(v: Votes, truth: float, resamples: int = RESAMPLES, seed: int 
     training images (on a seeded sample of BOOTSTRAP_IMAGES, as suscli.judge.noise) and the unlabeled images, the
     same draws for every candidate; the interval is widened to hold the point estimate, as rank's is."""
     voters, n = v.top1.shape
-    every, unl = np.arange(voters), np.arange(v.unlabeled.shape[1])
+    every, unl = np.arange(voters), np.arange(v.unlabeled[0].classes.shape[0])
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, size=min(n, BOOTSTRAP_IMAGES), replace=False))
     draws = [
@@ -288,7 +287,7 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: 
         # where the consensus share comes from (s = eta (1 - m) + (1 - eta) e_r), with the clean labels
         "consensus_on_right": float(check.contradicted[~wrong].mean()),  # e_r: right labels it contradicts
         "consensus_confirms_wrong": float((~check.contradicted[wrong]).mean()) if wrong.any() else None,  # m
-        "voter_disagreement": voter_disagreement(votes, np.arange(len(preds)), np.arange(votes.unlabeled.shape[1])),  # e
+        "voter_disagreement": noise.voter_disagreement(unlabeled),  # e
         "candidates": bootstrap_all(votes, float(wrong.mean()), resamples),
     }
 

@@ -148,8 +148,8 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     of the two gets right, 95%), and the label-free order (`choice.ranked`, the rule's) orders what it cannot
     (held_out_order): the pick is the first model in the label-free order that no model beats on the held-out set.
     Unless held-out accuracy shows that it predicts itself better than the label-free order does
-    (accuracy_predicts_better): then held-out accuracy orders those pairs too. The tied set is the pick and the models the set cannot tell from
-    it. Confident only when the set separates the pick from every other model; label-free evidence never overrules a
+    (accuracy_predicts_better): then held-out accuracy orders those pairs too. The tied set is the pick and the
+    models the set cannot tell from it. Confident only when the set separates the pick from every other model; label-free evidence never overrules a
     decisive held-out comparison. docs/validation.md measures it against held-out accuracy alone and the label-free
     order at 25 to 2,000 noisy labels on every zoo pool. Without hits: `choice`."""
     measured = _measured(choice.ranked)
