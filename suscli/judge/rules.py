@@ -15,7 +15,7 @@ from typing import TypeVar
 import numpy as np
 
 from suscli.measure.accuracy import PAIRED_ALPHA, decode_hits, mcnemar_p, paired_separates
-from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear
+from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear, train_predictions_of
 from suscli.judge.cost import FitCost, fit_cost
 from suscli.judge.noise import (
     NoiseEstimate,
@@ -412,16 +412,6 @@ def _memorization_estimates(scored: list[Result]) -> list[float] | None:
     except ValueError:
         return None
     return _every([fit_on(p, wrong) for p in preds])
-
-
-def train_predictions_of(row: Result) -> Predictions | None:
-    """The row's top classes on the training images with their given labels; None when it has none."""
-    data = row.details.get("train_predictions") if isinstance(row.details, dict) else None
-    try:
-        pred = Predictions.decode(data) if isinstance(data, dict) else None
-    except (ValueError, KeyError, TypeError):
-        return None
-    return pred if pred is not None and pred.labels is not None else None
 
 
 def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | None:

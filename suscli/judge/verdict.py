@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from math import exp, log, log1p
 
 from suscli.judge.noise import NoiseEstimate, chance_agreement
-from suscli.measure.predictions import Predictions
+from suscli.measure.predictions import train_predictions_of
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
 
@@ -348,11 +348,7 @@ def _guessing(row: Result) -> tuple[float, bool]:
     (noise.chance_agreement of its top classes with the labels, where above 1 / classes) rather than 1 / classes."""
     classes = row.details.get("num_classes") if isinstance(row.details, dict) else None
     uniform = 1 / classes if isinstance(classes, int) and classes > 0 else 0.0
-    data = row.details.get("train_predictions") if isinstance(row.details, dict) else None
-    try:
-        pred = Predictions.decode(data) if isinstance(data, dict) else None
-    except (ValueError, KeyError, TypeError):
-        pred = None
+    pred = train_predictions_of(row)
     if pred is None or pred.labels is None or len(pred.labels) == 0:
         return uniform, False
     own = chance_agreement(pred.top1(), pred.labels)[1]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from suscli.errors import InputError
+from suscli.results import Result
 from suscli.measure.susceptibility import logits_of, preserved_modes
 
 TOP_K = 5  # classes kept per image: enough for a consensus over 10 classes, small for 1000 (ImageNet)
@@ -75,6 +76,17 @@ class Predictions:
         if classes.size and (classes.min() < 0 or classes.max() >= num_classes):
             raise ValueError("class index out of range")
         return cls(classes, probs, num_classes, labels)
+
+
+def train_predictions_of(row: Result) -> Predictions | None:
+    """The row's top classes on the training images with their given labels; None when it has none or they are
+    damaged (a results file edited by hand or cut short)."""
+    data = row.details.get("train_predictions") if isinstance(row.details, dict) else None
+    try:
+        pred = Predictions.decode(data) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return pred if pred is not None and pred.labels is not None else None
 
 
 def _b64(a: np.ndarray) -> str:
