@@ -23,8 +23,9 @@ from tests.conftest import write_images
 from tests.test_cli_rank import make_pool
 
 ROOT = Path(__file__).resolve().parents[1]
-# torchrun gives each process one thread; the single-process run must too, or float sums differ in the last bits
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+# torchrun gives each process one thread; the single-process run must too, or float sums differ in the last bits.
+# PYTHONFAULTHANDLER: should a rank still abort, its Python stack is in the failure's stderr.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONFAULTHANDLER": "1"}
 RUN_ONLY = {"seconds", "command", "results_file", "world_size"}  # fields that differ between two runs by design
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 from rich.markup import escape
 
@@ -16,6 +17,7 @@ from suscli.cli import demo, rank, score, track  # noqa: F401  (each registers i
 from suscli.cli.app import app
 from suscli.cli.console import stderr
 from suscli.errors import ExitCode
+from suscli.run.distributed import world
 
 __all__ = ["app", "main"]
 
@@ -23,9 +25,27 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Console-script entry point: no traceback reaches the user unless SUSCLI_DEBUG is set."""
     try:
+        _run()
+    except SystemExit as e:
+        if world() is None:
+            raise
+        _leave_without_teardown(e.code)
+
+
+def _leave_without_teardown(code: object) -> NoReturn:
+    """Under torchrun, end a finished rank once its output is flushed, without the interpreter's teardown: there
+    gloo's threads can abort a rank whose work is done (SIGABRT, 'terminate called without an active exception',
+    seen on 2 CPU ranks with --model-batch), and torchrun then reports the whole launch as failed. Nothing is lost:
+    the results file is made durable row by row, and every report file is closed before the command returns."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def _run() -> None:
+    """The app, with an unexpected error or Ctrl-C as one line and its exit code."""
+    try:
         app()
-    except SystemExit:
-        raise
     except KeyboardInterrupt:  # outside a command's own handler: while parsing, or importing what a command needs
         stderr.print("interrupted", highlight=False)
         sys.exit(130)
