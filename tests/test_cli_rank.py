@@ -295,6 +295,7 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
         assert r["fits_contradicted"] == pytest.approx(expect)
     # random labels on random images: the consensus agrees with them by chance alone, so no estimate is claimed
     assert "label noise: not enough evidence" in res.stderr and "Cohen's kappa" in doc["label_noise"]["not_enough_evidence"]
+    assert doc["label_noise"]["wrong_labels"] is None  # a weak consensus reads nothing, corrected or not
     assert "names the given labels barely more often than chance" in doc["recommendation"]  # and the pick says what that means
     # per class: rows the consensus class, columns the given label, named by the class folders (label i: class_i)
     matrix = doc["label_noise"]["noise_matrix"]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from suscli.judge import verdict
 from suscli.judge.cost import fit_cost
+from suscli.views.html import to_html
 from suscli.judge.gate import candidate_failure, outcome
 from suscli.judge.noise import NoiseEstimate
 from suscli.judge.regions import rank, recommendation, thresholds
@@ -404,6 +405,7 @@ def test_the_noisy_pool_shows_what_memorizing_cost() -> None:
     cost = choice.labels.cost
     assert (cost.fitter, cost.best) == ("mem-a", "clean-a") and not cost.free and cost.ratio == pytest.approx(2 / 3)
     assert choice.labels.estimate.doubt is None and "not enough evidence" not in noise_line(choice.labels)
+    assert choice.labels.estimate.wrong_labels == choice.labels.estimate.rate  # the contradicted share is the estimate
     e = choice.labels.estimate  # the interval's low end says where it comes from: the voters' disagreement
     assert e.voter_disagreement is not None and e.corrected is not None and e.low <= e.corrected <= e.rate
     assert f"leave their consensus on {100 * e.voter_disagreement:.1f}% of the unlabeled images" in noise_line(choice.labels)
@@ -434,9 +436,16 @@ def test_a_pool_on_clean_labels_that_weak_voters_contradict_flags_nothing() -> N
     assert cost is not None and cost.free and cost.fitter == "fit-a" and cost.fits == 1.0
     assert cost.best == "fit-b" and cost.ratio == pytest.approx(1 / 0.95)
     assert e.doubt == cost.why() and "fitting them costs nothing that new images show" in e.doubt
+    # the voters leave their consensus on new images as often as it contradicts training labels (the weak ones on
+    # 90 of 600 each, fit-b on 30: 300 of 3,000 votes): their errors explain every contradicted label, and the
+    # share of wrong labels reads 0, not 10%
+    assert e.voter_disagreement == pytest.approx(e.rate)
+    assert e.free_fit and e.wrong_labels == e.corrected == pytest.approx(0.0, abs=1e-12) and e.as_dict()["wrong_labels"] == e.corrected
     line = noise_line(choice.labels)
-    assert line.startswith("label noise: not enough evidence. The consensus of 5 model(s) contradicts 10.0% of the 600")
-    assert "that share is not an estimate of wrong labels here" in line and "95% interval" not in line
+    assert line.startswith("label noise: no evidence of wrong labels. The consensus of 5 model(s) contradicts 10.0% of the 600")
+    assert f"the share of wrong labels reads 0.0% (interval 0.0-{100 * e.high:.1f}%)" in line
+    page = " ".join(to_html(pool, {"label_noise": e.as_dict()}).split())  # the HTML report says the same
+    assert "Label noise: no evidence of wrong labels." in page and f"reads 0.0% (interval 0.0–{100 * e.high:.1f}%)" in page
     assert not any(r.verdict == verdict.MEMORIZED for r in pool)
     for name in ("fit-a", "fit-b"):  # flagged without the cost test: region 2 and the fit on contradicted labels
         r = next(r for r in pool if r.name == name)

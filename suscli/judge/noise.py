@@ -53,9 +53,22 @@ class NoiseEstimate:
     # consensus were wrong on right labels that often and right on every wrong one: (rate - e) / (1 - e), at least 0
     voter_disagreement: float | None = None
     corrected: float | None = None
+    # Set where the doubt is that fitting the contradicted labels costs nothing (suscli.judge.cost)
+    free_fit: bool = False
+
+    @property
+    def wrong_labels(self) -> float | None:
+        """The share of wrong labels the report gives: the contradicted share where the pool shows it is evidence of
+        wrong labels; where fitting them costs nothing, so that they look like right labels the voters miss, the
+        share corrected for the voters' own errors (0 on both clean-label zoo pools, docs/validation.md); None where
+        nothing can be read (a weak consensus, or no predictions on the unlabeled images to correct with)."""
+        if self.doubt is None:
+            return self.rate
+        return self.corrected if self.free_fit else None
 
     def as_dict(self) -> dict:
         return {
+            "wrong_labels": self.wrong_labels,
             "rate": self.rate,
             "low": self.low,
             "high": self.high,

@@ -440,7 +440,7 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
     if weak is not None:
         estimate = replace(estimate, doubt=weak)
     elif cost is not None and cost.free:
-        estimate = replace(estimate, doubt=cost.why())
+        estimate = replace(estimate, doubt=cost.why(), free_fit=True)
     return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak)
 
 
@@ -618,6 +618,13 @@ def noise_line(check: LabelCheck) -> str:
     """The label-noise estimate in words, for stderr and the step summary; where the pool shows the contradicted
     labels are not evidence of noise, the share without the claim, and why."""
     e = check.estimate
+    if e.doubt and e.wrong_labels is not None:
+        return (
+            f"label noise: no evidence of wrong labels. The consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% "
+            f"of the {e.images} training labels, but {e.doubt}. Allowing for the voters' own errors (they leave their "
+            f"consensus on {100 * (e.voter_disagreement or 0):.1f}% of the unlabeled images), the share of wrong labels reads "
+            f"{100 * e.wrong_labels:.1f}% (interval {100 * e.low:.1f}-{100 * e.high:.1f}%)"
+        )
     if e.doubt:
         return (
             f"label noise: not enough evidence. The consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of "
