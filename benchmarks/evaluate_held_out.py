@@ -40,10 +40,12 @@ from evaluate import Candidate, tau
 from evaluate_choice import MEMORIZED_CUT, accuracy_passes, load_pools, zoo_arguments, zoo_settings
 from train_zoo import human_labels, noisy_labels, parse_setting
 
+import suscli.judge.held_out as held_out
 import suscli.judge.rules as rules
 from suscli.judge.regions import thresholds
 from suscli.judge.verdict import MEMORIZED, UNCLEAR
-from suscli.judge.rules import Choice, _with_held_out, choose, held_out_beats, predictions_of
+from suscli.judge.held_out import held_out_beats
+from suscli.judge.rules import Choice, _with_held_out, choose, predictions_of
 from suscli.measure.accuracy import encode_hits
 from suscli.results import Result
 
@@ -161,22 +163,22 @@ def label_free_for_ties():
 
 
 def split_half(hits: np.ndarray, base: list[int]) -> np.ndarray:
-    """Variant (g): the product's check (rules.accuracy_predicts_better: held-out accuracy on one half of the held-out
+    """Variant (g): the product's check (held_out.accuracy_predicts_better: held-out accuracy on one half of the held-out
     images, and the label-free order, each scored by tau-b with accuracy on the other half, over 2 x SPLITS
     halvings), but held-out accuracy orders the undecided pairs where it scores higher on average, not in every
     comparison."""
     rank_of = np.empty(len(base), dtype=int)
     rank_of[base] = np.arange(len(base))
     place = -rank_of.astype(float)
-    rng = np.random.default_rng(rules.SPLIT_SEED)
+    rng = np.random.default_rng(held_out.SPLIT_SEED)
     lf, ho = [], []
-    for _ in range(rules.SPLITS):
+    for _ in range(held_out.SPLITS):
         half = rng.permutation(hits.shape[1])
         one, two = half[: len(half) // 2], half[len(half) // 2 :]
         for fit, check in ((one, two), (two, one)):
             target = hits[:, check].mean(1)
-            lf.append(rules.kendall_tau(place, target))
-            ho.append(rules.kendall_tau(rules.held_out_first(hits[:, fit].mean(1), place), target))
+            lf.append(held_out.kendall_tau(place, target))
+            ho.append(held_out.kendall_tau(held_out.held_out_first(hits[:, fit].mean(1), place), target))
     acc = hits.mean(1)
     label_free = np.where(rank_of[:, None] < rank_of[None, :], 1.0, -1.0)
     return acc[:, None] - acc[None, :] if np.nanmean(ho) > np.nanmean(lf) else label_free
@@ -311,12 +313,12 @@ def exchange_rate(sizes: tuple[int, ...], taus: list[float], target: float) -> f
 
 @contextlib.contextmanager
 def paired_level(alpha: float):
-    """The product's paired test (rules.held_out_beats) at level `alpha` for the duration."""
-    kept, rules.PAIRED_ALPHA = rules.PAIRED_ALPHA, alpha
+    """The product's paired test (held_out.held_out_beats) at level `alpha` for the duration."""
+    kept, held_out.PAIRED_ALPHA = held_out.PAIRED_ALPHA, alpha
     try:
         yield
     finally:
-        rules.PAIRED_ALPHA = kept
+        held_out.PAIRED_ALPHA = kept
 
 
 def evaluate_pool(
@@ -444,11 +446,11 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
     levels = list(next(iter(results.values()))["sizes"].values())[0]["c_at_level"] if results else {}
     if levels:
         lines += [
-            f"## (c) with the paired test at other levels than the product's {rules.PAIRED_ALPHA:g}",
+            f"## (c) with the paired test at other levels than the product's {held_out.PAIRED_ALPHA:g}",
             "",
             "Mean tau / regret on the same draws; (c)-(a) after each.",
             "",
-            "| setting | pool | size | (a) | (c) at " + f"{rules.PAIRED_ALPHA:g} | " + " | ".join(f"(c) at {x}" for x in levels) + " |",
+            "| setting | pool | size | (a) | (c) at " + f"{held_out.PAIRED_ALPHA:g} | " + " | ".join(f"(c) at {x}" for x in levels) + " |",
             "|---|---|---|---|---|" + "---|" * len(levels),
         ]
         for key, r in results.items():

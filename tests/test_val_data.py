@@ -343,7 +343,7 @@ def test_held_out_accuracy_orders_what_the_test_leaves_when_it_predicts_itself_b
 def test_kendall_tau_is_scipys_tau_b() -> None:
     from scipy.stats import kendalltau
 
-    from suscli.judge.rules import kendall_tau
+    from suscli.judge.held_out import kendall_tau
 
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 5, 30).astype(float), rng.integers(0, 5, 30).astype(float)  # ties on both sides

@@ -17,7 +17,8 @@ from suscli.run.pool import PoolEntry, discover
 from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
-from suscli.judge.rules import choose, val_hits_of
+from suscli.judge.held_out import val_hits_of
+from suscli.judge.rules import choose
 from suscli.measure.accuracy import PAIRED_ALPHA, paired_p
 
 KEEP_RULES = {
