@@ -130,6 +130,7 @@ class DemoOutput:
     train: Path
     test: Path
     records: list[dict]  # per model, in recipe order
+    mislabeled: float = 0.0  # the share of training labels that are wrong: what rank's label-noise estimate estimates
 
 
 def make_images(n: int, recipe: DemoRecipe, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,4 +358,5 @@ def _build(root: Path, recipe: DemoRecipe, progress: Progress | None) -> DemoOut
         "models": out.records,
     }
     (root / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    out.mislabeled = summary["mislabeled"]
     return out

@@ -25,6 +25,9 @@ def test_small_demo_flags_the_memorizers(tmp_path: Path) -> None:
     modes = {f.relative_to(out).as_posix(): stat.S_IMODE(f.stat().st_mode) for f in out.rglob("*") if f.is_file()}
     assert set(modes.values()) == {0o644}, {f: oct(m) for f, m in modes.items() if m != 0o644}  # models too: they are to share
     assert (out / "pool.png").is_file() and "rerun by hand: suscli rank" in res.stderr
+    # the truth beside the estimate: the share of wrong labels, as demo.json records it
+    wrong = json.loads((out / "demo.json").read_text())["mislabeled"]
+    assert f"wrong training labels, which suscli never saw either: {100 * wrong:.1f}%" in res.stderr and "label noise: " in res.stderr
     intents = {r["name"]: r["intent"] for r in json.loads((out / "demo.json").read_text())["models"]}
     ranked = runner.invoke(
         app, ["rank", str(out / "models"), "-d", str(out / "data" / "unlabeled"), "--train-data", str(out / "data" / "train"), "-f", "json"]

@@ -22,13 +22,14 @@ def demo(
         str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto takes the GPU when there is one.")
     ] = PerformanceOptions.device,
 ) -> None:
-    """Make a procedural image set with 40% label noise, train a small pool on it, and rank it: no download needed."""
-    from suscli.demo import FULL, SMALL, build_demo
+    """Make a procedural image set with 40% of its labels redrawn at random, train a small pool on it, and rank it: no download needed."""
+    from suscli.demo import FULL, NUM_CLASSES, SMALL, build_demo
 
     recipe = SMALL if small else FULL
     with user_errors():
         say(
-            f"suscli demo: drawing {recipe.n_train} training images with {recipe.noise:.0%} label noise and training "
+            f"suscli demo: drawing {recipe.n_train} training images, {recipe.noise:.0%} of their labels redrawn at random "
+            f"(about {recipe.noise * (1 - 1 / NUM_CLASSES):.0%} wrong: a redrawn label may land on its own class), and training "
             f"{len(recipe.models)} models on them in {out}/ ..."
         )
         started = time.perf_counter()
@@ -43,6 +44,7 @@ def demo(
         code = e.exit_code
     truth = ", ".join(f"{r['name']} {100 * r['test_acc']:.1f}%" for r in sorted(built.records, key=lambda r: -r["test_acc"]))
     say(f"\nclean test accuracy, which suscli never saw: {truth}")
+    say(f"wrong training labels, which suscli never saw either: {100 * built.mislabeled:.1f}% (its estimate: the label-noise line)")
     say(f"files: models {built.models}/, unlabeled images {built.unlabeled}/, training set {built.train}/, plot {plot}")
     say(f"rerun by hand: suscli rank {built.models} --data {built.unlabeled} --train-data {built.train} --plot {plot}")
     raise typer.Exit(code)
