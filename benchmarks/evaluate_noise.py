@@ -268,7 +268,8 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: 
         "miss": float(max(est.low - wrong.mean(), wrong.mean() - est.high, 0.0)),
         "width": est.high - est.low,
         "rank_corrected": est.corrected,  # the low end's point: the share corrected for the voters' disagreement
-        "declined": est.doubt,  # "not enough evidence", and why (suscli.judge.cost); None where rank prints the estimate
+        "declined": est.doubt,  # why the contradicted share is not the estimate (suscli.judge.cost); None where it is
+        "wrong_labels": est.wrong_labels,  # the share rank reads: the contradicted or the corrected share, or None
         "fit_cost_ratio": check.cost.ratio if check.cost else None,
         "cl_joint": float(1 - np.trace(joint)),
         "cl_num_issues": float(cleanlab.count.num_label_issues(labels, probs) / len(labels)),
@@ -313,7 +314,7 @@ def _estimate(r: dict) -> list[str]:
         "yes" if r["covered"] else f"no, by {100 * r['miss']:.1f}",
         f"{100 * r['width']:.1f}",
         "-" if r["fit_cost_ratio"] is None else format(r["fit_cost_ratio"], ".2f"),
-        "not enough evidence" if r["declined"] else "the estimate",
+        _reads(r),
         _p(r["cl_joint"]),
         _p(r["cl_num_issues"]),
         f"{_p(r['matrix_mae_consensus'])} / {_p(r['matrix_mae_cleanlab'])}",
@@ -321,6 +322,14 @@ def _estimate(r: dict) -> list[str]:
         _p(r["p_cl10_consensus"]),
         f"{_p(r['p_common_consensus'])} / {_p(r['p_common_cleanlab'])}",
     ]
+
+
+def _reads(r: dict) -> str:
+    """What `rank` prints: the contradicted share; the corrected one where fitting the contradicted labels is free."""
+    if not r["declined"]:
+        return "the estimate"
+    reads = r.get("wrong_labels")
+    return "not enough evidence" if reads is None else f"no evidence of wrong labels: {_p(reads)}"
 
 
 def _candidate(c: dict) -> str:
@@ -338,7 +347,8 @@ def render(results: dict) -> str:
         "Suspects: precision of the most-sure 10% of each list / the consensus's list at the count of cleanlab's most-sure "
         "10% / both at the same count (5% of the images). Fit cost: the best-agreeing model that fits most (over half) "
         "of the contradicted labels, its agreement over the best other model's (suscli.judge.cost); where it is not "
-        "clearly below (two binomial standard errors), rank prints 'not enough evidence' instead of the estimate.",
+        "clearly below (two binomial standard errors), rank prints 'no evidence of wrong labels' and the share corrected "
+        "for the voters' disagreement instead of the estimate; where the consensus is too weak, 'not enough evidence'.",
         "",
         *_table(
             results,
