@@ -349,14 +349,14 @@ def _build(root: Path, recipe: DemoRecipe, progress: Progress | None) -> DemoOut
         )
         out.records.append(record)
 
+    out.mislabeled = float(wrong.float().mean())
     summary = {
         "recipe": recipe.summary(),
         "classes": list(CLASS_NAMES),
         "mean": mean,
         "std": std,
-        "mislabeled": float(wrong.float().mean()),
+        "mislabeled": out.mislabeled,
         "models": out.records,
     }
     (root / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    out.mislabeled = summary["mislabeled"]
     return out
