@@ -534,8 +534,9 @@ def pool_decisions(
 
 
 def noise_line(check: LabelCheck) -> str:
-    """The label-noise estimate in words, for stderr and the step summary; where the pool shows the contradicted
-    labels are not evidence of noise, the share without the claim, and why."""
+    """The label-noise estimate in words, for stderr and the step summary. Where fitting the contradicted labels
+    costs nothing, the share corrected for the voters' own errors, and why; where the consensus is too weak to read
+    anything, the contradicted share without the claim, and why."""
     e = check.estimate
     if e.doubt and e.wrong_labels is not None:
         return (
