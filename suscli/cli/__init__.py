@@ -7,6 +7,7 @@ unexpected internal error, which is reported in one line; SUSCLI_DEBUG=1 shows t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import NoReturn
@@ -37,8 +38,9 @@ def _leave_without_teardown(code: object) -> NoReturn:
     gloo's threads can abort a rank whose work is done (SIGABRT, 'terminate called without an active exception',
     seen on 2 CPU ranks with --model-batch), and torchrun then reports the whole launch as failed. Nothing is lost:
     the results file is made durable row by row, and every report file is closed before the command returns."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            stream.flush()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)
 
 
