@@ -86,6 +86,15 @@ def test_the_held_out_pass_is_called_held_out_accuracy_in_progress_and_errors(
         training_accuracy_many([model, tiny_cnn(3)], torch.zeros(2, 3, 8, 8), torch.zeros(3, dtype=torch.long), what="held-out accuracy")
 
 
+def test_a_held_out_set_that_cannot_be_read_is_named_as_held_out_not_training_data(tmp_path: Path, image_folder: Path) -> None:
+    make_pool(tmp_path / "pool", n=1)
+    write_images(tmp_path / "one" / "class_0", 3)
+    for given, words in ((tmp_path / "missing", "labelled images not found"), (tmp_path / "one", "a single class folder (class_0)")):
+        res = invoke("score", tmp_path / "pool" / "m0.safetensors", "-d", image_folder, "--val-data", given)
+        assert res.exit_code == 3 and words in res.stderr and "--val-data" in res.stderr, res.output
+        assert "--train-data" not in res.stderr and "training" not in res.stderr
+
+
 def test_a_held_out_class_the_training_set_lacks_is_an_error(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     write_images(tmp_path / "odd" / "class_9", 3)
     make_pool(tmp_path / "pool", n=1)

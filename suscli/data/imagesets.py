@@ -54,7 +54,7 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
         paths, labels, names = read_label_csv(source, image_column, label_column)
         return Listing(list(paths), labels, names)
     if not source.is_dir():
-        raise InputError(f"training data not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
+        raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
     return _class_folders(source)
 
 
@@ -65,7 +65,7 @@ def list_images(folder: Path) -> list[Path]:
 
 def _walk(folder: Path) -> Walk:
     if not folder.exists():
-        raise InputError(f"image folder not found: {folder}", fix="check the path given to --data/--train-data")
+        raise InputError(f"image folder not found: {folder}", fix="check the path given to --data, --train-data or --val-data")
     if not folder.is_dir():
         raise InputError(f"not a folder: {folder}", fix=f"--data takes {DATA_FORMS}")
     walk = walk_images(folder)
@@ -91,7 +91,7 @@ def _class_folders(source: Path) -> Listing:
         raise InputError(f"no image files in the class folders of {source}")
     if len(classes) < 2:
         raise InputError(
-            f"{source} has a single class folder ({classes[0]}); training accuracy needs the labels of every class",
+            f"{source} has a single class folder ({classes[0]}); accuracy on its labels needs every class",
             fix="point --train-data at the folder that holds one subfolder per class",
         )
     return Listing(items, labels, notes=notes, folders=classes)
@@ -106,7 +106,7 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     values = [given[i] for i in kept]
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
-        raise InputError(f"{source}: {held}; training accuracy needs a set with several classes", fix="check --label-column")
+        raise InputError(f"{source}: {held}; accuracy on its labels needs several classes", fix="check --label-column")
     items = [columns.images[i] for i in kept]
     if columns.by_name:
         labels, names = by_name(values)

@@ -54,7 +54,7 @@ def read_label_csv(
     if not paths:
         raise InputError(f"label file {path} has no rows", fix="write one 'path,label' row per image")
     if len(set(values)) < 2:
-        raise InputError(f"{path}: every row has label {values[0]}; training accuracy needs a set with several classes")
+        raise InputError(f"{path}: every row has label {values[0]}; accuracy on its labels needs several classes")
     if by_id:
         return paths, [int(v) for v in values], None
     labels, names = by_name(values)
