@@ -88,7 +88,7 @@ def rank(
     suspects: Annotated[
         Optional[Path],
         typer.Option(
-            help="Write the training images whose label the pool's consensus contradicts to this CSV (path, given label, consensus label, vote share).",
+            help="Write the training images whose label the pool's consensus contradicts to this CSV, the surest first (path, given and consensus label with their class names, vote share, the voters' belief in the given label).",
             rich_help_panel=OUTPUTS,
         ),
     ] = None,
