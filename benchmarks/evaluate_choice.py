@@ -190,6 +190,9 @@ def judge(
         "tau_sus_vs_memorized": tau([r.susceptibility for r in rows], mem),
         "tau_sus_vs_memorized_apart": tau_apart([r.susceptibility for r in rows], mem),
         "tau_train_acc": tau([r.train_acc for r in rows], tests),
+        # within one pool every model trained on the same labels, so training accuracy beyond the clean share needs
+        # memorized labels: the baseline any number that claims to measure memorization must beat
+        "tau_train_acc_vs_memorized": tau([r.train_acc for r in rows], mem),
     }
     out |= {f"pool_{k}": v for k, v in verdict_scores([r.verdict for r in rows], mem).items()}
     out |= {f"paper_{k}": v for k, v in verdict_scores([REGION_NAMES.get(r.region) for r in rows], mem).items()}
@@ -321,8 +324,9 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
         "pool: suscli.judge.verdict in the pool; alone: suscli.judge.verdict on each model alone (suscli score).",
         "",
         "| setting | pool | memorizers | paper: R / P / MR / MU | pool: R / P / MR / MU / res / unc | wrongly flagged fit | alone: R / P / MR / MU / res / unc "
-        "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) | flagged: pool / alone |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| tau(susceptibility, memorized) | the same, pairs 5+ points apart | tau(fits contradicted, memorized) | tau(train acc, memorized) "
+        "| flagged: pool / alone |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for k in keys:
         d = default[k]
@@ -334,7 +338,8 @@ def render(results: list[dict], noise: list[dict], held_out: set[str]) -> str:
             f"| {k[0]}{' (held out)' if k[0] in held_out else ''} | {k[1]} | {d['memorizers']} | {scores['paper']} | "
             f"{scores['pool']} / {d['pool_resisting']} / {d['pool_unclear']} | {_f(d['pool_false_flag_min_fit'])} | "
             f"{scores['alone']} / {d['alone_resisting']} / {d['alone_unclear']} | {_f(d['tau_sus_vs_memorized'])} | "
-            f"{_f(d['tau_sus_vs_memorized_apart'])} | {_f(d.get('tau_fits_vs_memorized'))} | {d['pool_flagged']} / {d['alone_flagged']} |"
+            f"{_f(d['tau_sus_vs_memorized_apart'])} | {_f(d.get('tau_fits_vs_memorized'))} | {_f(d['tau_train_acc_vs_memorized'])} | "
+            f"{d['pool_flagged']} / {d['alone_flagged']} |"
         )
     return "\n".join(lines) + "\n"
 
