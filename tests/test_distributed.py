@@ -149,3 +149,19 @@ def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder:
         rows = audit_shards(World(0, 0, 1), PoolRequest(entries, **options), unlabeled, None)
     assert [r.status for r in rows] == ["ok", "error", "ok"] and "ValueError: a bug" in rows[1].error
     assert [r.susceptibility for r in rows[::2]] == [r.susceptibility for r in expected[::2]]
+
+
+def test_a_rank_ends_with_its_exit_code_and_one_line_without_the_interpreter_teardown(tmp_path: Path) -> None:
+    """Under torchrun (WORLD_SIZE > 1) the command line ends through os._exit, which must pass on the exit code: an
+    error before any group forms is still its one line on stderr and exit code 3, and --help exits 0 with its text."""
+    env = {**ENV, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "suscli", "rank", str(tmp_path / "missing"), "-d", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert bad.returncode == 3 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr, bad.stderr
+    helped = subprocess.run([sys.executable, "-m", "suscli", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert helped.returncode == 0 and "Exit codes" in helped.stdout
