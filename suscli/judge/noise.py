@@ -10,7 +10,7 @@ estimated noise matrix (`noise_matrix`): which class is labelled as which.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +78,31 @@ class NoiseEstimate:
             "voter_disagreement": self.voter_disagreement,
             "corrected": self.corrected,
         }
+
+
+def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str) -> str:
+    """The label-noise estimate in words, from NoiseEstimate.as_dict() (what the JSON report holds), after "label
+    noise: ". The one wording of the closing line and of the HTML report, which passes its own dash and escapes the
+    reason (`quote`). Three cases: the contradicted share as the estimate; where fitting the contradicted labels
+    costs nothing, the share corrected for the voters' own errors, and why; where the consensus is too weak to read
+    anything, the contradicted share without the claim, and why."""
+    consensus = f"consensus of {noise['voters']} model(s) contradicts {100 * noise['rate']:.1f}% of the {noise['images']} training labels"
+    interval = f"{100 * noise['low']:.1f}{dash}{100 * noise['high']:.1f}%"
+    doubt, reads, e = noise.get("not_enough_evidence"), noise.get("wrong_labels"), noise.get("voter_disagreement")
+    if doubt and reads is not None and e is not None:
+        return (
+            f"no evidence of wrong labels. The {consensus}, but {quote(doubt)}. Allowing for the voters' own errors (they "
+            f"leave their consensus on {100 * e:.1f}% of the unlabeled images), the share of wrong labels reads "
+            f"{100 * reads:.1f}% (interval {interval})"
+        )
+    if doubt:
+        return f"not enough evidence. The {consensus}, but {quote(doubt)}; that share is not an estimate of wrong labels here"
+    low_end = (
+        f"95% interval {interval}"
+        if e is None
+        else f"interval {interval}, its low end allowing for the voters' own errors: they leave their consensus on {100 * e:.1f}% of the unlabeled images"
+    )
+    return f"the {consensus} ({low_end}): an estimate of the share of wrong labels"
 
 
 @dataclass(frozen=True)

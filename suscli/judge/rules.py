@@ -27,6 +27,7 @@ from suscli.judge.noise import (
     fit_on,
     given_labels,
     noise_matrix,
+    noise_words,
     weak_consensus,
 )
 from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
@@ -534,34 +535,9 @@ def pool_decisions(
 
 
 def noise_line(check: LabelCheck) -> str:
-    """The label-noise estimate in words, for stderr and the step summary. Where fitting the contradicted labels
-    costs nothing, the share corrected for the voters' own errors, and why; where the consensus is too weak to read
-    anything, the contradicted share without the claim, and why."""
-    e = check.estimate
-    if e.doubt and e.wrong_labels is not None:
-        return (
-            f"label noise: no evidence of wrong labels. The consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% "
-            f"of the {e.images} training labels, but {e.doubt}. Allowing for the voters' own errors (they leave their "
-            f"consensus on {100 * (e.voter_disagreement or 0):.1f}% of the unlabeled images), the share of wrong labels reads "
-            f"{100 * e.wrong_labels:.1f}% (interval {100 * e.low:.1f}-{100 * e.high:.1f}%)"
-        )
-    if e.doubt:
-        return (
-            f"label noise: not enough evidence. The consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of "
-            f"the {e.images} training labels, but {e.doubt}; that share is not an estimate of wrong labels here"
-        )
-    return (
-        f"label noise: the consensus of {e.voters} model(s) contradicts {100 * e.rate:.1f}% of the {e.images} training labels "
-        f"({interval_words(e)}): an estimate of the share of wrong labels; "
-        "'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"
-    )
-
-
-def interval_words(e: NoiseEstimate) -> str:
-    """The noise estimate's interval, and where its low end comes from when the voters' own errors set it."""
-    if e.voter_disagreement is None:
-        return f"95% interval {100 * e.low:.1f}-{100 * e.high:.1f}%"
-    return (
-        f"interval {100 * e.low:.1f}-{100 * e.high:.1f}%, its low end allowing for the voters' own errors: they leave "
-        f"their consensus on {100 * e.voter_disagreement:.1f}% of the unlabeled images"
-    )
+    """The label-noise estimate in words, for stderr and the step summary (suscli.judge.noise.noise_words); where it
+    is an estimate, also what the table's 'fits contradicted' column reads."""
+    words = noise_words(check.estimate.as_dict())
+    if check.estimate.doubt:
+        return f"label noise: {words}"
+    return f"label noise: {words}; 'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"

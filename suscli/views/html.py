@@ -14,10 +14,12 @@ import math
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 from suscli.judge import verdict
 from suscli.errors import SuscliError
 from suscli.judge.gate import gates, outcome
+from suscli.judge.noise import noise_words
 from suscli.judge.regions import Thresholds
 from suscli.views.columns import display_columns
 from suscli.results import Result
@@ -62,7 +64,7 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
             command=run.get("command"),
             gate=gate_view(rows, run),
             closing=closing(run),
-            noise=run.get("label_noise"),
+            noise=noise_paragraph(run.get("label_noise")),
             matrix=matrix_view(run.get("label_noise")),
             columns=[{"name": n} for n, _ in table_columns(rows)],
             rows=table_rows(rows, pick),
@@ -75,6 +77,14 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
         )
         + "\n"
     )
+
+
+def noise_paragraph(noise: dict[str, Any] | None) -> Markup | None:
+    """The label-noise estimate in the closing line's words (suscli.judge.noise.noise_words), with the page's dash and
+    the reason, which names models, escaped."""
+    if not noise:
+        return None
+    return Markup(f"Label noise: {noise_words(noise, '–', lambda text: str(escape(text)))}.")
 
 
 SHADES = 8  # colour levels of the noise matrix's cells
