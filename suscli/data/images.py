@@ -175,7 +175,7 @@ def _decode_all(
                 progress("decode images", done, len(paths))
     if not kept:
         where = place(paths[0]) if paths else "the folder"
-        raise InputError(f"none of the {len(paths)} image files under {where} could be decoded", fix="check that they are valid images")
+        raise InputError(f"none of the {len(paths):,} image files under {where} could be decoded", fix="check that they are valid images")
     pixels = torch.from_numpy(out[kept] if len(kept) < len(paths) else out)
     return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=unreadable)
 

@@ -86,7 +86,8 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
     reason (`quote`). Three cases: the contradicted share as the estimate; where fitting the contradicted labels
     costs nothing, the share corrected for the voters' own errors, and why; where the consensus is too weak to read
     anything, the contradicted share without the claim, and why."""
-    consensus = f"consensus of {noise['voters']} model(s) contradicts {100 * noise['rate']:.1f}% of the {noise['images']} training labels"
+    voters = noise["voters"]
+    consensus = f"consensus of {voters} model{'' if voters == 1 else 's'} contradicts {100 * noise['rate']:.1f}% of the {noise['images']:,} training labels"
     interval = f"{100 * noise['low']:.1f}{dash}{100 * noise['high']:.1f}%"
     doubt, reads, e = noise.get("not_enough_evidence"), noise.get("wrong_labels"), noise.get("voter_disagreement")
     if doubt and reads is not None and e is not None:
