@@ -3,7 +3,8 @@ subsets of each size with the setting's own noisy labels, ranked three ways agai
 
 (a) held-out accuracy alone, what a user with a noisy validation split does; (b) suscli's label-free default
 (the rule `suscli rank` runs without --val-data); (c) the rule `suscli rank --val-data` runs: every pair of
-models a paired McNemar test tells apart in the held-out set's order, the rest in the label-free order.
+models a paired McNemar test tells apart in the held-out set's order, the rest by held-out accuracy and the
+label-free order weighted by how well each predicts the clean ranking (suscli.judge.held_out.blend).
 
 The held-out images are CIFAR-10 training images that no zoo model trained on and that are not the zoo's unlabeled
 set, class-balanced and seeded. Their labels are the setting's own: the same CIFAR-10N annotator column for human
@@ -118,14 +119,14 @@ def held_out_alone(hits: np.ndarray, tests: np.ndarray) -> tuple[float, float]:
 def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np.ndarray) -> tuple[float, ...]:
     """(c): the rule `rank --val-data` runs on these hits (suscli.judge.rules, applied to the label-free choice
     that `choose` made: the same call `choose` ends with): tau, regret, confident; then the tau and regret of
-    variant (s) on the same tied set, of (t), of (z), of (q) and of (g); then (c0), the rule without its split-half
-    check, and whether held-out accuracy ordered the pairs the paired test left."""
+    variant (s) on the same tied set, of (t), of (z), of (q) and of (g); then (c0), the previous rule, and the weight
+    (c) gave held-out accuracy."""
     for r, h in zip(rows, hits):
         r.details["val_hits"] = encode_hits(h)
     choice = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
     assert choice.held_out is not None, choice.why
     first = rows.index(choice.ranked[0])
-    with label_free_for_ties():
+    with previous_rule():
         before = _with_held_out(dataclasses.replace(label_free, ranked=list(label_free.ranked)), "agreement")
     s_tau, s_regret = variant(shrunk(rows, hits), choice.tied, rows, tests)
     base = [rows.index(r) for r in label_free.ranked]
@@ -146,42 +147,74 @@ def combined(label_free: Choice, rows: list[Result], hits: np.ndarray, tests: np
         *scored(constrained(split_half(hits, base), decided, base), tests),
         tau(order_score(before.ranked, rows), tests.tolist()),
         float(100 * (tests.max() - tests[rows.index(before.ranked[0])])),
-        choice.held_out["undecided_by"] == "held-out accuracy",
+        choice.held_out["weights"]["held_out"],
     )
 
 
 @contextlib.contextmanager
-def label_free_for_ties():
-    """(c0): the product's rule without its split-half check, the label-free order always ordering what the paired test
-    leaves (`rank --val-data` before 2026-12-04's fifth stop)."""
-    kept = rules.accuracy_predicts_better
-    rules.accuracy_predicts_better = lambda *args, **kwargs: False
+def previous_rule():
+    """(c0): the rule `rank --val-data` ran before the blend: held-out accuracy
+    orders the pairs the paired test leaves where it predicts the other half of the images better than the label-free
+    order in each of 2 x OLD_SPLITS halvings (predicts_better), the label-free order otherwise."""
+    kept = rules.blend
+    rules.blend = lambda hits: held_out.Blend(math.nan, math.nan, 1.0, 0.0) if predicts_better(hits) else held_out.LABEL_FREE
     try:
         yield
     finally:
-        rules.accuracy_predicts_better = kept
+        rules.blend = kept
 
 
-def split_half(hits: np.ndarray, base: list[int]) -> np.ndarray:
-    """Variant (g): the product's check (held_out.accuracy_predicts_better: held-out accuracy on one half of the held-out
-    images, and the label-free order, each scored by tau-b with accuracy on the other half, over 2 x SPLITS
-    halvings), but held-out accuracy orders the undecided pairs where it scores higher on average, not in every
-    comparison."""
-    rank_of = np.empty(len(base), dtype=int)
-    rank_of[base] = np.arange(len(base))
-    place = -rank_of.astype(float)
+OLD_SPLITS = 5  # the previous rule's halvings, each way round
+
+
+def halvings(hits: np.ndarray, place: np.ndarray) -> tuple[list[float], list[float]]:
+    """Over 2 x OLD_SPLITS seeded halvings: tau-b of held-out accuracy on one half (ties in the label-free order,
+    `place`, higher first) with accuracy on the other, and of the label-free order with it."""
     rng = np.random.default_rng(held_out.SPLIT_SEED)
-    lf, ho = [], []
-    for _ in range(held_out.SPLITS):
+    acc_side, free_side = [], []
+    for _ in range(OLD_SPLITS):
         half = rng.permutation(hits.shape[1])
         one, two = half[: len(half) // 2], half[len(half) // 2 :]
         for fit, check in ((one, two), (two, one)):
             target = hits[:, check].mean(1)
-            lf.append(held_out.kendall_tau(place, target))
-            ho.append(held_out.kendall_tau(held_out.held_out_first(hits[:, fit].mean(1), place), target))
+            free_side.append(kendall_tau(place, target))
+            acc_side.append(kendall_tau(accuracy_first(hits[:, fit].mean(1), place), target))
+    return acc_side, free_side
+
+
+def predicts_better(hits) -> bool:
+    """The previous rule's check: held-out accuracy scores higher than the label-free order (`hits` in that order) in
+    every comparison of `halvings`."""
+    h = np.stack(list(hits)).astype(np.float64)
+    if h.shape[1] < 2:
+        return False
+    acc_side, free_side = halvings(h, -np.arange(len(h), dtype=np.float64))
+    return all(a > f for a, f in zip(acc_side, free_side))
+
+
+def accuracy_first(acc: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """Held-out accuracy's order as a score, equal accuracies in the label-free order (`place`, higher first)."""
+    score = np.empty(len(acc))
+    score[np.lexsort((place, acc))] = np.arange(len(acc))
+    return score
+
+
+def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-b (NaN when either side ties every pair)."""
+    sx, sy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
+    untied = float((sx != 0).sum()) * float((sy != 0).sum())
+    return float((sx * sy).sum() / np.sqrt(untied)) if untied > 0 else float("nan")
+
+
+def split_half(hits: np.ndarray, base: list[int]) -> np.ndarray:
+    """Variant (g): the previous rule's check (predicts_better), but held-out accuracy orders the undecided pairs where
+    it scores higher on average over the halvings, not in every comparison."""
+    rank_of = np.empty(len(base), dtype=int)
+    rank_of[base] = np.arange(len(base))
+    acc_side, free_side = halvings(hits, -rank_of.astype(float))
     acc = hits.mean(1)
     label_free = np.where(rank_of[:, None] < rank_of[None, :], 1.0, -1.0)
-    return acc[:, None] - acc[None, :] if np.nanmean(ho) > np.nanmean(lf) else label_free
+    return acc[:, None] - acc[None, :] if np.nanmean(acc_side) > np.nanmean(free_side) else label_free
 
 
 def trusted(hits: np.ndarray, base: list[int]) -> np.ndarray:
@@ -390,7 +423,7 @@ def evaluate_pool(
             "g_regret": statistics.fmean(x[12] for x in c),
             "c0_tau": statistics.fmean(x[13] for x in c),
             "c0_regret": statistics.fmean(x[14] for x in c),
-            "c_by_accuracy": statistics.fmean(float(x[15]) for x in c),  # draws where held-out accuracy ordered the rest
+            "c_held_out_weight": statistics.fmean(x[15] for x in c),  # the blend's mean weight of held-out accuracy
             "a_tau_sd": statistics.pstdev(x[0] for x in a),
             "c_at_level": {
                 str(level): {"tau": statistics.fmean(x[0] for x in v), "regret": statistics.fmean(x[1] for x in v)}
@@ -414,15 +447,15 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "where its paired test is surer than the label-free order is right (estimated on the held-out set), by the label-free "
         "order elsewhere; (g) every pair the held-out set decides left to it, the rest by held-out accuracy where it predicts "
         "held-out accuracy on the other half of the held-out set better than the label-free order does (split halves), by the "
-        "label-free order elsewhere (the product requires it to predict better in every split); (c0) the product's rule "
-        "without that check: the label-free order always orders what the paired test leaves. "
+        "label-free order elsewhere; (c0) the previous rule of `rank --val-data`: the same, but only where held-out accuracy "
+        "predicts better in every split. "
         "tau: Kendall tau with "
         "clean test accuracy; regret: the pool's best clean test accuracy minus the first choice's, in points (for (a), the "
         "mean over the models sharing the top held-out accuracy). Means over draws. Held out from the design: "
         f"{', '.join(sorted(held_out)) or 'none'}.",
         "",
-        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret | (g) tau / regret | (c0) tau / regret |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret | (g) tau / regret | (c0) tau / regret | (c) weight of held-out accuracy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
         setting, pool = key.split("/")
@@ -440,7 +473,7 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
                 f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} | "
                 f"{s['t_tau']:.2f} / {s['t_regret']:.1f} | {s['z_tau']:.2f} / {s['z_regret']:.1f} | "
                 f"{s['q_tau']:.2f} / {s['q_regret']:.1f} | {s['g_tau']:.2f} / {s['g_regret']:.1f} | "
-                f"{s['c0_tau']:.2f} / {s['c0_regret']:.1f} |"
+                f"{s['c0_tau']:.2f} / {s['c0_regret']:.1f} | {s['c_held_out_weight']:.2f} |"
             )
     lines += ["", "Exchange rate: the held-out size at which (a)'s mean tau reaches (b)'s (log-linear between sizes).", ""]
     levels = list(next(iter(results.values()))["sizes"].values())[0]["c_at_level"] if results else {}

@@ -134,6 +134,13 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     held = doc["choice"]["held_out"]  # the choice was made on the held-out hits: the pick leads, or is tied with the leader
     assert held["n"] == 14 and doc["choice"]["pick"] == held["pick"] == doc["results"][0]["name"]
     assert held["pick"] in held["within_noise"] and "held-out images" in doc["recommendation"]
+    weights = held["weights"]  # how held-out accuracy and the label-free order were weighed, as the closing line says
+    assert set(weights) == {"reliability", "agreement", "held_out", "label_free"} and held["undecided_by"] in (
+        "label-free order",
+        "held-out accuracy",
+        "both",
+    )
+    assert (held["undecided_by"] == "label-free order") == (weights["held_out"] == 0)
     for r in doc["results"]:
         assert r["val_n"] == 14 and 0 <= r["val_acc_low"] <= r["val_acc"] <= r["val_acc_high"] <= 1
         assert r["gap"] == pytest.approx(r["train_acc"] - r["val_acc"])
@@ -298,9 +305,10 @@ def test_a_held_out_pick_the_verdict_flags_says_so_in_its_line() -> None:
 
 
 def test_the_label_free_order_breaks_the_ties_the_held_out_set_leaves() -> None:
-    """b leads by 4 images, which a paired test cannot call: a and b are the tied set, ordered label-free (a first);
+    """b leads by 4 images, which a paired test cannot call: a and b are the tied set. b's errors fall on other images
+    than a's, so the halves of the held-out set disagree on the two and the label-free order (a first) orders them;
     c and d are clearly below b."""
-    hits = {"a": held_out_hits(150), "b": held_out_hits(154), "c": held_out_hits(100), "d": held_out_hits(90)}
+    hits = {"a": held_out_hits(150), "b": held_out_hits(154, 46), "c": held_out_hits(100), "d": held_out_hits(90)}
     choice = choose(pool_rows(hits), "agreement", None)
     assert choice.pick is not None and choice.pick.name == "a" and not choice.confident
     assert [r.name for r in choice.tied] == ["a", "b"] and [r.name for r in choice.ranked] == ["a", "b", "c", "d"]
@@ -341,7 +349,11 @@ def test_held_out_accuracy_orders_what_the_test_leaves_when_it_predicts_itself_b
     accuracy[1].details["val_hits"] = accuracy[0].details["val_hits"]  # a twin of the leader: the pick is not decisive
     twin = choose(rows, "agreement", None)
     assert twin.held_out is not None and not twin.confident and twin.held_out["undecided_by"] == "held-out accuracy"
-    assert "held-out accuracy orders them: on each of 10 halvings" in twin.why
+    assert (
+        "held-out accuracy alone puts it first of the models that no model beats on the held-out set (held-out accuracy's split-half reliability"
+        in twin.why
+    )
+    assert twin.why.count("the label-free order adds nothing") == 1
     # the same accuracies in the label-free order: held-out accuracy on a half does not predict the other half better
     # than that order does, which keeps the pairs the test leaves
     right = choose(ordered_pool(4000, reverse=False), "agreement", None)
@@ -349,15 +361,54 @@ def test_held_out_accuracy_orders_what_the_test_leaves_when_it_predicts_itself_b
     assert [r.name for r in right.ranked] == [r.name for r in choose(ordered_pool(0), "agreement", None).ranked]
 
 
-def test_kendall_tau_is_scipys_tau_b() -> None:
-    from scipy.stats import kendalltau
+def model_hits(accuracies: list[float], images: int, seed: int = 0) -> list[np.ndarray]:
+    """Per model, independent hits on `images` held-out images at its accuracy (seeded)."""
+    draws = np.random.default_rng(seed).random((len(accuracies), images))
+    return [d < a for d, a in zip(draws, accuracies)]
 
-    from suscli.judge.held_out import kendall_tau
 
-    rng = np.random.default_rng(1)
-    x, y = rng.integers(0, 5, 30).astype(float), rng.integers(0, 5, 30).astype(float)  # ties on both sides
-    assert kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic)
-    assert np.isnan(kendall_tau(x, np.ones(30)))  # a side with every pair tied says nothing
+def test_the_blend_is_the_least_squares_weighting_computed_independently() -> None:
+    """Split-half reliability, Spearman-Brown, the label-free order's correlation taken one standard error high (the
+    spread of its Fisher z over the halves), and the least-squares weights, recomputed here with scipy on the same
+    seeded halvings."""
+    from scipy.stats import spearmanr
+
+    from suscli.judge.held_out import SPLIT_SEED, SPLITS, blend
+
+    acc = [0.60, 0.66, 0.58, 0.64, 0.55, 0.62, 0.52, 0.57, 0.50, 0.54, 0.47, 0.49]  # in the label-free order
+    hits = model_hits(acc, 600)
+    got = blend(hits)
+    h = np.stack(hits).astype(float)
+    rng = np.random.default_rng(SPLIT_SEED)
+    halves, z = [], []
+    for _ in range(SPLITS):
+        order = rng.permutation(600)
+        one, two = h[:, order[:300]].mean(1), h[:, order[300:]].mean(1)
+        halves.append(spearmanr(one, two).statistic)
+        z += [np.arctanh(spearmanr(one, -np.arange(12)).statistic), np.arctanh(spearmanr(two, -np.arange(12)).statistic)]
+    r = np.mean(halves)
+    reliability = 2 * r / (1 + r)
+    agreement = spearmanr(h.mean(1), -np.arange(12)).statistic
+    free = np.tanh(np.arctanh(agreement) + np.std(z)) / np.sqrt(reliability)
+    w_held = (np.sqrt(reliability) - agreement * free) / (1 - agreement**2)
+    w_free = (free - agreement * np.sqrt(reliability)) / (1 - agreement**2)
+    assert got.reliability == pytest.approx(reliability) and got.agreement == pytest.approx(agreement)
+    assert 0 < got.held_out and 0 < got.label_free  # the case where both count
+    assert (got.held_out, got.label_free) == (pytest.approx(w_held), pytest.approx(w_free))
+
+
+def test_few_labels_leave_the_order_to_the_label_free_evidence_and_many_to_the_held_out_set() -> None:
+    """The same 12 models, whose label-free order is only roughly right: on 25 held-out images the held-out set's
+    halves barely agree and the label-free order keeps the pairs the test leaves; on 4,000 the held-out set ranks the
+    pool reliably and weighs more than the label-free order, which still counts."""
+    from suscli.judge.held_out import blend, blended_order
+
+    acc = [0.60, 0.66, 0.58, 0.64, 0.55, 0.62, 0.52, 0.57, 0.50, 0.54, 0.47, 0.49]  # in the label-free order
+    few, many = blend(model_hits(acc, 25)), blend(model_hits(acc, 4000))
+    assert (few.held_out, few.label_free) == (0.0, 1.0) and few.reliability < 0.5
+    assert blended_order(model_hits(acc, 25), few) == list(range(12))
+    assert many.reliability > 0.95 and many.held_out > many.label_free > 0
+    assert blended_order(model_hits(acc, 4000), many)[:2] == [1, 3]  # the two most accurate, in their order
 
 
 def test_mcnemar_p_is_the_exact_binomial_test() -> None:

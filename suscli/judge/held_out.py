@@ -1,5 +1,5 @@
 """What held-out labels (--val-data) say about a pool: which pairs of models the paired test separates, the order
-that leaves, and whether held-out accuracy predicts itself better than the label-free order does.
+that leaves, and how held-out accuracy and the label-free order are weighed for the pairs it leaves.
 
 Plain functions of per-image hits (1 where a model's top-1 matches the held-out label); the choice that uses them
 is suscli.judge.rules. docs/validation.md measures them at 25 to 2,000 noisy labels on every zoo pool.
@@ -7,9 +7,13 @@ is suscli.judge.rules. docs/validation.md measures them at 25 to 2,000 noisy lab
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from suscli.measure.accuracy import PAIRED_ALPHA, decode_hits, mcnemar_p
 from suscli.results import Result
@@ -37,52 +41,92 @@ def held_out_order(beats: np.ndarray, given: list[int]) -> list[int]:
     return out
 
 
-# Seeded halvings of the held-out images for accuracy_predicts_better: 2 x 5 comparisons, each of which held-out
-# accuracy must win
-SPLITS = 5
+# Seeded halvings of the held-out images whose mean rank correlation is held-out accuracy's split-half reliability
+SPLITS = 20
 SPLIT_SEED = 0
+MIN_MODELS = 3  # fewer models and a rank correlation says little: the label-free order orders the pairs the test leaves
 
 
-def accuracy_predicts_better(hits: Sequence[np.ndarray], splits: int = SPLITS, seed: int = SPLIT_SEED) -> bool:
-    """Whether held-out accuracy should order the pairs the paired test leaves, instead of the label-free order (`hits`
-    given in that order, best first). Over `splits` seeded halvings of the images, held-out accuracy on one half and
-    the label-free order are each scored by Kendall's tau-b with held-out accuracy on the other half, both ways round,
-    over every pair: a label-free order that the held-out set contradicts where it can tell is not trusted where it
-    cannot. True only when held-out accuracy scores higher in every comparison. Where the label-free order is wrong
-    and the held-out set is large enough to show it, this gives the held-out set the last word (on the zoo's
-    fine-tuned pool it lifted tau with clean accuracy from 0.76 to 0.94 with 2,000 labels); with few labels a half's
-    chance leads rarely win every comparison, and the label-free order keeps what it adds there (docs/validation.md)."""
+@dataclass(frozen=True)
+class Blend:
+    """How held-out accuracy and the label-free order are weighed where the paired test leaves pairs of models.
+
+    Held-out accuracy is read as the clean ranking plus noise that shrinks with the images: its reliability is the
+    rank correlation of its two halves, stepped up to all the images (Spearman-Brown), and its correlation with the
+    clean ranking the root of that. The label-free order's correlation with the clean ranking is then its correlation
+    with held-out accuracy over that root, taken one standard error high (on Fisher's z; the spread of the same
+    correlation over the halves estimates the whole set's standard error): where the held-out set is too small to
+    tell, the label-free order keeps the benefit of the doubt. The weights are the two predictors' least-squares
+    weights for the clean ranking (standardized ranks). docs/validation.md measures it at 25 to 2,000 held-out labels."""
+
+    reliability: float  # of held-out accuracy's ranking, on all the held-out images
+    agreement: float  # Spearman correlation of held-out accuracy with the label-free order (NaN where not computed)
+    held_out: float  # weight of held-out accuracy's standardized ranks
+    label_free: float  # weight of the label-free order's
+
+    def as_dict(self) -> dict[str, float]:
+        return {"reliability": self.reliability, "agreement": self.agreement, "held_out": self.held_out, "label_free": self.label_free}
+
+
+LABEL_FREE = Blend(0.0, float("nan"), 0.0, 1.0)
+
+
+def blend(hits: Sequence[np.ndarray], splits: int = SPLITS, seed: int = SPLIT_SEED) -> Blend:
+    """The weights of held-out accuracy and the label-free order (`hits` given in that order, best first) for the
+    pairs the paired test leaves (Blend says why)."""
     h = np.stack(list(hits)).astype(np.float64)
-    if h.shape[1] < 2:
-        return False
-    place = -np.arange(len(h), dtype=np.float64)  # the label-free order: earlier is higher
+    models, images = h.shape
+    acc = h.mean(1)
+    if models < MIN_MODELS or images < 2 or np.ptp(acc) == 0:
+        return LABEL_FREE
+    place = -np.arange(models, dtype=np.float64)
     rng = np.random.default_rng(seed)
+    halves, on_half = [], []
     for _ in range(splits):
-        half = rng.permutation(h.shape[1])
-        one, two = half[: len(half) // 2], half[len(half) // 2 :]
-        for fit, check in ((one, two), (two, one)):
-            target = h[:, check].mean(1)
-            first = held_out_first(h[:, fit].mean(1), place)
-            if not kendall_tau(first, target) > kendall_tau(place, target):
-                return False
-    return True
+        order = rng.permutation(images)
+        one, two = h[:, order[: images // 2]].mean(1), h[:, order[images // 2 :]].mean(1)
+        halves.append(spearman(one, two))
+        on_half += [fisher_z(spearman(place, one)), fisher_z(spearman(place, two))]
+    half = max(float(np.mean(halves)), 0.0)
+    reliability = min(2 * half / (1 + half), 0.999)
+    agreement = spearman(acc, place)
+    if reliability == 0:
+        return dataclasses.replace(LABEL_FREE, agreement=agreement)
+    # one standard error high: the spread of the halves' correlations estimates the whole set's standard error
+    high = math.tanh(fisher_z(agreement) + float(np.std(on_half)))
+    label_free = high / math.sqrt(reliability)  # the label-free order's correlation with the clean ranking
+    if label_free >= 1:
+        return Blend(reliability, agreement, 0.0, 1.0)
+    if label_free <= 0:
+        return Blend(reliability, agreement, 1.0, 0.0)
+    w_held, w_free = np.linalg.solve([[1.0, agreement], [agreement, 1.0]], [math.sqrt(reliability), label_free])
+    return Blend(reliability, agreement, float(w_held), float(w_free))
 
 
-def held_out_first(acc: np.ndarray, place: np.ndarray) -> np.ndarray:
-    """The order held-out accuracy gives, as a score: higher accuracy first, equal accuracies in the label-free order
-    (`place`, higher first), as held_out_order would order them. Without the tie-break, models tied on a few images
-    would score as if the tie were a prediction."""
-    score = np.empty(len(acc))
-    score[np.lexsort((place, acc))] = np.arange(len(acc))
-    return score
+def blended_order(hits: Sequence[np.ndarray], weights: Blend) -> list[int]:
+    """The models (indices of `hits`, given in the label-free order) best first by the weighted sum of their
+    standardized ranks; ties keep the label-free order."""
+    acc = np.stack(list(hits)).mean(1)
+    place = -np.arange(len(acc), dtype=np.float64)
+    score = weights.held_out * standard_ranks(acc) + weights.label_free * standard_ranks(place)
+    return sorted(range(len(acc)), key=lambda i: (-score[i], i))
 
 
-def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b of two sequences: concordant minus discordant pairs over the root of the pairs untied in each
-    (ties count in neither direction; NaN when either side ties every pair)."""
-    sx, sy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
-    untied = float((sx != 0).sum()) * float((sy != 0).sum())
-    return float((sx * sy).sum() / np.sqrt(untied)) if untied > 0 else float("nan")
+def fisher_z(r: float) -> float:
+    """Fisher's z of a correlation, kept finite at +-1."""
+    return math.atanh(float(np.clip(r, -0.999, 0.999)))
+
+
+def standard_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks (ties share their mean rank), centred and scaled to unit variance; zeros when every value is equal."""
+    r = pd.Series(x).rank().to_numpy()
+    sd = r.std()
+    return (r - r.mean()) / sd if sd > 0 else np.zeros_like(r)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (ties share their mean rank); 0 where either side is constant, which says nothing."""
+    return float(np.mean(standard_ranks(x) * standard_ranks(y)))
 
 
 def held_out_beats(hits: Sequence[np.ndarray]) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from suscli.judge.held_out import SPLITS, accuracy_predicts_better, held_out_beats, held_out_order, val_hits_of
+from suscli.judge.held_out import Blend, blend, blended_order, held_out_beats, held_out_order, val_hits_of
 from suscli.measure.accuracy import paired_separates
 from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear, train_predictions_of
 from suscli.judge.cost import FitCost, fit_cost
@@ -138,11 +138,11 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     """The choice made with held-out labels, when every measured model has its hits on the same held-out images.
 
     The held-out set decides every pair of models it can tell apart (exact paired McNemar test on the images only one
-    of the two gets right, 95%), and the label-free order (`choice.ranked`, the rule's) orders what it cannot
-    (held_out_order): the pick is the first model in the label-free order that no model beats on the held-out set.
-    Unless held-out accuracy shows that it predicts itself better than the label-free order does
-    (accuracy_predicts_better): then held-out accuracy orders those pairs too. The tied set is the pick and the
-    models the set cannot tell from it. Confident only when the set separates the pick from every other model; label-free evidence never overrules a
+    of the two gets right, 95%); what it cannot is ordered by held-out accuracy and the label-free order
+    (`choice.ranked`, the rule's) weighed by how well each predicts the clean ranking (held_out.blend: with a few
+    labels mostly the label-free order, with many mostly held-out accuracy). The pick is the first model in that order
+    that no model beats on the held-out set (held_out_order); the tied set is the pick and the models the set cannot
+    tell from it. Confident only when the set separates the pick from every other model; label-free evidence never overrules a
     decisive held-out comparison. docs/validation.md measures it against held-out accuracy alone and the label-free
     order at 25 to 2,000 noisy labels on every zoo pool. Without hits: `choice`."""
     measured = _measured(choice.ranked)
@@ -158,9 +158,8 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         return choice
     place = {id(r): i for i, r in enumerate(choice.ranked)}  # the label-free order
     beats = held_out_beats(known)
-    by_accuracy = accuracy_predicts_better(known)
-    given = sorted(range(len(known)), key=lambda i: -int(known[i].sum())) if by_accuracy else list(range(len(known)))
-    by_held_out = [measured[i] for i in held_out_order(beats, given)]
+    weights = blend(known)
+    by_held_out = [measured[i] for i in held_out_order(beats, blended_order(known, weights))]
     of = {id(r): h for r, h in zip(measured, known)}
     share = {id(r): float(h.mean()) for r, h in zip(measured, known)}
     lead = max(measured, key=lambda r: (int(of[id(r)].sum()), -place[id(r)]))
@@ -182,12 +181,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     else:
         others = ", ".join(r.name for r in tied if r is not pick)
         lead_words = "" if pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
-        order_words = (
-            f"held-out accuracy orders them: on each of {2 * SPLITS} halvings of the held-out images it predicted the "
-            "other half's accuracies better than the label-free order did"
-            if by_accuracy
-            else f"the label-free order ({rule} rule) puts it first of the models that no model beats on the held-out set"
-        )
+        order_words = _order_words(weights, rule)
         why = (
             f"ship {pick.name}: held-out accuracy {acc}{lead_words}; no confident choice: the held-out set cannot tell "
             f"{len(tied) - 1} other model(s) from it (paired McNemar test, 95%): {others}; {order_words}{note}. "
@@ -201,9 +195,32 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         "within_noise": [r.name for r in tied],
         "decisive": len(tied) == 1,
         "label_free_pick": choice.pick.name if choice.pick else None,
-        "undecided_by": "held-out accuracy" if by_accuracy else "label-free order",
+        "undecided_by": _undecided_by(weights),
+        "weights": weights.as_dict(),
     }
     return Choice(ranked, pick, why, len(tied) == 1, tied, choice.labels, choice.voters, held)
+
+
+def _undecided_by(weights: Blend) -> str:
+    """What ordered the pairs the paired test left: the JSON report's `choice.held_out.undecided_by`."""
+    if weights.held_out == 0:
+        return "label-free order"
+    return "held-out accuracy" if weights.label_free == 0 else "both"
+
+
+def _order_words(weights: Blend, rule: str) -> str:
+    """How the closing line says what ordered the models the held-out set cannot tell apart."""
+    first = "first of the models that no model beats on the held-out set"
+    by = _undecided_by(weights)
+    if by == "label-free order":
+        return f"the label-free order ({rule} rule) puts it {first}"
+    evidence = f"held-out accuracy's split-half reliability {weights.reliability:.2f}, its rank correlation with the label-free order {weights.agreement:.2f}"
+    if by == "held-out accuracy":
+        return f"held-out accuracy alone puts it {first} ({evidence}: the label-free order adds nothing)"
+    return (
+        f"held-out accuracy and the label-free order ({rule} rule), weighted {weights.held_out:.2f} and "
+        f"{weights.label_free:.2f} by how well each predicts the clean ranking ({evidence}), put it {first}"
+    )
 
 
 def _by_rule(
@@ -451,7 +468,7 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
     why = (
-        f"ship {best.name}: it predicts the consensus of {who} on {100 * _agreement(best):.1f}% of the {n} unlabeled "
+        f"ship {best.name}: it predicts the consensus of {who} on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
         f"images{_outside_region_1(best, 'agreement')}"
     )
     if len(lead) == 1 and not fit:
