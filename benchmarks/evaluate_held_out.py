@@ -177,8 +177,8 @@ def halvings(hits: np.ndarray, place: np.ndarray) -> tuple[list[float], list[flo
         one, two = half[: len(half) // 2], half[len(half) // 2 :]
         for fit, check in ((one, two), (two, one)):
             target = hits[:, check].mean(1)
-            free_side.append(kendall_tau(place, target))
-            acc_side.append(kendall_tau(accuracy_first(hits[:, fit].mean(1), place), target))
+            free_side.append(tau(place.tolist(), target.tolist()))
+            acc_side.append(tau(accuracy_first(hits[:, fit].mean(1), place).tolist(), target.tolist()))
     return acc_side, free_side
 
 
@@ -197,13 +197,6 @@ def accuracy_first(acc: np.ndarray, place: np.ndarray) -> np.ndarray:
     score = np.empty(len(acc))
     score[np.lexsort((place, acc))] = np.arange(len(acc))
     return score
-
-
-def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b (NaN when either side ties every pair)."""
-    sx, sy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
-    untied = float((sx != 0).sum()) * float((sy != 0).sum())
-    return float((sx * sy).sum() / np.sqrt(untied)) if untied > 0 else float("nan")
 
 
 def split_half(hits: np.ndarray, base: list[int]) -> np.ndarray:
