@@ -329,7 +329,7 @@ def _reads(r: dict) -> str:
     if not r["declined"]:
         return "the estimate"
     reads = r.get("wrong_labels")
-    return "not enough evidence" if reads is None else f"no evidence of wrong labels: {_p(reads)}"
+    return "not enough evidence" if reads is None else f"no evidence the contradicted labels are wrong: {_p(reads)}"
 
 
 def _candidate(c: dict) -> str:
@@ -347,7 +347,7 @@ def render(results: dict) -> str:
         "Suspects: precision of the most-sure 10% of each list / the consensus's list at the count of cleanlab's most-sure "
         "10% / both at the same count (5% of the images). Fit cost: the best-agreeing model that fits most (over half) "
         "of the contradicted labels, its agreement over the best other model's (suscli.judge.cost); where it is not "
-        "clearly below (two binomial standard errors), rank prints 'no evidence of wrong labels' and the share corrected "
+        "clearly below (two binomial standard errors), rank prints 'no evidence that the labels the consensus contradicts are wrong' and the share corrected "
         "for the voters' disagreement instead of the estimate; where the consensus is too weak, 'not enough evidence'.",
         "",
         *_table(

@@ -442,10 +442,15 @@ def test_a_pool_on_clean_labels_that_weak_voters_contradict_flags_nothing() -> N
     assert e.voter_disagreement == pytest.approx(e.rate)
     assert e.free_fit and e.wrong_labels == e.corrected == pytest.approx(0.0, abs=1e-12) and e.as_dict()["wrong_labels"] == e.corrected
     line = noise_line(choice.labels)
-    assert line.startswith("label noise: no evidence of wrong labels. The consensus of 5 models contradicts 10.0% of the 600")
+    assert line.startswith(
+        "label noise: no evidence that the labels the consensus contradicts are wrong. The consensus of 5 models contradicts 10.0% of the 600"
+    )
     assert f"the share of wrong labels reads 0.0% (interval 0.0-{100 * e.high:.1f}%)" in line
     page = " ".join(to_html(pool, {"label_noise": e.as_dict()}).split())  # the HTML report says the same
-    assert "Label noise: no evidence of wrong labels." in page and f"reads 0.0% (interval 0.0–{100 * e.high:.1f}%)" in page
+    assert (
+        "Label noise: no evidence that the labels the consensus contradicts are wrong." in page
+        and f"reads 0.0% (interval 0.0–{100 * e.high:.1f}%)" in page
+    )
     assert not any(r.verdict == verdict.MEMORIZED for r in pool)
     for name in ("fit-a", "fit-b"):  # flagged without the cost test: region 2 and the fit on contradicted labels
         r = next(r for r in pool if r.name == name)

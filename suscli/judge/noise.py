@@ -92,7 +92,7 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
     doubt, reads, e = noise.get("not_enough_evidence"), noise.get("wrong_labels"), noise.get("voter_disagreement")
     if doubt and reads is not None and e is not None:
         return (
-            f"no evidence of wrong labels. The {consensus}, but {quote(doubt)}. Allowing for the voters' own errors (they "
+            f"no evidence that the labels the consensus contradicts are wrong. The {consensus}, but {quote(doubt)}. Allowing for the voters' own errors (they "
             f"leave their consensus on {100 * e:.1f}% of the unlabeled images), the share of wrong labels reads "
             f"{100 * reads:.1f}% (interval {interval})"
         )
