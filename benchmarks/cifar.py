@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -169,3 +170,12 @@ def normalize(x: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
     return (x.float() / 255.0 - mean) / std
+
+
+def upsample(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) images resized to size x size: bilinear (half-pixel centres, no antialiasing), rounded back
+    to uint8; `x` itself when it already has that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=False)
+    return y.round_().clamp_(0, 255).to(torch.uint8)

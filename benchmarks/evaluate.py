@@ -108,7 +108,7 @@ def measure_all(cands: list[Candidate], zoo: Path, lrs: list[float], batch_sizes
                 paths = [Path(p) for p in (zoo / c.setting / "unlabeled.txt").read_text().split()]
                 sources[c.setting] = ImageSource(paths, population=len(paths))
             ckpt = load_checkpoint(c.path)
-            pixels, _, _ = sources[c.setting].decoded(32, 3)
+            pixels, _, _ = sources[c.setting].decoded(ckpt.meta.get("image_size", 32), 3)  # the size the zoo trained at
             t0 = time.perf_counter()
             s = measure_susceptibility(
                 ckpt.model,

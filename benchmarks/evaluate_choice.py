@@ -86,11 +86,12 @@ def train_predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[s
 
 def accuracy_passes(todo: list[Candidate], paths: list[Path], labels: np.ndarray, what: str) -> Iterator[tuple[Candidate, Accuracy]]:
     """Each candidate's accuracy pass on the labelled images (suscli.measure.accuracy.training_accuracy, the pass rank
-    runs for --train-data and --val-data), the images decoded once for all."""
-    pixels, decoded, _ = ImageSource(paths, labels.tolist(), population=len(paths)).decoded(32, 3)
-    print(f"{what} of {len(todo)} candidates on {len(pixels)} images", file=sys.stderr)
+    runs for --train-data and --val-data), the images decoded once for all (at the size the zoo trained at)."""
+    source = ImageSource(paths, labels.tolist(), population=len(paths))
+    print(f"{what} of {len(todo)} candidates on {len(paths)} images", file=sys.stderr)
     for c in todo:
         ckpt = load_checkpoint(c.path)
+        pixels, decoded, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)
         yield c, training_accuracy(ckpt.model, pixels, decoded, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
 
 

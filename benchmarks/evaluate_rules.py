@@ -77,10 +77,11 @@ def predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[str, Pr
         have = {str(p): Predictions(c, pr, int(z["num_classes"])) for p, c, pr in zip(z["paths"], z["classes"], z["probs"])}
     todo = [c for c in cands if str(c.path) not in have]
     if todo:
-        pixels, _, _ = source_of(setting, zoo).decoded(32, 3)
-        print(f"{setting}: predicting {len(todo)} candidates on {len(pixels)} unlabeled images", file=sys.stderr)
+        source = source_of(setting, zoo)
+        print(f"{setting}: predicting {len(todo)} candidates on {len(source.paths)} unlabeled images", file=sys.stderr)
         for c in todo:
             ckpt = load_checkpoint(c.path)
+            pixels, _, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)  # the size the zoo trained at
             have[str(c.path)] = predict(ckpt.model, pixels, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
         keys = sorted(have)
         np.savez(
@@ -103,11 +104,12 @@ def normalized(cands: list[Candidate], zoo: Path, setting: str) -> dict[tuple[st
             have[(rec["path"], rec["length"])] = rec["mean"]
     todo = [(c, L) for c in cands for L in NORMALIZED_LENGTHS if (str(c.path), L) not in have]
     if todo:
-        pixels, _, _ = source_of(setting, zoo).decoded(32, 3)
+        source = source_of(setting, zoo)
         print(f"{setting}: {len(todo)} normalized-step measurements", file=sys.stderr)
         with open(path, "a") as f:
             for c, L in todo:
                 ckpt = load_checkpoint(c.path)
+                pixels, _, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)
                 cfg = SusceptibilityConfig(batches=DEFAULT_BATCHES, batch_size=DEFAULT_BATCH_SIZE)
                 s = measure_susceptibility(
                     ckpt.model, pixels, config=cfg, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]), step=normalized_step(L)

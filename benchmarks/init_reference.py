@@ -41,12 +41,13 @@ def shape(c: Candidate) -> str:
 def at_init(pool: list[Candidate], zoo: Path, setting: str) -> dict[str, list[float]]:
     """Per network shape of the pool, its susceptibility untrained at each of SEEDS."""
     paths = [Path(p) for p in (zoo / setting / "unlabeled.txt").read_text().split()]
-    pixels, _, _ = ImageSource(paths, population=len(paths)).decoded(32, 3)
+    source = ImageSource(paths, population=len(paths))
     out = {}
     for c in pool:
         if shape(c) in out:
             continue
         ckpt = load_checkpoint(c.path)
+        pixels, _, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)  # the size the zoo trained at
         config = SusceptibilityConfig(lr=DEFAULT_LR, batches=MAX_BATCHES, batch_size=DEFAULT_BATCH_SIZE, seed=0)
         transform = normalizer(ckpt.meta["mean"], ckpt.meta["std"])
         out[shape(c)] = [measure_susceptibility(untrained(ckpt.model, s), pixels, config=config, transform=transform).mean for s in SEEDS]

@@ -55,12 +55,22 @@ def test_augment_at_32_draws_as_it_always_did() -> None:
 
 
 def test_upsample_is_what_suscli_decodes_at_that_size(tmp_path: Path) -> None:
-    arch_check = pytest.importorskip("arch_check")
+    cifar = pytest.importorskip("cifar")
     pixels = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "img.png")  # lossless: only the resizing differs
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None].contiguous()
-    assert arch_check.upsample(x, 8) is x
-    up = arch_check.upsample(x, 16)
+    assert cifar.upsample(x, 8) is x
+    up = cifar.upsample(x, 16)
     decoded = decode_images([tmp_path / "img.png"], image_size=16).pixels
     assert up.shape == decoded.shape == (1, 3, 16, 16) and up.dtype == torch.uint8
     assert int((up.int() - decoded.int()).abs().max()) <= 1  # rounding only
+
+
+def test_a_zoo_at_64_px_sizes_the_mlp_for_it_and_keeps_the_32_px_model_ids() -> None:
+    at_32 = train_zoo.build_configs(12, (8, 20, 40), seed=0)
+    at_64 = train_zoo.build_configs(12, (8, 20, 40), seed=0, image_size=64)
+    assert [c.model_id for c in at_32 if c.arch != "mlp"] == [c.model_id for c in at_64 if c.arch != "mlp"]
+    mlps = [c for c in at_64 if c.arch == "mlp"]
+    assert mlps and all(c.arch_kwargs["image_size"] == 64 and "i64-" in c.model_id for c in mlps)
+    assert all("image_size" not in c.arch_kwargs for c in at_32)
+    assert mlps[0].build(10)(torch.zeros(2, 3, 64, 64)).shape == (2, 10)

@@ -43,12 +43,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cifar
+from cifar import upsample
 from train_zoo import MOMENTUM, epoch_metrics, load_data, noisy_labels, save_epochs, train_epoch
 
 import suscli
@@ -78,15 +78,6 @@ RECIPES = {  # name: (lr, weight decay, epochs, augmentation)
     "regularized": (0.05, 5e-3, 8, True),
     "memorizing": (0.05, 0.0, 30, False),
 }
-
-
-def upsample(x: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, H, W) images resized to size x size: bilinear (half-pixel centres, no antialiasing), rounded back
-    to uint8; `x` itself when it already has that size."""
-    if x.shape[-2:] == (size, size):
-        return x
-    y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=False)
-    return y.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def train(name: str, arch: str, data, noisy: np.ndarray, out: Path, image_size: int = 32) -> dict:

@@ -38,6 +38,13 @@ load and evaluate like any other zoo's; the backbones are under <out>/pretrain/.
         --pretrain-classes airplane,automobile,frog,ship,truck --pretrain-epochs 15 --settings human-worst \
         --n-train 6000 --evals-per-model 5 --threads 1
 
+--image-size 64 trains at another input size (issue 26): CIFAR's 32 px images upsampled bilinearly (as
+arch_check.py does; suscli decodes the unlabeled images at 64 itself, within a grey level of it), augmentation
+padding an eighth of the side, the MLP's input layer sized for it, and image_size recorded in every checkpoint:
+
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-64 --settings human-worst --n-train 4000 \
+        --models-per-setting 12 --epoch-levels 8,20,40 --image-size 64 --threads 2
+
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
 models whose record.json is complete, so an interrupted zoo resumes where it stopped.
@@ -200,14 +207,15 @@ def _short(x: float) -> str:
     return "0" if x == 0 else f"{x:.0e}".replace("e-0", "e-")
 
 
-def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int) -> list[ModelConfig]:
+def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int, image_size: int = 32) -> list[ModelConfig]:
     """n configurations, spread round-robin over the architectures.
 
     Per architecture, first its two corners, so that every architecture has a model that memorizes and one that
     does not (a random sample often misses the memorizing corner, which needs all of its factors at once):
     widest, highest lr, no weight decay, most epochs, no augmentation; and widest, highest lr, strongest weight
     decay, fewest epochs, augmentation. The rest is a seeded sample of the grid in which every factor's levels
-    are used about equally often (Latin-hypercube-like), for the models in between.
+    are used about equally often (Latin-hypercube-like), for the models in between. The MLP's input layer is sized
+    for `image_size` (its kwargs name it only where that is not 32, so the 32 px zoos keep their model ids).
     """
     rng = np.random.default_rng(seed)
     names = list(ARCHS)
@@ -215,6 +223,8 @@ def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int) -> list[Mode
     for a, name in enumerate(names):
         k = len(range(a, n, len(names)))
         space = ARCHS[name]
+        if name == "mlp" and image_size != 32:
+            space = ArchSpace(tuple({**v, "image_size": image_size} for v in space.variants), space.lrs)
         wide, lr = space.variants[-1], max(space.lrs)
         corners = [
             ModelConfig(name, dict(wide), lr, 0.0, max(epoch_levels), False),
@@ -309,7 +319,7 @@ class ZooData:
     train_paths: list[Path]
     unlabeled_paths: list[Path]
     test_paths: list[Path]
-    x_train: torch.Tensor  # uint8 (N, 3, 32, 32)
+    x_train: torch.Tensor  # uint8 (N, 3, S, S), S the zoo's --image-size
     y_train: np.ndarray  # clean labels
     x_test: torch.Tensor
     y_test: np.ndarray
@@ -382,8 +392,10 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def _prep(x: torch.Tensor) -> torch.Tensor:
-    # channels_last: oneDNN's CPU convolutions ran up to 2x faster in it here (plain/bn CNNs, width 32).
-    return cifar.normalize(x).contiguous(memory_format=torch.channels_last)
+    # channels_last: oneDNN's CPU convolutions ran up to 2x faster in it here (plain/bn CNNs, width 32); at 64 px
+    # the CIFAR ResNet's backward crashes in it (train_model), so larger images keep the default layout.
+    x = cifar.normalize(x)
+    return x.contiguous(memory_format=torch.channels_last) if x.shape[-1] == 32 else x
 
 
 def train_epoch(
@@ -484,13 +496,15 @@ def train_model(
     classes: tuple[str, ...] = cifar.CLASSES,
     backbone: Path | None = None,
     evals: int = EVALS_PER_MODEL,
+    image_size: int = 32,
 ) -> dict[str, Any]:
     """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
     schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
     instead of being rescued by the decay (what `suscli track` must catch). A subset of `classes` gets one output
     per class, and its checkpoints name them (suscli reads `classes` as the model's class names: a group's name,
     its members under `class_members`). `backbone`: start
-    from that checkpoint's weights with a new head (a FineTuneConfig with frozen=True trains the head only)."""
+    from that checkpoint's weights with a new head (a FineTuneConfig with frozen=True trains the head only).
+    `image_size`: the side of `data`'s images, recorded in the checkpoints for suscli to decode at."""
     num_classes = len(classes)
     frozen = bool(getattr(cfg, "frozen", False))
     torch.manual_seed(cfg.seed)
@@ -498,7 +512,9 @@ def train_model(
     model = cfg.build(num_classes)
     if backbone is not None:
         load_backbone(model, backbone, frozen)
-    model = model.to(device).to(memory_format=torch.channels_last)
+    model = model.to(device)
+    if image_size == 32:  # at 64 px torch 2.14's CPU backward of the CIFAR ResNet crashes (SIGSEGV) in channels_last
+        model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
     sched = (
@@ -516,7 +532,7 @@ def train_model(
         "preset": "cifar10",
         "mean": list(cifar.MEAN),
         "std": list(cifar.STD),
-        "image_size": 32,
+        "image_size": image_size,
         "noise": setting,
         "model_id": cfg.model_id,
         "lr": cfg.lr,
@@ -627,6 +643,7 @@ def zoo_manifest(
             "n_train": args.n_train,
             "n_test": args.n_test,
             "n_unlabeled": args.n_unlabeled,
+            "image_size": args.image_size,
             "test_labels": "test.csv",
             "mean": list(cifar.MEAN),
             "std": list(cifar.STD),
@@ -640,7 +657,7 @@ def zoo_manifest(
             "batch_size": BATCH_SIZE,
             "schedule": f"{args.schedule}, stepped per epoch",
             "loss": "cross-entropy on the noisy labels",
-            "augment": "random crop (4px zero padding) + horizontal flip",
+            "augment": "random crop (zero padding of an eighth of the side: 4 px at 32) + horizontal flip",
             **(
                 {
                     "init": "pretrained backbone (pretrain/), new linear head; frozen: head only, BatchNorm statistics kept; full: every weight",
@@ -778,6 +795,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-archive", type=Path, default=cifar.DEFAULT_ARCHIVE)
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--image-size", type=int, default=32, help="train and measure at N x N px, CIFAR's 32 px images upsampled (bilinear)")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
     p.add_argument(
@@ -824,12 +842,15 @@ def main(argv: list[str] | None = None) -> None:
     configs: list[ModelConfig] = (
         finetune_configs(args.pretrain_archs, args.models_per_setting)
         if args.pretrain_classes
-        else build_configs(args.models_per_setting, args.epoch_levels, args.seed)
+        else build_configs(args.models_per_setting, args.epoch_levels, args.seed, args.image_size)
     )
     root = cifar.ensure_unpacked(args.cifar_root, args.data_archive)
     t0 = time.perf_counter()
     classes = args.classes or cifar.CLASSES
     data = load_data(root, args.n_train, args.n_test, args.n_unlabeled, args.seed, threads=max(4, os.cpu_count() or 1), classes=classes)
+    data = dataclasses.replace(
+        data, x_train=cifar.upsample(data.x_train, args.image_size), x_test=cifar.upsample(data.x_test, args.image_size)
+    )
     print(
         f"data: {len(data.train_paths)} train, {len(data.test_paths)} test, {len(data.unlabeled_paths)} unlabeled "
         f"from {root} ({time.perf_counter() - t0:.1f}s); device {device}, {torch.get_num_threads()} threads",
@@ -877,6 +898,7 @@ def main(argv: list[str] | None = None) -> None:
             classes,
             backbones.get(cfg.arch),
             args.evals_per_model,
+            args.image_size,
         )
         sec_per_epoch.setdefault(cfg.shape, []).append(rec["seconds"] / len(rec["per_epoch"]))
         mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
