@@ -48,7 +48,6 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cifar
-from cifar import upsample
 from train_zoo import MOMENTUM, epoch_metrics, load_data, noisy_labels, save_epochs, train_epoch
 
 import suscli
@@ -157,9 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     pixels, _, _ = ImageSource(data.unlabeled_paths, population=len(data.unlabeled_paths)).decoded(size, 3)
     resized = ""
     if size != 32:
-        data = dataclasses.replace(data, x_train=upsample(data.x_train, size), x_test=upsample(data.x_test, size))
+        data = dataclasses.replace(data, x_train=cifar.upsample(data.x_train, size), x_test=cifar.upsample(data.x_test, size))
         # The same images upsampled as the training ones are, against suscli's own decode at `size` (PIL bilinear).
-        gap = (upsample(cifar.decode(data.unlabeled_paths, args.threads), size).int() - pixels.int()).abs()
+        gap = (cifar.upsample(cifar.decode(data.unlabeled_paths, args.threads), size).int() - pixels.int()).abs()
         resized = (
             f" Images upsampled from 32 to {size} px (bilinear) for training and the oracle; the unlabeled ones decoded at {size} px by "
             f"suscli, which differs from that upsampling by {float(gap.float().mean()):.2f} of 255 on average "

@@ -391,11 +391,16 @@ def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def _channels_last(image_size: int) -> bool:
+    """Whether to train in channels_last: oneDNN's CPU convolutions ran up to 2x faster in it here (plain/bn CNNs,
+    width 32), but at 64 px torch 2.14's CPU backward of the CIFAR ResNet crashes in it (SIGSEGV), so larger images
+    keep the default layout, for the model and its inputs alike."""
+    return image_size == 32
+
+
 def _prep(x: torch.Tensor) -> torch.Tensor:
-    # channels_last: oneDNN's CPU convolutions ran up to 2x faster in it here (plain/bn CNNs, width 32); at 64 px
-    # the CIFAR ResNet's backward crashes in it (train_model), so larger images keep the default layout.
     x = cifar.normalize(x)
-    return x.contiguous(memory_format=torch.channels_last) if x.shape[-1] == 32 else x
+    return x.contiguous(memory_format=torch.channels_last) if _channels_last(x.shape[-1]) else x
 
 
 def train_epoch(
@@ -496,15 +501,14 @@ def train_model(
     classes: tuple[str, ...] = cifar.CLASSES,
     backbone: Path | None = None,
     evals: int = EVALS_PER_MODEL,
-    image_size: int = 32,
 ) -> dict[str, Any]:
     """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
     schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
     instead of being rescued by the decay (what `suscli track` must catch). A subset of `classes` gets one output
     per class, and its checkpoints name them (suscli reads `classes` as the model's class names: a group's name,
     its members under `class_members`). `backbone`: start
-    from that checkpoint's weights with a new head (a FineTuneConfig with frozen=True trains the head only).
-    `image_size`: the side of `data`'s images, recorded in the checkpoints for suscli to decode at."""
+    from that checkpoint's weights with a new head (a FineTuneConfig with frozen=True trains the head only). The
+    side of `data`'s images is recorded in the checkpoints for suscli to decode at."""
     num_classes = len(classes)
     frozen = bool(getattr(cfg, "frozen", False))
     torch.manual_seed(cfg.seed)
@@ -512,8 +516,9 @@ def train_model(
     model = cfg.build(num_classes)
     if backbone is not None:
         load_backbone(model, backbone, frozen)
+    image_size = data.x_train.shape[-1]
     model = model.to(device)
-    if image_size == 32:  # at 64 px torch 2.14's CPU backward of the CIFAR ResNet crashes (SIGSEGV) in channels_last
+    if _channels_last(image_size):
         model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=MOMENTUM, weight_decay=cfg.weight_decay)
@@ -898,7 +903,6 @@ def main(argv: list[str] | None = None) -> None:
             classes,
             backbones.get(cfg.arch),
             args.evals_per_model,
-            args.image_size,
         )
         sec_per_epoch.setdefault(cfg.shape, []).append(rec["seconds"] / len(rec["per_epoch"]))
         mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
