@@ -86,6 +86,12 @@ def candidates(zoo: Path, settings: list[str]) -> list[Candidate]:
     return out
 
 
+def image_size(meta: dict) -> int:
+    """The side a zoo checkpoint was trained at, which its images are decoded at: its recorded image_size (32 in
+    checkpoints from before zoos recorded another)."""
+    return int(meta.get("image_size", 32))
+
+
 def measure_all(cands: list[Candidate], zoo: Path, lrs: list[float], batch_sizes: list[int], max_batches: int, seed: int) -> dict:
     """r per batch for every candidate x lr x batch size, cached in a JSONL file keyed by path and grid point."""
     cache_path = zoo / "eval" / "measurements.jsonl"
@@ -108,7 +114,7 @@ def measure_all(cands: list[Candidate], zoo: Path, lrs: list[float], batch_sizes
                 paths = [Path(p) for p in (zoo / c.setting / "unlabeled.txt").read_text().split()]
                 sources[c.setting] = ImageSource(paths, population=len(paths))
             ckpt = load_checkpoint(c.path)
-            pixels, _, _ = sources[c.setting].decoded(ckpt.meta.get("image_size", 32), 3)  # the size the zoo trained at
+            pixels, _, _ = sources[c.setting].decoded(image_size(ckpt.meta), 3)
             t0 = time.perf_counter()
             s = measure_susceptibility(
                 ckpt.model,

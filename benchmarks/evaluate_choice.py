@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cifar
-from evaluate import Candidate, candidates, measure_all, tau
+from evaluate import Candidate, candidates, image_size, measure_all, tau
 from evaluate_rules import MAX_BATCHES, predictions
 
 from suscli.judge import verdict
@@ -91,7 +91,7 @@ def accuracy_passes(todo: list[Candidate], paths: list[Path], labels: np.ndarray
     print(f"{what} of {len(todo)} candidates on {len(paths)} images", file=sys.stderr)
     for c in todo:
         ckpt = load_checkpoint(c.path)
-        pixels, decoded, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)
+        pixels, decoded, _ = source.decoded(image_size(ckpt.meta), 3)
         yield c, training_accuracy(ckpt.model, pixels, decoded, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import Candidate, candidates, measure_all, tau
+from evaluate import Candidate, candidates, image_size, measure_all, tau
 
 from suscli.measure.predictions import Predictions, predict
 from suscli.load.checkpoints import load_checkpoint
@@ -81,7 +81,7 @@ def predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[str, Pr
         print(f"{setting}: predicting {len(todo)} candidates on {len(source.paths)} unlabeled images", file=sys.stderr)
         for c in todo:
             ckpt = load_checkpoint(c.path)
-            pixels, _, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)  # the size the zoo trained at
+            pixels, _, _ = source.decoded(image_size(ckpt.meta), 3)
             have[str(c.path)] = predict(ckpt.model, pixels, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
         keys = sorted(have)
         np.savez(
@@ -109,7 +109,7 @@ def normalized(cands: list[Candidate], zoo: Path, setting: str) -> dict[tuple[st
         with open(path, "a") as f:
             for c, L in todo:
                 ckpt = load_checkpoint(c.path)
-                pixels, _, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)
+                pixels, _, _ = source.decoded(image_size(ckpt.meta), 3)
                 cfg = SusceptibilityConfig(batches=DEFAULT_BATCHES, batch_size=DEFAULT_BATCH_SIZE)
                 s = measure_susceptibility(
                     ckpt.model, pixels, config=cfg, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]), step=normalized_step(L)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate import Candidate, tau
+from evaluate import Candidate, image_size, tau
 from evaluate_choice import MEMORIZED_CUT, load_pools, zoo_arguments, zoo_settings
 from evaluate_rules import MAX_BATCHES
 
@@ -47,7 +47,7 @@ def at_init(pool: list[Candidate], zoo: Path, setting: str) -> dict[str, list[fl
         if shape(c) in out:
             continue
         ckpt = load_checkpoint(c.path)
-        pixels, _, _ = source.decoded(ckpt.meta.get("image_size", 32), 3)  # the size the zoo trained at
+        pixels, _, _ = source.decoded(image_size(ckpt.meta), 3)
         config = SusceptibilityConfig(lr=DEFAULT_LR, batches=MAX_BATCHES, batch_size=DEFAULT_BATCH_SIZE, seed=0)
         transform = normalizer(ckpt.meta["mean"], ckpt.meta["std"])
         out[shape(c)] = [measure_susceptibility(untrained(ckpt.model, s), pixels, config=config, transform=transform).mean for s in SEEDS]
