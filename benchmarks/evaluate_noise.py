@@ -269,7 +269,8 @@ def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: 
         "width": est.high - est.low,
         "rank_corrected": est.corrected,  # the low end's point: the share corrected for the voters' disagreement
         "declined": est.doubt,  # why the contradicted share is not the estimate (suscli.judge.cost); None where it is
-        "wrong_labels": est.wrong_labels,  # the share rank reads: the contradicted or the corrected share, or None
+        "wrong_labels": est.wrong_labels,  # the one figure rank gives: the contradicted or the corrected share, or None
+        "point_withheld": est.point_withheld,  # why rank gives the interval alone; None where it gives a figure or declines
         "fit_cost_ratio": check.cost.ratio if check.cost else None,
         "cl_joint": float(1 - np.trace(joint)),
         "cl_num_issues": float(cleanlab.count.num_label_issues(labels, probs) / len(labels)),
@@ -325,11 +326,16 @@ def _estimate(r: dict) -> list[str]:
 
 
 def _reads(r: dict) -> str:
-    """What `rank` prints: the contradicted share; the corrected one where fitting the contradicted labels is free."""
-    if not r["declined"]:
-        return "the estimate"
-    reads = r.get("wrong_labels")
-    return "not enough evidence" if reads is None else f"no evidence the contradicted labels are wrong: {_p(reads)}"
+    """What `rank` prints: one figure (the contradicted share, or the corrected one where fitting the contradicted
+    labels is free) and how far it is from the truth, the interval alone where the voters err too often for one
+    figure, or nothing where the consensus is too weak."""
+    withheld, reads = r.get("point_withheld"), r.get("wrong_labels")
+    if r["declined"] and not withheld and reads is None:
+        return "not enough evidence"
+    head = "no evidence the contradicted labels are wrong: " if r["declined"] else ""
+    if withheld:
+        return head + "the interval alone"
+    return head + f"{_p(reads)}, {100 * abs(reads - r['true']):.1f} off"
 
 
 def _candidate(c: dict) -> str:
@@ -348,7 +354,9 @@ def render(results: dict) -> str:
         "10% / both at the same count (5% of the images). Fit cost: the best-agreeing model that fits most (over half) "
         "of the contradicted labels, its agreement over the best other model's (suscli.judge.cost); where it is not "
         "clearly below (two binomial standard errors), rank prints 'no evidence that the labels the consensus contradicts are wrong' and the share corrected "
-        "for the voters' disagreement instead of the estimate; where the consensus is too weak, 'not enough evidence'.",
+        "for the voters' disagreement instead of the estimate; where the consensus is too weak, 'not enough evidence'. "
+        "Rank prints one figure (and how far it is from the truth) only where the voters leave their consensus on at most "
+        "10% of the unlabeled images (suscli.judge.noise.POINT_MAX_DISAGREEMENT), the interval alone elsewhere.",
         "",
         *_table(
             results,

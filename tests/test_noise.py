@@ -7,6 +7,8 @@ import pytest
 
 from suscli.measure.predictions import Predictions, votes
 from suscli.judge.noise import (
+    POINT_MAX_DISAGREEMENT,
+    NoiseEstimate,
     chance_agreement,
     consensus,
     consensus_and_label,
@@ -15,6 +17,7 @@ from suscli.judge.noise import (
     estimate_noise,
     fit_on,
     noise_matrix,
+    noise_words,
     voter_disagreement,
     weak_consensus,
 )
@@ -81,6 +84,45 @@ def test_the_interval_allows_for_the_voters_own_errors() -> None:
     assert estimate_noise(voters, unlabeled=unlabeled) == allowed  # seeded
     assert voter_disagreement(unlabeled[:2]) == 0.0  # voters that never disagree: no correction at all
     assert corrected_share(0.2, 0.0) == 0.2 and corrected_share(0.1, 0.3) == 0.0
+
+
+def test_one_figure_only_where_the_voters_agree_on_new_images() -> None:
+    """The contradicted share is the share of wrong labels only as far as the voters are right: with e up to
+    POINT_MAX_DISAGREEMENT it is given as one figure; above it, or with nothing to measure e on, the interval alone,
+    and the line says why. A weak consensus reads nothing either way."""
+    sure = NoiseEstimate(0.3, 0.2, 0.35, 1000, 5, voter_disagreement=POINT_MAX_DISAGREEMENT, corrected=0.22)
+    assert sure.wrong_labels == 0.3 and sure.point_withheld is None
+    assert "an estimate of the share of wrong labels" in noise_words(sure.as_dict())
+
+    unsure = NoiseEstimate(0.3, 0.0, 0.45, 1000, 5, voter_disagreement=0.25, corrected=0.067)
+    d = unsure.as_dict()
+    assert unsure.wrong_labels is None and d["wrong_labels"] is None and d["rate"] == 0.3
+    assert d["point_withheld"] == (
+        "the voters leave their consensus on 25.0% of the unlabeled images (over 10%), and voters that err that often "
+        "can put the share they contradict far from the share that is wrong"
+    )
+    words = noise_words(d)
+    assert words.startswith("the share of wrong labels is in 0.0-45.0%, its low end allowing for the voters' own errors; no single figure: ")
+    assert "consensus of 5 models contradicts 30.0% of the 1,000 training labels, but the voters leave" in words
+    assert "an estimate of the share of wrong labels" not in words
+
+    untold = NoiseEstimate(0.3, 0.27, 0.33, 1000, 5)  # no predictions on unlabeled images: no e
+    assert untold.wrong_labels is None and "no predictions on unlabeled images" in untold.point_withheld
+    assert noise_words(untold.as_dict()).startswith(
+        "the consensus of 5 models contradicts 30.0% of the 1,000 training labels (95% interval 27.0-33.0%); not an estimate"
+    )
+
+    free = NoiseEstimate(0.25, 0.0, 0.44, 1000, 9, "fitting them costs nothing", 0.34, 0.0, free_fit=True)
+    assert free.wrong_labels is None and "34.0%" in free.point_withheld
+    words = noise_words(free.as_dict())
+    assert words.startswith("no evidence that the labels the consensus contradicts are wrong. ")
+    assert "The share of wrong labels is in 0.0-44.0%" in words and "no single figure" in words and "reads" not in words
+    sure_free = NoiseEstimate(0.12, 0.0, 0.15, 1000, 9, "fitting them costs nothing", 0.08, 0.04, free_fit=True)
+    assert sure_free.wrong_labels == 0.04 and "reads 4.0% (interval 0.0-15.0%)" in noise_words(sure_free.as_dict())
+
+    weak = NoiseEstimate(0.88, 0.87, 0.9, 1000, 8, "the consensus names the given label barely more often than chance", 0.4, 0.8)
+    assert weak.wrong_labels is None and weak.point_withheld is None
+    assert noise_words(weak.as_dict()).startswith("not enough evidence. ")
 
 
 def test_fit_on_labels_is_the_memorization_estimate() -> None:

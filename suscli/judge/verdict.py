@@ -197,8 +197,8 @@ def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate
         return None
     return Verdict(
         FITS_CLEAN,
-        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, against {1 - noise.rate:.3f} (1 minus the "
-        f"label-noise estimate; {1 - noise.high:.3f}-{1 - noise.low:.3f} by its interval), about what a model that "
+        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, against {1 - noise.high:.3f}-{1 - noise.low:.3f} "
+        f"(1 minus the label-noise interval; {1 - noise.rate:.3f} by the share of labels the consensus contradicts), about what a model that "
         f"learned only the clean signal fits; it fits {100 * right:.0f}% of the training labels the pool's consensus "
         f"confirms and {100 * wrong:.0f}% of those it contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)",
     )
