@@ -74,3 +74,12 @@ def test_a_zoo_at_64_px_sizes_the_mlp_for_it_and_keeps_the_32_px_model_ids() -> 
     assert mlps and all(c.arch_kwargs["image_size"] == 64 and "i64-" in c.model_id for c in mlps)
     assert all("image_size" not in c.arch_kwargs for c in at_32)
     assert mlps[0].build(10)(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
+
+
+def test_the_deep_zoo_trains_resnet20_and_resnet56_with_a_memorizing_and_a_regularized_corner() -> None:
+    deep = train_zoo.build_configs(10, (8, 20, 40), seed=0, archs=train_zoo.DEEP_ARCHS)
+    assert len({c.model_id for c in deep}) == 10 and {c.arch for c in deep} == {"resnet"}
+    assert {c.arch_kwargs["blocks"] for c in deep} == {3, 9} and {c.arch_kwargs["width"] for c in deep} == {16}
+    assert deep[0].model_id == "resnet-w16b9-lr0.1-wd0-e40-noaug" and deep[1].model_id == "resnet-w16b9-lr0.1-wd5e-3-e8-aug"
+    depth = {b: sum(1 for m in c.build(10).modules() if isinstance(m, torch.nn.Conv2d)) for b, c in ((3, deep[2]), (9, deep[0]))}
+    assert depth[3] == 19 + 2 and depth[9] == 55 + 2  # ResNet-20 and -56: 19 and 55 convolutions, plus two 1x1 shortcuts

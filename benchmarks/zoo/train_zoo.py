@@ -45,6 +45,12 @@ padding an eighth of the side, the MLP's input layer sized for it, and image_siz
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-64 --settings human-worst --n-train 4000 \
         --models-per-setting 12 --epoch-levels 8,20,40 --image-size 64 --threads 2
 
+--deep trains CIFAR ResNets as deep as the public files instead (issue 26): ResNet-20 and ResNet-56 (width 16, 3
+or 9 blocks a stage), the same grid of lr, weight decay, length and augmentation:
+
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-deep --deep --settings human-worst --n-train 2000 \
+        --models-per-setting 10 --epoch-levels 8,20,40 --threads 2
+
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
 models whose record.json is complete, so an interrupted zoo resumes where it stopped.
@@ -99,6 +105,10 @@ ARCHS: dict[str, ArchSpace] = {
     "bn_cnn": ArchSpace(({"width": 16}, {"width": 32}), (0.01, 0.05, 0.1)),
     "mlp": ArchSpace(({"width": 512}, {"width": 1024}), (0.005, 0.02, 0.05)),
     "resnet": ArchSpace(({"width": 8, "blocks": 1}, {"width": 8, "blocks": 2}), (0.01, 0.05, 0.1)),
+}
+# --deep (issue 26): CIFAR ResNets as the public files are, width 16 and 3 or 9 blocks a stage (ResNet-20, ResNet-56)
+DEEP_ARCHS: dict[str, ArchSpace] = {
+    "resnet": ArchSpace(({"width": 16, "blocks": 3}, {"width": 16, "blocks": 9}), (0.02, 0.05, 0.1)),
 }
 WEIGHT_DECAYS = (0.0, 5e-4, 5e-3)
 EPOCHS_FULL = (15, 40, 100)  # at 2000 images the small CNNs memorize 40% noise only after ~50-70 epochs
@@ -207,8 +217,10 @@ def _short(x: float) -> str:
     return "0" if x == 0 else f"{x:.0e}".replace("e-0", "e-")
 
 
-def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int, image_size: int = 32) -> list[ModelConfig]:
-    """n configurations, spread round-robin over the architectures.
+def build_configs(
+    n: int, epoch_levels: tuple[int, ...], seed: int, image_size: int = 32, archs: dict[str, ArchSpace] = ARCHS
+) -> list[ModelConfig]:
+    """n configurations, spread round-robin over the architectures (`archs`: ARCHS, or DEEP_ARCHS).
 
     Per architecture, first its two corners, so that every architecture has a model that memorizes and one that
     does not (a random sample often misses the memorizing corner, which needs all of its factors at once):
@@ -218,11 +230,11 @@ def build_configs(n: int, epoch_levels: tuple[int, ...], seed: int, image_size: 
     for `image_size` (its kwargs name it only where that is not 32, so the 32 px zoos keep their model ids).
     """
     rng = np.random.default_rng(seed)
-    names = list(ARCHS)
+    names = list(archs)
     per_arch: list[list[ModelConfig]] = []
     for a, name in enumerate(names):
         k = len(range(a, n, len(names)))
-        space = ARCHS[name]
+        space = archs[name]
         if name == "mlp" and image_size != 32:
             space = ArchSpace(tuple({**v, "image_size": image_size} for v in space.variants), space.lrs)
         wide, lr = space.variants[-1], max(space.lrs)
@@ -743,6 +755,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
     }
     if (args.schedule, args.checkpoints) != ("cosine", CHECKPOINTS_PER_MODEL):  # zoos made before these options
         out |= {"schedule": args.schedule, "checkpoints": args.checkpoints}
+    if args.deep:  # likewise: a zoo of the small networks says nothing
+        out["archs"] = "deep"
     if args.classes:  # likewise: a zoo of all ten classes says nothing
         out["classes"] = list(args.classes)
     if args.pretrain_classes:  # and a zoo trained from scratch
@@ -801,6 +815,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--image-size", type=int, default=32, help="train and measure at N x N px, CIFAR's 32 px images upsampled (bilinear)")
+    p.add_argument("--deep", action="store_true", help="CIFAR ResNet-20 and ResNet-56 recipes (DEEP_ARCHS) instead of the small networks")
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
     p.add_argument(
@@ -847,7 +862,7 @@ def main(argv: list[str] | None = None) -> None:
     configs: list[ModelConfig] = (
         finetune_configs(args.pretrain_archs, args.models_per_setting)
         if args.pretrain_classes
-        else build_configs(args.models_per_setting, args.epoch_levels, args.seed, args.image_size)
+        else build_configs(args.models_per_setting, args.epoch_levels, args.seed, args.image_size, DEEP_ARCHS if args.deep else ARCHS)
     )
     root = cifar.ensure_unpacked(args.cifar_root, args.data_archive)
     t0 = time.perf_counter()
