@@ -102,7 +102,9 @@ def test_one_figure_only_where_the_voters_agree_on_new_images() -> None:
         "can put the share they contradict far from the share that is wrong"
     )
     words = noise_words(d)
-    assert words.startswith("the share of wrong labels is in 0.0-45.0%, its low end allowing for the voters' own errors; no single figure: ")
+    assert words.startswith(
+        "the share of wrong labels is in 0.0-45.0%, its low end allowing for the voters' own errors; no single figure: "
+    )
     assert "consensus of 5 models contradicts 30.0% of the 1,000 training labels, but the voters leave" in words
     assert "an estimate of the share of wrong labels" not in words
 

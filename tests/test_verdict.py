@@ -527,5 +527,8 @@ def test_voters_that_disagree_on_new_images_give_the_interval_and_no_figure() ->
     assert e.rate == first.labels.estimate.rate == pytest.approx(0.4) and e.wrong_labels is None
     assert e.as_dict()["point_withheld"] == e.point_withheld and f"{100 * e.voter_disagreement:.1f}%" in e.point_withheld
     line = noise_line(second.labels)
-    assert line.startswith(f"label noise: the share of wrong labels is in {100 * e.low:.1f}-{100 * e.high:.1f}%") and "no single figure" in line
+    assert (
+        line.startswith(f"label noise: the share of wrong labels is in {100 * e.low:.1f}-{100 * e.high:.1f}%")
+        and "no single figure" in line
+    )
     assert [r.verdict for r in now] == [r.verdict for r in before] and e.high == first.labels.estimate.high
