@@ -122,6 +122,12 @@ def test_one_figure_only_where_the_voters_agree_on_new_images() -> None:
     sure_free = NoiseEstimate(0.12, 0.0, 0.15, 1000, 9, "fitting them costs nothing", 0.08, 0.04, free_fit=True)
     assert sure_free.wrong_labels == 0.04 and "reads 4.0% (interval 0.0-15.0%)" in noise_words(sure_free.as_dict())
 
+    # a report written before the rule (no "point_withheld") reads the same
+    for est in (unsure, untold, free, sure, sure_free):
+        old = {k: v for k, v in est.as_dict().items() if k != "point_withheld"}
+        old["wrong_labels"] = est.rate if est.doubt is None else est.corrected  # what it held then
+        assert noise_words(old) == noise_words(est.as_dict())
+
     weak = NoiseEstimate(0.88, 0.87, 0.9, 1000, 8, "the consensus names the given label barely more often than chance", 0.4, 0.8)
     assert weak.wrong_labels is None and weak.point_withheld is None
     assert noise_words(weak.as_dict()).startswith("not enough evidence. ")

@@ -74,17 +74,7 @@ class NoiseEstimate:
     def point_withheld(self) -> str | None:
         """Why the report gives the interval and no single figure for the share of wrong labels (the voters err too
         often for one, or nothing shows how often they err); None where it gives one, or reads nothing at all."""
-        if not self.readable:
-            return None
-        e = self.voter_disagreement
-        if e is None:
-            return "nothing shows how often the voters err (they have no predictions on unlabeled images)"
-        if e > POINT_MAX_DISAGREEMENT:
-            return (
-                f"the voters leave their consensus on {100 * e:.1f}% of the unlabeled images (over "
-                f"{100 * POINT_MAX_DISAGREEMENT:g}%), and voters that err that often can put the share they contradict far from the share that is wrong"
-            )
-        return None
+        return why_no_figure(self.voter_disagreement) if self.readable else None
 
     @property
     def wrong_labels(self) -> float | None:
@@ -111,6 +101,19 @@ class NoiseEstimate:
         }
 
 
+def why_no_figure(disagreement: float | None) -> str | None:
+    """Why voters that leave their consensus on `disagreement` of the unlabeled images (None: unknown) give no single
+    figure for the share of wrong labels (POINT_MAX_DISAGREEMENT); None where they give one."""
+    if disagreement is None:
+        return "nothing shows how often the voters err (they have no predictions on unlabeled images)"
+    if disagreement > POINT_MAX_DISAGREEMENT:
+        return (
+            f"the voters leave their consensus on {100 * disagreement:.1f}% of the unlabeled images (over "
+            f"{100 * POINT_MAX_DISAGREEMENT:g}%), and voters that err that often can put the share they contradict far from the share that is wrong"
+        )
+    return None
+
+
 def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str) -> str:
     """The label-noise estimate in words, from NoiseEstimate.as_dict() (what the JSON report holds), after "label
     noise: ". The one wording of the closing line and of the HTML report, which passes its own dash and escapes the
@@ -122,7 +125,8 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
     consensus = f"consensus of {voters} model{'' if voters == 1 else 's'} contradicts {100 * noise['rate']:.1f}% of the {noise['images']:,} training labels"
     interval = f"{100 * noise['low']:.1f}{dash}{100 * noise['high']:.1f}%"
     doubt, reads, e = noise.get("not_enough_evidence"), noise.get("wrong_labels"), noise.get("voter_disagreement")
-    withheld = noise.get("point_withheld")
+    # a report written before the rule has no "point_withheld": read it by the same rule
+    withheld = noise["point_withheld"] if "point_withheld" in noise else (why_no_figure(e) if not doubt or reads is not None else None)
     if doubt and withheld:
         return (
             f"no evidence that the labels the consensus contradicts are wrong. The {consensus}, but {quote(doubt)}. The "
@@ -136,7 +140,7 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
         )
     if doubt:
         return f"not enough evidence. The {consensus}, but {quote(doubt)}; that share is not an estimate of wrong labels here"
-    if withheld and e is None:
+    if e is None:
         return f"the {consensus} (95% interval {interval}); not an estimate of the share of wrong labels: {withheld}"
     if withheld:
         return (
