@@ -42,7 +42,8 @@ from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import REGION_NAMES, thresholds
 from suscli.results import Result
 from suscli.judge.rules import DEFAULT_NOISE_VOTERS, DEFAULT_TIE_BREAK, DEFAULT_VOTERS, TIE_BREAKS, VOTERS, choose
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
+from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
+from suscli.measure.untrained import untrained_susceptibility
 
 MEMORIZED_CUT = 0.4  # a model "memorized" when it fits at least this share of its wrong training labels (issue 19)
 
@@ -95,13 +96,40 @@ def accuracy_passes(todo: list[Candidate], paths: list[Path], labels: np.ndarray
         yield c, training_accuracy(ckpt.model, pixels, decoded, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
 
 
-def pool_rows(pool: list[Candidate], cache: dict, preds: dict[str, Predictions], train_preds: dict[str, Predictions]) -> list[Result]:
+def default_susceptibility(c: Candidate, cache: dict) -> float:
+    """The candidate's susceptibility at the default step, as `rank` reads it: the mean of the first default batches."""
+    return statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]["r"][:DEFAULT_BATCHES])
+
+
+def untrained_references(cands: list[Candidate], cache: dict, zoo: Path, setting: str) -> dict[str, dict]:
+    """What each candidate's network reads untrained, where the verdict reads it (suscli.judge.verdict.wants_untrained):
+    the reference `rank` measures (suscli.measure.untrained) on the same unlabeled images at the default step, once
+    per architecture. Without it the verdict applies the fixed cuts to architectures that read above them untrained."""
+    paths = [Path(p) for p in (zoo / setting / "unlabeled.txt").read_text().split()]
+    source = ImageSource(paths, population=len(paths))
+    out = {}
+    for c in cands:
+        if not verdict.wants_untrained(default_susceptibility(c, cache), DEFAULT_LR, DEFAULT_BATCH_SIZE):
+            continue
+        ckpt = load_checkpoint(c.path)
+        size = image_size(ckpt.meta)
+        pixels, _, _ = source.decoded(size, 3)
+        transform = normalizer(ckpt.meta["mean"], ckpt.meta["std"])
+        out[str(c.path)] = untrained_susceptibility(
+            ckpt.model, pixels, config=SusceptibilityConfig(), transform=transform, device=torch.device("cpu"), inputs=(setting, size)
+        )
+    return out
+
+
+def pool_rows(
+    pool: list[Candidate], cache: dict, preds: dict[str, Predictions], train_preds: dict[str, Predictions], untrained: dict[str, dict]
+) -> list[Result]:
     """The rows `suscli rank` would hold for this pool (names are the candidates' indices)."""
     rows = []
     for i, c in enumerate(pool):
         tp = train_preds[str(c.path)]
         measured = cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]
-        sus = statistics.fmean(measured["r"][:DEFAULT_BATCHES])
+        sus = default_susceptibility(c, cache)
         rows.append(
             Result(
                 name=f"{i:04d}",
@@ -123,6 +151,7 @@ def pool_rows(pool: list[Candidate], cache: dict, preds: dict[str, Predictions],
                         if "loss_before" in measured
                         else {}
                     ),
+                    **({"untrained": untrained[str(c.path)]} if str(c.path) in untrained else {}),
                 },
             )
         )
@@ -141,8 +170,9 @@ def load_pools(zoo: Path, settings: list[str]) -> dict[tuple[str, str], tuple[li
         preds = predictions(cands, zoo, setting)
         tpreds = train_predictions(cands, zoo, setting)
         _, noisy, clean = training_set(zoo, setting)
+        untrained = untrained_references(cands, cache, zoo, setting)
         for name, pool in {"final": [c for c in cands if c.last], "all-epochs": cands}.items():
-            out[(setting, name)] = (pool, pool_rows(pool, cache, preds, tpreds), noisy != clean)
+            out[(setting, name)] = (pool, pool_rows(pool, cache, preds, tpreds, untrained), noisy != clean)
     return out
 
 

@@ -322,3 +322,48 @@ def test_the_evaluators_number_a_grouped_zoo_by_group(tmp_path: Path, monkeypatc
     assert sum(clean) == 9  # balanced by group
     wrong = {"cat/0005.jpg"}  # labelled truck; a cat labelled dog and a truck labelled airplane stay right
     assert noisy.tolist() == [1 - c if n in wrong else c for n, c in zip(names, clean.tolist())]
+
+
+def test_the_evaluators_judge_with_the_untrained_reference_rank_measures(tmp_path: Path) -> None:
+    """A zoo row whose susceptibility the verdict would cut (above the low fixed cut) carries what its network reads
+    untrained, measured as `rank` measures it; a row under the cut carries none (issue 26, the deep zoo)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import suscli
+    from suscli.data.images import ImageSource, normalizer
+    from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig
+    from suscli.measure.untrained import untrained_susceptibility
+
+    evaluate_choice = pytest.importorskip("evaluate_choice")
+    evaluate = pytest.importorskip("evaluate")
+    zoo, rng = tmp_path / "zoo", np.random.default_rng(0)
+    (zoo / "s").mkdir(parents=True)
+    images = []
+    for i in range(40):
+        images.append(tmp_path / f"u{i}.png")
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(images[-1])
+    (zoo / "s" / "unlabeled.txt").write_text("\n".join(map(str, images)))
+    mean, std = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+    torch.manual_seed(0)
+    net = suscli.models.resnet(num_classes=10, width=8, blocks=1)
+    path = suscli.save(
+        net,
+        tmp_path / "m.safetensors",
+        arch="suscli.models:resnet",
+        arch_kwargs={"num_classes": 10, "width": 8, "blocks": 1},
+        mean=mean,
+        std=std,
+    )
+    cands = [evaluate.Candidate("s", name, 8, True, path, 0.9, 0.5, 0.4, "resnet") for name in ("high", "low")]
+    cands[1].path = tmp_path / "low.safetensors"  # never loaded: under the cut, no reference is measured
+    key = lambda c: (str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, evaluate_choice.MAX_BATCHES, 0)  # noqa: E731
+    cache = {key(cands[0]): {"r": [0.9] * 16}, key(cands[1]): {"r": [0.05] * 16}}
+    refs = evaluate_choice.untrained_references(cands, cache, zoo, "s")
+    assert set(refs) == {str(path)}
+    pixels, _, _ = ImageSource(images, population=len(images)).decoded(32, 3)
+    expected = untrained_susceptibility(
+        net, pixels, config=SusceptibilityConfig(), transform=normalizer(mean, std), device=torch.device("cpu"), inputs=("direct", 32)
+    )
+    assert refs[str(path)]["susceptibility"] == pytest.approx(expected["susceptibility"])
