@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cifar
 from evaluate import Candidate, candidates, image_size, measure_all, tau
-from evaluate_rules import MAX_BATCHES, predictions
+from evaluate_rules import MAX_BATCHES, predictions, source_of
 
 from suscli.judge import verdict
 from suscli.measure.accuracy import Accuracy, training_accuracy
@@ -96,20 +96,24 @@ def accuracy_passes(todo: list[Candidate], paths: list[Path], labels: np.ndarray
         yield c, training_accuracy(ckpt.model, pixels, decoded, transform=normalizer(ckpt.meta["mean"], ckpt.meta["std"]))
 
 
-def default_susceptibility(c: Candidate, cache: dict) -> float:
-    """The candidate's susceptibility at the default step, as `rank` reads it: the mean of the first default batches."""
-    return statistics.fmean(cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]["r"][:DEFAULT_BATCHES])
+def default_measured(c: Candidate, cache: dict) -> dict:
+    """The candidate's measurement at the default step (measure_all's record for it)."""
+    return cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]
+
+
+def default_susceptibility(measured: dict) -> float:
+    """Susceptibility at the default step, as `rank` reads it: the mean of the record's first default batches."""
+    return statistics.fmean(measured["r"][:DEFAULT_BATCHES])
 
 
 def untrained_references(cands: list[Candidate], cache: dict, zoo: Path, setting: str) -> dict[str, dict]:
     """What each candidate's network reads untrained, where the verdict reads it (suscli.judge.verdict.wants_untrained):
     the reference `rank` measures (suscli.measure.untrained) on the same unlabeled images at the default step, once
     per architecture. Without it the verdict applies the fixed cuts to architectures that read above them untrained."""
-    paths = [Path(p) for p in (zoo / setting / "unlabeled.txt").read_text().split()]
-    source = ImageSource(paths, population=len(paths))
+    source = source_of(setting, zoo)
     out = {}
     for c in cands:
-        if not verdict.wants_untrained(default_susceptibility(c, cache), DEFAULT_LR, DEFAULT_BATCH_SIZE):
+        if not verdict.wants_untrained(default_susceptibility(default_measured(c, cache)), DEFAULT_LR, DEFAULT_BATCH_SIZE):
             continue
         ckpt = load_checkpoint(c.path)
         size = image_size(ckpt.meta)
@@ -128,8 +132,8 @@ def pool_rows(
     rows = []
     for i, c in enumerate(pool):
         tp = train_preds[str(c.path)]
-        measured = cache[(str(c.path), DEFAULT_LR, DEFAULT_BATCH_SIZE, MAX_BATCHES, 0)]
-        sus = default_susceptibility(c, cache)
+        measured = default_measured(c, cache)
+        sus = default_susceptibility(measured)
         rows.append(
             Result(
                 name=f"{i:04d}",

@@ -22,9 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import Candidate, image_size, tau
 from evaluate_choice import MEMORIZED_CUT, load_pools, zoo_arguments, zoo_settings
-from evaluate_rules import MAX_BATCHES
+from evaluate_rules import MAX_BATCHES, source_of
 
-from suscli.data.images import ImageSource, normalizer
+from suscli.data.images import normalizer
 from suscli.load.checkpoints import load_checkpoint
 from suscli.judge.verdict import UNTRAINED_CUT
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
@@ -40,8 +40,7 @@ def shape(c: Candidate) -> str:
 
 def at_init(pool: list[Candidate], zoo: Path, setting: str) -> dict[str, list[float]]:
     """Per network shape of the pool, its susceptibility untrained at each of SEEDS."""
-    paths = [Path(p) for p in (zoo / setting / "unlabeled.txt").read_text().split()]
-    source = ImageSource(paths, population=len(paths))
+    source = source_of(setting, zoo)
     out = {}
     for c in pool:
         if shape(c) in out:
