@@ -83,3 +83,13 @@ def test_the_deep_zoo_trains_resnet20_and_resnet56_with_a_memorizing_and_a_regul
     assert deep[0].model_id == "resnet-w16b9-lr0.1-wd0-e40-noaug" and deep[1].model_id == "resnet-w16b9-lr0.1-wd5e-3-e8-aug"
     depth = {b: sum(1 for m in c.build(10).modules() if isinstance(m, torch.nn.Conv2d)) for b, c in ((3, deep[2]), (9, deep[0]))}
     assert depth[3] == 19 + 2 and depth[9] == 55 + 2  # ResNet-20 and -56: 19 and 55 convolutions, plus two 1x1 shortcuts
+
+
+def test_deep_blocks_picks_other_depths_and_the_deepest_takes_the_corners() -> None:
+    args = train_zoo.parse_args(["--out", "x", "--deep", "--deep-blocks", "5,3", "--seed", "1"])
+    deep = train_zoo.build_configs(8, (8, 20, 40), seed=args.seed, archs=train_zoo.deep_archs(args.deep_blocks))
+    assert {c.arch_kwargs["blocks"] for c in deep} == {3, 5} and len({c.model_id for c in deep}) == 8
+    assert deep[0].model_id == "resnet-w16b5-lr0.1-wd0-e40-noaug" and deep[1].model_id == "resnet-w16b5-lr0.1-wd5e-3-e8-aug"
+    convs = sum(1 for m in deep[0].build(10).modules() if isinstance(m, torch.nn.Conv2d))
+    assert convs == 31 + 2  # ResNet-32: 31 convolutions, plus two 1x1 shortcuts
+    assert train_zoo.parse_args(["--out", "x", "--deep"]).deep_blocks == train_zoo.DEEP_BLOCKS

@@ -51,6 +51,11 @@ or 9 blocks a stage), the same grid of lr, weight decay, length and augmentation
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-deep --deep --settings human-worst --n-train 2000 \
         --models-per-setting 10 --epoch-levels 8,20,40 --threads 2
 
+--deep-blocks picks other depths: a second deep zoo of ResNet-20 and ResNet-32 on twice the images, another seed:
+
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-deep2 --deep --deep-blocks 3,5 --seed 1 \
+        --settings human-worst --n-train 4000 --models-per-setting 8 --epoch-levels 8,20,40 --threads 2
+
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
 models whose record.json is complete, so an interrupted zoo resumes where it stopped.
@@ -107,9 +112,16 @@ ARCHS: dict[str, ArchSpace] = {
     "resnet": ArchSpace(({"width": 8, "blocks": 1}, {"width": 8, "blocks": 2}), (0.01, 0.05, 0.1)),
 }
 # --deep (issue 26): CIFAR ResNets as the public files are, width 16 and 3 or 9 blocks a stage (ResNet-20, ResNet-56)
-DEEP_ARCHS: dict[str, ArchSpace] = {
-    "resnet": ArchSpace(({"width": 16, "blocks": 3}, {"width": 16, "blocks": 9}), (0.02, 0.05, 0.1)),
-}
+DEEP_BLOCKS = (3, 9)
+
+
+def deep_archs(blocks: tuple[int, ...] = DEEP_BLOCKS) -> dict[str, ArchSpace]:
+    """CIFAR ResNets of width 16 with `blocks` blocks a stage (6n + 2 layers: 3 is ResNet-20, 5 ResNet-32, 9
+    ResNet-56); the deepest is the corners' "widest" variant."""
+    return {"resnet": ArchSpace(tuple({"width": 16, "blocks": b} for b in sorted(blocks)), (0.02, 0.05, 0.1))}
+
+
+DEEP_ARCHS = deep_archs()
 WEIGHT_DECAYS = (0.0, 5e-4, 5e-3)
 EPOCHS_FULL = (15, 40, 100)  # at 2000 images the small CNNs memorize 40% noise only after ~50-70 epochs
 EPOCHS_QUICK = (4, 16)
@@ -757,6 +769,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
         out |= {"schedule": args.schedule, "checkpoints": args.checkpoints}
     if args.deep:  # likewise: a zoo of the small networks says nothing
         out["archs"] = "deep"
+        if tuple(args.deep_blocks) != DEEP_BLOCKS:
+            out["deep_blocks"] = list(args.deep_blocks)
     if args.classes:  # likewise: a zoo of all ten classes says nothing
         out["classes"] = list(args.classes)
     if args.pretrain_classes:  # and a zoo trained from scratch
@@ -816,6 +830,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--image-size", type=int, default=32, help="train and measure at N x N px, CIFAR's 32 px images upsampled (bilinear)")
     p.add_argument("--deep", action="store_true", help="CIFAR ResNet-20 and ResNet-56 recipes (DEEP_ARCHS) instead of the small networks")
+    p.add_argument(
+        "--deep-blocks",
+        type=lambda v: tuple(int(b) for b in v.split(",")),
+        default=DEEP_BLOCKS,
+        help="with --deep: blocks a stage of each depth (comma-separated; 3 = ResNet-20, 5 = ResNet-32, 9 = ResNet-56)",
+    )
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
     p.add_argument(
@@ -862,7 +882,9 @@ def main(argv: list[str] | None = None) -> None:
     configs: list[ModelConfig] = (
         finetune_configs(args.pretrain_archs, args.models_per_setting)
         if args.pretrain_classes
-        else build_configs(args.models_per_setting, args.epoch_levels, args.seed, args.image_size, DEEP_ARCHS if args.deep else ARCHS)
+        else build_configs(
+            args.models_per_setting, args.epoch_levels, args.seed, args.image_size, deep_archs(args.deep_blocks) if args.deep else ARCHS
+        )
     )
     root = cifar.ensure_unpacked(args.cifar_root, args.data_archive)
     t0 = time.perf_counter()
