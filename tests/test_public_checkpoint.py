@@ -1,15 +1,19 @@
 """A public checkpoint trained elsewhere, on clean labels: akamaster's CIFAR-10 ResNet-20, as a new user would score it
 (../shared/data/public-checkpoints, with the model file a user would write). It reads susceptibility far above the
-fixed cut because it is confident, not because it memorized noise: the verdict must not say it did."""
+fixed cut because it is confident, not because it memorized noise: the verdict must not say it did. Two guards keep the
+fixed cuts from it: its network reads above the bound untrained, and it is far more confident than the zoo's."""
 
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from suscli.judge import verdict
 from tests.conftest import invoke
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -49,4 +53,7 @@ def test_resnet20_trained_on_clean_labels_is_not_called_a_memorizer(tmp_path: Pa
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)["results"][0]
     assert row["train_acc"] > 0.8 and row["susceptibility"] > 1.0  # it fits its labels, and reads far above the cut
-    assert row["verdict"] == "unclear" and "times chance" in row["verdict_why"], row["verdict_why"]
+    # ResNet-20 reads above the bound untrained, so the fixed cuts cannot judge it; and it is too confident for them
+    assert row["verdict"] == "unclear" and "untrained reads" in row["verdict_why"], row["verdict_why"]
+    assert row["details"]["untrained"]["susceptibility"] > verdict.UNTRAINED_CUT
+    assert statistics.fmean(row["details"]["loss_before"]) > verdict.CONFIDENT_LOSS * math.log(10)
