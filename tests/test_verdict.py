@@ -245,6 +245,28 @@ def test_an_architecture_that_reads_about_the_cut_untrained_is_judged_by_its_poo
     assert unknown is not None and unknown.word == verdict.UNCLEAR and "pos_embed" in unknown.why
 
 
+def test_an_architecture_off_the_fixed_cuts_scale_is_flagged_in_its_pool_by_the_fit_on_contradicted_labels_only() -> None:
+    """In the deep zoo a ResNet-56 reads 0.552 untrained, above the pool's mean susceptibility (0.416), so "above the
+    pool's mean" says what it is: its checkpoints that fit 18-27% of their wrong labels were flagged by region 2 with a
+    fit on contradicted labels of 17-20%. Off the cuts' scale, region 2 needs the fit cut (38%) to flag."""
+    resnet56 = measured_untrained(0.822, {"susceptibility": 0.552}, acc=0.416, fits=0.18)
+    got = verdict.judge(resnet56, 0.416, 0.335)
+    assert got is not None and got.word == verdict.UNCLEAR
+    assert got.why.startswith("training accuracy 0.416 >= 0.335 and susceptibility 0.822 > 0.416 (region 2), but on a scale")
+    assert "fits 18% of the training labels the pool contradicts (< 38%)" in got.why and "untrained reads 0.552" in got.why
+    assert got.why.count("fits 18%") == 1
+    # below the high cut too, the reason says why the pool's scale does not hold
+    low = verdict.judge(measured_untrained(0.418, {"susceptibility": 0.161}, acc=0.354, fits=0.28), 0.416, 0.335)
+    assert low is not None and low.word == verdict.UNCLEAR and "untrained reads 0.161" in low.why
+    # the same fit at or above the cut flags it, as any model
+    flagged = verdict.judge(measured_untrained(2.023, {"susceptibility": 0.161}, acc=0.706, fits=0.64), 0.416, 0.335)
+    assert flagged is not None and flagged.word == verdict.MEMORIZED and "fits 64%" in flagged.why
+    # without the fit on contradicted labels (no consensus) the pool's regions are all there is
+    assert verdict.judge(measured_untrained(0.822, {"susceptibility": 0.552}, acc=0.416), 0.416, 0.335).word == verdict.MEMORIZED
+    # an architecture within the bound keeps region 2's flag at the same numbers
+    assert verdict.judge(measured_untrained(0.822, {"susceptibility": 0.04}, acc=0.416, fits=0.18), 0.416, 0.335).word == verdict.MEMORIZED
+
+
 def test_the_untrained_reference_is_wanted_only_where_a_fixed_cut_would_judge() -> None:
     assert verdict.wants_untrained(verdict.RESISTS_CUT + 0.01, DEFAULT_LR, DEFAULT_BATCH_SIZE)
     assert not verdict.wants_untrained(verdict.RESISTS_CUT, DEFAULT_LR, DEFAULT_BATCH_SIZE)  # "low susceptibility": measured

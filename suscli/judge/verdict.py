@@ -15,7 +15,8 @@ The susceptibility cuts hold only for the step they were measured at, so with an
 are left out; and only for models about as confident as those they were measured on (CONFIDENT_MARGIN), so beyond
 that a fixed cut says "unclear" instead of flagging; and only for architectures that read far below them untrained
 (UNTRAINED_CUT, suscli.measure.untrained): where the untrained network already reads about the cut, a reading above it
-says nothing about training.
+says nothing about training. Nor, in a pool, does a reading above the pool's mean: such a network is flagged there by
+its fit on the contradicted labels alone.
 
 The words must agree with the rest of the report. The memorization cuts are looked at before the pool's
 training-accuracy threshold: a model above one is not "underfit". Under label noise eta a model that learned only
@@ -149,7 +150,11 @@ def _in_pool(
     included, and the fit on contradicted labels is memorization itself, so a model above either is not "underfit".
     `far`: why the fixed cuts cannot judge this architecture (off_scale), if they cannot."""
     wrong = row.fits_contradicted
-    if fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED):
+    # An architecture the fixed cuts cannot judge is off the pool's scale too: beside others its reading says what it
+    # is more than what it did (a ResNet-56 reads 0.55 untrained, above a deep pool's mean), so there only the fit on
+    # contradicted labels, which needs no common scale, flags it (MEMORIZED_FITS_CONTRADICTED, below).
+    scaled = far is None or wrong is None
+    if fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED) and scaled:
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
     beyond = too_confident(row)
     # above the fixed cut: below the pool's threshold, which extreme memorizers pulled up, or below its training
@@ -166,18 +171,25 @@ def _in_pool(
             UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}"
         )
     doubts = []
-    if s > zeta:  # region 2, not flagged: the fit on contradicted labels is as low as a clean learner's
+    off_pool_scale = s > zeta and not scaled and wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED
+    if off_pool_scale:  # region 2, not flagged: susceptibility off the pool's scale, and a fit short of the cut
+        doubts.append(
+            f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but on a scale "
+            f"this architecture does not share with the pool (below), and it fits {100 * wrong:.0f}% of the training labels "
+            f"the pool contradicts (< {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)"
+        )
+    elif s > zeta:  # region 2, not flagged: the fit on contradicted labels is as low as a clean learner's
         doubts.append(
             f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but it fits "
             f"only {100 * (wrong or 0):.0f}% of the training labels the pool contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)"
         )
     if fixed and s > MEMORIZED_CUT and beyond is not None:
         doubts.append(beyond)
-    elif far is not None and s > MEMORIZED_CUT:
+    elif far is not None and (s > MEMORIZED_CUT or off_pool_scale):
         doubts.append(far)
     elif fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
-    if wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED:
+    if wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED and not off_pool_scale:
         doubts.append(f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts")
     if doubts:
         return Verdict(UNCLEAR, "; ".join(doubts))
