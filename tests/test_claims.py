@@ -98,6 +98,23 @@ def test_no_confident_choice_when_another_model_is_within_noise_on_agreement() -
     assert choice.confident and NOT_CONFIDENT not in choice.why and choice.pick.name == "a" and [r.name for r in choice.tied] == ["a"]
 
 
+def test_a_consensus_shaped_by_likely_memorizers_gives_no_confident_choice() -> None:
+    says("rank.md", "and not when every model voted, likely memorizers among them")
+    pool = [
+        agreeing("a", 0.650, 0.1, range(0)),
+        agreeing("b", 0.643, 0.1, range(100, 250)),
+        agreeing("m1", 0.990, 1.5, range(300, 450)),  # region 2 at these thresholds: likely memorized noise
+        agreeing("m2", 0.980, 2.0, range(600, 750)),
+    ]  # region 1 holds 2 models, under MIN_VOTERS: every model votes, the memorizers too
+    choice = choose(pool, "agreement", FIXED)
+    assert [r.verdict for r in pool[2:]] == [verdict.MEMORIZED] * 2 and len(choice.voters) == 4
+    assert choice.pick.name == "a" and "clearly more than any other model" in choice.why  # a clear leader on agreement ...
+    assert not choice.confident and "still no confident choice: every model voted, 2 of them called 'likely memorized noise'" in choice.why
+    pool[2].susceptibility = pool[3].susceptibility = 0.2  # the same predictions in region 1, nobody flagged: confident
+    choice = choose(pool, "agreement", FIXED)
+    assert len(choice.voters) == 4 and choice.confident and NOT_CONFIDENT not in choice.why and choice.pick.name == "a"
+
+
 def test_without_training_accuracy_the_choice_is_never_confident() -> None:
     says("rank.md", "the closing line says the choice is not confident without training accuracy")
     rows = [

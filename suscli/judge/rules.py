@@ -232,7 +232,9 @@ def _by_rule(
         measured = [r for r in _measured(rows) if r.agreement is not None]
         if len(measured) >= 2:
             fit = t is not None and all(r.train_acc is not None for r in measured)
-            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit)
+            # every model voted (too few were chosen to), the likely memorizers with them
+            flagged = sum(r.verdict == MEMORIZED for r in _measured(rows)) if all(mask) else 0
+            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged)
             choice.voters = [r.name for r, m in zip(_measured(rows), mask) if m]
             return choice
         rule, note = "regions", f" (regions rule: {who})"
@@ -450,10 +452,13 @@ def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
     return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}{_outside_region_1(ranked[0], rule)}", True)
 
 
-def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool) -> Choice:
+def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool, flagged: int) -> Choice:
     """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
-    `tie_break`. Confident only when no other model is a near-tie: the unlabeled images then separate the pick
-    from every other model."""
+    `tie_break`. Confident only when no other model is a near-tie, so that the unlabeled images separate the pick
+    from every other model, and not when every model voted, `flagged` of them called "likely memorized noise": as
+    without training accuracy, agreeing best with a consensus that memorizers shape is no evidence of clean accuracy
+    (a held-out deep zoo, where too few models were in region 1 to vote, shipped a model 3.5 points below the best
+    so, docs/validation.md)."""
     by_agreement = sorted(measured, key=lambda r: (-_agreement(r), r.name))
     top = by_agreement[0]
     top_preds = predictions_of(top)
@@ -477,6 +482,15 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
             best,
             why + ", clearly more than any other model; still no confident choice without training "
             "accuracy (--train-data): every model voted, whether it fits its labels or not",
+            False,
+            lead,
+        )
+    if len(lead) == 1 and flagged:
+        return Choice(
+            ranked,
+            best,
+            why + f", clearly more than any other model; still no confident choice: every model voted, {flagged} of them "
+            f"called '{MEMORIZED}', and agreeing with a consensus they shape says little about clean accuracy",
             False,
             lead,
         )
