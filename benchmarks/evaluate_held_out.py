@@ -403,6 +403,8 @@ def evaluate_pool(
             "c_tau": statistics.fmean(x[0] for x in c),
             "c_regret": statistics.fmean(x[1] for x in c),
             "c_confident": statistics.fmean(float(x[2]) for x in c),
+            # the claim checked: the worst regret of a pick (c) called confident (None: never called so)
+            "c_confident_worst_regret": max((x[1] for x in c if x[2]), default=None),
             "c_tau_min": min(x[0] for x in c),
             "s_tau": statistics.fmean(x[3] for x in c),
             "s_regret": statistics.fmean(x[4] for x in c),
@@ -428,6 +430,12 @@ def evaluate_pool(
     return out
 
 
+def confident(size: dict) -> str:
+    """How often (c) said "confident", and the worst regret of those picks: the claim, checked."""
+    share, worst = size["c_confident"], size.get("c_confident_worst_regret")
+    return f"{100 * share:.0f}%" + ("" if worst is None else f" ({worst:.1f})")
+
+
 def render(results: dict, held_out: set[str], draws: int) -> str:
     lines = [
         "# What held-out labels are worth, and what suscli adds to them",
@@ -447,7 +455,7 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "mean over the models sharing the top held-out accuracy). Means over draws. Held out from the design: "
         f"{', '.join(sorted(held_out)) or 'none'}.",
         "",
-        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret | (g) tau / regret | (c0) tau / regret | (c) weight of held-out accuracy |",
+        "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident (worst regret when so) | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret | (g) tau / regret | (c0) tau / regret | (c) weight of held-out accuracy |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, r in results.items():
@@ -463,7 +471,7 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
             )
             lines.append(
                 head + f"| {int(size):,} | {s['a_tau']:.2f} | {s['c_tau']:.2f} | {s['c_tau'] - s['a_tau']:+.2f} | {s['a_regret']:.1f} | "
-                f"{s['c_regret']:.1f} | {100 * s['c_confident']:.0f}% | {s['s_tau']:.2f} / {s['s_regret']:.1f} | "
+                f"{s['c_regret']:.1f} | {confident(s)} | {s['s_tau']:.2f} / {s['s_regret']:.1f} | "
                 f"{s['t_tau']:.2f} / {s['t_regret']:.1f} | {s['z_tau']:.2f} / {s['z_regret']:.1f} | "
                 f"{s['q_tau']:.2f} / {s['q_regret']:.1f} | {s['g_tau']:.2f} / {s['g_regret']:.1f} | "
                 f"{s['c0_tau']:.2f} / {s['c0_regret']:.1f} | {s['c_held_out_weight']:.2f} |"
