@@ -172,7 +172,7 @@ def _in_pool(
         )
     doubts = []
     off_pool_scale = s > zeta and not scaled and wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED
-    if off_pool_scale:  # region 2, not flagged: susceptibility off the pool's scale, and a fit short of the cut
+    if off_pool_scale and wrong is not None:  # region 2, not flagged: off the pool's scale, and a fit short of the cut
         doubts.append(
             f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but on a scale "
             f"this architecture does not share with the pool (below), and it fits {100 * wrong:.0f}% of the training labels "
