@@ -56,6 +56,11 @@ or 9 blocks a stage), the same grid of lr, weight decay, length and augmentation
     python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-deep2 --deep --deep-blocks 3,5 --seed 1 \
         --settings human-worst --n-train 4000 --models-per-setting 8 --epoch-levels 8,20,40 --threads 2
 
+and a third, held out for the verdict's rules on deep networks: ResNet-20 and ResNet-56 on CIFAR-10N's random1 labels:
+
+    python benchmarks/zoo/train_zoo.py --out benchmarks/out/zoo-deep3 --deep --deep-blocks 3,9 --seed 2 \
+        --settings human-random1 --n-train 3000 --models-per-setting 8 --epoch-levels 8,20,40 --threads 2
+
 Outputs under --out: zoo.json (plan, data, where every file is), test.csv (clean test subset), and per
 setting train_noisy.csv, unlabeled.txt and <model_id>/{record.json, epoch_EEE.safetensors}. A rerun skips
 models whose record.json is complete, so an interrupted zoo resumes where it stopped.
