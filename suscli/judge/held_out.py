@@ -54,9 +54,10 @@ class Blend:
     Held-out accuracy is read as the clean ranking plus noise that shrinks with the images: its reliability is the
     rank correlation of its two halves, stepped up to all the images (Spearman-Brown), and its correlation with the
     clean ranking the root of that. The label-free order's correlation with the clean ranking is then its correlation
-    with held-out accuracy over that root, taken one standard error high (on Fisher's z; the spread of the same
-    correlation over the halves estimates the whole set's standard error): where the held-out set is too small to
-    tell, the label-free order keeps the benefit of the doubt. The weights are the two predictors' least-squares
+    with held-out accuracy over that root, taken one standard error high (on Fisher's z; the standard error is the
+    spread of the same correlation over the halves, a half set's, about 1.4 times the whole set's: the scales 0.71
+    and 0 were measured and trade tau at 25 labels for tau at 2,000, docs/validation.md): where the held-out set is
+    too small to tell, the label-free order keeps the benefit of the doubt. The weights are the two predictors' least-squares
     weights for the clean ranking (standardized ranks). docs/validation.md measures it at 25 to 2,000 held-out labels."""
 
     reliability: float  # of held-out accuracy's ranking, on all the held-out images
@@ -92,7 +93,7 @@ def blend(hits: Sequence[np.ndarray], splits: int = SPLITS, seed: int = SPLIT_SE
     agreement = spearman(acc, place)
     if reliability == 0:
         return dataclasses.replace(LABEL_FREE, agreement=agreement)
-    # one standard error high: the spread of the halves' correlations estimates the whole set's standard error
+    # one standard error high, the half sets' (Blend says why not the whole set's)
     high = math.tanh(fisher_z(agreement) + float(np.std(on_half)))
     label_free = high / math.sqrt(reliability)  # the label-free order's correlation with the clean ranking
     if label_free >= 1:
