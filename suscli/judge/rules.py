@@ -229,13 +229,14 @@ def _by_rule(
     """choose's order and pick once the rows carry their region, verdict and agreement."""
     who, mask = voted
     if rule == "agreement":
-        measured = [r for r in _measured(rows) if r.agreement is not None]
+        placed = _measured(rows)  # the rows `mask` says voted or not
+        measured = [r for r in placed if r.agreement is not None]
         if len(measured) >= 2:
             fit = t is not None and all(r.train_acc is not None for r in measured)
             # every model voted (too few were chosen to), the likely memorizers with them
-            flagged = sum(r.verdict == MEMORIZED for r in _measured(rows)) if all(mask) else 0
+            flagged = sum(r.verdict == MEMORIZED for r in placed) if all(mask) else 0
             choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged)
-            choice.voters = [r.name for r, m in zip(_measured(rows), mask) if m]
+            choice.voters = [r.name for r, m in zip(placed, mask) if m]
             return choice
         rule, note = "regions", f" (regions rule: {who})"
     else:
@@ -476,26 +477,18 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
         f"ship {best.name}: it predicts the consensus of {who} on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
         f"images{_outside_region_1(best, 'agreement')}"
     )
-    if len(lead) == 1 and not fit:
-        return Choice(
-            ranked,
-            best,
-            why + ", clearly more than any other model; still no confident choice without training "
-            "accuracy (--train-data): every model voted, whether it fits its labels or not",
-            False,
-            lead,
-        )
-    if len(lead) == 1 and flagged:
-        return Choice(
-            ranked,
-            best,
-            why + f", clearly more than any other model; still no confident choice: every model voted, {flagged} of them "
-            f"called '{MEMORIZED}', and agreeing with a consensus they shape says little about clean accuracy",
-            False,
-            lead,
-        )
     if len(lead) == 1:
-        return Choice(ranked, best, why + ", clearly more than any other model", True, lead)
+        why += ", clearly more than any other model"
+        if not fit:
+            doubt = " without training accuracy (--train-data): every model voted, whether it fits its labels or not"
+        elif flagged:
+            doubt = (
+                f": every model voted, {flagged} of them called '{MEMORIZED}', and agreeing with a consensus they shape says "
+                "little about clean accuracy"
+            )
+        else:
+            return Choice(ranked, best, why, True, lead)
+        return Choice(ranked, best, why + "; still no confident choice" + doubt, False, lead)
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
     why += (
         f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "

@@ -171,11 +171,12 @@ def _in_pool(
             UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}"
         )
     doubts = []
-    off_pool_scale = s > zeta and not scaled and wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED
-    if off_pool_scale and wrong is not None:  # region 2, not flagged: off the pool's scale, and a fit short of the cut
+    # region 2, not flagged: off the pool's scale, and a fit on contradicted labels short of the cut (that fit)
+    short = wrong if s > zeta and not scaled and wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED else None
+    if short is not None:
         doubts.append(
             f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but on a scale "
-            f"this architecture does not share with the pool (below), and it fits {100 * wrong:.0f}% of the training labels "
+            f"this architecture does not share with the pool (below), and it fits {100 * short:.0f}% of the training labels "
             f"the pool contradicts (< {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)"
         )
     elif s > zeta:  # region 2, not flagged: the fit on contradicted labels is as low as a clean learner's
@@ -185,11 +186,11 @@ def _in_pool(
         )
     if fixed and s > MEMORIZED_CUT and beyond is not None:
         doubts.append(beyond)
-    elif far is not None and (s > MEMORIZED_CUT or off_pool_scale):
+    elif far is not None and (s > MEMORIZED_CUT or short is not None):
         doubts.append(far)
     elif fixed and s > RESISTS_CUT:
         doubts.append(f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}")
-    if wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED and not off_pool_scale:
+    if wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED and short is None:
         doubts.append(f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts")
     if doubts:
         return Verdict(UNCLEAR, "; ".join(doubts))
