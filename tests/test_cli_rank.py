@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,6 +17,9 @@ import torch
 
 import suscli
 import suscli.run.audit
+from suscli.cli.output import write_suspects
+from suscli.judge.noise import NoiseEstimate
+from suscli.judge.rules import LabelCheck
 from suscli.measure.predictions import Predictions, difference_is_clear, votes
 from tests.conftest import invoke, learned_pool, one_error_line, tiny_cnn
 
@@ -297,6 +301,9 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     assert "label noise: not enough evidence" in res.stderr and "Cohen's kappa" in doc["label_noise"]["not_enough_evidence"]
     assert doc["label_noise"]["wrong_labels"] is None  # a weak consensus reads nothing, corrected or not
     assert "names the given labels barely more often than chance" in doc["recommendation"]  # and the pick says what that means
+    # the list is still written, but not called suspect: the line says why the contradicted labels are no evidence
+    assert "suspect label(s)" not in res.stderr and "label(s) the consensus contradicts written to" in res.stderr
+    assert "not evidence of wrong labels in this pool" in res.stderr
     # per class: rows the consensus class, columns the given label, named by the class folders (label i: class_i)
     matrix = doc["label_noise"]["noise_matrix"]
     agreed = total.argmax(-1)
@@ -353,3 +360,25 @@ def test_help_shows_the_options_in_panels_by_stage(command: str) -> None:
     assert at == sorted(at)
     inputs, preprocessing, measurement = (res.stdout[a:b] for a, b in zip(at[:3], at[1:4]))
     assert "--train-data" in inputs and "--arch-kwargs" in inputs and "--preset" in preprocessing and "--seed" in measurement
+
+
+@pytest.mark.parametrize("doubt", [None, "fitting them costs nothing that new images show"])
+def test_suspects_are_called_suspect_only_where_the_pool_shows_the_labels_wrong(
+    doubt: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On clean labels the consensus of weak voters still contradicts some labels (their own errors): the CSV is
+    written either way, and the line calls them suspect only where the pool shows they are evidence of wrong labels."""
+    labels = np.array([0, 1, 2, 0])
+    consensus = np.array([0, 2, 2, 1])  # contradicts images 1 and 3
+    estimate = NoiseEstimate(0.5, 0.2, 0.8, 4, 3, doubt)
+    check = LabelCheck(estimate, consensus, np.full(4, 0.9), labels, 3, np.full(4, 0.05))
+    report = SimpleNamespace(choice=SimpleNamespace(labels=check), training_paths=[f"img{i}.png" for i in range(4)], class_names=[])
+    out = tmp_path / "suspects.csv"
+    write_suspects(out, report)  # type: ignore[arg-type]
+    assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == ["img1.png", "img3.png"]
+    line = " ".join(capsys.readouterr().err.split())
+    if doubt is None:
+        assert line == f"2 suspect label(s) written to {out}"
+    else:
+        assert line.startswith(f"2 label(s) the consensus contradicts written to {out}, surest first; not evidence")
+        assert line.endswith(doubt) and "suspect label" not in line

@@ -60,7 +60,9 @@ def step_summary(report: Report) -> None:
 
 
 def write_suspects(path: Path, report: Report) -> None:
-    """--suspects: the contradicted training labels as CSV, or one line saying why there are none to write."""
+    """--suspects: the contradicted training labels as CSV, or one line saying why there are none to write. Where the
+    pool shows no evidence that they are wrong labels (LabelCheck's doubt), the line says so: they are still written,
+    surest first, since a user may want to look, but not called suspect."""
     check = report.choice.labels if report.choice else None
     if check is None:
         raise UsageError("--suspects needs --train-data and 2+ models measured with it (their training predictions)")
@@ -72,4 +74,11 @@ def write_suspects(path: Path, report: Report) -> None:
             fix="fix or remove the unreadable training images, then rerun with --fresh",
         )
     write_atomic(path, suspects_csv(check, paths, report.class_names))
-    say(f"{int(check.contradicted.sum())} suspect label(s) written to {path}")
+    count = int(check.contradicted.sum())
+    if check.estimate.doubt:  # on clean labels the list is the voters' own errors: say so rather than call them suspect
+        say(
+            f"{count} label(s) the consensus contradicts written to {path}, surest first; not evidence of wrong labels "
+            f"in this pool: {check.estimate.doubt}"
+        )
+    else:
+        say(f"{count} suspect label(s) written to {path}")
