@@ -124,3 +124,19 @@ def test_other_files_are_not_lists(tmp_path: Path) -> None:
     model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
     res = invoke("score", model, "-d", tmp_path / "x.json")
     one_error_line(res, 3, "not a folder or an image list", ".txt or .csv list")
+
+
+def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None:
+    """A list that names missing files points elsewhere: refused before measuring, not skipped as unreadable images
+    (which measured the few that were there, without saying so)."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    some = tmp_path / "some.txt"
+    some.write_text("".join(f"imgs/{p.name}\n" for p in imgs) + "imgs/gone.png\n")
+    res = invoke("score", model, "-d", some)
+    one_error_line(res, 3, f"1 of the 5 files that {some} lists do not exist, first: {(tmp_path / 'imgs' / 'gone.png').resolve()}")
+    assert f"paths in a list are read relative to its folder ({tmp_path})" in res.stderr
+    moved = tmp_path / "elsewhere" / "train.csv"  # a label file copied away from the images it names
+    moved.parent.mkdir()
+    moved.write_text("".join(f"imgs/{p.name},{i % 3}\n" for i, p in enumerate(imgs)))
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", moved)
+    one_error_line(res, 3, f"none of the 4 files that {moved} lists exist")

@@ -40,7 +40,7 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     if source.is_file():
         if source.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
-        return Listing(list(read_image_list(source, image_column)))
+        return Listing(_all_exist(read_image_list(source, image_column), source))
     walk = _walk(source)
     return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n])
 
@@ -52,10 +52,28 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
         return _dataset_labels(source, image_column, label_column)
     if source.is_file():
         paths, labels, names = read_label_csv(source, image_column, label_column)
-        return Listing(list(paths), labels, names)
+        return Listing(_all_exist(paths, source), labels, names)
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
     return _class_folders(source)
+
+
+def _all_exist(paths: list[Path], source: Path) -> list[ImageRef]:
+    """The files a list names, which must all be there. A missing one is a list that points elsewhere (moved, or
+    written for another folder), not a damaged image: skipping it as unreadable would measure what is left, perhaps
+    a handful of the images listed, without saying so."""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        held = (
+            f"none of the {len(paths):,} files that {source} lists exist"
+            if len(missing) == len(paths)
+            else f"{len(missing):,} of the {len(paths):,} files that {source} lists do not exist"
+        )
+        raise InputError(
+            f"{held}, first: {missing[0]}",
+            fix=f"paths in a list are read relative to its folder ({source.parent}); fix them, or remove the rows of missing files",
+        )
+    return list(paths)
 
 
 def list_images(folder: Path) -> list[Path]:
