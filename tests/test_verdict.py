@@ -332,6 +332,10 @@ def test_a_model_that_fits_what_noisy_labels_allow_fits_the_clean_signal() -> No
     assert verdict.judge(clean_learner(fits=0.20), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.UNDERFIT  # fits some noise
     assert verdict.judge(clean_learner(), zeta=1.0, acc=0.75).word == verdict.UNDERFIT  # no noise estimate (no label check)
     assert verdict.judge(clean_learner(clean=None), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.UNDERFIT
+    # near chance under a noise interval that allows anything: 15.5% of the labels, 17% of those the consensus confirms
+    vague = NoiseEstimate(0.30, 0.0, 0.875, images=200, voters=2)
+    assert verdict.judge(clean_learner(acc=0.155, clean=0.17), zeta=1.0, acc=0.75, noise=vague).word == verdict.UNDERFIT
+    assert verdict.judge(clean_learner(acc=0.155, clean=0.51), zeta=1.0, acc=0.75, noise=vague).word == verdict.FITS_CLEAN
     # barely trained models: their consensus contradicts most labels, and each fits about 1 minus that
     barely = NoiseEstimate(0.86, 0.82, 0.90, images=1000, voters=3)
     assert verdict.judge(clean_learner(acc=0.14), zeta=1.0, acc=0.2, noise=barely).word == verdict.UNDERFIT
