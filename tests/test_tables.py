@@ -72,6 +72,19 @@ def test_mixed_or_missing_labels_name_the_row(tmp_path: Path, rows: str, bad: st
         read_label_csv(csv)
 
 
+@pytest.mark.parametrize("first", ["-1", "1.0", "+2"])
+def test_a_first_label_that_is_a_mistyped_class_id_is_blamed_not_the_next_row(tmp_path: Path, first: str) -> None:
+    """The first row decides between ids and names: a first label like -1 made the file one of class names, and the
+    next row's valid id would be blamed; the message names row 1's label instead. A CSV of names still reads."""
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"path,label\na.png,{first}\nb.png,0\nc.png,1\n")
+    with pytest.raises(InputError) as e:
+        read_label_csv(csv)
+    assert f"row 1's label '{first}' is not a valid class id (a whole number, 0 or more), yet row 2's label '0' is one" in e.value.line()
+    csv.write_text(f"a.png,{first}\nb.png,cat\n")  # names, one of them numeric: as before
+    assert read_label_csv(csv)[1:] == ([0, 1], [first, "cat"])
+
+
 def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
     txt = tmp_path / "list.txt"
     txt.write_text(f"imgs/{imgs[0].name}\n\n  imgs/{imgs[2].name}  \n{imgs[3]}\n")

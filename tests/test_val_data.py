@@ -23,7 +23,7 @@ from suscli.measure.batched import training_accuracy_many
 from suscli.results import Result
 from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
 from suscli.views.columns import display_columns
-from tests.conftest import invoke, tiny_cnn, write_images
+from tests.conftest import cli_json, invoke, one_error_line, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool
 from tests.test_rules import preds_from
 
@@ -102,6 +102,68 @@ def test_a_held_out_class_the_training_set_lacks_is_an_error(tmp_path: Path, ima
         "score", tmp_path / "pool" / "m0.safetensors", "-d", image_folder, "--train-data", train_folder, "--val-data", tmp_path / "odd"
     )
     assert res.exit_code != 0 and "class_9" in res.output
+
+
+def constant(first: int, classes: list[str] | None, path: Path) -> Path:
+    """A 3-class checkpoint that predicts class `first` for every image, naming its classes `classes` (or none)."""
+    from tests.test_labels import constant as model
+
+    meta = {"classes": classes} if classes else {}
+    return suscli.save(model(first), path, arch="tests.conftest:tiny_cnn", num_classes=3, image_size=8, **meta)
+
+
+NAMED = ["class_1", "class_0", "class_2"]  # the model's own class names: class_0 is its id 1, class_2 its id 2
+
+
+def test_held_out_folders_without_training_folders_are_numbered_by_the_models_class_names(
+    tmp_path: Path, image_folder: Path, val_folder: Path
+) -> None:
+    """val_folder holds class_0 and class_2 only: by its own sorted folders class_2 would be id 1. Without --train-data
+    (or with one labelled by id) the checkpoint's class names number them, in score, rank (measured together) and track."""
+    pool = tmp_path / "pool"
+    says_2 = constant(2, NAMED, pool / "a.safetensors")
+    constant(0, NAMED, pool / "b.safetensors")
+    ids_csv = tmp_path / "train.csv"  # training labels as class ids: no folders to number the held-out set by
+    ids_csv.write_text("".join(f"{p},{i % 3}\n" for i, p in enumerate(sorted(val_folder.rglob("*.png")))))
+    for extra in ((), ("--train-data", ids_csv)):
+        row = cli_json("score", says_2, "-d", image_folder, "--val-data", val_folder, *extra)["results"][0]
+        assert (row["val_acc"], row["val_n"]) == (0.5, 14)  # the 7 images of class_2, its id 2
+    rows = {r["name"]: r for r in cli_json("rank", pool, "-d", image_folder, "--val-data", val_folder, "--model-batch", "2")["results"]}
+    assert (rows["a"]["val_acc"], rows["b"]["val_acc"]) == (0.5, 0.0)  # no image is of its id 0 (class_1)
+    run = tmp_path / "run"
+    constant(2, NAMED, run / "epoch_1.safetensors")
+    constant(0, NAMED, run / "epoch_2.safetensors")
+    assert [r.val_acc for r in suscli.track(run, image_folder, settings=SMALL, val_data=val_folder).rows] == [0.5, 0.0]
+    write_images(val_folder / "zebra", 2)
+    one_error_line(
+        invoke("score", says_2, "-d", image_folder, "--val-data", val_folder, *FAST), 3, "class folder(s) zebra name no class of the model"
+    )
+
+
+def test_held_out_folders_nothing_can_number_are_refused(tmp_path: Path, image_folder: Path, val_folder: Path) -> None:
+    """A model that names no classes, two held-out class folders of its three, no training folders: refused in one line
+    that says why and what to pass; as many folders as the model's classes are numbered as ImageFolder numbers them."""
+    pool = tmp_path / "pool"  # epochs of a run, for track too
+    model = constant(2, None, pool / "epoch_1.safetensors")
+    constant(0, None, pool / "epoch_2.safetensors")
+    lines = [one_error_line(invoke("score", model, "-d", image_folder, "--val-data", val_folder, *FAST), 3)]
+    ranked = invoke("rank", pool, "-d", image_folder, "--val-data", val_folder, "-f", "json", *FAST)  # each model's row says why
+    assert ranked.exit_code == 3, ranked.output
+    lines += [r["error"] for r in json.loads(ranked.stdout)["results"]]
+    lines += [r.error or "" for r in suscli.track(pool, image_folder, settings=SMALL, val_data=val_folder).rows]
+    assert len(lines) == 5
+    for line in lines:
+        assert "2 class folders for the model's 3 classes cannot be numbered" in line and "names no classes" in line, line
+        assert "--train-data as class folders" in line and "path,label CSV of class ids" in line
+    write_images(val_folder / "class_1", 3, seed=41)  # as many folders as classes: sorted, class_2 is id 2
+    row = cli_json("score", model, "-d", image_folder, "--val-data", val_folder)["results"][0]
+    assert (row["val_acc"], row["val_n"]) == (7 / 17, 17)
+    write_images(val_folder / "class_3", 2)  # one more than the model has: named
+    one_error_line(
+        invoke("score", model, "-d", image_folder, "--val-data", val_folder, *FAST),
+        3,
+        "class folder(s) class_3 are beyond the model's 3 classes",
+    )
 
 
 def test_rank_reports_held_out_accuracy_in_json_csv_and_table(

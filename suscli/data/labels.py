@@ -48,6 +48,14 @@ def model_classes(meta: dict[str, Any]) -> tuple[list[str], str] | None:
     return names, source
 
 
+def names_classes(meta: dict[str, Any]) -> bool:
+    """Whether the model names its classes (well-formed names; malformed ones name nothing here)."""
+    try:
+        return model_classes(meta) is not None
+    except InputError:
+        return False
+
+
 def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object) -> tuple[list[int], str]:
     """The model's id for each of `names` (the training set's, sorted), and a note saying where the mapping comes
     from. A name the model does not know is an error naming it."""
@@ -97,6 +105,51 @@ def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> 
         f"class folders numbered in sorted order of their names ({_shown(folders)}), as torchvision's ImageFolder; "
         f"timm's folder reader numbers them naturally ({_shown(natural)}): if the model was trained so, pass a path,label CSV with its ids"
     ]
+
+
+def held_out_ids(
+    names: Sequence[str], meta: dict[str, Any], num_classes: int | None, origin: object, *, folders: bool
+) -> torch.Tensor | None:
+    """For a held-out set that names its classes (`folders`: class folders, else labels by class name) where the
+    training set has no names to number them by: the model's id of each, as id_table gives it, None for ids as they
+    are. A held-out set may lack classes, so its own sorted order cannot number it: class folders are mapped by the
+    model's own class names where it has them (a folder naming none of them is an error), and otherwise numbered as
+    a training set's (folder_ids, id_table) only when they are as many as the model's `num_classes` (torchvision's
+    ImageFolder numbering); fewer are refused, and folders beyond the model's classes are named."""
+    what = "class folder" if folders else "class name"
+    try:
+        known = model_classes(meta)
+    except InputError:  # malformed names in the checkpoint: numbered as a training set's would be, which says so
+        known = None
+    if folders and known is not None:
+        classes, source = known
+        index = {name: i for i, name in enumerate(classes)}
+        unknown = [n for n in names if n not in index]
+        if not unknown:
+            return torch.tensor([index[n] for n in names], dtype=torch.int64)
+        if len(unknown) < len(names) or len(names) != len(classes):  # else none named: the model's names are not folders'
+            raise InputError(
+                f"{origin}: {what}(s) {_shown(unknown, 3)} name no class of the model ({len(classes)} classes, {source}: {_shown(classes)})",
+                fix="name each held-out class folder as the model's class, or remove it",
+            )
+    table = folder_ids(names, meta, origin)[0] if folders else id_table(names, meta, origin)[0]
+    if num_classes is None or (known is not None and not folders):  # a name the model has (id_table mapped it), or unknown
+        return table
+    if len(names) < num_classes:
+        raise InputError(
+            f"{origin}: {len(names)} {what}s for the model's {num_classes} classes cannot be numbered: the checkpoint names "
+            f"no classes, and a set that lacks some cannot be numbered by its own sorted {what}s ({names[0]} would be class 0)",
+            fix="pass --train-data as class folders (or a CSV of class names) to number them by, or --val-data as a path,label CSV of class ids",
+        )
+    ids = table.tolist() if table is not None else range(len(names))
+    beyond = [n for n, i in zip(names, ids) if i >= num_classes]
+    if beyond:
+        raise InputError(
+            f"{origin}: {what}(s) {_shown(beyond, 3)} are beyond the model's {num_classes} classes ({len(names)} {what}s, "
+            "numbered in sorted order as torchvision's ImageFolder numbers them)",
+            fix=f"remove the {what}(s) the model was not trained on, or pass --train-data as class folders to number them by",
+        )
+    return table
 
 
 def id_names(num_classes: int, meta: dict[str, Any], names: Sequence[str] | None = None, folders: Sequence[str] | None = None) -> list[str]:

@@ -28,7 +28,8 @@ def read_label_csv(
 ) -> tuple[list[Path], list[int], list[str] | None]:
     """(paths, labels, class names or None). Rows `path,label`, or any columns under a header naming the path and
     label columns. Labels are class ids when the first row's label is a whole number, else class names, numbered
-    in sorted order (suscli.data.labels maps them to each model's own ids); a file mixing the two is an error."""
+    in sorted order (suscli.data.labels maps them to each model's own ids); a file mixing the two is an error, which
+    blames row 1 when its label reads as a number ('-1', '2.0') and a later row's is a class id."""
     rows = _rows(path, "label file")
     header = _header(rows, path, image_column, label_column, labeled=True) if rows else None
     path_at, label_at, width = header if header else (0, 1, 2)
@@ -40,6 +41,12 @@ def read_label_csv(
         label = row[label_at].strip() if len(row) == width else ""
         whole = label.isascii() and label.isdigit()  # isdigit alone also takes '²', which int() refuses
         by_id = whole if by_id is None else by_id
+        if by_id is False and whole and len(row) == width and _is_path(row[path_at]) and _number(values[0]):
+            raise InputError(  # the first row made the file one of class names; it meant a class id and wrote it wrong
+                f"{path}: row 1's label {values[0]!r} is not a valid class id (a whole number, 0 or more), "
+                f"yet row {line}'s label {label!r} is one",
+                fix="fix row 1's label, or label every row by class name",
+            )
         if len(row) != width or not label or whole != by_id or not _is_path(row[path_at]):
             kind = (
                 "a class id or a class name"
@@ -80,6 +87,16 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
     if not paths:
         raise InputError(f"image list {path} names no images", fix="write one image path per line")
     return paths
+
+
+def _number(label: str) -> bool:
+    """Whether a label that is not a class id reads as a number all the same ('-1', '+2', '3.0', '1e3'): an id
+    mistyped, not a class name."""
+    try:
+        float(label)
+    except ValueError:
+        return False
+    return label.lower().lstrip("+-") not in ("nan", "inf", "infinity")
 
 
 def _is_path(text: str) -> bool:

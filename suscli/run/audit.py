@@ -178,6 +178,8 @@ def score_group(
     channels = input_channels(models[0], prep.side)
     pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device)
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
+    if val is not None and sus[0].num_classes != checkpoints[0].num_classes:  # the model's classes, counted on its output (val_ids)
+        val_map = val_ids(checkpoints[0], val, train, sus[0].num_classes)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
     references = [
         untrained_reference(m, s, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)

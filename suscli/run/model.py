@@ -18,7 +18,7 @@ from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
-from suscli.data.labels import folder_ids, id_table
+from suscli.data.labels import folder_ids, held_out_ids, id_table, names_classes
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
@@ -168,6 +168,10 @@ def score_checkpoint(
                 f"{min(settings.susceptibility.batch_size, len(pixels))} images",
                 fix="pass a smaller --batch-size, the same for every model compared",
             ) from None
+        if (
+            val is not None and sus.num_classes != checkpoint.num_classes
+        ):  # the model's classes, counted on its output: the held-out numbering again
+            val_map = val_ids(checkpoint, val, train, sus.num_classes)
         preds = predict(model, pixels, transform=transform, device=device)
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
@@ -258,30 +262,37 @@ def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.
     return id_table(train.label_names, checkpoint.meta, origin)
 
 
-def val_ids(checkpoint: Checkpoint, val: ImageSource | None, train: ImageSource | None) -> torch.Tensor | None:
-    """The model's id of each held-out label, as label_ids gives it for the training set; a held-out set of class
-    folders beside a training set of class folders is numbered by the training set's folders (a held-out set may
-    lack a class, and its sorted folders would then number the others wrongly). A class the training set lacks is
-    an InputError."""
+def val_ids(
+    checkpoint: Checkpoint, val: ImageSource | None, train: ImageSource | None, num_classes: int | None = None
+) -> torch.Tensor | None:
+    """The model's id of each held-out label, as label_ids gives it for the training set. A held-out set may lack a
+    class, and its own sorted class folders (or class names) would then number the others wrongly: it is numbered by
+    the training set's class folders or class names where the training set has them (a class the training set lacks
+    is an InputError), else by the model's own class names, else as a training set's only where it has as many
+    classes as the model (`num_classes`, the checkpoint's by default): suscli.data.labels.held_out_ids."""
     if val is None:
         return None
-    if (
-        val.label_names is None
-        and val.folders is not None
-        and train is not None
-        and train.folders is not None
-        and val.folders != train.folders
-    ):
-        missing = [f for f in val.folders if f not in train.folders]
-        if missing:
-            raise InputError(
-                f"held-out set {val.origin or ''}: class folder(s) {', '.join(missing[:3])} are not among the training set's classes",
-                fix="--val-data needs the classes of --train-data, by the same folder names",
-            )
-        train_ids, _ = label_ids(checkpoint, train)
-        at = [train.folders.index(f) for f in val.folders]
-        return torch.tensor(at, dtype=torch.int64) if train_ids is None else train_ids[at]
-    return label_ids(checkpoint, val)[0]
+    names = val.label_names if val.label_names is not None else val.folders
+    if names is None:  # labelled by class id
+        return label_ids(checkpoint, val)[0]
+    kind = "class name(s)" if val.label_names is not None else "class folder(s)"
+    origin = f"held-out set {val.origin or ''}"
+    own = None if train is None else train.label_names if train.label_names is not None else train.folders
+    if train is not None and train.label_names is not None and names_classes(checkpoint.meta):
+        own = None  # the training set's names map through the model's (id_table), as the held-out set's then do
+    if own is None:
+        count = num_classes or checkpoint.num_classes
+        return held_out_ids(names, checkpoint.meta, count, origin, folders=val.label_names is None)
+    at = {name: i for i, name in enumerate(own)}
+    missing = [n for n in names if n not in at]
+    if missing:
+        raise InputError(
+            f"{origin}: {kind} {', '.join(missing[:3])} are not among the training set's classes",
+            fix="--val-data needs the classes of --train-data, by the same names",
+        )
+    train_ids, _ = label_ids(checkpoint, train)
+    index = [at[n] for n in names]
+    return torch.tensor(index, dtype=torch.int64) if train_ids is None else train_ids[index]
 
 
 @contextlib.contextmanager
