@@ -21,6 +21,8 @@ from suscli.judge.rules import choose
 from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, training_accuracy, wilson_interval
 from suscli.measure.batched import training_accuracy_many
 from suscli.results import Result
+from suscli.run.audit import VAL_NUMBERING
+from suscli.run.store import fingerprint
 from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
 from suscli.views.columns import display_columns
 from tests.conftest import cli_json, invoke, one_error_line, tiny_cnn, write_images
@@ -243,6 +245,25 @@ def test_results_measured_without_the_held_out_set_are_not_reused_with_it(
     assert again["counts"]["reused"] == 2 and [r["val_acc"] for r in again["results"]] == [r["val_acc"] for r in doc["results"]]
     fourth = json.loads(invoke(*common).stdout)  # and without it, the first results again
     assert fourth["counts"]["reused"] == 2 and all(r["val_acc"] is None for r in fourth["results"])
+
+
+def test_results_of_the_old_held_out_numbering_are_measured_again(
+    tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path
+) -> None:
+    """Held-out results written before class folders were numbered by name (no val_numbering in their settings, as
+    an earlier suscli wrote them) may hold accuracies on wrongly numbered labels: they are not reused."""
+    pool = make_pool(tmp_path / "pool", n=2)
+    common = ("rank", pool, "-d", image_folder, "--train-data", train_folder, "--val-data", val_folder, "--batches", "2", "-f", "json")
+    assert invoke(*common).exit_code == 0
+    results = pool / "suscli-results.jsonl"
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for record in records:  # as the earlier version wrote them
+        assert record["settings"].pop("val_numbering") == VAL_NUMBERING
+        record["fingerprint"] = fingerprint(record["settings"])
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    again = invoke(*common)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["counts"]["reused"] == 0 and "val_numbering" in again.stderr
 
 
 def make_run(run: Path) -> Path:

@@ -93,6 +93,11 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
+# How held-out class folders and names become class ids (suscli.run.model.val_ids). Version 1 numbered a held-out
+# set that lacked classes by its own sorted folders unless --train-data was class folders: its results are not reused.
+VAL_NUMBERING = 2
+
+
 def run_settings(
     settings: Settings, unlabeled: ImageSource, train: ImageSource | None, device: torch.device, val: ImageSource | None = None
 ) -> dict:
@@ -103,7 +108,7 @@ def run_settings(
         **settings.as_dict(),
         "unlabeled_data": data_identity(unlabeled),
         "train_data": data_identity(train),
-        **({"val_data": data_identity(val)} if val is not None else {}),
+        **({"val_data": data_identity(val), "val_numbering": VAL_NUMBERING} if val is not None else {}),
         "device_type": device.type,
     }
 
