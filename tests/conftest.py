@@ -29,6 +29,12 @@ def tiny_cnn(num_classes: int = 3, in_channels: int = 3) -> nn.Module:
     )
 
 
+def pooled_batch_norm(num_classes: int = 3) -> nn.Module:
+    """A BatchNorm after global pooling, as in a ResNet on small images: one value per channel for each image, so that
+    train mode needs 2 images per batch."""
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(4), nn.Linear(4, num_classes))
+
+
 def write_images(folder: Path, n: int, *, size: int = 8, seed: int = 0, mode: str = "RGB", suffix: str = ".png") -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

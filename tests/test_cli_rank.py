@@ -21,7 +21,7 @@ from suscli.cli.output import write_suspects
 from suscli.judge.noise import NoiseEstimate
 from suscli.judge.rules import LabelCheck
 from suscli.measure.predictions import Predictions, difference_is_clear, votes
-from tests.conftest import invoke, learned_pool, one_error_line, tiny_cnn
+from tests.conftest import invoke, learned_pool, one_error_line, pooled_batch_norm, tiny_cnn
 
 ARCH = "tests.conftest:tiny_cnn"
 
@@ -167,6 +167,21 @@ def test_failures_are_rows_and_exit_3(pool: Path, image_folder: Path, train_fold
     assert doc["results"][-1]["name"] == "broken" and doc["counts"]["scored"] == 4
     csv = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "csv", "--results", pool / "other.jsonl")
     assert csv.exit_code == 3 and "broken.pt" in csv.stdout and "error" in csv.stdout
+
+
+def test_batches_of_one_image_fail_only_the_batch_norm_networks_row(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A BatchNorm that sees one value per channel cannot run in train mode on one image: that model's row says so and
+    what to do, the other models are measured, and the run ends in exit 3 rather than a crash."""
+    pool = make_pool(tmp_path / "pool", n=2)
+    suscli.save(pooled_batch_norm(), pool / "pooled.safetensors", arch="tests.conftest:pooled_batch_norm", num_classes=3, image_size=8)
+    res, doc = rank_json(pool, image_folder, train_folder, "--batch-size", "1")
+    assert res.exit_code == 3 and "Traceback" not in res.output and "internal error" not in res.output, res.output
+    rows = {r["name"]: r for r in doc["results"]}
+    assert rows["m0"]["status"] == rows["m1"]["status"] == "ok"
+    assert rows["pooled"]["status"] == "error"
+    assert "a training-mode step of a BatchNorm network needs at least 2 images per batch, got 1" in rows["pooled"]["error"]
+    assert "pass --batch-size 2 or more" in rows["pooled"]["error"]
+    assert "1 model(s) could not be scored" in res.stderr
 
 
 def test_markdown_github_summary_and_plot(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:

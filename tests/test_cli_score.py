@@ -13,7 +13,7 @@ from PIL import Image
 import suscli
 from suscli import Inputs, Settings, score
 from suscli.measure.susceptibility import SusceptibilityConfig
-from tests.conftest import by_hand, invoke, one_error_line, tiny_cnn, write_images
+from tests.conftest import by_hand, invoke, one_error_line, pooled_batch_norm, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
 
@@ -151,6 +151,31 @@ def test_usage_errors_exit_2(ckpt: Path, image_folder: Path) -> None:
 
 def test_help_documents_exit_codes() -> None:
     assert "Exit codes: 0 ok, 1 gate failed, 2 usage error, 3" in invoke("--help").stdout
+
+
+BATCH_NORM_NEEDS_TWO = "a training-mode step of a BatchNorm network needs at least 2 images per batch, got 1"
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "torchscript"])
+def test_batches_of_one_image_on_a_batch_norm_network_are_one_line_with_the_way_out(kind: str, tmp_path: Path) -> None:
+    """BatchNorm in train mode refuses one value per channel; the step says so in one line, for a TorchScript model
+    too (whose error carries the interpreter's traceback), whether --batch-size or the images made the batch one."""
+    model = pooled_batch_norm()
+    if kind == "safetensors":
+        ckpt = suscli.save(model, tmp_path / "m.safetensors", arch="tests.conftest:pooled_batch_norm", num_classes=3, image_size=8)
+    else:
+        ckpt = tmp_path / "m.pt"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
+            torch.jit.save(torch.jit.script(model.eval()), ckpt)
+    write_images(tmp_path / "many", 4)
+    write_images(tmp_path / "one", 1)
+    common = ("--preset", "cifar10", "--image-size", "8", "--batches", "1")
+    res = invoke("score", ckpt, "-d", tmp_path / "many", "--batch-size", "1", *common)
+    one_error_line(res, 3, BATCH_NORM_NEEDS_TWO, "pass --batch-size 2 or more")
+    res = invoke("score", ckpt, "-d", tmp_path / "one", *common)
+    one_error_line(res, 3, BATCH_NORM_NEEDS_TWO, "give --data 2 or more images")
+    assert invoke("score", ckpt, "-d", tmp_path / "many", "--batch-size", "2", *common).exit_code == 0
 
 
 def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> None:

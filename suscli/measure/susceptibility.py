@@ -167,7 +167,12 @@ def measure_susceptibility(
             for b, idx in enumerate(batch_indices(n, config.batches, batch_size, config.seed)):
                 x = transform(inputs[idx].to(device, non_blocking=True))
                 y = labels[idx].to(device)
-                loss = F.cross_entropy(logits_of(model(x)), y)
+                try:
+                    loss = F.cross_entropy(logits_of(model(x)), y)
+                except (ValueError, torch.jit.Error) as e:  # a TorchScript model's error holds its traceback too
+                    if _BATCH_NORM_NEEDS_TWO not in str(e):
+                        raise
+                    raise _too_few_for_batch_norm(batch_size, config.batch_size, n) from None
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
                 with torch.no_grad():
                     step(params, grads)
@@ -183,6 +188,22 @@ def measure_susceptibility(
                 for t, s in zip(params + buffers, saved_params + saved_buffers):
                     t.copy_(s)
     return summarize(before, after, batch_size, num_classes, config)
+
+
+# What BatchNorm raises in train mode on a batch of one image whose feature map has one value per channel (after
+# global pooling or in a BatchNorm1d): eager PyTorch as a ValueError, a TorchScript model as a torch.jit.Error.
+_BATCH_NORM_NEEDS_TWO = "Expected more than 1 value per channel when training"
+
+
+def _too_few_for_batch_norm(batch_size: int, configured: int, n: int) -> InputError:
+    """The one-line error for a BatchNorm network stepped on batches of one image, with the way out: a larger batch
+    size, or more images where the batch size was capped by their number."""
+    fix = (
+        "pass --batch-size 2 or more, the same for every model compared"
+        if configured < 2
+        else f"{n} image is measured: give --data 2 or more images, and --samples 2 or more if set"
+    )
+    return InputError(f"a training-mode step of a BatchNorm network needs at least 2 images per batch, got {batch_size}", fix=fix)
 
 
 def summarize(before: list[float], after: list[float], batch_size: int, num_classes: int, config: SusceptibilityConfig) -> Susceptibility:
