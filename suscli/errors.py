@@ -49,5 +49,14 @@ def first_line(e: BaseException) -> str:
     return lines[0][:160] if lines else ""
 
 
+def summary_line(e: BaseException) -> str:
+    """An exception's text as one line: its first non-empty line, or where the text carries a traceback (TorchScript
+    puts its interpreter's in the message) the last one, which names the error. Nothing traceback-like is left."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return lines[-1] if any(line.startswith("Traceback") for line in lines) else lines[0]
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a run: a KeyboardInterrupt still, whose text says what was kept and how to resume."""

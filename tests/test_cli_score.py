@@ -178,6 +178,31 @@ def test_batches_of_one_image_on_a_batch_norm_network_are_one_line_with_the_way_
     assert invoke("score", ckpt, "-d", tmp_path / "many", "--batch-size", "2", *common).exit_code == 0
 
 
+def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """An unexpected error whose text holds a traceback (TorchScript's do) still reaches the user as one line: the
+    line that names the error, not the traceback."""
+    import suscli.cli as cli
+
+    def boom() -> None:
+        raise RuntimeError(
+            "The following operation failed in the TorchScript interpreter.\n"
+            "Traceback of TorchScript, serialized code (most recent call last):\n"
+            '  File "code/__torch__.py", line 3, in forward\n'
+            "    ~~~~ <--- HERE\n\n"
+            "builtins.ValueError: something went wrong\n"
+        )
+
+    monkeypatch.delenv("SUSCLI_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as stop:
+        cli._run()
+    assert stop.value.code == 3
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and "HERE" not in err, err
+    assert lines[0].startswith("internal error: RuntimeError: builtins.ValueError: something went wrong"), err
+
+
 def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> None:
     """A TorchScript model names no input size; images that all share one square size are used as they are."""
     model = tiny_cnn().eval()

@@ -17,7 +17,7 @@ from rich.markup import escape
 from suscli.cli import demo, rank, score, track  # noqa: F401  (each registers its command)
 from suscli.cli.app import app
 from suscli.cli.console import stderr
-from suscli.errors import ExitCode
+from suscli.errors import ExitCode, summary_line
 from suscli.run.distributed import world
 
 __all__ = ["app", "main"]
@@ -51,11 +51,11 @@ def _run() -> None:
     except KeyboardInterrupt:  # outside a command's own handler: while parsing, or importing what a command needs
         stderr.print("interrupted", highlight=False)
         sys.exit(130)
-    except Exception as e:  # a bug, not bad input: still one line and a documented code
+    except Exception as e:  # a bug, not bad input: still one line (of a multi-line message too) and a documented code
         if os.environ.get("SUSCLI_DEBUG"):
             raise
         stderr.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)",
+            f"[bold red]internal error:[/] {type(e).__name__}: {escape(summary_line(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)",
             highlight=False,
         )
         sys.exit(int(ExitCode.INPUT))
