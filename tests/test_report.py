@@ -82,6 +82,19 @@ def test_a_plot_into_a_missing_folder_is_refused_not_created(targets, image_fold
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.parametrize("command", ["rank", "track"])
+def test_a_plot_format_matplotlib_cannot_write_is_refused_before_measuring(command, targets, image_folder, train_folder, tmp_path) -> None:
+    """A typo in --plot's suffix is a usage error up front, not an error after the run that loses the end of its report."""
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "p.txt"
+    res = invoke(command, targets[command], "-d", image_folder, "--train-data", train_folder, *FAST, "--plot", plot)
+    one_error_line(res, 2, f"--plot {plot}: matplotlib cannot write .txt images", "end the name in .png, .svg or .pdf")
+    assert res.stdout == "" and not plot.exists()
+    assert not (targets[command] / "suscli-results.jsonl").exists()  # refused before anything was measured
+    res = invoke(command, targets[command], "-d", image_folder, "--train-data", train_folder, *FAST, "--plot", tmp_path / "p.SVG")
+    assert res.exit_code == 0 and (tmp_path / "p.SVG").read_bytes().lstrip().startswith(b"<?xml"), res.output
+
+
 def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[str, Path], image_folder: Path, train_folder: Path) -> None:
     """A JSON report carries each model's summary; its per-image predictions only with --per-image, and the results
     file always keeps them (every later decision reads them there)."""

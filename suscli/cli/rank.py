@@ -32,7 +32,7 @@ from suscli.errors import UsageError
 from suscli.judge.rules import DEFAULT_RULE
 from suscli.run.distributed import world
 from suscli.run.rank import rank as rank_pool
-from suscli.views.plot import plot_pool
+from suscli.views.plot import check_plot, plot_pool
 
 
 @app.command()
@@ -117,6 +117,8 @@ def rank(
             check_destinations(
                 (out.output, "", "--output"), (plot, "plot ", "--plot"), (suspects, "suspects ", "--suspects"), (html, "", "--html"), (junit, "", "--junit")
             )  # fmt: skip
+            if plot is not None:
+                check_plot(plot)
         with progress_bar() as update:
             report = rank_pool(
                 pool,

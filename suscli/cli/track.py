@@ -89,10 +89,12 @@ def track(
     --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. With --val-data the
     epoch of the highest held-out accuracy is marked beside it. See docs/track.md.
     """
-    from suscli.views.plot import plot_run
+    from suscli.views.plot import check_plot, plot_run
 
     with user_errors():
         check_destinations((out.output, "", "--output"), (plot, "plot ", "--plot"))
+        if plot is not None:
+            check_plot(plot)
         with progress_bar() as update:
             report = track_run(
                 run,

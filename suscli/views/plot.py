@@ -67,6 +67,10 @@ def _held_out_bars(rows: list[Result]) -> list[list[float]]:
     return [down, up]
 
 
+def _no_matplotlib() -> UsageError:
+    return UsageError("--plot needs matplotlib", fix="pip install 'suscli[plot]'")
+
+
 def _pyplot():
     """matplotlib's pyplot on the file-only Agg backend; matplotlib is an optional extra."""
     try:
@@ -75,8 +79,28 @@ def _pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plot needs matplotlib", fix="pip install 'suscli[plot]'") from None
+        raise _no_matplotlib() from None
     return plt
+
+
+def plot_format(path: str | Path) -> str:
+    """The image format save_figure writes `path` in (its suffix; png without one)."""
+    return Path(path).suffix.lstrip(".").lower() or "png"
+
+
+def check_plot(path: str | Path) -> None:
+    """Refuse a --plot that cannot be drawn before anything is measured, not after: matplotlib missing, or a suffix
+    that is none of the formats matplotlib writes."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise _no_matplotlib() from None
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if plot_format(path) not in formats:
+        raise UsageError(
+            f"--plot {path}: matplotlib cannot write .{plot_format(path)} images",
+            fix=f"end the name in .png, .svg or .pdf; matplotlib also writes .{', .'.join(f for f in formats if f not in ('png', 'svg', 'pdf'))}",
+        )
 
 
 def save_figure(fig, path: str | Path) -> Path:
@@ -88,7 +112,7 @@ def save_figure(fig, path: str | Path) -> Path:
     try:
         require_folder(path, "plot ", "--plot")
         with replacing(path, binary=True) as f:
-            fig.savefig(f, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+            fig.savefig(f, bbox_inches="tight", format=plot_format(path))
     except (OSError, ValueError) as e:
         raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
     finally:
