@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 
 @dataclass
@@ -61,3 +61,5 @@ class Result:
 
 
 FLAT_COLUMNS = [f.name for f in fields(Result) if f.name != "details"]
+# The whole-number columns (epoch, counts, region): a table of rows keeps them whole where some row has none.
+INT_COLUMNS = [name for name, hint in get_type_hints(Result).items() if hint is int or int in get_args(hint)]

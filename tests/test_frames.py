@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,31 @@ def test_a_json_report_loads_as_the_csv_report_shows_it(tmp_path: Path, image_fo
     frame = suscli.load_results(tmp_path / "r.json")
     assert len(frame) == 4 and frame["region"].notna().all() and frame["agreement"].notna().all()
     assert frame.to_csv(index=False, lineterminator="\n") == csv.stdout
+
+
+def test_a_failed_row_leaves_whole_number_columns_whole(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A model that could not be scored has no region or training count: its cells are empty, and the other rows'
+    whole numbers stay as a clean pool prints them (1, not 1.0), in the CSV report and in load_results alike."""
+    pool = make_pool(tmp_path / "pool", n=2)
+    (pool / "broken.pt").write_bytes(b"not a checkpoint")
+    args = ("rank", pool, "-d", image_folder, "--train-data", train_folder, *FAST)
+    assert invoke(*args, "-f", "json", "-o", tmp_path / "r.json").exit_code == 3
+    res = invoke(*args, "-f", "csv")
+    assert res.exit_code == 3, res.output
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(res.stdout))}
+    assert rows["broken"]["status"] == "error" and rows["broken"]["region"] == rows["broken"]["train_n"] == ""
+    for name in ("m0", "m1"):
+        assert rows[name]["region"] in ("1", "2", "3", "4") and rows[name]["train_n"] == "18", rows[name]
+    assert suscli.load_results(tmp_path / "r.json").to_csv(index=False, lineterminator="\n") == res.stdout
+
+
+def test_csv_writes_an_epoch_as_a_whole_number_beside_a_row_without_one() -> None:
+    from suscli.results import Result
+    from suscli.views.formats import to_csv
+
+    text = to_csv([Result("e8", "/r/e8.pt", epoch=8, train_n=200, val_n=50, region=1), Result("bad", "/r/x.pt", status="error")])
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["epoch"], r["train_n"], r["val_n"], r["region"]) for r in rows] == [("8", "200", "50", "1"), ("", "", "", "")]
 
 
 def test_a_results_file_loads_every_set_of_settings(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:

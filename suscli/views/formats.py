@@ -18,6 +18,7 @@ from rich.table import Table
 from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result
 from suscli.views.columns import NUMERIC_COLUMNS, display_columns
+from suscli.views.frames import flat_frame
 
 if TYPE_CHECKING:
     from suscli.judge.rules import LabelCheck
@@ -62,8 +63,9 @@ def to_json(rows: list[Result], run: dict[str, Any], per_image: bool = False) ->
 
 
 def to_csv(rows: list[Result]) -> str:
+    """One line per row; a whole-number column (region, epoch, train_n) stays whole where a failed row leaves it empty."""
     buf = io.StringIO()
-    pd.DataFrame([r.flat() for r in rows], columns=FLAT_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
+    flat_frame([r.flat() for r in rows], FLAT_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
     return buf.getvalue()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from suscli.errors import InputError
-from suscli.results import FLAT_COLUMNS, Result
+from suscli.results import FLAT_COLUMNS, INT_COLUMNS, Result
 from suscli.run.store import read_records, record_result
 
 
@@ -27,11 +27,23 @@ def load_results(path: str | Path) -> pd.DataFrame:
     report = _report(text)
     if report is not None:
         rows = [Result.from_dict(r).flat() for r in report]
-        return pd.DataFrame(rows, columns=FLAT_COLUMNS)
+        return flat_frame(rows, FLAT_COLUMNS)
     latest: dict[tuple[str, str], dict] = {}  # as the results file is read: a later line for the same model wins
     for n, record in read_records(path):
         latest[(record["fingerprint"], record["key"])] = {**record_result(path, n, record).flat(), "fingerprint": record["fingerprint"]}
-    return pd.DataFrame(list(latest.values()), columns=[*FLAT_COLUMNS, "fingerprint"])
+    return flat_frame(list(latest.values()), [*FLAT_COLUMNS, "fingerprint"])
+
+
+def flat_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """Flat rows (Result.flat) as a DataFrame whose whole-number columns stay whole where a row has no value (a failed
+    model's region): pandas' nullable Int64, an empty cell in CSV, rather than floats for all (region 1.0)."""
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in INT_COLUMNS:
+        try:
+            frame[column] = frame[column].astype("Int64")
+        except (TypeError, ValueError):  # a value that is no whole number (a hand-edited file): the column as it was read
+            pass
+    return frame
 
 
 def _report(text: str) -> list[dict] | None:
