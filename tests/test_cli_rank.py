@@ -184,6 +184,26 @@ def test_batches_of_one_image_fail_only_the_batch_norm_networks_row(tmp_path: Pa
     assert "1 model(s) could not be scored" in res.stderr
 
 
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--zeta-threshold", "nan", "--zeta-threshold takes a finite number, got nan"),
+        ("--zeta-threshold", "inf", "--zeta-threshold takes a finite number, got inf"),
+        ("--acc-threshold", "nan", "--acc-threshold takes a finite number, got nan"),
+        ("--acc-threshold", "2", "--acc-threshold takes a number from 0 to 1, got 2"),
+        ("--lr", "inf", "--lr takes a finite number, got inf"),
+        ("--model-batch", "0", "--model-batch takes a whole number of at least 1, got 0"),
+    ],
+)
+def test_a_number_that_is_not_finite_or_out_of_range_is_refused_before_measuring(
+    option: str, value: str, says: str, pool: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """A nan threshold used to be ignored without a word: now a usage error, before any model is measured."""
+    res, doc = rank_json(pool, image_folder, train_folder, option, value)
+    one_error_line(res, 2, says)
+    assert doc is None and not (pool / "suscli-results.jsonl").exists()
+
+
 def test_markdown_github_summary_and_plot(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("# earlier step\n")

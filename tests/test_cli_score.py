@@ -203,6 +203,36 @@ def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: py
     assert lines[0].startswith("internal error: RuntimeError: builtins.ValueError: something went wrong"), err
 
 
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--lr", "inf", "--lr takes a finite number, got inf"),
+        ("--lr", "nan", "--lr takes a finite number, got nan"),
+        ("--lr", "-1", "--lr takes a number of at least 1e-12, got -1"),
+        ("--max-susceptibility", "nan", "--max-susceptibility takes a finite number, got nan"),
+        ("--max-susceptibility", "-inf", "--max-susceptibility takes a finite number, got -inf"),
+        ("--min-train-acc", "nan", "--min-train-acc takes a finite number, got nan"),
+        ("--min-train-acc", "1.5", "--min-train-acc takes a number from 0 to 1, got 1.5"),
+        ("--batch-size", "0", "--batch-size takes a whole number of at least 1, got 0"),
+        ("--num-classes", "0", "--num-classes takes a whole number of at least 1, got 0"),
+        ("--seed", str(10**23), f"--seed takes a whole number from 0 to 4294967295, got {10**23}"),
+    ],
+)
+def test_a_number_that_is_not_finite_or_out_of_range_is_one_usage_line(
+    option: str, value: str, says: str, ckpt: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """--lr inf used to give a row without susceptibility and no reason, a nan gate could never fail, and a seed past
+    what torch takes ended in an internal error: each is now refused before anything runs, in one line."""
+    res = invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder, option, value)
+    one_error_line(res, 2, says)
+    assert res.stdout == ""
+
+
+def test_numeric_options_still_show_their_ranges_in_help() -> None:
+    res = invoke("score", "--help", env={"COLUMNS": "200"})
+    assert "[x>=1e-12]" in res.stdout and "[0<=x<=1]" in res.stdout and "[x>=1]" in res.stdout, res.stdout
+
+
 def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> None:
     """A TorchScript model names no input size; images that all share one square size are used as they are."""
     model = tiny_cnn().eval()

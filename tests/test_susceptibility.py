@@ -102,6 +102,9 @@ def test_batch_size_capped_by_images_and_bad_config_rejected() -> None:
         measure_susceptibility(tiny_cnn(), torch.randn(0, 3, 8, 8))
     with pytest.raises(InputError):
         measure_susceptibility(tiny_cnn(), torch.randn(4, 3, 8, 8), config=SusceptibilityConfig(batches=0))
+    for lr in (math.inf, math.nan, 0.0):  # inf gave a non-finite loss after the step, read as no susceptibility
+        with pytest.raises(InputError, match="a finite lr > 0"):
+            measure_susceptibility(tiny_cnn(), torch.randn(4, 3, 8, 8), config=SusceptibilityConfig(lr=lr))
 
 
 def test_larger_step_moves_the_loss_further_on_a_linear_model() -> None:

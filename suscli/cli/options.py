@@ -1,19 +1,25 @@
 """The options the commands share, declared once, in groups by the stage of an audit they set; `--help` shows each
 group in its own panel. A command names the groups it takes as parameters (`inputs: InputOptions`), and
-`grouped` turns every field of a group into an option for Typer and hands the command one object per group."""
+`grouped` turns every field of a group into an option for Typer and hands the command one object per group. It also
+checks every number option of a command in one place before the command runs: a float must be finite, and any number
+within the min and max its option declares (shown in --help), else one line and exit code 2."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
+import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, get_type_hints
+from typing import Annotated, Any, Callable, NamedTuple, Optional, get_args, get_type_hints
 
 import typer
+from rich.markup import escape
 
+from suscli.cli.console import fail
 from suscli.data.images import PRESETS
 from suscli.errors import UsageError
 from suscli.judge.rules import RULES
@@ -141,7 +147,13 @@ class MeasureOptions:
         ),
     ] = ADAPTIVE
     seed: Annotated[
-        int, typer.Option(help="Seed of the random labels, batches and samples: same seed, same numbers.", rich_help_panel=MEASUREMENT)
+        int,
+        typer.Option(
+            min=0,
+            max=2**32 - 1,
+            help="Seed of the random labels, batches and samples: same seed, same numbers.",
+            rich_help_panel=MEASUREMENT,
+        ),
     ] = 0
     lr: Annotated[float, typer.Option(min=1e-12, help="Step size of the plain SGD step on random labels.", rich_help_panel=MEASUREMENT)] = (
         DEFAULT_LR
@@ -251,9 +263,13 @@ def grouped(command: Callable[..., Any]) -> Callable[..., Any]:
         else:
             own.append(param.replace(annotation=kind))
     options.sort(key=lambda p: PANELS.index(_panel(p.annotation)))
+    numbers = [number for number in map(_number, options) if number is not None]
+    options = [p.replace(annotation=_unbounded(p.annotation)) for p in options]
 
     @functools.wraps(command)
     def run(*args: Any, **values: Any) -> Any:
+        for number in numbers:
+            number.check(values.get(number.name))
         for name, (kind, fields) in groups.items():
             values[name] = kind(**{f: values.pop(f) for f in fields if f in values})
         return command(*args, **values)
@@ -262,6 +278,71 @@ def grouped(command: Callable[..., Any]) -> Callable[..., Any]:
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in parameters}
     return run
+
+
+class _Number(NamedTuple):
+    """A numeric option's bounds, checked here rather than by Typer: its error is a panel of several lines."""
+
+    name: str
+    flag: str
+    finite: bool  # a float: inf and nan are refused as well
+    low: int | float | None
+    high: int | float | None
+
+    def check(self, value: Any) -> None:
+        """One line and exit code 2 for a value that is not a finite number (a float option) or is out of bounds."""
+        if value is None:
+            return
+        if self.finite and not math.isfinite(value):
+            raise fail(UsageError(f"{self.flag} takes a finite number, got {value}"))
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            whole = "" if self.finite else "whole "
+            shown = int(value) if isinstance(value, float) and value.is_integer() else value  # -1, as typed, not -1.0
+            raise fail(UsageError(f"{self.flag} takes a {whole}number {_bounds_words(self.low, self.high)}, got {shown}"))
+
+
+def _number(param: inspect.Parameter) -> _Number | None:
+    """The checks of an int or float option (a float must be finite; either within the min and max it declares)."""
+    info = _option(param.annotation)
+    kind = param.annotation.__origin__
+    types = {kind, *get_args(kind)}
+    if info is None or not types & {int, float} or bool in types:
+        return None
+    flags = [d for d in (info.default, *info.param_decls) if isinstance(d, str) and d.startswith("--")]
+    flag = flags[0] if flags else "--" + param.name.replace("_", "-")
+    return _Number(param.name, flag, float in types, info.min, info.max)
+
+
+def _unbounded(annotation: Any) -> Any:
+    """`annotation` with its option's min and max moved from Typer's check (see _Number) to the help text."""
+    info = _option(annotation)
+    if info is None or (info.min is None and info.max is None):
+        return annotation
+    shown = copy.copy(info)
+    if info.min is not None and info.max is not None:
+        bounds = f"{_show(info.min)}<=x<={_show(info.max)}"
+    else:
+        bounds = f"x>={_show(info.min)}" if info.min is not None else f"x<={_show(info.max)}"
+    shown.help = f"{info.help or ''}  {escape(f'[{bounds}]')}".strip()  # escaped: Rich would take [x>=1] for a style
+    shown.min = shown.max = None
+    return Annotated[annotation.__origin__, shown]
+
+
+def _option(annotation: Any) -> Any:
+    """The typer.Option of an Annotated parameter, or None."""
+    return next((m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, typer.models.OptionInfo)), None)
+
+
+def _show(bound: int | float) -> str:
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
+
+def _bounds_words(low: int | float | None, high: int | float | None) -> str:
+    if low is not None and high is not None:
+        return f"from {_show(low)} to {_show(high)}"
+    if low is not None:
+        return f"of at least {_show(low)}"
+    return f"of at most {_show(high)}" if high is not None else "of any size"
 
 
 def _panel(annotation: Any) -> str:

@@ -45,7 +45,7 @@ def score(
     *,
     num_classes: Annotated[
         Optional[int],
-        typer.Option(help="Classes of the model; inferred from the classifier weights when omitted.", rich_help_panel="Inputs"),
+        typer.Option(min=1, help="Classes of the model; inferred from the classifier weights when omitted.", rich_help_panel="Inputs"),
     ] = None,
     max_susceptibility: Annotated[
         Optional[float], typer.Option(help="Gate: exit 1 when susceptibility is above this.", rich_help_panel=CHOICE)

@@ -147,8 +147,8 @@ def measure_susceptibility(
     n = len(inputs)
     if n == 0:
         raise InputError("no unlabeled images to measure susceptibility on")
-    if config.batches < 1 or config.batch_size < 1 or not config.lr > 0:
-        raise InputError(f"susceptibility needs batches >= 1, batch size >= 1 and lr > 0, got {config}")
+    if config.batches < 1 or config.batch_size < 1 or not 0 < config.lr < math.inf:
+        raise InputError(f"susceptibility needs batches >= 1, batch size >= 1 and a finite lr > 0, got {config}")
     transform = transform or (lambda x: x)
     batch_size = min(config.batch_size, n)
     step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
