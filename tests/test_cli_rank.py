@@ -417,3 +417,20 @@ def test_suspects_are_called_suspect_only_where_the_pool_shows_the_labels_wrong(
     else:
         assert line.startswith(f"2 label(s) the consensus contradicts written to {out}, surest first; not evidence")
         assert line.endswith(doubt) and "suspect label" not in line
+
+
+def test_a_model_whose_loss_is_not_finite_is_its_own_row_error(tmp_path: Path, image_folder: Path) -> None:
+    """NaN weights: the row had status ok and no susceptibility, without a reason. Now its row says why (the
+    batched pass raises, and the models are scored one at a time), the others are scored, and the exit code is 3."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    broken = tiny_cnn(3)
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    suscli.save(broken, pool / "m1.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
+    res = invoke("rank", pool, "-d", image_folder, "--batches", "2", "--batch-size", "8", "-f", "json")
+    assert res.exit_code == 3, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["m1"]["status"] == "error" and "before any step: its outputs on these images are not finite" in rows["m1"]["error"]
+    assert all(rows[m]["status"] == "ok" and rows[m]["susceptibility"] is not None for m in ("m0", "m2"))
+    huge = invoke("score", pool / "m0.safetensors", "-d", image_folder, "--lr", "1e30", "--batch-size", "8")
+    one_error_line(huge, 3, "the step made the model's outputs not finite numbers")

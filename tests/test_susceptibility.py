@@ -12,7 +12,15 @@ from torch import nn
 
 from suscli.errors import InputError
 import suscli.measure.susceptibility as susceptibility
-from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, full_fp32, measure_susceptibility, random_labels
+from suscli.measure.batched import measure_many
+from suscli.measure.susceptibility import (
+    SusceptibilityConfig,
+    batch_indices,
+    check_finite,
+    full_fp32,
+    measure_susceptibility,
+    random_labels,
+)
 from tests.conftest import tiny_cnn
 
 
@@ -98,6 +106,12 @@ def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
 def test_batch_size_capped_by_images_and_bad_config_rejected() -> None:
     got = measure_susceptibility(tiny_cnn(), torch.randn(6, 3, 8, 8), config=SusceptibilityConfig(batches=2, batch_size=128))
     assert got.batch_size == 6 and len(got.r) == 2
+    # every batch holds all 6 images with the same labels: one measurement repeated, so no standard error (it read 0)
+    assert got.r[0] == pytest.approx(got.r[1]) and math.isnan(got.sem)
+    smaller = measure_susceptibility(tiny_cnn(), torch.randn(6, 3, 8, 8), config=SusceptibilityConfig(batches=3, batch_size=4))
+    assert smaller.sem > 0
+    many = measure_many([tiny_cnn(), tiny_cnn()], torch.randn(6, 3, 8, 8), config=SusceptibilityConfig(batches=2, batch_size=128))
+    assert all(math.isnan(m.sem) for m in many)  # the batched path says the same
     with pytest.raises(InputError):
         measure_susceptibility(tiny_cnn(), torch.randn(0, 3, 8, 8))
     with pytest.raises(InputError):
@@ -130,3 +144,19 @@ def test_full_fp32_turns_tf32_off_on_cuda_and_puts_the_users_setting_back(monkey
         assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
     finally:
         conv.fp32_precision, matmul.fp32_precision = saved
+
+
+def test_a_loss_that_is_not_finite_is_an_error_where_a_row_is_built() -> None:
+    """A step far too large leaves outputs that are not finite: no number, and an error saying so (the row had status
+    ok and no susceptibility). A training loop's tracker keeps the nan instead: measure_susceptibility returns it."""
+    model = tiny_cnn()
+    got = measure_susceptibility(model, torch.randn(8, 3, 8, 8), config=SusceptibilityConfig(lr=1e30, batches=2, batch_size=4))
+    assert not math.isfinite(got.mean)
+    with pytest.raises(InputError, match="the step made the model's outputs not finite numbers") as e:
+        check_finite(got)
+    assert e.value.fix == "pass a smaller --lr (the default is 0.01)"
+    with torch.no_grad():
+        next(model.parameters()).fill_(math.nan)
+    broken = measure_susceptibility(model, torch.randn(8, 3, 8, 8), config=SusceptibilityConfig(batches=2, batch_size=4))
+    with pytest.raises(InputError, match="before any step: its outputs on these images are not finite"):
+        check_finite(broken)

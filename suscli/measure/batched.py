@@ -205,7 +205,9 @@ def _measure_together(
         after.append(loss_after.tolist())
         if progress:
             progress("susceptibility", b + 1, config.batches)
-    return [summarize([row[i] for row in before], [row[i] for row in after], batch_size, num_classes, config) for i in range(len(models))]
+    return [
+        summarize([row[i] for row in before], [row[i] for row in after], batch_size, num_classes, config, n) for i in range(len(models))
+    ]
 
 
 def _count_together(

@@ -187,7 +187,25 @@ def measure_susceptibility(
             with torch.no_grad():
                 for t, s in zip(params + buffers, saved_params + saved_buffers):
                     t.copy_(s)
-    return summarize(before, after, batch_size, num_classes, config)
+    return summarize(before, after, batch_size, num_classes, config, n)
+
+
+def check_finite(sus: Susceptibility) -> None:
+    """A loss that is not a finite number is no measurement: an InputError saying whether the model's outputs were
+    already not finite, or the step broke it (a step size far too large), rather than a row with no number. Called
+    where a row is built; a training loop's tracker keeps the nan, so as not to stop the training."""
+    for a, b in zip(sus.loss_before, sus.loss_after):
+        if not math.isfinite(a):
+            raise InputError(
+                f"the model's loss on random labels is {a} before any step: its outputs on these images are not finite numbers",
+                fix="check the checkpoint's weights, and the preprocessing (--preset, --mean, --std, --image-size)",
+            )
+        if not math.isfinite(b):
+            raise InputError(
+                f"the loss on random labels is {a:.4g} before the step and {b} after it: the step made the model's outputs "
+                "not finite numbers (a step size far too large for it)",
+                fix=f"pass a smaller --lr (the default is {DEFAULT_LR:g})",
+            )
 
 
 # What BatchNorm raises in train mode on a batch of one image whose feature map has one value per channel (after
@@ -206,12 +224,16 @@ def _too_few_for_batch_norm(batch_size: int, configured: int, n: int) -> InputEr
     return InputError(f"a training-mode step of a BatchNorm network needs at least 2 images per batch, got {batch_size}", fix=fix)
 
 
-def summarize(before: list[float], after: list[float], batch_size: int, num_classes: int, config: SusceptibilityConfig) -> Susceptibility:
-    """The result from the per-batch losses: r = before - after per batch, its mean and standard error."""
+def summarize(
+    before: list[float], after: list[float], batch_size: int, num_classes: int, config: SusceptibilityConfig, images: int
+) -> Susceptibility:
+    """The result from the per-batch losses: r = before - after per batch, its mean and standard error. Where every
+    batch holds all the `images`, with the same random labels, the batches repeat one measurement, and their spread
+    (nil) says nothing of its error: nan, as with one batch."""
     r = [a - b for a, b in zip(before, after)]
     return Susceptibility(
         mean=statistics.fmean(r),
-        sem=statistics.stdev(r) / math.sqrt(len(r)) if len(r) > 1 else math.nan,
+        sem=statistics.stdev(r) / math.sqrt(len(r)) if len(r) > 1 and batch_size < images and all(map(math.isfinite, r)) else math.nan,
         r=r,
         loss_before=before,
         loss_after=after,

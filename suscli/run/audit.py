@@ -38,6 +38,7 @@ from suscli.run.model import (
     untrained_reference,
     val_ids,
 )
+from suscli.measure.susceptibility import check_finite
 from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
 from suscli.run.store import ResultStore
 
@@ -183,6 +184,8 @@ def score_group(
     channels = input_channels(models[0], prep.side)
     pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device)
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
+    for one in sus:
+        check_finite(one)  # raises: the models are then scored one at a time, the one that failed in its own row
     if val is not None and sus[0].num_classes != checkpoints[0].num_classes:  # the model's classes, counted on its output (val_ids)
         val_map = val_ids(checkpoints[0], val, train, sus[0].num_classes)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap

@@ -21,7 +21,7 @@ from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
 from suscli.data.labels import folder_ids, held_out_ids, id_table, names_classes
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
-from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, measure_susceptibility
+from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, check_finite, measure_susceptibility
 from suscli.measure.untrained import untrained_susceptibility
 from suscli.judge.verdict import wants_untrained
 
@@ -168,6 +168,7 @@ def score_checkpoint(
                 f"{min(settings.susceptibility.batch_size, len(pixels))} images",
                 fix="pass a smaller --batch-size, the same for every model compared",
             ) from None
+        check_finite(sus)
         if (
             val is not None and sus.num_classes != checkpoint.num_classes
         ):  # the model's classes, counted on its output: the held-out numbering again
