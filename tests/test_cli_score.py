@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from PIL import Image
 
 import suscli
@@ -290,3 +291,17 @@ def test_options_that_override_the_checkpoint_say_so(tmp_path: Path, image_folde
         "--image-size 10 used: the checkpoint says 8",
     ]
     assert notes("--preset", "cifar10") == ["--preset cifar10 used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.2,0.2"]
+
+
+def test_a_torchscript_model_that_does_not_fit_the_images_is_one_line_naming_the_error(tmp_path: Path) -> None:
+    """A TorchScript model's error message starts with its interpreter's traceback ("The following operation failed
+    in the TorchScript interpreter.", which was all the line said) and ends with the error: the line names the error,
+    as for an eager model, with the options to check. (Some of its errors are torch.jit.Error, no RuntimeError.)"""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3)).eval()  # fits 8x8 images only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
+        torch.jit.save(torch.jit.script(model), tmp_path / "m.pt")
+    write_images(tmp_path / "imgs", 4, size=16)
+    res = invoke("score", tmp_path / "m.pt", "-d", tmp_path / "imgs", "--preset", "cifar10", "--image-size", "16", "--batches", "1")
+    one_error_line(res, 3, "the model failed on 16x16 images with 3 channel(s)", "mat1 and mat2 shapes cannot be multiplied")
+    assert "check --arch, --image-size and --preset" in res.stderr and "internal error" not in res.stderr

@@ -15,7 +15,7 @@ from torch import nn
 from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
 from suscli.load.checkpoints import Checkpoint
-from suscli.errors import InputError, SuscliError, UsageError
+from suscli.errors import InputError, SuscliError, UsageError, summary_line
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
 from suscli.data.labels import folder_ids, held_out_ids, id_table, names_classes
@@ -198,8 +198,8 @@ def score_checkpoint(
                     progress=progress,
                     what="held-out accuracy",
                 )
-    except RuntimeError as e:  # shape errors from a model that does not fit these images, or device errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except (RuntimeError, torch.jit.Error) as e:  # shape errors from a model that does not fit these images, or device errors
+        first = summary_line(e) or type(e).__name__  # a TorchScript model's message carries its interpreter's traceback
         raise InputError(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
             fix="check --arch, --image-size and --preset",
