@@ -4,6 +4,7 @@ memory a load may take before it would push the machine into swap."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -34,6 +35,25 @@ def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line durably (flush + fsync) under an exclusive lock. A writer killed mid-line (only a dead one:
+    live ones hold the lock) left half a line at the end: it is cut off first, or it would sit between whole lines,
+    where a reader must treat it as corruption. Raises OSError; the caller says which file it was."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.seek(0)
+                f.truncate(f.read().rfind(b"\n") + 1)
+                f.seek(0, os.SEEK_END)
+        f.write(line.encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _fdopen(fd: int, binary: bool) -> IO:

@@ -163,6 +163,11 @@ def test_log_resumes_and_survives_a_cut_line(tmp_path: Path) -> None:
     with open(log, "a") as f:
         f.write('{"epoch": 3, "r": 0.')  # killed mid-write
     assert [r["epoch"] for r in read_log(log)] == [0, 1, 2]  # the rewritten epoch 2 replaced epochs 2 and 3
+    # resumed once more: the cut line is cut off, not written onto (which made the log corrupt at that line)
+    SusceptibilityTracker(inputs, log=log, config=CONFIG).measure(model, 3)
+    assert [r["epoch"] for r in read_log(log)] == [0, 1, 2, 3] and log.read_text().count('"r": 0.{') == 0
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    assert res.exit_code == 0, res.output
 
 
 def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:

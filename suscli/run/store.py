@@ -9,16 +9,15 @@ measures nothing twice.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from suscli.errors import InputError, UsageError
+from suscli.files import append_line
 from suscli.results import Result
 
 
@@ -184,21 +183,7 @@ class ResultStore:
         record = {"fingerprint": self.fingerprint, "key": key, "settings": self.settings, "result": result.as_dict()}
         line = json.dumps(record, default=str, allow_nan=True)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a+b") as f:
-                fcntl.flock(f, fcntl.LOCK_EX)
-                f.seek(0, os.SEEK_END)
-                if f.tell() > 0:
-                    f.seek(-1, os.SEEK_END)
-                    if f.read(1) != b"\n":
-                        # A writer killed mid-line (only a dead one: live ones hold the lock) left half a line: cut it
-                        # off, or it would sit between whole lines, where a rerun must treat it as corruption.
-                        f.seek(0)
-                        f.truncate(f.read().rfind(b"\n") + 1)
-                        f.seek(0, os.SEEK_END)
-                f.write(line.encode() + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_line(self.path, line)  # a line a killed writer cut short is cut off first
         except OSError as e:
             raise InputError(
                 f"cannot write results file {self.path}: {e.strerror or e}", fix="pass --results with a writable path"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from suscli.errors import InputError
+from suscli.files import append_line
 from suscli.data.images import unlabeled_source
 from suscli.measure.susceptibility import SusceptibilityConfig, _device_of, measure_susceptibility
 from suscli.training.tensorboard import is_event_log, read_events
@@ -194,13 +194,10 @@ def _first(sample: object) -> torch.Tensor:
 
 
 def _append(path: Path, record: dict) -> None:
-    """One flushed line per epoch, so that a crash of the training run keeps every finished epoch."""
+    """One flushed line per epoch, so that a crash of the training run keeps every finished epoch; the line a crash
+    cut short is cut off by the next append (a resumed run), not written onto."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(path, json.dumps(record))
     except OSError as e:
         raise InputError(f"cannot write tracker log {path}: {e.strerror or e}", fix="give the tracker a writable log path") from None
 
