@@ -256,6 +256,13 @@ def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> 
     one_error_line(rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")[0], 2, "--fail-on memorized needs regions")
 
 
+def test_a_gate_that_needs_training_labels_is_refused_before_measuring(pool: Path, image_folder: Path) -> None:
+    """--fail-on memorized without --train-data measured the whole pool, then exited 2: known at the start."""
+    res = invoke("rank", pool, "-d", image_folder, "--fail-on", "memorized", "--batches", "2")
+    one_error_line(res, 2, "--fail-on memorized needs --train-data")
+    assert not (pool / "suscli-results.jsonl").exists()  # nothing was measured
+
+
 def test_mixed_num_classes(tmp_path: Path, image_folder: Path) -> None:
     pool = make_pool(tmp_path / "mixed", n=2, num_classes=3)
     make_pool(tmp_path / "five", n=1, num_classes=5)

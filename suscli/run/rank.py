@@ -50,6 +50,8 @@ def rank(
     pool = Path(pool)
     if candidate is not None and train_data is None:
         raise UsageError("--candidate needs --train-data: regions need training accuracy")
+    if fail_on == "memorized" and train_data is None:  # known now, not after the whole pool was measured
+        raise UsageError("--fail-on memorized needs --train-data: 'likely memorized noise' needs training accuracy")
     w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
     dev = resolve_device(inputs.device) if w is None else rank_device(w, resolve_device(inputs.device))
     entries = discover(pool, all_checkpoints=all_checkpoints)
