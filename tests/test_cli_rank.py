@@ -234,8 +234,10 @@ def test_gates(tmp_path: Path) -> None:
     by_region = {r["region"]: r["name"] for r in doc["results"]}
     assert [r["name"] for r in doc["results"] if r["verdict"] == "likely memorized noise"] == ["memorizer"]
     assert "barely more often than chance" not in doc["recommendation"]  # these models learned their labels
-    res, _ = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")
-    assert res.exit_code == 1 and "memorizer" in res.stderr
+    summary = tmp_path / "summary.md"
+    res, _ = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.exit_code == 1 and "gate failed: 1 model(s) likely memorized noise: memorizer" in res.stderr
+    assert summary.read_text().rstrip().endswith("gate failed: 1 model(s) likely memorized noise: memorizer")  # where CI points
     if 1 in by_region:
         assert rank_json(pool, image_folder, train_folder, "--candidate", by_region[1])[0].exit_code == 0
     other = next(name for region, name in by_region.items() if region != 1)

@@ -45,13 +45,22 @@ def also(report: Report, html: Path | None, junit: Path | None) -> None:
             say(f"{view.value} report written to {path}")
 
 
-def step_summary(report: Report) -> None:
-    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY: the Markdown table and the closing lines (rank
-    and track alike); a failure here must not fail the audit."""
+def gate_lines(report: Report, unit: str = "model") -> list[str]:
+    """How the run ends, in words: the models that could not be scored, else the gates that failed (rank prints them
+    last on stderr, and the step summary ends with them: a CI job that failed on a gate points the reader there)."""
+    if report.skipped:
+        return [f"error: {len(report.skipped)} {unit}(s) could not be scored (see their rows)"]
+    return [f"gate failed: {failure}" for failure in report.failures]
+
+
+def step_summary(report: Report, unit: str = "model") -> None:
+    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY: the Markdown table, the closing lines (rank
+    and track alike) and how the run ended (gate_lines); a failure here must not fail the audit."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
-    closing = "".join(f"\n{line}\n" for line in report.lines)  # rank: the choice and the noise line; track: what to keep
+    ends = [*report.lines, *gate_lines(report, unit)]  # rank: the choice, the noise line, the gates; track: what to keep
+    closing = "".join(f"\n{line}\n" for line in ends)
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(to_markdown(report.rows, report.title) + closing + "\n")

@@ -27,7 +27,7 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import also, check_destinations, emit, step_summary, write_suspects
+from suscli.cli.output import also, check_destinations, emit, gate_lines, step_summary, write_suspects
 from suscli.errors import UsageError
 from suscli.judge.rules import DEFAULT_RULE
 from suscli.run.distributed import world
@@ -153,9 +153,7 @@ def rank(
             say(line)
         if suspects is not None:
             write_suspects(suspects, report)
-    if report.skipped:
-        say(f"error: {len(report.skipped)} model(s) could not be scored (see their rows)")
-    for failure in [] if report.skipped else report.failures:
-        say(f"gate failed: {failure}")
+    for line in gate_lines(report):
+        say(line)
     if report.exit_code:
         raise typer.Exit(int(report.exit_code))

@@ -24,7 +24,7 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import check_destinations, emit, step_summary
+from suscli.cli.output import check_destinations, emit, gate_lines, step_summary
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.track import track as track_run
 
@@ -115,9 +115,10 @@ def track(
         if plot is not None:
             plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
             say(f"plot written to {plot}")
-        step_summary(report)
+        step_summary(report, "epoch")
         for line in report.lines:
             say(line)
     if report.skipped:
-        say(f"error: {len(report.skipped)} epoch(s) could not be scored (see their rows)")
+        for line in gate_lines(report, "epoch"):
+            say(line)
         raise typer.Exit(int(report.exit_code))
