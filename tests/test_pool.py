@@ -21,6 +21,14 @@ from suscli.run.pool import discover, epoch_from_name
         ("checkpoint_5.pt", 5),
         ("final.pt", None),
         ("resnet18-run2-100.pt", 100),
+        ("model_12.pth", 12),
+        ("step_32.safetensors", 32),
+        # a number inside a word or a name saying it is an alias of some epoch: no epoch (it read 16, 50, 1, 18)
+        ("bn_cnn16_best.safetensors", None),
+        ("resnet50_best.pt", None),
+        ("last-v1.ckpt", None),
+        ("resnet18.pth", None),
+        ("epoch=3-last.ckpt", 3),  # an explicit epoch still wins
     ],
 )
 def test_epoch_from_name(name: str, epoch: int | None) -> None:

@@ -21,8 +21,13 @@ from suscli.load.sources import checkpoint_folder
 MANIFEST_SUFFIXES = (".json", ".csv")
 
 # epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
-_EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"\bep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+_EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"(?:\b|_)ep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
+# else a number standing alone at the end of the name (model_12.pth, run2-100), not one that is part of a word
+# (resnet50.pt, bn_cnn16): architectures carry numbers too
+_LAST_NUMBER = re.compile(r"(?:^|[_\-.=])(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.IGNORECASE)
+# A name that says it is an alias of some epoch (Lightning's last.ckpt, last-v1.ckpt, a script's resnet50_best.pt):
+# its number is not the epoch, and the file is skipped like one without a number
+_ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IGNORECASE)
 
 
 @dataclass
@@ -40,6 +45,8 @@ def epoch_from_name(path: str | Path) -> int | None:
     for pattern in _EPOCH_PATTERNS:
         if m := pattern.search(stem):
             return int(m.group(1))
+    if _ALIAS.search(stem):
+        return None
     m = _LAST_NUMBER.search(stem)
     return int(m.group(1)) if m else None
 
