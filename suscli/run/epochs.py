@@ -107,7 +107,11 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
     if keep is None:
         if not any(r.zeta is not None for r in rows):
             return "no epoch to keep: no epoch after the initialization could be measured"
-        return f"no epoch to keep: the rule needs training accuracy (pass --train-data, or train_acc= to tracker.measure){beside}"
+        return (
+            "no epoch to keep: the rule needs training accuracy (checkpoints: pass --train-data; a tracker log: its "
+            "records need it, from train_acc= to tracker.measure or the Lightning callback's acc_metric=; a Hugging "
+            f"Face Trainer logs none, so track the Trainer's checkpoint folders with --train-data){beside}"
+        )
     last = rows[-1]
     later = f"; last epoch {last.epoch}: {_numbers(last)}" if last is not keep and last.ok else ""
     return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}{beside}. Rule ({rule}): {KEEP_RULES[rule]}"
