@@ -147,6 +147,9 @@ def test_training_loop_log_read_by_suscli_track(tmp_path: Path) -> None:
     assert [r["zeta"] for r in doc["results"]] == pytest.approx([r["zeta"] for r in records])  # type: ignore[list-item]
     assert [r["train_acc"] for r in doc["results"]] == [r["train_acc"] for r in records]
     assert doc["recommendation"]["epoch"] in (1, 2, 3) and doc["warnings"] == []
+    # the agreement rule needs predictions a log does not hold: the fallback is said, not only documented
+    agreement = json.loads(CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json", "--keep", "agreement"]).stdout)
+    assert any("--keep agreement needs the epochs' predictions" in w and "regions order chose instead" in w for w in agreement["warnings"])
 
 
 def test_log_resumes_and_survives_a_cut_line(tmp_path: Path) -> None:

@@ -55,6 +55,11 @@ def track(
         records = read_log(log)
         rows = log_rows(records, Path(log))
         warnings += [w for w in [schedule_warning(records)] if w]
+        if keep == "agreement":  # said, not only documented: the closing line names the rule it asked for
+            warnings.append(
+                "--keep agreement needs the epochs' predictions on the unlabeled images, which a tracker log does not "
+                "hold: the paper's regions order chose instead (run track on the checkpoints for the agreement rule)"
+            )
         info: dict[str, Any] = {"command": command_line(), "log": str(log), "environment": environment()}
     else:
         assert run is not None
