@@ -196,6 +196,18 @@ def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path,
     assert again["recommendation"]["epoch"] is None and "needs training accuracy" in res.stderr
 
 
+def test_the_epoch_suscli_save_wrote_numbers_the_run(tmp_path: Path, image_folder: Path) -> None:
+    """Names without an epoch (init, alpha, ...) or with other numbers (m_30 for epoch 1) are numbered by the epoch
+    saved with the weights: the run was refused ('no epoch number') or averaged out of order."""
+    run = tmp_path / "run"
+    for e, name in enumerate(["init", "m_30", "m_20", "m_10"]):
+        torch.manual_seed(e)
+        suscli.save(tiny_cnn(3), run / f"{name}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8, epoch=e)
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("init", 0), ("m_30", 1), ("m_20", 2), ("m_10", 3)]
+
+
 def test_track_bad_input(tmp_path: Path, image_folder: Path) -> None:
     (tmp_path / "empty").mkdir()
     res, _ = track_json(tmp_path / "empty", "-d", image_folder)

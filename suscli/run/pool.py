@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suscli.load.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_suffix
+from suscli.load.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_suffix, read_metadata
 from suscli.errors import InputError
 from suscli.load.sources import checkpoint_folder
 
@@ -58,10 +58,17 @@ def _stem(path: Path) -> str:
 
 
 def checkpoint_epoch(path: Path) -> int | None:
-    """A checkpoint's epoch: a folder's own record (a Trainer's trainer_state.json), else the number in its name."""
+    """A checkpoint's epoch: its own record (a Trainer folder's trainer_state.json; the `epoch` suscli.save wrote in a
+    safetensors header or a sidecar, read without any tensor), else the number in its name, which is a guess."""
     if path.is_dir():
         folder = checkpoint_folder(path)
         return folder.epoch if folder is not None else None
+    try:
+        stored = read_metadata(path).get("epoch")
+    except (InputError, OSError, ValueError):  # a damaged file: its load names the error, in its row
+        stored = None
+    if isinstance(stored, int) and not isinstance(stored, bool) and stored >= 0:
+        return stored
     return epoch_from_name(path)
 
 
@@ -121,7 +128,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
             continue
         if child in files:  # named by its stem, unless two files share it (m.pt and m.safetensors)
             name = _stem(child) if stems.count(_stem(child)) == 1 else child.name
-            entries.append(PoolEntry(name, child, epoch=epoch_from_name(child)))
+            entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
         elif child.is_dir():
             runs = _checkpoints_under(child)
             if not runs:

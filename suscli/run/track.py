@@ -113,7 +113,7 @@ def _measured(opened: PoolRun, keep: str, count_epoch_0: bool) -> tuple[list[Res
 
     def numbered(rows: list[Result]) -> list[Result]:
         for row, entry in zip(rows, request.entries):
-            row.epoch = entry.epoch  # the run's numbering (name or manifest) wins over a checkpoint's own metadata
+            row.epoch = entry.epoch  # the run's numbering (manifest, suscli's epoch, name) wins over a training tool's record
         return rows
 
     def decide(rows: list[Result]) -> Decisions:  # the epoch to keep
