@@ -91,3 +91,32 @@ def test_an_event_file_without_susceptibility_is_refused(tmp_path: Path) -> None
         writer.add_scalar("loss", 1.0, 0)
     with pytest.raises(InputError, match="no susceptibility/epoch"):
         read_log(tmp_path)
+
+
+def test_a_resumed_runs_event_files_are_read_in_order_and_runs_are_told_apart(tmp_path: Path) -> None:
+    """A SummaryWriter reopened on a resumed run writes a second event file beside the first: both are read, in the
+    order written, the resumed epochs replacing the ones after the restart (the folder was refused: 2 event files).
+    Event files in two folders (Lightning's version_0, version_1) are two runs: refused, naming them."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    inputs, model = torch.randn(24, 3, 8, 8), tiny_cnn(3)
+    first = SummaryWriter(tmp_path / "tb", filename_suffix=".a")
+    tracker = SusceptibilityTracker(inputs, config=CONFIG, writer=first)
+    for epoch in range(3):
+        tracker.measure(model, epoch, train_acc=0.5)
+    first.close()
+    second = SummaryWriter(tmp_path / "tb", filename_suffix=".b")  # resumed from the epoch-1 checkpoint
+    resumed = SusceptibilityTracker(inputs, config=CONFIG, writer=second)
+    records = [resumed.measure(model, epoch, train_acc=0.6) for epoch in (1, 2, 3)]
+    second.close()
+    assert len(list((tmp_path / "tb").glob("*tfevents*"))) == 2
+    read = read_log(tmp_path / "tb")
+    assert [r["epoch"] for r in read] == [0, 1, 2, 3] and [r["train_acc"] for r in read] == pytest.approx([0.5, 0.6, 0.6, 0.6])
+    assert [r["r"] for r in read[1:]] == pytest.approx([r.r for r in records])
+    (tmp_path / "runs" / "version_0").mkdir(parents=True)
+    (tmp_path / "tb").rename(tmp_path / "runs" / "version_1")
+    with SummaryWriter(tmp_path / "runs" / "version_0") as writer:
+        writer.add_scalar("susceptibility/epoch", 0, 0)
+    with pytest.raises(InputError, match=r"holds TensorBoard event files of 2 runs \(version_0, version_1\)"):
+        read_log(tmp_path / "runs")
