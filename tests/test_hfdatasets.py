@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import suscli
 import suscli.data.hfdatasets
@@ -185,3 +186,45 @@ def test_the_python_api_takes_the_column_options(world: dict) -> None:
     inputs = suscli.Inputs(image_column="img", label_column="species")
     by_api = suscli.score(world["model"], world["named"], world["named"], settings=settings, inputs=inputs).rows[0]
     assert by_api.train_n == 12 and same_numbers(by_api.as_dict(), by_cli)
+
+
+def _always(k: int, path: Path) -> Path:
+    """A model that names its classes (NAMES) and predicts class k on every image."""
+    model = tiny_cnn()
+    with torch.no_grad():
+        model[-1].weight.zero_()
+        model[-1].bias.copy_(torch.nn.functional.one_hot(torch.tensor(k), 3).float() * 10)
+    return suscli.save(model, path, arch=ARCH, num_classes=3, image_size=8, classes=NAMES)
+
+
+def _class_label_set(path: Path, images: list[Path], names: list[str], classes: list[str]) -> Path:
+    """A save_to_disk dataset of `images` whose ClassLabel is `names` and whose rows are of `classes` (by name)."""
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    rows = {"image": [str(p) for p in images], "label": [names.index(c) for c in classes]}
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(path))
+    return path
+
+
+def test_class_label_names_say_what_the_ids_mean(world: dict, tmp_path: Path) -> None:
+    """A ClassLabel column's ids were taken as they are: a split whose ClassLabel lacks a class (each later id one
+    less), or names in another order than the model's, gave silently wrong accuracies (0.022 for 0.922). The names
+    now map the ids, as a CSV of class names is mapped; where nothing names the model's classes the ids are kept."""
+    images = sorted(world["train"].rglob("*.png"))[:10]  # 4 ant, 4 bee, 2 cat
+    classes = [NAMES[int(p.parent.name.removeprefix("class_"))] for p in images]
+    reversed_ids = _class_label_set(tmp_path / "reversed", images, list(reversed(NAMES)), classes)
+    ant = _always(0, tmp_path / "ant.safetensors")
+    res = invoke("score", ant, "-d", world["train"], "--train-data", reversed_ids, *FAST)
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["train_acc"] == pytest.approx(0.4) and "mapped to the model's ids by" in " ".join(row["notes"])  # read 0.2
+    # a model that names no classes keeps the dataset's ids, and the note says they are in the ClassLabel's order
+    row = score(world, world["train"], reversed_ids)
+    assert any("numbered in the order of the dataset's ClassLabel names" in n for n in row["notes"])
+    # a held-out split whose ClassLabel lacks 'ant': 'bee' is its id 0 and the model's 1
+    held = [(p, c) for p, c in zip(images, classes) if c != "ant"]  # 4 bee, 2 cat
+    held_set = _class_label_set(tmp_path / "held", [p for p, _ in held], NAMES[1:], [c for _, c in held])
+    bee = _always(1, tmp_path / "bee.safetensors")
+    res = invoke("score", bee, "-d", world["train"], "--val-data", held_set, *FAST)
+    assert res.exit_code == 0, res.output
+    val = json.loads(res.stdout)["results"][0]
+    assert val["val_n"] == 6 and val["val_acc"] == pytest.approx(4 / 6)  # read 2 / 6: 'cat' rows taken for the model's class 1

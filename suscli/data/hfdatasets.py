@@ -39,6 +39,7 @@ class Columns:
     images: list[ImageRef]
     labels: list[Any] | None = None
     by_name: bool = False
+    class_names: list[str] | None = None  # a ClassLabel column's names: the name of id i at index i
 
 
 def is_dataset(path: Path) -> bool:
@@ -74,7 +75,19 @@ def read_dataset(path: Path, *, image_column: str | None = None, label_column: s
         labels, by_name = _labels(table.column(label), path, label, pa)
     except pa.ArrowException as e:  # offsets or lengths that point outside the file: checked before any is used
         raise InputError(f"{path}: column is damaged ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
-    return Columns(images, labels, by_name)
+    return Columns(images, labels, by_name, None if by_name else _class_names(features.get(label), labels, path, label))
+
+
+def _class_names(feature: Any, labels: list[Any], path: Path, name: str) -> list[str] | None:
+    """A ClassLabel column's names, which say what its ids mean (a split that lacks a class numbers the others
+    otherwise than the training split, and a model may name its classes in another order); None without any."""
+    names = list(getattr(feature, "names", None) or []) if type(feature).__name__ == "ClassLabel" else []
+    if not names:
+        return None
+    beyond = [v for v in labels if v is not None and v >= len(names)]
+    if beyond:
+        raise InputError(f"{path}: label column {name!r} holds id {beyond[0]}, but its ClassLabel names {len(names)} classes", fix=_REWRITE)
+    return [str(n) for n in names]
 
 
 def _is_parquet(path: Path) -> bool:

@@ -253,6 +253,7 @@ class ImageSource:
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i] (suscli.data.labels)
     notes: list[str] = field(default_factory=list)  # what the listing left out, and why: shown on every row
     folders: list[str] | None = None  # labels of class folders: label i is folders[i] (suscli.data.labels.folder_ids)
+    names_order: str | None = None  # how label_names number the labels where not sorted (a dataset's ClassLabel)
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
@@ -268,6 +269,7 @@ class ImageSource:
             origin=self.origin,
             label_names=self.label_names,
             folders=self.folders,
+            names_order=self.names_order,
             notes=self.notes,
         )
 
@@ -350,5 +352,6 @@ def labeled_source(
         origin=Path(source),
         label_names=listing.label_names,
         folders=listing.folders,
+        names_order=listing.names_order,
         notes=listing.notes,
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from suscli.data.embedded import ImageRef
 from suscli.errors import InputError
 from suscli.data.hfdatasets import is_dataset, read_dataset
-from suscli.data.labels import by_name
+from suscli.data.labels import CLASS_LABEL_ORDER, by_name
 from suscli.data.tables import LIST_SUFFIXES, read_image_list, read_label_csv
 from suscli.data.walk import IMAGE_SUFFIXES, Walk, walk_images
 
@@ -30,6 +30,7 @@ class Listing:
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i], names sorted
     notes: list[str] = field(default_factory=list)  # what was left out, and why
     folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
+    names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
 
 
 def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
@@ -129,4 +130,6 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if columns.by_name:
         labels, names = by_name(values)
         return Listing(items, labels, names, notes)
+    if columns.class_names is not None:  # ids with their names: mapped by name where the model names its classes
+        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER)
     return Listing(items, values, None, notes)

@@ -17,6 +17,8 @@ import torch
 from suscli.errors import InputError
 
 SORTED = "sorted order of the names, as torchvision's ImageFolder (the model names no classes)"
+# A Hugging Face dataset's ClassLabel column: its ids, whose names are in the feature's own order
+CLASS_LABEL_ORDER = "the order of the dataset's ClassLabel names, as its ids are (the model names no classes)"
 NATURAL = "natural"  # a checkpoint's class_order: its tool numbered class folders as natural_key sorts them (timm)
 BY_NAME = "classes"  # ... by its class names (a timm run's --class-map)
 AS_STRINGS = "sorted"  # ... as sorted strings (torchvision's ImageFolder)
@@ -56,13 +58,13 @@ def names_classes(meta: dict[str, Any]) -> bool:
         return False
 
 
-def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object) -> tuple[list[int], str]:
-    """The model's id for each of `names` (the training set's, sorted), and a note saying where the mapping comes
-    from. A name the model does not know is an error naming it."""
+def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order: str | None = None) -> tuple[list[int], str]:
+    """The model's id for each of `names` (the training set's, sorted unless `order` says how they number the
+    labels), and a note saying where the mapping comes from. A name the model does not know is an error naming it."""
     known = model_classes(meta)
     if known is None:
         unread = f"; {meta['classes_unread']}" if meta.get("classes_unread") else ""
-        return list(range(len(names))), f"training labels are class names, numbered in {SORTED}{unread}"
+        return list(range(len(names))), f"training labels are class names, numbered in {order or SORTED}{unread}"
     classes, source = known
     index = {name: i for i, name in enumerate(classes)}
     unknown = [n for n in names if n not in index]
@@ -180,11 +182,13 @@ def _shown(names: Sequence[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
-def id_table(names: Sequence[str] | None, meta: dict[str, Any], origin: object) -> tuple[torch.Tensor | None, list[str]]:
+def id_table(
+    names: Sequence[str] | None, meta: dict[str, Any], origin: object, order: str | None = None
+) -> tuple[torch.Tensor | None, list[str]]:
     """For labels given by name (ids into `names`): the model's id of each, as a table to index with them, and the
     note on the mapping; (None, []) for labels given as ids. Made before measuring, so that an unknown name stops
     the run before it costs anything."""
     if names is None:
         return None, []
-    ids, note = class_ids(names, meta, origin)
+    ids, note = class_ids(names, meta, origin, order)
     return torch.tensor(ids, dtype=torch.int64), [note]

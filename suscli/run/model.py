@@ -260,7 +260,7 @@ def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.
     origin = f"{checkpoint.path} on {train.origin or 'the training set'}"
     if train.label_names is None and train.folders is not None:
         return folder_ids(train.folders, checkpoint.meta, origin)
-    return id_table(train.label_names, checkpoint.meta, origin)
+    return id_table(train.label_names, checkpoint.meta, origin, train.names_order)
 
 
 def val_ids(
