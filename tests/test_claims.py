@@ -108,7 +108,7 @@ def test_a_consensus_shaped_by_likely_memorizers_gives_no_confident_choice() -> 
     ]  # region 1 holds 2 models, under MIN_VOTERS: every model votes, the memorizers too
     choice = choose(pool, "agreement", FIXED)
     assert [r.verdict for r in pool[2:]] == [verdict.MEMORIZED] * 2 and len(choice.voters) == 4
-    assert choice.pick.name == "a" and "clearly more than any other model" in choice.why  # a clear leader on agreement ...
+    assert choice.pick.name == "a" and "unlabeled images, clearly more than any other model" in choice.why  # a clear leader ...
     assert not choice.confident and "still no confident choice: every model voted, 2 of them called 'likely memorized noise'" in choice.why
     pool[2].susceptibility = pool[3].susceptibility = 0.2  # the same predictions in region 1, nobody flagged: confident
     choice = choose(pool, "agreement", FIXED)
@@ -124,7 +124,7 @@ def test_without_training_accuracy_the_choice_is_never_confident() -> None:
     for r in rows:
         r.train_acc = None
     choice = choose(rows, "agreement", None)
-    assert choice.pick.name == "clear" and "clearly more than any other model" in choice.why  # a clear leader on agreement ...
+    assert choice.pick.name == "clear" and "unlabeled images, clearly more than any other model" in choice.why  # a clear leader ...
     assert not choice.confident and NOT_CONFIDENT in choice.why and "--train-data" in choice.why  # ... and still no confident choice
 
 
@@ -185,6 +185,8 @@ def test_a_pick_outside_region_1_is_explained(rule: str) -> None:
         assert f"its row says '{choice.pick.verdict}' (region {choice.pick.region}): the {rule} rule does not rank by region" in choice.why
     if rule == "agreement":
         assert choice.pick.name == "underfit"  # every image on the consensus: the agreement rule's pick, in region 3
+        # the clear lead is said of the agreement, before the region's clause (it ended that clause, where it meant nothing)
+        assert "unlabeled images, clearly more than any other model; its row says 'underfit'" in choice.why, choice.why
 
 
 def test_a_pick_that_fits_the_clean_signal_is_explained_not_called_underfit() -> None:

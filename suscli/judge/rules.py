@@ -473,12 +473,12 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
+    clear = ", clearly more than any other model" if len(lead) == 1 else ""  # said of the agreement, before the region
     why = (
         f"ship {best.name}: it predicts the consensus of {who} on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
-        f"images{_outside_region_1(best, 'agreement')}"
+        f"images{clear}{_outside_region_1(best, 'agreement')}"
     )
     if len(lead) == 1:
-        why += ", clearly more than any other model"
         if not fit:
             doubt = " without training accuracy (--train-data): every model voted, whether it fits its labels or not"
         elif flagged:
