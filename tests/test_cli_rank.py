@@ -323,8 +323,10 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in doc["results"]}
     train = {name: Predictions.decode(r["details"]["train_predictions"]) for name, r in rows.items()}
-    voters = doc["choice"]["voters"]
-    assert voters and set(voters) <= set(rows)
+    # who judges the labels: region 1, else every model outside region 2 if 2 or more are, else all
+    region_1 = [n for n, r in rows.items() if r["region"] == 1]
+    outside_2 = [n for n, r in rows.items() if r["region"] != 2]
+    voters = region_1 if len(region_1) >= 3 else outside_2 if len(outside_2) >= 2 else list(rows)
     total = sum(votes(train[v]) for v in voters)  # summed top-k probabilities of the voters, by hand
     labels = train[voters[0]].labels
     wrong = total.argmax(-1) != labels

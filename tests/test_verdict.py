@@ -564,3 +564,19 @@ def test_voters_that_disagree_on_new_images_give_the_interval_and_no_figure() ->
         and "no single figure" in line
     )
     assert [r.verdict for r in now] == [r.verdict for r in before] and e.high == first.labels.estimate.high
+
+
+def test_the_likely_memorizers_never_vote_on_the_labels_in_a_small_pool() -> None:
+    """Region 1 empty and 2 models outside region 2: those 2 judge the labels. The rule fell back to every model,
+    and a memorizer's votes confirm the wrong labels it fitted (a 3-run pool read 0.1% contradicted for about 35%)."""
+    labels = off(slice(0, 240))  # 40% wrong
+    pool = [
+        model("clean", 0.10, TRUTH, TRUTH, labels),  # 60% training accuracy: region 3 under this pool's mean
+        model("other", 0.15, TRUTH, off(slice(300, 330)), labels),  # the same on the training images, not on new ones
+        model("memorizer", 1.30, labels, off(slice(100, 300)), labels),  # region 2
+    ]
+    choice = choose(pool, "agreement", thresholds(pool))
+    assert [r.region for r in pool] == [3, 3, 2]
+    assert choice.labels is not None and choice.labels.estimate.voters == 2
+    assert choice.labels.estimate.rate == pytest.approx(0.4)  # both voters contradict every wrong label
+    assert pool[2].fits_contradicted == pytest.approx(1.0)

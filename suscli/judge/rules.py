@@ -306,7 +306,9 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
 
 
 def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[list[bool], str]:
-    """Which models vote, by the `voters` rule; the whole pool when the rule leaves fewer than MIN_VOTERS."""
+    """Which models vote, by the `voters` rule; the whole pool when the rule leaves fewer than MIN_VOTERS, except that
+    `resisting` (who judges the training labels) keeps 2 models outside region 2 rather than let the likely
+    memorizers vote (in a 3-run pool they confirmed their own wrong labels: 0.1% contradicted for about 35%)."""
     if voters not in VOTERS:
         raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
     placed = t if t is not None and all(r.train_acc is not None for r in scored) else None  # thresholds every model can be placed by
@@ -318,6 +320,8 @@ def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[li
         what = "region-1" if voters != "not-region2" else "non-region-2"
         if voters == "resisting" and sum(chosen) < MIN_VOTERS:  # region 1 too small: all but the likely memorizers
             chosen, what = [g != 2 for g in regions], "non-region-2"
+            if sum(chosen) >= 2:  # even fewer than MIN_VOTERS: memorizers' votes would confirm the noise they fitted
+                return chosen, f"the {sum(chosen)} {what} models"
     elif fit and voters == "low-memorization":
         estimates = _memorization_estimates(scored)
         if estimates is not None:
