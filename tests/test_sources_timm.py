@@ -242,7 +242,23 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
         "mean": list(cfg["mean"]),
         "std": list(cfg["std"]),
         "crop_pct": cfg["crop_pct"],
+        "implied": ["crop_pct", "image_size", "mean", "std"],  # the architecture's, not this checkpoint's
+        "implied_by": "the defaults of timm:test_resnet",
     }
+    # what the notes say of them: a --preset wins over the architecture's size too (its mean/std/crop already did),
+    # and the defaults are named as such, not as what "the checkpoint says"
+    images = tmp_path / "imgs"
+    write_images(images, 4, size=32)
+    row = cli_json("score", tmp_path / "m.pt", "-d", images, "--arch", "timm:test_resnet", "--batches", "1", "--preset", "cifar10")[
+        "results"
+    ][0]
+    assert row["details"]["preprocess"]["image_size"] == 32  # the preset's, not the architecture's 160
+    notes = " ".join(row["notes"])
+    assert "--preset cifar10 used: the defaults of timm:test_resnet say mean" in notes and "the checkpoint says" not in notes
+    if cfg["input_size"][1] != 32:
+        assert f"--preset cifar10 used: the defaults of timm:test_resnet say image size {cfg['input_size'][1]}" in notes
+    plain = cli_json("score", tmp_path / "m.pt", "-d", images, "--arch", "timm:test_resnet", "--batches", "1")["results"][0]
+    assert f"image size {cfg['input_size'][1]} from the defaults of timm:test_resnet" in " ".join(plain["notes"])
     with pytest.raises(InputError, match="did you mean timm:test_resnet"):
         load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnett")
     with pytest.raises(InputError, match="pretrained would load or download weights"):

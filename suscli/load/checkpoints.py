@@ -226,7 +226,9 @@ def load_checkpoint(
         except InputError as e:
             raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
         notes += _load_weights(path, winner.spec, model, state, inferred, found.prefixes if found else ())
-    meta = {**sources.arch_defaults(winner.spec, model), **meta}
+    defaults = sources.arch_defaults(winner.spec, model)
+    implied = sorted(k for k in defaults if k not in meta)  # what only the architecture says, not this checkpoint
+    meta = {**defaults, **meta, **({"implied": implied, "implied_by": f"the defaults of {winner.spec}"} if implied else {})}
     model.eval()
     return Checkpoint(path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes)
 

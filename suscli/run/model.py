@@ -83,19 +83,26 @@ def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] 
         notes.append("no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]")
     notes += _overridden(settings, meta, mean, std)
     crop = preset.crop_pct if settings.preset else meta.get("crop_pct") or preset.crop_pct
-    size = settings.image_size or meta.get("image_size") or preset.image_size
+    implied = set(meta.get("implied") or ())  # the architecture's defaults (timm's data config): below a --preset too
+    recorded = None if settings.preset and preset.image_size and "image_size" in implied else meta.get("image_size")
+    size = settings.image_size or recorded or preset.image_size
     if not size:
         size, note = _common_size(images)
         notes.append(note)
+    elif recorded is None and meta.get("image_size") not in (None, size):
+        notes.append(f"--preset {settings.preset} used: {meta['implied_by']} say image size {meta['image_size']}")
+    elif not settings.image_size and "image_size" in implied:
+        notes.append(f"image size {size} from {meta['implied_by']}: nothing recorded for this checkpoint says it")
     return Preprocess(int(size), tuple(mean), tuple(std), float(crop)), notes
 
 
 def _overridden(settings: Settings, meta: dict, mean: Sequence[float], std: Sequence[float]) -> list[str]:
     """Notes for the options that override what the checkpoint says (the user wins, the report shows both)."""
     said, notes = _stats(meta.get("mean"), meta.get("std")), []
+    who = f"{meta['implied_by']} say" if "mean" in (meta.get("implied") or ()) else "the checkpoint says"
     if said and (settings.mean or settings.preset) and said != _stats(mean, std):
         option = "--mean/--std" if settings.mean else f"--preset {settings.preset}"
-        notes.append(f"{option} used: the checkpoint says {said}")
+        notes.append(f"{option} used: {who} {said}")
     elif settings.preset and meta.get("preset") not in (None, settings.preset):
         notes.append(f"--preset {settings.preset} used: the checkpoint says preset {meta['preset']}")
     if settings.image_size and meta.get("image_size") not in (None, settings.image_size):
