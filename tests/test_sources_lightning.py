@@ -71,7 +71,10 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in run.iterdir()) == ["epoch=0-step=2.ckpt", "epoch=1-step=4.ckpt", "last.ckpt"]
     row = cli_json("score", run / "last.ckpt", "-d", root / "unlabeled", "--train-data", root / "train")["results"][0]
     assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "Lightning checkpoint", 1)
-    assert row["notes"] == ["stripped prefix 'net.', ignored 1 keys outside it"]  # the loss's class weights
+    assert row["notes"] == [  # the loss's class weights, and the size only timm's data config gives
+        "stripped prefix 'net.', ignored 1 keys outside it",
+        "image size 160 from the defaults of timm:test_resnet: nothing recorded for this checkpoint says it",
+    ]
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
     assert [r["epoch"] for r in tracked["results"]] == [0, 1]
     ranked = cli_json("rank", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")
