@@ -136,20 +136,22 @@ class ResultStore:
     def _load(self, keep_others: bool) -> None:
         if not self.path.exists():
             return
-        other, mine = None, False
+        others: dict[str, dict] = {}  # fingerprint -> the settings of another set of results
+        mine = False
         for n, record in read_records(self.path):
             if record["fingerprint"] != self.fingerprint:
-                other = record
+                settings = record.get("settings")
+                others[record["fingerprint"]] = settings if isinstance(settings, dict) else {}
                 continue
             mine = True
             result = record_result(self.path, n, record)
             if self.stale is not None and self.stale(result):  # measured again, and not counted as reused
                 continue
             self._done[record["key"]] = result
-        if other is None:
+        if not others:
             return
-        theirs = other.get("settings")
-        theirs = theirs if isinstance(theirs, dict) else {}
+        # the nearest other settings, which the line names (the last written may differ in far more)
+        theirs = min(others.values(), key=lambda o: len(changed_settings(o, self.settings)))
         self.others = changed_settings(theirs, self.settings)
         self.legacy = any(legacy_identity(theirs.get(k)) for k in DATA_KEYS)
         if not keep_others and not mine and not self.legacy:
