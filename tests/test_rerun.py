@@ -39,6 +39,9 @@ def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_f
     assert "reusing 4 result(s) of these settings" in res.stderr and "(train_data, train_samples differ)" in res.stderr
     assert [r["susceptibility"] for r in again["results"]] == [r["susceptibility"] for r in first["results"]]
     assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 8
+    # a sample as large as the set is the set: the same results, reused (it was measured again)
+    res, whole = rank_json(pool, image_folder, train_folder, "--samples", "100000")
+    assert res.exit_code == 0 and whole["counts"]["reused"] == 4, res.output
     # the line names what differs from the nearest other settings, not from the last ones written (train-samples 9)
     res, _ = rank_json(pool, image_folder, train_folder, "--seed", "1")
     assert "holds results of other settings (susceptibility.seed differ)" in res.stderr, res.stderr

@@ -105,8 +105,11 @@ def run_settings(
     """What decides the numbers of every model in a run: the key under which results are reused. The held-out set
     (--val-data) is in it only when given: results files from before it stay valid, and a result measured without
     it is never reused as if it had its numbers."""
+    key = settings.as_dict()
+    if settings.samples is not None and settings.samples >= unlabeled.population:
+        key["samples"] = None  # a sample as large as the set is the set, in its order: the same numbers as none
     return {
-        **settings.as_dict(),
+        **key,
         "unlabeled_data": data_identity(unlabeled),
         "train_data": data_identity(train),
         **({"val_data": data_identity(val), "val_numbering": VAL_NUMBERING} if val is not None else {}),
