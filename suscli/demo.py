@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import math
 import shutil
 import time
@@ -263,9 +264,35 @@ def _prepare(root: Path, overwrite: bool) -> None:
         raise InputError(
             f"{root} holds {used[0].name}/ but no demo.json: not a demo folder, so nothing is deleted", fix="choose a new or empty folder"
         )
+    foreign = [f for f in sorted(p for d in used for p in d.rglob("*")) if f.is_file() and not _demo_wrote(root, f)]
+    if foreign:
+        raise InputError(
+            f"{root} holds an earlier demo and {len(foreign)} file(s) it did not write, first: {foreign[0].relative_to(root)}; "
+            "nothing is deleted",
+            fix="move them out of the folder, or choose a new or empty folder",
+        )
     for p in used:
         shutil.rmtree(p)
     (root / "demo.json").unlink()
+
+
+_DEMO_IMAGE = re.compile(r"img_\d+\.png")
+
+
+def _demo_wrote(root: Path, path: Path) -> bool:
+    """Whether an earlier demo wrote `path`, which a new one may then replace: its images, its models (by the names
+    its demo.json lists) and the results file `suscli rank` keeps beside them. Anything else is the user's."""
+    parts = path.relative_to(root).parts
+    if parts[0] == "data":
+        placed = (len(parts) == 3 and parts[1] == "unlabeled") or (
+            len(parts) == 4 and parts[1] in ("train", "test") and parts[2] in CLASS_NAMES
+        )
+        return placed and bool(_DEMO_IMAGE.fullmatch(parts[-1]))
+    try:
+        names = {m["name"] for m in json.loads((root / "demo.json").read_text(encoding="utf-8"))["models"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        names = set()
+    return len(parts) == 2 and (parts[1] == "suscli-results.jsonl" or parts[1] in {f"{n}.safetensors" for n in names})
 
 
 @contextlib.contextmanager

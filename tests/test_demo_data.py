@@ -133,6 +133,15 @@ def test_build_demo_overwrites_an_earlier_demo(tmp_path: Path) -> None:
     )
     first = demo.build_demo(tmp_path, tiny)
     assert (first.models / "mlp-w8-nowd-e1.safetensors").exists()
+    (first.models / "suscli-results.jsonl").write_text("{}\n")  # what `suscli rank` keeps beside the demo's models
     second = demo.build_demo(tmp_path, tiny, overwrite=True)
     assert len(list_images(second.train)) == 20 and len(second.records) == 1
     assert load_checkpoint(second.models / "mlp-w8-nowd-e1.safetensors").meta["image_size"] == 8
+    # a file the demo did not write stops the overwrite, and nothing is deleted (a rerun deleted the user's files)
+    for mine in (second.models / "mine.safetensors", second.train / "cls" / "notes.txt"):
+        mine.parent.mkdir(exist_ok=True)
+        mine.write_bytes(b"x")
+        with pytest.raises(InputError, match="1 file.s. it did not write, first: .*nothing is deleted"):
+            demo.build_demo(tmp_path, tiny, overwrite=True)
+        assert mine.exists() and (second.models / "mlp-w8-nowd-e1.safetensors").exists()
+        mine.unlink()

@@ -33,6 +33,8 @@ def demo(
             f"{len(recipe.models)} models on them in {out}/ ..."
         )
         started = time.perf_counter()
+        if (out / "demo.json").is_file():
+            say(f"replacing the earlier demo in {out}/ (its own files only: anything else there stops it)")
         with progress_bar() as update:
             built = build_demo(out, recipe, progress=update, overwrite=True)  # replaces only an earlier demo
         say(f"trained in {time.perf_counter() - started:.0f}s; ranking them with suscli rank:")
