@@ -270,3 +270,12 @@ def test_every_choice_says_what_its_flag_says(pool, rule) -> None:
         assert f"its row says '{choice.pick.verdict}' (region {choice.pick.region})" in choice.why
     if all(r.train_acc is None for r in rows):
         assert not choice.confident
+
+
+def test_models_that_never_agree_give_no_consensus_to_choose_by() -> None:
+    """Two models that disagree on every image: each one's consensus is the other's, agreement 0%, and the line said
+    'predicts the consensus ... on 0.0%' and shipped one as if the pool had a consensus."""
+    rows = [agreeing("a", 0.9, 0.1, range(500)), agreeing("b", 0.9, 0.1, range(500, 1000))]
+    choice = choose(rows, "agreement", FIXED)
+    assert [r.agreement for r in rows] == [0.0, 0.0] and not choice.confident
+    assert "is not clearly above what guessing gives (33.3% at 3 classes): the models share no consensus to choose by" in choice.why

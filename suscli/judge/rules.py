@@ -482,6 +482,13 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
         f"ship {best.name}: it predicts the consensus of {who} on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
         f"images{clear}{_outside_region_1(best, 'agreement')}"
     )
+    chance = 1 / top_preds.num_classes
+    if not difference_is_clear(_agreement(top), chance, n):  # two models that never agree: 0%, and no consensus at all
+        why += (
+            f"; no confident choice: the best agreement, {100 * _agreement(top):.1f}%, is not clearly above what guessing "
+            f"gives ({100 * chance:.1f}% at {top_preds.num_classes} classes): the models share no consensus to choose by"
+        )
+        return Choice(ranked, best, why, False, lead)
     if len(lead) == 1:
         if not fit:
             doubt = " without training accuracy (--train-data): every model voted, whether it fits its labels or not"
