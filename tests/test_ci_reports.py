@@ -227,3 +227,14 @@ def test_html_says_why_there_is_no_plot(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     page = to_html(rows, run, "suscli rank")
     assert "No plot: it needs matplotlib (pip install &#39;suscli[plot]&#39;)." in page and "<img" not in page
+
+
+def test_html_suggests_only_a_gate_the_command_has() -> None:
+    """track has no gate: its page said 'No gate was set (e.g. --fail-on memorized)', an option track refuses."""
+    from suscli.views.html import to_html
+
+    rows = [Result("epoch 1", "/r/e1", epoch=1, susceptibility=0.1), Result("epoch 2", "/r/e2", epoch=2, susceptibility=0.2)]
+    pages = {title: " ".join(to_html(rows, {"run": "/r"}, title).split()) for title in ("suscli rank", "suscli score", "suscli track")}
+    assert "<strong>No gate</strong> was set (e.g. <code>--fail-on memorized</code>)." in pages["suscli rank"]
+    assert "(e.g. <code>--max-susceptibility</code> or <code>--min-train-acc</code>)" in pages["suscli score"]
+    assert "<strong>No gate</strong> was set." in pages["suscli track"] and "--fail-on" not in pages["suscli track"]

@@ -519,6 +519,8 @@ def test_track_sets_the_held_out_epoch_beside_the_kept_one() -> None:
         "by held-out accuracy, epoch 1 (90.0% of 200 held-out images), clearly above epoch 3's 60.0% "
         f"(30.0 points; paired McNemar test, p = {mcnemar_p(60, 0):.2g} < 0.05)"
     ) in line
+    trained_0 = held_out_epoch(rows, rows[3], count_epoch_0=True)  # epoch 0 trained (--count-epoch-0): a candidate too
+    assert trained_0 is not None and trained_0["epoch"] == 0 and rows[0].held_out_best
     close = held_out_epoch(rows, rows[2])  # 7 images only epoch 1 gets right, 7 only epoch 2
     assert close is not None and close["separated"] is False and close["p"] == 1.0
     assert "not separated by the held-out set from epoch 2's 90.0% (0.0 points; paired McNemar test, p = 1 >= 0.05)" in held_out_line(close)

@@ -117,13 +117,13 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
     return f"keep epoch {keep.epoch} ({keep.name}): {_numbers(keep)}{later}{beside}. Rule ({rule}): {KEEP_RULES[rule]}"
 
 
-def held_out_epoch(rows: list[Result], keep: Result | None) -> dict | None:
+def held_out_epoch(rows: list[Result], keep: Result | None, count_epoch_0: bool = False) -> dict | None:
     """With --val-data: the epoch with the highest held-out accuracy (the earliest of equals; never the
-    initialization), early stopping as users know it, set beside the keep rule's epoch: whether the held-out set
+    initialization, which epoch 0 is unless `count_epoch_0` says it was trained), early stopping as users know it, set beside the keep rule's epoch: whether the held-out set
     tells the two apart (exact paired McNemar test, 95%, on the same images) and its p-value. Marks that row's
     `held_out_best` (False on the other measured epochs, None where there is no held-out accuracy). None without
     held-out accuracy."""
-    measured = [r for r in rows if r.ok and r.val_acc is not None and r.epoch != 0]
+    measured = [r for r in rows if r.ok and r.val_acc is not None and (r.epoch != 0 or count_epoch_0)]
     best = max(measured, key=lambda r: (r.val_acc, -(r.epoch or 0))) if measured else None
     for row in rows:  # every row: one read back from the results file may carry an earlier run's mark
         row.held_out_best = (row is best) if best is not None and row.ok and row.val_acc is not None else None

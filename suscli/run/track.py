@@ -88,7 +88,7 @@ def track(
         )
         said = sample_line(opened.sample, rows, size) if opened.sample is not None and size is not None else None
     kept = annotate(rows, count_epoch_0=count_epoch_0, rule=keep)
-    held = held_out_epoch(rows, kept)  # --val-data: the epoch held-out accuracy would keep, beside the rule's
+    held = held_out_epoch(rows, kept, count_epoch_0)  # --val-data: the epoch held-out accuracy would keep, beside the rule's
     closing = recommendation(rows, kept, keep, held)
     info.update(
         seconds=round(time.perf_counter() - started, 3),

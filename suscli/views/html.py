@@ -52,6 +52,13 @@ def template() -> jinja2.Template:
     return env.get_template("report.html.j2")
 
 
+# What a reader with no gate set could pass, per command (track has none: its closing line names the epoch to keep)
+GATE_HINTS = {
+    "suscli rank": "e.g. <code>--fail-on memorized</code>",
+    "suscli score": "e.g. <code>--max-susceptibility</code> or <code>--min-train-acc</code>",
+}
+
+
 def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -> str:
     """The report as one HTML page."""
     title = title or "suscli"
@@ -63,6 +70,7 @@ def to_html(rows: list[Result], run: dict[str, Any], title: str | None = None) -
             subject=subject(rows, run),
             command=run.get("command"),
             gate=gate_view(rows, run),
+            gate_hint=GATE_HINTS.get(title, ""),
             closing=closing(run),
             noise=noise_paragraph(run.get("label_noise")),
             matrix=matrix_view(run.get("label_noise")),
