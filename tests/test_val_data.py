@@ -328,9 +328,10 @@ def test_track_marks_both_epochs_to_keep_in_every_view(tmp_path: Path, image_fol
     assert [c[header.index("keep")] for c in cells] == [marker(r["epoch"]) for r in rows]
     assert "best held-out" in invoke(*common, "-f", "table").stdout
     page = invoke(*common, "-f", "html").stdout
-    assert "best held-out" in page and "by held-out accuracy" in page
+    assert "best held-out" in page and "by held-out accuracy" in page and "by the --keep train-acc rule" in page  # the rule named
     junit = invoke(*common, "-f", "junit").stdout
-    assert junit.count("the epoch with the highest held-out accuracy") == 1 and junit.count("the epoch to keep (--keep rule)") == 1
+    assert junit.count("the epoch with the highest held-out accuracy") == 1 and junit.count("the epoch to keep (--keep train-acc)") == 1
+    assert junit.count("; zeta ") == sum(r["zeta"] is not None for r in rows)  # the run's own number, on each epoch it has
 
 
 def ranked_row(name: str, zeta: float, top1: list[int], hits: np.ndarray | None) -> Result:

@@ -23,7 +23,7 @@ from suscli.judge.noise import noise_words
 from suscli.judge.regions import Thresholds
 from suscli.views.columns import display_columns
 from suscli.results import Result
-from suscli.views.runview import closing, flat, subject
+from suscli.views.runview import closing, flat, keep_rule, subject
 
 # The Result field each numeric column of the table sorts by; "#" sorts by the report's order, the others by their text.
 SORT_KEYS = {
@@ -251,7 +251,8 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
     if r.verdict is not None:
         items.append(("verdict", f"{r.verdict}: {r.verdict_why}"))
     if r.keep or r.held_out_best:  # track
-        by = [words for words, marked in (("by the --keep rule", r.keep), ("by held-out accuracy", r.held_out_best)) if marked]
+        rule = f"by the --keep {keep_rule(run) or 'rule'} rule"
+        by = [words for words, marked in ((rule, r.keep), ("by held-out accuracy", r.held_out_best)) if marked]
         items.append(("epoch to keep", " and ".join(by)))
     result = outcome(r, run)
     if result.status != "passed" or gates(run):

@@ -13,7 +13,7 @@ from typing import Any
 
 from suscli.judge.gate import outcome
 from suscli.results import Result
-from suscli.views.runview import closing, flat, subject
+from suscli.views.runview import closing, flat, keep_rule, subject
 
 # XML 1.0 has no way to write these, escaped or not; a file name may hold them (a NUL, found by fuzzing).
 NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -28,8 +28,8 @@ def properties(run: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name, text(value)) for name, value in flat(run) if name not in ("recommendation", "recommendation.text")]
 
 
-def numbers(row: Result) -> str:
-    """The row's numbers in one line, for the testcase's system-out."""
+def numbers(row: Result, rule: str = "") -> str:
+    """The row's numbers in one line, for the testcase's system-out; `rule`: track's --keep rule, by name."""
     parts = []
     low, high = row.train_acc_low, row.train_acc_high
     if row.train_acc is not None:
@@ -45,12 +45,14 @@ def numbers(row: Result) -> str:
         parts.append(
             f"susceptibility {row.susceptibility:.4f}" + ("" if row.susceptibility_sem is None else f" ± {row.susceptibility_sem:.4f}")
         )
+    if row.zeta is not None:  # track: the running mean, the run's own number
+        parts.append(f"zeta {row.zeta:.4f}")
     if row.agreement is not None:
         parts.append(f"agreement {100 * row.agreement:.1f}%")
     if row.region is not None:
         parts.append(f"region {row.region} ({row.verdict})")
     if row.keep:
-        parts.append("the epoch to keep (--keep rule)")
+        parts.append(f"the epoch to keep (--keep {rule or 'rule'})")
     if row.held_out_best:
         parts.append("the epoch with the highest held-out accuracy")
     return "; ".join(parts + row.notes)
@@ -79,7 +81,7 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
         if result.status != "passed":
             tag = "error" if result.status == "error" else "failure"
             ET.SubElement(case, tag, message=text(result.reason), type=text(result.kind)).text = text(f"{row.path}: {result.reason}")
-        if out := numbers(row):
+        if out := numbers(row, keep_rule(run)):
             ET.SubElement(case, "system-out").text = text(out)
     if line := closing(run):
         ET.SubElement(suite, "system-out").text = text(line)

@@ -38,3 +38,9 @@ def flat(run: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         else:
             out.append((name, "" if value is None else str(value)))
     return out
+
+
+def keep_rule(run: dict[str, Any]) -> str:
+    """track's --keep rule by name ('train-acc'), from the run's `rule` ('train-acc: keep the epoch ...'); '' elsewhere."""
+    rule = run.get("rule")
+    return rule.split(":", 1)[0] if isinstance(rule, str) else ""
