@@ -208,6 +208,21 @@ def test_the_epoch_suscli_save_wrote_numbers_the_run(tmp_path: Path, image_folde
     assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("init", 0), ("m_30", 1), ("m_20", 2), ("m_10", 3)]
 
 
+def test_a_manifests_epochs_are_stored_as_the_report_gives_them(tmp_path: Path, image_folder: Path) -> None:
+    """The results file kept the checkpoints' own epochs (0-2) while the report gave the manifest's (2, 4, 6): a
+    notebook reading the results file plotted other epochs."""
+    run = tmp_path / "run"
+    for e in range(3):
+        torch.manual_seed(e)
+        suscli.save(tiny_cnn(3), run / f"epoch_{e}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8, epoch=e)
+    manifest = tmp_path / "run.json"
+    manifest.write_text(json.dumps([{"path": f"run/epoch_{e}.safetensors", "epoch": 2 * e + 2} for e in range(3)]))
+    res, doc = track_json(manifest, "-d", image_folder, "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    assert [r["epoch"] for r in doc["results"]] == [2, 4, 6]
+    assert suscli.load_results(tmp_path / "r.jsonl")["epoch"].tolist() == [2, 4, 6]
+
+
 def test_track_bad_input(tmp_path: Path, image_folder: Path) -> None:
     (tmp_path / "empty").mkdir()
     res, _ = track_json(tmp_path / "empty", "-d", image_folder)

@@ -328,8 +328,9 @@ def _inputs_key(checkpoint: Checkpoint, settings: Settings, images: list[ImageSo
 
 
 def _with_epoch(result: Result, entry: PoolEntry) -> Result:
-    """The epoch from the pool (file name or manifest) where the checkpoint does not say."""
-    if result.epoch is None:
+    """The epoch from the pool where the checkpoint does not say, and a manifest's epoch field always (the numbering
+    track reports it by, stored so: a results file read back gives the report's epochs)."""
+    if result.epoch is None or entry.epoch_given:
         result.epoch = entry.epoch
     return result
 

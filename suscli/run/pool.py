@@ -37,6 +37,7 @@ class PoolEntry:
     arch: str | None = None  # from a manifest: beats the file's own metadata
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     epoch: int | None = None
+    epoch_given: bool = False  # a manifest's epoch field: the user's numbering, over the checkpoint's own record
 
 
 def epoch_from_name(path: str | Path) -> int | None:
@@ -185,7 +186,8 @@ def read_manifest(path: Path) -> list[PoolEntry]:
                 raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
         file = (path.parent / str(row["path"])).resolve()
         epoch = row.get("epoch")
-        if epoch in (None, ""):
+        given = epoch not in (None, "")
+        if not given:
             epoch = epoch_from_name(file)
         elif not str(epoch).isdigit():
             raise InputError(f"manifest {path}: entry {i} has epoch {epoch!r}, not a whole number") from None
@@ -196,6 +198,7 @@ def read_manifest(path: Path) -> list[PoolEntry]:
                 _anchored(row.get("arch") or None, path.parent),
                 kwargs,
                 int(epoch) if epoch is not None else None,
+                given,
             )
         )
     names = [e.name for e in entries]
