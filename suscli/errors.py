@@ -42,17 +42,22 @@ class UsageError(SuscliError):
     code = ExitCode.USAGE
 
 
+def _lines(e: BaseException) -> list[str]:
+    """The non-empty lines of an exception's text, stripped."""
+    return [line.strip() for line in str(e).splitlines() if line.strip()]
+
+
 def first_line(e: BaseException) -> str:
     """The first non-empty line of an exception's text, at most 160 characters: a library's multi-line message
     quoted inside suscli's one-line error."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    lines = _lines(e)
     return lines[0][:160] if lines else ""
 
 
 def summary_line(e: BaseException) -> str:
     """An exception's text as one line: its first non-empty line, or where the text carries a traceback (TorchScript
     puts its interpreter's in the message) the last one, which names the error. Nothing traceback-like is left."""
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    lines = _lines(e)
     if not lines:
         return ""
     return lines[-1] if any(line.startswith("Traceback") for line in lines) else lines[0]

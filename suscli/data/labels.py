@@ -50,12 +50,13 @@ def model_classes(meta: dict[str, Any]) -> tuple[list[str], str] | None:
     return names, source
 
 
-def names_classes(meta: dict[str, Any]) -> bool:
-    """Whether the model names its classes (well-formed names; malformed ones name nothing here)."""
+def known_classes(meta: dict[str, Any]) -> tuple[list[str], str] | None:
+    """model_classes, with malformed names naming nothing (None) rather than an error: for a held-out set, which is
+    then numbered as a training set's would be, and that says so."""
     try:
-        return model_classes(meta) is not None
+        return model_classes(meta)
     except InputError:
-        return False
+        return None
 
 
 def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order: str | None = None) -> tuple[list[int], str]:
@@ -119,10 +120,7 @@ def held_out_ids(
     a training set's (folder_ids, id_table) only when they are as many as the model's `num_classes` (torchvision's
     ImageFolder numbering); fewer are refused, and folders beyond the model's classes are named."""
     what = "class folder" if folders else "class name"
-    try:
-        known = model_classes(meta)
-    except InputError:  # malformed names in the checkpoint: numbered as a training set's would be, which says so
-        known = None
+    known = known_classes(meta)
     if folders and known is not None:
         classes, source = known
         index = {name: i for i, name in enumerate(classes)}

@@ -25,6 +25,7 @@ from suscli.run.pool import PoolEntry
 from suscli.results import Result
 from suscli.run.model import (
     Settings,
+    counted_val_ids,
     failed,
     input_channels,
     label_ids,
@@ -189,8 +190,7 @@ def score_group(
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
     for one in sus:
         check_finite(one)  # raises: the models are then scored one at a time, the one that failed in its own row
-    if val is not None and sus[0].num_classes != checkpoints[0].num_classes:  # the model's classes, counted on its output (val_ids)
-        val_map = val_ids(checkpoints[0], val, train, sus[0].num_classes)
+    val_map = counted_val_ids(val_map, checkpoints[0], val, train, sus[0].num_classes)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
     references = [
         untrained_reference(m, s, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)

@@ -18,7 +18,7 @@ from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError, summary_line
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
-from suscli.data.labels import folder_ids, held_out_ids, id_table, names_classes
+from suscli.data.labels import folder_ids, held_out_ids, id_table, known_classes
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, check_finite, measure_susceptibility
@@ -176,10 +176,7 @@ def score_checkpoint(
                 fix="pass a smaller --batch-size, the same for every model compared",
             ) from None
         check_finite(sus)
-        if (
-            val is not None and sus.num_classes != checkpoint.num_classes
-        ):  # the model's classes, counted on its output: the held-out numbering again
-            val_map = val_ids(checkpoint, val, train, sus.num_classes)
+        val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
         preds = predict(model, pixels, transform=transform, device=device)
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
@@ -286,7 +283,7 @@ def val_ids(
     kind = "class name(s)" if val.label_names is not None else "class folder(s)"
     origin = f"held-out set {val.origin or ''}"
     own = None if train is None else train.label_names if train.label_names is not None else train.folders
-    if train is not None and train.label_names is not None and names_classes(checkpoint.meta):
+    if train is not None and train.label_names is not None and known_classes(checkpoint.meta) is not None:
         own = None  # the training set's names map through the model's (id_table), as the held-out set's then do
     if own is None:
         count = num_classes or checkpoint.num_classes
@@ -301,6 +298,16 @@ def val_ids(
     train_ids, _ = label_ids(checkpoint, train)
     index = [at[n] for n in names]
     return torch.tensor(index, dtype=torch.int64) if train_ids is None else train_ids[index]
+
+
+def counted_val_ids(
+    val_map: torch.Tensor | None, checkpoint: Checkpoint, val: ImageSource | None, train: ImageSource | None, num_classes: int
+) -> torch.Tensor | None:
+    """`val_map` (val_ids before measuring, so that a bad held-out set stops the run before it costs anything), made
+    again where the model's output counts other classes than its checkpoint said: the refusals depend on the count."""
+    if val is None or num_classes == checkpoint.num_classes:
+        return val_map
+    return val_ids(checkpoint, val, train, num_classes)
 
 
 @contextlib.contextmanager

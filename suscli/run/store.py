@@ -151,8 +151,7 @@ class ResultStore:
         if not others:
             return
         # the nearest other settings, which the line names (the last written may differ in far more)
-        theirs = min(others.values(), key=lambda o: len(changed_settings(o, self.settings)))
-        self.others = changed_settings(theirs, self.settings)
+        theirs, self.others = min(((o, changed_settings(o, self.settings)) for o in others.values()), key=lambda pair: len(pair[1]))
         self.legacy = any(legacy_identity(theirs.get(k)) for k in DATA_KEYS)
         if not keep_others and not mine and not self.legacy:
             raise UsageError(
