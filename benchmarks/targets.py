@@ -104,7 +104,8 @@ def verdict_row(pool: list, rows: list, clean: bool) -> list[str]:
 def noise_row(r: dict, clean: bool) -> list[str]:
     """Issue 27's targets for one pool: the one figure `rank` prints within 3 points of the truth (voters at least
     70% accurate) or 5 (elsewhere), clean labels read under 3%, the interval covering the truth (missing by at most
-    3 points), and the suspects' surest 10% at least as precise as cleanlab's (and at cleanlab's count)."""
+    3 points), and the suspects' surest 10% at least as precise as cleanlab's (and at cleanlab's count; with each
+    list's recall, as the lists differ in length: precision at a share of a list rewards the shorter one)."""
     reads, true = r.get("wrong_labels"), r["true"]
     if reads is None:
         why = "no figure: the interval alone" if r.get("point_withheld") else "declined"
@@ -123,7 +124,7 @@ def noise_row(r: dict, clean: bool) -> list[str]:
         suspects = "-"
     else:
         ours, theirs, same = r["p10_consensus"], r["p10_cleanlab"], r["p_cl10_consensus"]
-        at_count = f"{100 * same:.1f} at cleanlab's count"
+        at_count = f"{100 * same:.1f} at cleanlab's count; recall {100 * r['recall_consensus']:.0f} / {100 * r['recall_cleanlab']:.0f}"
         suspects = _mark(ours >= theirs, f"{100 * ours:.1f} < {100 * theirs:.1f}") + f" ({at_count})"
     return [point, interval, suspects]
 

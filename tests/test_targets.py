@@ -29,9 +29,9 @@ def test_held_out_cells_name_the_worst_size_and_round_as_the_tables_do() -> None
 
 def test_noise_cells_say_when_no_figure_is_printed_and_when_the_interval_misses() -> None:
     base = {"true": 0.40, "voter_clean_acc": 0.6, "covered": True, "miss": 0.0, "declined": None, "point_withheld": None}
-    suspects = {"p10_consensus": 0.9, "p10_cleanlab": 0.95, "p_cl10_consensus": 0.96}
+    suspects = {"p10_consensus": 0.9, "p10_cleanlab": 0.95, "p_cl10_consensus": 0.96, "recall_consensus": 0.7, "recall_cleanlab": 0.5}
     point = targets.noise_row({**base, **suspects, "wrong_labels": 0.44}, clean=False)
-    assert point == ["met", "met (covers)", "**90.0 < 95.0** (96.0 at cleanlab's count)"]  # 4 points off: within 5
+    assert point == ["met", "met (covers)", "**90.0 < 95.0** (96.0 at cleanlab's count; recall 70 / 50)"]  # 4 points off: within 5
     strong = targets.noise_row({**base, **suspects, "wrong_labels": 0.44, "voter_clean_acc": 0.7}, clean=False)
     assert strong[0] == "**44.0 for 40.0**"  # voters 70% accurate: within 3 points, and 4 is not
     withheld = {**base, "wrong_labels": None, "point_withheld": "the voters leave their consensus on 30% ..."}
