@@ -468,7 +468,7 @@ def test_a_pool_on_clean_labels_that_weak_voters_contradict_flags_nothing() -> N
     assert e.rate == pytest.approx(0.1)  # the 60 hard labels
     assert cost is not None and cost.free and cost.fitter == "fit-a" and cost.fits == 1.0
     assert cost.best == "fit-b" and cost.ratio == pytest.approx(1 / 0.95)
-    assert e.doubt == cost.why() and "fitting them costs nothing that new images show" in e.doubt
+    assert e.doubt == cost.why() and "fitting them costs nothing that the unlabeled images show" in e.doubt
     # the voters leave their consensus on new images as often as it contradicts training labels (the weak ones on
     # 90 of 600 each, fit-b on 30: 300 of 3,000 votes): their errors explain every contradicted label, and the
     # share of wrong labels reads 0, not 10% (e is 10%, at POINT_MAX_DISAGREEMENT: one figure is still given)
@@ -510,6 +510,26 @@ def test_what_fitting_costs_needs_a_model_on_each_side_of_the_cut() -> None:
     assert cost.as_dict()["free"] is False and cost.as_dict()["best_other_agreement"] == 0.74
     few = fit_cost(rows, 40)  # on 40 images the same 0.19 is within the noise (2 x 0.106): nothing shows a cost
     assert few is not None and few.free and "not clearly below it on 40 images" in few.why()
+
+
+def test_a_pool_of_two_shows_no_cost_and_says_so() -> None:
+    """In a pool of two each model's consensus is the other's predictions, so their agreements are one number: a
+    memorizer beside a clean learner read "not clearly below it", and the line said fitting the contradicted labels
+    "costs nothing that new images show" (its held-out accuracy was 13 points lower) and read a noise figure from it."""
+    labels = off(slice(0, 240))
+    pool = [model("clean", 0.10, TRUTH, TRUTH, labels), model("mem", 0.90, labels, off(slice(100, 300)), labels)]
+    sure = preds_from(list(TRUTH), confidence=0.95)  # the clean learner is the surer, so the consensus contradicts the wrong labels
+    pool[0].details["train_predictions"] = sure.with_labels(labels).encode()
+    choice = choose(pool, "agreement", thresholds(pool))
+    assert choice.labels is not None and pool[0].agreement == pool[1].agreement
+    cost, e = choice.labels.cost, choice.labels.estimate
+    assert cost is not None and cost.pair and not cost.free and cost.as_dict()["pair"] is True
+    assert e.doubt == cost.why() and "in a pool of two" in e.doubt and "costs nothing" not in e.doubt
+    assert not e.free_fit and e.wrong_labels is None  # no reading of the share of wrong labels either way
+    line = noise_line(choice.labels)
+    assert line.startswith("label noise: not enough evidence.") and line.count(" but ") == 1
+    mem = next(r for r in pool if r.name == "mem")
+    assert mem.verdict == verdict.UNCLEAR and "in a pool of two" in mem.verdict_why
 
 
 def test_fits_the_clean_signal_is_coloured_as_resisting() -> None:

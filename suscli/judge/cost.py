@@ -39,6 +39,9 @@ class FitCost:
     best: str  # the model that agrees most among the others
     best_agreement: float
     images: int  # the unlabeled images the agreements are measured on
+    # Only the two of them have an agreement: each one's consensus is the other's predictions, so the two agreements
+    # are one number and cannot show a cost either way
+    pair: bool = False
 
     @property
     def ratio(self) -> float:
@@ -47,14 +50,20 @@ class FitCost:
     @property
     def free(self) -> bool:
         """Whether fitting the contradicted labels cost the fitter no agreement that the unlabeled images can show."""
-        return not difference_is_clear(self.best_agreement, self.agreement, self.images)
+        return not self.pair and not difference_is_clear(self.best_agreement, self.agreement, self.images)
 
     def why(self) -> str:
+        if self.pair:
+            return (
+                f"{self.fitter} fits {100 * self.fits:.0f}% of the labels the consensus contradicts, and in a pool of two each "
+                f"model's consensus on the unlabeled images is the other's predictions, so both agree with it "
+                f"{100 * self.agreement:.1f}% of the time and nothing shows what fitting those labels costs"
+            )
         return (
             f"{self.fitter} fits {100 * self.fits:.0f}% of the labels the consensus contradicts and agrees with it on the "
             f"unlabeled images {100 * self.agreement:.1f}% of the time, {self.ratio:.2f} times the best other model "
             f"({self.best}, {100 * self.best_agreement:.1f}%; not clearly below it on {self.images:,} images): fitting "
-            "them costs nothing that new images show, so they may be right labels that the voters get wrong rather than noise"
+            "them costs nothing that the unlabeled images show, so they may be right labels that the voters get wrong rather than noise"
         )
 
     def as_dict(self) -> dict:
@@ -67,6 +76,7 @@ class FitCost:
             "ratio": self.ratio,
             "images": self.images,
             "free": self.free,
+            "pair": self.pair,
         }
 
 
@@ -79,4 +89,4 @@ def fit_cost(rows: list[Result], images: int) -> FitCost | None:
         return None
     f = max(fitters, key=lambda r: r.agreement)  # type: ignore[arg-type,return-value]
     b = max((r for r in known if r is not f), key=lambda r: r.agreement)  # type: ignore[arg-type,return-value]
-    return FitCost(f.name, f.fits_contradicted, f.agreement, b.name, b.agreement, images)  # type: ignore[arg-type]
+    return FitCost(f.name, f.fits_contradicted, f.agreement, b.name, b.agreement, images, len(known) == 2)  # type: ignore[arg-type]

@@ -385,6 +385,8 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         estimate = replace(estimate, doubt=weak)
     elif cost is not None and cost.free:
         estimate = replace(estimate, doubt=cost.why(), free_fit=True)
+    elif cost is not None and cost.pair:  # nothing shows a cost, nor its absence: no reading either way
+        estimate = replace(estimate, doubt=cost.why())
     return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak)
 
 
