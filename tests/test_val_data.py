@@ -64,6 +64,9 @@ def test_held_out_accuracy_equals_a_count_by_hand(tmp_path: Path, image_folder: 
     assert row.train_acc is not None and row.gap == pytest.approx(row.train_acc - row.val_acc)
     assert row.gap_low is not None and row.gap_high is not None and row.gap_low < row.gap < row.gap_high
     assert decode_hits(row.details["val_hits"]).tolist() == hits.tolist()  # in the order of the held-out listing
+    # the details' counts carried a census's interval (low = high = the accuracy) beside the row's Wilson interval
+    assert (row.details["val_acc"]["low"], row.details["val_acc"]["high"]) == (row.val_acc_low, row.val_acc_high)
+    assert row.details["val_acc"]["correct"] == hits.sum() and row.details["val_acc"]["total"] == 14
     plain = suscli.score(tmp_path / "m.safetensors", image_folder, train_folder, settings=SMALL).rows[0]
     assert plain.val_acc is None and plain.gap is None and "val_hits" not in plain.details  # without it, as before
     assert (plain.susceptibility, plain.train_acc) == (row.susceptibility, row.train_acc)

@@ -414,7 +414,15 @@ def scored_row(
             "train_predictions": acc.predictions.encode() if acc and acc.predictions is not None else None,
             "train_hits": encode_hits(acc.hits) if acc and acc.hits is not None else None,  # per image: predicted as labelled
             # per held-out image: predicted as labelled (--val-data), what the paired comparisons of suscli.judge.rules read
-            **({"val_acc": val.as_dict(), "val_hits": encode_hits(val.hits) if val.hits is not None else None} if val else {}),
+            # the counts with the row's interval: every held-out image was measured, yet they are a sample (held_out)
+            **(
+                {
+                    "val_acc": {**val.as_dict(), "low": heldout[1], "high": heldout[2]},
+                    "val_hits": encode_hits(val.hits) if val.hits is not None else None,
+                }
+                if val and heldout
+                else {}
+            ),
         },
     )
 
