@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -445,3 +446,20 @@ def test_a_model_whose_loss_is_not_finite_is_its_own_row_error(tmp_path: Path, i
     assert all(rows[m]["status"] == "ok" and rows[m]["susceptibility"] is not None for m in ("m0", "m2"))
     huge = invoke("score", pool / "m0.safetensors", "-d", image_folder, "--lr", "1e30", "--batch-size", "8")
     one_error_line(huge, 3, "the step made the model's outputs not finite numbers")
+
+
+def test_a_checkpoint_copied_under_another_name_is_noted_as_a_copy(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A model copied under a second name was two rows with nothing to say so: the closing line read "the consensus of
+    4 region-1 models" where three were trained, and the held-out line "cannot tell 2 other model(s) from it", one of
+    them itself. The copy's row now says whose weights it holds and what counting them twice affects."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    shutil.copy2(pool / "m1.safetensors", pool / "copy.safetensors")
+    fast = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8))
+    report = suscli.rank(pool, image_folder, train_folder, settings=fast)
+    assert report is not None
+    rows = {r.name: r for r in report.rows}
+    said = {name: [n for n in rows[name].notes if n.startswith("the same checkpoint as")] for name in ("m1", "copy")}
+    assert sorted(len(n) for n in said.values()) == [0, 1]  # on the later row only, naming the earlier one
+    (name, (note,)), (other, _) = sorted(said.items(), key=lambda kv: -len(kv[1]))
+    assert note.startswith(f"the same checkpoint as {other} (sha256 ") and "count these weights once per copy" in note
+    assert not any("the same checkpoint" in n for name in ("m0", "m2") for n in rows[name].notes)

@@ -80,6 +80,7 @@ def rank(
             rows, size = shared
     except KeyboardInterrupt:
         raise interrupted(store) from None
+    mark_copies(rows)
     mixed = len(pool_classes(rows)) > 1
     t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
     choice = choose(rows, rule, t)
@@ -133,6 +134,23 @@ def rank(
         if mixed
         else None,
     )
+
+
+def mark_copies(rows: list[Result]) -> None:
+    """A note on each row whose checkpoint is byte for byte an earlier row's (a file copied under another name, a
+    timm `last` linked to an epoch): every pool-wide number counts those weights once per row, and the report would
+    otherwise read as if more models agreed than were trained."""
+    first: dict[tuple[str, str | None], str] = {}
+    for r in rows:
+        if not r.ok or r.sha256 is None:
+            continue
+        seen = first.setdefault((r.sha256, r.arch), r.name)
+        if seen != r.name:
+            r.notes = [
+                *r.notes,
+                f"the same checkpoint as {seen} (sha256 {r.sha256[:12]}): the pool's thresholds, and its consensus where they vote, "
+                "count these weights once per copy",
+            ]
 
 
 def _sharded(w: World, opened: PoolRun, decide: Callable[[list[Result]], Decisions]) -> tuple[list[Result], int | None] | None:
