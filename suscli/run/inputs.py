@@ -74,7 +74,9 @@ def image_sources(
 def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, train: ImageSource | None = None) -> ImageSource | None:
     """The held-out images with their labels (--val-data), read as the training set is (every layout, the same
     columns), every image (no sample: its accuracy is an estimate with its interval), decoded through the cache.
-    Held-out images that are also training images (`train`, the whole set) are reported in a note on every row."""
+    Held-out images that are also training images (`train`, the whole set) are left out, with a note on every row:
+    their accuracy is a training accuracy, and measured with the others it let training accuracy choose the model
+    to ship, a memorizer, "clearly above every other model" on held-out labels."""
     if val_data is None:
         return None
     try:
@@ -84,12 +86,22 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
             e.message.replace("--train-data", "--val-data"), fix=e.fix and e.fix.replace("--train-data", "--val-data")
         ) from None
     shared = overlap(train, val) if train is not None else []
-    if shared:
-        val.notes = [
-            *val.notes,
-            f"{len(shared)} of {len(val.paths)} held-out image(s) are also training images (first: {shared[0]}): "
-            "the models trained on them, so held-out accuracy reads high and the gap low",
-        ]
+    if not shared:
+        return val
+    listed = len(val.paths)
+    if len(shared) == listed:
+        raise InputError(
+            f"--val-data {val_data}: all {listed:,} of its images are training images (--train-data), so their accuracy is "
+            "a training accuracy, not a held-out one",
+            fix="pass images the models did not train on",
+        )
+    first = val.paths[shared[0]]
+    kept = sorted(set(range(listed)) - set(shared))
+    val = val.subset(kept, len(kept))
+    val.notes = [
+        *val.notes,
+        f"{len(shared)} of {listed} held-out image(s) are also training images (first: {first}): left out, since their accuracy is a training accuracy",
+    ]
     return val
 
 
@@ -111,15 +123,15 @@ def _labeled(path: Path | str, samples: int | None, settings: Settings, inputs: 
     )
 
 
-def overlap(train: ImageSource, val: ImageSource) -> list[ImageRef]:
-    """The held-out images that are training images too: the same file (wherever its path leads), or the same row of
-    the same dataset file. Copies of an image under another name are not found."""
+def overlap(train: ImageSource, val: ImageSource) -> list[int]:
+    """The positions of the held-out images that are training images too: the same file (wherever its path leads), or
+    the same row of the same dataset file. Copies of an image under another name are not found."""
 
     def identity(p: ImageRef) -> tuple:
         return ("row", os.path.realpath(p.origin), p.row) if isinstance(p, Embedded) else ("file", os.path.realpath(p))
 
     seen = {identity(p) for p in train.paths}
-    return [p for p in val.paths if identity(p) in seen]
+    return [i for i, p in enumerate(val.paths) if identity(p) in seen]
 
 
 def open_store(
