@@ -192,6 +192,20 @@ def test_a_rerun_measures_nothing_again(
     assert again["counts"]["reused"] == 4 and accuracies(again) == accuracies(first)
 
 
+def test_the_results_file_holds_each_model_once_per_stage_it_reached(
+    pool: Path, image_folder: Path, big_train: Path, small_start: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each row is stored once as measured on the first stage and once per stage it grew to: a first-stage row stored
+    before it was marked as one was stored again once marked, doubling the file's heaviest records."""
+    flips = iter(range(2))
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick=str(next(flips, 1))))
+    doc, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "r.jsonl")
+    stages = doc["train_sample"]["sizes_tried"]
+    records = [json.loads(line)["result"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    per_model = {r["name"]: sorted(x["train_n"] for x in records if x["name"] == r["name"]) for r in doc["results"]}
+    assert len(stages) > 1 and all(n == stages for n in per_model.values()), (stages, per_model)
+
+
 def test_score_without_a_gate_on_training_accuracy_stops_at_the_first_stage(
     pool: Path, image_folder: Path, big_train: Path, small_start: None
 ) -> None:

@@ -235,9 +235,10 @@ def score_group(
     ]
 
 
-def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None) -> list[Result]:
+def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None, sample: NestedSample | None = None) -> list[Result]:
     """One row per entry, in pool order. Results already in `store` are reused; new ones are appended to it
-    as soon as they exist, so an interruption loses at most the models being measured.
+    as soon as they exist, so an interruption loses at most the models being measured. `train` is `sample`'s first
+    stage where the training sample grows (grow_pool), and each new row is stored marked so (staged).
 
     With `request.model_batch` > 1, up to that many models still to measure are loaded at once, and those with the same
     architecture and preprocessing are measured together (score_group); the numbers do not depend on it."""
@@ -259,12 +260,20 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
             window = [(j, entries[j]) for j, _ in waiting]
             for j, result in scored_window(window, request, unlabeled, train):
                 if store is not None and result.ok:
-                    store.append(keys[j], result)
+                    store.append(keys[j], staged(result, sample, request.device))
                 rows[j] = result
             waiting = []
     if progress:
         progress("models", len(entries), len(entries))
     return every_row(rows)
+
+
+def staged(row: Result, sample: NestedSample | None, device: torch.device) -> Result:
+    """A row just measured on the first stage of a training sample that grows, marked so (sampling.begin) before it
+    is first stored: marked only later (settle_sample), each model's record went to the results file twice."""
+    if sample is not None and len(sample.sizes) > 1 and measured(row) and listed(row) is None:
+        begin(row, sample.sizes[0], _unreadable(sample, row, 0, sample.sizes[0], device))
+    return row
 
 
 def every_row(rows: list[Result | None]) -> list[Result]:
@@ -403,7 +412,7 @@ def settle_sample(
     if len(sample.sizes) == 1:  # the first stage holds the whole set: nothing to grow
         return rows, first
     for i, row in enumerate(rows):
-        if measured(row) and listed(row) is None:  # measured on the first stage just now, or by a run killed before this
+        if measured(row) and listed(row) is None:  # stored unmarked: by audit_pool without the sample, or an older suscli
             begin(row, first, _unreadable(sample, row, 0, first, device))
             if save:
                 save(i, row)

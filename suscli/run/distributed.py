@@ -17,7 +17,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from suscli.run.audit import PoolRequest, cached_row, every_row, grow_pool, grown_rows, load_or_fail, model_key, scored_window
+from suscli.run.audit import PoolRequest, cached_row, every_row, grow_pool, grown_rows, load_or_fail, model_key, scored_window, staged
 from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.data.images import ImageSource
@@ -116,7 +116,9 @@ def error_row(entry: PoolEntry, error: Exception) -> Result:
     return failed(entry.path, error, entry.name)
 
 
-def audit_shards(w: World, request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None) -> list[Result] | None:
+def audit_shards(
+    w: World, request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None, sample: NestedSample | None = None
+) -> list[Result] | None:
     """audit_pool across the ranks of an initialized process group: on rank 0 (which alone uses `store` and
     `progress`) the same rows in pool order as audit_pool; None on the other ranks. Each rank measures up to
     `model_batch` models per round, those that can together (as audit_pool does)."""
@@ -145,7 +147,7 @@ def audit_shards(w: World, request: PoolRequest, unlabeled: ImageSource, train: 
         for i, data in (pair for part in gathered or [] for pair in part):
             rows[i] = row = Result.from_dict(data)
             if row.ok and store is not None:
-                store.append(keys[i], row)
+                store.append(keys[i], staged(row, sample, request.device))
     if w.rank != 0:
         return None
     if progress:

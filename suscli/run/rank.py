@@ -69,7 +69,7 @@ def rank(
 
     try:  # the first pass, then the sample grown while the decisions change (under torchrun, every rank its share)
         if w is None:
-            rows, size = audit_pool(request, opened.unlabeled, opened.first), None
+            rows, size = audit_pool(request, opened.unlabeled, opened.first, sample), None
             if sample is not None:
                 rows, size = grow_pool(request, rows, sample, decide)
         else:
@@ -155,7 +155,7 @@ def mark_copies(rows: list[Result]) -> None:
 
 def _sharded(w: World, opened: PoolRun, decide: Callable[[list[Result]], Decisions]) -> tuple[list[Result], int | None] | None:
     """The pool measured by every rank of a torchrun launch: its rows and sample size on rank 0, None on the others."""
-    rows = audit_shards(w, opened.request, opened.unlabeled, opened.first)
+    rows = audit_shards(w, opened.request, opened.unlabeled, opened.first, opened.sample)
     if opened.sample is None:
         return None if rows is None else (rows, None)
     return grow_shards(w, opened.request, rows, opened.sample, decide)

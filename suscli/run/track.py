@@ -122,7 +122,7 @@ def _measured(opened: PoolRun, keep: str, count_epoch_0: bool) -> tuple[list[Res
 
     size = None
     try:
-        rows = audit_pool(request, opened.unlabeled, opened.first)
+        rows = audit_pool(request, opened.unlabeled, opened.first, sample)
         if sample is not None:
             rows, size = grow_pool(request, rows, sample, decide)
     except KeyboardInterrupt:
