@@ -14,7 +14,7 @@ from suscli.data.embedded import ImageRef
 from suscli.errors import InputError
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, by_name
-from suscli.data.tables import LIST_SUFFIXES, read_image_list, read_label_csv
+from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, read_image_list, read_label_csv
 from suscli.data.walk import IMAGE_SUFFIXES, Walk, walk_images
 
 DATA_FORMS = "a folder of images, a .txt or .csv list of image paths, a datasets folder (save_to_disk) or a parquet file"
@@ -110,7 +110,7 @@ def _class_folders(source: Path) -> Listing:
         raise InputError(f"no image files in the class folders of {source}")
     if len(classes) < 2:
         raise InputError(
-            f"{source} has a single class folder ({classes[0]}); accuracy on its labels needs every class",
+            f"{source} has a single class folder ({classes[0]}); {ONE_CLASS}",
             fix="point --train-data at the folder that holds one subfolder per class",
         )
     return Listing(items, labels, notes=notes, folders=classes)
@@ -125,7 +125,7 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     values = [given[i] for i in kept]
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
-        raise InputError(f"{source}: {held}; accuracy on its labels needs several classes", fix="check --label-column")
+        raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
     items = [columns.images[i] for i in kept]
     if columns.by_name:
         labels, names = by_name(values)

@@ -21,6 +21,8 @@ LIST_SUFFIXES = (".txt", ".csv")
 
 # Memory a row of a list takes in Python (a path object, strings, a list), per byte of the row in the file.
 ROW_MEMORY = 24
+# Why a labelled set (--train-data, --val-data) of a single class is refused
+ONE_CLASS = "a set of one class cannot measure accuracy: a model that names that class for every image scores 100%"
 
 
 def read_label_csv(
@@ -61,7 +63,7 @@ def read_label_csv(
     if not paths:
         raise InputError(f"label file {path} has no rows", fix="write one 'path,label' row per image")
     if len(set(values)) < 2:
-        raise InputError(f"{path}: every row has label {values[0]}; accuracy on its labels needs several classes")
+        raise InputError(f"{path}: every row has label {values[0]}; {ONE_CLASS}")
     if by_id:
         return paths, [int(v) for v in values], None
     labels, names = by_name(values)
