@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,12 @@ from suscli.measure.predictions import Predictions, difference_is_clear, votes
 from tests.conftest import invoke, learned_pool, one_error_line, pooled_batch_norm, tiny_cnn
 
 ARCH = "tests.conftest:tiny_cnn"
+
+
+def test_candidate_help_names_both_conditions_of_the_gate() -> None:
+    """--candidate also fails a region-1 model flagged by the verdict (suscli.judge.gate.candidate_failure)."""
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", invoke("rank", "--help").stdout).split())
+    assert "lands in region 1 of the pool and its verdict is not 'likely memorized noise'" in text
 
 
 def make_pool(folder: Path, n: int = 4, num_classes: int = 3) -> Path:

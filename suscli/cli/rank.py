@@ -75,7 +75,11 @@ def rank(
     ] = FailOn.never,
     candidate: Annotated[
         Optional[str],
-        typer.Option(help="Gate: exit 1 unless the model of this name lands in region 1 of the pool.", rich_help_panel=CHOICE),
+        typer.Option(
+            help="Gate: exit 1 unless the model of this name lands in region 1 of the pool and its verdict is not "
+            "'likely memorized noise'.",
+            rich_help_panel=CHOICE,
+        ),
     ] = None,
     plot: Annotated[
         Optional[Path],
