@@ -259,6 +259,11 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
         assert f"--preset cifar10 used: the defaults of timm:test_resnet say image size {cfg['input_size'][1]}" in notes
     plain = cli_json("score", tmp_path / "m.pt", "-d", images, "--arch", "timm:test_resnet", "--batches", "1")["results"][0]
     assert f"image size {cfg['input_size'][1]} from the defaults of timm:test_resnet" in " ".join(plain["notes"])
+    sized = cli_json("score", tmp_path / "m.pt", "-d", images, "--arch", "timm:test_resnet", "--batches", "1", "--image-size", "32")
+    notes = " ".join(sized["results"][0]["notes"])
+    if cfg["input_size"][1] != 32:
+        assert f"--image-size 32 used: the defaults of timm:test_resnet say {cfg['input_size'][1]}" in notes
+    assert "the checkpoint says" not in notes
     with pytest.raises(InputError, match="did you mean timm:test_resnet"):
         load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnett")
     with pytest.raises(InputError, match="pretrained would load or download weights"):

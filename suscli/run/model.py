@@ -99,15 +99,20 @@ def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] 
 def _overridden(settings: Settings, meta: dict, mean: Sequence[float], std: Sequence[float]) -> list[str]:
     """Notes for the options that override what the checkpoint says (the user wins, the report shows both)."""
     said, notes = _stats(meta.get("mean"), meta.get("std")), []
-    who = f"{meta['implied_by']} say" if "mean" in (meta.get("implied") or ()) else "the checkpoint says"
+    who = _sayer(meta, "mean")
     if said and (settings.mean or settings.preset) and said != _stats(mean, std):
         option = "--mean/--std" if settings.mean else f"--preset {settings.preset}"
         notes.append(f"{option} used: {who} {said}")
     elif settings.preset and meta.get("preset") not in (None, settings.preset):
         notes.append(f"--preset {settings.preset} used: the checkpoint says preset {meta['preset']}")
     if settings.image_size and meta.get("image_size") not in (None, settings.image_size):
-        notes.append(f"--image-size {settings.image_size} used: the checkpoint says {meta['image_size']}")
+        notes.append(f"--image-size {settings.image_size} used: {_sayer(meta, 'image_size')} {meta['image_size']}")
     return notes
+
+
+def _sayer(meta: dict, key: str) -> str:
+    """Who gave `key`: the checkpoint, or the architecture's defaults (timm's data config), which it only implies."""
+    return f"{meta['implied_by']} say" if key in (meta.get("implied") or ()) else "the checkpoint says"
 
 
 def _stats(mean: Sequence[float] | None, std: Sequence[float] | None) -> str | None:
