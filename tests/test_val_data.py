@@ -94,7 +94,10 @@ def test_the_held_out_pass_is_called_held_out_accuracy_in_progress_and_errors(
 def test_a_held_out_set_that_cannot_be_read_is_named_as_held_out_not_training_data(tmp_path: Path, image_folder: Path) -> None:
     make_pool(tmp_path / "pool", n=1)
     write_images(tmp_path / "one" / "class_0", 3)
-    for given, words in ((tmp_path / "missing", "labelled images not found"), (tmp_path / "one", "a single class folder (class_0); a set of one class cannot measure accuracy")):
+    for given, words in (
+        (tmp_path / "missing", "labelled images not found"),
+        (tmp_path / "one", "a single class folder (class_0); a set of one class cannot measure accuracy"),
+    ):
         res = invoke("score", tmp_path / "pool" / "m0.safetensors", "-d", image_folder, "--val-data", given)
         assert res.exit_code == 3 and words in res.stderr and "--val-data" in res.stderr, res.output
         assert "--train-data" not in res.stderr and "training" not in res.stderr
