@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
+import typer
 from torch import nn
 from PIL import Image
 
@@ -193,8 +195,11 @@ def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: py
             "builtins.ValueError: something went wrong\n"
         )
 
+    failing = typer.Typer()
+    failing.command()(boom)
     monkeypatch.delenv("SUSCLI_DEBUG", raising=False)
-    monkeypatch.setattr(cli, "app", boom)
+    monkeypatch.setattr(cli, "app", failing)
+    monkeypatch.setattr(sys, "argv", ["suscli"])
     with pytest.raises(SystemExit) as stop:
         cli._run()
     assert stop.value.code == 3
@@ -202,6 +207,40 @@ def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: py
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err and "HERE" not in err, err
     assert lines[0].startswith("internal error: RuntimeError: builtins.ValueError: something went wrong"), err
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["score", "m.pt", "-d", "x", "--format", "xml"], "Invalid value for '--format'"),
+        (["score", "m.pt", "-d", "x", "--bogus"], "No such option: --bogus"),
+        (["score"], "Missing argument 'checkpoint'"),
+        (["bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_a_command_line_the_parser_refuses_is_one_line_and_exit_2(
+    argv: list[str], says: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """An unknown option, a bad choice or a missing argument: one line naming it and the --help to read, exit 2, not
+    the parser's usage block and boxed message."""
+    import suscli.cli as cli
+
+    monkeypatch.setattr(sys, "argv", ["suscli", *argv])
+    with pytest.raises(SystemExit) as stop:
+        cli._run()
+    assert stop.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0] and "--help)" in lines[0], lines
+
+
+def test_the_command_alone_still_prints_the_help(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import suscli.cli as cli
+
+    monkeypatch.setattr(sys, "argv", ["suscli"])
+    with pytest.raises(SystemExit) as stop:
+        cli._run()
+    out = capsys.readouterr()
+    assert stop.value.code == 2 and "Commands" in out.out + out.err and "error:" not in out.out + out.err
 
 
 @pytest.mark.parametrize(

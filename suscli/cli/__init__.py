@@ -12,6 +12,7 @@ import os
 import sys
 from typing import NoReturn
 
+import typer
 from rich.markup import escape
 
 from suscli.cli import demo, rank, score, track  # noqa: F401  (each registers its command)
@@ -21,6 +22,10 @@ from suscli.errors import ExitCode, summary_line
 from suscli.run.distributed import world
 
 __all__ = ["app", "main"]
+
+# The parser's own errors (an unknown option, a bad --format, a missing argument): the base of typer.BadParameter,
+# found so because Typer bundles its copy of click in some versions and uses click itself in others
+_PARSE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def main() -> None:
@@ -45,9 +50,11 @@ def _leave_without_teardown(code: object) -> NoReturn:
 
 
 def _run() -> None:
-    """The app, with an unexpected error or Ctrl-C as one line and its exit code."""
+    """The app, with a command line the parser refuses, an unexpected error or Ctrl-C as one line and its exit code."""
     try:
-        app()
+        code = typer.main.get_command(app).main(standalone_mode=False)  # returns the exit code a command ended with
+    except _PARSE_ERROR as e:
+        _refused(e)
     except KeyboardInterrupt:  # outside a command's own handler: while parsing, or importing what a command needs
         stderr.print("interrupted", highlight=False)
         sys.exit(130)
@@ -59,3 +66,17 @@ def _run() -> None:
             highlight=False,
         )
         sys.exit(int(ExitCode.INPUT))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _refused(e: Exception) -> NoReturn:
+    """A command line the parser refuses: one line naming the error and where the options are listed, with the
+    parser's exit code (2, a usage error); `suscli` alone still prints the help."""
+    code = int(getattr(e, "exit_code", ExitCode.USAGE))
+    if type(e).__name__ == "NoArgsIsHelpError":
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(code)
+    ctx = getattr(e, "ctx", None)
+    where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+    stderr.print(f"[bold red]error:[/] {escape(summary_line(ValueError(e.format_message())))}{where}", highlight=False)  # type: ignore[attr-defined]
+    sys.exit(code)
