@@ -76,13 +76,17 @@ def test_output_into_a_missing_folder_is_refused_not_created(ckpt: Path, image_f
     assert not out.parent.exists()
 
 
-def test_gates(ckpt: Path, image_folder: Path, train_folder: Path) -> None:
+def test_gates(ckpt: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
     base = ("score", ckpt, "-d", image_folder, "--train-data", train_folder, "-f", "json")
     passed = invoke(*base, "--max-susceptibility", "100", "--min-train-acc", "0")
     assert passed.exit_code == 0 and json.loads(passed.stdout)["gate"]["passed"] is True
-    failed = invoke(*base, "--max-susceptibility", "-100")
+    summary = tmp_path / "summary.md"
+    failed = invoke(*base, "--max-susceptibility", "-100", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert failed.exit_code == 1 and "gate failed: susceptibility" in failed.stderr
     assert json.loads(failed.stdout)["gate"]["passed"] is False  # the report is still written
+    text = summary.read_text()  # GitHub's step summary, as rank and track write it: the table, the verdict, the gate
+    assert "| m.safetensors |" in text and text.rstrip().splitlines()[-1].startswith("gate failed: susceptibility"), text
+    assert all(line in text for line in failed.stderr.splitlines() if line.startswith("verdict:"))
     assert invoke(*base, "--min-train-acc", "1.0").exit_code in (0, 1)
     assert invoke("score", ckpt, "-d", image_folder, "--min-train-acc", "0.5").exit_code == 2  # needs --train-data
 

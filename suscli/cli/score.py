@@ -22,7 +22,7 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.cli.console import progress_bar
-from suscli.cli.output import check_destinations, emit
+from suscli.cli.output import check_destinations, emit, step_summary
 from suscli.errors import ExitCode
 from suscli.run.score import score as score_checkpoint
 
@@ -75,6 +75,7 @@ def score(
         emit(report, out.fmt, out.output, out.per_image)
         for line in report.lines:
             say(line)
+        step_summary(report)
     for failure in report.failures:
         say(f"gate failed: {failure}")
     if report.exit_code != ExitCode.OK:
