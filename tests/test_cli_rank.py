@@ -468,5 +468,17 @@ def test_a_checkpoint_copied_under_another_name_is_noted_as_a_copy(tmp_path: Pat
     said = {name: [n for n in rows[name].notes if n.startswith("the same checkpoint as")] for name in ("m1", "copy")}
     assert sorted(len(n) for n in said.values()) == [0, 1]  # on the later row only, naming the earlier one
     (name, (note,)), (other, _) = sorted(said.items(), key=lambda kv: -len(kv[1]))
-    assert note.startswith(f"the same checkpoint as {other} (sha256 ") and "count these weights once per copy" in note
+    assert (
+        note.startswith(f"the same checkpoint as {other} (sha256 ")
+        and "counted once with it in the pool's thresholds and consensus" in note
+    )
     assert not any("the same checkpoint" in n for name in ("m0", "m2") for n in rows[name].notes)
+    # and counted once it is: the thresholds, the voters and every agreement are those of the pool without the copy
+    (pool / "copy.safetensors").rename(tmp_path / "copy.safetensors")
+    alone = suscli.rank(pool, image_folder, train_folder, settings=fast)
+    assert alone is not None and alone.thresholds == report.thresholds
+    assert report.choice is not None and alone.choice is not None
+    weights = {r.name: r.sha256 for r in report.rows}  # the copy sorts first, so it may be the one that votes
+    assert sorted(weights[v] for v in report.choice.voters) == sorted(weights[v] for v in alone.choice.voters)
+    assert len(report.choice.voters) == len(alone.choice.voters)
+    assert {r.name: r.agreement for r in alone.rows} == {r.name: r.agreement for r in report.rows if r.name != "copy"}

@@ -41,7 +41,7 @@ def thresholds(
     """
     if rule not in RULES:
         raise UsageError(f"unknown threshold rule {rule!r}", fix=f"use one of {', '.join(RULES)}")
-    scored = [(r.susceptibility, r.train_acc) for r in rows if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    scored = [(r.susceptibility, r.train_acc) for r in distinct(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
     if susceptibility is not None and train_acc is not None:
         return Thresholds(susceptibility, train_acc, "fixed")
     if len(scored) < MIN_POOL:
@@ -51,6 +51,20 @@ def thresholds(
     acc = train_acc if train_acc is not None else center([a for _, a in scored])
     fixed = [name for name, v in (("susceptibility", susceptibility), ("train acc", train_acc)) if v is not None]
     return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
+
+
+def first_of(rows: list[Result]) -> list[Result]:
+    """Per row, the first row whose checkpoint is byte for byte its own, of the same architecture: itself, or the row
+    it is a copy of (a file copied under another name; timm's model_best.pth.tar copies an epoch's file). Rows
+    without a sha256 are their own."""
+    first: dict[tuple[str, str | None], Result] = {}
+    return [first.setdefault((r.sha256, r.arch), r) if r.sha256 else r for r in rows]
+
+
+def distinct(rows: list[Result]) -> list[Result]:
+    """The rows less the copies (first_of): the pool-wide numbers (thresholds, the consensus) count a model's weights
+    once, however many files hold them."""
+    return [r for r, f in zip(rows, first_of(rows)) if f is r]
 
 
 def pool_classes(rows: list[Result]) -> list[int]:

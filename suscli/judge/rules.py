@@ -30,7 +30,7 @@ from suscli.judge.noise import (
     noise_words,
     weak_consensus,
 )
-from suscli.judge.regions import Thresholds, pool_classes, rank, recommendation, region, thresholds
+from suscli.judge.regions import Thresholds, distinct, first_of, pool_classes, rank, recommendation, region, thresholds
 from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
@@ -300,15 +300,26 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
     if len({p.classes.shape[0] for p in preds}) > 1:
         return "the models' predictions are on different images", [False] * len(scored)
     chosen, who = _voters(scored, t, voters)
-    for r, a in zip(scored, agreement_with_consensus(preds, chosen)):
-        r.agreement = a
+    agreement = dict(zip(map(id, scored), agreement_with_consensus(preds, chosen)))
+    for r, first in zip(scored, first_of(scored)):  # a copy agrees as the row it copies: else with a consensus holding itself
+        r.agreement = agreement[id(first)]
     return who, chosen
 
 
 def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[list[bool], str]:
-    """Which models vote, by the `voters` rule; the whole pool when the rule leaves fewer than MIN_VOTERS, except that
-    `resisting` (who judges the training labels) keeps 2 models outside region 2 rather than let the likely
-    memorizers vote (in a 3-run pool they confirmed their own wrong labels: 0.1% contradicted for about 35%)."""
+    """Which models vote, by the `voters` rule, each model's weights once: a copy of a voter's checkpoint under another
+    name (regions.distinct) does not vote, since it adds no evidence and would make the voters agree more than they do."""
+    once = distinct(scored)
+    chosen, who = _chosen_voters(once, t, voters)
+    votes = {id(r): c for r, c in zip(once, chosen)}
+    return [votes.get(id(r), False) for r in scored], who
+
+
+def _chosen_voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[list[bool], str]:
+    """Which of `scored` (no two the same checkpoint) vote, by the `voters` rule; the whole pool when the rule leaves
+    fewer than MIN_VOTERS, except that `resisting` (who judges the training labels) keeps 2 models outside region 2
+    rather than let the likely memorizers vote (in a 3-run pool they confirmed their own wrong labels: 0.1%
+    contradicted for about 35%)."""
     if voters not in VOTERS:
         raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
     placed = t if t is not None and all(r.train_acc is not None for r in scored) else None  # thresholds every model can be placed by

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from suscli.errors import InputError, UsageError
 from suscli.judge.gate import pool_failures
-from suscli.judge.regions import MIN_POOL, pool_classes, thresholds
+from suscli.judge.regions import MIN_POOL, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, choose, noise_line, pool_decisions
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
@@ -138,18 +138,14 @@ def rank(
 
 def mark_copies(rows: list[Result]) -> None:
     """A note on each row whose checkpoint is byte for byte an earlier row's (a file copied under another name, a
-    timm `last` linked to an epoch): every pool-wide number counts those weights once per row, and the report would
-    otherwise read as if more models agreed than were trained."""
-    first: dict[tuple[str, str | None], str] = {}
-    for r in rows:
-        if not r.ok or r.sha256 is None:
-            continue
-        seen = first.setdefault((r.sha256, r.arch), r.name)
-        if seen != r.name:
+    timm `last` linked to an epoch): the pool-wide numbers count those weights once (regions.distinct), and the
+    report would otherwise read as if more models were trained than were."""
+    for r, first in zip(rows, first_of(rows)):
+        if first is not r and r.ok and r.sha256 is not None:
             r.notes = [
                 *r.notes,
-                f"the same checkpoint as {seen} (sha256 {r.sha256[:12]}): the pool's thresholds, and its consensus where they vote, "
-                "count these weights once per copy",
+                f"the same checkpoint as {first.name} (sha256 {r.sha256[:12]}): a row of its own, counted once with it in the pool's "
+                "thresholds and consensus",
             ]
 
 
