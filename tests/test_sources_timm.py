@@ -257,6 +257,25 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
     assert "--preset cifar10 used: the defaults of timm:test_resnet say mean" in notes and "the checkpoint says" not in notes
     if cfg["input_size"][1] != 32:
         assert f"--preset cifar10 used: the defaults of timm:test_resnet say image size {cfg['input_size'][1]}" in notes
+    # --image-size over the architecture's size: one note, naming the defaults (it said "the checkpoint says", and
+    # with --preset too a second note credited the preset with the size --image-size chose)
+    sized = cli_json(
+        "score",
+        tmp_path / "m.pt",
+        "-d",
+        images,
+        "--arch",
+        "timm:test_resnet",
+        "--batches",
+        "1",
+        "--preset",
+        "cifar10",
+        "--image-size",
+        "24",
+    )["results"][0]["notes"]
+    assert [n for n in sized if "image size" in n or "--image-size" in n] == [
+        f"--image-size 24 used: the defaults of timm:test_resnet say {cfg['input_size'][1]}"
+    ]
     plain = cli_json("score", tmp_path / "m.pt", "-d", images, "--arch", "timm:test_resnet", "--batches", "1")["results"][0]
     assert f"image size {cfg['input_size'][1]} from the defaults of timm:test_resnet" in " ".join(plain["notes"])
     sized = cli_json("score", tmp_path / "m.pt", "-d", images, "--arch", "timm:test_resnet", "--batches", "1", "--image-size", "32")

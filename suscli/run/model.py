@@ -89,7 +89,7 @@ def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] 
     if not size:
         size, note = _common_size(images)
         notes.append(note)
-    elif recorded is None and meta.get("image_size") not in (None, size):
+    elif recorded is None and not settings.image_size and meta.get("image_size") not in (None, size):
         notes.append(f"--preset {settings.preset} used: {meta['implied_by']} say image size {meta['image_size']}")
     elif not settings.image_size and "image_size" in implied:
         notes.append(f"image size {size} from {meta['implied_by']}: nothing recorded for this checkpoint says it")
