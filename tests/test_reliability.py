@@ -241,6 +241,30 @@ def test_rank_keeps_hostile_files_as_failed_rows(tmp_path, image_folder, marker,
     assert not marker.exists()
 
 
+def test_a_checkpoint_that_is_not_there_is_its_rows_error(tmp_path, image_folder) -> None:
+    """A link whose target is gone was left out of the pool without a word, and a manifest naming a missing file
+    ended rank in an internal error (FileNotFoundError while hashing it)."""
+    pool = tmp_path / "pool"
+    suscli.save(tiny_cnn(), pool / "good.safetensors", arch=ARCH, image_size=8)
+    (pool / "moved.pt").symlink_to("elsewhere/moved.pt")
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
+    assert res.exit_code == 3 and "Traceback" not in res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["good"]["status"] == "ok"
+    assert (
+        rows["moved"]["error"]
+        == f"{pool / 'moved.pt'}: is a link to elsewhere/moved.pt, which does not exist (link it to the checkpoint again, or remove it)"
+    )
+    one_error_line(invoke("score", pool / "moved.pt", "-d", image_folder), 3, "is a link to elsewhere/moved.pt")
+    manifest = tmp_path / "models.json"
+    manifest.write_text(json.dumps([{"path": "pool/good.safetensors"}, {"path": "gone.pt"}]))
+    res = invoke("rank", manifest, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
+    assert res.exit_code == 3 and "internal error" not in res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["pool/good.safetensors"]["status"] == "ok"
+    assert rows["gone.pt"]["error"] == f"{tmp_path / 'gone.pt'}: no such file (check the path)"
+
+
 @pytest.mark.parametrize("protocol", [0, 4])
 def test_a_results_file_of_pickle_bytes_is_an_error_not_an_execution(tmp_path, image_folder, marker, protocol) -> None:
     """The results file is JSON lines and only ever parsed as JSON."""

@@ -279,10 +279,15 @@ def file_sha256(path: str | Path) -> str:
             raise InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
         lines = "".join(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\n" for f in sorted(folder.files))
         return hashlib.sha256(lines.encode()).hexdigest()
+    if not path.exists():
+        raise _missing(path)  # a manifest's or a pool's entry is hashed before it is loaded
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise InputError(f"{path}: cannot be read ({e.strerror or e})", fix="check the file's permissions") from e
     return digest.hexdigest()
 
 
@@ -298,9 +303,18 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.stem + ".suscli.json")
 
 
+def _missing(path: Path) -> InputError:
+    """A checkpoint that is not there: a link whose target is gone says where it pointed."""
+    if path.is_symlink():
+        return InputError(
+            f"{path}: is a link to {os.readlink(path)}, which does not exist", fix="link it to the checkpoint again, or remove it"
+        )
+    return InputError(f"{path}: no such file", fix="check the path")
+
+
 def _check_path(path: Path, folder: Folder | None) -> None:
     if not path.exists():
-        raise InputError(f"{path}: no such file", fix="check the path")
+        raise _missing(path)
     if path.is_dir():
         if folder is None:
             raise InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)

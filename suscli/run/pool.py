@@ -55,7 +55,7 @@ def epoch_from_name(path: str | Path) -> int | None:
 def _stem(path: Path) -> str:
     """The name without its checkpoint suffix (`checkpoint-3.pth.tar` -> `checkpoint-3`)."""
     suffix = checkpoint_suffix(path)
-    return path.name[: -len(suffix)] if suffix and path.is_file() else path.name
+    return path.name[: -len(suffix)] if suffix and not path.is_dir() else path.name
 
 
 def checkpoint_epoch(path: Path) -> int | None:
@@ -78,7 +78,12 @@ def is_checkpoint(path: Path) -> bool:
         return False
     if path.is_dir():
         return checkpoint_folder(path) is not None
-    return path.is_file() and checkpoint_suffix(path) is not None
+    return (path.is_file() or _dangling(path)) and checkpoint_suffix(path) is not None
+
+
+def _dangling(path: Path) -> bool:
+    """A link whose target is gone: a model the user put in the pool, kept so that its row says it is missing."""
+    return path.is_symlink() and not path.exists()
 
 
 def _order(path: Path) -> int:
@@ -88,7 +93,7 @@ def _order(path: Path) -> int:
 
 def _latest(paths: list[Path]) -> Path:
     """The last checkpoint of a run: highest epoch, then newest file."""
-    return max(paths, key=lambda p: (_order(p), p.stat().st_mtime, p.name))
+    return max(paths, key=lambda p: (_order(p), p.lstat().st_mtime, p.name))
 
 
 def _checkpoints_under(folder: Path) -> list[Path]:
@@ -122,7 +127,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
     own = checkpoint_folder(pool)  # a Trainer's output_dir may hold its final model beside its checkpoint-N folders
     if own is not None:
         entries.append(PoolEntry(pool.name, pool, epoch=own.epoch))
-    files = [c for c in children if own is None and c.is_file() and is_checkpoint(c)]
+    files = [c for c in children if own is None and not c.is_dir() and is_checkpoint(c)]
     stems = [_stem(c) for c in files]
     for child in children:
         if child.name.startswith("."):
