@@ -43,6 +43,22 @@ def test_spec_without_colon_suggests_torchvision_prefix():
         build_model("resnet18")
 
 
+def test_spec_without_colon_suggests_each_registry_that_has_the_name():
+    """A bare timm name got the generic list of spec forms; one both define names both to choose from."""
+    pytest.importorskip("timm")
+    with pytest.raises(InputError, match=r"did you mean timm:resnet10t\?"):
+        build_model("resnet10t")
+    with pytest.raises(InputError, match=r"did you mean torchvision:resnet18 or timm:resnet18\?"):
+        build_model("resnet18")
+
+
+@pytest.mark.parametrize(("spec", "said"), [("torchvision:", "nothing after its ':'"), (":resnet18", "nothing before its ':'")])
+def test_spec_with_an_empty_side_is_not_said_to_lack_its_colon(spec, said):
+    with pytest.raises(InputError, match=said) as info:
+        build_model(spec)
+    assert "has no ':'" not in str(info.value)
+
+
 def test_module_spec_with_kwargs_and_num_classes():
     model = build_model("suscli.models:bn_cnn", {"width": 4}, num_classes=5)
     assert model[-1].out_features == 5 and model[0].out_channels == 4

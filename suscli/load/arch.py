@@ -44,8 +44,10 @@ def build_model(
     """Build the untrained model that `spec` names, called with `kwargs` (plus `num_classes` when the factory takes it)."""
     kwargs = dict(kwargs or {})
     source, sep, name = spec.rpartition(":")  # rpartition: a Windows path holds a drive colon
-    if not sep or not source or not name:
+    if not sep:
         raise InputError(f"architecture spec {spec!r} has no ':'", fix=_bare_name_fix(spec))
+    if not source or not name:
+        raise InputError(f"architecture spec {spec!r} names nothing {'after' if source else 'before'} its ':'", fix=f"use {_SPEC_FORMS}")
     if source == "torchvision":
         factory = _torchvision_builder(spec, name)
     elif source == "timm":
@@ -231,11 +233,16 @@ def _accepts(factory: Callable[..., Any], param: str) -> bool:
 
 
 def _bare_name_fix(spec: str) -> str:
+    """The registries that define a bare model name, as the specs to choose from."""
     import torchvision.models
 
-    if spec.lower() in torchvision.models.list_models():
-        return f"did you mean torchvision:{spec}?"
-    return f"use {_SPEC_FORMS}"
+    try:
+        import timm
+    except ImportError:
+        timm = None
+    found = [f"torchvision:{spec}"] if spec.lower() in torchvision.models.list_models() else []
+    found += [f"timm:{spec}"] if timm is not None and timm.is_model(spec) else []
+    return f"did you mean {' or '.join(found)}?" if found else f"use {_SPEC_FORMS}"
 
 
 def _import_failed(spec: str, e: BaseException) -> InputError:
