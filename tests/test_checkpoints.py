@@ -265,6 +265,23 @@ def test_pickled_module_refused_without_trust_and_loaded_with_it(tmp_path):
     assert _same_outputs(model, ckpt.model)
 
 
+def test_a_trusted_model_pickled_inside_a_checkpoint_dict_is_loaded(tmp_path):
+    """torch.save({"model": model, "epoch": 3}) with --trust-checkpoint said it "holds no state dict"."""
+    model, ema = _tiny(), _tiny()
+    torch.save({"model": model, "model_ema": ema, "epoch": 3}, tmp_path / "run.pt")
+    assert "pickled Python objects" in _input_error(tmp_path / "run.pt")
+    ckpt = load_checkpoint(tmp_path / "run.pt", trust=True)
+    assert (ckpt.arch, ckpt.meta["epoch"], ckpt.notes) == ("pickled nn.Module", 3, ["the model pickled under 'model'"])
+    assert _same_outputs(model, ckpt.model)
+    ckpt = load_checkpoint(tmp_path / "run.pt", trust=True, ema=True)
+    assert ckpt.notes == ["using EMA weights from 'model_ema': --ema"]
+    assert _same_outputs(ema, ckpt.model)
+    torch.save(model, tmp_path / "whole.pt")
+    assert load_checkpoint(tmp_path / "whole.pt", trust=True, ema=True).notes == [
+        "--ema: the file holds no EMA weights; its plain weights were used"
+    ]
+
+
 class _Payload:
     """Unpickling this runs code: it creates the marker file."""
 

@@ -171,6 +171,9 @@ def load_checkpoint(
         contents, kind = _read(path, trust)
     if isinstance(contents, Mapping) and isinstance(contents.get("epoch"), int):
         meta.setdefault("epoch", contents["epoch"])  # training checkpoints (Lightning, timm) record it beside the weights
+    nested = _nested_module(contents, ema)
+    if nested is not None:  # torch.save({"model": model, "epoch": 3}): only a trusted load could unpickle the module
+        contents = nested[1]
     found = sources.recognize(path, contents) if not isinstance(contents, nn.Module) else None
 
     choices = [
@@ -189,6 +192,11 @@ def load_checkpoint(
     if isinstance(contents, nn.Module):
         kind = kind or "pickled nn.Module"
         notes = _ignored_choices(_ArchChoice("file", kind, {}), choices) + _to_eval(contents, kind)
+        if nested is not None and nested[0] in _EMA_KEYS:
+            notes += _ema_notes(nested[:1], ema)
+        else:
+            notes += [f"the model pickled under {nested[0]!r}"] if nested is not None else []
+            notes += _ema_notes((), ema)  # --ema, and the file holds no EMA copy
         classes = num_classes or meta.get("num_classes") or infer_num_classes(contents.state_dict())
         return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes)
 
@@ -253,6 +261,14 @@ def _weights(
             fix="expected a mapping of names to tensors, at the top or under 'state_dict', 'model', 'model_state_dict' or 'net'",
         )
     return found
+
+
+def _nested_module(contents: object, ema: bool) -> tuple[str, nn.Module] | None:
+    """A whole model a training script pickled into its checkpoint dict, and its key, tried as weights are
+    (`_WEIGHT_KEYS`, EMA keys first with `ema`); None when the file holds a state dict or nothing such."""
+    if not isinstance(contents, Mapping) or _find_state_dict(contents, ema) is not None:
+        return None
+    return next(((k, v) for k in (_EMA_FIRST if ema else _WEIGHT_KEYS) if isinstance(v := contents.get(k), nn.Module)), None)
 
 
 def _ema_notes(where: tuple[str, ...], ema: bool) -> list[str]:
