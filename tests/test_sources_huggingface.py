@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from suscli.load.checkpoints import file_sha256, load_checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
-from tests.conftest import by_hand, cli_json, image_sets
+from tests.conftest import by_hand, cli_json, image_sets, invoke, one_error_line
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("accelerate")  # the Trainer needs it
@@ -142,6 +142,27 @@ def test_sharded_and_pickled_weights(root: Path, tmp_path: Path) -> None:
         expected = model(x).logits
         for folder in ("sharded", "bin"):
             assert torch.allclose(load_checkpoint(tmp_path / folder).model(x).logits, expected, atol=1e-6), folder
+
+
+def test_damaged_weights_and_a_config_that_does_not_fit_are_named(root: Path, tmp_path: Path) -> None:
+    """A truncated model.safetensors was "transformers cannot load it as an image classifier ... check that config.json
+    and the weights belong together"; a num_labels the weights do not have was transformers' "look at the above
+    report", a report suscli mutes."""
+    shutil.copytree(root / "saved", tmp_path / "cut")
+    weights = tmp_path / "cut" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    line = one_error_line(invoke("score", tmp_path / "cut", "-d", root / "unlabeled"))
+    assert f"{weights}: not a readable safetensors file" in line and "truncated or corrupt" in line
+    shutil.copytree(root / "saved", tmp_path / "five")
+    config = json.loads((tmp_path / "five" / "config.json").read_text())
+    del config["id2label"], config["label2id"]
+    (tmp_path / "five" / "config.json").write_text(json.dumps({**config, "num_labels": 5}))
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "five")
+    assert info.value.message == (
+        f"{tmp_path / 'five'}: weights do not fit ViTForImageClassification: 2 mismatched keys "
+        "(classifier.bias: checkpoint 3 vs model 5, classifier.weight: checkpoint 3x16 vs model 5x16)"
+    )
 
 
 def test_a_trainer_output_dir_is_not_one_checkpoint(root: Path) -> None:

@@ -167,6 +167,8 @@ def load_checkpoint(
         for file in folder.weights:  # a pickle a tool would unpickle is read by suscli's safe reader first
             if checkpoint_suffix(file) != ".safetensors":
                 _torch_load(file, trust)
+            else:
+                _safetensors_header(file)  # a damaged file is said to be one, not a config that does not fit
     else:
         contents, kind = _read(path, trust)
     if isinstance(contents, Mapping) and isinstance(contents.get("epoch"), int):
@@ -362,15 +364,20 @@ def _stored_fields(path: Path) -> list[tuple[str, dict[str, Any]]]:
             raise InputError(f"{side}: cannot be read ({e})", fix="fix or delete the sidecar file") from e
         found.append(("sidecar", _parse_fields(text, f"{side}", "fix or delete the sidecar file")))
     if path.is_file() and path.suffix.lower() == ".safetensors":
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                header = f.metadata() or {}  # None when the file was written without metadata
-        except (SafetensorError, OSError) as e:
-            raise _unreadable_safetensors(path, e) from e
+        header = _safetensors_header(path)
         if METADATA_KEY in header:
             where = f"{path}: metadata {METADATA_KEY!r}"
             found.append(("metadata", _parse_fields(header[METADATA_KEY], where, "re-save it with suscli.save")))
     return [(source, fields) for source, fields in found if fields]
+
+
+def _safetensors_header(path: Path) -> dict[str, str]:
+    """A safetensors file's metadata, read without any tensor; safetensors checks that the header covers the file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}  # None when the file was written without metadata
+    except (SafetensorError, OSError) as e:
+        raise _unreadable_safetensors(path, e) from e
 
 
 def _parse_fields(text: str, where: str, fix: str) -> dict[str, Any]:

@@ -84,22 +84,30 @@ def _load(path: Path, config: dict[str, Any]) -> nn.Module:
     with _quiet(transformers):
         try:
             model, info = AutoModelForImageClassification.from_pretrained(
-                path, local_files_only=True, trust_remote_code=False, output_loading_info=True
-            )
+                path, local_files_only=True, trust_remote_code=False, output_loading_info=True, ignore_mismatched_sizes=True
+            )  # a shape that differs is then listed in `info`, and refused below with the keys named
         except Exception as e:  # transformers' own refusal: a config without an image classifier, shapes that differ, ...
             raise InputError(
                 f"transformers cannot load it as an image classifier ({type(e).__name__}: {first_line(e)})",
                 fix="check that config.json and the weights belong together",
             ) from e
-    unfilled = {k: v for k in ("missing_keys", "mismatched_keys", "unexpected_keys") if (v := list(info.get(k) or []))}
+    unfilled = {k: sorted(map(_key, v)) for k in ("missing_keys", "mismatched_keys", "unexpected_keys") if (v := info.get(k))}
     if unfilled:
         described = ", ".join(
-            f"{len(v)} {k.replace('_', ' ')} ({', '.join(map(str, v[:3]))}{', ...' if len(v) > 3 else ''})" for k, v in unfilled.items()
+            f"{len(v)} {k.replace('_', ' ')} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in unfilled.items()
         )
         raise InputError(
             f"weights do not fit {type(model).__name__}: {described}", fix="check that config.json and the weights belong together"
         )
     return model.float().eval()
+
+
+def _key(entry: object) -> str:
+    """A key of transformers' loading info: a name, or for a mismatched one (name, file's shape, model's shape)."""
+    if isinstance(entry, tuple) and len(entry) == 3:
+        name, given, own = entry
+        return f"{name}: checkpoint {'x'.join(map(str, given))} vs model {'x'.join(map(str, own))}"
+    return str(entry)
 
 
 @contextlib.contextmanager
