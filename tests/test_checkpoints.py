@@ -265,6 +265,18 @@ def test_pickled_module_refused_without_trust_and_loaded_with_it(tmp_path):
     assert _same_outputs(model, ckpt.model)
 
 
+@pytest.mark.parametrize(("name", "stem"), [("model.pt", "model"), ("model.pth.tar", "model"), ("pytorch_model.bin", "pytorch_model")])
+def test_a_safetensors_file_under_a_torch_name_is_called_one(tmp_path, name, stem):
+    """It was "not a readable PyTorch checkpoint (UnpicklingError: Unsupported operand ...)", with the advice to
+    download a file that is whole."""
+    save_file(_tiny().state_dict(), str(tmp_path / name))
+    line = _input_error(tmp_path / name)
+    assert (
+        line
+        == f"{tmp_path / name}: is a safetensors file, not a PyTorch checkpoint (rename it to {stem}.safetensors, which suscli reads as such)"
+    )
+
+
 def test_a_trusted_model_pickled_inside_a_checkpoint_dict_is_loaded(tmp_path):
     """torch.save({"model": model, "epoch": 3}) with --trust-checkpoint said it "holds no state dict"."""
     model, ema = _tiny(), _tiny()

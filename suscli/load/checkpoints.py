@@ -488,11 +488,11 @@ def _torch_load(path: Path, trust: bool) -> object:
         with _plain_data():  # a global this load allowed is not the one that refused it
             refused = refused_callable(e, path)
         if refused is None:
-            raise InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX) from e
+            raise _unreadable_torch(path, e) from e
         if not trust:
             raise InputError(_refusal(path, "", refused), fix=_TRUST_FIX) from e
     except Exception as e:  # corrupt bytes: see the note on readers at the top
-        raise InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX) from e
+        raise _unreadable_torch(path, e) from e
     try:
         contents = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for this file
     except Exception as e:  # arbitrary unpickling code ran and failed, e.g. the model's class is not importable here
@@ -701,6 +701,21 @@ def _unreadable_safetensors(path: Path, e: Exception) -> InputError:
             fix="rename it to .pt, which suscli reads with weights-only loading, or save it with suscli.save",
         )
     return InputError(f"{path}: not a readable safetensors file ({_first_line(e)})", fix=_CORRUPT_FIX)
+
+
+def _unreadable_torch(path: Path, e: Exception) -> InputError:
+    """A file torch.load cannot read: a safetensors file under a torch name is said to be one, not called damaged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        head = b""
+    if len(head) == 9 and head[8:] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
+        return InputError(
+            f"{path}: is a safetensors file, not a PyTorch checkpoint",
+            fix=f"rename it to {path.name[: -len(checkpoint_suffix(path) or path.suffix)]}.safetensors, which suscli reads as such",
+        )
+    return InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=_CORRUPT_FIX)
 
 
 def _refusal(path: Path, what: str, callable_name: str) -> str:
