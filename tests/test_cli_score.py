@@ -348,3 +348,22 @@ def test_a_torchscript_model_that_does_not_fit_the_images_is_one_line_naming_the
     res = invoke("score", tmp_path / "m.pt", "-d", tmp_path / "imgs", "--preset", "cifar10", "--image-size", "16", "--batches", "1")
     one_error_line(res, 3, "the model failed on 16x16 images with 3 channel(s)", "mat1 and mat2 shapes cannot be multiplied")
     assert "check --arch, --image-size and --preset" in res.stderr and "internal error" not in res.stderr
+
+
+def test_a_model_with_more_classes_than_the_training_folders_says_how_they_were_numbered(tmp_path, image_folder, train_folder):
+    """A 5-class model on 3 class folders was scored without a word: the folders are numbered 0-2 among themselves,
+    which gives the model's training accuracy only if they are its first 3 classes."""
+    for classes in (5, 3):
+        suscli.save(tiny_cnn(classes), tmp_path / f"m{classes}.safetensors", arch=ARCH, image_size=8)
+    rows = {}
+    for classes in (5, 3):
+        res = invoke(
+            "score", tmp_path / f"m{classes}.safetensors", "-d", image_folder, "--train-data", train_folder, "-f", "json", "--batches", "1"
+        )
+        assert res.exit_code == 0, res.output
+        rows[classes] = json.loads(res.stdout)["results"][0]["notes"]
+    assert (
+        "the model has 5 classes but the training set's 3 class folders are numbered 0-2 among themselves: if they are not "
+        "the model's first 3 classes, its training accuracy is wrong (pass a path,label CSV of the model's class ids)"
+    ) in rows[5]
+    assert not any("numbered 0-" in n for n in rows[3])

@@ -268,8 +268,23 @@ def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.
         return None, []
     origin = f"{checkpoint.path} on {train.origin or 'the training set'}"
     if train.label_names is None and train.folders is not None:
-        return folder_ids(train.folders, checkpoint.meta, origin)
-    return id_table(train.label_names, checkpoint.meta, origin, train.names_order)
+        ids, notes = folder_ids(train.folders, checkpoint.meta, origin)
+        return ids, notes + _fewer_classes(checkpoint, train.folders, "class folders")
+    ids, notes = id_table(train.label_names, checkpoint.meta, origin, train.names_order)
+    return ids, notes + _fewer_classes(checkpoint, train.label_names or [], "class names")
+
+
+def _fewer_classes(checkpoint: Checkpoint, names: Sequence[str], what: str) -> list[str]:
+    """A training set naming fewer classes than the model has, where the model names none of its own: the set's
+    names are numbered 0..K-1 among themselves, which is right only if they are the model's first K classes."""
+    count = checkpoint.num_classes
+    if not names or count is None or len(names) >= count or known_classes(checkpoint.meta) is not None:
+        return []
+    return [
+        f"the model has {count} classes but the training set's {len(names)} {what} are numbered 0-{len(names) - 1} among "
+        f"themselves: if they are not the model's first {len(names)} classes, its training accuracy is wrong (pass a "
+        "path,label CSV of the model's class ids)"
+    ]
 
 
 def val_ids(
