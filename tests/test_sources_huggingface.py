@@ -165,6 +165,21 @@ def test_damaged_weights_and_a_config_that_does_not_fit_are_named(root: Path, tm
     )
 
 
+def test_a_folder_missing_half_of_save_pretrained_says_which_half(root: Path, tmp_path: Path) -> None:
+    """Weights without their config.json (or the reverse) were "is a directory, not a checkpoint"."""
+    shutil.copytree(root / "saved", tmp_path / "no_config")
+    (tmp_path / "no_config" / "config.json").unlink()
+    one_error_line(
+        invoke("score", tmp_path / "no_config", "-d", root / "unlabeled"),
+        3,
+        f"{tmp_path / 'no_config'}: is not a checkpoint folder: it holds model.safetensors but no config.json",
+    )
+    shutil.copytree(root / "saved", tmp_path / "no_weights")
+    (tmp_path / "no_weights" / "model.safetensors").unlink()
+    with pytest.raises(InputError, match="is not a checkpoint folder: it holds config.json but no weights"):
+        load_checkpoint(tmp_path / "no_weights")
+
+
 def test_a_trainer_output_dir_is_not_one_checkpoint(root: Path) -> None:
     with pytest.raises(InputError, match="is a directory, not a checkpoint"):
         load_checkpoint(root / "run")

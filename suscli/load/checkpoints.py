@@ -335,6 +335,8 @@ def _check_path(path: Path, folder: Folder | None) -> None:
         raise _missing(path)
     if path.is_dir():
         if folder is None:
+            if lacks := sources.folder_lacks(path):
+                raise InputError(f"{path}: is not a checkpoint folder: {lacks.message}", fix=lacks.fix)
             raise InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
         size = sum(f.stat().st_size for f in folder.weights)
     else:

@@ -12,13 +12,15 @@ from typing import Any
 
 from torch import nn
 
+from suscli.errors import InputError
+
 from suscli.load.sources import huggingface, lightning, timm, torchvision_references
 from suscli.load.sources.interface import Arch, Folder, Found, Layout
 
 # A timm or torchvision-references file is also a dict of weights and more; Lightning's is told by its version key.
 LAYOUTS: tuple[Layout, ...] = (huggingface.LAYOUT, timm.LAYOUT, torchvision_references.LAYOUT, lightning.LAYOUT)
 
-__all__ = ["LAYOUTS", "Arch", "Folder", "Found", "Layout", "arch_defaults", "checkpoint_folder", "recognize"]
+__all__ = ["LAYOUTS", "Arch", "Folder", "Found", "Layout", "arch_defaults", "checkpoint_folder", "folder_lacks", "recognize"]
 
 
 def checkpoint_folder(path: Path) -> Folder | None:
@@ -27,6 +29,11 @@ def checkpoint_folder(path: Path) -> Folder | None:
         if layout.folder is not None and (found := layout.folder(path)) is not None:
             return found
     return None
+
+
+def folder_lacks(path: Path) -> InputError | None:
+    """Why a folder that looks like one checkpoint is not one (weights without their config.json), if a layout says."""
+    return next((why for layout in LAYOUTS if layout.lacking is not None and (why := layout.lacking(path))), None)
 
 
 def recognize(path: Path, contents: object) -> Found | None:

@@ -42,6 +42,19 @@ def folder(path: Path) -> Folder | None:
     return Folder(path, weights, files, _epoch(path / "trainer_state.json"))
 
 
+def lacking(path: Path) -> InputError | None:
+    """Weights saved by save_pretrained without their config.json (which names the model), or a config.json
+    without weights: the half of a Hugging Face folder that is there, and the half that is not."""
+    config = (path / "config.json").is_file()
+    name = next((n for n in _WEIGHTS if (path / n).is_file()), None)
+    fix = "copy the files save_pretrained wrote for this model beside it, or save it again"
+    if name and not config:
+        return InputError(f"it holds {name} but no config.json, which names a Hugging Face folder's model", fix=fix)
+    if config and not name:
+        return InputError(f"it holds config.json but no weights ({', '.join(_WEIGHTS)})", fix=fix)
+    return None
+
+
 def recognize(path: Path, contents: object) -> Found | None:
     if contents is not None or not path.is_dir() or folder(path) is None:
         return None
@@ -193,4 +206,4 @@ def _json(file: Path) -> dict[str, Any]:
     return value
 
 
-LAYOUT = Layout("Hugging Face transformers", recognize, folder=folder)
+LAYOUT = Layout("Hugging Face transformers", recognize, folder=folder, lacking=lacking)

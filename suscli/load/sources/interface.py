@@ -55,12 +55,14 @@ class Folder:
 @dataclass(frozen=True)
 class Layout:
     """One ecosystem's checkpoints: `recognize` reads a loaded file (contents None for a folder it claimed),
-    `folder` claims folders that are one checkpoint, `defaults` gives the preprocessing an architecture implies."""
+    `folder` claims folders that are one checkpoint, `defaults` gives the preprocessing an architecture implies,
+    `lacking` says what a folder that `folder` did not claim lacks to be one."""
 
     name: str
     recognize: Callable[[Path, object], Found | None]
     folder: Callable[[Path], Folder | None] | None = None
     defaults: Callable[[str, nn.Module], dict[str, Any]] | None = None
+    lacking: Callable[[Path], InputError | None] | None = None  # why a folder that looks like one checkpoint is not one
 
 
 def recorded_args(value: object) -> dict[str, Any] | None:
