@@ -113,6 +113,21 @@ def test_hyper_parameters_naming_no_one_architecture(tmp_path: Path) -> None:
         load_checkpoint(_lightning_file(tmp_path / "c.ckpt", {"arch": "subprocess:run"}))
 
 
+def test_an_arch_that_fails_over_the_recorded_one_says_it_was_used_over_it(tmp_path: Path) -> None:
+    """`rank pool --arch torchvision:resnet18` for a pool's plain state dicts also overrides its Lightning files; their
+    rows said only "weights do not fit torchvision:resnet18 ... (pass the architecture ... it was trained with)"."""
+    path = _lightning_file(tmp_path / "a.ckpt", {"model_name": "test_resnet"})
+    with pytest.raises(InputError, match="weights do not fit torchvision:resnet18") as info:
+        load_checkpoint(path, default_arch="torchvision:resnet18")
+    assert info.value.fix == (
+        "--arch torchvision:resnet18 was used over the Lightning checkpoint's timm:test_resnet: leave it out for this file "
+        "(a rank manifest gives each model its own arch)"
+    )
+    with pytest.raises(InputError, match="torchvision has no model") as info:
+        load_checkpoint(path, arch="torchvision:no_such_net")
+    assert info.value.fix is not None and info.value.fix.startswith("manifest arch torchvision:no_such_net was used over")
+
+
 class HydraClassifier(L.LightningModule):
     """A Hydra-configured module: its config arrives as an OmegaConf DictConfig and is saved as the hyper-parameters."""
 

@@ -232,10 +232,13 @@ def load_checkpoint(
             inferred = infer_num_classes(state)
         classes = num_classes or meta.get("num_classes") or inferred
         try:
-            model = build_model(winner.spec, winner.kwargs, num_classes=classes, base_dir=winner.base_dir)
+            try:
+                model = build_model(winner.spec, winner.kwargs, num_classes=classes, base_dir=winner.base_dir)
+            except InputError as e:
+                raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
+            notes += _load_weights(path, winner.spec, model, state, inferred, found.prefixes if found else ())
         except InputError as e:
-            raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
-        notes += _load_weights(path, winner.spec, model, state, inferred, found.prefixes if found else ())
+            raise _overriding(e, winner, choices) from e
     defaults = sources.arch_defaults(winner.spec, model)
     implied = sorted(k for k in defaults if k not in meta)  # what only the architecture says, not this checkpoint
     meta = {**defaults, **meta, **({"implied": implied, "implied_by": f"the defaults of {winner.spec}"} if implied else {})}
@@ -642,6 +645,19 @@ def _vet_stored_arch(path: Path, choice: _ArchChoice) -> None:
         returned = None
     if not (inspect.isclass(returned) and issubclass(returned, nn.Module)):
         raise refused
+
+
+def _overriding(e: InputError, winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> InputError:
+    """`e`, saying so when the user's architecture that failed overrode the one the training tool recorded (an
+    --arch meant for a pool's plain state dicts applies to its Lightning and Hugging Face files too)."""
+    recorded = next((c for c in choices if c.source not in (*_USER_SOURCES, "sidecar", "metadata") and c.spec != winner.spec), None)
+    if winner.source not in _USER_SOURCES or recorded is None:
+        return e
+    return InputError(
+        e.message,
+        fix=f"{_USER_SOURCES[winner.source]} {winner.spec} was used over the {recorded.source}'s {recorded.spec}: leave it out "
+        "for this file (a rank manifest gives each model its own arch)",
+    )
 
 
 def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> list[str]:
