@@ -145,6 +145,15 @@ def test_ema_only_weights_are_used_with_a_note(tmp_path):
     assert ckpt.notes == ["using EMA weights from 'model_ema': the file holds no plain model weights"]
 
 
+def test_ema_state_dict_beside_model_state_dict_is_the_ema_copy(tmp_path):
+    """A script's {"model_state_dict", "ema_state_dict"}: --ema said "the file holds no EMA weights" and used the plain ones."""
+    model, ema = _tiny(), _tiny()
+    torch.save({"model_state_dict": model.state_dict(), "ema_state_dict": ema.state_dict()}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True)
+    assert _same_outputs(ema, ckpt.model) and ckpt.notes == ["using EMA weights from 'ema_state_dict': --ema"]
+    assert _same_outputs(model, load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS).model)
+
+
 def test_lightning_checkpoint(tmp_path):
     model = _tiny()
     state = {f"model.{k}": v for k, v in model.state_dict().items()}

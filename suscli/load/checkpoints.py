@@ -51,8 +51,8 @@ _ARCH_KEYS = ("arch", "arch_kwargs")  # stored with the weights, but they descri
 
 # Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is,
 # or when asked for (ema=True, --ema).
-_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema", "ema")
-_EMA_KEYS = ("state_dict_ema", "model_ema", "ema")
+_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema", "ema_state_dict", "ema")
+_EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema")  # timm, torchvision's references, scripts beside model_state_dict
 _EMA_FIRST = tuple(dict.fromkeys(_EMA_KEYS + _WEIGHT_KEYS))
 # Plain-data classes that training tools save beside the weights (timm's and torchvision's `args`), allowed to the
 # weights_only unpickler by their exact name for the length of one load: their subclasses are other globals and
