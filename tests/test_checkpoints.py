@@ -137,6 +137,30 @@ def test_nested_weights_are_found(tmp_path, wrap):
     assert _same_outputs(model, ckpt.model) and ckpt.notes == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"image_size": "big"}, "'image_size' must be a whole number above 0, not \"big\""),
+        ({"num_classes": [3]}, "'num_classes' must be a whole number above 0, not [3]"),
+        ({"epoch": -1}, "'epoch' must be a whole number from 0, not -1"),
+        ({"mean": "0.5"}, "'mean' must be a list of numbers, not \"0.5\""),
+        ({"std": [0.2, 0, 0.2]}, "'std' must be a list of numbers above 0, not [0.2, 0, 0.2]"),
+        ({"crop_pct": 2}, "'crop_pct' must be a number above 0 and at most 1, not 2"),
+        ({"preset": "cifar100"}, "'preset' must be one of cifar10, imagenet, none, not \"cifar100\""),
+    ],
+)
+def test_fields_of_the_wrong_type_are_refused_naming_the_field(tmp_path, fields, said):
+    """A sidecar or metadata written by other code with "image_size": "big" ended score in an internal error
+    (ValueError: invalid literal for int()), a std of 0 divided by zero; each is now its file's error."""
+    torch.save(_tiny().state_dict(), tmp_path / "m.pt")
+    (tmp_path / "m.suscli.json").write_text(json.dumps(fields))
+    with pytest.raises(InputError) as info:
+        load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert str(info.value) == f"{tmp_path / 'm.suscli.json'}: {said} (fix or delete the sidecar file)"
+    save(_tiny(), tmp_path / "n.safetensors", arch=ARCH, arch_kwargs=KWARGS, **fields)
+    assert f"metadata 'suscli': {said}" in _input_error(tmp_path / "n.safetensors")
+
+
 def test_ema_only_weights_are_used_with_a_note(tmp_path):
     model = _tiny()
     torch.save({"model_ema": model.state_dict(), "epoch": 4}, tmp_path / "m.pt")

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import json
 import logging
+import math
 import os
 import pickle
 import sys
@@ -36,6 +37,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from suscli.data.images import PRESETS
 from suscli.load import configs, sources
 from suscli.load.arch import build_model, infer_num_classes
 from suscli.errors import InputError
@@ -394,7 +396,35 @@ def _parse_fields(text: str, where: str, fix: str) -> dict[str, Any]:
         raise InputError(f"{where} is not a JSON object", fix=fix)
     if not isinstance(fields.get("arch", ""), str) or not isinstance(fields.get("arch_kwargs", {}), dict):
         raise InputError(f"{where}: 'arch' must be a string and 'arch_kwargs' an object", fix=fix)
+    for key, (kind, fits) in _FIELDS.items():
+        if fields.get(key) is not None and not fits(fields[key]):
+            raise InputError(f"{where}: {key!r} must be {kind}, not {json.dumps(fields[key])[:40]}", fix=fix)
     return fields
+
+
+def _count(value: object, least: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _numbers(value: object, positive: bool = False) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive) for v in value)
+    )
+
+
+# The fields suscli reads from a sidecar or safetensors metadata, checked as they are read: a file written by hand or
+# by other code may hold any JSON there, and a size of "big" or a std of 0 would fail far from its cause.
+_FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "num_classes": ("a whole number above 0", _count),
+    "image_size": ("a whole number above 0", _count),
+    "epoch": ("a whole number from 0", lambda v: _count(v, 0)),
+    "mean": ("a list of numbers", _numbers),
+    "std": ("a list of numbers above 0", lambda v: _numbers(v, positive=True)),
+    "crop_pct": ("a number above 0 and at most 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1),
+    "preset": (f"one of {', '.join(PRESETS)}", lambda v: v in PRESETS),
+}
 
 
 def _read(path: Path, trust: bool) -> tuple[object, str | None]:
