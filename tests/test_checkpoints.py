@@ -249,7 +249,11 @@ def test_arch_precedence_and_kwargs_travel_with_their_spec(tmp_path, monkeypatch
     save(model, st, arch=spec("b"), arch_kwargs={"width": 4})
     ckpt = load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong, trust=True)  # stored .py specs need trust
     assert (ckpt.arch, ckpt.arch_source) == (spec("b"), "metadata")
-    assert ckpt.notes == [f"--arch {spec('d')} ignored: metadata says {spec('b')}"]
+    assert ckpt.notes == [f"--arch {spec('d')} with width=9 ignored: metadata says {spec('b')}"]
+    # the same spec with other kwargs is ignored too, and said to be (it was not)
+    ckpt = load_checkpoint(st, default_arch=spec("b"), default_arch_kwargs=wrong, trust=True)
+    assert ckpt.notes == [f"--arch {spec('b')} with width=9 ignored: metadata says {spec('b')} with width=4"]
+    assert load_checkpoint(st, default_arch=spec("b"), trust=True).notes == []  # a fallback for other files: nothing ignored
 
     sidecar_path(st).write_text(json.dumps({"arch": spec("c"), "arch_kwargs": {"width": 4}}))
     assert load_checkpoint(st, default_arch=spec("d"), default_arch_kwargs=wrong, trust=True).arch_source == "sidecar"

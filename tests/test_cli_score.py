@@ -367,3 +367,13 @@ def test_a_model_with_more_classes_than_the_training_folders_says_how_they_were_
         "the model's first 3 classes, its training accuracy is wrong (pass a path,label CSV of the model's class ids)"
     ) in rows[5]
     assert not any("numbered 0-" in n for n in rows[3])
+
+
+def test_arch_kwargs_without_arch_is_a_usage_error(tmp_path, image_folder):
+    """It was ignored without a word: the architecture a checkpoint names is built with its own kwargs."""
+    suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    one_error_line(
+        invoke("score", tmp_path / "m.safetensors", "-d", image_folder, "--arch-kwargs", "num_classes=5"),
+        2,
+        "--arch-kwargs goes with --arch",
+    )

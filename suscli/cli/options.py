@@ -373,6 +373,11 @@ def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings
 
 def inputs(given: InputOptions, performance: PerformanceOptions, pool: PoolOptions | None = None) -> Inputs:
     """The API's Inputs from the options that say how to read images and checkpoints and where to run."""
+    if given.arch_kwargs is not None and given.arch is None:
+        raise UsageError(
+            "--arch-kwargs goes with --arch: an architecture a checkpoint names is built with the kwargs it names",
+            fix="pass --arch too, or leave --arch-kwargs out",
+        )
     return Inputs(
         image_column=given.image_column,
         label_column=given.label_column,

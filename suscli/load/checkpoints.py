@@ -695,9 +695,10 @@ def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> lis
     when the user's choice overrode what the training tool recorded (the user wins, the report says so)."""
     said = f"the file holds a {winner.spec} model" if winner.source == "file" else f"{winner.source} says {winner.spec}"
     notes = [
-        f"{_USER_SOURCES[c.source]} {c.spec} ignored: {said}"
+        f"{_USER_SOURCES[c.source]} {c.spec}{f' {_kwargs(c.kwargs)}' if c.kwargs else ''} ignored: {said}"
+        + (f" {_kwargs(winner.kwargs)}" if c.spec == winner.spec and winner.kwargs else "")
         for c in choices
-        if c.source in _USER_SOURCES and c is not winner and c.spec != winner.spec
+        if c.source in _USER_SOURCES and c is not winner and (c.spec != winner.spec or c.kwargs and c.kwargs != winner.kwargs)
     ]
     if winner.source in _USER_SOURCES:
         notes += [
@@ -706,6 +707,11 @@ def _ignored_choices(winner: _ArchChoice, choices: Iterable[_ArchChoice]) -> lis
             if c.source not in (*_USER_SOURCES, "sidecar", "metadata") and c.spec != winner.spec
         ]
     return notes
+
+
+def _kwargs(kwargs: Mapping[str, Any]) -> str:
+    """Arch kwargs as a note shows them: with num_classes=5,width=16."""
+    return "with " + ",".join(f"{k}={json.dumps(v)}" for k, v in kwargs.items())
 
 
 def _to_eval(model: nn.Module, kind: str) -> list[str]:
