@@ -289,6 +289,23 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnet", default_arch_kwargs={"pretrained": True})
 
 
+def test_a_folder_timm_saved_for_the_hub_is_one_checkpoint(run: Path, tmp_path: Path) -> None:
+    """save_for_hf (what push_to_hub uploads) writes config.json and model.safetensors: it was taken for a Hugging
+    Face transformers folder and refused as "the model type None, which transformers ... does not define"."""
+    root = run.parent
+    model = timm.create_model("test_resnet", num_classes=3)
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 32, 32), "mean": MEAN, "std": STD, "crop_pct": 0.9}
+    timm.models.save_for_hf(model, tmp_path / "hub", model_args={"num_classes": 3})
+    row = cli_json("score", tmp_path / "hub", "-d", root / "unlabeled")["results"][0]
+    assert (row["arch"], row["details"]["arch_source"], row["notes"]) == ("timm:test_resnet", "config.json", [])
+    assert row["details"]["preprocess"] == {"image_size": 32, "mean": MEAN, "std": STD, "crop_pct": 0.9}
+    assert row["susceptibility"] == pytest.approx(
+        by_hand(model, root / "unlabeled", mean=MEAN, std=STD, image_size=32, crop_pct=0.9), rel=1e-5
+    )
+    ranked = cli_json("rank", tmp_path, "-d", root / "unlabeled", "--results", tmp_path / "r.jsonl")["results"]
+    assert [(r["name"], r["susceptibility"]) for r in ranked] == [("hub", row["susceptibility"])]
+
+
 def test_users_arch_and_mean_win_with_a_note(run: Path) -> None:
     root = run.parent
     row = cli_json(

@@ -18,7 +18,8 @@ from suscli.load.sources import huggingface, lightning, timm, torchvision_refere
 from suscli.load.sources.interface import Arch, Folder, Found, Layout
 
 # A timm or torchvision-references file is also a dict of weights and more; Lightning's is told by its version key.
-LAYOUTS: tuple[Layout, ...] = (huggingface.LAYOUT, timm.LAYOUT, torchvision_references.LAYOUT, lightning.LAYOUT)
+# timm's Hub folders hold a config.json and weights, as Hugging Face's do: timm is asked first, and claims only its own.
+LAYOUTS: tuple[Layout, ...] = (timm.LAYOUT, huggingface.LAYOUT, torchvision_references.LAYOUT, lightning.LAYOUT)
 
 __all__ = ["LAYOUTS", "Arch", "Folder", "Found", "Layout", "arch_defaults", "checkpoint_folder", "folder_lacks", "recognize"]
 

@@ -11,6 +11,7 @@ file (one name per line, line i naming class i), where it can still be found.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,56 @@ import torch
 from torch import nn
 
 from suscli.data.labels import AS_STRINGS, BY_NAME, NATURAL
-from suscli.load.sources.interface import Arch, Found, Layout, numbers, recorded_args, whole
+from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, recorded_args, whole
+
+
+# The weight files timm's save_for_hf (and push_to_hub) writes beside its config.json, safetensors first.
+_HUB_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+def folder(path: Path) -> Folder | None:
+    """A folder timm's `save_for_hf`/`push_to_hub` wrote: config.json naming the `architecture` (no transformers
+    `model_type`), and the weights."""
+    config = _hub_config(path)
+    weights = next((path / n for n in _HUB_WEIGHTS if (path / n).is_file()), None)
+    if config is None or weights is None:
+        return None
+    return Folder(path, [weights], [path / "config.json", weights])
+
+
+def _hub_config(path: Path) -> dict[str, Any] | None:
+    """config.json as timm writes it for the Hub, or None (absent, unreadable, or another library's)."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(config, dict) or "model_type" in config or not isinstance(config.get("architecture"), str):
+        return None
+    return config
+
+
+def _recognize_hub(path: Path) -> Found | None:
+    """The model as timm's load_model_config_from_hf rebuilds it: create_model(architecture, **model_args) with the
+    config's num_classes; the preprocessing from its pretrained_cfg; class names from label_names."""
+    config = _hub_config(path) if folder(path) is not None else None
+    if config is None:
+        return None
+    notes: list[str] = []
+    cfg = config.get("pretrained_cfg")
+    found = Found("timm", meta=data_config(cfg if isinstance(cfg, Mapping) else {}, notes), notes=notes)
+    kwargs = dict(config["model_args"]) if isinstance(config.get("model_args"), Mapping) else {}
+    if whole(config.get("num_classes")):
+        kwargs["num_classes"] = found.meta["num_classes"] = config["num_classes"]
+    found.arch = Arch(f"timm:{config['architecture']}", "config.json", kwargs=kwargs)
+    labels = config.get("label_names")
+    if isinstance(labels, list) and labels and all(isinstance(n, str) for n in labels) and len(labels) == kwargs.get("num_classes"):
+        found.meta.update(classes=labels, classes_source="config.json's label_names")
+    return found
 
 
 def recognize(path: Path, contents: object) -> Found | None:
+    if contents is None and path.is_dir():
+        return _recognize_hub(path)
     if not isinstance(contents, Mapping):
         return None
     if isinstance(contents.get("arch"), str) and "state_dict" in contents:  # CheckpointSaver's layout
@@ -154,4 +201,4 @@ def defaults(spec: str, model: nn.Module) -> dict[str, Any]:
     return data_config(resolve_data_config({}, model=model), [])
 
 
-LAYOUT = Layout("timm", recognize, defaults=defaults)
+LAYOUT = Layout("timm", recognize, folder=folder, defaults=defaults)
