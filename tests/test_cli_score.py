@@ -377,3 +377,35 @@ def test_arch_kwargs_without_arch_is_a_usage_error(tmp_path, image_folder):
         2,
         "--arch-kwargs goes with --arch",
     )
+
+
+class SizeChecked(nn.Module):
+    """A model that checks its input size, as timm's and torchvision's ViTs (torch._assert) and transformers' do."""
+
+    def __init__(self, error: type[Exception] = AssertionError) -> None:
+        super().__init__()
+        self.error = error
+        self.head = tiny_cnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != 8:
+            raise self.error(f"Input height ({x.shape[-1]}) doesn't match model (8).")
+        return self.head(x)
+
+
+def size_checked(error: str = "AssertionError") -> nn.Module:
+    return SizeChecked({"AssertionError": AssertionError, "ValueError": ValueError}[error])
+
+
+@pytest.mark.parametrize("error", ["AssertionError", "ValueError"])
+def test_a_model_that_refuses_the_image_size_is_its_rows_error(tmp_path, image_folder, error):
+    """A timm ViT scored at 32 (AssertionError) or a transformers one (ValueError) was an internal error, and ended
+    rank for the whole pool."""
+    spec = "tests.test_cli_score:size_checked"
+    suscli.save(size_checked(error), tmp_path / "pool" / "vit.safetensors", arch=spec, arch_kwargs={"error": error}, image_size=8)
+    suscli.save(tiny_cnn(), tmp_path / "pool" / "cnn.safetensors", arch=ARCH, image_size=8)
+    res = invoke("score", tmp_path / "pool" / "vit.safetensors", "-d", image_folder, "--image-size", "16", "--batches", "1")
+    one_error_line(res, 3, "the model failed on 16x16 images with 3 channel(s): Input height (16) doesn't match model (8).")
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--image-size", "16", "--batches", "1", "-f", "json")
+    assert res.exit_code == 3 and "internal error" not in res.output
+    assert {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]} == {"cnn": "ok", "vit": "error"}

@@ -207,7 +207,9 @@ def score_checkpoint(
                     progress=progress,
                     what="held-out accuracy",
                 )
-    except (RuntimeError, torch.jit.Error) as e:  # shape errors from a model that does not fit these images, or device errors
+    # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
+    # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError.
+    except (RuntimeError, torch.jit.Error, AssertionError, ValueError) as e:
         first = summary_line(e) or type(e).__name__  # a TorchScript model's message carries its interpreter's traceback
         raise InputError(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
