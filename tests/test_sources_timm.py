@@ -306,6 +306,34 @@ def test_a_folder_timm_saved_for_the_hub_is_one_checkpoint(run: Path, tmp_path: 
     assert [(r["name"], r["susceptibility"]) for r in ranked] == [("hub", row["susceptibility"])]
 
 
+@pytest.mark.parametrize(
+    ("model", "spec"),
+    [
+        ("hf-hub:timm/test_resnet.r160_in1k", "timm:test_resnet.r160_in1k"),
+        ("timm/test_resnet.r160_in1k", "timm:test_resnet.r160_in1k"),
+        ("timm:test_resnet", "timm:test_resnet"),
+        ("hf-hub:me/my-finetune", None),
+    ],
+)
+def test_a_model_named_as_train_py_takes_it(tmp_path: Path, model: str, spec: str | None) -> None:
+    """`train.py --model hf-hub:timm/NAME.TAG` (fine-tuning Hub weights) recorded a name that built
+    'timm:hf-hub:timm/...': "no module named 'timm:hf-hub'"; `timm/NAME.TAG` was "timm has no model"."""
+    weights = timm.create_model("test_resnet", num_classes=3).state_dict()
+    args = argparse.Namespace(**{**vars(train_args()), "model": model})
+    torch.save({"epoch": 0, "arch": model, "state_dict": weights, "args": args}, tmp_path / "last.pth.tar")
+    if spec is None:
+        with pytest.raises(InputError, match="whose architecture only that model's config.json names") as info:
+            load_checkpoint(tmp_path / "last.pth.tar")
+        assert info.value.fix == "pass --arch timm:NAME with the architecture of that model"
+        assert load_checkpoint(tmp_path / "last.pth.tar", default_arch="timm:test_resnet").arch == "timm:test_resnet"
+        return
+    ckpt = load_checkpoint(tmp_path / "last.pth.tar")
+    assert ckpt.arch == spec
+    assert ckpt.notes == (
+        [f"timm's {model} read as {spec}, its repository's name (the Hub's config.json is not downloaded)"] if "hf-hub" in model else []
+    )
+
+
 def test_users_arch_and_mean_win_with_a_note(run: Path) -> None:
     root = run.parent
     row = cli_json(

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from suscli.data.labels import AS_STRINGS, BY_NAME, NATURAL
+from suscli.errors import InputError
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, recorded_args, whole
 
 
@@ -87,13 +88,40 @@ def recognize(path: Path, contents: object) -> Found | None:
     found = Found("timm", meta=data_config(args, notes), notes=notes)
     name = args.get("model") if isinstance(args.get("model"), str) else contents.get("arch")
     if isinstance(name, str) and name:
-        found.arch = Arch(f"timm:{name}", source, kwargs=_model_kwargs(args))
+        found.arch = _named(name, source, _model_kwargs(args), notes)
     if whole(args.get("num_classes")):
         found.meta["num_classes"] = args["num_classes"]
     found.meta.update(_class_map(args, path.parent))
     if args:
         found.meta.update(_class_order(args, found.meta))
     return found
+
+
+def _named(name: str, source: str, kwargs: dict[str, Any], notes: list[str]) -> Arch:
+    """train.py's `--model` as a spec, read as timm's create_model reads it: `timm/resnet18.a1_in1k` is
+    `resnet18.a1_in1k`; `hf-hub:ORG/REPO` names its architecture only in the Hub's config.json, which suscli does
+    not download: REPO is taken when it is a timm model name (timm's own repositories, `timm/resnet18.a1_in1k`),
+    the weights then having to fit it."""
+    scheme, sep, path = name.replace("hf_hub", "hf-hub", 1).partition(":")
+    if not sep or scheme == "timm":
+        return Arch(f"timm:{(path if sep else name).rsplit('/', 1)[-1]}", source, kwargs=kwargs)
+    repo = path.rsplit("/", 1)[-1]
+    if scheme == "hf-hub" and _is_timm_model(repo):
+        notes.append(f"timm's {name} read as timm:{repo}, its repository's name (the Hub's config.json is not downloaded)")
+        return Arch(f"timm:{repo}", source, kwargs=kwargs)
+    refused = InputError(
+        f"its args name the model {name!r}, whose architecture only that model's config.json names, which suscli does not fetch",
+        fix="pass --arch timm:NAME with the architecture of that model",
+    )
+    return Arch(name, source, refused=refused)
+
+
+def _is_timm_model(name: str) -> bool:
+    try:
+        import timm
+    except ImportError:
+        return False
+    return bool(timm.is_model(name))
 
 
 def _class_order(args: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
