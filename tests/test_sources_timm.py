@@ -143,6 +143,16 @@ def test_args_yaml_beside_a_cleaned_checkpoint(run: Path) -> None:
     assert (ckpt.arch, ckpt.arch_source, ckpt.meta["mean"], ckpt.meta["image_size"]) == ("timm:test_resnet", "args.yaml", MEAN, 32)
 
 
+def test_another_scripts_args_yaml_naming_a_model_is_not_read_as_timms(run: Path, tmp_path: Path) -> None:
+    """An args.yaml is what many training scripts write: one that names a `model` but lacks train.py's other fields
+    made a plain state dict beside it timm's model of that name, with timm's preprocessing, without a word."""
+    weights = torch.load(run / "checkpoint-2.pth.tar", weights_only=False)["state_dict"]
+    torch.save(weights, tmp_path / "weights.pth")
+    (tmp_path / "args.yaml").write_text(yaml.safe_dump({"model": "test_resnet", "lr": 0.1, "epochs": 3}))
+    with pytest.raises(InputError, match="--arch"):
+        load_checkpoint(tmp_path / "weights.pth")
+
+
 def test_class_map_names_the_classes(run: Path, tmp_path: Path) -> None:
     """train.py --class-map: class i is line i of the file, found as given or, moved with the run, beside the
     checkpoint. Labels by name must fit the model as its own ids do; without the file the note says why."""

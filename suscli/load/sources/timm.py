@@ -79,7 +79,7 @@ def recognize(path: Path, contents: object) -> Found | None:
             args, source = _args_yaml(path.parent), "args.yaml"
     elif contents and all(isinstance(v, torch.Tensor) for v in contents.values()):  # weights alone (clean_checkpoint.py)
         args, source = _args_yaml(path.parent), "args.yaml"
-        if not (args and isinstance(args.get("model"), str)):
+        if not (args and isinstance(args.get("model"), str) and "opt" in args):  # train.py's --opt: not any run's args.yaml
             return None
     else:
         return None
