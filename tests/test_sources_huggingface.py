@@ -174,6 +174,12 @@ def test_a_folder_missing_half_of_save_pretrained_says_which_half(root: Path, tm
         3,
         f"{tmp_path / 'no_config'}: is not a checkpoint folder: it holds model.safetensors but no config.json",
     )
+    # the same folder in a pool: rank lists its weights file, whose row names the missing half too
+    with pytest.raises(
+        InputError,
+        match="a state dict holds no architecture; its folder is not a whole checkpoint folder: it holds model.safetensors but no config.json",
+    ):
+        load_checkpoint(tmp_path / "no_config" / "model.safetensors")
     shutil.copytree(root / "saved", tmp_path / "no_weights")
     (tmp_path / "no_weights" / "model.safetensors").unlink()
     with pytest.raises(InputError, match="is not a checkpoint folder: it holds config.json but no weights"):

@@ -206,6 +206,10 @@ def load_checkpoint(
 
     if not choices:
         _weights(path, contents, folder, trust, ema)  # a file without weights says so first
+        if folder is None and (lacks := sources.folder_lacks(path.parent)):  # save_pretrained's weights, config.json lost
+            raise InputError(
+                f"{path}: a state dict holds no architecture; its folder is not a whole checkpoint folder: {lacks.message}", fix=lacks.fix
+            )
         raise InputError(
             f"{path}: a state dict holds no architecture",
             fix="pass --arch torchvision:NAME | timm:NAME | module:factory | file.py:factory, or save with suscli.save",
