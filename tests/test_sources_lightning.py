@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+import suscli
 from suscli.load.checkpoints import load_checkpoint
 from suscli.errors import InputError
 from tests.conftest import by_hand, cli_json, image_sets
@@ -19,6 +21,7 @@ L = pytest.importorskip("lightning")
 timm = pytest.importorskip("timm")
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from timm.data import resolve_data_config  # noqa: E402
+from timm.utils import ModelEmaV3  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,6 +84,78 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
     assert len(ranked["results"]) == 3
     for r in [row] + tracked["results"] + ranked["results"]:
         assert r["susceptibility"] == pytest.approx(lightning_by_hand(Path(r["path"]), root), rel=1e-5), r["name"]
+
+
+class EmaClassifier(L.LightningModule):
+    """A module that keeps its own EMA copy of its network: torch's AveragedModel as `ema_model` beside `model`, or
+    timm's ModelEmaV3 as `model_ema` beside `net`."""
+
+    def __init__(self, ema: str, model_name: str = "test_resnet", num_classes: int = 3):
+        super().__init__()
+        self.save_hyperparameters()
+        net = timm.create_model(model_name, pretrained=False, num_classes=num_classes)
+        if ema == "torch":
+            self.model = net
+            self.ema_model = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+        else:
+            self.net = net
+            self.model_ema = ModelEmaV3(net, decay=0.5)
+
+    def networks(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """The network and its EMA copy."""
+        if self.hparams.ema == "torch":
+            return self.model, self.ema_model.module
+        return self.net, self.model_ema.module
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self.networks()[0](x), y)
+
+    def on_train_batch_end(self, *_) -> None:
+        if self.hparams.ema == "torch":
+            self.ema_model.update_parameters(self.model)
+        else:
+            self.model_ema.update(self.net)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.networks()[0].parameters(), lr=0.5)
+
+
+@pytest.mark.parametrize("ema, prefixes", [("torch", ["ema_model.", "module."]), ("timm", ["model_ema.", "module."])])
+def test_a_modules_own_ema_copy_is_measured_with_ema(ema: str, prefixes: list[str], tmp_path: Path) -> None:
+    """`score x.ckpt --ema` measured the module's plain network and noted "the file holds no EMA weights", though
+    its state dict holds the module's EMA copy (`ema_model.module.*` beside `model.*`)."""
+    image_sets(tmp_path)
+    data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
+    trainer = L.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=True,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpts")],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(EmaClassifier(ema), torch.utils.data.DataLoader(data, batch_size=4))
+    (path,) = (tmp_path / "ckpts").iterdir()
+    net, averaged = EmaClassifier.load_from_checkpoint(path, map_location="cpu").networks()
+    assert not torch.equal(net.fc.weight, averaged.fc.weight)
+    score = [path, "-d", tmp_path / "unlabeled"]
+    by_hand = {
+        name: cli_json("score", suscli.save(model, tmp_path / f"{name}.safetensors", arch="timm:test_resnet", num_classes=3), *score[1:])
+        for name, model in (("plain", net), ("ema", averaged))
+    }
+    row = cli_json("score", *score, "--ema")["results"][0]
+    assert row["notes"][:2] == [
+        f"using EMA weights under {prefixes[0]!r}: --ema",
+        f"stripped prefix {prefixes[0]!r} + {prefixes[1]!r}" + (", ignored 1 keys outside it" if ema == "torch" else ""),
+    ]
+    assert row["susceptibility"] == pytest.approx(by_hand["ema"]["results"][0]["susceptibility"], rel=1e-6)
+    row = cli_json("score", *score)["results"][0]
+    assert row["notes"][0] == f"the file also holds EMA weights under {prefixes[0]!r}: --ema would measure them"
+    assert row["susceptibility"] == pytest.approx(by_hand["plain"]["results"][0]["susceptibility"], rel=1e-6)
+    assert by_hand["plain"]["results"][0]["susceptibility"] != pytest.approx(by_hand["ema"]["results"][0]["susceptibility"], rel=1e-3)
 
 
 def _lightning_file(path: Path, hparams: dict) -> Path:

@@ -232,7 +232,11 @@ def load_checkpoint(
         classes = num_classes or meta.get("num_classes") or infer_num_classes(model.state_dict())
     else:
         state, where = _weights(path, contents, folder, trust, ema)
-        notes += _ema_notes(where, ema)
+        if found is not None and found.ema_prefix is not None:
+            state, note = _module_ema(state, found.ema_prefix, ema)
+            notes.append(note)
+        else:
+            notes += _ema_notes(where, ema)
         inferred = None
         if num_classes is None and meta.get("num_classes") is None:
             inferred = infer_num_classes(state)
@@ -288,6 +292,14 @@ def _ema_notes(where: tuple[str, ...], ema: bool) -> list[str]:
         why = "--ema" if ema else "the file holds no plain model weights"
         return [f"using EMA weights from {'/'.join(where)!r}: {why}"]
     return ["--ema: the file holds no EMA weights; its plain weights were used"] if ema else []
+
+
+def _module_ema(state: dict[str, torch.Tensor], prefix: str, ema: bool) -> tuple[dict[str, torch.Tensor], str]:
+    """With `ema`, the EMA copy a module keeps under `prefix` beside its network (a LightningModule's
+    `ema_model.module.*`), else the state as it is; and a note that says which was used."""
+    if not ema:
+        return state, f"the file also holds EMA weights under {prefix!r}: --ema would measure them"
+    return _keep_metadata({k: v for k, v in state.items() if k.startswith(prefix)}, state), f"using EMA weights under {prefix!r}: --ema"
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

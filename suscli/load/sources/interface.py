@@ -39,6 +39,7 @@ class Found:
     arch: Arch | None = None
     meta: dict[str, Any] = field(default_factory=dict)  # suscli's fields: num_classes, mean, std, image_size, crop_pct, epoch, classes
     prefixes: tuple[str, ...] = ()  # attribute prefixes the weights may carry (a LightningModule's `net.`)
+    ema_prefix: str | None = None  # the prefix of an EMA copy kept beside the network (a LightningModule's `ema_model.`)
     notes: list[str] = field(default_factory=list)
 
 

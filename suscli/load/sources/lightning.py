@@ -11,6 +11,7 @@ omegaconf.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,7 @@ from suscli.errors import InputError
 from suscli.load import configs
 from suscli.load.sources.interface import Arch, Found, Layout, whole
 
+_EMA_NAME = re.compile(r"(^|_)ema(_|\.)")  # an attribute holding an EMA copy: `ema_model`, `model_ema`, `ema`
 _NAME_KEYS = ("arch", "architecture", "model_name", "backbone", "model")
 _SOURCE = "Lightning checkpoint"
 
@@ -28,7 +30,8 @@ def recognize(path: Path, contents: object) -> Found | None:
         return None
     state = contents.get("state_dict")
     keys = [k for k in state if isinstance(k, str) and "." in k] if isinstance(state, Mapping) else []
-    found = Found("Lightning", prefixes=tuple(sorted({k.split(".", 1)[0] + "." for k in keys})))
+    prefixes = tuple(sorted({k.split(".", 1)[0] + "." for k in keys}))
+    found = Found("Lightning", prefixes=prefixes, ema_prefix=next((p for p in prefixes if _EMA_NAME.search(p)), None))
     hparams = configs.plain(contents.get("hyper_parameters"))  # a Hydra run's is an OmegaConf DictConfig
     if not isinstance(hparams, Mapping):
         return found
