@@ -172,6 +172,15 @@ def _lightning_file(path: Path, hparams: dict) -> Path:
     return path
 
 
+def test_an_ema_attribute_without_the_network_under_module_is_not_taken_for_an_ema_copy(tmp_path: Path) -> None:
+    """ema-pytorch's `EMA` keeps its copy under `ema.ema_model.*`, which --ema cannot load: no note promises it."""
+    path = _lightning_file(tmp_path / "a.ckpt", {"model_name": "test_resnet"})
+    raw = torch.load(path, weights_only=True)
+    raw["state_dict"] |= {f"ema.ema_model.{k[len('model.') :]}": v for k, v in raw["state_dict"].items()}
+    torch.save(raw, path)
+    assert load_checkpoint(path).notes == ["stripped prefix 'model.', ignored 92 keys outside it"]
+
+
 def test_hyper_parameters_naming_no_one_architecture(tmp_path: Path) -> None:
     path = _lightning_file(tmp_path / "a.ckpt", {"arch": "resnet18"})
     with pytest.raises(

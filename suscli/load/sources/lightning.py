@@ -20,7 +20,9 @@ from suscli.errors import InputError
 from suscli.load import configs
 from suscli.load.sources.interface import Arch, Found, Layout, whole
 
-_EMA_NAME = re.compile(r"(^|_)ema(_|\.)")  # an attribute holding an EMA copy: `ema_model`, `model_ema`, `ema`
+# An attribute holding an EMA copy of the network under its `module.` (torch's AveragedModel, timm's ModelEma*):
+# `ema_model`, `model_ema`, `ema`.
+_EMA_NAME = re.compile(r"(^|_)ema(_|\.)")
 _NAME_KEYS = ("arch", "architecture", "model_name", "backbone", "model")
 _SOURCE = "Lightning checkpoint"
 
@@ -31,7 +33,8 @@ def recognize(path: Path, contents: object) -> Found | None:
     state = contents.get("state_dict")
     keys = [k for k in state if isinstance(k, str) and "." in k] if isinstance(state, Mapping) else []
     prefixes = tuple(sorted({k.split(".", 1)[0] + "." for k in keys}))
-    found = Found("Lightning", prefixes=prefixes, ema_prefix=next((p for p in prefixes if _EMA_NAME.search(p)), None))
+    ema = next((p for p in prefixes if _EMA_NAME.search(p) and any(k.startswith(p + "module.") for k in keys)), None)
+    found = Found("Lightning", prefixes=prefixes, ema_prefix=ema)
     hparams = configs.plain(contents.get("hyper_parameters"))  # a Hydra run's is an OmegaConf DictConfig
     if not isinstance(hparams, Mapping):
         return found
