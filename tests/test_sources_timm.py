@@ -101,7 +101,7 @@ def test_score_reads_the_whole_checkpoint(run: Path) -> None:
     assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "timm checkpoint", 1)
     assert row["details"]["preprocess"] == {"image_size": 32, "mean": MEAN, "std": STD, "crop_pct": cfg["crop_pct"]}
     assert row["susceptibility"] == pytest.approx(timm_by_hand(run / "checkpoint-1.pth.tar", root), rel=1e-5)
-    assert row["notes"] == []
+    assert row["notes"] == ["the file also holds EMA weights under 'state_dict_ema': --ema would measure them"]
 
 
 def test_ema_weights_on_request(run: Path) -> None:
@@ -363,6 +363,7 @@ def test_users_arch_and_mean_win_with_a_note(run: Path) -> None:
     assert row["arch"] == "timm.models.resnet:test_resnet"
     assert row["notes"] == [
         "--arch timm.models.resnet:test_resnet used: the timm checkpoint says timm:test_resnet",
+        "the file also holds EMA weights under 'state_dict_ema': --ema would measure them",
         "--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3",
     ]
     model = timm.create_model("test_resnet", num_classes=3)

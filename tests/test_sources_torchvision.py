@@ -106,7 +106,7 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
         "std": list(PRESETS["imagenet"].std),
         "crop_pct": 1.0,
     }
-    assert row["notes"] == []
+    assert row["notes"] == ["the file also holds EMA weights under 'model_ema': --ema would measure them"]
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
     assert [r["epoch"] for r in tracked["results"]] == [0, 1]  # checkpoint.pth has no number: skipped
     ranked = cli_json("rank", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")

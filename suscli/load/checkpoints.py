@@ -236,7 +236,7 @@ def load_checkpoint(
             state, note = _module_ema(state, found.ema_prefix, ema)
             notes.append(note)
         else:
-            notes += _ema_notes(where, ema)
+            notes += _ema_notes(where, ema, contents)
         inferred = None
         if num_classes is None and meta.get("num_classes") is None:
             inferred = infer_num_classes(state)
@@ -286,12 +286,17 @@ def _nested_module(contents: object, ema: bool) -> tuple[str, nn.Module] | None:
     return next(((k, v) for k in (_EMA_FIRST if ema else _WEIGHT_KEYS) if isinstance(v := contents.get(k), nn.Module)), None)
 
 
-def _ema_notes(where: tuple[str, ...], ema: bool) -> list[str]:
-    """Which weights were used, when they are not the plain ones or when EMA weights were asked for."""
+def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None) -> list[str]:
+    """Which weights were used, when they are not the plain ones or when EMA weights were asked for; and, when the
+    plain ones were used by default, the EMA weights beside them in `contents` that --ema would measure instead (a
+    timm or torchvision reference run's: the EMA copy is often the one a run keeps as its best)."""
     if any(k in _EMA_KEYS for k in where):
         why = "--ema" if ema else "the file holds no plain model weights"
         return [f"using EMA weights from {'/'.join(where)!r}: {why}"]
-    return ["--ema: the file holds no EMA weights; its plain weights were used"] if ema else []
+    if ema:
+        return ["--ema: the file holds no EMA weights; its plain weights were used"]
+    beside = next((k for k in _EMA_KEYS if isinstance(contents, Mapping) and isinstance(contents.get(k), (Mapping, nn.Module))), None)
+    return [f"the file also holds EMA weights under {beside!r}: --ema would measure them"] if beside else []
 
 
 def _module_ema(state: dict[str, torch.Tensor], prefix: str, ema: bool) -> tuple[dict[str, torch.Tensor], str]:
