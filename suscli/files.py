@@ -18,6 +18,13 @@ from suscli.errors import InputError
 MEMORY_MARGIN = 2
 
 
+def printable(path: object) -> str:
+    """A path as text every report can carry. Python keeps the bytes of a name that are not UTF-8 (a Latin-1 file name
+    from an old archive) as lone surrogates, which UTF-8 output and the CSV writer refuse: they are written as \\xNN,
+    as `ls -b` shows them."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
 @contextlib.contextmanager
 def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
     """A temporary file beside `path` that replaces it when the block ends: flushed, fsynced, given the mode any new

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,8 @@ import torch
 from suscli.errors import InputError, UsageError
 from suscli.data.images import decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
 from suscli.data.imagesets import list_images, read_labeled
-from tests.conftest import write_images
+from tests.conftest import invoke, write_images
+from tests.test_cli_rank import make_pool
 
 
 def test_listing_is_recursive_sorted_and_filtered(tmp_path: Path) -> None:
@@ -71,6 +74,25 @@ def test_unreadable_files_are_counted_or_fatal_with_strict(tmp_path: Path) -> No
         decode_images(sorted(good + [bad]), image_size=8, strict=True)
     with pytest.raises(InputError, match="none of the 1 image files"):
         decode_images([bad], image_size=8)
+
+
+def test_file_and_folder_names_that_are_not_utf8_are_measured_and_reported(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A Latin-1 name from an old archive (its bytes kept by Python as lone surrogates) crashed the cache key, the
+    results file's data identity, the CSV report and the --suspects CSV: each now carries it as \\xNN, as `ls -b`."""
+    try:
+        os.rename(os.fsencode(image_folder / "img_000.png"), os.fsencode(image_folder) + b"/caf\xe9.png")
+        (Path(os.fsdecode(os.fsencode(image_folder) + b"/bad_\xe9.png"))).write_bytes(b"not an image")
+        os.rename(os.fsencode(train_folder / "class_2"), os.fsencode(train_folder) + b"/class_2\xe9")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    pool, suspects = make_pool(tmp_path / "pool"), tmp_path / "suspects.csv"
+    for form in ("csv", "json"):
+        res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", form, "--batches", "2",
+                     "--batch-size", "8", "--suspects", suspects)  # fmt: skip
+        assert res.exit_code == 0, res.output
+        notes = res.stdout if form == "csv" else " ".join(json.loads(res.stdout)["results"][0]["notes"])
+        assert "1 unreadable image(s) skipped, first: " in notes and "bad_\\xe9.png" in notes
+    assert "class_2\\xe9" in suspects.read_text(encoding="utf-8")
 
 
 def test_image_folder_labels_follow_sorted_class_names(train_folder: Path) -> None:

@@ -45,7 +45,7 @@ def entry_key(paths: Sequence[ImageRef], image_size: int, channels: int, crop_pc
             stamp = f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
         except (OSError, ValueError):  # ValueError: a name no file can have (a NUL)
             stamp = "-1"  # missing now: its error is part of the entry; a file that appears changes the key
-        h.update(f"{os.path.abspath(p)}\0{stamp}\n".encode())
+        h.update(f"{os.path.abspath(p)}\0{stamp}\n".encode(errors="surrogateescape"))  # a name's bytes, UTF-8 or not
     return h.hexdigest()[:32]
 
 

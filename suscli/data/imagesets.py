@@ -12,6 +12,7 @@ from pathlib import Path
 
 from suscli.data.embedded import ImageRef
 from suscli.errors import InputError
+from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, by_name
 from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, read_image_list, read_label_csv
@@ -113,7 +114,7 @@ def _class_folders(source: Path) -> Listing:
             f"{source} has a single class folder ({classes[0]}); {ONE_CLASS}",
             fix="point --train-data at the folder that holds one subfolder per class",
         )
-    return Listing(items, labels, notes=notes, folders=classes)
+    return Listing(items, labels, notes=notes, folders=[printable(name) for name in classes])  # reports carry the names
 
 
 def _dataset_labels(source: Path, image_column: str | None, label_column: str | None) -> Listing:

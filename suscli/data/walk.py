@@ -15,6 +15,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from suscli.files import printable
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
 # Why an entry was skipped, as the report says it after its count.
@@ -37,7 +39,7 @@ class Walk:
         """One line for the report, or None when nothing was skipped."""
         if not self.skipped:
             return None
-        return f"{where}: skipped " + ", ".join(f"{self.skipped[why]} {why}" for why in REASONS if self.skipped[why])
+        return f"{printable(where)}: skipped " + ", ".join(f"{self.skipped[why]} {why}" for why in REASONS if self.skipped[why])
 
 
 def is_image_name(name: str) -> bool:

@@ -67,7 +67,11 @@ def data_identity(source: ImageSource | None) -> str | None:
             h.update(f"row {p.row}\0sha256:{p.digest}\0{label}\n".encode())
             continue
         st = _stat(p)
-        h.update(f"{_relative(p, root)}\0{st.st_size if st else -1}\0{int(st.st_mtime) if st else -1}\0{label}\n".encode())
+        h.update(
+            f"{_relative(p, root)}\0{st.st_size if st else -1}\0{int(st.st_mtime) if st else -1}\0{label}\n".encode(
+                errors="surrogateescape"
+            )
+        )
     return f"{DATA_IDENTITY}:{h.hexdigest()[:16]}"
 
 

@@ -17,6 +17,7 @@ from suscli.data.labels import id_names, natural_key
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
 from suscli.errors import InputError, Interrupted, UsageError
+from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
@@ -95,7 +96,7 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
             "a training accuracy, not a held-out one",
             fix="pass images the models did not train on",
         )
-    first = val.paths[shared[0]]
+    first = printable(val.paths[shared[0]])
     kept = sorted(set(range(listed)) - set(shared))
     val = val.subset(kept, len(kept))
     val.notes = [
@@ -277,9 +278,9 @@ def sample_info(sample: NestedSample | None, rows: list[Result], size: int | Non
 def training_paths(train: ImageSource | None, sample: NestedSample | None, rows: list[Result], size: int | None) -> list[str]:
     """The training images the rows' training predictions are on, in their order."""
     if sample is None or size is None:
-        return [str(p) for p in train.paths] if train is not None else []
+        return [printable(p) for p in train.paths] if train is not None else []
     skipped: list[int] = next((r.details[RECORD]["skipped"] for r in rows if r.ok and isinstance(r.details.get(RECORD), dict)), [])
-    return [str(p) for p in sample.paths_at(size, skipped)]
+    return [printable(p) for p in sample.paths_at(size, skipped)]
 
 
 def class_names(rows: list[Result], train: ImageSource | None, num_classes: int) -> list[str]:

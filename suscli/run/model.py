@@ -16,6 +16,7 @@ from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, traini
 from suscli.measure.predictions import Predictions, predict
 from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError, summary_line
+from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
 from suscli.data.labels import folder_ids, held_out_ids, id_table, known_classes
@@ -382,13 +383,13 @@ def scored_row(
     what its network reads untrained, where it was measured)."""
     notes = list(notes)
     if val_unreadable:
-        notes.append(f"{len(val_unreadable)} unreadable held-out image(s) skipped, first: {val_unreadable[0][0]}")
+        notes.append(f"{len(val_unreadable)} unreadable held-out image(s) skipped, first: {printable(val_unreadable[0][0])}")
     heldout = held_out(val) if val is not None else None
     between = gap((acc.value, acc.low, acc.high), heldout) if acc is not None and heldout is not None else None
     if unreadable:
-        notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {unreadable[0][0]}")
+        notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {printable(unreadable[0][0])}")
     if train_unreadable:
-        notes.append(f"{len(train_unreadable)} unreadable training image(s) skipped, first: {train_unreadable[0][0]}")
+        notes.append(f"{len(train_unreadable)} unreadable training image(s) skipped, first: {printable(train_unreadable[0][0])}")
     if acc is not None and acc.halvings:
         notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
     if sus.batch_size < settings.susceptibility.batch_size:
