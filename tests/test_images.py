@@ -148,3 +148,15 @@ def test_normalizer_matches_formula_and_adapts_to_gray() -> None:
     assert gray[0, 0, 0, 0].item() == pytest.approx(-0.4)
     with pytest.raises(UsageError):
         normalizer((0.1, 0.2), (1.0, 1.0))(x)
+
+
+def test_a_macos_zips_metadata_folder_is_no_class_and_holds_no_images(train_folder: Path) -> None:
+    """A zip made on macOS unpacks a `__MACOSX` folder of `._NAME` resource forks beside the class folders: taken as a
+    class, it sorted first and shifted every class id by one."""
+    clutter = train_folder / "__MACOSX" / "class_0"
+    clutter.mkdir(parents=True)
+    (clutter / "._img_000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (clutter / "img_000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # unpacked without its dot by some tools
+    listing = read_labeled(train_folder)
+    assert listing.folders == ["class_0", "class_1", "class_2"] and listing.labels == [0] * 6 + [1] * 6 + [2] * 6
+    assert all("__MACOSX" not in str(p) for p in list_images(train_folder))

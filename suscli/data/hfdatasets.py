@@ -25,7 +25,7 @@ from suscli.errors import InputError, first_line
 from suscli.extras import require
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
 from suscli.data.tables import LABEL_COLUMNS, PATH_COLUMNS
-from suscli.data.walk import is_image_name
+from suscli.data.walk import is_hidden, is_image_name
 
 _SHARD = re.compile(r"^(.+?)-\d+-of-\d+\.parquet$", re.IGNORECASE)  # the Hub's train-00000-of-00002.parquet
 _REWRITE = "write it again with save_to_disk or to_parquet"
@@ -52,7 +52,7 @@ def is_dataset(path: Path) -> bool:
     if (path / "dataset_dict.json").is_file() or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file()):
         return True
     try:
-        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
+        entries = [p for p in path.iterdir() if not is_hidden(p.name)]
     except OSError:  # unreadable: the folder walk counts it
         return False
     parquet = [p for p in entries if p.suffix.lower() == ".parquet" and p.is_file()]

@@ -46,8 +46,14 @@ def is_image_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
+def is_hidden(name: str) -> bool:
+    """A hidden file or folder, or the `__MACOSX` folder a zip made on macOS unpacks beside the files (it holds their
+    `._NAME` resource forks): never an image, nor a class."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def walk_images(folder: Path) -> Walk:
-    """Every image file under `folder` (hidden files and folders left out), sorted; links followed once."""
+    """Every image file under `folder` (hidden files and folders left out, and `__MACOSX`), sorted; links followed once."""
     folder = Path(folder)
     above = {_identity(p) for p in [folder, *folder.resolve().parents]} - {None}  # a link to these walks it again
     walked: set[tuple[int, int]] = set()
@@ -98,7 +104,7 @@ def _walk_real(top: Path, walked: set, found: list[str], links: deque[Path], ski
         prefix = "" if str(folder) == "." else str(folder) + os.sep  # paths as str(Path) writes them, for their order
         subfolders, met = [], []
         for entry in entries:
-            if entry.name.startswith("."):
+            if is_hidden(entry.name):
                 continue
             try:
                 if entry.is_symlink():
