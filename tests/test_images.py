@@ -160,3 +160,15 @@ def test_a_macos_zips_metadata_folder_is_no_class_and_holds_no_images(train_fold
     listing = read_labeled(train_folder)
     assert listing.folders == ["class_0", "class_1", "class_2"] and listing.labels == [0] * 6 + [1] * 6 + [2] * 6
     assert all("__MACOSX" not in str(p) for p in list_images(train_folder))
+
+
+def test_every_suffix_torchvisions_image_folder_reads_is_listed_and_decoded(tmp_path: Path) -> None:
+    """GTSRB's training images are .ppm and many face sets .pgm: a model trained on them with ImageFolder found "no
+    image files" in its own training folder, or its .ppm images silently left out beside others."""
+    import torchvision.datasets.folder
+
+    for suffix in torchvision.datasets.folder.IMG_EXTENSIONS:
+        write_images(tmp_path / "imgs" / suffix[1:], 1, mode="L" if suffix == ".pgm" else "RGB", suffix=suffix.upper())
+    found = list_images(tmp_path / "imgs")
+    assert sorted(p.suffix.lower() for p in found) == sorted(torchvision.datasets.folder.IMG_EXTENSIONS)
+    assert len(decode_images(found, image_size=8).kept) == len(found)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from suscli.files import printable
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+# torchvision's ImageFolder reads these (GTSRB's training images are .ppm, many face sets .pgm), and GIF besides
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
 # Why an entry was skipped, as the report says it after its count.
 CYCLE = "link(s) to a folder that holds them (a cycle)"
