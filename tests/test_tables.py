@@ -153,3 +153,14 @@ def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None
     moved.write_text("".join(f"imgs/{p.name},{i % 3}\n" for i, p in enumerate(imgs)))
     res = invoke("score", model, "-d", imgs[0].parent, "--train-data", moved)
     one_error_line(res, 3, f"none of the 4 files that {moved} lists exist")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path_or_column(tmp_path: Path, imgs: list[Path]) -> None:
+    """Notepad and PowerShell 5 write UTF-8 with a byte-order mark: it made the first path of a list one that does not
+    exist ('\\ufeffimgs/...'), and the first column name of a header one that names nothing."""
+    txt = tmp_path / "list.txt"
+    txt.write_text(f"\ufeffimgs/{imgs[0].name}\nimgs/{imgs[1].name}\n", encoding="utf-8")
+    assert read_unlabeled(txt).items == [imgs[0].resolve(), imgs[1].resolve()]
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"\ufefflabel,path,split\ndog,imgs/{imgs[0].name},a\ncat,imgs/{imgs[1].name},b\n", encoding="utf-8")
+    assert read_label_csv(csv) == ([imgs[0].resolve(), imgs[1].resolve()], [1, 0], ["cat", "dog"])

@@ -138,7 +138,7 @@ def _column(names: list[str], given: str | None, known: tuple[str, ...], path: P
 def _rows(path: Path, what: str) -> list[list[str]]:
     _check_size(path, what)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark, as Windows tools write, is no path
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"cannot read {what} {path}: {e}") from None
@@ -148,7 +148,7 @@ def _rows(path: Path, what: str) -> list[list[str]]:
 def _lines(path: Path) -> list[str]:
     _check_size(path, "image list")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read image list {path}: {e}") from None
     return [line for line in text.splitlines() if line.strip()]
