@@ -172,3 +172,19 @@ def test_every_suffix_torchvisions_image_folder_reads_is_listed_and_decoded(tmp_
     found = list_images(tmp_path / "imgs")
     assert sorted(p.suffix.lower() for p in found) == sorted(torchvision.datasets.folder.IMG_EXTENSIONS)
     assert len(decode_images(found, image_size=8).kept) == len(found)
+
+
+def test_class_folders_without_images_keep_their_ids_and_are_noted(train_folder: Path) -> None:
+    """ImageFolder refuses an empty class folder; here it keeps its id (the folders after it are numbered as sorted
+    names number them), and the notes say so: a stray empty folder that is no class was measured without a word."""
+    (train_folder / "class_1a").mkdir()
+    listing = read_labeled(train_folder)
+    assert listing.labels == [0] * 6 + [1] * 6 + [3] * 6
+    assert listing.notes == [
+        f"{train_folder}: 1 class folder(s) without images (class_1a) keep their class ids, as sorted folder names number them"
+    ]
+    for c in (0, 2):
+        for p in (train_folder / f"class_{c}").iterdir():
+            p.unlink()
+    with pytest.raises(InputError, match=r"images in one class folder only \(class_1\); a set of one class"):
+        read_labeled(train_folder)

@@ -102,17 +102,26 @@ def _class_folders(source: Path) -> Listing:
     items: list[ImageRef] = []
     labels: list[int] = []
     notes: list[str] = []
+    empty: list[str] = []
     for label, name in enumerate(classes):
         walk = walk_images(source / name)
         items += walk.paths
         labels += [label] * len(walk.paths)
         notes += [n for n in [walk.note(source / name)] if n]
+        empty += [] if walk.paths else [printable(name)]
     if not items:
         raise InputError(f"no image files in the class folders of {source}")
-    if len(classes) < 2:
-        raise InputError(
-            f"{source} has a single class folder ({classes[0]}); {ONE_CLASS}",
-            fix="point --train-data at the folder that holds one subfolder per class",
+    if len(classes) - len(empty) < 2:
+        held = (
+            f"a single class folder ({printable(classes[0])})"
+            if len(classes) < 2
+            else f"images in one class folder only ({printable(classes[labels[0]])})"
+        )
+        raise InputError(f"{source} has {held}; {ONE_CLASS}", fix="point --train-data at the folder that holds one subfolder per class")
+    if empty:  # ImageFolder refuses them; a stray empty folder (not a class) shifts the ids of the folders after it
+        shown = ", ".join(empty[:3]) + (", ..." if len(empty) > 3 else "")
+        notes.append(
+            f"{printable(source)}: {len(empty)} class folder(s) without images ({shown}) keep their class ids, as sorted folder names number them"
         )
     return Listing(items, labels, notes=notes, folders=[printable(name) for name in classes])  # reports carry the names
 
