@@ -188,3 +188,29 @@ def test_class_folders_without_images_keep_their_ids_and_are_noted(train_folder:
             p.unlink()
     with pytest.raises(InputError, match=r"images in one class folder only \(class_1\); a set of one class"):
         read_labeled(train_folder)
+
+
+def test_pixels_are_those_torchvisions_image_folder_loads(tmp_path: Path) -> None:
+    """Odd files users' folders hold decode as ImageFolder's loader reads them for training (docs/score.md, Pixels):
+    CMYK and palette images converted, alpha dropped, a GIF's first frame, no EXIF rotation, 16-bit values clipped."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.datasets.folder import pil_loader
+
+    rng = np.random.default_rng(0)
+
+    def rgb() -> Image.Image:
+        return Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8))
+
+    rgb().convert("CMYK").save(tmp_path / "cmyk.jpg")
+    rgb().convert("P").save(tmp_path / "palette.png", transparency=0)
+    Image.fromarray(rng.integers(0, 256, (12, 12, 4), dtype=np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    rgb().save(tmp_path / "anim.gif", save_all=True, append_images=[rgb(), rgb()])
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display
+    rgb().save(tmp_path / "rotated.jpg", exif=exif)
+    Image.fromarray(rng.integers(0, 65536, (12, 12)).astype(np.uint16)).save(tmp_path / "gray16.png")
+    paths = sorted(tmp_path.iterdir())
+    decoded = decode_images(paths, image_size=12)
+    for path, pixels in zip(paths, decoded.pixels):
+        assert torch.equal(pixels, torch.from_numpy(np.array(pil_loader(str(path)))).permute(2, 0, 1)), path.name
