@@ -214,3 +214,15 @@ def test_pixels_are_those_torchvisions_image_folder_loads(tmp_path: Path) -> Non
     decoded = decode_images(paths, image_size=12)
     for path, pixels in zip(paths, decoded.pixels):
         assert torch.equal(pixels, torch.from_numpy(np.array(pil_loader(str(path)))).permute(2, 0, 1)), path.name
+
+
+def test_a_link_among_class_folders_that_leads_back_up_is_no_class(train_folder: Path, tmp_path: Path) -> None:
+    """`ln -s . self` beside the class folders made `self` a class holding every training image again; a link to a
+    class folder kept elsewhere is still a class."""
+    (train_folder / "self").symlink_to(".")
+    (train_folder / "up").symlink_to("..")
+    write_images(tmp_path / "elsewhere" / "class_3", 2)
+    (train_folder / "class_3").symlink_to(tmp_path / "elsewhere" / "class_3")
+    listing = read_labeled(train_folder)
+    assert listing.folders == ["class_0", "class_1", "class_2", "class_3"] and listing.labels == [0] * 6 + [1] * 6 + [2] * 6 + [3] * 2
+    assert listing.notes == [f"{train_folder}: skipped 2 link(s) to a folder that holds them (a cycle)"]

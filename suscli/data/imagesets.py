@@ -16,7 +16,7 @@ from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, by_name
 from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, read_image_list, read_label_csv
-from suscli.data.walk import IMAGE_SUFFIXES, Walk, is_hidden, walk_images
+from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
 
 DATA_FORMS = "a folder of images, a .txt or .csv list of image paths, a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = "a folder of class folders, a path,label CSV, a datasets folder (save_to_disk) or a parquet file"
@@ -96,12 +96,14 @@ def _walk(folder: Path) -> Walk:
 
 def _class_folders(source: Path) -> Listing:
     """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them."""
-    classes = sorted(d.name for d in source.iterdir() if d.is_dir() and not is_hidden(d.name))
+    folders = [d for d in source.iterdir() if d.is_dir() and not is_hidden(d.name)]
+    cycles = [d for d in folders if d.is_symlink() and holds(d, source)]  # `ln -s . self`: every image again, as a class
+    classes = sorted(d.name for d in folders if d not in cycles)
     if not classes:
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
     items: list[ImageRef] = []
     labels: list[int] = []
-    notes: list[str] = []
+    notes = [f"{printable(source)}: skipped {len(cycles)} {CYCLE}"] if cycles else []
     empty: list[str] = []
     for label, name in enumerate(classes):
         walk = walk_images(source / name)

@@ -69,7 +69,7 @@ def walk_images(folder: Path) -> Walk:
         if target is None:
             skipped[BROKEN] += 1
         elif link.is_dir():
-            if target in above or _holds(link, link.parent):
+            if target in above or holds(link, link.parent):
                 skipped[CYCLE] += 1
             elif target in walked:
                 skipped[SEEN_FOLDER] += 1
@@ -120,7 +120,7 @@ def _walk_real(top: Path, walked: set, found: list[str], links: deque[Path], ski
         stack.extend(sorted(subfolders, reverse=True))
 
 
-def _holds(link: Path, folder: Path) -> bool:
+def holds(link: Path, folder: Path) -> bool:
     """Whether the folder `link` leads to holds `folder` (or is it): following the link would walk it again."""
     return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(link))
 
