@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import suscli
 import suscli.data.images
 from suscli.measure.accuracy import training_accuracy
-from suscli.data.cache import default_cache_dir, entry_key
+from suscli.data.cache import FORMAT, default_cache_dir, entry_key
 from suscli.load.checkpoints import Checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
@@ -85,7 +85,7 @@ def test_corrupt_entry_is_a_miss_and_rewritten(folder: Path, tmp_path: Path, dam
     elif damage == "wrong shape":
         torch.save(
             {
-                "format": 1,
+                "format": FORMAT,
                 "pixels": torch.zeros(1, 3, 4, 4, dtype=torch.uint8),
                 "kept": torch.tensor([0]),
                 "unreadable": torch.tensor([], dtype=torch.int64),
@@ -94,7 +94,7 @@ def test_corrupt_entry_is_a_miss_and_rewritten(folder: Path, tmp_path: Path, dam
             entry,
         )
     elif damage == "pickled code":
-        torch.save({"format": 1, "pixels": os.getcwd}, entry)  # a global: weights_only refuses it, nothing runs
+        torch.save({"format": FORMAT, "pixels": os.getcwd}, entry)  # a global: weights_only refuses it, nothing runs
     else:
         entry.write_bytes(damage)
     again = decode_images(paths, image_size=8, cache_dir=cache)

@@ -226,3 +226,29 @@ def test_a_link_among_class_folders_that_leads_back_up_is_no_class(train_folder:
     listing = read_labeled(train_folder)
     assert listing.folders == ["class_0", "class_1", "class_2", "class_3"] and listing.labels == [0] * 6 + [1] * 6 + [2] * 6 + [3] * 2
     assert listing.notes == [f"{train_folder}: skipped 2 link(s) to a folder that holds them (a cycle)"]
+
+
+def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1x100,000 PNG is 370 bytes, under PIL's decompression-bomb limit, and resized whole to a short side of 256
+    (224 px at ImageNet's crop) it is 6.5 Gpixel: 20 GB, a MemoryError or the kernel's OOM killer. Only the part
+    the center crop keeps is resized; an image of ordinary shape is resized whole, as before."""
+    from PIL import Image
+
+    Image.new("RGB", (100_000, 1), (10, 200, 30)).save(tmp_path / "wide.png")
+    Image.new("RGB", (1, 100_000), (90, 20, 250)).save(tmp_path / "tall.png")
+    Image.new("RGB", (3000, 40), (5, 6, 7)).save(tmp_path / "banner.png")
+    made: list[int] = []
+    resize = Image.Image.resize
+
+    def bounded(self: Image.Image, size: tuple[int, int], *args: object, **kwargs: object) -> Image.Image:
+        made.append(size[0] * size[1])
+        if made[-1] > Image.MAX_IMAGE_PIXELS:  # fail before allocating it
+            raise MemoryError(f"resizing to {size}")
+        return resize(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", bounded)
+    decoded = decode_images(sorted(tmp_path.iterdir()), image_size=224, crop_pct=0.875)
+    assert not decoded.unreadable, decoded.unreadable
+    assert 19200 * 256 in made  # the banner, resized whole
+    colors = [tuple(decoded.pixels[i, :, 100, 100].tolist()) for i in range(3)]
+    assert colors == [(5, 6, 7), (90, 20, 250), (10, 200, 30)]

@@ -22,7 +22,7 @@ import torch
 from suscli.data.embedded import Embedded, ImageRef
 from suscli.files import replacing
 
-FORMAT = 1  # bump when the entry layout or the decoding changes
+FORMAT = 2  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images)
 
 
 def default_cache_dir() -> Path:

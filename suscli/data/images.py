@@ -87,10 +87,13 @@ def _decode_one(path: ImageRef, size: int, channels: int, crop_pct: float) -> np
         short = round(size / crop_pct)
         if (w, h) != (size, size):
             scale = short / min(w, h)
-            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
-            w, h = img.size
-            left, top = (w - size) // 2, (h - size) // 2
-            img = img.crop((left, top, left + size, top + size))
+            rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
+            left, top = (rw - size) // 2, (rh - size) // 2
+            if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS):  # as much memory as the largest image PIL decodes
+                img = img.resize((rw, rh), Image.Resampling.BILINEAR).crop((left, top, left + size, top + size))
+            else:  # a sliver of an image, resized whole, takes gigabytes (a 1x100,000 PNG of 370 bytes: 20 GB at 224 px)
+                box = (left * w / rw, top * h / rh, (left + size) * w / rw, (top + size) * h / rh)
+                img = img.resize((size, size), Image.Resampling.BILINEAR, box=box)  # only the part the crop keeps
         arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
