@@ -252,3 +252,26 @@ def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Pat
     assert 19200 * 256 in made  # the banner, resized whole
     colors = [tuple(decoded.pixels[i, :, 100, 100].tolist()) for i in range(3)]
     assert colors == [(5, 6, 7), (90, 20, 250), (10, 200, 30)]
+
+
+@pytest.mark.parametrize("model_batch", ["1", "3"])
+def test_a_pool_decodes_each_image_once(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch, model_batch: str
+) -> None:
+    """docs/performance.md, "Decode once per pool": every unlabeled, training and held-out image is decoded once for
+    the whole pool, not once per model, with or without models measured together."""
+    import collections
+
+    import suscli.data.images
+
+    decoded: collections.Counter[str] = collections.Counter()
+    real = suscli.data.images._decode_one
+    monkeypatch.setattr(suscli.data.images, "_decode_one", lambda p, *a: decoded.update([str(p)]) or real(p, *a))
+    val = tmp_path / "val"
+    for c in range(3):
+        write_images(val / f"class_{c}", 2, seed=20 + c)
+    pool = make_pool(tmp_path / "pool", n=4)
+    res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "--val-data", val, "--no-cache",
+                 "--model-batch", model_batch, "--batches", "2", "--batch-size", "8", "-f", "json")  # fmt: skip
+    assert res.exit_code == 0 and len(json.loads(res.stdout)["results"]) == 4, res.output
+    assert len(decoded) == 24 + 18 + 6 and set(decoded.values()) == {1}
