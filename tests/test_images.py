@@ -275,3 +275,21 @@ def test_a_pool_decodes_each_image_once(
                  "--model-batch", model_batch, "--batches", "2", "--batch-size", "8", "-f", "json")  # fmt: skip
     assert res.exit_code == 0 and len(json.loads(res.stdout)["results"]) == 4, res.output
     assert len(decoded) == 24 + 18 + 6 and set(decoded.values()) == {1}
+
+
+@pytest.mark.parametrize("model_batch", [1, 3])
+def test_rank_shows_the_decoding_in_its_progress(tmp_path: Path, image_folder: Path, train_folder: Path, model_batch: int) -> None:
+    """rank's progress bar stood at "models 0/N" while it decoded the images (minutes for a large set at 224 px):
+    its models are measured with the progress of score, decoding included."""
+    import suscli
+
+    stages: set[str] = set()
+    report = suscli.rank(
+        make_pool(tmp_path / "pool", n=3),
+        image_folder,
+        train_folder,
+        settings=suscli.Settings(susceptibility=suscli.SusceptibilityConfig(batches=2, batch_size=8)),
+        inputs=suscli.Inputs(cache=False, model_batch=model_batch),
+        progress=lambda stage, done, total: stages.add(stage),
+    )
+    assert report is not None and {"models", "decode images", "susceptibility"} <= stages, stages

@@ -177,6 +177,7 @@ def score_group(
     settings: Settings,
     device: torch.device,
     val: ImageSource | None = None,
+    progress: Progress | None = None,
 ) -> list[Result]:
     """score_checkpoint of models that share an architecture and preprocessing, measured together
     (suscli.measure.batched): decoded once, one vmap per pass. Any failure raises; the caller then scores them one at a
@@ -190,8 +191,8 @@ def score_group(
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
     channels = input_channels(models[0], prep.side)
-    pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device)
-    sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device)
+    pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device, progress)
+    sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress)
     for one in sus:
         check_finite(one)  # raises: the models are then scored one at a time, the one that failed in its own row
     val_map = counted_val_ids(val_map, checkpoints[0], val, train, sus[0].num_classes)
@@ -203,14 +204,20 @@ def score_group(
     accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
-        train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device)
+        train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device, progress)
         accs = training_accuracy_many(
-            models, train_pixels, model_labels(labels, ids), population=train.population, transform=transform, device=device
+            models,
+            train_pixels,
+            model_labels(labels, ids),
+            population=train.population,
+            transform=transform,
+            device=device,
+            progress=progress,
         )
     vals: Sequence[Accuracy | None] = [None] * len(models)
     val_bad = None
     if val is not None:
-        val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device)
+        val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device, progress)
         with held_out_errors(checkpoints[0], val):
             vals = training_accuracy_many(
                 models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
@@ -314,6 +321,7 @@ def scored_window(
                     settings=settings,
                     device=device,
                     val=val,
+                    progress=request.progress,
                 )
             except Exception:  # anything at all: measured again one at a time below, where each model gets its own row or error
                 pass
@@ -323,7 +331,10 @@ def scored_window(
         for i, entry, ckpt in members:
             try:
                 row = _with_epoch(
-                    score_checkpoint(ckpt, unlabeled, train, val=val, settings=settings, device=device, name=entry.name), entry
+                    score_checkpoint(
+                        ckpt, unlabeled, train, val=val, settings=settings, device=device, name=entry.name, progress=request.progress
+                    ),
+                    entry,
                 )
             except SuscliError as e:
                 row = failed(entry.path, e, entry.name)
