@@ -10,6 +10,7 @@ import torch
 from suscli.errors import InputError, UsageError
 from suscli.data.images import decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
 from suscli.data.imagesets import list_images, read_labeled
+from suscli.data.tables import read_image_list
 from tests.conftest import invoke, write_images
 from tests.test_cli_rank import make_pool
 
@@ -93,6 +94,22 @@ def test_file_and_folder_names_that_are_not_utf8_are_measured_and_reported(tmp_p
         notes = res.stdout if form == "csv" else " ".join(json.loads(res.stdout)["results"][0]["notes"])
         assert "1 unreadable image(s) skipped, first: " in notes and "bad_\\xe9.png" in notes
     assert "class_2\\xe9" in suspects.read_text(encoding="utf-8")
+
+
+def test_a_list_naming_files_in_bytes_that_are_not_utf8_finds_them(tmp_path: Path) -> None:
+    """A list written by `find` over Latin-1 names holds those bytes as they are: it was refused ("'utf-8' codec
+    can't decode byte"), though the folder itself is read; its rows now find their files, in a .txt and a CSV."""
+    imgs = write_images(tmp_path / "imgs", 3)
+    try:
+        os.rename(os.fsencode(imgs[0]), os.fsencode(tmp_path / "imgs") + b"/caf\xe9.png")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    names = [b"caf\xe9.png", imgs[1].name.encode(), imgs[2].name.encode()]
+    (tmp_path / "list.txt").write_bytes(b"".join(b"imgs/" + n + b"\n" for n in names))
+    (tmp_path / "labels.csv").write_bytes(b"path,label\n" + b"".join(b"imgs/" + n + b",%d\n" % (i % 2) for i, n in enumerate(names)))
+    wanted = [Path(os.fsdecode(os.fsencode(tmp_path / "imgs") + b"/" + n)).resolve() for n in names]
+    assert read_image_list(tmp_path / "list.txt") == wanted
+    assert read_labeled(tmp_path / "labels.csv").items == wanted
 
 
 def test_image_folder_labels_follow_sorted_class_names(train_folder: Path) -> None:

@@ -138,7 +138,9 @@ def _column(names: list[str], given: str | None, known: tuple[str, ...], path: P
 def _rows(path: Path, what: str) -> list[list[str]]:
     _check_size(path, what)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark, as Windows tools write, is no path
+        # -sig: a byte-order mark, as Windows tools write, is no path; bytes that are not UTF-8 (a list `find` wrote of
+        # Latin-1 names) are read as Python reads such a name from the filesystem, so the path still finds its file
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
             rows = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"cannot read {what} {path}: {e}") from None
@@ -148,7 +150,7 @@ def _rows(path: Path, what: str) -> list[list[str]]:
 def _lines(path: Path) -> list[str]:
     _check_size(path, "image list")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")  # as _rows reads a CSV
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read image list {path}: {e}") from None
     return [line for line in text.splitlines() if line.strip()]
