@@ -80,6 +80,18 @@ def test_measuring_changes_nothing_bit_for_bit(with_optimizer: bool) -> None:
     assert all(p.grad is g for p, g in zip(model.parameters(), grads))
 
 
+def test_measured_in_float32_inside_the_loops_autocast() -> None:
+    """A loop that wraps its whole epoch in bf16 autocast calls the tracker inside it: r is still float32's, the
+    number `suscli score` gives on the saved checkpoint, and the loop's autocast is on again afterwards."""
+    model, *_ = setup()
+    inputs = torch.randn(40, 3, 8, 8)
+    plain = SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1)
+        assert torch.is_autocast_enabled("cpu")
+    assert mixed.r == plain.r
+
+
 def test_a_fresh_optimizer_gets_no_state() -> None:
     model, opt, *_ = setup()
     SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 0, optimizer=opt)

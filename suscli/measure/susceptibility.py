@@ -137,7 +137,8 @@ def measure_susceptibility(
 
     `transform` maps a batch of `inputs` (already on the model's device) to model inputs, e.g. uint8 pixels to
     normalized floats. The model is temporarily stepped in place and restored bit for bit, also on error; its
-    train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off.
+    train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off; float32,
+    also when called inside `torch.autocast`.
     With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
     learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
     parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
@@ -158,7 +159,8 @@ def measure_susceptibility(
     saved_buffers = [b.detach().clone() for b in buffers]
     before: list[float] = []
     after: list[float] = []
-    with preserved_modes(model), full_fp32():
+    # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away
+    with preserved_modes(model), full_fp32(), torch.autocast(torch.device(device).type, enabled=False):
         try:
             if num_classes is None:
                 num_classes = _output_classes(model, transform(inputs[:2].to(device)))
