@@ -83,6 +83,35 @@ def test_a_compiled_model_is_measured_through_its_original_module() -> None:
     assert compiled.r == SusceptibilityTracker(inputs, config=CONFIG).measure(model, 0).r
 
 
+def _train_ddp_measuring_on_rank_0(rank: int, port: int, out: str) -> None:
+    """One process of a two-process gloo run: rank 0 measures the DDP-wrapped model, as a loop that measures on
+    the main process writes it, then both take a training step together."""
+    import datetime
+
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=30))
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    if rank == 0:
+        inputs = torch.randn(24, 3, 8, 8)
+        r = SusceptibilityTracker(inputs, config=CONFIG).measure(ddp, 0).r
+        Path(out).write_text(json.dumps([r, SusceptibilityTracker(inputs, config=CONFIG).measure(model, 0).r]))
+    F.cross_entropy(ddp(torch.randn(8, 3, 8, 8)), torch.randint(3, (8,))).backward()
+    dist.destroy_process_group()
+
+
+def test_a_ddp_model_measured_on_rank_0_alone_is_measured_through_its_module(tmp_path: Path) -> None:
+    """DDP's forward syncs buffers with the other processes: through the wrapper, rank 0 alone would wait on them."""
+    from tests.test_distributed import free_port
+
+    torch.multiprocessing.spawn(_train_ddp_measuring_on_rank_0, args=(free_port(), str(tmp_path / "r.json")), nprocs=2)
+    wrapped, plain = json.loads((tmp_path / "r.json").read_text())
+    assert wrapped == plain
+
+
 def test_an_event_file_without_susceptibility_is_refused(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from torch.utils.tensorboard import SummaryWriter

@@ -97,7 +97,7 @@ class SusceptibilityTracker:
         records of later steps, not the earlier measurements of its epoch; zeta then averages every measurement
         after step 0."""
         start = time.perf_counter()
-        model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: the same parameters, no recompilation
+        model = unwrapped(model)
         assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
         device = _device_of(model)
         if self.inputs.device != device:
@@ -136,6 +136,19 @@ class SusceptibilityTracker:
         if self.writer is not None:
             write_scalars(self.writer, scalars(record), step if step is not None else global_step if global_step is not None else epoch)
         return record
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The module a wrapper holds, with the same parameters: torch.compile's (no recompilation), and DataParallel's
+    or DistributedDataParallel's, whose forward syncs buffers with the other processes: measured on rank 0 alone,
+    the wrapper would wait for them forever."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
 
 
 def scalars(record: EpochRecord) -> dict[str, float]:
