@@ -87,7 +87,7 @@ def test_models_are_left_bit_identical(monkeypatch: pytest.MonkeyPatch) -> None:
         assert [(s.training, [p.requires_grad for p in s.parameters(recurse=False)]) for s in m.modules()] == modes
 
 
-def test_frozen_parameters_are_not_stepped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_frozen_parameters_are_stepped_as_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     models, x = [ARCHS["bn_cnn"]().eval() for _ in range(3)], pixels()
     for m in models:
         m[0].weight.requires_grad_(False)

@@ -92,6 +92,25 @@ def test_measured_in_float32_inside_the_loops_autocast() -> None:
     assert mixed.r == plain.r
 
 
+@pytest.mark.parametrize("with_optimizer", [False, True])
+def test_frozen_layers_step_as_on_the_saved_checkpoint_and_stay_frozen(with_optimizer: bool) -> None:
+    """A fine-tuning loop freezes the first conv: the plain step still moves every weight, as suscli score does on
+    the checkpoint (whose weights all load trainable); the optimizer's step moves only what it trains. Nothing
+    about the freezing changes."""
+    model, *_ = setup()
+    checkpoint = copy.deepcopy(model)
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    inputs = torch.randn(40, 3, 8, 8)
+    before = snapshot(model, opt)
+    frozen = SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1, optimizer=opt if with_optimizer else None)
+    assert_same(before, snapshot(model, opt))
+    assert [p.requires_grad for p in model.parameters()] == [False, False] + [True] * 4
+    if not with_optimizer:
+        assert frozen.r == SusceptibilityTracker(inputs, config=CONFIG).measure(checkpoint, 1).r
+
+
 def test_a_fresh_optimizer_gets_no_state() -> None:
     model, opt, *_ = setup()
     SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 0, optimizer=opt)

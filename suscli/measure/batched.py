@@ -250,10 +250,11 @@ def _count_together(
 
 def _functional(models: list[nn.Module]) -> tuple[nn.Module, Tensors, Tensors]:
     """A copy of the first model on the 'meta' device, to run with the stacked tensors, and those tensors:
-    trainable parameters (the ones stepped) apart from the rest (frozen parameters and buffers)."""
+    the parameters stepped (every floating-point one, frozen ones too, as measure_susceptibility steps them) apart
+    from the rest (buffers)."""
     params, buffers = stack_module_state(models)
-    trainable = {k: p.detach() for k, p in params.items() if p.requires_grad}
-    fixed = {**{k: p.detach() for k, p in params.items() if not p.requires_grad}, **buffers}
+    trainable = {k: p.detach() for k, p in params.items() if p.requires_grad or p.is_floating_point()}
+    fixed = {**{k: p.detach() for k, p in params.items() if k not in trainable}, **buffers}
     return copy.deepcopy(models[0]).to("meta"), trainable, fixed
 
 

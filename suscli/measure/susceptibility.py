@@ -138,7 +138,7 @@ def measure_susceptibility(
     `transform` maps a batch of `inputs` (already on the model's device) to model inputs, e.g. uint8 pixels to
     normalized floats. The model is temporarily stepped in place and restored bit for bit, also on error; its
     train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off; float32,
-    also when called inside `torch.autocast`.
+    also when called inside `torch.autocast`; every weight steps, frozen (requires_grad=False) ones too.
     With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
     learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
     parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
@@ -153,14 +153,14 @@ def measure_susceptibility(
     transform = transform or (lambda x: x)
     batch_size = min(config.batch_size, n)
     step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
     saved_params = [p.detach().clone() for p in params]
     buffers = list(model.buffers())
     saved_buffers = [b.detach().clone() for b in buffers]
     before: list[float] = []
     after: list[float] = []
     # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away
-    with preserved_modes(model), full_fp32(), torch.autocast(torch.device(device).type, enabled=False):
+    with preserved_modes(model), full_fp32(), torch.autocast(torch.device(device).type, enabled=False), all_trainable(params):
         try:
             if num_classes is None:
                 num_classes = _output_classes(model, transform(inputs[:2].to(device)))
@@ -294,6 +294,20 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
             optimizer.load_state_dict(copy.deepcopy(saved))
 
     return step
+
+
+@contextlib.contextmanager
+def all_trainable(params: list[nn.Parameter]) -> Iterator[None]:
+    """Every weight steps, frozen ones too, as on a checkpoint `suscli score` loads: a training loop's model with
+    frozen layers reads what its saved checkpoint reads. Their requires_grad flags are put back afterwards."""
+    frozen = [p for p in params if not p.requires_grad]
+    try:
+        for p in frozen:
+            p.requires_grad_(True)
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
 
 
 @contextlib.contextmanager
