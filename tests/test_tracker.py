@@ -111,6 +111,48 @@ def test_frozen_layers_step_as_on_the_saved_checkpoint_and_stay_frozen(with_opti
         assert frozen.r == SusceptibilityTracker(inputs, config=CONFIG).measure(checkpoint, 1).r
 
 
+class Residual(torch.nn.Module):
+    """A residual block whose branch goes through `drop` (stochastic depth), and a functional dropout in forward."""
+
+    def __init__(self, drop: torch.nn.Module, p: float = 0.0):
+        super().__init__()
+        self.conv, self.drop, self.p = torch.nn.Conv2d(3, 3, 3, padding=1), drop, p
+        self.head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.dropout(x + self.drop(self.conv(x)), self.p, training=self.training))
+
+
+class ConvNextDropPath(torch.nn.Module):
+    """transformers' per-model copy of timm's DropPath, by name."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = (torch.rand(len(x), 1, 1, 1) > 0.5).float()
+        return x * keep / 0.5 if self.training else x
+
+
+def test_stochastic_depth_is_off_and_the_global_rng_untouched() -> None:
+    """A network trained with stochastic depth (timm's drop_path_rate) reads what its checkpoint reads, where suscli
+    builds it without drop rates: the same r every time, and the training loop's RNG is not moved, not even by a
+    functional dropout in forward."""
+    from torchvision.ops import StochasticDepth
+
+    inputs = torch.randn(40, 3, 8, 8)
+    torch.manual_seed(0)
+    plain = Residual(torch.nn.Identity())
+    r = SusceptibilityTracker(inputs, config=CONFIG).measure(plain, 1).r
+    for drop in (StochasticDepth(0.5, "row"), ConvNextDropPath()):
+        model = Residual(drop)
+        model.load_state_dict(plain.state_dict())
+        rng = torch.get_rng_state()
+        assert SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1).r == r
+        assert torch.equal(torch.get_rng_state(), rng)
+    functional = Residual(torch.nn.Identity(), p=0.5)
+    rng = torch.get_rng_state()
+    SusceptibilityTracker(inputs, config=CONFIG).measure(functional, 1)
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
 def test_a_fresh_optimizer_gets_no_state() -> None:
     model, opt, *_ = setup()
     SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 0, optimizer=opt)

@@ -83,7 +83,14 @@ def logits_of(output: object) -> torch.Tensor:
 
 
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
-_DROPOUT_NAMES = {c.__name__ for c in _DROPOUT}
+# Stochastic depth, by class name: torchvision's StochasticDepth, timm's DropPath and DropBlock2d, and transformers'
+# per-model copies (ConvNextDropPath, SwinDropPath, ...). In train mode they drop residual branches at random.
+_DROPOUT_NAMES = {c.__name__ for c in _DROPOUT} | {"StochasticDepth", "DropBlock2d"}
+
+
+def _is_dropout(m: nn.Module) -> bool:
+    name = m.original_name if isinstance(m, torch.jit.ScriptModule) else type(m).__name__
+    return isinstance(m, _DROPOUT) or name in _DROPOUT_NAMES or name.endswith("DropPath")
 
 
 @contextlib.contextmanager
@@ -113,11 +120,11 @@ def full_fp32() -> Iterator[None]:
 
 
 def train_without_dropout(model: nn.Module) -> None:
-    """Train mode (BatchNorm on batch statistics) with every dropout off: before and after the step must see the
-    same network. A TorchScript submodule is a dropout by the class it was scripted from."""
+    """Train mode (BatchNorm on batch statistics) with every dropout and stochastic depth off: before and after the
+    step must see the same network. A TorchScript submodule is a dropout by the class it was scripted from."""
     model.train()
     for m in model.modules():
-        if isinstance(m, _DROPOUT) or (isinstance(m, torch.jit.ScriptModule) and m.original_name in _DROPOUT_NAMES):
+        if _is_dropout(m):
             m.eval()
 
 
@@ -138,7 +145,8 @@ def measure_susceptibility(
     `transform` maps a batch of `inputs` (already on the model's device) to model inputs, e.g. uint8 pixels to
     normalized floats. The model is temporarily stepped in place and restored bit for bit, also on error; its
     train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off; float32,
-    also when called inside `torch.autocast`; every weight steps, frozen (requires_grad=False) ones too.
+    also when called inside `torch.autocast`; every weight steps, frozen (requires_grad=False) ones too; the global
+    RNG is left as it was.
     With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
     learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
     parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
@@ -159,8 +167,11 @@ def measure_susceptibility(
     saved_buffers = [b.detach().clone() for b in buffers]
     before: list[float] = []
     after: list[float] = []
-    # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away
-    with preserved_modes(model), full_fp32(), torch.autocast(torch.device(device).type, enabled=False), all_trainable(params):
+    # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away; and on a
+    # fork of the global RNG, which a model's own random ops (a functional dropout) would otherwise move for the loop
+    dev = torch.device(device)
+    rng = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
+    with preserved_modes(model), full_fp32(), torch.autocast(dev.type, enabled=False), all_trainable(params), rng:
         try:
             if num_classes is None:
                 num_classes = _output_classes(model, transform(inputs[:2].to(device)))
