@@ -157,3 +157,61 @@ def test_every_n_epochs_and_every_n_steps_are_exclusive() -> None:
     tracker = SusceptibilityTracker(torch.randn(4, 3, 8, 8), config=CONFIG)
     with pytest.raises(ValueError, match="not both"):
         SusceptibilityCallback(tracker, every_n_epochs=1, every_n_steps=5)
+
+
+class AccModule(Module):
+    def training_step(self, batch, i):
+        x, y = batch
+        logits = self(x)
+        self.log("train_acc", (logits.argmax(-1) == y).float().mean(), on_step=False, on_epoch=True)
+        return F.cross_entropy(logits, y)
+
+
+def test_a_run_resumed_from_a_checkpoint_keeps_the_training_accuracy_of_its_first_epoch(tmp_path: Path) -> None:
+    """Resumed, the first epoch is measured before the module has logged any accuracy: the value the checkpoint
+    saved goes into its record, which replaces one that had it (without it the epoch could never be kept)."""
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
+    log = tmp_path / "run.jsonl"
+
+    def fit_from(ckpt: Path | None) -> None:
+        pl.seed_everything(0, verbose=False)
+        callback = SusceptibilityCallback(SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG), acc_metric="train_acc")
+        trainer = pl.Trainer(
+            max_epochs=3,
+            callbacks=[callback, pl.callbacks.ModelCheckpoint(tmp_path / "ckpt", save_top_k=-1)],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+        )
+        trainer.fit(AccModule(), torch.utils.data.DataLoader(data, batch_size=8), ckpt_path=ckpt)
+
+    fit_from(None)
+    first = {rec["epoch"]: rec["train_acc"] for rec in read_log(log)}
+    saved = torch.load(tmp_path / "ckpt" / "epoch=0-step=4.ckpt", weights_only=True)["callbacks"]
+    assert [v for k, v in saved.items() if k.startswith("SusceptibilityCallback")] == [{"train_acc": first[1]}]
+    fit_from(tmp_path / "ckpt" / "epoch=0-step=4.ckpt")  # resumed after one epoch: epoch 1 is measured again
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(rec["epoch"], rec["train_acc"] is None) for rec in lines[4:]] == [(1, False), (2, False), (3, False)]
+    assert lines[4]["train_acc"] == first[1]
+
+
+def test_two_callbacks_save_their_state_side_by_side(tmp_path: Path) -> None:
+    """One callback by epochs and one by steps, each with its own log, in one checkpointed run: Lightning refuses two
+    stateful callbacks under one key, so each has its own."""
+    callbacks = [
+        SusceptibilityCallback(SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=tmp_path / f"{n}.jsonl", config=CONFIG), **kw)
+        for n, kw in (("epochs", {}), ("steps", {"every_n_steps": 2}))
+    ]
+    trainer = pl.Trainer(
+        max_epochs=1,
+        callbacks=[*callbacks, pl.callbacks.ModelCheckpoint(tmp_path / "ckpt")],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
+    trainer.fit(Module(), torch.utils.data.DataLoader(data, batch_size=8))
+    saved = torch.load(next((tmp_path / "ckpt").glob("*.ckpt")), weights_only=True)["callbacks"]
+    assert len([k for k in saved if k.startswith("SusceptibilityCallback")]) == 2

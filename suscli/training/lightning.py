@@ -42,8 +42,28 @@ if _Callback is not None:
             self.tracker = tracker
             self.with_optimizer = with_optimizer
             self.acc_metric = acc_metric
+            self.restored_acc: float | None = None  # the accuracy a checkpoint saved, for a resumed run's first epoch
+            self._trainer = None  # set by setup: state_dict, called as a checkpoint is saved, gets no trainer
 
-        def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001 (Lightning's types)
+        @property
+        def state_key(self) -> str:
+            """One per callback in the checkpoint: Lightning refuses two stateful callbacks under one key."""
+            return self._generate_state_key(
+                log=str(self.tracker.log), acc_metric=self.acc_metric, every_n_epochs=self.every_n_epochs, every_n_steps=self.every_n_steps
+            )
+
+        def state_dict(self) -> dict:
+            """The latest training accuracy, saved in the checkpoint: a run resumed from it has logged none yet when
+            its first epoch is measured, and that epoch's record would lose the accuracy the keep rules need."""
+            return {"train_acc": self._acc(self._trainer)}
+
+        def load_state_dict(self, state_dict: dict) -> None:
+            self.restored_acc = state_dict.get("train_acc")
+
+        def setup(self, trainer, pl_module, stage: str) -> None:  # noqa: ANN001 (Lightning's types)
+            self._trainer = trainer
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:  # noqa: ANN001
             if self.every_n_steps is not None:
                 if trainer.global_step == 0 and self._last_step() != 0:  # the initialization
                     self._measure(trainer, pl_module)
@@ -65,6 +85,11 @@ if _Callback is not None:
             if last != trainer.current_epoch:  # the trained model; not twice when training stopped at a measured epoch
                 self._measure(trainer, pl_module)
 
+        def _acc(self, trainer) -> float | None:  # noqa: ANN001
+            """The latest value of `acc_metric`, else the one the checkpoint this run resumed from saved."""
+            acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric and trainer is not None else None
+            return self.restored_acc if acc is None else float(acc)
+
         def _last_step(self) -> int | None:
             return self.tracker.history[-1].global_step if self.tracker.history else None
 
@@ -72,12 +97,11 @@ if _Callback is not None:
             if not trainer.is_global_zero:
                 return
             optimizer = trainer.optimizers[0] if self.with_optimizer else None
-            acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric else None
             record = self.tracker.measure(
                 pl_module,
                 trainer.current_epoch,
                 optimizer=optimizer,
-                train_acc=None if acc is None else float(acc),
+                train_acc=self._acc(trainer),
                 step=trainer.global_step,
                 global_step=trainer.global_step if self.every_n_steps is not None else None,
             )
