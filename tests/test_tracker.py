@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, random_labels
-from suscli.training.tracker import SusceptibilityTracker, read_log
+from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
 
 CONFIG = SusceptibilityConfig(lr=0.05, batches=2, batch_size=16, seed=1)
@@ -244,6 +244,19 @@ def test_log_resumes_and_survives_a_cut_line(tmp_path: Path) -> None:
     assert [r["epoch"] for r in read_log(log)] == [0, 1, 2, 3] and log.read_text().count('"r": 0.{') == 0
     res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
     assert res.exit_code == 0, res.output
+
+
+def test_a_run_resumed_with_other_settings_is_flagged(tmp_path: Path) -> None:
+    """A resumed run whose tracker was built with other settings appends r on another scale to the same log:
+    track --log says so, rather than averaging the two silently; resumed with the same settings, no warning."""
+    model, *_ = setup()
+    inputs = torch.randn(40, 3, 8, 8)
+    for epoch, config in enumerate([CONFIG, CONFIG, SusceptibilityConfig(lr=0.1, batches=2, batch_size=16, seed=1)]):
+        SusceptibilityTracker(inputs, log=tmp_path / "run.jsonl", config=config).measure(model, epoch, train_acc=0.5)
+        result = CliRunner().invoke(app, ["track", "--log", str(tmp_path / "run.jsonl"), "-f", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["warnings"] == ([] if epoch < 2 else [settings_warning(read_log(tmp_path / "run.jsonl"))])
+    assert "(lr differ)" in json.loads(result.stdout)["warnings"][0]
 
 
 def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:

@@ -268,6 +268,21 @@ def schedule_warning(records: list[dict]) -> str | None:
     )
 
 
+def settings_warning(records: list[dict]) -> str | None:
+    """Why the epochs of a log may not be comparable: a run resumed with a tracker of other settings (the step, seed,
+    batches, batch size, the plain step's lr) appends r on another scale, and the running mean mixes the two."""
+    fields = ("step", "seed", "batches", "batch_size", "lr")
+    seen = {tuple(rec.get(f) if f != "lr" or rec.get("step") != "optimizer" else None for f in fields) for rec in records}
+    seen = {s for s in seen if any(v is not None for v in s)}  # a TensorBoard event file records none of them
+    if len(seen) < 2:
+        return None
+    differ = [f for i, f in enumerate(fields) if len({s[i] for s in seen}) > 1]
+    return (
+        f"the log's epochs were measured with different settings ({', '.join(differ)} differ): their r are not on one "
+        "scale and zeta mixes them; give a resumed run's tracker the settings of the first (or a new log)"
+    )
+
+
 def measure_every(every_n_epochs: int | None, every_n_steps: int | None) -> tuple[int | None, int | None]:
     """The trainer callbacks' schedule: every N epochs (default 1) or every N optimizer steps, not both."""
     if every_n_epochs is not None and every_n_steps is not None:
