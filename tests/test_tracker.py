@@ -153,6 +153,24 @@ def test_stochastic_depth_is_off_and_the_global_rng_untouched() -> None:
     assert torch.equal(torch.get_rng_state(), rng)
 
 
+@pytest.mark.parametrize("block", [torch.no_grad, torch.inference_mode])
+def test_measured_inside_the_loops_no_grad_block(block) -> None:
+    """A loop that measures where it evaluates, inside torch.no_grad() or inference_mode(), gets the same r (it
+    raised autograd's "element 0 of tensors does not require grad"), with its optimizer too, and its block is
+    still in force afterwards."""
+    model, opt, sched, x, y = setup()
+    train_epoch(model, opt, sched, x, y)
+    inputs = torch.randn(40, 3, 8, 8)
+    want = [SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1, optimizer=o).r for o in (None, opt)]
+    before = snapshot(model, opt)
+    with block():
+        got = [SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1, optimizer=o).r for o in (None, opt)]
+        assert not torch.is_grad_enabled()
+    assert got == want
+    assert_same(before, snapshot(model, opt))
+    train_epoch(model, opt, sched, x, y)  # and training goes on
+
+
 def test_a_fresh_optimizer_gets_no_state() -> None:
     model, opt, *_ = setup()
     SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 0, optimizer=opt)

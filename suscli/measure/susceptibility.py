@@ -162,16 +162,25 @@ def measure_susceptibility(
     batch_size = min(config.batch_size, n)
     step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
-    saved_params = [p.detach().clone() for p in params]
     buffers = list(model.buffers())
-    saved_buffers = [b.detach().clone() for b in buffers]
     before: list[float] = []
     after: list[float] = []
     # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away; and on a
     # fork of the global RNG, which a model's own random ops (a functional dropout) would otherwise move for the loop
     dev = torch.device(device)
     rng = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
-    with preserved_modes(model), full_fp32(), torch.autocast(dev.type, enabled=False), all_trainable(params), rng:
+    # gradients on, also where the loop calls it inside its own torch.no_grad() or inference_mode() block
+    with (
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        preserved_modes(model),
+        full_fp32(),
+        torch.autocast(dev.type, enabled=False),
+        all_trainable(params),
+        rng,
+    ):
+        saved_params = [p.detach().clone() for p in params]
+        saved_buffers = [b.detach().clone() for b in buffers]
         try:
             if num_classes is None:
                 num_classes = _output_classes(model, transform(inputs[:2].to(device)))
