@@ -231,3 +231,21 @@ def test_track_bad_input(tmp_path: Path, image_folder: Path) -> None:
     assert res.exit_code == 2 and "RUN of checkpoints or --log" in res.stderr
     res, _ = track_json(make_run(tmp_path / "run", epochs=1))
     assert res.exit_code == 2 and "--data" in res.stderr
+
+
+def test_lightnings_trained_epoch_0_is_not_taken_for_the_initialization_silently(tmp_path: Path, image_folder: Path) -> None:
+    """Lightning names its first trained epoch epoch=0-step=N: track said only "epoch 0 taken as the
+    initialization" and left a trained epoch out of zeta and the choice; it now says the file was saved N steps in."""
+    run = tmp_path / "run"
+    for e in range(3):
+        torch.manual_seed(e)
+        suscli.save(tiny_cnn(3), run / f"epoch={e}-step={4 * (e + 1)}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    assert [r["epoch"] for r in doc["results"]] == [0, 1, 2]
+    assert [w for w in doc["warnings"] if "epoch=0-step=4 was saved 4 training steps in" in w and "--count-epoch-0" in w]
+    res, doc = track_json(run, "-d", image_folder, "--count-epoch-0")
+    assert res.exit_code == 0 and doc["warnings"] == [] and doc["results"][0]["zeta"] is not None
+    (run / "epoch=0-step=4.safetensors").rename(run / "epoch=0-step=0.safetensors")  # saved before any step: the initialization
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0 and doc["warnings"] == []

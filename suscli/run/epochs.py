@@ -8,6 +8,7 @@ dropping r_0 at initialization (results.ipynb of the official code). A run's epo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -190,6 +191,24 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
                 fix="keep one per epoch, or list them in a manifest with an epoch field",
             )
     return numbered, skipped
+
+
+_STEPS = re.compile(r"(?:^|[-_])step=(\d+)")  # Lightning's ModelCheckpoint names: epoch=0-step=13
+
+
+def trained_epoch_0(entries: list[PoolEntry]) -> str | None:
+    """Why epoch 0 of this run is a trained epoch rather than the initialization, where its file says so: Lightning
+    names the checkpoint of its first trained epoch `epoch=0-step=N`, N optimizer steps in. None otherwise."""
+    if not entries or entries[0].epoch != 0:
+        return None
+    first = entries[0]
+    m = _STEPS.search(first.name)
+    if m is None or int(m.group(1)) == 0:
+        return None
+    return (
+        f"{first.name} was saved {int(m.group(1)):,} training steps in: its epoch 0 is a trained epoch (Lightning numbers "
+        "its first trained epoch 0), not the initialization; pass --count-epoch-0 to count it in zeta and the choice"
+    )
 
 
 def log_rows(records: list[dict], log: Path) -> list[Result]:

@@ -11,7 +11,16 @@ from suscli.errors import UsageError
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
-from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, held_out_epoch, log_rows, recommendation, run_epochs
+from suscli.run.epochs import (
+    DEFAULT_KEEP,
+    KEEP_RULES,
+    annotate,
+    held_out_epoch,
+    log_rows,
+    recommendation,
+    run_epochs,
+    trained_epoch_0,
+)
 from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line
 from suscli.run.model import Settings, resolve_device
 from suscli.run.report import Report, command_line, environment, run_info
@@ -69,6 +78,8 @@ def track(
         entries, skipped = run_epochs(run)
         if skipped:
             warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
+        if not count_epoch_0 and (trained := trained_epoch_0(entries)):
+            warnings.append(trained)
         opened = open_pool(
             entries, Path(run), data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=True,
             progress=progress, say=say or (lambda line: None), val_data=val_data,
