@@ -175,7 +175,7 @@ def measure_susceptibility(
         torch.enable_grad(),
         preserved_modes(model),
         full_fp32(),
-        torch.autocast(dev.type, enabled=False),
+        torch.autocast(dev.type, enabled=False) if dev.type in ("cpu", "cuda") else contextlib.nullcontext(),
         all_trainable(params),
         rng,
     ):
