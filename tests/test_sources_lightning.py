@@ -43,23 +43,29 @@ class Classifier(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
+def fit(module: L.LightningModule, root: Path, checkpoint: ModelCheckpoint, **limits: int) -> None:
+    """Lightning's own Trainer.fit on 8 random images, on the CPU and quiet: the files a test reads are the ones its
+    ModelCheckpoint writes."""
+    data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[checkpoint],
+        default_root_dir=root,
+        **limits,
+    )
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=4))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """`ckpts/` after two epochs: epoch=0-step=2.ckpt, epoch=1-step=4.ckpt, last.ckpt."""
     root = tmp_path_factory.mktemp("lightning")
     image_sets(root)
     torch.manual_seed(0)
-    data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[ModelCheckpoint(dirpath=root / "ckpts", save_top_k=-1, save_last=True)],
-        default_root_dir=root,
-    )
-    trainer.fit(Classifier(), torch.utils.data.DataLoader(data, batch_size=4))
+    fit(Classifier(), root, ModelCheckpoint(dirpath=root / "ckpts", save_top_k=-1, save_last=True), max_epochs=2)
     return root / "ckpts"
 
 
@@ -126,18 +132,7 @@ def test_a_modules_own_ema_copy_is_measured_with_ema(ema: str, prefixes: list[st
     """`score x.ckpt --ema` measured the module's plain network and noted "the file holds no EMA weights", though
     its state dict holds the module's EMA copy (`ema_model.module.*` beside `model.*`)."""
     image_sets(tmp_path)
-    data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
-    trainer = L.Trainer(
-        max_steps=2,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=True,
-        callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpts")],
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(EmaClassifier(ema), torch.utils.data.DataLoader(data, batch_size=4))
+    fit(EmaClassifier(ema), tmp_path, ModelCheckpoint(dirpath=tmp_path / "ckpts"), max_steps=2)
     (path,) = (tmp_path / "ckpts").iterdir()
     net, averaged = EmaClassifier.load_from_checkpoint(path, map_location="cpu").networks()
     assert not torch.equal(net.fc.weight, averaged.fc.weight)
