@@ -215,3 +215,13 @@ def test_two_callbacks_save_their_state_side_by_side(tmp_path: Path) -> None:
     trainer.fit(Module(), torch.utils.data.DataLoader(data, batch_size=8))
     saved = torch.load(next((tmp_path / "ckpt").glob("*.ckpt")), weights_only=True)["callbacks"]
     assert len([k for k in saved if k.startswith("SusceptibilityCallback")]) == 2
+
+
+def test_an_acc_metric_the_module_does_not_log_is_warned_of_once(tmp_path: Path) -> None:
+    """A misspelt acc_metric left every record without training accuracy, said only when `suscli track` read the
+    log; the callback now warns during training, once, naming the metrics the module logs."""
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=tmp_path / "run.jsonl", config=CONFIG)
+    with pytest.warns(UserWarning, match=r"acc_metric 'train_accuracy' is not a metric the module logs \(.*train_loss") as caught:
+        fit(tmp_path, [SusceptibilityCallback(tracker, acc_metric="train_accuracy")])
+    assert sum("acc_metric" in str(w.message) for w in caught) == 1
+    assert all(rec["train_acc"] is None for rec in read_log(tmp_path / "run.jsonl"))

@@ -4,6 +4,7 @@ N steps), logged to every logger of the trainer. It exists when lightning (or py
 from __future__ import annotations
 
 import importlib
+import warnings
 
 from suscli.training.tracker import SusceptibilityTracker, measure_every, scalars
 
@@ -44,6 +45,7 @@ if _Callback is not None:
             self.acc_metric = acc_metric
             self.restored_acc: float | None = None  # the accuracy a checkpoint saved, for a resumed run's first epoch
             self._trainer = None  # set by setup: state_dict, called as a checkpoint is saved, gets no trainer
+            self._named_unlogged = False  # warned that acc_metric names no metric the module logs
 
         @property
         def state_key(self) -> str:
@@ -88,6 +90,15 @@ if _Callback is not None:
         def _acc(self, trainer) -> float | None:  # noqa: ANN001
             """The latest value of `acc_metric`, else the one the checkpoint this run resumed from saved."""
             acc = trainer.callback_metrics.get(self.acc_metric) if self.acc_metric and trainer is not None else None
+            if acc is None and self.acc_metric and trainer is not None and trainer.callback_metrics and not self._named_unlogged:
+                # the module logs metrics, none of them this one: a misspelt name, which would leave every record without
+                # the training accuracy the keep rules need, found only when `suscli track` reads the log
+                self._named_unlogged = True
+                logged = ", ".join(sorted(trainer.callback_metrics))
+                warnings.warn(
+                    f"acc_metric {self.acc_metric!r} is not a metric the module logs ({logged}): the records get no training accuracy",
+                    stacklevel=2,
+                )
             return self.restored_acc if acc is None else float(acc)
 
         def _last_step(self) -> int | None:
