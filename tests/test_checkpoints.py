@@ -9,6 +9,7 @@ import os
 import random
 import stat
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -498,3 +499,23 @@ def test_pth_tar_is_a_torch_file(tmp_path):
     assert _same_outputs(model, load_checkpoint(tmp_path / "last.pth.tar", arch=ARCH, arch_kwargs=KWARGS).model)
     (tmp_path / "a.tar").write_bytes(b"x")
     assert "unknown checkpoint type '.tar'" in _input_error(tmp_path / "a.tar")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("form", ["pickled", "torchscript"])
+def test_a_whole_model_in_half_precision_is_measured_in_float32_as_its_state_dict_is(tmp_path: Path, dtype: torch.dtype, form: str) -> None:
+    """A whole model saved after half-precision training failed on the float32 images ("Input type and weight type
+    should be the same"), blamed on --arch and --image-size; it is now made float32, as the same weights are when a
+    state dict of them loads into the float32 network, and the row says so."""
+    half = _tiny().to(dtype).eval()
+    path = tmp_path / "m.pt"
+    if form == "pickled":
+        torch.save(half, path)
+    else:
+        torch.jit.save(torch.jit.script(half), path)
+    ckpt = load_checkpoint(path, trust=form == "pickled")
+    torch.save(half.state_dict(), tmp_path / "sd.pt")
+    from_state = load_checkpoint(tmp_path / "sd.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert all(p.dtype == torch.float32 for p in ckpt.model.parameters())
+    assert _same_outputs(ckpt.model.eval(), from_state.model.eval())
+    assert f"weights in {str(dtype).removeprefix('torch.')}, measured in float32 (as a state dict of them would be)" in ckpt.notes

@@ -202,7 +202,7 @@ def load_checkpoint(
             notes += [f"the model pickled under {nested[0]!r}"] if nested is not None else []
             notes += _ema_notes((), ema)  # --ema, and the file holds no EMA copy
         classes = num_classes or meta.get("num_classes") or infer_num_classes(contents.state_dict())
-        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes)
+        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes + _in_float32(contents))
 
     if not choices:
         _weights(path, contents, folder, trust, ema)  # a file without weights says so first
@@ -284,6 +284,23 @@ def _nested_module(contents: object, ema: bool) -> tuple[str, nn.Module] | None:
     if not isinstance(contents, Mapping) or _find_state_dict(contents, ema) is not None:
         return None
     return next(((k, v) for k in (_EMA_FIRST if ema else _WEIGHT_KEYS) if isinstance(v := contents.get(k), nn.Module)), None)
+
+
+def _in_float32(model: nn.Module) -> list[str]:
+    """A whole model saved in another floating dtype (bfloat16 or float16 after half-precision training, float64)
+    turned float32, as its weights become when a state dict of them loads into a float32 network: float32 images
+    do not enter it otherwise, and in half precision the loss one small step moves rounds away."""
+    other = sorted(
+        {
+            str(t.dtype).removeprefix("torch.")
+            for t in (*model.parameters(), *model.buffers())
+            if t.is_floating_point() and t.dtype != torch.float32
+        }
+    )
+    if not other:
+        return []
+    model.float()
+    return [f"weights in {' and '.join(other)}, measured in float32 (as a state dict of them would be)"]
 
 
 def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None) -> list[str]:
