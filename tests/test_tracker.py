@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -320,3 +321,21 @@ def test_lightning_callback_measures_every_epoch(tmp_path: Path) -> None:
     records = read_log(tmp_path / "run.jsonl")
     assert [r["epoch"] for r in records] == [0, 1, 2]  # and the trained model at the end
     assert records[0]["train_acc"] is None and all(0 <= r["train_acc"] <= 1 for r in records[1:])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_model_trained_in_half_precision_is_measured_in_float32_and_left_as_it_was(dtype: torch.dtype) -> None:
+    """A bfloat16 model (Lightning's "bf16-true") made tracker.measure raise "Input type and weight type should be the
+    same" inside the training loop. It is measured as float32, reading what its saved weights read, and left with the
+    same Parameter objects, dtype and bits; with the training optimizer the step is taken in the model's precision."""
+    torch.manual_seed(0)
+    half = tiny_cnn(3).to(dtype)
+    as_saved = copy.deepcopy(half).float()
+    x = torch.randn(32, 3, 8, 8)
+    params, before = list(half.parameters()), {k: v.clone() for k, v in half.state_dict().items()}
+    r = SusceptibilityTracker(x, config=CONFIG).measure(half, 1).r
+    assert r == SusceptibilityTracker(x, config=CONFIG).measure(as_saved, 1).r
+    optimizer = torch.optim.SGD(half.parameters(), lr=0.05, momentum=0.9)
+    assert math.isfinite(SusceptibilityTracker(x, config=CONFIG).measure(half, 1, optimizer=optimizer).r)
+    assert list(half.parameters()) == params and all(p.dtype == dtype for p in params)
+    assert all(torch.equal(v, before[k]) and v.dtype == before[k].dtype for k, v in half.state_dict().items())
