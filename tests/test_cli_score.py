@@ -409,3 +409,14 @@ def test_a_model_that_refuses_the_image_size_is_its_rows_error(tmp_path, image_f
     res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--image-size", "16", "--batches", "1", "-f", "json")
     assert res.exit_code == 3 and "internal error" not in res.output
     assert {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]} == {"cnn": "ok", "vit": "error"}
+
+
+def test_a_num_classes_the_models_outputs_contradict_is_noted(tmp_path: Path, image_folder: Path) -> None:
+    """A whole model's outputs decide the random labels' classes, whatever --num-classes says; a count they
+    contradict was taken silently as the model's, and the notes and held-out numbering that read it were wrong."""
+    torch.save(tiny_cnn(3), tmp_path / "whole.pt")
+    common = ("score", tmp_path / "whole.pt", "-d", image_folder, "--trust-checkpoint", "--image-size", "8", "-f", "json", "--batches", "2")
+    row = json.loads(invoke(*common, "--num-classes", "5").stdout)["results"][0]
+    assert row["details"]["num_classes"] == 3
+    assert "the model outputs 3 classes, where --num-classes or its file said 5: random labels were drawn over its 3" in row["notes"]
+    assert not any("outputs" in n for n in json.loads(invoke(*common).stdout)["results"][0]["notes"])

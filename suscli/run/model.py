@@ -394,6 +394,11 @@ def scored_row(
         notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
     if sus.batch_size < settings.susceptibility.batch_size:
         notes.append(f"batch size capped at {sus.batch_size}, the number of unlabeled images")
+    if checkpoint.num_classes is not None and checkpoint.num_classes != sus.num_classes:  # a whole model: its outputs rule
+        notes.append(
+            f"the model outputs {sus.num_classes} classes, where --num-classes or its file said {checkpoint.num_classes}: "
+            f"random labels were drawn over its {sus.num_classes}"
+        )
     return Result(
         name=name or checkpoint.path.name,
         path=str(checkpoint.path),
