@@ -145,7 +145,8 @@ def measure_susceptibility(
     `transform` maps a batch of `inputs` (already on the model's device) to model inputs, e.g. uint8 pixels to
     normalized floats. The model is temporarily stepped in place and restored bit for bit, also on error; its
     train/eval flags are restored too. BatchNorm runs in train mode (batch statistics), dropout is off; float32,
-    also when called inside `torch.autocast`; every weight steps, frozen (requires_grad=False) ones too; the global
+    also when called inside `torch.autocast` and on a model trained in half precision (in_float32; with `optimizer`,
+    whose state is in the model's precision, the step is taken in it); every weight steps, frozen (requires_grad=False) ones too; the global
     RNG is left as it was.
     With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
     learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
@@ -159,10 +160,12 @@ def measure_susceptibility(
     if config.batches < 1 or config.batch_size < 1 or not 0 < config.lr < math.inf:
         raise InputError(f"susceptibility needs batches >= 1, batch size >= 1 and a finite lr > 0, got {config}")
     transform = transform or (lambda x: x)
+    half = next((p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)), None)
+    if half is not None and optimizer is not None:  # the training's own step, in the training's precision
+        transform = _then_dtype(transform, half)
     batch_size = min(config.batch_size, n)
     step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
-    buffers = list(model.buffers())
     before: list[float] = []
     after: list[float] = []
     # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away; and on a
@@ -171,6 +174,7 @@ def measure_susceptibility(
     rng = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [])
     # gradients on, also where the loop calls it inside its own torch.no_grad() or inference_mode() block
     with (
+        in_float32(model) if half is not None and optimizer is None else contextlib.nullcontext(),
         torch.inference_mode(False),
         torch.enable_grad(),
         preserved_modes(model),
@@ -180,6 +184,7 @@ def measure_susceptibility(
         rng,
     ):
         saved_params = [p.detach().clone() for p in params]
+        buffers = list(model.buffers())  # in_float32's, where it converted them
         saved_buffers = [b.detach().clone() for b in buffers]
         try:
             if num_classes is None:
@@ -314,6 +319,29 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
             optimizer.load_state_dict(copy.deepcopy(saved))
 
     return step
+
+
+@contextlib.contextmanager
+def in_float32(model: nn.Module) -> Iterator[None]:
+    """A model trained in half precision (bfloat16 or float16 weights) as float32 for the block, then exactly as it
+    was: float32 images do not enter it, and in half precision the loss one small step moves rounds away. Its
+    Parameter and buffer objects stay the same (an optimizer holds them); only their data is converted and put back."""
+    params = list(model.parameters())
+    data = [p.data for p in params]
+    buffers = [(m, name, b) for m in model.modules() for name, b in m._buffers.items() if b is not None]
+    model.float()
+    try:
+        yield
+    finally:
+        for p, d in zip(params, data):
+            p.data = d
+        for m, name, b in buffers:
+            m._buffers[name] = b
+
+
+def _then_dtype(transform: Callable[[torch.Tensor], torch.Tensor], dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`transform`, then the model's dtype."""
+    return lambda batch: transform(batch).to(dtype)
 
 
 @contextlib.contextmanager

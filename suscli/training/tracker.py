@@ -18,11 +18,10 @@ through their trainer's own loggers.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,29 +54,6 @@ class EpochRecord:
     time: str  # UTC, ISO 8601, when the measurement ended
     seconds: float  # how long the measurement took
     global_step: int | None = None  # measured every N steps: the trainer's global step (None: once per epoch)
-
-
-@contextlib.contextmanager
-def in_float32(model: nn.Module) -> Iterator[None]:
-    """A model trained in half precision (bfloat16 or float16 weights) as float32 for the block, then exactly as it
-    was: float32 images do not enter it, and in half precision the loss one small step moves rounds away. Its
-    Parameter and buffer objects stay the same (an optimizer holds them); only their data is converted and put back."""
-    params = list(model.parameters())
-    data = [p.data for p in params]
-    buffers = [(m, name, b) for m in model.modules() for name, b in m._buffers.items() if b is not None]
-    model.float()
-    try:
-        yield
-    finally:
-        for p, d in zip(params, data):
-            p.data = d
-        for m, name, b in buffers:
-            m._buffers[name] = b
-
-
-def _to_dtype(transform: Callable[[torch.Tensor], torch.Tensor] | None, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
-    """`transform`, then the model's dtype."""
-    return lambda batch: (transform(batch) if transform is not None else batch).to(dtype)
 
 
 @dataclass
@@ -126,14 +102,9 @@ class SusceptibilityTracker:
         device = _device_of(model)
         if self.inputs.device != device:
             self.inputs = self.inputs.to(device)  # once: later epochs find them there
-        half = next((p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)), None)
-        transform = self.transform
-        if half is not None and optimizer is not None:  # the training's own step, in the training's precision
-            transform = _to_dtype(self.transform, half)
-        with in_float32(model) if half is not None and optimizer is None else contextlib.nullcontext():
-            sus = measure_susceptibility(
-                model, self.inputs, config=self.config, num_classes=self.num_classes, transform=transform, optimizer=optimizer
-            )
+        sus = measure_susceptibility(
+            model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
+        )
         self.num_classes = sus.num_classes
         self.history = [
             h
