@@ -313,14 +313,19 @@ def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None) -> li
     if ema:
         return ["--ema: the file holds no EMA weights; its plain weights were used"]
     beside = next((k for k in _EMA_KEYS if isinstance(contents, Mapping) and isinstance(contents.get(k), (Mapping, nn.Module))), None)
-    return [f"the file also holds EMA weights under {beside!r}: --ema would measure them"] if beside else []
+    return [_ema_beside(beside)] if beside else []
+
+
+def _ema_beside(where: str) -> str:
+    """The note on plain weights measured by default from a file that also holds an EMA copy, under `where`."""
+    return f"the file also holds EMA weights under {where!r}: --ema would measure them"
 
 
 def _module_ema(state: dict[str, torch.Tensor], prefix: str, ema: bool) -> tuple[dict[str, torch.Tensor], str]:
     """With `ema`, the EMA copy a module keeps under `prefix` beside its network (a LightningModule's
     `ema_model.module.*`), else the state as it is; and a note that says which was used."""
     if not ema:
-        return state, f"the file also holds EMA weights under {prefix!r}: --ema would measure them"
+        return state, _ema_beside(prefix)
     return _keep_metadata({k: v for k, v in state.items() if k.startswith(prefix)}, state), f"using EMA weights under {prefix!r}: --ema"
 
 
