@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -16,6 +18,8 @@ from suscli.errors import InputError
 # A load is refused when twice its estimated size exceeds the available memory: loading makes a second copy
 # (checkpoint tensors copied into the model; decoded images copied out of the buffer when some were unreadable).
 MEMORY_MARGIN = 2
+# A temporary file is locked an instant after it is made: one this old and unlocked is a dead writer's.
+STALE_SECONDS = 60
 
 
 def printable(path: object) -> str:
@@ -29,19 +33,52 @@ def printable(path: object) -> str:
 def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
     """A temporary file beside `path` that replaces it when the block ends: flushed, fsynced, given the mode any new
     file gets under the umask, then renamed over `path` (atomic on POSIX). A failure or an interruption (Ctrl-C)
-    removes it and leaves `path` as it was. Every report, plot and cache entry suscli writes goes through here."""
+    removes it and leaves `path` as it was. Every report, plot and cache entry suscli writes goes through here.
+
+    The temporary file stays locked until it is renamed, so that a later writer can tell one that a SIGKILL left
+    behind (removed first, remove_stale) from one a live run is writing."""
+    remove_stale(path.parent, re.escape(path.name))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with _fdopen(fd, binary) as f:
+            with contextlib.suppress(OSError):  # a file system without locks: its leftovers are never removed
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, new_file_mode())  # mkstemp's 0600 would keep the file from a CI step running as another user
-        os.replace(tmp, path)
+            os.fchmod(f.fileno(), new_file_mode())  # mkstemp's 0600 would keep the file from a CI step running as another user
+            os.replace(tmp, path)  # before the file closes: unlocked, it could pass for a dead writer's
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale(folder: Path, target: str) -> None:
+    """Remove the temporary files (`replacing`) of the targets whose names match the regex `target` that writers killed
+    outright (SIGKILL, the OOM killer, a CI timeout) left in `folder`: unlocked, and older than STALE_SECONDS. A live
+    writer's stays, even in another run sharing the folder. Otherwise each kill would leave one more for ever, a
+    cache entry's as large as the entry. Best effort: what cannot be checked or removed stays."""
+    name = re.compile(rf"\.{target}\.[a-z0-9_]+\.tmp")  # tempfile.mkstemp's names: a run of these characters
+    try:
+        found = [e.path for e in os.scandir(folder) if name.fullmatch(e.name)]
+    except OSError:
+        return
+    for tmp in found:
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW)  # O_RDWR: NFS emulates flock with write locks
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if time.time() - st.st_mtime > STALE_SECONDS:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while its writer lives
+                if os.path.samestat(st, os.lstat(tmp)):  # still the file locked, not one renamed or made since
+                    os.unlink(tmp)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def append_line(path: Path, line: str) -> None:

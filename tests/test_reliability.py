@@ -451,6 +451,77 @@ def test_an_interrupted_report_write_keeps_the_old_report(tmp_path, monkeypatch)
     assert out.read_text() == "old" and list(tmp_path.iterdir()) == [out]
 
 
+# A writer that stops inside `replacing`, its temporary file made and locked, until it is killed.
+_WRITER = """
+import sys, time
+from pathlib import Path
+from suscli.files import replacing
+with replacing(Path(sys.argv[1])) as f:
+    f.write("half")
+    print("writing", flush=True)
+    time.sleep(600)
+"""
+
+
+def _writer(target: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], env=ENV, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "writing\n"
+    return proc
+
+
+def _aged(folder: Path, pattern: str) -> set[Path]:
+    """The temporary files matching `pattern`, made to look older than a new writer waits before taking one for a dead one's."""
+    found = set(folder.glob(pattern))
+    for tmp in found:
+        os.utime(tmp, (time.time() - 2 * suscli.files.STALE_SECONDS,) * 2)
+    return found
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_and_a_live_ones_kept(tmp_path) -> None:
+    out = tmp_path / "r.json"
+    killed = _writer(out)
+    killed.kill()
+    killed.wait()
+    left = _aged(tmp_path, ".r.json.*.tmp")
+    assert len(left) == 1  # a SIGKILL runs no cleanup
+    live = _writer(out)  # another run writing the same report now
+    try:
+        mine = _aged(tmp_path, ".r.json.*.tmp") - left
+        young = tmp_path / ".r.json.abc123_x.tmp"  # made an instant ago, not yet locked
+        young.write_text("")
+        other = tmp_path / ".r.json.old.abc12345.tmp"  # r.json.old's, which this write has no business with
+        other.write_text("")
+        os.utime(other, (time.time() - 2 * suscli.files.STALE_SECONDS,) * 2)
+        write_atomic(out, "new")
+        assert out.read_text() == "new"
+        assert set(tmp_path.glob(".*.tmp")) == mine | {young, other}  # the dead writer's alone is gone
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_killed_cache_write_leaves_no_entry_for_ever(tmp_path) -> None:
+    from suscli.data.cache import entry_path, save_entry
+
+    gone = entry_path(tmp_path, "0" * 32)  # an entry of files since changed: its key never comes back
+    killed = _writer(gone)
+    killed.kill()
+    killed.wait()
+    assert len(_aged(tmp_path, ".images-*.tmp")) == 1
+    assert save_entry(entry_path(tmp_path, "1" * 32), {"pixels": torch.zeros(2, 3, 4, 4, dtype=torch.uint8)})
+    assert [p.name for p in tmp_path.iterdir()] == [f"images-{'1' * 32}.pt"]
+
+
+def test_an_interrupted_save_leaves_no_temporary_file(tmp_path, monkeypatch) -> None:
+    def interrupted(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.files.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3)
+    assert list(tmp_path.iterdir()) == []
+
+
 # Ctrl-C while torch is imported: a finder that raises KeyboardInterrupt when `import torch` starts, as a SIGINT then would.
 _CTRL_C_AT_IMPORT = """
 import runpy, sys

@@ -20,7 +20,7 @@ import PIL
 import torch
 
 from suscli.data.embedded import Embedded, ImageRef
-from suscli.files import replacing
+from suscli.files import remove_stale, replacing
 
 FORMAT = 2  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images)
 
@@ -67,6 +67,7 @@ def save_entry(path: Path, entry: dict) -> bool:
     read-only folder), which only means the next run decodes again."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(path.parent, r"images-[0-9a-f]+\.pt")  # any entry's, so that files since changed leave none for ever
         need = sum(v.numel() * v.element_size() for v in entry.values() if isinstance(v, torch.Tensor))
         if shutil.disk_usage(path.parent).free < 2 * need:  # leave room for everything else on the disk
             return False

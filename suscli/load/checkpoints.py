@@ -34,7 +34,8 @@ from typing import Any, get_type_hints
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from suscli.data.images import PRESETS
@@ -42,7 +43,7 @@ from suscli.load import configs, sources
 from suscli.load.arch import build_model, infer_num_classes
 from suscli.errors import InputError
 from suscli.load.exported import ExportedModel
-from suscli.files import MEMORY_MARGIN, available_memory, human_size, new_file_mode
+from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.pickles import refused_callable
 from suscli.load.sources import Folder
 
@@ -95,10 +96,8 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     fields = {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta}
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(_untie(state), str(tmp), metadata={METADATA_KEY: json.dumps(fields, sort_keys=True)})
-    os.chmod(tmp, new_file_mode())  # safetensors writes 0600; a model to share follows the umask, as reports do
-    tmp.replace(path)
+    with replacing(path, binary=True) as f:  # a kill leaves no half-written model, and no temporary file for ever
+        f.write(safetensors_bytes(_untie(state), metadata={METADATA_KEY: json.dumps(fields, sort_keys=True)}))
     return path
 
 
