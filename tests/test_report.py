@@ -13,7 +13,7 @@ import torch
 
 import suscli
 from suscli.views.formats import Format
-from tests.conftest import invoke, one_error_line, tiny_cnn
+from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
 FAST = ("--batches", "1", "--batch-size", "8")
@@ -113,3 +113,27 @@ def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[s
     assert [r | {"seconds": 0} for r in strip] == [r | {"seconds": 0} for r in lean_doc["results"]]  # nothing else differs
     stored = [json.loads(line) for line in (pool / "suscli-results.jsonl").read_text().splitlines()]
     assert all(rec["result"]["details"]["train_predictions"] for rec in stored)
+
+
+@pytest.mark.parametrize("command", ["score", "rank", "track"])
+def test_the_image_counts_are_of_the_images_measured_not_the_files_listed(command, targets, image_folder, tmp_path) -> None:
+    """Unreadable files are skipped: the run's `unlabeled_images` and `val_images` count what every row was measured
+    on, as the rows' notes and the closing line do, and say how many were skipped; so does a rerun that reuses every row."""
+    for i in range(2):
+        (image_folder / f"broken_{i}.png").write_bytes(b"not an image")
+    val = tmp_path / "val"
+    for c in range(3):
+        write_images(val / f"class_{c}", 4, seed=20 + c)
+    (val / "class_0" / "broken.png").write_bytes(b"not an image")
+    args = [command, targets[command], "-d", image_folder, "--val-data", val, *FAST]
+    if command != "score":
+        args += ["--results", tmp_path / "r.jsonl"]
+    for fmt in ("json", "json", "junit"):  # the second run and the JUnit one reuse the rows of a pool
+        res = invoke(*args, "-f", fmt)
+        assert res.exit_code == 0, res.output
+        if fmt == "junit":
+            assert '<property name="data.unlabeled_images" value="24" />' in res.stdout
+            continue
+        data = json.loads(res.stdout)["data"]
+        assert (data["unlabeled_images"], data["unlabeled_unreadable"], data["unlabeled_population"]) == (24, 2, 26)
+        assert (data["val_images"], data["val_unreadable"]) == (12, 1)

@@ -96,6 +96,7 @@ def rank(
         dev,
         started,
         opened.val,
+        rows,
         pool=str(pool),
         thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
         recommendation=choice.why,

@@ -100,21 +100,35 @@ def run_info(
     device,
     started: float,
     val: ImageSource | None = None,
+    rows: list[Result] | None = None,
     **extra,
 ) -> dict:
-    """The run-level part of a report: what was run, on what, where, with which versions, how long."""
+    """The run-level part of a report: what was run, on what, where, with which versions, how long; `rows`, the
+    models' rows, say how many images were measured."""
+    scored = [r for r in rows or [] if r.ok]
     return {
         "command": command_line(),
         "settings": settings.as_dict(),
         "data": {
             "unlabeled": str(data),
-            "unlabeled_images": len(unlabeled.paths),
+            **measured_images("unlabeled", unlabeled, [r.details.get("images") for r in scored]),
             "unlabeled_population": unlabeled.population,
             "train": str(train_data) if train_data else None,
-            **({"val": str(val.origin or ""), "val_images": len(val.paths)} if val is not None else {}),  # --val-data
+            **({"val": str(val.origin or ""), **measured_images("val", val, [r.val_n for r in scored])} if val is not None else {}),
         },
         "device": str(device),
         "environment": environment(),
         "seconds": round(time.perf_counter() - started, 3),
         **extra,
     }
+
+
+def measured_images(name: str, source: ImageSource, counts: list[Any]) -> dict[str, int | None]:
+    """`NAME_images`, the images of `source` the rows were measured on (`counts`, one per row), and
+    `NAME_unreadable`, those of its listing skipped as unreadable. The listing's length counted the skipped ones as
+    measured. Where no row was measured, the images listed, and the unreadable ones unknown (None)."""
+    known = [n for n in counts if isinstance(n, int)]
+    if not known:
+        return {f"{name}_images": len(source.paths), f"{name}_unreadable": None}
+    measured = max(known)  # every model reads the same files; the most any read, should a size decode one more
+    return {f"{name}_images": measured, f"{name}_unreadable": len(source.paths) - measured}

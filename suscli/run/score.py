@@ -65,6 +65,7 @@ def score(
         dev,
         started,
         val,
+        [result],
         gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
         train_sample=sample_info(sample, [result], size),
     )

@@ -93,6 +93,7 @@ def track(
             dev,
             started,
             opened.val,
+            rows,
             run=str(run),
             **opened.tally(rows, "epochs"),
             train_sample=sample_info(opened.sample, rows, size),
