@@ -6,6 +6,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, get_args, get_type_hints
 
 
+# A details key: the row was taken from a results file, not measured in this run (suscli.run.audit.cached_row).
+REUSED = "reused"
+
+
 @dataclass
 class Result:
     name: str
@@ -44,6 +48,11 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def reused(self) -> bool:
+        """Taken from a results file, so measured in an earlier run (or for an earlier entry of the same checkpoint)."""
+        return bool(self.details.get(REUSED))
 
     def flat(self) -> dict[str, Any]:
         """The row without nested fields, for CSV and tables (notes joined with '; ')."""

@@ -115,6 +115,29 @@ def test_score_gate_is_a_failure_in_junit(tmp_path: Path, image_folder: Path) ->
     )
 
 
+def test_junit_times_and_the_reused_count_are_of_this_run(tmp_path: Path, image_folder: Path) -> None:
+    """A row reused from the results file took no time in this run: its testcase's time is 0, the suite's is that of
+    the models measured, and `counts.reused` counts the rows reused, not the results the file held."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    args = ("rank", pool, "-d", image_folder, "--batches", "1", "--batch-size", "8", "--results", tmp_path / "r.jsonl", "-f", "json")
+    assert invoke(*args).exit_code == 0
+    (pool / "m2.safetensors").unlink()  # the file keeps its result
+    shutil.copy(make_pool(tmp_path / "more", n=4) / "m3.safetensors", pool)
+    res = invoke(*args, "--junit", tmp_path / "r.xml")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["counts"]["reused"] == 2 and {r["name"]: r["details"].get("reused") for r in doc["results"]} == {
+        "m0": True,
+        "m1": True,
+        "m3": None,
+    }
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "r.xml"))))
+    times = {case.name: case.time for case in suite}
+    assert times["m0"] == times["m1"] == 0 and times["m3"] > 0 and suite.time == pytest.approx(times["m3"], abs=1e-3)
+    stored = [json.loads(line)["result"]["details"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len(stored) == 4 and not any("reused" in d for d in stored)  # a fact of a run, never stored
+
+
 class Collect(html.parser.HTMLParser):
     """Tags with their attributes, and the text of the whole page."""
 

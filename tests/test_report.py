@@ -107,9 +107,10 @@ def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[s
         assert not {"predictions", "train_predictions", "train_hits"} & row["details"].keys() and row["details"]["r"]
     assert all({"predictions", "train_predictions", "train_hits"} <= row["details"].keys() for row in full_doc["results"])
     strip = [
-        {**r, "details": {k: v for k, v in r["details"].items() if k not in ("predictions", "train_predictions", "train_hits")}}
+        {**r, "details": {k: v for k, v in r["details"].items() if k not in ("predictions", "train_predictions", "train_hits", "reused")}}
         for r in full_doc["results"]
     ]
+    assert all(r["details"]["reused"] for r in full_doc["results"])  # the second run measured nothing
     assert [r | {"seconds": 0} for r in strip] == [r | {"seconds": 0} for r in lean_doc["results"]]  # nothing else differs
     stored = [json.loads(line) for line in (pool / "suscli-results.jsonl").read_text().splitlines()]
     assert all(rec["result"]["details"]["train_predictions"] for rec in stored)

@@ -22,7 +22,7 @@ from suscli.data.embedded import Embedded
 from suscli.errors import InputError, SuscliError
 from suscli.data.images import ImageSource, Preprocess, normalizer
 from suscli.run.pool import PoolEntry
-from suscli.results import Result
+from suscli.results import REUSED, Result
 from suscli.run.model import (
     Settings,
     counted_val_ids,
@@ -131,11 +131,14 @@ def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result 
     """A copy of the stored result of this model, named as the pool names it now; None when it must be measured.
 
     A copy: one file may be several entries of a pool (timm hard-links `last` and `model_best` to an epoch's file),
-    and each row keeps its own name."""
+    and each row keeps its own name. It is marked reused (details.reused): it took no time in this run, which the
+    JUnit report's times and the run's count of reused results go by; the results file never stores the mark."""
     cached = store.get(key) if store is not None else None
     if cached is None:
         return None
-    return dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
+    row = dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
+    row.details[REUSED] = True
+    return row
 
 
 @dataclass

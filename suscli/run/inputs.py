@@ -167,7 +167,6 @@ class PoolRun:
     unlabeled: ImageSource
     train: ImageSource | None
     sample: NestedSample | None
-    reused: int  # results the file already held
     val: ImageSource | None = None  # the held-out images (--val-data)
 
     @property
@@ -180,7 +179,7 @@ class PoolRun:
         store, n_ok = self.request.store, sum(r.ok for r in rows)
         return {
             "results_file": str(store.path if store is not None else None),
-            "counts": {unit: len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": min(self.reused, n_ok)},
+            "counts": {unit: len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": sum(r.ok and r.reused for r in rows)},
         }
 
 
@@ -219,7 +218,7 @@ def open_pool(
         progress=progress,
         val=val,
     )
-    return PoolRun(request, unlabeled, train, sample, len(store) if store is not None else 0, val)
+    return PoolRun(request, unlabeled, train, sample, val)
 
 
 def interrupted(store: ResultStore | None) -> Interrupted:

@@ -18,7 +18,7 @@ from typing import Any
 
 from suscli.errors import InputError, UsageError
 from suscli.files import append_line
-from suscli.results import Result
+from suscli.results import REUSED, Result
 
 
 def default_results(pool: Path) -> Path:
@@ -181,7 +181,9 @@ class ResultStore:
 
     def append(self, key: str, result: Result) -> None:
         """Write one result durably (flush + fsync) before the next model starts."""
-        record = {"fingerprint": self.fingerprint, "key": key, "settings": self.settings, "result": result.as_dict()}
+        stored = result.as_dict()
+        stored["details"].pop(REUSED, None)  # a fact of the run that reused it, not of the measurement
+        record = {"fingerprint": self.fingerprint, "key": key, "settings": self.settings, "result": stored}
         line = json.dumps(record, default=str, allow_nan=True)
         try:
             append_line(self.path, line)  # a line a killed writer cut short is cut off first

@@ -58,6 +58,12 @@ def numbers(row: Result, rule: str = "") -> str:
     return "; ".join(parts + row.notes)
 
 
+def spent(row: Result) -> float:
+    """The seconds this run spent measuring the row: none for one reused from a results file, whose `seconds` are
+    those of the run that measured it."""
+    return 0.0 if row.reused else row.seconds or 0.0
+
+
 def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) -> str:
     """The report as JUnit XML text."""
     name = title or "suscli"
@@ -68,7 +74,7 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
         "failures": str(sum(o.status == "failure" for o in outcomes)),
         "errors": str(sum(o.status == "error" for o in outcomes)),
     }
-    seconds = f"{sum(r.seconds or 0.0 for r in rows):.3f}"
+    seconds = f"{sum(spent(r) for r in rows):.3f}"
     root = ET.Element("testsuites", {"name": text(name), **counts, "time": seconds})
     suite = ET.SubElement(
         root, "testsuite", {"name": text(f"{name} {about}" if about else name), **counts, "skipped": "0", "time": seconds}
@@ -77,7 +83,7 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
     for key, value in properties(run):
         ET.SubElement(props, "property", name=key, value=value)
     for row, result in zip(rows, outcomes):
-        case = ET.SubElement(suite, "testcase", name=text(row.name), classname=name.replace(" ", "."), time=f"{row.seconds or 0.0:.3f}")
+        case = ET.SubElement(suite, "testcase", name=text(row.name), classname=name.replace(" ", "."), time=f"{spent(row):.3f}")
         if result.status != "passed":
             tag = "error" if result.status == "error" else "failure"
             ET.SubElement(case, tag, message=text(result.reason), type=text(result.kind)).text = text(f"{row.path}: {result.reason}")
