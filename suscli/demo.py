@@ -43,6 +43,7 @@ from torch import nn
 from suscli import models as zoo
 from suscli.load.checkpoints import save
 from suscli.errors import InputError
+from suscli.files import write_atomic
 from suscli.data.images import normalizer
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total), as elsewhere in suscli
@@ -281,7 +282,8 @@ _DEMO_IMAGE = re.compile(r"img_\d+\.png")
 
 def _demo_wrote(root: Path, path: Path) -> bool:
     """Whether an earlier demo wrote `path`, which a new one may then replace: its images, its models (by the names
-    its demo.json lists) and the results file `suscli rank` keeps beside them. Anything else is the user's."""
+    its demo.json lists, with what a killed save left of them) and the results file `suscli rank` keeps beside them.
+    Anything else is the user's."""
     parts = path.relative_to(root).parts
     if parts[0] == "data":
         placed = (len(parts) == 3 and parts[1] == "unlabeled") or (
@@ -292,7 +294,9 @@ def _demo_wrote(root: Path, path: Path) -> bool:
         names = {m["name"] for m in json.loads((root / "demo.json").read_text(encoding="utf-8"))["models"]}
     except (OSError, ValueError, KeyError, TypeError):
         names = set()
-    return len(parts) == 2 and (parts[1] == "suscli-results.jsonl" or parts[1] in {f"{n}.safetensors" for n in names})
+    ours = {"suscli-results.jsonl", *(f"{n}.safetensors" for n in names)}
+    cut = re.fullmatch(r"\.(.+)\.[a-z0-9_]+\.tmp", parts[-1])  # the temporary file of a save a kill cut short (suscli.files)
+    return len(parts) == 2 and (parts[1] in ours or (cut is not None and cut.group(1) in ours))
 
 
 @contextlib.contextmanager
@@ -317,6 +321,11 @@ def _build(root: Path, recipe: DemoRecipe, progress: Progress | None) -> DemoOut
     noisy = noisy_labels(clean, recipe.noise, seed * 4 + 3)
     wrong = noisy != clean
 
+    # demo.json first, naming the models to come: a demo interrupted halfway (Ctrl-C, a kill) is still this demo's
+    # folder, which the next one replaces, rather than a folder of someone else's files that it must refuse
+    started = {"recipe": recipe.summary(), "models": [{"name": ms.name} for ms in recipe.models], "finished": False}
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(root / "demo.json", json.dumps(started, indent=2) + "\n", "--out")
     steps = 3
     write_pngs(out.unlabeled, unlabeled_px)
     if progress:
@@ -385,5 +394,5 @@ def _build(root: Path, recipe: DemoRecipe, progress: Progress | None) -> DemoOut
         "mislabeled": out.mislabeled,
         "models": out.records,
     }
-    (root / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_atomic(root / "demo.json", json.dumps(summary, indent=2) + "\n", "--out")
     return out

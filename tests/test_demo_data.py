@@ -145,3 +145,26 @@ def test_build_demo_overwrites_an_earlier_demo(tmp_path: Path) -> None:
             demo.build_demo(tmp_path, tiny, overwrite=True)
         assert mine.exists() and (second.models / "mlp-w8-nowd-e1.safetensors").exists()
         mine.unlink()
+
+
+def test_a_demo_interrupted_halfway_is_replaced_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C or a kill while the models train left data/ and models/ without the finished demo.json: the next demo
+    refused the folder as someone else's ("no demo.json: not a demo folder"), so the user had to delete it by hand."""
+    specs = (demo.named_spec("mlp", 8, 1, 0.01, 0.0, 10, "underfit"), demo.named_spec("mlp", 8, 2, 0.01, 0.0, 10, "underfit"))
+    tiny = demo.DemoRecipe(n_train=20, n_unlabeled=4, n_test=4, image_size=8, noise=0.4, models=specs)
+    real, trained = demo.train, []
+
+    def interrupted(*a, **k):
+        if trained:
+            raise KeyboardInterrupt
+        trained.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(demo, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo.build_demo(tmp_path, tiny)
+    (tmp_path / "models" / ".mlp-w8-nowd-e2.safetensors.k1ll3d_x.tmp").write_bytes(b"half")  # what a SIGKILL in save leaves
+    monkeypatch.setattr(demo, "train", real)
+    built = demo.build_demo(tmp_path, tiny, overwrite=True)
+    assert sorted(p.name for p in built.models.iterdir()) == ["mlp-w8-nowd-e1.safetensors", "mlp-w8-nowd-e2.safetensors"]
+    assert [r["name"] for r in json.loads((tmp_path / "demo.json").read_text())["models"]] == [s.name for s in specs]
