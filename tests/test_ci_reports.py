@@ -123,7 +123,7 @@ def test_junit_times_and_the_reused_count_are_of_this_run(tmp_path: Path, image_
     assert invoke(*args).exit_code == 0
     (pool / "m2.safetensors").unlink()  # the file keeps its result
     shutil.copy(make_pool(tmp_path / "more", n=4) / "m3.safetensors", pool)
-    res = invoke(*args, "--junit", tmp_path / "r.xml")
+    res = invoke(*args, "--junit", tmp_path / "r.xml", "--html", tmp_path / "r.html")
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["counts"]["reused"] == 2 and {r["name"]: r["details"].get("reused") for r in doc["results"]} == {
@@ -134,6 +134,7 @@ def test_junit_times_and_the_reused_count_are_of_this_run(tmp_path: Path, image_
     suite = next(iter(JUnitXml.fromfile(str(tmp_path / "r.xml"))))
     times = {case.name: case.time for case in suite}
     assert times["m0"] == times["m1"] == 0 and times["m3"] > 0 and suite.time == pytest.approx(times["m3"], abs=1e-3)
+    assert (tmp_path / "r.html").read_text().count("taken from the results file: its seconds are those of the run that measured it") == 2
     stored = [json.loads(line)["result"]["details"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert len(stored) == 4 and not any("reused" in d for d in stored)  # a fact of a run, never stored
 

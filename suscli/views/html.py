@@ -260,6 +260,8 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
     if prep := d.get("preprocess"):
         items.append(("preprocessing", ", ".join(f"{k} {v}" for k, v in prep.items())))
     items += [(label, value) for label, value in (("sha256", r.sha256), ("seconds", r.seconds)) if value is not None]
+    if r.reused:
+        items.append(("reused", "taken from the results file: its seconds are those of the run that measured it"))
     items += [("note", n) for n in r.notes]
     return [(label, str(value)) for label, value in items]
 
