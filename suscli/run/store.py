@@ -170,7 +170,10 @@ class ResultStore:
                 "these settings are measured again beside them"
             )
         if self._done:
-            return f"reusing {len(self._done)} result(s) of these settings from {self.path}, which also holds results of other settings ({diff})"
+            return (  # how many of them this pool's models match is known only as each is loaded: the counts say
+                f"{self.path} holds {len(self._done)} result(s) of these settings, reused for the models they match, "
+                f"and results of other settings ({diff})"
+            )
         return f"{self.path} holds results of other settings ({diff}): these settings start their own results beside them"
 
     def get(self, key: str) -> Result | None:
