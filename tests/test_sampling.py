@@ -4,6 +4,7 @@ numbers as the full pass where it is the whole set, and resumed without measurin
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +314,29 @@ def test_model_batch_grows_models_together_with_the_same_numbers(
     four, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "four.jsonl", "--model-batch", "4")
     assert together == [4] * 4  # the first stage, then the chunks 8-16, 16-32 and 32-45
     assert accuracies(four) == accuracies(one) and four["train_sample"] == one["train_sample"]
+
+
+def slowed_down(measure):
+    def slow(*args, **kwargs):
+        time.sleep(1.0)
+        return measure(*args, **kwargs)
+
+    return slow
+
+
+def test_a_grown_row_counts_the_time_its_growth_took(
+    pool: Path, image_folder: Path, big_train: Path, small_start: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row's seconds (and its JUnit testcase's time) cover the stages its training sample grew through, not only the
+    first: growing at least 1 s slower adds at least each row's share of that second."""
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick=str(next(flips))))
+    flips = iter(range(100))
+    quick, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "a.jsonl")
+    for name in ("training_accuracy", "training_accuracy_many"):  # one model grown alone, or several together
+        monkeypatch.setattr(suscli.run.audit, name, slowed_down(getattr(suscli.run.audit, name)))
+    flips = iter(range(100))
+    slowed, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "b.jsonl")
+    assert slowed["train_sample"]["sizes_tried"] == quick["train_sample"]["sizes_tried"] == [8, 16, 32, 45]
+    rows = len(slowed["results"])
+    for a, b in zip(quick["results"], slowed["results"]):
+        assert b["seconds"] - a["seconds"] >= 3 * 1.0 / rows - 0.1, (a["seconds"], b["seconds"])
