@@ -29,6 +29,8 @@ from suscli.run.pool import discover, epoch_from_name
         ("last-v1.ckpt", None),
         ("resnet18.pth", None),
         ("epoch=3-last.ckpt", 3),  # an explicit epoch still wins
+        ("model_12-v1.ckpt", 12),  # Lightning's version suffix on a name saved again: the 12 (it read none)
+        ("epoch=3-step=100-v2.ckpt", 3),
     ],
 )
 def test_epoch_from_name(name: str, epoch: int | None) -> None:

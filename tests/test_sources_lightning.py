@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,9 +44,9 @@ class Classifier(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-def fit(module: L.LightningModule, root: Path, checkpoint: ModelCheckpoint, **limits: int) -> None:
-    """Lightning's own Trainer.fit on 8 random images, on the CPU and quiet: the files a test reads are the ones its
-    ModelCheckpoint writes."""
+def fit(module: L.LightningModule, root: Path, checkpoint: ModelCheckpoint, ckpt_path: Path | None = None, **limits: int) -> None:
+    """Lightning's own Trainer.fit on 8 random images, on the CPU and quiet (resumed from `ckpt_path`): the files a
+    test reads are the ones its ModelCheckpoint writes."""
     data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
     trainer = L.Trainer(
         accelerator="cpu",
@@ -56,7 +57,7 @@ def fit(module: L.LightningModule, root: Path, checkpoint: ModelCheckpoint, **li
         default_root_dir=root,
         **limits,
     )
-    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=4))
+    trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=4), ckpt_path=ckpt_path)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,56 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
     assert len(ranked["results"]) == 3
     for r in [row] + tracked["results"] + ranked["results"]:
         assert r["susceptibility"] == pytest.approx(lightning_by_hand(Path(r["path"]), root), rel=1e-5), r["name"]
+
+
+def test_a_run_resumed_into_the_same_dirpath_is_tracked_on_its_newest_versions(tmp_path: Path) -> None:
+    """A run resumed from an earlier epoch into the same dirpath: Lightning saves the epochs it trains again as
+    `epoch=1-step=4-v1.ckpt` beside `epoch=1-step=4.ckpt`, and track stopped with "two checkpoints for epoch 1"
+    (exit 3). The newest version of each epoch is measured, said in a warning; a later epoch left from before a
+    resume that went back further is named."""
+    unlabeled, train = image_sets(tmp_path)
+    ckpts = tmp_path / "ckpts"
+
+    def resume(ckpt: str, max_epochs: int) -> None:
+        time.sleep(0.01)  # the resumed run's files are newer than the first run's, as they are
+        fit(
+            Classifier(),
+            tmp_path,
+            ModelCheckpoint(dirpath=ckpts, save_top_k=-1, save_last=True),
+            ckpt_path=ckpts / ckpt,
+            max_epochs=max_epochs,
+        )
+
+    fit(Classifier(), tmp_path, ModelCheckpoint(dirpath=ckpts, save_top_k=-1, save_last=True), max_epochs=3)
+    resume("epoch=0-step=2.ckpt", 3)
+    assert sorted(p.name for p in ckpts.iterdir()) == [
+        "epoch=0-step=2.ckpt",
+        "epoch=1-step=4-v1.ckpt",
+        "epoch=1-step=4.ckpt",
+        "epoch=2-step=6-v1.ckpt",
+        "epoch=2-step=6.ckpt",
+        "last-v1.ckpt",
+        "last.ckpt",
+    ]
+    track = ["track", ckpts, "-d", unlabeled, "--train-data", train, "--count-epoch-0"]
+    doc = cli_json(*track, "--results", tmp_path / "a.jsonl")
+    assert [(r["name"], r["epoch"], r["status"]) for r in doc["results"]] == [
+        ("epoch=0-step=2", 0, "ok"),
+        ("epoch=1-step=4-v1", 1, "ok"),
+        ("epoch=2-step=6-v1", 2, "ok"),
+    ]
+    assert doc["warnings"][0] == (
+        "a resumed run saved 2 checkpoint(s) again under Lightning's -vN names: the newest version of each is measured "
+        "(epoch=1-step=4-v1 over epoch=1-step=4, epoch=2-step=6-v1 over epoch=2-step=6)"
+    )
+    assert doc["results"][1]["susceptibility"] == pytest.approx(lightning_by_hand(ckpts / "epoch=1-step=4-v1.ckpt", tmp_path), rel=1e-5)
+    resume("epoch=0-step=2.ckpt", 2)  # back to epoch 0 again, stopped after epoch 1: epoch 2's file is the last resume's
+    assert (ckpts / "epoch=1-step=4-v2.ckpt").exists() and not (ckpts / "epoch=2-step=6-v2.ckpt").exists()
+    doc = cli_json(*track, "--results", tmp_path / "b.jsonl")
+    assert [r["name"] for r in doc["results"]] == ["epoch=0-step=2", "epoch=1-step=4-v2", "epoch=2-step=6-v1"]
+    assert doc["warnings"][1].startswith(
+        "epoch=2-step=6-v1: written before epoch=1-step=4-v2 (file times), where a resumed run saved epoch 1 again"
+    )
 
 
 class EmaClassifier(L.LightningModule):

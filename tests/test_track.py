@@ -44,7 +44,7 @@ def test_epochs_from_each_naming_scheme_in_epoch_order(tmp_path: Path, names: li
     for name in names:
         touch(tmp_path / "run" / name)
     touch(tmp_path / "run" / "last.ckpt")  # Lightning's copy of the latest epoch: no number, skipped
-    entries, skipped = run_epochs(tmp_path / "run")
+    entries, skipped, _ = run_epochs(tmp_path / "run")
     assert [e.epoch for e in entries] == [1, 2, 10]
     assert [e.path.name for e in skipped] == ["last.ckpt"]
 
@@ -60,7 +60,7 @@ def test_epochs_from_a_manifest_beat_the_file_names(tmp_path: Path, kind: str) -
     else:
         manifest = tmp_path / "run.csv"
         manifest.write_text("path,epoch\n" + "".join(f"{p},{e}\n" for p, e in rows))
-    entries, _ = run_epochs(manifest)
+    entries, _, _ = run_epochs(manifest)
     assert [(e.path.name, e.epoch) for e in entries] == [("a.pt", 1), ("b.pt", 2), ("epoch_7.pt", 7)]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from suscli.errors import InputError
 from suscli.measure.susceptibility import running_mean
-from suscli.run.pool import PoolEntry, discover
+from suscli.run.pool import PoolEntry, discover, name_version
 from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
@@ -171,14 +171,15 @@ def _numbers(row: Result) -> str:
     return f"train acc {acc}, r {row.susceptibility:.4f}, zeta {zeta}"
 
 
-def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
-    """The run's checkpoints in epoch order, and those skipped for having no epoch number (e.g. last.ckpt).
+def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[str]]:
+    """The run's checkpoints in epoch order, those skipped for having no epoch number (e.g. last.ckpt), and what a
+    reader must know about the choice: the epochs a resumed Lightning run saved again, and files it did not replace.
 
     Epochs come from the file names (suscli.run.pool.epoch_from_name), or from a manifest's `epoch` field.
     """
     run = Path(run)
     entries = discover(run, all_checkpoints=True)
-    numbered = sorted((e for e in entries if e.epoch is not None), key=lambda e: e.epoch or 0)
+    numbered, notes = _newest_versions([e for e in entries if e.epoch is not None])
     skipped = [e for e in entries if e.epoch is None]
     if not numbered:
         raise InputError(
@@ -190,7 +191,52 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry]]:
                 f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
                 fix="keep one per epoch, or list them in a manifest with an epoch field",
             )
-    return numbered, skipped
+    return numbered, skipped, notes
+
+
+def _newest_versions(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
+    """One checkpoint per name, in epoch order: a Lightning run resumed into the same dirpath saves each epoch it
+    trains again as `epoch=3-step=100-v1.ckpt` beside the first run's `epoch=3-step=100.ckpt`, and the highest
+    version is the one training went on from. Returns the entries kept and notes naming those left out, and the
+    later epochs written before an earlier epoch's new version: the earlier run's, trained from weights the resume
+    went back from."""
+    versions: dict[Path, list[tuple[int, PoolEntry]]] = {}
+    for entry in entries:
+        base, version = name_version(entry.path)
+        versions.setdefault(entry.path if entry.epoch_given else base, []).append((version, entry))
+    kept, replaced = [], []
+    for group in versions.values():
+        group.sort(key=lambda ve: ve[0])
+        kept.append(group[-1][1])
+        replaced += [(e, group[-1][1]) for _, e in group[:-1]]
+    kept.sort(key=lambda e: e.epoch or 0)
+    if not replaced:
+        return kept, []
+    pairs = ", ".join(f"{new.name} over {old.name}" for old, new in replaced[:3])
+    notes = [
+        f"a resumed run saved {len(replaced)} checkpoint(s) again under Lightning's -vN names: the newest version of "
+        f"each is measured ({pairs}{', ...' if len(replaced) > 3 else ''})"
+    ]
+    stale, resume = [], None  # resume: the newest re-saved file of an earlier epoch
+    for entry in kept:
+        if resume is not None and (entry.epoch or 0) > (resume.epoch or 0) and _mtime(entry) < _mtime(resume):
+            stale.append(entry)
+        elif name_version(entry.path)[1] > 0 and (resume is None or _mtime(entry) > _mtime(resume)):
+            resume = entry
+    if stale and resume is not None:
+        notes.append(
+            f"{', '.join(e.name for e in stale[:3])}{', ...' if len(stale) > 3 else ''}: written before {resume.name} "
+            f"(file times), where a resumed run saved epoch {resume.epoch} again: likely the earlier run's, trained from "
+            "weights the resume went back from; remove them, or list the run's epochs in a manifest"
+        )
+    return kept, notes
+
+
+def _mtime(entry: PoolEntry) -> float:
+    try:
+        return entry.path.lstat().st_mtime
+    except OSError:  # gone: its row says so
+        return float("inf")
 
 
 _STEPS = re.compile(r"(?:^|[-_])step=(\d+)")  # Lightning's ModelCheckpoint names: epoch=0-step=13

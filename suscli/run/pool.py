@@ -28,6 +28,8 @@ _LAST_NUMBER = re.compile(r"(?:^|[_\-.=])(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.I
 # A name that says it is an alias of some epoch (Lightning's last.ckpt, last-v1.ckpt, a script's resnet50_best.pt):
 # its number is not the epoch, and the file is skipped like one without a number
 _ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IGNORECASE)
+# Lightning's ModelCheckpoint saving under a name that exists (a run resumed into the same dirpath) adds -v1, -v2, ...
+_VERSION = re.compile(r"-v(\d+)$")
 
 
 @dataclass
@@ -42,7 +44,7 @@ class PoolEntry:
 
 def epoch_from_name(path: str | Path) -> int | None:
     """Epoch number in a checkpoint's file name, by the naming schemes training scripts use; None if absent."""
-    stem = _stem(Path(path))
+    stem = _VERSION.sub("", _stem(Path(path)))  # model_12-v1: the 12, not the version
     for pattern in _EPOCH_PATTERNS:
         if m := pattern.search(stem):
             return int(m.group(1))
@@ -50,6 +52,16 @@ def epoch_from_name(path: str | Path) -> int | None:
         return None
     m = _LAST_NUMBER.search(stem)
     return int(m.group(1)) if m else None
+
+
+def name_version(path: Path) -> tuple[Path, int]:
+    """The checkpoint's path without Lightning's version suffix, and that version (0 without one):
+    `epoch=3-step=100-v1.ckpt` is version 1 of `epoch=3-step=100.ckpt`."""
+    stem = _stem(path)
+    m = _VERSION.search(stem)
+    if m is None:
+        return path, 0
+    return path.with_name(stem[: m.start()] + path.name[len(stem) :]), int(m.group(1))
 
 
 def _stem(path: Path) -> str:

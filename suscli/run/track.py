@@ -75,7 +75,8 @@ def track(
         if data is None:
             raise UsageError("--data is needed to measure a RUN", fix="pass --data FOLDER of unlabeled images, or --log")
         dev = resolve_device(inputs.device)
-        entries, skipped = run_epochs(run)
+        entries, skipped, resumed = run_epochs(run)
+        warnings += resumed
         if skipped:
             warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
         if not count_epoch_0 and (trained := trained_epoch_0(entries)):
