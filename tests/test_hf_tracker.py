@@ -5,6 +5,7 @@ bit as it was."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,58 @@ def test_every_n_epochs_and_every_n_steps_are_exclusive(tmp_path: Path) -> None:
     tracker = SusceptibilityTracker(torch.randn(4, 3, 8, 8), config=CONFIG)
     with pytest.raises(ValueError, match="not both"):
         SusceptibilityTrainerCallback(trainer, tracker, every_n_epochs=1, every_n_steps=5)
+
+
+class StopAfter(transformers.TrainerCallback):
+    """A run cut short after `epochs` epochs, as a crash or a lost node would, its checkpoints kept."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        control.should_training_stop = round(state.epoch) >= self.epochs
+
+
+def test_a_resumed_trainers_tensorboard_folders_are_read_as_one_run(tmp_path: Path) -> None:
+    """`trainer.train(resume_from_checkpoint=True)` opens a second TensorBoard folder (runs/TIME_HOST) beside the
+    first under the same output_dir: `track --log` refused the output_dir as "event files of 2 runs", and either
+    folder alone holds part of the run. The second starts at the epoch it resumed at: they are one run, read in the
+    order written, as the JSONL log reads it."""
+    out, inputs = tmp_path / "out", torch.randn(40, 3, 8, 8)
+
+    def trainer(*callbacks: transformers.TrainerCallback) -> transformers.Trainer:
+        transformers.set_seed(0)
+        args = transformers.TrainingArguments(
+            output_dir=str(out),
+            num_train_epochs=4,
+            per_device_train_batch_size=8,
+            learning_rate=0.1,
+            logging_steps=1,
+            report_to=["tensorboard"],
+            save_strategy="epoch",
+            use_cpu=True,
+            seed=0,
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+        )
+        t = transformers.Trainer(model=Classifier(), args=args, train_dataset=Images())
+        tracker = SusceptibilityTracker(inputs, log=out / "run.jsonl", config=CONFIG)
+        for callback in (SusceptibilityTrainerCallback(t, tracker, every_n_epochs=1), *callbacks):
+            t.add_callback(callback)
+        return t
+
+    trainer(StopAfter(2)).train()
+    time.sleep(1.1)  # the folder is named by the second training started in
+    trainer().train(resume_from_checkpoint=True)
+    folders = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("*tfevents*"))
+    assert len(folders) == 2 and all(f.startswith("runs/") for f in folders)
+
+    res = CliRunner().invoke(app, ["track", "--log", str(out), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [row["epoch"] for row in doc["results"]] == [0, 1, 2, 3, 4]
+    assert [row["susceptibility"] for row in doc["results"]] == pytest.approx([rec["r"] for rec in read_log(out / "run.jsonl")], abs=1e-6)
+    assert doc["warnings"] == [
+        f"read 2 TensorBoard folders as one resumed run, in the order written: {folders[0]} (epochs 0-2), {folders[1]} (epochs 2-4); "
+        "each after the first starts past epoch 0, as a resumed run does, and its epochs replace the earlier ones' from there on"
+    ]

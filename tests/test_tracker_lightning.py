@@ -196,6 +196,43 @@ def test_a_run_resumed_from_a_checkpoint_keeps_the_training_accuracy_of_its_firs
     assert lines[4]["train_acc"] == first[1]
 
 
+def test_a_resumed_runs_tensorboard_versions_are_read_as_one_run(tmp_path: Path) -> None:
+    """Resumed with `ckpt_path=`, a run logs to a new TensorBoardLogger version_1 beside version_0: `track --log tb`
+    refused them as "event files of 2 runs", and either folder alone holds part of the run. version_1 starts at the
+    epoch the run resumed at, not at an initialization: the two are read as one run, as its JSONL log reads it."""
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
+    inputs, log = torch.randn(40, 3, 8, 8), tmp_path / "run.jsonl"
+
+    def fit_from(ckpt: Path | None, max_epochs: int) -> None:
+        pl.seed_everything(0, verbose=False)
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            callbacks=[
+                SusceptibilityCallback(SusceptibilityTracker(inputs, log=log, config=CONFIG)),
+                pl.callbacks.ModelCheckpoint(tmp_path / "ckpt", save_top_k=-1),
+            ],
+            logger=pl.loggers.TensorBoardLogger(tmp_path, name="tb"),
+            log_every_n_steps=1,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+        )
+        trainer.fit(Module(), torch.utils.data.DataLoader(data, batch_size=8), ckpt_path=ckpt)
+
+    fit_from(None, 3)
+    fit_from(tmp_path / "ckpt" / "epoch=1-step=8.ckpt", 5)  # resumed after two epochs, trained on to five
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["version_0", "version_1"]
+    res = CliRunner().invoke(app, ["track", "--log", str(tmp_path / "tb"), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [row["epoch"] for row in doc["results"]] == [0, 1, 2, 3, 4, 5]
+    assert [row["susceptibility"] for row in doc["results"]] == pytest.approx([rec["r"] for rec in read_log(log)], abs=1e-6)
+    assert doc["warnings"] == [
+        "read 2 TensorBoard folders as one resumed run, in the order written: version_0 (epochs 0-3), version_1 (epochs 2-5); "
+        "each after the first starts past epoch 0, as a resumed run does, and its epochs replace the earlier ones' from there on"
+    ]
+
+
 def test_two_callbacks_save_their_state_side_by_side(tmp_path: Path) -> None:
     """One callback by epochs and one by steps, each with its own log, in one checkpointed run: Lightning refuses two
     stateful callbacks under one key, so each has its own."""

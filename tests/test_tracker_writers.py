@@ -145,7 +145,8 @@ def test_a_resumed_runs_event_files_are_read_in_order_and_runs_are_told_apart(tm
     assert [r["r"] for r in read[1:]] == pytest.approx([r.r for r in records])
     (tmp_path / "runs" / "version_0").mkdir(parents=True)
     (tmp_path / "tb").rename(tmp_path / "runs" / "version_1")
-    with SummaryWriter(tmp_path / "runs" / "version_0") as writer:
+    with SummaryWriter(tmp_path / "runs" / "version_0") as writer:  # another run, from its initialization
         writer.add_scalar("susceptibility/epoch", 0, 0)
-    with pytest.raises(InputError, match=r"holds TensorBoard event files of 2 runs \(version_0, version_1\)"):
+        writer.add_scalar("susceptibility/r", 0.1, 0)
+    with pytest.raises(InputError, match=r"holds TensorBoard event files of 2 runs \(version_0, version_1\): version_0 starts at epoch 0"):
         read_log(tmp_path / "runs")

@@ -7,6 +7,7 @@ the records of the JSONL log. tensorboard is imported only here.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from suscli.errors import InputError
@@ -20,24 +21,48 @@ def is_event_log(path: Path) -> bool:
     return "tfevents" in path.name or (path.is_dir() and any(path.rglob("*tfevents*")))
 
 
+_OPENED = re.compile(r"tfevents\.(\d+)")  # events.out.tfevents.TIME.HOST.PID.N: the time the writer opened it
+
+
 def read_events(path: Path) -> list[dict]:
-    """The records of the event file at `path`, or of the event files in the one folder under `path` that holds them
-    (a SummaryWriter reopened on a resumed run adds a file beside the first), read in the order they were written,
-    each by step: a later record of epoch e replaces the earlier ones of epochs >= e, as in the JSONL log."""
+    """The records of the event file at `path`, or of the event files of the one run under `path` (run_folders), read
+    in the order they were written, each by step: a later record of epoch e replaces the earlier ones of epochs >= e,
+    as in the JSONL log."""
+    by_epoch: dict[int, dict] = {}
+    for _, records in run_folders(path):
+        for record in records:
+            by_epoch = {e: r for e, r in by_epoch.items() if e < record["epoch"]}  # a run restarted there overwrites from there on
+            by_epoch[record["epoch"]] = record
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def resumed_note(path: Path) -> str | None:
+    """Where the run at `path` spans several event folders (run_folders), the warning that says they were read as one."""
+    folders = run_folders(path)
+    if len(folders) < 2:
+        return None
+    shown = ", ".join(f"{f.relative_to(path)} (epochs {r[0]['epoch']}-{max(x['epoch'] for x in r)})" for f, r in folders)
+    return (
+        f"read {len(folders)} TensorBoard folders as one resumed run, in the order written: {shown}; each after the "
+        "first starts past epoch 0, as a resumed run does, and its epochs replace the earlier ones' from there on"
+    )
+
+
+def run_folders(path: Path) -> list[tuple[Path, list[dict]]]:
+    """The folders of the one run at `path` that hold susceptibility records, in the order written, each with its
+    records in the order written. Several files in one folder are one run (a SummaryWriter reopened on a resumed run
+    adds one). Several folders side by side are one run resumed where each after the first starts past epoch 0: a
+    resumed Lightning run logs to a new version_N, a resumed Hugging Face Trainer to a new runs/TIME_HOST, each
+    measuring first the epoch it resumed at, while a new run measures its initialization first (epoch 0)."""
     try:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:
         raise InputError(
             "reading a TensorBoard event file needs tensorboard", fix="pip install 'suscli[tensorboard]', or give the tracker's JSONL log"
         ) from None
-    files = [path] if path.is_file() else sorted(path.rglob("*tfevents*"), key=lambda f: (f.parent, f.name))
-    folders = sorted({f.parent for f in files})
-    if len(folders) > 1:  # Lightning's version_0, version_1: separate runs, not one resumed
-        shown = ", ".join(str(f.relative_to(path)) for f in folders[:3])
-        raise InputError(f"{path} holds TensorBoard event files of {len(folders)} runs ({shown})", fix="give one run's folder")
-    by_epoch: dict[int, dict] = {}
-    found = False
-    for file in files:  # a name starts with the time it was opened: sorted, they are in the order written
+    files = [path] if path.is_file() else sorted(path.rglob("*tfevents*"), key=_opened)
+    folders: dict[Path, list[dict]] = {}
+    for file in files:
         events = EventAccumulator(str(file), size_guidance={"scalars": 0})  # 0: keep every point
         events.Reload()
         tags = {
@@ -47,15 +72,28 @@ def read_events(path: Path) -> list[dict]:
         }
         if "epoch" not in tags or "r" not in tags:
             continue
-        found = True
         values = {name: {e.step: e.value for e in events.Scalars(tag)} for name, tag in tags.items()}
-        for step in sorted(values["epoch"]):
-            epoch = round(values["epoch"][step])
-            by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
-            by_epoch[epoch] = {"epoch": epoch, **{f: values.get(f, {}).get(step) for f in FIELDS}}
-    if not found:
+        records = [
+            {"epoch": round(values["epoch"][step]), **{f: values.get(f, {}).get(step) for f in FIELDS}} for step in sorted(values["epoch"])
+        ]
+        if records:
+            folders.setdefault(file.parent, []).extend(records)
+    if not folders:
         raise InputError(
             f"{files[0] if len(files) == 1 else path} has no susceptibility/epoch and susceptibility/r scalars",
             fix="give an event file written through suscli.training.tracker (or its JSONL log)",
         )
-    return [by_epoch[e] for e in sorted(by_epoch)]
+    found = list(folders.items())
+    anew = [f for f, records in found[1:] if records[0]["epoch"] == 0]
+    if len({f.parent for f in folders}) > 1 or anew:
+        why = f": {anew[0].relative_to(path)} starts at epoch 0, as a new run does" if anew else ""
+        raise InputError(
+            f"{path} holds TensorBoard event files of {len(folders)} runs ({', '.join(str(f.relative_to(path)) for f in sorted(folders)[:3])}){why}",
+            fix="give one run's folder; folders side by side are read as one resumed run when each after the first starts past epoch 0",
+        )
+    return found
+
+
+def _opened(file: Path) -> tuple[int, str]:
+    m = _OPENED.search(file.name)
+    return (int(m.group(1)) if m else 0), file.name
