@@ -231,6 +231,12 @@ def test_a_resumed_runs_tensorboard_versions_are_read_as_one_run(tmp_path: Path)
         "read 2 TensorBoard folders as one resumed run, in the order written: version_0 (epochs 0-3), version_1 (epochs 2-5); "
         "each after the first starts past epoch 0, as a resumed run does, and its epochs replace the earlier ones' from there on"
     ]
+    res = CliRunner().invoke(app, ["track", "--log", str(tmp_path / "tb" / "version_1"), "-f", "json"])  # the resumed part alone
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["warnings"] == [  # its zeta averages from epoch 2: it was said nowhere
+        "the log begins at epoch 2: zeta averages r from there, not from epoch 1; where the run was resumed, its earlier epochs are in "
+        "the log or TensorBoard folder it wrote before (give the folder that holds both, or the tracker's JSONL)"
+    ]
 
 
 def test_two_callbacks_save_their_state_side_by_side(tmp_path: Path) -> None:

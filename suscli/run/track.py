@@ -25,7 +25,7 @@ from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, samp
 from suscli.run.model import Settings, resolve_device
 from suscli.run.report import Report, command_line, environment, run_info
 from suscli.training.tensorboard import is_event_log, resumed_note
-from suscli.training.tracker import read_log, schedule_warning, settings_warning
+from suscli.training.tracker import read_log, schedule_warning, settings_warning, start_warning
 
 
 def track(
@@ -65,7 +65,7 @@ def track(
         records = read_log(log)
         rows = log_rows(records, Path(log))
         joined = resumed_note(Path(log)) if is_event_log(Path(log)) else None  # a resumed run's event folders, read as one
-        warnings += [w for w in [joined, schedule_warning(records), settings_warning(records)] if w]
+        warnings += [w for w in [joined, start_warning(records), schedule_warning(records), settings_warning(records)] if w]
         if keep == "agreement":  # said, not only documented: the closing line names the rule it asked for
             warnings.append(
                 "--keep agreement needs the epochs' predictions on the unlabeled images, which a tracker log does not "

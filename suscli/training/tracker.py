@@ -283,6 +283,19 @@ def settings_warning(records: list[dict]) -> str | None:
     )
 
 
+def start_warning(records: list[dict]) -> str | None:
+    """Why zeta may not be the run's: a log that begins past epoch 1 (the folder or file of a resumed run's second
+    part alone, its earlier epochs logged elsewhere) averages r from there, not from epoch 1 as the paper does."""
+    first = records[0]["epoch"] if records else 0
+    if first <= 1:
+        return None
+    return (
+        f"the log begins at epoch {first}: zeta averages r from there, not from epoch 1; where the run was resumed, "
+        "its earlier epochs are in the log or TensorBoard folder it wrote before (give the folder that holds both, or "
+        "the tracker's JSONL)"
+    )
+
+
 def measure_every(every_n_epochs: int | None, every_n_steps: int | None) -> tuple[int | None, int | None]:
     """The trainer callbacks' schedule: every N epochs (default 1) or every N optimizer steps, not both."""
     if every_n_epochs is not None and every_n_steps is not None:
