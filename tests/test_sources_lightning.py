@@ -16,7 +16,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import suscli
 from suscli.load.checkpoints import load_checkpoint
 from suscli.errors import InputError
-from tests.conftest import by_hand, cli_json, image_sets
+from tests.conftest import by_hand, cli_json, image_sets, invoke, one_error_line
 
 L = pytest.importorskip("lightning")
 timm = pytest.importorskip("timm")
@@ -44,13 +44,15 @@ class Classifier(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
 
-def fit(module: L.LightningModule, root: Path, checkpoint: ModelCheckpoint, ckpt_path: Path | None = None, **limits: int) -> None:
-    """Lightning's own Trainer.fit on 8 random images, on the CPU and quiet (resumed from `ckpt_path`): the files a
-    test reads are the ones its ModelCheckpoint writes."""
+def fit(
+    module: L.LightningModule, root: Path, checkpoint: ModelCheckpoint, ckpt_path: Path | None = None, logger: bool = False, **limits: int
+) -> None:
+    """Lightning's own Trainer.fit on 8 random images, on the CPU and quiet (resumed from `ckpt_path`; with `logger`,
+    Lightning's default one in lightning_logs/version_N): the files a test reads are the ones its ModelCheckpoint writes."""
     data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
     trainer = L.Trainer(
         accelerator="cpu",
-        logger=False,
+        logger=logger,
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=[checkpoint],
@@ -130,8 +132,8 @@ def test_a_run_resumed_into_the_same_dirpath_is_tracked_on_its_newest_versions(t
         ("epoch=2-step=6-v1", 2, "ok"),
     ]
     assert doc["warnings"][0] == (
-        "a resumed run saved 2 checkpoint(s) again under Lightning's -vN names: the newest version of each is measured "
-        "(epoch=1-step=4-v1 over epoch=1-step=4, epoch=2-step=6-v1 over epoch=2-step=6)"
+        "a resumed run saved 2 checkpoint(s) again (Lightning's -vN names, or its logger's next version_N folder): the newest "
+        "version of each is measured (epoch=1-step=4-v1 over epoch=1-step=4, epoch=2-step=6-v1 over epoch=2-step=6)"
     )
     assert doc["results"][1]["susceptibility"] == pytest.approx(lightning_by_hand(ckpts / "epoch=1-step=4-v1.ckpt", tmp_path), rel=1e-5)
     resume("epoch=0-step=2.ckpt", 2)  # back to epoch 0 again, stopped after epoch 1: epoch 2's file is the last resume's
@@ -141,6 +143,45 @@ def test_a_run_resumed_into_the_same_dirpath_is_tracked_on_its_newest_versions(t
     assert doc["warnings"][1].startswith(
         "epoch=2-step=6-v1: written before epoch=1-step=4-v2 (file times), where a resumed run saved epoch 1 again"
     )
+
+
+def test_a_run_resumed_with_the_default_logger_is_tracked_across_its_version_folders(tmp_path: Path) -> None:
+    """With Lightning's defaults a resumed run saves into its logger's next folder: lightning_logs/version_1/
+    checkpoints holds the epochs trained again beside version_0's, and track on lightning_logs stopped with "two
+    checkpoints for epoch 2" (exit 3). The newest version of each epoch is measured; a later folder that starts at
+    epoch 0 again is another run, refused in one line."""
+    unlabeled, train = image_sets(tmp_path)
+    fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), logger=True, max_epochs=3)
+    logs = tmp_path / "lightning_logs"
+    time.sleep(0.01)
+    fit(
+        Classifier(),
+        tmp_path,
+        ModelCheckpoint(save_top_k=-1),
+        ckpt_path=logs / "version_0/checkpoints/epoch=1-step=4.ckpt",
+        logger=True,
+        max_epochs=4,
+    )
+    assert sorted(p.relative_to(logs).as_posix() for p in logs.rglob("*.ckpt")) == [
+        "version_0/checkpoints/epoch=0-step=2.ckpt",
+        "version_0/checkpoints/epoch=1-step=4.ckpt",
+        "version_0/checkpoints/epoch=2-step=6.ckpt",
+        "version_1/checkpoints/epoch=2-step=6.ckpt",
+        "version_1/checkpoints/epoch=3-step=8.ckpt",
+    ]
+    doc = cli_json("track", logs, "-d", unlabeled, "--train-data", train, "--count-epoch-0")
+    assert [(r["name"], r["status"]) for r in doc["results"]] == [
+        ("version_0/checkpoints/epoch=0-step=2.ckpt", "ok"),
+        ("version_0/checkpoints/epoch=1-step=4.ckpt", "ok"),
+        ("version_1/checkpoints/epoch=2-step=6.ckpt", "ok"),
+        ("version_1/checkpoints/epoch=3-step=8.ckpt", "ok"),
+    ]
+    assert doc["warnings"] == [
+        "a resumed run saved 1 checkpoint(s) again (Lightning's -vN names, or its logger's next version_N folder): the newest "
+        "version of each is measured (version_1/checkpoints/epoch=2-step=6.ckpt over version_0/checkpoints/epoch=2-step=6.ckpt)"
+    ]
+    fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), logger=True, max_epochs=1)  # another run: version_2
+    one_error_line(invoke("track", logs, "-d", unlabeled), 3, "version_0 and version_2 hold the checkpoints of separate runs")
 
 
 class EmaClassifier(L.LightningModule):

@@ -179,7 +179,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     """
     run = Path(run)
     entries = discover(run, all_checkpoints=True)
-    numbered, notes = _newest_versions([e for e in entries if e.epoch is not None])
+    numbered, notes = _newest_versions(run, [e for e in entries if e.epoch is not None])
     skipped = [e for e in entries if e.epoch is None]
     if not numbered:
         raise InputError(
@@ -194,16 +194,18 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     return numbered, skipped, notes
 
 
-def _newest_versions(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
-    """One checkpoint per name, in epoch order: a Lightning run resumed into the same dirpath saves each epoch it
-    trains again as `epoch=3-step=100-v1.ckpt` beside the first run's `epoch=3-step=100.ckpt`, and the highest
-    version is the one training went on from. Returns the entries kept and notes naming those left out, and the
-    later epochs written before an earlier epoch's new version: the earlier run's, trained from weights the resume
-    went back from."""
-    versions: dict[Path, list[tuple[int, PoolEntry]]] = {}
+def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
+    """One checkpoint per name, in epoch order. A Lightning run resumed from an earlier epoch saves the epochs it
+    trains again: into the same dirpath as `epoch=3-step=100-v1.ckpt` beside `epoch=3-step=100.ckpt`, or by default
+    into its logger's next folder, `version_1/checkpoints/` beside `version_0/checkpoints/`. The newest version is
+    the one training went on from. Returns the entries kept and notes naming those left out, and the later epochs
+    written before an earlier epoch's new version: the earlier run's, trained from weights the resume went back
+    from. A later version_K folder that starts at epoch 0 again holds another run: refused."""
+    versions: dict[Path, list[tuple[tuple[int, int], PoolEntry]]] = {}
     for entry in entries:
         base, version = name_version(entry.path)
         versions.setdefault(entry.path if entry.epoch_given else base, []).append((version, entry))
+    _one_run(run, [(v[0], e) for group in versions.values() for v, e in group if not e.epoch_given])
     kept, replaced = [], []
     for group in versions.values():
         group.sort(key=lambda ve: ve[0])
@@ -214,14 +216,15 @@ def _newest_versions(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[st
         return kept, []
     pairs = ", ".join(f"{new.name} over {old.name}" for old, new in replaced[:3])
     notes = [
-        f"a resumed run saved {len(replaced)} checkpoint(s) again under Lightning's -vN names: the newest version of "
-        f"each is measured ({pairs}{', ...' if len(replaced) > 3 else ''})"
+        f"a resumed run saved {len(replaced)} checkpoint(s) again (Lightning's -vN names, or its logger's next version_N "
+        f"folder): the newest version of each is measured ({pairs}{', ...' if len(replaced) > 3 else ''})"
     ]
+    resumed = {id(new) for _, new in replaced}
     stale, resume = [], None  # resume: the newest re-saved file of an earlier epoch
     for entry in kept:
         if resume is not None and (entry.epoch or 0) > (resume.epoch or 0) and _mtime(entry) < _mtime(resume):
             stale.append(entry)
-        elif name_version(entry.path)[1] > 0 and (resume is None or _mtime(entry) > _mtime(resume)):
+        elif id(entry) in resumed and (resume is None or _mtime(entry) > _mtime(resume)):
             resume = entry
     if stale and resume is not None:
         notes.append(
@@ -230,6 +233,18 @@ def _newest_versions(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[st
             "weights the resume went back from; remove them, or list the run's epochs in a manifest"
         )
     return kept, notes
+
+
+def _one_run(run: Path, folders: list[tuple[int, PoolEntry]]) -> None:
+    """Refuse the version_K folders of separate runs: a resumed run saves first the epoch after the one it resumed
+    from, so a later folder that holds epoch 0 again (`lightning_logs/version_1` of a second run) is another run."""
+    first = min((k for k, _ in folders), default=0)
+    again = sorted({k for k, e in folders if k > first and e.epoch == 0})
+    if again:
+        raise InputError(
+            f"{run}: version_{first} and version_{again[0]} hold the checkpoints of separate runs (both start at epoch 0)",
+            fix="give one run's version_N folder, or list the run's epochs in a manifest with an epoch field",
+        )
 
 
 def _mtime(entry: PoolEntry) -> float:

@@ -30,6 +30,7 @@ _LAST_NUMBER = re.compile(r"(?:^|[_\-.=])(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.I
 _ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IGNORECASE)
 # Lightning's ModelCheckpoint saving under a name that exists (a run resumed into the same dirpath) adds -v1, -v2, ...
 _VERSION = re.compile(r"-v(\d+)$")
+_VERSION_DIR = re.compile(r"^version_\d+$")  # a Lightning logger's folder, version_0, version_1, ...
 
 
 @dataclass
@@ -54,14 +55,22 @@ def epoch_from_name(path: str | Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def name_version(path: Path) -> tuple[Path, int]:
-    """The checkpoint's path without Lightning's version suffix, and that version (0 without one):
-    `epoch=3-step=100-v1.ckpt` is version 1 of `epoch=3-step=100.ckpt`."""
+def name_version(path: Path) -> tuple[Path, tuple[int, int]]:
+    """The checkpoint's path without Lightning's versions, and those versions (0 without one): the logger's
+    `version_K` folder, where ModelCheckpoint saves by default and a resumed run's logger opens the next one, and
+    the `-vN` suffix it adds to a name that exists (a run resumed into the same dirpath).
+    `version_1/checkpoints/epoch=3-step=100-v2.ckpt` is version (1, 2) of `version_*/checkpoints/epoch=3-step=100.ckpt`."""
     stem = _stem(path)
     m = _VERSION.search(stem)
-    if m is None:
-        return path, 0
-    return path.with_name(stem[: m.start()] + path.name[len(stem) :]), int(m.group(1))
+    suffix = 0 if m is None else int(m.group(1))
+    base = path if m is None else path.with_name(stem[: m.start()] + path.name[len(stem) :])
+    parts = list(base.parts)
+    folder = next((i for i in range(len(parts) - 2, -1, -1) if _VERSION_DIR.match(parts[i])), None)
+    if folder is None:
+        return base, (0, suffix)
+    version = int(parts[folder].removeprefix("version_"))
+    parts[folder] = "version_*"
+    return Path(*parts), (version, suffix)
 
 
 def _stem(path: Path) -> str:
