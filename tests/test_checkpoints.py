@@ -21,6 +21,7 @@ from suscli.load.arch import build_model
 from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
 from suscli.errors import InputError
 from suscli.models import bn_cnn
+from tests.conftest import cli_json
 
 ARCH = "suscli.models:bn_cnn"
 KWARGS = {"width": 2}
@@ -169,6 +170,48 @@ def test_ema_only_weights_are_used_with_a_note(tmp_path):
     ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
     assert _same_outputs(model, ckpt.model) and ckpt.meta == {"epoch": 4}
     assert ckpt.notes == ["using EMA weights from 'model_ema': the file holds no plain model weights"]
+
+
+def _ema_pytorch(model: nn.Module, online: bool) -> nn.Module:
+    """ema-pytorch's `EMA` of `model` after three SGD steps, each followed by the EMA's own update."""
+    ema = pytest.importorskip("ema_pytorch").EMA(model, beta=0.5, update_after_step=0, update_every=1, include_online_model=online)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(X), torch.tensor([0, 1])).backward()
+        optimizer.step()
+        ema.update()
+    return ema
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside"])
+@pytest.mark.parametrize("online", [True, False], ids=["online", "ema-only"])
+def test_ema_pytorch_state_dicts(tmp_path, image_folder, online, beside):
+    """ema-pytorch's `EMA.state_dict()` (`initted`, `step`, `ema_model.*`, and `online_model.*` unless
+    include_online_model=False), saved alone or as {"model": ..., "ema": ...}: `score --arch ... --ema` refused every
+    one ("17 missing keys (0.weight, ...), 42 unexpected keys (initted, step, online_model.0.weight, ...)"), and so
+    did plain `score` on the EMA's own file."""
+    model = _tiny()
+    ema = _ema_pytorch(model, online)
+    path = tmp_path / "m.pt"
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict()} if beside else ema.state_dict(), path)
+    flags = ["-d", image_folder, "--arch", ARCH, "--arch-kwargs", json.dumps(KWARGS), "--image-size", "8", "--mean", "0.5", "--std", "0.25"]
+    by_hand = {}
+    for name, weights in (("plain", model), ("ema", ema.ema_model)):
+        torch.save(weights.state_dict(), tmp_path / f"{name}.pt")
+        by_hand[name] = cli_json("score", tmp_path / f"{name}.pt", *flags)["results"][0]["susceptibility"]
+    assert by_hand["plain"] != pytest.approx(by_hand["ema"], rel=1e-3)
+    under = "ema/ema_model." if beside else "ema_model."
+    row = cli_json("score", path, *flags, "--ema")["results"][0]
+    assert row["notes"] == [f"using EMA weights under {under!r}: --ema"]
+    assert row["susceptibility"] == pytest.approx(by_hand["ema"], rel=1e-6)
+    row = cli_json("score", path, *flags)["results"][0]
+    if online or beside:
+        assert row["notes"] == [f"the file also holds EMA weights under {'ema' if beside else under!r}: --ema would measure them"]
+        assert row["susceptibility"] == pytest.approx(by_hand["plain"], rel=1e-6)
+    else:
+        assert row["notes"] == ["using EMA weights under 'ema_model.': the file holds no plain model weights"]
+        assert row["susceptibility"] == pytest.approx(by_hand["ema"], rel=1e-6)
 
 
 def test_ema_state_dict_beside_model_state_dict_is_the_ema_copy(tmp_path):

@@ -185,8 +185,8 @@ def test_a_run_resumed_with_the_default_logger_is_tracked_across_its_version_fol
 
 
 class EmaClassifier(L.LightningModule):
-    """A module that keeps its own EMA copy of its network: torch's AveragedModel as `ema_model` beside `model`, or
-    timm's ModelEmaV3 as `model_ema` beside `net`."""
+    """A module that keeps its own EMA copy of its network: torch's AveragedModel as `ema_model` beside `model`,
+    timm's ModelEmaV3 as `model_ema` beside `net`, or ema-pytorch's EMA as `ema` beside `model`."""
 
     def __init__(self, ema: str, model_name: str = "test_resnet", num_classes: int = 3):
         super().__init__()
@@ -195,6 +195,9 @@ class EmaClassifier(L.LightningModule):
         if ema == "torch":
             self.model = net
             self.ema_model = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+        elif ema == "ema-pytorch":
+            self.model = net
+            self.ema = pytest.importorskip("ema_pytorch").EMA(net, beta=0.5, update_after_step=0, update_every=1)
         else:
             self.net = net
             self.model_ema = ModelEmaV3(net, decay=0.5)
@@ -203,6 +206,8 @@ class EmaClassifier(L.LightningModule):
         """The network and its EMA copy."""
         if self.hparams.ema == "torch":
             return self.model, self.ema_model.module
+        if self.hparams.ema == "ema-pytorch":
+            return self.model, self.ema.ema_model
         return self.net, self.model_ema.module
 
     def training_step(self, batch, _):
@@ -212,6 +217,8 @@ class EmaClassifier(L.LightningModule):
     def on_train_batch_end(self, *_) -> None:
         if self.hparams.ema == "torch":
             self.ema_model.update_parameters(self.model)
+        elif self.hparams.ema == "ema-pytorch":
+            self.ema.update()
         else:
             self.model_ema.update(self.net)
 
@@ -219,10 +226,18 @@ class EmaClassifier(L.LightningModule):
         return torch.optim.SGD(self.networks()[0].parameters(), lr=0.5)
 
 
-@pytest.mark.parametrize("ema, prefixes", [("torch", ["ema_model.", "module."]), ("timm", ["model_ema.", "module."])])
-def test_a_modules_own_ema_copy_is_measured_with_ema(ema: str, prefixes: list[str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "ema, under, stripped",
+    [
+        ("torch", "ema_model.", "'ema_model.' + 'module.', ignored 1 keys outside it"),
+        ("timm", "model_ema.", "'model_ema.' + 'module.'"),
+        ("ema-pytorch", "ema.ema_model.", "'ema.' + 'ema_model.'"),
+    ],
+)
+def test_a_modules_own_ema_copy_is_measured_with_ema(ema: str, under: str, stripped: str, tmp_path: Path) -> None:
     """`score x.ckpt --ema` measured the module's plain network and noted "the file holds no EMA weights", though
-    its state dict holds the module's EMA copy (`ema_model.module.*` beside `model.*`)."""
+    its state dict holds the module's EMA copy (`ema_model.module.*` beside `model.*`); ema-pytorch's `EMA` (its
+    copy under `ema.ema_model.*`, beside `ema.initted` and `ema.step`) was not loaded with --ema, nor noted without."""
     image_sets(tmp_path)
     fit(EmaClassifier(ema), tmp_path, ModelCheckpoint(dirpath=tmp_path / "ckpts"), max_steps=2)
     (path,) = (tmp_path / "ckpts").iterdir()
@@ -234,13 +249,10 @@ def test_a_modules_own_ema_copy_is_measured_with_ema(ema: str, prefixes: list[st
         for name, model in (("plain", net), ("ema", averaged))
     }
     row = cli_json("score", *score, "--ema")["results"][0]
-    assert row["notes"][:2] == [
-        f"using EMA weights under {prefixes[0]!r}: --ema",
-        f"stripped prefix {prefixes[0]!r} + {prefixes[1]!r}" + (", ignored 1 keys outside it" if ema == "torch" else ""),
-    ]
+    assert row["notes"][:2] == [f"using EMA weights under {under!r}: --ema", f"stripped prefix {stripped}"]
     assert row["susceptibility"] == pytest.approx(by_hand["ema"]["results"][0]["susceptibility"], rel=1e-6)
     row = cli_json("score", *score)["results"][0]
-    assert row["notes"][0] == f"the file also holds EMA weights under {prefixes[0]!r}: --ema would measure them"
+    assert row["notes"][0] == f"the file also holds EMA weights under {under!r}: --ema would measure them"
     assert row["susceptibility"] == pytest.approx(by_hand["plain"]["results"][0]["susceptibility"], rel=1e-6)
     assert by_hand["plain"]["results"][0]["susceptibility"] != pytest.approx(by_hand["ema"]["results"][0]["susceptibility"], rel=1e-3)
 
@@ -260,7 +272,7 @@ def _lightning_file(path: Path, hparams: dict) -> Path:
 
 
 def test_an_ema_attribute_without_the_network_under_module_is_not_taken_for_an_ema_copy(tmp_path: Path) -> None:
-    """ema-pytorch's `EMA` keeps its copy under `ema.ema_model.*`, which --ema cannot load: no note promises it."""
+    """`ema.ema_model.*` without ema-pytorch's `ema.initted` beside it is not known to be an EMA copy: no note promises it."""
     path = _lightning_file(tmp_path / "a.ckpt", {"model_name": "test_resnet"})
     raw = torch.load(path, weights_only=True)
     raw["state_dict"] |= {f"ema.ema_model.{k[len('model.') :]}": v for k, v in raw["state_dict"].items()}

@@ -105,7 +105,7 @@ class InputOptions:
         bool,
         typer.Option(
             "--ema",
-            help="Use the EMA weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema).",
+            help="Use the EMA weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema, ema-pytorch's ema_model).",
             rich_help_panel=INPUTS,
         ),
     ] = False

@@ -57,6 +57,7 @@ _ARCH_KEYS = ("arch", "arch_kwargs")  # stored with the weights, but they descri
 _WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema", "ema_state_dict", "ema")
 _EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema")  # timm, torchvision's references, scripts beside model_state_dict
 _EMA_FIRST = tuple(dict.fromkeys(_EMA_KEYS + _WEIGHT_KEYS))
+_EMA_PYTORCH, _EMA_PYTORCH_ONLINE = "ema_model.", "online_model."  # ema-pytorch's EMA: the EMA copy, the network it follows
 # Plain-data classes that training tools save beside the weights (timm's and torchvision's `args`), allowed to the
 # weights_only unpickler by their exact name for the length of one load: their subclasses are other globals and
 # stay refused, and nothing here can run code when rebuilt.
@@ -234,6 +235,9 @@ def load_checkpoint(
         if found is not None and found.ema_prefix is not None:
             state, note = _module_ema(state, found.ema_prefix, ema)
             notes.append(note)
+        elif (wrapped := _ema_pytorch(state, where, ema)) is not None:
+            state, note = wrapped
+            notes.append(note)
         else:
             notes += _ema_notes(where, ema, contents)
         inferred = None
@@ -326,6 +330,23 @@ def _module_ema(state: dict[str, torch.Tensor], prefix: str, ema: bool) -> tuple
     if not ema:
         return state, _ema_beside(prefix)
     return _keep_metadata({k: v for k, v in state.items() if k.startswith(prefix)}, state), f"using EMA weights under {prefix!r}: --ema"
+
+
+def _ema_pytorch(state: dict[str, torch.Tensor], where: tuple[str, ...], ema: bool) -> tuple[dict[str, torch.Tensor], str] | None:
+    """The weights of ema-pytorch's `EMA.state_dict()` (its `initted` and `step` counters, the EMA copy under
+    `ema_model.`, the network it follows under `online_model.` unless include_online_model=False), and a note that
+    says which were used: the EMA copy with `ema` or when it is all there is. None when `state` is not one."""
+    if "initted" not in state or not any(k.startswith(_EMA_PYTORCH) for k in state):
+        return None
+    online = any(k.startswith(_EMA_PYTORCH_ONLINE) for k in state)
+    prefix = _EMA_PYTORCH if ema or not online else _EMA_PYTORCH_ONLINE
+    picked = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    under = "/".join((*where, _EMA_PYTORCH))
+    if not ema and online:
+        note = _ema_beside(under)
+    else:
+        note = f"using EMA weights under {under!r}: {'--ema' if ema else 'the file holds no plain model weights'}"
+    return _keep_metadata(picked, state, prefix), note
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from suscli.load import configs
 from suscli.load.sources.interface import Arch, Found, Layout, whole
 
 # An attribute holding an EMA copy of the network under its `module.` (torch's AveragedModel, timm's ModelEma*):
-# `ema_model`, `model_ema`, `ema`.
+# `ema_model`, `model_ema`, `ema`. ema-pytorch's `EMA`, under any name, holds its copy under `ema_model.` instead.
 _EMA_NAME = re.compile(r"(^|_)ema(_|\.)")
+_EMA_PYTORCH = "ema_model."
 _NAME_KEYS = ("arch", "architecture", "model_name", "backbone", "model")
 _SOURCE = "Lightning checkpoint"
 
@@ -34,6 +35,8 @@ def recognize(path: Path, contents: object) -> Found | None:
     keys = [k for k in state if isinstance(k, str) and "." in k] if isinstance(state, Mapping) else []
     prefixes = tuple(sorted({k.split(".", 1)[0] + "." for k in keys}))
     ema = next((p for p in prefixes if _EMA_NAME.search(p) and any(k.startswith(p + "module.") for k in keys)), None)
+    if ema is None and (ema := next((p for p in prefixes if _ema_pytorch(p, keys)), None)):  # the copy is under its `ema_model.`
+        ema, prefixes = ema + _EMA_PYTORCH, (*prefixes, _EMA_PYTORCH)
     found = Found("Lightning", prefixes=prefixes, ema_prefix=ema)
     hparams = configs.plain(contents.get("hyper_parameters"))  # a Hydra run's is an OmegaConf DictConfig
     if not isinstance(hparams, Mapping):
@@ -44,6 +47,12 @@ def recognize(path: Path, contents: object) -> Found | None:
     if whole(hparams.get("num_classes")):
         found.meta["num_classes"] = hparams["num_classes"]
     return found
+
+
+def _ema_pytorch(prefix: str, keys: list[str]) -> bool:
+    """Whether the attribute under `prefix` is ema-pytorch's `EMA`: its `initted` counter beside its `ema_model.`
+    copy of the network (with the network it follows under `online_model.`, the module's own network again)."""
+    return prefix + "initted" in keys and any(k.startswith(prefix + _EMA_PYTORCH) for k in keys)
 
 
 def _arch(name: str) -> Arch:
