@@ -45,7 +45,13 @@ class Classifier(L.LightningModule):
 
 
 def fit(
-    module: L.LightningModule, root: Path, checkpoint: ModelCheckpoint, ckpt_path: Path | None = None, logger: bool = False, **limits: int
+    module: L.LightningModule,
+    root: Path,
+    checkpoint: ModelCheckpoint,
+    callbacks: list | None = None,
+    ckpt_path: Path | None = None,
+    logger: bool = False,
+    **limits: int,
 ) -> None:
     """Lightning's own Trainer.fit on 8 random images, on the CPU and quiet (resumed from `ckpt_path`; with `logger`,
     Lightning's default one in lightning_logs/version_N): the files a test reads are the ones its ModelCheckpoint writes."""
@@ -55,7 +61,7 @@ def fit(
         logger=logger,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, *(callbacks or [])],
         default_root_dir=root,
         **limits,
     )
@@ -255,6 +261,35 @@ def test_a_modules_own_ema_copy_is_measured_with_ema(ema: str, under: str, strip
     assert row["notes"][0] == f"the file also holds EMA weights under {under!r}: --ema would measure them"
     assert row["susceptibility"] == pytest.approx(by_hand["plain"]["results"][0]["susceptibility"], rel=1e-6)
     assert by_hand["plain"]["results"][0]["susceptibility"] != pytest.approx(by_hand["ema"]["results"][0]["susceptibility"], rel=1e-3)
+
+
+def test_weight_averaging_callbacks_plain_weights_by_default_the_average_with_ema(tmp_path: Path) -> None:
+    """Lightning's EMAWeightAveraging saves the average as the `state_dict` and the network's own weights as
+    `current_model_state`: `score` measured the average, noting nothing, and `score --ema` measured it too while
+    saying "the file holds no EMA weights; its plain weights were used"."""
+    averaging = getattr(L.pytorch.callbacks, "EMAWeightAveraging", None)
+    if averaging is None:
+        pytest.skip("Lightning before 2.5 has no WeightAveraging callbacks")
+    image_sets(tmp_path)
+    fit(Classifier(), tmp_path, ModelCheckpoint(dirpath=tmp_path / "ckpts"), max_steps=2, callbacks=[averaging(decay=0.5)])
+    (path,) = (tmp_path / "ckpts").iterdir()
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    by_hand = {}
+    for name, key in (("plain", "current_model_state"), ("averaged", "state_dict")):
+        net = timm.create_model("test_resnet", num_classes=3)
+        net.load_state_dict({k[len("net.") :]: v for k, v in raw[key].items() if k.startswith("net.")})
+        saved = suscli.save(net, tmp_path / f"{name}.safetensors", arch="timm:test_resnet", num_classes=3)
+        by_hand[name] = cli_json("score", saved, "-d", tmp_path / "unlabeled")["results"][0]["susceptibility"]
+    assert by_hand["plain"] != pytest.approx(by_hand["averaged"], rel=1e-3)
+    row = cli_json("score", path, "-d", tmp_path / "unlabeled")["results"][0]
+    assert row["notes"][0] == (
+        "the file also holds averaged weights under 'state_dict' (Lightning's WeightAveraging; the plain weights are its "
+        "'current_model_state'): --ema would measure them"
+    )
+    assert row["susceptibility"] == pytest.approx(by_hand["plain"], rel=1e-6)
+    row = cli_json("score", path, "-d", tmp_path / "unlabeled", "--ema")["results"][0]
+    assert row["notes"][0] == "using the averaged weights from 'state_dict' (Lightning's WeightAveraging): --ema"
+    assert row["susceptibility"] == pytest.approx(by_hand["averaged"], rel=1e-6)
 
 
 def _lightning_file(path: Path, hparams: dict) -> Path:

@@ -232,7 +232,10 @@ def load_checkpoint(
         classes = num_classes or meta.get("num_classes") or infer_num_classes(model.state_dict())
     else:
         state, where = _weights(path, contents, folder, trust, ema)
-        if found is not None and found.ema_prefix is not None:
+        if found is not None and found.averaged is not None:
+            state, note = _averaged(path, contents, found.averaged, ema)
+            notes.append(note)
+        elif found is not None and found.ema_prefix is not None:
             state, note = _module_ema(state, found.ema_prefix, ema)
             notes.append(note)
         elif (wrapped := _ema_pytorch(state, where, ema)) is not None:
@@ -330,6 +333,20 @@ def _module_ema(state: dict[str, torch.Tensor], prefix: str, ema: bool) -> tuple
     if not ema:
         return state, _ema_beside(prefix)
     return _keep_metadata({k: v for k, v in state.items() if k.startswith(prefix)}, state), f"using EMA weights under {prefix!r}: --ema"
+
+
+def _averaged(path: Path, contents: object, keys: tuple[str, str], ema: bool) -> tuple[dict[str, torch.Tensor], str]:
+    """The plain weights, or with `ema` the averaged ones, of a file whose tool keeps them under `keys` (Lightning's
+    WeightAveraging: the average as `state_dict`, the network's own weights as `current_model_state`)."""
+    plain, averaged = keys
+    key = averaged if ema else plain
+    found = _find_state_dict(contents.get(key)) if isinstance(contents, Mapping) else None
+    if found is None:
+        raise InputError(f"{path}: holds no state dict under {key!r}", fix=_CORRUPT_FIX)
+    if ema:
+        return found[0], f"using the averaged weights from {averaged!r} (Lightning's WeightAveraging): --ema"
+    why = f"(Lightning's WeightAveraging; the plain weights are its {plain!r})"
+    return found[0], f"the file also holds averaged weights under {averaged!r} {why}: --ema would measure them"
 
 
 def _ema_pytorch(state: dict[str, torch.Tensor], where: tuple[str, ...], ema: bool) -> tuple[dict[str, torch.Tensor], str] | None:

@@ -40,6 +40,7 @@ class Found:
     meta: dict[str, Any] = field(default_factory=dict)  # suscli's fields: num_classes, mean, std, image_size, crop_pct, epoch, classes
     prefixes: tuple[str, ...] = ()  # attribute prefixes the weights may carry (a LightningModule's `net.`)
     ema_prefix: str | None = None  # the prefix of an EMA copy kept beside the network (a LightningModule's `ema_model.`)
+    averaged: tuple[str, str] | None = None  # the keys of the plain and the averaged weights, where a tool moved them
     notes: list[str] = field(default_factory=list)
 
 

@@ -24,6 +24,9 @@ from suscli.load.sources.interface import Arch, Found, Layout, whole
 # `ema_model`, `model_ema`, `ema`. ema-pytorch's `EMA`, under any name, holds its copy under `ema_model.` instead.
 _EMA_NAME = re.compile(r"(^|_)ema(_|\.)")
 _EMA_PYTORCH = "ema_model."
+# Lightning's WeightAveraging callbacks (EMAWeightAveraging among them) save the average as the `state_dict` and
+# move the network's own weights to `current_model_state`.
+_CURRENT = "current_model_state"
 _NAME_KEYS = ("arch", "architecture", "model_name", "backbone", "model")
 _SOURCE = "Lightning checkpoint"
 
@@ -38,6 +41,8 @@ def recognize(path: Path, contents: object) -> Found | None:
     if ema is None and (ema := next((p for p in prefixes if _ema_pytorch(p, keys)), None)):  # the copy is under its `ema_model.`
         ema, prefixes = ema + _EMA_PYTORCH, (*prefixes, _EMA_PYTORCH)
     found = Found("Lightning", prefixes=prefixes, ema_prefix=ema)
+    if isinstance(contents.get(_CURRENT), Mapping) and "averaging_state" in contents:  # WeightAveraging's, EMAWeightAveraging's
+        found.averaged = (_CURRENT, "state_dict")
     hparams = configs.plain(contents.get("hyper_parameters"))  # a Hydra run's is an OmegaConf DictConfig
     if not isinstance(hparams, Mapping):
         return found
