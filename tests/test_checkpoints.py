@@ -214,13 +214,19 @@ def test_ema_pytorch_state_dicts(tmp_path, image_folder, online, beside):
         assert row["susceptibility"] == pytest.approx(by_hand["ema"], rel=1e-6)
 
 
-def test_ema_state_dict_beside_model_state_dict_is_the_ema_copy(tmp_path):
-    """A script's {"model_state_dict", "ema_state_dict"}: --ema said "the file holds no EMA weights" and used the plain ones."""
-    model, ema = _tiny(), _tiny()
-    torch.save({"model_state_dict": model.state_dict(), "ema_state_dict": ema.state_dict()}, tmp_path / "m.pt")
+@pytest.mark.parametrize("plain, averaged", [("model_state_dict", "ema_state_dict"), ("model", "ema_model")])
+def test_ema_state_dict_beside_model_state_dict_is_the_ema_copy(tmp_path, plain, averaged):
+    """A script's {"model_state_dict", "ema_state_dict"} or {"model", "ema_model"}: --ema said "the file holds no EMA
+    weights" and used the plain ones."""
+    model, ema = _tiny(), bn_cnn(num_classes=3, **KWARGS).eval()
+    torch.save({plain: model.state_dict(), averaged: ema.state_dict()}, tmp_path / "m.pt")
     ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True)
-    assert _same_outputs(ema, ckpt.model) and ckpt.notes == ["using EMA weights from 'ema_state_dict': --ema"]
-    assert _same_outputs(model, load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS).model)
+    assert _same_outputs(ema, ckpt.model) and ckpt.notes == [f"using EMA weights from {averaged!r}: --ema"]
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.notes == [
+        f"the file also holds EMA weights under {averaged!r}: --ema would measure them"
+    ]
+    assert not _same_outputs(model, ema)
 
 
 def test_lightning_checkpoint(tmp_path):
