@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import suscli.load.checkpoints as checkpoints
 from suscli.load.arch import build_model
@@ -170,6 +171,21 @@ def test_ema_only_weights_are_used_with_a_note(tmp_path):
     ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
     assert _same_outputs(model, ckpt.model) and ckpt.meta == {"epoch": 4}
     assert ckpt.notes == ["using EMA weights from 'model_ema': the file holds no plain model weights"]
+
+
+def test_an_averaged_models_state_dict_says_its_weights_are_averaged(tmp_path):
+    """`torch.save(AveragedModel(model).state_dict())` (`module.*`, `n_averaged`) with --ema noted "the file holds no
+    EMA weights; its plain weights were used", though the file holds nothing but the average."""
+    model = _tiny()
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+    torch.save(averaged.state_dict(), tmp_path / "m.pt")
+    for ema, why in ((True, "--ema"), (False, "the file holds no plain model weights")):
+        ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=ema)
+        assert _same_outputs(model, ckpt.model)
+        assert ckpt.notes == [
+            f"using the averaged weights of an AveragedModel (under 'module.', beside 'n_averaged'): {why}",
+            "stripped prefix 'module.', ignored 1 keys outside it",
+        ]
 
 
 def _ema_pytorch(model: nn.Module, online: bool) -> nn.Module:

@@ -27,7 +27,7 @@ import sys
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -243,7 +243,7 @@ def load_checkpoint(
             state, note = wrapped
             notes.append(note)
         else:
-            notes += _ema_notes(where, ema, contents)
+            notes += _ema_notes(where, ema, contents, state)
         inferred = None
         if num_classes is None and meta.get("num_classes") is None:
             inferred = infer_num_classes(state)
@@ -310,13 +310,16 @@ def _in_float32(model: nn.Module) -> list[str]:
     return [f"weights in {' and '.join(other)}, measured in float32 (as a state dict of them would be)"]
 
 
-def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None) -> list[str]:
-    """Which weights were used, when they are not the plain ones or when EMA weights were asked for; and, when the
-    plain ones were used by default, the EMA weights beside them in `contents` that --ema would measure instead (a
-    timm or torchvision reference run's: the EMA copy is often the one a run keeps as its best)."""
+def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None, keys: Collection[str] = ()) -> list[str]:
+    """Which weights were used, when they are not the plain ones or when EMA weights were asked for (an EMA key in
+    `where`, or the `keys` of an AveragedModel's state dict); and, when the plain ones were used by default, the EMA
+    weights beside them in `contents` that --ema would measure instead (a timm or torchvision reference run's: the
+    EMA copy is often the one a run keeps as its best)."""
+    why = "--ema" if ema else "the file holds no plain model weights"
     if any(k in _EMA_KEYS for k in where):
-        why = "--ema" if ema else "the file holds no plain model weights"
         return [f"using EMA weights from {'/'.join(where)!r}: {why}"]
+    if "n_averaged" in keys and any(k.startswith("module.") for k in keys):  # torch's AveragedModel (EMA or SWA)
+        return [f"using the averaged weights of an AveragedModel (under 'module.', beside 'n_averaged'): {why}"]
     if ema:
         return ["--ema: the file holds no EMA weights; its plain weights were used"]
     beside = next((k for k in _EMA_KEYS if isinstance(contents, Mapping) and isinstance(contents.get(k), (Mapping, nn.Module))), None)
