@@ -230,10 +230,19 @@ def test_ema_pytorch_state_dicts(tmp_path, image_folder, online, beside):
         assert row["susceptibility"] == pytest.approx(by_hand["ema"], rel=1e-6)
 
 
-@pytest.mark.parametrize("plain, averaged", [("model_state_dict", "ema_state_dict"), ("model", "ema_model")])
+@pytest.mark.parametrize(
+    "plain, averaged",
+    [
+        ("model_state_dict", "ema_state_dict"),
+        ("model", "ema_model"),
+        ("model_state_dict", "model_ema_state_dict"),
+        ("model_state_dict", "ema_model_state_dict"),
+    ],
+)
 def test_ema_state_dict_beside_model_state_dict_is_the_ema_copy(tmp_path, plain, averaged):
-    """A script's {"model_state_dict", "ema_state_dict"} or {"model", "ema_model"}: --ema said "the file holds no EMA
-    weights" and used the plain ones."""
+    """A script's {"model_state_dict", "ema_state_dict"}, {"model", "ema_model"} or {"model_state_dict",
+    "model_ema_state_dict" or "ema_model_state_dict"}: --ema said "the file holds no EMA weights" and used the plain
+    ones."""
     model, ema = _tiny(), bn_cnn(num_classes=3, **KWARGS).eval()
     torch.save({plain: model.state_dict(), averaged: ema.state_dict()}, tmp_path / "m.pt")
     ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True)

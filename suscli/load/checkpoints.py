@@ -54,9 +54,9 @@ _ARCH_KEYS = ("arch", "arch_kwargs")  # stored with the weights, but they descri
 
 # Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is,
 # or when asked for (ema=True, --ema).
-_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model")
 # timm, torchvision's references, scripts beside model_state_dict or model
-_EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model")
+_EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model", "model_ema_state_dict", "ema_model_state_dict")
+_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", *_EMA_KEYS)
 _EMA_FIRST = tuple(dict.fromkeys(_EMA_KEYS + _WEIGHT_KEYS))
 _EMA_PYTORCH, _EMA_PYTORCH_ONLINE = "ema_model.", "online_model."  # ema-pytorch's EMA: the EMA copy, the network it follows
 # Plain-data classes that training tools save beside the weights (timm's and torchvision's `args`), allowed to the
