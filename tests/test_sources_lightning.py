@@ -4,6 +4,7 @@ and compared with the same model loaded by Lightning itself."""
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -192,7 +193,8 @@ def test_a_run_resumed_with_the_default_logger_is_tracked_across_its_version_fol
 
 class EmaClassifier(L.LightningModule):
     """A module that keeps its own EMA copy of its network: torch's AveragedModel as `ema_model` beside `model`,
-    timm's ModelEmaV3 as `model_ema` beside `net`, or ema-pytorch's EMA as `ema` beside `model`."""
+    timm's ModelEmaV3 as `model_ema` beside `net`, ema-pytorch's EMA as `ema` beside `model`, or its own copy of the
+    network as `net_ema` beside `net`, updated by hand."""
 
     def __init__(self, ema: str, model_name: str = "test_resnet", num_classes: int = 3):
         super().__init__()
@@ -204,6 +206,9 @@ class EmaClassifier(L.LightningModule):
         elif ema == "ema-pytorch":
             self.model = net
             self.ema = pytest.importorskip("ema_pytorch").EMA(net, beta=0.5, update_after_step=0, update_every=1)
+        elif ema == "copy":
+            self.net = net
+            self.net_ema = copy.deepcopy(net).requires_grad_(False)
         else:
             self.net = net
             self.model_ema = ModelEmaV3(net, decay=0.5)
@@ -214,6 +219,8 @@ class EmaClassifier(L.LightningModule):
             return self.model, self.ema_model.module
         if self.hparams.ema == "ema-pytorch":
             return self.model, self.ema.ema_model
+        if self.hparams.ema == "copy":
+            return self.net, self.net_ema
         return self.net, self.model_ema.module
 
     def training_step(self, batch, _):
@@ -225,6 +232,10 @@ class EmaClassifier(L.LightningModule):
             self.ema_model.update_parameters(self.model)
         elif self.hparams.ema == "ema-pytorch":
             self.ema.update()
+        elif self.hparams.ema == "copy":
+            with torch.no_grad():
+                for averaged, current in zip(self.net_ema.state_dict().values(), self.net.state_dict().values()):
+                    averaged.copy_(averaged * 0.5 + current * 0.5 if averaged.is_floating_point() else current)
         else:
             self.model_ema.update(self.net)
 
@@ -238,12 +249,14 @@ class EmaClassifier(L.LightningModule):
         ("torch", "ema_model.", "'ema_model.' + 'module.', ignored 1 keys outside it"),
         ("timm", "model_ema.", "'model_ema.' + 'module.'"),
         ("ema-pytorch", "ema.ema_model.", "'ema.' + 'ema_model.'"),
+        ("copy", "net_ema.", "'net_ema.'"),
     ],
 )
 def test_a_modules_own_ema_copy_is_measured_with_ema(ema: str, under: str, stripped: str, tmp_path: Path) -> None:
     """`score x.ckpt --ema` measured the module's plain network and noted "the file holds no EMA weights", though
     its state dict holds the module's EMA copy (`ema_model.module.*` beside `model.*`); ema-pytorch's `EMA` (its
-    copy under `ema.ema_model.*`, beside `ema.initted` and `ema.step`) was not loaded with --ema, nor noted without."""
+    copy under `ema.ema_model.*`, beside `ema.initted` and `ema.step`) and a copy kept by hand (`net_ema.*` beside
+    `net.*`) were not loaded with --ema, nor noted without."""
     image_sets(tmp_path)
     fit(EmaClassifier(ema), tmp_path, ModelCheckpoint(dirpath=tmp_path / "ckpts"), max_steps=2)
     (path,) = (tmp_path / "ckpts").iterdir()

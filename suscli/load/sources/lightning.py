@@ -20,8 +20,8 @@ from suscli.errors import InputError
 from suscli.load import configs
 from suscli.load.sources.interface import Arch, Found, Layout, whole
 
-# An attribute holding an EMA copy of the network under its `module.` (torch's AveragedModel, timm's ModelEma*):
-# `ema_model`, `model_ema`, `ema`. ema-pytorch's `EMA`, under any name, holds its copy under `ema_model.` instead.
+# An attribute holding an EMA copy of the network under its `module.` (torch's AveragedModel, timm's ModelEma*), or
+# as a plain copy of another attribute's network: `ema_model`, `model_ema`, `ema`, `net_ema`. ema-pytorch's `EMA`, under any name, holds its copy under `ema_model.` instead.
 _EMA_NAME = re.compile(r"(^|_)ema(_|\.)")
 _EMA_PYTORCH = "ema_model."
 # Lightning's WeightAveraging callbacks (EMAWeightAveraging among them) save the average as the `state_dict` and
@@ -37,7 +37,7 @@ def recognize(path: Path, contents: object) -> Found | None:
     state = contents.get("state_dict")
     keys = [k for k in state if isinstance(k, str) and "." in k] if isinstance(state, Mapping) else []
     prefixes = tuple(sorted({k.split(".", 1)[0] + "." for k in keys}))
-    ema = next((p for p in prefixes if _EMA_NAME.search(p) and any(k.startswith(p + "module.") for k in keys)), None)
+    ema = next((p for p in prefixes if _EMA_NAME.search(p) and (any(k.startswith(p + "module.") for k in keys) or _copy(p, keys))), None)
     if ema is None and (ema := next((p for p in prefixes if _ema_pytorch(p, keys)), None)):  # the copy is under its `ema_model.`
         ema, prefixes = ema + _EMA_PYTORCH, (*prefixes, _EMA_PYTORCH)
     found = Found("Lightning", prefixes=prefixes, ema_prefix=ema)
@@ -52,6 +52,14 @@ def recognize(path: Path, contents: object) -> Found | None:
     if whole(hparams.get("num_classes")):
         found.meta["num_classes"] = hparams["num_classes"]
     return found
+
+
+def _copy(prefix: str, keys: list[str]) -> bool:
+    """Whether the attribute under `prefix` holds the same keys as another attribute: a copy of that network, as a
+    module that updates its own EMA copy (`self.net_ema = copy.deepcopy(self.net)`) keeps it."""
+    under = {k[len(prefix) :] for k in keys if k.startswith(prefix)}
+    others = {k.split(".", 1)[0] + "." for k in keys} - {prefix}
+    return any({k[len(other) :] for k in keys if k.startswith(other)} == under for other in others)
 
 
 def _ema_pytorch(prefix: str, keys: list[str]) -> bool:
