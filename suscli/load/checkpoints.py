@@ -156,7 +156,8 @@ def load_checkpoint(
     """Load any supported checkpoint into a CPU model in eval mode, or raise one InputError that says how to fix it.
 
     `path` is a file, or a folder that is one checkpoint (Hugging Face). With `ema`, the EMA weights a training
-    checkpoint holds beside the plain ones are used (timm's `state_dict_ema`, torchvision's `model_ema`).
+    checkpoint holds beside the plain ones are used (timm's `state_dict_ema`, torchvision's `model_ema`, ema-pytorch's
+    `ema_model.`, a LightningModule's own copy, the average of Lightning's WeightAveraging).
     """
     path = Path(path)
     folder = sources.checkpoint_folder(path) if path.is_dir() else None
