@@ -22,7 +22,7 @@ from suscli.load.arch import build_model
 from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
 from suscli.errors import InputError
 from suscli.models import bn_cnn
-from tests.conftest import cli_json
+from tests.conftest import cli_json, invoke, one_error_line
 
 ARCH = "suscli.models:bn_cnn"
 KWARGS = {"width": 2}
@@ -228,6 +228,41 @@ def test_ema_pytorch_state_dicts(tmp_path, image_folder, online, beside):
     else:
         assert row["notes"] == ["using EMA weights under 'ema_model.': the file holds no plain model weights"]
         assert row["susceptibility"] == pytest.approx(by_hand["ema"], rel=1e-6)
+
+
+def test_torch_ema_averages_beside_the_weights(tmp_path, image_folder):
+    """torch_ema's `ExponentialMovingAverage.state_dict()` saved beside the model's (`{"model": ..., "ema": ...}`): its
+    averages of the parameters have no names, and `score --ema` noted "the file holds no EMA weights; its plain
+    weights were used", right after the plain run had said "--ema would measure them"."""
+    average = pytest.importorskip("torch_ema").ExponentialMovingAverage
+    model = _tiny()
+    ema = average(model.parameters(), decay=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(X), torch.tensor([0, 1])).backward()
+        optimizer.step()
+        ema.update()
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict()}, tmp_path / "m.pt")
+    flags = ["-d", image_folder, "--arch", ARCH, "--arch-kwargs", json.dumps(KWARGS), "--image-size", "8", "--mean", "0.5", "--std", "0.25"]
+    by_hand = {"plain": cli_json("score", save(model, tmp_path / "plain.safetensors", arch=ARCH, arch_kwargs=KWARGS), *flags)}
+    with ema.average_parameters():  # torch_ema's own way to use the averages
+        by_hand["ema"] = cli_json("score", save(model, tmp_path / "ema.safetensors", arch=ARCH, arch_kwargs=KWARGS), *flags)
+    plain, averaged = (by_hand[k]["results"][0]["susceptibility"] for k in ("plain", "ema"))
+    assert plain != pytest.approx(averaged, rel=1e-3)
+    row = cli_json("score", tmp_path / "m.pt", *flags)["results"][0]
+    assert row["notes"] == ["the file also holds EMA weights under 'ema': --ema would measure them"]
+    assert row["susceptibility"] == pytest.approx(plain, rel=1e-6)
+    row = cli_json("score", tmp_path / "m.pt", *flags, "--ema")["results"][0]
+    assert row["notes"] == ["using EMA weights from 'ema' (torch_ema's averages of the parameters, the buffers from 'model'): --ema"]
+    assert row["susceptibility"] == pytest.approx(averaged, rel=1e-6)
+    some = average(list(model.parameters())[1:], decay=0.5)  # averages of other parameters than the model's
+    torch.save({"model": model.state_dict(), "ema": some.state_dict()}, tmp_path / "m.pt")
+    line = one_error_line(invoke("score", tmp_path / "m.pt", *flags, "--ema"), 3)
+    assert line.endswith(
+        f"m.pt: the EMA averages under 'ema' (torch_ema) do not fit {ARCH}: 10 averages for 11 parameters (torch_ema keeps the "
+        "parameters it was given in order: pass the architecture whose parameters() they were, or leave out --ema)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -234,6 +234,7 @@ def load_checkpoint(
         classes = num_classes or meta.get("num_classes") or infer_num_classes(model.state_dict())
     else:
         state, where = _weights(path, contents, folder, trust, ema)
+        shadow = None  # torch_ema's averages, put into the model's parameters once it is loaded
         if found is not None and found.averaged is not None:
             state, note = _averaged(path, contents, found.averaged, ema)
             notes.append(note)
@@ -243,6 +244,8 @@ def load_checkpoint(
         elif (wrapped := _ema_pytorch(state, where, ema)) is not None:
             state, note = wrapped
             notes.append(note)
+        elif (shadow := _torch_ema(contents, where)) is not None:
+            notes.append(_ema_beside(shadow[0]) if not ema else f"{_SHADOW_NOTE.format(shadow[0], '/'.join(where))}: --ema")
         else:
             notes += _ema_notes(where, ema, contents, state)
         inferred = None
@@ -255,6 +258,8 @@ def load_checkpoint(
             except InputError as e:
                 raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
             notes += _load_weights(path, winner.spec, model, state, inferred, found.prefixes if found else ())
+            if ema and shadow is not None:
+                _copy_shadow(path, winner.spec, model, *shadow)
         except InputError as e:
             raise _overriding(e, winner, choices) from e
     defaults = sources.arch_defaults(winner.spec, model)
@@ -352,6 +357,40 @@ def _averaged(path: Path, contents: object, keys: tuple[str, str], ema: bool) ->
         return found[0], f"using the averaged weights from {averaged!r} (Lightning's WeightAveraging): --ema"
     why = f"(Lightning's WeightAveraging; the plain weights are its {plain!r})"
     return found[0], f"the file also holds averaged weights under {averaged!r} {why}: --ema would measure them"
+
+
+# torch_ema's ExponentialMovingAverage keeps no names: its state dict holds the averages of the parameters it was
+# given (`model.parameters()`), in their order, and no buffers.
+_SHADOW_NOTE = "using EMA weights from {!r} (torch_ema's averages of the parameters, the buffers from {!r})"
+
+
+def _torch_ema(contents: object, where: tuple[str, ...]) -> tuple[str, list[torch.Tensor]] | None:
+    """The key and the `shadow_params` of torch_ema's `ExponentialMovingAverage.state_dict()` saved beside the plain
+    weights found under `where`; None when the file holds none."""
+    if not isinstance(contents, Mapping) or any(k in _EMA_KEYS for k in where):
+        return None
+    for key in _EMA_KEYS:
+        saved = contents.get(key)
+        shadow = saved.get("shadow_params") if isinstance(saved, Mapping) else None
+        if isinstance(shadow, list) and shadow and all(isinstance(t, torch.Tensor) for t in shadow):
+            return key, shadow
+    return None
+
+
+def _copy_shadow(path: Path, spec: str, model: nn.Module, key: str, shadow: list[torch.Tensor]) -> None:
+    """Put torch_ema's averages into the model's parameters as its own `copy_to(model.parameters())` does, after
+    checking what its zip would not: one average of the same shape for each parameter."""
+    params = list(model.named_parameters())
+    wrong = next((f"{name}: average {_shape(s)} vs model {_shape(p)}" for (name, p), s in zip(params, shadow) if p.shape != s.shape), None)
+    if len(params) != len(shadow) or wrong:
+        raise InputError(
+            f"{path}: the EMA averages under {key!r} (torch_ema) do not fit {spec}: "
+            + (f"{len(shadow)} averages for {len(params)} parameters" if len(params) != len(shadow) else f"first shape differs at {wrong}"),
+            fix="torch_ema keeps the parameters it was given in order: pass the architecture whose parameters() they were, or leave out --ema",
+        )
+    with torch.no_grad():
+        for (_, p), s in zip(params, shadow):
+            p.copy_(s)
 
 
 def _ema_pytorch(state: dict[str, torch.Tensor], where: tuple[str, ...], ema: bool) -> tuple[dict[str, torch.Tensor], str] | None:
