@@ -425,6 +425,24 @@ def test_a_safetensors_file_under_a_torch_name_is_called_one(tmp_path, name, ste
     )
 
 
+def test_the_note_promises_ema_weights_only_where_ema_measures_them(tmp_path):
+    """{"model": state dict, "model_ema": whole model} (trusted) and {"model": ..., "ema": {"decay": 0.99}}: the plain
+    run noted "--ema would measure them", and --ema then measured the plain weights, "the file holds no EMA weights"."""
+    model, ema = _tiny(), bn_cnn(num_classes=3, **KWARGS).eval()
+    torch.save({"model": model.state_dict(), "model_ema": ema}, tmp_path / "whole.pt")
+    ckpt = load_checkpoint(tmp_path / "whole.pt", arch=ARCH, arch_kwargs=KWARGS, trust=True)
+    assert _same_outputs(model, ckpt.model) and ckpt.notes == [
+        "the file also holds EMA weights under 'model_ema': --ema would measure them"
+    ]
+    ckpt = load_checkpoint(tmp_path / "whole.pt", trust=True, ema=True)
+    assert _same_outputs(ema, ckpt.model) and ckpt.notes == ["using EMA weights from 'model_ema': --ema"]
+    torch.save({"model": model.state_dict(), "ema": {"decay": 0.99, "step": 10}}, tmp_path / "helper.pt")
+    assert load_checkpoint(tmp_path / "helper.pt", arch=ARCH, arch_kwargs=KWARGS).notes == []
+    assert load_checkpoint(tmp_path / "helper.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True).notes == [
+        "--ema: the file holds no EMA weights; its plain weights were used"
+    ]
+
+
 def test_a_trusted_model_pickled_inside_a_checkpoint_dict_is_loaded(tmp_path):
     """torch.save({"model": model, "epoch": 3}) with --trust-checkpoint said it "holds no state dict"."""
     model, ema = _tiny(), _tiny()

@@ -293,10 +293,18 @@ def _weights(
 
 def _nested_module(contents: object, ema: bool) -> tuple[str, nn.Module] | None:
     """A whole model a training script pickled into its checkpoint dict, and its key, tried as weights are
-    (`_WEIGHT_KEYS`, EMA keys first with `ema`); None when the file holds a state dict or nothing such."""
-    if not isinstance(contents, Mapping) or _find_state_dict(contents, ema) is not None:
+    (`_WEIGHT_KEYS`, EMA keys first with `ema`); None when the file holds a state dict or nothing such. With `ema`,
+    an EMA copy pickled whole wins over plain weights saved as a state dict beside it."""
+    if not isinstance(contents, Mapping):
         return None
-    return next(((k, v) for k in (_EMA_FIRST if ema else _WEIGHT_KEYS) if isinstance(v := contents.get(k), nn.Module)), None)
+    found = _find_state_dict(contents, ema)
+    if found is None:
+        keys = _EMA_FIRST if ema else _WEIGHT_KEYS
+    elif ema and not any(k in _EMA_KEYS for k in found[1]):
+        keys = _EMA_KEYS
+    else:
+        return None
+    return next(((k, v) for k in keys if isinstance(v := contents.get(k), nn.Module)), None)
 
 
 def _in_float32(model: nn.Module) -> list[str]:
@@ -328,8 +336,14 @@ def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None, keys:
         return [f"using the averaged weights of an AveragedModel (under 'module.', beside 'n_averaged'): {why}"]
     if ema:
         return ["--ema: the file holds no EMA weights; its plain weights were used"]
-    beside = next((k for k in _EMA_KEYS if isinstance(contents, Mapping) and isinstance(contents.get(k), (Mapping, nn.Module))), None)
+    beside = next((k for k in _EMA_KEYS if isinstance(contents, Mapping) and _ema_loadable(contents.get(k))), None)
     return [_ema_beside(beside)] if beside else []
+
+
+def _ema_loadable(value: object) -> bool:
+    """Whether --ema would measure what an EMA key holds: a model pickled whole, or weights _find_state_dict finds
+    (not, say, an EMA helper's decay and step count alone)."""
+    return isinstance(value, nn.Module) or _find_state_dict(value, ema=True) is not None
 
 
 def _ema_beside(where: str) -> str:
