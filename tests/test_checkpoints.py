@@ -263,6 +263,11 @@ def test_torch_ema_averages_beside_the_weights(tmp_path, image_folder):
         f"m.pt: the EMA averages under 'ema' (torch_ema) do not fit {ARCH}: 10 averages for 11 parameters (torch_ema keeps the "
         "parameters it was given in order: pass the architecture whose parameters() they were, or leave out --ema)"
     )
+    state = ema.state_dict()
+    state["shadow_params"] = [t.to_sparse() for t in state["shadow_params"]]  # torch.load allows them; copy_ refuses them
+    torch.save({"model": model.state_dict(), "ema": state}, tmp_path / "m.pt")
+    line = one_error_line(invoke("score", tmp_path / "m.pt", *flags, "--ema"), 3)
+    assert f"m.pt: the EMA averages under 'ema' (torch_ema) do not load into {ARCH} (copy_() between dense and sparse" in line
 
 
 @pytest.mark.parametrize(

@@ -402,9 +402,14 @@ def _copy_shadow(path: Path, spec: str, model: nn.Module, key: str, shadow: list
             + (f"{len(shadow)} averages for {len(params)} parameters" if len(params) != len(shadow) else f"first shape differs at {wrong}"),
             fix="torch_ema keeps the parameters it was given in order: pass the architecture whose parameters() they were, or leave out --ema",
         )
-    with torch.no_grad():
-        for (_, p), s in zip(params, shadow):
-            p.copy_(s)
+    try:
+        with torch.no_grad():
+            for (_, p), s in zip(params, shadow):
+                p.copy_(s)
+    except RuntimeError as e:  # what the shape check cannot see, e.g. a dtype that cannot be copied
+        raise InputError(
+            f"{path}: the EMA averages under {key!r} (torch_ema) do not load into {spec} ({_first_line(e)})", fix=_CORRUPT_FIX
+        ) from e
 
 
 def _ema_pytorch(state: dict[str, torch.Tensor], where: tuple[str, ...], ema: bool) -> tuple[dict[str, torch.Tensor], str] | None:
