@@ -60,8 +60,8 @@ def run_folders(path: Path) -> list[tuple[Path, list[dict]]]:
         raise InputError(
             "reading a TensorBoard event file needs tensorboard", fix="pip install 'suscli[tensorboard]', or give the tracker's JSONL log"
         ) from None
-    files = [path] if path.is_file() else sorted(path.rglob("*tfevents*"), key=_opened)
-    folders: dict[Path, list[dict]] = {}
+    files = [path] if path.is_file() else sorted(path.rglob("*tfevents*"))
+    read: list[tuple[tuple[float, int, str], Path, list[dict]]] = []
     for file in files:
         events = EventAccumulator(str(file), size_guidance={"scalars": 0})  # 0: keep every point
         events.Reload()
@@ -76,8 +76,11 @@ def run_folders(path: Path) -> list[tuple[Path, list[dict]]]:
         records = [
             {"epoch": round(values["epoch"][step]), **{f: values.get(f, {}).get(step) for f in FIELDS}} for step in sorted(values["epoch"])
         ]
-        if records:
-            folders.setdefault(file.parent, []).extend(records)
+        if records:  # ordered by when the file's first record was written: two runs can open theirs in the same second
+            read.append(((min(e.wall_time for e in events.Scalars(tags["epoch"])), *_opened(file)), file, records))
+    folders: dict[Path, list[dict]] = {}
+    for _, file, records in sorted(read, key=lambda x: x[0]):
+        folders.setdefault(file.parent, []).extend(records)
     if not folders:
         raise InputError(
             f"{files[0] if len(files) == 1 else path} has no susceptibility/epoch and susceptibility/r scalars",
