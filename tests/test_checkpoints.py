@@ -191,13 +191,18 @@ def test_an_averaged_models_state_dict_says_its_weights_are_averaged(tmp_path):
 def _ema_pytorch(model: nn.Module, online: bool) -> nn.Module:
     """ema-pytorch's `EMA` of `model` after three SGD steps, each followed by the EMA's own update."""
     ema = pytest.importorskip("ema_pytorch").EMA(model, beta=0.5, update_after_step=0, update_every=1, include_online_model=online)
+    _three_steps(model, ema.update)
+    return ema
+
+
+def _three_steps(model: nn.Module, update) -> None:
+    """Three SGD steps of `model` on X, each followed by its EMA's `update()`, as the EMA libraries ask."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     for _ in range(3):
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(X), torch.tensor([0, 1])).backward()
         optimizer.step()
-        ema.update()
-    return ema
+        update()
 
 
 @pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside"])
@@ -237,12 +242,7 @@ def test_torch_ema_averages_beside_the_weights(tmp_path, image_folder):
     average = pytest.importorskip("torch_ema").ExponentialMovingAverage
     model = _tiny()
     ema = average(model.parameters(), decay=0.5)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    for _ in range(3):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(X), torch.tensor([0, 1])).backward()
-        optimizer.step()
-        ema.update()
+    _three_steps(model, ema.update)
     torch.save({"model": model.state_dict(), "ema": ema.state_dict()}, tmp_path / "m.pt")
     flags = ["-d", image_folder, "--arch", ARCH, "--arch-kwargs", json.dumps(KWARGS), "--image-size", "8", "--mean", "0.5", "--std", "0.25"]
     by_hand = {"plain": cli_json("score", save(model, tmp_path / "plain.safetensors", arch=ARCH, arch_kwargs=KWARGS), *flags)}

@@ -50,25 +50,28 @@ class Images(torch.utils.data.Dataset):
         return {"pixel_values": self.x[i], "labels": self.y[i]}
 
 
-def train(out: Path, tracker: SusceptibilityTracker | None, every: dict | None = None, **settings):
-    transformers.set_seed(0)
-    model = Classifier()
-    init = {k: v.clone() for k, v in model.net.state_dict().items()}
-    args = transformers.TrainingArguments(
+def arguments(out: Path, **settings) -> transformers.TrainingArguments:
+    """The Trainer's arguments of these tests: 3 epochs on the CPU, reported to TensorBoard, nothing saved, unless
+    `settings` say otherwise."""
+    settings = {"num_train_epochs": 3, "save_strategy": "no", "learning_rate": 0.1, **settings}
+    return transformers.TrainingArguments(
         output_dir=str(out),
-        num_train_epochs=3,
         per_device_train_batch_size=8,
-        learning_rate=0.1,
         logging_steps=1,
         report_to=["tensorboard"],
-        save_strategy="no",
         use_cpu=True,
         seed=0,
         disable_tqdm=True,
         dataloader_num_workers=0,
         **settings,
     )
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=Images())
+
+
+def train(out: Path, tracker: SusceptibilityTracker | None, every: dict | None = None, **settings):
+    transformers.set_seed(0)
+    model = Classifier()
+    init = {k: v.clone() for k, v in model.net.state_dict().items()}
+    trainer = transformers.Trainer(model=model, args=arguments(out, **settings), train_dataset=Images())
     if tracker is not None:
         trainer.add_callback(SusceptibilityTrainerCallback(trainer, tracker, **(every or {"every_n_epochs": 2})))
     trainer.train()
@@ -187,20 +190,7 @@ def test_a_resumed_trainers_tensorboard_folders_are_read_as_one_run(tmp_path: Pa
 
     def trainer(*callbacks: transformers.TrainerCallback) -> transformers.Trainer:
         transformers.set_seed(0)
-        args = transformers.TrainingArguments(
-            output_dir=str(out),
-            num_train_epochs=4,
-            per_device_train_batch_size=8,
-            learning_rate=0.1,
-            logging_steps=1,
-            report_to=["tensorboard"],
-            save_strategy="epoch",
-            use_cpu=True,
-            seed=0,
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-        )
-        t = transformers.Trainer(model=Classifier(), args=args, train_dataset=Images())
+        t = transformers.Trainer(model=Classifier(), args=arguments(out, num_train_epochs=4, save_strategy="epoch"), train_dataset=Images())
         tracker = SusceptibilityTracker(inputs, log=out / "run.jsonl", config=CONFIG)
         for callback in (SusceptibilityTrainerCallback(t, tracker, every_n_epochs=1), *callbacks):
             t.add_callback(callback)
