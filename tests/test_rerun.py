@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import suscli.run.audit
 import suscli.run.store
 from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool, rank_json
@@ -23,6 +24,19 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def pool(tmp_path: Path) -> Path:
     return make_pool(tmp_path / "pool")
+
+
+def test_results_of_an_earlier_way_of_reading_checkpoints_are_measured_again(
+    pool: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release that reads some checkpoint differently (suscli.run.audit.READING) does not reuse what an earlier one
+    measured: the same file may now give other weights. The line says which setting differs."""
+    monkeypatch.setattr(suscli.run.audit, "READING", suscli.run.audit.READING - 1)
+    rank_json(pool, image_folder, train_folder)
+    monkeypatch.undo()
+    res, again = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and again["counts"]["reused"] == 0, res.output
+    assert "holds results of other settings (reading differ): these settings start their own results beside them" in res.stderr
 
 
 def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_folder: Path, train_folder: Path) -> None:

@@ -46,6 +46,10 @@ from suscli.run.store import ResultStore
 Progress = Callable[[str, int, int], None]
 
 
+# How checkpoints are read, in the key of every result: raised when a release reads a file that it read before in
+# another way, so that a results file never passes off what an earlier release measured for what this one would.
+# 2: Lightning's WeightAveraging checkpoints give the module's own weights unless --ema, and --ema reads more layouts.
+READING = 2
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
@@ -119,6 +123,7 @@ def run_settings(
         "train_data": data_identity(train),
         **({"val_data": data_identity(val), "val_numbering": VAL_NUMBERING} if val is not None else {}),
         "device_type": device.type,
+        "reading": READING,
     }
 
 
