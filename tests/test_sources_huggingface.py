@@ -223,3 +223,16 @@ def test_training_labels_by_name_follow_id2label(root: Path, tmp_path: Path) -> 
     )
     assert named["details"]["train_predictions"] == ids["details"]["train_predictions"] and named["train_acc"] == ids["train_acc"]
     assert named["notes"] == ["training labels are class names, mapped to the model's ids by config.json's id2label"]
+
+
+def test_a_vit_without_its_image_processor_is_told_the_size_its_config_names(root: Path, tmp_path: Path) -> None:
+    """Without preprocessor_config.json nothing says the input size, so the images are measured as they are, and a
+    ViT refuses them; the one-line error names the size its config.json gives rather than "check --image-size"."""
+    shutil.copytree(root / "saved", tmp_path / "bare")
+    (tmp_path / "bare" / "preprocessor_config.json").unlink()
+    small, _ = image_sets(tmp_path / "small", size=8)
+    res = invoke("score", tmp_path / "bare", "-d", small)
+    assert res.exit_code == 3
+    assert one_error_line(res).endswith("(pass --image-size 32, the size its config names)"), res.output
+    row = cli_json("score", tmp_path / "bare", "-d", small, "--image-size", "32")["results"][0]
+    assert row["details"]["preprocess"]["image_size"] == 32

@@ -212,9 +212,12 @@ def score_checkpoint(
     # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError.
     except (RuntimeError, torch.jit.Error, AssertionError, ValueError) as e:
         first = summary_line(e) or type(e).__name__  # a TorchScript model's message carries its interpreter's traceback
+        named = configured_size(checkpoint.model)
         raise InputError(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
-            fix="check --arch, --image-size and --preset",
+            fix=f"pass --image-size {named}, the size its config names"
+            if named not in (None, prep.image_size)
+            else "check --arch, --image-size and --preset",
         ) from None
     return scored_row(
         checkpoint,
@@ -358,6 +361,18 @@ def on_device(
         model = model.to(memory_format=torch.channels_last)
         transform = _channels_last(transform)
     return model, transform
+
+
+def configured_size(model: nn.Module) -> int | None:
+    """The input size a model's own config names (a Hugging Face ViT's `config.image_size`), for the fix of a model
+    that fails on the images' size: not used to resize, since a CNN's config may name a size it was never trained at."""
+    for m in model.modules():
+        size = getattr(getattr(m, "config", None), "image_size", None)
+        if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
+            size = size[0]
+        if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+            return size
+    return None
 
 
 def scored_row(
