@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -91,14 +92,27 @@ def suspects_csv(check: LabelCheck, paths: list[str], names: Sequence[str] = ())
     return buf.getvalue()
 
 
+# What Markdown (GitHub's, in a step summary or a comment) would read as markup in a model name or a note: a cell's
+# end (|), a backslash escaping the next character, HTML (<, &), code, emphasis and links; an underscore only where it
+# can start or end emphasis (GitHub leaves epoch_12 alone), a ] only where a link's target follows (an interval's
+# [30.6, 86.3] stays as it is). Each is written with a backslash, which shows it as text.
+MARKDOWN_SPECIAL = re.compile(r"[\\`*<>&|~]|\](?=[(\[])|(?<![^\W_])_|_(?![^\W_])")
+LINE_BREAK = re.compile(r"\r\n|[\r\n]")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as one line of Markdown that shows it as it is: its specials escaped, line breaks as spaces (a break
+    would end a table's row)."""
+    return LINE_BREAK.sub(" ", MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), text))
+
+
 def to_markdown(rows: list[Result], title: str | None = None) -> str:
     cols = display_columns(rows)
-    esc = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = [f"### {title}", ""] if title else []
     lines.append("| " + " | ".join(name for name, _ in cols) + " |")
     lines.append("|" + "|".join("---" for _ in cols) + "|")
     for i in range(len(rows)):
-        lines.append("| " + " | ".join(esc(values[i]) for _, values in cols) + " |")
+        lines.append("| " + " | ".join(markdown_text(values[i]) for _, values in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
