@@ -4,10 +4,14 @@ step summary, each cell the text the table shows."""
 from __future__ import annotations
 
 import html.parser
+from pathlib import Path
 
+import pytest
 from markdown_it import MarkdownIt
 
+from suscli.cli.output import step_summary
 from suscli.results import Result
+from suscli.run.report import Report
 from suscli.views.columns import display_columns
 from suscli.views.formats import to_markdown
 
@@ -15,28 +19,37 @@ from suscli.views.formats import to_markdown
 NAMES = ["a|b", "back\\|slash", "x<i>y</i>&amp;", "*bold* and `code`", "_under_ __init__ epoch_12", "[link](u) ~~s~~", "two\r\nlines\rhere"]
 
 
+def github(markdown: str) -> str:
+    """Markdown rendered as HTML with GitHub's tables and strikethrough."""
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(markdown)
+
+
 class Cells(html.parser.HTMLParser):
-    """The text of each cell of a page's table, row by row."""
+    """The text of each cell of a page's table, row by row, and of each paragraph."""
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[list[str]] = []
-        self.inside = False
+        self.paragraphs: list[str] = []
+        self.inside: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag == "tr":
             self.rows.append([])
         elif tag in ("td", "th"):
-            self.inside = True
             self.rows[-1].append("")
+            self.inside = self.rows[-1]
+        elif tag == "p":
+            self.paragraphs.append("")
+            self.inside = self.paragraphs
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th"):
-            self.inside = False
+        if tag in ("td", "th", "p"):
+            self.inside = None
 
     def handle_data(self, data: str) -> None:
-        if self.inside:
-            self.rows[-1][-1] += data
+        if self.inside is not None:
+            self.inside[-1] += data
 
 
 def test_markdown_shows_every_cell_as_the_table_does() -> None:
@@ -46,8 +59,20 @@ def test_markdown_shows_every_cell_as_the_table_does() -> None:
     ]
     rows.append(Result("broken|<e>", "/p/e.pt", status="error", error="not a checkpoint: <bad> | see\nabove"))
     page = Cells()
-    page.feed(MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(to_markdown(rows)))
+    page.feed(github(to_markdown(rows)))
     columns = display_columns(rows)
     assert page.rows[0] == [name for name, _ in columns]
     one_line = [[" ".join(value.splitlines()) for value in values] for _, values in columns]
     assert page.rows[1:] == [list(row) for row in zip(*one_line)]
+
+
+def test_the_step_summary_shows_the_closing_lines_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [Result(name, f"/p/{i}.pt", train_acc=0.9, susceptibility=0.5, region=2) for i, name in enumerate(NAMES)]
+    lines = [f"ship {NAMES[2]}: it predicts the consensus", f"no confident choice: {', '.join(NAMES)}"]
+    failures = [f"{len(NAMES)} model(s) likely memorized noise: {', '.join(NAMES)}"]
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    step_summary(Report("rank", rows, {}, lines=lines, failures=failures))
+    page = Cells()
+    page.feed(github(summary.read_text()))
+    assert page.paragraphs == [" ".join(line.splitlines()) for line in [*lines, *(f"gate failed: {f}" for f in failures)]]

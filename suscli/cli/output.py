@@ -13,7 +13,7 @@ from suscli.cli.console import say
 from suscli.files import require_folder, write_atomic
 from suscli.errors import InputError, UsageError
 from suscli.run.report import Report
-from suscli.views.formats import Format, render, suspects_csv, to_markdown, to_table
+from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
 
 
 def check_destinations(*outputs: tuple[Path | None, str, str]) -> None:
@@ -60,7 +60,7 @@ def step_summary(report: Report, unit: str = "model") -> None:
     if not path:
         return
     ends = [*report.lines, *gate_lines(report, unit)]  # rank: the choice, the noise line, the gates; track: what to keep
-    closing = "".join(f"\n{line}\n" for line in ends)
+    closing = "".join(f"\n{markdown_text(line)}\n" for line in ends)  # a line names models: text, not markup
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write(to_markdown(report.rows, report.title) + closing + "\n")
