@@ -4,8 +4,10 @@ step summary, each cell the text the table shows."""
 from __future__ import annotations
 
 import html.parser
+import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
@@ -13,7 +15,7 @@ from suscli.cli.output import step_summary
 from suscli.results import Result
 from suscli.run.report import Report
 from suscli.views.columns import display_columns
-from suscli.views.formats import to_markdown
+from suscli.views.formats import to_csv, to_markdown
 
 # Names a manifest or a file system allows, each of which Markdown would read as markup or as a cell's end.
 NAMES = ["a|b", "back\\|slash", "x<i>y</i>&amp;", "*bold* and `code`", "_under_ __init__ epoch_12", "[link](u) ~~s~~", "two\r\nlines\rhere"]
@@ -76,3 +78,18 @@ def test_the_step_summary_shows_the_closing_lines_as_text(tmp_path: Path, monkey
     page = Cells()
     page.feed(github(summary.read_text()))
     assert page.paragraphs == [" ".join(line.splitlines()) for line in [*lines, *(f"gate failed: {f}" for f in failures)]]
+
+
+@pytest.mark.parametrize("extra", ["", "car\rriage"])
+def test_csv_reads_back_every_name_and_number(extra: str) -> None:
+    names = [*NAMES, "q\"uote's, comma", "ünï 模型 " + "L" * 300, *([extra] if extra else [])]
+    rows = [
+        Result(name, f"/p/{name}.pt", train_acc=0.25 * (i % 4), susceptibility=None if i % 2 else 0.5, region=1 + i % 4)
+        for i, name in enumerate(names)
+    ]
+    rows.append(Result("broken", "/p/b.pt", status="error", error='bad\r\nfile, see "above"'))
+    frame = pd.read_csv(io.StringIO(to_csv(rows)), keep_default_na=False, na_values=[""])
+    assert list(frame["name"]) == [r.name for r in rows] and list(frame["path"]) == [r.path for r in rows]
+    assert frame["error"].iloc[-1] == rows[-1].error and frame["region"].iloc[:-1].tolist() == [r.region for r in rows[:-1]]
+    assert frame["train_acc"].iloc[:-1].tolist() == [r.train_acc for r in rows[:-1]]
+    assert frame["susceptibility"].isna().tolist() == [r.susceptibility is None for r in rows]

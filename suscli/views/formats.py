@@ -3,6 +3,7 @@ Nothing here computes a number."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -65,8 +66,17 @@ def to_json(rows: list[Result], run: dict[str, Any], per_image: bool = False) ->
 
 def to_csv(rows: list[Result]) -> str:
     """One line per row; a whole-number column (region, epoch, train_n) stays whole where a failed row leaves it empty."""
+    return csv_text(flat_frame([r.flat() for r in rows], FLAT_COLUMNS))
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """`frame` as CSV with '\n' line ends. Python's csv module quotes a field holding a '\n' but not one holding a
+    '\r' (only the line end's characters), which a reader takes for a line end: where a text cell holds a '\r' (a
+    model name or file name can), every field is quoted."""
+    texts = frame.select_dtypes(include=["object", "string"])
+    carriage = any(isinstance(v, str) and "\r" in v for column in texts for v in texts[column])
     buf = io.StringIO()
-    flat_frame([r.flat() for r in rows], FLAT_COLUMNS).to_csv(buf, index=False, lineterminator="\n")
+    frame.to_csv(buf, index=False, lineterminator="\n", quoting=csv.QUOTE_ALL if carriage else csv.QUOTE_MINIMAL)
     return buf.getvalue()
 
 
@@ -87,9 +97,7 @@ def suspects_csv(check: LabelCheck, paths: list[str], names: Sequence[str] = ())
             "label_share": np.round(check.label_share[order], 4),
         }
     )
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, lineterminator="\n")
-    return buf.getvalue()
+    return csv_text(frame)
 
 
 # What Markdown (GitHub's, in a step summary or a comment) would read as markup in a model name or a note: a cell's
