@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html.parser
 import io
+import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,7 @@ from suscli.cli.output import step_summary
 from suscli.results import Result
 from suscli.run.report import Report
 from suscli.views.columns import display_columns
-from suscli.views.formats import to_csv, to_markdown
+from suscli.views.formats import Format, render, to_csv, to_markdown
 
 # Names a manifest or a file system allows, each of which Markdown would read as markup or as a cell's end.
 NAMES = ["a|b", "back\\|slash", "x<i>y</i>&amp;", "*bold* and `code`", "_under_ __init__ epoch_12", "[link](u) ~~s~~", "two\r\nlines\rhere"]
@@ -93,3 +95,13 @@ def test_csv_reads_back_every_name_and_number(extra: str) -> None:
     assert frame["error"].iloc[-1] == rows[-1].error and frame["region"].iloc[:-1].tolist() == [r.region for r in rows[:-1]]
     assert frame["train_acc"].iloc[:-1].tolist() == [r.train_acc for r in rows[:-1]]
     assert frame["susceptibility"].isna().tolist() == [r.susceptibility is None for r in rows]
+
+
+def test_a_standard_error_over_one_batch_is_shown_as_none_in_every_view() -> None:
+    """`score --batches 1` measures no standard error (nan): the table showed '± -', the HTML page '± nan' with a
+    95% interval [nan, nan], and JUnit '± nan'."""
+    row = Result("m", "/p/m.pt", susceptibility=0.8569, susceptibility_sem=math.nan, train_acc=1.0, verdict="susceptible")
+    report = Report("score", [row], {"gate": {}}, lines=["verdict: susceptible"])
+    for fmt in (Format.table, Format.markdown, Format.junit, Format.html):
+        text = render(report, fmt)
+        assert "0.8569" in text and not re.search(r"\bnan\b|± -", text), fmt

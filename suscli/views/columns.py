@@ -11,8 +11,15 @@ from suscli.results import Result
 NUMERIC_COLUMNS = ("epoch", "train acc", "held-out acc", "gap", "susceptibility", "zeta", "agreement", "fits contradicted", "region")
 
 
+def finite(value: Any) -> Any:
+    """None for a number that is not finite: a standard error over one batch is nan, and every view shows it as
+    none rather than as 'nan' (the JSON report writes null)."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    value = finite(value)
+    if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
@@ -20,6 +27,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def _pct(value: float | None) -> str:
+    value = finite(value)
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
@@ -38,7 +46,7 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
     cols.append(
         (
             "susceptibility",
-            [_fmt(r.susceptibility) + ("" if r.susceptibility_sem is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows],
+            [_fmt(r.susceptibility) + ("" if finite(r.susceptibility_sem) is None else f" ± {_fmt(r.susceptibility_sem)}") for r in rows],
         )
     )
     if tracked:

@@ -21,7 +21,7 @@ from suscli.errors import SuscliError
 from suscli.judge.gate import gates, outcome
 from suscli.judge.noise import noise_words
 from suscli.judge.regions import Thresholds
-from suscli.views.columns import display_columns
+from suscli.views.columns import display_columns, finite
 from suscli.results import Result
 from suscli.views.runview import closing, flat, keep_rule, subject
 
@@ -212,12 +212,10 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
         return [*items, ("error", r.error or "could not be loaded or run")]
     if r.susceptibility is not None:
         text = f"{r.susceptibility:.4f}"
-        if r.susceptibility_sem is not None:
+        if (sem := finite(r.susceptibility_sem)) is not None:
             batches = len(d.get("r") or [])
-            low, high = r.susceptibility - Z95 * r.susceptibility_sem, r.susceptibility + Z95 * r.susceptibility_sem
-            text += (
-                f" ± {r.susceptibility_sem:.4f} (standard error over {batches} random-label batches; 95% interval [{low:.4f}, {high:.4f}])"
-            )
+            low, high = r.susceptibility - Z95 * sem, r.susceptibility + Z95 * sem
+            text += f" ± {sem:.4f} (standard error over {batches} random-label batches; 95% interval [{low:.4f}, {high:.4f}])"
         items.append(("susceptibility", text))
         if d.get("r"):
             items.append(("r per batch", ", ".join(f"{v:.4f}" for v in d["r"])))

@@ -13,6 +13,7 @@ from typing import Any
 
 from suscli.judge.gate import outcome
 from suscli.results import Result
+from suscli.views.columns import finite
 from suscli.views.runview import closing, flat, keep_rule, subject
 
 # XML 1.0 has no way to write these, escaped or not; a file name may hold them (a NUL, found by fuzzing).
@@ -42,9 +43,8 @@ def numbers(row: Result, rule: str = "") -> str:
     if row.gap is not None:
         parts.append(f"gap {100 * row.gap:+.1f} points")
     if row.susceptibility is not None:
-        parts.append(
-            f"susceptibility {row.susceptibility:.4f}" + ("" if row.susceptibility_sem is None else f" ± {row.susceptibility_sem:.4f}")
-        )
+        sem = finite(row.susceptibility_sem)
+        parts.append(f"susceptibility {row.susceptibility:.4f}" + ("" if sem is None else f" ± {sem:.4f}"))
     if row.zeta is not None:  # track: the running mean, the run's own number
         parts.append(f"zeta {row.zeta:.4f}")
     if row.agreement is not None:
