@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
-from suscli.cli.output import step_summary
+from suscli.cli.output import gate_lines, step_summary
 from suscli.results import Result
 from suscli.run.report import Report
 from suscli.views.columns import display_columns
@@ -105,3 +105,20 @@ def test_a_standard_error_over_one_batch_is_shown_as_none_in_every_view() -> Non
     for fmt in (Format.table, Format.markdown, Format.junit, Format.html):
         text = render(report, fmt)
         assert "0.8569" in text and not re.search(r"\bnan\b|± -", text), fmt
+
+
+def test_a_run_with_a_broken_model_still_says_which_gate_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 3 wins over 1, but the step summary and stderr name the flagged models too, as JUnit and the HTML page do."""
+    rows = [
+        Result("flagged", "/p/f.pt", train_acc=1.0, susceptibility=1.0, region=2),
+        Result("broken", "/p/b.pt", status="error", error="bad"),
+    ]
+    report = Report("rank", rows, {}, failures=["1 model(s) likely memorized noise: flagged"])
+    assert gate_lines(report) == [
+        "error: 1 model(s) could not be scored (see their rows)",
+        "gate failed: 1 model(s) likely memorized noise: flagged",
+    ]
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    step_summary(report)
+    assert summary.read_text().rstrip().endswith("gate failed: 1 model(s) likely memorized noise: flagged")
