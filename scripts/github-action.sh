@@ -10,8 +10,10 @@ set -euo pipefail
 action="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 report_dir="${SUSCLI_REPORT_DIR:-suscli-report}"
 venv="${RUNNER_TEMP:-${TMPDIR:-/tmp}}/suscli-venv"
-read -r -a pip_args <<< "${SUSCLI_PIP_ARGS:-}"
-read -r -a extra <<< "${SUSCLI_ARGS:-}"
+# Split at any whitespace, newlines included (a YAML block `args: |` puts each option on a line of its own); read
+# stops at the end of its input with status 1.
+read -r -d '' -a pip_args <<< "${SUSCLI_PIP_ARGS:-}" || true
+read -r -d '' -a extra <<< "${SUSCLI_ARGS:-}" || true
 
 echo "::group::install suscli"
 # --system-site-packages: a torch the job installed before (CPU-only wheels, say) is used rather than fetched again.

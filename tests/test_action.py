@@ -76,3 +76,41 @@ def test_the_action_installs_ranks_reports_and_fails_on_the_gate(tmp_path: Path)
     assert summary.read_text().startswith("### suscli rank\n\n| model |")
     installed = list((tmp_path / "runner" / "suscli-venv").glob("lib/python*/site-packages/suscli/views/templates/report.html.j2"))
     assert len(installed) == 1  # the action's own install ran (not this checkout's suscli), template included
+
+
+STAND_IN = """#!/bin/bash
+# python3 for the action's script: `-m venv DIR` makes a venv whose pip installs nothing and whose suscli prints
+# its arguments, one a line
+if [ "$1 $2" = "-m venv" ]; then
+    venv="${@: -1}"
+    mkdir -p "$venv/bin"
+    printf '#!/bin/bash\\nprintf "pip:%%s\\\\n" "$@"\\n' > "$venv/bin/python"
+    printf '#!/bin/bash\\nprintf "suscli:%%s\\\\n" "$@"\\n' > "$venv/bin/suscli"
+    chmod +x "$venv/bin/python" "$venv/bin/suscli"
+fi
+"""
+
+
+def test_options_on_lines_of_their_own_all_reach_suscli_and_pip(tmp_path: Path) -> None:
+    """`args: |` in a workflow gives one option a line: the script read only the first line, and dropped the rest
+    without a word. Inputs are data: a space, $(...) or * in a path is passed as it is."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").write_text(STAND_IN)
+    (tmp_path / "bin" / "python3").chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+        "RUNNER_TEMP": str(tmp_path),
+        "SUSCLI_POOL": "my pool",
+        "SUSCLI_DATA": "data $(touch x) *",
+        "SUSCLI_ARGS": "--arch torchvision:resnet18\n--preset cifar10\n  --samples 2000\n",
+        "SUSCLI_PIP_ARGS": "--index-url https://download.pytorch.org/whl/cpu\n--no-deps",
+    }
+    res = subprocess.run(["bash", REPO / "scripts" / "github-action.sh"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    said = res.stdout.splitlines()
+    pip = [line.removeprefix("pip:") for line in said if line.startswith("pip:")]
+    assert pip[-4:-1] == ["--index-url", "https://download.pytorch.org/whl/cpu", "--no-deps"]  # then what it installs
+    args = [line.removeprefix("suscli:") for line in said if line.startswith("suscli:")]
+    assert args[:4] == ["rank", "my pool", "--data", "data $(touch x) *"]
+    assert args[-6:] == ["--arch", "torchvision:resnet18", "--preset", "cifar10", "--samples", "2000"]
+    assert not (tmp_path / "x").exists()
