@@ -266,6 +266,24 @@ def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> 
     one_error_line(rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")[0], 2, "--fail-on memorized needs regions")
 
 
+@pytest.mark.parametrize("gate", [("--fail-on", "memorized"), ("--candidate", "m0")])
+def test_a_gate_on_a_pool_that_broken_checkpoints_left_too_small_exits_3_with_every_report(
+    gate: tuple[str, str], tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """Two checkpoints, one broken: the gate cannot be judged, but the cause is the broken file (exit 3), not a usage
+    error (exit 2) that wrote no report and named neither the file nor its fault."""
+    pool = make_pool(tmp_path / "pool", n=1)
+    (pool / "broken.safetensors").write_bytes(b"not a checkpoint")
+    summary, junit = tmp_path / "summary.md", tmp_path / "junit.xml"
+    res, doc = rank_json(pool, image_folder, train_folder, *gate, "--junit", junit, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.exit_code == 3 and "Traceback" not in res.output, res.output
+    assert [r["status"] for r in doc["results"]] == ["ok", "error"] and doc["gate"]["passed"] is False
+    said = f"gate failed: {' '.join(gate)} cannot be judged: 1 of the 2 models could not be scored"
+    assert said in res.stderr and "error: 1 model(s) could not be scored" in res.stderr
+    assert said in summary.read_text() and "not a readable safetensors file" in summary.read_text()
+    assert 'errors="1"' in junit.read_text()
+
+
 def test_a_gate_that_needs_training_labels_is_refused_before_measuring(pool: Path, image_folder: Path) -> None:
     """--fail-on memorized without --train-data measured the whole pool, then exited 2: known at the start."""
     res = invoke("rank", pool, "-d", image_folder, "--fail-on", "memorized", "--batches", "2")

@@ -53,10 +53,16 @@ def threshold_failures(row: Result, max_susceptibility: float | None, min_train_
 
 
 def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: Thresholds | None) -> list[str]:
-    """rank's gates: --fail-on memorized (any model flagged) and --candidate (that model in region 1, not flagged)."""
+    """rank's gates: --fail-on memorized (any model flagged) and --candidate (that model in region 1, not flagged).
+    Without regions a gate is a usage error, unless models that could not be loaded or run left the pool too small:
+    the run then exits 3 with their rows and reasons, and the gate fails as not judged."""
     failures = []
+    scored = sum(r.ok for r in ranked)
+    short = f"{len(ranked) - scored} of the {len(ranked)} models could not be scored, and regions need {MIN_POOL}+"
     if fail_on == "memorized":
-        if t is None:
+        if t is None and scored < len(ranked):
+            failures.append(f"--fail-on memorized cannot be judged: {short}")
+        elif t is None:
             raise UsageError(
                 "--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds"
             )
@@ -65,9 +71,11 @@ def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: 
             failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
     if candidate is not None:
         row = next(r for r in ranked if r.name == candidate)
-        if t is None:
+        if t is None and scored < len(ranked):
+            failures.append(f"--candidate {candidate} cannot be judged: {short}")
+        elif t is None:
             raise UsageError("--candidate needs regions", fix=f"rank {MIN_POOL}+ models, or fix both thresholds")
-        if reason := candidate_failure(row):
+        elif reason := candidate_failure(row):
             failures.append(reason)
     return failures
 
