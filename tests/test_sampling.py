@@ -340,3 +340,17 @@ def test_a_grown_row_counts_the_time_its_growth_took(
     rows = len(slowed["results"])
     for a, b in zip(quick["results"], slowed["results"]):
         assert b["seconds"] - a["seconds"] >= 3 * 1.0 / rows - 0.1, (a["seconds"], b["seconds"])
+
+
+def test_a_pool_of_broken_checkpoints_claims_no_training_sample(
+    image_folder: Path, big_train: Path, small_start: None, tmp_path: Path
+) -> None:
+    """Nothing was measured: the closing lines said 'training accuracy on all 0 training images: the sample grew to the
+    whole set'."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("a.safetensors", "b.pt"):
+        (broken / name).write_bytes(b"not a checkpoint")
+    res = invoke("rank", broken, "-d", image_folder, "--train-data", big_train, "-f", "json")
+    assert res.exit_code == 3 and [r["status"] for r in json.loads(res.stdout)["results"]] == ["error", "error"], res.output
+    assert "training accuracy on" not in res.stderr and "2 model(s) could not be scored" in res.stderr

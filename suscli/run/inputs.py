@@ -247,8 +247,9 @@ def store_key(
 
 
 def sample_line(sample: NestedSample, rows: list[Result], size: int) -> str | None:
-    """One line on the training sample the decisions settled on; None when it is the whole set by its size."""
-    if size == sample.population and sample.sizes == [size]:
+    """One line on the training sample the decisions settled on; None when it is the whole set by its size, or when
+    no model was measured on it (every one failed to load: no sample to speak of)."""
+    if (size == sample.population and sample.sizes == [size]) or not any(r.ok for r in rows):
         return None
     used = max((r.train_n or 0 for r in rows if r.ok), default=0)
     if size == sample.population:
