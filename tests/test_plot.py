@@ -90,3 +90,19 @@ def test_track_plot_draws_held_out_accuracy_and_marks_its_epoch() -> None:
     fig = run_figure(plain, plain[3])
     assert texts(fig) == ["keep epoch 3"] and not fig.axes[1].containers
     plt.close(fig)
+
+
+def test_model_names_are_drawn_as_text_not_as_mathtext() -> None:
+    """A name between two $ was parsed as matplotlib's mathtext: 'lr$1e-3$' was drawn as a formula, and a name it
+    cannot parse ('x$\\frac{$') ended --plot and --html in a traceback."""
+    from suscli.views.plot import svg
+
+    t = Thresholds(susceptibility=0.2, train_acc=0.8, source="pool mean")
+    names = ["lr$1e-3$", "x$\\frac{$y", "a_b^c"]
+    fig = pool_figure([row(name, 0.1 + 0.1 * i, 0.85 + 0.05 * i) for i, name in enumerate(names)], t)
+    try:
+        assert svg(fig).startswith(b"<?xml")
+        labels = [text for text in fig.axes[0].texts if text.get_text() in names]
+        assert sorted(text.get_text() for text in labels) == sorted(names) and not any(text.get_parse_math() for text in labels)
+    finally:
+        plt.close(fig)

@@ -37,7 +37,7 @@ def _label_points(ax, rows: list[Result], y: Callable[[Result], float]) -> None:
     for r in sorted(rows, key=lambda r: (y(r), r.susceptibility or 0.0)):
         dy = 4
         while True:
-            text = ax.annotate(r.name, (r.susceptibility, y(r)), xytext=(5, dy), textcoords="offset points", fontsize=7)
+            text = ax.annotate(r.name, (r.susceptibility, y(r)), xytext=(5, dy), textcoords="offset points", fontsize=7, parse_math=False)
             box = text.get_window_extent(fig.canvas.get_renderer()).expanded(1.02, 1.1)
             if not any(box.overlaps(b) for b in placed) or dy > 80:
                 placed.append(box)
