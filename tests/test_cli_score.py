@@ -411,6 +411,32 @@ def test_a_model_that_refuses_the_image_size_is_its_rows_error(tmp_path, image_f
     assert {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]} == {"cnn": "ok", "vit": "error"}
 
 
+class FixedPixel(nn.Module):
+    """A model that reads one fixed pixel position, as one trained at a larger size may: IndexError on smaller images."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x[:, :, 11, 11])
+
+
+def fixed_pixel() -> nn.Module:
+    return FixedPixel()
+
+
+def test_a_model_that_indexes_past_the_images_is_its_rows_error(tmp_path, image_folder) -> None:
+    """An IndexError from the model's forward was an internal error, and ended rank for the whole pool."""
+    suscli.save(fixed_pixel(), tmp_path / "pool" / "pixel.safetensors", arch="tests.test_cli_score:fixed_pixel", image_size=8)
+    suscli.save(tiny_cnn(), tmp_path / "pool" / "cnn.safetensors", arch=ARCH, image_size=8)
+    res = invoke("score", tmp_path / "pool" / "pixel.safetensors", "-d", image_folder, "--batches", "1")
+    one_error_line(res, 3, "the model failed on 8x8 images with 3 channel(s): index 11 is out of bounds")
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "1", "-f", "json")
+    assert res.exit_code == 3 and "internal error" not in res.output
+    assert {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]} == {"cnn": "ok", "pixel": "error"}
+
+
 def test_a_num_classes_the_models_outputs_contradict_is_noted(tmp_path: Path, image_folder: Path) -> None:
     """A whole model's outputs decide the random labels' classes, whatever --num-classes says; a count they
     contradict was taken silently as the model's, and the notes and held-out numbering that read it were wrong."""

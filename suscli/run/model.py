@@ -209,8 +209,9 @@ def score_checkpoint(
                     what="held-out accuracy",
                 )
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
-    # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError.
-    except (RuntimeError, torch.jit.Error, AssertionError, ValueError) as e:
+    # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError; one that
+    # indexes a fixed position (x[:, :, 39]) raises IndexError on smaller images.
+    except (RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError) as e:
         first = summary_line(e) or type(e).__name__  # a TorchScript model's message carries its interpreter's traceback
         named = configured_size(checkpoint.model)
         raise InputError(
