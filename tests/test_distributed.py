@@ -10,11 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import suscli.run.distributed
 from suscli.run.audit import PoolRequest, audit_pool
-from suscli.run.distributed import World, audit_shards, process_group, world
+from suscli.results import Result
+from suscli.run.distributed import World, _grown_window, audit_shards, process_group, world
 from suscli.data.images import unlabeled_source
 from suscli.run.pool import discover
 from suscli.run.model import Settings
@@ -128,8 +130,10 @@ def test_broken_checkpoint_is_a_row_and_exit_3_without_hanging(tmp_path: Path, i
     assert stored_names(results) == ["m0", "m1", "m2"]
 
 
-def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
-    """In a group of one: a model that raises a non-suscli error is a row, and the others match audit_pool."""
+@pytest.mark.parametrize("model_batch", [1, 3])
+def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder: Path, monkeypatch, model_batch: int) -> None:
+    """A model that raises a non-suscli error is a row, and the others match audit_pool: with --model-batch 3 the
+    models of its window were all given its error."""
     for name, value in {"WORLD_SIZE": "1", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}.items():
         monkeypatch.setenv(name, value)
     entries = discover(make_pool(tmp_path / "pool", n=3))
@@ -146,9 +150,26 @@ def test_unexpected_exception_becomes_an_error_row(tmp_path: Path, image_folder:
     monkeypatch.setattr(suscli.run.distributed, "scored_window", bug_on_m1)
     assert world() is None  # WORLD_SIZE 1 is a plain run
     with process_group(options["device"]):
-        rows = audit_shards(World(0, 0, 1), PoolRequest(entries, **options), unlabeled, None)
+        rows = audit_shards(World(0, 0, 1), PoolRequest(entries, **options, model_batch=model_batch), unlabeled, None)
     assert [r.status for r in rows] == ["ok", "error", "ok"] and "ValueError: a bug" in rows[1].error
     assert [r.susceptibility for r in rows[::2]] == [r.susceptibility for r in expected[::2]]
+
+
+def test_an_unexpected_exception_growing_one_row_is_that_rows_error_only(tmp_path: Path, monkeypatch) -> None:
+    """Growing a stage, a non-suscli error of one model was given to every row of its rank's window."""
+    entries = discover(make_pool(tmp_path / "pool", n=3))
+    rows = [Result(name=e.name, path=str(e.path)) for e in entries]
+
+    def bug_on_m1(part, loaded, sample, size, device):
+        if any(row.name == "m1" for row in part):
+            raise ValueError("a bug")
+        return part
+
+    monkeypatch.setattr(suscli.run.distributed, "grown_rows", bug_on_m1)
+    window = [(i, row.as_dict()) for i, row in enumerate(rows)]
+    grown = _grown_window(window, entries, None, 2000, torch.device("cpu"), lambda entry: None)  # type: ignore[arg-type]
+    assert [(i, r.name, r.status) for i, r in grown] == [(0, "m0", "ok"), (1, "m1", "error"), (2, "m2", "ok")]
+    assert "ValueError: a bug" in grown[1][1].error
 
 
 def test_a_rank_ends_with_its_exit_code_and_one_line_without_the_interpreter_teardown(tmp_path: Path) -> None:

@@ -99,13 +99,19 @@ def _measured(
     window: list[tuple[int, PoolEntry]], request: PoolRequest, unlabeled: ImageSource, train: ImageSource | None
 ) -> list[tuple[int, Result]]:
     """(index, row) of every entry of this rank's window; any failure is a row, never an exception that would
-    leave the other ranks waiting at the gather."""
+    leave the other ranks waiting at the gather. After a failure the entries still without a row are measured one at
+    a time, so that the error is the row of the model that raised it, not of every model of the window."""
     found: dict[int, Result] = {}
     try:
         for i, row in scored_window(window, request, unlabeled, train):
             found[i] = row
-    except Exception as e:
-        found |= {i: error_row(entry, e) for i, entry in window if i not in found}
+    except Exception:
+        for i, entry in window:
+            if i not in found:
+                try:
+                    found |= dict(scored_window([(i, entry)], request, unlabeled, train))
+                except Exception as e:
+                    found[i] = error_row(entry, e)
     return [(i, found[i]) for i, _ in window]
 
 
@@ -203,14 +209,22 @@ def _grown_window(
     size: int,
     device: torch.device,
     load: Callable[[PoolEntry], Checkpoint],
-    val: ImageSource | None = None,
 ) -> list[tuple[int, Result]]:
     """This rank's rows of a stage, grown; any failure is a row, never an exception that would leave the other
-    ranks waiting at the gather."""
-    rows = [Result.from_dict(data) for _, data in window]
+    ranks waiting at the gather. After a failure each row is grown alone, so that the error is its own model's."""
+    rows = [(i, Result.from_dict(data)) for i, data in window]
+
+    def grown(part: list[tuple[int, Result]]) -> list[Result]:
+        loaded = [load_or_fail(lambda i: load(entries[i]), i, row) for i, row in part]
+        return grown_rows([row for _, row in part], loaded, sample, size, device)
+
     try:
-        loaded = [load_or_fail(lambda i: load(entries[i]), i, row) for (i, _), row in zip(window, rows)]
-        grown = grown_rows(rows, loaded, sample, size, device)
-    except Exception as e:
-        grown = [error_row(entries[i], e) for i, _ in window]
-    return [(i, row) for (i, _), row in zip(window, grown)]
+        out = grown(rows)
+    except Exception:
+        out = []
+        for i, row in rows:
+            try:
+                out += grown([(i, row)])
+            except Exception as e:
+                out.append(error_row(entries[i], e))
+    return [(i, row) for (i, _), row in zip(rows, out)]
