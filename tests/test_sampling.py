@@ -354,3 +354,15 @@ def test_a_pool_of_broken_checkpoints_claims_no_training_sample(
     res = invoke("rank", broken, "-d", image_folder, "--train-data", big_train, "-f", "json")
     assert res.exit_code == 3 and [r["status"] for r in json.loads(res.stdout)["results"]] == ["error", "error"], res.output
     assert "training accuracy on" not in res.stderr and "2 model(s) could not be scored" in res.stderr
+
+
+def test_a_pool_where_every_model_failed_tries_no_larger_sample(
+    tmp_path: Path, image_folder: Path, big_train: Path, small_start: None
+) -> None:
+    """With no model measured, the decisions (none) were equal at every stage, and the report listed every stage as tried."""
+    (tmp_path / "broken").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "broken" / f"{name}.safetensors").write_bytes(b"not a checkpoint")
+    res = invoke("rank", tmp_path / "broken", "-d", image_folder, "--train-data", big_train, "-f", "json")
+    assert res.exit_code == 3, res.output
+    assert json.loads(res.stdout)["train_sample"]["sizes_tried"] == [START]

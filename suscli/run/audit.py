@@ -432,7 +432,7 @@ def settle_sample(
     `grow` measures the new images of the rows it is given, `save(i, row)` keeps each grown row at once (the
     results file), so that an interrupted run resumes without measuring anything twice."""
     first = sample.sizes[0]
-    if len(sample.sizes) == 1:  # the first stage holds the whole set: nothing to grow
+    if len(sample.sizes) == 1 or not any(measured(row) for row in rows):  # the whole set, or no model to grow
         return rows, first
     for i, row in enumerate(rows):
         if measured(row) and listed(row) is None:  # stored unmarked: by audit_pool without the sample, or an older suscli
