@@ -624,6 +624,15 @@ def test_images_that_would_not_fit_in_memory_ask_for_a_sample(ckpt, image_folder
     assert invoke("score", ckpt, "-d", image_folder, "--samples", "4", "--batches", "1").exit_code == 0
 
 
+def test_a_held_out_set_that_would_not_fit_in_memory_asks_for_a_smaller_one(ckpt, image_folder, tmp_path, monkeypatch) -> None:
+    """--val-data has no sample: its refusal named --samples and --train-samples, which do not shrink it."""
+    for c in range(3):
+        write_images(tmp_path / "val" / f"class_{c}", 20, seed=c)
+    monkeypatch.setattr(suscli.data.images, "available_memory", lambda: 10_000)  # the 24 unlabeled images fit, not 60
+    line = one_error_line(invoke("score", ckpt, "-d", image_folder, "--val-data", tmp_path / "val", "--batches", "1"))
+    assert "decoding 60 images at 8x8" in line and "pass a smaller held-out set" in line and "--samples" not in line, line
+
+
 def test_available_memory_is_read_on_linux() -> None:
     if sys.platform.startswith("linux"):
         assert 0 < available_memory() < 1 << 50

@@ -27,6 +27,8 @@ from suscli.files import MEMORY_MARGIN, available_memory, human_size
 from suscli.data.imagesets import read_labeled, read_unlabeled
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+# What to do about a set too large to decode in memory: the options that sample it (the held-out set has its own)
+SAMPLE_FIX = "measure on a seeded subset: --samples N for --data, --train-samples N for --train-data"
 
 
 @dataclass(frozen=True)
@@ -108,21 +110,22 @@ def decode_images(
     workers: int | None = None,
     progress: Progress | None = None,
     cache_dir: Path | None = None,
+    memory_fix: str = SAMPLE_FIX,
 ) -> DecodedImages:
     """Decode `paths` into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding).
 
     Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`. With `cache_dir`,
     an earlier decode of the same unchanged files with the same transform is read back instead (suscli.data.cache),
-    and a new decode is stored there for the next run.
+    and a new decode is stored there for the next run. `memory_fix` is what to do when they would not fit in memory.
     """
     if channels not in (1, 3):
         raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
     need, free = MEMORY_MARGIN * len(paths) * channels * image_size**2, available_memory()
     if free is not None and need > free:
         raise InputError(
-            f"decoding {len(paths)} images at {image_size}x{image_size} takes about {human_size(need)} of memory but "
+            f"decoding {len(paths):,} images at {image_size}x{image_size} takes about {human_size(need)} of memory but "
             f"{human_size(free)} is available; refused rather than swapping",
-            fix="measure on a seeded subset: --samples N for --data, --train-samples N for --train-data",
+            fix=memory_fix,
         )
     if cache_dir is None:
         return _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
@@ -257,6 +260,7 @@ class ImageSource:
     notes: list[str] = field(default_factory=list)  # what the listing left out, and why: shown on every row
     folders: list[str] | None = None  # labels of class folders: label i is folders[i] (suscli.data.labels.folder_ids)
     names_order: str | None = None  # how label_names number the labels where not sorted (a dataset's ClassLabel)
+    memory_fix: str = SAMPLE_FIX  # what to do when the set would not fit in memory: the option that samples it
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
@@ -274,6 +278,7 @@ class ImageSource:
             folders=self.folders,
             names_order=self.names_order,
             notes=self.notes,
+            memory_fix=self.memory_fix,
         )
 
     def sizes(self) -> set[tuple[int, int]]:
@@ -299,6 +304,7 @@ class ImageSource:
                     strict=self.strict,
                     progress=progress,
                     cache_dir=self.cache_dir,
+                    memory_fix=self.memory_fix,
                 )
                 labels = torch.tensor([self.labels[i] for i in d.kept]) if self.labels is not None else None
                 self._cache[cpu_key] = (d.pixels, labels, d.unreadable)

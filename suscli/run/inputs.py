@@ -86,6 +86,7 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
         raise InputError(
             e.message.replace("--train-data", "--val-data"), fix=e.fix and e.fix.replace("--train-data", "--val-data")
         ) from None
+    val.memory_fix = "--val-data is measured whole, with no sample: pass a smaller held-out set"
     shared = overlap(train, val) if train is not None else []
     if not shared:
         return val
