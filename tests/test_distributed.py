@@ -186,3 +186,24 @@ def test_a_rank_ends_with_its_exit_code_and_one_line_without_the_interpreter_tea
     assert bad.returncode == 3 and bad.stderr.strip().startswith("error:") and "Traceback" not in bad.stderr, bad.stderr
     helped = subprocess.run([sys.executable, "-m", "suscli", "--help"], capture_output=True, text=True, env=env, timeout=120)
     assert helped.returncode == 0 and "Exit codes" in helped.stdout
+
+
+@pytest.mark.parametrize("command", ["score", "track"])
+def test_score_and_track_refuse_to_run_whole_in_every_process(tmp_path: Path, image_folder: Path, command: str) -> None:
+    """Under torchrun score and track ran whole in every process: two reports on stdout, every row twice in the
+    results file."""
+    pool = make_pool(tmp_path / "pool", n=2)
+    target = pool / "m0.safetensors" if command == "score" else pool
+    env = {**ENV, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    run = subprocess.run(
+        [sys.executable, "-m", "suscli", command, str(target), "-d", str(image_folder), "--batches", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: suscli {command} does not split its work across processes, and torchrun started 2: each would measure "
+        f"everything and write the same files (run suscli {command} without torchrun; suscli rank shares a pool among the processes)"
+    ]

@@ -22,6 +22,7 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.cli.console import progress_bar
+from suscli.run.distributed import single_process
 from suscli.cli.output import check_destinations, emit, step_summary
 from suscli.errors import ExitCode
 from suscli.run.score import score as score_checkpoint
@@ -57,6 +58,7 @@ def score(
 ) -> None:
     """Measure one checkpoint's susceptibility (and training accuracy with --train-data)."""
     with user_errors():
+        single_process("score")
         chosen = settings(preprocess, measure)
         check_destinations((out.output, "", "--output"))
         with progress_bar() as update:

@@ -24,6 +24,7 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
+from suscli.run.distributed import single_process
 from suscli.cli.output import check_destinations, emit, gate_lines, step_summary
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.track import track as track_run
@@ -92,6 +93,7 @@ def track(
     from suscli.views.plot import check_plot, plot_run
 
     with user_errors():
+        single_process("track")
         check_destinations((out.output, "", "--output"), (plot, "plot ", "--plot"))
         if plot is not None:
             check_plot(plot)

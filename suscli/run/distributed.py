@@ -44,6 +44,18 @@ def world() -> World | None:
     return World(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", "0")), size=size)
 
 
+def single_process(command: str) -> None:
+    """Refuse a command that does not split its work (score, track) under torchrun: every process ran it whole,
+    printed its own report and appended the same rows to one results file."""
+    w = world()
+    if w is not None:
+        raise UsageError(
+            f"suscli {command} does not split its work across processes, and torchrun started {w.size}: each would "
+            "measure everything and write the same files",
+            fix=f"run suscli {command} without torchrun; suscli rank shares a pool among the processes",
+        )
+
+
 def rank_device(w: World, device: torch.device) -> torch.device:
     """Each rank its own GPU, cuda:LOCAL_RANK (an index asked for is replaced); CPU and MPS ranks share theirs."""
     if device.type != "cuda":
