@@ -13,16 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
+import suscli
 import suscli.run.distributed
 from suscli.run.audit import PoolRequest, audit_pool
 from suscli.results import Result
 from suscli.run.distributed import World, _grown_window, audit_shards, process_group, world
 from suscli.data.images import unlabeled_source
-from suscli.run.pool import discover
+from suscli.run.pool import PoolEntry, discover
 from suscli.run.model import Settings
 from suscli.measure.susceptibility import SusceptibilityConfig
-from tests.conftest import write_images
-from tests.test_cli_rank import make_pool
+from suscli.load.checkpoints import file_sha256
+from tests.conftest import tiny_cnn, write_images
+from tests.test_cli_rank import ARCH, make_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 # torchrun gives each process one thread; the single-process run must too, or float sums differ in the last bits.
@@ -207,3 +209,28 @@ def test_score_and_track_refuse_to_run_whole_in_every_process(tmp_path: Path, im
         f"error: suscli {command} does not split its work across processes, and torchrun started 2: each would measure "
         f"everything and write the same files (run suscli {command} without torchrun; suscli rank shares a pool among the processes)"
     ]
+
+
+def _listing_rank(rank: int, port: int, pool: str, late: str, images: str, out: str) -> None:
+    """One of two ranks; rank 1 lists the pool after a new checkpoint, which sorts first, was written into it."""
+    os.environ.update({"WORLD_SIZE": "2", "RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    entries = discover(Path(pool))
+    if rank == 1:
+        entries = [PoolEntry("a-new", Path(late)), *entries]
+    options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=1, batch_size=8)), "device": torch.device("cpu")}
+    with process_group(options["device"]):
+        rows = audit_shards(World(rank, rank, 2), PoolRequest(entries, **options), unlabeled_source(images), None)
+    if rows is not None:
+        Path(out).write_text(json.dumps([(r.name, r.sha256) for r in rows]))
+
+
+def test_ranks_measure_the_models_rank_0_listed(tmp_path: Path, image_folder: Path) -> None:
+    """A checkpoint written between two ranks' listings shifted rank 1's indices: rank 0 received another model's row
+    for its model, and would have stored it under that model's key."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    late = suscli.save(tiny_cnn(), tmp_path / "late" / "a-new.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    expected = [(e.name, file_sha256(e.path)) for e in discover(pool)]
+    out = tmp_path / "rows.json"
+    torch.multiprocessing.spawn(_listing_rank, args=(free_port(), str(pool), str(late), str(image_folder), str(out)), nprocs=2)
+    assert [tuple(pair) for pair in json.loads(out.read_text())] == expected

@@ -150,9 +150,14 @@ def audit_shards(
                 rows[i] = cached_row(entry, keys[i], store)
             except Exception as e:
                 rows[i] = error_row(entry, e)
-    plan = [[i for i, r in enumerate(rows) if r is None] if w.rank == 0 else None]
+    plan: list[tuple[list[int], list[PoolEntry]] | None] = [
+        ([i for i, r in enumerate(rows) if r is None], entries) if w.rank == 0 else None
+    ]
     collective(dist.broadcast_object_list, plan, src=0)
-    todo: list[int] = plan[0] or []
+    todo, entries = plan[0] or ([], entries)
+    # rank 0's listing for all: a pool that changed between the ranks' listings (a checkpoint being written) gave
+    # another model at the same index, measured and stored under rank 0's model's key; growing reads them too
+    request.entries = entries
     step = w.size * model_batch
     for start in range(0, len(todo), step):
         if w.rank == 0 and progress:
