@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import suscli
+import suscli.cli.rank
 import suscli.run.distributed
 from suscli.run.audit import PoolRequest, audit_pool
 from suscli.results import Result
@@ -23,7 +24,7 @@ from suscli.run.pool import PoolEntry, discover
 from suscli.run.model import Settings
 from suscli.measure.susceptibility import SusceptibilityConfig
 from suscli.load.checkpoints import file_sha256
-from tests.conftest import tiny_cnn, write_images
+from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import ARCH, make_pool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,3 +235,16 @@ def test_ranks_measure_the_models_rank_0_listed(tmp_path: Path, image_folder: Pa
     out = tmp_path / "rows.json"
     torch.multiprocessing.spawn(_listing_rank, args=(free_port(), str(pool), str(late), str(image_folder), str(out)), nprocs=2)
     assert [tuple(pair) for pair in json.loads(out.read_text())] == expected
+
+
+def test_only_rank_0_draws_progress(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
+    """Every rank drew its own progress bars on the terminal they share (seen with a TTY: rank 1's 'decode images'
+    and 'susceptibility' bars over rank 0's)."""
+    given: dict[str, object] = {}
+    monkeypatch.setattr(suscli.cli.rank, "rank_pool", lambda *a, progress=None, **k: given.update({os.environ["RANK"]: progress}))
+    pool = make_pool(tmp_path / "pool", n=2)
+    for rank in ("0", "1"):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", rank)
+        assert invoke("rank", pool, "-d", image_folder).exit_code == 0
+    assert callable(given["0"]) and given["1"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -123,7 +124,8 @@ def rank(
             )  # fmt: skip
             if plot is not None:
                 check_plot(plot)
-        with progress_bar() as update:
+        # rank 0's bars alone: the other ranks' own, on the terminal they share, garbled them
+        with progress_bar() if w is None or w.rank == 0 else contextlib.nullcontext(None) as update:
             report = rank_pool(
                 pool,
                 data,
