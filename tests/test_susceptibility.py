@@ -160,3 +160,15 @@ def test_a_loss_that_is_not_finite_is_an_error_where_a_row_is_built() -> None:
     broken = measure_susceptibility(model, torch.randn(8, 3, 8, 8), config=SusceptibilityConfig(batches=2, batch_size=4))
     with pytest.raises(InputError, match="before any step: its outputs on these images are not finite"):
         check_finite(broken)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_takes_inputs_in_its_own_precision(dtype: torch.dtype) -> None:
+    """A bfloat16 model is fed bfloat16 inputs by its training loop; measured as float32, it raised "Input type and
+    bias type should be the same" on them. They are read as float32 too: the number its float32 inputs give."""
+    torch.manual_seed(0)
+    half, x = tiny_cnn().to(dtype), torch.randn(32, 3, 8, 8).to(dtype)
+    config = SusceptibilityConfig(batches=2, batch_size=16)
+    got = measure_susceptibility(half, x, config=config)
+    assert got.r == measure_susceptibility(half, x.float(), config=config).r
+    assert all(p.dtype == dtype for p in half.parameters())

@@ -163,6 +163,8 @@ def measure_susceptibility(
     half = next((p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)), None)
     if half is not None and optimizer is not None:  # the training's own step, in the training's precision
         transform = _then_dtype(transform, half)
+    elif half is not None:  # the model is measured as float32: so are the inputs its loop feeds it in its own precision
+        transform = _floats_as_float32(transform)
     batch_size = min(config.batch_size, n)
     step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
@@ -337,6 +339,17 @@ def in_float32(model: nn.Module) -> Iterator[None]:
             p.data = d
         for m, name, b in buffers:
             m._buffers[name] = b
+
+
+def _floats_as_float32(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`transform`, then float32 where it gives floats (a half-precision model's bfloat16 inputs); other dtypes (token
+    ids, pixels a model normalizes itself) as they are."""
+
+    def as_float32(batch: torch.Tensor) -> torch.Tensor:
+        out = transform(batch)
+        return out.float() if out.is_floating_point() else out
+
+    return as_float32
 
 
 def _then_dtype(transform: Callable[[torch.Tensor], torch.Tensor], dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
