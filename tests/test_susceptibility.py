@@ -172,3 +172,23 @@ def test_a_half_precision_model_takes_inputs_in_its_own_precision(dtype: torch.d
     got = measure_susceptibility(half, x, config=config)
     assert got.r == measure_susceptibility(half, x.float(), config=config).r
     assert all(p.dtype == dtype for p in half.parameters())
+
+
+def test_inputs_and_outputs_it_cannot_use_are_one_line_input_errors() -> None:
+    """A list or an array of inputs, a num_classes beyond the model's logits, outputs that are no (batch, classes) logits
+    and a model without weights raised AttributeError, IndexError ("Target 19 is out of bounds") or RuntimeError from
+    deep inside PyTorch; each is an InputError a caller can catch, saying what to change."""
+    model, x = tiny_cnn(), torch.randn(8, 3, 8, 8)
+    config = SusceptibilityConfig(batches=1, batch_size=4)
+    for inputs in (list(x), x.numpy()):
+        with pytest.raises(InputError, match=r"inputs must be one tensor of N model inputs \(N, ...\), got (list|ndarray)"):
+            measure_susceptibility(model, inputs, config=config)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="random labels are drawn over 20 classes, but the model outputs 3 logits"):
+        measure_susceptibility(model, x, config=config, num_classes=20)
+    with pytest.raises(InputError, match="num_classes must be 1 or more, got 0"):
+        measure_susceptibility(model, x, config=config, num_classes=0)
+    with pytest.raises(InputError, match=r"the model's logits have shape \(4, 2, 8, 8\), not \(batch, classes\)"):
+        measure_susceptibility(nn.Conv2d(3, 2, 1), x, config=config)  # a segmentation head
+    with pytest.raises(InputError, match="has no weights for a step to move"):
+        measure_susceptibility(nn.Flatten(), x, config=config)
+    assert measure_susceptibility(model, x, config=config, num_classes=2).num_classes == 2  # fewer classes than logits: as before

@@ -153,6 +153,13 @@ def measure_susceptibility(
     parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
     (e.g. normalized_step), for experiments with the definition.
     """
+    if not isinstance(inputs, torch.Tensor):
+        raise InputError(
+            f"inputs must be one tensor of N model inputs (N, ...), got {type(inputs).__name__}",
+            fix="torch.stack a list of them, torch.from_numpy an array",
+        )
+    if num_classes is not None and num_classes < 1:
+        raise InputError(f"num_classes must be 1 or more, got {num_classes}", fix="leave it out to take the model's own")
     device = torch.device(device) if device is not None else _device_of(model)
     n = len(inputs)
     if n == 0:
@@ -168,6 +175,8 @@ def measure_susceptibility(
     batch_size = min(config.batch_size, n)
     step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
+    if not params:
+        raise InputError(f"the model ({type(model).__name__}) has no weights for a step to move")
     before: list[float] = []
     after: list[float] = []
     # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away; and on a
@@ -197,7 +206,7 @@ def measure_susceptibility(
                 x = transform(inputs[idx].to(device, non_blocking=True))
                 y = labels[idx].to(device)
                 try:
-                    loss = F.cross_entropy(logits_of(model(x)), y)
+                    loss = F.cross_entropy(_class_logits(model(x), num_classes), y)
                 except (ValueError, torch.jit.Error) as e:  # a TorchScript model's error holds its traceback too
                     if _BATCH_NORM_NEEDS_TWO not in str(e):
                         raise
@@ -235,6 +244,20 @@ def check_finite(sus: Susceptibility) -> None:
                 "not finite numbers (a step size far too large for it)",
                 fix=f"pass a smaller --lr (the default is {DEFAULT_LR:g})",
             )
+
+
+def _class_logits(output: object, num_classes: int) -> torch.Tensor:
+    """The logits of a batch, checked to be (batch, classes) with a logit for every class a random label is drawn
+    from: otherwise the loss fails deep inside PyTorch ("Target 12 is out of bounds")."""
+    logits = logits_of(output)
+    if logits.ndim != 2:
+        raise InputError(f"the model's logits have shape {tuple(logits.shape)}, not (batch, classes)")
+    if logits.shape[1] < num_classes:
+        raise InputError(
+            f"random labels are drawn over {num_classes} classes, but the model outputs {logits.shape[1]} logits",
+            fix="pass num_classes no larger than the model's, or leave it out",
+        )
+    return logits
 
 
 # What BatchNorm raises in train mode on a batch of one image whose feature map has one value per channel (after

@@ -181,6 +181,8 @@ def score_checkpoint(
                 f"{min(settings.susceptibility.batch_size, len(pixels))} images",
                 fix="pass a smaller --batch-size, the same for every model compared",
             ) from None
+        except InputError as e:  # a model whose outputs are no class logits, a BatchNorm step on one image: which model
+            raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
         check_finite(sus)
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
         preds = predict(model, pixels, transform=transform, device=device)
