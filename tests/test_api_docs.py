@@ -74,3 +74,14 @@ def test_a_gate_and_an_error_are_values(demo: Path, monkeypatch: pytest.MonkeyPa
     assert report.failures and report.exit_code == 1 and report.run["gate"]["passed"] is False
     with pytest.raises(UsageError, match="--candidate needs --train-data"):
         suscli.rank("suscli-demo/models", "suscli-demo/data/unlabeled", candidate="x")
+
+
+@pytest.mark.parametrize(
+    ("option", "fix"), [("rule", "agreement, regions"), ("thresholds_rule", "mean, median"), ("fail_on", "never, memorized")]
+)
+def test_a_choice_the_command_line_would_refuse_is_a_usage_error_before_anything_is_measured(option: str, fix: str) -> None:
+    """The command line offers these as choices; from Python `fail_on="memorised"` was ignored (no gate, exit code 0)
+    and `rule="bogus"` failed with a ValueError once the whole pool was measured. Refused first, as the command does."""
+    with pytest.raises(UsageError, match=f"unknown {option} 'bogus'") as e:
+        suscli.rank("no-such-pool", "no-such-images", "no-such-labels", **{option: "bogus"})
+    assert e.value.fix is not None and e.value.fix.startswith(f"use one of {fix}")

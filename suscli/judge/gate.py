@@ -11,6 +11,8 @@ from suscli.judge.regions import MIN_POOL, Thresholds
 from suscli.judge.verdict import MEMORIZED
 from suscli.results import Result
 
+FAIL_ON = ("never", "memorized")  # rank's --fail-on
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
-from suscli.judge.gate import pool_failures
-from suscli.judge.regions import MIN_POOL, first_of, pool_classes, thresholds
-from suscli.judge.rules import DEFAULT_RULE, choose, noise_line, pool_decisions
+from suscli.judge.gate import FAIL_ON, pool_failures
+from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, first_of, pool_classes, thresholds
+from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
@@ -48,6 +48,13 @@ def rank(
     started = time.perf_counter()
     say = say or (lambda line: None)
     pool = Path(pool)
+    for option, value, known in (
+        ("rule", rule, RULES),
+        ("thresholds_rule", thresholds_rule, THRESHOLD_RULES),
+        ("fail_on", fail_on, FAIL_ON),
+    ):
+        if value not in known:  # the command line's choices: a misspelt one was ignored, or failed once the pool was measured
+            raise UsageError(f"unknown {option} {value!r}", fix=f"use one of {', '.join(known)}")
     if candidate is not None and train_data is None:
         raise UsageError("--candidate needs --train-data: regions need training accuracy")
     if fail_on == "memorized" and train_data is None:  # known now, not after the whole pool was measured
