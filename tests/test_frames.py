@@ -67,8 +67,12 @@ def test_a_results_file_loads_every_set_of_settings(tmp_path: Path, image_folder
 
 def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"a": 1}\n[2]\n')
-    with pytest.raises(InputError, match=r"x.json is not a suscli results file \(line 1\)"):
+    with pytest.raises(InputError, match=r"x.json is not a suscli results file \(line 1\)") as e:
         suscli.load_results(tmp_path / "x.json")
+    assert e.value.fix == "pass a JSON report (suscli rank ... -f json) or a results file (suscli-results.jsonl)"  # not rank's --fresh
+    (tmp_path / "notes.txt").write_text("best model: m1\n")  # one line that is no record: it read as an empty frame
+    with pytest.raises(InputError, match="notes.txt holds no suscli results: it is no JSON report, and no line of it is a whole record"):
+        suscli.load_results(tmp_path / "notes.txt")
     with pytest.raises(InputError, match="cannot read results"):
         suscli.load_results(tmp_path / "missing.jsonl")
 

@@ -29,9 +29,17 @@ def load_results(path: str | Path) -> pd.DataFrame:
         rows = [Result.from_dict(r).flat() for r in report]
         return flat_frame(rows, FLAT_COLUMNS)
     latest: dict[tuple[str, str], dict] = {}  # as the results file is read: a later line for the same model wins
-    for n, record in read_records(path):
-        latest[(record["fingerprint"], record["key"])] = {**record_result(path, n, record).flat(), "fingerprint": record["fingerprint"]}
+    try:
+        for n, record in read_records(path):
+            latest[(record["fingerprint"], record["key"])] = {**record_result(path, n, record).flat(), "fingerprint": record["fingerprint"]}
+    except InputError as e:  # its fix speaks of rank's --results and --fresh
+        raise InputError(e.message, fix=_READABLE) from None
+    if not latest and text.strip():  # a lone line that is no record, which the reader leaves out as a killed run's last
+        raise InputError(f"{path} holds no suscli results: it is no JSON report, and no line of it is a whole record", fix=_READABLE)
     return flat_frame(list(latest.values()), [*FLAT_COLUMNS, "fingerprint"])
+
+
+_READABLE = "pass a JSON report (suscli rank ... -f json) or a results file (suscli-results.jsonl)"
 
 
 def flat_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
