@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import stat
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import suscli.load.checkpoints as checkpoints
 from suscli.load.arch import build_model
 from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 from suscli.models import bn_cnn
 from tests.conftest import cli_json, invoke, one_error_line
 
@@ -75,6 +76,25 @@ def test_save_round_trip_keeps_arch_kwargs_and_meta(tmp_path):
     assert ckpt.notes == [f"--arch torchvision:resnet18 ignored: metadata says {ARCH}"]
     assert ckpt.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() == file_sha256(path)
     assert not ckpt.model.training and _same_outputs(model, ckpt.model)
+
+
+def test_save_refuses_metadata_that_loading_would_refuse_before_writing_anything(tmp_path):
+    """A Path or a tensor in the metadata raised TypeError from json; an image_size of "32" or an unknown preset was
+    written, and refused only when the checkpoint was scored, maybe many epochs later. Both are UsageErrors now, and
+    a folder where the file should go an InputError (it was IsADirectoryError)."""
+    cases = [
+        ({"run": tmp_path}, "the metadata must be JSON values: Object of type PosixPath is not JSON serializable"),
+        ({"num_classes": torch.tensor(3)}, "Object of type Tensor is not JSON serializable"),
+        ({"image_size": "32"}, "'image_size' must be a whole number above 0, not \"32\""),
+        ({"preset": "cifar100"}, "'preset' must be one of"),
+    ]
+    for meta, message in cases:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, **meta)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "m.safetensors").mkdir()
+    with pytest.raises(InputError, match="cannot write .*m.safetensors: Is a directory"):
+        save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS)
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
@@ -161,8 +181,11 @@ def test_fields_of_the_wrong_type_are_refused_naming_the_field(tmp_path, fields,
     with pytest.raises(InputError) as info:
         load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
     assert str(info.value) == f"{tmp_path / 'm.suscli.json'}: {said} (fix or delete the sidecar file)"
-    save(_tiny(), tmp_path / "n.safetensors", arch=ARCH, arch_kwargs=KWARGS, **fields)
+    metadata = {"suscli": json.dumps({"arch": ARCH, "arch_kwargs": KWARGS, **fields})}  # written by other code
+    save_file(_tiny().state_dict(), str(tmp_path / "n.safetensors"), metadata=metadata)
     assert f"metadata 'suscli': {said}" in _input_error(tmp_path / "n.safetensors")
+    with pytest.raises(UsageError, match=re.escape(said)):  # suscli.save refuses to write it
+        save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, **fields)
 
 
 def test_ema_only_weights_are_used_with_a_note(tmp_path):

@@ -41,7 +41,7 @@ from torch import nn
 from suscli.data.images import PRESETS
 from suscli.load import configs, sources
 from suscli.load.arch import build_model, infer_num_classes
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 from suscli.load.exported import ExportedModel
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.pickles import refused_callable
@@ -95,12 +95,33 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     labels given by name be mapped to the model's ids (suscli.data.labels).
     """
     path = Path(path)
-    fields = {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta}
+    text = _metadata(path, {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with replacing(path, binary=True) as f:  # a kill leaves no half-written model, and no temporary file for ever
-        f.write(safetensors_bytes(_untie(state), metadata={METADATA_KEY: json.dumps(fields, sort_keys=True)}))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(path, binary=True) as f:  # a kill leaves no half-written model, and no temporary file for ever
+            f.write(safetensors_bytes(_untie(state), metadata={METADATA_KEY: text}))
+    except OSError as e:  # a folder of that name, no permission, a full disk
+        raise InputError(f"cannot write {path}: {e.strerror or e}", fix="choose a writable path for the model") from None
     return path
+
+
+def _metadata(path: Path, fields: dict[str, Any]) -> str:
+    """The fields as the JSON that save writes, refused now where loading the file would refuse them: a tensor, numpy
+    number or Path is no JSON, and an image_size of "32" or a preset suscli does not know would fail only when the
+    checkpoint is scored, maybe many epochs later."""
+    try:
+        text = json.dumps(fields, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise UsageError(
+            f"suscli.save({path}): the metadata must be JSON values: {e}",
+            fix="pass plain numbers, strings, lists and dicts (int(x), str(path), x.tolist())",
+        ) from None
+    try:
+        _parse_fields(text, f"suscli.save({path})", fix="")
+    except InputError as e:
+        raise UsageError(e.message) from None
+    return text
 
 
 def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
