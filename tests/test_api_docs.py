@@ -85,3 +85,24 @@ def test_a_choice_the_command_line_would_refuse_is_a_usage_error_before_anything
     with pytest.raises(UsageError, match=f"unknown {option} 'bogus'") as e:
         suscli.rank("no-such-pool", "no-such-images", "no-such-labels", **{option: "bogus"})
     assert e.value.fix is not None and e.value.fix.startswith(f"use one of {fix}")
+
+
+def test_values_the_command_line_refuses_are_usage_errors_from_python_too() -> None:
+    """The options' bounds held on the command line only: Settings(mean=...) without its std and image_size=0 were
+    silently not used, image_size=-3 failed deep in the resize, a nan gate passed every model and min_train_acc=65 (a
+    percentage) failed every one. Each is a UsageError, before any file is read."""
+    refused = {
+        "mean and std go together": lambda: suscli.Settings(mean=(0.5, 0.5, 0.5)),
+        "std takes a finite number above 0, got 0": lambda: suscli.Settings(mean=(0.5,), std=(0,)),
+        "image_size takes a whole number of at least 1, got 0": lambda: suscli.Settings(image_size=0),
+        "image_size takes a whole number of at least 1, got 32.0": lambda: suscli.Settings(image_size=32.0),
+        "unknown preset 'cifar100'": lambda: suscli.Settings(preset="cifar100"),
+        "max_susceptibility takes a finite number, got nan": lambda: suscli.score("m.pt", "images", max_susceptibility=float("nan")),
+        "min_train_acc takes a finite number from 0 to 1, got 65": lambda: suscli.score("m.pt", "images", "train", min_train_acc=65),
+        "zeta_threshold takes a finite number, got inf": lambda: suscli.rank("pool", "images", zeta_threshold=float("inf")),
+        "acc_threshold takes a finite number from 0 to 1, got -0.1": lambda: suscli.rank("pool", "images", acc_threshold=-0.1),
+    }
+    for message, call in refused.items():
+        with pytest.raises(UsageError, match=re.escape(message)):
+            call()
+    assert suscli.Settings(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), image_size=32).image_size == 32

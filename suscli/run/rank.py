@@ -16,7 +16,7 @@ from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
 from suscli.run.distributed import World, audit_shards, grow_shards, process_group, rank_device, world
 from suscli.run.inputs import Inputs, PoolRun, Say, class_names, interrupted, open_pool, sample_info, sample_line, training_paths
-from suscli.run.model import Settings, resolve_device
+from suscli.run.model import Settings, require_number, resolve_device
 from suscli.run.pool import discover
 from suscli.run.report import Report, run_info
 
@@ -55,6 +55,8 @@ def rank(
     ):
         if value not in known:  # the command line's choices: a misspelt one was ignored, or failed once the pool was measured
             raise UsageError(f"unknown {option} {value!r}", fix=f"use one of {', '.join(known)}")
+    require_number("zeta_threshold", zeta_threshold)
+    require_number("acc_threshold", acc_threshold, 0, 1)
     if candidate is not None and train_data is None:
         raise UsageError("--candidate needs --train-data: regions need training accuracy")
     if fail_on == "memorized" and train_data is None:  # known now, not after the whole pool was measured

@@ -16,7 +16,7 @@ from suscli.measure.sampling import Decisions, NestedSample
 from suscli.results import Result
 from suscli.run.audit import Progress, grow_locally, settle_sample
 from suscli.run.inputs import Inputs, image_sources, sample_info, sample_line, val_source
-from suscli.run.model import Settings, resolve_device, score_checkpoint
+from suscli.run.model import Settings, require_number, resolve_device, score_checkpoint
 from suscli.run.report import Report, run_info
 
 
@@ -37,6 +37,8 @@ def score(
     labels it was trained on, and its accuracy on the held-out images `val_data` with theirs), judge it alone, and
     apply the gates. Raises SuscliError on input it cannot use."""
     started = time.perf_counter()
+    require_number("max_susceptibility", max_susceptibility)
+    require_number("min_train_acc", min_train_acc, 0, 1)
     if min_train_acc is not None and train_data is None:
         raise UsageError("--min-train-acc needs --train-data")
     dev = resolve_device(inputs.device)
