@@ -90,7 +90,8 @@ def test_a_choice_the_command_line_would_refuse_is_a_usage_error_before_anything
 def test_values_the_command_line_refuses_are_usage_errors_from_python_too() -> None:
     """The options' bounds held on the command line only: Settings(mean=...) without its std and image_size=0 were
     silently not used, image_size=-3 failed deep in the resize, a nan gate passed every model and min_train_acc=65 (a
-    percentage) failed every one. Each is a UsageError, before any file is read."""
+    percentage) failed every one; Inputs(arch_kwargs=...) without arch, a model_batch of 0 and score's num_classes=0 were
+    not used either. Each is a UsageError, before any file is read."""
     refused = {
         "mean and std go together": lambda: suscli.Settings(mean=(0.5, 0.5, 0.5)),
         "std takes a finite number above 0, got 0": lambda: suscli.Settings(mean=(0.5,), std=(0,)),
@@ -101,8 +102,12 @@ def test_values_the_command_line_refuses_are_usage_errors_from_python_too() -> N
         "min_train_acc takes a finite number from 0 to 1, got 65": lambda: suscli.score("m.pt", "images", "train", min_train_acc=65),
         "zeta_threshold takes a finite number, got inf": lambda: suscli.rank("pool", "images", zeta_threshold=float("inf")),
         "acc_threshold takes a finite number from 0 to 1, got -0.1": lambda: suscli.rank("pool", "images", acc_threshold=-0.1),
+        "num_classes takes a whole number of at least 1, got 0": lambda: suscli.score("m.pt", "images", num_classes=0),
+        "model_batch takes a whole number of at least 1, got 0": lambda: suscli.Inputs(model_batch=0),
+        "arch_kwargs goes with arch": lambda: suscli.Inputs(arch_kwargs={"width": 16}),
     }
     for message, call in refused.items():
         with pytest.raises(UsageError, match=re.escape(message)):
             call()
     assert suscli.Settings(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), image_size=32).image_size == 32
+    assert suscli.Inputs(arch_kwargs={}).arch is None  # what the command line passes without --arch-kwargs

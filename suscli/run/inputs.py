@@ -23,7 +23,7 @@ from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
-from suscli.run.model import Settings
+from suscli.run.model import Settings, require_number
 from suscli.run.store import ResultStore, fingerprint, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)
@@ -44,6 +44,16 @@ class Inputs:
     cache_dir: Path | None = None  # the decoded-image cache; default $SUSCLI_CACHE_DIR, else the user's cache folder
     cache: bool = True  # False: decode again, without reading or writing the cache
     model_batch: int | None = None  # a pool's models measured together (vmap); default 8 on CUDA, 1 elsewhere
+
+    def __post_init__(self) -> None:
+        """The checks the command line's options make, for Inputs made in Python: arch_kwargs without arch and a
+        model_batch of 0 or less were silently not used."""
+        if self.arch_kwargs and self.arch is None:
+            raise UsageError(
+                "arch_kwargs goes with arch: an architecture a checkpoint names is built with the kwargs it names",
+                fix="pass arch too, or leave arch_kwargs out",
+            )
+        require_number("model_batch", self.model_batch, low=1, whole=True)
 
 
 def image_sources(

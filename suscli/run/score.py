@@ -37,6 +37,7 @@ def score(
     labels it was trained on, and its accuracy on the held-out images `val_data` with theirs), judge it alone, and
     apply the gates. Raises SuscliError on input it cannot use."""
     started = time.perf_counter()
+    require_number("num_classes", num_classes, low=1, whole=True)
     require_number("max_susceptibility", max_susceptibility)
     require_number("min_train_acc", min_train_acc, 0, 1)
     if min_train_acc is not None and train_data is None:
