@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from suscli.cli import app
+from suscli.errors import InputError
 from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, random_labels
 from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
@@ -339,3 +340,19 @@ def test_a_model_trained_in_half_precision_is_measured_in_float32_and_left_as_it
     assert math.isfinite(SusceptibilityTracker(x, config=CONFIG).measure(half, 1, optimizer=optimizer).r)
     assert list(half.parameters()) == params and all(p.dtype == dtype for p in params)
     assert all(torch.equal(v, before[k]) and v.dtype == before[k].dtype for k, v in half.state_dict().items())
+
+
+@pytest.mark.parametrize("text", ["", '{"epoch": 0, "r": 0.1'])
+def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Path, text: str) -> None:
+    """A log file made before the first epoch (tempfile.mkstemp, touch), or one whose only line a crash cut short, made
+    the tracker refuse to start: "has no records (call tracker.measure(model, epoch) in the training loop)", which is
+    what the loop was about to do. The tracker starts on it; `suscli track --log` still says it has no records."""
+    log = tmp_path / "run.jsonl"
+    log.write_text(text)
+    tracker = SusceptibilityTracker(torch.randn(16, 3, 8, 8), log=log, config=CONFIG)
+    assert tracker.history == []
+    tracker.measure(tiny_cnn(3), 1)
+    assert [r["epoch"] for r in read_log(log)] == [1]
+    log.write_text(text)
+    with pytest.raises(InputError, match="has no records"):
+        read_log(log)

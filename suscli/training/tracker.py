@@ -79,7 +79,7 @@ class SusceptibilityTracker:
     def __post_init__(self) -> None:
         self.inputs = unlabeled_inputs(self.inputs, self.image_size)
         if self.log is not None and Path(self.log).exists():
-            self.history = [EpochRecord(**rec) for rec in read_log(self.log)]
+            self.history = [EpochRecord(**rec) for rec in log_records(Path(self.log))]  # an empty one: no epochs yet
 
     def measure(
         self,
@@ -225,6 +225,15 @@ def read_log(path: str | Path) -> list[dict]:
     path = Path(path)
     if is_event_log(path):
         return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in read_events(path)]
+    records = log_records(path)
+    if not records:
+        raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
+    return records
+
+
+def log_records(path: Path) -> list[dict]:
+    """read_log's records of a JSONL log, none where it holds none yet: a file made before the first epoch (a
+    temporary file, `touch`), or one whose only line a crash cut short, is where a tracker starts, not an error."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -250,8 +259,6 @@ def read_log(path: str | Path) -> list[dict]:
         epoch = record["epoch"]
         by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
         by_epoch[epoch] = {f: record.get(f) for f in EpochRecord.__dataclass_fields__}
-    if not by_epoch:
-        raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
