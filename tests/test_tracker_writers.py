@@ -150,3 +150,11 @@ def test_a_resumed_runs_event_files_are_read_in_order_and_runs_are_told_apart(tm
         writer.add_scalar("susceptibility/r", 0.1, 0)
     with pytest.raises(InputError, match=r"holds TensorBoard event files of 2 runs \(version_0, version_1\): version_0 starts at epoch 0"):
         read_log(tmp_path / "runs")
+
+
+def test_a_writer_that_is_neither_is_refused_when_the_tracker_is_made(tmp_path: Path) -> None:
+    """writer="tb" (a folder name, not a SummaryWriter) raised only after the first epoch was measured and logged,
+    stopping the training loop there; the tracker refuses it when it is made, with nothing written."""
+    with pytest.raises(TypeError, match="writer must be a SummaryWriter or a callable"):
+        SusceptibilityTracker(torch.randn(24, 3, 8, 8), log=tmp_path / "run.jsonl", config=CONFIG, writer="tb")
+    assert not (tmp_path / "run.jsonl").exists()

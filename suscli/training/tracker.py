@@ -77,6 +77,7 @@ class SusceptibilityTracker:
     history: list[EpochRecord] = field(default_factory=list, init=False, repr=False)  # by epoch, as logged
 
     def __post_init__(self) -> None:
+        check_writer(self.writer)  # now, not once the first epoch is measured and logged
         self.inputs = unlabeled_inputs(self.inputs, self.image_size)
         if self.log is not None and Path(self.log).exists():
             self.history = [EpochRecord(**rec) for rec in log_records(Path(self.log))]  # an empty one: no epochs yet
@@ -170,9 +171,13 @@ def write_scalars(writer: object, values: dict[str, float], step: int) -> None:
     if add_scalar is not None:
         for name, value in values.items():
             add_scalar(name, value, step)
-    elif callable(writer):
+    elif callable(writer):  # anything else was refused when the tracker was made (check_writer)
         writer(values, step)
-    else:
+
+
+def check_writer(writer: object) -> None:
+    """A TypeError unless `writer` is None, has add_scalar (a SummaryWriter) or is a callable(scalars, step)."""
+    if writer is not None and getattr(writer, "add_scalar", None) is None and not callable(writer):
         raise TypeError(f"writer must be a SummaryWriter or a callable(scalars, step), not {type(writer).__name__}")
 
 
