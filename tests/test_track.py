@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 import suscli
 import suscli.run.audit
 from suscli.cli import app
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, running_mean
 from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs
-from tests.conftest import tiny_cnn
+from tests.conftest import invoke, tiny_cnn
 
 runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
@@ -249,3 +249,19 @@ def test_lightnings_trained_epoch_0_is_not_taken_for_the_initialization_silently
     (run / "epoch=0-step=4.safetensors").rename(run / "epoch=0-step=0.safetensors")  # saved before any step: the initialization
     res, doc = track_json(run, "-d", image_folder)
     assert res.exit_code == 0 and doc["warnings"] == []
+
+
+def test_measurement_options_with_a_log_are_refused_not_ignored(tmp_path: Path) -> None:
+    """A tracker's log holds r as the tracker measured it: `track --log run.jsonl --lr 0.5` (or settings=, results=,
+    fresh= in Python) printed the log's numbers as if the options had been used. Refused, before the log is read."""
+    log = tmp_path / "run.jsonl"
+    for given in (
+        {"settings": suscli.Settings(susceptibility=suscli.SusceptibilityConfig(lr=0.5))},
+        {"settings": suscli.Settings(preset="cifar10")},
+        {"results": tmp_path / "r.jsonl"},
+        {"fresh": True},
+    ):
+        with pytest.raises(UsageError, match="--log reads r as the tracker measured it"):
+            suscli.track(log=log, **given)
+    res = invoke("track", "--log", log, "--lr", "0.5")
+    assert res.exit_code == 2 and "--log reads r as the tracker measured it" in res.stderr

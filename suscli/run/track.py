@@ -62,6 +62,11 @@ def track(
             raise UsageError("--log reads r and training accuracy from the tracker's log; --data and --train-data go with a RUN")
         if val_data is not None:
             raise UsageError("--val-data goes with a RUN of checkpoints: a tracker's log holds no held-out predictions")
+        if settings != Settings() or results is not None or fresh:  # each was silently not used
+            raise UsageError(
+                "--log reads r as the tracker measured it: the measurement's settings, --results and --fresh go with a RUN",
+                fix="give them to the SusceptibilityTracker, or measure a RUN of checkpoints",
+            )
         records = read_log(log)
         rows = log_rows(records, Path(log))
         joined = resumed_note(Path(log)) if is_event_log(Path(log)) else None  # a resumed run's event folders, read as one
