@@ -70,6 +70,9 @@ def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"x.json is not a suscli results file \(line 1\)") as e:
         suscli.load_results(tmp_path / "x.json")
     assert e.value.fix == "pass a JSON report (suscli rank ... -f json) or a results file (suscli-results.jsonl)"  # not rank's --fresh
+    (tmp_path / "other.json").write_text('{"results": [{"accuracy": 0.9}]}')  # another tool's: a TypeError from Result
+    with pytest.raises(InputError, match="other.json is a JSON file with results, not suscli's"):
+        suscli.load_results(tmp_path / "other.json")
     (tmp_path / "notes.txt").write_text("best model: m1\n")  # one line that is no record: it read as an empty frame
     with pytest.raises(InputError, match="notes.txt holds no suscli results: it is no JSON report, and no line of it is a whole record"):
         suscli.load_results(tmp_path / "notes.txt")

@@ -26,7 +26,12 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise InputError(f"cannot read results {path}: {e}") from None
     report = _report(text)
     if report is not None:
-        rows = [Result.from_dict(r).flat() for r in report]
+        try:
+            rows = [Result.from_dict(r).flat() for r in report]
+        except TypeError:  # a row without a model's name or path (Result's required fields): another tool's results
+            raise InputError(
+                f"{path} is a JSON file with results, not suscli's: a row lacks a model's name or path", fix=_READABLE
+            ) from None
         return flat_frame(rows, FLAT_COLUMNS)
     latest: dict[tuple[str, str], dict] = {}  # as the results file is read: a later line for the same model wins
     try:
