@@ -151,7 +151,8 @@ def measure_susceptibility(
     With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
     learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
     parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
-    (e.g. normalized_step), for experiments with the definition.
+    (e.g. normalized_step), for experiments with the definition. Inputs or outputs it cannot use (not one tensor, logits
+    that are not (batch, classes), `num_classes` beyond the logits) raise InputError.
     """
     if not isinstance(inputs, torch.Tensor):
         raise InputError(
