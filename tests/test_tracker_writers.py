@@ -158,3 +158,28 @@ def test_a_writer_that_is_neither_is_refused_when_the_tracker_is_made(tmp_path: 
     with pytest.raises(TypeError, match="writer must be a SummaryWriter or a callable"):
         SusceptibilityTracker(torch.randn(24, 3, 8, 8), log=tmp_path / "run.jsonl", config=CONFIG, writer="tb")
     assert not (tmp_path / "run.jsonl").exists()
+
+
+def test_a_dataset_that_is_not_one_tensor_of_inputs_is_one_input_error() -> None:
+    """Items that are dicts without pixel_values (a dataset of {"image", "label"}), inputs of different sizes and an
+    empty dataset raised KeyError: 'pixel_values' or PyTorch's "stack expects each tensor to be equal size"."""
+
+    class Items(torch.utils.data.Dataset):
+        def __init__(self, items: list) -> None:
+            self.items = items
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, i: int) -> object:
+            return self.items[i]
+
+    dicts = Items([{"image": torch.randn(3, 8, 8), "label": 1}] * 4)
+    for source in (dicts, torch.utils.data.DataLoader(dicts, batch_size=2)):
+        with pytest.raises(InputError, match=r"a dataset item is a dict without 'pixel_values' \(its keys: image, label\)"):
+            unlabeled_inputs(source)
+    with pytest.raises(InputError, match=r"differ in shape \(\(3, 8, 8\) and \(3, 9, 9\)\)"):
+        unlabeled_inputs(Items([torch.randn(3, 9, 9), torch.randn(3, 8, 8)]))
+    with pytest.raises(InputError, match="the dataset of unlabeled inputs is empty"):
+        unlabeled_inputs(Items([]))
+    assert unlabeled_inputs(Items([{"pixel_values": torch.randn(3, 8, 8)}] * 3)).shape == (3, 3, 8, 8)

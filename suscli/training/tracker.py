@@ -194,15 +194,34 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
             )
         return unlabeled_source(source).decoded(image_size, 3)[0]
     if isinstance(source, torch.utils.data.DataLoader):
-        return torch.cat([_first(batch) for batch in source])
+        return _joined(torch.cat, [_first(batch) for batch in source])
     if isinstance(source, torch.utils.data.Dataset):
-        return torch.stack([_first(source[i]) for i in range(len(source))])
+        return _joined(torch.stack, [_first(source[i]) for i in range(len(source))])
     raise InputError(f"unlabeled inputs must be a tensor, a Dataset, a DataLoader or an image folder, not {type(source).__name__}")
+
+
+def _joined(join: Callable[[list[torch.Tensor]], torch.Tensor], items: list[torch.Tensor]) -> torch.Tensor:
+    """A dataset's inputs as one tensor, or an InputError where they cannot be one: none, or of different shapes
+    (PyTorch's "stack expects each tensor to be equal size")."""
+    if not items:
+        raise InputError("the dataset of unlabeled inputs is empty")
+    shapes = sorted({tuple(t.shape[1:] if join is torch.cat else t.shape) for t in items})
+    if len(shapes) > 1:
+        raise InputError(
+            f"the dataset's unlabeled inputs differ in shape ({' and '.join(map(str, shapes[:2]))}): they are measured as one tensor",
+            fix="give them one size (a transform that resizes and crops)",
+        )
+    return join(items)
 
 
 def _first(sample: object) -> torch.Tensor:
     """The input of a sample or batch: (x, y) pairs give x; a dict gives its pixel_values."""
     if isinstance(sample, dict):
+        if "pixel_values" not in sample:
+            raise InputError(
+                f"a dataset item is a dict without 'pixel_values' (its keys: {', '.join(map(str, list(sample)[:6]))})",
+                fix="give a tensor of the inputs, or a dataset whose items are (x, y) or hold pixel_values",
+            )
         sample = sample["pixel_values"]
     if isinstance(sample, (tuple, list)):
         sample = sample[0]
