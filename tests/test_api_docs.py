@@ -111,3 +111,21 @@ def test_values_the_command_line_refuses_are_usage_errors_from_python_too() -> N
             call()
     assert suscli.Settings(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), image_size=32).image_size == 32
     assert suscli.Inputs(arch_kwargs={}).arch is None  # what the command line passes without --arch-kwargs
+
+
+def test_a_model_or_tensors_where_a_path_goes_point_to_measure_susceptibility() -> None:
+    """suscli.score(model, tensors) is the natural first try in a notebook: it raised "TypeError: expected str, bytes
+    or os.PathLike object, not Linear" from inside pathlib. A UsageError names the argument and the function that
+    takes a model and tensors in memory."""
+    import torch
+
+    calls = {
+        "checkpoint takes a path, got Linear": lambda: suscli.score(torch.nn.Linear(2, 2), "images"),
+        "data takes a path, got Tensor": lambda: suscli.rank("pool", torch.zeros(4, 3, 8, 8)),
+        "data takes a path, got NoneType": lambda: suscli.score("m.pt", None),
+        "run takes a path, got Linear": lambda: suscli.track(torch.nn.Linear(2, 2)),
+    }
+    for message, call in calls.items():
+        with pytest.raises(UsageError, match=message) as e:
+            call()
+        assert e.value.fix == "for a model and inputs in memory, use suscli.measure_susceptibility(model, inputs)"

@@ -147,7 +147,7 @@ def overlap(train: ImageSource, val: ImageSource) -> list[int]:
 
 
 def open_store(
-    results: Path | None,
+    results: str | Path | None,
     pool: Path,
     cache_dir: Path | None,
     fresh: bool,
@@ -158,7 +158,7 @@ def open_store(
     The default one (beside the pool, or in the cache folder when the pool's is read-only) keeps every set of
     settings' results side by side, so a changed setting is a rerun, not an error; an explicit `results` is one
     experiment."""
-    path, moved = (results, None) if results is not None else results_location(pool, cache_dir or default_cache_dir())
+    path, moved = (Path(results), None) if results is not None else results_location(pool, cache_dir or default_cache_dir())
     if moved:
         say(moved)
     if fresh:
@@ -203,7 +203,7 @@ def open_pool(
     inputs: Inputs,
     *,
     device: torch.device,
-    results: Path | None,
+    results: str | Path | None,
     fresh: bool,
     lead: bool,
     progress: Progress | None,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,18 @@ def require_number(
     else:
         bounds = f" of at most {high:g}" if high is not None else ""
     raise UsageError(f"{name} takes {'a whole' if whole else 'a finite'} number{bounds}, got {value!r}")
+
+
+def require_paths(required: Mapping[str, object], optional: Mapping[str, object] | None = None) -> None:
+    """A UsageError unless each value is a path (or None, where optional): score, rank and track read files, and a
+    model or tensors in memory (the natural first try in a notebook) raised "TypeError: expected str, bytes or
+    os.PathLike object"."""
+    for name, value in [*required.items(), *(optional or {}).items()]:
+        if (value is not None or name in required) and not isinstance(value, (str, os.PathLike)):
+            raise UsageError(
+                f"{name} takes a path, got {type(value).__name__}",
+                fix="for a model and inputs in memory, use suscli.measure_susceptibility(model, inputs)",
+            )
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

@@ -16,7 +16,7 @@ from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
 from suscli.run.distributed import World, audit_shards, grow_shards, process_group, rank_device, world
 from suscli.run.inputs import Inputs, PoolRun, Say, class_names, interrupted, open_pool, sample_info, sample_line, training_paths
-from suscli.run.model import Settings, require_number, resolve_device
+from suscli.run.model import Settings, require_number, require_paths, resolve_device
 from suscli.run.pool import discover
 from suscli.run.report import Report, run_info
 
@@ -35,7 +35,7 @@ def rank(
     acc_threshold: float | None = None,
     fail_on: str = "never",
     candidate: str | None = None,
-    results: Path | None = None,
+    results: str | Path | None = None,
     fresh: bool = False,
     val_data: str | Path | None = None,
     progress: Progress | None = None,
@@ -47,6 +47,7 @@ def rank(
     rank 0 gets the report (the others get None). Raises SuscliError on input it cannot use."""
     started = time.perf_counter()
     say = say or (lambda line: None)
+    require_paths({"pool": pool, "data": data}, {"train_data": train_data, "val_data": val_data, "results": results})
     pool = Path(pool)
     for option, value, known in (
         ("rule", rule, RULES),

@@ -22,7 +22,7 @@ from suscli.run.epochs import (
     trained_epoch_0,
 )
 from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line
-from suscli.run.model import Settings, resolve_device
+from suscli.run.model import Settings, require_paths, resolve_device
 from suscli.run.report import Report, command_line, environment, run_info
 from suscli.training.tensorboard import is_event_log, resumed_note
 from suscli.training.tracker import read_log, schedule_warning, settings_warning, start_warning
@@ -38,7 +38,7 @@ def track(
     inputs: Inputs = Inputs(),
     keep: str = DEFAULT_KEEP,
     count_epoch_0: bool = False,
-    results: Path | None = None,
+    results: str | Path | None = None,
     fresh: bool = False,
     val_data: str | Path | None = None,
     progress: Progress | None = None,
@@ -48,6 +48,7 @@ def track(
     per-epoch checkpoints (`run`, measured on the unlabeled images `data`, with `train_data` for training accuracy)
     or from a suscli.training.tracker log (`log`). Raises SuscliError on input it cannot use."""
     started = time.perf_counter()
+    require_paths({}, {"run": run, "data": data, "train_data": train_data, "log": log, "val_data": val_data, "results": results})
     if (run is None) == (log is None):
         raise UsageError(
             "give a RUN of checkpoints or --log" + (", not both" if run else ""),
