@@ -24,8 +24,7 @@ from suscli.run.epochs import (
 from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line
 from suscli.run.model import Settings, require_paths, resolve_device
 from suscli.run.report import Report, command_line, environment, run_info
-from suscli.training.tensorboard import is_event_log, resumed_note
-from suscli.training.tracker import read_log, schedule_warning, settings_warning, start_warning
+from suscli.training.tracker import read_log_and_note, schedule_warning, settings_warning, start_warning
 
 
 def track(
@@ -68,9 +67,8 @@ def track(
                 "--log reads r as the tracker measured it: the measurement's settings, --results and --fresh go with a RUN",
                 fix="give them to the SusceptibilityTracker, or measure a RUN of checkpoints",
             )
-        records = read_log(log)
+        records, joined = read_log_and_note(log)  # joined: a resumed run's event folders, read as one
         rows = log_rows(records, Path(log))
-        joined = resumed_note(Path(log)) if is_event_log(Path(log)) else None  # a resumed run's event folders, read as one
         warnings += [w for w in [joined, start_warning(records), schedule_warning(records), settings_warning(records)] if w]
         if keep == "agreement":  # said, not only documented: the closing line names the rule it asked for
             warnings.append(

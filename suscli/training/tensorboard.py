@@ -24,21 +24,21 @@ def is_event_log(path: Path) -> bool:
 _OPENED = re.compile(r"tfevents\.(\d+)")  # events.out.tfevents.TIME.HOST.PID.N: the time the writer opened it
 
 
-def read_events(path: Path) -> list[dict]:
+def read_events(path: Path) -> tuple[list[dict], str | None]:
     """The records of the event file at `path`, or of the event files of the one run under `path` (run_folders), read
     in the order they were written, each by step: a later record of epoch e replaces the earlier ones of epochs >= e,
-    as in the JSONL log."""
+    as in the JSONL log. With them, where the run spans several event folders, the warning that says they were read
+    as one (None otherwise): from the same reading, since event files are slow to read."""
+    folders = run_folders(path)
     by_epoch: dict[int, dict] = {}
-    for _, records in run_folders(path):
+    for _, records in folders:
         for record in records:
             by_epoch = {e: r for e, r in by_epoch.items() if e < record["epoch"]}  # a run restarted there overwrites from there on
             by_epoch[record["epoch"]] = record
-    return [by_epoch[e] for e in sorted(by_epoch)]
+    return [by_epoch[e] for e in sorted(by_epoch)], _resumed_note(path, folders)
 
 
-def resumed_note(path: Path) -> str | None:
-    """Where the run at `path` spans several event folders (run_folders), the warning that says they were read as one."""
-    folders = run_folders(path)
+def _resumed_note(path: Path, folders: list[tuple[Path, list[dict]]]) -> str | None:
     if len(folders) < 2:
         return None
     shown = ", ".join(f"{f.relative_to(path)} (epochs {r[0]['epoch']}-{max(x['epoch'] for x in r)})" for f, r in folders)

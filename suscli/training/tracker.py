@@ -246,13 +246,19 @@ def read_log(path: str | Path) -> list[dict]:
     """The records of a tracker log (or of a TensorBoard event file it was written to) in epoch order. A record of epoch e replaces every earlier-written record of
     epochs >= e: a run resumed (or restarted) at epoch e logs them again. A last line cut short by a crash is ignored.
     """
+    return read_log_and_note(path)[0]
+
+
+def read_log_and_note(path: str | Path) -> tuple[list[dict], str | None]:
+    """read_log's records, and where a resumed run's TensorBoard folders were read as one, the warning that says so."""
     path = Path(path)
     if is_event_log(path):
-        return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in read_events(path)]
+        events, note = read_events(path)
+        return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in events], note
     records = log_records(path)
     if not records:
         raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
-    return records
+    return records, None
 
 
 def log_records(path: Path) -> list[dict]:
