@@ -36,6 +36,11 @@ class InputError(SuscliError):
     code = ExitCode.INPUT
 
 
+class MemoryRefused(InputError):
+    """Images that would not fit in the memory available, refused before they are decoded: exit code 3 where
+    nothing else can be done, and where a smaller sample was already measured, the place to stop growing it."""
+
+
 class UsageError(SuscliError):
     """The options do not make sense together: exit code 2."""
 

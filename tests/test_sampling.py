@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import suscli
+import suscli.data.images
 import suscli.measure.accuracy
 import suscli.run.audit
 import suscli.run.rank
@@ -366,3 +367,26 @@ def test_a_pool_where_every_model_failed_tries_no_larger_sample(
     res = invoke("rank", tmp_path / "broken", "-d", image_folder, "--train-data", big_train, "-f", "json")
     assert res.exit_code == 3, res.output
     assert json.loads(res.stdout)["train_sample"]["sizes_tried"] == [START]
+
+
+def test_a_stage_that_would_not_fit_in_memory_stops_the_sample_at_the_stage_before(
+    pool: Path, big_train: Path, small_start: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next stage's images refused for memory turned every model into an error row, losing the stages measured;
+    now the sample stops at the last stage that fitted, says why, and a rerun with the memory grows it further."""
+    few = tmp_path / "few"
+    write_images(few, 8)
+    monkeypatch.setattr(suscli.run.rank, "pool_decisions", lambda rows, *a: Decisions(pick=str(rows[0].train_n)))  # always grows
+    monkeypatch.setattr(suscli.data.images, "available_memory", lambda: 2 * 12 * 3 * 8 * 8)  # 12 images of 3x8x8: 8 fit, 16 do not
+    args = ("rank", pool, "-d", few, "--train-data", big_train, "-f", "json", "--batches", "1", "--batch-size", "8")
+    res = invoke(*args, "--results", tmp_path / "r.jsonl")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["status"] for r in doc["results"]] == ["ok"] * 4 and {r["train_n"] for r in doc["results"]} == {16}
+    info = doc["train_sample"]
+    assert info["sizes_tried"] == [8, 16] and info["listed"] == 16 and info["stopped"].startswith("decoding 16 images at 8x8")
+    assert "16 of 45 training images: the sample stopped growing, because decoding 16 images" in " ".join(res.stderr.split())
+    monkeypatch.setattr(suscli.data.images, "available_memory", lambda: None)
+    again = invoke(*args, "--results", tmp_path / "r.jsonl")
+    grown = json.loads(again.stdout)
+    assert again.exit_code == 0 and grown["train_sample"]["listed"] == 45 and grown["train_sample"]["stopped"] is None

@@ -22,7 +22,7 @@ from PIL import Image
 
 from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
 from suscli.data.embedded import Embedded, ImageRef, place
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, MemoryRefused, UsageError
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
 from suscli.data.imagesets import read_labeled, read_unlabeled
 
@@ -122,7 +122,7 @@ def decode_images(
         raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
     need, free = MEMORY_MARGIN * len(paths) * channels * image_size**2, available_memory()
     if free is not None and need > free:
-        raise InputError(
+        raise MemoryRefused(
             f"decoding {len(paths):,} images at {image_size}x{image_size} takes about {human_size(need)} of memory but "
             f"{human_size(free)} is available; refused rather than swapping",
             fix=memory_fix,

@@ -90,6 +90,7 @@ class NestedSample:
 
     ordered: ImageSource  # every listed image, in the order they join the sample; never decoded as a whole
     sizes: list[int]
+    stopped: str | None = None  # why the sample stopped short of where the decisions would have taken it
     _chunks: dict[tuple[int, int], ImageSource] = field(default_factory=dict, repr=False)
 
     @property

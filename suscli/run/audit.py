@@ -19,7 +19,7 @@ from suscli.measure.predictions import predict
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.data.embedded import Embedded
-from suscli.errors import InputError, SuscliError
+from suscli.errors import InputError, MemoryRefused, SuscliError
 from suscli.data.images import ImageSource, Preprocess, normalizer
 from suscli.run.pool import PoolEntry
 from suscli.results import REUSED, Result
@@ -368,6 +368,7 @@ def _with_epoch(result: Result, entry: PoolEntry) -> Result:
 
 
 Grow = Callable[[list[int], int], Iterator[tuple[int, Result]]]  # (rows to grow, size) -> (index, grown row), as they come
+MEMORY_REFUSED = "memory_refused"  # details key of a row that could not grow: the new images would not fit in memory
 
 
 def grow_pool(
@@ -427,7 +428,9 @@ def settle_sample(
     save: Callable[[int, Result], None] | None = None,
 ) -> tuple[list[Result], int]:
     """Grow the training sample of `rows` (measured on its first stage, or on more by an earlier run) until the
-    decisions settle (suscli.measure.sampling.settle); returns the rows seen at the size chosen, and that size.
+    decisions settle (suscli.measure.sampling.settle), or until the next stage's images would not fit in memory
+    (then `sample.stopped` says so, and the last stage reached is kept); returns the rows seen at the size chosen, and
+    that size.
 
     `grow` measures the new images of the rows it is given, `save(i, row)` keeps each grown row at once (the
     results file), so that an interrupted run resumes without measuring anything twice."""
@@ -440,15 +443,34 @@ def settle_sample(
             if save:
                 save(i, row)
 
+    reached = [first]
+
     def at(size: int) -> list[Result]:
+        refused = None
         for i, row in grow([i for i, row in enumerate(rows) if measured(row) and (listed(row) or 0) < size], size):
+            if row.details.get(MEMORY_REFUSED):  # every rank's share gathered before stopping: none is left waiting
+                refused = refused or row.details[MEMORY_REFUSED]
+                continue
             rows[i] = row
             if save and row.ok:
                 save(i, row)
+        if refused:
+            raise _Stopped(refused)
+        reached.append(size)
         return [view(row, size) if measured(row) else row for row in rows]
 
-    size = settle(sample.sizes, at, decide)
+    try:
+        size = settle(sample.sizes, at, decide)
+    except _Stopped as stop:
+        size, sample.stopped = reached[-1], stop.why
     return at(size), size
+
+
+class _Stopped(Exception):
+    """The sample cannot grow to the next stage: its images would not fit in memory."""
+
+    def __init__(self, why: str):
+        self.why = why
 
 
 def load_or_fail(load: Callable[[int], Checkpoint], i: int, row: Result) -> Checkpoint | Result:
@@ -485,6 +507,8 @@ def grown_rows(
 def _grow_one(row: Result, ckpt: Checkpoint, sample: NestedSample, size: int, device: torch.device) -> Result:
     try:
         return _grow([row], [ckpt], sample, size, device)[0]
+    except MemoryRefused as e:  # not the model's failure: the sample stops at the stage before (settle_sample)
+        return dataclasses.replace(failed(row.path, e, row.name), details={MEMORY_REFUSED: e.message})
     except SuscliError as e:
         return failed(row.path, e, row.name)
     except RuntimeError as e:  # a device error: the model ran on the first stage, so not its shape

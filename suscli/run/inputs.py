@@ -265,6 +265,12 @@ def sample_line(sample: NestedSample, rows: list[Result], size: int) -> str | No
     used = max((r.train_n or 0 for r in rows if r.ok), default=0)
     if size == sample.population:
         return f"training accuracy on all {used:,} training images: the sample grew to the whole set"
+    if sample.stopped:
+        return (
+            f"training accuracy on a seeded sample of {used:,} of {sample.population:,} training images: the sample "
+            f"stopped growing, because {sample.stopped}; the decisions may change on more images (free memory and run "
+            "again to grow it)"
+        )
     before = sample.sizes[sample.sizes.index(size) - 1] if size != sample.sizes[0] else None
     why = f"the decisions were the same at {before:,} and {size:,} images" if before else "no decision depends on it"
     return (
@@ -283,6 +289,7 @@ def sample_info(sample: NestedSample | None, rows: list[Result], size: int | Non
         "listed": size,
         "population": sample.population,
         "sizes_tried": [n for n in sample.sizes if n <= size],
+        "stopped": sample.stopped,  # why it stopped short of where the decisions would take it (memory), or None
     }
 
 
