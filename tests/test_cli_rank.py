@@ -75,6 +75,16 @@ def test_rank_assigns_regions_orders_and_recommends(pool: Path, image_folder: Pa
     assert len(lines) == 4 and doc["counts"] == {"models": 4, "scored": 4, "failed": 0, "reused": 0}
 
 
+def test_a_model_named_with_a_line_break_keeps_each_message_on_one_line(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """A file name may hold a line break: 'ship m\\n0: it predicts...' was two lines on stderr, so a script reading it
+    line by line read half a message. Each message is one line; the name is written with \\n, as the JSON escapes it."""
+    for f in pool.glob("*.safetensors"):
+        f.rename(pool / f.name.replace("m", "m\n"))
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    assert "\n" in doc["recommendation"] and doc["recommendation"].replace("\n", "\\n") in res.stderr.splitlines()
+
+
 def test_default_rule_orders_by_agreement_with_region_one(pool: Path, image_folder: Path, train_folder: Path) -> None:
     res, doc = rank_json(pool, image_folder, train_folder, "--per-image")
     assert res.exit_code == 0, res.output

@@ -17,8 +17,12 @@ stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whateve
 
 
 def say(line: str) -> None:
-    """A message for the user, as it is (no markup)."""
-    stderr.print(line, highlight=False, markup=False)
+    """A message for the user, as it is (no markup), on one line: a line break inside it (a model named after a file
+    whose name holds one) is written as \\n, so that a script reading stderr line by line reads whole messages.
+    Blank lines around it stay (the demo sets its closing lines apart with one)."""
+    lead, body = line[: len(line) - len(line.lstrip("\n"))], line.strip("\n")
+    trail = line[len(lead) + len(body) :]
+    stderr.print(lead + body.replace("\r", "\\r").replace("\n", "\\n") + trail, highlight=False, markup=False)
 
 
 def fail(error: SuscliError) -> typer.Exit:
