@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 import suscli.measure.susceptibility as susceptibility
 from suscli.measure.batched import measure_many
 from suscli.measure.susceptibility import (
@@ -192,3 +193,25 @@ def test_inputs_and_outputs_it_cannot_use_are_one_line_input_errors() -> None:
     with pytest.raises(InputError, match="has no weights for a step to move"):
         measure_susceptibility(nn.Flatten(), x, config=config)
     assert measure_susceptibility(model, x, config=config, num_classes=2).num_classes == 2  # fewer classes than logits: as before
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error_naming_what_it_has() -> None:
+    """device="cuda" on a machine without one raised PyTorch's "Found no NVIDIA driver on your system" from inside
+    the measurement; it is the one-line UsageError the command line's --device gives, with the devices there are."""
+    model, x = tiny_cnn(), torch.randn(8, 3, 8, 8)
+    missing = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU: absent on every machine
+    for device in (missing, torch.device(missing)):
+        with pytest.raises(UsageError, match=rf"device {missing} is not available: this machine has cpu\b.*pass device='cpu'"):
+            measure_susceptibility(model, x, device=device)
+    with pytest.raises(UsageError, match="unknown device 'gpu'"):
+        measure_susceptibility(model, x, device="gpu")
+
+
+@pytest.mark.parametrize(
+    "field, value", [("lr", "0.01"), ("lr", None), ("batches", "4"), ("batch_size", 3.5), ("seed", "1"), ("batches", True)]
+)
+def test_a_config_value_of_the_wrong_type_is_a_usage_error_naming_it(field: str, value: object) -> None:
+    """lr="0.01" raised "'<' not supported between instances of 'int' and 'str'" and seed="1" torch's "manual_seed
+    expected a long" from inside the measurement."""
+    with pytest.raises(UsageError, match=rf"SusceptibilityConfig {field} takes a (whole )?number, got {re.escape(repr(value))}"):
+        SusceptibilityConfig(**{field: value})  # type: ignore[arg-type]

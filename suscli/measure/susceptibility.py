@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -21,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
+from suscli.measure.devices import resolve_device
 
 # Set by the zoo evidence (docs/validation.md): the cheapest grid point whose ranking is within one bootstrap
 # standard error of the best (Kendall tau 0.510 vs 0.515 with clean test accuracy, sym40 + asym40) and whose
@@ -41,6 +43,21 @@ class SusceptibilityConfig:
     batches: int = DEFAULT_BATCHES  # random-label batches averaged
     batch_size: int = DEFAULT_BATCH_SIZE
     seed: int = 0  # draws the random labels and the batches: same seed, same numbers for every model
+
+    def __post_init__(self) -> None:
+        """Values of the wrong type, as Python callers give them (lr="0.01" from a config file), failed deep inside the
+        measurement ("'<' not supported between instances of 'int' and 'str'", torch's "manual_seed expected a long"):
+        a UsageError naming the field now. The ranges are measure_susceptibility's to check."""
+        for name, kind in (
+            ("lr", numbers.Real),
+            ("batches", numbers.Integral),
+            ("batch_size", numbers.Integral),
+            ("seed", numbers.Integral),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                wanted = "a number" if kind is numbers.Real else "a whole number"
+                raise UsageError(f"SusceptibilityConfig {name} takes {wanted}, got {value!r} ({type(value).__name__})")
 
 
 @dataclass
@@ -161,7 +178,8 @@ def measure_susceptibility(
         )
     if num_classes is not None and num_classes < 1:
         raise InputError(f"num_classes must be 1 or more, got {num_classes}", fix="leave it out to take the model's own")
-    device = torch.device(device) if device is not None else _device_of(model)
+    fix = "pass device='cpu', or leave device out to measure where the model is"
+    device = resolve_device(device, fix=fix) if device is not None else _device_of(model)
     n = len(inputs)
     if n == 0:
         raise InputError("no unlabeled images to measure susceptibility on")

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
 from suscli.load.checkpoints import Checkpoint
@@ -97,25 +98,6 @@ def require_paths(required: Mapping[str, object], optional: Mapping[str, object]
                 f"{name} takes a path, got {type(value).__name__}",
                 fix="for a model and inputs in memory, use suscli.measure_susceptibility(model, inputs)",
             )
-
-
-def resolve_device(spec: str = "auto") -> torch.device:
-    """`auto` takes a CUDA GPU, then Apple's MPS, then the CPU; an explicit device must exist."""
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise UsageError(f"unknown device {spec!r}", fix="use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise UsageError(f"device {spec} is not available on this machine", fix="use --device auto or cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("device mps is not available on this machine", fix="use --device auto or cpu")
-    return device
 
 
 def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] = ()) -> tuple[Preprocess, list[str]]:
