@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import typer
 from torch import nn
 from PIL import Image
@@ -446,3 +447,40 @@ def test_a_num_classes_the_models_outputs_contradict_is_noted(tmp_path: Path, im
     assert row["details"]["num_classes"] == 3
     assert "the model outputs 3 classes, where --num-classes or its file said 5: random labels were drawn over its 3" in row["notes"]
     assert not any("outputs" in n for n in json.loads(invoke(*common).stdout)["results"][0]["notes"])
+
+
+class FunctionalDropout(nn.Module):
+    """tiny_cnn's layers with a functional dropout in forward: always on (`always`, F.dropout's default training=True)
+    or in training mode only (training=self.training), neither of which a dropout module's mode switches off."""
+
+    def __init__(self, p: float, always: bool) -> None:
+        super().__init__()
+        self.net, self.p, self.always = tiny_cnn(), p, always
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.net(x), self.p, training=self.always or self.training)
+
+
+def functional_dropout(p: float = 0.5, always: bool = True) -> nn.Module:
+    return FunctionalDropout(p, always)
+
+
+@pytest.mark.parametrize(
+    "p, always, note",
+    [(0.5, True, "differ between two eval-mode passes"), (0.5, False, "random in training mode"), (0.0, True, None)],
+)
+def test_a_forward_random_where_dropout_is_off_is_noted(
+    tmp_path: Path, image_folder: Path, p: float, always: bool, note: str | None
+) -> None:
+    """A forward calling F.dropout(x, p) kept dropping units in eval mode: its predictions and susceptibility were of a
+    randomly thinned network, the same on every run since the measurement is seeded, and nothing said so. The row
+    says so, in score and in rank's models measured together; a model without random ops gets no note."""
+    spec, kwargs = "tests.test_cli_score:functional_dropout", {"p": p, "always": always}
+    for name in ("a", "b"):
+        suscli.save(functional_dropout(p, always), tmp_path / "pool" / f"{name}.safetensors", arch=spec, arch_kwargs=kwargs, image_size=8)
+    res = invoke("score", tmp_path / "pool" / "a.safetensors", "-d", image_folder, "--batches", "2", "-f", "json")
+    ranked = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "2", "--model-batch", "2", "-f", "json")
+    for rows in (json.loads(res.stdout)["results"], json.loads(ranked.stdout)["results"]):
+        for row in rows:
+            found = [n for n in row["notes"] if "thinned" in n]
+            assert row["status"] == "ok" and len(found) == (note is not None) and all(note in n for n in found)

@@ -16,6 +16,7 @@ import torch
 
 from suscli.measure.accuracy import Accuracy, training_accuracy
 from suscli.measure.predictions import predict
+from suscli.measure.randomness import random_forward
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.data.embedded import Embedded
@@ -205,6 +206,8 @@ def score_group(
         check_finite(one)  # raises: the models are then scored one at a time, the one that failed in its own row
     val_map = counted_val_ids(val_map, checkpoints[0], val, train, sus[0].num_classes)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
+    randoms = [random_forward(m, pixels, transform=transform, device=device) for m in models]
+    chosen = [(prep, (notes + [random]) if random else notes) for (prep, notes), random in zip(chosen, randoms)]
     references = [
         untrained_reference(m, s, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         for m, s in zip(models, sus)

@@ -17,6 +17,7 @@ from torch import nn
 from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
+from suscli.measure.randomness import random_forward
 from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError, summary_line
 from suscli.files import printable
@@ -220,6 +221,8 @@ def score_checkpoint(
             raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
         check_finite(sus)
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
+        random = random_forward(model, pixels, transform=transform, device=device)
+        notes += [random] if random else []
         preds = predict(model, pixels, transform=transform, device=device)
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
