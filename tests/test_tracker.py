@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -328,7 +327,8 @@ def test_lightning_callback_measures_every_epoch(tmp_path: Path) -> None:
 def test_a_model_trained_in_half_precision_is_measured_in_float32_and_left_as_it_was(dtype: torch.dtype) -> None:
     """A bfloat16 model (Lightning's "bf16-true") made tracker.measure raise "Input type and weight type should be the
     same" inside the training loop. It is measured as float32, reading what its saved weights read, and left with the
-    same Parameter objects, dtype and bits; with the training optimizer the step is taken in the model's precision."""
+    same Parameter objects, dtype and bits. With the training optimizer the step is its own in float32 too, its momentum
+    made float32 with the weights and put back: taken in half precision, a step of lr 0.001 read r 0."""
     torch.manual_seed(0)
     half = tiny_cnn(3).to(dtype)
     as_saved = copy.deepcopy(half).float()
@@ -336,10 +336,22 @@ def test_a_model_trained_in_half_precision_is_measured_in_float32_and_left_as_it
     params, before = list(half.parameters()), {k: v.clone() for k, v in half.state_dict().items()}
     r = SusceptibilityTracker(x, config=CONFIG).measure(half, 1).r
     assert r == SusceptibilityTracker(x, config=CONFIG).measure(as_saved, 1).r
-    optimizer = torch.optim.SGD(half.parameters(), lr=0.05, momentum=0.9)
-    assert math.isfinite(SusceptibilityTracker(x, config=CONFIG).measure(half, 1, optimizer=optimizer).r)
+    optimizer = torch.optim.SGD(half.parameters(), lr=0.001, momentum=0.9)
+    F.cross_entropy(half(x.to(dtype)), torch.arange(32) % 3).backward()
+    optimizer.step()  # momentum buffers, in the model's precision
+    optimizer.zero_grad()
+    params, before = list(half.parameters()), {k: v.clone() for k, v in half.state_dict().items()}
+    state = copy.deepcopy(optimizer.state_dict())
+    copied = copy.deepcopy(half).float()
+    copied_optimizer = torch.optim.SGD(copied.parameters(), lr=0.001, momentum=0.9)
+    copied_optimizer.load_state_dict(copy.deepcopy(state))  # its momentum as float32
+    got = SusceptibilityTracker(x, config=CONFIG).measure(half, 1, optimizer=optimizer).r
+    assert got == SusceptibilityTracker(x, config=CONFIG).measure(copied, 1, optimizer=copied_optimizer).r and got > 0
     assert list(half.parameters()) == params and all(p.dtype == dtype for p in params)
     assert all(torch.equal(v, before[k]) and v.dtype == before[k].dtype for k, v in half.state_dict().items())
+    for p, saved in zip(params, state["state"].values()):
+        now = optimizer.state[p]["momentum_buffer"]
+        assert now.dtype == dtype and torch.equal(now, saved["momentum_buffer"])
 
 
 @pytest.mark.parametrize("text", ["", '{"epoch": 0, "r": 0.1'])
