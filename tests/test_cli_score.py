@@ -16,6 +16,7 @@ from PIL import Image
 
 import suscli
 from suscli import Inputs, Settings, score
+from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import by_hand, invoke, one_error_line, pooled_batch_norm, tiny_cnn, write_images
 
@@ -484,3 +485,22 @@ def test_a_forward_random_where_dropout_is_off_is_noted(
         for row in rows:
             found = [n for n in row["notes"] if "thinned" in n]
             assert row["status"] == "ok" and len(found) == (note is not None) and all(note in n for n in found)
+
+
+class Jittered(nn.Module):
+    """tiny_cnn whose logits move by 1e-6 of their scale from pass to pass: the rounding of a GPU's nondeterministic
+    sums, which is no random network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_cnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        return out * (1 + 1e-6 * torch.randn_like(out))
+
+
+def test_a_forward_that_varies_by_rounding_only_is_not_noted() -> None:
+    model, x = Jittered(), torch.randn(20, 3, 8, 8)
+    assert random_forward(model, x, transform=lambda b: b, device=torch.device("cpu")) is None
+    assert random_forward(functional_dropout(0.1), x, transform=lambda b: b, device=torch.device("cpu")) is not None

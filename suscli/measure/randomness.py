@@ -17,7 +17,7 @@ from suscli.measure.susceptibility import logits_of, preserved_modes, train_with
 
 CHECKED = 16  # images in the batch passed twice: enough for a dropout to show, cheap beside the measurement
 # How far two passes may differ and still be one network: a GPU's nondeterministic kernels (atomic adds, cuDNN's
-# algorithm choice) move logits by about 1e-6 of their scale; a dropout of p = 0.1 moves them by percents.
+# algorithm choice) change the order of float32 sums, a rounding far below this; a dropout moves logits by percents.
 TOLERANCE = 1e-3
 
 EVAL_RANDOM = (
