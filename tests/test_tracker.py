@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -150,7 +151,8 @@ def test_stochastic_depth_is_off_and_the_global_rng_untouched() -> None:
         assert torch.equal(torch.get_rng_state(), rng)
     functional = Residual(torch.nn.Identity(), p=0.5)
     rng = torch.get_rng_state()
-    SusceptibilityTracker(inputs, config=CONFIG).measure(functional, 1)
+    with pytest.warns(UserWarning, match="random in training mode outside its dropout modules"):  # and said so
+        SusceptibilityTracker(inputs, config=CONFIG).measure(functional, 1)
     assert torch.equal(torch.get_rng_state(), rng)
 
 
@@ -368,3 +370,20 @@ def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Pa
     log.write_text(text)
     with pytest.raises(InputError, match="has no records"):
         read_log(log)
+
+
+def test_a_forward_random_outside_its_dropout_modules_warns_once_in_the_training_loop(tmp_path: Path) -> None:
+    """score and rank note it on the row; a tracker's records have no notes, and a training loop reads warnings."""
+    from tests.test_cli_score import functional_dropout
+
+    x = torch.randint(0, 256, (32, 3, 8, 8), dtype=torch.uint8)
+    transform = lambda b: b.float() / 255  # noqa: E731
+    tracker = SusceptibilityTracker(x, config=SusceptibilityConfig(batches=2, batch_size=8), num_classes=3, transform=transform)
+    with pytest.warns(UserWarning, match="random in training mode"):
+        tracker.measure(functional_dropout(always=False), 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tracker.measure(functional_dropout(always=False), 1)  # once a run, not every epoch
+        SusceptibilityTracker(x, config=SusceptibilityConfig(batches=2, batch_size=8), num_classes=3, transform=transform).measure(
+            tiny_cnn(), 0
+        )

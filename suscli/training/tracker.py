@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +33,8 @@ from torch import nn
 from suscli.errors import InputError
 from suscli.files import append_line
 from suscli.data.images import unlabeled_source
-from suscli.measure.susceptibility import SusceptibilityConfig, _device_of, measure_susceptibility
+from suscli.measure.randomness import random_forward
+from suscli.measure.susceptibility import SusceptibilityConfig, _device_of, in_float32, measure_susceptibility
 from suscli.training.tensorboard import is_event_log, read_events
 from suscli.measure.susceptibility import running_mean
 
@@ -75,6 +77,7 @@ class SusceptibilityTracker:
     writer: object | None = None  # a SummaryWriter (anything with add_scalar), or a callable(scalars, step)
     image_size: int | None = None  # for an image folder: the side its images are decoded to
     history: list[EpochRecord] = field(default_factory=list, init=False, repr=False)  # by epoch, as logged
+    _checked: bool = field(default=False, init=False, repr=False)  # whether the model's forward was checked for randomness
 
     def __post_init__(self) -> None:
         check_writer(self.writer)  # now, not once the first epoch is measured and logged
@@ -103,6 +106,12 @@ class SusceptibilityTracker:
         device = _device_of(model)
         if self.inputs.device != device:
             self.inputs = self.inputs.to(device)  # once: later epochs find them there
+        if not self._checked:  # once a run: what score and rank put in a row's notes, a warning in a training loop
+            self._checked = True
+            with in_float32(model):  # as the measurement sees it: a half-precision model takes float32 images there
+                random = random_forward(model, self.inputs, transform=self.transform or (lambda x: x), device=device)
+            if random:
+                warnings.warn(f"suscli: {random}", stacklevel=2)
         sus = measure_susceptibility(
             model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
         )
