@@ -8,7 +8,9 @@ import torch
 from suscli.errors import UsageError
 
 
-def resolve_device(spec: str | torch.device = "auto", *, fix: str = "use --device auto or cpu") -> torch.device:
+def resolve_device(
+    spec: str | torch.device = "auto", *, fix: str = "use auto or cpu: --device on the command line, Inputs(device=...) in Python"
+) -> torch.device:
     """`auto` takes a CUDA GPU, then Apple's MPS, then the CPU; an explicit device must exist (`fix` says what to
     pass instead: the option or the keyword the caller gave it by)."""
     if spec == "auto":
