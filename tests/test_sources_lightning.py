@@ -438,3 +438,42 @@ def test_a_payload_inside_omegaconf_hyper_parameters_is_still_refused(tmp_path: 
     with pytest.raises(InputError, match=refused):
         load_checkpoint(path)
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_stochastic_weight_averaging_plain_weights_by_default_the_average_with_ema(tmp_path: Path) -> None:
+    """Lightning's StochasticWeightAveraging keeps its average in its callback state (`average_model_state`, with the
+    buffers the network had when training began): `score --ema` said "the file holds no EMA weights; its plain
+    weights were used", and the run without it did not say the average was there."""
+    from lightning.pytorch.callbacks import StochasticWeightAveraging
+
+    image_sets(tmp_path)
+    torch.manual_seed(0)
+    averaging = StochasticWeightAveraging(swa_lrs=0.05, swa_epoch_start=2)  # averages from the second epoch
+    fit(Classifier(), tmp_path, ModelCheckpoint(dirpath=tmp_path / "ckpts", save_top_k=-1), callbacks=[averaging], max_epochs=3)
+    first, path = tmp_path / "ckpts" / "epoch=0-step=2.ckpt", tmp_path / "ckpts" / "epoch=2-step=6.ckpt"
+    assert [n for n in load_checkpoint(first).notes if "Averaging" in n] == []
+    assert load_checkpoint(first, ema=True).notes[0] == (
+        "--ema: Lightning's StochasticWeightAveraging has averaged no epoch yet; its plain weights were used"
+    )
+    (state,) = (v for k, v in torch.load(path, weights_only=True)["callbacks"].items() if k.startswith("StochasticWeightAveraging"))
+    by_hand = {}
+    for name in ("plain", "averaged"):
+        module = Classifier.load_from_checkpoint(path, map_location="cpu")
+        if name == "averaged":  # the callback's own way to put its average into the module
+            average = Classifier()
+            average.load_state_dict(state["average_model_state"])
+            StochasticWeightAveraging.transfer_weights(average, module)
+        saved = suscli.save(module.net, tmp_path / f"{name}.safetensors", arch="timm:test_resnet", num_classes=3)
+        by_hand[name] = cli_json("score", saved, "-d", tmp_path / "unlabeled")["results"][0]["susceptibility"]
+    assert by_hand["plain"] != pytest.approx(by_hand["averaged"], rel=1e-3)
+    row = cli_json("score", path, "-d", tmp_path / "unlabeled")["results"][0]
+    assert (
+        row["notes"][0] == "the file also holds the average of Lightning's StochasticWeightAveraging over 2 epochs: --ema would measure it"
+    )
+    assert row["susceptibility"] == pytest.approx(by_hand["plain"], rel=1e-6)
+    row = cli_json("score", path, "-d", tmp_path / "unlabeled", "--ema")["results"][0]
+    assert row["notes"][0] == (
+        "using the average of Lightning's StochasticWeightAveraging over 2 epochs (its parameters; the buffers, BatchNorm "
+        "statistics among them, from 'state_dict'): --ema"
+    )
+    assert row["susceptibility"] == pytest.approx(by_hand["averaged"], rel=1e-6)

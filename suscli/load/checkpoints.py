@@ -256,9 +256,13 @@ def load_checkpoint(
     else:
         state, where = _weights(path, contents, folder, trust, ema)
         shadow = None  # torch_ema's averages, put into the model's parameters once it is loaded
+        swa = None  # StochasticWeightAveraging's average, put into the model's parameters once it is loaded
         if found is not None and found.averaged is not None:
             state, note = _averaged(path, contents, found.averaged, ema)
             notes.append(note)
+        elif found is not None and found.swa is not None:
+            swa, said = _swa_average(path, contents, *found.swa, ema)
+            notes += [said] if said else []
         elif found is not None and found.ema_prefix is not None:
             state, note = _module_ema(state, found.ema_prefix, ema)
             notes.append(note)
@@ -281,6 +285,8 @@ def load_checkpoint(
             notes += _load_weights(path, winner.spec, model, state, inferred, found.prefixes if found else ())
             if ema and shadow is not None:
                 _copy_shadow(path, winner.spec, model, *shadow)
+            if swa is not None:
+                _swa_parameters(path, winner.spec, model, swa, found.prefixes if found else ())
         except InputError as e:
             raise _overriding(e, winner, choices) from e
     defaults = sources.arch_defaults(winner.spec, model)
@@ -392,6 +398,45 @@ def _averaged(path: Path, contents: object, keys: tuple[str, str], ema: bool) ->
         return found[0], f"using the averaged weights from {averaged!r} (Lightning's WeightAveraging): --ema"
     why = f"(Lightning's WeightAveraging; the plain weights are its {plain!r})"
     return found[0], f"the file also holds averaged weights under {averaged!r} {why}: --ema would measure them"
+
+
+def _swa_average(path: Path, contents: object, key: str, epochs: int, ema: bool) -> tuple[dict[str, torch.Tensor] | None, str | None]:
+    """With `ema`, the `average_model_state` that Lightning's StochasticWeightAveraging keeps under `callbacks`/`key`
+    (None before it has averaged an epoch: it is then the network as training began); and a note on the weights used."""
+    name = "Lightning's StochasticWeightAveraging"
+    average = f"the average of {name} over {epochs} epoch{'s' if epochs != 1 else ''}"
+    if not ema:
+        return None, f"the file also holds {average}: --ema would measure it" if epochs else None
+    if not epochs:
+        return None, f"--ema: {name} has averaged no epoch yet; its plain weights were used"
+    saved = contents.get("callbacks", {}).get(key, {}) if isinstance(contents, Mapping) else {}
+    found = _find_state_dict(saved.get("average_model_state"))
+    if found is None:
+        raise InputError(f"{path}: holds no state dict under callbacks/{key!r}/'average_model_state'", fix=_CORRUPT_FIX)
+    return found[0], f"using {average} (its parameters; the buffers, BatchNorm statistics among them, from 'state_dict'): --ema"
+
+
+def _swa_parameters(path: Path, spec: str, model: nn.Module, average: dict[str, torch.Tensor], prefixes: tuple[str, ...]) -> None:
+    """Put StochasticWeightAveraging's averaged parameters into the model loaded with the module's own weights, as its
+    `transfer_weights` does: the buffers it keeps are the network's as training began (Lightning re-estimates
+    BatchNorm's statistics only after the last epoch, in the module), so the module's own are kept."""
+    own = dict(model.named_parameters())
+    stripped, _ = _strip_prefixes(average, set(model.state_dict()), prefixes)
+    wrong = [k for k, p in own.items() if k not in stripped or stripped[k].shape != p.shape]
+    if wrong:
+        raise InputError(
+            f"{path}: the average of StochasticWeightAveraging does not fit {spec}: {len(wrong)} parameters missing or of "
+            f"another shape{_few(wrong)}",
+            fix="leave out --ema to measure the module's own weights",
+        )
+    try:
+        with torch.no_grad():
+            for name, p in own.items():
+                p.copy_(stripped[name])
+    except RuntimeError as e:  # what the shape check cannot see, e.g. a dtype that cannot be copied
+        raise InputError(
+            f"{path}: the average of StochasticWeightAveraging does not load into {spec} ({_first_line(e)})", fix=_CORRUPT_FIX
+        ) from e
 
 
 # torch_ema's ExponentialMovingAverage keeps no names: its state dict holds the averages of the parameters it was

@@ -41,6 +41,7 @@ class Found:
     prefixes: tuple[str, ...] = ()  # attribute prefixes the weights may carry (a LightningModule's `net.`)
     ema_prefix: str | None = None  # the prefix of an EMA copy kept beside the network (a LightningModule's `ema_model.`)
     averaged: tuple[str, str] | None = None  # the keys of the plain and the averaged weights, where a tool moved them
+    swa: tuple[str, int] | None = None  # Lightning's StochasticWeightAveraging: its key under `callbacks`, epochs averaged
     notes: list[str] = field(default_factory=list)
 
 

@@ -27,6 +27,8 @@ _EMA_PYTORCH = "ema_model."
 # Lightning's WeightAveraging callbacks (EMAWeightAveraging among them) save the average as the `state_dict` and
 # move the network's own weights to `current_model_state`.
 _CURRENT = "current_model_state"
+# StochasticWeightAveraging keeps its average in its own callback state, under a key that starts with its class name.
+_SWA = "StochasticWeightAveraging"
 _NAME_KEYS = ("arch", "architecture", "model_name", "backbone", "model")
 _SOURCE = "Lightning checkpoint"
 
@@ -43,6 +45,7 @@ def recognize(path: Path, contents: object) -> Found | None:
     found = Found("Lightning", prefixes=prefixes, ema_prefix=ema)
     if isinstance(contents.get(_CURRENT), Mapping) and "averaging_state" in contents:  # WeightAveraging's, EMAWeightAveraging's
         found.averaged = (_CURRENT, "state_dict")
+    found.swa = _swa(contents.get("callbacks"))
     hparams = configs.plain(contents.get("hyper_parameters"))  # a Hydra run's is an OmegaConf DictConfig
     if not isinstance(hparams, Mapping):
         return found
@@ -60,6 +63,22 @@ def _copy(prefix: str, keys: list[str]) -> bool:
     under = {k[len(prefix) :] for k in keys if k.startswith(prefix)}
     others = {k.split(".", 1)[0] + "." for k in keys} - {prefix}
     return any({k[len(other) :] for k in keys if k.startswith(other)} == under for other in others)
+
+
+def _swa(callbacks: object) -> tuple[str, int] | None:
+    """The key of StochasticWeightAveraging's state under `callbacks` and how many epochs its `average_model_state`
+    holds (0 before its first epoch: the average is then the network as it was when training began)."""
+    if not isinstance(callbacks, Mapping):
+        return None
+    for key, state in callbacks.items():
+        if (
+            isinstance(key, str)
+            and key.startswith(_SWA)
+            and isinstance(state, Mapping)
+            and isinstance(state.get("average_model_state"), Mapping)
+        ):
+            return key, whole(state.get("n_averaged")) or 0
+    return None
 
 
 def _ema_pytorch(prefix: str, keys: list[str]) -> bool:
