@@ -293,6 +293,34 @@ def test_torch_ema_averages_beside_the_weights(tmp_path, image_folder):
     assert f"m.pt: the EMA averages under 'ema' (torch_ema) do not load into {ARCH} (copy_() between dense and sparse" in line
 
 
+def test_diffusers_ema_model_averages_are_named_as_diffusers(tmp_path):
+    """diffusers' `EMAModel.state_dict()` (its `optimization_step`, warm-up settings and `shadow_params`, written here
+    as diffusers writes it) beside the model's: --ema measured its averages, but the note called them torch_ema's."""
+    model = _tiny()
+    shadow = [p.detach().clone() for p in model.parameters()]
+
+    def update() -> None:
+        with torch.no_grad():
+            for s, p in zip(shadow, model.parameters()):
+                s.mul_(0.5).add_(p, alpha=0.5)
+
+    _three_steps(model, update)
+    state = {"decay": 0.5, "min_decay": 0.0, "optimization_step": 3, "update_after_step": 0, "use_ema_warmup": False}
+    state |= {"inv_gamma": 1.0, "power": 2 / 3, "shadow_params": shadow}
+    torch.save({"model": model.state_dict(), "ema": state}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True)
+    assert ckpt.notes == [
+        "using EMA weights from 'ema' (diffusers' EMAModel's averages of the parameters, the buffers from 'model'): --ema"
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(ckpt.model.parameters(), shadow))
+    assert all(torch.equal(a, b) for a, b in zip(ckpt.model.buffers(), model.buffers()))
+    state["shadow_params"] = shadow[1:]
+    torch.save({"model": model.state_dict(), "ema": state}, tmp_path / "m.pt")
+    assert f"the EMA averages under 'ema' (diffusers' EMAModel) do not fit {ARCH}: 10 averages for 11 parameters" in _input_error(
+        tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True
+    )
+
+
 @pytest.mark.parametrize(
     "plain, averaged",
     [

@@ -255,7 +255,7 @@ def load_checkpoint(
         classes = num_classes or meta.get("num_classes") or infer_num_classes(model.state_dict())
     else:
         state, where = _weights(path, contents, folder, trust, ema)
-        shadow = None  # torch_ema's averages, put into the model's parameters once it is loaded
+        shadow = None  # torch_ema's or diffusers' averages, put into the model's parameters once it is loaded
         swa = None  # StochasticWeightAveraging's average, put into the model's parameters once it is loaded
         if found is not None and found.averaged is not None:
             state, note = _averaged(path, contents, found.averaged, ema)
@@ -270,7 +270,7 @@ def load_checkpoint(
             state, note = wrapped
             notes.append(note)
         elif (shadow := _torch_ema(contents, where)) is not None:
-            notes.append(_ema_beside(shadow[0]) if not ema else f"{_SHADOW_NOTE.format(shadow[0], '/'.join(where))}: --ema")
+            notes.append(_ema_beside(shadow[0]) if not ema else f"{_SHADOW_NOTE.format(shadow[0], shadow[2], '/'.join(where))}: --ema")
         else:
             notes += _ema_notes(where, ema, contents, state)
         inferred = None
@@ -439,34 +439,37 @@ def _swa_parameters(path: Path, spec: str, model: nn.Module, average: dict[str, 
         ) from e
 
 
-# torch_ema's ExponentialMovingAverage keeps no names: its state dict holds the averages of the parameters it was
-# given (`model.parameters()`), in their order, and no buffers.
-_SHADOW_NOTE = "using EMA weights from {!r} (torch_ema's averages of the parameters, the buffers from {!r})"
+# torch_ema's ExponentialMovingAverage, and diffusers' EMAModel after it, keep no names: their state dict holds the averages
+# of the parameters they were given (`model.parameters()`), in their order, and no buffers. diffusers' counts its
+# `optimization_step`, torch_ema its `num_updates`.
+_SHADOW_NOTE = "using EMA weights from {!r} ({}'s averages of the parameters, the buffers from {!r})"
 
 
-def _torch_ema(contents: object, where: tuple[str, ...]) -> tuple[str, list[torch.Tensor]] | None:
-    """The key and the `shadow_params` of torch_ema's `ExponentialMovingAverage.state_dict()` saved beside the plain
-    weights found under `where`; None when the file holds none."""
+def _torch_ema(contents: object, where: tuple[str, ...]) -> tuple[str, list[torch.Tensor], str] | None:
+    """The key, the `shadow_params` and the library of torch_ema's `ExponentialMovingAverage.state_dict()` or diffusers'
+    `EMAModel.state_dict()` saved beside the plain weights found under `where`; None when the file holds none."""
     if not isinstance(contents, Mapping) or any(k in _EMA_KEYS for k in where):
         return None
     for key in _EMA_KEYS:
         saved = contents.get(key)
-        shadow = saved.get("shadow_params") if isinstance(saved, Mapping) else None
+        if not isinstance(saved, Mapping):
+            continue
+        shadow = saved.get("shadow_params")
         if isinstance(shadow, list) and shadow and all(isinstance(t, torch.Tensor) for t in shadow):
-            return key, shadow
+            return key, shadow, "diffusers' EMAModel" if "optimization_step" in saved else "torch_ema"
     return None
 
 
-def _copy_shadow(path: Path, spec: str, model: nn.Module, key: str, shadow: list[torch.Tensor]) -> None:
-    """Put torch_ema's averages into the model's parameters as its own `copy_to(model.parameters())` does, after
+def _copy_shadow(path: Path, spec: str, model: nn.Module, key: str, shadow: list[torch.Tensor], tool: str) -> None:
+    """Put torch_ema's (or diffusers') averages into the model's parameters as its `copy_to(model.parameters())` does, after
     checking what its zip would not: one average of the same shape for each parameter."""
     params = list(model.named_parameters())
     wrong = next((f"{name}: average {_shape(s)} vs model {_shape(p)}" for (name, p), s in zip(params, shadow) if p.shape != s.shape), None)
     if len(params) != len(shadow) or wrong:
         raise InputError(
-            f"{path}: the EMA averages under {key!r} (torch_ema) do not fit {spec}: "
+            f"{path}: the EMA averages under {key!r} ({tool}) do not fit {spec}: "
             + (f"{len(shadow)} averages for {len(params)} parameters" if len(params) != len(shadow) else f"first shape differs at {wrong}"),
-            fix="torch_ema keeps the parameters it was given in order: pass the architecture whose parameters() they were, or leave out --ema",
+            fix=f"{tool} keeps the parameters it was given in order: pass the architecture whose parameters() they were, or leave out --ema",
         )
     try:
         with torch.no_grad():
@@ -474,7 +477,7 @@ def _copy_shadow(path: Path, spec: str, model: nn.Module, key: str, shadow: list
                 p.copy_(s)
     except RuntimeError as e:  # what the shape check cannot see, e.g. a dtype that cannot be copied
         raise InputError(
-            f"{path}: the EMA averages under {key!r} (torch_ema) do not load into {spec} ({_first_line(e)})", fix=_CORRUPT_FIX
+            f"{path}: the EMA averages under {key!r} ({tool}) do not load into {spec} ({_first_line(e)})", fix=_CORRUPT_FIX
         ) from e
 
 
