@@ -293,6 +293,31 @@ def test_torch_ema_averages_beside_the_weights(tmp_path, image_folder):
     assert f"m.pt: the EMA averages under 'ema' (torch_ema) do not load into {ARCH} (copy_() between dense and sparse" in line
 
 
+def test_an_ema_helpers_shadow_beside_the_weights(tmp_path):
+    """A hand-written EMA helper's {"decay": ..., "shadow": {name: tensor}} (of `named_parameters()`, no buffers)
+    beside the model's: --ema said "the file holds no EMA weights; its plain weights were used", and the run without
+    it did not say the shadow was there; saved alone, with all the weights, it "holds no state dict"."""
+    model = _tiny()
+    shadow = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+    def update() -> None:  # the helper's own update, as such helpers are written
+        for name, p in model.named_parameters():
+            shadow[name] = 0.5 * shadow[name] + 0.5 * p.detach()
+
+    _three_steps(model, update)
+    torch.save({"model": model.state_dict(), "ema": {"decay": 0.5, "shadow": shadow}, "epoch": 2}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.notes == ["the file also holds EMA weights under 'ema': --ema would measure them"]
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True)
+    assert ckpt.notes == ["using EMA weights from 'ema/shadow' (an EMA helper's shadow copies; the 9 tensors it lacks from 'model'): --ema"]
+    averaged = _tiny()
+    averaged.load_state_dict({**model.state_dict(), **shadow})  # the helper's apply_shadow()
+    assert _same_outputs(averaged, ckpt.model) and not _same_outputs(model, ckpt.model)
+    torch.save({"decay": 0.5, "shadow": averaged.state_dict()}, tmp_path / "alone.pt")
+    ckpt = load_checkpoint(tmp_path / "alone.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(averaged, ckpt.model) and ckpt.notes == ["using EMA weights from 'shadow': the file holds no plain model weights"]
+
+
 def test_diffusers_ema_model_averages_are_named_as_diffusers(tmp_path):
     """diffusers' `EMAModel.state_dict()` (its `optimization_step`, warm-up settings and `shadow_params`, written here
     as diffusers writes it) beside the model's: --ema measured its averages, but the note called them torch_ema's."""

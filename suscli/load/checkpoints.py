@@ -54,8 +54,10 @@ _ARCH_KEYS = ("arch", "arch_kwargs")  # stored with the weights, but they descri
 
 # Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is,
 # or when asked for (ema=True, --ema).
-# timm, torchvision's references, scripts beside model_state_dict or model
-_EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model", "model_ema_state_dict", "ema_model_state_dict")
+# timm, torchvision's references, scripts beside model_state_dict or model; `shadow`: a hand-written EMA helper's
+# {"decay": ..., "shadow": {name: tensor}}, often of the parameters alone
+_EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model", "model_ema_state_dict", "ema_model_state_dict", "shadow")
+_SHADOW = "shadow"
 _WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", *_EMA_KEYS)
 _EMA_FIRST = tuple(dict.fromkeys(_EMA_KEYS + _WEIGHT_KEYS))
 _EMA_PYTORCH, _EMA_PYTORCH_ONLINE = "ema_model.", "online_model."  # ema-pytorch's EMA: the EMA copy, the network it follows
@@ -271,6 +273,9 @@ def load_checkpoint(
             notes.append(note)
         elif (shadow := _torch_ema(contents, where)) is not None:
             notes.append(_ema_beside(shadow[0]) if not ema else f"{_SHADOW_NOTE.format(shadow[0], shadow[2], '/'.join(where))}: --ema")
+        elif ema and (filled := _shadow_filled(contents, state, where)) is not None:
+            state, note = filled
+            notes.append(note)
         else:
             notes += _ema_notes(where, ema, contents, state)
         inferred = None
@@ -458,6 +463,23 @@ def _torch_ema(contents: object, where: tuple[str, ...]) -> tuple[str, list[torc
         if isinstance(shadow, list) and shadow and all(isinstance(t, torch.Tensor) for t in shadow):
             return key, shadow, "diffusers' EMAModel" if "optimization_step" in saved else "torch_ema"
     return None
+
+
+def _shadow_filled(contents: object, shadow: dict[str, torch.Tensor], where: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], str] | None:
+    """An EMA helper's `shadow` found under `where` that names only some of the plain weights beside it (helpers
+    written by hand often copy `named_parameters()` and leave the buffers): the plain weights with the shadow's
+    tensors in their place, as the helper's own `apply_shadow` does, and a note; None when it is not that."""
+    if not where or where[-1] != _SHADOW:
+        return None
+    plain = _find_state_dict(contents)
+    if plain is None or any(k in _EMA_KEYS for k in plain[1]) or not set(shadow) < set(plain[0]):
+        return None
+    rest = len(plain[0]) - len(shadow)
+    filled = _keep_metadata({**plain[0], **shadow}, plain[0])
+    return (
+        filled,
+        f"using EMA weights from {'/'.join(where)!r} (an EMA helper's shadow copies; the {rest} tensors it lacks from {'/'.join(plain[1])!r}): --ema",
+    )
 
 
 def _copy_shadow(path: Path, spec: str, model: nn.Module, key: str, shadow: list[torch.Tensor], tool: str) -> None:
