@@ -211,6 +211,21 @@ def test_an_averaged_models_state_dict_says_its_weights_are_averaged(tmp_path):
         ]
 
 
+def test_ema_on_a_state_dict_under_module_does_not_say_it_holds_no_ema_weights(tmp_path):
+    """timm's ModelEmaV2/V3 `state_dict()` saved alone is `module.*`, as a DataParallel model's: `--ema` said "the file
+    holds no EMA weights", which for this file is false; the two cannot be told apart, and the note says no more."""
+    model_ema = pytest.importorskip("timm.utils").ModelEmaV3
+    model = _tiny()
+    torch.save(model_ema(model, decay=0.5).state_dict(), tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True)
+    assert _same_outputs(model, ckpt.model) and ckpt.notes == [
+        "--ema: the file holds one set of weights, under 'module.' (as DataParallel saves a model, and timm's ModelEmaV2/V3 "
+        "its EMA copy); they were used",
+        "stripped prefix 'module.'",
+    ]
+    assert load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS).notes == ["stripped prefix 'module.'"]
+
+
 def _ema_pytorch(model: nn.Module, online: bool) -> nn.Module:
     """ema-pytorch's `EMA` of `model` after three SGD steps, each followed by the EMA's own update."""
     ema = pytest.importorskip("ema_pytorch").EMA(model, beta=0.5, update_after_step=0, update_every=1, include_online_model=online)

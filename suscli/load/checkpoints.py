@@ -366,6 +366,10 @@ def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None, keys:
         return [f"using EMA weights from {'/'.join(where)!r}: {why}"]
     if "n_averaged" in keys and any(k.startswith("module.") for k in keys):  # torch's AveragedModel (EMA or SWA)
         return [f"using the averaged weights of an AveragedModel (under 'module.', beside 'n_averaged'): {why}"]
+    if ema and keys and all(k.startswith("module.") for k in keys):  # DataParallel's, or timm's ModelEmaV2/V3 saved alone
+        return [
+            "--ema: the file holds one set of weights, under 'module.' (as DataParallel saves a model, and timm's ModelEmaV2/V3 its EMA copy); they were used"
+        ]
     if ema:
         return ["--ema: the file holds no EMA weights; its plain weights were used"]
     beside = next((k for k in _EMA_KEYS if isinstance(contents, Mapping) and _ema_loadable(contents.get(k))), None)
