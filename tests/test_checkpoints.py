@@ -308,6 +308,21 @@ def test_torch_ema_averages_beside_the_weights(tmp_path, image_folder):
     assert f"m.pt: the EMA averages under 'ema' (torch_ema) do not load into {ARCH} (copy_() between dense and sparse" in line
 
 
+def test_ema_averages_without_names_saved_alone_say_what_they_are(tmp_path):
+    """torch_ema's (or diffusers') EMA state dict saved alone holds averages without names and no model weights: the
+    error said only "holds no state dict", and asked for a mapping of names to tensors under 'state_dict' or 'model'."""
+    average = pytest.importorskip("torch_ema").ExponentialMovingAverage
+    torch.save(average(_tiny().parameters(), decay=0.5).state_dict(), tmp_path / "m.pt")
+    assert _input_error(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS) == (
+        f"{tmp_path / 'm.pt'}: holds torch_ema's EMA averages alone: 11 tensors without names or buffers, no model weights "
+        "(save them beside the model's weights as {'model': model.state_dict(), 'ema': ema.state_dict()}, which --ema reads, "
+        "or save the model's state dict after ema.copy_to(model.parameters()))"
+    )
+    shadow = [p.detach().clone() for p in _tiny().parameters()]
+    torch.save({"decay": 0.5, "min_decay": 0.0, "optimization_step": 3, "shadow_params": shadow}, tmp_path / "m.pt")
+    assert "holds diffusers' EMAModel's EMA averages alone: 11 tensors" in _input_error(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+
+
 def test_an_ema_helpers_shadow_beside_the_weights(tmp_path):
     """A hand-written EMA helper's {"decay": ..., "shadow": {name: tensor}} (of `named_parameters()`, no buffers)
     beside the model's: --ema said "the file holds no EMA weights; its plain weights were used", and the run without

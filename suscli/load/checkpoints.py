@@ -315,6 +315,12 @@ def _weights(
             merged.update(found[0])
         contents = merged
     found = _find_state_dict(contents, ema)
+    if found is None and (alone := _shadow_params(contents)) is not None:
+        raise InputError(
+            f"{path}: holds {alone[1]}'s EMA averages alone: {len(alone[0])} tensors without names or buffers, no model weights",
+            fix="save them beside the model's weights as {'model': model.state_dict(), 'ema': ema.state_dict()}, which --ema reads, "
+            "or save the model's state dict after ema.copy_to(model.parameters())",
+        )
     if found is None:
         raise InputError(
             f"{path}: holds no state dict (found {_describe(contents)})",
@@ -459,14 +465,17 @@ def _torch_ema(contents: object, where: tuple[str, ...]) -> tuple[str, list[torc
     `EMAModel.state_dict()` saved beside the plain weights found under `where`; None when the file holds none."""
     if not isinstance(contents, Mapping) or any(k in _EMA_KEYS for k in where):
         return None
-    for key in _EMA_KEYS:
-        saved = contents.get(key)
-        if not isinstance(saved, Mapping):
-            continue
-        shadow = saved.get("shadow_params")
-        if isinstance(shadow, list) and shadow and all(isinstance(t, torch.Tensor) for t in shadow):
-            return key, shadow, "diffusers' EMAModel" if "optimization_step" in saved else "torch_ema"
-    return None
+    return next(((key, *found) for key in _EMA_KEYS if (found := _shadow_params(contents.get(key))) is not None), None)
+
+
+def _shadow_params(saved: object) -> tuple[list[torch.Tensor], str] | None:
+    """The `shadow_params` of torch_ema's or diffusers' EMA state dict, and the library that wrote it; None for anything else."""
+    if not isinstance(saved, Mapping):
+        return None
+    shadow = saved.get("shadow_params")
+    if not isinstance(shadow, list) or not shadow or not all(isinstance(t, torch.Tensor) for t in shadow):
+        return None
+    return shadow, "diffusers' EMAModel" if "optimization_step" in saved else "torch_ema"
 
 
 def _shadow_filled(contents: object, shadow: dict[str, torch.Tensor], where: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], str] | None:
