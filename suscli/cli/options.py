@@ -105,7 +105,7 @@ class InputOptions:
         bool,
         typer.Option(
             "--ema",
-            help="Use the EMA weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema, ema-pytorch's ema_model).",
+            help="Use the averaged (EMA or SWA) weights a training checkpoint holds beside its plain weights (timm's state_dict_ema, torchvision's model_ema, ema-pytorch, torch_ema, diffusers' EMAModel, an EMA helper's shadow, Lightning's averaging callbacks).",
             rich_help_panel=INPUTS,
         ),
     ] = False

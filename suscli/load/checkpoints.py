@@ -180,7 +180,8 @@ def load_checkpoint(
 
     `path` is a file, or a folder that is one checkpoint (Hugging Face). With `ema`, the EMA weights a training
     checkpoint holds beside the plain ones are used (timm's `state_dict_ema`, torchvision's `model_ema`, ema-pytorch's
-    `ema_model.`, a LightningModule's own copy, the average of Lightning's WeightAveraging).
+    `ema_model.`, torch_ema's and diffusers' averages, an EMA helper's `shadow`, a LightningModule's own copy, the
+    average of Lightning's WeightAveraging or StochasticWeightAveraging).
     """
     path = Path(path)
     folder = sources.checkpoint_folder(path) if path.is_dir() else None
