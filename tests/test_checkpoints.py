@@ -211,6 +211,25 @@ def test_an_averaged_models_state_dict_says_its_weights_are_averaged(tmp_path):
         ]
 
 
+@pytest.mark.parametrize("plain, averaged", [("state_dict", "swa_state_dict"), ("model", "swa_model")])
+def test_an_swa_average_beside_the_weights(tmp_path, plain, averaged):
+    """torch's SWA recipe (an AveragedModel, update_bn) saved beside the model's weights as the SWA authors' train.py
+    names it (`swa_state_dict`) or as torch's docs name the model (`swa_model`): --ema said "the file holds no EMA
+    weights; its plain weights were used", and the run without it did not say the average was there."""
+    model = _tiny()
+    swa = AveragedModel(model)
+    _three_steps(model, lambda: swa.update_parameters(model))
+    torch.optim.swa_utils.update_bn([X], swa)
+    swa.eval()
+    torch.save({plain: model.state_dict(), averaged: swa.state_dict(), "epoch": 3}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model)
+    assert ckpt.notes == [f"the file also holds SWA weights under {averaged!r}: --ema would measure them"]
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS, ema=True)
+    assert _same_outputs(swa.module, ckpt.model) and not _same_outputs(model, ckpt.model)
+    assert ckpt.notes == [f"using SWA weights from {averaged!r}: --ema", "stripped prefix 'module.', ignored 1 keys outside it"]
+
+
 def test_ema_on_a_state_dict_under_module_does_not_say_it_holds_no_ema_weights(tmp_path):
     """timm's ModelEmaV2/V3 `state_dict()` saved alone is `module.*`, as a DataParallel model's: `--ema` said "the file
     holds no EMA weights", which for this file is false; the two cannot be told apart, and the note says no more."""

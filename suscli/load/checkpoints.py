@@ -55,8 +55,12 @@ _ARCH_KEYS = ("arch", "arch_kwargs")  # stored with the weights, but they descri
 # Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is,
 # or when asked for (ema=True, --ema).
 # timm, torchvision's references, scripts beside model_state_dict or model; `shadow`: a hand-written EMA helper's
-# {"decay": ..., "shadow": {name: tensor}}, often of the parameters alone
-_EMA_KEYS = ("state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model", "model_ema_state_dict", "ema_model_state_dict", "shadow")
+# {"decay": ..., "shadow": {name: tensor}}, often of the parameters alone. An SWA average: the SWA authors' train.py
+# saves `swa_state_dict` beside `state_dict`; torch's docs name the AveragedModel `swa_model`.
+_SWA_KEYS = ("swa_state_dict", "swa_model")
+_EMA_KEYS = (
+    "state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model", "model_ema_state_dict", "ema_model_state_dict", "shadow", *_SWA_KEYS
+)  # fmt: skip
 _SHADOW = "shadow"
 _WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", *_EMA_KEYS)
 _EMA_FIRST = tuple(dict.fromkeys(_EMA_KEYS + _WEIGHT_KEYS))
@@ -370,7 +374,7 @@ def _ema_notes(where: tuple[str, ...], ema: bool, contents: object = None, keys:
     EMA copy is often the one a run keeps as its best)."""
     why = "--ema" if ema else "the file holds no plain model weights"
     if any(k in _EMA_KEYS for k in where):
-        return [f"using EMA weights from {'/'.join(where)!r}: {why}"]
+        return [f"using {_averaged_kind(where)} from {'/'.join(where)!r}: {why}"]
     if "n_averaged" in keys and any(k.startswith("module.") for k in keys):  # torch's AveragedModel (EMA or SWA)
         return [f"using the averaged weights of an AveragedModel (under 'module.', beside 'n_averaged'): {why}"]
     if ema and keys and all(k.startswith("module.") for k in keys):  # DataParallel's, or timm's ModelEmaV2/V3 saved alone
@@ -389,9 +393,14 @@ def _ema_loadable(value: object) -> bool:
     return isinstance(value, nn.Module) or _find_state_dict(value, ema=True) is not None
 
 
+def _averaged_kind(where: tuple[str, ...]) -> str:
+    """What a note calls the averaged copy under `where`: an SWA average is no exponential moving average."""
+    return "SWA weights" if any(k in _SWA_KEYS for k in where) else "EMA weights"
+
+
 def _ema_beside(where: str) -> str:
     """The note on plain weights measured by default from a file that also holds an EMA copy, under `where`."""
-    return f"the file also holds EMA weights under {where!r}: --ema would measure them"
+    return f"the file also holds {_averaged_kind((where,))} under {where!r}: --ema would measure them"
 
 
 def _module_ema(state: dict[str, torch.Tensor], prefix: str, ema: bool) -> tuple[dict[str, torch.Tensor], str]:
