@@ -477,3 +477,18 @@ def test_stochastic_weight_averaging_plain_weights_by_default_the_average_with_e
         "statistics among them, from 'state_dict'): --ema"
     )
     assert row["susceptibility"] == pytest.approx(by_hand["averaged"], rel=1e-6)
+
+
+def test_a_stochastic_weight_average_that_does_not_fit_is_one_error(tmp_path: Path) -> None:
+    """An `average_model_state` that lacks a parameter of the module's network is refused naming it, not half-copied."""
+    path = _lightning_file(tmp_path / "a.ckpt", {"model_name": "test_resnet"})
+    raw = torch.load(path, weights_only=True)
+    average = {k: v + 1 for k, v in raw["state_dict"].items() if k != "model.fc.bias"}
+    raw["callbacks"] = {"StochasticWeightAveraging": {"n_averaged": 2, "latest_update_epoch": 1, "average_model_state": average}}
+    torch.save(raw, path)
+    with pytest.raises(InputError) as info:
+        load_checkpoint(path, ema=True)
+    assert str(info.value).endswith(
+        "a.ckpt: the average of StochasticWeightAveraging does not fit timm:test_resnet: 1 parameters missing or of another "
+        "shape (fc.bias) (leave out --ema to measure the module's own weights)"
+    )
