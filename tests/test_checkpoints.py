@@ -365,6 +365,12 @@ def test_an_ema_helpers_shadow_beside_the_weights(tmp_path):
     torch.save({"decay": 0.5, "shadow": averaged.state_dict()}, tmp_path / "alone.pt")
     ckpt = load_checkpoint(tmp_path / "alone.pt", arch=ARCH, arch_kwargs=KWARGS)
     assert _same_outputs(averaged, ckpt.model) and ckpt.notes == ["using EMA weights from 'shadow': the file holds no plain model weights"]
+    torch.save({"decay": 0.5, "shadow": shadow}, tmp_path / "alone.pt")  # the parameters alone cannot make the model
+    assert _input_error(tmp_path / "alone.pt", arch=ARCH, arch_kwargs=KWARGS).endswith(
+        "6 missing keys (1.running_mean, 1.running_var, 5.running_mean, ...), 0 unexpected keys (the file holds the parameters "
+        "without the buffers (BatchNorm statistics): save model.state_dict(), which holds both, or save these beside it as an EMA "
+        "copy, which --ema reads)"
+    )
 
 
 def test_diffusers_ema_model_averages_are_named_as_diffusers(tmp_path):
@@ -724,6 +730,7 @@ def test_module_versions_saved_with_the_weights_decide(tmp_path):
         bn_cnn(num_classes=3, **KWARGS).load_state_dict(torch.load(tmp_path / "v2.pth"), strict=True)
     line = _input_error(tmp_path / "v2.pth", arch=ARCH, arch_kwargs=KWARGS)
     assert "3 missing keys (1.num_batches_tracked, 5.num_batches_tracked, 9.num_batches_tracked), 0 unexpected keys" in line
+    assert "without the buffers" not in line  # it holds the running statistics
     for meta in state._metadata.values():
         if "version" in meta:
             meta["version"] = 1

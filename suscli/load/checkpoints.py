@@ -879,6 +879,12 @@ def _load_weights(
     missing = [k for k in own if k in refused_missing]
     unexpected = [k for k in state if k in refused_unexpected]
     if missing or unexpected:
+        buffers = {name for name, _ in model.named_buffers()}
+        if not unexpected and set(missing) <= buffers and not buffers & set(state):  # an EMA helper's shadow, say
+            fix = (
+                "the file holds the parameters without the buffers (BatchNorm statistics): save model.state_dict(), which "
+                "holds both, or save these beside it as an EMA copy, which --ema reads"
+            )
         raise InputError(
             f"{path}: weights do not fit {spec}{after}: {len(missing)} missing keys{_few(missing)}, "
             f"{len(unexpected)} unexpected keys{_few(unexpected)}",
