@@ -50,7 +50,9 @@ Progress = Callable[[str, int, int], None]
 # How checkpoints are read, in the key of every result: raised when a release reads a file that it read before in
 # another way, so that a results file never passes off what an earlier release measured for what this one would.
 # 2: Lightning's WeightAveraging checkpoints give the module's own weights unless --ema, and --ema reads more layouts.
-READING = 2
+# 3: --ema reads Lightning's StochasticWeightAveraging state, an SWA average beside the weights (swa_state_dict,
+# swa_model) and an EMA helper's {decay, shadow}, where it measured the plain weights before.
+READING = 3
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
