@@ -117,6 +117,44 @@ def test_trainer_run_is_one_run_of_epochs(root: Path, tmp_path: Path) -> None:
         assert row["susceptibility"] == pytest.approx(hf_by_hand(Path(row["path"]), root), rel=1e-5), row["name"]
 
 
+def test_a_trainer_resumed_from_an_earlier_checkpoint_names_the_earlier_runs_later_checkpoints(root: Path, tmp_path: Path) -> None:
+    """A Trainer resumed from checkpoint-2 into the same output_dir, with another learning rate, for fewer epochs:
+    it writes checkpoint-4 over the first run's and leaves its checkpoint-6, and track read the three as one run.
+    The checkpoints' own logs (trainer_state.json) tell it, also in a copy that kept no file times."""
+
+    def train(epochs: int, lr: float, resume: Path | None = None) -> None:
+        torch.manual_seed(0)
+        model = AutoModelForImageClassification.from_pretrained(root / "saved")
+        args = TrainingArguments(
+            output_dir=str(tmp_path / "run"),
+            num_train_epochs=epochs,
+            per_device_train_batch_size=4,
+            learning_rate=lr,
+            save_strategy="steps",
+            save_steps=2,
+            logging_steps=1,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+        )
+        Trainer(model=model, args=args, train_dataset=Pictures()).train(resume_from_checkpoint=resume and str(resume))
+
+    train(3, 0.05)
+    train(2, 0.01, tmp_path / "run" / "checkpoint-2")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    shutil.copytree(tmp_path / "run", tmp_path / "copy", copy_function=shutil.copy)  # cp -r: every file time is the copy's
+    for run in ("run", "copy"):
+        doc = cli_json("track", tmp_path / run, "-d", root / "unlabeled", "--train-data", root / "train")
+        assert [r["name"] for r in doc["results"]] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+        assert doc["warnings"] == [
+            "checkpoint-6: its trainer_state.json log does not continue checkpoint-4's (the two part after step 2): likely "
+            "the earlier run's, left in the output_dir by a run resumed from an earlier checkpoint; remove it, or list the "
+            "run's epochs in a manifest"
+        ]
+    shutil.rmtree(tmp_path / "run" / "checkpoint-6")
+    assert cli_json("track", tmp_path / "run", "-d", root / "unlabeled", "--train-data", root / "train")["warnings"] == []
+
+
 def test_users_mean_and_arch_win_with_a_note(root: Path) -> None:
     row = cli_json("score", root / "saved", "-d", root / "unlabeled", "--mean", "0.5", "--std", "0.5")["results"][0]
     assert row["notes"] == ["--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3"]

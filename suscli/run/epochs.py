@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suscli.errors import InputError
+from suscli.load.sources.huggingface import trainer_log
 from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, discover, name_version
 from suscli.judge import verdict
@@ -173,7 +174,8 @@ def _numbers(row: Result) -> str:
 
 def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[str]]:
     """The run's checkpoints in epoch order, those skipped for having no epoch number (e.g. last.ckpt), and what a
-    reader must know about the choice: the epochs a resumed Lightning run saved again, and files it did not replace.
+    reader must know about the choice: the epochs a resumed Lightning run saved again, files it did not replace, and
+    a resumed Trainer's output_dir's checkpoints left from the run before.
 
     Epochs come from the file names (suscli.run.pool.epoch_from_name), or from a manifest's `epoch` field.
     """
@@ -191,7 +193,45 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
                 f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
                 fix="keep one per epoch, or list them in a manifest with an epoch field",
             )
-    return numbered, skipped, notes
+    parted = _parted_logs(numbered)
+    return numbered, skipped, notes + ([parted] if parted else [])
+
+
+def _parted_logs(entries: list[PoolEntry]) -> str | None:
+    """A note naming the Trainer checkpoint folders whose log (trainer_state.json) does not continue the one before
+    them in step order. A Trainer resumed from checkpoint-N into the same output_dir writes its checkpoints over the
+    earlier run's of the same steps and leaves those of later steps it did not reach: their logs part from the
+    resumed run's after step N. Read from the checkpoints' own records, which a copy keeps."""
+    logs = sorted(
+        ((e, log) for e in entries if not e.epoch_given and e.path.is_dir() and (log := trainer_log(e.path)) is not None),
+        key=lambda el: el[1][0],
+    )
+    parted: list[PoolEntry] = []
+    kept, after = None, 0
+    for entry, (step, history) in logs:
+        if kept is not None:
+            ours, theirs = _upto(kept[1][1], kept[1][0]), _upto(history, kept[1][0])
+            if ours != theirs:
+                if not parted:
+                    same = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
+                    after = ours[same - 1].get("step", 0) if same else 0
+                parted.append(entry)
+                continue
+        kept = entry, (step, history)
+    if not parted or kept is None:
+        return None
+    names = f"{', '.join(e.name for e in parted[:3])}{', ...' if len(parted) > 3 else ''}"
+    return (
+        f"{names}: {'its' if len(parted) == 1 else 'their'} trainer_state.json log does not continue {kept[0].name}'s "
+        f"(the two part after step {after}): likely the earlier run's, left in the output_dir by a run resumed from an "
+        "earlier checkpoint; remove "
+        f"{'it' if len(parted) == 1 else 'them'}, or list the run's epochs in a manifest"
+    )
+
+
+def _upto(history: list, step: int) -> list[dict]:
+    """The entries of a Trainer's log history up to `step`."""
+    return [h for h in history if isinstance(h, dict) and isinstance(h.get("step"), int) and h["step"] <= step]
 
 
 def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:

@@ -196,6 +196,19 @@ def _epoch(file: Path) -> int | None:
     return int(epoch) if isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and float(epoch).is_integer() else None
 
 
+def trainer_log(path: Path) -> tuple[int, list[Any]] | None:
+    """A Trainer checkpoint folder's global step and log history (its trainer_state.json), None without them. A
+    run resumed from checkpoint-N carries N's history on, so two checkpoints of one run agree up to the earlier's step."""
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    step, log = (state.get("global_step"), state.get("log_history")) if isinstance(state, dict) else (None, None)
+    if not isinstance(step, int) or isinstance(step, bool) or not isinstance(log, list):
+        return None
+    return step, log
+
+
 def _json(file: Path) -> dict[str, Any]:
     try:
         value = json.loads(file.read_text(encoding="utf-8"))
