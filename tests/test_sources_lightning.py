@@ -188,7 +188,34 @@ def test_a_run_resumed_with_the_default_logger_is_tracked_across_its_version_fol
         "version of each is measured (version_1/checkpoints/epoch=2-step=6.ckpt over version_0/checkpoints/epoch=2-step=6.ckpt)"
     ]
     fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), logger=True, max_epochs=1)  # another run: version_2
-    one_error_line(invoke("track", logs, "-d", unlabeled), 3, "version_0 and version_2 hold the checkpoints of separate runs")
+    one_error_line(invoke("track", logs, "-d", unlabeled), 3, "version_0 and version_2 both start at epoch 0: separate runs, or")
+
+
+def test_a_run_resumed_during_epoch_0_is_told_to_track_its_own_folder(tmp_path: Path) -> None:
+    """A run resumed from a checkpoint saved during epoch 0 (ModelCheckpoint(every_n_train_steps=1)) saves every
+    epoch again in its logger's next folder, and track on lightning_logs said "version_0 and version_1 hold the
+    checkpoints of separate runs". Its checkpoints are those of a new run, the folder aside (the same epoch,
+    global_step and loop counts): the message says so, and names the folder to track, which holds the whole run."""
+    unlabeled, train = image_sets(tmp_path)
+    steps = ModelCheckpoint(dirpath=tmp_path / "steps", every_n_train_steps=1, save_top_k=-1)
+    fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), callbacks=[steps], logger=True, max_epochs=2)
+    logs = tmp_path / "lightning_logs"
+    fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), ckpt_path=tmp_path / "steps/epoch=0-step=1.ckpt", logger=True, max_epochs=2)
+    assert sorted(p.relative_to(logs).as_posix() for p in logs.rglob("*.ckpt")) == [
+        "version_0/checkpoints/epoch=0-step=2.ckpt",
+        "version_0/checkpoints/epoch=1-step=4.ckpt",
+        "version_1/checkpoints/epoch=0-step=2.ckpt",
+        "version_1/checkpoints/epoch=1-step=4.ckpt",
+    ]
+    line = one_error_line(invoke("track", logs, "-d", unlabeled), 3)
+    assert line == (
+        f"error: {logs}: version_0 and version_1 both start at epoch 0: separate runs, or version_1 resumed from a "
+        "checkpoint saved during epoch 0, which their checkpoints do not tell apart (a run resumed during epoch 0 saved "
+        f"all its epochs again: track its folder alone, suscli track {logs / 'version_1'}; separate runs: track one "
+        "version_N folder, or list the run's epochs in a manifest with an epoch field)"
+    )
+    doc = cli_json("track", logs / "version_1", "-d", unlabeled, "--train-data", train, "--count-epoch-0")
+    assert [r["name"] for r in doc["results"]] == ["checkpoints/epoch=0-step=2.ckpt", "checkpoints/epoch=1-step=4.ckpt"]
 
 
 class EmaClassifier(L.LightningModule):

@@ -276,14 +276,22 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
 
 
 def _one_run(run: Path, folders: list[tuple[int, PoolEntry]]) -> None:
-    """Refuse the version_K folders of separate runs: a resumed run saves first the epoch after the one it resumed
-    from, so a later folder that holds epoch 0 again (`lightning_logs/version_1` of a second run) is another run."""
+    """Refuse the version_K folders that may hold separate runs: a run resumed from an end-of-epoch checkpoint saves
+    first the epoch after it, so a later folder that holds epoch 0 again (`lightning_logs/version_1` of a second run)
+    is another run, or a run resumed from a checkpoint saved during epoch 0 (`every_n_train_steps`), which saves
+    every epoch again in its own folder. Their checkpoints do not tell the two apart: the same epoch, global_step
+    and loop counts, the folder aside."""
     first = min((k for k, _ in folders), default=0)
     again = sorted({k for k, e in folders if k > first and e.epoch == 0})
     if again:
+        folder = next(e.path for k, e in folders if k == again[0])
+        while folder.name != f"version_{again[0]}":
+            folder = folder.parent
         raise InputError(
-            f"{run}: version_{first} and version_{again[0]} hold the checkpoints of separate runs (both start at epoch 0)",
-            fix="give one run's version_N folder, or list the run's epochs in a manifest with an epoch field",
+            f"{run}: version_{first} and version_{again[0]} both start at epoch 0: separate runs, or version_{again[0]} "
+            "resumed from a checkpoint saved during epoch 0, which their checkpoints do not tell apart",
+            fix=f"a run resumed during epoch 0 saved all its epochs again: track its folder alone, suscli track {folder}; "
+            "separate runs: track one version_N folder, or list the run's epochs in a manifest with an epoch field",
         )
 
 
