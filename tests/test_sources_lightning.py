@@ -191,6 +191,32 @@ def test_a_run_resumed_with_the_default_logger_is_tracked_across_its_version_fol
     one_error_line(invoke("track", logs, "-d", unlabeled), 3, "version_0 and version_2 both start at epoch 0: separate runs, or")
 
 
+def test_a_later_epoch_left_in_an_earlier_version_folder_is_named_without_file_times(tmp_path: Path) -> None:
+    """version_1 resumed from epoch 0 and stopped after epoch 2, leaving version_0's epoch 3: the earlier run's.
+    It was named by the file times alone, and a copy without `cp -p` (here: version_1's files older than
+    version_0's) lost the warning; the logger's folder numbers order the runs, and a copy keeps them."""
+    unlabeled, train = image_sets(tmp_path)
+    fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), logger=True, max_epochs=4)
+    logs = tmp_path / "lightning_logs"
+    first = logs / "version_0/checkpoints/epoch=0-step=2.ckpt"
+    fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), ckpt_path=first, logger=True, max_epochs=3)
+    for k, version in enumerate(("version_1", "version_0")):  # as copied: version_1 first
+        for ckpt in (logs / version).rglob("*.ckpt"):
+            os.utime(ckpt, (1_000_000 + k, 1_000_000 + k))
+    doc = cli_json("track", logs, "-d", unlabeled, "--train-data", train, "--count-epoch-0")
+    assert [r["name"] for r in doc["results"]] == [
+        "version_0/checkpoints/epoch=0-step=2.ckpt",
+        "version_1/checkpoints/epoch=1-step=4.ckpt",
+        "version_1/checkpoints/epoch=2-step=6.ckpt",
+        "version_0/checkpoints/epoch=3-step=8.ckpt",
+    ]
+    assert doc["warnings"][1] == (
+        "version_0/checkpoints/epoch=3-step=8.ckpt: written before version_1/checkpoints/epoch=1-step=4.ckpt (an earlier "
+        "version_N folder), where a resumed run saved epoch 1 again: likely the earlier run's, trained from weights the "
+        "resume went back from; remove them, or list the run's epochs in a manifest"
+    )
+
+
 def test_a_run_resumed_during_epoch_0_is_told_to_track_its_own_folder(tmp_path: Path) -> None:
     """A run resumed from a checkpoint saved during epoch 0 (ModelCheckpoint(every_n_train_steps=1)) saves every
     epoch again in its logger's next folder, and track on lightning_logs said "version_0 and version_1 hold the

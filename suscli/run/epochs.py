@@ -262,14 +262,15 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
     resumed = {id(new) for _, new in replaced}
     stale, resume = [], None  # resume: the newest re-saved file of an earlier epoch
     for entry in kept:
-        if resume is not None and (entry.epoch or 0) > (resume.epoch or 0) and _mtime(entry) < _mtime(resume):
+        if resume is not None and (entry.epoch or 0) > (resume.epoch or 0) and _written(entry) < _written(resume):
             stale.append(entry)
-        elif id(entry) in resumed and (resume is None or _mtime(entry) > _mtime(resume)):
+        elif id(entry) in resumed and (resume is None or _written(entry) > _written(resume)):
             resume = entry
     if stale and resume is not None:
+        how = "an earlier version_N folder" if all(_written(e)[0] < _written(resume)[0] for e in stale) else "file times"
         notes.append(
             f"{', '.join(e.name for e in stale[:3])}{', ...' if len(stale) > 3 else ''}: written before {resume.name} "
-            f"(file times), where a resumed run saved epoch {resume.epoch} again: likely the earlier run's, trained from "
+            f"({how}), where a resumed run saved epoch {resume.epoch} again: likely the earlier run's, trained from "
             "weights the resume went back from; remove them, or list the run's epochs in a manifest"
         )
     return kept, notes
@@ -293,6 +294,14 @@ def _one_run(run: Path, folders: list[tuple[int, PoolEntry]]) -> None:
             fix=f"a run resumed during epoch 0 saved all its epochs again: track its folder alone, suscli track {folder}; "
             "separate runs: track one version_N folder, or list the run's epochs in a manifest with an epoch field",
         )
+
+
+def _written(entry: PoolEntry) -> tuple[int, float]:
+    """When a checkpoint was written, as far as can be told: its logger's version_N folder first (a resumed run's
+    logger opens the next one, and a copy keeps the names), then its file time (which a copy without `cp -p` does
+    not keep). Lightning's checkpoints hold no record that orders two runs: the epochs a resume trains again carry
+    the same global_step and loop counts."""
+    return name_version(entry.path)[1][0], _mtime(entry)
 
 
 def _mtime(entry: PoolEntry) -> float:
