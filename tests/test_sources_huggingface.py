@@ -155,6 +155,32 @@ def test_a_trainer_resumed_from_an_earlier_checkpoint_names_the_earlier_runs_lat
     assert cli_json("track", tmp_path / "run", "-d", root / "unlabeled", "--train-data", root / "train")["warnings"] == []
 
 
+def test_a_trainers_final_model_saved_beside_its_checkpoints_is_not_a_second_last_epoch(root: Path, tmp_path: Path) -> None:
+    """`trainer.save_model()` and `trainer.save_state()` after `train()`, as the Trainer's examples end, write the
+    final model and its trainer_state.json into the output_dir beside checkpoint-4, saved at the same step: track
+    stopped with "two checkpoints for epoch 2: run and checkpoint-4" (exit 3)."""
+    model = AutoModelForImageClassification.from_pretrained(root / "saved")
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        num_train_epochs=2,
+        per_device_train_batch_size=4,
+        save_strategy="epoch",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=Pictures())
+    trainer.train()
+    trainer.save_model()
+    trainer.save_state()
+    doc = cli_json("track", tmp_path / "run", "-d", root / "unlabeled", "--train-data", root / "train")
+    assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("checkpoint-2", 1), ("checkpoint-4", 2)]
+    assert doc["warnings"] == [
+        "run: the Trainer's final model (save_model), saved at step 4 as checkpoint-4 was, left out: the run's epochs "
+        "are its checkpoint-N folders"
+    ]
+
+
 def test_users_mean_and_arch_win_with_a_note(root: Path) -> None:
     row = cli_json("score", root / "saved", "-d", root / "unlabeled", "--mean", "0.5", "--std", "0.5")["results"][0]
     assert row["notes"] == ["--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3"]

@@ -182,6 +182,8 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     run = Path(run)
     entries = discover(run, all_checkpoints=True)
     numbered, notes = _newest_versions(run, [e for e in entries if e.epoch is not None])
+    numbered, final = _final_model(run, numbered)
+    notes += [final] if final else []
     skipped = [e for e in entries if e.epoch is None]
     if not numbered:
         raise InputError(
@@ -195,6 +197,24 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
             )
     parted = _parted_logs(numbered)
     return numbered, skipped, notes + ([parted] if parted else [])
+
+
+def _final_model(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], str | None]:
+    """Leave out a Trainer output_dir's own model where a checkpoint-N folder has its step: `save_model()` and
+    `save_state()` after `train()` write the model the run ended with (or, with load_best_model_at_end, the best
+    checkpoint's) and the trainer_state.json that numbers it, beside the checkpoint that saved that step, and the
+    run read as two checkpoints of its last epoch. Returns the entries kept and a note naming the one left out."""
+    own = next((e for e in entries if e.path == run and not e.epoch_given), None)
+    log = trainer_log(run) if own is not None else None
+    if own is None or log is None:
+        return entries, None
+    twin = next((e for e in entries if e is not own and e.path.is_dir() and (t := trainer_log(e.path)) and t[0] == log[0]), None)
+    if twin is None:  # saved after the last checkpoint: the run's last epoch
+        return entries, None
+    return [e for e in entries if e is not own], (
+        f"{own.name}: the Trainer's final model (save_model), saved at step {log[0]} as {twin.name} was, left out: "
+        "the run's epochs are its checkpoint-N folders"
+    )
 
 
 def _parted_logs(entries: list[PoolEntry]) -> str | None:
