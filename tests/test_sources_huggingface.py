@@ -181,6 +181,30 @@ def test_a_trainers_final_model_saved_beside_its_checkpoints_is_not_a_second_las
     ]
 
 
+def test_a_trainer_run_saved_only_mid_epoch_says_how_to_save_epochs(root: Path, tmp_path: Path) -> None:
+    """The Trainer saves every save_steps steps by default, mid-epoch, where trainer_state.json's epoch is not whole:
+    track said "name them like epoch_12.pt", which does not apply to a Trainer's checkpoint-N folders."""
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        save_strategy="steps",
+        save_steps=3,
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    Trainer(model=AutoModelForImageClassification.from_pretrained(root / "saved"), args=args, train_dataset=Pictures()).train()
+    assert json.loads((tmp_path / "run" / "checkpoint-3" / "trainer_state.json").read_text())["epoch"] == 1.5
+    one_error_line(
+        invoke("track", tmp_path / "run", "-d", root / "unlabeled"),
+        3,
+        f"no checkpoint of {tmp_path / 'run'} has an epoch number: the Trainer saved checkpoint-3 mid-epoch (the epoch in "
+        'trainer_state.json is not whole) (save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), '
+        "or give a manifest with an epoch field)",
+    )
+
+
 def test_users_mean_and_arch_win_with_a_note(root: Path) -> None:
     row = cli_json("score", root / "saved", "-d", root / "unlabeled", "--mean", "0.5", "--std", "0.5")["results"][0]
     assert row["notes"] == ["--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3"]

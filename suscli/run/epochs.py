@@ -186,6 +186,13 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     notes += [final] if final else []
     skipped = [e for e in entries if e.epoch is None]
     if not numbered:
+        mid = [e.name for e in skipped if e.path.is_dir() and trainer_log(e.path) is not None]
+        if mid:  # a Trainer saves every save_steps (500) steps by default: mid-epoch
+            raise InputError(
+                f"no checkpoint of {run} has an epoch number: the Trainer saved {', '.join(mid[:3])}{', ...' if len(mid) > 3 else ''} "
+                "mid-epoch (the epoch in trainer_state.json is not whole)",
+                fix='save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), or give a manifest with an epoch field',
+            )
         raise InputError(
             f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field"
         )
