@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from suscli.load.checkpoints import file_sha256, load_checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
+from suscli.run.epochs import run_epochs
 from tests.conftest import by_hand, cli_json, image_sets, invoke, one_error_line
 
 transformers = pytest.importorskip("transformers")
@@ -203,6 +204,26 @@ def test_a_trainer_run_saved_only_mid_epoch_says_how_to_save_epochs(root: Path, 
         'trainer_state.json is not whole) (save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), '
         "or give a manifest with an epoch field)",
     )
+
+
+def test_a_resume_with_other_save_steps_names_the_checkpoint_the_earlier_runs_log_parts_from(root: Path, tmp_path: Path) -> None:
+    """A run saving every 2 steps resumed from checkpoint-2 to save every 4: checkpoint-4 and checkpoint-8 are the
+    resumed run's, checkpoint-6 the earlier run's. The warning said it did not continue checkpoint-8's, a later
+    checkpoint than itself. trainer_state.json written as the Trainer writes it."""
+    first = [{"epoch": s / 2, "loss": 1.0 / s, "step": s} for s in range(1, 7)]
+    resumed = first[:2] + [{"epoch": s / 2, "loss": 2.0 / s, "step": s} for s in range(3, 9)]
+    for step, log in ((2, first), (4, resumed), (6, first), (8, resumed)):
+        folder = tmp_path / "run" / f"checkpoint-{step}"
+        shutil.copytree(root / "saved", folder)
+        state = {"epoch": step / 2, "global_step": step, "log_history": log[:step], "max_steps": 8}
+        (folder / "trainer_state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    entries, _, notes = run_epochs(tmp_path / "run")
+    assert [e.name for e in entries] == ["checkpoint-2", "checkpoint-4", "checkpoint-6", "checkpoint-8"]
+    assert notes == [
+        "checkpoint-6: its trainer_state.json log does not continue checkpoint-4's (the two part after step 2): likely "
+        "the earlier run's, left in the output_dir by a run resumed from an earlier checkpoint; remove it, or list the "
+        "run's epochs in a manifest"
+    ]
 
 
 def test_users_mean_and_arch_win_with_a_note(root: Path) -> None:

@@ -234,22 +234,22 @@ def _parted_logs(entries: list[PoolEntry]) -> str | None:
         key=lambda el: el[1][0],
     )
     parted: list[PoolEntry] = []
-    kept, after = None, 0
+    kept, against, after = None, "", 0  # against: the checkpoint the first parted one does not continue
     for entry, (step, history) in logs:
         if kept is not None:
             ours, theirs = _upto(kept[1][1], kept[1][0]), _upto(history, kept[1][0])
             if ours != theirs:
                 if not parted:
                     same = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), min(len(ours), len(theirs)))
-                    after = ours[same - 1].get("step", 0) if same else 0
+                    against, after = kept[0].name, ours[same - 1].get("step", 0) if same else 0
                 parted.append(entry)
                 continue
         kept = entry, (step, history)
-    if not parted or kept is None:
+    if not parted:
         return None
     names = f"{', '.join(e.name for e in parted[:3])}{', ...' if len(parted) > 3 else ''}"
     return (
-        f"{names}: {'its' if len(parted) == 1 else 'their'} trainer_state.json log does not continue {kept[0].name}'s "
+        f"{names}: {'its' if len(parted) == 1 else 'their'} trainer_state.json log does not continue {against}'s "
         f"(the two part after step {after}): likely the earlier run's, left in the output_dir by a run resumed from an "
         "earlier checkpoint; remove "
         f"{'it' if len(parted) == 1 else 'them'}, or list the run's epochs in a manifest"
