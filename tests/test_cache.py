@@ -171,6 +171,18 @@ class OOMAbove(nn.Module):
         return self.net(x)
 
 
+def test_the_random_forward_check_stays_within_the_measurements_batch_and_out_of_its_way() -> None:
+    """The check passes 16 images where the user's --batch-size 8 was chosen to fit the GPU: a model that ran the
+    measurement failed on the check with "the model failed on 8x8 images: CUDA out of memory". It takes at most the
+    measurement's batch, and a check that runs out of memory anyway says nothing rather than failing the row."""
+    from suscli.measure.randomness import random_forward
+
+    x = torch.randn(32, 3, 8, 8)
+    check = dict(transform=lambda b: b, device=torch.device("cpu"))
+    assert random_forward(OOMAbove(limit=8), x, most=8, **check) is None
+    assert random_forward(OOMAbove(limit=4), x, **check) is None
+
+
 def test_training_accuracy_halves_the_batch_on_oom_and_counts_the_same() -> None:
     x, y = torch.randn(40, 3, 8, 8), torch.randint(3, (40,))
     model = OOMAbove(limit=7)

@@ -33,12 +33,19 @@ TRAIN_RANDOM = (
 
 
 def random_forward(
-    model: nn.Module, inputs: torch.Tensor, *, transform: Callable[[torch.Tensor], torch.Tensor], device: torch.device
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    most: int = CHECKED,
 ) -> str | None:
     """A note where `model`'s forward is random in eval mode (what predictions and accuracies use), or in the training
-    mode of the susceptibility step with its dropout modules off; None where it is one network. The model's modes,
+    mode of the susceptibility step with its dropout modules off; None where it is one network, or where the check
+    cannot run (out of GPU memory: it is a warning, not part of the measurement). At most `most` images, the
+    measurement's batch size: a batch the user shrank to fit the GPU is the largest known to fit. The model's modes,
     buffers (BatchNorm's running statistics) and the global RNG are left as they were."""
-    x = transform(inputs[:CHECKED].to(device))
+    x = transform(inputs[: min(CHECKED, most)].to(device))
     buffers = list(model.buffers())
     saved = [b.detach().clone() for b in buffers]
     rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
@@ -50,6 +57,8 @@ def random_forward(
             train_without_dropout(model)
             if len(x) > 1 and _differ(model, x):  # BatchNorm takes no training-mode batch of one
                 return TRAIN_RANDOM
+        except torch.cuda.OutOfMemoryError:
+            return None
         finally:
             for b, s in zip(buffers, saved):
                 b.copy_(s)

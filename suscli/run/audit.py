@@ -208,7 +208,7 @@ def score_group(
         check_finite(one)  # raises: the models are then scored one at a time, the one that failed in its own row
     val_map = counted_val_ids(val_map, checkpoints[0], val, train, sus[0].num_classes)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
-    randoms = [random_forward(m, pixels, transform=transform, device=device) for m in models]
+    randoms = [random_forward(m, pixels, transform=transform, device=device, most=s.batch_size) for m, s in zip(models, sus)]
     chosen = [(prep, (notes + [random]) if random else notes) for (prep, notes), random in zip(chosen, randoms)]
     references = [
         untrained_reference(m, s, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)

@@ -221,7 +221,7 @@ def score_checkpoint(
             raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
         check_finite(sus)
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
-        random = random_forward(model, pixels, transform=transform, device=device)
+        random = random_forward(model, pixels, transform=transform, device=device, most=sus.batch_size)
         notes += [random] if random else []
         preds = predict(model, pixels, transform=transform, device=device)
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)

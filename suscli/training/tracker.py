@@ -109,7 +109,9 @@ class SusceptibilityTracker:
         if not self._checked:  # once a run: what score and rank put in a row's notes, a warning in a training loop
             self._checked = True
             with in_float32(model):  # as the measurement sees it: a half-precision model takes float32 images there
-                random = random_forward(model, self.inputs, transform=self.transform or (lambda x: x), device=device)
+                random = random_forward(
+                    model, self.inputs, transform=self.transform or (lambda x: x), device=device, most=self.config.batch_size
+                )
             if random:
                 warnings.warn(f"suscli: {random}", stacklevel=2)
         sus = measure_susceptibility(
