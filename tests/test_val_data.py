@@ -597,3 +597,14 @@ def test_held_out_images_that_are_training_images_are_left_out_and_noted(tmp_pat
     one_error_line(everything, 3, "all 18 of its images are training images", "pass images the models did not train on")
     with pytest.raises(InputError, match="--val-data takes"):  # a layout error names the option it is about
         suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "new")
+
+
+def test_held_out_images_are_checked_against_every_training_image_not_only_the_sample(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """With --train-samples N the training set read was the sample alone: the training set itself as --val-data
+    was measured as held out, all but the N sampled images, and its note said only N of them were training images."""
+    model = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
+    sampled = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=4)
+    with pytest.raises(InputError, match="all 18 of its images are training images"):
+        suscli.score(model, image_folder, train_folder, settings=sampled, val_data=train_folder)

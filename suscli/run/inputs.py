@@ -85,7 +85,8 @@ def image_sources(
 def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, train: ImageSource | None = None) -> ImageSource | None:
     """The held-out images with their labels (--val-data), read as the training set is (every layout, the same
     columns), every image (no sample: its accuracy is an estimate with its interval), decoded through the cache.
-    Held-out images that are also training images (`train`, the whole set) are left out, with a note on every row:
+    Held-out images that are also training images (any of `train`'s whole set, not only a --train-samples sample of
+    it) are left out, with a note on every row:
     their accuracy is a training accuracy, and measured with the others it let training accuracy choose the model
     to ship, a memorizer, "clearly above every other model" on held-out labels."""
     if val_data is None:
@@ -97,6 +98,8 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
             e.message.replace("--train-data", "--val-data"), fix=e.fix and e.fix.replace("--train-data", "--val-data")
         ) from None
     val.memory_fix = "--val-data is measured whole, with no sample: pass a smaller held-out set"
+    if train is not None and train.origin is not None and len(train.paths) < train.population:  # a --train-samples sample
+        train = _labeled(train.origin, None, settings, inputs)
     shared = overlap(train, val) if train is not None else []
     if not shared:
         return val
