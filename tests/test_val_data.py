@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -608,3 +609,15 @@ def test_held_out_images_are_checked_against_every_training_image_not_only_the_s
     sampled = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8), train_samples=4)
     with pytest.raises(InputError, match="all 18 of its images are training images"):
         suscli.score(model, image_folder, train_folder, settings=sampled, val_data=train_folder)
+
+
+def test_hard_links_to_training_images_are_training_images(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A held-out split made with `cp -al` (hard links: the training files themselves under new names) was measured
+    as held out, since only resolved paths were compared."""
+    for sub in train_folder.iterdir():
+        (tmp_path / "linked" / sub.name).mkdir(parents=True)
+        for f in sub.iterdir():
+            os.link(f, tmp_path / "linked" / sub.name / f"copy-{f.name}")
+    model = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
+    with pytest.raises(InputError, match="all 18 of its images are training images"):
+        suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "linked")

@@ -139,11 +139,19 @@ def _labeled(path: Path | str, samples: int | None, settings: Settings, inputs: 
 
 
 def overlap(train: ImageSource, val: ImageSource) -> list[int]:
-    """The positions of the held-out images that are training images too: the same file (wherever its path leads), or
-    the same row of the same dataset file. Copies of an image under another name are not found."""
+    """The positions of the held-out images that are training images too: the same file (wherever its path leads, a
+    hard link's other name included: a split made with `cp -al` is the training files under new names), or the same
+    row of the same dataset file. Copies of an image under another name are not found."""
 
     def identity(p: ImageRef) -> tuple:
-        return ("row", os.path.realpath(p.origin), p.row) if isinstance(p, Embedded) else ("file", os.path.realpath(p))
+        if isinstance(p, Embedded):
+            return ("row", os.path.realpath(p.origin), p.row)
+        try:
+            st = os.stat(p)
+        except (OSError, ValueError):  # missing, or a name no file can have (a NUL): its path is all there is
+            return ("file", os.path.realpath(p))
+        # a file system without inode numbers reports 0 for every file: the path then
+        return ("inode", st.st_dev, st.st_ino) if st.st_ino else ("file", os.path.realpath(p))
 
     seen = {identity(p) for p in train.paths}
     return [i for i, p in enumerate(val.paths) if identity(p) in seen]
