@@ -621,3 +621,15 @@ def test_hard_links_to_training_images_are_training_images(tmp_path: Path, image
     model = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
     with pytest.raises(InputError, match="all 18 of its images are training images"):
         suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "linked")
+
+
+def test_a_held_out_class_name_the_model_lacks_asks_to_check_the_held_out_labels(tmp_path: Path, image_folder: Path) -> None:
+    """Held-out labels by class name, one the model does not know: the fix told the user to check the training set,
+    which was not given or not at fault."""
+    model = constant(2, NAMED, tmp_path / "m.safetensors")
+    images = sorted(image_folder.rglob("*.png"))[:4]
+    (tmp_path / "val.csv").write_text(
+        "path,label\n" + "".join(f"{p},{n}\n" for p, n in zip(images, ["class_0", "Class_2", "class_1", "class_2"]))
+    )
+    line = one_error_line(invoke("score", model, "-d", image_folder, "--val-data", tmp_path / "val.csv", *FAST), 3, "class 'Class_2'")
+    assert "check that the held-out set is labelled with the model's classes" in line and "training" not in line, line

@@ -132,7 +132,12 @@ def held_out_ids(
                 f"{origin}: {what}(s) {_shown(unknown, 3)} name no class of the model ({len(classes)} classes, {source}: {_shown(classes)})",
                 fix="name each held-out class folder as the model's class, or remove it",
             )
-    table = folder_ids(names, meta, origin)[0] if folders else id_table(names, meta, origin)[0]
+    try:
+        table = folder_ids(names, meta, origin)[0] if folders else id_table(names, meta, origin)[0]
+    except InputError as e:  # a name the model does not know: the held-out labels are the ones to check
+        raise InputError(
+            e.message, fix="fix the held-out label, or check that the held-out set is labelled with the model's classes"
+        ) from None
     if num_classes is None or (known is not None and not folders):  # a name the model has (id_table mapped it), or unknown
         return table
     if len(names) < num_classes:
