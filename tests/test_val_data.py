@@ -633,3 +633,18 @@ def test_a_held_out_class_name_the_model_lacks_asks_to_check_the_held_out_labels
     )
     line = one_error_line(invoke("score", model, "-d", image_folder, "--val-data", tmp_path / "val.csv", *FAST), 3, "class 'Class_2'")
     assert "check that the held-out set is labelled with the model's classes" in line and "training" not in line, line
+
+
+def test_a_held_out_image_listed_twice_is_counted_once(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
+    """A held-out CSV listing each of 4 images 10 times (splits concatenated, or a file appended to twice) was measured
+    as 40 images: n=40 and an interval as narrow as 40 images give, for the evidence of 4."""
+    images = sorted(val_folder.rglob("*.png"))[:2] + sorted(val_folder.rglob("*.png"))[-2:]
+    once = "path,label\n" + "".join(f"{p},{p.parent.name[-1]}\n" for p in images)
+    (tmp_path / "once.csv").write_text(once)
+    (tmp_path / "ten.csv").write_text(once + once.split("\n", 1)[1] * 9)
+    model = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
+    want = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "once.csv").rows[0]
+    row = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "ten.csv").rows[0]
+    assert (row.val_n, row.val_acc, row.val_acc_low, row.val_acc_high) == (4, want.val_acc, want.val_acc_low, want.val_acc_high)
+    assert row.details["val_hits"] == want.details["val_hits"]
+    assert any(n.startswith("36 of 40 held-out row(s) list an image listed before") for n in row.notes), row.notes

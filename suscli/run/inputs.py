@@ -88,7 +88,8 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
     Held-out images that are also training images (any of `train`'s whole set, not only a --train-samples sample of
     it) are left out, with a note on every row:
     their accuracy is a training accuracy, and measured with the others it let training accuracy choose the model
-    to ship, a memorizer, "clearly above every other model" on held-out labels."""
+    to ship, a memorizer, "clearly above every other model" on held-out labels. Rows that repeat an image are left
+    out too (repeats)."""
     if val_data is None:
         return None
     try:
@@ -101,22 +102,30 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
     if train is not None and train.origin is not None and len(train.paths) < train.population:  # a --train-samples sample
         train = _labeled(train.origin, None, settings, inputs)
     shared = overlap(train, val) if train is not None else []
-    if not shared:
-        return val
     listed = len(val.paths)
-    if len(shared) == listed:
+    if shared and len(shared) == listed:
         raise InputError(
             f"--val-data {val_data}: all {listed:,} of its images are training images (--train-data), so their accuracy is "
             "a training accuracy, not a held-out one",
             fix="pass images the models did not train on",
         )
-    first = printable(val.paths[shared[0]])
-    kept = sorted(set(range(listed)) - set(shared))
+    repeated = repeats(val, set(shared))
+    if not shared and not repeated:
+        return val
+    kept = sorted(set(range(listed)) - set(shared) - set(repeated))
+    notes = []
+    if shared:
+        notes.append(
+            f"{len(shared)} of {listed} held-out image(s) are also training images (first: {printable(val.paths[shared[0]])}): "
+            "left out, since their accuracy is a training accuracy"
+        )
+    if repeated:
+        notes.append(
+            f"{len(repeated)} of {listed} held-out row(s) list an image listed before (first: {printable(val.paths[repeated[0]])}): "
+            "each image counted once, at its first row, since a repeat is no new evidence and would narrow the interval"
+        )
     val = val.subset(kept, len(kept))
-    val.notes = [
-        *val.notes,
-        f"{len(shared)} of {listed} held-out image(s) are also training images (first: {first}): left out, since their accuracy is a training accuracy",
-    ]
+    val.notes = [*val.notes, *notes]
     return val
 
 
@@ -138,23 +147,40 @@ def _labeled(path: Path | str, samples: int | None, settings: Settings, inputs: 
     )
 
 
+def image_identity(p: ImageRef) -> tuple:
+    """What makes two listed images one: the same file, wherever its path leads (a hard link's other name included: a
+    split made with `cp -al` is the same files under new names), or the same row of the same dataset file. A copy
+    of an image under another name is another file."""
+    if isinstance(p, Embedded):
+        return ("row", os.path.realpath(p.origin), p.row)
+    try:
+        st = os.stat(p)
+    except (OSError, ValueError):  # missing, or a name no file can have (a NUL): its path is all there is
+        return ("file", os.path.realpath(p))
+    # a file system without inode numbers reports 0 for every file: the path then
+    return ("inode", st.st_dev, st.st_ino) if st.st_ino else ("file", os.path.realpath(p))
+
+
 def overlap(train: ImageSource, val: ImageSource) -> list[int]:
-    """The positions of the held-out images that are training images too: the same file (wherever its path leads, a
-    hard link's other name included: a split made with `cp -al` is the training files under new names), or the same
-    row of the same dataset file. Copies of an image under another name are not found."""
+    """The positions of the held-out images that are training images too (image_identity); copies of an image under
+    another name are not found."""
+    seen = {image_identity(p) for p in train.paths}
+    return [i for i, p in enumerate(val.paths) if image_identity(p) in seen]
 
-    def identity(p: ImageRef) -> tuple:
-        if isinstance(p, Embedded):
-            return ("row", os.path.realpath(p.origin), p.row)
-        try:
-            st = os.stat(p)
-        except (OSError, ValueError):  # missing, or a name no file can have (a NUL): its path is all there is
-            return ("file", os.path.realpath(p))
-        # a file system without inode numbers reports 0 for every file: the path then
-        return ("inode", st.st_dev, st.st_ino) if st.st_ino else ("file", os.path.realpath(p))
 
-    seen = {identity(p) for p in train.paths}
-    return [i for i, p in enumerate(val.paths) if identity(p) in seen]
+def repeats(val: ImageSource, skip: set[int]) -> list[int]:
+    """The positions of the held-out rows, outside `skip`, that list an image a row before them lists (image_identity):
+    counted again, a repeat would count as new evidence, narrowing the interval and the paired test's p-value."""
+    seen: set[tuple] = set()
+    out = []
+    for i, p in enumerate(val.paths):
+        if i in skip:
+            continue
+        key = image_identity(p)
+        if key in seen:
+            out.append(i)
+        seen.add(key)
+    return out
 
 
 def open_store(
