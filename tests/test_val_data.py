@@ -648,3 +648,17 @@ def test_a_held_out_image_listed_twice_is_counted_once(tmp_path: Path, image_fol
     assert (row.val_n, row.val_acc, row.val_acc_low, row.val_acc_high) == (4, want.val_acc, want.val_acc_low, want.val_acc_high)
     assert row.details["val_hits"] == want.details["val_hits"]
     assert any(n.startswith("36 of 40 held-out row(s) list an image listed before") for n in row.notes), row.notes
+
+
+def test_a_held_out_class_name_differing_only_in_case_says_so(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """Held-out labels written CLASS_0 for the training set's class_0 (or the model's own names): refused, as names
+    are compared exactly, and the line now says which known class the name differs from only in case."""
+    images = sorted(image_folder.rglob("*.png"))[:4]
+    (tmp_path / "val.csv").write_text(
+        "path,label\n" + "".join(f"{p},{n}\n" for p, n in zip(images, ["CLASS_0", "class_1", "Class_2", "class_1"]))
+    )
+    named = constant(2, NAMED, tmp_path / "named.safetensors")
+    plain = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
+    for model, train in ((named, ()), (plain, ("--train-data", train_folder))):
+        res = invoke("score", model, "-d", image_folder, *train, "--val-data", tmp_path / "val.csv", *FAST)
+        one_error_line(res, 3, "'CLASS_0' differs from the class 'class_0' only in case")

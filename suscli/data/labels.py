@@ -73,10 +73,19 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise InputError(
             f"{origin}: class {unknown[0]!r} is not one of the model's {len(classes)} classes ({source}: {shown})"
-            + (f"; {len(unknown) - 1} more unknown" if len(unknown) > 1 else ""),
+            + (f"; {len(unknown) - 1} more unknown" if len(unknown) > 1 else "")
+            + case_hint(unknown, classes),
             fix="fix the label, or check that the training set is the model's",
         )
     return [index[n] for n in names], f"training labels are class names, mapped to the model's ids by {source}"
+
+
+def case_hint(unknown: Sequence[str], known: Sequence[str]) -> str:
+    """'; NAME differs from the class KNOWN only in case' for the first unknown name that does, else '': names are
+    compared exactly (Cat and cat may be two classes), and the list of classes shown may not hold the one meant."""
+    folded = {k.casefold(): k for k in known}
+    near = next(((n, folded[n.casefold()]) for n in unknown if n.casefold() in folded), None)
+    return f"; {near[0]!r} differs from the class {near[1]!r} only in case" if near else ""
 
 
 def natural_key(name: str) -> list[str | int]:

@@ -23,7 +23,7 @@ from suscli.errors import InputError, SuscliError, UsageError, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
-from suscli.data.labels import folder_ids, held_out_ids, id_table, known_classes
+from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, check_finite, measure_susceptibility
@@ -359,7 +359,7 @@ def val_ids(
     missing = [n for n in names if n not in at]
     if missing:
         raise InputError(
-            f"{origin}: {kind} {', '.join(missing[:3])} are not among the training set's classes",
+            f"{origin}: {kind} {', '.join(missing[:3])} are not among the training set's classes" + case_hint(missing, own),
             fix="--val-data needs the classes of --train-data, by the same names",
         )
     train_ids, _ = label_ids(checkpoint, train)
