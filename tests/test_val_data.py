@@ -662,3 +662,18 @@ def test_a_held_out_class_name_differing_only_in_case_says_so(tmp_path: Path, im
     for model, train in ((named, ()), (plain, ("--train-data", train_folder))):
         res = invoke("score", model, "-d", image_folder, *train, "--val-data", tmp_path / "val.csv", *FAST)
         one_error_line(res, 3, "'CLASS_0' differs from the class 'class_0' only in case")
+
+
+def test_a_held_out_set_none_of_whose_images_decode_is_named(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """Said only "none of the 2 image files under FOLDER could be decoded", for score and each row of rank: a folder
+    that may hold the training or unlabeled images too."""
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_text("not an image")
+    (tmp_path / "val.csv").write_text("path,label\na.png,0\nb.png,1\n")
+    pool = make_pool(tmp_path / "pool", n=2)
+    line = one_error_line(invoke("score", pool / "m0.safetensors", "-d", image_folder, "--val-data", tmp_path / "val.csv", *FAST))
+    assert line.startswith(f"error: held-out set {tmp_path / 'val.csv'}: none of the 2 image files"), line
+    for batch in ("1", "2"):  # one model at a time, and together (vmap)
+        given = ("--val-data", tmp_path / "val.csv", "--model-batch", batch, "-f", "json")
+        res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, *given, *FAST)
+        assert res.exit_code == 3 and all(r["error"].startswith("held-out set") for r in json.loads(res.stdout)["results"]), res.output

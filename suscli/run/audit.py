@@ -37,6 +37,7 @@ from suscli.run.model import (
     scored_row,
     source_notes,
     held_out_errors,
+    held_out_pixels,
     untrained_reference,
     val_ids,
 )
@@ -230,7 +231,7 @@ def score_group(
     vals: Sequence[Accuracy | None] = [None] * len(models)
     val_bad = None
     if val is not None:
-        val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device, progress)
+        val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
         with held_out_errors(checkpoints[0], val):
             vals = training_accuracy_many(
                 models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"

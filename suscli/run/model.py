@@ -237,7 +237,7 @@ def score_checkpoint(
                 raise InputError(f"{checkpoint.path} on {train.origin or 'the training set'}: {e.message}", fix=e.fix) from None
         val_acc, val_bad = None, None
         if val is not None:
-            val_pixels, val_labels, val_bad = val.decoded(prep.side, channels, prep.crop_pct, device, progress)
+            val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
             with held_out_errors(checkpoint, val):
                 val_acc = training_accuracy(
                     model,
@@ -375,6 +375,17 @@ def counted_val_ids(
     if val is None or num_classes == checkpoint.num_classes:
         return val_map
     return val_ids(checkpoint, val, train, num_classes)
+
+
+def held_out_pixels(
+    val: ImageSource, prep: Preprocess, channels: int, device: torch.device | None, progress: Progress | None
+) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
+    """The held-out images decoded (ImageSource.decoded), an error naming the held-out set: one of images none of which
+    decode said only "image files under FOLDER", which may hold the training or unlabeled images too."""
+    try:
+        return val.decoded(prep.side, channels, prep.crop_pct, device, progress)
+    except InputError as e:
+        raise InputError(f"held-out set {val.origin or ''}: {e.message}", fix=e.fix) from None
 
 
 @contextlib.contextmanager
