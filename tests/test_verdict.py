@@ -600,3 +600,17 @@ def test_the_likely_memorizers_never_vote_on_the_labels_in_a_small_pool() -> Non
     assert choice.labels is not None and choice.labels.estimate.voters == 2
     assert choice.labels.estimate.rate == pytest.approx(0.4)  # both voters contradict every wrong label
     assert pool[2].fits_contradicted == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("classes", "acc", "low", "fits"), [(2, 0.52, 0.43, 0.50), (3, 0.373, 0.30, 0.44)])
+def test_a_model_that_guesses_among_few_classes_is_underfit_not_flagged_by_its_fit_on_contradicted_labels(
+    classes: int, acc: float, low: float, fits: float
+) -> None:
+    """A guess fits 1 / classes of any labels, the contradicted ones too: at two or three classes that passes the
+    38% cut, and a 3-class model at 37.3% training accuracy (150 images) was called "likely memorized noise"."""
+    r = row("m", acc, 0.002, fits, step={**DEFAULT_STEP, "num_classes": classes})
+    r.train_acc_low = low
+    got = verdict.judge(r, zeta=0.12, acc=0.67)
+    assert got is not None and got.word == verdict.UNDERFIT
+    r.train_acc, r.train_acc_low = 0.75, 0.68  # fitting its labels, the same fit on contradicted labels is memorizing
+    assert verdict.judge(r, zeta=0.12, acc=0.67).word == verdict.MEMORIZED

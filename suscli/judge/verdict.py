@@ -166,7 +166,8 @@ def _in_pool(
     # accuracy; memorizing needs fitting better than chance, as alone
     if fixed and s > MEMORIZED_CUT and beyond is None and _above_chance(row):
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
-    if wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED:
+    # the same for the fit on contradicted labels: guessing fits 1 / classes of them, 50% at two classes, past the cut
+    if wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED and _above_chance(row):
         return Verdict(
             MEMORIZED,
             f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
