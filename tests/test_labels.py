@@ -102,3 +102,18 @@ def test_score_maps_names_by_the_checkpoints_classes(tmp_path: Path) -> None:
         3,
         f"{named} on {csv}: class 'wolf' is not one of the model's 3 classes (its suscli metadata: dog, fox, cat)",
     )
+
+
+def test_class_folders_that_lack_one_of_the_models_named_classes_keep_its_ids(tmp_path: Path) -> None:
+    """A training set in which no image has class 0 (fox) has no fox folder: numbered in sorted order among
+    themselves, cat and dog became 0 and 1, and a model that always says class 2 (cat) fitted none of the cat
+    images. Mapped by the model's own names it fits the two cat images of three, as with the same labels by name."""
+    write_images(tmp_path / "train" / "cat", 2)
+    write_images(tmp_path / "train" / "dog", 1, seed=1)
+    model = suscli.save(constant(2), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8, classes=["fox", "dog", "cat"])
+    res = invoke("score", model, "-d", tmp_path / "train", "--train-data", tmp_path / "train", "--batches", "1", "-f", "json")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["train_acc"] == pytest.approx(2 / 3)
+    assert "class folders mapped to the model's ids by its suscli metadata (2 folders for its 3 classes)" in row["notes"]
+    assert id_names(3, {"classes": ["fox", "dog", "cat"]}, folders=["cat", "dog"]) == ["fox", "dog", "cat"]

@@ -103,6 +103,9 @@ def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> 
     order = meta.get("class_order")
     if order == BY_NAME:
         return id_table(folders, meta, origin)
+    named = _named_folders(folders, meta)
+    if named is not None:
+        return named
     if natural == list(folders) or order == AS_STRINGS:
         return None, []
     if order == NATURAL:
@@ -117,6 +120,23 @@ def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> 
         f"class folders numbered in sorted order of their names ({_shown(folders)}), as torchvision's ImageFolder; "
         f"timm's folder reader numbers them naturally ({_shown(natural)}): if the model was trained so, pass a path,label CSV with its ids"
     ]
+
+
+def _named_folders(folders: Sequence[str], meta: dict[str, Any]) -> tuple[torch.Tensor, list[str]] | None:
+    """Class folders that are all among the model's own class names, where those number them otherwise than their
+    sorted order: the model's id of each. A training set that lacks a class (none of its images drew it) has fewer
+    folders than the model, and sorted order would shift every id after the missing one. None otherwise."""
+    known = known_classes(meta)
+    if known is None:
+        return None
+    classes, source = known
+    index = {name: i for i, name in enumerate(classes)}
+    if not all(f in index for f in folders) or [index[f] for f in folders] == list(range(len(folders))):
+        return None
+    note = f"class folders mapped to the model's ids by {source}"
+    if len(folders) < len(classes):
+        note += f" ({len(folders)} folders for its {len(classes)} classes)"
+    return torch.tensor([index[f] for f in folders], dtype=torch.int64), [note]
 
 
 def held_out_ids(
