@@ -204,6 +204,23 @@ def test_noise_matrix_in_a_report_names_its_classes_and_stays_small_past_100_cla
     assert len(doc["top_confusions"]) == 5
 
 
+def test_a_json_report_writes_a_100_class_matrix_and_1000_class_names_a_line_per_row() -> None:
+    """One value a line made the 100-class matrix 20,000 lines, two thirds of a 316 KB report, and each model's
+    1,000 class names 1,000 lines: a list of plain values is one line, the document the same."""
+    import json
+
+    from suscli.results import Result
+    from suscli.views.formats import to_json
+
+    rng = np.random.default_rng(0)
+    run = {"label_noise": {"noise_matrix": noise_matrix(rng.integers(0, 100, 3000), rng.integers(0, 100, 3000), 100).as_dict()}}
+    row = Result("m", "m.pt", details={"classes": [f"class_{i:04d}" for i in range(1000)], "r": [0.5, float("nan")]})
+    text = to_json([row], run)
+    doc = json.loads(text)
+    assert doc["label_noise"] == json.loads(json.dumps(run))["label_noise"] and doc["results"][0]["details"]["r"] == [0.5, None]
+    assert len(text.splitlines()) < 500 and doc["results"][0]["details"]["classes"][-1] == "class_0999"
+
+
 def test_noise_matrix_refuses_ids_beyond_its_classes() -> None:
     with pytest.raises(ValueError, match="outside 0-2"):
         noise_matrix(np.array([0, 3]), np.array([0, 1]), 3)
