@@ -52,7 +52,8 @@ Progress = Callable[[str, int, int], None]
 # another way, so that a results file never passes off what an earlier release measured for what this one would.
 # 2: Lightning's WeightAveraging checkpoints give the module's own weights unless --ema, and --ema reads more layouts.
 # 3: --ema reads Lightning's StochasticWeightAveraging state, an SWA average beside the weights (swa_state_dict,
-# swa_model) and an EMA helper's {decay, shadow}, where it measured the plain weights before.
+# swa_model) and an EMA helper's {decay, shadow}, where it measured the plain weights before; training class folders
+# map to a model's ids by its own class names where a class has no folder (they were numbered in sorted order).
 READING = 3
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
