@@ -225,6 +225,8 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     res = invoke(*common, "-f", "markdown", "--results", tmp_path / "r.jsonl", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert res.exit_code == 0, res.output
     assert "held-out acc" in res.stdout and "gap" in res.stdout and "n=14" in res.stdout
+    for r in doc["results"]:  # the gap with its interval, as JSON gives it: a gap is read against it
+        assert f"{100 * r['gap']:+.1f} pts [{100 * r['gap_low']:+.1f}, {100 * r['gap_high']:+.1f}]" in res.stdout
     assert summary.read_text().startswith(res.stdout) and doc["recommendation"] in summary.read_text()
     res = invoke(*common, "--html", tmp_path / "r.html", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
@@ -232,7 +234,9 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
     assert "held-out acc" in page and "held-out accuracy" in page and "of 14 held-out images" in page
     res = invoke(*common, "-f", "junit", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
-    assert len(re.findall(r"; held-out accuracy [0-9.]+% \[[0-9., ]+\] of 14 images; gap ", res.stdout)) == 4  # one per testcase
+    assert (
+        len(re.findall(r"; held-out accuracy [0-9.]+% \[[0-9., ]+\] of 14 images; gap [-+0-9.]+ points \[[-+0-9., ]+\]", res.stdout)) == 4
+    )
 
 
 def test_results_measured_without_the_held_out_set_are_not_reused_with_it(

@@ -232,7 +232,7 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
             text += f"; 95% Wilson interval [{100 * wilson[0]:.1f}%, {100 * wilson[1]:.1f}%]"
         items.append(("training accuracy", text))
     if r.val_acc is not None and r.val_acc_low is not None and r.val_acc_high is not None:  # --val-data
-        text = f"{100 * r.val_acc:.1f}% of {r.val_n} held-out images; 95% Wilson interval [{100 * r.val_acc_low:.1f}%, {100 * r.val_acc_high:.1f}%]"
+        text = f"{100 * r.val_acc:.1f}% of {r.val_n:,} held-out images; 95% Wilson interval [{100 * r.val_acc_low:.1f}%, {100 * r.val_acc_high:.1f}%]"
         items.append(("held-out accuracy", text))
     if r.gap is not None:
         interval = "" if r.gap_low is None or r.gap_high is None else f"; 95% interval [{100 * r.gap_low:+.1f}, {100 * r.gap_high:+.1f}]"

@@ -38,10 +38,11 @@ def numbers(row: Result, rule: str = "") -> str:
         parts.append(f"training accuracy {100 * row.train_acc:.1f}%{interval}")
     if row.val_acc is not None and row.val_acc_low is not None and row.val_acc_high is not None:
         parts.append(
-            f"held-out accuracy {100 * row.val_acc:.1f}% [{100 * row.val_acc_low:.1f}, {100 * row.val_acc_high:.1f}] of {row.val_n} images"
+            f"held-out accuracy {100 * row.val_acc:.1f}% [{100 * row.val_acc_low:.1f}, {100 * row.val_acc_high:.1f}] of {row.val_n:,} images"
         )
     if row.gap is not None:
-        parts.append(f"gap {100 * row.gap:+.1f} points")
+        interval = "" if row.gap_low is None or row.gap_high is None else f" [{100 * row.gap_low:+.1f}, {100 * row.gap_high:+.1f}]"
+        parts.append(f"gap {100 * row.gap:+.1f} points{interval}")
     if row.susceptibility is not None:
         sem = finite(row.susceptibility_sem)
         parts.append(f"susceptibility {row.susceptibility:.4f}" + ("" if sem is None else f" ± {sem:.4f}"))
