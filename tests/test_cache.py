@@ -212,3 +212,26 @@ def test_oom_is_a_row_note_for_accuracy_and_an_error_naming_batch_size_for_susce
             checkpoint(OOMAbove(limit=4, in_training_mode_too=True)), unlabeled, train, settings=settings, device=torch.device("cpu")
         )
     assert "batches of 8 images" in e.value.line() and "\n" not in e.value.line()
+
+
+def test_cpu_batches_of_large_images_hold_about_as_many_pixels_as_at_32_px() -> None:
+    """512 images at 224 px took a ResNet-50 some 6 GB on the CPU, where no out-of-memory error halves a batch: the
+    kernel ends the run. Larger images go in smaller batches (at least 16); 32 px keeps its sizes, and every count
+    is the one a fixed batch gives."""
+    from suscli.measure.batched import training_accuracy_many
+    from suscli.measure.predictions import predict
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    seen: list[int] = []
+    model.register_forward_hook(lambda m, inputs, out: seen.append(len(inputs[0])))
+    for side, train_batch, predict_batch in ((32, 512, 256), (96, 56, 28), (224, 16, 16)):
+        x, y = torch.randn(600, 3, side, side), torch.randint(3, (600,))
+        seen.clear()
+        acc = training_accuracy(model, x, y)
+        assert acc.batch_size == train_batch and max(seen) == train_batch
+        assert acc.correct == training_accuracy(model, x, y, batch_size=600).correct
+        seen.clear()
+        predict(model, x, device="cpu")
+        assert max(seen) == predict_batch
+    assert training_accuracy_many([model, model], x, y)[0].batch_size == 16

@@ -18,12 +18,13 @@ from torch import nn
 
 from suscli.measure.predictions import Predictions, top_k
 from suscli.errors import InputError
+from suscli.measure.devices import cpu_batch
 from suscli.measure.susceptibility import logits_of, preserved_modes
 
 Progress = Callable[[str, int, int], None]
 
-# Images per forward pass. Larger on CUDA, where big batches keep the GPU busy; the CPU keeps the size (and so
-# exactly the numbers) it always had.
+# Images per forward pass. Larger on CUDA, where big batches keep the GPU busy; on the CPU, fewer for images larger
+# than 32x32 (suscli.measure.devices.cpu_batch), and at 32x32 the size (and so exactly the numbers) it always had.
 CPU_BATCH_SIZE = 512
 CUDA_BATCH_SIZE = 2048
 TRAIN_TOP_K = 3  # classes kept per training image: the consensus label and its vote share need no more
@@ -107,7 +108,7 @@ def training_accuracy(
     target = torch.device(device) if device is not None else next(model.parameters()).device
     transform = transform or (lambda x: x)
     cuda = target.type == "cuda"
-    batch_size = min(batch_size or (CUDA_BATCH_SIZE if cuda else CPU_BATCH_SIZE), len(inputs))
+    batch_size = min(batch_size or (CUDA_BATCH_SIZE if cuda else cpu_batch(CPU_BATCH_SIZE, inputs)), len(inputs))
     top_label = int(labels.max())
     correct = start = halvings = 0
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []

@@ -21,6 +21,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from suscli.measure.accuracy import CPU_BATCH_SIZE, TRAIN_TOP_K, Accuracy, from_counts, gathered, training_accuracy
 from suscli.measure.predictions import Predictions, top_k
+from suscli.measure.devices import cpu_batch
 from suscli.measure.susceptibility import (
     Progress,
     Susceptibility,
@@ -224,7 +225,7 @@ def _count_together(
     images it predicts as labelled; None when the labels go beyond the models' classes, for the reference path to raise its error."""
     target = torch.device(device) if device is not None else _device_of(models[0])  # not CUDA: see training_accuracy_many
     transform = transform or (lambda x: x)
-    batch_size = min(batch_size or CPU_BATCH_SIZE, len(inputs))
+    batch_size = min(batch_size or cpu_batch(CPU_BATCH_SIZE, inputs), len(inputs))
     base, trainable, fixed = _functional(models)
     base.eval()
     forward = _logits(base)

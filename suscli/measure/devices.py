@@ -36,3 +36,17 @@ def available() -> list[str]:
     """The devices this machine has, by the names torch.device takes."""
     gpus = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return ["cpu", *gpus, *(["mps"] if torch.backends.mps.is_available() else [])]
+
+
+SMALL_SIDE = 32  # images up to 32x32 go in CPU batches of their full size
+MIN_CPU_BATCH = 16
+
+
+def cpu_batch(most: int, inputs: torch.Tensor) -> int:
+    """`most` images a CPU batch where they are 32x32 or smaller; fewer larger ones, about as many pixels a batch, at
+    least MIN_CPU_BATCH. On the CPU nothing halves a batch that does not fit (CUDA's out-of-memory error does): the
+    kernel's OOM killer ends the run. A torchvision ResNet-50's eval forward at 224 px held 1.0 GB at 16 images and
+    1.5 GB at 64, about 10 MB more an image, so some 6 GB at 512 (the training-accuracy batch). At 32 px and below,
+    the sizes, and so exactly the numbers, are those of before."""
+    pixels = int(inputs.shape[-1] * inputs.shape[-2]) if inputs.dim() >= 3 else 1
+    return max(min(most, most * SMALL_SIDE**2 // max(pixels, 1)), min(most, MIN_CPU_BATCH))

@@ -21,6 +21,7 @@ from torch import nn
 
 from suscli.errors import InputError
 from suscli.results import Result
+from suscli.measure.devices import cpu_batch
 from suscli.measure.susceptibility import logits_of, preserved_modes
 
 TOP_K = 5  # classes kept per image: enough for a consensus over 10 classes, small for 1000 (ImageNet)
@@ -102,16 +103,16 @@ def predict(
     k: int = TOP_K,
 ) -> Predictions:
     """Eval-mode top-k softmax probabilities of `model` on `inputs`; the model's modes are restored."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    target = torch.device(device) if device is not None else next(model.parameters()).device
     transform = transform or (lambda x: x)
     classes, probs = [], []
-    batch_size, start = BATCH_SIZE, 0
+    batch_size, start = BATCH_SIZE if target.type == "cuda" else cpu_batch(BATCH_SIZE, inputs), 0
     with preserved_modes(model):
         model.eval()
         with torch.inference_mode():
             while start < len(inputs):
                 try:
-                    logits = logits_of(model(transform(inputs[start : start + batch_size].to(device, non_blocking=True))))
+                    logits = logits_of(model(transform(inputs[start : start + batch_size].to(target, non_blocking=True))))
                 except torch.cuda.OutOfMemoryError:  # as for training accuracy: the predictions do not depend on it
                     if batch_size == 1:
                         raise InputError(
