@@ -3,9 +3,11 @@ report's order, the model to ship marked, the table sorted by the page's own scr
 Optionally take a screenshot (docs/ci-report.png is one).
 
     apt-get install -y chromium        # Debian's package; any Chromium or Chrome on PATH will do
+    suscli rank POOL --data UNLABELED --train-data TRAIN --html report.html -f json -o report.json
     python scripts/browser_check.py report.html --screenshot docs/ci-report.png
 
-Exits 0 when every check holds, 1 naming the first that does not. tests/test_html_browser.py runs the same checks.
+Exits 0 when every check holds, 1 naming the first that does not, 2 when the JSON report is not there.
+tests/test_ci_reports.py runs the same checks.
 """
 
 from __future__ import annotations
@@ -117,7 +119,15 @@ def main() -> None:
     parser.add_argument("--screenshot", type=Path, help="also save a PNG of the page here")
     parser.add_argument("--size", default="1280,2000", help="window size for the screenshot, W,H")
     args = parser.parse_args()
-    doc = json.loads((args.json or args.report.with_suffix(".json")).read_text(encoding="utf-8"))
+    found = args.json or args.report.with_suffix(".json")
+    if not found.is_file():
+        # What the page should show comes from the JSON report; without it there is nothing to check against.
+        print(
+            f"error: no JSON report at {found}: write it in the same run (suscli rank ... --html {args.report} -f json -o {found}), or pass --json FILE",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    doc = json.loads(found.read_text(encoding="utf-8"))
     rows = doc["results"]
     sortable = {r["name"]: r["susceptibility"] for r in rows if r["susceptibility"] is not None}
     problems = check(args.report, [r["name"] for r in rows], doc["choice"]["pick"], doc.get("recommendation"), sortable)

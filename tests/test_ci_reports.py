@@ -236,6 +236,20 @@ def test_a_browser_shows_the_rows_the_pick_and_sorts(audited) -> None:
     assert problems == []
 
 
+def test_the_browser_check_without_its_json_report_says_how_to_write_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its usage line showed the HTML report alone, and without report.json beside it the script ended in a traceback."""
+    page = tmp_path / "report.html"
+    page.write_text("<html></html>", encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["browser_check.py", str(page)])
+    with pytest.raises(SystemExit) as ended:
+        browser_check.main()
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert f"no JSON report at {tmp_path / 'report.json'}" in err and "-f json -o" in err and "Traceback" not in err
+
+
 def test_load_results_reads_the_reports_json(audited) -> None:
     frame = suscli.load_results(audited["json"])
     assert list(frame["name"]) == [r["name"] for r in audited["doc"]["results"]] and frame["status"].iloc[-1] == "error"
