@@ -257,6 +257,38 @@ def test_suspects_are_the_sampled_images_with_their_own_labels(
         assert Path(path).parent.name == f"class_{given}" == given_class
 
 
+def test_suspects_skip_an_unreadable_training_image_of_a_sample_that_grows(
+    pool: Path, image_folder: Path, big_train: Path, small_start: None, tmp_path: Path
+) -> None:
+    """The sample records where its unreadable images were, so --suspects skips one, as training accuracy does, and
+    every other line still names its own image (its class folder is its given label). rank.md said this exits 3."""
+    for c in range(3):  # among the first images of the seeded order, whichever stage it stops at
+        for i in range(3):
+            (big_train / f"class_{c}" / f"{i}-broken.png").write_bytes(b"not an image")
+    suspects = tmp_path / "suspects.csv"
+    doc, _ = rank(pool, image_folder, big_train, "--suspects", suspects)
+    assert doc["train_sample"]["listed"] > doc["train_sample"]["images"]  # broken images among those it measured
+    lines = suspects.read_text().splitlines()[1:]
+    assert lines and not any("-broken" in line for line in lines)
+    for line in lines:
+        path, given, given_class, *_ = line.split(",")
+        assert Path(path).parent.name == f"class_{given}" == given_class
+
+
+def test_suspects_skip_an_unreadable_image_of_a_training_set_measured_whole(
+    pool: Path, image_folder: Path, big_train: Path, tmp_path: Path
+) -> None:
+    """Measured whole (--train-samples all, or a set of at most the first stage), one unreadable training image made
+    --suspects exit 3 ("45 training images were predicted but 46 are listed"); it now gives the list the same set
+    without that file gives."""
+    clean, broken = tmp_path / "clean.csv", tmp_path / "broken.csv"
+    rank(pool, image_folder, big_train, "--train-samples", "all", "--suspects", clean)
+    (big_train / "class_1" / "00-broken.png").write_bytes(b"not an image")
+    doc, _ = rank(pool, image_folder, big_train, "--train-samples", "all", "--suspects", broken)
+    assert "1 unreadable training image(s) skipped" in " ".join(doc["results"][0]["notes"])
+    assert broken.read_text().splitlines() == clean.read_text().splitlines()
+
+
 def test_track_measures_every_epoch_on_the_same_sample(tmp_path: Path, image_folder: Path, big_train: Path, small_start: None) -> None:
     run = make_pool(tmp_path / "run", n=3)
     for i, f in enumerate(sorted(run.glob("*.safetensors"))):

@@ -330,12 +330,27 @@ def sample_info(sample: NestedSample | None, rows: list[Result], size: int | Non
     }
 
 
-def training_paths(train: ImageSource | None, sample: NestedSample | None, rows: list[Result], size: int | None) -> list[str]:
+def training_paths(
+    train: ImageSource | None, sample: NestedSample | None, rows: list[Result], size: int | None, device: torch.device | None = None
+) -> list[str]:
     """The training images the rows' training predictions are on, in their order."""
     if sample is None or size is None:
-        return [printable(p) for p in train.paths] if train is not None else []
+        return [printable(p) for p in readable(train, rows, device)] if train is not None else []
     skipped: list[int] = next((r.details[RECORD]["skipped"] for r in rows if r.ok and isinstance(r.details.get(RECORD), dict)), [])
     return [printable(p) for p in sample.paths_at(size, skipped)]
+
+
+def readable(train: ImageSource, rows: list[Result], device: torch.device | None) -> list:
+    """The images of a training set measured whole (or on a fixed sample) that the rows' predictions are on: where
+    they are fewer than its files, the unreadable ones are found again (decoded as the rows were, from memory or the
+    decode cache) and left out, so that --suspects names each label's own file rather than refusing."""
+    row = next((r for r in rows if r.ok and r.train_n is not None and isinstance(r.details.get("preprocess"), dict)), None)
+    if row is None or (row.train_n or 0) >= len(train.paths):
+        return list(train.paths)
+    prep = row.details["preprocess"]
+    _, _, bad = train.decoded(prep["image_size"], row.details["channels"], prep["crop_pct"], device)
+    gone = {ref for ref, _ in bad}
+    return [p for p in train.paths if p not in gone]
 
 
 def class_names(rows: list[Result], train: ImageSource | None, num_classes: int) -> list[str]:

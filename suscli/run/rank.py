@@ -139,7 +139,7 @@ def rank(
         thresholds=t,
         failures=failures,
         lines=[line for line in (said, choice.why, noise_line(choice.labels) if choice.labels else None) if line],
-        training_paths=training_paths(opened.train, sample, rows, size),
+        training_paths=training_paths(opened.train, sample, rows, size, dev),
         class_names=names,
         error=InputError(choice.why, fix="rank models with the same number of classes together; every result is kept in the results file")
         if mixed
