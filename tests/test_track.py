@@ -208,6 +208,21 @@ def test_the_epoch_suscli_save_wrote_numbers_the_run(tmp_path: Path, image_folde
     assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("init", 0), ("m_30", 1), ("m_20", 2), ("m_10", 3)]
 
 
+def test_a_best_or_last_copy_saved_with_its_epoch_is_skipped_not_a_second_checkpoint_of_it(tmp_path: Path, image_folder: Path) -> None:
+    """track.md: files named as another epoch's alias (last, best, ...) are skipped with a warning. A script that saved
+    its best model with suscli.save(..., epoch=N) beside epoch_N had the run refused: 'two checkpoints for epoch N'."""
+    run = tmp_path / "run"
+    for e in (1, 2):
+        torch.manual_seed(e)
+        model = tiny_cnn(3)
+        for name in (f"epoch_{e}", "best" if e == 1 else "last"):
+            suscli.save(model, run / f"{name}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8, epoch=e)
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("epoch_1", 1), ("epoch_2", 2)]
+    assert "skipped 2 checkpoint(s) named as a copy of another epoch (last, best, latest, final): best, last" in doc["warnings"]
+
+
 def test_a_manifests_epochs_are_stored_as_the_report_gives_them(tmp_path: Path, image_folder: Path) -> None:
     """The results file kept the checkpoints' own epochs (0-2) while the report gave the manifest's (2, 4, 6): a
     notebook reading the results file plotted other epochs."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from suscli.errors import InputError
 from suscli.load.sources.huggingface import trainer_log
 from suscli.measure.susceptibility import running_mean
-from suscli.run.pool import PoolEntry, discover, name_version
+from suscli.run.pool import PoolEntry, alias_copy, discover, name_version
 from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
@@ -181,7 +181,14 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     """
     run = Path(run)
     entries = discover(run, all_checkpoints=True)
+    copies = [e for e in entries if e.epoch is not None and not e.epoch_given and alias_copy(e.path)]
+    entries = [e for e in entries if e not in copies]
     numbered, notes = _newest_versions(run, [e for e in entries if e.epoch is not None])
+    if copies:  # refused before as a second checkpoint of that epoch
+        notes.append(
+            f"skipped {len(copies)} checkpoint(s) named as a copy of another epoch (last, best, latest, final): "
+            f"{', '.join(e.name for e in copies[:3])}{', ...' if len(copies) > 3 else ''}"
+        )
     numbered, final = _final_model(run, numbered)
     notes += [final] if final else []
     skipped = [e for e in entries if e.epoch is None]

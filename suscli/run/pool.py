@@ -55,6 +55,13 @@ def epoch_from_name(path: str | Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def alias_copy(path: Path) -> bool:
+    """Whether a file's name calls it another epoch's copy (last.safetensors, resnet50_best.pt) and gives no epoch of
+    its own: an epoch saved with it (suscli.save(..., epoch=N)) is that other epoch's, which its own file holds."""
+    stem = _VERSION.sub("", _stem(path))
+    return path.is_file() and _ALIAS.search(stem) is not None and epoch_from_name(path) is None
+
+
 def name_version(path: Path) -> tuple[Path, tuple[int, int]]:
     """The checkpoint's path without Lightning's versions, and those versions (0 without one): the logger's
     `version_K` folder, where ModelCheckpoint saves by default and a resumed run's logger opens the next one, and
