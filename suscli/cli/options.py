@@ -141,7 +141,8 @@ class MeasureOptions:
         str,
         typer.Option(
             help="Training images for training accuracy: 'auto' (default) a seeded sample that starts at "
-            f"{START} images and doubles only while that changes a decision (regions, order, pick, gates); 'all' every image; "
+            f"{START} images and doubles only while that changes a decision (rank: regions, verdicts, order, pick; score: its verdict and gates; track: the epoch "
+            "to keep); 'all' every image; "
             "N a fixed seeded sample of N. A sample's 95% interval and size are in the report.",
             rich_help_panel=MEASUREMENT,
         ),
