@@ -254,11 +254,21 @@ def build_demo(
 
 
 def _prepare(root: Path, overwrite: bool) -> None:
+    used = check_folder(root, overwrite)
+    for p in used:
+        shutil.rmtree(p)
+    if used:
+        (root / "demo.json").unlink()
+
+
+def check_folder(root: Path, overwrite: bool) -> list[Path]:
+    """The folders of an earlier demo in `root` that a new one replaces (none in a new or empty folder), or the error
+    that leaves `root` as it is: checked before anything is said or drawn, so that nothing claims to replace it first."""
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} is a file, not a folder", fix="give a new or empty folder for the demo")
     used = [p for p in (root / "data", root / "models") if p.exists() and any(p.iterdir())]
     if not used:
-        return
+        return []
     if not overwrite:
         raise InputError(f"{used[0]} already holds files", fix="choose a new or empty folder, or overwrite an earlier demo")
     if not (root / "demo.json").is_file():
@@ -272,9 +282,7 @@ def _prepare(root: Path, overwrite: bool) -> None:
             "nothing is deleted",
             fix="move them out of the folder, or choose a new or empty folder",
         )
-    for p in used:
-        shutil.rmtree(p)
-    (root / "demo.json").unlink()
+    return used
 
 
 _DEMO_IMAGE = re.compile(r"img_\d+\.png")

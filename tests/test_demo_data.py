@@ -168,3 +168,17 @@ def test_a_demo_interrupted_halfway_is_replaced_by_the_next(tmp_path: Path, monk
     built = demo.build_demo(tmp_path, tiny, overwrite=True)
     assert sorted(p.name for p in built.models.iterdir()) == ["mlp-w8-nowd-e1.safetensors", "mlp-w8-nowd-e2.safetensors"]
     assert [r["name"] for r in json.loads((tmp_path / "demo.json").read_text())["models"]] == [s.name for s in specs]
+
+
+def test_the_demo_command_refuses_a_folder_before_saying_it_replaces_it(tmp_path: Path) -> None:
+    """It printed "replacing the earlier demo in DIR/" and the plan of the run, then refused: the one line a refusal
+    gets came after two that promised otherwise."""
+    from tests.conftest import invoke
+
+    tiny = demo.DemoRecipe(n_train=20, n_unlabeled=4, n_test=4, image_size=8, noise=0.4, models=())
+    built = demo.build_demo(tmp_path, tiny)
+    built.models.mkdir(exist_ok=True)
+    (built.models / "mine.safetensors").write_bytes(b"x")
+    res = invoke("demo", "--out", tmp_path, "--small")
+    assert res.exit_code == 3 and res.stderr.splitlines() == [res.stderr.strip()] and res.stderr.startswith("error: ")
+    assert (built.models / "mine.safetensors").exists()

@@ -23,17 +23,18 @@ def demo(
     ] = PerformanceOptions.device,
 ) -> None:
     """Make a procedural image set with 40% of its labels redrawn at random, train a small pool on it, and rank it: no download needed."""
-    from suscli.demo import FULL, NUM_CLASSES, SMALL, build_demo
+    from suscli.demo import FULL, NUM_CLASSES, SMALL, build_demo, check_folder
 
     recipe = SMALL if small else FULL
     with user_errors():
+        replacing = bool(check_folder(out, overwrite=True))  # a folder it would refuse: the error before any other line
         say(
             f"suscli demo: drawing {recipe.n_train} training images, {recipe.noise:.0%} of their labels redrawn at random "
             f"(about {recipe.noise * (1 - 1 / NUM_CLASSES):.0%} wrong: a redrawn label may land on its own class), and training "
             f"{len(recipe.models)} models on them in {out}/ ..."
         )
         started = time.perf_counter()
-        if (out / "demo.json").is_file():
+        if replacing:
             say(f"replacing the earlier demo in {out}/ (its own files only: anything else there stops it)")
         with progress_bar() as update:
             built = build_demo(out, recipe, progress=update, overwrite=True)  # replaces only an earlier demo
