@@ -530,6 +530,10 @@ def test_stochastic_weight_averaging_plain_weights_by_default_the_average_with_e
         "statistics among them, from 'state_dict'): --ema"
     )
     assert row["susceptibility"] == pytest.approx(by_hand["averaged"], rel=1e-6)
+    whole = torch.load(path, weights_only=True)  # the count as a tensor (AveragedModel's own n_averaged buffer) reads the same
+    next(v for k, v in whole["callbacks"].items() if k.startswith("StochasticWeightAveraging"))["n_averaged"] = torch.tensor(2)
+    torch.save(whole, tmp_path / "tensor-count.ckpt")
+    assert "over 2 epochs" in load_checkpoint(tmp_path / "tensor-count.ckpt", ema=True).notes[0]
 
 
 def test_a_stochastic_weight_average_that_does_not_fit_is_one_error(tmp_path: Path) -> None:

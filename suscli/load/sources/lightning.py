@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
+import torch
+
 from suscli.errors import InputError
 from suscli.load import configs
 from suscli.load.sources.interface import Arch, Found, Layout, whole
@@ -77,7 +79,10 @@ def _swa(callbacks: object) -> tuple[str, int] | None:
             and isinstance(state, Mapping)
             and isinstance(state.get("average_model_state"), Mapping)
         ):
-            return key, whole(state.get("n_averaged")) or 0
+            count: object = state.get("n_averaged")  # an int in today's Lightning; AveragedModel's own buffer is a tensor
+            if isinstance(count, torch.Tensor) and count.ndim == 0:
+                count = count.item()
+            return key, whole(count) or 0
     return None
 
 
