@@ -8,6 +8,7 @@ import copy
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 import suscli
 from suscli.load.checkpoints import load_checkpoint
 from suscli.errors import InputError
+from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, save_point
 from tests.conftest import by_hand, cli_json, image_sets, invoke, one_error_line
 
 L = pytest.importorskip("lightning")
@@ -52,11 +54,13 @@ def fit(
     callbacks: list | None = None,
     ckpt_path: Path | None = None,
     logger: bool = False,
+    images: int = 8,
     **limits: int,
 ) -> None:
-    """Lightning's own Trainer.fit on 8 random images, on the CPU and quiet (resumed from `ckpt_path`; with `logger`,
-    Lightning's default one in lightning_logs/version_N): the files a test reads are the ones its ModelCheckpoint writes."""
-    data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 3, (8,)))
+    """Lightning's own Trainer.fit on 8 random images (two batches an epoch), on the CPU and quiet (resumed from
+    `ckpt_path`; with `logger`, Lightning's default one in lightning_logs/version_N): the files a test reads are the
+    ones its ModelCheckpoint writes."""
+    data = torch.utils.data.TensorDataset(torch.randn(images, 3, 32, 32), torch.randint(0, 3, (images,)))
     trainer = L.Trainer(
         accelerator="cpu",
         logger=logger,
@@ -242,6 +246,79 @@ def test_a_run_resumed_during_epoch_0_is_told_to_track_its_own_folder(tmp_path: 
     )
     doc = cli_json("track", logs / "version_1", "-d", unlabeled, "--train-data", train, "--count-epoch-0")
     assert [r["name"] for r in doc["results"]] == ["checkpoints/epoch=0-step=2.ckpt", "checkpoints/epoch=1-step=4.ckpt"]
+
+
+def test_a_run_saved_at_epoch_ends_and_during_epochs_is_tracked_on_its_epoch_ends(tmp_path: Path) -> None:
+    """ModelCheckpoint(every_n_train_steps=1) beside the per-epoch one, into one dirpath: every file is named
+    epoch=E-step=S, and track stopped with "two checkpoints for epoch 0" (exit 3). The loop counters saved in each
+    file tell the end-of-epoch saves, which are the epochs; the others are left out, said. The step save at an
+    epoch's last batch gets the same name as the epoch's own save, which was taken for a resumed run's -v1."""
+    unlabeled, train = image_sets(tmp_path)
+    ckpts = tmp_path / "ckpts"
+    steps = ModelCheckpoint(dirpath=ckpts, every_n_train_steps=1, save_top_k=-1)
+    fit(Classifier(), tmp_path, steps, callbacks=[ModelCheckpoint(dirpath=ckpts, save_top_k=-1)], max_epochs=2)
+    assert sorted(p.name for p in ckpts.iterdir()) == [
+        "epoch=0-step=1.ckpt",
+        "epoch=0-step=2-v1.ckpt",
+        "epoch=0-step=2.ckpt",
+        "epoch=1-step=3.ckpt",
+        "epoch=1-step=4-v1.ckpt",
+        "epoch=1-step=4.ckpt",
+    ]
+    doc = cli_json("track", ckpts, "-d", unlabeled, "--train-data", train, "--count-epoch-0")
+    assert [(r["name"], r["epoch"], r["status"]) for r in doc["results"]] == [
+        ("epoch=0-step=2-v1", 0, "ok"),
+        ("epoch=1-step=4-v1", 1, "ok"),
+    ]
+    assert doc["warnings"] == [
+        "left out 4 checkpoint(s) saved during their epoch (ModelCheckpoint's every_n_train_steps, train_time_interval or "
+        "a mid-epoch validation, as their saved loop counters say): epoch=0-step=1, epoch=0-step=2, epoch=1-step=3, ...; "
+        "the run's epochs are its end-of-epoch checkpoints"
+    ]
+
+
+def test_a_run_saved_only_during_its_epochs_is_measured_with_a_warning(tmp_path: Path) -> None:
+    """every_n_train_steps=3 with 4 steps an epoch, stopped at step 10: epoch=0-step=3, epoch=1-step=6 and
+    epoch=2-step=9, none of them an end-of-epoch model, were measured as epochs 0-2 with no word of it. They are
+    measured, with a warning that names them; two saves of one epoch are refused in one line that says what they are."""
+    unlabeled, train = image_sets(tmp_path)
+    ckpts = tmp_path / "ckpts"
+    fit(Classifier(), tmp_path, ModelCheckpoint(dirpath=ckpts, every_n_train_steps=3, save_top_k=-1), images=16, max_steps=10)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["epoch=0-step=3.ckpt", "epoch=1-step=6.ckpt", "epoch=2-step=9.ckpt"]
+    doc = cli_json("track", ckpts, "-d", unlabeled, "--train-data", train, "--count-epoch-0")
+    assert [r["epoch"] for r in doc["results"]] == [0, 1, 2]
+    assert doc["warnings"] == [
+        "epoch=0-step=3, epoch=1-step=6, epoch=2-step=9 were saved during their epoch (ModelCheckpoint's "
+        "every_n_train_steps, train_time_interval or a mid-epoch validation, as their saved loop counters say), not at "
+        "its end: each is measured as its epoch, and zeta averages r over these saves, not over whole epochs; save one "
+        "at the end of every epoch, ModelCheckpoint(save_top_k=-1), to measure epochs"
+    ]
+    steps = tmp_path / "steps"
+    fit(Classifier(), tmp_path, ModelCheckpoint(dirpath=steps, every_n_train_steps=1, save_top_k=-1), max_epochs=1)
+    one_error_line(
+        invoke("track", steps, "-d", unlabeled),
+        3,
+        "two checkpoints for epoch 0: epoch=0-step=1 and epoch=0-step=2, saved during the epoch",
+        "save one at the end of every epoch, ModelCheckpoint(save_top_k=-1)",
+    )
+
+
+def test_where_in_its_epoch_a_checkpoint_was_saved_is_read_without_its_tensors(tmp_path: Path) -> None:
+    """save_point reads the fit loop's counters from the file's pickle alone: a copy without the tensors' data
+    gives the same answers."""
+    ckpts = tmp_path / "ckpts"
+    steps = ModelCheckpoint(dirpath=ckpts, every_n_train_steps=1, save_top_k=-1)
+    fit(Classifier(), tmp_path, steps, callbacks=[ModelCheckpoint(dirpath=ckpts, save_top_k=-1)], max_epochs=1)
+    points = {}
+    for name in ("epoch=0-step=1", "epoch=0-step=2", "epoch=0-step=2-v1"):
+        bare = tmp_path / f"{name}.ckpt"
+        with zipfile.ZipFile(ckpts / f"{name}.ckpt") as full, zipfile.ZipFile(bare, "w") as copy_:
+            for item in full.namelist():
+                if "/data/" not in item:
+                    copy_.writestr(item, full.read(item))
+        points[name] = save_point(bare)
+    assert points == {"epoch=0-step=1": MID_EPOCH, "epoch=0-step=2": LAST_BATCH, "epoch=0-step=2-v1": END}
+    assert save_point(tmp_path / "epoch=0-step=1.ckpt") == save_point(ckpts / "epoch=0-step=1.ckpt")
 
 
 class EmaClassifier(L.LightningModule):

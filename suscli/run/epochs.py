@@ -14,6 +14,7 @@ from pathlib import Path
 
 from suscli.errors import InputError
 from suscli.load.sources.huggingface import trainer_log
+from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, save_point
 from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, alias_copy, discover, name_version
 from suscli.judge import verdict
@@ -183,7 +184,9 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     entries = discover(run, all_checkpoints=True)
     copies = [e for e in entries if e.epoch is not None and not e.epoch_given and alias_copy(e.path)]
     entries = [e for e in entries if e not in copies]
-    numbered, notes = _newest_versions(run, [e for e in entries if e.epoch is not None])
+    numbered, notes = _epoch_ends([e for e in entries if e.epoch is not None])
+    numbered, resaved = _newest_versions(run, numbered)
+    notes += resaved
     if copies:  # refused before as a second checkpoint of that epoch
         notes.append(
             f"skipped {len(copies)} checkpoint(s) named as a copy of another epoch (last, best, latest, final): "
@@ -204,6 +207,13 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
             f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field"
         )
     for a, b in zip(numbered, numbered[1:]):
+        if a.epoch == b.epoch and MID_EPOCH in (save_point(a.path), save_point(b.path)):  # no END: _epoch_ends kept them
+            raise InputError(
+                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}, saved during the "
+                f"epoch ({_DURING}), and none at an epoch's end",
+                fix="save one at the end of every epoch, ModelCheckpoint(save_top_k=-1), or list the saves to measure in a "
+                "manifest with an epoch field",
+            )
         if a.epoch == b.epoch:
             raise InputError(
                 f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
@@ -211,6 +221,43 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
             )
     parted = _parted_logs(numbered)
     return numbered, skipped, notes + ([parted] if parted else [])
+
+
+_DURING = "ModelCheckpoint's every_n_train_steps, train_time_interval or a mid-epoch validation, as their saved loop counters say"
+
+
+def _epoch_ends(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
+    """The checkpoints saved at an epoch's end, where Lightning's records tell them from those saved during one
+    (suscli.load.sources.lightning.save_point; the names, `epoch=E-step=S`, do not), and a note on the others.
+
+    With any end-of-epoch save (ModelCheckpoint's per-epoch one), those are the run's epochs, with a step save made
+    at the last batch of an epoch that has none (the same weights); the saves made during an epoch are left out. A
+    run saved only during its epochs (every_n_train_steps, train_time_interval) is measured on those saves, said.
+    A manifest's epochs and files without these records are kept as they are."""
+    points = {id(e): save_point(e.path) for e in entries if not e.epoch_given and not e.path.is_dir()}
+    ends = {e.epoch for e in entries if points.get(id(e)) == END}
+    mid = [e for e in entries if points.get(id(e)) == MID_EPOCH]
+    if ends:
+        out = [e for e in entries if points.get(id(e)) == MID_EPOCH or (points.get(id(e)) == LAST_BATCH and e.epoch in ends)]
+        if not out:
+            return entries, []
+        return [e for e in entries if e not in out], [
+            f"left out {len(out)} checkpoint(s) saved during their epoch ({_DURING}): {_few(out)}; the run's epochs are its "
+            "end-of-epoch checkpoints"
+        ]
+    if not mid:
+        return entries, []
+    return entries, [
+        f"{_few(mid)} {'was' if len(mid) == 1 else 'were'} saved during {'its' if len(mid) == 1 else 'their'} epoch "
+        f"({_DURING}), not at its end: "
+        "each is measured as its epoch, and zeta averages r over these saves, not over whole epochs; save one at the end "
+        "of every epoch, ModelCheckpoint(save_top_k=-1), to measure epochs"
+    ]
+
+
+def _few(entries: list[PoolEntry]) -> str:
+    """The first three names, and ... for more."""
+    return f"{', '.join(e.name for e in entries[:3])}{', ...' if len(entries) > 3 else ''}"
 
 
 def _final_model(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], str | None]:

@@ -11,7 +11,9 @@ omegaconf.
 
 from __future__ import annotations
 
+import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -126,6 +128,75 @@ def _timm() -> ModuleType | None:
     except ImportError:
         return None
     return timm
+
+
+# Where in its epoch ModelCheckpoint saved a file, from the fit loop's batch counters (save_point).
+END, LAST_BATCH, MID_EPOCH = "end", "last batch", "mid-epoch"
+
+
+def save_point(path: Path) -> str | None:
+    """Where in its epoch a Lightning checkpoint was saved, told by the fit loop's batch progress it records:
+    END after the epoch's last batch completed (ModelCheckpoint's per-epoch save, at the end of the training epoch
+    or of its validation); LAST_BATCH at the end of the last batch, before the epoch ended (an
+    `every_n_train_steps` or `train_time_interval` save whose weights are the epoch's end weights all the same);
+    MID_EPOCH during the epoch. Lightning 2.x names every such file `epoch=E-step=S` alike. None for a file
+    without these records. Reads the small pickle of the torch zip, never its tensors."""
+    progress = _record(path)
+    if not isinstance(progress, Mapping) or not isinstance(progress.get("is_last_batch"), bool):
+        return None
+    if not progress["is_last_batch"]:
+        return MID_EPOCH
+    current = progress.get("current")
+    if isinstance(current, Mapping) and isinstance(current.get("completed"), int) and current["completed"] == current.get("ready"):
+        return END
+    return LAST_BATCH
+
+
+class _Stub:
+    """Stands for any object the pickle builds: nothing is imported and nothing is run."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, item: object) -> None:
+        pass
+
+    def extend(self, items: object) -> None:
+        pass
+
+
+class _Records(pickle.Unpickler):
+    """Plain data as it is, every class and function a _Stub, every tensor's storage None (never read)."""
+
+    def find_class(self, module: str, name: str) -> type:
+        return _Stub
+
+    def persistent_load(self, pid: object) -> None:
+        return None
+
+
+def _record(path: Path) -> object:
+    """`loops.fit_loop["epoch_loop.batch_progress"]` of a Lightning checkpoint (torch's zip format), or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if name is None:
+                return None
+            with archive.open(name) as stream:
+                contents = _Records(stream).load()
+    except Exception:  # a damaged or foreign file: not one this reads; its load says what it is
+        return None
+    if not isinstance(contents, Mapping) or "pytorch-lightning_version" not in contents:
+        return None
+    loops = contents.get("loops")
+    fit = loops.get("fit_loop") if isinstance(loops, Mapping) else None
+    return fit.get("epoch_loop.batch_progress") if isinstance(fit, Mapping) else None
 
 
 LAYOUT = Layout("Lightning", recognize)
