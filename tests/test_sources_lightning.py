@@ -303,6 +303,18 @@ def test_a_run_saved_only_during_its_epochs_is_measured_with_a_warning(tmp_path:
     )
 
 
+def test_a_run_named_by_its_steps_is_numbered_by_the_epochs_it_records(tmp_path: Path) -> None:
+    """ModelCheckpoint(filename="{step}") saves step=2.ckpt, step=4.ckpt, step=6.ckpt at the ends of epochs 0-2, and
+    track measured them as epochs 2, 4 and 6 ("keep epoch 6"). Each file records its epoch: that is its number."""
+    unlabeled, train = image_sets(tmp_path)
+    ckpts = tmp_path / "ckpts"
+    fit(Classifier(), tmp_path, ModelCheckpoint(dirpath=ckpts, filename="{step}", save_top_k=-1), max_epochs=3)
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step=2.ckpt", "step=4.ckpt", "step=6.ckpt"]
+    doc = cli_json("track", ckpts, "-d", unlabeled, "--train-data", train, "--count-epoch-0")
+    assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("step=2", 0), ("step=4", 1), ("step=6", 2)]
+    assert doc["recommendation"]["epoch"] == 2
+
+
 def test_where_in_its_epoch_a_checkpoint_was_saved_is_read_without_its_tensors(tmp_path: Path) -> None:
     """save_point reads the fit loop's counters from the file's pickle alone: a copy without the tensors' data
     gives the same answers."""

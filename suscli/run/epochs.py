@@ -14,7 +14,7 @@ from pathlib import Path
 
 from suscli.errors import InputError
 from suscli.load.sources.huggingface import trainer_log
-from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, save_point
+from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_epoch, save_point
 from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, alias_copy, discover, name_version
 from suscli.judge import verdict
@@ -175,13 +175,14 @@ def _numbers(row: Result) -> str:
 
 def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[str]]:
     """The run's checkpoints in epoch order, those skipped for having no epoch number (e.g. last.ckpt), and what a
-    reader must know about the choice: the epochs a resumed Lightning run saved again, files it did not replace, and
-    a resumed Trainer's output_dir's checkpoints left from the run before.
+    reader must know about the choice: a Lightning run's saves made during an epoch, the epochs a resumed Lightning
+    run saved again, files it did not replace, and a resumed Trainer's output_dir's checkpoints left from the run before.
 
-    Epochs come from the file names (suscli.run.pool.epoch_from_name), or from a manifest's `epoch` field.
+    Epochs come from the file names (suscli.run.pool.epoch_from_name; a Lightning `step=300.ckpt`, from the epoch it
+    records), or from a manifest's `epoch` field.
     """
     run = Path(run)
-    entries = discover(run, all_checkpoints=True)
+    entries = _step_named(discover(run, all_checkpoints=True))
     copies = [e for e in entries if e.epoch is not None and not e.epoch_given and alias_copy(e.path)]
     entries = [e for e in entries if e not in copies]
     numbered, notes = _epoch_ends([e for e in entries if e.epoch is not None])
@@ -221,6 +222,22 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
             )
     parted = _parted_logs(numbered)
     return numbered, skipped, notes + ([parted] if parted else [])
+
+
+# A name labelling its number a step count and naming no epoch: ModelCheckpoint(filename="{step}")'s step=300.ckpt
+_STEP_LABEL = re.compile(r"(?:^|[^a-z])steps?[=_-]?\d", re.IGNORECASE)
+_EPOCH_LABEL = re.compile(r"epoch|(?:^|[^a-z])ep[=_-]?\d", re.IGNORECASE)
+
+
+def _step_named(entries: list[PoolEntry]) -> list[PoolEntry]:
+    """Number the Lightning checkpoints named by their step alone (`step=300.ckpt`) by the epoch they record: the
+    name's number counts optimizer steps, and was taken for the epoch."""
+    for e in entries:
+        if e.epoch_given or e.path.is_dir() or not _STEP_LABEL.search(e.path.name) or _EPOCH_LABEL.search(e.path.name):
+            continue
+        if (epoch := recorded_epoch(e.path)) is not None:
+            e.epoch = epoch
+    return entries
 
 
 _DURING = "ModelCheckpoint's every_n_train_steps, train_time_interval or a mid-epoch validation, as their saved loop counters say"

@@ -141,7 +141,7 @@ def save_point(path: Path) -> str | None:
     `every_n_train_steps` or `train_time_interval` save whose weights are the epoch's end weights all the same);
     MID_EPOCH during the epoch. Lightning 2.x names every such file `epoch=E-step=S` alike. None for a file
     without these records. Reads the small pickle of the torch zip, never its tensors."""
-    progress = _record(path)
+    progress = _progress(path)
     if not isinstance(progress, Mapping) or not isinstance(progress.get("is_last_batch"), bool):
         return None
     if not progress["is_last_batch"]:
@@ -181,22 +181,32 @@ class _Records(pickle.Unpickler):
         return None
 
 
-def _record(path: Path) -> object:
-    """`loops.fit_loop["epoch_loop.batch_progress"]` of a Lightning checkpoint (torch's zip format), or None."""
+def recorded_epoch(path: Path) -> int | None:
+    """The `epoch` a Lightning checkpoint records (the trainer's current epoch when it was saved), read as
+    save_point reads its counters; None for other files."""
+    epoch = _records(path).get("epoch")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
+
+
+def _progress(path: Path) -> object:
+    """`loops.fit_loop["epoch_loop.batch_progress"]` of a Lightning checkpoint, or None."""
+    loops = _records(path).get("loops")
+    fit = loops.get("fit_loop") if isinstance(loops, Mapping) else None
+    return fit.get("epoch_loop.batch_progress") if isinstance(fit, Mapping) else None
+
+
+def _records(path: Path) -> Mapping:
+    """The plain data of a Lightning checkpoint (torch's zip format) without its tensors; empty for other files."""
     try:
         with zipfile.ZipFile(path) as archive:
             name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
             if name is None:
-                return None
+                return {}
             with archive.open(name) as stream:
                 contents = _Records(stream).load()
     except Exception:  # a damaged or foreign file: not one this reads; its load says what it is
-        return None
-    if not isinstance(contents, Mapping) or "pytorch-lightning_version" not in contents:
-        return None
-    loops = contents.get("loops")
-    fit = loops.get("fit_loop") if isinstance(loops, Mapping) else None
-    return fit.get("epoch_loop.batch_progress") if isinstance(fit, Mapping) else None
+        return {}
+    return contents if isinstance(contents, Mapping) and "pytorch-lightning_version" in contents else {}
 
 
 LAYOUT = Layout("Lightning", recognize)
