@@ -20,7 +20,7 @@ import torch
 import suscli
 import suscli.run.audit
 from suscli.cli.output import write_suspects
-from suscli.judge.noise import NoiseEstimate
+from suscli.judge.noise import NoiseEstimate, chance_agreement
 from suscli.judge.rules import LabelCheck
 from suscli.measure.predictions import Predictions, difference_is_clear, votes
 from tests.conftest import invoke, learned_pool, one_error_line, pooled_batch_norm, tiny_cnn
@@ -359,9 +359,12 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in doc["results"]}
     train = {name: Predictions.decode(r["details"]["train_predictions"]) for name, r in rows.items()}
-    # who judges the labels: region 1, else every model outside region 2 if 2 or more are, else all
-    region_1 = [n for n, r in rows.items() if r["region"] == 1]
-    outside_2 = [n for n, r in rows.items() if r["region"] != 2]
+    # who judges the labels: of the models above chance (their training accuracy's low end above 1 / classes and
+    # above what their own class frequencies score), region 1, else every one outside region 2 if 2 or more are, else all
+    fit = {n: r["train_acc"] if r["train_acc_low"] is None else r["train_acc_low"] for n, r in rows.items()}
+    informed = {n for n in rows if fit[n] > max(1 / 3, chance_agreement(train[n].top1(), train[n].labels)[1])}
+    region_1 = [n for n, r in rows.items() if r["region"] == 1 and n in informed]
+    outside_2 = [n for n, r in rows.items() if r["region"] != 2 and n in informed]
     voters = region_1 if len(region_1) >= 3 else outside_2 if len(outside_2) >= 2 else list(rows)
     total = sum(votes(train[v]) for v in voters)  # summed top-k probabilities of the voters, by hand
     labels = train[voters[0]].labels

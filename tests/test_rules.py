@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear, predict
-from suscli.judge.regions import Thresholds
+from suscli.judge.regions import Thresholds, thresholds
 from suscli.results import Result
-from suscli.judge.rules import RULES, choose, pareto_layers
+from suscli.judge.rules import RULES, _voters, choose, pareto_layers
 
 
 def preds_from(top1: list[int], num_classes: int = 3, confidence: float = 0.8) -> Predictions:
@@ -162,3 +162,16 @@ def test_no_thresholds_and_no_predictions_means_no_choice():
     rows = [row("a", 0.9, 0.1), row("b", 0.6, 0.3)]
     choice = choose(rows, "agreement", None)
     assert choice.pick is None and not choice.confident and "regions rule" in choice.why
+
+
+def test_a_model_at_chance_does_not_judge_the_training_labels():
+    # region 1 holds only `a`, so the label check falls back to every model outside region 2; `g` guesses (10% at
+    # 10 classes) and says nothing of the labels, so it is left out: the other three still vote
+    pool = [row("a", 0.9, 0.1), row("m", 0.95, 0.5), row("u1", 0.6, 0.12), row("u2", 0.55, 0.15), row("g", 0.1, 0.02)]
+    for r in pool:
+        r.details["num_classes"] = 10
+    chosen, who = _voters(pool, thresholds(pool), "resisting")
+    assert chosen == [True, False, True, True, False] and who == "the 3 non-region-2 models"
+    # with only one other model above chance left, the two that know something vote, not the guesser
+    chosen, who = _voters([pool[0], pool[1], pool[2], pool[4]], thresholds(pool), "resisting")
+    assert chosen == [True, False, True, False] and who == "the 2 non-region-2 models"

@@ -31,7 +31,7 @@ from suscli.judge.noise import (
     weak_consensus,
 )
 from suscli.judge.regions import Thresholds, distinct, first_of, pool_classes, rank, recommendation, region, thresholds
-from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE
+from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 
@@ -319,7 +319,9 @@ def _chosen_voters(scored: list[Result], t: Thresholds | None, voters: str) -> t
     """Which of `scored` (no two the same checkpoint) vote, by the `voters` rule; the whole pool when the rule leaves
     fewer than MIN_VOTERS, except that `resisting` (who judges the training labels) keeps 2 models outside region 2
     rather than let the likely memorizers vote (in a 3-run pool they confirmed their own wrong labels: 0.1%
-    contradicted for about 35%)."""
+    contradicted for about 35%). `resisting` also leaves out models no better than guessing (verdict.above_chance):
+    they carry no evidence about the labels, and one voting beside a single region-1 model widened the interval on
+    a 100-class pool to 0-100% for 32% wrong."""
     if voters not in VOTERS:
         raise ValueError(f"unknown voters {voters!r}; choose from {', '.join(VOTERS)}")
     placed = t if t is not None and all(r.train_acc is not None for r in scored) else None  # thresholds every model can be placed by
@@ -329,10 +331,13 @@ def _chosen_voters(scored: list[Result], t: Thresholds | None, voters: str) -> t
         regions = [region(_train_acc(r), _susceptibility(r), placed) for r in scored]
         chosen = [g == 1 for g in regions] if voters != "not-region2" else [g != 2 for g in regions]
         what = "region-1" if voters != "not-region2" else "non-region-2"
-        if voters == "resisting" and sum(chosen) < MIN_VOTERS:  # region 1 too small: all but the likely memorizers
-            chosen, what = [g != 2 for g in regions], "non-region-2"
-            if sum(chosen) >= 2:  # even fewer than MIN_VOTERS: memorizers' votes would confirm the noise they fitted
-                return chosen, f"the {sum(chosen)} {what} models"
+        if voters == "resisting":  # a model no better than guessing says nothing of the labels: its votes only add noise
+            informed = [above_chance(r) for r in scored]
+            chosen = [c and i for c, i in zip(chosen, informed)]
+            if sum(chosen) < MIN_VOTERS:  # region 1 too small: all but the likely memorizers
+                chosen, what = [g != 2 and i for g, i in zip(regions, informed)], "non-region-2"
+                if sum(chosen) >= 2:  # even fewer than MIN_VOTERS: memorizers' votes would confirm the noise they fitted
+                    return chosen, f"the {sum(chosen)} {what} models"
     elif fit and voters == "low-memorization":
         estimates = _memorization_estimates(scored)
         if estimates is not None:

@@ -164,10 +164,10 @@ def _in_pool(
     beyond = too_confident(row)
     # above the fixed cut: below the pool's threshold, which extreme memorizers pulled up, or below its training
     # accuracy; memorizing needs fitting better than chance, as alone
-    if fixed and s > MEMORIZED_CUT and beyond is None and _above_chance(row):
+    if fixed and s > MEMORIZED_CUT and beyond is None and above_chance(row):
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
     # the same for the fit on contradicted labels: guessing fits 1 / classes of them, 50% at two classes, past the cut
-    if wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED and _above_chance(row):
+    if wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED and above_chance(row):
         return Verdict(
             MEMORIZED,
             f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
@@ -212,7 +212,7 @@ def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate
     wrong, right = row.fits_contradicted, row.clean_fit
     if noise is None or noise.doubt or wrong is None or right is None or wrong >= RESISTS_FITS_CONTRADICTED:
         return None
-    if noise.rate >= CLEAN_SIGNAL_MAX_NOISE or right <= CLEAN_SIGNAL_MOST or not _above_chance(row):
+    if noise.rate >= CLEAN_SIGNAL_MAX_NOISE or right <= CLEAN_SIGNAL_MOST or not above_chance(row):
         return None
     if fit < 1 - noise.high - CLEAN_SIGNAL_MARGIN:
         return None
@@ -243,7 +243,7 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
     if beyond is not None:
         return Verdict(UNCLEAR, beyond)
     if fit_decides_alone(row):
-        if _above_chance(row):
+        if above_chance(row):
             return Verdict(
                 SUSCEPTIBLE,
                 f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step) and it fits its labels: it would "
@@ -355,7 +355,7 @@ def too_confident(row: Result) -> str | None:
     )
 
 
-def _above_chance(row: Result) -> bool:
+def above_chance(row: Result) -> bool:
     """Whether the model fits its training labels better than guessing: memorizing needs fitting. Without training
     accuracy nothing says so. Guessing is 1 / classes, or with the row's training predictions what its own class
     frequencies would score against the labels' (a network collapsed onto one class scores that class's share of
