@@ -370,6 +370,7 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     labels = train[voters[0]].labels
     wrong = total.argmax(-1) != labels
     assert doc["label_noise"]["rate"] == pytest.approx(wrong.mean()) and doc["label_noise"]["voters"] == len(voters)
+    assert sorted(doc["label_noise"]["voter_names"]) == sorted(voters)  # which models judged the labels, by name
     assert doc["label_noise"]["low"] <= doc["label_noise"]["rate"] <= doc["label_noise"]["high"]
     # the low end allows for the voters' own errors: how often each leaves their consensus on the unlabeled images
     seen = [Predictions.decode(rows[v]["details"]["predictions"]) for v in voters]

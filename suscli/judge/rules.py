@@ -64,6 +64,7 @@ class LabelCheck:
     label_share: np.ndarray  # per training image: the voters' mean probability of its given label
     cost: FitCost | None = None  # what fitting the contradicted labels costs on the unlabeled images
     weak: str | None = None  # why the consensus says nothing of the labels: it names them about as often as chance
+    voter_names: tuple[str, ...] = ()  # the models whose consensus it is (not always the ship choice's voters)
 
     def suspects(self) -> np.ndarray:
         """The contradicted training images, surest first: by how little the voters believe the given label against
@@ -403,7 +404,8 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         estimate = replace(estimate, doubt=cost.why(), free_fit=True)
     elif cost is not None and cost.pair:  # nothing shows a cost, nor its absence: no reading either way
         estimate = replace(estimate, doubt=cost.why())
-    return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak)
+    names = tuple(r.name for r, v in zip(measured, voted) if v)
+    return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak, names)
 
 
 def pareto_layers(rows: list[Result]) -> dict[int, int]:

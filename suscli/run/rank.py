@@ -120,6 +120,7 @@ def rank(
         },
         label_noise={
             **choice.labels.estimate.as_dict(),
+            "voter_names": list(choice.labels.voter_names),
             "fit_cost": choice.labels.cost.as_dict() if choice.labels.cost else None,
             "noise_matrix": choice.labels.matrix().as_dict(names),
         }
