@@ -175,3 +175,16 @@ def test_a_model_at_chance_does_not_judge_the_training_labels():
     # with only one other model above chance left, the two that know something vote, not the guesser
     chosen, who = _voters([pool[0], pool[1], pool[2], pool[4]], thresholds(pool), "resisting")
     assert chosen == [True, False, True, False] and who == "the 2 non-region-2 models"
+
+
+def test_when_the_pool_votes_for_the_choice_a_model_at_chance_does_not():
+    # region 1 holds only `a`, too few voters for the ship choice, so the pool votes; `g` guesses (10% at 10 classes)
+    # and an untrained model voting had the highest agreement on a 2-class pool, a near-tie of the pick
+    pool = [row("a", 0.9, 0.1), row("m", 0.95, 0.5), row("u1", 0.6, 0.12), row("u2", 0.55, 0.15), row("g", 0.1, 0.02)]
+    for r in pool:
+        r.details["num_classes"] = 10
+    chosen, who = _voters(pool, thresholds(pool), "region1")
+    assert chosen == [True, True, True, True, False] and who == "the 4 models above chance"
+    # fewer than three above chance: every model votes, as without training accuracy
+    chosen, who = _voters([pool[0], pool[1], pool[4]], thresholds(pool), "region1")
+    assert chosen == [True, True, True] and who == "all 3 models"

@@ -357,7 +357,10 @@ def _chosen_voters(scored: list[Result], t: Thresholds | None, voters: str) -> t
             cut = float(np.median(estimates))
             chosen = [c and e <= cut for c, e in zip(chosen, estimates)]
             what = "most-agreeing, least-memorizing"
-    if sum(chosen) < MIN_VOTERS:
+    if sum(chosen) < MIN_VOTERS:  # the rule leaves too few: the pool votes, less its models no better than guessing
+        informed = [above_chance(r) for r in scored] if fit else []
+        if MIN_VOTERS <= sum(informed) < len(scored):
+            return informed, f"the {sum(informed)} models above chance"
         return [True] * len(scored), f"all {len(scored)} models"
     return chosen, f"the {sum(chosen)} {what} models"
 
