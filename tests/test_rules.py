@@ -164,12 +164,18 @@ def test_no_thresholds_and_no_predictions_means_no_choice():
     assert choice.pick is None and not choice.confident and "regions rule" in choice.why
 
 
-def test_a_model_at_chance_does_not_judge_the_training_labels():
-    # region 1 holds only `a`, so the label check falls back to every model outside region 2; `g` guesses (10% at
-    # 10 classes) and says nothing of the labels, so it is left out: the other three still vote
+def guessing_pool() -> list[Result]:
+    """Region 1 holds only `a`; `m` memorizes; `g` guesses (10% at 10 classes)."""
     pool = [row("a", 0.9, 0.1), row("m", 0.95, 0.5), row("u1", 0.6, 0.12), row("u2", 0.55, 0.15), row("g", 0.1, 0.02)]
     for r in pool:
         r.details["num_classes"] = 10
+    return pool
+
+
+def test_a_model_at_chance_does_not_judge_the_training_labels():
+    # region 1 holds only `a`, so the label check falls back to every model outside region 2; `g` says nothing of
+    # the labels, so it is left out: the other three still vote
+    pool = guessing_pool()
     chosen, who = _voters(pool, thresholds(pool), "resisting")
     assert chosen == [True, False, True, True, False] and who == "the 3 non-region-2 models"
     # with only one other model above chance left, the two that know something vote, not the guesser
@@ -178,11 +184,9 @@ def test_a_model_at_chance_does_not_judge_the_training_labels():
 
 
 def test_when_the_pool_votes_for_the_choice_a_model_at_chance_does_not():
-    # region 1 holds only `a`, too few voters for the ship choice, so the pool votes; `g` guesses (10% at 10 classes)
-    # and an untrained model voting had the highest agreement on a 2-class pool, a near-tie of the pick
-    pool = [row("a", 0.9, 0.1), row("m", 0.95, 0.5), row("u1", 0.6, 0.12), row("u2", 0.55, 0.15), row("g", 0.1, 0.02)]
-    for r in pool:
-        r.details["num_classes"] = 10
+    # region 1 holds only `a`, too few voters for the ship choice, so the pool votes, less the guesser `g`: an
+    # untrained model voting had the highest agreement on a 2-class pool, a near-tie of the pick
+    pool = guessing_pool()
     chosen, who = _voters(pool, thresholds(pool), "region1")
     assert chosen == [True, True, True, True, False] and who == "the 4 models above chance"
     # fewer than three above chance: every model votes, as without training accuracy
