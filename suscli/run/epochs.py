@@ -191,7 +191,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     if copies:  # refused before as a second checkpoint of that epoch
         notes.append(
             f"skipped {len(copies)} checkpoint(s) named as a copy of another epoch (last, best, latest, final): "
-            f"{', '.join(e.name for e in copies[:3])}{', ...' if len(copies) > 3 else ''}"
+            f"{_few([e.name for e in copies])}"
         )
     numbered, final = _final_model(run, numbered)
     notes += [final] if final else []
@@ -200,7 +200,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
         mid = [e.name for e in skipped if e.path.is_dir() and trainer_log(e.path) is not None]
         if mid:  # a Trainer saves every save_steps (500) steps by default: mid-epoch
             raise InputError(
-                f"no checkpoint of {run} has an epoch number: the Trainer saved {', '.join(mid[:3])}{', ...' if len(mid) > 3 else ''} "
+                f"no checkpoint of {run} has an epoch number: the Trainer saved {_few(mid)} "
                 "mid-epoch (the epoch in trainer_state.json is not whole)",
                 fix='save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), or give a manifest with an epoch field',
             )
@@ -259,22 +259,22 @@ def _epoch_ends(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
         if not out:
             return entries, []
         return [e for e in entries if e not in out], [
-            f"left out {len(out)} checkpoint(s) saved during their epoch ({_DURING}): {_few(out)}; the run's epochs are its "
+            f"left out {len(out)} checkpoint(s) saved during their epoch ({_DURING}): {_few([e.name for e in out])}; the run's epochs are its "
             "end-of-epoch checkpoints"
         ]
     if not mid:
         return entries, []
     return entries, [
-        f"{_few(mid)} {'was' if len(mid) == 1 else 'were'} saved during {'its' if len(mid) == 1 else 'their'} epoch "
+        f"{_few([e.name for e in mid])} {'was' if len(mid) == 1 else 'were'} saved during {'its' if len(mid) == 1 else 'their'} epoch "
         f"({_DURING}), not at its end: "
         "each is measured as its epoch, and zeta averages r over these saves, not over whole epochs; save one at the end "
         "of every epoch, ModelCheckpoint(save_top_k=-1), to measure epochs"
     ]
 
 
-def _few(entries: list[PoolEntry]) -> str:
+def _few(names: list[str]) -> str:
     """The first three names, and ... for more."""
-    return f"{', '.join(e.name for e in entries[:3])}{', ...' if len(entries) > 3 else ''}"
+    return f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
 
 
 def _final_model(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], str | None]:
@@ -318,7 +318,7 @@ def _parted_logs(entries: list[PoolEntry]) -> str | None:
         kept = entry, (step, history)
     if not parted:
         return None
-    names = f"{', '.join(e.name for e in parted[:3])}{', ...' if len(parted) > 3 else ''}"
+    names = _few([e.name for e in parted])
     return (
         f"{names}: {'its' if len(parted) == 1 else 'their'} trainer_state.json log does not continue {against}'s "
         f"(the two part after step {after}): likely the earlier run's, left in the output_dir by a run resumed from an "
@@ -352,10 +352,10 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
     kept.sort(key=lambda e: e.epoch or 0)
     if not replaced:
         return kept, []
-    pairs = ", ".join(f"{new.name} over {old.name}" for old, new in replaced[:3])
+    pairs = _few([f"{new.name} over {old.name}" for old, new in replaced])
     notes = [
         f"a resumed run saved {len(replaced)} checkpoint(s) again (Lightning's -vN names, or its logger's next version_N "
-        f"folder): the newest version of each is measured ({pairs}{', ...' if len(replaced) > 3 else ''})"
+        f"folder): the newest version of each is measured ({pairs})"
     ]
     resumed = {id(new) for _, new in replaced}
     stale, resume = [], None  # resume: the newest re-saved file of an earlier epoch
@@ -367,7 +367,7 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
     if stale and resume is not None:
         how = "an earlier version_N folder" if all(_written(e)[0] < _written(resume)[0] for e in stale) else "file times"
         notes.append(
-            f"{', '.join(e.name for e in stale[:3])}{', ...' if len(stale) > 3 else ''}: written before {resume.name} "
+            f"{_few([e.name for e in stale])}: written before {resume.name} "
             f"({how}), where a resumed run saved epoch {resume.epoch} again: likely the earlier run's, trained from "
             "weights the resume went back from; remove them, or list the run's epochs in a manifest"
         )
