@@ -454,14 +454,20 @@ def _swa_parameters(path: Path, spec: str, model: nn.Module, average: dict[str, 
             f"another shape{_few(wrong)}",
             fix="leave out --ema to measure the module's own weights",
         )
+    _copy_parameters(
+        [(p, stripped[name]) for name, p in own.items()], f"{path}: the average of StochasticWeightAveraging does not load into {spec}"
+    )
+
+
+def _copy_parameters(pairs: list[tuple[nn.Parameter, torch.Tensor]], failure: str) -> None:
+    """Copy each average into its parameter (checked for shape by the caller); `failure` begins the one-line error of
+    what a shape check cannot see, e.g. a dtype that cannot be copied."""
     try:
         with torch.no_grad():
-            for name, p in own.items():
-                p.copy_(stripped[name])
-    except RuntimeError as e:  # what the shape check cannot see, e.g. a dtype that cannot be copied
-        raise InputError(
-            f"{path}: the average of StochasticWeightAveraging does not load into {spec} ({_first_line(e)})", fix=_CORRUPT_FIX
-        ) from e
+            for p, average in pairs:
+                p.copy_(average)
+    except RuntimeError as e:
+        raise InputError(f"{failure} ({_first_line(e)})", fix=_CORRUPT_FIX) from e
 
 
 # torch_ema's ExponentialMovingAverage, and diffusers' EMAModel after it, keep no names: their state dict holds the averages
@@ -516,14 +522,9 @@ def _copy_shadow(path: Path, spec: str, model: nn.Module, key: str, shadow: list
             + (f"{len(shadow)} averages for {len(params)} parameters" if len(params) != len(shadow) else f"first shape differs at {wrong}"),
             fix=f"{tool} keeps the parameters it was given in order: pass the architecture whose parameters() they were, or leave out --ema",
         )
-    try:
-        with torch.no_grad():
-            for (_, p), s in zip(params, shadow):
-                p.copy_(s)
-    except RuntimeError as e:  # what the shape check cannot see, e.g. a dtype that cannot be copied
-        raise InputError(
-            f"{path}: the EMA averages under {key!r} ({tool}) do not load into {spec} ({_first_line(e)})", fix=_CORRUPT_FIX
-        ) from e
+    _copy_parameters(
+        [(p, s) for (_, p), s in zip(params, shadow)], f"{path}: the EMA averages under {key!r} ({tool}) do not load into {spec}"
+    )
 
 
 def _ema_pytorch(state: dict[str, torch.Tensor], where: tuple[str, ...], ema: bool) -> tuple[dict[str, torch.Tensor], str] | None:
