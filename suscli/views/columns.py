@@ -42,7 +42,7 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
     cols.append(("train acc", [_pct(r.train_acc) + _interval(r) for r in rows]))
     if any(r.val_acc is not None for r in rows):  # --val-data
         cols.append(("held-out acc", [_pct(r.val_acc) + _val_interval(r) for r in rows]))
-        cols.append(("gap", ["-" if r.gap is None else f"{100 * r.gap:+.1f} pts" + _gap_interval(r) for r in rows]))
+        cols.append(("gap", ["-" if r.gap is None else f"{100 * r.gap:+.1f} pts" + gap_interval(r) for r in rows]))
     cols.append(
         (
             "susceptibility",
@@ -79,9 +79,9 @@ def _interval(r: Result) -> str:
     return f" [{100 * r.train_acc_low:.1f}, {100 * r.train_acc_high:.1f}]{n}"
 
 
-def _gap_interval(r: Result) -> str:
+def gap_interval(r: Result) -> str:
     """The gap's 95% interval: a gap is read against it (a model that fits its training labels no better than labels
-    it never saw has an interval that holds 0), as the JSON, CSV and HTML reports give it."""
+    it never saw has an interval that holds 0). The table's, Markdown's and JUnit's, as JSON, CSV and HTML give it."""
     if r.gap_low is None or r.gap_high is None:
         return ""
     return f" [{100 * r.gap_low:+.1f}, {100 * r.gap_high:+.1f}]"

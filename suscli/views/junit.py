@@ -13,7 +13,7 @@ from typing import Any
 
 from suscli.judge.gate import outcome
 from suscli.results import Result
-from suscli.views.columns import finite
+from suscli.views.columns import finite, gap_interval
 from suscli.views.runview import closing, flat, keep_rule, subject
 
 # XML 1.0 has no way to write these, escaped or not; a file name may hold them (a NUL, found by fuzzing).
@@ -41,8 +41,7 @@ def numbers(row: Result, rule: str = "") -> str:
             f"held-out accuracy {100 * row.val_acc:.1f}% [{100 * row.val_acc_low:.1f}, {100 * row.val_acc_high:.1f}] of {row.val_n:,} images"
         )
     if row.gap is not None:
-        interval = "" if row.gap_low is None or row.gap_high is None else f" [{100 * row.gap_low:+.1f}, {100 * row.gap_high:+.1f}]"
-        parts.append(f"gap {100 * row.gap:+.1f} points{interval}")
+        parts.append(f"gap {100 * row.gap:+.1f} points{gap_interval(row)}")
     if row.susceptibility is not None:
         sem = finite(row.susceptibility_sem)
         parts.append(f"susceptibility {row.susceptibility:.4f}" + ("" if sem is None else f" ± {sem:.4f}"))
