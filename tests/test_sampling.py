@@ -241,6 +241,22 @@ def test_bad_train_samples_is_a_usage_error(pool: Path, image_folder: Path, trai
     one_error_line(res, 2, "--train-samples takes auto, all or a positive number")
 
 
+def test_samples_above_the_set_size_say_that_every_image_is_measured(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """--samples or --train-samples above what the set lists measures every image: a user who asked for 5,000 is told
+    how many there were, on stderr (score and rank alike), and the numbers are those of no sample."""
+    sized = ("--samples", "5000", "--train-samples", "100")
+    doc, said = rank(pool, image_folder, train_folder, *sized)
+    assert "--samples 5,000 is more than the 24 images" in said and "all 24 are measured" in said
+    assert "--train-samples 100 is more than the 18 images" in said and "all 18 are measured" in said
+    whole, quiet = rank(pool, image_folder, train_folder, "--train-samples", "all")
+    assert "more than" not in quiet
+    assert accuracies(doc) == accuracies(whole)
+    model = sorted(pool.iterdir())[0]
+    res = invoke("score", model, "-d", image_folder, "--train-data", train_folder, *sized, "--batches", "2", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    assert "all 24 are measured" in res.stderr and "all 18 are measured" in res.stderr
+
+
 def test_suspects_are_the_sampled_images_with_their_own_labels(
     pool: Path, image_folder: Path, big_train: Path, small_start: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

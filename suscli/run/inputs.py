@@ -82,6 +82,19 @@ def image_sources(
     return unlabeled, sample.ordered, sample
 
 
+def oversized_samples(settings: Settings, unlabeled: ImageSource, train: ImageSource | None) -> list[str]:
+    """What to say when --samples or --train-samples asks for more images than the set lists: every image is
+    measured, and a user who expected the number asked for reads the number measured."""
+    asked = [("--samples", settings.samples, unlabeled)]
+    if isinstance(settings.train_samples, int) and train is not None:
+        asked.append(("--train-samples", settings.train_samples, train))
+    return [
+        f"{option} {n:,} is more than the {source.population:,} images {printable(source.origin or 'the set')} lists: all {source.population:,} are measured"
+        for option, n, source in asked
+        if n is not None and n > source.population
+    ]
+
+
 def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, train: ImageSource | None = None) -> ImageSource | None:
     """The held-out images with their labels (--val-data), read as the training set is (every layout, the same
     columns), every image (no sample: its accuracy is an estimate with its interval), decoded through the cache.
@@ -250,6 +263,8 @@ def open_pool(
     """Everything a pool's measurement needs: the images (decoded lazily), the results file beside `place` (the pool
     or run folder, or its manifest; opened by the `lead` process only) and the request the entry points share."""
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
+    for line in oversized_samples(settings, unlabeled, train) if lead else []:
+        say(line)
     val = val_source(val_data, settings, inputs, train)
     key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
     store = open_store(results, place, inputs.cache_dir, fresh, key, say) if lead else None
