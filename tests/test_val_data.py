@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -625,6 +626,29 @@ def test_hard_links_to_training_images_are_training_images(tmp_path: Path, image
     model = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
     with pytest.raises(InputError, match="all 18 of its images are training images"):
         suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "linked")
+
+
+def test_copies_of_training_images_under_other_names_are_left_out(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A held-out folder made with `cp` (new files, new names, the same bytes) from three training images, beside two
+    new images: the copies were measured as held out, their accuracy a training accuracy. Now they are left out
+    with a note naming a copy and its original, and the numbers are those of the two new images alone; a held-out
+    set of copies alone is refused."""
+    for c in range(2):
+        write_images(tmp_path / "new" / f"class_{c}", 1, seed=90 + c)
+    shutil.copytree(tmp_path / "new", tmp_path / "val")
+    for f in sorted((train_folder / "class_0").iterdir())[:3]:
+        shutil.copy(f, tmp_path / "val" / "class_0" / f"copied-{f.name}")
+    model = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
+    row = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "val").rows[0]
+    alone = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "new").rows[0]
+    assert row.val_n == alone.val_n == 2
+    assert (row.val_acc, row.val_acc_low, row.val_acc_high, row.gap) == (alone.val_acc, alone.val_acc_low, alone.val_acc_high, alone.gap)
+    note = next(n for n in row.notes if n.startswith("3 of 5 held-out image(s) are copies of training images, byte for byte"))
+    assert "copied-img_000.png, a copy of " in note and note.endswith("left out, since their accuracy is a training accuracy")
+    assert not any("copies" in n for n in alone.notes)
+    shutil.copytree(train_folder, tmp_path / "copy")
+    every = invoke("score", model, "-d", image_folder, "--train-data", train_folder, "--val-data", tmp_path / "copy", *FAST)
+    one_error_line(every, 3, "all 18 of its images are copies of training images", "pass images the models did not train on")
 
 
 def test_a_held_out_class_name_the_model_lacks_asks_to_check_the_held_out_labels(tmp_path: Path, image_folder: Path) -> None:

@@ -4,15 +4,14 @@ sample, and the resumable results file; and how the sample it settled on is repo
 from __future__ import annotations
 
 from collections.abc import Callable
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from suscli.data.cache import default_cache_dir
-from suscli.data.embedded import Embedded, ImageRef
 from suscli.data.images import ImageSource, labeled_source, unlabeled_source
+from suscli.data.leaks import copies, overlap, repeats
 from suscli.data.labels import id_names, natural_key
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
@@ -101,8 +100,8 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
     Held-out images that are also training images (any of `train`'s whole set, not only a --train-samples sample of
     it) are left out, with a note on every row:
     their accuracy is a training accuracy, and measured with the others it let training accuracy choose the model
-    to ship, a memorizer, "clearly above every other model" on held-out labels. Rows that repeat an image are left
-    out too (repeats)."""
+    to ship, a memorizer, "clearly above every other model" on held-out labels. So are copies of training images
+    under other names, and rows that repeat an image (suscli.data.leaks)."""
     if val_data is None:
         return None
     try:
@@ -114,23 +113,38 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
     val.memory_fix = "--val-data is measured whole, with no sample: pass a smaller held-out set"
     if train is not None and train.origin is not None and len(train.paths) < train.population:  # a --train-samples sample
         train = _labeled(train.origin, None, settings, inputs)
-    shared = overlap(train, val) if train is not None else []
+    trained = train.paths if train is not None else []
+    shared = overlap(trained, val.paths)
+    copied = copies(trained, val.paths, set(shared), settings.susceptibility.seed)
     listed = len(val.paths)
-    if shared and len(shared) == listed:
+    if shared and len(shared) + len(copied) == listed:
         raise InputError(
             f"--val-data {val_data}: all {listed:,} of its images are training images (--train-data), so their accuracy is "
             "a training accuracy, not a held-out one",
             fix="pass images the models did not train on",
         )
-    repeated = repeats(val, set(shared))
-    if not shared and not repeated:
+    if copied and len(copied) == listed:
+        raise InputError(
+            f"--val-data {val_data}: all {listed:,} of its images are copies of training images (--train-data), byte for "
+            "byte, so their accuracy is a training accuracy, not a held-out one",
+            fix="pass images the models did not train on",
+        )
+    repeated = repeats(val.paths, set(shared) | set(copied))
+    if not shared and not copied and not repeated:
         return val
-    kept = sorted(set(range(listed)) - set(shared) - set(repeated))
+    kept = sorted(set(range(listed)) - set(shared) - set(copied) - set(repeated))
     notes = []
     if shared:
         notes.append(
             f"{len(shared)} of {listed} held-out image(s) are also training images (first: {printable(val.paths[shared[0]])}): "
             "left out, since their accuracy is a training accuracy"
+        )
+    if copied:
+        first = min(copied)
+        notes.append(
+            f"{len(copied)} of {listed} held-out image(s) are copies of training images, byte for byte (first: "
+            f"{printable(val.paths[first])}, a copy of {printable(trained[copied[first]])}): left out, since their "
+            "accuracy is a training accuracy"
         )
     if repeated:
         notes.append(
@@ -158,42 +172,6 @@ def _labeled(path: Path | str, samples: int | None, settings: Settings, inputs: 
         image_column=inputs.image_column,
         label_column=inputs.label_column,
     )
-
-
-def image_identity(p: ImageRef) -> tuple:
-    """What makes two listed images one: the same file, wherever its path leads (a hard link's other name included: a
-    split made with `cp -al` is the same files under new names), or the same row of the same dataset file. A copy
-    of an image under another name is another file."""
-    if isinstance(p, Embedded):
-        return ("row", os.path.realpath(p.origin), p.row)
-    try:
-        st = os.stat(p)
-    except (OSError, ValueError):  # missing, or a name no file can have (a NUL): its path is all there is
-        return ("file", os.path.realpath(p))
-    # a file system without inode numbers reports 0 for every file: the path then
-    return ("inode", st.st_dev, st.st_ino) if st.st_ino else ("file", os.path.realpath(p))
-
-
-def overlap(train: ImageSource, val: ImageSource) -> list[int]:
-    """The positions of the held-out images that are training images too (image_identity); copies of an image under
-    another name are not found."""
-    seen = {image_identity(p) for p in train.paths}
-    return [i for i, p in enumerate(val.paths) if image_identity(p) in seen]
-
-
-def repeats(val: ImageSource, skip: set[int]) -> list[int]:
-    """The positions of the held-out rows, outside `skip`, that list an image a row before them lists (image_identity):
-    counted again, a repeat would count as new evidence, narrowing the interval and the paired test's p-value."""
-    seen: set[tuple] = set()
-    out = []
-    for i, p in enumerate(val.paths):
-        if i in skip:
-            continue
-        key = image_identity(p)
-        if key in seen:
-            out.append(i)
-        seen.add(key)
-    return out
 
 
 def open_store(
