@@ -105,12 +105,39 @@ def test_values_the_command_line_refuses_are_usage_errors_from_python_too() -> N
         "num_classes takes a whole number of at least 1, got 0": lambda: suscli.score("m.pt", "images", num_classes=0),
         "model_batch takes a whole number of at least 1, got 0": lambda: suscli.Inputs(model_batch=0),
         "arch_kwargs goes with arch": lambda: suscli.Inputs(arch_kwargs={"width": 16}),
+        "samples takes a whole number of at least 1, got 2.5": lambda: suscli.Settings(samples=2.5),
+        "train_samples takes a whole number of at least 1, got 0": lambda: suscli.Settings(train_samples=0),
     }
     for message, call in refused.items():
         with pytest.raises(UsageError, match=re.escape(message)):
             call()
     assert suscli.Settings(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), image_size=32).image_size == 32
     assert suscli.Inputs(arch_kwargs={}).arch is None  # what the command line passes without --arch-kwargs
+
+
+def test_numpy_numbers_in_settings_are_written_as_python_numbers() -> None:
+    """Settings computed with numpy (np.int64 sample sizes, an np.float32 lr) passed the checks, and the measurement
+    ran, but the report's JSON and the results file's key refused them: "Object of type float32 is not JSON
+    serializable", after the work. They are Python's own numbers from the moment the settings are made."""
+    import numpy as np
+
+    config = suscli.SusceptibilityConfig(lr=np.float32(0.01), batches=np.int64(2), batch_size=np.int64(8), seed=np.int64(3))
+    settings = suscli.Settings(
+        config, samples=np.int64(100), train_samples=np.int64(50), image_size=np.int64(8), mean=np.array([0.5]), std=np.array([0.25])
+    )
+    inputs = suscli.Inputs(model_batch=np.int64(2))
+    values = [
+        *vars(config).values(),
+        settings.samples,
+        settings.train_samples,
+        settings.image_size,
+        *settings.mean,
+        *settings.std,
+        inputs.model_batch,
+    ]
+    assert {type(v) for v in values} <= {int, float}
+    assert config.lr == pytest.approx(0.01) and (config.batches, settings.samples, inputs.model_batch) == (2, 100, 2)
+    json.dumps(settings.as_dict())
 
 
 def test_a_model_or_tensors_where_a_path_goes_point_to_measure_susceptibility() -> None:

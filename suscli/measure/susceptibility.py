@@ -58,6 +58,8 @@ class SusceptibilityConfig:
             if not isinstance(value, kind) or isinstance(value, bool):
                 wanted = "a number" if kind is numbers.Real else "a whole number"
                 raise UsageError(f"SusceptibilityConfig {name} takes {wanted}, got {value!r} ({type(value).__name__})")
+            if type(value) not in (int, float):  # numpy's int64 or float32: json.dumps, which writes every report, refuses them
+                object.__setattr__(self, name, value.__int__() if isinstance(value, numbers.Integral) else float(value))
 
 
 @dataclass

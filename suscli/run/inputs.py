@@ -22,7 +22,7 @@ from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
-from suscli.run.model import Settings, require_number
+from suscli.run.model import Settings, plain, require_number
 from suscli.run.store import ResultStore, fingerprint, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)
@@ -53,6 +53,7 @@ class Inputs:
                 fix="pass arch too, or leave arch_kwargs out",
             )
         require_number("model_batch", self.model_batch, low=1, whole=True)
+        object.__setattr__(self, "model_batch", plain(self.model_batch))
 
 
 def image_sources(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -58,6 +60,15 @@ class Settings:
         for value in self.std or ():
             require_number("std", value, low=0, above=True)
         require_number("image_size", self.image_size, low=1, whole=True)
+        require_number("samples", self.samples, low=1, whole=True)
+        if not isinstance(self.train_samples, str):
+            require_number("train_samples", self.train_samples, low=1, whole=True)
+        # numpy's numbers pass the checks but not json.dumps, which writes the results key and every report
+        for name in ("samples", "train_samples", "image_size"):
+            object.__setattr__(self, name, plain(getattr(self, name)))
+        for name in ("mean", "std"):
+            if (values := getattr(self, name)) is not None:
+                object.__setattr__(self, name, tuple(float(v) for v in values))
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,15 +82,10 @@ def require_number(
     training accuracy of 65 (a percentage) failed every one."""
     if value is None:
         return
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and (isinstance(value, int) or not whole)
-        and math.isfinite(value)
-        and (low is None or value > low or (value == low and not above))
-        and (high is None or value <= high)
-    ):
-        return
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and (isinstance(value, numbers.Integral) or not whole):
+        x = float(value)
+        if math.isfinite(x) and (low is None or x > low or (x == low and not above)) and (high is None or x <= high):
+            return
     if low is not None and high is not None:
         bounds = f" from {low:g} to {high:g}"
     elif low is not None:
@@ -87,6 +93,14 @@ def require_number(
     else:
         bounds = f" of at most {high:g}" if high is not None else ""
     raise UsageError(f"{name} takes {'a whole' if whole else 'a finite'} number{bounds}, got {value!r}")
+
+
+def plain(value: Any) -> Any:
+    """A number as Python's own int or float (numpy's int64 and float32 included: json.dumps refuses them); anything
+    else as it is."""
+    if isinstance(value, bool) or type(value) in (int, float) or not isinstance(value, numbers.Real):
+        return value
+    return value.__int__() if isinstance(value, numbers.Integral) else float(value)
 
 
 def require_paths(required: Mapping[str, object], optional: Mapping[str, object] | None = None) -> None:
