@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-import suscli.load.checkpoints as checkpoints
+import suscli.load.safe_read as safe_read
 from suscli.load.arch import build_model
 from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
 from suscli.errors import InputError, UsageError
@@ -114,7 +114,7 @@ def test_saved_models_follow_the_umask_like_reports(tmp_path, umask, mode):
 
 def test_read_metadata_reads_no_tensors(tmp_path, monkeypatch):
     path = save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, preset="cifar10")
-    monkeypatch.setattr(checkpoints, "load_file", None)  # any tensor read would now fail
+    monkeypatch.setattr(safe_read, "load_file", None)  # any tensor read would now fail
     assert read_metadata(path) == {"arch": ARCH, "arch_kwargs": KWARGS, "preset": "cifar10"}
     assert read_metadata(tmp_path / "other.pt") == {}
 

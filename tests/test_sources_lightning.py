@@ -522,8 +522,8 @@ def test_hydra_hyper_parameters_are_plain_data_with_or_without_omegaconf(tmp_pat
     plain data they hold, by the weights-only unpickler, without omegaconf: nothing of omegaconf runs, and an
     interpolation stays its text."""
     omegaconf = pytest.importorskip("omegaconf")
-    import suscli.load.checkpoints as checkpoints
     from suscli.load import configs
+    from suscli.load.safe_read import _plain_data
 
     image_sets(tmp_path)
     cfg = omegaconf.OmegaConf.create(
@@ -549,7 +549,7 @@ def test_hydra_hyper_parameters_are_plain_data_with_or_without_omegaconf(tmp_pat
     trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=4))
     path = tmp_path / "ckpts" / "last.ckpt"
     assert type(torch.load(path, weights_only=False)["hyper_parameters"]) is omegaconf.DictConfig  # as Lightning saved it
-    with checkpoints._plain_data():
+    with _plain_data():
         raw = torch.load(path, map_location="cpu", weights_only=True)
     assert configs.plain(raw["hyper_parameters"]) == {**omegaconf.OmegaConf.to_container(cfg, resolve=False), "arch": "timm:test_resnet"}
     net = HydraClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=False).net  # Lightning's own needs the pickle

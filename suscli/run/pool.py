@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suscli.load.checkpoints import CHECKPOINT_SUFFIXES, checkpoint_suffix, read_metadata
+from suscli.load.checkpoints import read_metadata
+from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_suffix
 from suscli.errors import InputError
 from suscli.load.sources import checkpoint_folder
 

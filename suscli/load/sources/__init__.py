@@ -1,8 +1,8 @@
 """Checkpoints as training tools write them: one layout per ecosystem, asked in a fixed order by the loader.
 
-suscli.load.checkpoints reads every file safely and then asks these layouts, most specific first, what the tool
-recorded beside the weights; a file no layout claims is read the native way (suscli's own metadata, a plain or
-nested state dict). Adding an ecosystem is one new module with a LAYOUT, listed here.
+suscli.load.checkpoints reads every file safely (suscli.load.safe_read) and then asks these layouts, most specific
+first, what the tool recorded beside the weights; a file no layout claims is read the native way (suscli's own
+metadata, a plain or nested state dict). Adding an ecosystem is one new module with a LAYOUT, listed here.
 """
 
 from __future__ import annotations

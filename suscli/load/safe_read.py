@@ -1,0 +1,237 @@
+"""Reading checkpoint files safely: without the user's trust, nothing a file carries runs.
+
+A safetensors file is read as tensors alone; a pickle with torch.load(weights_only=True), which allows by name only
+the plain-data classes training tools save beside the weights (PLAIN_DATA_GLOBALS, suscli.load.configs), and falls
+back to weights_only=False only with `trust` (--trust-checkpoint); a torch.export archive that holds pickled objects
+or native code is refused, and every torch.load inside torch.export.load is made weights-only. A file that cannot be
+read is one InputError that says what it is (a torch file under a safetensors name, a pickle that imports a
+callable), not only that it is damaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+
+from suscli.errors import InputError
+from suscli.load import configs
+from suscli.load.exported import ExportedModel
+from suscli.load.pickles import refused_callable
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".th", ".bin", ".ckpt", ".pt2", ".pth.tar")  # .pth.tar: timm's train.py
+# Plain-data classes that training tools save beside the weights (timm's and torchvision's `args`), allowed to the
+# weights_only unpickler by their exact name for the length of one load: their subclasses are other globals and
+# stay refused, and nothing here can run code when rebuilt.
+PLAIN_DATA_GLOBALS = (argparse.Namespace,)
+_TRUST_FIX = "pass --trust-checkpoint only if you trust where the file came from, or re-save its weights with suscli.save"
+CORRUPT_FIX = "the file may be truncated or corrupt: save or download it again"
+# Entries of a torch.export archive that torch.export.load unpickles with plain pickle or loads as native code.
+_EXPORT_CODE = {
+    "/data/aotinductor/": "compiled AOTInductor code",
+    "/data/constants/opaque_obj_": "pickled Python objects",
+    "/data/constants/custom_obj_": "pickled TorchScript objects",
+}
+
+# The readers below (torch.load, torch.jit.load, torch.export.load) turn corrupt bytes into almost any exception:
+# fuzzing truncated and bit-flipped files gave RuntimeError, UnpicklingError, EOFError, OSError, KeyError,
+# IndexError, AssertionError, AttributeError, TypeError, UnicodeDecodeError, struct.error and BadZipFile. So each
+# reader call sits alone in a `try` that turns any Exception into an InputError, and suscli's own logic stays
+# outside those blocks, where its bugs still raise.
+
+
+def checkpoint_suffix(path: str | Path) -> str | None:
+    """The checkpoint type a file name ends in (".pth.tar" for timm's `last.pth.tar`), or None."""
+    name = Path(path).name.lower()
+    return next((s for s in sorted(CHECKPOINT_SUFFIXES, key=len, reverse=True) if name.endswith(s)), None)
+
+
+def safetensors_header(path: Path) -> dict[str, str]:
+    """A safetensors file's metadata, read without any tensor; safetensors checks that the header covers the file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}  # None when the file was written without metadata
+    except (SafetensorError, OSError) as e:
+        raise _unreadable_safetensors(path, e) from e
+
+
+def read(path: Path, trust: bool) -> tuple[object, str | None]:
+    """The file's contents, and "torchscript" or "torch.export" for those archives (None otherwise)."""
+    if path.suffix.lower() == ".safetensors":
+        try:
+            return load_file(str(path), device="cpu"), None
+        except (SafetensorError, OSError) as e:
+            raise _unreadable_safetensors(path, e) from e
+    names = _zip_names(path)
+    kind = _archive_kind(names)
+    if kind == "torchscript":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files are still around
+                return torch.jit.load(str(path), map_location="cpu"), kind
+        except Exception as e:  # corrupt bytes: see the note on readers at the top
+            raise InputError(f"{path}: not a readable TorchScript archive ({_reason(e)})", fix=CORRUPT_FIX) from e
+    if kind == "torch.export":
+        risky = next(((what, n) for n in names for part, what in _EXPORT_CODE.items() if part in "/" + n), None)
+        if risky and not trust:
+            raise InputError(
+                f"{path}: torch.export archive holds {risky[0]} ({risky[1]}), which can run code when loaded; refused", fix=_TRUST_FIX
+            )
+        try:
+            with open(path, "rb") as f, _export_guard(trust):  # a file object: torch.export.load insists on a .pt2 name otherwise
+                graph = torch.export.load(f).module()
+        except Exception as e:  # corrupt bytes, or an AOTInductor package rather than an exported program
+            if refused := refused_callable(e):
+                raise InputError(_refusal(path, "torch.export archive ", refused), fix=_TRUST_FIX) from e
+            raise InputError(
+                f"{path}: not a loadable torch.export archive ({_reason(e)})", fix="re-export it with torch.export.save"
+            ) from e
+        return ExportedModel(graph, path), kind
+    return torch_load(path, trust), None
+
+
+def _zip_names(path: Path) -> list[str]:
+    """Entries of a zip archive; none for a legacy torch.save file or a damaged zip (torch.load reports which)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # ValueError: undecodable names in a damaged zip
+        return []
+
+
+def _archive_kind(names: list[str]) -> str | None:
+    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries."""
+    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("/archive_format") for n in names):
+        return "torch.export"
+    return None
+
+
+@contextlib.contextmanager
+def _export_guard(trust: bool) -> Iterator[None]:
+    """torch.export.load falls back to unpickling with weights_only=False (sample inputs, pickled tensors, older
+    layouts): torch's TORCH_FORCE_WEIGHTS_ONLY_LOAD makes every torch.load inside it safe unless the user trusts the
+    file. Its logs and warnings (a traceback among them) are muted: the failure becomes one InputError line."""
+    saved = {k: os.environ.get(k) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
+    levels = [log.level for log in loggers]
+    if not trust:
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+        os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    for log in loggers:
+        log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _plain_data() -> contextlib.AbstractContextManager:
+    """PLAIN_DATA_GLOBALS, and OmegaConf's containers as inert stand-ins (suscli.load.configs), allowed to
+    torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
+    allow = getattr(torch.serialization, "safe_globals", None)
+    return allow([*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS]) if allow else contextlib.nullcontext()
+
+
+def torch_load(path: Path, trust: bool) -> object:
+    try:
+        with warnings.catch_warnings(), _plain_data():  # torch warns on stderr about odd pickles; a failure is reported below
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        with _plain_data():  # a global this load allowed is not the one that refused it
+            refused = refused_callable(e, path)
+        if refused is None:
+            raise _unreadable_torch(path, e) from e
+        if not trust:
+            raise InputError(_refusal(path, "", refused), fix=_TRUST_FIX) from e
+    except Exception as e:  # corrupt bytes: see the note on readers at the top
+        raise _unreadable_torch(path, e) from e
+    try:
+        contents = torch.load(path, map_location="cpu", weights_only=False)  # the user vouched for this file
+    except Exception as e:  # arbitrary unpickling code ran and failed, e.g. the model's class is not importable here
+        raise InputError(
+            f"{path}: could not be unpickled even with --trust-checkpoint ({_reason(e)})",
+            fix="make the module that defines the model importable, or re-save its weights with suscli.save",
+        ) from e
+    return contents
+
+
+def _unreadable_safetensors(path: Path, e: Exception) -> InputError:
+    """A .safetensors file safetensors cannot read: a torch file or a pickle under that name is said to be one, not
+    called damaged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        head = b""
+    kind = (
+        "a zip archive (torch.save's format)" if head == b"PK" else "a pickle (torch.save's legacy format)" if head[:1] == b"\x80" else None
+    )
+    if kind:
+        return InputError(
+            f"{path}: is {kind}, not a safetensors file",
+            fix="rename it to .pt, which suscli reads with weights-only loading, or save it with suscli.save",
+        )
+    return InputError(f"{path}: not a readable safetensors file ({first_line(e)})", fix=CORRUPT_FIX)
+
+
+def _unreadable_torch(path: Path, e: Exception) -> InputError:
+    """A file torch.load cannot read: a safetensors file under a torch name is said to be one, not called damaged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        head = b""
+    if len(head) == 9 and head[8:] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
+        return InputError(
+            f"{path}: is a safetensors file, not a PyTorch checkpoint",
+            fix=f"rename it to {path.name[: -len(checkpoint_suffix(path) or path.suffix)]}.safetensors, which suscli reads as such",
+        )
+    return InputError(f"{path}: not a readable PyTorch checkpoint ({_reason(e)})", fix=CORRUPT_FIX)
+
+
+def _refusal(path: Path, what: str, callable_name: str) -> str:
+    """A pickle refused for what it imports, called that: nothing about it is damaged, and nothing in it ran."""
+    return (
+        f"{path}: {what}holds pickled Python objects: it imports {callable_name}, a callable that weights-only loading "
+        "does not allow, since unpickling would call it; refused, nothing in the file was run"
+    )
+
+
+def _reason(e: BaseException) -> str:
+    """The informative line of a reader's exception; torch wraps weights-only failures in paragraphs of advice."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    elif text.startswith("Weights only load failed"):
+        text = "\n".join(line for line in text.splitlines()[1:] if not line.startswith("Check the documentation"))
+    return f"{type(e).__name__}: {first_line(text)}"
+
+
+def first_line(e: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line, cut at a word (never mid-word) when longer than `limit`."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."

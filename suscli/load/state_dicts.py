@@ -1,0 +1,117 @@
+"""Where a checkpoint's weights sit in what its file holds: the keys training scripts nest them under, the wrapper
+prefixes on their names, and torch's `_metadata` beside them.
+
+The loader (suscli.load.checkpoints) and the averaged copies (suscli.load.averages) both look for weights this way,
+so a layout is unwrapped in one place.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+# Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is,
+# or when asked for (ema=True, --ema).
+# timm, torchvision's references, scripts beside model_state_dict or model; `shadow`: a hand-written EMA helper's
+# {"decay": ..., "shadow": {name: tensor}}, often of the parameters alone. An SWA average: the SWA authors' train.py
+# saves `swa_state_dict` beside `state_dict`; torch's docs name the AveragedModel `swa_model`.
+SWA_KEYS = ("swa_state_dict", "swa_model")
+EMA_KEYS = (
+    "state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model", "model_ema_state_dict", "ema_model_state_dict", "shadow", *SWA_KEYS
+)  # fmt: skip
+_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", *EMA_KEYS)
+_EMA_FIRST = tuple(dict.fromkeys(EMA_KEYS + _WEIGHT_KEYS))
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")  # DataParallel/DDP, torch.compile, Lightning
+_MAX_NESTING = 3  # how deep find_state_dict looks for nested weights
+_MAX_STACKED = 3  # how many wrapper prefixes strip_prefixes peels off one key
+
+
+def find_state_dict(contents: object, ema: bool = False, depth: int = 0) -> tuple[dict[str, torch.Tensor], tuple[str, ...]] | None:
+    """The weights and the keys they were nested under: a mapping of names to tensors, found by trying
+    `_WEIGHT_KEYS` in order (EMA keys first with `ema`) at each level down to `_MAX_NESTING` levels."""
+    if not isinstance(contents, Mapping) or not contents:
+        return None
+    if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in contents.items()):
+        return keep_metadata(dict(contents), contents), ()
+    if depth == _MAX_NESTING:
+        return None
+    for key in _EMA_FIRST if ema else _WEIGHT_KEYS:
+        found = find_state_dict(contents.get(key), ema, depth + 1)
+        if found is not None:
+            return found[0], (key, *found[1])
+    return None
+
+
+def keep_metadata(state: dict[str, torch.Tensor], source: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
+    """`state` with the `_metadata` torch.save kept on `source` (module versions, which decide how a module loads
+    its keys: BatchNorm before version 2 had no num_batches_tracked), its module paths relative to `prefix`."""
+    metadata = getattr(source, "_metadata", None)
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) and isinstance(v, Mapping) for k, v in metadata.items()):
+        return state  # absent, or not what torch writes: modules then load as files without it (version unknown)
+    module = prefix[:-1]
+    kept = {k[len(prefix) :]: v for k, v in metadata.items() if not prefix or k == module or k.startswith(prefix)}
+    out: OrderedDict[str, torch.Tensor] = OrderedDict(state)
+    out._metadata = kept  # type: ignore[attr-defined]  # where torch's own state_dict() keeps it
+    return out
+
+
+def strip_prefixes(
+    state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str, ...] = ()
+) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """Strip wrapper prefixes, possibly stacked (`module._orig_mod.`), when that brings the keys closer to `wanted`.
+
+    Keys outside a stripped prefix are dropped (a Lightning module may hold more than its `model.`), which is
+    safe only because the model's own strict loading must then accept the result. `extra` adds prefixes a
+    layout knows of (a LightningModule's attribute names). The candidate closest to `wanted` is returned, so a
+    key-mismatch message shows the most useful difference.
+    """
+    best, best_diff = state, len(set(state) ^ wanted)
+    best_chain: tuple[str, ...] = ()
+    frontier: list[tuple[dict[str, torch.Tensor], tuple[str, ...]]] = [(state, ())]
+    prefixes = _WRAPPER_PREFIXES + tuple(p for p in extra if p not in _WRAPPER_PREFIXES)
+    for _ in range(_MAX_STACKED):
+        if best_diff == 0:
+            break
+        next_frontier = []
+        for candidate, chain in frontier:
+            for prefix in prefixes:
+                stripped = {k[len(prefix) :]: v for k, v in candidate.items() if k.startswith(prefix)}
+                if not stripped:
+                    continue
+                stripped = keep_metadata(stripped, candidate, prefix)
+                diff = len(set(stripped) ^ wanted)
+                if diff < best_diff:
+                    best, best_chain, best_diff = stripped, (*chain, prefix), diff
+                next_frontier.append((stripped, (*chain, prefix)))
+        frontier = next_frontier
+    return best, best_chain
+
+
+def nested_module(contents: object, ema: bool) -> tuple[str, nn.Module] | None:
+    """A whole model a training script pickled into its checkpoint dict, and its key, tried as weights are
+    (`_WEIGHT_KEYS`, EMA keys first with `ema`); None when the file holds a state dict or nothing such. With `ema`,
+    an EMA copy pickled whole wins over plain weights saved as a state dict beside it."""
+    if not isinstance(contents, Mapping):
+        return None
+    found = find_state_dict(contents, ema)
+    if found is None:
+        keys = _EMA_FIRST if ema else _WEIGHT_KEYS
+    elif ema and not any(k in EMA_KEYS for k in found[1]):
+        keys = EMA_KEYS
+    else:
+        return None
+    return next(((k, v) for k in keys if isinstance(v := contents.get(k), nn.Module)), None)
+
+
+def few(items: list[str], n: int = 3) -> str:
+    if not items:
+        return ""
+    return f" ({', '.join(items[:n])}{', ...' if len(items) > n else ''})"
+
+
+def shape(t: torch.Tensor) -> str:
+    return "x".join(map(str, t.shape)) if t.ndim else "scalar"
