@@ -47,16 +47,19 @@ class UsageError(SuscliError):
     code = ExitCode.USAGE
 
 
-def _lines(e: BaseException) -> list[str]:
+def _lines(e: BaseException | str) -> list[str]:
     """The non-empty lines of an exception's text, stripped."""
     return [line.strip() for line in str(e).splitlines() if line.strip()]
 
 
-def first_line(e: BaseException) -> str:
-    """The first non-empty line of an exception's text, at most 160 characters: a library's multi-line message
-    quoted inside suscli's one-line error."""
+def first_line(e: BaseException | str, limit: int = 160) -> str:
+    """The first non-empty line of an exception's text, cut at a word (never mid-word) when longer than `limit`: a
+    library's multi-line message quoted inside suscli's one-line error."""
     lines = _lines(e)
-    return lines[0][:160] if lines else ""
+    if not lines:
+        return ""
+    line = lines[0]
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def summary_line(e: BaseException) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, UsageError, first_line
 from suscli.extras import require
 
 _SPEC_FORMS = "torchvision:NAME, timm:NAME, package.module:factory or path/to/file.py:factory"
@@ -64,7 +64,7 @@ def build_model(
         model = factory(**kwargs)
     except Exception as e:  # user code: any failure is the spec's or the kwargs' fault
         raise InputError(
-            f"architecture {spec!r} failed to build with {_show_kwargs(kwargs)}: {type(e).__name__}: {_first_line(e)}",
+            f"architecture {spec!r} failed to build with {_show_kwargs(kwargs)}: {type(e).__name__}: {first_line(e, 200)}",
             fix="check the arch kwargs against the factory's parameters",
         ) from e
     if not isinstance(model, nn.Module):
@@ -247,7 +247,7 @@ def _bare_name_fix(spec: str) -> str:
 
 def _import_failed(spec: str, e: BaseException) -> InputError:
     return InputError(
-        f"architecture {spec!r}: importing it failed: {type(e).__name__}: {_first_line(e)}",
+        f"architecture {spec!r}: importing it failed: {type(e).__name__}: {first_line(e, 200)}",
         fix="fix the module or install what it imports",
     )
 
@@ -255,8 +255,3 @@ def _import_failed(spec: str, e: BaseException) -> InputError:
 def _show_kwargs(kwargs: dict[str, Any]) -> str:
     shown = {k: v for k, v in kwargs.items() if k != "weights"}
     return ", ".join(f"{k}={v!r}" for k, v in shown.items()) if shown else "no kwargs"
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else ""

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from suscli.errors import InputError
-from suscli.load.safe_read import CORRUPT_FIX, first_line
+from suscli.errors import InputError, first_line
+from suscli.load.safe_read import CORRUPT_FIX
 from suscli.load.state_dicts import EMA_KEYS, SWA_KEYS, few, find_state_dict, keep_metadata, shape, strip_prefixes
 
 _SHADOW = "shadow"  # a hand-written EMA helper's key, one of EMA_KEYS: {"decay": ..., "shadow": {name: tensor}}

@@ -33,9 +33,9 @@ from torch import nn
 from suscli.data.images import PRESETS
 from suscli.load import averages, sources
 from suscli.load.arch import build_model, infer_num_classes
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, UsageError, first_line
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
-from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, first_line, read, safetensors_header, torch_load
+from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, read, safetensors_header, torch_load
 from suscli.load.sources import Folder
 from suscli.load.state_dicts import EMA_KEYS, few, find_state_dict, keep_metadata, nested_module, shape, strip_prefixes
 

@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from suscli.errors import InputError
+from suscli.errors import InputError, first_line
 from suscli.load import configs
 from suscli.load.exported import ExportedModel
 from suscli.load.pickles import refused_callable
@@ -226,12 +226,3 @@ def _reason(e: BaseException) -> str:
     elif text.startswith("Weights only load failed"):
         text = "\n".join(line for line in text.splitlines()[1:] if not line.startswith("Check the documentation"))
     return f"{type(e).__name__}: {first_line(text)}"
-
-
-def first_line(e: BaseException | str, limit: int = 160) -> str:
-    """The first non-empty line, cut at a word (never mid-word) when longer than `limit`."""
-    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = lines[0]
-    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."
