@@ -72,7 +72,7 @@ def test_mixed_or_missing_labels_name_the_row(tmp_path: Path, rows: str, bad: st
         read_label_csv(csv)
 
 
-@pytest.mark.parametrize("first", ["-1", "1.0", "+2"])
+@pytest.mark.parametrize("first", ["-1", "1.5", "+2"])
 def test_a_first_label_that_is_a_mistyped_class_id_is_blamed_not_the_next_row(tmp_path: Path, first: str) -> None:
     """The first row decides between ids and names: a first label like -1 made the file one of class names, and the
     next row's valid id would be blamed; the message names row 1's label instead. A CSV of names still reads."""
@@ -83,6 +83,43 @@ def test_a_first_label_that_is_a_mistyped_class_id_is_blamed_not_the_next_row(tm
     assert f"row 1's label '{first}' is not a valid class id (a whole number, 0 or more), yet row 2's label '0' is one" in e.value.line()
     csv.write_text(f"a.png,{first}\nb.png,cat\n")  # names, one of them numeric: as before
     assert read_label_csv(csv)[1:] == ([0, 1], [first, "cat"])
+
+
+def test_class_ids_written_as_floats_are_class_ids(tmp_path: Path, imgs: list[Path]) -> None:
+    """pandas writes an integer column holding a missing value as floats: '3.0' was read as a class name, and a model
+    naming its classes refused it ("class '0.0' is not one of the model's 10 classes")."""
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "".join(f"imgs/{p.name},{v}\n" for p, v in zip(imgs, ["2.0", "0.0", "1", "10.00"])))
+    assert read_label_csv(csv)[1:] == ([2, 0, 1, 10], None)
+    csv.write_text("path,label\n" + "".join(f"imgs/{p.name},{v}\n" for p, v in zip(imgs, ["2.0", "0.5", "1", "1"])))
+    with pytest.raises(InputError, match="row 2 is 'imgs/img_001.png,0.5', expected 'path,label' with a non-negative integer label"):
+        read_label_csv(csv)
+
+
+@pytest.mark.parametrize(
+    "name, sep",
+    [("labels.tsv", "\t"), ("labels.csv", ";"), ("labels.csv", "\t")],
+)
+def test_tab_and_semicolon_separated_files_are_read_by_their_header(tmp_path: Path, imgs: list[Path], name: str, sep: str) -> None:
+    """A .tsv, or a .csv from Excel where the comma is the decimal mark (';'), was refused: "row 1 is 'path;label',
+    expected 'path,label'". The header says how the file is separated; the same labels read the same."""
+    table = tmp_path / name
+    table.write_text(f"path{sep}label\n" + "".join(f"imgs/{p.name}{sep}{n}\n" for p, n in zip(imgs, ["dog", "cat", "eel", "cat"])))
+    assert read_label_csv(table) == ([p.resolve() for p in imgs], [1, 0, 2, 0], ["cat", "dog", "eel"])
+    table.write_text(f"id{sep}file\n" + "".join(f"{i}{sep}imgs/{p.name}\n" for i, p in enumerate(imgs)))
+    assert read_image_list(table) == [p.resolve() for p in imgs]
+
+
+def test_a_headerless_file_is_split_at_commas_only(tmp_path: Path, imgs: list[Path]) -> None:
+    """A path may hold ';': without a header naming the columns, nothing says the file is ';'-separated."""
+    (tmp_path / "a;b").mkdir()
+    write_images(tmp_path / "a;b", 2)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("a;b/img_000.png,cat\na;b/img_001.png,dog\n")
+    assert read_label_csv(csv)[1:] == ([0, 1], ["cat", "dog"])
+    csv.write_text("imgs/img_000.png;cat\nimgs/img_001.png;dog\n")
+    with pytest.raises(InputError, match="row 1 is 'imgs/img_000.png;cat', expected 'path,label'"):
+        read_label_csv(csv)
 
 
 def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
@@ -136,7 +173,7 @@ def test_other_files_are_not_lists(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text("[]")
     model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
     res = invoke("score", model, "-d", tmp_path / "x.json")
-    one_error_line(res, 3, "not a folder or an image list", ".txt or .csv list")
+    one_error_line(res, 3, "not a folder or an image list", ".txt, .csv or .tsv list")
 
 
 def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None:

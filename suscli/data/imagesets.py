@@ -1,5 +1,5 @@
 """What --data and --train-data may name, told apart in a fixed order: a Hugging Face dataset (a `save_to_disk`
-folder, parquet files), a list or label file (.txt, .csv), a folder of images (or of class folders).
+folder, parquet files), a list or label file (.txt, .csv, .tsv), a folder of images (or of class folders).
 
 Each becomes one Listing: the images, their labels, and notes on what was left out and why, which every row of
 the report carries.
@@ -18,8 +18,8 @@ from suscli.data.labels import CLASS_LABEL_ORDER, by_name
 from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, read_image_list, read_label_csv
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
 
-DATA_FORMS = "a folder of images, a .txt or .csv list of image paths, a datasets folder (save_to_disk) or a parquet file"
-TRAIN_FORMS = "a folder of class folders, a path,label CSV, a datasets folder (save_to_disk) or a parquet file"
+DATA_FORMS = "a folder of images, a .txt, .csv or .tsv list of image paths, a datasets folder (save_to_disk) or a parquet file"
+TRAIN_FORMS = "a folder of class folders, a path,label CSV (or .tsv), a datasets folder (save_to_disk) or a parquet file"
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Image lists and label files as users keep them: a `path,label` CSV whose labels are class ids or class names,
-a .txt with one image path per line, a CSV with a path column. Paths are relative to the file's folder.
+a .txt with one image path per line, a CSV with a path column; tab-separated as .tsv, and a .csv separated by ';' or
+tabs where its header says so (Excel writes ';' where the comma is the decimal mark). Paths are relative to the
+file's folder.
 
 A bad row is an error naming it (a label file is small and hand-made: a typo must not silently drop an image or
 shift a class); a file too large to read into memory is refused before it is read.
@@ -8,6 +10,7 @@ shift a class); a file too large to read into memory is refused before it is rea
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from suscli.errors import InputError
@@ -17,7 +20,7 @@ from suscli.data.labels import by_name
 # Header names of a path column and a label column (any case); other names are given with --image-column/--label-column.
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "image", "image_path", "img", "img_path")
 LABEL_COLUMNS = ("label", "labels", "class", "class_name", "target", "y", "category")
-LIST_SUFFIXES = (".txt", ".csv")
+LIST_SUFFIXES = (".txt", ".csv", ".tsv")
 
 # Memory a row of a list takes in Python (a path object, strings, a list), per byte of the row in the file.
 ROW_MEMORY = 24
@@ -29,9 +32,10 @@ def read_label_csv(
     path: Path, image_column: str | None = None, label_column: str | None = None
 ) -> tuple[list[Path], list[int], list[str] | None]:
     """(paths, labels, class names or None). Rows `path,label`, or any columns under a header naming the path and
-    label columns. Labels are class ids when the first row's label is a whole number, else class names, numbered
-    in sorted order (suscli.data.labels maps them to each model's own ids); a file mixing the two is an error, which
-    blames row 1 when its label reads as a number ('-1', '2.0') and a later row's is a class id."""
+    label columns. Labels are class ids when the first row's label is a whole number ('3', or '3.0' as pandas writes
+    an id column with a missing value), else class names, numbered in sorted order (suscli.data.labels maps them to
+    each model's own ids); a file mixing the two is an error, which blames row 1 when its label reads as a number
+    ('-1', '2.5') and a later row's is a class id."""
     rows = _rows(path, "label file")
     header = _header(rows, path, image_column, label_column, labeled=True) if rows else None
     path_at, label_at, width = header if header else (0, 1, 2)
@@ -41,7 +45,7 @@ def read_label_csv(
     by_id = None  # decided by the first row
     for line, row in enumerate(rows, start=1):
         label = row[label_at].strip() if len(row) == width else ""
-        whole = label.isascii() and label.isdigit()  # isdigit alone also takes '²', which int() refuses
+        whole = _class_id(label) is not None
         by_id = whole if by_id is None else by_id
         if by_id is False and whole and len(row) == width and _is_path(row[path_at]) and _number(values[0]):
             raise InputError(  # the first row made the file one of class names; it meant a class id and wrote it wrong
@@ -65,7 +69,7 @@ def read_label_csv(
     if len(set(values)) < 2:
         raise InputError(f"{path}: every row has label {values[0]}; {ONE_CLASS}")
     if by_id:
-        return paths, [int(v) for v in values], None
+        return paths, [int(v.partition(".")[0]) for v in values], None  # each a _class_id
     labels, names = by_name(values)
     return paths, labels, names
 
@@ -89,6 +93,16 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
     if not paths:
         raise InputError(f"image list {path} names no images", fix="write one image path per line")
     return paths
+
+
+def _class_id(label: str) -> int | None:
+    """The class id a label writes: a whole number, or one with a zero fraction ('3.0': pandas writes an integer column
+    holding a missing value as floats); None for anything else."""
+    whole, dot, fraction = label.partition(".")
+    # isdigit alone also takes '²', which int() refuses
+    if whole.isascii() and whole.isdigit() and (not dot or (fraction.isascii() and fraction.isdigit() and not fraction.strip("0"))):
+        return int(whole)
+    return None
 
 
 def _number(label: str) -> bool:
@@ -141,10 +155,27 @@ def _rows(path: Path, what: str) -> list[list[str]]:
         # -sig: a byte-order mark, as Windows tools write, is no path; bytes that are not UTF-8 (a list `find` wrote of
         # Latin-1 names) are read as Python reads such a name from the filesystem, so the path still finds its file
         with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-            rows = list(csv.reader(f))
+            text = f.read()
+        rows = list(csv.reader(io.StringIO(text), delimiter=_delimiter(path, text)))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"cannot read {what} {path}: {e}") from None
     return [r for r in rows if r and any(c.strip() for c in r)]
+
+
+def _delimiter(path: Path, text: str) -> str:
+    """A tab in a .tsv; in a .csv, a ';' or a tab where the first line has no comma and splits there into a header
+    naming a known column (a path holding ';' is no reason to split a headerless file); else a comma."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    first = text.split("\n", 1)[0].strip()
+    for other in (";", "\t"):
+        if (
+            "," not in first
+            and other in first
+            and {c.strip().strip('"').lower() for c in first.split(other)} & {*PATH_COLUMNS, *LABEL_COLUMNS}
+        ):
+            return other
+    return ","
 
 
 def _lines(path: Path) -> list[str]:
