@@ -122,6 +122,36 @@ def test_a_headerless_file_is_split_at_commas_only(tmp_path: Path, imgs: list[Pa
         read_label_csv(csv)
 
 
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_hugging_face_imagefolder_with_metadata_is_labelled_by_it(tmp_path: Path, imgs: list[Path], kind: str) -> None:
+    """Hugging Face's ImageFolder layout, images beside a metadata.csv or metadata.jsonl naming each `file_name` and its
+    label, was refused as "no class folders". It reads as the same table would; a metadata file without a label
+    column (captions) leaves the folder to its class folders, and a JSON line that is no object is named."""
+    folder = imgs[0].parent
+    values = [("dog", 3), ("cat", 1), ("eel", 2), ("cat", 1)]
+    meta = folder / f"metadata.{kind}"
+    if kind == "csv":
+        meta.write_text("file_name,label,caption\n" + "".join(f"{p.name},{n},a photo\n" for p, (n, _) in zip(imgs, values)))
+    else:
+        meta.write_text(
+            "".join(json.dumps({"file_name": p.name, "label": n, "caption": "a photo"}) + "\n" for p, (n, _) in zip(imgs, values))
+        )
+    listing = read_labeled(folder)
+    assert listing.items == [p.resolve() for p in imgs] and listing.labels == [1, 0, 2, 0] and listing.label_names == ["cat", "dog", "eel"]
+    assert read_unlabeled(meta).items == [p.resolve() for p in imgs]
+    meta.write_text(meta.read_text().replace('"label"', '"target"').replace(",label,", ",target,"))
+    assert read_labeled(folder, label_column="target").labels == [1, 0, 2, 0]
+    meta.write_text(meta.read_text().replace('"target"', '"text"').replace(",target,", ",text,"))
+    with pytest.raises(InputError, match="no class folders in"):  # captions are no labels: the folder's subfolders are
+        read_labeled(folder)
+    if kind == "jsonl":
+        meta.write_text(json.dumps({"file_name": imgs[0].name, "label": 1}) + "\n[1, 2]\n")
+        with pytest.raises(InputError, match=r"row 2 is '\[1, 2\]', not a JSON object"):
+            read_label_csv(meta)
+        meta.write_text("".join(json.dumps({"file_name": p.name, "label": float(i)}) + "\n" for p, (_, i) in zip(imgs, values)))
+        assert read_label_csv(meta)[1:] == ([3, 1, 2, 1], None)  # ids from pandas' to_json of a float column
+
+
 def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
     txt = tmp_path / "list.txt"
     txt.write_text(f"imgs/{imgs[0].name}\n\n  imgs/{imgs[2].name}  \n{imgs[3]}\n")
@@ -173,7 +203,7 @@ def test_other_files_are_not_lists(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text("[]")
     model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
     res = invoke("score", model, "-d", tmp_path / "x.json")
-    one_error_line(res, 3, "not a folder or an image list", ".txt, .csv or .tsv list")
+    one_error_line(res, 3, "not a folder or an image list", ".txt, .csv, .tsv or .jsonl list")
 
 
 def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None:

@@ -45,7 +45,7 @@ DataOpt = Annotated[
     typer.Option(
         "--data",
         "-d",
-        help="Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv or .tsv list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.",
+        help="Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.",
         rich_help_panel=INPUTS,
     ),
 ]

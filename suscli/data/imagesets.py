@@ -1,5 +1,5 @@
 """What --data and --train-data may name, told apart in a fixed order: a Hugging Face dataset (a `save_to_disk`
-folder, parquet files), a list or label file (.txt, .csv, .tsv), a folder of images (or of class folders).
+folder, parquet files), a list or label file (.txt, .csv, .tsv, .jsonl), a folder of images (or of class folders).
 
 Each becomes one Listing: the images, their labels, and notes on what was left out and why, which every row of
 the report carries.
@@ -15,11 +15,16 @@ from suscli.errors import InputError
 from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, by_name
-from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, read_image_list, read_label_csv
+from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, has_label_column, read_image_list, read_label_csv
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
 
-DATA_FORMS = "a folder of images, a .txt, .csv or .tsv list of image paths, a datasets folder (save_to_disk) or a parquet file"
-TRAIN_FORMS = "a folder of class folders, a path,label CSV (or .tsv), a datasets folder (save_to_disk) or a parquet file"
+DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
+TRAIN_FORMS = (
+    "a folder of class folders (or of images with a metadata.csv or metadata.jsonl naming each file's label), a path,label "
+    "CSV (or .tsv, .jsonl), a datasets folder (save_to_disk) or a parquet file"
+)
+# Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
+METADATA_FILES = ("metadata.csv", "metadata.jsonl")
 
 
 @dataclass
@@ -57,6 +62,10 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
         return Listing(_all_exist(paths, source), labels, names)
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
+    for name in METADATA_FILES:
+        if (source / name).is_file() and has_label_column(source / name, label_column):
+            paths, labels, names = read_label_csv(source / name, image_column, label_column)
+            return Listing(_all_exist(paths, source / name), labels, names)
     return _class_folders(source)
 
 

@@ -1,7 +1,7 @@
 """Image lists and label files as users keep them: a `path,label` CSV whose labels are class ids or class names,
 a .txt with one image path per line, a CSV with a path column; tab-separated as .tsv, and a .csv separated by ';' or
-tabs where its header says so (Excel writes ';' where the comma is the decimal mark). Paths are relative to the
-file's folder.
+tabs where its header says so (Excel writes ';' where the comma is the decimal mark); JSON lines (.jsonl), one object
+a row, as Hugging Face's ImageFolder keeps its metadata.jsonl. Paths are relative to the file's folder.
 
 A bad row is an error naming it (a label file is small and hand-made: a typo must not silently drop an image or
 shift a class); a file too large to read into memory is refused before it is read.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 from suscli.errors import InputError
@@ -20,7 +21,7 @@ from suscli.data.labels import by_name
 # Header names of a path column and a label column (any case); other names are given with --image-column/--label-column.
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "image", "image_path", "img", "img_path")
 LABEL_COLUMNS = ("label", "labels", "class", "class_name", "target", "y", "category")
-LIST_SUFFIXES = (".txt", ".csv", ".tsv")
+LIST_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
 
 # Memory a row of a list takes in Python (a path object, strings, a list), per byte of the row in the file.
 ROW_MEMORY = 24
@@ -156,10 +157,36 @@ def _rows(path: Path, what: str) -> list[list[str]]:
         # Latin-1 names) are read as Python reads such a name from the filesystem, so the path still finds its file
         with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
             text = f.read()
+        if path.suffix.lower() == ".jsonl":
+            return _json_rows(path, text)
         rows = list(csv.reader(io.StringIO(text), delimiter=_delimiter(path, text)))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"cannot read {what} {path}: {e}") from None
     return [r for r in rows if r and any(c.strip() for c in r)]
+
+
+def _json_rows(path: Path, text: str) -> list[list[str]]:
+    """A JSON-lines file as a header (the first object's keys) and rows of its values as text; a key a row lacks, or
+    null, is an empty cell, which the row checks then name."""
+    objects = []
+    for line, raw in enumerate((r for r in text.splitlines() if r.strip()), start=1):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise InputError(f"{path}: row {line} is {raw.strip()[:80]!r}, not a JSON object", fix="fix or remove that row")
+        objects.append(value)
+    header = list(objects[0]) if objects else []
+    return [header] + [["" if o.get(k) is None else str(o[k]) for k in header] for o in objects] if objects else []
+
+
+def has_label_column(path: Path, label_column: str | None) -> bool:
+    """Whether the table's header names a label column (the option's, or a known name): a Hugging Face ImageFolder's
+    metadata file may hold captions or other fields instead, which are no class labels."""
+    rows = _rows(path, "label file")
+    names = {c.strip().lower() for c in rows[0]} if rows else set()
+    return (label_column or "").lower() in names if label_column else bool(names & set(LABEL_COLUMNS))
 
 
 def _delimiter(path: Path, text: str) -> str:
