@@ -4,6 +4,7 @@ CSV lists for --data, and the one-line refusals of bad rows and of files too lar
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,20 @@ def test_a_hugging_face_imagefolder_with_metadata_is_labelled_by_it(tmp_path: Pa
             read_label_csv(meta)
         meta.write_text("".join(json.dumps({"file_name": p.name, "label": float(i)}) + "\n" for p, (_, i) in zip(imgs, values)))
         assert read_label_csv(meta)[1:] == ([3, 1, 2, 1], None)  # ids from pandas' to_json of a float column
+
+
+def test_a_txt_of_path_and_label_lines_is_a_label_file(tmp_path: Path, imgs: list[Path]) -> None:
+    """Caffe's and MMPretrain's annotation files (ImageNet's train.txt): `path label` lines. A .txt was read as a CSV,
+    and its first line refused as "expected 'path,label'". The label is the last word, so a path may hold spaces."""
+    (tmp_path / "my imgs").mkdir()
+    spaced = [Path(shutil.copy(imgs[0], tmp_path / "my imgs" / "a b.png"))]
+    txt = tmp_path / "train.txt"
+    txt.write_text("".join(f"imgs/{p.name} {i}\n" for i, p in enumerate(imgs[:3])) + "\n  my imgs/a b.png\t2  \n")
+    assert read_label_csv(txt) == ([*(p.resolve() for p in imgs[:3]), spaced[0].resolve()], [0, 1, 2, 2], None)
+    assert read_labeled(txt).labels == [0, 1, 2, 2]
+    txt.write_text(f"imgs/{imgs[0].name} cat\nimgs/{imgs[1].name}\n")
+    with pytest.raises(InputError, match=f"row 2 is 'imgs/{imgs[1].name}', expected 'path label' with a class name"):
+        read_label_csv(txt)
 
 
 def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:

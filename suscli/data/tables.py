@@ -1,5 +1,5 @@
 """Image lists and label files as users keep them: a `path,label` CSV whose labels are class ids or class names,
-a .txt with one image path per line, a CSV with a path column; tab-separated as .tsv, and a .csv separated by ';' or
+a .txt with one image path per line (and a label after it, for labelled sets), a CSV with a path column; tab-separated as .tsv, and a .csv separated by ';' or
 tabs where its header says so (Excel writes ';' where the comma is the decimal mark); JSON lines (.jsonl), one object
 a row, as Hugging Face's ImageFolder keeps its metadata.jsonl. Paths are relative to the file's folder.
 
@@ -36,9 +36,12 @@ def read_label_csv(
     label columns. Labels are class ids when the first row's label is a whole number ('3', or '3.0' as pandas writes
     an id column with a missing value), else class names, numbered in sorted order (suscli.data.labels maps them to
     each model's own ids); a file mixing the two is an error, which blames row 1 when its label reads as a number
-    ('-1', '2.5') and a later row's is a class id."""
-    rows = _rows(path, "label file")
-    header = _header(rows, path, image_column, label_column, labeled=True) if rows else None
+    ('-1', '2.5') and a later row's is a class id. A .txt holds `path label` lines, as Caffe's and MMPretrain's
+    annotation files (ImageNet's train.txt, val.txt) do: the label is the line's last word, so a path may hold spaces."""
+    txt = path.suffix.lower() == ".txt"
+    rows = [line.strip().rsplit(None, 1) for line in _lines(path, "label file")] if txt else _rows(path, "label file")
+    layout = "'path label'" if txt else "'path,label'"
+    header = _header(rows, path, image_column, label_column, labeled=True) if rows and not txt else None
     path_at, label_at, width = header if header else (0, 1, 2)
     rows = rows[1:] if header else rows
     paths: list[Path] = []
@@ -62,11 +65,13 @@ def read_label_csv(
                 if by_id
                 else "a class name, as in the rows before it"
             )
-            raise InputError(f"{path}: row {line} is {','.join(row)!r}, expected 'path,label' with {kind}", fix="fix or remove that row")
+            raise InputError(
+                f"{path}: row {line} is {(' ' if txt else ',').join(row)!r}, expected {layout} with {kind}", fix="fix or remove that row"
+            )
         paths.append((path.parent / row[path_at].strip()).resolve())
         values.append(label)
     if not paths:
-        raise InputError(f"label file {path} has no rows", fix="write one 'path,label' row per image")
+        raise InputError(f"label file {path} has no rows", fix=f"write one {layout} row per image")
     if len(set(values)) < 2:
         raise InputError(f"{path}: every row has label {values[0]}; {ONE_CLASS}")
     if by_id:
@@ -205,12 +210,12 @@ def _delimiter(path: Path, text: str) -> str:
     return ","
 
 
-def _lines(path: Path) -> list[str]:
-    _check_size(path, "image list")
+def _lines(path: Path, what: str = "image list") -> list[str]:
+    _check_size(path, what)
     try:
         text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")  # as _rows reads a CSV
     except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read image list {path}: {e}") from None
+        raise InputError(f"cannot read {what} {path}: {e}") from None
     return [line for line in text.splitlines() if line.strip()]
 
 
