@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import Result as CliResult
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from torch import nn
 from typer.testing import CliRunner
 
@@ -162,7 +163,10 @@ def learned_pool(root: Path, learners: int = 3, wrong_every: int = 4) -> tuple[P
             true = i % 3
             label = (true + 1) % 3 if wrong and i % wrong_every == 0 else true
             (root / folder / f"class_{label}").mkdir(parents=True, exist_ok=True)
-            image(true, label).save(root / folder / f"class_{label}" / f"img_{n}{i:03d}.png")
+            # each file its own bytes: a held-out image byte for byte a training one is a copy, and left out
+            info = PngInfo()
+            info.add_text("image", f"{folder}-{i}")
+            image(true, label).save(root / folder / f"class_{label}" / f"img_{n}{i:03d}.png", pnginfo=info)
     (root / "unlabeled").mkdir(parents=True, exist_ok=True)
     for i in range(24):
         image(i % 3, (i % 3 + 1 + i % 2) % 3).save(root / "unlabeled" / f"img_{i:03d}.png")
