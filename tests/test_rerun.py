@@ -36,7 +36,67 @@ def test_results_of_an_earlier_way_of_reading_checkpoints_are_measured_again(
     monkeypatch.undo()
     res, again = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and again["counts"]["reused"] == 0, res.output
-    assert "holds results of other settings (reading differ): these settings start their own results beside them" in res.stderr
+    assert (
+        "holds results of an earlier suscli, which read some checkpoints or class folders in another way (reading differ): "
+        "these settings are measured again beside them"
+    ) in res.stderr
+
+
+def _as_written_by(results: Path, reading: int | None) -> None:
+    """Rewrite `results` as a release with another checkpoint reading wrote it: `reading` in the key (None: the releases
+    before the key held one, such as 2026-12-04's), and the fingerprint of that key."""
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for r in records:
+        if reading is None:
+            del r["settings"]["reading"]
+        else:
+            r["settings"]["reading"] = reading
+        r["fingerprint"] = suscli.run.store.fingerprint(r["settings"])
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_an_explicit_results_file_of_an_earlier_release_is_measured_again_beside(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """The same command rerun after an upgrade, with its --results file: measured again beside the earlier release's
+    results with one line saying why, not refused as another experiment's (exit 2, with --fresh to delete them)."""
+    results = tmp_path / "ci.jsonl"
+    rank_json(pool, image_folder, train_folder, "--results", results)
+    _as_written_by(results, None)
+    res, doc = rank_json(pool, image_folder, train_folder, "--results", results)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
+    assert (
+        f"{results} holds results of an earlier suscli, which read some checkpoints or class folders in another way "
+        "(reading differ): these settings are measured again beside them"
+    ) in res.stderr
+    assert rank_json(pool, image_folder, train_folder, "--results", results)[1]["counts"]["reused"] == 4
+    res, _ = rank_json(pool, image_folder, train_folder, "--results", results, "--lr", "0.5")
+    assert res.exit_code == 2 and "holds results measured with other parameters" in res.stderr
+
+
+def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+    """A results file written by a later release (a higher checkpoint reading): the default file keeps them beside this
+    release's own, saying whose they are; an explicit --results of them alone is refused without offering --fresh,
+    which would delete them."""
+    rank_json(pool, image_folder, train_folder)
+    default = pool / "suscli-results.jsonl"
+    _as_written_by(default, suscli.run.audit.READING + 1)
+    kept = default.read_text()
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
+    assert (
+        f"{default} holds results of a newer suscli (reading differ), which this one does not reuse: "
+        "these settings start their own results beside them"
+    ) in res.stderr
+    assert default.read_text().startswith(kept)
+    explicit = tmp_path / "newer.jsonl"
+    explicit.write_text(kept)
+    res, _ = rank_json(pool, image_folder, train_folder, "--results", explicit)
+    assert res.exit_code == 2 and explicit.read_text() == kept
+    assert (
+        f"error: results file {explicit} holds results of a newer suscli (reading differ), which this one cannot reuse "
+        "(upgrade suscli to reuse them, or pass --results NEW.jsonl)"
+    ) in res.stderr
 
 
 def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_folder: Path, train_folder: Path) -> None:

@@ -62,6 +62,22 @@ def legacy_identity(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 16 and all(c in "0123456789abcdef" for c in value)
 
 
+# Settings that number how a release measures (suscli.run.audit.READING, VAL_NUMBERING): raised by a release that
+# measures differently. A stored number below this release's is an earlier release's, above it a later one's; results
+# files written before `reading` was recorded hold none, which reads as 1.
+RELEASE_MARKERS = {"reading": 1, "val_numbering": None}
+
+
+def release_age(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """Whether `stored` settings were written by a release that measures otherwise than this one (`current`): "earlier",
+    whose results are measured again beside, "newer", whose results this one cannot reuse, or None."""
+    for name, absent in RELEASE_MARKERS.items():
+        theirs, mine = stored.get(name, absent), current.get(name)
+        if isinstance(theirs, int) and isinstance(mine, int) and theirs != mine:
+            return "newer" if theirs > mine else "earlier"
+    return None
+
+
 def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Dotted names of the settings that differ (susceptibility.lr), compared as the file holds them: JSON, where a
     tuple such as --mean's reads back as a list and must not count as a change."""
@@ -130,6 +146,7 @@ class ResultStore:
         self.settings = settings
         self.others: list[str] | None = None  # when the file holds other settings: those that differ from the latest
         self.legacy = False  # those others identified the images by their paths as typed (suscli.run.audit.data_identity)
+        self.age: str | None = None  # "earlier" or "newer": those others were written by a release that measures otherwise
         self._done: dict[str, Result] = {}
         self._load(keep_others)
 
@@ -153,7 +170,16 @@ class ResultStore:
         # the nearest other settings, which the line names (the last written may differ in far more)
         theirs, self.others = min(((o, changed_settings(o, self.settings)) for o in others.values()), key=lambda pair: len(pair[1]))
         self.legacy = any(legacy_identity(theirs.get(k)) for k in DATA_KEYS)
-        if not keep_others and not mine and not self.legacy:
+        self.age = release_age(theirs, self.settings)
+        if keep_others or mine:
+            return
+        if self.age == "newer":
+            raise UsageError(
+                f"results file {self.path} holds results of a newer suscli ({', '.join(self.others)} differ), which this one cannot reuse",
+                fix="upgrade suscli to reuse them, or pass --results NEW.jsonl",
+            )
+        upgraded = self.age == "earlier" and set(self.others) <= RELEASE_MARKERS.keys()  # the same experiment, rerun after an upgrade
+        if not self.legacy and not upgraded:
             raise UsageError(
                 f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
@@ -169,6 +195,13 @@ class ResultStore:
                 f"{self.path} holds results of an earlier suscli, which identified the images by their paths as typed ({diff}): "
                 "these settings are measured again beside them"
             )
+        if self.age == "earlier" and not self._done:
+            return (
+                f"{self.path} holds results of an earlier suscli, which read some checkpoints or class folders in "
+                f"another way ({diff}): these settings are measured again beside them"
+            )
+        if self.age == "newer" and not self._done:
+            return f"{self.path} holds results of a newer suscli ({diff}), which this one does not reuse: these settings start their own results beside them"
         if self._done:
             return (  # how many of them this pool's models match is known only as each is loaded: the counts say
                 f"{self.path} holds {len(self._done)} result(s) of these settings, reused for the models they match, "
