@@ -188,6 +188,23 @@ def test_fields_of_the_wrong_type_are_refused_naming_the_field(tmp_path, fields,
         save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, **fields)
 
 
+def test_whole_numbers_an_earlier_save_wrote_as_floats_are_read_as_whole_numbers(tmp_path):
+    """suscli.save wrote its metadata as given before it checked the fields: an image size or epoch computed as a float
+    was kept as 16.0, and scored as 16. Such a file loads with the whole number, not refused."""
+    model = _tiny()
+    fields = {"arch": ARCH, "arch_kwargs": KWARGS, "image_size": 16.0, "epoch": 3.0, "num_classes": 3.0}
+    save_file(model.state_dict(), str(tmp_path / "m.safetensors"), metadata={"suscli": json.dumps(fields, sort_keys=True)})
+    ckpt = load_checkpoint(tmp_path / "m.safetensors")
+    assert _same_outputs(model, ckpt.model) and ckpt.num_classes == 3
+    assert {k: (v, type(v)) for k, v in ckpt.meta.items()} == {"image_size": (16, int), "epoch": (3, int), "num_classes": (3, int)}
+    assert "'image_size' must be a whole number above 0, not 16.5" in _input_error_of(tmp_path, {**fields, "image_size": 16.5})
+
+
+def _input_error_of(tmp_path: Path, fields: dict) -> str:
+    save_file(_tiny().state_dict(), str(tmp_path / "n.safetensors"), metadata={"suscli": json.dumps(fields)})
+    return _input_error(tmp_path / "n.safetensors")
+
+
 def test_ema_only_weights_are_used_with_a_note(tmp_path):
     model = _tiny()
     torch.save({"model_ema": model.state_dict(), "epoch": 4}, tmp_path / "m.pt")

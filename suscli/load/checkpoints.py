@@ -406,6 +406,9 @@ def _parse_fields(text: str, where: str, fix: str) -> dict[str, Any]:
         raise InputError(f"{where} is not a JSON object", fix=fix)
     if not isinstance(fields.get("arch", ""), str) or not isinstance(fields.get("arch_kwargs", {}), dict):
         raise InputError(f"{where}: 'arch' must be a string and 'arch_kwargs' an object", fix=fix)
+    for key in _WHOLE:
+        if isinstance(fields.get(key), float) and fields[key].is_integer():
+            fields[key] = int(fields[key])  # 32.0: a count computed as a float, which releases before this check read as 32
     for key, (kind, fits) in _FIELDS.items():
         if fields.get(key) is not None and not fits(fields[key]):
             raise InputError(f"{where}: {key!r} must be {kind}, not {json.dumps(fields[key])[:40]}", fix=fix)
@@ -422,6 +425,9 @@ def _numbers(value: object, positive: bool = False) -> bool:
         and bool(value)
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive) for v in value)
     )
+
+
+_WHOLE = ("num_classes", "image_size", "epoch")  # the whole-number fields
 
 
 # The fields suscli reads from a sidecar or safetensors metadata, checked as they are read: a file written by hand or
