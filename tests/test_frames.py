@@ -80,6 +80,22 @@ def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
         suscli.load_results(tmp_path / "missing.jsonl")
 
 
+def test_a_csv_report_is_named_as_one_not_as_a_corrupt_results_file(tmp_path: Path) -> None:
+    """A CSV report kept from an earlier run (here as the 2026-12-01 release wrote it, before the held-out columns)
+    read as a results file 'corrupt at line 1'."""
+    header = "name,path,status,error,arch,epoch,susceptibility,susceptibility_sem,zeta,train_acc,train_acc_low,train_acc_high,"
+    header += "train_n,agreement,region,verdict,sha256,seconds,notes"
+    (tmp_path / "r.csv").write_text(
+        f"{header}\nm1,/p/m1.safetensors,ok,,suscli.models:bn_cnn,12,0.09,0.007,,0.65,0.65,0.65,1500,0.967,1,fits,ab,6.9,\n"
+    )
+    with pytest.raises(InputError) as e:
+        suscli.load_results(tmp_path / "r.csv")
+    assert (
+        e.value.message == f"{tmp_path / 'r.csv'} is a CSV report, which load_results does not read back: pandas.read_csv reads it as it is"
+    )
+    assert e.value.fix == "pass a JSON report (suscli rank ... -f json) or a results file (suscli-results.jsonl)"
+
+
 def test_importing_suscli_and_load_results_imports_no_torch() -> None:
     code = (
         "import sys, suscli; assert 'pandas' not in sys.modules; suscli.load_results; "

@@ -33,6 +33,8 @@ def load_results(path: str | Path) -> pd.DataFrame:
                 f"{path} is a JSON file with results, not suscli's: a row lacks a model's name or path", fix=_READABLE
             ) from None
         return flat_frame(rows, FLAT_COLUMNS)
+    if text.startswith(",".join(FLAT_COLUMNS[:3]) + ","):  # the header every release's CSV report begins with
+        raise InputError(f"{path} is a CSV report, which load_results does not read back: pandas.read_csv reads it as it is", fix=_READABLE)
     latest: dict[tuple[str, str], dict] = {}  # as the results file is read: a later line for the same model wins
     try:
         for n, record in read_records(path):
