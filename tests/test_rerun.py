@@ -97,6 +97,14 @@ def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image
         f"error: results file {explicit} holds results of a newer suscli (reading differ), which this one cannot reuse "
         "(upgrade suscli to reuse them, or pass --results NEW.jsonl)"
     ) in res.stderr
+    records = [json.loads(line) for line in kept.splitlines()]
+    for r in records:  # a later scheme of data identities, under this release's reading
+        r["settings"]["reading"] = suscli.run.audit.READING
+        r["settings"]["unlabeled_data"], r["settings"]["train_data"] = "v9:0123456789abcdef", "v9:fedcba9876543210"
+        r["fingerprint"] = suscli.run.store.fingerprint(r["settings"])
+    explicit.write_text("".join(json.dumps(r) + "\n" for r in records))
+    res, _ = rank_json(pool, image_folder, train_folder, "--results", explicit)
+    assert res.exit_code == 2 and "holds results of a newer suscli (train_data, unlabeled_data differ)" in res.stderr
 
 
 def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_folder: Path, train_folder: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,20 +63,30 @@ def legacy_identity(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 16 and all(c in "0123456789abcdef" for c in value)
 
 
-# Settings that number how a release measures (suscli.run.audit.READING, VAL_NUMBERING): raised by a release that
-# measures differently. A stored number below this release's is an earlier release's, above it a later one's; results
-# files written before `reading` was recorded hold none, which reads as 1.
+# Settings that number how a release measures (suscli.run.audit.READING, VAL_NUMBERING; the data identities' schemes,
+# _scheme): raised by a release that measures differently. A stored number below this release's is an earlier
+# release's, above it a later one's; results files written before `reading` was recorded hold none, which reads as 1.
 RELEASE_MARKERS = {"reading": 1, "val_numbering": None}
 
 
 def release_age(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     """Whether `stored` settings were written by a release that measures otherwise than this one (`current`): "earlier",
     whose results are measured again beside, "newer", whose results this one cannot reuse, or None."""
-    for name, absent in RELEASE_MARKERS.items():
-        theirs, mine = stored.get(name, absent), current.get(name)
+    pairs = [(stored.get(name, absent), current.get(name)) for name, absent in RELEASE_MARKERS.items()]
+    pairs += [(_scheme(stored.get(name)), _scheme(current.get(name))) for name in DATA_KEYS]
+    for theirs, mine in pairs:
         if isinstance(theirs, int) and isinstance(mine, int) and theirs != mine:
             return "newer" if theirs > mine else "earlier"
     return None
+
+
+def _scheme(identity: Any) -> int | None:
+    """The version of the scheme that made a data identity (suscli.run.audit.DATA_IDENTITY): N for 'vN:...', 1 for the
+    first scheme's 16 hex digits, None for no identity."""
+    if legacy_identity(identity):
+        return 1
+    found = re.fullmatch(r"v(\d+):[0-9a-f]+", identity) if isinstance(identity, str) else None
+    return int(found.group(1)) if found else None
 
 
 def changed_settings(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -178,7 +189,10 @@ class ResultStore:
                 f"results file {self.path} holds results of a newer suscli ({', '.join(self.others)} differ), which this one cannot reuse",
                 fix="upgrade suscli to reuse them, or pass --results NEW.jsonl",
             )
-        upgraded = self.age == "earlier" and set(self.others) <= RELEASE_MARKERS.keys()  # the same experiment, rerun after an upgrade
+        schemes = {k: (_scheme(theirs.get(k)), _scheme(self.settings.get(k))) for k in DATA_KEYS}
+        rekeyed = {k for k, (a, b) in schemes.items() if a and b and a != b}  # identities of two schemes: not comparable
+        # the same experiment, rerun after an upgrade
+        upgraded = self.age == "earlier" and set(self.others) <= RELEASE_MARKERS.keys() | rekeyed
         if not self.legacy and not upgraded:
             raise UsageError(
                 f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
