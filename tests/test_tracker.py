@@ -387,3 +387,18 @@ def test_a_forward_random_outside_its_dropout_modules_warns_once_in_the_training
         SusceptibilityTracker(x, config=SusceptibilityConfig(batches=2, batch_size=8), num_classes=3, transform=transform).measure(
             tiny_cnn(), 0
         )
+
+
+@pytest.mark.parametrize("with_optimizer", [False, True])
+def test_gradients_accumulated_in_half_precision_keep_their_precision(with_optimizer: bool) -> None:
+    """A bf16-true loop that measures between accumulated micro-batches: measuring in float32 turned the .grad being
+    accumulated into float32, and the next micro-batch then summed in float32, so the run went on differently."""
+    torch.manual_seed(0)
+    model = tiny_cnn(3).to(torch.bfloat16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(16, 3, 8, 8, dtype=torch.bfloat16)
+    F.cross_entropy(model(x).float(), torch.arange(16) % 3).backward()  # the first micro-batch
+    grads = [(p.grad, p.grad.clone()) for p in model.parameters()]
+    SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt if with_optimizer else None)
+    for p, (g, saved) in zip(model.parameters(), grads):
+        assert p.grad is g and g.dtype == torch.bfloat16 and torch.equal(g, saved)
