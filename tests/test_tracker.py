@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -402,3 +404,26 @@ def test_gradients_accumulated_in_half_precision_keep_their_precision(with_optim
     SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt if with_optimizer else None)
     for p, (g, saved) in zip(model.parameters(), grads):
         assert p.grad is g and g.dtype == torch.bfloat16 and torch.equal(g, saved)
+
+
+class Augmented(torch.utils.data.Dataset):
+    """Images with a random augmentation drawn from torch's, numpy's and Python's generators, as training sets have."""
+
+    def __len__(self) -> int:
+        return 20
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        noise = torch.rand(()) + float(np.random.rand()) + random.random()
+        return torch.full((3, 8, 8), float(i)) + noise, 0
+
+
+@pytest.mark.parametrize("loader", [False, True])
+def test_reading_the_unlabeled_inputs_leaves_the_loops_random_streams(loader: bool) -> None:
+    """A tracker made from a DataLoader, between the loop's seeding and its model's initialization, drew the loader's
+    base seed from torch's generator: the tracked run started from other weights than the untracked one."""
+    source = torch.utils.data.DataLoader(Augmented(), batch_size=8) if loader else Augmented()
+    torch.manual_seed(0), np.random.seed(0), random.seed(0)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    assert len(SusceptibilityTracker(source).inputs) == 20
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]

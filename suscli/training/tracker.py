@@ -18,15 +18,18 @@ through their trainer's own loggers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -205,10 +208,26 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
             )
         return unlabeled_source(source).decoded(image_size, 3)[0]
     if isinstance(source, torch.utils.data.DataLoader):
-        return _joined(torch.cat, [_first(batch) for batch in source])
+        with kept_rng():
+            return _joined(torch.cat, [_first(batch) for batch in source])
     if isinstance(source, torch.utils.data.Dataset):
-        return _joined(torch.stack, [_first(source[i]) for i in range(len(source))])
+        with kept_rng():
+            return _joined(torch.stack, [_first(source[i]) for i in range(len(source))])
     raise InputError(f"unlabeled inputs must be a tensor, a Dataset, a DataLoader or an image folder, not {type(source).__name__}")
+
+
+@contextlib.contextmanager
+def kept_rng() -> Iterator[None]:
+    """torch's, numpy's and Python's global random states put back after the block: iterating a DataLoader draws its
+    base seed from torch's (workers or not), and a dataset's random augmentations draw from any of them, so reading
+    the unlabeled inputs where the loop is set up would change its model's initialization and its shuffling."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 def _joined(join: Callable[[list[torch.Tensor]], torch.Tensor], items: list[torch.Tensor]) -> torch.Tensor:
