@@ -268,3 +268,50 @@ def test_an_acc_metric_the_module_does_not_log_is_warned_of_once(tmp_path: Path)
         fit(tmp_path, [SusceptibilityCallback(tracker, acc_metric="train_accuracy")])
     assert sum("acc_metric" in str(w.message) for w in caught) == 1
     assert all(rec["train_acc"] is None for rec in read_log(tmp_path / "run.jsonl"))
+
+
+class ManualModule(pl.LightningModule):
+    """Manual optimization that measures with `self.optimizers()`, Lightning's wrapper of the SGD optimizer, at the
+    first batch of every epoch; `r` holds what that read and what the SGD optimizer itself reads."""
+
+    def __init__(self, measure: bool):
+        super().__init__()
+        self.net, self.measure, self.automatic_optimization = tiny_cnn(3), measure, False
+        self.r: list[tuple[float, float]] = []
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        if self.measure and batch_idx == 0:
+            inputs = torch.randn(40, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+            self.r.append(
+                tuple(
+                    SusceptibilityTracker(inputs, config=CONFIG).measure(self.net, self.current_epoch, optimizer=o).r
+                    for o in (opt, opt._optimizer)
+                )
+            )
+        x, y = batch
+        opt.zero_grad()
+        self.manual_backward(F.cross_entropy(self.net(x), y))
+        opt.step()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+
+def test_a_trainers_wrapped_optimizer_steps_as_the_optimizer_it_wraps() -> None:
+    """LightningOptimizer.step is the trainer's step (its closure, its precision plugin, its step count): measured
+    with it, a manual-optimization run counted every batch of the measurement as a step of its own (global step 8,
+    not 4), read r through it, and ended in other weights."""
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
+    runs = []
+    for measure in (False, True):
+        pl.seed_everything(0, verbose=False)
+        module = ManualModule(measure)
+        trainer = pl.Trainer(
+            max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu"
+        )
+        trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=16))
+        runs.append((trainer.global_step, module.state_dict()))
+    assert runs[0][0] == runs[1][0] == 4
+    assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+    assert len(module.r) == 2 and all(wrapped == plain for wrapped, plain in module.r)

@@ -167,10 +167,11 @@ def measure_susceptibility(
     also when called inside `torch.autocast` and on a model trained in half precision (in_float32, with its
     optimizer's state); every weight steps, frozen (requires_grad=False) ones too; the global RNG is left as it was.
     With `optimizer` (the training optimizer of `model`), the step is a real `optimizer.step()` at its current
-    learning rate, momentum and weight decay (`config.lr` is then unused), and the optimizer's state and the
-    parameters' `.grad` are restored after every batch. `step` replaces the plain SGD update by another one
-    (e.g. normalized_step), for experiments with the definition. Inputs or outputs it cannot use (not one tensor, logits
-    that are not (batch, classes), `num_classes` beyond the logits) raise InputError.
+    learning rate, momentum and weight decay (`config.lr` is then unused; a trainer's wrapper is stepped through the
+    optimizer it wraps), and the optimizer's state and the parameters' `.grad` are restored after every batch. `step`
+    replaces the plain SGD update by another one (e.g. normalized_step), for experiments with the definition. Inputs
+    or outputs it cannot use (not one tensor, logits that are not (batch, classes), `num_classes` beyond the logits)
+    raise InputError.
     """
     if not isinstance(inputs, torch.Tensor):
         raise InputError(
@@ -191,6 +192,7 @@ def measure_susceptibility(
     if half is not None:  # the model is measured as float32: so are the inputs its loop feeds it in its own precision
         transform = _floats_as_float32(transform)
     batch_size = min(config.batch_size, n)
+    optimizer = unwrapped_optimizer(optimizer) if optimizer is not None else None
     step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
     if not params:
@@ -335,6 +337,22 @@ def normalized_step(length: float) -> Step:
                 p.sub_(g, alpha=length / norm)
 
     return step
+
+
+def unwrapped_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The optimizer a trainer's wrapper holds (accelerate's AcceleratedOptimizer in `.optimizer`, the Hugging Face
+    Trainer's; Lightning's LightningOptimizer in `._optimizer`), whose step is the plain one. The wrapper's step does
+    the loop's work: under fp16 it unscales the gradients by the GradScaler's scale (the unscaled random-label step
+    then read r about 6e-08 where the optimizer's own read 5e-03) and moves the scaler's growth counter; between
+    accumulated batches it skips the step; Lightning's counts an optimizer step of the trainer."""
+    while True:
+        inner = next(
+            (getattr(optimizer, a) for a in ("optimizer", "_optimizer") if isinstance(getattr(optimizer, a, None), torch.optim.Optimizer)),
+            None,
+        )
+        if inner is None or inner is optimizer:
+            return optimizer
+        optimizer = inner
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
