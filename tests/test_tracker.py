@@ -427,3 +427,17 @@ def test_reading_the_unlabeled_inputs_leaves_the_loops_random_streams(loader: bo
     assert len(SusceptibilityTracker(source).inputs) == 20
     assert torch.equal(torch.get_rng_state(), states[0])
     assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_fed_in_its_own_precision_is_measured_by_the_tracker(dtype: torch.dtype) -> None:
+    """A bf16-true loop's transform gives the model bfloat16 images: the tracker's first measurement, whose check
+    of the forward for randomness ran the model in float32, raised "Input type (c10::BFloat16) and bias type (float)
+    should be the same" there. It reads what the model's float32 copy reads on those images."""
+    torch.manual_seed(0)
+    half = tiny_cnn(3).to(dtype)
+    pixels = torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8)
+    own = lambda b: (b.float() / 255).to(dtype)  # noqa: E731
+    r = SusceptibilityTracker(pixels, config=CONFIG, transform=own).measure(half, 1).r
+    as_float32 = SusceptibilityTracker(pixels, config=CONFIG, transform=lambda b: own(b).float()).measure(copy.deepcopy(half).float(), 1).r
+    assert r == as_float32

@@ -37,7 +37,13 @@ from suscli.errors import InputError
 from suscli.files import append_line
 from suscli.data.images import unlabeled_source
 from suscli.measure.randomness import random_forward
-from suscli.measure.susceptibility import SusceptibilityConfig, _device_of, in_float32, measure_susceptibility
+from suscli.measure.susceptibility import (
+    SusceptibilityConfig,
+    _device_of,
+    _floats_as_float32,
+    in_float32,
+    measure_susceptibility,
+)
 from suscli.training.tensorboard import is_event_log, read_events
 from suscli.measure.susceptibility import running_mean
 
@@ -111,10 +117,11 @@ class SusceptibilityTracker:
             self.inputs = self.inputs.to(device)  # once: later epochs find them there
         if not self._checked:  # once a run: what score and rank put in a row's notes, a warning in a training loop
             self._checked = True
-            with in_float32(model):  # as the measurement sees it: a half-precision model takes float32 images there
-                random = random_forward(
-                    model, self.inputs, transform=self.transform or (lambda x: x), device=device, most=self.config.batch_size
-                )
+            # as the measurement sees it: a half-precision model takes float32 images there, also where the loop's
+            # transform gives them in the model's own precision
+            with in_float32(model):
+                transform = _floats_as_float32(self.transform or (lambda x: x))
+                random = random_forward(model, self.inputs, transform=transform, device=device, most=self.config.batch_size)
             if random:
                 warnings.warn(f"suscli: {random}", stacklevel=2)
         sus = measure_susceptibility(
