@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -215,3 +216,42 @@ def test_a_config_value_of_the_wrong_type_is_a_usage_error_naming_it(field: str,
     expected a long" from inside the measurement."""
     with pytest.raises(UsageError, match=rf"SusceptibilityConfig {field} takes a (whole )?number, got {re.escape(repr(value))}"):
         SusceptibilityConfig(**{field: value})  # type: ignore[arg-type]
+
+
+DDP_LOOP = """
+import datetime, torch, torch.distributed as dist, torch.nn.functional as F
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
+from tests.conftest import tiny_cnn
+
+dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=20))
+weights = []
+for measure in (False, True):
+    torch.manual_seed(0)
+    model = torch.nn.parallel.DistributedDataParallel(tiny_cnn(3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(dist.get_rank())), torch.arange(32) % 3
+    inputs = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    for i in range(0, 32, 8):
+        if measure and dist.get_rank() == 0:
+            r = measure_susceptibility(model, inputs, config=SusceptibilityConfig(batches=2, batch_size=8)).mean
+        F.cross_entropy(model(x[i : i + 8]), y[i : i + 8]).backward()
+        opt.step()
+        opt.zero_grad()
+    weights.append(model.module.state_dict())
+if dist.get_rank() == 0:
+    print("same weights" if all(torch.equal(v, weights[1][k]) for k, v in weights[0].items()) else "other weights", r)
+dist.barrier()  # gloo aborts a process that tears its group down while the other still uses it
+dist.destroy_process_group()
+"""
+
+
+def test_a_ddp_model_measured_on_rank_0_alone(tmp_path: Path) -> None:
+    """A loop that measures its DistributedDataParallel model on rank 0 only: the wrapper's forward syncs buffers with
+    the other process, which was not measuring, so rank 0 waited for it until the process group timed out. Measured
+    through the module it wraps, the run goes on, in the same weights."""
+    from tests.test_distributed import torchrun
+
+    (tmp_path / "loop.py").write_text(DDP_LOOP)
+    run = torchrun(str(tmp_path / "loop.py"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "same weights" in run.stdout

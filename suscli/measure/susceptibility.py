@@ -187,6 +187,7 @@ def measure_susceptibility(
         raise InputError("no unlabeled images to measure susceptibility on")
     if config.batches < 1 or config.batch_size < 1 or not 0 < config.lr < math.inf:
         raise InputError(f"susceptibility needs batches >= 1, batch size >= 1 and a finite lr > 0, got {config}")
+    model = unwrapped(model)
     transform = transform or (lambda x: x)
     half = next((p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)), None)
     if half is not None:  # the model is measured as float32: so are the inputs its loop feeds it in its own precision
@@ -337,6 +338,19 @@ def normalized_step(length: float) -> Step:
                 p.sub_(g, alpha=length / norm)
 
     return step
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The module a wrapper holds, with the same parameters: torch.compile's (no recompilation), and DataParallel's
+    or DistributedDataParallel's, whose forward syncs buffers with the other processes: measured on rank 0 alone,
+    the wrapper waited for them forever."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
 
 
 def unwrapped_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:

@@ -43,6 +43,7 @@ from suscli.measure.susceptibility import (
     _floats_as_float32,
     in_float32,
     measure_susceptibility,
+    unwrapped,
 )
 from suscli.training.tensorboard import is_event_log, read_events
 from suscli.measure.susceptibility import running_mean
@@ -158,19 +159,6 @@ class SusceptibilityTracker:
         if self.writer is not None:
             write_scalars(self.writer, scalars(record), step if step is not None else global_step if global_step is not None else epoch)
         return record
-
-
-def unwrapped(model: nn.Module) -> nn.Module:
-    """The module a wrapper holds, with the same parameters: torch.compile's (no recompilation), and DataParallel's
-    or DistributedDataParallel's, whose forward syncs buffers with the other processes: measured on rank 0 alone,
-    the wrapper would wait for them forever."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        else:
-            return model
 
 
 def scalars(record: EpochRecord) -> dict[str, float]:
