@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from suscli.cli import app
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, random_labels
 from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
@@ -441,3 +441,18 @@ def test_a_half_precision_model_fed_in_its_own_precision_is_measured_by_the_trac
     r = SusceptibilityTracker(pixels, config=CONFIG, transform=own).measure(half, 1).r
     as_float32 = SusceptibilityTracker(pixels, config=CONFIG, transform=lambda b: own(b).float()).measure(copy.deepcopy(half).float(), 1).r
     assert r == as_float32
+
+
+def test_the_loops_training_accuracy_is_logged_as_a_fraction_or_refused(tmp_path: Path) -> None:
+    """`correct.float().mean()` or a numpy float32 made the log's json.dumps raise after the measurement ("Object of
+    type Tensor is not JSON serializable"); a percentage was logged and shown as 4000% by `suscli track --log`."""
+    log = tmp_path / "run.jsonl"
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG)
+    model = tiny_cnn(3)
+    for epoch, acc in enumerate([torch.tensor(0.25), np.float32(0.5), torch.tensor([0.75]), float("nan")], start=1):
+        tracker.measure(model, epoch, train_acc=acc)
+    assert [r["train_acc"] for r in read_log(log)] == [0.25, 0.5, 0.75, None]
+    for wrong in (40.0, -0.1, "0.9", torch.tensor([0.5, 0.6])):
+        with pytest.raises(UsageError, match="train_acc takes a fraction from 0 to 1"):
+            tracker.measure(model, 5, train_acc=wrong)
+    assert len(read_log(log)) == 4

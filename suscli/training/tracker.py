@@ -25,6 +25,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from typing import SupportsFloat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 from suscli.files import append_line
 from suscli.data.images import unlabeled_source
 from suscli.measure.randomness import random_forward
@@ -101,7 +102,7 @@ class SusceptibilityTracker:
         epoch: int,
         *,
         optimizer: torch.optim.Optimizer | None = None,
-        train_acc: float | None = None,
+        train_acc: SupportsFloat | None = None,
         step: int | None = None,
         global_step: int | None = None,
     ) -> EpochRecord:
@@ -111,6 +112,7 @@ class SusceptibilityTracker:
         records of later steps, not the earlier measurements of its epoch; zeta then averages every measurement
         after step 0."""
         start = time.perf_counter()
+        train_acc = training_accuracy(train_acc)  # before the measurement: a wrong value costs it nothing
         model = unwrapped(model)
         assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
         device = _device_of(model)
@@ -159,6 +161,24 @@ class SusceptibilityTracker:
         if self.writer is not None:
             write_scalars(self.writer, scalars(record), step if step is not None else global_step if global_step is not None else epoch)
         return record
+
+
+def training_accuracy(value: object) -> float | None:
+    """The loop's training accuracy as a float from 0 to 1, None for none (or nan). A tensor (`correct.float().mean()`,
+    torchmetrics' `compute()`) or a numpy float32 made the log's json.dumps raise after the measurement; a percentage
+    showed as 4000% in `suscli track --log`: a UsageError names the value instead."""
+    if value is None:
+        return None
+    try:
+        acc = math.inf if isinstance(value, (str, bytes)) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several values
+        acc = math.inf
+    if math.isnan(acc):
+        return None
+    if not 0 <= acc <= 1:
+        hint = " (a percentage? divide it by 100)" if 1 < acc <= 100 else ""
+        raise UsageError(f"train_acc takes a fraction from 0 to 1, got {value!r}{hint}", fix="pass correct / total, e.g. 0.87")
+    return acc
 
 
 def scalars(record: EpochRecord) -> dict[str, float]:
