@@ -456,3 +456,34 @@ def test_the_loops_training_accuracy_is_logged_as_a_fraction_or_refused(tmp_path
         with pytest.raises(UsageError, match="train_acc takes a fraction from 0 to 1"):
             tracker.measure(model, 5, train_acc=wrong)
     assert len(read_log(log)) == 4
+
+
+class Float32Momentum(torch.optim.Optimizer):
+    """SGD with its momentum kept in float32 for low-precision weights, as AnyPrecisionAdamW keeps its moments."""
+
+    def __init__(self, params, lr: float = 0.01):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    buf = self.state[p].setdefault("buf", torch.zeros_like(p, dtype=torch.float32))
+                    buf.mul_(0.9).add_(p.grad.float())
+                    p.add_((-group["lr"] * buf).to(p.dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_optimizers_state_comes_back_in_its_own_tensors_and_precision(dtype: torch.dtype) -> None:
+    """The step's state was put back with load_state_dict, which casts every state tensor to its parameter's dtype
+    and makes new tensors: float32 momentum kept for bfloat16 weights came back rounded to bfloat16."""
+    torch.manual_seed(0)
+    model = tiny_cnn(3).to(dtype)
+    opt = Float32Momentum(model.parameters())
+    F.cross_entropy(model(torch.randn(8, 3, 8, 8, dtype=dtype)).float(), torch.arange(8) % 3).backward()
+    opt.step()
+    held = [(p, s["buf"], s["buf"].clone()) for p, s in opt.state.items()]
+    SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt)
+    for p, buf, saved in held:
+        assert opt.state[p]["buf"] is buf and buf.dtype == torch.float32 and torch.equal(buf, saved)

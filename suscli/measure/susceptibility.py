@@ -194,7 +194,6 @@ def measure_susceptibility(
         transform = _floats_as_float32(transform)
     batch_size = min(config.batch_size, n)
     optimizer = unwrapped_optimizer(optimizer) if optimizer is not None else None
-    step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
     if not params:
         raise InputError(f"the model ({type(model).__name__}) has no weights for a step to move")
@@ -215,6 +214,8 @@ def measure_susceptibility(
         all_trainable(params),
         rng,
     ):
+        # inside in_float32: the optimizer's state is saved as its step sees it
+        step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
         saved_params = [p.detach().clone() for p in params]
         buffers = list(model.buffers())  # in_float32's, where it converted them
         saved_buffers = [b.detach().clone() for b in buffers]
@@ -372,12 +373,13 @@ def unwrapped_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimiz
 def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
     """The authors' in-training step: `optimizer.step()` itself, then its state put back as it was now.
 
-    The state is deep-copied now and again at every restore: `load_state_dict` keeps the tensors it is given,
-    and the next step would update them in place. Every optimized parameter's `.grad` is set aside for the step
-    (so that only the random-label gradients move anything) and put back afterwards. Hooks registered on the
-    optimizer run as for any step.
+    The state is put back in place (optimizer_state, put_back), not by `load_state_dict`, which casts every state
+    tensor to its parameter's dtype: the float32 moments an optimizer keeps for bfloat16 weights (AnyPrecisionAdamW)
+    came back rounded to bfloat16. Every optimized parameter's `.grad` is set aside for the step (so that only the
+    random-label gradients move anything) and put back afterwards. Hooks registered on the optimizer run as for any
+    step.
     """
-    saved = copy.deepcopy(optimizer.state_dict())
+    saved = optimizer_state(optimizer)
 
     def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
         touched = {id(p): p for group in optimizer.param_groups for p in group["params"]} | {id(p): p for p in params}
@@ -391,9 +393,44 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
         finally:
             for p, g in held:
                 p.grad = g
-            optimizer.load_state_dict(copy.deepcopy(saved))
+            put_back(optimizer, saved)
 
     return step
+
+
+OptimizerState = tuple[dict[object, dict[str, tuple[object, object]]], list[dict[str, object]]]
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> OptimizerState:
+    """`optimizer`'s per-parameter state (each value's object, and a copy of its value) and its groups' settings."""
+    state = {
+        p: {k: (v, v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)) for k, v in values.items()}
+        for p, values in optimizer.state.items()
+    }
+    return state, [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+
+
+def put_back(optimizer: torch.optim.Optimizer, saved: OptimizerState) -> None:
+    """`optimizer`'s state as `optimizer_state` saved it: the same tensor objects, dtypes and values, and no state
+    for a parameter that had none."""
+    state, groups = saved
+    for p in [p for p in optimizer.state if p not in state]:
+        del optimizer.state[p]
+    with torch.no_grad():
+        for p, values in state.items():
+            now = optimizer.state[p]
+            for k in [k for k in now if k not in values]:
+                del now[k]
+            for k, (obj, value) in values.items():
+                if isinstance(obj, torch.Tensor):
+                    obj.copy_(value)
+                    now[k] = obj
+                else:
+                    now[k] = copy.deepcopy(value)
+    for group, settings in zip(optimizer.param_groups, groups):
+        for k in [k for k in group if k != "params" and k not in settings]:
+            del group[k]
+        group.update({k: copy.deepcopy(v) for k, v in settings.items()})
 
 
 @contextlib.contextmanager
@@ -401,20 +438,23 @@ def in_float32(model: nn.Module, optimizer: torch.optim.Optimizer | None = None)
     """A model trained in half precision (bfloat16 or float16 weights) as float32 for the block, then exactly as it
     was: float32 images do not enter it, and in half precision the loss one small step moves rounds away. Its
     Parameter and buffer objects stay the same (an optimizer holds them); only their data is converted and put back.
-    `optimizer`'s state (momentum, Adam's moments) goes to float32 with the weights and back (load_state_dict casts
-    it to its parameters' dtype). Taken in half precision, the step of SGD at lr 0.001 read r 0 in 3 of 4 batches in
-    float16 and in all 4 in bfloat16 on a small CNN, where its float32 copy read 4e-05 to 2e-04. `model.float()` converts
+    `optimizer`'s half-precision state (momentum, Adam's moments) goes to float32 with the weights, and its own tensors
+    are put back afterwards; state it keeps in float32 stays as it is. Taken in half precision, the step of SGD at lr
+    0.001 read r 0 in 3 of 4 batches in float16 and in all 4 in bfloat16 on a small CNN, where its float32 copy read
+    4e-05 to 2e-04. `model.float()` converts
     the `.grad` a loop is accumulating too (the same tensor, its data float32): it is put back in its own precision,
     else the next micro-batches accumulate in float32 and the run no longer continues as it would have."""
     params = list(model.parameters())
     data = [p.data for p in params]
     grads = [(p.grad, p.grad.data) for p in params if p.grad is not None]
     buffers = [(m, name, b) for m in model.modules() for name, b in m._buffers.items() if b is not None]
-    state = copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
+    half = (torch.float16, torch.bfloat16)
+    held = optimizer.state.values() if optimizer is not None else []
+    state = [(s, k, v) for s in held for k, v in s.items() if isinstance(v, torch.Tensor) and v.dtype in half]
     model.float()
     try:
-        if optimizer is not None:
-            optimizer.load_state_dict(copy.deepcopy(state))
+        for s, k, v in state:
+            s[k] = v.float()
         yield
     finally:
         for p, d in zip(params, data):
@@ -423,8 +463,8 @@ def in_float32(model: nn.Module, optimizer: torch.optim.Optimizer | None = None)
             g.data = d
         for m, name, b in buffers:
             m._buffers[name] = b
-        if optimizer is not None:
-            optimizer.load_state_dict(state)
+        for s, k, v in state:
+            s[k] = v
 
 
 def _floats_as_float32(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
