@@ -487,3 +487,18 @@ def test_the_optimizers_state_comes_back_in_its_own_tensors_and_precision(dtype:
     SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt)
     for p, buf, saved in held:
         assert opt.state[p]["buf"] is buf and buf.dtype == torch.float32 and torch.equal(buf, saved)
+
+
+def test_reading_a_loader_with_its_own_generator_leaves_the_loops_shuffling() -> None:
+    """A loop seeded the reproducible way gives its loaders one generator (DataLoader(..., generator=g)): reading the
+    unlabeled loader drew from it, and the training loader that shares it shuffled in another order."""
+    data = torch.utils.data.TensorDataset(torch.arange(20.0).view(20, 1, 1, 1), torch.zeros(20))
+    orders = []
+    for tracked in (False, True):
+        g = torch.Generator().manual_seed(0)
+        unlabeled = torch.utils.data.DataLoader(Augmented(), batch_size=8, shuffle=True, generator=g)
+        train = torch.utils.data.DataLoader(data, batch_size=5, shuffle=True, generator=g)
+        if tracked:
+            SusceptibilityTracker(unlabeled)
+        orders.append([int(v) for x, _ in train for v in x.flatten()])
+    assert orders[0] == orders[1]

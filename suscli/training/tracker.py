@@ -223,7 +223,7 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
             )
         return unlabeled_source(source).decoded(image_size, 3)[0]
     if isinstance(source, torch.utils.data.DataLoader):
-        with kept_rng():
+        with kept_rng(source):
             return _joined(torch.cat, [_first(batch) for batch in source])
     if isinstance(source, torch.utils.data.Dataset):
         with kept_rng():
@@ -232,10 +232,14 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
 
 
 @contextlib.contextmanager
-def kept_rng() -> Iterator[None]:
-    """torch's, numpy's and Python's global random states put back after the block: iterating a DataLoader draws its
-    base seed from torch's (workers or not), and a dataset's random augmentations draw from any of them, so reading
-    the unlabeled inputs where the loop is set up would change its model's initialization and its shuffling."""
+def kept_rng(source: object = None) -> Iterator[None]:
+    """torch's, numpy's and Python's global random states, and the generators a DataLoader `source` holds, put back
+    after the block: iterating a DataLoader draws its base seed and its shuffled order from its own generator, else
+    from torch's (workers or not), and a dataset's random augmentations draw from any of them, so reading the
+    unlabeled inputs where the loop is set up would change its model's initialization and its shuffling."""
+    holders = [source, getattr(source, "sampler", None), getattr(getattr(source, "batch_sampler", None), "sampler", None)]
+    generators = {id(g): g for g in (getattr(h, "generator", None) for h in holders) if isinstance(g, torch.Generator)}
+    states = [(g, g.get_state()) for g in generators.values()]
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
         with torch.random.fork_rng(devices=[]):
@@ -243,6 +247,8 @@ def kept_rng() -> Iterator[None]:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
+        for g, state in states:
+            g.set_state(state)
 
 
 def _joined(join: Callable[[list[torch.Tensor]], torch.Tensor], items: list[torch.Tensor]) -> torch.Tensor:
