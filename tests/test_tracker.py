@@ -502,3 +502,14 @@ def test_reading_a_loader_with_its_own_generator_leaves_the_loops_shuffling() ->
             SusceptibilityTracker(unlabeled)
         orders.append([int(v) for x, _ in train for v in x.flatten()])
     assert orders[0] == orders[1]
+
+
+def test_a_lazy_module_before_its_first_forward_is_refused_and_left_working() -> None:
+    """Measured before its first forward, a model with nn.LazyLinear was initialized by the check of its forward and
+    put back with empty parameters: "mat2 must be a matrix, got 1-D tensor", then in every forward of the loop too."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    with pytest.raises(InputError, match=r"parameters 2.weight, 2.bias are not initialized yet .*run one forward"):
+        tracker.measure(model, 0)
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 3)
+    assert tracker.measure(model, 0).r

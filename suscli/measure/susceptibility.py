@@ -178,6 +178,7 @@ def measure_susceptibility(
             f"inputs must be one tensor of N model inputs (N, ...), got {type(inputs).__name__}",
             fix="torch.stack a list of them, torch.from_numpy an array",
         )
+    check_initialized(model)
     if num_classes is not None and num_classes < 1:
         raise InputError(f"num_classes must be 1 or more, got {num_classes}", fix="leave it out to take the model's own")
     fix = "pass device='cpu', or leave device out to measure where the model is"
@@ -339,6 +340,18 @@ def normalized_step(length: float) -> Step:
                 p.sub_(g, alpha=length / norm)
 
     return step
+
+
+def check_initialized(model: nn.Module) -> None:
+    """An InputError where a lazy module (nn.LazyLinear, nn.LazyConv2d) has not had its first forward: its parameters
+    have no shape yet. Measured, the tracker's float32 pass initialized them and the restore put the empty ones back,
+    and the model raised "mat2 must be a matrix, got 1-D tensor" from then on, in the loop's training too."""
+    lazy = [name for name, p in model.named_parameters() if nn.parameter.is_lazy(p)]
+    if lazy:
+        raise InputError(
+            f"the model's parameters {', '.join(lazy[:3])} are not initialized yet (a lazy module before its first forward)",
+            fix="run one forward on a batch of inputs before measuring",
+        )
 
 
 def unwrapped(model: nn.Module) -> nn.Module:

@@ -42,6 +42,7 @@ from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     _device_of,
     _floats_as_float32,
+    check_initialized,
     in_float32,
     measure_susceptibility,
     unwrapped,
@@ -118,6 +119,7 @@ class SusceptibilityTracker:
         device = _device_of(model)
         if self.inputs.device != device:
             self.inputs = self.inputs.to(device)  # once: later epochs find them there
+        check_initialized(model)  # before the check of its forward below, which a lazy module's would break
         if not self._checked:  # once a run: what score and rank put in a row's notes, a warning in a training loop
             self._checked = True
             # as the measurement sees it: a half-precision model takes float32 images there, also where the loop's
