@@ -4,6 +4,7 @@ CSV lists for --data, and the one-line refusals of bad rows and of files too lar
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -165,6 +166,25 @@ def test_a_txt_of_path_and_label_lines_is_a_label_file(tmp_path: Path, imgs: lis
     txt.write_text(f"imgs/{imgs[0].name} cat\nimgs/{imgs[1].name}\n")
     with pytest.raises(InputError, match=f"row 2 is 'imgs/{imgs[1].name}', expected 'path label' with a class name"):
         read_label_csv(txt)
+
+
+def test_an_archive_one_image_or_a_quoted_pattern_is_named_for_what_it_is(tmp_path: Path, imgs: list[Path]) -> None:
+    """A dataset's .zip or .tar.gz, one image, or a pattern the shell did not expand ('imgs/*.png' quoted) was "not a
+    folder or an image list" or "image folder not found"; as --train-data a zip was parsed as a label file and
+    refused at a row of its bytes. Each is named for what it is, with what to pass instead."""
+    archive = tmp_path / "imgs.tar.gz"
+    archive.write_bytes(b"\x1f\x8b" + bytes(64))
+    (tmp_path / "imgs.zip").write_bytes(b"PK\x03\x04" + bytes(64))
+    cases = {
+        archive: "is an archive, which suscli does not unpack",
+        tmp_path / "imgs.zip": "is an archive, which suscli does not unpack",
+        imgs[0]: "is one image, not a set of them",
+        tmp_path / "imgs" / "*.png": "no such file or folder; suscli does not expand patterns",
+    }
+    for source, message in cases.items():
+        for read, option in ((read_unlabeled, "--data"), (read_labeled, "--train-data")):
+            with pytest.raises(InputError, match=re.escape(f"{option} {source} {message}".replace(f"{source} no", f"{source}: no"))):
+                read(source)
 
 
 def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:

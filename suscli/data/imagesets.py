@@ -39,9 +39,31 @@ class Listing:
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
 
 
+# Archives a dataset is often downloaded as: read from the folder they unpack to
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar")
+
+
+def _not_a_set(source: Path, option: str) -> None:
+    """A one-line error for what users pass where a set of images goes and suscli does not read: an archive, one
+    image, or a pattern the shell left unexpanded (it was quoted, or matched nothing)."""
+    name = source.name.lower()
+    if source.is_file() and name.endswith(ARCHIVE_SUFFIXES):
+        raise InputError(f"{option} {source} is an archive, which suscli does not unpack", fix="unpack it and pass the folder it holds")
+    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(
+            f"{option} {source} is one image, not a set of them", fix="pass the folder that holds the images, or a list of them"
+        )
+    if not source.exists() and any(c in str(source) for c in "*?["):
+        raise InputError(
+            f"{option} {source}: no such file or folder; suscli does not expand patterns (the shell expands one unquoted, when it matches)",
+            fix="pass the folder that holds the images, or a list of them",
+        )
+
+
 def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     """The images --data names."""
     source = Path(source)
+    _not_a_set(source, "--data")
     if is_dataset(source):
         return Listing(read_dataset(source, image_column=image_column).images)
     if source.is_file():
@@ -55,6 +77,7 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
 def read_labeled(source: Path, image_column: str | None = None, label_column: str | None = None) -> Listing:
     """The images and labels --train-data names."""
     source = Path(source)
+    _not_a_set(source, "--train-data")
     if is_dataset(source):
         return _dataset_labels(source, image_column, label_column)
     if source.is_file():
