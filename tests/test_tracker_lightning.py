@@ -270,6 +270,37 @@ def test_an_acc_metric_the_module_does_not_log_is_warned_of_once(tmp_path: Path)
     assert all(rec["train_acc"] is None for rec in read_log(tmp_path / "run.jsonl"))
 
 
+class PercentModule(Module):
+    def training_step(self, batch, batch_idx):
+        self.log("acc_pct", 40.0)  # an accuracy logged as a percentage
+        return super().training_step(batch, batch_idx)
+
+
+def test_an_acc_metric_that_is_no_fraction_is_warned_of_not_raised(tmp_path: Path) -> None:
+    """tracker.measure refuses a train_acc outside 0-1 (a percentage showed as 4000% in `suscli track --log`); raised
+    from the callback, that ended the user's training run at the first measurement after the metric was logged. The
+    run goes on, with one warning, and the records get no training accuracy."""
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=tmp_path / "run.jsonl", config=CONFIG)
+    pl.seed_everything(0, verbose=False)
+    data = torch.utils.data.TensorDataset(torch.randn(32, 3, 8, 8), torch.randint(3, (32,)))
+    trainer = pl.Trainer(
+        max_epochs=3,
+        callbacks=[SusceptibilityCallback(tracker, acc_metric="acc_pct")],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    with pytest.warns(
+        UserWarning, match=r"acc_metric 'acc_pct': train_acc takes a fraction from 0 to 1, got 40\.0 \(a percentage"
+    ) as caught:
+        trainer.fit(PercentModule(), torch.utils.data.DataLoader(data, batch_size=8))
+    assert trainer.current_epoch == 3 and sum("acc_pct" in str(w.message) for w in caught) == 1
+    records = read_log(tmp_path / "run.jsonl")
+    assert len(records) == 4 and all(rec["train_acc"] is None for rec in records)
+
+
 class ManualModule(pl.LightningModule):
     """Manual optimization that measures with `self.optimizers()`, Lightning's wrapper of the SGD optimizer, at the
     first batch of every epoch; `r` holds what that read and what the SGD optimizer itself reads."""

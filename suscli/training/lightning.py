@@ -6,7 +6,8 @@ from __future__ import annotations
 import importlib
 import warnings
 
-from suscli.training.tracker import SusceptibilityTracker, measure_every, scalars
+from suscli.errors import UsageError
+from suscli.training.tracker import SusceptibilityTracker, measure_every, scalars, training_accuracy
 
 
 def _lightning() -> type | None:
@@ -46,6 +47,7 @@ if _Callback is not None:
             self.restored_acc: float | None = None  # the accuracy a checkpoint saved, for a resumed run's first epoch
             self._trainer = None  # set by setup: state_dict, called as a checkpoint is saved, gets no trainer
             self._named_unlogged = False  # warned that acc_metric names no metric the module logs
+            self._named_unfit = False  # warned that it reads no fraction from 0 to 1 (a percentage)
 
         @property
         def state_key(self) -> str:
@@ -99,7 +101,15 @@ if _Callback is not None:
                     f"acc_metric {self.acc_metric!r} is not a metric the module logs ({logged}): the records get no training accuracy",
                     stacklevel=2,
                 )
-            return self.restored_acc if acc is None else float(acc)
+            if acc is None:
+                return self.restored_acc
+            try:
+                return training_accuracy(acc)
+            except UsageError as e:  # raised here, it would end the user's training run at the next measurement
+                if not self._named_unfit:
+                    self._named_unfit = True
+                    warnings.warn(f"acc_metric {self.acc_metric!r}: {e.message}: the records get no training accuracy", stacklevel=2)
+                return None
 
         def _last_step(self) -> int | None:
             return self.tracker.history[-1].global_step if self.tracker.history else None

@@ -179,7 +179,8 @@ def training_accuracy(value: object) -> float | None:
         return None
     if not 0 <= acc <= 1:
         hint = " (a percentage? divide it by 100)" if 1 < acc <= 100 else ""
-        raise UsageError(f"train_acc takes a fraction from 0 to 1, got {value!r}{hint}", fix="pass correct / total, e.g. 0.87")
+        shown = acc if math.isfinite(acc) else value  # a tensor's number, not "tensor(40.)"
+        raise UsageError(f"train_acc takes a fraction from 0 to 1, got {shown!r}{hint}", fix="pass correct / total, e.g. 0.87")
     return acc
 
 
