@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
+from suscli.errors import InputError
 from suscli.training.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
 
@@ -299,6 +300,30 @@ def test_an_acc_metric_that_is_no_fraction_is_warned_of_not_raised(tmp_path: Pat
     assert trainer.current_epoch == 3 and sum("acc_pct" in str(w.message) for w in caught) == 1
     records = read_log(tmp_path / "run.jsonl")
     assert len(records) == 4 and all(rec["train_acc"] is None for rec in records)
+
+
+def test_a_measurement_that_fails_after_the_first_warns_and_training_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A callback that raised ended the user's training run, hours in, for what only its records lose (here the log
+    cannot be written at the third measurement). Later failures warn and the run goes on; the first still raises,
+    before anything is trained."""
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=tmp_path / "run.jsonl", config=CONFIG)
+    measure, calls = tracker.measure, []
+
+    def failing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(args[1])
+        if len(calls) == 3:
+            raise InputError("cannot write tracker log run.jsonl: No space left on device")
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(tracker, "measure", failing)
+    with pytest.warns(UserWarning, match=r"susceptibility not measured at epoch 2, step 8: cannot write tracker log .*; training goes on"):
+        module, trainer, _ = fit(tmp_path, [SusceptibilityCallback(tracker)])
+    assert trainer.current_epoch == 3 and calls == [0, 1, 2, 3]
+    assert [r["epoch"] for r in read_log(tmp_path / "run.jsonl")] == [0, 1, 3]
+    first = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    monkeypatch.setattr(first, "measure", lambda *a, **k: (_ for _ in ()).throw(InputError("the model returned tuple")))
+    with pytest.raises(InputError, match="the model returned tuple"):
+        fit(tmp_path / "first", [SusceptibilityCallback(first)])
 
 
 class ManualModule(pl.LightningModule):

@@ -17,7 +17,7 @@ import math
 
 from transformers import Trainer, TrainerCallback
 
-from suscli.training.tracker import SusceptibilityTracker, measure_every, scalars
+from suscli.training.tracker import SusceptibilityTracker, callback_measure, measure_every, scalars
 
 
 class SusceptibilityTrainerCallback(TrainerCallback):
@@ -64,7 +64,12 @@ class SusceptibilityTrainerCallback(TrainerCallback):
         by_step = self.every_n_steps is not None
         # mid-epoch, state.epoch is fractional: the record's epoch is the epochs completed so far
         epoch = math.floor(state.epoch or 0) if by_step else round(state.epoch or 0)
-        record = self.tracker.measure(
-            self.trainer.model, epoch, optimizer=optimizer, step=state.global_step, global_step=state.global_step if by_step else None
+        record = callback_measure(
+            self.tracker,
+            lambda: self.tracker.measure(
+                self.trainer.model, epoch, optimizer=optimizer, step=state.global_step, global_step=state.global_step if by_step else None
+            ),
+            f"step {state.global_step}",
         )
-        self.trainer.log(scalars(record))
+        if record is not None:
+            self.trainer.log(scalars(record))

@@ -7,7 +7,7 @@ import importlib
 import warnings
 
 from suscli.errors import UsageError
-from suscli.training.tracker import SusceptibilityTracker, measure_every, scalars, training_accuracy
+from suscli.training.tracker import SusceptibilityTracker, callback_measure, measure_every, scalars, training_accuracy
 
 
 def _lightning() -> type | None:
@@ -118,13 +118,19 @@ if _Callback is not None:
             if not trainer.is_global_zero:
                 return
             optimizer = trainer.optimizers[0] if self.with_optimizer else None
-            record = self.tracker.measure(
-                pl_module,
-                trainer.current_epoch,
-                optimizer=optimizer,
-                train_acc=self._acc(trainer),
-                step=trainer.global_step,
-                global_step=trainer.global_step if self.every_n_steps is not None else None,
+            record = callback_measure(
+                self.tracker,
+                lambda: self.tracker.measure(
+                    pl_module,
+                    trainer.current_epoch,
+                    optimizer=optimizer,
+                    train_acc=self._acc(trainer),
+                    step=trainer.global_step,
+                    global_step=trainer.global_step if self.every_n_steps is not None else None,
+                ),
+                f"epoch {trainer.current_epoch}, step {trainer.global_step}",
             )
+            if record is None:
+                return
             for logger in trainer.loggers:
                 logger.log_metrics(scalars(record), step=trainer.global_step)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, SuscliError, UsageError
 from suscli.files import append_line
 from suscli.data.images import unlabeled_source
 from suscli.measure.randomness import random_forward
@@ -385,6 +385,19 @@ def start_warning(records: list[dict]) -> str | None:
         "its earlier epochs are in the log or TensorBoard folder it wrote before (give the folder that holds both, or "
         "the tracker's JSONL)"
     )
+
+
+def callback_measure(tracker: SusceptibilityTracker, measure: Callable[[], EpochRecord], when: str) -> EpochRecord | None:
+    """A trainer callback's measurement. The first one raises what it meets (a model or setting it cannot measure:
+    nothing is lost yet, and the run is fixed before it trains); a later one that cannot measure warns and returns
+    None, since raised from a callback it would end a training run hours in, for what only the records lose."""
+    if not tracker.history:
+        return measure()
+    try:
+        return measure()
+    except SuscliError as e:
+        warnings.warn(f"susceptibility not measured at {when}: {e.line()}; training goes on", stacklevel=3)
+        return None
 
 
 def measure_every(every_n_epochs: int | None, every_n_steps: int | None) -> tuple[int | None, int | None]:
