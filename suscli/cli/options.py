@@ -58,7 +58,7 @@ class InputOptions:
     train_data: Annotated[
         Optional[Path],
         typer.Option(
-            help="Training set with the labels the model was trained on: a folder of class folders, a path,label CSV (class ids or names), a Hugging Face datasets folder or parquet file.",
+            help="Training set with the labels the model was trained on: a folder of class folders (or of images with a metadata.csv), a path,label CSV (class ids or names; also .tsv, .jsonl, a path-label .txt), a Hugging Face datasets folder or parquet file.",
             rich_help_panel=INPUTS,
         ),
     ] = None
