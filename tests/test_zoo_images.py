@@ -93,3 +93,22 @@ def test_deep_blocks_picks_other_depths_and_the_deepest_takes_the_corners() -> N
     convs = sum(1 for m in deep[0].build(10).modules() if isinstance(m, torch.nn.Conv2d))
     assert convs == 31 + 2  # ResNet-32: 31 convolutions, plus two 1x1 shortcuts
     assert train_zoo.parse_args(["--out", "x", "--deep"]).deep_blocks == train_zoo.DEEP_BLOCKS
+
+
+def test_label_smoothing_reaches_the_loss_and_the_plan_and_hard_labels_stay_as_before() -> None:
+    args = train_zoo.parse_args(["--out", "x", "--label-smoothing", "0.1"])
+    assert train_zoo.plan(args)["label_smoothing"] == 0.1
+    assert "label_smoothing" not in train_zoo.plan(train_zoo.parse_args(["--out", "x"]))  # other zoos' plans unchanged
+    with pytest.raises(SystemExit):
+        train_zoo.parse_args(["--out", "x", "--label-smoothing", "1"])
+
+    def first_loss(smoothing: float) -> float:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+        x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+        y = torch.arange(16) % 10
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        return train_zoo.train_epoch(model, opt, x, y, False, torch.Generator().manual_seed(0), label_smoothing=smoothing)
+
+    hard = first_loss(0.0)
+    assert first_loss(0.0) == hard and first_loss(0.1) != hard

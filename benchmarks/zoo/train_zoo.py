@@ -433,10 +433,18 @@ def _prep(x: torch.Tensor) -> torch.Tensor:
 
 
 def train_epoch(
-    model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, use_aug: bool, g: torch.Generator, frozen: bool = False
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    use_aug: bool,
+    g: torch.Generator,
+    frozen: bool = False,
+    label_smoothing: float = 0.0,
 ) -> float:
     """One pass over (x, y) in shuffled batches of BATCH_SIZE; returns the mean training loss. `frozen` (features
-    frozen) keeps BatchNorm in eval mode, so its running statistics stay the backbone's."""
+    frozen) keeps BatchNorm in eval mode, so its running statistics stay the backbone's. `label_smoothing` caps how
+    confidently the model may fit its labels, the recipe many users train with."""
     model.train()
     if frozen:
         for m in model.modules():
@@ -447,7 +455,7 @@ def train_epoch(
     for i in range(0, len(x), BATCH_SIZE):
         idx = perm[i : i + BATCH_SIZE]
         xb = augment(x[idx], g) if use_aug else x[idx]
-        loss = F.cross_entropy(model(_prep(xb)), y[idx])
+        loss = F.cross_entropy(model(_prep(xb)), y[idx], label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -530,6 +538,7 @@ def train_model(
     classes: tuple[str, ...] = cifar.CLASSES,
     backbone: Path | None = None,
     evals: int = EVALS_PER_MODEL,
+    label_smoothing: float = 0.0,
 ) -> dict[str, Any]:
     """Train one configuration on the noisy labels, checkpointing at save_epochs(); returns its record.
     schedule "constant" keeps the learning rate, so a run that memorizes loses clean accuracy late in training
@@ -537,7 +546,8 @@ def train_model(
     per class, and its checkpoints name them (suscli reads `classes` as the model's class names: a group's name,
     its members under `class_members`). `backbone`: start
     from that checkpoint's weights with a new head (a FineTuneConfig with frozen=True trains the head only). The
-    side of `data`'s images is recorded in the checkpoints for suscli to decode at."""
+    side of `data`'s images is recorded in the checkpoints for suscli to decode at. `label_smoothing`: that
+    smoothing of the training loss, recorded in the checkpoints and the record when not 0."""
     num_classes = len(classes)
     frozen = bool(getattr(cfg, "frozen", False))
     torch.manual_seed(cfg.seed)
@@ -577,6 +587,7 @@ def train_model(
         **({"classes": list(cifar.class_names(classes))} if classes != cifar.CLASSES else {}),
         **({"class_members": [list(m) for m in cifar.members(classes)]} if cifar.is_grouped(classes) else {}),
         **({"backbone": str(backbone), "finetune": "frozen" if frozen else "full"} if backbone is not None else {}),
+        **({"label_smoothing": label_smoothing} if label_smoothing else {}),
     }
     record: dict[str, Any] = {
         "model_id": cfg.model_id,
@@ -588,6 +599,7 @@ def train_model(
             "momentum": MOMENTUM,
             "schedule": schedule,
             **({"backbone": str(backbone)} if backbone is not None else {}),
+            **({"label_smoothing": label_smoothing} if label_smoothing else {}),
         },
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -601,7 +613,7 @@ def train_model(
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
-        loss = train_epoch(model, opt, x_train, noisy, cfg.augment, g, frozen)
+        loss = train_epoch(model, opt, x_train, noisy, cfg.augment, g, frozen, label_smoothing)
         sched.step()
         step = {
             "epoch": epoch,
@@ -690,7 +702,8 @@ def zoo_manifest(
             "momentum": MOMENTUM,
             "batch_size": BATCH_SIZE,
             "schedule": f"{args.schedule}, stepped per epoch",
-            "loss": "cross-entropy on the noisy labels",
+            "loss": "cross-entropy on the noisy labels" + (f", label smoothing {args.label_smoothing}" if args.label_smoothing else ""),
+            **({"label_smoothing": args.label_smoothing} if args.label_smoothing else {}),
             "augment": "random crop (zero padding of an eighth of the side: 4 px at 32) + horizontal flip",
             **(
                 {
@@ -778,6 +791,8 @@ def plan(args: argparse.Namespace) -> dict[str, Any]:
             out["deep_blocks"] = list(args.deep_blocks)
     if args.classes:  # likewise: a zoo of all ten classes says nothing
         out["classes"] = list(args.classes)
+    if args.label_smoothing:  # likewise: a zoo trained on hard labels says nothing
+        out["label_smoothing"] = args.label_smoothing
     if args.pretrain_classes:  # and a zoo trained from scratch
         out["pretrain"] = {
             "classes": list(args.pretrain_classes),
@@ -841,6 +856,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEEP_BLOCKS,
         help="with --deep: blocks a stage of each depth (comma-separated; 3 = ResNet-20, 5 = ResNet-32, 9 = ResNet-56)",
     )
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="label smoothing of every zoo model's training loss (0: hard labels; the backbones of --pretrain-classes keep 0)",
+    )
     p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     p.add_argument("--checkpoints", type=int, default=CHECKPOINTS_PER_MODEL, help="evenly spaced checkpoints saved per model")
     p.add_argument(
@@ -869,6 +890,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         asym = [s for s in args.settings.split(",") if s.strip() and parse_setting(s.strip())[0] == "asym"]
         if asym:
             p.error(f"--settings {','.join(asym)}: asymmetric noise pairs CIFAR-10 classes, not groups of them")
+    if not 0 <= args.label_smoothing < 1:
+        p.error(f"--label-smoothing {args.label_smoothing}: want 0 <= X < 1")
     if args.epoch_levels:
         args.epoch_levels = tuple(int(e) for e in args.epoch_levels.split(","))
     else:
@@ -945,6 +968,7 @@ def main(argv: list[str] | None = None) -> None:
             classes,
             backbones.get(cfg.arch),
             args.evals_per_model,
+            args.label_smoothing,
         )
         sec_per_epoch.setdefault(cfg.shape, []).append(rec["seconds"] / len(rec["per_epoch"]))
         mean_all = float(np.mean([v for vs in sec_per_epoch.values() for v in vs]))
