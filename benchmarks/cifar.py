@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+# The shared data beside the checkout; SUSCLI_SHARED_DATA names it for a checkout elsewhere (a git worktree in /tmp)
+SHARED_DATA = Path(os.environ.get("SUSCLI_SHARED_DATA") or REPO.parent / "shared" / "data")
+DEFAULT_ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.gz"
 DEFAULT_ROOT = REPO / ".cache" / "cifar10-jpeg"
-DEFAULT_HUMAN_LABELS = REPO.parent / "shared" / "data" / "cifar10n-labels.csv.gz"
+DEFAULT_HUMAN_LABELS = SHARED_DATA / "cifar10n-labels.csv.gz"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
@@ -36,7 +39,7 @@ def ensure_unpacked(root: Path = DEFAULT_ROOT, archive: Path = DEFAULT_ARCHIVE) 
         return root
     archive = Path(archive)
     if not archive.is_file():
-        raise FileNotFoundError(f"CIFAR-10 archive not found: {archive}")
+        raise SystemExit(f"CIFAR-10 archive not found: {archive} (set SUSCLI_SHARED_DATA to the folder that holds it)")
     tmp = root.with_name(root.name + ".unpacking")
     tmp.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
@@ -161,7 +164,7 @@ def read_human_labels(path: Path = DEFAULT_HUMAN_LABELS) -> pd.DataFrame:
     """CIFAR-10N (Wei et al., ICLR 2022): the clean label and the human ones of every training image, indexed
     by its path inside the image folder (train/<class>/NNNN.jpg)."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"CIFAR-10N label table not found: {path}")
+        raise SystemExit(f"CIFAR-10N label table not found: {path} (set SUSCLI_SHARED_DATA to the folder that holds it)")
     return pd.read_csv(path, index_col="path")
 
 
