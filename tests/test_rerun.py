@@ -42,6 +42,13 @@ def test_results_of_an_earlier_way_of_reading_checkpoints_are_measured_again(
     ) in res.stderr
 
 
+def measured_again(*args: object) -> str:
+    """rank's stderr, after checking that it measured every model again (none reused) and exited 0."""
+    res, doc = rank_json(*args)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
+    return res.stderr
+
+
 def _as_written_by(results: Path, reading: int | None) -> None:
     """Rewrite `results` as a release with another checkpoint reading wrote it: `reading` in the key (None: the releases
     before the key held one, such as 2026-12-04's), and the fingerprint of that key."""
@@ -63,12 +70,10 @@ def test_an_explicit_results_file_of_an_earlier_release_is_measured_again_beside
     results = tmp_path / "ci.jsonl"
     rank_json(pool, image_folder, train_folder, "--results", results)
     _as_written_by(results, None)
-    res, doc = rank_json(pool, image_folder, train_folder, "--results", results)
-    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
     assert (
         f"{results} holds results of an earlier suscli, which read some checkpoints or class folders in another way "
         "(reading differ): these settings are measured again beside them"
-    ) in res.stderr
+    ) in measured_again(pool, image_folder, train_folder, "--results", results)
     assert rank_json(pool, image_folder, train_folder, "--results", results)[1]["counts"]["reused"] == 4
     res, _ = rank_json(pool, image_folder, train_folder, "--results", results, "--lr", "0.5")
     assert res.exit_code == 2 and "holds results measured with other parameters" in res.stderr
@@ -82,12 +87,10 @@ def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image
     default = pool / "suscli-results.jsonl"
     _as_written_by(default, suscli.run.audit.READING + 1)
     kept = default.read_text()
-    res, doc = rank_json(pool, image_folder, train_folder)
-    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
     assert (
         f"{default} holds results of a newer suscli (reading differ), which this one does not reuse: "
         "these settings start their own results beside them"
-    ) in res.stderr
+    ) in measured_again(pool, image_folder, train_folder)
     assert default.read_text().startswith(kept)
     explicit = tmp_path / "newer.jsonl"
     explicit.write_text(kept)
@@ -228,12 +231,10 @@ def test_results_of_an_earlier_suscli_that_keyed_data_by_path_are_measured_again
         r["settings"]["unlabeled_data"], r["settings"]["train_data"] = "0123456789abcdef", "fedcba9876543210"
         r["fingerprint"] = "00000000aaaaaaaa"
     results.write_text("".join(json.dumps(r) + "\n" for r in records))
-    res, doc = rank_json(pool, image_folder, train_folder, "--results", results)
-    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
     assert (
         f"{results} holds results of an earlier suscli, which identified the images by their paths as typed "
         "(train_data, unlabeled_data differ): these settings are measured again beside them"
-    ) in res.stderr
+    ) in measured_again(pool, image_folder, train_folder, "--results", results)
     again = rank_json(pool, image_folder, train_folder, "--results", results)[1]
     assert again["counts"]["reused"] == 4
 
