@@ -78,6 +78,23 @@ def test_model_is_left_bit_identical_and_modes_restored() -> None:
     assert not model.training and model[5].training and not model[1].training
 
 
+def test_a_module_compiled_in_place_is_measured_eagerly_and_stays_compiled() -> None:
+    """`model.compile()` (in place, unlike torch.compile(model), whose wrapper is unwrapped) made the first measurement
+    compile the train-mode forward and its gradients: 14 s on a small CNN. Its compiled call (here a stand-in that
+    refuses to run) is set aside while measuring and put back; the numbers are the eager model's."""
+    x, config = torch.randn(32, 3, 8, 8), SusceptibilityConfig(lr=0.5, batches=3, batch_size=8)
+    model = tiny_cnn()
+    want = measure_susceptibility(copy.deepcopy(model), x, config=config).r
+
+    def compiled(*args: object, **kwargs: object) -> torch.Tensor:
+        raise AssertionError("the compiled forward ran")
+
+    model._compiled_call_impl = compiled
+    model[1]._compiled_call_impl = compiled  # a submodule compiled on its own
+    assert measure_susceptibility(model, x, config=config).r == want
+    assert model._compiled_call_impl is compiled and model[1]._compiled_call_impl is compiled
+
+
 def test_model_restored_when_the_forward_fails() -> None:
     model = tiny_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}
