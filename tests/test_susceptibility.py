@@ -95,6 +95,27 @@ def test_a_module_compiled_in_place_is_measured_eagerly_and_stays_compiled() -> 
     assert model._compiled_call_impl is compiled and model[1]._compiled_call_impl is compiled
 
 
+def test_sync_batch_norm_in_a_distributed_run_normalizes_by_the_measured_batch(tmp_path: Path) -> None:
+    """SyncBatchNorm's train-mode forward gathers every process's statistics in a distributed run: a loop measuring
+    on rank 0 alone would wait for the others forever (on a GPU; on the CPU it raises "SyncBatchNorm expected input
+    tensor to be on GPU"). It normalizes by the measured batch while measured, the numbers of the same model outside
+    a distributed run, and is a SyncBatchNorm again afterwards."""
+    import torch.distributed as dist
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    x, config = torch.randn(32, 3, 8, 8), SusceptibilityConfig(lr=0.5, batches=2, batch_size=8)
+    want = measure_susceptibility(copy.deepcopy(model), x, config=config).r
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert measure_susceptibility(synced, x, config=config).r == want
+        assert "forward" not in vars(synced[1])
+        with pytest.raises(ValueError, match="SyncBatchNorm expected input tensor to be on GPU"):
+            synced.train()(x)  # the layer's own forward, as the training loop runs it
+    finally:
+        dist.destroy_process_group()
+
+
 def test_model_restored_when_the_forward_fails() -> None:
     model = tiny_cnn()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import types
 import numbers
 import statistics
 from collections.abc import Callable, Iterator, Sequence
@@ -211,6 +212,7 @@ def measure_susceptibility(
         torch.enable_grad(),
         preserved_modes(model),
         eager(model),
+        local_batch_norm(model),
         full_fp32(),
         torch.autocast(dev.type, enabled=False) if dev.type in ("cpu", "cuda") else contextlib.nullcontext(),
         all_trainable(params),
@@ -504,6 +506,21 @@ def all_trainable(params: list[nn.Parameter]) -> Iterator[None]:
     finally:
         for p in frozen:
             p.requires_grad_(False)
+
+
+@contextlib.contextmanager
+def local_batch_norm(model: nn.Module) -> Iterator[None]:
+    """SyncBatchNorm layers normalize by the measured batch's own statistics, as BatchNorm does (and as they do outside a
+    distributed run, where a checkpoint is scored): in one, their train-mode forward gathers every process's
+    statistics, so a loop that measures on rank 0 alone would wait for the others forever (on the CPU it raises)."""
+    synced = [m for m in model.modules() if isinstance(m, nn.SyncBatchNorm)]
+    for m in synced:
+        m.forward = types.MethodType(nn.modules.batchnorm._BatchNorm.forward, m)
+    try:
+        yield
+    finally:
+        for m in synced:
+            delattr(m, "forward")
 
 
 @contextlib.contextmanager
