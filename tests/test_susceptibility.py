@@ -15,6 +15,7 @@ from torch import nn
 from suscli.errors import InputError, UsageError
 import suscli.measure.susceptibility as susceptibility
 from suscli.measure.batched import measure_many
+from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     batch_indices,
@@ -92,6 +93,7 @@ def test_a_module_compiled_in_place_is_measured_eagerly_and_stays_compiled() -> 
     model._compiled_call_impl = compiled
     model[1]._compiled_call_impl = compiled  # a submodule compiled on its own
     assert measure_susceptibility(model, x, config=config).r == want
+    assert random_forward(model, x, transform=lambda b: b, device=torch.device("cpu")) is None  # the check of its forward too
     assert model._compiled_call_impl is compiled and model[1]._compiled_call_impl is compiled
 
 
@@ -109,6 +111,7 @@ def test_sync_batch_norm_in_a_distributed_run_normalizes_by_the_measured_batch(t
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         assert measure_susceptibility(synced, x, config=config).r == want
+        assert random_forward(synced, x, transform=lambda b: b, device=torch.device("cpu")) is None  # its train-mode pass too
         assert "forward" not in vars(synced[1])
         with pytest.raises(ValueError, match="SyncBatchNorm expected input tensor to be on GPU"):
             synced.train()(x)  # the layer's own forward, as the training loop runs it

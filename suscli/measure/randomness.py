@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from suscli.measure.susceptibility import logits_of, preserved_modes, train_without_dropout
+from suscli.measure.susceptibility import logits_of, own_modules, preserved_modes, train_without_dropout
 
 CHECKED = 16  # images in the batch passed twice: enough for a dropout to show, cheap beside the measurement
 # How far two passes may differ and still be one network: a GPU's nondeterministic kernels (atomic adds, cuDNN's
@@ -49,7 +49,7 @@ def random_forward(
     buffers = list(model.buffers())
     saved = [b.detach().clone() for b in buffers]
     rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
-    with torch.no_grad(), preserved_modes(model), rng:
+    with torch.no_grad(), preserved_modes(model), own_modules(model), rng:
         try:
             model.eval()
             if _differ(model, x):
