@@ -18,6 +18,7 @@ import statistics
 import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,14 @@ DEFAULT_BATCH_SIZE = 32
 Progress = Callable[[str, int, int], None]
 # One update of `params` in place, given their gradients on a random-label batch (None: the loss does not use it).
 Step = Callable[[list[nn.Parameter], tuple[torch.Tensor | None, ...]], None]
+
+
+def plain(value: Any) -> Any:
+    """A number as Python's own int or float (numpy's int64 and float32 included: json.dumps refuses them); anything
+    else as it is."""
+    if isinstance(value, bool) or type(value) in (int, float) or not isinstance(value, numbers.Real):
+        return value
+    return value.__int__() if isinstance(value, numbers.Integral) else float(value)
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,7 @@ class SusceptibilityConfig:
             if not isinstance(value, kind) or isinstance(value, bool):
                 wanted = "a number" if kind is numbers.Real else "a whole number"
                 raise UsageError(f"SusceptibilityConfig {name} takes {wanted}, got {value!r} ({type(value).__name__})")
-            if type(value) not in (int, float):  # numpy's int64 or float32: json.dumps, which writes every report, refuses them
-                object.__setattr__(self, name, value.__int__() if isinstance(value, numbers.Integral) else float(value))
+            object.__setattr__(self, name, plain(value))  # numpy's int64 or float32: json.dumps, which writes every report, refuses them
 
 
 @dataclass

@@ -22,7 +22,8 @@ from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
-from suscli.run.model import Settings, plain, require_number
+from suscli.measure.susceptibility import plain
+from suscli.run.model import Settings, require_number
 from suscli.run.store import ResultStore, fingerprint, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +27,7 @@ from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
 from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
-from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, check_finite, measure_susceptibility
+from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, check_finite, measure_susceptibility, plain
 from suscli.measure.untrained import untrained_susceptibility
 from suscli.judge.verdict import wants_untrained
 
@@ -93,14 +92,6 @@ def require_number(
     else:
         bounds = f" of at most {high:g}" if high is not None else ""
     raise UsageError(f"{name} takes {'a whole' if whole else 'a finite'} number{bounds}, got {value!r}")
-
-
-def plain(value: Any) -> Any:
-    """A number as Python's own int or float (numpy's int64 and float32 included: json.dumps refuses them); anything
-    else as it is."""
-    if isinstance(value, bool) or type(value) in (int, float) or not isinstance(value, numbers.Real):
-        return value
-    return value.__int__() if isinstance(value, numbers.Integral) else float(value)
 
 
 def require_paths(required: Mapping[str, object], optional: Mapping[str, object] | None = None) -> None:
