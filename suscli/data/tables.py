@@ -188,9 +188,18 @@ def _json_rows(path: Path, text: str) -> list[list[str]]:
 
 def has_label_column(path: Path, label_column: str | None) -> bool:
     """Whether the table's header names a label column (the option's, or a known name): a Hugging Face ImageFolder's
-    metadata file may hold captions or other fields instead, which are no class labels."""
-    rows = _rows(path, "label file")
-    names = {c.strip().lower() for c in rows[0]} if rows else set()
+    metadata file may hold captions or other fields instead, which are no class labels. Its first line alone is read:
+    the table is read whole once, when it labels the folder."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+            first = next((line for line in f if line.strip()), "")
+    except OSError as e:
+        raise InputError(f"cannot read label file {path}: {e}") from None
+    if path.suffix.lower() == ".jsonl":
+        header = _json_rows(path, first)[0] if first else []
+    else:
+        header = next(csv.reader([first], delimiter=_delimiter(path, first)), [])
+    names = {c.strip().lower() for c in header}
     return (label_column or "").lower() in names if label_column else bool(names & set(LABEL_COLUMNS))
 
 
