@@ -71,7 +71,7 @@ def _same_bytes(
     """{held-out position: training position} for the held-out images (of `sizes`) whose bytes equal one of the
     training images at `positions`."""
     train_sizes = {j: _size(train[j]) for j in positions}
-    shared = ({s for s in train_sizes.values()} & set(sizes.values())) - {None}
+    shared = (set(train_sizes.values()) & set(sizes.values())) - {None}
     digests: dict[bytes, int] = {}
     for j, s in train_sizes.items():
         if s in shared and (d := _digest(train[j])) is not None:
