@@ -228,7 +228,7 @@ def test_inputs_and_outputs_it_cannot_use_are_one_line_input_errors() -> None:
             measure_susceptibility(model, inputs, config=config)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="random labels are drawn over 20 classes, but the model outputs 3 logits"):
         measure_susceptibility(model, x, config=config, num_classes=20)
-    with pytest.raises(InputError, match="num_classes must be 1 or more, got 0"):
+    with pytest.raises(InputError, match="num_classes must be 2 or more, got 0"):
         measure_susceptibility(model, x, config=config, num_classes=0)
     with pytest.raises(InputError, match=r"the model's logits have shape \(4, 2, 8, 8\), not \(batch, classes\)"):
         measure_susceptibility(nn.Conv2d(3, 2, 1), x, config=config)  # a segmentation head

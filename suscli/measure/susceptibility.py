@@ -99,7 +99,17 @@ def batch_indices(n: int, batches: int, batch_size: int, seed: int) -> list[torc
 
 def logits_of(output: object) -> torch.Tensor:
     """Classifier logits from a model's output: a tensor, a tuple/list (first item), an object with .logits, or a
-    dict with "logits" (a plain module written for the Hugging Face Trainer)."""
+    dict with "logits" (a plain module written for the Hugging Face Trainer). A single logit z per image (a binary
+    classifier trained with BCEWithLogitsLoss) is the two classes' logits (0, z), since sigmoid(z) = softmax(0, z)[1]:
+    as one class, every random label was class 0, its cross-entropy 0 before and after the step, and r 0."""
+    logits = _output_tensor(output)
+    if logits.ndim == 2 and logits.shape[1] == 1:
+        return torch.cat([torch.zeros_like(logits), logits], dim=1)
+    return logits
+
+
+def _output_tensor(output: object) -> torch.Tensor:
+    """The tensor of class scores a model's output holds, in whichever of the forms logits_of reads."""
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
@@ -188,8 +198,8 @@ def measure_susceptibility(
             fix="torch.stack a list of them, torch.from_numpy an array",
         )
     check_initialized(model)
-    if num_classes is not None and num_classes < 1:
-        raise InputError(f"num_classes must be 1 or more, got {num_classes}", fix="leave it out to take the model's own")
+    if num_classes is not None and num_classes < 2:  # random labels over one class are all one label: r would read 0
+        raise InputError(f"num_classes must be 2 or more, got {num_classes}", fix="leave it out to take the model's own")
     fix = "pass device='cpu', or leave device out to measure where the model is"
     device = resolve_device(device, fix=fix) if device is not None else _device_of(model)
     n = len(inputs)

@@ -466,11 +466,7 @@ def scored_row(
         notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
     if sus.batch_size < settings.susceptibility.batch_size:
         notes.append(f"batch size capped at {sus.batch_size}, the number of unlabeled images")
-    if checkpoint.num_classes is not None and checkpoint.num_classes != sus.num_classes:  # a whole model: its outputs rule
-        notes.append(
-            f"the model outputs {sus.num_classes} classes, where --num-classes or its file said {checkpoint.num_classes}: "
-            f"random labels were drawn over its {sus.num_classes}"
-        )
+    notes += _class_count_notes(checkpoint.num_classes, sus.num_classes)
     return Result(
         name=name or checkpoint.path.name,
         path=str(checkpoint.path),
@@ -525,6 +521,22 @@ def scored_row(
             ),
         },
     )
+
+
+def _class_count_notes(said: int | None, measured: int) -> list[str]:
+    """What the row says of the classes the random labels were drawn over, where they are not those the checkpoint
+    or --num-classes said: a single logit read as a binary classifier's two (logits_of), or a whole model's outputs,
+    which rule."""
+    if said == 1 and measured == 2:
+        return [
+            "the model outputs one logit per image (a binary classifier, as BCEWithLogitsLoss trains one): read as the "
+            "logits (0, z) of classes 0 and 1, since sigmoid(z) = softmax(0, z)[1]"
+        ]
+    if said is not None and said != measured:
+        return [
+            f"the model outputs {measured} classes, where --num-classes or its file said {said}: random labels were drawn over its {measured}"
+        ]
+    return []
 
 
 def _channels_last(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:

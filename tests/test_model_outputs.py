@@ -1,0 +1,57 @@
+"""Models whose outputs are not the plain (batch, classes) logits the measurement was built on: what suscli reads
+from them, and what it refuses rather than print a number that is not susceptibility."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import suscli
+from suscli.errors import InputError
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
+from tests.conftest import invoke, tiny_cnn, write_images
+
+ARCH = "tests.conftest:tiny_cnn"
+CONFIG = SusceptibilityConfig(batches=2, batch_size=8)
+
+
+class TwoLogits(nn.Module):
+    """A single-logit model's output z as the logits (0, z): the binary classifier BCEWithLogitsLoss trains."""
+
+    def __init__(self, single: nn.Module) -> None:
+        super().__init__()
+        self.single = single
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.single(x)
+        return torch.cat([torch.zeros_like(z), z], dim=1)
+
+
+def test_a_single_logit_is_a_binary_classifier_not_one_class(one_thread: None) -> None:
+    """One logit per image read as one class drew every random label as class 0: the cross-entropy was 0 before and
+    after the step, r 0.0, and the verdict "low susceptibility" whatever the model. It is measured as the binary
+    classifier it is, with BCEWithLogitsLoss's loss on random 0/1 labels."""
+    single, x = tiny_cnn(num_classes=1), torch.randn(24, 3, 8, 8)
+    got = measure_susceptibility(single, x, config=CONFIG)
+    want = measure_susceptibility(TwoLogits(single), x, config=CONFIG)
+    assert got.num_classes == 2 and got.r == want.r and got.mean > 0
+    with pytest.raises(InputError, match="num_classes must be 2 or more, got 1"):
+        measure_susceptibility(single, x, config=CONFIG, num_classes=1)
+
+
+def test_score_measures_a_single_logit_model_on_two_class_folders(tmp_path: Path, one_thread: None) -> None:
+    """With two class folders it was "the training labels go up to 1 but the model has 1 classes" [3]."""
+    ckpt = suscli.save(tiny_cnn(num_classes=1), tmp_path / "binary.safetensors", arch=ARCH, image_size=8)
+    write_images(tmp_path / "unlabeled", 16)
+    for c in range(2):
+        write_images(tmp_path / "train" / f"class_{c}", 6, seed=10 + c)
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "train", "-f", "json", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["susceptibility"] > 0 and row["details"]["num_classes"] == 2 and row["train_n"] == 12
+    assert any("one logit per image (a binary classifier" in n for n in row["notes"]), row["notes"]
+    assert not any("where --num-classes or its file said" in n for n in row["notes"]), row["notes"]
