@@ -3,6 +3,7 @@ from them, and what it refuses rather than print a number that is not susceptibi
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,11 +13,17 @@ from torch import nn
 
 import suscli
 from suscli.errors import InputError
+from suscli.measure.batched import measure_many
 from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from tests.conftest import invoke, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
 CONFIG = SusceptibilityConfig(batches=2, batch_size=8)
+
+
+def softmax_cnn(num_classes: int = 3) -> nn.Module:
+    """tiny_cnn with a softmax at the end of its forward: probabilities, not logits."""
+    return nn.Sequential(tiny_cnn(num_classes), nn.Softmax(dim=1))
 
 
 class TwoLogits(nn.Module):
@@ -55,3 +62,34 @@ def test_score_measures_a_single_logit_model_on_two_class_folders(tmp_path: Path
     assert row["susceptibility"] > 0 and row["details"]["num_classes"] == 2 and row["train_n"] == 12
     assert any("one logit per image (a binary classifier" in n for n in row["notes"]), row["notes"]
     assert not any("where --num-classes or its file said" in n for n in row["notes"]), row["notes"]
+
+
+def test_probabilities_are_refused_and_log_probabilities_measured_as_logits(one_thread: None) -> None:
+    """A softmax at the end of the forward made the cross-entropy that of probabilities, which one step barely moves:
+    a CNN read 0.001 "low susceptibility" with it, 0.10 without. Refused, in every path a model is measured by;
+    log_softmax gives the logits' own numbers."""
+    model, x = tiny_cnn(), torch.randn(24, 3, 8, 8)
+    probabilities = nn.Sequential(model, nn.Softmax(dim=1))
+    for call in (
+        lambda: measure_susceptibility(probabilities, x, config=CONFIG),
+        lambda: measure_susceptibility(probabilities, x, config=CONFIG, num_classes=3),
+        lambda: measure_many([probabilities, copy.deepcopy(probabilities)], x, config=CONFIG),
+    ):
+        with pytest.raises(InputError, match=r"the model's outputs are probabilities \(each row is non-negative and sums to 1"):
+            call()
+    log_probabilities = measure_susceptibility(nn.Sequential(model, nn.LogSoftmax(dim=1)), x, config=CONFIG)
+    assert log_probabilities.r == pytest.approx(measure_susceptibility(model, x, config=CONFIG).r, abs=1e-6)
+
+
+def test_rank_keeps_a_probability_model_as_its_rows_error(tmp_path: Path, one_thread: None) -> None:
+    """In a pool, such a model is a failed row with the reason; the others are scored."""
+    pool = tmp_path / "pool"
+    suscli.save(tiny_cnn(), pool / "logits.safetensors", arch=ARCH, image_size=8)
+    suscli.save(tiny_cnn(), pool / "plain.safetensors", arch=ARCH, image_size=8)
+    suscli.save(softmax_cnn(), pool / "softmax.safetensors", arch="tests.test_model_outputs:softmax_cnn", image_size=8)
+    write_images(tmp_path / "unlabeled", 16)
+    res = invoke("rank", pool, "-d", tmp_path / "unlabeled", "-f", "json", "--batch-size", "8")
+    assert res.exit_code == 3, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["softmax"]["status"] == "error" and "outputs are probabilities" in rows["softmax"]["error"]
+    assert rows["logits"]["status"] == "ok"

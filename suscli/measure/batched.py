@@ -28,6 +28,7 @@ from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     _device_of,
     batch_indices,
+    check_not_probabilities,
     full_fp32,
     logits_of,
     measure_susceptibility,
@@ -183,7 +184,9 @@ def _measure_together(
     if num_classes is None:
         base.eval()
         with torch.no_grad():
-            num_classes = _logits(base)(trainable, fixed, transform(inputs[:2].to(device))).shape[-1]
+            probe = _logits(base)(trainable, fixed, transform(inputs[:2].to(device)))
+        check_not_probabilities(probe)
+        num_classes = probe.shape[-1]
     labels = random_labels(n, num_classes, config.seed)
     train_without_dropout(base)
 

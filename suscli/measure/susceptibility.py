@@ -300,7 +300,25 @@ def _class_logits(output: object, num_classes: int) -> torch.Tensor:
             f"random labels are drawn over {num_classes} classes, but the model outputs {logits.shape[1]} logits",
             fix="pass num_classes no larger than the model's, or leave it out",
         )
+    check_not_probabilities(logits)
     return logits
+
+
+def check_not_probabilities(logits: torch.Tensor) -> None:
+    """An InputError where a model's outputs are probabilities (a softmax at the end of its forward): each row of
+    (..., classes) non-negative and summing to 1. Their cross-entropy is no loss the model was trained on, and one
+    step barely moves it: a CNN whose logits read 0.10 read 0.001 with its softmax applied, "low susceptibility".
+    Log-probabilities (log_softmax) are logits to the cross-entropy, and pass."""
+    with torch.no_grad():
+        p = logits.detach().float()
+        if p.shape[-1] < 2 or p.numel() == 0 or not (p.min() >= 0 and p.max() <= 1):
+            return
+        if torch.allclose(p.sum(-1), torch.ones(()), atol=1e-3):
+            raise InputError(
+                "the model's outputs are probabilities (each row is non-negative and sums to 1: a softmax in its forward), "
+                "not logits: their cross-entropy is not the loss susceptibility measures, and would read near 0",
+                fix="make the model return its logits (or log_softmax of them): suscli applies the softmax itself",
+            )
 
 
 # What BatchNorm raises in train mode on a batch of one image whose feature map has one value per channel (after
@@ -583,7 +601,9 @@ def _output_classes(model: nn.Module, x: torch.Tensor) -> int:
     """Number of classes from one eval-mode forward (the caller restores the modules' modes)."""
     model.eval()
     with torch.no_grad():
-        return logits_of(model(x)).shape[-1]
+        logits = logits_of(model(x))
+    check_not_probabilities(logits)
+    return logits.shape[-1]
 
 
 def running_mean(epochs: Sequence[int | None], r: Sequence[float | None], *, count_epoch_0: bool = False) -> list[float | None]:
