@@ -111,3 +111,19 @@ def test_a_traced_batch_norm_model_is_refused_and_a_scripted_one_measured(tmp_pa
     write_images(tmp_path / "unlabeled", 16)
     res = invoke("score", traced, "-d", tmp_path / "unlabeled", "--batch-size", "8")
     one_error_line(res, 3, "traced.pt: the model is a traced TorchScript archive", "torch.jit.script")
+
+
+class FeaturesDict(nn.Module):
+    """A forward returning a dict of tensors, none named 'logits' (as segmentation-style heads do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_cnn(3)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": self.net(x), "feat": x.mean((2, 3))}
+
+
+def test_a_dict_output_without_logits_is_refused_naming_its_keys(one_thread: None) -> None:
+    with pytest.raises(InputError, match="dict with keys out, feat and none named 'logits'"):
+        measure_susceptibility(FeaturesDict(), torch.rand(8, 3, 8, 8), config=CONFIG)

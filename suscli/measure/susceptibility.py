@@ -117,7 +117,8 @@ def _output_tensor(output: object) -> torch.Tensor:
     logits = output.get("logits") if isinstance(output, dict) else getattr(output, "logits", None)
     if isinstance(logits, torch.Tensor):
         return logits
-    raise InputError(f"the model returned {type(output).__name__}, not a tensor of class logits")
+    keys = f" with keys {', '.join(map(str, list(output)[:8]))} and none named 'logits'" if isinstance(output, dict) else ""
+    raise InputError(f"the model returned {type(output).__name__}{keys}, not a tensor of class logits")
 
 
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
