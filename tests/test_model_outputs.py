@@ -127,3 +127,44 @@ class FeaturesDict(nn.Module):
 def test_a_dict_output_without_logits_is_refused_naming_its_keys(one_thread: None) -> None:
     with pytest.raises(InputError, match="dict with keys out, feat and none named 'logits'"):
         measure_susceptibility(FeaturesDict(), torch.rand(8, 3, 8, 8), config=CONFIG)
+
+
+class Pair(nn.Module):
+    """tiny_cnn's logits and its first layer's 4 pooled channels, in the order `logits_first` says (research code
+    returns both)."""
+
+    def __init__(self, logits_first: bool) -> None:
+        super().__init__()
+        self.net, self.logits_first = tiny_cnn(3), logits_first
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, features = self.net(x), self.net[0](x).mean((2, 3))
+        return (logits, features) if self.logits_first else (features, logits)
+
+
+def features_first() -> nn.Module:
+    return Pair(logits_first=False)
+
+
+def logits_first() -> nn.Module:
+    return Pair(logits_first=True)
+
+
+def test_a_forward_returning_features_then_logits_is_refused_not_measured_on_the_features(tmp_path: Path, one_thread: None) -> None:
+    """(features, logits) was measured on the features: random labels over 4 feature channels, a number that is not
+    the model's susceptibility, and only a note that the model "outputs 4 classes". Refused alone [3] and in a pool
+    measured together, where it is the row's error; (logits, features) is measured."""
+    pool = tmp_path / "pool"
+    for name in ("a", "b"):
+        suscli.save(features_first(), pool / f"{name}.safetensors", arch="tests.test_model_outputs:features_first", image_size=8)
+    good = suscli.save(logits_first(), tmp_path / "good.safetensors", arch="tests.test_model_outputs:logits_first", image_size=8)
+    write_images(tmp_path / "unlabeled", 16)
+    wrong = "returns 2 outputs, of widths 4, 3: suscli reads the first as the class logits, but the model has 3 classes"
+    res = invoke("score", pool / "a.safetensors", "-d", tmp_path / "unlabeled", "--batch-size", "8")
+    one_error_line(res, 3, wrong)
+    res = invoke("rank", pool, "-d", tmp_path / "unlabeled", "-f", "json", "--batch-size", "8", "--model-batch", "2")
+    assert res.exit_code == 3, res.output
+    assert all(r["status"] == "error" and wrong in r["error"] for r in json.loads(res.stdout)["results"])
+    res = invoke("score", good, "-d", tmp_path / "unlabeled", "--batch-size", "8", "-f", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["details"]["num_classes"] == 3

@@ -306,6 +306,24 @@ def _class_logits(output: object, num_classes: int) -> torch.Tensor:
     return logits
 
 
+def check_logits_item(model: nn.Module, x: torch.Tensor, classes: int) -> None:
+    """An InputError where the model returns several tensors, the first (what logits_of reads) of another width than
+    the `classes` its head or file names and a later one of that width: a forward returning (features, logits) was
+    measured on its features (random labels over 16 feature channels read 0.002, "low susceptibility"). One eval
+    forward on `x`, which the caller runs only where the widths already disagree."""
+    with preserved_modes(model), torch.no_grad():
+        model.eval()
+        output = model(x)
+    items = list(output.values()) if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else []
+    widths = [t.shape[-1] if isinstance(t, torch.Tensor) and t.ndim == 2 else None for t in items]
+    if len(widths) > 1 and widths[0] != classes and classes in widths[1:]:
+        raise InputError(
+            f"the model returns {len(widths)} outputs, of widths {', '.join(map(str, widths))}: suscli reads the first as the "
+            f"class logits, but the model has {classes} classes, the width of output {widths.index(classes, 1) + 1}",
+            fix="make its forward return the logits first (or alone), for instance in the function --arch names",
+        )
+
+
 def check_not_probabilities(logits: torch.Tensor) -> None:
     """An InputError where a model's outputs are probabilities (a softmax at the end of its forward): each row of
     (..., classes) non-negative and summing to 1. Their cross-entropy is no loss the model was trained on, and one

@@ -27,7 +27,14 @@ from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
 from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
-from suscli.measure.susceptibility import Susceptibility, SusceptibilityConfig, check_finite, measure_susceptibility, plain
+from suscli.measure.susceptibility import (
+    Susceptibility,
+    SusceptibilityConfig,
+    check_finite,
+    check_logits_item,
+    measure_susceptibility,
+    plain,
+)
 from suscli.measure.untrained import untrained_susceptibility
 from suscli.judge.verdict import wants_untrained
 
@@ -225,6 +232,7 @@ def score_checkpoint(
         except InputError as e:  # a model whose outputs are no class logits, a BatchNorm step on one image: which model
             raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
         check_finite(sus)
+        checked_logits(checkpoint, sus, pixels, transform, device)
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
         random = random_forward(model, pixels, transform=transform, device=device, most=sus.batch_size)
         notes += [random] if random else []
@@ -283,6 +291,24 @@ def score_checkpoint(
         val_unreadable=val_bad,
         untrained=reference,
     )
+
+
+def checked_logits(
+    checkpoint: Checkpoint,
+    sus: Susceptibility,
+    pixels: torch.Tensor,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+) -> None:
+    """Where the classes measured are not those the checkpoint names, an InputError if the model's output holds the
+    logits in another place than the first (check_logits_item); a file's count and a whole model's outputs may
+    differ otherwise, and the row then says so (scored_row)."""
+    said = checkpoint.num_classes
+    if said is not None and said not in (sus.num_classes, 1):
+        try:
+            check_logits_item(checkpoint.model, transform(pixels[:2].to(device)), said)
+        except InputError as e:
+            raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
 
 
 def untrained_reference(
