@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,9 @@ def test_score_maps_names_by_the_checkpoints_classes(tmp_path: Path) -> None:
     assert rows[0]["train_acc"] == 0.5 and rows[1]["train_acc"] == 0.25
     assert "training labels are class names, mapped to the model's ids by its suscli metadata" in rows[0]["notes"]
     assert any("numbered in sorted order of the names" in n for n in rows[1]["notes"])
-    csv.write_text(csv.read_text() + f"imgs/{imgs[0].name},wolf\n")
+    (tmp_path / "more").mkdir()
+    shutil.copy(imgs[0], tmp_path / "more" / "wolf.png")  # an image of its own: one image with two labels is refused first
+    csv.write_text(csv.read_text() + "more/wolf.png,wolf\n")
     one_error_line(
         invoke("score", named, "-d", tmp_path / "imgs", "--train-data", csv),
         3,

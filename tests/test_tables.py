@@ -266,3 +266,26 @@ def test_a_byte_order_mark_is_not_part_of_the_first_path_or_column(tmp_path: Pat
     csv = tmp_path / "labels.csv"
     csv.write_text(f"\ufefflabel,path,split\ndog,imgs/{imgs[0].name},a\ncat,imgs/{imgs[1].name},b\n", encoding="utf-8")
     assert read_label_csv(csv) == ([imgs[0].resolve(), imgs[1].resolve()], [1, 0], ["cat", "dog"])
+
+
+def test_a_label_file_listing_an_image_twice_counts_it_once_or_names_its_two_labels(tmp_path: Path, imgs: list[Path]) -> None:
+    """A label file appended to twice listed each image twice, and an old file joined to its corrections gave one image
+    two labels: both were measured row by row, without a word (n=8 for 4 images; the image labelled both ways counted
+    as one hit and one miss)."""
+    once = "path,label\n" + "".join(f"imgs/{p.name},{n}\n" for p, n in zip(imgs, ["b", "a", "c", "a"]))
+    twice = tmp_path / "twice.csv"
+    twice.write_text(once + once.split("\n", 1)[1])
+    listing = read_labeled(twice)
+    assert listing.items == [p.resolve() for p in imgs] and listing.labels == [1, 0, 2, 0]
+    assert listing.notes == [
+        f"{twice}: 4 of 8 row(s) repeat an image and label listed before (first: row 5, {imgs[0].resolve()}): each image "
+        "counted once, since a repeat is no new evidence and would narrow the interval"
+    ]
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", twice, "--batches", "1", "-f", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["train_n"] == 4
+    joined = tmp_path / "joined.csv"
+    joined.write_text(once + f"imgs/{imgs[2].name},b\n")
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", joined, "--batches", "1")
+    one_error_line(res, 3, f"{joined}: {imgs[2].resolve()} is labelled 'c' in row 3 and 'b' in row 5", "keep one label for each image")

@@ -675,7 +675,9 @@ def test_a_held_out_image_listed_twice_is_counted_once(tmp_path: Path, image_fol
     row = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "ten.csv").rows[0]
     assert (row.val_n, row.val_acc, row.val_acc_low, row.val_acc_high) == (4, want.val_acc, want.val_acc_low, want.val_acc_high)
     assert row.details["val_hits"] == want.details["val_hits"]
-    assert any(n.startswith("36 of 40 held-out row(s) list an image listed before") for n in row.notes), row.notes
+    assert any(n.startswith(f"{tmp_path / 'ten.csv'}: 36 of 40 row(s) repeat an image and label listed before") for n in row.notes), (
+        row.notes
+    )
 
 
 def test_a_held_out_class_name_differing_only_in_case_says_so(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:

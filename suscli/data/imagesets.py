@@ -81,15 +81,48 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
     if is_dataset(source):
         return _dataset_labels(source, image_column, label_column)
     if source.is_file():
-        paths, labels, names = read_label_csv(source, image_column, label_column)
-        return Listing(_all_exist(paths, source), labels, names)
+        return _label_file(source, image_column, label_column)
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
     for name in METADATA_FILES:
         if (source / name).is_file() and has_label_column(source / name, label_column):
-            paths, labels, names = read_label_csv(source / name, image_column, label_column)
-            return Listing(_all_exist(paths, source / name), labels, names)
+            return _label_file(source / name, image_column, label_column)
     return _class_folders(source)
+
+
+def _label_file(path: Path, image_column: str | None, label_column: str | None) -> Listing:
+    """A label file's images and labels, each image once (_once)."""
+    paths, labels, names = read_label_csv(path, image_column, label_column)
+    kept, notes = _once(paths, labels, names, path)
+    return Listing(_all_exist([paths[i] for i in kept], path), [labels[i] for i in kept], names, notes)
+
+
+def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:
+    """The rows to keep, and a note on those left out: a row repeating an image and label listed before (label files
+    concatenated, or appended to twice) is no new evidence, and counted again it would narrow the interval; a row
+    giving an image listed before another label (an old file and its corrections joined) is refused, since an image
+    is trained with one label and which one the file does not say."""
+    first: dict[Path, int] = {}
+    repeats: list[int] = []
+    for i, path in enumerate(paths):
+        j = first.setdefault(path, i)
+        if j == i:
+            continue
+        if labels[j] != labels[i]:
+            shown = [names[labels[k]] if names else str(labels[k]) for k in (j, i)]
+            raise InputError(
+                f"{source}: {printable(path)} is labelled {shown[0]!r} in row {j + 1} and {shown[1]!r} in row {i + 1}",
+                fix="keep one label for each image (remove the other row)",
+            )
+        repeats.append(i)
+    kept = sorted(first.values())
+    if not repeats:
+        return kept, []
+    return kept, [
+        f"{printable(source)}: {len(repeats):,} of {len(paths):,} row(s) repeat an image and label listed before "
+        f"(first: row {repeats[0] + 1}, {printable(paths[repeats[0]])}): "
+        "each image counted once, since a repeat is no new evidence and would narrow the interval"
+    ]
 
 
 def _all_exist(paths: list[Path], source: Path) -> list[ImageRef]:
