@@ -289,3 +289,19 @@ def test_a_label_file_listing_an_image_twice_counts_it_once_or_names_its_two_lab
     joined.write_text(once + f"imgs/{imgs[2].name},b\n")
     res = invoke("score", model, "-d", imgs[0].parent, "--train-data", joined, "--batches", "1")
     one_error_line(res, 3, f"{joined}: {imgs[2].resolve()} is labelled 'c' in row 3 and 'b' in row 5", "keep one label for each image")
+
+
+def test_a_header_of_unknown_column_names_is_named_as_a_header(tmp_path: Path, imgs: list[Path]) -> None:
+    """A header naming no column suscli knows (`filename_full,cls`) was read as a row of class name 'cls', so the next
+    row's class id was blamed: "row 2 is 'imgs/img_000.png,0', expected 'path,label' with a class name, as in the rows
+    before it"; as a list, its name was a file that does not exist."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename_full,cls\n" + "".join(f"imgs/{p.name},{i % 3}\n" for i, p in enumerate(imgs)))
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", labels, "--batches", "1")
+    one_error_line(res, 3, f"{labels}: its first row (filename_full,cls) is no file but reads as a header", "--label-column")
+    res = invoke("score", model, "-d", labels, "--batches", "1")
+    one_error_line(res, 3, f"{labels}: its first row (filename_full,cls) is no file but reads as a header", "--image-column")
+    named = ("--image-column", "filename_full", "--label-column", "cls")
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", labels, *named, "--batches", "1", "-f", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["train_n"] == 4, res.output

@@ -43,6 +43,8 @@ def read_label_csv(
     layout = "'path label'" if txt else "'path,label'"
     header = _header(rows, path, image_column, label_column, labeled=True) if rows and not txt else None
     path_at, label_at, width = header if header else (0, 1, 2)
+    if not header and not txt:
+        _unknown_header(rows, path, path_at, labeled=True)
     rows = rows[1:] if header else rows
     paths: list[Path] = []
     values: list[str] = []
@@ -90,6 +92,8 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
         rows = _rows(path, "image list")
         header = _header(rows, path, image_column, None, labeled=False) if rows else None
         at = header[0] if header else 0
+        if not header:
+            _unknown_header(rows, path, at, labeled=False)
         rows = rows[1:] if header else rows
     paths = []
     for line, row in enumerate(rows, start=1):
@@ -119,6 +123,25 @@ def _number(label: str) -> bool:
     except ValueError:
         return False
     return label.lower().lstrip("+-") not in ("nan", "inf", "infinity")
+
+
+def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool) -> None:
+    """Refuse a first row that is a header of column names suscli does not know (`filename_full,cls`): read as a row,
+    its 'path' is no file while the next row's is, and its 'label' made the file one of class names, so that the
+    next row's class id was blamed ("expected a class name, as in the rows before it")."""
+    if len(rows) < 2 or any(len(r) <= at or not _is_path(r[at]) for r in rows[:2]):
+        return
+    first, second = ((path.parent / r[at].strip()) for r in rows[:2])
+    if not first.exists() and second.exists():
+        known = f"a path column: {', '.join(PATH_COLUMNS[:4])}, ..." + (
+            f"; a label column: {', '.join(LABEL_COLUMNS[:3])}, ..." if labeled else ""
+        )
+        raise InputError(
+            f"{path}: its first row ({','.join(rows[0])}) is no file but reads as a header, naming no column suscli knows ({known})",
+            fix="name its columns with --image-column and --label-column, or rename them"
+            if labeled
+            else "name its path column with --image-column, or rename it",
+        )
 
 
 def _is_path(text: str) -> bool:
