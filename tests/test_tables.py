@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,29 @@ def test_a_header_of_unknown_column_names_is_named_as_a_header(tmp_path: Path, i
     named = ("--image-column", "filename_full", "--label-column", "cls")
     res = invoke("score", model, "-d", imgs[0].parent, "--train-data", labels, *named, "--batches", "1", "-f", "json")
     assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["train_n"] == 4, res.output
+
+
+def test_a_list_written_on_windows_or_in_another_unicode_form_finds_its_files(tmp_path: Path, imgs: list[Path]) -> None:
+    """Rows `imgs\\img_000.png` (a CSV saved on Windows) and names typed composed (NFC) for files a Mac wrote decomposed
+    (NFD) named files that were there, yet the run stopped: "none of the 4 files that LIST lists exist, first: ..."
+    over a path that printed as the file's own."""
+    decomposed = tmp_path / unicodedata.normalize("NFD", "café")
+    decomposed.mkdir()
+    for p in imgs:
+        shutil.copy(p, decomposed / unicodedata.normalize("NFD", f"été {p.name}"))
+    rows = [f"café/été {p.name}" for p in imgs]  # NFC, as typed
+    assert not (tmp_path / rows[0]).exists()
+    windows = tmp_path / "windows.csv"
+    windows.write_text("path,label\r\n" + "".join(f"imgs\\{p.name},{i % 3}\r\n" for i, p in enumerate(imgs)))
+    typed = tmp_path / "typed.csv"
+    typed.write_text("path,label\n" + "".join(f"{r},{i % 3}\n" for i, r in enumerate(rows)))
+    listed = tmp_path / "typed.txt"
+    listed.write_text("".join(f"{r}\n" for r in rows))
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    want = sorted(decomposed.iterdir())
+    assert read_labeled(windows).items == [p.resolve() for p in imgs]
+    assert read_labeled(typed).items == want and read_unlabeled(listed).items == want
+    for data, train in ((imgs[0].parent, windows), (listed, typed)):
+        res = invoke("score", model, "-d", data, "--train-data", train, "--batches", "1", "-f", "json")
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["results"][0]["train_n"] == 4

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from pathlib import Path
 
 from suscli.errors import InputError
@@ -70,7 +71,7 @@ def read_label_csv(
             raise InputError(
                 f"{path}: row {line} is {(' ' if txt else ',').join(row)!r}, expected {layout} with {kind}", fix="fix or remove that row"
             )
-        paths.append((path.parent / row[path_at].strip()).resolve())
+        paths.append(listed_path(path.parent, row[path_at]))
         values.append(label)
     if not paths:
         raise InputError(f"label file {path} has no rows", fix=f"write one {layout} row per image")
@@ -99,10 +100,25 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
     for line, row in enumerate(rows, start=1):
         if len(row) <= at or not _is_path(row[at]):
             raise InputError(f"{path}: row {line} is {','.join(row)!r}, expected an image path", fix="fix or remove that row")
-        paths.append((path.parent / row[at].strip()).resolve())
+        paths.append(listed_path(path.parent, row[at]))
     if not paths:
         raise InputError(f"image list {path} names no images", fix="write one image path per line")
     return paths
+
+
+def listed_path(folder: Path, text: str) -> Path:
+    """The file a list row names, relative to the list's folder. A row written on Windows (`train\\cat\\1.jpg`) or
+    typed in another Unicode form than the file system holds (macOS writes names decomposed, NFD: `e` and an accent
+    for `é`) names no file as it is; it then names the file it finds in Windows' separators or the other form."""
+    path = folder / text.strip()
+    if (text.isascii() and "\\" not in text) or path.exists():
+        return path.resolve()
+    for form in ("NFC", "NFD"):
+        for other in (text, text.replace("\\", "/")):
+            found = folder / unicodedata.normalize(form, other.strip())
+            if found.exists():
+                return found.resolve()
+    return path.resolve()
 
 
 def _class_id(label: str) -> int | None:
