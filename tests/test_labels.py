@@ -120,3 +120,15 @@ def test_class_folders_that_lack_one_of_the_models_named_classes_keep_its_ids(tm
     assert row["train_acc"] == pytest.approx(2 / 3)
     assert "class folders mapped to the model's ids by its suscli metadata (2 folders for its 3 classes)" in row["notes"]
     assert id_names(3, {"classes": ["fox", "dog", "cat"]}, folders=["cat", "dog"]) == ["fox", "dog", "cat"]
+
+
+def test_ids_beyond_the_models_classes_in_a_label_file_get_a_fix_for_a_label_file(tmp_path: Path) -> None:
+    """The fix spoke of sorted folder names for a CSV of ids; it now names the ids the model takes and both layouts."""
+    ckpt = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch="tests.conftest:tiny_cnn", image_size=8)
+    write_images(tmp_path / "unlabeled", 8)
+    paths = write_images(tmp_path / "train", 4, seed=3)
+    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(f"train/{p.name},{i * 4}\n" for i, p in enumerate(paths)))
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "labels.csv", "--batch-size", "4")
+    one_error_line(
+        res, 3, "the training labels go up to 12 but the model has 3 classes", "class ids 0 to 2", "a label file's ids read as written"
+    )

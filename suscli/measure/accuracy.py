@@ -194,7 +194,8 @@ def _logits(
     if top_label is not None and top_label >= logits.shape[-1]:
         raise InputError(
             f"the training labels go up to {top_label} but the model has {logits.shape[-1]} classes",
-            fix="check that --train-data is the set this model was trained on (class ids = sorted folder names)",
+            fix=f"check that --train-data is the set this model was trained on, its class ids 0 to {logits.shape[-1] - 1} "
+            "(class folders are numbered in sorted name order, a label file's ids read as written)",
         )
     return logits
 
