@@ -88,6 +88,19 @@ def test_a_first_label_that_is_a_mistyped_class_id_is_blamed_not_the_next_row(tm
     assert read_label_csv(csv)[1:] == ([0, 1], [first, "cat"])
 
 
+def test_labels_that_are_all_numbers_but_no_class_id_are_refused(tmp_path: Path) -> None:
+    """Read as class names and numbered as sorted strings, '10.5' came before '2.5', and a model naming no classes was
+    measured on that order without a word; mixed with names, a numeric label is still a name."""
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\na.png,2.5\nb.png,10.5\nc.png,-3\n")
+    with pytest.raises(
+        InputError, match=r"every label is a number, yet none is a class id \(a whole number, 0 or more\): row 1's is '2.5'"
+    ):
+        read_label_csv(csv)
+    csv.write_text("path,label\na.png,2.5\nb.png,cat\n")
+    assert read_label_csv(csv)[1:] == ([0, 1], ["2.5", "cat"])
+
+
 def test_class_ids_written_as_floats_are_class_ids(tmp_path: Path, imgs: list[Path]) -> None:
     """pandas writes an integer column holding a missing value as floats: '3.0' was read as a class name, and a model
     naming its classes refused it ("class '0.0' is not one of the model's 10 classes")."""

@@ -79,6 +79,11 @@ def read_label_csv(
         raise InputError(f"{path}: every row has label {values[0]}; {ONE_CLASS}")
     if by_id:
         return paths, [int(v.partition(".")[0]) for v in values], None  # each a _class_id
+    if all(_number(v) for v in values):  # numbered as sorted strings, '10.5' would come before '2.5'
+        raise InputError(
+            f"{path}: every label is a number, yet none is a class id (a whole number, 0 or more): row 1's is {values[0]!r}",
+            fix="write each label as its class id (0, 1, ...) or its class name",
+        )
     labels, names = by_name(values)
     return paths, labels, names
 
