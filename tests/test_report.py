@@ -95,6 +95,28 @@ def test_a_plot_format_matplotlib_cannot_write_is_refused_before_measuring(comma
     assert res.exit_code == 0 and (tmp_path / "p.SVG").read_bytes().lstrip().startswith(b"<?xml"), res.output
 
 
+def test_two_outputs_on_one_file_are_refused_before_measuring(targets, image_folder, train_folder, tmp_path) -> None:
+    """Only the report written last would be left, each said to be written."""
+    same = tmp_path / "report.out"
+    args = ("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST)
+    res = invoke(*args, "--html", same, "--junit", tmp_path / "." / "report.out")
+    one_error_line(res, 2, f"--junit {tmp_path / '.' / 'report.out'} is the same file as --html")
+    assert not same.exists() and not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before measuring
+
+
+@pytest.mark.parametrize("command", ["rank", "track"])
+def test_an_output_on_the_results_file_is_refused_and_the_results_kept(command, targets, image_folder, train_folder, tmp_path) -> None:
+    """Writing the report over the results file would replace every result measured, the default file or --results."""
+    args = (command, targets[command], "-d", image_folder, "--train-data", train_folder, *FAST)
+    assert invoke(*args).exit_code == 0
+    stored = targets[command] / "suscli-results.jsonl"
+    kept = stored.read_bytes()
+    one_error_line(invoke(*args, "-f", "csv", "-o", stored), 2, f"--output {stored} is the same file as the results file")
+    explicit = tmp_path / "mine.jsonl"
+    one_error_line(invoke(*args, "--results", explicit, "--plot", explicit), 2, "--plot", "is the same file as the results file")
+    assert stored.read_bytes() == kept and not explicit.exists()
+
+
 def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[str, Path], image_folder: Path, train_folder: Path) -> None:
     """A JSON report carries each model's summary; its per-image predictions only with --per-image, and the results
     file always keeps them (every later decision reads them there)."""

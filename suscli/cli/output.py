@@ -10,17 +10,24 @@ from pathlib import Path
 from rich.console import Console
 
 from suscli.cli.console import say
-from suscli.files import require_folder, write_atomic
+from suscli.files import printable, require_folder, write_atomic
 from suscli.errors import InputError, UsageError
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
 
 
-def check_destinations(*outputs: tuple[Path | None, str, str]) -> None:
-    """Each (path, what, option) given has a folder to be written in."""
+def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None) -> None:
+    """Each (path, what, option) given has a folder to be written in, and a file of its own: two outputs on one path
+    would leave only the one written last, each said to be written, and an output on the results file would replace
+    every result it holds."""
+    taken: dict[Path, str] = {} if results is None else {results.resolve(): f"the results file {printable(results)}"}
     for path, what, option in outputs:
-        if path is not None:
-            require_folder(path, what, option)
+        if path is None:
+            continue
+        require_folder(path, what, option)
+        other = taken.setdefault(path.resolve(), option)
+        if other != option:
+            raise UsageError(f"{option} {printable(path)} is the same file as {other}", fix=f"give {option} a file of its own")
 
 
 def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = False) -> None:

@@ -33,6 +33,7 @@ from suscli.errors import UsageError
 from suscli.judge.rules import DEFAULT_RULE
 from suscli.run.distributed import world
 from suscli.run.rank import rank as rank_pool
+from suscli.run.store import default_results
 from suscli.views.plot import check_plot, plot_pool
 
 
@@ -120,7 +121,8 @@ def rank(
         w = world()
         if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
             check_destinations(
-                (out.output, "", "--output"), (plot, "plot ", "--plot"), (suspects, "suspects ", "--suspects"), (html, "", "--html"), (junit, "", "--junit")
+                (out.output, "", "--output"), (plot, "plot ", "--plot"), (suspects, "suspects ", "--suspects"), (html, "", "--html"), (junit, "", "--junit"),
+                results=measured.results or default_results(pool),
             )  # fmt: skip
             if plot is not None:
                 check_plot(plot)

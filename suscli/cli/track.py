@@ -27,6 +27,7 @@ from suscli.cli.options import (
 from suscli.run.distributed import single_process
 from suscli.cli.output import check_destinations, emit, gate_lines, step_summary
 from suscli.run.epochs import DEFAULT_KEEP
+from suscli.run.store import default_results
 from suscli.run.track import track as track_run
 
 
@@ -94,7 +95,8 @@ def track(
 
     with user_errors():
         single_process("track")
-        check_destinations((out.output, "", "--output"), (plot, "plot ", "--plot"))
+        results = measured.results or (default_results(run) if run is not None else None)
+        check_destinations((out.output, "", "--output"), (plot, "plot ", "--plot"), results=results)
         if plot is not None:
             check_plot(plot)
         with progress_bar() as update:
