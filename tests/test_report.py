@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -115,6 +117,37 @@ def test_an_output_on_the_results_file_is_refused_and_the_results_kept(command, 
     explicit = tmp_path / "mine.jsonl"
     one_error_line(invoke(*args, "--results", explicit, "--plot", explicit), 2, "--plot", "is the same file as the results file")
     assert stored.read_bytes() == kept and not explicit.exists()
+
+
+def _rank_into(stdout: int, targets, image_folder, train_folder, junit: Path) -> subprocess.CompletedProcess:
+    """A real rank process whose stdout is the file descriptor given: a pipe or device, as a shell makes it."""
+    cmd = [sys.executable, "-m", "suscli", "rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    args = [str(a) for a in (*cmd, "-f", "json", "--junit", junit)]
+    return subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+
+
+def test_a_reader_that_stops_early_leaves_the_other_reports_and_the_exit_code(targets, image_folder, train_folder, tmp_path) -> None:
+    """`suscli rank ... -f json | head -c 10`: the closed pipe ended the run in a silent exit 1, a failed gate to CI,
+    before the JUnit report and the closing lines were written."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the report is written
+    try:
+        res = _rank_into(write, targets, image_folder, train_folder, tmp_path / "junit.xml")
+    finally:
+        os.close(write)
+    assert res.returncode == 0, res.stderr
+    assert f"junit report written to {tmp_path / 'junit.xml'}" in res.stderr and "ship " in res.stderr
+    assert "Error" not in res.stderr and (tmp_path / "junit.xml").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_stdout_that_cannot_take_the_report_is_one_error_line(targets, image_folder, train_folder, tmp_path) -> None:
+    """`> /dev/full` (a full disk) was an internal error asking to be reported."""
+    with open("/dev/full", "w") as full:
+        res = _rank_into(full.fileno(), targets, image_folder, train_folder, tmp_path / "junit.xml")
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.strip() == "error: cannot write the report to stdout: No space left on device (write it to a file with --output)"
 
 
 def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[str, Path], image_folder: Path, train_folder: Path) -> None:

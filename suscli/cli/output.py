@@ -38,10 +38,31 @@ def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = Fal
         return
     text = render(report, fmt, per_image)
     if output is None:
-        sys.stdout.write(text)
+        to_stdout(text)
         return
     write_atomic(output, text)
     say(f"report written to {output}")
+
+
+def to_stdout(text: str) -> None:
+    """The report on stdout. A reader that stopped early (`suscli rank ... | head`) took what it wanted: the run goes
+    on to its other reports, closing lines and exit code, which the parser's own handling of a closed pipe dropped for
+    a silent exit 1, read by CI as a failed gate. A stdout that cannot take the report (a full disk) is an error."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+    except OSError as e:
+        _discard_stdout()
+        raise InputError(f"cannot write the report to stdout: {e.strerror or e}", fix="write it to a file with --output") from None
+
+
+def _discard_stdout() -> None:
+    """Point stdout at the null device, so that what is left in its buffer fails no later write or the exit's flush."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
 
 
 def also(report: Report, html: Path | None, junit: Path | None) -> None:
