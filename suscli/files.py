@@ -114,13 +114,25 @@ def new_file_mode() -> int:
 
 
 def require_folder(path: Path, what: str, option: str) -> None:
-    """Refuse a path whose folder does not exist: a typo in it is not created silently. Checked before a run as well,
-    so that an hour of measuring does not end in this error."""
+    """Refuse a path whose folder does not exist (a typo in it is not created silently) or cannot be written. Checked
+    before a run as well, so that an hour of measuring does not end in this error."""
     if not path.parent.is_dir():
         raise InputError(
             f"cannot write {what}{path}: the folder {path.parent} does not exist",
             fix=f"create it first, or choose another path for {option}",
         )
+    if not writable(path.parent):
+        raise InputError(f"cannot write {what}{path}: the folder {path.parent} cannot be written", fix=f"choose another path for {option}")
+
+
+def writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder`, found by creating one: permission bits do not tell for root or
+    for a read-only mount."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def write_atomic(path: str | Path, text: str, option: str = "--output") -> Path:

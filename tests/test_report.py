@@ -16,6 +16,7 @@ import torch
 import suscli
 from suscli.views.formats import Format
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
+from tests.test_rerun import read_only
 
 ARCH = "tests.conftest:tiny_cnn"
 FAST = ("--batches", "1", "--batch-size", "8")
@@ -82,6 +83,24 @@ def test_a_plot_into_a_missing_folder_is_refused_not_created(targets, image_fold
     one_error_line(res, 3, f"cannot write plot {tmp_path / 'typo' / 'p.png'}: the folder {tmp_path / 'typo'} does not exist")
     assert not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_report_folder_that_cannot_be_written_is_refused_before_measuring(targets, image_folder, train_folder, tmp_path) -> None:
+    """A read-only folder for --html was found after the whole run, which then ended before writing --junit."""
+    shut = tmp_path / "shut"
+    shut.mkdir()
+    args = ["rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST, "--html", shut / "r.html"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    command = read_only(shut, [sys.executable, "-m", "suscli", *(str(a) for a in args), "--junit", str(tmp_path / "j.xml")])
+    try:
+        res = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        shut.chmod(0o755)
+    assert res.returncode == 3, res.stderr
+    assert (
+        res.stderr.strip() == f"error: cannot write {shut / 'r.html'}: the folder {shut} cannot be written (choose another path for --html)"
+    )
+    assert not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
 
 
 @pytest.mark.parametrize("command", ["rank", "track"])

@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from suscli.errors import InputError, UsageError
-from suscli.files import append_line
+from suscli.files import append_line, writable
 from suscli.results import REUSED, Result
 
 
@@ -37,16 +36,6 @@ def results_location(pool: Path, cache_dir: Path) -> tuple[Path, str | None]:
     digest = hashlib.sha256(str(pool.resolve()).encode()).hexdigest()[:16]
     moved = Path(cache_dir) / "results" / f"{pool.name}-{digest}.jsonl"
     return moved, f"{usual.parent} cannot be written: results are kept in {moved}"
-
-
-def writable(folder: Path) -> bool:
-    """Whether a file can be created in `folder`, found by creating one: permission bits do not tell for root or
-    for a read-only mount."""
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
