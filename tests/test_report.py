@@ -8,10 +8,12 @@ import stat
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import suscli
 from suscli.views.formats import Format
@@ -167,6 +169,34 @@ def test_a_stdout_that_cannot_take_the_report_is_one_error_line(targets, image_f
         res = _rank_into(full.fileno(), targets, image_folder, train_folder, tmp_path / "junit.xml")
     assert res.returncode == 3, res.stderr
     assert res.stderr.strip() == "error: cannot write the report to stdout: No space left on device (write it to a file with --output)"
+
+
+@pytest.mark.parametrize("fmt", ["table", "junit", "html"])
+def test_reports_on_stdout_are_utf8_whatever_the_locale(fmt, targets, image_folder, train_folder, monkeypatch) -> None:
+    """Under a Latin-1 stdout (its locale, PYTHONIOENCODING) the table and HTML report were an internal error on their
+    characters, and the JUnit report, declared UTF-8, was written in Latin-1 bytes that XML parsers refuse."""
+    from suscli.cli import app
+
+    monkeypatch.setattr(time, "perf_counter", lambda: 0.0)  # the reports' timings, the only part that differs between runs
+    args = [
+        "rank",
+        str(targets["rank"]),
+        "-d",
+        str(image_folder),
+        "--train-data",
+        str(train_folder),
+        *FAST,
+        "--batches",
+        "2",
+        "-f",
+        fmt,
+        "--fresh",
+    ]
+    latin = CliRunner(charset="latin-1").invoke(app, args)
+    assert latin.exit_code == 0, latin.output
+    assert latin.stdout_bytes == invoke(*args).stdout_bytes  # UTF-8, as with a UTF-8 locale and in --output
+    if fmt == "junit":
+        assert "±" in ET.fromstring(latin.stdout_bytes).find(".//testcase/system-out").text  # its susceptibility ± SEM
 
 
 def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[str, Path], image_folder: Path, train_folder: Path) -> None:

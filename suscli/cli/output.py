@@ -47,10 +47,13 @@ def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = Fal
 def to_stdout(text: str) -> None:
     """The report on stdout. A reader that stopped early (`suscli rank ... | head`) took what it wanted: the run goes
     on to its other reports, closing lines and exit code, which the parser's own handling of a closed pipe dropped for
-    a silent exit 1, read by CI as a failed gate. A stdout that cannot take the report (a full disk) is an error."""
+    a silent exit 1, read by CI as a failed gate. A stdout that cannot take the report (a full disk) is an error.
+    The report is UTF-8 bytes, as --output writes it and as the JUnit and HTML reports declare themselves, whatever
+    the locale: a non-UTF-8 one failed on the table's lines and wrote a JUnit file no XML parser reads."""
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        sys.stdout.flush()  # what was written as text before goes first
+        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.flush()
     except BrokenPipeError:
         _discard_stdout()
     except OSError as e:
