@@ -114,8 +114,10 @@ def new_file_mode() -> int:
 
 
 def require_folder(path: Path, what: str, option: str) -> None:
-    """Refuse a path whose folder does not exist (a typo in it is not created silently) or cannot be written. Checked
-    before a run as well, so that an hour of measuring does not end in this error."""
+    """Refuse a path that is a folder, or whose folder does not exist (a typo in it is not created silently) or cannot
+    be written. Checked before a run as well, so that an hour of measuring does not end in this error."""
+    if path.is_dir():
+        raise InputError(f"cannot write {what}{path}: it is a folder", fix=f"name a file in it for {option}")
     if not path.parent.is_dir():
         raise InputError(
             f"cannot write {what}{path}: the folder {path.parent} does not exist",

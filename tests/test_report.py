@@ -105,6 +105,13 @@ def test_a_report_folder_that_cannot_be_written_is_refused_before_measuring(targ
     assert not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
 
 
+def test_an_output_that_is_a_folder_is_refused_before_measuring(targets, image_folder, train_folder, tmp_path) -> None:
+    """`-o reports` with reports/ a folder failed only when the report was written, after the whole run."""
+    res = invoke("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST, "-f", "json", "-o", tmp_path)
+    one_error_line(res, 3, f"cannot write {tmp_path}: it is a folder (name a file in it for --output)")
+    assert not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
+
+
 @pytest.mark.parametrize("command", ["rank", "track"])
 def test_a_plot_format_matplotlib_cannot_write_is_refused_before_measuring(command, targets, image_folder, train_folder, tmp_path) -> None:
     """A typo in --plot's suffix is a usage error up front, not an error after the run that loses the end of its report."""
