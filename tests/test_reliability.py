@@ -407,6 +407,22 @@ def test_kills_at_random_points_lose_nothing_and_the_rerun_resumes(tmp_path, ima
     assert all(json.loads(line) for line in _lines(results))  # a line cut by the last kill was cut off again
 
 
+def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, image_folder, train_folder) -> None:
+    """A CI job's timeout or cancel sends SIGTERM: the run was killed without a word; now it says what was kept."""
+    pool = _pool(tmp_path / "pool", 4)
+    results = pool / "suscli-results.jsonl"
+    cmd = _rank_cmd(pool, image_folder, train_folder, batches=400)  # about 0.25 s a model
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, text=True)
+    started = time.time()
+    while not _lines(results) and proc.poll() is None and time.time() < started + 120:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    kept = re.fullmatch(rf"interrupted: (\d+) result\(s\) kept in {re.escape(str(results))}; rerun the same command to resume", err.strip())
+    assert kept and 1 <= int(kept[1]) <= len(_finished(results)), err
+
+
 def test_two_processes_share_one_results_file(tmp_path, image_folder, train_folder, monkeypatch) -> None:
     pool = _pool(tmp_path / "pool", 4)
     cmd = _rank_cmd(pool, image_folder, train_folder, batches=5)
