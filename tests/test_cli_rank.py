@@ -514,3 +514,15 @@ def test_a_checkpoint_copied_under_another_name_is_noted_as_a_copy(tmp_path: Pat
     assert sorted(weights[v] for v in report.choice.voters) == sorted(weights[v] for v in alone.choice.voters)
     assert len(report.choice.voters) == len(alone.choice.voters)
     assert {r.name: r.agreement for r in alone.rows} == {r.name: r.agreement for r in report.rows if r.name != "copy"}
+
+
+def test_blank_lines_in_a_results_file_are_skipped(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """A results file edited by hand, or appended to with `echo`, was 'corrupt at line 2', every result refused."""
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    results = pool / "suscli-results.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text(lines[0] + "\n\n" + "\n  \n".join(lines[1:]) + "\n\n")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    assert doc["counts"]["reused"] == 4

@@ -104,6 +104,8 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read results file {path}: {e}", fix="pass --results NEW.jsonl") from None
     for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue  # a blank line (an editor's, `echo >> FILE`) holds no record: no reason to refuse every other one
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
