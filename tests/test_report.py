@@ -147,11 +147,14 @@ def test_an_output_on_the_results_file_is_refused_and_the_results_kept(command, 
     assert stored.read_bytes() == kept and not explicit.exists()
 
 
-def _rank_into(stdout: int, targets, image_folder, train_folder, junit: Path) -> subprocess.CompletedProcess:
-    """A real rank process whose stdout is the file descriptor given: a pipe or device, as a shell makes it."""
+def _rank_into(stdout: int | None, targets, image_folder, train_folder, junit: Path, shell: str = "") -> subprocess.CompletedProcess:
+    """A real rank process whose stdout is the file descriptor given (a pipe or device, as a shell makes it), or what
+    `shell` makes it (`>&-`)."""
     cmd = [sys.executable, "-m", "suscli", "rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
     args = [str(a) for a in (*cmd, "-f", "json", "--junit", junit)]
+    if shell:
+        args = ["sh", "-c", f'exec "$@" {shell}', "sh", *args]
     return subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
 
 
@@ -167,6 +170,13 @@ def test_a_reader_that_stops_early_leaves_the_other_reports_and_the_exit_code(ta
     assert res.returncode == 0, res.stderr
     assert f"junit report written to {tmp_path / 'junit.xml'}" in res.stderr and "ship " in res.stderr
     assert "Error" not in res.stderr and (tmp_path / "junit.xml").exists()
+
+
+def test_a_closed_stdout_leaves_the_other_reports_and_the_exit_code(targets, image_folder, train_folder, tmp_path) -> None:
+    """`suscli rank ... >&-`: Python gives no stdout at all, which was an internal error."""
+    res = _rank_into(None, targets, image_folder, train_folder, tmp_path / "junit.xml", shell=">&-")
+    assert res.returncode == 0, res.stderr
+    assert "internal error" not in res.stderr and (tmp_path / "junit.xml").exists()
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -50,6 +50,8 @@ def to_stdout(text: str) -> None:
     a silent exit 1, read by CI as a failed gate. A stdout that cannot take the report (a full disk) is an error.
     The report is UTF-8 bytes, as --output writes it and as the JUnit and HTML reports declare themselves, whatever
     the locale: a non-UTF-8 one failed on the table's lines and wrote a JUnit file no XML parser reads."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`): no reader at all, as after a closed pipe
+        return
     try:
         sys.stdout.flush()  # what was written as text before goes first
         sys.stdout.buffer.write(text.encode("utf-8"))
