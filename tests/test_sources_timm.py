@@ -117,12 +117,45 @@ def test_track_and_rank_the_run(run: Path, tmp_path: Path) -> None:
     root = run.parent
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
     assert [r["epoch"] for r in tracked["results"]] == [0, 1, 2]  # last and model_best carry no number: skipped
-    assert tracked["warnings"] == ["skipped 2 checkpoint(s) with no epoch number: last, model_best"]
+    assert tracked["warnings"] == [
+        "skipped 2 checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
+        "another checkpoint holds: last, model_best"
+    ]
     ranked = cli_json("rank", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")
     assert sorted(r["name"] for r in ranked["results"]) == ["checkpoint-0", "checkpoint-1", "checkpoint-2", "last", "model_best"]
     for row in tracked["results"] + ranked["results"]:
         assert row["arch"] == "timm:test_resnet"
         assert row["susceptibility"] == pytest.approx(timm_by_hand(Path(row["path"]), root), rel=1e-5), row["name"]
+
+
+def test_the_last_epoch_that_max_history_kept_only_in_last_pth_tar_is_tracked_and_ranked(run: Path, tmp_path: Path) -> None:
+    """CheckpointSaver keeps the max_history best checkpoint-N files: a last epoch that is not among them lives on
+    only in last.pth.tar, which records its epoch. track measured the run without it, and rank took checkpoint-2
+    for the run's latest."""
+    root, out = run.parent, tmp_path / "pool" / "run"
+    out.mkdir(parents=True)
+    args = train_args()
+    torch.manual_seed(0)
+    model = timm.create_model(args.model, pretrained=False, num_classes=args.num_classes)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    saver = CheckpointSaver(model, optimizer, args=args, checkpoint_dir=str(out), recovery_dir=str(out), max_history=2)
+    for epoch, metric in enumerate([1.0, 3.0, 2.0, 0.0]):  # the best two: epochs 1 and 2
+        loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.tensor([0, 1, 2, 0]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        saver.save_checkpoint(epoch, metric=metric)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-1.pth.tar", "checkpoint-2.pth.tar", "last.pth.tar", "model_best.pth.tar"]
+    tracked = cli_json("track", out, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
+    assert [(r["name"], r["epoch"]) for r in tracked["results"]] == [("checkpoint-1", 1), ("checkpoint-2", 2), ("last", 3)]
+    assert tracked["warnings"] == [
+        "skipped 1 checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
+        "another checkpoint holds: model_best",
+        "last (epoch 3): the only checkpoint of its epoch, as its file records it (the numbered one was not kept: timm's "
+        "max_history, Lightning's save_top_k), measured as that epoch",
+    ]
+    ranked = cli_json("rank", out.parent, "-d", root / "unlabeled", "--results", tmp_path / "r.jsonl")
+    assert [Path(r["path"]).name for r in ranked["results"]] == ["last.pth.tar"]
 
 
 def test_renamed_to_pth_loads_without_trust(run: Path, tmp_path: Path) -> None:

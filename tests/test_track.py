@@ -220,7 +220,10 @@ def test_a_best_or_last_copy_saved_with_its_epoch_is_skipped_not_a_second_checkp
     res, doc = track_json(run, "-d", image_folder)
     assert res.exit_code == 0, res.output
     assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("epoch_1", 1), ("epoch_2", 2)]
-    assert "skipped 2 checkpoint(s) named as a copy of another epoch (last, best, latest, final): best, last" in doc["warnings"]
+    assert (
+        "skipped 2 checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
+        "another checkpoint holds: best, last"
+    ) in doc["warnings"]
 
 
 def test_a_manifests_epochs_are_stored_as_the_report_gives_them(tmp_path: Path, image_folder: Path) -> None:

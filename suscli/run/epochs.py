@@ -14,7 +14,8 @@ from pathlib import Path
 
 from suscli.errors import InputError
 from suscli.load.sources.huggingface import trainer_log
-from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_epoch, save_point
+from suscli.load.sources import recorded_epoch
+from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, save_point
 from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, alias_copy, discover, name_version
 from suscli.judge import verdict
@@ -183,15 +184,23 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     """
     run = Path(run)
     entries = _step_named(discover(run, all_checkpoints=True))
-    copies = [e for e in entries if e.epoch is not None and not e.epoch_given and alias_copy(e.path)]
+    copies = [e for e in entries if e.epoch is not None and not e.epoch_given and alias_copy(e.path)] + _recorded(entries)
+    lone = _lone_copies(copies, [e for e in entries if e not in copies])
+    copies = [e for e in copies if e not in lone]
     entries = [e for e in entries if e not in copies]
     numbered, notes = _epoch_ends([e for e in entries if e.epoch is not None])
     numbered, resaved = _newest_versions(run, numbered)
     notes += resaved
     if copies:  # refused before as a second checkpoint of that epoch
         notes.append(
-            f"skipped {len(copies)} checkpoint(s) named as a copy of another epoch (last, best, latest, final): "
-            f"{_few([e.name for e in copies])}"
+            f"skipped {len(copies)} checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no "
+            f"number), whose epoch another checkpoint holds: {_few([e.name for e in copies])}"
+        )
+    if lone:
+        notes.append(
+            f"{_few([f'{e.name} (epoch {e.epoch})' for e in lone])}: the only checkpoint of {'its' if len(lone) == 1 else 'their'} "
+            "epoch, as its file records it (the numbered one was not kept: timm's max_history, Lightning's save_top_k), "
+            "measured as that epoch"
         )
     numbered, final = _final_model(run, numbered)
     notes += [final] if final else []
@@ -222,6 +231,28 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
             )
     parted = _parted_logs(numbered)
     return numbered, skipped, notes + ([parted] if parted else [])
+
+
+def _recorded(entries: list[PoolEntry]) -> list[PoolEntry]:
+    """The files without an epoch in their name that record one (Lightning's `last.ckpt`, timm's `last.pth.tar` and
+    `model_best.pth.tar`), numbered by it: each is a copy of that epoch's checkpoint."""
+    found = []
+    for e in entries:
+        if e.epoch is None and not e.epoch_given and e.path.is_file() and (epoch := recorded_epoch(e.path)) is not None:
+            e.epoch = epoch
+            found.append(e)
+    return found
+
+
+def _lone_copies(copies: list[PoolEntry], numbered: list[PoolEntry]) -> list[PoolEntry]:
+    """The copies of an epoch that no numbered checkpoint holds, one per epoch (the newest): a tool that keeps only
+    its best checkpoints (timm's max_history, Lightning's save_top_k) deletes the last epoch's numbered file, and its
+    `last` copy is then the run's only record of the epoch it ended on."""
+    held = {e.epoch for e in numbered}
+    newest: dict[int, PoolEntry] = {}
+    for e in sorted((c for c in copies if c.epoch not in held), key=_written):
+        newest[e.epoch or 0] = e
+    return list(newest.values())
 
 
 # A name labelling its number a step count and naming no epoch: ModelCheckpoint(filename="{step}")'s step=300.ckpt
@@ -339,10 +370,10 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
     the one training went on from. Returns the entries kept and notes naming those left out, and the later epochs
     written before an earlier epoch's new version: the earlier run's, trained from weights the resume went back
     from. A later version_K folder that starts at epoch 0 again holds another run: refused."""
-    versions: dict[Path, list[tuple[tuple[int, int], PoolEntry]]] = {}
-    for entry in entries:
+    versions: dict[tuple[Path, int | None], list[tuple[tuple[int, int], PoolEntry]]] = {}
+    for entry in entries:  # by epoch too: last.ckpt and last-v1.ckpt, each the only file of its epoch, are two epochs
         base, version = name_version(entry.path)
-        versions.setdefault(entry.path if entry.epoch_given else base, []).append((version, entry))
+        versions.setdefault((entry.path if entry.epoch_given else base, entry.epoch), []).append((version, entry))
     _one_run(run, [(v[0], e) for group in versions.values() for v, e in group if not e.epoch_given])
     kept, replaced = [], []
     for group in versions.values():

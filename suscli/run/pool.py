@@ -17,7 +17,7 @@ from typing import Any
 from suscli.load.checkpoints import read_metadata
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_suffix
 from suscli.errors import InputError
-from suscli.load.sources import checkpoint_folder
+from suscli.load.sources import checkpoint_folder, recorded_epoch
 
 MANIFEST_SUFFIXES = (".json", ".csv")
 
@@ -116,13 +116,18 @@ def _dangling(path: Path) -> bool:
 
 
 def _order(path: Path) -> int:
+    """The epoch a run's checkpoint is ordered by: its own, else the one a tool recorded in a file its name does not
+    number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files)."""
     epoch = checkpoint_epoch(path)
+    if epoch is None and path.is_file():
+        epoch = recorded_epoch(path)
     return -1 if epoch is None else epoch
 
 
 def _latest(paths: list[Path]) -> Path:
-    """The last checkpoint of a run: highest epoch, then newest file."""
-    return max(paths, key=lambda p: (_order(p), p.lstat().st_mtime, p.name))
+    """The last checkpoint of a run: highest epoch, then one that its name or suscli numbers over a copy such as
+    `last.ckpt`, then newest file."""
+    return max(paths, key=lambda p: (_order(p), checkpoint_epoch(p) is not None, p.lstat().st_mtime, p.name))
 
 
 def _checkpoints_under(folder: Path) -> list[Path]:

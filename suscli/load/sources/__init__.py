@@ -21,7 +21,18 @@ from suscli.load.sources.interface import Arch, Folder, Found, Layout
 # timm's Hub folders hold a config.json and weights, as Hugging Face's do: timm is asked first, and claims only its own.
 LAYOUTS: tuple[Layout, ...] = (timm.LAYOUT, huggingface.LAYOUT, torchvision_references.LAYOUT, lightning.LAYOUT)
 
-__all__ = ["LAYOUTS", "Arch", "Folder", "Found", "Layout", "arch_defaults", "checkpoint_folder", "folder_lacks", "recognize"]
+__all__ = [
+    "LAYOUTS",
+    "Arch",
+    "Folder",
+    "Found",
+    "Layout",
+    "arch_defaults",
+    "checkpoint_folder",
+    "folder_lacks",
+    "recognize",
+    "recorded_epoch",
+]
 
 
 def checkpoint_folder(path: Path) -> Folder | None:
@@ -35,6 +46,12 @@ def checkpoint_folder(path: Path) -> Folder | None:
 def folder_lacks(path: Path) -> InputError | None:
     """Why a folder that looks like one checkpoint is not one (weights without their config.json), if a layout says."""
     return next((why for layout in LAYOUTS if layout.lacking is not None and (why := layout.lacking(path))), None)
+
+
+def recorded_epoch(path: Path) -> int | None:
+    """The epoch a training tool recorded in a file whose name does not give it (Lightning's `last.ckpt`, timm's
+    `last.pth.tar`), read without its tensors, where the tool numbers its other files by that epoch; else None."""
+    return next((epoch for layout in LAYOUTS if layout.epoch is not None and (epoch := layout.epoch(path)) is not None), None)
 
 
 def recognize(path: Path, contents: object) -> Found | None:

@@ -8,6 +8,8 @@ it reads the file safely, asks the layouts in order, and builds and fills the mo
 from __future__ import annotations
 
 import argparse
+import pickle
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,7 @@ class Layout:
     folder: Callable[[Path], Folder | None] | None = None
     defaults: Callable[[str, nn.Module], dict[str, Any]] | None = None
     lacking: Callable[[Path], InputError | None] | None = None  # why a folder that looks like one checkpoint is not one
+    epoch: Callable[[Path], int | None] | None = None  # the epoch a file records, where the tool numbers its files by it
 
 
 def recorded_args(value: object) -> dict[str, Any] | None:
@@ -94,3 +97,47 @@ def whole(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return None
+
+
+class _Stub:
+    """Stands for any object the pickle builds: nothing is imported and nothing is run."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, item: object) -> None:
+        pass
+
+    def extend(self, items: object) -> None:
+        pass
+
+
+class _Records(pickle.Unpickler):
+    """Plain data as it is, every class and function a _Stub, every tensor's storage None (never read)."""
+
+    def find_class(self, module: str, name: str) -> type:
+        return _Stub
+
+    def persistent_load(self, pid: object) -> None:
+        return None
+
+
+def plain_records(path: Path) -> Mapping:
+    """The plain data of a torch checkpoint (torch's zip format) without its tensors, for the records a tool keeps
+    beside the weights (epoch, loop counters); empty for other files. Reads the small pickle only."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if name is None:
+                return {}
+            with archive.open(name) as stream:
+                contents = _Records(stream).load()
+    except Exception:  # a damaged or foreign file: not one this reads; its load says what it is
+        return {}
+    return contents if isinstance(contents, Mapping) else {}

@@ -11,9 +11,7 @@ omegaconf.
 
 from __future__ import annotations
 
-import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -22,7 +20,7 @@ import torch
 
 from suscli.errors import InputError
 from suscli.load import configs
-from suscli.load.sources.interface import Arch, Found, Layout, whole
+from suscli.load.sources.interface import Arch, Found, Layout, plain_records, whole
 
 # An attribute holding an EMA copy of the network under its `module.` (torch's AveragedModel, timm's ModelEma*), or
 # as a plain copy of another attribute's network: `ema_model`, `model_ema`, `ema`, `net_ema`. ema-pytorch's `EMA`, under any name, holds its copy under `ema_model.` instead.
@@ -152,35 +150,6 @@ def save_point(path: Path) -> str | None:
     return LAST_BATCH
 
 
-class _Stub:
-    """Stands for any object the pickle builds: nothing is imported and nothing is run."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def __setstate__(self, state: object) -> None:
-        pass
-
-    def __setitem__(self, key: object, value: object) -> None:
-        pass
-
-    def append(self, item: object) -> None:
-        pass
-
-    def extend(self, items: object) -> None:
-        pass
-
-
-class _Records(pickle.Unpickler):
-    """Plain data as it is, every class and function a _Stub, every tensor's storage None (never read)."""
-
-    def find_class(self, module: str, name: str) -> type:
-        return _Stub
-
-    def persistent_load(self, pid: object) -> None:
-        return None
-
-
 def recorded_epoch(path: Path) -> int | None:
     """The `epoch` a Lightning checkpoint records (the trainer's current epoch when it was saved), read as
     save_point reads its counters; None for other files."""
@@ -196,17 +165,9 @@ def _progress(path: Path) -> object:
 
 
 def _records(path: Path) -> Mapping:
-    """The plain data of a Lightning checkpoint (torch's zip format) without its tensors; empty for other files."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
-            if name is None:
-                return {}
-            with archive.open(name) as stream:
-                contents = _Records(stream).load()
-    except Exception:  # a damaged or foreign file: not one this reads; its load says what it is
-        return {}
-    return contents if isinstance(contents, Mapping) and "pytorch-lightning_version" in contents else {}
+    """The plain data of a Lightning checkpoint without its tensors; empty for other files."""
+    contents = plain_records(path)
+    return contents if "pytorch-lightning_version" in contents else {}
 
 
-LAYOUT = Layout("Lightning", recognize)
+LAYOUT = Layout("Lightning", recognize, epoch=recorded_epoch)
