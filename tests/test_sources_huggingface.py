@@ -226,6 +226,24 @@ def test_a_resume_with_other_save_steps_names_the_checkpoint_the_earlier_runs_lo
     ]
 
 
+def test_a_trainers_mid_epoch_checkpoints_are_said_to_be_mid_epoch_not_unnumbered(root: Path, tmp_path: Path) -> None:
+    """save_strategy="steps" saves at steps that end no epoch: trainer_state.json's epoch 1.5. track skipped them
+    with "no epoch number", which their own records contradict. trainer_state.json written as the Trainer writes it."""
+    log = [{"epoch": s / 2, "loss": 1.0 / s, "step": s} for s in range(1, 5)]
+    for step in (2, 3, 4):
+        folder = tmp_path / "run" / f"checkpoint-{step}"
+        shutil.copytree(root / "saved", folder)
+        state = {"epoch": step / 2, "global_step": step, "log_history": log[:step], "max_steps": 4}
+        (folder / "trainer_state.json").write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    entries, skipped, notes = run_epochs(tmp_path / "run")
+    assert [(e.name, e.epoch) for e in entries] == [("checkpoint-2", 1), ("checkpoint-4", 2)]
+    assert skipped == []
+    assert notes == [
+        "left out 1 checkpoint(s) the Trainer saved mid-epoch (the epoch in trainer_state.json is not whole): "
+        "checkpoint-3; the run's epochs are its end-of-epoch checkpoints"
+    ]
+
+
 def test_users_mean_and_arch_win_with_a_note(root: Path) -> None:
     row = cli_json("score", root / "saved", "-d", root / "unlabeled", "--mean", "0.5", "--std", "0.5")["results"][0]
     assert row["notes"] == ["--mean/--std used: the checkpoint says mean 0.5,0.4,0.3, std 0.2,0.25,0.3"]

@@ -205,8 +205,8 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     numbered, final = _final_model(run, numbered)
     notes += [final] if final else []
     skipped = [e for e in entries if e.epoch is None]
+    mid = [e.name for e in skipped if e.path.is_dir() and trainer_log(e.path) is not None]
     if not numbered:
-        mid = [e.name for e in skipped if e.path.is_dir() and trainer_log(e.path) is not None]
         if mid:  # a Trainer saves every save_steps (500) steps by default: mid-epoch
             raise InputError(
                 f"no checkpoint of {run} has an epoch number: the Trainer saved {_few(mid)} "
@@ -229,8 +229,13 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
                 f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
                 fix="keep one per epoch, or list them in a manifest with an epoch field",
             )
+    if mid:  # they have an epoch, fractional: "no epoch number" said otherwise
+        notes.append(
+            f"left out {len(mid)} checkpoint(s) the Trainer saved mid-epoch (the epoch in trainer_state.json is not whole): "
+            f"{_few(mid)}; the run's epochs are its end-of-epoch checkpoints"
+        )
     parted = _parted_logs(numbered)
-    return numbered, skipped, notes + ([parted] if parted else [])
+    return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
 
 
 def _recorded(entries: list[PoolEntry]) -> list[PoolEntry]:
