@@ -15,7 +15,7 @@ from suscli.cli import app
 from suscli.errors import InputError, UsageError
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, running_mean
-from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, run_epochs
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, late_start, run_epochs
 from tests.conftest import invoke, tiny_cnn
 
 runner = CliRunner()
@@ -283,3 +283,16 @@ def test_measurement_options_with_a_log_are_refused_not_ignored(tmp_path: Path) 
             suscli.track(log=log, **given)
     res = invoke("track", "--log", log, "--lr", "0.5")
     assert res.exit_code == 2 and "--log reads r as the tracker measured it" in res.stderr
+
+
+def test_a_run_whose_first_checkpoints_were_deleted_is_said_to_start_late(tmp_path: Path, image_folder: Path) -> None:
+    """A Trainer keeping its last two checkpoints (save_total_limit=2) leaves epochs 2 and 3: zeta averaged r from
+    epoch 2 without a word, where the tracker's log says it. A run saving every other epoch (2, 4) is not warned."""
+    run = make_run(tmp_path / "run")
+    (run / "epoch_0.safetensors").unlink()
+    (run / "epoch_1.safetensors").unlink()
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    warning = "the run's checkpoints begin at epoch 2, 1 epoch(s) apart after it: zeta averages r from there, not from epoch 1"
+    assert any(w.startswith(warning) for w in doc["warnings"]) and warning in res.stderr
+    assert late_start([0, 2, 4, 6]) is None and late_start([5, 10]) is None and late_start([1, 2]) is None and late_start([3]) is None

@@ -174,6 +174,20 @@ def _numbers(row: Result) -> str:
     return f"train acc {acc}, r {row.susceptibility:.4f}, zeta {zeta}"
 
 
+def late_start(epochs: list[int | None]) -> str | None:
+    """Why zeta may not be the run's: its checkpoints begin later than their own spacing says a run saving from the
+    start would (epochs 4, 5 of a Trainer that kept its last two; not 5, 10 of one saving every 5th), so zeta averages r
+    from there, not from epoch 1 as the paper does. Said as the tracker's log says it (start_warning)."""
+    trained = sorted(e for e in epochs if e)
+    if len(trained) < 2 or trained[0] <= max(1, trained[1] - trained[0]):
+        return None
+    return (
+        f"the run's checkpoints begin at epoch {trained[0]}, {trained[1] - trained[0]} epoch(s) apart after it: zeta averages "
+        "r from there, not from epoch 1; the earlier ones were deleted (a Trainer's save_total_limit, timm's max_history) "
+        "or are in another folder"
+    )
+
+
 def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[str]]:
     """The run's checkpoints in epoch order, those skipped for having no epoch number (e.g. last.ckpt), and what a
     reader must know about the choice: a Lightning run's saves made during an epoch, the epochs a resumed Lightning

@@ -15,6 +15,7 @@ from suscli.run.epochs import (
     DEFAULT_KEEP,
     KEEP_RULES,
     annotate,
+    late_start,
     held_out_epoch,
     log_rows,
     recommendation,
@@ -82,7 +83,7 @@ def track(
             raise UsageError("--data is needed to measure a RUN", fix="pass --data FOLDER of unlabeled images, or --log")
         dev = resolve_device(inputs.device)
         entries, skipped, resumed = run_epochs(run)
-        warnings += resumed
+        warnings += resumed + [w for w in [late_start([e.epoch for e in entries])] if w]
         if skipped:
             warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
         if not count_epoch_0 and (trained := trained_epoch_0(entries)):
