@@ -147,6 +147,19 @@ def test_an_output_on_the_results_file_is_refused_and_the_results_kept(command, 
     assert stored.read_bytes() == kept and not explicit.exists()
 
 
+@pytest.mark.parametrize("command", ["score", "rank", "track"])
+def test_an_output_on_an_input_file_is_refused_and_the_input_kept(command, targets, image_folder, train_folder, tmp_path) -> None:
+    """`-o m.safetensors` replaced the checkpoint with the report, and `--plot labels.csv` the label file, without a word."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{i % 3}\n" for i, p in enumerate(sorted(image_folder.iterdir()))))
+    kept = {p: p.read_bytes() for p in (targets["score"], labels)}
+    args = (command, targets[command], "-d", image_folder, "--train-data", labels, *FAST)
+    if command == "score":
+        one_error_line(invoke(*args, "-f", "json", "-o", targets["score"]), 2, f"--output {targets['score']} is the same file as the input")
+    one_error_line(invoke(*args, "-f", "csv", "-o", labels), 2, f"--output {labels} is the same file as the input {labels}")
+    assert all(p.read_bytes() == data for p, data in kept.items())
+
+
 def _rank_into(stdout: int | None, targets, image_folder, train_folder, junit: Path, shell: str = "") -> subprocess.CompletedProcess:
     """A real rank process whose stdout is the file descriptor given (a pipe or device, as a shell makes it), or what
     `shell` makes it (`>&-`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -16,11 +17,14 @@ from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
 
 
-def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None) -> None:
+def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None, inputs: Sequence[Path | None] = ()) -> None:
     """Each (path, what, option) given has a folder to be written in, and a file of its own: two outputs on one path
-    would leave only the one written last, each said to be written, and an output on the results file would replace
-    every result it holds."""
+    would leave only the one written last, each said to be written, an output on the results file would replace
+    every result it holds, and one on an input file (the checkpoint, a label file) the input itself."""
     taken: dict[Path, str] = {} if results is None else {results.resolve(): f"the results file {printable(results)}"}
+    for given in inputs:
+        if given is not None and given.is_file():
+            taken.setdefault(given.resolve(), f"the input {printable(given)}")
     for path, what, option in outputs:
         if path is None:
             continue

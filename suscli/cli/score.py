@@ -60,7 +60,7 @@ def score(
     with user_errors():
         single_process("score")
         chosen = settings(preprocess, measure)
-        check_destinations((out.output, "", "--output"))
+        check_destinations((out.output, "", "--output"), inputs=(checkpoint, data, given.train_data, given.val_data))
         with progress_bar() as update:
             report = score_checkpoint(
                 checkpoint,

@@ -96,7 +96,9 @@ def track(
     with user_errors():
         single_process("track")
         results = measured.results or (default_results(run) if run is not None else None)
-        check_destinations((out.output, "", "--output"), (plot, "plot ", "--plot"), results=results)
+        check_destinations(
+            (out.output, "", "--output"), (plot, "plot ", "--plot"), results=results, inputs=(log, data, given.train_data, given.val_data)
+        )
         if plot is not None:
             check_plot(plot)
         with progress_bar() as update:
