@@ -9,6 +9,7 @@ measure during training.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,21 @@ _API = {
     "SusceptibilityTrainerCallback": "suscli.training.huggingface",
 }
 __all__ = [*_API, "__version__"]
+
+if TYPE_CHECKING:  # what a type checker sees of the names above: mypy typed each one `object`, and every call an error
+    from suscli.load.checkpoints import save as save
+    from suscli.measure.susceptibility import SusceptibilityConfig as SusceptibilityConfig
+    from suscli.measure.susceptibility import measure_susceptibility as measure_susceptibility
+    from suscli.run.inputs import Inputs as Inputs
+    from suscli.run.model import Settings as Settings
+    from suscli.run.rank import rank as rank
+    from suscli.run.report import Report as Report
+    from suscli.run.score import score as score
+    from suscli.run.track import track as track
+    from suscli.training.huggingface import SusceptibilityTrainerCallback as SusceptibilityTrainerCallback
+    from suscli.training.lightning import SusceptibilityCallback as SusceptibilityCallback
+    from suscli.training.tracker import SusceptibilityTracker as SusceptibilityTracker
+    from suscli.views.frames import load_results as load_results
 
 
 def __getattr__(name: str) -> object:
