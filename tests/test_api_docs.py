@@ -186,3 +186,19 @@ def test_a_type_checker_sees_the_api_s_own_types(tmp_path: Path) -> None:
     out, _, _ = api.run([str(script), "--config-file", str(config), "--cache-dir", str(tmp_path / "cache")])
     assert out.splitlines()[0].startswith(f"{script}:6: error: Incompatible types in assignment"), out
     assert "Found 1 error" in out
+
+
+def test_score_and_rank_leave_the_callers_random_state_as_it_was(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """Building the network a checkpoint's weights load into drew its random initialization from the global RNG: a
+    training script that scored a checkpoint between epochs trained on other random draws than without it."""
+    import torch
+
+    from suscli.models import bn_cnn
+
+    (tmp_path / "pool").mkdir()
+    suscli.save(bn_cnn(num_classes=3, width=2), tmp_path / "pool" / "m.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"width": 2})
+    settings = suscli.Settings(susceptibility=suscli.SusceptibilityConfig(batches=1, batch_size=8), train_samples=None)
+    state = torch.random.get_rng_state()
+    suscli.score(tmp_path / "pool" / "m.safetensors", image_folder, train_folder, settings=settings)
+    suscli.rank(tmp_path / "pool", image_folder, train_folder, settings=settings, results=tmp_path / "results.jsonl")
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -61,7 +61,8 @@ def build_model(
     if source == "torchvision":
         kwargs["weights"] = None  # an explicit None: torchvision must never download weights
     try:
-        model = factory(**kwargs)
+        with torch.random.fork_rng(devices=[]):  # the random initialization the weights replace: the caller's RNG stays put
+            model = factory(**kwargs)
     except Exception as e:  # user code: any failure is the spec's or the kwargs' fault
         raise InputError(
             f"architecture {spec!r} failed to build with {_show_kwargs(kwargs)}: {type(e).__name__}: {first_line(e, 200)}",

@@ -210,7 +210,8 @@ def load_checkpoint(
         meta = {**found.meta, **meta}  # suscli's own fields (sidecar, metadata) over what the tool recorded
     if winner.load is not None:
         try:
-            model = winner.load()
+            with torch.random.fork_rng(devices=[]):  # as build_model: the caller's RNG stays put
+                model = winner.load()
         except InputError as e:
             raise InputError(f"{path}: {e.message}", fix=e.fix) from e
         if ema:
