@@ -47,6 +47,17 @@ class UsageError(SuscliError):
     code = ExitCode.USAGE
 
 
+def require_type(name: str, value: object, kind: type) -> None:
+    """A UsageError unless `value` is a `kind`: a dict of options where suscli takes one of its option classes (the
+    natural try in a notebook) raised "AttributeError: 'dict' object has no attribute ..." from deep inside, or was
+    kept and failed only at the first measurement."""
+    if not isinstance(value, kind):
+        raise UsageError(
+            f"{name} takes a suscli.{kind.__name__}, got {type(value).__name__}",
+            fix=f"pass suscli.{kind.__name__}(...), its options as keywords",
+        )
+
+
 def _lines(e: BaseException | str) -> list[str]:
     """The non-empty lines of an exception's text, stripped."""
     return [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -202,3 +202,34 @@ def test_score_and_rank_leave_the_callers_random_state_as_it_was(tmp_path: Path,
     suscli.score(tmp_path / "pool" / "m.safetensors", image_folder, train_folder, settings=settings)
     suscli.rank(tmp_path / "pool", image_folder, train_folder, settings=settings, results=tmp_path / "results.jsonl")
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_a_dict_where_an_option_class_goes_is_a_usage_error_naming_the_class() -> None:
+    """settings={"seed": 1} raised "AttributeError: 'dict' object has no attribute 'samples'" from deep inside score;
+    a dict as a SusceptibilityConfig was kept by Settings and the tracker, and failed at the first measurement."""
+    import torch
+
+    from suscli.training.tracker import SusceptibilityTracker
+
+    calls = {
+        "settings takes a suscli.Settings, got dict": lambda: suscli.score("m.pt", "images", settings={"seed": 1}),  # type: ignore[arg-type]
+        "inputs takes a suscli.Inputs, got str": lambda: suscli.rank("pool", "images", inputs="cpu"),  # type: ignore[arg-type]
+        "settings takes a suscli.Settings, got SusceptibilityConfig": lambda: suscli.track(
+            "run",
+            "images",
+            settings=suscli.SusceptibilityConfig(),  # type: ignore[arg-type]
+        ),
+        "Settings susceptibility takes a suscli.SusceptibilityConfig, got dict": lambda: suscli.Settings(susceptibility={"seed": 1}),  # type: ignore[arg-type]
+        "config takes a suscli.SusceptibilityConfig, got dict": lambda: suscli.measure_susceptibility(
+            torch.nn.Linear(2, 2),
+            torch.zeros(4, 2),
+            config={"batches": 2},  # type: ignore[arg-type]
+        ),
+        "SusceptibilityTracker config takes a suscli.SusceptibilityConfig, got dict": lambda: SusceptibilityTracker(
+            torch.zeros(4, 2),
+            config={"batches": 2},  # type: ignore[arg-type]
+        ),
+    }
+    for message, call in calls.items():
+        with pytest.raises(UsageError, match=message):
+            call()

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, UsageError, require_type
 from suscli.measure.devices import resolve_device
 
 # Set by the zoo evidence (docs/validation.md): the cheapest grid point whose ranking is within one bootstrap
@@ -198,6 +198,7 @@ def measure_susceptibility(
             f"inputs must be one tensor of N model inputs (N, ...), got {type(inputs).__name__}",
             fix="torch.stack a list of them, torch.from_numpy an array",
         )
+    require_type("config", config, SusceptibilityConfig)
     check_initialized(model)
     if num_classes is not None and num_classes < 2:  # random labels over one class are all one label: r would read 0
         raise InputError(f"num_classes must be 2 or more, got {num_classes}", fix="leave it out to take the model's own")

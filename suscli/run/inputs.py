@@ -15,7 +15,7 @@ from suscli.data.leaks import copies, overlap, repeats
 from suscli.data.labels import id_names, natural_key
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
-from suscli.errors import InputError, Interrupted, UsageError
+from suscli.errors import InputError, Interrupted, UsageError, require_type
 from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
@@ -55,6 +55,12 @@ class Inputs:
             )
         require_number("model_batch", self.model_batch, low=1, whole=True)
         object.__setattr__(self, "model_batch", plain(self.model_batch))
+
+
+def require_options(settings: object, inputs: object) -> None:
+    """`settings` a Settings and `inputs` an Inputs (require_type), for score, rank and track before any file is read."""
+    require_type("settings", settings, Settings)
+    require_type("inputs", inputs, Inputs)
 
 
 def image_sources(

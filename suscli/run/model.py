@@ -20,7 +20,7 @@ from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, traini
 from suscli.measure.predictions import Predictions, predict
 from suscli.measure.randomness import random_forward
 from suscli.load.checkpoints import Checkpoint
-from suscli.errors import InputError, SuscliError, UsageError, summary_line
+from suscli.errors import InputError, SuscliError, UsageError, require_type, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
@@ -57,6 +57,7 @@ class Settings:
     def __post_init__(self) -> None:
         """The checks the command line's options make, for Settings made in Python: a mean without its std, or an
         image_size of 0, was silently not used, and a negative one failed deep inside the resize."""
+        require_type("Settings susceptibility", self.susceptibility, SusceptibilityConfig)
         if self.preset is not None and self.preset not in PRESETS:
             raise UsageError(f"unknown preset {self.preset!r}", fix=f"use one of {', '.join(PRESETS)}")
         if (self.mean is None) != (self.std is None):

@@ -15,7 +15,18 @@ from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
 from suscli.run.distributed import World, audit_shards, grow_shards, process_group, rank_device, world
-from suscli.run.inputs import Inputs, PoolRun, Say, class_names, interrupted, open_pool, sample_info, sample_line, training_paths
+from suscli.run.inputs import (
+    Inputs,
+    PoolRun,
+    Say,
+    class_names,
+    interrupted,
+    open_pool,
+    require_options,
+    sample_info,
+    sample_line,
+    training_paths,
+)
 from suscli.run.model import Settings, require_number, require_paths, resolve_device
 from suscli.run.pool import discover
 from suscli.run.report import Report, run_info
@@ -48,6 +59,7 @@ def rank(
     started = time.perf_counter()
     say = say or (lambda line: None)
     require_paths({"pool": pool, "data": data}, {"train_data": train_data, "val_data": val_data, "results": results})
+    require_options(settings, inputs)
     pool = Path(pool)
     for option, value, known in (
         ("rule", rule, RULES),

@@ -15,7 +15,7 @@ from suscli.load.checkpoints import Checkpoint, load_checkpoint
 from suscli.measure.sampling import Decisions, NestedSample
 from suscli.results import Result
 from suscli.run.audit import Progress, grow_locally, settle_sample
-from suscli.run.inputs import Inputs, image_sources, oversized_samples, sample_info, sample_line, val_source
+from suscli.run.inputs import Inputs, image_sources, oversized_samples, require_options, sample_info, sample_line, val_source
 from suscli.run.model import Settings, require_number, require_paths, resolve_device, score_checkpoint
 from suscli.run.report import Report, run_info
 
@@ -38,6 +38,7 @@ def score(
     apply the gates. Raises SuscliError on input it cannot use."""
     started = time.perf_counter()
     require_paths({"checkpoint": checkpoint, "data": data}, {"train_data": train_data, "val_data": val_data})
+    require_options(settings, inputs)
     require_number("num_classes", num_classes, low=1, whole=True)
     require_number("max_susceptibility", max_susceptibility)
     require_number("min_train_acc", min_train_acc, 0, 1)

@@ -22,7 +22,7 @@ from suscli.run.epochs import (
     run_epochs,
     trained_epoch_0,
 )
-from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, sample_info, sample_line
+from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, require_options, sample_info, sample_line
 from suscli.run.model import Settings, require_paths, resolve_device
 from suscli.run.report import Report, command_line, environment, run_info
 from suscli.training.tracker import read_log_and_note, schedule_warning, settings_warning, start_warning
@@ -49,6 +49,7 @@ def track(
     or from a suscli.training.tracker log (`log`). Raises SuscliError on input it cannot use."""
     started = time.perf_counter()
     require_paths({}, {"run": run, "data": data, "train_data": train_data, "log": log, "val_data": val_data, "results": results})
+    require_options(settings, inputs)
     if (run is None) == (log is None):
         raise UsageError(
             "give a RUN of checkpoints or --log" + (", not both" if run else ""),

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from suscli.errors import InputError, SuscliError, UsageError
+from suscli.errors import InputError, SuscliError, UsageError, require_type
 from suscli.files import append_line
 from suscli.data.images import unlabeled_source
 from suscli.measure.randomness import random_forward
@@ -93,6 +93,7 @@ class SusceptibilityTracker:
 
     def __post_init__(self) -> None:
         check_writer(self.writer)  # now, not once the first epoch is measured and logged
+        require_type("SusceptibilityTracker config", self.config, SusceptibilityConfig)
         self.inputs = unlabeled_inputs(self.inputs, self.image_size)
         if self.log is not None and Path(self.log).exists():
             self.history = [EpochRecord(**rec) for rec in log_records(Path(self.log))]  # an empty one: no epochs yet
