@@ -97,6 +97,16 @@ def test_save_refuses_metadata_that_loading_would_refuse_before_writing_anything
         save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS)
 
 
+def test_save_refuses_a_name_that_is_not_safetensors_before_writing_anything(tmp_path):
+    """suscli.save(model, "m.pt") wrote safetensors under a torch file's name, which every later score refused ("is a
+    safetensors file, not a PyTorch checkpoint"), and under no suffix a file that no pool or run folder found."""
+    for name, instead in (("m.pt", "m.safetensors"), ("m.pth.tar", "m.safetensors"), ("epoch_1", "epoch_1.safetensors")):
+        with pytest.raises(UsageError, match=re.escape(f"the file name must end in .safetensors (save to {tmp_path / instead})")):
+            save(_tiny(), tmp_path / name, arch=ARCH, arch_kwargs=KWARGS)
+    assert list(tmp_path.iterdir()) == []
+    assert load_checkpoint(save(_tiny(), tmp_path / "m.SafeTensors", arch=ARCH, arch_kwargs=KWARGS)).arch == ARCH
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_saved_models_follow_the_umask_like_reports(tmp_path, umask, mode):
     """A saved model is a file to share (a CI step of another user, a colleague): it gets the mode any new file gets,

@@ -54,9 +54,15 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     `arch` is an architecture spec (`torchvision:resnet18`, `package.module:factory`, `file.py:factory`);
     `meta` may carry fields suscli reads (num_classes, classes, preset, mean, std, image_size, epoch) and any other
     JSON-serializable values, which are kept as they are. `classes` (the name of class i at index i) lets training
-    labels given by name be mapped to the model's ids (suscli.data.labels).
+    labels given by name be mapped to the model's ids (suscli.data.labels). The file name must end in .safetensors:
+    under another (`m.pt`) every later load read it as what its name says and refused it, and a pool or run folder
+    found no checkpoint in a file without a suffix.
     """
     path = Path(path)
+    if checkpoint_suffix(path) != ".safetensors":
+        raise UsageError(
+            f"suscli.save({path}) writes safetensors: the file name must end in .safetensors", fix=f"save to {_safetensors_name(path)}"
+        )
     text = _metadata(path, {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     try:
@@ -66,6 +72,12 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     except OSError as e:  # a folder of that name, no permission, a full disk
         raise InputError(f"cannot write {path}: {e.strerror or e}", fix="choose a writable path for the model") from None
     return path
+
+
+def _safetensors_name(path: Path) -> Path:
+    """`path` with its checkpoint suffix (`.pt`, `.pth.tar`), if any, replaced by .safetensors."""
+    suffix = checkpoint_suffix(path)
+    return path.with_name((path.name[: -len(suffix)] if suffix else path.name) + ".safetensors")
 
 
 def _metadata(path: Path, fields: dict[str, Any]) -> str:
