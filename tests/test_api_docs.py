@@ -233,3 +233,23 @@ def test_a_dict_where_an_option_class_goes_is_a_usage_error_naming_the_class() -
     for message, call in calls.items():
         with pytest.raises(UsageError, match=message):
             call()
+
+
+def test_a_list_of_paths_where_one_path_goes_says_where_a_list_goes() -> None:
+    """suscli.rank([checkpoints...], ...) was told to use measure_susceptibility for "a model and inputs in memory",
+    which a list of files is not: the fix names the folder or manifest (or image list) that takes them."""
+    calls = {
+        r"pool takes one path, got a list of 2 \(pass a folder of the checkpoints, or a manifest": lambda: suscli.rank(
+            ["a.safetensors", Path("b.safetensors")], "images"
+        ),
+        r"checkpoint takes one path, got a list of 2 \(score measures one checkpoint; for several, suscli.rank": lambda: suscli.score(
+            ["a.safetensors", "b.safetensors"], "images"
+        ),
+        r"run takes one path, got a tuple of 1 \(pass the run's folder, or a manifest": lambda: suscli.track(("e1.safetensors",), "images"),
+        r"train_data takes one path, got a list of 1 \(pass a folder of the images, or a .txt file": lambda: suscli.score(
+            "m.safetensors", "images", ["x.png"]
+        ),
+    }
+    for message, call in calls.items():
+        with pytest.raises(UsageError, match=message):
+            call()

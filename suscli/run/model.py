@@ -102,11 +102,24 @@ def require_number(
     raise UsageError(f"{name} takes {'a whole' if whole else 'a finite'} number{bounds}, got {value!r}")
 
 
+# Where a list of paths goes instead, by argument: a list in Python is the natural try, and the fix for a model in
+# memory that require_paths gives other values does not apply to it.
+_MANIFEST = 'a manifest, models.json holding [{"path": "a.safetensors"}, ...] (docs/rank.md, "The pool")'
+_LISTS = {
+    "checkpoint": f"score measures one checkpoint; for several, suscli.rank a folder of them or {_MANIFEST}",
+    "pool": f"pass a folder of the checkpoints, or {_MANIFEST}",
+    "run": 'pass the run\'s folder, or a manifest, run.json holding [{"path": "e1.safetensors", "epoch": 1}, ...]',
+    "data": "pass a folder of the images, or a .txt file listing their paths one a line (path,label CSV for labels)",
+}
+
+
 def require_paths(required: Mapping[str, object], optional: Mapping[str, object] | None = None) -> None:
     """A UsageError unless each value is a path (or None, where optional): score, rank and track read files, and a
     model or tensors in memory (the natural first try in a notebook) raised "TypeError: expected str, bytes or
     os.PathLike object"."""
     for name, value in [*required.items(), *(optional or {}).items()]:
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (str, os.PathLike)) for v in value):
+            raise UsageError(f"{name} takes one path, got a {type(value).__name__} of {len(value)}", fix=_LISTS.get(name, _LISTS["data"]))
         if (value is not None or name in required) and not isinstance(value, (str, os.PathLike)):
             raise UsageError(
                 f"{name} takes a path, got {type(value).__name__}",
