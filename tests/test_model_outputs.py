@@ -4,6 +4,7 @@ from them, and what it refuses rather than print a number that is not susceptibi
 from __future__ import annotations
 
 import copy
+import re
 import json
 from pathlib import Path
 
@@ -168,3 +169,27 @@ def test_a_forward_returning_features_then_logits_is_refused_not_measured_on_the
     res = invoke("score", good, "-d", tmp_path / "unlabeled", "--batch-size", "8", "-f", "json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["results"][0]["details"]["num_classes"] == 3
+
+
+def test_inputs_of_another_type_than_the_weights_are_named_not_a_torch_error(one_thread: None) -> None:
+    """uint8 pixels or a float64 array raised PyTorch's "expected scalar type Byte but found Float"; a model that
+    converts its inputs itself is measured on them."""
+    model = tiny_cnn()
+    pixels = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    for x, fix in ((pixels, r"b.float\(\) / 255"), (torch.rand(8, 3, 8, 8, dtype=torch.float64), r"inputs.to\(torch.float32\)")):
+        for given in (None, 3):
+            with pytest.raises(InputError, match=f"inputs of type {x.dtype}, its weights being torch.float32") as e:
+                measure_susceptibility(model, x, config=CONFIG, num_classes=given)
+            assert re.search(fix, e.value.line()), e.value.line()
+
+    class Converts(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x.float() / 255)
+
+    assert measure_susceptibility(Converts(), pixels, config=CONFIG).mean >= 0
+    converted = measure_susceptibility(model, pixels, config=CONFIG, transform=lambda b: b.float() / 255)
+    assert converted.r == measure_susceptibility(Converts(), pixels, config=CONFIG).r

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from suscli.errors import InputError, UsageError, require_type
+from suscli.errors import InputError, UsageError, require_type, summary_line
 from suscli.measure.devices import resolve_device
 
 # Set by the zoo evidence (docs/validation.md): the cheapest grid point whose ranking is within one bootstrap
@@ -245,14 +245,17 @@ def measure_susceptibility(
         saved_buffers = [b.detach().clone() for b in buffers]
         try:
             if num_classes is None:
-                num_classes = _output_classes(model, transform(inputs[:2].to(device)))
+                probe = transform(inputs[:2].to(device))
+                with dtype_errors(model, probe):
+                    num_classes = _output_classes(model, probe)
             labels = random_labels(n, num_classes, config.seed)
             train_without_dropout(model)
             for b, idx in enumerate(batch_indices(n, config.batches, batch_size, config.seed)):
                 x = transform(inputs[idx].to(device, non_blocking=True))
                 y = labels[idx].to(device)
                 try:
-                    loss = F.cross_entropy(_class_logits(model(x), num_classes), y)
+                    with dtype_errors(model, x):
+                        loss = F.cross_entropy(_class_logits(model(x), num_classes), y)
                 except (ValueError, torch.jit.Error) as e:  # a TorchScript model's error holds its traceback too
                     if _BATCH_NORM_NEEDS_TWO not in str(e):
                         raise
@@ -411,6 +414,24 @@ def check_initialized(model: nn.Module) -> None:
             f"the model's parameters {', '.join(lazy[:3])} are not initialized yet (a lazy module before its first forward)",
             fix="run one forward on a batch of inputs before measuring",
         )
+
+
+@contextlib.contextmanager
+def dtype_errors(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
+    """A forward that fails on inputs (after `transform`) of another type than the model's weights is an InputError
+    saying so: uint8 pixels or a float64 array from numpy failed deep in the first layer ("expected scalar type Byte
+    but found Float"). Inputs a model converts itself, or token ids it embeds, never fail, so nothing is refused up front."""
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    try:
+        yield
+    except RuntimeError as e:
+        if weight is None or x.dtype == weight.dtype:
+            raise
+        fix = "pass transform=lambda b: b.float() / 255 for uint8 pixels" if x.dtype == torch.uint8 else f"pass inputs.to({weight.dtype})"
+        raise InputError(
+            f"the model failed on inputs of type {x.dtype}, its weights being {weight.dtype}: {summary_line(e)}",
+            fix=fix + ", or a transform that makes them so",
+        ) from None
 
 
 def check_batch_norm_modes(model: nn.Module) -> None:
