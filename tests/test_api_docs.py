@@ -107,12 +107,14 @@ def test_values_the_command_line_refuses_are_usage_errors_from_python_too() -> N
         "arch_kwargs goes with arch": lambda: suscli.Inputs(arch_kwargs={"width": 16}),
         "samples takes a whole number of at least 1, got 2.5": lambda: suscli.Settings(samples=2.5),
         "train_samples takes a whole number of at least 1, got 0": lambda: suscli.Settings(train_samples=0),
+        "train_samples takes 'auto', 'all', a number or None (every image), got 'foo'": lambda: suscli.Settings(train_samples="foo"),
     }
     for message, call in refused.items():
         with pytest.raises(UsageError, match=re.escape(message)):
             call()
     assert suscli.Settings(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), image_size=32).image_size == 32
     assert suscli.Inputs(arch_kwargs={}).arch is None  # what the command line passes without --arch-kwargs
+    assert suscli.Settings(train_samples="all") == suscli.Settings(train_samples=None)  # the command line's spelling
 
 
 def test_numpy_numbers_in_settings_are_written_as_python_numbers() -> None:

@@ -80,8 +80,6 @@ def image_sources(
     if train_data is None:
         return unlabeled, None, None
     adaptive = settings.train_samples == ADAPTIVE
-    if isinstance(settings.train_samples, str) and not adaptive:
-        raise UsageError(f"train_samples takes {ADAPTIVE!r}, a number or None (every image), got {settings.train_samples!r}")
     train = _labeled(train_data, None if isinstance(settings.train_samples, str) else settings.train_samples, settings, inputs)
     if not adaptive:
         return unlabeled, train, None

@@ -68,6 +68,10 @@ class Settings:
             require_number("std", value, low=0, above=True)
         require_number("image_size", self.image_size, low=1, whole=True)
         require_number("samples", self.samples, low=1, whole=True)
+        if self.train_samples == "all":  # the command line's spelling of None
+            object.__setattr__(self, "train_samples", None)
+        elif isinstance(self.train_samples, str) and self.train_samples != ADAPTIVE:
+            raise UsageError(f"train_samples takes {ADAPTIVE!r}, 'all', a number or None (every image), got {self.train_samples!r}")
         if not isinstance(self.train_samples, str):
             require_number("train_samples", self.train_samples, low=1, whole=True)
         # numpy's numbers pass the checks but not json.dumps, which writes the results key and every report
