@@ -264,7 +264,7 @@ import datetime, torch, torch.distributed as dist, torch.nn.functional as F
 from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from tests.conftest import tiny_cnn
 
-dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=20))
+dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))  # first imports on a busy machine take a while
 weights = []
 for measure in (False, True):
     torch.manual_seed(0)
