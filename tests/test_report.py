@@ -192,13 +192,59 @@ def test_a_closed_stdout_leaves_the_other_reports_and_the_exit_code(targets, ima
     assert "internal error" not in res.stderr and (tmp_path / "junit.xml").exists()
 
 
+FULL = "error: cannot write the report to stdout: No space left on device (write it to a file with --output)"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_stdout_that_cannot_take_the_report_is_one_error_line(targets, image_folder, train_folder, tmp_path) -> None:
     """`> /dev/full` (a full disk) was an internal error asking to be reported."""
     with open("/dev/full", "w") as full:
         res = _rank_into(full.fileno(), targets, image_folder, train_folder, tmp_path / "junit.xml")
     assert res.returncode == 3, res.stderr
-    assert res.stderr.strip() == "error: cannot write the report to stdout: No space left on device (write it to a file with --output)"
+    assert res.stderr.splitlines()[0] == FULL and res.stderr.count("error") == 1
+
+
+def _into_full(*args: object, summary: Path) -> subprocess.CompletedProcess:
+    """A real suscli process whose stdout is /dev/full, with a GitHub step summary."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "OMP_NUM_THREADS": "1",
+        "GITHUB_STEP_SUMMARY": str(summary),
+    }
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-m", "suscli", *map(str, args), *FAST], stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=300
+        )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_stdout_that_cannot_take_the_report_leaves_every_other_output(targets, image_folder, train_folder, tmp_path) -> None:
+    """`suscli rank ... --junit j.xml > /dev/full` ended at the report on stdout: the JUnit and HTML reports, the
+    suspects, the step summary and the closing lines were lost, a CI job's test report with them. They are all
+    written, and the exit code is still 3, for the stdout."""
+    out = {name: tmp_path / name for name in ("j.xml", "r.html", "s.csv", "summary.md")}
+    res = _into_full(
+        "rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, "--junit", out["j.xml"], "--html", out["r.html"],
+        "--suspects", out["s.csv"], summary=out["summary.md"],
+    )  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.splitlines()[0] == FULL and "\nship epoch_" in res.stderr
+    assert all(path.stat().st_size for path in out.values()), res.stderr
+    ET.parse(out["j.xml"])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["score", "track"])
+def test_score_and_track_finish_after_a_stdout_that_cannot_take_the_report(command, targets, image_folder, train_folder, tmp_path) -> None:
+    """score's gate and closing lines, and track's epoch to keep and step summary, came after the report on stdout,
+    and were lost with it; a failed gate under a failed stdout still exits 3, the graver code."""
+    gate = ("--min-train-acc", "1.0") if command == "score" else ()
+    res = _into_full(command, targets[command], "-d", image_folder, "--train-data", train_folder, *gate, summary=tmp_path / "summary.md")
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.splitlines()[0] == FULL
+    assert ("gate failed: training accuracy" if command == "score" else "keep epoch") in res.stderr
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8").count("|") > 4
 
 
 @pytest.mark.parametrize("fmt", ["table", "junit", "html"])

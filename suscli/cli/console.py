@@ -25,9 +25,14 @@ def say(line: str) -> None:
     stderr.print(lead + body.replace("\r", "\\r").replace("\n", "\\n") + trail, highlight=False, markup=False)
 
 
-def fail(error: SuscliError) -> typer.Exit:
-    """The one place user-facing errors are printed: one line on stderr, then the error's exit code."""
+def say_error(error: SuscliError) -> None:
+    """The one place user-facing errors are printed: one line on stderr."""
     stderr.print(f"[bold red]error:[/] {escape(error.line())}", highlight=False, soft_wrap=True)
+
+
+def fail(error: SuscliError) -> typer.Exit:
+    """An error that ends the command: its line, then its exit code."""
+    say_error(error)
     return typer.Exit(int(error.code))
 
 

@@ -8,11 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import typer
 from rich.console import Console
 
-from suscli.cli.console import say
+from suscli.cli.console import say, say_error
 from suscli.files import printable, require_folder, write_atomic
-from suscli.errors import InputError, UsageError
+from suscli.errors import ExitCode, InputError, UsageError
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
 
@@ -34,18 +35,35 @@ def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | N
             raise UsageError(f"{option} {printable(path)} is the same file as {other}", fix=f"give {option} a file of its own")
 
 
-def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = False) -> None:
+def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = False) -> ExitCode:
     """Write the report atomically to --output, or to stdout: the same text either way (views.render). Only a
-    table shown on a terminal is drawn differently, in colour and at the terminal's width."""
+    table shown on a terminal is drawn differently, in colour and at the terminal's width.
+
+    Returns the exit code the report's own writing leaves: a stdout that cannot take it (a full disk) is said in its
+    error line at once and returned, not raised, so that the command still writes --junit, --html, the plot, the
+    suspects and the step summary, says its closing lines and gates, and only then exits with it (exit_code): a CI
+    job whose log could not be written kept none of them."""
     if output is None and fmt == Format.table and sys.stdout.isatty():
         Console().print(to_table(report.rows, report.title))
-        return
+        return ExitCode.OK
     text = render(report, fmt, per_image)
-    if output is None:
+    if output is not None:
+        write_atomic(output, text)
+        say(f"report written to {output}")
+        return ExitCode.OK
+    try:
         to_stdout(text)
-        return
-    write_atomic(output, text)
-    say(f"report written to {output}")
+    except InputError as e:
+        say_error(e)
+        return e.code
+    return ExitCode.OK
+
+
+def exit_code(*codes: ExitCode) -> None:
+    """End the command with the gravest of its codes: 3 (an input, or stdout, failed) over 1 (a gate), over 0."""
+    code = max(codes)
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))
 
 
 def to_stdout(text: str) -> None:

@@ -28,7 +28,7 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import also, check_destinations, emit, gate_lines, step_summary, write_suspects
+from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_suspects
 from suscli.errors import UsageError
 from suscli.judge.rules import DEFAULT_RULE
 from suscli.run.distributed import world
@@ -149,7 +149,7 @@ def rank(
             )
         if report is None:
             return  # another rank than 0: rank 0 prints and writes everything
-        emit(report, out.fmt, out.output, out.per_image)
+        printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves every other output
         also(report, html, junit)
         if plot is not None:
             plot_pool(report.rows, report.thresholds, plot, pick=report.choice.pick if report.choice else None)
@@ -163,5 +163,4 @@ def rank(
             write_suspects(suspects, report)
     for line in gate_lines(report):
         say(line)
-    if report.exit_code:
-        raise typer.Exit(int(report.exit_code))
+    exit_code(report.exit_code, printed)

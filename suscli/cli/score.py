@@ -23,8 +23,7 @@ from suscli.cli.options import (
 )
 from suscli.cli.console import progress_bar
 from suscli.run.distributed import single_process
-from suscli.cli.output import check_destinations, emit, step_summary
-from suscli.errors import ExitCode
+from suscli.cli.output import check_destinations, emit, exit_code, step_summary
 from suscli.run.score import score as score_checkpoint
 
 
@@ -74,11 +73,10 @@ def score(
                 val_data=given.val_data,
                 progress=update,
             )
-        emit(report, out.fmt, out.output, out.per_image)
+        printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
         for line in report.lines:
             say(line)
         step_summary(report)
     for failure in report.failures:
         say(f"gate failed: {failure}")
-    if report.exit_code != ExitCode.OK:
-        raise typer.Exit(int(report.exit_code))
+    exit_code(report.exit_code, printed)

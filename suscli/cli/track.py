@@ -25,7 +25,7 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.run.distributed import single_process
-from suscli.cli.output import check_destinations, emit, gate_lines, step_summary
+from suscli.cli.output import check_destinations, emit, exit_code, gate_lines, step_summary
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.store import default_results
 from suscli.run.track import track as track_run
@@ -117,7 +117,7 @@ def track(
                 progress=update,
                 say=say,
             )
-        emit(report, out.fmt, out.output, out.per_image)
+        printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
         if plot is not None:
             plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
             say(f"plot written to {plot}")
@@ -127,4 +127,4 @@ def track(
     if report.skipped:
         for line in gate_lines(report, "epoch"):
             say(line)
-        raise typer.Exit(int(report.exit_code))
+    exit_code(report.exit_code, printed)
