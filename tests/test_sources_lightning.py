@@ -156,6 +156,54 @@ def test_a_run_resumed_into_the_same_dirpath_is_tracked_on_its_newest_versions(t
     )
 
 
+class LossNamed(Classifier):
+    """A module that logs its loss, for a ModelCheckpoint that names its files by it."""
+
+    def training_step(self, batch, _):
+        loss = super().training_step(batch, _)
+        self.log("train_loss", loss)
+        return loss
+
+
+def test_a_run_resumed_with_a_metric_in_its_names_is_tracked_on_its_later_saves(tmp_path: Path) -> None:
+    """ModelCheckpoint(filename="{epoch}-{train_loss:.2f}"): a run resumed from epoch 0 saves epochs 1 and 2 again
+    under other losses in their names, and track stopped with "two checkpoints for epoch 1" (exit 3). The later save
+    of each is measured, said in a warning; a run started over into the same dirpath, which saves its first epoch
+    again, is still refused."""
+    unlabeled, train = image_sets(tmp_path)
+    ckpts = tmp_path / "ckpts"
+
+    def named(seed: int, max_epochs: int, ckpt_path: Path | None = None) -> None:
+        torch.manual_seed(seed)  # another seed: other images, so that the resumed epochs' losses differ
+        fit(
+            LossNamed(),
+            tmp_path,
+            ModelCheckpoint(dirpath=ckpts, filename="{epoch}-{train_loss:.2f}", save_top_k=-1),
+            ckpt_path=ckpt_path,
+            max_epochs=max_epochs,
+        )
+
+    named(0, 3)
+    first = sorted(p.name for p in ckpts.iterdir())
+    time.sleep(0.01)  # the resumed run's files are newer than the first run's, as they are
+    named(1, 3, ckpts / first[0])
+    again = sorted(p.name for p in ckpts.iterdir() if p.name not in first)
+    assert first[0].startswith("epoch=0-") and [n[:8] for n in again] == ["epoch=1-", "epoch=2-"] and "-v" not in "".join(again)
+    track = ["track", ckpts, "-d", unlabeled, "--train-data", train, "--count-epoch-0"]
+    doc = cli_json(*track, "--results", tmp_path / "a.jsonl")
+    assert [(r["name"], r["status"]) for r in doc["results"]] == [(Path(n).stem, "ok") for n in [first[0], *again]]
+    stems = [Path(n).stem for n in (*again, *first[1:])]
+    assert doc["warnings"] == [
+        "a resumed run saved 2 checkpoint(s) again under other values in their names (a metric in ModelCheckpoint's "
+        "filename): the later save of each is measured, told by its logger's version_N folder, the global_step it "
+        f"records, then its file time ({stems[0]} over {stems[2]}, {stems[1]} over {stems[3]})"
+    ]
+    named(2, 1)  # started over: epoch 0 saved again, by another run
+    starts = sorted(p.stem for p in ckpts.glob("epoch=0-*"))
+    assert len(starts) == 2
+    one_error_line(invoke(*track), 3, f"two checkpoints for epoch 0: {starts[0]} and {starts[1]}")
+
+
 def test_a_run_resumed_with_the_default_logger_is_tracked_across_its_version_folders(tmp_path: Path) -> None:
     """With Lightning's defaults a resumed run saves into its logger's next folder: lightning_logs/version_1/
     checkpoints holds the epochs trained again beside version_0's, and track on lightning_logs stopped with "two

@@ -15,7 +15,7 @@ from pathlib import Path
 from suscli.errors import InputError
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
-from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, save_point
+from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
 from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, alias_copy, discover, name_version
 from suscli.judge import verdict
@@ -385,28 +385,33 @@ def _upto(history: list, step: int) -> list[dict]:
 def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
     """One checkpoint per name, in epoch order. A Lightning run resumed from an earlier epoch saves the epochs it
     trains again: into the same dirpath as `epoch=3-step=100-v1.ckpt` beside `epoch=3-step=100.ckpt`, or by default
-    into its logger's next folder, `version_1/checkpoints/` beside `version_0/checkpoints/`. The newest version is
-    the one training went on from. Returns the entries kept and notes naming those left out, and the later epochs
-    written before an earlier epoch's new version: the earlier run's, trained from weights the resume went back
-    from. A later version_K folder that starts at epoch 0 again holds another run: refused."""
-    versions: dict[tuple[Path, int | None], list[tuple[tuple[int, int], PoolEntry]]] = {}
-    for entry in entries:  # by epoch too: last.ckpt and last-v1.ckpt, each the only file of its epoch, are two epochs
-        base, version = name_version(entry.path)
-        versions.setdefault((entry.path if entry.epoch_given else base, entry.epoch), []).append((version, entry))
-    _one_run(run, [(v[0], e) for group in versions.values() for v, e in group if not e.epoch_given])
+    into its logger's next folder, `version_1/checkpoints/` beside `version_0/checkpoints/`, and under another name
+    where the name holds a metric it computes anew (`epoch=3-val_loss=2.30.ckpt` beside `epoch=3-val_loss=2.29.ckpt`).
+    The newest version is the one training went on from. Returns the entries kept and notes naming those left out,
+    and the later epochs written before an earlier epoch's new version: the earlier run's, trained from weights the
+    resume went back from. A later version_K folder that starts at epoch 0 again holds another run: refused."""
+    _one_run(run, [(name_version(e.path)[1][0], e) for e in entries if not e.epoch_given])
     kept, replaced = [], []
-    for group in versions.values():
-        group.sort(key=lambda ve: ve[0])
-        kept.append(group[-1][1])
-        replaced += [(e, group[-1][1]) for _, e in group[:-1]]
+    for group in _saves_of_epochs(entries):
+        kept.append(group[-1])
+        replaced += [(e, group[-1]) for e in group[:-1]]
     kept.sort(key=lambda e: e.epoch or 0)
     if not replaced:
         return kept, []
-    pairs = _few([f"{new.name} over {old.name}" for old, new in replaced])
-    notes = [
-        f"a resumed run saved {len(replaced)} checkpoint(s) again (Lightning's -vN names, or its logger's next version_N "
-        f"folder): the newest version of each is measured ({pairs})"
-    ]
+    renamed = [(old, new) for old, new in replaced if name_version(old.path)[0] != name_version(new.path)[0]]
+    versioned = [pair for pair in replaced if pair not in renamed]
+    notes = []
+    if versioned:
+        notes.append(
+            f"a resumed run saved {len(versioned)} checkpoint(s) again (Lightning's -vN names, or its logger's next version_N "
+            f"folder): the newest version of each is measured ({_few([f'{new.name} over {old.name}' for old, new in versioned])})"
+        )
+    if renamed:
+        notes.append(
+            f"a resumed run saved {len(renamed)} checkpoint(s) again under other values in their names (a metric in "
+            "ModelCheckpoint's filename): the later save of each is measured, told by its logger's version_N folder, the "
+            f"global_step it records, then its file time ({_few([f'{new.name} over {old.name}' for old, new in renamed])})"
+        )
     resumed = {id(new) for _, new in replaced}
     stale, resume = [], None  # resume: the newest re-saved file of an earlier epoch
     for entry in kept:
@@ -422,6 +427,45 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
             "weights the resume went back from; remove them, or list the run's epochs in a manifest"
         )
     return kept, notes
+
+
+# A value ModelCheckpoint formats into a file name (`epoch=1-val_loss=2.29`): a resumed run's save of an epoch again
+# holds the metrics it computed anew, and takes another name where the same name would take a -vN suffix.
+_NAMED_VALUE = re.compile(r"=(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?|nan|inf)(?=$|[-_])", re.IGNORECASE)
+
+
+def _saves_of_epochs(entries: list[PoolEntry]) -> list[list[PoolEntry]]:
+    """The checkpoints grouped by the save of an epoch they are versions of, oldest first. One name's versions
+    (-vN, version_N folders) are ordered by them. Lightning checkpoints of one epoch whose names differ only in the
+    values formatted into them (metrics, the step) are one epoch saved again where their records show a resume:
+    each saved at the epoch's end, of an epoch after the run's first (a run that saved its first epoch twice was
+    started over, or twice); they are ordered by the logger's version_N folder, the global_step they record, then
+    file time. Other checkpoints of one epoch stay apart, and are refused as two checkpoints of it (run_epochs)."""
+    first = min((e.epoch for e in entries if e.epoch is not None), default=None)
+    groups: dict[tuple[Path, int | None], list[PoolEntry]] = {}
+    for entry in entries:  # by epoch too: last.ckpt and last-v1.ckpt, each the only file of its epoch, are two epochs
+        groups.setdefault((_saved_as(entry), entry.epoch), []).append(entry)
+    out = []
+    for group in groups.values():
+        names = list(dict.fromkeys(name_version(e.path)[0] for e in group))
+        if len(names) == 1:
+            out.append(sorted(group, key=lambda e: name_version(e.path)[1]))
+        elif group[0].epoch != first and all(save_point(e.path) == END for e in group):
+            out.append(sorted(group, key=lambda e: (name_version(e.path)[1][0], recorded_step(e.path) or 0, _mtime(e))))
+        else:
+            out += [sorted((e for e in group if name_version(e.path)[0] == name), key=lambda e: name_version(e.path)[1]) for name in names]
+    return out
+
+
+def _saved_as(entry: PoolEntry) -> Path:
+    """The name every save of the entry's epoch by one run and its resumes shares: its path without Lightning's
+    versions and, for a Lightning checkpoint, without the values formatted into its name."""
+    if entry.epoch_given:
+        return entry.path
+    base = name_version(entry.path)[0]
+    if recorded_step(entry.path) is None:
+        return base
+    return base.with_name(_NAMED_VALUE.sub("=#", base.name.removesuffix(base.suffix)) + base.suffix)
 
 
 def _one_run(run: Path, folders: list[tuple[int, PoolEntry]]) -> None:

@@ -157,6 +157,13 @@ def recorded_epoch(path: Path) -> int | None:
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
 
 
+def recorded_step(path: Path) -> int | None:
+    """The `global_step` a Lightning checkpoint records (optimizer steps taken when it was saved), read as
+    save_point reads its counters; None for other files."""
+    step = _records(path).get("global_step")
+    return step if isinstance(step, int) and not isinstance(step, bool) and step >= 0 else None
+
+
 def _progress(path: Path) -> object:
     """`loops.fit_loop["epoch_loop.batch_progress"]` of a Lightning checkpoint, or None."""
     loops = _records(path).get("loops")
