@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ import suscli.cli.rank
 import suscli.run.distributed
 from suscli.run.audit import PoolRequest, audit_pool
 from suscli.results import Result
-from suscli.run.distributed import World, _grown_window, audit_shards, process_group, world
+from suscli.run.distributed import World, _grown_window, audit_shards, grow_shards, process_group, world
 from suscli.data.images import unlabeled_source
+from suscli.errors import InputError
 from suscli.run.pool import PoolEntry, discover
 from suscli.run.model import Settings
 from suscli.measure.susceptibility import SusceptibilityConfig
@@ -248,3 +250,41 @@ def test_only_rank_0_draws_progress(tmp_path: Path, image_folder: Path, monkeypa
         monkeypatch.setenv("RANK", rank)
         assert invoke("rank", pool, "-d", image_folder).exit_code == 0
     assert callable(given["0"]) and given["1"] is None
+
+
+def _stopped_rank(rank: int, port: int, stop: str, out: str) -> None:
+    """One of two ranks growing four rows; rank 0 stops (`stop`: Ctrl-C, or its results file cannot be written) once
+    it holds the first round's rows, while rank 1 has gone on to the next round's gather."""
+    os.environ.update({"WORLD_SIZE": "2", "RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ["SUSCLI_DIST_TIMEOUT"] = "30"
+    rows = [Result(name=f"m{i}", path=f"m{i}.safetensors") for i in range(4)]
+    request = PoolRequest([PoolEntry(r.name, Path(r.path)) for r in rows], Settings(), torch.device("cpu"))
+    suscli.run.distributed._grown_window = lambda window, *a: [(i, Result.from_dict(data)) for i, data in window]
+
+    def grow_pool(request, rows, sample, decide, grow):
+        next(grow([0, 1, 2, 3], 2000))
+        raise KeyboardInterrupt if stop == "interrupt" else InputError("cannot write results file")
+
+    suscli.run.distributed.grow_pool = grow_pool
+    started = time.perf_counter()
+    try:
+        with process_group(torch.device("cpu")):
+            grow_shards(World(rank, rank, 2), request, rows if rank == 0 else None, None, lambda rows: None)  # type: ignore[arg-type]
+        ended = "returned"
+    except BaseException as e:
+        ended = f"{type(e).__name__}: {e}"
+    Path(f"{out}.{rank}").write_text(json.dumps([ended, time.perf_counter() - started]))
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "unwritable"])
+def test_rank_0_stopping_mid_stage_ends_at_once_with_its_own_error(tmp_path: Path, stop: str) -> None:
+    """Rank 0 sent its 'no more stages' message even when it stopped mid-stage: rank 1, waiting at that stage's gather,
+    never matched it, so both waited out the timeout (a Ctrl-C under torchrun hung 30 s until torchrun killed them),
+    and rank 0's own error (the interrupt, with what was kept; a results file it could not write) became 'lost
+    contact with the other ranks'."""
+    out = tmp_path / "ended"
+    torch.multiprocessing.spawn(_stopped_rank, args=(free_port(), stop, str(out)), nprocs=2)
+    (first, seconds), (other, _) = (json.loads(Path(f"{out}.{r}").read_text()) for r in (0, 1))
+    expected = "KeyboardInterrupt: " if stop == "interrupt" else "InputError: cannot write results file"
+    assert first == expected and seconds < 20
+    assert other.startswith("InputError: lost contact with the other ranks")

@@ -213,10 +213,12 @@ def grow_shards(
         collective(dist.broadcast_object_list, [(size, items)], src=0)
         yield from share(size, items)
 
-    try:
-        return grow_pool(request, rows, sample, decide, grow=grow)
-    finally:
-        collective(dist.broadcast_object_list, [None], src=0)  # the other ranks stop waiting for a stage
+    grown = grow_pool(request, rows, sample, decide, grow=grow)
+    # the other ranks stop waiting for a stage; only once settled: after an error or Ctrl-C mid-stage they wait at a
+    # gather this would not match, and both would sit out the timeout with "lost contact" in place of the error.
+    # Leaving tears the group down instead, which ends their wait at once.
+    collective(dist.broadcast_object_list, [None], src=0)
+    return grown
 
 
 def _grown_window(
