@@ -214,6 +214,21 @@ def test_score_and_track_refuse_to_run_whole_in_every_process(tmp_path: Path, im
     ]
 
 
+def test_demo_refuses_to_run_in_every_process(tmp_path: Path) -> None:
+    """Under torchrun every process built the same demo folder at once: one replaced the images another was reading,
+    and it ended in "internal error: FileNotFoundError"."""
+    env = {**ENV, "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    out = tmp_path / "demo"
+    run = subprocess.run(
+        [sys.executable, "-m", "suscli", "demo", "--small", "--out", str(out)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 2 and run.stdout == "" and not out.exists(), run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "error: suscli demo does not split its work across processes, and torchrun started 2: each would measure "
+        "everything and write the same files (run suscli demo without torchrun; suscli rank shares a pool among the processes)"
+    ]
+
+
 def _listing_rank(rank: int, port: int, pool: str, late: str, images: str, out: str) -> None:
     """One of two ranks; rank 1 lists the pool after a new checkpoint, which sorts first, was written into it."""
     os.environ.update({"WORLD_SIZE": "2", "RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})

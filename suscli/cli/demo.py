@@ -12,6 +12,7 @@ from suscli.cli.app import app
 from suscli.cli.console import progress_bar, say, user_errors
 from suscli.cli.options import PerformanceOptions
 from suscli.cli.rank import rank
+from suscli.run.distributed import single_process
 
 
 @app.command()
@@ -27,6 +28,7 @@ def demo(
 
     recipe = SMALL if small else FULL
     with user_errors():
+        single_process("demo")  # every process built the same folder at once: one's files vanished under another
         replacing = bool(check_folder(out, overwrite=True))  # a folder it would refuse: the error before any other line
         say(
             f"suscli demo: drawing {recipe.n_train} training images, {recipe.noise:.0%} of their labels redrawn at random "

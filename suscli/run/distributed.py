@@ -45,8 +45,8 @@ def world() -> World | None:
 
 
 def single_process(command: str) -> None:
-    """Refuse a command that does not split its work (score, track) under torchrun: every process ran it whole,
-    printed its own report and appended the same rows to one results file."""
+    """Refuse a command that does not split its work (score, track, demo) under torchrun: every process ran it whole,
+    printed its own report and appended the same rows to one results file (built one demo folder at once)."""
     w = world()
     if w is not None:
         raise UsageError(
