@@ -50,6 +50,19 @@ def test_cli_equals_python_api_and_is_deterministic(ckpt: Path, image_folder: Pa
     assert a["details"]["r"] == b["details"]["r"] == api.rows[0].details["r"]
 
 
+def test_a_batch_capped_by_few_images_says_why_the_row_has_no_verdict(ckpt: Path, image_folder: Path) -> None:
+    """24 images and the default batch of 32: the step is no longer the one the fixed cuts were measured at, so the
+    verdict is left out; the note says so, where the row showed a bare '-' and no reason."""
+    row = json.loads(invoke("score", ckpt, "-d", image_folder, "-f", "json").stdout)["results"][0]
+    assert row["verdict"] is None and row["details"]["batch_size"] == 24
+    assert (
+        "batch size capped at 24, the number of unlabeled images: the verdict's fixed cuts, measured at batch size 32, do not apply"
+        in row["notes"][-1]
+    )
+    asked = json.loads(invoke("score", ckpt, "-d", image_folder, "-f", "json", "--batch-size", "64").stdout)["results"][0]
+    assert asked["notes"][-1] == "batch size capped at 24, the number of unlabeled images"  # another step was asked for: nothing lost
+
+
 @pytest.mark.parametrize("fmt", ["csv", "markdown", "table"])
 def test_other_formats(ckpt: Path, image_folder: Path, fmt: str) -> None:
     res = invoke("score", ckpt, "-d", image_folder, "-f", fmt)

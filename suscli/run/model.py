@@ -28,6 +28,8 @@ from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, kn
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LR,
     Susceptibility,
     SusceptibilityConfig,
     check_finite,
@@ -509,7 +511,7 @@ def scored_row(
     if acc is not None and acc.halvings:
         notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
     if sus.batch_size < settings.susceptibility.batch_size:
-        notes.append(f"batch size capped at {sus.batch_size}, the number of unlabeled images")
+        notes.append(_capped(sus.batch_size, settings.susceptibility))
     notes += _class_count_notes(checkpoint.num_classes, sus.num_classes)
     return Result(
         name=name or checkpoint.path.name,
@@ -565,6 +567,15 @@ def scored_row(
             ),
         },
     )
+
+
+def _capped(batch_size: int, asked: SusceptibilityConfig) -> str:
+    """The note on a batch capped by the number of unlabeled images: where it moves the default step, which the
+    verdict's fixed cuts were measured at, the row loses them, and the note says why rather than leave a bare "-"."""
+    note = f"batch size capped at {batch_size}, the number of unlabeled images"
+    if asked.lr == DEFAULT_LR and asked.batch_size == DEFAULT_BATCH_SIZE:
+        note += f": the verdict's fixed cuts, measured at batch size {DEFAULT_BATCH_SIZE}, do not apply (measure {DEFAULT_BATCH_SIZE} unlabeled images or more)"
+    return note
 
 
 def _class_count_notes(said: int | None, measured: int) -> list[str]:
