@@ -231,7 +231,7 @@ def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: py
 @pytest.mark.parametrize(
     "argv, says",
     [
-        (["score", "m.pt", "-d", "x", "--format", "xml"], "Invalid value for '--format'"),
+        (["score", "m.pt", "-d", "x", "--format", "xml"], "Invalid value for '--format' / '-f': 'xml' is not one of 'table'"),
         (["score", "m.pt", "-d", "x", "--bogus"], "No such option: --bogus"),
         (["score"], "Missing argument 'checkpoint'"),
         (["bogus"], "No such command 'bogus'"),

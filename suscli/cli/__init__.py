@@ -87,5 +87,7 @@ def _refused(e: Exception) -> NoReturn:
         sys.exit(code)
     ctx = getattr(e, "ctx", None)
     where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-    stderr.print(f"[bold red]error:[/] {escape(summary_line(ValueError(e.format_message())))}{where}", highlight=False)  # type: ignore[attr-defined]
+    # the parser's validation library prefixes its own messages ("Value error, 'foo' is not one of ..."): noise to a user
+    message = summary_line(ValueError(e.format_message())).replace(": Value error, ", ": ")  # type: ignore[attr-defined]
+    stderr.print(f"[bold red]error:[/] {escape(message)}{where}", highlight=False)
     sys.exit(code)
