@@ -66,6 +66,22 @@ def test_folder_files_and_run_subfolders(tmp_path: Path) -> None:
     assert [e.name for e in every if e.name.startswith("run1")] == ["run1/epoch_2.pt", "run1/epoch_9.pt", "run1/epoch_10.pt"]
 
 
+def test_a_training_tools_state_files_are_not_models(tmp_path: Path) -> None:
+    """A run folder as a training script or a Trainer without a config.json leaves it: the weights, then the optimizer,
+    scheduler and RNG state saved after them. The newest file was taken as the run's model, and failed."""
+    touch(tmp_path / "run" / "model.pt", mtime=1000)
+    state = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "rng_state_1.pth", "training_args.bin", "optimizer_1.bin")
+    for name in state:
+        touch(tmp_path / "run" / name, mtime=2000)
+        touch(tmp_path / name)
+    touch(tmp_path / "a.safetensors")
+    assert [(e.name, e.path.relative_to(tmp_path).as_posix()) for e in discover(tmp_path)] == [
+        ("a", "a.safetensors"),
+        ("run", "run/model.pt"),
+    ]
+    assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a", "run/model.pt"]
+
+
 def test_manifest_json_and_csv(tmp_path: Path) -> None:
     touch(tmp_path / "m" / "x.pt")
     (tmp_path / "pool.json").write_text(

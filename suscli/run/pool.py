@@ -32,6 +32,13 @@ _ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IG
 # Lightning's ModelCheckpoint saving under a name that exists (a run resumed into the same dirpath) adds -v1, -v2, ...
 _VERSION = re.compile(r"-v(\d+)$")
 _VERSION_DIR = re.compile(r"^version_\d+$")  # a Lightning logger's folder, version_0, version_1, ...
+# What a Hugging Face Trainer (optimizer.pt, scheduler.pt, scaler.pt, rng_state.pth, rng_state_3.pth,
+# training_args.bin) and Accelerate's save_state (optimizer.bin, scheduler_1.bin, sampler.bin) write beside the
+# weights under fixed names: training state, not models. Saved after the weights, one was a run's newest file and
+# was taken as its model, whose row then failed ("holds no state dict").
+_TRAINING_STATE = re.compile(
+    r"^(?:(?:optimizer|scheduler|scaler|sampler)(?:_\d+)?\.(?:pt|bin)|rng_state(?:_\d+)?\.pth|training_args\.bin)$"
+)
 
 
 @dataclass
@@ -103,7 +110,8 @@ def checkpoint_epoch(path: Path) -> int | None:
 
 
 def is_checkpoint(path: Path) -> bool:
-    if path.name.startswith("."):
+    """Whether a pool or run holds `path` as a model: not hidden, not a training tool's own state."""
+    if path.name.startswith(".") or _TRAINING_STATE.match(path.name):
         return False
     if path.is_dir():
         return checkpoint_folder(path) is not None
