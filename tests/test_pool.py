@@ -82,6 +82,15 @@ def test_a_training_tools_state_files_are_not_models(tmp_path: Path) -> None:
     assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a", "run/model.pt"]
 
 
+def test_a_file_and_a_run_folder_of_one_name_are_two_rows_of_two_names(tmp_path: Path) -> None:
+    """`m.safetensors` beside the run folder `m/`: both rows were named `m`, so "ship m" and `--candidate m` could
+    mean either."""
+    touch(tmp_path / "m.safetensors")
+    touch(tmp_path / "m" / "epoch_1.safetensors")
+    touch(tmp_path / "x.pt")
+    assert [e.name for e in discover(tmp_path)] == ["m", "m.safetensors", "x"]
+
+
 def test_manifest_json_and_csv(tmp_path: Path) -> None:
     touch(tmp_path / "m" / "x.pt")
     (tmp_path / "pool.json").write_text(

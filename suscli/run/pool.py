@@ -170,11 +170,12 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
     if own is not None:
         entries.append(PoolEntry(pool.name, pool, epoch=own.epoch))
     files = [c for c in children if own is None and not c.is_dir() and is_checkpoint(c)]
-    stems = [_stem(c) for c in files]
+    # a run folder is named as it is, a file by its stem
+    stems = [_stem(c) for c in files] + [c.name for c in children if c.is_dir()]
     for child in children:
         if child.name.startswith("."):
             continue
-        if child in files:  # named by its stem, unless two files share it (m.pt and m.safetensors)
+        if child in files:  # by its full name where a file or a run shares its stem (m.pt and m.safetensors, m.pt and m/)
             name = _stem(child) if stems.count(_stem(child)) == 1 else child.name
             entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
         elif child.is_dir():
