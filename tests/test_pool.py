@@ -91,6 +91,18 @@ def test_a_file_and_a_run_folder_of_one_name_are_two_rows_of_two_names(tmp_path:
     assert [e.name for e in discover(tmp_path)] == ["m", "m.safetensors", "x"]
 
 
+def test_a_run_folder_holding_no_checkpoint_is_said_to_be_left_out(tmp_path: Path) -> None:
+    """A run whose model was never saved (its optimizer's state alone) or saved as a file suscli does not read: it was
+    missing from the table without a word; hidden folders stay unsaid."""
+    touch(tmp_path / "a" / "epoch_1.pt")
+    touch(tmp_path / "crashed" / "optimizer.pt")
+    touch(tmp_path / "keras" / "model.h5")
+    touch(tmp_path / ".git" / "HEAD")
+    said: list[str] = []
+    assert [e.name for e in discover(tmp_path, say=said.append)] == ["a"]
+    assert said == [f"left out 2 folder(s) of {tmp_path} holding no checkpoint (crashed, keras)"]
+
+
 def test_manifest_json_and_csv(tmp_path: Path) -> None:
     touch(tmp_path / "m" / "x.pt")
     (tmp_path / "pool.json").write_text(

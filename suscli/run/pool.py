@@ -10,11 +10,13 @@ import csv
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from suscli.load.checkpoints import read_metadata
+from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_suffix
 from suscli.errors import InputError
 from suscli.load.sources import checkpoint_folder, recorded_epoch
@@ -152,9 +154,11 @@ def _checkpoints_under(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (_order(p), p.as_posix()))
 
 
-def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEntry]:
+def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
     """Entries of a pool folder (each file a model, named by its stem; each subfolder a run whose latest checkpoint is the model,
-    or every checkpoint with all_checkpoints), or of a manifest file."""
+    or every checkpoint with all_checkpoints), or of a manifest file. `say` hears of the subfolders left out for holding
+    no checkpoint: a run whose model was never saved, or saved in a form suscli does not read, is otherwise missing
+    from the table without a word."""
     pool = Path(pool)
     if not pool.exists():
         raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
@@ -165,6 +169,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
             f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest"
         )
     entries: list[PoolEntry] = []
+    empty: list[str] = []
     children = sorted(pool.iterdir())
     own = checkpoint_folder(pool)  # a Trainer's output_dir may hold its final model beside its checkpoint-N folders
     if own is not None:
@@ -181,6 +186,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
         elif child.is_dir():
             runs = _checkpoints_under(child)
             if not runs:
+                empty.append(child.name)
                 continue
             chosen = runs if all_checkpoints else [_latest(runs)]
             for p in chosen:
@@ -191,6 +197,8 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False) -> list[PoolEnt
             f"no checkpoints in {pool}",
             fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them",
         )
+    if empty and say is not None:
+        say(f"left out {len(empty)} folder(s) of {pool} holding no checkpoint{few(empty)}")
     return entries
 
 

@@ -76,10 +76,10 @@ def rank(
         raise UsageError("--fail-on memorized needs --train-data: 'likely memorized noise' needs training accuracy")
     w = world()  # under torchrun: this process measures its share of the pool (docs/distributed.md)
     dev = resolve_device(inputs.device) if w is None else rank_device(w, resolve_device(inputs.device))
-    entries = discover(pool, all_checkpoints=all_checkpoints)
+    lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
+    entries = discover(pool, all_checkpoints=all_checkpoints, say=say if lead else None)
     if candidate is not None and candidate not in {e.name for e in entries}:
         raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
-    lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
     opened = open_pool(
         entries, pool, data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=lead, progress=progress, say=say,
         val_data=val_data,
