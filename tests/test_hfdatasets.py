@@ -228,3 +228,33 @@ def test_class_label_names_say_what_the_ids_mean(world: dict, tmp_path: Path) ->
     assert res.exit_code == 0, res.output
     val = json.loads(res.stdout)["results"][0]
     assert val["val_n"] == 6 and val["val_acc"] == pytest.approx(4 / 6)  # read 2 / 6: 'cat' rows taken for the model's class 1
+
+
+def test_files_a_dataset_names_must_be_there(world: dict, tmp_path: Path) -> None:
+    """A path column whose files are not where it says (paths written relative to the image folder, the parquet file
+    saved beside it) was measured as if its images were unreadable: all missing, the run stopped on "the image size is
+    unknown" [2]; some missing, the rest were measured with a note. It is refused as a list naming missing files is."""
+    import pandas as pd
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    labels = [int(p.parent.name[-1]) for p in paths]
+    pd.DataFrame({"file_name": [p.relative_to(world["train"]).as_posix() for p in paths], "label": labels}).to_parquet(
+        tmp_path / "beside.parquet"
+    )
+    for given in (("-d", tmp_path / "beside.parquet"), ("-d", world["train"], "--train-data", tmp_path / "beside.parquet")):
+        res = invoke("score", world["model"], *given, *FAST)
+        one_error_line(
+            res, 3, f"none of the 12 files that {tmp_path / 'beside.parquet'} lists exist", f"relative to its folder ({tmp_path})"
+        )
+    (world["train"] / "held.parquet").write_bytes((tmp_path / "beside.parquet").read_bytes())  # beside the images: read
+    try:
+        row = score(world, world["train"] / "held.parquet", world["train"] / "held.parquet")
+        assert same_numbers(row, score(world, world["train"], world["train"]))
+    finally:
+        (world["train"] / "held.parquet").unlink()
+    frame = pd.read_parquet(tmp_path / "beside.parquet")
+    frame["file_name"] = [str(p) for p in paths]
+    frame.loc[0, "file_name"] = str(tmp_path / "gone.png")
+    frame.to_parquet(tmp_path / "one_gone.parquet")
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "one_gone.parquet", *FAST)
+    one_error_line(res, 3, "1 of the 12 files that", f"do not exist, first: {tmp_path / 'gone.png'}")

@@ -7,6 +7,7 @@ the report carries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     source = Path(source)
     _not_a_set(source, "--data")
     if is_dataset(source):
-        return Listing(read_dataset(source, image_column=image_column).images)
+        return Listing(_all_exist(read_dataset(source, image_column=image_column).images, source))
     if source.is_file():
         if source.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
@@ -125,22 +126,24 @@ def _once(paths: list[Path], labels: list[int], names: list[str] | None, source:
     ]
 
 
-def _all_exist(paths: list[Path], source: Path) -> list[ImageRef]:
-    """The files a list names, which must all be there. A missing one is a list that points elsewhere (moved, or
-    written for another folder), not a damaged image: skipping it as unreadable would measure what is left, perhaps
-    a handful of the images listed, without saying so."""
-    missing = [p for p in paths if not p.exists()]
+def _all_exist(items: Sequence[ImageRef], source: Path) -> list[ImageRef]:
+    """The files a list or a dataset's path column names, which must all be there. A missing one is a list that
+    points elsewhere (moved, or written for another folder), not a damaged image: skipping it as unreadable would
+    measure what is left, perhaps a handful of the images listed, without saying so."""
+    files = [p for p in items if isinstance(p, Path)]  # a dataset's images held in the file are there
+    missing = [p for p in files if not p.exists()]
     if missing:
         held = (
-            f"none of the {len(paths):,} files that {source} lists exist"
-            if len(missing) == len(paths)
-            else f"{len(missing):,} of the {len(paths):,} files that {source} lists do not exist"
+            f"none of the {len(files):,} files that {source} lists exist"
+            if len(missing) == len(files)
+            else f"{len(missing):,} of the {len(files):,} files that {source} lists do not exist"
         )
+        base = source if source.is_dir() else source.parent
         raise InputError(
             f"{held}, first: {missing[0]}",
-            fix=f"paths in a list are read relative to its folder ({source.parent}); fix them, or remove the rows of missing files",
+            fix=f"paths in a list are read relative to its folder ({base}); fix them, or remove the rows of missing files",
         )
-    return list(paths)
+    return list(items)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -203,7 +206,7 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
-    items = [columns.images[i] for i in kept]
+    items = _all_exist([columns.images[i] for i in kept], source)
     if columns.by_name:
         labels, names = by_name(values)
         return Listing(items, labels, names, notes)
