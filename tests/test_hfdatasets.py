@@ -258,3 +258,17 @@ def test_files_a_dataset_names_must_be_there(world: dict, tmp_path: Path) -> Non
     frame.to_parquet(tmp_path / "one_gone.parquet")
     res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "one_gone.parquet", *FAST)
     one_error_line(res, 3, "1 of the 12 files that", f"do not exist, first: {tmp_path / 'gone.png'}")
+
+
+def test_a_dataset_of_no_rows_says_so(world: dict, tmp_path: Path) -> None:
+    """A dataset a filter or split left empty read as "not a readable datasets folder (IndexError: ...)" with the fix
+    "write it again" (save_to_disk writes no arrow file for it), as "none of the 0 image files under the folder could
+    be decoded" (--data), or as "no row has a label" (--train-data): it is read, and holds no rows."""
+    saved = datasets.load_from_disk(str(world["saved"]))
+    saved.select([]).save_to_disk(str(tmp_path / "selected"))  # no arrow file
+    saved.filter(lambda row: False).save_to_disk(str(tmp_path / "filtered"))  # an arrow file of no rows
+    saved.select([]).to_parquet(str(tmp_path / "none.parquet"))
+    for empty in (tmp_path / "selected", tmp_path / "filtered", tmp_path / "none.parquet"):
+        for given in (("-d", empty), ("-d", world["train"], "--train-data", empty)):
+            res = invoke("score", world["model"], *given, *FAST)
+            one_error_line(res, 3, f"{empty}: the dataset has no rows", "point at a dataset that holds images")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import itertools
+import json
 import re
 import warnings
 from collections.abc import Iterator
@@ -65,6 +66,8 @@ def read_dataset(path: Path, *, image_column: str | None = None, label_column: s
     import pyarrow as pa
 
     table, features = _parquet(path, image_column, label_column, labeled) if _is_parquet(path) else _saved(path, datasets)
+    if table.num_rows == 0:
+        raise _empty(path)
     _check_memory(path, ROW_MEMORY * table.num_rows, f"listing its {table.num_rows} rows")
     name = _image_column(table.schema, features, image_column, path)
     try:
@@ -102,6 +105,8 @@ def _saved(path: Path, datasets: Any) -> tuple[Any, dict]:
             f"{path} is a DatasetDict with the splits {', '.join(splits) or '(none)'}",
             fix=f"point at one split's folder, e.g. {path / (splits[0] if splits else 'train')}",
         )
+    if _no_data_files(path):
+        raise _empty(path)
     with _quiet(datasets):
         try:
             ds = datasets.load_from_disk(str(path))
@@ -110,6 +115,21 @@ def _saved(path: Path, datasets: Any) -> tuple[Any, dict]:
     if not isinstance(ds, datasets.Dataset):
         raise InputError(f"{path} is not one dataset", fix="point at one split's folder")
     return ds.data.table, dict(ds.features)
+
+
+def _empty(path: Path) -> InputError:
+    """A dataset of no rows (a filter or split that kept none) is read, but holds no images to measure."""
+    return InputError(f"{path}: the dataset has no rows", fix="point at a dataset that holds images")
+
+
+def _no_data_files(path: Path) -> bool:
+    """Whether `state.json` lists no arrow files: save_to_disk writes none for a dataset of no rows, and datasets
+    fails to load that folder with an IndexError."""
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable or damaged: load_from_disk says so
+        return False
+    return isinstance(state, dict) and state.get("_data_files") == []
 
 
 def _parquet(path: Path, image_column: str | None, label_column: str | None, labeled: bool) -> tuple[Any, dict]:
