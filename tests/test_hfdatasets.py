@@ -272,3 +272,24 @@ def test_a_dataset_of_no_rows_says_so(world: dict, tmp_path: Path) -> None:
         for given in (("-d", empty), ("-d", world["train"], "--train-data", empty)):
             res = invoke("score", world["model"], *given, *FAST)
             one_error_line(res, 3, f"{empty}: the dataset has no rows", "point at a dataset that holds images")
+
+
+def test_class_ids_pandas_wrote_as_floats(world: dict, tmp_path: Path) -> None:
+    """pandas makes an id column float when one value is missing (NaN), as a CSV it writes then holds `3.0`: the CSV
+    was read, the parquet file refused ("label column 'label' holds double, not class ids or names", naming the label
+    column it had found as the one to fix). Whole floats are ids, NaN a row without a label."""
+    import pandas as pd
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    frame = pd.DataFrame({"png": [p.read_bytes() for p in paths], "label": [float(p.parent.name[-1]) for p in paths]})
+    frame.to_parquet(tmp_path / "floats.parquet")
+    row = score(world, world["train"], tmp_path / "floats.parquet")
+    assert same_numbers(row, score(world, world["train"], world["train"]))
+    frame.loc[0, "label"] = float("nan")
+    frame.to_parquet(tmp_path / "missing.parquet")
+    row = score(world, world["train"], tmp_path / "missing.parquet")
+    assert row["train_n"] == 11 and f"{tmp_path / 'missing.parquet'}: 1 row(s) without a label left out" in row["notes"]
+    frame.loc[1, "label"] = 2.5
+    frame.to_parquet(tmp_path / "half.parquet")
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "half.parquet", *FAST)
+    one_error_line(res, 3, "label column 'label' holds 2.5 in row 2, not a class id")

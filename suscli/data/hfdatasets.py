@@ -14,6 +14,7 @@ import bisect
 import contextlib
 import itertools
 import json
+import math
 import re
 import warnings
 from collections.abc import Iterator
@@ -264,9 +265,25 @@ def _labels(column: Any, path: Path, name: str, pa: Any) -> tuple[list[Any], boo
     t = column.type
     if pa.types.is_integer(t):
         return [v if v is not None and v >= 0 else None for v in column.to_pylist()], False
+    if pa.types.is_floating(t):  # pandas stores an id column holding a missing value (NaN) as floats
+        return _whole(column.to_pylist(), path, name), False
     if _string(t, pa):
         return [v.strip() if v and v.strip() else None for v in column.to_pylist()], True
     raise InputError(f"{path}: label column {name!r} holds {t}, not class ids or names", fix="name the label column with --label-column")
+
+
+def _whole(values: list[float | None], path: Path, name: str) -> list[int | None]:
+    """Class ids written as floats (3.0), None where missing (NaN) or negative as in an integer column; a value that
+    is no whole number is no class id."""
+    ids: list[int | None] = []
+    for row, v in enumerate(values):
+        if v is None or math.isnan(v) or v < 0:
+            ids.append(None)
+        elif v.is_integer():
+            ids.append(int(v))
+        else:
+            raise InputError(f"{path}: label column {name!r} holds {v} in row {row + 1}, not a class id", fix="check --label-column")
+    return ids
 
 
 class _Cells:
