@@ -142,12 +142,14 @@ def test_refusals_are_one_line(world: dict, tmp_path: Path, monkeypatch: pytest.
         invoke("score", world["model"], "-d", tmp_path / "dict"),
         3,
         "is a DatasetDict with the splits train",
-        f"point at one split's folder, e.g. {tmp_path / 'dict' / 'train'}",
+        f"point at the folder of the split to read: {tmp_path / 'dict' / 'train'}",
     )
     (tmp_path / "shards").mkdir()
     for split in ("train", "test"):
         (tmp_path / "shards" / f"{split}-00000-of-00001.parquet").write_bytes(world["named"].read_bytes())
-    one_error_line(invoke("score", world["model"], "-d", tmp_path / "shards"), 3, "splits test, train", "point at one split's file")
+    one_error_line(
+        invoke("score", world["model"], "-d", tmp_path / "shards"), 3, "splits test, train", "point at the file of the split to read"
+    )
     one_error_line(
         invoke("score", world["model"], "-d", world["train"], "--train-data", world["named"]),
         3,
@@ -293,3 +295,20 @@ def test_class_ids_pandas_wrote_as_floats(world: dict, tmp_path: Path) -> None:
     frame.to_parquet(tmp_path / "half.parquet")
     res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "half.parquet", *FAST)
     one_error_line(res, 3, "label column 'label' holds 2.5 in row 2, not a class id")
+
+
+def test_a_split_is_named_by_all_its_files(world: dict, tmp_path: Path) -> None:
+    """The fix for a folder of several splits named the first split in sorted order, "e.g. DICT/test", whatever the
+    option (a training set then measured on the test split), and for a Hub dataset's shards "point at one split's
+    file", where a split is several files (one of them measured half the training set, and said nothing)."""
+    saved = datasets.load_from_disk(str(world["saved"]))
+    datasets.DatasetDict({"train": saved, "test": saved.select(range(6))}).save_to_disk(str(tmp_path / "dict"))
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "dict")
+    one_error_line(res, 3, f"point at the folder of the split to read: {tmp_path / 'dict' / 'test'} or {tmp_path / 'dict' / 'train'}")
+    hub = tmp_path / "data"
+    hub.mkdir()
+    saved.select(range(6)).to_parquet(str(hub / "train-00000-of-00002.parquet"))
+    saved.select(range(6, 12)).to_parquet(str(hub / "train-00001-of-00002.parquet"))
+    saved.select(range(4)).to_parquet(str(hub / "test-00000-of-00001.parquet"))
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", hub)
+    one_error_line(res, 3, "move the files of the split to read into a folder of their own and point at it (test: 1 file, train: 2 files)")

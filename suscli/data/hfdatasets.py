@@ -11,6 +11,7 @@ a row without a label (None, or ClassLabel's -1) is left out and counted.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import itertools
 import json
@@ -104,7 +105,9 @@ def _saved(path: Path, datasets: Any) -> tuple[Any, dict]:
         splits = sorted(p.name for p in path.iterdir() if (p / "state.json").is_file())
         raise InputError(
             f"{path} is a DatasetDict with the splits {', '.join(splits) or '(none)'}",
-            fix=f"point at one split's folder, e.g. {path / (splits[0] if splits else 'train')}",
+            fix=f"point at the folder of the split to read: {_either([str(path / s) for s in splits])}"
+            if splits
+            else "point at one split's folder",
         )
     if _no_data_files(path):
         raise _empty(path)
@@ -141,9 +144,9 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
     from datasets import Features
 
     files = [path] if path.is_file() else _parquet_files(path)
-    splits = sorted({m.group(1) for f in files if (m := _SHARD.match(f.name))})
-    if len(splits) > 1:
-        raise InputError(f"{path} holds the parquet files of the splits {', '.join(splits)}", fix="point at one split's file")
+    shards = collections.Counter(m.group(1) for f in files if (m := _SHARD.match(f.name)))
+    if len(shards) > 1:
+        raise InputError(f"{path} holds the parquet files of the splits {', '.join(sorted(shards))}", fix=_one_split(shards))
     try:
         metas = [pq.ParquetFile(f).metadata for f in files]
         schema = pq.read_schema(files[0])
@@ -168,6 +171,19 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
     except (pa.ArrowException, OSError, ValueError, KeyError) as e:  # KeyError: a file without the first file's columns
         raise InputError(f"{path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
     return table, features
+
+
+def _either(choices: list[str]) -> str:
+    return " or ".join(choices) if len(choices) < 3 else f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+
+def _one_split(shards: collections.Counter[str]) -> str:
+    """How to read one split: its file, or, where a split is sharded, the folder of its files alone (one of them is
+    part of the split)."""
+    if max(shards.values()) == 1:
+        return "point at the file of the split to read"
+    held = ", ".join(f"{split}: {n} file{'s' if n > 1 else ''}" for split, n in sorted(shards.items()))
+    return f"move the files of the split to read into a folder of their own and point at it ({held})"
 
 
 def _check_memory(path: Path, need: int, doing: str) -> None:
