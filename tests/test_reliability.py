@@ -414,8 +414,8 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, image_folder, train_folder)
     cmd = _rank_cmd(pool, image_folder, train_folder, batches=400)  # about 0.25 s a model
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, text=True)
     started = time.time()
-    while not _lines(results) and proc.poll() is None and time.time() < started + 120:
-        time.sleep(0.01)
+    while not any(line.endswith("}") for line in _lines(results)) and proc.poll() is None and time.time() < started + 120:
+        time.sleep(0.01)  # a whole first result: a line still being written when the signal came was none kept yet
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
