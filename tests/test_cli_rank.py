@@ -19,6 +19,7 @@ import torch
 
 import suscli
 import suscli.run.audit
+import suscli.run.rank
 from suscli.cli.output import write_suspects
 from suscli.judge.noise import NoiseEstimate, chance_agreement
 from suscli.judge.rules import LabelCheck
@@ -135,6 +136,18 @@ def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Pat
     monkeypatch.setattr(suscli.run.audit, "score_checkpoint", real)
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 2 and doc["counts"]["scored"] == 4
+
+
+def test_ctrl_c_while_the_report_is_built_says_what_was_kept(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
+    """Every model measured, then Ctrl-C while choosing: the line still names the results kept and the resume."""
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.run.rank, "choose", interrupted)
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 130, res.output
+    assert res.stderr.strip() == f"interrupted: 4 result(s) kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
 
 
 def test_sigkill_midway_then_resume(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:

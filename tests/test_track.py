@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import suscli
 import suscli.run.audit
+import suscli.run.track
 from suscli.cli import app
 from suscli.errors import InputError, UsageError
 from suscli.results import Result
@@ -194,6 +195,19 @@ def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path,
     assert again["counts"]["reused"] == 3
     assert [r["zeta"] for r in again["results"]] == [r["zeta"] for r in first["results"]]
     assert again["recommendation"]["epoch"] is None and "needs training accuracy" in res.stderr
+
+
+def test_ctrl_c_while_the_report_is_built_says_what_was_kept(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
+    """Every epoch measured, then Ctrl-C while the epoch to keep is chosen: the line still names what was kept."""
+    run = make_run(tmp_path / "run", epochs=3)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.run.track, "annotate", interrupted)
+    res, _ = track_json(run, "-d", image_folder)
+    assert res.exit_code == 130, res.output
+    assert res.stderr.strip() == f"interrupted: 3 result(s) kept in {run / 'suscli-results.jsonl'}; rerun the same command to resume"
 
 
 def test_the_epoch_suscli_save_wrote_numbers_the_run(tmp_path: Path, image_folder: Path) -> None:

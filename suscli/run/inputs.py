@@ -3,7 +3,8 @@ sample, and the resumable results file; and how the sample it settled on is repo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,10 +269,17 @@ def open_pool(
     return PoolRun(request, unlabeled, train, sample, val)
 
 
-def interrupted(store: ResultStore | None) -> Interrupted:
-    """Ctrl-C while measuring: what the results file kept, and that the same command resumes."""
-    kept = f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume" if store is not None else ""
-    return Interrupted(f"interrupted{kept}")
+@contextlib.contextmanager
+def keeping(store: ResultStore | None) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) anywhere in the work done with the results file open, the report's building as much as the
+    measuring: the line says what the file kept and that the same command resumes, not a bare 'interrupted'."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        kept = f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume" if store is not None else ""
+        raise Interrupted(f"interrupted{kept}") from None
 
 
 def store_key(

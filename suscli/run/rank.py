@@ -20,7 +20,7 @@ from suscli.run.inputs import (
     PoolRun,
     Say,
     class_names,
-    interrupted,
+    keeping,
     open_pool,
     require_options,
     sample_info,
@@ -89,7 +89,8 @@ def rank(
     def decide(rows: list[Result]) -> Decisions:
         return pool_decisions(rows, rule, thresholds_rule, zeta_threshold, acc_threshold)
 
-    try:  # the first pass, then the sample grown while the decisions change (under torchrun, every rank its share)
+    with keeping(store):  # every line from here on, the report's building too, says what the results file kept
+        # the first pass, then the sample grown while the decisions change (under torchrun, every rank its share)
         if w is None:
             rows, size = audit_pool(request, opened.unlabeled, opened.first, sample), None
             if sample is not None:
@@ -100,64 +101,64 @@ def rank(
             if shared is None:
                 return None  # another rank than 0: rank 0 reports
             rows, size = shared
-    except KeyboardInterrupt:
-        raise interrupted(store) from None
-    mark_copies(rows)
-    mixed = len(pool_classes(rows)) > 1
-    t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
-    choice = choose(rows, rule, t)
-    failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
-    if t is None and opened.train is not None and sum(r.ok for r in rows) < MIN_POOL:
-        say(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
-    names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
-    run = run_info(
-        settings,
-        data,
-        opened.unlabeled,
-        train_data,
-        dev,
-        started,
-        opened.val,
-        rows,
-        pool=str(pool),
-        thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
-        recommendation=choice.why,
-        choice={
-            "rule": rule,
-            "pick": choice.pick.name if choice.pick else None,
-            "confident": choice.confident,
-            "within_noise": [r.name for r in choice.tied],
-            "voters": choice.voters,
-            **({"held_out": choice.held_out} if choice.held_out else {}),  # --val-data: the choice made on held-out labels
-        },
-        label_noise={
-            **choice.labels.estimate.as_dict(),
-            "voter_names": list(choice.labels.voter_names),
-            "fit_cost": choice.labels.cost.as_dict() if choice.labels.cost else None,
-            "noise_matrix": choice.labels.matrix().as_dict(names),
-        }
-        if choice.labels
-        else None,
-        **opened.tally(rows, "models"),
-        gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures},
-        train_sample=sample_info(sample, rows, size),
-        **({"world_size": w.size} if w else {}),
-    )
-    said = sample_line(sample, rows, size) if sample is not None and size is not None else None
-    return Report(
-        "rank",
-        choice.ranked,
-        run,
-        choice=choice,
-        thresholds=t,
-        failures=failures,
-        lines=[line for line in (said, choice.why, noise_line(choice.labels) if choice.labels else None) if line],
-        training_paths=training_paths(opened.train, sample, rows, size, dev),
-        class_names=names,
-        error=InputError(choice.why, fix="rank models with the same number of classes together; every result is kept in the results file")
-        if mixed
-        else None,
-    )
+        mark_copies(rows)
+        mixed = len(pool_classes(rows)) > 1
+        t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
+        choice = choose(rows, rule, t)
+        failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
+        if t is None and opened.train is not None and sum(r.ok for r in rows) < MIN_POOL:
+            say(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
+        names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
+        run = run_info(
+            settings,
+            data,
+            opened.unlabeled,
+            train_data,
+            dev,
+            started,
+            opened.val,
+            rows,
+            pool=str(pool),
+            thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},
+            recommendation=choice.why,
+            choice={
+                "rule": rule,
+                "pick": choice.pick.name if choice.pick else None,
+                "confident": choice.confident,
+                "within_noise": [r.name for r in choice.tied],
+                "voters": choice.voters,
+                **({"held_out": choice.held_out} if choice.held_out else {}),  # --val-data: the choice made on held-out labels
+            },
+            label_noise={
+                **choice.labels.estimate.as_dict(),
+                "voter_names": list(choice.labels.voter_names),
+                "fit_cost": choice.labels.cost.as_dict() if choice.labels.cost else None,
+                "noise_matrix": choice.labels.matrix().as_dict(names),
+            }
+            if choice.labels
+            else None,
+            **opened.tally(rows, "models"),
+            gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures},
+            train_sample=sample_info(sample, rows, size),
+            **({"world_size": w.size} if w else {}),
+        )
+        said = sample_line(sample, rows, size) if sample is not None and size is not None else None
+        return Report(
+            "rank",
+            choice.ranked,
+            run,
+            choice=choice,
+            thresholds=t,
+            failures=failures,
+            lines=[line for line in (said, choice.why, noise_line(choice.labels) if choice.labels else None) if line],
+            training_paths=training_paths(opened.train, sample, rows, size, dev),
+            class_names=names,
+            error=InputError(
+                choice.why, fix="rank models with the same number of classes together; every result is kept in the results file"
+            )
+            if mixed
+            else None,
+        )
 
 
 def mark_copies(rows: list[Result]) -> None:

@@ -22,8 +22,9 @@ from suscli.run.epochs import (
     run_epochs,
     trained_epoch_0,
 )
-from suscli.run.inputs import Inputs, PoolRun, Say, interrupted, open_pool, require_options, sample_info, sample_line
+from suscli.run.inputs import Inputs, PoolRun, Say, keeping, open_pool, require_options, sample_info, sample_line
 from suscli.run.model import Settings, require_paths, resolve_device
+from suscli.run.store import ResultStore
 from suscli.run.report import Report, command_line, environment, run_info
 from suscli.training.tracker import read_log_and_note, schedule_warning, settings_warning, start_warning
 
@@ -59,6 +60,7 @@ def track(
         raise UsageError(f"unknown keep rule {keep!r}", fix=f"use one of {', '.join(KEEP_RULES)}")
     warnings: list[str] = []
     said: str | None = None  # the training sample the decisions settled on
+    store: ResultStore | None = None  # a RUN's results file; a log has none
     if log is not None:
         if data is not None or train_data is not None:
             raise UsageError("--log reads r and training accuracy from the tracker's log; --data and --train-data go with a RUN")
@@ -93,38 +95,41 @@ def track(
             entries, Path(run), data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=True,
             progress=progress, say=say or (lambda line: None), val_data=val_data,
         )  # fmt: skip
-        rows, size = _measured(opened, keep, count_epoch_0)
-        info = run_info(
-            settings,
-            data,
-            opened.unlabeled,
-            train_data,
-            dev,
-            started,
-            opened.val,
-            rows,
-            run=str(run),
-            **opened.tally(rows, "epochs"),
-            train_sample=sample_info(opened.sample, rows, size),
+        store = opened.request.store
+        with keeping(store):  # the measuring and everything after it say what the results file kept
+            rows, size = _measured(opened, keep, count_epoch_0)
+            info = run_info(
+                settings,
+                data,
+                opened.unlabeled,
+                train_data,
+                dev,
+                started,
+                opened.val,
+                rows,
+                run=str(run),
+                **opened.tally(rows, "epochs"),
+                train_sample=sample_info(opened.sample, rows, size),
+            )
+            said = sample_line(opened.sample, rows, size) if opened.sample is not None and size is not None else None
+    with keeping(store):
+        kept = annotate(rows, count_epoch_0=count_epoch_0, rule=keep)
+        held = held_out_epoch(rows, kept, count_epoch_0)  # --val-data: the epoch held-out accuracy would keep, beside the rule's
+        closing = recommendation(rows, kept, keep, held)
+        info.update(
+            seconds=round(time.perf_counter() - started, 3),
+            rule=f"{keep}: {KEEP_RULES[keep]}",
+            recommendation={
+                "text": closing,
+                "epoch": kept.epoch if kept else None,
+                "name": kept.name if kept else None,
+                "path": kept.path if kept else None,
+            },
+            warnings=warnings,
+            **({"held_out": held} if held is not None else {}),
         )
-        said = sample_line(opened.sample, rows, size) if opened.sample is not None and size is not None else None
-    kept = annotate(rows, count_epoch_0=count_epoch_0, rule=keep)
-    held = held_out_epoch(rows, kept, count_epoch_0)  # --val-data: the epoch held-out accuracy would keep, beside the rule's
-    closing = recommendation(rows, kept, keep, held)
-    info.update(
-        seconds=round(time.perf_counter() - started, 3),
-        rule=f"{keep}: {KEEP_RULES[keep]}",
-        recommendation={
-            "text": closing,
-            "epoch": kept.epoch if kept else None,
-            "name": kept.name if kept else None,
-            "path": kept.path if kept else None,
-        },
-        warnings=warnings,
-        **({"held_out": held} if held is not None else {}),
-    )
-    lines = [f"warning: {w}" for w in warnings] + ([said] if said else []) + [closing]
-    return Report("track", rows, info, keep=kept, lines=lines)
+        lines = [f"warning: {w}" for w in warnings] + ([said] if said else []) + [closing]
+        return Report("track", rows, info, keep=kept, lines=lines)
 
 
 def _measured(opened: PoolRun, keep: str, count_epoch_0: bool) -> tuple[list[Result], int | None]:
@@ -142,10 +147,7 @@ def _measured(opened: PoolRun, keep: str, count_epoch_0: bool) -> tuple[list[Res
         return Decisions(pick=kept.name if kept else None)
 
     size = None
-    try:
-        rows = audit_pool(request, opened.unlabeled, opened.first, sample)
-        if sample is not None:
-            rows, size = grow_pool(request, rows, sample, decide)
-    except KeyboardInterrupt:
-        raise interrupted(request.store) from None
+    rows = audit_pool(request, opened.unlabeled, opened.first, sample)
+    if sample is not None:
+        rows, size = grow_pool(request, rows, sample, decide)
     return numbered(rows), size
