@@ -150,6 +150,21 @@ def test_ctrl_c_while_the_report_is_built_says_what_was_kept(pool: Path, image_f
     assert res.stderr.strip() == f"interrupted: 4 result(s) kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
 
 
+def test_a_pool_of_one_checkpoint_and_its_copy_is_not_ranked_by_agreement_with_itself(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """Two files of the same weights: agreement with a consensus of that one model is 100% and its tie is its copy,
+    so the line said 'the consensus of all 1 models' and broke the tie by equal numbers; it is a pool of one now."""
+    pool = make_pool(tmp_path / "pool", n=1)
+    shutil.copy(pool / "m0.safetensors", pool / "m1.safetensors")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    assert doc["recommendation"].endswith("(regions rule: the 2 models measured are one checkpoint, byte for byte)")
+    assert "no regions (need --train-data and 2+ distinct models" in doc["recommendation"]
+    assert "regions need a pool of 2+ distinct scored models" in res.stderr
+    assert all(r["agreement"] is None for r in doc["results"])
+
+
 def test_sigkill_midway_then_resume(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """A real process killed with SIGKILL after its first results: the rerun recomputes none of them."""
     pool = make_pool(tmp_path / "pool", n=8)

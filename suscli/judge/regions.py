@@ -111,7 +111,7 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
     if t is None:
         best = min(scored, key=lambda r: r.susceptibility if r.susceptibility is not None else float("inf"))
         return (
-            f"no regions (need --train-data and {MIN_POOL}+ models, or --zeta-threshold and --acc-threshold); "
+            f"no regions (need --train-data and {MIN_POOL}+ distinct models, or --zeta-threshold and --acc-threshold); "
             f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})"
         )
     first = [r for r in scored if r.region == 1 and r.verdict != verdict.MEMORIZED]

@@ -288,6 +288,8 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
     scored = _measured(rows)
     if len(scored) < 2:
         return "fewer than 2 models were measured", [False] * len(scored)
+    if len(distinct(scored)) < 2:  # a model agrees with a consensus of itself alone: 100%, and the ties are its copies
+        return f"the {len(scored)} models measured are one checkpoint, byte for byte", [False] * len(scored)
     read = [predictions_of(r) for r in scored]
     preds = _every(read)
     if preds is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from suscli.errors import InputError, UsageError
 from suscli.judge.gate import FAIL_ON, pool_failures
-from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, first_of, pool_classes, thresholds
+from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, distinct, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
@@ -106,8 +106,8 @@ def rank(
         t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
         choice = choose(rows, rule, t)
         failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
-        if t is None and opened.train is not None and sum(r.ok for r in rows) < MIN_POOL:
-            say(f"regions need a pool of {MIN_POOL}+ scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
+        if t is None and opened.train is not None and sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once
+            say(f"regions need a pool of {MIN_POOL}+ distinct scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
         names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
         run = run_info(
             settings,
