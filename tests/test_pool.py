@@ -118,6 +118,22 @@ def test_manifest_json_and_csv(tmp_path: Path) -> None:
     assert (e.name, e.arch, e.arch_kwargs) == ("m/x.pt", "suscli.models:mlp", {"width": 8})
 
 
+def test_a_manifest_entry_naming_a_run_folder_is_its_latest_checkpoint(tmp_path: Path) -> None:
+    """As a pool folder's run: it was an error row, 'is a directory, not a checkpoint'. A model folder stays itself."""
+    touch(tmp_path / "run" / "epoch_1.safetensors")
+    touch(tmp_path / "run" / "epoch_3.safetensors")
+    touch(tmp_path / "run" / "optimizer.pt")
+    touch(tmp_path / "hf" / "config.json")
+    touch(tmp_path / "hf" / "model.safetensors")
+    touch(tmp_path / "empty" / "notes.txt")
+    (tmp_path / "pool.json").write_text(json.dumps([{"path": p} for p in ("run", "hf", "empty")]))
+    assert [(e.name, e.path, e.epoch) for e in discover(tmp_path / "pool.json")] == [
+        ("run", (tmp_path / "run" / "epoch_3.safetensors").resolve(), 3),
+        ("hf", (tmp_path / "hf").resolve(), None),
+        ("empty", (tmp_path / "empty").resolve(), None),
+    ]
+
+
 @pytest.mark.parametrize(
     "content,msg",
     [

@@ -202,6 +202,13 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     return entries
 
 
+def _run_model(path: Path) -> Path:
+    """A manifest entry's model: a run folder (no Hugging Face model folder itself) stands for its latest checkpoint,
+    as a pool folder's run does; it was an error row, 'is a directory, not a checkpoint'."""
+    runs = _checkpoints_under(path) if path.is_dir() else []
+    return _latest(runs) if runs else path
+
+
 def _anchored(spec: str | None, folder: Path) -> str | None:
     """A relative `file.py:factory` spec in a manifest means a file beside the manifest, not in the cwd."""
     if spec is None:
@@ -240,7 +247,7 @@ def read_manifest(path: Path) -> list[PoolEntry]:
                 kwargs = json.loads(kwargs)
             except json.JSONDecodeError:
                 raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
-        file = (path.parent / str(row["path"])).resolve()
+        file = _run_model((path.parent / str(row["path"])).resolve())
         epoch = row.get("epoch")
         given = epoch not in (None, "")
         if not given:
