@@ -651,6 +651,29 @@ def test_copies_of_training_images_under_other_names_are_left_out(tmp_path: Path
     one_error_line(every, 3, "all 18 of its images are copies of training images", "pass images the models did not train on")
 
 
+def test_a_rerun_with_other_images_left_out_reuses_no_row_and_no_note(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """The same held-out images, then with copies of training images beside them, then alone again: each kept set
+    is the same, so the rows of the first run were reused by the second without the note that 3 of its 5 images
+    were left out (n=2 for 5 passed, said nowhere), and the rows of the second by the third, with a note naming
+    copies in a folder the third run was not given."""
+    for c in range(2):
+        write_images(tmp_path / "new" / f"class_{c}", 1, seed=90 + c)
+    shutil.copytree(tmp_path / "new", tmp_path / "val")
+    for f in sorted((train_folder / "class_0").iterdir())[:3]:
+        shutil.copy(f, tmp_path / "val" / "class_0" / f"copied-{f.name}")
+    pool = make_pool(tmp_path / "pool", n=2)
+
+    def notes_of(val: Path) -> list[list[str]]:
+        report = suscli.rank(pool, image_folder, train_folder, settings=SMALL, val_data=val)
+        assert all(r.val_n == 2 for r in report.rows)
+        return [[n for n in r.notes if "held-out image(s)" in n] for r in report.rows]
+
+    assert notes_of(tmp_path / "new") == [[], []]
+    copied = notes_of(tmp_path / "val")
+    assert all(len(n) == 1 and n[0].startswith("3 of 5 held-out image(s) are copies of training images") for n in copied)
+    assert notes_of(tmp_path / "new") == [[], []]
+
+
 def test_a_held_out_class_name_the_model_lacks_asks_to_check_the_held_out_labels(tmp_path: Path, image_folder: Path) -> None:
     """Held-out labels by class name, one the model does not know: the fix told the user to check the training set,
     which was not given or not at fault."""

@@ -64,11 +64,16 @@ def data_identity(source: ImageSource | None) -> str | None:
     paths were typed: each file's path relative to the set's root (the folder, or the list's folder), its size and
     modification time (in whole seconds, which every copy that keeps times keeps); the bytes' hash of an image in a
     dataset. A changed file means new numbers; the same command from another folder, with absolute paths or in a moved
-    checkout (a CI runner's new path) is the same data."""
+    checkout (a CI runner's new path) is the same data. What the listing left out (its notes: training images among
+    held-out ones, rows without a label) is part of it: a row keeps the notes of the run that measured it, and a set
+    differing only in what was left out reused the other's rows, whose notes named files it does not hold or said
+    nothing of the images it lost."""
     if source is None:
         return None
     root = _root(source.origin)
     h = hashlib.sha256()
+    for note in source.notes:
+        h.update(f"note\0{note}\n".encode(errors="surrogateescape"))
     for i, p in enumerate(source.paths):
         label: int | str = source.labels[i] if source.labels is not None else ""
         if source.label_names is not None and isinstance(label, int):
