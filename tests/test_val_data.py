@@ -114,6 +114,24 @@ def test_a_held_out_class_the_training_set_lacks_is_an_error(tmp_path: Path, ima
     assert res.exit_code != 0 and "class_9" in res.output
 
 
+def test_a_held_out_class_the_training_folders_lack_is_refused_once_before_any_model(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """The training set's class folders number every model's held-out labels alike, so a class they lack fails
+    them all: rank and track printed the same error in every row, and stderr said only "2 model(s) could not be
+    scored (see their rows)". Now it is one line naming the class, before any model is loaded."""
+    write_images(tmp_path / "odd" / "class_0", 3)
+    write_images(tmp_path / "odd" / "class_9", 3, seed=5)
+    pool = make_pool(tmp_path / "pool", n=2)
+    (tmp_path / "run").mkdir()
+    for i, m in enumerate(sorted(pool.glob("*.safetensors")), start=1):
+        shutil.copy(m, tmp_path / "run" / f"epoch_{i}.safetensors")
+    for command, models in (("rank", pool), ("track", tmp_path / "run")):
+        res = invoke(command, models, "-d", image_folder, "--train-data", train_folder, "--val-data", tmp_path / "odd", *FAST)
+        one_error_line(res, 3, "class folder(s) class_9 are not among the training set's classes", "--val-data needs the classes")
+        assert not (models / "suscli-results.jsonl").exists()
+
+
 def constant(first: int, classes: list[str] | None, path: Path) -> Path:
     """A 3-class checkpoint that predicts class `first` for every image, naming its classes `classes` (or none)."""
     from tests.test_labels import constant as model

@@ -24,7 +24,7 @@ from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
 from suscli.measure.susceptibility import plain
-from suscli.run.model import Settings, require_number
+from suscli.run.model import Settings, require_number, training_classes
 from suscli.run.store import ResultStore, fingerprint, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)
@@ -118,6 +118,8 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
             e.message.replace("--train-data", "--val-data"), fix=e.fix and e.fix.replace("--train-data", "--val-data")
         ) from None
     val.memory_fix = "--val-data is measured whole, with no sample: pass a smaller held-out set"
+    if train is not None and train.label_names is None and train.folders is not None:
+        training_classes(val, train.folders)  # class folders number every model's labels alike: refused once, here
     if train is not None and train.origin is not None and len(train.paths) < train.population:  # a --train-samples sample
         train = _labeled(train.origin, None, settings, inputs)
     trained = train.paths if train is not None else []

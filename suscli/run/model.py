@@ -398,24 +398,33 @@ def val_ids(
     names = val.label_names if val.label_names is not None else val.folders
     if names is None:  # labelled by class id
         return label_ids(checkpoint, val)[0]
-    kind = "class name(s)" if val.label_names is not None else "class folder(s)"
-    origin = f"held-out set {val.origin or ''}"
     own = None if train is None else train.label_names if train.label_names is not None else train.folders
     if train is not None and train.label_names is not None and known_classes(checkpoint.meta) is not None:
         own = None  # the training set's names map through the model's (id_table), as the held-out set's then do
     if own is None:
         count = num_classes or checkpoint.num_classes
-        return held_out_ids(names, checkpoint.meta, count, origin, folders=val.label_names is None)
-    at = {name: i for i, name in enumerate(own)}
-    missing = [n for n in names if n not in at]
-    if missing:
-        raise InputError(
-            f"{origin}: {kind} {', '.join(missing[:3])} are not among the training set's classes" + case_hint(missing, own),
-            fix="--val-data needs the classes of --train-data, by the same names",
-        )
+        return held_out_ids(names, checkpoint.meta, count, f"held-out set {val.origin or ''}", folders=val.label_names is None)
+    at = training_classes(val, own)
     train_ids, _ = label_ids(checkpoint, train)
     index = [at[n] for n in names]
     return torch.tensor(index, dtype=torch.int64) if train_ids is None else train_ids[index]
+
+
+def training_classes(val: ImageSource, own: Sequence[str]) -> dict[str, int]:
+    """The training set's id of each of its class names (`own`), once every class the held-out set names is one of
+    them: else an InputError, which the same training set's class folders raise for every model alike, so that
+    suscli.run.inputs.val_source raises it once, before any model, rather than in each row."""
+    names = (val.label_names if val.label_names is not None else val.folders) or []
+    at = {name: i for i, name in enumerate(own)}
+    missing = [n for n in names if n not in at]
+    if missing:
+        kind = "class name(s)" if val.label_names is not None else "class folder(s)"
+        raise InputError(
+            f"held-out set {val.origin or ''}: {kind} {', '.join(missing[:3])} are not among the training set's classes"
+            + case_hint(missing, own),
+            fix="--val-data needs the classes of --train-data, by the same names",
+        )
+    return at
 
 
 def counted_val_ids(
