@@ -187,12 +187,28 @@ def _decode_all(
 
 
 def _header_size(path: ImageRef) -> tuple[int, int] | None:
+    found = _header(path)
+    return found[0] if found else None
+
+
+def _header(path: ImageRef) -> tuple[tuple[int, int], str] | None:
+    """An image's size and PIL mode, read from its header."""
     try:
         with warnings.catch_warnings(), Image.open(_opened(path)) as img:
             warnings.simplefilter("ignore")
-            return img.size
+            return img.size, img.mode
     except Exception:  # unreadable: decoding counts it, or fails on it with --strict
         return None
+
+
+GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def common_look(paths: Sequence[ImageRef], most: int = 20) -> tuple[tuple[int, int], bool] | None:
+    """The size and whether colour (not gray) shared by the first `most` readable images of a set, or None where they
+    differ (a set of many sizes): a set unlike another in both is told apart by a look at a few headers."""
+    looks = {(size, mode not in GRAY_MODES) for size, mode in filter(None, map(_header, paths[:most]))}
+    return looks.pop() if len(looks) == 1 else None
 
 
 def _strict_error(path: ImageRef, err: str) -> InputError:
