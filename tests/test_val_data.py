@@ -728,6 +728,24 @@ def test_a_held_out_class_name_the_model_lacks_asks_to_check_the_held_out_labels
     assert "check that the held-out set is labelled with the model's classes" in line and "training" not in line, line
 
 
+def test_held_out_class_names_numbered_in_sorted_order_say_so(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """A model naming no classes, training labels by class id and held-out labels by class name: the names were
+    numbered in their sorted order without a word, where the training set's names get a note saying so, and a
+    model whose ids follow another order read a wrong held-out accuracy as right."""
+    model = constant(0, None, tmp_path / "m.safetensors")
+    files = sorted(train_folder.rglob("*.png"))
+    (tmp_path / "train.csv").write_text("path,label\n" + "".join(f"{p},{p.parent.name[-1]}\n" for p in files))
+    (tmp_path / "val.csv").write_text(
+        "path,label\n" + "".join(f"{p},class_{i % 3}\n" for i, p in enumerate(sorted(image_folder.rglob("*.png"))[:6]))
+    )
+    row = suscli.score(model, image_folder, tmp_path / "train.csv", settings=SMALL, val_data=tmp_path / "val.csv").rows[0]
+    assert row.val_n == 6
+    assert [n for n in row.notes if n.startswith("held-out class names numbered in sorted order")]
+    named = constant(0, NAMED, tmp_path / "named.safetensors")  # its own names number them: nothing to say
+    row = suscli.score(named, image_folder, tmp_path / "train.csv", settings=SMALL, val_data=tmp_path / "val.csv").rows[0]
+    assert not [n for n in row.notes if "numbered in sorted order" in n]
+
+
 def test_a_held_out_image_listed_twice_is_counted_once(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
     """A held-out CSV listing each of 4 images 10 times (splits concatenated, or a file appended to twice) was measured
     as 40 images: n=40 and an interval as narrow as 40 images give, for the evidence of 4."""

@@ -37,6 +37,7 @@ from suscli.run.model import (
     score_checkpoint,
     scored_row,
     source_notes,
+    sorted_val_note,
     held_out_errors,
     held_out_pixels,
     untrained_reference,
@@ -205,6 +206,7 @@ def score_group(
     chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train, val) if s is not None]) for c in checkpoints]
     ids, mapping = label_ids(checkpoints[0], train)  # one mapping: the models of a group share their class names
     val_map = val_ids(checkpoints[0], val, train)
+    mapping += sorted_val_note(checkpoints[0], val, train)
     chosen = [(prep, notes + source_notes(unlabeled, train) + (val.notes if val is not None else []) + mapping) for prep, notes in chosen]
     prep = chosen[0][0]
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]

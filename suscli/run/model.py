@@ -233,7 +233,7 @@ def score_checkpoint(
     notes += source_notes(data, train) + (val.notes if val is not None else [])
     val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
-    notes += mapping
+    notes += mapping + sorted_val_note(checkpoint, val, train)
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
     channels = input_channels(model, prep.side)
     pixels, _, unreadable = data.decoded(prep.side, channels, prep.crop_pct, device, progress)
@@ -408,6 +408,23 @@ def val_ids(
     train_ids, _ = label_ids(checkpoint, train)
     index = [at[n] for n in names]
     return torch.tensor(index, dtype=torch.int64) if train_ids is None else train_ids[index]
+
+
+def sorted_val_note(checkpoint: Checkpoint, val: ImageSource | None, train: ImageSource | None) -> list[str]:
+    """The note where held-out class names or folders are numbered in their sorted order because neither the model
+    nor the training set names its classes (val_ids): a guess, as a training set's is, which its rows said and the
+    held-out set's did not (names beside a training CSV of ids read as right, whatever the ids meant)."""
+    if val is None or known_classes(checkpoint.meta) is not None:
+        return []
+    names = val.label_names if val.label_names is not None else val.folders
+    if names is None or (train is not None and (train.label_names is not None or train.folders is not None)):
+        return []
+    what = "class names" if val.label_names is not None else "class folders"
+    return [
+        f"held-out {what} numbered in sorted order, as torchvision's ImageFolder (neither the model nor the training set "
+        "names its classes): if the model's ids are in another order, held-out accuracy is wrong (pass --val-data as a "
+        "path,label CSV of class ids)"
+    ]
 
 
 def training_classes(val: ImageSource, own: Sequence[str]) -> dict[str, int]:
