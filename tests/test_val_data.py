@@ -589,6 +589,8 @@ def test_track_sets_the_held_out_epoch_beside_the_kept_one() -> None:
     assert apart is not None and apart["separated"] is None and apart["p"] is None
     assert "30.0 points above epoch 3's 60.0% (no paired test" in held_out_line(apart)
     assert "the same epoch" in held_out_line(held_out_epoch(rows, rows[1]) or {}) and held_out_epoch(rows[:1], None) is None
+    same = held_out_epoch(rows, rows[1])  # the JSON report's held_out had no keep_val_acc, separated or p here
+    assert same is not None and (same["keep_val_acc"], same["separated"], same["p"]) == (0.9, None, None)
 
 
 def test_held_out_hits_on_some_models_only_leave_the_label_free_choice_and_say_so() -> None:

@@ -139,10 +139,12 @@ def held_out_epoch(rows: list[Result], keep: Result | None, count_epoch_0: bool 
         "val_acc": best.val_acc,
         "n": best.val_n,
         "keep_epoch": keep.epoch if keep else None,
+        "keep_val_acc": keep.val_acc if keep else None,  # every key always: a report's reader needs no case of its own
+        "separated": None,
+        "p": None,
     }
     if keep is not None and keep is not best:
         a, b = val_hits_of(best), val_hits_of(keep)
-        found.update(keep_val_acc=keep.val_acc, separated=None, p=None)
         if a is not None and b is not None and len(a) == len(b):  # the same held-out images: the paired test
             p = paired_p(a, b)
             found.update(separated=p < PAIRED_ALPHA, p=p)
