@@ -255,7 +255,10 @@ def measure_susceptibility(
                 y = labels[idx].to(device)
                 try:
                     with dtype_errors(model, x):
-                        loss = F.cross_entropy(_class_logits(model(x), num_classes), y)
+                        logits = _class_logits(model(x), num_classes)
+                    if b == 0:  # once: a softmax in the forward ends every batch alike
+                        check_not_probabilities(logits)
+                    loss = F.cross_entropy(logits, y)
                 except (ValueError, torch.jit.Error) as e:  # a TorchScript model's error holds its traceback too
                     if _BATCH_NORM_NEEDS_TWO not in str(e):
                         raise
@@ -306,7 +309,6 @@ def _class_logits(output: object, num_classes: int) -> torch.Tensor:
             f"random labels are drawn over {num_classes} classes, but the model outputs {logits.shape[1]} logits",
             fix="pass num_classes no larger than the model's, or leave it out",
         )
-    check_not_probabilities(logits)
     return logits
 
 
@@ -664,9 +666,7 @@ def _output_classes(model: nn.Module, x: torch.Tensor) -> int:
     """Number of classes from one eval-mode forward (the caller restores the modules' modes)."""
     model.eval()
     with torch.no_grad():
-        logits = logits_of(model(x))
-    check_not_probabilities(logits)
-    return logits.shape[-1]
+        return logits_of(model(x)).shape[-1]
 
 
 def running_mean(epochs: Sequence[int | None], r: Sequence[float | None], *, count_epoch_0: bool = False) -> list[float | None]:
