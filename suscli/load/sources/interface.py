@@ -8,6 +8,7 @@ it reads the file safely, asks the layouts in order, and builds and fills the mo
 from __future__ import annotations
 
 import argparse
+import functools
 import pickle
 import zipfile
 from collections.abc import Callable, Mapping
@@ -130,7 +131,18 @@ class _Records(pickle.Unpickler):
 
 def plain_records(path: Path) -> Mapping:
     """The plain data of a torch checkpoint (torch's zip format) without its tensors, for the records a tool keeps
-    beside the weights (epoch, loop counters); empty for other files. Reads the small pickle only."""
+    beside the weights (epoch, loop counters); empty for other files. Reads the small pickle only, once per version
+    of the file: a run's epochs ask each file for several of its records (save point, epoch, step)."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return {}
+    return _read_records(path, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=1024)
+def _read_records(path: Path, mtime_ns: int, size: int) -> Mapping:
+    """plain_records of one version of a file (its time and size in the key): a file written again is read again."""
     try:
         with zipfile.ZipFile(path) as archive:
             name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
