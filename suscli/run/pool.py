@@ -125,19 +125,19 @@ def _dangling(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 
 
-def _order(path: Path) -> int:
+def _order(path: Path) -> tuple[int, bool]:
     """The epoch a run's checkpoint is ordered by: its own, else the one a tool recorded in a file its name does not
-    number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files)."""
-    epoch = checkpoint_epoch(path)
-    if epoch is None and path.is_file():
-        epoch = recorded_epoch(path)
-    return -1 if epoch is None else epoch
+    number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files);
+    and whether it is its own, which on a tie puts a numbered file over such a copy. Each read once."""
+    own = checkpoint_epoch(path)
+    epoch = own if own is not None or not path.is_file() else recorded_epoch(path)
+    return (-1 if epoch is None else epoch), own is not None
 
 
 def _latest(paths: list[Path]) -> Path:
     """The last checkpoint of a run: highest epoch, then one that its name or suscli numbers over a copy such as
     `last.ckpt`, then newest file."""
-    return max(paths, key=lambda p: (_order(p), checkpoint_epoch(p) is not None, p.lstat().st_mtime, p.name))
+    return max(paths, key=lambda p: (_order(p), p.lstat().st_mtime, p.name))
 
 
 def _checkpoints_under(folder: Path) -> list[Path]:
@@ -151,7 +151,7 @@ def _checkpoints_under(folder: Path) -> list[Path]:
             found.append(here)
             continue
         found += [here / f for f in files if is_checkpoint(here / f)]
-    return sorted(found, key=lambda p: (_order(p), p.as_posix()))
+    return sorted(found, key=lambda p: (_order(p)[0], p.as_posix()))
 
 
 def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
