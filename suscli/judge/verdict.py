@@ -121,11 +121,16 @@ class Verdict:
     why: str
 
 
+def at_cuts_step(lr: object, batch_size: object) -> bool:
+    """Whether a step size and batch are those the fixed cuts were measured at (the defaults)."""
+    return lr == DEFAULT_LR and batch_size == DEFAULT_BATCH_SIZE
+
+
 def calibrated(row: Result) -> bool:
     """Whether the row was measured at the step the fixed cuts were measured at (rows stored before the step was
     recorded are not: their verdict is the pool's alone)."""
     d = row.details if isinstance(row.details, dict) else {}
-    return d.get("lr") == DEFAULT_LR and d.get("batch_size") == DEFAULT_BATCH_SIZE
+    return at_cuts_step(d.get("lr"), d.get("batch_size"))
 
 
 def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None) -> Verdict | None:
@@ -278,7 +283,7 @@ def wants_untrained(susceptibility: float, lr: float, batch_size: int) -> bool:
     """Whether the verdict reads what the network reads untrained (off_scale): only where a fixed cut would judge
     it, above the low cut at the step the cuts were measured at. Below it the row reads "low susceptibility", a
     statement of what was measured, and the reference would cost a measurement for nothing."""
-    return lr == DEFAULT_LR and batch_size == DEFAULT_BATCH_SIZE and susceptibility > RESISTS_CUT
+    return at_cuts_step(lr, batch_size) and susceptibility > RESISTS_CUT
 
 
 def lacks_untrained(row: Result) -> bool:

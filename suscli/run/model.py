@@ -29,7 +29,6 @@ from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_LR,
     Susceptibility,
     SusceptibilityConfig,
     check_finite,
@@ -38,7 +37,7 @@ from suscli.measure.susceptibility import (
     plain,
 )
 from suscli.measure.untrained import untrained_susceptibility
-from suscli.judge.verdict import wants_untrained
+from suscli.judge.verdict import at_cuts_step, wants_untrained
 
 Progress = Callable[[str, int, int], None]
 
@@ -599,7 +598,7 @@ def _capped(batch_size: int, asked: SusceptibilityConfig) -> str:
     """The note on a batch capped by the number of unlabeled images: where it moves the default step, which the
     verdict's fixed cuts were measured at, the row loses them, and the note says why rather than leave a bare "-"."""
     note = f"batch size capped at {batch_size}, the number of unlabeled images"
-    if asked.lr == DEFAULT_LR and asked.batch_size == DEFAULT_BATCH_SIZE:
+    if at_cuts_step(asked.lr, asked.batch_size):
         note += f": the verdict's fixed cuts, measured at batch size {DEFAULT_BATCH_SIZE}, do not apply (measure {DEFAULT_BATCH_SIZE} unlabeled images or more)"
     return note
 
