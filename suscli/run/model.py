@@ -394,12 +394,9 @@ def val_ids(
     classes as the model (`num_classes`, the checkpoint's by default): suscli.data.labels.held_out_ids."""
     if val is None:
         return None
-    names = val.label_names if val.label_names is not None else val.folders
+    names, own = _held_out_names(checkpoint, val, train)
     if names is None:  # labelled by class id
         return label_ids(checkpoint, val)[0]
-    own = None if train is None else train.label_names if train.label_names is not None else train.folders
-    if train is not None and train.label_names is not None and known_classes(checkpoint.meta) is not None:
-        own = None  # the training set's names map through the model's (id_table), as the held-out set's then do
     if own is None:
         count = num_classes or checkpoint.num_classes
         return held_out_ids(names, checkpoint.meta, count, f"held-out set {val.origin or ''}", folders=val.label_names is None)
@@ -409,14 +406,26 @@ def val_ids(
     return torch.tensor(index, dtype=torch.int64) if train_ids is None else train_ids[index]
 
 
+def _held_out_names(
+    checkpoint: Checkpoint, val: ImageSource, train: ImageSource | None
+) -> tuple[Sequence[str] | None, Sequence[str] | None]:
+    """The held-out set's class names or folders (None where it is labelled by id), and the training set's that
+    number them (None where the model's own names or the sorted order do): val_ids's two questions."""
+    names = val.label_names if val.label_names is not None else val.folders
+    own = None if train is None else train.label_names if train.label_names is not None else train.folders
+    if train is not None and train.label_names is not None and known_classes(checkpoint.meta) is not None:
+        own = None  # the training set's names map through the model's (id_table), as the held-out set's then do
+    return names, own
+
+
 def sorted_val_note(checkpoint: Checkpoint, val: ImageSource | None, train: ImageSource | None) -> list[str]:
     """The note where held-out class names or folders are numbered in their sorted order because neither the model
     nor the training set names its classes (val_ids): a guess, as a training set's is, which its rows said and the
     held-out set's did not (names beside a training CSV of ids read as right, whatever the ids meant)."""
     if val is None or known_classes(checkpoint.meta) is not None:
         return []
-    names = val.label_names if val.label_names is not None else val.folders
-    if names is None or (train is not None and (train.label_names is not None or train.folders is not None)):
+    names, own = _held_out_names(checkpoint, val, train)
+    if names is None or own is not None:
         return []
     what = "class names" if val.label_names is not None else "class folders"
     return [
