@@ -312,3 +312,22 @@ def test_a_split_is_named_by_all_its_files(world: dict, tmp_path: Path) -> None:
     saved.select(range(4)).to_parquet(str(hub / "test-00000-of-00001.parquet"))
     res = invoke("score", world["model"], "-d", world["train"], "--train-data", hub)
     one_error_line(res, 3, "move the files of the split to read into a folder of their own and point at it (test: 1 file, train: 2 files)")
+
+
+def test_cifar100s_fine_and_coarse_label_columns(world: dict, tmp_path: Path) -> None:
+    """CIFAR-100's exports name their integer labels `fine_label` and `coarse_label`: one alone was "no label column";
+    with both, which labelling to measure is the user's to say, not guessed."""
+    import pandas as pd
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    fine = [int(p.parent.name[-1]) for p in paths]
+    frame = pd.DataFrame({"img": [p.read_bytes() for p in paths], "fine_label": fine})
+    frame.to_parquet(tmp_path / "fine.parquet")
+    row = score(world, world["train"], tmp_path / "fine.parquet")
+    assert same_numbers(row, score(world, world["train"], world["train"]))
+    frame["coarse_label"] = [c // 2 for c in fine]
+    frame.to_parquet(tmp_path / "both.parquet")
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "both.parquet", *FAST)
+    one_error_line(res, 3, "has several label columns (fine_label, coarse_label)", "name it with --label-column")
+    row = score(world, world["train"], tmp_path / "both.parquet", "--label-column", "fine_label")
+    assert same_numbers(row, score(world, world["train"], world["train"]))

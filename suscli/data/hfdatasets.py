@@ -32,6 +32,9 @@ from suscli.data.walk import is_hidden, is_image_name
 
 _SHARD = re.compile(r"^(.+?)-\d+-of-\d+\.parquet$", re.IGNORECASE)  # the Hub's train-00000-of-00002.parquet
 _REWRITE = "write it again with save_to_disk or to_parquet"
+# Labellings a dataset may hold side by side (CIFAR-100's 100 classes and their 20 superclasses): taken where no column
+# is named like a label, and the user asked which where the dataset holds both
+GRAINS = ("fine_label", "coarse_label")
 ROW_MEMORY = 512  # bytes of Python objects per row listed (its image reference, label, list slots), with room to spare
 
 
@@ -216,12 +219,14 @@ def _image_column(schema: Any, features: dict, given: str | None, path: Path) ->
 
 
 def _label_column(schema: Any, features: dict, given: str | None, path: Path) -> str:
-    """The column the user names, else the one ClassLabel feature, else the first column named like a label."""
+    """The column the user names, else the one ClassLabel feature, else the first column named like a label, else
+    the one labelling of a fine/coarse pair."""
     names = schema.names
     if given:
         return _named(names, given, path, "--label-column")
     found = [n for n, f in features.items() if type(f).__name__ == "ClassLabel" and n in names]
     found = found or [n for k in LABEL_COLUMNS for n in names if n.lower() == k][:1]
+    found = found or [n for n in names if n.lower() in GRAINS]
     return _one(found, names, path, "label", "--label-column")
 
 
