@@ -331,3 +331,21 @@ def test_cifar100s_fine_and_coarse_label_columns(world: dict, tmp_path: Path) ->
     one_error_line(res, 3, "has several label columns (fine_label, coarse_label)", "name it with --label-column")
     row = score(world, world["train"], tmp_path / "both.parquet", "--label-column", "fine_label")
     assert same_numbers(row, score(world, world["train"], world["train"]))
+
+
+def test_part_of_a_sharded_split_says_so(world: dict, tmp_path: Path) -> None:
+    """A Hub split's shard given alone (`train-00000-of-00002.parquet`) was measured as if it were the split, with no
+    word that the split's other files were not read."""
+    saved = datasets.load_from_disk(str(world["saved"]))
+    hub = tmp_path / "train"
+    hub.mkdir()
+    saved.select(range(6)).to_parquet(str(hub / "train-00000-of-00002.parquet"))
+    shard = hub / "train-00000-of-00002.parquet"
+    row = score(world, shard, shard)
+    said = f"{shard} is one of the 2 parquet files of split train: the rest of the split is not measured"
+    assert row["details"]["images"] == 6 and row["notes"].count(said) == 1  # said once for --data and --train-data
+    row = score(world, world["train"], hub)
+    assert f"{hub} holds 1 of the 2 parquet files of split train: the rest of the split is not measured" in row["notes"]
+    saved.select(range(6, 12)).to_parquet(str(hub / "train-00001-of-00002.parquet"))
+    row = score(world, hub, hub)
+    assert row["details"]["images"] == 12 and not any("parquet files of split" in n for n in row["notes"])

@@ -19,7 +19,7 @@ import math
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from suscli.files import MEMORY_MARGIN, available_memory, human_size
 from suscli.data.tables import LABEL_COLUMNS, PATH_COLUMNS
 from suscli.data.walk import is_hidden, is_image_name
 
-_SHARD = re.compile(r"^(.+?)-\d+-of-\d+\.parquet$", re.IGNORECASE)  # the Hub's train-00000-of-00002.parquet
+_SHARD = re.compile(r"^(.+?)-(\d+)-of-(\d+)\.parquet$", re.IGNORECASE)  # the Hub's train-00000-of-00002.parquet
 _REWRITE = "write it again with save_to_disk or to_parquet"
 # Labellings a dataset may hold side by side (CIFAR-100's 100 classes and their 20 superclasses): taken where no column
 # is named like a label, and the user asked which where the dataset holds both
@@ -46,6 +46,7 @@ class Columns:
     labels: list[Any] | None = None
     by_name: bool = False
     class_names: list[str] | None = None  # a ClassLabel column's names: the name of id i at index i
+    notes: list[str] = field(default_factory=list)  # what of the dataset was not read
 
 
 def is_dataset(path: Path) -> bool:
@@ -70,7 +71,9 @@ def read_dataset(path: Path, *, image_column: str | None = None, label_column: s
     datasets = require("datasets", "datasets", "a Hugging Face dataset")
     import pyarrow as pa
 
-    table, features = _parquet(path, image_column, label_column, labeled) if _is_parquet(path) else _saved(path, datasets)
+    parquet = _is_parquet(path)
+    table, features = _parquet(path, image_column, label_column, labeled) if parquet else _saved(path, datasets)
+    notes = _missing_shards(path) if parquet else []
     if table.num_rows == 0:
         raise _empty(path)
     _check_memory(path, ROW_MEMORY * table.num_rows, f"listing its {table.num_rows} rows")
@@ -78,12 +81,26 @@ def read_dataset(path: Path, *, image_column: str | None = None, label_column: s
     try:
         images = _images(table.column(name), path, name, pa)
         if not labeled:
-            return Columns(images)
+            return Columns(images, notes=notes)
         label = _label_column(table.schema, features, label_column, path)
         labels, by_name = _labels(table.column(label), path, label, pa)
     except pa.ArrowException as e:  # offsets or lengths that point outside the file: checked before any is used
         raise InputError(f"{path}: column is damaged ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
-    return Columns(images, labels, by_name, None if by_name else _class_names(features.get(label), labels, path, label))
+    return Columns(images, labels, by_name, None if by_name else _class_names(features.get(label), labels, path, label), notes)
+
+
+def _missing_shards(path: Path) -> list[str]:
+    """A note where the parquet files read are some of a sharded split's (one `train-00000-of-00004.parquet` given
+    alone): the measurement is of those rows, not of the split its name says."""
+    found = [m for f in _files(path) if (m := _SHARD.match(f.name))]
+    if not found:
+        return []
+    total = max(int(m.group(3)) for m in found)
+    held = len({int(m.group(2)) for m in found})
+    if held >= total:
+        return []
+    part = "is one" if path.is_file() else f"holds {held}"
+    return [f"{path} {part} of the {total} parquet files of split {found[0].group(1)}: the rest of the split is not measured"]
 
 
 def _class_names(feature: Any, labels: list[Any], path: Path, name: str) -> list[str] | None:
@@ -146,7 +163,7 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
     import pyarrow.parquet as pq
     from datasets import Features
 
-    files = [path] if path.is_file() else _parquet_files(path)
+    files = _files(path)
     shards = collections.Counter(m.group(1) for f in files if (m := _SHARD.match(f.name)))
     if len(shards) > 1:
         raise InputError(f"{path} holds the parquet files of the splits {', '.join(sorted(shards))}", fix=_one_split(shards))
@@ -197,6 +214,11 @@ def _check_memory(path: Path, need: int, doing: str) -> None:
             f"{path}: {doing} takes about {human_size(need)} of memory but {human_size(free)} is available; refused rather than swapping",
             fix="split it into smaller files, or free memory",
         )
+
+
+def _files(path: Path) -> list[Path]:
+    """The parquet files a file or folder names."""
+    return [path] if path.is_file() else _parquet_files(path)
 
 
 def _parquet_files(folder: Path) -> list[Path]:

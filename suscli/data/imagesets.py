@@ -66,7 +66,8 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     source = Path(source)
     _not_a_set(source, "--data")
     if is_dataset(source):
-        return Listing(_all_exist(read_dataset(source, image_column=image_column).images, source))
+        columns = read_dataset(source, image_column=image_column)
+        return Listing(_all_exist(columns.images, source), notes=columns.notes)
     if source.is_file():
         if source.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
@@ -201,7 +202,9 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     columns = read_dataset(source, image_column=image_column, label_column=label_column, labeled=True)
     given = columns.labels or []
     kept = [i for i, v in enumerate(given) if v is not None]
-    notes = [f"{source}: {len(columns.images) - len(kept)} row(s) without a label left out"] if len(kept) < len(columns.images) else []
+    notes = columns.notes + (
+        [f"{source}: {len(columns.images) - len(kept)} row(s) without a label left out"] if len(kept) < len(columns.images) else []
+    )
     values = [given[i] for i in kept]
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"

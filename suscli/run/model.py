@@ -354,8 +354,9 @@ def model_labels(labels: torch.Tensor | None, ids: torch.Tensor | None) -> torch
 
 
 def source_notes(data: ImageSource, train: ImageSource | None) -> list[str]:
-    """What listing the images left out (links skipped, dataset rows without a label): a note on every row."""
-    return data.notes + (train.notes if train is not None else [])
+    """What listing the images left out (links skipped, dataset rows without a label): a note on every row, once where
+    --data and --train-data name the same set."""
+    return list(dict.fromkeys(data.notes + (train.notes if train is not None else [])))
 
 
 def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.Tensor | None, list[str]]:
