@@ -792,3 +792,16 @@ def test_a_held_out_set_none_of_whose_images_decode_is_named(tmp_path: Path, ima
         given = ("--val-data", tmp_path / "val.csv", "--model-batch", batch, "-f", "json")
         res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, *given, *FAST)
         assert res.exit_code == 3 and all(r["error"].startswith("held-out set") for r in json.loads(res.stdout)["results"]), res.output
+
+
+def test_a_held_out_set_no_model_has_the_classes_of_is_said_once(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """Held-out class ids beyond every model's classes printed the same two-line error, naming each model's file, in
+    every row of rank's table, and closed on "3 model(s) could not be scored (see their rows)"."""
+    files = write_images(tmp_path / "held", 10, seed=40)
+    labels = tmp_path / "val.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{i % 5}\n" for i, p in enumerate(files)))
+    make_pool(tmp_path / "pool", n=3)
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--train-data", train_folder, "--val-data", labels, "-f", "markdown", *FAST)
+    said = f"on the held-out set {labels}: the held-out labels go up to 4 but the model has 3 classes"
+    assert res.exit_code == 3 and res.stdout.count(said) == 1 and res.stdout.count("the same error as m0") == 2, res.output
+    assert f"error: 3 model(s) could not be scored, all alike: {said}" in res.stderr

@@ -104,7 +104,9 @@ def gate_lines(report: Report, unit: str = "model") -> list[str]:
     """How the run ends, in words: the models that could not be scored, then the gates that failed (rank prints them
     last on stderr, and the step summary ends with them: a CI job that failed on a gate points the reader there).
     Both: exit 3 wins over 1, but a flagged model is still flagged, as the JUnit and HTML reports say."""
-    skipped = [f"error: {len(report.skipped)} {unit}(s) could not be scored (see their rows)"] if report.skipped else []
+    reasons = {r.error for r in report.skipped}
+    why = f", all alike: {reasons.pop()}" if len(report.skipped) > 1 and len(reasons) == 1 else " (see their rows)"
+    skipped = [f"error: {len(report.skipped)} {unit}(s) could not be scored{why}"] if report.skipped else []
     return [*skipped, *(f"gate failed: {failure}" for failure in report.failures)]
 
 

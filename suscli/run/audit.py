@@ -242,7 +242,7 @@ def score_group(
     val_bad = None
     if val is not None:
         val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
-        with held_out_errors(checkpoints[0], val):
+        with held_out_errors(val):
             vals = training_accuracy_many(
                 models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
             )

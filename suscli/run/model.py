@@ -270,7 +270,7 @@ def score_checkpoint(
         val_acc, val_bad = None, None
         if val is not None:
             val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
-            with held_out_errors(checkpoint, val):
+            with held_out_errors(val):
                 val_acc = training_accuracy(
                     model,
                     val_pixels,
@@ -475,13 +475,14 @@ def held_out_pixels(
 
 
 @contextlib.contextmanager
-def held_out_errors(checkpoint: Checkpoint, val: ImageSource) -> Iterator[None]:
-    """An error in the held-out pass (labels beyond the model's classes) names the model and the held-out set."""
+def held_out_errors(val: ImageSource) -> Iterator[None]:
+    """An error in the held-out pass (labels beyond the model's classes) names the held-out set; the row names the model,
+    and a pool's models that fail alike share one message, which the report then says once (views.columns)."""
     try:
         yield
     except InputError as e:
         raise InputError(
-            f"{checkpoint.path} on the held-out set {val.origin or ''}: {e.message}".replace("training labels", "held-out labels"),
+            f"on the held-out set {val.origin or ''}: {e.message}".replace("training labels", "held-out labels"),
             fix="check that --val-data is labelled with the classes the model was trained on",
         ) from None
 

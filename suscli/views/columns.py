@@ -60,10 +60,24 @@ def display_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:
     if any(r.keep or r.held_out_best for r in rows):  # track: the --keep rule's epoch, and with --val-data held-out accuracy's
         cols.append(("keep", [keep_marker(r) for r in rows]))
     cols.append(("verdict", [r.verdict or ("error" if not r.ok else "-") for r in rows]))
-    notes = [r.error or "; ".join(r.notes) for r in rows]
+    notes = _notes(rows)
     if any(notes):
         cols.append(("notes", notes))
     return cols
+
+
+def _notes(rows: list[Result]) -> list[str]:
+    """Each row's error, else its notes. An error an earlier row has (a held-out set none of a pool's models has
+    the classes of) is said in full once and named briefly after, not repeated down the table."""
+    first: dict[str, str] = {}
+    notes = []
+    for r in rows:
+        if r.error and r.error in first:
+            notes.append(f"the same error as {first[r.error]}")
+        else:
+            notes.append(r.error or "; ".join(r.notes))
+            first.setdefault(r.error or "", r.name)
+    return notes
 
 
 def keep_marker(r: Result) -> str:
