@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import suscli
+import suscli.cli.rank
 import suscli.run.audit
 import suscli.run.rank
 from suscli.cli.output import write_suspects
@@ -118,6 +119,22 @@ def test_rerun_reuses_every_result(pool: Path, image_folder: Path, train_folder:
     assert res.exit_code == 0, res.output
     assert again["counts"]["reused"] == 4
     assert [r["susceptibility"] for r in again["results"]] == [r["susceptibility"] for r in first["results"]]
+
+
+def test_ctrl_c_while_the_outputs_are_written_says_what_was_kept(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Every model measured and the report printed, then Ctrl-C while the plot is drawn: the line said a bare
+    "interrupted", as if the measurements were lost."""
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.cli.rank, "plot_pool", interrupted)
+    res, doc = rank_json(pool, image_folder, train_folder, "--plot", tmp_path / "pool.png")
+    assert res.exit_code == 130 and doc is not None, res.output
+    kept = f"4 result(s) kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
+    assert res.stderr.strip() == f"interrupted while writing the outputs: {kept}"
 
 
 def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:

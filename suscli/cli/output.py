@@ -3,9 +3,10 @@ suspects CSV, the plot and GitHub's step summary. Every folder is checked before
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import typer
@@ -13,7 +14,7 @@ from rich.console import Console
 
 from suscli.cli.console import say, say_error
 from suscli.files import printable, require_folder, write_atomic
-from suscli.errors import ExitCode, InputError, UsageError
+from suscli.errors import ExitCode, InputError, Interrupted, UsageError
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
 
@@ -90,6 +91,18 @@ def _discard_stdout() -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, sys.stdout.fileno())
     os.close(null)
+
+
+@contextlib.contextmanager
+def writing(report: Report) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) while the reports, plot and summary are written, after the measuring: the line says what
+    the results file kept, as it does while measuring, not a bare 'interrupted'."""
+    try:
+        yield
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while writing the outputs{report.kept}") from None
 
 
 def also(report: Report, html: Path | None, junit: Path | None) -> None:

@@ -28,7 +28,7 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_suspects
+from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_suspects, writing
 from suscli.errors import UsageError
 from suscli.judge.rules import DEFAULT_RULE
 from suscli.run.distributed import world
@@ -149,18 +149,19 @@ def rank(
             )
         if report is None:
             return  # another rank than 0: rank 0 prints and writes everything
-        printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves every other output
-        also(report, html, junit)
-        if plot is not None:
-            plot_pool(report.rows, report.thresholds, plot, pick=report.choice.pick if report.choice else None)
-            say(f"plot written to {plot}")
-        step_summary(report)
-        if report.error is not None:  # the closing line is the error: no model can be chosen
-            raise report.error
-        for line in report.lines:
-            say(line)
-        if suspects is not None:
-            write_suspects(suspects, report)
+        with writing(report):
+            printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves every other output
+            also(report, html, junit)
+            if plot is not None:
+                plot_pool(report.rows, report.thresholds, plot, pick=report.choice.pick if report.choice else None)
+                say(f"plot written to {plot}")
+            step_summary(report)
+            if report.error is not None:  # the closing line is the error: no model can be chosen
+                raise report.error
+            for line in report.lines:
+                say(line)
+            if suspects is not None:
+                write_suspects(suspects, report)
     for line in gate_lines(report):
         say(line)
     exit_code(report.exit_code, printed)

@@ -25,7 +25,7 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.run.distributed import single_process
-from suscli.cli.output import check_destinations, emit, exit_code, gate_lines, step_summary
+from suscli.cli.output import check_destinations, emit, exit_code, gate_lines, step_summary, writing
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.store import default_results
 from suscli.run.track import track as track_run
@@ -117,11 +117,12 @@ def track(
                 progress=update,
                 say=say,
             )
-        printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
-        if plot is not None:
-            plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
-            say(f"plot written to {plot}")
-        step_summary(report, "epoch")
+        with writing(report):
+            printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
+            if plot is not None:
+                plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
+                say(f"plot written to {plot}")
+            step_summary(report, "epoch")
         for line in report.lines:
             say(line)
     if report.skipped:

@@ -299,8 +299,12 @@ def keeping(store: ResultStore | None) -> Iterator[None]:
     except Interrupted:
         raise
     except KeyboardInterrupt:
-        kept = f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume" if store is not None else ""
-        raise Interrupted(f"interrupted{kept}") from None
+        raise Interrupted(f"interrupted{kept_line(store)}") from None
+
+
+def kept_line(store: ResultStore | None) -> str:
+    """What the results file kept, to follow 'interrupted': the measuring's line, and the writing of the outputs'."""
+    return f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume" if store is not None else ""
 
 
 def store_key(

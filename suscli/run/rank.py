@@ -21,6 +21,7 @@ from suscli.run.inputs import (
     Say,
     class_names,
     keeping,
+    kept_line,
     open_pool,
     require_options,
     sample_info,
@@ -153,6 +154,7 @@ def rank(
             lines=[line for line in (said, choice.why, noise_line(choice.labels) if choice.labels else None) if line],
             training_paths=training_paths(opened.train, sample, rows, size, dev),
             class_names=names,
+            kept=kept_line(store),
             error=InputError(
                 choice.why, fix="rank models with the same number of classes together; every result is kept in the results file"
             )

@@ -22,7 +22,7 @@ from suscli.run.epochs import (
     run_epochs,
     trained_epoch_0,
 )
-from suscli.run.inputs import Inputs, PoolRun, Say, keeping, open_pool, require_options, sample_info, sample_line
+from suscli.run.inputs import Inputs, PoolRun, Say, keeping, kept_line, open_pool, require_options, sample_info, sample_line
 from suscli.run.model import Settings, require_paths, resolve_device
 from suscli.run.store import ResultStore
 from suscli.run.report import Report, command_line, environment, run_info
@@ -129,7 +129,7 @@ def track(
             **({"held_out": held} if held is not None else {}),
         )
         lines = [f"warning: {w}" for w in warnings] + ([said] if said else []) + [closing]
-        return Report("track", rows, info, keep=kept, lines=lines)
+        return Report("track", rows, info, keep=kept, lines=lines, kept=kept_line(store))
 
 
 def _measured(opened: PoolRun, keep: str, count_epoch_0: bool) -> tuple[list[Result], int | None]:
