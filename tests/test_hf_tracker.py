@@ -164,6 +164,23 @@ def test_every_n_steps_logs_each_multiple_of_n_and_track_reads_the_log(tmp_path:
     assert [row["epoch"] for row in read_log(events)] == [0, 1, 2, 3]
 
 
+def test_a_run_ended_mid_epoch_by_max_steps_logs_its_final_model_as_the_epoch_it_ended(tmp_path: Path) -> None:
+    """max_steps=10 at 4 steps an epoch ends 2.5 epochs in: rounded, the final model was logged as epoch 2 and replaced
+    epoch 2's record; and with every_n_epochs=3 the final model of max_steps=6 (1.5 epochs) was not measured at all."""
+    inputs = torch.randn(40, 3, 8, 8)
+    tracker = SusceptibilityTracker(inputs, log=tmp_path / "run.jsonl", config=CONFIG)
+    tracked, _ = train(tmp_path / "ten", tracker, every={"every_n_epochs": 1}, max_steps=10)
+    records = read_log(tmp_path / "run.jsonl")
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]  # the third epoch, cut short, as Lightning counts it
+    assert records[-1]["r"] == pytest.approx(measure_susceptibility(tracked.model, inputs, config=CONFIG).mean, abs=1e-6)
+    assert records[2]["r"] != records[3]["r"]  # epoch 2's own record is kept
+
+    sparse = SusceptibilityTracker(inputs, config=CONFIG)
+    tracked, _ = train(tmp_path / "six", sparse, every={"every_n_epochs": 3}, max_steps=6)
+    assert [r.epoch for r in sparse.history] == [0, 2]
+    assert sparse.history[-1].r == pytest.approx(measure_susceptibility(tracked.model, inputs, config=CONFIG).mean, abs=1e-6)
+
+
 def test_every_n_epochs_and_every_n_steps_are_exclusive(tmp_path: Path) -> None:
     trainer = transformers.Trainer(model=Classifier(), args=transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
     tracker = SusceptibilityTracker(torch.randn(4, 3, 8, 8), config=CONFIG)

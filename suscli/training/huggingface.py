@@ -20,6 +20,14 @@ from transformers import Trainer, TrainerCallback
 from suscli.training.tracker import SusceptibilityTracker, callback_measure, measure_every, scalars
 
 
+def epochs_begun(epoch: float) -> int:
+    """The epoch a Trainer's fractional `state.epoch` ends: a run cut short by `max_steps` (2.5 epochs) ends its
+    third, as Lightning counts it. Rounded, its final model was logged as epoch 2 and replaced the record of the
+    model that ended epoch 2."""
+    whole = round(epoch)
+    return whole if math.isclose(epoch, whole, abs_tol=1e-6) else math.ceil(epoch)
+
+
 class SusceptibilityTrainerCallback(TrainerCallback):
     """Measure `trainer.model` with the tracker; epoch = epochs trained so far (0 = the model training starts
     from). With `every_n_steps`, at the end of every optimizer step that is a multiple of it and of the last step;
@@ -52,8 +60,9 @@ class SusceptibilityTrainerCallback(TrainerCallback):
         return control
 
     def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        # the last epoch by the step count: under max_steps, num_train_epochs says nothing of when training ends
         if self.every_n_epochs is not None and (
-            round(state.epoch) % self.every_n_epochs == 0 or round(state.epoch) >= args.num_train_epochs
+            epochs_begun(state.epoch) % self.every_n_epochs == 0 or state.global_step >= state.max_steps
         ):
             self._measure(state)
 
@@ -62,8 +71,8 @@ class SusceptibilityTrainerCallback(TrainerCallback):
             return
         optimizer = self.trainer.optimizer if self.with_optimizer else None
         by_step = self.every_n_steps is not None
-        # mid-epoch, state.epoch is fractional: the record's epoch is the epochs completed so far
-        epoch = math.floor(state.epoch or 0) if by_step else round(state.epoch or 0)
+        # mid-epoch, state.epoch is fractional: measured by steps, the record's epoch is the epochs completed so far
+        epoch = math.floor(state.epoch or 0) if by_step else epochs_begun(state.epoch or 0)
         record = callback_measure(
             self.tracker,
             lambda: self.tracker.measure(
