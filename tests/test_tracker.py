@@ -513,3 +513,16 @@ def test_a_lazy_module_before_its_first_forward_is_refused_and_left_working() ->
         tracker.measure(model, 0)
     assert model(torch.randn(2, 3, 8, 8)).shape == (2, 3)
     assert tracker.measure(model, 0).r
+
+
+def test_an_ema_copy_measured_with_the_training_models_optimizer_is_refused_not_read_as_zero() -> None:
+    """An `AveragedModel` kept beside the model, measured with the model's optimizer: the optimizer holds none of the
+    copy's parameters, so its step moved nothing and r read 0.0 at every epoch. The plain step measures the copy."""
+    model, opt, sched, x, y = setup()
+    train_epoch(model, opt, sched, x, y)
+    ema = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9))
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    with pytest.raises(InputError, match=r"holds none of the model's \(AveragedModel\) parameters.*without optimizer="):
+        tracker.measure(ema, 1, optimizer=opt)
+    assert tracker.measure(ema, 1).r > 0
+    assert tracker.measure(model, 1, optimizer=opt).r > 0

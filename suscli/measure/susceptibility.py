@@ -220,6 +220,8 @@ def measure_susceptibility(
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
     if not params:
         raise InputError(f"the model ({type(model).__name__}) has no weights for a step to move")
+    if optimizer is not None:
+        check_optimizes(optimizer, params, model)
     before: list[float] = []
     after: list[float] = []
     # outside any autocast the training loop opened: a bf16 loss would round the small step's drop away; and on a
@@ -468,6 +470,18 @@ def unwrapped(model: nn.Module) -> nn.Module:
             model = model.module
         else:
             return model
+
+
+def check_optimizes(optimizer: torch.optim.Optimizer, params: list[nn.Parameter], model: nn.Module) -> None:
+    """An InputError where `optimizer` holds none of `params`: its step moved nothing and r read 0.0 for every epoch,
+    as for an EMA copy (`AveragedModel`, timm's `ModelEmaV3`) measured with the training model's optimizer."""
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(id(p) in held for p in params):
+        raise InputError(
+            f"the optimizer ({type(optimizer).__name__}) holds none of the model's ({type(model).__name__}) parameters: "
+            "its step would move nothing and r read 0 (an EMA or averaged copy, measured with the training model's optimizer?)",
+            fix="measure that model without optimizer= (the plain SGD step), or pass the optimizer that trains it",
+        )
 
 
 def unwrapped_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
