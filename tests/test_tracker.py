@@ -294,6 +294,26 @@ def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:
     assert "followed the schedule" in json.loads(res.stdout)["warnings"][0] and "warning:" in res.stderr
 
 
+def test_every_param_groups_lr_is_logged_and_a_schedule_of_a_later_group_flagged(tmp_path: Path) -> None:
+    """A backbone group at a constant lr and a head group whose lr a scheduler halves: the log showed the first
+    group's constant 0.01 alone, and track --log said nothing of the schedule that shrank r."""
+    log = tmp_path / "run.jsonl"
+    model, _, _, x, y = setup()
+    head = list(model[6].parameters())
+    backbone = [p for p in model.parameters() if all(p is not h for h in head)]
+    opt = torch.optim.SGD([{"params": backbone, "lr": 0.01}, {"params": head, "lr": 0.1, "weight_decay": 0}], lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, [lambda e: 1.0, lambda e: 0.5**e])
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG)
+    for epoch in range(3):
+        tracker.measure(model, epoch, optimizer=opt, train_acc=0.5)
+        train_epoch(model, opt, sched, x, y)
+    assert [(r["lr"], r["lrs"]) for r in read_log(log)] == [(0.01, [0.01, 0.1]), (0.01, [0.01, 0.05]), (0.01, [0.01, 0.025])]
+    assert SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 3).lrs is None  # the plain step: one lr
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    assert res.exit_code == 0, res.output
+    assert "followed the schedule (lr 0.01 to 0.1)" in json.loads(res.stdout)["warnings"][0]
+
+
 def test_lightning_callback_measures_every_epoch(tmp_path: Path) -> None:
     pl = pytest.importorskip("lightning.pytorch")
     from suscli.training.lightning import SusceptibilityCallback

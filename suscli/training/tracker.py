@@ -46,6 +46,7 @@ from suscli.measure.susceptibility import (
     in_float32,
     measure_susceptibility,
     unwrapped,
+    unwrapped_optimizer,
 )
 from suscli.training.tensorboard import is_event_log, read_events
 from suscli.measure.susceptibility import running_mean
@@ -60,7 +61,7 @@ class EpochRecord:
     sem: float | None  # its standard error (None with one batch)
     zeta: float | None  # running mean of r over epochs 1..epoch (None at initialization)
     step: str  # "optimizer": the training optimizer's own step; "sgd": plain SGD with step size `lr`
-    lr: float  # step size used: the optimizer's current learning rate (first group), or the plain SGD step
+    lr: float  # step size used: the optimizer's current learning rate (first group; all in `lrs`), or the plain SGD step
     batches: int
     batch_size: int
     seed: int
@@ -68,6 +69,7 @@ class EpochRecord:
     time: str  # UTC, ISO 8601, when the measurement ended
     seconds: float  # how long the measurement took
     global_step: int | None = None  # measured every N steps: the trainer's global step (None: once per epoch)
+    lrs: list[float] | None = None  # with the optimizer's step: every param group's lr, in group order (None: plain step)
 
 
 @dataclass
@@ -150,6 +152,7 @@ class SusceptibilityTracker:
             zeta=zeta,
             step="optimizer" if optimizer is not None else "sgd",
             lr=float(optimizer.param_groups[0]["lr"]) if optimizer is not None else self.config.lr,
+            lrs=group_lrs(optimizer) if optimizer is not None else None,
             batches=self.config.batches,
             batch_size=sus.batch_size,
             seed=self.config.seed,
@@ -164,6 +167,12 @@ class SusceptibilityTracker:
         if self.writer is not None:
             write_scalars(self.writer, scalars(record), step if step is not None else global_step if global_step is not None else epoch)
         return record
+
+
+def group_lrs(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Every param group's lr, which together size the optimizer's step: a backbone at a tenth of the head's lr, or a
+    scheduler moving some groups only, left the first group's constant lr in the log, and the schedule unflagged."""
+    return [float(group["lr"]) for group in unwrapped_optimizer(optimizer).param_groups]
 
 
 def training_accuracy(value: object) -> float | None:
@@ -350,9 +359,10 @@ def log_records(path: Path) -> list[dict]:
 def schedule_warning(records: list[dict]) -> str | None:
     """Why the epochs of a log may not be comparable: r measured with the training optimizer's own step scales
     with its learning rate, so under a decaying schedule late epochs read low whatever they memorized."""
-    lrs = [rec["lr"] for rec in records if rec.get("step") == "optimizer" and rec.get("lr") is not None]
-    if len(set(lrs)) < 2:
+    steps = [tuple(rec.get("lrs") or [rec["lr"]]) for rec in records if rec.get("step") == "optimizer" and rec.get("lr") is not None]
+    if len(set(steps)) < 2:
         return None
+    lrs = [lr for step in steps for lr in step]
     return (
         f"r was measured with the training optimizer's step, whose size followed the schedule (lr {min(lrs):.3g} to "
         f"{max(lrs):.3g}): epochs are not on one scale and the knee may mislead; for choosing an epoch, track with the "
