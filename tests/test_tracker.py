@@ -546,3 +546,30 @@ def test_an_ema_copy_measured_with_the_training_models_optimizer_is_refused_not_
         tracker.measure(ema, 1, optimizer=opt)
     assert tracker.measure(ema, 1).r > 0
     assert tracker.measure(model, 1, optimizer=opt).r > 0
+
+
+class KeywordOnly(torch.nn.Module):
+    """A forward written for keyword calls (`model(**batch)`, as the Hugging Face Trainer makes them)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, *, pixel_values, labels=None):
+        return {"logits": self.net(pixel_values)}
+
+
+class AnyKeywords(KeywordOnly):
+    def forward(self, **batch):
+        return {"logits": self.net(batch["pixel_values"])}
+
+
+def test_a_forward_taking_its_input_by_keyword_only_is_measured_by_that_keyword() -> None:
+    """model(x) raised TypeError "takes 1 positional argument but 2 were given" inside the loop; a forward whose
+    keywords do not say which is the input is refused in one line."""
+    model, _, _, _, _ = setup()
+    inputs = torch.randn(40, 3, 8, 8)
+    expected = SusceptibilityTracker(inputs, config=CONFIG).measure(model, 0).r
+    assert SusceptibilityTracker(inputs, config=CONFIG).measure(KeywordOnly(model), 0).r == expected
+    with pytest.raises(InputError, match=r"forward takes no positional input, and no single keyword names it \(\*\*batch\)"):
+        SusceptibilityTracker(inputs, config=CONFIG).measure(AnyKeywords(model), 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import numbers
 import statistics
@@ -462,14 +463,49 @@ def check_batch_norm_modes(model: nn.Module) -> None:
 def unwrapped(model: nn.Module) -> nn.Module:
     """The module a wrapper holds, with the same parameters: torch.compile's (no recompilation), and DataParallel's
     or DistributedDataParallel's, whose forward syncs buffers with the other processes: measured on rank 0 alone,
-    the wrapper waited for them forever."""
+    the wrapper waited for them forever. A forward that takes its input by keyword only is called by that keyword."""
     while True:
         if hasattr(model, "_orig_mod"):
             model = model._orig_mod
         elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             model = model.module
         else:
-            return model
+            keyword = input_keyword(model)
+            return KeywordInput(model, keyword) if keyword else model
+
+
+class KeywordInput(nn.Module):
+    """`model` called as model(**{keyword: x}): the measurement calls model(x), which a keyword-only forward
+    (`def forward(self, *, pixel_values)`) refused with "takes 1 positional argument but 2 were given"."""
+
+    def __init__(self, model: nn.Module, keyword: str):
+        super().__init__()
+        self.model, self.keyword = model, keyword
+
+    def forward(self, x: torch.Tensor) -> object:
+        return self.model(**{self.keyword: x})
+
+
+def input_keyword(model: nn.Module) -> str | None:
+    """The keyword a forward without positional parameters takes its input by (its one required keyword-only
+    parameter, else its one keyword-only parameter), None where it takes a positional one; an InputError where
+    no keyword names it alone."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # a forward without a Python signature (TorchScript): called as it is
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    if not params or any(p.kind in positional for p in params):
+        return None
+    keywords = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    names = [p.name for p in keywords if p.default is inspect.Parameter.empty] or [p.name for p in keywords]
+    if len(names) == 1:
+        return names[0]
+    raise InputError(
+        f"the model's ({type(model).__name__}) forward takes no positional input, and no single keyword names it "
+        f"({', '.join(names) or '**' + params[-1].name}): the measurement passes it one batch of inputs",
+        fix="wrap the model in a module whose forward(x) calls it with x under the right keyword",
+    )
 
 
 def check_optimizes(optimizer: torch.optim.Optimizer, params: list[nn.Parameter], model: nn.Module) -> None:
