@@ -19,8 +19,10 @@ import torch
 
 import suscli
 import suscli.cli.rank
+import suscli.files
 import suscli.run.audit
 import suscli.run.rank
+import suscli.run.store
 from suscli.cli.output import write_suspects
 from suscli.judge.noise import NoiseEstimate, chance_agreement
 from suscli.judge.rules import LabelCheck
@@ -571,3 +573,56 @@ def test_blank_lines_in_a_results_file_are_skipped(pool: Path, image_folder: Pat
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0, res.output
     assert doc["counts"]["reused"] == 4
+
+
+def test_a_results_path_that_is_no_regular_file_is_refused_before_it_is_read(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A folder was "[Errno 21] Is a directory", and an internal error with --fresh; a device such as /dev/full reads
+    as endless zeros, which read_text took until the machine ran out of memory."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    one_error_line(rank_json(pool, image_folder, train_folder, "--results", folder)[0], 3, "results file", "is a folder")
+    one_error_line(rank_json(pool, image_folder, train_folder, "--results", folder, "--fresh")[0], 3, "is a folder")
+    assert folder.is_dir()
+    device = Path("/dev/full")
+    if not device.exists():
+        pytest.skip("no /dev/full")
+
+    def endless(self, *args, **kwargs):
+        raise AssertionError(f"{self} read")
+
+    monkeypatch.setattr(Path, "read_text", endless)
+    with pytest.raises(suscli.errors.InputError, match="is not a regular file"):
+        suscli.load_results(device)
+
+
+def test_a_results_file_that_cannot_be_written_is_refused_before_any_model_is_measured(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Found at the first append, it threw that model's measurement away (with --model-batch, every model's of the
+    window); a read-only file that already holds every result is still read, and --fresh on it is one line."""
+    results = tmp_path / "ro.jsonl"
+    res, _ = rank_json(pool, image_folder, train_folder, "--results", results)
+    assert res.exit_code == 0, res.output
+    lines = results.read_text().splitlines()
+
+    def read_only(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "aw+"):
+            raise OSError(30, "Read-only file system")
+        return open(file, mode, *args, **kwargs)
+
+    for module in (suscli.run.store, suscli.files):
+        monkeypatch.setattr(module, "open", read_only, raising=False)
+    monkeypatch.setattr(suscli.run.store.Path, "unlink", lambda self, missing_ok=False: read_only(self, "w"))
+    res, doc = rank_json(pool, image_folder, train_folder, "--results", results)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 4, res.output
+    results.write_text("\n".join(lines[:2]) + "\n")
+    measured = []
+    real = suscli.run.audit.scored_window
+    monkeypatch.setattr(suscli.run.audit, "scored_window", lambda *a, **k: measured.append(1) or real(*a, **k))
+    res, _ = rank_json(pool, image_folder, train_folder, "--results", results, "--model-batch", "4")
+    one_error_line(res, 3, f"cannot write results file {results}: Read-only file system")
+    assert measured == []
+    one_error_line(rank_json(pool, image_folder, train_folder, "--results", results, "--fresh")[0], 3, "cannot start results file")
+    assert results.read_text().splitlines() == lines[:2]

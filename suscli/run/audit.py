@@ -291,6 +291,8 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
         if rows[i] is None:
             waiting.append((i, key))
         if waiting and (len(waiting) >= request.model_batch or i == len(entries) - 1):
+            if store is not None:
+                store.require_writable()
             keys = dict(waiting)
             window = [(j, entries[j]) for j, _ in waiting]
             for j, result in scored_window(window, request, unlabeled, train):

@@ -150,6 +150,8 @@ def audit_shards(
                 rows[i] = cached_row(entry, keys[i], store)
             except Exception as e:
                 rows[i] = error_row(entry, e)
+    if w.rank == 0 and store is not None and None in rows:
+        store.require_writable()  # before any rank measures: the other ranks then stop, "lost contact"
     plan: list[tuple[list[int], list[PoolEntry]] | None] = [
         ([i for i, r in enumerate(rows) if r is None], entries) if w.rank == 0 else None
     ]

@@ -96,9 +96,18 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def require_regular(path: Path, fix: str = "pass --results FILE.jsonl") -> None:
+    """Refuse a path that exists but is no regular file before reading it: a device such as /dev/full or /dev/zero reads
+    as endless bytes, which a read took until the machine ran out of memory, and a folder cannot hold lines."""
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise InputError(f"results file {path} is {kind}", fix=fix)
+
+
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """The line number and record of every whole line of a results file; a last line cut short by a kill is left
     out. Anything else that is not a record of the expected shape is an InputError naming the line."""
+    require_regular(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
@@ -150,6 +159,7 @@ class ResultStore:
         self.legacy = False  # those others identified the images by their paths as typed (suscli.run.audit.data_identity)
         self.age: str | None = None  # "earlier" or "newer": those others were written by a release that measures otherwise
         self._done: dict[str, Result] = {}
+        self._writable = False  # checked once, before the first model is measured (require_writable)
         self._load(keep_others)
 
     def _load(self, keep_others: bool) -> None:
@@ -220,6 +230,25 @@ class ResultStore:
     def __len__(self) -> int:
         return len(self._done)
 
+    def require_writable(self) -> None:
+        """Refuse a results file that cannot take a result before the first model is measured: found at the first
+        append, it threw that measurement away, and with --model-batch every model's of the window. Only then, so
+        that a file on a read-only mount that already holds every result is still read."""
+        if self._writable:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                with open(self.path, "ab"):
+                    pass
+            elif not writable(self.path.parent):
+                raise PermissionError(f"the folder {self.path.parent} cannot be written")
+        except OSError as e:
+            raise InputError(
+                f"cannot write results file {self.path}: {e.strerror or e}", fix="pass --results with a writable path"
+            ) from None
+        self._writable = True
+
     def append(self, key: str, result: Result) -> None:
         """Write one result durably (flush + fsync) before the next model starts."""
         stored = result.as_dict()
@@ -236,4 +265,12 @@ class ResultStore:
 
     @staticmethod
     def reset(path: str | Path) -> None:
-        Path(path).unlink(missing_ok=True)
+        """--fresh: delete the file, every setting's results with it."""
+        path = Path(path)
+        require_regular(path)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            raise InputError(
+                f"cannot start results file {path} over: {e.strerror or e}", fix="pass --results with a writable path"
+            ) from None

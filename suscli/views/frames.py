@@ -9,7 +9,7 @@ import pandas as pd
 
 from suscli.errors import InputError
 from suscli.results import FLAT_COLUMNS, INT_COLUMNS, Result
-from suscli.run.store import read_records, record_result
+from suscli.run.store import read_records, record_result, require_regular
 
 
 def load_results(path: str | Path) -> pd.DataFrame:
@@ -20,6 +20,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     ranking, with a `fingerprint` column telling apart the sets of settings the file holds).
     """
     path = Path(path)
+    require_regular(path, fix=_READABLE)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
