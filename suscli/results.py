@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, get_args, get_type_hints
+import types
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 
 # A details key: the row was taken from a results file, not measured in this run (suscli.run.audit.cached_row).
@@ -67,6 +68,42 @@ class Result:
     def from_dict(cls, data: dict[str, Any]) -> "Result":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+STATUSES = ("ok", "error")
+
+
+def wrong_field(data: dict[str, Any]) -> str | None:
+    """What is wrong with a stored row (a results file edited by hand), as "susceptibility is 'abc'", or None when
+    every field has the type suscli writes: a row taken as it was failed far from the file, in whatever compared or
+    added its value ("internal error: TypeError"). Fields suscli does not know (a newer release's) are left alone."""
+    hints = get_type_hints(Result)
+    for f in fields(Result):
+        if f.name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                return f"{f.name} is missing"
+        elif not _fits(data[f.name], hints[f.name]):
+            return f"{f.name} is {data[f.name]!r}"
+    if data.get("status", "ok") not in STATUSES:
+        return f"status is {data['status']!r}, neither 'ok' nor 'error'"
+    return None
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a value read from JSON has the type `hint` names: a whole number passes as a float, and a float that is
+    whole as a whole number (an earlier release wrote epoch 3 as 3.0); a bool passes as neither."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, h) for h in get_args(hint))
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    if hint is int:
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, get_args(hint)[0]) for v in value)
+    return isinstance(value, origin or hint)
 
 
 FLAT_COLUMNS = [f.name for f in fields(Result) if f.name != "details"]

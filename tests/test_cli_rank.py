@@ -626,3 +626,35 @@ def test_a_results_file_that_cannot_be_written_is_refused_before_any_model_is_me
     assert measured == []
     one_error_line(rank_json(pool, image_folder, train_folder, "--results", results, "--fresh")[0], 3, "cannot start results file")
     assert results.read_text().splitlines() == lines[:2]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [("susceptibility", "0.1", "susceptibility is '0.1'"), ("details", [], "details is []"), ("name", None, "name is missing")],
+)
+def test_a_results_row_edited_to_another_type_is_named_with_its_line(
+    pool: Path, image_folder: Path, train_folder: Path, field: str, value, said: str
+) -> None:
+    """A number edited into text, or details into a list, was taken as it was and failed far away ("internal error:
+    TypeError: '>' not supported between instances of 'str' and 'float'"); a row missing its name made the whole file
+    "not a suscli results file"."""
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    results = pool / "suscli-results.jsonl"
+    lines = results.read_text().splitlines()
+    record = json.loads(lines[2])
+    if value is None:
+        del record["result"][field]
+    else:
+        record["result"][field] = value
+    record["result"]["written_by_a_newer_release"] = 1  # a field suscli does not know is left alone
+    lines[2] = json.dumps(record)
+    results.write_text("\n".join(lines) + "\n")
+    res, _ = rank_json(pool, image_folder, train_folder)
+    one_error_line(res, 3, f"line 3 is not a row suscli writes: {said}", "correct or delete line 3")
+    with pytest.raises(suscli.errors.InputError, match=f"line 3 is not a row suscli writes: {re.escape(said)}"):
+        suscli.load_results(results)
+    del lines[2]
+    results.write_text("\n".join(lines) + "\n")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 3, res.output

@@ -18,7 +18,7 @@ from typing import Any
 
 from suscli.errors import InputError, UsageError
 from suscli.files import append_line, writable
-from suscli.results import REUSED, Result
+from suscli.results import REUSED, Result, wrong_field
 
 
 def default_results(pool: Path) -> Path:
@@ -127,11 +127,17 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def record_result(path: Path, n: int, record: dict[str, Any]) -> Result:
-    """The Result a record holds; a line of the right shape holding something else is not a results file."""
-    try:
-        return Result.from_dict(record["result"])
-    except (TypeError, AttributeError):
-        raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl") from None
+    """The Result a record holds; a line of the right shape holding something else is not a results file, and a row
+    whose field has another type than suscli writes is named with its line, which the user can correct or delete."""
+    stored = record["result"]
+    if not isinstance(stored, dict):
+        raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
+    if wrong := wrong_field(stored):
+        raise InputError(
+            f"results file {path} line {n} is not a row suscli writes: {wrong}",
+            fix=f"correct or delete line {n} (its model is then measured again), or pass --fresh",
+        )
+    return Result.from_dict(stored)
 
 
 class ResultStore:
