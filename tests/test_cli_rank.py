@@ -658,3 +658,20 @@ def test_a_results_row_edited_to_another_type_is_named_with_its_line(
     results.write_text("\n".join(lines) + "\n")
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 3, res.output
+
+
+def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(
+    image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Where stderr is a log (CI), the bar was switched off and a run said nothing until it ended, however long it ran
+    (CI services end a job silent for 10 minutes); now a line per tenth of the models, and stdout stays the report."""
+    import suscli.cli.console
+
+    pool = make_pool(tmp_path / "pool", n=12)
+    monkeypatch.setattr(suscli.cli.console, "LOG_AFTER_SECONDS", 0)
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc is not None, res.output
+    said = [line for line in res.stderr.splitlines() if line.startswith("models: ")]
+    assert 3 <= len(said) <= 11, res.stderr
+    assert said[-1].startswith("models: 12/12 done, ") and "left" not in said[-1]
+    assert re.fullmatch(r"models: \d+/12 done, \d:\d\d:\d\d elapsed(, about \d:\d\d:\d\d left)?", said[0]), said[0]

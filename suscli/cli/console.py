@@ -4,12 +4,14 @@ errors with their exit codes, messages, and a progress bar."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from suscli.errors import SuscliError
 
@@ -48,24 +50,51 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+# Where stderr is a log (CI, a file, TERM=dumb) and no bar can be drawn: a line per tenth of the models done, once a run
+# has lasted this long, so that a long run shows it is alive (CI services end a job silent for 10 minutes) and a short
+# one stays quiet.
+LOG_AFTER_SECONDS = 30
+LOGGED_STAGES = ("models", "training accuracy")  # the stages that count models; the others count images or batches
+
+
 @contextlib.contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A transient progress display on stderr (stdout stays machine-readable); silent when stderr is no terminal."""
+    """A transient progress display on stderr (stdout stays machine-readable): models done of all and the time left;
+    where stderr is no terminal that can redraw a line, a few plain lines instead (progress_line)."""
+    drawn = stderr.is_terminal and not stderr.is_dumb_terminal
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=stderr,
         transient=True,
-        disable=not stderr.is_terminal,
+        disable=not drawn,
     )
     tasks: dict[str, TaskID] = {}
+    tenths: dict[str, int] = {}  # the tenths of each logged stage already said
+    start = time.monotonic()
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
             tasks[stage] = bar.add_task(stage, total=total)
         bar.update(tasks[stage], completed=done, total=total)
+        tenth = done * 10 // total if total else 10
+        if drawn or not stage.startswith(LOGGED_STAGES) or tenth <= tenths.get(stage, 0):
+            return
+        if time.monotonic() - start >= LOG_AFTER_SECONDS:
+            tenths[stage] = tenth
+            say(progress_line(bar.tasks[tasks[stage]]))
 
     with bar:
         yield update
+
+
+def progress_line(task: Task) -> str:
+    """One line of a stage's progress for a log: `models: 12/30 done, 0:01:10 elapsed, about 0:01:45 left`."""
+    line = f"{task.description}: {task.completed:.0f}/{task.total:.0f} done, {timedelta(seconds=round(task.elapsed or 0))} elapsed"
+    left = task.time_remaining
+    if left is not None and task.completed < (task.total or 0):
+        line += f", about {timedelta(seconds=round(left))} left"
+    return line
