@@ -184,6 +184,24 @@ def test_a_read_only_model_folder_keeps_its_results_in_the_cache_folder(
     assert json.loads(again.stdout)["results_file"] == str(kept[0])
 
 
+def test_a_pool_measured_before_its_folder_became_read_only_reuses_its_own_results(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool measured while its folder could be written, then mounted read-only (a shared model store): its own
+    results file was ignored for the empty one in the cache folder, and every model measured again."""
+    args = ["rank", str(pool), "-d", str(image_folder), "--train-data", str(train_folder), "--batches", "1", "--batch-size", "8"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "-f", "json"]
+    first = invoke(*args)
+    assert first.exit_code == 0 and json.loads(first.stdout)["counts"]["reused"] == 0
+    monkeypatch.setattr(suscli.run.store, "writable", lambda folder: False)  # the folder, read-only from now on
+    again = invoke(*args)
+    report = json.loads(again.stdout)
+    assert again.exit_code == 0 and report["counts"]["reused"] == report["counts"]["models"] == 4
+    assert report["results_file"] != str(pool / "suscli-results.jsonl")
+    assert f"starting from the results in {pool / 'suscli-results.jsonl'}" in again.stderr
+    assert "starting from" not in invoke(*args).stderr  # the cache's file, once made, is the one read
+
+
 def test_a_rerun_from_another_folder_or_a_moved_checkout_reuses_every_result(
     pool: Path,
     image_folder: Path,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,21 @@ def results_location(pool: Path, cache_dir: Path) -> tuple[Path, str | None]:
         return usual, None
     digest = hashlib.sha256(str(pool.resolve()).encode()).hexdigest()[:16]
     moved = Path(cache_dir) / "results" / f"{pool.name}-{digest}.jsonl"
-    return moved, f"{usual.parent} cannot be written: results are kept in {moved}"
+    return moved, f"{usual.parent} cannot be written: results are kept in {moved}{_seeded(usual, moved)}"
+
+
+def _seeded(usual: Path, moved: Path) -> str:
+    """The results a read-only pool's own file holds (written while its folder could be), copied into the file in the
+    cache the first time: the pool's results were ignored, and every model measured again. Said after the line; where
+    the copy cannot be made, nothing is said and the models are measured as if there were none."""
+    if moved.exists() or not usual.is_file():
+        return ""
+    try:
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(usual, moved)
+    except OSError:
+        return ""
+    return f", starting from the results in {usual}"
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
