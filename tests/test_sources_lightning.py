@@ -363,6 +363,24 @@ def test_a_run_named_by_its_steps_is_numbered_by_the_epochs_it_records(tmp_path:
     assert doc["recommendation"]["epoch"] == 2
 
 
+@pytest.mark.parametrize(
+    ("filename", "names"),
+    [("{epoch}-{step}", ["0-2", "1-4", "2-6"]), ("{step}", ["2", "4", "6"]), ("epoch{epoch:02d}", ["epoch00", "epoch01", "epoch02"])],
+)
+def test_a_run_named_without_metric_names_is_numbered_by_the_epochs_it_records(filename: str, names: list[str], tmp_path: Path) -> None:
+    """ModelCheckpoint(auto_insert_metric_name=False) names files by bare numbers: `{epoch}-{step}` saves 0-2.ckpt,
+    1-4.ckpt, 2-6.ckpt, which track measured as epochs 2, 4 and 6, beside last.ckpt measured again as the only file
+    of epoch 2. Each file records its epoch: that is its number."""
+    unlabeled, train = image_sets(tmp_path)
+    ckpts = tmp_path / "ckpts"
+    saving = ModelCheckpoint(dirpath=ckpts, filename=filename, auto_insert_metric_name=False, save_top_k=-1, save_last=True)
+    fit(Classifier(), tmp_path, saving, max_epochs=3)
+    assert sorted(p.name for p in ckpts.iterdir()) == sorted([f"{n}.ckpt" for n in names] + ["last.ckpt"])
+    doc = cli_json("track", ckpts, "-d", unlabeled, "--train-data", train, "--count-epoch-0")
+    assert [(r["name"], r["epoch"]) for r in doc["results"]] == list(zip(names, [0, 1, 2]))
+    assert doc["recommendation"]["epoch"] == 2
+
+
 def test_where_in_its_epoch_a_checkpoint_was_saved_is_read_without_its_tensors(tmp_path: Path) -> None:
     """save_point reads the fit loop's counters from the file's pickle alone: a copy without the tensors' data
     gives the same answers."""

@@ -195,11 +195,11 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     reader must know about the choice: a Lightning run's saves made during an epoch, the epochs a resumed Lightning
     run saved again, files it did not replace, and a resumed Trainer's output_dir's checkpoints left from the run before.
 
-    Epochs come from the file names (suscli.run.pool.epoch_from_name; a Lightning `step=300.ckpt`, from the epoch it
-    records), or from a manifest's `epoch` field.
+    Epochs come from each checkpoint's own record, else its file name (suscli.run.pool.checkpoint_epoch), or from a
+    manifest's `epoch` field.
     """
     run = Path(run)
-    entries = _step_named(discover(run, all_checkpoints=True))
+    entries = discover(run, all_checkpoints=True)
     copies = [e for e in entries if e.epoch is not None and not e.epoch_given and alias_copy(e.path)] + _recorded(entries)
     lone = _lone_copies(copies, [e for e in entries if e not in copies])
     copies = [e for e in copies if e not in lone]
@@ -274,22 +274,6 @@ def _lone_copies(copies: list[PoolEntry], numbered: list[PoolEntry]) -> list[Poo
     for e in sorted((c for c in copies if c.epoch not in held), key=_written):
         newest[e.epoch or 0] = e
     return list(newest.values())
-
-
-# A name labelling its number a step count and naming no epoch: ModelCheckpoint(filename="{step}")'s step=300.ckpt
-_STEP_LABEL = re.compile(r"(?:^|[^a-z])steps?[=_-]?\d", re.IGNORECASE)
-_EPOCH_LABEL = re.compile(r"epoch|(?:^|[^a-z])ep[=_-]?\d", re.IGNORECASE)
-
-
-def _step_named(entries: list[PoolEntry]) -> list[PoolEntry]:
-    """Number the Lightning checkpoints named by their step alone (`step=300.ckpt`) by the epoch they record: the
-    name's number counts optimizer steps, and was taken for the epoch."""
-    for e in entries:
-        if e.epoch_given or e.path.is_dir() or not _STEP_LABEL.search(e.path.name) or _EPOCH_LABEL.search(e.path.name):
-            continue
-        if (epoch := recorded_epoch(e.path)) is not None:
-            e.epoch = epoch
-    return entries
 
 
 _DURING = "ModelCheckpoint's every_n_train_steps, train_time_interval or a mid-epoch validation, as their saved loop counters say"

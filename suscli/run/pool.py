@@ -98,7 +98,10 @@ def _stem(path: Path) -> str:
 
 def checkpoint_epoch(path: Path) -> int | None:
     """A checkpoint's epoch: its own record (a Trainer folder's trainer_state.json; the `epoch` suscli.save wrote in a
-    safetensors header or a sidecar, read without any tensor), else the number in its name, which is a guess."""
+    safetensors header or a sidecar; the one Lightning or timm keeps in its file, all read without any tensor), else
+    the number in its name, which is a guess: ModelCheckpoint's `{epoch}-{step}` with auto_insert_metric_name=False
+    writes `0-6.ckpt`, whose last number counts steps. A file named as another epoch's alias (`last.ckpt`) gets none
+    from a tool's record: run_epochs numbers it by that record as a copy, and a run's numbered file beats it."""
     if path.is_dir():
         folder = checkpoint_folder(path)
         return folder.epoch if folder is not None else None
@@ -108,7 +111,8 @@ def checkpoint_epoch(path: Path) -> int | None:
         stored = None
     if isinstance(stored, int) and not isinstance(stored, bool) and stored >= 0:
         return stored
-    return epoch_from_name(path)
+    recorded = None if alias_copy(path) else recorded_epoch(path)
+    return recorded if recorded is not None else epoch_from_name(path)
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -251,7 +255,7 @@ def read_manifest(path: Path) -> list[PoolEntry]:
         epoch = row.get("epoch")
         given = epoch not in (None, "")
         if not given:
-            epoch = epoch_from_name(file)
+            epoch = checkpoint_epoch(file)
         elif not str(epoch).isdigit():
             raise InputError(f"manifest {path}: entry {i} has epoch {epoch!r}, not a whole number") from None
         entries.append(
