@@ -805,3 +805,35 @@ def test_a_held_out_set_no_model_has_the_classes_of_is_said_once(tmp_path: Path,
     said = f"on the held-out set {labels}: the held-out labels go up to 4 but the model has 3 classes"
     assert res.exit_code == 3 and res.stdout.count(said) == 1 and res.stdout.count("the same error as m0") == 2, res.output
     assert f"error: 3 model(s) could not be scored, all alike: {said}" in res.stderr
+
+
+@pytest.mark.parametrize("batch", ["1", "2"])
+def test_labels_beyond_the_models_classes_are_refused_before_anything_is_measured(
+    batch: str, tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held-out (or training) class ids beyond the 3 classes the checkpoints name were found only in the accuracy
+    pass, after susceptibility and predictions; models measured together (--model-batch 2) were then measured
+    again one at a time. Now the labels are checked against each checkpoint's class count before any measurement."""
+    import suscli.run.audit
+    import suscli.run.model
+
+    measured: list[str] = []
+    for module, name in ((suscli.run.model, "measure_susceptibility"), (suscli.run.audit, "measure_many")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: measured.append(_name) or _real(*a, **k))
+    files = write_images(tmp_path / "held", 10, seed=40)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{i % 5}\n" for i, p in enumerate(files)))
+    pool = make_pool(tmp_path / "pool", n=2)
+    common = ("rank", pool, "-d", image_folder, "--model-batch", batch, "--no-cache", *FAST)
+    res = invoke(*common, "--train-data", train_folder, "--val-data", labels)
+    said = f"on the held-out set {labels}: the held-out labels go up to 4 but the model has 3 classes"
+    assert res.exit_code == 3 and f"error: 2 model(s) could not be scored, all alike: {said}" in res.stderr, res.output
+    res = invoke(*common, "--train-data", labels, "-f", "json")
+    errors = [r["error"] for r in json.loads(res.stdout)["results"]]
+    said = "the training labels go up to 4 but the model has 3 classes ("
+    assert (
+        res.exit_code == 3
+        and [e.startswith(f"{pool / m}.safetensors on {labels}: {said}") for e, m in zip(errors, ("m0", "m1"))] == [True] * 2
+    )
+    assert measured == []

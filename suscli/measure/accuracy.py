@@ -191,13 +191,20 @@ def _logits(
 ) -> torch.Tensor:
     """The model's logits on one batch; with `top_label`, first check that the model has that many classes."""
     logits = logits_of(model(transform(inputs.to(device, non_blocking=True))))
-    if top_label is not None and top_label >= logits.shape[-1]:
+    if top_label is not None:
+        check_label_range(top_label, logits.shape[-1])
+    return logits
+
+
+def check_label_range(top_label: int, classes: int) -> None:
+    """An InputError where labels go beyond a model's class ids 0 to `classes` - 1: from its logits in the pass, or
+    from the count its checkpoint names before anything is measured (suscli.run.model.labels_in_range)."""
+    if top_label >= classes:
         raise InputError(
-            f"the training labels go up to {top_label} but the model has {logits.shape[-1]} classes",
-            fix=f"check that --train-data is the set this model was trained on, its class ids 0 to {logits.shape[-1] - 1} "
+            f"the training labels go up to {top_label} but the model has {classes} classes",
+            fix=f"check that --train-data is the set this model was trained on, its class ids 0 to {classes - 1} "
             "(class folders are numbered in sorted name order, a label file's ids read as written)",
         )
-    return logits
 
 
 def mcnemar_p(b: int, c: int) -> float:

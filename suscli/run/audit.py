@@ -31,6 +31,7 @@ from suscli.run.model import (
     failed,
     input_channels,
     label_ids,
+    labels_in_range,
     model_labels,
     on_device,
     preprocessing,
@@ -206,6 +207,8 @@ def score_group(
     chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train, val) if s is not None]) for c in checkpoints]
     ids, mapping = label_ids(checkpoints[0], train)  # one mapping: the models of a group share their class names
     val_map = val_ids(checkpoints[0], val, train)
+    for checkpoint in checkpoints:
+        labels_in_range(checkpoint, train, ids, val, val_map)
     mapping += sorted_val_note(checkpoints[0], val, train)
     chosen = [(prep, notes + source_notes(unlabeled, train) + (val.notes if val is not None else []) + mapping) for prep, notes in chosen]
     prep = chosen[0][0]

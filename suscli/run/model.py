@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from suscli.measure.devices import resolve_device
-from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, training_accuracy
+from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
 from suscli.measure.randomness import random_forward
 from suscli.load.checkpoints import Checkpoint
@@ -232,6 +232,7 @@ def score_checkpoint(
     notes += source_notes(data, train) + (val.notes if val is not None else [])
     val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
+    labels_in_range(checkpoint, train, ids, val, val_map)
     notes += mapping + sorted_val_note(checkpoint, val, train)
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
     channels = input_channels(model, prep.side)
@@ -261,12 +262,10 @@ def score_checkpoint(
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device, progress)
             labels = model_labels(labels, ids)
-            try:
+            with training_errors(checkpoint, train):
                 acc = training_accuracy(
                     model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
                 )
-            except InputError as e:  # labels beyond the model's classes: which model, and which label folder or CSV
-                raise InputError(f"{checkpoint.path} on {train.origin or 'the training set'}: {e.message}", fix=e.fix) from None
         val_acc, val_bad = None, None
         if val is not None:
             val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
@@ -472,6 +471,39 @@ def held_out_pixels(
         return val.decoded(prep.side, channels, prep.crop_pct, device, progress)
     except InputError as e:
         raise InputError(f"held-out set {val.origin or ''}: {e.message}", fix=e.fix) from None
+
+
+def labels_in_range(
+    checkpoint: Checkpoint, train: ImageSource | None, ids: torch.Tensor | None, val: ImageSource | None, val_map: torch.Tensor | None
+) -> None:
+    """Before anything is measured, the error the accuracy passes would raise where the training or held-out labels
+    (as the model's ids, through `ids` and `val_map`) go beyond the classes the checkpoint names: found in the
+    pass, it came after susceptibility and predictions, and a batched group's models were then measured again one at
+    a time. A single logit is two classes (logits_of); a checkpoint that names no count is left to the passes."""
+    if checkpoint.num_classes is None:
+        return
+    classes = max(checkpoint.num_classes, 2)
+    if train is not None and train.labels:
+        with training_errors(checkpoint, train):
+            check_label_range(_top_label(train, ids), classes)
+    if val is not None and val.labels:
+        with held_out_errors(val):
+            check_label_range(_top_label(val, val_map), classes)
+
+
+def _top_label(labelled: ImageSource, ids: torch.Tensor | None) -> int:
+    """The highest of a labelled set's listed labels, as the model's class id."""
+    return int(model_labels(torch.tensor(labelled.labels), ids).max())
+
+
+@contextlib.contextmanager
+def training_errors(checkpoint: Checkpoint, train: ImageSource) -> Iterator[None]:
+    """An error in the training-accuracy pass (labels beyond the model's classes) names the model and the label folder
+    or CSV."""
+    try:
+        yield
+    except InputError as e:
+        raise InputError(f"{checkpoint.path} on {train.origin or 'the training set'}: {e.message}", fix=e.fix) from None
 
 
 @contextlib.contextmanager
