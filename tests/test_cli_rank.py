@@ -675,3 +675,17 @@ def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(
     assert 3 <= len(said) <= 11, res.stderr
     assert said[-1].startswith("models: 12/12 done, ") and "left" not in said[-1]
     assert re.fullmatch(r"models: \d+/12 done, \d:\d\d:\d\d elapsed(, about \d:\d\d:\d\d left)?", said[0]), said[0]
+
+
+@pytest.mark.parametrize("rule", ["agreement", "regions"])
+def test_a_pool_none_of_whose_models_was_scored_says_only_that(rule: str, tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """With every model failed, rank also said "regions need a pool of 2+ distinct scored models: pass
+    --zeta-threshold and --acc-threshold to judge fewer", and closed on "no model could be scored (regions rule:
+    fewer than 2 models were measured)": thresholds do not help where nothing was measured."""
+    labels = tmp_path / "val.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{i % 5}\n" for i, p in enumerate(sorted(image_folder.iterdir()))))
+    make_pool(tmp_path / "pool", n=2)
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--train-data", train_folder, "--val-data", labels, "--rule", rule)
+    lines = res.stderr.splitlines()
+    assert res.exit_code == 3 and lines[0] == "no model could be scored" and "regions" not in res.stderr, res.stderr
+    assert lines[1].startswith("error: 2 model(s) could not be scored, all alike: on the held-out set"), res.stderr

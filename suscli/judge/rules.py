@@ -228,6 +228,8 @@ def _by_rule(
     rows: list[Result], rule: str, t: Thresholds | None, by_region: list[Result], voted: tuple[str, list[bool]], tie_break: str
 ) -> Choice:
     """choose's order and pick once the rows carry their region, verdict and agreement."""
+    if not any(r.ok for r in rows):  # why a rule could not choose is moot: "no model could be scored", and only that
+        return Choice(by_region, None, recommendation(by_region, t), False)
     who, mask = voted
     if rule == "agreement":
         placed = _measured(rows)  # the rows `mask` says voted or not

@@ -107,7 +107,7 @@ def rank(
         t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
         choice = choose(rows, rule, t)
         failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
-        if t is None and opened.train is not None and sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once
+        if t is None and opened.train is not None and 0 < sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once; none: moot
             say(f"regions need a pool of {MIN_POOL}+ distinct scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
         names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
         run = run_info(
