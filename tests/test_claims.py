@@ -279,3 +279,36 @@ def test_models_that_never_agree_give_no_consensus_to_choose_by() -> None:
     choice = choose(rows, "agreement", FIXED)
     assert [r.agreement for r in rows] == [0.0, 0.0] and not choice.confident
     assert "is not clearly above what guessing gives (33.3% at 3 classes): the models share no consensus to choose by" in choice.why
+
+
+def fitted_on(name: str, acc: float, zeta: float, right: list[bool], n_unlabeled: int = 1000) -> Result:
+    """A model on 600 training images labelled 0, 1, 2 in turn that predicts the label where `right` says so and the
+    next class elsewhere; on the unlabeled images it predicts class 0 except on the first tenth of those `right` misses."""
+    labels = np.arange(600) % 3
+    r = agreeing(name, acc, zeta, range(int(n_unlabeled * (1 - np.mean(right)) / 10)), n=n_unlabeled)
+    top1 = [int(y) if ok else int(y + 1) % 3 for y, ok in zip(labels, right)]
+    r.details["train_predictions"] = preds_from(top1, confidence=0.9).with_labels(labels).encode()
+    r.train_n = 600
+    return r
+
+
+def test_the_pick_is_warned_of_a_weak_consensus_only_when_it_was_chosen_by_one() -> None:
+    """Labels clean, every fitted model in region 2 (the pool's mean susceptibility sits under them all): the labels are
+    judged by the two underfit models, whose consensus names them barely more often than chance, while the pick was
+    chosen by the consensus of all five, which names every label. The closing line said the pick's consensus named
+    the labels barely more often than chance and could put first 'a model that learned nothing they say', of a model
+    that fits all its labels (a `suscli demo` pool trained on clean labels)."""
+    says(
+        "rank.md",
+        "The `ship` line then ends \"on the training images the models' consensus names the given labels barely more often than chance",
+    )
+    fitted = [fitted_on(f"fit{i}", 1.0, 0.5 + i / 100, [True] * 600) for i in range(3)]
+    weak = [fitted_on(f"weak{i}", 0.45, 0.01, [(k + 7 * i) % 20 < 9 for k in range(600)]) for i in range(2)]
+    rows = fitted + weak
+    choice = choose(rows, "agreement", Thresholds(susceptibility=0.3, train_acc=0.5, source="pool mean"))
+    assert choice.labels is not None and choice.labels.weak is not None  # the label check: the two underfit models
+    assert sorted(choice.labels.voter_names) == ["weak0", "weak1"] and choice.pick.name.startswith("fit")
+    assert "barely more often than chance" not in choice.why
+    # where the pick's consensus is the label check's, the warning stands
+    alone = choose(weak + [fitted_on("weak2", 0.45, 0.01, [(k + 3) % 20 < 9 for k in range(600)])], "agreement", FIXED)
+    assert alone.labels is not None and alone.labels.weak is not None and "barely more often than chance" in alone.why

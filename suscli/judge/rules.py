@@ -21,6 +21,7 @@ from suscli.judge.cost import FitCost, fit_cost
 from suscli.judge.noise import (
     NoiseEstimate,
     NoiseMatrix,
+    consensus,
     consensus_and_label,
     contradicted,
     estimate_noise,
@@ -127,12 +128,28 @@ def choose(
     by_region = rank(rows, t, labels.estimate if labels else None)  # region and verdict on every row, whatever the rule
     choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
     choice.labels = labels
-    if rule == "agreement" and labels is not None and choice.pick is not None and labels.weak:
+    if rule == "agreement" and labels is not None and choice.pick is not None and labels.weak and _ship_consensus_weak(rows, mask, labels):
         choice.why += (
             "; on the training images the models' consensus names the given labels barely more often than chance "
             "(label noise, below), so agreement with the consensus can put first a model that learned nothing they say"
         )
     return _with_held_out(choice, rule)
+
+
+def _ship_consensus_weak(rows: list[Result], mask: list[bool], labels: LabelCheck) -> bool:
+    """Whether the consensus the pick was chosen by names the training labels barely more often than chance. It is the
+    label check's own where the same models vote; where they differ (a clean pool whose fitted models all sit in
+    region 2, judged by two underfit ones), the label check's weak consensus says nothing of the one the pick agrees
+    with, which may name nearly every label."""
+    voters = [r for r, v in zip(_measured(rows), mask) if v]
+    preds = _every([train_predictions_of(r) for r in voters])
+    if tuple(r.name for r in voters) == labels.voter_names or not preds:
+        return labels.weak is not None
+    try:
+        given = given_labels(preds)
+    except ValueError:
+        return labels.weak is not None
+    return weak_consensus(consensus(preds)[0], given) is not None
 
 
 def _with_held_out(choice: Choice, rule: str) -> Choice:
