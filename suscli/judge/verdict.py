@@ -108,9 +108,9 @@ CLEAN_SIGNAL_MAX_NOISE = 0.5
 CLEAN_SIGNAL_MOST = 0.5
 # Labels (nearly) clean: the upper bound of the pool's noise estimate below this. On clean labels the consensus
 # still contradicts a few: images every voter gets wrong, ambiguous ones, the odd true label error; 2% leaves room
-# for them, and it is far below every noisy pool measured (the lowest low end of an interval there is 13.0%,
-# docs/validation.md). Issue 26 reports 0.0% (0-0.05%) on one pool trained on CIFAR-10's clean labels; to be
-# checked on a clean-label zoo. The consensus cannot tell clean labels from noise that every voter memorized: a
+# for them, and it is far below every noisy pool measured (the lowest upper end of an interval there is 13.5%,
+# docs/validation.md). On the clean-label zoo the intervals reached 43.2% and 24.5% (weak voters contradict right
+# labels): the fit-cost rule (suscli.judge.cost), not this one, kept those pools unflagged. The consensus cannot tell clean labels from noise that every voter memorized: a
 # pool of memorizers alone reads clean too.
 CLEAN_LABELS = 0.02
 
