@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -88,6 +90,31 @@ def test_file_spec_can_import_its_siblings(tmp_path):
     _write(tmp_path / "layers.py", "from torch import nn\ndef head(n):\n    return nn.Linear(2, n)\n")
     _write(tmp_path / "net.py", "from layers import head\ndef net(num_classes=1):\n    return head(num_classes)\n")
     assert build_model(f"{tmp_path / 'net.py'}:net", num_classes=3).out_features == 3
+
+
+def _repo(root):
+    """A training repository's layout: a `models` package whose files import each other three ways."""
+    (root / "models").mkdir(parents=True)
+    _write(root / "models" / "__init__.py", "from .net import net\n")
+    _write(root / "models" / "layers.py", "from torch import nn\ndef head(n):\n    return nn.Linear(2, n)\n")
+    _write(root / "models" / "net.py", "from .layers import head\ndef net(num_classes=1):\n    return head(num_classes)\n")
+    _write(root / "models" / "absolute.py", "from models.layers import head\ndef net(num_classes=1):\n    return head(num_classes)\n")
+
+
+@pytest.mark.parametrize("file", ["net.py", "absolute.py"])
+def test_a_file_inside_its_repositorys_package_imports_its_siblings_from_anywhere(tmp_path, monkeypatch, file):
+    _repo(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)  # not the repository's root: `suscli` run from elsewhere, with a path to the file
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert build_model(f"repo/models/{file}:net", num_classes=3).out_features == 3
+
+
+def test_two_repositories_with_a_models_package_of_their_own_each_build_their_own(tmp_path):
+    for name, width in (("a", 2), ("b", 5)):
+        _repo(tmp_path / name)
+        _write(tmp_path / name / "models" / "layers.py", f"from torch import nn\ndef head(n):\n    return nn.Linear({width}, n)\n")
+    assert build_model(f"{tmp_path / 'a/models/net.py'}:net").in_features == 2
+    assert build_model(f"{tmp_path / 'b/models/net.py'}:net").in_features == 5
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ A state dict holds weights but no code, so suscli names the architecture separat
 - `torchvision:NAME`: `torchvision.models.get_model(NAME, weights=None)`; never downloads anything.
 - `timm:NAME`: `timm.create_model(NAME, pretrained=False)` (the `timm` extra); never downloads anything.
 - `package.module:factory`: an importable module.
-- `path/to/file.py:factory`: a Python file, relative paths resolved against `base_dir`, then the cwd.
+- `path/to/file.py:factory`: a Python file, relative paths resolved against `base_dir`, then the cwd; a file inside
+  a package is imported as the module it is there, so its relative imports work.
 
 Every failure is an InputError that names the spec and the fix, because specs come from users and from
 checkpoint metadata, never from suscli itself.
@@ -196,22 +197,78 @@ def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
             fix="give the path to the .py file that defines the factory",
         )
     path = path.resolve()
-    # A unique module name per file, registered in sys.modules so dataclasses and pickling inside it work.
-    module_name = f"suscli_arch_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+    root = _package_root(path)
+    added = _import_dirs(path, root)
+    sys.path[:0] = added  # like `python file.py` in its repository: the repository's modules are importable
+    try:
+        return _exec_file(spec, path) if root is None else _exec_in_package(path, root)
+    except InputError:
+        raise
+    except Exception as e:  # the file's own code failed (syntax error, missing import, ...)
+        raise _import_failed(spec, e) from e
+    finally:
+        for folder in added:
+            sys.path.remove(folder)
+
+
+def _exec_file(spec: str, path: Path) -> object:
+    """Run a file that is in no package as a module of its own."""
+    module_name = _unique_name(path)
     module_spec = importlib.util.spec_from_file_location(module_name, path)
     if module_spec is None or module_spec.loader is None:
         raise InputError(f"architecture {spec!r}: {path} cannot be imported", fix="give the path to a .py file")
     module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module
-    sys.path.insert(0, str(path.parent))  # like `python file.py`: sibling modules are importable while it loads
+    sys.modules[module_name] = module  # registered so dataclasses and pickling inside it work
     try:
         module_spec.loader.exec_module(module)
-    except Exception as e:  # the file's own code failed (syntax error, missing import, ...)
+    except BaseException:
         sys.modules.pop(module_name, None)
-        raise _import_failed(spec, e) from e
-    finally:
-        sys.path.remove(str(path.parent))
+        raise
     return module
+
+
+def _exec_in_package(path: Path, root: Path) -> object:
+    """Import a file as the module it is inside its package, so `from .layers import Block` finds its sibling; the
+    package goes under a name of its own, so two repositories' `models` packages never meet."""
+    package = _unique_name(root)
+    if package not in sys.modules:
+        _exec_package(package, root)
+    return importlib.import_module(".".join([package, *path.relative_to(root).with_suffix("").parts]))
+
+
+def _exec_package(name: str, root: Path) -> None:
+    """Import the package folder `root` as `name`, running its `__init__.py` as Python would."""
+    package_spec = importlib.util.spec_from_file_location(name, root / "__init__.py", submodule_search_locations=[str(root)])
+    assert package_spec is not None and package_spec.loader is not None  # a .py file always has a spec
+    package = importlib.util.module_from_spec(package_spec)
+    sys.modules[name] = package
+    try:
+        package_spec.loader.exec_module(package)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+
+
+def _unique_name(path: Path) -> str:
+    """A module name of its own for each file or package folder, so two repositories' `models` never meet."""
+    return f"suscli_arch_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+
+
+def _package_root(path: Path) -> Path | None:
+    """The outermost folder of the packages (folders with an `__init__.py`) that hold `path`; None outside one."""
+    root = None
+    folder = path.parent
+    while (folder / "__init__.py").is_file():
+        root, folder = folder, folder.parent
+    return root
+
+
+def _import_dirs(path: Path, root: Path | None) -> list[str]:
+    """Where a repository's own imports resolve: the file's folder (`from layers import Block`, as `python file.py`
+    sees it), the folder that holds its package and the working directory (`from models.layers import Block`, as
+    the repository's training script sees it from the repository's root)."""
+    dirs = [path.parent, *([root.parent] if root is not None else []), Path.cwd()]
+    return list(dict.fromkeys(str(d) for d in dirs if str(d) not in sys.path))
 
 
 def _factory(spec: str, module: object, name: str) -> Callable[..., Any]:
