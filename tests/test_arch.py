@@ -117,6 +117,31 @@ def test_two_repositories_with_a_models_package_of_their_own_each_build_their_ow
     assert build_model(f"{tmp_path / 'b/models/net.py'}:net").in_features == 5
 
 
+_SCRIPT_TAIL = "from torch import nn\ndef net(num_classes=1):\n    print('building')\n    return nn.Linear(2, num_classes)\n"
+
+
+@pytest.mark.parametrize(
+    ("top", "code"),
+    [
+        ("import argparse\np = argparse.ArgumentParser()\np.add_argument('--lr', default=0.1)\np.parse_args()\n", None),
+        ("import argparse\np = argparse.ArgumentParser()\np.add_argument('--lr', required=True)\np.parse_args()\n", 2),
+        ("import sys\nsys.exit(0)\n", 0),
+    ],
+)
+def test_a_model_file_written_as_a_script_never_ends_suscli_nor_prints_into_its_report(tmp_path, monkeypatch, capsys, top, code):
+    _write(tmp_path / "train.py", "print('training starts')\n" + top + _SCRIPT_TAIL)
+    argv = ["suscli", "score", "m.pt", "--arch", "train.py:net", "-f", "json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    if code is None:
+        assert build_model(f"{tmp_path / 'train.py'}:net", num_classes=3).out_features == 3
+    else:  # a script's exit was suscli's, with the script's status: sys.exit(0) passed a CI gate with nothing measured
+        with pytest.raises(InputError, match=rf"called sys.exit\({code}\) .*if __name__ == "):
+            build_model(f"{tmp_path / 'train.py'}:net")
+    out, err = capsys.readouterr()
+    assert out == "" and "training starts" in err  # the report on stdout stays the report
+    assert sys.argv == argv
+
+
 @pytest.mark.parametrize(
     ("spec", "source", "match"),
     [

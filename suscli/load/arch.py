@@ -15,6 +15,7 @@ checkpoint metadata, never from suscli itself.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -24,7 +25,7 @@ import inspect
 import json
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +50,44 @@ def build_model(
         raise InputError(f"architecture spec {spec!r} has no ':'", fix=_bare_name_fix(spec))
     if not source or not name:
         raise InputError(f"architecture spec {spec!r} names nothing {'after' if source else 'before'} its ':'", fix=f"use {_SPEC_FORMS}")
-    if source == "torchvision":
-        factory = _torchvision_builder(spec, name)
-    elif source == "timm":
-        factory = _timm_builder(spec, name, kwargs)
-    elif source.endswith(".py"):
-        factory = _factory(spec, _import_file(spec, source, base_dir), name)
-    else:
-        factory = _factory(spec, _import_module(spec, source), name)
-    if num_classes is not None and "num_classes" not in kwargs and _accepts(factory, "num_classes"):
-        kwargs["num_classes"] = num_classes
-    if source == "torchvision":
-        kwargs["weights"] = None  # an explicit None: torchvision must never download weights
+    with _as_library(spec, source):
+        if source == "torchvision":
+            factory = _torchvision_builder(spec, name)
+        elif source == "timm":
+            factory = _timm_builder(spec, name, kwargs)
+        elif source.endswith(".py"):
+            factory = _factory(spec, _import_file(spec, source, base_dir), name)
+        else:
+            factory = _factory(spec, _import_module(spec, source), name)
+        if num_classes is not None and "num_classes" not in kwargs and _accepts(factory, "num_classes"):
+            kwargs["num_classes"] = num_classes
+        if source == "torchvision":
+            kwargs["weights"] = None  # an explicit None: torchvision must never download weights
+        return _call(spec, factory, kwargs)
+
+
+@contextlib.contextmanager
+def _as_library(spec: str, source: str) -> Iterator[None]:
+    """Run a repository's model code as a library, though it may be written as a script: what it prints goes to
+    stderr, not into the report on stdout; its top-level argparse sees no suscli options; and its sys.exit is an
+    error naming the spec (it ended suscli with the script's status: 0 passed a CI gate with nothing measured)."""
+    argv = sys.argv
+    sys.argv = [source]
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except SystemExit as e:
+        raise InputError(
+            f"architecture {spec!r}: its code called sys.exit({e.code!r}) while suscli imported or built it, as a "
+            "script does (a top-level argparse, training or exit)",
+            fix='put the script\'s top-level code under `if __name__ == "__main__":`, or point --arch at the module that defines the model',
+        ) from e
+    finally:
+        sys.argv = argv
+
+
+def _call(spec: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> nn.Module:
+    """The factory's model, built with the caller's random state left as it was."""
     try:
         with torch.random.fork_rng(devices=[]):  # the random initialization the weights replace: the caller's RNG stays put
             model = factory(**kwargs)
