@@ -202,3 +202,19 @@ def test_parse_arch_kwargs(text, expected):
 def test_parse_arch_kwargs_rejects_bad_text(text):
     with pytest.raises(UsageError):
         parse_arch_kwargs(text)
+
+
+def test_a_factory_that_downloads_weights_by_default_builds_untrained(tmp_path, monkeypatch):
+    _forbid_downloads(monkeypatch)  # no network in CI: the download failed as "failed to build ... URLError"
+    source = (
+        "import torch\nfrom torch import nn\n"
+        "def net(num_classes=1, pretrained=True):\n"
+        "    model = nn.Linear(2, num_classes)\n"
+        "    if pretrained:\n"
+        "        model.load_state_dict(torch.hub.load_state_dict_from_url('https://example.com/net.pth'))\n"
+        "    return model\n"
+    )
+    _write(tmp_path / "net.py", source)
+    assert build_model(f"{tmp_path / 'net.py'}:net", num_classes=3).out_features == 3
+    with pytest.raises(InputError, match="failed to build with pretrained=True"):  # asked for: the user's word
+        build_model(f"{tmp_path / 'net.py'}:net", {"pretrained": True})

@@ -63,6 +63,8 @@ def build_model(
             kwargs["num_classes"] = num_classes
         if source == "torchvision":
             kwargs["weights"] = None  # an explicit None: torchvision must never download weights
+        elif "pretrained" not in kwargs and _names_param(factory, "pretrained"):
+            kwargs["pretrained"] = False  # a repository's `resnet(pretrained=True)`: the checkpoint's weights replace them
         return _call(spec, factory, kwargs)
 
 
@@ -315,6 +317,14 @@ def _accepts(factory: Callable[..., Any], param: str) -> bool:
     except (TypeError, ValueError):  # builtins and some C extensions have no signature
         return False
     return any(p.name == param or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _names_param(factory: Callable[..., Any], param: str) -> bool:
+    """Whether the factory has a parameter of that name itself (not one its **kwargs would pass on)."""
+    try:
+        return param in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins and some C extensions have no signature
+        return False
 
 
 def _bare_name_fix(spec: str) -> str:
