@@ -117,6 +117,18 @@ def test_two_repositories_with_a_models_package_of_their_own_each_build_their_ow
     assert build_model(f"{tmp_path / 'b/models/net.py'}:net").in_features == 5
 
 
+@pytest.mark.parametrize("imported", ["from layers import head", "from parts.layers import head"])
+def test_two_checkouts_with_a_sibling_module_of_the_same_name_each_build_with_their_own(tmp_path, imported):
+    for name, width in (("a", 2), ("b", 5)):
+        (tmp_path / name / "parts").mkdir(parents=True)
+        _write(tmp_path / name / "parts" / "__init__.py", "")
+        for folder in (tmp_path / name, tmp_path / name / "parts"):
+            _write(folder / "layers.py", f"from torch import nn\ndef head(n):\n    return nn.Linear({width}, n)\n")
+        _write(tmp_path / name / "net.py", f"{imported}\ndef net(num_classes=1):\n    return head(num_classes)\n")
+    assert build_model(f"{tmp_path / 'a/net.py'}:net").in_features == 2
+    assert build_model(f"{tmp_path / 'b/net.py'}:net").in_features == 5  # was 2: the first checkout's layers
+
+
 _SCRIPT_TAIL = "from torch import nn\ndef net(num_classes=1):\n    print('building')\n    return nn.Linear(2, num_classes)\n"
 
 

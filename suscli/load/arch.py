@@ -228,6 +228,7 @@ def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
     path = path.resolve()
     root = _package_root(path)
     added = _import_dirs(path, root)
+    before = set(sys.modules)
     sys.path[:0] = added  # like `python file.py` in its repository: the repository's modules are importable
     try:
         return _exec_file(spec, path) if root is None else _exec_in_package(path, root)
@@ -238,6 +239,7 @@ def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
     finally:
         for folder in added:
             sys.path.remove(folder)
+        _forget_imported(set(sys.modules) - before, [Path(folder) for folder in added])
 
 
 def _exec_file(spec: str, path: Path) -> object:
@@ -298,6 +300,17 @@ def _import_dirs(path: Path, root: Path | None) -> list[str]:
     the repository's training script sees it from the repository's root)."""
     dirs = [path.parent, *([root.parent] if root is not None else []), Path.cwd()]
     return list(dict.fromkeys(str(d) for d in dirs if str(d) not in sys.path))
+
+
+def _forget_imported(names: set[str], folders: list[Path]) -> None:
+    """Drop the modules a file imported through the folders put on sys.path for it, so that the next file's
+    `from layers import Block` finds its own repository's layers: a pool of two checkouts built the second
+    with the first one's."""
+    for name in names:
+        file = getattr(sys.modules.get(name), "__file__", None)
+        top = name.partition(".")[0]
+        if file and any(Path(file) == folder / f"{top}.py" or Path(file).is_relative_to(folder / top) for folder in folders):
+            del sys.modules[name]
 
 
 def _factory(spec: str, module: object, name: str) -> Callable[..., Any]:
