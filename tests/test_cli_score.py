@@ -137,11 +137,11 @@ def test_labels_out_of_range_and_one_class(tmp_path: Path, ckpt: Path, image_fol
         (train_folder / f"class_{c}").mkdir()
         (train_folder / "class_0" / "img_000.png").rename(train_folder / f"class_{c}" / "x.png") if c == 5 else None
     one_error_line(
-        invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder), 3, "5", "3 classes", f"{ckpt} on {train_folder}:"
+        invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder), 3, "5", "3 classes", f"on the training set {train_folder}:"
     )
     csv = tmp_path / "labels.csv"
     csv.write_text("train/class_0/img_001.png,0\ntrain/class_1/img_001.png,7\n")
-    one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", csv), 3, "up to 7", f"{ckpt} on {csv}:")
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "--train-data", csv), 3, "up to 7", f"on the training set {csv}:")
     single = tmp_path / "single"
     (single / "only").mkdir(parents=True)
     (train_folder / "class_1" / "img_000.png").rename(single / "only" / "a.png")

@@ -831,9 +831,19 @@ def test_labels_beyond_the_models_classes_are_refused_before_anything_is_measure
     assert res.exit_code == 3 and f"error: 2 model(s) could not be scored, all alike: {said}" in res.stderr, res.output
     res = invoke(*common, "--train-data", labels, "-f", "json")
     errors = [r["error"] for r in json.loads(res.stdout)["results"]]
-    said = "the training labels go up to 4 but the model has 3 classes ("
-    assert (
-        res.exit_code == 3
-        and [e.startswith(f"{pool / m}.safetensors on {labels}: {said}") for e, m in zip(errors, ("m0", "m1"))] == [True] * 2
-    )
+    said = f"on the training set {labels}: the training labels go up to 4 but the model has 3 classes ("
+    assert res.exit_code == 3 and [e.startswith(said) for e in errors] == [True] * 2
     assert measured == []
+
+
+def test_training_labels_no_model_has_the_classes_of_are_said_once(tmp_path: Path, image_folder: Path) -> None:
+    """Training class ids beyond every model's classes gave each row an error naming its own checkpoint file, so the
+    rows' errors differed and stderr closed on "3 model(s) could not be scored (see their rows)"."""
+    files = write_images(tmp_path / "train", 10, seed=41)
+    labels = tmp_path / "train.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{i % 5}\n" for i, p in enumerate(files)))
+    make_pool(tmp_path / "pool", n=3)
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--train-data", labels, "-f", "markdown", *FAST)
+    said = f"on the training set {labels}: the training labels go up to 4 but the model has 3 classes"
+    assert res.exit_code == 3 and res.stdout.count(said) == 1 and res.stdout.count("the same error as m0") == 2, res.output
+    assert f"error: 3 model(s) could not be scored, all alike: {said}" in res.stderr

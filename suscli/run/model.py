@@ -262,7 +262,7 @@ def score_checkpoint(
         if train is not None:
             train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device, progress)
             labels = model_labels(labels, ids)
-            with training_errors(checkpoint, train):
+            with training_errors(train):
                 acc = training_accuracy(
                     model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
                 )
@@ -484,7 +484,7 @@ def labels_in_range(
         return
     classes = max(checkpoint.num_classes, 2)
     if train is not None and train.labels:
-        with training_errors(checkpoint, train):
+        with training_errors(train):
             check_label_range(_top_label(train, ids), classes)
     if val is not None and val.labels:
         with held_out_errors(val):
@@ -497,13 +497,15 @@ def _top_label(labelled: ImageSource, ids: torch.Tensor | None) -> int:
 
 
 @contextlib.contextmanager
-def training_errors(checkpoint: Checkpoint, train: ImageSource) -> Iterator[None]:
-    """An error in the training-accuracy pass (labels beyond the model's classes) names the model and the label folder
-    or CSV."""
+def training_errors(train: ImageSource) -> Iterator[None]:
+    """An error in the training-accuracy pass (labels beyond the model's classes) names the label folder or CSV, not
+    the model: the row names the model, and a pool's models that fail alike share one message, which the report then
+    says once (views.columns, cli.output.gate_lines), as held_out_errors does."""
     try:
         yield
     except InputError as e:
-        raise InputError(f"{checkpoint.path} on {train.origin or 'the training set'}: {e.message}", fix=e.fix) from None
+        where = f"on the training set {train.origin}" if train.origin else "on the training set"
+        raise InputError(f"{where}: {e.message}", fix=e.fix) from None
 
 
 @contextlib.contextmanager
