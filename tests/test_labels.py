@@ -123,12 +123,16 @@ def test_class_folders_that_lack_one_of_the_models_named_classes_keep_its_ids(tm
 
 
 def test_ids_beyond_the_models_classes_in_a_label_file_get_a_fix_for_a_label_file(tmp_path: Path) -> None:
-    """The fix spoke of sorted folder names for a CSV of ids; it now names the ids the model takes and both layouts."""
+    """The fix spoke of sorted folder names for a CSV of ids; it now names the ids the model takes and both layouts,
+    in one sentence (it read "... its class ids 0 to 2 (class folders are numbered ..., a label file's ids read as
+    written))", parentheses inside the error's own)."""
     ckpt = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch="tests.conftest:tiny_cnn", image_size=8)
     write_images(tmp_path / "unlabeled", 8)
     paths = write_images(tmp_path / "train", 4, seed=3)
     (tmp_path / "labels.csv").write_text("path,label\n" + "".join(f"train/{p.name},{i * 4}\n" for i, p in enumerate(paths)))
     res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "labels.csv", "--batch-size", "4")
-    one_error_line(
-        res, 3, "the training labels go up to 12 but the model has 3 classes", "class ids 0 to 2", "a label file's ids read as written"
-    )
+    line = one_error_line(res, 3, "the training labels go up to 12 but the model has 3 classes")
+    assert line.endswith(
+        "(check that --train-data is the set this model was trained on, labelled with class ids 0 to 2; class folders are "
+        "numbered in sorted name order, and a label file's ids are read as written)"
+    ), line

@@ -202,8 +202,8 @@ def check_label_range(top_label: int, classes: int) -> None:
     if top_label >= classes:
         raise InputError(
             f"the training labels go up to {top_label} but the model has {classes} classes",
-            fix=f"check that --train-data is the set this model was trained on, its class ids 0 to {classes - 1} "
-            "(class folders are numbered in sorted name order, a label file's ids read as written)",
+            fix=f"check that --train-data is the set this model was trained on, labelled with class ids 0 to {classes - 1}; "
+            "class folders are numbered in sorted name order, and a label file's ids are read as written",
         )
 
 
