@@ -454,6 +454,33 @@ def test_a_line_cut_by_a_kill_is_cut_off_by_the_next_append(tmp_path) -> None:
     assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["a", "c"]
 
 
+def test_a_line_cut_by_a_kill_is_said_when_rank_reads_the_file(tmp_path, image_folder, train_folder) -> None:
+    """A last line a kill cut short was skipped without a word, and its model measured again."""
+    pool = _pool(tmp_path / "pool", 2)
+    results = pool / "suscli-results.jsonl"
+    common = ("rank", pool, "-d", image_folder, "--train-data", train_folder, "--batches", "2", "--batch-size", "8", "-f", "json")
+    assert invoke(*common).exit_code == 0
+    whole = results.read_text()
+    results.write_text(whole[: len(whole) - len(whole.splitlines()[-1]) // 2])  # the second model's line, cut in its middle
+    res = invoke(*common)
+    said = f"results file {results}: its last line was cut short (a run stopped while writing it); the model it held is measured again"
+    assert res.exit_code == 0 and said in res.stderr.splitlines(), res.stderr
+    assert json.loads(res.stdout)["counts"]["reused"] == 1
+    assert invoke(*common).stderr.count("cut short") == 0  # the rerun's append cut it off
+
+
+def test_a_cut_line_of_other_settings_is_said_to_be_theirs(tmp_path) -> None:
+    path = tmp_path / "r.jsonl"
+    ResultStore(path, "fp", {}).append("a", Result("a", "a.pt"))
+    with open(path, "ab") as f:
+        f.write(b'{"fingerprint": "other", "key": "b", "resu')
+    assert ResultStore(path, "fp", {}, keep_others=True).notes() == [
+        f"results file {path}: its last line was cut short (a run stopped while writing it); "
+        "it held a result of other settings, which is measured again when they are run"
+    ]
+    assert ResultStore(path, "other", {}, keep_others=True).notes()[0].endswith("; the model it held is measured again")
+
+
 def test_an_interrupted_report_write_keeps_the_old_report(tmp_path, monkeypatch) -> None:
     out = tmp_path / "r.json"
     out.write_text("old")

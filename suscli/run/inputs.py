@@ -221,7 +221,7 @@ def open_store(
         ResultStore.reset(path)
     # a row stored before the verdict read its network's untrained reading is measured again
     store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained)
-    if note := store.note():
+    for note in store.notes():
         say(note)
     return store
 

@@ -119,9 +119,10 @@ def require_regular(path: Path, fix: str = "pass --results FILE.jsonl") -> None:
         raise InputError(f"results file {path} is {kind}", fix=fix)
 
 
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """The line number and record of every whole line of a results file; a last line cut short by a kill is left
-    out. Anything else that is not a record of the expected shape is an InputError naming the line."""
+    out, and passed to `cut` (rank and track say so: its model is measured again). Anything else that is not a record
+    of the expected shape is an InputError naming the line."""
     require_regular(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -133,8 +134,10 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            if n == len(lines):
-                continue  # the last line of a killed run
+            if n == len(lines):  # the last line of a killed run
+                if cut is not None:
+                    cut(line)
+                continue
             raise InputError(f"results file {path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
         if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
             raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
@@ -181,6 +184,7 @@ class ResultStore:
         self.age: str | None = None  # "earlier" or "newer": those others were written by a release that measures otherwise
         self._done: dict[str, Result] = {}
         self._writable = False  # checked once, before the first model is measured (require_writable)
+        self._cut: str | None = None  # the last line, where a killed run cut it short
         self._load(keep_others)
 
     def _load(self, keep_others: bool) -> None:
@@ -188,7 +192,7 @@ class ResultStore:
             return
         others: dict[str, dict] = {}  # fingerprint -> the settings of another set of results
         mine = False
-        for n, record in read_records(self.path):
+        for n, record in read_records(self.path, cut=self._cut_short):
             if record["fingerprint"] != self.fingerprint:
                 settings = record.get("settings")
                 others[record["fingerprint"]] = settings if isinstance(settings, dict) else {}
@@ -221,7 +225,26 @@ class ResultStore:
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
             )
 
-    def note(self) -> str | None:
+    def _cut_short(self, line: str) -> None:
+        self._cut = line
+
+    def notes(self) -> list[str]:
+        """The lines rank and track say about the file before measuring: its last line cut short by a kill, and
+        whether these settings start their results or reuse them in a file shared with other settings."""
+        return [note for note in (self._cut_note(), self._shared_note()) if note]
+
+    def _cut_note(self) -> str | None:
+        """A last line a kill cut short is ignored and its model measured again, which went unsaid. Its fingerprint,
+        written first, tells a result of these settings from one of others where the cut came after it."""
+        if self._cut is None:
+            return None
+        said = f"results file {self.path}: its last line was cut short (a run stopped while writing it)"
+        theirs = re.match(r'\{"fingerprint": "([^"]*)"', self._cut)
+        if theirs and theirs.group(1) != self.fingerprint:
+            return f"{said}; it held a result of other settings, which is measured again when they are run"
+        return f"{said}; the model it held is measured again"
+
+    def _shared_note(self) -> str | None:
         """One line for a file shared with other settings: whether these settings start their results or reuse them."""
         if self.others is None:
             return None
