@@ -193,3 +193,32 @@ def test_inputs_of_another_type_than_the_weights_are_named_not_a_torch_error(one
     assert measure_susceptibility(Converts(), pixels, config=CONFIG).mean >= 0
     converted = measure_susceptibility(model, pixels, config=CONFIG, transform=lambda b: b.float() / 255)
     assert converted.r == measure_susceptibility(Converts(), pixels, config=CONFIG).r
+
+
+class KeywordOnly(nn.Module):
+    """A forward that takes its input by keyword only, as a Hugging Face-style wrapper's does."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.net = tiny_cnn(num_classes)
+
+    def forward(self, *, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values)
+
+
+@pytest.mark.parametrize("batch", ["1", "2"])
+def test_a_keyword_only_forward_is_called_by_its_keyword_in_every_pass(
+    batch: str, tmp_path: Path, image_folder: Path, train_folder: Path, one_thread: None
+) -> None:
+    """Susceptibility called it by its keyword, but training accuracy, the predictions and held-out accuracy called
+    model(x): "internal error: TypeError: KeywordOnly.forward() takes 1 positional argument but 2 were given" [3]."""
+    for i in range(2):
+        torch.manual_seed(i)
+        suscli.save(KeywordOnly(), tmp_path / "pool" / f"m{i}.safetensors", arch="tests.test_model_outputs:KeywordOnly", image_size=8)
+    held = write_images(tmp_path / "held", 10, seed=40)
+    (tmp_path / "val.csv").write_text("path,label\n" + "".join(f"{p},{i % 3}\n" for i, p in enumerate(held)))
+    given = ("--train-data", train_folder, "--val-data", tmp_path / "val.csv", "--model-batch", batch, "--batch-size", "8")
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, *given, "--batches", "2", "-f", "json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)["results"]
+    assert len(rows) == 2 and all(r["train_acc"] is not None and r["val_acc"] is not None for r in rows), rows

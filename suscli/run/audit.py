@@ -219,7 +219,7 @@ def score_group(
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress)
     for one in sus:
         check_finite(one)  # raises: the models are then scored one at a time, the one that failed in its own row
-    checked_logits(checkpoints[0], sus[0], pixels, transform, device)  # one architecture: one output structure
+    checked_logits(checkpoints[0], models[0], sus[0], pixels, transform, device)  # one architecture: one output structure
     val_map = counted_val_ids(val_map, checkpoints[0], val, train, sus[0].num_classes)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
     randoms = [random_forward(m, pixels, transform=transform, device=device, most=s.batch_size) for m, s in zip(models, sus)]

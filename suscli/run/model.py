@@ -35,6 +35,7 @@ from suscli.measure.susceptibility import (
     check_logits_item,
     measure_susceptibility,
     plain,
+    unwrapped,
 )
 from suscli.measure.untrained import untrained_susceptibility
 from suscli.judge.verdict import at_cuts_step, wants_untrained
@@ -252,7 +253,7 @@ def score_checkpoint(
         except InputError as e:  # a model whose outputs are no class logits, a BatchNorm step on one image: which model
             raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
         check_finite(sus)
-        checked_logits(checkpoint, sus, pixels, transform, device)
+        checked_logits(checkpoint, model, sus, pixels, transform, device)
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
         random = random_forward(model, pixels, transform=transform, device=device, most=sus.batch_size)
         notes += [random] if random else []
@@ -313,6 +314,7 @@ def score_checkpoint(
 
 def checked_logits(
     checkpoint: Checkpoint,
+    model: nn.Module,
     sus: Susceptibility,
     pixels: torch.Tensor,
     transform: Callable[[torch.Tensor], torch.Tensor],
@@ -320,11 +322,11 @@ def checked_logits(
 ) -> None:
     """Where the classes measured are not those the checkpoint names, an InputError if the model's output holds the
     logits in another place than the first (check_logits_item); a file's count and a whole model's outputs may
-    differ otherwise, and the row then says so (scored_row)."""
+    differ otherwise, and the row then says so (scored_row). `model` is the checkpoint's, as on_device placed it."""
     said = checkpoint.num_classes
     if said is not None and said not in (sus.num_classes, 1):
         try:
-            check_logits_item(checkpoint.model, transform(pixels[:2].to(device)), said)
+            check_logits_item(model, transform(pixels[:2].to(device)), said)
         except InputError as e:
             raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
 
@@ -524,12 +526,13 @@ def held_out_errors(val: ImageSource) -> Iterator[None]:
 def on_device(
     model: nn.Module, transform: Callable[[torch.Tensor], torch.Tensor], device: torch.device
 ) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
-    """`model` moved to `device` (in place), and `transform` to feed it there.
+    """`model` moved to `device` (in place), as every pass calls it, model(x): a forward that takes its input by
+    keyword only is called by that keyword (measure.susceptibility.unwrapped), and `transform` to feed it there.
 
     cuDNN's convolutions run fastest in channels_last, so on CUDA both switch to it; the CPU keeps its layout and
     so exactly its numbers. (A 5-D weight, Conv3d, has no channels_last layout.)
     """
-    model = model.to(device)
+    model = unwrapped(model.to(device))
     if device.type == "cuda" and all(t.dim() != 5 for t in [*model.parameters(), *model.buffers()]):
         model = model.to(memory_format=torch.channels_last)
         transform = _channels_last(transform)
