@@ -4,16 +4,36 @@ memory a load may take before it would push the machine into swap."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
+import importlib
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import IO
 
 from suscli.errors import InputError
+
+
+def _optional(name: str) -> ModuleType | None:
+    """A module of one platform only: fcntl is POSIX's, msvcrt Windows'."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+_fcntl = _optional("fcntl")
+_msvcrt = None if _fcntl is not None else _optional("msvcrt")
+# Windows' locks are mandatory: a locked byte cannot be read by another process. One far past any line of a results
+# file locks the whole file and keeps no reader out (SQLite locks past its data for the same reason).
+WINDOWS_LOCK_BYTE = 0x40000000
+# Windows renames no file that is open (a sharing violation): there the temporary file is closed first.
+RENAMES_OPEN_FILES = sys.platform != "win32"
 
 # A load is refused when twice its estimated size exceeds the available memory: loading makes a second copy
 # (checkpoint tensors copied into the model; decoded images copied out of the buffer when some were unreadable).
@@ -42,12 +62,15 @@ def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
     try:
         with _fdopen(fd, binary) as f:
             with contextlib.suppress(OSError):  # a file system without locks: its leftovers are never removed
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock(f.fileno(), wait=False)
             yield f
             f.flush()
             os.fsync(f.fileno())
-            os.fchmod(f.fileno(), new_file_mode())  # mkstemp's 0600 would keep the file from a CI step running as another user
-            os.replace(tmp, path)  # before the file closes: unlocked, it could pass for a dead writer's
+            if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none, nor the other users it is for
+                os.fchmod(f.fileno(), new_file_mode())  # mkstemp's 0600 would keep the file from a CI step running as another user
+            if not RENAMES_OPEN_FILES:
+                f.close()
+            os.replace(tmp, path)  # before the file closes where it can: unlocked, it could pass for a dead writer's
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -66,19 +89,48 @@ def remove_stale(folder: Path, target: str) -> None:
         return
     for tmp in found:
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_NOFOLLOW)  # O_RDWR: NFS emulates flock with write locks
+            fd = os.open(tmp, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))  # O_RDWR: NFS emulates flock with write locks
         except OSError:
             continue
         try:
             st = os.fstat(fd)
-            if time.time() - st.st_mtime > STALE_SECONDS:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while its writer lives
+            # lock: an OSError while its writer lives; False where no lock tells a dead writer from a live one
+            if time.time() - st.st_mtime > STALE_SECONDS and lock(fd, wait=False):
                 if os.path.samestat(st, os.lstat(tmp)):  # still the file locked, not one renamed or made since
+                    if not RENAMES_OPEN_FILES:  # nor removes one: its writer is dead, nothing takes it meanwhile
+                        os.close(fd)
+                        fd = -1
                     os.unlink(tmp)
         except OSError:
             pass
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
+
+
+def lock(fd: int, wait: bool = True) -> bool:
+    """An exclusive lock on the open file `fd`, held until it closes, so that two processes neither interleave their
+    appends nor take each other's live temporary file for a dead one: flock on POSIX, msvcrt.locking on Windows.
+    True once held; OSError where `wait` is False and another process holds it, or the file system has no locks;
+    False on a platform with neither, where nothing is locked (a second process sharing a file is not kept out)."""
+    if _fcntl is not None:
+        _fcntl.flock(fd, _fcntl.LOCK_EX | (0 if wait else _fcntl.LOCK_NB))
+        return True
+    if _msvcrt is None:
+        return False
+    at = os.lseek(fd, 0, os.SEEK_CUR)
+    os.lseek(fd, WINDOWS_LOCK_BYTE, os.SEEK_SET)  # msvcrt locks from the file's position
+    try:
+        while True:
+            try:
+                _msvcrt.locking(fd, _msvcrt.LK_NBLCK, 1)  # LK_LOCK gives up after 10 seconds
+                return True
+            except OSError as e:
+                if not wait or e.errno not in (errno.EACCES, errno.EDEADLOCK):  # the errors of a lock held elsewhere
+                    raise
+                time.sleep(0.05)
+    finally:
+        os.lseek(fd, at, os.SEEK_SET)
 
 
 def append_line(path: Path, line: str) -> None:
@@ -87,7 +139,7 @@ def append_line(path: Path, line: str) -> None:
     where a reader must treat it as corruption. Raises OSError; the caller says which file it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        lock(f.fileno())
         f.seek(0, os.SEEK_END)
         if f.tell() > 0:
             f.seek(-1, os.SEEK_END)
