@@ -143,3 +143,24 @@ def test_where_open_files_cannot_be_renamed_or_chmodded_a_report_is_still_writte
     monkeypatch.delattr(suscli.files.os, "fchmod")  # Windows before Python 3.13
     out = write_atomic(tmp_path / "r.json", "new")
     assert out.read_text() == "new" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_normalized_step_sums_its_gradient_norm_in_float32_on_mps_which_has_no_float64(monkeypatch) -> None:
+    import torch
+
+    import suscli.measure.susceptibility as sus
+    from suscli.measure.devices import widest_float
+
+    assert widest_float(torch.device("mps")) == torch.float32
+    assert widest_float(torch.device("cpu")) == widest_float(torch.device("cuda")) == torch.float64  # numbers as before
+    asked = []
+
+    def on_mps(device: torch.device) -> torch.dtype:  # what the step takes on a Mac, on this machine's CPU tensors
+        asked.append(device.type)
+        return widest_float(torch.device("mps"))
+
+    monkeypatch.setattr(sus, "widest_float", on_mps)
+    p = torch.nn.Parameter(torch.zeros(2))
+    with torch.no_grad():  # as the measurement takes its step
+        sus.normalized_step(1.0)([p], (torch.tensor([3.0, 4.0]),))
+    assert asked == ["cpu"] and torch.allclose(p.detach(), torch.tensor([-0.6, -0.8]))

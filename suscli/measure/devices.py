@@ -38,6 +38,12 @@ def available() -> list[str]:
     return ["cpu", *gpus, *(["mps"] if torch.backends.mps.is_available() else [])]
 
 
+def widest_float(device: torch.device) -> torch.dtype:
+    """The dtype to sum many float32 values in: float64, except on Apple's MPS, which has none ("Cannot convert a MPS
+    Tensor to float64 dtype"), where float32 it is."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 SMALL_SIDE = 32  # images up to 32x32 go in CPU batches of their full size
 MIN_CPU_BATCH = 16
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from suscli.errors import InputError, UsageError, require_type, summary_line
-from suscli.measure.devices import resolve_device
+from suscli.measure.devices import resolve_device, widest_float
 
 # Set by the zoo evidence (docs/validation.md): the cheapest grid point whose ranking is within one bootstrap
 # standard error of the best (Kendall tau 0.510 vs 0.515 with clean test accuracy, sym40 + asym40) and whose
@@ -401,7 +401,7 @@ def normalized_step(length: float) -> Step:
     scale of its gradients (benchmarks/evaluate_rules.py compares it with the plain step)."""
 
     def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
-        norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)).item()
+        norm = torch.sqrt(sum((g.to(widest_float(g.device)) ** 2).sum() for g in grads if g is not None)).item()
         for p, g in zip(params, grads):
             if g is not None and norm > 0:
                 p.sub_(g, alpha=length / norm)
