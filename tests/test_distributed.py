@@ -303,3 +303,18 @@ def test_rank_0_stopping_mid_stage_ends_at_once_with_its_own_error(tmp_path: Pat
     expected = "KeyboardInterrupt: " if stop == "interrupt" else "InputError: cannot write results file"
     assert first == expected and seconds < 20
     assert other.startswith("InputError: lost contact with the other ranks")
+
+
+def test_gpu_ranks_talk_over_gloo_where_torch_has_no_nccl(monkeypatch) -> None:
+    """Windows' torch has no NCCL: asking for it was "lost contact with the other ranks: Distributed package doesn't
+    have NCCL built in" at the start of every CUDA run."""
+    dist = suscli.run.distributed.dist
+    asked: list[str] = []
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: asked.append(backend))
+    monkeypatch.setattr(dist, "barrier", lambda: None)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    with process_group(torch.device("cuda", 0)):
+        pass
+    assert asked == ["gloo"]

@@ -92,12 +92,20 @@ def collective(op: Callable, *args, **kwargs) -> None:
         ) from None
 
 
+def backend(device: torch.device) -> str:
+    """NCCL between GPUs where torch has it; gloo otherwise, which passes suscli's gathered objects through the CPU.
+    Windows' torch has no NCCL: asked for, it failed as "lost contact with the other ranks: Distributed package
+    doesn't have NCCL built in", at the start of every CUDA run."""
+    return "nccl" if device.type == "cuda" and dist.is_nccl_available() else "gloo"
+
+
 @contextlib.contextmanager
 def process_group(device: torch.device) -> Iterator[None]:
-    """NCCL between GPUs, gloo otherwise; always torn down, so that the other ranks see a closed peer, not silence."""
+    """NCCL between GPUs (gloo where torch has none), gloo otherwise; always torn down, so that the other ranks see a
+    closed peer, not silence."""
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL stages gathered objects on the current device
-    collective(dist.init_process_group, "nccl" if device.type == "cuda" else "gloo", timeout=timeout())
+    collective(dist.init_process_group, backend(device), timeout=timeout())
     try:
         yield
         # leave together: a rank that tears gloo down while another still talks to it can abort (SIGABRT at exit,
