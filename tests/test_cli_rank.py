@@ -664,7 +664,9 @@ def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(
     image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """Where stderr is a log (CI), the bar was switched off and a run said nothing until it ended, however long it ran
-    (CI services end a job silent for 10 minutes); now a line per tenth of the models, and stdout stays the report."""
+    (CI services end a job silent for 10 minutes); now a line per tenth of the models, and stdout stays the report.
+    A model's own training-accuracy pass counts its images: it was logged for the first model alone, as if the
+    stage were done."""
     import suscli.cli.console
 
     pool = make_pool(tmp_path / "pool", n=12)
@@ -673,6 +675,7 @@ def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(
     assert res.exit_code == 0 and doc is not None, res.output
     said = [line for line in res.stderr.splitlines() if line.startswith("models: ")]
     assert 3 <= len(said) <= 11, res.stderr
+    assert not [line for line in res.stderr.splitlines() if line.startswith("training accuracy: ")], res.stderr
     assert said[-1].startswith("models: 12/12 done, ") and "left" not in said[-1]
     assert re.fullmatch(r"models: \d+/12 done, \d:\d\d:\d\d elapsed(, about \d:\d\d:\d\d left)?", said[0]), said[0]
 

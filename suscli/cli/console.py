@@ -54,7 +54,9 @@ def user_errors() -> Iterator[None]:
 # has lasted this long, so that a long run shows it is alive (CI services end a job silent for 10 minutes) and a short
 # one stays quiet.
 LOG_AFTER_SECONDS = 30
-LOGGED_STAGES = ("models", "training accuracy")  # the stages that count models; the others count images or batches
+# The stages that count models: "models", and the sampled training accuracy's "training accuracy, N images". A model's own
+# "training accuracy" counts its images, starts over at each model, and was said for the first model only.
+LOGGED_STAGES = ("models", "training accuracy, ")
 
 
 @contextlib.contextmanager
