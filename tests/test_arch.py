@@ -129,6 +129,19 @@ def test_two_checkouts_with_a_sibling_module_of_the_same_name_each_build_with_th
     assert build_model(f"{tmp_path / 'b/net.py'}:net").in_features == 5  # was 2: the first checkout's layers
 
 
+def test_two_checkouts_build_their_own_where_the_first_is_the_working_directory_on_sys_path(tmp_path, monkeypatch):
+    """`python -m suscli` run inside one checkout puts it on sys.path: its modules were not forgotten, and the other
+    checkout's model was built with its layers, silently."""
+    for name, width in (("a", 2), ("b", 5)):
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name / "layers.py", f"from torch import nn\ndef head(n):\n    return nn.Linear({width}, n)\n")
+        _write(tmp_path / name / "net.py", "from layers import head\ndef net(num_classes=1):\n    return head(num_classes)\n")
+    monkeypatch.chdir(tmp_path / "a")
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    assert build_model(f"{tmp_path / 'a/net.py'}:net").in_features == 2
+    assert build_model(f"{tmp_path / 'b/net.py'}:net").in_features == 5  # was 2: the working directory's layers
+
+
 _SCRIPT_TAIL = "from torch import nn\ndef net(num_classes=1):\n    print('building')\n    return nn.Linear(2, num_classes)\n"
 
 

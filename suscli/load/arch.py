@@ -227,7 +227,8 @@ def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
         )
     path = path.resolve()
     root = _package_root(path)
-    added = _import_dirs(path, root)
+    dirs = _import_dirs(path, root)
+    added = [folder for folder in dirs if folder not in sys.path]
     before = set(sys.modules)
     sys.path[:0] = added  # like `python file.py` in its repository: the repository's modules are importable
     try:
@@ -239,7 +240,7 @@ def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
     finally:
         for folder in added:
             sys.path.remove(folder)
-        _forget_imported(set(sys.modules) - before, [Path(folder) for folder in added])
+        _forget_imported(set(sys.modules) - before, [Path(folder) for folder in dirs])
 
 
 def _exec_file(spec: str, path: Path) -> object:
@@ -299,16 +300,19 @@ def _import_dirs(path: Path, root: Path | None) -> list[str]:
     sees it), the folder that holds its package and the working directory (`from models.layers import Block`, as
     the repository's training script sees it from the repository's root)."""
     dirs = [path.parent, *([root.parent] if root is not None else []), Path.cwd()]
-    return list(dict.fromkeys(str(d) for d in dirs if str(d) not in sys.path))
+    return list(dict.fromkeys(str(d) for d in dirs))
 
 
 def _forget_imported(names: set[str], folders: list[Path]) -> None:
-    """Drop the modules a file imported through the folders put on sys.path for it, so that the next file's
-    `from layers import Block` finds its own repository's layers: a pool of two checkouts built the second
-    with the first one's."""
+    """Drop the modules a file imported through its import folders, so that the next file's `from layers import
+    Block` finds its own repository's layers: a pool of two checkouts built the second with the first one's. Those
+    folders include one already on sys.path (`python -m suscli` puts the working directory there), whose modules were
+    kept; a submodule of a package imported before (`names` lacks its top) stays with its package."""
     for name in names:
         file = getattr(sys.modules.get(name), "__file__", None)
         top = name.partition(".")[0]
+        if top not in names:
+            continue
         if file and any(Path(file) == folder / f"{top}.py" or Path(file).is_relative_to(folder / top) for folder in folders):
             del sys.modules[name]
 
