@@ -847,3 +847,36 @@ def test_training_labels_no_model_has_the_classes_of_are_said_once(tmp_path: Pat
     said = f"on the training set {labels}: the training labels go up to 4 but the model has 3 classes"
     assert res.exit_code == 3 and res.stdout.count(said) == 1 and res.stdout.count("the same error as m0") == 2, res.output
     assert f"error: 3 model(s) could not be scored, all alike: {said}" in res.stderr
+
+
+_AUX_HEAD_NET = """from torch import nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU())
+        self.fc = nn.Linear(16, 3)
+        self.coarse = nn.Linear(16, 2)  # an auxiliary head training uses; the forward gives the classifier's logits
+    def forward(self, x):
+        return self.fc(self.body(x))
+def net():
+    return Net()
+"""
+
+
+def test_labels_within_the_models_outputs_are_measured_where_the_checkpoint_names_fewer_classes(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """The class count inferred from a checkpoint's last 2-D weight is a guess: an auxiliary 2-class head declared
+    after the 3-class classifier. The labels were checked against it before measuring, and the model refused as
+    "the training labels go up to 2 but the model has 2 classes", though its passes measure it on its 3 logits."""
+    (tmp_path / "net.py").write_text(_AUX_HEAD_NET)
+    torch.manual_seed(0)
+    namespace: dict = {}
+    exec(_AUX_HEAD_NET, namespace)
+    torch.save(namespace["net"]().state_dict(), tmp_path / "m.pt")
+    res = invoke(
+        "score", tmp_path / "m.pt", "-d", image_folder, "--train-data", train_folder, "--arch", f"{tmp_path / 'net.py'}:net", "-f", "json"
+    )
+    row = json.loads(res.stdout)["results"][0]
+    assert res.exit_code == 0 and row["status"] == "ok" and row["train_acc"] is not None, res.output
+    assert any("the model outputs 3 classes, where --num-classes or its file said 2" in n for n in row["notes"]), row["notes"]

@@ -198,7 +198,7 @@ def _logits(
 
 def check_label_range(top_label: int, classes: int) -> None:
     """An InputError where labels go beyond a model's class ids 0 to `classes` - 1: from its logits in the pass, or
-    from the count its checkpoint names before anything is measured (suscli.run.model.labels_in_range)."""
+    from a forward on two images before anything is measured (suscli.run.model.labels_in_range)."""
     if top_label >= classes:
         raise InputError(
             f"the training labels go up to {top_label} but the model has {classes} classes",

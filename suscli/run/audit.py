@@ -207,8 +207,6 @@ def score_group(
     chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train, val) if s is not None]) for c in checkpoints]
     ids, mapping = label_ids(checkpoints[0], train)  # one mapping: the models of a group share their class names
     val_map = val_ids(checkpoints[0], val, train)
-    for checkpoint in checkpoints:
-        labels_in_range(checkpoint, train, ids, val, val_map)
     mapping += sorted_val_note(checkpoints[0], val, train)
     chosen = [(prep, notes + source_notes(unlabeled, train) + (val.notes if val is not None else []) + mapping) for prep, notes in chosen]
     prep = chosen[0][0]
@@ -216,6 +214,7 @@ def score_group(
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
     channels = input_channels(models[0], prep.side)
     pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device, progress)
+    labels_in_range(checkpoints[0], models[0], transform(pixels[:2].to(device)), train, ids, val, val_map)  # one architecture
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress)
     for one in sus:
         check_finite(one)  # raises: the models are then scored one at a time, the one that failed in its own row

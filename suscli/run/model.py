@@ -33,8 +33,10 @@ from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     check_finite,
     check_logits_item,
+    logits_of,
     measure_susceptibility,
     plain,
+    preserved_modes,
     unwrapped,
 )
 from suscli.measure.untrained import untrained_susceptibility
@@ -233,13 +235,13 @@ def score_checkpoint(
     notes += source_notes(data, train) + (val.notes if val is not None else [])
     val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
-    labels_in_range(checkpoint, train, ids, val, val_map)
     notes += mapping + sorted_val_note(checkpoint, val, train)
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
     channels = input_channels(model, prep.side)
     pixels, _, unreadable = data.decoded(prep.side, channels, prep.crop_pct, device, progress)
     bad = None
     try:
+        labels_in_range(checkpoint, model, transform(pixels[:2].to(device)), train, ids, val, val_map)
         try:
             sus = measure_susceptibility(
                 model, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress
@@ -476,21 +478,42 @@ def held_out_pixels(
 
 
 def labels_in_range(
-    checkpoint: Checkpoint, train: ImageSource | None, ids: torch.Tensor | None, val: ImageSource | None, val_map: torch.Tensor | None
+    checkpoint: Checkpoint,
+    model: nn.Module,
+    probe: torch.Tensor,
+    train: ImageSource | None,
+    ids: torch.Tensor | None,
+    val: ImageSource | None,
+    val_map: torch.Tensor | None,
 ) -> None:
     """Before anything is measured, the error the accuracy passes would raise where the training or held-out labels
-    (as the model's ids, through `ids` and `val_map`) go beyond the classes the checkpoint names: found in the
-    pass, it came after susceptibility and predictions, and a batched group's models were then measured again one at
-    a time. A single logit is two classes (logits_of); a checkpoint that names no count is left to the passes."""
-    if checkpoint.num_classes is None:
+    (as the model's ids, through `ids` and `val_map`) go beyond the model's classes: found in the pass, it came after
+    susceptibility and predictions, and a batched group's models were then measured again one at a time. The classes
+    are counted as the passes count them, on the model's logits for `probe` (two of the images, as it is fed them),
+    not as the checkpoint names them: a count inferred from its last 2-D weight (an auxiliary head declared after
+    the classifier) refused a model the passes measure."""
+    labelled = [s for s in (train, val) if s is not None and s.labels]
+    classes = output_classes(model, probe) if labelled else None
+    if classes is None:
         return
-    classes = max(checkpoint.num_classes, 2)
     if train is not None and train.labels:
         with training_errors(train):
             check_label_range(_top_label(train, ids), classes)
     if val is not None and val.labels:
+        val_map = counted_val_ids(val_map, checkpoint, val, train, classes)
         with held_out_errors(val):
             check_label_range(_top_label(val, val_map), classes)
+
+
+def output_classes(model: nn.Module, probe: torch.Tensor) -> int | None:
+    """The classes the model's logits count (a single logit is two, logits_of), from one eval forward; None where its
+    output holds no logits, which measuring then says, naming the model."""
+    with preserved_modes(model), torch.inference_mode():
+        model.eval()
+        try:
+            return int(logits_of(model(probe)).shape[-1])
+        except InputError:
+            return None
 
 
 def _top_label(labelled: ImageSource, ids: torch.Tensor | None) -> int:
