@@ -573,3 +573,12 @@ def test_a_forward_taking_its_input_by_keyword_only_is_measured_by_that_keyword(
     assert SusceptibilityTracker(inputs, config=CONFIG).measure(KeywordOnly(model), 0).r == expected
     with pytest.raises(InputError, match=r"forward takes no positional input, and no single keyword names it \(\*\*batch\)"):
         SusceptibilityTracker(inputs, config=CONFIG).measure(AnyKeywords(model), 0)
+
+
+def test_errors_on_a_keyword_only_model_name_its_class_not_the_wrapper_that_calls_it_by_keyword() -> None:
+    """The measurement calls a keyword-only forward through a wrapper of its own, and an error named that wrapper:
+    "holds none of the model's (KeywordInput) parameters", a class the user never wrote."""
+    model, opt, _, _, _ = setup()
+    copy = KeywordOnly(setup()[0])
+    with pytest.raises(InputError, match=r"holds none of the model's \(KeywordOnly\) parameters"):
+        SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(copy, 1, optimizer=opt)

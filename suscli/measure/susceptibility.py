@@ -220,7 +220,7 @@ def measure_susceptibility(
     optimizer = unwrapped_optimizer(optimizer) if optimizer is not None else None
     params = [p for p in model.parameters() if p.requires_grad or p.is_floating_point()]
     if not params:
-        raise InputError(f"the model ({type(model).__name__}) has no weights for a step to move")
+        raise InputError(f"the model ({model_name(model)}) has no weights for a step to move")
     if optimizer is not None:
         check_optimizes(optimizer, params, model)
     before: list[float] = []
@@ -486,6 +486,12 @@ class KeywordInput(nn.Module):
         return self.model(**{self.keyword: x})
 
 
+def model_name(model: nn.Module) -> str:
+    """The class of the user's model, as an error names it, also where a KeywordInput calls it: the error named
+    KeywordInput, a class the user never wrote."""
+    return type(model.model if isinstance(model, KeywordInput) else model).__name__
+
+
 def input_keyword(model: nn.Module) -> str | None:
     """The keyword a forward without positional parameters takes its input by (its one required keyword-only
     parameter, else its one keyword-only parameter), None where it takes a positional one; an InputError where
@@ -514,7 +520,7 @@ def check_optimizes(optimizer: torch.optim.Optimizer, params: list[nn.Parameter]
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     if not any(id(p) in held for p in params):
         raise InputError(
-            f"the optimizer ({type(optimizer).__name__}) holds none of the model's ({type(model).__name__}) parameters: "
+            f"the optimizer ({type(optimizer).__name__}) holds none of the model's ({model_name(model)}) parameters: "
             "its step would move nothing and r read 0 (an EMA or averaged copy, measured with the training model's optimizer?)",
             fix="measure that model without optimizer= (the plain SGD step), or pass the optimizer that trains it",
         )
