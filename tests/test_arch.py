@@ -142,6 +142,15 @@ def test_two_checkouts_build_their_own_where_the_first_is_the_working_directory_
     assert build_model(f"{tmp_path / 'b/net.py'}:net").in_features == 5  # was 2: the working directory's layers
 
 
+def test_a_factory_that_imports_its_layers_in_its_body_builds(tmp_path):
+    """The file's folder left sys.path once the file had run, before its factory was called: a factory importing
+    its layers in its body failed with "No module named 'layers'", blamed on the arch kwargs."""
+    _write(tmp_path / "layers.py", "from torch import nn\ndef head(n):\n    return nn.Linear(2, n)\n")
+    _write(tmp_path / "net.py", "def net(num_classes=1):\n    from layers import head\n    return head(num_classes)\n")
+    assert build_model(f"{tmp_path / 'net.py'}:net", num_classes=3).out_features == 3
+    assert "layers" not in sys.modules  # forgotten once built, as after the file's own imports
+
+
 _SCRIPT_TAIL = "from torch import nn\ndef net(num_classes=1):\n    print('building')\n    return nn.Linear(2, num_classes)\n"
 
 

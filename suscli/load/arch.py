@@ -50,13 +50,13 @@ def build_model(
         raise InputError(f"architecture spec {spec!r} has no ':'", fix=_bare_name_fix(spec))
     if not source or not name:
         raise InputError(f"architecture spec {spec!r} names nothing {'after' if source else 'before'} its ':'", fix=f"use {_SPEC_FORMS}")
-    with _as_library(spec, source):
+    with _as_library(spec, source), _file_imports(spec, source, base_dir) as path:
         if source == "torchvision":
             factory = _torchvision_builder(spec, name)
         elif source == "timm":
             factory = _timm_builder(spec, name, kwargs)
-        elif source.endswith(".py"):
-            factory = _factory(spec, _import_file(spec, source, base_dir), name)
+        elif path is not None:
+            factory = _factory(spec, _import_file(spec, path), name)
         else:
             factory = _factory(spec, _import_module(spec, source), name)
         if num_classes is not None and "num_classes" not in kwargs and _accepts(factory, "num_classes"):
@@ -216,7 +216,29 @@ def spec_identity(spec: str | None) -> str | None:
     return f"file sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}:{name}"
 
 
-def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
+@contextlib.contextmanager
+def _file_imports(spec: str, source: str, base_dir: Path | None) -> Iterator[Path | None]:
+    """For a `file.py` spec, the file, with its repository's modules importable (like `python file.py` in its
+    repository) until its model is built, then forgotten: a factory that imports its layers in its body failed with
+    "No module named 'layers'", blamed on the arch kwargs. None for other specs."""
+    if not source.endswith(".py"):
+        yield None
+        return
+    path = _file_path(spec, source, base_dir)
+    dirs = _import_dirs(path, _package_root(path))
+    added = [folder for folder in dirs if folder not in sys.path]
+    before = set(sys.modules)
+    sys.path[:0] = added
+    try:
+        yield path
+    finally:
+        for folder in added:
+            sys.path.remove(folder)
+        _forget_imported(set(sys.modules) - before, [Path(folder) for folder in dirs])
+
+
+def _file_path(spec: str, file: str, base_dir: Path | None) -> Path:
+    """The .py file a spec names, relative paths resolved against `base_dir`, then the cwd."""
     candidates = [Path(file)] if Path(file).is_absolute() else [*([base_dir / file] if base_dir else []), Path.cwd() / file]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
@@ -225,22 +247,18 @@ def _import_file(spec: str, file: str, base_dir: Path | None) -> object:
             f"architecture {spec!r}: file not found (tried {tried})",
             fix="give the path to the .py file that defines the factory",
         )
-    path = path.resolve()
+    return path.resolve()
+
+
+def _import_file(spec: str, path: Path) -> object:
+    """The module of a .py file, run while _file_imports makes its repository's modules importable."""
     root = _package_root(path)
-    dirs = _import_dirs(path, root)
-    added = [folder for folder in dirs if folder not in sys.path]
-    before = set(sys.modules)
-    sys.path[:0] = added  # like `python file.py` in its repository: the repository's modules are importable
     try:
         return _exec_file(spec, path) if root is None else _exec_in_package(path, root)
     except InputError:
         raise
     except Exception as e:  # the file's own code failed (syntax error, missing import, ...)
         raise _import_failed(spec, e) from e
-    finally:
-        for folder in added:
-            sys.path.remove(folder)
-        _forget_imported(set(sys.modules) - before, [Path(folder) for folder in dirs])
 
 
 def _exec_file(spec: str, path: Path) -> object:
