@@ -189,6 +189,49 @@ def writable(folder: Path) -> bool:
         return False
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether writing `a` would write `b`. Files that exist are compared by identity (a link, a hard link, another
+    case of the name on macOS or Windows); paths not yet written by their resolved folder and name, the name
+    regardless of case where the folder's file system looks names up so (case_insensitive): comparing resolved paths
+    alone let `-o Report.json --html report.json` and `-o M.safetensors` over m.safetensors through there. Where the
+    name's case alone differs on such a file system, the two are taken as one even if only one is found: a wrong
+    refusal costs another name, a wrong pass a checkpoint."""
+    if os.path.exists(a) and os.path.exists(b):
+        return _identical(a, b)
+    a, b = a.resolve(), b.resolve()
+    if a.name != b.name and not (a.name.casefold() == b.name.casefold() and case_insensitive(a.parent)):
+        return False
+    return a.parent == b.parent or _identical(a.parent, b.parent)
+
+
+def _identical(a: Path, b: Path) -> bool:
+    """One file (or folder) under both paths; False where either cannot be found."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def case_insensitive(folder: Path) -> bool:
+    """Whether names in `folder` are looked up regardless of case, as on macOS's and Windows' default file systems.
+    Found by one lookup, nothing written: the folder (or its nearest ancestor on the same file system whose name has
+    letters) under its name with the case swapped is the same folder. Windows' paths are case-insensitive (normcase)."""
+    if os.path.normcase("A") == "a":
+        return True
+    try:
+        here = folder.resolve()
+        device = here.stat().st_dev
+        for node in (here, *here.parents):
+            if node == node.parent or node.parent.stat().st_dev != device:  # the name is looked up on another one
+                return False
+            swapped = node.name.swapcase()
+            if swapped != node.name and swapped.swapcase() == node.name:  # "ß" swaps to "SS", which no lookup folds back
+                return _identical(node, node.parent / swapped)
+    except OSError:
+        pass
+    return False
+
+
 def write_atomic(path: str | Path, text: str, option: str = "--output") -> Path:
     """Write `text` to `path` through `replacing`; the folder must exist. `option` names the path in an error."""
     path = Path(path)

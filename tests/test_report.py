@@ -160,6 +160,49 @@ def test_an_output_on_an_input_file_is_refused_and_the_input_kept(command, targe
     assert all(p.read_bytes() == data for p, data in kept.items())
 
 
+def test_on_a_case_insensitive_file_system_names_that_differ_in_case_are_one_file(
+    targets, image_folder, train_folder, tmp_path, monkeypatch
+) -> None:
+    """macOS and Windows look names up regardless of case: `-o Report.json --html report.json` kept one report,
+    `-o EPOCH_1.safetensors` replaced the checkpoint and `--junit r.jsonl` the results in R.jsonl (emulated here)."""
+    monkeypatch.setattr(suscli.files, "case_insensitive", lambda folder: True)
+    args = ("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST)
+    one_error_line(invoke(*args, "-o", tmp_path / "Report.json", "--html", tmp_path / "report.json"), 2, "is the same file as --output")
+    one_error_line(
+        invoke(*args, "--results", tmp_path / "R.jsonl", "--junit", tmp_path / "r.jsonl"), 2, "is the same file as the results file"
+    )
+    checkpoint = targets["score"]
+    kept = checkpoint.read_bytes()
+    score = ("score", checkpoint, "-d", image_folder, *FAST)
+    one_error_line(invoke(*score, "-o", checkpoint.with_name("EPOCH_1.safetensors")), 2, f"is the same file as the input {checkpoint}")
+    assert checkpoint.read_bytes() == kept and not any(tmp_path.glob("*.json*"))
+
+
+def test_on_a_case_sensitive_file_system_names_that_differ_in_case_are_two_files(targets, image_folder, train_folder, tmp_path) -> None:
+    """Linux's file systems: Report.json and report.json are two reports, both written."""
+    args = ("rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST, "-f", "json")
+    res = invoke(*args, "-o", tmp_path / "Report.json", "--html", tmp_path / "report.json")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "Report.json").read_text()) and (tmp_path / "report.json").read_text().startswith("<!DOCTYPE html>")
+    linked = tmp_path / "linked.safetensors"  # one file under another name: compared by identity, not by name
+    os.link(targets["score"], linked)
+    one_error_line(
+        invoke("score", targets["score"], "-d", image_folder, *FAST, "-o", linked), 2, f"is the same file as the input {targets['score']}"
+    )
+
+
+def test_a_folder_is_case_insensitive_where_its_name_in_the_other_case_is_the_same_folder(tmp_path: Path) -> None:
+    """The probe: one lookup of the folder (or its nearest ancestor with letters in its name) with its case swapped."""
+    sensitive, insensitive = tmp_path / "Sensitive", tmp_path / "Insensitive"
+    (sensitive / "2024").mkdir(parents=True)
+    (tmp_path / "sENSITIVE").mkdir()  # another folder: the name in the other case is not this one
+    (insensitive / "2024").mkdir(parents=True)
+    (tmp_path / "iNSENSITIVE").symlink_to(insensitive)  # a lookup regardless of case finds the folder under either name
+    assert not suscli.files.case_insensitive(sensitive) and not suscli.files.case_insensitive(sensitive / "2024")
+    assert suscli.files.case_insensitive(insensitive) and suscli.files.case_insensitive(insensitive / "2024")
+    assert not suscli.files.case_insensitive(tmp_path / "missing")
+
+
 def _rank_into(stdout: int | None, targets, image_folder, train_folder, junit: Path, shell: str = "") -> subprocess.CompletedProcess:
     """A real rank process whose stdout is the file descriptor given (a pipe or device, as a shell makes it), or what
     `shell` makes it (`>&-`)."""

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from suscli.cli.console import say, say_error
-from suscli.files import printable, require_folder, write_atomic
+from suscli.files import printable, require_folder, same_file, write_atomic
 from suscli.errors import ExitCode, InputError, Interrupted, UsageError
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
@@ -22,18 +22,18 @@ from suscli.views.formats import Format, markdown_text, render, suspects_csv, to
 def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None, inputs: Sequence[Path | None] = ()) -> None:
     """Each (path, what, option) given has a folder to be written in, and a file of its own: two outputs on one path
     would leave only the one written last, each said to be written, an output on the results file would replace
-    every result it holds, and one on an input file (the checkpoint, a label file) the input itself."""
-    taken: dict[Path, str] = {} if results is None else {results.resolve(): f"the results file {printable(results)}"}
-    for given in inputs:
-        if given is not None and given.is_file():
-            taken.setdefault(given.resolve(), f"the input {printable(given)}")
+    every result it holds, and one on an input file (the checkpoint, a label file) the input itself. One file is
+    one under every name that reaches it (files.same_file), on a case-insensitive file system too."""
+    taken: list[tuple[Path, str]] = [] if results is None else [(results, f"the results file {printable(results)}")]
+    taken += [(given, f"the input {printable(given)}") for given in inputs if given is not None and given.is_file()]
     for path, what, option in outputs:
         if path is None:
             continue
         require_folder(path, what, option)
-        other = taken.setdefault(path.resolve(), option)
-        if other != option:
+        other = next((name for seen, name in taken if same_file(path, seen)), None)
+        if other is not None:
             raise UsageError(f"{option} {printable(path)} is the same file as {other}", fix=f"give {option} a file of its own")
+        taken.append((path, option))
 
 
 def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = False) -> ExitCode:
