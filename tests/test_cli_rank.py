@@ -597,6 +597,23 @@ def test_a_results_path_that_is_no_regular_file_is_refused_before_it_is_read(
         suscli.load_results(device)
 
 
+def test_a_results_file_in_a_folder_that_does_not_exist_creates_it_and_says_so(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """A CI job's fresh path (a cache folder restored only on a hit) works; the folder was made without a word, so a
+    typo in it went unseen, and a file in the path was "File exists"."""
+    stored = tmp_path / "ci-cache" / "suscli" / "results.jsonl"
+    res, doc = rank_json(pool, image_folder, train_folder, "--results", stored)
+    assert res.exit_code == 0 and f"created the folder {stored.parent} for results file results.jsonl" in res.stderr, res.output
+    res, doc = rank_json(pool, image_folder, train_folder, "--results", stored)
+    assert res.exit_code == 0 and "created the folder" not in res.stderr and doc["counts"]["reused"] == 4, res.output
+    blocked = tmp_path / "notes.txt"
+    blocked.write_text("kept")
+    for path in (blocked / "r.jsonl", blocked / "sub" / "r.jsonl"):
+        one_error_line(rank_json(pool, image_folder, train_folder, "--results", path)[0], 3, f"{blocked} is a file, not a folder")
+    assert blocked.read_text() == "kept"
+
+
 def test_a_results_file_that_cannot_be_written_is_refused_before_any_model_is_measured(
     pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -201,7 +201,7 @@ class PoolOptions:
     results: Annotated[
         Optional[Path],
         typer.Option(
-            help="Resumable results file (JSON lines) of this one set of settings, shared by rank and track: one holding other settings' results is refused. Default: suscli-results.jsonl in the pool or run folder, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results.",
+            help="Resumable results file (JSON lines) of this one set of settings, shared by rank and track: one holding other settings' results is refused; a folder of it that does not exist is created (and said), unlike the reports'. Default: suscli-results.jsonl in the pool or run folder, or beside a manifest (in the cache folder when that cannot be written), which keeps each set of settings' results.",
             rich_help_panel=OUTPUTS,
         ),
     ] = None

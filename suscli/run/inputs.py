@@ -25,7 +25,7 @@ from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
 from suscli.measure.susceptibility import plain
 from suscli.run.model import Settings, require_number, training_classes
-from suscli.run.store import ResultStore, fingerprint, results_location
+from suscli.run.store import ResultStore, fingerprint, make_folder, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)
 
@@ -214,7 +214,11 @@ def open_store(
     The default one (beside the pool, or in the cache folder when the pool's is read-only) keeps every set of
     settings' results side by side, so a changed setting is a rerun, not an error; an explicit `results` is one
     experiment."""
-    path, moved = (Path(results), None) if results is not None else results_location(pool, cache_dir or default_cache_dir())
+    if results is None:
+        path, moved = results_location(pool, cache_dir or default_cache_dir())
+    else:
+        path = Path(results)
+        moved = make_folder(path)  # its folder, where it does not exist yet
     if moved:
         say(moved)
     if fresh:

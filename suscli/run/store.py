@@ -53,6 +53,24 @@ def _seeded(usual: Path, moved: Path) -> str:
     return f", starting from the results in {usual}"
 
 
+def make_folder(path: Path) -> str | None:
+    """Create the folder of an explicit results file where it does not exist, and return the line that says so. Reports
+    refuse a folder that does not exist; a results file is a store a CI job points at a fresh path (a cache folder
+    restored only on a hit), so its folder is made, and said, so that a typo in it is seen."""
+    folder = path.parent
+    if folder.is_dir():
+        return None
+    try:
+        folder.mkdir(parents=True)
+    except OSError as e:
+        blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is a file, not a folder" if blocking is not None else e.strerror or str(e)
+        raise InputError(
+            f"cannot create the folder {folder} of results file {path}: {why}", fix="pass --results with a writable path"
+        ) from None
+    return f"created the folder {folder} for results file {path.name}"
+
+
 def fingerprint(settings: dict[str, Any]) -> str:
     """Short hash of everything that decides a model's numbers (settings, data identity, device kind)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
