@@ -614,6 +614,18 @@ def test_a_results_file_in_a_folder_that_does_not_exist_creates_it_and_says_so(
     assert blocked.read_text() == "kept"
 
 
+def test_fresh_deletes_no_file_that_is_not_a_results_file(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+    """`--results labels.csv --fresh` deleted the training labels and wrote results in their place; a checkpoint too."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{p},{i % 3}\n" for i, p in enumerate(sorted(image_folder.iterdir()))))
+    checkpoint = next(pool.glob("*.safetensors"))
+    kept = {p: p.read_bytes() for p in (labels, checkpoint)}
+    for path in kept:
+        res = rank_json(pool, image_folder, labels, "--results", path, "--fresh")[0]
+        one_error_line(res, 3, f"results file {path} is not a suscli results file, which --fresh would delete")
+    assert all(p.read_bytes() == data for p, data in kept.items())
+
+
 def test_a_results_file_that_cannot_be_written_is_refused_before_any_model_is_measured(
     pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -137,6 +137,19 @@ def require_regular(path: Path, fix: str = "pass --results FILE.jsonl") -> None:
         raise InputError(f"results file {path} is {kind}", fix=fix)
 
 
+def _starts_as_results(path: Path) -> bool:
+    """Whether a file --fresh may delete begins as a results file (or is empty): `--results labels.csv --fresh` deleted
+    the training labels, and `--results m.safetensors` a checkpoint. Only the first line is read, so that a results
+    file damaged further on can still be started over, as its error says."""
+    try:
+        with open(path, "rb") as f:
+            first = next((line for line in f if line.strip()), b"")
+        record = json.loads(first) if first else {}
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and (not first or "fingerprint" in record)
+
+
 def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """The line number and record of every whole line of a results file; a last line cut short by a kill is left
     out, and passed to `cut` (rank and track say so: its model is measured again). Anything else that is not a record
@@ -330,6 +343,10 @@ class ResultStore:
         """--fresh: delete the file, every setting's results with it."""
         path = Path(path)
         require_regular(path)
+        if not _starts_as_results(path):
+            raise InputError(
+                f"results file {path} is not a suscli results file, which --fresh would delete", fix="pass --results NEW.jsonl"
+            )
         try:
             path.unlink(missing_ok=True)
         except OSError as e:
