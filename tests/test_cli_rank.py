@@ -623,6 +623,10 @@ def test_fresh_deletes_no_file_that_is_not_a_results_file(pool: Path, image_fold
     for path in kept:
         res = rank_json(pool, image_folder, labels, "--results", path, "--fresh")[0]
         one_error_line(res, 3, f"results file {path} is not a suscli results file, which --fresh would delete")
+    # without --fresh the label file was 'corrupt at line 1', its fix '--fresh', which the lines above refuse
+    res = rank_json(pool, image_folder, labels, "--results", labels)[0]
+    one_error_line(res, 3, f"{labels} is not a suscli results file (line 1)")
+    assert "--fresh" not in res.stderr
     assert all(p.read_bytes() == data for p, data in kept.items())
 
 

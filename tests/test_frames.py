@@ -74,8 +74,11 @@ def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="other.json is a JSON file with results, not suscli's"):
         suscli.load_results(tmp_path / "other.json")
     (tmp_path / "notes.txt").write_text("best model: m1\n")  # one line that is no record: it read as an empty frame
-    with pytest.raises(InputError, match="notes.txt holds no suscli results: it is no JSON report, and no line of it is a whole record"):
+    with pytest.raises(InputError, match=r"notes.txt is not a suscli results file \(line 1\)"):
         suscli.load_results(tmp_path / "notes.txt")
+    (tmp_path / "cut.jsonl").write_text('{"fingerprint": "ab", "key": "k", "res')  # a first write cut by a kill
+    with pytest.raises(InputError, match="cut.jsonl holds no suscli results: it is no JSON report, and no line of it is a whole record"):
+        suscli.load_results(tmp_path / "cut.jsonl")
     with pytest.raises(InputError, match="cannot read results"):
         suscli.load_results(tmp_path / "missing.jsonl")
 

@@ -165,6 +165,8 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
+            if n == 1 and not line.startswith('{"fingerprint"'):  # every record starts so, a cut one too: another kind of file
+                raise InputError(f"{path} is not a suscli results file (line 1)", fix="pass --results NEW.jsonl") from None
             if n == len(lines):  # the last line of a killed run
                 if cut is not None:
                     cut(line)
