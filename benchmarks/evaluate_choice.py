@@ -113,7 +113,8 @@ def untrained_references(cands: list[Candidate], cache: dict, zoo: Path, setting
     source = source_of(setting, zoo)
     out = {}
     for c in cands:
-        if not verdict.wants_untrained(default_susceptibility(default_measured(c, cache)), DEFAULT_LR, DEFAULT_BATCH_SIZE):
+        # every zoo has ten classes or fewer, where the cuts were measured: the count does not decide here
+        if not verdict.wants_untrained(default_susceptibility(default_measured(c, cache)), DEFAULT_LR, DEFAULT_BATCH_SIZE, None):
             continue
         ckpt = load_checkpoint(c.path)
         size = image_size(ckpt.meta)

@@ -268,10 +268,28 @@ def test_an_architecture_off_the_fixed_cuts_scale_is_flagged_in_its_pool_by_the_
 
 
 def test_the_untrained_reference_is_wanted_only_where_a_fixed_cut_would_judge() -> None:
-    assert verdict.wants_untrained(verdict.RESISTS_CUT + 0.01, DEFAULT_LR, DEFAULT_BATCH_SIZE)
-    assert not verdict.wants_untrained(verdict.RESISTS_CUT, DEFAULT_LR, DEFAULT_BATCH_SIZE)  # "low susceptibility": measured
-    assert not verdict.wants_untrained(5.0, DEFAULT_LR * 10, DEFAULT_BATCH_SIZE)  # another step: no fixed cut
-    assert not verdict.wants_untrained(5.0, DEFAULT_LR, DEFAULT_BATCH_SIZE * 2)
+    assert verdict.wants_untrained(verdict.RESISTS_CUT + 0.01, DEFAULT_LR, DEFAULT_BATCH_SIZE, 10)
+    assert not verdict.wants_untrained(verdict.RESISTS_CUT, DEFAULT_LR, DEFAULT_BATCH_SIZE, 10)  # "low susceptibility": measured
+    assert not verdict.wants_untrained(5.0, DEFAULT_LR * 10, DEFAULT_BATCH_SIZE, 10)  # another step: no fixed cut
+    assert not verdict.wants_untrained(5.0, DEFAULT_LR, DEFAULT_BATCH_SIZE * 2, 10)
+    assert not verdict.wants_untrained(5.0, DEFAULT_LR, DEFAULT_BATCH_SIZE, 1000)  # more classes than the cuts saw
+
+
+def test_more_classes_than_the_cuts_were_measured_on_is_unclear_alone_and_no_cut_in_a_pool() -> None:
+    """The fixed cuts were measured on models of ten classes or fewer. An ImageNet model's 1000 classes are beyond
+    them: alone, "unclear" with the reason rather than "susceptible" or "low susceptibility"; in a pool no fixed cut
+    flags it, and the regions decide."""
+    for zeta in (0.05, 0.3, 0.9):
+        many = row("m", 0.9, zeta, step={**DEFAULT_STEP, "num_classes": 1000})
+        alone = verdict.judge(many, None, None)
+        assert alone is not None and alone.word == verdict.UNCLEAR
+        assert "measured on models of 10 classes or fewer, and this one has 1000" in alone.why
+        assert not verdict.calibrated(many)
+    ten = verdict.judge(row("m", 0.9, 0.05, step={**DEFAULT_STEP, "num_classes": 10}), None, None)
+    assert ten is not None and ten.word == verdict.LOW_SUSCEPTIBILITY
+    # in a pool, under the pool's mean susceptibility: the fixed cut 0.44 no longer flags it
+    pooled = verdict.judge(row("m", 0.9, 0.9, 0.05, step={**DEFAULT_STEP, "num_classes": 1000}), 1.0, 0.5)
+    assert pooled is not None and pooled.word == verdict.RESISTS
 
 
 def test_a_pool_verdict_that_contradicts_the_model_alone_says_why() -> None:

@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
             ckpt = load_checkpoint(saved["path"])
             s, before = susceptibility(ckpt.model, pixels)
             details = {"lr": DEFAULT_LR, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10, "loss_before": before}
-            if verdict.wants_untrained(s, DEFAULT_LR, DEFAULT_BATCH_SIZE):  # as suscli records it (suscli.run.model)
+            if verdict.wants_untrained(s, DEFAULT_LR, DEFAULT_BATCH_SIZE, 10):  # as suscli records it (suscli.run.model)
                 details["untrained"] = untrained_susceptibility(
                     ckpt.model,
                     pixels,

@@ -78,6 +78,12 @@ CONFIDENT_LOSS = 3.0
 # the same margin reads 5.5 times chance (ln 2), a five-class one 3.8 (_margin). So the bound is the margin at
 # CONFIDENT_LOSS times ln 10 (7.67), compared at every class count; at ten classes nothing changes.
 CONFIDENT_CLASSES = 10
+# The most classes of any model the fixed cuts were measured and checked on: the zoos hold ten-, five- and two-class
+# models (docs/validation.md, "The confidence guard at other class counts"), and none above ten. With more classes
+# (an ImageNet model's 1000) the cuts are left out, as at another step: alone the verdict is "unclear" with the
+# reason, in a pool the regions and the fit on the contradicted labels decide, and the untrained reference, which
+# only tells whether the cuts can judge an architecture, is not measured.
+CUTS_MOST_CLASSES = 10
 # What the same network reads untrained, re-initialized layer by layer (suscli.measure.untrained), measured where the
 # cuts were chosen and beyond (docs/validation.md, "Which architectures the fixed cuts can judge"): the zoo's networks
 # read at most 0.042 untrained, and on them the cuts held in every zoo, the held-out ones included. The CIFAR
@@ -126,11 +132,31 @@ def at_cuts_step(lr: object, batch_size: object) -> bool:
     return lr == DEFAULT_LR and batch_size == DEFAULT_BATCH_SIZE
 
 
+def within_cut_classes(classes: object) -> bool:
+    """Whether a class count is one the fixed cuts were measured at (CUTS_MOST_CLASSES or fewer); a row that does not
+    say keeps them, as before the count was recorded."""
+    return not isinstance(classes, int) or classes <= CUTS_MOST_CLASSES
+
+
 def calibrated(row: Result) -> bool:
-    """Whether the row was measured at the step the fixed cuts were measured at (rows stored before the step was
-    recorded are not: their verdict is the pool's alone)."""
+    """Whether the row was measured at the step and class count the fixed cuts were measured at (rows stored before
+    the step was recorded are not: their verdict is the pool's alone)."""
     d = row.details if isinstance(row.details, dict) else {}
-    return at_cuts_step(d.get("lr"), d.get("batch_size"))
+    return at_cuts_step(d.get("lr"), d.get("batch_size")) and within_cut_classes(d.get("num_classes"))
+
+
+def beyond_cut_classes(row: Result) -> str | None:
+    """Why the fixed cuts cannot judge `row` at the default step: more classes than any model they were measured on;
+    None where they were measured at its class count, or at another step, where they are left out for that reason."""
+    d = row.details if isinstance(row.details, dict) else {}
+    classes = d.get("num_classes")
+    if not at_cuts_step(d.get("lr"), d.get("batch_size")) or within_cut_classes(classes):
+        return None
+    return (
+        f"susceptibility {row.susceptibility:.3f}, but the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT} were measured on models "
+        f"of {CUTS_MOST_CLASSES} classes or fewer, and this one has {classes}: how far one step moves the loss on random labels "
+        "over that many classes was never checked against what the models memorized; judge it in a pool trained on the same labels"
+    )
 
 
 def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None) -> Verdict | None:
@@ -243,7 +269,8 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
     """No pool to compare with: the fixed cuts alone, and fitting noise readily needs fitting better than chance.
     Nothing here is called "likely memorized noise": without a pool there is no evidence about the labels."""
     if not fixed:
-        return None
+        many = beyond_cut_classes(row)
+        return Verdict(UNCLEAR, many) if many is not None else None
     beyond = too_confident(row) if s > MEMORIZED_CUT else None
     if beyond is not None:
         return Verdict(UNCLEAR, beyond)
@@ -279,11 +306,12 @@ def fit_decides_alone(row: Result) -> bool:
     )
 
 
-def wants_untrained(susceptibility: float, lr: float, batch_size: int) -> bool:
+def wants_untrained(susceptibility: float, lr: float, batch_size: int, classes: int | None) -> bool:
     """Whether the verdict reads what the network reads untrained (off_scale): only where a fixed cut would judge
-    it, above the low cut at the step the cuts were measured at. Below it the row reads "low susceptibility", a
-    statement of what was measured, and the reference would cost a measurement for nothing."""
-    return at_cuts_step(lr, batch_size) and susceptibility > RESISTS_CUT
+    it, above the low cut at the step and class count the cuts were measured at. Below it the row reads "low
+    susceptibility", a statement of what was measured, and elsewhere no cut applies: the reference would cost a
+    measurement for nothing."""
+    return at_cuts_step(lr, batch_size) and within_cut_classes(classes) and susceptibility > RESISTS_CUT
 
 
 def lacks_untrained(row: Result) -> bool:
@@ -291,7 +319,8 @@ def lacks_untrained(row: Result) -> bool:
     s = row.susceptibility
     if not row.ok or s is None or not calibrated(row):
         return False
-    return wants_untrained(s, row.details["lr"], row.details["batch_size"]) and "untrained" not in row.details
+    d = row.details
+    return wants_untrained(s, d["lr"], d["batch_size"], d.get("num_classes")) and "untrained" not in d
 
 
 def off_scale(row: Result) -> str | None:

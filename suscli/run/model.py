@@ -344,7 +344,7 @@ def untrained_reference(
     device: torch.device,
 ) -> dict | None:
     """What `model`'s network reads untrained, where the verdict reads it (suscli.judge.verdict.off_scale); None elsewhere."""
-    if not wants_untrained(sus.mean, sus.config.lr, sus.batch_size):
+    if not wants_untrained(sus.mean, sus.config.lr, sus.batch_size, sus.num_classes):
         return None
     return untrained_susceptibility(model, pixels, config=settings.susceptibility, transform=transform, device=device, inputs=inputs)
 
