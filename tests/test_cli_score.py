@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -517,3 +518,16 @@ def test_a_forward_that_varies_by_rounding_only_is_not_noted() -> None:
     model, x = Jittered(), torch.randn(20, 3, 8, 8)
     assert random_forward(model, x, transform=lambda b: b, device=torch.device("cpu")) is None
     assert random_forward(functional_dropout(0.1), x, transform=lambda b: b, device=torch.device("cpu")) is not None
+
+
+def test_a_long_stage_logged_without_a_terminal_says_it_is_at_work(ckpt: Path, image_folder: Path, monkeypatch) -> None:
+    """Where stderr is a log, only the stages that count models or training images said a line, so a large model's
+    susceptibility batches and predictions on a CPU (117 s for a ResNet-50 at 224 px) passed in silence; now a line
+    on the stage at work wherever LOG_AFTER_SECONDS pass without one, and stdout stays the report."""
+    import suscli.cli.console
+
+    monkeypatch.setattr(suscli.cli.console, "LOG_AFTER_SECONDS", 0)
+    res = invoke("score", ckpt, "-d", image_folder, "-f", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["status"] == "ok", res.output
+    said = [line for line in res.stderr.splitlines() if line.startswith("susceptibility: ")]
+    assert said and all(re.fullmatch(r"susceptibility: \d+/4 done, \d:\d\d:\d\d into the run", line) for line in said), res.stderr

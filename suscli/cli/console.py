@@ -52,7 +52,8 @@ def user_errors() -> Iterator[None]:
 
 # Where stderr is a log (CI, a file, TERM=dumb) and no bar can be drawn: a line per tenth of the models done, once a run
 # has lasted this long, so that a long run shows it is alive (CI services end a job silent for 10 minutes) and a short
-# one stays quiet.
+# one stays quiet; and a line on the stage at work wherever this long passes without one: on a CPU a ResNet-50 at
+# 224 px spent 117 s in its susceptibility batches and predictions before its first line.
 LOG_AFTER_SECONDS = 30
 # The stages that count models: "models", and the sampled training accuracy's "training accuracy, N images". A model's own
 # "training accuracy" counts its images, starts over at each model, and was said for the first model only.
@@ -77,16 +78,22 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     tasks: dict[str, TaskID] = {}
     tenths: dict[str, int] = {}  # the tenths of each logged stage already said
     start = time.monotonic()
+    said = [start]  # when the log last said a line
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
             tasks[stage] = bar.add_task(stage, total=total)
         bar.update(tasks[stage], completed=done, total=total)
-        tenth = done * 10 // total if total else 10
-        if drawn or not stage.startswith(LOGGED_STAGES) or tenth <= tenths.get(stage, 0):
+        now = time.monotonic()
+        if drawn or now - start < LOG_AFTER_SECONDS:
             return
-        if time.monotonic() - start >= LOG_AFTER_SECONDS:
-            tenths[stage] = tenth
+        tenth = done * 10 // total if total else 10
+        if not stage.startswith(LOGGED_STAGES):
+            if now - said[0] >= LOG_AFTER_SECONDS:
+                said[0] = now
+                say(f"{stage}: {done}/{total} done, {timedelta(seconds=round(now - start))} into the run")
+        elif tenth > tenths.get(stage, 0):
+            tenths[stage], said[0] = tenth, now
             say(progress_line(bar.tasks[tasks[stage]]))
 
     with bar:
