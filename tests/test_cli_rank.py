@@ -706,11 +706,29 @@ def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(
     monkeypatch.setattr(suscli.cli.console, "LOG_AFTER_SECONDS", 0)
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and doc is not None, res.output
-    said = [line for line in res.stderr.splitlines() if line.startswith("models: ")]
+    said = [line for line in res.stderr.splitlines() if line.startswith("models: ") and " elapsed" in line]  # the tenths
     assert 3 <= len(said) <= 11, res.stderr
     assert not [line for line in res.stderr.splitlines() if line.startswith("training accuracy: ")], res.stderr
     assert said[-1].startswith("models: 12/12 done, ") and "left" not in said[-1]
     assert re.fullmatch(r"models: \d+/12 done, \d:\d\d:\d\d elapsed(, about \d:\d\d:\d\d left)?", said[0]), said[0]
+
+
+def test_a_pools_later_models_logged_without_a_terminal_say_their_training_accuracy_is_at_work(
+    image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The training-accuracy stage said its tenths once per run, so in a log every model after the first measured its
+    training accuracy in silence (minutes a model for a large network on a CPU); now a line wherever LOG_AFTER_SECONDS
+    pass without one."""
+    import suscli.cli.console
+
+    pool = make_pool(tmp_path / "pool", n=2)
+    monkeypatch.setattr(suscli.cli.console, "LOG_AFTER_SECONDS", 0)
+    res, doc = rank_json(pool, image_folder, train_folder, "--no-cache")
+    assert res.exit_code == 0 and doc is not None, res.output
+    lines = res.stderr.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("models: 1/2 done"))
+    later = [line for line in lines[first:] if line.startswith("training accuracy: ")]
+    assert later and all(re.fullmatch(r"training accuracy: \d+/\d+ done, \d:\d\d:\d\d into the run", line) for line in later), res.stderr
 
 
 @pytest.mark.parametrize("rule", ["agreement", "regions"])

@@ -88,13 +88,12 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         if drawn or now - start < LOG_AFTER_SECONDS:
             return
         tenth = done * 10 // total if total else 10
-        if not stage.startswith(LOGGED_STAGES):
-            if now - said[0] >= LOG_AFTER_SECONDS:
-                said[0] = now
-                say(f"{stage}: {done}/{total} done, {timedelta(seconds=round(now - start))} into the run")
-        elif tenth > tenths.get(stage, 0):
+        if stage.startswith(LOGGED_STAGES) and tenth > tenths.get(stage, 0):
             tenths[stage], said[0] = tenth, now
             say(progress_line(bar.tasks[tasks[stage]]))
+        elif now - said[0] >= LOG_AFTER_SECONDS:  # also a pool's later models' training accuracy, its tenths said
+            said[0] = now
+            say(f"{stage}: {done}/{total} done, {timedelta(seconds=round(now - start))} into the run")
 
     with bar:
         yield update
