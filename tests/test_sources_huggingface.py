@@ -17,6 +17,8 @@ from suscli.load.checkpoints import file_sha256, load_checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
 from suscli.run.epochs import run_epochs
+from PIL import Image
+
 from tests.conftest import by_hand, cli_json, image_sets, invoke, one_error_line
 
 transformers = pytest.importorskip("transformers")
@@ -363,3 +365,20 @@ def test_a_vit_without_its_image_processor_is_told_the_size_its_config_names(roo
     assert one_error_line(res).endswith("(pass --image-size 32, the size its config names)"), res.output
     row = cli_json("score", tmp_path / "bare", "-d", small, "--image-size", "32")["results"][0]
     assert row["details"]["preprocess"]["image_size"] == 32
+
+
+def test_a_model_saved_without_its_image_processor_on_images_of_several_sizes_is_offered_its_configs_size(
+    tmp_path: Path,
+) -> None:
+    """A model built from its config and saved with save_pretrained alone records no preprocessing: on photos of several
+    sizes the fix said "pass --image-size, or --preset cifar10|imagenet", and --preset imagenet then failed on 224 px
+    for a ViT of 32. The fix names the size the model's config names."""
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "bare")
+    (tmp_path / "photos").mkdir()
+    for i, size in enumerate([(40, 30), (30, 40), (48, 48)]):
+        Image.new("RGB", size, (40 * i, 90, 200)).save(tmp_path / "photos" / f"p{i}.png")
+    res = invoke("score", tmp_path / "bare", "-d", tmp_path / "photos")
+    one_error_line(
+        res, 2, "the image size is unknown and the images differ in size", "pass --image-size 32, the size the model's config names"
+    )

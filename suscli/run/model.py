@@ -135,12 +135,15 @@ def require_paths(required: Mapping[str, object], optional: Mapping[str, object]
             )
 
 
-def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] = ()) -> tuple[Preprocess, list[str]]:
+def preprocessing(
+    settings: Settings, meta: dict, images: Sequence[ImageSource] = (), named: int | None = None
+) -> tuple[Preprocess, list[str]]:
     """Preprocessing for one model. Explicit options beat the checkpoint's metadata, which beats nothing.
 
     Normalization: --mean/--std, else --preset, else the checkpoint's mean/std, else its preset, else none.
     Image size: --image-size, else the checkpoint's image_size, else the preset's, else the size every one of
-    `images` has. The crop: the preset's when given, else the checkpoint's crop_pct. Where an option overrides
+    `images` has; where none is, the error's fix offers `named`, the size the model's own config names
+    (configured_size). The crop: the preset's when given, else the checkpoint's crop_pct. Where an option overrides
     what the checkpoint says, a note says so.
     """
     notes: list[str] = []
@@ -158,7 +161,7 @@ def preprocessing(settings: Settings, meta: dict, images: Sequence[ImageSource] 
     recorded = None if settings.preset and preset.image_size and "image_size" in implied else meta.get("image_size")
     size = settings.image_size or recorded or preset.image_size
     if not size:
-        size, note = _common_size(images)
+        size, note = _common_size(images, named)
         notes.append(note)
     elif recorded is None and not settings.image_size and meta.get("image_size") not in (None, size):
         notes.append(f"--preset {settings.preset} used: {meta['implied_by']} say image size {meta['image_size']}")
@@ -192,8 +195,10 @@ def _stats(mean: Sequence[float] | None, std: Sequence[float] | None) -> str | N
     return f"mean {','.join(f'{v:g}' for v in mean)}, std {','.join(f'{v:g}' for v in std)}"
 
 
-def _common_size(images: Sequence[ImageSource]) -> tuple[int, str]:
-    """The side of the images when all are square and of one size: the model then sees them as they are."""
+def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int, str]:
+    """The side of the images when all are square and of one size: the model then sees them as they are. Otherwise a
+    UsageError, whose fix names the size the model's config names (`named`): a Hugging Face model saved without its
+    image processor was "the image size is unknown", and --preset imagenet then failed on 224 px for a 160 px ViT."""
     sizes = sorted(set().union(*(source.sizes() for source in images))) if images else []
     if len(sizes) == 1 and sizes[0][0] == sizes[0][1]:
         side = sizes[0][0]
@@ -202,7 +207,8 @@ def _common_size(images: Sequence[ImageSource]) -> tuple[int, str]:
     why = (
         "" if not sizes else f" and the images are {shown}, not square" if len(sizes) == 1 else f" and the images differ in size ({shown})"
     )
-    raise UsageError(f"the image size is unknown{why}", fix="pass --image-size, or --preset cifar10|imagenet")
+    fix = f"pass --image-size {named}, the size the model's config names" if named else "pass --image-size"
+    raise UsageError(f"the image size is unknown{why}", fix=f"{fix}, or --preset cifar10|imagenet")
 
 
 def input_channels(model: nn.Module, image_size: int) -> int:
@@ -231,7 +237,8 @@ def score_checkpoint(
     (--val-data) when given. Input problems raise SuscliError."""
     start = time.perf_counter()
     device = device or resolve_device()
-    prep, notes = preprocessing(settings, checkpoint.meta, [s for s in (data, train, val) if s is not None])
+    images = [s for s in (data, train, val) if s is not None]
+    prep, notes = preprocessing(settings, checkpoint.meta, images, configured_size(checkpoint.model))
     notes += source_notes(data, train) + (val.notes if val is not None else [])
     val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
