@@ -117,6 +117,28 @@ def test_two_repositories_with_a_models_package_of_their_own_each_build_their_ow
     assert build_model(f"{tmp_path / 'b/models/net.py'}:net").in_features == 5
 
 
+def test_a_package_file_edited_between_two_builds_in_one_process_builds_the_edited_network(tmp_path):
+    """A notebook that fixes its model code between two calls: the package kept in sys.modules built the old
+    network again, which the results file then kept under the edited file's hash."""
+    _repo(tmp_path / "repo")
+    spec = f"{tmp_path / 'repo/models/net.py'}:net"
+    assert build_model(spec).in_features == 2
+    _write(tmp_path / "repo" / "models" / "layers.py", "from torch import nn\ndef head(n):\n    return nn.Linear(17, n)\n")
+    assert build_model(spec).in_features == 17
+
+
+def test_an_unchanged_package_builds_its_models_from_the_same_classes(tmp_path):
+    """Not imported again per model: models of one class are measured together (suscli.measure.batched)."""
+    (tmp_path / "repo" / "models").mkdir(parents=True)
+    _write(tmp_path / "repo" / "models" / "__init__.py", "")
+    _write(
+        tmp_path / "repo" / "models" / "net.py",
+        "from torch import nn\nclass Net(nn.Linear):\n    pass\ndef net(num_classes=1):\n    return Net(2, num_classes)\n",
+    )
+    spec = f"{tmp_path / 'repo/models/net.py'}:net"
+    assert type(build_model(spec)) is type(build_model(spec))
+
+
 @pytest.mark.parametrize("imported", ["from layers import head", "from parts.layers import head"])
 def test_two_checkouts_with_a_sibling_module_of_the_same_name_each_build_with_their_own(tmp_path, imported):
     for name, width in (("a", 2), ("b", 5)):

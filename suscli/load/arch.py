@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +39,8 @@ from suscli.extras import require
 _SPEC_FORMS = "torchvision:NAME, timm:NAME, package.module:factory or path/to/file.py:factory"
 # create_model arguments that would load or download weights: a spec builds an untrained model, whoever wrote it.
 _TIMM_WEIGHT_ARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir")
+# Per --arch package kept in sys.modules (by its unique name): _package_stamp when it was last imported from.
+_PACKAGE_STAMPS: dict[str, tuple] = {}
 
 
 def build_model(
@@ -281,9 +284,41 @@ def _exec_in_package(path: Path, root: Path) -> object:
     """Import a file as the module it is inside its package, so `from .layers import Block` finds its sibling; the
     package goes under a name of its own, so two repositories' `models` packages never meet."""
     package = _unique_name(root)
+    if package in sys.modules and _PACKAGE_STAMPS.get(package) != _package_stamp(package):
+        _forget_package(package)
     if package not in sys.modules:
         _exec_package(package, root)
-    return importlib.import_module(".".join([package, *path.relative_to(root).with_suffix("").parts]))
+    try:
+        return importlib.import_module(".".join([package, *path.relative_to(root).with_suffix("").parts]))
+    finally:
+        _PACKAGE_STAMPS[package] = _package_stamp(package)
+
+
+def _package_stamp(package: str) -> tuple:
+    """The size and times of every file the package's imported modules came from: a file edited since (a notebook
+    that fixes the model code between two calls) changes it, where the modules kept in sys.modules built the old
+    network again, under the new file's hash in the results file."""
+    files = sorted(
+        str(module.__file__)
+        for name, module in list(sys.modules.items())
+        if (name == package or name.startswith(package + ".")) and getattr(module, "__file__", None)
+    )
+    return tuple((file, _file_stamp(file)) for file in files)
+
+
+def _file_stamp(file: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(file)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _forget_package(package: str) -> None:
+    """Drop the package and its submodules, so that the next import runs the files as they are now."""
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 def _exec_package(name: str, root: Path) -> None:
