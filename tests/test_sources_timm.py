@@ -416,3 +416,21 @@ def test_missing_timm_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) 
         f"error: {tmp_path / 'm.pt'}: architecture 'timm:resnet18' needs timm, which is not installed "
         "(import of timm halted; None in sys.modules) (arch from --arch) (pip install 'suscli[timm]')"
     ]
+
+
+def test_last_pth_tar_rewritten_with_its_size_and_time_kept_is_read_as_its_new_epoch(tmp_path: Path) -> None:
+    """A process that tracks a run as it trains: timm rewrites last.pth.tar each epoch, and a rewrite of the same
+    size within one timestamp tick (here restored with os.utime) was read as the epoch it held before."""
+    import os
+
+    from suscli.load.sources.timm import recorded_epoch
+
+    path = tmp_path / "last.pth.tar"
+    state = {"w": torch.zeros(3)}
+    torch.save({"epoch": 3, "arch": "resnet18", "state_dict": state}, path)
+    before = path.stat()
+    assert recorded_epoch(path) == 3
+    torch.save({"epoch": 4, "arch": "resnet18", "state_dict": state}, path)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert recorded_epoch(path) == 4

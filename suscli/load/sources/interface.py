@@ -137,12 +137,14 @@ def plain_records(path: Path) -> Mapping:
         st = path.stat()
     except (OSError, ValueError):
         return {}
-    return _read_records(path, st.st_mtime_ns, st.st_size)
+    return _read_records(path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
 
 
 @functools.lru_cache(maxsize=1024)
-def _read_records(path: Path, mtime_ns: int, size: int) -> Mapping:
-    """plain_records of one version of a file (its time and size in the key): a file written again is read again."""
+def _read_records(path: Path, version: tuple[int, int, int, int]) -> Mapping:
+    """plain_records of one version of a file (its size, times and inode in the key): a file written again is read
+    again. The status-change time and inode too: a rewrite that keeps the size and the modification time (restored
+    by os.utime, or within the file system's timestamp tick) changes them, and was read as the old epoch."""
     try:
         with zipfile.ZipFile(path) as archive:
             name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
