@@ -235,3 +235,10 @@ def test_cpu_batches_of_large_images_hold_about_as_many_pixels_as_at_32_px() -> 
         predict(model, x, device="cpu")
         assert max(seen) == predict_batch
     assert training_accuracy_many([model, model], x, y)[0].batch_size == 16
+
+
+def test_another_resize_mode_or_interpolation_is_another_entry(tmp_path: Path) -> None:
+    """A model stretched bicubic and one cropped bilinear see other pixels of the same files: never one cached entry."""
+    paths = write_images(tmp_path / "imgs", 2, size=12)
+    keys = {entry_key(paths, 8, 3, 1.0, resize, interp) for resize in ("crop", "stretch") for interp in ("bilinear", "bicubic")}
+    assert len(keys) == 4

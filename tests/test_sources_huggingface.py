@@ -92,7 +92,14 @@ def test_score_a_saved_folder(root: Path) -> None:
     row = cli_json("score", root / "saved", "-d", root / "unlabeled", "--train-data", root / "train")["results"][0]
     assert (row["arch"], row["details"]["arch_source"]) == ("transformers:ViTForImageClassification", "config.json")
     assert row["details"]["classes"] == ["cat", "dog", "fox"] and row["details"]["num_classes"] == 3
-    assert row["details"]["preprocess"] == {"image_size": 32, "mean": MEAN, "std": STD, "crop_pct": 1.0}
+    assert row["details"]["preprocess"] == {
+        "image_size": 32,
+        "mean": MEAN,
+        "std": STD,
+        "crop_pct": 1.0,
+        "resize": "stretch",
+        "interpolation": "bilinear",  # ViTImageProcessor's: the whole image, resample 2
+    }
     assert row["susceptibility"] == pytest.approx(hf_by_hand(root / "saved", root), rel=1e-5)
     assert row["notes"] == []
 

@@ -99,7 +99,14 @@ def test_score_reads_the_whole_checkpoint(run: Path) -> None:
     row = doc["results"][0]
     cfg = resolve_data_config(vars(train_args()), model=timm.create_model("test_resnet", num_classes=3))
     assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "timm checkpoint", 1)
-    assert row["details"]["preprocess"] == {"image_size": 32, "mean": MEAN, "std": STD, "crop_pct": cfg["crop_pct"]}
+    assert row["details"]["preprocess"] == {
+        "image_size": 32,
+        "mean": MEAN,
+        "std": STD,
+        "crop_pct": cfg["crop_pct"],
+        "resize": "crop",
+        "interpolation": cfg["interpolation"],
+    }
     assert row["susceptibility"] == pytest.approx(timm_by_hand(run / "checkpoint-1.pth.tar", root), rel=1e-5)
     assert row["notes"] == ["the file also holds EMA weights under 'state_dict_ema': --ema would measure them"]
 
@@ -285,7 +292,8 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
         "mean": list(cfg["mean"]),
         "std": list(cfg["std"]),
         "crop_pct": cfg["crop_pct"],
-        "implied": ["crop_pct", "image_size", "mean", "std"],  # the architecture's, not this checkpoint's
+        "interpolation": cfg["interpolation"],
+        "implied": ["crop_pct", "image_size", "interpolation", "mean", "std"],  # the architecture's, not this checkpoint's
         "implied_by": "the defaults of timm:test_resnet",
     }
     # what the notes say of them: a --preset wins over the architecture's size too (its mean/std/crop already did),
@@ -341,7 +349,14 @@ def test_a_folder_timm_saved_for_the_hub_is_one_checkpoint(run: Path, tmp_path: 
     timm.models.save_for_hf(model, tmp_path / "hub", model_args={"num_classes": 3})
     row = cli_json("score", tmp_path / "hub", "-d", root / "unlabeled")["results"][0]
     assert (row["arch"], row["details"]["arch_source"], row["notes"]) == ("timm:test_resnet", "config.json", [])
-    assert row["details"]["preprocess"] == {"image_size": 32, "mean": MEAN, "std": STD, "crop_pct": 0.9}
+    assert row["details"]["preprocess"] == {
+        "image_size": 32,
+        "mean": MEAN,
+        "std": STD,
+        "crop_pct": 0.9,
+        "resize": "crop",
+        "interpolation": model.pretrained_cfg["interpolation"],
+    }
     assert row["susceptibility"] == pytest.approx(
         by_hand(model, root / "unlabeled", mean=MEAN, std=STD, image_size=32, crop_pct=0.9), rel=1e-5
     )

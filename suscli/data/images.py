@@ -31,14 +31,33 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 SAMPLE_FIX = "measure on a seeded subset: --samples N for --data, --train-samples N for --train-data"
 
 
+# How an image is brought to the model's side, as the model's own tool did: "crop" resizes the shorter side to
+# size/crop_pct and center-crops (torchvision, timm, a Hugging Face `shortest_edge`); "stretch" resizes the whole
+# image to a square of that side, aspect ratio not kept, then center-crops (a Hugging Face `size` of height and
+# width, timm's crop_mode "squash").
+RESIZES = ("crop", "stretch")
+# PIL's resampling filters by the names timm uses; a Hugging Face processor's `resample` is PIL's code for one.
+INTERPOLATIONS = {r.name.lower(): r for r in Image.Resampling}
+
+
 @dataclass(frozen=True)
 class Preprocess:
-    """How raw pixels become model inputs: resize the shorter side to size/crop_pct, center-crop, normalize."""
+    """How raw pixels become model inputs: resize (`resize`, with `interpolation`) to size/crop_pct, center-crop,
+    normalize."""
 
     image_size: int | None
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
     std: tuple[float, ...] = (1.0, 1.0, 1.0)
     crop_pct: float = 1.0
+    resize: str = "crop"
+    interpolation: str = "bilinear"
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Preprocess":
+        """The preprocessing a result records (details.preprocess); one stored before resize and interpolation were
+        recorded was the default of both."""
+        resize, interpolation = record.get("resize", "crop"), record.get("interpolation", "bilinear")
+        return cls(record["image_size"], tuple(record["mean"]), tuple(record["std"]), record["crop_pct"], resize, interpolation)
 
     @property
     def side(self) -> int:
@@ -81,23 +100,34 @@ def _opened(item: ImageRef) -> Path | io.BytesIO:
     return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
 
 
-def _decode_one(path: ImageRef, size: int, channels: int, crop_pct: float) -> np.ndarray:
+def _decode_one(
+    path: ImageRef, size: int, channels: int, crop_pct: float, resize: str = "crop", interpolation: str = "bilinear"
+) -> np.ndarray:
+    resample = INTERPOLATIONS[interpolation]
     with Image.open(_opened(path)) as img:
         img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced scale when much larger
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         short = round(size / crop_pct)
         if (w, h) != (size, size):
-            scale = short / min(w, h)
-            rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
+            rw, rh = _resized(w, h, size, short, resize)
             left, top = (rw - size) // 2, (rh - size) // 2
             if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS):  # as much memory as the largest image PIL decodes
-                img = img.resize((rw, rh), Image.Resampling.BILINEAR).crop((left, top, left + size, top + size))
+                img = img.resize((rw, rh), resample).crop((left, top, left + size, top + size))
             else:  # a sliver of an image, resized whole, takes gigabytes (a 1x100,000 PNG of 370 bytes: 20 GB at 224 px)
                 box = (left * w / rw, top * h / rh, (left + size) * w / rw, (top + size) * h / rh)
-                img = img.resize((size, size), Image.Resampling.BILINEAR, box=box)  # only the part the crop keeps
+                img = img.resize((size, size), resample, box=box)  # only the part the crop keeps
         arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _resized(w: int, h: int, size: int, short: int, resize: str) -> tuple[int, int]:
+    """The (width, height) a w x h image is resized to before the center crop of `size`: its shorter side to `short`
+    (aspect ratio kept), or a square of `short` ("stretch")."""
+    if resize == "stretch":
+        return short, short
+    scale = short / min(w, h)
+    return max(size, round(w * scale)), max(size, round(h * scale))
 
 
 def decode_images(
@@ -106,6 +136,8 @@ def decode_images(
     image_size: int,
     channels: int = 3,
     crop_pct: float = 1.0,
+    resize: str = "crop",
+    interpolation: str = "bilinear",
     strict: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
@@ -127,12 +159,18 @@ def decode_images(
             f"{human_size(free)} is available; refused rather than swapping",
             fix=memory_fix,
         )
+    if resize not in RESIZES or interpolation not in INTERPOLATIONS:
+        raise UsageError(
+            f"unknown resize {resize!r} or interpolation {interpolation!r}",
+            fix=f"resize is one of {', '.join(RESIZES)}; interpolation one of {', '.join(INTERPOLATIONS)}",
+        )
+    how = (crop_pct, resize, interpolation)
     if cache_dir is None:
-        return _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
-    where = entry_path(cache_dir, entry_key(paths, image_size, channels, crop_pct))
+        return _decode_all(paths, image_size, channels, how, strict, workers, progress)
+    where = entry_path(cache_dir, entry_key(paths, image_size, channels, *how))
     decoded = _from_entry(load_entry(where), paths, image_size, channels)
     if decoded is None:
-        decoded = _decode_all(paths, image_size, channels, crop_pct, strict, workers, progress)
+        decoded = _decode_all(paths, image_size, channels, how, strict, workers, progress)
         kept = set(decoded.kept)  # the unreadable files, in the order they are listed in
         save_entry(
             where,
@@ -152,15 +190,22 @@ def decode_images(
 
 
 def _decode_all(
-    paths: Sequence[ImageRef], image_size: int, channels: int, crop_pct: float, strict: bool, workers: int | None, progress: Progress | None
+    paths: Sequence[ImageRef],
+    image_size: int,
+    channels: int,
+    how: tuple[float, str, str],
+    strict: bool,
+    workers: int | None,
+    progress: Progress | None,
 ) -> DecodedImages:
+    """Every image decoded, `how` (crop_pct, resize, interpolation) to image_size, on `workers` threads."""
     out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
     kept: list[int] = []
     unreadable: list[tuple[ImageRef, str]] = []
 
     def work(i: int) -> tuple[int, str | None]:
         try:
-            out[i] = _decode_one(paths[i], image_size, channels, crop_pct)
+            out[i] = _decode_one(paths[i], image_size, channels, *how)
             return i, None
         except Exception as e:  # PIL turns damaged bytes into many types (fuzzing a TIFF gave TypeError): all unreadable
             return i, f"{type(e).__name__}: {e}".splitlines()[0]
@@ -304,19 +349,35 @@ class ImageSource:
                 self._sizes = {size for size in pool.map(_header_size, self.paths) if size is not None}
         return self._sizes
 
+    def prepared(
+        self, prep: Preprocess, channels: int, device: torch.device | None = None, progress: Progress | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
+        """decoded() as `prep` resizes: models that differ only in normalization share the pixels."""
+        return self.decoded(prep.side, channels, prep.crop_pct, device, progress, resize=prep.resize, interpolation=prep.interpolation)
+
     def decoded(
-        self, image_size: int, channels: int, crop_pct: float = 1.0, device: torch.device | None = None, progress: Progress | None = None
+        self,
+        image_size: int,
+        channels: int,
+        crop_pct: float = 1.0,
+        device: torch.device | None = None,
+        progress: Progress | None = None,
+        *,
+        resize: str = "crop",
+        interpolation: str = "bilinear",
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
         """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images)."""
-        key = (image_size, channels, crop_pct, str(device or "cpu"))
+        key = (image_size, channels, crop_pct, resize, interpolation, str(device or "cpu"))
         if key not in self._cache:
-            cpu_key = (image_size, channels, crop_pct, "cpu")
+            cpu_key = (*key[:-1], "cpu")
             if cpu_key not in self._cache:
                 d = decode_images(
                     self.paths,
                     image_size=image_size,
                     channels=channels,
                     crop_pct=crop_pct,
+                    resize=resize,
+                    interpolation=interpolation,
                     strict=self.strict,
                     progress=progress,
                     cache_dir=self.cache_dir,

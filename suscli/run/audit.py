@@ -57,7 +57,9 @@ Progress = Callable[[str, int, int], None]
 # 3: --ema reads Lightning's StochasticWeightAveraging state, an SWA average beside the weights (swa_state_dict,
 # swa_model) and an EMA helper's {decay, shadow}, where it measured the plain weights before; training class folders
 # map to a model's ids by its own class names where a class has no folder (they were numbered in sorted order).
-READING = 3
+# 4: images are resized as the checkpoint's tool records (a Hugging Face `size` of height and width stretches the
+# whole image, timm's and Hugging Face's interpolation), where every one was resized on its shorter side, bilinear.
+READING = 4
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
@@ -213,7 +215,7 @@ def score_group(
     placed = [on_device(c.model, normalizer(prep.mean, prep.std), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
     channels = input_channels(models[0], prep.side)
-    pixels, _, unreadable = unlabeled.decoded(prep.side, channels, prep.crop_pct, device, progress)
+    pixels, _, unreadable = unlabeled.prepared(prep, channels, device, progress)
     labels_in_range(checkpoints[0], models[0], transform(pixels[:2].to(device)), train, ids, val, val_map)  # one architecture
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress)
     for one in sus:
@@ -230,7 +232,7 @@ def score_group(
     accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
-        train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device, progress)
+        train_pixels, labels, bad = train.prepared(prep, channels, device, progress)
         accs = training_accuracy_many(
             models,
             train_pixels,
@@ -548,7 +550,7 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
     for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
         chunk = sample.chunk(lo, hi)
         ids, _ = label_ids(ckpts[0], chunk)
-        pixels, decoded, _ = chunk.decoded(prep.side, channels, prep.crop_pct, device)
+        pixels, decoded, _ = chunk.prepared(prep, channels, device)
         labels = model_labels(decoded, ids)
         if len(models) == 1:
             accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
@@ -567,13 +569,12 @@ def _classes(checkpoint: Checkpoint) -> str:
 
 
 def _preprocess(row: Result) -> Preprocess:
-    p = row.details["preprocess"]
-    return Preprocess(p["image_size"], tuple(p["mean"]), tuple(p["std"]), p["crop_pct"])
+    return Preprocess.from_record(row.details["preprocess"])
 
 
 def _unreadable(sample: NestedSample, row: Result, lo: int, hi: int, device: torch.device) -> list[int]:
     """Positions in the order of the images lo..hi-1 that could not be decoded (the chunk is decoded by now)."""
     prep = _preprocess(row)
-    _, _, bad = sample.chunk(lo, hi).decoded(prep.side, row.details["channels"], prep.crop_pct, device)
+    _, _, bad = sample.chunk(lo, hi).prepared(prep, row.details["channels"], device)
     paths = sample.chunk(lo, hi).paths
     return [lo + paths.index(p) for p, _ in bad]

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from suscli.data.cache import default_cache_dir
-from suscli.data.images import ImageSource, common_look, labeled_source, unlabeled_source
+from suscli.data.images import ImageSource, Preprocess, common_look, labeled_source, unlabeled_source
 from suscli.data.leaks import copies, overlap, repeats
 from suscli.data.labels import id_names, natural_key
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
@@ -383,8 +383,7 @@ def readable(train: ImageSource, rows: list[Result], device: torch.device | None
     row = next((r for r in rows if r.ok and r.train_n is not None and isinstance(r.details.get("preprocess"), dict)), None)
     if row is None or (row.train_n or 0) >= len(train.paths):
         return list(train.paths)
-    prep = row.details["preprocess"]
-    _, _, bad = train.decoded(prep["image_size"], row.details["channels"], prep["crop_pct"], device)
+    _, _, bad = train.prepared(Preprocess.from_record(row.details["preprocess"]), row.details["channels"], device)
     gone = {ref for ref, _ in bad}
     return [p for p in train.paths if p not in gone]
 

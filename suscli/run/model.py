@@ -143,7 +143,7 @@ def preprocessing(
     Normalization: --mean/--std, else --preset, else the checkpoint's mean/std, else its preset, else none.
     Image size: --image-size, else the checkpoint's image_size, else the preset's, else the size every one of
     `images` has; where none is, the error's fix offers `named`, the size the model's own config names
-    (configured_size). The crop: the preset's when given, else the checkpoint's crop_pct. Where an option overrides
+    (configured_size). The crop, resize mode and interpolation: the preset's when given, else the checkpoint's. Where an option overrides
     what the checkpoint says, a note says so.
     """
     notes: list[str] = []
@@ -157,6 +157,7 @@ def preprocessing(
         notes.append("no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]")
     notes += _overridden(settings, meta, mean, std)
     crop = preset.crop_pct if settings.preset else meta.get("crop_pct") or preset.crop_pct
+    resize, interpolation = (preset.resize, preset.interpolation) if settings.preset else _resizing(meta, preset)
     implied = set(meta.get("implied") or ())  # the architecture's defaults (timm's data config): below a --preset too
     recorded = None if settings.preset and preset.image_size and "image_size" in implied else meta.get("image_size")
     size = settings.image_size or recorded or preset.image_size
@@ -167,7 +168,13 @@ def preprocessing(
         notes.append(f"--preset {settings.preset} used: {meta['implied_by']} say image size {meta['image_size']}")
     elif not settings.image_size and "image_size" in implied:
         notes.append(f"image size {size} from {meta['implied_by']}: nothing recorded for this checkpoint says it")
-    return Preprocess(int(size), tuple(mean), tuple(std), float(crop)), notes
+    return Preprocess(int(size), tuple(mean), tuple(std), float(crop), resize, interpolation), notes
+
+
+def _resizing(meta: dict, preset: Preprocess) -> tuple[str, str]:
+    """The resize mode and interpolation the checkpoint's tool records, the preset's (bilinear, shorter side) where
+    it records none."""
+    return meta.get("resize") or preset.resize, meta.get("interpolation") or preset.interpolation
 
 
 def _overridden(settings: Settings, meta: dict, mean: Sequence[float], std: Sequence[float]) -> list[str]:
@@ -245,7 +252,7 @@ def score_checkpoint(
     notes += mapping + sorted_val_note(checkpoint, val, train)
     model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
     channels = input_channels(model, prep.side)
-    pixels, _, unreadable = data.decoded(prep.side, channels, prep.crop_pct, device, progress)
+    pixels, _, unreadable = data.prepared(prep, channels, device, progress)
     bad = None
     try:
         labels_in_range(checkpoint, model, transform(pixels[:2].to(device)), train, ids, val, val_map)
@@ -270,7 +277,7 @@ def score_checkpoint(
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
         if train is not None:
-            train_pixels, labels, bad = train.decoded(prep.side, channels, prep.crop_pct, device, progress)
+            train_pixels, labels, bad = train.prepared(prep, channels, device, progress)
             labels = model_labels(labels, ids)
             with training_errors(train):
                 acc = training_accuracy(
@@ -479,7 +486,7 @@ def held_out_pixels(
     """The held-out images decoded (ImageSource.decoded), an error naming the held-out set: one of images none of which
     decode said only "image files under FOLDER", which may hold the training or unlabeled images too."""
     try:
-        return val.decoded(prep.side, channels, prep.crop_pct, device, progress)
+        return val.prepared(prep, channels, device, progress)
     except InputError as e:
         raise InputError(f"held-out set {val.origin or ''}: {e.message}", fix=e.fix) from None
 

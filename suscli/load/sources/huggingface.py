@@ -21,6 +21,7 @@ from typing import Any
 
 from torch import nn
 
+from suscli.data.images import INTERPOLATIONS
 from suscli.errors import InputError, first_line
 from suscli.extras import require
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, whole
@@ -29,6 +30,7 @@ from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, 
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 _INFO = ("preprocessor_config.json", "trainer_state.json")
 _NO_REMOTE_CODE = "pass --arch with a local implementation of that model"
+_RESAMPLE = {r.value: name for name, r in INTERPOLATIONS.items()}  # `resample` is PIL's code for its filter
 
 
 def folder(path: Path) -> Folder | None:
@@ -158,8 +160,10 @@ def _shards(index: Path) -> list[Path]:
 
 
 def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
-    """suscli's fields from an image processor's config: mean/std when it normalizes, the input size and crop
-    (`size` {height, width}; `shortest_edge` with `crop_size`, or with ConvNeXt's `crop_pct`)."""
+    """suscli's fields from an image processor's config: mean/std when it normalizes, the interpolation (`resample`),
+    the input size, resize mode and crop: `size` {height, width} stretches the whole image to that square (then
+    `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size`, or ConvNeXt's
+    `crop_pct`, crops."""
     if not file.is_file():
         return {}
     cfg = _json(file)
@@ -171,13 +175,19 @@ def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
     factor = cfg.get("rescale_factor", 1 / 255)
     if cfg.get("do_rescale", True) is False or not isinstance(factor, float) or abs(factor * 255 - 1) > 1e-6:
         notes.append("preprocessor_config.json does not scale pixels by 1/255; suscli does")
+    resample = cfg.get("resample")
+    if isinstance(resample, int) and not isinstance(resample, bool) and resample in _RESAMPLE:
+        out["interpolation"] = _RESAMPLE[resample]
     size = cfg.get("size")
     crop = cfg.get("crop_size") if cfg.get("do_center_crop", True) else None
+    crop = crop["height"] if isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width") else None
     shortest = whole(size) or (whole(size.get("shortest_edge")) if isinstance(size, dict) else None)
     if isinstance(size, dict) and whole(size.get("height")) and size.get("height") == size.get("width"):
-        out["image_size"] = size["height"]
-    elif shortest and isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width"):
-        out["image_size"], out["crop_pct"] = crop["height"], min(1.0, crop["height"] / shortest)
+        out["image_size"], out["resize"] = size["height"], "stretch"  # the whole image to height x width
+        if crop and crop < size["height"]:  # DeiT's: stretched to 256, then the center 224
+            out["image_size"], out["crop_pct"] = crop, crop / size["height"]
+    elif shortest and crop:
+        out["image_size"], out["crop_pct"] = crop, min(1.0, crop / shortest)
     elif shortest:
         out["image_size"] = shortest
         if isinstance(cfg.get("crop_pct"), float) and 0 < cfg["crop_pct"] <= 1 and shortest < 384:  # ConvNeXt's rule

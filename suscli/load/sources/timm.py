@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from suscli.data.images import INTERPOLATIONS
 from suscli.data.labels import AS_STRINGS, BY_NAME, NATURAL
 from suscli.errors import InputError
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, plain_records, recorded_args, whole
@@ -214,7 +215,11 @@ def data_config(args: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
     crop = args.get("crop_pct")
     if isinstance(crop, float) and 0 < crop <= 1:
         out["crop_pct"] = crop
-    if args.get("crop_mode") not in (None, "center"):
+    if args.get("interpolation") in INTERPOLATIONS:
+        out["interpolation"] = args["interpolation"]
+    if args.get("crop_mode") == "squash":  # the whole image to a square of size/crop_pct, then the center crop
+        out["resize"] = "stretch"
+    elif args.get("crop_mode") not in (None, "center"):
         notes.append(f"timm's crop_mode {args['crop_mode']!r} is not suscli's: images are resized and center-cropped")
     return out
 

@@ -1,0 +1,86 @@
+"""Images reach a model as its own tool prepared them: the pixels suscli feeds a Hugging Face model are its image
+processor's, and a timm model's are its data config's transform, on photos that are not square."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from suscli.data.images import ImageSource, normalizer
+from suscli.load.checkpoints import load_checkpoint
+from suscli.run.model import Settings, preprocessing
+
+transformers = pytest.importorskip("transformers")
+timm = pytest.importorskip("timm")
+
+
+def photos(folder: Path, sizes: list[tuple[int, int]]) -> list[Path]:
+    """Noisy gradients of the given (width, height): any other view of them gives other pixels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, paths = np.random.default_rng(0), []
+    for i, (w, h) in enumerate(sizes):
+        ramp = np.linspace(0, 1, w)[None, :, None] * 0.5 + np.linspace(0, 1, h)[:, None, None] * 0.3
+        pixels = (255 * (ramp + 0.2 * rng.random((h, w, 3)))).clip(0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"p{i}.png")
+        paths.append(folder / f"p{i}.png")
+    return paths
+
+
+def fed(meta: dict, paths: list[Path]) -> torch.Tensor:
+    """The normalized pixels suscli feeds a model whose checkpoint says `meta`."""
+    prep, _ = preprocessing(Settings(), meta)
+    pixels, _, _ = ImageSource(list(paths)).prepared(prep, 3)
+    return normalizer(prep.mean, prep.std)(pixels)
+
+
+@pytest.mark.parametrize("resample", [2, 3])
+def test_a_vit_sees_its_image_processors_pixels(tmp_path: Path, resample: int) -> None:
+    """ViTImageProcessor's `size` {height, width} resizes the whole photo to that square (aspect ratio not kept), with
+    its `resample`; suscli resized the shorter side and cropped the center, bilinear, so the model saw another view."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    processor = ViTImageProcessor(size={"height": 32, "width": 32}, resample=resample, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor.save_pretrained(tmp_path / "vit")
+    paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    ours = fed(load_checkpoint(tmp_path / "vit").meta, paths)
+    assert ours.shape == theirs.shape
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / 0.5  # rounding: a level or two, where a view apart is ~100
+
+
+def test_deits_stretch_then_crop_is_read(tmp_path: Path) -> None:
+    """DeiT's processor stretches to `size` 40x40, then crops the center `crop_size` 32: its input is 32, not 40."""
+    from transformers import DeiTImageProcessor, ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "deit")
+    processor = DeiTImageProcessor(size={"height": 40, "width": 40}, crop_size={"height": 32, "width": 32}, resample=3)
+    processor.save_pretrained(tmp_path / "deit")
+    paths = photos(tmp_path / "photos", [(48, 36), (30, 50)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    ours = fed(load_checkpoint(tmp_path / "deit").meta, paths)
+    assert ours.shape == theirs.shape == (2, 3, 32, 32)
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)
+
+
+@pytest.mark.parametrize("crop_mode", ["center", "squash"])
+def test_a_timm_model_sees_its_data_configs_pixels(tmp_path: Path, crop_mode: str) -> None:
+    """timm's data config says bicubic for many models (and crop_mode "squash" for some); suscli resized bilinear."""
+    from timm.data import create_transform, resolve_data_config
+
+    from suscli.load.sources.timm import data_config
+
+    model = timm.create_model("test_resnet", num_classes=3)
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 28, 28), "crop_pct": 0.875, "interpolation": "bicubic"}
+    model.pretrained_cfg["crop_mode"] = crop_mode
+    cfg = resolve_data_config({}, model=model)
+    paths = photos(tmp_path / "photos", [(64, 96), (96, 64)])  # sides timm and suscli compute alike (no rounding)
+    theirs = torch.stack([create_transform(**cfg)(Image.open(p).convert("RGB")) for p in paths])
+    ours = fed(data_config(cfg, []), paths)
+    assert (ours - theirs).abs().max().item() <= 1e-5
