@@ -105,6 +105,8 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
         "mean": list(PRESETS["imagenet"].mean),
         "std": list(PRESETS["imagenet"].std),
         "crop_pct": 1.0,
+        "resize": "crop",
+        "interpolation": "bilinear",
     }
     assert row["notes"] == ["the file also holds EMA weights under 'model_ema': --ema would measure them"]
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")

@@ -345,7 +345,7 @@ class ResultStore:
         """--fresh: delete the file, every setting's results with it."""
         path = Path(path)
         require_regular(path)
-        if not _starts_as_results(path):
+        if path.exists() and not _starts_as_results(path):
             raise InputError(
                 f"results file {path} is not a suscli results file, which --fresh would delete", fix="pass --results NEW.jsonl"
             )
