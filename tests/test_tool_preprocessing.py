@@ -66,21 +66,42 @@ def test_deits_stretch_then_crop_is_read(tmp_path: Path) -> None:
     theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
     ours = fed(load_checkpoint(tmp_path / "deit").meta, paths)
     assert ours.shape == theirs.shape == (2, 3, 32, 32)
-    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)
+    assert (ours - theirs).abs().max().item() <= 1.01 / 255 / min(processor.image_std)
 
 
 @pytest.mark.parametrize("crop_mode", ["center", "squash"])
 def test_a_timm_model_sees_its_data_configs_pixels(tmp_path: Path, crop_mode: str) -> None:
-    """timm's data config says bicubic for many models (and crop_mode "squash" for some); suscli resized bilinear."""
+    """timm's data config says bicubic for many models (and crop_mode "squash" for some); suscli resized bilinear. timm
+    resizes to floor(32 / 0.875) = 36 px, where suscli rounded to 37 (and the longer side to nearest): pixels apart."""
     from timm.data import create_transform, resolve_data_config
 
     from suscli.load.sources.timm import data_config
 
     model = timm.create_model("test_resnet", num_classes=3)
-    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 28, 28), "crop_pct": 0.875, "interpolation": "bicubic"}
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 32, 32), "crop_pct": 0.875, "interpolation": "bicubic"}
     model.pretrained_cfg["crop_mode"] = crop_mode
     cfg = resolve_data_config({}, model=model)
-    paths = photos(tmp_path / "photos", [(64, 96), (96, 64)])  # sides timm and suscli compute alike (no rounding)
+    paths = photos(tmp_path / "photos", [(64, 96), (96, 64), (48, 36), (30, 50)])
     theirs = torch.stack([create_transform(**cfg)(Image.open(p).convert("RGB")) for p in paths])
     ours = fed(data_config(cfg, []), paths)
     assert (ours - theirs).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("size", [{"shortest_edge": 37}, {"shortest_edge": 32}])
+def test_a_shortest_edge_is_rounded_down_as_the_processor_does(tmp_path: Path, size: dict) -> None:
+    """A processor that resizes the shorter side (DeiT's to 37, then a 32 px crop; ConvNeXt's to int(32 / 0.875) = 36)
+    makes the longer side int(...): suscli rounded both to nearest, so the crop took another part of the photo."""
+    from transformers import ConvNextImageProcessor, DeiTImageProcessor, ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "model")
+    if size["shortest_edge"] == 37:
+        processor = DeiTImageProcessor(size=size, crop_size={"height": 32, "width": 32}, resample=3)
+    else:
+        processor = ConvNextImageProcessor(size=size, crop_pct=0.875, resample=3)
+    processor.save_pretrained(tmp_path / "model")
+    paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
+    assert ours.shape == theirs.shape == (3, 3, 32, 32)
+    assert (ours - theirs).abs().max().item() <= 1.01 / 255 / min(processor.image_std)  # a level: the processor's float rescale

@@ -22,7 +22,8 @@ import torch
 from suscli.data.embedded import Embedded, ImageRef
 from suscli.files import remove_stale, replacing
 
-FORMAT = 2  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images)
+FORMAT = 3  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
+# 3: resized sides rounded down, as the tools do, where they were rounded to nearest)
 
 
 def default_cache_dir() -> Path:

@@ -8,6 +8,7 @@ the same size and channel count; normalization happens per batch, because models
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 import warnings
@@ -108,7 +109,7 @@ def _decode_one(
         img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced scale when much larger
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
-        short = round(size / crop_pct)
+        short = resize_side(size, crop_pct)
         if (w, h) != (size, size):
             rw, rh = _resized(w, h, size, short, resize)
             left, top = (rw - size) // 2, (rh - size) // 2
@@ -121,13 +122,21 @@ def _decode_one(
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
+def resize_side(size: int, crop_pct: float) -> int:
+    """The side resized to before the center crop of `size`, rounded down as timm (math.floor), torchvision and Hugging
+    Face (int) do: rounding to nearest resized a 32 px input at crop 0.875 to 37 px where they resize to 36. The
+    tolerance lets a ratio stored as crop / size (a Hugging Face processor's) land back on its size, not one below."""
+    return math.floor(size / crop_pct + 1e-6)
+
+
 def _resized(w: int, h: int, size: int, short: int, resize: str) -> tuple[int, int]:
     """The (width, height) a w x h image is resized to before the center crop of `size`: its shorter side to `short`
-    (aspect ratio kept), or a square of `short` ("stretch")."""
+    and the longer in proportion, rounded down as torchvision's Resize and Hugging Face's do, or a square of `short`
+    ("stretch")."""
     if resize == "stretch":
         return short, short
-    scale = short / min(w, h)
-    return max(size, round(w * scale)), max(size, round(h * scale))
+    shorter = min(w, h)
+    return max(size, short * w // shorter), max(size, short * h // shorter)
 
 
 def decode_images(
