@@ -233,6 +233,19 @@ def test_pixels_are_those_torchvisions_image_folder_loads(tmp_path: Path) -> Non
         assert torch.equal(pixels, torch.from_numpy(np.array(pil_loader(str(path)))).permute(2, 0, 1)), path.name
 
 
+def test_an_image_at_the_input_size_is_still_resized_and_cropped_below_crop_pct_1(tmp_path: Path) -> None:
+    """`--preset imagenet` on 224 px images: torchvision resizes to 256 and crops the center 224, but an image already
+    at the input size was passed through unchanged, so the model saw the whole image instead of its center."""
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(tmp_path / "sq.png")
+    theirs = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.PILToTensor()])
+    ours = decode_images([tmp_path / "sq.png"], image_size=224, crop_pct=0.875).pixels[0]
+    assert torch.equal(ours, theirs(Image.open(tmp_path / "sq.png").convert("RGB")))
+
+
 def test_a_link_among_class_folders_that_leads_back_up_is_no_class(train_folder: Path, tmp_path: Path) -> None:
     """`ln -s . self` beside the class folders made `self` a class holding every training image again; a link to a
     class folder kept elsewhere is still a class."""

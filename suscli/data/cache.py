@@ -23,7 +23,8 @@ from suscli.data.embedded import Embedded, ImageRef
 from suscli.files import remove_stale, replacing
 
 FORMAT = 3  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
-# 3: resized sides rounded down, as the tools do, where they were rounded to nearest)
+# 3: resized sides rounded down, as the tools do, where they were rounded to nearest; an image at the input size
+# resized and cropped when crop_pct < 1)
 
 
 def default_cache_dir() -> Path:

@@ -110,7 +110,7 @@ def _decode_one(
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         short = resize_side(size, crop_pct)
-        if (w, h) != (size, size):
+        if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
             rw, rh = _resized(w, h, size, short, resize)
             left, top = (rw - size) // 2, (rh - size) // 2
             if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS):  # as much memory as the largest image PIL decodes
