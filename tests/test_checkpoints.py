@@ -19,6 +19,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import suscli.load.safe_read as safe_read
+from suscli.data.images import INTERPOLATIONS
 from suscli.load.arch import build_model
 from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
 from suscli.errors import InputError, UsageError
@@ -181,6 +182,8 @@ def test_nested_weights_are_found(tmp_path, wrap):
         ({"std": [0.2, 0, 0.2]}, "'std' must be a list of numbers above 0, not [0.2, 0, 0.2]"),
         ({"crop_pct": 2}, "'crop_pct' must be a number above 0 and at most 1, not 2"),
         ({"preset": "cifar100"}, "'preset' must be one of cifar10, imagenet, none, not \"cifar100\""),
+        ({"resize": "squish"}, "'resize' must be one of crop, stretch, not \"squish\""),
+        ({"interpolation": "cubic"}, f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}, not \"cubic\""),  # PIL's
     ],
 )
 def test_fields_of_the_wrong_type_are_refused_naming_the_field(tmp_path, fields, said):
@@ -208,6 +211,19 @@ def test_whole_numbers_an_earlier_save_wrote_as_floats_are_read_as_whole_numbers
     assert _same_outputs(model, ckpt.model) and ckpt.num_classes == 3
     assert {k: (v, type(v)) for k, v in ckpt.meta.items()} == {"image_size": (16, int), "epoch": (3, int), "num_classes": (3, int)}
     assert "'image_size' must be a whole number above 0, not 16.5" in _input_error_of(tmp_path, {**fields, "image_size": 16.5})
+
+
+def test_save_records_the_resize_and_interpolation_the_images_get(tmp_path: Path) -> None:
+    """A model trained on stretched, bicubic-resized images is measured on them: suscli.save and a sidecar carry
+    `resize` and `interpolation` (validated), as a tool's own record does."""
+    from suscli.run.model import Settings, preprocessing
+
+    save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, image_size=16, resize="stretch", interpolation="bicubic")
+    torch.save(_tiny().state_dict(), tmp_path / "p.pt")
+    (tmp_path / "p.suscli.json").write_text(json.dumps({"image_size": 16, "resize": "stretch", "interpolation": "bicubic"}))
+    for path in (tmp_path / "m.safetensors", tmp_path / "p.pt"):
+        prep, _ = preprocessing(Settings(), load_checkpoint(path, arch=ARCH, arch_kwargs=KWARGS).meta)
+        assert (prep.resize, prep.interpolation) == ("stretch", "bicubic"), path.name
 
 
 def _input_error_of(tmp_path: Path, fields: dict) -> str:
