@@ -127,3 +127,13 @@ def test_ema_weights_on_request(run: Path, tmp_path: Path) -> None:
     assert CliRunner().invoke(app, [str(a) for a in plain]).exit_code == 0
     res = CliRunner().invoke(app, [str(a) for a in plain + ["--ema"]])  # other weights: not the same results
     assert res.exit_code == 2 and "holds results measured with other parameters (ema differ)" in res.stderr
+
+
+def test_the_runs_interpolation_is_the_one_its_images_are_resized_with(run: Path, tmp_path: Path) -> None:
+    """The script's --interpolation (bicubic in many of torchvision's recipes) was not read: every image was resized
+    bilinear, another view than the one the model was evaluated on."""
+    checkpoint = torch.load(run / "model_1.pth", weights_only=False)
+    checkpoint["args"].interpolation = "bicubic"
+    torch.save(checkpoint, tmp_path / "model_1.pth")
+    row = cli_json("score", tmp_path / "model_1.pth", "-d", run.parent / "unlabeled")["results"][0]
+    assert row["details"]["preprocess"]["interpolation"] == "bicubic"

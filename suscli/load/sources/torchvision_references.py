@@ -3,8 +3,8 @@
 `lr_scheduler`, `epoch` and the run's `args` (an argparse.Namespace).
 
 `args.model` names a torchvision model; the evaluation preprocessing is the script's: resize the shorter side to
-`val_resize_size`, center-crop `val_crop_size`, normalize with ImageNet's statistics (the script has no option for
-them).
+`val_resize_size` with its `interpolation`, center-crop `val_crop_size`, normalize with ImageNet's statistics (the
+script has no option for them).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from suscli.data.images import PRESETS
+from suscli.data.images import INTERPOLATIONS, PRESETS
 from suscli.data.labels import AS_STRINGS
 from suscli.load.sources.interface import Arch, Found, Layout, recorded_args, whole
 
@@ -34,6 +34,8 @@ def recognize(path: Path, contents: object) -> Found | None:
         found.meta["image_size"] = crop
         if resize and resize >= crop:
             found.meta["crop_pct"] = crop / resize
+    if args.get("interpolation") in INTERPOLATIONS:  # --interpolation, bilinear by default, bicubic in many recipes
+        found.meta["interpolation"] = args["interpolation"]
     return found
 
 
