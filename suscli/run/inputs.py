@@ -23,6 +23,7 @@ from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
+from suscli.run.report import run_info
 from suscli.measure.susceptibility import plain
 from suscli.run.model import Settings, require_number, training_classes
 from suscli.run.store import ResultStore, fingerprint, make_folder, results_location
@@ -244,6 +245,11 @@ class PoolRun:
     def first(self) -> ImageSource | None:
         """The training images of the first pass: the sample's first stage, or the whole (fixed) set."""
         return self.train if self.sample is None else self.sample.chunk(0, self.sample.sizes[0])
+
+    def run_info(self, data: Path | str, train_data: Path | str | None, started: float, rows: list[Result], **extra) -> dict:
+        """The run record (suscli.run.report.run_info) of this pool's images, settings and device: rank's and track's."""
+        request = self.request
+        return run_info(request.settings, data, self.unlabeled, train_data, request.device, started, self.val, rows, **extra)
 
     def tally(self, rows: list[Result], unit: str) -> dict:
         """The run record's results file and counts: `unit` ("models" or "epochs") measured, scored, failed, reused."""

@@ -30,7 +30,7 @@ from suscli.run.inputs import (
 )
 from suscli.run.model import Settings, require_number, require_paths, resolve_device
 from suscli.run.pool import discover
-from suscli.run.report import Report, run_info
+from suscli.run.report import Report
 
 
 def rank(
@@ -110,14 +110,10 @@ def rank(
         if t is None and opened.train is not None and 0 < sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once; none: moot
             say(f"regions need a pool of {MIN_POOL}+ distinct scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
         names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
-        run = run_info(
-            settings,
+        run = opened.run_info(
             data,
-            opened.unlabeled,
             train_data,
-            dev,
             started,
-            opened.val,
             rows,
             pool=str(pool),
             thresholds=None if t is None else {"susceptibility": t.susceptibility, "train_acc": t.train_acc, "source": t.source},

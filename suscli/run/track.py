@@ -25,7 +25,7 @@ from suscli.run.epochs import (
 from suscli.run.inputs import Inputs, PoolRun, Say, keeping, kept_line, open_pool, require_options, sample_info, sample_line
 from suscli.run.model import Settings, require_paths, resolve_device
 from suscli.run.store import ResultStore
-from suscli.run.report import Report, command_line, environment, run_info
+from suscli.run.report import Report, command_line, environment
 from suscli.training.tracker import read_log_and_note, schedule_warning, settings_warning, start_warning
 
 
@@ -98,14 +98,10 @@ def track(
         store = opened.request.store
         with keeping(store):  # the measuring and everything after it say what the results file kept
             rows, size = _measured(opened, keep, count_epoch_0)
-            info = run_info(
-                settings,
+            info = opened.run_info(
                 data,
-                opened.unlabeled,
                 train_data,
-                dev,
                 started,
-                opened.val,
                 rows,
                 run=str(run),
                 **opened.tally(rows, "epochs"),
