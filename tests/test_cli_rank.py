@@ -614,6 +614,17 @@ def test_a_results_file_in_a_folder_that_does_not_exist_creates_it_and_says_so(
     assert blocked.read_text() == "kept"
 
 
+def test_fresh_starts_over_a_results_file_whose_only_line_a_kill_cut_short(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """A first run killed while writing its first result leaves one cut line, which a rerun reads as a killed run's;
+    --fresh refused it as "not a suscli results file", which only a record that parses was taken to be."""
+    results = tmp_path / "r.jsonl"
+    results.write_text('{"fingerprint": "ab12", "key": "k", "settings": {"se')
+    res, doc = rank_json(pool, image_folder, train_folder, "--results", results, "--fresh")
+    assert res.exit_code == 0 and doc is not None and doc["counts"]["reused"] == 0, res.output
+
+
 def test_fresh_deletes_no_file_that_is_not_a_results_file(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
     """`--results labels.csv --fresh` deleted the training labels and wrote results in their place; a checkpoint too."""
     labels = tmp_path / "labels.csv"

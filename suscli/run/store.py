@@ -137,17 +137,24 @@ def require_regular(path: Path, fix: str = "pass --results FILE.jsonl") -> None:
         raise InputError(f"results file {path} is {kind}", fix=fix)
 
 
+# How every record's line begins (append writes the fingerprint first), one a kill cut short too
+RECORD_START = '{"fingerprint"'
+
+
 def _starts_as_results(path: Path) -> bool:
     """Whether a file --fresh may delete begins as a results file (or is empty): `--results labels.csv --fresh` deleted
     the training labels, and `--results m.safetensors` a checkpoint. Only the first line is read, so that a results
-    file damaged further on can still be started over, as its error says."""
+    file damaged further on can still be started over, as its error says; a first line a kill cut short is a
+    results file's, as read_records reads it."""
     try:
         with open(path, "rb") as f:
-            first = next((line for line in f if line.strip()), b"")
-        record = json.loads(first) if first else {}
+            first = next((line for line in f if line.strip()), b"").decode("utf-8", "replace")
+        if not first or first.startswith(RECORD_START):
+            return True
+        record = json.loads(first)
     except (OSError, ValueError):
         return False
-    return isinstance(record, dict) and (not first or "fingerprint" in record)
+    return isinstance(record, dict) and "fingerprint" in record
 
 
 def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -165,7 +172,7 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            if n == 1 and not line.startswith('{"fingerprint"'):  # every record starts so, a cut one too: another kind of file
+            if n == 1 and not line.startswith(RECORD_START):  # another kind of file
                 raise InputError(f"{path} is not a suscli results file (line 1)", fix="pass --results NEW.jsonl") from None
             if n == len(lines):  # the last line of a killed run
                 if cut is not None:
@@ -272,7 +279,7 @@ class ResultStore:
         if self._cut is None:
             return None
         said = f"results file {self.path}: its last line was cut short (a run stopped while writing it)"
-        theirs = re.match(r'\{"fingerprint": "([^"]*)"', self._cut)
+        theirs = re.match(re.escape(RECORD_START) + r': "([^"]*)"', self._cut)
         if theirs and theirs.group(1) != self.fingerprint:
             return f"{said}; it held a result of other settings, which is measured again when they are run"
         return f"{said}; the model it held is measured again"
