@@ -165,6 +165,18 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def file_version(path: str | Path) -> tuple[int, int, int, int] | None:
+    """What tells one version of a file from the next, for what is kept in memory per file: its size, modification and
+    status-change times, and inode. A rewrite that keeps the size and the modification time (restored by os.utime, or
+    within the file system's timestamp tick) still changes the status-change time, and a replacement the inode. None
+    where the file cannot be found."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
 def require_folder(path: Path, what: str, option: str) -> None:
     """Refuse a path that is a folder, or whose folder does not exist (a typo in it is not created silently) or cannot
     be written. Checked before a run as well, so that an hour of measuring does not end in this error."""

@@ -23,7 +23,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from suscli.errors import InputError, UsageError, first_line
+from suscli.files import file_version
 from suscli.extras import require
 
 _SPEC_FORMS = "torchvision:NAME, timm:NAME, package.module:factory or path/to/file.py:factory"
@@ -295,23 +295,15 @@ def _exec_in_package(path: Path, root: Path) -> object:
 
 
 def _package_stamp(package: str) -> tuple:
-    """The size and times of every file the package's imported modules came from: a file edited since (a notebook
-    that fixes the model code between two calls) changes it, where the modules kept in sys.modules built the old
-    network again, under the new file's hash in the results file."""
+    """The version (suscli.files.file_version) of every file the package's imported modules came from: a file edited
+    since (a notebook that fixes the model code between two calls) changes it, where the modules kept in sys.modules
+    built the old network again, under the new file's hash in the results file."""
     files = sorted(
         str(module.__file__)
         for name, module in list(sys.modules.items())
         if (name == package or name.startswith(package + ".")) and getattr(module, "__file__", None)
     )
-    return tuple((file, _file_stamp(file)) for file in files)
-
-
-def _file_stamp(file: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(file)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return tuple((file, file_version(file)) for file in files)
 
 
 def _forget_package(package: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from suscli.errors import InputError
+from suscli.files import file_version
 
 
 @dataclass
@@ -133,18 +134,14 @@ def plain_records(path: Path) -> Mapping:
     """The plain data of a torch checkpoint (torch's zip format) without its tensors, for the records a tool keeps
     beside the weights (epoch, loop counters); empty for other files. Reads the small pickle only, once per version
     of the file: a run's epochs ask each file for several of its records (save point, epoch, step)."""
-    try:
-        st = path.stat()
-    except (OSError, ValueError):
-        return {}
-    return _read_records(path, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    version = file_version(path)
+    return {} if version is None else _read_records(path, version)
 
 
 @functools.lru_cache(maxsize=1024)
 def _read_records(path: Path, version: tuple[int, int, int, int]) -> Mapping:
-    """plain_records of one version of a file (its size, times and inode in the key): a file written again is read
-    again. The status-change time and inode too: a rewrite that keeps the size and the modification time (restored
-    by os.utime, or within the file system's timestamp tick) changes them, and was read as the old epoch."""
+    """plain_records of one version of a file (suscli.files.file_version): a file written again is read again, also
+    where the rewrite kept its size and modification time, which was read as the old epoch."""
     try:
         with zipfile.ZipFile(path) as archive:
             name = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
