@@ -78,9 +78,10 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     tasks: dict[str, TaskID] = {}
     tenths: dict[str, int] = {}  # the tenths of each logged stage already said
     start = time.monotonic()
-    said = [start]  # when the log last said a line
+    said = start  # when the log last said a line
 
     def update(stage: str, done: int, total: int) -> None:
+        nonlocal said
         if stage not in tasks:
             tasks[stage] = bar.add_task(stage, total=total)
         bar.update(tasks[stage], completed=done, total=total)
@@ -89,10 +90,10 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
             return
         tenth = done * 10 // total if total else 10
         if stage.startswith(LOGGED_STAGES) and tenth > tenths.get(stage, 0):
-            tenths[stage], said[0] = tenth, now
+            tenths[stage], said = tenth, now
             say(progress_line(bar.tasks[tasks[stage]]))
-        elif now - said[0] >= LOG_AFTER_SECONDS:  # also a pool's later models' training accuracy, its tenths said
-            said[0] = now
+        elif now - said >= LOG_AFTER_SECONDS:  # also a pool's later models' training accuracy, its tenths said
+            said = now
             say(f"{stage}: {done}/{total} done, {timedelta(seconds=round(now - start))} into the run")
 
     with bar:
