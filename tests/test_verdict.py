@@ -123,6 +123,70 @@ def test_a_moderate_memorizer_hidden_by_extreme_ones_is_flagged_ranked_after_reg
     assert [outcome(r, gate).status for r in pool] == ["passed", "failure", "failure", "passed"]
 
 
+def nomem_pool(extra: list[Result] | None = None) -> list[Result]:
+    """The procedural pool where no model memorized (docs/validation.md): the pool's mean susceptibility is low, and
+    four good models sit just above it, under the low fixed cut, fitting 26-32% of the labels a weak consensus
+    contradicts; a barely trained model pulls the mean training accuracy down."""
+    pool = [
+        row("w32", 0.650, 0.123, 0.28),
+        row("w16", 0.645, 0.097, 0.29),
+        row("w16-e6", 0.632, 0.081, 0.27),
+        row("resnet", 0.655, 0.097, 0.32),
+        row("w8", 0.584, 0.043, 0.14),
+        row("w8-e2", 0.190, 0.010, 0.09),
+    ]
+    return pool + (extra or [])
+
+
+def test_region_2_needs_a_clear_memorizer_in_the_pool_to_flag_by_its_mean() -> None:
+    pool = nomem_pool()
+    rank(pool, thresholds(pool))
+    words = {r.name: r.verdict for r in pool}
+    assert all(words[n] == verdict.UNCLEAR for n in ("w32", "w16", "w16-e6", "resnet")), words
+    assert verdict.MEMORIZED not in words.values()
+    why = pool[0].verdict_why
+    assert why.startswith("training accuracy 0.650 >= 0.559 and susceptibility 0.123 > 0.075 (region 2), but no model in the pool")
+    assert "reads above the fixed cut 0.44 or fits 38% or more of the training labels the pool contradicts" in why
+    assert why.endswith("; it fits 28% of the training labels the pool contradicts")
+    gate = {"gate": {"fail_on": "memorized"}}
+    assert all(outcome(r, gate).status == "passed" for r in pool)
+
+
+@pytest.mark.parametrize(
+    ("memorizer", "flagged"),
+    [
+        # fits 60% of the labels the consensus contradicts at a low reading: the mean stays, the four are flagged again
+        (row("fits-contradicted", 0.99, 0.12, 0.60), {"fits-contradicted", "w32", "w16", "resnet"}),
+        # above the fixed cut: it holds the mean up (0.151), and the good models fall below it into region 1
+        (row("above-cut", 0.99, 0.60, 0.30), {"above-cut"}),
+    ],
+    ids=["fit", "susceptibility"],
+)
+def test_one_clear_memorizer_holds_the_pools_mean_up_and_region_2_flags_again(memorizer: Result, flagged: set) -> None:
+    pool = nomem_pool([memorizer])
+    rank(pool, thresholds(pool))
+    assert {r.name for r in pool if r.verdict == verdict.MEMORIZED} == flagged
+
+
+def test_a_clear_memorizer_must_fit_better_than_chance_to_hold_the_mean_up() -> None:
+    guesser = row("guesser", 0.09, 0.05, 0.60)  # fits 60% of the contradicted labels, but at chance level (10 classes)
+    pool = nomem_pool([guesser])
+    rank(pool, thresholds(pool))
+    assert verdict.MEMORIZED not in {r.verdict for r in pool}
+
+
+def test_the_paper_regions_flag_alone_where_the_user_fixes_the_threshold_or_nothing_could_show_a_memorizer() -> None:
+    pool = nomem_pool()
+    rank(pool, thresholds(pool, susceptibility=0.075, train_acc=0.559))  # the user's thresholds: the paper's regions
+    assert pool[0].verdict == verdict.MEMORIZED
+    other = {"lr": 0.05, "batch_size": DEFAULT_BATCH_SIZE, "num_classes": 10}  # no fixed cut, no training predictions
+    pool = [row(r.name, r.train_acc, r.susceptibility, None, step=other) for r in nomem_pool()]
+    rank(pool, thresholds(pool))
+    assert (
+        pool[0].verdict == verdict.MEMORIZED and pool[0].verdict_why == "training accuracy 0.650 >= 0.559 and susceptibility 0.123 > 0.075"
+    )
+
+
 def test_train_acc_pick_of_a_flagged_model_says_so() -> None:
     pool = [row("a", 0.9, 0.3), row("b", 0.8, 5.0), row("c", 0.95, 0.5)]
     choice = choose(pool, "train-acc", thresholds(pool))

@@ -31,6 +31,12 @@ class Thresholds:
     train_acc: float
     source: str  # how they were set, e.g. "pool mean" or "fixed"
 
+    @property
+    def pooled(self) -> bool:
+        """Whether the susceptibility threshold is the pool's own mean or median (thresholds), which moves with the
+        pool, rather than a value the user fixed."""
+        return self.source.startswith("pool") and "susceptibility" not in self.source
+
 
 def thresholds(
     rows: list[Result], rule: str = "mean", susceptibility: float | None = None, train_acc: float | None = None
@@ -90,7 +96,7 @@ def rank(rows: list[Result], t: Thresholds | None, noise: NoiseEstimate | None =
             r.region = region(r.train_acc, r.susceptibility, t)
         elif r.ok:
             r.region = None
-    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None, noise)
+    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None, noise, t.pooled if t else True)
 
     def key(r: Result) -> tuple:
         if not r.ok:

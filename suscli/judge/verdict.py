@@ -9,8 +9,9 @@ needs the low cut RESISTS_CUT. In a pool with training predictions the label-fre
 fit on the labels the pool's consensus contradicts, suscli.judge.noise) is a second signal, free of susceptibility's
 scale: a high fit flags, and "resists" needs a low one; and a low one withholds the paper's flag (region 2): where
 susceptibility is low throughout, as in a pool of fine-tuned models, the pool's mean put models that fit under a
-seventh of those labels, as the design setting's clean learners do, just above it. Between them the verdict is
-"unclear", with the reason.
+seventh of those labels, as the design setting's clean learners do, just above it. Nor does region 2 flag by the
+pool's mean where no model of the pool is a clear memorizer (pool_held_up): without one the mean splits models that
+learned alike. Between them the verdict is "unclear", with the reason.
 The susceptibility cuts hold only for the step they were measured at, so with another --lr or --batch-size they
 are left out; and only for models about as confident as those they were measured on (CONFIDENT_MARGIN), so beyond
 that a fixed cut says "unclear" instead of flagging; and only for architectures that read far below them untrained
@@ -119,6 +120,13 @@ CLEAN_SIGNAL_MOST = 0.5
 # labels): the fit-cost rule (suscli.judge.cost), not this one, kept those pools unflagged. The consensus cannot tell clean labels from noise that every voter memorized: a
 # pool of memorizers alone reads clean too.
 CLEAN_LABELS = 0.02
+# The paper's region-2 flag reads susceptibility against the pool's own mean, which sets memorizers apart only where
+# some of them hold it up. In a pool of procedural images where no model memorized (docs/validation.md, "rank's words
+# on procedural pools it was never tuned on") the mean fell to 0.075 and put 4 of its 6 models in region 2, each
+# fitting 3-10% of its wrong labels and 26-32% of the labels a weak consensus contradicted (right labels its two
+# voters got wrong). So a flag from the pool's mean needs a clear memorizer in the pool (clear_memorizer: above the
+# fixed cut, or fitting MEMORIZED_FITS_CONTRADICTED of the contradicted labels); every pool of the CIFAR zoos holds
+# one by construction (each architecture's no-weight-decay, longest-trained corner fits nearly all its labels).
 
 
 @dataclass(frozen=True)
@@ -159,10 +167,11 @@ def beyond_cut_classes(row: Result) -> str | None:
     )
 
 
-def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None) -> Verdict | None:
+def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None, held_up: bool = True) -> Verdict | None:
     """The verdict of one scored row against the pool's thresholds (`zeta` susceptibility, `acc` training accuracy;
     None without a pool) and the pool's label-noise estimate `noise` (None without one: `suscli score`, or no
-    training predictions). None when nothing can be said: no pool, no training accuracy and no calibrated cut."""
+    training predictions). `held_up`: whether region 2 may flag by the pool's mean (pool_held_up). None when nothing
+    can be said: no pool, no training accuracy and no calibrated cut."""
     s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
@@ -170,7 +179,7 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
     if zeta is None or acc is None or fit is None:
         v = Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed)
     else:
-        v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far)
+        v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far, held_up)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
         return Verdict(UNCLEAR, f"not enough evidence of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
     if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
@@ -179,18 +188,28 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
 
 
 def _in_pool(
-    row: Result, s: float, fixed: bool, fit: float, zeta: float, acc: float, noise: NoiseEstimate | None, far: str | None = None
+    row: Result,
+    s: float,
+    fixed: bool,
+    fit: float,
+    zeta: float,
+    acc: float,
+    noise: NoiseEstimate | None,
+    far: str | None = None,
+    held_up: bool = True,
 ) -> Verdict:
     """judge's verdict in a pool. The memorization cuts come before the pool's training-accuracy threshold: the
     fixed cut was measured over every candidate of the design pool, early epochs below its mean training accuracy
     included, and the fit on contradicted labels is memorization itself, so a model above either is not "underfit".
-    `far`: why the fixed cuts cannot judge this architecture (off_scale), if they cannot."""
+    `far`: why the fixed cuts cannot judge this architecture (off_scale), if they cannot; `held_up`: whether the
+    pool's mean may flag region 2 (pool_held_up)."""
     wrong = row.fits_contradicted
     # An architecture the fixed cuts cannot judge is off the pool's scale too: beside others its reading says what it
     # is more than what it did (a ResNet-56 reads 0.55 untrained, above a deep pool's mean), so there only the fit on
     # contradicted labels, which needs no common scale, flags it (MEMORIZED_FITS_CONTRADICTED, below).
     scaled = far is None or wrong is None
-    if fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED) and scaled:
+    region2 = fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED) and scaled
+    if region2 and held_up:
         return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
     beyond = too_confident(row)
     # above the fixed cut: below the pool's threshold, which extreme memorizers pulled up, or below its training
@@ -215,6 +234,13 @@ def _in_pool(
             f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but on a scale "
             f"this architecture does not share with the pool (below), and it fits {100 * short:.0f}% of the training labels "
             f"the pool contradicts (< {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)"
+        )
+    elif region2:  # region 2, not flagged: no clear memorizer holds the pool's mean up
+        doubts.append(
+            f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but no model in "
+            f"the pool reads above the fixed cut {MEMORIZED_CUT} or fits {100 * MEMORIZED_FITS_CONTRADICTED:.0f}% or more of the "
+            "training labels the pool contradicts: with no clear memorizer to hold the pool's mean up, half of a pool of "
+            "models that learned alike can sit above it"
         )
     elif s > zeta:  # region 2, not flagged: the fit on contradicted labels is as low as a clean learner's
         doubts.append(
@@ -427,14 +453,33 @@ _ALONE_AGREES = {
 }
 
 
-def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None) -> None:
-    """Set `verdict` and `verdict_why` on every scored row (`noise`: the pool's label-noise estimate, if any). In a
-    pool each row also keeps what it would read alone (details.verdict_alone), and where the two contradict each
-    other the reason says why the pool's evidence decides."""
+def clear_memorizer(row: Result) -> bool:
+    """Whether `row` shows memorization whatever its pool: above the fixed cut where the cut can judge it, or fitting
+    MEMORIZED_FITS_CONTRADICTED of the labels the pool's consensus contradicts, fitting its labels better than chance."""
+    s, wrong = row.susceptibility, row.fits_contradicted
+    cut = s is not None and calibrated(row) and off_scale(row) is None and s > MEMORIZED_CUT and too_confident(row) is None
+    return (cut or (wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED)) and above_chance(row)
+
+
+def pool_held_up(rows: list[Result]) -> bool:
+    """Whether region 2 may flag by the pool's mean susceptibility: a model of the pool shows memorization whatever
+    its pool (clear_memorizer), or nothing could show it (no fixed cut judges any row and none has the fit on
+    contradicted labels: the paper's regions alone, as published)."""
+    scored = [r for r in rows if r.ok and r.susceptibility is not None]
+    could = any(r.fits_contradicted is not None or (calibrated(r) and off_scale(r) is None) for r in scored)
+    return not could or any(clear_memorizer(r) for r in scored)
+
+
+def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None, pooled: bool = True) -> None:
+    """Set `verdict` and `verdict_why` on every scored row (`noise`: the pool's label-noise estimate, if any; `pooled`:
+    `zeta` is the pool's own mean or median, not a value the user fixed, so pool_held_up applies). In a pool each row
+    also keeps what it would read alone (details.verdict_alone), and where the two contradict each other the reason
+    says why the pool's evidence decides."""
+    held_up = not pooled or pool_held_up(rows)
     for r in rows:
         if not r.ok:
             continue
-        v = judge(r, zeta, acc, noise)
+        v = judge(r, zeta, acc, noise, held_up)
         alone = judge(r, None, None) if zeta is not None and acc is not None and r.train_acc is not None else None
         if alone is not None:
             r.details["verdict_alone"] = alone.word
