@@ -121,6 +121,10 @@ def test_one_figure_only_where_the_voters_agree_on_new_images() -> None:
     assert "The share of wrong labels is in 0.0-44.0%" in words and "no single figure" in words and "reads" not in words
     sure_free = NoiseEstimate(0.12, 0.0, 0.15, 1000, 9, "fitting them costs nothing", 0.08, 0.04, free_fit=True)
     assert sure_free.wrong_labels == 0.04 and "reads 4.0% (interval 0.0-15.0%)" in noise_words(sure_free.as_dict())
+    # a pool of memorizers alone also costs nothing to fit: the interval holds only if the voters did not memorize
+    for est in (free, sure_free):
+        assert "unless every model, the voters among them, fitted the same wrong labels" in noise_words(est.as_dict())
+    assert "unless every model" not in noise_words(unsure.as_dict())
 
     # a report written before the rule (no "point_withheld") reads the same
     for est in (unsure, untold, free, sure, sure_free):
