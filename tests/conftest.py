@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from torch import nn
 from typer.testing import CliRunner
+
+from suscli.demo import SMALL, DemoOutput, build_demo
 
 QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # hidden by Python by default
 
@@ -190,3 +194,19 @@ def learned_pool(root: Path, learners: int = 3, wrong_every: int = 4) -> tuple[P
             image_size=8,
         )
     return root / "pool", root / "unlabeled", root / "train", root / "val"
+
+
+@pytest.fixture(scope="session")
+def small_demo_build(tmp_path_factory: pytest.TempPathFactory) -> DemoOutput:
+    """The small demo, trained once per session (about 25 s on 2 cores): the modules that need one take a copy
+    (small_demo_copy), since they write into it."""
+    return build_demo(tmp_path_factory.mktemp("small-demo") / "suscli-demo", SMALL)
+
+
+def small_demo_copy(built: DemoOutput, dest: Path) -> DemoOutput:
+    """A copy of the built demo at `dest`, its paths moved with it."""
+    shutil.copytree(built.root, dest)
+    paths = {
+        f.name: dest / getattr(built, f.name).relative_to(built.root) for f in fields(built) if isinstance(getattr(built, f.name), Path)
+    }
+    return replace(built, **paths)

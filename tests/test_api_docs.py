@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import suscli
-from suscli.demo import SMALL, build_demo
+from suscli.demo import SMALL, DemoOutput
 from suscli.errors import UsageError
-from tests.conftest import invoke
+from tests.conftest import invoke, small_demo_copy
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 TEXT = DOC.read_text()
@@ -34,9 +34,9 @@ def test_importing_the_package_loads_no_torch() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo(tmp_path_factory: pytest.TempPathFactory, small_demo_build: DemoOutput) -> Path:
     root = tmp_path_factory.mktemp("api")
-    build_demo(root / "suscli-demo", SMALL)
+    small_demo_copy(small_demo_build, root / "suscli-demo")
     return root
 
 

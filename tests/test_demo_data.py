@@ -18,6 +18,7 @@ from suscli.errors import InputError
 from suscli.data.images import decode_images, labeled_source, normalizer
 from suscli.data.imagesets import list_images
 from suscli.measure.susceptibility import DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from tests.conftest import invoke, small_demo_copy
 
 
 def test_make_images_is_deterministic_and_shaped() -> None:
@@ -47,8 +48,8 @@ def test_noisy_labels_replace_about_the_recipe_fraction() -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> demo.DemoOutput:
-    return demo.build_demo(tmp_path_factory.mktemp("demo"), demo.SMALL)
+def built(tmp_path_factory: pytest.TempPathFactory, small_demo_build: demo.DemoOutput) -> demo.DemoOutput:
+    return small_demo_copy(small_demo_build, tmp_path_factory.mktemp("demo") / "suscli-demo")
 
 
 def test_build_demo_writes_the_files(built: demo.DemoOutput) -> None:
@@ -173,8 +174,6 @@ def test_a_demo_interrupted_halfway_is_replaced_by_the_next(tmp_path: Path, monk
 def test_the_demo_command_refuses_a_folder_before_saying_it_replaces_it(tmp_path: Path) -> None:
     """It printed "replacing the earlier demo in DIR/" and the plan of the run, then refused: the one line a refusal
     gets came after two that promised otherwise."""
-    from tests.conftest import invoke
-
     tiny = demo.DemoRecipe(n_train=20, n_unlabeled=4, n_test=4, image_size=8, noise=0.4, models=())
     built = demo.build_demo(tmp_path, tiny)
     built.models.mkdir(exist_ok=True)
