@@ -187,6 +187,32 @@ def test_the_paper_regions_flag_alone_where_the_user_fixes_the_threshold_or_noth
     )
 
 
+@pytest.mark.parametrize(
+    ("fits", "train", "noise", "word"),
+    [
+        # a pool of memorizers alone (procedural, docs/validation.md): the pool's mean 0.90, a model fitting 80% of its
+        # labels and 45% of its wrong ones, 22% of the contradicted; fitting the contradicted labels cost nothing
+        (0.216, 0.803, NoiseEstimate(0.222, 0.071, 0.273, 1000, 2, "costs nothing", 0.14, 0.10, free_fit=True), verdict.UNCLEAR),
+        (0.216, 0.803, NoiseEstimate(0.222, 0.071, 0.273, 1000, 2), verdict.UNCLEAR),  # the same where the cost shows
+        (0.10, 0.803, NoiseEstimate(0.222, 0.071, 0.273, 1000, 2, "costs nothing", 0.14, 0.10, free_fit=True), verdict.UNDERFIT),
+        (0.216, 0.60, NoiseEstimate(0.222, 0.071, 0.273, 1000, 2), verdict.UNDERFIT),  # under 1 - 0.273 - 0.05: it fits too little
+        (0.216, 0.803, NoiseEstimate(0.222, 0.071, 0.273, 1000, 2, "kappa 0.07 < 0.2"), verdict.UNDERFIT),  # no estimate to read
+        (0.216, 0.803, None, verdict.UNDERFIT),  # no training predictions in the pool
+    ],
+)
+def test_a_model_fitting_what_the_labels_allow_and_contradicted_ones_is_not_underfit(
+    fits: float, train: float, noise: NoiseEstimate | None, word: str
+) -> None:
+    got = verdict.judge(row("m", train, 0.164, fits), zeta=0.476, acc=0.903, noise=noise)
+    assert got is not None and got.word == word, got
+    if word == verdict.UNCLEAR:
+        assert got.why == (
+            "training accuracy 0.803, under the pool's threshold 0.903, but at least 0.727 less 0.05 (1 minus the label-noise "
+            "interval's upper end), what a model that learned only the clean signal fits: not underfit; and it fits 22% of "
+            "the training labels the pool contradicts (>= 14%, under the cut 38%)"
+        )
+
+
 def test_train_acc_pick_of_a_flagged_model_says_so() -> None:
     pool = [row("a", 0.9, 0.3), row("b", 0.8, 5.0), row("c", 0.95, 0.5)]
     choice = choose(pool, "train-acc", thresholds(pool))

@@ -223,8 +223,10 @@ def _in_pool(
             f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts (>= {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
         )
     if fit < acc:
-        return _fits_clean_signal(row, fit, acc, noise) or Verdict(
-            UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}"
+        return (
+            _fits_clean_signal(row, fit, acc, noise)
+            or _fits_beyond_underfit(row, fit, acc, noise)
+            or Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
         )
     doubts = []
     # region 2, not flagged: off the pool's scale, and a fit on contradicted labels short of the cut (that fit)
@@ -279,6 +281,28 @@ def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate
         f"(1 minus the label-noise interval; {1 - noise.rate:.3f} by the share of labels the consensus contradicts), about what a model that "
         f"learned only the clean signal fits; it fits {100 * right:.0f}% of the training labels the pool's consensus "
         f"confirms and {100 * wrong:.0f}% of those it contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)",
+    )
+
+
+def _fits_beyond_underfit(row: Result, fit: float, acc: float, noise: NoiseEstimate | None) -> Verdict | None:
+    """UNCLEAR for a row below the pool's training-accuracy threshold `acc` that fits at least what a model that learned
+    only the clean signal fits by the noise interval (as _fits_clean_signal reads it) but also RESISTS_FITS_CONTRADICTED
+    or more of the labels the consensus contradicts: "underfit" would say it fits too little, and the evidence says
+    it fits about as much as the labels allow and some of what the consensus calls wrong. In a procedural pool where
+    every model memorized, the most-fitting ones held the pool's mean up to 0.90, and a model fitting 80% of its
+    labels and 45% of its wrong ones was called "underfit" (docs/validation.md, "Region 2 needs a clear memorizer").
+    None where the noise interval is not an estimate, says most labels are wrong, or the model does not fit that much."""
+    wrong = row.fits_contradicted
+    if noise is None or not noise.readable or wrong is None or wrong < RESISTS_FITS_CONTRADICTED:
+        return None
+    if noise.rate >= CLEAN_SIGNAL_MAX_NOISE or not above_chance(row) or fit < 1 - noise.high - CLEAN_SIGNAL_MARGIN:
+        return None
+    return Verdict(
+        UNCLEAR,
+        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, but at least {1 - noise.high:.3f} less "
+        f"{CLEAN_SIGNAL_MARGIN} (1 minus the label-noise interval's upper end), what a model that learned only the clean "
+        f"signal fits: not underfit; and it fits {100 * wrong:.0f}% of the training labels the pool contradicts "
+        f"(>= {100 * RESISTS_FITS_CONTRADICTED:.0f}%, under the cut {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
     )
 
 
