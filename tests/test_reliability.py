@@ -454,6 +454,25 @@ def test_a_line_cut_by_a_kill_is_cut_off_by_the_next_append(tmp_path) -> None:
     assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["a", "c"]
 
 
+def test_an_interrupt_during_the_fsync_counts_the_whole_line_it_wrote(tmp_path, monkeypatch) -> None:
+    """SIGTERM while the line was being synced: the line was whole in the file, yet "interrupted: 0 result(s) kept"
+    (the SIGTERM test above caught it now and then). An interrupt before the line is whole counts nothing."""
+    path = tmp_path / "r.jsonl"
+    store = ResultStore(path, "fp", {})
+
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.files.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.append("a", Result("a", "a.pt"))
+    assert len(store) == 1 and len(path.read_text().splitlines()) == 1
+    monkeypatch.setattr(suscli.files, "lock", interrupted)  # before anything is written
+    with pytest.raises(KeyboardInterrupt):
+        store.append("b", Result("b", "b.pt"))
+    assert len(store) == 1
+
+
 def test_a_line_cut_by_a_kill_is_said_when_rank_reads_the_file(tmp_path, image_folder, train_folder) -> None:
     """A last line a kill cut short was skipped without a word, and its model measured again."""
     pool = _pool(tmp_path / "pool", 2)

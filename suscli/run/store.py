@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -345,6 +346,10 @@ class ResultStore:
             raise InputError(
                 f"cannot write results file {self.path}: {e.strerror or e}", fix="pass --results with a writable path"
             ) from None
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM during the fsync: the whole line may be in the file, and kept
+            if _ends_with(self.path, (line + "\n").encode()):
+                self._done[key] = result
+            raise
         self._done[key] = result
 
     @staticmethod
@@ -362,3 +367,16 @@ class ResultStore:
             raise InputError(
                 f"cannot start results file {path} over: {e.strerror or e}", fix="pass --results with a writable path"
             ) from None
+
+
+def _ends_with(path: Path, data: bytes) -> bool:
+    """Whether the file ends with `data`: the line this process wrote, whole, when an interrupt came after it."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size < len(data):
+                return False
+            f.seek(size - len(data))
+            return f.read() == data
+    except OSError:
+        return False
