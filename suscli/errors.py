@@ -5,6 +5,8 @@ Each exit code has one meaning so that CI can tell "the gate failed" from "the t
 
 from __future__ import annotations
 
+import threading
+
 from enum import IntEnum
 
 
@@ -80,6 +82,12 @@ def summary_line(e: BaseException) -> str:
     if not lines:
         return ""
     return lines[-1] if any(line.startswith("Traceback") for line in lines) else lines[0]
+
+
+# Set by the SIGTERM handler (suscli.cli) before it raises KeyboardInterrupt. C code running Python callbacks when the
+# signal came can turn that into another exception (torch, reading a nested list's length: "ValueError: could not
+# determine the shape of object type ..."), which would end the run as an internal error, exit 3, not as interrupted.
+SIGNALLED = threading.Event()
 
 
 class Interrupted(KeyboardInterrupt):

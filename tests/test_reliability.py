@@ -454,6 +454,27 @@ def test_a_line_cut_by_a_kill_is_cut_off_by_the_next_append(tmp_path) -> None:
     assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["a", "c"]
 
 
+def test_an_error_after_sigterm_ends_the_run_as_interrupted(tmp_path) -> None:
+    """SIGTERM inside torch's reading of a nested list came out as "internal error: ValueError: could not determine
+    the shape of object type ..." and exit 3 (the SIGTERM test above, once in CI). After the signal, any error is the
+    interrupt; before it, an error is still a bug."""
+    from suscli.errors import SIGNALLED, Interrupted
+    from suscli.run.inputs import keeping
+    from suscli.run.store import ResultStore
+
+    store = ResultStore(tmp_path / "r.jsonl", "fp", {})
+    with pytest.raises(ValueError):
+        with keeping(store):
+            raise ValueError("could not determine the shape")
+    SIGNALLED.set()
+    try:
+        with pytest.raises(Interrupted, match=r"^interrupted: 0 result\(s\) kept in .*; rerun the same command to resume$"):
+            with keeping(store):
+                raise ValueError("could not determine the shape")
+    finally:
+        SIGNALLED.clear()
+
+
 def test_an_interrupt_during_the_fsync_counts_the_whole_line_it_wrote(tmp_path, monkeypatch) -> None:
     """SIGTERM while the line was being synced: the line was whole in the file, yet "interrupted: 0 result(s) kept"
     (the SIGTERM test above caught it now and then). An interrupt before the line is whole counts nothing."""

@@ -19,7 +19,7 @@ from rich.markup import escape
 from suscli.cli import demo, rank, score, track  # noqa: F401  (each registers its command)
 from suscli.cli.app import app
 from suscli.cli.console import stderr
-from suscli.errors import ExitCode, summary_line
+from suscli.errors import SIGNALLED, ExitCode, summary_line
 from suscli.run.distributed import world
 
 __all__ = ["app", "main"]
@@ -44,6 +44,7 @@ def main() -> None:
 def _terminated(signum: int, frame: object) -> NoReturn:
     """SIGTERM (a CI job's timeout or cancel, `docker stop`, `kill`) ends a run as Ctrl-C does: the line says how many
     results the results file kept and that a rerun resumes, and the exit code is 130, where it was killed silently."""
+    SIGNALLED.set()
     raise KeyboardInterrupt
 
 

@@ -16,7 +16,7 @@ from suscli.data.leaks import copies, overlap, repeats
 from suscli.data.labels import id_names, natural_key
 from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
 from suscli.results import Result
-from suscli.errors import InputError, Interrupted, UsageError, require_type
+from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, require_type
 from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
@@ -309,6 +309,10 @@ def keeping(store: ResultStore | None) -> Iterator[None]:
     except Interrupted:
         raise
     except KeyboardInterrupt:
+        raise Interrupted(f"interrupted{kept_line(store)}") from None
+    except Exception:
+        if not SIGNALLED.is_set():  # a bug, not the interrupt that C code turned into another exception
+            raise
         raise Interrupted(f"interrupted{kept_line(store)}") from None
 
 
