@@ -262,6 +262,13 @@ def _in_pool(
     return Verdict(RESISTS, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
 
 
+def _fits_what_labels_allow(row: Result, fit: float, noise: NoiseEstimate) -> bool:
+    """Whether training accuracy `fit` is at least what a model that learned only the clean signal fits by the noise
+    interval (1 - its upper end, less CLEAN_SIGNAL_MARGIN), in a pool whose consensus confirms most labels
+    (CLEAN_SIGNAL_MAX_NOISE), and better than chance: the test both "fits the clean signal" and "not underfit" read."""
+    return noise.rate < CLEAN_SIGNAL_MAX_NOISE and above_chance(row) and fit >= 1 - noise.high - CLEAN_SIGNAL_MARGIN
+
+
 def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate | None) -> Verdict | None:
     """FITS_CLEAN for a row below the pool's training-accuracy threshold `acc` that fits what its labels allow: its
     training accuracy `fit` at least 1 - the noise estimate's upper bound, less CLEAN_SIGNAL_MARGIN, and under
@@ -271,9 +278,7 @@ def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate
     wrong, right = row.fits_contradicted, row.clean_fit
     if noise is None or noise.doubt or wrong is None or right is None or wrong >= RESISTS_FITS_CONTRADICTED:
         return None
-    if noise.rate >= CLEAN_SIGNAL_MAX_NOISE or right <= CLEAN_SIGNAL_MOST or not above_chance(row):
-        return None
-    if fit < 1 - noise.high - CLEAN_SIGNAL_MARGIN:
+    if right <= CLEAN_SIGNAL_MOST or not _fits_what_labels_allow(row, fit, noise):
         return None
     return Verdict(
         FITS_CLEAN,
@@ -295,7 +300,7 @@ def _fits_beyond_underfit(row: Result, fit: float, acc: float, noise: NoiseEstim
     wrong = row.fits_contradicted
     if noise is None or not noise.readable or wrong is None or wrong < RESISTS_FITS_CONTRADICTED:
         return None
-    if noise.rate >= CLEAN_SIGNAL_MAX_NOISE or not above_chance(row) or fit < 1 - noise.high - CLEAN_SIGNAL_MARGIN:
+    if not _fits_what_labels_allow(row, fit, noise):
         return None
     return Verdict(
         UNCLEAR,
