@@ -20,6 +20,7 @@ from suscli.data.images import decode_images
 from suscli.errors import InputError, UsageError
 from suscli.data.imagesets import list_images
 from suscli.judge.rules import choose
+from suscli.load.checkpoints import load_checkpoint
 from suscli.measure.accuracy import decode_hits, encode_hits, gap, mcnemar_p, training_accuracy, wilson_interval
 from suscli.measure.batched import training_accuracy_many
 from suscli.results import Result
@@ -53,6 +54,16 @@ def hits_by_hand(model: torch.nn.Module, folder: Path) -> np.ndarray:
         with torch.no_grad():
             hits += (model.eval()(pixels).argmax(-1) == want[sub.name]).tolist()
     return np.array(hits)
+
+
+def softmax_by_hand(model: torch.nn.Module, folder: Path) -> np.ndarray:
+    """Per held-out image, in the order of hits_by_hand, the model's softmax."""
+    out = []
+    for sub in sorted(folder.iterdir()):
+        pixels = decode_images(list_images(sub), image_size=8).pixels.float() / 255.0
+        with torch.no_grad():
+            out.append(model.eval()(pixels).softmax(-1).numpy())
+    return np.concatenate(out)
 
 
 def test_held_out_accuracy_equals_a_count_by_hand(tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path) -> None:
@@ -260,6 +271,14 @@ def test_rank_reports_held_out_accuracy_in_json_csv_and_table(
         assert r["gap"] == pytest.approx(r["train_acc"] - r["val_acc"])
         alone = suscli.score(pool / f"{r['name']}.safetensors", image_folder, train_folder, settings=SMALL, val_data=val_folder).rows[0]
         assert r["val_acc"] == alone.val_acc and r["details"]["val_hits"] == alone.details["val_hits"]
+    # the voters' consensus on the held-out labels, computed here from their softmax (3 classes: all kept)
+    noise = doc["label_noise"]
+    summed = sum(softmax_by_hand(load_checkpoint(pool / f"{name}.safetensors").model, val_folder) for name in noise["voter_names"])
+    want = {"class_0": 0, "class_2": 2}
+    held_labels = np.array([want[sub.name] for sub in sorted(val_folder.iterdir()) for _ in list_images(sub)])
+    assert noise["held_out"]["images"] == 14 and noise["held_out"]["voters"] == len(noise["voter_names"])
+    assert noise["held_out"]["rate"] == pytest.approx(float((summed.argmax(1) != held_labels).mean()))
+    assert noise["low"] <= noise["held_out"]["rate"] <= noise["held_out"]["high"] or noise["training_high"] is None
     res = invoke(*common, "-f", "csv", "--results", tmp_path / "r.jsonl")
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
@@ -305,19 +324,27 @@ def test_results_of_the_old_held_out_numbering_are_measured_again(
     tmp_path: Path, image_folder: Path, train_folder: Path, val_folder: Path
 ) -> None:
     """Held-out results written before class folders were numbered by name (no val_numbering in their settings, as
-    an earlier suscli wrote them) may hold accuracies on wrongly numbered labels: they are not reused."""
+    an earlier suscli wrote them) may hold accuracies on wrongly numbered labels, and those of version 2 lack the top
+    classes the held-out noise reading needs: neither is reused, and the rerun has the reading."""
     pool = make_pool(tmp_path / "pool", n=2)
     common = ("rank", pool, "-d", image_folder, "--train-data", train_folder, "--val-data", val_folder, "--batches", "2", "-f", "json")
     assert invoke(*common).exit_code == 0
     results = pool / "suscli-results.jsonl"
-    records = [json.loads(line) for line in results.read_text().splitlines()]
-    for record in records:  # as the earlier version wrote them
-        assert record["settings"].pop("val_numbering") == VAL_NUMBERING
-        record["fingerprint"] = fingerprint(record["settings"])
-    results.write_text("".join(json.dumps(r) + "\n" for r in records))
-    again = invoke(*common)
-    assert again.exit_code == 0, again.output
-    assert json.loads(again.stdout)["counts"]["reused"] == 0 and "val_numbering" in again.stderr
+    written = results.read_text()
+    for earlier in (None, 2):
+        records = [json.loads(line) for line in written.splitlines()]
+        for record in records:  # as the earlier version wrote them
+            assert record["settings"].pop("val_numbering") == VAL_NUMBERING
+            if earlier is not None:
+                record["settings"]["val_numbering"] = earlier
+                del record["result"]["details"]["val_predictions"]
+            record["fingerprint"] = fingerprint(record["settings"])
+        results.write_text("".join(json.dumps(r) + "\n" for r in records))
+        again = invoke(*common)
+        assert again.exit_code == 0, again.output
+        doc = json.loads(again.stdout)
+        assert doc["counts"]["reused"] == 0 and "val_numbering" in again.stderr
+        assert doc["label_noise"]["held_out"]["images"] == 14
 
 
 def make_run(run: Path) -> Path:

@@ -82,7 +82,17 @@ class Predictions:
 def train_predictions_of(row: Result) -> Predictions | None:
     """The row's top classes on the training images with their given labels; None when it has none or they are
     damaged (a results file edited by hand or cut short)."""
-    data = row.details.get("train_predictions") if isinstance(row.details, dict) else None
+    return _labelled(row, "train_predictions")
+
+
+def val_predictions_of(row: Result) -> Predictions | None:
+    """The row's top classes on the held-out images (--val-data) with their labels, as train_predictions_of: what
+    the voters' consensus reads of labels that no model fitted (suscli.judge.noise.HeldOutReading)."""
+    return _labelled(row, "val_predictions")
+
+
+def _labelled(row: Result, key: str) -> Predictions | None:
+    data = row.details.get(key) if isinstance(row.details, dict) else None
     try:
         pred = Predictions.decode(data) if isinstance(data, dict) else None
     except (ValueError, KeyError, TypeError):

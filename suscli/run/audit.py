@@ -120,9 +120,11 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
-# How held-out class folders and names become class ids (suscli.run.model.val_ids). Version 1 numbered a held-out
-# set that lacked classes by its own sorted folders unless --train-data was class folders: its results are not reused.
-VAL_NUMBERING = 2
+# How held-out class folders and names become class ids (suscli.run.model.val_ids), and what a held-out pass keeps.
+# Version 1 numbered a held-out set that lacked classes by its own sorted folders unless --train-data was class
+# folders; version 2 kept the hits alone, without the top classes the held-out noise reading needs
+# (suscli.judge.noise.with_held_out). Results of either are measured again, not reused.
+VAL_NUMBERING = 3
 
 
 def run_settings(

@@ -671,6 +671,8 @@ def scored_row(
                 {
                     "val_acc": {**val.as_dict(), "low": heldout[1], "high": heldout[2]},
                     "val_hits": encode_hits(val.hits) if val.hits is not None else None,
+                    # top-k with the held-out labels: what the voters' consensus reads of labels no model fitted
+                    "val_predictions": val.predictions.encode() if val.predictions is not None else None,
                 }
                 if val and heldout
                 else {}

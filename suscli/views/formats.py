@@ -51,7 +51,7 @@ def _clean(value: Any) -> Any:
 
 # Per image, in a row's details: its top classes on the unlabeled and training images and whether it predicts each
 # training label. The results file keeps them for every later decision; a report carries them only when asked.
-PER_IMAGE = ("predictions", "train_predictions", "train_hits", "val_hits")
+PER_IMAGE = ("predictions", "train_predictions", "train_hits", "val_hits", "val_predictions")
 
 
 def to_json(rows: list[Result], run: dict[str, Any], per_image: bool = False) -> str:
