@@ -7,6 +7,7 @@ import pytest
 
 from suscli.measure.predictions import Predictions, votes
 from suscli.judge.noise import (
+    HELD_OUT_ABOVE,
     POINT_MAX_DISAGREEMENT,
     NoiseEstimate,
     chance_agreement,
@@ -20,6 +21,7 @@ from suscli.judge.noise import (
     noise_words,
     voter_disagreement,
     weak_consensus,
+    with_held_out,
 )
 
 
@@ -135,6 +137,63 @@ def test_one_figure_only_where_the_voters_agree_on_new_images() -> None:
     weak = NoiseEstimate(0.88, 0.87, 0.9, 1000, 8, "the consensus names the given label barely more often than chance", 0.4, 0.8)
     assert weak.wrong_labels is None and weak.point_withheld is None
     assert noise_words(weak.as_dict()).startswith("not enough evidence. ")
+
+
+def test_held_out_labels_raise_the_high_end_only_when_their_consensus_clearly_contradicts_more() -> None:
+    """The training interval 20-35% with one figure (30%). On 500 held-out labels the same consensus contradicts 37%:
+    its Wilson low end (32.9%) is within the interval, a chance difference, so the reading stands beside it. At 45%
+    (low end 40.7%) it is clearly more: the high end becomes the held-out one's and the figure goes."""
+    train = NoiseEstimate(0.30, 0.20, 0.35, 1000, 3, voter_disagreement=0.05, corrected=0.26)
+    near = NoiseEstimate(0.37, 0.30, 0.42, 500, 3, voter_disagreement=0.06, corrected=0.33)
+    kept = with_held_out(train, near)
+    assert (kept.low, kept.high, kept.training_high, kept.wrong_labels) == (0.20, 0.35, None, 0.30)
+    d = kept.as_dict()
+    assert d["held_out"] == {
+        "rate": 0.37,
+        "low": 0.30,
+        "high": 0.42,
+        "images": 500,
+        "voters": 3,
+        "voter_disagreement": 0.06,
+        "corrected": 0.33,
+    }
+    words = noise_words(d)
+    assert words.startswith("the consensus of 3 models contradicts 30.0% of the 1,000 training labels (interval 20.0-35.0%")
+    assert words.endswith(
+        "On the 500 held-out labels, which no model fitted, the same consensus contradicts 37.0% (interval 30.0-42.0%): "
+        "within what the training labels allow, so no sign that the voters fitted wrong training labels"
+    )
+
+    above = NoiseEstimate(0.45, 0.33, 0.52, 500, 3, voter_disagreement=0.06, corrected=0.41)
+    raised = with_held_out(train, above)
+    assert (raised.low, raised.high, raised.training_high, raised.rate) == (0.20, 0.52, 0.35, 0.30)
+    assert raised.wrong_labels is None and raised.point_withheld == HELD_OUT_ABOVE
+    words = noise_words(raised.as_dict())
+    assert words.startswith("the share of wrong labels is in 20.0-52.0%, its low end allowing for the voters' own errors; no single figure")
+    assert "above the 35.0% the training labels' interval ended at" in words
+    assert with_held_out(train, above) == raised  # no draws of its own: the same inputs, the same reading
+
+    # where fitting the contradicted labels costs nothing, the held-out reading stands in for the caveat
+    free = NoiseEstimate(0.12, 0.0, 0.15, 1000, 9, "fitting them costs nothing", 0.08, 0.04, free_fit=True)
+    for held in (NoiseEstimate(0.13, 0.05, 0.2, 2000, 9), NoiseEstimate(0.36, 0.3, 0.4, 2000, 9)):
+        words = noise_words(with_held_out(free, held).as_dict())
+        assert "unless every model" not in words and "On the 2,000 held-out labels" in words
+    assert with_held_out(free, NoiseEstimate(0.36, 0.3, 0.4, 2000, 9)).high == 0.4
+
+
+def test_a_consensus_of_memorizers_is_caught_by_the_held_out_labels() -> None:
+    """Every voter fitted the training labels, the 3 wrong ones of 10 among them: their consensus contradicts none,
+    and the training interval ends at 0. On held-out images they predict the true class, and the consensus
+    contradicts the 3 wrong held-out labels of 10: the interval then reaches the 30% the labels hold."""
+    truth = [0, 0, 1, 1, 2, 2, 0, 1, 2, 0]
+    labels = [0, 1, 1, 2, 2, 0, 0, 1, 2, 0]  # 3 wrong
+    memorized = [one_hot(labels, labels) for _ in range(3)]
+    train = estimate_noise(memorized)
+    assert train.high == 0.0
+    held = estimate_noise([one_hot(truth, labels) for _ in range(3)])
+    assert held.rate == pytest.approx(0.3)
+    both = with_held_out(train, held)
+    assert both.low <= 0.3 <= both.high and both.training_high == 0.0
 
 
 def test_fit_on_labels_is_the_memorization_estimate() -> None:

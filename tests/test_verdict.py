@@ -16,7 +16,7 @@ from suscli.judge import verdict
 from suscli.judge.cost import fit_cost
 from suscli.views.html import to_html
 from suscli.judge.gate import candidate_failure, outcome
-from suscli.judge.noise import POINT_MAX_DISAGREEMENT, NoiseEstimate
+from suscli.judge.noise import POINT_MAX_DISAGREEMENT, NoiseEstimate, with_held_out
 from suscli.judge.regions import rank, recommendation, thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose, noise_line
@@ -437,6 +437,12 @@ def test_a_model_that_fits_what_noisy_labels_allow_fits_the_clean_signal() -> No
     # 1 - 0.43 - CLEAN_SIGNAL_MARGIN = 0.52: a model at 0.53 still fits what the labels allow, one at 0.50 does not
     assert verdict.judge(clean_learner(acc=0.53), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.FITS_CLEAN
     assert verdict.judge(clean_learner(acc=0.50), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.UNDERFIT
+    # held-out labels that raise the printed interval's high end to 0.60 leave the test on the training labels' own
+    raised = with_held_out(NOISY, NoiseEstimate(0.55, 0.40, 0.60, images=2000, voters=3))
+    assert raised.high == 0.60 and raised.training_upper == NOISY.high
+    assert verdict.judge(clean_learner(acc=0.50), zeta=1.0, acc=0.75, noise=raised).word == verdict.UNDERFIT
+    held = verdict.judge(clean_learner(), zeta=1.0, acc=0.75, noise=raised)
+    assert held.word == verdict.FITS_CLEAN and "against 0.570-0.630 (1 minus the training labels' own noise interval;" in held.why
     # it fits what the labels allow and some noise: neither the clean signal alone nor too little ("Not underfit")
     assert verdict.judge(clean_learner(fits=0.20), zeta=1.0, acc=0.75, noise=NOISY).word == verdict.UNCLEAR
     assert verdict.judge(clean_learner(), zeta=1.0, acc=0.75).word == verdict.UNDERFIT  # no noise estimate (no label check)

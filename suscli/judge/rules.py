@@ -16,7 +16,13 @@ import numpy as np
 
 from suscli.judge.held_out import Blend, blend, blended_order, held_out_beats, held_out_order, val_hits_of
 from suscli.measure.accuracy import paired_separates
-from suscli.measure.predictions import Predictions, agreement_with_consensus, difference_is_clear, train_predictions_of
+from suscli.measure.predictions import (
+    Predictions,
+    agreement_with_consensus,
+    difference_is_clear,
+    train_predictions_of,
+    val_predictions_of,
+)
 from suscli.judge.cost import FitCost, fit_cost
 from suscli.judge.noise import (
     NoiseEstimate,
@@ -30,6 +36,7 @@ from suscli.judge.noise import (
     noise_matrix,
     noise_words,
     weak_consensus,
+    with_held_out,
 )
 from suscli.judge.regions import Thresholds, distinct, first_of, pool_classes, rank, recommendation, region, thresholds
 from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance
@@ -430,8 +437,23 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         estimate = replace(estimate, doubt=cost.why(), free_fit=True)
     elif cost is not None and cost.pair:  # nothing shows a cost, nor its absence: no reading either way
         estimate = replace(estimate, doubt=cost.why())
+    held = _held_out_reading([r for r, v in zip(measured, voted) if v], seen)
+    if held is not None:  # a consensus too weak to read the training labels reads nothing off the held-out ones either
+        estimate = with_held_out(estimate, held) if weak is None else replace(estimate, held_out=held)
     names = tuple(r.name for r, v in zip(measured, voted) if v)
     return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak, names)
+
+
+def _held_out_reading(voters: list[Result], seen: list[Predictions] | None) -> NoiseEstimate | None:
+    """The voters' consensus on the held-out labels (--val-data), read as the training labels are (estimate_noise);
+    None unless every voter has predictions on one set of held-out images with the same labels."""
+    preds = _every([val_predictions_of(r) for r in voters])
+    if preds is None:
+        return None
+    try:
+        return estimate_noise(preds, unlabeled=seen)
+    except ValueError:  # not one set of images or labels (rows measured against other held-out data)
+        return None
 
 
 def pareto_layers(rows: list[Result]) -> dict[int, int]:

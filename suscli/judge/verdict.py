@@ -266,7 +266,7 @@ def _fits_what_labels_allow(row: Result, fit: float, noise: NoiseEstimate) -> bo
     """Whether training accuracy `fit` is at least what a model that learned only the clean signal fits by the noise
     interval (1 - its upper end, less CLEAN_SIGNAL_MARGIN), in a pool whose consensus confirms most labels
     (CLEAN_SIGNAL_MAX_NOISE), and better than chance: the test both "fits the clean signal" and "not underfit" read."""
-    return noise.rate < CLEAN_SIGNAL_MAX_NOISE and above_chance(row) and fit >= 1 - noise.high - CLEAN_SIGNAL_MARGIN
+    return noise.rate < CLEAN_SIGNAL_MAX_NOISE and above_chance(row) and fit >= 1 - noise.training_upper - CLEAN_SIGNAL_MARGIN
 
 
 def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate | None) -> Verdict | None:
@@ -282,8 +282,8 @@ def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate
         return None
     return Verdict(
         FITS_CLEAN,
-        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, against {1 - noise.high:.3f}-{1 - noise.low:.3f} "
-        f"(1 minus the label-noise interval; {1 - noise.rate:.3f} by the share of labels the consensus contradicts), about what a model that "
+        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, against {1 - noise.training_upper:.3f}-{1 - noise.low:.3f} "
+        f"(1 minus {_interval_name(noise)}; {1 - noise.rate:.3f} by the share of labels the consensus contradicts), about what a model that "
         f"learned only the clean signal fits; it fits {100 * right:.0f}% of the training labels the pool's consensus "
         f"confirms and {100 * wrong:.0f}% of those it contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)",
     )
@@ -304,11 +304,16 @@ def _fits_beyond_underfit(row: Result, fit: float, acc: float, noise: NoiseEstim
         return None
     return Verdict(
         UNCLEAR,
-        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, but at least {1 - noise.high:.3f} less "
-        f"{CLEAN_SIGNAL_MARGIN} (1 minus the label-noise interval's upper end), what a model that learned only the clean "
+        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, but at least {1 - noise.training_upper:.3f} less "
+        f"{CLEAN_SIGNAL_MARGIN} (1 minus {_interval_name(noise)}'s upper end), what a model that learned only the clean "
         f"signal fits: not underfit; and it fits {100 * wrong:.0f}% of the training labels the pool contradicts "
         f"(>= {100 * RESISTS_FITS_CONTRADICTED:.0f}%, under the cut {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
     )
+
+
+def _interval_name(noise: NoiseEstimate) -> str:
+    """Which interval the clean-signal test read: the training labels' own where held-out labels raised the printed one."""
+    return "the label-noise interval" if noise.training_high is None else "the training labels' own noise interval"
 
 
 def _no_noise(s: float, noise: NoiseEstimate, flag: str) -> str:
