@@ -5,7 +5,8 @@ machinery (suscli.demo: Gabor-patch classes, labels redrawn at random at a rate,
 and the share of its wrong training labels it fits recorded in demo.json), ranks each as a user would, and sets what
 rank prints beside the truth:
 
-- per pool: the share of wrong training labels against the noise figure or interval rank prints; the memorizers
+- per pool: the share of wrong training labels against the noise figure or interval rank prints, without and with
+  the held-out labels (whose consensus can raise the interval's high end: suscli.judge.noise.with_held_out); the memorizers
   (fit >= 40% of their wrong labels, the oracle of docs/validation.md) that rank flags "likely memorized noise", and
   the flags on models that are not; the model rank ships against the best clean test accuracy, with held-out
   labels (the demo's test images with labels redrawn at the pool's rate, 500 images) and without training labels;
@@ -149,6 +150,7 @@ def pool_row(name: str, record: dict[str, Any], docs: dict[str, dict]) -> str:
     best = max(m["test_acc"] for m in truth.values())
     return (
         f"| {name} | {100 * wrong:.1f} | {noise_line(docs['train'])} | {covers(docs['train'], wrong)} "
+        f"| {noise_line(docs['val'])} | {covers(docs['val'], wrong)} "
         f"| {len(flagged & memorizers)} of {len(memorizers)} | {len(flagged - memorizers)} "
         f"| {shipped(docs['train'], truth)} | {shipped(docs['val'], truth)} | {shipped(docs['none'], truth)} | {100 * best:.1f} |"
     )
@@ -177,9 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     header = [
-        "| pool | wrong labels % | rank's noise figure (interval) | covers | memorizers flagged | other models flagged "
+        "| pool | wrong labels % | rank's noise figure (interval) | covers | with held-out labels | covers "
+        "| memorizers flagged | other models flagged "
         "| ships (clean acc) | with held-out labels | without training labels | best clean acc |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows, details = [], []
     for name in args.pools:

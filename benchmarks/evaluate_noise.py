@@ -20,6 +20,10 @@ keeps), then each estimator of the share of wrong training labels against the tr
 cleanlab gets the voters whose consensus `rank` counts (the noise voters, suscli.judge.rules.annotate_labels), so
 that every estimator reads the same predictions.
 
+With held-out labels (`rank --val-data`): every candidate's predictions on evaluate_held_out.py's 2,000 held-out
+images with the setting's own noisy labels (cached in <zoo>/eval/held-out-predictions-<setting>.npz), and what `rank`
+then prints: the same voters' consensus on them (suscli.judge.noise.with_held_out) and the interval it leaves.
+
     python benchmarks/evaluate_noise.py --zoo benchmarks/out/zoo-human --threads 1
 
 Writes <zoo>/eval/noise.md (printed too) and noise.json (--out names them otherwise).
@@ -37,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_choice import load_pools, training_set, zoo_arguments, zoo_settings
+from evaluate_choice import accuracy_passes, load_pools, training_set, zoo_arguments, zoo_settings
+from evaluate_held_out import held_out_set
 
 import suscli.judge.noise as noise
 from suscli.judge.noise import BOOTSTRAP_IMAGES, corrected_share, noise_matrix
@@ -232,6 +237,56 @@ def bootstrap_all(v: Votes, truth: float, resamples: int = RESAMPLES, seed: int 
     return out
 
 
+def held_out_predictions(cands: list, zoo: Path, setting: str) -> tuple[dict[str, Predictions], np.ndarray, np.ndarray]:
+    """Per candidate, its predictions on the held-out images with their noisy labels (cached), and the labels (noisy,
+    clean): the pass `rank --val-data` runs."""
+    path = zoo / "eval" / f"held-out-predictions-{setting}.npz"
+    paths, noisy, clean = held_out_set(zoo, setting)
+    have: dict[str, Predictions] = {}
+    if path.exists():
+        z = np.load(path)
+        if np.array_equal(z["labels"], noisy):
+            have = {str(k): Predictions(c, p, int(z["num_classes"]), noisy) for k, c, p in zip(z["paths"], z["classes"], z["probs"])}
+    todo = [c for c in cands if str(c.path) not in have]
+    if todo:
+        for c, acc in accuracy_passes(todo, paths, noisy, f"{setting}: held-out predictions"):
+            assert acc.predictions is not None
+            have[str(c.path)] = acc.predictions
+        keys = sorted(have)
+        np.savez(
+            path,
+            paths=np.array(keys),
+            classes=np.stack([have[k].classes for k in keys]),
+            probs=np.stack([have[k].probs for k in keys]),
+            num_classes=have[keys[0]].num_classes,
+            labels=noisy,
+        )
+    return have, noisy, clean
+
+
+def with_held_out(pool: list, rows: list, held: dict[str, Predictions], noisy: np.ndarray, clean: np.ndarray, truth: float) -> dict:
+    """What `rank --val-data` prints of the label noise: the rows with their held-out predictions, ranked again."""
+    rows = copy.deepcopy(rows)
+    for c, r in zip(pool, rows):
+        r.details["val_predictions"] = held[str(c.path)].encode()
+    est = choose(rows, "agreement", thresholds(rows, "mean")).labels.estimate
+    h = est.held_out
+    assert h is not None, "no held-out reading: a voter without held-out predictions?"
+    return {
+        "held_true": float((noisy != clean).mean()),
+        "held_rate": h.rate,
+        "held_low": h.low,
+        "held_high": h.high,
+        "raised": est.training_high is not None,
+        "low": est.low,
+        "high": est.high,
+        "covered": bool(est.low <= truth <= est.high),
+        "miss": float(max(est.low - truth, truth - est.high, 0.0)),
+        "width": est.high - est.low,
+        "wrong_labels": est.wrong_labels,
+    }
+
+
 def evaluate_pool(rows: list, labels: np.ndarray, clean: np.ndarray, resamples: int = RESAMPLES) -> dict:
     import cleanlab.count
     import cleanlab.filter
@@ -390,6 +445,28 @@ def render(results: dict) -> str:
             lambda r: [_p(r[k]) for k in ("true", "consensus", "consensus_on_right", "consensus_confirms_wrong", "voter_disagreement")],
         ),
         "",
+        "## With held-out labels (`rank --val-data`, 2,000 held-out images)",
+        "",
+        "The same voters' consensus on the held-out labels, which no model fitted (suscli.judge.noise.with_held_out): "
+        "the share it contradicts (its interval), against the held-out labels' true share; where its Wilson low end is "
+        "above the training interval's high end, rank raises that end to the held-out one's and gives no single figure. "
+        "Then the interval rank prints, against the training labels' truth.",
+        "",
+        *_table(
+            results,
+            ["held-out true", "held-out consensus (interval)", "raised", "rank prints", "covered", "width", "width without"],
+            lambda r: [
+                _p(r["with_val"]["held_true"]),
+                f"{_p(r['with_val']['held_rate'])} ({_p(r['with_val']['held_low'])}-{_p(r['with_val']['held_high'])})",
+                "yes" if r["with_val"]["raised"] else "no",
+                ("" if r["with_val"]["wrong_labels"] is None else f"{_p(r['with_val']['wrong_labels'])} ")
+                + f"({_p(r['with_val']['low'])}-{_p(r['with_val']['high'])})",
+                "yes" if r["with_val"]["covered"] else f"no, by {100 * r['with_val']['miss']:.1f}",
+                f"{100 * r['with_val']['width']:.1f}",
+                f"{100 * r['width']:.1f}",
+            ],
+        ),
+        "",
         "## Candidate estimators, each with a bootstrap interval over the voters and the images",
         "",
         "Each cell: estimate (95% interval), in %; `miss` = how far the truth lies outside the interval, in points. "
@@ -410,9 +487,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     settings = zoo_settings(args)
     results = {}
-    for (setting, pool_name), (_, rows, _) in load_pools(args.zoo, settings).items():
+    for (setting, pool_name), (pool, rows, _) in load_pools(args.zoo, settings).items():
         _, labels, clean = training_set(args.zoo, setting)
-        results[f"{setting}/{pool_name}"] = evaluate_pool(rows, labels, clean, args.resamples)
+        results[f"{setting}/{pool_name}"] = r = evaluate_pool(rows, labels, clean, args.resamples)
+        held, noisy, held_clean = held_out_predictions(pool, args.zoo, setting)
+        r["with_val"] = with_held_out(pool, rows, held, noisy, held_clean, r["true"])
     report = render(results)
     (args.zoo / "eval" / f"{args.out}.json").write_text(json.dumps(results, indent=1))
     (args.zoo / "eval" / f"{args.out}.md").write_text(report)

@@ -44,8 +44,9 @@ def test_flags_are_counted_against_the_oracle_and_the_pick_by_its_clean_accuracy
     flagged = {"mem": "likely memorized noise", "edge": "unclear", "good": "likely memorized noise"}
     docs = {
         "train": _doc(_noise(0.2, 0.4, 0.3), flagged, "good", True),
-        "val": _doc(None, flagged, "mem"),
+        "val": _doc(_noise(0.2, 0.5, withheld="held-out labels read more"), flagged, "mem"),
         "none": _doc(None, flagged, "edge"),
     }
     cells = [c.strip() for c in demo_pools.pool_row("p", record, docs).strip("|").split("|")]
-    assert cells[4:] == ["1 of 2", "1", "92.0, confident", "70.0", "75.0", "92.0"]
+    assert cells[2:6] == ["30.0 (20.0-40.0)", "yes", "(20.0-50.0)", "yes"]  # without and with the held-out labels
+    assert cells[6:] == ["1 of 2", "1", "92.0, confident", "70.0", "75.0", "92.0"]
