@@ -433,6 +433,16 @@ def test_missing_timm_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) 
     ]
 
 
+def test_an_interpolation_that_is_not_a_name_is_left_to_the_models_data_config(run: Path, tmp_path: Path) -> None:
+    """args whose interpolation is a list (an args.yaml edited by hand) ended the load in "TypeError: unhashable type:
+    'list'"; it is not a filter's name, so the model's own data config says which."""
+    checkpoint = torch.load(run / "checkpoint-0.pth.tar", weights_only=False)
+    checkpoint["args"].interpolation = ["bicubic"]
+    torch.save(checkpoint, tmp_path / "checkpoint-0.pth.tar")
+    meta = load_checkpoint(tmp_path / "checkpoint-0.pth.tar").meta
+    assert meta["interpolation"] == resolve_data_config({}, model=timm.create_model("test_resnet"))["interpolation"]
+
+
 def test_last_pth_tar_rewritten_with_its_size_and_time_kept_is_read_as_its_new_epoch(tmp_path: Path) -> None:
     """A process that tracks a run as it trains: timm rewrites last.pth.tar each epoch, and a rewrite of the same
     size within one timestamp tick (here restored with os.utime) was read as the epoch it held before."""

@@ -452,9 +452,9 @@ _FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "mean": ("a list of numbers", _numbers),
     "std": ("a list of numbers above 0", lambda v: _numbers(v, positive=True)),
     "crop_pct": ("a number above 0 and at most 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1),
-    "preset": (f"one of {', '.join(PRESETS)}", lambda v: v in PRESETS),
-    "resize": (f"one of {', '.join(RESIZES)}", lambda v: v in RESIZES),
-    "interpolation": (f"one of {', '.join(INTERPOLATIONS)}", lambda v: v in INTERPOLATIONS),
+    "preset": (f"one of {', '.join(PRESETS)}", lambda v: isinstance(v, str) and v in PRESETS),
+    "resize": (f"one of {', '.join(RESIZES)}", lambda v: isinstance(v, str) and v in RESIZES),
+    "interpolation": (f"one of {', '.join(INTERPOLATIONS)}", lambda v: isinstance(v, str) and v in INTERPOLATIONS),
 }
 
 
