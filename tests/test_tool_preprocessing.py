@@ -105,3 +105,24 @@ def test_a_shortest_edge_is_rounded_down_as_the_processor_does(tmp_path: Path, s
     ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
     assert ours.shape == theirs.shape == (3, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 1.01 / 255 / min(processor.image_std)  # a level: the processor's float rescale
+
+
+@pytest.mark.parametrize("kind", ["convnext-384", "poolformer"])
+def test_a_processors_own_crop_pct_rule_is_followed(tmp_path: Path, kind: str) -> None:
+    """ConvNeXt's processor (its default `shortest_edge` 384 among them) warps the whole photo to the square at 384 px
+    or more, where suscli resized the shorter side and cropped; PoolFormer's resizes the shorter side to
+    int(shortest_edge / crop_pct) before its `crop_size`, where suscli resized it to `shortest_edge`, then cropped nothing."""
+    from transformers import ConvNextImageProcessor, PoolFormerImageProcessor, ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "model")
+    if kind == "convnext-384":
+        processor, side = ConvNextImageProcessor(size={"shortest_edge": 384}, crop_pct=0.875, resample=3), 384
+    else:
+        processor, side = PoolFormerImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, crop_pct=0.875), 32
+    processor.save_pretrained(tmp_path / "model")
+    paths = photos(tmp_path / "photos", [(480, 400), (300, 500), (100, 20)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
+    assert ours.shape == theirs.shape == (3, 3, side, side)
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
