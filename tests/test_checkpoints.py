@@ -186,6 +186,7 @@ def test_nested_weights_are_found(tmp_path, wrap):
         ({"interpolation": "cubic"}, f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}, not \"cubic\""),  # PIL's
         ({"interpolation": ["bicubic"]}, f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}, not [\"bicubic\"]"),
         ({"preset": ["imagenet"]}, "'preset' must be one of cifar10, imagenet, none, not [\"imagenet\"]"),  # no hash
+        ({"crop_offset": "ceil"}, "'crop_offset' must be one of round, floor, not \"ceil\""),
     ],
 )
 def test_fields_of_the_wrong_type_are_refused_naming_the_field(tmp_path, fields, said):

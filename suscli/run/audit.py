@@ -63,7 +63,9 @@ Progress = Callable[[str, int, int], None]
 # is resized to 36 px, not 37), and an image already at the input size is resized and cropped when crop_pct < 1.
 # 6: a Hugging Face ConvNeXt processor at 384 px or more stretches the whole image, PoolFormer's scales the shorter side
 # by its crop_pct before its crop_size, as their processors do.
-READING = 6
+# 7: the center crop of an odd margin starts where the checkpoint's tool starts it: torchvision's rounded offset for
+# every checkpoint but a Hugging Face one, whose processors' floor was every checkpoint's (suscli.data.images.CROP_OFFSETS).
+READING = 7
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 

@@ -68,6 +68,7 @@ def recognize(path: Path, contents: object) -> Found | None:
         found.meta["num_classes"] = len(labels)
         found.meta["classes_source"] = "config.json's id2label"
     found.meta.update(_preprocessing(path / "preprocessor_config.json", found.notes))
+    found.meta["crop_offset"] = "floor"  # its processors' center_crop starts at (side - crop) // 2, torchvision's rounds
     epoch = _epoch(path / "trainer_state.json")
     if epoch is not None:
         found.meta["epoch"] = epoch
