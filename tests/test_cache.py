@@ -248,7 +248,8 @@ def test_the_crop_offset_is_in_the_key_only_where_it_is_not_the_floor_every_entr
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A crop of an odd margin started at margin // 2 for every model before the offset followed the checkpoint's tool:
-    a Hugging Face model's entries keep their key and are read still; torchvision's rounded offset is another entry."""
+    a floor crop's key (a Hugging Face model's) is written as it was, valid within one FORMAT; torchvision's rounded
+    offset is another entry."""
     import hashlib
 
     import PIL

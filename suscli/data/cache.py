@@ -22,9 +22,10 @@ import torch
 from suscli.data.embedded import Embedded, ImageRef
 from suscli.files import remove_stale, replacing
 
-FORMAT = 3  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
+FORMAT = 4  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
 # 3: resized sides rounded down, as the tools do, where they were rounded to nearest; an image at the input size
-# resized and cropped when crop_pct < 1)
+# resized and cropped when crop_pct < 1; 4: a JPEG decoded at a reduced scale no smaller than the side it is resized
+# to, where it could be decoded at the input size and enlarged)
 
 
 def default_cache_dir() -> Path:
@@ -45,8 +46,8 @@ def entry_key(
 ) -> str:
     """Hash of the files' identities (absolute path, size, mtime, ctime; the bytes' hash for an image in a dataset)
     and of the transform: a touched file, another size, channel count, crop, resize mode, interpolation or crop
-    offset, or another PIL, gives another entry. Every crop started at "floor" before the offset was chosen: its key is
-    the one it was then, so entries decoded so (a Hugging Face model's) are still read, and "round" is named in its own."""
+    offset, or another PIL, gives another entry. Every crop started at "floor" before the offset was chosen, so a floor
+    crop's key is written as it was then (within one FORMAT its entries stay valid), and "round" is named in its own."""
     transform = f"{image_size} {channels} {crop_pct!r} {resize} {interpolation}" + ("" if crop_offset == "floor" else f" {crop_offset}")
     h = hashlib.sha256(f"suscli-images {FORMAT} {PIL.__version__} {transform}\n".encode())
     for p in paths:

@@ -117,11 +117,13 @@ def _decode_one(
     crop_offset: str = "round",
 ) -> np.ndarray:
     resample = INTERPOLATIONS[interpolation]
+    short = resize_side(size, crop_pct)
     with Image.open(_opened(path)) as img:
-        img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced scale when much larger
+        # JPEG: decoded at a reduced scale when much larger, never below the side it is resized to (both sides at
+        # least `short`), which it would then be enlarged to
+        img.draft("RGB" if channels == 3 else "L", (short, short))
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
-        short = resize_side(size, crop_pct)
         if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
             rw, rh = _resized(w, h, size, short, resize)
             left, top = center_offset(rw - size, crop_offset), center_offset(rh - size, crop_offset)

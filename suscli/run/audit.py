@@ -65,7 +65,9 @@ Progress = Callable[[str, int, int], None]
 # by its crop_pct before its crop_size, as their processors do.
 # 7: the center crop of an odd margin starts where the checkpoint's tool starts it: torchvision's rounded offset for
 # every checkpoint but a Hugging Face one, whose processors' floor was every checkpoint's (suscli.data.images.CROP_OFFSETS).
-READING = 7
+# 8: a JPEG is decoded at a reduced scale no smaller than the side it is resized to (256 for a 224 px input at crop
+# 0.875), where a 450 px photo was decoded at 225 px and enlarged.
+READING = 8
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
