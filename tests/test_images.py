@@ -286,7 +286,7 @@ def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Pat
     the center crop keeps is resized; an image of ordinary shape is resized whole, as before."""
     from PIL import Image
 
-    Image.new("RGB", (100_000, 1), (10, 200, 30)).save(tmp_path / "wide.png")
+    Image.new("RGB", (1_000_000, 1), (10, 200, 30)).save(tmp_path / "wide.png")  # resized whole: 400 Mpixel
     Image.new("RGB", (1, 100_000), (90, 20, 250)).save(tmp_path / "tall.png")
     Image.new("RGB", (3000, 40), (5, 6, 7)).save(tmp_path / "banner.png")
     made: list[int] = []
@@ -304,6 +304,23 @@ def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Pat
     assert 19200 * 256 in made  # the banner, resized whole
     colors = [tuple(decoded.pixels[i, :, 100, 100].tolist()) for i in range(3)]
     assert colors == [(5, 6, 7), (90, 20, 250), (10, 200, 30)]
+
+
+def test_images_decode_where_pils_pixel_limit_is_lifted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Image.MAX_IMAGE_PIXELS = None` (PIL's way to lift its decompression-bomb limit, common in notebooks) made the
+    memory bound of a resize compare a number with None: every image unreadable, "none of the image files could be
+    decoded". PIL's default limit then bounds it, and a sliver is still resized in part."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(tmp_path / "photo.png")
+    Image.new("RGB", (1_000_000, 1), (10, 200, 30)).save(tmp_path / "wide.png")  # resized whole: 400 Mpixel
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    made: list[int] = []
+    resize = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda self, size, *a, **k: made.append(size[0] * size[1]) or resize(self, size, *a, **k))
+    decoded = decode_images(sorted(tmp_path.iterdir()), image_size=16, crop_pct=0.8)
+    assert not decoded.unreadable, decoded.unreadable
+    assert max(made) < 10**6  # the sliver: its crop alone
 
 
 @pytest.mark.parametrize("model_batch", ["1", "3"])

@@ -43,6 +43,8 @@ INTERPOLATIONS = {r.name.lower(): r for r in Image.Resampling}
 # int(round(margin / 2)) with Python's round, half to even (a margin of 3 starts at 2, of 5 at 2, of 7 at 4); "floor"
 # is Hugging Face's image processors', margin // 2 (1, 2 and 3).
 CROP_OFFSETS = ("round", "floor")
+# PIL's own Image.MAX_IMAGE_PIXELS: what bounds a resize's memory where a program lifted that limit (set it to None)
+PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def _decode_one(
         if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
             rw, rh = _resized(w, h, size, short, resize)
             left, top = center_offset(rw - size, crop_offset), center_offset(rh - size, crop_offset)
-            if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS):  # as much memory as the largest image PIL decodes
+            if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS or PIL_PIXELS):  # as much memory as the largest image PIL decodes
                 img = img.resize((rw, rh), resample).crop((left, top, left + size, top + size))
             else:  # a sliver of an image, resized whole, takes gigabytes (a 1x100,000 PNG of 370 bytes: 20 GB at 224 px)
                 box = (left * w / rw, top * h / rh, (left + size) * w / rw, (top + size) * h / rh)
