@@ -242,3 +242,24 @@ def test_another_resize_mode_or_interpolation_is_another_entry(tmp_path: Path) -
     paths = write_images(tmp_path / "imgs", 2, size=12)
     keys = {entry_key(paths, 8, 3, 1.0, resize, interp) for resize in ("crop", "stretch") for interp in ("bilinear", "bicubic")}
     assert len(keys) == 4
+
+
+def test_the_crop_offset_is_in_the_key_only_where_it_is_not_the_floor_every_entry_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crop of an odd margin started at margin // 2 for every model before the offset followed the checkpoint's tool:
+    a floor crop's key (a Hugging Face model's) is written as it was, valid within one FORMAT; torchvision's rounded
+    offset is another entry."""
+    import hashlib
+
+    import PIL
+
+    paths = write_images(tmp_path / "imgs", 2, size=12)
+    assert entry_key(paths, 8, 3, 1.0, "crop", "bilinear", "floor") != entry_key(paths, 8, 3, 1.0, "crop", "bilinear", "round")
+    hashed: list[bytes] = []
+    sha256 = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda data: hashed.append(data) or sha256(data))
+    for offset in ("floor", "round"):
+        entry_key(paths, 8, 3, 1.0, "crop", "bilinear", offset)
+    before = f"suscli-images {FORMAT} {PIL.__version__} 8 3 1.0 crop bilinear"
+    assert hashed == [f"{before}\n".encode(), f"{before} round\n".encode()]

@@ -184,11 +184,15 @@ def test_nested_weights_are_found(tmp_path, wrap):
         ({"preset": "cifar100"}, "'preset' must be one of cifar10, imagenet, none, not \"cifar100\""),
         ({"resize": "squish"}, "'resize' must be one of crop, stretch, not \"squish\""),
         ({"interpolation": "cubic"}, f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}, not \"cubic\""),  # PIL's
+        ({"interpolation": ["bicubic"]}, f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}, not [\"bicubic\"]"),
+        ({"preset": ["imagenet"]}, "'preset' must be one of cifar10, imagenet, none, not [\"imagenet\"]"),  # no hash
+        ({"crop_offset": "ceil"}, "'crop_offset' must be one of round, floor, not \"ceil\""),
     ],
 )
 def test_fields_of_the_wrong_type_are_refused_naming_the_field(tmp_path, fields, said):
     """A sidecar or metadata written by other code with "image_size": "big" ended score in an internal error
-    (ValueError: invalid literal for int()), a std of 0 divided by zero; each is now its file's error."""
+    (ValueError: invalid literal for int()), a std of 0 divided by zero, a list as a preset or interpolation
+    (TypeError: unhashable type) too; each is now its file's error."""
     torch.save(_tiny().state_dict(), tmp_path / "m.pt")
     (tmp_path / "m.suscli.json").write_text(json.dumps(fields))
     with pytest.raises(InputError) as info:

@@ -246,6 +246,28 @@ def test_an_image_at_the_input_size_is_still_resized_and_cropped_below_crop_pct_
     assert torch.equal(ours, theirs(Image.open(tmp_path / "sq.png").convert("RGB")))
 
 
+def test_a_jpeg_is_never_decoded_smaller_than_the_side_it_is_resized_to(tmp_path: Path) -> None:
+    """JPEG decoding at a reduced scale asked for the input size (224), not the side resized to (256 at crop 0.875): a
+    450 px photo was decoded at 225 px and enlarged to 256, a blurred view. It is decoded whole, resized as torchvision's
+    Resize(256) + CenterCrop(224) does; one at least twice that side is still decoded at a reduced scale, no smaller."""
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (450, 450, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg", quality=95)
+    Image.fromarray(rng.integers(0, 256, (520, 1040, 3), dtype=np.uint8)).save(tmp_path / "large.jpg", quality=95)
+    theirs = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.PILToTensor()])
+    ours = decode_images([tmp_path / "photo.jpg"], image_size=224, crop_pct=0.875).pixels[0]
+    assert torch.equal(ours, theirs(Image.open(tmp_path / "photo.jpg").convert("RGB")))
+    sizes: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Image.Image, "resize", lambda self, *a, **k: sizes.append(self.size) or resize(self, *a, **k))
+        decode_images([tmp_path / "large.jpg"], image_size=224, crop_pct=0.875, resize="stretch")
+    assert sizes == [(520, 260)]  # half its size: both sides at least 256
+
+
 def test_a_link_among_class_folders_that_leads_back_up_is_no_class(train_folder: Path, tmp_path: Path) -> None:
     """`ln -s . self` beside the class folders made `self` a class holding every training image again; a link to a
     class folder kept elsewhere is still a class."""
@@ -264,7 +286,7 @@ def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Pat
     the center crop keeps is resized; an image of ordinary shape is resized whole, as before."""
     from PIL import Image
 
-    Image.new("RGB", (100_000, 1), (10, 200, 30)).save(tmp_path / "wide.png")
+    Image.new("RGB", (1_000_000, 1), (10, 200, 30)).save(tmp_path / "wide.png")  # resized whole: 400 Mpixel
     Image.new("RGB", (1, 100_000), (90, 20, 250)).save(tmp_path / "tall.png")
     Image.new("RGB", (3000, 40), (5, 6, 7)).save(tmp_path / "banner.png")
     made: list[int] = []
@@ -282,6 +304,23 @@ def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Pat
     assert 19200 * 256 in made  # the banner, resized whole
     colors = [tuple(decoded.pixels[i, :, 100, 100].tolist()) for i in range(3)]
     assert colors == [(5, 6, 7), (90, 20, 250), (10, 200, 30)]
+
+
+def test_images_decode_where_pils_pixel_limit_is_lifted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Image.MAX_IMAGE_PIXELS = None` (PIL's way to lift its decompression-bomb limit, common in notebooks) made the
+    memory bound of a resize compare a number with None: every image unreadable, "none of the image files could be
+    decoded". PIL's default limit then bounds it, and a sliver is still resized in part."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(tmp_path / "photo.png")
+    Image.new("RGB", (1_000_000, 1), (10, 200, 30)).save(tmp_path / "wide.png")  # resized whole: 400 Mpixel
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    made: list[int] = []
+    resize = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda self, size, *a, **k: made.append(size[0] * size[1]) or resize(self, size, *a, **k))
+    decoded = decode_images(sorted(tmp_path.iterdir()), image_size=16, crop_pct=0.8)
+    assert not decoded.unreadable, decoded.unreadable
+    assert max(made) < 10**6  # the sliver: its crop alone
 
 
 @pytest.mark.parametrize("model_batch", ["1", "3"])

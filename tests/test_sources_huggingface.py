@@ -99,6 +99,7 @@ def test_score_a_saved_folder(root: Path) -> None:
         "crop_pct": 1.0,
         "resize": "stretch",
         "interpolation": "bilinear",  # ViTImageProcessor's: the whole image, resample 2
+        "crop_offset": "floor",  # its processors' center_crop
     }
     assert row["susceptibility"] == pytest.approx(hf_by_hand(root / "saved", root), rel=1e-5)
     assert row["notes"] == []

@@ -106,6 +106,7 @@ def test_score_reads_the_whole_checkpoint(run: Path) -> None:
         "crop_pct": cfg["crop_pct"],
         "resize": "crop",
         "interpolation": cfg["interpolation"],
+        "crop_offset": "round",  # torchvision's CenterCrop, which timm's transform uses
     }
     assert row["susceptibility"] == pytest.approx(timm_by_hand(run / "checkpoint-1.pth.tar", root), rel=1e-5)
     assert row["notes"] == ["the file also holds EMA weights under 'state_dict_ema': --ema would measure them"]
@@ -356,6 +357,7 @@ def test_a_folder_timm_saved_for_the_hub_is_one_checkpoint(run: Path, tmp_path: 
         "crop_pct": 0.9,
         "resize": "crop",
         "interpolation": model.pretrained_cfg["interpolation"],
+        "crop_offset": "round",  # torchvision's CenterCrop, which timm's transform uses
     }
     assert row["susceptibility"] == pytest.approx(
         by_hand(model, root / "unlabeled", mean=MEAN, std=STD, image_size=32, crop_pct=0.9), rel=1e-5
@@ -431,6 +433,16 @@ def test_missing_timm_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) 
         f"error: {tmp_path / 'm.pt'}: architecture 'timm:resnet18' needs timm, which is not installed "
         "(import of timm halted; None in sys.modules) (arch from --arch) (pip install 'suscli[timm]')"
     ]
+
+
+def test_an_interpolation_that_is_not_a_name_is_left_to_the_models_data_config(run: Path, tmp_path: Path) -> None:
+    """args whose interpolation is a list (an args.yaml edited by hand) ended the load in "TypeError: unhashable type:
+    'list'"; it is not a filter's name, so the model's own data config says which."""
+    checkpoint = torch.load(run / "checkpoint-0.pth.tar", weights_only=False)
+    checkpoint["args"].interpolation = ["bicubic"]
+    torch.save(checkpoint, tmp_path / "checkpoint-0.pth.tar")
+    meta = load_checkpoint(tmp_path / "checkpoint-0.pth.tar").meta
+    assert meta["interpolation"] == resolve_data_config({}, model=timm.create_model("test_resnet"))["interpolation"]
 
 
 def test_last_pth_tar_rewritten_with_its_size_and_time_kept_is_read_as_its_new_epoch(tmp_path: Path) -> None:

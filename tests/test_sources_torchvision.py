@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.data.images import PRESETS
+from suscli.load.checkpoints import load_checkpoint
 from tests.conftest import by_hand, cli_json, image_sets
 
 ARCH = "mobilenet_v3_small"
@@ -107,6 +108,7 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
         "crop_pct": 1.0,
         "resize": "crop",
         "interpolation": "bilinear",
+        "crop_offset": "round",  # CenterCrop's
     }
     assert row["notes"] == ["the file also holds EMA weights under 'model_ema': --ema would measure them"]
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
@@ -137,3 +139,13 @@ def test_the_runs_interpolation_is_the_one_its_images_are_resized_with(run: Path
     torch.save(checkpoint, tmp_path / "model_1.pth")
     row = cli_json("score", tmp_path / "model_1.pth", "-d", run.parent / "unlabeled")["results"][0]
     assert row["details"]["preprocess"]["interpolation"] == "bicubic"
+
+
+def test_an_interpolation_that_is_not_a_name_is_not_read(run: Path, tmp_path: Path) -> None:
+    """args whose interpolation is a list ended the load in "TypeError: unhashable type: 'list'"; it names no filter,
+    so the script's default, bilinear, is used."""
+    checkpoint = torch.load(run / "model_1.pth", weights_only=False)
+    checkpoint["args"].interpolation = ["bicubic"]
+    torch.save(checkpoint, tmp_path / "model_1.pth")
+    checkpoint = load_checkpoint(tmp_path / "model_1.pth")
+    assert "interpolation" not in checkpoint.meta and checkpoint.meta["image_size"] == 32

@@ -72,7 +72,8 @@ def test_deits_stretch_then_crop_is_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize("crop_mode", ["center", "squash"])
 def test_a_timm_model_sees_its_data_configs_pixels(tmp_path: Path, crop_mode: str) -> None:
     """timm's data config says bicubic for many models (and crop_mode "squash" for some); suscli resized bilinear. timm
-    resizes to floor(32 / 0.875) = 36 px, where suscli rounded to 37 (and the longer side to nearest): pixels apart."""
+    resizes to floor(32 / 0.875) = 36 px, where suscli rounded to 37 (and the longer side to nearest): pixels apart.
+    torchvision's CenterCrop starts the crop of a 7 px margin at round(3.5) = 4, where suscli started it at 3."""
     from timm.data import create_transform, resolve_data_config
 
     from suscli.load.sources.timm import data_config
@@ -81,7 +82,7 @@ def test_a_timm_model_sees_its_data_configs_pixels(tmp_path: Path, crop_mode: st
     model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 32, 32), "crop_pct": 0.875, "interpolation": "bicubic"}
     model.pretrained_cfg["crop_mode"] = crop_mode
     cfg = resolve_data_config({}, model=model)
-    paths = photos(tmp_path / "photos", [(64, 96), (96, 64), (48, 36), (30, 50)])
+    paths = photos(tmp_path / "photos", [(64, 96), (96, 64), (48, 36), (30, 50), (36, 39)])  # 36x39: a margin of 7
     theirs = torch.stack([create_transform(**cfg)(Image.open(p).convert("RGB")) for p in paths])
     ours = fed(data_config(cfg, []), paths)
     assert (ours - theirs).abs().max().item() <= 1e-5
@@ -100,8 +101,30 @@ def test_a_shortest_edge_is_rounded_down_as_the_processor_does(tmp_path: Path, s
     else:
         processor = ConvNextImageProcessor(size=size, crop_pct=0.875, resample=3)
     processor.save_pretrained(tmp_path / "model")
-    paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20)])
+    # 37x39 resized to a shorter side of 37, 36x39 to 36: a margin of 7, which the processor crops from 3, not round(3.5)
+    paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (37, 39), (36, 39)])
     theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
     ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
-    assert ours.shape == theirs.shape == (3, 3, 32, 32)
+    assert ours.shape == theirs.shape == (5, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 1.01 / 255 / min(processor.image_std)  # a level: the processor's float rescale
+
+
+@pytest.mark.parametrize("kind", ["convnext-384", "poolformer"])
+def test_a_processors_own_crop_pct_rule_is_followed(tmp_path: Path, kind: str) -> None:
+    """ConvNeXt's processor (its default `shortest_edge` 384 among them) warps the whole photo to the square at 384 px
+    or more, where suscli resized the shorter side and cropped; PoolFormer's resizes the shorter side to
+    int(shortest_edge / crop_pct) before its `crop_size`, where suscli resized it to `shortest_edge`, then cropped nothing."""
+    from transformers import ConvNextImageProcessor, PoolFormerImageProcessor, ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "model")
+    if kind == "convnext-384":
+        processor, side = ConvNextImageProcessor(size={"shortest_edge": 384}, crop_pct=0.875, resample=3), 384
+    else:
+        processor, side = PoolFormerImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, crop_pct=0.875), 32
+    processor.save_pretrained(tmp_path / "model")
+    paths = photos(tmp_path / "photos", [(480, 400), (300, 500), (100, 20)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
+    assert ours.shape == theirs.shape == (3, 3, side, side)
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic

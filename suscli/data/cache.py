@@ -2,7 +2,7 @@
 
 An entry is one `torch.save` file of plain tensors, strings and lists, named by a hash of everything that
 decides its pixels: each file's path, size, modification and status-change times (a chmod that makes a file
-readable again changes the latter), or for an image held in a dataset file the hash of its bytes, the transform (image size, channels, crop, resize mode, interpolation) and the PIL version that
+readable again changes the latter), or for an image held in a dataset file the hash of its bytes, the transform (image size, channels, crop, resize mode, interpolation, crop offset) and the PIL version that
 decoded it. It is written to a temporary file and renamed into place, and read with
 `weights_only=True`, so a damaged or foreign file can never run code: it is treated as a miss and rewritten.
 The cache is an optimization only: no failure to read or write it stops a run.
@@ -22,9 +22,10 @@ import torch
 from suscli.data.embedded import Embedded, ImageRef
 from suscli.files import remove_stale, replacing
 
-FORMAT = 3  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
+FORMAT = 4  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
 # 3: resized sides rounded down, as the tools do, where they were rounded to nearest; an image at the input size
-# resized and cropped when crop_pct < 1)
+# resized and cropped when crop_pct < 1; 4: a JPEG decoded at a reduced scale no smaller than the side it is resized
+# to, where it could be decoded at the input size and enlarged)
 
 
 def default_cache_dir() -> Path:
@@ -35,12 +36,19 @@ def default_cache_dir() -> Path:
 
 
 def entry_key(
-    paths: Sequence[ImageRef], image_size: int, channels: int, crop_pct: float, resize: str = "crop", interpolation: str = "bilinear"
+    paths: Sequence[ImageRef],
+    image_size: int,
+    channels: int,
+    crop_pct: float,
+    resize: str = "crop",
+    interpolation: str = "bilinear",
+    crop_offset: str = "round",
 ) -> str:
     """Hash of the files' identities (absolute path, size, mtime, ctime; the bytes' hash for an image in a dataset)
-    and of the transform: a touched file, another size, channel count, crop, resize mode or interpolation, or another
-    PIL, gives another entry."""
-    transform = f"{image_size} {channels} {crop_pct!r} {resize} {interpolation}"
+    and of the transform: a touched file, another size, channel count, crop, resize mode, interpolation or crop
+    offset, or another PIL, gives another entry. Every crop started at "floor" before the offset was chosen, so a floor
+    crop's key is written as it was then (within one FORMAT its entries stay valid), and "round" is named in its own."""
+    transform = f"{image_size} {channels} {crop_pct!r} {resize} {interpolation}" + ("" if crop_offset == "floor" else f" {crop_offset}")
     h = hashlib.sha256(f"suscli-images {FORMAT} {PIL.__version__} {transform}\n".encode())
     for p in paths:
         if isinstance(p, Embedded):  # the same bytes decode the same wherever the dataset lies

@@ -39,6 +39,12 @@ SAMPLE_FIX = "measure on a seeded subset: --samples N for --data, --train-sample
 RESIZES = ("crop", "stretch")
 # PIL's resampling filters by the names timm uses; a Hugging Face processor's `resample` is PIL's code for one.
 INTERPOLATIONS = {r.name.lower(): r for r in Image.Resampling}
+# Where the center crop starts when the margin it leaves is odd: "round" is torchvision's CenterCrop (timm's too),
+# int(round(margin / 2)) with Python's round, half to even (a margin of 3 starts at 2, of 5 at 2, of 7 at 4); "floor"
+# is Hugging Face's image processors', margin // 2 (1, 2 and 3).
+CROP_OFFSETS = ("round", "floor")
+# PIL's own Image.MAX_IMAGE_PIXELS: what bounds a resize's memory where a program lifted that limit (set it to None)
+PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 
 @dataclass(frozen=True)
@@ -52,13 +58,15 @@ class Preprocess:
     crop_pct: float = 1.0
     resize: str = "crop"
     interpolation: str = "bilinear"
+    crop_offset: str = "round"
 
     @classmethod
     def from_record(cls, record: dict) -> "Preprocess":
         """The preprocessing a result records (details.preprocess); one stored before resize and interpolation were
-        recorded was the default of both."""
+        recorded was the default of both, and one stored before crop_offset was recorded was cropped at "floor"."""
         resize, interpolation = record.get("resize", "crop"), record.get("interpolation", "bilinear")
-        return cls(record["image_size"], tuple(record["mean"]), tuple(record["std"]), record["crop_pct"], resize, interpolation)
+        mean, std, offset = tuple(record["mean"]), tuple(record["std"]), record.get("crop_offset", "floor")
+        return cls(record["image_size"], mean, std, record["crop_pct"], resize, interpolation, offset)
 
     @property
     def side(self) -> int:
@@ -102,18 +110,26 @@ def _opened(item: ImageRef) -> Path | io.BytesIO:
 
 
 def _decode_one(
-    path: ImageRef, size: int, channels: int, crop_pct: float, resize: str = "crop", interpolation: str = "bilinear"
+    path: ImageRef,
+    size: int,
+    channels: int,
+    crop_pct: float,
+    resize: str = "crop",
+    interpolation: str = "bilinear",
+    crop_offset: str = "round",
 ) -> np.ndarray:
     resample = INTERPOLATIONS[interpolation]
+    short = resize_side(size, crop_pct)
     with Image.open(_opened(path)) as img:
-        img.draft("RGB" if channels == 3 else "L", (size, size))  # JPEG: decode at reduced scale when much larger
+        # JPEG: decoded at a reduced scale when much larger, never below the side it is resized to (both sides at
+        # least `short`), which it would then be enlarged to
+        img.draft("RGB" if channels == 3 else "L", (short, short))
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
-        short = resize_side(size, crop_pct)
         if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
             rw, rh = _resized(w, h, size, short, resize)
-            left, top = (rw - size) // 2, (rh - size) // 2
-            if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS):  # as much memory as the largest image PIL decodes
+            left, top = center_offset(rw - size, crop_offset), center_offset(rh - size, crop_offset)
+            if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS or PIL_PIXELS):  # as much memory as the largest image PIL decodes
                 img = img.resize((rw, rh), resample).crop((left, top, left + size, top + size))
             else:  # a sliver of an image, resized whole, takes gigabytes (a 1x100,000 PNG of 370 bytes: 20 GB at 224 px)
                 box = (left * w / rw, top * h / rh, (left + size) * w / rw, (top + size) * h / rh)
@@ -127,6 +143,11 @@ def resize_side(size: int, crop_pct: float) -> int:
     Face (int) do: rounding to nearest resized a 32 px input at crop 0.875 to 37 px where they resize to 36. The
     tolerance lets a ratio stored as crop / size (a Hugging Face processor's) land back on its size, not one below."""
     return math.floor(size / crop_pct + 1e-6)
+
+
+def center_offset(margin: int, rule: str) -> int:
+    """Where the center crop starts in a side `margin` pixels longer than it, by `rule` (CROP_OFFSETS)."""
+    return margin // 2 if rule == "floor" else int(round(margin / 2.0))
 
 
 def _resized(w: int, h: int, size: int, short: int, resize: str) -> tuple[int, int]:
@@ -147,6 +168,7 @@ def decode_images(
     crop_pct: float = 1.0,
     resize: str = "crop",
     interpolation: str = "bilinear",
+    crop_offset: str = "round",
     strict: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
@@ -168,12 +190,13 @@ def decode_images(
             f"{human_size(free)} is available; refused rather than swapping",
             fix=memory_fix,
         )
-    if resize not in RESIZES or interpolation not in INTERPOLATIONS:
+    if resize not in RESIZES or interpolation not in INTERPOLATIONS or crop_offset not in CROP_OFFSETS:
         raise UsageError(
-            f"unknown resize {resize!r} or interpolation {interpolation!r}",
-            fix=f"resize is one of {', '.join(RESIZES)}; interpolation one of {', '.join(INTERPOLATIONS)}",
+            f"unknown resize {resize!r}, interpolation {interpolation!r} or crop offset {crop_offset!r}",
+            fix=f"resize is one of {', '.join(RESIZES)}; interpolation one of {', '.join(INTERPOLATIONS)}; crop offset one of "
+            f"{', '.join(CROP_OFFSETS)}",
         )
-    how = (crop_pct, resize, interpolation)
+    how = (crop_pct, resize, interpolation, crop_offset)
     if cache_dir is None:
         return _decode_all(paths, image_size, channels, how, strict, workers, progress)
     where = entry_path(cache_dir, entry_key(paths, image_size, channels, *how))
@@ -202,12 +225,12 @@ def _decode_all(
     paths: Sequence[ImageRef],
     image_size: int,
     channels: int,
-    how: tuple[float, str, str],
+    how: tuple[float, str, str, str],
     strict: bool,
     workers: int | None,
     progress: Progress | None,
 ) -> DecodedImages:
-    """Every image decoded, `how` (crop_pct, resize, interpolation) to image_size, on `workers` threads."""
+    """Every image decoded, `how` (crop_pct, resize, interpolation, crop_offset) to image_size, on `workers` threads."""
     out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
     kept: list[int] = []
     unreadable: list[tuple[ImageRef, str]] = []
@@ -362,7 +385,8 @@ class ImageSource:
         self, prep: Preprocess, channels: int, device: torch.device | None = None, progress: Progress | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
         """decoded() as `prep` resizes: models that differ only in normalization share the pixels."""
-        return self.decoded(prep.side, channels, prep.crop_pct, device, progress, resize=prep.resize, interpolation=prep.interpolation)
+        how = {"resize": prep.resize, "interpolation": prep.interpolation, "crop_offset": prep.crop_offset}
+        return self.decoded(prep.side, channels, prep.crop_pct, device, progress, **how)
 
     def decoded(
         self,
@@ -374,9 +398,10 @@ class ImageSource:
         *,
         resize: str = "crop",
         interpolation: str = "bilinear",
+        crop_offset: str = "round",
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
         """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images)."""
-        key = (image_size, channels, crop_pct, resize, interpolation, str(device or "cpu"))
+        key = (image_size, channels, crop_pct, resize, interpolation, crop_offset, str(device or "cpu"))
         if key not in self._cache:
             cpu_key = (*key[:-1], "cpu")
             if cpu_key not in self._cache:
@@ -387,6 +412,7 @@ class ImageSource:
                     crop_pct=crop_pct,
                     resize=resize,
                     interpolation=interpolation,
+                    crop_offset=crop_offset,
                     strict=self.strict,
                     progress=progress,
                     cache_dir=self.cache_dir,

@@ -61,7 +61,13 @@ Progress = Callable[[str, int, int], None]
 # whole image, timm's and Hugging Face's interpolation), where every one was resized on its shorter side, bilinear.
 # 5: the resized sides are rounded down as timm, torchvision and Hugging Face round them (a 32 px input at crop 0.875
 # is resized to 36 px, not 37), and an image already at the input size is resized and cropped when crop_pct < 1.
-READING = 5
+# 6: a Hugging Face ConvNeXt processor at 384 px or more stretches the whole image, PoolFormer's scales the shorter side
+# by its crop_pct before its crop_size, as their processors do.
+# 7: the center crop of an odd margin starts where the checkpoint's tool starts it: torchvision's rounded offset for
+# every checkpoint but a Hugging Face one, whose processors' floor was every checkpoint's (suscli.data.images.CROP_OFFSETS).
+# 8: a JPEG is decoded at a reduced scale no smaller than the side it is resized to (256 for a 224 px input at crop
+# 0.875), where a 450 px photo was decoded at 225 px and enlarged.
+READING = 8
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 

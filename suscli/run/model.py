@@ -143,7 +143,7 @@ def preprocessing(
     Normalization: --mean/--std, else --preset, else the checkpoint's mean/std, else its preset, else none.
     Image size: --image-size, else the checkpoint's image_size, else the preset's, else the size every one of
     `images` has; where none is, the error's fix offers `named`, the size the model's own config names
-    (configured_size). The crop, resize mode and interpolation: the preset's when given, else the checkpoint's. Where an option overrides
+    (configured_size). The crop, resize mode, interpolation and crop offset: the preset's when given, else the checkpoint's. Where an option overrides
     what the checkpoint says, a note says so.
     """
     notes: list[str] = []
@@ -157,7 +157,9 @@ def preprocessing(
         notes.append("no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]")
     notes += _overridden(settings, meta, mean, std)
     crop = preset.crop_pct if settings.preset else meta.get("crop_pct") or preset.crop_pct
-    resize, interpolation = (preset.resize, preset.interpolation) if settings.preset else _resizing(meta, preset)
+    resize, interpolation, offset = (
+        (preset.resize, preset.interpolation, preset.crop_offset) if settings.preset else _resizing(meta, preset)
+    )
     implied = set(meta.get("implied") or ())  # the architecture's defaults (timm's data config): below a --preset too
     recorded = None if settings.preset and preset.image_size and "image_size" in implied else meta.get("image_size")
     size = settings.image_size or recorded or preset.image_size
@@ -168,13 +170,17 @@ def preprocessing(
         notes.append(f"--preset {settings.preset} used: {meta['implied_by']} say image size {meta['image_size']}")
     elif not settings.image_size and "image_size" in implied:
         notes.append(f"image size {size} from {meta['implied_by']}: nothing recorded for this checkpoint says it")
-    return Preprocess(int(size), tuple(mean), tuple(std), float(crop), resize, interpolation), notes
+    return Preprocess(int(size), tuple(mean), tuple(std), float(crop), resize, interpolation, offset), notes
 
 
-def _resizing(meta: dict, preset: Preprocess) -> tuple[str, str]:
-    """The resize mode and interpolation the checkpoint's tool records, the preset's (bilinear, shorter side) where
-    it records none."""
-    return meta.get("resize") or preset.resize, meta.get("interpolation") or preset.interpolation
+def _resizing(meta: dict, preset: Preprocess) -> tuple[str, str, str]:
+    """The resize mode, interpolation and crop offset the checkpoint's tool records, the preset's (bilinear, shorter
+    side, torchvision's rounded offset) where it records none."""
+    return (
+        meta.get("resize") or preset.resize,
+        meta.get("interpolation") or preset.interpolation,
+        meta.get("crop_offset") or preset.crop_offset,
+    )
 
 
 def _overridden(settings: Settings, meta: dict, mean: Sequence[float], std: Sequence[float]) -> list[str]:

@@ -68,6 +68,7 @@ def recognize(path: Path, contents: object) -> Found | None:
         found.meta["num_classes"] = len(labels)
         found.meta["classes_source"] = "config.json's id2label"
     found.meta.update(_preprocessing(path / "preprocessor_config.json", found.notes))
+    found.meta["crop_offset"] = "floor"  # its processors' center_crop starts at (side - crop) // 2, torchvision's rounds
     epoch = _epoch(path / "trainer_state.json")
     if epoch is not None:
         found.meta["epoch"] = epoch
@@ -162,8 +163,8 @@ def _shards(index: Path) -> list[Path]:
 def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
     """suscli's fields from an image processor's config: mean/std when it normalizes, the interpolation (`resample`),
     the input size, resize mode and crop: `size` {height, width} stretches the whole image to that square (then
-    `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size`, or ConvNeXt's
-    `crop_pct`, crops."""
+    `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size` (after PoolFormer's
+    `crop_pct` scaled the side), or ConvNeXt's `crop_pct` below 384 px, crops; ConvNeXt's at 384 px or more stretches."""
     if not file.is_file():
         return {}
     cfg = _json(file)
@@ -182,16 +183,19 @@ def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
     crop = cfg.get("crop_size") if cfg.get("do_center_crop", True) else None
     crop = crop["height"] if isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width") else None
     shortest = whole(size) or (whole(size.get("shortest_edge")) if isinstance(size, dict) else None)
+    pct = cfg.get("crop_pct") if isinstance(cfg.get("crop_pct"), float) and 0 < cfg["crop_pct"] <= 1 else None
     if isinstance(size, dict) and whole(size.get("height")) and size.get("height") == size.get("width"):
         out["image_size"], out["resize"] = size["height"], "stretch"  # the whole image to height x width
         if crop and crop < size["height"]:  # DeiT's: stretched to 256, then the center 224
             out["image_size"], out["crop_pct"] = crop, crop / size["height"]
-    elif shortest and crop:
-        out["image_size"], out["crop_pct"] = crop, min(1.0, crop / shortest)
+    elif shortest and crop:  # PoolFormer's crop_pct: the shorter side to int(shortest_edge / crop_pct), then the crop
+        out["image_size"], out["crop_pct"] = crop, min(1.0, crop / (int(shortest / pct) if pct else shortest))
     elif shortest:
         out["image_size"] = shortest
-        if isinstance(cfg.get("crop_pct"), float) and 0 < cfg["crop_pct"] <= 1 and shortest < 384:  # ConvNeXt's rule
-            out["crop_pct"] = cfg["crop_pct"]
+        if pct and shortest < 384:  # ConvNeXt's rule: the shorter side to shortest_edge / crop_pct, then the center crop
+            out["crop_pct"] = pct
+        elif pct:  # and at 384 px or more, ConvNeXt's processor warps the whole image to the square, cropping nothing
+            out["resize"] = "stretch"
     elif size is not None:
         notes.append(f"preprocessor_config.json's size {size} is not square: pass --image-size")
     return out

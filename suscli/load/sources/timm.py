@@ -215,7 +215,7 @@ def data_config(args: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
     crop = args.get("crop_pct")
     if isinstance(crop, float) and 0 < crop <= 1:
         out["crop_pct"] = crop
-    if args.get("interpolation") in INTERPOLATIONS:
+    if isinstance(args.get("interpolation"), str) and args["interpolation"] in INTERPOLATIONS:  # a list would not hash
         out["interpolation"] = args["interpolation"]
     if args.get("crop_mode") == "squash":  # the whole image to a square of size/crop_pct, then the center crop
         out["resize"] = "stretch"

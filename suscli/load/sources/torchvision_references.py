@@ -34,8 +34,9 @@ def recognize(path: Path, contents: object) -> Found | None:
         found.meta["image_size"] = crop
         if resize and resize >= crop:
             found.meta["crop_pct"] = crop / resize
-    if args.get("interpolation") in INTERPOLATIONS:  # --interpolation, bilinear by default, bicubic in many recipes
-        found.meta["interpolation"] = args["interpolation"]
+    interpolation = args.get("interpolation")  # --interpolation, bilinear by default, bicubic in many recipes
+    if isinstance(interpolation, str) and interpolation in INTERPOLATIONS:
+        found.meta["interpolation"] = interpolation
     return found
 
 
