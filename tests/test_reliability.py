@@ -5,6 +5,7 @@ tests/test_checkpoints.py; these go through the command line, which is what CI r
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import warnings
 import zipfile
@@ -37,7 +39,8 @@ from suscli.files import available_memory, write_atomic
 from suscli.data.images import seeded_subset
 from suscli.data.imagesets import list_images
 from suscli.results import Result
-from suscli.run.store import ResultStore
+from suscli.errors import InputError
+from suscli.run.store import ResultsLock, ResultStore
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -424,15 +427,20 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, image_folder, train_folder)
 
 
 def test_two_processes_share_one_results_file(tmp_path, image_folder, train_folder, monkeypatch) -> None:
+    """Started together, both measured every model and appended it (8 lines for 4 models): now one measures, the other
+    waits for it and reuses its results, or finds them there when it starts after it."""
     pool = _pool(tmp_path / "pool", 4)
     cmd = _rank_cmd(pool, image_folder, train_folder, batches=5)
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV) for _ in range(2)]
+    reused = []
     for proc in procs:
-        _, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
+        reused.append(json.loads(out)["counts"]["reused"])
     lines = _lines(pool / "suscli-results.jsonl")
     keys = {json.loads(line)["key"] for line in lines}  # every line parses
-    assert len(keys) == 4 and 4 <= len(lines) <= 8
+    assert len(keys) == 4 and len(lines) == 4 and sorted(reused) == [0, 4]
+    assert not (pool / "suscli-results.jsonl.lock").exists()
 
     def must_not_run(*a, **k):
         raise AssertionError("a finished model was measured again")
@@ -441,6 +449,163 @@ def test_two_processes_share_one_results_file(tmp_path, image_folder, train_fold
     res = invoke(*cmd[3:])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["counts"]["reused"] == 4
+
+
+def _held(lock_file: Path) -> bool:
+    """Whether a run holds the lock on a results file: another lock on its lock file (another open file, so flock
+    refuses it in this process too) cannot be taken at once."""
+    import filelock
+
+    other = filelock.FileLock(str(lock_file))
+    try:
+        other.acquire(timeout=0)
+    except filelock.Timeout:
+        return True
+    other.release()
+    lock_file.unlink(missing_ok=True)
+    return False
+
+
+def test_a_second_run_on_a_results_file_waits_for_the_first_and_measures_nothing_it_wrote(tmp_path, image_folder, train_folder) -> None:
+    """A second run on a results file that a run was writing read it once at its start and measured every model the
+    first had not finished by then, silently, while the first measured them too. It waits, saying so on stderr only
+    (stdout stays the report), and then reads the file: what the first run wrote in the meantime is reused."""
+    pool = _pool(tmp_path / "pool", 4)
+    results = pool / "suscli-results.jsonl"
+    cmd = _rank_cmd(pool, image_folder, train_folder, batches=5)
+    assert invoke(*cmd[3:]).exit_code == 0
+    lines = _lines(results)
+    assert not _held(results.with_name("suscli-results.jsonl.lock"))  # released when the run ended, the file removed
+    results.write_text("\n".join(lines[:2]) + "\n")  # the first run, two models in
+    first = ResultsLock.take(results)
+    assert first.held
+
+    def waiting() -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
+        watchdog = threading.Timer(120, proc.kill)  # a run that waits for ever fails the test, not the suite
+        watchdog.daemon = True
+        watchdog.start()
+        said = ""
+        while "waiting" not in said and (line := proc.stderr.readline()):
+            said = line
+        assert said.strip() == (
+            f"results file {results} is being written by another suscli run: waiting for it to end, then its results "
+            "are reused (Ctrl-C stops waiting)"
+        ), said
+        return proc
+
+    try:
+        proc = waiting()
+        time.sleep(0.5)  # a person's Ctrl-C: at once, it can land inside rich's print, which then prints the line again
+        proc.send_signal(signal.SIGINT)  # Ctrl-C stops waiting
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and out == "", err
+        assert err.strip() == f"interrupted while waiting for results file {results}: nothing was measured", err
+        proc = waiting()
+        with open(results, "a") as f:
+            f.write("\n".join(lines[2:]) + "\n")  # the first run's last two models
+    finally:
+        first.release()
+    out, err = proc.communicate(timeout=120)
+    proc.kill()  # the watchdog's target: gone already
+    assert proc.returncode == 0, err
+    assert json.loads(out)["counts"]["reused"] == 4  # none measured twice
+    assert _lines(results) == lines and not results.with_name("suscli-results.jsonl.lock").exists()
+
+
+def test_the_results_files_lock_is_held_while_measuring_and_released_on_every_way_out(
+    tmp_path, image_folder, train_folder, monkeypatch
+) -> None:
+    """An error, a bug or Ctrl-C during the measuring, or a results file that cannot be read: the lock is released and
+    its file removed, so that a run waiting for it goes on; in one process (a notebook), the next call is not kept
+    waiting by the one that failed."""
+    pool = _pool(tmp_path / "pool", 2)
+    results = pool / "suscli-results.jsonl"
+    lock_file = results.with_name("suscli-results.jsonl.lock")
+    cmd = _rank_cmd(pool, image_folder, train_folder, batches=2)[3:]
+    held = []
+
+    def failing(error: BaseException):
+        def measure(*args, **kwargs):
+            held.append(_held(lock_file))
+            raise error
+
+        return measure
+
+    for error, code in [(InputError("cannot read m0.safetensors"), 3), (KeyboardInterrupt(), 130), (RuntimeError("a bug"), None)]:
+        monkeypatch.setattr(suscli.run.audit, "scored_window", failing(error))
+        res = invoke(*cmd)
+        assert res.exit_code == code if code else res.exception is error, res.output  # a bug: suscli's main says it [3]
+        assert held.pop() is True and not lock_file.exists() and not _held(lock_file)
+    monkeypatch.undo()
+    results.write_text("not a results file\n")
+    one_error_line(invoke(*cmd), 3, "is not a suscli results file")
+    assert not lock_file.exists() and not _held(lock_file)
+    results.unlink()
+    res = invoke(*cmd)
+    assert res.exit_code == 0 and not lock_file.exists(), res.output
+    store = ResultStore(results, "fp", {}, keep_others=True)  # reading the file, as suscli.load_results does, takes no lock
+    assert store.lock is None and len(suscli.load_results(results)) == 2 and not _held(lock_file)
+
+
+def test_a_killed_runs_lock_holds_up_no_later_run(tmp_path) -> None:
+    """The lock is the kernel's (flock), which dies with its process: a run killed outright (SIGKILL, the OOM killer,
+    a CI timeout) leaves its lock file, unlocked, which the next run takes at once and removes when it ends."""
+    results = tmp_path / "r.jsonl"
+    code = "import sys, time; from pathlib import Path; from suscli.run.store import ResultsLock; "
+    code += "lock = ResultsLock.take(Path(sys.argv[1])); assert lock.held; print('held', flush=True); time.sleep(300)"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(results)], stdout=subprocess.PIPE, env=ENV, text=True)
+    assert proc.stdout.readline() == "held\n"
+    assert _held(tmp_path / "r.jsonl.lock")
+    proc.kill()
+    proc.wait()
+    assert (tmp_path / "r.jsonl.lock").exists()  # left by the kill
+    waited: list[str] = []
+    started = time.monotonic()
+    lock = ResultsLock.take(results, waited.append)
+    assert lock.held and waited == [] and time.monotonic() - started < 5
+    lock.release()
+    assert not (tmp_path / "r.jsonl.lock").exists()
+
+
+def test_a_lock_file_that_cannot_be_created_leaves_the_run_as_it_was(tmp_path, image_folder, train_folder, monkeypatch) -> None:
+    """A results file in a folder that cannot be written (a read-only mount): no lock file can be made beside it. A
+    read-only file holding every result is still read and reused, without a word, and one that needs a model measured
+    is still refused before any is [3]; a file that can be written all the same is written, with a line saying that a
+    run beside this one would not wait for it."""
+    pool = _pool(tmp_path / "pool", 2)
+    results = pool / "suscli-results.jsonl"
+    cmd = _rank_cmd(pool, image_folder, train_folder, batches=2)[3:]
+    real_open = os.open
+
+    def no_lock_file(path, flags, *args, **kwargs):
+        if str(path).endswith(".jsonl.lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_lock_file)
+    res = invoke(*cmd)
+    said = (
+        f"cannot lock results file {results} ({results}.lock: Read-only file system): another run on it at the same "
+        "time would not wait for this one, and would measure its models again"
+    )
+    assert res.exit_code == 0 and json.loads(res.stdout)["counts"]["reused"] == 0 and said not in res.stderr, res.output  # no file yet
+    lines = _lines(results)
+    results.write_text(lines[0] + "\n")
+    res = invoke(*cmd)
+    assert res.exit_code == 0 and json.loads(res.stdout)["counts"]["reused"] == 1 and said in res.stderr.splitlines(), res.output
+
+    def read_only(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "aw+"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return open(file, mode, *args, **kwargs)
+
+    for module in (suscli.run.store, suscli.files):
+        monkeypatch.setattr(module, "open", read_only, raising=False)
+    res = invoke(*cmd)
+    assert res.exit_code == 0 and json.loads(res.stdout)["counts"]["reused"] == 2 and "cannot lock" not in res.stderr, res.output
+    results.write_text(lines[0] + "\n")
+    one_error_line(invoke(*cmd), 3, f"cannot write results file {results}: Read-only file system")
 
 
 def test_a_line_cut_by_a_kill_is_cut_off_by_the_next_append(tmp_path) -> None:

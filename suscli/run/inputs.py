@@ -26,7 +26,7 @@ from suscli.run.pool import PoolEntry
 from suscli.run.report import run_info
 from suscli.measure.susceptibility import plain
 from suscli.run.model import Settings, require_number, training_classes
-from suscli.run.store import ResultStore, fingerprint, make_folder, results_location
+from suscli.run.store import ResultsLock, ResultStore, fingerprint, make_folder, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)
 
@@ -222,10 +222,17 @@ def open_store(
         moved = make_folder(path)  # its folder, where it does not exist yet
     if moved:
         say(moved)
-    if fresh:
-        ResultStore.reset(path)
-    # a row stored before the verdict read its network's untrained reading is measured again
-    store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained)
+    # held until the run ends (keeping): taken before --fresh deletes the file and before it is read, so that a run
+    # waiting for another one starts over, or reuses, what that one wrote
+    lock = ResultsLock.take(path, say)
+    try:
+        if fresh:
+            ResultStore.reset(path)
+        # a row stored before the verdict read its network's untrained reading is measured again
+        store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
     for note in store.notes():
         say(note)
     return store
@@ -284,26 +291,40 @@ def open_pool(
     val = val_source(val_data, settings, inputs, train)
     key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
     store = open_store(results, place, inputs.cache_dir, fresh, key, say) if lead else None
-    request = PoolRequest(
-        entries,
-        settings,
-        device,
-        store=store,
-        arch=inputs.arch,
-        arch_kwargs=inputs.arch_kwargs or {},
-        trust=inputs.trust_checkpoint,
-        ema=inputs.ema,
-        model_batch=inputs.model_batch or default_model_batch(device),
-        progress=progress,
-        val=val,
-    )
-    return PoolRun(request, unlabeled, train, sample, val)
+    with _closed_on_error(store):
+        request = PoolRequest(
+            entries,
+            settings,
+            device,
+            store=store,
+            arch=inputs.arch,
+            arch_kwargs=inputs.arch_kwargs or {},
+            trust=inputs.trust_checkpoint,
+            ema=inputs.ema,
+            model_batch=inputs.model_batch or default_model_batch(device),
+            progress=progress,
+            val=val,
+        )
+        return PoolRun(request, unlabeled, train, sample, val)
+
+
+@contextlib.contextmanager
+def _closed_on_error(store: ResultStore | None) -> Iterator[None]:
+    """The results file's lock released where the block fails: the run that took it ends there."""
+    try:
+        yield
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
 
 
 @contextlib.contextmanager
 def keeping(store: ResultStore | None) -> Iterator[None]:
     """Ctrl-C (or SIGTERM) anywhere in the work done with the results file open, the report's building as much as the
-    measuring: the line says what the file kept and that the same command resumes, not a bare 'interrupted'."""
+    measuring: the line says what the file kept and that the same command resumes, not a bare 'interrupted'. However
+    the block ends (done, an error, an interrupt), the run's lock on the file is released, so that a run waiting for
+    it goes on, and a later call in the same process (a notebook) is not kept waiting by this one."""
     try:
         yield
     except Interrupted:
@@ -314,6 +335,9 @@ def keeping(store: ResultStore | None) -> Iterator[None]:
         if not SIGNALLED.is_set():  # a bug, not the interrupt that C code turned into another exception
             raise
         raise Interrupted(f"interrupted{kept_line(store)}") from None
+    finally:
+        if store is not None:
+            store.close()
 
 
 def kept_line(store: ResultStore | None) -> str:

@@ -2,9 +2,11 @@
 
 A rerun skips every model whose checkpoint hash and measurement fingerprint are already in the file, so an
 interrupted `rank` resumes where it stopped. A line cut short by a kill is ignored, and cut off by the next
-append; appends take an exclusive lock so that two processes sharing the file do not interleave lines. The
-default file keeps the results of every set of settings side by side, so that changing one setting and back
-measures nothing twice.
+append; appends take an exclusive lock so that two processes sharing the file do not interleave lines. A run holds
+the file's lock (`ResultsLock`, FILE.lock beside it) from before it reads the file until it ends, so that a second
+run on the file waits and then reuses what the first measured, rather than measuring it again. The default file
+keeps the results of every set of settings side by side, so that changing one setting and back measures nothing
+twice.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import contextlib
 import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, Interrupted, UsageError
 from suscli.files import append_line, writable
 from suscli.results import REUSED, Result, wrong_field
 
@@ -199,6 +202,114 @@ def record_result(path: Path, n: int, record: dict[str, Any]) -> Result:
     return Result.from_dict(stored)
 
 
+# The lock file beside a results file: r.jsonl.lock. The results file itself is not locked for the run: --fresh
+# deletes it (a new file, which a waiting run's lock would not be on), and every append locks it briefly.
+LOCK_SUFFIX = ".lock"
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + LOCK_SUFFIX)
+
+
+class ResultsLock:
+    """The exclusive lock a run holds on its results file from before it reads the file until the run ends: a second
+    run on the same file waits for it, then reads the first run's lines and measures only what is still missing (it
+    measured everything again, both runs appending). Read-only uses (suscli.load_results) take no lock.
+
+    A filelock lock on FILE.lock: flock on POSIX, whose lock the kernel drops when its process dies, however it dies
+    (SIGKILL, the OOM killer), so that no dead run's lock holds up the next; LockFileEx on Windows, the same. The lock
+    file is removed while the lock is still held, just before it is released, so that none is left beside the
+    results: a run that opened it meanwhile finds the file it locked unlinked and locks a new one (filelock 4 checks
+    this, as do the filelock 3 releases that remove the file themselves; with an earlier one two runs could, rarely,
+    both go on, and some models be measured twice, as without the lock). A killed run leaves the lock file, unlocked,
+    which the next run takes and removes."""
+
+    def __init__(self, results: Path):
+        self.results = results
+        self.path = lock_path(results)
+        self._lock: Any = None
+
+    @classmethod
+    def take(cls, results: Path, say: Callable[[str], None] | None = None) -> "ResultsLock":
+        """The lock on `results`, waited for where another run holds it (said in one line, for the command line on
+        stderr). Where it cannot be made (a read-only folder, a file system without locks) the run goes on without it,
+        as before there was one, rather than refusing: there the results file can seldom be written either, which
+        require_writable says before anything is measured [3], and a read-only file that holds every result is still
+        read and reused, as it was. Where the results file can be written all the same, a line says that a run beside
+        this one would not wait for it."""
+        held = cls(results)
+        with contextlib.suppress(OSError):
+            results.parent.mkdir(parents=True, exist_ok=True)  # the cache folder's results/, made by the first write
+        try:
+            held._acquire(say)
+        except OSError as e:
+            held._lock = None
+            if say is not None and _appendable(results):
+                say(
+                    f"cannot lock results file {results} ({held.path}: {e.strerror or e}): another run on it at the same "
+                    "time would not wait for this one, and would measure its models again"
+                )
+        return held
+
+    def _acquire(self, say: Callable[[str], None] | None) -> None:
+        import filelock  # here: reading a results file (suscli.load_results) needs none of it
+
+        # Only the kernel's locks, which die with their process: a soft lock (a marker file, filelock's answer where a
+        # platform or file system has no flock) left by a killed run would keep every later run waiting.
+        if not issubclass(filelock.FileLock, (filelock.UnixFileLock, filelock.WindowsFileLock)):
+            raise OSError("this platform has no file locks")
+        options: dict[str, Any] = {"fallback_to_soft": False} if _supports(filelock.FileLock, "fallback_to_soft") else {}  # filelock 4
+        lock = filelock.FileLock(str(self.path), **options)
+        try:
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                if say is not None:
+                    say(
+                        f"results file {self.results} is being written by another suscli run: waiting for it to end, "
+                        "then its results are reused (Ctrl-C stops waiting)"
+                    )
+                lock.acquire()  # polls every 0.05 s, so that Ctrl-C and SIGTERM stop it
+        except NotImplementedError as e:  # filelock 3's answer where the file system has no flock
+            raise OSError(str(e)) from None
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while waiting for results file {self.results}: nothing was measured") from None
+        self._lock = lock
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None
+
+    def release(self) -> None:
+        """Remove the lock file, then release the lock; again, or without a lock, does nothing."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        try:
+            with contextlib.suppress(OSError):  # Windows removes no open file: filelock removes it there on release
+                self.path.unlink()
+        finally:
+            lock.release()
+
+
+def _supports(cls: Any, option: str) -> bool:
+    """Whether a class takes a keyword argument: filelock's options differ between its releases."""
+    import inspect
+
+    return option in inspect.signature(cls.__init__).parameters
+
+
+def _appendable(path: Path) -> bool:
+    """Whether `path` is a file a line could be appended to, found by opening it so (creating nothing)."""
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "ab"):
+            return True
+    except OSError:
+        return False
+
+
 class ResultStore:
     """Results of one fingerprint, keyed by the model's identity (checkpoint sha256 and the arch asked for).
 
@@ -213,10 +324,13 @@ class ResultStore:
         settings: dict[str, Any],
         keep_others: bool = False,
         stale: Callable[[Result], bool] | None = None,
+        lock: ResultsLock | None = None,
     ):
         """`stale`: which stored rows of these settings to measure again (suscli.judge.verdict.lacks_untrained); it is
-        passed in, so that reading a results file (suscli.load_results) imports no torch."""
+        passed in, so that reading a results file (suscli.load_results) imports no torch. `lock`: the run's lock on
+        the file (taken before it is read), released by close()."""
         self.path = Path(path)
+        self.lock = lock
         self.stale = stale
         self.fingerprint = fingerprint
         self.settings = settings
@@ -265,6 +379,18 @@ class ResultStore:
                 f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
             )
+
+    def close(self) -> None:
+        """Release the run's lock on the file (suscli.run.inputs.keeping, on every way out of a run); the results
+        stay readable. Again, or without a lock, does nothing."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _cut_short(self, line: str) -> None:
         self._cut = line
