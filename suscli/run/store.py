@@ -386,12 +386,6 @@ class ResultStore:
         if self.lock is not None:
             self.lock.release()
 
-    def __enter__(self) -> "ResultStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _cut_short(self, line: str) -> None:
         self._cut = line
 
