@@ -390,3 +390,22 @@ def test_a_model_saved_without_its_image_processor_on_images_of_several_sizes_is
     one_error_line(
         res, 2, "the image size is unknown and the images differ in size", "pass --image-size 32, the size the model's config names"
     )
+
+
+def test_an_int_size_of_a_processor_suscli_does_not_know_is_read_as_the_shorter_side_with_a_note(root: Path, tmp_path: Path) -> None:
+    """An int `size` is a square for some processor classes (ViT's) and the shorter side for others (ConvNeXt's); for a
+    class suscli does not know it stays the shorter side, and the row says so and how to have the whole image resized.
+    A sidecar that says the resize wins, and the note goes."""
+    shutil.copytree(root / "saved", tmp_path / "m")
+    prep = {"image_processor_type": "MyImageProcessor", "size": 32, "image_mean": MEAN, "image_std": STD}
+    (tmp_path / "m" / "preprocessor_config.json").write_text(json.dumps(prep))
+    row = cli_json("score", tmp_path / "m", "-d", root / "unlabeled")["results"][0]
+    assert (row["details"]["preprocess"]["image_size"], row["details"]["preprocess"]["resize"]) == (32, "crop")
+    assert row["notes"] == [
+        "preprocessor_config.json's size 32 read as the shorter side (MyImageProcessor is not a processor suscli knows): if "
+        'its processor resizes the whole image to 32x32, put {"resize": "stretch"} in m.suscli.json beside the folder'
+    ]
+    (tmp_path / "m.suscli.json").write_text(json.dumps({"resize": "stretch"}))
+    row = cli_json("score", tmp_path / "m", "-d", root / "unlabeled")["results"][0]
+    assert (row["details"]["preprocess"]["image_size"], row["details"]["preprocess"]["resize"]) == (32, "stretch")
+    assert row["notes"] == []

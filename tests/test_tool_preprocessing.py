@@ -3,6 +3,7 @@ processor's, and a timm model's are its data config's transform, on photos that 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,48 @@ def test_a_processors_own_crop_pct_rule_is_followed(tmp_path: Path, kind: str) -
     ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
     assert ours.shape == theirs.shape == (3, 3, side, side)
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
+
+
+def _int_sized(folder: Path, kind: str) -> None:
+    """preprocessor_config.json with an int `size` (and `crop_size`), as older transformers wrote it and as many files
+    on the Hub still hold it: ViT's a square, DeiT's as its feature extractor wrote it, MobileNetV1's and ConvNeXt's
+    a shorter side."""
+    from transformers import ConvNextImageProcessor, MobileNetV1ImageProcessor, ViTImageProcessor
+
+    stats = {"image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3]}
+    if kind == "deit":  # as facebook/deit-*'s file: no image_processor_type, size (256 there) and crop_size ints
+        cfg = {"feature_extractor_type": "DeiTFeatureExtractor", "do_resize": True, "size": 40, "resample": 3}
+        (folder / "preprocessor_config.json").write_text(json.dumps({**cfg, "do_center_crop": True, "crop_size": 32, **stats}))
+        return
+    processor = {
+        "vit": ViTImageProcessor(resample=2, **stats),
+        "mobilenet_v1": MobileNetV1ImageProcessor(crop_size={"height": 32, "width": 32}, resample=3, **stats),
+        "convnext": ConvNextImageProcessor(crop_pct=0.875, resample=3, **stats),
+    }[kind]
+    processor.save_pretrained(folder)
+    cfg = json.loads((folder / "preprocessor_config.json").read_text())
+    cfg["size"] = {"vit": 32, "mobilenet_v1": 36, "convnext": 32}[kind]
+    cfg.update({"crop_size": 32} if kind == "mobilenet_v1" else {})
+    (folder / "preprocessor_config.json").write_text(json.dumps(cfg))
+
+
+@pytest.mark.parametrize("kind", ["vit", "deit", "mobilenet_v1", "convnext"])
+def test_an_int_size_is_read_as_its_processor_class_reads_it(tmp_path: Path, kind: str) -> None:
+    """An int `size` is the whole image to size x size for ViT's and DeiT's processors, the shorter side for
+    MobileNetV1's and ConvNeXt's; suscli read every one as the shorter side, so a ViT saw a crop of the photo. An int
+    `crop_size` (DeiT's 224 of 256, MobileNetV1's) is a square in every processor; suscli ignored it, and fed 40 px
+    where the model takes 32. The processor is the one transformers builds from the file itself."""
+    from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "model")
+    _int_sized(tmp_path / "model", kind)
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "model")
+    paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (37, 39), (36, 39)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    checkpoint = load_checkpoint(tmp_path / "model")
+    ours = fed(checkpoint.meta, paths)
+    assert ours.shape == theirs.shape == (5, 3, 32, 32)
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
+    assert checkpoint.meta.get("resize") == ("stretch" if kind in ("vit", "deit") else None)  # None: the shorter side
+    assert checkpoint.notes == []  # each a class suscli knows

@@ -67,7 +67,9 @@ Progress = Callable[[str, int, int], None]
 # every checkpoint but a Hugging Face one, whose processors' floor was every checkpoint's (suscli.data.images.CROP_OFFSETS).
 # 8: a JPEG is decoded at a reduced scale no smaller than the side it is resized to (256 for a 224 px input at crop
 # 0.875), where a 450 px photo was decoded at 225 px and enlarged.
-READING = 8
+# 9: a Hugging Face int `size` is read as its processor class reads it (ViT's, DeiT's, BEiT's the whole image to that
+# square), where every one was a shorter side; an int `crop_size` (DeiT's 224 of 256) crops, where it was ignored.
+READING = 9
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 

@@ -31,6 +31,19 @@ _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.
 _INFO = ("preprocessor_config.json", "trainer_state.json")
 _NO_REMOTE_CODE = "pass --arch with a local implementation of that model"
 _RESAMPLE = {r.value: name for name, r in INTERPOLATIONS.items()}  # `resample` is PIL's code for its filter
+# What an int `size` means depends on the processor class (its `default_to_square`, transformers 5; the
+# `get_size_dict(size, default_to_square=...)` of its __init__ in transformers 4): the whole image to size x size, or
+# the shorter side to size. These are the processors of transformers' image classifiers; another class's int size is
+# read as the shorter side, with a note. An int `crop_size` is a square in every class.
+_SQUARE = frozenset(
+    f"{name}ImageProcessor"
+    for name in ("Beit", "DeiT", "Donut", "EfficientNet", "Gemma3", "ImageGPT", "Perceiver", "PPLCNet", "Pvt", "Segformer")
+    + ("Siglip2", "ViT")
+)
+_SHORTEST = frozenset(
+    f"{name}ImageProcessor"
+    for name in ("Bit", "CLIP", "ConvNext", "Levit", "MobileNetV1", "MobileNetV2", "MobileViT", "PoolFormer", "Siglip", "TextNet")
+)
 
 
 def folder(path: Path) -> Folder | None:
@@ -164,7 +177,8 @@ def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
     """suscli's fields from an image processor's config: mean/std when it normalizes, the interpolation (`resample`),
     the input size, resize mode and crop: `size` {height, width} stretches the whole image to that square (then
     `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size` (after PoolFormer's
-    `crop_pct` scaled the side), or ConvNeXt's `crop_pct` below 384 px, crops; ConvNeXt's at 384 px or more stretches."""
+    `crop_pct` scaled the side), or ConvNeXt's `crop_pct` below 384 px, crops; ConvNeXt's at 384 px or more stretches.
+    An int `size` is either, as the processor class reads it (_size_dict); an int `crop_size` is a square."""
     if not file.is_file():
         return {}
     cfg = _json(file)
@@ -179,10 +193,11 @@ def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
     resample = cfg.get("resample")
     if isinstance(resample, int) and not isinstance(resample, bool) and resample in _RESAMPLE:
         out["interpolation"] = _RESAMPLE[resample]
-    size = cfg.get("size")
+    size = _size_dict(cfg, file, notes)
     crop = cfg.get("crop_size") if cfg.get("do_center_crop", True) else None
+    crop = {"height": crop, "width": crop} if whole(crop) else crop  # an int crop_size is a square in every processor
     crop = crop["height"] if isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width") else None
-    shortest = whole(size) or (whole(size.get("shortest_edge")) if isinstance(size, dict) else None)
+    shortest = whole(size.get("shortest_edge")) if isinstance(size, dict) else None
     pct = cfg.get("crop_pct") if isinstance(cfg.get("crop_pct"), float) and 0 < cfg["crop_pct"] <= 1 else None
     if isinstance(size, dict) and whole(size.get("height")) and size.get("height") == size.get("width"):
         out["image_size"], out["resize"] = size["height"], "stretch"  # the whole image to height x width
@@ -199,6 +214,37 @@ def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
     elif size is not None:
         notes.append(f"preprocessor_config.json's size {size} is not square: pass --image-size")
     return out
+
+
+def _size_dict(cfg: dict[str, Any], file: Path, notes: list[str]) -> object:
+    """`size` as a dict, as the processor class reads it: an int is {height, width} for the classes of _SQUARE,
+    {shortest_edge} for those of _SHORTEST, and {shortest_edge} with a note for any other (a class suscli does not
+    know, or none named), saying how to have it stretch. The class is `image_processor_type`, or the older
+    `feature_extractor_type` with FeatureExtractor read as ImageProcessor, as AutoImageProcessor reads them."""
+    size = cfg.get("size")
+    if not whole(size):
+        return size
+    named = cfg.get("image_processor_type") or str(cfg.get("feature_extractor_type") or "").replace("FeatureExtractor", "ImageProcessor")
+    named = str(named).removesuffix("Fast").removesuffix("Pil")  # the same class in transformers' other backends
+    if named in _SQUARE:
+        return {"height": size, "width": size}
+    sidecar = file.parent.with_name(file.parent.stem + ".suscli.json")  # suscli.load.checkpoints.sidecar_path
+    if named not in _SHORTEST and "resize" not in _sidecar_fields(sidecar):  # a sidecar's resize wins: no note then
+        why = f"{named} is not a processor suscli knows" if named else "it names no processor class"
+        notes.append(
+            f"preprocessor_config.json's size {size} read as the shorter side ({why}): if its processor resizes the "
+            f'whole image to {size}x{size}, put {{"resize": "stretch"}} in {sidecar.name} beside the folder'
+        )
+    return {"shortest_edge": size}
+
+
+def _sidecar_fields(file: Path) -> dict[str, Any]:
+    """The fields of a .suscli.json sidecar, {} where there is none or it cannot be read (loading it says why)."""
+    try:
+        fields = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return fields if isinstance(fields, dict) else {}
 
 
 def _epoch(file: Path) -> int | None:
