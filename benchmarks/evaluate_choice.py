@@ -64,15 +64,22 @@ def training_set(zoo: Path, setting: str) -> tuple[list[Path], np.ndarray, np.nd
 def train_predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[str, Predictions]:
     """Each candidate's training-accuracy pass on the noisy labels (suscli.measure.accuracy.training_accuracy, what rank
     runs), kept as its top classes per image with the given labels; cached in one .npz per setting."""
-    path = zoo / "eval" / f"train-predictions-{setting}.npz"
     paths, noisy, _ = training_set(zoo, setting)
+    return labelled_passes(cands, zoo / "eval" / f"train-predictions-{setting}.npz", paths, noisy, f"{setting}: training-accuracy pass")
+
+
+def labelled_passes(cands: list[Candidate], path: Path, paths: list[Path], labels: np.ndarray, what: str) -> dict[str, Predictions]:
+    """Each candidate's accuracy pass on the labelled images (accuracy_passes), its top classes per image with the
+    labels, cached in the .npz `path`: a cache written for other labels is measured again."""
     have: dict[str, Predictions] = {}
     if path.exists():
         z = np.load(path)
-        have = {str(p): Predictions(c, pr, int(z["num_classes"]), noisy) for p, c, pr in zip(z["paths"], z["classes"], z["probs"])}
+        if "labels" not in z or np.array_equal(z["labels"], labels):  # caches from before the labels were kept: the training set's own
+            have = {str(p): Predictions(c, pr, int(z["num_classes"]), labels) for p, c, pr in zip(z["paths"], z["classes"], z["probs"])}
     todo = [c for c in cands if str(c.path) not in have]
     if todo:
-        for c, acc in accuracy_passes(todo, paths, noisy, f"{setting}: training-accuracy pass"):
+        for c, acc in accuracy_passes(todo, paths, labels, what):
+            assert acc.predictions is not None
             have[str(c.path)] = acc.predictions
         keys = sorted(have)
         np.savez(
@@ -81,6 +88,7 @@ def train_predictions(cands: list[Candidate], zoo: Path, setting: str) -> dict[s
             classes=np.stack([have[k].classes for k in keys]),
             probs=np.stack([have[k].probs for k in keys]),
             num_classes=have[keys[0]].num_classes,
+            labels=labels,
         )
     return have
 

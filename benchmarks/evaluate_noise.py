@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_choice import accuracy_passes, load_pools, training_set, zoo_arguments, zoo_settings
+from evaluate_choice import labelled_passes, load_pools, training_set, zoo_arguments, zoo_settings
 from evaluate_held_out import held_out_set
 
 import suscli.judge.noise as noise
@@ -240,28 +240,9 @@ def bootstrap_all(v: Votes, truth: float, resamples: int = RESAMPLES, seed: int 
 def held_out_predictions(cands: list, zoo: Path, setting: str) -> tuple[dict[str, Predictions], np.ndarray, np.ndarray]:
     """Per candidate, its predictions on the held-out images with their noisy labels (cached), and the labels (noisy,
     clean): the pass `rank --val-data` runs."""
-    path = zoo / "eval" / f"held-out-predictions-{setting}.npz"
     paths, noisy, clean = held_out_set(zoo, setting)
-    have: dict[str, Predictions] = {}
-    if path.exists():
-        z = np.load(path)
-        if np.array_equal(z["labels"], noisy):
-            have = {str(k): Predictions(c, p, int(z["num_classes"]), noisy) for k, c, p in zip(z["paths"], z["classes"], z["probs"])}
-    todo = [c for c in cands if str(c.path) not in have]
-    if todo:
-        for c, acc in accuracy_passes(todo, paths, noisy, f"{setting}: held-out predictions"):
-            assert acc.predictions is not None
-            have[str(c.path)] = acc.predictions
-        keys = sorted(have)
-        np.savez(
-            path,
-            paths=np.array(keys),
-            classes=np.stack([have[k].classes for k in keys]),
-            probs=np.stack([have[k].probs for k in keys]),
-            num_classes=have[keys[0]].num_classes,
-            labels=noisy,
-        )
-    return have, noisy, clean
+    path = zoo / "eval" / f"held-out-predictions-{setting}.npz"
+    return labelled_passes(cands, path, paths, noisy, f"{setting}: held-out predictions"), noisy, clean
 
 
 def with_held_out(pool: list, rows: list, held: dict[str, Predictions], noisy: np.ndarray, clean: np.ndarray, truth: float) -> dict:
