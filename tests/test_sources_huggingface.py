@@ -409,3 +409,32 @@ def test_an_int_size_of_a_processor_suscli_does_not_know_is_read_as_the_shorter_
     row = cli_json("score", tmp_path / "m", "-d", root / "unlabeled")["results"][0]
     assert (row["details"]["preprocess"]["image_size"], row["details"]["preprocess"]["resize"]) == (32, "stretch")
     assert row["notes"] == []
+
+
+@pytest.mark.parametrize("size", [32, [32, 32]])
+def test_a_preprocessor_file_naming_no_class_is_read_as_the_class_of_its_models_type(root: Path, tmp_path: Path, size) -> None:
+    """A preprocessor_config.json without image_processor_type is read, as AutoImageProcessor reads it, by the class
+    config.json's model_type maps to: ViT's resizes the whole image to its int size, where suscli read the shorter side
+    with a note. A list size is [height, width] in every class, where suscli said it was not square. A model type
+    suscli knows no class for keeps the shorter side, and the note names it."""
+    from suscli.load.sources.huggingface import LAYOUT
+
+    shutil.copytree(root / "saved", tmp_path / "m")
+    prep = {"size": size, "image_mean": MEAN, "image_std": STD}
+    (tmp_path / "m" / "preprocessor_config.json").write_text(json.dumps(prep))
+    row = cli_json("score", tmp_path / "m", "-d", root / "unlabeled")["results"][0]
+    assert (row["details"]["preprocess"]["image_size"], row["details"]["preprocess"]["resize"]) == (32, "stretch")
+    assert row["notes"] == []
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "model_type": "mymodel"}))
+    found = LAYOUT.recognize(tmp_path / "m", None)
+    assert found is not None
+    if size == 32:
+        assert (found.meta["image_size"], found.meta.get("resize")) == (32, None)  # None: the shorter side
+        assert found.notes == [
+            "preprocessor_config.json's size 32 read as the shorter side (it names no processor class, and suscli knows none "
+            "for config.json's model_type 'mymodel'): if its processor resizes the whole image to 32x32, put "
+            '{"resize": "stretch"} in m.suscli.json beside the folder'
+        ]
+    else:  # a list is [height, width] whatever the class
+        assert (found.meta["image_size"], found.meta.get("resize"), found.notes) == (32, "stretch", [])

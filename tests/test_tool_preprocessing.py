@@ -134,36 +134,47 @@ def test_a_processors_own_crop_pct_rule_is_followed(tmp_path: Path, kind: str) -
 def _int_sized(folder: Path, kind: str) -> None:
     """preprocessor_config.json with an int `size` (and `crop_size`), as older transformers wrote it and as many files
     on the Hub still hold it: ViT's a square, DeiT's as its feature extractor wrote it, MobileNetV1's and ConvNeXt's
-    a shorter side."""
+    a shorter side; `-unnamed`, the same file without its image_processor_type (the class then comes from config.json's
+    model_type); DeiT's `-list`, [height, width] lists for `size` and `crop_size`, as some older files hold them."""
     from transformers import ConvNextImageProcessor, MobileNetV1ImageProcessor, ViTImageProcessor
 
     stats = {"image_mean": [0.5, 0.4, 0.3], "image_std": [0.2, 0.25, 0.3]}
-    if kind == "deit":  # as facebook/deit-*'s file: no image_processor_type, size (256 there) and crop_size ints
-        cfg = {"feature_extractor_type": "DeiTFeatureExtractor", "do_resize": True, "size": 40, "resample": 3}
-        (folder / "preprocessor_config.json").write_text(json.dumps({**cfg, "do_center_crop": True, "crop_size": 32, **stats}))
+    if kind.startswith("deit"):  # as facebook/deit-*'s file: no image_processor_type, size (256 there) and crop_size ints
+        size, crop = ([40, 40], [32, 32]) if kind == "deit-list" else (40, 32)
+        cfg = {"feature_extractor_type": "DeiTFeatureExtractor", "do_resize": True, "size": size, "resample": 3}
+        (folder / "preprocessor_config.json").write_text(json.dumps({**cfg, "do_center_crop": True, "crop_size": crop, **stats}))
         return
+    name = kind.removesuffix("-unnamed")
     processor = {
         "vit": ViTImageProcessor(resample=2, **stats),
         "mobilenet_v1": MobileNetV1ImageProcessor(crop_size={"height": 32, "width": 32}, resample=3, **stats),
         "convnext": ConvNextImageProcessor(crop_pct=0.875, resample=3, **stats),
-    }[kind]
+    }[name]
     processor.save_pretrained(folder)
     cfg = json.loads((folder / "preprocessor_config.json").read_text())
-    cfg["size"] = {"vit": 32, "mobilenet_v1": 36, "convnext": 32}[kind]
-    cfg.update({"crop_size": 32} if kind == "mobilenet_v1" else {})
+    cfg["size"] = {"vit": 32, "mobilenet_v1": 36, "convnext": 32}[name]
+    cfg.update({"crop_size": 32} if name == "mobilenet_v1" else {})
+    if kind.endswith("-unnamed"):
+        del cfg["image_processor_type"]
     (folder / "preprocessor_config.json").write_text(json.dumps(cfg))
 
 
-@pytest.mark.parametrize("kind", ["vit", "deit", "mobilenet_v1", "convnext"])
+@pytest.mark.parametrize("kind", ["vit", "deit", "mobilenet_v1", "convnext", "vit-unnamed", "convnext-unnamed", "deit-list"])
 def test_an_int_size_is_read_as_its_processor_class_reads_it(tmp_path: Path, kind: str) -> None:
     """An int `size` is the whole image to size x size for ViT's and DeiT's processors, the shorter side for
     MobileNetV1's and ConvNeXt's; suscli read every one as the shorter side, so a ViT saw a crop of the photo. An int
     `crop_size` (DeiT's 224 of 256, MobileNetV1's) is a square in every processor; suscli ignored it, and fed 40 px
-    where the model takes 32. The processor is the one transformers builds from the file itself."""
-    from transformers import AutoImageProcessor, ViTConfig, ViTForImageClassification
+    where the model takes 32. The processor is the one transformers builds from the file itself: for a file naming no
+    class, the one config.json's model_type maps to, where suscli read the shorter side with a note (a ViT a crop of the
+    photo). A list size is [height, width]; suscli said it was not square and fed the photos as they were."""
+    from transformers import AutoImageProcessor, ConvNextConfig, ConvNextForImageClassification, ViTConfig, ViTForImageClassification
 
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
-    ViTForImageClassification(config).save_pretrained(tmp_path / "model")
+    if kind.startswith("convnext"):
+        config = ConvNextConfig(num_stages=2, hidden_sizes=[8, 16], depths=[1, 1])
+        ConvNextForImageClassification(config).save_pretrained(tmp_path / "model")
+    else:
+        config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+        ViTForImageClassification(config).save_pretrained(tmp_path / "model")
     _int_sized(tmp_path / "model", kind)
     processor = AutoImageProcessor.from_pretrained(tmp_path / "model")
     paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (37, 39), (36, 39)])
@@ -172,5 +183,5 @@ def test_an_int_size_is_read_as_its_processor_class_reads_it(tmp_path: Path, kin
     ours = fed(checkpoint.meta, paths)
     assert ours.shape == theirs.shape == (5, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
-    assert checkpoint.meta.get("resize") == ("stretch" if kind in ("vit", "deit") else None)  # None: the shorter side
+    assert checkpoint.meta.get("resize") == ("stretch" if kind.startswith(("vit", "deit")) else None)  # None: the shorter side
     assert checkpoint.notes == []  # each a class suscli knows

@@ -69,7 +69,9 @@ Progress = Callable[[str, int, int], None]
 # 0.875), where a 450 px photo was decoded at 225 px and enlarged.
 # 9: a Hugging Face int `size` is read as its processor class reads it (ViT's, DeiT's, BEiT's the whole image to that
 # square), where every one was a shorter side; an int `crop_size` (DeiT's 224 of 256) crops, where it was ignored.
-READING = 9
+# 10: a Hugging Face preprocessor_config.json naming no processor class reads an int `size` as the class of config.json's
+# model_type (a ViT's the whole image to that square), where it was a shorter side; a list `size` [h, w] is read.
+READING = 10
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 

@@ -44,6 +44,39 @@ _SHORTEST = frozenset(
     f"{name}ImageProcessor"
     for name in ("Bit", "CLIP", "ConvNext", "Levit", "MobileNetV1", "MobileNetV2", "MobileViT", "PoolFormer", "Siglip", "TextNet")
 )
+# The processor class of a config.json `model_type`, for a preprocessor_config.json that names none, as
+# AutoImageProcessor looks it up (IMAGE_PROCESSOR_MAPPING_NAMES, transformers/models/auto/image_processing_auto.py):
+# the model types of transformers 5's image classifiers (MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES) whose class is in
+# _SQUARE or _SHORTEST, and transformers 4's nat and van. A table rather than transformers' own mapping: the folder is
+# read without importing transformers, and the pixels of a checkpoint do not change with the version installed.
+_MODEL_TYPES = {
+    model_type: f"{name}ImageProcessor"
+    for name, types in (
+        ("Beit", "beit data2vec-vision"),
+        ("Bit", "bit dinov2 focalnet hiera"),
+        ("CLIP", "clip metaclip_2"),
+        ("ConvNext", "convnext convnextv2 cvt regnet resnet van"),
+        ("DeiT", "deit"),
+        ("Donut", "donut-swin"),
+        ("EfficientNet", "efficientnet"),
+        ("Gemma3", "shieldgemma2"),
+        ("ImageGPT", "imagegpt"),
+        ("Levit", "levit"),
+        ("MobileNetV1", "mobilenet_v1"),
+        ("MobileNetV2", "mobilenet_v2"),
+        ("MobileViT", "mobilevit mobilevitv2"),
+        ("Perceiver", "perceiver"),
+        ("PoolFormer", "poolformer"),
+        ("PPLCNet", "pp_lcnet"),
+        ("Pvt", "pvt pvt_v2"),
+        ("Segformer", "segformer"),
+        ("Siglip", "siglip"),
+        ("Siglip2", "siglip2"),
+        ("TextNet", "textnet"),
+        ("ViT", "dinat ijepa nat swiftformer swin swinv2 vit vit_msn"),
+    )
+    for model_type in types.split()
+}
 
 
 def folder(path: Path) -> Folder | None:
@@ -80,7 +113,7 @@ def recognize(path: Path, contents: object) -> Found | None:
         found.meta["classes"] = [str(labels[str(i)]) for i in range(len(labels))]
         found.meta["num_classes"] = len(labels)
         found.meta["classes_source"] = "config.json's id2label"
-    found.meta.update(_preprocessing(path / "preprocessor_config.json", found.notes))
+    found.meta.update(_preprocessing(path / "preprocessor_config.json", config, found.notes))
     found.meta["crop_offset"] = "floor"  # its processors' center_crop starts at (side - crop) // 2, torchvision's rounds
     epoch = _epoch(path / "trainer_state.json")
     if epoch is not None:
@@ -173,12 +206,13 @@ def _shards(index: Path) -> list[Path]:
     return [index.parent / n for n in names]
 
 
-def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
+def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """suscli's fields from an image processor's config: mean/std when it normalizes, the interpolation (`resample`),
     the input size, resize mode and crop: `size` {height, width} stretches the whole image to that square (then
     `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size` (after PoolFormer's
     `crop_pct` scaled the side), or ConvNeXt's `crop_pct` below 384 px, crops; ConvNeXt's at 384 px or more stretches.
-    An int `size` is either, as the processor class reads it (_size_dict); an int `crop_size` is a square."""
+    An int `size` is either, as the processor class reads it (_size_dict); an int `crop_size` is a square, and a list
+    `size` or `crop_size` is [height, width] in every processor. `config` is the folder's config.json."""
     if not file.is_file():
         return {}
     cfg = _json(file)
@@ -193,8 +227,8 @@ def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
     resample = cfg.get("resample")
     if isinstance(resample, int) and not isinstance(resample, bool) and resample in _RESAMPLE:
         out["interpolation"] = _RESAMPLE[resample]
-    size = _size_dict(cfg, file, notes)
-    crop = cfg.get("crop_size") if cfg.get("do_center_crop", True) else None
+    size = _size_dict(cfg, config, file, notes)
+    crop = _sides(cfg.get("crop_size")) if cfg.get("do_center_crop", True) else None
     crop = {"height": crop, "width": crop} if whole(crop) else crop  # an int crop_size is a square in every processor
     crop = crop["height"] if isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width") else None
     shortest = whole(size.get("shortest_edge")) if isinstance(size, dict) else None
@@ -212,25 +246,40 @@ def _preprocessing(file: Path, notes: list[str]) -> dict[str, Any]:
         elif pct:  # and at 384 px or more, ConvNeXt's processor warps the whole image to the square, cropping nothing
             out["resize"] = "stretch"
     elif size is not None:
-        notes.append(f"preprocessor_config.json's size {size} is not square: pass --image-size")
+        notes.append(f"preprocessor_config.json's size {cfg.get('size')} is not square: pass --image-size")
     return out
 
 
-def _size_dict(cfg: dict[str, Any], file: Path, notes: list[str]) -> object:
+def _sides(value: object) -> object:
+    """A list `size` or `crop_size` (some older files) as {height, width}, as get_size_dict reads it in every processor."""
+    if isinstance(value, list) and len(value) == 2:
+        return {"height": value[0], "width": value[1]}
+    return value
+
+
+def _size_dict(cfg: dict[str, Any], config: dict[str, Any], file: Path, notes: list[str]) -> object:
     """`size` as a dict, as the processor class reads it: an int is {height, width} for the classes of _SQUARE,
     {shortest_edge} for those of _SHORTEST, and {shortest_edge} with a note for any other (a class suscli does not
-    know, or none named), saying how to have it stretch. The class is `image_processor_type`, or the older
-    `feature_extractor_type` with FeatureExtractor read as ImageProcessor, as AutoImageProcessor reads them."""
-    size = cfg.get("size")
+    know, or none found), saying how to have it stretch. The class is found where AutoImageProcessor looks for it:
+    `image_processor_type`, or the older `feature_extractor_type` with FeatureExtractor read as ImageProcessor; where
+    the file names neither, config.json's `image_processor_type`, then the class of its `model_type` (_MODEL_TYPES)."""
+    size = _sides(cfg.get("size"))
     if not whole(size):
         return size
     named = cfg.get("image_processor_type") or str(cfg.get("feature_extractor_type") or "").replace("FeatureExtractor", "ImageProcessor")
-    named = str(named).removesuffix("Fast").removesuffix("Pil")  # the same class in transformers' other backends
+    model_type = config.get("model_type")
+    if not named:
+        named = config.get("image_processor_type") or (_MODEL_TYPES.get(model_type) if isinstance(model_type, str) else None)
+    named = str(named or "").removesuffix("Fast").removesuffix("Pil")  # the same class in transformers' other backends
     if named in _SQUARE:
         return {"height": size, "width": size}
     sidecar = file.parent.with_name(file.parent.stem + ".suscli.json")  # suscli.load.checkpoints.sidecar_path
     if named not in _SHORTEST and "resize" not in _sidecar_fields(sidecar):  # a sidecar's resize wins: no note then
-        why = f"{named} is not a processor suscli knows" if named else "it names no processor class"
+        why = (
+            f"{named} is not a processor suscli knows"
+            if named
+            else f"it names no processor class, and suscli knows none for config.json's model_type {model_type!r}"
+        )
         notes.append(
             f"preprocessor_config.json's size {size} read as the shorter side ({why}): if its processor resizes the "
             f'whole image to {size}x{size}, put {{"resize": "stretch"}} in {sidecar.name} beside the folder'
