@@ -562,8 +562,9 @@ def test_score_predicts_the_unlabeled_images_only_for_per_image(
 ) -> None:
     """Nothing that judges one checkpoint alone reads its top classes on the unlabeled images (the agreement rule, the
     fit cost and the noise reading's voters are a pool's), yet score made them on every image: an eval pass that took
-    23 s of a 151 s ResNet-50 run on the CPU. Only --per-image shows them, so only --per-image makes them; the row's
-    numbers, verdict and notes are those of before, on the full training pass and on the adaptive sample that grows."""
+    36 of 79 s for a ResNet-18 on 512 images at 224 px (docs/performance.md). Only --per-image shows them, so only
+    --per-image makes them; the row's numbers, verdict and notes are those of before, on the full training pass and
+    on the adaptive sample that grows."""
     monkeypatch.setattr(suscli.measure.sampling, "START", 8)  # 45 training images: a sample of 8, grown while the gate changes
     unlabeled = tmp_path / "unlabeled"
     write_images(unlabeled, 40, seed=7)  # the default batch of 32 fits: the verdict's fixed cuts apply
