@@ -15,6 +15,11 @@ authors' measurement, has no such pass, so (b)/(a) compares (a) doing slightly m
     python benchmarks/perf.py --models 4 --unlabeled 256 --train 1000  # a smoke run
     python benchmarks/perf.py --arch resnet50 --models 4 --train 2000  # ImageNet-size models at 224 px
     python benchmarks/perf.py --sweep 2000,20000,50000 --sweep-pool POOL --plot docs/perf-sweep.png
+    python benchmarks/perf.py --score-predictions --arch resnet18 --unlabeled 512 --rounds 3
+
+--score-predictions times instead `suscli score` of one checkpoint on generated unlabeled images without and with
+--per-image, the only score whose report shows the unlabeled images' predictions and so the only one that makes them:
+the median of each, their ratio, and whether the rows' numbers are the same.
 
 --sweep times instead the default audit (training accuracy on the adaptive sample, suscli.measure.sampling) against
 `--train-samples all` at each training-set size, on a pool of trained checkpoints (random-init models all fit
@@ -33,6 +38,7 @@ import contextlib
 import copy
 import importlib
 import dataclasses
+import io
 import json
 import resource
 import sys
@@ -90,6 +96,7 @@ class Arch:
 
 ARCHS = {
     "resnet20": Arch(resnet20, "suscli.models:resnet20", {}, "cifar10"),
+    "resnet18": Arch(lambda: tv_models.resnet18(num_classes=10), "torchvision:resnet18", {"num_classes": 10}, "imagenet"),
     "resnet50": Arch(lambda: tv_models.resnet50(num_classes=10), "torchvision:resnet50", {"num_classes": 10}, "imagenet"),
 }
 
@@ -98,7 +105,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", type=int, default=16)
     ap.add_argument(
-        "--arch", choices=ARCHS, default="resnet20", help="the pool's architecture (resnet50: 224 px, ImageNet's preprocessing)"
+        "--arch",
+        choices=ARCHS,
+        default="resnet20",
+        help="the pool's architecture (resnet18, resnet50: 224 px, ImageNet's preprocessing)",
     )
     ap.add_argument("--unlabeled", type=int, default=1000)
     ap.add_argument("--train", type=int, default=10000)
@@ -132,7 +142,17 @@ def main() -> None:
         help="MODELS,TRAIN: only measure a JSON report of MODELS models with training "
         "predictions on TRAIN images, with and without --per-image",
     )
+    ap.add_argument(
+        "--score-predictions",
+        action="store_true",
+        help="only time `suscli score` of one --arch checkpoint on --unlabeled generated images without and with "
+        "--per-image (the unlabeled images' predictions), --rounds times each",
+    )
     args = ap.parse_args()
+    if args.score_predictions:
+        with tempfile.TemporaryDirectory(prefix="suscli-score-") as tmp:
+            score_predictions(args.work or Path(tmp), ARCHS[args.arch], args.unlabeled, args.rounds, resolve_device(args.device))
+        return
     if args.report_size:
         report_size(*(int(n) for n in args.report_size.split(",")), args.unlabeled)
         return
@@ -237,6 +257,77 @@ def report_size(models: int, n_train: int, n_unl: int) -> None:
         f"{models} models, {n_train:,} training and {n_unl:,} unlabeled images: JSON report {lean:,} bytes "
         f"({lean / models / 1000:.1f} KB a model); with --per-image {full:,} bytes ({full / models / 1000:.1f} KB a model)"
     )
+
+
+def score_predictions(work: Path, arch: Arch, n_unl: int, rounds: int, device: torch.device) -> None:
+    """`suscli score` of one random-init `arch` checkpoint on `n_unl` generated 256 px JPEGs (no training data), without
+    --per-image (no predictions on the unlabeled images) and with it, `rounds` times each in alternating order after
+    one untimed run that fills the decoded-image cache: the median of each, their ratio, where the time went."""
+    rng = np.random.default_rng(SEED)
+    unl = work / "unlabeled"
+    unl.mkdir(parents=True, exist_ok=True)
+    for i in range(n_unl):  # smooth random images: a photo's size on disk, not incompressible noise's
+        small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((256, 256), Image.BILINEAR).save(unl / f"{i:04d}.jpg", quality=90)
+    torch.manual_seed(SEED)
+    ckpt = suscli.save(arch.build(), work / "model.safetensors", arch=arch.spec, arch_kwargs=arch.kwargs, preset=arch.preset)
+    print(
+        f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); suscli score of one random-init "
+        f"{arch.spec} at {arch.size} px on {n_unl} generated unlabeled images, no training data; susceptibility "
+        f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; warm image cache; {rounds} round(s)",
+        flush=True,
+    )
+    warm_up(device, arch)
+    run_score(ckpt, unl, work, device, per_image=True)  # fills the cache: neither timed run decodes
+    found: dict[bool, list[dict]] = {False: [], True: []}
+    for r in range(rounds):
+        for per_image in (False, True) if r % 2 == 0 else (True, False):
+            found[per_image].append(run_score(ckpt, unl, work, device, per_image=per_image))
+    median = {k: float(np.median([m["seconds"] for m in v])) for k, v in found.items()}
+    for per_image, label in ((True, "with --per-image (before: always)"), (False, "without --per-image (now)")):
+        runs = found[per_image]
+        parts = {k: float(np.median([m["parts"][k] for m in runs])) for k in runs[0]["parts"]}
+        print(f"{label:<36}median {median[per_image]:7.2f} s   " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items()))
+        times = ", ".join(f"{m['seconds']:.2f} s" for m in runs)
+        print(f"{'':<36}rounds: {times}")
+    rows = [m["row"] for v in found.values() for m in v]
+    same = all(r == rows[0] for r in rows)
+    print(
+        f"ratio: with/without {median[True] / median[False]:.2f}x ({median[True] - median[False]:.2f} s saved of {median[True]:.2f} s); "
+        f"same numbers (susceptibility, r, verdict, notes) in every run: {'yes' if same else 'NO'}"
+    )
+
+
+SCORE_TIMED = {
+    "decode": ["data.images.decode_images"],
+    "susceptibility": ["run.model.measure_susceptibility"],
+    "predictions": ["run.model.predict"],
+    "untrained reference": ["run.model.untrained_reference"],
+}
+
+
+def run_score(ckpt: Path, unl: Path, work: Path, device: torch.device, *, per_image: bool) -> dict:
+    """One `suscli score` through the CLI, its parts timed around the library calls; its row's numbers."""
+    parts = dict.fromkeys(SCORE_TIMED, 0.0)
+    out = work / f"score-{per_image}.json"
+    args = ["score", str(ckpt), "--data", str(unl), "--format", "json", "--output", str(out), "--cache-dir", str(work / "cache")]
+    args += ["--device", str(device), *(["--per-image"] if per_image else [])]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))  # its verdict line, once per run
+        for part, names in SCORE_TIMED.items():
+            for name in names:
+                module, function = name.rsplit(".", 1)
+                stack.enter_context(timed(importlib.import_module(f"suscli.{module}"), function, parts, part, device))
+        m = stack.enter_context(measured(device))
+        code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
+    if code not in (None, 0, 1):
+        raise SystemExit(f"suscli score exited {code}")
+    row = json.loads(out.read_text())["results"][0]
+    if ("predictions" in row["details"]) != per_image:
+        raise SystemExit(f"suscli score {'without' if per_image else 'with'} predictions, where --per-image is {per_image}")
+    parts["other (loading, files, report)"] = m["seconds"] - sum(parts.values())
+    numbers = {k: row[k] for k in ("susceptibility", "susceptibility_sem", "verdict", "notes")}
+    return {**m, "parts": parts, "row": {**numbers, "r": row["details"]["r"]}}
 
 
 def sweep(work: Path, pool: Path, sizes: list[int], n_unl: int, root: Path, device: torch.device, plot: Path | None) -> None:

@@ -16,6 +16,9 @@ from torch import nn
 from PIL import Image
 
 import suscli
+import suscli.measure.sampling
+import suscli.run.model
+import suscli.views.formats
 from suscli import Inputs, Settings, score
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import SusceptibilityConfig
@@ -531,3 +534,81 @@ def test_a_long_stage_logged_without_a_terminal_says_it_is_at_work(ckpt: Path, i
     assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["status"] == "ok", res.output
     said = [line for line in res.stderr.splitlines() if line.startswith("susceptibility: ")]
     assert said and all(re.fullmatch(r"susceptibility: \d+/4 done, \d:\d\d:\d\d into the run", line) for line in said), res.stderr
+
+
+@pytest.fixture
+def predicted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of images of each call of the unlabeled images' prediction pass (suscli.measure.predictions.predict)."""
+    calls: list[int] = []
+    real = suscli.run.model.predict
+
+    def counted(model: nn.Module, inputs: torch.Tensor, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append(len(inputs))
+        return real(model, inputs, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(suscli.run.model, "predict", counted)
+    return calls
+
+
+def _numbers(row: dict) -> dict:
+    """A JSON report's row without its run time and its per-image records: every number and word it reports."""
+    per_image = suscli.views.formats.PER_IMAGE
+    return {**{k: v for k, v in row.items() if k != "seconds"}, "details": {k: v for k, v in row["details"].items() if k not in per_image}}
+
+
+@pytest.mark.parametrize("train_samples", ["all", "auto"])
+def test_score_predicts_the_unlabeled_images_only_for_per_image(
+    ckpt: Path, tmp_path: Path, predicted: list[int], monkeypatch: pytest.MonkeyPatch, train_samples: str
+) -> None:
+    """Nothing that judges one checkpoint alone reads its top classes on the unlabeled images (the agreement rule, the
+    fit cost and the noise reading's voters are a pool's), yet score made them on every image: an eval pass that took
+    36 of 79 s for a ResNet-18 on 512 images at 224 px (docs/performance.md). Only --per-image shows them, so only
+    --per-image makes them; the row's numbers, verdict and notes are those of before, on the full training pass and
+    on the adaptive sample that grows."""
+    monkeypatch.setattr(suscli.measure.sampling, "START", 8)  # 45 training images: a sample of 8, grown while the gate changes
+    unlabeled = tmp_path / "unlabeled"
+    write_images(unlabeled, 40, seed=7)  # the default batch of 32 fits: the verdict's fixed cuts apply
+    for c in range(3):
+        write_images(tmp_path / "train" / f"class_{c}", 15, seed=20 + c)
+    args = ("score", ckpt, "-d", unlabeled, "--train-data", tmp_path / "train", "--train-samples", train_samples, "-f", "json")
+    lean = invoke(*args, "--min-train-acc", "0.2")
+    assert lean.exit_code in (0, 1), lean.output
+    assert predicted == []
+    full = invoke(*args, "--min-train-acc", "0.2", "--per-image")
+    assert full.exit_code == lean.exit_code, full.output
+    assert predicted == [40]
+    lean_doc, full_doc = json.loads(lean.stdout), json.loads(full.stdout)
+    lean_row, full_row = lean_doc["results"][0], full_doc["results"][0]
+    assert lean_doc["train_sample"] == full_doc["train_sample"] and (
+        train_samples == "all" or len(lean_doc["train_sample"]["sizes_tried"]) > 1
+    )
+    assert full_row["details"]["predictions"]["n"] == 40 and full_row["details"]["train_predictions"]["n"] == lean_row["train_n"]
+    assert lean_row["verdict"] is not None and lean_row["susceptibility"] is not None and lean_row["train_acc"] is not None
+    assert _numbers(lean_row) == _numbers(full_row)
+
+
+def test_the_api_keeps_the_predictions_unless_told_not_to(ckpt: Path, image_folder: Path, predicted: list[int]) -> None:
+    """suscli.score's rows held the unlabeled images' predictions, which a script may read or render with per_image:
+    they stay by default, and predictions=False leaves them out (with their pass) and nothing else."""
+    settings = Settings(susceptibility=SusceptibilityConfig(batches=2, batch_size=8))
+    kept = score(ckpt, image_folder, settings=settings, inputs=Inputs(device="cpu")).rows[0]
+    assert predicted == [24] and kept.details["predictions"]["n"] == 24
+    lean = score(ckpt, image_folder, settings=settings, inputs=Inputs(device="cpu"), predictions=False).rows[0]
+    assert predicted == [24] and "predictions" not in lean.details
+    assert _numbers(lean.as_dict()) == _numbers(kept.as_dict())
+
+
+def test_rank_still_predicts_every_model_and_keeps_the_predictions(
+    tmp_path: Path, image_folder: Path, train_folder: Path, predicted: list[int]
+) -> None:
+    """rank's decisions read the predictions: every model is predicted, and its results file row keeps them without
+    --per-image, whatever score now leaves out."""
+    pool = tmp_path / "pool"
+    for i in range(3):
+        torch.manual_seed(i)
+        suscli.save(tiny_cnn(), pool / f"m{i}.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "json", "--batches", "2", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    assert predicted == [24, 24, 24]
+    stored = [json.loads(line)["result"] for line in (pool / "suscli-results.jsonl").read_text().splitlines()]
+    assert len(stored) == 3 and all(r["details"]["predictions"]["n"] == 24 for r in stored)

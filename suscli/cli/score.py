@@ -72,6 +72,7 @@ def score(
                 min_train_acc=min_train_acc,
                 val_data=given.val_data,
                 progress=update,
+                predictions=out.per_image,  # the only reader of the unlabeled images' predictions here (suscli.run.score)
             )
         printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
         for line in report.lines:

@@ -245,9 +245,12 @@ def score_checkpoint(
     device: torch.device | None = None,
     progress: Progress | None = None,
     name: str | None = None,
+    predictions: bool = True,
 ) -> Result:
     """Susceptibility and training accuracy of a loaded checkpoint, and its accuracy on the held-out images `val`
-    (--val-data) when given. Input problems raise SuscliError."""
+    (--val-data) when given. Input problems raise SuscliError. `predictions`: also its top classes on the unlabeled
+    images (details["predictions"]), what a pool's decisions read (suscli.judge.rules); one checkpoint judged alone
+    reads none of them, and they cost an eval pass over every unlabeled image (suscli.run.score)."""
     start = time.perf_counter()
     device = device or resolve_device()
     images = [s for s in (data, train, val) if s is not None]
@@ -279,7 +282,7 @@ def score_checkpoint(
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
         random = random_forward(model, pixels, transform=transform, device=device, most=sus.batch_size)
         notes += [random] if random else []
-        preds = predict(model, pixels, transform=transform, device=device)
+        preds = predict(model, pixels, transform=transform, device=device) if predictions else None
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
         if train is not None:
@@ -598,7 +601,7 @@ def scored_row(
     checkpoint: Checkpoint,
     sus: Susceptibility,
     acc: Accuracy | None,
-    preds: Predictions,
+    preds: Predictions | None,
     *,
     settings: Settings,
     prep: Preprocess,
@@ -614,7 +617,8 @@ def scored_row(
     untrained: dict | None = None,
 ) -> Result:
     """The row of a measured model, with its notes: one function for models measured alone or together (`untrained`:
-    what its network reads untrained, where it was measured)."""
+    what its network reads untrained, where it was measured; `preds`: its predictions on the unlabeled images, None
+    where they were not made, and the row then holds no "predictions" key)."""
     notes = list(notes)
     if val_unreadable:
         notes.append(f"{len(val_unreadable)} unreadable held-out image(s) skipped, first: {printable(val_unreadable[0][0])}")
@@ -667,7 +671,8 @@ def scored_row(
             # how its tool numbered class folders (suscli.data.labels.folder_ids): the class names of a report (suscli.run.inputs)
             **({"class_order": checkpoint.meta.get("class_order")} if acc is not None else {}),
             "train_acc": acc.as_dict() if acc else None,
-            "predictions": preds.encode(),  # top-k on the unlabeled images: the agreement rule (suscli.judge.rules)
+            # top-k on the unlabeled images: the agreement rule (suscli.judge.rules); `score` makes them only when asked
+            **({"predictions": preds.encode()} if preds is not None else {}),
             # top-k on the training images with their given labels: what the pool's consensus contradicts (suscli.judge.noise)
             "train_predictions": acc.predictions.encode() if acc and acc.predictions is not None else None,
             "train_hits": encode_hits(acc.hits) if acc and acc.hits is not None else None,  # per image: predicted as labelled

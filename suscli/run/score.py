@@ -32,10 +32,17 @@ def score(
     min_train_acc: float | None = None,
     val_data: str | Path | None = None,
     progress: Progress | None = None,
+    predictions: bool = True,
 ) -> Report:
     """Measure one checkpoint on the unlabeled images `data` (and its training accuracy on `train_data`, with the
     labels it was trained on, and its accuracy on the held-out images `val_data` with theirs), judge it alone, and
-    apply the gates. Raises SuscliError on input it cannot use."""
+    apply the gates. Raises SuscliError on input it cannot use.
+
+    `predictions=False` leaves out the row's top classes on the unlabeled images (details["predictions"], what a JSON
+    report shows with --per-image): nothing that judges one checkpoint alone reads them, and the eval pass over every
+    unlabeled image that makes them cost as much as the susceptibility itself on 512 images (docs/performance.md).
+    No number, verdict or note of the row changes.
+    The command line passes False unless --per-image asks for them; the default keeps them, as before."""
     started = time.perf_counter()
     require_paths({"checkpoint": checkpoint, "data": data}, {"train_data": train_data, "val_data": val_data})
     require_options(settings, inputs)
@@ -57,9 +64,11 @@ def score(
     val = val_source(val_data, settings, inputs, train)
     size = None
     if sample is None:
-        result = score_checkpoint(ckpt, unlabeled, train, val=val, settings=settings, device=dev, progress=progress)
+        result = score_checkpoint(
+            ckpt, unlabeled, train, val=val, settings=settings, device=dev, progress=progress, predictions=predictions
+        )
     else:
-        result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress, val)
+        result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress, val, predictions)
     failures = threshold_failures(result, max_susceptibility, min_train_acc)
     verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
     run = run_info(
@@ -90,10 +99,20 @@ def _settled(
     min_train_acc: float | None,
     progress: Progress | None,
     val: ImageSource | None = None,
+    predictions: bool = True,
 ) -> tuple[Result, int]:
     """The row on the adaptive training sample: grown while the gate on training accuracy, or the verdict where it
     asks whether the model fits better than chance (above the fixed cut), changes."""
-    first = score_checkpoint(ckpt, unlabeled, sample.chunk(0, sample.sizes[0]), val=val, settings=settings, device=dev, progress=progress)
+    first = score_checkpoint(
+        ckpt,
+        unlabeled,
+        sample.chunk(0, sample.sizes[0]),
+        val=val,
+        settings=settings,
+        device=dev,
+        progress=progress,
+        predictions=predictions,
+    )
 
     def decide(rows: list[Result]) -> Decisions | None:
         """None, so the first stage, when neither the gate nor the verdict depends on training accuracy."""
