@@ -187,6 +187,7 @@ def test_nested_weights_are_found(tmp_path, wrap):
         ({"interpolation": ["bicubic"]}, f"'interpolation' must be one of {', '.join(INTERPOLATIONS)}, not [\"bicubic\"]"),
         ({"preset": ["imagenet"]}, "'preset' must be one of cifar10, imagenet, none, not [\"imagenet\"]"),  # no hash
         ({"crop_offset": "ceil"}, "'crop_offset' must be one of round, floor, not \"ceil\""),
+        ({"channel_order": "bgr"}, "'channel_order' must be one of RGB, BGR, not \"bgr\""),
     ],
 )
 def test_fields_of_the_wrong_type_are_refused_naming_the_field(tmp_path, fields, said):
@@ -228,6 +229,22 @@ def test_save_records_the_resize_and_interpolation_the_images_get(tmp_path: Path
     for path in (tmp_path / "m.safetensors", tmp_path / "p.pt"):
         prep, _ = preprocessing(Settings(), load_checkpoint(path, arch=ARCH, arch_kwargs=KWARGS).meta)
         assert (prep.resize, prep.interpolation) == ("stretch", "bicubic"), path.name
+
+
+def test_save_and_a_sidecar_record_the_channel_order_the_model_takes(tmp_path: Path) -> None:
+    """A model trained on BGR images (OpenCV's) is fed BGR: suscli.save and a sidecar carry `channel_order`; a checkpoint
+    that records none is fed RGB, and --preset keeps the checkpoint's order (it says nothing of the channels)."""
+    from suscli.run.model import Settings, preprocessing
+
+    save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, image_size=16, channel_order="BGR")
+    torch.save(_tiny().state_dict(), tmp_path / "p.pt")
+    (tmp_path / "p.suscli.json").write_text(json.dumps({"image_size": 16, "channel_order": "BGR"}))
+    for path in (tmp_path / "m.safetensors", tmp_path / "p.pt"):
+        meta = load_checkpoint(path, arch=ARCH, arch_kwargs=KWARGS).meta
+        assert [preprocessing(s, meta)[0].channel_order for s in (Settings(), Settings(preset="imagenet"))] == ["BGR", "BGR"]
+    torch.save(_tiny().state_dict(), tmp_path / "q.pt")
+    plain = load_checkpoint(tmp_path / "q.pt", arch=ARCH, arch_kwargs=KWARGS).meta
+    assert preprocessing(Settings(image_size=16), plain)[0].channel_order == "RGB"
 
 
 def _input_error_of(tmp_path: Path, fields: dict) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from suscli.errors import InputError, UsageError
-from suscli.data.images import decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
+from suscli.data.images import Preprocess, decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.data.tables import read_image_list
 from tests.conftest import invoke, write_images
@@ -165,6 +166,26 @@ def test_normalizer_matches_formula_and_adapts_to_gray() -> None:
     assert gray[0, 0, 0, 0].item() == pytest.approx(-0.4)
     with pytest.raises(UsageError):
         normalizer((0.1, 0.2), (1.0, 1.0))(x)
+
+
+def test_a_bgr_model_gets_the_normalized_channels_reversed_and_the_same_decoded_pixels(train_folder: Path) -> None:
+    """channel_order "BGR" reverses the channels after normalizing them with the RGB image's statistics (as MobileViT's
+    and PP-LCNet's processors do), in the per-model transform: the decoded pixels and their cache key are an RGB
+    model's. A record stored before the order was recorded was fed RGB."""
+    x = torch.tensor([10, 120, 250], dtype=torch.uint8).view(1, 3, 1, 1)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    rgb = normalizer(mean, std)(x)
+    assert torch.equal(normalizer(mean, std, "BGR")(x), rgb.flip(1)) and not torch.equal(rgb.flip(1), rgb)
+    assert torch.equal(normalizer(mean, std, "RGB")(x), rgb)
+    gray = torch.zeros((1, 1, 2, 2), dtype=torch.uint8)
+    assert torch.equal(normalizer(mean, std, "BGR")(gray), normalizer(mean, std)(gray))  # one channel: nothing to reverse
+    with pytest.raises(UsageError):
+        normalizer(mean, std, "bgr")
+    record = {"image_size": 8, "mean": [0.0] * 3, "std": [1.0] * 3, "crop_pct": 1.0}
+    assert Preprocess.from_record(record).channel_order == "RGB"
+    assert Preprocess.from_record({**record, "channel_order": "BGR"}).channel_order == "BGR"
+    source, prep = unlabeled_source(train_folder), Preprocess(8, mean, std)
+    assert source.prepared(prep, 3)[0] is source.prepared(dataclasses.replace(prep, channel_order="BGR"), 3)[0]  # one decode
 
 
 def test_a_macos_zips_metadata_folder_is_no_class_and_holds_no_images(train_folder: Path) -> None:

@@ -100,6 +100,7 @@ def test_score_a_saved_folder(root: Path) -> None:
         "resize": "stretch",
         "interpolation": "bilinear",  # ViTImageProcessor's: the whole image, resample 2
         "crop_offset": "floor",  # its processors' center_crop
+        "channel_order": "RGB",
     }
     assert row["susceptibility"] == pytest.approx(hf_by_hand(root / "saved", root), rel=1e-5)
     assert row["notes"] == []

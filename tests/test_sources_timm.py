@@ -107,6 +107,7 @@ def test_score_reads_the_whole_checkpoint(run: Path) -> None:
         "resize": "crop",
         "interpolation": cfg["interpolation"],
         "crop_offset": "round",  # torchvision's CenterCrop, which timm's transform uses
+        "channel_order": "RGB",
     }
     assert row["susceptibility"] == pytest.approx(timm_by_hand(run / "checkpoint-1.pth.tar", root), rel=1e-5)
     assert row["notes"] == ["the file also holds EMA weights under 'state_dict_ema': --ema would measure them"]
@@ -358,6 +359,7 @@ def test_a_folder_timm_saved_for_the_hub_is_one_checkpoint(run: Path, tmp_path: 
         "resize": "crop",
         "interpolation": model.pretrained_cfg["interpolation"],
         "crop_offset": "round",  # torchvision's CenterCrop, which timm's transform uses
+        "channel_order": "RGB",
     }
     assert row["susceptibility"] == pytest.approx(
         by_hand(model, root / "unlabeled", mean=MEAN, std=STD, image_size=32, crop_pct=0.9), rel=1e-5

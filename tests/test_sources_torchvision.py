@@ -109,6 +109,7 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
         "resize": "crop",
         "interpolation": "bilinear",
         "crop_offset": "round",  # CenterCrop's
+        "channel_order": "RGB",
     }
     assert row["notes"] == ["the file also holds EMA weights under 'model_ema': --ema would measure them"]
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")

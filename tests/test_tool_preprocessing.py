@@ -35,7 +35,7 @@ def fed(meta: dict, paths: list[Path]) -> torch.Tensor:
     """The normalized pixels suscli feeds a model whose checkpoint says `meta`."""
     prep, _ = preprocessing(Settings(), meta)
     pixels, _, _ = ImageSource(list(paths)).prepared(prep, 3)
-    return normalizer(prep.mean, prep.std)(pixels)
+    return normalizer(prep.mean, prep.std, prep.channel_order)(pixels)
 
 
 @pytest.mark.parametrize("resample", [2, 3])

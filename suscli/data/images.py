@@ -2,7 +2,8 @@
 found by suscli.data.imagesets).
 
 Images are decoded once into a uint8 tensor at the size a model needs and shared by every model that needs
-the same size and channel count; normalization happens per batch, because models in one pool may differ.
+the same size and channel count; normalization (and a model's BGR channel order) happens per batch, because models
+in one pool may differ.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ INTERPOLATIONS = {r.name.lower(): r for r in Image.Resampling}
 # int(round(margin / 2)) with Python's round, half to even (a margin of 3 starts at 2, of 5 at 2, of 7 at 4); "floor"
 # is Hugging Face's image processors', margin // 2 (1, 2 and 3).
 CROP_OFFSETS = ("round", "floor")
+# The order of the colour channels a model takes: decoded images are RGB; "BGR" reverses them after normalization (the
+# mean and std are the RGB image's, per channel), as the image processors of Hugging Face's MobileViT and PP-LCNet do.
+# A step of the per-model transform (normalizer), not of the decode: models that differ in it share the decoded pixels.
+CHANNEL_ORDERS = ("RGB", "BGR")
 # PIL's own Image.MAX_IMAGE_PIXELS: what bounds a resize's memory where a program lifted that limit (set it to None)
 PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
@@ -50,7 +55,7 @@ PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 @dataclass(frozen=True)
 class Preprocess:
     """How raw pixels become model inputs: resize (`resize`, with `interpolation`) to size/crop_pct, center-crop,
-    normalize."""
+    normalize, then put the channels in `channel_order`."""
 
     image_size: int | None
     mean: tuple[float, ...] = (0.0, 0.0, 0.0)
@@ -59,14 +64,17 @@ class Preprocess:
     resize: str = "crop"
     interpolation: str = "bilinear"
     crop_offset: str = "round"
+    channel_order: str = "RGB"
 
     @classmethod
     def from_record(cls, record: dict) -> "Preprocess":
         """The preprocessing a result records (details.preprocess); one stored before resize and interpolation were
-        recorded was the default of both, and one stored before crop_offset was recorded was cropped at "floor"."""
+        recorded was the default of both, one stored before crop_offset was recorded was cropped at "floor", and one
+        stored before channel_order was recorded was fed RGB."""
         resize, interpolation = record.get("resize", "crop"), record.get("interpolation", "bilinear")
         mean, std, offset = tuple(record["mean"]), tuple(record["std"]), record.get("crop_offset", "floor")
-        return cls(record["image_size"], mean, std, record["crop_pct"], resize, interpolation, offset)
+        order = record.get("channel_order", "RGB")
+        return cls(record["image_size"], mean, std, record["crop_pct"], resize, interpolation, offset, order)
 
     @property
     def side(self) -> int:
@@ -312,14 +320,18 @@ def _from_entry(entry: dict | None, paths: Sequence[ImageRef], image_size: int, 
     return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=[(paths[i], e) for i, e in zip(bad, errors)])
 
 
-def normalizer(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 (B, C, H, W) -> float32 normalized; channel statistics broadcast to the image's channel count."""
+def normalizer(mean: Sequence[float], std: Sequence[float], channel_order: str = "RGB") -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 (B, C, H, W) -> float32 normalized; channel statistics broadcast to the image's channel count. With
+    `channel_order` "BGR" the three channels are then reversed (CHANNEL_ORDERS); a grayscale image has one to reverse."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise UsageError(f"unknown channel order {channel_order!r}", fix=f"channel order is one of {', '.join(CHANNEL_ORDERS)}")
 
     def apply(batch: torch.Tensor) -> torch.Tensor:
         c = batch.shape[1]
         m = torch.tensor(_fit_channels(mean, c), dtype=torch.float32, device=batch.device).view(1, c, 1, 1)
         s = torch.tensor(_fit_channels(std, c), dtype=torch.float32, device=batch.device).view(1, c, 1, 1)
-        return (batch.float() / 255.0 - m) / s
+        out = (batch.float() / 255.0 - m) / s
+        return out.flip(1) if channel_order == "BGR" else out
 
     return apply
 

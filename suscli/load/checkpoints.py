@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from suscli.data.images import CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
+from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
 from suscli.load import averages, sources
 from suscli.load.arch import build_model, infer_num_classes
 from suscli.errors import InputError, UsageError, first_line
@@ -53,7 +53,7 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
 
     `arch` is an architecture spec (`torchvision:resnet18`, `package.module:factory`, `file.py:factory`);
     `meta` may carry fields suscli reads (num_classes, classes, preset, mean, std, image_size, crop_pct, resize,
-    interpolation, crop_offset, epoch) and any other JSON-serializable values, which are kept as they are. `classes` (the name of class i at index i) lets training
+    interpolation, crop_offset, channel_order, epoch) and any other JSON-serializable values, which are kept as they are. `classes` (the name of class i at index i) lets training
     labels given by name be mapped to the model's ids (suscli.data.labels). The file name must end in .safetensors:
     under another (`m.pt`) every later load read it as what its name says and refused it, and a pool or run folder
     found no checkpoint in a file without a suffix.
@@ -456,6 +456,7 @@ _FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "resize": (f"one of {', '.join(RESIZES)}", lambda v: isinstance(v, str) and v in RESIZES),
     "interpolation": (f"one of {', '.join(INTERPOLATIONS)}", lambda v: isinstance(v, str) and v in INTERPOLATIONS),
     "crop_offset": (f"one of {', '.join(CROP_OFFSETS)}", lambda v: isinstance(v, str) and v in CROP_OFFSETS),
+    "channel_order": (f"one of {', '.join(CHANNEL_ORDERS)}", lambda v: isinstance(v, str) and v in CHANNEL_ORDERS),
 }
 
 

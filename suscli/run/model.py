@@ -144,7 +144,8 @@ def preprocessing(
     Image size: --image-size, else the checkpoint's image_size, else the preset's, else the size every one of
     `images` has; where none is, the error's fix offers `named`, the size the model's own config names
     (configured_size). The crop, resize mode, interpolation and crop offset: the preset's when given, else the checkpoint's. Where an option overrides
-    what the checkpoint says, a note says so.
+    what the checkpoint says, a note says so. The channel order is the checkpoint's (RGB where it records none), with
+    or without a preset: a model that takes BGR takes it whatever the images' statistics.
     """
     notes: list[str] = []
     preset_name = settings.preset or meta.get("preset")
@@ -170,7 +171,8 @@ def preprocessing(
         notes.append(f"--preset {settings.preset} used: {meta['implied_by']} say image size {meta['image_size']}")
     elif not settings.image_size and "image_size" in implied:
         notes.append(f"image size {size} from {meta['implied_by']}: nothing recorded for this checkpoint says it")
-    return Preprocess(int(size), tuple(mean), tuple(std), float(crop), resize, interpolation, offset), notes
+    order = meta.get("channel_order") or "RGB"
+    return Preprocess(int(size), tuple(mean), tuple(std), float(crop), resize, interpolation, offset, order), notes
 
 
 def _resizing(meta: dict, preset: Preprocess) -> tuple[str, str, str]:
@@ -259,7 +261,7 @@ def score_checkpoint(
     val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
     notes += mapping + sorted_val_note(checkpoint, val, train)
-    model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std), device)
+    model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std, prep.channel_order), device)
     channels = input_channels(model, prep.side)
     pixels, _, unreadable = data.prepared(prep, channels, device, progress)
     bad = None
