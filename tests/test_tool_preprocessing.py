@@ -185,3 +185,58 @@ def test_an_int_size_is_read_as_its_processor_class_reads_it(tmp_path: Path, kin
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
     assert checkpoint.meta.get("resize") == ("stretch" if kind.startswith(("vit", "deit")) else None)  # None: the shorter side
     assert checkpoint.notes == []  # each a class suscli knows
+
+
+def _mobilevit(folder: Path) -> None:
+    from transformers import MobileViTConfig, MobileViTForImageClassification
+
+    config = MobileViTConfig(
+        image_size=32,
+        hidden_sizes=[16, 16, 16],
+        neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16],
+        num_attention_heads=2,
+        num_labels=3,
+    )
+    MobileViTForImageClassification(config).save_pretrained(folder)
+
+
+@pytest.mark.parametrize("flip", ["saved", "absent", "false"])
+def test_a_mobilevit_sees_its_processors_bgr_pixels(tmp_path: Path, flip: str) -> None:
+    """MobileViT's processor (apple/mobilevit-*) reverses the channels to BGR (`do_flip_channel_order`, true by default:
+    also where its file has none, as older files may) and never normalizes, though its file holds image_mean 0.5;
+    suscli fed RGB, normalized by 0.5, so the model saw other colours. With the flag false its processor feeds RGB."""
+    from transformers import AutoImageProcessor, MobileViTImageProcessor
+
+    _mobilevit(tmp_path / "mobilevit")
+    processor = MobileViTImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32})  # its other defaults
+    processor.save_pretrained(tmp_path / "mobilevit")
+    file = tmp_path / "mobilevit" / "preprocessor_config.json"
+    cfg = json.loads(file.read_text())
+    assert cfg["do_flip_channel_order"] is True and cfg["image_mean"] == [0.5] * 3  # what save_pretrained writes
+    if flip != "saved":
+        del cfg["do_flip_channel_order"]
+        file.write_text(json.dumps({**cfg, **({"do_flip_channel_order": False} if flip == "false" else {})}))
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "mobilevit")  # as the file reads
+    paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (37, 39), (36, 39)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    checkpoint = load_checkpoint(tmp_path / "mobilevit")
+    ours = fed(checkpoint.meta, paths)
+    assert ours.shape == theirs.shape == (5, 3, 32, 32)
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255  # a level or two: their bicubic; RGB for BGR is ~50 levels apart
+    assert checkpoint.meta.get("channel_order", "RGB") == ("RGB" if flip == "false" else "BGR") and checkpoint.notes == []
+
+
+def test_a_pp_lcnet_reverses_the_channels_after_normalizing(tmp_path: Path) -> None:
+    """PP-LCNet's processor always reverses the channels to BGR, after normalizing them with its image_mean (in the RGB
+    image's order): the mean of R, 0.406 there, ends on the last channel. Square photos: its resize of the shorter side
+    (rounded to nearest) and suscli's reading of its `size` as the whole image agree on them."""
+    from transformers import PPLCNetConfig, PPLCNetForImageClassification, PPLCNetImageProcessor
+
+    PPLCNetForImageClassification(PPLCNetConfig(num_labels=3)).save_pretrained(tmp_path / "lcnet")
+    processor = PPLCNetImageProcessor(size={"height": 36, "width": 36}, resize_short=36, crop_size={"height": 32, "width": 32})
+    processor.save_pretrained(tmp_path / "lcnet")
+    paths = photos(tmp_path / "photos", [(36, 36), (50, 50), (20, 20)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    ours = fed(load_checkpoint(tmp_path / "lcnet").meta, paths)
+    assert ours.shape == theirs.shape == (3, 3, 32, 32)
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)

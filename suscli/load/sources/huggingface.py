@@ -44,6 +44,12 @@ _SHORTEST = frozenset(
     f"{name}ImageProcessor"
     for name in ("Bit", "CLIP", "ConvNext", "Levit", "MobileNetV1", "MobileNetV2", "MobileViT", "PoolFormer", "Siglip", "TextNet")
 )
+# Steps of a processor class that its file may not say. MobileViT's (apple/mobilevit-*) never normalizes, whatever
+# image_mean its file holds, and reverses the channels to BGR unless its `do_flip_channel_order` is false (true where the
+# file has none, the class's default); PP-LCNet's reverses them always, after normalizing (suscli.data.images
+# CHANNEL_ORDERS).
+_NEVER_NORMALIZES = frozenset({"MobileViTImageProcessor"})
+_FLIPS: dict[str, str | None] = {"MobileViTImageProcessor": "do_flip_channel_order", "PPLCNetImageProcessor": None}  # flag turning it off
 # The processor class of a config.json `model_type`, for a preprocessor_config.json that names none, as
 # AutoImageProcessor looks it up (IMAGE_PROCESSOR_MAPPING_NAMES, transformers/models/auto/image_processing_auto.py):
 # the model types of transformers 5's image classifiers (MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES) whose class is in
@@ -212,12 +218,14 @@ def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict
     `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size` (after PoolFormer's
     `crop_pct` scaled the side), or ConvNeXt's `crop_pct` below 384 px, crops; ConvNeXt's at 384 px or more stretches.
     An int `size` is either, as the processor class reads it (_size_dict); an int `crop_size` is a square, and a list
-    `size` or `crop_size` is [height, width] in every processor. `config` is the folder's config.json."""
+    `size` or `crop_size` is [height, width] in every processor. The steps some classes add (_NEVER_NORMALIZES, _FLIPS)
+    are followed. `config` is the folder's config.json."""
     if not file.is_file():
         return {}
     cfg = _json(file)
+    named = _processor_class(cfg, config)
     out: dict[str, Any] = {}
-    if cfg.get("do_normalize", True) is False:
+    if cfg.get("do_normalize", True) is False or named in _NEVER_NORMALIZES:
         out["mean"], out["std"] = [0.0], [1.0]
     elif numbers(cfg.get("image_mean")) and numbers(cfg.get("image_std")):
         out["mean"], out["std"] = numbers(cfg["image_mean"]), numbers(cfg["image_std"])
@@ -227,7 +235,10 @@ def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict
     resample = cfg.get("resample")
     if isinstance(resample, int) and not isinstance(resample, bool) and resample in _RESAMPLE:
         out["interpolation"] = _RESAMPLE[resample]
-    size = _size_dict(cfg, config, file, notes)
+    flag = _FLIPS.get(named, "")
+    if named in _FLIPS and (flag is None or cfg.get(flag, True)):  # a null flag is false to the processor too
+        out["channel_order"] = "BGR"
+    size = _size_dict(cfg, named, config.get("model_type"), file, notes)
     crop = _sides(cfg.get("crop_size")) if cfg.get("do_center_crop", True) else None
     crop = {"height": crop, "width": crop} if whole(crop) else crop  # an int crop_size is a square in every processor
     crop = crop["height"] if isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width") else None
@@ -257,20 +268,24 @@ def _sides(value: object) -> object:
     return value
 
 
-def _size_dict(cfg: dict[str, Any], config: dict[str, Any], file: Path, notes: list[str]) -> object:
-    """`size` as a dict, as the processor class reads it: an int is {height, width} for the classes of _SQUARE,
-    {shortest_edge} for those of _SHORTEST, and {shortest_edge} with a note for any other (a class suscli does not
-    know, or none found), saying how to have it stretch. The class is found where AutoImageProcessor looks for it:
-    `image_processor_type`, or the older `feature_extractor_type` with FeatureExtractor read as ImageProcessor; where
-    the file names neither, config.json's `image_processor_type`, then the class of its `model_type` (_MODEL_TYPES)."""
-    size = _sides(cfg.get("size"))
-    if not whole(size):
-        return size
+def _processor_class(cfg: dict[str, Any], config: dict[str, Any]) -> str:
+    """The processor class, found where AutoImageProcessor looks for it: `image_processor_type`, or the older
+    `feature_extractor_type` with FeatureExtractor read as ImageProcessor; where the file names neither, config.json's
+    `image_processor_type`, then the class of its `model_type` (_MODEL_TYPES); "" where none is found."""
     named = cfg.get("image_processor_type") or str(cfg.get("feature_extractor_type") or "").replace("FeatureExtractor", "ImageProcessor")
     model_type = config.get("model_type")
     if not named:
         named = config.get("image_processor_type") or (_MODEL_TYPES.get(model_type) if isinstance(model_type, str) else None)
-    named = str(named or "").removesuffix("Fast").removesuffix("Pil")  # the same class in transformers' other backends
+    return str(named or "").removesuffix("Fast").removesuffix("Pil")  # the same class in transformers' other backends
+
+
+def _size_dict(cfg: dict[str, Any], named: str, model_type: object, file: Path, notes: list[str]) -> object:
+    """`size` as a dict, as the processor class `named` (_processor_class) reads it: an int is {height, width} for the
+    classes of _SQUARE, {shortest_edge} for those of _SHORTEST, and {shortest_edge} with a note for any other (a class
+    suscli does not know, or none found: `model_type` is config.json's), saying how to have it stretch."""
+    size = _sides(cfg.get("size"))
+    if not whole(size):
+        return size
     if named in _SQUARE:
         return {"height": size, "width": size}
     sidecar = file.parent.with_name(file.parent.stem + ".suscli.json")  # suscli.load.checkpoints.sidecar_path
