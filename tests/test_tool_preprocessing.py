@@ -240,3 +240,32 @@ def test_a_pp_lcnet_reverses_the_channels_after_normalizing(tmp_path: Path) -> N
     ours = fed(load_checkpoint(tmp_path / "lcnet").meta, paths)
     assert ours.shape == theirs.shape == (3, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)
+
+
+def test_a_levit_is_resized_larger_before_its_crop(tmp_path: Path) -> None:
+    """LeViT's processor resizes the shorter side to int(256 / 224 * shortest_edge), 36 for 32, before its 32 px center
+    crop; suscli resized it to 32 and cropped nothing, a wider view."""
+    from transformers import LevitConfig, LevitForImageClassification, LevitImageProcessor
+
+    config = LevitConfig(
+        image_size=32,
+        hidden_sizes=[16, 32],
+        num_attention_heads=[1, 2],
+        depths=[1, 1],
+        key_dim=[8, 8],
+        attention_ratio=[2, 2],
+        mlp_ratio=[2, 2],
+        down_ops=[["Subsample", 8, 1, 4, 2, 2]],
+        num_labels=3,
+    )
+    LevitForImageClassification(config).save_pretrained(tmp_path / "levit")
+    processor = LevitImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})  # its other defaults
+    processor.save_pretrained(tmp_path / "levit")
+    # 36x39 resized to a shorter side of 36: a margin of 3, which the processor crops from 1
+    paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (36, 39), (64, 64)])
+    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    checkpoint = load_checkpoint(tmp_path / "levit")
+    ours = fed(checkpoint.meta, paths)
+    assert ours.shape == theirs.shape == (5, 3, 32, 32)
+    assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
+    assert checkpoint.meta.get("channel_order", "RGB") == "RGB"

@@ -47,9 +47,11 @@ _SHORTEST = frozenset(
 # Steps of a processor class that its file may not say. MobileViT's (apple/mobilevit-*) never normalizes, whatever
 # image_mean its file holds, and reverses the channels to BGR unless its `do_flip_channel_order` is false (true where the
 # file has none, the class's default); PP-LCNet's reverses them always, after normalizing (suscli.data.images
-# CHANNEL_ORDERS).
+# CHANNEL_ORDERS). LeViT's resizes the shorter side to int(256 / 224 * shortest_edge), not to shortest_edge, before its
+# center crop.
 _NEVER_NORMALIZES = frozenset({"MobileViTImageProcessor"})
 _FLIPS: dict[str, str | None] = {"MobileViTImageProcessor": "do_flip_channel_order", "PPLCNetImageProcessor": None}  # flag turning it off
+_LEVIT = "LevitImageProcessor"
 # The processor class of a config.json `model_type`, for a preprocessor_config.json that names none, as
 # AutoImageProcessor looks it up (IMAGE_PROCESSOR_MAPPING_NAMES, transformers/models/auto/image_processing_auto.py):
 # the model types of transformers 5's image classifiers (MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES) whose class is in
@@ -218,8 +220,8 @@ def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict
     `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size` (after PoolFormer's
     `crop_pct` scaled the side), or ConvNeXt's `crop_pct` below 384 px, crops; ConvNeXt's at 384 px or more stretches.
     An int `size` is either, as the processor class reads it (_size_dict); an int `crop_size` is a square, and a list
-    `size` or `crop_size` is [height, width] in every processor. The steps some classes add (_NEVER_NORMALIZES, _FLIPS)
-    are followed. `config` is the folder's config.json."""
+    `size` or `crop_size` is [height, width] in every processor. The steps some classes add (_NEVER_NORMALIZES, _FLIPS,
+    LeViT's larger resize) are followed. `config` is the folder's config.json."""
     if not file.is_file():
         return {}
     cfg = _json(file)
@@ -244,6 +246,8 @@ def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict
     crop = crop["height"] if isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width") else None
     shortest = whole(size.get("shortest_edge")) if isinstance(size, dict) else None
     pct = cfg.get("crop_pct") if isinstance(cfg.get("crop_pct"), float) and 0 < cfg["crop_pct"] <= 1 else None
+    if named == _LEVIT and shortest:  # its resize, which reads no crop_pct: crop / that side lands back on it (resize_side)
+        shortest, pct = int((256 / 224) * shortest), None
     if isinstance(size, dict) and whole(size.get("height")) and size.get("height") == size.get("width"):
         out["image_size"], out["resize"] = size["height"], "stretch"  # the whole image to height x width
         if crop and crop < size["height"]:  # DeiT's: stretched to 256, then the center 224
