@@ -71,7 +71,10 @@ Progress = Callable[[str, int, int], None]
 # square), where every one was a shorter side; an int `crop_size` (DeiT's 224 of 256) crops, where it was ignored.
 # 10: a Hugging Face preprocessor_config.json naming no processor class reads an int `size` as the class of config.json's
 # model_type (a ViT's the whole image to that square), where it was a shorter side; a list `size` [h, w] is read.
-READING = 10
+# 11: a Hugging Face MobileViT is fed BGR and not normalized, a PP-LCNet BGR (Preprocess.channel_order), as their
+# processors do, where both were fed RGB; a LeViT's shorter side is resized to int(256 / 224 * shortest_edge) before
+# its crop, where it was resized to shortest_edge.
+READING = 11
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
