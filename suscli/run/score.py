@@ -40,7 +40,7 @@ def score(
 
     `predictions=False` leaves out the row's top classes on the unlabeled images (details["predictions"], what a JSON
     report shows with --per-image): nothing that judges one checkpoint alone reads them, and the eval pass over every
-    unlabeled image that makes them cost as much as the susceptibility itself on 512 images (docs/performance.md).
+    unlabeled image that makes them costs nearly as much as the susceptibility itself on 512 images (docs/performance.md).
     No number, verdict or note of the row changes.
     The command line passes False unless --per-image asks for them; the default keeps them, as before."""
     started = time.perf_counter()
