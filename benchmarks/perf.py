@@ -306,22 +306,29 @@ SCORE_TIMED = {
 }
 
 
-def run_score(ckpt: Path, unl: Path, work: Path, device: torch.device, *, per_image: bool) -> dict:
-    """One `suscli score` through the CLI, its parts timed around the library calls; its row's numbers."""
-    parts = dict.fromkeys(SCORE_TIMED, 0.0)
-    out = work / f"score-{per_image}.json"
-    args = ["score", str(ckpt), "--data", str(unl), "--format", "json", "--output", str(out), "--cache-dir", str(work / "cache")]
-    args += ["--device", str(device), *(["--per-image"] if per_image else [])]
+def timed_command(args: list[str], table: dict[str, list[str]], parts: dict[str, float], device: torch.device) -> dict:
+    """One suscli command through the CLI, the library calls of `table` timed into `parts`; its measured() record.
+    Exit 0 or 1 (a gate) is a run; any other code stops the benchmark."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))  # its verdict line, once per run
-        for part, names in SCORE_TIMED.items():
+        for part, names in table.items():
             for name in names:
                 module, function = name.rsplit(".", 1)
                 stack.enter_context(timed(importlib.import_module(f"suscli.{module}"), function, parts, part, device))
         m = stack.enter_context(measured(device))
         code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
     if code not in (None, 0, 1):
-        raise SystemExit(f"suscli score exited {code}")
+        raise SystemExit(f"suscli {args[0]} exited {code}")
+    return m
+
+
+def run_score(ckpt: Path, unl: Path, work: Path, device: torch.device, *, per_image: bool) -> dict:
+    """One `suscli score` through the CLI, its parts timed around the library calls; its row's numbers."""
+    parts = dict.fromkeys(SCORE_TIMED, 0.0)
+    out = work / f"score-{per_image}.json"
+    args = ["score", str(ckpt), "--data", str(unl), "--format", "json", "--output", str(out), "--cache-dir", str(work / "cache")]
+    args += ["--device", str(device), *(["--per-image"] if per_image else [])]
+    with contextlib.redirect_stderr(io.StringIO()):  # its verdict line, once per run
+        m = timed_command(args, SCORE_TIMED, parts, device)
     row = json.loads(out.read_text())["results"][0]
     if ("predictions" in row["details"]) != per_image:
         raise SystemExit(f"suscli score {'without' if per_image else 'with'} predictions, where --per-image is {per_image}")
@@ -507,15 +514,7 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
         "--train-samples",
         "all",
     ]  # the same work as (b) and (c)
-    with contextlib.ExitStack() as stack:
-        for part, names in TIMED.items():
-            for name in names:
-                module, function = name.rsplit(".", 1)
-                stack.enter_context(timed(importlib.import_module(f"suscli.{module}"), function, parts, part, device))
-        m = stack.enter_context(measured(device))
-        code = get_command(app).main(args, prog_name="suscli", standalone_mode=False)
-    if code not in (None, 0, 1):
-        raise SystemExit(f"suscli rank exited {code}")
+    m = timed_command(args, TIMED, parts, device)
     rows = json.loads(out.read_text())["results"]
     parts["other (files, decisions, report)"] = m["seconds"] - sum(parts.values())
     return {**m, "parts": parts, "sus": {r["name"]: r["susceptibility"] for r in rows}, "acc": {r["name"]: r["train_acc"] for r in rows}}
