@@ -11,6 +11,7 @@ from suscli.judge.noise import (
     POINT_MAX_DISAGREEMENT,
     NoiseEstimate,
     chance_agreement,
+    clearly_above,
     consensus,
     consensus_and_label,
     contradicted,
@@ -140,10 +141,15 @@ def test_one_figure_only_where_the_voters_agree_on_new_images() -> None:
 
 
 def test_held_out_labels_raise_the_high_end_only_when_their_consensus_clearly_contradicts_more() -> None:
-    """The training interval 20-35% with one figure (30%). On 500 held-out labels the same consensus contradicts 37%:
-    its Wilson low end (32.9%) is within the interval, a chance difference, so the reading stands beside it. At 45%
-    (low end 40.7%) it is clearly more: the high end becomes the held-out one's and the figure goes."""
+    """The training interval 20-35% with one figure (30%). On 500 held-out labels the same consensus contradicts 33%:
+    within it. At 37%, above it by a chance difference (binomial tail P = 0.18): the interval stands, and the line says
+    so. At 45% it is clearly more (P < 1e-6): the high end becomes the held-out one's and the figure goes."""
     train = NoiseEstimate(0.30, 0.20, 0.35, 1000, 3, voter_disagreement=0.05, corrected=0.26)
+    within = with_held_out(train, NoiseEstimate(0.33, 0.26, 0.40, 500, 3))
+    assert noise_words(within.as_dict()).endswith(
+        "On the 500 held-out labels, which no model fitted, the same consensus contradicts 33.0% (interval 26.0-40.0%): "
+        "within what the training labels allow, so no sign that the voters fitted wrong training labels"
+    )
     near = NoiseEstimate(0.37, 0.30, 0.42, 500, 3, voter_disagreement=0.06, corrected=0.33)
     kept = with_held_out(train, near)
     assert (kept.low, kept.high, kept.training_high, kept.wrong_labels) == (0.20, 0.35, None, 0.30)
@@ -160,8 +166,8 @@ def test_held_out_labels_raise_the_high_end_only_when_their_consensus_clearly_co
     words = noise_words(d)
     assert words.startswith("the consensus of 3 models contradicts 30.0% of the 1,000 training labels (interval 20.0-35.0%")
     assert words.endswith(
-        "On the 500 held-out labels, which no model fitted, the same consensus contradicts 37.0% (interval 30.0-42.0%): "
-        "within what the training labels allow, so no sign that the voters fitted wrong training labels"
+        "On the 500 held-out labels, which no model fitted, the same consensus contradicts 37.0% (interval 30.0-42.0%), "
+        "above the training labels' interval, but by no more than chance on 500 held-out labels"
     )
 
     above = NoiseEstimate(0.45, 0.33, 0.52, 500, 3, voter_disagreement=0.06, corrected=0.41)
@@ -179,6 +185,32 @@ def test_held_out_labels_raise_the_high_end_only_when_their_consensus_clearly_co
         words = noise_words(with_held_out(free, held).as_dict())
         assert "unless every model" not in words and "On the 2,000 held-out labels" in words
     assert with_held_out(free, NoiseEstimate(0.36, 0.3, 0.4, 2000, 9)).high == 0.4
+
+
+def test_clearly_above_is_the_exact_one_sided_binomial_test() -> None:
+    """P(X >= k | n, share) < 2.5%, checked against scipy's binomial tail; exact where Wilson's low end is not (one
+    contradicted label of one is no evidence against a share of 15%)."""
+    from scipy.stats import binom
+
+    for k, n, share in [(1, 1, 0.15), (1, 3, 0.15), (3, 5, 0.1), (45, 100, 0.3), (60, 500, 0.09), (600, 2000, 0.28)]:
+        assert clearly_above(k, n, share) == (binom.sf(k - 1, n, share) < 0.025), (k, n, share)
+    assert not clearly_above(1, 1, 0.15) and clearly_above(1, 5, 0.0) and not clearly_above(0, 5, 0.0)
+    assert not clearly_above(5, 5, 1.0)
+
+
+def test_a_share_above_the_training_interval_by_chance_keeps_the_caveat() -> None:
+    """2 of 5 held-out labels contradicted against a training interval ending at 15%: above it, yet not clearly (the
+    exact test: P = 0.17), so the interval stands, the line says so, and the caveat on memorizers stays."""
+    free = NoiseEstimate(0.10, 0.05, 0.15, 1000, 3, "fitting them costs nothing", 0.04, 0.07, free_fit=True)
+    got = with_held_out(free, NoiseEstimate(0.4, 0.0, 0.8, 5, 3))
+    assert got.high == 0.15 and got.training_high is None
+    words = noise_words(got.as_dict())
+    assert "unless every model, the voters among them, fitted the same wrong labels" in words
+    assert words.endswith(
+        "contradicts 40.0% (interval 0.0-80.0%), above the training labels' interval, but by no more than chance on 5 held-out labels"
+    )
+    one = noise_words(with_held_out(free, NoiseEstimate(0.0, 0.0, 0.0, 1, 3)).as_dict())
+    assert "On the 1 held-out label, which no model fitted" in one
 
 
 def test_a_consensus_of_memorizers_is_caught_by_the_held_out_labels() -> None:

@@ -11,12 +11,12 @@ estimated noise matrix (`noise_matrix`): which class is labelled as which.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from suscli.measure.accuracy import wilson_interval
 from suscli.measure.predictions import Predictions
 
 BOOTSTRAP = 200  # resamples of the voters for the interval
@@ -132,6 +132,22 @@ HELD_OUT_ABOVE = (
 )
 
 
+def clearly_above(k: int, n: int, share: float, level: float = 0.025) -> bool:
+    """Whether `k` of `n` is clearly more than `share`: the exact binomial P(X >= k | n, share) is under `level` (the
+    one-sided test a Clopper-Pearson interval's low end inverts; exact at any n, where Wilson's low end is too high at
+    n of 1 to 5). Summed in log space."""
+    if k == 0 or share >= 1:
+        return False
+    if share <= 0:
+        return True
+    logs = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(share) + (n - i) * math.log1p(-share)
+        for i in range(k, n + 1)
+    ]
+    top = max(logs)
+    return math.exp(top) * sum(math.exp(x - top) for x in logs) < level
+
+
 def with_held_out(estimate: NoiseEstimate, held: NoiseEstimate) -> NoiseEstimate:
     """The training reading beside the same voters' consensus on held-out labels (`held`: estimate_noise on their
     predictions of the held-out images). The held-out share errs one way only: no model fitted those labels, so no
@@ -139,11 +155,12 @@ def with_held_out(estimate: NoiseEstimate, held: NoiseEstimate) -> NoiseEstimate
     in every pool of docs/validation.md). The training interval's high end errs the other way where the voters
     memorized: a consensus of memorizers confirms the wrong labels they fitted (in pools where every model memorized
     it read 2.5-7.6 points under the truth). So where the held-out consensus contradicts more than the training
-    interval allows, clearly (the low end of its Wilson interval over the held-out images is above the training
-    interval: a few hundred held-out labels drawn as noisy as the training ones read a few points apart by chance),
+    interval allows, clearly (an exact one-sided binomial test over the held-out images rejects, at 2.5%, a share at the
+    training interval's high end: a few hundred held-out labels drawn as noisy as the training ones read a few points
+    apart by chance, and a handful of them can read anything),
     the interval runs up to the held-out one's high end, and no single figure is given. Assumes the held-out labels
     were made as the training labels were (a split of one labelled set)."""
-    if wilson_interval(round(held.rate * held.images), held.images)[0] <= estimate.high:
+    if not clearly_above(round(held.rate * held.images), held.images, estimate.high):
         return dataclasses.replace(estimate, held_out=held)
     return dataclasses.replace(estimate, held_out=held, high=max(estimate.high, held.high), training_high=estimate.high)
 
@@ -186,7 +203,8 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
     # a report written before the rule has no "point_withheld": read it by the same rule
     withheld = noise["point_withheld"] if "point_withheld" in noise else (why_no_figure(e) if not doubt or reads is not None else None)
     held = noise.get("held_out")
-    caveat = f", {ALL_MEMORIZED}" if held is None else ""
+    # the held-out reading stands in for the caveat where it is within the training interval or has raised it
+    caveat = f", {ALL_MEMORIZED}" if held is None or (noise.get("training_high") is None and held["rate"] > noise["high"]) else ""
     if doubt and withheld:
         words = (
             f"no evidence that the labels the consensus contradicts are wrong. The {consensus}, but {quote(doubt)}. The "
@@ -213,15 +231,19 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
             f"the {consensus} (interval {interval}, its low end allowing for the voters' own errors: they leave their "
             f"consensus on {100 * e:.1f}% of the unlabeled images): an estimate of the share of wrong labels"
         )
-    return words if held is None else f"{words}. {held_out_words(held, noise.get('training_high'), dash)}"
+    return words if held is None else f"{words}. {held_out_words(held, noise['high'], noise.get('training_high'), dash)}"
 
 
-def held_out_words(held: dict, training_high: float | None, dash: str = "-") -> str:
-    """The sentence on the voters' consensus on the held-out labels (with_held_out), from the report's record."""
+def held_out_words(held: dict, high: float, training_high: float | None, dash: str = "-") -> str:
+    """The sentence on the voters' consensus on the held-out labels (with_held_out), from the report's record: `high`
+    the printed interval's high end, `training_high` the training interval's own where the held-out reading raised it."""
+    n = held["images"]
     said = (
-        f"On the {held['images']:,} held-out labels, which no model fitted, the same consensus contradicts "
+        f"On the {n:,} held-out label{'' if n == 1 else 's'}, which no model fitted, the same consensus contradicts "
         f"{100 * held['rate']:.1f}% (interval {100 * held['low']:.1f}{dash}{100 * held['high']:.1f}%"
     )
+    if training_high is None and held["rate"] > high:
+        return f"{said}), above the training labels' interval, but by no more than chance on {n:,} held-out label{'' if n == 1 else 's'}"
     if training_high is None:
         return f"{said}): within what the training labels allow, so no sign that the voters fitted wrong training labels"
     return (

@@ -643,4 +643,4 @@ def noise_line(check: LabelCheck) -> str:
     words = noise_words(check.estimate.as_dict())
     if check.estimate.doubt:
         return f"label noise: {words}"
-    return f"label noise: {words}; 'fits contradicted' is each model's fit on those labels, an estimate of how much noise it memorized"
+    return f"label noise: {words}; 'fits contradicted' is each model's fit on the training labels the consensus contradicts, an estimate of how much noise it memorized"

@@ -182,7 +182,7 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
         v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far, held_up)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
         return Verdict(UNCLEAR, f"not enough evidence of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
-    if v is not None and v.word == MEMORIZED and noise is not None and noise.high < CLEAN_LABELS:
+    if v is not None and v.word == MEMORIZED and noise is not None and noise.training_upper < CLEAN_LABELS:
         return Verdict(UNCLEAR, _no_noise(s, noise, v.why))
     return v
 
@@ -317,11 +317,20 @@ def _interval_name(noise: NoiseEstimate) -> str:
 
 
 def _no_noise(s: float, noise: NoiseEstimate, flag: str) -> str:
-    """Why a row that would be flagged is not: the pool's consensus finds (nearly) clean labels."""
+    """Why a row that would be flagged is not: the pool's consensus finds (nearly) clean training labels. Where held-out
+    labels read more (with_held_out), that is said too: voters' errors on new images raise it on clean labels, so it
+    does not bring the flag back, but neither do the training labels alone rule out a consensus of memorizers."""
+    held = noise.held_out
+    more = (
+        f"; on the {held.images:,} held-out labels the same consensus contradicts {100 * held.rate:.1f}%, which its errors on "
+        "images it never saw can explain on clean labels, as can memorized wrong training labels: unclear"
+        if held is not None and noise.training_high is not None
+        else ""
+    )
     return (
         f"the pool's consensus contradicts only {100 * noise.rate:.1f}% of the training labels (95% interval "
-        f"{100 * noise.low:.1f}-{100 * noise.high:.1f}%, under {100 * CLEAN_LABELS:g}%): little or no noise to memorize; "
-        f"susceptibility {s:.3f} says how readily it would fit noise (the flag it would get otherwise: {flag})"
+        f"{100 * noise.low:.1f}-{100 * noise.training_upper:.1f}%, under {100 * CLEAN_LABELS:g}%): little or no noise to "
+        f"memorize{more}; susceptibility {s:.3f} says how readily it would fit noise (the flag it would get otherwise: {flag})"
     )
 
 
