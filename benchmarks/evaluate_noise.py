@@ -429,8 +429,8 @@ def render(results: dict) -> str:
         "## With held-out labels (`rank --val-data`, 2,000 held-out images)",
         "",
         "The same voters' consensus on the held-out labels, which no model fitted (suscli.judge.noise.with_held_out): "
-        "the share it contradicts (its interval), against the held-out labels' true share; where its Wilson low end is "
-        "above the training interval's high end, rank raises that end to the held-out one's and gives no single figure. "
+        "the share it contradicts (its interval), against the held-out labels' true share; where it is clearly above the "
+        "training interval's high end (an exact one-sided binomial test at 2.5%), rank raises that end to the held-out one's and gives no single figure. "
         "Then the interval rank prints, against the training labels' truth.",
         "",
         *_table(
