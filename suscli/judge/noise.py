@@ -11,12 +11,12 @@ estimated noise matrix (`noise_matrix`): which class is labelled as which.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from suscli.measure.accuracy import binomial_mass
 from suscli.measure.predictions import Predictions
 
 BOOTSTRAP = 200  # resamples of the voters for the interval
@@ -135,17 +135,12 @@ HELD_OUT_ABOVE = (
 def clearly_above(k: int, n: int, share: float, level: float = 0.025) -> bool:
     """Whether `k` of `n` is clearly more than `share`: the exact binomial P(X >= k | n, share) is under `level` (the
     one-sided test a Clopper-Pearson interval's low end inverts; exact at any n, where Wilson's low end is too high at
-    n of 1 to 5). Summed in log space."""
+    n of 1 to 5)."""
     if k == 0 or share >= 1:
         return False
     if share <= 0:
         return True
-    logs = [
-        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(share) + (n - i) * math.log1p(-share)
-        for i in range(k, n + 1)
-    ]
-    top = max(logs)
-    return math.exp(top) * sum(math.exp(x - top) for x in logs) < level
+    return binomial_mass(range(k, n + 1), n, share) < level
 
 
 def with_held_out(estimate: NoiseEstimate, held: NoiseEstimate) -> NoiseEstimate:

@@ -214,9 +214,15 @@ def mcnemar_p(b: int, c: int) -> float:
     n, k = b + c, min(b, c)
     if n == 0:
         return 1.0
-    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2) for i in range(k + 1)]
+    return min(1.0, 2 * binomial_mass(range(k + 1), n, 0.5))
+
+
+def binomial_mass(counts: range, n: int, p: float) -> float:
+    """P(X in `counts`) for X ~ Binomial(n, p), 0 < p < 1, summed in log space: exact for any n (the paired test's
+    tail here, suscli.judge.noise.clearly_above's)."""
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p) for i in counts]
     top = max(logs)
-    return min(1.0, 2 * math.exp(top) * sum(math.exp(x - top) for x in logs))
+    return math.exp(top) * sum(math.exp(x - top) for x in logs)
 
 
 PAIRED_ALPHA = 0.05  # the paired test's level wherever held-out hits compare two models (rank, track)
