@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from suscli.data.images import ImageSource, normalizer
+from suscli.data.images import ImageSource
 from suscli.load.checkpoints import load_checkpoint
 from suscli.run.model import Settings, preprocessing
 
@@ -35,7 +35,7 @@ def fed(meta: dict, paths: list[Path]) -> torch.Tensor:
     """The normalized pixels suscli feeds a model whose checkpoint says `meta`."""
     prep, _ = preprocessing(Settings(), meta)
     pixels, _, _ = ImageSource(list(paths)).prepared(prep, 3)
-    return normalizer(prep.mean, prep.std, prep.channel_order)(pixels)
+    return prep.normalizer()(pixels)
 
 
 @pytest.mark.parametrize("resample", [2, 3])

@@ -83,6 +83,10 @@ class Preprocess:
             raise ValueError("no image size chosen")
         return self.image_size
 
+    def normalizer(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The per-model step from decoded pixels to inputs (normalizer): what models sharing the decoded pixels differ in."""
+        return normalizer(self.mean, self.std, self.channel_order)
+
 
 PRESETS: dict[str, Preprocess] = {
     # CIFAR-10 training-set channel statistics, as used by most CIFAR training scripts

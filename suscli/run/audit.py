@@ -21,7 +21,7 @@ from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError
-from suscli.data.images import ImageSource, Preprocess, normalizer
+from suscli.data.images import ImageSource, Preprocess
 from suscli.run.pool import PoolEntry
 from suscli.results import REUSED, Result
 from suscli.run.model import (
@@ -229,7 +229,7 @@ def score_group(
     mapping += sorted_val_note(checkpoints[0], val, train)
     chosen = [(prep, notes + source_notes(unlabeled, train) + (val.notes if val is not None else []) + mapping) for prep, notes in chosen]
     prep = chosen[0][0]
-    placed = [on_device(c.model, normalizer(prep.mean, prep.std, prep.channel_order), device) for c in checkpoints]
+    placed = [on_device(c.model, prep.normalizer(), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
     channels = input_channels(models[0], prep.side)
     pixels, _, unreadable = unlabeled.prepared(prep, channels, device, progress)
@@ -562,7 +562,7 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
     start = time.perf_counter()
     prep = _preprocess(rows[0])
     channels = rows[0].details["channels"]
-    placed = [on_device(c.model, normalizer(prep.mean, prep.std, prep.channel_order), device) for c in ckpts]
+    placed = [on_device(c.model, prep.normalizer(), device) for c in ckpts]
     models, transform = [m for m, _ in placed], placed[0][1]
     for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
         chunk = sample.chunk(lo, hi)

@@ -23,7 +23,7 @@ from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError, require_type, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import PRESETS, ImageSource, Preprocess, normalizer
+from suscli.data.images import PRESETS, ImageSource, Preprocess
 from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
@@ -261,7 +261,7 @@ def score_checkpoint(
     val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
     notes += mapping + sorted_val_note(checkpoint, val, train)
-    model, transform = on_device(checkpoint.model, normalizer(prep.mean, prep.std, prep.channel_order), device)
+    model, transform = on_device(checkpoint.model, prep.normalizer(), device)
     channels = input_channels(model, prep.side)
     pixels, _, unreadable = data.prepared(prep, channels, device, progress)
     bad = None
