@@ -415,7 +415,8 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
     if preds is None or not any(voted):
         return None
     voters = [p for p, v in zip(preds, voted) if v]
-    seen = _every([predictions_of(r) for r, v in zip(measured, voted) if v])  # the voters on the unlabeled images
+    voter_rows = [r for r, v in zip(measured, voted) if v]
+    seen = _every([predictions_of(r) for r in voter_rows])  # the voters on the unlabeled images
     if seen is not None and len({(p.classes.shape[0], p.num_classes) for p in seen}) > 1:
         seen = None  # not one set of images: the interval keeps its bootstrap low end
     try:
@@ -437,11 +438,10 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         estimate = replace(estimate, doubt=cost.why(), free_fit=True)
     elif cost is not None and cost.pair:  # nothing shows a cost, nor its absence: no reading either way
         estimate = replace(estimate, doubt=cost.why())
-    held = _held_out_reading([r for r, v in zip(measured, voted) if v], seen)
+    held = _held_out_reading(voter_rows, seen)
     if held is not None:  # a consensus too weak to read the training labels reads nothing off the held-out ones either
         estimate = with_held_out(estimate, held) if weak is None else replace(estimate, held_out=held)
-    names = tuple(r.name for r, v in zip(measured, voted) if v)
-    return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak, names)
+    return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak, tuple(r.name for r in voter_rows))
 
 
 def _held_out_reading(voters: list[Result], seen: list[Predictions] | None) -> NoiseEstimate | None:

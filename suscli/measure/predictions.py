@@ -87,7 +87,7 @@ def train_predictions_of(row: Result) -> Predictions | None:
 
 def val_predictions_of(row: Result) -> Predictions | None:
     """The row's top classes on the held-out images (--val-data) with their labels, as train_predictions_of: what
-    the voters' consensus reads of labels that no model fitted (suscli.judge.noise.HeldOutReading)."""
+    the voters' consensus reads of labels that no model fitted (suscli.judge.noise.with_held_out)."""
     return _labelled(row, "val_predictions")
 
 
