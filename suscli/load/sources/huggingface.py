@@ -292,7 +292,9 @@ def _size_dict(cfg: dict[str, Any], named: str, model_type: object, file: Path, 
         return size
     if named in _SQUARE:
         return {"height": size, "width": size}
-    sidecar = file.parent.with_name(file.parent.stem + ".suscli.json")  # suscli.load.checkpoints.sidecar_path
+    from suscli.load.checkpoints import sidecar_path  # here: that module imports this one
+
+    sidecar = sidecar_path(file.parent)
     if named not in _SHORTEST and "resize" not in _sidecar_fields(sidecar):  # a sidecar's resize wins: no note then
         why = (
             f"{named} is not a processor suscli knows"
