@@ -222,7 +222,7 @@ def cache_size(n: int, root: Path) -> None:
     paths, _ = cifar.list_split(cifar.ensure_unpacked(root), "train")
     for size, crop in ((224, 0.875), (32, 1.0)):
         with tempfile.TemporaryDirectory(prefix="suscli-cache-size-") as tmp:
-            suscli.data.images.decode_images(paths[:n], image_size=size, crop_pct=crop, cache_dir=Path(tmp))
+            suscli.data.images.decode_images(paths[:n], suscli.data.images.Sizing(size, crop_pct=crop), cache_dir=Path(tmp))
             entry = next(Path(tmp).glob("images-*.pt")).stat().st_size
         raw = n * 3 * size * size
         print(f"{n} images at {size} px: cache entry {entry:,} bytes, uint8 pixels {raw:,} bytes: {entry / raw:.5f}x")

@@ -115,11 +115,11 @@ def by_hand(
 ) -> float:
     """Susceptibility of a model loaded by hand, on the images of `folder` (decoded as suscli decodes them) normalized
     by hand: what `suscli score ... --batches 2 --batch-size 8` must give for the same model."""
-    from suscli.data.images import decode_images
+    from suscli.data.images import Sizing, decode_images
     from suscli.data.imagesets import list_images
     from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 
-    pixels = decode_images(list_images(folder), image_size=image_size, crop_pct=crop_pct).pixels
+    pixels = decode_images(list_images(folder), Sizing(image_size, crop_pct=crop_pct)).pixels
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     config = SusceptibilityConfig(batches=batches, batch_size=batch_size, seed=0)

@@ -18,7 +18,7 @@ from suscli.data.cache import FORMAT, default_cache_dir, entry_key
 from suscli.load.checkpoints import Checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
-from suscli.data.images import ImageSource, decode_images
+from suscli.data.images import ImageSource, Sizing, decode_images
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.run.model import Settings, score_checkpoint
 from suscli.measure.susceptibility import SusceptibilityConfig
@@ -42,43 +42,43 @@ def entries(cache: Path) -> list[Path]:
 
 def test_second_decode_reads_the_cache_with_its_unreadable_files(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     paths, cache = list_images(folder), tmp_path / "cache"
-    first = decode_images(paths, image_size=8, cache_dir=cache)
+    first = decode_images(paths, 8, cache_dir=cache)
     monkeypatch.setattr(suscli.data.images, "_decode_one", refuse_decoding)
-    second = decode_images(paths, image_size=8, cache_dir=cache)
+    second = decode_images(paths, 8, cache_dir=cache)
     assert len(entries(cache)) == 1
     assert torch.equal(first.pixels, second.pixels) and first.kept == second.kept and first.paths == second.paths
     assert first.unreadable == second.unreadable and second.unreadable[0][0].name == "broken.png"
     with pytest.raises(InputError, match="broken.png"):  # --strict still refuses a cached unreadable file
-        decode_images(paths, image_size=8, cache_dir=cache, strict=True)
+        decode_images(paths, 8, cache_dir=cache, strict=True)
 
 
 def test_an_entry_is_within_a_tenth_of_its_uint8_pixels_at_224(folder: Path, tmp_path: Path) -> None:
     """Issue 16: the cache holds the decoded uint8 pixels and little else (a view's whole storage, float pixels or a
     per-pixel index would all break this), also at ImageNet's 224 px."""
     paths, cache = list_images(folder), tmp_path / "cache"
-    decoded = decode_images(paths, image_size=224, crop_pct=0.875, cache_dir=cache)
+    decoded = decode_images(paths, Sizing(224, crop_pct=0.875), cache_dir=cache)
     size = entries(cache)[0].stat().st_size
     assert decoded.pixels.numel() <= size <= 1.1 * decoded.pixels.numel(), size / decoded.pixels.numel()
 
 
 def test_touched_file_and_other_transform_miss(folder: Path, tmp_path: Path) -> None:
     paths, cache = list_images(folder), tmp_path / "cache"
-    first = decode_images(paths, image_size=8, cache_dir=cache)
+    first = decode_images(paths, 8, cache_dir=cache)
     write_images(folder, 1, size=10, seed=99)  # rewrites img_000.png (paths[1], after broken.png) with other pixels
     st = os.stat(paths[1])
     os.utime(paths[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a new mtime even on a coarse-clock file system
-    again = decode_images(paths, image_size=8, cache_dir=cache)
+    again = decode_images(paths, 8, cache_dir=cache)
     assert not torch.equal(first.pixels[0], again.pixels[0]) and torch.equal(first.pixels[1:], again.pixels[1:])
-    gray = decode_images(paths, image_size=8, channels=1, cache_dir=cache)
+    gray = decode_images(paths, 8, channels=1, cache_dir=cache)
     assert gray.pixels.shape[1] == 1 and len(entries(cache)) == 3
-    keys = {entry_key(paths, 8, 3, 1.0), entry_key(paths, 9, 3, 1.0), entry_key(paths, 8, 1, 1.0), entry_key(paths, 8, 3, 0.875)}
+    keys = {entry_key(paths, Sizing(s, crop).transform(c)) for s, c, crop in ((8, 3, 1.0), (9, 3, 1.0), (8, 1, 1.0), (8, 3, 0.875))}
     assert len(keys) == 4
 
 
 @pytest.mark.parametrize("damage", [b"", b"garbage", "truncated", "wrong shape", "pickled code"])
 def test_corrupt_entry_is_a_miss_and_rewritten(folder: Path, tmp_path: Path, damage: object) -> None:
     paths, cache = list_images(folder), tmp_path / "cache"
-    first = decode_images(paths, image_size=8, cache_dir=cache)
+    first = decode_images(paths, 8, cache_dir=cache)
     [entry] = entries(cache)
     if damage == "truncated":
         entry.write_bytes(entry.read_bytes()[:200])
@@ -97,7 +97,7 @@ def test_corrupt_entry_is_a_miss_and_rewritten(folder: Path, tmp_path: Path, dam
         torch.save({"format": FORMAT, "pixels": os.getcwd}, entry)  # a global: weights_only refuses it, nothing runs
     else:
         entry.write_bytes(damage)
-    again = decode_images(paths, image_size=8, cache_dir=cache)
+    again = decode_images(paths, 8, cache_dir=cache)
     assert torch.equal(first.pixels, again.pixels) and again.unreadable == first.unreadable
     assert torch.equal(torch.load(entry, weights_only=True)["pixels"], first.pixels)  # rewritten whole
 
@@ -105,7 +105,7 @@ def test_corrupt_entry_is_a_miss_and_rewritten(folder: Path, tmp_path: Path, dam
 def test_unwritable_cache_only_costs_the_next_decode(folder: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder would go")
-    d = decode_images(list_images(folder), image_size=8, cache_dir=blocker / "cache")
+    d = decode_images(list_images(folder), 8, cache_dir=blocker / "cache")
     assert len(d.kept) == 6
 
 
@@ -240,7 +240,11 @@ def test_cpu_batches_of_large_images_hold_about_as_many_pixels_as_at_32_px() -> 
 def test_another_resize_mode_or_interpolation_is_another_entry(tmp_path: Path) -> None:
     """A model stretched bicubic and one cropped bilinear see other pixels of the same files: never one cached entry."""
     paths = write_images(tmp_path / "imgs", 2, size=12)
-    keys = {entry_key(paths, 8, 3, 1.0, resize, interp) for resize in ("crop", "stretch") for interp in ("bilinear", "bicubic")}
+    keys = {
+        entry_key(paths, Sizing(8, 1.0, resize, interp).transform(3))
+        for resize in ("crop", "stretch")
+        for interp in ("bilinear", "bicubic")
+    }
     assert len(keys) == 4
 
 
@@ -255,11 +259,12 @@ def test_the_crop_offset_is_in_the_key_only_where_it_is_not_the_floor_every_entr
     import PIL
 
     paths = write_images(tmp_path / "imgs", 2, size=12)
-    assert entry_key(paths, 8, 3, 1.0, "crop", "bilinear", "floor") != entry_key(paths, 8, 3, 1.0, "crop", "bilinear", "round")
+    floor, round_ = (Sizing(8, 1.0, "crop", "bilinear", offset).transform(3) for offset in ("floor", "round"))
+    assert entry_key(paths, floor) != entry_key(paths, round_)
     hashed: list[bytes] = []
     sha256 = hashlib.sha256
     monkeypatch.setattr(hashlib, "sha256", lambda data: hashed.append(data) or sha256(data))
-    for offset in ("floor", "round"):
-        entry_key(paths, 8, 3, 1.0, "crop", "bilinear", offset)
+    for transform in (floor, round_):
+        entry_key(paths, transform)
     before = f"suscli-images {FORMAT} {PIL.__version__} 8 3 1.0 crop bilinear"
     assert hashed == [f"{before}\n".encode(), f"{before} round\n".encode()]

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from suscli.data.images import ImageSource, Preprocess, center_offset, decode_images
+from suscli.data.images import ImageSource, Preprocess, Sizing, center_offset, decode_images
 from suscli.load.checkpoints import load_checkpoint, save
 from suscli.models import bn_cnn
 from suscli.run.model import Settings, preprocessing
@@ -57,7 +57,7 @@ def floored(paths: list[Path]) -> torch.Tensor:
 
 def fed(checkpoint_path: Path, paths: list[Path], **load: object) -> tuple[Preprocess, torch.Tensor]:
     prep, _ = preprocessing(Settings(), load_checkpoint(checkpoint_path, **load).meta)
-    return prep, ImageSource(paths).prepared(prep, 3)[0]
+    return prep, ImageSource(paths).decoded(prep.sizing, 3)[0]
 
 
 def test_the_two_rules_part_on_these_photos(tmp_path: Path) -> None:
@@ -132,14 +132,14 @@ def test_the_part_of_a_sliver_that_is_resized_alone_is_the_part_the_crop_keeps(
     weights apart from the whole one's: a level at most, where a view one pixel off is tens of levels apart."""
     path = photo(tmp_path / "sliver.png", 9, 23)
     crop_pct = SIZE / SHORT if resize == "crop" else SIZE / 19
-    whole = {o: decode_images([path], image_size=SIZE, crop_pct=crop_pct, resize=resize, crop_offset=o).pixels for o in ("round", "floor")}
+    whole = {o: decode_images([path], Sizing(SIZE, crop_pct=crop_pct, resize=resize, crop_offset=o)).pixels for o in ("round", "floor")}
     assert torch.equal(whole["round"], torchvisions([path], SHORT if resize == "crop" else (19, 19)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)
     boxes: list[object] = []
     resized = Image.Image.resize
     monkeypatch.setattr(Image.Image, "resize", lambda self, *a, **k: boxes.append(k.get("box")) or resized(self, *a, **k))
     for offset, other in (("round", "floor"), ("floor", "round")):
-        boxed = decode_images([path], image_size=SIZE, crop_pct=crop_pct, resize=resize, crop_offset=offset).pixels.int()
+        boxed = decode_images([path], Sizing(SIZE, crop_pct=crop_pct, resize=resize, crop_offset=offset)).pixels.int()
         assert (boxed - whole[offset].int()).abs().max().item() <= 1, offset
         assert (boxed - whole[other].int()).abs().max().item() > 20, offset
     assert len(boxes) == 2 and None not in boxes  # both decoded by the box

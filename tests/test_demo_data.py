@@ -84,7 +84,7 @@ def test_checkpoints_load_and_match_the_records(built: demo.DemoOutput) -> None:
 def test_memorizers_are_more_susceptible_and_land_in_region_2(built: demo.DemoOutput) -> None:
     """The demo's claim: the models meant to memorize fit most mislabeled images and are more susceptible than
     every model meant to resist; with pool-mean thresholds, resisters are region 1 and memorizers region 2."""
-    unlabeled = decode_images(list_images(built.unlabeled), image_size=demo.SMALL.image_size).pixels
+    unlabeled = decode_images(list_images(built.unlabeled), demo.SMALL.image_size).pixels
     train = labeled_source(built.train)
     pixels, labels, _ = train.decoded(demo.SMALL.image_size, 3)
     by_intent: dict[str, list[dict]] = {}

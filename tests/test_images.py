@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from suscli.errors import InputError, UsageError
-from suscli.data.images import Preprocess, decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
+from suscli.data.images import Preprocess, Sizing, decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.data.tables import read_image_list
 from tests.conftest import invoke, write_images
@@ -59,10 +59,10 @@ def test_channels_resize_and_crop(tmp_path: Path) -> None:
     from PIL import Image
 
     Image.new("RGB", (40, 20), (255, 0, 0)).save(wide)
-    d = decode_images(gray + rgba + [wide], image_size=8, channels=3)
+    d = decode_images(gray + rgba + [wide], 8, channels=3)
     assert d.pixels.shape == (3, 3, 8, 8) and d.pixels.dtype == torch.uint8
     assert torch.all(d.pixels[2, 0] == 255) and torch.all(d.pixels[2, 1] == 0)
-    g = decode_images(rgba, image_size=8, channels=1)
+    g = decode_images(rgba, 8, channels=1)
     assert g.pixels.shape == (1, 1, 8, 8)
 
 
@@ -70,12 +70,12 @@ def test_unreadable_files_are_counted_or_fatal_with_strict(tmp_path: Path) -> No
     good = write_images(tmp_path, 3)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    d = decode_images(sorted(good + [bad]), image_size=8)
+    d = decode_images(sorted(good + [bad]), 8)
     assert len(d.pixels) == 3 and [p for p, _ in d.unreadable] == [bad]
     with pytest.raises(InputError, match="broken.jpg"):
-        decode_images(sorted(good + [bad]), image_size=8, strict=True)
+        decode_images(sorted(good + [bad]), 8, strict=True)
     with pytest.raises(InputError, match="none of the 1 image files"):
-        decode_images([bad], image_size=8)
+        decode_images([bad], 8)
 
 
 def test_file_and_folder_names_that_are_not_utf8_are_measured_and_reported(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
@@ -185,7 +185,7 @@ def test_a_bgr_model_gets_the_normalized_channels_reversed_and_the_same_decoded_
     assert Preprocess.from_record(record).channel_order == "RGB"
     assert Preprocess.from_record({**record, "channel_order": "BGR"}).channel_order == "BGR"
     source, prep = unlabeled_source(train_folder), Preprocess(8, mean, std)
-    assert source.prepared(prep, 3)[0] is source.prepared(dataclasses.replace(prep, channel_order="BGR"), 3)[0]  # one decode
+    assert source.decoded(prep.sizing, 3)[0] is source.decoded(dataclasses.replace(prep, channel_order="BGR").sizing, 3)[0]  # one decode
 
 
 def test_a_macos_zips_metadata_folder_is_no_class_and_holds_no_images(train_folder: Path) -> None:
@@ -209,7 +209,7 @@ def test_every_suffix_torchvisions_image_folder_reads_is_listed_and_decoded(tmp_
         write_images(tmp_path / "imgs" / suffix[1:], 1, mode="L" if suffix == ".pgm" else "RGB", suffix=suffix.upper())
     found = list_images(tmp_path / "imgs")
     assert sorted(p.suffix.lower() for p in found) == sorted(torchvision.datasets.folder.IMG_EXTENSIONS)
-    assert len(decode_images(found, image_size=8).kept) == len(found)
+    assert len(decode_images(found, 8).kept) == len(found)
 
 
 def test_class_folders_without_images_keep_their_ids_and_are_noted(train_folder: Path) -> None:
@@ -249,7 +249,7 @@ def test_pixels_are_those_torchvisions_image_folder_loads(tmp_path: Path) -> Non
     rgb().save(tmp_path / "rotated.jpg", exif=exif)
     Image.fromarray(rng.integers(0, 65536, (12, 12)).astype(np.uint16)).save(tmp_path / "gray16.png")
     paths = sorted(tmp_path.iterdir())
-    decoded = decode_images(paths, image_size=12)
+    decoded = decode_images(paths, 12)
     for path, pixels in zip(paths, decoded.pixels):
         assert torch.equal(pixels, torch.from_numpy(np.array(pil_loader(str(path)))).permute(2, 0, 1)), path.name
 
@@ -263,7 +263,7 @@ def test_an_image_at_the_input_size_is_still_resized_and_cropped_below_crop_pct_
 
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)).save(tmp_path / "sq.png")
     theirs = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.PILToTensor()])
-    ours = decode_images([tmp_path / "sq.png"], image_size=224, crop_pct=0.875).pixels[0]
+    ours = decode_images([tmp_path / "sq.png"], Sizing(224, crop_pct=0.875)).pixels[0]
     assert torch.equal(ours, theirs(Image.open(tmp_path / "sq.png").convert("RGB")))
 
 
@@ -279,13 +279,13 @@ def test_a_jpeg_is_never_decoded_smaller_than_the_side_it_is_resized_to(tmp_path
     Image.fromarray(rng.integers(0, 256, (450, 450, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg", quality=95)
     Image.fromarray(rng.integers(0, 256, (520, 1040, 3), dtype=np.uint8)).save(tmp_path / "large.jpg", quality=95)
     theirs = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.PILToTensor()])
-    ours = decode_images([tmp_path / "photo.jpg"], image_size=224, crop_pct=0.875).pixels[0]
+    ours = decode_images([tmp_path / "photo.jpg"], Sizing(224, crop_pct=0.875)).pixels[0]
     assert torch.equal(ours, theirs(Image.open(tmp_path / "photo.jpg").convert("RGB")))
     sizes: list[tuple[int, int]] = []
     resize = Image.Image.resize
     with pytest.MonkeyPatch.context() as m:
         m.setattr(Image.Image, "resize", lambda self, *a, **k: sizes.append(self.size) or resize(self, *a, **k))
-        decode_images([tmp_path / "large.jpg"], image_size=224, crop_pct=0.875, resize="stretch")
+        decode_images([tmp_path / "large.jpg"], Sizing(224, crop_pct=0.875, resize="stretch"))
     assert sizes == [(520, 260)]  # half its size: both sides at least 256
 
 
@@ -320,7 +320,7 @@ def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Pat
         return resize(self, size, *args, **kwargs)
 
     monkeypatch.setattr(Image.Image, "resize", bounded)
-    decoded = decode_images(sorted(tmp_path.iterdir()), image_size=224, crop_pct=0.875)
+    decoded = decode_images(sorted(tmp_path.iterdir()), Sizing(224, crop_pct=0.875))
     assert not decoded.unreadable, decoded.unreadable
     assert 19200 * 256 in made  # the banner, resized whole
     colors = [tuple(decoded.pixels[i, :, 100, 100].tolist()) for i in range(3)]
@@ -339,7 +339,7 @@ def test_images_decode_where_pils_pixel_limit_is_lifted(tmp_path: Path, monkeypa
     made: list[int] = []
     resize = Image.Image.resize
     monkeypatch.setattr(Image.Image, "resize", lambda self, size, *a, **k: made.append(size[0] * size[1]) or resize(self, size, *a, **k))
-    decoded = decode_images(sorted(tmp_path.iterdir()), image_size=16, crop_pct=0.8)
+    decoded = decode_images(sorted(tmp_path.iterdir()), Sizing(16, crop_pct=0.8))
     assert not decoded.unreadable, decoded.unreadable
     assert max(made) < 10**6  # the sliver: its crop alone
 

@@ -34,7 +34,7 @@ def photos(folder: Path, sizes: list[tuple[int, int]]) -> list[Path]:
 def fed(meta: dict, paths: list[Path]) -> torch.Tensor:
     """The normalized pixels suscli feeds a model whose checkpoint says `meta`."""
     prep, _ = preprocessing(Settings(), meta)
-    pixels, _, _ = ImageSource(list(paths)).prepared(prep, 3)
+    pixels, _, _ = ImageSource(list(paths)).decoded(prep.sizing, 3)
     return prep.normalizer()(pixels)
 
 

@@ -51,7 +51,7 @@ def hits_by_hand(model: torch.nn.Module, folder: Path) -> np.ndarray:
     checkpoint without normalization is fed)."""
     want, hits = {"class_0": 0, "class_2": 2}, []
     for sub in sorted(folder.iterdir()):
-        pixels = decode_images(list_images(sub), image_size=8).pixels.float() / 255.0
+        pixels = decode_images(list_images(sub), 8).pixels.float() / 255.0
         with torch.no_grad():
             hits += (model.eval()(pixels).argmax(-1) == want[sub.name]).tolist()
     return np.array(hits)
@@ -61,7 +61,7 @@ def softmax_by_hand(model: torch.nn.Module, folder: Path) -> np.ndarray:
     """Per held-out image, in the order of hits_by_hand, the model's softmax."""
     out = []
     for sub in sorted(folder.iterdir()):
-        pixels = decode_images(list_images(sub), image_size=8).pixels.float() / 255.0
+        pixels = decode_images(list_images(sub), 8).pixels.float() / 255.0
         with torch.no_grad():
             out.append(model.eval()(pixels).softmax(-1).numpy())
     return np.concatenate(out)

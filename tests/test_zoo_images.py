@@ -61,7 +61,7 @@ def test_upsample_is_what_suscli_decodes_at_that_size(tmp_path: Path) -> None:
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None].contiguous()
     assert cifar.upsample(x, 8) is x
     up = cifar.upsample(x, 16)
-    decoded = decode_images([tmp_path / "img.png"], image_size=16).pixels
+    decoded = decode_images([tmp_path / "img.png"], 16).pixels
     assert up.shape == decoded.shape == (1, 3, 16, 16) and up.dtype == torch.uint8
     assert int((up.int() - decoded.int()).abs().max()) <= 1  # rounding only
 

@@ -35,20 +35,10 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "suscli"
 
 
-def entry_key(
-    paths: Sequence[ImageRef],
-    image_size: int,
-    channels: int,
-    crop_pct: float,
-    resize: str = "crop",
-    interpolation: str = "bilinear",
-    crop_offset: str = "round",
-) -> str:
+def entry_key(paths: Sequence[ImageRef], transform: str) -> str:
     """Hash of the files' identities (absolute path, size, mtime, ctime; the bytes' hash for an image in a dataset)
-    and of the transform: a touched file, another size, channel count, crop, resize mode, interpolation or crop
-    offset, or another PIL, gives another entry. Every crop started at "floor" before the offset was chosen, so a floor
-    crop's key is written as it was then (within one FORMAT its entries stay valid), and "round" is named in its own."""
-    transform = f"{image_size} {channels} {crop_pct!r} {resize} {interpolation}" + ("" if crop_offset == "floor" else f" {crop_offset}")
+    and of `transform`, the decode's own name for what it does to them (suscli.data.images.Sizing.transform): a
+    touched file, another transform, or another PIL, gives another entry."""
     h = hashlib.sha256(f"suscli-images {FORMAT} {PIL.__version__} {transform}\n".encode())
     for p in paths:
         if isinstance(p, Embedded):  # the same bytes decode the same wherever the dataset lies

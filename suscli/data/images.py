@@ -53,6 +53,34 @@ PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 
 @dataclass(frozen=True)
+class Sizing:
+    """The decode's part of a Preprocess: how an image is brought to the model's side (RESIZES, INTERPOLATIONS,
+    CROP_OFFSETS). Everything that changes the decoded pixels but the channels, so what the decode cache is keyed on;
+    models that differ only in normalization or channel order share one decode."""
+
+    image_size: int
+    crop_pct: float = 1.0
+    resize: str = "crop"
+    interpolation: str = "bilinear"
+    crop_offset: str = "round"
+
+    def check(self) -> None:
+        if self.resize not in RESIZES or self.interpolation not in INTERPOLATIONS or self.crop_offset not in CROP_OFFSETS:
+            raise UsageError(
+                f"unknown resize {self.resize!r}, interpolation {self.interpolation!r} or crop offset {self.crop_offset!r}",
+                fix=f"resize is one of {', '.join(RESIZES)}; interpolation one of {', '.join(INTERPOLATIONS)}; crop offset "
+                f"one of {', '.join(CROP_OFFSETS)}",
+            )
+
+    def transform(self, channels: int) -> str:
+        """Its name in the decode cache's key (suscli.data.cache.entry_key). Every crop started at "floor" before the
+        offset was chosen, so a floor crop is named as it was then (within one cache FORMAT its entries stay valid),
+        and "round" is named."""
+        offset = "" if self.crop_offset == "floor" else f" {self.crop_offset}"
+        return f"{self.image_size} {channels} {self.crop_pct!r} {self.resize} {self.interpolation}{offset}"
+
+
+@dataclass(frozen=True)
 class Preprocess:
     """How raw pixels become model inputs: resize (`resize`, with `interpolation`) to size/crop_pct, center-crop,
     normalize, then put the channels in `channel_order`."""
@@ -82,6 +110,11 @@ class Preprocess:
         if self.image_size is None:
             raise ValueError("no image size chosen")
         return self.image_size
+
+    @property
+    def sizing(self) -> Sizing:
+        """What the decode does (Sizing); the rest, normalizer(), is applied per model."""
+        return Sizing(self.side, self.crop_pct, self.resize, self.interpolation, self.crop_offset)
 
     def normalizer(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The per-model step from decoded pixels to inputs (normalizer): what models sharing the decoded pixels differ in."""
@@ -121,17 +154,9 @@ def _opened(item: ImageRef) -> Path | io.BytesIO:
     return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
 
 
-def _decode_one(
-    path: ImageRef,
-    size: int,
-    channels: int,
-    crop_pct: float,
-    resize: str = "crop",
-    interpolation: str = "bilinear",
-    crop_offset: str = "round",
-) -> np.ndarray:
-    resample = INTERPOLATIONS[interpolation]
-    short = resize_side(size, crop_pct)
+def _decode_one(path: ImageRef, sizing: Sizing, channels: int) -> np.ndarray:
+    size, resample = sizing.image_size, INTERPOLATIONS[sizing.interpolation]
+    short = resize_side(size, sizing.crop_pct)
     with Image.open(_opened(path)) as img:
         # JPEG: decoded at a reduced scale when much larger, never below the side it is resized to (both sides at
         # least `short`), which it would then be enlarged to
@@ -139,8 +164,8 @@ def _decode_one(
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
-            rw, rh = _resized(w, h, size, short, resize)
-            left, top = center_offset(rw - size, crop_offset), center_offset(rh - size, crop_offset)
+            rw, rh = _resized(w, h, size, short, sizing.resize)
+            left, top = center_offset(rw - size, sizing.crop_offset), center_offset(rh - size, sizing.crop_offset)
             if rw * rh <= max(w * h, Image.MAX_IMAGE_PIXELS or PIL_PIXELS):  # as much memory as the largest image PIL decodes
                 img = img.resize((rw, rh), resample).crop((left, top, left + size, top + size))
             else:  # a sliver of an image, resized whole, takes gigabytes (a 1x100,000 PNG of 370 bytes: 20 GB at 224 px)
@@ -174,25 +199,25 @@ def _resized(w: int, h: int, size: int, short: int, resize: str) -> tuple[int, i
 
 def decode_images(
     paths: Sequence[ImageRef],
+    sizing: Sizing | int,
     *,
-    image_size: int,
     channels: int = 3,
-    crop_pct: float = 1.0,
-    resize: str = "crop",
-    interpolation: str = "bilinear",
-    crop_offset: str = "round",
     strict: bool = False,
     workers: int | None = None,
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     memory_fix: str = SAMPLE_FIX,
 ) -> DecodedImages:
-    """Decode `paths` into one uint8 tensor, in parallel threads (PIL releases the GIL while decoding).
+    """Decode `paths` as `sizing` says (an int: that side, whole images) into one uint8 tensor, in parallel threads
+    (PIL releases the GIL while decoding).
 
     Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`. With `cache_dir`,
     an earlier decode of the same unchanged files with the same transform is read back instead (suscli.data.cache),
     and a new decode is stored there for the next run. `memory_fix` is what to do when they would not fit in memory.
     """
+    sizing = Sizing(sizing) if isinstance(sizing, int) else sizing
+    sizing.check()
+    image_size = sizing.image_size
     if channels not in (1, 3):
         raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
     need, free = MEMORY_MARGIN * len(paths) * channels * image_size**2, available_memory()
@@ -202,19 +227,12 @@ def decode_images(
             f"{human_size(free)} is available; refused rather than swapping",
             fix=memory_fix,
         )
-    if resize not in RESIZES or interpolation not in INTERPOLATIONS or crop_offset not in CROP_OFFSETS:
-        raise UsageError(
-            f"unknown resize {resize!r}, interpolation {interpolation!r} or crop offset {crop_offset!r}",
-            fix=f"resize is one of {', '.join(RESIZES)}; interpolation one of {', '.join(INTERPOLATIONS)}; crop offset one of "
-            f"{', '.join(CROP_OFFSETS)}",
-        )
-    how = (crop_pct, resize, interpolation, crop_offset)
     if cache_dir is None:
-        return _decode_all(paths, image_size, channels, how, strict, workers, progress)
-    where = entry_path(cache_dir, entry_key(paths, image_size, channels, *how))
+        return _decode_all(paths, sizing, channels, strict, workers, progress)
+    where = entry_path(cache_dir, entry_key(paths, sizing.transform(channels)))
     decoded = _from_entry(load_entry(where), paths, image_size, channels)
     if decoded is None:
-        decoded = _decode_all(paths, image_size, channels, how, strict, workers, progress)
+        decoded = _decode_all(paths, sizing, channels, strict, workers, progress)
         kept = set(decoded.kept)  # the unreadable files, in the order they are listed in
         save_entry(
             where,
@@ -234,22 +252,16 @@ def decode_images(
 
 
 def _decode_all(
-    paths: Sequence[ImageRef],
-    image_size: int,
-    channels: int,
-    how: tuple[float, str, str, str],
-    strict: bool,
-    workers: int | None,
-    progress: Progress | None,
+    paths: Sequence[ImageRef], sizing: Sizing, channels: int, strict: bool, workers: int | None, progress: Progress | None
 ) -> DecodedImages:
-    """Every image decoded, `how` (crop_pct, resize, interpolation, crop_offset) to image_size, on `workers` threads."""
-    out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
+    """Every image decoded as `sizing` says, on `workers` threads."""
+    out = np.empty((len(paths), channels, sizing.image_size, sizing.image_size), dtype=np.uint8)
     kept: list[int] = []
     unreadable: list[tuple[ImageRef, str]] = []
 
     def work(i: int) -> tuple[int, str | None]:
         try:
-            out[i] = _decode_one(paths[i], image_size, channels, *how)
+            out[i] = _decode_one(paths[i], sizing, channels)
             return i, None
         except Exception as e:  # PIL turns damaged bytes into many types (fuzzing a TIFF gave TypeError): all unreadable
             return i, f"{type(e).__name__}: {e}".splitlines()[0]
@@ -397,38 +409,20 @@ class ImageSource:
                 self._sizes = {size for size in pool.map(_header_size, self.paths) if size is not None}
         return self._sizes
 
-    def prepared(
-        self, prep: Preprocess, channels: int, device: torch.device | None = None, progress: Progress | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
-        """decoded() as `prep` resizes: models that differ only in normalization share the pixels."""
-        how = {"resize": prep.resize, "interpolation": prep.interpolation, "crop_offset": prep.crop_offset}
-        return self.decoded(prep.side, channels, prep.crop_pct, device, progress, **how)
-
     def decoded(
-        self,
-        image_size: int,
-        channels: int,
-        crop_pct: float = 1.0,
-        device: torch.device | None = None,
-        progress: Progress | None = None,
-        *,
-        resize: str = "crop",
-        interpolation: str = "bilinear",
-        crop_offset: str = "round",
+        self, sizing: Sizing | int, channels: int, device: torch.device | None = None, progress: Progress | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
-        """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images)."""
-        key = (image_size, channels, crop_pct, resize, interpolation, crop_offset, str(device or "cpu"))
+        """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images), decoded once per
+        `sizing` (a Preprocess's .sizing; an int: that side, whole images) and channel count."""
+        sizing = Sizing(sizing) if isinstance(sizing, int) else sizing
+        key = (sizing, channels, str(device or "cpu"))
         if key not in self._cache:
-            cpu_key = (*key[:-1], "cpu")
+            cpu_key = (sizing, channels, "cpu")
             if cpu_key not in self._cache:
                 d = decode_images(
                     self.paths,
-                    image_size=image_size,
+                    sizing,
                     channels=channels,
-                    crop_pct=crop_pct,
-                    resize=resize,
-                    interpolation=interpolation,
-                    crop_offset=crop_offset,
                     strict=self.strict,
                     progress=progress,
                     cache_dir=self.cache_dir,

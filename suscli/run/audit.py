@@ -232,7 +232,7 @@ def score_group(
     placed = [on_device(c.model, prep.normalizer(), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
     channels = input_channels(models[0], prep.side)
-    pixels, _, unreadable = unlabeled.prepared(prep, channels, device, progress)
+    pixels, _, unreadable = unlabeled.decoded(prep.sizing, channels, device, progress)
     labels_in_range(checkpoints[0], models[0], transform(pixels[:2].to(device)), train, ids, val, val_map)  # one architecture
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress)
     for one in sus:
@@ -249,7 +249,7 @@ def score_group(
     accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
-        train_pixels, labels, bad = train.prepared(prep, channels, device, progress)
+        train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
         accs = training_accuracy_many(
             models,
             train_pixels,
@@ -567,7 +567,7 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
     for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
         chunk = sample.chunk(lo, hi)
         ids, _ = label_ids(ckpts[0], chunk)
-        pixels, decoded, _ = chunk.prepared(prep, channels, device)
+        pixels, decoded, _ = chunk.decoded(prep.sizing, channels, device)
         labels = model_labels(decoded, ids)
         if len(models) == 1:
             accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
@@ -592,6 +592,6 @@ def _preprocess(row: Result) -> Preprocess:
 def _unreadable(sample: NestedSample, row: Result, lo: int, hi: int, device: torch.device) -> list[int]:
     """Positions in the order of the images lo..hi-1 that could not be decoded (the chunk is decoded by now)."""
     prep = _preprocess(row)
-    _, _, bad = sample.chunk(lo, hi).prepared(prep, row.details["channels"], device)
+    _, _, bad = sample.chunk(lo, hi).decoded(prep.sizing, row.details["channels"], device)
     paths = sample.chunk(lo, hi).paths
     return [lo + paths.index(p) for p, _ in bad]

@@ -417,7 +417,7 @@ def readable(train: ImageSource, rows: list[Result], device: torch.device | None
     row = next((r for r in rows if r.ok and r.train_n is not None and isinstance(r.details.get("preprocess"), dict)), None)
     if row is None or (row.train_n or 0) >= len(train.paths):
         return list(train.paths)
-    _, _, bad = train.prepared(Preprocess.from_record(row.details["preprocess"]), row.details["channels"], device)
+    _, _, bad = train.decoded(Preprocess.from_record(row.details["preprocess"]).sizing, row.details["channels"], device)
     gone = {ref for ref, _ in bad}
     return [p for p in train.paths if p not in gone]
 

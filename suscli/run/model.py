@@ -263,7 +263,7 @@ def score_checkpoint(
     notes += mapping + sorted_val_note(checkpoint, val, train)
     model, transform = on_device(checkpoint.model, prep.normalizer(), device)
     channels = input_channels(model, prep.side)
-    pixels, _, unreadable = data.prepared(prep, channels, device, progress)
+    pixels, _, unreadable = data.decoded(prep.sizing, channels, device, progress)
     bad = None
     try:
         labels_in_range(checkpoint, model, transform(pixels[:2].to(device)), train, ids, val, val_map)
@@ -288,7 +288,7 @@ def score_checkpoint(
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
         if train is not None:
-            train_pixels, labels, bad = train.prepared(prep, channels, device, progress)
+            train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
             labels = model_labels(labels, ids)
             with training_errors(train):
                 acc = training_accuracy(
@@ -497,7 +497,7 @@ def held_out_pixels(
     """The held-out images decoded (ImageSource.decoded), an error naming the held-out set: one of images none of which
     decode said only "image files under FOLDER", which may hold the training or unlabeled images too."""
     try:
-        return val.prepared(prep, channels, device, progress)
+        return val.decoded(prep.sizing, channels, device, progress)
     except InputError as e:
         raise InputError(f"held-out set {val.origin or ''}: {e.message}", fix=e.fix) from None
 
