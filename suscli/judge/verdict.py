@@ -56,6 +56,17 @@ FITS_CLEAN = "fits the clean signal"
 # it too (2 of 12 and 4 of 60 on the clean-label zoo, docs/validation.md): only a pool trained on the same labels
 # tells them apart.
 SUSCEPTIBLE = "susceptible"
+# What tells whether a model judged alone memorized its labels, and in a pool of two
+ALONE_MORE = "models trained on the same labels (suscli rank with --train-data)"
+PAIR_MORE = "a third model trained on the same labels in the pool"
+# Why a pool of two models is judged as each model alone: its means are the midpoint of the two, so one model is
+# always above each threshold and the other below (a model that learned the clean signal beside a memorizer read
+# "underfit"), and each model's consensus is the other's predictions, so the labels it contradicts are where the two
+# disagree, not where the labels are wrong (docs/rank.md, "A pool of two").
+PAIR = (
+    "judged alone, as suscli score judges it: in a pool of two the pool's means lie between the two models, so one is "
+    "above each threshold and the other below whatever either learned, and each one's consensus is the other's predictions"
+)
 
 # Measured on the design setting (human-worst, 60 candidates; docs/validation.md): the least susceptible model that
 # fits >= 40% of its wrong labels reads 0.54, the most susceptible one that does not reads 0.365: the cut is their
@@ -175,16 +186,25 @@ def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstima
     s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
-    far = off_scale(row) if fixed else None
     if zeta is None or acc is None or fit is None:
-        v = Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed)
-    else:
-        v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far, held_up)
+        return judge_alone(row)
+    far = off_scale(row) if fixed else None
+    v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far, held_up)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
         return Verdict(UNCLEAR, f"not enough evidence of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
     if v is not None and v.word == MEMORIZED and noise is not None and noise.training_upper < CLEAN_LABELS:
         return Verdict(UNCLEAR, _no_noise(s, noise, v.why))
     return v
+
+
+def judge_alone(row: Result, more: str = ALONE_MORE) -> Verdict | None:
+    """The verdict of one scored row with no pool to compare with (_alone; `more`: what would tell whether it
+    memorized); None when nothing can be said."""
+    s, fixed = row.susceptibility, calibrated(row)
+    if s is None:
+        return None
+    far = off_scale(row) if fixed else None
+    return Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed, more)
 
 
 def _in_pool(
@@ -334,9 +354,10 @@ def _no_noise(s: float, noise: NoiseEstimate, flag: str) -> str:
     )
 
 
-def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
+def _alone(row: Result, s: float, fixed: bool, more: str = ALONE_MORE) -> Verdict | None:
     """No pool to compare with: the fixed cuts alone, and fitting noise readily needs fitting better than chance.
-    Nothing here is called "likely memorized noise": without a pool there is no evidence about the labels."""
+    Nothing here is called "likely memorized noise": without a pool there is no evidence about the labels. `more`:
+    what would tell whether it memorized."""
     if not fixed:
         many = beyond_cut_classes(row)
         return Verdict(UNCLEAR, many) if many is not None else None
@@ -348,15 +369,14 @@ def _alone(row: Result, s: float, fixed: bool) -> Verdict | None:
             return Verdict(
                 SUSCEPTIBLE,
                 f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step) and it fits its labels: it would "
-                "fit noise readily, but whether its labels had any to memorize takes models trained on the same labels "
-                "(suscli rank with --train-data)",
+                f"fit noise readily, but whether its labels had any to memorize takes {more}",
             )
         return Verdict(UNCLEAR if row.train_acc is None else UNDERFIT_SUSCEPTIBLE, _not_fitting(row))
     if s <= RESISTS_CUT:
         return Verdict(
             LOW_SUSCEPTIBILITY,
             f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step): one step moves its loss on random labels "
-            "little; whether it memorized its labels takes models trained on the same labels (suscli rank with --train-data)",
+            f"little; whether it memorized its labels takes {more}",
         )
     return Verdict(
         UNCLEAR, f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}, and no pool to compare with"
@@ -499,9 +519,15 @@ _ALONE_AGREES = {
 def clear_memorizer(row: Result) -> bool:
     """Whether `row` shows memorization whatever its pool: above the fixed cut where the cut can judge it, or fitting
     MEMORIZED_FITS_CONTRADICTED of the labels the pool's consensus contradicts, fitting its labels better than chance."""
-    s, wrong = row.susceptibility, row.fits_contradicted
-    cut = s is not None and calibrated(row) and off_scale(row) is None and s > MEMORIZED_CUT and too_confident(row) is None
-    return (cut or (wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED)) and above_chance(row)
+    wrong = row.fits_contradicted
+    return (above_cut(row) or (wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED)) and above_chance(row)
+
+
+def above_cut(row: Result) -> bool:
+    """Whether `row` reads above the fixed cut MEMORIZED_CUT where the cut can judge it (calibrated, on the zoo's scale,
+    not too confident): evidence of how readily it fits noise whatever its pool."""
+    s = row.susceptibility
+    return s is not None and calibrated(row) and off_scale(row) is None and s > MEMORIZED_CUT and too_confident(row) is None
 
 
 def pool_held_up(rows: list[Result]) -> bool:
@@ -519,14 +545,18 @@ def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: Noi
     also keeps what it would read alone (details.verdict_alone), and where the two contradict each other the reason
     says why the pool's evidence decides."""
     held_up = not pooled or pool_held_up(rows)
+    pair = pooled and sum(1 for r in rows if r.ok and r.susceptibility is not None) == 2
     for r in rows:
         if not r.ok:
             continue
         v = judge(r, zeta, acc, noise, held_up)
-        alone = judge(r, None, None) if zeta is not None and acc is not None and r.train_acc is not None else None
+        judged = zeta is not None and acc is not None and r.train_acc is not None
+        alone = judge_alone(r, PAIR_MORE if pair else ALONE_MORE) if judged else None
         if alone is not None:
             r.details["verdict_alone"] = alone.word
-            if v is not None and v.word not in _ALONE_AGREES.get(alone.word, {v.word}):
+            if pair:
+                v = Verdict(alone.word, f"{PAIR}: {alone.why}")
+            elif v is not None and v.word not in _ALONE_AGREES.get(alone.word, {v.word}):
                 v = Verdict(v.word, f'{v.why}; alone (suscli score) it reads "{alone.word}" ({alone.why}): {_apart(v.word)}')
         r.verdict, r.verdict_why = (v.word, v.why) if v else (None, None)
 
