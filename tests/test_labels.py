@@ -157,3 +157,23 @@ def test_ids_beyond_the_models_classes_in_a_label_file_get_a_fix_for_a_label_fil
         "(check that --train-data is the set this model was trained on, labelled with class ids 0 to 2; class folders are "
         "numbered in sorted name order, and a label file's ids are read as written)"
     ), line
+
+
+def test_class_names_beyond_the_models_classes_are_named(tmp_path: Path) -> None:
+    """A label file of names with one the model lacks (a typo, a stray class) for a model naming no classes: the names
+    number 0 to 3 in sorted order, and the error read "the training labels go up to 3 but the model has 3 classes",
+    with a fix about class ids the file does not hold. It names the class now; so for class folders."""
+    ckpt = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    write_images(tmp_path / "unlabeled", 8)
+    paths = write_images(tmp_path / "train", 4, seed=3)
+    names = ["ant", "bee", "cat", "zebra"]
+    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(f"train/{p.name},{n}\n" for p, n in zip(paths, names)))
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "labels.csv", "--batch-size", "4")
+    line = one_error_line(res, 3, "the training labels go up to 3 but the model has 3 classes: the set's class names give zebra id 3")
+    assert "correct a misspelt class name" in line and "class ids 0 to 2" not in line
+    for seed, name in enumerate(names + ["zoo"]):
+        write_images(tmp_path / "folders" / name, 1, seed=seed)
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "folders", "--batch-size", "4")
+    one_error_line(
+        res, 3, "the training labels go up to 4 but the model has 3 classes: the set's class names give zebra, zoo ids 3 and above"
+    )

@@ -538,7 +538,7 @@ def labels_in_range(
         return
     if train is not None and train.labels:
         with training_errors(train):
-            check_label_range(_top_label(train, ids), classes)
+            check_label_range(_top_label(train, ids), classes, _names_beyond(train, ids, classes))
     if val is not None and val.labels:
         val_map = counted_val_ids(val_map, checkpoint, val, train, classes)
         with held_out_errors(val):
@@ -554,6 +554,13 @@ def output_classes(model: nn.Module, probe: torch.Tensor) -> int | None:
             return int(logits_of(model(probe)).shape[-1])
         except InputError:
             return None
+
+
+def _names_beyond(labelled: ImageSource, ids: torch.Tensor | None, classes: int) -> list[str]:
+    """The class names (a label file's, or class folders) that a labelled set numbers at `classes` or above."""
+    names = labelled.label_names if labelled.label_names is not None else labelled.folders or []
+    mapped = model_labels(torch.arange(len(names)), ids).tolist() if names else []
+    return [n for n, i in zip(names, mapped) if i >= classes]
 
 
 def _top_label(labelled: ImageSource, ids: torch.Tensor | None) -> int:
