@@ -95,6 +95,7 @@ def test_values_the_command_line_refuses_are_usage_errors_from_python_too() -> N
     refused = {
         "mean and std go together": lambda: suscli.Settings(mean=(0.5, 0.5, 0.5)),
         "std takes a finite number above 0, got 0": lambda: suscli.Settings(mean=(0.5,), std=(0,)),
+        "mean 123.675 is not on the scale of the pixels": lambda: suscli.Settings(mean=(123.675,), std=(58.395,)),
         "image_size takes a whole number of at least 1, got 0": lambda: suscli.Settings(image_size=0),
         "image_size takes a whole number of at least 1, got 32.0": lambda: suscli.Settings(image_size=32.0),
         "unknown preset 'cifar100'": lambda: suscli.Settings(preset="cifar100"),

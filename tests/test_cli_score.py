@@ -291,6 +291,16 @@ def test_a_number_that_is_not_finite_or_out_of_range_is_one_usage_line(
     assert res.stdout == ""
 
 
+def test_a_mean_on_the_0_255_scale_is_refused_with_the_values_it_meant(ckpt: Path, image_folder: Path) -> None:
+    """MMPretrain's configs and OpenCV code write the ImageNet mean as 123.675,116.28,103.53: taken as given against
+    pixels scaled to 0-1, it made every image a flat field near -2, and the row's numbers were measured on that."""
+    scaled = ("--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375")
+    res = invoke("score", ckpt, "-d", image_folder, *scaled)
+    one_error_line(res, 2, "--mean 123.675,116.28,103.53 is not on the scale", "--mean 0.485,0.456,0.406")
+    assert res.stdout == ""
+    one_error_line(invoke("score", ckpt, "-d", image_folder, "--mean=-1,0.5,300", "--std", "1,1,1"), 2, "from 0 to 1")
+
+
 def test_numeric_options_still_show_their_ranges_in_help() -> None:
     res = invoke("score", "--help", env={"COLUMNS": "200"})
     assert "[x>=1e-12]" in res.stdout and "[0<=x<=1]" in res.stdout and "[x>=1]" in res.stdout, res.stdout

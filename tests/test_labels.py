@@ -122,6 +122,27 @@ def test_class_folders_that_lack_one_of_the_models_named_classes_keep_its_ids(tm
     assert id_names(3, {"classes": ["fox", "dog", "cat"]}, folders=["cat", "dog"]) == ["fox", "dog", "cat"]
 
 
+def test_class_folders_of_which_some_name_none_of_the_models_classes_are_named(tmp_path: Path) -> None:
+    """Folders cat, dog and wolf for a model naming fox, dog and cat: numbered in sorted order they were read as
+    cat 0 (the model's fox), dog 1 and wolf 2 (its cat), and the training accuracy was measured on those ids without a
+    word. Refused, as a label file's unknown class name is, naming the folder; folders naming none of its classes
+    (ImageNet's wnids for a model that names its classes in words) are still numbered in sorted order."""
+    for seed, name in enumerate(("cat", "dog", "wolf")):
+        write_images(tmp_path / "train" / name, 1, seed=seed)
+    model = suscli.save(constant(2), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8, classes=["fox", "dog", "cat"])
+    one_error_line(
+        invoke("score", model, "-d", tmp_path / "train", "--train-data", tmp_path / "train", "--batches", "1"),
+        3,
+        f"{model} on {tmp_path / 'train'}: class folder(s) wolf name no class of the model, though the other 2 do "
+        "(3 classes, its suscli metadata: fox, dog, cat)",
+    )
+    (tmp_path / "train" / "dog").rename(tmp_path / "train" / "n02084071")
+    (tmp_path / "train" / "cat").rename(tmp_path / "train" / "n02121808")
+    res = invoke("score", model, "-d", tmp_path / "train", "--train-data", tmp_path / "train", "--batches", "1", "-f", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["train_acc"] == pytest.approx(1 / 3)  # wolf, sorted last: class 2
+
+
 def test_ids_beyond_the_models_classes_in_a_label_file_get_a_fix_for_a_label_file(tmp_path: Path) -> None:
     """The fix spoke of sorted folder names for a CSV of ids; it now names the ids the model takes and both layouts,
     in one sentence (it read "... its class ids 0 to 2 (class folders are numbered ..., a label file's ids read as
@@ -136,3 +157,23 @@ def test_ids_beyond_the_models_classes_in_a_label_file_get_a_fix_for_a_label_fil
         "(check that --train-data is the set this model was trained on, labelled with class ids 0 to 2; class folders are "
         "numbered in sorted name order, and a label file's ids are read as written)"
     ), line
+
+
+def test_class_names_beyond_the_models_classes_are_named(tmp_path: Path) -> None:
+    """A label file of names with one the model lacks (a typo, a stray class) for a model naming no classes: the names
+    number 0 to 3 in sorted order, and the error read "the training labels go up to 3 but the model has 3 classes",
+    with a fix about class ids the file does not hold. It names the class now; so for class folders."""
+    ckpt = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    write_images(tmp_path / "unlabeled", 8)
+    paths = write_images(tmp_path / "train", 4, seed=3)
+    names = ["ant", "bee", "cat", "zebra"]
+    (tmp_path / "labels.csv").write_text("path,label\n" + "".join(f"train/{p.name},{n}\n" for p, n in zip(paths, names)))
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "labels.csv", "--batch-size", "4")
+    line = one_error_line(res, 3, "the training labels go up to 3 but the model has 3 classes: the set's class names give zebra id 3")
+    assert "correct a misspelt class name" in line and "class ids 0 to 2" not in line
+    for seed, name in enumerate(names + ["zoo"]):
+        write_images(tmp_path / "folders" / name, 1, seed=seed)
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "folders", "--batch-size", "4")
+    one_error_line(
+        res, 3, "the training labels go up to 4 but the model has 3 classes: the set's class names give zebra, zoo ids 3 and above"
+    )

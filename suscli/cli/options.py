@@ -28,7 +28,7 @@ from suscli.measure.sampling import ADAPTIVE, START
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
 from suscli.run.epochs import KEEP_RULES
 from suscli.run.inputs import Inputs
-from suscli.run.model import Settings
+from suscli.run.model import Settings, require_pixel_mean
 from suscli.views.formats import Format
 
 # The panels of --help, in the order of an audit.
@@ -352,12 +352,13 @@ def _panel(annotation: Any) -> str:
 
 
 def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings:
-    """The Settings the options spell, checked: a preset that exists, --mean with --std, positive stds."""
+    """The Settings the options spell, checked: a preset that exists, --mean with --std on the pixels' 0-1 scale, positive stds."""
     if preprocess.preset is not None and preprocess.preset not in PRESETS:
         raise UsageError(f"unknown preset {preprocess.preset!r}", fix=f"use one of {', '.join(PRESETS)}")
     mean, std = _floats(preprocess.mean, "--mean"), _floats(preprocess.std, "--std")
     if (mean is None) != (std is None):
         raise UsageError("--mean and --std go together", fix="give both, or use --preset")
+    require_pixel_mean("--mean", mean)
     if std is not None and any(s <= 0 for s in std):
         raise UsageError("--std values must be positive")
     return Settings(

@@ -103,7 +103,7 @@ def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> 
     order = meta.get("class_order")
     if order == BY_NAME:
         return id_table(folders, meta, origin)
-    named = _named_folders(folders, meta)
+    named = _named_folders(folders, meta, origin)
     if named is not None:
         return named
     if natural == list(folders) or order == AS_STRINGS:
@@ -122,16 +122,25 @@ def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> 
     ]
 
 
-def _named_folders(folders: Sequence[str], meta: dict[str, Any]) -> tuple[torch.Tensor, list[str]] | None:
+def _named_folders(folders: Sequence[str], meta: dict[str, Any], origin: object) -> tuple[torch.Tensor, list[str]] | None:
     """Class folders that are all among the model's own class names, where those number them otherwise than their
     sorted order: the model's id of each. A training set that lacks a class (none of its images drew it) has fewer
-    folders than the model, and sorted order would shift every id after the missing one. None otherwise."""
+    folders than the model, and sorted order would shift every id after the missing one. None otherwise. Folders of
+    which some name the model's classes and others none are an error naming those, as a label file's unknown class
+    name is: numbered in sorted order, a stray or renamed folder silently gave its class and those after it other ids."""
     known = known_classes(meta)
     if known is None:
         return None
     classes, source = known
     index = {name: i for i, name in enumerate(classes)}
-    if not all(f in index for f in folders) or [index[f] for f in folders] == list(range(len(folders))):
+    unknown = [f for f in folders if f not in index]
+    if unknown and len(unknown) < len(folders):
+        raise InputError(
+            f"{origin}: class folder(s) {_shown(unknown, 3)} name no class of the model, though the other "
+            f"{len(folders) - len(unknown)} do ({len(classes)} classes, {source}: {_shown(classes)}){case_hint(unknown, classes)}",
+            fix="name each class folder as the model's class, or remove the folders of classes it was not trained on",
+        )
+    if unknown or [index[f] for f in folders] == list(range(len(folders))):
         return None
     note = f"class folders mapped to the model's ids by {source}"
     if len(folders) < len(classes):

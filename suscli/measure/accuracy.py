@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -196,9 +196,23 @@ def _logits(
     return logits
 
 
-def check_label_range(top_label: int, classes: int) -> None:
+def check_label_range(top_label: int, classes: int, beyond: Sequence[str] = ()) -> None:
     """An InputError where labels go beyond a model's class ids 0 to `classes` - 1: from its logits in the pass, or
-    from a forward on two images before anything is measured (suscli.run.model.labels_in_range)."""
+    from a forward on two images before anything is measured (suscli.run.model.labels_in_range). `beyond`: the class
+    names (a label file's, or class folders) that the set numbers past the model's classes. Labels given by name
+    hold no ids, and a misspelt or stray class (zebra among CIFAR-10's) read as ids that go up to the class count,
+    with a fix about ids, and did not say which name it was."""
+    if top_label >= classes and beyond:
+        raise InputError(
+            f"the training labels go up to {top_label} but the model has {classes} classes: the set's class names give "
+            + (
+                f"{beyond[0]} id {classes}"
+                if len(beyond) == 1
+                else f"{', '.join(beyond[:3])}{', ...' if len(beyond) > 3 else ''} ids {classes} and above"
+            ),
+            fix="check that --train-data is the set this model was trained on; remove the images of classes it was not trained "
+            "on, or correct a misspelt class name",
+        )
     if top_label >= classes:
         raise InputError(
             f"the training labels go up to {top_label} but the model has {classes} classes",

@@ -68,6 +68,7 @@ class Settings:
             raise UsageError("mean and std go together", fix="give both, or a preset")
         for value in self.mean or ():
             require_number("mean", value)
+        require_pixel_mean("mean", self.mean)
         for value in self.std or ():
             require_number("std", value, low=0, above=True)
         require_number("image_size", self.image_size, low=1, whole=True)
@@ -87,6 +88,20 @@ class Settings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def require_pixel_mean(name: str, mean: Sequence[float] | None) -> None:
+    """A UsageError where a mean lies outside 0 to 1, the scale of the pixels it is subtracted from: a mean on the
+    0-255 scale (MMPretrain's and OpenCV code's 123.675,116.28,103.53) was taken as given, and every image reached the
+    model as a flat field near -2, with no word said."""
+    if mean is None or all(0 <= m <= 1 for m in mean):
+        return
+    shown = ",".join(f"{m:g}" for m in mean)
+    scaled = ",".join(f"{m / 255:.4g}" for m in mean) if all(0 <= m <= 255 for m in mean) else None
+    raise UsageError(
+        f"{name} {shown} is not on the scale of the pixels it is subtracted from: suscli scales them to 0-1",
+        fix=f"divide it and the std by 255: {name} {scaled}" if scaled else "give each channel's mean from 0 to 1",
+    )
 
 
 def require_number(
@@ -523,7 +538,7 @@ def labels_in_range(
         return
     if train is not None and train.labels:
         with training_errors(train):
-            check_label_range(_top_label(train, ids), classes)
+            check_label_range(_top_label(train, ids), classes, _names_beyond(train, ids, classes))
     if val is not None and val.labels:
         val_map = counted_val_ids(val_map, checkpoint, val, train, classes)
         with held_out_errors(val):
@@ -539,6 +554,13 @@ def output_classes(model: nn.Module, probe: torch.Tensor) -> int | None:
             return int(logits_of(model(probe)).shape[-1])
         except InputError:
             return None
+
+
+def _names_beyond(labelled: ImageSource, ids: torch.Tensor | None, classes: int) -> list[str]:
+    """The class names (a label file's, or class folders) that a labelled set numbers at `classes` or above."""
+    names = labelled.label_names if labelled.label_names is not None else labelled.folders or []
+    mapped = model_labels(torch.arange(len(names)), ids).tolist() if names else []
+    return [n for n, i in zip(names, mapped) if i >= classes]
 
 
 def _top_label(labelled: ImageSource, ids: torch.Tensor | None) -> int:
