@@ -440,6 +440,10 @@ def _numbers(value: object, positive: bool = False) -> bool:
     )
 
 
+def _pixel_numbers(value: object) -> bool:
+    return isinstance(value, list) and _numbers(value) and all(0 <= v <= 1 for v in value)
+
+
 _WHOLE = ("num_classes", "image_size", "epoch")  # the whole-number fields
 
 
@@ -449,7 +453,9 @@ _FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "num_classes": ("a whole number above 0", _count),
     "image_size": ("a whole number above 0", _count),
     "epoch": ("a whole number from 0", lambda v: _count(v, 0)),
-    "mean": ("a list of numbers", _numbers),
+    # on the 0-1 scale of the pixels it is subtracted from: a 0-255 mean (OpenCV and MMPretrain code write one) turned
+    # every image into a flat field near -2, as --mean did (suscli.run.model.require_pixel_mean)
+    "mean": ("a list of numbers from 0 to 1", _pixel_numbers),
     "std": ("a list of numbers above 0", lambda v: _numbers(v, positive=True)),
     "crop_pct": ("a number above 0 and at most 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1),
     "preset": (f"one of {', '.join(PRESETS)}", lambda v: isinstance(v, str) and v in PRESETS),
