@@ -656,11 +656,11 @@ def test_a_pool_of_two_shows_no_cost_and_says_so() -> None:
     assert mem.verdict == verdict.SUSCEPTIBLE and "in a pool of two" in mem.verdict_why
 
 
-def test_a_pool_of_two_judges_each_model_alone_and_ships_the_one_under_the_cut() -> None:
+def test_a_pool_of_two_judges_each_model_alone_and_says_that_agreement_separates_nothing() -> None:
     """The pool's means lie between two models: beside a memorizer a clean learner was "underfit" (under the mean of
-    the two training accuracies), and the agreement rule, whose two agreements are one number, shipped the memorizer
-    by its fit on the labels a consensus of the two confirms (the demo's models: 84.9% clean against 97.2%). Each now
-    reads what it reads alone, with the reason, and the one above the fixed cut comes after the other."""
+    the two training accuracies). Each now reads what it reads alone, with the reason. The agreement rule's two
+    agreements are one number, so the tie-break alone orders them, and the line says that it does not show the more
+    accurate of the two (the demo's pair: it put the memorizer, 84.9% clean, before the model at 97.2%)."""
     labels = off(slice(0, 240))
     pool = [model("clean", 0.10, TRUTH, TRUTH, labels), model("mem", 0.90, labels, off(slice(100, 300)), labels)]
     choice = choose(pool, "agreement", thresholds(pool))
@@ -668,28 +668,13 @@ def test_a_pool_of_two_judges_each_model_alone_and_ships_the_one_under_the_cut()
     assert words == {"clean": verdict.LOW_SUSCEPTIBILITY, "mem": verdict.SUSCEPTIBLE}
     assert all(r.verdict_why.startswith(verdict.PAIR) and verdict.PAIR_MORE in r.verdict_why for r in pool)
     assert all(r.verdict == r.details["verdict_alone"] for r in pool)
-    assert choice.pick is not None and choice.pick.name == "clean" and not choice.confident
-    assert [r.name for r in choice.tied] == ["clean", "mem"]
+    assert choice.pick is not None and not choice.confident and len(choice.tied) == 2
+    assert "in a pool of two each model's consensus is the other's predictions" in choice.why
+    assert choice.why.endswith("which does not show the more accurate of the two: held-out labels (--val-data) can")
     fixed = thresholds(pool, susceptibility=0.5)  # a threshold the user fixed is no midpoint: the pool's words stand
     assert fixed is not None and not fixed.pooled
     choose(pool, "agreement", fixed)
     assert pool[0].verdict == verdict.UNDERFIT and not any(r.verdict_why.startswith(verdict.PAIR) for r in pool)
-
-
-def test_a_near_tie_above_the_fixed_cut_comes_after_one_under_it() -> None:
-    """Where agreement cannot separate models, one that reads above the fixed cut and fits its labels is not shipped
-    before one that does not, whatever the tie-break prefers (here it prefers the memorizer: it fits every label the
-    consensus confirms). A pool of three near-ties, so that the pool's words are its own."""
-    labels = off(slice(0, 240))
-    pool = [
-        model("clean", 0.10, TRUTH, TRUTH, labels),
-        model("mem", 0.90, labels, TRUTH, labels),
-        model("mid", 0.20, off(slice(0, 60)), TRUTH, labels),
-    ]
-    choice = choose(pool, "agreement", thresholds(pool))
-    assert {r.name: r.agreement for r in pool} == {"clean": 1.0, "mem": 1.0, "mid": 1.0}
-    assert pool[1].clean_fit is not None and pool[1].clean_fit >= max(r.clean_fit or 0 for r in pool)
-    assert [r.name for r in choice.tied][-1] == "mem" and choice.pick is not None and choice.pick.name != "mem"
 
 
 def test_fits_the_clean_signal_is_coloured_as_resisting() -> None:

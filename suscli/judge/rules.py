@@ -39,7 +39,7 @@ from suscli.judge.noise import (
     with_held_out,
 )
 from suscli.judge.regions import Thresholds, distinct, first_of, pool_classes, rank, recommendation, region, thresholds
-from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, MEMORIZED_CUT, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance, above_cut
+from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 
@@ -540,9 +540,7 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     tied = [r for r in by_agreement if not difference_is_clear(_agreement(top), _agreement(r), n)]
     tie_break = _usable(tie_break, tied)
     key = _tie_key(tie_break)
-    # a near-tie that reads above the fixed cut and fits its labels comes after those that do not: evidence whatever
-    # the pool, where agreement cannot separate them (in a pool of two it never can: one number for both)
-    lead = sorted(tied, key=lambda r: (_over_cut(r), key(r), -_agreement(r), r.name))
+    lead = sorted(tied, key=lambda r: (key(r), -_agreement(r), r.name))
     first = {id(r) for r in lead}
     ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
@@ -570,33 +568,19 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
         else:
             return Choice(ranked, best, why, True, lead)
         return Choice(ranked, best, why + "; still no confident choice" + doubt, False, lead)
+    if len(measured) == 2:  # one agreement for both: nothing label-free separates them (docs/rank.md, "A pool of two")
+        why += (
+            f"; no confident choice: in a pool of two each model's consensus is the other's predictions, so both agree with "
+            f"it on {100 * _agreement(top):.1f}% and the unlabeled images separate nothing; it comes first as it "
+            f"{TIE_WORDS[tie_break](best)}, which does not show the more accurate of the two: held-out labels (--val-data) can"
+        )
+        return Choice(ranked, best, why, False, lead)
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
     why += (
         f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
-        f"({100 * _agreement(top):.1f}%): {others}; of them it {_tie_words(lead, tie_break)}"
+        f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
     )
     return Choice(ranked, best, why, False, lead)
-
-
-def _over_cut(row: Result) -> bool:
-    """Whether a near-tie reads above the fixed cut (where the cut can judge it) and fits its labels: it comes after
-    the near-ties that do not, whatever the tie-break prefers, since agreement could not separate them (in a pool of
-    two it never can: one number for both)."""
-    return above_cut(row) and above_chance(row)
-
-
-def _tie_words(lead: list[Result], tie_break: str) -> str:
-    """Why the first of the near-ties `lead` comes first: under the fixed cut where others read above it, and the
-    tie-break among the rest."""
-    best, over = lead[0], [r for r in lead if _over_cut(r)]
-    if not over or _over_cut(best):
-        return TIE_WORDS[tie_break](best)
-    names = ", ".join(f"{r.name} ({r.susceptibility:.3f})" for r in over[:3]) + (f" and {len(over) - 3} more" if len(over) > 3 else "")
-    verb = "reads above it while fitting its labels" if len(over) == 1 else "read above it while fitting their labels"
-    words = f"does not read above the fixed cut {MEMORIZED_CUT}, where {names} {verb}"
-    if len(lead) - len(over) > 1:
-        words += f"; of those that do not, it {TIE_WORDS[tie_break](best)}"
-    return words
 
 
 def _usable(tie_break: str, tied: list[Result]) -> str:

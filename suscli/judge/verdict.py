@@ -519,15 +519,9 @@ _ALONE_AGREES = {
 def clear_memorizer(row: Result) -> bool:
     """Whether `row` shows memorization whatever its pool: above the fixed cut where the cut can judge it, or fitting
     MEMORIZED_FITS_CONTRADICTED of the labels the pool's consensus contradicts, fitting its labels better than chance."""
-    wrong = row.fits_contradicted
-    return (above_cut(row) or (wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED)) and above_chance(row)
-
-
-def above_cut(row: Result) -> bool:
-    """Whether `row` reads above the fixed cut MEMORIZED_CUT where the cut can judge it (calibrated, on the zoo's scale,
-    not too confident): evidence of how readily it fits noise whatever its pool."""
-    s = row.susceptibility
-    return s is not None and calibrated(row) and off_scale(row) is None and s > MEMORIZED_CUT and too_confident(row) is None
+    s, wrong = row.susceptibility, row.fits_contradicted
+    cut = s is not None and calibrated(row) and off_scale(row) is None and s > MEMORIZED_CUT and too_confident(row) is None
+    return (cut or (wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED)) and above_chance(row)
 
 
 def pool_held_up(rows: list[Result]) -> bool:
