@@ -658,14 +658,14 @@ def test_a_pool_of_two_shows_no_cost_and_says_so() -> None:
 
 def test_a_pool_of_two_judges_each_model_alone_and_says_that_agreement_separates_nothing() -> None:
     """The pool's means lie between two models: beside a memorizer a clean learner was "underfit" (under the mean of
-    the two training accuracies). Each now reads what it reads alone, with the reason. The agreement rule's two
-    agreements are one number, so the tie-break alone orders them, and the line says that it does not show the more
-    accurate of the two (the demo's pair: it put the memorizer, 84.9% clean, before the model at 97.2%)."""
+    the two training accuracies), and on the clean-label zoo 36 of 66 pairs called a model "likely memorized noise".
+    Each now reads what it reads alone, with the reason. The agreement rule's two agreements are one number, so the tie-break alone orders them, and the
+    line says that it does not show the more accurate of the two (the demo's pair: it put the memorizer, 84.9% clean,
+    before the model at 97.2%)."""
     labels = off(slice(0, 240))
     pool = [model("clean", 0.10, TRUTH, TRUTH, labels), model("mem", 0.90, labels, off(slice(100, 300)), labels)]
     choice = choose(pool, "agreement", thresholds(pool))
-    words = {r.name: r.verdict for r in pool}
-    assert words == {"clean": verdict.LOW_SUSCEPTIBILITY, "mem": verdict.SUSCEPTIBLE}
+    assert {r.name: r.verdict for r in pool} == {"clean": verdict.LOW_SUSCEPTIBILITY, "mem": verdict.SUSCEPTIBLE}
     assert all(r.verdict_why.startswith(verdict.PAIR) and verdict.PAIR_MORE in r.verdict_why for r in pool)
     assert all(r.verdict == r.details["verdict_alone"] for r in pool)
     assert choice.pick is not None and not choice.confident and len(choice.tied) == 2

@@ -60,9 +60,10 @@ SUSCEPTIBLE = "susceptible"
 ALONE_MORE = "models trained on the same labels (suscli rank with --train-data)"
 PAIR_MORE = "a third model trained on the same labels in the pool"
 # Why a pool of two models is judged as each model alone: its means are the midpoint of the two, so one model is
-# always above each threshold and the other below (a model that learned the clean signal beside a memorizer read
-# "underfit"), and each model's consensus is the other's predictions, so the labels it contradicts are where the two
-# disagree, not where the labels are wrong (docs/rank.md, "A pool of two").
+# always above each threshold and the other below, and each model's consensus is the other's predictions. Over every
+# pair of the CIFAR zoos' final models the pool's words were wrong where they matter most: "likely memorized noise" on
+# 36 of 66 pairs of models trained on clean labels, and the more accurate model "underfit" in 15 of 66 human-worst
+# pairs (docs/validation.md, "A pool of two").
 PAIR = (
     "judged alone, as suscli score judges it: in a pool of two the pool's means lie between the two models, so one is "
     "above each threshold and the other below whatever either learned, and each one's consensus is the other's predictions"
