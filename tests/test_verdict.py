@@ -674,7 +674,34 @@ def test_a_pool_of_two_judges_each_model_alone_and_says_that_agreement_separates
     fixed = thresholds(pool, susceptibility=0.5)  # a threshold the user fixed is no midpoint: the pool's words stand
     assert fixed is not None and not fixed.pooled
     choose(pool, "agreement", fixed)
-    assert pool[0].verdict == verdict.UNDERFIT and not any(r.verdict_why.startswith(verdict.PAIR) for r in pool)
+    assert not any(r.verdict_why.startswith(verdict.PAIR) for r in pool)
+    assert pool[0].verdict == verdict.UNCLEAR and "a threshold that clear memorizers hold up (mem)" in pool[0].verdict_why
+
+
+def test_underfit_is_not_said_of_a_model_that_fits_as_much_as_those_that_did_not_memorize() -> None:
+    """Beside two memorizers that fit every label, the pool's mean training accuracy (0.73) sat above a clean learner
+    (0.60), and the model the rule ships read "underfit" (the demo's models in a pool of three: 97.2% clean). Under the
+    threshold but at or above the mean of the models that are not clear memorizers, a row reads "unclear" with both
+    numbers; a model under that mean too stays "underfit", and a threshold the user fixed is compared as given."""
+    labels = off(slice(0, 240))
+
+    def pool() -> list[Result]:
+        return [
+            model("clean", 0.10, TRUTH, TRUTH, labels),
+            model("weak", 0.05, off(slice(240, 420)), TRUTH, labels),
+            model("mem-a", 0.90, labels, off(slice(100, 300)), labels),
+            model("mem-b", 1.30, labels, off(slice(300, 500)), labels),
+        ]
+
+    rows = pool()
+    choose(rows, "agreement", thresholds(rows))
+    words = {r.name: r.verdict for r in rows}
+    assert words == {"clean": verdict.UNCLEAR, "weak": verdict.UNDERFIT, "mem-a": verdict.MEMORIZED, "mem-b": verdict.MEMORIZED}
+    clean = rows[0]
+    assert "a threshold that clear memorizers hold up (mem-a, mem-b), but at least 0.450, that of the 2 model(s)" in clean.verdict_why
+    rows = pool()
+    choose(rows, "agreement", thresholds(rows, train_acc=0.7))  # the user's threshold: nothing holds it up
+    assert rows[0].verdict == verdict.UNDERFIT
 
 
 def test_fits_the_clean_signal_is_coloured_as_resisting() -> None:

@@ -32,6 +32,12 @@ class Thresholds:
     source: str  # how they were set, e.g. "pool mean" or "fixed"
 
     @property
+    def center(self) -> str | None:
+        """ "mean" or "median" where the training-accuracy threshold is the pool's own, else None (fixed)."""
+        rule = self.source.split(",")[0].removeprefix("pool ")
+        return rule if self.source.startswith("pool") and rule in RULES and "train acc" not in self.source else None
+
+    @property
     def pooled(self) -> bool:
         """Whether the susceptibility threshold is the pool's own mean or median (thresholds), which moves with the
         pool, rather than a value the user fixed."""
@@ -57,6 +63,21 @@ def thresholds(
     acc = train_acc if train_acc is not None else center([a for _, a in scored])
     fixed = [name for name, v in (("susceptibility", susceptibility), ("train acc", train_acc)) if v is not None]
     return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
+
+
+def others(rows: list[Result], t: Thresholds | None) -> verdict.Others | None:
+    """The training-accuracy threshold recomputed over the models that are not clear memorizers (verdict.Others), where
+    the threshold is the pool's own and some clear memorizer holds it up; None otherwise. Called after the rows'
+    fits on the contradicted labels are set, which clear_memorizer reads."""
+    if t is None or t.center is None:
+        return None
+    scored = [r for r in distinct(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    held = [r for r in scored if verdict.clear_memorizer(r)]
+    rest = [r.train_acc for r in scored if not verdict.clear_memorizer(r) and r.train_acc is not None]
+    if not held or not rest:
+        return None
+    center = statistics.fmean if t.center == "mean" else statistics.median
+    return verdict.Others(center(rest), len(rest), tuple(r.name for r in held))
 
 
 def first_of(rows: list[Result]) -> list[Result]:
@@ -96,7 +117,7 @@ def rank(rows: list[Result], t: Thresholds | None, noise: NoiseEstimate | None =
             r.region = region(r.train_acc, r.susceptibility, t)
         elif r.ok:
             r.region = None
-    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None, noise, t.pooled if t else True)
+    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None, noise, t.pooled if t else True, others(rows, t))
 
     def key(r: Result) -> tuple:
         if not r.ok:

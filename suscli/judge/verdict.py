@@ -179,18 +179,26 @@ def beyond_cut_classes(row: Result) -> str | None:
     )
 
 
-def judge(row: Result, zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None, held_up: bool = True) -> Verdict | None:
+def judge(
+    row: Result,
+    zeta: float | None,
+    acc: float | None,
+    noise: NoiseEstimate | None = None,
+    held_up: bool = True,
+    others: Others | None = None,
+) -> Verdict | None:
     """The verdict of one scored row against the pool's thresholds (`zeta` susceptibility, `acc` training accuracy;
     None without a pool) and the pool's label-noise estimate `noise` (None without one: `suscli score`, or no
-    training predictions). `held_up`: whether region 2 may flag by the pool's mean (pool_held_up). None when nothing
-    can be said: no pool, no training accuracy and no calibrated cut."""
+    training predictions). `held_up`: whether region 2 may flag by the pool's mean (pool_held_up); `others`: the
+    training accuracy of the pool's models that are not clear memorizers (Others). None when nothing can be said: no
+    pool, no training accuracy and no calibrated cut."""
     s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
     if zeta is None or acc is None or fit is None:
         return judge_alone(row)
     far = off_scale(row) if fixed else None
-    v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far, held_up)
+    v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far, held_up, others)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
         return Verdict(UNCLEAR, f"not enough evidence of noise to memorize: {noise.doubt} (the flag it would get otherwise: {v.why})")
     if v is not None and v.word == MEMORIZED and noise is not None and noise.training_upper < CLEAN_LABELS:
@@ -218,6 +226,7 @@ def _in_pool(
     noise: NoiseEstimate | None,
     far: str | None = None,
     held_up: bool = True,
+    others: Others | None = None,
 ) -> Verdict:
     """judge's verdict in a pool. The memorization cuts come before the pool's training-accuracy threshold: the
     fixed cut was measured over every candidate of the design pool, early epochs below its mean training accuracy
@@ -247,6 +256,7 @@ def _in_pool(
         return (
             _fits_clean_signal(row, fit, acc, noise)
             or _fits_beyond_underfit(row, fit, acc, noise)
+            or _held_above(fit, acc, s, zeta, others)
             or Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
         )
     doubts = []
@@ -329,6 +339,33 @@ def _fits_beyond_underfit(row: Result, fit: float, acc: float, noise: NoiseEstim
         f"{CLEAN_SIGNAL_MARGIN} (1 minus {_interval_name(noise)}'s upper end), what a model that learned only the clean "
         f"signal fits: not underfit; and it fits {100 * wrong:.0f}% of the training labels the pool contradicts "
         f"(>= {100 * RESISTS_FITS_CONTRADICTED:.0f}%, under the cut {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
+    )
+
+
+@dataclass(frozen=True)
+class Others:
+    """The training accuracy of a pool's models that are not clear memorizers (clear_memorizer), centered as the
+    pool's threshold is (mean or median): what "underfit" compares with where memorizers hold the pool's threshold up."""
+
+    acc: float
+    models: int  # how many models it centers
+    memorizers: tuple[str, ...]  # the clear memorizers left out
+
+
+def _held_above(fit: float, acc: float, s: float, zeta: float, others: Others | None) -> Verdict | None:
+    """UNCLEAR for a row under the pool's training-accuracy threshold `acc` but at or above `others`, the models that
+    are not clear memorizers: models that fit every label, the wrong ones too, hold the threshold up, and "underfit"
+    would say it fits too little where it fits as much as the models that learned without memorizing. On the CIFAR
+    zoos such rows were the third to sixth most accurate of twelve final models (docs/validation.md, "Underfit beside
+    memorizers"). None where no clear memorizer holds the threshold up or the row is under the others too."""
+    if others is None or fit < others.acc:
+        return None
+    names = ", ".join(others.memorizers[:3]) + (f" and {len(others.memorizers) - 3} more" if len(others.memorizers) > 3 else "")
+    higher = f"; susceptibility {s:.3f} > {zeta:.3f}" if s > zeta else ""
+    return Verdict(
+        UNCLEAR,
+        f"training accuracy {fit:.3f} < {acc:.3f}, a threshold that clear memorizers hold up ({names}), but at least "
+        f"{others.acc:.3f}, that of the {others.models} model(s) that are not: not clearly underfit{higher}",
     )
 
 
@@ -534,9 +571,18 @@ def pool_held_up(rows: list[Result]) -> bool:
     return not could or any(clear_memorizer(r) for r in scored)
 
 
-def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: NoiseEstimate | None = None, pooled: bool = True) -> None:
+def assign(
+    rows: list[Result],
+    zeta: float | None,
+    acc: float | None,
+    noise: NoiseEstimate | None = None,
+    pooled: bool = True,
+    others: Others | None = None,
+) -> None:
     """Set `verdict` and `verdict_why` on every scored row (`noise`: the pool's label-noise estimate, if any; `pooled`:
-    `zeta` is the pool's own mean or median, not a value the user fixed, so pool_held_up applies). In a pool each row
+    `zeta` is the pool's own mean or median, not a value the user fixed, so pool_held_up applies; `others`: the training
+    accuracy of the models that are not clear memorizers, where they hold up a threshold that is the pool's own). In a
+    pool each row
     also keeps what it would read alone (details.verdict_alone), and where the two contradict each other the reason
     says why the pool's evidence decides."""
     held_up = not pooled or pool_held_up(rows)
@@ -544,7 +590,7 @@ def assign(rows: list[Result], zeta: float | None, acc: float | None, noise: Noi
     for r in rows:
         if not r.ok:
             continue
-        v = judge(r, zeta, acc, noise, held_up)
+        v = judge(r, zeta, acc, noise, held_up, others)
         judged = zeta is not None and acc is not None and r.train_acc is not None
         alone = judge_alone(r, PAIR_MORE if pair else ALONE_MORE) if judged else None
         if alone is not None:
