@@ -747,6 +747,26 @@ def test_shape_mismatch_names_both_shapes(tmp_path):
     assert "tensors differ in shape (0.weight: checkpoint 2x3x3x3 vs model 3x3x3x3," in line
 
 
+def test_a_class_count_the_weights_contradict_is_blamed_on_what_gave_it(tmp_path):
+    """It was "weights do not fit" asking for the architecture the checkpoint was trained with, which the user had
+    right; with num_classes in --arch-kwargs it even said the count was inferred from the weights."""
+    model = _tiny()  # 3 classes
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs=KWARGS, num_classes=5)
+    assert ": --num-classes says 5 classes, but the output layer of the weights has 3: 2 tensors differ in shape (" in line
+    assert line.endswith("(drop --num-classes or make it 3)")
+    line = _input_error(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs={**KWARGS, "num_classes": 5})
+    assert "num_classes in --arch-kwargs says 5 classes" in line and "(drop num_classes in --arch-kwargs or make it 3)" in line
+    line = _input_error(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs={"width": 3}, num_classes=5)
+    assert "(drop --num-classes or make it 3; other layers differ too: pass the architecture and --arch-kwargs" in line
+    line = _input_error(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs={"width": 3, "num_classes": 3})
+    assert "weights do not fit" in line and "inferred" not in line  # the count was given, and it fits
+    sidecar_path(tmp_path / "m.pt").write_text(json.dumps({"arch": ARCH, "arch_kwargs": {**KWARGS, "num_classes": 5}}))
+    assert "num_classes in its suscli sidecar's arch_kwargs says 5 classes" in _input_error(tmp_path / "m.pt")
+    save(model, tmp_path / "n.safetensors", arch=ARCH, arch_kwargs=KWARGS, num_classes=5)
+    assert "num_classes in its suscli metadata says 5 classes" in _input_error(tmp_path / "n.safetensors")
+
+
 def test_file_without_tensors(tmp_path):
     torch.save({"epoch": 3, "step": 10}, tmp_path / "m.pt")
     line = _input_error(tmp_path / "m.pt", default_arch=ARCH)

@@ -132,6 +132,12 @@ def test_wrong_architecture_and_shapes(tmp_path: Path, image_folder: Path) -> No
     one_error_line(
         invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH, "--arch-kwargs", "num_classes=5"), 3, "shape"
     )
+    one_error_line(
+        invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH, "--num-classes", "5"),
+        3,
+        "--num-classes says 5 classes, but the output layer of the weights has 3",
+        "(drop --num-classes or make it 3)",
+    )
     ok = invoke("score", plain, "-d", image_folder, "--image-size", "8", "--arch", ARCH)
     assert ok.exit_code == 0, ok.output
 

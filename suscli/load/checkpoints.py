@@ -257,15 +257,16 @@ def load_checkpoint(
         else:
             notes += averages.ema_notes(where, ema, contents, state)
         inferred = None
-        if num_classes is None and meta.get("num_classes") is None:
+        if num_classes is None and meta.get("num_classes") is None and "num_classes" not in winner.kwargs:
             inferred = infer_num_classes(state)
         classes = num_classes or meta.get("num_classes") or inferred
+        said = _classes_said(winner, num_classes, stored)
         try:
             try:
                 model = build_model(winner.spec, winner.kwargs, num_classes=classes, base_dir=winner.base_dir)
             except InputError as e:
                 raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
-            notes += _load_weights(path, winner.spec, model, state, inferred, found.prefixes if found else ())
+            notes += _load_weights(path, winner.spec, model, state, inferred, said, found.prefixes if found else ())
             if ema and shadow is not None:
                 averages.copy_shadow(path, winner.spec, model, *shadow)
             if swa is not None:
@@ -466,11 +467,32 @@ _FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
 }
 
 
+def _classes_said(winner: _ArchChoice, num_classes: int | None, stored: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """Who set the class count the model is built with (arch kwargs, then --num-classes, then suscli's fields, as
+    build_model and load_checkpoint take them), so that a count the weights contradict is blamed on what said it,
+    not on the architecture; None when the weights or a training tool gave it."""
+    places = {"--arch": "--arch-kwargs", "manifest": "the manifest's arch_kwargs"}
+    places |= {source: f"its suscli {source}'s arch_kwargs" for source in ("sidecar", "metadata")}
+    if "num_classes" in winner.kwargs:
+        return f"num_classes in {places[winner.source]}" if winner.source in places else None
+    if num_classes is not None:
+        return "--num-classes"
+    named = next((source for source, fields in stored if "num_classes" in fields), None)
+    return f"num_classes in its suscli {named}" if named else None
+
+
 def _load_weights(
-    path: Path, spec: str, model: nn.Module, state: dict[str, torch.Tensor], inferred: int | None, prefixes: tuple[str, ...] = ()
+    path: Path,
+    spec: str,
+    model: nn.Module,
+    state: dict[str, torch.Tensor],
+    inferred: int | None,
+    said: str | None = None,
+    prefixes: tuple[str, ...] = (),
 ) -> list[str]:
     """Load `state` into `model` as the model's own strict `load_state_dict` would (BatchNorm fills in the
     num_batches_tracked that files saved before PyTorch 0.4.1 lack), saying exactly which keys or shapes do not fit.
+    An output layer that differs in its class count is blamed on `said`, the option or field that gave the count.
 
     The tensors whose shapes fit are loaded with strict=False, which reports the keys torch would refuse; only
     those, and shapes that differ, are errors. On an error the half-loaded model is dropped with the exception.
@@ -502,6 +524,14 @@ def _load_weights(
         )
     if wrong:
         shapes = [f"{k}: checkpoint {shape(state[k])} vs model {shape(v)}" for k, v in own.items() if k in wrong]
+        weights, built = infer_num_classes(state), infer_num_classes(own)
+        if said is not None and weights is not None and built is not None and weights != built:
+            wider = any(state[k].shape[1:] != own[k].shape[1:] for k in wrong)  # not the class count alone: a width too
+            raise InputError(
+                f"{path}: {said} says {built} classes, but the output layer of the weights has {weights}: "
+                f"{len(wrong)} tensors differ in shape{few(shapes)}",
+                fix=f"drop {said} or make it {weights}" + (f"; other layers differ too: {fix}" if wider else ""),
+            )
         if inferred is not None:
             fix += f"; num_classes={inferred} was inferred from the weights: set num_classes in --arch-kwargs if wrong"
         raise InputError(f"{path}: weights do not fit {spec}{after}: {len(wrong)} tensors differ in shape{few(shapes)}", fix=fix)
