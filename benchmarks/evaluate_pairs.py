@@ -6,7 +6,7 @@ For every pair of final models of every setting of a zoo (as evaluate_choice.py 
 pair as `rank` does (suscli.judge.rules.choose) and counts, against the zoo's oracle (clean test accuracy; a
 memorizer fits >= 40% of its wrong training labels):
 
-- the words: pairs where the more accurate model is called "underfit"; models called "likely memorized noise", and
+- the words: pairs where the more accurate model is called "underfit" or "underfit, susceptible"; models called "likely memorized noise", and
   how many of them are memorizers; models called "susceptible" (what a model alone reads above the fixed cut: no
   claim about its labels), and how many are memorizers; memorizers called "fits, resists noise", "fits the clean
   signal" or "low susceptibility";
@@ -58,7 +58,7 @@ def pairs_of(rows: list, tests: np.ndarray, mem: np.ndarray) -> dict:
             counts["memorizers"] += memorizer
             counts["memorizers_cleared"] += memorizer and word in CLEARS
         first = index[choice.ranked[0].name]
-        right += first == better
+        right += tests[first] == max(tests[i], tests[j])  # a tie: either is the more accurate
         regrets.append(100 * (max(tests[i], tests[j]) - tests[first]))
     return counts | {"first_right": right, "regret_mean": float(np.mean(regrets)), "regret_worst": float(np.max(regrets))}
 
@@ -66,7 +66,7 @@ def pairs_of(rows: list, tests: np.ndarray, mem: np.ndarray) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = zoo_arguments(__doc__.splitlines()[0]).parse_args(argv)
     print(
-        "| setting | pairs | more accurate called underfit | likely memorized noise (memorizers) | susceptible (memorizers) "
+        "| setting | pairs | more accurate called underfit (or underfit, susceptible) | likely memorized noise (memorizers) | susceptible (memorizers) "
         "| memorizers (in pairs) | memorizers cleared | first is the more accurate | regret mean / worst |\n"
         "|---|---|---|---|---|---|---|---|---|"
     )

@@ -19,6 +19,7 @@ import suscli
 import suscli.measure.sampling
 import suscli.run.model
 import suscli.views.formats
+from suscli.errors import UsageError
 from suscli import Inputs, Settings, score
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import SusceptibilityConfig
@@ -302,9 +303,25 @@ def test_a_mean_on_the_0_255_scale_is_refused_with_the_values_it_meant(ckpt: Pat
     pixels scaled to 0-1, it made every image a flat field near -2, and the row's numbers were measured on that."""
     scaled = ("--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375")
     res = invoke("score", ckpt, "-d", image_folder, *scaled)
-    one_error_line(res, 2, "--mean 123.675,116.28,103.53 is not on the scale", "--mean 0.485,0.456,0.406")
+    one_error_line(res, 2, "--mean 123.675,116.28,103.53 is not on the scale", "--mean 0.485,0.456,0.406 --std 0.229,0.224,0.225")
     assert res.stdout == ""
     one_error_line(invoke("score", ckpt, "-d", image_folder, "--mean=-1,0.5,300", "--std", "1,1,1"), 2, "from 0 to 1")
+
+
+def test_a_checkpoints_mean_on_the_0_255_scale_is_its_error_unless_an_option_overrides_it(tmp_path: Path, image_folder: Path) -> None:
+    """The same mean in a file's metadata was subtracted from 0-1 pixels without a word; refusing the file when read
+    made --mean, which beats the metadata, useless. It is refused where it would be used, saying what to pass, and
+    suscli.save refuses to write it."""
+    mean, std = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+    path = tmp_path / "m.pt"
+    torch.save(tiny_cnn().state_dict(), path)
+    fields = {"arch": ARCH, "num_classes": 3, "image_size": 8, "mean": mean, "std": std}
+    path.with_name("m.suscli.json").write_text(json.dumps(fields))
+    res = invoke("score", path, "-d", image_folder)
+    one_error_line(res, 3, "the checkpoint's mean [123.675, 116.28, 103.53] is not on the scale", "--mean 0.485,0.456,0.406")
+    assert invoke("score", path, "-d", image_folder, "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225").exit_code == 0
+    with pytest.raises(UsageError, match="mean=0.485,0.456,0.406 std=0.229,0.224,0.225"):
+        suscli.save(tiny_cnn(), tmp_path / "n.safetensors", arch=ARCH, num_classes=3, mean=mean, std=std)
 
 
 def test_numeric_options_still_show_their_ranges_in_help() -> None:

@@ -106,3 +106,13 @@ def test_model_names_are_drawn_as_text_not_as_mathtext() -> None:
         assert sorted(text.get_text() for text in labels) == sorted(names) and not any(text.get_parse_math() for text in labels)
     finally:
         plt.close(fig)
+
+
+def test_every_verdict_word_has_a_colour() -> None:
+    """A row whose verdict had no colour was left out of the plot: "low susceptibility", which a pool of two prints."""
+    from suscli.judge import verdict
+    from suscli.views.plot import VERDICT_COLORS
+
+    words = {verdict.MEMORIZED, verdict.RESISTS, verdict.FITS_CLEAN, verdict.UNCLEAR, verdict.UNDERFIT}
+    words |= {verdict.UNDERFIT_SUSCEPTIBLE, verdict.SUSCEPTIBLE, verdict.LOW_SUSCEPTIBILITY}
+    assert words <= set(VERDICT_COLORS)

@@ -658,7 +658,7 @@ def test_a_pool_of_two_shows_no_cost_and_says_so() -> None:
 
 def test_a_pool_of_two_judges_each_model_alone_and_says_that_agreement_separates_nothing() -> None:
     """The pool's means lie between two models: beside a memorizer a clean learner was "underfit" (under the mean of
-    the two training accuracies), and on the clean-label zoo 36 of 66 pairs called a model "likely memorized noise".
+    the two training accuracies), and in the clean-label zoo's 66 pairs a model was "likely memorized noise" 36 times.
     Each now reads what it reads alone, with the reason. The agreement rule's two agreements are one number, so the tie-break alone orders them, and the
     line says that it does not show the more accurate of the two (the demo's pair: it put the memorizer, 84.9% clean,
     before the model at 97.2%)."""
@@ -671,11 +671,32 @@ def test_a_pool_of_two_judges_each_model_alone_and_says_that_agreement_separates
     assert choice.pick is not None and not choice.confident and len(choice.tied) == 2
     assert "in a pool of two each model's consensus is the other's predictions" in choice.why
     assert choice.why.endswith("which does not show the more accurate of the two: held-out labels (--val-data) can")
-    fixed = thresholds(pool, susceptibility=0.5)  # a threshold the user fixed is no midpoint: the pool's words stand
-    assert fixed is not None and not fixed.pooled
+    half = thresholds(pool, susceptibility=0.5)  # the training-accuracy threshold is still the midpoint
+    assert half is not None and not half.pooled
+    choose(pool, "agreement", half)
+    assert all(r.verdict_why.startswith(verdict.PAIR) for r in pool)
+    fixed = thresholds(pool, susceptibility=0.5, train_acc=0.7)  # both fixed by the user: no midpoint, the pool's words
     choose(pool, "agreement", fixed)
-    assert not any(r.verdict_why.startswith(verdict.PAIR) for r in pool)
-    assert pool[0].verdict == verdict.UNCLEAR and "a threshold that clear memorizers hold up (mem)" in pool[0].verdict_why
+    assert pool[0].verdict == verdict.UNDERFIT and not any(r.verdict_why.startswith(verdict.PAIR) for r in pool)
+
+
+def test_a_pool_of_two_counts_models_as_the_thresholds_do_and_says_so_where_no_cut_judges_alone() -> None:
+    """A byte-for-byte copy of a checkpoint (timm's model_best.pth.tar) or a row without training accuracy does not make
+    a pool of two a pool of three: the thresholds are still the two models' midpoint. At a step the fixed cuts were
+    not measured at, a model alone reads nothing, and in a pair it is "unclear" with the reason, not the pool's words."""
+    labels = off(slice(0, 240))
+    pool = [model("clean", 0.10, TRUTH, TRUTH, labels), model("mem", 0.90, labels, off(slice(100, 300)), labels)]
+    copy_of = model("mem-copy", 0.90, labels, off(slice(100, 300)), labels)
+    pool[1].sha256 = copy_of.sha256 = "ab" * 32
+    unscored = row("no-train", None, 0.2, step={**DEFAULT_STEP, "num_classes": 3})
+    rows = [*pool, copy_of, unscored]
+    choose(rows, "agreement", thresholds(rows))
+    assert rows[0].verdict == verdict.LOW_SUSCEPTIBILITY and rows[0].verdict_why.startswith(verdict.PAIR)
+    step = {**DEFAULT_STEP, "num_classes": 3, "lr": 0.5}
+    for r in pool:
+        r.details.update(step)
+    choose(pool, "agreement", thresholds(pool))
+    assert all(r.verdict == verdict.UNCLEAR and "alone, no fixed cut judges it at this step" in r.verdict_why for r in pool)
 
 
 def test_underfit_is_not_said_of_a_model_that_fits_as_much_as_those_that_did_not_memorize() -> None:

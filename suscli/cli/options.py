@@ -358,7 +358,7 @@ def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings
     mean, std = _floats(preprocess.mean, "--mean"), _floats(preprocess.std, "--std")
     if (mean is None) != (std is None):
         raise UsageError("--mean and --std go together", fix="give both, or use --preset")
-    require_pixel_mean("--mean", mean)
+    require_pixel_mean("--mean", mean, std)
     if std is not None and any(s <= 0 for s in std):
         raise UsageError("--std values must be positive")
     return Settings(

@@ -215,7 +215,7 @@ def decode_images(
     an earlier decode of the same unchanged files with the same transform is read back instead (suscli.data.cache),
     and a new decode is stored there for the next run. `memory_fix` is what to do when they would not fit in memory.
     """
-    sizing = Sizing(sizing) if isinstance(sizing, int) else sizing
+    sizing = sizing if isinstance(sizing, Sizing) else Sizing(int(sizing))
     sizing.check()
     image_size = sizing.image_size
     if channels not in (1, 3):
@@ -414,7 +414,7 @@ class ImageSource:
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
         """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images), decoded once per
         `sizing` (a Preprocess's .sizing; an int: that side, whole images) and channel count."""
-        sizing = Sizing(sizing) if isinstance(sizing, int) else sizing
+        sizing = sizing if isinstance(sizing, Sizing) else Sizing(int(sizing))
         key = (sizing, channels, str(device or "cpu"))
         if key not in self._cache:
             cpu_key = (sizing, channels, "cpu")

@@ -137,7 +137,7 @@ def _named_folders(folders: Sequence[str], meta: dict[str, Any], origin: object)
     if unknown and len(unknown) < len(folders):
         raise InputError(
             f"{origin}: class folder(s) {_shown(unknown, 3)} name no class of the model, though the other "
-            f"{len(folders) - len(unknown)} do ({len(classes)} classes, {source}: {_shown(classes)}){case_hint(unknown, classes)}",
+            f"{len(folders) - len(unknown)} {'does' if len(folders) - len(unknown) == 1 else 'do'} ({len(classes)} classes, {source}: {_shown(classes)}){case_hint(unknown, classes)}",
             fix="name each class folder as the model's class, or remove the folders of classes it was not trained on",
         )
     if unknown or [index[f] for f in folders] == list(range(len(folders))):

@@ -65,19 +65,26 @@ def thresholds(
     return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
 
 
-def others(rows: list[Result], t: Thresholds | None) -> verdict.Others | None:
+def others(rows: list[Result], t: Thresholds | None, noise: NoiseEstimate | None) -> verdict.Others | None:
     """The training-accuracy threshold recomputed over the models that are not clear memorizers (verdict.Others), where
-    the threshold is the pool's own and some clear memorizer holds it up; None otherwise. Called after the rows'
-    fits on the contradicted labels are set, which clear_memorizer reads."""
-    if t is None or t.center is None:
+    the threshold is the pool's own and some clear memorizer holds it up; None otherwise, and where the label check
+    finds no noise to memorize (no estimate, one it doubts, or labels read nearly clean): on clean labels the models
+    that fit every label fit most of the few the consensus contradicts, and "clear memorizer" would name them.
+    Called after the rows' fits on the contradicted labels are set, which clear_memorizer reads."""
+    if t is None or t.center is None or noise is None or noise.doubt or noise.training_upper < verdict.CLEAN_LABELS:
         return None
-    scored = [r for r in distinct(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    scored = _scored(rows)
     held = [r for r in scored if verdict.clear_memorizer(r)]
     rest = [r.train_acc for r in scored if not verdict.clear_memorizer(r) and r.train_acc is not None]
     if not held or not rest:
         return None
     center = statistics.fmean if t.center == "mean" else statistics.median
     return verdict.Others(center(rest), len(rest), tuple(r.name for r in held))
+
+
+def _scored(rows: list[Result]) -> list[Result]:
+    """The rows the pool's thresholds are taken over: measured, with training accuracy, each model's weights once."""
+    return [r for r in distinct(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
 
 
 def first_of(rows: list[Result]) -> list[Result]:
@@ -117,7 +124,9 @@ def rank(rows: list[Result], t: Thresholds | None, noise: NoiseEstimate | None =
             r.region = region(r.train_acc, r.susceptibility, t)
         elif r.ok:
             r.region = None
-    verdict.assign(rows, t.susceptibility if t else None, t.train_acc if t else None, noise, t.pooled if t else True, others(rows, t))
+    pair = t is not None and t.source != "fixed" and len(_scored(rows)) == MIN_POOL
+    zeta, acc = (t.susceptibility, t.train_acc) if t else (None, None)
+    verdict.assign(rows, zeta, acc, noise, t.pooled if t else True, others(rows, t, noise), pair)
 
     def key(r: Result) -> tuple:
         if not r.ok:

@@ -569,10 +569,11 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
             return Choice(ranked, best, why, True, lead)
         return Choice(ranked, best, why + "; still no confident choice" + doubt, False, lead)
     if len(measured) == 2:  # one agreement for both: nothing label-free separates them (docs/rank.md, "A pool of two")
+        order = f"as it {TIE_WORDS[tie_break](best)}" if tie_break != "none" else "by name"
         why += (
             f"; no confident choice: in a pool of two each model's consensus is the other's predictions, so both agree with "
-            f"it on {100 * _agreement(top):.1f}% and the unlabeled images separate nothing; it comes first as it "
-            f"{TIE_WORDS[tie_break](best)}, which does not show the more accurate of the two: held-out labels (--val-data) can"
+            f"it on {100 * _agreement(top):.1f}% and the unlabeled images separate nothing; it comes first {order}, which "
+            "does not show the more accurate of the two: held-out labels (--val-data) can"
         )
         return Choice(ranked, best, why, False, lead)
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")

@@ -62,7 +62,7 @@ PAIR_MORE = "a third model trained on the same labels in the pool"
 # Why a pool of two models is judged as each model alone: its means are the midpoint of the two, so one model is
 # always above each threshold and the other below, and each model's consensus is the other's predictions. Over every
 # pair of the CIFAR zoos' final models the pool's words were wrong where they matter most: "likely memorized noise" on
-# 36 of 66 pairs of models trained on clean labels, and the more accurate model "underfit" in 15 of 66 human-worst
+# 36 times in the 66 pairs of models trained on clean labels, and the more accurate model "underfit" in 15 of 66 human-worst
 # pairs (docs/validation.md, "A pool of two").
 PAIR = (
     "judged alone, as suscli score judges it: in a pool of two the pool's means lie between the two models, so one is "
@@ -578,21 +578,23 @@ def assign(
     noise: NoiseEstimate | None = None,
     pooled: bool = True,
     others: Others | None = None,
+    pair: bool = False,
 ) -> None:
     """Set `verdict` and `verdict_why` on every scored row (`noise`: the pool's label-noise estimate, if any; `pooled`:
     `zeta` is the pool's own mean or median, not a value the user fixed, so pool_held_up applies; `others`: the training
-    accuracy of the models that are not clear memorizers, where they hold up a threshold that is the pool's own). In a
-    pool each row
-    also keeps what it would read alone (details.verdict_alone), and where the two contradict each other the reason
-    says why the pool's evidence decides."""
+    accuracy of the models that are not clear memorizers, where they hold up a threshold that is the pool's own;
+    `pair`: the thresholds are a pool of two's midpoint, and each row is judged alone, PAIR). In a pool each row also
+    keeps what it would read alone (details.verdict_alone), and where the two contradict each other the reason says
+    why the pool's evidence decides."""
     held_up = not pooled or pool_held_up(rows)
-    pair = pooled and sum(1 for r in rows if r.ok and r.susceptibility is not None) == 2
     for r in rows:
         if not r.ok:
             continue
         v = judge(r, zeta, acc, noise, held_up, others)
         judged = zeta is not None and acc is not None and r.train_acc is not None
         alone = judge_alone(r, PAIR_MORE if pair else ALONE_MORE) if judged else None
+        if pair and judged and alone is None:  # no fixed cut at this step either: nothing to say of it
+            v = Verdict(UNCLEAR, f"{PAIR}; alone, no fixed cut judges it at this step")
         if alone is not None:
             r.details["verdict_alone"] = alone.word
             if pair:

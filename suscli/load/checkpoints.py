@@ -64,6 +64,8 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
             f"suscli.save({path}) writes safetensors: the file name must end in .safetensors", fix=f"save to {_safetensors_name(path)}"
         )
     text = _metadata(path, {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta})
+    if fix := off_scale_mean(meta.get("mean"), meta.get("std"), "mean=", "std="):
+        raise UsageError(f"suscli.save({path}): mean {meta['mean']} is not on the 0-1 scale of the pixels it is subtracted from", fix=fix)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +74,20 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     except OSError as e:  # a folder of that name, no permission, a full disk
         raise InputError(f"cannot write {path}: {e.strerror or e}", fix="choose a writable path for the model") from None
     return path
+
+
+def off_scale_mean(mean: object, std: object, mean_name: str = "--mean ", std_name: str = "--std ") -> str | None:
+    """Where a mean lies outside 0-1, the scale of the pixels suscli subtracts it from, the fix naming what to give
+    instead (as `mean_name` and `std_name` spell it); None where it is on that scale or not a list of numbers (which the
+    fields' own check refuses). A 0-255 mean (OpenCV's and MMPretrain's 123.675,116.28,103.53) turned every image into a
+    flat field near -2, with no word said."""
+    if not isinstance(mean, list) or not _numbers(mean) or all(0 <= m <= 1 for m in mean):
+        return None
+    if not all(0 <= m <= 255 for m in mean):
+        return "give each channel's mean from 0 to 1"
+    scaled = ",".join(f"{m / 255:.4g}" for m in mean)
+    with_std = f" {std_name}{','.join(f'{s / 255:.4g}' for s in std)}" if isinstance(std, list) and _numbers(std) else ""
+    return f"divide the mean and the std by 255: {mean_name}{scaled}{with_std}"
 
 
 def _safetensors_name(path: Path) -> Path:
@@ -441,10 +457,6 @@ def _numbers(value: object, positive: bool = False) -> bool:
     )
 
 
-def _pixel_numbers(value: object) -> bool:
-    return isinstance(value, list) and _numbers(value) and all(0 <= v <= 1 for v in value)
-
-
 _WHOLE = ("num_classes", "image_size", "epoch")  # the whole-number fields
 
 
@@ -454,9 +466,7 @@ _FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "num_classes": ("a whole number above 0", _count),
     "image_size": ("a whole number above 0", _count),
     "epoch": ("a whole number from 0", lambda v: _count(v, 0)),
-    # on the 0-1 scale of the pixels it is subtracted from: a 0-255 mean (OpenCV and MMPretrain code write one) turned
-    # every image into a flat field near -2, as --mean did (suscli.run.model.require_pixel_mean)
-    "mean": ("a list of numbers from 0 to 1", _pixel_numbers),
+    "mean": ("a list of numbers", _numbers),  # on the pixels' 0-1 scale too where it is used (off_scale_mean)
     "std": ("a list of numbers above 0", lambda v: _numbers(v, positive=True)),
     "crop_pct": ("a number above 0 and at most 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1),
     "preset": (f"one of {', '.join(PRESETS)}", lambda v: isinstance(v, str) and v in PRESETS),

@@ -19,7 +19,7 @@ from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
 from suscli.measure.randomness import random_forward
-from suscli.load.checkpoints import Checkpoint
+from suscli.load.checkpoints import Checkpoint, off_scale_mean
 from suscli.errors import InputError, SuscliError, UsageError, require_type, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
@@ -68,7 +68,7 @@ class Settings:
             raise UsageError("mean and std go together", fix="give both, or a preset")
         for value in self.mean or ():
             require_number("mean", value)
-        require_pixel_mean("mean", self.mean)
+        require_pixel_mean("mean", self.mean, self.std)
         for value in self.std or ():
             require_number("std", value, low=0, above=True)
         require_number("image_size", self.image_size, low=1, whole=True)
@@ -90,18 +90,12 @@ class Settings:
         return asdict(self)
 
 
-def require_pixel_mean(name: str, mean: Sequence[float] | None) -> None:
-    """A UsageError where a mean lies outside 0 to 1, the scale of the pixels it is subtracted from: a mean on the
-    0-255 scale (MMPretrain's and OpenCV code's 123.675,116.28,103.53) was taken as given, and every image reached the
-    model as a flat field near -2, with no word said."""
-    if mean is None or all(0 <= m <= 1 for m in mean):
-        return
-    shown = ",".join(f"{m:g}" for m in mean)
-    scaled = ",".join(f"{m / 255:.4g}" for m in mean) if all(0 <= m <= 255 for m in mean) else None
-    raise UsageError(
-        f"{name} {shown} is not on the scale of the pixels it is subtracted from: suscli scales them to 0-1",
-        fix=f"divide it and the std by 255: {name} {scaled}" if scaled else "give each channel's mean from 0 to 1",
-    )
+def require_pixel_mean(name: str, mean: Sequence[float] | None, std: Sequence[float] | None = None) -> None:
+    """A UsageError where option `name`'s mean lies outside 0 to 1, the scale of the pixels it is subtracted from
+    (off_scale_mean says what to give instead)."""
+    if fix := off_scale_mean(list(mean or ()), list(std or ()), f"{name} ", "--std " if name == "--mean" else "std "):
+        shown = ",".join(f"{m:g}" for m in mean or ())
+        raise UsageError(f"{name} {shown} is not on the scale of the pixels it is subtracted from: suscli scales them to 0-1", fix=fix)
 
 
 def require_number(
@@ -167,6 +161,11 @@ def preprocessing(
     if preset_name is not None and preset_name not in PRESETS:
         raise UsageError(f"unknown preset {preset_name!r}", fix=f"use one of {', '.join(PRESETS)}")
     preset = PRESETS[preset_name or "none"]
+    if not (settings.mean or settings.preset) and (fix := off_scale_mean(meta.get("mean"), meta.get("std"))):
+        raise InputError(
+            f"the checkpoint's mean {meta['mean']} is not on the scale of the pixels it is subtracted from: suscli scales them to 0-1",
+            fix=f"{fix} (options beat the checkpoint's metadata)",
+        )
     mean = settings.mean or (None if settings.preset else meta.get("mean")) or preset.mean
     std = settings.std or (None if settings.preset else meta.get("std")) or preset.std
     if not (settings.mean or settings.preset or meta.get("mean") or meta.get("preset")):

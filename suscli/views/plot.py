@@ -24,6 +24,7 @@ VERDICT_COLORS = {
     verdict.UNDERFIT: "#8d99ae",
     verdict.UNDERFIT_SUSCEPTIBLE: "#f4a261",
     verdict.SUSCEPTIBLE: "#e76f51",  # alone: fits noise readily, nothing said about its labels
+    verdict.LOW_SUSCEPTIBILITY: "#8ecae6",  # alone: one step moves it little, nothing said about its labels
     None: "#444444",
 }
 
