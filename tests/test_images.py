@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -154,6 +155,7 @@ def test_sources_decode_once_and_keep_labels_aligned(tmp_path: Path, train_folde
     pixels, labels, bad = src.decoded(8, 3)
     assert len(pixels) == 17 and len(bad) == 1 and labels.tolist() == [0] * 6 + [1] * 5 + [2] * 6
     assert src.decoded(8, 3)[0] is pixels  # cached: a second model costs no decoding
+    assert src.decoded(np.int64(8), 3)[0] is pixels  # a size read from numpy (a tracker's image_size) is the same side
     sub = unlabeled_source(train_folder, samples=5, seed=0)
     assert len(sub.paths) == 5 and sub.population == 18
 
