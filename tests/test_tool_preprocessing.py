@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,6 +32,11 @@ def photos(folder: Path, sizes: list[tuple[int, int]]) -> list[Path]:
     return paths
 
 
+def processed(processor: Any, paths: list[Path]) -> torch.Tensor:
+    """The pixel values a Hugging Face image processor gives the photos at `paths`, as one tensor."""
+    return torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+
+
 def fed(meta: dict, paths: list[Path]) -> torch.Tensor:
     """The normalized pixels suscli feeds a model whose checkpoint says `meta`."""
     prep, _ = preprocessing(Settings(), meta)
@@ -49,7 +55,7 @@ def test_a_vit_sees_its_image_processors_pixels(tmp_path: Path, resample: int) -
     processor = ViTImageProcessor(size={"height": 32, "width": 32}, resample=resample, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor.save_pretrained(tmp_path / "vit")
     paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     ours = fed(load_checkpoint(tmp_path / "vit").meta, paths)
     assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / 0.5  # rounding: a level or two, where a view apart is ~100
@@ -64,7 +70,7 @@ def test_deits_stretch_then_crop_is_read(tmp_path: Path) -> None:
     processor = DeiTImageProcessor(size={"height": 40, "width": 40}, crop_size={"height": 32, "width": 32}, resample=3)
     processor.save_pretrained(tmp_path / "deit")
     paths = photos(tmp_path / "photos", [(48, 36), (30, 50)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     ours = fed(load_checkpoint(tmp_path / "deit").meta, paths)
     assert ours.shape == theirs.shape == (2, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 1.01 / 255 / min(processor.image_std)
@@ -104,7 +110,7 @@ def test_a_shortest_edge_is_rounded_down_as_the_processor_does(tmp_path: Path, s
     processor.save_pretrained(tmp_path / "model")
     # 37x39 resized to a shorter side of 37, 36x39 to 36: a margin of 7, which the processor crops from 3, not round(3.5)
     paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (37, 39), (36, 39)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
     assert ours.shape == theirs.shape == (5, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 1.01 / 255 / min(processor.image_std)  # a level: the processor's float rescale
@@ -125,7 +131,7 @@ def test_a_processors_own_crop_pct_rule_is_followed(tmp_path: Path, kind: str) -
         processor, side = PoolFormerImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, crop_pct=0.875), 32
     processor.save_pretrained(tmp_path / "model")
     paths = photos(tmp_path / "photos", [(480, 400), (300, 500), (100, 20)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
     assert ours.shape == theirs.shape == (3, 3, side, side)
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
@@ -178,7 +184,7 @@ def test_an_int_size_is_read_as_its_processor_class_reads_it(tmp_path: Path, kin
     _int_sized(tmp_path / "model", kind)
     processor = AutoImageProcessor.from_pretrained(tmp_path / "model")
     paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (37, 39), (36, 39)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     checkpoint = load_checkpoint(tmp_path / "model")
     ours = fed(checkpoint.meta, paths)
     assert ours.shape == theirs.shape == (5, 3, 32, 32)
@@ -218,7 +224,7 @@ def test_a_mobilevit_sees_its_processors_bgr_pixels(tmp_path: Path, flip: str) -
         file.write_text(json.dumps({**cfg, **({"do_flip_channel_order": False} if flip == "false" else {})}))
     processor = AutoImageProcessor.from_pretrained(tmp_path / "mobilevit")  # as the file reads
     paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (37, 39), (36, 39)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     checkpoint = load_checkpoint(tmp_path / "mobilevit")
     ours = fed(checkpoint.meta, paths)
     assert ours.shape == theirs.shape == (5, 3, 32, 32)
@@ -236,7 +242,7 @@ def test_a_pp_lcnet_reverses_the_channels_after_normalizing(tmp_path: Path) -> N
     processor = PPLCNetImageProcessor(size={"height": 36, "width": 36}, resize_short=36, crop_size={"height": 32, "width": 32})
     processor.save_pretrained(tmp_path / "lcnet")
     paths = photos(tmp_path / "photos", [(36, 36), (50, 50), (20, 20)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     ours = fed(load_checkpoint(tmp_path / "lcnet").meta, paths)
     assert ours.shape == theirs.shape == (3, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)
@@ -263,7 +269,7 @@ def test_a_levit_is_resized_larger_before_its_crop(tmp_path: Path) -> None:
     processor.save_pretrained(tmp_path / "levit")
     # 36x39 resized to a shorter side of 36: a margin of 3, which the processor crops from 1
     paths = photos(tmp_path / "photos", [(48, 36), (30, 50), (100, 20), (36, 39), (64, 64)])
-    theirs = torch.tensor(np.stack(processor(images=[Image.open(p).convert("RGB") for p in paths])["pixel_values"]))
+    theirs = processed(processor, paths)
     checkpoint = load_checkpoint(tmp_path / "levit")
     ours = fed(checkpoint.meta, paths)
     assert ours.shape == theirs.shape == (5, 3, 32, 32)
