@@ -65,17 +65,18 @@ def thresholds(
     return Thresholds(zeta, acc, f"pool {rule}" + (f", fixed {' and '.join(fixed)}" if fixed else ""))
 
 
-def others(rows: list[Result], t: Thresholds | None, noise: NoiseEstimate | None) -> verdict.Others | None:
+def others(scored: list[Result], t: Thresholds | None, noise: NoiseEstimate | None) -> verdict.Others | None:
     """The training-accuracy threshold recomputed over the models that are not clear memorizers (verdict.Others), where
     the threshold is the pool's own and some clear memorizer holds it up; None otherwise, and where the label check
     finds no noise to memorize (no estimate, one it doubts, or labels read nearly clean): on clean labels the models
     that fit every label fit most of the few the consensus contradicts, and "clear memorizer" would name them.
-    Called after the rows' fits on the contradicted labels are set, which clear_memorizer reads."""
+    `scored`: the rows the thresholds were taken over (_scored). Called after the rows' fits on the contradicted labels
+    are set, which clear_memorizer reads."""
     if t is None or t.center is None or noise is None or noise.doubt or noise.training_upper < verdict.CLEAN_LABELS:
         return None
-    scored = _scored(rows)
-    held = [r for r in scored if verdict.clear_memorizer(r)]
-    rest = [r.train_acc for r in scored if not verdict.clear_memorizer(r) and r.train_acc is not None]
+    clear = [verdict.clear_memorizer(r) for r in scored]  # once a row: it may decode the row's training predictions
+    held = [r for r, c in zip(scored, clear) if c]
+    rest = [r.train_acc for r, c in zip(scored, clear) if not c and r.train_acc is not None]
     if not held or not rest:
         return None
     center = statistics.fmean if t.center == "mean" else statistics.median
@@ -124,9 +125,10 @@ def rank(rows: list[Result], t: Thresholds | None, noise: NoiseEstimate | None =
             r.region = region(r.train_acc, r.susceptibility, t)
         elif r.ok:
             r.region = None
-    pair = t is not None and t.source != "fixed" and len(_scored(rows)) == MIN_POOL
+    scored = _scored(rows)
+    pair = t is not None and t.source != "fixed" and len(scored) == MIN_POOL
     zeta, acc = (t.susceptibility, t.train_acc) if t else (None, None)
-    verdict.assign(rows, zeta, acc, noise, t.pooled if t else True, others(rows, t, noise), pair)
+    verdict.assign(rows, zeta, acc, noise, t.pooled if t else True, others(scored, t, noise), pair)
 
     def key(r: Result) -> tuple:
         if not r.ok:
