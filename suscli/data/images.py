@@ -64,6 +64,11 @@ class Sizing:
     interpolation: str = "bilinear"
     crop_offset: str = "round"
 
+    @classmethod
+    def of(cls, sizing: "Sizing | int") -> "Sizing":
+        """`sizing` itself, or for a side alone (an int, numpy's too) whole images at that side."""
+        return sizing if isinstance(sizing, Sizing) else cls(int(sizing))
+
     def check(self) -> None:
         if self.resize not in RESIZES or self.interpolation not in INTERPOLATIONS or self.crop_offset not in CROP_OFFSETS:
             raise UsageError(
@@ -215,7 +220,7 @@ def decode_images(
     an earlier decode of the same unchanged files with the same transform is read back instead (suscli.data.cache),
     and a new decode is stored there for the next run. `memory_fix` is what to do when they would not fit in memory.
     """
-    sizing = sizing if isinstance(sizing, Sizing) else Sizing(int(sizing))
+    sizing = Sizing.of(sizing)
     sizing.check()
     image_size = sizing.image_size
     if channels not in (1, 3):
@@ -414,7 +419,7 @@ class ImageSource:
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
         """(uint8 pixels on `device`, labels of the decoded images or None, unreadable images), decoded once per
         `sizing` (a Preprocess's .sizing; an int: that side, whole images) and channel count."""
-        sizing = sizing if isinstance(sizing, Sizing) else Sizing(int(sizing))
+        sizing = Sizing.of(sizing)
         key = (sizing, channels, str(device or "cpu"))
         if key not in self._cache:
             cpu_key = (sizing, channels, "cpu")
