@@ -150,10 +150,11 @@ def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Pat
         return real(*a, **k)
 
     monkeypatch.setattr(suscli.run.audit, "score_checkpoint", interrupted_after_two)
-    res, _ = rank_json(pool, image_folder, train_folder)
+    cpu = ("--device", "cpu")  # one model at a time, CPU's default --model-batch (CUDA's 8 measures these 4 in one group)
+    res, _ = rank_json(pool, image_folder, train_folder, *cpu)
     assert res.exit_code == 130 and "2 result(s) kept" in res.stderr
     monkeypatch.setattr(suscli.run.audit, "score_checkpoint", real)
-    res, doc = rank_json(pool, image_folder, train_folder)
+    res, doc = rank_json(pool, image_folder, train_folder, *cpu)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 2 and doc["counts"]["scored"] == 4
 
 
@@ -204,6 +205,8 @@ def test_sigkill_midway_then_resume(tmp_path: Path, image_folder: Path, train_fo
         "16",
         "-f",
         "json",
+        "--device",
+        "cpu",  # one model at a time: CUDA's default --model-batch 8 writes all 8 rows at once
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

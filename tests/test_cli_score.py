@@ -640,7 +640,23 @@ def test_rank_still_predicts_every_model_and_keeps_the_predictions(
     for i in range(3):
         torch.manual_seed(i)
         suscli.save(tiny_cnn(), pool / f"m{i}.safetensors", arch=ARCH, num_classes=3, image_size=8)
-    res = invoke("rank", pool, "-d", image_folder, "--train-data", train_folder, "-f", "json", "--batches", "2", "--batch-size", "8")
+    # on the CPU, whose default --model-batch 1 predicts through suscli.run.model (CUDA's 8 through the batched path)
+    res = invoke(
+        "rank",
+        pool,
+        "-d",
+        image_folder,
+        "--train-data",
+        train_folder,
+        "-f",
+        "json",
+        "--batches",
+        "2",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+    )
     assert res.exit_code == 0, res.output
     assert predicted == [24, 24, 24]
     stored = [json.loads(line)["result"] for line in (pool / "suscli-results.jsonl").read_text().splitlines()]

@@ -2,8 +2,9 @@
 
 Skipped where there is no GPU (CI has none); run on one with `python -m pytest tests/test_cuda.py`. Two of the
 GPU's paths do not compute bit for bit what the CPU does:
-- the susceptibility passes run in float32 without TF32 (suscli.measure.susceptibility.full_fp32), so they differ
-  from the CPU's by the order of summation alone: the tolerance of tests/test_batched.py;
+- the susceptibility passes run in float32 without TF32 and with cuDNN's deterministic algorithms
+  (suscli.measure.susceptibility.reproducible_fp32), so they differ from the CPU's by the order of summation alone
+  (the tolerance of tests/test_batched.py) and repeat bit for bit;
 - the accuracy forwards run under bf16 autocast, where an image whose two top logits nearly tie can change its
   predicted class.
 """
@@ -71,6 +72,23 @@ def test_measure_many_on_cuda_equals_the_cpu_one_at_a_time(monkeypatch: pytest.M
     got = measure_many([on_cuda(m) for m in models], x, config=CONFIG, transform=TRANSFORM, device=CUDA)
     for g, w in zip(got, want):
         assert_close_measurement(g, w)
+
+
+def test_a_measurement_on_cuda_repeats_bit_for_bit() -> None:
+    """With cuDNN free to pick its algorithms, `perf.py` run on an H100 read susceptibilities up to 1.2e-5 apart
+    (ResNet-50s) for the same models, images and seed, cold and warm: the same inputs must give the same numbers,
+    one model at a time and batched."""
+    models, x = [on_cuda(m) for m in mixed_models()], pixels()
+
+    def alone() -> list:
+        return [measure_susceptibility(m, x, config=CONFIG, transform=TRANSFORM, device=CUDA) for m in models]
+
+    def together() -> list:
+        return measure_many(models, x, config=CONFIG, transform=TRANSFORM, device=CUDA)
+
+    for measure in (alone, together):
+        first, second = measure(), measure()
+        assert [(m.r, m.loss_before, m.loss_after) for m in first] == [(m.r, m.loss_before, m.loss_after) for m in second]
 
 
 def test_training_accuracy_on_cuda_differs_from_the_cpu_only_on_near_ties() -> None:

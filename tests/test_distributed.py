@@ -182,7 +182,8 @@ def test_a_rank_ends_with_its_exit_code_and_one_line_without_the_interpreter_tea
     error before any group forms is still its one line on stderr and exit code 3, and --help exits 0 with its text."""
     env = {**ENV, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
     bad = subprocess.run(
-        [sys.executable, "-m", "suscli", "rank", str(tmp_path / "missing"), "-d", str(tmp_path)],
+        # on the CPU: on a machine with one GPU, local rank 1 has none of its own (a usage error, before the pool is read)
+        [sys.executable, "-m", "suscli", "rank", str(tmp_path / "missing"), "-d", str(tmp_path), "--device", "cpu"],
         capture_output=True,
         text=True,
         env=env,

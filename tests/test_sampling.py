@@ -333,11 +333,14 @@ def test_an_interrupted_growth_resumes_with_the_images_not_yet_measured(
         return real(model, inputs, *args, **kwargs)
 
     monkeypatch.setattr(suscli.run.audit, "training_accuracy", counted)
-    res = invoke("rank", pool, "-d", image_folder, "--train-data", big_train, "-f", "json", "--batches", "2", "--batch-size", "8")
+    # on the CPU, whose default --model-batch 1 grows one model at a time (CUDA's 8 grows them together, counted below)
+    res = invoke(
+        "rank", pool, "-d", image_folder, "--train-data", big_train, "-f", "json", "--batches", "2", "--batch-size", "8", "--device", "cpu"
+    )
     assert res.exit_code == 130 and "rerun the same command to resume" in res.stderr
     assert measured == [8] * 4 + [16] * 2  # the chunks 8-16 of every model, 16-32 of two
     measured.clear()
-    again, _ = rank(pool, image_folder, big_train)
+    again, _ = rank(pool, image_folder, big_train, "--device", "cpu")
     assert sorted(measured) == sorted([16] * 2 + [13] * 4)  # 16-32 of the other two, then 32-45 of all four
     full, _ = rank(pool, image_folder, big_train, "--train-samples", "all")
     assert again["counts"]["reused"] == 4 and accuracies(again) == accuracies(full)
@@ -358,9 +361,9 @@ def test_model_batch_grows_models_together_with_the_same_numbers(
         return real(models, *args, **kwargs)
 
     monkeypatch.setattr(suscli.run.audit, "training_accuracy_many", counted)
-    one, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "one.jsonl")
+    one, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "one.jsonl", "--device", "cpu")  # CUDA's default batches 8
     assert together == []
-    four, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "four.jsonl", "--model-batch", "4")
+    four, _ = rank(pool, image_folder, big_train, "--results", tmp_path / "four.jsonl", "--model-batch", "4", "--device", "cpu")
     assert together == [4] * 4  # the first stage, then the chunks 8-16, 16-32 and 32-45
     assert accuracies(four) == accuracies(one) and four["train_sample"] == one["train_sample"]
 

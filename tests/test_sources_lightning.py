@@ -92,15 +92,16 @@ def lightning_by_hand(path: Path, root: Path) -> float:
 def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
     root = run.parent
     assert sorted(p.name for p in run.iterdir()) == ["epoch=0-step=2.ckpt", "epoch=1-step=4.ckpt", "last.ckpt"]
-    row = cli_json("score", run / "last.ckpt", "-d", root / "unlabeled", "--train-data", root / "train")["results"][0]
+    data = ("-d", root / "unlabeled", "--train-data", root / "train", "--device", "cpu")  # as by hand: bit for bit, not CUDA's 1e-4
+    row = cli_json("score", run / "last.ckpt", *data)["results"][0]
     assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "Lightning checkpoint", 1)
     assert row["notes"] == [  # the loss's class weights, and the size only timm's data config gives
         "stripped prefix 'net.', ignored 1 keys outside it",
         "image size 160 from the defaults of timm:test_resnet: nothing recorded for this checkpoint says it",
     ]
-    tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
+    tracked = cli_json("track", run, *data, "--results", tmp_path / "t.jsonl")
     assert [r["epoch"] for r in tracked["results"]] == [0, 1]
-    ranked = cli_json("rank", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")
+    ranked = cli_json("rank", run, *data, "--results", tmp_path / "r.jsonl")
     assert len(ranked["results"]) == 3
     for r in [row] + tracked["results"] + ranked["results"]:
         assert r["susceptibility"] == pytest.approx(lightning_by_hand(Path(r["path"]), root), rel=1e-5), r["name"]

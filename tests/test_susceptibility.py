@@ -20,7 +20,7 @@ from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     batch_indices,
     check_finite,
-    full_fp32,
+    reproducible_fp32,
     measure_susceptibility,
     random_labels,
 )
@@ -172,21 +172,29 @@ def test_larger_step_moves_the_loss_further_on_a_linear_model() -> None:
 
 
 @pytest.mark.skipif(not hasattr(torch.backends.cudnn, "conv"), reason="torch < 2.9 has no fp32_precision settings")
-def test_full_fp32_turns_tf32_off_on_cuda_and_puts_the_users_setting_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The GPU half is in tests/test_cuda.py; here the settings alone, as if a GPU were there."""
+def test_reproducible_fp32_turns_tf32_and_free_algorithms_off_on_cuda_and_puts_the_users_settings_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The GPU half is in tests/test_cuda.py; here the settings alone, as if a GPU were there: a training script's
+    TF32 and cuDNN autotuning (benchmark mode, which may pick a nondeterministic algorithm) are off inside, back after."""
     monkeypatch.setattr(susceptibility.torch.cuda, "is_available", lambda: True)
-    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
-    saved = conv.fp32_precision, matmul.fp32_precision
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic, cudnn.benchmark
+    users = ("tf32", "tf32", False, True)
+
+    def settings() -> tuple:
+        return cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic, cudnn.benchmark
+
     try:
-        conv.fp32_precision = matmul.fp32_precision = "tf32"
-        with full_fp32():
-            assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
-        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
-        with pytest.raises(RuntimeError), full_fp32():
+        cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic, cudnn.benchmark = users
+        with reproducible_fp32():
+            assert settings() == ("ieee", "ieee", True, False)
+        assert settings() == users
+        with pytest.raises(RuntimeError), reproducible_fp32():
             raise RuntimeError("a forward that fails")
-        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+        assert settings() == users
     finally:
-        conv.fp32_precision, matmul.fp32_precision = saved
+        cudnn.conv.fp32_precision, matmul.fp32_precision, cudnn.deterministic, cudnn.benchmark = saved
 
 
 def test_a_loss_that_is_not_finite_is_an_error_where_a_row_is_built() -> None:

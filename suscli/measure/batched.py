@@ -29,7 +29,7 @@ from suscli.measure.susceptibility import (
     _device_of,
     batch_indices,
     check_not_probabilities,
-    full_fp32,
+    reproducible_fp32,
     logits_of,
     measure_susceptibility,
     random_labels,
@@ -100,7 +100,7 @@ def measure_many(
         members = [models[i] for i in group]
         one_at_a_time = len(members) == 1 or not _accepted(inputs, config)
         try:
-            with full_fp32():
+            with reproducible_fp32():
                 results = None if one_at_a_time else _measure_together(members, inputs, config, transform, device, num_classes, progress)
         except Exception:  # vmap could not run these models: the reference path, which raises any input error its own way
             results = None

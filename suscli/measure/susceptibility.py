@@ -134,29 +134,33 @@ def _is_dropout(m: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def full_fp32() -> Iterator[None]:
-    """float32 arithmetic on CUDA for the block: no TF32 in convolutions (cuDNN's default) or matrix products (a
-    user's `set_float32_matmul_precision("high")`). Under TF32, two code paths of the same measurement on an H200
-    gave ResNet-50s reading about 0.25 numbers 0.034 apart (docs/performance.md); the measurement is a few small
-    batches, so full precision costs little, and the numbers match the CPU's. The settings are put back afterwards."""
+def reproducible_fp32() -> Iterator[None]:
+    """float32 arithmetic and cuDNN's deterministic algorithms on CUDA for the block: no TF32 in convolutions (cuDNN's
+    default) or matrix products (a user's `set_float32_matmul_precision("high")`), and no kernel that adds in an order
+    of its own. Under TF32, two code paths of the same measurement on an H200 gave ResNet-50s reading about 0.25
+    numbers 0.034 apart; with TF32 off but cuDNN free to choose, the same command run twice on an H100 read numbers
+    up to 1.2e-5 apart (docs/performance.md). The measurement is a few small batches, so both cost little, the
+    numbers match the CPU's and a rerun gives the same ones. The user's settings are put back afterwards."""
     if not torch.cuda.is_available():
         yield
         return
     conv, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
-    if hasattr(conv, "conv") and hasattr(matmul, "fp32_precision"):  # torch >= 2.9; the legacy flags then refuse mixed use
-        saved = conv.conv.fp32_precision, matmul.fp32_precision
+    saved_algorithms = conv.deterministic, conv.benchmark
+    conv.deterministic, conv.benchmark = True, False
+    new_flags = hasattr(conv, "conv") and hasattr(matmul, "fp32_precision")  # torch >= 2.9; the legacy flags then refuse mixed use
+    saved = (conv.conv.fp32_precision, matmul.fp32_precision) if new_flags else (conv.allow_tf32, matmul.allow_tf32)
+    if new_flags:
         conv.conv.fp32_precision = matmul.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            conv.conv.fp32_precision, matmul.fp32_precision = saved
     else:
-        legacy = conv.allow_tf32, matmul.allow_tf32
         conv.allow_tf32 = matmul.allow_tf32 = False
-        try:
-            yield
-        finally:
-            conv.allow_tf32, matmul.allow_tf32 = legacy
+    try:
+        yield
+    finally:
+        conv.deterministic, conv.benchmark = saved_algorithms
+        if new_flags:
+            conv.conv.fp32_precision, matmul.fp32_precision = saved
+        else:
+            conv.allow_tf32, matmul.allow_tf32 = saved
 
 
 def train_without_dropout(model: nn.Module) -> None:
@@ -236,7 +240,7 @@ def measure_susceptibility(
         torch.enable_grad(),
         preserved_modes(model),
         own_modules(model),
-        full_fp32(),
+        reproducible_fp32(),
         torch.autocast(dev.type, enabled=False) if dev.type in ("cpu", "cuda") else contextlib.nullcontext(),
         all_trainable(params),
         rng,
