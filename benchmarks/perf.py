@@ -484,6 +484,9 @@ TIMED = {
     "loading": ["run.audit.load_checkpoint", "run.audit.on_device", "run.model.on_device"],
     "hashing": ["run.audit.file_sha256"],
     "untrained reference": ["run.audit.untrained_reference", "run.model.untrained_reference"],
+    # the checks before measuring: the output's structure, and whether two forwards on the same images agree
+    "checks": ["run.audit.checked_logits", "run.model.checked_logits", "run.audit.random_forward", "run.model.random_forward"],
+    "decisions": ["run.rank.pool_decisions", "run.rank.choose"],
 }
 
 
@@ -516,7 +519,7 @@ def run_suscli(pool: Path, unl: Path, train: Path, cache: Path, out: Path, devic
     ]  # the same work as (b) and (c)
     m = timed_command(args, TIMED, parts, device)
     rows = json.loads(out.read_text())["results"]
-    parts["other (files, decisions, report)"] = m["seconds"] - sum(parts.values())
+    parts["other (listing, files, report)"] = m["seconds"] - sum(parts.values())
     return {**m, "parts": parts, "sus": {r["name"]: r["susceptibility"] for r in rows}, "acc": {r["name"]: r["train_acc"] for r in rows}}
 
 
