@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,29 @@ def test_class_folders_of_which_some_name_none_of_the_models_classes_are_named(t
     res = invoke("score", model, "-d", tmp_path / "train", "--train-data", tmp_path / "train", "--batches", "1", "-f", "json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["results"][0]["train_acc"] == pytest.approx(1 / 3)  # wolf, sorted last: class 2
+
+
+def test_class_names_in_another_unicode_form_are_the_models_classes(tmp_path: Path) -> None:
+    """Folders a Mac wrote (names decomposed, NFD) for a model whose class names were typed composed (NFC): `café`
+    was "no class of the model" beside the model's own `café`. The same class in either form; as class folders, as a
+    label file's names and as held-out folders."""
+    classes = ["thé", "café", "crème"]
+    decomposed = [unicodedata.normalize("NFD", c) for c in classes]
+    assert decomposed != classes
+    model = suscli.save(constant(2), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8, classes=classes)
+    for seed, name in enumerate(decomposed[1:]):  # café 1 image, crème 2: the model always says crème
+        write_images(tmp_path / "train" / name, seed + 1, seed=seed)
+        write_images(tmp_path / "val" / name, seed + 1, seed=10 + seed)
+    args = ("-d", tmp_path / "train", "--batches", "1", "-f", "json")
+    res = invoke("score", model, *args, "--train-data", tmp_path / "train", "--val-data", tmp_path / "val")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["train_acc"] == pytest.approx(2 / 3) and row["val_acc"] == pytest.approx(2 / 3)
+    assert "class folders mapped to the model's ids by its suscli metadata (2 folders for its 3 classes)" in row["notes"]
+    assert class_ids(decomposed, {"classes": classes}, "labels.csv")[0] == [0, 1, 2]
+    # two classes that differ only in their Unicode form stay two, compared as written
+    both = [classes[1], decomposed[1]]
+    assert class_ids(both[::-1], {"classes": both}, "labels.csv")[0] == [1, 0]
 
 
 def test_ids_beyond_the_models_classes_in_a_label_file_get_a_fix_for_a_label_file(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ map, `classes` in suscli's metadata), since a model trained elsewhere may number
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -59,6 +60,18 @@ def known_classes(meta: dict[str, Any]) -> tuple[list[str], str] | None:
         return None
 
 
+def class_finder(classes: Sequence[str]) -> Callable[[str], int | None]:
+    """The model's id of a class name, None for a name it does not have. Names are compared in one Unicode form
+    (NFC): macOS writes folder names decomposed (NFD: `e` and a combining accent), while a checkpoint's names were
+    typed composed, so a `café` folder was "no class of the model" beside the model's own `café`. Two classes that
+    differ only so are compared exactly."""
+    exact = {name: i for i, name in enumerate(classes)}
+    composed = {unicodedata.normalize("NFC", name): i for name, i in exact.items()}
+    if len(composed) < len(exact):
+        return exact.get
+    return lambda name: composed.get(unicodedata.normalize("NFC", name))
+
+
 def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order: str | None = None) -> tuple[list[int], str]:
     """The model's id for each of `names` (the training set's, sorted unless `order` says how they number the
     labels), and a note saying where the mapping comes from. A name the model does not know is an error naming it."""
@@ -67,8 +80,9 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order:
         unread = f"; {meta['classes_unread']}" if meta.get("classes_unread") else ""
         return list(range(len(names))), f"training labels are class names, numbered in {order or SORTED}{unread}"
     classes, source = known
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = [n for n in names if n not in index]
+    find = class_finder(classes)
+    found = [find(n) for n in names]
+    unknown = [n for n, i in zip(names, found) if i is None]
     if unknown:
         shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise InputError(
@@ -77,7 +91,7 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order:
             + case_hint(unknown, classes),
             fix="fix the label, or check that the training set is the model's",
         )
-    return [index[n] for n in names], f"training labels are class names, mapped to the model's ids by {source}"
+    return [i for i in found if i is not None], f"training labels are class names, mapped to the model's ids by {source}"
 
 
 def case_hint(unknown: Sequence[str], known: Sequence[str]) -> str:
@@ -132,20 +146,21 @@ def _named_folders(folders: Sequence[str], meta: dict[str, Any], origin: object)
     if known is None:
         return None
     classes, source = known
-    index = {name: i for i, name in enumerate(classes)}
-    unknown = [f for f in folders if f not in index]
+    find = class_finder(classes)
+    found = [find(f) for f in folders]
+    unknown = [f for f, i in zip(folders, found) if i is None]
     if unknown and len(unknown) < len(folders):
         raise InputError(
             f"{origin}: class folder(s) {_shown(unknown, 3)} name no class of the model, though the other "
             f"{len(folders) - len(unknown)} {'does' if len(folders) - len(unknown) == 1 else 'do'} ({len(classes)} classes, {source}: {_shown(classes)}){case_hint(unknown, classes)}",
             fix="name each class folder as the model's class, or remove the folders of classes it was not trained on",
         )
-    if unknown or [index[f] for f in folders] == list(range(len(folders))):
+    if unknown or found == list(range(len(folders))):
         return None
     note = f"class folders mapped to the model's ids by {source}"
     if len(folders) < len(classes):
         note += f" ({len(folders)} folders for its {len(classes)} classes)"
-    return torch.tensor([index[f] for f in folders], dtype=torch.int64), [note]
+    return torch.tensor(found, dtype=torch.int64), [note]
 
 
 def held_out_ids(
@@ -161,10 +176,11 @@ def held_out_ids(
     known = known_classes(meta)
     if folders and known is not None:
         classes, source = known
-        index = {name: i for i, name in enumerate(classes)}
-        unknown = [n for n in names if n not in index]
+        find = class_finder(classes)
+        found = [find(n) for n in names]
+        unknown = [n for n, i in zip(names, found) if i is None]
         if not unknown:
-            return torch.tensor([index[n] for n in names], dtype=torch.int64)
+            return torch.tensor(found, dtype=torch.int64)
         if len(unknown) < len(names) or len(names) != len(classes):  # else none named: the model's names are not folders'
             raise InputError(
                 f"{origin}: {what}(s) {_shown(unknown, 3)} name no class of the model ({len(classes)} classes, {source}: {_shown(classes)})",
