@@ -275,3 +275,64 @@ def test_a_levit_is_resized_larger_before_its_crop(tmp_path: Path) -> None:
     assert ours.shape == theirs.shape == (5, 3, 32, 32)
     assert (ours - theirs).abs().max().item() <= 2.01 / 255 / min(processor.image_std)  # a level or two: their bicubic
     assert checkpoint.meta.get("channel_order", "RGB") == "RGB"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"do_rescale": False, "image_mean": [123.675, 116.28, 103.53], "image_std": [58.395, 57.12, 57.375]},  # 0-255 pixels
+        {"rescale_factor": 1 / 127.5, "image_mean": [1.0] * 3, "image_std": [1.0] * 3},  # -1 to 1
+        {"do_rescale": False, "do_normalize": False},  # the raw 0-255 pixels
+    ],
+    ids=["0-255 mean", "1/127.5", "raw"],
+)
+def test_a_processor_that_does_not_scale_by_1_255_is_fed_its_own_pixels(tmp_path: Path, options: dict) -> None:
+    """A processor that feeds 0-255 pixels minus a 0-255 mean (do_rescale false) was refused for its 0-255 mean, and one
+    that scales by 1/127.5 was fed pixels at half their scale, noted as "suscli does" scale by 1/255: its rescale is
+    folded into the mean and std, exactly."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    processor = ViTImageProcessor(size={"height": 32, "width": 32}, **options)
+    processor.save_pretrained(tmp_path / "vit")
+    paths = photos(tmp_path / "photos", [(32, 32), (48, 36)])
+    theirs = processed(processor, paths)
+    checkpoint = load_checkpoint(tmp_path / "vit")
+    ours = fed(checkpoint.meta, paths)
+    scale = 255 / 2 if "rescale_factor" in options else 255 if options.get("do_rescale") is False else 1
+    std = np.array(options.get("image_std", [1.0]))[:, None, None] / scale  # a grey level on the model's scale
+    assert ours.shape == theirs.shape
+    assert ((ours - theirs).abs() / torch.tensor(1 / 255 / std, dtype=torch.float32)).max().item() <= 2.01  # a level or two
+    assert checkpoint.notes[-1].startswith("preprocessor_config.json scales pixels by ")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # google/efficientnet-*'s: include_top, true by the class's default, divides by image_std twice
+        {"include_top": False},
+        {"rescale_factor": 1 / 127.5, "rescale_offset": True, "do_normalize": False},  # -1 to 1, then over image_std
+        {"rescale_factor": 1 / 127.5, "rescale_offset": True, "include_top": False},
+    ],
+    ids=["default", "no top", "offset, not normalized", "offset, no top"],
+)
+def test_an_efficientnet_sees_its_processors_pixels(tmp_path: Path, options: dict) -> None:
+    """EfficientNet's processor divides by image_std once more after normalizing, or in its place (`include_top`,
+    true unless its file says false), and subtracts 1 after scaling with `rescale_offset`: suscli fed the pixels over
+    std once, at 1/255, so the model saw them at about half their scale."""
+    from transformers import EfficientNetImageProcessor, ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "model")
+    std = [0.47853944, 0.4732864, 0.47434163]  # google/efficientnet-b0's
+    processor = EfficientNetImageProcessor(
+        size={"height": 32, "width": 32}, do_center_crop=False, image_mean=[0.485, 0.456, 0.406], image_std=std, **options
+    )
+    processor.save_pretrained(tmp_path / "model")
+    paths = photos(tmp_path / "photos", [(32, 32), (40, 40)])
+    theirs = processed(processor, paths)
+    ours = fed(load_checkpoint(tmp_path / "model").meta, paths)
+    level = options.get("rescale_factor", 1 / 255) / min(std) ** (2 if options.get("include_top", True) else 1)  # one grey level
+    assert ours.shape == theirs.shape
+    assert (ours - theirs).abs().max().item() <= 2.01 * level

@@ -52,6 +52,9 @@ _SHORTEST = frozenset(
 _NEVER_NORMALIZES = frozenset({"MobileViTImageProcessor"})
 _FLIPS: dict[str, str | None] = {"MobileViTImageProcessor": "do_flip_channel_order", "PPLCNetImageProcessor": None}  # flag turning it off
 _LEVIT = "LevitImageProcessor"
+# EfficientNet's processor divides by image_std once more after normalizing (or, where it does not normalize, in its
+# place) unless its file's `include_top` is false: google/efficientnet-* models take pixels over std squared.
+_DIVIDES_AGAIN = "EfficientNetImageProcessor"
 # The processor class of a config.json `model_type`, for a preprocessor_config.json that names none, as
 # AutoImageProcessor looks it up (IMAGE_PROCESSOR_MAPPING_NAMES, transformers/models/auto/image_processing_auto.py):
 # the model types of transformers 5's image classifiers (MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES) whose class is in
@@ -214,6 +217,32 @@ def _shards(index: Path) -> list[Path]:
     return [index.parent / n for n in names]
 
 
+def _rescaled(cfg: dict[str, Any], out: dict[str, Any], notes: list[str]) -> None:
+    """A processor that does not scale pixels by 1/255 (`do_rescale` false, another `rescale_factor`, EfficientNet's
+    `rescale_offset`) feeds (x * factor - offset - mean) / std for pixels x of 0-255; suscli's are x / 255, which give
+    the same inputs with the mean (plus the offset) and std divided by 255 * factor: folded into them here, exactly.
+    Noted as "suscli does" before, it was not what the model saw: a processor feeding 0-255 pixels minus a 0-255
+    mean was then refused for its 0-255 mean, and a 1/127.5 scale read inputs at half their scale."""
+    rescale = cfg.get("do_rescale", True) is not False
+    factor = cfg.get("rescale_factor", 1 / 255) if rescale else 1.0
+    offset = 1.0 if rescale and cfg.get("rescale_offset") is True else 0.0
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+        notes.append(f"preprocessor_config.json's rescale_factor {factor!r} is not a positive number; suscli scales pixels by 1/255")
+        return
+    if abs(factor * 255 - 1) <= 1e-6 and not offset:
+        return
+    if "mean" not in out:  # the processor class's default mean and std, which the file does not give
+        notes.append("preprocessor_config.json does not scale pixels by 1/255 and names no mean and std; suscli scales by 1/255")
+        return
+    k = 255 * factor
+    out["mean"] = [(m + offset) / k for m in out["mean"]]
+    out["std"] = [s / k for s in out["std"]]
+    notes.append(
+        f"preprocessor_config.json scales pixels by {factor:g}{' and subtracts 1' if offset else ''}, not 1/255: its mean and "
+        "std are rescaled to suscli's 0-1 pixels, which gives the model the same inputs"
+    )
+
+
 def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """suscli's fields from an image processor's config: mean/std when it normalizes, the interpolation (`resample`),
     the input size, resize mode and crop: `size` {height, width} stretches the whole image to that square (then
@@ -231,9 +260,14 @@ def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict
         out["mean"], out["std"] = [0.0], [1.0]
     elif numbers(cfg.get("image_mean")) and numbers(cfg.get("image_std")):
         out["mean"], out["std"] = numbers(cfg["image_mean"]), numbers(cfg["image_std"])
-    factor = cfg.get("rescale_factor", 1 / 255)
-    if cfg.get("do_rescale", True) is False or not isinstance(factor, float) or abs(factor * 255 - 1) > 1e-6:
-        notes.append("preprocessor_config.json does not scale pixels by 1/255; suscli does")
+    again = numbers(cfg.get("image_std")) if named == _DIVIDES_AGAIN and cfg.get("include_top", True) is not False else None
+    if again is not None and "std" in out:
+        std = out["std"]
+        if len(std) == 1:
+            std = std * len(again)
+        if len(std) == len(again):
+            out["std"] = [a * b for a, b in zip(std, again)]
+    _rescaled(cfg, out, notes)
     resample = cfg.get("resample")
     if isinstance(resample, int) and not isinstance(resample, bool) and resample in _RESAMPLE:
         out["interpolation"] = _RESAMPLE[resample]
