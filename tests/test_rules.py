@@ -117,8 +117,23 @@ def test_agreement_rule_orders_by_agreement_with_region_one():
     names = [r.name for r in choice.ranked]
     assert names[:4] == ["r1-a", "r1-b", "r1-c", "mem"]  # the first three tied at 90%: the better fit first
     assert names[-2:] == ["weak", "broken"]
-    assert choice.pick.name == "r1-a" and "3 region-1 models" in choice.why
+    assert choice.pick.name == "r1-a" and "consensus of the 3 region-1 models (its own vote left out) on 90.0%" in choice.why
     assert {r.name: r.region for r in choice.ranked}["mem"] == 2  # regions are still set
+
+
+def test_the_closing_line_says_whose_consensus_the_pick_was_compared_with() -> None:
+    """A voter is compared with the other voters' consensus, a model that did not vote with all of theirs: the line
+    said "the consensus of the 4 region-1 models" of a voter compared with 3 of them."""
+    truth = [0, 1, 2] * 200
+    voters = [
+        row(f"r1-{i}", 0.6 + 0.05 * i, 0.1, [(t + 1) % 3 if 60 * i <= k < 60 * (i + 1) else t for k, t in enumerate(truth)])
+        for i in range(4)
+    ]
+    choice = choose([*voters, row("not-a-voter", 0.45, 0.05, truth)], "agreement", T)
+    assert choice.voters == [r.name for r in voters] and choice.pick.name == "not-a-voter"
+    assert choice.why.startswith("ship not-a-voter: it predicts the consensus of the 4 region-1 models on 100.0% of the 600")
+    choice = choose(voters, "agreement", T)
+    assert "the consensus of the 4 region-1 models (its own vote left out) on 90.0%" in choice.why
 
 
 def test_agreement_rule_says_when_it_is_not_confident():

@@ -262,7 +262,10 @@ def _by_rule(
             fit = t is not None and all(r.train_acc is not None for r in measured)
             # every model voted (too few were chosen to), the likely memorizers with them
             flagged = sum(r.verdict == MEMORIZED for r in placed) if all(mask) else 0
-            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged)
+            voter_ids = {id(r) for r, m in zip(placed, mask) if m}
+            # a voter is compared with the others' consensus (agreement_with_consensus), and so is a copy of one
+            own_vote_out = {id(r) for r, f in zip(placed, first_of(placed)) if id(f) in voter_ids} if len(voter_ids) > 1 else set()
+            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged, own_vote_out)
             choice.voters = [r.name for r, m in zip(placed, mask) if m]
             return choice
         rule, note = "regions", f" (regions rule: {who})"
@@ -525,9 +528,11 @@ def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
     return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}{_outside_region_1(ranked[0], rule)}", True)
 
 
-def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool, flagged: int) -> Choice:
+def _agreement_choice(
+    rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool, flagged: int, own_vote_out: set[int]
+) -> Choice:
     """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
-    `tie_break`. Confident only when no other model is a near-tie, so that the unlabeled images separate the pick
+    `tie_break` (`own_vote_out`: the ids of the rows compared with a consensus without their own vote). Confident only when no other model is a near-tie, so that the unlabeled images separate the pick
     from every other model, and not when every model voted, `flagged` of them called "likely memorized noise": as
     without training accuracy, agreeing best with a consensus that memorizers shape is no evidence of clean accuracy
     (a held-out deep zoo, where too few models were in region 1 to vote, shipped a model 3.5 points below the best
@@ -547,7 +552,8 @@ def _agreement_choice(rows: list[Result], measured: list[Result], who: str, tie_
     best = ranked[0]
     clear = ", clearly more than any other model" if len(lead) == 1 else ""  # said of the agreement, before the region
     why = (
-        f"ship {best.name}: it predicts the consensus of {who} on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
+        f"ship {best.name}: it predicts the consensus of {who}{' (its own vote left out)' if id(best) in own_vote_out else ''} "
+        f"on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
         f"images{clear}{_outside_region_1(best, 'agreement')}"
     )
     chance = 1 / top_preds.num_classes
