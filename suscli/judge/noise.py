@@ -199,7 +199,7 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
     withheld = noise["point_withheld"] if "point_withheld" in noise else (why_no_figure(e) if not doubt or reads is not None else None)
     held = noise.get("held_out")
     # the held-out reading stands in for the caveat where it is within the training interval or has raised it
-    caveat = f", {ALL_MEMORIZED}" if held is None or (noise.get("training_high") is None and held["rate"] > noise["high"]) else ""
+    caveat = f", {ALL_MEMORIZED}" if held is None or _above_by_chance(held, noise["high"], noise.get("training_high")) else ""
     if doubt and withheld:
         words = (
             f"no evidence that the labels the consensus contradicts are wrong. The {consensus}, but {quote(doubt)}. The "
@@ -237,7 +237,7 @@ def held_out_words(held: dict, high: float, training_high: float | None, dash: s
         f"On the {n:,} held-out label{'' if n == 1 else 's'}, which no model fitted, the same consensus contradicts "
         f"{100 * held['rate']:.1f}% (interval {100 * held['low']:.1f}{dash}{100 * held['high']:.1f}%"
     )
-    if training_high is None and held["rate"] > high:
+    if _above_by_chance(held, high, training_high):
         return f"{said}), above the training labels' interval, but by no more than chance on {n:,} held-out label{'' if n == 1 else 's'}"
     if training_high is None:
         return f"{said}): within what the training labels allow, so no sign that the voters fitted wrong training labels"
@@ -246,6 +246,12 @@ def held_out_words(held: dict, high: float, training_high: float | None, dash: s
         "the held-out one's high end, since voters that memorized confirm the wrong training labels they fitted, and "
         "their errors on images they never saw only add to the held-out share"
     )
+
+
+def _above_by_chance(held: dict, high: float, training_high: float | None) -> bool:
+    """Whether the held-out labels' consensus contradicts more than the printed interval's high end, though not
+    clearly more: with_held_out raised no end (`training_high` None), so the interval is the training labels' own."""
+    return training_high is None and held["rate"] > high
 
 
 @dataclass(frozen=True)
