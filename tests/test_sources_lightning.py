@@ -92,7 +92,7 @@ def lightning_by_hand(path: Path, root: Path) -> float:
 def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
     root = run.parent
     assert sorted(p.name for p in run.iterdir()) == ["epoch=0-step=2.ckpt", "epoch=1-step=4.ckpt", "last.ckpt"]
-    data = ("-d", root / "unlabeled", "--train-data", root / "train", "--device", "cpu")  # as by hand: bit for bit, not CUDA's 1e-4
+    data = ("-d", root / "unlabeled", "--train-data", root / "train")
     row = cli_json("score", run / "last.ckpt", *data)["results"][0]
     assert (row["arch"], row["details"]["arch_source"], row["epoch"]) == ("timm:test_resnet", "Lightning checkpoint", 1)
     assert row["notes"] == [  # the loss's class weights, and the size only timm's data config gives
