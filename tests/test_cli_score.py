@@ -23,7 +23,7 @@ from suscli.errors import UsageError
 from suscli import Inputs, Settings, score
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import SusceptibilityConfig
-from tests.conftest import by_hand, invoke, one_error_line, pooled_batch_norm, tiny_cnn, write_images
+from tests.conftest import by_hand, cli_json, invoke, one_error_line, pooled_batch_norm, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
 
@@ -640,24 +640,8 @@ def test_rank_still_predicts_every_model_and_keeps_the_predictions(
     for i in range(3):
         torch.manual_seed(i)
         suscli.save(tiny_cnn(), pool / f"m{i}.safetensors", arch=ARCH, num_classes=3, image_size=8)
-    # on the CPU, whose default --model-batch 1 predicts through suscli.run.model (CUDA's 8 through the batched path)
-    res = invoke(
-        "rank",
-        pool,
-        "-d",
-        image_folder,
-        "--train-data",
-        train_folder,
-        "-f",
-        "json",
-        "--batches",
-        "2",
-        "--batch-size",
-        "8",
-        "--device",
-        "cpu",
-    )
-    assert res.exit_code == 0, res.output
+    # cli_json runs on the CPU, whose default --model-batch 1 predicts through suscli.run.model (CUDA's 8 through the batched path)
+    cli_json("rank", pool, "-d", image_folder, "--train-data", train_folder)
     assert predicted == [24, 24, 24]
     stored = [json.loads(line)["result"] for line in (pool / "suscli-results.jsonl").read_text().splitlines()]
     assert len(stored) == 3 and all(r["details"]["predictions"]["n"] == 24 for r in stored)
