@@ -139,8 +139,9 @@ def reproducible_fp32() -> Iterator[None]:
     default) or matrix products (a user's `set_float32_matmul_precision("high")`), and no kernel that adds in an order
     of its own. Under TF32, two code paths of the same measurement on an H200 gave ResNet-50s reading about 0.25
     numbers 0.034 apart; with TF32 off but cuDNN free to choose, the same command run twice on an H100 read numbers
-    up to 1.2e-5 apart (docs/performance.md). The measurement is a few small batches, so both cost little, the
-    numbers match the CPU's and a rerun gives the same ones. The user's settings are put back afterwards."""
+    up to 1.2e-5 apart (docs/performance.md). Both, so that the numbers match the CPU's and a rerun gives the same
+    ones; the measurement is a few small batches, where full precision cost little. The user's settings are put back
+    afterwards."""
     if not torch.cuda.is_available():
         yield
         return
