@@ -74,7 +74,10 @@ Progress = Callable[[str, int, int], None]
 # 11: a Hugging Face MobileViT is fed BGR and not normalized, a PP-LCNet BGR (Preprocess.channel_order), as their
 # processors do, where both were fed RGB; a LeViT's shorter side is resized to int(256 / 224 * shortest_edge) before
 # its crop, where it was resized to shortest_edge.
-READING = 11
+# 12: a Hugging Face EfficientNet is fed its pixels over image_std squared (include_top), and a processor's rescale other
+# than 1/255 (rescale_factor, do_rescale false, rescale_offset) is folded into the mean and std, where every one was fed
+# pixels / 255 normalized once; class names in another Unicode form (NFD folders) map to the model's classes.
+READING = 12
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
