@@ -15,9 +15,11 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 start=$(date +%s)
 step() {  # step NAME LIMIT COMMAND...: run with a time limit, log to NAME.log, note the elapsed time
+    # SIGINT at the limit: pytest then stops as after Ctrl-C and still prints the tracebacks of the failures so far
+    # (the first lease's run was killed before it printed any); KILL 20 s later if it does not end
     local name=$1 limit=$2
     shift 2
-    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    timeout --signal=INT --kill-after=20 "$limit" "$@" >"$out/$name.log" 2>&1
     echo "$name: exit $?, $(($(date +%s) - start)) s since the start" | tee -a "$out/timing.txt"
 }
 {
@@ -31,7 +33,7 @@ step unpack 45 python3 -c "import sys; sys.path.insert(0, 'benchmarks'); import 
 step test_cuda 60 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_susceptibility.py tests/test_batched.py
 # -v (with the project's -q taken out) names every test as it ends, so the failures are known even when the limit
 # cuts the run short
-step tests_all 190 python3 -m pytest -o addopts= -v -p no:cacheprovider "${workers[@]}" tests
+step tests_all 190 python3 -m pytest -o addopts= -v --tb=short -p no:cacheprovider "${workers[@]}" tests
 grep -E "FAILED|ERROR" "$out/tests_all.log" >"$out/tests_failed.txt" || true
 step perf_resnet20 110 python3 benchmarks/perf.py --workers 8 --rounds 1
 step perf_resnet50 90 python3 benchmarks/perf.py --arch resnet50 --models 4 --unlabeled 1000 --train 5000 --workers 8 --rounds 1
