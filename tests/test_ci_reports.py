@@ -115,6 +115,41 @@ def test_score_gate_is_a_failure_in_junit(tmp_path: Path, image_folder: Path) ->
     )
 
 
+def test_score_and_track_write_the_html_and_junit_reports_beside_the_table(tmp_path: Path, image_folder: Path) -> None:
+    """score is the quality gate of one checkpoint in CI, yet took no --junit or --html (Click answered "No such
+    option: --html (Possible options: --help, --lr)"): a CI job had to choose between the table and the test report.
+    Both now write them beside the table, as rank does; track too, one testcase per epoch."""
+    pool = make_pool(tmp_path / "run", n=2)
+    ckpt = pool / "m0.safetensors"
+    res = invoke(
+        *("score", ckpt, "-d", image_folder, "--batches", "1", "--batch-size", "8", "--max-susceptibility", "-1"),
+        *("--junit", tmp_path / "s.xml", "--html", tmp_path / "s.html"),
+    )
+    assert res.exit_code == 1 and "m0.safetensors" in res.stdout, res.output  # the table, on stdout
+    case = next(iter(next(iter(JUnitXml.fromfile(str(tmp_path / "s.xml"))))))
+    assert case.name == "m0.safetensors" and case.is_failure and "> --max-susceptibility -1" in case.result[0].message
+    assert "<!doctype html>" in (tmp_path / "s.html").read_text().lower() and "junit report written to" in res.stderr
+    for i, f in enumerate(sorted(pool.glob("*.safetensors"))):
+        f.rename(pool / f"epoch={i}.safetensors")
+    res = invoke(
+        "track",
+        pool,
+        "-d",
+        image_folder,
+        "--batches",
+        "1",
+        "--batch-size",
+        "8",
+        "--junit",
+        tmp_path / "t.xml",
+        "--html",
+        tmp_path / "t.html",
+    )
+    assert res.exit_code == 0, res.output
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "t.xml"))))
+    assert suite.tests == 2 and (tmp_path / "t.html").is_file()
+
+
 def test_junit_times_and_the_reused_count_are_of_this_run(tmp_path: Path, image_folder: Path) -> None:
     """A row reused from the results file took no time in this run: its testcase's time is 0, the suite's is that of
     the models measured, and `counts.reused` counts the rows reused, not the results the file held."""

@@ -51,6 +51,23 @@ DataOpt = Annotated[
 ]
 
 
+# Beside the main report (rank, score and track alike): a CI job keeps the table on stdout and hands these on
+HtmlOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every row's numbers.",
+        rich_help_panel=OUTPUTS,
+    ),
+]
+JunitOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Also write the JUnit XML report to this file, for CI test reporters: one testcase per row (model or epoch), a failure for each that fails a gate.",
+        rich_help_panel=OUTPUTS,
+    ),
+]
+
+
 @dataclass
 class InputOptions:
     """The labelled training set and how to read the checkpoints."""

@@ -16,7 +16,9 @@ from suscli.cli.options import (
     OUTPUTS,
     DataOpt,
     FailOn,
+    HtmlOpt,
     InputOptions,
+    JunitOpt,
     MeasureOptions,
     OutputOptions,
     PerformanceOptions,
@@ -98,20 +100,8 @@ def rank(
             rich_help_panel=OUTPUTS,
         ),
     ] = None,
-    html: Annotated[
-        Optional[Path],
-        typer.Option(
-            help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every model's numbers.",
-            rich_help_panel=OUTPUTS,
-        ),
-    ] = None,
-    junit: Annotated[
-        Optional[Path],
-        typer.Option(
-            help="Also write the JUnit XML report to this file, for CI test reporters: one testcase per model, a failure for each model that fails the gate.",
-            rich_help_panel=OUTPUTS,
-        ),
-    ] = None,
+    html: HtmlOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Rank a pool of models: regions, verdicts, the model to ship, the label-noise estimate, and CI gates."""
     with user_errors():

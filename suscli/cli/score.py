@@ -12,7 +12,9 @@ from suscli.cli.console import say, user_errors
 from suscli.cli.options import (
     CHOICE,
     DataOpt,
+    HtmlOpt,
     InputOptions,
+    JunitOpt,
     MeasureOptions,
     OutputOptions,
     PerformanceOptions,
@@ -23,7 +25,7 @@ from suscli.cli.options import (
 )
 from suscli.cli.console import progress_bar
 from suscli.run.distributed import single_process
-from suscli.cli.output import check_destinations, emit, exit_code, step_summary
+from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, writing
 from suscli.run.score import score as score_checkpoint
 
 
@@ -54,12 +56,19 @@ def score(
         Optional[float],
         typer.Option(min=0.0, max=1.0, help="Gate: exit 1 when training accuracy (0-1) is below this.", rich_help_panel=CHOICE),
     ] = None,
+    html: HtmlOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Measure one checkpoint's susceptibility (and training accuracy with --train-data)."""
     with user_errors():
         single_process("score")
         chosen = settings(preprocess, measure)
-        check_destinations((out.output, "", "--output"), inputs=(checkpoint, data, given.train_data, given.val_data))
+        check_destinations(
+            (out.output, "", "--output"),
+            (html, "", "--html"),
+            (junit, "", "--junit"),
+            inputs=(checkpoint, data, given.train_data, given.val_data),
+        )
         with progress_bar() as update:
             report = score_checkpoint(
                 checkpoint,
@@ -74,10 +83,12 @@ def score(
                 progress=update,
                 predictions=out.per_image,  # the only reader of the unlabeled images' predictions here (suscli.run.score)
             )
-        printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
+        with writing(report):
+            printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
+            also(report, html, junit)
+            step_summary(report)
         for line in report.lines:
             say(line)
-        step_summary(report)
     for failure in report.failures:
         say(f"gate failed: {failure}")
     exit_code(report.exit_code, printed)

@@ -13,7 +13,9 @@ from suscli.cli.options import (
     CHOICE,
     INPUTS,
     OUTPUTS,
+    HtmlOpt,
     InputOptions,
+    JunitOpt,
     KeepRule,
     MeasureOptions,
     OutputOptions,
@@ -25,7 +27,7 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.run.distributed import single_process
-from suscli.cli.output import check_destinations, emit, exit_code, gate_lines, step_summary, writing
+from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, writing
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.store import default_results
 from suscli.run.track import track as track_run
@@ -84,6 +86,8 @@ def track(
             rich_help_panel=OUTPUTS,
         ),
     ] = None,
+    html: HtmlOpt = None,
+    junit: JunitOpt = None,
 ) -> None:
     """Susceptibility over one training run: r at every epoch, the paper's running mean zeta(t), the epoch to keep.
 
@@ -97,7 +101,12 @@ def track(
         single_process("track")
         results = measured.results or (default_results(run) if run is not None else None)
         check_destinations(
-            (out.output, "", "--output"), (plot, "plot ", "--plot"), results=results, inputs=(log, data, given.train_data, given.val_data)
+            (out.output, "", "--output"),
+            (plot, "plot ", "--plot"),
+            (html, "", "--html"),
+            (junit, "", "--junit"),
+            results=results,
+            inputs=(log, data, given.train_data, given.val_data),
         )
         if plot is not None:
             check_plot(plot)
@@ -119,6 +128,7 @@ def track(
             )
         with writing(report):
             printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
+            also(report, html, junit)
             if plot is not None:
                 plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
                 say(f"plot written to {plot}")
