@@ -336,3 +336,27 @@ def test_an_efficientnet_sees_its_processors_pixels(tmp_path: Path, options: dic
     level = options.get("rescale_factor", 1 / 255) / min(std) ** (2 if options.get("include_top", True) else 1)  # one grey level
     assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max().item() <= 2.01 * level
+
+
+@pytest.mark.parametrize(
+    "edit, note",
+    [
+        ({"rescale_factor": "1/255"}, "rescale_factor '1/255' is not a positive number; suscli scales pixels by 1/255"),
+        ({"rescale_factor": 0}, "rescale_factor 0 is not a positive number; suscli scales pixels by 1/255"),
+        ({"do_rescale": False, "image_mean": None}, "does not scale pixels by 1/255 and names no mean and std; suscli scales by 1/255"),
+    ],
+)
+def test_a_rescale_that_cannot_be_folded_is_said(tmp_path: Path, edit: dict, note: str) -> None:
+    """A rescale_factor that is no positive number, or another scale with no mean and std in the file to fold it into
+    (the processor class's defaults): pixels / 255, with a note saying why, not another scale guessed silently."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    ViTForImageClassification(config).save_pretrained(tmp_path / "vit")
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.25] * 3).save_pretrained(tmp_path / "vit")
+    file = tmp_path / "vit" / "preprocessor_config.json"
+    cfg = {**json.loads(file.read_text()), **edit}
+    file.write_text(json.dumps({k: v for k, v in cfg.items() if v is not None}))
+    checkpoint = load_checkpoint(tmp_path / "vit")
+    assert note in checkpoint.notes[-1]
+    assert (checkpoint.meta.get("mean"), checkpoint.meta.get("std")) == ((None, None) if "image_mean" in edit else ([0.5] * 3, [0.25] * 3))
