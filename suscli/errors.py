@@ -6,7 +6,7 @@ Each exit code has one meaning so that CI can tell "the gate failed" from "the t
 from __future__ import annotations
 
 import threading
-
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -58,6 +58,11 @@ def require_type(name: str, value: object, kind: type) -> None:
             f"{name} takes a suscli.{kind.__name__}, got {type(value).__name__}",
             fix=f"pass suscli.{kind.__name__}(...), its options as keywords",
         )
+
+
+def shown(names: Sequence[str], most: int = 5) -> str:
+    """The first `most` of `names`, comma-separated, and ", ..." for more: how a message names a few of many."""
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def _lines(e: BaseException | str) -> list[str]:

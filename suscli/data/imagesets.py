@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from suscli.data.embedded import ImageRef
-from suscli.errors import InputError
+from suscli.errors import InputError, shown
 from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, by_name
@@ -190,9 +190,8 @@ def _class_folders(source: Path) -> Listing:
         )
         raise InputError(f"{source} has {held}; {ONE_CLASS}", fix="point --train-data at the folder that holds one subfolder per class")
     if empty:  # ImageFolder refuses them; a stray empty folder (not a class) shifts the ids of the folders after it
-        shown = ", ".join(empty[:3]) + (", ..." if len(empty) > 3 else "")
         notes.append(
-            f"{printable(source)}: {len(empty)} class folder(s) without images ({shown}) keep their class ids, as sorted folder names number them"
+            f"{printable(source)}: {len(empty)} class folder(s) without images ({shown(empty, 3)}) keep their class ids, as sorted folder names number them"
         )
     return Listing(items, labels, notes=notes, folders=[printable(name) for name in classes])  # reports carry the names
 

@@ -33,7 +33,7 @@ from torch import nn
 from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
 from suscli.load import averages, sources
 from suscli.load.arch import build_model, infer_num_classes
-from suscli.errors import InputError, UsageError, first_line
+from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, read, safetensors_header, torch_load
 from suscli.load.sources import Folder
@@ -636,6 +636,5 @@ def _describe(contents: object) -> str:
     if isinstance(contents, Mapping):
         if not contents:
             return "an empty dict"
-        keys = ", ".join(map(repr, list(contents)[:5])) + (", ..." if len(contents) > 5 else "")
-        return f"a {type(contents).__name__} with keys {keys}"
+        return f"a {type(contents).__name__} with keys {shown([repr(k) for k in contents])}"
     return f"a {type(contents).__name__}"

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from suscli.errors import shown
+
 # Where training scripts nest the weights, plain weights first: an EMA copy is used only when it is all there is,
 # or when asked for (ema=True, --ema).
 # timm, torchvision's references, scripts beside model_state_dict or model; `shadow`: a hand-written EMA helper's
@@ -108,9 +110,8 @@ def nested_module(contents: object, ema: bool) -> tuple[str, nn.Module] | None:
 
 
 def few(items: list[str], n: int = 3) -> str:
-    if not items:
-        return ""
-    return f" ({', '.join(items[:n])}{', ...' if len(items) > n else ''})"
+    """' (a, b, c, ...)' after a count in a message; '' for none."""
+    return f" ({shown(items, n)})" if items else ""
 
 
 def shape(t: torch.Tensor) -> str:

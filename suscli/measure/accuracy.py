@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from suscli.measure.predictions import Predictions, top_k
-from suscli.errors import InputError
+from suscli.errors import InputError, shown
 from suscli.measure.devices import cpu_batch
 from suscli.measure.susceptibility import logits_of, preserved_modes
 
@@ -205,11 +205,7 @@ def check_label_range(top_label: int, classes: int, beyond: Sequence[str] = ()) 
     if top_label >= classes and beyond:
         raise InputError(
             f"the training labels go up to {top_label} but the model has {classes} classes: the set's class names give "
-            + (
-                f"{beyond[0]} id {classes}"
-                if len(beyond) == 1
-                else f"{', '.join(beyond[:3])}{', ...' if len(beyond) > 3 else ''} ids {classes} and above"
-            ),
+            + (f"{beyond[0]} id {classes}" if len(beyond) == 1 else f"{shown(beyond, 3)} ids {classes} and above"),
             fix="check that --train-data is the set this model was trained on; remove the images of classes it was not trained "
             "on, or correct a misspelt class name",
         )

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from suscli.errors import InputError
+from suscli.errors import InputError, shown
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
@@ -210,11 +210,11 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     if copies:  # refused before as a second checkpoint of that epoch
         notes.append(
             f"skipped {len(copies)} checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no "
-            f"number), whose epoch another checkpoint holds: {_few([e.name for e in copies])}"
+            f"number), whose epoch another checkpoint holds: {shown([e.name for e in copies], 3)}"
         )
     if lone:
         notes.append(
-            f"{_few([f'{e.name} (epoch {e.epoch})' for e in lone])}: the only checkpoint of {'its' if len(lone) == 1 else 'their'} "
+            f"{shown([f'{e.name} (epoch {e.epoch})' for e in lone], 3)}: the only checkpoint of {'its' if len(lone) == 1 else 'their'} "
             "epoch, as its file records it (the numbered one was not kept: timm's max_history, Lightning's save_top_k), "
             "measured as that epoch"
         )
@@ -225,7 +225,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     if not numbered:
         if mid:  # a Trainer saves every save_steps (500) steps by default: mid-epoch
             raise InputError(
-                f"no checkpoint of {run} has an epoch number: the Trainer saved {_few(mid)} "
+                f"no checkpoint of {run} has an epoch number: the Trainer saved {shown(mid, 3)} "
                 "mid-epoch (the epoch in trainer_state.json is not whole)",
                 fix='save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), or give a manifest with an epoch field',
             )
@@ -248,7 +248,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     if mid:  # they have an epoch, fractional: "no epoch number" said otherwise
         notes.append(
             f"left out {len(mid)} checkpoint(s) the Trainer saved mid-epoch (the epoch in trainer_state.json is not whole): "
-            f"{_few(mid)}; the run's epochs are its end-of-epoch checkpoints"
+            f"{shown(mid, 3)}; the run's epochs are its end-of-epoch checkpoints"
         )
     parted = _parted_logs(numbered)
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
@@ -295,22 +295,17 @@ def _epoch_ends(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
         if not out:
             return entries, []
         return [e for e in entries if e not in out], [
-            f"left out {len(out)} checkpoint(s) saved during their epoch ({_DURING}): {_few([e.name for e in out])}; the run's epochs are its "
+            f"left out {len(out)} checkpoint(s) saved during their epoch ({_DURING}): {shown([e.name for e in out], 3)}; the run's epochs are its "
             "end-of-epoch checkpoints"
         ]
     if not mid:
         return entries, []
     return entries, [
-        f"{_few([e.name for e in mid])} {'was' if len(mid) == 1 else 'were'} saved during {'its' if len(mid) == 1 else 'their'} epoch "
+        f"{shown([e.name for e in mid], 3)} {'was' if len(mid) == 1 else 'were'} saved during {'its' if len(mid) == 1 else 'their'} epoch "
         f"({_DURING}), not at its end: "
         "each is measured as its epoch, and zeta averages r over these saves, not over whole epochs; save one at the end "
         "of every epoch, ModelCheckpoint(save_top_k=-1), to measure epochs"
     ]
-
-
-def _few(names: list[str]) -> str:
-    """The first three names, and ... for more."""
-    return f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
 
 
 def _final_model(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], str | None]:
@@ -354,7 +349,7 @@ def _parted_logs(entries: list[PoolEntry]) -> str | None:
         kept = entry, (step, history)
     if not parted:
         return None
-    names = _few([e.name for e in parted])
+    names = shown([e.name for e in parted], 3)
     return (
         f"{names}: {'its' if len(parted) == 1 else 'their'} trainer_state.json log does not continue {against}'s "
         f"(the two part after step {after}): likely the earlier run's, left in the output_dir by a run resumed from an "
@@ -390,13 +385,13 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
     if versioned:
         notes.append(
             f"a resumed run saved {len(versioned)} checkpoint(s) again (Lightning's -vN names, or its logger's next version_N "
-            f"folder): the newest version of each is measured ({_few([f'{new.name} over {old.name}' for old, new in versioned])})"
+            f"folder): the newest version of each is measured ({shown([f'{new.name} over {old.name}' for old, new in versioned], 3)})"
         )
     if renamed:
         notes.append(
             f"a resumed run saved {len(renamed)} checkpoint(s) again under other values in their names (a metric in "
             "ModelCheckpoint's filename): the later save of each is measured, told by its logger's version_N folder, the "
-            f"global_step it records, then its file time ({_few([f'{new.name} over {old.name}' for old, new in renamed])})"
+            f"global_step it records, then its file time ({shown([f'{new.name} over {old.name}' for old, new in renamed], 3)})"
         )
     resumed = {id(new) for _, new in replaced}
     stale, resume = [], None  # resume: the newest re-saved file of an earlier epoch
@@ -408,7 +403,7 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
     if stale and resume is not None:
         how = "an earlier version_N folder" if all(_written(e)[0] < _written(resume)[0] for e in stale) else "file times"
         notes.append(
-            f"{_few([e.name for e in stale])}: written before {resume.name} "
+            f"{shown([e.name for e in stale], 3)}: written before {resume.name} "
             f"({how}), where a resumed run saved epoch {resume.epoch} again: likely the earlier run's, trained from "
             "weights the resume went back from; remove them, or list the run's epochs in a manifest"
         )

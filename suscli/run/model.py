@@ -20,7 +20,7 @@ from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, ga
 from suscli.measure.predictions import Predictions, predict
 from suscli.measure.randomness import random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean
-from suscli.errors import InputError, SuscliError, UsageError, require_type, summary_line
+from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess
@@ -232,10 +232,8 @@ def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int,
     if len(sizes) == 1 and sizes[0][0] == sizes[0][1]:
         side = sizes[0][0]
         return side, f"image size {side} taken from the images (all {side}x{side}): nothing names the model's input size"
-    shown = ", ".join(f"{w}x{h}" for w, h in sizes[:3]) + (", ..." if len(sizes) > 3 else "")
-    why = (
-        "" if not sizes else f" and the images are {shown}, not square" if len(sizes) == 1 else f" and the images differ in size ({shown})"
-    )
+    seen = shown([f"{w}x{h}" for w, h in sizes], 3)
+    why = "" if not sizes else f" and the images are {seen}, not square" if len(sizes) == 1 else f" and the images differ in size ({seen})"
     fix = f"pass --image-size {named}, the size the model's config names" if named else "pass --image-size"
     raise UsageError(f"the image size is unknown{why}", fix=f"{fix}, or --preset cifar10|imagenet")
 

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from suscli.data.images import INTERPOLATIONS
-from suscli.errors import InputError, first_line
+from suscli.errors import InputError, first_line, shown
 from suscli.extras import require
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, whole
 
@@ -166,9 +166,7 @@ def _load(path: Path, config: dict[str, Any]) -> nn.Module:
             ) from e
     unfilled = {k: sorted(map(_key, v)) for k in ("missing_keys", "mismatched_keys", "unexpected_keys") if (v := info.get(k))}
     if unfilled:
-        described = ", ".join(
-            f"{len(v)} {k.replace('_', ' ')} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in unfilled.items()
-        )
+        described = ", ".join(f"{len(v)} {k.replace('_', ' ')} ({shown(v, 3)})" for k, v in unfilled.items())
         raise InputError(
             f"weights do not fit {type(model).__name__}: {described}", fix="check that config.json and the weights belong together"
         )
