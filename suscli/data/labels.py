@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from suscli.errors import InputError
+from suscli.errors import InputError, shown
 
 SORTED = "sorted order of the names, as torchvision's ImageFolder (the model names no classes)"
 # A Hugging Face dataset's ClassLabel column: its ids, whose names are in the feature's own order
@@ -60,16 +60,16 @@ def known_classes(meta: dict[str, Any]) -> tuple[list[str], str] | None:
         return None
 
 
-def class_finder(classes: Sequence[str]) -> Callable[[str], int | None]:
-    """The model's id of a class name, None for a name it does not have. Names are compared in one Unicode form
-    (NFC): macOS writes folder names decomposed (NFD: `e` and a combining accent), while a checkpoint's names were
-    typed composed, so a `café` folder was "no class of the model" beside the model's own `café`. Two classes that
-    differ only so are compared exactly."""
+def matched(names: Sequence[str], classes: Sequence[str]) -> tuple[list[int | None], list[str]]:
+    """The model's id of each of `names` among its `classes` (None for a name it does not have), and the names it does
+    not have. Names are compared in one Unicode form (NFC): macOS writes folder names decomposed (NFD: `e` and a
+    combining accent), while a checkpoint's names were typed composed, so a `café` folder was "no class of the model"
+    beside the model's own `café`. Two classes that differ only so are compared exactly."""
     exact = {name: i for i, name in enumerate(classes)}
     composed = {unicodedata.normalize("NFC", name): i for name, i in exact.items()}
-    if len(composed) < len(exact):
-        return exact.get
-    return lambda name: composed.get(unicodedata.normalize("NFC", name))
+    one_form = len(composed) == len(exact)  # else two classes differ only in their form
+    found = [composed.get(unicodedata.normalize("NFC", n)) if one_form else exact.get(n) for n in names]
+    return found, [n for n, i in zip(names, found) if i is None]
 
 
 def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order: str | None = None) -> tuple[list[int], str]:
@@ -80,13 +80,10 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order:
         unread = f"; {meta['classes_unread']}" if meta.get("classes_unread") else ""
         return list(range(len(names))), f"training labels are class names, numbered in {order or SORTED}{unread}"
     classes, source = known
-    find = class_finder(classes)
-    found = [find(n) for n in names]
-    unknown = [n for n, i in zip(names, found) if i is None]
+    found, unknown = matched(names, classes)
     if unknown:
-        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
         raise InputError(
-            f"{origin}: class {unknown[0]!r} is not one of the model's {len(classes)} classes ({source}: {shown})"
+            f"{origin}: class {unknown[0]!r} is not one of the model's {len(classes)} classes ({source}: {shown(classes)})"
             + (f"; {len(unknown) - 1} more unknown" if len(unknown) > 1 else "")
             + case_hint(unknown, classes),
             fix="fix the label, or check that the training set is the model's",
@@ -126,13 +123,13 @@ def folder_ids(folders: Sequence[str], meta: dict[str, Any], origin: object) -> 
         keys = [natural_key(f) for f in folders]
         ties = [f for f, k in zip(folders, keys) if keys.count(k) > 1]
         index = {name: i for i, name in enumerate(natural)}
-        note = f"class folders numbered in natural order ({_shown(natural)}), as {meta.get('class_order_source') or 'its training tool'} numbers them"
+        note = f"class folders numbered in natural order ({shown(natural)}), as {meta.get('class_order_source') or 'its training tool'} numbers them"
         if ties:
             note += f"; it orders {', '.join(ties[:3])} by chance (alike in natural order): their ids may be others"
         return torch.tensor([index[f] for f in folders], dtype=torch.int64), [note]
     return None, [
-        f"class folders numbered in sorted order of their names ({_shown(folders)}), as torchvision's ImageFolder; "
-        f"timm's folder reader numbers them naturally ({_shown(natural)}): if the model was trained so, pass a path,label CSV with its ids"
+        f"class folders numbered in sorted order of their names ({shown(folders)}), as torchvision's ImageFolder; "
+        f"timm's folder reader numbers them naturally ({shown(natural)}): if the model was trained so, pass a path,label CSV with its ids"
     ]
 
 
@@ -146,13 +143,11 @@ def _named_folders(folders: Sequence[str], meta: dict[str, Any], origin: object)
     if known is None:
         return None
     classes, source = known
-    find = class_finder(classes)
-    found = [find(f) for f in folders]
-    unknown = [f for f, i in zip(folders, found) if i is None]
+    found, unknown = matched(folders, classes)
     if unknown and len(unknown) < len(folders):
         raise InputError(
-            f"{origin}: class folder(s) {_shown(unknown, 3)} name no class of the model, though the other "
-            f"{len(folders) - len(unknown)} {'does' if len(folders) - len(unknown) == 1 else 'do'} ({len(classes)} classes, {source}: {_shown(classes)}){case_hint(unknown, classes)}",
+            f"{origin}: class folder(s) {shown(unknown, 3)} name no class of the model, though the other "
+            f"{len(folders) - len(unknown)} {'does' if len(folders) - len(unknown) == 1 else 'do'} ({len(classes)} classes, {source}: {shown(classes)}){case_hint(unknown, classes)}",
             fix="name each class folder as the model's class, or remove the folders of classes it was not trained on",
         )
     if unknown or found == list(range(len(folders))):
@@ -176,14 +171,12 @@ def held_out_ids(
     known = known_classes(meta)
     if folders and known is not None:
         classes, source = known
-        find = class_finder(classes)
-        found = [find(n) for n in names]
-        unknown = [n for n, i in zip(names, found) if i is None]
+        found, unknown = matched(names, classes)
         if not unknown:
             return torch.tensor(found, dtype=torch.int64)
         if len(unknown) < len(names) or len(names) != len(classes):  # else none named: the model's names are not folders'
             raise InputError(
-                f"{origin}: {what}(s) {_shown(unknown, 3)} name no class of the model ({len(classes)} classes, {source}: {_shown(classes)})",
+                f"{origin}: {what}(s) {shown(unknown, 3)} name no class of the model ({len(classes)} classes, {source}: {shown(classes)})",
                 fix="name each held-out class folder as the model's class, or remove it",
             )
     try:
@@ -204,7 +197,7 @@ def held_out_ids(
     beyond = [n for n, i in zip(names, ids) if i >= num_classes]
     if beyond:
         raise InputError(
-            f"{origin}: {what}(s) {_shown(beyond, 3)} are beyond the model's {num_classes} classes ({len(names)} {what}s, "
+            f"{origin}: {what}(s) {shown(beyond, 3)} are beyond the model's {num_classes} classes ({len(names)} {what}s, "
             "numbered in sorted order as torchvision's ImageFolder numbers them)",
             fix=f"remove the {what}(s) the model was not trained on, or pass --train-data as class folders to number them by",
         )
@@ -233,10 +226,6 @@ def id_names(num_classes: int, meta: dict[str, Any], names: Sequence[str] | None
         if 0 <= i < num_classes:
             out[i] = name
     return out
-
-
-def _shown(names: Sequence[str], most: int = 5) -> str:
-    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def id_table(
