@@ -134,9 +134,9 @@ class Pair(nn.Module):
     """tiny_cnn's logits and its first layer's 4 pooled channels, in the order `logits_first` says (research code
     returns both)."""
 
-    def __init__(self, logits_first: bool) -> None:
+    def __init__(self, logits_first: bool, num_classes: int = 3) -> None:
         super().__init__()
-        self.net, self.logits_first = tiny_cnn(3), logits_first
+        self.net, self.logits_first = tiny_cnn(num_classes), logits_first
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, features = self.net(x), self.net[0](x).mean((2, 3))
@@ -149,6 +149,10 @@ def features_first() -> nn.Module:
 
 def logits_first() -> nn.Module:
     return Pair(logits_first=True)
+
+
+def features_first_of(num_classes: int = 3) -> nn.Module:
+    return Pair(logits_first=False, num_classes=num_classes)
 
 
 def test_a_forward_returning_features_then_logits_is_refused_not_measured_on_the_features(tmp_path: Path, one_thread: None) -> None:
@@ -169,6 +173,25 @@ def test_a_forward_returning_features_then_logits_is_refused_not_measured_on_the
     res = invoke("score", good, "-d", tmp_path / "unlabeled", "--batch-size", "8", "-f", "json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["results"][0]["details"]["num_classes"] == 3
+
+
+def test_a_class_count_in_the_arch_kwargs_is_the_checkpoints(tmp_path: Path, one_thread: None) -> None:
+    """num_classes in --arch-kwargs (or a file's arch_kwargs) built the model but left its class count unknown: the
+    same (features, logits) model was refused without it and measured on its 4 features with it, and a 5-class
+    model on 3 class folders lost the note that they are numbered among themselves."""
+    state = tmp_path / "pair.pt"
+    torch.save(features_first_of().state_dict(), state)
+    write_images(tmp_path / "unlabeled", 16)
+    arch = ["--arch", "tests.test_model_outputs:features_first_of", "--batch-size", "8", "-d", tmp_path / "unlabeled"]
+    res = invoke("score", state, *arch, "--arch-kwargs", "num_classes=3")
+    one_error_line(res, 3, "returns 2 outputs, of widths 4, 3: suscli reads the first as the class logits, but the model has 3 classes")
+    five = suscli.save(tiny_cnn(5), tmp_path / "five.safetensors", arch=ARCH, arch_kwargs={"num_classes": 5}, image_size=8)
+    for c in range(3):
+        write_images(tmp_path / "train" / f"class_{c}", 4, seed=10 + c)
+    res = invoke("score", five, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "train", "-f", "json", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["results"][0]["notes"]
+    assert any("the model has 5 classes but the training set's 3 class folders are numbered 0-2" in n for n in notes), notes
 
 
 def test_inputs_of_another_type_than_the_weights_are_named_not_a_torch_error(one_thread: None) -> None:

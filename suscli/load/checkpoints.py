@@ -275,7 +275,7 @@ def load_checkpoint(
         inferred = None
         if num_classes is None and meta.get("num_classes") is None and "num_classes" not in winner.kwargs:
             inferred = infer_num_classes(state)
-        classes = num_classes or meta.get("num_classes") or inferred
+        classes = _kwargs_classes(winner.kwargs) or num_classes or meta.get("num_classes") or inferred
         said = _classes_said(winner, num_classes, stored)
         try:
             try:
@@ -475,6 +475,14 @@ _FIELDS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "crop_offset": (f"one of {', '.join(CROP_OFFSETS)}", lambda v: isinstance(v, str) and v in CROP_OFFSETS),
     "channel_order": (f"one of {', '.join(CHANNEL_ORDERS)}", lambda v: isinstance(v, str) and v in CHANNEL_ORDERS),
 }
+
+
+def _kwargs_classes(kwargs: dict[str, Any]) -> int | None:
+    """The class count the arch kwargs build the model with (build_model passes them over --num-classes and the file's
+    count): the checkpoint's count where they give one. It was left unknown, so a forward returning (features, logits)
+    was measured on its features with `--arch-kwargs num_classes=3`, where without it the features were refused."""
+    count = kwargs.get("num_classes")
+    return count if _count(count) else None
 
 
 def _classes_said(winner: _ArchChoice, num_classes: int | None, stored: list[tuple[str, dict[str, Any]]]) -> str | None:
