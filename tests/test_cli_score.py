@@ -489,6 +489,36 @@ def test_a_model_that_indexes_past_the_images_is_its_rows_error(tmp_path, image_
     assert {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]} == {"cnn": "ok", "pixel": "error"}
 
 
+class HeadFirst(nn.Module):
+    """A grayscale CNN whose classifier is declared before its convolutions, as some code declares it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 3)
+        self.features = tiny_cnn(16, in_channels=1)[:-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.pad(self.features(x), (0, 48)))
+
+
+def head_first() -> nn.Module:
+    return HeadFirst()
+
+
+def test_a_grayscale_model_declaring_its_classifier_first_is_fed_grayscale(tmp_path: Path, image_folder: Path) -> None:
+    """Its first layer was taken from the declared order: the Linear(64, 3), an MLP's input layer of no whole number of
+    16x16 channels, so it was fed RGB images, "the model failed on 16x16 images with 3 channel(s): ... expected
+    input[2, 3, 16, 16] to have 1 channels" [3]. The layer a forward reaches first decides, alone and in a pool
+    measured together."""
+    for name in ("a", "b"):
+        suscli.save(head_first(), tmp_path / "pool" / f"{name}.safetensors", arch="tests.test_cli_score:head_first", image_size=16)
+    res = invoke("score", tmp_path / "pool" / "a.safetensors", "-d", image_folder, "--batches", "1", "-f", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["details"]["channels"] == 1
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "1", "-f", "json", "--model-batch", "2")
+    assert [r["details"]["channels"] for r in json.loads(res.stdout)["results"]] == [1, 1], res.output
+
+
 def test_a_num_classes_the_models_outputs_contradict_is_noted(tmp_path: Path, image_folder: Path) -> None:
     """A whole model's outputs decide the random labels' classes, whatever --num-classes says; a count they
     contradict was taken silently as the model's, and the notes and held-out numbering that read it were wrong."""

@@ -238,15 +238,53 @@ def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int,
     raise UsageError(f"the image size is unknown{why}", fix=f"{fix}, or --preset cifar10|imagenet")
 
 
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
 def input_channels(model: nn.Module, image_size: int) -> int:
-    """Channels the model's first layer expects: a conv's in_channels, or an MLP's in_features / pixels."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
-            return m.in_channels
-        if isinstance(m, nn.Linear):
-            c, rest = divmod(m.in_features, image_size * image_size)
-            return c if rest == 0 and c in (1, 3) else 3
-    return 3
+    """Channels the model's first layer expects: a conv's in_channels, or an MLP's in_features / pixels. The first
+    layer is the first one a forward reaches (first_layer), else the first one declared: declared order alone took a
+    classifier declared before the convolutions (`self.fc` first in __init__) for the first layer, and fed a
+    grayscale network RGB images ("expected input[2, 3, 32, 32] to have 1 channels")."""
+    layers = [m for m in model.modules() if isinstance(m, _LAYERS)]
+    first = first_layer(model, layers, image_size) or next(iter(layers), None)
+    if isinstance(first, nn.Linear):
+        c, rest = divmod(first.in_features, image_size * image_size)
+        return c if rest == 0 and c in (1, 3) else 3
+    return first.in_channels if first is not None else 3
+
+
+class _Reached(Exception):
+    """Stops first_layer's forward at the first layer it reaches."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+
+def first_layer(model: nn.Module, layers: list[nn.Module], image_size: int) -> nn.Module | None:
+    """The first of `layers` that an eval forward of one blank RGB image reaches, stopped before that layer runs (so
+    before its channel count can refuse the image); None where the forward fails before reaching one."""
+
+    def reached(layer: nn.Module, _: object) -> None:
+        raise _Reached(layer)
+
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if weight is None or not layers:
+        return None
+    hooks = [m.register_forward_pre_hook(reached) for m in layers]
+    try:
+        with preserved_modes(model), torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model.eval()
+            model(torch.zeros(1, 3, image_size, image_size, dtype=weight.dtype, device=weight.device))
+    except _Reached as e:
+        return e.layer
+    except Exception:  # a forward that fails before any layer: the declared order decides
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return None
 
 
 def score_checkpoint(
