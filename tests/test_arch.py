@@ -35,6 +35,15 @@ def test_torchvision_spec_takes_num_classes_and_never_downloads(monkeypatch):
     assert model.fc.out_features == 7
 
 
+def test_a_torchvision_model_with_a_backbone_downloads_no_backbone_weights(monkeypatch):
+    """torchvision's segmentation and detection builders default to ImageNet weights for their backbone: with
+    weights=None alone, `--arch torchvision:lraspp_mobilenet_v3_large` downloaded them, or failed offline as "failed
+    to build with num_classes=3: URLError" with "check the arch kwargs"."""
+    _forbid_downloads(monkeypatch)
+    model = build_model("torchvision:lraspp_mobilenet_v3_large", num_classes=3)
+    assert model.classifier.low_classifier.out_channels == 3
+
+
 def test_unknown_torchvision_name_suggests_close_ones():
     with pytest.raises(InputError, match="did you mean torchvision:resnet18"):
         build_model("torchvision:resnet181")

@@ -66,6 +66,8 @@ def build_model(
             kwargs["num_classes"] = num_classes
         if source == "torchvision":
             kwargs["weights"] = None  # an explicit None: torchvision must never download weights
+            if _names_param(factory, "weights_backbone"):  # its detection and segmentation models' ImageNet backbone
+                kwargs["weights_backbone"] = None
         elif "pretrained" not in kwargs and _names_param(factory, "pretrained"):
             kwargs["pretrained"] = False  # a repository's `resnet(pretrained=True)`: the checkpoint's weights replace them
         return _call(spec, factory, kwargs)
