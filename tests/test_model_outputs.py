@@ -65,6 +65,42 @@ def test_score_measures_a_single_logit_model_on_two_class_folders(tmp_path: Path
     assert not any("where --num-classes or its file said" in n for n in row["notes"]), row["notes"]
 
 
+class Squeezed(nn.Module):
+    """A single-logit model's output squeezed to (batch,), as a binary classifier's forward often returns it for
+    BCEWithLogitsLoss's (batch,) targets."""
+
+    def __init__(self, single: nn.Module | None = None) -> None:
+        super().__init__()
+        self.single = single if single is not None else tiny_cnn(num_classes=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.single(x).squeeze(1)
+
+
+def squeezed_binary() -> nn.Module:
+    return Squeezed()
+
+
+def test_a_single_logit_squeezed_to_one_number_per_image_is_the_same_binary_classifier(tmp_path: Path, one_thread: None) -> None:
+    """A (batch,) output was refused, "the model's logits have shape (8,), not (batch, classes)" [3], where the same
+    logit as (batch, 1) is measured as a binary classifier: it reads the same numbers, alone, measured together and
+    in score."""
+    single, x = tiny_cnn(num_classes=1), torch.randn(24, 3, 8, 8)
+    want = measure_susceptibility(single, x, config=CONFIG)
+    assert measure_susceptibility(Squeezed(single), x, config=CONFIG).r == want.r
+    together = measure_many([Squeezed(single), Squeezed(copy.deepcopy(single))], x, config=CONFIG)
+    assert [t.num_classes for t in together] == [2, 2] and together[0].r == pytest.approx(want.r, abs=1e-6)
+    ckpt = suscli.save(squeezed_binary(), tmp_path / "binary.safetensors", arch="tests.test_model_outputs:squeezed_binary", image_size=8)
+    write_images(tmp_path / "unlabeled", 16)
+    for c in range(2):
+        write_images(tmp_path / "train" / f"class_{c}", 6, seed=10 + c)
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "train", "-f", "json", "--batch-size", "8")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["details"]["num_classes"] == 2 and row["train_n"] == 12
+    assert any("one logit per image (a binary classifier" in n for n in row["notes"]), row["notes"]
+
+
 def test_probabilities_are_refused_and_log_probabilities_measured_as_logits(one_thread: None) -> None:
     """A softmax at the end of the forward made the cross-entropy that of probabilities, which one step barely moves:
     a CNN read 0.001 "low susceptibility" with it, 0.10 without. Refused, in every path a model is measured by;

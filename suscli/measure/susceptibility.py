@@ -102,8 +102,11 @@ def logits_of(output: object) -> torch.Tensor:
     """Classifier logits from a model's output: a tensor, a tuple/list (first item), an object with .logits, or a
     dict with "logits" (a plain module written for the Hugging Face Trainer). A single logit z per image (a binary
     classifier trained with BCEWithLogitsLoss) is the two classes' logits (0, z), since sigmoid(z) = softmax(0, z)[1]:
-    as one class, every random label was class 0, its cross-entropy 0 before and after the step, and r 0."""
+    as one class, every random label was class 0, its cross-entropy 0 before and after the step, and r 0. So is a
+    (batch,) output, the same logit squeezed as BCEWithLogitsLoss's targets are shaped: "logits have shape (32,)"."""
     logits = _output_tensor(output)
+    if logits.ndim == 1:
+        logits = logits.unsqueeze(1)
     if logits.ndim == 2 and logits.shape[1] == 1:
         return torch.cat([torch.zeros_like(logits), logits], dim=1)
     return logits
