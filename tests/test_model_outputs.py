@@ -281,3 +281,27 @@ def test_a_keyword_only_forward_is_called_by_its_keyword_in_every_pass(
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)["results"]
     assert len(rows) == 2 and all(r["train_acc"] is not None and r["val_acc"] is not None for r in rows), rows
+
+
+class WithMeta(nn.Module):
+    """A forward that requires a second input beside the images (metadata, a mask), as multimodal models take."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.net = tiny_cnn(num_classes)
+
+    def forward(self, x: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+        return self.net(x) + meta
+
+
+def test_a_forward_requiring_a_second_input_is_its_rows_error(tmp_path: Path, image_folder: Path, one_thread: None) -> None:
+    """Called with the images alone, it raised "internal error: TypeError: WithMeta.forward() missing 1 required
+    positional argument: 'meta'" [3], which ended rank for the whole pool; now it is that model's row."""
+    suscli.save(WithMeta(), tmp_path / "pool" / "meta.safetensors", arch="tests.test_model_outputs:WithMeta", image_size=8)
+    suscli.save(tiny_cnn(), tmp_path / "pool" / "cnn.safetensors", arch=ARCH, image_size=8)
+    wrong = "the model's (WithMeta) forward requires meta beside its input: the measurement passes it one batch of inputs"
+    one_error_line(invoke("score", tmp_path / "pool" / "meta.safetensors", "-d", image_folder, "--batches", "1"), 3, wrong)
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "1", "-f", "json")
+    assert res.exit_code == 3 and "internal error" not in res.output, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["cnn"]["status"] == "ok" and wrong in rows["meta"]["error"], rows
