@@ -25,7 +25,7 @@ import inspect
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ from suscli.extras import require
 _SPEC_FORMS = "torchvision:NAME, timm:NAME, package.module:factory or path/to/file.py:factory"
 # create_model arguments that would load or download weights: a spec builds an untrained model, whoever wrote it.
 _TIMM_WEIGHT_ARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir")
+# torchvision's classifiers with auxiliary heads, by the prefixes of the heads' weights
+_AUX_HEADS = {"googlenet": ("aux1.", "aux2."), "inception_v3": ("AuxLogits.",)}
 # Per --arch package kept in sys.modules (by its unique name): _package_stamp when it was last imported from.
 _PACKAGE_STAMPS: dict[str, tuple] = {}
 
@@ -164,6 +166,17 @@ def _json_or_str(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+def auxiliary_heads(spec: str, keys: Iterable[str]) -> dict[str, Any]:
+    """`aux_logits` for torchvision's GoogLeNet or Inception v3 as the checkpoint's weights (`keys`) have the auxiliary
+    heads or not, {} for any other spec. Built with them, weights fine-tuned from torchvision's pretrained GoogLeNet,
+    which drops them, were refused for 18 missing keys (aux1.conv.conv.weight, ...) with a fix naming no aux_logits."""
+    source, _, name = spec.rpartition(":")
+    prefixes = _AUX_HEADS.get(name.lower()) if source == "torchvision" else None
+    if prefixes is None:
+        return {}
+    return {"aux_logits": any(f".{p}" in f".{k}" for k in keys for p in prefixes)}
 
 
 def _torchvision_builder(spec: str, name: str) -> Callable[..., Any]:

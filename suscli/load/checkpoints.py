@@ -32,7 +32,7 @@ from torch import nn
 
 from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
 from suscli.load import averages, sources
-from suscli.load.arch import build_model, infer_num_classes
+from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes
 from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, read, safetensors_header, torch_load
@@ -279,7 +279,8 @@ def load_checkpoint(
         said = _classes_said(winner, num_classes, stored)
         try:
             try:
-                model = build_model(winner.spec, winner.kwargs, num_classes=classes, base_dir=winner.base_dir)
+                kwargs = {**auxiliary_heads(winner.spec, state), **winner.kwargs}
+                model = build_model(winner.spec, kwargs, num_classes=classes, base_dir=winner.base_dir)
             except InputError as e:
                 raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
             notes += _load_weights(path, winner.spec, model, state, inferred, said, found.prefixes if found else ())
