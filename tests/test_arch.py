@@ -44,6 +44,17 @@ def test_a_torchvision_model_with_a_backbone_downloads_no_backbone_weights(monke
     assert model.classifier.low_classifier.out_channels == 3
 
 
+def test_timms_name_of_a_hub_model_is_refused_naming_the_architecture():
+    """timm's spelling of a Hub model, `timm:hf-hub:timm/resnet18.a1_in1k`, said "no module named 'timm:hf-hub'" with
+    "install the package that provides it"; building it would download its config."""
+    with pytest.raises(InputError, match=r"names a model on the Hugging Face Hub, which suscli does not download") as e:
+        build_model("timm:hf-hub:timm/resnet18.a1_in1k")
+    assert e.value.fix.startswith("use timm:resnet18.a1_in1k,")
+    with pytest.raises(InputError, match="Hugging Face Hub") as e:
+        build_model("timm:hf_hub:someone/net")
+    assert e.value.fix.startswith("use timm:NAME, the architecture its config.json names")
+
+
 def test_unknown_torchvision_name_suggests_close_ones():
     with pytest.raises(InputError, match="did you mean torchvision:resnet18"):
         build_model("torchvision:resnet181")

@@ -55,6 +55,8 @@ def build_model(
         raise InputError(f"architecture spec {spec!r} has no ':'", fix=_bare_name_fix(spec))
     if not source or not name:
         raise InputError(f"architecture spec {spec!r} names nothing {'after' if source else 'before'} its ':'", fix=f"use {_SPEC_FORMS}")
+    if source.lower() in ("timm:hf-hub", "timm:hf_hub"):
+        raise _hub_spec(spec, name)
     with _as_library(spec, source), _file_imports(spec, source, base_dir) as path:
         if source == "torchvision":
             factory = _torchvision_builder(spec, name)
@@ -166,6 +168,18 @@ def _json_or_str(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+def _hub_spec(spec: str, name: str) -> InputError:
+    """The error for timm's name of a Hugging Face Hub model (`timm:hf-hub:timm/resnet18.a1_in1k`), which said "no
+    module named 'timm:hf-hub'" with "install the package that provides it": building it downloads its config."""
+    org, _, model = name.partition("/")
+    fix = f"use timm:{model}" if org == "timm" and model else "use timm:NAME, the architecture its config.json names"
+    return InputError(
+        f"architecture {spec!r} names a model on the Hugging Face Hub, which suscli does not download: a spec builds an "
+        "untrained model from its name, which the checkpoint's weights fill",
+        fix=f"{fix}, or pass the model's downloaded folder as the checkpoint",
+    )
 
 
 def auxiliary_heads(spec: str, keys: Iterable[str]) -> dict[str, Any]:
