@@ -132,6 +132,45 @@ def test_rank_keeps_a_probability_model_as_its_rows_error(tmp_path: Path, one_th
     assert rows["logits"]["status"] == "ok"
 
 
+def sigmoid_cnn() -> nn.Module:
+    """tiny_cnn of one output with a sigmoid at the end of its forward: a binary classifier as BCELoss trains it."""
+    return nn.Sequential(tiny_cnn(num_classes=1), nn.Sigmoid())
+
+
+class SquashedLogit(nn.Module):
+    """The same with torch.sigmoid in the forward, its output squeezed to (batch,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_cnn(num_classes=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x)).squeeze(1)
+
+
+def test_a_sigmoid_ending_the_forward_is_refused_alone_and_measured_with_others(tmp_path: Path, one_thread: None) -> None:
+    """Its probabilities p were read as the logits (0, p): no row sums to 1 for the softmax check, and the number was
+    the cross-entropy of probabilities, which one step barely moves. Refused [3], alone, measured together, and in a
+    pool that model's row; the same network without its sigmoid is measured."""
+    x = torch.rand(24, 3, 8, 8)
+    wrong = "the model's outputs are probabilities (a sigmoid ends its forward"
+    for model in (sigmoid_cnn(), SquashedLogit()):
+        with pytest.raises(InputError, match=re.escape(wrong)):
+            measure_susceptibility(model, x, config=CONFIG)
+        with pytest.raises(InputError, match=re.escape(wrong)):
+            measure_many([model, copy.deepcopy(model)], x, config=CONFIG)
+    assert measure_susceptibility(sigmoid_cnn()[0], x, config=CONFIG).num_classes == 2
+    pool = tmp_path / "pool"
+    suscli.save(tiny_cnn(num_classes=1), pool / "logit.safetensors", arch=ARCH, image_size=8)
+    for name in ("a", "b"):
+        suscli.save(sigmoid_cnn(), pool / f"{name}.safetensors", arch="tests.test_model_outputs:sigmoid_cnn", image_size=8)
+    write_images(tmp_path / "unlabeled", 16)
+    res = invoke("rank", pool, "-d", tmp_path / "unlabeled", "-f", "json", "--batch-size", "8", "--model-batch", "2")
+    assert res.exit_code == 3, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["logit"]["status"] == "ok" and all(wrong in rows[n]["error"] for n in ("a", "b")), rows
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated
 def test_a_traced_batch_norm_model_is_refused_and_a_scripted_one_measured(tmp_path: Path, one_thread: None) -> None:
     """torch.jit.trace fixes a batch norm in the mode it was traced in; the step's train mode did not reach it, so it

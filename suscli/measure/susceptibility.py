@@ -255,10 +255,11 @@ def measure_susceptibility(
         buffers = list(model.buffers())  # in_float32's, where it converted them
         saved_buffers = [b.detach().clone() for b in buffers]
         try:
-            if num_classes is None:
-                probe = transform(inputs[:2].to(device))
-                with dtype_errors(model, probe):
+            probe = transform(inputs[:2].to(device))
+            with dtype_errors(model, probe):
+                if num_classes is None:
                     num_classes = _output_classes(model, probe)
+                check_not_sigmoid(model, probe)
             labels = random_labels(n, num_classes, config.seed)
             train_without_dropout(model)
             for b, idx in enumerate(batch_indices(n, config.batches, batch_size, config.seed)):
@@ -356,6 +357,30 @@ def check_not_probabilities(logits: torch.Tensor) -> None:
                 "not logits: their cross-entropy is not the loss susceptibility measures, and would read near 0",
                 fix="make the model return its logits (or log_softmax of them): suscli applies the softmax itself",
             )
+
+
+# autograd's nodes of the reshapes a forward may apply after its last operation (squeeze, view, flatten, reshape)
+_RESHAPES = ("SqueezeBackward", "UnsqueezeBackward", "ViewBackward", "ReshapeAliasBackward")
+
+
+def check_not_sigmoid(model: nn.Module, x: torch.Tensor) -> None:
+    """An InputError where a sigmoid ends the model's forward (nn.Sigmoid or torch.sigmoid, as a binary classifier
+    trained with BCELoss has it): its probabilities p, each in 0-1, were read as the logits (0, p), whose cross-entropy
+    one step barely moves, and no row sums to 1 for check_not_probabilities to see. Read from the autograd graph of
+    one eval forward on `x` with gradients, through the reshapes after the sigmoid."""
+    floats = [p for p in model.parameters() if p.is_floating_point()]
+    rng = torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])  # a functional dropout draws
+    with preserved_modes(model), torch.enable_grad(), all_trainable(floats), rng:
+        model.eval()
+        fn = _output_tensor(model(x)).grad_fn
+    while fn is not None and type(fn).__name__.startswith(_RESHAPES):
+        fn = fn.next_functions[0][0]
+    if fn is not None and type(fn).__name__.startswith("SigmoidBackward"):
+        raise InputError(
+            "the model's outputs are probabilities (a sigmoid ends its forward, as in a classifier trained with BCELoss), "
+            "not logits: their cross-entropy is not the loss susceptibility measures, and would read near 0",
+            fix="make the model return the logits before its sigmoid (BCEWithLogitsLoss trains the same model): suscli applies it itself",
+        )
 
 
 # What BatchNorm raises in train mode on a batch of one image whose feature map has one value per channel (after
