@@ -282,6 +282,35 @@ def test_a_byte_order_mark_is_not_part_of_the_first_path_or_column(tmp_path: Pat
     assert read_label_csv(csv) == ([imgs[0].resolve(), imgs[1].resolve()], [1, 0], ["cat", "dog"])
 
 
+def test_utf16_files_and_rows_ended_by_a_lone_carriage_return_are_read(tmp_path: Path, imgs: list[Path]) -> None:
+    """PowerShell 5's `>` and Excel's "Unicode Text" write UTF-16 with a byte-order mark (read as UTF-8, a row was its
+    bytes with a NUL between them: "row 1 is '\\udcff\\udcfei\\x00m...'"), and Excel for Mac ends a CSV's rows with a
+    lone '\\r' (read as one line: "new-line character seen in unquoted field")."""
+    rows = [(f"imgs/{p.name}", name) for p, name in zip(imgs, ["dog", "cat", "dog", "cat"])]
+    want = ([p.resolve() for p in imgs], [1, 0, 1, 0], ["cat", "dog"])
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"{p}\r\n" for p, _ in rows), encoding="utf-16", newline="")
+    assert read_unlabeled(listed).items == want[0]
+    for name, text in [
+        ("u16.csv", "path,label\r\n" + "".join(f"{p},{n}\r\n" for p, n in rows)),
+        ("u16.txt", "".join(f"{p}\t{n}\r\n" for p, n in rows)),
+        ("u16.tsv", "path\tlabel\r\n" + "".join(f"{p}\t{n}\r\n" for p, n in rows)),
+    ]:
+        (tmp_path / name).write_text(text, encoding="utf-16", newline="")
+        assert read_label_csv(tmp_path / name) == want, name
+    for name, text in [
+        ("mac.csv", "path;label\r" + "".join(f"{p};{n}\r" for p, n in rows)),
+        ("mac.jsonl", "".join(json.dumps({"file_name": p, "label": n}) + "\r" for p, n in rows)),
+    ]:
+        (tmp_path / name).write_text(text, newline="")
+        assert read_label_csv(tmp_path / name) == want, name
+    folder = imgs[0].parent  # a Hugging Face ImageFolder whose metadata.csv is UTF-16: labelled by it, not taken for class folders
+    (folder / "metadata.csv").write_text(
+        "file_name,label\n" + "".join(f"{p.name},{n}\n" for p, (_, n) in zip(imgs, rows)), encoding="utf-16"
+    )
+    assert read_labeled(folder).labels == want[1]
+
+
 def test_a_label_file_listing_an_image_twice_counts_it_once_or_names_its_two_labels(tmp_path: Path, imgs: list[Path]) -> None:
     """A label file appended to twice listed each image twice, and an old file joined to its corrections gave one image
     two labels: both were measured row by row, without a word (n=8 for 4 images; the image labelled both ways counted

@@ -9,6 +9,7 @@ shift a class); a file too large to read into memory is refused before it is rea
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -202,9 +203,7 @@ def _column(names: list[str], given: str | None, known: tuple[str, ...], path: P
 def _rows(path: Path, what: str) -> list[list[str]]:
     _check_size(path, what)
     try:
-        # -sig: a byte-order mark, as Windows tools write, is no path; bytes that are not UTF-8 (a list `find` wrote of
-        # Latin-1 names) are read as Python reads such a name from the filesystem, so the path still finds its file
-        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        with _open(path) as f:
             text = f.read()
         if path.suffix.lower() == ".jsonl":
             return _json_rows(path, text)
@@ -235,9 +234,9 @@ def has_label_column(path: Path, label_column: str | None) -> bool:
     metadata file may hold captions or other fields instead, which are no class labels. Its first line alone is read:
     the table is read whole once, when it labels the folder."""
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        with _open(path) as f:
             first = next((line for line in f if line.strip()), "")
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read label file {path}: {e}") from None
     if path.suffix.lower() == ".jsonl":
         header = _json_rows(path, first)[0] if first else []
@@ -266,10 +265,24 @@ def _delimiter(path: Path, text: str) -> str:
 def _lines(path: Path, what: str = "image list") -> list[str]:
     _check_size(path, what)
     try:
-        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")  # as _rows reads a CSV
+        with _open(path) as f:
+            text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read {what} {path}: {e}") from None
     return [line for line in text.splitlines() if line.strip()]
+
+
+def _open(path: Path) -> io.TextIOWrapper:
+    """A list or label file opened as text. UTF-8 (-sig: a byte-order mark, as Windows tools write, is no path), its
+    bytes that are not UTF-8 (a list `find` wrote of Latin-1 names) read as Python reads such a name from the file
+    system, so the path still finds its file; UTF-16 where it begins with that byte-order mark, as PowerShell 5's `>`
+    and Excel's "Unicode Text" write it (read as UTF-8, each row was its bytes with a NUL between them). Lines end at
+    '\n', '\r\n' or a lone '\r', as Excel for Mac ends a CSV's rows (split at '\n' alone, its rows were one line)."""
+    with open(path, "rb") as f:
+        utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    if utf16:
+        return open(path, encoding="utf-16")
+    return open(path, encoding="utf-8-sig", errors="surrogateescape")
 
 
 def _check_size(path: Path, what: str) -> None:
