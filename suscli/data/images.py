@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
 from suscli.data.embedded import Embedded, ImageRef, place
@@ -166,6 +166,7 @@ def _decode_one(path: ImageRef, sizing: Sizing, channels: int) -> np.ndarray:
         # JPEG: decoded at a reduced scale when much larger, never below the side it is resized to (both sides at
         # least `short`), which it would then be enlarged to
         img.draft("RGB" if channels == 3 else "L", (short, short))
+        img = _upright(img) if isinstance(path, Embedded) else img
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
@@ -178,6 +179,15 @@ def _decode_one(path: ImageRef, sizing: Sizing, channels: int) -> np.ndarray:
                 img = img.resize((size, size), resample, box=box)  # only the part the crop keeps
         arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """An image held in a dataset, turned as its EXIF orientation says: the `datasets` library's Image feature turns it
+    so when it decodes it for training (a phone's portrait photo, stored sideways), where torchvision's loader, which
+    files are read as, does not."""
+    if img.getexif().get(ExifTags.Base.Orientation) is None:
+        return img
+    return ImageOps.exif_transpose(img)
 
 
 def resize_side(size: int, crop_pct: float) -> int:
