@@ -350,6 +350,21 @@ def test_a_header_of_unknown_column_names_is_named_as_a_header(tmp_path: Path, i
     assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["train_n"] == 4, res.output
 
 
+def test_a_txt_label_file_that_begins_with_a_header_line_is_read_by_it(tmp_path: Path, imgs: list[Path]) -> None:
+    """A `path label` .txt whose first line is a header was read as a row of class name 'label', and the next row's
+    class id was blamed: "row 2 is 'imgs/img_000.png 0', expected 'path label' with a class name, as in the rows before
+    it"; a header of names suscli does not know is named as one, as a CSV's is."""
+    rows = "".join(f"imgs/{p.name} {i % 2}\n" for i, p in enumerate(imgs))
+    known = tmp_path / "known.txt"
+    known.write_text("filename label\n" + rows)
+    assert read_label_csv(known) == ([p.resolve() for p in imgs], [0, 1, 0, 1], None)
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("fname cls\n" + rows)
+    with pytest.raises(InputError, match=r"its first row \(fname cls\) is no file but reads as a header"):
+        read_label_csv(unknown)
+    assert read_label_csv(unknown, "fname", "cls") == read_label_csv(known)
+
+
 def test_a_list_written_on_windows_or_in_another_unicode_form_finds_its_files(tmp_path: Path, imgs: list[Path]) -> None:
     """Rows `imgs\\img_000.png` (a CSV saved on Windows) and names typed composed (NFC) for files a Mac wrote decomposed
     (NFD) named files that were there, yet the run stopped: "none of the 4 files that LIST lists exist, first: ..."

@@ -43,10 +43,12 @@ def read_label_csv(
     txt = path.suffix.lower() == ".txt"
     rows = [line.strip().rsplit(None, 1) for line in _lines(path, "label file")] if txt else _rows(path, "label file")
     layout = "'path label'" if txt else "'path,label'"
-    header = _header(rows, path, image_column, label_column, labeled=True) if rows and not txt else None
+    # a .txt may begin with a header line too ('path label'): read as a row, its 'label' made the file one of class
+    # names and the next row's class id was blamed ("expected a class name, as in the rows before it")
+    header = _header(rows, path, image_column, label_column, labeled=True) if rows else None
     path_at, label_at, width = header if header else (0, 1, 2)
-    if not header and not txt:
-        _unknown_header(rows, path, path_at, labeled=True)
+    if not header:
+        _unknown_header(rows, path, path_at, labeled=True, sep=" " if txt else ",")
     rows = rows[1:] if header else rows
     paths: list[Path] = []
     values: list[str] = []
@@ -147,7 +149,7 @@ def _number(label: str) -> bool:
     return label.lower().lstrip("+-") not in ("nan", "inf", "infinity")
 
 
-def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool) -> None:
+def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool, sep: str = ",") -> None:
     """Refuse a first row that is a header of column names suscli does not know (`filename_full,cls`): read as a row,
     its 'path' is no file while the next row's is, and its 'label' made the file one of class names, so that the
     next row's class id was blamed ("expected a class name, as in the rows before it")."""
@@ -159,7 +161,7 @@ def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool
             f"; a label column: {', '.join(LABEL_COLUMNS[:3])}, ..." if labeled else ""
         )
         raise InputError(
-            f"{path}: its first row ({','.join(rows[0])}) is no file but reads as a header, naming no column suscli knows ({known})",
+            f"{path}: its first row ({sep.join(rows[0])}) is no file but reads as a header, naming no column suscli knows ({known})",
             fix="name its columns with --image-column and --label-column, or rename them"
             if labeled
             else "name its path column with --image-column, or rename it",
