@@ -255,6 +255,18 @@ def test_other_files_are_not_lists(tmp_path: Path) -> None:
     one_error_line(res, 3, "not a folder or an image list", ".txt, .csv, .tsv or .jsonl list")
 
 
+def test_other_files_are_not_label_files(tmp_path: Path, imgs: list[Path]) -> None:
+    """A checkpoint or a .json passed as --train-data or --val-data was read as a CSV: "row 1 is '\\x18\\x08...'" (its
+    bytes), "cannot read label file m.safetensors: new-line character seen in unquoted field", or "row 1 is '[{...}]',
+    expected 'path,label'", the fix of a row for a file of another kind."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    (tmp_path / "labels.json").write_text(json.dumps([{"path": f"imgs/{p.name}", "label": i % 2} for i, p in enumerate(imgs)]))
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", model)
+    one_error_line(res, 3, f"not a folder or a label file: {model}", "--train-data takes a folder of class folders")
+    res = invoke("score", model, "-d", imgs[0].parent, "--val-data", tmp_path / "labels.json")
+    one_error_line(res, 3, f"not a folder or a label file: {tmp_path / 'labels.json'}", "--val-data takes a folder of class folders")
+
+
 def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None:
     """A list that names missing files points elsewhere: refused before measuring, not skipped as unreadable images
     (which measured the few that were there, without saying so)."""

@@ -22,7 +22,7 @@ from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk
 DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = (
     "a folder of class folders (or of images with a metadata.csv or metadata.jsonl naming each file's label), a path,label "
-    "CSV (or .tsv, .jsonl), a datasets folder (save_to_disk) or a parquet file"
+    "CSV (or .tsv, .jsonl, a .txt of path label lines), a datasets folder (save_to_disk) or a parquet file"
 )
 # Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
@@ -83,6 +83,8 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
     if is_dataset(source):
         return _dataset_labels(source, image_column, label_column)
     if source.is_file():
+        if source.suffix.lower() not in LIST_SUFFIXES:  # a checkpoint or a .json read as CSV: "row 1 is '\x18\x08...'"
+            raise InputError(f"not a folder or a label file: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
         return _label_file(source, image_column, label_column)
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
