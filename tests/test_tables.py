@@ -139,6 +139,25 @@ def test_a_headerless_file_is_split_at_commas_only(tmp_path: Path, imgs: list[Pa
 
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_metadata_file_without_a_label_column_beside_no_class_folders_is_named(tmp_path: Path, imgs: list[Path], kind: str) -> None:
+    """A Hugging Face ImageFolder whose metadata file names its labels under another name (`species`) was refused as "no
+    class folders in FOLDER", the fix describing the layout it has ("or of images with a metadata.csv ... naming each
+    file's label"): the line now names the metadata file and the option that names its label column."""
+    meta = imgs[0].parent / f"metadata.{kind}"
+    rows = [{"file_name": p.name, "species": n} for p, n in zip(imgs, ["dog", "cat", "dog", "cat"])]
+    if kind == "csv":
+        meta.write_text("file_name,species\n" + "".join(f"{r['file_name']},{r['species']}\n" for r in rows))
+    else:
+        meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=rf"no class folders in .*, and its metadata.{kind} names no label column \(label, labels"):
+        read_labeled(imgs[0].parent)
+    with pytest.raises(InputError, match=rf"and its metadata.{kind} names no column 'kind'") as e:
+        read_labeled(imgs[0].parent, label_column="kind")
+    assert e.value.fix == f"name the label column of metadata.{kind} with --label-column"
+    assert read_labeled(imgs[0].parent, label_column="species").labels == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
 def test_a_hugging_face_imagefolder_with_metadata_is_labelled_by_it(tmp_path: Path, imgs: list[Path], kind: str) -> None:
     """Hugging Face's ImageFolder layout, images beside a metadata.csv or metadata.jsonl naming each `file_name` and its
     label, was refused as "no class folders". It reads as the same table would; a metadata file without a label

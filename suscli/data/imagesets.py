@@ -16,7 +16,7 @@ from suscli.errors import InputError, shown
 from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, by_name
-from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, has_label_column, read_image_list, read_label_csv
+from suscli.data.tables import LABEL_COLUMNS, LIST_SUFFIXES, ONE_CLASS, has_label_column, read_image_list, read_label_csv
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
 
 DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
@@ -88,10 +88,11 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
         return _label_file(source, image_column, label_column)
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
-    for name in METADATA_FILES:
-        if (source / name).is_file() and has_label_column(source / name, label_column):
-            return _label_file(source / name, image_column, label_column)
-    return _class_folders(source)
+    metadata = [source / name for name in METADATA_FILES if (source / name).is_file()]
+    for file in metadata:
+        if has_label_column(file, label_column):
+            return _label_file(file, image_column, label_column)
+    return _class_folders(source, metadata[0] if metadata else None, label_column)
 
 
 def _label_file(path: Path, image_column: str | None, label_column: str | None) -> Listing:
@@ -165,11 +166,18 @@ def _walk(folder: Path) -> Walk:
     return walk
 
 
-def _class_folders(source: Path) -> Listing:
-    """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them."""
+def _class_folders(source: Path, metadata: Path | None = None, label_column: str | None = None) -> Listing:
+    """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them.
+    `metadata`: the folder's metadata file that names no label column (captions, or a label column of another name)."""
     folders = [d for d in source.iterdir() if d.is_dir() and not is_hidden(d.name)]
     cycles = [d for d in folders if d.is_symlink() and holds(d, source)]  # `ln -s . self`: every image again, as a class
     classes = sorted(d.name for d in folders if d not in cycles)
+    if not classes and metadata is not None:  # "no class folders" sent the user who wrote it after the layout it has
+        named = f"no column {label_column!r}" if label_column else f"no label column ({', '.join(LABEL_COLUMNS[:3])}, ...)"
+        raise InputError(
+            f"no class folders in {source}, and its {metadata.name} names {named}",
+            fix=f"name the label column of {metadata.name} with --label-column",
+        )
     if not classes:
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
     items: list[ImageRef] = []
