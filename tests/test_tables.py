@@ -232,6 +232,20 @@ def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
     assert read_unlabeled(labels, image_column="img").items == [imgs[1].resolve(), imgs[0].resolve()]
 
 
+def test_a_path_label_txt_is_an_image_list_of_its_paths(tmp_path: Path, imgs: list[Path]) -> None:
+    """A label CSV passed as --data is read as its path column; a `path label` .txt (ImageNet's val.txt, Caffe's and
+    MMPretrain's annotation files) was read one path a line, the label part of it: "none of the 4 files that val.txt
+    lists exist, first: imgs/img_000.png 0". Its header line, when it has one, is no image either."""
+    val = tmp_path / "val.txt"
+    val.write_text("".join(f"imgs/{p.name} {i % 3}\n" for i, p in enumerate(imgs)))
+    assert read_unlabeled(val).items == [p.resolve() for p in imgs]
+    val.write_text("path label\n" + val.read_text())
+    assert read_unlabeled(val).items == [p.resolve() for p in imgs]
+    spaced = imgs[0].rename(imgs[0].with_name("img 000.png"))  # a path that holds a space is still one path
+    val.write_text("".join(f"imgs/{p.name}\n" for p in [spaced, *imgs[1:]]))
+    assert read_unlabeled(val).items == [p.resolve() for p in [spaced, *imgs[1:]]]
+
+
 @pytest.mark.parametrize("text, bad", [("a.png\nb\x00.png\n", "row 2"), ("id,path\n1\n", "row 1 is '1'")])
 def test_bad_list_rows_are_named(tmp_path: Path, text: str, bad: str) -> None:
     lst = tmp_path / ("list.txt" if "\x00" in text else "list.csv")

@@ -92,10 +92,14 @@ def read_label_csv(
 
 
 def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
-    """The images a list names: a .txt, one path per line, or a CSV's path column (named by its header, else the
-    first column)."""
+    """The images a list names: a .txt, one path per line (or `path label` lines, a label file's, whose labels are
+    left out), or a CSV's path column (named by its header, else the first column)."""
     if path.suffix.lower() == ".txt":
-        rows = [[line] for line in _lines(path)]
+        lines = _lines(path)
+        if lines and {w.lower() for w in lines[0].split()} <= {*PATH_COLUMNS, *LABEL_COLUMNS}:  # a header: `path label`
+            lines = lines[1:]
+        labeled = bool(lines) and _label_last(path.parent, lines[0])
+        rows = [[line.strip().rsplit(None, 1)[0] if labeled else line] for line in lines]
         at = 0
     else:
         rows = _rows(path, "image list")
@@ -112,6 +116,14 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
     if not paths:
         raise InputError(f"image list {path} names no images", fix="write one image path per line")
     return paths
+
+
+def _label_last(folder: Path, line: str) -> bool:
+    """Whether a .txt list's first line is `path label`, as a label file's (ImageNet's val.txt, passed as --data as a
+    label CSV is): it names no file, and does without its last word. Read whole, each line was a file that is not
+    there ("none of the N files that val.txt lists exist, first: val/1.jpeg 65")."""
+    words = line.strip().rsplit(None, 1)
+    return len(words) == 2 and not listed_path(folder, line).exists() and listed_path(folder, words[0]).exists()
 
 
 def listed_path(folder: Path, text: str) -> Path:
