@@ -232,6 +232,15 @@ def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
     assert read_unlabeled(labels, image_column="img").items == [imgs[1].resolve(), imgs[0].resolve()]
 
 
+def test_a_label_file_whose_label_column_comes_first_is_a_list_of_its_paths(tmp_path: Path, imgs: list[Path]) -> None:
+    """A label file `label,img_file` (its path column of a name suscli does not know) is read as --train-data, its
+    paths in the second column; passed as --data, its labels were read as the paths: "none of the 4 files that
+    labels.csv lists exist, first: 0"."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label,img_file\n" + "".join(f"{i % 2},imgs/{p.name}\n" for i, p in enumerate(imgs)))
+    assert read_labeled(labels).items == read_unlabeled(labels).items == [p.resolve() for p in imgs]
+
+
 def test_a_path_label_txt_is_an_image_list_of_its_paths(tmp_path: Path, imgs: list[Path]) -> None:
     """A label CSV passed as --data is read as its path column; a `path label` .txt (ImageNet's val.txt, Caffe's and
     MMPretrain's annotation files) was read one path a line, the label part of it: "none of the 4 files that val.txt

@@ -194,11 +194,15 @@ def _header(
     if not (set(wanted) & set(names) or set(names) & {*PATH_COLUMNS, *LABEL_COLUMNS}):
         return None  # no header: the columns are in their places, whatever the options name (they may be a dataset's)
     at_path = _column(names, image_column, PATH_COLUMNS, path, "--image-column")
-    at_label = _column(names, label_column, LABEL_COLUMNS, path, "--label-column") if labeled else -1
+    # found for an image list too, whose path column it is not: a label file `label,img_file` passed as --data read its
+    # labels as paths ("none of the 4 files that labels.csv lists exist, first: 0")
+    at_label = _column(names, label_column, LABEL_COLUMNS, path, "--label-column")
     if at_path is None:
         if labeled and len(names) != 2:
             raise InputError(f"{path}: its header ({','.join(rows[0])}) names no path column", fix="name it with --image-column")
         at_path = 1 if at_label == 0 else 0
+    if not labeled:
+        return at_path, -1, len(names)
     if at_label is None:
         if len(names) != 2:
             raise InputError(f"{path}: its header ({','.join(rows[0])}) names no label column", fix="name it with --label-column")
