@@ -353,11 +353,11 @@ def test_part_of_a_sharded_split_says_so(world: dict, tmp_path: Path) -> None:
     assert row["details"]["images"] == 12 and not any("parquet files of split" in n for n in row["notes"])
 
 
-def test_an_image_held_in_a_dataset_is_turned_by_its_exif_orientation_as_datasets_decodes_it(tmp_path: Path) -> None:
+def test_a_datasets_images_are_turned_by_their_exif_orientation_as_datasets_decodes_them(tmp_path: Path) -> None:
     """datasets' Image feature turns a photo by its EXIF orientation when it decodes it for training (a phone's portrait
-    photo is stored sideways): the same bytes in a save_to_disk folder were decoded as stored, so a model was measured
-    on images turned from those it learned. A file in a folder is still read as torchvision's loader reads it, as
-    stored."""
+    photo is stored sideways): the same image in a save_to_disk folder, or named by a parquet file's path column, was
+    decoded as stored, so a model was measured on images turned from those it learned. A file in a folder is still read
+    as torchvision's loader reads it, as stored, and the decode cache keeps the two apart."""
     from PIL import Image
 
     photo = write_images(tmp_path / "files", 1)[0]
@@ -366,11 +366,11 @@ def test_an_image_held_in_a_dataset_is_turned_by_its_exif_orientation_as_dataset
         exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
         img.save(photo, exif=exif.tobytes())
         stored = np.asarray(img.convert("RGB")).transpose(2, 0, 1)
-    features = datasets.Features({"image": datasets.Image()})
-    datasets.Dataset.from_dict({"image": [str(photo)]}, features=features).save_to_disk(str(tmp_path / "saved"))
+    named = datasets.Dataset.from_dict({"image": [str(photo)]}, features=datasets.Features({"image": datasets.Image()}))
+    named.save_to_disk(str(tmp_path / "saved"))  # the bytes held in the arrow file
+    named.to_parquet(str(tmp_path / "paths.parquet"))  # the path alone
     upright = np.asarray(datasets.load_from_disk(str(tmp_path / "saved"))[0]["image"].convert("RGB")).transpose(2, 0, 1)
     assert not np.array_equal(upright, stored)
-    for source, want in ((tmp_path / "saved", upright), (tmp_path / "files", stored)):
-        items = suscli.data.imagesets.read_unlabeled(source).items
-        pixels = suscli.data.images.decode_images(items, 8, strict=True).pixels
-        assert np.array_equal(pixels[0].numpy(), want), source
+    for source, want in ((tmp_path / "files", stored), (tmp_path / "saved", upright), (tmp_path / "paths.parquet", upright)):
+        listed = suscli.data.images.unlabeled_source(source, cache_dir=tmp_path / "cache")
+        assert np.array_equal(listed.decoded(8, 3)[0][0].numpy(), want), source

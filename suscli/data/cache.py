@@ -22,11 +22,10 @@ import torch
 from suscli.data.embedded import Embedded, ImageRef
 from suscli.files import remove_stale, replacing
 
-FORMAT = 5  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
+FORMAT = 4  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
 # 3: resized sides rounded down, as the tools do, where they were rounded to nearest; an image at the input size
 # resized and cropped when crop_pct < 1; 4: a JPEG decoded at a reduced scale no smaller than the side it is resized
-# to, where it could be decoded at the input size and enlarged; 5: an image held in a dataset turned by its EXIF
-# orientation, as the datasets library decodes it)
+# to, where it could be decoded at the input size and enlarged)
 
 
 def default_cache_dir() -> Path:

@@ -159,14 +159,14 @@ def _opened(item: ImageRef) -> Path | io.BytesIO:
     return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
 
 
-def _decode_one(path: ImageRef, sizing: Sizing, channels: int) -> np.ndarray:
+def _decode_one(path: ImageRef, sizing: Sizing, channels: int, upright: bool) -> np.ndarray:
     size, resample = sizing.image_size, INTERPOLATIONS[sizing.interpolation]
     short = resize_side(size, sizing.crop_pct)
     with Image.open(_opened(path)) as img:
         # JPEG: decoded at a reduced scale when much larger, never below the side it is resized to (both sides at
         # least `short`), which it would then be enlarged to
         img.draft("RGB" if channels == 3 else "L", (short, short))
-        img = _upright(img) if isinstance(path, Embedded) else img
+        img = _upright(img) if upright else img
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
@@ -182,9 +182,9 @@ def _decode_one(path: ImageRef, sizing: Sizing, channels: int) -> np.ndarray:
 
 
 def _upright(img: Image.Image) -> Image.Image:
-    """An image held in a dataset, turned as its EXIF orientation says: the `datasets` library's Image feature turns it
-    so when it decodes it for training (a phone's portrait photo, stored sideways), where torchvision's loader, which
-    files are read as, does not."""
+    """An image turned as its EXIF orientation says, as the `datasets` library's Image feature turns a dataset's images
+    when it decodes them for training (a phone's portrait photo, stored sideways); torchvision's loader, which the
+    files of folders and lists are read as, does not."""
     if img.getexif().get(ExifTags.Base.Orientation) is None:
         return img
     return ImageOps.exif_transpose(img)
@@ -222,6 +222,7 @@ def decode_images(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     memory_fix: str = SAMPLE_FIX,
+    upright: bool = False,
 ) -> DecodedImages:
     """Decode `paths` as `sizing` says (an int: that side, whole images) into one uint8 tensor, in parallel threads
     (PIL releases the GIL while decoding).
@@ -229,6 +230,7 @@ def decode_images(
     Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`. With `cache_dir`,
     an earlier decode of the same unchanged files with the same transform is read back instead (suscli.data.cache),
     and a new decode is stored there for the next run. `memory_fix` is what to do when they would not fit in memory.
+    `upright`: images turned by their EXIF orientation (a dataset's, as the datasets library decodes them).
     """
     sizing = Sizing.of(sizing)
     sizing.check()
@@ -243,11 +245,11 @@ def decode_images(
             fix=memory_fix,
         )
     if cache_dir is None:
-        return _decode_all(paths, sizing, channels, strict, workers, progress)
-    where = entry_path(cache_dir, entry_key(paths, sizing.transform(channels)))
+        return _decode_all(paths, sizing, channels, strict, workers, progress, upright)
+    where = entry_path(cache_dir, entry_key(paths, sizing.transform(channels) + (" upright" if upright else "")))
     decoded = _from_entry(load_entry(where), paths, image_size, channels)
     if decoded is None:
-        decoded = _decode_all(paths, sizing, channels, strict, workers, progress)
+        decoded = _decode_all(paths, sizing, channels, strict, workers, progress, upright)
         kept = set(decoded.kept)  # the unreadable files, in the order they are listed in
         save_entry(
             where,
@@ -267,16 +269,22 @@ def decode_images(
 
 
 def _decode_all(
-    paths: Sequence[ImageRef], sizing: Sizing, channels: int, strict: bool, workers: int | None, progress: Progress | None
+    paths: Sequence[ImageRef],
+    sizing: Sizing,
+    channels: int,
+    strict: bool,
+    workers: int | None,
+    progress: Progress | None,
+    upright: bool = False,
 ) -> DecodedImages:
-    """Every image decoded as `sizing` says, on `workers` threads."""
+    """Every image decoded as `sizing` says (turned by its EXIF orientation when `upright`), on `workers` threads."""
     out = np.empty((len(paths), channels, sizing.image_size, sizing.image_size), dtype=np.uint8)
     kept: list[int] = []
     unreadable: list[tuple[ImageRef, str]] = []
 
     def work(i: int) -> tuple[int, str | None]:
         try:
-            out[i] = _decode_one(paths[i], sizing, channels)
+            out[i] = _decode_one(paths[i], sizing, channels, upright)
             return i, None
         except Exception as e:  # PIL turns damaged bytes into many types (fuzzing a TIFF gave TypeError): all unreadable
             return i, f"{type(e).__name__}: {e}".splitlines()[0]
@@ -397,6 +405,7 @@ class ImageSource:
     folders: list[str] | None = None  # labels of class folders: label i is folders[i] (suscli.data.labels.folder_ids)
     names_order: str | None = None  # how label_names number the labels where not sorted (a dataset's ClassLabel)
     memory_fix: str = SAMPLE_FIX  # what to do when the set would not fit in memory: the option that samples it
+    upright: bool = False  # a dataset's images, turned by their EXIF orientation as the datasets library decodes them
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
@@ -415,6 +424,7 @@ class ImageSource:
             names_order=self.names_order,
             notes=self.notes,
             memory_fix=self.memory_fix,
+            upright=self.upright,
         )
 
     def sizes(self) -> set[tuple[int, int]]:
@@ -442,6 +452,7 @@ class ImageSource:
                     progress=progress,
                     cache_dir=self.cache_dir,
                     memory_fix=self.memory_fix,
+                    upright=self.upright,
                 )
                 labels = torch.tensor([self.labels[i] for i in d.kept]) if self.labels is not None else None
                 self._cache[cpu_key] = (d.pixels, labels, d.unreadable)
@@ -471,6 +482,7 @@ def unlabeled_source(
         cache_dir=cache_dir,
         origin=Path(source),
         notes=listing.notes,
+        upright=listing.upright,
     )
 
 
@@ -500,4 +512,5 @@ def labeled_source(
         folders=listing.folders,
         names_order=listing.names_order,
         notes=listing.notes,
+        upright=listing.upright,
     )

@@ -38,6 +38,7 @@ class Listing:
     notes: list[str] = field(default_factory=list)  # what was left out, and why
     folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
+    upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
 
 
 # Archives a dataset is often downloaded as: read from the folder they unpack to
@@ -67,7 +68,7 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     _not_a_set(source, "--data")
     if is_dataset(source):
         columns = read_dataset(source, image_column=image_column)
-        return Listing(_all_exist(columns.images, source), notes=columns.notes)
+        return Listing(_all_exist(columns.images, source), notes=columns.notes, upright=True)
     if source.is_file():
         if source.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
@@ -221,7 +222,7 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     items = _all_exist([columns.images[i] for i in kept], source)
     if columns.by_name:
         labels, names = by_name(values)
-        return Listing(items, labels, names, notes)
+        return Listing(items, labels, names, notes, upright=True)
     if columns.class_names is not None:  # ids with their names: mapped by name where the model names its classes
-        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER)
-    return Listing(items, values, None, notes)
+        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER, upright=True)
+    return Listing(items, values, None, notes, upright=True)
