@@ -232,6 +232,23 @@ def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
     assert read_unlabeled(labels, image_column="img").items == [imgs[1].resolve(), imgs[0].resolve()]
 
 
+def test_a_list_that_names_an_image_again_measures_it_once(tmp_path: Path, imgs: list[Path]) -> None:
+    """A list concatenated with itself (or a label file appended to twice, passed as --data) named each image twice:
+    each was measured and counted twice ("unlabeled_images": 8 for 4 images), without a word."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    twice = tmp_path / "twice.txt"
+    twice.write_text("".join(f"imgs/{p.name}\n" for p in imgs) + "".join(f"./imgs/{p.name}\n" for p in imgs))
+    assert read_unlabeled(twice).items == [p.resolve() for p in imgs]
+    res = invoke("score", model, "-d", twice, "--batches", "1", "--batch-size", "2", "-f", "json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["data"]["unlabeled_images"] == 4
+    assert (
+        f"{twice}: 4 of 8 row(s) repeat an image listed before (first: {imgs[0].resolve()}): each image measured once"
+        in (report["results"][0]["notes"])
+    )
+
+
 def test_a_label_file_whose_label_column_comes_first_is_a_list_of_its_paths(tmp_path: Path, imgs: list[Path]) -> None:
     """A label file `label,img_file` (its path column of a name suscli does not know) is read as --train-data, its
     paths in the second column; passed as --data, its labels were read as the paths: "none of the 4 files that

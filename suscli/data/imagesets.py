@@ -72,9 +72,28 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     if source.is_file():
         if source.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
-        return Listing(_all_exist(read_image_list(source, image_column), source))
+        return _listed_once(_all_exist(read_image_list(source, image_column), source), source)
     walk = _walk(source)
     return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n])
+
+
+def _listed_once(paths: Sequence[ImageRef], source: Path) -> Listing:
+    """A list's images, each once, and a note on the rows that repeat one: a list concatenated with itself (or a label
+    file appended to twice, passed as --data) named each image twice, and each was measured and counted twice, without
+    a word, where a folder's walk lists each file once and a label file counts a repeat once."""
+    kept: dict[ImageRef, None] = {}
+    repeated = []
+    for path in paths:
+        if path in kept:
+            repeated.append(path)
+        kept[path] = None
+    if not repeated:
+        return Listing(list(kept))
+    note = (
+        f"{printable(source)}: {len(repeated):,} of {len(paths):,} row(s) repeat an image listed before (first: "
+        f"{printable(repeated[0])}): each image measured once"
+    )
+    return Listing(list(kept), notes=[note])
 
 
 def read_labeled(source: Path, image_column: str | None = None, label_column: str | None = None) -> Listing:
