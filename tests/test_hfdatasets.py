@@ -15,6 +15,7 @@ import suscli
 import suscli.data.hfdatasets
 import suscli.data.images
 import suscli.data.imagesets
+import suscli.run.audit
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 datasets = pytest.importorskip("datasets")
@@ -368,9 +369,12 @@ def test_a_datasets_images_are_turned_by_their_exif_orientation_as_datasets_deco
         stored = np.asarray(img.convert("RGB")).transpose(2, 0, 1)
     named = datasets.Dataset.from_dict({"image": [str(photo)]}, features=datasets.Features({"image": datasets.Image()}))
     named.save_to_disk(str(tmp_path / "saved"))  # the bytes held in the arrow file
-    named.to_parquet(str(tmp_path / "paths.parquet"))  # the path alone
+    named.to_parquet(str(tmp_path / "files" / "paths.parquet"))  # the path alone, beside the file
     upright = np.asarray(datasets.load_from_disk(str(tmp_path / "saved"))[0]["image"].convert("RGB")).transpose(2, 0, 1)
     assert not np.array_equal(upright, stored)
-    for source, want in ((tmp_path / "files", stored), (tmp_path / "saved", upright), (tmp_path / "paths.parquet", upright)):
+    identities = set()
+    for source, want in ((tmp_path / "files", stored), (tmp_path / "saved", upright), (tmp_path / "files" / "paths.parquet", upright)):
         listed = suscli.data.images.unlabeled_source(source, cache_dir=tmp_path / "cache")
         assert np.array_equal(listed.decoded(8, 3)[0][0].numpy(), want), source
+        identities.add(suscli.run.audit.data_identity(listed))
+    assert len(identities) == 3  # a results file never passes the folder's rows off as the parquet file's

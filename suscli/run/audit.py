@@ -96,6 +96,8 @@ def data_identity(source: ImageSource | None) -> str | None:
         return None
     root = _root(source.origin)
     h = hashlib.sha256()
+    if source.upright:  # a dataset naming a folder's files by path decodes them otherwise than the folder's listing
+        h.update(b"upright\n")
     for note in source.notes:
         h.update(f"note\0{note}\n".encode(errors="surrogateescape"))
     for i, p in enumerate(source.paths):
