@@ -300,6 +300,25 @@ def test_class_ids_pandas_wrote_as_floats(world: dict, tmp_path: Path) -> None:
     one_error_line(res, 3, "label column 'label' holds 2.5 in row 2, not a class id")
 
 
+def test_a_label_column_of_booleans_holds_the_ids_0_and_1(world: dict, tmp_path: Path) -> None:
+    """A binary set whose label column pandas keeps as booleans (`is_cat`) was refused: "label column 'label' holds
+    bool, not class ids or names", the fix naming the column it had found as the one to fix. False and True are the
+    ids 0 and 1, as int() reads them; a missing value is a row without a label."""
+    import pandas as pd
+
+    paths = sorted(p for p in world["train"].glob("*/*.png") if p.parent.name != "class_2")
+    frame = pd.DataFrame({"png": [p.read_bytes() for p in paths], "label": [p.parent.name == "class_1" for p in paths]})
+    frame.to_parquet(tmp_path / "bools.parquet")
+    listing = suscli.data.imagesets.read_labeled(tmp_path / "bools.parquet")
+    assert listing.labels == [0] * 4 + [1] * 4 and listing.label_names is None
+    row = score(world, tmp_path / "bools.parquet", tmp_path / "bools.parquet")
+    assert row["train_n"] == 8
+    frame["label"] = frame["label"].astype("boolean")
+    frame.loc[0, "label"] = None
+    frame.to_parquet(tmp_path / "missing.parquet")
+    assert suscli.data.imagesets.read_labeled(tmp_path / "missing.parquet").labels == [0] * 3 + [1] * 4
+
+
 def test_a_split_is_named_by_all_its_files(world: dict, tmp_path: Path) -> None:
     """The fix for a folder of several splits named the first split in sorted order, "e.g. DICT/test", whatever the
     option (a training set then measured on the test split), and for a Hub dataset's shards "point at one split's
