@@ -421,6 +421,17 @@ def test_a_header_of_unknown_column_names_is_named_as_a_header(tmp_path: Path, i
     assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["train_n"] == 4, res.output
 
 
+@pytest.mark.parametrize("name, sep", [("labels.csv", ","), ("labels.txt", " ")])
+def test_a_first_row_whose_label_is_a_column_name_is_a_row(tmp_path: Path, imgs: list[Path], name: str, sep: str) -> None:
+    """A headerless label file whose first image is of class 'y' (or 'category', 'target': names a header may give a
+    label column) was read as having a header: its first image was dropped without a word, from --train-data and
+    from --data alike. A first row whose path names a file is a row."""
+    labels = tmp_path / name
+    labels.write_text("".join(f"imgs/{p.name}{sep}{'yx'[i % 2]}\n" for i, p in enumerate(imgs)))
+    assert read_label_csv(labels) == ([p.resolve() for p in imgs], [1, 0, 1, 0], ["x", "y"])
+    assert read_unlabeled(labels).items == [p.resolve() for p in imgs]
+
+
 def test_a_txt_label_file_that_begins_with_a_header_line_is_read_by_it(tmp_path: Path, imgs: list[Path]) -> None:
     """A `path label` .txt whose first line is a header was read as a row of class name 'label', and the next row's
     class id was blamed: "row 2 is 'imgs/img_000.png 0', expected 'path label' with a class name, as in the rows before

@@ -45,7 +45,7 @@ def read_label_csv(
     layout = "'path label'" if txt else "'path,label'"
     # a .txt may begin with a header line too ('path label'): read as a row, its 'label' made the file one of class
     # names and the next row's class id was blamed ("expected a class name, as in the rows before it")
-    header = _header(rows, path, image_column, label_column, labeled=True) if rows else None
+    header = _header(rows, path, image_column, label_column, labeled=True) if rows and not _names_a_file(rows, path) else None
     path_at, label_at, width = header if header else (0, 1, 2)
     if not header:
         _unknown_header(rows, path, path_at, labeled=True, sep=" " if txt else ",")
@@ -103,7 +103,7 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
         at = 0
     else:
         rows = _rows(path, "image list")
-        header = _header(rows, path, image_column, None, labeled=False) if rows else None
+        header = _header(rows, path, image_column, None, labeled=False) if rows and not _names_a_file(rows, path) else None
         at = header[0] if header else 0
         if not header:
             _unknown_header(rows, path, at, labeled=False)
@@ -121,7 +121,7 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
 def _label_last(folder: Path, line: str) -> bool:
     """Whether a .txt list's first line is `path label`, as a label file's (ImageNet's val.txt, passed as --data as a
     label CSV is): it names no file, and does without its last word. Read whole, each line was a file that is not
-    there ("none of the N files that val.txt lists exist, first: val/1.jpeg 65")."""
+    there ("none of the 4 files that val.txt lists exist, first: imgs/img_000.png 0")."""
     words = line.strip().rsplit(None, 1)
     return len(words) == 2 and not listed_path(folder, line).exists() and listed_path(folder, words[0]).exists()
 
@@ -182,6 +182,12 @@ def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool
 
 def _is_path(text: str) -> bool:
     return bool(text.strip()) and "\0" not in text  # a NUL cannot be in a path (os.stat raises ValueError)
+
+
+def _names_a_file(rows: list[list[str]], path: Path) -> bool:
+    """Whether the first row's first cell names a file: then it is a row, not a header, whatever its label names (a
+    headerless file's first image of class 'y' or 'category', a known column name, was dropped as the header)."""
+    return bool(rows[0]) and _is_path(rows[0][0]) and listed_path(path.parent, rows[0][0]).is_file()
 
 
 def _header(
