@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, ImageOps
+from PIL import Image, ImageOps
 
 from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
 from suscli.data.embedded import Embedded, ImageRef, place
@@ -50,6 +50,8 @@ CROP_OFFSETS = ("round", "floor")
 CHANNEL_ORDERS = ("RGB", "BGR")
 # PIL's own Image.MAX_IMAGE_PIXELS: what bounds a resize's memory where a program lifted that limit (set it to None)
 PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# EXIF's Orientation tag (PIL.ExifTags.Base.Orientation, which Pillow 9.0 to 9.2 do not have)
+ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -182,10 +184,10 @@ def _decode_one(path: ImageRef, sizing: Sizing, channels: int, upright: bool) ->
 
 
 def _upright(img: Image.Image) -> Image.Image:
-    """An image turned as its EXIF orientation says, as the `datasets` library's Image feature turns a dataset's images
-    when it decodes them for training (a phone's portrait photo, stored sideways); torchvision's loader, which the
-    files of folders and lists are read as, does not."""
-    if img.getexif().get(ExifTags.Base.Orientation) is None:
+    """An image turned as its EXIF orientation says, as the `datasets` library's Image feature (from its release 2.19)
+    turns a dataset's images when it decodes them for training (a phone's portrait photo, stored sideways);
+    torchvision's loader, which the files of folders and lists are read as, does not."""
+    if img.getexif().get(ORIENTATION) is None:
         return img
     return ImageOps.exif_transpose(img)
 
