@@ -7,12 +7,15 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import suscli
 import suscli.data.hfdatasets
 import suscli.data.images
+import suscli.data.imagesets
+import suscli.run.audit
 from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
 
 datasets = pytest.importorskip("datasets")
@@ -297,6 +300,25 @@ def test_class_ids_pandas_wrote_as_floats(world: dict, tmp_path: Path) -> None:
     one_error_line(res, 3, "label column 'label' holds 2.5 in row 2, not a class id")
 
 
+def test_a_label_column_of_booleans_holds_the_ids_0_and_1(world: dict, tmp_path: Path) -> None:
+    """A binary set whose label column pandas keeps as booleans (`is_cat`) was refused: "label column 'label' holds
+    bool, not class ids or names", the fix naming the column it had found as the one to fix. False and True are the
+    ids 0 and 1, as int() reads them; a missing value is a row without a label."""
+    import pandas as pd
+
+    paths = sorted(p for p in world["train"].glob("*/*.png") if p.parent.name != "class_2")
+    frame = pd.DataFrame({"png": [p.read_bytes() for p in paths], "label": [p.parent.name == "class_1" for p in paths]})
+    frame.to_parquet(tmp_path / "bools.parquet")
+    listing = suscli.data.imagesets.read_labeled(tmp_path / "bools.parquet")
+    assert listing.labels == [0] * 4 + [1] * 4 and listing.label_names is None
+    row = score(world, tmp_path / "bools.parquet", tmp_path / "bools.parquet")
+    assert row["train_n"] == 8
+    frame["label"] = frame["label"].astype("boolean")
+    frame.loc[0, "label"] = None
+    frame.to_parquet(tmp_path / "missing.parquet")
+    assert suscli.data.imagesets.read_labeled(tmp_path / "missing.parquet").labels == [0] * 3 + [1] * 4
+
+
 def test_a_split_is_named_by_all_its_files(world: dict, tmp_path: Path) -> None:
     """The fix for a folder of several splits named the first split in sorted order, "e.g. DICT/test", whatever the
     option (a training set then measured on the test split), and for a Hub dataset's shards "point at one split's
@@ -349,3 +371,29 @@ def test_part_of_a_sharded_split_says_so(world: dict, tmp_path: Path) -> None:
     saved.select(range(6, 12)).to_parquet(str(hub / "train-00001-of-00002.parquet"))
     row = score(world, hub, hub)
     assert row["details"]["images"] == 12 and not any("parquet files of split" in n for n in row["notes"])
+
+
+def test_a_datasets_images_are_turned_by_their_exif_orientation_as_datasets_decodes_them(tmp_path: Path) -> None:
+    """datasets' Image feature turns a photo by its EXIF orientation when it decodes it for training (a phone's portrait
+    photo is stored sideways): the same image in a save_to_disk folder, or named by a parquet file's path column, was
+    decoded as stored, so a model was measured on images turned from those it learned. A file in a folder is still read
+    as torchvision's loader reads it, as stored, and the decode cache keeps the two apart."""
+    from PIL import Image
+
+    photo = write_images(tmp_path / "files", 1)[0]
+    with Image.open(photo) as img:
+        exif = img.getexif()
+        exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
+        img.save(photo, exif=exif.tobytes())
+        stored = np.asarray(img.convert("RGB")).transpose(2, 0, 1)
+    named = datasets.Dataset.from_dict({"image": [str(photo)]}, features=datasets.Features({"image": datasets.Image()}))
+    named.save_to_disk(str(tmp_path / "saved"))  # the bytes held in the arrow file
+    named.to_parquet(str(tmp_path / "files" / "paths.parquet"))  # the path alone, beside the file
+    upright = np.asarray(datasets.load_from_disk(str(tmp_path / "saved"))[0]["image"].convert("RGB")).transpose(2, 0, 1)
+    assert not np.array_equal(upright, stored)
+    identities = set()
+    for source, want in ((tmp_path / "files", stored), (tmp_path / "saved", upright), (tmp_path / "files" / "paths.parquet", upright)):
+        listed = suscli.data.images.unlabeled_source(source, cache_dir=tmp_path / "cache")
+        assert np.array_equal(listed.decoded(8, 3)[0][0].numpy(), want), source
+        identities.add(suscli.run.audit.data_identity(listed))
+    assert len(identities) == 3  # a results file never passes the folder's rows off as the parquet file's

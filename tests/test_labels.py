@@ -183,6 +183,26 @@ def test_ids_beyond_the_models_classes_in_a_label_file_get_a_fix_for_a_label_fil
     ), line
 
 
+def test_labels_that_may_be_the_models_numbered_class_names_say_so(tmp_path: Path) -> None:
+    """A model whose class names are numbers other than their ids (ratings '1' to '3' for the ids 0 to 2), and a label
+    file of those names: they read as class ids, each another class, and with rating 3 absent were measured without a
+    word; with it, the error said "the labels go up to 3 but the model has 3 classes" and nothing of the names. Both
+    say so now; labels written as the ids (0 among them, no name) say nothing."""
+    ckpt = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch=ARCH, image_size=8, classes=["1", "2", "3"])
+    paths = write_images(tmp_path / "train", 6)
+    hint = "the labels are read as class ids, but the model's class names are numbers other than their ids (its suscli metadata: class 0 is '1')"
+    for name, labels in (("two.csv", [1, 2]), ("all.csv", [1, 2, 3]), ("ids.csv", [0, 1, 2])):
+        (tmp_path / name).write_text("path,label\n" + "".join(f"train/{p.name},{labels[i % len(labels)]}\n" for i, p in enumerate(paths)))
+    run = ("score", ckpt, "-d", tmp_path / "train", "--batches", "1", "--batch-size", "2", "-f", "json", "--train-data")
+    res = invoke(*run, tmp_path / "two.csv")
+    assert res.exit_code == 0, res.output
+    assert any(n.startswith(hint) for n in json.loads(res.stdout)["results"][0]["notes"])
+    res = invoke(*run, tmp_path / "all.csv")
+    one_error_line(res, 3, f"the training labels go up to 3 but the model has 3 classes; {hint}")
+    res = invoke(*run, tmp_path / "ids.csv")
+    assert res.exit_code == 0 and not any("numbers other than their ids" in n for n in json.loads(res.stdout)["results"][0]["notes"])
+
+
 def test_class_names_beyond_the_models_classes_are_named(tmp_path: Path) -> None:
     """A label file of names with one the model lacks (a typo, a stray class) for a model naming no classes: the names
     number 0 to 3 in sorted order, and the error read "the training labels go up to 3 but the model has 3 classes",

@@ -139,6 +139,25 @@ def test_a_headerless_file_is_split_at_commas_only(tmp_path: Path, imgs: list[Pa
 
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_metadata_file_without_a_label_column_beside_no_class_folders_is_named(tmp_path: Path, imgs: list[Path], kind: str) -> None:
+    """A Hugging Face ImageFolder whose metadata file names its labels under another name (`species`) was refused as "no
+    class folders in FOLDER", the fix describing the layout it has ("or of images with a metadata.csv ... naming each
+    file's label"): the line now names the metadata file and the option that names its label column."""
+    meta = imgs[0].parent / f"metadata.{kind}"
+    rows = [{"file_name": p.name, "species": n} for p, n in zip(imgs, ["dog", "cat", "dog", "cat"])]
+    if kind == "csv":
+        meta.write_text("file_name,species\n" + "".join(f"{r['file_name']},{r['species']}\n" for r in rows))
+    else:
+        meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=rf"no class folders in .*, and its metadata.{kind} names no label column \(label, labels"):
+        read_labeled(imgs[0].parent)
+    with pytest.raises(InputError, match=rf"and its metadata.{kind} names no column 'kind'") as e:
+        read_labeled(imgs[0].parent, label_column="kind")
+    assert e.value.fix == f"name the label column of metadata.{kind} with --label-column"
+    assert read_labeled(imgs[0].parent, label_column="species").labels == [1, 0, 1, 0]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
 def test_a_hugging_face_imagefolder_with_metadata_is_labelled_by_it(tmp_path: Path, imgs: list[Path], kind: str) -> None:
     """Hugging Face's ImageFolder layout, images beside a metadata.csv or metadata.jsonl naming each `file_name` and its
     label, was refused as "no class folders". It reads as the same table would; a metadata file without a label
@@ -213,6 +232,46 @@ def test_image_lists(tmp_path: Path, imgs: list[Path]) -> None:
     assert read_unlabeled(labels, image_column="img").items == [imgs[1].resolve(), imgs[0].resolve()]
 
 
+def test_a_list_that_names_an_image_again_measures_it_once(tmp_path: Path, imgs: list[Path]) -> None:
+    """A list concatenated with itself (or a label file appended to twice, passed as --data) named each image twice:
+    each was measured and counted twice ("unlabeled_images": 8 for 4 images), without a word."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    twice = tmp_path / "twice.txt"
+    twice.write_text("".join(f"imgs/{p.name}\n" for p in imgs) + "".join(f"./imgs/{p.name}\n" for p in imgs))
+    assert read_unlabeled(twice).items == [p.resolve() for p in imgs]
+    res = invoke("score", model, "-d", twice, "--batches", "1", "--batch-size", "2", "-f", "json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["data"]["unlabeled_images"] == 4
+    assert (
+        f"{twice}: 4 of 8 row(s) repeat an image listed before (first: {imgs[0].resolve()}): each image measured once"
+        in (report["results"][0]["notes"])
+    )
+
+
+def test_a_label_file_whose_label_column_comes_first_is_a_list_of_its_paths(tmp_path: Path, imgs: list[Path]) -> None:
+    """A label file `label,img_file` (its path column of a name suscli does not know) is read as --train-data, its
+    paths in the second column; passed as --data, its labels were read as the paths: "none of the 4 files that
+    labels.csv lists exist, first: 0"."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label,img_file\n" + "".join(f"{i % 2},imgs/{p.name}\n" for i, p in enumerate(imgs)))
+    assert read_labeled(labels).items == read_unlabeled(labels).items == [p.resolve() for p in imgs]
+
+
+def test_a_path_label_txt_is_an_image_list_of_its_paths(tmp_path: Path, imgs: list[Path]) -> None:
+    """A label CSV passed as --data is read as its path column; a `path label` .txt (ImageNet's val.txt, Caffe's and
+    MMPretrain's annotation files) was read one path a line, the label part of it: "none of the 4 files that val.txt
+    lists exist, first: imgs/img_000.png 0". Its header line, when it has one, is no image either."""
+    val = tmp_path / "val.txt"
+    val.write_text("".join(f"imgs/{p.name} {i % 3}\n" for i, p in enumerate(imgs)))
+    assert read_unlabeled(val).items == [p.resolve() for p in imgs]
+    val.write_text("path label\n" + val.read_text())
+    assert read_unlabeled(val).items == [p.resolve() for p in imgs]
+    spaced = imgs[0].rename(imgs[0].with_name("img 000.png"))  # a path that holds a space is still one path
+    val.write_text("".join(f"imgs/{p.name}\n" for p in [spaced, *imgs[1:]]))
+    assert read_unlabeled(val).items == [p.resolve() for p in [spaced, *imgs[1:]]]
+
+
 @pytest.mark.parametrize("text, bad", [("a.png\nb\x00.png\n", "row 2"), ("id,path\n1\n", "row 1 is '1'")])
 def test_bad_list_rows_are_named(tmp_path: Path, text: str, bad: str) -> None:
     lst = tmp_path / ("list.txt" if "\x00" in text else "list.csv")
@@ -255,6 +314,18 @@ def test_other_files_are_not_lists(tmp_path: Path) -> None:
     one_error_line(res, 3, "not a folder or an image list", ".txt, .csv, .tsv or .jsonl list")
 
 
+def test_other_files_are_not_label_files(tmp_path: Path, imgs: list[Path]) -> None:
+    """A checkpoint or a .json passed as --train-data or --val-data was read as a CSV: "row 1 is '\\x18\\x08...'" (its
+    bytes), "cannot read label file m.safetensors: new-line character seen in unquoted field", or "row 1 is '[{...}]',
+    expected 'path,label'", the fix of a row for a file of another kind."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    (tmp_path / "labels.json").write_text(json.dumps([{"path": f"imgs/{p.name}", "label": i % 2} for i, p in enumerate(imgs)]))
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", model)
+    one_error_line(res, 3, f"not a folder or a label file: {model}", "--train-data takes a folder of class folders")
+    res = invoke("score", model, "-d", imgs[0].parent, "--val-data", tmp_path / "labels.json")
+    one_error_line(res, 3, f"not a folder or a label file: {tmp_path / 'labels.json'}", "--val-data takes a folder of class folders")
+
+
 def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None:
     """A list that names missing files points elsewhere: refused before measuring, not skipped as unreadable images
     (which measured the few that were there, without saying so)."""
@@ -280,6 +351,35 @@ def test_a_byte_order_mark_is_not_part_of_the_first_path_or_column(tmp_path: Pat
     csv = tmp_path / "labels.csv"
     csv.write_text(f"\ufefflabel,path,split\ndog,imgs/{imgs[0].name},a\ncat,imgs/{imgs[1].name},b\n", encoding="utf-8")
     assert read_label_csv(csv) == ([imgs[0].resolve(), imgs[1].resolve()], [1, 0], ["cat", "dog"])
+
+
+def test_utf16_files_and_rows_ended_by_a_lone_carriage_return_are_read(tmp_path: Path, imgs: list[Path]) -> None:
+    """PowerShell 5's `>` and Excel's "Unicode Text" write UTF-16 with a byte-order mark (read as UTF-8, a row was its
+    bytes with a NUL between them: "row 1 is '\\udcff\\udcfei\\x00m...'"), and Excel for Mac ends a CSV's rows with a
+    lone '\\r' (read as one line: "new-line character seen in unquoted field")."""
+    rows = [(f"imgs/{p.name}", name) for p, name in zip(imgs, ["dog", "cat", "dog", "cat"])]
+    want = ([p.resolve() for p in imgs], [1, 0, 1, 0], ["cat", "dog"])
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"{p}\r\n" for p, _ in rows), encoding="utf-16", newline="")
+    assert read_unlabeled(listed).items == want[0]
+    for name, text in [
+        ("u16.csv", "path,label\r\n" + "".join(f"{p},{n}\r\n" for p, n in rows)),
+        ("u16.txt", "".join(f"{p}\t{n}\r\n" for p, n in rows)),
+        ("u16.tsv", "path\tlabel\r\n" + "".join(f"{p}\t{n}\r\n" for p, n in rows)),
+    ]:
+        (tmp_path / name).write_text(text, encoding="utf-16", newline="")
+        assert read_label_csv(tmp_path / name) == want, name
+    for name, text in [
+        ("mac.csv", "path;label\r" + "".join(f"{p};{n}\r" for p, n in rows)),
+        ("mac.jsonl", "".join(json.dumps({"file_name": p, "label": n}) + "\r" for p, n in rows)),
+    ]:
+        (tmp_path / name).write_text(text, newline="")
+        assert read_label_csv(tmp_path / name) == want, name
+    folder = imgs[0].parent  # a Hugging Face ImageFolder whose metadata.csv is UTF-16: labelled by it, not taken for class folders
+    (folder / "metadata.csv").write_text(
+        "file_name,label\n" + "".join(f"{p.name},{n}\n" for p, (_, n) in zip(imgs, rows)), encoding="utf-16"
+    )
+    assert read_labeled(folder).labels == want[1]
 
 
 def test_a_label_file_listing_an_image_twice_counts_it_once_or_names_its_two_labels(tmp_path: Path, imgs: list[Path]) -> None:
@@ -319,6 +419,32 @@ def test_a_header_of_unknown_column_names_is_named_as_a_header(tmp_path: Path, i
     named = ("--image-column", "filename_full", "--label-column", "cls")
     res = invoke("score", model, "-d", imgs[0].parent, "--train-data", labels, *named, "--batches", "1", "-f", "json")
     assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["train_n"] == 4, res.output
+
+
+@pytest.mark.parametrize("name, sep", [("labels.csv", ","), ("labels.txt", " ")])
+def test_a_first_row_whose_label_is_a_column_name_is_a_row(tmp_path: Path, imgs: list[Path], name: str, sep: str) -> None:
+    """A headerless label file whose first image is of class 'y' (or 'category', 'target': names a header may give a
+    label column) was read as having a header: its first image was dropped without a word, from --train-data and
+    from --data alike. A first row whose path names a file is a row."""
+    labels = tmp_path / name
+    labels.write_text("".join(f"imgs/{p.name}{sep}{'yx'[i % 2]}\n" for i, p in enumerate(imgs)))
+    assert read_label_csv(labels) == ([p.resolve() for p in imgs], [1, 0, 1, 0], ["x", "y"])
+    assert read_unlabeled(labels).items == [p.resolve() for p in imgs]
+
+
+def test_a_txt_label_file_that_begins_with_a_header_line_is_read_by_it(tmp_path: Path, imgs: list[Path]) -> None:
+    """A `path label` .txt whose first line is a header was read as a row of class name 'label', and the next row's
+    class id was blamed: "row 2 is 'imgs/img_000.png 0', expected 'path label' with a class name, as in the rows before
+    it"; a header of names suscli does not know is named as one, as a CSV's is."""
+    rows = "".join(f"imgs/{p.name} {i % 2}\n" for i, p in enumerate(imgs))
+    known = tmp_path / "known.txt"
+    known.write_text("filename label\n" + rows)
+    assert read_label_csv(known) == ([p.resolve() for p in imgs], [0, 1, 0, 1], None)
+    unknown = tmp_path / "unknown.txt"
+    unknown.write_text("fname cls\n" + rows)
+    with pytest.raises(InputError, match=r"its first row \(fname cls\) is no file but reads as a header"):
+        read_label_csv(unknown)
+    assert read_label_csv(unknown, "fname", "cls") == read_label_csv(known)
 
 
 def test_a_list_written_on_windows_or_in_another_unicode_form_finds_its_files(tmp_path: Path, imgs: list[Path]) -> None:

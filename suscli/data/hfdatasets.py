@@ -301,13 +301,16 @@ def _images(column: Any, path: Path, name: str, pa: Any) -> list[ImageRef]:
 
 
 def _labels(column: Any, path: Path, name: str, pa: Any) -> tuple[list[Any], bool]:
-    """The label column's values, None for a row without one; class names when it holds strings."""
+    """The label column's values, None for a row without one; class names when it holds strings. A column of booleans
+    (a binary set's `is_cat`, as pandas keeps it) holds the ids 0 and 1, as int() reads False and True."""
     column.validate(full=True)
     if pa.types.is_dictionary(column.type):  # a pandas category column
         column = column.cast(column.type.value_type)
     t = column.type
     if pa.types.is_integer(t):
         return [v if v is not None and v >= 0 else None for v in column.to_pylist()], False
+    if pa.types.is_boolean(t):  # refused as "holds bool, not class ids or names", the fix naming the column it found
+        return [None if v is None else int(v) for v in column.to_pylist()], False
     if pa.types.is_floating(t):  # pandas stores an id column holding a missing value (NaN) as floats
         return _whole(column.to_pylist(), path, name), False
     if _string(t, pa):

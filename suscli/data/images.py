@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
 from suscli.data.embedded import Embedded, ImageRef, place
@@ -50,6 +50,8 @@ CROP_OFFSETS = ("round", "floor")
 CHANNEL_ORDERS = ("RGB", "BGR")
 # PIL's own Image.MAX_IMAGE_PIXELS: what bounds a resize's memory where a program lifted that limit (set it to None)
 PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# EXIF's Orientation tag (PIL.ExifTags.Base.Orientation, which Pillow 9.0 to 9.2 do not have)
+ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -159,13 +161,14 @@ def _opened(item: ImageRef) -> Path | io.BytesIO:
     return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
 
 
-def _decode_one(path: ImageRef, sizing: Sizing, channels: int) -> np.ndarray:
+def _decode_one(path: ImageRef, sizing: Sizing, channels: int, upright: bool) -> np.ndarray:
     size, resample = sizing.image_size, INTERPOLATIONS[sizing.interpolation]
     short = resize_side(size, sizing.crop_pct)
     with Image.open(_opened(path)) as img:
         # JPEG: decoded at a reduced scale when much larger, never below the side it is resized to (both sides at
         # least `short`), which it would then be enlarged to
         img.draft("RGB" if channels == 3 else "L", (short, short))
+        img = _upright(img) if upright else img
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         if (w, h, short) != (size, size, size):  # at the input size, resize and crop change nothing only when crop_pct is 1
@@ -178,6 +181,15 @@ def _decode_one(path: ImageRef, sizing: Sizing, channels: int) -> np.ndarray:
                 img = img.resize((size, size), resample, box=box)  # only the part the crop keeps
         arr = np.asarray(img, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """An image turned as its EXIF orientation says, as the `datasets` library's Image feature (from its release 2.19)
+    turns a dataset's images when it decodes them for training (a phone's portrait photo, stored sideways);
+    torchvision's loader, which the files of folders and lists are read as, does not."""
+    if img.getexif().get(ORIENTATION) is None:
+        return img
+    return ImageOps.exif_transpose(img)
 
 
 def resize_side(size: int, crop_pct: float) -> int:
@@ -212,6 +224,7 @@ def decode_images(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     memory_fix: str = SAMPLE_FIX,
+    upright: bool = False,
 ) -> DecodedImages:
     """Decode `paths` as `sizing` says (an int: that side, whole images) into one uint8 tensor, in parallel threads
     (PIL releases the GIL while decoding).
@@ -219,6 +232,7 @@ def decode_images(
     Files that cannot be decoded are skipped and listed in `unreadable`, unless `strict`. With `cache_dir`,
     an earlier decode of the same unchanged files with the same transform is read back instead (suscli.data.cache),
     and a new decode is stored there for the next run. `memory_fix` is what to do when they would not fit in memory.
+    `upright`: images turned by their EXIF orientation (a dataset's, as the datasets library decodes them).
     """
     sizing = Sizing.of(sizing)
     sizing.check()
@@ -233,11 +247,11 @@ def decode_images(
             fix=memory_fix,
         )
     if cache_dir is None:
-        return _decode_all(paths, sizing, channels, strict, workers, progress)
-    where = entry_path(cache_dir, entry_key(paths, sizing.transform(channels)))
+        return _decode_all(paths, sizing, channels, strict, workers, progress, upright)
+    where = entry_path(cache_dir, entry_key(paths, sizing.transform(channels) + (" upright" if upright else "")))
     decoded = _from_entry(load_entry(where), paths, image_size, channels)
     if decoded is None:
-        decoded = _decode_all(paths, sizing, channels, strict, workers, progress)
+        decoded = _decode_all(paths, sizing, channels, strict, workers, progress, upright)
         kept = set(decoded.kept)  # the unreadable files, in the order they are listed in
         save_entry(
             where,
@@ -257,16 +271,22 @@ def decode_images(
 
 
 def _decode_all(
-    paths: Sequence[ImageRef], sizing: Sizing, channels: int, strict: bool, workers: int | None, progress: Progress | None
+    paths: Sequence[ImageRef],
+    sizing: Sizing,
+    channels: int,
+    strict: bool,
+    workers: int | None,
+    progress: Progress | None,
+    upright: bool = False,
 ) -> DecodedImages:
-    """Every image decoded as `sizing` says, on `workers` threads."""
+    """Every image decoded as `sizing` says (turned by its EXIF orientation when `upright`), on `workers` threads."""
     out = np.empty((len(paths), channels, sizing.image_size, sizing.image_size), dtype=np.uint8)
     kept: list[int] = []
     unreadable: list[tuple[ImageRef, str]] = []
 
     def work(i: int) -> tuple[int, str | None]:
         try:
-            out[i] = _decode_one(paths[i], sizing, channels)
+            out[i] = _decode_one(paths[i], sizing, channels, upright)
             return i, None
         except Exception as e:  # PIL turns damaged bytes into many types (fuzzing a TIFF gave TypeError): all unreadable
             return i, f"{type(e).__name__}: {e}".splitlines()[0]
@@ -387,6 +407,7 @@ class ImageSource:
     folders: list[str] | None = None  # labels of class folders: label i is folders[i] (suscli.data.labels.folder_ids)
     names_order: str | None = None  # how label_names number the labels where not sorted (a dataset's ClassLabel)
     memory_fix: str = SAMPLE_FIX  # what to do when the set would not fit in memory: the option that samples it
+    upright: bool = False  # a dataset's images, turned by their EXIF orientation as the datasets library decodes them
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
@@ -405,6 +426,7 @@ class ImageSource:
             names_order=self.names_order,
             notes=self.notes,
             memory_fix=self.memory_fix,
+            upright=self.upright,
         )
 
     def sizes(self) -> set[tuple[int, int]]:
@@ -432,6 +454,7 @@ class ImageSource:
                     progress=progress,
                     cache_dir=self.cache_dir,
                     memory_fix=self.memory_fix,
+                    upright=self.upright,
                 )
                 labels = torch.tensor([self.labels[i] for i in d.kept]) if self.labels is not None else None
                 self._cache[cpu_key] = (d.pixels, labels, d.unreadable)
@@ -461,6 +484,7 @@ def unlabeled_source(
         cache_dir=cache_dir,
         origin=Path(source),
         notes=listing.notes,
+        upright=listing.upright,
     )
 
 
@@ -490,4 +514,5 @@ def labeled_source(
         folders=listing.folders,
         names_order=listing.names_order,
         notes=listing.notes,
+        upright=listing.upright,
     )

@@ -16,13 +16,13 @@ from suscli.errors import InputError, shown
 from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, by_name
-from suscli.data.tables import LIST_SUFFIXES, ONE_CLASS, has_label_column, read_image_list, read_label_csv
+from suscli.data.tables import LABEL_COLUMNS, LIST_SUFFIXES, ONE_CLASS, has_label_column, read_image_list, read_label_csv
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
 
 DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = (
     "a folder of class folders (or of images with a metadata.csv or metadata.jsonl naming each file's label), a path,label "
-    "CSV (or .tsv, .jsonl), a datasets folder (save_to_disk) or a parquet file"
+    "CSV (or .tsv, .jsonl, a .txt of path label lines), a datasets folder (save_to_disk) or a parquet file"
 )
 # Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
@@ -38,6 +38,7 @@ class Listing:
     notes: list[str] = field(default_factory=list)  # what was left out, and why
     folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
+    upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
 
 
 # Archives a dataset is often downloaded as: read from the folder they unpack to
@@ -67,13 +68,32 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     _not_a_set(source, "--data")
     if is_dataset(source):
         columns = read_dataset(source, image_column=image_column)
-        return Listing(_all_exist(columns.images, source), notes=columns.notes)
+        return Listing(_all_exist(columns.images, source), notes=columns.notes, upright=True)
     if source.is_file():
         if source.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
-        return Listing(_all_exist(read_image_list(source, image_column), source))
+        return _listed_once(_all_exist(read_image_list(source, image_column), source), source)
     walk = _walk(source)
     return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n])
+
+
+def _listed_once(paths: Sequence[ImageRef], source: Path) -> Listing:
+    """A list's images, each once, and a note on the rows that repeat one: a list concatenated with itself (or a label
+    file appended to twice, passed as --data) named each image twice, and each was measured and counted twice, without
+    a word, where a folder's walk lists each file once and a label file counts a repeat once."""
+    kept: dict[ImageRef, None] = {}
+    repeated = []
+    for path in paths:
+        if path in kept:
+            repeated.append(path)
+        kept[path] = None
+    if not repeated:
+        return Listing(list(kept))
+    note = (
+        f"{printable(source)}: {len(repeated):,} of {len(paths):,} row(s) repeat an image listed before (first: "
+        f"{printable(repeated[0])}): each image measured once"
+    )
+    return Listing(list(kept), notes=[note])
 
 
 def read_labeled(source: Path, image_column: str | None = None, label_column: str | None = None) -> Listing:
@@ -83,13 +103,16 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
     if is_dataset(source):
         return _dataset_labels(source, image_column, label_column)
     if source.is_file():
+        if source.suffix.lower() not in LIST_SUFFIXES:  # a checkpoint or a .json read as CSV: "row 1 is '\x18\x08...'"
+            raise InputError(f"not a folder or a label file: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
         return _label_file(source, image_column, label_column)
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
-    for name in METADATA_FILES:
-        if (source / name).is_file() and has_label_column(source / name, label_column):
-            return _label_file(source / name, image_column, label_column)
-    return _class_folders(source)
+    metadata = [source / name for name in METADATA_FILES if (source / name).is_file()]
+    for file in metadata:
+        if has_label_column(file, label_column):
+            return _label_file(file, image_column, label_column)
+    return _class_folders(source, metadata[0] if metadata else None, label_column)
 
 
 def _label_file(path: Path, image_column: str | None, label_column: str | None) -> Listing:
@@ -163,11 +186,18 @@ def _walk(folder: Path) -> Walk:
     return walk
 
 
-def _class_folders(source: Path) -> Listing:
-    """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them."""
+def _class_folders(source: Path, metadata: Path | None = None, label_column: str | None = None) -> Listing:
+    """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them.
+    `metadata`: the folder's metadata file that names no label column (captions, or a label column of another name)."""
     folders = [d for d in source.iterdir() if d.is_dir() and not is_hidden(d.name)]
     cycles = [d for d in folders if d.is_symlink() and holds(d, source)]  # `ln -s . self`: every image again, as a class
     classes = sorted(d.name for d in folders if d not in cycles)
+    if not classes and metadata is not None:  # "no class folders" sent the user who wrote it after the layout it has
+        named = f"no column {label_column!r}" if label_column else f"no label column ({', '.join(LABEL_COLUMNS[:3])}, ...)"
+        raise InputError(
+            f"no class folders in {source}, and its {metadata.name} names {named}",
+            fix=f"name the label column of {metadata.name} with --label-column",
+        )
     if not classes:
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
     items: list[ImageRef] = []
@@ -211,7 +241,7 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     items = _all_exist([columns.images[i] for i in kept], source)
     if columns.by_name:
         labels, names = by_name(values)
-        return Listing(items, labels, names, notes)
+        return Listing(items, labels, names, notes, upright=True)
     if columns.class_names is not None:  # ids with their names: mapped by name where the model names its classes
-        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER)
-    return Listing(items, values, None, notes)
+        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER, upright=True)
+    return Listing(items, values, None, notes, upright=True)

@@ -91,6 +91,26 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order:
     return [i for i in found if i is not None], f"training labels are class names, mapped to the model's ids by {source}"
 
 
+def numbered_names(meta: dict[str, Any], labels: Sequence[int]) -> str | None:
+    """Where labels read as class ids are all among the model's class names read as numbers, and those names are whole
+    numbers other than their ids (ratings '1' to '5' for the ids 0 to 4): the labels may be the names, each read as
+    another class, the top one beyond the classes. What to say then, beside the numbers or the error; else None."""
+    known = known_classes(meta)
+    if known is None:
+        return None
+    names, source = known
+    if not all(n.isascii() and n.isdigit() for n in names):
+        return None
+    numbers = [int(n) for n in names]
+    if numbers == list(range(len(names))) or not set(labels) <= set(numbers):
+        return None
+    return (
+        f"the labels are read as class ids, but the model's class names are numbers other than their ids ({source}: "
+        f"class 0 is {names[0]!r}): if the labels are those names, each was read as another class (write each as its id, "
+        f"0 to {len(names) - 1})"
+    )
+
+
 def case_hint(unknown: Sequence[str], known: Sequence[str]) -> str:
     """'; NAME differs from the class KNOWN only in case' for the first unknown name that does, else '': names are
     compared exactly (Cat and cat may be two classes), and the list of classes shown may not hold the one meant."""

@@ -9,6 +9,7 @@ shift a class); a file too large to read into memory is refused before it is rea
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -42,10 +43,12 @@ def read_label_csv(
     txt = path.suffix.lower() == ".txt"
     rows = [line.strip().rsplit(None, 1) for line in _lines(path, "label file")] if txt else _rows(path, "label file")
     layout = "'path label'" if txt else "'path,label'"
-    header = _header(rows, path, image_column, label_column, labeled=True) if rows and not txt else None
+    # a .txt may begin with a header line too ('path label'): read as a row, its 'label' made the file one of class
+    # names and the next row's class id was blamed ("expected a class name, as in the rows before it")
+    header = _header(rows, path, image_column, label_column, labeled=True) if rows and not _names_a_file(rows, path) else None
     path_at, label_at, width = header if header else (0, 1, 2)
-    if not header and not txt:
-        _unknown_header(rows, path, path_at, labeled=True)
+    if not header:
+        _unknown_header(rows, path, path_at, labeled=True, sep=" " if txt else ",")
     rows = rows[1:] if header else rows
     paths: list[Path] = []
     values: list[str] = []
@@ -89,14 +92,18 @@ def read_label_csv(
 
 
 def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
-    """The images a list names: a .txt, one path per line, or a CSV's path column (named by its header, else the
-    first column)."""
+    """The images a list names: a .txt, one path per line (or `path label` lines, a label file's, whose labels are
+    left out), or a CSV's path column (named by its header, else the first column)."""
     if path.suffix.lower() == ".txt":
-        rows = [[line] for line in _lines(path)]
+        lines = _lines(path)
+        if lines and {w.lower() for w in lines[0].split()} <= {*PATH_COLUMNS, *LABEL_COLUMNS}:  # a header: `path label`
+            lines = lines[1:]
+        labeled = bool(lines) and _label_last(path.parent, lines[0])
+        rows = [[line.strip().rsplit(None, 1)[0] if labeled else line] for line in lines]
         at = 0
     else:
         rows = _rows(path, "image list")
-        header = _header(rows, path, image_column, None, labeled=False) if rows else None
+        header = _header(rows, path, image_column, None, labeled=False) if rows and not _names_a_file(rows, path) else None
         at = header[0] if header else 0
         if not header:
             _unknown_header(rows, path, at, labeled=False)
@@ -109,6 +116,14 @@ def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
     if not paths:
         raise InputError(f"image list {path} names no images", fix="write one image path per line")
     return paths
+
+
+def _label_last(folder: Path, line: str) -> bool:
+    """Whether a .txt list's first line is `path label`, as a label file's (ImageNet's val.txt, passed as --data as a
+    label CSV is): it names no file, and does without its last word. Read whole, each line was a file that is not
+    there ("none of the 4 files that val.txt lists exist, first: imgs/img_000.png 0")."""
+    words = line.strip().rsplit(None, 1)
+    return len(words) == 2 and not listed_path(folder, line).exists() and listed_path(folder, words[0]).exists()
 
 
 def listed_path(folder: Path, text: str) -> Path:
@@ -146,7 +161,7 @@ def _number(label: str) -> bool:
     return label.lower().lstrip("+-") not in ("nan", "inf", "infinity")
 
 
-def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool) -> None:
+def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool, sep: str = ",") -> None:
     """Refuse a first row that is a header of column names suscli does not know (`filename_full,cls`): read as a row,
     its 'path' is no file while the next row's is, and its 'label' made the file one of class names, so that the
     next row's class id was blamed ("expected a class name, as in the rows before it")."""
@@ -158,7 +173,7 @@ def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool
             f"; a label column: {', '.join(LABEL_COLUMNS[:3])}, ..." if labeled else ""
         )
         raise InputError(
-            f"{path}: its first row ({','.join(rows[0])}) is no file but reads as a header, naming no column suscli knows ({known})",
+            f"{path}: its first row ({sep.join(rows[0])}) is no file but reads as a header, naming no column suscli knows ({known})",
             fix="name its columns with --image-column and --label-column, or rename them"
             if labeled
             else "name its path column with --image-column, or rename it",
@@ -167,6 +182,12 @@ def _unknown_header(rows: list[list[str]], path: Path, at: int, *, labeled: bool
 
 def _is_path(text: str) -> bool:
     return bool(text.strip()) and "\0" not in text  # a NUL cannot be in a path (os.stat raises ValueError)
+
+
+def _names_a_file(rows: list[list[str]], path: Path) -> bool:
+    """Whether the first row's first cell names a file: then it is a row, not a header, whatever its label names (a
+    headerless file's first image of class 'y' or 'category', a known column name, was dropped as the header)."""
+    return bool(rows[0]) and _is_path(rows[0][0]) and listed_path(path.parent, rows[0][0]).is_file()
 
 
 def _header(
@@ -179,11 +200,15 @@ def _header(
     if not (set(wanted) & set(names) or set(names) & {*PATH_COLUMNS, *LABEL_COLUMNS}):
         return None  # no header: the columns are in their places, whatever the options name (they may be a dataset's)
     at_path = _column(names, image_column, PATH_COLUMNS, path, "--image-column")
-    at_label = _column(names, label_column, LABEL_COLUMNS, path, "--label-column") if labeled else -1
+    # found for an image list too, whose path column it is not: a label file `label,img_file` passed as --data read its
+    # labels as paths ("none of the 4 files that labels.csv lists exist, first: 0")
+    at_label = _column(names, label_column, LABEL_COLUMNS, path, "--label-column")
     if at_path is None:
         if labeled and len(names) != 2:
             raise InputError(f"{path}: its header ({','.join(rows[0])}) names no path column", fix="name it with --image-column")
         at_path = 1 if at_label == 0 else 0
+    if not labeled:
+        return at_path, -1, len(names)
     if at_label is None:
         if len(names) != 2:
             raise InputError(f"{path}: its header ({','.join(rows[0])}) names no label column", fix="name it with --label-column")
@@ -202,9 +227,7 @@ def _column(names: list[str], given: str | None, known: tuple[str, ...], path: P
 def _rows(path: Path, what: str) -> list[list[str]]:
     _check_size(path, what)
     try:
-        # -sig: a byte-order mark, as Windows tools write, is no path; bytes that are not UTF-8 (a list `find` wrote of
-        # Latin-1 names) are read as Python reads such a name from the filesystem, so the path still finds its file
-        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        with _open(path) as f:
             text = f.read()
         if path.suffix.lower() == ".jsonl":
             return _json_rows(path, text)
@@ -235,9 +258,9 @@ def has_label_column(path: Path, label_column: str | None) -> bool:
     metadata file may hold captions or other fields instead, which are no class labels. Its first line alone is read:
     the table is read whole once, when it labels the folder."""
     try:
-        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        with _open(path) as f:
             first = next((line for line in f if line.strip()), "")
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read label file {path}: {e}") from None
     if path.suffix.lower() == ".jsonl":
         header = _json_rows(path, first)[0] if first else []
@@ -266,10 +289,24 @@ def _delimiter(path: Path, text: str) -> str:
 def _lines(path: Path, what: str = "image list") -> list[str]:
     _check_size(path, what)
     try:
-        text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")  # as _rows reads a CSV
+        with _open(path) as f:
+            text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read {what} {path}: {e}") from None
     return [line for line in text.splitlines() if line.strip()]
+
+
+def _open(path: Path) -> io.TextIOWrapper:
+    """A list or label file opened as text. UTF-8 (-sig: a byte-order mark, as Windows tools write, is no path), its
+    bytes that are not UTF-8 (a list `find` wrote of Latin-1 names) read as Python reads such a name from the file
+    system, so the path still finds its file; UTF-16 where it begins with that byte-order mark, as PowerShell 5's `>`
+    and Excel's "Unicode Text" write it (read as UTF-8, each row was its bytes with a NUL between them). Lines end at
+    '\n', '\r\n' or a lone '\r', as Excel for Mac ends a CSV's rows (split at '\n' alone, its rows were one line)."""
+    with open(path, "rb") as f:
+        utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    if utf16:
+        return open(path, encoding="utf-16")
+    return open(path, encoding="utf-8-sig", errors="surrogateescape")
 
 
 def _check_size(path: Path, what: str) -> None:

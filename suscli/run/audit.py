@@ -77,7 +77,9 @@ Progress = Callable[[str, int, int], None]
 # 12: a Hugging Face EfficientNet is fed its pixels over image_std squared (include_top), and a processor's rescale other
 # than 1/255 (rescale_factor, do_rescale false, rescale_offset) is folded into the mean and std, where every one was fed
 # pixels / 255 normalized once; class names in another Unicode form (NFD folders) map to the model's classes.
-READING = 12
+# 13: a dataset's images (save_to_disk, parquet) are turned by their EXIF orientation, as the datasets library decodes
+# them, where they were decoded as stored.
+READING = 13
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
@@ -94,6 +96,8 @@ def data_identity(source: ImageSource | None) -> str | None:
         return None
     root = _root(source.origin)
     h = hashlib.sha256()
+    if source.upright:  # a dataset naming a folder's files by path decodes them otherwise than the folder's listing
+        h.update(b"upright\n")
     for note in source.notes:
         h.update(f"note\0{note}\n".encode(errors="surrogateescape"))
     for i, p in enumerate(source.paths):

@@ -24,7 +24,7 @@ from suscli.errors import InputError, SuscliError, UsageError, require_type, sho
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess
-from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes
+from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
 from suscli.measure.susceptibility import (
@@ -443,6 +443,9 @@ def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.
     if train is None:
         return None, []
     origin = f"{checkpoint.path} on {train.origin or 'the training set'}"
+    if train.label_names is None and train.folders is None:  # class ids, read as written
+        hint = numbered_names(checkpoint.meta, train.labels or [])
+        return None, [hint] if hint else []
     if train.label_names is None and train.folders is not None:
         ids, notes = folder_ids(train.folders, checkpoint.meta, origin)
         return ids, notes + _fewer_classes(checkpoint, train.folders, "class folders")
@@ -572,12 +575,25 @@ def labels_in_range(
     if classes is None:
         return
     if train is not None and train.labels:
-        with training_errors(train):
+        with training_errors(train), _hinted(checkpoint, train, ids):
             check_label_range(_top_label(train, ids), classes, _names_beyond(train, ids, classes))
     if val is not None and val.labels:
         val_map = counted_val_ids(val_map, checkpoint, val, train, classes)
-        with held_out_errors(val):
+        with held_out_errors(val), _hinted(checkpoint, val, val_map):
             check_label_range(_top_label(val, val_map), classes)
+
+
+@contextlib.contextmanager
+def _hinted(checkpoint: Checkpoint, labelled: ImageSource, ids: torch.Tensor | None) -> Iterator[None]:
+    """A label range error of a set labelled by class id, with numbered_names's hint where the model's class names are
+    numbers other than their ids: "the labels go up to 3 but the model has 3 classes", for ratings 1 to 3 that are
+    the model's class names, said nothing of them."""
+    try:
+        yield
+    except InputError as e:
+        named = ids is None and labelled.label_names is None and labelled.folders is None
+        hint = numbered_names(checkpoint.meta, labelled.labels or []) if named else None
+        raise InputError(f"{e.message}; {hint}" if hint else e.message, fix=e.fix) from None
 
 
 def output_classes(model: nn.Module, probe: torch.Tensor) -> int | None:
