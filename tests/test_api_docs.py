@@ -206,6 +206,24 @@ def test_score_and_rank_leave_the_callers_random_state_as_it_was(tmp_path: Path,
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+def test_a_report_made_from_python_names_the_script_not_a_suscli_command(
+    tmp_path: Path, image_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's `command` was "suscli" and the script's arguments: `python train.py --epochs 3` wrote
+    `suscli --epochs 3` into the JSON, HTML and JUnit reports, a command no one ran."""
+    from suscli.models import bn_cnn
+    from suscli.run.report import command_line
+
+    suscli.save(bn_cnn(num_classes=3, width=2), tmp_path / "m.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"width": 2})
+    settings = suscli.Settings(susceptibility=suscli.SusceptibilityConfig(batches=1, batch_size=8))
+    monkeypatch.setattr(sys, "argv", ["train.py", "--epochs", "3"])
+    report = suscli.score(tmp_path / "m.safetensors", image_folder, settings=settings, predictions=False)
+    assert report.run["command"] == "python train.py --epochs 3"
+    for program in ("/venv/bin/suscli", "/src/suscli/__main__.py"):  # the console script; python -m suscli and torchrun
+        monkeypatch.setattr(sys, "argv", [program, "rank", "models"])
+        assert command_line() == "suscli rank models"
+
+
 def test_a_dict_where_an_option_class_goes_is_a_usage_error_naming_the_class() -> None:
     """settings={"seed": 1} raised "AttributeError: 'dict' object has no attribute 'samples'" from deep inside score;
     a dict as a SusceptibilityConfig was kept by Settings and the tracker, and failed at the first measurement."""
