@@ -56,6 +56,22 @@ def test_the_examples_run_in_order(demo: Path, monkeypatch: pytest.MonkeyPatch, 
     assert [json.loads(line)["epoch"] for line in (demo / "tracked.jsonl").read_text().splitlines()] == [0, 1, 2]
 
 
+@pytest.mark.parametrize("doc", ["README.md", "docs/score.md"])
+def test_the_python_examples_of_the_readme_and_score_md_run_as_written(
+    doc: str, demo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They took `model.safetensors`, `unlabeled/`, `model` and `inputs` that nothing made, and score.md's saved a
+    ResNet-20 with a `width` its factory does not take: the checkpoint it wrote could not be loaded."""
+    monkeypatch.chdir(demo)
+    blocks = re.findall(r"```python\n(.*?)```", (DOC.parents[1] / doc).read_text(), re.S)
+    assert blocks
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"{doc}, example {i + 1}", "exec"), {})
+    assert "low susceptibility" in capsys.readouterr().out
+    if doc == "docs/score.md":
+        assert invoke("score", "run/epoch_010.safetensors", "--data", "suscli-demo/data/unlabeled", "--samples", "64").exit_code == 0
+
+
 def test_rank_returns_what_the_command_prints(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(demo)
     paths = ("suscli-demo/models", "suscli-demo/data/unlabeled", "suscli-demo/data/train")
