@@ -26,6 +26,13 @@ def test_the_package_exports_exactly_the_documented_names() -> None:
     assert documented == set(suscli.__all__) - {"__version__"}
 
 
+def test_every_public_name_says_what_it_is() -> None:
+    """help(suscli.SusceptibilityConfig) showed only the signature the dataclass wrote in place of a docstring."""
+    for name in set(suscli.__all__) - {"__version__"}:
+        doc = getattr(suscli, name).__doc__
+        assert doc and not doc.startswith(f"{name}("), name
+
+
 def test_importing_the_package_loads_no_torch() -> None:
     import subprocess
 
