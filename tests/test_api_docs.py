@@ -63,20 +63,42 @@ def test_the_examples_run_in_order(demo: Path, monkeypatch: pytest.MonkeyPatch, 
     assert [json.loads(line)["epoch"] for line in (demo / "tracked.jsonl").read_text().splitlines()] == [0, 1, 2]
 
 
+def run_examples(doc: str, blocks: list[str], demo: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`blocks` of `doc` in order, in `folder` beside the demo's, so that the files they write meet no other doc's."""
+    (folder / "suscli-demo").symlink_to(demo / "suscli-demo")
+    monkeypatch.chdir(folder)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"{doc}, example {i + 1}", "exec"), namespace)
+
+
 @pytest.mark.parametrize("doc", ["README.md", "docs/score.md"])
 def test_the_python_examples_of_the_readme_and_score_md_run_as_written(
-    doc: str, demo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    doc: str, demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """They took `model.safetensors`, `unlabeled/`, `model` and `inputs` that nothing made, and score.md's saved a
     ResNet-20 with a `width` its factory does not take: the checkpoint it wrote could not be loaded."""
-    monkeypatch.chdir(demo)
     blocks = re.findall(r"```python\n(.*?)```", (DOC.parents[1] / doc).read_text(), re.S)
     assert blocks
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"{doc}, example {i + 1}", "exec"), {})
+    run_examples(doc, blocks, demo, tmp_path, monkeypatch)
     assert "low susceptibility" in capsys.readouterr().out
     if doc == "docs/score.md":
         assert invoke("score", "run/epoch_010.safetensors", "--data", "suscli-demo/data/unlabeled", "--samples", "64").exit_code == 0
+
+
+def test_the_tracker_examples_of_track_md_run_as_written_or_are_the_examples_lines(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its loop used `unlabeled_inputs`, `normalize`, `train_one_epoch` and `last_epoch_acc` that nothing made; the
+    Lightning and Hugging Face lines are the scripts' own, which tests/test_examples.py runs."""
+    loop, lightning, hf, writer = re.findall(r"```python\n(.*?)```", (DOC.parent / "track.md").read_text(), re.S)
+    run_examples("docs/track.md", [loop, writer], demo, tmp_path, monkeypatch)
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3] and records[-1]["train_acc"] > 0.15  # it learned: chance is 0.1
+    assert next((tmp_path / "tb").iterdir()).name.startswith("events.out.tfevents")
+    for excerpt, script in ((lightning, "track_lightning.py"), (hf, "track_hf_trainer.py")):
+        source = (DOC.parents[1] / "examples" / script).read_text()
+        assert all(line.strip() in source for line in excerpt.splitlines()), script
 
 
 def test_rank_returns_what_the_command_prints(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
