@@ -26,6 +26,13 @@ def test_the_package_exports_exactly_the_documented_names() -> None:
     assert documented == set(suscli.__all__) - {"__version__"}
 
 
+def test_every_public_name_says_what_it_is() -> None:
+    """help(suscli.SusceptibilityConfig) showed only the signature the dataclass wrote in place of a docstring."""
+    for name in set(suscli.__all__) - {"__version__"}:
+        doc = getattr(suscli, name).__doc__
+        assert doc and not doc.startswith(f"{name}("), name
+
+
 def test_importing_the_package_loads_no_torch() -> None:
     import subprocess
 
@@ -54,6 +61,44 @@ def test_the_examples_run_in_order(demo: Path, monkeypatch: pytest.MonkeyPatch, 
     assert [r.epoch for r in run.rows] == [1, 2, 3] and run.keep is run.rows[-1] and run.rows[-1].zeta is not None
     assert "| model |" in printed and (demo / "mine.safetensors").is_file()
     assert [json.loads(line)["epoch"] for line in (demo / "tracked.jsonl").read_text().splitlines()] == [0, 1, 2]
+
+
+def run_examples(doc: str, blocks: list[str], demo: Path, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`blocks` of `doc` in order, in `folder` beside the demo's, so that the files they write meet no other doc's."""
+    (folder / "suscli-demo").symlink_to(demo / "suscli-demo")
+    monkeypatch.chdir(folder)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"{doc}, example {i + 1}", "exec"), namespace)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/score.md"])
+def test_the_python_examples_of_the_readme_and_score_md_run_as_written(
+    doc: str, demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They took `model.safetensors`, `unlabeled/`, `model` and `inputs` that nothing made, and score.md's saved a
+    ResNet-20 with a `width` its factory does not take: the checkpoint it wrote could not be loaded."""
+    blocks = re.findall(r"```python\n(.*?)```", (DOC.parents[1] / doc).read_text(), re.S)
+    assert blocks
+    run_examples(doc, blocks, demo, tmp_path, monkeypatch)
+    assert "low susceptibility" in capsys.readouterr().out
+    if doc == "docs/score.md":
+        assert invoke("score", "run/epoch_010.safetensors", "--data", "suscli-demo/data/unlabeled", "--samples", "64").exit_code == 0
+
+
+def test_the_tracker_examples_of_track_md_run_as_written_or_are_the_examples_lines(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its loop used `unlabeled_inputs`, `normalize`, `train_one_epoch` and `last_epoch_acc` that nothing made; the
+    Lightning and Hugging Face lines are the scripts' own, which tests/test_examples.py runs."""
+    loop, lightning, hf, writer = re.findall(r"```python\n(.*?)```", (DOC.parent / "track.md").read_text(), re.S)
+    run_examples("docs/track.md", [loop, writer], demo, tmp_path, monkeypatch)
+    records = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3] and records[-1]["train_acc"] > 0.15  # it learned: chance is 0.1
+    assert next((tmp_path / "tb").iterdir()).name.startswith("events.out.tfevents")
+    for excerpt, script in ((lightning, "track_lightning.py"), (hf, "track_hf_trainer.py")):
+        source = (DOC.parents[1] / "examples" / script).read_text()
+        assert all(line.strip() in source for line in excerpt.splitlines()), script
 
 
 def test_rank_returns_what_the_command_prints(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,6 +249,24 @@ def test_score_and_rank_leave_the_callers_random_state_as_it_was(tmp_path: Path,
     suscli.score(tmp_path / "pool" / "m.safetensors", image_folder, train_folder, settings=settings)
     suscli.rank(tmp_path / "pool", image_folder, train_folder, settings=settings, results=tmp_path / "results.jsonl")
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_a_report_made_from_python_names_the_script_not_a_suscli_command(
+    tmp_path: Path, image_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's `command` was "suscli" and the script's arguments: `python train.py --epochs 3` wrote
+    `suscli --epochs 3` into the JSON, HTML and JUnit reports, a command no one ran."""
+    from suscli.models import bn_cnn
+    from suscli.run.report import command_line
+
+    suscli.save(bn_cnn(num_classes=3, width=2), tmp_path / "m.safetensors", arch="suscli.models:bn_cnn", arch_kwargs={"width": 2})
+    settings = suscli.Settings(susceptibility=suscli.SusceptibilityConfig(batches=1, batch_size=8))
+    monkeypatch.setattr(sys, "argv", ["train.py", "--epochs", "3"])
+    report = suscli.score(tmp_path / "m.safetensors", image_folder, settings=settings, predictions=False)
+    assert report.run["command"] == "python train.py --epochs 3"
+    for program in ("/venv/bin/suscli", "/src/suscli/__main__.py"):  # the console script; python -m suscli and torchrun
+        monkeypatch.setattr(sys, "argv", [program, "rank", "models"])
+        assert command_line() == "suscli rank models"
 
 
 def test_a_dict_where_an_option_class_goes_is_a_usage_error_naming_the_class() -> None:

@@ -50,6 +50,9 @@ def plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class SusceptibilityConfig:
+    """How the susceptibility is measured, the command line's --lr, --batches, --batch-size and --seed: the same
+    config gives the same numbers for the same model and images."""
+
     lr: float = DEFAULT_LR  # size of the plain SGD step
     batches: int = DEFAULT_BATCHES  # random-label batches averaged
     batch_size: int = DEFAULT_BATCH_SIZE

@@ -89,8 +89,13 @@ def environment() -> dict[str, str]:
 
 
 def command_line() -> str:
-    """The command as typed; from Python, the script that called the API."""
-    return " ".join(["suscli", *sys.argv[1:]])
+    """The command as typed; from Python, the script that called the API with its arguments. Read as "suscli" and
+    the script's arguments, a report made by `python train.py --epochs 3` named `suscli --epochs 3`, a command no
+    one ran."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if program.stem == "suscli" or (program.name == "__main__.py" and program.parent.name == "suscli"):
+        return " ".join(["suscli", *sys.argv[1:]])  # the console script, python -m suscli, torchrun -m suscli
+    return " ".join(["python", *sys.argv]).rstrip()
 
 
 def run_info(
