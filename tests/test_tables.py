@@ -342,6 +342,32 @@ def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None
     one_error_line(res, 3, f"none of the 4 files that {moved} lists exist")
 
 
+def test_a_list_naming_its_files_from_the_working_directory_is_read_from_there(
+    tmp_path: Path, imgs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label file kept in data/ that lists imgs/0.png, written from the project's root and run from there (as a
+    parquet's path column is read), was refused: "none of the 4 files that data/train.csv lists exist". Read from one
+    place only: a list whose files are some in its folder and some in the working directory is still refused."""
+    monkeypatch.chdir(tmp_path)
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    (tmp_path / "data").mkdir()
+    train = tmp_path / "data" / "train.csv"
+    train.write_text("".join(f"imgs/{p.name},{i % 3}\n" for i, p in enumerate(imgs)))
+    listed = tmp_path / "data" / "unlabeled.txt"
+    listed.write_text("".join(f"imgs/{p.name}\n" for p in imgs))
+    res = invoke("score", model, "-d", Path("data/unlabeled.txt"), "--train-data", Path("data/train.csv"), "-f", "json")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["train_n"] == 4 and json.loads(res.stdout)["data"]["unlabeled_images"] == 4
+    notes = " ".join(row["notes"])
+    for name in ("train.csv", "unlabeled.txt"):
+        assert f"data/{name}: no file it lists is in its folder (data) and every one is in the working directory" in notes
+    (tmp_path / "data" / "imgs").mkdir()
+    shutil.copy(imgs[0], tmp_path / "data" / "imgs" / imgs[0].name)
+    res = invoke("score", model, "-d", listed)
+    one_error_line(res, 3, f"3 of the 4 files that {listed} lists do not exist", "or all of them relative to the working directory")
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_path_or_column(tmp_path: Path, imgs: list[Path]) -> None:
     """Notepad and PowerShell 5 write UTF-8 with a byte-order mark: it made the first path of a list one that does not
     exist ('\\ufeffimgs/...'), and the first column name of a header one that names nothing."""

@@ -68,11 +68,15 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     _not_a_set(source, "--data")
     if is_dataset(source):
         columns = read_dataset(source, image_column=image_column)
-        return Listing(_all_exist(columns.images, source), notes=columns.notes, upright=True)
+        items, moved = _all_exist(columns.images, source)
+        return Listing(items, notes=columns.notes + moved, upright=True)
     if source.is_file():
         if source.suffix.lower() not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
-        return _listed_once(_all_exist(read_image_list(source, image_column), source), source)
+        items, moved = _all_exist(read_image_list(source, image_column), source)
+        listing = _listed_once(items, source)
+        listing.notes[:0] = moved
+        return listing
     walk = _walk(source)
     return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n])
 
@@ -119,7 +123,8 @@ def _label_file(path: Path, image_column: str | None, label_column: str | None) 
     """A label file's images and labels, each image once (_once)."""
     paths, labels, names = read_label_csv(path, image_column, label_column)
     kept, notes = _once(paths, labels, names, path)
-    return Listing(_all_exist([paths[i] for i in kept], path), [labels[i] for i in kept], names, notes)
+    items, moved = _all_exist([paths[i] for i in kept], path)
+    return Listing(items, [labels[i] for i in kept], names, moved + notes)
 
 
 def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:
@@ -150,24 +155,48 @@ def _once(paths: list[Path], labels: list[int], names: list[str] | None, source:
     ]
 
 
-def _all_exist(items: Sequence[ImageRef], source: Path) -> list[ImageRef]:
-    """The files a list or a dataset's path column names, which must all be there. A missing one is a list that
-    points elsewhere (moved, or written for another folder), not a damaged image: skipping it as unreadable would
-    measure what is left, perhaps a handful of the images listed, without saying so."""
+def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef], list[str]]:
+    """The files a list or a dataset's path column names, which must all be there, and a note where they are read from
+    the working directory. A missing one is a list that points elsewhere (moved, or written for another folder), not a
+    damaged image: skipping it as unreadable would measure what is left, perhaps a handful of the images listed,
+    without saying so."""
     files = [p for p in items if isinstance(p, Path)]  # a dataset's images held in the file are there
     missing = [p for p in files if not p.exists()]
-    if missing:
-        held = (
-            f"none of the {len(files):,} files that {source} lists exist"
-            if len(missing) == len(files)
-            else f"{len(missing):,} of the {len(files):,} files that {source} lists do not exist"
-        )
-        base = source if source.is_dir() else source.parent
-        raise InputError(
-            f"{held}, first: {missing[0]}",
-            fix=f"paths in a list are read relative to its folder ({base}); fix them, or remove the rows of missing files",
-        )
-    return list(items)
+    if not missing:
+        return list(items), []
+    base = source if source.is_dir() else source.parent
+    if len(missing) == len(files) and (found := _from_working_directory(files, base)):
+        moved = [found.get(p, p) if isinstance(p, Path) else p for p in items]
+        return moved, [
+            f"{printable(source)}: no file it lists is in its folder ({printable(base)}) and every one is in the working "
+            f"directory ({printable(Path.cwd())}): its paths are read from there"
+        ]
+    held = (
+        f"none of the {len(files):,} files that {source} lists exist"
+        if len(missing) == len(files)
+        else f"{len(missing):,} of the {len(files):,} files that {source} lists do not exist"
+    )
+    raise InputError(
+        f"{held}, first: {missing[0]}",
+        fix=f"paths in a list are read relative to its folder ({base}), or all of them relative to the working "
+        "directory; fix them, or remove the rows of missing files",
+    )
+
+
+def _from_working_directory(files: list[Path], base: Path) -> dict[Path, Path] | None:
+    """Each file named from the working directory where the list names every one relative to it: a label file kept in
+    data/ that lists data/images/0.png, written from the project's root (as a parquet's path column is read) and run
+    from there, was refused. None unless all are there, so a list is read from one place."""
+    root = base.resolve()
+    found: dict[Path, Path] = {}
+    for p in files:
+        if not p.is_relative_to(root):
+            return None  # an absolute path: it names one place only
+        there = Path.cwd() / p.relative_to(root)
+        if not there.exists():
+            return None
+        found[p] = there.resolve()
+    return found
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -238,7 +267,8 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
-    items = _all_exist([columns.images[i] for i in kept], source)
+    items, moved = _all_exist([columns.images[i] for i in kept], source)
+    notes += moved
     if columns.by_name:
         labels, names = by_name(values)
         return Listing(items, labels, names, notes, upright=True)
