@@ -870,13 +870,15 @@ def test_a_whole_model_in_half_precision_is_measured_in_float32_as_its_state_dic
     assert f"weights in {str(dtype).removeprefix('torch.')}, measured in float32 (as a state dict of them would be)" in ckpt.notes
 
 
-@pytest.mark.filterwarnings("ignore:The default weight initialization")
 def test_torchvision_googlenet_weights_without_their_auxiliary_heads_load(tmp_path):
     """torchvision's pretrained GoogLeNet drops its auxiliary heads, and so do the weights fine-tuned from it: built
     with them, `--arch torchvision:googlenet` refused such weights, "18 missing keys (aux1.conv.conv.weight, ...)",
-    with a fix naming no aux_logits. The heads are built where the weights have them."""
+    with a fix naming no aux_logits. The heads are built where the weights have them, and without torchvision's
+    initialization, whose default warned "The default weight initialization of GoogleNet will be changed"."""
     for aux in (False, True):
         model = torchvision.models.googlenet(weights=None, num_classes=3, aux_logits=aux, init_weights=False)
         torch.save(model.state_dict(), tmp_path / f"g{aux}.pt")
-        ckpt = load_checkpoint(tmp_path / f"g{aux}.pt", default_arch="torchvision:googlenet")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ckpt = load_checkpoint(tmp_path / f"g{aux}.pt", default_arch="torchvision:googlenet")
         assert (ckpt.model.aux1 is not None) is aux and ckpt.num_classes == 3

@@ -171,6 +171,40 @@ def test_a_sigmoid_ending_the_forward_is_refused_alone_and_measured_with_others(
     assert rows["logit"]["status"] == "ok" and all(wrong in rows[n]["error"] for n in ("a", "b")), rows
 
 
+class NoGradForward(nn.Module):
+    """An inference wrapper whose forward runs without gradients, or detaches its output (`detach`)."""
+
+    def __init__(self, detach: bool = False) -> None:
+        super().__init__()
+        self.net, self.detach = tiny_cnn(), detach
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.detach:
+            return self.net(x).detach()
+        with torch.no_grad():
+            return self.net(x)
+
+
+def no_grad_forward() -> nn.Module:
+    return NoGradForward()
+
+
+def test_a_forward_that_cuts_the_gradient_is_refused_not_read_as_zero(tmp_path: Path, one_thread: None) -> None:
+    """Alone it failed as "the model failed on 8x8 images with 3 channel(s): element 0 of tensors does not require
+    grad" with "check --arch, --image-size and --preset" [3]; measured together, torch.func's gradient of the cut graph
+    was 0, and every r read 0.0, "low susceptibility". Refused alike [3]."""
+    x = torch.rand(24, 3, 8, 8)
+    wrong = "the model's outputs carry no gradient (its forward runs under torch.no_grad or inference_mode, or detaches them)"
+    for detach in (False, True):
+        with pytest.raises(InputError, match=re.escape(wrong)):
+            measure_susceptibility(NoGradForward(detach), x, config=CONFIG)
+        with pytest.raises(InputError, match=re.escape(wrong)):
+            measure_many([NoGradForward(detach), NoGradForward(detach)], x, config=CONFIG)
+    ckpt = suscli.save(no_grad_forward(), tmp_path / "m.safetensors", arch="tests.test_model_outputs:no_grad_forward", image_size=8)
+    write_images(tmp_path / "unlabeled", 16)
+    one_error_line(invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--batch-size", "8"), 3, wrong)
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated
 def test_a_traced_batch_norm_model_is_refused_and_a_scripted_one_measured(tmp_path: Path, one_thread: None) -> None:
     """torch.jit.trace fixes a batch norm in the mode it was traced in; the step's train mode did not reach it, so it

@@ -185,12 +185,14 @@ def _hub_spec(spec: str, name: str) -> InputError:
 def auxiliary_heads(spec: str, keys: Iterable[str]) -> dict[str, Any]:
     """`aux_logits` for torchvision's GoogLeNet or Inception v3 as the checkpoint's weights (`keys`) have the auxiliary
     heads or not, {} for any other spec. Built with them, weights fine-tuned from torchvision's pretrained GoogLeNet,
-    which drops them, were refused for 18 missing keys (aux1.conv.conv.weight, ...) with a fix naming no aux_logits."""
+    which drops them, were refused for 18 missing keys (aux1.conv.conv.weight, ...) with a fix naming no aux_logits.
+    With `init_weights=False`: the weights replace torchvision's initialization, whose default for these two printed
+    a FutureWarning on stderr beside suscli's lines."""
     source, _, name = spec.rpartition(":")
     prefixes = _AUX_HEADS.get(name.lower()) if source == "torchvision" else None
     if prefixes is None:
         return {}
-    return {"aux_logits": any(f".{p}" in f".{k}" for k in keys for p in prefixes)}
+    return {"aux_logits": any(f".{p}" in f".{k}" for k in keys for p in prefixes), "init_weights": False}
 
 
 def _torchvision_builder(spec: str, name: str) -> Callable[..., Any]:

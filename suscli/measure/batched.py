@@ -29,7 +29,7 @@ from suscli.measure.susceptibility import (
     _device_of,
     batch_indices,
     check_not_probabilities,
-    check_not_sigmoid,
+    check_output_graph,
     reproducible_fp32,
     logits_of,
     measure_susceptibility,
@@ -188,7 +188,7 @@ def _measure_together(
             probe = _logits(base)(trainable, fixed, transform(inputs[:2].to(device)))
         check_not_probabilities(probe)
         num_classes = probe.shape[-1]
-    check_not_sigmoid(models[0], transform(inputs[:2].to(device)))  # one architecture: one output
+    check_output_graph(models[0], transform(inputs[:2].to(device)))  # one architecture: one output
     labels = random_labels(n, num_classes, config.seed)
     train_without_dropout(base)
 

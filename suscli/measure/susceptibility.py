@@ -262,7 +262,7 @@ def measure_susceptibility(
             with dtype_errors(model, probe):
                 if num_classes is None:
                     num_classes = _output_classes(model, probe)
-                check_not_sigmoid(model, probe)
+                check_output_graph(model, probe)
             labels = random_labels(n, num_classes, config.seed)
             train_without_dropout(model)
             for b, idx in enumerate(batch_indices(n, config.batches, batch_size, config.seed)):
@@ -366,16 +366,25 @@ def check_not_probabilities(logits: torch.Tensor) -> None:
 _RESHAPES = ("SqueezeBackward", "UnsqueezeBackward", "ViewBackward", "ReshapeAliasBackward")
 
 
-def check_not_sigmoid(model: nn.Module, x: torch.Tensor) -> None:
-    """An InputError where a sigmoid ends the model's forward (nn.Sigmoid or torch.sigmoid, as a binary classifier
-    trained with BCELoss has it): its probabilities p, each in 0-1, were read as the logits (0, p), whose cross-entropy
-    one step barely moves, and no row sums to 1 for check_not_probabilities to see. Read from the autograd graph of
-    one eval forward on `x` with gradients, through the reshapes after the sigmoid."""
+def check_output_graph(model: nn.Module, x: torch.Tensor) -> None:
+    """An InputError where the autograd graph of one eval forward on `x` shows outputs the step cannot use: none at
+    all (a forward under torch.no_grad or inference_mode, or detaching its output), which failed as "element 0 of
+    tensors does not require grad" blamed on the image size, and read r 0.0 when measured together (torch.func's
+    gradient of a cut graph is 0); or a sigmoid ending it (nn.Sigmoid or torch.sigmoid, as a binary classifier
+    trained with BCELoss has it), through the reshapes after it: its probabilities p were read as the logits (0, p),
+    whose cross-entropy one step barely moves, and no row sums to 1 for check_not_probabilities to see."""
     floats = [p for p in model.parameters() if p.is_floating_point()]
     rng = torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])  # a functional dropout draws
     with preserved_modes(model), torch.enable_grad(), all_trainable(floats), rng:
         model.eval()
-        fn = _output_tensor(model(x)).grad_fn
+        output = _output_tensor(model(x))
+    if floats and not output.requires_grad:
+        raise InputError(
+            "the model's outputs carry no gradient (its forward runs under torch.no_grad or inference_mode, or detaches "
+            "them): the measurement takes a gradient step on them",
+            fix="measure the module without that in its forward (for instance the network it wraps)",
+        )
+    fn = output.grad_fn
     while fn is not None and type(fn).__name__.startswith(_RESHAPES):
         fn = fn.next_functions[0][0]
     if fn is not None and type(fn).__name__.startswith("SigmoidBackward"):
