@@ -324,6 +324,18 @@ def test_a_folder_missing_half_of_save_pretrained_says_which_half(root: Path, tm
         load_checkpoint(tmp_path / "no_weights")
 
 
+@pytest.mark.parametrize("problem, labels", [("multi_label_classification", 3), ("regression", 1)])
+def test_a_multi_label_or_regression_head_is_refused(tmp_path: Path, root: Path, problem: str, labels: int) -> None:
+    """A head config.json says is trained with a sigmoid per class, or a regression loss, was measured as a softmax
+    classifier's (a regression's one output as a binary logit) without a word."""
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    config.num_labels, config.problem_type = labels, problem
+    ViTForImageClassification(config).save_pretrained(tmp_path / "m")
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=MEAN, image_std=STD).save_pretrained(tmp_path / "m")
+    line = one_error_line(invoke("score", tmp_path / "m", "-d", root / "unlabeled"))
+    assert f"problem_type '{problem}': suscli measures single-label classifiers" in line, line
+
+
 def test_a_trainer_output_dir_is_not_one_checkpoint(root: Path) -> None:
     with pytest.raises(InputError, match="is a directory, not a checkpoint"):
         load_checkpoint(root / "run")

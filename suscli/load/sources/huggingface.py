@@ -138,8 +138,22 @@ def recognize(path: Path, contents: object) -> Found | None:
             "suscli never runs code a checkpoint brings",
             fix=_NO_REMOTE_CODE,
         )
+    refused = refused or _not_single_label(config.get("problem_type"))
     found.arch = Arch(f"transformers:{name}", "config.json", load=functools.partial(_load, path, config), refused=refused)
     return found
+
+
+def _not_single_label(problem: object) -> InputError | None:
+    """A model config.json says is trained with a sigmoid per class or a regression loss: its head was read as a
+    softmax classifier's logits, a multi-label model's measured with one random class per image and cross-entropy, a
+    regression's one output as a binary classifier's logit, numbers that are not what the method defines."""
+    if problem not in ("multi_label_classification", "regression"):
+        return None
+    return InputError(
+        f"its config.json says problem_type {problem!r}: suscli measures single-label classifiers, trained with softmax "
+        "cross-entropy, and neither its susceptibility nor its accuracy on one label per image is defined for this head",
+        fix="score a single-label classifier (problem_type single_label_classification)",
+    )
 
 
 def _load(path: Path, config: dict[str, Any]) -> nn.Module:
