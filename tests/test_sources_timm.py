@@ -342,6 +342,22 @@ def test_timm_spec_takes_timms_data_config(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "m.pt", default_arch="timm:test_resnet", default_arch_kwargs={"pretrained": True})
 
 
+def test_a_vit_built_for_another_size_takes_the_size_it_was_built_for(tmp_path: Path) -> None:
+    """`--arch timm:test_vit --arch-kwargs img_size=32`: the pretrained config's 160 px fed the ViT built for 32 px
+    images 160 px ones (measured at that size here; vit_tiny_patch16_224 refused them: "Input height (224) doesn't
+    match model (32)"); timm's scripts pass the size given as --img-size into the data config, as suscli now passes
+    the size the model was built for."""
+    model = timm.create_model("test_vit", num_classes=3, img_size=32)
+    assert model.pretrained_cfg["input_size"][1] != 32
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    images = tmp_path / "imgs"
+    write_images(images, 4, size=32)
+    args = ("score", tmp_path / "m.pt", "-d", images, "--arch", "timm:test_vit", "--arch-kwargs", "img_size=32", "--batches", "1")
+    row = cli_json(*args)["results"][0]
+    assert row["status"] == "ok" and row["details"]["preprocess"]["image_size"] == 32
+    assert "image size 32 from the defaults of timm:test_vit" in " ".join(row["notes"])
+
+
 def test_a_folder_timm_saved_for_the_hub_is_one_checkpoint(run: Path, tmp_path: Path) -> None:
     """save_for_hf (what push_to_hub uploads) writes config.json and model.safetensors: it was taken for a Hugging
     Face transformers folder and refused as "the model type None, which transformers ... does not define"."""

@@ -231,7 +231,17 @@ def defaults(spec: str, model: nn.Module) -> dict[str, Any]:
         return {}
     from timm.data import resolve_data_config
 
-    return data_config(resolve_data_config({}, model=model), [])
+    return data_config(resolve_data_config(_built_size(model), model=model), [])
+
+
+def _built_size(model: nn.Module) -> dict[str, Any]:
+    """The input size a model was built for where it is fixed (a ViT's patch embedding, built with `img_size=32`),
+    as timm's scripts pass `--img-size`: the pretrained config's 224 fed a ViT built for 32 px images 224 px ones,
+    which it refused ("Input height (224) doesn't match model (32)") or, built with a dynamic size, was measured on."""
+    size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size):
+        return {"input_size": (3, *size)}
+    return {}
 
 
 def recorded_epoch(path: Path) -> int | None:
