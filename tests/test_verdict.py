@@ -807,3 +807,10 @@ def test_a_model_that_guesses_among_few_classes_is_underfit_not_flagged_by_its_f
     assert got is not None and got.word == verdict.UNDERFIT
     r.train_acc, r.train_acc_low = 0.75, 0.68  # fitting its labels, the same fit on contradicted labels is memorizing
     assert verdict.judge(r, zeta=0.12, acc=0.67).word == verdict.MEMORIZED
+
+
+def test_a_candidate_that_could_not_be_loaded_says_so_not_region_none() -> None:
+    """--candidate naming a model that failed to load: the gate's reason (stderr, step summary, JSON, HTML) said
+    "candidate zz is in region None (ERROR), not region 1"; a row that was never scored has no region to be outside."""
+    broken = Result(name="zz", path="zz.safetensors", status="error", error="zz.safetensors: not a readable safetensors file")
+    assert candidate_failure(broken) == "candidate zz could not be loaded or run: zz.safetensors: not a readable safetensors file"

@@ -36,7 +36,10 @@ def outcome(row: Result, run: dict[str, Any]) -> Outcome:
 
 
 def candidate_failure(row: Result) -> str | None:
-    """Why `row` fails --candidate: outside region 1, or flagged by the verdict; None when it passes."""
+    """Why `row` fails --candidate: not loaded or run, outside region 1, or flagged by the verdict; None when it
+    passes. A row that could not be loaded has no region, which is no reason to give."""
+    if not row.ok:
+        return f"candidate {row.name} could not be loaded or run: {row.error}"
     if row.region != 1:
         return f"candidate {row.name} is in region {row.region} ({row.verdict or row.error}), not region 1"
     if row.verdict == MEMORIZED:
