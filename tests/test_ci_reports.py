@@ -311,3 +311,16 @@ def test_html_suggests_only_a_gate_the_command_has() -> None:
     assert "<strong>No gate</strong> was set (e.g. <code>--fail-on memorized</code>)." in pages["suscli rank"]
     assert "(e.g. <code>--max-susceptibility</code> or <code>--min-train-acc</code>)" in pages["suscli score"]
     assert "<strong>No gate</strong> was set." in pages["suscli track"] and "--fail-on" not in pages["suscli track"]
+
+
+def test_junit_names_a_broken_checkpoints_path_once() -> None:
+    """A load error begins with the checkpoint's path, and the <error> text put the path before it again
+    ("p/m.safetensors: p/m.safetensors: not a readable ..."); a gate's reason, which does not, still gets it."""
+    rows = [
+        Result("m", "p/m.safetensors", status="error", error="p/m.safetensors: not a readable safetensors file"),
+        Result("n", "p/n.safetensors", susceptibility=0.9, train_acc=0.9, region=2, verdict="likely memorized noise", verdict_why="why"),
+    ]
+    root = ET.fromstring(to_junit(rows, {"pool": "p", "gate": {"fail_on": "memorized"}}, "suscli rank"))
+    error, failure = root.find(".//testcase[@name='m']/error"), root.find(".//testcase[@name='n']/failure")
+    assert error is not None and error.text == "p/m.safetensors: not a readable safetensors file"
+    assert failure is not None and failure.text == "p/n.safetensors: likely memorized noise: why"

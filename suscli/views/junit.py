@@ -64,6 +64,12 @@ def spent(row: Result) -> float:
     return 0.0 if row.reused else row.seconds or 0.0
 
 
+def named(row: Result, reason: str) -> str:
+    """The reason after the checkpoint's path, which a reader of the CI log looks for; once, where the reason (a
+    load error) begins with the path already."""
+    return reason if reason.startswith(f"{row.path}: ") else f"{row.path}: {reason}"
+
+
 def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) -> str:
     """The report as JUnit XML text."""
     name = title or "suscli"
@@ -86,7 +92,7 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
         case = ET.SubElement(suite, "testcase", name=text(row.name), classname=name.replace(" ", "."), time=f"{spent(row):.3f}")
         if result.status != "passed":
             tag = "error" if result.status == "error" else "failure"
-            ET.SubElement(case, tag, message=text(result.reason), type=text(result.kind)).text = text(f"{row.path}: {result.reason}")
+            ET.SubElement(case, tag, message=text(result.reason), type=text(result.kind)).text = text(named(row, result.reason or ""))
         if out := numbers(row, keep_rule(run)):
             ET.SubElement(case, "system-out").text = text(out)
     if line := closing(run):
