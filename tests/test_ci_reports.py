@@ -17,6 +17,7 @@ import pytest
 from junitparser.xunit2 import JUnitXml
 
 import suscli
+from suscli.views.html import to_html
 from suscli.views.junit import to_junit
 from suscli.results import Result
 from tests.conftest import invoke, learned_pool
@@ -324,3 +325,13 @@ def test_junit_names_a_broken_checkpoints_path_once() -> None:
     error, failure = root.find(".//testcase[@name='m']/error"), root.find(".//testcase[@name='n']/failure")
     assert error is not None and error.text == "p/m.safetensors: not a readable safetensors file"
     assert failure is not None and failure.text == "p/n.safetensors: likely memorized noise: why"
+
+
+def test_html_counts_images_as_every_other_view_does() -> None:
+    """The HTML report's per-model numbers wrote "1950 of 3000 images" and "of 2000 unlabeled images" where the
+    table, Markdown, JUnit and the closing line write "n=3,000" and "1,000 held-out images"."""
+    details = {"train_acc": {"correct": 1950, "total": 3000, "population": 12000}, "predictions": {"n": 2000}}
+    row = Result("m", "p/m.safetensors", susceptibility=0.1, train_acc=0.65, agreement=0.9, details=details)
+    page = to_html([row], {"pool": "p"}, "suscli rank")
+    assert "65.0% (1,950 of 3,000 images sampled from 12,000)" in page
+    assert "90.0% of 2,000 unlabeled images" in page

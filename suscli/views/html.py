@@ -225,8 +225,8 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
         acc = d.get("train_acc") or {}
         text = f"{100 * r.train_acc:.1f}%"
         if acc.get("total"):
-            text += f" ({acc['correct']} of {acc['total']} images"
-            text += f" sampled from {acc['population']})" if acc.get("population", acc["total"]) != acc["total"] else ")"
+            text += f" ({acc['correct']:,} of {acc['total']:,} images"
+            text += f" sampled from {acc['population']:,})" if acc.get("population", acc["total"]) != acc["total"] else ")"
         wilson = (r.train_acc_low, r.train_acc_high)
         if wilson[0] is not None and wilson[1] is not None and wilson[0] != wilson[1]:
             text += f"; 95% Wilson interval [{100 * wilson[0]:.1f}%, {100 * wilson[1]:.1f}%]"
@@ -239,7 +239,7 @@ def model_facts(r: Result, run: dict[str, Any]) -> list[tuple[str, str]]:
         items.append(("gap (training - held-out)", f"{100 * r.gap:+.1f} points{interval}"))
     if r.agreement is not None:
         n = (d.get("predictions") or {}).get("n")
-        items.append(("agreement", f"{100 * r.agreement:.1f}%" + (f" of {n} unlabeled images" if n else "")))
+        items.append(("agreement", f"{100 * r.agreement:.1f}%" + (f" of {n:,} unlabeled images" if n else "")))
     if r.fits_contradicted is not None:
         items.append(("fits contradicted labels", f"{100 * r.fits_contradicted:.1f}%"))
     if r.clean_fit is not None:
