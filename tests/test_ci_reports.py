@@ -93,6 +93,22 @@ def test_junit_has_a_testcase_per_model_and_the_gate_as_failures(audited) -> Non
     assert tags == ["properties", *["testcase"] * 7, "system-out"]
 
 
+def test_junit_carries_the_label_noise_line_and_each_models_fit_on_contradicted_labels(audited) -> None:
+    """The suite's system-out held the closing line alone and each testcase's left out 'fits contradicted': a CI log
+    read through its test reporter lost the noise estimate and the evidence of memorization the table shows."""
+    doc, root = audited["doc"], ET.parse(audited["junit"]).getroot()
+    suite_out = root[0].find("system-out")
+    assert suite_out is not None and suite_out.text is not None
+    closing, noise = suite_out.text.split("\n")
+    assert closing == doc["recommendation"]
+    assert noise.startswith("label noise: ") and doc["label_noise"]
+    fits = {r["name"]: r["fits_contradicted"] for r in doc["results"] if r["fits_contradicted"] is not None}
+    assert fits
+    for case in root[0].iter("testcase"):
+        if case.get("name") in fits:
+            assert f"fits contradicted {100 * fits[case.get('name')]:.1f}%" in case.find("system-out").text
+
+
 def test_junit_fails_nothing_without_a_gate_and_writes_any_name() -> None:
     rows = [
         Result("a\x00b", "/p/a", susceptibility=0.5, train_acc=0.9, region=2, verdict="likely memorized noise"),

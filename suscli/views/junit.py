@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from suscli.judge.gate import outcome
+from suscli.judge.noise import noise_words
 from suscli.results import Result
 from suscli.views.columns import finite, gap_interval
 from suscli.views.runview import closing, flat, keep_rule, subject
@@ -49,6 +50,8 @@ def numbers(row: Result, rule: str = "") -> str:
         parts.append(f"zeta {row.zeta:.4f}")
     if row.agreement is not None:
         parts.append(f"agreement {100 * row.agreement:.1f}%")
+    if row.fits_contradicted is not None:
+        parts.append(f"fits contradicted {100 * row.fits_contradicted:.1f}%")
     if row.region is not None:
         parts.append(f"region {row.region} ({row.verdict})")
     if row.keep:
@@ -56,6 +59,13 @@ def numbers(row: Result, rule: str = "") -> str:
     if row.held_out_best:
         parts.append("the epoch with the highest held-out accuracy")
     return "; ".join(parts + row.notes)
+
+
+def label_noise_line(run: dict[str, Any]) -> str | None:
+    """The label-noise line of rank's stderr, the step summary and the HTML report: the suite's system-out held the
+    closing line alone, so a CI log read through its test reporter lost the estimate."""
+    noise = run.get("label_noise")
+    return f"label noise: {noise_words(noise)}" if isinstance(noise, dict) and noise else None
 
 
 def spent(row: Result) -> float:
@@ -95,7 +105,8 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
             ET.SubElement(case, tag, message=text(result.reason), type=text(result.kind)).text = text(named(row, result.reason or ""))
         if out := numbers(row, keep_rule(run)):
             ET.SubElement(case, "system-out").text = text(out)
-    if line := closing(run):
-        ET.SubElement(suite, "system-out").text = text(line)
+    lines = [line for line in (closing(run), label_noise_line(run)) if line]
+    if lines:
+        ET.SubElement(suite, "system-out").text = text("\n".join(lines))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
