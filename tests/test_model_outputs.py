@@ -51,15 +51,20 @@ def test_a_single_logit_is_a_binary_classifier_not_one_class(one_thread: None) -
         measure_susceptibility(single, x, config=CONFIG, num_classes=1)
 
 
+def scored_on_two_classes(ckpt: Path) -> dict:
+    """`score`'s JSON row of a binary classifier, on 16 unlabeled images and two class folders of 6 beside it."""
+    write_images(ckpt.parent / "unlabeled", 16)
+    for c in range(2):
+        write_images(ckpt.parent / "train" / f"class_{c}", 6, seed=10 + c)
+    args = ("-d", ckpt.parent / "unlabeled", "--train-data", ckpt.parent / "train", "-f", "json", "--batch-size", "8")
+    res = invoke("score", ckpt, *args)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)["results"][0]
+
+
 def test_score_measures_a_single_logit_model_on_two_class_folders(tmp_path: Path, one_thread: None) -> None:
     """With two class folders it was "the training labels go up to 1 but the model has 1 classes" [3]."""
-    ckpt = suscli.save(tiny_cnn(num_classes=1), tmp_path / "binary.safetensors", arch=ARCH, image_size=8)
-    write_images(tmp_path / "unlabeled", 16)
-    for c in range(2):
-        write_images(tmp_path / "train" / f"class_{c}", 6, seed=10 + c)
-    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "train", "-f", "json", "--batch-size", "8")
-    assert res.exit_code == 0, res.output
-    row = json.loads(res.stdout)["results"][0]
+    row = scored_on_two_classes(suscli.save(tiny_cnn(num_classes=1), tmp_path / "binary.safetensors", arch=ARCH, image_size=8))
     assert row["susceptibility"] > 0 and row["details"]["num_classes"] == 2 and row["train_n"] == 12
     assert any("one logit per image (a binary classifier" in n for n in row["notes"]), row["notes"]
     assert not any("where --num-classes or its file said" in n for n in row["notes"]), row["notes"]
@@ -91,12 +96,7 @@ def test_a_single_logit_squeezed_to_one_number_per_image_is_the_same_binary_clas
     together = measure_many([Squeezed(single), Squeezed(copy.deepcopy(single))], x, config=CONFIG)
     assert [t.num_classes for t in together] == [2, 2] and together[0].r == pytest.approx(want.r, abs=1e-6)
     ckpt = suscli.save(squeezed_binary(), tmp_path / "binary.safetensors", arch="tests.test_model_outputs:squeezed_binary", image_size=8)
-    write_images(tmp_path / "unlabeled", 16)
-    for c in range(2):
-        write_images(tmp_path / "train" / f"class_{c}", 6, seed=10 + c)
-    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "train", "-f", "json", "--batch-size", "8")
-    assert res.exit_code == 0, res.output
-    row = json.loads(res.stdout)["results"][0]
+    row = scored_on_two_classes(ckpt)
     assert row["details"]["num_classes"] == 2 and row["train_n"] == 12
     assert any("one logit per image (a binary classifier" in n for n in row["notes"]), row["notes"]
 
