@@ -496,6 +496,23 @@ def test_the_epoch_and_step_are_logged_as_whole_numbers_or_refused(tmp_path: Pat
     assert CliRunner().invoke(app, ["track", "--log", str(log)]).exit_code == 0
 
 
+@pytest.mark.parametrize("field,value", [("r", "NaN"), ("r", "Infinity"), ("train_acc", "NaN")])
+def test_a_log_line_with_a_number_that_is_not_finite_is_refused(tmp_path: Path, field: str, value: str) -> None:
+    """json reads NaN and Infinity, which the tracker never writes: `track --log` showed r as "-", every later zeta as
+    nan, and kept an epoch by it (exit 0)."""
+    log = tmp_path / "run.jsonl"
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG)
+    for epoch in range(3):
+        tracker.measure(tiny_cnn(3), epoch, train_acc=0.5)
+    lines = log.read_text().splitlines()
+    record = json.loads(lines[1])
+    record[field] = float(value.replace("Infinity", "inf"))
+    log.write_text("\n".join([lines[0], json.dumps(record), lines[2]]) + "\n")
+    res = CliRunner().invoke(app, ["track", "--log", str(log)])
+    assert res.exit_code == 3, res.output
+    assert f"line 2: {field} is {float(value.replace('Infinity', 'inf'))}, not a number the tracker writes" in res.output
+
+
 class Float32Momentum(torch.optim.Optimizer):
     """SGD with its momentum kept in float32 for low-precision weights, as AnyPrecisionAdamW keeps its moments."""
 

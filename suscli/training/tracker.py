@@ -370,6 +370,11 @@ def log_records(path: Path) -> list[dict]:
             or not isinstance(record["r"], (int, float))
         ):
             raise InputError(f"{path} is not a suscli tracker log (line {n})", fix="give the JSONL file written by suscli.training.tracker")
+        # json reads NaN and Infinity, which the tracker never writes: r was shown as "-" and every later zeta as nan
+        if bad := next((f for f in ("r", "train_acc") if isinstance(record.get(f), float) and not math.isfinite(record[f])), None):
+            raise InputError(
+                f"tracker log {path} line {n}: {bad} is {record[bad]}, not a number the tracker writes", fix="remove that line"
+            )
         epoch = record["epoch"]
         by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
         by_epoch[epoch] = {f: record.get(f) for f in EpochRecord.__dataclass_fields__}
