@@ -31,6 +31,11 @@ from suscli.run.pool import discover, epoch_from_name
         ("epoch=3-last.ckpt", 3),  # an explicit epoch still wins
         ("model_12-v1.ckpt", 12),  # Lightning's version suffix on a name saved again: the 12 (it read none)
         ("epoch=3-step=100-v2.ckpt", 3),
+        # the end of a metric formatted into the name is no epoch: a run read in the metric's order (it read 8533, 42, 3)
+        ("model_3_0.8533.pt", None),
+        ("weights.05-0.42.pt", None),
+        ("model_lr1e-3.pt", None),
+        ("model.12.pt", 12),
     ],
 )
 def test_epoch_from_name(name: str, epoch: int | None) -> None:

@@ -478,6 +478,41 @@ def test_the_loops_training_accuracy_is_logged_as_a_fraction_or_refused(tmp_path
     assert len(read_log(log)) == 4
 
 
+def test_the_epoch_and_step_are_logged_as_whole_numbers_or_refused(tmp_path: Path) -> None:
+    """A float epoch (a Trainer's state.epoch, 2.0) was logged as written, and `suscli track --log` then refused the
+    whole log, "not a suscli tracker log"; a numpy or tensor epoch made the log's json.dumps raise after the measurement."""
+    log = tmp_path / "run.jsonl"
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG)
+    model = tiny_cnn(3)
+    for epoch in (np.int64(0), torch.tensor(1), 2):
+        tracker.measure(model, epoch, global_step=np.int64(4 * epoch))
+    assert [(r["epoch"], r["global_step"]) for r in read_log(log)] == [(0, 0), (1, 4), (2, 8)]
+    for wrong in (2.0, 2.5, -1, True, "3", torch.tensor([1, 2])):
+        with pytest.raises(UsageError, match="epoch takes a whole number from 0"):
+            tracker.measure(model, wrong)
+    with pytest.raises(UsageError, match="global_step takes a whole number from 0"):
+        tracker.measure(model, 3, global_step=12.5)
+    assert len(read_log(log)) == 3
+    assert CliRunner().invoke(app, ["track", "--log", str(log)]).exit_code == 0
+
+
+@pytest.mark.parametrize("field,value", [("r", "NaN"), ("r", "Infinity"), ("train_acc", "NaN")])
+def test_a_log_line_with_a_number_that_is_not_finite_is_refused(tmp_path: Path, field: str, value: str) -> None:
+    """json reads NaN and Infinity, which the tracker never writes: `track --log` showed r as "-", every later zeta as
+    nan, and kept an epoch by it (exit 0)."""
+    log = tmp_path / "run.jsonl"
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), log=log, config=CONFIG)
+    for epoch in range(3):
+        tracker.measure(tiny_cnn(3), epoch, train_acc=0.5)
+    lines = log.read_text().splitlines()
+    record = json.loads(lines[1])
+    record[field] = float(value.replace("Infinity", "inf"))
+    log.write_text("\n".join([lines[0], json.dumps(record), lines[2]]) + "\n")
+    res = CliRunner().invoke(app, ["track", "--log", str(log)])
+    assert res.exit_code == 3, res.output
+    assert f"line 2: {field} is {float(value.replace('Infinity', 'inf'))}, not a number the tracker writes" in res.output
+
+
 class Float32Momentum(torch.optim.Optimizer):
     """SGD with its momentum kept in float32 for low-precision weights, as AnyPrecisionAdamW keeps its moments."""
 

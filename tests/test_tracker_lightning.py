@@ -136,7 +136,7 @@ def test_every_n_steps_logs_each_multiple_of_n_and_track_reads_the_log(tmp_path:
 
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [rec["global_step"] for rec in lines] == [0, 3, 6, 9, 12]  # none replaced another of its epoch
-    assert [rec["epoch"] for rec in lines] == [0, 0, 1, 2, 2]  # trainer.current_epoch at that step
+    assert [rec["epoch"] for rec in lines] == [0, 0, 1, 2, 3]  # epochs completed at that step: step 12 ends epoch 2
     model = tiny_cnn(3)
     model.load_state_dict({k.removeprefix("net."): v for k, v in init.items()})
     assert lines[0]["r"] == pytest.approx(measure_susceptibility(model, inputs, config=CONFIG).mean, abs=1e-6)
@@ -147,11 +147,11 @@ def test_every_n_steps_logs_each_multiple_of_n_and_track_reads_the_log(tmp_path:
     csv_r = [(int(row["step"]), float(row["susceptibility/r"])) for row in rows if row.get("susceptibility/r")]
     assert csv_r == [(rec["global_step"], pytest.approx(rec["r"])) for rec in lines]
 
-    assert [(r["epoch"], r["global_step"]) for r in read_log(log)] == [(0, 3), (1, 6), (2, 12)]  # the last of each epoch
+    assert [(r["epoch"], r["global_step"]) for r in read_log(log)] == [(0, 3), (1, 6), (2, 9), (3, 12)]  # the last of each epoch
     res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
     assert res.exit_code == 0, res.output
-    assert [row["epoch"] for row in json.loads(res.stdout)["results"]] == [0, 1, 2]
-    assert [row["epoch"] for row in read_log(next((tmp_path / "with" / "tb").rglob("events.out.tfevents.*")))] == [0, 1, 2]
+    assert [row["epoch"] for row in json.loads(res.stdout)["results"]] == [0, 1, 2, 3]
+    assert [row["epoch"] for row in read_log(next((tmp_path / "with" / "tb").rglob("events.out.tfevents.*")))] == [0, 1, 2, 3]
 
 
 def test_every_n_epochs_and_every_n_steps_are_exclusive() -> None:

@@ -26,8 +26,9 @@ MANIFEST_SUFFIXES = (".json", ".csv")
 # epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
 _EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"(?:\b|_)ep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
 # else a number standing alone at the end of the name (model_12.pth, run2-100), not one that is part of a word
-# (resnet50.pt, bn_cnn16): architectures carry numbers too
-_LAST_NUMBER = re.compile(r"(?:^|[_\-.=])(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.IGNORECASE)
+# (resnet50.pt, bn_cnn16): architectures carry numbers too; nor the end of a metric a script formats into the name
+# (model_3_0.8533.pt, weights.05-0.42, lr1e-3): its decimals, or its exponent, read as epochs in the metric's order
+_LAST_NUMBER = re.compile(r"(?:^|(?<!\d[e])[_\-=]|(?<!\d)\.)(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.IGNORECASE)
 # A name that says it is an alias of some epoch (Lightning's last.ckpt, last-v1.ckpt, a script's resnet50_best.pt):
 # its number is not the epoch, and the file is skipped like one without a number
 _ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IGNORECASE)

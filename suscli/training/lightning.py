@@ -78,7 +78,9 @@ if _Callback is not None:
             # under gradient accumulation the global step stays for several batches: measure it once, right after it was taken
             step = trainer.global_step
             if self.every_n_steps is not None and step % self.every_n_steps == 0 and self._last_step() != step:
-                self._measure(trainer, pl_module)
+                # after an epoch's last batch that epoch is trained (the log counts epochs completed, as the Hugging Face
+                # callback does), but current_epoch counts it only once the epoch ends: the run's final model read one short
+                self._measure(trainer, pl_module, epoch=trainer.current_epoch + int(trainer.is_last_batch))
 
         def on_train_end(self, trainer, pl_module) -> None:  # noqa: ANN001
             if self.every_n_steps is not None:
@@ -114,21 +116,23 @@ if _Callback is not None:
         def _last_step(self) -> int | None:
             return self.tracker.history[-1].global_step if self.tracker.history else None
 
-        def _measure(self, trainer, pl_module) -> None:  # noqa: ANN001
+        def _measure(self, trainer, pl_module, epoch: int | None = None) -> None:  # noqa: ANN001
+            """Measure now, as `epoch` (epochs trained so far; default trainer.current_epoch)."""
             if not trainer.is_global_zero:
                 return
+            epoch = trainer.current_epoch if epoch is None else epoch
             optimizer = trainer.optimizers[0] if self.with_optimizer else None
             record = callback_measure(
                 self.tracker,
                 lambda: self.tracker.measure(
                     pl_module,
-                    trainer.current_epoch,
+                    epoch,
                     optimizer=optimizer,
                     train_acc=self._acc(trainer),
                     step=trainer.global_step,
                     global_step=trainer.global_step if self.every_n_steps is not None else None,
                 ),
-                f"epoch {trainer.current_epoch}, step {trainer.global_step}",
+                f"epoch {epoch}, step {trainer.global_step}",
             )
             if record is None:
                 return

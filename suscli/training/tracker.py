@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import operator
 import random
 import time
 import warnings
@@ -117,6 +118,8 @@ class SusceptibilityTracker:
         after step 0."""
         start = time.perf_counter()
         train_acc = training_accuracy(train_acc)  # before the measurement: a wrong value costs it nothing
+        epoch = count("epoch", epoch)
+        global_step = None if global_step is None else count("global_step", global_step)
         model = unwrapped(model)
         assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
         device = _device_of(model)
@@ -192,6 +195,23 @@ def training_accuracy(value: object) -> float | None:
         shown = acc if math.isfinite(acc) else value  # a tensor's number, not "tensor(40.)"
         raise UsageError(f"train_acc takes a fraction from 0 to 1, got {shown!r}{hint}", fix="pass correct / total, e.g. 0.87")
     return acc
+
+
+def count(name: str, value: object) -> int:
+    """`epoch` or `global_step` as an int >= 0 (a numpy integer or a one-value integer tensor as its int). A float
+    epoch (a Trainer's fractional state.epoch, 2.0) was logged as written and the whole log later refused by `suscli
+    track --log`, "not a suscli tracker log"; a numpy or tensor one made the log's json.dumps raise after the measurement."""
+    try:
+        n = -1 if isinstance(value, bool) else operator.index(value)  # type: ignore[arg-type]
+    except (TypeError, RuntimeError):  # RuntimeError: a tensor of several values
+        n = -1
+    if n < 0:
+        what = "epochs trained so far, 0 = the initialization" if name == "epoch" else "optimizer steps taken"
+        raise UsageError(
+            f"{name} takes a whole number from 0 ({what}), got {value!r}",
+            fix="pass int(...); measured mid-epoch, pass the epochs completed as epoch and the step as global_step",
+        )
+    return n
 
 
 def scalars(record: EpochRecord) -> dict[str, float]:
@@ -350,6 +370,11 @@ def log_records(path: Path) -> list[dict]:
             or not isinstance(record["r"], (int, float))
         ):
             raise InputError(f"{path} is not a suscli tracker log (line {n})", fix="give the JSONL file written by suscli.training.tracker")
+        # json reads NaN and Infinity, which the tracker never writes: r was shown as "-" and every later zeta as nan
+        if bad := next((f for f in ("r", "train_acc") if isinstance(record.get(f), float) and not math.isfinite(record[f])), None):
+            raise InputError(
+                f"tracker log {path} line {n}: {bad} is {record[bad]}, not a number the tracker writes", fix="remove that line"
+            )
         epoch = record["epoch"]
         by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
         by_epoch[epoch] = {f: record.get(f) for f in EpochRecord.__dataclass_fields__}
