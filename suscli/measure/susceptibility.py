@@ -260,9 +260,8 @@ def measure_susceptibility(
         try:
             probe = transform(inputs[:2].to(device))
             with dtype_errors(model, probe):
-                if num_classes is None:
-                    num_classes = _output_classes(model, probe)
-                check_output_graph(model, probe)
+                classes = check_output_graph(model, probe)
+            num_classes = classes if num_classes is None else num_classes
             labels = random_labels(n, num_classes, config.seed)
             train_without_dropout(model)
             for b, idx in enumerate(batch_indices(n, config.batches, batch_size, config.seed)):
@@ -366,8 +365,9 @@ def check_not_probabilities(logits: torch.Tensor) -> None:
 _RESHAPES = ("SqueezeBackward", "UnsqueezeBackward", "ViewBackward", "ReshapeAliasBackward")
 
 
-def check_output_graph(model: nn.Module, x: torch.Tensor) -> None:
-    """An InputError where the autograd graph of one eval forward on `x` shows outputs the step cannot use: none at
+def check_output_graph(model: nn.Module, x: torch.Tensor) -> int:
+    """The classes the model's logits count (a single logit is two, logits_of), from one eval forward on `x` with
+    gradients; an InputError where its autograd graph shows outputs the step cannot use: none at
     all (a forward under torch.no_grad or inference_mode, or detaching its output), which failed as "element 0 of
     tensors does not require grad" blamed on the image size, and read r 0.0 when measured together (torch.func's
     gradient of a cut graph is 0); or a sigmoid ending it (nn.Sigmoid or torch.sigmoid, as a binary classifier
@@ -377,7 +377,8 @@ def check_output_graph(model: nn.Module, x: torch.Tensor) -> None:
     rng = torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])  # a functional dropout draws
     with preserved_modes(model), torch.enable_grad(), all_trainable(floats), rng:
         model.eval()
-        output = _output_tensor(model(x))
+        raw = model(x)
+    output = _output_tensor(raw)
     if floats and not output.requires_grad:
         raise InputError(
             "the model's outputs carry no gradient (its forward runs under torch.no_grad or inference_mode, or detaches "
@@ -393,6 +394,7 @@ def check_output_graph(model: nn.Module, x: torch.Tensor) -> None:
             "not logits: their cross-entropy is not the loss susceptibility measures, and would read near 0",
             fix="make the model return the logits before its sigmoid (BCEWithLogitsLoss trains the same model): suscli applies it itself",
         )
+    return logits_of(raw).shape[-1]
 
 
 # What BatchNorm raises in train mode on a batch of one image whose feature map has one value per channel (after
@@ -777,13 +779,6 @@ def preserved_modes(model: nn.Module) -> Iterator[None]:
 def _device_of(model: nn.Module) -> torch.device:
     p = next(iter(model.parameters()), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-def _output_classes(model: nn.Module, x: torch.Tensor) -> int:
-    """Number of classes from one eval-mode forward (the caller restores the modules' modes)."""
-    model.eval()
-    with torch.no_grad():
-        return logits_of(model(x)).shape[-1]
 
 
 def running_mean(epochs: Sequence[int | None], r: Sequence[float | None], *, count_epoch_0: bool = False) -> list[float | None]:
