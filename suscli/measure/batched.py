@@ -182,13 +182,14 @@ def _measure_together(
     transform = transform or (lambda x: x)
     n, batch_size = len(inputs), min(config.batch_size, len(inputs))
     base, trainable, fixed = _functional(models)
+    first = transform(inputs[:2].to(device))
     if num_classes is None:
         base.eval()
         with torch.no_grad():
-            probe = _logits(base)(trainable, fixed, transform(inputs[:2].to(device)))
+            probe = _logits(base)(trainable, fixed, first)
         check_not_probabilities(probe)
         num_classes = probe.shape[-1]
-    check_output_graph(models[0], transform(inputs[:2].to(device)))  # one architecture: one output
+    check_output_graph(models[0], first)  # one architecture: one output
     labels = random_labels(n, num_classes, config.seed)
     train_without_dropout(base)
 
