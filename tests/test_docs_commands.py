@@ -19,7 +19,7 @@ from tests.conftest import invoke
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # A fenced block in one of these languages holds no shell lines (a Python block's "suscli" is the package).
-NOT_SHELL = {"python", "py", "xml", "json", "html", "toml", "text"}
+NOT_SHELL = {"python", "py", "xml", "json", "html", "toml"}
 # What stands for a value the reader fills in: CHECKPOINT, N, <CIFAR images>, runs/..., $POOL, $(...).
 PLACEHOLDER = re.compile(r"\.\.\.|^[A-Z][A-Z0-9_]*$|^<.*>$|\$")
 ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
