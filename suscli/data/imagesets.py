@@ -49,6 +49,7 @@ class Listing:
     folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
     upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
+    imagefolder: bool = False  # Hugging Face's ImageFolder layout (a metadata file): loaded by the datasets library, which turns them so
 
 
 # Archives a dataset is often downloaded as: read from the folder they unpack to
@@ -86,9 +87,11 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
         items, moved = _all_exist(read_image_list(source, image_column), source)
         listing = _listed_once(items, source)
         listing.notes[:0] = moved
+        listing.imagefolder = source.name in METADATA_FILES
         return listing
     walk = _walk(source)
-    return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n])
+    imagefolder = any((source / name).is_file() for name in METADATA_FILES)
+    return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n], imagefolder=imagefolder)
 
 
 def _listed_once(paths: Sequence[ImageRef], source: Path) -> Listing:
@@ -137,7 +140,8 @@ def _label_file(path: Path, image_column: str | None, label_column: str | None) 
     paths, labels, names = one_hot or read_label_csv(path, image_column, label_column)
     kept, notes = _once(paths, labels, names, path)
     items, moved = _all_exist([paths[i] for i in kept], path)
-    return Listing(items, [labels[i] for i in kept], names, moved + notes, names_order=ONE_HOT_ORDER if one_hot else None)
+    order = ONE_HOT_ORDER if one_hot else None
+    return Listing(items, [labels[i] for i in kept], names, moved + notes, names_order=order, imagefolder=path.name in METADATA_FILES)
 
 
 def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:
