@@ -397,3 +397,37 @@ def test_a_datasets_images_are_turned_by_their_exif_orientation_as_datasets_deco
         assert np.array_equal(listed.decoded(8, 3)[0][0].numpy(), want), source
         identities.add(suscli.run.audit.data_identity(listed))
     assert len(identities) == 3  # a results file never passes the folder's rows off as the parquet file's
+
+
+def test_a_hugging_face_imagefolder_is_turned_by_exif_orientation_as_load_dataset_reads_it(tmp_path: Path) -> None:
+    """Images beside a metadata.csv (Hugging Face's ImageFolder layout) are loaded for training by
+    `load_dataset("imagefolder")`, whose Image feature turns a photo by its EXIF orientation: suscli read them as
+    stored, as a folder's files, so a model was measured on images turned from those it learned. They are turned now,
+    as --train-data, --val-data and --data, where one of the set carries an orientation that turns it; a set with none
+    decodes the same either way, and keeps its data identity (its results are reused), a label CSV's of the same rows."""
+    from PIL import Image
+
+    datasets.disable_progress_bars()
+    folder = tmp_path / "hf"
+    photos = write_images(folder, 4)
+    rows = "file_name,label\n" + "".join(f"{p.name},{'cat' if i % 2 else 'dog'}\n" for i, p in enumerate(photos))
+    (folder / "metadata.csv").write_text(rows)
+    (folder / "labels.csv").write_text(rows)  # the same rows as a label file of suscli's: read as stored
+
+    def identity(source: Path, labeled: bool = True) -> str | None:
+        read = suscli.data.images.labeled_source if labeled else suscli.data.images.unlabeled_source
+        return suscli.run.audit.data_identity(read(source, cache_dir=tmp_path / "cache"))
+
+    assert identity(folder) == identity(folder / "labels.csv")
+    with Image.open(photos[2]) as img:
+        exif = img.getexif()
+        exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
+        img.save(photos[2], exif=exif.tobytes())
+    loaded = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    trained = np.stack([np.asarray(row["image"].convert("RGB")).transpose(2, 0, 1) for row in loaded])
+    stored = suscli.data.images.labeled_source(folder / "labels.csv").decoded(8, 3)[0].numpy()
+    assert not np.array_equal(trained[2], stored[2]) and np.array_equal(trained[3], stored[3])
+    for source, labeled in ((folder, True), (folder / "metadata.csv", True), (folder, False), (folder / "metadata.csv", False)):
+        read = suscli.data.images.labeled_source if labeled else suscli.data.images.unlabeled_source
+        assert np.array_equal(read(source, cache_dir=tmp_path / "cache").decoded(8, 3)[0].numpy(), trained), (source, labeled)
+    assert identity(folder) != identity(folder / "labels.csv")  # results measured as stored are measured again

@@ -16,7 +16,7 @@ import suscli.data.tables
 from suscli.errors import InputError
 from suscli.data.imagesets import read_labeled, read_unlabeled
 from suscli.data.tables import read_image_list, read_label_csv
-from tests.conftest import invoke, one_error_line, tiny_cnn, write_images
+from tests.conftest import cli_json, invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
 
@@ -497,3 +497,64 @@ def test_a_list_written_on_windows_or_in_another_unicode_form_finds_its_files(tm
         res = invoke("score", model, "-d", data, "--train-data", train, "--batches", "1", "-f", "json")
         assert res.exit_code == 0, res.output
         assert json.loads(res.stdout)["results"][0]["train_n"] == 4
+
+
+def roboflow_split(folder: Path, marks: list[int], *, seed: int = 0, header: str = "filename, dog, cat, eel") -> list[Path]:
+    """A split of Roboflow's classification export: its images and a `_classes.csv` of a `filename` column and one 0/1
+    column per class, written after ', ' as Roboflow writes them; image i's 1 in column marks[i] (-1: none). Its images."""
+    paths = write_images(folder, len(marks), seed=seed)
+    classes = header.count(",")
+    rows = [f"{p.name}, " + ", ".join("1" if c == m else "0" for c in range(classes)) for p, m in zip(paths, marks)]
+    (folder / "_classes.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    return paths
+
+
+def test_a_roboflow_classification_export_is_labelled_by_its_one_hot_classes_csv(tmp_path: Path) -> None:
+    """Roboflow's classification export (a folder per split holding its images and a `_classes.csv`, a `filename`
+    column and one 0/1 column per class) was refused: "no class folders in export/train" for the folder, "its header
+    (filename, dog, cat, eel) names no label column" for the file. A row's class is the column holding its 1, the
+    classes numbered by their columns' order, as a training script reading the table numbers them: a model that always
+    says class 0 fits the 3 dogs of 6 (sorted names would make it cat, 2 of 6), and a model naming its classes is
+    mapped by name. The same for --val-data."""
+    from suscli.data.labels import ONE_HOT_ORDER
+    from tests.test_labels import constant
+
+    marks = [0, 1, 0, 2, 1, 0]
+    train = tmp_path / "export" / "train"
+    paths = roboflow_split(train, marks)
+    roboflow_split(tmp_path / "export" / "valid", [2, 2, 0, 1], seed=1)
+    for given in (train, train / "_classes.csv"):
+        listing = read_labeled(given)
+        assert listing.items == [p.resolve() for p in paths] and listing.labels == marks
+        assert (listing.label_names, listing.names_order) == (["dog", "cat", "eel"], ONE_HOT_ORDER)
+    assert read_unlabeled(train / "_classes.csv").items == [p.resolve() for p in paths]
+    unnamed = suscli.save(constant(0), tmp_path / "unnamed.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    named = suscli.save(constant(0), tmp_path / "named.safetensors", arch=ARCH, num_classes=3, image_size=8, classes=["eel", "cat", "dog"])
+    val = tmp_path / "export" / "valid"
+    for model, (acc, val_acc), says in [(unnamed, (3 / 6, 1 / 4), "numbered in the order of"), (named, (1 / 6, 2 / 4), "mapped to")]:
+        for given in (train, train / "_classes.csv"):
+            res = invoke("score", model, "-d", train, "--train-data", given, "--val-data", val, "--batches", "1", "-f", "json")
+            assert res.exit_code == 0, res.output
+            row = json.loads(res.stdout)["results"][0]
+            assert (row["train_acc"], row["train_n"], row["val_acc"], row["val_n"]) == pytest.approx((acc, 6, val_acc, 4))
+            assert any(n.startswith(f"training labels are class names, {says}") for n in row["notes"]), row["notes"]
+    row = cli_json("score", unnamed, "-d", train, "--val-data", val)["results"][0]  # nothing names the classes but the table
+    says = "held-out class names numbered in the order of the label table's class columns"
+    assert row["val_acc"] == 1 / 4 and any(n.startswith(says) for n in row["notes"]), row["notes"]
+
+
+@pytest.mark.parametrize("option", ["--train-data", "--val-data"])
+def test_a_roboflow_row_marking_no_class_or_several_is_refused_naming_it(tmp_path: Path, option: str) -> None:
+    """A `_classes.csv` row of no 1 (an image left unlabelled) or several (a multi-label export) has no one label for
+    susceptibility's measurement to count against: refused, naming the file, the row and its classes."""
+    train = tmp_path / "export" / "train"
+    paths = roboflow_split(train, [0, 1, 0, 2])
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    table = train / "_classes.csv"
+    rows = table.read_text().splitlines()
+    for row, says in [(f"{paths[2].name}, 0, 0, 0", "marks no class"), (f"{paths[2].name}, 1, 0, 1", "marks 2 classes (dog, eel)")]:
+        table.write_text("\n".join(rows[:3] + [row] + rows[4:]) + "\n")
+        res = invoke("score", model, "-d", train, option, train, "--batches", "1")
+        one_error_line(res, 3, f"{table}: row 3 ({paths[2].name}) {says}", "one label per image", "mark one class in that row")
+    table.write_text("\n".join(rows[:3] + [f"{paths[2].name}, 1, 0, x"] + rows[4:]) + "\n")
+    one_error_line(invoke("score", model, "-d", train, option, train, "--batches", "1"), 3, f"{table}: row 3 is", "fix or remove that row")

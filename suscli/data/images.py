@@ -26,7 +26,7 @@ from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
 from suscli.data.embedded import Embedded, ImageRef, place
 from suscli.errors import InputError, MemoryRefused, UsageError
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
-from suscli.data.imagesets import read_labeled, read_unlabeled
+from suscli.data.imagesets import Listing, read_labeled, read_unlabeled
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # What to do about a set too large to decode in memory: the options that sample it (the held-out set has its own)
@@ -190,6 +190,28 @@ def _upright(img: Image.Image) -> Image.Image:
     if img.getexif().get(ORIENTATION) is None:
         return img
     return ImageOps.exif_transpose(img)
+
+
+def upright_set(listing: Listing, items: Sequence[ImageRef]) -> bool:
+    """Whether a set's images (`items`, those of `listing` measured) are decoded turned by their EXIF orientation: a
+    dataset's always, as the datasets library decodes them; those of a Hugging Face ImageFolder, which that library
+    loads for training too, where one of them carries an orientation that turns it. Decoded as stored, a set with none
+    is the same pixels, and keeps the decode cache entries and the data identity (a results file's rows) it had."""
+    if listing.upright or not listing.imagefolder:
+        return listing.upright
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        return any(pool.map(_sideways, items))
+
+
+def _sideways(path: ImageRef) -> bool:
+    """Whether an image's EXIF orientation turns it (2 to 8; 1 is as stored), read from its header alone: PIL's own
+    PNG reader decodes the whole image to find an EXIF chunk after the pixels, which writers put before them."""
+    try:
+        with warnings.catch_warnings(), Image.open(_opened(path)) as img:
+            warnings.simplefilter("ignore")
+            return Image.Image.getexif(img).get(ORIENTATION, 1) in range(2, 9)
+    except Exception:  # unreadable: decoding counts it
+        return False
 
 
 def resize_side(size: int, crop_pct: float) -> int:
@@ -477,14 +499,15 @@ def unlabeled_source(
     seeded subset of them."""
     listing = read_unlabeled(Path(source), image_column)
     keep = seeded_subset(len(listing.items), samples, seed)
+    items = [listing.items[i] for i in keep]
     return ImageSource(
-        [listing.items[i] for i in keep],
+        items,
         population=len(listing.items),
         strict=strict,
         cache_dir=cache_dir,
         origin=Path(source),
         notes=listing.notes,
-        upright=listing.upright,
+        upright=upright_set(listing, items),
     )
 
 
@@ -503,8 +526,9 @@ def labeled_source(
     listing = read_labeled(Path(source), image_column, label_column)
     keep = seeded_subset(len(listing.items), samples, seed)
     labels = listing.labels or []
+    items = [listing.items[i] for i in keep]
     return ImageSource(
-        [listing.items[i] for i in keep],
+        items,
         [labels[i] for i in keep],
         population=len(listing.items),
         strict=strict,
@@ -514,5 +538,5 @@ def labeled_source(
         folders=listing.folders,
         names_order=listing.names_order,
         notes=listing.notes,
-        upright=listing.upright,
+        upright=upright_set(listing, items),
     )

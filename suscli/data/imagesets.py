@@ -15,13 +15,23 @@ from suscli.data.embedded import ImageRef
 from suscli.errors import InputError, shown
 from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
-from suscli.data.labels import CLASS_LABEL_ORDER, by_name
-from suscli.data.tables import LABEL_COLUMNS, LIST_SUFFIXES, ONE_CLASS, has_label_column, read_image_list, read_label_csv
+from suscli.data.labels import CLASS_LABEL_ORDER, ONE_HOT_ORDER, by_name
+from suscli.data.tables import (
+    LABEL_COLUMNS,
+    LIST_SUFFIXES,
+    ONE_CLASS,
+    ONE_HOT_FILE,
+    has_label_column,
+    read_image_list,
+    read_label_csv,
+    read_one_hot,
+)
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
 
 DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = (
-    "a folder of class folders (or of images with a metadata.csv or metadata.jsonl naming each file's label), a path,label "
+    "a folder of class folders (or of images with a metadata.csv or metadata.jsonl naming each file's label, or Roboflow's "
+    "_classes.csv of one 0/1 column per class), a path,label "
     "CSV (or .tsv, .jsonl, a .txt of path label lines), a datasets folder (save_to_disk) or a parquet file"
 )
 # Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
@@ -39,6 +49,7 @@ class Listing:
     folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
     upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
+    imagefolder: bool = False  # Hugging Face's ImageFolder layout (a metadata file): loaded by the datasets library, which turns them so
 
 
 # Archives a dataset is often downloaded as: read from the folder they unpack to
@@ -76,9 +87,11 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
         items, moved = _all_exist(read_image_list(source, image_column), source)
         listing = _listed_once(items, source)
         listing.notes[:0] = moved
+        listing.imagefolder = source.name in METADATA_FILES
         return listing
     walk = _walk(source)
-    return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n])
+    imagefolder = any((source / name).is_file() for name in METADATA_FILES)
+    return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n], imagefolder=imagefolder)
 
 
 def _listed_once(paths: Sequence[ImageRef], source: Path) -> Listing:
@@ -116,15 +129,19 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
     for file in metadata:
         if has_label_column(file, label_column):
             return _label_file(file, image_column, label_column)
+    if (source / ONE_HOT_FILE).is_file():
+        return _label_file(source / ONE_HOT_FILE, image_column, label_column)
     return _class_folders(source, metadata[0] if metadata else None, label_column)
 
 
 def _label_file(path: Path, image_column: str | None, label_column: str | None) -> Listing:
-    """A label file's images and labels, each image once (_once)."""
-    paths, labels, names = read_label_csv(path, image_column, label_column)
+    """A label file's images and labels, each image once (_once); a one-hot table's classes in its columns' order."""
+    one_hot = read_one_hot(path, image_column, label_column)
+    paths, labels, names = one_hot or read_label_csv(path, image_column, label_column)
     kept, notes = _once(paths, labels, names, path)
     items, moved = _all_exist([paths[i] for i in kept], path)
-    return Listing(items, [labels[i] for i in kept], names, moved + notes)
+    order = ONE_HOT_ORDER if one_hot else None
+    return Listing(items, [labels[i] for i in kept], names, moved + notes, names_order=order, imagefolder=path.name in METADATA_FILES)
 
 
 def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:

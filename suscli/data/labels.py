@@ -17,9 +17,11 @@ import torch
 
 from suscli.errors import InputError, shown
 
-SORTED = "sorted order of the names, as torchvision's ImageFolder (the model names no classes)"
+SORTED = "sorted order of the names, as torchvision's ImageFolder"
 # A Hugging Face dataset's ClassLabel column: its ids, whose names are in the feature's own order
-CLASS_LABEL_ORDER = "the order of the dataset's ClassLabel names, as its ids are (the model names no classes)"
+CLASS_LABEL_ORDER = "the order of the dataset's ClassLabel names, as its ids are"
+# A one-hot label table's classes (Roboflow's `_classes.csv`), in the order of its columns, as a script reading it numbers them
+ONE_HOT_ORDER = "the order of the label table's class columns, as its one-hot rows number them"
 NATURAL = "natural"  # a checkpoint's class_order: its tool numbered class folders as natural_key sorts them (timm)
 BY_NAME = "classes"  # ... by its class names (a timm run's --class-map)
 AS_STRINGS = "sorted"  # ... as sorted strings (torchvision's ImageFolder)
@@ -78,7 +80,8 @@ def class_ids(names: Sequence[str], meta: dict[str, Any], origin: object, order:
     known = model_classes(meta)
     if known is None:
         unread = f"; {meta['classes_unread']}" if meta.get("classes_unread") else ""
-        return list(range(len(names))), f"training labels are class names, numbered in {order or SORTED}{unread}"
+        note = f"training labels are class names, numbered in {order or SORTED} (the model names no classes){unread}"
+        return list(range(len(names))), note
     classes, source = known
     found, unknown = matched(names, classes)
     if unknown:

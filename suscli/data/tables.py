@@ -12,18 +12,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import unicodedata
 from pathlib import Path
 
 from suscli.errors import InputError
-from suscli.files import available_memory, human_size
+from suscli.files import available_memory, human_size, printable
 from suscli.data.labels import by_name
 
 # Header names of a path column and a label column (any case); other names are given with --image-column/--label-column.
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "image", "image_path", "img", "img_path")
 LABEL_COLUMNS = ("label", "labels", "class", "class_name", "target", "y", "category")
 LIST_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
+# Roboflow's classification export: each split's folder (train/, valid/, test/) holds its images and this table of a
+# `filename` column and one 0/1 column per class
+ONE_HOT_FILE = "_classes.csv"
 
 # Memory a row of a list takes in Python (a path object, strings, a list), per byte of the row in the file.
 ROW_MEMORY = 24
@@ -89,6 +93,63 @@ def read_label_csv(
         )
     labels, names = by_name(values)
     return paths, labels, names
+
+
+def read_one_hot(
+    path: Path, image_column: str | None = None, label_column: str | None = None
+) -> tuple[list[Path], list[int], list[str]] | None:
+    """(paths, class ids, class names in column order) of a one-hot label table, as Roboflow's `_classes.csv`: a path
+    column and one 0/1 column per class (` cat`, after Roboflow's ', '), a row's class the column holding its 1; None
+    for any other table, told by its header and first row alone. A row marking no class or several is refused:
+    susceptibility counts one label per image, and which one such a row means it does not say."""
+    if path.suffix.lower() == ".txt" or _one_hot_columns(_head(path, 2), path, image_column, label_column) is None:
+        return None
+    rows = _rows(path, "label file")
+    found = _one_hot_columns(rows, path, image_column, label_column)
+    if found is None:  # its first lines were not its first rows (a quoted cell holding a line break)
+        return None
+    at, columns = found
+    names = [rows[0][i].strip() for i in columns]
+    paths: list[Path] = []
+    labels: list[int] = []
+    for line, row in enumerate(rows[1:], start=1):
+        marks = [row[i].strip() for i in columns] if len(row) == len(rows[0]) else []
+        if not marks or set(marks) - {"0", "1"} or not _is_path(row[at]):
+            raise InputError(
+                f"{path}: row {line} is {','.join(row)!r}, expected a path and a 0 or 1 under each of its {len(columns)} class columns",
+                fix="fix or remove that row",
+            )
+        ones = [name for name, mark in zip(names, marks) if mark == "1"]
+        if len(ones) != 1:
+            says = f"marks {len(ones)} classes ({', '.join(ones)})" if ones else "marks no class"
+            raise InputError(
+                f"{path}: row {line} ({printable(row[at].strip())}) {says}; susceptibility is measured against one label per image",
+                fix="mark one class in that row, or remove the row",
+            )
+        paths.append(listed_path(path.parent, row[at]))
+        labels.append(marks.index("1"))
+    if not paths:
+        raise InputError(f"label file {path} has no rows", fix="write one row per image")
+    if len(set(labels)) < 2:
+        raise InputError(f"{path}: every row marks class {names[labels[0]]!r}; {ONE_CLASS}")
+    return paths, labels, names
+
+
+def _one_hot_columns(rows: list[list[str]], path: Path, image_column: str | None, label_column: str | None) -> tuple[int, list[int]] | None:
+    """(path column, class columns) where the header names a path column and at least two others, and the first row
+    holds a 0 or 1 under each of those; None otherwise, and where --label-column names a column to read. A header that
+    also names a label column (`path,label,is_test`) is a label table with extra columns, unless the file is Roboflow's
+    (a class named `label`)."""
+    if label_column or len(rows) < 2:
+        return None
+    names = [c.strip().lower() for c in rows[0]]
+    at = _column(names, image_column, PATH_COLUMNS, path, "--image-column")
+    columns = [i for i in range(len(names)) if i != at]
+    if at is None or len(columns) < 2 or len(rows[1]) != len(names):
+        return None
+    if path.name != ONE_HOT_FILE and set(names) & set(LABEL_COLUMNS):
+        return None
+    return (at, columns) if all(rows[1][i].strip() in ("0", "1") for i in columns) else None
 
 
 def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
@@ -257,17 +318,21 @@ def has_label_column(path: Path, label_column: str | None) -> bool:
     """Whether the table's header names a label column (the option's, or a known name): a Hugging Face ImageFolder's
     metadata file may hold captions or other fields instead, which are no class labels. Its first line alone is read:
     the table is read whole once, when it labels the folder."""
+    names = {c.strip().lower() for c in next(iter(_head(path, 1)), [])}
+    return (label_column or "").lower() in names if label_column else bool(names & set(LABEL_COLUMNS))
+
+
+def _head(path: Path, count: int) -> list[list[str]]:
+    """The first rows of a table (a .jsonl's header and `count` rows, a CSV's first `count`), read without reading the
+    rest: enough to tell its layout before the table is read whole, once."""
     try:
         with _open(path) as f:
-            first = next((line for line in f if line.strip()), "")
+            text = "".join(itertools.islice((line for line in f if line.strip()), count))
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read label file {path}: {e}") from None
     if path.suffix.lower() == ".jsonl":
-        header = _json_rows(path, first)[0] if first else []
-    else:
-        header = next(csv.reader([first], delimiter=_delimiter(path, first)), [])
-    names = {c.strip().lower() for c in header}
-    return (label_column or "").lower() in names if label_column else bool(names & set(LABEL_COLUMNS))
+        return _json_rows(path, text)
+    return list(csv.reader(io.StringIO(text), delimiter=_delimiter(path, text)))
 
 
 def _delimiter(path: Path, text: str) -> str:

@@ -501,17 +501,19 @@ def _held_out_names(
 
 
 def sorted_val_note(checkpoint: Checkpoint, val: ImageSource | None, train: ImageSource | None) -> list[str]:
-    """The note where held-out class names or folders are numbered in their sorted order because neither the model
-    nor the training set names its classes (val_ids): a guess, as a training set's is, which its rows said and the
-    held-out set's did not (names beside a training CSV of ids read as right, whatever the ids meant)."""
+    """The note where held-out class names or folders are numbered in their sorted order (or the order the set gives
+    them) because neither the model nor the training set names its classes (val_ids): a guess, as a training set's is,
+    which its rows said and the held-out set's did not (names beside a training CSV of ids read as right, whatever the
+    ids meant)."""
     if val is None or known_classes(checkpoint.meta) is not None:
         return []
     names, own = _held_out_names(checkpoint, val, train)
     if names is None or own is not None:
         return []
     what = "class names" if val.label_names is not None else "class folders"
+    order = val.names_order or "sorted order, as torchvision's ImageFolder"  # a dataset's ClassLabel, a one-hot table's columns
     return [
-        f"held-out {what} numbered in sorted order, as torchvision's ImageFolder (neither the model nor the training set "
+        f"held-out {what} numbered in {order} (neither the model nor the training set "
         "names its classes): if the model's ids are in another order, held-out accuracy is wrong (pass --val-data as a "
         "path,label CSV of class ids)"
     ]
