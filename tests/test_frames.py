@@ -78,6 +78,7 @@ def test_a_number_column_no_row_has_a_value_in_is_numeric(tmp_path: Path, image_
         assert not (frame["train_acc"] > 0.5).any() and frame["keep"].dtype == "boolean"
         assert frame[frame["keep"].fillna(False)].empty
 
+
 def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"a": 1}\n[2]\n')
     with pytest.raises(InputError, match=r"x.json is not a suscli results file \(line 1\)") as e:
