@@ -916,7 +916,10 @@ def test_a_peft_adapter_is_named_as_one_with_the_merge_to_do(tmp_path: Path, ima
             f"PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained('google/vit-base-patch16-224-in21k'), '{adapter}')"
             in line
         )
-        assert ".merge_and_unload().save_pretrained('merged'), then score merged" in line
+        assert (
+            ".merge_and_unload().save_pretrained('merged'), with the base model's image processor saved there too, then score merged"
+            in line
+        )
     one_error_line(invoke("score", adapter / "adapter_model.safetensors", "-d", image_folder, "--arch", ARCH), 3, "is a PEFT adapter")
 
 

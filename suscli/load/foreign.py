@@ -1,7 +1,7 @@
 """Checkpoints of kinds suscli cannot measure as they are, named for what they are, with the way to one it can.
 
 A PEFT adapter holds the few weights it adds to a base model, not the model; torch.distributed.checkpoint's sharded
-folder needs its `.metadata` unpickled; DeepSpeed's ZeRO-3 spreads the weights over its optimizer shards; an ONNX
+folder needs its `.metadata` unpickled; DeepSpeed's ZeRO-3 partitions the weights over its ranks' shards; an ONNX
 graph is exported for inference and takes no gradient step. Each was "is a directory, not a checkpoint", "unknown
 checkpoint type" or "a state dict holds no architecture", which named none of them. Everything here reads file
 names and JSON only: nothing is unpickled.
@@ -55,14 +55,15 @@ def _peft(folder: Path, path: Path) -> InputError | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         config = {}
     config = config if isinstance(config, dict) else {}
-    kind = config.get("peft_type") if isinstance(config.get("peft_type"), str) else "PEFT"
-    base = config.get("base_model_name_or_path")
-    base = base if isinstance(base, str) and base else "BASE"
-    of = f" for {base}" if base != "BASE" else ""
+    kind, base = config.get("peft_type"), config.get("base_model_name_or_path")
+    kind = f" ({kind})" if isinstance(kind, str) and kind else ""
+    named = isinstance(base, str) and base
     return InputError(
-        f"{path}: is a PEFT adapter ({kind}){of}, not a model: it holds only the weights the adapter adds to its base model",
+        f"{path}: is a PEFT adapter{kind}{f' for {base}' if named else ''}, not a model: it holds only the weights the adapter "
+        "adds to its base model",
         fix=f"merge it and save the whole model: PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained("
-        f"'{base}'), '{folder}').merge_and_unload().save_pretrained('merged'), then score merged",
+        f"'{base if named else 'BASE'}'), '{folder}').merge_and_unload().save_pretrained('merged'), with the base model's image "
+        "processor saved there too, then score merged",
     )
 
 
