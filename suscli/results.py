@@ -109,3 +109,6 @@ def _fits(value: Any, hint: Any) -> bool:
 FLAT_COLUMNS = [f.name for f in fields(Result) if f.name != "details"]
 # The whole-number columns (epoch, counts, region): a table of rows keeps them whole where some row has none.
 INT_COLUMNS = [name for name, hint in get_type_hints(Result).items() if hint is int or int in get_args(hint)]
+# The number and yes/no columns: a table keeps them so where no row has a value (no --train-data: no train_acc anywhere).
+FLOAT_COLUMNS = [name for name, hint in get_type_hints(Result).items() if hint is float or float in get_args(hint)]
+BOOL_COLUMNS = [name for name, hint in get_type_hints(Result).items() if hint is bool or bool in get_args(hint)]

@@ -694,8 +694,8 @@ def test_missing_file_directory_empty_and_unknown_suffix(tmp_path):
     assert "is a directory" in _input_error(tmp_path / "d.pt")
     (tmp_path / "e.safetensors").touch()
     assert "empty" in _input_error(tmp_path / "e.safetensors")
-    (tmp_path / "m.onnx").write_bytes(b"x")
-    assert "unknown checkpoint type '.onnx'" in _input_error(tmp_path / "m.onnx")
+    (tmp_path / "m.h5").write_bytes(b"x")
+    assert "unknown checkpoint type '.h5'" in _input_error(tmp_path / "m.h5")
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
@@ -882,3 +882,127 @@ def test_torchvision_googlenet_weights_without_their_auxiliary_heads_load(tmp_pa
             warnings.simplefilter("error")
             ckpt = load_checkpoint(tmp_path / f"g{aux}.pt", default_arch="torchvision:googlenet")
         assert (ckpt.model.aux1 is not None) is aux and ckpt.num_classes == 3
+
+
+def _peft_adapter(folder: Path) -> Path:
+    """A LoRA adapter of a ViT classifier as peft's `save_pretrained` writes it: its config naming the base model on
+    the Hub, and the LoRA matrices and the retrained head under peft's names, in safetensors."""
+    folder.mkdir(parents=True)
+    tensors = {}
+    for layer in range(2):
+        for name in ("query", "value"):
+            prefix = f"base_model.model.vit.encoder.layer.{layer}.attention.attention.{name}"
+            tensors[f"{prefix}.lora_A.weight"] = torch.randn(8, 32)
+            tensors[f"{prefix}.lora_B.weight"] = torch.zeros(32, 8)
+    tensors["base_model.model.classifier.modules_to_save.weight"] = torch.randn(3, 32)
+    save_file(tensors, folder / "adapter_model.safetensors", metadata={"format": "pt"})
+    config = {"peft_type": "LORA", "base_model_name_or_path": "google/vit-base-patch16-224-in21k", "r": 8, "lora_alpha": 16,
+              "target_modules": ["query", "value"], "modules_to_save": ["classifier"], "task_type": None}  # fmt: skip
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    (folder / "README.md").write_text("---\nlibrary_name: peft\n---\n")
+    return folder
+
+
+def test_a_peft_adapter_is_named_as_one_with_the_merge_to_do(tmp_path: Path, image_folder: Path) -> None:
+    """A LoRA adapter holds the weights it adds to its base model, not a model: its folder was "is a directory, not a
+    checkpoint (... a Hugging Face model folder (config.json with model.safetensors ...)", its weights file "a state
+    dict holds no architecture (pass --arch ...)", which no --arch could load."""
+    adapter = _peft_adapter(tmp_path / "lora")
+    for path in (adapter, adapter / "adapter_model.safetensors"):
+        line = one_error_line(
+            invoke("score", path, "-d", image_folder), 3, f"error: {path}: is a PEFT adapter (LORA) for google/vit-base-patch16-224-in21k"
+        )
+        assert (
+            f"PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained('google/vit-base-patch16-224-in21k'), '{adapter}')"
+            in line
+        )
+        assert (
+            ".merge_and_unload().save_pretrained('merged'), with the base model's image processor saved there too, then score merged"
+            in line
+        )
+    one_error_line(invoke("score", adapter / "adapter_model.safetensors", "-d", image_folder, "--arch", ARCH), 3, "is a PEFT adapter")
+
+
+def test_a_torch_distributed_checkpoint_folder_is_named_with_torchs_conversion(tmp_path: Path, image_folder: Path) -> None:
+    """FSDP's sharded save (torch.distributed.checkpoint: `.metadata`, a pickle, beside `__0_0.distcp`) was "is a
+    directory, not a checkpoint", its files "unknown checkpoint type '.distcp'" and "'(no suffix)'". It is refused
+    without unpickling anything, naming torch's own conversion, whose output suscli reads."""
+    import subprocess
+    import sys
+
+    import torch.distributed.checkpoint as dcp
+
+    model = _tiny()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ...: assuming ... a single process"
+        dcp.save({"model": model.state_dict()}, checkpoint_id=str(tmp_path / "fsdp"))
+    folder = tmp_path / "fsdp"
+    convert = f"python -m torch.distributed.checkpoint.format_utils dcp_to_torch {folder} model.pt, then score model.pt"
+    for path in (folder, folder / "__0_0.distcp", folder / ".metadata"):
+        line = one_error_line(
+            invoke("score", path, "-d", image_folder, "--arch", ARCH), 3, f"error: {path}: ", "is a torch.distributed.checkpoint folder"
+        )
+        assert "1 .distcp file(s) and .metadata" in line and convert in line
+    subprocess.run([sys.executable, "-m", "torch.distributed.checkpoint.format_utils", "dcp_to_torch", str(folder), str(tmp_path / "model.pt")],
+                   check=True, capture_output=True)  # fmt: skip
+    assert _same_outputs(load_checkpoint(tmp_path / "model.pt", arch=ARCH, arch_kwargs=KWARGS).model, model)
+
+
+def _deepspeed_run(root: Path, model: nn.Module, step: int = 100) -> Path:
+    """save_checkpoint's layout (ZeRO-2): `latest` naming `global_stepN/`, the model states (`module`, the network's
+    state dict, beside DeepSpeed's records) and each rank's optimizer shard."""
+    folder = root / f"global_step{step}"
+    folder.mkdir(parents=True)
+    states = {"module": model.state_dict(), "buffer_names": ["1.running_mean"], "optimizer": None, "param_shapes": [{"0.weight": torch.Size([2, 3, 3, 3])}],
+              "frozen_param_shapes": None, "shared_params": {}, "frozen_param_fragments": None, "lr_scheduler": None, "data_sampler": None,
+              "random_ltd": None, "sparse_tensor_module_names": set(), "skipped_steps": 0, "global_steps": step, "global_samples": 8 * step,
+              "dp_world_size": 1, "mp_world_size": 1, "ds_config": {"train_batch_size": 8, "zero_optimization": {"stage": 2}}, "ds_version": "0.16.4"}  # fmt: skip
+    torch.save(states, folder / "mp_rank_00_model_states.pt")
+    shard = {
+        "optimizer_state_dict": {"single_partition_of_fp32_groups": [torch.zeros(10)], "partition_count": [1]},
+        "ds_config": {},
+        "ds_version": "0.16.4",
+    }
+    torch.save(shard, folder / "zero_pp_rank_0_mp_rank_00_optim_states.pt")
+    (root / "latest").write_text(f"global_step{step}")
+    return folder
+
+
+def test_a_deepspeed_checkpoint_is_read_from_its_model_states(tmp_path: Path, image_folder: Path) -> None:
+    """DeepSpeed's model states hold the network's state dict under `module`: "holds no state dict (found a dict with
+    keys 'module', 'buffer_names', ...)"; its folders were "is a directory, not a checkpoint", its optimizer shard
+    "holds no state dict", and ZeRO-3's partitioned model states, which hold no whole weight, were not told apart."""
+    model = _tiny()
+    step = _deepspeed_run(tmp_path / "ds", model)
+    assert _same_outputs(load_checkpoint(step / "mp_rank_00_model_states.pt", arch=ARCH, arch_kwargs=KWARGS).model, model)
+    for path in (tmp_path / "ds", step):
+        one_error_line(
+            invoke("score", path, "-d", image_folder),
+            3,
+            f"error: {path}: is a DeepSpeed checkpoint folder, not a checkpoint (score its model, {step / 'mp_rank_00_model_states.pt'})",
+        )
+    shard = step / "zero_pp_rank_0_mp_rank_00_optim_states.pt"
+    one_error_line(
+        invoke("score", shard, "-d", image_folder, "--arch", ARCH),
+        3,
+        f"{shard}: is DeepSpeed's optimizer state (a ZeRO shard), not a model",
+    )
+    (step / "mp_rank_00_model_states.pt").rename(step / "zero_pp_rank_0_mp_rank_00_model_states.pt")  # ZeRO-3's name
+    for path in (tmp_path / "ds", step / "zero_pp_rank_0_mp_rank_00_model_states.pt"):
+        line = one_error_line(
+            invoke("score", path, "-d", image_folder, "--arch", ARCH),
+            3,
+            "is DeepSpeed's ZeRO-3 model states, whose weights are partitioned",
+        )
+        assert f"python {tmp_path / 'ds' / 'zero_to_fp32.py'} {tmp_path / 'ds'} fp32" in line
+
+
+def test_an_onnx_model_is_refused_for_what_it_is(tmp_path: Path, image_folder: Path) -> None:
+    """An ONNX graph (a protobuf: torch.onnx.export's ModelProto begins with its ir_version, field 1) was "unknown
+    checkpoint type '.onnx'", as if suscli could read it once named otherwise; the measurement needs gradients."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x052.5.0:" + bytes(40))
+    line = one_error_line(
+        invoke("score", path, "-d", image_folder, "--arch", ARCH), 3, f"error: {path}: is an ONNX model, which suscli cannot measure"
+    )
+    assert "takes a gradient step" in line and "score the PyTorch checkpoint it was exported from" in line

@@ -17,6 +17,7 @@ from PIL import Image
 
 import suscli
 import suscli.measure.sampling
+import suscli.models
 import suscli.run.model
 import suscli.views.formats
 from suscli.errors import UsageError
@@ -517,6 +518,25 @@ def test_a_grayscale_model_declaring_its_classifier_first_is_fed_grayscale(tmp_p
     assert json.loads(res.stdout)["results"][0]["details"]["channels"] == 1
     res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "1", "-f", "json", "--model-batch", "2")
     assert [r["details"]["channels"] for r in json.loads(res.stdout)["results"]] == [1, 1], res.output
+
+
+def test_a_model_of_four_input_channels_is_refused_naming_its_file(tmp_path: Path, image_folder: Path) -> None:
+    """An RGBA (or RGB plus depth) network: the line said "the model's first layer takes 4 channels" without saying
+    which model, alone and in a pool's row, where the row's model was the one clue."""
+    arch, kwargs = "suscli.models:bn_cnn", {"num_classes": 3, "width": 4, "in_channels": 4}
+    path = suscli.save(suscli.models.bn_cnn(**kwargs), tmp_path / "pool" / "rgba.safetensors", arch=arch, arch_kwargs=kwargs, image_size=8)
+    suscli.save(
+        suscli.models.bn_cnn(3, width=4),
+        tmp_path / "pool" / "rgb.safetensors",
+        arch=arch,
+        arch_kwargs={"num_classes": 3, "width": 4},
+        image_size=8,
+    )
+    res = invoke("score", path, "-d", image_folder, "--batches", "1")
+    one_error_line(res, 3, f"{path}: the model's first layer takes 4 channels", "1 (grayscale) or 3 (RGB)")
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "1", "-f", "json", "--model-batch", "2")
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["rgb"]["status"] == "ok" and rows["rgba"]["error"].startswith(f"{path}: the model's first layer takes 4 channels")
 
 
 def test_a_num_classes_the_models_outputs_contradict_is_noted(tmp_path: Path, image_folder: Path) -> None:

@@ -65,6 +65,20 @@ def test_a_results_file_loads_every_set_of_settings(tmp_path: Path, image_folder
     assert by_lr.iloc[0] != pytest.approx(by_lr.iloc[1])
 
 
+def test_a_number_column_no_row_has_a_value_in_is_numeric(tmp_path: Path, image_folder: Path) -> None:
+    """A pool ranked without --train-data or --val-data has no training or held-out accuracy on any row: those columns
+    were of object dtype, full of None, so `frame.train_acc.mean()` or `frame[frame.train_acc > 0.5]` raised TypeError
+    where a column with one value in it gave NaN and False."""
+    pool = make_pool(tmp_path / "pool", n=2)
+    assert invoke("rank", pool, "-d", image_folder, *FAST, "-f", "json", "-o", tmp_path / "r.json").exit_code == 0
+    for frame in (suscli.load_results(tmp_path / "r.json"), suscli.load_results(pool / "suscli-results.jsonl")):
+        assert frame["train_acc"].isna().all() and frame["zeta"].isna().all() and frame["susceptibility"].notna().all()
+        for column in ("train_acc", "train_acc_low", "val_acc", "gap", "zeta", "agreement", "susceptibility", "seconds"):
+            assert frame[column].dtype == "float64", (column, frame[column].dtype)
+        assert not (frame["train_acc"] > 0.5).any() and frame["keep"].dtype == "boolean"
+        assert frame[frame["keep"].fillna(False)].empty
+
+
 def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"a": 1}\n[2]\n')
     with pytest.raises(InputError, match=r"x.json is not a suscli results file \(line 1\)") as e:

@@ -192,3 +192,53 @@ def test_model_folders_are_one_checkpoint_and_a_trainer_output_dir_is_a_run(tmp_
     assert [e.name for e in discover(tmp_path / "timm")] == ["checkpoint-3", "last"]
     hf_folder(tmp_path / "run")  # Trainer.save_model wrote the final model beside the checkpoints
     assert [e.name for e in discover(tmp_path / "run")] == ["run", "checkpoint-1000", "checkpoint-1250", "checkpoint-500"]
+
+
+def test_checkpoints_of_other_training_stacks_in_a_pool_are_rows(tmp_path: Path, image_folder: Path) -> None:
+    """A pool holding a PEFT adapter, FSDP's sharded save and a DeepSpeed run beside a model suscli reads: the
+    DeepSpeed run is measured by its model states (its optimizer shard, saved after them, was taken as its model: "holds
+    no state dict"), the adapter and the sharded save are failed rows saying what they are (the sharded save was left
+    out as a folder "holding no checkpoint"), and the model is scored."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    import suscli
+    from tests.conftest import invoke
+    from tests.test_checkpoints import ARCH, KWARGS, _deepspeed_run, _peft_adapter, _tiny
+
+    pool = tmp_path / "pool"
+    suscli.save(_tiny(), pool / "good.safetensors", arch=ARCH, arch_kwargs=KWARGS, image_size=8)
+    step = _deepspeed_run(pool / "ds", _tiny())
+    os.utime(step / "mp_rank_00_model_states.pt", (1000, 1000))
+    _peft_adapter(pool / "lora")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ...: assuming ... a single process"
+        dcp.save({"model": _tiny().state_dict()}, checkpoint_id=str(pool / "fsdp"))
+    res = invoke(
+        "rank",
+        pool,
+        "-d",
+        image_folder,
+        "--arch",
+        ARCH,
+        "--arch-kwargs",
+        json.dumps(KWARGS),
+        "--image-size",
+        "8",
+        "--batches",
+        "1",
+        "-f",
+        "json",
+    )
+    assert res.exit_code == 3 and "holding no checkpoint" not in res.stderr, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["good"]["status"] == rows["ds"]["status"] == "ok" and rows["ds"]["path"].endswith("mp_rank_00_model_states.pt")
+    assert "is a PEFT adapter (LORA) for google/vit-base-patch16-224-in21k, not a model" in rows["lora"]["error"]
+    assert rows["fsdp"]["error"].startswith(f"{pool / 'fsdp'}: is a torch.distributed.checkpoint folder")
+    assert [e.name for e in discover(pool, all_checkpoints=True)] == [
+        "ds/global_step100/mp_rank_00_model_states.pt",
+        "fsdp",
+        "good",
+        "lora/adapter_model.safetensors",
+    ]

@@ -236,6 +236,12 @@ def _resized(w: int, h: int, size: int, short: int, resize: str) -> tuple[int, i
     return max(size, short * w // shorter), max(size, short * h // shorter)
 
 
+def check_channels(channels: int) -> None:
+    """Refuse a first layer of another channel count than images are decoded to (an RGBA or RGB-plus-depth network)."""
+    if channels not in (1, 3):
+        raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
+
+
 def decode_images(
     paths: Sequence[ImageRef],
     sizing: Sizing | int,
@@ -259,8 +265,7 @@ def decode_images(
     sizing = Sizing.of(sizing)
     sizing.check()
     image_size = sizing.image_size
-    if channels not in (1, 3):
-        raise InputError(f"the model's first layer takes {channels} channels; suscli feeds images as 1 (grayscale) or 3 (RGB)")
+    check_channels(channels)
     need, free = MEMORY_MARGIN * len(paths) * channels * image_size**2, available_memory()
     if free is not None and need > free:
         raise MemoryRefused(

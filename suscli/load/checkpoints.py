@@ -31,7 +31,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
-from suscli.load import averages, sources
+from suscli.load import averages, foreign, sources
 from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes
 from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
@@ -355,7 +355,7 @@ def file_sha256(path: str | Path) -> str:
     if path.is_dir():
         folder = sources.checkpoint_folder(path)
         if folder is None:
-            raise InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
+            raise foreign.refusal(path) or InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
         lines = "".join(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\n" for f in sorted(folder.files))
         return hashlib.sha256(lines.encode()).hexdigest()
     if not path.exists():
@@ -388,6 +388,8 @@ def _missing(path: Path) -> InputError:
 def _check_path(path: Path, folder: Folder | None) -> None:
     if not path.exists():
         raise _missing(path)
+    if folder is None and (why := foreign.refusal(path)) is not None:  # a PEFT adapter, FSDP's shards, an ONNX graph
+        raise why
     if path.is_dir():
         if folder is None:
             if lacks := sources.folder_lacks(path):

@@ -25,7 +25,7 @@ SWA_KEYS = ("swa_state_dict", "swa_model")
 EMA_KEYS = (
     "state_dict_ema", "model_ema", "ema_state_dict", "ema", "ema_model", "model_ema_state_dict", "ema_model_state_dict", "shadow", *SWA_KEYS
 )  # fmt: skip
-_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", *EMA_KEYS)
+_WEIGHT_KEYS = ("state_dict", "model_state_dict", "model", "net", *EMA_KEYS, "module")  # module: DeepSpeed's model states
 _EMA_FIRST = tuple(dict.fromkeys(EMA_KEYS + _WEIGHT_KEYS))
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")  # DataParallel/DDP, torch.compile, Lightning
 _MAX_NESTING = 3  # how deep find_state_dict looks for nested weights

@@ -23,7 +23,7 @@ from suscli.load.checkpoints import Checkpoint, off_scale_mean
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import PRESETS, ImageSource, Preprocess
+from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels
 from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.measure.sampling import ADAPTIVE
@@ -313,6 +313,10 @@ def score_checkpoint(
     notes += mapping + sorted_val_note(checkpoint, val, train)
     model, transform = on_device(checkpoint.model, prep.normalizer(), device)
     channels = input_channels(model, prep.side)
+    try:
+        check_channels(channels)
+    except InputError as e:  # which model: in a pool's row, or a script's loop over checkpoints, the path is the clue
+        raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
     pixels, _, unreadable = data.decoded(prep.sizing, channels, device, progress)
     bad = None
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from suscli.load.checkpoints import read_metadata
+from suscli.load.foreign import DEEPSPEED_SHARD, refusal
 from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_suffix
 from suscli.errors import InputError
@@ -117,12 +118,19 @@ def checkpoint_epoch(path: Path) -> int | None:
 
 
 def is_checkpoint(path: Path) -> bool:
-    """Whether a pool or run holds `path` as a model: not hidden, not a training tool's own state."""
-    if path.name.startswith(".") or _TRAINING_STATE.match(path.name):
+    """Whether a pool or run holds `path` as a model: not hidden, not a training tool's own state (DeepSpeed's
+    optimizer shards among it, saved after its model states)."""
+    if path.name.startswith(".") or _TRAINING_STATE.match(path.name) or _optimizer_shard(path):
         return False
     if path.is_dir():
         return checkpoint_folder(path) is not None
     return (path.is_file() or _dangling(path)) and checkpoint_suffix(path) is not None
+
+
+def _optimizer_shard(path: Path) -> bool:
+    """A ZeRO optimizer shard of DeepSpeed's (`zero_pp_rank_0_mp_rank_00_optim_states.pt`)."""
+    match = DEEPSPEED_SHARD.match(path.name)
+    return match is not None and match.group(1) == "optim"
 
 
 def _dangling(path: Path) -> bool:
@@ -190,6 +198,8 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
             entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
         elif child.is_dir():
             runs = _checkpoints_under(child)
+            if not runs and refusal(child) is not None:  # a PEFT adapter's or FSDP's folder: its row says what it is
+                runs = [child]
             if not runs:
                 empty.append(child.name)
                 continue

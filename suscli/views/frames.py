@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from suscli.errors import InputError
-from suscli.results import FLAT_COLUMNS, INT_COLUMNS, Result
+from suscli.results import BOOL_COLUMNS, FLAT_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, Result
 from suscli.run.store import read_records, record_result, require_regular
 
 
@@ -52,13 +52,16 @@ _READABLE = "pass a JSON report (suscli rank ... -f json) or a results file (sus
 
 def flat_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     """Flat rows (Result.flat) as a DataFrame whose whole-number columns stay whole where a row has no value (a failed
-    model's region): pandas' nullable Int64, an empty cell in CSV, rather than floats for all (region 1.0)."""
+    model's region): pandas' nullable Int64, an empty cell in CSV, rather than floats for all (region 1.0). Number
+    columns are float64 and yes/no columns pandas' nullable boolean also where no row has a value: a column of None
+    alone was of object dtype, and comparing or averaging it raised TypeError."""
     frame = pd.DataFrame(rows, columns=columns)
-    for column in INT_COLUMNS:
-        try:
-            frame[column] = frame[column].astype("Int64")
-        except (TypeError, ValueError):  # a value that is no whole number (a hand-edited file): the column as it was read
-            pass
+    for dtype, names in (("Int64", INT_COLUMNS), ("float64", FLOAT_COLUMNS), ("boolean", BOOL_COLUMNS)):
+        for column in names:
+            try:
+                frame[column] = frame[column].astype(dtype)
+            except (TypeError, ValueError):  # a value of another kind (a hand-edited file): the column as it was read
+                pass
     return frame
 
 
