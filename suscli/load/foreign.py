@@ -36,7 +36,7 @@ def refusal(path: Path) -> InputError | None:
             "model's weights, and an ONNX graph is exported for inference, without gradients",
             fix="score the PyTorch checkpoint it was exported from: its state dict with --arch, or a file suscli.save wrote",
         )
-    if path.name in _PEFT_WEIGHTS:
+    if path.name in (*_PEFT_WEIGHTS, PEFT_CONFIG):
         return _peft(path.parent, path)
     if path.suffix == ".distcp" or path.name == _DCP_METADATA:
         return _dcp(path.parent, path)
@@ -46,7 +46,8 @@ def refusal(path: Path) -> InputError | None:
 
 
 def _peft(folder: Path, path: Path) -> InputError | None:
-    """A PEFT adapter, as `save_pretrained` of a PeftModel writes it: adapter_config.json beside adapter_model.*."""
+    """A PEFT adapter, as `save_pretrained` of a PeftModel writes it: adapter_config.json beside adapter_model.*. Its
+    config, given itself, is named as part of the adapter: it holds no weights at all."""
     config_file = folder / PEFT_CONFIG
     if not config_file.is_file() or not any((folder / name).is_file() for name in _PEFT_WEIGHTS):
         return None
@@ -58,8 +59,9 @@ def _peft(folder: Path, path: Path) -> InputError | None:
     kind, base = config.get("peft_type"), config.get("base_model_name_or_path")
     kind = f" ({kind})" if isinstance(kind, str) and kind else ""
     named = isinstance(base, str) and base
+    part = f"is part of {folder}, which " if path.name == PEFT_CONFIG else ""
     return InputError(
-        f"{path}: is a PEFT adapter{kind}{f' for {base}' if named else ''}, not a model: it holds only the weights the adapter "
+        f"{path}: {part}is a PEFT adapter{kind}{f' for {base}' if named else ''}, not a model: it holds only the weights the adapter "
         "adds to its base model",
         fix=f"merge it and save the whole model: PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained("
         f"'{base if named else 'BASE'}'), '{folder}').merge_and_unload().save_pretrained('merged'), with the base model's image "
