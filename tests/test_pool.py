@@ -242,3 +242,30 @@ def test_checkpoints_of_other_training_stacks_in_a_pool_are_rows(tmp_path: Path,
         "good",
         "lora/adapter_model.safetensors",
     ]
+
+
+def test_a_run_folder_of_sharded_saves_is_the_runs_row_naming_them(tmp_path: Path) -> None:
+    """An FSDP run saving torch.distributed.checkpoint folders (run1/step_100/, run1/step_200/), which suscli does not
+    read, was left out as a folder "holding no checkpoint", where the same folder at the pool's top is a row naming it
+    with torch's conversion: the run is that row, its latest save's."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    from suscli.load.foreign import refusal
+    from tests.test_checkpoints import _tiny
+
+    touch(tmp_path / "a" / "epoch_1.pt")
+    touch(tmp_path / "crashed" / "optimizer.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ...: assuming ... a single process"
+        for step in (100, 200):
+            dcp.save({"model": _tiny().state_dict()}, checkpoint_id=str(tmp_path / "run1" / f"step_{step}"))
+    os.utime(tmp_path / "run1" / "step_100", (1000, 1000))
+    said: list[str] = []
+    entries = discover(tmp_path, say=said.append)
+    assert [(e.name, e.path) for e in entries] == [("a", tmp_path / "a" / "epoch_1.pt"), ("run1", tmp_path / "run1" / "step_200")]
+    assert said == [f"left out 1 folder(s) of {tmp_path} holding no checkpoint (crashed)"]
+    why = refusal(entries[1].path)
+    assert why is not None and why.message.startswith(f"{tmp_path / 'run1' / 'step_200'}: is a torch.distributed.checkpoint folder")
+    assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a/epoch_1.pt", "run1/step_100", "run1/step_200"]

@@ -167,6 +167,21 @@ def _checkpoints_under(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (_order(p)[0], p.as_posix()))
 
 
+def _refused_under(folder: Path) -> list[Path]:
+    """The folders under `folder` (itself included) that are checkpoints of another stack suscli names (a PEFT
+    adapter, FSDP's sharded save, a DeepSpeed folder): where a run holds no checkpoint suscli reads, its row says what
+    it holds, as such a folder's own row does at the pool's top; the run was left out as "holding no checkpoint"."""
+    found = []
+    for root, dirs, _ in os.walk(folder, followlinks=True):
+        here = Path(root)
+        if refusal(here) is not None:
+            found.append(here)
+            dirs.clear()
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return found
+
+
 def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
     """Entries of a pool folder (each file a model, named by its stem; each subfolder a run whose latest checkpoint is the model,
     or every checkpoint with all_checkpoints), or of a manifest file. `say` hears of the subfolders left out for holding
@@ -197,9 +212,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
             name = _stem(child) if stems.count(_stem(child)) == 1 else child.name
             entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
         elif child.is_dir():
-            runs = _checkpoints_under(child)
-            if not runs and refusal(child) is not None:  # a PEFT adapter's or FSDP's folder: its row says what it is
-                runs = [child]
+            runs = _checkpoints_under(child) or _refused_under(child)
             if not runs:
                 empty.append(child.name)
                 continue
