@@ -30,7 +30,7 @@ def refusal(path: Path) -> InputError | None:
     is none of these."""
     if path.is_dir():
         return _peft(path, path) or _dcp(path, path) or _deepspeed_folder(path)
-    if path.suffix.lower() == ".onnx":
+    if is_onnx(path):
         return InputError(
             f"{path}: is an ONNX model, which suscli cannot measure: the measurement takes a gradient step on the "
             "model's weights, and an ONNX graph is exported for inference, without gradients",
@@ -43,6 +43,11 @@ def refusal(path: Path) -> InputError | None:
     if match := DEEPSPEED_SHARD.match(path.name):
         return _deepspeed_shard(path, match.group(1))
     return None
+
+
+def is_onnx(path: Path) -> bool:
+    """An ONNX graph, by its name: a pool says it left one out, as a run's export beside its checkpoint."""
+    return path.suffix.lower() == ".onnx" and not path.is_dir()
 
 
 def _peft(folder: Path, path: Path) -> InputError | None:
