@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from suscli.load.checkpoints import read_metadata
-from suscli.load.foreign import DEEPSPEED_SHARD, is_onnx, refusal
+from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, is_onnx, refusal
 from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_suffix
 from suscli.errors import InputError
@@ -118,7 +118,13 @@ def checkpoint_epoch(path: Path) -> int | None:
     if isinstance(stored, int) and not isinstance(stored, bool) and stored >= 0:
         return stored
     recorded = None if alias_copy(path) else recorded_epoch(path)
-    return recorded if recorded is not None else epoch_from_name(path)
+    return recorded if recorded is not None else epoch_from_name(_numbered_as(path))
+
+
+def _numbered_as(path: Path) -> Path:
+    """The path whose name numbers a checkpoint: DeepSpeed's model states, whose file name is fixed, by the tag folder
+    save_checkpoint writes them into (`tag=f"epoch_{epoch}"`; its default, `global_stepN`, counts steps and names none)."""
+    return path.parent if path.name == DEEPSPEED_MODEL else path
 
 
 def is_checkpoint(path: Path) -> bool:
