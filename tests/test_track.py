@@ -330,7 +330,10 @@ def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(t
         f"error: no checkpoint of {run} has an epoch number: DeepSpeed's model states record none, and the folders it names them "
         "by (global_step100, global_step200) count optimizer steps, not epochs",
     )
-    assert f'give a manifest in {run} with the epoch each save ended, [{{"path": "global_step100/mp_rank_00_model_states.pt", "epoch": 1}}, ...]' in line
+    assert (
+        f'give a manifest in {run} with the epoch each save ended, [{{"path": "global_step100/mp_rank_00_model_states.pt", "epoch": 1}}, ...]'
+        in line
+    )
     manifest = run / "epochs.json"
     manifest.write_text(json.dumps([{"path": f"global_step{s}/mp_rank_00_model_states.pt", "epoch": e} for e, s in ((1, 100), (2, 200))]))
     res, doc = track_json(manifest, *model)
