@@ -923,6 +923,21 @@ def test_a_peft_adapter_is_named_as_one_with_the_merge_to_do(tmp_path: Path, ima
     one_error_line(invoke("score", adapter / "adapter_model.safetensors", "-d", image_folder, "--arch", ARCH), 3, "is a PEFT adapter")
 
 
+def test_a_peft_adapters_config_passed_itself_names_the_adapter(tmp_path: Path, image_folder: Path) -> None:
+    """adapter_config.json is the file a user opens to see what an adapter is, and the one a shell completes first:
+    given itself, it was "unknown checkpoint type '.json'", as if some other suffix would do."""
+    adapter = _peft_adapter(tmp_path / "lora")
+    config = adapter / "adapter_config.json"
+    line = one_error_line(
+        invoke("score", config, "-d", image_folder),
+        3,
+        f"error: {config}: is part of {adapter}, which is a PEFT adapter (LORA) for google/vit-base-patch16-224-in21k",
+    )
+    assert f"'{adapter}').merge_and_unload()" in line
+    (adapter / "adapter_model.safetensors").unlink()  # no weights: no adapter to name
+    one_error_line(invoke("score", config, "-d", image_folder), 3, "unknown checkpoint type '.json'")
+
+
 def test_a_torch_distributed_checkpoint_folder_is_named_with_torchs_conversion(tmp_path: Path, image_folder: Path) -> None:
     """FSDP's sharded save (torch.distributed.checkpoint: `.metadata`, a pickle, beside `__0_0.distcp`) was "is a
     directory, not a checkpoint", its files "unknown checkpoint type '.distcp'" and "'(no suffix)'". It is refused

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,52 @@ def test_checkpoints_of_other_training_stacks_in_a_pool_are_rows(tmp_path: Path,
         "good",
         "lora/adapter_model.safetensors",
     ]
+
+
+def test_a_run_folder_of_sharded_saves_is_the_runs_row_naming_them(tmp_path: Path) -> None:
+    """An FSDP run saving torch.distributed.checkpoint folders (run1/step_100/, run1/step_200/), which suscli does not
+    read, was left out as a folder "holding no checkpoint", where the same folder at the pool's top is a row naming it
+    with torch's conversion: the run is that row, its latest save's."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    from suscli.load.foreign import refusal
+    from tests.test_checkpoints import _tiny
+
+    touch(tmp_path / "a" / "epoch_1.pt")
+    touch(tmp_path / "crashed" / "optimizer.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ...: assuming ... a single process"
+        for step in (100, 200):
+            dcp.save({"model": _tiny().state_dict()}, checkpoint_id=str(tmp_path / "run1" / f"step_{step}"))
+    os.utime(tmp_path / "run1" / "step_100", (1000, 1000))
+    said: list[str] = []
+    entries = discover(tmp_path, say=said.append)
+    assert [(e.name, e.path) for e in entries] == [("a", tmp_path / "a" / "epoch_1.pt"), ("run1", tmp_path / "run1" / "step_200")]
+    assert said == [f"left out 1 folder(s) of {tmp_path} holding no checkpoint (crashed)"]
+    why = refusal(entries[1].path)
+    assert why is not None and why.message.startswith(f"{tmp_path / 'run1' / 'step_200'}: is a torch.distributed.checkpoint folder")
+    assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a/epoch_1.pt", "run1/step_100", "run1/step_200"]
+
+
+def test_onnx_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:
+    """A folder of exports holds ONNX graphs beside the checkpoints they came from: they were left out without a word,
+    and a run holding only one was "holding no checkpoint". They are no rows (each would fail the whole rank, exit 3,
+    for the copy of a model scored beside it), and no run's model beside its model.pt, but named on stderr; a pool of
+    them alone says what they are."""
+    touch(tmp_path / "a.safetensors")
+    touch(tmp_path / "b.onnx")
+    touch(tmp_path / "run" / "model.pt")
+    touch(tmp_path / "run" / "model.onnx", mtime=2e9)
+    touch(tmp_path / "export" / "model.onnx")
+    said: list[str] = []
+    assert [(e.name, e.path.name) for e in discover(tmp_path, say=said.append)] == [("a", "a.safetensors"), ("run", "model.pt")]
+    assert said == [
+        f"left out 2 ONNX model(s) of {tmp_path} (b.onnx, export/model.onnx): suscli cannot measure an ONNX graph, exported "
+        "for inference without gradients (score the PyTorch checkpoint each was exported from)"
+    ]
+    (tmp_path / "a.safetensors").unlink()
+    shutil.rmtree(tmp_path / "run")
+    with pytest.raises(InputError, match=r"no checkpoints in .*: 2 ONNX model\(s\) \(b.onnx, export/model.onnx\): suscli cannot measure"):
+        discover(tmp_path)

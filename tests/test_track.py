@@ -310,3 +310,37 @@ def test_a_run_whose_first_checkpoints_were_deleted_is_said_to_start_late(tmp_pa
     warning = "the run's checkpoints begin at epoch 2, 1 epoch(s) apart after it: zeta averages r from there, not from epoch 1"
     assert any(w.startswith(warning) for w in doc["warnings"]) and warning in res.stderr
     assert late_start([0, 2, 4, 6]) is None and late_start([5, 10]) is None and late_start([1, 2]) is None and late_start([3]) is None
+
+
+def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(tmp_path: Path, image_folder: Path) -> None:
+    """DeepSpeed's save_checkpoint names its saves global_stepN, N optimizer steps, and records no epoch: track said
+    "no checkpoint of run has an epoch number (name them like epoch_12.pt ...)", a name DeepSpeed gives its files
+    itself. It says why, and the manifest it names is tracked; saves under epoch tags (`tag=f"epoch_{epoch}"`) are
+    numbered by them, as a file is by its name."""
+    from tests.conftest import one_error_line
+    from tests.test_checkpoints import ARCH as DS_ARCH, KWARGS, _deepspeed_run, _tiny
+
+    run = tmp_path / "ds"
+    for step in (100, 200):
+        _deepspeed_run(run, _tiny(), step)
+    model = ("-d", image_folder, "--arch", DS_ARCH, "--arch-kwargs", json.dumps(KWARGS), "--image-size", "8")
+    line = one_error_line(
+        invoke("track", run, *model),
+        3,
+        f"error: no checkpoint of {run} has an epoch number: DeepSpeed's model states record none, and the folders it names them "
+        "by (global_step100, global_step200) count optimizer steps, not epochs",
+    )
+    assert (
+        f'give a manifest in {run} with the epoch each save ended, [{{"path": "global_step100/mp_rank_00_model_states.pt", "epoch": 1}}, ...]'
+        in line
+    )
+    manifest = run / "epochs.json"
+    manifest.write_text(json.dumps([{"path": f"global_step{s}/mp_rank_00_model_states.pt", "epoch": e} for e, s in ((1, 100), (2, 200))]))
+    res, doc = track_json(manifest, *model)
+    assert res.exit_code == 0 and [(r["epoch"], r["status"]) for r in doc["results"]] == [(1, "ok"), (2, "ok")], res.output
+    for epoch, step in ((1, 100), (2, 200)):
+        (run / f"global_step{step}").rename(run / f"epoch_{epoch}")
+    assert [(e.name, e.epoch) for e in run_epochs(run)[0]] == [
+        ("epoch_1/mp_rank_00_model_states.pt", 1),
+        ("epoch_2/mp_rank_00_model_states.pt", 2),
+    ]

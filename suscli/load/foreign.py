@@ -30,13 +30,13 @@ def refusal(path: Path) -> InputError | None:
     is none of these."""
     if path.is_dir():
         return _peft(path, path) or _dcp(path, path) or _deepspeed_folder(path)
-    if path.suffix.lower() == ".onnx":
+    if is_onnx(path):
         return InputError(
             f"{path}: is an ONNX model, which suscli cannot measure: the measurement takes a gradient step on the "
             "model's weights, and an ONNX graph is exported for inference, without gradients",
             fix="score the PyTorch checkpoint it was exported from: its state dict with --arch, or a file suscli.save wrote",
         )
-    if path.name in _PEFT_WEIGHTS:
+    if path.name in (*_PEFT_WEIGHTS, PEFT_CONFIG):
         return _peft(path.parent, path)
     if path.suffix == ".distcp" or path.name == _DCP_METADATA:
         return _dcp(path.parent, path)
@@ -45,8 +45,14 @@ def refusal(path: Path) -> InputError | None:
     return None
 
 
+def is_onnx(path: Path) -> bool:
+    """An ONNX graph, by its name: a pool says it left one out, as a run's export beside its checkpoint."""
+    return path.suffix.lower() == ".onnx" and not path.is_dir()
+
+
 def _peft(folder: Path, path: Path) -> InputError | None:
-    """A PEFT adapter, as `save_pretrained` of a PeftModel writes it: adapter_config.json beside adapter_model.*."""
+    """A PEFT adapter, as `save_pretrained` of a PeftModel writes it: adapter_config.json beside adapter_model.*. Its
+    config, given itself, is named as part of the adapter: it holds no weights at all."""
     config_file = folder / PEFT_CONFIG
     if not config_file.is_file() or not any((folder / name).is_file() for name in _PEFT_WEIGHTS):
         return None
@@ -58,8 +64,9 @@ def _peft(folder: Path, path: Path) -> InputError | None:
     kind, base = config.get("peft_type"), config.get("base_model_name_or_path")
     kind = f" ({kind})" if isinstance(kind, str) and kind else ""
     named = isinstance(base, str) and base
+    part = f"is part of {folder}, which " if path.name == PEFT_CONFIG else ""
     return InputError(
-        f"{path}: is a PEFT adapter{kind}{f' for {base}' if named else ''}, not a model: it holds only the weights the adapter "
+        f"{path}: {part}is a PEFT adapter{kind}{f' for {base}' if named else ''}, not a model: it holds only the weights the adapter "
         "adds to its base model",
         fix=f"merge it and save the whole model: PeftModel.from_pretrained(AutoModelForImageClassification.from_pretrained("
         f"'{base if named else 'BASE'}'), '{folder}').merge_and_unload().save_pretrained('merged'), with the base model's image "

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suscli.errors import InputError, shown
+from suscli.load.foreign import DEEPSPEED_MODEL
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
@@ -229,6 +230,8 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
                 "mid-epoch (the epoch in trainer_state.json is not whole)",
                 fix='save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), or give a manifest with an epoch field',
             )
+        if deepspeed := [e for e in skipped if e.path.name == DEEPSPEED_MODEL and run.is_dir()]:
+            raise _deepspeed_steps(run, deepspeed)
         raise InputError(
             f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field"
         )
@@ -252,6 +255,18 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
         )
     parted = _parted_logs(numbered)
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
+
+
+def _deepspeed_steps(run: Path, saves: list[PoolEntry]) -> InputError:
+    """Why a DeepSpeed run has no epochs, and the manifest that gives them: its model states record none, and
+    save_checkpoint's default tag, `global_stepN`, counts optimizer steps, which a save every epoch or every 500 steps
+    both write. Renaming its files, as the plain refusal says, is no fix for names DeepSpeed gives them itself."""
+    first = saves[0].path.relative_to(run).as_posix()
+    return InputError(
+        f"no checkpoint of {run} has an epoch number: DeepSpeed's model states record none, and the folders it names them by "
+        f"({shown([e.path.parent.name for e in saves], 3)}) count optimizer steps, not epochs",
+        fix=f'give a manifest in {run} with the epoch each save ended, [{{"path": "{first}", "epoch": 1}}, ...], and track it',
+    )
 
 
 def _recorded(entries: list[PoolEntry]) -> list[PoolEntry]:

@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from suscli.load.checkpoints import read_metadata
-from suscli.load.foreign import DEEPSPEED_SHARD, refusal
+from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, is_onnx, refusal
 from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_suffix
 from suscli.errors import InputError
 from suscli.load.sources import checkpoint_folder, recorded_epoch
 
 MANIFEST_SUFFIXES = (".json", ".csv")
+# ONNX exports in a pool are named on stderr, not rows: one sits beside the checkpoint it was exported from, whose row
+# is that model's, and as a failed row each would fail the whole rank (exit 3) for a copy of a model it scored.
+_ONNX_WHY = "suscli cannot measure an ONNX graph, exported for inference without gradients"
+_ONNX_FIX = "score the PyTorch checkpoint each was exported from"
 
 # epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
 _EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"(?:\b|_)ep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
@@ -114,7 +118,13 @@ def checkpoint_epoch(path: Path) -> int | None:
     if isinstance(stored, int) and not isinstance(stored, bool) and stored >= 0:
         return stored
     recorded = None if alias_copy(path) else recorded_epoch(path)
-    return recorded if recorded is not None else epoch_from_name(path)
+    return recorded if recorded is not None else epoch_from_name(_numbered_as(path))
+
+
+def _numbered_as(path: Path) -> Path:
+    """The path whose name numbers a checkpoint: DeepSpeed's model states, whose file name is fixed, by the tag folder
+    save_checkpoint writes them into (`tag=f"epoch_{epoch}"`; its default, `global_stepN`, counts steps and names none)."""
+    return path.parent if path.name == DEEPSPEED_MODEL else path
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -167,11 +177,36 @@ def _checkpoints_under(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (_order(p)[0], p.as_posix()))
 
 
+def _refused_under(folder: Path) -> list[Path]:
+    """The folders under `folder` (itself included) that are checkpoints of another stack suscli names (a PEFT
+    adapter, FSDP's sharded save, a DeepSpeed folder): where a run holds no checkpoint suscli reads, its row says what
+    it holds, as such a folder's own row does at the pool's top; the run was left out as "holding no checkpoint"."""
+    found = []
+    for root, dirs, _ in os.walk(folder, followlinks=True):
+        here = Path(root)
+        if refusal(here) is not None:
+            found.append(here)
+            dirs.clear()
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return found
+
+
+def _onnx_under(folder: Path) -> list[Path]:
+    """The ONNX graphs under a run folder that holds no checkpoint, outside hidden folders: the run's exports, said to
+    be left out rather than the run "holding no checkpoint"."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and is_onnx(Path(root) / f)]
+    return found
+
+
 def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
     """Entries of a pool folder (each file a model, named by its stem; each subfolder a run whose latest checkpoint is the model,
     or every checkpoint with all_checkpoints), or of a manifest file. `say` hears of the subfolders left out for holding
-    no checkpoint: a run whose model was never saved, or saved in a form suscli does not read, is otherwise missing
-    from the table without a word."""
+    no checkpoint, and of the ONNX models left out: a run whose model was never saved, or saved in a form suscli does
+    not read, is otherwise missing from the table without a word."""
     pool = Path(pool)
     if not pool.exists():
         raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
@@ -188,6 +223,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     if own is not None:
         entries.append(PoolEntry(pool.name, pool, epoch=own.epoch))
     files = [c for c in children if own is None and not c.is_dir() and is_checkpoint(c)]
+    exports = [c.name for c in children if own is None and not c.name.startswith(".") and is_onnx(c)]
     # a run folder is named as it is, a file by its stem
     stems = [_stem(c) for c in files] + [c.name for c in children if c.is_dir()]
     for child in children:
@@ -197,23 +233,29 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
             name = _stem(child) if stems.count(_stem(child)) == 1 else child.name
             entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
         elif child.is_dir():
-            runs = _checkpoints_under(child)
-            if not runs and refusal(child) is not None:  # a PEFT adapter's or FSDP's folder: its row says what it is
-                runs = [child]
+            runs = _checkpoints_under(child) or _refused_under(child)
             if not runs:
-                empty.append(child.name)
+                held = _onnx_under(child)
+                exports += [f"{child.name}/{p.relative_to(child).as_posix()}" for p in held]
+                if not held:
+                    empty.append(child.name)
                 continue
             chosen = runs if all_checkpoints else [_latest(runs)]
             for p in chosen:
                 name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
                 entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p)))
+    if not entries and exports:
+        raise InputError(f"no checkpoints in {pool}: {len(exports)} ONNX model(s){few(exports)}: {_ONNX_WHY}", fix=_ONNX_FIX)
     if not entries:
         raise InputError(
             f"no checkpoints in {pool}",
             fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them",
         )
-    if empty and say is not None:
-        say(f"left out {len(empty)} folder(s) of {pool} holding no checkpoint{few(empty)}")
+    if say is not None:
+        if exports:
+            say(f"left out {len(exports)} ONNX model(s) of {pool}{few(exports)}: {_ONNX_WHY} ({_ONNX_FIX})")
+        if empty:
+            say(f"left out {len(empty)} folder(s) of {pool} holding no checkpoint{few(empty)}")
     return entries
 
 
