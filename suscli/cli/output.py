@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import typer
@@ -111,6 +111,16 @@ def also(report: Report, html: Path | None, junit: Path | None) -> None:
         if path is not None:
             write_atomic(path, render(report, view), option)
             say(f"{view.value} report written to {path}")
+
+
+def write_plot(path: Path, report: Report, draw: Callable[[Path], object], unit: str = "model") -> None:
+    """--plot, drawn by `draw`. Where no {unit} could be scored there is nothing to draw: said, and the run goes on to
+    its step summary and ends on exit 3 with the rows' reasons, which the plot's usage error (exit 2) had cut off."""
+    if not any(r.ok for r in report.rows):
+        say(f"no plot written to {path}: no {unit} could be scored")
+        return
+    draw(path)
+    say(f"plot written to {path}")
 
 
 def gate_lines(report: Report, unit: str = "model") -> list[str]:
