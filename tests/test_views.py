@@ -122,3 +122,16 @@ def test_a_run_with_a_broken_model_still_says_which_gate_failed(tmp_path: Path, 
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     step_summary(report)
     assert summary.read_text().rstrip().endswith("gate failed: 1 model(s) likely memorized noise: flagged")
+
+
+def test_the_table_shows_names_and_notes_holding_brackets_as_they_are() -> None:
+    """The terminal table read `[...]` in a cell as Rich markup: `ckpt[epoch=3]` and `model[best]` were shown as `ckpt`
+    and `model` while the closing line named them in full, and an error naming `runs/x[/y]/m.pt` (a closing tag
+    matching no open one) ended the run in a MarkupError."""
+    names = ["ckpt[epoch=3]", "model[best]", "[bold]m", "x[link=http://e.com]y"]
+    rows = [Result(name, f"/p/{i}.pt", susceptibility=0.1, train_acc=0.9, notes=[f"see [red]{i}"]) for i, name in enumerate(names)]
+    rows.append(Result("broken", "runs/x[/y]/m.pt", status="error", error="runs/x[/y]/m.pt: not a readable safetensors file"))
+    table = render(Report("rank", rows, {}), Format.table)
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
+    assert [row[0] for row in cells] == [*names, "broken"]
+    assert [row[-1] for row in cells] == [*(f"see [red]{i}" for i in range(len(names))), rows[-1].error]

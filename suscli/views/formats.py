@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result
@@ -147,7 +148,7 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
             if not r.ok or r.verdict == verdict.MEMORIZED
             else ("green" if r.verdict in (verdict.RESISTS, verdict.FITS_CLEAN) else None)
         )
-        table.add_row(*(values[i] for _, values in cols), style=style)
+        table.add_row(*(Text(values[i]) for _, values in cols), style=style)  # text, not Rich markup: a name may hold [best]
     return table
 
 
