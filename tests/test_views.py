@@ -135,3 +135,16 @@ def test_the_table_shows_names_and_notes_holding_brackets_as_they_are() -> None:
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
     assert [row[0] for row in cells] == [*names, "broken"]
     assert [row[-1] for row in cells] == [*(f"see [red]{i}" for i in range(len(names))), rows[-1].error]
+
+
+def test_the_table_writes_control_characters_in_a_name_as_escapes() -> None:
+    """A file name holding a terminal's control sequence (ESC [2J clears the screen, ESC ]0; sets the window title) was
+    written to the terminal as it was, so listing a pool ran it; the table now shows it as text."""
+    rows = [
+        Result("a\x1b[2Jb", "/p/a.pt", susceptibility=0.1, notes=["n\x9bo\x7f"]),
+        Result("c", "/p/c\x1b]0;x\x07.pt", status="error", error="/p/c\x1b]0;x\x07.pt: not a readable file"),
+    ]
+    table = render(Report("rank", rows, {}), Format.table)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", table)
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
+    assert cells[0][0] == "a\\x1b[2Jb" and cells[0][-1] == "n\\x9bo\\x7f" and cells[1][-1] == "/p/c\\x1b]0;x\\x07.pt: not a readable file"

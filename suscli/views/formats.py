@@ -137,6 +137,16 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays out.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """`text` as a cell of the terminal table: a control character written as its escape (\\x1b), since a file name
+    holding ESC [2J cleared the screen of whoever listed the pool."""
+    return CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
 def to_table(rows: list[Result], title: str | None = None) -> Table:
     table = Table(title=title, show_lines=False)
     for name, _ in display_columns(rows):
@@ -148,7 +158,7 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
             if not r.ok or r.verdict == verdict.MEMORIZED
             else ("green" if r.verdict in (verdict.RESISTS, verdict.FITS_CLEAN) else None)
         )
-        table.add_row(*(Text(values[i]) for _, values in cols), style=style)  # text, not Rich markup: a name may hold [best]
+        table.add_row(*(Text(shown(values[i])) for _, values in cols), style=style)  # text, not Rich markup: a name may hold [best]
     return table
 
 
