@@ -395,3 +395,24 @@ def test_the_image_counts_are_of_the_images_measured_not_the_files_listed(comman
         data = json.loads(res.stdout)["data"]
         assert (data["unlabeled_images"], data["unlabeled_unreadable"], data["unlabeled_population"]) == (24, 2, 26)
         assert (data["val_images"], data["val_unreadable"]) == (12, 1)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown", "html"])
+def test_a_file_name_that_is_not_utf8_is_written_with_an_escape_in_every_report(fmt, image_folder, train_folder, tmp_path) -> None:
+    """A checkpoint named in Latin-1 (`caf\\xe9.pt`, from an old archive), which Python keeps as a lone surrogate: the
+    table, CSV, Markdown and HTML reports, on stdout or in a file, and the step summary ended in "internal error:
+    UnicodeEncodeError: 'utf-8' codec can't encode character '\\udce9'". They now write it as the JSON report
+    escapes it, `caf\\udce9`."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i, name in enumerate([os.fsdecode(b"caf\xe9"), "m"]):
+        torch.manual_seed(i)
+        torch.save(tiny_cnn().state_dict(), pool / f"{name}.pt")
+    summary, out = tmp_path / "summary.md", tmp_path / f"out.{fmt}"
+    args = ("rank", pool, "-d", image_folder, "--train-data", train_folder, *FAST, "--arch", ARCH, "-f", fmt)
+    res = invoke(*args, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert "caf\\udce9" in res.stdout and "caf\\udce9" in summary.read_text(encoding="utf-8")
+    res = invoke(*args, "-o", out, "--html", tmp_path / "r.html")
+    assert res.exit_code == 0, res.output
+    assert "caf\\udce9" in out.read_text(encoding="utf-8") and "caf\\udce9" in (tmp_path / "r.html").read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from suscli.cli.console import say, say_error
-from suscli.files import printable, require_folder, same_file, write_atomic
+from suscli.files import REPORT_ERRORS, printable, require_folder, same_file, write_atomic
 from suscli.errors import ExitCode, InputError, Interrupted, UsageError
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
@@ -77,7 +77,7 @@ def to_stdout(text: str) -> None:
         return
     try:
         sys.stdout.flush()  # what was written as text before goes first
-        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.write(text.encode("utf-8", REPORT_ERRORS))
         sys.stdout.buffer.flush()
     except BrokenPipeError:
         _discard_stdout()
@@ -142,7 +142,7 @@ def step_summary(report: Report, unit: str = "model") -> None:
     ends = [*report.lines, *gate_lines(report, unit)]  # rank: the choice, the noise line, the gates; track: what to keep
     closing = "".join(f"\n{markdown_text(line)}\n" for line in ends)  # a line names models: text, not markup
     try:
-        with open(path, "a", encoding="utf-8") as f:
+        with open(path, "a", encoding="utf-8", errors=REPORT_ERRORS) as f:
             f.write(to_markdown(report.rows, report.title) + closing + "\n")
     except OSError as e:
         say(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}")

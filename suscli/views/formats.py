@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from suscli.files import encodable
 from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result
 from suscli.views.columns import NUMERIC_COLUMNS, display_columns
@@ -101,7 +102,7 @@ def suspects_csv(check: LabelCheck, paths: list[str], names: Sequence[str] = ())
     named = list(names) if len(names) == check.num_classes else [""] * check.num_classes
     frame = pd.DataFrame(
         {
-            "path": [paths[i] for i in order],
+            "path": [encodable(paths[i]) for i in order],
             "given_label": check.labels[order],
             "given_class": [named[c] for c in check.labels[order]],
             "consensus_label": check.consensus[order],
@@ -137,13 +138,15 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays out.
-CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays
+# out; and what it cannot show, a lone surrogate (a file name's byte that is not UTF-8).
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def shown(text: str) -> str:
     """`text` as a cell of the terminal table: a control character written as its escape (\\x1b), since a file name
-    holding ESC [2J cleared the screen of whoever listed the pool."""
+    holding ESC [2J cleared the screen of whoever listed the pool; a lone surrogate too (\\udce9), which no terminal's
+    encoding can carry."""
     return CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
