@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from suscli.files import encodable
 from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result
 from suscli.views.columns import NUMERIC_COLUMNS, display_columns
@@ -102,7 +101,7 @@ def suspects_csv(check: LabelCheck, paths: list[str], names: Sequence[str] = ())
     named = list(names) if len(names) == check.num_classes else [""] * check.num_classes
     frame = pd.DataFrame(
         {
-            "path": [encodable(paths[i]) for i in order],
+            "path": [paths[i] for i in order],
             "given_label": check.labels[order],
             "given_class": [named[c] for c in check.labels[order]],
             "consensus_label": check.consensus[order],
