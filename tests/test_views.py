@@ -148,3 +148,19 @@ def test_the_table_writes_control_characters_in_a_name_as_escapes() -> None:
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", table)
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
     assert cells[0][0] == "a\\x1b[2Jb" and cells[0][-1] == "n\\x9bo\\x7f" and cells[1][-1] == "/p/c\\x1b]0;x\\x07.pt: not a readable file"
+
+
+def test_messages_on_stderr_write_control_characters_in_a_name_as_escapes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The closing lines and the error line name models and files: a name holding ESC [2J reached the terminal as it
+    was, as in the table, and cleared the screen of whoever ran the audit."""
+    from suscli.cli.console import say, say_error
+    from suscli.errors import InputError
+
+    say("ship a\x1b[2Jb: it predicts the consensus")
+    say_error(InputError("p/c\x1b]0;x\x07.pt: not a readable safetensors file"))
+    err = capsys.readouterr().err
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", err)
+    assert err.splitlines() == [
+        "ship a\\x1b[2Jb: it predicts the consensus",
+        "error: p/c\\x1b]0;x\\x07.pt: not a readable safetensors file",
+    ]
