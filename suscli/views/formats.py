@@ -142,7 +142,7 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def shown(text: str) -> str:
+def visible(text: str) -> str:
     """`text` as a cell of the terminal table: a control character written as its escape (\\x1b), since a file name
     holding ESC [2J cleared the screen of whoever listed the pool; a lone surrogate too (\\udce9), which no terminal's
     encoding can carry."""
@@ -160,7 +160,7 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
             if not r.ok or r.verdict == verdict.MEMORIZED
             else ("green" if r.verdict in (verdict.RESISTS, verdict.FITS_CLEAN) else None)
         )
-        table.add_row(*(Text(shown(values[i])) for _, values in cols), style=style)  # text, not Rich markup: a name may hold [best]
+        table.add_row(*(Text(visible(values[i])) for _, values in cols), style=style)  # text, not Rich markup: a name may hold [best]
     return table
 
 
