@@ -153,8 +153,20 @@ def append_line(path: Path, line: str) -> None:
 
 
 def _fdopen(fd: int, binary: bool) -> IO:
-    """The file of descriptor `fd`: bytes, or UTF-8 text whose newlines are written as they are."""
-    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
+    """The file of descriptor `fd`: bytes, or UTF-8 text whose newlines are written as they are, and a lone surrogate
+    (a file name's byte that is not UTF-8) as its escape, \\udce9, as the JSON report writes it (REPORT_ERRORS)."""
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", errors=REPORT_ERRORS, newline="")
+
+
+# How a report's text is encoded: UTF-8, where the byte of a file name that is not UTF-8 (Python's lone surrogate,
+# see printable) is written as an escape, \\udce9, rather than failing the whole report on it.
+REPORT_ERRORS = "backslashreplace"
+
+
+def encodable(text: str) -> str:
+    """`text` with each lone surrogate written as its escape (REPORT_ERRORS): what UTF-8 can carry, and so pandas'
+    strings, which pyarrow holds, refusing the name with "UnicodeEncodeError: surrogates not allowed"."""
+    return text.encode("utf-8", REPORT_ERRORS).decode("utf-8")
 
 
 def new_file_mode() -> int:

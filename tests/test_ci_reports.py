@@ -351,3 +351,43 @@ def test_html_counts_images_as_every_other_view_does() -> None:
     page = to_html([row], {"pool": "p"}, "suscli rank")
     assert "65.0% (1,950 of 3,000 images sampled from 12,000)" in page
     assert "90.0% of 2,000 unlabeled images" in page
+
+
+@pytest.mark.parametrize("pool_kind", ["mixed classes", "broken file"])
+@pytest.mark.parametrize("gate", [("--fail-on", "memorized"), ("--candidate", "m0")])
+def test_a_gate_that_cannot_be_judged_fails_in_every_report(
+    gate: tuple[str, str], pool_kind: str, tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """A pool without regions (models of 3 and 5 classes; or a broken file leaving one model) cannot be judged: the
+    run exits 3, but the JSON report said the gate passed on a mixed pool, and on both the HTML page said 'Gate
+    passed' or listed no model failing it, and JUnit passed every model the gate never judged: a CI test reporter
+    showed green."""
+    pool = make_pool(tmp_path / "pool", n=2 if pool_kind == "mixed classes" else 1)
+    if pool_kind == "mixed classes":
+        make_pool(tmp_path / "five", n=1, num_classes=5)
+        (tmp_path / "five" / "m0.safetensors").rename(pool / "five.safetensors")
+        why = "the pool mixes models with 3 and 5 classes"
+    else:
+        (pool / "broken.safetensors").write_bytes(b"not a checkpoint")
+        why = "1 of the 2 models could not be scored"
+    out = {"html": tmp_path / "r.html", "junit": tmp_path / "r.xml", "summary": tmp_path / "summary.md"}
+    res = invoke(
+        *("rank", pool, "-d", image_folder, "--train-data", train_folder, *gate, "--batches", "2", "--batch-size", "8"),
+        *("-f", "json", "--html", out["html"], "--junit", out["junit"]),
+        env={"GITHUB_STEP_SUMMARY": str(out["summary"])},
+    )
+    assert res.exit_code == 3, res.output
+    doc = json.loads(res.stdout)
+    said = f"{' '.join(gate)} cannot be judged: {why}"
+    assert doc["gate"]["passed"] is False and f"gate failed: {said}" in out["summary"].read_text()
+    judged = [r["name"] for r in doc["results"] if r["status"] == "ok" and (gate[0] == "--fail-on" or r["name"] == gate[1])]
+    suite = next(iter(JUnitXml.fromfile(str(out["junit"]))))
+    assert suite.failures == len(judged) and suite.errors == (pool_kind == "broken file")
+    for case in suite:
+        if case.name in judged:
+            assert case.is_failure and case.result[0].type == "not-judged" and case.result[0].message.startswith(said)
+    page = Collect()
+    page.feed(out["html"].read_text(encoding="utf-8"))
+    (gate_div,) = [a for tag, a in page.tags if a.get("id") == "gate"]
+    assert gate_div["class"] == ("gate failed" if pool_kind == "mixed classes" else "gate error")
+    assert said in " ".join(page.text.split())

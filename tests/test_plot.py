@@ -116,3 +116,24 @@ def test_every_verdict_word_has_a_colour() -> None:
     words = {verdict.MEMORIZED, verdict.RESISTS, verdict.FITS_CLEAN, verdict.UNCLEAR, verdict.UNDERFIT}
     words |= {verdict.UNDERFIT_SUSCEPTIBLE, verdict.SUSCEPTIBLE, verdict.LOW_SUSCEPTIBILITY}
     assert words <= set(VERDICT_COLORS)
+
+
+def test_a_name_the_font_cannot_draw_is_written_with_escapes_without_a_warning() -> None:
+    """A model named in Chinese, or with a tab in its file name, was drawn as empty boxes, and matplotlib warned
+    "Glyph 27169 missing from font(s) DejaVu Sans" on stderr for each character, twice: the plot's label is now the
+    name with \\uXXXX escapes for what the font has no glyph for, as stderr writes what its code page cannot show."""
+    import warnings
+
+    from suscli.views.plot import svg
+
+    t = Thresholds(susceptibility=0.2, train_acc=0.8, source="pool mean")
+    names = {"模型-a": "\\u6a21\\u578b-a", "tab\tname": "tab\\tname", "line\nbreak": "line\\nbreak", "ünï": "ünï"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = pool_figure([row(name, 0.1 + 0.1 * i, 0.85 + 0.03 * i) for i, name in enumerate(names)], t)
+        try:
+            svg(fig)
+            assert sorted(text.get_text() for text in fig.axes[0].texts) == sorted(names.values())
+        finally:
+            plt.close(fig)
+    assert not [str(w.message) for w in caught]

@@ -125,6 +125,40 @@ def test_a_plot_format_matplotlib_cannot_write_is_refused_before_measuring(comma
     assert res.exit_code == 0 and (tmp_path / "p.SVG").read_bytes().lstrip().startswith(b"<?xml"), res.output
 
 
+def test_a_plot_without_training_data_is_refused_before_measuring(targets, image_folder, tmp_path) -> None:
+    """rank's plot draws training accuracy: without --train-data the whole pool was measured and its reports written,
+    then the run ended on "--plot needs training accuracy" [2], losing the closing lines and the step summary."""
+    pytest.importorskip("matplotlib")
+    res = invoke("rank", targets["rank"], "-d", image_folder, *FAST, "--plot", tmp_path / "p.png")
+    one_error_line(res, 2, "--plot needs --train-data")
+    assert res.stdout == "" and not (targets["rank"] / "suscli-results.jsonl").exists()  # refused before anything was measured
+
+
+@pytest.mark.parametrize("command", ["rank", "track"])
+def test_a_plot_where_no_model_could_be_scored_is_skipped_and_the_run_ends_on_their_errors(
+    command, image_folder, train_folder, tmp_path
+) -> None:
+    """Every checkpoint broken: the plot, drawn after the reports, ended the run on a usage error [2], "--plot needs
+    training accuracy for at least one model (pass --train-data)" with --train-data given (track: "needs at least one
+    measured epoch"), so the step summary and the line naming the broken files were lost, and the exit code said the
+    command line was wrong."""
+    pytest.importorskip("matplotlib")
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i in (1, 2):
+        (pool / f"epoch_{i}.safetensors").write_bytes(b"not a checkpoint")
+    plot, summary, page = tmp_path / "p.png", tmp_path / "summary.md", tmp_path / "r.html"
+    res = invoke(
+        *(command, pool, "-d", image_folder, "--train-data", train_folder, *FAST, "--plot", plot, "--html", page),
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    unit = "model" if command == "rank" else "epoch"
+    assert res.exit_code == 3 and "Traceback" not in res.output, res.output
+    assert f"no plot written to {plot}: no {unit} could be scored" in res.stderr and not plot.exists()
+    assert f"error: 2 {unit}(s) could not be scored" in res.stderr and "not a readable safetensors file" in summary.read_text()
+    assert f"No plot: no {unit} could be scored." in page.read_text()
+
+
 def test_two_outputs_on_one_file_are_refused_before_measuring(targets, image_folder, train_folder, tmp_path) -> None:
     """Only the report written last would be left, each said to be written."""
     same = tmp_path / "report.out"
@@ -361,3 +395,24 @@ def test_the_image_counts_are_of_the_images_measured_not_the_files_listed(comman
         data = json.loads(res.stdout)["data"]
         assert (data["unlabeled_images"], data["unlabeled_unreadable"], data["unlabeled_population"]) == (24, 2, 26)
         assert (data["val_images"], data["val_unreadable"]) == (12, 1)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown", "html"])
+def test_a_file_name_that_is_not_utf8_is_written_with_an_escape_in_every_report(fmt, image_folder, train_folder, tmp_path) -> None:
+    """A checkpoint named in Latin-1 (`caf\\xe9.pt`, from an old archive), which Python keeps as a lone surrogate: the
+    table, CSV, Markdown and HTML reports, on stdout or in a file, and the step summary ended in "internal error:
+    UnicodeEncodeError: 'utf-8' codec can't encode character '\\udce9'". They now write it as the JSON report
+    escapes it, `caf\\udce9`."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for i, name in enumerate([os.fsdecode(b"caf\xe9"), "m"]):
+        torch.manual_seed(i)
+        torch.save(tiny_cnn().state_dict(), pool / f"{name}.pt")
+    summary, out = tmp_path / "summary.md", tmp_path / f"out.{fmt}"
+    args = ("rank", pool, "-d", image_folder, "--train-data", train_folder, *FAST, "--arch", ARCH, "-f", fmt)
+    res = invoke(*args, env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert "caf\\udce9" in res.stdout and "caf\\udce9" in summary.read_text(encoding="utf-8")
+    res = invoke(*args, "-o", out, "--html", tmp_path / "r.html")
+    assert res.exit_code == 0, res.output
+    assert "caf\\udce9" in out.read_text(encoding="utf-8") and "caf\\udce9" in (tmp_path / "r.html").read_text(encoding="utf-8")

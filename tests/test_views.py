@@ -122,3 +122,45 @@ def test_a_run_with_a_broken_model_still_says_which_gate_failed(tmp_path: Path, 
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     step_summary(report)
     assert summary.read_text().rstrip().endswith("gate failed: 1 model(s) likely memorized noise: flagged")
+
+
+def test_the_table_shows_names_and_notes_holding_brackets_as_they_are() -> None:
+    """The terminal table read `[...]` in a cell as Rich markup: `ckpt[epoch=3]` and `model[best]` were shown as `ckpt`
+    and `model` while the closing line named them in full, and an error naming `runs/x[/y]/m.pt` (a closing tag
+    matching no open one) ended the run in a MarkupError."""
+    names = ["ckpt[epoch=3]", "model[best]", "[bold]m", "x[link=http://e.com]y"]
+    rows = [Result(name, f"/p/{i}.pt", susceptibility=0.1, train_acc=0.9, notes=[f"see [red]{i}"]) for i, name in enumerate(names)]
+    rows.append(Result("broken", "runs/x[/y]/m.pt", status="error", error="runs/x[/y]/m.pt: not a readable safetensors file"))
+    table = render(Report("rank", rows, {}), Format.table)
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
+    assert [row[0] for row in cells] == [*names, "broken"]
+    assert [row[-1] for row in cells] == [*(f"see [red]{i}" for i in range(len(names))), rows[-1].error]
+
+
+def test_the_table_writes_control_characters_in_a_name_as_escapes() -> None:
+    """A file name holding a terminal's control sequence (ESC [2J clears the screen, ESC ]0; sets the window title) was
+    written to the terminal as it was, so listing a pool ran it; the table now shows it as text."""
+    rows = [
+        Result("a\x1b[2Jb", "/p/a.pt", susceptibility=0.1, notes=["n\x9bo\x7f"]),
+        Result("c", "/p/c\x1b]0;x\x07.pt", status="error", error="/p/c\x1b]0;x\x07.pt: not a readable file"),
+    ]
+    table = render(Report("rank", rows, {}), Format.table)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", table)
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if line.startswith("│")]
+    assert cells[0][0] == "a\\x1b[2Jb" and cells[0][-1] == "n\\x9bo\\x7f" and cells[1][-1] == "/p/c\\x1b]0;x\\x07.pt: not a readable file"
+
+
+def test_messages_on_stderr_write_control_characters_in_a_name_as_escapes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The closing lines and the error line name models and files: a name holding ESC [2J reached the terminal as it
+    was, as in the table, and cleared the screen of whoever ran the audit."""
+    from suscli.cli.console import say, say_error
+    from suscli.errors import InputError
+
+    say("ship a\x1b[2Jb: it predicts the consensus")
+    say_error(InputError("p/c\x1b]0;x\x07.pt: not a readable safetensors file"))
+    err = capsys.readouterr().err
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", err)
+    assert err.splitlines() == [
+        "ship a\\x1b[2Jb: it predicts the consensus",
+        "error: p/c\\x1b]0;x\\x07.pt: not a readable safetensors file",
+    ]

@@ -14,22 +14,24 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from suscli.errors import SuscliError
+from suscli.views.formats import visible
 
 stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whatever the width
 
 
 def say(line: str) -> None:
     """A message for the user, as it is (no markup), on one line: a line break inside it (a model named after a file
-    whose name holds one) is written as \\n, so that a script reading stderr line by line reads whole messages.
+    whose name holds one) is written as \\n, so that a script reading stderr line by line reads whole messages, and
+    every other control character as its escape too, as the table writes them (visible): ESC [2J cleared the screen.
     Blank lines around it stay (the demo sets its closing lines apart with one)."""
     lead, body = line[: len(line) - len(line.lstrip("\n"))], line.strip("\n")
     trail = line[len(lead) + len(body) :]
-    stderr.print(lead + body.replace("\r", "\\r").replace("\n", "\\n") + trail, highlight=False, markup=False)
+    stderr.print(lead + visible(body.replace("\n", "\\n")) + trail, highlight=False, markup=False)
 
 
 def say_error(error: SuscliError) -> None:
     """The one place user-facing errors are printed: one line on stderr."""
-    stderr.print(f"[bold red]error:[/] {escape(error.line())}", highlight=False, soft_wrap=True)
+    stderr.print(f"[bold red]error:[/] {escape(visible(error.line()))}", highlight=False, soft_wrap=True)
 
 
 def fail(error: SuscliError) -> typer.Exit:

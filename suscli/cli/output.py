@@ -6,14 +6,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from suscli.cli.console import say, say_error
-from suscli.files import printable, require_folder, same_file, write_atomic
+from suscli.files import REPORT_ERRORS, printable, require_folder, same_file, write_atomic
 from suscli.errors import ExitCode, InputError, Interrupted, UsageError
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
@@ -77,7 +77,7 @@ def to_stdout(text: str) -> None:
         return
     try:
         sys.stdout.flush()  # what was written as text before goes first
-        sys.stdout.buffer.write(text.encode("utf-8"))
+        sys.stdout.buffer.write(text.encode("utf-8", REPORT_ERRORS))
         sys.stdout.buffer.flush()
     except BrokenPipeError:
         _discard_stdout()
@@ -113,6 +113,16 @@ def also(report: Report, html: Path | None, junit: Path | None) -> None:
             say(f"{view.value} report written to {path}")
 
 
+def write_plot(path: Path, report: Report, draw: Callable[[Path], object], unit: str = "model") -> None:
+    """--plot, drawn by `draw`. Where no {unit} could be scored there is nothing to draw: said, and the run goes on to
+    its step summary and ends on exit 3 with the rows' reasons, which the plot's usage error (exit 2) had cut off."""
+    if not any(r.ok for r in report.rows):
+        say(f"no plot written to {path}: no {unit} could be scored")
+        return
+    draw(path)
+    say(f"plot written to {path}")
+
+
 def gate_lines(report: Report, unit: str = "model") -> list[str]:
     """How the run ends, in words: the models that could not be scored, then the gates that failed (rank prints them
     last on stderr, and the step summary ends with them: a CI job that failed on a gate points the reader there).
@@ -132,7 +142,7 @@ def step_summary(report: Report, unit: str = "model") -> None:
     ends = [*report.lines, *gate_lines(report, unit)]  # rank: the choice, the noise line, the gates; track: what to keep
     closing = "".join(f"\n{markdown_text(line)}\n" for line in ends)  # a line names models: text, not markup
     try:
-        with open(path, "a", encoding="utf-8") as f:
+        with open(path, "a", encoding="utf-8", errors=REPORT_ERRORS) as f:
             f.write(to_markdown(report.rows, report.title) + closing + "\n")
     except OSError as e:
         say(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}")

@@ -30,7 +30,7 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_suspects, writing
+from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_plot, write_suspects, writing
 from suscli.errors import UsageError
 from suscli.judge.rules import DEFAULT_RULE
 from suscli.run.distributed import world
@@ -108,6 +108,8 @@ def rank(
         chosen = settings(preprocess, measure)
         if suspects is not None and given.train_data is None:
             raise UsageError("--suspects needs --train-data: the suspects are training labels")
+        if plot is not None and given.train_data is None:  # known now, not after the whole pool was measured
+            raise UsageError("--plot needs --train-data: it draws each model's training accuracy against its susceptibility")
         w = world()
         if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
             check_destinations(
@@ -143,8 +145,8 @@ def rank(
             printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves every other output
             also(report, html, junit)
             if plot is not None:
-                plot_pool(report.rows, report.thresholds, plot, pick=report.choice.pick if report.choice else None)
-                say(f"plot written to {plot}")
+                pick = report.choice.pick if report.choice else None
+                write_plot(plot, report, lambda path: plot_pool(report.rows, report.thresholds, path, pick=pick))
             step_summary(report)
             if report.error is not None:  # the closing line is the error: no model can be chosen
                 raise report.error

@@ -27,7 +27,7 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.run.distributed import single_process
-from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, writing
+from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_plot, writing
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.store import default_results
 from suscli.run.track import track as track_run
@@ -130,8 +130,7 @@ def track(
             printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
             also(report, html, junit)
             if plot is not None:
-                plot_run(report.rows, report.keep, plot, rule=keep_rule.value)
-                say(f"plot written to {plot}")
+                write_plot(plot, report, lambda path: plot_run(report.rows, report.keep, path, rule=keep_rule.value), "epoch")
             step_summary(report, "epoch")
         for line in report.lines:
             say(line)

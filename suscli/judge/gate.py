@@ -28,6 +28,10 @@ def outcome(row: Result, run: dict[str, Any]) -> Outcome:
     gate = run.get("gate") or {}
     if gate.get("fail_on") == "memorized" and row.verdict == MEMORIZED:
         return Outcome("failure", "memorized", f"{MEMORIZED}: {row.verdict_why}")
+    if why := gate.get("not_judged"):  # a pool without regions: the gate passed no model, it could not judge them
+        judged = unjudged(gate.get("fail_on") or "never", row.name if gate.get("candidate") == row.name else None, why)
+        if judged:
+            return Outcome("failure", "not-judged", "; ".join(judged))
     if gate.get("candidate") == row.name and (reason := candidate_failure(row)):
         return Outcome("failure", "candidate", reason)
     if failures := threshold_failures(row, gate.get("max_susceptibility"), gate.get("min_train_acc")):
@@ -62,11 +66,10 @@ def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: 
     Without regions a gate is a usage error, unless models that could not be loaded or run left the pool too small:
     the run then exits 3 with their rows and reasons, and the gate fails as not judged."""
     failures = []
-    scored = sum(r.ok for r in ranked)
-    short = f"{len(ranked) - scored} of the {len(ranked)} models could not be scored, and regions need {MIN_POOL}+"
+    short = shortfall(ranked)
     if fail_on == "memorized":
-        if t is None and scored < len(ranked):
-            failures.append(f"--fail-on memorized cannot be judged: {short}")
+        if t is None and short:
+            failures += unjudged(fail_on, None, short)
         elif t is None:
             raise UsageError(
                 "--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds"
@@ -76,13 +79,28 @@ def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: 
             failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
     if candidate is not None:
         row = next(r for r in ranked if r.name == candidate)
-        if t is None and scored < len(ranked):
-            failures.append(f"--candidate {candidate} cannot be judged: {short}")
+        if t is None and short:
+            failures += unjudged("never", candidate, short)
         elif t is None:
             raise UsageError("--candidate needs regions", fix=f"rank {MIN_POOL}+ models, or fix both thresholds")
         elif reason := candidate_failure(row):
             failures.append(reason)
     return failures
+
+
+def shortfall(ranked: list[Result]) -> str | None:
+    """Why a pool has no regions where checkpoints that could not be loaded or run left it too small; None where
+    every model was scored."""
+    scored = sum(r.ok for r in ranked)
+    if scored == len(ranked):
+        return None
+    return f"{len(ranked) - scored} of the {len(ranked)} models could not be scored, and regions need {MIN_POOL}+"
+
+
+def unjudged(fail_on: str, candidate: str | None, why: str) -> list[str]:
+    """The gates set on a pool that has no regions, each failed as not judged, and why."""
+    named = [f"--fail-on {fail_on}" if fail_on != "never" else None, f"--candidate {candidate}" if candidate else None]
+    return [f"{gate} cannot be judged: {why}" for gate in named if gate]
 
 
 def gates(run: dict[str, Any]) -> list[str]:

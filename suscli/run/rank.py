@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
-from suscli.judge.gate import FAIL_ON, pool_failures
+from suscli.judge.gate import FAIL_ON, pool_failures, shortfall, unjudged
 from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, distinct, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
 from suscli.measure.sampling import Decisions
@@ -103,10 +103,18 @@ def rank(
                 return None  # another rank than 0: rank 0 reports
             rows, size = shared
         mark_copies(rows)
-        mixed = len(pool_classes(rows)) > 1
+        classes = pool_classes(rows)
+        mixed = len(classes) > 1
         t = None if mixed else thresholds(rows, thresholds_rule, zeta_threshold, acc_threshold)
         choice = choose(rows, rule, t)
-        failures = [] if mixed else pool_failures(choice.ranked, fail_on, candidate, t)  # mixed: the error below, not "needs regions"
+        # why there are no regions: a gate set fails as not judged, and every report says so of the models it judges
+        why: str | None = None
+        if mixed:  # the error below, not "needs regions"
+            why = f"the pool mixes models with {' and '.join(map(str, classes))} classes"
+            failures = unjudged(fail_on, candidate, why)
+        else:
+            why = None if t else shortfall(choice.ranked)
+            failures = pool_failures(choice.ranked, fail_on, candidate, t)
         if t is None and opened.train is not None and 0 < sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once; none: moot
             say(f"regions need a pool of {MIN_POOL}+ distinct scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
         names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
@@ -135,7 +143,7 @@ def rank(
             if choice.labels
             else None,
             **opened.tally(rows, "models"),
-            gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures},
+            gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures, "not_judged": why if failures else None},
             train_sample=sample_info(sample, rows, size),
             **({"world_size": w.size} if w else {}),
         )

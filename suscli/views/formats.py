@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result
@@ -136,6 +137,18 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays
+# out; and what it cannot show, a lone surrogate (a file name's byte that is not UTF-8).
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def visible(text: str) -> str:
+    """`text` as a cell of the terminal table: a control character written as its escape (\\x1b), since a file name
+    holding ESC [2J cleared the screen of whoever listed the pool; a lone surrogate too (\\udce9), which no terminal's
+    encoding can carry."""
+    return CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
 def to_table(rows: list[Result], title: str | None = None) -> Table:
     table = Table(title=title, show_lines=False)
     for name, _ in display_columns(rows):
@@ -147,7 +160,7 @@ def to_table(rows: list[Result], title: str | None = None) -> Table:
             if not r.ok or r.verdict == verdict.MEMORIZED
             else ("green" if r.verdict in (verdict.RESISTS, verdict.FITS_CLEAN) else None)
         )
-        table.add_row(*(values[i] for _, values in cols), style=style)
+        table.add_row(*(Text(visible(values[i])) for _, values in cols), style=style)  # text, not Rich markup: a name may hold [best]
     return table
 
 

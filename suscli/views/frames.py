@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from suscli.errors import InputError
+from suscli.files import encodable
 from suscli.results import BOOL_COLUMNS, FLAT_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, Result
 from suscli.run.store import read_records, record_result, require_regular
 
@@ -54,8 +55,9 @@ def flat_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     """Flat rows (Result.flat) as a DataFrame whose whole-number columns stay whole where a row has no value (a failed
     model's region): pandas' nullable Int64, an empty cell in CSV, rather than floats for all (region 1.0). Number
     columns are float64 and yes/no columns pandas' nullable boolean also where no row has a value: a column of None
-    alone was of object dtype, and comparing or averaging it raised TypeError."""
-    frame = pd.DataFrame(rows, columns=columns)
+    alone was of object dtype, and comparing or averaging it raised TypeError. A name whose bytes are not UTF-8 is
+    held with its escape (files.encodable), as the JSON report writes it."""
+    frame = pd.DataFrame([{k: encodable(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows], columns=columns)
     for dtype, names in (("Int64", INT_COLUMNS), ("float64", FLOAT_COLUMNS), ("boolean", BOOL_COLUMNS)):
         for column in names:
             try:

@@ -268,6 +268,8 @@ def plot(rows: list[Result], run: dict[str, Any], title: str, pick: str | None) 
     """The pool's (rank) or run's (track) plot as a data: URI of an SVG, or None and a line saying why there is none."""
     if "thresholds" not in run and "rule" not in run:
         return None, None  # score: one model, nothing to compare it with
+    if not any(r.ok for r in rows):  # said as such: every row's error, not a missing option, is why
+        return None, f"No plot: no {'model' if 'thresholds' in run else 'epoch'} could be scored."
     if importlib.util.find_spec("matplotlib") is None:
         return None, "No plot: it needs matplotlib (pip install 'suscli[plot]')."
     if "thresholds" in run and all(r.train_acc is None for r in rows):

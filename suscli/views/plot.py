@@ -35,16 +35,34 @@ def _label_points(ax, rows: list[Result], y: Callable[[Result], float]) -> None:
     fig = ax.figure
     fig.canvas.draw()
     placed: list = []
+    fonts = _fonts()
     for r in sorted(rows, key=lambda r: (y(r), r.susceptibility or 0.0)):
         dy = 4
         while True:
-            text = ax.annotate(r.name, (r.susceptibility, y(r)), xytext=(5, dy), textcoords="offset points", fontsize=7, parse_math=False)
+            text = ax.annotate(
+                _drawable(r.name, fonts), (r.susceptibility, y(r)), xytext=(5, dy), textcoords="offset points", fontsize=7, parse_math=False
+            )
             box = text.get_window_extent(fig.canvas.get_renderer()).expanded(1.02, 1.1)
             if not any(box.overlaps(b) for b in placed) or dy > 80:
                 placed.append(box)
                 break
             text.remove()
             dy += 7
+
+
+def _fonts() -> list:
+    """The fonts matplotlib draws text with: one per family of its font.family setting, the later ones its fallbacks."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    return [get_font(findfont(FontProperties(family=[family]))) for family in rcParams["font.family"]]
+
+
+def _drawable(name: str, fonts: list) -> str:
+    """`name` as the plot can draw it: a character no font has a glyph for (Chinese in DejaVu Sans, a tab, a line
+    break) written as its escape (\\u6a21, \\t), as stderr writes what its code page cannot show. matplotlib drew an
+    empty box for each and warned on stderr."""
+    return "".join(c if any(font.get_char_index(ord(c)) for font in fonts) else ascii(c)[1:-1] for c in name)
 
 
 def _pct(accuracy: float | None) -> float:
