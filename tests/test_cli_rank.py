@@ -728,6 +728,30 @@ def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(
     assert re.fullmatch(r"models: \d+/12 done, \d:\d\d:\d\d elapsed(, about \d:\d\d:\d\d left)?", said[0]), said[0]
 
 
+def test_a_short_stage_late_in_a_logged_run_says_no_tenths(monkeypatch, capsys) -> None:
+    """In a log, every stage counting models said a line per tenth once the run had lasted 30 s: the demo's 8-model
+    training-accuracy pass, 3 s after a 68 s measurement, wrote 7 lines in 3 s. Now a stage says its tenths once it
+    has itself lasted that long; a long one still does."""
+    import suscli.cli.console as console
+
+    clock = [0.0]
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
+    with console.progress_bar() as update:
+        for done in range(1, 9):  # the models: 8 s apart, 64 s in all
+            clock[0] += 8
+            update("models", done, 8)
+        for done in range(1, 9):  # the training accuracy: 0.4 s apart
+            clock[0] += 0.4
+            update("training accuracy, 1500 images", done, 8)
+        for done in range(1, 9):  # a later stage that lasts: 10 s apart
+            clock[0] += 10
+            update("training accuracy, 3000 images", done, 8)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if line.startswith("models: ")], lines
+    assert not [line for line in lines if line.startswith("training accuracy, 1500 images")], lines
+    assert [line for line in lines if line.startswith("training accuracy, 3000 images: 8/8 done")], lines
+
+
 def test_a_pools_later_models_logged_without_a_terminal_say_their_training_accuracy_is_at_work(
     image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:
