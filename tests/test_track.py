@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,13 @@ def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
     ]  # epoch 0 would win on both counts, but is no candidate
     assert rows[2].verdict == "low susceptibility" and rows[3].verdict == "unclear"  # each epoch as `suscli score` judges it
     assert "initialization" in rows[0].notes[-1]
+
+
+def test_track_help_names_every_layout_data_takes() -> None:
+    """track's --data said "Folder of unlabeled images", though it reads a list or a dataset as rank's does."""
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", invoke("track", "--help").stdout).split())
+    assert "a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder" in text, text
+    assert "Needed with RUN" in text
 
 
 def test_the_closing_line_names_an_epoch_once_where_its_name_is_the_epoch() -> None:

@@ -40,15 +40,8 @@ OUTPUTS = "Outputs"
 PERFORMANCE = "Performance"
 PANELS = (INPUTS, PREPROCESSING, MEASUREMENT, CHOICE, OUTPUTS, PERFORMANCE)
 
-DataOpt = Annotated[
-    Path,
-    typer.Option(
-        "--data",
-        "-d",
-        help="Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.",
-        rich_help_panel=INPUTS,
-    ),
-]
+DATA_HELP = "Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file."
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help=DATA_HELP, rich_help_panel=INPUTS)]
 
 
 # Beside the main report (rank, score and track alike): a CI job keeps the table on stdout and hands these on
