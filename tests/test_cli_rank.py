@@ -317,6 +317,20 @@ def test_gates(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "likely memorized noise" in res.stderr
 
 
+def test_candidate_by_its_checkpoints_file_name_or_path(tmp_path: Path) -> None:
+    """score names a model by its file name (memorizer.safetensors), and a CI job holds the new checkpoint's path;
+    --candidate took neither: "--candidate 'memorizer.safetensors' is not in the pool" [2]. Both now name the model
+    whose checkpoint it is, gated as its name is."""
+    pool, image_folder, train_folder, _ = learned_pool(tmp_path)
+    for given in ("memorizer.safetensors", str(pool / "memorizer.safetensors")):
+        res, doc = rank_json(pool, image_folder, train_folder, "--candidate", given)
+        assert res.exit_code == 1 and "gate failed: candidate memorizer " in res.stderr, res.output
+        assert doc["gate"]["candidate"] == "memorizer"
+    by_name, by_file = (rank_json(pool, image_folder, train_folder, "--candidate", c) for c in ("learner0", "learner0.safetensors"))
+    assert by_file[0].exit_code == by_name[0].exit_code and by_file[1]["gate"] == by_name[1]["gate"], by_file[0].output
+    one_error_line(rank_json(pool, image_folder, train_folder, "--candidate", "nope.safetensors")[0], 2, "is not in the pool")
+
+
 def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     pool = make_pool(tmp_path / "one", n=1)
     res, doc = rank_json(pool, image_folder, train_folder)
