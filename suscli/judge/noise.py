@@ -199,8 +199,11 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
     withheld = noise["point_withheld"] if "point_withheld" in noise else (why_no_figure(e) if not doubt or reads is not None else None)
     held = noise.get("held_out")
     # the held-out reading stands in for the caveat where it is within the training interval or has raised it
-    stands_in = held is not None and not _above_by_chance(held, noise["high"], noise.get("training_high"))
-    caveat = "" if stands_in and not _below(held, noise["low"], noise.get("training_high")) else f", {ALL_MEMORIZED}"
+    training_high = noise.get("training_high")
+    stands_in = (
+        held is not None and not _above_by_chance(held, noise["high"], training_high) and not _below(held, noise["low"], training_high)
+    )
+    caveat = "" if stands_in else f", {ALL_MEMORIZED}"
     if doubt and withheld:
         words = (
             f"no evidence that the labels the consensus contradicts are wrong. The {consensus}, but {quote(doubt)}. The "
