@@ -221,6 +221,17 @@ def test_a_pool_mixing_numbers_of_classes_gets_one_line_and_exit_3(tmp_path: Pat
     assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 3  # scored and stored
 
 
+def test_ci_md_gives_each_refused_report_path_its_own_exit_code(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """ci.md put one "(exit 2)" after both a report folder that does not exist and a report on the results file:
+    the first exits 3, as an output path that cannot be written does everywhere (score.md's exit codes)."""
+    says("ci.md", "The folders of `--html` and `--junit` must exist (a typo is not created silently) and be writable (exit 3)")
+    says("ci.md", "each output needs a file of its own, never the results file's (exit 2)")
+    pool = make_pool(tmp_path / "pool", n=2)
+    args = ("rank", pool, "-d", image_folder, "--train-data", train_folder)
+    one_error_line(invoke(*args, "--html", tmp_path / "nope" / "r.html"), 3, "the folder", "does not exist")
+    one_error_line(invoke(*args, "--junit", pool / "suscli-results.jsonl"), 2, "is the same file as the results file")
+
+
 def test_score_verdict_of_a_model_alone_follows_the_fixed_cuts() -> None:
     says("score.md", '"susceptible" above 0.44, "low susceptibility" at or below 0.17, "unclear" between')
     says("score.md", "| 1 | a gate failed (the report is still written) |")  # end to end: tests/test_cli_score.py::test_gates

@@ -317,6 +317,20 @@ def test_gates(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "likely memorized noise" in res.stderr
 
 
+def test_candidate_by_its_checkpoints_file_name_or_path(tmp_path: Path) -> None:
+    """score names a model by its file name (memorizer.safetensors), and a CI job holds the new checkpoint's path;
+    --candidate took neither: "--candidate 'memorizer.safetensors' is not in the pool" [2]. Both now name the model
+    whose checkpoint it is, gated as its name is."""
+    pool, image_folder, train_folder, _ = learned_pool(tmp_path)
+    for given in ("memorizer.safetensors", str(pool / "memorizer.safetensors")):
+        res, doc = rank_json(pool, image_folder, train_folder, "--candidate", given)
+        assert res.exit_code == 1 and "gate failed: candidate memorizer " in res.stderr, res.output
+        assert doc["gate"]["candidate"] == "memorizer"
+    by_name, by_file = (rank_json(pool, image_folder, train_folder, "--candidate", c) for c in ("learner0", "learner0.safetensors"))
+    assert by_file[0].exit_code == by_name[0].exit_code and by_file[1]["gate"] == by_name[1]["gate"], by_file[0].output
+    one_error_line(rank_json(pool, image_folder, train_folder, "--candidate", "nope.safetensors")[0], 2, "is not in the pool")
+
+
 def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     pool = make_pool(tmp_path / "one", n=1)
     res, doc = rank_json(pool, image_folder, train_folder)
@@ -726,6 +740,30 @@ def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(
     assert not tenths, res.stderr  # (a stage silent for LOG_AFTER_SECONDS, 0 here, says it is "into the run" instead)
     assert said[-1].startswith("models: 12/12 done, ") and "left" not in said[-1]
     assert re.fullmatch(r"models: \d+/12 done, \d:\d\d:\d\d elapsed(, about \d:\d\d:\d\d left)?", said[0]), said[0]
+
+
+def test_a_short_stage_late_in_a_logged_run_says_no_tenths(monkeypatch, capsys) -> None:
+    """In a log, every stage counting models said a line per tenth once the run had lasted 30 s: the demo's 8-model
+    training-accuracy pass, 3 s after a 68 s measurement, wrote 7 lines in 3 s. Now a stage says its tenths once it
+    has itself lasted that long; a long one still does."""
+    import suscli.cli.console as console
+
+    clock = [0.0]
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
+    with console.progress_bar() as update:
+        for done in range(1, 9):  # the models: 8 s apart, 64 s in all
+            clock[0] += 8
+            update("models", done, 8)
+        for done in range(1, 9):  # the training accuracy: 0.4 s apart
+            clock[0] += 0.4
+            update("training accuracy, 1500 images", done, 8)
+        for done in range(1, 9):  # a later stage that lasts: 10 s apart
+            clock[0] += 10
+            update("training accuracy, 3000 images", done, 8)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if line.startswith("models: ")], lines
+    assert not [line for line in lines if line.startswith("training accuracy, 1500 images")], lines
+    assert [line for line in lines if line.startswith("training accuracy, 3000 images: 8/8 done")], lines
 
 
 def test_a_pools_later_models_logged_without_a_terminal_say_their_training_accuracy_is_at_work(

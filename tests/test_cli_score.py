@@ -330,6 +330,19 @@ def test_numeric_options_still_show_their_ranges_in_help() -> None:
     assert "[x>=1e-12]" in res.stdout and "[0<=x<=1]" in res.stdout and "[x>=1]" in res.stdout, res.stdout
 
 
+def test_score_help_promises_only_what_score_writes(tmp_path: Path, image_folder: Path) -> None:
+    """score's --help said its HTML page held "the plot" and that "the results file always has" the per-image
+    predictions: score draws no plot and writes no results file, so a user looked for both in vain."""
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", invoke("score", "--help").stdout).split())
+    assert "the plot (rank and track)" in text and "rank and track keep them in their results file" in text, text
+    assert "the results file always has them" not in text
+    assert "Default: every image" in text  # --samples
+    ckpt = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    res = invoke("score", ckpt, "-d", image_folder, "--html", tmp_path / "r.html")
+    assert res.exit_code == 0 and "<img" not in (tmp_path / "r.html").read_text(), res.output
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
 def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> None:
     """A TorchScript model names no input size; images that all share one square size are used as they are."""
     model = tiny_cnn().eval()

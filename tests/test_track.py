@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from suscli.cli import app
 from suscli.errors import InputError, UsageError
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, running_mean
-from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, late_start, run_epochs
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, late_start, recommendation, run_epochs
 from tests.conftest import invoke, tiny_cnn
 
 runner = CliRunner()
@@ -115,6 +116,23 @@ def test_annotate_sets_zeta_and_keeps_no_initialization() -> None:
     ]  # epoch 0 would win on both counts, but is no candidate
     assert rows[2].verdict == "low susceptibility" and rows[3].verdict == "unclear"  # each epoch as `suscli score` judges it
     assert "initialization" in rows[0].notes[-1]
+
+
+def test_track_help_names_every_layout_data_takes() -> None:
+    """track's --data said "Folder of unlabeled images", though it reads a list or a dataset as rank's does."""
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", invoke("track", "--help").stdout).split())
+    assert "a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder" in text, text
+    assert "Needed with RUN" in text
+
+
+def test_the_closing_line_names_an_epoch_once_where_its_name_is_the_epoch() -> None:
+    """A tracker log's epochs are named "epoch N", and the closing line read "keep epoch 10 (epoch 10): ..."; a
+    checkpoint's file name, which says something the number does not, is still given."""
+    rows = [Result(name=f"epoch {e}", path="", epoch=e, susceptibility=0.01 * e, train_acc=0.2 * e) for e in range(4)]
+    line = recommendation(rows, annotate(rows))
+    assert line.startswith("keep epoch 3: train acc 60.0%") and "(epoch 3)" not in line, line
+    rows = [Result(name=f"epoch_{e:03d}", path="", epoch=e, susceptibility=0.01 * e, train_acc=0.2 * e) for e in range(4)]
+    assert recommendation(rows, annotate(rows)).startswith("keep epoch 3 (epoch_003): ")
 
 
 @pytest.mark.parametrize("rule,kept", [("train-acc", 2), ("last", 3), ("knee", 2)])

@@ -52,9 +52,9 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-# Where stderr is a log (CI, a file, TERM=dumb) and no bar can be drawn: a line per tenth of the models done, once a run
-# has lasted this long, so that a long run shows it is alive (CI services end a job silent for 10 minutes) and a short
-# one stays quiet; and a line on the stage at work wherever this long passes without one: on a CPU a ResNet-50 at
+# Where stderr is a log (CI, a file, TERM=dumb) and no bar can be drawn: a line per tenth of the models done, once the run
+# and the stage have lasted this long, so that a long run shows it is alive (CI services end a job silent for 10 minutes)
+# and a short one, or a short stage late in a long one (8 lines in 3 s), stays quiet; and a line on the stage at work wherever this long passes without one: on a CPU a ResNet-50 at
 # 224 px spent 117 s in its susceptibility batches and predictions before its first line.
 LOG_AFTER_SECONDS = 30
 # The stages that count models: "models", and the sampled training accuracy's "training accuracy, N images". A model's own
@@ -79,19 +79,21 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
     )
     tasks: dict[str, TaskID] = {}
     tenths: dict[str, int] = {}  # the tenths of each logged stage already said
+    begun: dict[str, float] = {}  # when each stage began
     start = time.monotonic()
     said = start  # when the log last said a line
 
     def update(stage: str, done: int, total: int) -> None:
         nonlocal said
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
         now = time.monotonic()
+        if stage not in tasks:
+            tasks[stage], begun[stage] = bar.add_task(stage, total=total), now
+        bar.update(tasks[stage], completed=done, total=total)
         if drawn or now - start < LOG_AFTER_SECONDS:
             return
         tenth = done * 10 // total if total else 10
-        if stage.startswith(LOGGED_STAGES) and tenth > tenths.get(stage, 0):
+        lasted = now - begun[stage] >= LOG_AFTER_SECONDS
+        if stage.startswith(LOGGED_STAGES) and lasted and tenth > tenths.get(stage, 0):
             tenths[stage], said = tenth, now
             say(progress_line(bar.tasks[tasks[stage]]))
         elif now - said >= LOG_AFTER_SECONDS:  # also a pool's later models' training accuracy, its tenths said

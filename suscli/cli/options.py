@@ -40,22 +40,15 @@ OUTPUTS = "Outputs"
 PERFORMANCE = "Performance"
 PANELS = (INPUTS, PREPROCESSING, MEASUREMENT, CHOICE, OUTPUTS, PERFORMANCE)
 
-DataOpt = Annotated[
-    Path,
-    typer.Option(
-        "--data",
-        "-d",
-        help="Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file.",
-        rich_help_panel=INPUTS,
-    ),
-]
+DATA_HELP = "Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file."
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help=DATA_HELP, rich_help_panel=INPUTS)]
 
 
 # Beside the main report (rank, score and track alike): a CI job keeps the table on stdout and hands these on
 HtmlOpt = Annotated[
     Optional[Path],
     typer.Option(
-        help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot, the gate's result and every row's numbers.",
+        help="Also write the HTML report to this file: one self-contained page with the sortable table, the plot (rank and track), the gate's result and every row's numbers.",
         rich_help_panel=OUTPUTS,
     ),
 ]
@@ -152,7 +145,8 @@ class MeasureOptions:
     """What decides the numbers: the images used, the random labels and the step."""
 
     samples: Annotated[
-        Optional[int], typer.Option(min=1, help="Use a seeded subset of this many unlabeled images.", rich_help_panel=MEASUREMENT)
+        Optional[int],
+        typer.Option(min=1, help="Use a seeded subset of this many unlabeled images. Default: every image.", rich_help_panel=MEASUREMENT),
     ] = None
     train_samples: Annotated[
         str,
@@ -240,7 +234,7 @@ class OutputOptions:
         bool,
         typer.Option(
             "--per-image",
-            help="Keep each model's per-image predictions in the JSON report (the results file always has them).",
+            help="Keep each model's per-image predictions in the JSON report (rank and track keep them in their results file).",
             rich_help_panel=OUTPUTS,
         ),
     ] = False

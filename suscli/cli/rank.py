@@ -80,7 +80,7 @@ def rank(
     candidate: Annotated[
         Optional[str],
         typer.Option(
-            help="Gate: exit 1 unless the model of this name lands in region 1 of the pool and its verdict is not "
+            help="Gate: exit 1 unless the model of this name (or of this checkpoint, by file name or path) lands in region 1 of the pool and its verdict is not "
             "'likely memorized noise'.",
             rich_help_panel=CHOICE,
         ),

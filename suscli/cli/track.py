@@ -11,6 +11,7 @@ from suscli.cli.app import app
 from suscli.cli.console import progress_bar, say, user_errors
 from suscli.cli.options import (
     CHOICE,
+    DATA_HELP,
     INPUTS,
     OUTPUTS,
     HtmlOpt,
@@ -52,7 +53,7 @@ def track(
     *,
     data: Annotated[
         Optional[Path],
-        typer.Option("--data", "-d", help="Folder of unlabeled images (searched recursively); needed with RUN.", rich_help_panel=INPUTS),
+        typer.Option("--data", "-d", help=f"{DATA_HELP} Needed with RUN.", rich_help_panel=INPUTS),
     ] = None,
     log: Annotated[
         Optional[Path],

@@ -199,7 +199,11 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
     withheld = noise["point_withheld"] if "point_withheld" in noise else (why_no_figure(e) if not doubt or reads is not None else None)
     held = noise.get("held_out")
     # the held-out reading stands in for the caveat where it is within the training interval or has raised it
-    caveat = f", {ALL_MEMORIZED}" if held is None or _above_by_chance(held, noise["high"], noise.get("training_high")) else ""
+    training_high = noise.get("training_high")
+    stands_in = (
+        held is not None and not _above_by_chance(held, noise["high"], training_high) and not _below(held, noise["low"], training_high)
+    )
+    caveat = "" if stands_in else f", {ALL_MEMORIZED}"
     if doubt and withheld:
         words = (
             f"no evidence that the labels the consensus contradicts are wrong. The {consensus}, but {quote(doubt)}. The "
@@ -226,12 +230,13 @@ def noise_words(noise: dict, dash: str = "-", quote: Callable[[str], str] = str)
             f"the {consensus} (interval {interval}, its low end allowing for the voters' own errors: they leave their "
             f"consensus on {100 * e:.1f}% of the unlabeled images): an estimate of the share of wrong labels"
         )
-    return words if held is None else f"{words}. {held_out_words(held, noise['high'], noise.get('training_high'), dash)}"
+    return words if held is None else f"{words}. {held_out_words(held, noise['low'], noise['high'], noise.get('training_high'), dash)}"
 
 
-def held_out_words(held: dict, high: float, training_high: float | None, dash: str = "-") -> str:
-    """The sentence on the voters' consensus on the held-out labels (with_held_out), from the report's record: `high`
-    the printed interval's high end, `training_high` the training interval's own where the held-out reading raised it."""
+def held_out_words(held: dict, low: float, high: float, training_high: float | None, dash: str = "-") -> str:
+    """The sentence on the voters' consensus on the held-out labels (with_held_out), from the report's record: `low`
+    and `high` the printed interval's ends, `training_high` the training interval's own where the held-out reading
+    raised it."""
     n = held["images"]
     said = (
         f"On the {n:,} held-out label{'' if n == 1 else 's'}, which no model fitted, the same consensus contradicts "
@@ -239,6 +244,11 @@ def held_out_words(held: dict, high: float, training_high: float | None, dash: s
     )
     if _above_by_chance(held, high, training_high):
         return f"{said}), above the training labels' interval, but by no more than chance on {n:,} held-out label{'' if n == 1 else 's'}"
+    if _below(held, low, training_high):
+        return (
+            f"{said}), below the training labels' interval: held-out labels cleaner than the training ones, which leave "
+            "the training reading as it is"
+        )
     if training_high is None:
         return f"{said}): within what the training labels allow, so no sign that the voters fitted wrong training labels"
     return (
@@ -252,6 +262,12 @@ def _above_by_chance(held: dict, high: float, training_high: float | None) -> bo
     """Whether the held-out labels' consensus contradicts more than the printed interval's high end, though not
     clearly more: with_held_out raised no end (`training_high` None), so the interval is the training labels' own."""
     return training_high is None and held["rate"] > high
+
+
+def _below(held: dict, low: float, training_high: float | None) -> bool:
+    """Whether the held-out labels' consensus contradicts less than the training interval's low end: held-out labels
+    cleaner than the training ones (a clean test set), which say nothing of what the voters fitted."""
+    return training_high is None and held["rate"] < low
 
 
 @dataclass(frozen=True)

@@ -613,8 +613,8 @@ def _tie_key(tie_break: str) -> Callable[[Result], object]:
 
 
 TIE_WORDS: dict[str, Callable[[Result], str]] = {
-    "fit": lambda r: f"fits its training labels best ({r.train_acc:.3f})",
-    "clean-fit": lambda r: f"fits best the training labels the consensus confirms ({r.clean_fit:.3f})",
+    "fit": lambda r: f"fits its training labels best ({r.train_acc:.1%})",
+    "clean-fit": lambda r: f"fits best the training labels the consensus confirms ({r.clean_fit:.1%})",
     "memorization": lambda r: f"fits the fewest training labels the consensus contradicts ({100 * _fits_contradicted(r):.1f}%)",
     "susceptibility": lambda r: f"is the least susceptible ({r.susceptibility:.4f})",
     "none": lambda r: f"agrees most ({100 * _agreement(r):.1f}%)",

@@ -29,7 +29,7 @@ from suscli.run.inputs import (
     training_paths,
 )
 from suscli.run.model import Settings, require_number, require_paths, resolve_device
-from suscli.run.pool import discover
+from suscli.run.pool import PoolEntry, discover
 from suscli.run.report import Report
 
 
@@ -79,8 +79,8 @@ def rank(
     dev = resolve_device(inputs.device) if w is None else rank_device(w, resolve_device(inputs.device))
     lead = w is None or w.rank == 0  # the results file and every report are rank 0's alone
     entries = discover(pool, all_checkpoints=all_checkpoints, say=say if lead else None)
-    if candidate is not None and candidate not in {e.name for e in entries}:
-        raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
+    if candidate is not None:
+        candidate = candidate_name(candidate, entries)
     opened = open_pool(
         entries, pool, data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=lead, progress=progress, say=say,
         val_data=val_data,
@@ -186,3 +186,15 @@ def _sharded(w: World, opened: PoolRun, decide: Callable[[list[Result]], Decisio
     if opened.sample is None:
         return None if rows is None else (rows, None)
     return grow_shards(w, opened.request, rows, opened.sample, decide)
+
+
+def candidate_name(candidate: str, entries: list[PoolEntry]) -> str:
+    """The pool's name of --candidate: a model's name, or the file name or path of its checkpoint where no other
+    model's checkpoint has it (score names a model by its file name, and a CI job holds the new checkpoint's path)."""
+    if candidate in {e.name for e in entries}:
+        return candidate
+    given = Path(candidate)
+    found = {e.name for e in entries if e.path.name == candidate or (given.exists() and e.path.resolve() == given.resolve())}
+    if len(found) == 1:
+        return found.pop()
+    raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")
