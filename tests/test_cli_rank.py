@@ -380,7 +380,7 @@ def test_an_explicit_results_file_from_other_parameters_is_refused(
     results = ("--results", tmp_path / "r.jsonl")
     rank_json(pool, image_folder, train_folder, *results)
     res, _ = rank_json(pool, image_folder, train_folder, "--lr", "0.5", *results)
-    assert res.exit_code == 2 and "other parameters (susceptibility.lr differ)" in res.stderr
+    assert res.exit_code == 2 and "other parameters (--lr differs)" in res.stderr
     res, doc = rank_json(pool, image_folder, train_folder, "--lr", "0.5", "--fresh", *results)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 0
 
@@ -391,7 +391,7 @@ def test_a_refused_results_file_names_only_what_changed(pool: Path, image_folder
     rank_json(pool, image_folder, train_folder, *norm)
     res, _ = rank_json(pool, image_folder, train_folder, *norm, "--lr", "0.5")
     lines = res.stderr.strip().splitlines()
-    assert res.exit_code == 2 and len(lines) == 1 and "(susceptibility.lr differ)" in lines[0], res.stderr
+    assert res.exit_code == 2 and len(lines) == 1 and "(--lr differs)" in lines[0], res.stderr
 
 
 def test_unwritable_output_and_empty_pool(pool: Path, image_folder: Path, tmp_path: Path) -> None:

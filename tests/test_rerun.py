@@ -37,7 +37,7 @@ def test_results_of_an_earlier_way_of_reading_checkpoints_are_measured_again(
     res, again = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and again["counts"]["reused"] == 0, res.output
     assert (
-        "holds results of an earlier suscli, which read some checkpoints or class folders in another way (reading differ): "
+        "holds results of an earlier suscli, which read some checkpoints or class folders in another way: "
         "these settings are measured again beside them"
     ) in res.stderr
 
@@ -71,8 +71,8 @@ def test_an_explicit_results_file_of_an_earlier_release_is_measured_again_beside
     rank_json(pool, image_folder, train_folder, "--results", results)
     _as_written_by(results, None)
     assert (
-        f"{results} holds results of an earlier suscli, which read some checkpoints or class folders in another way "
-        "(reading differ): these settings are measured again beside them"
+        f"{results} holds results of an earlier suscli, which read some checkpoints or class folders in another way: "
+        "these settings are measured again beside them"
     ) in measured_again(pool, image_folder, train_folder, "--results", results)
     assert rank_json(pool, image_folder, train_folder, "--results", results)[1]["counts"]["reused"] == 4
     res, _ = rank_json(pool, image_folder, train_folder, "--results", results, "--lr", "0.5")
@@ -88,7 +88,7 @@ def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image
     _as_written_by(default, suscli.run.audit.READING + 1)
     kept = default.read_text()
     assert (
-        f"{default} holds results of a newer suscli (reading differ), which this one does not reuse: "
+        f"{default} holds results of a newer suscli, which this one does not reuse: "
         "these settings start their own results beside them"
     ) in measured_again(pool, image_folder, train_folder)
     assert default.read_text().startswith(kept)
@@ -97,7 +97,7 @@ def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image
     res, _ = rank_json(pool, image_folder, train_folder, "--results", explicit)
     assert res.exit_code == 2 and explicit.read_text() == kept
     assert (
-        f"error: results file {explicit} holds results of a newer suscli (reading differ), which this one cannot reuse "
+        f"error: results file {explicit} holds results of a newer suscli, which this one cannot reuse "
         "(upgrade suscli to reuse them, or pass --results NEW.jsonl)"
     ) in res.stderr
     records = [json.loads(line) for line in kept.splitlines()]
@@ -107,7 +107,7 @@ def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image
         r["fingerprint"] = suscli.run.store.fingerprint(r["settings"])
     explicit.write_text("".join(json.dumps(r) + "\n" for r in records))
     res, _ = rank_json(pool, image_folder, train_folder, "--results", explicit)
-    assert res.exit_code == 2 and "holds results of a newer suscli (train_data, unlabeled_data differ)" in res.stderr
+    assert res.exit_code == 2 and "holds results of a newer suscli (--train-data, --data differ)" in res.stderr
 
 
 def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_folder: Path, train_folder: Path) -> None:
@@ -116,14 +116,14 @@ def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_f
     res, other = rank_json(pool, image_folder, train_folder, "--train-samples", "9")
     assert res.exit_code == 0 and other["counts"]["reused"] == 0, res.output
     assert (
-        f"{pool / 'suscli-results.jsonl'} holds results of other settings (train_data, train_samples differ): these settings start their own results beside them"
+        f"{pool / 'suscli-results.jsonl'} holds results of other settings (--train-data, --train-samples differ): these settings start their own results beside them"
         in res.stderr
     )
     res, again = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and again["counts"]["reused"] == 4
     assert (
         "holds 4 result(s) of these settings, reused for the models they match" in res.stderr
-        and "(train_data, train_samples differ)" in res.stderr
+        and "(--train-data, --train-samples differ)" in res.stderr
     )
     assert [r["susceptibility"] for r in again["results"]] == [r["susceptibility"] for r in first["results"]]
     assert len((pool / "suscli-results.jsonl").read_text().splitlines()) == 8
@@ -132,7 +132,7 @@ def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_f
     assert res.exit_code == 0 and whole["counts"]["reused"] == 4, res.output
     # the line names what differs from the nearest other settings, not from the last ones written (train-samples 9)
     res, _ = rank_json(pool, image_folder, train_folder, "--seed", "1")
-    assert "holds results of other settings (susceptibility.seed differ)" in res.stderr, res.stderr
+    assert "holds results of other settings (--seed differs)" in res.stderr, res.stderr
 
 
 def read_only(folder: Path, command: list[str]) -> list[str]:
@@ -234,7 +234,7 @@ def test_a_rerun_from_another_folder_or_a_moved_checkout_reuses_every_result(
     edited.write_bytes((moved / "train" / "class_1" / "img_000.png").read_bytes())
     os.utime(edited, (stamp + 1, stamp + 1))
     res, doc = rank_json(Path("pool"), Path("unlabeled"), Path("train"))
-    assert doc["counts"]["reused"] == 0 and "(train_data differ)" in res.stderr
+    assert doc["counts"]["reused"] == 0 and "(--train-data differs)" in res.stderr
 
 
 def test_results_of_an_earlier_suscli_that_keyed_data_by_path_are_measured_again(
@@ -251,7 +251,7 @@ def test_results_of_an_earlier_suscli_that_keyed_data_by_path_are_measured_again
     results.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert (
         f"{results} holds results of an earlier suscli, which identified the images by their paths as typed "
-        "(train_data, unlabeled_data differ): these settings are measured again beside them"
+        "(--train-data, --data differ): these settings are measured again beside them"
     ) in measured_again(pool, image_folder, train_folder, "--results", results)
     again = rank_json(pool, image_folder, train_folder, "--results", results)[1]
     assert again["counts"]["reused"] == 4
@@ -274,7 +274,7 @@ def test_an_architecture_file_is_keyed_by_its_contents(
     assert doc["counts"]["reused"] == 3 and "other settings" not in res.stderr, res.output
     (tmp_path / "nets.py").write_text("from tests.conftest import tiny_cnn as net  # edited\n")
     res, doc = rank_json(Path("."), image_folder, train_folder, "--arch", "../nets.py:net", "--image-size", "8")
-    assert doc["counts"]["reused"] == 0 and "(arch differ)" in res.stderr, res.output
+    assert doc["counts"]["reused"] == 0 and "(--arch differs)" in res.stderr, res.output
 
 
 def test_results_stored_without_the_untrained_reading_the_verdict_needs_are_measured_again(
@@ -298,3 +298,14 @@ def test_results_stored_without_the_untrained_reading_the_verdict_needs_are_meas
     assert res.exit_code == 0 and again["counts"]["reused"] == 4 - len(wanting), res.output
     assert {r["name"] for r in again["results"] if "untrained" in r["details"]} == wanting
     assert len(results.read_text().splitlines()) == 4 + len(wanting)  # only those measured again, and kept
+
+
+def test_the_settings_that_differ_are_named_as_the_options_that_set_them() -> None:
+    """The stored names (susceptibility.lr, val_numbering) were shown as they are stored; a release's own number names
+    no option and is left to the line's own words ("an earlier suscli")."""
+    from suscli.run.store import differ
+
+    keys = ["reading", "susceptibility.batch_size", "susceptibility.lr", "train_data", "unlabeled_data", "val_data", "val_numbering"]
+    assert differ(keys) == " (--batch-size, --lr, --train-data, --data, --val-data differ)"
+    assert differ(["device_type"]) == " (--device differs)"
+    assert differ(["reading", "val_numbering"]) == ""

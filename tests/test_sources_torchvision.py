@@ -129,7 +129,7 @@ def test_ema_weights_on_request(run: Path, tmp_path: Path) -> None:
     plain = ["rank", run, "-d", root / "unlabeled", "--results", tmp_path / "r.jsonl", "--batches", "1"]
     assert CliRunner().invoke(app, [str(a) for a in plain]).exit_code == 0
     res = CliRunner().invoke(app, [str(a) for a in plain + ["--ema"]])  # other weights: not the same results
-    assert res.exit_code == 2 and "holds results measured with other parameters (ema differ)" in res.stderr
+    assert res.exit_code == 2 and "holds results measured with other parameters (--ema differs)" in res.stderr
 
 
 def test_the_runs_interpolation_is_the_one_its_images_are_resized_with(run: Path, tmp_path: Path) -> None:

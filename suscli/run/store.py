@@ -95,6 +95,25 @@ def legacy_identity(value: Any) -> bool:
 RELEASE_MARKERS = {"reading": 1, "val_numbering": None}
 
 
+# The options that set the stored settings whose names are not the option's (a data identity: the option naming that set)
+_OPTIONS = {"unlabeled_data": "data", "train_data": "train-data", "val_data": "val-data", "device_type": "device"}
+
+
+def differ(keys: list[str]) -> str:
+    """" (--lr, --train-data differ)": the settings that differ (changed_settings's dotted names) as the options that
+    set them, for the line that says a results file holds other settings; "" where only a release marker differs,
+    which names no option and which that line says in its own words ("an earlier suscli"). The names as stored
+    ("susceptibility.lr", "val_numbering") were shown, one of them a release's internal number."""
+    words: list[str] = []
+    for key in keys:
+        top, _, sub = key.partition(".")
+        name = sub if top == "susceptibility" and sub else top
+        word = "--" + _OPTIONS.get(name, name.replace("_", "-"))
+        if top not in RELEASE_MARKERS and word not in words:
+            words.append(word)
+    return f" ({', '.join(words)} {'differ' if len(words) > 1 else 'differs'})" if words else ""
+
+
 def release_age(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     """Whether `stored` settings were written by a release that measures otherwise than this one (`current`): "earlier",
     whose results are measured again beside, "newer", whose results this one cannot reuse, or None."""
@@ -367,7 +386,7 @@ class ResultStore:
             return
         if self.age == "newer":
             raise UsageError(
-                f"results file {self.path} holds results of a newer suscli ({', '.join(self.others)} differ), which this one cannot reuse",
+                f"results file {self.path} holds results of a newer suscli{differ(self.others)}, which this one cannot reuse",
                 fix="upgrade suscli to reuse them, or pass --results NEW.jsonl",
             )
         schemes = {k: (_scheme(theirs.get(k)), _scheme(self.settings.get(k))) for k in DATA_KEYS}
@@ -376,7 +395,7 @@ class ResultStore:
         upgraded = self.age == "earlier" and set(self.others) <= RELEASE_MARKERS.keys() | rekeyed
         if not self.legacy and not upgraded:
             raise UsageError(
-                f"results file {self.path} holds results measured with other parameters ({', '.join(self.others) or 'settings'} differ)",
+                f"results file {self.path} holds results measured with other parameters{differ(self.others)}",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
             )
 
@@ -409,25 +428,25 @@ class ResultStore:
         """One line for a file shared with other settings: whether these settings start their results or reuse them."""
         if self.others is None:
             return None
-        diff = f"{', '.join(self.others) or 'settings'} differ"
+        diff = differ(self.others)
         if self.legacy and not self._done:
             return (
-                f"{self.path} holds results of an earlier suscli, which identified the images by their paths as typed ({diff}): "
+                f"{self.path} holds results of an earlier suscli, which identified the images by their paths as typed{diff}: "
                 "these settings are measured again beside them"
             )
         if self.age == "earlier" and not self._done:
             return (
                 f"{self.path} holds results of an earlier suscli, which read some checkpoints or class folders in "
-                f"another way ({diff}): these settings are measured again beside them"
+                f"another way{diff}: these settings are measured again beside them"
             )
         if self.age == "newer" and not self._done:
-            return f"{self.path} holds results of a newer suscli ({diff}), which this one does not reuse: these settings start their own results beside them"
+            return f"{self.path} holds results of a newer suscli{diff}, which this one does not reuse: these settings start their own results beside them"
         if self._done:
             return (  # how many of them this pool's models match is known only as each is loaded: the counts say
                 f"{self.path} holds {len(self._done)} result(s) of these settings, reused for the models they match, "
-                f"and results of other settings ({diff})"
+                f"and results of other settings{diff}"
             )
-        return f"{self.path} holds results of other settings ({diff}): these settings start their own results beside them"
+        return f"{self.path} holds results of other settings{diff}: these settings start their own results beside them"
 
     def get(self, key: str) -> Result | None:
         return self._done.get(key)
