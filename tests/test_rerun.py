@@ -88,8 +88,7 @@ def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image
     _as_written_by(default, suscli.run.audit.READING + 1)
     kept = default.read_text()
     assert (
-        f"{default} holds results of a newer suscli, which this one does not reuse: "
-        "these settings start their own results beside them"
+        f"{default} holds results of a newer suscli, which this one does not reuse: these settings start their own results beside them"
     ) in measured_again(pool, image_folder, train_folder)
     assert default.read_text().startswith(kept)
     explicit = tmp_path / "newer.jsonl"

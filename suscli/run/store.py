@@ -100,8 +100,8 @@ _OPTIONS = {"unlabeled_data": "data", "train_data": "train-data", "val_data": "v
 
 
 def differ(keys: list[str]) -> str:
-    """" (--lr, --train-data differ)": the settings that differ (changed_settings's dotted names) as the options that
-    set them, for the line that says a results file holds other settings; "" where only a release marker differs,
+    """The settings that differ (changed_settings's dotted names) as the options that set them, " (--lr, --train-data
+    differ)", for the line that says a results file holds other settings; "" where only a release marker differs,
     which names no option and which that line says in its own words ("an earlier suscli"). The names as stored
     ("susceptibility.lr", "val_numbering") were shown, one of them a release's internal number."""
     words: list[str] = []
