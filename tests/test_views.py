@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
-from suscli.cli.output import gate_lines, step_summary
+from suscli.cli.output import step_summary
 from suscli.results import Result
 from suscli.run.report import Report
 from suscli.views.columns import display_columns
-from suscli.views.formats import Format, render, to_csv, to_markdown
+from suscli.views.formats import Format, gate_lines, render, to_csv, to_markdown
 
 # Names a manifest or a file system allows, each of which Markdown would read as markup or as a cell's end.
 NAMES = ["a|b", "back\\|slash", "x<i>y</i>&amp;", "*bold* and `code`", "_under_ __init__ epoch_12", "[link](u) ~~s~~", "two\r\nlines\rhere"]
@@ -80,6 +80,27 @@ def test_the_step_summary_shows_the_closing_lines_as_text(tmp_path: Path, monkey
     page = Cells()
     page.feed(github(summary.read_text()))
     assert page.paragraphs == [" ".join(line.splitlines()) for line in [*lines, *(f"gate failed: {f}" for f in failures)]]
+
+
+@pytest.mark.parametrize("command", ["rank", "track"])
+def test_the_markdown_report_carries_the_closing_lines_as_the_step_summary_does(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-f markdown` held the table alone: pasted into a pull request, it left out the model to ship and the gates."""
+    rows = [Result(name, f"/p/{i}.pt", train_acc=0.9, susceptibility=0.5, region=2) for i, name in enumerate(NAMES)]
+    rows.append(Result("broken", "/p/b.pt", status="error", error="bad file"))
+    lines = [f"ship {NAMES[2]}: it predicts the consensus", "label noise: the share of wrong labels is in 0.0-40.0%"]
+    report = Report(command, rows, {}, lines=lines, failures=["1 model(s) likely memorized noise"])
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    step_summary(report)
+    text = render(report, Format.markdown)
+    assert summary.read_text() == text + "\n"
+    page = Cells()
+    page.feed(github(text))
+    unit = "epoch" if command == "track" else "model"
+    ends = [f"error: 1 {unit}(s) could not be scored (see their rows)", "gate failed: 1 model(s) likely memorized noise"]
+    assert page.paragraphs == [" ".join(line.splitlines()) for line in [*lines, *ends]]
 
 
 @pytest.mark.parametrize("extra", ["", "car\rriage"])

@@ -16,7 +16,7 @@ from suscli.cli.console import say, say_error
 from suscli.files import REPORT_ERRORS, printable, require_folder, same_file, write_atomic
 from suscli.errors import ExitCode, InputError, Interrupted, UsageError
 from suscli.run.report import Report
-from suscli.views.formats import Format, markdown_text, render, suspects_csv, to_markdown, to_table
+from suscli.views.formats import Format, markdown_report, render, suspects_csv, to_table
 
 
 def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None, inputs: Sequence[Path | None] = ()) -> None:
@@ -123,27 +123,15 @@ def write_plot(path: Path, report: Report, draw: Callable[[Path], object], unit:
     say(f"plot written to {path}")
 
 
-def gate_lines(report: Report, unit: str = "model") -> list[str]:
-    """How the run ends, in words: the models that could not be scored, then the gates that failed (rank prints them
-    last on stderr, and the step summary ends with them: a CI job that failed on a gate points the reader there).
-    Both: exit 3 wins over 1, but a flagged model is still flagged, as the JUnit and HTML reports say."""
-    reasons = {r.error for r in report.skipped}
-    why = f", all alike: {reasons.pop()}" if len(report.skipped) > 1 and len(reasons) == 1 else " (see their rows)"
-    skipped = [f"error: {len(report.skipped)} {unit}(s) could not be scored{why}"] if report.skipped else []
-    return [*skipped, *(f"gate failed: {failure}" for failure in report.failures)]
-
-
-def step_summary(report: Report, unit: str = "model") -> None:
-    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY: the Markdown table, the closing lines (rank
-    and track alike) and how the run ended (gate_lines); a failure here must not fail the audit."""
+def step_summary(report: Report) -> None:
+    """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY: the Markdown report (the table, the closing
+    lines and how the run ended); a failure here must not fail the audit."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
-    ends = [*report.lines, *gate_lines(report, unit)]  # rank: the choice, the noise line, the gates; track: what to keep
-    closing = "".join(f"\n{markdown_text(line)}\n" for line in ends)  # a line names models: text, not markup
     try:
         with open(path, "a", encoding="utf-8", errors=REPORT_ERRORS) as f:
-            f.write(to_markdown(report.rows, report.title) + closing + "\n")
+            f.write(markdown_report(report) + "\n")
     except OSError as e:
         say(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}")
 

@@ -30,12 +30,13 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_plot, write_suspects, writing
+from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, write_plot, write_suspects, writing
 from suscli.errors import UsageError
 from suscli.judge.rules import DEFAULT_RULE
 from suscli.run.distributed import world
 from suscli.run.rank import rank as rank_pool
 from suscli.run.store import default_results
+from suscli.views.formats import gate_lines
 from suscli.views.plot import check_plot, plot_pool
 
 

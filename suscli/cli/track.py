@@ -28,10 +28,11 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.run.distributed import single_process
-from suscli.cli.output import also, check_destinations, emit, exit_code, gate_lines, step_summary, write_plot, writing
+from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, write_plot, writing
 from suscli.run.epochs import DEFAULT_KEEP
 from suscli.run.store import default_results
 from suscli.run.track import track as track_run
+from suscli.views.formats import gate_lines
 
 
 @app.command()
@@ -132,10 +133,10 @@ def track(
             also(report, html, junit)
             if plot is not None:
                 write_plot(plot, report, lambda path: plot_run(report.rows, report.keep, path, rule=keep_rule.value), "epoch")
-            step_summary(report, "epoch")
+            step_summary(report)
         for line in report.lines:
             say(line)
     if report.skipped:
-        for line in gate_lines(report, "epoch"):
+        for line in gate_lines(report):
             say(line)
     exit_code(report.exit_code, printed)

@@ -137,6 +137,26 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def gate_lines(report: Report) -> list[str]:
+    """How the run ends, in words: the models (track: epochs) that could not be scored, then the gates that failed
+    (the commands print them last on stderr, and the Markdown report ends with them: a CI job that failed on a gate
+    points the reader there). Both: exit 3 wins over 1, but a flagged model is still flagged, as the JUnit and HTML
+    reports say."""
+    unit = "epoch" if report.command == "track" else "model"
+    reasons = {r.error for r in report.skipped}
+    why = f", all alike: {reasons.pop()}" if len(report.skipped) > 1 and len(reasons) == 1 else " (see their rows)"
+    skipped = [f"error: {len(report.skipped)} {unit}(s) could not be scored{why}"] if report.skipped else []
+    return [*skipped, *(f"gate failed: {failure}" for failure in report.failures)]
+
+
+def markdown_report(report: Report) -> str:
+    """-f markdown and the step summary: the table, then the closing lines (rank: the choice, the label noise; track:
+    the epoch to keep) and how the run ended, each a paragraph of text, not markup (a line names models). The table
+    alone, pasted into a pull request, left out the decision it was run for."""
+    ends = [*report.lines, *gate_lines(report)]
+    return to_markdown(report.rows, report.title) + "".join(f"\n{markdown_text(line)}\n" for line in ends)
+
+
 # What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays
 # out; and what it cannot show, a lone surrogate (a file name's byte that is not UTF-8).
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -174,7 +194,7 @@ def render(report: Report, fmt: Format, per_image: bool = False) -> str:
     if fmt == Format.csv:
         return to_csv(rows)
     if fmt == Format.markdown:
-        return to_markdown(rows, title)
+        return markdown_report(report)
     if fmt == Format.table:
         return plain_text(to_table(rows, title))
     if fmt == Format.junit:
