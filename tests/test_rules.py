@@ -136,6 +136,17 @@ def test_the_closing_line_says_whose_consensus_the_pick_was_compared_with() -> N
     assert "the consensus of the 4 region-1 models (its own vote left out) on 90.0%" in choice.why
 
 
+def test_with_two_voters_the_closing_line_names_the_other_voter() -> None:
+    """Two voters: each is compared with the other's predictions, which the line called "the consensus of all 2 models
+    (its own vote left out)"."""
+    truth = [0, 1, 2] * 200
+    two = [row("a", 0.8, 0.1, truth), row("b", 0.7, 0.1, [(t + 1) % 3 if k < 60 else t for k, t in enumerate(truth)])]
+    choice = choose(two, "agreement", T)
+    assert choice.voters == ["a", "b"]
+    assert choice.why.startswith(f"ship {choice.pick.name}: it predicts what the other voter, ")
+    assert f"the other voter, {'b' if choice.pick.name == 'a' else 'a'}, predicts on 90.0% of the 600" in choice.why
+
+
 def test_agreement_rule_says_when_it_is_not_confident():
     rows = pool()
     rows[1].train_acc = 0.8  # r1-a and r1-b now tie on both agreement and training accuracy

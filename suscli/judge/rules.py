@@ -244,7 +244,8 @@ def _order_words(weights: Blend, rule: str) -> str:
         return f"held-out accuracy alone puts it {first} ({evidence}: the label-free order adds nothing)"
     return (
         f"held-out accuracy and the label-free order ({rule} rule), weighted {weights.held_out:.2f} and "
-        f"{weights.label_free:.2f} by how well each predicts the clean ranking ({evidence}), put it {first}"
+        f"{weights.label_free:.2f} (regression weights, which need not sum to 1) by how well each predicts the clean "
+        f"ranking ({evidence}), put it {first}"
     )
 
 
@@ -265,7 +266,13 @@ def _by_rule(
             voter_ids = {id(r) for r, m in zip(placed, mask) if m}
             # a voter is compared with the others' consensus (agreement_with_consensus), and so is a copy of one
             own_vote_out = {id(r) for r, f in zip(placed, first_of(placed)) if id(f) in voter_ids} if len(voter_ids) > 1 else set()
-            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged, own_vote_out)
+            if len(voter_ids) == 2:  # the consensus a voter is compared with is the other voter's predictions: named
+                firsts = {id(r): id(f) for r, f in zip(placed, first_of(placed))}
+                other = {i: next(r.name for r in placed if id(r) in voter_ids and id(r) != firsts[i]) for i in own_vote_out}
+                who_for = {i: f"what the other voter, {name}, predicts" for i, name in other.items()}
+            else:
+                who_for = {i: f"the consensus of {who} (its own vote left out)" for i in own_vote_out}
+            choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged, who_for)
             choice.voters = [r.name for r, m in zip(placed, mask) if m]
             return choice
         rule, note = "regions", f" (regions rule: {who})"
@@ -529,10 +536,10 @@ def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
 
 
 def _agreement_choice(
-    rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool, flagged: int, own_vote_out: set[int]
+    rows: list[Result], measured: list[Result], who: str, tie_break: str, fit: bool, flagged: int, who_for: dict[int, str]
 ) -> Choice:
     """Order by agreement; the near-ties (agreement not clearly below the best) come first, ordered by
-    `tie_break` (`own_vote_out`: the ids of the rows compared with a consensus without their own vote). Confident only when no other model is a near-tie, so that the unlabeled images separate the pick
+    `tie_break` (`who_for`: what the rows compared with a consensus without their own vote, by id, were compared with). Confident only when no other model is a near-tie, so that the unlabeled images separate the pick
     from every other model, and not when every model voted, `flagged` of them called "likely memorized noise": as
     without training accuracy, agreeing best with a consensus that memorizers shape is no evidence of clean accuracy
     (a held-out deep zoo, where too few models were in region 1 to vote, shipped a model 3.5 points below the best
@@ -552,7 +559,7 @@ def _agreement_choice(
     best = ranked[0]
     clear = ", clearly more than any other model" if len(lead) == 1 else ""  # said of the agreement, before the region
     why = (
-        f"ship {best.name}: it predicts the consensus of {who}{' (its own vote left out)' if id(best) in own_vote_out else ''} "
+        f"ship {best.name}: it predicts {who_for.get(id(best), f'the consensus of {who}')} "
         f"on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
         f"images{clear}{_outside_region_1(best, 'agreement')}"
     )

@@ -97,19 +97,21 @@ RELEASE_MARKERS = {"reading": 1, "val_numbering": None}
 
 # The options that set the stored settings whose names are not the option's (a data identity: the option naming that set)
 _OPTIONS = {"unlabeled_data": "data", "train_data": "train-data", "val_data": "val-data", "device_type": "device"}
+# What a release marker numbers, where the line does not say the results are an earlier or a newer suscli's
+_RELEASE_WORDS = {"reading": "the release's way of reading inputs", "val_numbering": "the release's numbering of held-out classes"}
 
 
-def differ(keys: list[str]) -> str:
+def differ(keys: list[str], release: bool = True) -> str:
     """The settings that differ (changed_settings's dotted names) as the options that set them, " (--lr, --train-data
-    differ)", for the line that says a results file holds other settings; "" where only a release marker differs,
-    which names no option and which that line says in its own words ("an earlier suscli"). The names as stored
+    differ)", for the line that says a results file holds other settings; a release marker in words, or left out
+    where the line says it in its own (`release=False`: "an earlier suscli"). The names as stored
     ("susceptibility.lr", "val_numbering") were shown, one of them a release's internal number."""
     words: list[str] = []
     for key in keys:
         top, _, sub = key.partition(".")
         name = sub if top == "susceptibility" and sub else top
-        word = "--" + _OPTIONS.get(name, name.replace("_", "-"))
-        if top not in RELEASE_MARKERS and word not in words:
+        word = _RELEASE_WORDS.get(top, "") if top in RELEASE_MARKERS else "--" + _OPTIONS.get(name, name.replace("_", "-"))
+        if word and word not in words and (release or top not in RELEASE_MARKERS):
             words.append(word)
     return f" ({', '.join(words)} {'differ' if len(words) > 1 else 'differs'})" if words else ""
 
@@ -386,7 +388,7 @@ class ResultStore:
             return
         if self.age == "newer":
             raise UsageError(
-                f"results file {self.path} holds results of a newer suscli{differ(self.others)}, which this one cannot reuse",
+                f"results file {self.path} holds results of a newer suscli{differ(self.others, release=False)}, which this one cannot reuse",
                 fix="upgrade suscli to reuse them, or pass --results NEW.jsonl",
             )
         schemes = {k: (_scheme(theirs.get(k)), _scheme(self.settings.get(k))) for k in DATA_KEYS}
@@ -428,19 +430,19 @@ class ResultStore:
         """One line for a file shared with other settings: whether these settings start their results or reuse them."""
         if self.others is None:
             return None
-        diff = differ(self.others)
+        diff, since = differ(self.others), differ(self.others, release=False)  # the second where the line names the release
         if self.legacy and not self._done:
             return (
-                f"{self.path} holds results of an earlier suscli, which identified the images by their paths as typed{diff}: "
+                f"{self.path} holds results of an earlier suscli, which identified the images by their paths as typed{since}: "
                 "these settings are measured again beside them"
             )
         if self.age == "earlier" and not self._done:
             return (
                 f"{self.path} holds results of an earlier suscli, which read some checkpoints or class folders in "
-                f"another way{diff}: these settings are measured again beside them"
+                f"another way{since}: these settings are measured again beside them"
             )
         if self.age == "newer" and not self._done:
-            return f"{self.path} holds results of a newer suscli{diff}, which this one does not reuse: these settings start their own results beside them"
+            return f"{self.path} holds results of a newer suscli{since}, which this one does not reuse: these settings start their own results beside them"
         if self._done:
             return (  # how many of them this pool's models match is known only as each is loaded: the counts say
                 f"{self.path} holds {len(self._done)} result(s) of these settings, reused for the models they match, "
