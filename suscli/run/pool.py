@@ -228,6 +228,8 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     if not pool.exists():
         raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
     if pool.is_file():
+        if (why := refusal(pool)) is not None:  # a PEFT adapter's adapter_config.json: read as a manifest, "lists no models"
+            raise why
         if pool.suffix.lower() in MANIFEST_SUFFIXES:
             return read_manifest(pool)
         raise InputError(
