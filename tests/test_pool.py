@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from suscli.errors import InputError
-from suscli.run.pool import discover, epoch_from_name
+from suscli.run.pool import discover, epoch_from_name, read_manifest
 
 
 @pytest.mark.parametrize(
@@ -277,7 +277,7 @@ def test_checkpoints_of_other_training_stacks_in_a_pool_are_rows(tmp_path: Path,
 def test_a_run_folder_of_sharded_saves_is_the_runs_row_naming_them(tmp_path: Path) -> None:
     """An FSDP run saving torch.distributed.checkpoint folders (run1/step_100/, run1/step_200/), which suscli does not
     read, was left out as a folder "holding no checkpoint", where the same folder at the pool's top is a row naming it
-    with torch's conversion: the run is that row, its latest save's."""
+    with torch's conversion: the run is that row, its latest save's, also where a manifest's entry names the run."""
     import warnings
 
     import torch.distributed.checkpoint as dcp
@@ -299,6 +299,9 @@ def test_a_run_folder_of_sharded_saves_is_the_runs_row_naming_them(tmp_path: Pat
     why = refusal(entries[1].path)
     assert why is not None and why.message.startswith(f"{tmp_path / 'run1' / 'step_200'}: is a torch.distributed.checkpoint folder")
     assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a/epoch_1.pt", "run1/step_100", "run1/step_200"]
+    manifest = tmp_path / "m.json"  # a manifest's entry naming the run: its row was "is a directory, not a checkpoint"
+    manifest.write_text(json.dumps([{"path": "run1"}]))
+    assert [(e.name, e.path) for e in read_manifest(manifest)] == [("run1", tmp_path / "run1" / "step_200")]
 
 
 def test_onnx_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:

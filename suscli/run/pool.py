@@ -280,8 +280,9 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
 
 def _run_model(path: Path) -> Path:
     """A manifest entry's model: a run folder (no Hugging Face model folder itself) stands for its latest checkpoint,
-    as a pool folder's run does; it was an error row, 'is a directory, not a checkpoint'."""
-    runs = _checkpoints_under(path) if path.is_dir() else []
+    as a pool folder's run does, or for its latest save of another stack (FSDP's sharded folders), whose row says what
+    it is; each was an error row, 'is a directory, not a checkpoint'."""
+    runs = (_checkpoints_under(path) or _refused_under(path)) if path.is_dir() else []
     return _latest(runs) if runs else path
 
 
