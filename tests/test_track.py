@@ -365,3 +365,27 @@ def test_a_run_of_saves_named_by_step_says_they_count_steps_and_tracks_by_a_mani
     manifest.write_text(json.dumps([{"path": f"step_{100 * e}.safetensors", "epoch": e} for e in (1, 2, 3)]))
     res, doc = track_json(manifest, "-d", image_folder)
     assert res.exit_code == 0 and [(r["epoch"], r["status"]) for r in doc["results"]] == [(1, "ok"), (2, "ok"), (3, "ok")], res.output
+
+
+def test_a_run_of_sharded_saves_is_named_with_torchs_conversion(tmp_path: Path, image_folder: Path) -> None:
+    """An FSDP run of torch.distributed.checkpoint folders (epoch_1/, epoch_2/), which suscli does not read: track said
+    "no checkpoint of run has an epoch number (name them like epoch_12.pt ...)", as they are named; it names the
+    format and torch's conversion, as score does, also for folders named by the step."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    from tests.conftest import one_error_line
+
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ...: assuming ... a single process"
+        for epoch in (1, 2):
+            dcp.save({"model": tiny_cnn(3).state_dict()}, checkpoint_id=str(run / f"epoch_{epoch}"))
+    line = one_error_line(
+        invoke("track", run, "-d", image_folder), 3, f"error: {run / 'epoch_1'}: is a torch.distributed.checkpoint folder"
+    )
+    assert f"python -m torch.distributed.checkpoint.format_utils dcp_to_torch {run / 'epoch_1'} model.pt" in line
+    for epoch in (1, 2):  # FSDP's usual step_N folders: not "their names count optimizer steps", which a manifest would not fix
+        (run / f"epoch_{epoch}").rename(run / f"step_{100 * epoch}")
+    one_error_line(invoke("track", run, "-d", image_folder), 3, f"error: {run / 'step_100'}: is a torch.distributed.checkpoint folder")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suscli.errors import InputError, shown
-from suscli.load.foreign import DEEPSPEED_MODEL
+from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
@@ -230,6 +230,9 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
                 "mid-epoch (the epoch in trainer_state.json is not whole)",
                 fix='save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), or give a manifest with an epoch field',
             )
+        foreign = [why for e in skipped if (why := refusal(e.path)) is not None]
+        if foreign and len(foreign) == len(skipped):  # FSDP's sharded folders: what they are, which no epoch number reads
+            raise foreign[0]
         if steps := [e for e in skipped if (e.path.name == DEEPSPEED_MODEL or save_step(e.path) is not None) and run.is_dir()]:
             raise _step_saves(run, steps)
         raise InputError(
