@@ -925,7 +925,8 @@ def test_a_peft_adapter_is_named_as_one_with_the_merge_to_do(tmp_path: Path, ima
 
 def test_a_peft_adapters_config_passed_itself_names_the_adapter(tmp_path: Path, image_folder: Path) -> None:
     """adapter_config.json is the file a user opens to see what an adapter is, and the one a shell completes first:
-    given itself, it was "unknown checkpoint type '.json'", as if some other suffix would do."""
+    given itself, it was "unknown checkpoint type '.json'", as if some other suffix would do; `rank` read it as a
+    manifest that "lists no models"."""
     adapter = _peft_adapter(tmp_path / "lora")
     config = adapter / "adapter_config.json"
     line = one_error_line(
@@ -934,6 +935,8 @@ def test_a_peft_adapters_config_passed_itself_names_the_adapter(tmp_path: Path, 
         f"error: {config}: is part of {adapter}, which is a PEFT adapter (LORA) for google/vit-base-patch16-224-in21k",
     )
     assert f"'{adapter}').merge_and_unload()" in line
+    rank = one_error_line(invoke("rank", config, "-d", image_folder), 3)  # it was read as a manifest: "lists no models"
+    assert rank == line
     (adapter / "adapter_model.safetensors").unlink()  # no weights: no adapter to name
     one_error_line(invoke("score", config, "-d", image_folder), 3, "unknown checkpoint type '.json'")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from suscli.errors import InputError
-from suscli.run.pool import discover, epoch_from_name
+from suscli.run.pool import discover, epoch_from_name, read_manifest
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,13 @@ from suscli.run.pool import discover, epoch_from_name
         ("final.pt", None),
         ("resnet18-run2-100.pt", 100),
         ("model_12.pth", 12),
-        ("step_32.safetensors", 32),
+        # a name by the optimizer step counts steps, not epochs (it read 32, 1000, 3, 300, 100); Lightning's epoch wins
+        ("step_32.safetensors", None),
+        ("model-step-1000.safetensors", None),
+        ("step-3.pt", None),
+        ("step=300.pt", None),
+        ("step_100", None),  # a DeepSpeed tag folder
+        ("run2_global_step100.pt", None),
         # a number inside a word or a name saying it is an alias of some epoch: no epoch (it read 16, 50, 1, 18)
         ("bn_cnn16_best.safetensors", None),
         ("resnet50_best.pt", None),
@@ -41,6 +47,29 @@ from suscli.run.pool import discover, epoch_from_name
 )
 def test_epoch_from_name(name: str, epoch: int | None) -> None:
     assert epoch_from_name(name) == epoch
+
+
+def test_saves_numbered_by_step_have_no_epoch_and_are_ordered_by_it(tmp_path: Path) -> None:
+    """A script's step_N saves (and DeepSpeed's global_stepN/ folders) number optimizer steps: no epoch, which track
+    read them as; a run's saves are still ordered by them, its latest the highest step whatever the file times (a
+    copy without them: DeepSpeed's run was ordered by file time alone)."""
+    from tests.test_checkpoints import _deepspeed_run, _tiny
+
+    for step, mtime in ((100, 1000), (200, 3000), (1000, 2000)):
+        touch(tmp_path / "run" / f"step_{step}.pt", mtime)
+    for step, mtime in ((100, 2000), (1000, 1000)):
+        os.utime(_deepspeed_run(tmp_path / "ds", _tiny(), step) / "mp_rank_00_model_states.pt", (mtime, mtime))
+    assert [(e.name, e.path.relative_to(tmp_path).as_posix(), e.epoch) for e in discover(tmp_path)] == [
+        ("ds", "ds/global_step1000/mp_rank_00_model_states.pt", None),
+        ("run", "run/step_1000.pt", None),
+    ]
+    assert [(e.name, e.epoch) for e in discover(tmp_path, all_checkpoints=True)] == [
+        ("ds/global_step100/mp_rank_00_model_states.pt", None),
+        ("ds/global_step1000/mp_rank_00_model_states.pt", None),
+        ("run/step_100.pt", None),
+        ("run/step_200.pt", None),
+        ("run/step_1000.pt", None),
+    ]
 
 
 def touch(path: Path, mtime: float | None = None) -> Path:
@@ -248,7 +277,7 @@ def test_checkpoints_of_other_training_stacks_in_a_pool_are_rows(tmp_path: Path,
 def test_a_run_folder_of_sharded_saves_is_the_runs_row_naming_them(tmp_path: Path) -> None:
     """An FSDP run saving torch.distributed.checkpoint folders (run1/step_100/, run1/step_200/), which suscli does not
     read, was left out as a folder "holding no checkpoint", where the same folder at the pool's top is a row naming it
-    with torch's conversion: the run is that row, its latest save's."""
+    with torch's conversion: the run is that row, its latest save's, also where a manifest's entry names the run."""
     import warnings
 
     import torch.distributed.checkpoint as dcp
@@ -270,6 +299,9 @@ def test_a_run_folder_of_sharded_saves_is_the_runs_row_naming_them(tmp_path: Pat
     why = refusal(entries[1].path)
     assert why is not None and why.message.startswith(f"{tmp_path / 'run1' / 'step_200'}: is a torch.distributed.checkpoint folder")
     assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a/epoch_1.pt", "run1/step_100", "run1/step_200"]
+    manifest = tmp_path / "m.json"  # a manifest's entry naming the run: its row was "is a directory, not a checkpoint"
+    manifest.write_text(json.dumps([{"path": "run1"}]))
+    assert [(e.name, e.path) for e in read_manifest(manifest)] == [("run1", tmp_path / "run1" / "step_200")]
 
 
 def test_onnx_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:

@@ -362,3 +362,48 @@ def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(t
         ("epoch_1/mp_rank_00_model_states.pt", 1),
         ("epoch_2/mp_rank_00_model_states.pt", 2),
     ]
+
+
+def test_a_run_of_saves_named_by_step_says_they_count_steps_and_tracks_by_a_manifest(tmp_path: Path, image_folder: Path) -> None:
+    """A script saving step_100.safetensors, step_200.safetensors, ... (every N optimizer steps): track read the steps
+    as epochs 100, 200, 300 and averaged zeta over them as epochs. It says the names count steps, and the manifest
+    it names is tracked."""
+    from tests.conftest import one_error_line
+
+    run = tmp_path / "run"
+    for step in (100, 200, 300):
+        suscli.save(tiny_cnn(3), run / f"step_{step}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
+    line = one_error_line(
+        invoke("track", run, "-d", image_folder),
+        3,
+        f"error: no checkpoint of {run} has an epoch number: their names (step_100, step_200, step_300) count optimizer steps, not epochs",
+    )
+    assert f'give a manifest in {run} with the epoch each save ended, [{{"path": "step_100.safetensors", "epoch": 1}}, ...]' in line
+    manifest = run / "epochs.json"
+    manifest.write_text(json.dumps([{"path": f"step_{100 * e}.safetensors", "epoch": e} for e in (1, 2, 3)]))
+    res, doc = track_json(manifest, "-d", image_folder)
+    assert res.exit_code == 0 and [(r["epoch"], r["status"]) for r in doc["results"]] == [(1, "ok"), (2, "ok"), (3, "ok")], res.output
+
+
+def test_a_run_of_sharded_saves_is_named_with_torchs_conversion(tmp_path: Path, image_folder: Path) -> None:
+    """An FSDP run of torch.distributed.checkpoint folders (epoch_1/, epoch_2/), which suscli does not read: track said
+    "no checkpoint of run has an epoch number (name them like epoch_12.pt ...)", as they are named; it names the
+    format and torch's conversion, as score does, also for folders named by the step."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    from tests.conftest import one_error_line
+
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ...: assuming ... a single process"
+        for epoch in (1, 2):
+            dcp.save({"model": tiny_cnn(3).state_dict()}, checkpoint_id=str(run / f"epoch_{epoch}"))
+    line = one_error_line(
+        invoke("track", run, "-d", image_folder), 3, f"error: {run / 'epoch_1'}: is a torch.distributed.checkpoint folder"
+    )
+    assert f"python -m torch.distributed.checkpoint.format_utils dcp_to_torch {run / 'epoch_1'} model.pt" in line
+    for epoch in (1, 2):  # FSDP's usual step_N folders: not "their names count optimizer steps", which a manifest would not fix
+        (run / f"epoch_{epoch}").rename(run / f"step_{100 * epoch}")
+    one_error_line(invoke("track", run, "-d", image_folder), 3, f"error: {run / 'step_100'}: is a torch.distributed.checkpoint folder")

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suscli.errors import InputError, shown
-from suscli.load.foreign import DEEPSPEED_MODEL
+from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
 from suscli.measure.susceptibility import running_mean
-from suscli.run.pool import PoolEntry, alias_copy, discover, name_version
+from suscli.run.pool import PoolEntry, alias_copy, discover, name_version, save_step
 from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
@@ -231,8 +231,11 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
                 "mid-epoch (the epoch in trainer_state.json is not whole)",
                 fix='save one at the end of every epoch, TrainingArguments(save_strategy="epoch"), or give a manifest with an epoch field',
             )
-        if deepspeed := [e for e in skipped if e.path.name == DEEPSPEED_MODEL and run.is_dir()]:
-            raise _deepspeed_steps(run, deepspeed)
+        foreign = [why for e in skipped if (why := refusal(e.path)) is not None]
+        if foreign and len(foreign) == len(skipped):  # FSDP's sharded folders: what they are, which no epoch number reads
+            raise foreign[0]
+        if steps := [e for e in skipped if (e.path.name == DEEPSPEED_MODEL or save_step(e.path) is not None) and run.is_dir()]:
+            raise _step_saves(run, steps)
         raise InputError(
             f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field"
         )
@@ -258,14 +261,17 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
 
 
-def _deepspeed_steps(run: Path, saves: list[PoolEntry]) -> InputError:
-    """Why a DeepSpeed run has no epochs, and the manifest that gives them: its model states record none, and
-    save_checkpoint's default tag, `global_stepN`, counts optimizer steps, which a save every epoch or every 500 steps
-    both write. Renaming its files, as the plain refusal says, is no fix for names DeepSpeed gives them itself."""
+def _step_saves(run: Path, saves: list[PoolEntry]) -> InputError:
+    """Why a run saved by optimizer step has no epochs, and the manifest that gives them: DeepSpeed's model states
+    record none, and save_checkpoint's default tag, `global_stepN`, counts steps, as a script's `step_500.pt` does; a
+    save every epoch or every 500 steps both write such names. Renaming the files, as the plain refusal says, is no fix
+    for names a tool gives them itself."""
     first = saves[0].path.relative_to(run).as_posix()
+    deepspeed = all(e.path.name == DEEPSPEED_MODEL for e in saves)
+    named = "DeepSpeed's model states record none, and the folders it names them by" if deepspeed else "their names"
     return InputError(
-        f"no checkpoint of {run} has an epoch number: DeepSpeed's model states record none, and the folders it names them by "
-        f"({shown([e.path.parent.name for e in saves], 3)}) count optimizer steps, not epochs",
+        f"no checkpoint of {run} has an epoch number: {named} "
+        f"({shown([e.path.parent.name if deepspeed else e.name for e in saves], 3)}) count optimizer steps, not epochs",
         fix=f'give a manifest in {run} with the epoch each save ended, [{{"path": "{first}", "epoch": 1}}, ...], and track it',
     )
 

@@ -34,6 +34,10 @@ _EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r
 # (resnet50.pt, bn_cnn16): architectures carry numbers too; nor the end of a metric a script formats into the name
 # (model_3_0.8533.pt, weights.05-0.42, lr1e-3): its decimals, or its exponent, read as epochs in the metric's order
 _LAST_NUMBER = re.compile(r"(?:^|(?<!\d[e])[_\-=]|(?<!\d)\.)(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.IGNORECASE)
+# A name by the optimizer step (a script's step_500.pt, model-step-1000.safetensors, DeepSpeed's global_step100/ or a
+# step_100/ tag folder) counts steps, not epochs: it orders a run's saves, and was read as epochs 500, 1000, 100.
+# Lightning's epoch=E-step=S names its epoch first, which wins.
+_STEP = re.compile(r"(?:^|[^a-z])steps?[=_-]?(\d+)", re.IGNORECASE)
 # A name that says it is an alias of some epoch (Lightning's last.ckpt, last-v1.ckpt, a script's resnet50_best.pt):
 # its number is not the epoch, and the file is skipped like one without a number
 _ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IGNORECASE)
@@ -65,9 +69,19 @@ def epoch_from_name(path: str | Path) -> int | None:
     for pattern in _EPOCH_PATTERNS:
         if m := pattern.search(stem):
             return int(m.group(1))
-    if _ALIAS.search(stem):
+    if _ALIAS.search(stem) or _STEP.search(stem):
         return None
     m = _LAST_NUMBER.search(stem)
+    return int(m.group(1)) if m else None
+
+
+def save_step(path: Path) -> int | None:
+    """The optimizer step a checkpoint's name (or DeepSpeed's tag folder) numbers it by where it names no epoch
+    (`step_500.pt`, `global_step100/mp_rank_00_model_states.pt`); None otherwise."""
+    named = _numbered_as(path)
+    if epoch_from_name(named) is not None:
+        return None
+    m = _STEP.search(_VERSION.sub("", _stem(named)))
     return int(m.group(1)) if m else None
 
 
@@ -150,10 +164,13 @@ def _dangling(path: Path) -> bool:
 
 def _order(path: Path) -> tuple[int, bool]:
     """The epoch a run's checkpoint is ordered by: its own, else the one a tool recorded in a file its name does not
-    number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files);
-    and whether it is its own, which on a tie puts a numbered file over such a copy. Each read once."""
+    number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files),
+    else the step its name numbers (`step_500.pt`); and whether it is its own, which on a tie puts a numbered file
+    over such a copy. Each read once."""
     own = checkpoint_epoch(path)
     epoch = own if own is not None or not path.is_file() else recorded_epoch(path)
+    if epoch is None:
+        epoch = save_step(path)
     return (-1 if epoch is None else epoch), own is not None
 
 
@@ -211,6 +228,8 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     if not pool.exists():
         raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
     if pool.is_file():
+        if (why := refusal(pool)) is not None:  # a PEFT adapter's adapter_config.json: read as a manifest, "lists no models"
+            raise why
         if pool.suffix.lower() in MANIFEST_SUFFIXES:
             return read_manifest(pool)
         raise InputError(
@@ -261,8 +280,9 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
 
 def _run_model(path: Path) -> Path:
     """A manifest entry's model: a run folder (no Hugging Face model folder itself) stands for its latest checkpoint,
-    as a pool folder's run does; it was an error row, 'is a directory, not a checkpoint'."""
-    runs = _checkpoints_under(path) if path.is_dir() else []
+    as a pool folder's run does, or for its latest save of another stack (FSDP's sharded folders), whose row says what
+    it is; each was an error row, 'is a directory, not a checkpoint'."""
+    runs = (_checkpoints_under(path) or _refused_under(path)) if path.is_dir() else []
     return _latest(runs) if runs else path
 
 
