@@ -7,13 +7,15 @@ import html.parser
 import io
 import math
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from markdown_it import MarkdownIt
 
-from suscli.cli.output import step_summary
+from suscli.cli.output import emit, step_summary
+from suscli.judge import verdict
 from suscli.results import Result
 from suscli.run.report import Report
 from suscli.views.columns import display_columns
@@ -185,3 +187,102 @@ def test_messages_on_stderr_write_control_characters_in_a_name_as_escapes(capsys
         "ship a\\x1b[2Jb: it predicts the consensus",
         "error: p/c\\x1b]0;x\\x07.pt: not a readable safetensors file",
     ]
+
+
+def pool_rows(held_out: bool, broken: bool) -> list[Result]:
+    """A ranked pool as rank reports it: the demo's names and a CIFAR pool's longer ones, every verdict's words."""
+    pool = [
+        ("bn_cnn-w32-lr0.1-wd0-e40-noaug", "suscli.models:bn_cnn", 1.0, 0.7913, 0.719, 1.0, 2, verdict.MEMORIZED),
+        ("cnn-bn-w16-wd5e-4-e12", "suscli.models:bn_cnn", 0.645, 0.0971, 0.877, 0.041, 1, verdict.RESISTS),
+        ("resnet-w8-wd5e-4-e10", "suscli.models:resnet", 0.655, 0.0967, 0.836, 0.087, 1, verdict.FITS_CLEAN),
+        ("cnn-w16-nowd-e3", "suscli.models:plain_cnn", 0.124, 0.0007, 0.094, 0.14, 3, verdict.UNDERFIT),
+        ("mlp-w128-wd5e-4-e3", "suscli.models:mlp", 0.146, 0.0382, 0.088, 0.157, 4, verdict.UNDERFIT_SUSCEPTIBLE),
+    ]
+    rows = [
+        Result(name, f"/p/{name}.safetensors", arch=arch, train_acc=fit, susceptibility=s, susceptibility_sem=s / 20,
+               agreement=agree, fits_contradicted=fits, region=region, verdict=said)
+        for name, arch, fit, s, agree, fits, region, said in pool
+    ]  # fmt: skip
+    if held_out:
+        for r in rows:
+            r.train_acc_low, r.train_acc_high, r.train_n = r.train_acc - 0.02, min(1.0, r.train_acc + 0.02), 4000
+            r.val_acc, r.val_acc_low, r.val_acc_high, r.val_n = 0.6, 0.57, 0.63, 1000
+            r.gap, r.gap_low, r.gap_high = r.train_acc - 0.6, r.train_acc - 0.64, r.train_acc - 0.56
+    if broken:
+        path = "/data/runs/bn_cnn-w64-lr0.1-wd0-e40-noaug/last.safetensors"
+        rows.append(Result("bn_cnn-w64-lr0.1-wd0-e40-noaug", path, status="error", error=f"{path}: not a readable safetensors file"))
+    return rows
+
+
+def on_terminal(report: Report, width: int, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What `emit` shows on a terminal `width` columns wide, its colours and styles left out."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown = Terminal()
+    monkeypatch.setattr(sys, "stdout", shown)
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("NO_COLOR", "1")
+    emit(report, Format.table, None)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.getvalue())
+
+
+def read_column(lines: list[str], values: list[str]) -> None:
+    """A column's lines, top to bottom, hold its values in order, each whole, and every line ends at the end of a word
+    or after a '-', '_', ':', '/' or '.' inside a name, never within a word ('susceptibi|lity', 'cnn-bn-w16|-wd5e')."""
+    shown = iter(line.strip() for line in lines if line.strip())
+    for value in values:
+        at = 0
+        while at < len(value):
+            line = next(shown, "")
+            assert line and value.startswith(line, at), f"{value!r} is not shown whole: {line!r} at {at}"
+            at += len(line)
+            assert at == len(value) or value[at] == " " or value[at - 1] in "-_:/.", f"{value!r} is split after {line!r}"
+            at = len(value) - len(value[at:].lstrip(" "))
+    assert next(shown, None) is None
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+@pytest.mark.parametrize("held_out, broken", [(False, False), (True, True)])
+def test_a_narrow_terminal_shows_every_header_verdict_and_name_whole(
+    width: int, held_out: bool, broken: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 100 columns the table folded its headers and names mid-word ('susceptibi/lity', 'contradicte/d',
+    'suscli.mod/els:bn_cnn', 'cnn-bn-w16/-wd5e-4-e1/2'). Now the columns that matter least are left out where the
+    rest would not fit, a line under the table names them and where to see them, headers wrap between words and
+    names after their '-' and '_', and no line is wider than the terminal."""
+    rows = pool_rows(held_out, broken)
+    report = Report("rank", rows, {})
+    text = on_terminal(report, width, monkeypatch).splitlines()
+    assert max(len(line) for line in text) <= width
+    top, head_end, bottom = (next(i for i, line in enumerate(text) if line.startswith(c)) for c in "┏┡└")
+    header = [line.split("┃")[1:-1] for line in text[top + 1 : head_end]]
+    body = [line.split("│")[1:-1] for line in text[head_end + 1 : bottom]]
+    names = [" ".join(" ".join(part[j] for part in header).split()) for j in range(len(header[0]))]
+    columns = dict(display_columns(rows))
+    left_out = [name for name in columns if name not in names]
+    assert [name for name in columns if name in names] == names and {"model", "train acc", "susceptibility", "verdict"} <= set(names)
+    for j, name in enumerate(names):
+        read_column([part[j] for part in header], [name])
+        read_column([part[j] for part in body], columns[name])
+    under = " ".join(" ".join(text[bottom + 1 :]).split())
+    if left_out:
+        assert all(name in under for name in left_out) and "-f csv" in under, under
+    else:
+        assert not under
+
+
+def test_a_file_or_pipe_gets_every_column_of_the_table() -> None:
+    """Only a terminal's table leaves columns out: stdout piped or redirected (a CI log) and --output keep them all,
+    and a table wider than their 200 characters wraps its names after a '-' or '/', not mid-word ('wd5e-4/-e12')."""
+    rows = pool_rows(held_out=True, broken=True)
+    columns = display_columns(rows)
+    text = render(Report("rank", rows, {}), Format.table).splitlines()
+    head_end, bottom = (next(i for i, line in enumerate(text) if line.startswith(c)) for c in "┡└")
+    header = [line.split("┃")[1:-1] for line in text[1:head_end] if "┃" in line]
+    assert [" ".join(" ".join(part[j] for part in header).split()) for j in range(len(columns))] == [name for name, _ in columns]
+    assert text[bottom + 1 :] == []
+    for j, (_, values) in enumerate(columns):
+        read_column([line.split("│")[1:-1][j] for line in text[head_end + 1 : bottom]], values)

@@ -38,14 +38,16 @@ def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | N
 
 def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = False) -> ExitCode:
     """Write the report atomically to --output, or to stdout: the same text either way (views.render). Only a
-    table shown on a terminal is drawn differently, in colour and at the terminal's width.
+    table shown on a terminal is drawn differently, in colour and at the terminal's width, the columns that matter
+    least left out where the others would not fit whole (views.widths).
 
     Returns the exit code the report's own writing leaves: a stdout that cannot take it (a full disk) is said in its
     error line at once and returned, not raised, so that the command still writes --junit, --html, the plot, the
     suspects and the step summary, says its closing lines and gates, and only then exits with it (exit_code): a CI
     job whose log could not be written kept none of them."""
     if output is None and fmt == Format.table and sys.stdout.isatty():
-        Console().print(to_table(report.rows, report.title))
+        console = Console()
+        console.print(to_table(report.rows, report.title, console.width, leave_out=True))
         return ExitCode.OK
     text = render(report, fmt, per_image)
     if output is not None:

@@ -22,6 +22,7 @@ from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result
 from suscli.views.columns import NUMERIC_COLUMNS, display_columns
 from suscli.views.frames import flat_frame
+from suscli.views.widths import NAMES, fit, wrap
 
 if TYPE_CHECKING:
     from suscli.judge.rules import LabelCheck
@@ -169,18 +170,26 @@ def visible(text: str) -> str:
     return CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
-def to_table(rows: list[Result], title: str | None = None) -> Table:
-    table = Table(title=title, show_lines=False)
-    for name, _ in display_columns(rows):
-        table.add_column(name, overflow="fold", justify="right" if name in NUMERIC_COLUMNS else "left")
-    cols = display_columns(rows)
+def to_table(rows: list[Result], title: str | None = None, width: int = PLAIN_WIDTH, leave_out: bool = False) -> Table:
+    """The rows as a Rich table `width` cells wide, no header, verdict or name cut inside a word. With `leave_out` (a
+    terminal) the columns that matter least are left out where the others would not fit whole, and a line under the
+    table names them and where to see them; a file or a pipe keeps every column."""
+    columns = [(name, [visible(v) for v in values]) for name, values in display_columns(rows)]
+    widths, left = fit(columns, width, leave_out)
+    shown = [(name, values) for name, values in columns if name not in left]
+    them = "it" if len(left) == 1 else "them"
+    caption = f"left out to fit {width} columns: {', '.join(left)}; a wider terminal shows {them}, as do --output FILE, -f csv and -f json"
+    table = Table(title=title, caption=caption if left else None, caption_justify="left", show_lines=False)
+    for (name, _), size in zip(shown, widths):
+        table.add_column(name, width=size, overflow="fold", justify="right" if name in NUMERIC_COLUMNS else "left")
     for i, r in enumerate(rows):
         style = (
             "red"
             if not r.ok or r.verdict == verdict.MEMORIZED
             else ("green" if r.verdict in (verdict.RESISTS, verdict.FITS_CLEAN) else None)
         )
-        table.add_row(*(Text(visible(values[i])) for _, values in cols), style=style)  # text, not Rich markup: a name may hold [best]
+        cells = (Text(wrap(values[i], size) if name in NAMES else values[i]) for (name, values), size in zip(shown, widths))
+        table.add_row(*cells, style=style)  # text, not Rich markup: a name may hold [best]
     return table
 
 
