@@ -3,8 +3,10 @@ library itself, measured as the same images in a folder are, through the same de
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +113,7 @@ def test_rank_results_are_kept_for_the_same_dataset_only(world: dict, tmp_path: 
     invoke(*ranked, "--results", kept)
     changed.select([1, 0, *range(2, 12)]).to_parquet(str(data))  # back to the first order
     res = invoke(*ranked, "--results", kept)  # an explicit results file of other data is refused, naming it
-    assert res.exit_code == 2 and "unlabeled_data" in res.stderr, res.output
+    assert res.exit_code == 2 and "(--data differs)" in res.stderr, res.output
 
 
 def test_rows_without_a_label_or_an_image_are_counted(world: dict, tmp_path: Path) -> None:
@@ -423,8 +425,11 @@ def test_a_hugging_face_imagefolder_is_turned_by_exif_orientation_as_load_datase
         exif = img.getexif()
         exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
         img.save(photos[2], exif=exif.tobytes())
-    loaded = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train", cache_dir=str(tmp_path / "hf-cache"))
-    trained = np.stack([np.asarray(row["image"].convert("RGB")).transpose(2, 0, 1) for row in loaded])
+    with warnings.catch_warnings():  # datasets 5.2 leaves metadata.csv open: collected here, not in a later test's check
+        warnings.simplefilter("ignore", ResourceWarning)
+        loaded = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train", cache_dir=str(tmp_path / "hf-cache"))
+        trained = np.stack([np.asarray(row["image"].convert("RGB")).transpose(2, 0, 1) for row in loaded])
+        gc.collect()
     stored = suscli.data.images.labeled_source(folder / "labels.csv").decoded(8, 3)[0].numpy()
     assert not np.array_equal(trained[2], stored[2]) and np.array_equal(trained[3], stored[3])
     for source, labeled in ((folder, True), (folder / "metadata.csv", True), (folder, False), (folder / "metadata.csv", False)):
