@@ -440,3 +440,21 @@ def test_score_writes_no_report_where_the_images_cannot_be_read(tmp_path: Path) 
     res = invoke("score", ckpt, "-d", tmp_path / "empty", "--junit", junit)
     one_error_line(res, 3, "no image files in")
     assert not junit.exists() and res.stdout == ""
+
+
+def test_score_ends_on_the_error_of_a_row_that_failed_while_its_training_sample_grew(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Growing the training sample keeps a model's failure as its row rather than raising it (suscli.run.audit): score
+    then exited 3 with no error line at all. It ends on that row's line, its reports written, as a load failure does."""
+    import suscli.run.score as run_score
+    from suscli.errors import InputError
+    from suscli.run.model import failed
+
+    ckpt = make_pool(tmp_path / "one", n=1) / "m0.safetensors"
+    why = InputError(f"{ckpt}: training accuracy on more images failed: device lost")
+    monkeypatch.setattr(run_score, "_settled", lambda *args: (failed(ckpt, why), 2000))
+    junit = tmp_path / "r.xml"
+    res = invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder, "--batches", "1", "--batch-size", "8", "--junit", junit)
+    assert res.exit_code == 3 and res.stderr.splitlines()[-1] == f"error: {why.line()}", res.output
+    assert next(iter(next(iter(JUnitXml.fromfile(str(junit)))))).result[0].message == why.line()

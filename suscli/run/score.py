@@ -55,7 +55,7 @@ def score(
     dev = resolve_device(inputs.device)
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
     val = val_source(val_data, settings, inputs, train)
-    size, error = None, None
+    size = None
     try:
         ckpt = load_checkpoint(
             checkpoint,
@@ -72,7 +72,7 @@ def score(
         else:
             result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress, val, predictions)
     except InputError as e:  # the model's own failure, as a pool's broken model is its row; a usage error stays one
-        error, result = e, failed(checkpoint, e)
+        result = failed(checkpoint, e)
     failures = threshold_failures(result, max_susceptibility, min_train_acc)
     gated = max_susceptibility is not None or min_train_acc is not None
     verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
@@ -97,8 +97,8 @@ def score(
     if result.verdict and result.verdict_why:  # the table has room for the word only; the reason is what a user acts on
         said.append(f"verdict: {result.verdict}: {result.verdict_why}")
     report = Report("score", [result], run, failures=failures, lines=said)
-    if error is not None:
-        raise Unscored(error, report) from error
+    if not result.ok:  # loading or measuring it failed, or growing its training sample did (a row, not raised)
+        raise Unscored(result.error or f"{checkpoint}: could not be loaded or run", report)
     return report
 
 
@@ -107,8 +107,8 @@ class Unscored(InputError):
     writes that report to every output it was asked for (--junit, --html, -o, the step summary), as rank does for a
     pool's broken model: a CI test reporter then shows a test in error, where it found no report file at all."""
 
-    def __init__(self, error: InputError, report: Report):
-        super().__init__(error.message, fix=error.fix)
+    def __init__(self, line: str, report: Report):
+        super().__init__(line)
         self.report = report
 
 
