@@ -1024,3 +1024,28 @@ def test_an_onnx_model_is_refused_for_what_it_is(tmp_path: Path, image_folder: P
         invoke("score", path, "-d", image_folder, "--arch", ARCH), 3, f"error: {path}: is an ONNX model, which suscli cannot measure"
     )
     assert "takes a gradient step" in line and "score the PyTorch checkpoint it was exported from" in line
+
+
+def test_a_safetensors_file_whose_name_is_not_utf8_is_loaded(tmp_path: Path, image_folder: Path) -> None:
+    """A .safetensors file named in Latin-1 bytes (`caf\\xe9.safetensors`, from an old archive), which Python keeps as a
+    lone surrogate and safetensors' Rust binding refuses ("Path caf\\ufffd.safetensors is not valid UTF-8"): it was
+    called "not a readable safetensors file ... (the file may be truncated or corrupt ...)", a file that is whole. It
+    is now read as any other, its metadata (the architecture) and weights alike."""
+    model = bn_cnn(num_classes=3, width=4)
+    path = tmp_path / os.fsdecode(b"caf\xe9.safetensors")
+    save(model, path, arch=ARCH, arch_kwargs={"num_classes": 3, "width": 4}, image_size=8)
+    ckpt = load_checkpoint(path)
+    assert ckpt.arch == ARCH and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ckpt.model.state_dict().values()))
+    res = invoke("score", path, "-d", image_folder, "--batches", "1", "--batch-size", "8")
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+
+
+def test_without_dev_fd_a_safetensors_name_that_is_not_utf8_is_said_to_be_the_cause(tmp_path: Path, monkeypatch) -> None:
+    """Where no /dev/fd reopens the file (Windows), such a name is the error, with the fix, not a damaged file."""
+    path = tmp_path / os.fsdecode(b"caf\xe9.safetensors")
+    save(bn_cnn(num_classes=3, width=4), path, arch=ARCH, arch_kwargs={"num_classes": 3, "width": 4})
+    isdir = os.path.isdir
+    monkeypatch.setattr(safe_read.os.path, "isdir", lambda p: False if p == "/dev/fd" else isdir(p))
+    with pytest.raises(InputError, match="safetensors cannot open a file whose name is not valid UTF-8") as caught:
+        load_checkpoint(path)
+    assert "truncated or corrupt" not in caught.value.line() and "rename the file" in caught.value.line()

@@ -14,14 +14,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import torch
 from junitparser.xunit2 import JUnitXml
 
 import suscli
 from suscli.views.html import to_html
 from suscli.views.junit import to_junit
 from suscli.results import Result
-from tests.conftest import invoke, learned_pool
-from tests.test_cli_rank import make_pool
+from tests.conftest import invoke, learned_pool, one_error_line, tiny_cnn
+from tests.test_cli_rank import ARCH, make_pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import browser_check  # noqa: E402  (scripts/ is no package: the documented script, run by its path)
@@ -391,3 +392,69 @@ def test_a_gate_that_cannot_be_judged_fails_in_every_report(
     (gate_div,) = [a for tag, a in page.tags if a.get("id") == "gate"]
     assert gate_div["class"] == ("gate failed" if pool_kind == "mixed classes" else "gate error")
     assert said in " ".join(page.text.split())
+
+
+@pytest.mark.parametrize("broken", ["unreadable file", "NaN weights"])
+def test_score_of_a_checkpoint_that_cannot_be_scored_writes_its_error_to_every_report(
+    broken: str, tmp_path: Path, image_folder: Path
+) -> None:
+    """A checkpoint that could not be loaded (or, loaded, run) ended score on its error line and exit 3 with no
+    report written: a CI job's test reporter found "no test report files were found" instead of a test in error.
+    Each report asked for now holds its row with the error, as rank's does for a pool's broken model."""
+    ckpt = make_pool(tmp_path / "one", n=1) / "m0.safetensors"
+    if broken == "unreadable file":
+        ckpt.write_bytes(b"not a checkpoint")
+    else:  # loads, but its outputs are not finite numbers: it cannot be run
+        model = tiny_cnn(3)
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        suscli.save(model, ckpt, arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
+    out = {"json": tmp_path / "r.json", "html": tmp_path / "r.html", "junit": tmp_path / "r.xml", "summary": tmp_path / "s.md"}
+    res = invoke(
+        *("score", ckpt, "-d", image_folder, "--batches", "1", "--batch-size", "8", "--max-susceptibility", "1"),
+        *("-f", "json", "-o", out["json"], "--html", out["html"], "--junit", out["junit"]),
+        env={"GITHUB_STEP_SUMMARY": str(out["summary"])},
+    )
+    assert res.exit_code == 3, res.output
+    (line,) = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    error = line.removeprefix("error: ")
+    suite = next(iter(JUnitXml.fromfile(str(out["junit"]))))
+    (case,) = list(suite)
+    assert (suite.tests, suite.errors, suite.failures) == (1, 1, 0) and case.name == "m0.safetensors"
+    assert case.result[0].message == error and case.result[0].type == "load"
+    doc = json.loads(out["json"].read_text())
+    assert [(r["status"], r["error"]) for r in doc["results"]] == [("error", error)] and doc["gate"]["passed"] is False
+    page = Collect()
+    page.feed(out["html"].read_text(encoding="utf-8"))
+    assert error in " ".join(page.text.split())
+    assert "m0.safetensors" in out["summary"].read_text() and "could not be scored" in out["summary"].read_text()
+
+
+def test_score_writes_no_report_where_the_images_cannot_be_read(tmp_path: Path) -> None:
+    """No model is tried where the image set fails: score reads it before the checkpoint, ends on its one line, and
+    writes no report, as rank and track do (docs/ci.md)."""
+    ckpt = tmp_path / "bad.safetensors"
+    ckpt.write_bytes(b"not a checkpoint")
+    (tmp_path / "empty").mkdir()
+    junit = tmp_path / "r.xml"
+    res = invoke("score", ckpt, "-d", tmp_path / "empty", "--junit", junit)
+    one_error_line(res, 3, "no image files in")
+    assert not junit.exists() and res.stdout == ""
+
+
+def test_score_ends_on_the_error_of_a_row_that_failed_while_its_training_sample_grew(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Growing the training sample keeps a model's failure as its row rather than raising it (suscli.run.audit): score
+    then exited 3 with no error line at all. It ends on that row's line, its reports written, as a load failure does."""
+    import suscli.run.score as run_score
+    from suscli.errors import InputError
+    from suscli.run.model import failed
+
+    ckpt = make_pool(tmp_path / "one", n=1) / "m0.safetensors"
+    why = InputError(f"{ckpt}: training accuracy on more images failed: device lost")
+    monkeypatch.setattr(run_score, "_settled", lambda *args: (failed(ckpt, why), 2000))
+    junit = tmp_path / "r.xml"
+    res = invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder, "--batches", "1", "--batch-size", "8", "--junit", junit)
+    assert res.exit_code == 3 and res.stderr.splitlines()[-1] == f"error: {why.line()}", res.output
+    assert next(iter(next(iter(JUnitXml.fromfile(str(junit)))))).result[0].message == why.line()

@@ -341,6 +341,23 @@ def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> 
 
 
 @pytest.mark.parametrize("gate", [("--fail-on", "memorized"), ("--candidate", "m0")])
+def test_a_gate_on_a_pool_of_one_is_refused_before_measuring(
+    gate: tuple[str, str], tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """A pool of one checkpoint has no regions, which a gate needs: the model was measured (its results file written)
+    and only then refused, with no report. The pool's size is known first, so it is refused then; with both thresholds
+    fixed the gate still judges it."""
+    pool = make_pool(tmp_path / "one", n=1)
+    junit = tmp_path / "junit.xml"
+    res = rank_json(pool, image_folder, train_folder, *gate, "--junit", junit)[0]
+    named = "--fail-on memorized" if gate[0] == "--fail-on" else "--candidate"
+    one_error_line(res, 2, f"{named} needs regions", "rank 2+ models, or fix both thresholds")
+    assert not (pool / "suscli-results.jsonl").exists() and not junit.exists()
+    res, doc = rank_json(pool, image_folder, train_folder, *gate, "--zeta-threshold", "100", "--acc-threshold", "0")
+    assert res.exit_code == 0 and doc["results"][0]["region"] == 1 and doc["gate"]["passed"] is True, res.output
+
+
+@pytest.mark.parametrize("gate", [("--fail-on", "memorized"), ("--candidate", "m0")])
 def test_a_gate_on_a_pool_that_broken_checkpoints_left_too_small_exits_3_with_every_report(
     gate: tuple[str, str], tmp_path: Path, image_folder: Path, train_folder: Path
 ) -> None:

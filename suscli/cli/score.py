@@ -26,7 +26,7 @@ from suscli.cli.options import (
 from suscli.cli.console import progress_bar
 from suscli.run.distributed import single_process
 from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, writing
-from suscli.run.score import score as score_checkpoint
+from suscli.run.score import Unscored, score as score_checkpoint
 
 
 @app.command()
@@ -69,24 +69,30 @@ def score(
             (junit, "", "--junit"),
             inputs=(checkpoint, data, given.train_data, given.val_data),
         )
+        error: Unscored | None = None
         with progress_bar() as update:
-            report = score_checkpoint(
-                checkpoint,
-                data,
-                given.train_data,
-                settings=chosen,
-                inputs=inputs(given, performance),
-                num_classes=num_classes,
-                max_susceptibility=max_susceptibility,
-                min_train_acc=min_train_acc,
-                val_data=given.val_data,
-                progress=update,
-                predictions=out.per_image,  # the only reader of the unlabeled images' predictions here (suscli.run.score)
-            )
+            try:
+                report = score_checkpoint(
+                    checkpoint,
+                    data,
+                    given.train_data,
+                    settings=chosen,
+                    inputs=inputs(given, performance),
+                    num_classes=num_classes,
+                    max_susceptibility=max_susceptibility,
+                    min_train_acc=min_train_acc,
+                    val_data=given.val_data,
+                    progress=update,
+                    predictions=out.per_image,  # the only reader of the unlabeled images' predictions here (suscli.run.score)
+                )
+            except Unscored as e:  # its reports still written: a CI test reporter shows the error, not "no report found"
+                report, error = e.report, e
         with writing(report):
             printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
             also(report, html, junit)
             step_summary(report)
+        if error is not None:
+            raise error
         for line in report.lines:
             say(line)
     for failure in report.failures:

@@ -71,9 +71,7 @@ def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: 
         if t is None and short:
             failures += unjudged(fail_on, None, short)
         elif t is None:
-            raise UsageError(
-                "--fail-on memorized needs regions", fix=f"pass --train-data and rank {MIN_POOL}+ models, or fix both thresholds"
-            )
+            raise needs_regions("--fail-on memorized")
         flagged = [r.name for r in ranked if r.verdict == MEMORIZED]
         if flagged:
             failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
@@ -82,10 +80,16 @@ def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: 
         if t is None and short:
             failures += unjudged("never", candidate, short)
         elif t is None:
-            raise UsageError("--candidate needs regions", fix=f"rank {MIN_POOL}+ models, or fix both thresholds")
+            raise needs_regions("--candidate")
         elif reason := candidate_failure(row):
             failures.append(reason)
     return failures
+
+
+def needs_regions(gate: str) -> UsageError:
+    """The usage error of `gate` ("--fail-on memorized" or "--candidate") on a pool that has no regions."""
+    more = "pass --train-data and " if gate == "--fail-on memorized" else ""
+    return UsageError(f"{gate} needs regions", fix=f"{more}rank {MIN_POOL}+ models, or fix both thresholds")
 
 
 def shortfall(ranked: list[Result]) -> str | None:

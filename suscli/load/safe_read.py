@@ -59,17 +59,41 @@ def checkpoint_suffix(path: str | Path) -> str | None:
 def safetensors_header(path: Path) -> dict[str, str]:
     """A safetensors file's metadata, read without any tensor; safetensors checks that the header covers the file."""
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with _openable(path) as name, safe_open(name, framework="pt") as f:
             return f.metadata() or {}  # None when the file was written without metadata
     except (SafetensorError, OSError) as e:
         raise _unreadable_safetensors(path, e) from e
+
+
+@contextlib.contextmanager
+def _openable(path: Path) -> Iterator[str]:
+    """A name safetensors opens `path` by. Its Rust binding takes a str path that must be valid UTF-8, which a name
+    in other bytes (Latin-1 from an old archive, kept by Python as surrogate escapes) is not: "Path caf\ufffd.safetensors
+    is not valid UTF-8", read as a damaged file. Such a file is opened here by its real name, and safetensors opens
+    it again by its descriptor under /dev/fd (Linux, macOS)."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield name
+        return
+    if not os.path.isdir("/dev/fd"):
+        raise InputError(f"{path}: safetensors cannot open a file whose name is not valid UTF-8", fix="rename the file")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield f"/dev/fd/{fd}"
+    finally:
+        os.close(fd)
 
 
 def read(path: Path, trust: bool) -> tuple[object, str | None]:
     """The file's contents, and "torchscript" or "torch.export" for those archives (None otherwise)."""
     if path.suffix.lower() == ".safetensors":
         try:
-            return load_file(str(path), device="cpu"), None
+            with _openable(path) as name:
+                return load_file(name, device="cpu"), None
         except (SafetensorError, OSError) as e:
             raise _unreadable_safetensors(path, e) from e
     names = _zip_names(path)

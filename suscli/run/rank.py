@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
-from suscli.judge.gate import FAIL_ON, pool_failures, shortfall, unjudged
+from suscli.judge.gate import FAIL_ON, needs_regions, pool_failures, shortfall, unjudged
 from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, distinct, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
 from suscli.measure.sampling import Decisions
@@ -81,6 +81,9 @@ def rank(
     entries = discover(pool, all_checkpoints=all_checkpoints, say=say if lead else None)
     if candidate is not None:
         candidate = candidate_name(candidate, entries)
+    gated = fail_on == "memorized" or candidate is not None
+    if gated and len(entries) < MIN_POOL and (zeta_threshold is None or acc_threshold is None):  # known now, not after measuring
+        raise needs_regions("--fail-on memorized" if fail_on == "memorized" else "--candidate")
     opened = open_pool(
         entries, pool, data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=lead, progress=progress, say=say,
         val_data=val_data,

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from suscli.data.images import ImageSource
-from suscli.errors import UsageError
+from suscli.errors import InputError, UsageError
 from suscli.judge import verdict
 from suscli.judge.gate import threshold_failures
 from suscli.load.checkpoints import Checkpoint, load_checkpoint
@@ -16,7 +16,7 @@ from suscli.measure.sampling import Decisions, NestedSample
 from suscli.results import Result
 from suscli.run.audit import Progress, grow_locally, settle_sample
 from suscli.run.inputs import Inputs, image_sources, oversized_samples, require_options, sample_info, sample_line, val_source
-from suscli.run.model import Settings, require_number, require_paths, resolve_device, score_checkpoint
+from suscli.run.model import Settings, failed, require_number, require_paths, resolve_device, score_checkpoint
 from suscli.run.report import Report, run_info
 
 
@@ -36,7 +36,8 @@ def score(
 ) -> Report:
     """Measure one checkpoint on the unlabeled images `data` (and its training accuracy on `train_data`, with the
     labels it was trained on, and its accuracy on the held-out images `val_data` with theirs), judge it alone, and
-    apply the gates. Raises SuscliError on input it cannot use.
+    apply the gates. Raises SuscliError on input it cannot use; a checkpoint that cannot be loaded or run raises
+    Unscored, an InputError that holds the report of its row with the error.
 
     `predictions=False` leaves out the row's top classes on the unlabeled images (details["predictions"], what a JSON
     report shows with --per-image): nothing that judges one checkpoint alone reads them, and the eval pass over every
@@ -52,24 +53,28 @@ def score(
     if min_train_acc is not None and train_data is None:
         raise UsageError("--min-train-acc needs --train-data")
     dev = resolve_device(inputs.device)
-    ckpt = load_checkpoint(
-        checkpoint,
-        default_arch=inputs.arch,
-        default_arch_kwargs=inputs.arch_kwargs or {},
-        num_classes=num_classes,
-        trust=inputs.trust_checkpoint,
-        ema=inputs.ema,
-    )
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
     val = val_source(val_data, settings, inputs, train)
     size = None
-    if sample is None:
-        result = score_checkpoint(
-            ckpt, unlabeled, train, val=val, settings=settings, device=dev, progress=progress, predictions=predictions
+    try:
+        ckpt = load_checkpoint(
+            checkpoint,
+            default_arch=inputs.arch,
+            default_arch_kwargs=inputs.arch_kwargs or {},
+            num_classes=num_classes,
+            trust=inputs.trust_checkpoint,
+            ema=inputs.ema,
         )
-    else:
-        result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress, val, predictions)
+        if sample is None:
+            result = score_checkpoint(
+                ckpt, unlabeled, train, val=val, settings=settings, device=dev, progress=progress, predictions=predictions
+            )
+        else:
+            result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress, val, predictions)
+    except InputError as e:  # the model's own failure, as a pool's broken model is its row; a usage error stays one
+        result = failed(checkpoint, e)
     failures = threshold_failures(result, max_susceptibility, min_train_acc)
+    gated = max_susceptibility is not None or min_train_acc is not None
     verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
     run = run_info(
         settings,
@@ -80,14 +85,31 @@ def score(
         started,
         val,
         [result],
-        gate={"max_susceptibility": max_susceptibility, "min_train_acc": min_train_acc, "passed": not failures},
+        gate={
+            "max_susceptibility": max_susceptibility,
+            "min_train_acc": min_train_acc,
+            "passed": not failures and (result.ok or not gated),  # a gate on a model that could not be scored did not pass
+        },
         train_sample=sample_info(sample, [result], size),
     )
     grown = sample_line(sample, [result], size) if sample is not None and size is not None else None
     said = [*oversized_samples(settings, unlabeled, train), *([grown] if grown else [])]
     if result.verdict and result.verdict_why:  # the table has room for the word only; the reason is what a user acts on
         said.append(f"verdict: {result.verdict}: {result.verdict_why}")
-    return Report("score", [result], run, failures=failures, lines=said)
+    report = Report("score", [result], run, failures=failures, lines=said)
+    if not result.ok:  # loading or measuring it failed, or growing its training sample did (a row, not raised)
+        raise Unscored(result.error or f"{checkpoint}: could not be loaded or run", report)
+    return report
+
+
+class Unscored(InputError):
+    """The checkpoint could not be loaded or run: its error, and the report of its row with that error. The command
+    writes that report to every output it was asked for (--junit, --html, -o, the step summary), as rank does for a
+    pool's broken model: a CI test reporter then shows a test in error, where it found no report file at all."""
+
+    def __init__(self, line: str, report: Report):
+        super().__init__(line)
+        self.report = report
 
 
 def _settled(
