@@ -343,6 +343,23 @@ def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None
     one_error_line(res, 3, f"none of the 4 files that {moved} lists exist")
 
 
+def test_a_row_naming_a_link_in_a_loop_is_a_file_that_is_not_there(tmp_path: Path, imgs: list[Path]) -> None:
+    """A link in a loop (`ln -s a b; ln -s b a`) leads to no file: a list naming one ended in "internal error:
+    RuntimeError: Symlink loop from PATH"; it is now refused as a file that is not there, named, whichever row names it."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    (tmp_path / "loop_a").symlink_to("loop_b")
+    (tmp_path / "loop_b").symlink_to("loop_a")
+    for rows in (["loop_a"], [f"imgs/{imgs[0].name}", "loop_a/x.png"]):
+        listed = tmp_path / "list.txt"
+        listed.write_text("".join(f"{r}\n" for r in [*rows, *(f"imgs/{p.name}" for p in imgs[1:])]))
+        res = invoke("score", model, "-d", listed)
+        one_error_line(res, 3, f"1 of the {len(rows) + 3} files that {listed} lists do not exist, first: {tmp_path / rows[-1]}")
+        labels = tmp_path / "labels.csv"
+        labels.write_text("path,label\n" + "".join(f"{r},{i % 3}\n" for i, r in enumerate([*rows, *(f"imgs/{p.name}" for p in imgs[1:])])))
+        res = invoke("score", model, "-d", imgs[0].parent, "--train-data", labels)
+        one_error_line(res, 3, f"1 of the {len(rows) + 3} files that {labels} lists do not exist, first: {tmp_path / rows[-1]}")
+
+
 def test_a_list_naming_its_files_from_the_working_directory_is_read_from_there(
     tmp_path: Path, imgs: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

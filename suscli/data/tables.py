@@ -198,7 +198,7 @@ def listed_path(folder: Path, text: str) -> Path:
     """The file a list row names, relative to the list's folder. A row written on Windows (`train\\cat\\1.jpg`) or
     typed in another Unicode form than the file system holds (macOS writes names decomposed, NFD: `e` and an accent
     for `é`) names no file as it is; it then names the file it finds in Windows' separators or the other form."""
-    return Path(_named(folder, text)).resolve()
+    return _resolved(_named(folder, text))
 
 
 def listed_paths(folder: Path, texts: Iterable[str]) -> list[Path]:
@@ -213,17 +213,27 @@ def listed_paths(folder: Path, texts: Iterable[str]) -> list[Path]:
         named = _named(folder, text)
         parent, name = os.path.split(named)
         if name in ("", ".", ".."):
-            out.append(Path(named).resolve())
+            out.append(_resolved(named))
             continue
         if parent not in real:
-            real[parent] = str(Path(parent).resolve())
+            real[parent] = str(_resolved(parent))
         at = real[parent]
         asked[at] += 1
         if asked[at] == LISTED_AFTER:  # listed once many rows name its files; a few rows from a vast folder, never
             plain[at] = _plain_names(at)
         file = os.path.join(at, name)
-        out.append(Path(file) if name in plain.get(at, ()) or not os.path.islink(file) else Path(file).resolve())
+        out.append(Path(file) if name in plain.get(at, ()) or not os.path.islink(file) else _resolved(file))
     return out
+
+
+def _resolved(path: str) -> Path:
+    """Where a path leads, links followed; a link in a loop (`ln -s a b; ln -s b a`) leads nowhere and is kept as
+    written, a file that does not exist, as the list's check names it (Python before 3.13 raised RuntimeError:
+    "internal error: RuntimeError: Symlink loop from ...")."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError:
+        return Path(os.path.abspath(path))
 
 
 def _plain_names(folder: str) -> set[str]:
