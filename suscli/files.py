@@ -49,6 +49,18 @@ def printable(path: object) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
+# What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays
+# out; and what it cannot show, a lone surrogate (a file name's byte that is not UTF-8).
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def visible(text: str) -> str:
+    """`text` as a cell of the terminal table: a control character written as its escape (\\x1b), since a file name
+    holding ESC [2J cleared the screen of whoever listed the pool; a lone surrogate too (\\udce9), which no terminal's
+    encoding can carry."""
+    return CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
 @contextlib.contextmanager
 def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
     """A temporary file beside `path` that replaces it when the block ends: flushed, fsynced, given the mode any new

@@ -18,11 +18,11 @@ import pytest
 import torch
 
 import suscli
-import suscli.cli.rank
 import suscli.files
 import suscli.run.audit
 import suscli.run.rank
 import suscli.run.store
+import suscli.views.plot
 from suscli.cli.output import write_suspects
 from suscli.judge.noise import NoiseEstimate, chance_agreement
 from suscli.judge.rules import LabelCheck
@@ -132,7 +132,7 @@ def test_ctrl_c_while_the_outputs_are_written_says_what_was_kept(
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(suscli.cli.rank, "plot_pool", interrupted)
+    monkeypatch.setattr(suscli.views.plot, "plot_pool", interrupted)  # imported by the command as it runs
     res, doc = rank_json(pool, image_folder, train_folder, "--plot", tmp_path / "pool.png")
     assert res.exit_code == 130 and doc is not None, res.output
     kept = f"4 result(s) kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"

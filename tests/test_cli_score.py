@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -16,10 +17,12 @@ from torch import nn
 from PIL import Image
 
 import suscli
+import suscli.data.images
 import suscli.measure.sampling
 import suscli.models
 import suscli.run.model
 import suscli.views.formats
+from suscli.defaults import PRESET_NAMES
 from suscli.errors import UsageError
 from suscli import Inputs, Settings, score
 from suscli.measure.randomness import random_forward
@@ -185,6 +188,40 @@ def test_usage_errors_exit_2(ckpt: Path, image_folder: Path) -> None:
 
 def test_help_documents_exit_codes() -> None:
     assert "Exit codes: 0 ok, 1 gate failed, 2 usage error, 3" in invoke("--help").stdout
+
+
+# Runs the command line as `suscli` does, then names which of torch and pandas it loaded.
+LOADED = """import sys
+sys.argv = ["suscli", *sys.argv[1:]]
+from suscli.__main__ import main
+try:
+    main()
+except SystemExit as e:
+    print("exit", e.code, "loaded", [m for m in ("torch", "pandas") if m in sys.modules])
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--help"], 0),
+        (["rank", "--help"], 0),
+        (["score", "--help"], 0),
+        (["track", "--help"], 0),
+        (["demo", "--help"], 0),
+        (["score", "--bogus"], 2),
+    ],
+)
+def test_help_and_a_usage_error_load_neither_torch_nor_pandas(args: list[str], code: int) -> None:
+    """`suscli --help` took 2.3 s of CPU, most of it importing torch and pandas, which no help text needs: the
+    options are declared from suscli.defaults, and what runs a command is imported when it runs."""
+    res = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, timeout=120)
+    assert res.stdout.splitlines()[-1] == f"exit {code} loaded []", res.stdout[-500:] + res.stderr
+
+
+def test_the_presets_help_names_are_the_presets() -> None:
+    """--help names the presets from suscli.defaults, without importing suscli.data.images, which defines them."""
+    assert PRESET_NAMES == tuple(suscli.data.images.PRESETS)
 
 
 BATCH_NORM_NEEDS_TWO = "a training-mode step of a BatchNorm network needs at least 2 images per batch, got 1"

@@ -15,11 +15,12 @@ import pytest
 import torch
 
 import suscli
-import suscli.cli.rank
 import suscli.run.distributed
+import suscli.run.rank
 from suscli.run.audit import PoolRequest, audit_pool
 from suscli.results import Result
-from suscli.run.distributed import World, _grown_window, audit_shards, grow_shards, process_group, world
+from suscli.run.distributed import _grown_window, audit_shards, grow_shards, process_group
+from suscli.run.launch import World, world
 from suscli.data.images import unlabeled_source
 from suscli.errors import InputError
 from suscli.run.pool import PoolEntry, discover
@@ -259,7 +260,7 @@ def test_only_rank_0_draws_progress(tmp_path: Path, image_folder: Path, monkeypa
     """Every rank drew its own progress bars on the terminal they share (seen with a TTY: rank 1's 'decode images'
     and 'susceptibility' bars over rank 0's)."""
     given: dict[str, object] = {}
-    monkeypatch.setattr(suscli.cli.rank, "rank_pool", lambda *a, progress=None, **k: given.update({os.environ["RANK"]: progress}))
+    monkeypatch.setattr(suscli.run.rank, "rank", lambda *a, progress=None, **k: given.update({os.environ["RANK"]: progress}))
     pool = make_pool(tmp_path / "pool", n=2)
     for rank in ("0", "1"):
         monkeypatch.setenv("WORLD_SIZE", "2")

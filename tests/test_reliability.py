@@ -771,6 +771,7 @@ def test_an_interrupted_save_leaves_no_temporary_file(tmp_path, monkeypatch) -> 
 
 
 # Ctrl-C while torch is imported: a finder that raises KeyboardInterrupt when `import torch` starts, as a SIGINT then would.
+# --help loads no torch (tests/test_cli_score.py); a command loads it as it starts, before it reads any file.
 _CTRL_C_AT_IMPORT = """
 import runpy, sys
 class CtrlC:
@@ -778,7 +779,7 @@ class CtrlC:
         if name == "torch":
             raise KeyboardInterrupt
 sys.meta_path.insert(0, CtrlC())
-sys.argv = ["suscli", "--help"]
+sys.argv = ["suscli", "score", "m.safetensors", "--data", "images"]
 if {how!r} == "python -m suscli":
     runpy.run_module("suscli", run_name="__main__", alter_sys=True)
 else:  # what the console script that pip writes does

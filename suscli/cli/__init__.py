@@ -20,7 +20,7 @@ from suscli.cli import demo, rank, score, track  # noqa: F401  (each registers i
 from suscli.cli.app import app
 from suscli.cli.console import stderr
 from suscli.errors import SIGNALLED, ExitCode, summary_line
-from suscli.run.distributed import world
+from suscli.run.launch import world
 
 __all__ = ["app", "main"]
 

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from suscli.errors import SuscliError
-from suscli.views.formats import visible
+from suscli.files import visible
 
 stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whatever the width
 

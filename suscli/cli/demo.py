@@ -12,7 +12,7 @@ from suscli.cli.app import app
 from suscli.cli.console import progress_bar, say, user_errors
 from suscli.cli.options import PerformanceOptions
 from suscli.cli.rank import rank
-from suscli.run.distributed import single_process
+from suscli.run.launch import single_process
 
 
 @app.command()

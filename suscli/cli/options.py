@@ -14,22 +14,18 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, NamedTuple, Optional, get_args, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Callable, NamedTuple, Optional, get_args, get_type_hints
 
 import typer
 from rich.markup import escape
 
 from suscli.cli.console import fail
-from suscli.data.images import PRESETS
+from suscli.defaults import ADAPTIVE, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, KEEP_RULES, PRESET_NAMES, RULES, START, Format
 from suscli.errors import UsageError
-from suscli.judge.rules import RULES
-from suscli.load.arch import parse_arch_kwargs
-from suscli.measure.sampling import ADAPTIVE, START
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
-from suscli.run.epochs import KEEP_RULES
-from suscli.run.inputs import Inputs
-from suscli.run.model import Settings, require_pixel_mean
-from suscli.views.formats import Format
+
+if TYPE_CHECKING:  # imported where they are made: they load torch, which --help and a usage error do without
+    from suscli.run.inputs import Inputs
+    from suscli.run.model import Settings
 
 # The panels of --help, in the order of an audit.
 INPUTS = "Inputs"
@@ -126,7 +122,7 @@ class PreprocessOptions:
     """How images become model inputs, where the checkpoint does not say."""
 
     preset: Annotated[
-        Optional[str], typer.Option(help=f"Normalization and image size preset: {', '.join(PRESETS)}.", rich_help_panel=PREPROCESSING)
+        Optional[str], typer.Option(help=f"Normalization and image size preset: {', '.join(PRESET_NAMES)}.", rich_help_panel=PREPROCESSING)
     ] = None
     mean: Annotated[
         Optional[str], typer.Option(help="Per-channel mean, comma-separated (overrides the preset).", rich_help_panel=PREPROCESSING)
@@ -364,8 +360,11 @@ def _panel(annotation: Any) -> str:
 
 def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings:
     """The Settings the options spell, checked: a preset that exists, --mean with --std on the pixels' 0-1 scale, positive stds."""
-    if preprocess.preset is not None and preprocess.preset not in PRESETS:
-        raise UsageError(f"unknown preset {preprocess.preset!r}", fix=f"use one of {', '.join(PRESETS)}")
+    from suscli.measure.susceptibility import SusceptibilityConfig
+    from suscli.run.model import Settings, require_pixel_mean
+
+    if preprocess.preset is not None and preprocess.preset not in PRESET_NAMES:
+        raise UsageError(f"unknown preset {preprocess.preset!r}", fix=f"use one of {', '.join(PRESET_NAMES)}")
     mean, std = _floats(preprocess.mean, "--mean"), _floats(preprocess.std, "--std")
     if (mean is None) != (std is None):
         raise UsageError("--mean and --std go together", fix="give both, or use --preset")
@@ -386,6 +385,9 @@ def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings
 
 def inputs(given: InputOptions, performance: PerformanceOptions, pool: PoolOptions | None = None) -> Inputs:
     """The API's Inputs from the options that say how to read images and checkpoints and where to run."""
+    from suscli.load.arch import parse_arch_kwargs
+    from suscli.run.inputs import Inputs
+
     if given.arch_kwargs is not None and given.arch is None:
         raise UsageError(
             "--arch-kwargs goes with --arch: an architecture a checkpoint names is built with the kwargs it names",

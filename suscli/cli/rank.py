@@ -30,14 +30,10 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, write_plot, write_suspects, writing
+from suscli.defaults import DEFAULT_RULE
 from suscli.errors import UsageError
-from suscli.judge.rules import DEFAULT_RULE
-from suscli.run.distributed import world
-from suscli.run.rank import rank as rank_pool
+from suscli.run.launch import world
 from suscli.run.store import default_results
-from suscli.views.formats import gate_lines
-from suscli.views.plot import check_plot, plot_pool
 
 
 @app.command()
@@ -106,6 +102,21 @@ def rank(
 ) -> None:
     """Rank a pool of models: regions, verdicts, the model to ship, the label-noise estimate, and CI gates."""
     with user_errors():
+        # they load torch and pandas: imported here, not for --help or a usage error; a Ctrl-C meanwhile is one line, 130
+        from suscli.cli.output import (
+            also,
+            check_destinations,
+            emit,
+            exit_code,
+            step_summary,
+            write_plot,
+            write_suspects,
+            writing,
+        )
+        from suscli.run.rank import rank as rank_pool
+        from suscli.views.formats import gate_lines
+        from suscli.views.plot import check_plot, plot_pool
+
         chosen = settings(preprocess, measure)
         if suspects is not None and given.train_data is None:
             raise UsageError("--suspects needs --train-data: the suspects are training labels")

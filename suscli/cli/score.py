@@ -24,9 +24,7 @@ from suscli.cli.options import (
     settings,
 )
 from suscli.cli.console import progress_bar
-from suscli.run.distributed import single_process
-from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, writing
-from suscli.run.score import Unscored, score as score_checkpoint
+from suscli.run.launch import single_process
 
 
 @app.command()
@@ -61,6 +59,10 @@ def score(
 ) -> None:
     """Measure one checkpoint's susceptibility (and training accuracy with --train-data)."""
     with user_errors():
+        # they load torch and pandas: imported here, not for --help or a usage error; a Ctrl-C meanwhile is one line, 130
+        from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, writing
+        from suscli.run.score import Unscored, score as score_checkpoint
+
         single_process("score")
         chosen = settings(preprocess, measure)
         check_destinations(

@@ -27,12 +27,9 @@ from suscli.cli.options import (
     inputs,
     settings,
 )
-from suscli.run.distributed import single_process
-from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, write_plot, writing
-from suscli.run.epochs import DEFAULT_KEEP
+from suscli.defaults import DEFAULT_KEEP
+from suscli.run.launch import single_process
 from suscli.run.store import default_results
-from suscli.run.track import track as track_run
-from suscli.views.formats import gate_lines
 
 
 @app.command()
@@ -97,9 +94,13 @@ def track(
     --keep; every rule needs training accuracy: --train-data, or train_acc in the tracker's log. With --val-data the
     epoch of the highest held-out accuracy is marked beside it. See docs/track.md.
     """
-    from suscli.views.plot import check_plot, plot_run
-
     with user_errors():
+        # they load torch and pandas: imported here, not for --help or a usage error; a Ctrl-C meanwhile is one line, 130
+        from suscli.cli.output import also, check_destinations, emit, exit_code, step_summary, write_plot, writing
+        from suscli.run.track import track as track_run
+        from suscli.views.formats import gate_lines
+        from suscli.views.plot import check_plot, plot_run
+
         single_process("track")
         results = measured.results or (default_results(run) if run is not None else None)
         check_destinations(

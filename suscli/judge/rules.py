@@ -42,9 +42,8 @@ from suscli.judge.regions import Thresholds, distinct, first_of, pool_classes, r
 from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
+from suscli.defaults import DEFAULT_RULE, RULES
 
-RULES = ("agreement", "regions", "pareto", "train-acc", "susceptibility")
-DEFAULT_RULE = "agreement"  # the winner on the zoo (docs/validation.md, "Choosing the model to ship")
 MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
 # Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
 # of the pool that fits the fewest labels the whole pool's consensus contradicts, or all.

@@ -26,9 +26,8 @@ from suscli.measure.accuracy import Accuracy, decode_hits, encode_hits, from_cou
 from suscli.measure.predictions import Predictions
 from suscli.data.images import ImageSource
 from suscli.results import Result
+from suscli.defaults import START
 
-ADAPTIVE = "auto"  # --train-samples auto, the default: the sample grows while it changes a decision
-START = 1000  # images of the first stage: chosen on the validation zoo (docs/performance.md)
 PATIENCE = 1  # doublings in a row that must leave every decision unchanged: idem
 RECORD = "train_sample"
 

@@ -25,15 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
 from suscli.errors import InputError, UsageError, require_type, summary_line
 from suscli.measure.devices import resolve_device, widest_float
 
-# Set by the zoo evidence (docs/validation.md): the cheapest grid point whose ranking is within one bootstrap
-# standard error of the best (Kendall tau 0.510 vs 0.515 with clean test accuracy, sym40 + asym40) and whose
-# measurement repeats (split-half tau 0.959); lr 0.1 was worse everywhere (0.445-0.463).
-DEFAULT_LR = 0.01
-DEFAULT_BATCHES = 4
-DEFAULT_BATCH_SIZE = 32
 
 Progress = Callable[[str, int, int], None]
 # One update of `params` in place, given their gradients on a random-label batch (None: the loss does not use it).

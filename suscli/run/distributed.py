@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
@@ -25,35 +24,9 @@ from suscli.run.pool import PoolEntry
 from suscli.results import Result
 from suscli.measure.sampling import Decisions, NestedSample
 from suscli.run.model import failed
+from suscli.run.launch import World
 
 DEFAULT_TIMEOUT_S = 1800  # a rank waits this long at a gather for the slowest model of the round
-
-
-@dataclass(frozen=True)
-class World:
-    rank: int
-    local_rank: int
-    size: int
-
-
-def world() -> World | None:
-    """This process's place in a torchrun launch; None for a plain run (no WORLD_SIZE, or 1), which stays as it was."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1:
-        return None
-    return World(rank=int(os.environ["RANK"]), local_rank=int(os.environ.get("LOCAL_RANK", "0")), size=size)
-
-
-def single_process(command: str) -> None:
-    """Refuse a command that does not split its work (score, track, demo) under torchrun: every process ran it whole,
-    printed its own report and appended the same rows to one results file (built one demo folder at once)."""
-    w = world()
-    if w is not None:
-        raise UsageError(
-            f"suscli {command} does not split its work across processes, and torchrun started {w.size}: each would "
-            "measure everything and write the same files",
-            fix=f"run suscli {command} without torchrun; suscli rank shares a pool among the processes",
-        )
 
 
 def rank_device(w: World, device: torch.device) -> torch.device:

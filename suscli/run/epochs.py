@@ -25,22 +25,8 @@ from suscli.results import Result
 from suscli.judge.held_out import val_hits_of
 from suscli.judge.rules import choose
 from suscli.measure.accuracy import PAIRED_ALPHA, paired_p
+from suscli.defaults import DEFAULT_KEEP, KEEP_RULES
 
-KEEP_RULES = {
-    "train-acc": "keep the epoch with the highest training accuracy (the later one on ties)",
-    "last": "keep the last measured epoch",
-    "knee": (
-        "keep the epoch with the largest gain in training accuracy minus gain in r, each scaled to its range "
-        "over the run (past it, more training accuracy costs more susceptibility than it brings)"
-    ),
-    "agreement": (
-        "keep the epoch whose predictions on the unlabeled images agree most with the consensus of the "
-        "run's region-1 epochs, the best fit first among those within noise (suscli rank's rule)"
-    ),
-}
-# The best of these on the validation zoo: the kept epoch's clean accuracy was closest to each run's best
-# (docs/validation.md, "suscli track's keep-rule").
-DEFAULT_KEEP = "train-acc"
 INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
 
 

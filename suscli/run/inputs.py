@@ -14,7 +14,8 @@ from suscli.data.cache import default_cache_dir
 from suscli.data.images import ImageSource, Preprocess, common_look, labeled_source, unlabeled_source
 from suscli.data.leaks import copies, overlap, repeats
 from suscli.data.labels import id_names, natural_key
-from suscli.measure.sampling import ADAPTIVE, RECORD, NestedSample, nested_sample
+from suscli.defaults import ADAPTIVE
+from suscli.measure.sampling import RECORD, NestedSample, nested_sample
 from suscli.results import Result
 from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, require_type
 from suscli.files import printable

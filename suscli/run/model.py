@@ -26,7 +26,7 @@ from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels
 from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
-from suscli.measure.sampling import ADAPTIVE
+from suscli.defaults import ADAPTIVE
 from suscli.measure.susceptibility import (
     DEFAULT_BATCH_SIZE,
     Susceptibility,

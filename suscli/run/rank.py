@@ -14,7 +14,8 @@ from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_dec
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
-from suscli.run.distributed import World, audit_shards, grow_shards, process_group, rank_device, world
+from suscli.run.distributed import audit_shards, grow_shards, process_group, rank_device
+from suscli.run.launch import World, world
 from suscli.run.inputs import (
     Inputs,
     PoolRun,

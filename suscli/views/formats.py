@@ -9,7 +9,6 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from suscli.defaults import Format
+from suscli.files import visible
 from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result
 from suscli.views.columns import NUMERIC_COLUMNS, display_columns
@@ -29,15 +30,6 @@ if TYPE_CHECKING:
     from suscli.run.report import Report
 
 PLAIN_WIDTH = 200  # a file or a pipe gets full-width rows rather than columns folded to 80 characters
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    markdown = "markdown"
-    junit = "junit"
-    html = "html"
 
 
 def _clean(value: Any) -> Any:
@@ -156,18 +148,6 @@ def markdown_report(report: Report) -> str:
     alone, pasted into a pull request, left out the decision it was run for."""
     ends = [*report.lines, *gate_lines(report)]
     return to_markdown(report.rows, report.title) + "".join(f"\n{markdown_text(line)}\n" for line in ends)
-
-
-# What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays
-# out; and what it cannot show, a lone surrogate (a file name's byte that is not UTF-8).
-CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def visible(text: str) -> str:
-    """`text` as a cell of the terminal table: a control character written as its escape (\\x1b), since a file name
-    holding ESC [2J cleared the screen of whoever listed the pool; a lone surrogate too (\\udce9), which no terminal's
-    encoding can carry."""
-    return CONTROL.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def to_table(rows: list[Result], title: str | None = None, width: int = PLAIN_WIDTH, leave_out: bool = False) -> Table:
