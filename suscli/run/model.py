@@ -629,7 +629,7 @@ def _top_label(labelled: ImageSource, ids: torch.Tensor | None) -> int:
 def training_errors(train: ImageSource) -> Iterator[None]:
     """An error in the training-accuracy pass (labels beyond the model's classes) names the label folder or CSV, not
     the model: the row names the model, and a pool's models that fail alike share one message, which the report then
-    says once (views.columns, cli.output.gate_lines), as held_out_errors does."""
+    says once (views.columns, views.formats.gate_lines), as held_out_errors does."""
     try:
         yield
     except InputError as e:
