@@ -445,7 +445,8 @@ def test_users_arch_and_mean_win_with_a_note(run: Path) -> None:
 def test_missing_timm_is_one_line_naming_the_extra(tmp_path: Path, monkeypatch) -> None:
     torch.save({"w": torch.zeros(1)}, tmp_path / "m.pt")
     monkeypatch.setitem(sys.modules, "timm", None)  # as if timm were not installed
-    res = CliRunner().invoke(app, ["score", str(tmp_path / "m.pt"), "-d", str(tmp_path), "--arch", "timm:resnet18"])
+    write_images(tmp_path / "images", 2, seed=3)  # images that can be read: score reads them before the checkpoint
+    res = CliRunner().invoke(app, ["score", str(tmp_path / "m.pt"), "-d", str(tmp_path / "images"), "--arch", "timm:resnet18"])
     assert res.exit_code == 3
     assert res.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'm.pt'}: architecture 'timm:resnet18' needs timm, which is not installed "
