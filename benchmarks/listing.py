@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the unpacked cifar10-jpeg folder")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    train = ensure_unpacked(args.root) / "train"
+    train = ensure_unpacked(args.root).resolve() / "train"  # absolute rows: a relative root would name them from the working directory
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "labels.csv"
         rows = [f"{p},{i}" for i, name in enumerate(CLASSES) for p in sorted((train / name).iterdir())]
