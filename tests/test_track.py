@@ -385,6 +385,18 @@ def test_a_run_of_saves_named_by_step_says_they_count_steps_and_tracks_by_a_mani
     assert res.exit_code == 0 and [(r["epoch"], r["status"]) for r in doc["results"]] == [(1, "ok"), (2, "ok"), (3, "ok")], res.output
 
 
+def test_step_saves_beside_epoch_saves_are_said_to_count_steps(tmp_path: Path, image_folder: Path) -> None:
+    """A run saving epoch_N and, every N steps, step_M: the step saves were skipped as checkpoints "with no epoch
+    number", which did not say their names count steps."""
+    run = tmp_path / "run"
+    for name in ("epoch_1", "epoch_2", "step_500"):
+        suscli.save(tiny_cnn(3), run / f"{name}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0 and [r["epoch"] for r in doc["results"]] == [1, 2], res.output
+    assert "skipped 1 checkpoint(s) whose names count optimizer steps, not epochs: step_500" in res.stderr
+    assert "with no epoch number" not in res.stderr
+
+
 def test_a_run_of_sharded_saves_is_named_with_torchs_conversion(tmp_path: Path, image_folder: Path) -> None:
     """An FSDP run of torch.distributed.checkpoint folders (epoch_1/, epoch_2/), which suscli does not read: track said
     "no checkpoint of run has an epoch number (name them like epoch_12.pt ...)", as they are named; it names the

@@ -24,6 +24,7 @@ from suscli.run.epochs import (
 )
 from suscli.run.inputs import Inputs, PoolRun, Say, keeping, kept_line, open_pool, require_options, sample_info, sample_line
 from suscli.run.model import Settings, require_paths, resolve_device
+from suscli.run.pool import save_step
 from suscli.run.store import ResultStore
 from suscli.run.report import Report, command_line, environment
 from suscli.training.tracker import read_log_and_note, schedule_warning, settings_warning, start_warning
@@ -87,8 +88,14 @@ def track(
         dev = resolve_device(inputs.device)
         entries, skipped, resumed = run_epochs(run)
         warnings += resumed + [w for w in [late_start([e.epoch for e in entries])] if w]
-        if skipped:
-            warnings.append(f"skipped {len(skipped)} checkpoint(s) with no epoch number: {', '.join(e.name for e in skipped[:3])}")
+        steps = [e for e in skipped if save_step(e.path) is not None]  # beside epoch saves: say why they are not epochs
+        if unnumbered := [e for e in skipped if save_step(e.path) is None]:
+            warnings.append(f"skipped {len(unnumbered)} checkpoint(s) with no epoch number: {', '.join(e.name for e in unnumbered[:3])}")
+        if steps:
+            warnings.append(
+                f"skipped {len(steps)} checkpoint(s) whose names count optimizer steps, not epochs: "
+                f"{', '.join(e.name for e in steps[:3])} (a manifest with the epoch each save ended tracks them)"
+            )
         if not count_epoch_0 and (trained := trained_epoch_0(entries)):
             warnings.append(trained)
         opened = open_pool(
