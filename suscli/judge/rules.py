@@ -264,9 +264,9 @@ def _by_rule(
             flagged = sum(r.verdict == MEMORIZED for r in placed) if all(mask) else 0
             voter_ids = {id(r) for r, m in zip(placed, mask) if m}
             # a voter is compared with the others' consensus (agreement_with_consensus), and so is a copy of one
-            own_vote_out = {id(r) for r, f in zip(placed, first_of(placed)) if id(f) in voter_ids} if len(voter_ids) > 1 else set()
+            firsts = {id(r): id(f) for r, f in zip(placed, first_of(placed))}
+            own_vote_out = {i for i, f in firsts.items() if f in voter_ids} if len(voter_ids) > 1 else set()
             if len(voter_ids) == 2:  # the consensus a voter is compared with is the other voter's predictions: named
-                firsts = {id(r): id(f) for r, f in zip(placed, first_of(placed))}
                 other = {i: next(r.name for r in placed if id(r) in voter_ids and id(r) != firsts[i]) for i in own_vote_out}
                 who_for = {i: f"what the other voter, {name}, predicts" for i, name in other.items()}
             else:
