@@ -1,13 +1,18 @@
 """Every `suscli ...` command line the README and docs/*.md show, parsed by the real command line without running it:
 a renamed or removed option, a value no choice takes (`--format yaml`), an option given to the wrong command or a
-command that does not exist would otherwise go unnoticed until a user copied the line."""
+command that does not exist would otherwise go unnoticed until a user copied the line. The same for every
+`python benchmarks/...` line, parsed by its script's own argument parser: the docs quote them as how each figure was
+measured."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
+import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +32,7 @@ CONTROL = {"|", "||", "&&", ";", "&", "|&"}
 REDIRECT = re.compile(r"^(?:[<>]+&?|&>>?)$")
 STARTS_COMMAND = re.compile(r"\s*(?:\$\s+)?(?:[A-Za-z_]\w*=\S*\s+)*(?:suscli|python[0-9.]*\s+-m\s+suscli|torchrun)\s")
 SUBCOMMAND_MENTION = re.compile(r"\bsuscli (?:score|rank|track|demo)\b")
+BENCHMARK = re.compile(r"benchmarks/[\w/]+\.py")
 
 
 def fragments(text: str) -> Iterator[tuple[int, str, bool]]:
@@ -101,12 +107,14 @@ def spans(prose: list[tuple[int, str]]) -> Iterator[tuple[int, str, bool]]:
         paragraph = [(number, line)] if line.strip() else []
 
 
-def commands(shell: str) -> Iterator[list[str]]:
+def commands(shell: str, program: Callable[[list[str]], list[str] | None] | None = None) -> Iterator[list[str]]:
     """The words after `suscli` (or `python -m suscli`, `torchrun ... -m suscli`) of each simple command of a shell
-    line, with comments, redirections, pipes, `&&`, `;`, leading variable assignments and `$(...)` taken apart."""
+    line, with comments, redirections, pipes, `&&`, `;`, leading variable assignments and `$(...)` taken apart;
+    `program` picks another program's words instead (`benchmark`)."""
+    program = program or after_suscli
     shell = strip_comment(shell)
     for inner in re.findall(r"\$\(([^()]*)\)", shell):
-        yield from commands(inner)
+        yield from commands(inner, program)
     shell = re.sub(r"\$\([^()]*\)", " $SUBSTITUTED ", shell)
     shell = re.sub(r"<[^\s<>][^<>]*>", "PLACEHOLDER", shell)  # <CIFAR images>, not `< in > out`
     shell = re.sub(r"(^|\s)[0-9](?=>)", r"\1", shell)  # 2>&1: the descriptor goes with its redirection
@@ -116,7 +124,7 @@ def commands(shell: str) -> Iterator[list[str]]:
     words: list[str] = []
     for token in [*lexer, ";"]:
         if token in CONTROL:
-            rest = after_suscli(words)
+            rest = program(words)
             if rest is not None:
                 yield rest
             words = []
@@ -139,9 +147,7 @@ def strip_comment(shell: str) -> str:
 
 def after_suscli(words: list[str]) -> list[str] | None:
     """The arguments a simple command gives suscli, or None where it runs something else."""
-    words = drop_redirections(words)
-    while words and (ASSIGNMENT.match(words[0]) or words[0] in ("$", "time", "env")):
-        words = words[1:]
+    words = program_words(words)
     if not words:
         return None
     if words[0] == "suscli":
@@ -153,6 +159,23 @@ def after_suscli(words: list[str]) -> list[str] | None:
         if words[0] == "torchrun" and "suscli" in words:
             return words[words.index("suscli") + 1 :]
     return None
+
+
+def benchmark(words: list[str]) -> list[str] | None:
+    """A simple command's benchmark script (`benchmarks/....py`) and its arguments, or None where it runs another."""
+    words = program_words(words)
+    if len(words) > 1 and re.fullmatch(r"(?:.*/)?python[0-9.]*", words[0]) and BENCHMARK.fullmatch(words[1]):
+        return words[1:]
+    return None
+
+
+def program_words(words: list[str]) -> list[str]:
+    """A simple command's words from its program on: redirections, variable assignments and `time`, `env`, `nice -n N`
+    before it left out."""
+    words = drop_redirections(words)
+    while words and (ASSIGNMENT.match(words[0]) or words[0] in ("$", "time", "env", "nice")):
+        words = words[3:] if words[:2] == ["nice", "-n"] else words[1:]
+    return words
 
 
 def drop_redirections(words: list[str]) -> list[str]:
@@ -234,6 +257,88 @@ def test_every_command_line_in_the_docs_parses() -> None:
     assert not refused, "\n".join(refused)
 
 
+# Parses each [script, *args] of its stdin's JSON list with the script's own parser, in one process (each script is run
+# as __main__, its parse_args stopped once it has parsed), and prints what each parser refused, or null. A placeholder
+# (N, POOL, <zoo>) is taken as any option's value, whatever its type or choices.
+PARSE_SCRIPTS = r"""
+import argparse, contextlib, io, json, re, runpy, sys
+
+PLACEHOLDER = re.compile(sys.argv[1])
+class Parsed(Exception):
+    pass
+parse, get_value, check_value = (argparse.ArgumentParser.parse_args, argparse.ArgumentParser._get_value,
+                                 argparse.ArgumentParser._check_value)
+def parse_only(self, args=None, namespace=None):
+    parse(self, args, namespace)
+    raise Parsed
+argparse.ArgumentParser.parse_args = parse_only
+argparse.ArgumentParser._get_value = lambda self, action, s: s if PLACEHOLDER.search(s) else get_value(self, action, s)
+argparse.ArgumentParser._check_value = lambda self, action, v: (
+    None if isinstance(v, str) and PLACEHOLDER.search(v) else check_value(self, action, v))
+refused = []
+for script, *args in json.load(sys.stdin):
+    sys.argv, said = [script, *args], io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(io.StringIO()):
+            runpy.run_path(script, run_name="__main__")
+        refused.append("it ran past its argument parsing")
+    except Parsed:
+        refused.append(None)
+    except SystemExit as e:
+        refused.append(None if e.code == 0 else said.getvalue().strip().splitlines()[-1])
+print(json.dumps(refused))
+"""
+
+
+def benchmark_lines() -> list[tuple[str, str, list[str]]]:
+    """(doc:line, the line as shown, [script, *args]) for every benchmark script the docs run."""
+    found = []
+    for doc in DOCS:
+        for number, shell, _ in fragments(doc.read_text(encoding="utf-8")):
+            if BENCHMARK.search(shell):
+                found += [(f"{doc.relative_to(ROOT)}:{number}", shell, args) for args in commands(shell, benchmark)]
+    return found
+
+
+def refusals(lines: list[list[str]]) -> list[str | None]:
+    """What each script's parser says of its arguments (None: parsed), from one process run in the repository root."""
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE_SCRIPTS, PLACEHOLDER.pattern],
+        input=json.dumps(lines),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_every_benchmark_line_in_the_docs_parses() -> None:
+    """Each `python benchmarks/....py ...` line of README.md and docs/*.md names a script that exists and options its
+    parser takes: the docs give them as how their figures were measured."""
+    lines = benchmark_lines()
+    assert len(lines) >= 100 and {args[0] for _, _, args in lines} >= {"benchmarks/perf.py", "benchmarks/zoo/train_zoo.py"}
+    missing = [f"{where}: {shell}" for where, shell, args in lines if not (ROOT / args[0]).is_file()]
+    assert not missing, "no such script:\n" + "\n".join(missing)
+    refused = [f"{where}: {shell}\n    {why}" for (where, shell, _), why in zip(lines, refusals([args for _, _, args in lines])) if why]
+    assert not refused, "\n".join(refused)
+
+
+def test_the_benchmark_check_refuses_what_a_script_refuses() -> None:
+    """The same check on lines its scripts refuse: an unknown option, a value its type refuses, a missing value."""
+    lines = [
+        ["benchmarks/perf.py", "--no-such-option"],
+        ["benchmarks/perf.py", "--models", "two"],
+        ["benchmarks/evaluate_noise.py", "--zoo"],
+        ["benchmarks/perf.py", "--models", "N"],
+    ]
+    said = refusals(lines)
+    assert [why is not None for why in said] == [True, True, True, False], said
+    assert "unrecognized arguments: --no-such-option" in said[0] and "invalid int value: 'two'" in said[1], said
+    assert "expected one argument" in said[2], said
+
+
 def test_the_extraction_finds_the_commands_the_docs_mention() -> None:
     """The check above is only as good as what it reads: every doc that names suscli's commands yields command lines,
     about as many as it mentions `suscli score|rank|track|demo` (the rest of those mentions are prose or quoted messages)."""
@@ -278,6 +383,18 @@ def test_the_check_refuses_what_the_command_line_refuses(line: str, says: str) -
 )
 def test_shell_lines_are_taken_apart(shell: str, expected: list[list[str]]) -> None:
     assert list(commands(shell)) == expected
+
+
+@pytest.mark.parametrize(
+    ("shell", "expected"),
+    [
+        ("OMP_NUM_THREADS=1 nice -n 19 python benchmarks/perf.py --models 2  # idle", [["benchmarks/perf.py", "--models", "2"]]),
+        ("python3 benchmarks/zoo/train_zoo.py --out <zoo> && suscli rank x", [["benchmarks/zoo/train_zoo.py", "--out", "PLACEHOLDER"]]),
+        ("python -m suscli rank x; bash benchmarks/gpu_check.sh", []),
+    ],
+)
+def test_benchmark_lines_are_taken_apart(shell: str, expected: list[list[str]]) -> None:
+    assert list(commands(shell, benchmark)) == expected
 
 
 def test_continued_lines_and_wrapped_spans_are_read_whole() -> None:
