@@ -30,6 +30,14 @@ from suscli.run.pool import discover, epoch_from_name, read_manifest
         ("step=300.pt", None),
         ("step_100", None),  # a DeepSpeed tag folder
         ("run2_global_step100.pt", None),
+        # iteration saves count steps too (they read 1000, 4999): MMEngine's CheckpointHook(by_epoch=False), and
+        # detectron2's PeriodicCheckpointer, whose iteration is zero-padded to 7 digits, which no epoch name is
+        ("iter_1000.pth", None),
+        ("model_0004999.pth", None),
+        ("model_12345678.pth", None),
+        ("model_3.pt", 3),
+        ("model_000012.pth", 12),
+        ("epoch_3_iter_1000.pth", 3),
         # a number inside a word or a name saying it is an alias of some epoch: no epoch (it read 16, 50, 1, 18)
         ("bn_cnn16_best.safetensors", None),
         ("resnet50_best.pt", None),
@@ -69,6 +77,28 @@ def test_saves_numbered_by_step_have_no_epoch_and_are_ordered_by_it(tmp_path: Pa
         ("run/step_100.pt", None),
         ("run/step_200.pt", None),
         ("run/step_1000.pt", None),
+    ]
+
+
+def test_iteration_saves_are_ordered_by_their_iteration_and_none_is_an_epoch(tmp_path: Path) -> None:
+    """MMEngine's iter_N.pth and detectron2's model_NNNNNNN.pth count optimizer iterations: they were read as epochs
+    1000, 2000, 999, .... detectron2's model_final.pth, written after the last iteration, is the run's final model
+    (it was skipped as an alias, and the run's model was its last periodic save)."""
+    for it in (1000, 2000, 10000):
+        touch(tmp_path / "mm" / f"iter_{it}.pth", 3000 - it / 10)
+    for name, mtime in (("model_0000999.pth", 1000), ("model_0001999.pth", 2000), ("model_final.pth", 1500)):
+        touch(tmp_path / "d2" / name, mtime)
+    assert [(e.name, e.path.name, e.epoch) for e in discover(tmp_path)] == [
+        ("d2", "model_final.pth", None),
+        ("mm", "iter_10000.pth", None),
+    ]
+    assert [(e.name, e.epoch) for e in discover(tmp_path, all_checkpoints=True)] == [
+        ("d2/model_0000999.pth", None),
+        ("d2/model_0001999.pth", None),
+        ("d2/model_final.pth", None),
+        ("mm/iter_1000.pth", None),
+        ("mm/iter_2000.pth", None),
+        ("mm/iter_10000.pth", None),
     ]
 
 

@@ -35,9 +35,14 @@ _EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r
 # (model_3_0.8533.pt, weights.05-0.42, lr1e-3): its decimals, or its exponent, read as epochs in the metric's order
 _LAST_NUMBER = re.compile(r"(?:^|(?<!\d[e])[_\-=]|(?<!\d)\.)(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.IGNORECASE)
 # A name by the optimizer step (a script's step_500.pt, model-step-1000.safetensors, DeepSpeed's global_step100/ or a
-# step_100/ tag folder) counts steps, not epochs: it orders a run's saves, and was read as epochs 500, 1000, 100.
-# Lightning's epoch=E-step=S names its epoch first, which wins.
-_STEP = re.compile(r"(?:^|[^a-z])steps?[=_-]?(\d+)", re.IGNORECASE)
+# step_100/ tag folder) or iteration (MMEngine's CheckpointHook(by_epoch=False) writes iter_1000.pth) counts steps,
+# not epochs: it orders a run's saves, and was read as epochs 500, 1000, 100. Lightning's epoch=E-step=S names its
+# epoch first, which wins.
+_STEP = re.compile(r"(?:^|[^a-z])(?:steps?|iter(?:ation)?)[=_-]?(\d+)", re.IGNORECASE)
+# detectron2's PeriodicCheckpointer names its saves by the iteration zero-padded to 7 digits, model_0004999.pth; a
+# script's model_12.pth numbers epochs, and no epoch count fills 7 digits
+_DETECTRON2_STEP = re.compile(r"^model_(\d{7,})$")
+_DETECTRON2_FINAL = "model_final"  # detectron2's save after the last iteration: the run's final model
 # A name that says it is an alias of some epoch (Lightning's last.ckpt, last-v1.ckpt, a script's resnet50_best.pt):
 # its number is not the epoch, and the file is skipped like one without a number
 _ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IGNORECASE)
@@ -69,7 +74,7 @@ def epoch_from_name(path: str | Path) -> int | None:
     for pattern in _EPOCH_PATTERNS:
         if m := pattern.search(stem):
             return int(m.group(1))
-    if _ALIAS.search(stem) or _STEP.search(stem):
+    if _ALIAS.search(stem) or _STEP.search(stem) or _DETECTRON2_STEP.match(stem):
         return None
     m = _LAST_NUMBER.search(stem)
     return int(m.group(1)) if m else None
@@ -77,11 +82,12 @@ def epoch_from_name(path: str | Path) -> int | None:
 
 def save_step(path: Path) -> int | None:
     """The optimizer step a checkpoint's name (or DeepSpeed's tag folder) numbers it by where it names no epoch
-    (`step_500.pt`, `global_step100/mp_rank_00_model_states.pt`); None otherwise."""
+    (`step_500.pt`, `iter_1000.pth`, `model_0004999.pth`, `global_step100/mp_rank_00_model_states.pt`); None otherwise."""
     named = _numbered_as(path)
     if epoch_from_name(named) is not None:
         return None
-    m = _STEP.search(_VERSION.sub("", _stem(named)))
+    stem = _VERSION.sub("", _stem(named))
+    m = _STEP.search(stem) or _DETECTRON2_STEP.match(stem)
     return int(m.group(1)) if m else None
 
 
@@ -162,15 +168,17 @@ def _dangling(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 
 
-def _order(path: Path) -> tuple[int, bool]:
+def _order(path: Path) -> tuple[float, bool]:
     """The epoch a run's checkpoint is ordered by: its own, else the one a tool recorded in a file its name does not
     number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files),
-    else the step its name numbers (`step_500.pt`); and whether it is its own, which on a tie puts a numbered file
-    over such a copy. Each read once."""
+    else the step its name numbers (`step_500.pt`), after all of which comes detectron2's `model_final.pth`; and
+    whether it is its own, which on a tie puts a numbered file over such a copy. Each read once."""
     own = checkpoint_epoch(path)
     epoch = own if own is not None or not path.is_file() else recorded_epoch(path)
     if epoch is None:
         epoch = save_step(path)
+    if epoch is None and _stem(path) == _DETECTRON2_FINAL:
+        return float("inf"), False
     return (-1 if epoch is None else epoch), own is not None
 
 
