@@ -402,6 +402,7 @@ def test_a_run_saved_by_iteration_says_they_count_steps(tmp_path: Path, image_fo
     for name in names:
         touch(run / name)
     touch(run / "model_final.pth")
+    (run / "last_checkpoint").write_text("model_final.pth")  # the pointer names a run's model for rank, no epoch
     shown = ", ".join(n.removesuffix(".pth") for n in names)
     line = one_error_line(
         invoke("track", run, "-d", image_folder, "--arch", ARCH),
