@@ -362,6 +362,14 @@ def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(t
         ("epoch_1/mp_rank_00_model_states.pt", 1),
         ("epoch_2/mp_rank_00_model_states.pt", 2),
     ]
+    for old, tag in (("epoch_1", "warmup"), ("epoch_2", "tuned")):  # tags that number nothing: not said to count steps
+        (run / old).rename(run / tag)
+    with pytest.raises(InputError) as refused:
+        run_epochs(run)
+    assert (refused.value.message, refused.value.fix) == (
+        f"no checkpoint of {run} has an epoch number",
+        "name them like epoch_12.pt, or give a manifest with an epoch field",
+    )
 
 
 def test_a_run_of_saves_named_by_step_says_they_count_steps_and_tracks_by_a_manifest(tmp_path: Path, image_folder: Path) -> None:
