@@ -30,6 +30,14 @@ from suscli.run.pool import discover, epoch_from_name, read_manifest
         ("step=300.pt", None),
         ("step_100", None),  # a DeepSpeed tag folder
         ("run2_global_step100.pt", None),
+        # iteration saves count steps too (they read 1000, 4999): MMEngine's CheckpointHook(by_epoch=False), and
+        # detectron2's PeriodicCheckpointer, whose iteration is zero-padded to 7 digits, which no epoch name is
+        ("iter_1000.pth", None),
+        ("model_0004999.pth", None),
+        ("model_12345678.pth", None),
+        ("model_3.pt", 3),
+        ("model_000012.pth", 12),
+        ("epoch_3_iter_1000.pth", 3),
         # a number inside a word or a name saying it is an alias of some epoch: no epoch (it read 16, 50, 1, 18)
         ("bn_cnn16_best.safetensors", None),
         ("resnet50_best.pt", None),
@@ -69,6 +77,90 @@ def test_saves_numbered_by_step_have_no_epoch_and_are_ordered_by_it(tmp_path: Pa
         ("run/step_100.pt", None),
         ("run/step_200.pt", None),
         ("run/step_1000.pt", None),
+    ]
+
+
+def test_iteration_saves_are_ordered_by_their_iteration_and_none_is_an_epoch(tmp_path: Path) -> None:
+    """MMEngine's iter_N.pth and detectron2's model_NNNNNNN.pth count optimizer iterations: they were read as epochs
+    1000, 2000, 999, .... detectron2's model_final.pth, written after the last iteration, is the run's final model
+    (it was skipped as an alias, and the run's model was its last periodic save)."""
+    for it in (1000, 2000, 10000):
+        touch(tmp_path / "mm" / f"iter_{it}.pth", 3000 - it / 10)
+    for name, mtime in (("model_0000999.pth", 1000), ("model_0001999.pth", 2000), ("model_final.pth", 1500)):
+        touch(tmp_path / "d2" / name, mtime)
+    assert [(e.name, e.path.name, e.epoch) for e in discover(tmp_path)] == [
+        ("d2", "model_final.pth", None),
+        ("mm", "iter_10000.pth", None),
+    ]
+    assert [(e.name, e.epoch) for e in discover(tmp_path, all_checkpoints=True)] == [
+        ("d2/model_0000999.pth", None),
+        ("d2/model_0001999.pth", None),
+        ("d2/model_final.pth", None),
+        ("mm/iter_1000.pth", None),
+        ("mm/iter_2000.pth", None),
+        ("mm/iter_10000.pth", None),
+    ]
+
+
+def test_a_runs_pointer_file_names_its_model(tmp_path: Path) -> None:
+    """The file a training tool writes naming its newest save: MMEngine's last_checkpoint (the save's path, here the
+    training machine's), detectron2's (its file name) and DeepSpeed's latest (its tag). A run resumed from an earlier
+    save keeps the later saves of the run before: the highest number was taken, the pointer was not read. A manifest
+    entry naming the run takes the same model."""
+    from tests.test_checkpoints import _deepspeed_run, _tiny
+
+    for it in (1000, 2000, 3000):
+        touch(tmp_path / "mm" / f"iter_{it}.pth")
+    (tmp_path / "mm" / "last_checkpoint").write_text("/home/user/work_dirs/mm/iter_2000.pth")
+    for it in (999, 1999):
+        touch(tmp_path / "d2" / f"model_{it:07d}.pth")
+    touch(tmp_path / "d2" / "model_final.pth", 1000)
+    (tmp_path / "d2" / "last_checkpoint").write_text("model_0001999.pth")
+    for step in (200, 100):  # latest names global_step100, written last
+        _deepspeed_run(tmp_path / "ds", _tiny(), step)
+    said: list[str] = []
+    assert [(e.name, e.path.relative_to(tmp_path).as_posix()) for e in discover(tmp_path, say=said.append)] == [
+        ("d2", "d2/model_0001999.pth"),
+        ("ds", "ds/global_step100/mp_rank_00_model_states.pt"),
+        ("mm", "mm/iter_2000.pth"),
+    ]
+    assert said == []
+    (tmp_path / "pool.json").write_text(json.dumps([{"path": p} for p in ("mm", "ds")]))
+    assert [e.path for e in discover(tmp_path / "pool.json")] == [
+        (tmp_path / "mm" / "iter_2000.pth").resolve(),
+        (tmp_path / "ds" / "global_step100" / "mp_rank_00_model_states.pt").resolve(),
+    ]
+
+
+def test_a_pointer_file_naming_a_save_the_run_does_not_hold_is_said(tmp_path: Path) -> None:
+    """A pointer naming a save that was deleted or moved: one line says so, and the run's model is taken by its
+    numbers, as without a pointer."""
+    from tests.test_checkpoints import _deepspeed_run, _tiny
+
+    for it in (1000, 2000):
+        touch(tmp_path / "mm" / f"iter_{it}.pth")
+    (tmp_path / "mm" / "last_checkpoint").write_text("work_dirs/mm/iter_4000.pth")
+    for step in (100, 200):
+        _deepspeed_run(tmp_path / "ds", _tiny(), step)
+    (tmp_path / "ds" / "latest").write_text("global_step300")
+    for run, pointer, content in (("bin", "latest", b"\x80\x02epoch_1.pt"), ("lines", "last_checkpoint", b"epoch_1.pt\nepoch_2.pt\n")):
+        for epoch in (1, 2):  # a file of a pointer's name that is no line of text is none: the numbers choose, unsaid
+            touch(tmp_path / run / f"epoch_{epoch}.pt")
+        (tmp_path / run / pointer).write_bytes(content)
+    if hasattr(os, "mkfifo"):  # a pipe of that name: reading it would wait for a writer
+        os.mkfifo(tmp_path / "bin" / "last_checkpoint")
+    said: list[str] = []
+    assert [(e.name, e.path.relative_to(tmp_path).as_posix()) for e in discover(tmp_path, say=said.append)] == [
+        ("bin", "bin/epoch_2.pt"),
+        ("ds", "ds/global_step200/mp_rank_00_model_states.pt"),
+        ("lines", "lines/epoch_2.pt"),
+        ("mm", "mm/iter_2000.pth"),
+    ]
+    assert said == [
+        "ds/latest names global_step300, which the run does not hold: its model is taken by the saves' numbers "
+        "(global_step200/mp_rank_00_model_states.pt)",
+        "mm/last_checkpoint names work_dirs/mm/iter_4000.pth, which the run does not hold: its model is taken by the "
+        "saves' numbers (iter_2000.pth)",
     ]
 
 

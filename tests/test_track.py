@@ -362,6 +362,14 @@ def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(t
         ("epoch_1/mp_rank_00_model_states.pt", 1),
         ("epoch_2/mp_rank_00_model_states.pt", 2),
     ]
+    for old, tag in (("epoch_1", "warmup"), ("epoch_2", "tuned")):  # tags that number nothing: not said to count steps
+        (run / old).rename(run / tag)
+    with pytest.raises(InputError) as refused:
+        run_epochs(run)
+    assert (refused.value.message, refused.value.fix) == (
+        f"no checkpoint of {run} has an epoch number",
+        "name them like epoch_12.pt, or give a manifest with an epoch field",
+    )
 
 
 def test_a_run_of_saves_named_by_step_says_they_count_steps_and_tracks_by_a_manifest(tmp_path: Path, image_folder: Path) -> None:
@@ -383,6 +391,33 @@ def test_a_run_of_saves_named_by_step_says_they_count_steps_and_tracks_by_a_mani
     manifest.write_text(json.dumps([{"path": f"step_{100 * e}.safetensors", "epoch": e} for e in (1, 2, 3)]))
     res, doc = track_json(manifest, "-d", image_folder)
     assert res.exit_code == 0 and [(r["epoch"], r["status"]) for r in doc["results"]] == [(1, "ok"), (2, "ok"), (3, "ok")], res.output
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["iter_1000.pth", "iter_2000.pth", "iter_3000.pth"],  # MMEngine's CheckpointHook(by_epoch=False)
+        ["model_0000999.pth", "model_0001999.pth", "model_0002999.pth"],  # detectron2's PeriodicCheckpointer
+    ],
+)
+def test_a_run_saved_by_iteration_says_they_count_steps(tmp_path: Path, image_folder: Path, names: list[str]) -> None:
+    """MMEngine and detectron2 name their periodic saves by the iteration: track measured them as epochs 1000, 2000,
+    3000 (999, 1999, 2999) and averaged zeta over them as epochs. It says they count steps, as for step_N names; the
+    final model beside them (detectron2's model_final.pth) is no step save."""
+    from tests.conftest import one_error_line
+
+    run = tmp_path / "run"
+    for name in names:
+        touch(run / name)
+    touch(run / "model_final.pth")
+    (run / "last_checkpoint").write_text("model_final.pth")  # the pointer names a run's model for rank, no epoch
+    shown = ", ".join(n.removesuffix(".pth") for n in names)
+    line = one_error_line(
+        invoke("track", run, "-d", image_folder, "--arch", ARCH),
+        3,
+        f"error: no checkpoint of {run} has an epoch number: their names ({shown}) count optimizer steps, not epochs",
+    )
+    assert f'[{{"path": "{names[0]}", "epoch": 1}}, ...]' in line
 
 
 def test_step_saves_beside_epoch_saves_are_said_to_count_steps(tmp_path: Path, image_folder: Path) -> None:

@@ -220,7 +220,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
         foreign = [why for e in skipped if (why := refusal(e.path)) is not None]
         if foreign and len(foreign) == len(skipped):  # FSDP's sharded folders: what they are, which no epoch number reads
             raise foreign[0]
-        if steps := [e for e in skipped if (e.path.name == DEEPSPEED_MODEL or save_step(e.path) is not None) and run.is_dir()]:
+        if run.is_dir() and (steps := step_saves(skipped)):
             raise _step_saves(run, steps)
         raise InputError(
             f"no checkpoint of {run} has an epoch number", fix="name them like epoch_12.pt, or give a manifest with an epoch field"
@@ -245,6 +245,13 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
         )
     parted = _parted_logs(numbered)
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
+
+
+def step_saves(entries: list[PoolEntry]) -> list[PoolEntry]:
+    """The checkpoints whose names count optimizer steps, not epochs (`step_500.pt`, `iter_1000.pth`, DeepSpeed's
+    `global_step100/`): a run of only these is refused with the manifest that tracks it, and those beside epoch
+    saves are said apart from saves with no number at all."""
+    return [e for e in entries if save_step(e.path) is not None]
 
 
 def _step_saves(run: Path, saves: list[PoolEntry]) -> InputError:

@@ -35,9 +35,19 @@ _EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r
 # (model_3_0.8533.pt, weights.05-0.42, lr1e-3): its decimals, or its exponent, read as epochs in the metric's order
 _LAST_NUMBER = re.compile(r"(?:^|(?<!\d[e])[_\-=]|(?<!\d)\.)(\d+)(?=$|\.[a-z]+$|\.pth\.tar$)", re.IGNORECASE)
 # A name by the optimizer step (a script's step_500.pt, model-step-1000.safetensors, DeepSpeed's global_step100/ or a
-# step_100/ tag folder) counts steps, not epochs: it orders a run's saves, and was read as epochs 500, 1000, 100.
-# Lightning's epoch=E-step=S names its epoch first, which wins.
-_STEP = re.compile(r"(?:^|[^a-z])steps?[=_-]?(\d+)", re.IGNORECASE)
+# step_100/ tag folder) or iteration (MMEngine's CheckpointHook(by_epoch=False) writes iter_1000.pth) counts steps,
+# not epochs: it orders a run's saves, and was read as epochs 500, 1000, 100. Lightning's epoch=E-step=S names its
+# epoch first, which wins.
+_STEP = re.compile(r"(?:^|[^a-z])(?:steps?|iter(?:ation)?)[=_-]?(\d+)", re.IGNORECASE)
+# detectron2's PeriodicCheckpointer names its saves by the iteration zero-padded to 7 digits, model_0004999.pth; a
+# script's model_12.pth numbers epochs, and no epoch count fills 7 digits
+_DETECTRON2_STEP = re.compile(r"^model_(\d{7,})$")
+_DETECTRON2_FINAL = "model_final"  # detectron2's save after the last iteration: the run's final model
+# The file a training tool writes beside its saves, naming its newest: MMEngine's CheckpointHook and detectron2's
+# Checkpointer write `last_checkpoint` (the save's path, the training machine's, or its file name), DeepSpeed's
+# save_checkpoint `latest` (the tag, its save's folder); each names a save in its own folder
+_POINTERS = ("last_checkpoint", "latest")
+_POINTER_MAX = 4096  # bytes: a path; a longer file of such a name is none
 # A name that says it is an alias of some epoch (Lightning's last.ckpt, last-v1.ckpt, a script's resnet50_best.pt):
 # its number is not the epoch, and the file is skipped like one without a number
 _ALIAS = re.compile(r"(?:^|[^a-z])(?:last|best|latest|final)(?:$|[^a-z])", re.IGNORECASE)
@@ -69,7 +79,7 @@ def epoch_from_name(path: str | Path) -> int | None:
     for pattern in _EPOCH_PATTERNS:
         if m := pattern.search(stem):
             return int(m.group(1))
-    if _ALIAS.search(stem) or _STEP.search(stem):
+    if _ALIAS.search(stem) or _STEP.search(stem) or _DETECTRON2_STEP.match(stem):
         return None
     m = _LAST_NUMBER.search(stem)
     return int(m.group(1)) if m else None
@@ -77,11 +87,12 @@ def epoch_from_name(path: str | Path) -> int | None:
 
 def save_step(path: Path) -> int | None:
     """The optimizer step a checkpoint's name (or DeepSpeed's tag folder) numbers it by where it names no epoch
-    (`step_500.pt`, `global_step100/mp_rank_00_model_states.pt`); None otherwise."""
+    (`step_500.pt`, `iter_1000.pth`, `model_0004999.pth`, `global_step100/mp_rank_00_model_states.pt`); None otherwise."""
     named = _numbered_as(path)
     if epoch_from_name(named) is not None:
         return None
-    m = _STEP.search(_VERSION.sub("", _stem(named)))
+    stem = _VERSION.sub("", _stem(named))
+    m = _STEP.search(stem) or _DETECTRON2_STEP.match(stem)
     return int(m.group(1)) if m else None
 
 
@@ -162,15 +173,17 @@ def _dangling(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 
 
-def _order(path: Path) -> tuple[int, bool]:
+def _order(path: Path) -> tuple[float, bool]:
     """The epoch a run's checkpoint is ordered by: its own, else the one a tool recorded in a file its name does not
     number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files),
-    else the step its name numbers (`step_500.pt`); and whether it is its own, which on a tie puts a numbered file
-    over such a copy. Each read once."""
+    else the step its name numbers (`step_500.pt`), after all of which comes detectron2's `model_final.pth`; and
+    whether it is its own, which on a tie puts a numbered file over such a copy. Each read once."""
     own = checkpoint_epoch(path)
     epoch = own if own is not None or not path.is_file() else recorded_epoch(path)
     if epoch is None:
         epoch = save_step(path)
+    if epoch is None and _stem(path) == _DETECTRON2_FINAL:
+        return float("inf"), False
     return (-1 if epoch is None else epoch), own is not None
 
 
@@ -178,6 +191,40 @@ def _latest(paths: list[Path]) -> Path:
     """The last checkpoint of a run: highest epoch, then one that its name or suscli numbers over a copy such as
     `last.ckpt`, then newest file."""
     return max(paths, key=lambda p: (_order(p), p.lstat().st_mtime, p.name))
+
+
+def _run_latest(run: Path, paths: list[Path], say: Callable[[str], None] | None) -> Path:
+    """A run's model: the save its training tool's pointer file names as its newest (a run resumed from an earlier
+    save keeps the later saves of the run before, numbered higher), else its _latest. A pointer naming a save the run
+    does not hold (deleted, or moved with the pointer left behind) is said, and the numbers choose."""
+    named: list[Path] = []
+    for pointer, target in _pointers(paths):
+        saves = [p for p in paths if _numbered_as(p) == pointer.parent / re.split(r"[\\/]", target.rstrip("\\/"))[-1]]
+        named += saves
+        if not saves and say is not None:
+            say(
+                f"{pointer.relative_to(run.parent).as_posix()} names {target}, which the run does not hold: its model is "
+                f"taken by the saves' numbers ({_latest(paths).relative_to(run).as_posix()})"
+            )
+    return _latest(named or paths)
+
+
+def _pointers(paths: list[Path]) -> list[tuple[Path, str]]:
+    """The pointer files in the folders of a run's saves (a DeepSpeed tag folder's parent for its model states), each
+    with the path or tag it holds: one short line of text, as the tools write it; other files of those names (or
+    one that cannot be read) are none."""
+    found = []
+    for pointer in (folder / name for folder in sorted({_numbered_as(p).parent for p in paths}) for name in _POINTERS):
+        if not pointer.is_file():  # none there, or a folder or pipe of that name
+            continue
+        try:
+            with open(pointer, "rb") as f:
+                text = f.read(_POINTER_MAX + 1).decode("utf-8").strip()
+        except (OSError, UnicodeDecodeError):  # unreadable, or no text
+            continue
+        if text and len(text) <= _POINTER_MAX and "\n" not in text:
+            found.append((pointer, text))
+    return found
 
 
 def _checkpoints_under(folder: Path) -> list[Path]:
@@ -231,7 +278,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
         if (why := refusal(pool)) is not None:  # a PEFT adapter's adapter_config.json: read as a manifest, "lists no models"
             raise why
         if pool.suffix.lower() in MANIFEST_SUFFIXES:
-            return read_manifest(pool)
+            return read_manifest(pool, say)
         raise InputError(
             f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest"
         )
@@ -259,7 +306,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
                 if not held:
                     empty.append(child.name)
                 continue
-            chosen = runs if all_checkpoints else [_latest(runs)]
+            chosen = runs if all_checkpoints else [_run_latest(child, runs, say)]
             for p in chosen:
                 name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
                 entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p)))
@@ -278,12 +325,12 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     return entries
 
 
-def _run_model(path: Path) -> Path:
+def _run_model(path: Path, say: Callable[[str], None] | None) -> Path:
     """A manifest entry's model: a run folder (no Hugging Face model folder itself) stands for its latest checkpoint,
     as a pool folder's run does, or for its latest save of another stack (FSDP's sharded folders), whose row says what
     it is; each was an error row, 'is a directory, not a checkpoint'."""
     runs = (_checkpoints_under(path) or _refused_under(path)) if path.is_dir() else []
-    return _latest(runs) if runs else path
+    return _run_latest(path, runs, say) if runs else path
 
 
 def _anchored(spec: str | None, folder: Path) -> str | None:
@@ -296,10 +343,10 @@ def _anchored(spec: str | None, folder: Path) -> str | None:
     return spec
 
 
-def read_manifest(path: Path) -> list[PoolEntry]:
+def read_manifest(path: Path, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
     """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?, epoch?}, or a CSV with those columns.
 
-    Paths are relative to the manifest's folder.
+    Paths are relative to the manifest's folder. `say` hears of a run folder's pointer file naming a save it lacks.
     """
     try:
         if path.suffix.lower() == ".json":
@@ -324,7 +371,7 @@ def read_manifest(path: Path) -> list[PoolEntry]:
                 kwargs = json.loads(kwargs)
             except json.JSONDecodeError:
                 raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
-        file = _run_model((path.parent / str(row["path"])).resolve())
+        file = _run_model((path.parent / str(row["path"])).resolve(), say)
         epoch = row.get("epoch")
         given = epoch not in (None, "")
         if not given:

@@ -20,11 +20,11 @@ from suscli.run.epochs import (
     log_rows,
     recommendation,
     run_epochs,
+    step_saves,
     trained_epoch_0,
 )
 from suscli.run.inputs import Inputs, PoolRun, Say, keeping, kept_line, open_pool, require_options, sample_info, sample_line
 from suscli.run.model import Settings, require_paths, resolve_device
-from suscli.run.pool import save_step
 from suscli.run.store import ResultStore
 from suscli.run.report import Report, command_line, environment
 from suscli.training.tracker import read_log_and_note, schedule_warning, settings_warning, start_warning
@@ -88,8 +88,8 @@ def track(
         dev = resolve_device(inputs.device)
         entries, skipped, resumed = run_epochs(run)
         warnings += resumed + [w for w in [late_start([e.epoch for e in entries])] if w]
-        steps = [e for e in skipped if save_step(e.path) is not None]  # beside epoch saves: say why they are not epochs
-        if unnumbered := [e for e in skipped if save_step(e.path) is None]:
+        steps = step_saves(skipped)  # beside epoch saves: say why they are not epochs
+        if unnumbered := [e for e in skipped if e not in steps]:
             warnings.append(f"skipped {len(unnumbered)} checkpoint(s) with no epoch number: {', '.join(e.name for e in unnumbered[:3])}")
         if steps:
             warnings.append(
