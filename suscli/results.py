@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import types
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -68,6 +70,22 @@ class Result:
     def from_dict(cls, data: dict[str, Any]) -> "Result":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def nulled(value: Any, found: list[list[Any]] | None = None, at: tuple[Any, ...] = ()) -> Any:
+    """`value` with every number that is not finite as null: JSON has no NaN or Infinity, and strict readers (jq,
+    JavaScript's JSON.parse, Go) refuse them. Each one's place (keys and list positions down to it, a key as json
+    writes it: 1 as "1") and its word ("NaN", "Infinity", "-Infinity") are added to `found`, for a reader that must
+    put it back (the results file, suscli.run.store)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append([list(at), json.dumps(value)])
+        return None
+    if isinstance(value, dict):
+        return {k: nulled(v, found, (*at, k if isinstance(k, str) else json.dumps(k))) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nulled(v, found, (*at, i)) for i, v in enumerate(value)]
+    return value
 
 
 STATUSES = ("ok", "error")

@@ -115,6 +115,43 @@ def test_a_consensus_shaped_by_likely_memorizers_gives_no_confident_choice() -> 
     assert len(choice.voters) == 4 and choice.confident and NOT_CONFIDENT not in choice.why and choice.pick.name == "a"
 
 
+def test_a_consensus_of_voters_all_called_memorizers_is_said_and_not_confident() -> None:
+    """Every voter (the region-1 models) called 'likely memorized noise' by the fixed cut, a model outside region 1
+    that did not vote: the pick, clearly ahead on agreement with the voters' consensus, was called a confident choice,
+    and the line said only that the pick's own row reads 'likely memorized noise', not that every voter's does."""
+    says("rank.md", "where every voter is itself called 'likely memorized noise'")
+    from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
+
+    def memorizer(name: str, zeta: float, wrong: range) -> Result:
+        r = agreeing(name, 0.9, zeta, wrong)
+        r.details.update(lr=DEFAULT_LR, batch_size=DEFAULT_BATCH_SIZE, num_classes=3)  # the fixed cut's step: it flags them
+        return r
+
+    pool = [
+        memorizer("a", 0.50, range(0)),
+        memorizer("b", 0.55, range(100, 250)),
+        memorizer("c", 0.60, range(300, 450)),
+        memorizer("d", 0.65, range(600, 750)),
+        agreeing("weak", 0.3, 0.1, range(500)),  # region 3: does not vote
+    ]
+    choice = choose(pool, "agreement", FIXED)
+    assert choice.voters == ["a", "b", "c", "d"] and {r.verdict for r in pool[:4]} == {verdict.MEMORIZED}
+    assert choice.pick.name == "a" and "unlabeled images, clearly more than any other model" in choice.why
+    assert not choice.confident
+    assert choice.why.endswith(
+        "; still no confident choice: every voter (the 4 region-1 models) is itself called 'likely memorized noise': "
+        "theirs is a consensus of memorizers, which cannot tell the wrong labels they fitted from right ones, so agreeing "
+        "with it says nothing of accuracy on clean labels"
+    ), choice.why
+    pool.pop()  # every model voted, all of them flagged: said once, of the voters, not also as "4 of them called"
+    choice = choose(pool, "agreement", FIXED)
+    assert not choice.confident and "every voter (the 4 region-1 models) is itself called" in choice.why
+    assert "every model voted" not in choice.why
+    pool[0].susceptibility = 0.2  # one voter not flagged: the consensus is not the memorizers' alone, and the pick is it
+    choice = choose(pool, "agreement", FIXED)
+    assert pool[0].verdict != verdict.MEMORIZED and "every voter" not in choice.why
+
+
 def test_without_training_accuracy_the_choice_is_never_confident() -> None:
     says("rank.md", "the closing line says the choice is not confident without training accuracy")
     rows = [

@@ -309,3 +309,70 @@ def test_the_settings_that_differ_are_named_as_the_options_that_set_them() -> No
     assert differ(["device_type"]) == " (--device differs)"
     assert differ(["reading", "val_numbering"], release=False) == ""
     assert differ(["val_numbering"]) == " (the release's numbering of held-out classes differs)"
+
+
+def strict_json(line: str) -> dict:
+    """The line as a strict JSON parser (jq, JavaScript's JSON.parse, Go) reads it: NaN and Infinity are no JSON."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_a_results_file_of_one_batch_is_strict_json_and_reused(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
+    """One batch has no standard error (nan), which the results file wrote as NaN: jq and JSON.parse refused the line.
+    It is written as null, and read back as the nan it was, by rank and track alike."""
+    from tests.test_track import make_run
+
+    results = tmp_path / "r.jsonl"
+    args = ("-d", image_folder, "--train-data", train_folder, "--batches", "1", "--batch-size", "8", "-f", "json")
+    first = invoke("rank", pool, *args, "--results", results)
+    assert first.exit_code == 0 and all(r["susceptibility_sem"] is None for r in json.loads(first.stdout)["results"]), first.output
+    records = [strict_json(line) for line in results.read_text().splitlines()]
+    assert len(records) == 4 and all(r["result"]["susceptibility_sem"] is None for r in records)
+    again = invoke("rank", pool, *args, "--results", results)
+    assert again.exit_code == 0 and json.loads(again.stdout)["counts"]["reused"] == 4, again.output
+    assert [r["susceptibility"] for r in json.loads(again.stdout)["results"]] == [
+        r["susceptibility"] for r in json.loads(first.stdout)["results"]
+    ]
+    run = make_run(tmp_path / "run")
+    track = [invoke("track", run, *args) for _ in range(2)]
+    assert all(res.exit_code == 0 for res in track), track[0].output
+    assert len([strict_json(line) for line in (run / "suscli-results.jsonl").read_text().splitlines()]) == 4
+    assert json.loads(track[1].stdout)["counts"]["reused"] == 4 and track[1].stderr == track[0].stderr
+
+
+def test_numbers_that_are_not_finite_come_back_from_the_results_file_as_they_were_measured(tmp_path: Path) -> None:
+    """NaN and infinities are null in the line, and read back as the same floats (a stored nan read as None would
+    change what reads it: an untrained reading of nan is not an absent one); a line written with NaN literals, as
+    earlier releases did, reads as before."""
+    import math
+
+    from suscli.errors import InputError
+    from suscli.results import Result
+    from suscli.run.store import ResultStore
+    from suscli.views.frames import load_results
+
+    measured = Result(
+        "m",
+        "m.pt",
+        susceptibility=0.5,
+        susceptibility_sem=math.nan,
+        details={"untrained": {"susceptibility": math.nan}, "r": [0.5, math.inf, -math.inf]},
+    )
+    new, old = tmp_path / "new.jsonl", tmp_path / "old.jsonl"
+    ResultStore(new, "fp", {}).append("k", measured)
+    record = strict_json(new.read_text())
+    assert record["result"]["susceptibility_sem"] is None and record["result"]["details"]["r"] == [0.5, None, None]
+    old.write_text(json.dumps({"fingerprint": "fp", "key": "k", "settings": {}, "result": measured.as_dict()}) + "\n")
+    assert "NaN" in old.read_text()
+    for path in (new, old):
+        back = ResultStore(path, "fp", {}).get("k")
+        assert back is not None and back.susceptibility == 0.5 and math.isnan(back.susceptibility_sem)
+        assert math.isnan(back.details["untrained"]["susceptibility"]) and back.details["r"][1:] == [math.inf, -math.inf]
+        assert math.isnan(load_results(path).susceptibility_sem[0])
+    record["not_finite"] = [[["result", "name"], "NaN"]]  # edited by hand: a place that holds no null
+    new.write_text(json.dumps(record) + "\n")
+    with pytest.raises(InputError, match=r"line 1 is not a row suscli writes: not_finite is \[\[\['result', 'name'\], 'NaN'\]\]"):
+        ResultStore(new, "fp", {})

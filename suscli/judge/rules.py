@@ -260,8 +260,10 @@ def _by_rule(
         measured = [r for r in placed if r.agreement is not None]
         if len(measured) >= 2:
             fit = t is not None and all(r.train_acc is not None for r in measured)
+            # every voter is itself a likely memorizer: said of the voters (below), whether or not every model voted
+            memorizers = any(mask) and all(r.verdict == MEMORIZED for r, m in zip(placed, mask) if m)
             # every model voted (too few were chosen to), the likely memorizers with them
-            flagged = sum(r.verdict == MEMORIZED for r in placed) if all(mask) else 0
+            flagged = sum(r.verdict == MEMORIZED for r in placed) if all(mask) and not memorizers else 0
             voter_ids = {id(r) for r, m in zip(placed, mask) if m}
             # a voter is compared with the others' consensus (agreement_with_consensus), and so is a copy of one
             firsts = {id(r): id(f) for r, f in zip(placed, first_of(placed))}
@@ -273,7 +275,7 @@ def _by_rule(
                 who_for = {i: f"the consensus of {who} (its own vote left out)" for i in own_vote_out}
             choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged, who_for)
             choice.voters = [r.name for r, m in zip(placed, mask) if m]
-            return choice
+            return _voted_by_memorizers(choice, who) if memorizers else choice
         rule, note = "regions", f" (regions rule: {who})"
     else:
         note = ""
@@ -594,6 +596,19 @@ def _agreement_choice(
         f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
     )
     return Choice(ranked, best, why, False, lead)
+
+
+def _voted_by_memorizers(choice: Choice, who: str) -> Choice:
+    """The choice where every voter (`who`) is itself called a likely memorizer: the pick agrees with a consensus of
+    models that fitted their wrong labels, which confirms those labels as readily as right ones, so it is no
+    confident choice. The line said only that the pick's own row reads so, and called it confident."""
+    lead = "; still no confident choice: " if choice.confident else "; and "
+    choice.why += (
+        f"{lead}every voter ({who}) is itself called '{MEMORIZED}': theirs is a consensus of memorizers, which cannot tell "
+        "the wrong labels they fitted from right ones, so agreeing with it says nothing of accuracy on clean labels"
+    )
+    choice.confident = False
+    return choice
 
 
 def _usable(tie_break: str, tied: list[Result]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 from suscli.errors import InputError, Interrupted, UsageError
 from suscli.files import append_line, writable
-from suscli.results import REUSED, Result, wrong_field
+from suscli.results import REUSED, Result, nulled, wrong_field
 
 
 def default_results(pool: Path) -> Path:
@@ -206,7 +206,54 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
             raise InputError(f"results file {path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
         if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
             raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
+        places = record.pop(NOT_FINITE, [])
+        if not _restored(record, places):
+            raise InputError(
+                f"results file {path} line {n} is not a row suscli writes: {NOT_FINITE} is {places!r}",
+                fix=f"correct or delete line {n} (its model is then measured again), or pass --fresh",
+            )
         yield n, record
+
+
+# The key of a record that lists the numbers of it that are not finite (a standard error over one batch is nan), each
+# written as null: JSON has no NaN or Infinity, and strict readers (jq, JavaScript's JSON.parse, Go) refused a line
+# holding them. Each is listed as [keys and list positions from the record down to it, "NaN" | "Infinity" | "-Infinity"].
+NOT_FINITE = "not_finite"
+
+
+def _restored(record: dict[str, Any], places: Any) -> bool:
+    """Put back in `record` the numbers its line lists as not finite (`places`, its NOT_FINITE), as they were
+    measured: a stored nan read back as None would change what reads it. False where the list is not one suscli
+    writes (a file edited by hand). A line of an earlier release holds NaN literals, which json reads as they are,
+    and no list."""
+    if not isinstance(places, list):
+        return False
+    for place in places:
+        if not (isinstance(place, list) and len(place) == 2 and isinstance(place[0], list) and place[0]):
+            return False
+        (*down, last), word = place
+        if word not in ("NaN", "Infinity", "-Infinity"):
+            return False
+        holder: Any = record
+        for step in down:
+            holder = _step(holder, step)
+        if _step(holder, last) is not None:  # a place that leads nowhere, or to a value
+            return False
+        holder[last] = float(word)
+    return True
+
+
+_NOWHERE = object()
+
+
+def _step(holder: Any, key: Any) -> Any:
+    """holder[key] where holder is a dict with that key or a list with that position, else _NOWHERE (from which
+    every further step is _NOWHERE too)."""
+    if isinstance(holder, dict) and isinstance(key, str) and key in holder:
+        return holder[key]
+    if isinstance(holder, list) and isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(holder):
+        return holder[key]
+    return _NOWHERE
 
 
 def record_result(path: Path, n: int, record: dict[str, Any]) -> Result:
@@ -479,8 +526,9 @@ class ResultStore:
         """Write one result durably (flush + fsync) before the next model starts."""
         stored = result.as_dict()
         stored["details"].pop(REUSED, None)  # a fact of the run that reused it, not of the measurement
-        record = {"fingerprint": self.fingerprint, "key": key, "settings": self.settings, "result": stored}
-        line = json.dumps(record, default=str, allow_nan=True)
+        found: list[list[Any]] = []
+        record = nulled({"fingerprint": self.fingerprint, "key": key, "settings": self.settings, "result": stored}, found)
+        line = json.dumps({**record, NOT_FINITE: found} if found else record, default=str, allow_nan=False)
         try:
             append_line(self.path, line)  # a line a killed writer cut short is cut off first
         except OSError as e:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from rich.text import Text
 from suscli.defaults import Format
 from suscli.files import visible
 from suscli.judge import verdict
-from suscli.results import FLAT_COLUMNS, Result
+from suscli.results import FLAT_COLUMNS, Result, nulled
 from suscli.views.columns import NUMERIC_COLUMNS, display_columns
 from suscli.views.frames import flat_frame
 from suscli.views.widths import NAMES, fit, wrap
@@ -30,17 +29,6 @@ if TYPE_CHECKING:
     from suscli.run.report import Report
 
 PLAIN_WIDTH = 200  # a file or a pipe gets full-width rows rather than columns folded to 80 characters
-
-
-def _clean(value: Any) -> Any:
-    """NaN and infinities become null: JSON has no NaN, and a reader should see 'no value', not a crash."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 # Per image, in a row's details: its top classes on the unlabeled and training images and whether it predicts each
@@ -55,7 +43,7 @@ def to_json(rows: list[Result], run: dict[str, Any], per_image: bool = False) ->
     if not per_image:
         for row in results:
             row["details"] = {k: v for k, v in row["details"].items() if k not in PER_IMAGE}
-    return _layout(_clean({**run, "results": results})) + "\n"
+    return _layout(nulled({**run, "results": results})) + "\n"
 
 
 def _layout(value: Any, depth: int = 0) -> str:
