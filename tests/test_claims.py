@@ -140,8 +140,8 @@ def test_a_consensus_of_voters_all_called_memorizers_is_said_and_not_confident()
     assert not choice.confident
     assert choice.why.endswith(
         "; still no confident choice: every voter (the 4 region-1 models) is itself called 'likely memorized noise': "
-        "theirs is a consensus of memorizers, which cannot tell the wrong labels they fitted from right ones, so agreeing "
-        "with it says nothing of accuracy on clean labels"
+        "theirs is a consensus of memorizers, whose predictions carry the wrong labels they fitted, so agreeing with it "
+        "is no sure sign of accuracy on clean labels"
     ), choice.why
     pool.pop()  # every model voted, all of them flagged: said once, of the voters, not also as "4 of them called"
     choice = choose(pool, "agreement", FIXED)

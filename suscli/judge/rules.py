@@ -600,12 +600,12 @@ def _agreement_choice(
 
 def _voted_by_memorizers(choice: Choice, who: str) -> Choice:
     """The choice where every voter (`who`) is itself called a likely memorizer: the pick agrees with a consensus of
-    models that fitted their wrong labels, which confirms those labels as readily as right ones, so it is no
-    confident choice. The line said only that the pick's own row reads so, and called it confident."""
+    models that fitted their wrong labels, so it is no confident choice: no zoo pool measured how well such a
+    consensus picks. The line said only that the pick's own row reads so, and called it confident."""
     lead = "; still no confident choice: " if choice.confident else "; and "
     choice.why += (
-        f"{lead}every voter ({who}) is itself called '{MEMORIZED}': theirs is a consensus of memorizers, which cannot tell "
-        "the wrong labels they fitted from right ones, so agreeing with it says nothing of accuracy on clean labels"
+        f"{lead}every voter ({who}) is itself called '{MEMORIZED}': theirs is a consensus of memorizers, whose "
+        "predictions carry the wrong labels they fitted, so agreeing with it is no sure sign of accuracy on clean labels"
     )
     choice.confident = False
     return choice
