@@ -73,8 +73,8 @@ class Result:
 
 
 def nulled(value: Any, found: list[list[Any]] | None = None, at: tuple[Any, ...] = ()) -> Any:
-    """`value` with every number that is not finite as null: JSON has no NaN or Infinity, and strict readers (jq,
-    JavaScript's JSON.parse, Go) refuse them. Each one's place (keys and list positions down to it, a key as json
+    """`value` with every number that is not finite as null: JSON has no NaN or Infinity, and strict readers
+    (JavaScript's JSON.parse, Go's encoding/json) refuse them. Each one's place (keys and list positions down to it, a key as json
     writes it: 1 as "1") and its word ("NaN", "Infinity", "-Infinity") are added to `found`, for a reader that must
     put it back (the results file, suscli.run.store)."""
     if isinstance(value, float) and not math.isfinite(value):

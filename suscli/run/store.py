@@ -216,7 +216,7 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
 
 
 # The key of a record that lists the numbers of it that are not finite (a standard error over one batch is nan), each
-# written as null: JSON has no NaN or Infinity, and strict readers (jq, JavaScript's JSON.parse, Go) refused a line
+# written as null: JSON has no NaN or Infinity, and strict readers (JavaScript's JSON.parse, Go's encoding/json) refused a line
 # holding them. Each is listed as [keys and list positions from the record down to it, "NaN" | "Infinity" | "-Infinity"].
 NOT_FINITE = "not_finite"
 
