@@ -220,7 +220,8 @@ def test_a_runs_forward_is_checked_for_randomness_once_and_every_epoch_keeps_the
     tmp_path: Path, image_folder: Path, monkeypatch, random: bool
 ) -> None:
     """Whether a forward is random is its network's, not its weights': every checkpoint of a run ran the check's four
-    forwards again (5.3 s of a 40 s track of 31 checkpoints). Checked once, each epoch's row still says what it found."""
+    forwards again (docs/performance.md, "A run of one network"). Checked once, each epoch's row still says what it
+    found."""
     from tests.test_cli_score import functional_dropout
 
     spec, kwargs = ("tests.test_cli_score:functional_dropout", {"always": False}) if random else (ARCH, {"num_classes": 3})

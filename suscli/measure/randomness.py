@@ -52,7 +52,7 @@ def random_forward(
     measurement's batch size: a batch the user shrank to fit the GPU is the largest known to fit. The model's modes,
     buffers (BatchNorm's running statistics) and the global RNG are left as they were. `seen`: what this run's
     earlier checks found; a network checked there on a batch of the same shape is not checked again (four forwards
-    per checkpoint were 5.3 s of a 40 s track of 31 checkpoints)."""
+    per checkpoint added up over a run's checkpoints: docs/performance.md, "A run of one network")."""
     x = transform(inputs[: min(CHECKED, most)].to(device))
     network = Network.of(model, x) if seen is not None else None
     if seen is not None and network is not None and (found := seen.found(network)) is not None:
