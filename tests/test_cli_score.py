@@ -637,6 +637,39 @@ def test_a_forward_random_where_dropout_is_off_is_noted(
             assert row["status"] == "ok" and len(found) == (note is not None) and all(note in n for n in found)
 
 
+@pytest.mark.parametrize("model_batch", ["1", "6"])
+def test_a_pools_networks_are_each_checked_for_a_random_forward_once(
+    tmp_path: Path, image_folder: Path, monkeypatch, model_batch: str
+) -> None:
+    """A pool of three networks, two models each: one plain, two of one class whose settings make their forwards
+    random in eval mode or in training mode only. Each network's forward is checked once (it was once per model),
+    and every model's row carries its own network's note."""
+    from tests.test_track import counted_forward_checks
+
+    spec, notes = "tests.test_cli_score:functional_dropout", {}
+    for i in range(2):
+        for name, kwargs, note in (
+            ("plain", None, None),
+            ("eval", {"always": True}, "differ"),
+            ("train", {"always": False}, "training mode"),
+        ):
+            torch.manual_seed(i)
+            path = tmp_path / "pool" / f"{name}{i}.safetensors"
+            if kwargs is None:
+                suscli.save(tiny_cnn(), path, arch="tests.conftest:tiny_cnn", image_size=8)
+            else:
+                suscli.save(functional_dropout(**kwargs), path, arch=spec, arch_kwargs=kwargs, image_size=8)
+            notes[path.stem] = note
+    calls = counted_forward_checks(monkeypatch)
+    res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "2", "--model-batch", model_batch, "-f", "json")
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 2 + 1 + 2  # plain: eval and training pairs; eval-random: its eval pair says it; train-random: both
+    for row in json.loads(res.stdout)["results"]:
+        found = [n for n in row["notes"] if "thinned" in n]
+        note = notes[row["name"]]
+        assert row["status"] == "ok" and len(found) == (note is not None) and all(note in n for n in found), row
+
+
 class Jittered(nn.Module):
     """tiny_cnn whose logits move by 1e-6 of their scale from pass to pass: the rounding of a GPU's nondeterministic
     sums, which is no random network."""

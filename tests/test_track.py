@@ -200,6 +200,43 @@ def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder
         assert kept is None or doc["recommendation"]["epoch"] == kept
 
 
+def counted_forward_checks(monkeypatch) -> list[int]:
+    """Calls of the forward randomness check's pair of passes (suscli.measure.randomness._differ), one entry each."""
+    import suscli.measure.randomness as randomness
+
+    calls: list[int] = []
+    real = randomness._differ
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(randomness, "_differ", counted)
+    return calls
+
+
+@pytest.mark.parametrize("random", [False, True])
+def test_a_runs_forward_is_checked_for_randomness_once_and_every_epoch_keeps_the_note(
+    tmp_path: Path, image_folder: Path, monkeypatch, random: bool
+) -> None:
+    """Whether a forward is random is its network's, not its weights': every checkpoint of a run ran the check's four
+    forwards again (docs/performance.md, "A run of one network"). Checked once, each epoch's row still says what it
+    found."""
+    from tests.test_cli_score import functional_dropout
+
+    spec, kwargs = ("tests.test_cli_score:functional_dropout", {"always": False}) if random else (ARCH, {"num_classes": 3})
+    for e in range(4):
+        torch.manual_seed(e)
+        model = functional_dropout(always=False) if random else tiny_cnn(3)
+        suscli.save(model, tmp_path / "run" / f"epoch_{e}.safetensors", arch=spec, arch_kwargs=kwargs, image_size=8)
+    calls = counted_forward_checks(monkeypatch)
+    res, doc = track_json(tmp_path / "run", "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    assert len(calls) == 2  # one check: an eval-mode pair, then a training-mode pair (the only random one here)
+    noted = [[n for n in row["notes"] if "random in training mode" in n] for row in doc["results"]]
+    assert len(noted) == 4 and all(len(n) == (1 if random else 0) for n in noted)
+
+
 def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
     run = make_run(tmp_path / "run", epochs=3)
     _, first = track_json(run, "-d", image_folder)

@@ -55,7 +55,7 @@ def batchable(a: nn.Module, b: nn.Module) -> bool:
     (stack_module_state asks for it); and no hooks, which would run for `a` only. TorchScript and torch.export
     models never are: functional_call cannot swap a ScriptModule's parameters, and vmap cannot run a graph's
     symbolic shapes (the attempt failed every time, after torch had warned on stderr)."""
-    if a.training != b.training or not (_eager(a) and _eager(b)):
+    if a.training != b.training or not (eager(a) and eager(b)):
         return False
     tensors = [(dict(m.named_parameters()), dict(m.named_buffers())) for m in (a, b)]
     for mine, theirs in zip(*tensors):
@@ -66,7 +66,7 @@ def batchable(a: nn.Module, b: nn.Module) -> bool:
             return False
     subs = [list(m.named_modules()) for m in (a, b)]
     return len(subs[0]) == len(subs[1]) and all(
-        n == o and type(x) is type(y) and not _hooked(x) and not _hooked(y) and _same_attributes(x, y) for (n, x), (o, y) in zip(*subs)
+        n == o and type(x) is type(y) and not hooked(x) and not hooked(y) and _same_attributes(x, y) for (n, x), (o, y) in zip(*subs)
     )
 
 
@@ -275,18 +275,29 @@ def _accepted(inputs: torch.Tensor, config: SusceptibilityConfig) -> bool:
     return len(inputs) > 0 and config.batches >= 1 and config.batch_size >= 1 and config.lr > 0
 
 
-def _eager(model: nn.Module) -> bool:
+def eager(model: nn.Module) -> bool:
+    """Whether `model` runs Python modules' code: a TorchScript or fx graph's code is its file's, whatever its class."""
     return not any(isinstance(m, (torch.jit.ScriptModule, fx.GraphModule)) for m in model.modules())
 
 
-def _hooked(m: nn.Module) -> bool:
+def hooked(m: nn.Module) -> bool:
+    """Whether hooks run around `m`'s forward or backward: code of their own, beside its class's."""
     return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
 
 
-def _same_attributes(a: nn.Module, b: nn.Module) -> bool:
-    """Equal plain attributes (what vars() holds beyond the private state and the train/eval flag)."""
-    mine, theirs = ({k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training"} for m in (a, b))
+def plain_attributes(m: nn.Module) -> dict[str, object]:
+    """What vars() holds beyond the private state and the train/eval flag: a module's settings (a stride, BatchNorm's
+    eps, a functional dropout's p), which its forward reads beside its tensors."""
+    return {k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
+
+
+def same_attributes(mine: dict[str, object], theirs: dict[str, object]) -> bool:
+    """Whether two modules' plain_attributes are equal, where known: a value without a plain equality is not."""
     return mine.keys() == theirs.keys() and all(_same(mine[k], theirs[k]) for k in mine)
+
+
+def _same_attributes(a: nn.Module, b: nn.Module) -> bool:
+    return same_attributes(plain_attributes(a), plain_attributes(b))
 
 
 def _same(x: object, y: object) -> bool:

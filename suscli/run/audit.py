@@ -9,14 +9,14 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from suscli.measure.accuracy import Accuracy, training_accuracy
 from suscli.measure.predictions import predict
-from suscli.measure.randomness import random_forward
+from suscli.measure.randomness import Checked, random_forward
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.data.embedded import Embedded
@@ -201,6 +201,7 @@ class PoolRequest:
     model_batch: int = 1  # models measured together (suscli.measure.batched) where they can be
     progress: Progress | None = None
     val: ImageSource | None = None  # held-out images with their labels (--val-data): one more eval pass per model
+    checked: Checked = field(default_factory=Checked)  # whether each network's forward is random, found once a run
 
     def load(self, entry: PoolEntry) -> Checkpoint:
         """The checkpoint of one pool model, with the architecture its entry names before the defaults."""
@@ -225,10 +226,11 @@ def score_group(
     device: torch.device,
     val: ImageSource | None = None,
     progress: Progress | None = None,
+    checked: Checked | None = None,
 ) -> list[Result]:
     """score_checkpoint of models that share an architecture and preprocessing, measured together
     (suscli.measure.batched): decoded once, one vmap per pass. Any failure raises; the caller then scores them one at a
-    time, which gives each model its own row or error."""
+    time, which gives each model its own row or error. `checked` as score_checkpoint's."""
     start = time.perf_counter()
     chosen = [preprocessing(settings, c.meta, [s for s in (unlabeled, train, val) if s is not None]) for c in checkpoints]
     ids, mapping = label_ids(checkpoints[0], train)  # one mapping: the models of a group share their class names
@@ -247,7 +249,7 @@ def score_group(
     checked_logits(checkpoints[0], models[0], sus[0], pixels, transform, device)  # one architecture: one output structure
     val_map = counted_val_ids(val_map, checkpoints[0], val, train, sus[0].num_classes)
     preds = [predict(m, pixels, transform=transform, device=device) for m in models]  # one eval forward each: cheap
-    randoms = [random_forward(m, pixels, transform=transform, device=device, most=s.batch_size) for m, s in zip(models, sus)]
+    randoms = [random_forward(m, pixels, transform=transform, device=device, most=s.batch_size, seen=checked) for m, s in zip(models, sus)]
     chosen = [(prep, (notes + [random]) if random else notes) for (prep, notes), random in zip(chosen, randoms)]
     references = [
         untrained_reference(m, s, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
@@ -376,6 +378,7 @@ def scored_window(
                     device=device,
                     val=val,
                     progress=request.progress,
+                    checked=request.checked,
                 )
             except Exception:  # anything at all: measured again one at a time below, where each model gets its own row or error
                 pass
@@ -386,7 +389,15 @@ def scored_window(
             try:
                 row = _with_epoch(
                     score_checkpoint(
-                        ckpt, unlabeled, train, val=val, settings=settings, device=device, name=entry.name, progress=request.progress
+                        ckpt,
+                        unlabeled,
+                        train,
+                        val=val,
+                        settings=settings,
+                        device=device,
+                        name=entry.name,
+                        progress=request.progress,
+                        checked=request.checked,
                     ),
                     entry,
                 )

@@ -18,7 +18,7 @@ from torch import nn
 from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
-from suscli.measure.randomness import random_forward
+from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
@@ -298,11 +298,13 @@ def score_checkpoint(
     progress: Progress | None = None,
     name: str | None = None,
     predictions: bool = True,
+    checked: Checked | None = None,
 ) -> Result:
     """Susceptibility and training accuracy of a loaded checkpoint, and its accuracy on the held-out images `val`
     (--val-data) when given. Input problems raise SuscliError. `predictions`: also its top classes on the unlabeled
     images (details["predictions"]), what a pool's decisions read (suscli.judge.rules); one checkpoint judged alone
-    reads none of them, and they cost an eval pass over every unlabeled image (suscli.run.score)."""
+    reads none of them, and they cost an eval pass over every unlabeled image (suscli.run.score). `checked`: the
+    networks a pool's earlier models showed random or not (suscli.measure.randomness), not checked again."""
     start = time.perf_counter()
     device = device or resolve_device()
     images = [s for s in (data, train, val) if s is not None]
@@ -336,7 +338,7 @@ def score_checkpoint(
         check_finite(sus)
         checked_logits(checkpoint, model, sus, pixels, transform, device)
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
-        random = random_forward(model, pixels, transform=transform, device=device, most=sus.batch_size)
+        random = random_forward(model, pixels, transform=transform, device=device, most=sus.batch_size, seen=checked)
         notes += [random] if random else []
         preds = predict(model, pixels, transform=transform, device=device) if predictions else None
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
