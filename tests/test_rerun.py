@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import suscli.load.checkpoints
 import suscli.run.audit
 import suscli.run.store
 from tests.conftest import invoke, tiny_cnn, write_images
@@ -376,3 +377,22 @@ def test_numbers_that_are_not_finite_come_back_from_the_results_file_as_they_wer
     new.write_text(json.dumps(record) + "\n")
     with pytest.raises(InputError, match=r"line 1 is not a row suscli writes: not_finite is \[\[\['result', 'name'\], 'NaN'\]\]"):
         ResultStore(new, "fp", {})
+
+
+def test_each_checkpoint_is_read_for_its_digest_once_a_run(
+    pool: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run hashes every checkpoint to look up its stored results, and again as it loads it: the file was read twice
+    whole (a second full read of every model of a pool). The bytes are read once; a file written again is read again."""
+    read: list[Path] = []
+    real = suscli.load.checkpoints._read_digest
+    monkeypatch.setattr(suscli.load.checkpoints, "_read_digest", lambda p: read.append(p) or real(p))
+    monkeypatch.setattr(suscli.load.checkpoints, "_DIGESTS", {})
+    res, first = rank_json(pool, image_folder, train_folder)
+    models = sorted(pool.glob("*.safetensors"))
+    assert res.exit_code == 0 and len(models) == 4 and sorted(read) == models, (res.output, read)
+    changed = models[0]
+    changed.write_bytes(changed.read_bytes())  # the same bytes, written again: a new identity, read again
+    read.clear()
+    res, again = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and read == [changed] and again["counts"]["reused"] == 4, (res.output, read)

@@ -360,6 +360,20 @@ def file_sha256(path: str | Path) -> str:
         return hashlib.sha256(lines.encode()).hexdigest()
     if not path.exists():
         raise _missing(path)  # a manifest's or a pool's entry is hashed before it is loaded
+    st = path.stat()
+    identity = (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if (known := _DIGESTS.get(identity)) is None:
+        known = _DIGESTS[identity] = _read_digest(path)
+    return known
+
+
+# The digests this process has read, by the file's identity (as the decode cache keys images: a file written again or
+# chmod-ed is read again): a run hashes each checkpoint to look up its stored results, then again as it loads it.
+_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+
+
+def _read_digest(path: Path) -> str:
+    """The file's SHA-256, read in chunks."""
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
