@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -620,3 +622,38 @@ def test_a_large_list_resolves_each_folder_once(tmp_path: Path, monkeypatch: pyt
     paths, labels, _ = read_label_csv(csv)
     assert calls < len(imgs) / 2
     assert paths == want and labels == [i % 2 for i in range(len(imgs))]
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, *names: str) -> dict[str, int]:
+    """Count the calls of os.stat and os.lstat (what Path.exists and Path.resolve make, link by link)."""
+    calls = dict.fromkeys(names, 0)
+
+    def counter(name: str) -> Callable[..., os.stat_result]:
+        real = getattr(os, name)
+
+        def counted(*args: Any, **kwargs: Any) -> os.stat_result:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    for name in names:
+        monkeypatch.setattr(os, name, counter(name))
+    return calls
+
+
+def test_the_listings_say_which_files_are_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file a list names was checked with its own stat after the rows were read (about 0.4 s of a 50,000-row
+    CSV's 0.8 s), though the folders' listings hold the answer: a name a listing holds is there. The others (a link's
+    target, a name missing from its folder, a folder not there) are answered as before."""
+    imgs = write_images(tmp_path / "many", 8 * suscli.data.tables.LISTED_AFTER, size=2)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "".join(f"many/{p.name},{i % 2}\n" for i, p in enumerate(imgs)))
+    with monkeypatch.context() as patched:
+        calls = _counting(patched, "stat")
+        listing = read_labeled(csv)
+    assert calls["stat"] < len(imgs) / 2
+    assert listing.items == [p.resolve() for p in imgs] and listing.notes == []
+    folder, rows = _linked_rows(tmp_path)
+    paths = suscli.data.tables.listed_paths(folder, rows)
+    assert suscli.data.tables.missing_files(paths) == [p for p in paths if not p.exists()] != []

@@ -22,6 +22,7 @@ from suscli.data.tables import (
     ONE_CLASS,
     ONE_HOT_FILE,
     has_label_column,
+    missing_files,
     read_image_list,
     read_label_csv,
     read_one_hot,
@@ -178,7 +179,7 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
     damaged image: skipping it as unreadable would measure what is left, perhaps a handful of the images listed,
     without saying so."""
     files = [p for p in items if isinstance(p, Path)]  # a dataset's images held in the file are there
-    missing = [p for p in files if not p.exists()]
+    missing = missing_files(files)
     if not missing:
         return list(items), []
     base = source if source.is_dir() else source.parent
