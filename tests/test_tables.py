@@ -657,3 +657,21 @@ def test_the_listings_say_which_files_are_there(tmp_path: Path, monkeypatch: pyt
     folder, rows = _linked_rows(tmp_path)
     paths = suscli.data.tables.listed_paths(folder, rows)
     assert suscli.data.tables.missing_files(paths) == [p for p in paths if not p.exists()] != []
+
+
+def test_a_list_of_paths_from_the_working_directory_is_read_a_folder_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list naming its files from the working directory was resolved row by row, link by link (3.1 s for 50,000
+    rows, against 0.8 s for the same rows as absolute paths): it is read a folder at a time too, and its rows lead
+    where each resolved alone from there leads, through links, '..' and './'."""
+    root, rows = _linked_rows(tmp_path / "project")
+    many = write_images(root / "many", 32 * suscli.data.tables.LISTED_AFTER, size=2)
+    rows = [r for r in rows if "gone" not in r] + [f"many/{p.name}" for p in many]
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(root)
+    listed = tmp_path / "data" / "list.txt"
+    listed.write_text("".join(f"{r}\n" for r in rows))
+    want = [(root / r).resolve() for r in rows]
+    calls = _counting(monkeypatch, "stat", "lstat")
+    listing = read_unlabeled(listed)
+    assert calls["stat"] + calls["lstat"] < len(rows) / 2
+    assert listing.items == list(dict.fromkeys(want)) and "every one is in the working directory" in listing.notes[0]
