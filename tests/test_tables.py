@@ -675,3 +675,22 @@ def test_a_list_of_paths_from_the_working_directory_is_read_a_folder_at_a_time(t
     listing = read_unlabeled(listed)
     assert calls["stat"] + calls["lstat"] < len(rows) / 2
     assert listing.items == list(dict.fromkeys(want)) and "every one is in the working directory" in listing.notes[0]
+
+
+def test_a_list_written_on_windows_naming_its_files_from_the_working_directory_finds_them(
+    tmp_path: Path, imgs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows written on Windows (`imgs\\img_000.png`) or typed composed (NFC) for names a Mac wrote decomposed (NFD)
+    find their files relative to the list's folder, but were refused where they name them from the working directory:
+    "none of the 4 files that data/list.txt lists exist". They find them there too."""
+    monkeypatch.chdir(tmp_path)
+    decomposed = tmp_path / unicodedata.normalize("NFD", "café")
+    decomposed.mkdir()
+    for p in imgs:
+        shutil.copy(p, decomposed / p.name)
+    (tmp_path / "data").mkdir()
+    for rows, want in (([f"imgs\\{p.name}" for p in imgs], imgs), ([f"café/{p.name}" for p in imgs], sorted(decomposed.iterdir()))):
+        listed = tmp_path / "data" / "list.txt"
+        listed.write_text("".join(f"{r}\n" for r in rows))
+        listing = read_unlabeled(Path("data/list.txt"))
+        assert listing.items == [p.resolve() for p in want] and "every one is in the working directory" in listing.notes[0]
