@@ -200,7 +200,7 @@ def upright_set(listing: Listing, items: Sequence[ImageRef], cache_dir: Path | N
     loads for training too, where one of them carries an orientation that turns it. Decoded as stored, a set with none
     is the same pixels, and keeps the decode cache entries and the data identity (a results file's rows) it had.
     The answer is kept in `cache_dir` as a decode cache entry of its own, keyed by the files' identities: read from
-    every image's header (about 90 us an image), it cost every run that much where the pixels came from the cache."""
+    every image's header (60-70 us an image), it cost every run that much where the pixels came from the cache."""
     if listing.upright or not listing.imagefolder:
         return listing.upright
     where = None if cache_dir is None else entry_path(cache_dir, entry_key(items, ORIENTATION_SCAN))
