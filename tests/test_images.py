@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -385,3 +386,34 @@ def test_rank_shows_the_decoding_in_its_progress(tmp_path: Path, image_folder: P
         progress=lambda stage, done, total: stages.add(stage),
     )
     assert report is not None and {"models", "decode images", "susceptibility"} <= stages, stages
+
+
+def test_an_imagefolders_orientation_scan_is_cached_with_its_decoded_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a Hugging Face ImageFolder's images are turned by their EXIF orientation was read from every image's
+    header on every run (about 90 us an image), though their decoded pixels came from the cache: the answer is kept
+    in the cache too, keyed by the files' identities as a decoded entry is, so a changed file is scanned again, and
+    --no-cache (no cache folder) scans every time."""
+    from PIL import Image
+
+    import suscli.data.images
+
+    photos = write_images(tmp_path / "hf", 4)
+    (tmp_path / "hf" / "metadata.csv").write_text("file_name,label\n" + "".join(f"{p.name},{i % 2}\n" for i, p in enumerate(photos)))
+    scanned: list[object] = []
+    sideways = suscli.data.images._sideways
+    monkeypatch.setattr(suscli.data.images, "_sideways", lambda path: scanned.append(path) or sideways(path))
+    cache = tmp_path / "cache"
+
+    def turned(read: Callable[..., suscli.data.images.ImageSource], cache_dir: Path | None = cache) -> tuple[bool, int]:
+        scanned.clear()
+        return read(tmp_path / "hf", cache_dir=cache_dir).upright, len(scanned)
+
+    assert turned(labeled_source) == (False, 4)
+    assert turned(labeled_source) == turned(unlabeled_source) == (False, 0)  # the same files: the cached answer
+    assert turned(labeled_source, None) == (False, 4)
+    with Image.open(photos[2]) as img:
+        exif = img.getexif()
+        exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
+        img.save(photos[2], exif=exif.tobytes())
+    assert turned(unlabeled_source)[0] is True and scanned
+    assert turned(labeled_source) == (True, 0)

@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -620,3 +622,75 @@ def test_a_large_list_resolves_each_folder_once(tmp_path: Path, monkeypatch: pyt
     paths, labels, _ = read_label_csv(csv)
     assert calls < len(imgs) / 2
     assert paths == want and labels == [i % 2 for i in range(len(imgs))]
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, *names: str) -> dict[str, int]:
+    """Count the calls of os.stat and os.lstat (what Path.exists and Path.resolve make, link by link)."""
+    calls = dict.fromkeys(names, 0)
+
+    def counter(name: str) -> Callable[..., os.stat_result]:
+        real = getattr(os, name)
+
+        def counted(*args: Any, **kwargs: Any) -> os.stat_result:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    for name in names:
+        monkeypatch.setattr(os, name, counter(name))
+    return calls
+
+
+def test_the_listings_say_which_files_are_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file a list names was checked with its own stat after the rows were read (about 0.4 s of a 50,000-row
+    CSV's 0.8 s), though the folders' listings hold the answer: a name a listing holds is there. The others (a link's
+    target, a name missing from its folder, a folder not there) are answered as before."""
+    imgs = write_images(tmp_path / "many", 8 * suscli.data.tables.LISTED_AFTER, size=2)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,label\n" + "".join(f"many/{p.name},{i % 2}\n" for i, p in enumerate(imgs)))
+    with monkeypatch.context() as patched:
+        calls = _counting(patched, "stat")
+        listing = read_labeled(csv)
+    assert calls["stat"] < len(imgs) / 2
+    assert listing.items == [p.resolve() for p in imgs] and listing.notes == []
+    folder, rows = _linked_rows(tmp_path)
+    paths = suscli.data.tables.listed_paths(folder, rows)
+    assert suscli.data.tables.missing_files(paths) == [p for p in paths if not p.exists()] != []
+
+
+def test_a_list_of_paths_from_the_working_directory_is_read_a_folder_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list naming its files from the working directory was resolved row by row, link by link (3.1 s for 50,000
+    rows, against 0.8 s for the same rows as absolute paths): it is read a folder at a time too, and its rows lead
+    where each resolved alone from there leads, through links, '..' and './'."""
+    root, rows = _linked_rows(tmp_path / "project")
+    many = write_images(root / "many", 32 * suscli.data.tables.LISTED_AFTER, size=2)
+    rows = [r for r in rows if "gone" not in r] + [f"many/{p.name}" for p in many]
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(root)
+    listed = tmp_path / "data" / "list.txt"
+    listed.write_text("".join(f"{r}\n" for r in rows))
+    want = [(root / r).resolve() for r in rows]
+    calls = _counting(monkeypatch, "stat", "lstat")
+    listing = read_unlabeled(listed)
+    assert calls["stat"] + calls["lstat"] < len(rows) / 2
+    assert listing.items == list(dict.fromkeys(want)) and "every one is in the working directory" in listing.notes[0]
+
+
+def test_a_list_written_on_windows_naming_its_files_from_the_working_directory_finds_them(
+    tmp_path: Path, imgs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows written on Windows (`imgs\\img_000.png`) or typed composed (NFC) for names a Mac wrote decomposed (NFD)
+    find their files relative to the list's folder, but were refused where they name them from the working directory:
+    "none of the 4 files that data/list.txt lists exist". They find them there too."""
+    monkeypatch.chdir(tmp_path)
+    decomposed = tmp_path / unicodedata.normalize("NFD", "café")
+    decomposed.mkdir()
+    for p in imgs:
+        shutil.copy(p, decomposed / p.name)
+    (tmp_path / "data").mkdir()
+    for rows, want in (([f"imgs\\{p.name}" for p in imgs], imgs), ([f"café/{p.name}" for p in imgs], sorted(decomposed.iterdir()))):
+        listed = tmp_path / "data" / "list.txt"
+        listed.write_text("".join(f"{r}\n" for r in rows))
+        listing = read_unlabeled(Path("data/list.txt"))
+        assert listing.items == [p.resolve() for p in want] and "every one is in the working directory" in listing.notes[0]

@@ -5,7 +5,9 @@ decides its pixels: each file's path, size, modification and status-change times
 readable again changes the latter), or for an image held in a dataset file the hash of its bytes, the transform (image size, channels, crop, resize mode, interpolation, crop offset) and the PIL version that
 decoded it. It is written to a temporary file and renamed into place, and read with
 `weights_only=True`, so a damaged or foreign file can never run code: it is treated as a miss and rewritten.
-The cache is an optimization only: no failure to read or write it stops a run.
+The cache is an optimization only: no failure to read or write it stops a run. Beside decoded images, an entry may
+hold something else read from the files alone, under its own name in place of the transform: whether a Hugging Face
+ImageFolder's images are turned by their EXIF orientation (suscli.data.images.upright_set).
 """
 
 from __future__ import annotations

@@ -50,6 +50,8 @@ CROP_OFFSETS = ("round", "floor")
 CHANNEL_ORDERS = ("RGB", "BGR")
 # PIL's own Image.MAX_IMAGE_PIXELS: what bounds a resize's memory where a program lifted that limit (set it to None)
 PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# The decode cache's name for the scan of a set's EXIF orientations (upright_set), in place of a transform's
+ORIENTATION_SCAN = "EXIF orientation"
 # EXIF's Orientation tag (PIL.ExifTags.Base.Orientation, which Pillow 9.0 to 9.2 do not have)
 ORIENTATION = 0x0112
 
@@ -192,15 +194,24 @@ def _upright(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img)
 
 
-def upright_set(listing: Listing, items: Sequence[ImageRef]) -> bool:
+def upright_set(listing: Listing, items: Sequence[ImageRef], cache_dir: Path | None = None) -> bool:
     """Whether a set's images (`items`, those of `listing` measured) are decoded turned by their EXIF orientation: a
     dataset's always, as the datasets library decodes them; those of a Hugging Face ImageFolder, which that library
     loads for training too, where one of them carries an orientation that turns it. Decoded as stored, a set with none
-    is the same pixels, and keeps the decode cache entries and the data identity (a results file's rows) it had."""
+    is the same pixels, and keeps the decode cache entries and the data identity (a results file's rows) it had.
+    The answer is kept in `cache_dir` as a decode cache entry of its own, keyed by the files' identities: read from
+    every image's header (60-70 us an image), it cost every run that much where the pixels came from the cache."""
     if listing.upright or not listing.imagefolder:
         return listing.upright
+    where = None if cache_dir is None else entry_path(cache_dir, entry_key(items, ORIENTATION_SCAN))
+    kept = None if where is None else load_entry(where)
+    if kept is not None and isinstance(kept.get("upright"), bool):
+        return kept["upright"]
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        return any(pool.map(_sideways, items))
+        turned = any(pool.map(_sideways, items))
+    if where is not None:
+        save_entry(where, {"upright": turned})
+    return turned
 
 
 def _sideways(path: ImageRef) -> bool:
@@ -512,7 +523,7 @@ def unlabeled_source(
         cache_dir=cache_dir,
         origin=Path(source),
         notes=listing.notes,
-        upright=upright_set(listing, items),
+        upright=upright_set(listing, items, cache_dir),
     )
 
 
@@ -543,5 +554,5 @@ def labeled_source(
         folders=listing.folders,
         names_order=listing.names_order,
         notes=listing.notes,
-        upright=upright_set(listing, items),
+        upright=upright_set(listing, items, cache_dir),
     )

@@ -17,7 +17,7 @@ import json
 import os
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from suscli.errors import InputError
@@ -204,9 +204,10 @@ def listed_path(folder: Path, text: str) -> Path:
 def listed_paths(folder: Path, texts: Iterable[str]) -> list[Path]:
     """The files a list's rows name (listed_path), each folder resolved once: resolved one by one, every row walked
     its folders again, link by link (10 file-system calls a row; reading a 50,000-row CSV took 5 s). A name is
-    then resolved on its own only where it is a link, or where the folder's listing does not hold it as written."""
+    then resolved on its own only where it is a link, or where the folder's listing does not hold it as written; a
+    name in a folder that is not there is no link."""
     real: dict[str, str] = {}  # a folder as rows write it: where it leads
-    plain: dict[str, set[str]] = {}  # a real folder: its names that are no link
+    plain: dict[str, set[str] | None] = {}  # a real folder: its names that are no link (None: the folder is not there)
     asked: Counter[str] = Counter()  # a real folder: rows naming a file in it so far
     out = []
     for text in texts:
@@ -222,8 +223,28 @@ def listed_paths(folder: Path, texts: Iterable[str]) -> list[Path]:
         if asked[at] == LISTED_AFTER:  # listed once many rows name its files; a few rows from a vast folder, never
             plain[at] = _plain_names(at)
         file = os.path.join(at, name)
-        out.append(Path(file) if name in plain.get(at, ()) or not os.path.islink(file) else _resolved(file))
+        names = plain.get(at, ())
+        out.append(Path(file) if names is None or name in names or not os.path.islink(file) else _resolved(file))
     return out
+
+
+def missing_files(paths: Sequence[Path]) -> list[Path]:
+    """The paths (listed_paths') that name no file, in their order. Where LISTED_AFTER or more are in one folder, its
+    listing answers for the names it holds, and for all of them where the folder is not there; the others are looked
+    up one by one (a name a listing lacks may be there all the same, in another case where the file system ignores
+    case), as are the names of a folder that could be listed but not searched, whose files cannot be opened."""
+    texts = [str(p) for p in paths]
+    by_folder: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_folder.setdefault(os.path.dirname(text), []).append(i)
+    there = [False] * len(texts)
+    for folder, rows in by_folder.items():
+        names = _plain_names(folder) if len(rows) >= LISTED_AFTER else set()
+        if names and not os.access(folder, os.X_OK):
+            names = set()
+        for i in rows:
+            there[i] = names is not None and (os.path.basename(texts[i]) in names or os.path.exists(texts[i]))
+    return [p for p, found in zip(paths, there) if not found]
 
 
 def _resolved(path: str) -> Path:
@@ -236,12 +257,14 @@ def _resolved(path: str) -> Path:
         return Path(os.path.abspath(path))
 
 
-def _plain_names(folder: str) -> set[str]:
-    """The names in a folder that are no link (nothing where it cannot be listed: its names are then looked up one
-    by one)."""
+def _plain_names(folder: str) -> set[str] | None:
+    """The names in a folder that are no link; None where the folder is not there (nothing is in it), nothing where it
+    cannot be listed otherwise (its names are then looked up one by one)."""
     try:
         with os.scandir(folder) as entries:
             return {e.name for e in entries if not e.is_symlink()}
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     except OSError:
         return set()
 
