@@ -416,3 +416,14 @@ def test_onnx_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "run")
     with pytest.raises(InputError, match=r"no checkpoints in .*: 2 ONNX model\(s\) \(b.onnx, export/model.onnx\): suscli cannot measure"):
         discover(tmp_path)
+
+
+def test_a_run_of_epoch_and_step_saves_takes_the_newer_of_each_kinds_last(tmp_path: Path) -> None:
+    """A script that saves every epoch and every N steps writes epoch_3.pt beside step_5000.pt: the step counted as a
+    higher epoch than any, and a run that ended on an epoch save was ranked by an earlier mid-epoch save. Epochs and
+    steps share no scale; the newer file of each kind's last is the run's model."""
+    for name, mtime in (("epoch_1.pt", 100), ("step_2000.pt", 150), ("epoch_2.pt", 200), ("step_5000.pt", 250), ("epoch_3.pt", 300)):
+        touch(tmp_path / "ended" / name, mtime)
+    for name, mtime in (("epoch_1.pt", 100), ("step_2000.pt", 150), ("epoch_2.pt", 200), ("step_5000.pt", 250)):
+        touch(tmp_path / "crashed" / name, mtime)  # stopped mid-epoch, after its last step save
+    assert [(e.name, e.path.name) for e in discover(tmp_path)] == [("crashed", "step_5000.pt"), ("ended", "epoch_3.pt")]

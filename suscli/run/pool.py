@@ -173,24 +173,32 @@ def _dangling(path: Path) -> bool:
     return path.is_symlink() and not path.exists()
 
 
-def _order(path: Path) -> tuple[float, bool]:
+def _order(path: Path) -> tuple[float, bool, bool]:
     """The epoch a run's checkpoint is ordered by: its own, else the one a tool recorded in a file its name does not
     number (timm's `last.pth.tar`, the run's latest epoch where max_history kept only its best checkpoint-N files),
-    else the step its name numbers (`step_500.pt`), after all of which comes detectron2's `model_final.pth`; and
-    whether it is its own, which on a tie puts a numbered file over such a copy. Each read once."""
+    else the step its name numbers (`step_500.pt`), after all of which comes detectron2's `model_final.pth`;
+    whether it is its own, which on a tie puts a numbered file over such a copy; and whether the number is a step.
+    Each read once."""
     own = checkpoint_epoch(path)
     epoch = own if own is not None or not path.is_file() else recorded_epoch(path)
-    if epoch is None:
-        epoch = save_step(path)
-    if epoch is None and _stem(path) == _DETECTRON2_FINAL:
-        return float("inf"), False
-    return (-1 if epoch is None else epoch), own is not None
+    step = save_step(path) if epoch is None else None
+    if epoch is None and step is None and _stem(path) == _DETECTRON2_FINAL:
+        return float("inf"), False, False
+    number = epoch if epoch is not None else step
+    return (-1 if number is None else number), own is not None, step is not None
 
 
 def _latest(paths: list[Path]) -> Path:
     """The last checkpoint of a run: highest epoch, then one that its name or suscli numbers over a copy such as
-    `last.ckpt`, then newest file."""
-    return max(paths, key=lambda p: (_order(p), p.lstat().st_mtime, p.name))
+    `last.ckpt`, then newest file. A run that holds saves numbered by epoch and others numbered only by step
+    (`epoch_3.pt` beside mid-epoch `step_5000.pt`) has no scale for both: the newer file of each kind's last."""
+    orders = {p: _order(p) for p in paths}
+    stepped = [p for p in paths if orders[p][2]]
+    by_epoch = [p for p in paths if not orders[p][2] and 0 <= orders[p][0] < float("inf")]
+    ordered = lambda p: (orders[p][:2], p.lstat().st_mtime, p.name)  # noqa: E731
+    if stepped and by_epoch:
+        return max(max(stepped, key=ordered), max(by_epoch, key=ordered), key=lambda p: (p.lstat().st_mtime, p.name))
+    return max(paths, key=ordered)
 
 
 def _run_latest(run: Path, paths: list[Path], say: Callable[[str], None] | None) -> Path:
