@@ -237,6 +237,41 @@ def test_a_runs_forward_is_checked_for_randomness_once_and_every_epoch_keeps_the
     assert len(noted) == 4 and all(len(n) == (1 if random else 0) for n in noted)
 
 
+class HeldLayers(torch.nn.Module):
+    """tiny_cnn with a setting that reaches its weights: a plain list of its layers (as code keeps for feature
+    extraction), a bound method, or a closure over the module."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__()
+        self.net = tiny_cnn(3)
+        self.held = {"list": lambda: [self.net], "method": lambda: self.extra_repr, "closure": lambda: lambda: self}[held]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@pytest.mark.parametrize("held", ["list", "method", "closure"])
+def test_a_runs_forward_check_keeps_no_checkpoints_weights_alive(held: str) -> None:
+    """What a run remembers of each network it checked held the modules' settings as they were: a setting that
+    reaches the weights kept every checkpoint of the run in memory (on the GPU) until the run ended, each one a network
+    of its own, since no two such settings are equal. Such a network is checked each time and nothing of it kept."""
+    import gc
+    import weakref
+
+    from suscli.measure.randomness import Checked, random_forward
+
+    seen, weights = Checked(), []
+    x = torch.rand(16, 3, 8, 8)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = HeldLayers(held)
+        weights.append(weakref.ref(model.net[0].weight))
+        assert random_forward(model, x, transform=lambda b: b, device=torch.device("cpu"), seen=seen) is None
+        del model
+    gc.collect()
+    assert sum(w() is not None for w in weights) == 0  # each checkpoint's weights went with its model
+
+
 def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path, monkeypatch) -> None:
     run = make_run(tmp_path / "run", epochs=3)
     _, first = track_json(run, "-d", image_folder)

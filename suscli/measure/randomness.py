@@ -11,6 +11,8 @@ network (`Network`) are checked once (`Checked`), each row still carrying the no
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -85,11 +87,12 @@ def check_forward(model: nn.Module, x: torch.Tensor) -> str | None:
     return None
 
 
-@dataclass(frozen=True, eq=False)  # compared by same(): settings may hold tensors
+@dataclass(frozen=True, eq=False)  # compared by same(): a setting may lack a plain equality (an array)
 class Network:
     """What a forward runs besides its weights: every module's class, settings (plain_attributes) and place, the
     tensors' names, shapes, dtypes and devices, and the batch checked. Two models that share it run the same code
-    on the same kind of batch, so their forwards are random alike. Holds no weights: a run keeps no model alive."""
+    on the same kind of batch, so their forwards are random alike. Holds no weights: a run keeps no model alive
+    (a network whose settings reach a module or a tensor has none, _holds_state)."""
 
     layers: tuple[tuple[str, type], ...]
     settings: tuple[dict[str, object], ...]
@@ -99,14 +102,18 @@ class Network:
     @classmethod
     def of(cls, model: nn.Module, x: torch.Tensor) -> Network | None:
         """`model`'s network on the batch `x`; None where code beside its classes' may run (a TorchScript or fx graph,
-        whose code is its file's, or hooks), which is then checked every time."""
+        whose code is its file's, or hooks), or where a setting reaches a module or a tensor, which kept would keep
+        every checkpoint's weights alive until the run ended; such a model is then checked every time."""
         modules = list(model.named_modules())
         if not eager(model) or any(hooked(m) for _, m in modules):
+            return None
+        settings = tuple(plain_attributes(m) for _, m in modules)
+        if any(_holds_state(v, set()) for s in settings for v in s.values()):
             return None
         tensors = [*model.named_parameters(), *model.named_buffers()]
         return cls(
             layers=tuple((name, type(m)) for name, m in modules),
-            settings=tuple(plain_attributes(m) for _, m in modules),
+            settings=settings,
             tensors=tuple((name, t.shape, t.dtype, t.device, t.requires_grad) for name, t in tensors),
             batch=(x.shape, x.dtype, x.device),
         )
@@ -115,6 +122,36 @@ class Network:
         return (self.layers, self.tensors, self.batch) == (other.layers, other.tensors, other.batch) and all(
             same_attributes(a, b) for a, b in zip(self.settings, other.settings)
         )
+
+
+def _holds_state(value: object, seen: set[int]) -> bool:
+    """Whether a setting reaches a module or a tensor: a plain list of the model's layers, a tensor beside its
+    buffers, a bound method or a closure over the model, each in a container or a functools.partial. `seen`: the
+    containers walked, as a setting may hold itself."""
+    if id(value) in seen:
+        return False
+    seen.add(id(value))
+    if isinstance(value, (nn.Module, torch.Tensor, types.MethodType)):
+        return True
+    if isinstance(value, types.FunctionType):
+        inner = [_contents(c) for c in value.__closure__ or ()]
+    elif isinstance(value, functools.partial):
+        inner = [value.func, *value.args, *value.keywords.values()]
+    elif isinstance(value, dict):
+        inner = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        inner = list(value)
+    else:
+        return False
+    return any(_holds_state(v, seen) for v in inner)
+
+
+def _contents(cell: types.CellType) -> object:
+    """What a closure's cell holds; None for one not yet assigned, whose reading raises."""
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return None
 
 
 class Checked:
