@@ -390,7 +390,7 @@ def test_rank_shows_the_decoding_in_its_progress(tmp_path: Path, image_folder: P
 
 def test_an_imagefolders_orientation_scan_is_cached_with_its_decoded_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whether a Hugging Face ImageFolder's images are turned by their EXIF orientation was read from every image's
-    header on every run (about 90 us an image), though their decoded pixels came from the cache: the answer is kept
+    header on every run (60-70 us an image), though their decoded pixels came from the cache: the answer is kept
     in the cache too, keyed by the files' identities as a decoded entry is, so a changed file is scanned again, and
     --no-cache (no cache folder) scans every time."""
     from PIL import Image

@@ -34,9 +34,9 @@ from suscli.run.pool import discover, epoch_from_name, read_manifest
         # detectron2's PeriodicCheckpointer, whose iteration is zero-padded to 7 digits, which no epoch name is
         ("iter_1000.pth", None),
         ("model_0004999.pth", None),
-        ("model_12345678.pth", None),
         ("model_3.pt", 3),
         ("model_000012.pth", 12),
+        ("model_20241201.pth", 20241201),  # a date, not detectron2's 7-digit iteration
         ("epoch_3_iter_1000.pth", 3),
         # a number inside a word or a name saying it is an alias of some epoch: no epoch (it read 16, 50, 1, 18)
         ("bn_cnn16_best.safetensors", None),
@@ -314,6 +314,19 @@ def test_model_folders_are_one_checkpoint_and_a_trainer_output_dir_is_a_run(tmp_
     assert [e.name for e in discover(tmp_path / "timm")] == ["checkpoint-3", "last"]
     hf_folder(tmp_path / "run")  # Trainer.save_model wrote the final model beside the checkpoints
     assert [e.name for e in discover(tmp_path / "run")] == ["run", "checkpoint-1000", "checkpoint-1250", "checkpoint-500"]
+
+
+def test_a_trainers_checkpoint_folders_with_deepspeed_states_are_the_runs_checkpoints(tmp_path: Path) -> None:
+    """A Hugging Face Trainer run with DeepSpeed writes DeepSpeed's own save (global_stepN/ and its `latest` pointer)
+    inside each checkpoint-N folder: those were walked as checkpoints of the run, and the pointer made a DeepSpeed
+    model-states file the run's model, where the Trainer's checkpoint folder is it."""
+    for step, epoch in ((500, 1.0), (1000, 2.0)):
+        folder = hf_folder(tmp_path / "run" / f"checkpoint-{step}", epoch)
+        touch(folder / f"global_step{step}" / "mp_rank_00_model_states.pt")
+        (folder / "latest").write_text(f"global_step{step}")
+    assert [(e.name, e.path.relative_to(tmp_path).as_posix()) for e in discover(tmp_path)] == [("run", "run/checkpoint-1000")]
+    assert [e.name for e in discover(tmp_path / "run")] == ["checkpoint-1000", "checkpoint-500"]
+    assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["run/checkpoint-500", "run/checkpoint-1000"]
 
 
 def test_checkpoints_of_other_training_stacks_in_a_pool_are_rows(tmp_path: Path, image_folder: Path) -> None:

@@ -40,8 +40,8 @@ _LAST_NUMBER = re.compile(r"(?:^|(?<!\d[e])[_\-=]|(?<!\d)\.)(\d+)(?=$|\.[a-z]+$|
 # epoch first, which wins.
 _STEP = re.compile(r"(?:^|[^a-z])(?:steps?|iter(?:ation)?)[=_-]?(\d+)", re.IGNORECASE)
 # detectron2's PeriodicCheckpointer names its saves by the iteration zero-padded to 7 digits, model_0004999.pth; a
-# script's model_12.pth numbers epochs, and no epoch count fills 7 digits
-_DETECTRON2_STEP = re.compile(r"^model_(\d{7,})$")
+# script's model_12.pth numbers epochs, no epoch count fills 7 digits, and a date (model_20241201) has 8
+_DETECTRON2_STEP = re.compile(r"^model_(\d{7})$")
 _DETECTRON2_FINAL = "model_final"  # detectron2's save after the last iteration: the run's final model
 # The file a training tool writes beside its saves, naming its newest: MMEngine's CheckpointHook and detectron2's
 # Checkpointer write `last_checkpoint` (the save's path, the training machine's, or its file name), DeepSpeed's
@@ -244,6 +244,9 @@ def _checkpoints_under(folder: Path) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         if checkpoint_folder(here) is not None:
             found.append(here)
+            # a Trainer's output_dir holds its checkpoint-N folders; what else a checkpoint folder holds is part of it
+            # (DeepSpeed's global_stepN/ and its `latest`, which the Trainer writes inside each checkpoint-N)
+            dirs[:] = [d for d in dirs if checkpoint_folder(here / d) is not None]
             continue
         found += [here / f for f in files if is_checkpoint(here / f)]
     return sorted(found, key=lambda p: (_order(p)[0], p.as_posix()))
