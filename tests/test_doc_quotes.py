@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from functools import cache, lru_cache
 from pathlib import Path
 
+from tests.test_docs_commands import code_spans
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "validation.md")]
 # Fenced blocks of code, not of output.
@@ -100,15 +102,7 @@ def quotes(text: str) -> Iterator[tuple[int, str]]:
             yield number, stripped
         else:
             prose.append((number, line))
-    paragraph: list[tuple[int, str]] = []
-    for number, line in [*prose, (0, "")]:
-        if line.strip() and (not paragraph or paragraph[-1][0] == number - 1):
-            paragraph.append((number, line))
-            continue
-        joined = "\n".join(part for _, part in paragraph)
-        for match in re.finditer(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", joined, re.DOTALL):
-            yield paragraph[0][0] + joined.count("\n", 0, match.start()), match.group(2)
-        paragraph = [(number, line)] if line.strip() else []
+    yield from code_spans(prose)
 
 
 def output_block(lines: list[str], at: int) -> bool:

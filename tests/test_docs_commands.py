@@ -93,6 +93,12 @@ def joined(code: list[tuple[int, str]]) -> Iterator[tuple[int, str, bool]]:
 
 
 def spans(prose: list[tuple[int, str]]) -> Iterator[tuple[int, str, bool]]:
+    """The shell of each inline code span of the prose lines (code_spans)."""
+    for number, span in code_spans(prose):
+        yield number, as_shell(span.replace("\n", " ").strip()), True
+
+
+def code_spans(prose: list[tuple[int, str]]) -> Iterator[tuple[int, str]]:
     """Inline code spans of the prose lines, by the line each starts on; a span may wrap within its paragraph."""
     paragraph: list[tuple[int, str]] = []
     for number, line in [*prose, (0, "")]:
@@ -102,8 +108,7 @@ def spans(prose: list[tuple[int, str]]) -> Iterator[tuple[int, str, bool]]:
         if paragraph:
             text = "\n".join(part for _, part in paragraph)
             for match in re.finditer(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", text, re.DOTALL):
-                span = as_shell(match.group(2).replace("\n", " ").strip())
-                yield paragraph[0][0] + text.count("\n", 0, match.start()), span, True
+                yield paragraph[0][0] + text.count("\n", 0, match.start()), match.group(2)
         paragraph = [(number, line)] if line.strip() else []
 
 
