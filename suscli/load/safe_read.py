@@ -19,13 +19,14 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from suscli.errors import InputError, first_line
-from suscli.load import configs
+from suscli.load import configs, message_hub
 from suscli.load.exported import ExportedModel
 from suscli.load.pickles import refused_callable
 
@@ -169,11 +170,11 @@ def _export_guard(trust: bool) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _plain_data() -> contextlib.AbstractContextManager:
-    """PLAIN_DATA_GLOBALS, and OmegaConf's containers as inert stand-ins (suscli.load.configs), allowed to
+def _plain_data(extra: list[tuple[Any, str]] | None = None) -> contextlib.AbstractContextManager:
+    """PLAIN_DATA_GLOBALS, OmegaConf's containers as inert stand-ins (suscli.load.configs) and any `extra`, allowed to
     torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
     allow = getattr(torch.serialization, "safe_globals", None)
-    return allow([*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS]) if allow else contextlib.nullcontext()
+    return allow([*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS, *(extra or [])]) if allow else contextlib.nullcontext()
 
 
 def torch_load(path: Path, trust: bool) -> object:
@@ -184,6 +185,19 @@ def torch_load(path: Path, trust: bool) -> object:
     except pickle.UnpicklingError as e:
         with _plain_data():  # a global this load allowed is not the one that refused it
             refused = refused_callable(e, path)
+        if refused == message_hub.HISTORY_BUFFER:  # an MMEngine Runner's save
+            try:
+                with warnings.catch_warnings(), _plain_data(message_hub.SAFE_GLOBALS):
+                    warnings.simplefilter("ignore")
+                    contents, refused = message_hub.without_hub(torch.load(path, map_location="cpu", weights_only=True))
+            except pickle.UnpicklingError as hub_error:  # something beside the hub is refused: say what
+                with _plain_data(message_hub.SAFE_GLOBALS):
+                    refused = refused_callable(hub_error, path)
+            except Exception as hub_error:  # corrupt bytes
+                raise _unreadable_torch(path, hub_error) from hub_error
+            else:
+                if refused is None:
+                    return contents
         if refused is None:
             raise _unreadable_torch(path, e) from e
         if not trust:
