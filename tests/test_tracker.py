@@ -3,6 +3,7 @@ optimizer, and writes the log that `suscli track --log` reads."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.errors import InputError, UsageError
-from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, random_labels
+from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
 from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
 
@@ -174,6 +175,21 @@ def test_measured_inside_the_loops_no_grad_block(block) -> None:
     assert got == want
     assert_same(before, snapshot(model, opt))
     train_epoch(model, opt, sched, x, y)  # and training goes on
+
+
+@pytest.mark.parametrize("outside", [True, False])
+def test_inputs_made_inside_inference_mode_are_measured(outside: bool) -> None:
+    """Unlabeled inputs made in the loop's torch.inference_mode() block (where it evaluates) are inference tensors:
+    the measurement's first forward saved them for its gradient and raised autograd's "Inference tensors cannot be
+    saved for backward", called in that block or after it. They give the r of the same values made outside it."""
+    model, *_ = setup()
+    inputs = torch.randn(40, 3, 8, 8)
+    want = [SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1).r, measure_susceptibility(model, inputs, config=CONFIG).mean]
+    with torch.inference_mode():
+        made = inputs.clone()
+    with contextlib.nullcontext() if outside else torch.inference_mode():
+        got = [SusceptibilityTracker(made, config=CONFIG).measure(model, 1).r, measure_susceptibility(model, made, config=CONFIG).mean]
+    assert got == want
 
 
 def test_a_fresh_optimizer_gets_no_state() -> None:

@@ -253,7 +253,9 @@ def measure_susceptibility(
         buffers = list(model.buffers())  # in_float32's, where it converted them
         saved_buffers = [b.detach().clone() for b in buffers]
         try:
-            probe = transform(inputs[:2].to(device))
+            # a copy: a slice of inputs made in inference_mode (where a loop evaluates) is an inference tensor, which
+            # autograd refuses to save for the gradient ("Inference tensors cannot be saved for backward")
+            probe = transform(inputs[:2].clone().to(device))
             with dtype_errors(model, probe):
                 classes = check_output_graph(model, probe)
             num_classes = classes if num_classes is None else num_classes
