@@ -245,6 +245,38 @@ def test_inputs_and_outputs_it_cannot_use_are_one_line_input_errors() -> None:
     assert measure_susceptibility(model, x, config=config, num_classes=2).num_classes == 2  # fewer classes than logits: as before
 
 
+class Checkpointed(nn.Module):
+    """tiny_cnn's layers with its middle checkpointed in training (torch.utils.checkpoint), as a loop short of memory has it."""
+
+    def __init__(self, reentrant: bool) -> None:
+        super().__init__()
+        self.net, self.reentrant = tiny_cnn(), reentrant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.net[0](x)
+        if self.training:
+            x = torch.utils.checkpoint.checkpoint(self.net[1:3], x, use_reentrant=self.reentrant)
+        else:
+            x = self.net[1:3](x)
+        return self.net[3:](x)
+
+
+def test_reentrant_gradient_checkpointing_is_an_input_error_saying_so() -> None:
+    """A model that checkpoints activations with use_reentrant=True cannot give torch.autograd.grad the gradient of
+    the step: the measurement raised PyTorch's RuntimeError from the backward, an internal error in a training loop's
+    tracker. It is an InputError naming the fix now, with the model left as it was; use_reentrant=False measures
+    what the model without checkpointing measures."""
+    torch.manual_seed(0)
+    model, x = Checkpointed(reentrant=True), torch.randn(32, 3, 8, 8)
+    config = SusceptibilityConfig(batches=2, batch_size=16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(InputError, match=r"checkpoints activations with use_reentrant=True .*\(use use_reentrant=False"):
+        measure_susceptibility(model, x, config=config)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.reentrant = False
+    assert measure_susceptibility(model, x, config=config).r == measure_susceptibility(model.net, x, config=config).r
+
+
 def test_a_device_this_machine_lacks_is_a_usage_error_naming_what_it_has() -> None:
     """device="cuda" on a machine without one raised PyTorch's "Found no NVIDIA driver on your system" from inside
     the measurement; it is the one-line UsageError the command line's --device gives, with the devices there are."""

@@ -274,7 +274,8 @@ def measure_susceptibility(
                     if _BATCH_NORM_NEEDS_TWO not in str(e):
                         raise
                     raise _too_few_for_batch_norm(batch_size, config.batch_size, n) from None
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
+                with reentrant_checkpoint_errors():
+                    grads = torch.autograd.grad(loss, params, allow_unused=True)
                 with torch.no_grad():
                     step(params, grads)
                     loss_after = F.cross_entropy(logits_of(model(x)), y)
@@ -480,6 +481,23 @@ def dtype_errors(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
         raise InputError(
             f"the model failed on inputs of type {x.dtype}, its weights being {weight.dtype}: {summary_line(e)}",
             fix=fix + ", or a transform that makes them so",
+        ) from None
+
+
+@contextlib.contextmanager
+def reentrant_checkpoint_errors() -> Iterator[None]:
+    """An InputError where the model checkpoints activations with use_reentrant=True (torch.utils.checkpoint), whose
+    backward refuses torch.autograd.grad, the measurement's gradient: PyTorch's RuntimeError ended a training loop's
+    tracker as an internal error. Non-reentrant checkpointing (transformers' and timm's default) is measured."""
+    try:
+        yield
+    except RuntimeError as e:
+        if "compatible with .grad()" not in str(e):  # torch 2.4's "not compatible", later "incompatible"
+            raise
+        raise InputError(
+            "the model checkpoints activations with use_reentrant=True (torch.utils.checkpoint), whose backward cannot "
+            "give the measurement's gradient (torch.autograd.grad)",
+            fix="use use_reentrant=False, or measure with gradient checkpointing off",
         ) from None
 
 
