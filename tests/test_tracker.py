@@ -633,3 +633,18 @@ def test_errors_on_a_keyword_only_model_name_its_class_not_the_wrapper_that_call
     copy = KeywordOnly(setup()[0])
     with pytest.raises(InputError, match=r"holds none of the model's \(KeywordOnly\) parameters"):
         SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(copy, 1, optimizer=opt)
+
+
+def test_a_tensor_learning_rate_comes_back_as_the_same_tensor() -> None:
+    """An lr given as a tensor (as for a compiled optimizer step, whose schedule fills it in place) came back from the
+    measurement as a copy in the param group: a loop holding the tensor it made, and filling it to schedule the lr,
+    no longer moved the optimizer's lr. The group holds the loop's own tensor afterwards, with its value."""
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    lr = torch.tensor(0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    F.cross_entropy(model(torch.randn(8, 3, 8, 8)), torch.arange(8) % 3).backward()
+    opt.step()
+    SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt)
+    lr.fill_(0.005)  # the loop's schedule
+    assert opt.param_groups[0]["lr"] is lr and torch.equal(opt.param_groups[0]["lr"], torch.tensor(0.005))

@@ -648,39 +648,45 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
     return step
 
 
-OptimizerState = tuple[dict[object, dict[str, tuple[object, object]]], list[dict[str, object]]]
+Kept = dict[str, tuple[object, object]]  # each value's object, and a copy of its value
+OptimizerState = tuple[dict[object, Kept], list[Kept]]
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer) -> OptimizerState:
-    """`optimizer`'s per-parameter state (each value's object, and a copy of its value) and its groups' settings."""
-    state = {
-        p: {k: (v, v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)) for k, v in values.items()}
-        for p, values in optimizer.state.items()
-    }
-    return state, [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    """`optimizer`'s per-parameter state and its groups' settings, each value kept as its object and a copy."""
+    state = {p: _kept(values) for p, values in optimizer.state.items()}
+    return state, [_kept({k: v for k, v in g.items() if k != "params"}) for g in optimizer.param_groups]
+
+
+def _kept(values: dict[str, object]) -> Kept:
+    return {k: (v, v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)) for k, v in values.items()}
 
 
 def put_back(optimizer: torch.optim.Optimizer, saved: OptimizerState) -> None:
     """`optimizer`'s state as `optimizer_state` saved it: the same tensor objects, dtypes and values, and no state
-    for a parameter that had none."""
+    for a parameter that had none. So are its groups' settings: an lr given as a tensor (a compiled step's, which the
+    loop's schedule fills in place) came back as a copy, and filling the loop's own tensor no longer moved the lr."""
     state, groups = saved
     for p in [p for p in optimizer.state if p not in state]:
         del optimizer.state[p]
     with torch.no_grad():
         for p, values in state.items():
-            now = optimizer.state[p]
-            for k in [k for k in now if k not in values]:
-                del now[k]
-            for k, (obj, value) in values.items():
-                if isinstance(obj, torch.Tensor):
-                    obj.copy_(value)
-                    now[k] = obj
-                else:
-                    now[k] = copy.deepcopy(value)
-    for group, settings in zip(optimizer.param_groups, groups):
-        for k in [k for k in group if k != "params" and k not in settings]:
-            del group[k]
-        group.update({k: copy.deepcopy(v) for k, v in settings.items()})
+            _put_back_values(optimizer.state[p], values)
+        for group, settings in zip(optimizer.param_groups, groups):
+            _put_back_values(group, settings, keep="params")
+
+
+def _put_back_values(now: dict, values: Kept, keep: str | None = None) -> None:
+    """`now` as `values` kept it: their tensor objects with their saved values copied in, copies of the rest; no key
+    beside theirs (but `keep`)."""
+    for k in [k for k in now if k != keep and k not in values]:
+        del now[k]
+    for k, (obj, value) in values.items():
+        if isinstance(obj, torch.Tensor):
+            obj.copy_(value)
+            now[k] = obj
+        else:
+            now[k] = copy.deepcopy(value)
 
 
 @contextlib.contextmanager
