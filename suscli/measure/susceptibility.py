@@ -165,6 +165,16 @@ def reproducible_fp32() -> Iterator[None]:
             conv.allow_tf32, matmul.allow_tf32 = saved
 
 
+def seeded(device: torch.device, seed: int) -> None:
+    """The global RNG (the CPU's, and `device`'s where it is a GPU) seeded with the measurement's `seed`, inside the
+    measurement's fork of it: a forward with random ops of its own (a functional dropout, which the tracker warns
+    of) drew them where the loop's random state stood, and the same model read r 0.024 or -0.013 by the loop's seed."""
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
 def train_without_dropout(model: nn.Module) -> None:
     """Train mode (BatchNorm on batch statistics) with every dropout and stochastic depth off: before and after the
     step must see the same network. A TorchScript submodule is a dropout by the class it was scripted from."""
@@ -247,6 +257,7 @@ def measure_susceptibility(
         all_trainable(params),
         rng,
     ):
+        seeded(dev, config.seed)  # a forward's own random ops draw the same for every call, not where the loop's RNG stood
         # inside in_float32: the optimizer's state is saved as its step sees it
         step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
         saved_params = [p.detach().clone() for p in params]
