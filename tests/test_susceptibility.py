@@ -364,3 +364,21 @@ def test_a_ddp_model_measured_on_rank_0_alone(tmp_path: Path) -> None:
     run = torchrun(str(tmp_path / "loop.py"))
     assert run.returncode == 0, run.stderr[-2000:]
     assert "same weights" in run.stdout
+
+
+def test_the_models_hooks_run_on_the_measurements_passes() -> None:
+    """docs/api.md: the model's forward hooks run on the measurement's forwards (two a batch, and one to count the
+    classes), and its backward hooks, module and tensor ones, on the step's gradient (one a batch); the `.grad` a
+    post-accumulate hook watches is never written, so that hook does not run."""
+    model, x = tiny_cnn(), torch.randn(48, 3, 8, 8)
+    calls = dict.fromkeys(("forward", "module backward", "tensor", "post-accumulate"), 0)
+
+    def count(kind: str):
+        return lambda *args: calls.__setitem__(kind, calls[kind] + 1)
+
+    model.register_forward_hook(count("forward"))
+    model[0].register_full_backward_hook(count("module backward"))
+    model[0].weight.register_hook(count("tensor"))
+    model[0].weight.register_post_accumulate_grad_hook(count("post-accumulate"))
+    measure_susceptibility(model, x, config=SusceptibilityConfig(batches=3, batch_size=16))
+    assert calls == {"forward": 7, "module backward": 3, "tensor": 3, "post-accumulate": 0}
