@@ -3,6 +3,7 @@ optimizer, and writes the log that `suscli track --log` reads."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.errors import InputError, UsageError
-from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, random_labels
+from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
 from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
 
@@ -174,6 +175,21 @@ def test_measured_inside_the_loops_no_grad_block(block) -> None:
     assert got == want
     assert_same(before, snapshot(model, opt))
     train_epoch(model, opt, sched, x, y)  # and training goes on
+
+
+@pytest.mark.parametrize("outside", [True, False])
+def test_inputs_made_inside_inference_mode_are_measured(outside: bool) -> None:
+    """Unlabeled inputs made in the loop's torch.inference_mode() block (where it evaluates) are inference tensors:
+    the measurement's first forward saved them for its gradient and raised autograd's "Inference tensors cannot be
+    saved for backward", called in that block or after it. They give the r of the same values made outside it."""
+    model, *_ = setup()
+    inputs = torch.randn(40, 3, 8, 8)
+    want = [SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1).r, measure_susceptibility(model, inputs, config=CONFIG).mean]
+    with torch.inference_mode():
+        made = inputs.clone()
+    with contextlib.nullcontext() if outside else torch.inference_mode():
+        got = [SusceptibilityTracker(made, config=CONFIG).measure(model, 1).r, measure_susceptibility(model, made, config=CONFIG).mean]
+    assert got == want
 
 
 def test_a_fresh_optimizer_gets_no_state() -> None:
@@ -617,3 +633,18 @@ def test_errors_on_a_keyword_only_model_name_its_class_not_the_wrapper_that_call
     copy = KeywordOnly(setup()[0])
     with pytest.raises(InputError, match=r"holds none of the model's \(KeywordOnly\) parameters"):
         SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(copy, 1, optimizer=opt)
+
+
+def test_a_tensor_learning_rate_comes_back_as_the_same_tensor() -> None:
+    """An lr given as a tensor (as for a compiled optimizer step, whose schedule fills it in place) came back from the
+    measurement as a copy in the param group: a loop holding the tensor it made, and filling it to schedule the lr,
+    no longer moved the optimizer's lr. The group holds the loop's own tensor afterwards, with its value."""
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    lr = torch.tensor(0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    F.cross_entropy(model(torch.randn(8, 3, 8, 8)), torch.arange(8) % 3).backward()
+    opt.step()
+    SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt)
+    lr.fill_(0.005)  # the loop's schedule
+    assert opt.param_groups[0]["lr"] is lr and torch.equal(opt.param_groups[0]["lr"], torch.tensor(0.005))

@@ -165,6 +165,16 @@ def reproducible_fp32() -> Iterator[None]:
             conv.allow_tf32, matmul.allow_tf32 = saved
 
 
+def seeded(device: torch.device, seed: int) -> None:
+    """The global RNG (the CPU's, and `device`'s where it is a GPU) seeded with the measurement's `seed`, inside the
+    measurement's fork of it: a forward with random ops of its own (a functional dropout, which the tracker warns
+    of) drew them where the loop's random state stood, and the same model read r 0.024 or -0.013 by the loop's seed."""
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
 def train_without_dropout(model: nn.Module) -> None:
     """Train mode (BatchNorm on batch statistics) with every dropout and stochastic depth off: before and after the
     step must see the same network. A TorchScript submodule is a dropout by the class it was scripted from."""
@@ -247,13 +257,16 @@ def measure_susceptibility(
         all_trainable(params),
         rng,
     ):
+        seeded(dev, config.seed)  # a forward's own random ops draw the same for every call, not where the loop's RNG stood
         # inside in_float32: the optimizer's state is saved as its step sees it
         step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
         saved_params = [p.detach().clone() for p in params]
         buffers = list(model.buffers())  # in_float32's, where it converted them
         saved_buffers = [b.detach().clone() for b in buffers]
         try:
-            probe = transform(inputs[:2].to(device))
+            # a copy: a slice of inputs made in inference_mode (where a loop evaluates) is an inference tensor, which
+            # autograd refuses to save for the gradient ("Inference tensors cannot be saved for backward")
+            probe = transform(inputs[:2].clone().to(device))
             with dtype_errors(model, probe):
                 classes = check_output_graph(model, probe)
             num_classes = classes if num_classes is None else num_classes
@@ -272,7 +285,8 @@ def measure_susceptibility(
                     if _BATCH_NORM_NEEDS_TWO not in str(e):
                         raise
                     raise _too_few_for_batch_norm(batch_size, config.batch_size, n) from None
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
+                with reentrant_checkpoint_errors():
+                    grads = torch.autograd.grad(loss, params, allow_unused=True)
                 with torch.no_grad():
                     step(params, grads)
                     loss_after = F.cross_entropy(logits_of(model(x)), y)
@@ -481,6 +495,23 @@ def dtype_errors(model: nn.Module, x: torch.Tensor) -> Iterator[None]:
         ) from None
 
 
+@contextlib.contextmanager
+def reentrant_checkpoint_errors() -> Iterator[None]:
+    """An InputError where the model checkpoints activations with use_reentrant=True (torch.utils.checkpoint), whose
+    backward refuses torch.autograd.grad, the measurement's gradient: PyTorch's RuntimeError ended a training loop's
+    tracker as an internal error. Non-reentrant checkpointing (transformers' and timm's default) is measured."""
+    try:
+        yield
+    except RuntimeError as e:
+        if "compatible with .grad()" not in str(e):  # torch 2.4's "not compatible", later "incompatible"
+            raise
+        raise InputError(
+            "the model checkpoints activations with use_reentrant=True (torch.utils.checkpoint), whose backward cannot "
+            "give the measurement's gradient (torch.autograd.grad)",
+            fix="use use_reentrant=False, or measure with gradient checkpointing off",
+        ) from None
+
+
 def check_batch_norm_modes(model: nn.Module) -> None:
     """An InputError where a TorchScript model's batch norms were fixed in one mode when it was traced
     (torch.jit.trace records the branch `self.training` took, as a constant): the step cannot put them in train mode,
@@ -628,39 +659,45 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
     return step
 
 
-OptimizerState = tuple[dict[object, dict[str, tuple[object, object]]], list[dict[str, object]]]
+Kept = dict[str, tuple[object, object]]  # each value's object, and a copy of its value
+OptimizerState = tuple[dict[object, Kept], list[Kept]]
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer) -> OptimizerState:
-    """`optimizer`'s per-parameter state (each value's object, and a copy of its value) and its groups' settings."""
-    state = {
-        p: {k: (v, v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)) for k, v in values.items()}
-        for p, values in optimizer.state.items()
-    }
-    return state, [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    """`optimizer`'s per-parameter state and its groups' settings, each value kept as its object and a copy."""
+    state = {p: _kept(values) for p, values in optimizer.state.items()}
+    return state, [_kept({k: v for k, v in g.items() if k != "params"}) for g in optimizer.param_groups]
+
+
+def _kept(values: dict[str, object]) -> Kept:
+    return {k: (v, v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)) for k, v in values.items()}
 
 
 def put_back(optimizer: torch.optim.Optimizer, saved: OptimizerState) -> None:
     """`optimizer`'s state as `optimizer_state` saved it: the same tensor objects, dtypes and values, and no state
-    for a parameter that had none."""
+    for a parameter that had none. So are its groups' settings: an lr given as a tensor (a compiled step's, which the
+    loop's schedule fills in place) came back as a copy, and filling the loop's own tensor no longer moved the lr."""
     state, groups = saved
     for p in [p for p in optimizer.state if p not in state]:
         del optimizer.state[p]
     with torch.no_grad():
         for p, values in state.items():
-            now = optimizer.state[p]
-            for k in [k for k in now if k not in values]:
-                del now[k]
-            for k, (obj, value) in values.items():
-                if isinstance(obj, torch.Tensor):
-                    obj.copy_(value)
-                    now[k] = obj
-                else:
-                    now[k] = copy.deepcopy(value)
-    for group, settings in zip(optimizer.param_groups, groups):
-        for k in [k for k in group if k != "params" and k not in settings]:
-            del group[k]
-        group.update({k: copy.deepcopy(v) for k, v in settings.items()})
+            _put_back_values(optimizer.state[p], values)
+        for group, settings in zip(optimizer.param_groups, groups):
+            _put_back_values(group, settings, keep="params")
+
+
+def _put_back_values(now: dict, values: Kept, keep: str | None = None) -> None:
+    """`now` as `values` kept it: their tensor objects with their saved values copied in, copies of the rest; no key
+    beside theirs (but `keep`)."""
+    for k in [k for k in now if k != keep and k not in values]:
+        del now[k]
+    for k, (obj, value) in values.items():
+        if isinstance(obj, torch.Tensor):
+            obj.copy_(value)
+            now[k] = obj
+        else:
+            now[k] = copy.deepcopy(value)
 
 
 @contextlib.contextmanager
