@@ -50,6 +50,7 @@ class Listing:
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i], names sorted
     notes: list[str] = field(default_factory=list)  # what was left out, and why
     folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
+    empty_folders: list[str] = field(default_factory=list)  # class folders holding no image, which keep their ids
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
     upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
     imagefolder: bool = False  # Hugging Face's ImageFolder layout (a metadata file): loaded by the datasets library, which turns them so
@@ -270,7 +271,8 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
         notes.append(
             f"{printable(source)}: {len(empty)} class folder(s) without images ({shown(empty, 3)}) keep their class ids, as sorted folder names number them"
         )
-    return Listing(items, labels, notes=notes, folders=[printable(name) for name in classes])  # reports carry the names
+    named = [printable(name) for name in classes]  # reports carry the names
+    return Listing(items, labels, notes=notes, folders=named, empty_folders=empty)
 
 
 def _dataset_labels(source: Path, image_column: str | None, label_column: str | None) -> Listing:
