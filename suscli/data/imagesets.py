@@ -29,7 +29,7 @@ from suscli.data.tables import (
     read_label_csv,
     read_one_hot,
 )
-from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
+from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, is_image_name, walk_images
 
 DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = (
@@ -237,7 +237,9 @@ def _walk(folder: Path) -> Walk:
 def _class_folders(source: Path, metadata: Path | None = None, label_column: str | None = None) -> Listing:
     """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them.
     `metadata`: the folder's metadata file that names no label column (captions, or a label column of another name)."""
-    folders = [d for d in source.iterdir() if d.is_dir() and not is_hidden(d.name)]
+    entries = list(source.iterdir())
+    folders = [d for d in entries if d.is_dir() and not is_hidden(d.name)]
+    loose = sorted(d.name for d in entries if is_image_name(d.name) and d.is_file())  # in no class, as ImageFolder reads it
     cycles = [d for d in folders if d.is_symlink() and holds(d, source)]  # `ln -s . self`: every image again, as a class
     classes = sorted(d.name for d in folders if d not in cycles)
     if not classes and metadata is not None:  # "no class folders" sent the user who wrote it after the layout it has
@@ -267,6 +269,12 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
             else f"images in one class folder only ({printable(classes[labels[0]])})"
         )
         raise InputError(f"{source} has {held}; {ONE_CLASS}", fix="point --train-data at the folder that holds one subfolder per class")
+    if loose:  # a folder of images holding a stray subfolder or two: those read as the classes, the set as nothing
+        notes.append(
+            f"{printable(source)}: {len(loose)} image(s) beside its class folders (first: {printable(loose[0])}) are in no class: "
+            "left out, as torchvision's ImageFolder leaves them out (a folder of images is --data; --train-data takes one "
+            "subfolder per class)"
+        )
     if empty:  # ImageFolder refuses them; a stray empty folder (not a class) shifts the ids of the folders after it
         notes.append(
             f"{printable(source)}: {len(empty)} class folder(s) without images ({shown(empty, 3)}) keep their class ids, as sorted folder names number them"
