@@ -25,6 +25,7 @@ from suscli.data.tables import (
     has_label_column,
     listed_paths,
     missing_files,
+    named_folders,
     read_image_list,
     read_label_csv,
     read_one_hot,
@@ -184,10 +185,12 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
     files = [p for p in items if isinstance(p, Path)]  # a dataset's images held in the file are there
     missing = missing_files(files)
     if not missing:
+        _no_folders(files, source)
         return list(items), []
     base = source if source.is_dir() else source.parent
     if len(missing) == len(files) and (found := _from_working_directory(files, base)):
         moved = [found.get(p, p) if isinstance(p, Path) else p for p in items]
+        _no_folders(list(found.values()), source)
         return moved, [
             f"{printable(source)}: no file it lists is in its folder ({printable(base)}) and every one is in the working "
             f"directory ({printable(Path.cwd())}): its paths are read from there"
@@ -202,6 +205,17 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
         fix=f"paths in a list are read relative to its folder ({base}), or all of them relative to the working "
         "directory; fix them, or remove the rows of missing files",
     )
+
+
+def _no_folders(files: list[Path], source: Path) -> None:
+    """Refuse a list whose rows name folders (class folders, or a path cut short): each was an unreadable image, and a
+    list of folders alone "none of the 3 image files under train could be decoded (check that they are valid images)"."""
+    folders = named_folders(files)
+    if folders:
+        raise InputError(
+            f"{len(folders):,} of the {len(files):,} paths that {source} lists are folders, not images, first: {folders[0]}",
+            fix="list the image files each folder holds, or pass a folder of images itself",
+        )
 
 
 def _from_working_directory(files: list[Path], base: Path) -> dict[Path, Path] | None:
