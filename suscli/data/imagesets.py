@@ -293,8 +293,8 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
         notes.append(
             f"{printable(source)}: {len(empty)} class folder(s) without images ({shown(empty, 3)}) keep their class ids, as sorted folder names number them"
         )
-    named = [printable(name) for name in classes]  # reports carry the names
-    return Listing(items, labels, notes=notes, folders=named, empty_folders=empty)
+    folder_names = [printable(name) for name in classes]  # reports carry the names
+    return Listing(items, labels, notes=notes, folders=folder_names, empty_folders=empty)
 
 
 def _dataset_labels(source: Path, image_column: str | None, label_column: str | None) -> Listing:
