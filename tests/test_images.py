@@ -231,6 +231,22 @@ def test_class_folders_without_images_keep_their_ids_and_are_noted(train_folder:
         read_labeled(train_folder)
 
 
+def test_images_beside_the_class_folders_are_said_to_be_in_no_class(tmp_path: Path) -> None:
+    """A folder of images holding two subfolders (`aug/`, `rejected/`) is read as two class folders, as ImageFolder
+    reads it, and the images beside them, the set itself, belong to no class: they were left out without a word, and
+    the training accuracy of the two stray folders measured as the set's. The notes say so now."""
+    write_images(tmp_path / "flat", 5)
+    write_images(tmp_path / "flat" / "aug", 2, seed=1)
+    write_images(tmp_path / "flat" / "rejected", 2, seed=2)
+    (tmp_path / "flat" / "._img_000.png").write_bytes(b"\x00\x05\x16\x07")  # hidden: no image, said of no one
+    listing = read_labeled(tmp_path / "flat")
+    assert listing.folders == ["aug", "rejected"] and listing.labels == [0, 0, 1, 1]
+    assert listing.notes == [
+        f"{tmp_path / 'flat'}: 5 image(s) beside its class folders (first: img_000.png) are in no class: left out, as "
+        "torchvision's ImageFolder leaves them out (a folder of images is --data; --train-data takes one subfolder per class)"
+    ]
+
+
 def test_pixels_are_those_torchvisions_image_folder_loads(tmp_path: Path) -> None:
     """Odd files users' folders hold decode as ImageFolder's loader reads them for training (docs/score.md, Pixels):
     CMYK and palette images converted, alpha dropped, a GIF's first frame, no EXIF rotation, 16-bit values clipped."""

@@ -221,3 +221,22 @@ def test_class_names_beyond_the_models_classes_are_named(tmp_path: Path) -> None
     one_error_line(
         res, 3, "the training labels go up to 4 but the model has 3 classes: the set's class names give zebra, zoo ids 3 and above"
     )
+
+
+def test_an_empty_class_folder_that_pushes_a_class_past_the_models_is_named(tmp_path: Path) -> None:
+    """A stray empty folder among the class folders (`b0` beside `a`, `b`, `c` of a 3-class model) keeps its id, so
+    `c` is numbered 3: the error named `c`, a class the model has, and told the user to remove its images or correct
+    its name, while the note naming the empty folder was not shown, since the run stopped. It names the folder now."""
+    ckpt = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    write_images(tmp_path / "unlabeled", 8)
+    for seed, name in enumerate("abc"):
+        write_images(tmp_path / "train" / name, 2, seed=seed)
+    (tmp_path / "train" / "b0").mkdir()
+    res = invoke("score", ckpt, "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "train", "--batch-size", "4")
+    line = one_error_line(
+        res,
+        3,
+        "the training labels go up to 3 but the model has 3 classes: the set's class names give c id 3, after 1 class "
+        "folder(s) without images (b0), which keep their class ids",
+    )
+    assert "remove the class folder(s) without images that are no class of the model" in line, line

@@ -345,6 +345,24 @@ def test_files_a_list_names_must_exist(tmp_path: Path, imgs: list[Path]) -> None
     one_error_line(res, 3, f"none of the 4 files that {moved} lists exist")
 
 
+def test_a_list_naming_folders_is_refused_naming_the_first(tmp_path: Path, imgs: list[Path]) -> None:
+    """A list of class folders (`train/a`), or a row cut short at a folder: each folder was an unreadable image, and a
+    list of folders alone ended in "none of the 3 image files under train could be decoded (check that they are valid
+    images)", of files that are folders. Refused now before anything is measured, as a missing file is, naming the first."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    for c in "ab":
+        write_images(tmp_path / "train" / c, 2, seed=ord(c))
+    for rows in (["train/a", "train/b"], [*(f"imgs/{p.name}" for p in imgs), "train/a"]):
+        listed = tmp_path / "list.txt"
+        listed.write_text("".join(f"{r}\n" for r in rows))
+        res = invoke("score", model, "-d", listed)
+        one_error_line(res, 3, f"of the {len(rows)} paths that {listed} lists are folders, not images, first: {tmp_path / 'train' / 'a'}")
+        labels = tmp_path / "labels.csv"
+        labels.write_text("path,label\n" + "".join(f"{r},{i % 2}\n" for i, r in enumerate(rows)))
+        res = invoke("score", model, "-d", imgs[0].parent, "--train-data", labels)
+        one_error_line(res, 3, f"of the {len(rows)} paths that {labels} lists are folders, not images, first: {tmp_path / 'train' / 'a'}")
+
+
 def test_a_row_naming_a_link_in_a_loop_is_a_file_that_is_not_there(tmp_path: Path, imgs: list[Path]) -> None:
     """A link in a loop (`ln -s a b; ln -s b a`) leads to no file: a list naming one ended in "internal error:
     RuntimeError: Symlink loop from PATH"; it is now refused as a file that is not there, named, whichever row names it."""

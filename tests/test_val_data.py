@@ -732,6 +732,23 @@ def test_copies_of_training_images_under_other_names_are_left_out(tmp_path: Path
     one_error_line(every, 3, "all 18 of its images are copies of training images", "pass images the models did not train on")
 
 
+def test_an_empty_held_out_file_is_unreadable_not_a_copy_of_an_empty_training_file(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """A download that failed leaves a file of 0 bytes, often in the training and the held-out folders alike: the
+    held-out one was left out as "a copy of" the training one, byte for byte, and not counted as unreadable. An
+    empty file holds no image to copy; it is an unreadable held-out image, as in a set without one in training."""
+    for c in range(2):
+        write_images(tmp_path / "val" / f"class_{c}", 2, seed=90 + c)
+    (train_folder / "class_0" / "failed.jpg").write_bytes(b"")
+    (tmp_path / "val" / "class_1" / "failed.jpg").write_bytes(b"")
+    model = make_pool(tmp_path / "pool", n=1) / "m0.safetensors"
+    row = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "val").rows[0]
+    assert row.val_n == 4
+    assert not any("copies of training images" in n for n in row.notes), row.notes
+    assert f"1 unreadable held-out image(s) skipped, first: {tmp_path / 'val' / 'class_1' / 'failed.jpg'}" in row.notes
+
+
 def test_a_rerun_with_other_images_left_out_reuses_no_row_and_no_note(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """The same held-out images, then with copies of training images beside them, then alone again: each kept set
     is the same, so the rows of the first run were reused by the second without the note that 3 of its 5 images

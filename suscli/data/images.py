@@ -443,6 +443,7 @@ class ImageSource:
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i] (suscli.data.labels)
     notes: list[str] = field(default_factory=list)  # what the listing left out, and why: shown on every row
     folders: list[str] | None = None  # labels of class folders: label i is folders[i] (suscli.data.labels.folder_ids)
+    empty_folders: list[str] = field(default_factory=list)  # class folders holding no image, which keep their ids
     names_order: str | None = None  # how label_names number the labels where not sorted (a dataset's ClassLabel)
     memory_fix: str = SAMPLE_FIX  # what to do when the set would not fit in memory: the option that samples it
     upright: bool = False  # a dataset's images, turned by their EXIF orientation as the datasets library decodes them
@@ -461,6 +462,7 @@ class ImageSource:
             origin=self.origin,
             label_names=self.label_names,
             folders=self.folders,
+            empty_folders=self.empty_folders,
             names_order=self.names_order,
             notes=self.notes,
             memory_fix=self.memory_fix,
@@ -552,6 +554,7 @@ def labeled_source(
         origin=Path(source),
         label_names=listing.label_names,
         folders=listing.folders,
+        empty_folders=listing.empty_folders,
         names_order=listing.names_order,
         notes=listing.notes,
         upright=upright_set(listing, items, cache_dir),

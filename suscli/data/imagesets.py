@@ -25,11 +25,12 @@ from suscli.data.tables import (
     has_label_column,
     listed_paths,
     missing_files,
+    named_folders,
     read_image_list,
     read_label_csv,
     read_one_hot,
 )
-from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, walk_images
+from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, is_image_name, walk_images
 
 DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = (
@@ -50,6 +51,7 @@ class Listing:
     label_names: list[str] | None = None  # labels given by class name: label i is label_names[i], names sorted
     notes: list[str] = field(default_factory=list)  # what was left out, and why
     folders: list[str] | None = None  # class folders: label i is folders[i], names sorted (suscli.data.labels.folder_ids)
+    empty_folders: list[str] = field(default_factory=list)  # class folders holding no image, which keep their ids
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
     upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
     imagefolder: bool = False  # Hugging Face's ImageFolder layout (a metadata file): loaded by the datasets library, which turns them so
@@ -183,10 +185,12 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
     files = [p for p in items if isinstance(p, Path)]  # a dataset's images held in the file are there
     missing = missing_files(files)
     if not missing:
+        _no_folders(files, source)
         return list(items), []
     base = source if source.is_dir() else source.parent
     if len(missing) == len(files) and (found := _from_working_directory(files, base)):
         moved = [found.get(p, p) if isinstance(p, Path) else p for p in items]
+        _no_folders(list(found.values()), source)
         return moved, [
             f"{printable(source)}: no file it lists is in its folder ({printable(base)}) and every one is in the working "
             f"directory ({printable(Path.cwd())}): its paths are read from there"
@@ -201,6 +205,17 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
         fix=f"paths in a list are read relative to its folder ({base}), or all of them relative to the working "
         "directory; fix them, or remove the rows of missing files",
     )
+
+
+def _no_folders(files: list[Path], source: Path) -> None:
+    """Refuse a list whose rows name folders (class folders, or a path cut short): each was an unreadable image, and a
+    list of folders alone "none of the 3 image files under train could be decoded (check that they are valid images)"."""
+    folders = named_folders(files)
+    if folders:
+        raise InputError(
+            f"{len(folders):,} of the {len(files):,} paths that {source} lists are folders, not images, first: {folders[0]}",
+            fix="list the image files each folder holds, or pass a folder of images itself",
+        )
 
 
 def _from_working_directory(files: list[Path], base: Path) -> dict[Path, Path] | None:
@@ -236,7 +251,9 @@ def _walk(folder: Path) -> Walk:
 def _class_folders(source: Path, metadata: Path | None = None, label_column: str | None = None) -> Listing:
     """A folder of class folders: class ids are the sorted folder names, as torchvision's ImageFolder numbers them.
     `metadata`: the folder's metadata file that names no label column (captions, or a label column of another name)."""
-    folders = [d for d in source.iterdir() if d.is_dir() and not is_hidden(d.name)]
+    entries = list(source.iterdir())
+    folders = [d for d in entries if d.is_dir() and not is_hidden(d.name)]
+    loose = sorted(d.name for d in entries if is_image_name(d.name) and d.is_file())  # in no class, as ImageFolder reads it
     cycles = [d for d in folders if d.is_symlink() and holds(d, source)]  # `ln -s . self`: every image again, as a class
     classes = sorted(d.name for d in folders if d not in cycles)
     if not classes and metadata is not None:  # "no class folders" sent the user who wrote it after the layout it has
@@ -266,11 +283,18 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
             else f"images in one class folder only ({printable(classes[labels[0]])})"
         )
         raise InputError(f"{source} has {held}; {ONE_CLASS}", fix="point --train-data at the folder that holds one subfolder per class")
+    if loose:  # a folder of images holding a stray subfolder or two: those read as the classes, the set as nothing
+        notes.append(
+            f"{printable(source)}: {len(loose)} image(s) beside its class folders (first: {printable(loose[0])}) are in no class: "
+            "left out, as torchvision's ImageFolder leaves them out (a folder of images is --data; --train-data takes one "
+            "subfolder per class)"
+        )
     if empty:  # ImageFolder refuses them; a stray empty folder (not a class) shifts the ids of the folders after it
         notes.append(
             f"{printable(source)}: {len(empty)} class folder(s) without images ({shown(empty, 3)}) keep their class ids, as sorted folder names number them"
         )
-    return Listing(items, labels, notes=notes, folders=[printable(name) for name in classes])  # reports carry the names
+    folder_names = [printable(name) for name in classes]  # reports carry the names
+    return Listing(items, labels, notes=notes, folders=folder_names, empty_folders=empty)
 
 
 def _dataset_labels(source: Path, image_column: str | None, label_column: str | None) -> Listing:

@@ -84,11 +84,13 @@ def _same_bytes(
 
 
 def _size(p: ImageRef) -> int | None:
-    """Bytes of the encoded image; None when it cannot be read (the decoder says why, later)."""
+    """Bytes of the encoded image; None when it cannot be read or is empty (the decoder says why, later): a file of
+    0 bytes (a download that failed) holds no image, and one in each set is no copy of a training image."""
     try:
-        return len(p.read()) if isinstance(p, Embedded) else os.stat(p).st_size
+        size = len(p.read()) if isinstance(p, Embedded) else os.stat(p).st_size
     except (OSError, ValueError):
         return None
+    return size or None
 
 
 def _digest(p: ImageRef) -> bytes | None:

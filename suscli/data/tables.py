@@ -247,6 +247,33 @@ def missing_files(paths: Sequence[Path]) -> list[Path]:
     return [p for p, found in zip(paths, there) if not found]
 
 
+def named_folders(paths: Sequence[Path]) -> list[Path]:
+    """The paths (listed_paths', each there) that name a folder, not a file, in their order: a list of class folders
+    is no list of images. Where LISTED_AFTER or more are in one folder, its listing says which of its names are
+    folders (no call a row); the others are looked up one by one."""
+    texts = [str(p) for p in paths]
+    by_folder: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_folder.setdefault(os.path.dirname(text), []).append(i)
+    folder = [False] * len(texts)
+    for parent, rows in by_folder.items():
+        kinds = _kinds(parent) if len(rows) >= LISTED_AFTER else {}
+        for i in rows:
+            name = os.path.basename(texts[i])
+            folder[i] = kinds[name] if name in kinds else os.path.isdir(texts[i])
+    return [p for p, is_folder in zip(paths, folder) if is_folder]
+
+
+def _kinds(folder: str) -> dict[str, bool]:
+    """Whether each name in a folder is a folder, from its listing (a link: as where it leads); nothing where the
+    folder cannot be listed (its names are then looked up one by one)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name: e.is_dir() for e in entries}
+    except OSError:
+        return {}
+
+
 def _resolved(path: str) -> Path:
     """Where a path leads, links followed; a link in a loop (`ln -s a b; ln -s b a`) leads nowhere and is kept as
     written, a file that does not exist, as the list's check names it (Python before 3.13 raised RuntimeError:

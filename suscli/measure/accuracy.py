@@ -196,18 +196,23 @@ def _logits(
     return logits
 
 
-def check_label_range(top_label: int, classes: int, beyond: Sequence[str] = ()) -> None:
+def check_label_range(top_label: int, classes: int, beyond: Sequence[str] = (), empty: Sequence[str] = ()) -> None:
     """An InputError where labels go beyond a model's class ids 0 to `classes` - 1: from its logits in the pass, or
     from a forward on two images before anything is measured (suscli.run.model.labels_in_range). `beyond`: the class
     names (a label file's, or class folders) that the set numbers past the model's classes. Labels given by name
     hold no ids, and a misspelt or stray class (zebra among CIFAR-10's) read as ids that go up to the class count,
-    with a fix about ids, and did not say which name it was."""
+    with a fix about ids, and did not say which name it was. `empty`: the class folders without images numbered
+    before them, which keep their ids: a stray empty folder pushes the model's own last class past its classes, and
+    the error named that class alone, with a fix about its images and its name."""
     if top_label >= classes and beyond:
+        after = f", after {len(empty)} class folder(s) without images ({shown(empty, 3)}), which keep their class ids" if empty else ""
+        fix = "remove the class folder(s) without images that are no class of the model, or " if empty else ""
         raise InputError(
             f"the training labels go up to {top_label} but the model has {classes} classes: the set's class names give "
-            + (f"{beyond[0]} id {classes}" if len(beyond) == 1 else f"{shown(beyond, 3)} ids {classes} and above"),
-            fix="check that --train-data is the set this model was trained on; remove the images of classes it was not trained "
-            "on, or correct a misspelt class name",
+            + (f"{beyond[0]} id {classes}" if len(beyond) == 1 else f"{shown(beyond, 3)} ids {classes} and above")
+            + after,
+            fix=f"{fix}check that --train-data is the set this model was trained on; remove the images of classes it was not "
+            "trained on, or correct a misspelt class name",
         )
     if top_label >= classes:
         raise InputError(

@@ -584,7 +584,8 @@ def labels_in_range(
         return
     if train is not None and train.labels:
         with training_errors(train), _hinted(checkpoint, train, ids):
-            check_label_range(_top_label(train, ids), classes, _names_beyond(train, ids, classes))
+            beyond = _names_beyond(train, ids, classes)
+            check_label_range(_top_label(train, ids), classes, beyond, _empty_before(train, beyond))
     if val is not None and val.labels:
         val_map = counted_val_ids(val_map, checkpoint, val, train, classes)
         with held_out_errors(val), _hinted(checkpoint, val, val_map):
@@ -620,6 +621,16 @@ def _names_beyond(labelled: ImageSource, ids: torch.Tensor | None, classes: int)
     names = labelled.label_names if labelled.label_names is not None else labelled.folders or []
     mapped = model_labels(torch.arange(len(names)), ids).tolist() if names else []
     return [n for n, i in zip(names, mapped) if i >= classes]
+
+
+def _empty_before(labelled: ImageSource, beyond: list[str]) -> list[str]:
+    """The class folders without images numbered before the last of the class folders `beyond` the model's classes:
+    each keeps its id, so each pushes those after it one id further."""
+    folders = labelled.folders or []
+    if not beyond or beyond[-1] not in folders:
+        return []
+    last = folders.index(beyond[-1])
+    return [name for name in labelled.empty_folders if folders.index(name) < last]
 
 
 def _top_label(labelled: ImageSource, ids: torch.Tensor | None) -> int:
