@@ -233,10 +233,7 @@ def missing_files(paths: Sequence[Path]) -> list[Path]:
     listing answers for the names it holds, and for all of them where the folder is not there; the others are looked
     up one by one (a name a listing lacks may be there all the same, in another case where the file system ignores
     case), as are the names of a folder that could be listed but not searched, whose files cannot be opened."""
-    texts = [str(p) for p in paths]
-    by_folder: dict[str, list[int]] = {}
-    for i, text in enumerate(texts):
-        by_folder.setdefault(os.path.dirname(text), []).append(i)
+    texts, by_folder = _by_folder(paths)
     there = [False] * len(texts)
     for folder, rows in by_folder.items():
         names = _plain_names(folder) if len(rows) >= LISTED_AFTER else set()
@@ -251,10 +248,7 @@ def named_folders(paths: Sequence[Path]) -> list[Path]:
     """The paths (listed_paths', each there) that name a folder, not a file, in their order: a list of class folders
     is no list of images. Where LISTED_AFTER or more are in one folder, its listing says which of its names are
     folders (no call a row); the others are looked up one by one."""
-    texts = [str(p) for p in paths]
-    by_folder: dict[str, list[int]] = {}
-    for i, text in enumerate(texts):
-        by_folder.setdefault(os.path.dirname(text), []).append(i)
+    texts, by_folder = _by_folder(paths)
     folder = [False] * len(texts)
     for parent, rows in by_folder.items():
         kinds = _kinds(parent) if len(rows) >= LISTED_AFTER else {}
@@ -262,6 +256,15 @@ def named_folders(paths: Sequence[Path]) -> list[Path]:
             name = os.path.basename(texts[i])
             folder[i] = kinds[name] if name in kinds else os.path.isdir(texts[i])
     return [p for p, is_folder in zip(paths, folder) if is_folder]
+
+
+def _by_folder(paths: Sequence[Path]) -> tuple[list[str], dict[str, list[int]]]:
+    """The paths as text, and the rows of each folder that holds them: a folder that holds many is listed once."""
+    texts = [str(p) for p in paths]
+    by_folder: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_folder.setdefault(os.path.dirname(text), []).append(i)
+    return texts, by_folder
 
 
 def _kinds(folder: str) -> dict[str, bool]:
