@@ -850,6 +850,26 @@ def test_pth_tar_is_a_torch_file(tmp_path):
     assert "unknown checkpoint type '.tar'" in _input_error(tmp_path / "a.tar")
 
 
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "resnet"])
+def test_an_arch_field_without_timms_args_is_not_read_as_a_timm_model(tmp_path: Path, arch: str) -> None:
+    """PyTorch's ImageNet example (pytorch/examples imagenet/main.py) saves `epoch`, `arch` (a torchvision model's
+    name), `state_dict` and `best_acc1`; timm's CheckpointSaver without the run's args saves `arch` as the model's class
+    name (`resnet`). Both were read as timm's train.py with args, `arch` as timm:ARCH "from args.yaml", which neither
+    folder holds: without --arch, "timm has no model 'mobilenet_v3_small' (arch from args.yaml)"; with it, the note
+    "the args.yaml says timm:mobilenet_v3_small". Nothing in such a file says which library's model `arch` names."""
+    model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    state = {"module." + k: v for k, v in model.state_dict().items()}  # main.py wraps the model in DataParallel
+    path = tmp_path / "checkpoint.pth.tar"
+    timm_saver = {"version": 2} if arch == "resnet" else {"best_acc1": torch.tensor(41.5)}
+    torch.save({"epoch": 2, "arch": arch, "state_dict": state, "optimizer": {"state": {}}, **timm_saver}, path)
+    line = _input_error(path)
+    assert "holds no architecture" in line and "args.yaml" not in line and "timm" not in line.split("(pass")[0]
+    ckpt = load_checkpoint(path, default_arch="torchvision:mobilenet_v3_small")
+    assert (ckpt.arch, ckpt.arch_source) == ("torchvision:mobilenet_v3_small", "--arch")
+    assert not any("args.yaml" in n or "timm" in n for n in ckpt.notes), ckpt.notes
+    assert _same_outputs(model, ckpt.model, torch.randn(2, 3, 32, 32))
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("form", ["pickled", "torchscript"])
 def test_a_whole_model_in_half_precision_is_measured_in_float32_as_its_state_dict_is(tmp_path: Path, dtype: torch.dtype, form: str) -> None:
