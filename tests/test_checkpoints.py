@@ -511,6 +511,22 @@ def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
     assert ckpt.notes == ["stripped prefix " + " + ".join(repr(p + ".") for p in prefix.rstrip(".").split("."))]
 
 
+@pytest.mark.parametrize("prefix", ["backbone.", "module.encoder."])
+def test_a_wrapper_modules_attribute_holding_the_whole_network_is_stripped(tmp_path, prefix):
+    """A script that trains its network inside a module of its own (`self.backbone = resnet18()`, a Hugging Face
+    Trainer's custom model) saves every key under that attribute. The file was refused, with the right --arch, as
+    "102 missing keys (conv1.weight, ...), 122 unexpected keys (backbone.conv1.weight, ...) (pass the architecture
+    and --arch-kwargs the checkpoint was trained with)", though only the attribute's name stood in the way."""
+    model = _tiny()
+    torch.save({f"{prefix}{k}": v for k, v in model.state_dict().items()}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.num_classes == 3
+    assert ckpt.notes == ["stripped prefix " + " + ".join(repr(p + ".") for p in prefix.rstrip(".").split("."))]
+    other = {f"{prefix}{k}": v for k, v in bn_cnn(num_classes=3, width=3).state_dict().items()}  # another width
+    torch.save(other, tmp_path / "other.pt")
+    assert "shape" in _input_error(tmp_path / "other.pt", default_arch=ARCH, default_arch_kwargs=KWARGS)
+
+
 NET_PY = """
 from torch import nn
 
