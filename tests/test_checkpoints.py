@@ -511,6 +511,22 @@ def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
     assert ckpt.notes == ["stripped prefix " + " + ".join(repr(p + ".") for p in prefix.rstrip(".").split("."))]
 
 
+@pytest.mark.parametrize("prefix", ["backbone.", "module.encoder."])
+def test_a_wrapper_modules_attribute_holding_the_whole_network_is_stripped(tmp_path, prefix):
+    """A script that trains its network inside a module of its own (`self.backbone = resnet18()`, a Hugging Face
+    Trainer's custom model) saves every key under that attribute. The file was refused, with the right --arch, as
+    "102 missing keys (conv1.weight, ...), 122 unexpected keys (backbone.conv1.weight, ...) (pass the architecture
+    and --arch-kwargs the checkpoint was trained with)", though only the attribute's name stood in the way."""
+    model = _tiny()
+    torch.save({f"{prefix}{k}": v for k, v in model.state_dict().items()}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.num_classes == 3
+    assert ckpt.notes == ["stripped prefix " + " + ".join(repr(p + ".") for p in prefix.rstrip(".").split("."))]
+    other = {f"{prefix}{k}": v for k, v in bn_cnn(num_classes=3, width=3).state_dict().items()}  # another width
+    torch.save(other, tmp_path / "other.pt")
+    assert "shape" in _input_error(tmp_path / "other.pt", default_arch=ARCH, default_arch_kwargs=KWARGS)
+
+
 NET_PY = """
 from torch import nn
 
@@ -848,6 +864,26 @@ def test_pth_tar_is_a_torch_file(tmp_path):
     assert _same_outputs(model, load_checkpoint(tmp_path / "last.pth.tar", arch=ARCH, arch_kwargs=KWARGS).model)
     (tmp_path / "a.tar").write_bytes(b"x")
     assert "unknown checkpoint type '.tar'" in _input_error(tmp_path / "a.tar")
+
+
+@pytest.mark.parametrize("arch", ["mobilenet_v3_small", "resnet"])
+def test_an_arch_field_without_timms_args_is_not_read_as_a_timm_model(tmp_path: Path, arch: str) -> None:
+    """PyTorch's ImageNet example (pytorch/examples imagenet/main.py) saves `epoch`, `arch` (a torchvision model's
+    name), `state_dict` and `best_acc1`; timm's CheckpointSaver without the run's args saves `arch` as the model's class
+    name (`resnet`). Both were read as timm's train.py with args, `arch` as timm:ARCH "from args.yaml", which neither
+    folder holds: without --arch, "timm has no model 'mobilenet_v3_small' (arch from args.yaml)"; with it, the note
+    "the args.yaml says timm:mobilenet_v3_small". Nothing in such a file says which library's model `arch` names."""
+    model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    state = {"module." + k: v for k, v in model.state_dict().items()}  # main.py wraps the model in DataParallel
+    path = tmp_path / "checkpoint.pth.tar"
+    timm_saver = {"version": 2} if arch == "resnet" else {"best_acc1": torch.tensor(41.5)}
+    torch.save({"epoch": 2, "arch": arch, "state_dict": state, "optimizer": {"state": {}}, **timm_saver}, path)
+    line = _input_error(path)
+    assert "holds no architecture" in line and "args.yaml" not in line and "timm" not in line.split("(pass")[0]
+    ckpt = load_checkpoint(path, default_arch="torchvision:mobilenet_v3_small")
+    assert (ckpt.arch, ckpt.arch_source) == ("torchvision:mobilenet_v3_small", "--arch")
+    assert not any("args.yaml" in n or "timm" in n for n in ckpt.notes), ckpt.notes
+    assert _same_outputs(model, ckpt.model, torch.randn(2, 3, 32, 32))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

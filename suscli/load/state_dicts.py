@@ -64,7 +64,8 @@ def keep_metadata(state: dict[str, torch.Tensor], source: Mapping[str, Any], pre
 def strip_prefixes(
     state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str, ...] = ()
 ) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
-    """Strip wrapper prefixes, possibly stacked (`module._orig_mod.`), when that brings the keys closer to `wanted`.
+    """Strip wrapper prefixes, possibly stacked (`module._orig_mod.`), when that brings the keys closer to `wanted`;
+    also a first name all keys share (a wrapper module's attribute, `backbone.`).
 
     Keys outside a stripped prefix are dropped (a Lightning module may hold more than its `model.`), which is
     safe only because the model's own strict loading must then accept the result. `extra` adds prefixes a
@@ -80,7 +81,7 @@ def strip_prefixes(
             break
         next_frontier = []
         for candidate, chain in frontier:
-            for prefix in prefixes:
+            for prefix in (*prefixes, *_shared_attribute(candidate, prefixes)):
                 stripped = {k[len(prefix) :]: v for k, v in candidate.items() if k.startswith(prefix)}
                 if not stripped:
                     continue
@@ -91,6 +92,15 @@ def strip_prefixes(
                 next_frontier.append((stripped, (*chain, prefix)))
         frontier = next_frontier
     return best, best_chain
+
+
+def _shared_attribute(state: Mapping[str, torch.Tensor], known: tuple[str, ...]) -> tuple[str, ...]:
+    """The first name of every key, where all share it (a script's wrapper module holding the whole network as
+    `self.backbone`): a prefix like the wrappers', tried only where nothing of the network would be left outside it."""
+    head = next(iter(state), "").partition(".")[0] + "."
+    if head == "." or head in known or not all(k.startswith(head) and len(k) > len(head) for k in state):
+        return ()
+    return (head,)
 
 
 def nested_module(contents: object, ema: bool) -> tuple[str, nn.Module] | None:

@@ -78,6 +78,8 @@ def recognize(path: Path, contents: object) -> Found | None:
         args, source = recorded_args(contents.get("args")), "timm checkpoint"
         if args is None:
             args, source = _args_yaml(path.parent), "args.yaml"
+        if args is None:  # without its args CheckpointSaver's `arch` is the model's class name ('resnet'), and PyTorch's
+            return None  # ImageNet example saves these keys with a torchvision model's name: neither names timm:ARCH
     elif contents and all(isinstance(v, torch.Tensor) for v in contents.values()):  # weights alone (clean_checkpoint.py)
         args, source = _args_yaml(path.parent), "args.yaml"
         if not (args and isinstance(args.get("model"), str) and "opt" in args):  # train.py's --opt: not any run's args.yaml
