@@ -12,6 +12,7 @@ import stat
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -856,6 +857,57 @@ def test_argparse_namespace_is_allowed_by_name_and_nothing_else(tmp_path):
     assert "exec" in line and "--trust-checkpoint" in line
     assert not marker.exists()
     assert argparse.Namespace not in torch.serialization.get_safe_globals()  # allowed for one load, not for the process
+
+
+def test_numpy_scalars_beside_the_weights_are_read_as_numbers(tmp_path):
+    """A script's metrics computed with numpy (`best_acc`, an epoch counted as np.int64) refused the whole file:
+    "it imports numpy._core.multiarray.scalar ... pass --trust-checkpoint". The scalars are rebuilt as Python numbers
+    from their dtype code and bytes, nothing they name is called, and the epoch is read."""
+    model = _tiny()
+    records = {"epoch": np.int64(4), "best_acc": np.float64(0.91), "loss": np.float32(0.25), "is_best": np.bool_(True)}
+    records["big"] = np.array(1.5, dtype=">f8")[()]  # a big-endian float, as another machine writes it
+    torch.save({"state_dict": model.state_dict(), **records}, tmp_path / "np.pt")  # protocol 2: bytes as _codecs.encode
+    ckpt = load_checkpoint(tmp_path / "np.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.meta.get("epoch") == 4
+    contents = safe_read.torch_load(tmp_path / "np.pt", trust=False)
+    assert {k: (contents[k], type(contents[k])) for k in records} == {
+        "epoch": (4, int),
+        "best_acc": (0.91, float),
+        "loss": (0.25, float),
+        "is_best": (True, bool),
+        "big": (1.5, float),
+    }
+
+
+def test_numpy_arrays_and_other_scalars_are_still_refused(tmp_path):
+    """Only plain numeric scalars are rebuilt: an array could be weights read as nothing, and a string or object
+    scalar has no number to read."""
+    weights = _tiny().state_dict()
+    for name, value, imports in [
+        ("arr", np.ones(3), "numpy"),
+        ("text", np.str_("abc"), "numpy.dtype"),
+        ("date", np.datetime64("2026-12-06"), "numpy.dtype"),
+    ]:
+        torch.save({"state_dict": weights, "extra": value}, tmp_path / f"{name}.pt")
+        line = _input_error(tmp_path / f"{name}.pt", arch=ARCH)
+        assert f"it imports {imports}" in line and "--trust-checkpoint" in line, line
+
+
+def test_a_pickle_protocol_weights_only_loading_cannot_read_is_named_not_called_corrupt(tmp_path):
+    """torch.save(..., pickle_protocol=4) writes opcodes torch's weights-only unpickler does not know: the file was
+    called "truncated or corrupt: save or download it again", and --trust-checkpoint did not help."""
+    model = _tiny()
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "p4.pt", pickle_protocol=4)
+    line = _input_error(tmp_path / "p4.pt", arch=ARCH)
+    assert "pickled with protocol 4" in line and "corrupt" not in line and "--trust-checkpoint" in line, line
+    ckpt = load_checkpoint(tmp_path / "p4.pt", arch=ARCH, arch_kwargs=KWARGS, trust=True)
+    assert _same_outputs(model, ckpt.model)
+    marker = tmp_path / "pwned"
+    torch.save({"state_dict": model.state_dict(), "x": _Payload(marker)}, tmp_path / "evil4.pt", pickle_protocol=4)
+    line = _input_error(tmp_path / "evil4.pt", arch=ARCH)
+    assert "it imports builtins.exec" in line and not marker.exists(), line
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "p4.pt").read_bytes()[:200])
+    assert "corrupt" in _input_error(tmp_path / "cut.pt", arch=ARCH)
 
 
 def test_pth_tar_is_a_torch_file(tmp_path):

@@ -4,9 +4,10 @@ The Runner (mmpretrain, mmdet, mmseg and the rest of OpenMMLab) saves `meta`, `s
 `param_schedulers` and `message_hub`, whose logged scalars are HistoryBuffer objects: numpy arrays, and the buffer's
 statistics methods pickled as `getattr(HistoryBuffer, "mean")`. Weights-only loading refuses all three, so every such
 file was refused. suscli needs nothing of the hub. For a file that imports HistoryBuffer, those globals are allowed
-for one load as the inert stand-ins here (neither mmengine nor numpy is imported or run; `getattr` answers only for
-the HistoryBuffer stand-in, with the name it was asked), the hub is dropped, and a stand-in anywhere else in the file
-(a numpy array among the weights or the records) refuses the file as before.
+for one load as the inert stand-ins here (mmengine is not imported, no numpy array is built; `getattr` answers only
+for the HistoryBuffer stand-in, with the name it was asked; the hub's numpy scalars are numbers,
+suscli.load.numpy_scalars), the hub is dropped, and a stand-in anywhere else in the file (a numpy array among the
+weights or the records) refuses the file as before.
 """
 
 from __future__ import annotations
@@ -39,23 +40,9 @@ class _Array(_Inert):
     pass
 
 
-class _DType(_Inert):
-    pass
-
-
 def _reconstruct(*_: object) -> _Array:
     """numpy's ndarray rebuilder: an inert array (its data, set by BUILD, is ignored)."""
     return _Array()
-
-
-def _scalar(*_: object) -> _Array:
-    """numpy's scalar rebuilder (a logged float64)."""
-    return _Array()
-
-
-def _encode(*_: object) -> bytes:
-    """_codecs.encode, as protocol 2 spells the raw bytes of a numpy array: nothing of them is needed."""
-    return b""
 
 
 def _getattr(obj: object, name: object, *_: object) -> str:
@@ -71,20 +58,11 @@ def _getattr(obj: object, name: object, *_: object) -> str:
 SAFE_GLOBALS: list[tuple[Any, str]] = [
     (HistoryBuffer, HISTORY_BUFFER),
     (_getattr, "builtins.getattr"),
-    (_encode, "_codecs.encode"),
     (_Array, "numpy.ndarray"),
-    (_DType, "numpy.dtype"),
     (_reconstruct, "numpy._core.multiarray._reconstruct"),
     (_reconstruct, "numpy.core.multiarray._reconstruct"),
-    (_scalar, "numpy._core.multiarray.scalar"),
-    (_scalar, "numpy.core.multiarray.scalar"),
 ]
-_NAMES: dict[type, str] = {HistoryBuffer: HISTORY_BUFFER, _Array: "numpy.ndarray", _DType: "numpy.dtype"}
-
-
-def allowed() -> Any:
-    """The stand-ins allowed to torch.load(weights_only=True) for one load."""
-    return torch.serialization.safe_globals(SAFE_GLOBALS)
+_NAMES: dict[type, str] = {HistoryBuffer: HISTORY_BUFFER, _Array: "numpy.ndarray"}
 
 
 def without_hub(contents: object) -> tuple[object, str | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import collections
+import pickle
 import pickletools
 import re
 import zipfile
@@ -59,6 +60,27 @@ def imported(path: Path) -> Iterator[str]:
         return
 
 
+def pickle_protocol(path: Path) -> int | None:
+    """The protocol of a torch file's pickle (a zip archive's data.pkl, else the file's first pickle): PROTO's
+    argument; None where the pickle has none (protocols 0 and 1) or cannot be read."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+            if name is None:
+                return None
+            with archive.open(name) as stream:
+                head = stream.read(2)
+    except (zipfile.BadZipFile, EOFError, ValueError):  # not a zip archive: a legacy torch file or a bare pickle
+        try:
+            with open(path, "rb") as f:
+                head = f.read(2)
+        except OSError:
+            return None
+    except OSError:
+        return None
+    return head[1] if len(head) == 2 and head[0] == pickle.PROTO[0] else None
+
+
 def python3_name(name: str) -> str:
     """A global as Python 3 spells it: protocol 0-2 pickles store some under Python 2 names (subprocess.call is
     written commands.call), os functions under the platform's module (posix.system), and torch's message drops
@@ -104,9 +126,8 @@ def _allowed():
         names = set(_get_allowed_globals())
     except Exception:  # another torch: fall back on what a state dict holds
         names = set()
-    for g in torch.serialization.get_safe_globals():
-        g = g[0] if isinstance(g, tuple) else g
-        names.add(f"{getattr(g, '__module__', '')}.{getattr(g, '__qualname__', '')}")
+    for g in torch.serialization.get_safe_globals():  # (stand-in, name) is allowed by that name, not the stand-in's
+        names.add(g[1] if isinstance(g, tuple) else f"{getattr(g, '__module__', '')}.{getattr(g, '__qualname__', '')}")
     if names:
         return lambda name: name in names
     return lambda name: name.startswith(("torch._utils.", "torch.serialization.")) or name == "collections.OrderedDict"

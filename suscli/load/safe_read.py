@@ -26,9 +26,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from suscli.errors import InputError, first_line
-from suscli.load import configs, message_hub
+from suscli.load import configs, message_hub, numpy_scalars
 from suscli.load.exported import ExportedModel
-from suscli.load.pickles import refused_callable
+from suscli.load.pickles import pickle_protocol, refused_callable
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".th", ".bin", ".ckpt", ".pt2", ".pth.tar")  # .pth.tar: timm's train.py
 # Plain-data classes that training tools save beside the weights (timm's and torchvision's `args`), allowed to the
@@ -171,10 +171,12 @@ def _export_guard(trust: bool) -> Iterator[None]:
 
 
 def _plain_data(extra: list[tuple[Any, str]] | None = None) -> contextlib.AbstractContextManager:
-    """PLAIN_DATA_GLOBALS, OmegaConf's containers as inert stand-ins (suscli.load.configs) and any `extra`, allowed to
-    torch.load(weights_only=True) for one load (torch >= 2.5; before, refused)."""
+    """PLAIN_DATA_GLOBALS, OmegaConf's containers as inert stand-ins (suscli.load.configs), numpy scalars as numbers
+    (suscli.load.numpy_scalars) and any `extra`, allowed to torch.load(weights_only=True) for one load (torch >= 2.5;
+    before, refused)."""
     allow = getattr(torch.serialization, "safe_globals", None)
-    return allow([*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS, *(extra or [])]) if allow else contextlib.nullcontext()
+    allowed = [*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS, *numpy_scalars.SAFE_GLOBALS, *(extra or [])]
+    return allow(allowed) if allow else contextlib.nullcontext()
 
 
 def torch_load(path: Path, trust: bool) -> object:
@@ -198,9 +200,16 @@ def torch_load(path: Path, trust: bool) -> object:
             else:
                 if refused is None:
                     return contents
-        if refused is None:
+        protocol = pickle_protocol(path) if refused is None else None
+        if refused is None and not (protocol is not None and protocol > 2 and "Unsupported operand" in str(e)):
             raise _unreadable_torch(path, e) from e
         if not trust:
+            if refused is None:  # torch.save(..., pickle_protocol=4): its opcodes, not a global, stopped the load
+                raise InputError(
+                    f"{path}: is pickled with protocol {protocol}, whose opcodes weights-only loading cannot read "
+                    "(torch.save writes protocol 2 unless told otherwise); refused, nothing in the file was run",
+                    fix=f"re-save it with torch.save's default protocol; {_TRUST_FIX}",
+                ) from e
             raise InputError(_refusal(path, "", refused), fix=_TRUST_FIX) from e
     except Exception as e:  # corrupt bytes: see the note on readers at the top
         raise _unreadable_torch(path, e) from e
