@@ -799,3 +799,18 @@ def test_score_names_a_checkpoint_as_rank_names_it_in_every_view(image_folder: P
     broken.write_bytes(b"not a checkpoint")
     res = invoke("score", broken, "-d", image_folder, "-f", "json")
     assert res.exit_code == 3 and json.loads(res.stdout)["results"][0]["name"] == "broken", res.output
+
+
+def test_output_dash_is_stdout_and_a_dash_for_another_report_is_refused(
+    ckpt: Path, image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o -` is stdout, as `-` is to most tools that take an output file: it wrote a file named `-` in the working
+    directory, so `suscli score ... -f json -o - | jq` read nothing. `--html -` (or --junit, --plot) cannot share
+    stdout with the report: refused before measuring, where it too wrote a file named `-`."""
+    monkeypatch.chdir(tmp_path)
+    res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", "-")
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["name"] == "m", res.output
+    assert "written" not in res.stderr and not (tmp_path / "-").exists()
+    for option in ("--html", "--junit"):
+        one_error_line(invoke("score", ckpt, "-d", image_folder, option, "-"), 2, f"{option} -", "stdout")
+        assert not (tmp_path / "-").exists()
