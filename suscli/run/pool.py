@@ -18,7 +18,7 @@ from typing import Any
 from suscli.load.checkpoints import read_metadata
 from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, is_onnx, refusal
 from suscli.load.state_dicts import few
-from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix
+from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix, nameable
 from suscli.errors import InputError
 from suscli.load.sources import checkpoint_folder, recorded_epoch
 
@@ -276,7 +276,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     or every checkpoint with all_checkpoints), or of a manifest file. `say` hears of the subfolders left out for holding
     no checkpoint, and of the ONNX models left out: a run whose model was never saved, or saved in a form suscli does
     not read, is otherwise missing from the table without a word."""
-    pool = Path(pool)
+    pool = nameable(Path(pool))
     if not pool.exists():
         raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
     if pool.is_file():
