@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -814,3 +817,22 @@ def test_output_dash_is_stdout_and_a_dash_for_another_report_is_refused(
     for option in ("--html", "--junit"):
         one_error_line(invoke("score", ckpt, "-d", image_folder, option, "-"), 2, f"{option} -", "stdout")
         assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_report_to_a_device_or_pipe_is_written_into_it_not_over_it(ckpt: Path, image_folder: Path, tmp_path: Path) -> None:
+    """`-o /dev/null` (a CI job that keeps only --junit) and a named pipe: the report was written to a temporary file
+    renamed over the path, which as root replaced /dev/null itself with a regular file, and otherwise failed on
+    "the folder /dev cannot be written" (exit 3). A path that is neither a file nor a folder is now written into."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", pipe, "--junit", tmp_path / "j.xml")
+    reader.join(timeout=20)
+    assert res.exit_code == 0 and json.loads(read[0])["results"][0]["name"] == "m", res.output
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and (tmp_path / "j.xml").is_file()
+    assert not list(tmp_path.glob(".pipe.*"))
+    res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", os.devnull)
+    assert res.exit_code == 0 and not Path(os.devnull).is_file(), res.output
