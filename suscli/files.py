@@ -8,6 +8,7 @@ import errno
 import importlib
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -68,7 +69,14 @@ def replacing(path: Path, binary: bool = False) -> Iterator[IO]:
     removes it and leaves `path` as it was. Every report, plot and cache entry suscli writes goes through here.
 
     The temporary file stays locked until it is renamed, so that a later writer can tell one that a SIGKILL left
-    behind (removed first, remove_stale) from one a live run is writing."""
+    behind (removed first, remove_stale) from one a live run is writing.
+
+    A device or a named pipe (`-o /dev/null`, `/dev/stdout`) is written into: renamed over, /dev/null itself became a
+    regular file where the run had the rights (root, as in most CI containers)."""
+    if is_stream(path):
+        with _fdopen(os.open(path, os.O_WRONLY), binary) as f:
+            yield f
+        return
     remove_stale(path.parent, re.escape(path.name))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -203,9 +211,12 @@ def file_version(path: str | Path) -> tuple[int, int, int, int] | None:
 
 def require_folder(path: Path, what: str, option: str) -> None:
     """Refuse a path that is a folder, or whose folder does not exist (a typo in it is not created silently) or cannot
-    be written. Checked before a run as well, so that an hour of measuring does not end in this error."""
+    be written. Checked before a run as well, so that an hour of measuring does not end in this error. A device or
+    a pipe is written into, not replaced (replacing): its folder (/dev) need not be writable."""
     if path.is_dir():
         raise InputError(f"cannot write {what}{path}: it is a folder", fix=f"name a file in it for {option}")
+    if is_stream(path):
+        return
     if not path.parent.is_dir():
         raise InputError(
             f"cannot write {what}{path}: the folder {path.parent} does not exist",
@@ -213,6 +224,15 @@ def require_folder(path: Path, what: str, option: str) -> None:
         )
     if not writable(path.parent):
         raise InputError(f"cannot write {what}{path}: the folder {path.parent} cannot be written", fix=f"choose another path for {option}")
+
+
+def is_stream(path: Path) -> bool:
+    """Whether `path` (its link followed) is there and neither a file nor a folder: a device, a named pipe, a socket."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def writable(folder: Path) -> bool:

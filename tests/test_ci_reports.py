@@ -143,9 +143,9 @@ def test_score_and_track_write_the_html_and_junit_reports_beside_the_table(tmp_p
         *("score", ckpt, "-d", image_folder, "--batches", "1", "--batch-size", "8", "--max-susceptibility", "-1"),
         *("--junit", tmp_path / "s.xml", "--html", tmp_path / "s.html"),
     )
-    assert res.exit_code == 1 and "m0.safetensors" in res.stdout, res.output  # the table, on stdout
+    assert res.exit_code == 1 and "│ m0 " in res.stdout, res.output  # the table, on stdout
     case = next(iter(next(iter(JUnitXml.fromfile(str(tmp_path / "s.xml"))))))
-    assert case.name == "m0.safetensors" and case.is_failure and "> --max-susceptibility -1" in case.result[0].message
+    assert case.name == "m0" and case.is_failure and "> --max-susceptibility -1" in case.result[0].message
     assert "<!doctype html>" in (tmp_path / "s.html").read_text().lower() and "junit report written to" in res.stderr
     for i, f in enumerate(sorted(pool.glob("*.safetensors"))):
         f.rename(pool / f"epoch={i}.safetensors")
@@ -420,14 +420,14 @@ def test_score_of_a_checkpoint_that_cannot_be_scored_writes_its_error_to_every_r
     error = line.removeprefix("error: ")
     suite = next(iter(JUnitXml.fromfile(str(out["junit"]))))
     (case,) = list(suite)
-    assert (suite.tests, suite.errors, suite.failures) == (1, 1, 0) and case.name == "m0.safetensors"
+    assert (suite.tests, suite.errors, suite.failures) == (1, 1, 0) and case.name == "m0"
     assert case.result[0].message == error and case.result[0].type == "load"
     doc = json.loads(out["json"].read_text())
     assert [(r["status"], r["error"]) for r in doc["results"]] == [("error", error)] and doc["gate"]["passed"] is False
     page = Collect()
     page.feed(out["html"].read_text(encoding="utf-8"))
     assert error in " ".join(page.text.split())
-    assert "m0.safetensors" in out["summary"].read_text() and "could not be scored" in out["summary"].read_text()
+    assert "| m0 |" in out["summary"].read_text() and "could not be scored" in out["summary"].read_text()
 
 
 def test_score_writes_no_report_where_the_images_cannot_be_read(tmp_path: Path) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -76,7 +79,7 @@ def test_a_batch_capped_by_few_images_says_why_the_row_has_no_verdict(ckpt: Path
 def test_other_formats(ckpt: Path, image_folder: Path, fmt: str) -> None:
     res = invoke("score", ckpt, "-d", image_folder, "-f", fmt)
     assert res.exit_code == 0, res.output
-    assert "m.safetensors" in res.stdout
+    assert {"csv": "\nm,", "markdown": "| m |", "table": "│ m "}[fmt] in res.stdout, res.stdout
     if fmt == "csv":
         assert res.stdout.splitlines()[0].startswith("name,path,status,error,arch")
 
@@ -90,7 +93,7 @@ def test_output_file_is_written_and_stdout_stays_empty(ckpt: Path, image_folder:
     out.parent.mkdir()
     res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", out)
     assert res.exit_code == 0 and res.stdout == ""
-    assert json.loads(out.read_text())["results"][0]["name"] == "m.safetensors"
+    assert json.loads(out.read_text())["results"][0]["name"] == "m"
     assert not list(out.parent.glob(".*.tmp"))
 
 
@@ -109,7 +112,7 @@ def test_gates(ckpt: Path, image_folder: Path, train_folder: Path, tmp_path: Pat
     assert failed.exit_code == 1 and "gate failed: susceptibility" in failed.stderr
     assert json.loads(failed.stdout)["gate"]["passed"] is False  # the report is still written
     text = summary.read_text()  # GitHub's step summary, as rank and track write it: the table, the verdict, the gate
-    assert "| m.safetensors |" in text and text.rstrip().splitlines()[-1].startswith("gate failed: susceptibility"), text
+    assert "| m |" in text and text.rstrip().splitlines()[-1].startswith("gate failed: susceptibility"), text
     assert all(line in text for line in failed.stderr.splitlines() if line.startswith("verdict:"))
     assert invoke(*base, "--min-train-acc", "1.0").exit_code in (0, 1)
     assert invoke("score", ckpt, "-d", image_folder, "--min-train-acc", "0.5").exit_code == 2  # needs --train-data
@@ -778,3 +781,58 @@ def test_rank_still_predicts_every_model_and_keeps_the_predictions(
     assert predicted == [24, 24, 24]
     stored = [json.loads(line)["result"] for line in (pool / "suscli-results.jsonl").read_text().splitlines()]
     assert len(stored) == 3 and all(r["details"]["predictions"]["n"] == 24 for r in stored)
+
+
+def test_score_names_a_checkpoint_as_rank_names_it_in_every_view(image_folder: Path, tmp_path: Path) -> None:
+    """One checkpoint has one name: `score m.safetensors` called it `m.safetensors` where `rank` called the same file
+    `m`, so the score's row and JUnit testcase matched none of the pool's by name."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    suscli.save(tiny_cnn(), pool / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)
+    torch.save(tiny_cnn().state_dict(), pool / "timm-style.pth.tar")  # a suffix of two dots
+    arch = ("--arch", ARCH, "--image-size", "8")
+    ranked = {r["path"]: r["name"] for r in cli_json("rank", pool, "-d", image_folder, *arch, "--results", tmp_path / "r.jsonl")["results"]}
+    assert sorted(ranked.values()) == ["m", "timm-style"]
+    for path, name in ranked.items():
+        assert cli_json("score", path, "-d", image_folder, *arch)["results"][0]["name"] == name
+        for fmt, shown in (("csv", f"\n{name},"), ("markdown", f"| {name} |"), ("table", f"│ {name} "), ("junit", f'name="{name}"')):
+            res = invoke("score", path, "-d", image_folder, *arch, "-f", fmt)
+            assert res.exit_code == 0 and shown in res.stdout, res.stdout
+    broken = pool / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    res = invoke("score", broken, "-d", image_folder, "-f", "json")
+    assert res.exit_code == 3 and json.loads(res.stdout)["results"][0]["name"] == "broken", res.output
+
+
+def test_output_dash_is_stdout_and_a_dash_for_another_report_is_refused(
+    ckpt: Path, image_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o -` is stdout, as `-` is to most tools that take an output file: it wrote a file named `-` in the working
+    directory, so `suscli score ... -f json -o - | jq` read nothing. `--html -` (or --junit, --plot) cannot share
+    stdout with the report: refused before measuring, where it too wrote a file named `-`."""
+    monkeypatch.chdir(tmp_path)
+    res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", "-")
+    assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["name"] == "m", res.output
+    assert "written" not in res.stderr and not (tmp_path / "-").exists()
+    for option in ("--html", "--junit"):
+        one_error_line(invoke("score", ckpt, "-d", image_folder, option, "-"), 2, f"{option} -", "stdout")
+        assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_report_to_a_device_or_pipe_is_written_into_it_not_over_it(ckpt: Path, image_folder: Path, tmp_path: Path) -> None:
+    """`-o /dev/null` (a CI job that keeps only --junit) and a named pipe: the report was written to a temporary file
+    renamed over the path, which as root replaced /dev/null itself with a regular file, and otherwise failed on
+    "the folder /dev cannot be written" (exit 3). A path that is neither a file nor a folder is now written into."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", pipe, "--junit", tmp_path / "j.xml")
+    reader.join(timeout=20)
+    assert res.exit_code == 0 and json.loads(read[0])["results"][0]["name"] == "m", res.output
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and (tmp_path / "j.xml").is_file()
+    assert not list(tmp_path.glob(".pipe.*"))
+    res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", os.devnull)
+    assert res.exit_code == 0 and not Path(os.devnull).is_file(), res.output

@@ -451,3 +451,12 @@ def test_a_preprocessor_file_naming_no_class_is_read_as_the_class_of_its_models_
         ]
     else:  # a list is [height, width] whatever the class
         assert (found.meta["image_size"], found.meta.get("resize"), found.notes) == (32, "stretch", [])
+
+
+def test_a_model_folder_given_as_dot_is_named_by_its_folder(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`suscli score .` inside a save_pretrained folder (or `rank .`) named the model "" in every report: the name of
+    the path `.`, an empty table cell and JUnit testcase."""
+    monkeypatch.chdir(root / "saved")
+    unlabeled = root / "unlabeled"
+    assert cli_json("score", ".", "-d", unlabeled)["results"][0]["name"] == "saved"
+    assert [r["name"] for r in cli_json("rank", ".", "-d", unlabeled, "--results", root / "dot.jsonl")["results"]] == ["saved"]

@@ -19,16 +19,23 @@ from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_report, render, suspects_csv, to_table
 
 
+# `-o -`: the report on stdout, as `-` names stdout to most tools that take an output file (it wrote a file named `-`)
+STDOUT = Path("-")
+
+
 def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None, inputs: Sequence[Path | None] = ()) -> None:
     """Each (path, what, option) given has a folder to be written in, and a file of its own: two outputs on one path
     would leave only the one written last, each said to be written, an output on the results file would replace
     every result it holds, and one on an input file (the checkpoint, a label file) the input itself. One file is
-    one under every name that reaches it (files.same_file), on a case-insensitive file system too."""
+    one under every name that reaches it (files.same_file), on a case-insensitive file system too. `-` is stdout,
+    which only --output may name: stdout carries the report, and a second output there would corrupt it."""
     taken: list[tuple[Path, str]] = [] if results is None else [(results, f"the results file {printable(results)}")]
     taken += [(given, f"the input {printable(given)}") for given in inputs if given is not None and given.is_file()]
     for path, what, option in outputs:
-        if path is None:
+        if path is None or (path == STDOUT and option == "--output"):
             continue
+        if path == STDOUT:
+            raise UsageError(f"{option} -: stdout carries the report (-o -)", fix=f"give {option} a file")
         require_folder(path, what, option)
         other = next((name for seen, name in taken if same_file(path, seen)), None)
         if other is not None:
@@ -45,12 +52,12 @@ def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = Fal
     error line at once and returned, not raised, so that the command still writes --junit, --html, the plot, the
     suspects and the step summary, says its closing lines and gates, and only then exits with it (exit_code): a CI
     job whose log could not be written kept none of them."""
-    if output is None and fmt == Format.table and sys.stdout.isatty():
+    if output in (None, STDOUT) and fmt == Format.table and sys.stdout.isatty():
         console = Console()
         console.print(to_table(report.rows, report.title, console.width, leave_out=True))
         return ExitCode.OK
     text = render(report, fmt, per_image)
-    if output is not None:
+    if output is not None and output != STDOUT:
         write_atomic(output, text)
         say(f"report written to {output}")
         return ExitCode.OK

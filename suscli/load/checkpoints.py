@@ -35,7 +35,7 @@ from suscli.load import averages, foreign, sources
 from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes
 from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
-from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, read, safetensors_header, torch_load
+from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, nameable, read, safetensors_header, torch_load
 from suscli.load.sources import Folder
 from suscli.load.state_dicts import EMA_KEYS, few, find_state_dict, keep_metadata, nested_module, shape, strip_prefixes
 
@@ -171,7 +171,7 @@ def load_checkpoint(
     `ema_model.`, torch_ema's and diffusers' averages, an EMA helper's `shadow`, a LightningModule's own copy, the
     average of Lightning's WeightAveraging or StochasticWeightAveraging).
     """
-    path = Path(path)
+    path = nameable(Path(path))
     folder = sources.checkpoint_folder(path) if path.is_dir() else None
     _check_path(path, folder)
     stored = _stored_fields(path)

@@ -57,6 +57,21 @@ def checkpoint_suffix(path: str | Path) -> str | None:
     return next((s for s in sorted(CHECKPOINT_SUFFIXES, key=len, reverse=True) if name.endswith(s)), None)
 
 
+def nameable(path: Path) -> Path:
+    """`path` with a name of its own: `.` or `..` (a model folder scored from inside it, `suscli score .`) as the
+    folder it is, whose name has no other use (it named the model "", and a sidecar's path from it raised)."""
+    return Path(os.path.abspath(path)) if path.name in ("", "..") else path
+
+
+def checkpoint_stem(path: str | Path) -> str:
+    """The name of a checkpoint's model in every report of score and rank: its file name without the checkpoint
+    suffix (`checkpoint-3.pth.tar` -> `checkpoint-3`), a folder's name as it is. A pool names a file so unless
+    another of its entries has that name (`m.pt` beside `m.safetensors`), and then by its whole file name."""
+    path = nameable(Path(path))
+    suffix = checkpoint_suffix(path)
+    return path.name[: -len(suffix)] if suffix and not path.is_dir() else path.name
+
+
 def safetensors_header(path: Path) -> dict[str, str]:
     """A safetensors file's metadata, read without any tensor; safetensors checks that the header covers the file."""
     try:

@@ -20,6 +20,7 @@ from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, ga
 from suscli.measure.predictions import Predictions, predict
 from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean
+from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
@@ -728,7 +729,7 @@ def scored_row(
         notes.append(_capped(sus.batch_size, settings.susceptibility))
     notes += _class_count_notes(checkpoint.num_classes, sus.num_classes)
     return Result(
-        name=name or checkpoint.path.name,
+        name=name or checkpoint_stem(checkpoint.path),
         path=str(checkpoint.path),
         arch=checkpoint.arch,
         epoch=checkpoint.meta.get("epoch"),
@@ -823,4 +824,4 @@ def _channels_last(transform: Callable[[torch.Tensor], torch.Tensor]) -> Callabl
 
 def failed(path: str | Path, error: SuscliError, name: str | None = None) -> Result:
     """The row of a model that could not be scored: it stays in every report, with its reason."""
-    return Result(name=name or Path(path).name, path=str(path), status="error", error=error.line())
+    return Result(name=name or checkpoint_stem(path), path=str(path), status="error", error=error.line())

@@ -18,7 +18,7 @@ from typing import Any
 from suscli.load.checkpoints import read_metadata
 from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, is_onnx, refusal
 from suscli.load.state_dicts import few
-from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_suffix
+from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix, nameable
 from suscli.errors import InputError
 from suscli.load.sources import checkpoint_folder, recorded_epoch
 
@@ -75,7 +75,7 @@ class PoolEntry:
 
 def epoch_from_name(path: str | Path) -> int | None:
     """Epoch number in a checkpoint's file name, by the naming schemes training scripts use; None if absent."""
-    stem = _VERSION.sub("", _stem(Path(path)))  # model_12-v1: the 12, not the version
+    stem = _VERSION.sub("", checkpoint_stem(Path(path)))  # model_12-v1: the 12, not the version
     for pattern in _EPOCH_PATTERNS:
         if m := pattern.search(stem):
             return int(m.group(1))
@@ -91,7 +91,7 @@ def save_step(path: Path) -> int | None:
     named = _numbered_as(path)
     if epoch_from_name(named) is not None:
         return None
-    stem = _VERSION.sub("", _stem(named))
+    stem = _VERSION.sub("", checkpoint_stem(named))
     m = _STEP.search(stem) or _DETECTRON2_STEP.match(stem)
     return int(m.group(1)) if m else None
 
@@ -99,7 +99,7 @@ def save_step(path: Path) -> int | None:
 def alias_copy(path: Path) -> bool:
     """Whether a file's name calls it another epoch's copy (last.safetensors, resnet50_best.pt) and gives no epoch of
     its own: an epoch saved with it (suscli.save(..., epoch=N)) is that other epoch's, which its own file holds."""
-    stem = _VERSION.sub("", _stem(path))
+    stem = _VERSION.sub("", checkpoint_stem(path))
     return path.is_file() and _ALIAS.search(stem) is not None and epoch_from_name(path) is None
 
 
@@ -108,7 +108,7 @@ def name_version(path: Path) -> tuple[Path, tuple[int, int]]:
     `version_K` folder, where ModelCheckpoint saves by default and a resumed run's logger opens the next one, and
     the `-vN` suffix it adds to a name that exists (a run resumed into the same dirpath).
     `version_1/checkpoints/epoch=3-step=100-v2.ckpt` is version (1, 2) of `version_*/checkpoints/epoch=3-step=100.ckpt`."""
-    stem = _stem(path)
+    stem = checkpoint_stem(path)
     m = _VERSION.search(stem)
     suffix = 0 if m is None else int(m.group(1))
     base = path if m is None else path.with_name(stem[: m.start()] + path.name[len(stem) :])
@@ -119,12 +119,6 @@ def name_version(path: Path) -> tuple[Path, tuple[int, int]]:
     version = int(parts[folder].removeprefix("version_"))
     parts[folder] = "version_*"
     return Path(*parts), (version, suffix)
-
-
-def _stem(path: Path) -> str:
-    """The name without its checkpoint suffix (`checkpoint-3.pth.tar` -> `checkpoint-3`)."""
-    suffix = checkpoint_suffix(path)
-    return path.name[: -len(suffix)] if suffix and not path.is_dir() else path.name
 
 
 def checkpoint_epoch(path: Path) -> int | None:
@@ -182,7 +176,7 @@ def _order(path: Path) -> tuple[float, bool, bool]:
     own = checkpoint_epoch(path)
     epoch = own if own is not None or not path.is_file() else recorded_epoch(path)
     step = save_step(path) if epoch is None else None
-    if epoch is None and step is None and _stem(path) == _DETECTRON2_FINAL:
+    if epoch is None and step is None and checkpoint_stem(path) == _DETECTRON2_FINAL:
         return float("inf"), False, False
     number = epoch if epoch is not None else step
     return (-1 if number is None else number), own is not None, step is not None
@@ -282,7 +276,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     or every checkpoint with all_checkpoints), or of a manifest file. `say` hears of the subfolders left out for holding
     no checkpoint, and of the ONNX models left out: a run whose model was never saved, or saved in a form suscli does
     not read, is otherwise missing from the table without a word."""
-    pool = Path(pool)
+    pool = nameable(Path(pool))
     if not pool.exists():
         raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
     if pool.is_file():
@@ -302,12 +296,12 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     files = [c for c in children if own is None and not c.is_dir() and is_checkpoint(c)]
     exports = [c.name for c in children if own is None and not c.name.startswith(".") and is_onnx(c)]
     # a run folder is named as it is, a file by its stem
-    stems = [_stem(c) for c in files] + [c.name for c in children if c.is_dir()]
+    stems = [checkpoint_stem(c) for c in files] + [c.name for c in children if c.is_dir()]
     for child in children:
         if child.name.startswith("."):
             continue
         if child in files:  # by its full name where a file or a run shares its stem (m.pt and m.safetensors, m.pt and m/)
-            name = _stem(child) if stems.count(_stem(child)) == 1 else child.name
+            name = checkpoint_stem(child) if stems.count(checkpoint_stem(child)) == 1 else child.name
             entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
         elif child.is_dir():
             runs = _checkpoints_under(child) or _refused_under(child)
