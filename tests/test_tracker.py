@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from typer.testing import CliRunner
 
 from suscli.cli import app
@@ -648,3 +649,42 @@ def test_a_tensor_learning_rate_comes_back_as_the_same_tensor() -> None:
     SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG).measure(model, 1, optimizer=opt)
     lr.fill_(0.005)  # the loop's schedule
     assert opt.param_groups[0]["lr"] is lr and torch.equal(opt.param_groups[0]["lr"], torch.tensor(0.005))
+
+
+def test_the_optimizers_hooks_do_not_run_on_the_measurements_step() -> None:
+    """The measurement stepped `optimizer.step()` itself, so every hook on it ran on the random-label step: an EMA
+    updated by `register_step_post_hook` took the stepped weights three times (every EMA tensor changed, and stayed
+    changed), a global hook counted three training steps, and a scheduler read the step as the loop's own, hiding its
+    warning that the loop calls it before the optimizer. The optimizer's own step runs now, without its hooks; r is
+    the same."""
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    inputs = torch.randn(40, 3, 8, 8)
+    without_hooks = SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1, optimizer=opt).r
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    before = {k: v.clone() for k, v in ema.items()}
+    calls = {"pre": 0, "post": 0, "global": 0}
+
+    def post(optimizer, args, kwargs):
+        calls["post"] += 1
+        for k, v in model.state_dict().items():
+            if v.is_floating_point():
+                ema[k].mul_(0.9).add_(v, alpha=0.1)
+
+    handles = [
+        opt.register_step_pre_hook(lambda o, a, k: calls.__setitem__("pre", calls["pre"] + 1)),
+        opt.register_step_post_hook(post),
+        register_optimizer_step_post_hook(lambda o, a, k: calls.__setitem__("global", calls["global"] + 1)),
+    ]
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, 1)
+    try:
+        r = SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1, optimizer=opt).r
+    finally:
+        for h in handles:
+            h.remove()
+    assert calls == {"pre": 0, "post": 0, "global": 0}
+    assert all(torch.equal(ema[k], before[k]) for k in ema)
+    assert r == without_hooks
+    with pytest.warns(UserWarning, match=r"lr_scheduler.step\(\)` before `optimizer.step\(\)"):
+        scheduler.step()  # the loop's mistake is still said

@@ -637,8 +637,8 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
     The state is put back in place (optimizer_state, put_back), not by `load_state_dict`, which casts every state
     tensor to its parameter's dtype: the float32 moments an optimizer keeps for bfloat16 weights (AnyPrecisionAdamW)
     came back rounded to bfloat16. Every optimized parameter's `.grad` is set aside for the step (so that only the
-    random-label gradients move anything) and put back afterwards. Hooks registered on the optimizer run as for any
-    step.
+    random-label gradients move anything) and put back afterwards. The optimizer's own step runs, without the hooks
+    on it or on every optimizer (_own_step).
     """
     saved = optimizer_state(optimizer)
 
@@ -650,13 +650,24 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
                 p.grad = None
             for p, g in zip(params, grads):
                 p.grad = g
-            optimizer.step()
+            _own_step(optimizer)
         finally:
             for p, g in held:
                 p.grad = g
             put_back(optimizer, saved)
 
     return step
+
+
+def _own_step(optimizer: torch.optim.Optimizer) -> None:
+    """`optimizer.step()` without what torch and the loop wrapped around it: the hooks on this optimizer and on all
+    (an EMA updated by `register_step_post_hook` took the random-label weights, and kept them), and a scheduler's
+    mark that the loop stepped (which hid its warning of a scheduler stepped first). torch wraps each optimizer
+    class's step once to run the hooks (its `__wrapped__`); a scheduler wraps the instance's."""
+    step = type(optimizer).step
+    if getattr(step, "hooked", False):
+        step = step.__wrapped__
+    step(optimizer)
 
 
 Kept = dict[str, tuple[object, object]]  # each value's object, and a copy of its value
