@@ -477,3 +477,16 @@ def test_fail_on_memorized_does_not_pass_over_a_model_that_could_not_be_scored(
     res, doc = rank_json(pool, image_folder, train_folder, "--candidate", candidate)
     assert res.exit_code == 3 and doc["gate"]["passed"] is True
 
+
+def test_score_and_track_junit_carry_each_verdict_and_its_reason() -> None:
+    """The table, the step summary and the HTML report give score's verdict and its reason (track's per epoch); the
+    JUnit testcase's system-out gave the numbers alone ("training accuracy 100.0%; susceptibility 0.7913 ± 0.0386"),
+    so a CI log read through its test reporter lost the verdict, which rank's testcases carry beside their region."""
+    why = "susceptibility 0.791 > 0.44 (fixed cut at the default step) and it fits its labels"
+    row = Result("m", "p/m.safetensors", susceptibility=0.7913, train_acc=1.0, verdict="susceptible", verdict_why=why)
+    for run, title in (({}, "suscli score"), ({"run": "p", "rule": "train-acc: keep ..."}, "suscli track")):
+        out = ET.fromstring(to_junit([row], run, title)).find(".//testcase[@name='m']/system-out")
+        assert out is not None and out.text == f"training accuracy 100.0%; susceptibility 0.7913; verdict susceptible: {why}"
+    ranked = Result("n", "p/n.safetensors", susceptibility=0.1, region=1, verdict="fits, resists noise", verdict_why="why")
+    out = ET.fromstring(to_junit([ranked], {"pool": "p"}, "suscli rank")).find(".//system-out")
+    assert out is not None and out.text == "susceptibility 0.1000; region 1 (fits, resists noise)"  # rank's, as before
