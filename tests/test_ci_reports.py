@@ -22,7 +22,7 @@ from suscli.views.html import to_html
 from suscli.views.junit import to_junit
 from suscli.results import Result
 from tests.conftest import invoke, learned_pool, one_error_line, tiny_cnn
-from tests.test_cli_rank import ARCH, make_pool
+from tests.test_cli_rank import ARCH, make_pool, rank_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import browser_check  # noqa: E402  (scripts/ is no package: the documented script, run by its path)
@@ -458,3 +458,35 @@ def test_score_ends_on_the_error_of_a_row_that_failed_while_its_training_sample_
     res = invoke("score", ckpt, "-d", image_folder, "--train-data", train_folder, "--batches", "1", "--batch-size", "8", "--junit", junit)
     assert res.exit_code == 3 and res.stderr.splitlines()[-1] == f"error: {why.line()}", res.output
     assert next(iter(next(iter(JUnitXml.fromfile(str(junit)))))).result[0].message == why.line()
+
+
+def test_fail_on_memorized_does_not_pass_over_a_model_that_could_not_be_scored(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """`--fail-on memorized` says no model of the pool memorized noise; a broken checkpoint was never judged, yet the
+    JSON report said `gate.passed: true` (exit 3, the HTML page "could not audit every model"), where score says false
+    of a gate on a checkpoint it could not score. A candidate that was scored still passes its own gate."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    (pool / "broken.safetensors").write_bytes(b"not a checkpoint")
+    res, doc = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")
+    assert res.exit_code == 3 and not any(r["verdict"] == "likely memorized noise" for r in doc["results"]), res.output
+    assert doc["gate"]["passed"] is False
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 3 and doc["gate"]["passed"] is True  # no gate set: nothing failed it
+    candidate = next(r["name"] for r in doc["results"] if r["region"] == 1)
+    res, doc = rank_json(pool, image_folder, train_folder, "--candidate", candidate)
+    assert res.exit_code == 3 and doc["gate"]["passed"] is True
+
+
+def test_score_and_track_junit_carry_each_verdict_and_its_reason() -> None:
+    """The table, the step summary and the HTML report give score's verdict and its reason (track's per epoch); the
+    JUnit testcase's system-out gave the numbers alone ("training accuracy 100.0%; susceptibility 0.7913 ± 0.0386"),
+    so a CI log read through its test reporter lost the verdict, which rank's testcases carry beside their region."""
+    why = "susceptibility 0.791 > 0.44 (fixed cut at the default step) and it fits its labels"
+    row = Result("m", "p/m.safetensors", susceptibility=0.7913, train_acc=1.0, verdict="susceptible", verdict_why=why)
+    for run, title in (({}, "suscli score"), ({"run": "p", "rule": "train-acc: keep ..."}, "suscli track")):
+        out = ET.fromstring(to_junit([row], run, title)).find(".//testcase[@name='m']/system-out")
+        assert out is not None and out.text == f"training accuracy 100.0%; susceptibility 0.7913; verdict susceptible: {why}"
+    ranked = Result("n", "p/n.safetensors", susceptibility=0.1, region=1, verdict="fits, resists noise", verdict_why="why")
+    out = ET.fromstring(to_junit([ranked], {"pool": "p"}, "suscli rank")).find(".//system-out")
+    assert out is not None and out.text == "susceptibility 0.1000; region 1 (fits, resists noise)"  # rank's, as before

@@ -147,7 +147,13 @@ def rank(
             if choice.labels
             else None,
             **opened.tally(rows, "models"),
-            gate={"fail_on": fail_on, "candidate": candidate, "passed": not failures, "not_judged": why if failures else None},
+            gate={
+                "fail_on": fail_on,
+                "candidate": candidate,
+                # --fail-on memorized speaks for every model: one that could not be scored was never judged
+                "passed": not failures and not (fail_on == "memorized" and any(not r.ok for r in rows)),
+                "not_judged": why if failures else None,
+            },
             train_sample=sample_info(sample, rows, size),
             **({"world_size": w.size} if w else {}),
         )

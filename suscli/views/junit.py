@@ -54,6 +54,8 @@ def numbers(row: Result, rule: str = "") -> str:
         parts.append(f"fits contradicted {100 * row.fits_contradicted:.1f}%")
     if row.region is not None:
         parts.append(f"region {row.region} ({row.verdict})")
+    elif row.verdict:  # score's verdict of one checkpoint alone, track's of each epoch: the word and its reason
+        parts.append(f"verdict {row.verdict}" + (f": {row.verdict_why}" if row.verdict_why else ""))
     if row.keep:
         parts.append(f"the epoch to keep (--keep {rule or 'rule'})")
     if row.held_out_best:
