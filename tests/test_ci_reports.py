@@ -478,6 +478,21 @@ def test_fail_on_memorized_does_not_pass_over_a_model_that_could_not_be_scored(
     assert res.exit_code == 3 and doc["gate"]["passed"] is True
 
 
+def test_a_fail_on_gate_that_could_flag_no_model_says_so(tmp_path: Path) -> None:
+    """A pool of two is judged as two models alone, so `--fail-on memorized` cannot flag its memorizer: it exited 0
+    without a word, a green CI step that says nothing of memorization. It still passes, and stderr and the JSON gate
+    say that it could flag no model; a pool whose verdicts can flag says nothing of the kind."""
+    pool, unlabeled, train, _ = learned_pool(tmp_path / "two", learners=1)
+    res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", "-f", "json", "--device", "cpu")
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["gate"]["passed"] is True, res.output
+    assert "could flag none of the 2 models" in doc["gate"]["flags_none"] and "could flag none of the 2 models" in res.stderr
+    pool, unlabeled, train, _ = learned_pool(tmp_path / "four")
+    res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", "-f", "json", "--device", "cpu")
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 1 and doc["gate"]["flags_none"] is None and "could flag none" not in res.stderr, res.output
+
+
 def test_score_and_track_junit_carry_each_verdict_and_its_reason() -> None:
     """The table, the step summary and the HTML report give score's verdict and its reason (track's per epoch); the
     JUnit testcase's system-out gave the numbers alone ("training accuracy 100.0%; susceptibility 0.7913 ± 0.0386"),

@@ -8,7 +8,7 @@ from typing import Any
 
 from suscli.errors import UsageError
 from suscli.judge.regions import MIN_POOL, Thresholds
-from suscli.judge.verdict import MEMORIZED
+from suscli.judge.verdict import LOW_SUSCEPTIBILITY, MEMORIZED, PAIR, SUSCEPTIBLE, UNCLEAR
 from suscli.results import Result
 
 FAIL_ON = ("never", "memorized")  # rank's --fail-on
@@ -84,6 +84,24 @@ def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: 
         elif reason := candidate_failure(row):
             failures.append(reason)
     return failures
+
+
+def flags_none(ranked: list[Result], fail_on: str) -> str | None:
+    """Why --fail-on memorized passes a pool where it could flag no model: every scored model is "unclear" or judged
+    as a model alone (a pool of two, a consensus at chance), so a green gate says nothing of memorization there; None
+    where a verdict of the pool was given, or no gate is set."""
+    scored = [r for r in ranked if r.ok]
+    if fail_on != "memorized" or not scored or not all(_flags_nothing(r) for r in scored):
+        return None
+    return (
+        f"--fail-on memorized passes, but it could flag none of the {len(scored)} models: each is "
+        f"'{UNCLEAR}' or judged as a model alone (their rows say why), so the pass says nothing of memorization here"
+    )
+
+
+def _flags_nothing(row: Result) -> bool:
+    """Whether `row`'s verdict is one no pool evidence gave: a model alone's, "unclear", or any verdict of a pool of two."""
+    return row.verdict in (UNCLEAR, SUSCEPTIBLE, LOW_SUSCEPTIBILITY, None) or (row.verdict_why or "").startswith(PAIR)
 
 
 def needs_regions(gate: str) -> UsageError:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from suscli.errors import InputError, UsageError
-from suscli.judge.gate import FAIL_ON, needs_regions, pool_failures, shortfall, unjudged
+from suscli.judge.gate import FAIL_ON, flags_none, needs_regions, pool_failures, shortfall, unjudged
 from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, distinct, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
 from suscli.measure.sampling import Decisions
@@ -119,6 +119,9 @@ def rank(
         else:
             why = None if t else shortfall(choice.ranked)
             failures = pool_failures(choice.ranked, fail_on, candidate, t)
+        blind = None if failures or t is None else flags_none(choice.ranked, fail_on)
+        if blind:
+            say(blind)
         if t is None and opened.train is not None and 0 < sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once; none: moot
             say(f"regions need a pool of {MIN_POOL}+ distinct scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
         names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
@@ -153,6 +156,7 @@ def rank(
                 # --fail-on memorized speaks for every model: one that could not be scored was never judged
                 "passed": not failures and not (fail_on == "memorized" and any(not r.ok for r in rows)),
                 "not_judged": why if failures else None,
+                "flags_none": blind,  # a pass where no model could have been flagged, and why
             },
             train_sample=sample_info(sample, rows, size),
             **({"world_size": w.size} if w else {}),
