@@ -348,6 +348,19 @@ def test_a_candidate_that_names_several_pool_models_is_called_ambiguous(
     assert "a, b" in line and not (runs / "suscli-results.jsonl").exists()
 
 
+def test_results_dash_is_refused_before_measuring(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """`--results -` wrote the results to a file named `-` in the working directory, where `-o -` is stdout and
+    `--html -` is refused: the results file is read back by the next run, which stdout cannot be. Refused [2] before
+    anything is measured, by rank and track."""
+    from tests.test_track import make_run
+
+    monkeypatch.chdir(tmp_path)
+    one_error_line(rank_json(pool, image_folder, train_folder, "--results", "-")[0], 2, "--results -")
+    res = invoke("track", make_run(tmp_path / "run"), "-d", image_folder, "--train-data", train_folder, "--results", "-")
+    one_error_line(res, 2, "--results -")
+    assert not (tmp_path / "-").exists() and not (tmp_path / "run" / "suscli-results.jsonl").exists()
+
+
 def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     pool = make_pool(tmp_path / "one", n=1)
     res, doc = rank_json(pool, image_folder, train_folder)
