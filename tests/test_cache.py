@@ -268,3 +268,28 @@ def test_the_crop_offset_is_in_the_key_only_where_it_is_not_the_floor_every_entr
         entry_key(paths, transform)
     before = f"suscli-images {FORMAT} {PIL.__version__} 8 3 1.0 crop bilinear"
     assert hashed == [f"{before}\n".encode(), f"{before} round\n".encode()]
+
+
+def test_a_cache_folder_that_cannot_be_written_is_said_once(tmp_path: Path, folder: Path, train_folder: Path) -> None:
+    """--cache-dir naming a file, or a folder under one (or a read-only one), ran without a cache and said nothing:
+    every later run decoded again, and the user who asked for the cache never learned why. One line on stderr says so,
+    for score and rank alike; the run goes on [0]. A folder that can be made, or --no-cache, says nothing, and the
+    check creates no folder."""
+    from tests.conftest import invoke
+
+    pool = tmp_path / "pool"
+    ckpt = suscli.save(tiny_cnn(), pool / "m.safetensors", arch="tests.conftest:tiny_cnn", num_classes=3, image_size=8)
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file where the cache folder would go")
+    common = ("--data", folder, "--train-data", train_folder, "-f", "json", "--batches", "2", "--batch-size", "4")
+    for cache in (blocker, blocker / "cache"):
+        for res in (invoke("score", ckpt, *common, "--cache-dir", cache), invoke("rank", pool, *common, "--cache-dir", cache, "--fresh")):
+            said = [line for line in res.stderr.splitlines() if "cache" in line]
+            assert res.exit_code == 0 and len(said) == 1 and f"cache folder {cache} cannot be written" in said[0], res.output
+            assert "afile is a file, not a folder" in said[0]
+    assert blocker.read_text().startswith("a file")
+    fresh = tmp_path / "new" / "cache"
+    for extra in (("--cache-dir", fresh), ("--cache-dir", blocker, "--no-cache")):
+        res = invoke("rank", pool, *common, *extra, "--fresh", "--results", tmp_path / "r.jsonl")
+        assert res.exit_code == 0 and "cannot be written" not in res.stderr, res.output
+    assert fresh.is_dir()  # made by the decode's first entry

@@ -331,6 +331,36 @@ def test_candidate_by_its_checkpoints_file_name_or_path(tmp_path: Path) -> None:
     one_error_line(rank_json(pool, image_folder, train_folder, "--candidate", "nope.safetensors")[0], 2, "is not in the pool")
 
 
+def test_a_candidate_that_names_several_pool_models_is_called_ambiguous(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """m0.pt beside m0.safetensors are the pool's models 'm0.pt' and 'm0.safetensors', and two run folders may each
+    hold a last.safetensors: --candidate m0 (or last.safetensors) said "is not in the pool" [2], though it names two of
+    its models. It is now called ambiguous, with the models it matches, before anything is measured."""
+    shutil.copy(pool / "m0.safetensors", pool / "m0.pt")
+    line = one_error_line(rank_json(pool, image_folder, train_folder, "--candidate", "m0")[0], 2, "--candidate 'm0' is ambiguous")
+    assert "m0.pt, m0.safetensors" in line and "not in the pool" not in line
+    runs = tmp_path / "runs"
+    for run in ("a", "b"):
+        (runs / run).mkdir(parents=True)
+        shutil.copy(pool / "m1.safetensors", runs / run / "last.safetensors")
+    line = one_error_line(rank_json(runs, image_folder, train_folder, "--candidate", "last.safetensors")[0], 2, "is ambiguous")
+    assert "a, b" in line and not (runs / "suscli-results.jsonl").exists()
+
+
+def test_results_dash_is_refused_before_measuring(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """`--results -` wrote the results to a file named `-` in the working directory, where `-o -` is stdout and
+    `--html -` is refused: the results file is read back by the next run, which stdout cannot be. Refused [2] before
+    anything is measured, by rank and track."""
+    from tests.test_track import make_run
+
+    monkeypatch.chdir(tmp_path)
+    one_error_line(rank_json(pool, image_folder, train_folder, "--results", "-")[0], 2, "--results -")
+    res = invoke("track", make_run(tmp_path / "run"), "-d", image_folder, "--train-data", train_folder, "--results", "-")
+    one_error_line(res, 2, "--results -")
+    assert not (tmp_path / "-").exists() and not (tmp_path / "run" / "suscli-results.jsonl").exists()
+
+
 def test_pool_of_one(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     pool = make_pool(tmp_path / "one", n=1)
     res, doc = rank_json(pool, image_folder, train_folder)

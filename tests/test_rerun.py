@@ -396,3 +396,19 @@ def test_each_checkpoint_is_read_for_its_digest_once_a_run(
     read.clear()
     res, again = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and read == [changed] and again["counts"]["reused"] == 4, (res.output, read)
+
+
+def test_an_edited_sidecar_measures_its_model_again(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """A .suscli.json sidecar decides a checkpoint's architecture and preprocessing (its mean and std here; the resize a
+    Hugging Face note asks to put in it), but a model was keyed by its checkpoint's bytes alone: the rerun after an edit
+    reused the row measured with the old mean, silently. The sidecar's bytes are in the key; models without one keep
+    theirs, so that their results are reused as before."""
+    first, doc = rank_json(pool, image_folder, train_folder)
+    assert first.exit_code == 0 and doc["counts"]["reused"] == 0, first.output
+    (pool / "m0.suscli.json").write_text(json.dumps({"mean": [0.2, 0.2, 0.2], "std": [0.5, 0.5, 0.5]}))
+    res, again = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and again["counts"]["reused"] == 3, res.output
+    row = next(r for r in again["results"] if r["name"] == "m0")
+    assert row["details"]["preprocess"]["mean"] == [0.2, 0.2, 0.2] and not row["details"].get("reused")
+    res, third = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and third["counts"]["reused"] == 4, res.output

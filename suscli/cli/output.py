@@ -28,7 +28,10 @@ def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | N
     would leave only the one written last, each said to be written, an output on the results file would replace
     every result it holds, and one on an input file (the checkpoint, a label file) the input itself. One file is
     one under every name that reaches it (files.same_file), on a case-insensitive file system too. `-` is stdout,
-    which only --output may name: stdout carries the report, and a second output there would corrupt it."""
+    which only --output may name: stdout carries the report, and a second output there would corrupt it; --results
+    cannot name it either."""
+    if results == STDOUT:  # a store the next run reads back, which stdout cannot be: it wrote a file named `-`
+        raise UsageError("--results -: the results file is read back by the next run, which stdout cannot be", fix="give --results a file")
     taken: list[tuple[Path, str]] = [] if results is None else [(results, f"the results file {printable(results)}")]
     taken += [(given, f"the input {printable(given)}") for given in inputs if given is not None and given.is_file()]
     for path, what, option in outputs:

@@ -22,7 +22,7 @@ import PIL
 import torch
 
 from suscli.data.embedded import Embedded, ImageRef
-from suscli.files import remove_stale, replacing
+from suscli.files import remove_stale, replacing, writable
 
 FORMAT = 4  # bump when the entry layout or the decoding changes (2: slivers resized in part, suscli.data.images;
 # 3: resized sides rounded down, as the tools do, where they were rounded to nearest; an image at the input size
@@ -35,6 +35,20 @@ def default_cache_dir() -> Path:
     if env := os.environ.get("SUSCLI_CACHE_DIR"):
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "suscli"
+
+
+def unwritable(cache_dir: Path) -> str | None:
+    """Why no entry can be written in `cache_dir` (it, or a folder above it, is a file; it cannot be written), or None
+    where one can: every write then failed without a word, and each run decoded again. Nothing is created here: the
+    folder is made by the first entry written, which a run that reuses every result never writes."""
+    place = next((p for p in (cache_dir, *cache_dir.parents) if os.path.exists(p)), None)  # no error where one is unreadable
+    if place is None:
+        return None
+    if not os.path.isdir(place):
+        return f"{place} is a file, not a folder"
+    if not writable(place):
+        return "no file can be created in it" if place == cache_dir else f"no folder can be created in {place}"
+    return None
 
 
 def entry_key(paths: Sequence[ImageRef], transform: str) -> str:

@@ -18,7 +18,7 @@ from suscli.measure.accuracy import Accuracy, training_accuracy
 from suscli.measure.predictions import predict
 from suscli.measure.randomness import Checked, random_forward
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
-from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
+from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint, sidecar_path
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError
 from suscli.data.images import ImageSource, Preprocess
@@ -167,8 +167,13 @@ def run_settings(
 
 
 def model_key(entry: PoolEntry) -> str:
-    """Identity of a model in the results file: its bytes and the architecture asked for (a manifest may change it)."""
-    return f"{file_sha256(entry.path)}:{entry.arch or ''}:{sorted((entry.arch_kwargs or {}).items())}"
+    """Identity of a model in the results file: its bytes and the architecture asked for (a manifest may change it),
+    and the bytes of its .suscli.json sidecar where it has one, which decides its architecture and preprocessing: keyed
+    by the checkpoint alone, a rerun after an edited sidecar reused the row measured as the old one said. A model
+    without one keeps the key it had, and its stored results."""
+    key = f"{file_sha256(entry.path)}:{entry.arch or ''}:{sorted((entry.arch_kwargs or {}).items())}"
+    side = sidecar_path(entry.path)
+    return f"{key}:sidecar {file_sha256(side)}" if side.is_file() else key
 
 
 def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from suscli.data.cache import default_cache_dir
+from suscli.data.cache import default_cache_dir, unwritable
 from suscli.data.images import ImageSource, Preprocess, common_look, labeled_source, unlabeled_source
 from suscli.data.leaks import copies, overlap, repeats
 from suscli.data.labels import id_names, natural_key
@@ -186,6 +186,19 @@ def unlike_training(val: ImageSource, train: ImageSource | None) -> list[str]:
     ]
 
 
+def cache_note(inputs: Inputs) -> str | None:
+    """The line to say where the decode cache is on but cannot be written: the run goes on without it (docs/performance.md),
+    but a user who asked for it learned nothing of why every run decoded again."""
+    folder = _cache_folder(inputs)
+    why = unwritable(Path(folder)) if folder is not None else None
+    if why is None:
+        return None
+    return (
+        f"cache folder {printable(folder)} cannot be written ({why}): decoded images are not kept, and every run decodes "
+        "them again (pass --cache-dir a writable folder, or --no-cache)"
+    )
+
+
 def _cache_folder(inputs: Inputs) -> Path | None:
     """Where decoded images are cached; None when `inputs.cache` is off."""
     return (inputs.cache_dir or default_cache_dir()) if inputs.cache else None
@@ -287,7 +300,7 @@ def open_pool(
     """Everything a pool's measurement needs: the images (decoded lazily), the results file beside `place` (the pool
     or run folder, or its manifest; opened by the `lead` process only) and the request the entry points share."""
     unlabeled, train, sample = image_sources(data, train_data, settings, inputs)
-    for line in oversized_samples(settings, unlabeled, train) if lead else []:
+    for line in [*oversized_samples(settings, unlabeled, train), *filter(None, [cache_note(inputs)])] if lead else []:
         say(line)
     val = val_source(val_data, settings, inputs, train)
     key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)

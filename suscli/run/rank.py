@@ -11,6 +11,7 @@ from suscli.errors import InputError, UsageError
 from suscli.judge.gate import FAIL_ON, flags_none, needs_regions, pool_failures, shortfall, unjudged
 from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, distinct, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
+from suscli.load.safe_read import checkpoint_stem
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
@@ -204,11 +205,18 @@ def _sharded(w: World, opened: PoolRun, decide: Callable[[list[Result]], Decisio
 
 def candidate_name(candidate: str, entries: list[PoolEntry]) -> str:
     """The pool's name of --candidate: a model's name, or the file name or path of its checkpoint where no other
-    model's checkpoint has it (score names a model by its file name, and a CI job holds the new checkpoint's path)."""
+    model's checkpoint has it (score names a model by its file name, and a CI job holds the new checkpoint's path).
+    A name that several models answer to (the stem of m.pt and m.safetensors, which the pool names by their file
+    names; a last.pt of two run folders) is ambiguous, said with the models it matches: it was "not in the pool"."""
     if candidate in {e.name for e in entries}:
         return candidate
     given = Path(candidate)
     found = {e.name for e in entries if e.path.name == candidate or (given.exists() and e.path.resolve() == given.resolve())}
     if len(found) == 1:
         return found.pop()
+    found = found or {e.name for e in entries if e.path.is_file() and checkpoint_stem(e.path) == candidate}
+    if len(found) > 1:
+        raise UsageError(
+            f"--candidate {candidate!r} is ambiguous: it names {len(found)} pool models", fix=f"pass one of {', '.join(sorted(found))}"
+        )
     raise UsageError(f"--candidate {candidate!r} is not in the pool", fix=f"pool models: {', '.join(e.name for e in entries[:8])}")

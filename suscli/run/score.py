@@ -15,7 +15,7 @@ from suscli.load.checkpoints import Checkpoint, load_checkpoint
 from suscli.measure.sampling import Decisions, NestedSample
 from suscli.results import Result
 from suscli.run.audit import Progress, grow_locally, settle_sample
-from suscli.run.inputs import Inputs, image_sources, oversized_samples, require_options, sample_info, sample_line, val_source
+from suscli.run.inputs import Inputs, cache_note, image_sources, oversized_samples, require_options, sample_info, sample_line, val_source
 from suscli.run.model import Settings, failed, require_number, require_paths, resolve_device, score_checkpoint
 from suscli.run.report import Report, run_info
 
@@ -93,7 +93,7 @@ def score(
         train_sample=sample_info(sample, [result], size),
     )
     grown = sample_line(sample, [result], size) if sample is not None and size is not None else None
-    said = [*oversized_samples(settings, unlabeled, train), *([grown] if grown else [])]
+    said = [*oversized_samples(settings, unlabeled, train), *filter(None, [cache_note(inputs), grown])]
     if result.verdict and result.verdict_why:  # the table has room for the word only; the reason is what a user acts on
         said.append(f"verdict: {result.verdict}: {result.verdict_why}")
     report = Report("score", [result], run, failures=failures, lines=said)
