@@ -139,6 +139,20 @@ def test_ctrl_c_while_the_outputs_are_written_says_what_was_kept(
     assert res.stderr.strip() == f"interrupted while writing the outputs: {kept}"
 
 
+def test_ctrl_c_before_the_first_result_says_nothing_was_written(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
+    """Stopped before any model was finished, the run said "interrupted: 0 result(s) kept in .../suscli-results.jsonl",
+    a file that was never created."""
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", interrupted)
+    res, _ = rank_json(pool, image_folder, train_folder, "--device", "cpu")
+    results = pool / "suscli-results.jsonl"
+    assert res.exit_code == 130 and not results.exists(), res.output
+    assert res.stderr.strip() == f"interrupted: no result was finished, nothing written to {results}"
+
+
 def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
     real = suscli.run.audit.score_checkpoint
     calls = []

@@ -355,8 +355,13 @@ def keeping(store: ResultStore | None) -> Iterator[None]:
 
 
 def kept_line(store: ResultStore | None) -> str:
-    """What the results file kept, to follow 'interrupted': the measuring's line, and the writing of the outputs'."""
-    return f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume" if store is not None else ""
+    """What the results file kept, to follow 'interrupted': the measuring's line, and the writing of the outputs'. A
+    run stopped before its first result wrote no file, and was said to keep "0 result(s)" in one that was not there."""
+    if store is None:
+        return ""
+    if not len(store) and not store.path.exists():
+        return f": no result was finished, nothing written to {store.path}"
+    return f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume"
 
 
 def store_key(
