@@ -21,7 +21,7 @@ from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError
-from suscli.data.images import ImageSource, Preprocess
+from suscli.data.images import ImageSource, Preprocess, named_set
 from suscli.run.pool import PoolEntry
 from suscli.results import REUSED, Result
 from suscli.run.model import (
@@ -40,7 +40,6 @@ from suscli.run.model import (
     source_notes,
     sorted_val_note,
     held_out_errors,
-    held_out_pixels,
     untrained_reference,
     val_ids,
 )
@@ -241,7 +240,8 @@ def score_group(
     placed = [on_device(c.model, prep.normalizer(), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
     channels = input_channels(models[0], prep.side)
-    pixels, _, unreadable = unlabeled.decoded(prep.sizing, channels, device, progress)
+    with named_set("unlabeled set", unlabeled):
+        pixels, _, unreadable = unlabeled.decoded(prep.sizing, channels, device, progress)
     labels_in_range(checkpoints[0], models[0], transform(pixels[:2].to(device)), train, ids, val, val_map)  # one architecture
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress)
     for one in sus:
@@ -258,7 +258,8 @@ def score_group(
     accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
-        train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
+        with named_set("training set", train):
+            train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
         accs = training_accuracy_many(
             models,
             train_pixels,
@@ -271,7 +272,8 @@ def score_group(
     vals: Sequence[Accuracy | None] = [None] * len(models)
     val_bad = None
     if val is not None:
-        val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
+        with named_set("held-out set", val):
+            val_pixels, val_labels, val_bad = val.decoded(prep.sizing, channels, device, progress)
         with held_out_errors(val):
             vals = training_accuracy_many(
                 models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
@@ -585,7 +587,8 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
     for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
         chunk = sample.chunk(lo, hi)
         ids, _ = label_ids(ckpts[0], chunk)
-        pixels, decoded, _ = chunk.decoded(prep.sizing, channels, device)
+        with named_set("training set", chunk):
+            pixels, decoded, _ = chunk.decoded(prep.sizing, channels, device)
         labels = model_labels(decoded, ids)
         if len(models) == 1:
             accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
