@@ -503,6 +503,44 @@ def test_lightning_checkpoint(tmp_path):
     assert ckpt.notes == ["stripped prefix 'model.', ignored 1 keys outside it"]
 
 
+EPOCHS = [
+    (torch.tensor(4), 4),
+    (torch.tensor(4, dtype=torch.int32), 4),
+    (4.0, 4),
+    (torch.tensor(4.0), 4),
+    (4.5, None),
+    (-1, None),
+    (-2.0, None),
+    (torch.tensor(-1), None),
+    (float("nan"), None),
+    (True, None),
+    (torch.tensor(True), None),
+    (torch.tensor([4]), None),
+]
+
+
+@pytest.mark.parametrize("epoch, read", EPOCHS, ids=[f"{e!r}" for e, _ in EPOCHS])
+def test_an_epoch_saved_as_a_tensor_or_a_whole_float_is_read_as_its_int(tmp_path, epoch, read):
+    """A loop that counts epochs on the device saves `torch.tensor(4)`, and one that takes a Trainer's `state.epoch`
+    saves 4.0: only an int was read, and the epoch was dropped without a word (no epoch in score's and rank's rows; a
+    run's files numbered by their names). A number that is no epoch (4.5, -1, True) is still none, silently."""
+    from suscli.load.sources.lightning import recorded_epoch as lightning_epoch
+    from suscli.load.sources.timm import recorded_epoch as timm_epoch
+    from suscli.run.pool import checkpoint_epoch
+
+    model = _tiny()
+    torch.save({"state_dict": model.state_dict(), "epoch": epoch}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert (ckpt.meta.get("epoch"), ckpt.notes) == (read, [])
+    # read without the tensors, where a run's files are numbered: timm's record, Lightning's (over its file name)
+    torch.save({"epoch": epoch, "arch": "resnet18", "state_dict": model.state_dict()}, tmp_path / "last.pth.tar")
+    assert timm_epoch(tmp_path / "last.pth.tar") == read
+    lightning = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": epoch}
+    torch.save({**lightning, "global_step": 8, "pytorch-lightning_version": "2.4.0"}, tmp_path / "epoch=9-step=8.ckpt")
+    assert lightning_epoch(tmp_path / "epoch=9-step=8.ckpt") == read
+    assert checkpoint_epoch(tmp_path / "epoch=9-step=8.ckpt") == (9 if read is None else read)
+
+
 @pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module."])
 def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
     model = _tiny()

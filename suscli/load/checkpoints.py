@@ -37,6 +37,7 @@ from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, nameable, read, safetensors_header, torch_load
 from suscli.load.sources import Folder
+from suscli.load.sources.interface import epoch_number
 from suscli.load.state_dicts import EMA_KEYS, few, find_state_dict, keep_metadata, nested_module, shape, strip_prefixes
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
@@ -187,8 +188,8 @@ def load_checkpoint(
                 safetensors_header(file)  # a damaged file is said to be one, not a config that does not fit
     else:
         contents, kind = read(path, trust)
-    if isinstance(contents, Mapping) and isinstance(contents.get("epoch"), int):
-        meta.setdefault("epoch", contents["epoch"])  # training checkpoints (Lightning, timm) record it beside the weights
+    if isinstance(contents, Mapping) and (epoch := epoch_number(contents.get("epoch"))) is not None:
+        meta.setdefault("epoch", epoch)  # training checkpoints (Lightning, timm) record it beside the weights
     nested = nested_module(contents, ema)
     if nested is not None:  # torch.save({"model": model, "epoch": 3}): only a trusted load could unpickle the module
         contents = nested[1]
