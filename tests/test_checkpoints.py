@@ -828,6 +828,34 @@ def test_file_without_tensors(tmp_path):
     assert "holds no state dict (found a dict with keys 'epoch', 'step')" in line
 
 
+def test_a_state_dict_with_records_added_at_its_top_loads_its_weights_and_reads_the_epoch(tmp_path):
+    """`sd = model.state_dict(); sd["epoch"] = 3; torch.save(sd, ...)` was refused: "holds no state dict (found a
+    OrderedDict with keys '0.weight', ...)", which it plainly is. Its tensors are the weights and the numbers, names
+    and lists of them beside them records (the epoch read), said in a note: model.load_state_dict would refuse them
+    as unexpected keys. A value that is neither (an optimizer's state) is named as what keeps it from loading."""
+    model = _tiny()
+    state = model.state_dict()
+    state["epoch"] = 3
+    torch.save(state, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.meta == {"epoch": 3}
+    assert ckpt.notes == ["left out 1 value of the state dict that is no tensor, a record beside the weights: 'epoch'"]
+    state = model.state_dict()
+    state.update(best_acc=0.91, arch="bn_cnn", classes=["a", "b", "c"], note=None)
+    torch.save({"model": state, "epoch": 4}, tmp_path / "nested.pt")
+    ckpt = load_checkpoint(tmp_path / "nested.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.meta == {"epoch": 4}
+    assert ckpt.notes == [
+        "left out 4 values of the state dict that are no tensors, records beside the weights: 'arch', 'best_acc', 'classes', ..."
+    ]
+    state = model.state_dict()
+    state["optimizer"] = {"state": {}, "param_groups": [{"lr": 0.1}]}
+    torch.save(state, tmp_path / "opt.pt")
+    line = _input_error(tmp_path / "opt.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert "holds a state dict whose 'optimizer' is a dict with keys 'state', 'param_groups', neither a tensor nor a record" in line
+    assert "save the weights apart from it" in line, line
+
+
 def test_bad_sidecar_and_bad_metadata(tmp_path):
     torch.save(_tiny().state_dict(), tmp_path / "m.pt")
     sidecar_path(tmp_path / "m.pt").write_text("{not json")
