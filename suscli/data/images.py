@@ -159,9 +159,21 @@ def seeded_subset(n_items: int, n: int | None, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_items), n))
 
 
+class _RowBytes(io.BytesIO):
+    """The bytes of an image held in a dataset, shown as its row: PIL's errors name a file object by its repr, which
+    for a BytesIO is a memory address ("cannot identify image file <_io.BytesIO object at 0x7f...>")."""
+
+    def __init__(self, item: Embedded) -> None:
+        super().__init__(item.read())
+        self.item = item
+
+    def __repr__(self) -> str:
+        return repr(printable(self.item))
+
+
 def _opened(item: ImageRef) -> Path | io.BytesIO:
     """What PIL opens: the file, or the bytes of an image held in a dataset."""
-    return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
+    return _RowBytes(item) if isinstance(item, Embedded) else item
 
 
 def _decode_one(path: ImageRef, sizing: Sizing, channels: int, upright: bool) -> np.ndarray:
