@@ -387,11 +387,16 @@ def common_look(paths: Sequence[ImageRef], most: int = 20) -> tuple[tuple[int, i
     return looks.pop() if len(looks) == 1 else None
 
 
+class NoneDecoded(InputError):
+    """Every image of a set unreadable: an error for a set, but for one stage of a growing sample (a part of the set,
+    maybe of a few images) only its images skipped (run.audit)."""
+
+
 def _none_decoded(count: int, unreadable: list[tuple[ImageRef, str]]) -> InputError:
     """Every image unreadable: the first file and its decoder's error, which says why (a set of class folders
     was named by its first folder alone, and no reason given). The caller names the set (named_set)."""
     first = f", the first ({printable(unreadable[0][0])}): {unreadable[0][1]}" if unreadable else ""
-    return InputError(f"none of the {count:,} image files could be decoded{first}", fix="check that they are valid images")
+    return NoneDecoded(f"none of the {count:,} image files could be decoded{first}", fix="check that they are valid images")
 
 
 def named_set(kind: str, source: ImageSource) -> contextlib.AbstractContextManager[None]:
@@ -404,7 +409,7 @@ def named_set(kind: str, source: ImageSource) -> contextlib.AbstractContextManag
 def _prefixed(where: str) -> Iterator[None]:
     try:
         yield
-    except InputError as e:  # its own class kept: a refusal for memory stops a growing sample (run.audit)
+    except InputError as e:  # its own class kept (NoneDecoded, MemoryRefused), for a caller that tells them apart
         raise type(e)(f"{where}: {e.message}", fix=e.fix) from None
 
 

@@ -21,7 +21,7 @@ from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError
-from suscli.data.images import ImageSource, Preprocess, named_set
+from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
 from suscli.run.pool import PoolEntry
 from suscli.results import REUSED, Result
 from suscli.run.model import (
@@ -44,7 +44,7 @@ from suscli.run.model import (
     val_ids,
 )
 from suscli.measure.susceptibility import check_finite
-from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
+from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, passed_over, settle, view
 from suscli.run.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
@@ -587,8 +587,11 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
     for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
         chunk = sample.chunk(lo, hi)
         ids, _ = label_ids(ckpts[0], chunk)
-        with named_set("training set", chunk):
+        try:  # a refusal for memory stops the sample at the stage before (_grow_one), its message as it is
             pixels, decoded, _ = chunk.decoded(prep.sizing, channels, device)
+        except NoneDecoded:  # a stage of unreadable images alone (a set's last stage may be 3): skipped, as any unreadable
+            rows = [passed_over(r, hi, list(range(lo, hi))) for r in rows]
+            continue
         labels = model_labels(decoded, ids)
         if len(models) == 1:
             accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]
