@@ -108,6 +108,8 @@ def epoch_number(value: object) -> int | None:
     """A recorded epoch as an int: an int from 0, a whole float (a Trainer's `state.epoch`, 4.0), or a one-value
     tensor of either (`torch.tensor(4)`, a loop counting on the device); None for a number that is no epoch (4.5,
     -1, True), which is then no epoch rather than a wrong one."""
+    if isinstance(value, RecordedScalar):  # a tensor's value in records read without their tensors
+        value = value.value()
     if isinstance(value, torch.Tensor):
         if value.dim() != 0 or value.dtype == torch.bool or value.is_complex():
             return None
@@ -155,50 +157,65 @@ class _Storage(_Stub):
     format: str | None = None
 
 
-class _Value:
-    """The one value of a storage of one element, read from its entry in the archive."""
+@dataclass(frozen=True)
+class _StorageEntry:
+    """Where a one-value storage's bytes lie in the archive, and their struct format (byte order first)."""
 
-    def __init__(self, number: float) -> None:
-        self.number = number
+    entry: str
+    format: str
 
 
-def _rebuild_tensor(storage: object, offset: object, size: object, *rest: object) -> object:
-    """torch._utils._rebuild_tensor_v2 for the records: a 0-d tensor of a one-value storage is its number, any
-    other tensor a _Stub (its storage was never read)."""
-    return storage.number if isinstance(storage, _Value) and offset == 0 and size == () else _Stub()
+@dataclass(frozen=True)
+class RecordedScalar:
+    """A 0-d tensor among a checkpoint's records (`"epoch": torch.tensor(4)`): its one value is read from its entry in
+    the archive only when asked (epoch_number), so the records are read without any tensor's data."""
+
+    path: Path
+    entry: str
+    format: str
+
+    def value(self) -> float | None:
+        """The number, or None where the archive no longer holds it (a copy without the tensors' data)."""
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                data = archive.read(self.entry)
+            return struct.unpack(self.format, data[: struct.calcsize(self.format)])[0]
+        except (OSError, KeyError, zipfile.BadZipFile, struct.error):
+            return None
 
 
 class _Records(pickle.Unpickler):
-    """Plain data as it is, every class and function a _Stub, every tensor's storage None (never read) but the one
-    value of a 0-d tensor's, which is its number (`"epoch": torch.tensor(4)`)."""
+    """Plain data as it is, every class and function a _Stub, every tensor's storage None (never read); a 0-d tensor
+    of a number type a RecordedScalar, read only if asked."""
 
-    def __init__(self, stream: IO[bytes], archive: zipfile.ZipFile, folder: str) -> None:
+    def __init__(self, stream: IO[bytes], path: Path, archive: zipfile.ZipFile, folder: str) -> None:
         super().__init__(stream)
-        self.archive, self.folder = archive, folder
-        names = set(archive.namelist())
-        order = archive.read(f"{folder}byteorder") if f"{folder}byteorder" in names else b"little"
+        self.path, self.folder = path, folder
+        order = archive.read(f"{folder}byteorder") if f"{folder}byteorder" in archive.namelist() else b"little"
         self.order = ">" if order.strip() == b"big" else "<"
 
     def find_class(self, module: str, name: str) -> type:
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor  # type: ignore[return-value]
+            return self._rebuild_tensor  # type: ignore[return-value]
         if module == "torch" and name in _SCALARS:
             return type(name, (_Storage,), {"format": _SCALARS[name]})
         return _Stub
 
-    def persistent_load(self, pid: object) -> _Value | None:
-        """("storage", type, key, location, count): the value of a one-value storage of a number type, else None."""
+    def persistent_load(self, pid: object) -> _StorageEntry | None:
+        """("storage", type, key, location, count): where a one-value storage of a number type lies, else None."""
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[4] == 1 and isinstance(pid[2], str)):
             return None
         kind = pid[1]
         if not (isinstance(kind, type) and issubclass(kind, _Storage) and kind.format):
             return None
-        fmt = self.order + kind.format
-        try:
-            data = self.archive.read(f"{self.folder}data/{pid[2]}")
-        except KeyError:  # a copy without the tensors' data: the records stand without the number
-            return None
-        return _Value(struct.unpack(fmt, data[: struct.calcsize(fmt)])[0]) if len(data) >= struct.calcsize(fmt) else None
+        return _StorageEntry(f"{self.folder}data/{pid[2]}", self.order + kind.format)
+
+    def _rebuild_tensor(self, storage: object, offset: object, size: object, *rest: object) -> object:
+        """torch._utils._rebuild_tensor_v2 for the records: a 0-d tensor of a one-value storage is a RecordedScalar,
+        any other tensor a _Stub."""
+        if isinstance(storage, _StorageEntry) and offset == 0 and size == ():
+            return RecordedScalar(self.path, storage.entry, storage.format)
+        return _Stub()
 
 
 def plain_records(path: Path) -> Mapping:
@@ -219,7 +236,7 @@ def _read_records(path: Path, version: tuple[int, int, int, int]) -> Mapping:
             if name is None:
                 return {}
             with archive.open(name) as stream:
-                contents = _Records(stream, archive, name.removesuffix("data.pkl")).load()
+                contents = _Records(stream, path, archive, name.removesuffix("data.pkl")).load()
     except Exception:  # a damaged or foreign file: not one this reads; its load says what it is
         return {}
     return contents if isinstance(contents, Mapping) else {}
