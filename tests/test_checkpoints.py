@@ -503,6 +503,44 @@ def test_lightning_checkpoint(tmp_path):
     assert ckpt.notes == ["stripped prefix 'model.', ignored 1 keys outside it"]
 
 
+EPOCHS = [
+    (torch.tensor(4), 4),
+    (torch.tensor(4, dtype=torch.int32), 4),
+    (4.0, 4),
+    (torch.tensor(4.0), 4),
+    (4.5, None),
+    (-1, None),
+    (-2.0, None),
+    (torch.tensor(-1), None),
+    (float("nan"), None),
+    (True, None),
+    (torch.tensor(True), None),
+    (torch.tensor([4]), None),
+]
+
+
+@pytest.mark.parametrize("epoch, read", EPOCHS, ids=[f"{e!r}" for e, _ in EPOCHS])
+def test_an_epoch_saved_as_a_tensor_or_a_whole_float_is_read_as_its_int(tmp_path, epoch, read):
+    """A loop that counts epochs on the device saves `torch.tensor(4)`, and one that takes a Trainer's `state.epoch`
+    saves 4.0: only an int was read, and the epoch was dropped without a word (no epoch in score's and rank's rows; a
+    run's files numbered by their names). A number that is no epoch (4.5, -1, True) is still none, silently."""
+    from suscli.load.sources.lightning import recorded_epoch as lightning_epoch
+    from suscli.load.sources.timm import recorded_epoch as timm_epoch
+    from suscli.run.pool import checkpoint_epoch
+
+    model = _tiny()
+    torch.save({"state_dict": model.state_dict(), "epoch": epoch}, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert (ckpt.meta.get("epoch"), ckpt.notes) == (read, [])
+    # read without the tensors, where a run's files are numbered: timm's record, Lightning's (over its file name)
+    torch.save({"epoch": epoch, "arch": "resnet18", "state_dict": model.state_dict()}, tmp_path / "last.pth.tar")
+    assert timm_epoch(tmp_path / "last.pth.tar") == read
+    lightning = {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": epoch}
+    torch.save({**lightning, "global_step": 8, "pytorch-lightning_version": "2.4.0"}, tmp_path / "epoch=9-step=8.ckpt")
+    assert lightning_epoch(tmp_path / "epoch=9-step=8.ckpt") == read
+    assert checkpoint_epoch(tmp_path / "epoch=9-step=8.ckpt") == (9 if read is None else read)
+
+
 @pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod.", "_orig_mod.module."])
 def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
     model = _tiny()
@@ -788,6 +826,34 @@ def test_file_without_tensors(tmp_path):
     torch.save({"epoch": 3, "step": 10}, tmp_path / "m.pt")
     line = _input_error(tmp_path / "m.pt", default_arch=ARCH)
     assert "holds no state dict (found a dict with keys 'epoch', 'step')" in line
+
+
+def test_a_state_dict_with_records_added_at_its_top_loads_its_weights_and_reads_the_epoch(tmp_path):
+    """`sd = model.state_dict(); sd["epoch"] = 3; torch.save(sd, ...)` was refused: "holds no state dict (found a
+    OrderedDict with keys '0.weight', ...)", which it plainly is. Its tensors are the weights and the numbers, names
+    and lists of them beside them records (the epoch read), said in a note: model.load_state_dict would refuse them
+    as unexpected keys. A value that is neither (an optimizer's state) is named as what keeps it from loading."""
+    model = _tiny()
+    state = model.state_dict()
+    state["epoch"] = 3
+    torch.save(state, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.meta == {"epoch": 3}
+    assert ckpt.notes == ["left out 1 value of the state dict that is no tensor, a record beside the weights: 'epoch'"]
+    state = model.state_dict()
+    state.update(best_acc=0.91, arch="bn_cnn", classes=["a", "b", "c"], note=None)
+    torch.save({"model": state, "epoch": 4}, tmp_path / "nested.pt")
+    ckpt = load_checkpoint(tmp_path / "nested.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model) and ckpt.meta == {"epoch": 4}
+    assert ckpt.notes == [
+        "left out 4 values of the state dict that are no tensors, records beside the weights: 'arch', 'best_acc', 'classes', ..."
+    ]
+    state = model.state_dict()
+    state["optimizer"] = {"state": {}, "param_groups": [{"lr": 0.1}]}
+    torch.save(state, tmp_path / "opt.pt")
+    line = _input_error(tmp_path / "opt.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert "holds a state dict whose 'optimizer' is a dict with keys 'state', 'param_groups', neither a tensor nor a record" in line
+    assert "save the weights apart from it" in line, line
 
 
 def test_bad_sidecar_and_bad_metadata(tmp_path):

@@ -80,6 +80,21 @@ def test_unreadable_files_are_counted_or_fatal_with_strict(tmp_path: Path) -> No
         decode_images([bad], 8)
 
 
+def test_an_undecodable_image_of_a_dataset_is_named_by_its_row_not_a_memory_address() -> None:
+    """An image held in a dataset file is opened from its bytes, and PIL's error named them as "cannot identify image
+    file <_io.BytesIO object at 0x7f...>": an address that changes every run, in --strict's error and in the one
+    that none of a set decodes. The error names the dataset's row, as the message's path does."""
+    from suscli.data.embedded import Embedded
+
+    rows = [Embedded(Path("data.parquet"), i, lambda row: b"not an image") for i in range(2)]
+    with pytest.raises(InputError) as info:
+        decode_images(rows, 8, strict=True)
+    assert "cannot identify image file 'data.parquet[0]'" in str(info.value) and "BytesIO" not in str(info.value)
+    with pytest.raises(InputError) as info:
+        decode_images(rows, 8)
+    assert "the first (data.parquet[0]): UnidentifiedImageError: cannot identify image file 'data.parquet[0]'" in str(info.value)
+
+
 def test_file_and_folder_names_that_are_not_utf8_are_measured_and_reported(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """A Latin-1 name from an old archive (its bytes kept by Python as lone surrogates) crashed the cache key, the
     results file's data identity, the CSV report and the --suspects CSV: each now carries it as \\xNN, as `ls -b`."""

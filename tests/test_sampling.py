@@ -291,6 +291,26 @@ def test_suspects_skip_an_unreadable_training_image_of_a_sample_that_grows(
         assert Path(path).parent.name == f"class_{given}" == given_class
 
 
+@pytest.mark.parametrize("batch", ["1", "2"])
+def test_a_stage_none_of_whose_images_decode_is_skipped_not_every_rows_error(
+    batch: str, pool: Path, image_folder: Path, big_train: Path, small_start: None
+) -> None:
+    """The sample's second stage (positions 8-15 of the seeded order) all unreadable: each stage is decoded on its own,
+    and "none of the 8 image files could be decoded" ended every row in an error, the first stage's measurements
+    lost. A set's last stage can be a few images (1,003 images: 1,000, then 3). The stage's images are now skipped,
+    as unreadable images among readable ones are, and the rows keep what the readable images gave."""
+    from suscli.data.images import labeled_source
+
+    listing = labeled_source(big_train)
+    for position in seeded_order(len(listing.paths), 0, START)[START : 2 * START]:
+        Path(listing.paths[position]).write_bytes(b"not an image")
+    doc, _ = rank(pool, image_folder, big_train, "--model-batch", batch)
+    assert all(r["status"] == "ok" for r in doc["results"]), [r.get("error") for r in doc["results"]]
+    sample = doc["train_sample"]
+    assert sample["sizes_tried"][:2] == [START, 2 * START] and sample["listed"] >= 2 * START
+    assert {r["train_n"] for r in doc["results"]} == {sample["images"]} and sample["images"] <= sample["listed"] - START
+
+
 def test_suspects_skip_an_unreadable_image_of_a_training_set_measured_whole(
     pool: Path, image_folder: Path, big_train: Path, tmp_path: Path
 ) -> None:

@@ -848,6 +848,34 @@ def test_a_held_out_set_none_of_whose_images_decode_is_named(tmp_path: Path, ima
         assert res.exit_code == 3 and all(r["error"].startswith("held-out set") for r in json.loads(res.stdout)["results"]), res.output
 
 
+def test_an_unlabeled_or_training_set_none_of_whose_images_decode_is_named_with_the_first_error(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """Said "none of the 2 image files under train/a could be decoded": the first file's folder, not the set given
+    (a training set of class folders a and b), and no reason. Now the set as given, and the first file's error."""
+    for folder in ("bad/a", "bad/b"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "x.png").write_text("not an image")
+    bad, first = tmp_path / "bad", tmp_path / "bad" / "a" / "x.png"
+    pool = make_pool(tmp_path / "pool", n=2)
+    reason = f"none of the 2 image files could be decoded, the first ({first}): UnidentifiedImageError: cannot identify"
+    line = one_error_line(invoke("score", pool / "m0.safetensors", "-d", bad, *FAST), 3, reason)
+    assert line.startswith(f"error: unlabeled set {bad}: none of the 2"), line
+    line = one_error_line(invoke("score", pool / "m0.safetensors", "-d", image_folder, "--train-data", bad, *FAST), 3, reason)
+    assert line.startswith(f"error: training set {bad}: none of the 2"), line
+    (tmp_path / "val.csv").write_text(f"path,label\n{first},0\n{bad / 'b' / 'x.png'},1\n")
+    given = ("-d", image_folder, "--val-data", tmp_path / "val.csv", *FAST)
+    line = one_error_line(invoke("score", pool / "m0.safetensors", *given), 3, reason)
+    assert line.startswith(f"error: held-out set {tmp_path / 'val.csv'}: none of the 2"), line
+    for batch in ("1", "2"):  # one model at a time, and together (vmap)
+        res = invoke("rank", pool, "-d", image_folder, "--train-data", bad, "--model-batch", batch, "-f", "json", *FAST)
+        errors = [r["error"] for r in json.loads(res.stdout)["results"]]
+        assert res.exit_code == 3 and all(e.startswith(f"training set {bad}: {reason}") for e in errors), res.output
+        res = invoke("rank", pool, "-d", bad, "--model-batch", batch, "-f", "json", *FAST)
+        errors = [r["error"] for r in json.loads(res.stdout)["results"]]
+        assert res.exit_code == 3 and all(e.startswith(f"unlabeled set {bad}: {reason}") for e in errors), res.output
+
+
 def test_a_held_out_set_no_model_has_the_classes_of_is_said_once(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """Held-out class ids beyond every model's classes printed the same two-line error, naming each model's file, in
     every row of rank's table, and closed on "3 model(s) could not be scored (see their rows)"."""

@@ -8,12 +8,13 @@ in one pool may differ.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import random
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,9 @@ import torch
 from PIL import Image, ImageOps
 
 from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
-from suscli.data.embedded import Embedded, ImageRef, place
+from suscli.data.embedded import Embedded, ImageRef
 from suscli.errors import InputError, MemoryRefused, UsageError
-from suscli.files import MEMORY_MARGIN, available_memory, human_size
+from suscli.files import MEMORY_MARGIN, available_memory, human_size, printable
 from suscli.data.imagesets import Listing, read_labeled, read_unlabeled
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -158,9 +159,21 @@ def seeded_subset(n_items: int, n: int | None, seed: int) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_items), n))
 
 
+class _RowBytes(io.BytesIO):
+    """The bytes of an image held in a dataset, shown as its row: PIL's errors name a file object by its repr, which
+    for a BytesIO is a memory address ("cannot identify image file <_io.BytesIO object at 0x7f...>")."""
+
+    def __init__(self, item: Embedded) -> None:
+        super().__init__(item.read())
+        self.item = item
+
+    def __repr__(self) -> str:
+        return repr(printable(self.item))
+
+
 def _opened(item: ImageRef) -> Path | io.BytesIO:
     """What PIL opens: the file, or the bytes of an image held in a dataset."""
-    return io.BytesIO(item.read()) if isinstance(item, Embedded) else item
+    return _RowBytes(item) if isinstance(item, Embedded) else item
 
 
 def _decode_one(path: ImageRef, sizing: Sizing, channels: int, upright: bool) -> np.ndarray:
@@ -344,8 +357,7 @@ def _decode_all(
             if progress and (done % 256 == 0 or done == len(paths)):
                 progress("decode images", done, len(paths))
     if not kept:
-        where = place(paths[0]) if paths else "the folder"
-        raise InputError(f"none of the {len(paths):,} image files under {where} could be decoded", fix="check that they are valid images")
+        raise _none_decoded(len(paths), unreadable)
     pixels = torch.from_numpy(out[kept] if len(kept) < len(paths) else out)
     return DecodedImages(pixels=pixels, paths=[paths[i] for i in kept], kept=kept, unreadable=unreadable)
 
@@ -373,6 +385,32 @@ def common_look(paths: Sequence[ImageRef], most: int = 20) -> tuple[tuple[int, i
     differ (a set of many sizes): a set unlike another in both is told apart by a look at a few headers."""
     looks = {(size, mode not in GRAY_MODES) for size, mode in filter(None, map(_header, paths[:most]))}
     return looks.pop() if len(looks) == 1 else None
+
+
+class NoneDecoded(InputError):
+    """Every image of a set unreadable: an error for a set, but for one stage of a growing sample (a part of the set,
+    maybe of a few images) only its images skipped (run.audit)."""
+
+
+def _none_decoded(count: int, unreadable: list[tuple[ImageRef, str]]) -> InputError:
+    """Every image unreadable: the first file and its decoder's error, which says why (a set of class folders
+    was named by its first folder alone, and no reason given). The caller names the set (named_set)."""
+    first = f", the first ({printable(unreadable[0][0])}): {unreadable[0][1]}" if unreadable else ""
+    return NoneDecoded(f"none of the {count:,} image files could be decoded{first}", fix="check that they are valid images")
+
+
+def named_set(kind: str, source: ImageSource) -> contextlib.AbstractContextManager[None]:
+    """Errors in decoding `source` named by the set as it was given ("training set data/train: ..."): a decoder's
+    error names one file, whose folder may be one class folder of the set, or hold another set's images too."""
+    return _prefixed(f"{kind} {printable(source.origin)}" if source.origin else kind)
+
+
+@contextlib.contextmanager
+def _prefixed(where: str) -> Iterator[None]:
+    try:
+        yield
+    except InputError as e:  # its own class kept (NoneDecoded, MemoryRefused), for a caller that tells them apart
+        raise type(e)(f"{where}: {e.message}", fix=e.fix) from None
 
 
 def _strict_error(path: ImageRef, err: str) -> InputError:

@@ -37,7 +37,18 @@ from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, nameable, read, safetensors_header, torch_load
 from suscli.load.sources import Folder
-from suscli.load.state_dicts import EMA_KEYS, few, find_state_dict, keep_metadata, nested_module, shape, strip_prefixes
+from suscli.load.sources.interface import epoch_number
+from suscli.load.state_dicts import (
+    EMA_KEYS,
+    few,
+    find_state_dict,
+    is_record,
+    keep_metadata,
+    nested_module,
+    records_beside,
+    shape,
+    strip_prefixes,
+)
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
 _SUFFIX_LIST = ", ".join(CHECKPOINT_SUFFIXES)
@@ -187,8 +198,8 @@ def load_checkpoint(
                 safetensors_header(file)  # a damaged file is said to be one, not a config that does not fit
     else:
         contents, kind = read(path, trust)
-    if isinstance(contents, Mapping) and isinstance(contents.get("epoch"), int):
-        meta.setdefault("epoch", contents["epoch"])  # training checkpoints (Lightning, timm) record it beside the weights
+    if isinstance(contents, Mapping) and (epoch := epoch_number(contents.get("epoch"))) is not None:
+        meta.setdefault("epoch", epoch)  # training checkpoints (Lightning, timm) record it beside the weights
     nested = nested_module(contents, ema)
     if nested is not None:  # torch.save({"model": model, "epoch": 3}): only a trusted load could unpickle the module
         contents = nested[1]
@@ -247,6 +258,12 @@ def load_checkpoint(
         classes = num_classes or meta.get("num_classes") or infer_num_classes(model.state_dict())
     else:
         state, where = _weights(path, contents, folder, trust, ema)
+        if records := records_beside(contents, where):
+            many = len(records) > 1
+            notes.append(
+                f"left out {len(records)} value{'s' if many else ''} of the state dict that {'are no tensors' if many else 'is no tensor'}, "
+                f"{'records' if many else 'a record'} beside the weights: {shown([repr(r) for r in records], 3)}"
+            )
         shadow = None  # torch_ema's or diffusers' averages, put into the model's parameters once it is loaded
         swa = None  # StochasticWeightAveraging's average, put into the model's parameters once it is loaded
         if found is not None and found.averaged is not None:
@@ -316,6 +333,11 @@ def _weights(
             f"{path}: holds {alone[1]}'s EMA averages alone: {len(alone[0])} tensors without names or buffers, no model weights",
             fix="save them beside the model's weights as {'model': model.state_dict(), 'ema': ema.state_dict()}, which --ema reads, "
             "or save the model's state dict after ema.copy_to(model.parameters())",
+        )
+    if found is None and (stray := _stray_value(contents)) is not None:
+        raise InputError(
+            f"{path}: holds a state dict whose {stray[0]!r} is {_describe(stray[1])}, neither a tensor nor a record (a number or name)",
+            fix=f"save the weights apart from it, as {{'state_dict': model.state_dict(), {stray[0]!r}: ...}}",
         )
     if found is None:
         raise InputError(
@@ -657,9 +679,21 @@ def _to_eval(model: nn.Module, kind: str) -> list[str]:
     return []
 
 
+def _stray_value(contents: object) -> tuple[str, object] | None:
+    """The first value that keeps a mapping of mostly tensors from being a state dict: neither a tensor nor a record
+    (an optimizer's state put beside the weights), where the mapping holds more tensors than such values."""
+    if not isinstance(contents, Mapping) or not all(isinstance(k, str) for k in contents):
+        return None
+    strays = [k for k, v in contents.items() if not isinstance(v, torch.Tensor) and not is_record(v)]
+    tensors = sum(isinstance(v, torch.Tensor) for v in contents.values())
+    return (strays[0], contents[strays[0]]) if strays and tensors > len(strays) else None
+
+
 def _describe(contents: object) -> str:
+    name = type(contents).__name__
+    article = "an" if name[:1].lower() in "aeiou" else "a"  # "an OrderedDict"
     if isinstance(contents, Mapping):
         if not contents:
             return "an empty dict"
-        return f"a {type(contents).__name__} with keys {shown([repr(k) for k in contents])}"
-    return f"a {type(contents).__name__}"
+        return f"{article} {name} with keys {shown([repr(k) for k in contents])}"
+    return f"{article} {name}"

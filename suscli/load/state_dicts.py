@@ -37,8 +37,9 @@ def find_state_dict(contents: object, ema: bool = False, depth: int = 0) -> tupl
     `_WEIGHT_KEYS` in order (EMA keys first with `ema`) at each level down to `_MAX_NESTING` levels."""
     if not isinstance(contents, Mapping) or not contents:
         return None
-    if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in contents.items()):
-        return keep_metadata(dict(contents), contents), ()
+    tensors = {k: v for k, v in contents.items() if isinstance(v, torch.Tensor)}
+    if tensors and all(isinstance(k, str) for k in contents) and all(k in tensors or is_record(v) for k, v in contents.items()):
+        return keep_metadata(tensors, contents), ()  # records beside the tensors left out (records_beside)
     if depth == _MAX_NESTING:
         return None
     for key in _EMA_FIRST if ema else _WEIGHT_KEYS:
@@ -46,6 +47,23 @@ def find_state_dict(contents: object, ema: bool = False, depth: int = 0) -> tupl
         if found is not None:
             return found[0], (key, *found[1])
     return None
+
+
+def is_record(value: object) -> bool:
+    """A value a script put into a state dict beside the weights that is plainly none (`sd["epoch"] = 3`,
+    `sd["classes"] = [...]`): a number, a name, None, or a list of them. model.load_state_dict refuses such keys as
+    unexpected; suscli loads the tensors and reads the records as a file's records (the epoch)."""
+    plain = (bool, int, float, str, type(None))
+    return isinstance(value, plain) or (isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value))
+
+
+def records_beside(contents: object, where: tuple[str, ...]) -> list[str]:
+    """The names of the records find_state_dict left out of the state dict it found under the keys `where`."""
+    for key in where:
+        contents = contents.get(key) if isinstance(contents, Mapping) else None
+    if not isinstance(contents, Mapping):
+        return []
+    return sorted(k for k, v in contents.items() if not isinstance(v, torch.Tensor))
 
 
 def keep_metadata(state: dict[str, torch.Tensor], source: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:

@@ -161,6 +161,14 @@ def extended(row: Result, acc: Accuracy, size: int, unreadable: list[int]) -> Re
     return grown
 
 
+def passed_over(row: Result, size: int, unreadable: list[int]) -> Result:
+    """`row` grown to `size` over images none of which could be decoded (`unreadable`: all after its own): skipped,
+    its counts and predictions as they were."""
+    grown = copy.deepcopy(row)
+    begin(grown, size, skipped(row) + unreadable)
+    return grown
+
+
 def view(row: Result, size: int) -> Result:
     """The row as measured on the first `size` images of the order (a copy; the row itself when it holds no more)."""
     have = listed(row)

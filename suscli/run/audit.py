@@ -21,7 +21,7 @@ from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint, sidecar_path
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError
-from suscli.data.images import ImageSource, Preprocess
+from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
 from suscli.run.pool import PoolEntry
 from suscli.results import REUSED, Result
 from suscli.run.model import (
@@ -40,12 +40,11 @@ from suscli.run.model import (
     source_notes,
     sorted_val_note,
     held_out_errors,
-    held_out_pixels,
     untrained_reference,
     val_ids,
 )
 from suscli.measure.susceptibility import check_finite
-from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, settle, view
+from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, passed_over, settle, view
 from suscli.run.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
@@ -246,7 +245,8 @@ def score_group(
     placed = [on_device(c.model, prep.normalizer(), device) for c in checkpoints]
     models, transform = [model for model, _ in placed], placed[0][1]  # one architecture: one transform for all
     channels = input_channels(models[0], prep.side)
-    pixels, _, unreadable = unlabeled.decoded(prep.sizing, channels, device, progress)
+    with named_set("unlabeled set", unlabeled):
+        pixels, _, unreadable = unlabeled.decoded(prep.sizing, channels, device, progress)
     labels_in_range(checkpoints[0], models[0], transform(pixels[:2].to(device)), train, ids, val, val_map)  # one architecture
     sus = measure_many(models, pixels, config=settings.susceptibility, transform=transform, device=device, progress=progress)
     for one in sus:
@@ -263,7 +263,8 @@ def score_group(
     accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
     if train is not None:
-        train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
+        with named_set("training set", train):
+            train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
         accs = training_accuracy_many(
             models,
             train_pixels,
@@ -276,7 +277,8 @@ def score_group(
     vals: Sequence[Accuracy | None] = [None] * len(models)
     val_bad = None
     if val is not None:
-        val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
+        with named_set("held-out set", val):
+            val_pixels, val_labels, val_bad = val.decoded(prep.sizing, channels, device, progress)
         with held_out_errors(val):
             vals = training_accuracy_many(
                 models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
@@ -590,7 +592,11 @@ def _grow(rows: list[Result], ckpts: list[Checkpoint], sample: NestedSample, siz
     for lo, hi in sample.boundaries(listed(rows[0]) or 0, size):
         chunk = sample.chunk(lo, hi)
         ids, _ = label_ids(ckpts[0], chunk)
-        pixels, decoded, _ = chunk.decoded(prep.sizing, channels, device)
+        try:  # a refusal for memory stops the sample at the stage before (_grow_one), its message as it is
+            pixels, decoded, _ = chunk.decoded(prep.sizing, channels, device)
+        except NoneDecoded:  # a stage of unreadable images alone (a set's last stage may be 3): skipped, as any unreadable
+            rows = [passed_over(r, hi, list(range(lo, hi))) for r in rows]
+            continue
         labels = model_labels(decoded, ids)
         if len(models) == 1:
             accs = [training_accuracy(models[0], pixels, labels, population=chunk.population, transform=transform, device=device)]

@@ -24,7 +24,7 @@ from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels
+from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set
 from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.defaults import ADAPTIVE
@@ -320,7 +320,8 @@ def score_checkpoint(
         check_channels(channels)
     except InputError as e:  # which model: in a pool's row, or a script's loop over checkpoints, the path is the clue
         raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
-    pixels, _, unreadable = data.decoded(prep.sizing, channels, device, progress)
+    with named_set("unlabeled set", data):
+        pixels, _, unreadable = data.decoded(prep.sizing, channels, device, progress)
     bad = None
     try:
         labels_in_range(checkpoint, model, transform(pixels[:2].to(device)), train, ids, val, val_map)
@@ -345,7 +346,8 @@ def score_checkpoint(
         reference = untrained_reference(model, sus, pixels, settings=settings, inputs=(prep, channels), transform=transform, device=device)
         acc = None
         if train is not None:
-            train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
+            with named_set("training set", train):
+                train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
             labels = model_labels(labels, ids)
             with training_errors(train):
                 acc = training_accuracy(
@@ -353,7 +355,8 @@ def score_checkpoint(
                 )
         val_acc, val_bad = None, None
         if val is not None:
-            val_pixels, val_labels, val_bad = held_out_pixels(val, prep, channels, device, progress)
+            with named_set("held-out set", val):
+                val_pixels, val_labels, val_bad = val.decoded(prep.sizing, channels, device, progress)
             with held_out_errors(val):
                 val_acc = training_accuracy(
                     model,
@@ -551,17 +554,6 @@ def counted_val_ids(
     if val is None or num_classes == checkpoint.num_classes:
         return val_map
     return val_ids(checkpoint, val, train, num_classes)
-
-
-def held_out_pixels(
-    val: ImageSource, prep: Preprocess, channels: int, device: torch.device | None, progress: Progress | None
-) -> tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]:
-    """The held-out images decoded (ImageSource.decoded), an error naming the held-out set: one of images none of which
-    decode said only "image files under FOLDER", which may hold the training or unlabeled images too."""
-    try:
-        return val.decoded(prep.sizing, channels, device, progress)
-    except InputError as e:
-        raise InputError(f"held-out set {val.origin or ''}: {e.message}", fix=e.fix) from None
 
 
 def labels_in_range(

@@ -21,6 +21,7 @@ from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix, nameable
 from suscli.errors import InputError
 from suscli.load.sources import checkpoint_folder, recorded_epoch
+from suscli.load.sources.interface import epoch_number
 
 MANIFEST_SUFFIXES = (".json", ".csv")
 # ONNX exports in a pool are named on stderr, not rows: one sits beside the checkpoint it was exported from, whose row
@@ -134,8 +135,8 @@ def checkpoint_epoch(path: Path) -> int | None:
         stored = read_metadata(path).get("epoch")
     except (InputError, OSError, ValueError):  # a damaged file: its load names the error, in its row
         stored = None
-    if isinstance(stored, int) and not isinstance(stored, bool) and stored >= 0:
-        return stored
+    if (own := epoch_number(stored)) is not None:
+        return own
     recorded = None if alias_copy(path) else recorded_epoch(path)
     return recorded if recorded is not None else epoch_from_name(_numbered_as(path))
 

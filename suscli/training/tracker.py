@@ -37,7 +37,7 @@ from torch import nn
 
 from suscli.errors import InputError, SuscliError, UsageError, require_type
 from suscli.files import append_line
-from suscli.data.images import unlabeled_source
+from suscli.data.images import named_set, unlabeled_source
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import (
     SusceptibilityConfig,
@@ -254,7 +254,9 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
                 f"an image folder ({source}) needs image_size= to decode its images to",
                 fix="SusceptibilityTracker(folder, image_size=32, transform=normalizer(mean, std))",
             )
-        return unlabeled_source(source).decoded(image_size, 3)[0]
+        images = unlabeled_source(source)
+        with named_set("unlabeled set", images):
+            return images.decoded(image_size, 3)[0]
     if isinstance(source, torch.utils.data.DataLoader):
         with kept_rng(source):
             return _joined(torch.cat, [_first(batch) for batch in source])

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import pickle
+import struct
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import torch
 from torch import nn
 
 from suscli.errors import InputError
@@ -101,6 +104,21 @@ def whole(value: object) -> int | None:
     return None
 
 
+def epoch_number(value: object) -> int | None:
+    """A recorded epoch as an int: an int from 0, a whole float (a Trainer's `state.epoch`, 4.0), or a one-value
+    tensor of either (`torch.tensor(4)`, a loop counting on the device); None for a number that is no epoch (4.5,
+    -1, True), which is then no epoch rather than a wrong one."""
+    if isinstance(value, RecordedScalar):  # a tensor's value in records read without their tensors
+        value = value.value()
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or value.dtype == torch.bool or value.is_complex():
+            return None
+        value = value.item()
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 class _Stub:
     """Stands for any object the pickle builds: nothing is imported and nothing is run."""
 
@@ -120,14 +138,84 @@ class _Stub:
         pass
 
 
+# The storages whose one value a 0-d tensor in a checkpoint's records is read from (an epoch as torch.tensor(4)), by
+# the name torch pickles them under, with their struct format; any other storage (bool, half) is read as nothing.
+_SCALARS = {
+    "LongStorage": "q",
+    "IntStorage": "i",
+    "ShortStorage": "h",
+    "CharStorage": "b",
+    "ByteStorage": "B",
+    "DoubleStorage": "d",
+    "FloatStorage": "f",
+}
+
+
+class _Storage(_Stub):
+    """A torch storage class the records name: the struct format of its values, where _SCALARS knows it."""
+
+    format: str | None = None
+
+
+@dataclass(frozen=True)
+class _StorageEntry:
+    """Where a one-value storage's bytes lie in the archive, and their struct format (byte order first)."""
+
+    entry: str
+    format: str
+
+
+@dataclass(frozen=True)
+class RecordedScalar:
+    """A 0-d tensor among a checkpoint's records (`"epoch": torch.tensor(4)`): its one value is read from its entry in
+    the archive only when asked (epoch_number), so the records are read without any tensor's data."""
+
+    path: Path
+    entry: str
+    format: str
+
+    def value(self) -> float | None:
+        """The number, or None where the archive no longer holds it (a copy without the tensors' data)."""
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                data = archive.read(self.entry)
+            return struct.unpack(self.format, data[: struct.calcsize(self.format)])[0]
+        except (OSError, KeyError, zipfile.BadZipFile, struct.error):
+            return None
+
+
 class _Records(pickle.Unpickler):
-    """Plain data as it is, every class and function a _Stub, every tensor's storage None (never read)."""
+    """Plain data as it is, every class and function a _Stub, every tensor's storage None (never read); a 0-d tensor
+    of a number type a RecordedScalar, read only if asked."""
+
+    def __init__(self, stream: IO[bytes], path: Path, archive: zipfile.ZipFile, folder: str) -> None:
+        super().__init__(stream)
+        self.path, self.folder = path, folder
+        order = archive.read(f"{folder}byteorder") if f"{folder}byteorder" in archive.namelist() else b"little"
+        self.order = ">" if order.strip() == b"big" else "<"
 
     def find_class(self, module: str, name: str) -> type:
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return self._rebuild_tensor  # type: ignore[return-value]
+        if module == "torch" and name in _SCALARS:
+            return type(name, (_Storage,), {"format": _SCALARS[name]})
         return _Stub
 
-    def persistent_load(self, pid: object) -> None:
-        return None
+    def persistent_load(self, pid: object) -> _StorageEntry | None:
+        """("storage", type, key, location, count): where a one-value storage of a number type lies, else None."""
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[4] == 1 and isinstance(pid[2], str)):
+            return None
+        kind = pid[1]
+        if not (isinstance(kind, type) and issubclass(kind, _Storage) and kind.format):
+            return None
+        return _StorageEntry(f"{self.folder}data/{pid[2]}", self.order + kind.format)
+
+    def _rebuild_tensor(self, storage: object, offset: object, size: object, *rest: object) -> object:
+        """torch._utils._rebuild_tensor_v2 for the records: a 0-d tensor of a one-value storage is a RecordedScalar,
+        any other tensor a _Stub."""
+        if isinstance(storage, _StorageEntry) and offset == 0 and size == ():
+            return RecordedScalar(self.path, storage.entry, storage.format)
+        return _Stub()
 
 
 def plain_records(path: Path) -> Mapping:
@@ -148,7 +236,7 @@ def _read_records(path: Path, version: tuple[int, int, int, int]) -> Mapping:
             if name is None:
                 return {}
             with archive.open(name) as stream:
-                contents = _Records(stream).load()
+                contents = _Records(stream, path, archive, name.removesuffix("data.pkl")).load()
     except Exception:  # a damaged or foreign file: not one this reads; its load says what it is
         return {}
     return contents if isinstance(contents, Mapping) else {}

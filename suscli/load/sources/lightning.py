@@ -20,7 +20,7 @@ import torch
 
 from suscli.errors import InputError
 from suscli.load import configs
-from suscli.load.sources.interface import Arch, Found, Layout, plain_records, whole
+from suscli.load.sources.interface import Arch, Found, Layout, epoch_number, plain_records, whole
 
 # An attribute holding an EMA copy of the network under its `module.` (torch's AveragedModel, timm's ModelEma*), or
 # as a plain copy of another attribute's network: `ema_model`, `model_ema`, `ema`, `net_ema`. ema-pytorch's `EMA`, under any name, holds its copy under `ema_model.` instead.
@@ -153,8 +153,7 @@ def save_point(path: Path) -> str | None:
 def recorded_epoch(path: Path) -> int | None:
     """The `epoch` a Lightning checkpoint records (the trainer's current epoch when it was saved), read as
     save_point reads its counters; None for other files."""
-    epoch = _records(path).get("epoch")
-    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
+    return epoch_number(_records(path).get("epoch"))
 
 
 def recorded_step(path: Path) -> int | None:

@@ -22,7 +22,7 @@ from torch import nn
 from suscli.data.images import INTERPOLATIONS
 from suscli.data.labels import AS_STRINGS, BY_NAME, NATURAL
 from suscli.errors import InputError
-from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, plain_records, recorded_args, whole
+from suscli.load.sources.interface import Arch, Folder, Found, Layout, epoch_number, numbers, plain_records, recorded_args, whole
 
 
 # The weight files timm's save_for_hf (and push_to_hub) writes beside its config.json, safetensors first.
@@ -250,10 +250,9 @@ def recorded_epoch(path: Path) -> int | None:
     """The `epoch` a CheckpointSaver file records, read without its tensors: the N of its `checkpoint-N.pth.tar`,
     which `last.pth.tar` and `model_best.pth.tar` do not name."""
     records = plain_records(path)
-    epoch = records.get("epoch")
     if not isinstance(records.get("arch"), str) or "state_dict" not in records:
         return None
-    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
+    return epoch_number(records.get("epoch"))
 
 
 LAYOUT = Layout("timm", recognize, folder=folder, defaults=defaults, epoch=recorded_epoch)
