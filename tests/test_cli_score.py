@@ -836,3 +836,11 @@ def test_a_report_to_a_device_or_pipe_is_written_into_it_not_over_it(ckpt: Path,
     assert not list(tmp_path.glob(".pipe.*"))
     res = invoke("score", ckpt, "-d", image_folder, "-f", "json", "-o", os.devnull)
     assert res.exit_code == 0 and not Path(os.devnull).is_file(), res.output
+
+
+@pytest.mark.parametrize("command", ["score", "rank", "track"])
+def test_the_help_says_output_dash_is_stdout(command: str) -> None:
+    """--help named --output a file "instead of stdout" and said nothing of `-o -`, which the docs give for a pipe."""
+    res = invoke(command, "--help")
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", res.stdout).split())
+    assert res.exit_code == 0 and "instead of stdout; - is stdout." in words, words

@@ -6,7 +6,8 @@ A message is an f-string: its words are the literal text between the placeholder
 words in a quote (lowercase words, single spaces, no digits or punctuation between) must be words the code writes:
 inside one literal text, or across placeholders, from the end of one literal text through the values filled in (a
 whole literal text, or one other word: a name) to the start of another. docs/validation.md is a dated log, quoting
-what earlier releases printed, and is left out; command lines are tests/test_docs_commands.py's."""
+what earlier releases printed, and is left out; command lines are tests/test_docs_commands.py's. The report rows
+they show name each model as score and rank name it, by its checkpoint's file name without the suffix."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from functools import cache, lru_cache
 from pathlib import Path
 
+from suscli.load.safe_read import checkpoint_suffix
 from tests.test_docs_commands import code_spans
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,3 +148,38 @@ def test_a_reworded_quote_is_found(tmp_path: Path) -> None:
     doc = tmp_path / "rank.md"
     doc.write_text(shown.replace("of them it fits best the training labels", "of them it fits the training labels best"))
     assert unwritten(doc) and all("fits the training labels best" in line for line in unwritten(doc))
+
+
+# A report row as the docs show it: a table's body row (`│ NAME │ arch │ ...`, trimmed rows start with `... `), or a
+# row written out on one line (`NAME | arch | train acc | ...`).
+TABLE_ROW = re.compile(r"^(?:\.\.\. )?│ (\S+) +│")
+ROW_LINE = re.compile(r"^(\S+) \| \S+ \| ")
+
+
+def rows_named_as_files(doc: Path) -> list[str]:
+    """doc:line and the name of each report row `doc` shows whose model is named by its checkpoint's whole file name:
+    score and rank name a checkpoint without its suffix (`last` for `last.ckpt`), and keep it only where two files of
+    a pool share a stem (`m.pt` beside `m.safetensors`), which no example of the docs holds."""
+    found = []
+    for number, quote in quotes(doc.read_text(encoding="utf-8")):
+        if (match := TABLE_ROW.match(quote) or ROW_LINE.match(quote)) and checkpoint_suffix(match.group(1)):
+            found.append(f"{doc.name}:{number}: {match.group(1)}")
+    return found
+
+
+def test_no_report_row_the_docs_show_names_a_model_by_its_file_name() -> None:
+    """score named a checkpoint by its file name (`model_best.pth.tar`) until it named it as rank does (`model_best`):
+    the sample tables copied from runs before that kept the old name, which no run prints any more."""
+    assert [line for doc in DOCS for line in rows_named_as_files(doc)] == []
+
+
+def test_a_row_named_by_its_file_name_is_found(tmp_path: Path) -> None:
+    """The check itself, on a table row and a row written on one line, as checkpoints.md and score.md show them."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "Run it:\n\n    ... │ model_1.pth │ torchvision:resnet18 │ - │ 0.5575 ± 0.0704 │ unclear │\n\n"
+        "prints `m.safetensors | suscli.models:bn_cnn | 64.4% | 0.0860 ± 0.0040 | low susceptibility`, and\n"
+        "`m | suscli.models:bn_cnn | 64.4% | 0.0860 ± 0.0040 | low susceptibility` after.\n",
+        encoding="utf-8",
+    )
+    assert rows_named_as_files(doc) == ["doc.md:3: model_1.pth", "doc.md:5: m.safetensors"]

@@ -224,7 +224,9 @@ class OutputOptions:
     fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.", rich_help_panel=OUTPUTS)] = Format.table
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help="Write the report to this file (atomically) instead of stdout.", rich_help_panel=OUTPUTS),
+        typer.Option(
+            "--output", "-o", help="Write the report to this file (atomically) instead of stdout; - is stdout.", rich_help_panel=OUTPUTS
+        ),
     ] = None
     per_image: Annotated[
         bool,
