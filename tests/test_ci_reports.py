@@ -486,7 +486,11 @@ def test_a_fail_on_gate_that_could_flag_no_model_says_so(tmp_path: Path) -> None
     res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", "-f", "json", "--device", "cpu")
     doc = json.loads(res.stdout)
     assert res.exit_code == 0 and doc["gate"]["passed"] is True, res.output
-    assert "could flag none of the 2 models" in doc["gate"]["flags_none"] and "could flag none of the 2 models" in res.stderr
+    assert "could flag none of the 2 models" in doc["gate"]["flags_none"]
+    assert res.stderr.strip().splitlines()[-1] == doc["gate"]["flags_none"]  # last, with the gate lines
+    summary = tmp_path / "summary.md"
+    res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert res.exit_code == 0 and doc["gate"]["flags_none"] in summary.read_text(), res.output  # the CI page says it too
     pool, unlabeled, train, _ = learned_pool(tmp_path / "four")
     res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", "-f", "json", "--device", "cpu")
     doc = json.loads(res.stdout)

@@ -120,9 +120,7 @@ def rank(
         else:
             why = None if t else shortfall(choice.ranked)
             failures = pool_failures(choice.ranked, fail_on, candidate, t)
-        blind = None if failures or t is None else flags_none(choice.ranked, fail_on)
-        if blind:
-            say(blind)
+        blind = None if failures or t is None else flags_none(choice.ranked, fail_on)  # said with the gate lines
         if t is None and opened.train is not None and 0 < sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once; none: moot
             say(f"regions need a pool of {MIN_POOL}+ distinct scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
         names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []

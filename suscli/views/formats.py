@@ -119,15 +119,16 @@ def to_markdown(rows: list[Result], title: str | None = None) -> str:
 
 
 def gate_lines(report: Report) -> list[str]:
-    """How the run ends, in words: the models (track: epochs) that could not be scored, then the gates that failed
-    (the commands print them last on stderr, and the Markdown report ends with them: a CI job that failed on a gate
+    """How the run ends, in words: the models (track: epochs) that could not be scored, then the gates that failed or
+    passed without being able to flag any model (the commands print them last on stderr, and the Markdown report ends with them: a CI job that failed on a gate
     points the reader there). Both: exit 3 wins over 1, but a flagged model is still flagged, as the JUnit and HTML
     reports say."""
     unit = "epoch" if report.command == "track" else "model"
     reasons = {r.error for r in report.skipped}
     why = f", all alike: {reasons.pop()}" if len(report.skipped) > 1 and len(reasons) == 1 else " (see their rows)"
     skipped = [f"error: {len(report.skipped)} {unit}(s) could not be scored{why}"] if report.skipped else []
-    return [*skipped, *(f"gate failed: {failure}" for failure in report.failures)]
+    blind = (report.run.get("gate") or {}).get("flags_none")  # a gate that passed where it could flag no model
+    return [*skipped, *(f"gate failed: {failure}" for failure in report.failures), *([blind] if blind else [])]
 
 
 def markdown_report(report: Report) -> str:
