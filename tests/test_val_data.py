@@ -586,6 +586,21 @@ def test_few_labels_leave_the_order_to_the_label_free_evidence_and_many_to_the_h
     assert blended_order(model_hits(acc, 4000), many)[:2] == [1, 3]  # the two most accurate, in their order
 
 
+def test_a_held_out_order_the_label_free_order_matches_exactly_is_weighed_without_error() -> None:
+    """Four models far apart on 1,000 held-out images, in the label-free order: every halving ranks them the same, so
+    held-out accuracy and the label-free order are one ranking (agreement 1) and their least-squares weights have no
+    single answer; the label-free order alone orders them, as where it agrees closely. Reversed, held-out accuracy
+    alone does. (rank --val-data on such a pool ended in "internal error: LinAlgError: Singular matrix".)"""
+    from suscli.judge.held_out import blend, blended_order
+
+    same = model_hits([0.95, 0.8, 0.6, 0.2], 1000)
+    weights = blend(same)
+    assert weights.agreement == pytest.approx(1.0) and (weights.held_out, weights.label_free) == (0.0, 1.0)
+    assert blended_order(same, weights) == [0, 1, 2, 3]
+    reverse = blend(same[::-1])
+    assert reverse.agreement == pytest.approx(-1.0) and (reverse.held_out, reverse.label_free) == (1.0, 0.0)
+
+
 def test_mcnemar_p_is_the_exact_binomial_test() -> None:
     from scipy.stats import binomtest
 

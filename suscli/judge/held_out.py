@@ -96,6 +96,9 @@ def blend(hits: Sequence[np.ndarray], splits: int = SPLITS, seed: int = SPLIT_SE
     # one standard error high, the half sets' (Blend says why not the whole set's)
     high = math.tanh(fisher_z(agreement) + float(np.std(on_half)))
     label_free = high / math.sqrt(reliability)  # the label-free order's correlation with the clean ranking
+    if abs(agreement) > 1 - 1e-9:
+        # one ranking (or its reverse): the least-squares weights have no single answer, and either order alone is it
+        return Blend(reliability, agreement, *((0.0, 1.0) if agreement > 0 else (1.0, 0.0)))
     if label_free >= 1:
         return Blend(reliability, agreement, 0.0, 1.0)
     if label_free <= 0:
