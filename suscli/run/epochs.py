@@ -17,6 +17,7 @@ from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
+from suscli.load.sources.timm import recorded_epoch as timm_epoch
 from suscli.measure.susceptibility import running_mean
 from suscli.run.pool import PoolEntry, alias_copy, discover, name_version, save_step
 from suscli.judge import verdict
@@ -504,10 +505,17 @@ _STEPS = re.compile(r"(?:^|[-_])step=(\d+)")  # Lightning's ModelCheckpoint name
 
 def trained_epoch_0(entries: list[PoolEntry]) -> str | None:
     """Why epoch 0 of this run is a trained epoch rather than the initialization, where its file says so: Lightning
-    names the checkpoint of its first trained epoch `epoch=0-step=N`, N optimizer steps in. None otherwise."""
+    names the checkpoint of its first trained epoch `epoch=0-step=N`, N optimizer steps in, and timm's
+    CheckpointSaver saves only after an epoch trained, recording `epoch` 0 for the first. None otherwise."""
     if not entries or entries[0].epoch != 0:
         return None
     first = entries[0]
+    if timm_epoch(first.path) == 0:
+        return (
+            f"{first.name} records epoch 0 as timm's CheckpointSaver writes it, after that epoch trained: its epoch 0 is "
+            "a trained epoch (timm numbers its first trained epoch 0), not the initialization; pass --count-epoch-0 to "
+            "count it in zeta and the choice"
+        )
     m = _STEPS.search(first.name)
     if m is None or int(m.group(1)) == 0:
         return None
