@@ -234,6 +234,12 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
                 fix="save one at the end of every epoch, ModelCheckpoint(save_top_k=-1), or list the saves to measure in a "
                 "manifest with an epoch field",
             )
+        if a.epoch == b.epoch and (runs := _run_folders(run, a, b)):
+            raise InputError(
+                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}; {runs[0]} and {runs[1]} each hold "
+                "their own: separate runs, which track measures one at a time, or copies of one run's files",
+                fix=f"track one run, suscli track {run / runs[0]} (compare runs with suscli rank {run}); copies: keep one",
+            )
         if a.epoch == b.epoch:
             raise InputError(
                 f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
@@ -246,6 +252,18 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
         )
     parted = _parted_logs(numbered)
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
+
+
+def _run_folders(run: Path, a: PoolEntry, b: PoolEntry) -> tuple[str, str] | None:
+    """The subfolders of `run` that hold two checkpoints of one epoch, one each, where they are different ones: a
+    folder of several runs, which deleting one of the two files ("keep one per epoch") would not make one run."""
+    try:
+        parts = a.path.relative_to(run).parts, b.path.relative_to(run).parts
+    except ValueError:  # a manifest's entries lie anywhere
+        return None
+    if min(len(parts[0]), len(parts[1])) < 2 or parts[0][0] == parts[1][0]:
+        return None
+    return parts[0][0], parts[1][0]
 
 
 def step_saves(entries: list[PoolEntry]) -> list[PoolEntry]:
