@@ -163,6 +163,23 @@ def test_timms_trained_epoch_0_is_not_taken_for_the_initialization_silently(run:
     assert trained_epoch_0(run_epochs(other)[0]) is None
 
 
+def test_a_file_whose_name_says_another_epoch_than_it_records_is_named_so(run: Path, tmp_path: Path) -> None:
+    """checkpoint-1.pth.tar copied to checkpoint-3.pth.tar: the copy records epoch 1, which wins over its name, and
+    track refused "two checkpoints for epoch 1: checkpoint-1 and checkpoint-3" without saying why checkpoint-3 is
+    epoch 1; the error now says what the file records and what its name says."""
+    import shutil
+
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("checkpoint-0.pth.tar", "checkpoint-1.pth.tar"):
+        shutil.copy(run / name, out / name)
+    shutil.copy(run / "checkpoint-1.pth.tar", out / "checkpoint-3.pth.tar")
+    root = run.parent
+    res = CliRunner().invoke(app, ["track", str(out), "-d", str(root / "unlabeled")])
+    assert res.exit_code == 3, res.output
+    assert "two checkpoints for epoch 1: checkpoint-1 and checkpoint-3 (its file records epoch 1, its name says 3)" in res.stderr
+
+
 def test_the_last_epoch_that_max_history_kept_only_in_last_pth_tar_is_tracked_and_ranked(run: Path, tmp_path: Path) -> None:
     """CheckpointSaver keeps the max_history best checkpoint-N files: a last epoch that is not among them lives on
     only in last.pth.tar, which records its epoch. track measured the run without it, and rank took checkpoint-2

@@ -89,7 +89,7 @@ def test_a_folder_of_several_runs_is_told_to_track_one(tmp_path: Path, image_fol
     with pytest.raises(InputError) as err:
         run_epochs(tmp_path / "runs")
     said = str(err.value)
-    assert "a and b each hold their own: separate runs" in said, said
+    assert "in folders a/ and b/ that each hold their own: separate runs" in said, said
     assert f"suscli track {tmp_path / 'runs' / 'a'}" in said and "keep one per epoch" not in said, said
     res = invoke("track", tmp_path / "runs", "-d", image_folder)
     assert res.exit_code == 3 and "separate runs" in res.stderr and "Traceback" not in res.output

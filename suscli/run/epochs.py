@@ -19,7 +19,7 @@ from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
 from suscli.load.sources.timm import recorded_epoch as timm_epoch
 from suscli.measure.susceptibility import running_mean
-from suscli.run.pool import PoolEntry, alias_copy, discover, name_version, save_step
+from suscli.run.pool import PoolEntry, alias_copy, discover, epoch_from_name, name_version, numbered_as, save_step
 from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
@@ -236,13 +236,13 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
             )
         if a.epoch == b.epoch and (runs := _run_folders(run, a, b)):
             raise InputError(
-                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}; {runs[0]} and {runs[1]} each hold "
-                "their own: separate runs, which track measures one at a time, or copies of one run's files",
+                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}, in folders {runs[0]}/ and {runs[1]}/ that "
+                "each hold their own: separate runs, which track measures one at a time, or copies of one run's files",
                 fix=f"track one run, suscli track {run / runs[0]} (compare runs with suscli rank {run}); copies: keep one",
             )
         if a.epoch == b.epoch:
             raise InputError(
-                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
+                f"{run}: two checkpoints for epoch {a.epoch}: {_as_named(a)} and {_as_named(b)}",
                 fix="keep one per epoch, or list them in a manifest with an epoch field",
             )
     if mid:  # they have an epoch, fractional: "no epoch number" said otherwise
@@ -252,6 +252,15 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
         )
     parted = _parted_logs(numbered)
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
+
+
+def _as_named(entry: PoolEntry) -> str:
+    """A checkpoint's name, with what its file records where its name says another epoch (a copy renamed): the
+    record wins, and without it the error named checkpoint-3 as a second epoch 1 with no reason."""
+    named = None if entry.epoch_given else epoch_from_name(numbered_as(entry.path))
+    if named is None or named == entry.epoch:
+        return entry.name
+    return f"{entry.name} (its file records epoch {entry.epoch}, its name says {named})"
 
 
 def _run_folders(run: Path, a: PoolEntry, b: PoolEntry) -> tuple[str, str] | None:
