@@ -128,13 +128,56 @@ def test_track_and_rank_the_run(run: Path, tmp_path: Path) -> None:
     assert [r["epoch"] for r in tracked["results"]] == [0, 1, 2]  # last and model_best carry no number: skipped
     assert tracked["warnings"] == [
         "skipped 2 checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
-        "another checkpoint holds: last, model_best"
+        "another checkpoint holds: last, model_best",
+        TRAINED_0,
     ]
     ranked = cli_json("rank", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")
     assert sorted(r["name"] for r in ranked["results"]) == ["checkpoint-0", "checkpoint-1", "checkpoint-2", "last", "model_best"]
     for row in tracked["results"] + ranked["results"]:
         assert row["arch"] == "timm:test_resnet"
         assert row["susceptibility"] == pytest.approx(timm_by_hand(Path(row["path"]), root), rel=1e-5), row["name"]
+
+
+TRAINED_0 = (
+    "checkpoint-0 records epoch 0 as timm's CheckpointSaver writes it, after that epoch trained: its epoch 0 is a trained "
+    "epoch (timm numbers its first trained epoch 0), not the initialization; pass --count-epoch-0 to count it in zeta "
+    "and the choice"
+)
+
+
+def test_timms_trained_epoch_0_is_not_taken_for_the_initialization_silently(run: Path, tmp_path: Path) -> None:
+    """train.py saves checkpoint-0.pth.tar after its first epoch trained: track said only "epoch 0 taken as the
+    initialization" and left that trained epoch out of zeta and the choice, where Lightning's epoch=0-step=N got a
+    warning."""
+    root = run.parent
+    args = ("-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
+    tracked = cli_json("track", run, *args)
+    assert TRAINED_0 in tracked["warnings"] and tracked["results"][0]["zeta"] is None
+    tracked = cli_json("track", run, *args, "--count-epoch-0")
+    assert TRAINED_0 not in tracked["warnings"] and tracked["results"][0]["zeta"] is not None
+    from suscli.run.epochs import run_epochs, trained_epoch_0
+
+    other = tmp_path / "other"  # the same name without CheckpointSaver's record: epoch 0 may be the initialization
+    other.mkdir()
+    torch.save(tiny_cnn(3).state_dict(), other / "checkpoint-0.pth.tar")
+    assert trained_epoch_0(run_epochs(other)[0]) is None
+
+
+def test_a_file_whose_name_says_another_epoch_than_it_records_is_named_so(run: Path, tmp_path: Path) -> None:
+    """checkpoint-1.pth.tar copied to checkpoint-3.pth.tar: the copy records epoch 1, which wins over its name, and
+    track refused "two checkpoints for epoch 1: checkpoint-1 and checkpoint-3" without saying why checkpoint-3 is
+    epoch 1; the error now says what the file records and what its name says."""
+    import shutil
+
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("checkpoint-0.pth.tar", "checkpoint-1.pth.tar"):
+        shutil.copy(run / name, out / name)
+    shutil.copy(run / "checkpoint-1.pth.tar", out / "checkpoint-3.pth.tar")
+    root = run.parent
+    res = CliRunner().invoke(app, ["track", str(out), "-d", str(root / "unlabeled")])
+    assert res.exit_code == 3, res.output
+    assert "two checkpoints for epoch 1: checkpoint-1 and checkpoint-3 (its file records epoch 1, its name says 3)" in res.stderr
 
 
 def test_the_last_epoch_that_max_history_kept_only_in_last_pth_tar_is_tracked_and_ranked(run: Path, tmp_path: Path) -> None:

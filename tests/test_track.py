@@ -76,6 +76,29 @@ def test_two_checkpoints_of_one_epoch_or_none_numbered_are_refused(tmp_path: Pat
         run_epochs(tmp_path / "bare")
 
 
+def test_a_folder_of_several_runs_is_told_to_track_one(tmp_path: Path, image_folder: Path) -> None:
+    """runs/a/ and runs/b/, each a run of epochs 1 and 2: track said "two checkpoints for epoch 1: a/epoch_1.pt and
+    b/epoch_1.pt (keep one per epoch, ...)", as if one run had saved an epoch twice, and had the user delete
+    another run's files; it now says the folders are separate runs and which one to track."""
+    for run in ("a", "b"):
+        for e in (1, 2):
+            torch.manual_seed(e)
+            suscli.save(
+                tiny_cnn(3), tmp_path / "runs" / run / f"epoch_{e}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8
+            )
+    with pytest.raises(InputError) as err:
+        run_epochs(tmp_path / "runs")
+    said = str(err.value)
+    assert "in folders a/ and b/ that each hold their own: separate runs" in said, said
+    assert f"suscli track {tmp_path / 'runs' / 'a'}" in said and "keep one per epoch" not in said, said
+    res = invoke("track", tmp_path / "runs", "-d", image_folder)
+    assert res.exit_code == 3 and "separate runs" in res.stderr and "Traceback" not in res.output
+    touch(tmp_path / "one" / "epoch_3.pt")  # one run's two files of an epoch, in its own subfolders
+    touch(tmp_path / "one" / "more" / "epoch_3.pt")
+    with pytest.raises(InputError, match=r"two checkpoints for epoch 3: .*\(keep one per epoch"):
+        run_epochs(tmp_path / "one")
+
+
 def test_running_mean_drops_the_initialization_and_failed_epochs() -> None:
     assert running_mean([0, 1, 2, 3], [9.0, 1.0, 2.0, 3.0]) == [None, 1.0, 1.5, 2.0]
     assert running_mean([0, 1, 2, 3], [9.0, 1.0, 2.0, 3.0], count_epoch_0=True) == [9.0, 5.0, 4.0, 3.75]

@@ -17,8 +17,9 @@ from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
+from suscli.load.sources.timm import recorded_epoch as timm_epoch
 from suscli.measure.susceptibility import running_mean
-from suscli.run.pool import PoolEntry, alias_copy, discover, name_version, save_step
+from suscli.run.pool import PoolEntry, alias_copy, discover, epoch_from_name, name_version, numbered_as, save_step
 from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
@@ -233,9 +234,15 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
                 fix="save one at the end of every epoch, ModelCheckpoint(save_top_k=-1), or list the saves to measure in a "
                 "manifest with an epoch field",
             )
+        if a.epoch == b.epoch and (runs := _run_folders(run, a, b)):
+            raise InputError(
+                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}, in folders {runs[0]}/ and {runs[1]}/ that "
+                "each hold their own: separate runs, which track measures one at a time, or copies of one run's files",
+                fix=f"track one run, suscli track {run / runs[0]} (compare runs with suscli rank {run}); copies: keep one",
+            )
         if a.epoch == b.epoch:
             raise InputError(
-                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}",
+                f"{run}: two checkpoints for epoch {a.epoch}: {_as_named(a)} and {_as_named(b)}",
                 fix="keep one per epoch, or list them in a manifest with an epoch field",
             )
     if mid:  # they have an epoch, fractional: "no epoch number" said otherwise
@@ -245,6 +252,27 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
         )
     parted = _parted_logs(numbered)
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
+
+
+def _as_named(entry: PoolEntry) -> str:
+    """A checkpoint's name, with what its file records where its name says another epoch (a copy renamed): the
+    record wins, and without it the error named checkpoint-3 as a second epoch 1 with no reason."""
+    named = None if entry.epoch_given else epoch_from_name(numbered_as(entry.path))
+    if named is None or named == entry.epoch:
+        return entry.name
+    return f"{entry.name} (its file records epoch {entry.epoch}, its name says {named})"
+
+
+def _run_folders(run: Path, a: PoolEntry, b: PoolEntry) -> tuple[str, str] | None:
+    """The subfolders of `run` that hold two checkpoints of one epoch, one each, where they are different ones: a
+    folder of several runs, which deleting one of the two files ("keep one per epoch") would not make one run."""
+    try:
+        parts = a.path.relative_to(run).parts, b.path.relative_to(run).parts
+    except ValueError:  # a manifest's entries lie anywhere
+        return None
+    if min(len(parts[0]), len(parts[1])) < 2 or parts[0][0] == parts[1][0]:
+        return None
+    return parts[0][0], parts[1][0]
 
 
 def step_saves(entries: list[PoolEntry]) -> list[PoolEntry]:
@@ -504,10 +532,17 @@ _STEPS = re.compile(r"(?:^|[-_])step=(\d+)")  # Lightning's ModelCheckpoint name
 
 def trained_epoch_0(entries: list[PoolEntry]) -> str | None:
     """Why epoch 0 of this run is a trained epoch rather than the initialization, where its file says so: Lightning
-    names the checkpoint of its first trained epoch `epoch=0-step=N`, N optimizer steps in. None otherwise."""
+    names the checkpoint of its first trained epoch `epoch=0-step=N`, N optimizer steps in, and timm's
+    CheckpointSaver saves only after an epoch trained, recording `epoch` 0 for the first. None otherwise."""
     if not entries or entries[0].epoch != 0:
         return None
     first = entries[0]
+    if timm_epoch(first.path) == 0:
+        return (
+            f"{first.name} records epoch 0 as timm's CheckpointSaver writes it, after that epoch trained: its epoch 0 is "
+            "a trained epoch (timm numbers its first trained epoch 0), not the initialization; pass --count-epoch-0 to "
+            "count it in zeta and the choice"
+        )
     m = _STEPS.search(first.name)
     if m is None or int(m.group(1)) == 0:
         return None

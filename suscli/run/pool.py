@@ -89,7 +89,7 @@ def epoch_from_name(path: str | Path) -> int | None:
 def save_step(path: Path) -> int | None:
     """The optimizer step a checkpoint's name (or DeepSpeed's tag folder) numbers it by where it names no epoch
     (`step_500.pt`, `iter_1000.pth`, `model_0004999.pth`, `global_step100/mp_rank_00_model_states.pt`); None otherwise."""
-    named = _numbered_as(path)
+    named = numbered_as(path)
     if epoch_from_name(named) is not None:
         return None
     stem = _VERSION.sub("", checkpoint_stem(named))
@@ -138,10 +138,10 @@ def checkpoint_epoch(path: Path) -> int | None:
     if (own := epoch_number(stored)) is not None:
         return own
     recorded = None if alias_copy(path) else recorded_epoch(path)
-    return recorded if recorded is not None else epoch_from_name(_numbered_as(path))
+    return recorded if recorded is not None else epoch_from_name(numbered_as(path))
 
 
-def _numbered_as(path: Path) -> Path:
+def numbered_as(path: Path) -> Path:
     """The path whose name numbers a checkpoint: DeepSpeed's model states, whose file name is fixed, by the tag folder
     save_checkpoint writes them into (`tag=f"epoch_{epoch}"`; its default, `global_stepN`, counts steps and names none)."""
     return path.parent if path.name == DEEPSPEED_MODEL else path
@@ -202,7 +202,7 @@ def _run_latest(run: Path, paths: list[Path], say: Callable[[str], None] | None)
     does not hold (deleted, or moved with the pointer left behind) is said, and the numbers choose."""
     named: list[Path] = []
     for pointer, target in _pointers(paths):
-        saves = [p for p in paths if _numbered_as(p) == pointer.parent / re.split(r"[\\/]", target.rstrip("\\/"))[-1]]
+        saves = [p for p in paths if numbered_as(p) == pointer.parent / re.split(r"[\\/]", target.rstrip("\\/"))[-1]]
         named += saves
         if not saves and say is not None:
             say(
@@ -217,7 +217,7 @@ def _pointers(paths: list[Path]) -> list[tuple[Path, str]]:
     with the path or tag it holds: one short line of text, as the tools write it; other files of those names (or
     one that cannot be read) are none."""
     found = []
-    for pointer in (folder / name for folder in sorted({_numbered_as(p).parent for p in paths}) for name in _POINTERS):
+    for pointer in (folder / name for folder in sorted({numbered_as(p).parent for p in paths}) for name in _POINTERS):
         if not pointer.is_file():  # none there, or a folder or pipe of that name
             continue
         try:
