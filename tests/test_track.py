@@ -17,7 +17,7 @@ from suscli.cli import app
 from suscli.errors import InputError, UsageError
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, running_mean
-from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, knee, late_start, recommendation, run_epochs
+from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, gaps, knee, late_start, recommendation, run_epochs
 from tests.conftest import invoke, tiny_cnn
 
 runner = CliRunner()
@@ -423,6 +423,20 @@ def test_a_run_whose_first_checkpoints_were_deleted_is_said_to_start_late(tmp_pa
     warning = "the run's checkpoints begin at epoch 2, 1 epoch(s) apart after it: zeta averages r from there, not from epoch 1"
     assert any(w.startswith(warning) for w in doc["warnings"]) and warning in res.stderr
     assert late_start([0, 2, 4, 6]) is None and late_start([5, 10]) is None and late_start([1, 2]) is None and late_start([3]) is None
+
+
+def test_a_run_with_epochs_deleted_inside_it_is_said_to_skip_them(tmp_path: Path, image_folder: Path) -> None:
+    """timm's max_history keeps a run's best checkpoints and deletes the rest: epochs 0, 1 and 3 of a run saving every
+    epoch were averaged into zeta without a word, as if the run had saved those alone. Regular spacing (every 5th) and
+    runs too short to show a spacing are not warned."""
+    run = make_run(tmp_path / "run")
+    (run / "epoch_2.safetensors").unlink()
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    warning = "the run's checkpoints skip epoch(s) 2, saved every 1 epoch(s) elsewhere: zeta averages r over the epochs kept"
+    assert any(w.startswith(warning) for w in doc["warnings"]) and warning in res.stderr
+    assert gaps([0, 1, 4]) is not None and "2, 3," in (gaps([0, 1, 4]) or "")
+    assert gaps([0, 5, 10, 15]) is None and gaps([1, 4]) is None and gaps([0, 1, 2, 3]) is None and gaps([3, None, 4]) is None
 
 
 def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(tmp_path: Path, image_folder: Path) -> None:

@@ -179,6 +179,26 @@ def late_start(epochs: list[int | None]) -> str | None:
     )
 
 
+def gaps(epochs: list[int | None]) -> str | None:
+    """Why zeta may not be the run's, inside it: its checkpoints skip epochs that their own spacing says a run saving
+    throughout would hold (0, 1, 4 of a timm run whose max_history deleted 2 and 3; not 0, 5, 10 of one saving every
+    5th), so zeta averages r over the epochs kept, weighted towards where they are. Said beside late_start."""
+    saved = sorted({e for e in epochs if e is not None})
+    steps = [b - a for a, b in zip(saved, saved[1:])]
+    if len(steps) < 2:
+        return None
+    step = min(steps)
+    missing = [e for a, b in zip(saved, saved[1:]) for e in range(a + step, b, step)]
+    if not missing:
+        return None
+    shown = ", ".join(map(str, missing[:6])) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    return (
+        f"the run's checkpoints skip epoch(s) {shown}, saved every {step} epoch(s) elsewhere: zeta averages r over the "
+        "epochs kept, not every epoch; the others were deleted (timm's max_history, a Trainer's save_total_limit, "
+        "Lightning's save_top_k) or are in another folder"
+    )
+
+
 def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[str]]:
     """The run's checkpoints in epoch order, those skipped for having no epoch number (e.g. last.ckpt), and what a
     reader must know about the choice: a Lightning run's saves made during an epoch, the epochs a resumed Lightning

@@ -15,6 +15,7 @@ from suscli.run.epochs import (
     DEFAULT_KEEP,
     KEEP_RULES,
     annotate,
+    gaps,
     late_start,
     held_out_epoch,
     log_rows,
@@ -87,7 +88,7 @@ def track(
             raise UsageError("--data is needed to measure a RUN", fix="pass --data FOLDER of unlabeled images, or --log")
         dev = resolve_device(inputs.device)
         entries, skipped, resumed = run_epochs(run)
-        warnings += resumed + [w for w in [late_start([e.epoch for e in entries])] if w]
+        warnings += resumed + [w for w in [late_start([e.epoch for e in entries]), gaps([e.epoch for e in entries])] if w]
         steps = step_saves(skipped)  # beside epoch saves: say why they are not epochs
         if unnumbered := [e for e in skipped if e not in steps]:
             warnings.append(f"skipped {len(unnumbered)} checkpoint(s) with no epoch number: {', '.join(e.name for e in unnumbered[:3])}")
