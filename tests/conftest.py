@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from dataclasses import fields, replace
@@ -201,8 +202,13 @@ def learned_pool(root: Path, learners: int = 3, wrong_every: int = 4) -> tuple[P
 @pytest.fixture(scope="session")
 def small_demo_build(tmp_path_factory: pytest.TempPathFactory) -> DemoOutput:
     """The small demo, trained once per session (about 25 s on 2 cores): the modules that need one take a copy
-    (small_demo_copy), since they write into it."""
-    return build_demo(tmp_path_factory.mktemp("small-demo") / "suscli-demo", SMALL)
+    (small_demo_copy), since they write into it. Built under the usual umask, as `suscli demo` writes for a user:
+    tests/test_demo.py checks the files' modes on a copy."""
+    umask = os.umask(0o022)
+    try:
+        return build_demo(tmp_path_factory.mktemp("small-demo") / "suscli-demo", SMALL)
+    finally:
+        os.umask(umask)
 
 
 def small_demo_copy(built: DemoOutput, dest: Path) -> DemoOutput:

@@ -7,15 +7,22 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+import suscli.demo
 from suscli.cli import app
+from suscli.demo import DemoOutput
+from tests.conftest import small_demo_copy
 
 runner = CliRunner()
 
 
-def test_small_demo_flags_the_memorizers(tmp_path: Path) -> None:
+def test_small_demo_flags_the_memorizers(tmp_path: Path, small_demo_build: DemoOutput, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command end to end on the session's small demo: its training is the same seeded build (conftest), copied
+    in place of training it a second time; the folder check, the ranking, the plot and every line are this run's."""
     out = tmp_path / "demo"
+    monkeypatch.setattr(suscli.demo, "build_demo", lambda root, *a, **k: small_demo_copy(small_demo_build, root))
     umask = os.umask(0o022)
     try:
         res = runner.invoke(app, ["demo", "--small", "--out", str(out)])
