@@ -480,14 +480,26 @@ def test_fail_on_memorized_does_not_pass_over_a_model_that_could_not_be_scored(
 
 def test_a_fail_on_gate_that_could_flag_no_model_says_so(tmp_path: Path) -> None:
     """A pool of two is judged as two models alone, so `--fail-on memorized` cannot flag its memorizer: it exited 0
-    without a word, a green CI step that says nothing of memorization. It still passes, and stderr and the JSON gate
-    say that it could flag no model; a pool whose verdicts can flag says nothing of the kind."""
+    without a word, a green CI step that says nothing of memorization. It still passes, and stderr, the JSON gate, the
+    JUnit suite's system-out (a test tab's text; a property alone is not shown there) and the HTML page's gate box say
+    that it could flag no model; a pool whose verdicts can flag says nothing of the kind."""
     pool, unlabeled, train, _ = learned_pool(tmp_path / "two", learners=1)
-    res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", "-f", "json", "--device", "cpu")
+    html, junit = tmp_path / "r.html", tmp_path / "r.xml"
+    res = invoke(
+        *("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", "-f", "json", "--device", "cpu"),
+        *("--html", html, "--junit", junit),
+    )
     doc = json.loads(res.stdout)
     assert res.exit_code == 0 and doc["gate"]["passed"] is True, res.output
     assert "could flag none of the 2 models" in doc["gate"]["flags_none"]
     assert res.stderr.strip().splitlines()[-1] == doc["gate"]["flags_none"]  # last, with the gate lines
+    suite_out = ET.parse(junit).getroot()[0].find("system-out")
+    assert suite_out is not None and suite_out.text is not None
+    assert suite_out.text.splitlines()[-1] == doc["gate"]["flags_none"]  # last, after the closing and noise lines
+    gate_box = Collect()  # the gate's box alone: the settings table lists gate.flags_none too, far below it
+    gate_box.feed(html.read_text(encoding="utf-8").split('id="gate">', 1)[1].split("</div>", 1)[0])
+    assert gate_box.text.split()[:2] == ["Gate", "passed"]
+    assert " ".join(doc["gate"]["flags_none"].split()) in " ".join(gate_box.text.split())
     summary = tmp_path / "summary.md"
     res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", env={"GITHUB_STEP_SUMMARY": str(summary)})
     assert res.exit_code == 0 and doc["gate"]["flags_none"] in summary.read_text(), res.output  # the CI page says it too

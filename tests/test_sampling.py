@@ -311,6 +311,28 @@ def test_a_stage_none_of_whose_images_decode_is_skipped_not_every_rows_error(
     assert {r["train_n"] for r in doc["results"]} == {sample["images"]} and sample["images"] <= sample["listed"] - START
 
 
+def test_the_note_on_unreadable_training_images_counts_every_stage_measured(
+    pool: Path, image_folder: Path, big_train: Path, small_start: None
+) -> None:
+    """One unreadable image in the sample's first stage (position 0 of the seeded order) and two in its second (8, 9):
+    each row's note said "1 unreadable training image(s) skipped", the first stage's alone, while the row was measured
+    on both and `train_sample` held 3 fewer images than it listed. The note counts every image skipped where the row
+    was measured, and names the first of them."""
+    from suscli.data.images import labeled_source
+    from suscli.files import printable
+
+    listing = labeled_source(big_train)
+    order = seeded_order(len(listing.paths), 0, START)
+    for position in (order[0], order[START], order[START + 1]):
+        Path(listing.paths[position]).write_bytes(b"not an image")
+    doc, _ = rank(pool, image_folder, big_train)
+    sample = doc["train_sample"]
+    assert sample["listed"] >= 2 * START and sample["listed"] - sample["images"] == 3, sample
+    for row in doc["results"]:
+        said = [n for n in row["notes"] if "unreadable training image" in n]
+        assert said == [f"3 unreadable training image(s) skipped, first: {printable(listing.paths[order[0]])}"], row["notes"]
+
+
 def test_suspects_skip_an_unreadable_image_of_a_training_set_measured_whole(
     pool: Path, image_folder: Path, big_train: Path, tmp_path: Path
 ) -> None:

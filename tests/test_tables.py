@@ -363,6 +363,29 @@ def test_a_list_naming_folders_is_refused_naming_the_first(tmp_path: Path, imgs:
         one_error_line(res, 3, f"of the {len(rows)} paths that {labels} lists are folders, not images, first: {tmp_path / 'train' / 'a'}")
 
 
+def test_a_large_lists_folder_is_listed_once_to_check_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether each row names a file, and whether one names a folder, were two listings of every folder many rows name
+    (missing_files, then named_folders), one after the other on the same rows. One listing answers both: the folder
+    is listed once to read the rows (listed_paths) and once to check them, and a row naming a folder in it is refused
+    as before."""
+    imgs = write_images(tmp_path / "many", suscli.data.tables.LISTED_AFTER + 8, size=2)
+    (tmp_path / "many" / "sub").mkdir()
+    listed = tmp_path / "list.txt"
+    scandir, seen = os.scandir, []
+
+    def counted(path: Any = ".") -> Any:
+        seen.append(os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    listed.write_text("".join(f"many/{p.name}\n" for p in imgs))
+    assert read_unlabeled(listed).items == [p.resolve() for p in imgs]
+    assert seen.count(str((tmp_path / "many").resolve())) == 2, seen
+    listed.write_text("".join(f"many/{p.name}\n" for p in imgs) + "many/sub\n")
+    with pytest.raises(InputError, match=f"1 of the {len(imgs) + 1} paths that .* are folders, not images, first: .*sub"):
+        read_unlabeled(listed)
+
+
 def test_a_row_naming_a_link_in_a_loop_is_a_file_that_is_not_there(tmp_path: Path, imgs: list[Path]) -> None:
     """A link in a loop (`ln -s a b; ln -s b a`) leads to no file: a list naming one ended in "internal error:
     RuntimeError: Symlink loop from PATH"; it is now refused as a file that is not there, named, whichever row names it."""
@@ -674,7 +697,8 @@ def test_the_listings_say_which_files_are_there(tmp_path: Path, monkeypatch: pyt
     assert listing.items == [p.resolve() for p in imgs] and listing.notes == []
     folder, rows = _linked_rows(tmp_path)
     paths = suscli.data.tables.listed_paths(folder, rows)
-    assert suscli.data.tables.missing_files(paths) == [p for p in paths if not p.exists()] != []
+    missing, folders = suscli.data.tables.absent_and_folders(paths)
+    assert missing == [p for p in paths if not p.exists()] != [] and folders == [p for p in paths if p.is_dir()]
 
 
 def test_a_list_of_paths_from_the_working_directory_is_read_a_folder_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

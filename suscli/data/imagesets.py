@@ -24,8 +24,7 @@ from suscli.data.tables import (
     ONE_HOT_FILE,
     has_label_column,
     listed_paths,
-    missing_files,
-    named_folders,
+    absent_and_folders,
     read_image_list,
     read_label_csv,
     read_one_hot,
@@ -183,14 +182,15 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
     damaged image: skipping it as unreadable would measure what is left, perhaps a handful of the images listed,
     without saying so."""
     files = [p for p in items if isinstance(p, Path)]  # a dataset's images held in the file are there
-    missing = missing_files(files)
+    missing, folders = absent_and_folders(files)
     if not missing:
-        _no_folders(files, source)
+        _no_folders(folders, len(files), source)
         return list(items), []
     base = source if source.is_dir() else source.parent
-    if len(missing) == len(files) and (found := _from_working_directory(files, base)):
+    if len(missing) == len(files) and (elsewhere := _from_working_directory(files, base)):
+        found, folders = elsewhere
         moved = [found.get(p, p) if isinstance(p, Path) else p for p in items]
-        _no_folders(list(found.values()), source)
+        _no_folders(folders, len(files), source)
         return moved, [
             f"{printable(source)}: no file it lists is in its folder ({printable(base)}) and every one is in the working "
             f"directory ({printable(Path.cwd())}): its paths are read from there"
@@ -207,29 +207,31 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
     )
 
 
-def _no_folders(files: list[Path], source: Path) -> None:
-    """Refuse a list whose rows name folders (class folders, or a path cut short): each was an unreadable image, and a
-    list of folders alone "none of the 3 image files under train could be decoded (check that they are valid images)"."""
-    folders = named_folders(files)
+def _no_folders(folders: list[Path], listed: int, source: Path) -> None:
+    """Refuse a list whose rows name folders (class folders, or a path cut short; `listed`: its paths): each was an
+    unreadable image, and a list of folders alone "none of the 3 image files under train could be decoded (check that
+    they are valid images)"."""
     if folders:
         raise InputError(
-            f"{len(folders):,} of the {len(files):,} paths that {source} lists are folders, not images, first: {folders[0]}",
+            f"{len(folders):,} of the {listed:,} paths that {source} lists are folders, not images, first: {folders[0]}",
             fix="list the image files each folder holds, or pass a folder of images itself",
         )
 
 
-def _from_working_directory(files: list[Path], base: Path) -> dict[Path, Path] | None:
-    """Each file named from the working directory where the list names every one relative to it: a label file kept in
-    data/ that lists data/images/0.png, written from the project's root (as a parquet's path column is read) and run
-    from there, was refused. None unless all are there, so a list is read from one place. Read a folder at a time
-    (listed_paths), as from the list's folder: resolved row by row, 50,000 rows took 3.1 s against 0.8 s."""
+def _from_working_directory(files: list[Path], base: Path) -> tuple[dict[Path, Path], list[Path]] | None:
+    """Each file named from the working directory where the list names every one relative to it, and those of them
+    that are folders: a label file kept in data/ that lists data/images/0.png, written from the project's root (as a
+    parquet's path column is read) and run from there, was refused. None unless all are there, so a list is read
+    from one place. Read a folder at a time (listed_paths), as from the list's folder: resolved row by row, 50,000
+    rows took 3.1 s against 0.8 s."""
     root = os.path.join(base.resolve(), "")  # the list's folder, ending in a separator: its files' paths begin so
     texts = [str(p) for p in files]
     if not all(text.startswith(root) for text in texts):
         return None  # an absolute path: it names one place only
     cwd = os.getcwd()
     found = listed_paths(Path(cwd), [os.path.join(cwd, text[len(root) :]) for text in texts])
-    return None if missing_files(found) else dict(zip(files, found))
+    missing, folders = absent_and_folders(found)
+    return None if missing else (dict(zip(files, found)), folders)
 
 
 def list_images(folder: Path) -> list[Path]:

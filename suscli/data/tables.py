@@ -228,34 +228,27 @@ def listed_paths(folder: Path, texts: Iterable[str]) -> list[Path]:
     return out
 
 
-def missing_files(paths: Sequence[Path]) -> list[Path]:
-    """The paths (listed_paths') that name no file, in their order. Where LISTED_AFTER or more are in one folder, its
-    listing answers for the names it holds, and for all of them where the folder is not there; the others are looked
-    up one by one (a name a listing lacks may be there all the same, in another case where the file system ignores
-    case), as are the names of a folder that could be listed but not searched, whose files cannot be opened."""
+def absent_and_folders(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """The paths (listed_paths') that name no file, and those of the others that name a folder (a list of class
+    folders is no list of images), each in their order. Where LISTED_AFTER or more are in one folder, one listing of
+    it answers both for the names it holds as no link, and for all of them where the folder is not there (a listing
+    and a pass over the rows for each question took twice as long: docs/performance.md). The others are looked up one
+    by one: a link, a name a listing lacks that may be there all the same (in another case, where the file system
+    ignores case), and the names of a folder that could be listed but not searched, whose files cannot be opened."""
     texts, by_folder = _by_folder(paths)
-    there = [False] * len(texts)
-    for folder, rows in by_folder.items():
-        names = _plain_names(folder) if len(rows) >= LISTED_AFTER else set()
-        if names and not os.access(folder, os.X_OK):
-            names = set()
-        for i in rows:
-            there[i] = names is not None and (os.path.basename(texts[i]) in names or os.path.exists(texts[i]))
-    return [p for p, found in zip(paths, there) if not found]
-
-
-def named_folders(paths: Sequence[Path]) -> list[Path]:
-    """The paths (listed_paths', each there) that name a folder, not a file, in their order: a list of class folders
-    is no list of images. Where LISTED_AFTER or more are in one folder, its listing says which of its names are
-    folders (no call a row); the others are looked up one by one."""
-    texts, by_folder = _by_folder(paths)
-    folder = [False] * len(texts)
+    there, folder = [False] * len(texts), [False] * len(texts)
     for parent, rows in by_folder.items():
         kinds = _kinds(parent) if len(rows) >= LISTED_AFTER else {}
+        if kinds and not os.access(parent, os.X_OK):
+            kinds = {}
         for i in rows:
             name = os.path.basename(texts[i])
-            folder[i] = kinds[name] if name in kinds else os.path.isdir(texts[i])
-    return [p for p, is_folder in zip(paths, folder) if is_folder]
+            if kinds is not None and name in kinds:
+                there[i], folder[i] = True, kinds[name]
+            else:
+                there[i] = kinds is not None and os.path.exists(texts[i])
+                folder[i] = there[i] and os.path.isdir(texts[i])
+    return [p for p, found in zip(paths, there) if not found], [p for p, is_folder in zip(paths, folder) if is_folder]
 
 
 def _by_folder(paths: Sequence[Path]) -> tuple[list[str], dict[str, list[int]]]:
@@ -267,12 +260,14 @@ def _by_folder(paths: Sequence[Path]) -> tuple[list[str], dict[str, list[int]]]:
     return texts, by_folder
 
 
-def _kinds(folder: str) -> dict[str, bool]:
-    """Whether each name in a folder is a folder, from its listing (a link: as where it leads); nothing where the
-    folder cannot be listed (its names are then looked up one by one)."""
+def _kinds(folder: str) -> dict[str, bool] | None:
+    """Whether each name in a folder that is no link is a folder, from its listing; None where the folder is not there
+    (nothing is in it), nothing where it cannot be listed otherwise (its names are then looked up one by one)."""
     try:
         with os.scandir(folder) as entries:
-            return {e.name: e.is_dir() for e in entries}
+            return {e.name: e.is_dir() for e in entries if not e.is_symlink()}
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     except OSError:
         return {}
 

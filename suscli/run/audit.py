@@ -37,6 +37,8 @@ from suscli.run.model import (
     preprocessing,
     score_checkpoint,
     scored_row,
+    TRAIN_SKIPPED,
+    train_skipped_note,
     source_notes,
     sorted_val_note,
     held_out_errors,
@@ -44,7 +46,7 @@ from suscli.run.model import (
     val_ids,
 )
 from suscli.measure.susceptibility import check_finite
-from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, passed_over, settle, view
+from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, passed_over, settle, skipped, view
 from suscli.run.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
@@ -515,19 +517,31 @@ def settle_sample(
             if row.details.get(MEMORY_REFUSED):  # every rank's share gathered before stopping: none is left waiting
                 refused = refused or row.details[MEMORY_REFUSED]
                 continue
-            rows[i] = row
+            rows[i] = noted(row, sample)
             if save and row.ok:
-                save(i, row)
+                save(i, rows[i])
         if refused:
             raise _Stopped(refused)
         reached.append(size)
-        return [view(row, size) if measured(row) else row for row in rows]
+        return [noted(view(row, size), sample) if measured(row) else row for row in rows]
 
     try:
         size = settle(sample.sizes, at, decide)
     except _Stopped as stop:
         size, sample.stopped = reached[-1], stop.why
     return at(size), size
+
+
+def noted(row: Result, sample: NestedSample) -> Result:
+    """`row` with its note on unreadable training images counting every one skipped among the images of the order it
+    was measured on: made when its first stage was scored, the note left out those of the stages it grew by."""
+    if not measured(row) or listed(row) is None:
+        return row
+    gone = skipped(row)
+    said = train_skipped_note(len(gone), sample.ordered.paths[gone[0]]) if gone else None
+    notes = [n for n in row.notes if not TRAIN_SKIPPED.fullmatch(n)]
+    at = next((i for i, n in enumerate(row.notes) if TRAIN_SKIPPED.fullmatch(n)), len(notes))
+    return dataclasses.replace(row, notes=notes[:at] + ([said] if said else []) + notes[at:])
 
 
 class _Stopped(Exception):

@@ -7,6 +7,7 @@ import contextlib
 import math
 import numbers
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -684,6 +685,15 @@ def configured_size(model: nn.Module) -> int | None:
     return None
 
 
+TRAIN_SKIPPED = re.compile(r"\d+ unreadable training image\(s\) skipped, first: .*", re.DOTALL)
+
+
+def train_skipped_note(count: int, first: ImageRef) -> str:
+    """A row's note on the training images it skipped as unreadable (TRAIN_SKIPPED finds it again: a growing sample
+    recounts it at each stage, suscli.run.audit)."""
+    return f"{count} unreadable training image(s) skipped, first: {printable(first)}"
+
+
 def scored_row(
     checkpoint: Checkpoint,
     sus: Susceptibility,
@@ -714,7 +724,7 @@ def scored_row(
     if unreadable:
         notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {printable(unreadable[0][0])}")
     if train_unreadable:
-        notes.append(f"{len(train_unreadable)} unreadable training image(s) skipped, first: {printable(train_unreadable[0][0])}")
+        notes.append(train_skipped_note(len(train_unreadable), train_unreadable[0][0]))
     if acc is not None and acc.halvings:
         notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
     if sus.batch_size < settings.susceptibility.batch_size:

@@ -160,13 +160,15 @@ def figure_alt(rows: list[Result], run: dict[str, Any], title: str) -> str:
 
 
 def gate_view(rows: list[Result], run: dict[str, Any]) -> dict[str, Any]:
-    """The gate's result, and each model that failed it or could not be audited, with the reason."""
+    """The gate's result, each model that failed it or could not be audited, with the reason, and why a pass could
+    flag no model (rank's `gate.flags_none`): a green box alone said nothing of that."""
     outcomes = [(r.name, outcome(r, run)) for r in rows]
     errors = [(name, o.reason) for name, o in outcomes if o.status == "error"]
     failures = [(name, o.reason) for name, o in outcomes if o.status == "failure"]
     named = gates(run)
     status = "error" if errors else "failed" if failures else "passed" if named else "none"
-    return {"status": status, "gates": named, "failures": failures, "errors": errors}
+    blind = (run.get("gate") or {}).get("flags_none")
+    return {"status": status, "gates": named, "failures": failures, "errors": errors, "flags_none": blind}
 
 
 def table_columns(rows: list[Result]) -> list[tuple[str, list[str]]]:

@@ -26,7 +26,8 @@ def text(value: Any) -> str:
 
 
 def properties(run: dict[str, Any]) -> list[tuple[str, str]]:
-    """The run's settings, thresholds, choice, gate, data and versions; the closing line is the suite's system-out."""
+    """The run's settings, thresholds, choice, gate, data and versions; the closing line, the label-noise line and a
+    gate's pass that could flag no model are the suite's system-out."""
     return [(name, text(value)) for name, value in flat(run) if name not in ("recommendation", "recommendation.text")]
 
 
@@ -107,7 +108,8 @@ def to_junit(rows: list[Result], run: dict[str, Any], title: str | None = None) 
             ET.SubElement(case, tag, message=text(result.reason), type=text(result.kind)).text = text(named(row, result.reason or ""))
         if out := numbers(row, keep_rule(run)):
             ET.SubElement(case, "system-out").text = text(out)
-    lines = [line for line in (closing(run), label_noise_line(run)) if line]
+    blind = (run.get("gate") or {}).get("flags_none")  # a pass that could flag no model: a test tab shows system-out
+    lines = [line for line in (closing(run), label_noise_line(run), blind) if line]
     if lines:
         ET.SubElement(suite, "system-out").text = text("\n".join(lines))
     ET.indent(root)
