@@ -23,12 +23,12 @@ from suscli.data.tables import (
     ONE_CLASS,
     ONE_HOT_FILE,
     has_label_column,
+    label_rows,
     listed_paths,
     missing_files,
     named_folders,
+    one_hot_rows,
     read_image_list,
-    read_label_csv,
-    read_one_hot,
 )
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, is_image_name, walk_images
 
@@ -55,6 +55,7 @@ class Listing:
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
     upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
     imagefolder: bool = False  # Hugging Face's ImageFolder layout (a metadata file): loaded by the datasets library, which turns them so
+    written: dict[ImageRef, str] = field(default_factory=dict)  # a label file's images: each as its row writes the path
 
 
 # Archives a dataset is often downloaded as: read from the folder they unpack to
@@ -141,12 +142,20 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
 
 def _label_file(path: Path, image_column: str | None, label_column: str | None) -> Listing:
     """A label file's images and labels, each image once (_once); a one-hot table's classes in its columns' order."""
-    one_hot = read_one_hot(path, image_column, label_column)
-    paths, labels, names = one_hot or read_label_csv(path, image_column, label_column)
-    kept, notes = _once(paths, labels, names, path)
-    items, moved = _all_exist([paths[i] for i in kept], path)
+    one_hot = one_hot_rows(path, image_column, label_column)
+    rows = one_hot or label_rows(path, image_column, label_column)
+    kept, notes = _once(rows.paths, rows.labels, rows.names, path)
+    items, moved = _all_exist([rows.paths[i] for i in kept], path)
     order = ONE_HOT_ORDER if one_hot else None
-    return Listing(items, [labels[i] for i in kept], names, moved + notes, names_order=order, imagefolder=path.name in METADATA_FILES)
+    return Listing(
+        items,
+        [rows.labels[i] for i in kept],
+        rows.names,
+        moved + notes,
+        names_order=order,
+        imagefolder=path.name in METADATA_FILES,
+        written={item: rows.written[i] for item, i in zip(items, kept)},
+    )
 
 
 def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:
