@@ -318,11 +318,13 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
-    items, moved = _all_exist([columns.images[i] for i in kept], source)
+    listed = [columns.images[i] for i in kept]
+    items, moved = _all_exist(listed, source)
     notes += moved
+    written = {item: columns.written[image] for image, item in zip(listed, items) if image in columns.written}
     if columns.by_name:
         labels, names = by_name(values)
-        return Listing(items, labels, names, notes, upright=True)
+        return Listing(items, labels, names, notes, upright=True, written=written)
     if columns.class_names is not None:  # ids with their names: mapped by name where the model names its classes
-        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER, upright=True)
-    return Listing(items, values, None, notes, upright=True)
+        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER, upright=True, written=written)
+    return Listing(items, values, None, notes, upright=True, written=written)
