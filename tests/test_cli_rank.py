@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -498,6 +499,33 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
         assert float(on_label) == pytest.approx(total[i, int(given)] / len(voters), abs=1e-4)
         ratios.append((total[i, int(given)] / len(voters) / (total[i].max() / total[i].sum()), -float(share)))
     assert ratios == sorted(ratios)  # the surest evidence first: the least belief left in the given label, then the consensus's share
+
+
+@pytest.mark.parametrize("by_id", [False, True])
+def test_suspects_name_each_image_as_the_label_file_wrote_it(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, by_id: bool
+) -> None:
+    """A label CSV's paths, relative to its folder and some through a linked folder, were written to --suspects
+    resolved (absolute, the link followed), so a join of the suspects with the user's own CSV on its path column
+    found none of them: each is now the CSV's own text, and every suspect joins its row, given label and all."""
+    (tmp_path / "linked").symlink_to(train_folder, target_is_directory=True)
+    labels = tmp_path / "meta" / "labels.csv"
+    labels.parent.mkdir()
+    rows = [
+        (f"../{'linked' if c == 1 else 'train'}/class_{c}/{p.name}", str(c) if by_id else f"class_{c}")
+        for c in range(3)
+        for p in sorted((train_folder / f"class_{c}").glob("*.png"))
+    ]
+    labels.write_text("path,label\n" + "".join(f"{p},{label}\n" for p, label in rows))
+    suspects = tmp_path / "suspects.csv"
+    res, _ = rank_json(pool, image_folder, labels, "--suspects", suspects)
+    assert res.exit_code == 0, res.output
+    with open(suspects, newline="") as f:
+        found = list(csv.DictReader(f))
+    assert found, "the pool's tiny models contradict some label, so the join below is checked"
+    given = dict(rows)  # the user's CSV, by its path column
+    assert all(s["path"] in given for s in found)  # a plain join finds every suspect
+    assert all(given[s["path"]] == (s["given_label"] if by_id else s["given_class"]) for s in found)
 
 
 def test_suspects_need_training_labels(pool: Path, image_folder: Path, tmp_path: Path) -> None:

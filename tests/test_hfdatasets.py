@@ -436,3 +436,21 @@ def test_a_hugging_face_imagefolder_is_turned_by_exif_orientation_as_load_datase
         read = suscli.data.images.labeled_source if labeled else suscli.data.images.unlabeled_source
         assert np.array_equal(read(source, cache_dir=tmp_path / "cache").decoded(8, 3)[0].numpy(), trained), (source, labeled)
     assert identity(folder) != identity(folder / "labels.csv")  # results measured as stored are measured again
+
+
+def test_suspects_name_a_path_column_image_as_the_dataset_writes_it(world: dict, tmp_path: Path) -> None:
+    """A dataset's path column, relative to its folder through a linked folder, was named in --suspects by the
+    resolved absolute path, which no row of the dataset holds: now by the cell's own text, as a label CSV's; an image
+    held in the dataset is named DATASET[ROW]."""
+    import pandas as pd
+
+    import suscli.run.inputs
+
+    (tmp_path / "linked").symlink_to(world["train"], target_is_directory=True)
+    (tmp_path / "meta").mkdir()
+    paths = sorted(world["train"].glob("*/*.png"))
+    texts = [f"../linked/{p.parent.name}/{p.name}" for p in paths]
+    pd.DataFrame({"file_name": texts, "label": [int(p.parent.name[-1]) for p in paths]}).to_parquet(tmp_path / "meta" / "t.parquet")
+    for given, named in ((tmp_path / "meta" / "t.parquet", texts), (world["saved"], [f"{world['saved']}[{i}]" for i in range(12)])):
+        train = suscli.data.images.labeled_source(given)
+        assert suscli.run.inputs.training_paths(train, None, [], None) == named

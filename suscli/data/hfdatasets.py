@@ -47,6 +47,7 @@ class Columns:
     by_name: bool = False
     class_names: list[str] | None = None  # a ClassLabel column's names: the name of id i at index i
     notes: list[str] = field(default_factory=list)  # what of the dataset was not read
+    written: dict[ImageRef, str] = field(default_factory=dict)  # an image a path names: the path as its cell writes it
 
 
 def is_dataset(path: Path) -> bool:
@@ -82,11 +83,14 @@ def read_dataset(path: Path, *, image_column: str | None = None, label_column: s
         images = _images(table.column(name), path, name, pa)
         if not labeled:
             return Columns(images, notes=notes)
+        written: dict[ImageRef, str] = {
+            image: text for image, text in zip(images, _texts(table.column(name), pa)) if isinstance(image, Path) and text
+        }
         label = _label_column(table.schema, features, label_column, path)
         labels, by_name = _labels(table.column(label), path, label, pa)
     except pa.ArrowException as e:  # offsets or lengths that point outside the file: checked before any is used
         raise InputError(f"{path}: column is damaged ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
-    return Columns(images, labels, by_name, None if by_name else _class_names(features.get(label), labels, path, label), notes)
+    return Columns(images, labels, by_name, None if by_name else _class_names(features.get(label), labels, path, label), notes, written)
 
 
 def _missing_shards(path: Path) -> list[str]:
@@ -298,6 +302,19 @@ def _images(column: Any, path: Path, name: str, pa: Any) -> list[ImageRef]:
     named = paths.to_pylist() if paths is not None else [None] * len(column)
     base = path if path.is_dir() else path.parent
     return [Embedded(path, i, cells) if has or not _is_path(p) else _resolve(p, base) for i, (has, p) in enumerate(zip(held, named))]
+
+
+def _texts(column: Any, pa: Any) -> list[str | None]:
+    """Each row's image path as the column writes it (None where it holds none): reports name a file so, for a join
+    with the dataset to find its row."""
+    import pyarrow.compute as pc
+
+    t = column.type
+    if _string(t, pa):
+        return column.to_pylist()
+    if pa.types.is_struct(t) and t.get_field_index("path") >= 0 and _string(t.field("path").type, pa):
+        return pc.struct_field(column, "path").to_pylist()
+    return [None] * len(column)
 
 
 def _labels(column: Any, path: Path, name: str, pa: Any) -> tuple[list[Any], bool]:

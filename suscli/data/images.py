@@ -485,6 +485,7 @@ class ImageSource:
     names_order: str | None = None  # how label_names number the labels where not sorted (a dataset's ClassLabel)
     memory_fix: str = SAMPLE_FIX  # what to do when the set would not fit in memory: the option that samples it
     upright: bool = False  # a dataset's images, turned by their EXIF orientation as the datasets library decodes them
+    written: dict[ImageRef, str] = field(default_factory=dict)  # a label file's images, each as its row writes the path
     _cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None, list[tuple[ImageRef, str]]]] = field(default_factory=dict, repr=False)
     _sizes: set[tuple[int, int]] | None = field(default=None, repr=False)
 
@@ -505,6 +506,7 @@ class ImageSource:
             notes=self.notes,
             memory_fix=self.memory_fix,
             upright=self.upright,
+            written=self.written,
         )
 
     def sizes(self) -> set[tuple[int, int]]:
@@ -596,4 +598,5 @@ def labeled_source(
         names_order=listing.names_order,
         notes=listing.notes,
         upright=upright_set(listing, items, cache_dir),
+        written=listing.written,
     )

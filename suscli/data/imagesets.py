@@ -23,11 +23,11 @@ from suscli.data.tables import (
     ONE_CLASS,
     ONE_HOT_FILE,
     has_label_column,
+    label_rows,
     listed_paths,
     absent_and_folders,
+    one_hot_rows,
     read_image_list,
-    read_label_csv,
-    read_one_hot,
 )
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, is_image_name, walk_images
 
@@ -54,6 +54,7 @@ class Listing:
     names_order: str | None = None  # how label_names number the labels where not sorted: a ClassLabel's own order
     upright: bool = False  # a dataset's images: decoded as the datasets library decodes them, turned by EXIF orientation
     imagefolder: bool = False  # Hugging Face's ImageFolder layout (a metadata file): loaded by the datasets library, which turns them so
+    written: dict[ImageRef, str] = field(default_factory=dict)  # a label file's images: each as its row writes the path
 
 
 # Archives a dataset is often downloaded as: read from the folder they unpack to
@@ -140,12 +141,20 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
 
 def _label_file(path: Path, image_column: str | None, label_column: str | None) -> Listing:
     """A label file's images and labels, each image once (_once); a one-hot table's classes in its columns' order."""
-    one_hot = read_one_hot(path, image_column, label_column)
-    paths, labels, names = one_hot or read_label_csv(path, image_column, label_column)
-    kept, notes = _once(paths, labels, names, path)
-    items, moved = _all_exist([paths[i] for i in kept], path)
+    one_hot = one_hot_rows(path, image_column, label_column)
+    rows = one_hot or label_rows(path, image_column, label_column)
+    kept, notes = _once(rows.paths, rows.labels, rows.names, path)
+    items, moved = _all_exist([rows.paths[i] for i in kept], path)
     order = ONE_HOT_ORDER if one_hot else None
-    return Listing(items, [labels[i] for i in kept], names, moved + notes, names_order=order, imagefolder=path.name in METADATA_FILES)
+    return Listing(
+        items,
+        [rows.labels[i] for i in kept],
+        rows.names,
+        moved + notes,
+        names_order=order,
+        imagefolder=path.name in METADATA_FILES,
+        written={item: rows.written[i] for item, i in zip(items, kept)},
+    )
 
 
 def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:
@@ -311,11 +320,13 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
-    items, moved = _all_exist([columns.images[i] for i in kept], source)
+    listed = [columns.images[i] for i in kept]
+    items, moved = _all_exist(listed, source)
     notes += moved
+    written = {item: columns.written[image] for image, item in zip(listed, items) if image in columns.written}
     if columns.by_name:
         labels, names = by_name(values)
-        return Listing(items, labels, names, notes, upright=True)
+        return Listing(items, labels, names, notes, upright=True, written=written)
     if columns.class_names is not None:  # ids with their names: mapped by name where the model names its classes
-        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER, upright=True)
-    return Listing(items, values, None, notes, upright=True)
+        return Listing(items, values, columns.class_names, notes, names_order=CLASS_LABEL_ORDER, upright=True, written=written)
+    return Listing(items, values, None, notes, upright=True, written=written)

@@ -18,6 +18,7 @@ import os
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from suscli.errors import InputError
@@ -44,7 +45,23 @@ ONE_CLASS = "a set of one class cannot measure accuracy: a model that names that
 def read_label_csv(
     path: Path, image_column: str | None = None, label_column: str | None = None
 ) -> tuple[list[Path], list[int], list[str] | None]:
-    """(paths, labels, class names or None). Rows `path,label`, or any columns under a header naming the path and
+    """(paths, labels, class names or None) of a label file, as label_rows reads it."""
+    rows = label_rows(path, image_column, label_column)
+    return rows.paths, rows.labels, rows.names
+
+
+@dataclass
+class LabelRows:
+    """A label file's rows: the files they name, each row's path as the file writes it, labels and class names."""
+
+    paths: list[Path]  # resolved, links followed: one file named two ways is one image
+    written: list[str]  # the path cell as written: reports name an image so, for a join with the file to find its row
+    labels: list[int]
+    names: list[str] | None
+
+
+def label_rows(path: Path, image_column: str | None = None, label_column: str | None = None) -> LabelRows:
+    """The rows of a label file: `path,label`, or any columns under a header naming the path and
     label columns. Labels are class ids when the first row's label is a whole number ('3', or '3.0' as pandas writes
     an id column with a missing value), else class names, numbered in sorted order (suscli.data.labels maps them to
     each model's own ids); a file mixing the two is an error, which blames row 1 when its label reads as a number
@@ -92,21 +109,26 @@ def read_label_csv(
     if len(set(values)) < 2:
         raise InputError(f"{path}: every row has label {values[0]}; {ONE_CLASS}")
     if by_id:
-        return paths, [int(v.partition(".")[0]) for v in values], None  # each a _class_id
+        return LabelRows(paths, named, [int(v.partition(".")[0]) for v in values], None)  # each a _class_id
     if all(_number(v) for v in values):  # numbered as sorted strings, '10.5' would come before '2.5'
         raise InputError(
             f"{path}: every label is a number, yet none is a class id (a whole number, 0 or more): row 1's is {values[0]!r}",
             fix="write each label as its class id (0, 1, ...) or its class name",
         )
     labels, names = by_name(values)
-    return paths, labels, names
+    return LabelRows(paths, named, labels, names)
 
 
 def read_one_hot(
     path: Path, image_column: str | None = None, label_column: str | None = None
 ) -> tuple[list[Path], list[int], list[str]] | None:
-    """(paths, class ids, class names in column order) of a one-hot label table, as Roboflow's `_classes.csv`: a path
-    column and one 0/1 column per class (` cat`, after Roboflow's ', '), a row's class the column holding its 1; None
+    """(paths, class ids, class names in column order) of a one-hot label table (one_hot_rows); None for any other."""
+    rows = one_hot_rows(path, image_column, label_column)
+    return None if rows is None else (rows.paths, rows.labels, rows.names or [])
+
+
+def one_hot_rows(path: Path, image_column: str | None = None, label_column: str | None = None) -> LabelRows | None:
+    """The rows of a one-hot label table, as Roboflow's `_classes.csv`: a path column and one 0/1 column per class (` cat`, after Roboflow's ', '), a row's class the column holding its 1; None
     for any other table, told by its header and first row alone. A row marking no class or several is refused:
     susceptibility counts one label per image, and which one such a row means it does not say."""
     if path.suffix.lower() == ".txt" or _one_hot_columns(_head(path, 2), path, image_column, label_column) is None:
@@ -140,7 +162,7 @@ def read_one_hot(
         raise InputError(f"label file {path} has no rows", fix="write one row per image")
     if len(set(labels)) < 2:
         raise InputError(f"{path}: every row marks class {names[labels[0]]!r}; {ONE_CLASS}")
-    return paths, labels, names
+    return LabelRows(paths, named, labels, names)
 
 
 def _one_hot_columns(rows: list[list[str]], path: Path, image_column: str | None, label_column: str | None) -> tuple[int, list[int]] | None:

@@ -422,11 +422,13 @@ def sample_info(sample: NestedSample | None, rows: list[Result], size: int | Non
 def training_paths(
     train: ImageSource | None, sample: NestedSample | None, rows: list[Result], size: int | None, device: torch.device | None = None
 ) -> list[str]:
-    """The training images the rows' training predictions are on, in their order."""
+    """The training images the rows' training predictions are on, in their order, each as the label file wrote it
+    (a join of the suspects with that file finds its rows), else as listed."""
     if sample is None or size is None:
-        return [printable(p) for p in readable(train, rows, device)] if train is not None else []
+        return [printable(train.written.get(p, p)) for p in readable(train, rows, device)] if train is not None else []
     skipped: list[int] = next((r.details[RECORD]["skipped"] for r in rows if r.ok and isinstance(r.details.get(RECORD), dict)), [])
-    return [printable(p) for p in sample.paths_at(size, skipped)]
+    written = sample.ordered.written
+    return [printable(written.get(p, p)) for p in sample.paths_at(size, skipped)]
 
 
 def readable(train: ImageSource, rows: list[Result], device: torch.device | None) -> list:
