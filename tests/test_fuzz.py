@@ -183,6 +183,7 @@ def test_damaged_results_file(world, how, cut, flips, noise) -> None:
     raw=st.none() | st.binary(max_size=64),
 )
 @example(suffix=".txt", rows=["../../imgs/img_000.png", "x\x00.png"], raw=None)
+@example(suffix=".txt", rows=[], raw=b"\x00\t\x00")  # a NUL in the first line, read first for `path label`
 def test_image_list_of_random_text(world, suffix, rows, raw) -> None:
     """--data as a list of image paths, mixing good paths, missing files, odd rows and random text or bytes."""
     lst = world["root"] / "work" / "lists" / f"list{suffix}"

@@ -213,7 +213,7 @@ def _label_last(folder: Path, line: str) -> bool:
     label CSV is): it names no file, and does without its last word. Read whole, each line was a file that is not
     there ("none of the 4 files that val.txt lists exist, first: imgs/img_000.png 0")."""
     words = line.strip().rsplit(None, 1)
-    return len(words) == 2 and not listed_path(folder, line).exists() and listed_path(folder, words[0]).exists()
+    return len(words) == 2 and _is_path(line) and not listed_path(folder, line).exists() and listed_path(folder, words[0]).exists()
 
 
 def listed_path(folder: Path, text: str) -> Path:
