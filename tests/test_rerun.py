@@ -15,6 +15,7 @@ import torch
 
 import suscli.load.checkpoints
 import suscli.run.audit
+import suscli.run.pool
 import suscli.run.store
 from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool, rank_json
@@ -412,3 +413,11 @@ def test_an_edited_sidecar_measures_its_model_again(pool: Path, image_folder: Pa
     assert row["details"]["preprocess"]["mean"] == [0.2, 0.2, 0.2] and not row["details"].get("reused")
     res, third = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and third["counts"]["reused"] == 4, res.output
+
+
+def test_a_model_with_no_files_beside_it_keeps_the_key_of_earlier_releases(pool: Path) -> None:
+    """Results files already written key a model by its bytes and the architecture asked for: a model with no sidecar
+    and no file its layout reads beside it keeps exactly that key, so that its stored results are reused."""
+    path = pool / "m0.safetensors"
+    key = suscli.run.audit.model_key(suscli.run.pool.PoolEntry("m0", path))
+    assert key == f"{suscli.load.checkpoints.file_sha256(path)}::[]"
