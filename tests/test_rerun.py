@@ -15,6 +15,7 @@ import torch
 
 import suscli.load.checkpoints
 import suscli.run.audit
+import suscli.run.pool
 import suscli.run.store
 from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool, rank_json
@@ -412,3 +413,49 @@ def test_an_edited_sidecar_measures_its_model_again(pool: Path, image_folder: Pa
     assert row["details"]["preprocess"]["mean"] == [0.2, 0.2, 0.2] and not row["details"].get("reused")
     res, third = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and third["counts"]["reused"] == 4, res.output
+
+
+def test_a_model_with_no_files_beside_it_keeps_the_key_of_earlier_releases(pool: Path) -> None:
+    """Results files already written key a model by its bytes and the architecture asked for: a model with no sidecar
+    and no file its layout reads beside it keeps exactly that key, so that its stored results are reused."""
+    path = pool / "m0.safetensors"
+    key = suscli.run.audit.model_key(suscli.run.pool.PoolEntry("m0", path))
+    assert key == f"{suscli.load.checkpoints.file_sha256(path)}::[]"
+
+
+@pytest.mark.parametrize("named_by", ["manifest", "metadata", "sidecar"])
+def test_an_edited_architecture_file_a_model_names_measures_it_again(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch, named_by: str
+) -> None:
+    """A `nets.py:factory` architecture named by a manifest entry, a checkpoint's metadata (suscli.save) or its sidecar
+    is built from that file, but the model was keyed by the spec as written: a rerun after an edit of nets.py (here the
+    logits tripled, the weights the same) reused the rows measured with the old network, silently."""
+    nets = tmp_path / "pool" / "nets.py"
+    nets.parent.mkdir()
+    nets.write_text("from tests.conftest import tiny_cnn as net\n")
+    entries = []
+    for i in range(2):
+        torch.manual_seed(i)
+        path = tmp_path / "pool" / f"m{i}.safetensors"
+        suscli.save(tiny_cnn(), path, arch="nets.py:net" if named_by == "metadata" else "tests.conftest:tiny_cnn", image_size=8)
+        if named_by == "sidecar":
+            (tmp_path / "pool" / f"m{i}.suscli.json").write_text(json.dumps({"arch": "nets.py:net"}))
+        entries.append({"path": path.name, "arch": "nets.py:net"})
+    pool: Path = tmp_path / "pool"
+    if named_by == "manifest":
+        pool = tmp_path / "pool" / "models.json"
+        pool.write_text(json.dumps(entries))
+    monkeypatch.syspath_prepend(str(REPO))  # nets.py imports the tests' model
+    # a file the checkpoint names is imported only when trusted; one the user's manifest names is the user's
+    results = ("--results", tmp_path / "r.jsonl", *(() if named_by == "manifest" else ("--trust-checkpoint",)))
+    first = rank_json(pool, image_folder, train_folder, *results)[1]
+    assert first["counts"] == {"models": 2, "scored": 2, "failed": 0, "reused": 0}
+    nets.write_text(
+        "import torch\nfrom tests.conftest import tiny_cnn\n\n\nclass Triple(torch.nn.Module):\n"
+        "    def forward(self, x):\n        return 3 * x\n\n\n"
+        "def net(num_classes=3):\n    return torch.nn.Sequential(*tiny_cnn(num_classes), Triple())\n"
+    )
+    res, again = rank_json(pool, image_folder, train_folder, *results)
+    assert res.exit_code == 0 and again["counts"] == {"models": 2, "scored": 2, "failed": 0, "reused": 0}, res.output
+    assert [r["susceptibility"] for r in again["results"]] != [r["susceptibility"] for r in first["results"]]
+    assert rank_json(pool, image_folder, train_folder, *results)[1]["counts"]["reused"] == 2

@@ -460,3 +460,31 @@ def test_a_model_folder_given_as_dot_is_named_by_its_folder(root: Path, monkeypa
     unlabeled = root / "unlabeled"
     assert cli_json("score", ".", "-d", unlabeled)["results"][0]["name"] == "saved"
     assert [r["name"] for r in cli_json("rank", ".", "-d", unlabeled, "--results", root / "dot.jsonl")["results"]] == ["saved"]
+
+
+def test_an_edited_preprocessor_config_measures_the_folder_again(root: Path, tmp_path: Path, monkeypatch) -> None:
+    """A folder's key is its folder's files that decide the model (config.json, the weights, preprocessor_config.json,
+    trainer_state.json): a rerun after editing the processor's mean measures it again, and every file loading reads
+    in the folder is among them."""
+    from suscli.load.checkpoints import sidecar_path
+    from suscli.load.sources import checkpoint_folder
+
+    pool = tmp_path / "pool"
+    shutil.copytree(root / "saved", pool / "saved")
+    ranked = ("rank", pool, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "r.jsonl")
+    assert cli_json(*ranked)["counts"]["reused"] == 0
+    processor = pool / "saved" / "preprocessor_config.json"
+    processor.write_text(json.dumps({**json.loads(processor.read_text()), "image_mean": [0.1, 0.1, 0.1]}))
+    again = cli_json(*ranked)
+    assert again["counts"]["reused"] == 0 and again["results"][0]["details"]["preprocess"]["mean"] == [0.1, 0.1, 0.1]
+    assert cli_json(*ranked)["counts"]["reused"] == 1
+    read: list[Path] = []
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: read.append(self) or real(self, *a, **k))
+    load_checkpoint(pool / "saved")
+    folder = checkpoint_folder(pool / "saved")
+    assert folder is not None
+    beside = {p.resolve() for p in read if p.is_file() and p.resolve().is_relative_to(pool.resolve())} - {
+        sidecar_path(pool / "saved").resolve()
+    }
+    assert beside and beside <= {p.resolve() for p in folder.files}

@@ -523,3 +523,75 @@ def test_last_pth_tar_rewritten_with_its_size_and_time_kept_is_read_as_its_new_e
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert path.stat().st_size == before.st_size
     assert recorded_epoch(path) == 4
+
+
+def _rerun_counts(pool: Path, root: Path, results: Path) -> dict:
+    """rank of `pool` with `results` kept: its JSON report."""
+    return cli_json("rank", pool, "-d", root / "unlabeled", "--train-data", root / "train", "--results", results)
+
+
+def test_an_edited_args_yaml_measures_its_checkpoint_again(run: Path, tmp_path: Path) -> None:
+    """A checkpoint clean_checkpoint.py kept the weights of takes its model, mean, std and input size from the run's
+    args.yaml, but was keyed by its own bytes alone: a rerun after editing args.yaml reused the row measured with the
+    old mean, silently. args.yaml's bytes are in the key of a checkpoint that reads it."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    torch.save(torch.load(run / "checkpoint-2.pth.tar", weights_only=False)["state_dict"], pool / "cleaned.pth")
+    args = vars(train_args())
+    (pool / "args.yaml").write_text(yaml.safe_dump(args, default_flow_style=False))
+    results = tmp_path / "r.jsonl"
+    first = _rerun_counts(pool, run.parent, results)
+    assert first["counts"]["reused"] == 0 and first["results"][0]["details"]["preprocess"]["mean"] == MEAN
+    (pool / "args.yaml").write_text(yaml.safe_dump({**args, "mean": [0.1, 0.1, 0.1]}, default_flow_style=False))
+    again = _rerun_counts(pool, run.parent, results)
+    assert again["counts"]["reused"] == 0 and again["results"][0]["details"]["preprocess"]["mean"] == [0.1, 0.1, 0.1]
+    assert _rerun_counts(pool, run.parent, results)["counts"]["reused"] == 1
+
+
+def test_an_edited_class_map_measures_its_checkpoint_again(run: Path, tmp_path: Path) -> None:
+    """train.py's --class-map file names the classes training labels given by name are mapped by: a rerun after
+    editing it (or after it is found again) reused the row measured with the old names."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    ckpt = torch.load(run / "checkpoint-2.pth.tar", weights_only=False)
+    ckpt["args"].class_map = "class_map.txt"
+    torch.save(ckpt, pool / "mapped.pth.tar")
+    (pool / "class_map.txt").write_text("class_0\nclass_1\nclass_2\n")
+    results = tmp_path / "r.jsonl"
+    first = _rerun_counts(pool, run.parent, results)
+    assert first["counts"]["reused"] == 0
+    (pool / "class_map.txt").write_text("class_2\nclass_0\nclass_1\n")
+    again = _rerun_counts(pool, run.parent, results)
+    assert again["counts"]["reused"] == 0
+
+
+def test_a_checkpoint_that_records_its_args_keeps_its_key_beside_args_yaml(run: Path) -> None:
+    """CheckpointSaver's files carry train.py's args: the args.yaml beside them is not read, and not in their key,
+    which is the key every release before kept (their stored results stay valid)."""
+    from suscli.load.checkpoints import file_sha256
+    from suscli.run.audit import model_key
+    from suscli.run.pool import PoolEntry
+
+    path = run / "checkpoint-2.pth.tar"
+    assert model_key(PoolEntry("checkpoint-2", path)) == f"{file_sha256(path)}::[]"
+
+
+def test_every_file_a_timm_checkpoint_is_read_with_is_in_its_key(run: Path, tmp_path: Path, monkeypatch) -> None:
+    """The files loading reads beside a checkpoint are those suscli.load.checkpoints.companion_files lists (the key's):
+    a layout that starts reading another file fails here until the key holds it too."""
+    from suscli.load.checkpoints import companion_files, sidecar_path
+
+    ckpt = torch.load(run / "checkpoint-2.pth.tar", weights_only=False)
+    ckpt["args"].class_map = "class_map.txt"
+    torch.save(ckpt, tmp_path / "mapped.pth.tar")
+    torch.save(ckpt["state_dict"], tmp_path / "cleaned.pth")
+    (tmp_path / "args.yaml").write_text(yaml.safe_dump(vars(ckpt["args"]), default_flow_style=False))
+    (tmp_path / "class_map.txt").write_text("a\nb\nc\n")
+    read: list[Path] = []
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: read.append(self) or real(self, *a, **k))
+    for path, expected in ((tmp_path / "mapped.pth.tar", ["class_map.txt"]), (tmp_path / "cleaned.pth", ["args.yaml", "class_map.txt"])):
+        read.clear()
+        assert load_checkpoint(path).meta["classes"] == ["a", "b", "c"]
+        beside = {p.resolve() for p in read if p.resolve().is_relative_to(tmp_path.resolve())} - {sidecar_path(path).resolve()}
+        assert beside == {p.resolve() for p in companion_files(path)} and [p.name for p in companion_files(path)] == expected

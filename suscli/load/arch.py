@@ -250,6 +250,18 @@ def spec_identity(spec: str | None) -> str | None:
     return f"file sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}:{name}"
 
 
+def spec_file(spec: str | None, base_dir: Path | None = None) -> Path | None:
+    """The .py file a `file.py:factory` spec builds its model from, found as build_model finds it (`base_dir`, then the
+    cwd); None for another spec, or a file that is not there (building it says so)."""
+    source, sep, _ = (spec or "").rpartition(":")
+    if not sep or not source.endswith(".py"):
+        return None
+    try:
+        return _file_path(spec or "", source, base_dir)
+    except InputError:
+        return None
+
+
 @contextlib.contextmanager
 def _file_imports(spec: str, source: str, base_dir: Path | None) -> Iterator[Path | None]:
     """For a `file.py` spec, the file, with its repository's modules importable (like `python file.py` in its

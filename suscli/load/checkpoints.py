@@ -32,7 +32,7 @@ from torch import nn
 
 from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
 from suscli.load import averages, foreign, sources
-from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes
+from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes, spec_file
 from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, nameable, read, safetensors_header, torch_load
@@ -404,6 +404,19 @@ def _read_digest(path: Path) -> str:
     except OSError as e:
         raise InputError(f"{path}: cannot be read ({e.strerror or e})", fix="check the file's permissions") from e
     return digest.hexdigest()
+
+
+def companion_files(path: str | Path) -> list[Path]:
+    """The files besides the checkpoint and its sidecar that loading it reads and that decide its numbers: the .py file
+    an architecture its sidecar or metadata names is built from, and the files its layout reads (timm's args.yaml and
+    class map: suscli.load.sources.companion_files). A model's key in a results file holds their bytes."""
+    path = Path(path)
+    try:
+        stored = _stored_fields(path)
+    except InputError:  # a sidecar or metadata that cannot be read: loading it says why
+        stored = []
+    named = [spec_file(fields.get("arch"), base_dir=path.parent) for _, fields in stored]
+    return [*dict.fromkeys(f for f in named if f is not None), *sources.companion_files(path)]
 
 
 def sidecar_path(path: str | Path) -> Path:

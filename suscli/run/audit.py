@@ -18,7 +18,8 @@ from suscli.measure.accuracy import Accuracy, training_accuracy
 from suscli.measure.predictions import predict
 from suscli.measure.randomness import Checked, random_forward
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
-from suscli.load.checkpoints import Checkpoint, file_sha256, load_checkpoint, sidecar_path
+from suscli.load.arch import spec_identity
+from suscli.load.checkpoints import Checkpoint, companion_files, file_sha256, load_checkpoint, sidecar_path
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError
 from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
@@ -168,13 +169,19 @@ def run_settings(
 
 
 def model_key(entry: PoolEntry) -> str:
-    """Identity of a model in the results file: its bytes and the architecture asked for (a manifest may change it),
-    and the bytes of its .suscli.json sidecar where it has one, which decides its architecture and preprocessing: keyed
-    by the checkpoint alone, a rerun after an edited sidecar reused the row measured as the old one said. A model
-    without one keeps the key it had, and its stored results."""
-    key = f"{file_sha256(entry.path)}:{entry.arch or ''}:{sorted((entry.arch_kwargs or {}).items())}"
+    """Identity of a model in the results file: its bytes and the architecture asked for (a manifest may change it; a
+    `file.py:factory` one by that file's bytes, as --arch in the run's key), and the bytes of the files beside it that
+    decide its architecture, preprocessing or class names: its .suscli.json sidecar, and those loading it reads
+    (suscli.load.checkpoints.companion_files: the .py file its sidecar or metadata names, timm's args.yaml and class
+    map). Keyed by the checkpoint alone, a rerun after editing one of them reused the row measured as the old one
+    said. A model without such files keeps the key it had, and its stored results."""
+    key = f"{file_sha256(entry.path)}:{spec_identity(entry.arch) or ''}:{sorted((entry.arch_kwargs or {}).items())}"
     side = sidecar_path(entry.path)
-    return f"{key}:sidecar {file_sha256(side)}" if side.is_file() else key
+    if side.is_file():
+        key = f"{key}:sidecar {file_sha256(side)}"
+    for file in companion_files(entry.path):
+        key = f"{key}:{file.name} {file_sha256(file)}"
+    return key
 
 
 def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result | None:

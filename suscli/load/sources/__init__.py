@@ -29,6 +29,7 @@ __all__ = [
     "Layout",
     "arch_defaults",
     "checkpoint_folder",
+    "companion_files",
     "folder_lacks",
     "recognize",
     "recorded_epoch",
@@ -41,6 +42,14 @@ def checkpoint_folder(path: Path) -> Folder | None:
         if layout.folder is not None and (found := layout.folder(path)) is not None:
             return found
     return None
+
+
+def companion_files(path: Path) -> list[Path]:
+    """The files beside checkpoint file `path` that its layout reads and that decide its numbers (timm's args.yaml and
+    class map), in a fixed order; none for a folder, whose own files are its identity (Folder.files)."""
+    if path.is_dir():
+        return []
+    return [f for layout in LAYOUTS if layout.companions is not None for f in layout.companions(path)]
 
 
 def folder_lacks(path: Path) -> InputError | None:

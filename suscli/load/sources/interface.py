@@ -74,6 +74,9 @@ class Layout:
     defaults: Callable[[str, nn.Module], dict[str, Any]] | None = None
     lacking: Callable[[Path], InputError | None] | None = None  # why a folder that looks like one checkpoint is not one
     epoch: Callable[[Path], int | None] | None = None  # the epoch a file records, where the tool numbers its files by it
+    # the files beside a checkpoint file that `recognize` reads and that decide its numbers (architecture, preprocessing,
+    # class names): a model's key in a results file holds their bytes (suscli.run.audit.model_key)
+    companions: Callable[[Path], list[Path]] | None = None
 
 
 def recorded_args(value: object) -> dict[str, Any] | None:
@@ -195,6 +198,8 @@ class _Records(pickle.Unpickler):
         self.order = ">" if order.strip() == b"big" else "<"
 
     def find_class(self, module: str, name: str) -> type:
+        if (module, name) == ("argparse", "Namespace"):  # a training script's args (timm's): plain data, kept
+            return argparse.Namespace
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return self._rebuild_tensor  # type: ignore[return-value]
         if module == "torch" and name in _SCALARS:

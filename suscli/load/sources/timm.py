@@ -155,12 +155,8 @@ def _class_map(args: dict[str, Any], folder: Path) -> dict[str, Any]:
         return {}
     if not name.lower().endswith(".txt"):
         return {"classes_unread": f"timm's class map {name} is not a .txt file"}
-    data_dir = given if isinstance(given := args.get("data_dir"), str) else ""
-    places = [Path(name)] if Path(name).is_absolute() else [Path(name), Path(data_dir, name)]
-    for place in [*places, folder / Path(name).name]:
+    for place in _class_map_places(args, folder):
         try:
-            if not place.is_file() or place.stat().st_size > MAX_CLASS_MAP:
-                continue
             names = [line.strip() for line in place.read_text(encoding="utf-8").splitlines()]
         except (OSError, UnicodeDecodeError, ValueError):
             continue
@@ -168,6 +164,37 @@ def _class_map(args: dict[str, Any], folder: Path) -> dict[str, Any]:
             return {"classes_unread": f"timm's class map {place} names {len(names)} classes, the run {args['num_classes']}"}
         return {"classes": names, "classes_source": f"timm's class map {place}"}
     return {"classes_unread": f"timm's class map {name} was not found as given, in the data folder or beside the checkpoint"}
+
+
+def _class_map_places(args: Mapping[str, Any], folder: Path) -> list[Path]:
+    """The files a .txt `--class-map` may be read from, in the order timm looks (as given, then under the data folder),
+    then by its name beside the checkpoint: those that are there and not too large to be one."""
+    name = args.get("class_map")
+    if not isinstance(name, str) or not name.lower().endswith(".txt"):
+        return []
+    data_dir = given if isinstance(given := args.get("data_dir"), str) else ""
+    places = [Path(name)] if Path(name).is_absolute() else [Path(name), Path(data_dir, name)]
+    found = []
+    for place in [*places, folder / Path(name).name]:
+        try:
+            if place.is_file() and place.stat().st_size <= MAX_CLASS_MAP:
+                found.append(place)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def companions(path: Path) -> list[Path]:
+    """The files `recognize` reads beside checkpoint file `path`: args.yaml where the file does not record the run's
+    args (a cleaned checkpoint, weights alone), and the class map those args name. args.yaml decides the model, its
+    mean, std, input size and crop; the class map the classes training labels by name are mapped by."""
+    records = plain_records(path)
+    args = recorded_args(records.get("args")) if isinstance(records.get("arch"), str) and "state_dict" in records else None
+    files = []
+    if args is None and (path.parent / "args.yaml").is_file():
+        files.append(path.parent / "args.yaml")
+        args = _args_yaml(path.parent)
+    return files + (_class_map_places(args, path.parent) if args else [])
 
 
 def _args_yaml(folder: Path) -> dict[str, Any] | None:
@@ -255,4 +282,4 @@ def recorded_epoch(path: Path) -> int | None:
     return epoch_number(records.get("epoch"))
 
 
-LAYOUT = Layout("timm", recognize, folder=folder, defaults=defaults, epoch=recorded_epoch)
+LAYOUT = Layout("timm", recognize, folder=folder, defaults=defaults, epoch=recorded_epoch, companions=companions)
