@@ -841,3 +841,37 @@ def test_archives_and_other_compressed_files_are_still_refused(tmp_path: Path, i
     res = invoke("score", model, "-d", imgs[0].parent, "--train-data", tmp_path / name)
     archive = name.startswith("set.")
     one_error_line(res, 3, "is an archive, which suscli does not unpack" if archive else "not a folder or a label file")
+
+
+def test_label_column_names_the_column_of_the_training_and_held_out_files_alike(tmp_path: Path) -> None:
+    """A label file of several label columns (CIFAR-10N's `path,clean,aggre,random1`) split into training and held-out
+    rows: --label-column picks its column in both, by name wherever it stands; a held-out file whose header lacks it
+    is refused naming the file. One split with its header dropped (`tail -n +2`) said "row 1 is '...', expected
+    'path,label' with a class id or a class name", the fix of a row: it has no header to find the column in."""
+    imgs = write_images(tmp_path / "imgs", 8)
+    noisy = [(i % 3, (i + 1) % 3) for i in range(8)]  # (clean, random1)
+    rows = [f"imgs/{p.name},{c},{c},{r}\n" for p, (c, r) in zip(imgs, noisy)]
+    (tmp_path / "train.csv").write_text("path,clean,aggre,random1\n" + "".join(rows[:4]))
+    (tmp_path / "val.csv").write_text("path,clean,aggre,random1\n" + "".join(rows[4:]))
+    (tmp_path / "moved.csv").write_text("random1,path\n" + "".join(f"{r},imgs/{p.name}\n" for p, (_, r) in zip(imgs[4:], noisy[4:])))
+    for name in ("train.csv", "val.csv", "moved.csv"):
+        listing = read_labeled(tmp_path / name, label_column="random1")
+        assert listing.labels == [r for p, (_, r) in zip(imgs, noisy) if p.resolve() in listing.items]
+    (tmp_path / "other.csv").write_text("path,label\n" + "".join(f"imgs/{p.name},{c}\n" for p, (c, _) in zip(imgs[4:], noisy[4:])))
+    with pytest.raises(InputError, match=r"other.csv: its header \(path,label\) has no column 'random1'"):
+        read_labeled(tmp_path / "other.csv", label_column="random1")
+    (tmp_path / "bare.csv").write_text("".join(rows[4:]))
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    res = invoke(
+        "score",
+        model,
+        "-d",
+        imgs[0].parent,
+        "--train-data",
+        tmp_path / "train.csv",
+        "--val-data",
+        tmp_path / "bare.csv",
+        "--label-column",
+        "random1",
+    )
+    one_error_line(res, 3, f"{tmp_path / 'bare.csv'}: its first row", "no header", "'random1'")

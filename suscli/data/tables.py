@@ -88,6 +88,14 @@ def label_rows(path: Path, image_column: str | None = None, label_column: str | 
     path_at, label_at, width = header if header else (0, 1, 2)
     if not header:
         _unknown_header(rows, path, path_at, labeled=True, sep=" " if txt else ",")
+    if not header and label_column and not txt and rows and len(rows[0]) > width:
+        # a file split from one of several label columns with its header left behind (`tail -n +2`): its first row
+        # was blamed, "expected 'path,label'", the fix of a row
+        raise InputError(
+            f"{path}: its first row ({printable(','.join(rows[0]))}) is no header naming column {label_column!r}, so "
+            f"--label-column names none of its {len(rows[0])} columns",
+            fix="keep the header line (the columns' names) at the top of each file --label-column reads",
+        )
     rows = rows[1:] if header else rows
     named: list[str] = []
     values: list[str] = []
