@@ -3,7 +3,10 @@ CSV lists for --data, and the one-line refusals of bad rows and of files too lar
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
+import lzma
 import os
 import re
 import shutil
@@ -16,7 +19,9 @@ import pytest
 
 import suscli
 import suscli.data.tables
+import suscli.run.audit
 from suscli.errors import InputError
+from suscli.data.images import labeled_source
 from suscli.data.imagesets import read_labeled, read_unlabeled
 from suscli.data.tables import read_image_list, read_label_csv
 from tests.conftest import cli_json, invoke, one_error_line, tiny_cnn, write_images
@@ -739,3 +744,134 @@ def test_a_list_written_on_windows_naming_its_files_from_the_working_directory_f
         listed.write_text("".join(f"{r}\n" for r in rows))
         listing = read_unlabeled(Path("data/list.txt"))
         assert listing.items == [p.resolve() for p in want] and "every one is in the working directory" in listing.notes[0]
+
+
+COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}
+
+
+@pytest.mark.parametrize("compression", COMPRESSORS)
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".txt"])
+def test_compressed_lists_and_label_files_are_read_as_their_inner_file(
+    tmp_path: Path, imgs: list[Path], suffix: str, compression: str
+) -> None:
+    """Label files are commonly downloaded compressed (CIFAR-10N's labels as a .csv.gz); pandas reads them as they
+    are. A `labels.csv.gz` was refused, "not a folder or a label file": read it as its uncompressed form, its inner
+    suffix deciding the format."""
+    rows = [(f"imgs/{p.name}", name) for p, name in zip(imgs, ["dog", "cat", "eel", "cat"])]
+    text = {
+        ".csv": "path,label\n" + "".join(f"{p},{n}\n" for p, n in rows),
+        ".tsv": "path\tlabel\n" + "".join(f"{p}\t{n}\n" for p, n in rows),
+        ".jsonl": "".join(json.dumps({"path": p, "label": n}) + "\n" for p, n in rows),
+        ".txt": "".join(f"{p} {n}\n" for p, n in rows),
+    }[suffix]
+    plain = tmp_path / f"labels{suffix}"
+    plain.write_text(text)
+    packed = tmp_path / f"labels{suffix}{compression}"
+    packed.write_bytes(COMPRESSORS[compression](text.encode()))
+    expected = read_labeled(plain)
+    listing = read_labeled(packed)
+    assert (listing.items, listing.labels, listing.label_names) == (expected.items, expected.labels, expected.label_names)
+    assert listing.labels == [1, 0, 2, 0]
+    assert read_unlabeled(packed).items == read_unlabeled(plain).items == [p.resolve() for p in imgs]
+
+
+def test_a_compressed_label_file_gives_the_numbers_of_the_plain_one(tmp_path: Path, imgs: list[Path]) -> None:
+    """The same run on a label file and on its .csv.gz: the same report; the data's identity (which keys stored
+    results) is the same, and changes when the compressed file's labels change."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    text = "path,label\n" + "".join(f"imgs/{p.name},{i % 3}\n" for i, p in enumerate(imgs))
+    (tmp_path / "labels.csv").write_text(text)
+    (tmp_path / "labels.csv.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "list.txt.bz2").write_bytes(bz2.compress("".join(f"imgs/{p.name}\n" for p in imgs).encode()))
+    plain = cli_json("score", model, "-d", imgs[0].parent, "--train-data", tmp_path / "labels.csv", "--no-cache")
+    packed = cli_json("score", model, "-d", tmp_path / "list.txt.bz2", "--train-data", tmp_path / "labels.csv.gz", "--no-cache")
+    keys = ("train_acc", "susceptibility", "train_n")
+    assert [plain["results"][0][k] for k in keys] == [packed["results"][0][k] for k in keys]
+
+    def identity(path: Path) -> str | None:
+        return suscli.run.audit.data_identity(labeled_source(path))
+
+    before = identity(tmp_path / "labels.csv.gz")
+    assert before == identity(tmp_path / "labels.csv")
+    (tmp_path / "labels.csv.gz").write_bytes(gzip.compress(text.replace(",0\n", ",2\n").encode()))
+    assert identity(tmp_path / "labels.csv.gz") != before
+
+
+def test_a_compressed_utf16_label_file_is_decoded(tmp_path: Path, imgs: list[Path]) -> None:
+    """The byte-order mark is looked for in the decompressed bytes: a UTF-16 CSV (Excel's "Unicode Text") gzipped."""
+    text = "path,label\n" + "".join(f"imgs/{p.name},{'catdog'[3 * (i % 2) :][:3]}\n" for i, p in enumerate(imgs))
+    (tmp_path / "labels.csv.gz").write_bytes(gzip.compress(text.encode("utf-16")))
+    (tmp_path / "bom.csv.xz").write_bytes(lzma.compress(text.encode("utf-8-sig")))
+    for name in ("labels.csv.gz", "bom.csv.xz"):
+        assert read_labeled(tmp_path / name).label_names == ["cat", "dog"]
+
+
+@pytest.mark.parametrize("compression", COMPRESSORS)
+def test_a_truncated_or_corrupt_compressed_label_file_is_one_error_line(tmp_path: Path, imgs: list[Path], compression: str) -> None:
+    """A download cut short: one line naming the file (exit 3), never a traceback (EOFError, zlib.error and
+    lzma.LZMAError are no OSError)."""
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    text = "path,label\n" + "".join(f"imgs/{p.name},{i % 2}\n" for i, p in enumerate(imgs * 50))
+    packed = COMPRESSORS[compression](text.encode())
+    cut = tmp_path / f"cut.csv{compression}"
+    cut.write_bytes(packed[: len(packed) // 2])
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", cut)
+    one_error_line(res, 3, f"cannot read label file {cut}", "truncated or corrupt")
+    bad = tmp_path / f"bad.csv{compression}"
+    bad.write_bytes(packed[:20] + bytes(b ^ 0x55 for b in packed[20:]))
+    res = invoke("score", model, "-d", imgs[0].parent, "--val-data", bad)
+    one_error_line(res, 3, f"cannot read label file {bad}", "truncated or corrupt")
+    res = invoke("score", model, "-d", cut)
+    one_error_line(res, 3, f"cannot read image list {cut}", "truncated or corrupt")
+
+
+def test_a_compressed_list_too_large_for_memory_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compressed file is small on disk: its decompressed text is what must fit (a 10 kB .gz may hold 10 MB)."""
+    (tmp_path / "list.txt.gz").write_bytes(gzip.compress(b"a.png\n" * 1000))
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    monkeypatch.setattr(suscli.data.tables, "available_memory", lambda: 10_000)
+    res = invoke("score", model, "-d", tmp_path / "list.txt.gz")
+    one_error_line(res, 3, "image list", "refused rather than swapping")
+
+
+@pytest.mark.parametrize("name", ["set.tar.gz", "set.tgz", "set.zip", "set.tar.xz", "labels.gz", "model.pt.gz"])
+def test_archives_and_other_compressed_files_are_still_refused(tmp_path: Path, imgs: list[Path], name: str) -> None:
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    (tmp_path / name).write_bytes(gzip.compress(b"path,label\n"))
+    res = invoke("score", model, "-d", imgs[0].parent, "--train-data", tmp_path / name)
+    archive = name.startswith("set.")
+    one_error_line(res, 3, "is an archive, which suscli does not unpack" if archive else "not a folder or a label file")
+
+
+def test_label_column_names_the_column_of_the_training_and_held_out_files_alike(tmp_path: Path) -> None:
+    """A label file of several label columns (CIFAR-10N's `path,clean,aggre,random1`) split into training and held-out
+    rows: --label-column picks its column in both, by name wherever it stands; a held-out file whose header lacks it
+    is refused naming the file. One split with its header dropped (`tail -n +2`) said "row 1 is '...', expected
+    'path,label' with a class id or a class name", the fix of a row: it has no header to find the column in."""
+    imgs = write_images(tmp_path / "imgs", 8)
+    noisy = [(i % 3, (i + 1) % 3) for i in range(8)]  # (clean, random1)
+    rows = [f"imgs/{p.name},{c},{c},{r}\n" for p, (c, r) in zip(imgs, noisy)]
+    (tmp_path / "train.csv").write_text("path,clean,aggre,random1\n" + "".join(rows[:4]))
+    (tmp_path / "val.csv").write_text("path,clean,aggre,random1\n" + "".join(rows[4:]))
+    (tmp_path / "moved.csv").write_text("random1,path\n" + "".join(f"{r},imgs/{p.name}\n" for p, (_, r) in zip(imgs[4:], noisy[4:])))
+    for name in ("train.csv", "val.csv", "moved.csv"):
+        listing = read_labeled(tmp_path / name, label_column="random1")
+        assert listing.labels == [r for p, (_, r) in zip(imgs, noisy) if p.resolve() in listing.items]
+    (tmp_path / "other.csv").write_text("path,label\n" + "".join(f"imgs/{p.name},{c}\n" for p, (c, _) in zip(imgs[4:], noisy[4:])))
+    with pytest.raises(InputError, match=r"other.csv: its header \(path,label\) has no column 'random1'"):
+        read_labeled(tmp_path / "other.csv", label_column="random1")
+    (tmp_path / "bare.csv").write_text("".join(rows[4:]))
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    res = invoke(
+        "score",
+        model,
+        "-d",
+        imgs[0].parent,
+        "--train-data",
+        tmp_path / "train.csv",
+        "--val-data",
+        tmp_path / "bare.csv",
+        "--label-column",
+        "random1",
+    )
+    one_error_line(res, 3, f"{tmp_path / 'bare.csv'}: its first row", "no header", "'random1'")

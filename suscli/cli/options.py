@@ -36,7 +36,7 @@ OUTPUTS = "Outputs"
 PERFORMANCE = "Performance"
 PANELS = (INPUTS, PREPROCESSING, MEASUREMENT, CHOICE, OUTPUTS, PERFORMANCE)
 
-DATA_HELP = "Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file."
+DATA_HELP = "Unlabeled images: a folder (searched recursively, links followed once), a .txt, .csv, .tsv or .jsonl list of image paths, a Hugging Face datasets folder (save_to_disk) or parquet file; a list may be gzip, bz2 or xz compressed (list.csv.gz)."
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help=DATA_HELP, rich_help_panel=INPUTS)]
 
 
@@ -64,7 +64,7 @@ class InputOptions:
     train_data: Annotated[
         Optional[Path],
         typer.Option(
-            help="Training set with the labels the model was trained on: a folder of class folders (or of images with a metadata.csv), a path,label CSV (class ids or names; also .tsv, .jsonl, a path-label .txt), a Hugging Face datasets folder or parquet file.",
+            help="Training set with the labels the model was trained on: a folder of class folders (or of images with a metadata.csv), a path,label CSV (class ids or names; also .tsv, .jsonl, a path-label .txt; each also .gz, .bz2 or .xz), a Hugging Face datasets folder or parquet file.",
             rich_help_panel=INPUTS,
         ),
     ] = None

@@ -1,5 +1,5 @@
 """What --data and --train-data may name, told apart in a fixed order: a Hugging Face dataset (a `save_to_disk`
-folder, parquet files), a list or label file (.txt, .csv, .tsv, .jsonl), a folder of images (or of class folders).
+folder, parquet files), a list or label file (.txt, .csv, .tsv, .jsonl; gzip, bz2 or xz compressed too), a folder of images (or of class folders).
 
 Each becomes one Listing: the images, their labels, and notes on what was left out and why, which every row of
 the report carries.
@@ -24,6 +24,7 @@ from suscli.data.tables import (
     ONE_HOT_FILE,
     has_label_column,
     label_rows,
+    list_suffix,
     listed_paths,
     absent_and_folders,
     one_hot_rows,
@@ -31,11 +32,11 @@ from suscli.data.tables import (
 )
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, is_image_name, walk_images
 
-DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths, a datasets folder (save_to_disk) or a parquet file"
+DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths (or .csv.gz, .bz2, .xz), a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = (
     "a folder of class folders (or of images with a metadata.csv or metadata.jsonl naming each file's label, or Roboflow's "
     "_classes.csv of one 0/1 column per class), a path,label "
-    "CSV (or .tsv, .jsonl, a .txt of path label lines), a datasets folder (save_to_disk) or a parquet file"
+    "CSV (or .tsv, .jsonl, a .txt of path label lines; .csv.gz, .bz2, .xz too), a datasets folder (save_to_disk) or a parquet file"
 )
 # Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
 METADATA_FILES = ("metadata.csv", "metadata.jsonl")
@@ -87,7 +88,7 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
         items, moved = _all_exist(columns.images, source)
         return Listing(items, notes=columns.notes + moved, upright=True)
     if source.is_file():
-        if source.suffix.lower() not in LIST_SUFFIXES:
+        if list_suffix(source) not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
         items, moved = _all_exist(read_image_list(source, image_column), source)
         listing = _listed_once(items, source)
@@ -125,7 +126,7 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
     if is_dataset(source):
         return _dataset_labels(source, image_column, label_column)
     if source.is_file():
-        if source.suffix.lower() not in LIST_SUFFIXES:  # a checkpoint or a .json read as CSV: "row 1 is '\x18\x08...'"
+        if list_suffix(source) not in LIST_SUFFIXES:  # a checkpoint or a .json read as CSV: "row 1 is '\x18\x08...'"
             raise InputError(f"not a folder or a label file: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
         return _label_file(source, image_column, label_column)
     if not source.is_dir():

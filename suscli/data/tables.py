@@ -1,25 +1,32 @@
 """Image lists and label files as users keep them: a `path,label` CSV whose labels are class ids or class names,
 a .txt with one image path per line (and a label after it, for labelled sets), a CSV with a path column; tab-separated as .tsv, and a .csv separated by ';' or
 tabs where its header says so (Excel writes ';' where the comma is the decimal mark); JSON lines (.jsonl), one object
-a row, as Hugging Face's ImageFolder keeps its metadata.jsonl. Paths are relative to the file's folder.
+a row, as Hugging Face's ImageFolder keeps its metadata.jsonl. Each may be compressed with gzip, bz2 or xz, as datasets
+are downloaded (`labels.csv.gz`), and is read as the file it holds. Paths are relative to the file's folder.
 
 A bad row is an error naming it (a label file is small and hand-made: a typo must not silently drop an image or
-shift a class); a file too large to read into memory is refused before it is read.
+shift a class); a file too large to read into memory is refused before it is read (a compressed one, as soon as what
+it holds is read past what would fit).
 """
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
+import gzip
 import io
 import itertools
 import json
+import lzma
 import os
 import unicodedata
+import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from suscli.errors import InputError
 from suscli.files import available_memory, human_size, printable
@@ -29,6 +36,11 @@ from suscli.data.labels import by_name
 PATH_COLUMNS = ("path", "file", "filename", "file_name", "filepath", "file_path", "image", "image_path", "img", "img_path")
 LABEL_COLUMNS = ("label", "labels", "class", "class_name", "target", "y", "category")
 LIST_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
+# Compressions a list or label file may be in, by suffix (`labels.csv.gz`): read as the file it holds
+COMPRESSIONS: dict[str, Callable[..., IO[Any]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+# What reading a list may raise: a damaged compressed file raises EOFError (cut short), zlib.error or lzma.LZMAError,
+# which are no OSError
+UNREADABLE = (OSError, UnicodeDecodeError, EOFError, zlib.error, lzma.LZMAError)
 # Roboflow's classification export: each split's folder (train/, valid/, test/) holds its images and this table of a
 # `filename` column and one 0/1 column per class
 ONE_HOT_FILE = "_classes.csv"
@@ -67,7 +79,7 @@ def label_rows(path: Path, image_column: str | None = None, label_column: str | 
     each model's own ids); a file mixing the two is an error, which blames row 1 when its label reads as a number
     ('-1', '2.5') and a later row's is a class id. A .txt holds `path label` lines, as Caffe's and MMPretrain's
     annotation files (ImageNet's train.txt, val.txt) do: the label is the line's last word, so a path may hold spaces."""
-    txt = path.suffix.lower() == ".txt"
+    txt = list_suffix(path) == ".txt"
     rows = [line.strip().rsplit(None, 1) for line in _lines(path, "label file")] if txt else _rows(path, "label file")
     layout = "'path label'" if txt else "'path,label'"
     # a .txt may begin with a header line too ('path label'): read as a row, its 'label' made the file one of class
@@ -76,6 +88,14 @@ def label_rows(path: Path, image_column: str | None = None, label_column: str | 
     path_at, label_at, width = header if header else (0, 1, 2)
     if not header:
         _unknown_header(rows, path, path_at, labeled=True, sep=" " if txt else ",")
+    if not header and label_column and not txt and rows and len(rows[0]) > width:
+        # a file split from one of several label columns with its header left behind (`tail -n +2`): its first row
+        # was blamed, "expected 'path,label'", the fix of a row
+        raise InputError(
+            f"{path}: its first row ({printable(','.join(rows[0]))}) is no header naming column {label_column!r}, so "
+            f"--label-column names none of its {len(rows[0])} columns",
+            fix="keep the header line (the columns' names) at the top of each file --label-column reads",
+        )
     rows = rows[1:] if header else rows
     named: list[str] = []
     values: list[str] = []
@@ -131,7 +151,7 @@ def one_hot_rows(path: Path, image_column: str | None = None, label_column: str 
     """The rows of a one-hot label table, as Roboflow's `_classes.csv`: a path column and one 0/1 column per class (` cat`, after Roboflow's ', '), a row's class the column holding its 1; None
     for any other table, told by its header and first row alone. A row marking no class or several is refused:
     susceptibility counts one label per image, and which one such a row means it does not say."""
-    if path.suffix.lower() == ".txt" or _one_hot_columns(_head(path, 2), path, image_column, label_column) is None:
+    if list_suffix(path) == ".txt" or _one_hot_columns(_head(path, 2), path, image_column, label_column) is None:
         return None
     rows = _rows(path, "label file")
     found = _one_hot_columns(rows, path, image_column, label_column)
@@ -185,7 +205,7 @@ def _one_hot_columns(rows: list[list[str]], path: Path, image_column: str | None
 def read_image_list(path: Path, image_column: str | None = None) -> list[Path]:
     """The images a list names: a .txt, one path per line (or `path label` lines, a label file's, whose labels are
     left out), or a CSV's path column (named by its header, else the first column)."""
-    if path.suffix.lower() == ".txt":
+    if list_suffix(path) == ".txt":
         lines = _lines(path)
         if lines and {w.lower() for w in lines[0].split()} <= {*PATH_COLUMNS, *LABEL_COLUMNS}:  # a header: `path label`
             lines = lines[1:]
@@ -415,14 +435,12 @@ def _column(names: list[str], given: str | None, known: tuple[str, ...], path: P
 
 
 def _rows(path: Path, what: str) -> list[list[str]]:
-    _check_size(path, what)
+    text = _text(path, what)
+    if list_suffix(path) == ".jsonl":
+        return _json_rows(path, text)
     try:
-        with _open(path) as f:
-            text = f.read()
-        if path.suffix.lower() == ".jsonl":
-            return _json_rows(path, text)
         rows = list(csv.reader(io.StringIO(text), delimiter=_delimiter(path, text)))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except csv.Error as e:
         raise InputError(f"cannot read {what} {path}: {e}") from None
     return [r for r in rows if r and any(c.strip() for c in r)]
 
@@ -457,9 +475,9 @@ def _head(path: Path, count: int) -> list[list[str]]:
     try:
         with _open(path) as f:
             text = "".join(itertools.islice((line for line in f if line.strip()), count))
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read label file {path}: {e}") from None
-    if path.suffix.lower() == ".jsonl":
+    except UNREADABLE as e:
+        raise _unreadable(path, "label file", e) from None
+    if list_suffix(path) == ".jsonl":
         return _json_rows(path, text)
     return list(csv.reader(io.StringIO(text), delimiter=_delimiter(path, text)))
 
@@ -467,7 +485,7 @@ def _head(path: Path, count: int) -> list[list[str]]:
 def _delimiter(path: Path, text: str) -> str:
     """A tab in a .tsv; in a .csv, a ';' or a tab where the first line has no comma and splits there into a header
     naming a known column (a path holding ';' is no reason to split a headerless file); else a comma."""
-    if path.suffix.lower() == ".tsv":
+    if list_suffix(path) == ".tsv":
         return "\t"
     first = text.split("\n", 1)[0].strip()
     for other in (";", "\t"):
@@ -481,26 +499,68 @@ def _delimiter(path: Path, text: str) -> str:
 
 
 def _lines(path: Path, what: str = "image list") -> list[str]:
+    return [line for line in _text(path, what).splitlines() if line.strip()]
+
+
+def _text(path: Path, what: str) -> str:
+    """A list or label file's whole text (_open), refused where its rows would not fit in memory: before it is read,
+    or, compressed, once more of it is read than would fit (its size on disk says little: a 10 kB .gz may hold 10 MB)."""
     _check_size(path, what)
     try:
         with _open(path) as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {what} {path}: {e}") from None
-    return [line for line in text.splitlines() if line.strip()]
+            if path.suffix.lower() not in COMPRESSIONS:
+                return f.read()
+            free = available_memory()
+            text = f.read() if free is None else f.read(free // ROW_MEMORY + 1)
+    except UNREADABLE as e:
+        raise _unreadable(path, what, e) from None
+    if free is not None and ROW_MEMORY * len(text) > free:
+        raise InputError(
+            f"{what} {path} holds more than {human_size(free // ROW_MEMORY)} decompressed: its rows take more than "
+            f"{human_size(free)} of memory, which is what is available; refused rather than swapping",
+            fix="split it, or free memory",
+        )
+    return text
 
 
-def _open(path: Path) -> io.TextIOWrapper:
+def _unreadable(path: Path, what: str, e: Exception) -> InputError:
+    """The error for a list that cannot be read; a compressed one cut short or damaged (a download that stopped) is
+    said to be so, where Python's words ("Compressed file ended before the end-of-stream marker was reached",
+    "Error -3 while decompressing data: invalid block type") name no cause."""
+    if isinstance(e, (EOFError, zlib.error, lzma.LZMAError)) or (
+        isinstance(e, OSError) and not e.errno and path.suffix.lower() in COMPRESSIONS
+    ):
+        kind = {".gz": "gzip"}.get(path.suffix.lower(), path.suffix.lower().lstrip("."))
+        return InputError(f"cannot read {what} {path}: a truncated or corrupt {kind} file ({e})", fix="download or compress it again")
+    return InputError(f"cannot read {what} {path}: {e}")
+
+
+def list_suffix(path: Path) -> str:
+    """The suffix that says a list's format, in lower case: a compressed file's is the one of the file it holds
+    (`.csv` for `labels.csv.gz`), else its own."""
+    suffix = path.suffix.lower()
+    return Path(path.stem).suffix.lower() if suffix in COMPRESSIONS else suffix
+
+
+def _open(path: Path) -> IO[str]:
     """A list or label file opened as text. UTF-8 (-sig: a byte-order mark, as Windows tools write, is no path), its
     bytes that are not UTF-8 (a list `find` wrote of Latin-1 names) read as Python reads such a name from the file
     system, so the path still finds its file; UTF-16 where it begins with that byte-order mark, as PowerShell 5's `>`
     and Excel's "Unicode Text" write it (read as UTF-8, each row was its bytes with a NUL between them). Lines end at
-    '\n', '\r\n' or a lone '\r', as Excel for Mac ends a CSV's rows (split at '\n' alone, its rows were one line)."""
-    with open(path, "rb") as f:
+    '\n', '\r\n' or a lone '\r', as Excel for Mac ends a CSV's rows (split at '\n' alone, its rows were one line). A
+    compressed file (COMPRESSIONS) is the text it holds, decoded so."""
+    opener = COMPRESSIONS.get(path.suffix.lower())
+    if opener is None:
+        with open(path, "rb") as f:
+            utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        if utf16:
+            return open(path, encoding="utf-16")
+        return open(path, encoding="utf-8-sig", errors="surrogateescape")
+    with opener(path, "rb") as f:  # a compressed file: the byte-order mark is in the bytes it holds
         utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
     if utf16:
-        return open(path, encoding="utf-16")
-    return open(path, encoding="utf-8-sig", errors="surrogateescape")
+        return opener(path, "rt", encoding="utf-16")
+    return opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape")
 
 
 def _check_size(path: Path, what: str) -> None:
