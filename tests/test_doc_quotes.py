@@ -12,12 +12,14 @@ they show name each model as score and rank name it, by its checkpoint's file na
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 from collections.abc import Iterator
 from functools import cache, lru_cache
 from pathlib import Path
 
 from suscli.load.safe_read import checkpoint_suffix
+from suscli.views.columns import display_columns
 from tests.test_docs_commands import code_spans
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +185,53 @@ def test_a_row_named_by_its_file_name_is_found(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert rows_named_as_files(doc) == ["doc.md:3: model_1.pth", "doc.md:5: m.safetensors"]
+
+
+# A report table's header as the docs show it: Rich's (`┃ model ┃ arch ┃ ...`) or Markdown's (`| model | arch | ...`).
+HEADER = re.compile(r"^(?:\.\.\. )?([┃|]) model +\1")
+
+
+@cache
+def report_columns() -> tuple[str, ...]:
+    """The columns a report table can have, in the order display_columns puts them."""
+    source = ast.parse(inspect.getsource(display_columns))
+    pairs = [n for n in ast.walk(source) if isinstance(n, ast.Tuple) and len(n.elts) == 2]
+    return tuple(
+        n.elts[0].value
+        for n in sorted(pairs, key=lambda n: (n.lineno, n.col_offset))
+        if isinstance(n.elts[0], ast.Constant) and isinstance(n.elts[0].value, str)
+    )
+
+
+def headers_not_printed(doc: Path) -> list[str]:
+    """doc:line and the header of each report table `doc` shows whose columns are not, in that order, columns the
+    report prints: a column renamed (`train acc`, `fits contradicted`) or moved in the code but not in the docs."""
+    found = []
+    for number, quote in quotes(doc.read_text(encoding="utf-8")):
+        if match := HEADER.match(quote):
+            shown = [cell.strip() for cell in quote.removeprefix("... ").strip(match.group(1)).split(match.group(1))]
+            columns = iter(report_columns())
+            if not all(name in columns for name in shown):  # a subsequence: each after the one before
+                found.append(f"{doc.name}:{number}: {' | '.join(shown)}")
+    return found
+
+
+def test_every_report_header_the_docs_show_is_the_reports() -> None:
+    """The word runs above skip a header's short names (`train acc`, `zeta`, `held-out acc`): a renamed or reordered
+    column left every table the docs show with the old header."""
+    assert {"model", "train acc", "susceptibility", "fits contradicted", "verdict"} <= set(report_columns())
+    assert [line for doc in DOCS for line in headers_not_printed(doc)] == []
+
+
+def test_a_renamed_or_moved_column_is_found(tmp_path: Path) -> None:
+    """The check itself, on a Rich header with a renamed column and a Markdown one with two columns swapped."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "Run it:\n\n    ┃ model ┃ arch ┃ train accuracy ┃ susceptibility ┃ verdict ┃\n\n"
+        "and:\n\n    | model | train acc | susceptibility | verdict |\n    | model | susceptibility | train acc | verdict |\n",
+        encoding="utf-8",
+    )
+    assert headers_not_printed(doc) == [
+        "doc.md:3: model | arch | train accuracy | susceptibility | verdict",
+        "doc.md:8: model | susceptibility | train acc | verdict",
+    ]
