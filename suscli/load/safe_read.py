@@ -151,10 +151,11 @@ def _zip_names(path: Path) -> list[str]:
 
 
 def _archive_kind(names: list[str]) -> str | None:
-    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries."""
+    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries. torch.export
+    wrote `serialized_exported_program.json` at the top level up to torch 2.7, `archive_format` from 2.8."""
     if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
         return "torchscript"
-    if any(n.endswith("/archive_format") for n in names):
+    if any(n.endswith("/archive_format") for n in names) or "serialized_exported_program.json" in names:
         return "torch.export"
     return None
 
