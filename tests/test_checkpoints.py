@@ -925,6 +925,32 @@ def test_argparse_namespace_is_allowed_by_name_and_nothing_else(tmp_path):
     assert argparse.Namespace not in torch.serialization.get_safe_globals()  # allowed for one load, not for the process
 
 
+def _unpickler_without_named_globals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch 2.5's weights-only unpickler: safe_globals exists, but every allowed entry is read as a callable's
+    __module__ and __name__, so an (object, name) pair raises AttributeError ((object, name) pairs came later)."""
+    from torch import _weights_only_unpickler as unpickler
+
+    def user_allowed() -> dict:
+        return {f"{f.__module__}.{f.__name__}": f for f in unpickler._marked_safe_globals_set}
+
+    monkeypatch.setattr(unpickler, "_get_user_allowed_globals", user_allowed)
+    monkeypatch.setattr(safe_read, "_NAMED_GLOBALS", None)  # probed again under this unpickler
+
+
+def test_a_torch_without_named_safe_globals_still_loads_plain_data_and_refuses_the_rest(tmp_path, monkeypatch):
+    """On torch 2.5 the (stand-in, name) pairs that allow OmegaConf's containers and numpy scalars made torch raise
+    AttributeError for any checkpoint holding a global beyond a state dict's, which was reported as a corrupt file
+    ("save or download it again"), argparse's Namespace included. There the pairs are left out: the Namespace loads,
+    and a numpy scalar is refused by name, as on torch 2.4, which has no safe_globals at all."""
+    _unpickler_without_named_globals(monkeypatch)
+    weights = _tiny().state_dict()
+    torch.save({"state_dict": weights, "args": argparse.Namespace(lr=0.1)}, tmp_path / "ns.pt")
+    assert _same_outputs(_tiny(), load_checkpoint(tmp_path / "ns.pt", arch=ARCH, arch_kwargs=KWARGS).model)
+    torch.save({"state_dict": weights, "epoch": np.int64(4)}, tmp_path / "np.pt")
+    line = _input_error(tmp_path / "np.pt", arch=ARCH)
+    assert "it imports numpy" in line and "--trust-checkpoint" in line and "corrupt" not in line, line
+
+
 def test_numpy_scalars_beside_the_weights_are_read_as_numbers(tmp_path):
     """A script's metrics computed with numpy (`best_acc`, an epoch counted as np.int64) refused the whole file:
     "it imports numpy._core.multiarray.scalar ... pass --trust-checkpoint". The scalars are rebuilt as Python numbers

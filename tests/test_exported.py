@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,52 @@ def test_a_decomposed_graph_is_refused_up_front(tmp_path: Path, image_folder: Pa
     export(tmp_path / "m.pt2", decompose=True)
     res = invoke("score", tmp_path / "m.pt2", "-d", image_folder, "--image-size", "8")
     one_error_line(res, 3, str(tmp_path / "m.pt2"), "run_decompositions", "suscli.save")
+
+
+def export_as_torch_2_7_did(path: Path, sample_inputs: bytes | None = None) -> torch.nn.Module:
+    """The archive torch.export.save wrote up to torch 2.7 (torch 2.4, pyproject's floor, included): its entries at
+    the zip's top level, no `archive_format`. Later torch still loads it (torch.export.load's older-format path)."""
+    from torch._export.serde.schema import SCHEMA_VERSION
+    from torch._export.serde.serialize import serialize
+
+    model = tiny_cnn().eval()
+    program = torch.export.export(model, (torch.randn(4, 3, 8, 8),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    artifact = serialize(program)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("serialized_exported_program.json", artifact.exported_program)
+        z.writestr("serialized_state_dict.pt", artifact.state_dict)
+        z.writestr("serialized_constants.pt", artifact.constants)
+        z.writestr("serialized_example_inputs.pt", artifact.example_inputs if sample_inputs is None else sample_inputs)
+        z.writestr("version", ".".join(map(str, SCHEMA_VERSION)))
+    return model
+
+
+def test_an_export_archive_of_torch_2_7_and_before_is_one(tmp_path: Path) -> None:
+    """Such a .pt2 was not told from a torch.save file and failed as "not a readable PyTorch checkpoint ... truncated
+    or corrupt", although torch.export.load reads it: every .pt2 a user of torch 2.4 to 2.7 saved."""
+    eager = export_as_torch_2_7_did(tmp_path / "m.pt2")
+    ckpt = load_checkpoint(tmp_path / "m.pt2")
+    assert ckpt.arch == "torch.export"
+    x = torch.randn(5, 3, 8, 8)
+    torch.testing.assert_close(ckpt.model.eval()(x), eager(x))
+
+
+def test_a_payload_in_an_older_export_archive_never_runs(tmp_path: Path, image_folder: Path) -> None:
+    """Its sample inputs are a torch.save pickle that torch.export.load retries with weights_only=False: refused."""
+    marker = tmp_path / "pwned"
+    payload = tmp_path / "payload.pt"
+    torch.save({"x": _Payload(marker)}, payload)
+    export_as_torch_2_7_did(tmp_path / "m.pt2", sample_inputs=payload.read_bytes())
+    line = one_error_line(invoke("score", tmp_path / "m.pt2", "-d", image_folder, "--image-size", "8"), 3)
+    assert "refused" in line and "--trust-checkpoint" in line, line
+    assert not marker.exists()
+
+
+class _Payload:
+    """Creates `marker` when unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import pickle
@@ -150,10 +151,11 @@ def _zip_names(path: Path) -> list[str]:
 
 
 def _archive_kind(names: list[str]) -> str | None:
-    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries."""
+    """TorchScript and torch.export archives are zips like torch.save's, told apart by their entries. torch.export
+    wrote `serialized_exported_program.json` at the top level up to torch 2.7, `archive_format` from 2.8."""
     if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
         return "torchscript"
-    if any(n.endswith("/archive_format") for n in names):
+    if any(n.endswith("/archive_format") for n in names) or "serialized_exported_program.json" in names:
         return "torch.export"
     return None
 
@@ -188,10 +190,33 @@ def _export_guard(trust: bool) -> Iterator[None]:
 def _plain_data(extra: list[tuple[Any, str]] | None = None) -> contextlib.AbstractContextManager:
     """PLAIN_DATA_GLOBALS, OmegaConf's containers as inert stand-ins (suscli.load.configs), numpy scalars as numbers
     (suscli.load.numpy_scalars) and any `extra`, allowed to torch.load(weights_only=True) for one load (torch >= 2.5;
-    before, refused)."""
+    before, refused). The stand-ins are (object, name) pairs, which torch 2.5 cannot take: there, refused too."""
     allow = getattr(torch.serialization, "safe_globals", None)
+    if not allow:
+        return contextlib.nullcontext()
     allowed = [*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS, *numpy_scalars.SAFE_GLOBALS, *(extra or [])]
-    return allow(allowed) if allow else contextlib.nullcontext()
+    return allow(allowed if _takes_named_globals() else [g for g in allowed if not isinstance(g, tuple)])
+
+
+_NAMED_GLOBALS: bool | None = None  # _takes_named_globals's answer, found once
+
+
+def _takes_named_globals() -> bool:
+    """Whether torch's weights-only unpickler takes (object, name) pairs in safe_globals. torch 2.5's reads every
+    entry's __module__, so one pair made it raise AttributeError for any checkpoint that names a global beyond a
+    state dict's, reported as a corrupt file. Found by loading one such global, as no version number says it."""
+    global _NAMED_GLOBALS
+    if _NAMED_GLOBALS is None:
+        buffer = io.BytesIO()
+        torch.save(argparse.Namespace(), buffer)
+        buffer.seek(0)
+        try:
+            with torch.serialization.safe_globals([(argparse.Namespace, "argparse.Namespace")]):
+                torch.load(buffer, weights_only=True)
+            _NAMED_GLOBALS = True
+        except Exception:  # AttributeError on torch 2.5
+            _NAMED_GLOBALS = False
+    return _NAMED_GLOBALS
 
 
 def torch_load(path: Path, trust: bool) -> object:
