@@ -11,6 +11,9 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 # A details key: the row was taken from a results file, not measured in this run (suscli.run.audit.cached_row).
 REUSED = "reused"
+# A details key: the note of a row measured again because a source file of its architecture changed since the stored
+# result (suscli.run.audit.cached_row), a fact of this run that the results file does not keep, as REUSED.
+AGAIN = "measured_again"
 
 
 @dataclass

@@ -294,3 +294,27 @@ def test_a_factory_that_downloads_weights_by_default_builds_untrained(tmp_path, 
     assert build_model(f"{tmp_path / 'net.py'}:net", num_classes=3).out_features == 3
     with pytest.raises(InputError, match="failed to build with pretrained=True"):  # asked for: the user's word
         build_model(f"{tmp_path / 'net.py'}:net", {"pretrained": True})
+
+
+@pytest.mark.parametrize("spec", ["torchvision:resnet18", "timm:resnet18", "torch.nn:Identity"])
+def test_installed_architectures_record_no_sources(spec):
+    """torchvision's, timm's and any site-packages' code is the installation's, not the user's: a result built from it
+    records no source files to check on a rerun (suscli.run.audit.cached_row)."""
+    pytest.importorskip(spec.partition(":")[0].partition(".")[0])
+    sources: list = []
+    build_model(spec, {} if spec.startswith("torch.nn") else {"num_classes": 3}, sources=sources)
+    assert sources == []
+
+
+def test_every_build_of_a_spec_records_the_modules_its_first_build_imported(tmp_path):
+    """A module is imported once a process: a factory that imports its layers in its body imports nothing when it
+    builds the second model of a pool, which is built from the same layers all the same."""
+    (tmp_path / "layers.py").write_text("import torch\nBlock = torch.nn.Identity\n")
+    (tmp_path / "nets.py").write_text("def net():\n    from . import layers\n\n    return layers.Block()\n")
+    (tmp_path / "__init__.py").write_text("")  # a package: its modules stay imported between two builds
+    spec = f"{tmp_path / 'nets.py'}:net"
+    first: list = []
+    second: list = []
+    build_model(spec, sources=first)
+    build_model(spec, sources=second)
+    assert first == second and {p.name for p in first} == {"layers.py", "nets.py", "__init__.py"}, first

@@ -17,6 +17,7 @@ import suscli.load.checkpoints
 import suscli.run.audit
 import suscli.run.pool
 import suscli.run.store
+from suscli.results import Result
 from tests.conftest import invoke, tiny_cnn, write_images
 from tests.test_cli_rank import make_pool, rank_json
 
@@ -459,3 +460,134 @@ def test_an_edited_architecture_file_a_model_names_measures_it_again(
     assert res.exit_code == 0 and again["counts"] == {"models": 2, "scored": 2, "failed": 0, "reused": 0}, res.output
     assert [r["susceptibility"] for r in again["results"]] != [r["susceptibility"] for r in first["results"]]
     assert rank_json(pool, image_folder, train_folder, *results)[1]["counts"]["reused"] == 2
+
+
+HEAD = "import torch\n\n\nclass Head(torch.nn.Module):\n    def forward(self, x):\n        return {}\n"
+
+
+def _repo(root: Path, form: str) -> str:
+    """A model repository whose network is built in one module and its head in another it imports; the spec naming it."""
+    if form == "file":
+        (root / "blocks.py").write_text(HEAD.format("x"))
+        (root / "nets.py").write_text(
+            "import torch\nfrom blocks import Head\nfrom tests.conftest import tiny_cnn\n\n\n"
+            "def net(num_classes=3):\n    return torch.nn.Sequential(*tiny_cnn(num_classes), Head())\n"
+        )
+        return str(root / "nets.py") + ":net"
+    (root / "mynets").mkdir()
+    (root / "mynets" / "__init__.py").write_text("")
+    (root / "mynets" / "blocks.py").write_text(HEAD.format("x"))
+    (root / "mynets" / "models.py").write_text(
+        "import torch\nfrom .blocks import Head\nfrom tests.conftest import tiny_cnn\n\n\n"
+        "def net(num_classes=3):\n    return torch.nn.Sequential(*tiny_cnn(num_classes), Head())\n"
+    )
+    return "mynets.models:net"
+
+
+def _blocks(root: Path) -> Path:
+    return next(root.rglob("blocks.py"))
+
+
+def _forget(prefix: str) -> None:
+    """Drop a package imported by an earlier run of this process, as a new process would not have it."""
+    for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("form", ["file", "package"])
+def test_an_edited_module_the_architecture_imports_measures_its_models_again(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """`--arch nets.py:net` whose nets.py imports blocks.py, or `--arch mynets.models:net` from a local package (a folder
+    on PYTHONPATH, an editable install): the model was keyed by nets.py's bytes or the spec alone, so a rerun after an
+    edit of blocks.py (the head triples the logits) reused the rows of the old network, silently. The sources the
+    building imported are recorded with the row; an edited one measures its model again, once."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    spec = _repo(repo, form)
+    (tmp_path / "pool").mkdir()
+    for i in range(2):
+        torch.manual_seed(i)
+        torch.save(tiny_cnn().state_dict(), tmp_path / "pool" / f"m{i}.pt")
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.syspath_prepend(str(repo))
+    monkeypatch.chdir(repo)
+    args = (tmp_path / "pool", image_folder, train_folder, "--arch", spec, "--image-size", "8", "--results", tmp_path / "r.jsonl")
+    first = rank_json(*args)[1]
+    assert first["counts"]["reused"] == 0
+    recorded = first["results"][0]["details"]["arch_sources"]
+    expected = {"blocks.py", "nets.py"} if form == "file" else {"mynets/__init__.py", "mynets/blocks.py", "mynets/models.py"}
+    assert expected <= {f["file"] for f in recorded}, recorded
+    _blocks(repo).write_text(HEAD.format("3 * x"))
+    _forget("mynets")
+    res, again = rank_json(*args)
+    assert res.exit_code == 0 and again["counts"]["reused"] == 0, res.output
+    assert [r["susceptibility"] for r in again["results"]] != [r["susceptibility"] for r in first["results"]]
+    blocks = "blocks.py" if form == "file" else "mynets/blocks.py"
+    assert f"measured again: {blocks} changed since the stored result" in again["results"][0]["notes"]
+    _forget("mynets")
+    res, third = rank_json(*args)
+    assert res.exit_code == 0 and third["counts"]["reused"] == 2, res.output
+    assert not any(n.startswith("measured again") for r in third["results"] for n in r["notes"])
+
+
+def test_results_stored_without_their_architectures_sources_are_reused_as_before(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A results file written before the sources were recorded keeps being reused: nothing says what was imported."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    spec = _repo(repo, "file")
+    (tmp_path / "pool").mkdir()
+    torch.save(tiny_cnn().state_dict(), tmp_path / "pool" / "m0.pt")
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.chdir(repo)
+    results = tmp_path / "r.jsonl"
+    args = (tmp_path / "pool", image_folder, train_folder, "--arch", spec, "--image-size", "8", "--results", results)
+    assert rank_json(*args)[1]["counts"]["reused"] == 0
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for r in records:
+        del r["result"]["details"]["arch_sources"]
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    _blocks(repo).write_text(HEAD.format("3 * x"))
+    res, again = rank_json(*args)
+    assert res.exit_code == 0 and again["counts"]["reused"] == 1, res.output
+
+
+def test_a_rerun_under_torchrun_measures_a_model_whose_sources_changed_again(
+    tmp_path: Path, image_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rank 0 of a torchrun run reuses stored rows as audit_pool does (suscli.run.audit.cached_row): an edited module
+    of the architecture measures the model again there too, with the note."""
+    from suscli.data.images import unlabeled_source
+    from suscli.measure.susceptibility import SusceptibilityConfig
+    from suscli.run.audit import PoolRequest
+    from suscli.run.distributed import audit_shards, process_group
+    from suscli.run.launch import World
+    from suscli.run.model import Settings
+    from suscli.run.store import ResultStore
+    from tests.test_distributed import free_port
+
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(name, value)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    spec = _repo(repo, "file")
+    torch.save(tiny_cnn().state_dict(), tmp_path / "m0.pt")
+    monkeypatch.syspath_prepend(str(REPO))
+    monkeypatch.chdir(repo)
+    entries = [suscli.run.pool.PoolEntry("m0", tmp_path / "m0.pt", arch=spec)]
+    options = {"settings": Settings(susceptibility=SusceptibilityConfig(batches=1, batch_size=8)), "device": torch.device("cpu")}
+
+    def run() -> Result:
+        store = ResultStore(tmp_path / "r.jsonl", "fp", {})
+        with process_group(options["device"]):
+            rows = audit_shards(World(0, 0, 1), PoolRequest(entries, **options, store=store), unlabeled_source(image_folder), None)
+        assert rows is not None
+        return rows[0]
+
+    assert not run().reused and run().reused
+    _blocks(repo).write_text(HEAD.format("3 * x"))
+    again = run()
+    assert not again.reused and "measured again: blocks.py changed since the stored result" in again.notes
+    assert run().reused

@@ -23,8 +23,12 @@ import importlib
 import importlib.util
 import inspect
 import json
+import os
 import re
+import site
 import sys
+import sysconfig
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,13 +47,23 @@ _TIMM_WEIGHT_ARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "
 _AUX_HEADS = {"googlenet": ("aux1.", "aux2."), "inception_v3": ("AuxLogits.",)}
 # Per --arch package kept in sys.modules (by its unique name): _package_stamp when it was last imported from.
 _PACKAGE_STAMPS: dict[str, tuple] = {}
+# Per spec (and the file it names): the user's source files its building imported in this process. A module is
+# imported once a process, so a second model of the spec imports nothing: it is built from the same files.
+_BUILT_FROM: dict[tuple[str, str | None], set[str]] = {}
 
 
 def build_model(
-    spec: str, kwargs: dict[str, Any] | None = None, *, num_classes: int | None = None, base_dir: Path | None = None
+    spec: str,
+    kwargs: dict[str, Any] | None = None,
+    *,
+    num_classes: int | None = None,
+    base_dir: Path | None = None,
+    sources: list[Path] | None = None,
 ) -> nn.Module:
-    """Build the untrained model that `spec` names, called with `kwargs` (plus `num_classes` when the factory takes it)."""
+    """Build the untrained model that `spec` names, called with `kwargs` (plus `num_classes` when the factory takes it).
+    `sources` gets the user's source files the model was built from (built_from)."""
     kwargs = dict(kwargs or {})
+    before = set(sys.modules)
     source, sep, name = spec.rpartition(":")  # rpartition: a Windows path holds a drive colon
     if not sep:
         raise InputError(f"architecture spec {spec!r} has no ':'", fix=_bare_name_fix(spec))
@@ -74,7 +88,108 @@ def build_model(
                 kwargs["weights_backbone"] = None
         elif "pretrained" not in kwargs and _names_param(factory, "pretrained"):
             kwargs["pretrained"] = False  # a repository's `resnet(pretrained=True)`: the checkpoint's weights replace them
-        return _call(spec, factory, kwargs)
+        model = _call(spec, factory, kwargs)
+        if sources is not None:  # here, before _file_imports forgets the modules the file imported
+            sources += built_from((spec, str(path) if path else None), factory, set(sys.modules) - before)
+        return model
+
+
+def built_from(key: tuple[str, str | None], factory: Callable[..., Any], imported: set[str]) -> list[Path]:
+    """The user's source files a spec's model was built from (a repository's modules, a local package, an editable
+    install; not the Python installation's own): those of the modules its building imported, of the factory's module
+    and the user's modules it names, and those recorded for the spec earlier in the process. Keyed by the spec alone,
+    a rerun after an edit of a module it imports reused the rows of the old network."""
+    found = {_module_file(sys.modules.get(name)) for name in imported} | _named_files(inspect.getmodule(factory))
+    files = _BUILT_FROM.setdefault(key, set())
+    files |= {file for file in found if file is not None and _users(file)}
+    return [Path(file) for file in sorted(files)]
+
+
+def _module_file(module: object) -> str | None:
+    file = getattr(module, "__file__", None)
+    return os.path.abspath(file) if isinstance(file, str) and os.path.isfile(file) else None
+
+
+def _named_files(module: types.ModuleType | None) -> set[str]:
+    """The files of `module` and of the user's modules it names (imports, or whose classes and functions it holds),
+    and theirs in turn: what built the model where they were imported before it was built."""
+    files: set[str] = set()
+    todo = [module] if module is not None else []
+    seen: set[str] = set()
+    while todo:
+        current = todo.pop()
+        if current.__name__ in seen:
+            continue
+        seen.add(current.__name__)
+        file = _module_file(current)
+        if file is None or not _users(file):
+            continue
+        files.add(file)
+        for value in list(vars(current).values()):
+            named = value if isinstance(value, types.ModuleType) else sys.modules.get(_module_name(value))
+            if isinstance(named, types.ModuleType) and named.__name__ not in seen:
+                todo.append(named)
+    return files
+
+
+def _module_name(value: object) -> str:
+    try:
+        name = getattr(value, "__module__", None)
+    except Exception:  # a lazy or proxy object of the user's, whose attribute lookup runs code
+        return ""
+    return name if isinstance(name, str) else ""
+
+
+def source_record(files: list[Path]) -> list[dict[str, str]]:
+    """What a result keeps of the source files its model was built from (built_from): each one's sha256, its path from
+    the working directory where it lies under it (a copy of the checkout at another path, run from its root, finds it
+    there) and its absolute path (a rerun from another folder)."""
+    cwd = Path.cwd()
+    record = []
+    for file in files:
+        digest = _sha256(file)
+        if digest is None:
+            continue
+        shown = file.relative_to(cwd).as_posix() if file.is_relative_to(cwd) else file.as_posix()
+        record.append({"file": shown, "absolute": file.as_posix(), "sha256": digest})
+    return record
+
+
+def changed_sources(record: object) -> list[str]:
+    """The files of a result's source_record that no longer hold the bytes its model was built from (edited, or gone):
+    a result with one is measured again. [] for a result stored without a record, which is reused as before."""
+    if not isinstance(record, list):
+        return []
+    changed = []
+    for source in record:
+        if not isinstance(source, dict):
+            continue
+        here = Path(str(source.get("file")))
+        file = here if here.is_file() else Path(str(source.get("absolute")))
+        if _sha256(file) != source.get("sha256"):
+            changed.append(str(source.get("file")))
+    return changed
+
+
+def _sha256(file: Path) -> str | None:
+    try:
+        return hashlib.sha256(file.read_bytes()).hexdigest()
+    except (OSError, ValueError):
+        return None
+
+
+@functools.cache
+def _installed() -> tuple[str, ...]:
+    """The folders of the Python installation's own modules (the standard library, site-packages) and suscli's."""
+    paths = sysconfig.get_paths()
+    folders = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")] + site.getsitepackages()
+    folders += [site.getusersitepackages(), str(Path(__file__).resolve().parents[1])]
+    return tuple(os.path.join(os.path.realpath(f), "") for f in folders if f)
+
+
+@functools.cache
+def _users(file: str) -> bool:
+    return not os.path.realpath(file).startswith(_installed())
 
 
 @contextlib.contextmanager

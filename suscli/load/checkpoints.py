@@ -32,7 +32,7 @@ from torch import nn
 
 from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
 from suscli.load import averages, foreign, sources
-from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes, spec_file
+from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes, source_record, spec_file
 from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, nameable, read, safetensors_header, torch_load
@@ -149,6 +149,8 @@ class Checkpoint:
     sha256: str
     num_classes: int | None
     notes: list[str] = field(default_factory=list)  # non-fatal remarks for the report
+    # the user's source files its architecture was built from, with their sha256 (suscli.load.arch.source_record)
+    sources: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -247,6 +249,7 @@ def load_checkpoint(
     notes = _ignored_choices(winner, choices) + (found.notes if found else [])
     if found is not None:
         meta = {**found.meta, **meta}  # suscli's own fields (sidecar, metadata) over what the tool recorded
+    built: list[Path] = []
     if winner.load is not None:
         try:
             with torch.random.fork_rng(devices=[]):  # as build_model: the caller's RNG stays put
@@ -297,7 +300,7 @@ def load_checkpoint(
         try:
             try:
                 kwargs = {**auxiliary_heads(winner.spec, state), **winner.kwargs}
-                model = build_model(winner.spec, kwargs, num_classes=classes, base_dir=winner.base_dir)
+                model = build_model(winner.spec, kwargs, num_classes=classes, base_dir=winner.base_dir, sources=built)
             except InputError as e:
                 raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
             notes += _load_weights(path, winner.spec, model, state, inferred, said, found.prefixes if found else ())
@@ -311,7 +314,7 @@ def load_checkpoint(
     implied = sorted(k for k in defaults if k not in meta)  # what only the architecture says, not this checkpoint
     meta = {**defaults, **meta, **({"implied": implied, "implied_by": f"the defaults of {winner.spec}"} if implied else {})}
     model.eval()
-    return Checkpoint(path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes)
+    return Checkpoint(path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes, source_record(built))
 
 
 def _weights(

@@ -18,13 +18,13 @@ from suscli.measure.accuracy import Accuracy, training_accuracy
 from suscli.measure.predictions import predict
 from suscli.measure.randomness import Checked, random_forward
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
-from suscli.load.arch import spec_identity
+from suscli.load.arch import changed_sources, spec_identity
 from suscli.load.checkpoints import Checkpoint, companion_files, file_sha256, load_checkpoint, sidecar_path
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError
 from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
 from suscli.run.pool import PoolEntry
-from suscli.results import REUSED, Result
+from suscli.results import AGAIN, REUSED, Result
 from suscli.run.model import (
     Settings,
     checked_logits,
@@ -189,13 +189,26 @@ def cached_row(entry: PoolEntry, key: str, store: ResultStore | None) -> Result 
 
     A copy: one file may be several entries of a pool (timm hard-links `last` and `model_best` to an epoch's file),
     and each row keeps its own name. It is marked reused (details.reused): it took no time in this run, which the
-    JUnit report's times and the run's count of reused results go by; the results file never stores the mark."""
+    JUnit report's times and the run's count of reused results go by; the results file never stores the mark.
+    None too once a source file its architecture was built from changed (suscli.load.arch.changed_sources): the key
+    holds a `file.py:factory` file's bytes, not those of the modules it imports, nor a local package's."""
     cached = store.get(key) if store is not None else None
-    if cached is None:
+    if cached is None or changed_sources(cached.details.get("arch_sources")):
         return None
     row = dataclasses.replace(copy.deepcopy(cached), name=entry.name, path=str(entry.path))
     row.details[REUSED] = True
     return row
+
+
+def measured_again(row: Result, stored: Result | None) -> Result:
+    """`row`, measured in place of `stored` (the result kept under its key, if any), with a note naming the source
+    files of its architecture that changed since: why a rerun did not reuse it. The results file does not keep the
+    note (AGAIN): a later run that reuses the row did not measure it again."""
+    changed = changed_sources(stored.details.get("arch_sources")) if stored is not None else []
+    if not changed or not row.ok:
+        return row
+    note = f"measured again: {', '.join(changed)} changed since the stored result"
+    return dataclasses.replace(row, notes=[*row.notes, note], details={**row.details, AGAIN: note})
 
 
 @dataclass
@@ -342,9 +355,10 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
             keys = dict(waiting)
             window = [(j, entries[j]) for j, _ in waiting]
             for j, result in scored_window(window, request, unlabeled, train):
+                stored = store.get(keys[j]) if store is not None else None
                 if store is not None and result.ok:
                     store.append(keys[j], staged(result, sample, request.device))
-                rows[j] = result
+                rows[j] = measured_again(result, stored)
             waiting = []
     if progress:
         progress("models", len(entries), len(entries))

@@ -16,7 +16,18 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from suscli.run.audit import PoolRequest, cached_row, every_row, grow_pool, grown_rows, load_or_fail, model_key, scored_window, staged
+from suscli.run.audit import (
+    PoolRequest,
+    cached_row,
+    every_row,
+    grow_pool,
+    grown_rows,
+    load_or_fail,
+    measured_again,
+    model_key,
+    scored_window,
+    staged,
+)
 from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, SuscliError, UsageError
 from suscli.data.images import ImageSource
@@ -151,9 +162,11 @@ def audit_shards(
         gathered: list[list[tuple[int, dict]]] | None = [[] for _ in range(w.size)] if w.rank == 0 else None
         collective(dist.gather_object, mine, gathered, dst=0)
         for i, data in (pair for part in gathered or [] for pair in part):
-            rows[i] = row = Result.from_dict(data)
+            row = Result.from_dict(data)
+            stored = store.get(keys[i]) if store is not None else None
             if row.ok and store is not None:
                 store.append(keys[i], staged(row, sample, request.device))
+            rows[i] = measured_again(row, stored)
     if w.rank != 0:
         return None
     if progress:

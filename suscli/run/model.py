@@ -764,6 +764,8 @@ def scored_row(
             "preprocess": asdict(prep),
             "channels": channels,
             "arch_source": checkpoint.arch_source,
+            # a rerun measures the model again once one of these files changed (suscli.run.audit.cached_row)
+            **({"arch_sources": checkpoint.sources} if checkpoint.sources else {}),
             **({"classes": checkpoint.meta["classes"]} if checkpoint.meta.get("classes") else {}),  # a Hugging Face config's id2label
             # how its tool numbered class folders (suscli.data.labels.folder_ids): the class names of a report (suscli.run.inputs)
             **({"class_order": checkpoint.meta.get("class_order")} if acc is not None else {}),

@@ -23,7 +23,7 @@ from typing import Any
 
 from suscli.errors import InputError, Interrupted, UsageError
 from suscli.files import append_line, writable
-from suscli.results import REUSED, Result, nulled, wrong_field
+from suscli.results import AGAIN, REUSED, Result, nulled, wrong_field
 
 
 def default_results(pool: Path) -> Path:
@@ -526,6 +526,8 @@ class ResultStore:
         """Write one result durably (flush + fsync) before the next model starts."""
         stored = result.as_dict()
         stored["details"].pop(REUSED, None)  # a fact of the run that reused it, not of the measurement
+        if (again := stored["details"].pop(AGAIN, None)) is not None:  # as is why it was measured again
+            stored["notes"] = [n for n in stored["notes"] if n != again]
         found: list[list[Any]] = []
         record = nulled({"fingerprint": self.fingerprint, "key": key, "settings": self.settings, "result": stored}, found)
         line = json.dumps({**record, NOT_FINITE: found} if found else record, default=str, allow_nan=False)
