@@ -925,6 +925,25 @@ def test_argparse_namespace_is_allowed_by_name_and_nothing_else(tmp_path):
     assert argparse.Namespace not in torch.serialization.get_safe_globals()  # allowed for one load, not for the process
 
 
+def test_paths_saved_beside_the_weights_load_as_inert_paths(tmp_path):
+    """Lightning 2.0's checkpoints hold its ModelCheckpoint's `dirpath` as a pathlib.PosixPath, and other tools save
+    paths too: weights-only loading refused each file ("pass --trust-checkpoint"). A path of either flavour is read
+    as a pure path, which touches no file; a path class of anyone else's stays refused."""
+    import pathlib
+
+    weights = _tiny().state_dict()
+    callbacks = {"ModelCheckpoint{'monitor': None}": {"dirpath": Path("/runs/ckpt"), "best": pathlib.PureWindowsPath("C:/r/b.ckpt")}}
+    torch.save({"state_dict": weights, "callbacks": callbacks}, tmp_path / "paths.ckpt")
+    assert _same_outputs(_tiny(), load_checkpoint(tmp_path / "paths.ckpt", arch=ARCH, arch_kwargs=KWARGS).model)
+    torch.save({"state_dict": weights, "dir": _OwnPath("/x")}, tmp_path / "own.ckpt")
+    line = _input_error(tmp_path / "own.ckpt", arch=ARCH)
+    assert f"{_OwnPath.__module__}._OwnPath" in line and "--trust-checkpoint" in line
+
+
+class _OwnPath(type(Path())):  # type: ignore[misc]
+    """A Path subclass: another global to the unpickler, and not allowed."""
+
+
 def _unpickler_without_named_globals(monkeypatch: pytest.MonkeyPatch) -> None:
     """torch 2.5's weights-only unpickler: safe_globals exists, but every allowed entry is read as a callable's
     __module__ and __name__, so an (object, name) pair raises AttributeError ((object, name) pairs came later)."""

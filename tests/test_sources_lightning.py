@@ -107,6 +107,21 @@ def test_score_track_and_rank_without_flags(run: Path, tmp_path: Path) -> None:
         assert r["susceptibility"] == pytest.approx(lightning_by_hand(Path(r["path"]), root), rel=1e-5), r["name"]
 
 
+def test_a_lightning_2_0_checkpoint_holding_its_dirpath_as_a_path_is_read_without_flags(run: Path, tmp_path: Path) -> None:
+    """Lightning 2.0 saved its ModelCheckpoint's `dirpath` as a pathlib.PosixPath, which weights-only loading refused:
+    every checkpoint of such a run needed --trust-checkpoint. The same file with that one change reads as before."""
+    ckpt = torch.load(run / "last.ckpt", map_location="cpu", weights_only=False)
+    for state in ckpt["callbacks"].values():
+        if "dirpath" in state:
+            state["dirpath"] = Path(state["dirpath"])
+    (tmp_path / "old").mkdir()
+    torch.save(ckpt, tmp_path / "old" / "last.ckpt")
+    data = ("-d", run.parent / "unlabeled", "--train-data", run.parent / "train")
+    row = cli_json("score", tmp_path / "old" / "last.ckpt", *data)["results"][0]
+    assert (row["arch"], row["epoch"]) == ("timm:test_resnet", 1)
+    assert row["susceptibility"] == cli_json("score", run / "last.ckpt", *data)["results"][0]["susceptibility"]
+
+
 def test_a_run_resumed_into_the_same_dirpath_is_tracked_on_its_newest_versions(tmp_path: Path) -> None:
     """A run resumed from an earlier epoch into the same dirpath: Lightning saves the epochs it trains again as
     `epoch=1-step=4-v1.ckpt` beside `epoch=1-step=4.ckpt`, and track stopped with "two checkpoints for epoch 1"

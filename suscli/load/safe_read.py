@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import os
+import pathlib
 import pickle
 import warnings
 import zipfile
@@ -36,6 +37,15 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".th", ".bin", ".ckpt", ".
 # weights_only unpickler by their exact name for the length of one load: their subclasses are other globals and
 # stay refused, and nothing here can run code when rebuilt.
 PLAIN_DATA_GLOBALS = (argparse.Namespace,)
+# Paths saved beside the weights (Lightning 2.0's ModelCheckpoint state holds its `dirpath`), read as pure paths of
+# their flavour, which touch no file and rebuild on any system (a WindowsPath cannot be made on Linux); Python 3.13
+# pickles them from pathlib._local. (object, name) pairs, as the stand-ins of _plain_data.
+PATH_GLOBALS = [
+    (pure, f"{module}.{kind}{flavour}")
+    for flavour, pure in (("PosixPath", pathlib.PurePosixPath), ("WindowsPath", pathlib.PureWindowsPath))
+    for module in ("pathlib", "pathlib._local")
+    for kind in ("", "Pure")
+]
 _TRUST_FIX = "pass --trust-checkpoint only if you trust where the file came from, or re-save its weights with suscli.save"
 CORRUPT_FIX = "the file may be truncated or corrupt: save or download it again"
 # Entries of a torch.export archive that torch.export.load unpickles with plain pickle or loads as native code.
@@ -188,13 +198,13 @@ def _export_guard(trust: bool) -> Iterator[None]:
 
 
 def _plain_data(extra: list[tuple[Any, str]] | None = None) -> contextlib.AbstractContextManager:
-    """PLAIN_DATA_GLOBALS, OmegaConf's containers as inert stand-ins (suscli.load.configs), numpy scalars as numbers
+    """PLAIN_DATA_GLOBALS, paths as pure paths (PATH_GLOBALS), OmegaConf's containers as inert stand-ins (suscli.load.configs), numpy scalars as numbers
     (suscli.load.numpy_scalars) and any `extra`, allowed to torch.load(weights_only=True) for one load (torch >= 2.5;
     before, refused). The stand-ins are (object, name) pairs, which torch 2.5 cannot take: there, refused too."""
     allow = getattr(torch.serialization, "safe_globals", None)
     if not allow:
         return contextlib.nullcontext()
-    allowed = [*PLAIN_DATA_GLOBALS, *configs.SAFE_GLOBALS, *numpy_scalars.SAFE_GLOBALS, *(extra or [])]
+    allowed = [*PLAIN_DATA_GLOBALS, *PATH_GLOBALS, *configs.SAFE_GLOBALS, *numpy_scalars.SAFE_GLOBALS, *(extra or [])]
     return allow(allowed if _takes_named_globals() else [g for g in allowed if not isinstance(g, tuple)])
 
 
