@@ -773,9 +773,25 @@ def all_trainable(params: list[nn.Parameter]) -> Iterator[None]:
 @contextlib.contextmanager
 def own_modules(model: nn.Module) -> Iterator[None]:
     """Every forward the measurement takes runs the model's modules as a checkpoint scored outside the training run
-    has them: eager where compiled in place (eager), SyncBatchNorm on the batch alone (local_batch_norm)."""
-    with eager(model), local_batch_norm(model):
+    has them: eager where compiled in place (eager), SyncBatchNorm on the batch alone (local_batch_norm), without the
+    autocast a mixed-precision Accelerator put into the forward (own_forward)."""
+    with eager(model), local_batch_norm(model), own_forward(model):
         yield
+
+
+@contextlib.contextmanager
+def own_forward(model: nn.Module) -> Iterator[None]:
+    """Modules an Accelerator prepared under bf16 or fp16 (a Trainer's `bf16=True`) run their original forward, which
+    it keeps as `_original_forward`: its own one enters autocast inside, past the measurement's, and the bf16 loss
+    read a Trainer run's r 16 times too small. The loop's forward is put back afterwards."""
+    patched = [(m, m.__dict__["forward"]) for m in model.modules() if {"forward", "_original_forward"} <= m.__dict__.keys()]
+    for m, _ in patched:
+        m.forward = m._original_forward
+    try:
+        yield
+    finally:
+        for m, forward in patched:
+            m.forward = forward
 
 
 @contextlib.contextmanager
