@@ -126,6 +126,25 @@ def test_an_event_file_without_susceptibility_is_refused(tmp_path: Path) -> None
         read_log(tmp_path)
 
 
+def test_a_tensorboard_whose_reader_cannot_import_is_one_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tensorboard before 2.17.1 under NumPy 2: its event reader's own import raises AttributeError (np.string_ is
+    gone), which went past the ImportError the reader was guarded by, as a traceback."""
+    import builtins
+
+    real = builtins.__import__
+
+    def old_tensorboard(name, *args, **kwargs):
+        if name.startswith("tensorboard.backend.event_processing"):
+            raise AttributeError("`np.string_` was removed in the NumPy 2.0 release. Use `np.bytes_` instead.")
+        return real(name, *args, **kwargs)
+
+    (tmp_path / "events.out.tfevents.1.host").write_bytes(b"")
+    monkeypatch.setattr(builtins, "__import__", old_tensorboard)
+    with pytest.raises(InputError, match=r"cannot be imported here \(AttributeError: `np.string_` was removed") as e:
+        read_log(tmp_path)
+    assert "pip install -U 'suscli[tensorboard]'" in (e.value.fix or "")
+
+
 def test_a_resumed_runs_event_files_are_read_in_order_and_runs_are_told_apart(tmp_path: Path) -> None:
     """A SummaryWriter reopened on a resumed run writes a second event file beside the first: both are read, in the
     order written, the resumed epochs replacing the ones after the restart (the folder was refused: 2 event files).

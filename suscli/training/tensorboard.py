@@ -60,6 +60,11 @@ def run_folders(path: Path) -> list[tuple[Path, list[dict]]]:
         raise InputError(
             "reading a TensorBoard event file needs tensorboard", fix="pip install 'suscli[tensorboard]', or give the tracker's JSONL log"
         ) from None
+    except Exception as e:  # its own import failing: tensorboard before 2.17.1 under NumPy 2 raises AttributeError
+        raise InputError(
+            f"the installed tensorboard's event reader cannot be imported here ({type(e).__name__}: {e})",
+            fix="pip install -U 'suscli[tensorboard]', or give the tracker's JSONL log",
+        ) from None
     files = [path] if path.is_file() else sorted(path.rglob("*tfevents*"))
     read: list[tuple[tuple[float, int, str], Path, list[dict]]] = []
     for file in files:
