@@ -23,7 +23,7 @@ import suscli.run.audit
 from suscli.errors import InputError
 from suscli.data.images import labeled_source
 from suscli.data.imagesets import read_labeled, read_unlabeled
-from suscli.data.tables import read_image_list, read_label_csv
+from suscli.data.tables import label_rows, read_image_list
 from tests.conftest import cli_json, invoke, one_error_line, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -32,6 +32,14 @@ ARCH = "tests.conftest:tiny_cnn"
 @pytest.fixture
 def imgs(tmp_path: Path) -> list[Path]:
     return write_images(tmp_path / "imgs", 4)
+
+
+def read_label_csv(
+    path: Path, image_column: str | None = None, label_column: str | None = None
+) -> tuple[list[Path], list[int], list[str] | None]:
+    """A label file's (paths, labels, class names), as label_rows reads them."""
+    rows = label_rows(path, image_column, label_column)
+    return rows.paths, rows.labels, rows.names
 
 
 def test_labels_by_class_name_are_numbered_in_sorted_order(tmp_path: Path, imgs: list[Path]) -> None:

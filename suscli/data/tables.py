@@ -54,14 +54,6 @@ LISTED_AFTER = 32
 ONE_CLASS = "a set of one class cannot measure accuracy: a model that names that class for every image scores 100%"
 
 
-def read_label_csv(
-    path: Path, image_column: str | None = None, label_column: str | None = None
-) -> tuple[list[Path], list[int], list[str] | None]:
-    """(paths, labels, class names or None) of a label file, as label_rows reads it."""
-    rows = label_rows(path, image_column, label_column)
-    return rows.paths, rows.labels, rows.names
-
-
 @dataclass
 class LabelRows:
     """A label file's rows: the files they name, each row's path as the file writes it, labels and class names."""
@@ -137,14 +129,6 @@ def label_rows(path: Path, image_column: str | None = None, label_column: str | 
         )
     labels, names = by_name(values)
     return LabelRows(paths, named, labels, names)
-
-
-def read_one_hot(
-    path: Path, image_column: str | None = None, label_column: str | None = None
-) -> tuple[list[Path], list[int], list[str]] | None:
-    """(paths, class ids, class names in column order) of a one-hot label table (one_hot_rows); None for any other."""
-    rows = one_hot_rows(path, image_column, label_column)
-    return None if rows is None else (rows.paths, rows.labels, rows.names or [])
 
 
 def one_hot_rows(path: Path, image_column: str | None = None, label_column: str | None = None) -> LabelRows | None:
@@ -548,15 +532,9 @@ def _open(path: Path) -> IO[str]:
     system, so the path still finds its file; UTF-16 where it begins with that byte-order mark, as PowerShell 5's `>`
     and Excel's "Unicode Text" write it (read as UTF-8, each row was its bytes with a NUL between them). Lines end at
     '\n', '\r\n' or a lone '\r', as Excel for Mac ends a CSV's rows (split at '\n' alone, its rows were one line). A
-    compressed file (COMPRESSIONS) is the text it holds, decoded so."""
-    opener = COMPRESSIONS.get(path.suffix.lower())
-    if opener is None:
-        with open(path, "rb") as f:
-            utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-        if utf16:
-            return open(path, encoding="utf-16")
-        return open(path, encoding="utf-8-sig", errors="surrogateescape")
-    with opener(path, "rb") as f:  # a compressed file: the byte-order mark is in the bytes it holds
+    compressed file (COMPRESSIONS) is the text it holds, decoded so: its byte-order mark is in the bytes it holds."""
+    opener = COMPRESSIONS.get(path.suffix.lower(), open)
+    with opener(path, "rb") as f:
         utf16 = f.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
     if utf16:
         return opener(path, "rt", encoding="utf-16")
