@@ -69,12 +69,18 @@ def _recognize_hub(path: Path) -> Found | None:
     return found
 
 
+def _saver_layout(contents: Mapping) -> bool:
+    """Whether a checkpoint's contents (or its records) are laid out as timm's CheckpointSaver writes them: the model's
+    name under `arch` beside its `state_dict`."""
+    return isinstance(contents.get("arch"), str) and "state_dict" in contents
+
+
 def recognize(path: Path, contents: object) -> Found | None:
     if contents is None and path.is_dir():
         return _recognize_hub(path)
     if not isinstance(contents, Mapping):
         return None
-    if isinstance(contents.get("arch"), str) and "state_dict" in contents:  # CheckpointSaver's layout
+    if _saver_layout(contents):
         args, source = recorded_args(contents.get("args")), "timm checkpoint"
         if args is None:
             args, source = _args_yaml(path.parent), "args.yaml"
@@ -189,7 +195,7 @@ def companions(path: Path) -> list[Path]:
     args (a cleaned checkpoint, weights alone), and the class map those args name. args.yaml decides the model, its
     mean, std, input size and crop; the class map the classes training labels by name are mapped by."""
     records = plain_records(path)
-    args = recorded_args(records.get("args")) if isinstance(records.get("arch"), str) and "state_dict" in records else None
+    args = recorded_args(records.get("args")) if _saver_layout(records) else None
     files = []
     if args is None and (path.parent / "args.yaml").is_file():
         files.append(path.parent / "args.yaml")
@@ -277,9 +283,7 @@ def recorded_epoch(path: Path) -> int | None:
     """The `epoch` a CheckpointSaver file records, read without its tensors: the N of its `checkpoint-N.pth.tar`,
     which `last.pth.tar` and `model_best.pth.tar` do not name."""
     records = plain_records(path)
-    if not isinstance(records.get("arch"), str) or "state_dict" not in records:
-        return None
-    return epoch_number(records.get("epoch"))
+    return epoch_number(records.get("epoch")) if _saver_layout(records) else None
 
 
 LAYOUT = Layout("timm", recognize, folder=folder, defaults=defaults, epoch=recorded_epoch, companions=companions)
