@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,12 +298,13 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     files = [c for c in children if own is None and not c.is_dir() and is_checkpoint(c)]
     exports = [c.name for c in children if own is None and not c.name.startswith(".") and is_onnx(c)]
     # a run folder is named as it is, a file by its stem
-    stems = [checkpoint_stem(c) for c in files] + [c.name for c in children if c.is_dir()]
+    stems = {c: checkpoint_stem(c) for c in files}
+    taken = Counter([*stems.values(), *(c.name for c in children if c.is_dir())])
     for child in children:
         if child.name.startswith("."):
             continue
-        if child in files:  # by its full name where a file or a run shares its stem (m.pt and m.safetensors, m.pt and m/)
-            name = checkpoint_stem(child) if stems.count(checkpoint_stem(child)) == 1 else child.name
+        if child in stems:  # by its full name where a file or a run shares its stem (m.pt and m.safetensors, m.pt and m/)
+            name = stems[child] if taken[stems[child]] == 1 else child.name
             entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
         elif child.is_dir():
             runs = _checkpoints_under(child) or _refused_under(child)
