@@ -624,6 +624,26 @@ def test_a_checkpoint_copied_under_another_name_is_noted_as_a_copy(tmp_path: Pat
     assert {r.name: r.agreement for r in alone.rows} == {r.name: r.agreement for r in report.rows if r.name != "copy"}
 
 
+def test_a_copy_read_with_other_preprocessing_is_a_model_of_its_own(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """The same weights under a sidecar that gives them another mean and std are another model to measure: its own
+    numbers, so its own row in the pool's thresholds and consensus. Keyed on the bytes alone, it was noted "the same
+    checkpoint as m1" and left out of the pool-wide numbers, though its susceptibility and accuracy were its own."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    shutil.copy2(pool / "m1.safetensors", pool / "copy.safetensors")
+    (pool / "copy.suscli.json").write_text(json.dumps({"mean": [0.2, 0.3, 0.4], "std": [0.5, 0.5, 0.5]}))
+    fast = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8))
+    report = suscli.rank(pool, image_folder, train_folder, settings=fast)
+    assert report is not None
+    rows = {r.name: r for r in report.rows}
+    assert rows["copy"].sha256 == rows["m1"].sha256
+    assert rows["copy"].details["preprocess"] != rows["m1"].details["preprocess"]
+    assert not any("the same checkpoint" in n for r in report.rows for n in r.notes)
+    assert report.choice is not None and len(report.choice.voters) >= 1
+    (pool / "copy.safetensors").rename(tmp_path / "copy.safetensors")
+    alone = suscli.rank(pool, image_folder, train_folder, settings=fast)
+    assert alone is not None and alone.thresholds != report.thresholds  # the copy's numbers count
+
+
 def test_blank_lines_in_a_results_file_are_skipped(pool: Path, image_folder: Path, train_folder: Path) -> None:
     """A results file edited by hand, or appended to with `echo`, was 'corrupt at line 2', every result refused."""
     res, _ = rank_json(pool, image_folder, train_folder)

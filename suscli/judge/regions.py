@@ -89,11 +89,17 @@ def _scored(rows: list[Result]) -> list[Result]:
 
 
 def first_of(rows: list[Result]) -> list[Result]:
-    """Per row, the first row whose checkpoint is byte for byte its own, of the same architecture: itself, or the row
-    it is a copy of (a file copied under another name; timm's model_best.pth.tar copies an epoch's file). Rows
-    without a sha256 are their own."""
-    first: dict[tuple[str, str | None], Result] = {}
-    return [first.setdefault((r.sha256, r.arch), r) if r.sha256 else r for r in rows]
+    """Per row, the first row whose checkpoint is byte for byte its own, of the same architecture and read with the
+    same preprocessing: itself, or the row it is a copy of (a file copied under another name; timm's
+    model_best.pth.tar copies an epoch's file). The same weights shown other pixels (a sidecar's or args.yaml's mean,
+    size or crop) are another model with numbers of their own. Rows without a sha256 are their own."""
+    first: dict[tuple[str, str | None, str], Result] = {}
+    return [first.setdefault((r.sha256, r.arch, _reads(r)), r) if r.sha256 else r for r in rows]
+
+
+def _reads(row: Result) -> str:
+    """How the row's checkpoint saw its images: its preprocessing and channels as recorded."""
+    return repr((row.details.get("preprocess"), row.details.get("channels"))) if isinstance(row.details, dict) else ""
 
 
 def distinct(rows: list[Result]) -> list[Result]:
