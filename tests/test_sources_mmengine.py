@@ -108,6 +108,18 @@ def test_an_mmengine_runner_save_loads_its_weights(tmp_path: Path, mmengine_modu
     assert row["error"] is None and row["susceptibility"] is not None
 
 
+def test_score_reads_an_mmengine_saves_epoch_as_rank_does(tmp_path: Path, mmengine_module: None) -> None:
+    """`score epoch_3.pth` showed no epoch (MMEngine keeps it under `meta`, not beside the weights), where `rank` on
+    the folder numbered the same file 3 by its name: the model alone and in a pool now read the same epoch."""
+    pool = tmp_path / "work_dir"
+    pool.mkdir()
+    path = runner_save(pool / "epoch_3.pth", tiny_cnn().eval())
+    unlabeled, _ = image_sets(tmp_path)
+    alone = cli_json("score", path, "--arch", "tests.conftest:tiny_cnn", "-d", unlabeled, "--batches", "2")["results"][0]
+    ranked = cli_json("rank", pool, "--arch", "tests.conftest:tiny_cnn", "-d", unlabeled, "--batches", "2")["results"][0]
+    assert alone["epoch"] == ranked["epoch"] == 3
+
+
 def test_numpy_beside_the_weights_of_an_mmengine_save_is_still_refused(tmp_path: Path, mmengine_module: None) -> None:
     """The stand-ins answer for the message hub only: a numpy array anywhere else (here among the weights) would be
     read as nothing, so the file is refused as before, naming what it imports."""

@@ -16,6 +16,7 @@ from suscli.measure.sampling import Decisions, NestedSample
 from suscli.results import Result
 from suscli.run.audit import Progress, grow_locally, settle_sample
 from suscli.run.inputs import Inputs, cache_note, image_sources, oversized_samples, require_options, sample_info, sample_line, val_source
+from suscli.run.pool import checkpoint_epoch
 from suscli.run.model import Settings, failed, require_number, require_paths, resolve_device, score_checkpoint
 from suscli.run.report import Report, run_info
 
@@ -73,6 +74,8 @@ def score(
             result, size = _settled(ckpt, unlabeled, sample, settings, dev, min_train_acc, progress, val, predictions)
     except InputError as e:  # the model's own failure, as a pool's broken model is its row; a usage error stays one
         result = failed(checkpoint, e)
+    if result.epoch is None:  # numbered as a pool numbers the same file (MMEngine's epoch_3.pth keeps it under `meta`)
+        result.epoch = checkpoint_epoch(Path(checkpoint))
     failures = threshold_failures(result, max_susceptibility, min_train_acc)
     gated = max_susceptibility is not None or min_train_acc is not None
     verdict.assign([result], None, None)  # a pool of one: the verdict's fixed cuts
