@@ -279,6 +279,46 @@ def test_an_architecture_file_is_keyed_by_its_contents(
     assert doc["counts"]["reused"] == 0 and "(--arch differs)" in res.stderr, res.output
 
 
+def test_results_of_the_releases_before_seeded_random_ops_and_refused_outputs_are_measured_again(
+    tmp_path: Path, image_folder: Path, train_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The releases of reading 13 drew a forward's own random ops (a functional dropout) from wherever the global RNG
+    stood, measured a sigmoid's probabilities, a forward that cuts the gradient and a timm model at its pretrained size:
+    numbers this release computes otherwise, or refuses. Their rows are measured again, not reused."""
+    (tmp_path / "nets.py").write_text(
+        "import torch.nn.functional as F\n"
+        "from torch import nn\n"
+        "from tests.conftest import tiny_cnn\n\n\n"
+        "class Drop(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.net = tiny_cnn()\n\n"
+        "    def forward(self, x):\n"
+        "        return F.dropout(self.net(x), 0.5, training=True)\n"
+    )
+    monkeypatch.syspath_prepend(str(REPO))  # nets.py imports the tests' model
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from nets import Drop  # type: ignore[import-not-found]
+
+    (tmp_path / "pool").mkdir()
+    for i in range(3):
+        torch.manual_seed(i)
+        torch.save(Drop().state_dict(), tmp_path / "pool" / f"m{i}.pt")
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "r.jsonl"
+    args = (Path("pool"), image_folder, train_folder, "--arch", "nets.py:Drop", "--image-size", "8", "--results", results)
+    first = rank_json(*args)[1]
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for r in records:  # the loop's RNG gave another draw
+        r["result"]["susceptibility"] += 0.5
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    _as_written_by(results, 13)
+    res, again = rank_json(*args)
+    assert res.exit_code == 0 and again["counts"]["reused"] == 0, res.output
+    assert "holds results of an earlier suscli" in res.stderr
+    assert [r["susceptibility"] for r in again["results"]] == [r["susceptibility"] for r in first["results"]]
+
+
 def test_results_stored_without_the_untrained_reading_the_verdict_needs_are_measured_again(
     pool: Path, train_folder: Path, tmp_path: Path
 ) -> None:

@@ -81,7 +81,12 @@ Progress = Callable[[str, int, int], None]
 # pixels / 255 normalized once; class names in another Unicode form (NFD folders) map to the model's classes.
 # 13: a dataset's images (save_to_disk, parquet) are turned by their EXIF orientation, as the datasets library decodes
 # them, where they were decoded as stored.
-READING = 13
+# 14: a forward's own random ops (a functional dropout) draw from the measurement's seed, where they drew from wherever
+# the global RNG stood; a class count in the arch kwargs is the checkpoint's (a (features, logits) forward was measured
+# on its features); a dynamic-size timm model built for another img_size is fed that size, where it was fed its
+# pretrained size; a sigmoid ending the forward, a forward that cuts the gradient and a Hugging Face multi-label or
+# regression head are refused, where they were measured.
+READING = 14
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
