@@ -688,3 +688,48 @@ def test_the_optimizers_hooks_do_not_run_on_the_measurements_step() -> None:
     assert r == without_hooks
     with pytest.warns(UserWarning, match=r"lr_scheduler.step\(\)` before `optimizer.step\(\)"):
         scheduler.step()  # the loop's mistake is still said
+
+
+class CenteredLogits(torch.nn.Module):
+    """A network whose train-mode forward keeps a running center of its logits and a count of the images seen in
+    buffers, updated by assignment (`self.center = ...`, as DINO updates its center), not in place; its eval-mode
+    logits are centered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_cnn(3)
+        self.register_buffer("center", torch.zeros(3))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.training:
+            self.center = 0.9 * self.center + 0.1 * out.detach().mean(0)
+            self.seen = self.seen + len(x)
+        return out if self.training else out - self.center
+
+
+@pytest.mark.parametrize("how", ["measure_susceptibility", "tracker", "tracker with optimizer"])
+def test_buffers_a_forward_reassigns_are_put_back(how: str) -> None:
+    """The measurement's train-mode forwards replace such buffers with new tensors: the module is left holding its own
+    buffer objects, with their values, and the measurement reads what a copy of it measured alone reads."""
+    torch.manual_seed(0)
+    model = CenteredLogits()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(32, 3, 8, 8), torch.randint(3, (32,))
+    model.train()
+    for i in range(0, 32, 16):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i : i + 16]), y[i : i + 16]).backward()
+        opt.step()
+    alone = copy.deepcopy(model)
+    objects = dict(model.named_buffers())
+    before = snapshot(model, opt)
+    inputs = torch.randn(40, 3, 8, 8)
+    if how == "measure_susceptibility":
+        r = measure_susceptibility(model, inputs, config=CONFIG).r
+        assert r == measure_susceptibility(alone, inputs, config=CONFIG).r
+    else:
+        SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1, optimizer=opt if how == "tracker with optimizer" else None)
+    assert all(b is objects[name] for name, b in model.named_buffers())
+    assert_same(before, snapshot(model, opt))

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from suscli.measure.batched import eager, hooked, plain_attributes, same_attributes
-from suscli.measure.susceptibility import logits_of, own_modules, preserved_modes, train_without_dropout
+from suscli.measure.susceptibility import kept_buffers, logits_of, own_modules, preserved_modes, put_back_buffers, train_without_dropout
 
 CHECKED = 16  # images in the batch passed twice: enough for a dropout to show, cheap beside the measurement
 # How far two passes may differ and still be one network: a GPU's nondeterministic kernels (atomic adds, cuDNN's
@@ -70,8 +70,7 @@ def random_forward(
 
 def check_forward(model: nn.Module, x: torch.Tensor) -> str | None:
     """random_forward's four forwards of the batch `x`, as it describes them; a CUDA out-of-memory error raises."""
-    buffers = list(model.buffers())
-    saved = [b.detach().clone() for b in buffers]
+    buffers = kept_buffers(model)
     rng = torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])
     with torch.no_grad(), preserved_modes(model), own_modules(model), rng:
         try:
@@ -82,8 +81,7 @@ def check_forward(model: nn.Module, x: torch.Tensor) -> str | None:
             if len(x) > 1 and _differ(model, x):  # BatchNorm takes no training-mode batch of one
                 return TRAIN_RANDOM
         finally:
-            for b, s in zip(buffers, saved):
-                b.copy_(s)
+            put_back_buffers(buffers)
     return None
 
 

@@ -261,8 +261,7 @@ def measure_susceptibility(
         # inside in_float32: the optimizer's state is saved as its step sees it
         step = step or (optimizer_step(optimizer) if optimizer is not None else sgd_step(config.lr))
         saved_params = [p.detach().clone() for p in params]
-        buffers = list(model.buffers())  # in_float32's, where it converted them
-        saved_buffers = [b.detach().clone() for b in buffers]
+        buffers = kept_buffers(model)  # in_float32's, where it converted them
         try:
             # a copy: a slice of inputs made in inference_mode (where a loop evaluates) is an inference tensor, which
             # autograd refuses to save for the gradient ("Inference tensors cannot be saved for backward")
@@ -290,17 +289,37 @@ def measure_susceptibility(
                 with torch.no_grad():
                     step(params, grads)
                     loss_after = F.cross_entropy(logits_of(model(x)), y)
-                    for t, s in zip(params + buffers, saved_params + saved_buffers):
+                    for t, s in zip(params, saved_params):
                         t.copy_(s)  # back to the checkpoint: every batch steps from the same weights
+                    put_back_buffers(buffers)
                 before.append(loss.item())
                 after.append(loss_after.item())
                 if progress:
                     progress("susceptibility", b + 1, config.batches)
         finally:
             with torch.no_grad():
-                for t, s in zip(params + buffers, saved_params + saved_buffers):
+                for t, s in zip(params, saved_params):
                     t.copy_(s)
+                put_back_buffers(buffers)
     return summarize(before, after, batch_size, num_classes, config, n)
+
+
+KeptBuffers = list[tuple[nn.Module, str, torch.Tensor, torch.Tensor]]  # module, name, the buffer object, a copy of its value
+
+
+def kept_buffers(model: nn.Module) -> KeptBuffers:
+    """Every buffer of `model` where its module holds it, with a copy of its value, for put_back_buffers."""
+    return [(m, name, b, b.detach().clone()) for m in model.modules() for name, b in m._buffers.items() if b is not None]
+
+
+def put_back_buffers(kept: KeptBuffers) -> None:
+    """The buffers as kept_buffers kept them: the same objects in their modules, with their values. A forward that
+    updates a buffer by assignment (`self.center = 0.9 * self.center + ...`, as DINO keeps its center) replaces the
+    object, which a copy into the old one left in the loop's model with the measurement's values."""
+    with torch.no_grad():
+        for m, name, b, value in kept:
+            m._buffers[name] = b
+            b.copy_(value)
 
 
 def check_finite(sus: Susceptibility) -> None:
