@@ -692,6 +692,32 @@ def test_a_forward_that_varies_by_rounding_only_is_not_noted() -> None:
     assert random_forward(functional_dropout(0.1), x, transform=lambda b: b, device=torch.device("cpu")) is not None
 
 
+class SelfCentering(torch.nn.Module):
+    """A deterministic network whose train-mode output subtracts a running center it updates in the same forward
+    (by assignment, as DINO's teacher centers its outputs): a second pass of the same batch sees the center the
+    first left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = tiny_cnn()
+        self.register_buffer("center", torch.zeros(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.training:
+            self.center = 0.5 * self.center + 0.5 * out.detach().mean(0)
+        return out - self.center
+
+
+def test_a_forward_that_updates_a_buffer_it_reads_is_not_called_random() -> None:
+    """The check compared two train-mode passes of one batch without putting the buffers back between them, so the
+    second read the center the first had moved and the model was noted "random in training mode"."""
+    torch.manual_seed(0)
+    model, x = SelfCentering(), torch.randn(20, 3, 8, 8)
+    assert random_forward(model, x, transform=lambda b: b, device=torch.device("cpu")) is None
+    assert torch.equal(model.center, torch.zeros(3))
+
+
 def test_a_long_stage_logged_without_a_terminal_says_it_is_at_work(ckpt: Path, image_folder: Path, monkeypatch) -> None:
     """Where stderr is a log, only the stages that count models or training images said a line, so a large model's
     susceptibility batches and predictions on a CPU (117 s for a ResNet-50 at 224 px) passed in silence; now a line

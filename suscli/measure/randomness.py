@@ -20,7 +20,15 @@ import torch
 from torch import nn
 
 from suscli.measure.batched import eager, hooked, plain_attributes, same_attributes
-from suscli.measure.susceptibility import kept_buffers, logits_of, own_modules, preserved_modes, put_back_buffers, train_without_dropout
+from suscli.measure.susceptibility import (
+    KeptBuffers,
+    kept_buffers,
+    logits_of,
+    own_modules,
+    preserved_modes,
+    put_back_buffers,
+    train_without_dropout,
+)
 
 CHECKED = 16  # images in the batch passed twice: enough for a dropout to show, cheap beside the measurement
 # How far two passes may differ and still be one network: a GPU's nondeterministic kernels (atomic adds, cuDNN's
@@ -75,10 +83,10 @@ def check_forward(model: nn.Module, x: torch.Tensor) -> str | None:
     with torch.no_grad(), preserved_modes(model), own_modules(model), rng:
         try:
             model.eval()
-            if _differ(model, x):
+            if _differ(model, x, buffers):
                 return EVAL_RANDOM
             train_without_dropout(model)
-            if len(x) > 1 and _differ(model, x):  # BatchNorm takes no training-mode batch of one
+            if len(x) > 1 and _differ(model, x, buffers):  # BatchNorm takes no training-mode batch of one
                 return TRAIN_RANDOM
         finally:
             put_back_buffers(buffers)
@@ -166,10 +174,12 @@ class Checked:
         self._found.append((network, note))
 
 
-def _differ(model: nn.Module, x: torch.Tensor) -> bool:
-    """Whether two passes of `x` under different random states give logits further apart than TOLERANCE of their scale."""
+def _differ(model: nn.Module, x: torch.Tensor, buffers: KeptBuffers) -> bool:
+    """Whether two passes of `x` under different random states give logits further apart than TOLERANCE of their scale.
+    Each pass starts from the model's own buffers: a forward that updates one it reads (a running center) is not random."""
     outs = []
     for seed in (1, 2):
+        put_back_buffers(buffers)
         torch.manual_seed(seed)
         outs.append(logits_of(model(x)).float())
     a, b = outs
