@@ -733,3 +733,27 @@ def test_buffers_a_forward_reassigns_are_put_back(how: str) -> None:
         SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1, optimizer=opt if how == "tracker with optimizer" else None)
     assert all(b is objects[name] for name, b in model.named_buffers())
     assert_same(before, snapshot(model, opt))
+
+
+@pytest.mark.parametrize("how", ["measure_susceptibility", "tracker"])
+def test_a_measurement_inside_parametrizes_cache_reads_what_it_reads_outside(how: str) -> None:
+    """Inside a loop's `torch.nn.utils.parametrize.cached()` a weight_norm weight is computed once and kept: the
+    measurement's second gradient went through the freed graph of the first ("Trying to backward through the graph
+    a second time"), and a step would never reach the cached weight. It measures with the cache off now, reading what
+    it reads outside, and the loop's cache is as it was."""
+    from torch.nn.utils import parametrizations, parametrize
+
+    torch.manual_seed(0)
+    model = tiny_cnn(3)
+    parametrizations.weight_norm(model[-1])
+    inputs = torch.randn(40, 3, 8, 8)
+    outside = measure_susceptibility(copy.deepcopy(model), inputs, config=CONFIG).r
+    with parametrize.cached():
+        model(inputs[:2])  # the loop's own forward fills the cache
+        cache = dict(parametrize._cache)
+        if how == "measure_susceptibility":
+            assert measure_susceptibility(model, inputs, config=CONFIG).r == outside
+        else:
+            SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1)
+        assert parametrize._cache_enabled == 1 and parametrize._cache.keys() == cache.keys()
+        assert all(parametrize._cache[k] is v for k, v in cache.items())

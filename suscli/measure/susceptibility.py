@@ -793,9 +793,29 @@ def all_trainable(params: list[nn.Parameter]) -> Iterator[None]:
 def own_modules(model: nn.Module) -> Iterator[None]:
     """Every forward the measurement takes runs the model's modules as a checkpoint scored outside the training run
     has them: eager where compiled in place (eager), SyncBatchNorm on the batch alone (local_batch_norm), without the
-    autocast a mixed-precision Accelerator put into the forward (own_forward)."""
-    with eager(model), local_batch_norm(model), own_forward(model):
+    autocast a mixed-precision Accelerator put into the forward (own_forward), parametrized weights not cached
+    (uncached_parametrizations)."""
+    with eager(model), local_batch_norm(model), own_forward(model), uncached_parametrizations():
         yield
+
+
+@contextlib.contextmanager
+def uncached_parametrizations() -> Iterator[None]:
+    """Parametrized weights (weight_norm, spectral_norm, orthogonal) computed afresh on every forward, also inside a
+    loop's `torch.nn.utils.parametrize.cached()`: there each is computed once and kept, so a step would never reach
+    the cached weight, and the second gradient went through the first one's freed graph. The loop's cache is back
+    as it was afterwards (the measurement puts the weights back too)."""
+    from torch.nn.utils import parametrize
+
+    if not getattr(parametrize, "_cache_enabled", 0):
+        yield
+        return
+    enabled, cache = parametrize._cache_enabled, parametrize._cache
+    parametrize._cache_enabled, parametrize._cache = 0, {}
+    try:
+        yield
+    finally:
+        parametrize._cache_enabled, parametrize._cache = enabled, cache
 
 
 @contextlib.contextmanager
