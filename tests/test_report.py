@@ -237,12 +237,14 @@ def test_a_folder_is_case_insensitive_where_its_name_in_the_other_case_is_the_sa
     assert not suscli.files.case_insensitive(tmp_path / "missing")
 
 
-def _rank_into(stdout: int | None, targets, image_folder, train_folder, junit: Path, shell: str = "") -> subprocess.CompletedProcess:
+def _rank_into(
+    stdout: int | None, targets, image_folder, train_folder, junit: Path, shell: str = "", fmt: str = "json"
+) -> subprocess.CompletedProcess:
     """A real rank process whose stdout is the file descriptor given (a pipe or device, as a shell makes it), or what
-    `shell` makes it (`>&-`)."""
+    `shell` makes it (`>&-`), writing its report in `fmt`."""
     cmd = [sys.executable, "-m", "suscli", "rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
-    args = [str(a) for a in (*cmd, "-f", "json", "--junit", junit)]
+    args = [str(a) for a in (*cmd, "-f", fmt, "--junit", junit)]
     if shell:
         args = ["sh", "-c", f'exec "$@" {shell}', "sh", *args]
     return subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
@@ -262,9 +264,11 @@ def test_a_reader_that_stops_early_leaves_the_other_reports_and_the_exit_code(ta
     assert "Error" not in res.stderr and (tmp_path / "junit.xml").exists()
 
 
-def test_a_closed_stdout_leaves_the_other_reports_and_the_exit_code(targets, image_folder, train_folder, tmp_path) -> None:
-    """`suscli rank ... >&-`: Python gives no stdout at all, which was an internal error."""
-    res = _rank_into(None, targets, image_folder, train_folder, tmp_path / "junit.xml", shell=">&-")
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_a_closed_stdout_leaves_the_other_reports_and_the_exit_code(fmt, targets, image_folder, train_folder, tmp_path) -> None:
+    """`suscli rank ... >&-`: Python gives no stdout at all, which was an internal error; with the default table it
+    still was one, asking whether that missing stdout was a terminal."""
+    res = _rank_into(None, targets, image_folder, train_folder, tmp_path / "junit.xml", shell=">&-", fmt=fmt)
     assert res.returncode == 0, res.stderr
     assert "internal error" not in res.stderr and (tmp_path / "junit.xml").exists()
 

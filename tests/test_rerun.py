@@ -204,6 +204,33 @@ def test_a_pool_measured_before_its_folder_became_read_only_reuses_its_own_resul
     assert "starting from" not in invoke(*args).stderr  # the cache's file, once made, is the one read
 
 
+def test_a_read_only_pool_at_another_path_reuses_the_results_of_a_restored_cache_folder(
+    pool: Path,
+    image_folder: Path,
+    train_folder: Path,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read-only pool's results live in the cache folder under a name of the pool's absolute path: a CI job whose
+    checkout lies elsewhere (a GitLab runner's `/builds/.../1/...` after `.../0/...`) with the cache folder restored
+    found no file of that name, and measured every model again."""
+    writable = suscli.run.store.writable
+    monkeypatch.setattr(suscli.run.store, "writable", lambda folder: folder.name != "pool" and writable(folder))  # a read-only mount
+    cache = tmp_path_factory.mktemp("ci-cache") / "suscli"
+    res, first = rank_json(pool, image_folder, train_folder, "--cache-dir", cache)
+    assert res.exit_code == 0 and first["counts"]["reused"] == 0, res.stderr
+    moved = tmp_path_factory.mktemp("other-runner") / "checkout"
+    shutil.copytree(tmp_path, moved, symlinks=True)  # copy2: the files keep their modification times
+    restored = tmp_path_factory.mktemp("restored") / "suscli"
+    shutil.copytree(cache, restored)
+    (kept,) = (restored / "results").glob("pool-*.jsonl")  # the file of the restored cache, named by the first path
+    res, doc = rank_json(moved / "pool", moved / "unlabeled", moved / "train", "--cache-dir", restored)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == doc["counts"]["models"] == 4, res.stderr
+    assert [r["susceptibility"] for r in doc["results"]] == [r["susceptibility"] for r in first["results"]]
+    assert "starting from the results in" in res.stderr and str(kept) in res.stderr
+
+
 def test_a_rerun_from_another_folder_or_a_moved_checkout_reuses_every_result(
     pool: Path,
     image_folder: Path,

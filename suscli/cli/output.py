@@ -55,7 +55,7 @@ def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = Fal
     error line at once and returned, not raised, so that the command still writes --junit, --html, the plot, the
     suspects and the step summary, says its closing lines and gates, and only then exits with it (exit_code): a CI
     job whose log could not be written kept none of them."""
-    if output in (None, STDOUT) and fmt == Format.table and sys.stdout.isatty():
+    if output in (None, STDOUT) and fmt == Format.table and sys.stdout is not None and sys.stdout.isatty():  # None: `>&-`
         console = Console()
         console.print(to_table(report.rows, report.title, console.width, leave_out=True))
         return ExitCode.OK

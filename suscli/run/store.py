@@ -40,21 +40,38 @@ def results_location(pool: Path, cache_dir: Path) -> tuple[Path, str | None]:
         return usual, None
     digest = hashlib.sha256(str(pool.resolve()).encode()).hexdigest()[:16]
     moved = Path(cache_dir) / "results" / f"{pool.name}-{digest}.jsonl"
-    return moved, f"{usual.parent} cannot be written: results are kept in {moved}{_seeded(usual, moved)}"
+    return moved, f"{usual.parent} cannot be written: results are kept in {moved}{_seeded(usual, moved, pool.name)}"
 
 
-def _seeded(usual: Path, moved: Path) -> str:
-    """The results a read-only pool's own file holds (written while its folder could be), copied into the file in the
-    cache the first time: the pool's results were ignored, and every model measured again. Said after the line; where
-    the copy cannot be made, nothing is said and the models are measured as if there were none."""
-    if moved.exists() or not usual.is_file():
+def _seeded(usual: Path, moved: Path, name: str) -> str:
+    """The results a read-only pool's own file holds (written while its folder could be), else those the cache folder
+    keeps for a pool of the same name at another path, copied into the file in the cache the first time: the pool's
+    results were ignored, and so were a restored cache folder's in a CI job whose checkout lies elsewhere, and every
+    model was measured again. Said after the line; where the copy cannot be made, nothing is said and the models are
+    measured as if there were none."""
+    if moved.exists():
+        return ""
+    source = usual if usual.is_file() else _same_name(moved.parent, name)
+    if source is None:
         return ""
     try:
         moved.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(usual, moved)
+        shutil.copyfile(source, moved)
     except OSError:
         return ""
-    return f", starting from the results in {usual}"
+    elsewhere = "" if source == usual else f" (a pool named {name} at another path)"
+    return f", starting from the results in {source}{elsewhere}"
+
+
+def _same_name(folder: Path, name: str) -> Path | None:
+    """The newest results file in the cache's `folder` of a pool named `name` at another path. Another pool of that
+    name lends nothing wrong: a stored result is reused only for the same checkpoint bytes, settings and images."""
+    pattern = re.compile(re.escape(name) + r"-[0-9a-f]{16}\.jsonl")
+    try:
+        found = [(p.stat().st_mtime, p) for p in folder.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    except OSError:  # no results kept yet, a folder that cannot be read, a file removed while listed
+        return None
+    return max(found)[1] if found else None
 
 
 def make_folder(path: Path) -> str | None:
