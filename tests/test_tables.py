@@ -883,3 +883,109 @@ def test_label_column_names_the_column_of_the_training_and_held_out_files_alike(
         "random1",
     )
     one_error_line(res, 3, f"{tmp_path / 'bare.csv'}: its first row", "no header", "'random1'")
+
+
+def _image(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(write_images(path.parent / ".made", 1)[0], path)
+    return path
+
+
+def _cifar10_kaggle(root: Path) -> Path:
+    """Kaggle's CIFAR-10 competition: trainLabels.csv `id,label`, ids 1, 2, ... naming train/1.png."""
+    for i in range(1, 5):
+        _image(root / "train" / f"{i}.png")
+    (root / "trainLabels.csv").write_text("id,label\n1,frog\n2,truck\n3,truck\n4,deer\n")
+    return root / "trainLabels.csv"
+
+
+def _kaggle_image_id(root: Path) -> Path:
+    """A Kaggle `train.csv` of `image_id,label`, ids with their extension, the images in train_images/."""
+    for i in range(4):
+        _image(root / "train_images" / f"{1000015157 + i}.jpg")
+    (root / "train.csv").write_text("image_id,label\n" + "".join(f"{1000015157 + i}.jpg,{i % 2}\n" for i in range(4)))
+    return root / "train.csv"
+
+
+def _kaggle_id_jpg(root: Path) -> Path:
+    """A Kaggle `train.csv` of `id,label`, ids without the extension of their .jpg images, in train/."""
+    for i in range(4):
+        _image(root / "train" / f"0a{i}f3b.jpg")
+    (root / "train.csv").write_text("id,label\n" + "".join(f"0a{i}f3b,{('cat', 'dog')[i % 2]}\n" for i in range(4)))
+    return root / "train.csv"
+
+
+def _tiny_imagenet_val(root: Path) -> Path:
+    """Tiny ImageNet's val/val_annotations.txt: tab-separated `file wnid x0 y0 x1 y1`, no header, the images in
+    val/images/; read as `path label` lines, its last field, a box coordinate, was the label."""
+    wnids = ("n01443537", "n03444034")
+    for i in range(4):
+        _image(root / "val" / "images" / f"val_{i}.JPEG")
+    rows = [f"val_{i}.JPEG\t{wnids[i % 2]}\t{i}\t32\t44\t{60 + i}\n" for i in range(4)]
+    (root / "val" / "val_annotations.txt").write_text("".join(rows))
+    return root / "val" / "val_annotations.txt"
+
+
+def _pet_trainval(root: Path) -> Path:
+    """Oxford-IIIT Pet's annotations/trainval.txt: `Abyssinian_100 1 1 1` (name without extension, CLASS-ID, SPECIES,
+    BREED ID), the images in images/."""
+    rows = [("Abyssinian_100", 1, 1, 1), ("Abyssinian_101", 1, 1, 1), ("american_bulldog_10", 2, 2, 1), ("Bengal_1", 6, 1, 3)]
+    for name, *_ in rows:
+        _image(root / "images" / f"{name}.jpg")
+    (root / "annotations").mkdir()
+    (root / "annotations" / "trainval.txt").write_text("".join(f"{n} {c} {s} {b}\n" for n, c, s, b in rows))
+    return root / "annotations" / "trainval.txt"
+
+
+def _pet_list(root: Path) -> Path:
+    """Oxford-IIIT Pet's annotations/list.txt: trainval.txt's lines after six `#` comment lines naming the columns."""
+    listed = _pet_trainval(root)
+    comments = "#Image CLASS-ID SPECIES BREED ID\n#ID: 1:37 Class ids\n#SPECIES: 1:Cat 2:Dog\n#BREED ID: 1-25:Cat 1:12:Dog\n"
+    comments += "#All images with 1st letter as captial are cat images\n#images with small first letter are dog images\n"
+    (root / "annotations" / "list.txt").write_text(comments + listed.read_text())
+    return root / "annotations" / "list.txt"
+
+
+@pytest.mark.parametrize(
+    ("make", "hint"),
+    [
+        (_cifar10_kaggle, "once train/ is put before each and .png after it (row 1's 1 is train/1.png)"),
+        (_kaggle_image_id, "once train_images/ is put before each (row 1's 1000015157.jpg is train_images/1000015157.jpg)"),
+        (_kaggle_id_jpg, "once train/ is put before each and .jpg after it (row 1's 0a0f3b is train/0a0f3b.jpg)"),
+        (
+            _tiny_imagenet_val,
+            "its lines hold more fields than a path and a label, and the last was read as the label; their first field names a file once images/ is put before it (row 1's val_0.JPEG is images/val_0.JPEG)",
+        ),
+        (
+            _pet_trainval,
+            "its lines hold more fields than a path and a label, and the last was read as the label; their first field names a file once ../images/ is put before it and .jpg after it (row 1's Abyssinian_100 is ../images/Abyssinian_100.jpg)",
+        ),
+        (
+            _pet_list,
+            "its lines hold more fields than a path and a label, and the last was read as the label; their first field names a file once ../images/ is put before it and .jpg after it (row 1's Abyssinian_100 is ../images/Abyssinian_100.jpg)",
+        ),
+    ],
+)
+def test_a_downloaded_label_file_whose_paths_need_a_folder_or_extension_says_which(
+    tmp_path: Path, make: Callable[[Path], Path], hint: str
+) -> None:
+    """Public datasets' label files name their images by an id (Kaggle's CIFAR-10 `1` for train/1.png, Tiny
+    ImageNet's `val_0.JPEG` in images/, Oxford-IIIT Pet's `Abyssinian_100` for images/Abyssinian_100.jpg): every file
+    was missing, "none of the 4 files that trainLabels.csv lists exist, first: .../1", which did not say that each is
+    there once a folder or extension is added, nor, for a line of several fields, that its label was read from the
+    last one (a box coordinate, a breed id). The run still stops before measuring, naming the paths that would work."""
+    labels = make(tmp_path)
+    model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    images = write_images(tmp_path / "unlabeled", 4)
+    res = invoke("score", model, "-d", images[0].parent, "--train-data", labels, "--batches", "1", "--batch-size", "2")
+    one_error_line(res, 3, f"files that {labels} lists exist", hint, "as it is from the list's folder")
+
+
+def test_comment_lines_of_a_txt_are_left_out_but_a_file_named_with_a_hash_is_a_row(tmp_path: Path, imgs: list[Path]) -> None:
+    """`#` lines of a .txt are comments (Oxford-IIIT Pet's list.txt begins with six), unless one names a file."""
+    hashed = imgs[0].rename(imgs[0].with_name("#0.png"))
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"# path label\nimgs/{hashed.name} cat\n#imgs/{imgs[1].name} dog\nimgs/{imgs[2].name} dog\n")
+    paths, labels, names = read_label_csv(listed)
+    assert paths == [hashed.resolve(), imgs[2].resolve()] and names == ["cat", "dog"] and labels == [0, 1]
+    assert read_unlabeled(listed).items == [hashed.resolve(), imgs[2].resolve()]

@@ -210,11 +210,54 @@ def _all_exist(items: Sequence[ImageRef], source: Path) -> tuple[list[ImageRef],
         if len(missing) == len(files)
         else f"{len(missing):,} of the {len(files):,} files that {source} lists do not exist"
     )
+    hint = _named_otherwise(files, base) if len(missing) == len(files) else None
+    if hint:
+        raise InputError(f"{held}, first: {missing[0]}; {hint[0]}", fix=hint[1])
     raise InputError(
         f"{held}, first: {missing[0]}",
         fix=f"paths in a list are read relative to its folder ({base}), or all of them relative to the working "
         "directory; fix them, or remove the rows of missing files",
     )
+
+
+def _named_otherwise(files: list[Path], base: Path) -> tuple[str, str] | None:
+    """Where no file a list names is there, the folder and extension that make every one a file, said as the error's
+    reason, and its fix: public datasets' label files name an image by an id (Kaggle's CIFAR-10 `1` for train/1.png, Oxford-IIIT
+    Pet's `Abyssinian_100` for ../images/Abyssinian_100.jpg). A line of more fields than a path and a label (Tiny
+    ImageNet's `val_0.JPEG n03444034 0 32 44 62`) was read as a path holding spaces and a label, its last field: where
+    its first field is a file, that is said too, since the label read was no label. None where nothing fits: the
+    paths are not guessed, only named, as the list must say which file each row means."""
+    root = base.resolve()
+    texts = [os.path.relpath(f, root) for f in files]
+    fields = [t.split()[0] if t.split() else t for t in texts]
+    several = fields != texts
+    folders = [""] + [f"{d}/" for d in _subfolders(root)] + [f"../{d}/" for d in _subfolders(root.parent) if root.parent / d != root]
+    suffixes = ["", *sorted({s for s in IMAGE_SUFFIXES} | {s.upper() for s in IMAGE_SUFFIXES})]
+    for folder in folders:
+        for suffix in suffixes:
+            if (folder or suffix or several) and (root / f"{folder}{fields[0]}{suffix}").is_file():
+                if all((root / f"{folder}{t}{suffix}").is_file() for t in fields):
+                    added = " and ".join(
+                        [f"{folder} is put before {'it' if several else 'each'}"] * bool(folder) + [f"{suffix} after it"] * bool(suffix)
+                    )
+                    example = f"row 1's {fields[0]} is {folder}{fields[0]}{suffix}"
+                    if several:
+                        named = f"names a file once {added}" if added else "names a file"
+                        return (
+                            f"its lines hold more fields than a path and a label, and the last was read as the label; their first field {named} ({example})",
+                            "write one `path label` line per image (two fields), each path as it is from the list's folder",
+                        )
+                    return f"they are files once {added} ({example})", "write each path as it is from the list's folder"
+                return None
+    return None
+
+
+def _subfolders(folder: Path) -> list[str]:
+    """The folders in a folder, sorted, hidden ones left out; none where it cannot be listed."""
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not is_hidden(e.name))
+    except OSError:
+        return []
 
 
 def _no_folders(folders: list[Path], listed: int, source: Path) -> None:

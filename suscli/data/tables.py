@@ -483,7 +483,16 @@ def _delimiter(path: Path, text: str) -> str:
 
 
 def _lines(path: Path, what: str = "image list") -> list[str]:
-    return [line for line in _text(path, what).splitlines() if line.strip()]
+    """A .txt's lines, blank ones and `#` comments left out: Oxford-IIIT Pet's annotations/list.txt begins with six
+    lines such as `#Image CLASS-ID SPECIES BREED ID`, whose last word made the file one of class names, so that its
+    first image's row was blamed ("row 7 ... expected a class name, as in the rows before it"). A `#` line that names
+    a file, whole or before its last word (a label), is a row."""
+    lines = [line for line in _text(path, what).splitlines() if line.strip()]
+    return [
+        line
+        for line in lines
+        if not line.startswith("#") or any(listed_path(path.parent, named).exists() for named in (line, line.strip().rsplit(None, 1)[0]))
+    ]
 
 
 def _text(path: Path, what: str) -> str:
