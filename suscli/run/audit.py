@@ -32,6 +32,7 @@ from suscli.run.model import (
     failed,
     input_channels,
     label_ids,
+    normalization_noted,
     labels_in_range,
     model_labels,
     on_device,
@@ -310,6 +311,11 @@ def score_group(
             vals = training_accuracy_many(
                 models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
             )
+    labelled = (train_pixels, model_labels(labels, ids), "training") if train is not None else None
+    if labelled is None and val is not None:
+        labelled = (val_pixels, model_labels(val_labels, val_map), "held-out")
+    seed = settings.susceptibility.seed
+    chosen = [(prep, normalization_noted(notes, m, prep, labelled, device, seed)) for (prep, notes), m in zip(chosen, models)]
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(

@@ -19,13 +19,14 @@ from torch import nn
 from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
+from suscli.measure.normalization import normalization_hint
 from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean
 from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set
+from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer
 from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.defaults import ADAPTIVE
@@ -123,6 +124,9 @@ def require_number(
 
 # Where a list of paths goes instead, by argument: a list in Python is the natural try, and the fix for a model in
 # memory that require_paths gives other values does not apply to it.
+# said where no option, checkpoint or sidecar names a mean and std; with labelled images, normalization_noted adds which
+# common normalization they point to
+NO_NORMALIZATION = "no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]"
 _MANIFEST = 'a manifest, models.json holding [{"path": "a.safetensors"}, ...] (docs/rank.md, "The pool")'
 _LISTS = {
     "checkpoint": f"score measures one checkpoint; for several, suscli.rank a folder of them or {_MANIFEST}",
@@ -171,7 +175,7 @@ def preprocessing(
     mean = settings.mean or (None if settings.preset else meta.get("mean")) or preset.mean
     std = settings.std or (None if settings.preset else meta.get("std")) or preset.std
     if not (settings.mean or settings.preset or meta.get("mean") or meta.get("preset")):
-        notes.append("no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]")
+        notes.append(NO_NORMALIZATION)
     notes += _overridden(settings, meta, mean, std)
     crop = preset.crop_pct if settings.preset else meta.get("crop_pct") or preset.crop_pct
     resize, interpolation, offset = (
@@ -368,6 +372,10 @@ def score_checkpoint(
                     progress=progress,
                     what="held-out accuracy",
                 )
+        labelled = (train_pixels, labels, "training") if train is not None else None
+        if labelled is None and val is not None:
+            labelled = (val_pixels, model_labels(val_labels, val_map), "held-out")
+        notes = normalization_noted(notes, model, prep, labelled, device, settings.susceptibility.seed)
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
     # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError; one that
     # indexes a fixed position (x[:, :, 39]) raises IndexError on smaller images.
@@ -671,6 +679,28 @@ def on_device(
         model = model.to(memory_format=torch.channels_last)
         transform = _channels_last(transform)
     return model, transform
+
+
+def normalization_noted(
+    notes: list[str],
+    model: nn.Module,
+    prep: Preprocess,
+    labelled: tuple[torch.Tensor, torch.Tensor, str] | None,
+    device: torch.device,
+    seed: int,
+) -> list[str]:
+    """`notes` with the "no normalization known" note saying which common normalization the labelled images (pixels,
+    the model's labels, which set) point to, where one clearly does (suscli.measure.normalization); as they were
+    where the normalization is known or no labels were given."""
+    if NO_NORMALIZATION not in notes or labelled is None:
+        return notes
+    pixels, labels, what = labelled
+
+    def transform_for(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
+        return on_device(model, normalizer(mean, std, prep.channel_order), device)[1]
+
+    hint = normalization_hint(model, pixels, labels, transform_for, device=device, seed=seed, what=what)
+    return [f"{n}; {hint}" if n == NO_NORMALIZATION and hint else n for n in notes]
 
 
 def configured_size(model: nn.Module) -> int | None:
