@@ -240,3 +240,29 @@ def test_an_empty_class_folder_that_pushes_a_class_past_the_models_is_named(tmp_
         "folder(s) without images (b0), which keep their class ids",
     )
     assert "remove the class folder(s) without images that are no class of the model" in line, line
+
+
+def test_ids_counting_from_one_say_so(tmp_path: Path) -> None:
+    """Oxford-IIIT Pet's CLASS-ID runs 1 to 37 for 37 classes: the refusal "the training labels go up to 37 but the
+    model has 37 classes" did not say that the ids may count from 1. It says so now, with the fix. With the last class
+    absent (ids 1 to K-1, every one used, 0 never) the ids read as 0-based without a word: a note says what 0's
+    absence may mean. Ids from 0 say nothing."""
+    ckpt = suscli.save(tiny_cnn(4), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    paths = write_images(tmp_path / "train", 8)
+    for name, labels in (("all.csv", [1, 2, 3, 4]), ("absent.csv", [1, 2, 3]), ("ids.csv", [0, 1, 2]), ("gap.csv", [1, 3])):
+        (tmp_path / name).write_text("path,label\n" + "".join(f"train/{p.name},{labels[i % len(labels)]}\n" for i, p in enumerate(paths)))
+    run = ("score", ckpt, "-d", tmp_path / "train", "--batches", "1", "--batch-size", "2", "-f", "json", "--train-data")
+    res = invoke(*run, tmp_path / "all.csv")
+    one_error_line(
+        res,
+        3,
+        "the training labels go up to 4 but the model has 4 classes; the smallest label is 1 and the largest 4, the class "
+        "count: the ids may count from 1 (subtract 1 from each label, so that they run 0 to 3)",
+    )
+    note = "label 0 is never used while every other id (1 to 3) is: if the ids count from 1"
+    res = invoke(*run, tmp_path / "absent.csv")
+    assert res.exit_code == 0, res.output
+    assert any(n.startswith(note) for n in json.loads(res.stdout)["results"][0]["notes"]), res.stdout
+    for name in ("ids.csv", "gap.csv"):
+        res = invoke(*run, tmp_path / name)
+        assert res.exit_code == 0 and not any("count from 1" in n for n in json.loads(res.stdout)["results"][0]["notes"])

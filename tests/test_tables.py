@@ -989,3 +989,52 @@ def test_comment_lines_of_a_txt_are_left_out_but_a_file_named_with_a_hash_is_a_r
     paths, labels, names = read_label_csv(listed)
     assert paths == [hashed.resolve(), imgs[2].resolve()] and names == ["cat", "dog"] and labels == [0, 1]
     assert read_unlabeled(listed).items == [hashed.resolve(), imgs[2].resolve()]
+
+
+def _class_folder_list(root: Path, rows: list[str]) -> Path:
+    """A .txt naming images in class folders, one path a line and no label, as ImageNet's
+    `n01440764/n01440764_10026.JPEG` lists: the images are made where the rows say."""
+    for row in rows:
+        _image(root / row)
+    (root / "list.txt").write_text("".join(f"{row}\n" for row in rows))
+    return root / "list.txt"
+
+
+def test_a_txt_of_images_in_class_folders_is_read_as_the_class_folders(tmp_path: Path) -> None:
+    """A list of images in class folders without a label column was refused ("row 1 is 'n01/a.png', expected 'path
+    label'"), though the folders give each image's class as a folder of class folders does. It is read so: the same
+    images, labels and folders as the folder itself, with a note saying where the labels came from; a class folder
+    none of its rows names keeps its id, as an empty class folder does."""
+    rows = ["n02/b.png", "n01/a.png", "n03/c.png", "n01/d.png"]
+    listed = _class_folder_list(tmp_path, rows)
+    folder, read = read_labeled(tmp_path), read_labeled(listed)
+    assert read.folders == folder.folders == ["n01", "n02", "n03"]
+    assert dict(zip(read.items, read.labels or [])) == dict(zip(folder.items, folder.labels or []))
+    assert any("labels are the class folders" in n for n in read.notes), read.notes
+    listed.write_text("n01/a.png\nn03/c.png\n")
+    read = read_labeled(listed)
+    assert read.folders == ["n01", "n02", "n03"] and read.labels == [0, 2]
+    model = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    res = invoke("score", model, "-d", tmp_path / "n01", "--train-data", listed, "--batches", "1", "--batch-size", "2")
+    assert res.exit_code == 0, res.output
+
+
+def test_a_txt_of_images_in_class_folders_at_unlike_depths_names_the_fix(tmp_path: Path) -> None:
+    """Rows in class folders at different depths (`cat/1.png` beside `train/dog/2.png`) say no one level is the class:
+    refused, and the line names the fixes rather than a 'path label' row to write."""
+    listed = _class_folder_list(tmp_path, ["cat/1.png", "train/dog/2.png"])
+    with pytest.raises(InputError, match="not all in class folders at one depth") as e:
+        read_labeled(listed)
+    assert "pass the images' folder" in str(e.value.fix) and "label" in str(e.value.fix)
+
+
+def test_food101_meta_list_names_the_folder_and_extension_its_rows_need(tmp_path: Path) -> None:
+    """Food-101's meta/train.txt (`apple_pie/1005649`, relative to ../images/, no .jpg) was refused as a bad row
+    ("expected 'path label'"); read as a list of class folders, the run now stops naming what makes each row a file."""
+    for row in ("apple_pie/1005649", "apple_pie/1011328", "baklava/1006121"):
+        _image(tmp_path / "images" / f"{row}.jpg")
+    (tmp_path / "meta").mkdir()
+    listed = tmp_path / "meta" / "train.txt"
+    listed.write_text("apple_pie/1005649\napple_pie/1011328\nbaklava/1006121\n")
+    with pytest.raises(InputError, match=r"they are files once \.\./images/ is put before each and \.jpg after it"):
+        read_labeled(listed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from suscli.data.embedded import ImageRef
 from suscli.errors import InputError, shown
@@ -29,6 +29,7 @@ from suscli.data.tables import (
     absent_and_folders,
     one_hot_rows,
     read_image_list,
+    unlabeled_lines,
 )
 from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, is_image_name, walk_images
 
@@ -142,6 +143,9 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
 
 def _label_file(path: Path, image_column: str | None, label_column: str | None) -> Listing:
     """A label file's images and labels, each image once (_once); a one-hot table's classes in its columns' order."""
+    lines = unlabeled_lines(path)
+    if lines is not None:
+        return _listed_class_folders(path, lines)
     one_hot = one_hot_rows(path, image_column, label_column)
     rows = one_hot or label_rows(path, image_column, label_column)
     kept, notes = _once(rows.paths, rows.labels, rows.names, path)
@@ -155,6 +159,45 @@ def _label_file(path: Path, image_column: str | None, label_column: str | None) 
         names_order=order,
         imagefolder=path.name in METADATA_FILES,
         written={item: rows.written[i] for item, i in zip(items, kept)},
+    )
+
+
+def _listed_class_folders(path: Path, lines: list[str]) -> Listing:
+    """A .txt of image paths without labels, each in a class folder at one depth (`n01440764/x.JPEG`): the same set as
+    the folder of class folders it lists, labelled so. The class is each row's folder, and the classes are every
+    folder beside those (a class none of the rows names keeps its id, as an empty class folder does), numbered as
+    _class_folders numbers them, so that the model's own class names map them alike (folder_ids). Refused, naming
+    the fixes, where the rows are not all at one depth below their class folders: no one level then says the class."""
+    parts = [PurePosixPath(line.replace("\\", "/")).parts for line in lines]
+    depths = {len(p) for p in parts}
+    if len(depths) > 1 or min(depths) < 2 or any(p[-2] in (".", "..") for p in parts):
+        raise InputError(
+            f"{path}: its rows name images without a label, not all in class folders at one depth (row 1 is {printable(lines[0])!r})",
+            fix="pass the images' folder (one subfolder per class) as the labelled set, or add a label column (`path label` lines)",
+        )
+    named = sorted({p[-2] for p in parts})
+    beside = {name for parent in {str(PurePosixPath(*p[:-2])) for p in parts} for name in _subfolders(path.parent / parent)}
+    classes = sorted(beside | set(named))
+    index = {name: i for i, name in enumerate(classes)}
+    paths = listed_paths(path.parent, lines)
+    labels = [index[p[-2]] for p in parts]
+    if len(set(labels)) < 2:
+        raise InputError(f"{path}: every row is in class folder {printable(named[0])}; {ONE_CLASS}", fix="list the images of every class")
+    kept, notes = _once(paths, labels, None, path)
+    items, moved = _all_exist([paths[i] for i in kept], path)
+    empty = [printable(name) for name in classes if name not in named]
+    notes.append(
+        f"{printable(path)}: no label column; its labels are the class folders its rows name, {len(classes)} classes numbered "
+        "as a folder of class folders is"
+        + (f" ({len(empty)} beside them that no row names keep their ids: {shown(empty, 3)})" if empty else "")
+    )
+    return Listing(
+        items,
+        [labels[i] for i in kept],
+        notes=moved + notes,
+        folders=[printable(name) for name in classes],
+        empty_folders=empty,
+        written={item: lines[i] for item, i in zip(items, kept)},
     )
 
 

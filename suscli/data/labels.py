@@ -114,6 +114,30 @@ def numbered_names(meta: dict[str, Any], labels: Sequence[int]) -> str | None:
     )
 
 
+def counted_from_one(labels: Sequence[int], classes: int | None, *, beyond: bool) -> str | None:
+    """Where class ids may count from 1 (Oxford-IIIT Pet's CLASS-ID, 1 to 37 for 37 classes), what to say; else None.
+    `beyond`: the labels went past the model's classes, and the smallest is 1 and the largest the class count, which
+    0-based ids cannot be. Otherwise the ids fit 0-based ones, and only their pattern speaks: 0 never used while
+    every other id is, as a 1-based set lacking its last class gives (the note says so, and is no proof: a 0-based
+    set lacking class 0 gives the same ids)."""
+    used = set(labels)
+    if classes is None or classes < 3 or not used or min(used) != 1:
+        return None
+    if beyond:
+        if max(used) != classes:
+            return None
+        return (
+            f"the smallest label is 1 and the largest {classes}, the class count: the ids may count from 1 (subtract 1 "
+            f"from each label, so that they run 0 to {classes - 1})"
+        )
+    if used != set(range(1, classes)):
+        return None
+    return (
+        f"label 0 is never used while every other id (1 to {classes - 1}) is: if the ids count from 1 (class {classes} "
+        f"absent from the set), each image was measured against the next class's id (subtract 1 from each label)"
+    )
+
+
 def case_hint(unknown: Sequence[str], known: Sequence[str]) -> str:
     """'; NAME differs from the class KNOWN only in case' for the first unknown name that does, else '': names are
     compared exactly (Cat and cat may be two classes), and the list of classes shown may not hold the one meant."""

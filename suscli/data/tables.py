@@ -131,6 +131,17 @@ def label_rows(path: Path, image_column: str | None = None, label_column: str | 
     return LabelRows(paths, named, labels, names)
 
 
+def unlabeled_lines(path: Path) -> list[str] | None:
+    """A .txt's lines where each is a path alone, no label after it (Food-101's `apple_pie/1005649`, ImageNet-style
+    `n01440764/n01440764_10026.JPEG` lists), a first line naming a path column left out; None for any other file."""
+    if list_suffix(path) != ".txt":
+        return None
+    lines = [line.strip() for line in _lines(path, "label file")]
+    if lines and lines[0].lower() in PATH_COLUMNS:
+        lines = lines[1:]
+    return lines if lines and all(len(line.split()) == 1 for line in lines) else None
+
+
 def one_hot_rows(path: Path, image_column: str | None = None, label_column: str | None = None) -> LabelRows | None:
     """The rows of a one-hot label table, as Roboflow's `_classes.csv`: a path column and one 0/1 column per class (` cat`, after Roboflow's ', '), a row's class the column holding its 1; None
     for any other table, told by its header and first row alone. A row marking no class or several is refused:

@@ -27,7 +27,7 @@ from suscli.errors import InputError, SuscliError, UsageError, require_type, sho
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer
-from suscli.data.labels import case_hint, folder_ids, held_out_ids, id_table, known_classes, numbered_names
+from suscli.data.labels import case_hint, counted_from_one, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.defaults import ADAPTIVE
 from suscli.measure.susceptibility import (
@@ -463,7 +463,8 @@ def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.
         return None, []
     origin = f"{checkpoint.path} on {train.origin or 'the training set'}"
     if train.label_names is None and train.folders is None:  # class ids, read as written
-        hint = numbered_names(checkpoint.meta, train.labels or [])
+        labels = train.labels or []
+        hint = numbered_names(checkpoint.meta, labels) or counted_from_one(labels, checkpoint.num_classes, beyond=False)
         return None, [hint] if hint else []
     if train.label_names is None and train.folders is not None:
         ids, notes = folder_ids(train.folders, checkpoint.meta, origin)
@@ -585,25 +586,27 @@ def labels_in_range(
     if classes is None:
         return
     if train is not None and train.labels:
-        with training_errors(train), _hinted(checkpoint, train, ids):
+        with training_errors(train), _hinted(checkpoint, train, ids, classes):
             beyond = _names_beyond(train, ids, classes)
             check_label_range(_top_label(train, ids), classes, beyond, _empty_before(train, beyond))
     if val is not None and val.labels:
         val_map = counted_val_ids(val_map, checkpoint, val, train, classes)
-        with held_out_errors(val), _hinted(checkpoint, val, val_map):
+        with held_out_errors(val), _hinted(checkpoint, val, val_map, classes):
             check_label_range(_top_label(val, val_map), classes)
 
 
 @contextlib.contextmanager
-def _hinted(checkpoint: Checkpoint, labelled: ImageSource, ids: torch.Tensor | None) -> Iterator[None]:
+def _hinted(checkpoint: Checkpoint, labelled: ImageSource, ids: torch.Tensor | None, classes: int) -> Iterator[None]:
     """A label range error of a set labelled by class id, with numbered_names's hint where the model's class names are
     numbers other than their ids: "the labels go up to 3 but the model has 3 classes", for ratings 1 to 3 that are
-    the model's class names, said nothing of them."""
+    the model's class names, said nothing of them; else counted_from_one's, where the ids run 1 to the class count
+    (Oxford-IIIT Pet's CLASS-ID)."""
     try:
         yield
     except InputError as e:
         named = ids is None and labelled.label_names is None and labelled.folders is None
-        hint = numbered_names(checkpoint.meta, labelled.labels or []) if named else None
+        labels = labelled.labels or []
+        hint = (numbered_names(checkpoint.meta, labels) or counted_from_one(labels, classes, beyond=True)) if named else None
         raise InputError(f"{e.message}; {hint}" if hint else e.message, fix=e.fix) from None
 
 
