@@ -28,6 +28,8 @@ import suscli.views.formats
 from suscli.defaults import PRESET_NAMES
 from suscli.errors import UsageError
 from suscli import Inputs, Settings, score
+from suscli.judge.verdict import MISMEASURED
+from suscli.measure.normalization import NO_NORMALIZATION
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import by_hand, cli_json, invoke, one_error_line, pooled_batch_norm, tiny_cnn, write_images
@@ -899,8 +901,12 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
         row = cli_json("score", tmp_path / f"{name}.pt", "--arch", "tests.test_cli_score:brightness", *args)["results"][0]
         notes[name] = next(n for n in row["notes"] if n.startswith("no normalization known"))
         assert row["train_acc"] == (0.5 if name == "normalized" else 1.0)
-    assert notes["unit"] == suscli.run.model.NO_NORMALIZATION
-    hint = notes["normalized"].removeprefix(suscli.run.model.NO_NORMALIZATION + "; ")
+        # measured on inputs unlike its training's, it gets no word on what it memorized
+        assert (
+            (row["verdict"], row["verdict_why"]) == ("unclear", MISMEASURED) if name == "normalized" else row["verdict_why"] != MISMEASURED
+        )
+    assert notes["unit"] == NO_NORMALIZATION
+    hint = notes["normalized"].removeprefix(NO_NORMALIZATION + "; ")
     assert re.fullmatch(
         r"with ImageNet's mean and std it predicts 60 of 60 training images as labelled, against 30 as measured "
         r"\(CIFAR-10's mean and std: 60; mean and std 0\.5 \(pixels in \[-1, 1\]\): 60, which these images do not tell apart\): "

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from math import exp, log, log1p
 
 from suscli.judge.noise import NoiseEstimate, chance_agreement
+from suscli.measure.normalization import points_elsewhere
 from suscli.measure.predictions import train_predictions_of
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
@@ -59,6 +60,12 @@ SUSCEPTIBLE = "susceptible"
 # What tells whether a model judged alone memorized its labels, and in a pool of two
 ALONE_MORE = "models trained on the same labels (suscli rank with --train-data)"
 PAIR_MORE = "a third model trained on the same labels in the pool"
+# a row whose labels point to another input normalization (suscli.measure.normalization): its numbers are of inputs
+# unlike its training's, so no word about what it memorized
+MISMEASURED = (
+    "its labels point to another input normalization than the one measured (its note says which): its numbers are of "
+    "inputs unlike those it was trained on; measure it again with that mean and std"
+)
 # Why a pool of two models is judged as each model alone: its means are the midpoint of the two, so one model is
 # always above each threshold and the other below, and each model's consensus is the other's predictions. Over every
 # pair of the CIFAR zoos' final models the pool's words were wrong where they matter most: "likely memorized noise" on
@@ -195,6 +202,8 @@ def judge(
     s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
+    if points_elsewhere(row.notes):
+        return Verdict(UNCLEAR, MISMEASURED)
     if zeta is None or acc is None or fit is None:
         return judge_alone(row)
     far = off_scale(row) if fixed else None
@@ -212,6 +221,8 @@ def judge_alone(row: Result, more: str = ALONE_MORE) -> Verdict | None:
     s, fixed = row.susceptibility, calibrated(row)
     if s is None:
         return None
+    if points_elsewhere(row.notes):
+        return Verdict(UNCLEAR, MISMEASURED)
     far = off_scale(row) if fixed else None
     return Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed, more)
 

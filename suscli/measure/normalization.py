@@ -20,6 +20,10 @@ from suscli.measure.accuracy import PAIRED_ALPHA, mcnemar_p, training_accuracy
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
+# said where no option, checkpoint or sidecar names a mean and std; with labelled images, normalization_hint adds
+# which common normalization they point to, after "; "
+NO_NORMALIZATION = "no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]"
+
 PROBE_IMAGES = 200  # labelled images each candidate is read on: a wrong normalization costs tens of points, plain there
 LEVEL = 1e-3  # the paired test's level, for the best of up to three candidates
 # (what the note calls it, mean, std) by the images' channel count: what training scripts commonly normalize with
@@ -85,3 +89,8 @@ def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
     """Whether the hits `a` are clearly more than `b` on the same images (exact McNemar at `level`)."""
     gained, lost = int((a & ~b).sum()), int((b & ~a).sum())
     return gained > lost and mcnemar_p(gained, lost) < level
+
+
+def points_elsewhere(notes: Sequence[str]) -> bool:
+    """Whether a row's notes say its labels point to another normalization than the one it was measured with."""
+    return any(n.startswith(f"{NO_NORMALIZATION}; ") for n in notes)

@@ -19,7 +19,7 @@ from torch import nn
 from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
-from suscli.measure.normalization import normalization_hint
+from suscli.measure.normalization import NO_NORMALIZATION, normalization_hint
 from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean
 from suscli.load.safe_read import checkpoint_stem
@@ -124,9 +124,6 @@ def require_number(
 
 # Where a list of paths goes instead, by argument: a list in Python is the natural try, and the fix for a model in
 # memory that require_paths gives other values does not apply to it.
-# said where no option, checkpoint or sidecar names a mean and std; with labelled images, normalization_noted adds which
-# common normalization they point to
-NO_NORMALIZATION = "no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]"
 _MANIFEST = 'a manifest, models.json holding [{"path": "a.safetensors"}, ...] (docs/rank.md, "The pool")'
 _LISTS = {
     "checkpoint": f"score measures one checkpoint; for several, suscli.rank a folder of them or {_MANIFEST}",
