@@ -63,8 +63,8 @@ PAIR_MORE = "a third model trained on the same labels in the pool"
 # a row whose labels point to another input normalization (suscli.measure.normalization): its numbers are of inputs
 # unlike its training's, so no word about what it memorized
 MISMEASURED = (
-    "its labels point to another input normalization than the one measured (its note says which): its numbers are of "
-    "inputs unlike those it was trained on; measure it again with that mean and std"
+    "its labels point to another input normalization than the one measured (its note says which): its numbers are likely "
+    "of inputs unlike those it was trained on; measure it again with that mean and std"
 )
 # Why a pool of two models is judged as each model alone: its means are the midpoint of the two, so one model is
 # always above each threshold and the other below, and each model's consensus is the other's predictions. Over every
