@@ -917,3 +917,13 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
     normalized = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
     row = cli_json("score", tmp_path / "normalized.pt", "--arch", "tests.test_cli_score:brightness", *args, *normalized)["results"][0]
     assert row["train_acc"] == 1.0 and not any("normalization" in n for n in row["notes"])
+    # in a pool, the choice says whose numbers read inputs unlike their training's
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for name in ("normalized", "unit"):
+        (tmp_path / f"{name}.pt").rename(pool / f"{name}.pt")
+    doc = cli_json("rank", pool, "--arch", "tests.test_cli_score:brightness", *args)
+    assert doc["recommendation"].endswith(
+        "; the labels of 1 of the 2 models (normalized) point to another input normalization than the one measured, and the "
+        "pool's numbers read them as measured: rank again with the mean and std their notes name"
+    ), doc["recommendation"]

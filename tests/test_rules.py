@@ -218,3 +218,18 @@ def test_when_the_pool_votes_for_the_choice_a_model_at_chance_does_not():
     # fewer than three above chance: every model votes, as without training accuracy
     chosen, who = _voters([pool[0], pool[1], pool[4]], thresholds(pool), "region1")
     assert chosen == [True, True, True] and who == "all 3 models"
+
+
+def test_a_pick_whose_labels_point_to_another_normalization_is_not_confident() -> None:
+    """A model measured on [0, 1] pixels whose labels fit clearly better under a common mean and std has numbers of
+    inputs unlike its training's: the choice names it, and shipping it is never a confident choice."""
+    from suscli.judge.rules import Choice, _normalization_said
+    from suscli.measure.normalization import NO_NORMALIZATION
+
+    off = row("off", 0.9, 0.1, notes=[f"{NO_NORMALIZATION}; with ImageNet's mean and std it predicts ..."])
+    plain = row("plain", 0.8, 0.2, notes=[NO_NORMALIZATION])
+    said = _normalization_said(Choice([off, plain], off, "ship off", True))
+    assert not said.confident and said.why.startswith("ship off; the labels of 1 of the 2 models (off) point to another")
+    kept = _normalization_said(Choice([off, plain], plain, "ship plain", True))
+    assert kept.confident and "(off)" in kept.why
+    assert _normalization_said(Choice([plain], plain, "ship plain", True)).why == "ship plain"

@@ -16,6 +16,7 @@ import numpy as np
 
 from suscli.judge.held_out import Blend, blend, blended_order, held_out_beats, held_out_order, val_hits_of
 from suscli.measure.accuracy import paired_separates
+from suscli.measure.normalization import points_elsewhere
 from suscli.measure.predictions import (
     Predictions,
     agreement_with_consensus,
@@ -139,7 +140,25 @@ def choose(
             "; on the training images the models' consensus names the given labels barely more often than chance "
             "(label noise, below), so agreement with the consensus can put first a model that learned nothing they say"
         )
-    return _with_held_out(choice, rule)
+    return _normalization_said(_with_held_out(choice, rule))
+
+
+def _normalization_said(choice: Choice) -> Choice:
+    """The choice, saying which models' labels point to another input normalization than the one they were measured
+    with (suscli.measure.normalization): the pool's thresholds, consensus and order read their numbers as measured, on
+    inputs likely unlike their training's. A pick among them is not confident."""
+    measured = _measured(choice.ranked)
+    off = [r.name for r in measured if points_elsewhere(r.notes)]
+    if not off:
+        return choice
+    shown = ", ".join(off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
+    choice.why += (
+        f"; the labels of {len(off)} of the {len(measured)} models ({shown}) point to another input normalization than the "
+        "one measured, and the pool's numbers read them as measured: rank again with the mean and std their notes name"
+    )
+    if choice.pick is not None and choice.pick.name in off:
+        choice.confident = False
+    return choice
 
 
 def _ship_consensus_weak(rows: list[Result], mask: list[bool], labels: LabelCheck) -> bool:
