@@ -39,7 +39,7 @@ from suscli.judge.noise import (
     with_held_out,
 )
 from suscli.judge.regions import Thresholds, distinct, first_of, pool_classes, rank, recommendation, region, thresholds
-from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance
+from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance, mismeasured_pick
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.defaults import DEFAULT_RULE, RULES
@@ -139,7 +139,10 @@ def choose(
             "; on the training images the models' consensus names the given labels barely more often than chance "
             "(label noise, below), so agreement with the consensus can put first a model that learned nothing they say"
         )
-    return _with_held_out(choice, rule)
+    choice = _with_held_out(choice, rule)
+    if choice.pick is not None:
+        choice.why += mismeasured_pick(choice.pick, choice.pick.name)
+    return choice
 
 
 def _ship_consensus_weak(rows: list[Result], mask: list[bool], labels: LabelCheck) -> bool:
