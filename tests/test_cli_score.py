@@ -927,3 +927,39 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
         "; the labels of 1 of the 2 models (normalized) point to another input normalization than the one measured, and the "
         "pool's numbers read them as measured: rank again with the mean and std their notes name"
     ), doc["recommendation"]
+
+
+def test_the_model_to_ship_or_epoch_to_keep_says_where_its_labels_point_to_another_normalization(tmp_path: Path) -> None:
+    """Plain state dicts of models trained on normalized images, ranked or tracked with no mean and std known: every
+    row was "unclear" (its labels point to another normalization), yet the closing line said "ship n0" or "keep epoch
+    3" on those numbers with no word of it. It now says that the pick's numbers are likely of inputs unlike its
+    training's, and what to do; a pick measured as trained gets no such word."""
+    for label, value in (("bright", 200), ("dark", 50)):
+        folder = tmp_path / "train" / label
+        folder.mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(torch.full((8, 8, 3), value + (i % 5), dtype=torch.uint8).numpy()).save(folder / f"{i}.png")
+    (tmp_path / "pool").mkdir()
+    for epoch in (1, 2, 3):
+        model = brightness()
+        with torch.no_grad():
+            model[-1].weight.copy_(torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]]) * epoch / 3)
+            model[-1].bias.zero_()  # centred at 0: trained on normalized pixels
+        torch.save(model.state_dict(), tmp_path / "pool" / f"epoch_{epoch}.pt")
+    args = ["--arch", "tests.test_cli_score:brightness", "-d", tmp_path / "train", "--train-data", tmp_path / "train"]
+    rank = cli_json("rank", tmp_path / "pool", *args, "--results", tmp_path / "rank.jsonl")
+    track = cli_json("track", tmp_path / "pool", *args, "--results", tmp_path / "track.jsonl")
+    assert {r["verdict_why"] for r in rank["results"] + track["results"]} == {MISMEASURED}
+    said = (
+        "point to another input normalization than the one measured (its note says which): measure the models again "
+        "with that mean and std before choosing"
+    )
+    assert rank["recommendation"].endswith(
+        "; the labels of 3 of the 3 models (epoch_1, epoch_2, epoch_3) point to another input normalization than the one "
+        "measured, and the pool's numbers read them as measured: rank again with the mean and std their notes name"
+    ), rank["recommendation"]
+    assert rank["choice"]["pick"] and rank["choice"]["confident"] is False
+    assert track["recommendation"]["text"].endswith(f"; the labels of epoch 3 {said}"), track["recommendation"]["text"]
+    normalized = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
+    rank = cli_json("rank", tmp_path / "pool", *args, *normalized, "--results", tmp_path / "known.jsonl")
+    assert "normalization" not in rank["recommendation"], rank["recommendation"]

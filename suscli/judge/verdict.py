@@ -66,6 +66,20 @@ MISMEASURED = (
     "its labels point to another input normalization than the one measured (its note says which): its numbers are likely "
     "of inputs unlike those it was trained on; measure it again with that mean and std"
 )
+
+
+def mismeasured_pick(row: Result, name: str) -> str:
+    """What the closing line of rank or track adds where the model it ships or the epoch it keeps (`name`) is one whose
+    labels point to another normalization (MISMEASURED): the choice was made on numbers likely of inputs unlike its
+    training's, and the line must not read as a sound one; "" otherwise."""
+    if not points_elsewhere(row.notes):
+        return ""
+    return (
+        f"; the labels of {name} point to another input normalization than the one measured (its note says which): "
+        "measure the models again with that mean and std before choosing"
+    )
+
+
 # Why a pool of two models is judged as each model alone: its means are the midpoint of the two, so one model is
 # always above each threshold and the other below, and each model's consensus is the other's predictions. Over every
 # pair of the CIFAR zoos' final models the pool's words were wrong where they matter most: "likely memorized noise" on

@@ -107,7 +107,8 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
     last = rows[-1]
     later = f"; last epoch {last.epoch}: {_numbers(last)}" if last is not keep and last.ok else ""
     named = "" if keep.name == f"epoch {keep.epoch}" else f" ({keep.name})"  # a tracker log's rows are named so
-    return f"keep epoch {keep.epoch}{named}: {_numbers(keep)}{later}{beside}. Rule ({rule}): {KEEP_RULES[rule]}"
+    warned = verdict.mismeasured_pick(keep, f"epoch {keep.epoch}")
+    return f"keep epoch {keep.epoch}{named}: {_numbers(keep)}{later}{beside}. Rule ({rule}): {KEEP_RULES[rule]}{warned}"
 
 
 def held_out_epoch(rows: list[Result], keep: Result | None, count_epoch_0: bool = False) -> dict | None:
