@@ -814,3 +814,12 @@ def test_a_candidate_that_could_not_be_loaded_says_so_not_region_none() -> None:
     "candidate zz is in region None (ERROR), not region 1"; a row that was never scored has no region to be outside."""
     broken = Result(name="zz", path="zz.safetensors", status="error", error="zz.safetensors: not a readable safetensors file")
     assert candidate_failure(broken) == "candidate zz could not be loaded or run: zz.safetensors: not a readable safetensors file"
+
+
+def test_a_candidate_measured_on_inputs_unlike_its_training_fails_as_not_judged() -> None:
+    """A region-1 candidate whose labels point to another normalization than the one measured passed --candidate on
+    numbers of inputs unlike its training's; it now fails as not judged, saying why."""
+    row = Result(name="new", path="new.pt", train_acc=0.9, susceptibility=0.1, region=1, verdict=verdict.UNCLEAR)
+    assert candidate_failure(row) is None
+    row.verdict_why = verdict.MISMEASURED
+    assert candidate_failure(row) == f"candidate new cannot be judged: {verdict.MISMEASURED}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from suscli.errors import UsageError
 from suscli.judge.regions import MIN_POOL, Thresholds
-from suscli.judge.verdict import LOW_SUSCEPTIBILITY, MEMORIZED, PAIR, SUSCEPTIBLE, UNCLEAR
+from suscli.judge.verdict import LOW_SUSCEPTIBILITY, MEMORIZED, MISMEASURED, PAIR, SUSCEPTIBLE, UNCLEAR
 from suscli.results import Result
 
 FAIL_ON = ("never", "memorized")  # rank's --fail-on
@@ -40,10 +40,13 @@ def outcome(row: Result, run: dict[str, Any]) -> Outcome:
 
 
 def candidate_failure(row: Result) -> str | None:
-    """Why `row` fails --candidate: not loaded or run, outside region 1, or flagged by the verdict; None when it
-    passes. A row that could not be loaded has no region, which is no reason to give."""
+    """Why `row` fails --candidate: not loaded or run, measured on inputs its labels say are unlike its training's
+    (its region is of those numbers), outside region 1, or flagged by the verdict; None when it passes. A row that
+    could not be loaded has no region, which is no reason to give."""
     if not row.ok:
         return f"candidate {row.name} could not be loaded or run: {row.error}"
+    if row.verdict_why == MISMEASURED:
+        return f"candidate {row.name} cannot be judged: {MISMEASURED}"
     if row.region != 1:
         return f"candidate {row.name} is in region {row.region} ({row.verdict or row.error}), not region 1"
     if row.verdict == MEMORIZED:
