@@ -959,6 +959,10 @@ def test_the_model_to_ship_or_epoch_to_keep_says_where_its_labels_point_to_anoth
         "measured, and the pool's numbers read them as measured: rank again with the mean and std their notes name"
     ), rank["recommendation"]
     assert rank["choice"]["pick"] and rank["choice"]["confident"] is False
+    assert rank["label_noise"]["not_enough_evidence"] == (
+        "the labels of 3 of the 3 voters point to another input normalization than the one measured, so their consensus "
+        "is of inputs likely unlike their training's"
+    )
     assert track["recommendation"]["text"].endswith(f"; the labels of epoch 3 {said}"), track["recommendation"]["text"]
     normalized = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
     rank = cli_json("rank", tmp_path / "pool", *args, *normalized, "--results", tmp_path / "known.jsonl")

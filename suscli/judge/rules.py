@@ -468,6 +468,14 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
         estimate = replace(estimate, doubt=cost.why(), free_fit=True)
     elif cost is not None and cost.pair:  # nothing shows a cost, nor its absence: no reading either way
         estimate = replace(estimate, doubt=cost.why())
+    off = [r.name for r in voter_rows if points_elsewhere(r.notes)]
+    if off:  # their predictions are of inputs likely unlike their training's: the cause to fix, before any other doubt
+        estimate = replace(
+            estimate,
+            doubt=f"the labels of {len(off)} of the {len(voter_rows)} voters point to another input normalization than "
+            "the one measured, so their consensus is of inputs likely unlike their training's",
+            free_fit=False,
+        )
     held = _held_out_reading(voter_rows, seen)
     if held is not None:  # a consensus too weak to read the training labels reads nothing off the held-out ones either
         estimate = with_held_out(estimate, held) if weak is None else replace(estimate, held_out=held)
