@@ -328,16 +328,19 @@ def test_a_step_summary_of_a_large_sweep_stays_under_githubs_limit_and_keeps_the
 
 
 def test_a_markdown_report_cut_to_a_comments_size_keeps_its_lines_and_cuts_one_naming_thousands() -> None:
-    """markdown_report(report, limit): a comment-sized report of a sweep whose gate line names 3,000 flagged models."""
+    """markdown_report(report, limit): a comment-sized report of a sweep whose closing and gate lines each name 3,000
+    flagged models: each is cut, neither lost."""
     rows = [
         Result(f"sweep/run_{i:04d}/last.ckpt", f"/p/{i}", train_acc=1.0, susceptibility=0.9, region=2, verdict=verdict.MEMORIZED)
         for i in range(3000)
     ]
     failures = [f"3000 model(s) likely memorized noise: {', '.join(r.name for r in rows)}"]
-    text = markdown_report(Report("rank", rows, {}, lines=["no model in region 1"], failures=failures), 65536)
+    lines = [f"no model in region 1; 3000 flagged as likely memorized noise: {', '.join(r.name for r in rows)}"]
+    text = markdown_report(Report("rank", rows, {}, lines=lines, failures=failures), 65536)
     assert len(text.encode()) <= 65536
     page = Cells()
     page.feed(github(text))
     assert page.paragraphs[0].startswith(f"{len(page.rows) - 1:,} of the 3,000 rows shown") and 0 < len(page.rows) - 1 < 3000
-    assert page.paragraphs[1] == "no model in region 1" and page.paragraphs[2].startswith("gate failed: 3000 model(s)")
-    assert page.paragraphs[2].endswith("…") and len(page.paragraphs) == 3
+    assert page.paragraphs[1].startswith("no model in region 1; 3000 flagged") and page.paragraphs[1].endswith("…")
+    assert page.paragraphs[2].startswith("gate failed: 3000 model(s)") and page.paragraphs[2].endswith("…")
+    assert len(page.paragraphs) == 3

@@ -142,14 +142,15 @@ def markdown_report(report: Report, limit: int | None = None) -> str:
     alone, pasted into a pull request, left out the decision it was run for.
 
     With `limit` (bytes of UTF-8; GitHub drops a step summary over 1 MiB whole), a report that would not fit keeps its
-    closing lines and as many rows as fit, those the reader must see first (markdown_rows_first), in the report's
+    closing lines and as many rows as fit, those the reader must see first (_rows_first), in the report's
     order, under a line that says how many and where every row is."""
     head, body = _markdown_table(report.rows, report.title)
-    ends = "".join(f"\n{markdown_text(line)}\n" for line in [*report.lines, *gate_lines(report)])
-    text = "\n".join([*head, *body]) + "\n" + ends
+    lines = [markdown_text(line) for line in [*report.lines, *gate_lines(report)]]
+    text = "\n".join([*head, *body]) + "\n" + "".join(f"\n{line}\n" for line in lines)
     if limit is None or len(text.encode("utf-8", REPORT_ERRORS)) <= limit:
         return text
-    ends = _cut(ends, limit // 2)  # tens of thousands of flagged names: the lines end in "…", the table keeps its half
+    share = limit // 2 // max(1, len(lines))  # a line naming tens of thousands of models ends in "…"; the rows get half
+    ends = "".join(f"\n{_cut(line, share)}\n" for line in lines)
 
     def size(line: str) -> int:
         return len(line.encode("utf-8", REPORT_ERRORS)) + 1
@@ -161,7 +162,7 @@ def markdown_report(report: Report, limit: int | None = None) -> str:
     )
     left = limit - sum(map(size, head)) - size(ends) - size(note) - 16  # 16: the count in the note, and its paragraph
     kept = set()
-    for i in markdown_rows_first(report):
+    for i in _rows_first(report):
         if size(body[i]) > left:
             break
         kept.add(i)
@@ -169,7 +170,7 @@ def markdown_report(report: Report, limit: int | None = None) -> str:
     return "\n".join([*head, *(body[i] for i in sorted(kept))]) + "\n\n" + note.format(len(kept)) + "\n" + ends
 
 
-def markdown_rows_first(report: Report) -> list[int]:
+def _rows_first(report: Report) -> list[int]:
     """The rows' indices, those a shortened report must keep first: the models that could not be scored or failed a
     gate, and the one to ship or keep; then the others, each in the report's order."""
     pick = report.choice.pick if report.choice else report.keep
@@ -187,7 +188,7 @@ def _cut(text: str, size: int) -> str:
     data = text.encode("utf-8", REPORT_ERRORS)
     if len(data) <= size:
         return text
-    return data[: size - 4].decode("utf-8", "ignore").rstrip("\\") + "…\n"
+    return data[: max(0, size - 3)].decode("utf-8", "ignore").rstrip("\\") + "…"
 
 
 def to_table(rows: list[Result], title: str | None = None, width: int = PLAIN_WIDTH, leave_out: bool = False) -> Table:
