@@ -19,7 +19,7 @@ from suscli.judge import verdict
 from suscli.results import Result
 from suscli.run.report import Report
 from suscli.views.columns import display_columns
-from suscli.views.formats import Format, gate_lines, render, to_csv, to_markdown
+from suscli.views.formats import Format, gate_lines, markdown_report, render, to_csv, to_markdown
 
 # Names a manifest or a file system allows, each of which Markdown would read as markup or as a cell's end.
 NAMES = ["a|b", "back\\|slash", "x<i>y</i>&amp;", "*bold* and `code`", "_under_ __init__ epoch_12", "[link](u) ~~s~~", "two\r\nlines\rhere"]
@@ -286,3 +286,61 @@ def test_a_file_or_pipe_gets_every_column_of_the_table() -> None:
     assert text[bottom + 1 :] == []
     for j, (_, values) in enumerate(columns):
         read_column([line.split("│")[1:-1][j] for line in text[head_end + 1 : bottom]], values)
+
+
+def test_a_step_summary_of_a_large_sweep_stays_under_githubs_limit_and_keeps_the_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub drops a step summary over 1 MiB whole ("upload aborted, supports content up to a size of 1024k"): a
+    sweep of 3,000 checkpoints appended 1.1 MB, so the job showed neither the model to ship nor the failed gate."""
+    notes = [
+        "left out 3 values of the state dict that are no tensors, records beside the weights: 'epoch', 'global_step', 'lr'",
+        "--ema: Lightning checkpoint holds no EMA weights; its plain weights were used",
+    ]
+    rows = [
+        Result(
+            f"sweeps/cifar10n-worse/resnet18_lr0.05_wd5e-4_bs128_seed{i % 5}_mixup0.2/epoch_{i:04d}.ckpt",
+            f"/p/{i}.ckpt",
+            arch="torchvision:resnet18",
+            **dict(train_acc=0.9, train_acc_low=0.88, train_acc_high=0.92, train_n=4000, susceptibility=0.5, susceptibility_sem=0.02),
+            **dict(agreement=0.8, fits_contradicted=0.4, region=1 + i % 4, verdict=verdict.UNCLEAR, notes=notes),
+        )
+        for i in range(3000)
+    ]
+    rows[2500] = Result("broken-late", "/p/b.pt", status="error", error="/p/b.pt: not a readable safetensors file")
+    rows[2700].verdict = verdict.MEMORIZED
+    lines = [f"ship {rows[0].name}: the highest training accuracy", "label noise: 38.2% [36.7, 39.8]"]
+    report = Report("rank", rows, {}, lines=lines, failures=[f"1 model(s) likely memorized noise: {rows[2700].name}"])
+    assert len(render(report, Format.markdown).encode()) > 1024**2  # the full report would be dropped
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier output of this step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    step_summary(report)
+    assert summary.stat().st_size <= 1024**2
+    page = Cells()
+    page.feed(github(summary.read_text().split("\n", 1)[1]))
+    shown = [row[0] for row in page.rows[1:]]
+    assert shown[0] == rows[0].name and "broken-late" in shown and rows[2700].name in shown
+    assert shown == [r.name for r in rows if r.name in set(shown)]  # in the report's order
+    assert page.paragraphs[0].startswith(f"{len(shown):,} of the 3,000 rows shown") and "--output" in page.paragraphs[0]
+    ends = ["error: 1 model(s) could not be scored (see their rows)", f"gate failed: {report.failures[0]}"]
+    assert page.paragraphs[1:] == [*lines, *ends]
+
+
+def test_a_markdown_report_cut_to_a_comments_size_keeps_its_lines_and_cuts_one_naming_thousands() -> None:
+    """markdown_report(report, limit): a comment-sized report of a sweep whose closing and gate lines each name 3,000
+    flagged models: each is cut, neither lost."""
+    rows = [
+        Result(f"sweep/run_{i:04d}/last.ckpt", f"/p/{i}", train_acc=1.0, susceptibility=0.9, region=2, verdict=verdict.MEMORIZED)
+        for i in range(3000)
+    ]
+    failures = [f"3000 model(s) likely memorized noise: {', '.join(r.name for r in rows)}"]
+    lines = [f"no model in region 1; 3000 flagged as likely memorized noise: {', '.join(r.name for r in rows)}"]
+    text = markdown_report(Report("rank", rows, {}, lines=lines, failures=failures), 65536)
+    assert len(text.encode()) <= 65536
+    page = Cells()
+    page.feed(github(text))
+    assert page.paragraphs[0].startswith(f"{len(page.rows) - 1:,} of the 3,000 rows shown") and 0 < len(page.rows) - 1 < 3000
+    assert page.paragraphs[1].startswith("no model in region 1; 3000 flagged") and page.paragraphs[1].endswith("…")
+    assert page.paragraphs[2].startswith("gate failed: 3000 model(s)") and page.paragraphs[2].endswith("…")
+    assert len(page.paragraphs) == 3

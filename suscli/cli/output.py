@@ -22,6 +22,9 @@ from suscli.views.formats import Format, markdown_report, render, suspects_csv, 
 # `-o -`: the report on stdout, as `-` names stdout to most tools that take an output file (it wrote a file named `-`)
 STDOUT = Path("-")
 
+# What GitHub Actions keeps of one step's $GITHUB_STEP_SUMMARY: over it, the whole summary is dropped
+SUMMARY_LIMIT = 1024 * 1024
+
 
 def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None, inputs: Sequence[Path | None] = ()) -> None:
     """Each (path, what, option) given has a folder to be written in, and a file of its own: two outputs on one path
@@ -137,13 +140,14 @@ def write_plot(path: Path, report: Report, draw: Callable[[Path], object], unit:
 
 def step_summary(report: Report) -> None:
     """GitHub Actions shows what a step appends to $GITHUB_STEP_SUMMARY: the Markdown report (the table, the closing
-    lines and how the run ended); a failure here must not fail the audit."""
+    lines and how the run ended); a failure here must not fail the audit. GitHub drops a step's summary over 1 MiB
+    whole, with what the step wrote before: a large sweep's table is shortened to fit (markdown_report's `limit`)."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
     try:
         with open(path, "a", encoding="utf-8", errors=REPORT_ERRORS) as f:
-            f.write(markdown_report(report) + "\n")
+            f.write(markdown_report(report, max(0, SUMMARY_LIMIT - f.tell() - 1)) + "\n")
     except OSError as e:
         say(f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {e.strerror}")
 

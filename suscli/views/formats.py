@@ -17,7 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from suscli.defaults import Format
-from suscli.files import visible
+from suscli.files import REPORT_ERRORS, visible
+from suscli.judge.gate import outcome
 from suscli.judge import verdict
 from suscli.results import FLAT_COLUMNS, Result, nulled
 from suscli.views.columns import NUMERIC_COLUMNS, display_columns
@@ -109,13 +110,17 @@ def markdown_text(text: str) -> str:
 
 
 def to_markdown(rows: list[Result], title: str | None = None) -> str:
+    head, body = _markdown_table(rows, title)
+    return "\n".join([*head, *body]) + "\n"
+
+
+def _markdown_table(rows: list[Result], title: str | None) -> tuple[list[str], list[str]]:
+    """The title and header lines, and one line per row."""
     cols = display_columns(rows)
-    lines = [f"### {title}", ""] if title else []
-    lines.append("| " + " | ".join(name for name, _ in cols) + " |")
-    lines.append("|" + "|".join("---" for _ in cols) + "|")
-    for i in range(len(rows)):
-        lines.append("| " + " | ".join(markdown_text(values[i]) for _, values in cols) + " |")
-    return "\n".join(lines) + "\n"
+    head = [f"### {title}", ""] if title else []
+    head.append("| " + " | ".join(name for name, _ in cols) + " |")
+    head.append("|" + "|".join("---" for _ in cols) + "|")
+    return head, ["| " + " | ".join(markdown_text(values[i]) for _, values in cols) + " |" for i in range(len(rows))]
 
 
 def gate_lines(report: Report) -> list[str]:
@@ -131,12 +136,59 @@ def gate_lines(report: Report) -> list[str]:
     return [*skipped, *(f"gate failed: {failure}" for failure in report.failures), *([blind] if blind else [])]
 
 
-def markdown_report(report: Report) -> str:
+def markdown_report(report: Report, limit: int | None = None) -> str:
     """-f markdown and the step summary: the table, then the closing lines (rank: the choice, the label noise; track:
     the epoch to keep) and how the run ended, each a paragraph of text, not markup (a line names models). The table
-    alone, pasted into a pull request, left out the decision it was run for."""
-    ends = [*report.lines, *gate_lines(report)]
-    return to_markdown(report.rows, report.title) + "".join(f"\n{markdown_text(line)}\n" for line in ends)
+    alone, pasted into a pull request, left out the decision it was run for.
+
+    With `limit` (bytes of UTF-8; GitHub drops a step summary over 1 MiB whole), a report that would not fit keeps its
+    closing lines and as many rows as fit, those the reader must see first (_rows_first), in the report's
+    order, under a line that says how many and where every row is."""
+    head, body = _markdown_table(report.rows, report.title)
+    lines = [markdown_text(line) for line in [*report.lines, *gate_lines(report)]]
+    text = "\n".join([*head, *body]) + "\n" + "".join(f"\n{line}\n" for line in lines)
+    if limit is None or len(text.encode("utf-8", REPORT_ERRORS)) <= limit:
+        return text
+    share = limit // 2 // max(1, len(lines))  # a line naming tens of thousands of models ends in "…"; the rows get half
+    ends = "".join(f"\n{_cut(line, share)}\n" for line in lines)
+
+    def size(line: str) -> int:
+        return len(line.encode("utf-8", REPORT_ERRORS)) + 1
+
+    note = (
+        "{:,} of the " + f"{len(body):,} rows shown, as many as fit the size this report may take: the models that "
+        "could not be scored, failed a gate or are the choice first, then the report's order; every row is in the full "
+        "report (--output FILE, --html FILE, -f json)"
+    )
+    left = limit - sum(map(size, head)) - size(ends) - size(note) - 16  # 16: the count in the note, and its paragraph
+    kept = set()
+    for i in _rows_first(report):
+        if size(body[i]) > left:
+            break
+        kept.add(i)
+        left -= size(body[i])
+    return "\n".join([*head, *(body[i] for i in sorted(kept))]) + "\n\n" + note.format(len(kept)) + "\n" + ends
+
+
+def _rows_first(report: Report) -> list[int]:
+    """The rows' indices, those a shortened report must keep first: the models that could not be scored or failed a
+    gate, and the one to ship or keep; then the others, each in the report's order."""
+    pick = report.choice.pick if report.choice else report.keep
+    first = [
+        i
+        for i, r in enumerate(report.rows)
+        if r is pick or r.keep or r.verdict == verdict.MEMORIZED or outcome(r, report.run).status != "passed"
+    ]
+    chosen = set(first)
+    return first + [i for i in range(len(report.rows)) if i not in chosen]
+
+
+def _cut(text: str, size: int) -> str:
+    """`text` in at most `size` bytes of UTF-8, ending in "…" where it was cut (never inside an escape)."""
+    data = text.encode("utf-8", REPORT_ERRORS)
+    if len(data) <= size:
+        return text
+    return data[: max(0, size - 3)].decode("utf-8", "ignore").rstrip("\\") + "…"
 
 
 def to_table(rows: list[Result], title: str | None = None, width: int = PLAIN_WIDTH, leave_out: bool = False) -> Table:
