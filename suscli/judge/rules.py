@@ -144,7 +144,7 @@ def choose(
 
 
 def _normalization_said(choice: Choice) -> Choice:
-    """The choice, saying which models' labels point to another input normalization than the one they were measured
+    """The choice, saying which models' labels point to another input normalization or channel order than the one they were measured
     with (suscli.measure.normalization): the pool's thresholds, consensus and order read their numbers as measured, on
     inputs likely unlike their training's. A pick among them is not confident."""
     measured = _measured(choice.ranked)
@@ -153,8 +153,8 @@ def _normalization_said(choice: Choice) -> Choice:
         return choice
     shown = ", ".join(off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
     choice.why += (
-        f"; the labels of {len(off)} of the {len(measured)} models ({shown}) point to another input normalization than the "
-        "one measured, and the pool's numbers read them as measured: rank again with the mean and std their notes name"
+        f"; the labels of {len(off)} of the {len(measured)} models ({shown}) point to another input normalization or channel order than the "
+        "one measured, and the pool's numbers read them as measured: rank again as their notes say"
     )
     if choice.pick is not None and choice.pick.name in off:
         choice.confident = False
