@@ -29,7 +29,7 @@ from suscli.defaults import PRESET_NAMES
 from suscli.errors import UsageError
 from suscli import Inputs, Settings, score
 from suscli.judge.verdict import MISMEASURED
-from suscli.measure.normalization import NO_NORMALIZATION
+from suscli.measure.normalization import CHANNELS_UNKNOWN, NO_NORMALIZATION
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import by_hand, cli_json, invoke, one_error_line, pooled_batch_norm, tiny_cnn, write_images
@@ -924,9 +924,43 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
         (tmp_path / f"{name}.pt").rename(pool / f"{name}.pt")
     doc = cli_json("rank", pool, "--arch", "tests.test_cli_score:brightness", *args)
     assert doc["recommendation"].endswith(
-        "; the labels of 1 of the 2 models (normalized) point to another input normalization than the one measured, and the "
-        "pool's numbers read them as measured: rank again with the mean and std their notes name"
+        "; the labels of 1 of the 2 models (normalized) point to another input normalization or channel order than the one measured, and the "
+        "pool's numbers read them as measured: rank again as their notes say"
     ), doc["recommendation"]
+
+
+def test_a_model_trained_on_bgr_images_is_told_its_labels_point_to_the_other_channel_order(tmp_path: Path) -> None:
+    """A plain state dict of a model trained on images read as OpenCV reads them (BGR) was fed RGB, since nothing
+    recorded its channel order: it read its training labels worse than chance, and its row said nothing of why. With
+    labels given, the note now says that the reversed order makes it predict clearly more of them and how to record
+    it, and the verdict is unclear as for another normalization; a model trained on RGB gets no such word."""
+    for label, colour in (("blue", (50, 60, 200)), ("red", (200, 60, 50))):
+        folder = tmp_path / "train" / label
+        folder.mkdir(parents=True)
+        for i in range(30):
+            pixels = torch.tensor(colour, dtype=torch.uint8).add(i % 5).expand(8, 8, 3).contiguous()
+            Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    args = ["-d", tmp_path / "train", "--train-data", tmp_path / "train", "--batches", "2", "--batch-size", "8", "-f", "json"]
+    rows = {}
+    for name, first in (("rgb", 1.0), ("bgr", -1.0)):
+        model = brightness()  # class 0 (blue) where the third channel outweighs the first, in the order it was trained on
+        with torch.no_grad():
+            model[-1].weight.copy_(torch.tensor([[-first, 0.0, first], [first, 0.0, -first]]))
+            model[-1].bias.zero_()
+        torch.save(model.state_dict(), tmp_path / f"{name}.pt")
+        rows[name] = cli_json("score", tmp_path / f"{name}.pt", "--arch", "tests.test_cli_score:brightness", *args)["results"][0]
+    assert rows["rgb"]["train_acc"] == 1.0 and rows["bgr"]["train_acc"] == 0.0
+    assert not any("channel" in n for n in rows["rgb"]["notes"]) and rows["rgb"]["verdict_why"] != MISMEASURED
+    said = [n for n in rows["bgr"]["notes"] if "channel" in n]
+    assert said == [
+        f"{CHANNELS_UNKNOWN}; with the channels reversed (BGR, as OpenCV reads images) it predicts 60 of 60 training images "
+        'as labelled, against 0 as fed: if it was trained on images read so, add {"channel_order": "BGR"} to '
+        "bgr.suscli.json beside the checkpoint"
+    ], rows["bgr"]["notes"]
+    assert (rows["bgr"]["verdict"], rows["bgr"]["verdict_why"]) == ("unclear", MISMEASURED)
+    (tmp_path / "bgr.suscli.json").write_text('{"channel_order": "BGR"}')
+    row = cli_json("score", tmp_path / "bgr.pt", "--arch", "tests.test_cli_score:brightness", *args)["results"][0]
+    assert row["train_acc"] == 1.0 and not any("channel" in n for n in row["notes"]) and row["verdict_why"] != MISMEASURED
 
 
 def test_the_model_to_ship_or_epoch_to_keep_says_where_its_labels_point_to_another_normalization(tmp_path: Path) -> None:
@@ -951,16 +985,17 @@ def test_the_model_to_ship_or_epoch_to_keep_says_where_its_labels_point_to_anoth
     track = cli_json("track", tmp_path / "pool", *args, "--results", tmp_path / "track.jsonl")
     assert {r["verdict_why"] for r in rank["results"] + track["results"]} == {MISMEASURED}
     said = (
-        "point to another input normalization than the one measured (its note says which): measure the models again "
-        "with that mean and std before choosing"
+        "point to another input normalization or channel order than the one measured (its note says which): measure the models again "
+        "as its note says before choosing"
     )
     assert rank["recommendation"].endswith(
-        "; the labels of 3 of the 3 models (epoch_1, epoch_2, epoch_3) point to another input normalization than the one "
-        "measured, and the pool's numbers read them as measured: rank again with the mean and std their notes name"
+        "; the labels of 3 of the 3 models (epoch_1, epoch_2, epoch_3) point to another input normalization or channel order than the one "
+        "measured, and the pool's numbers read them as measured: rank again as their notes say"
     ), rank["recommendation"]
     assert rank["choice"]["pick"] and rank["choice"]["confident"] is False
     assert rank["label_noise"]["not_enough_evidence"] == (
-        "the labels of 3 of the 3 voters point to another input normalization than the one measured, so their consensus "
+        "the labels of 3 of the 3 voters point to another input normalization or channel order than the one measured, so "
+        "their consensus "
         "is of inputs likely unlike their training's"
     )
     assert track["recommendation"]["text"].endswith(f"; the labels of epoch 3 {said}"), track["recommendation"]["text"]

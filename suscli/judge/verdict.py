@@ -60,11 +60,11 @@ SUSCEPTIBLE = "susceptible"
 # What tells whether a model judged alone memorized its labels, and in a pool of two
 ALONE_MORE = "models trained on the same labels (suscli rank with --train-data)"
 PAIR_MORE = "a third model trained on the same labels in the pool"
-# a row whose labels point to another input normalization (suscli.measure.normalization): its numbers are of inputs
+# a row whose labels point to another input normalization or channel order (suscli.measure.normalization): its numbers are of inputs
 # unlike its training's, so no word about what it memorized
 MISMEASURED = (
-    "its labels point to another input normalization than the one measured (its note says which): its numbers are likely "
-    "of inputs unlike those it was trained on; measure it again with that mean and std"
+    "its labels point to another input normalization or channel order than the one measured (its note says which): its numbers are likely "
+    "of inputs unlike those it was trained on; measure it again as its note says"
 )
 
 
@@ -75,8 +75,8 @@ def mismeasured_pick(row: Result, name: str) -> str:
     if not points_elsewhere(row.notes):
         return ""
     return (
-        f"; the labels of {name} point to another input normalization than the one measured (its note says which): "
-        "measure the models again with that mean and std before choosing"
+        f"; the labels of {name} point to another input normalization or channel order than the one measured (its note says which): "
+        "measure the models again as its note says before choosing"
     )
 
 

@@ -4,8 +4,9 @@ A plain state dict records no mean and std. Measured on pixels scaled to [0, 1],
 images reads its training accuracy near chance and a susceptibility of inputs it never saw: the public CIFAR
 ResNet-20 (trained on ImageNet's mean and std) predicted 26% of its training labels so, for 92% normalized. With
 labels at hand, a couple of hundred images tell, by a paired test on the same images, whether one of the
-normalizations training scripts commonly use fits the model clearly better. The row's numbers are left as
-measured; the note says what to pass.
+normalizations training scripts commonly use fits the model clearly better. The same images tell whether a model
+fed RGB, where nothing records its channel order, reads them clearly better reversed: one trained on images read
+with OpenCV (BGR). The row's numbers are left as measured; the note says what to pass or record.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 # which common normalization they point to, after "; "
 NO_NORMALIZATION = "no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]"
 
+# said, with what the reversed order reads after "; ", where nothing records a model's channel order and the labelled
+# images point to BGR (channel_order_hint)
+CHANNELS_UNKNOWN = "fed RGB: nothing records its channel order"
+
 PROBE_IMAGES = 200  # labelled images each candidate is read on: a wrong normalization costs tens of points, plain there
 LEVEL = 1e-3  # the paired test's level, for the best of up to three candidates
 # (what the note calls it, mean, std) by the images' channel count: what training scripts commonly normalize with
@@ -40,6 +45,10 @@ CANDIDATES: dict[int, list[tuple[str, tuple[float, ...], tuple[float, ...]]]] = 
 }
 
 
+# what normalization_hint finds: the sentence, and the name, mean and std of the normalization the labels point to
+Pointed = tuple[str, str, tuple[float, ...], tuple[float, ...]]
+
+
 def normalization_hint(
     model: nn.Module,
     pixels: torch.Tensor,
@@ -49,26 +58,20 @@ def normalization_hint(
     device: torch.device,
     seed: int,
     what: str = "training",
-) -> str | None:
+) -> Pointed | None:
     """The sentence to add to "no normalization known" where a common normalization makes the model predict clearly
     more of its labels (exact McNemar, LEVEL) on PROBE_IMAGES seeded images of `pixels` (uint8, the decoded set):
-    which one, the counts under it and as measured, and the options to pass. None where none does.
+    which one, the counts under it and as measured, and the options to pass; with that normalization, which the
+    channel-order probe then reads under. None where none does.
     `transform_for(mean, std)` gives the model's input transform for that normalization."""
     candidates = CANDIDATES.get(int(pixels.shape[1]), [])
     if not candidates or len(pixels) == 0:
         return None
-    idx = torch.tensor(seeded_subset(len(pixels), PROBE_IMAGES, seed))
-    x, y = pixels[idx], labels[idx]
-
-    def hits(mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-        acc = training_accuracy(model, x, y, transform=transform_for(mean, std), device=device)
-        assert acc.hits is not None
-        return torch.from_numpy(acc.hits)
-
-    now = hits((0.0,), (1.0,))
+    x, y = _probed(pixels, labels, seed)
+    now = _hits(model, x, y, transform_for((0.0,), (1.0,)), device)
     better = []  # (hits, candidate, per image) of those that fit clearly better than [0, 1]
     for k, (_, mean, std) in enumerate(candidates):
-        found = hits(mean, std)
+        found = _hits(model, x, y, transform_for(mean, std), device)
         if _clearly(found, now, LEVEL):
             better.append((int(found.sum()), k, found))
     if not better:
@@ -78,11 +81,56 @@ def normalization_hint(
     # those the same images cannot tell from it (ImageNet's and CIFAR-10's statistics are close)
     alike = [f"{candidates[j][0]}: {c}" for c, j, other in better if j != k and not _clearly(found, other, PAIRED_ALPHA)]
     flags = f"--mean {','.join(f'{v:g}' for v in mean)} --std {','.join(f'{v:g}' for v in std)}"
-    return (
-        f"with {name} it predicts {count} of {len(idx)} {what} images as labelled, against {int(now.sum())} as measured"
+    sentence = (
+        f"with {name} it predicts {count} of {len(y)} {what} images as labelled, against {int(now.sum())} as measured"
         + (f" ({'; '.join(alike)}, which these images do not tell apart)" if alike else "")
         + f": if it was trained on normalized images, pass the mean and std it was trained with ({flags} for {name})"
     )
+    return sentence, name, mean, std
+
+
+def channel_order_hint(
+    model: nn.Module,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    transform_for: Callable[[str], Transform],
+    *,
+    device: torch.device,
+    seed: int,
+    sidecar: str,
+    what: str = "training",
+    under: str = "",
+) -> str | None:
+    """The sentence to add to CHANNELS_UNKNOWN where the channels reversed (BGR, as OpenCV's imread gives them) make a
+    model fed RGB predict clearly more of its labels (exact McNemar, LEVEL) on the PROBE_IMAGES seeded images
+    normalization_hint reads: the counts both ways and the sidecar field to write. None where they do not, and for
+    grayscale images, which have no order. `transform_for(order)` gives the model's input transform in that order;
+    `under` names the normalization they were read with where it is not the one measured."""
+    if int(pixels.shape[1]) != 3 or len(pixels) == 0:
+        return None
+    x, y = _probed(pixels, labels, seed)
+    fed = _hits(model, x, y, transform_for("RGB"), device)
+    reversed_ = _hits(model, x, y, transform_for("BGR"), device)
+    if not _clearly(reversed_, fed, LEVEL):
+        return None
+    return (
+        f"with the channels reversed (BGR, as OpenCV reads images){under} it predicts {int(reversed_.sum())} of {len(y)} "
+        f"{what} images as labelled, against {int(fed.sum())} as fed: if it was trained on images read so, add "
+        f'{{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
+    )
+
+
+def _probed(pixels: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The PROBE_IMAGES seeded images (and labels) every probe reads, so that their counts are of the same images."""
+    idx = torch.tensor(seeded_subset(len(pixels), PROBE_IMAGES, seed))
+    return pixels[idx], labels[idx]
+
+
+def _hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Transform, device: torch.device) -> torch.Tensor:
+    """Which of the images `x` the model predicts as labelled `y`, fed through `transform`."""
+    acc = training_accuracy(model, x, y, transform=transform, device=device)
+    assert acc.hits is not None
+    return torch.from_numpy(acc.hits)
 
 
 def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
@@ -92,5 +140,6 @@ def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
 
 
 def points_elsewhere(notes: Sequence[str]) -> bool:
-    """Whether a row's notes say its labels point to another normalization than the one it was measured with."""
-    return any(n.startswith(f"{NO_NORMALIZATION}; ") for n in notes)
+    """Whether a row's notes say its labels point to another normalization or channel order than the one it was
+    measured with."""
+    return any(n.startswith((f"{NO_NORMALIZATION}; ", f"{CHANNELS_UNKNOWN}; ")) for n in notes)

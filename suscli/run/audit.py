@@ -315,7 +315,9 @@ def score_group(
     if labelled is None and val is not None:
         labelled = (val_pixels, model_labels(val_labels, val_map), "held-out")
     seed = settings.susceptibility.seed
-    chosen = [(prep, normalization_noted(notes, m, prep, labelled, device, seed)) for (prep, notes), m in zip(chosen, models)]
+    chosen = [
+        (prep, normalization_noted(notes, c, m, prep, labelled, device, seed)) for (prep, notes), c, m in zip(chosen, checkpoints, models)
+    ]
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(

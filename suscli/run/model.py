@@ -19,9 +19,9 @@ from torch import nn
 from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
-from suscli.measure.normalization import NO_NORMALIZATION, normalization_hint
+from suscli.measure.normalization import CHANNELS_UNKNOWN, NO_NORMALIZATION, channel_order_hint, normalization_hint
 from suscli.measure.randomness import Checked, random_forward
-from suscli.load.checkpoints import Checkpoint, off_scale_mean
+from suscli.load.checkpoints import Checkpoint, off_scale_mean, sidecar_path
 from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
@@ -372,7 +372,7 @@ def score_checkpoint(
         labelled = (train_pixels, labels, "training") if train is not None else None
         if labelled is None and val is not None:
             labelled = (val_pixels, model_labels(val_labels, val_map), "held-out")
-        notes = normalization_noted(notes, model, prep, labelled, device, settings.susceptibility.seed)
+        notes = normalization_noted(notes, checkpoint, model, prep, labelled, device, settings.susceptibility.seed)
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
     # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError; one that
     # indexes a fixed position (x[:, :, 39]) raises IndexError on smaller images.
@@ -683,24 +683,47 @@ def on_device(
 
 def normalization_noted(
     notes: list[str],
+    checkpoint: Checkpoint,
     model: nn.Module,
     prep: Preprocess,
     labelled: tuple[torch.Tensor, torch.Tensor, str] | None,
     device: torch.device,
     seed: int,
 ) -> list[str]:
-    """`notes` with the "no normalization known" note saying which common normalization the labelled images (pixels,
-    the model's labels, which set) point to, where one clearly does (suscli.measure.normalization); as they were
-    where the normalization is known or no labels were given."""
-    if NO_NORMALIZATION not in notes or labelled is None:
+    """`notes` with what the labelled images (pixels, the model's labels, which set) point to
+    (suscli.measure.normalization): the "no normalization known" note says which common normalization, where one
+    clearly fits better; and where nothing records the checkpoint's channel order, a note says where the reversed order
+    fits clearly better, read with the normalization in use or the one they point to. As they were without labels."""
+    if labelled is None:
         return notes
     pixels, labels, what = labelled
 
-    def transform_for(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
-        return on_device(model, normalizer(mean, std, prep.channel_order), device)[1]
+    def transform_for(mean: Sequence[float], std: Sequence[float], order: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        return on_device(model, normalizer(mean, std, order), device)[1]
 
-    hint = normalization_hint(model, pixels, labels, transform_for, device=device, seed=seed, what=what)
-    return [f"{n}; {hint}" if n == NO_NORMALIZATION and hint else n for n in notes]
+    mean, std, under = prep.mean, prep.std, ""
+    pointed = None
+    if NO_NORMALIZATION in notes:
+        pointed = normalization_hint(
+            model, pixels, labels, lambda m, s: transform_for(m, s, prep.channel_order), device=device, seed=seed, what=what
+        )
+    if pointed is not None:
+        hint, name, mean, std = pointed
+        under, notes = f" and {name}", [f"{n}; {hint}" if n == NO_NORMALIZATION else n for n in notes]
+    if "channel_order" not in checkpoint.meta:
+        order = channel_order_hint(
+            model,
+            pixels,
+            labels,
+            lambda o: transform_for(mean, std, o),
+            device=device,
+            seed=seed,
+            sidecar=sidecar_path(checkpoint.path).name,
+            what=what,
+            under=under,
+        )
+        notes = [*notes, f"{CHANNELS_UNKNOWN}; {order}"] if order else notes
+    return notes
 
 
 def configured_size(model: nn.Module) -> int | None:
