@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,17 +59,19 @@ def normalization_hint(
     device: torch.device,
     seed: int,
     what: str = "training",
+    measured: np.ndarray | None = None,
 ) -> Pointed | None:
     """The sentence to add to "no normalization known" where a common normalization makes the model predict clearly
     more of its labels (exact McNemar, LEVEL) on PROBE_IMAGES seeded images of `pixels` (uint8, the decoded set):
     which one, the counts under it and as measured, and the options to pass; with that normalization, which the
     channel-order probe then reads under. None where none does.
-    `transform_for(mean, std)` gives the model's input transform for that normalization."""
+    `transform_for(mean, std)` gives the model's input transform for that normalization; `measured`, the per-image hits
+    of the pass that measured the row on `pixels` (in [0, 1]), spares the probe that pass."""
     candidates = CANDIDATES.get(int(pixels.shape[1]), [])
     if not candidates or len(pixels) == 0:
         return None
-    x, y = _probed(pixels, labels, seed)
-    now = _hits(model, x, y, transform_for((0.0,), (1.0,)), device)
+    idx, x, y = _probed(pixels, labels, seed)
+    now = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for((0.0,), (1.0,)), device)
     better = []  # (hits, candidate, per image) of those that fit clearly better than [0, 1]
     for k, (_, mean, std) in enumerate(candidates):
         found = _hits(model, x, y, transform_for(mean, std), device)
@@ -100,16 +103,18 @@ def channel_order_hint(
     sidecar: str,
     what: str = "training",
     under: str = "",
+    measured: np.ndarray | None = None,
 ) -> str | None:
     """The sentence to add to CHANNELS_UNKNOWN where the channels reversed (BGR, as OpenCV's imread gives them) make a
     model fed RGB predict clearly more of its labels (exact McNemar, LEVEL) on the PROBE_IMAGES seeded images
     normalization_hint reads: the counts both ways and the sidecar field to write. None where they do not, and for
     grayscale images, which have no order. `transform_for(order)` gives the model's input transform in that order;
-    `under` names the normalization they were read with where it is not the one measured."""
+    `under` names the normalization they were read with where it is not the one measured; `measured`, the per-image
+    hits of the pass that measured the row on `pixels` as fed, spares the probe that pass (not given under `under`)."""
     if int(pixels.shape[1]) != 3 or len(pixels) == 0:
         return None
-    x, y = _probed(pixels, labels, seed)
-    fed = _hits(model, x, y, transform_for("RGB"), device)
+    idx, x, y = _probed(pixels, labels, seed)
+    fed = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for("RGB"), device)
     reversed_ = _hits(model, x, y, transform_for("BGR"), device)
     if not _clearly(reversed_, fed, LEVEL):
         return None
@@ -120,10 +125,16 @@ def channel_order_hint(
     )
 
 
-def _probed(pixels: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The PROBE_IMAGES seeded images (and labels) every probe reads, so that their counts are of the same images."""
+def _probed(pixels: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The PROBE_IMAGES seeded images (their positions, pixels and labels) every probe reads, so that their counts are
+    of the same images."""
     idx = torch.tensor(seeded_subset(len(pixels), PROBE_IMAGES, seed))
-    return pixels[idx], labels[idx]
+    return idx, pixels[idx], labels[idx]
+
+
+def _measured(hits: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
+    """The measuring pass's own hits on the probed images: the same model, inputs and labels, so no pass again."""
+    return torch.from_numpy(np.asarray(hits, dtype=bool)[idx.numpy()])
 
 
 def _hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Transform, device: torch.device) -> torch.Tensor:

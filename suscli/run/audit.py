@@ -311,12 +311,17 @@ def score_group(
             vals = training_accuracy_many(
                 models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
             )
-    labelled = (train_pixels, model_labels(labels, ids), "training") if train is not None else None
-    if labelled is None and val is not None:
-        labelled = (val_pixels, model_labels(val_labels, val_map), "held-out")
+
+    def labelled(k: int) -> tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None:
+        """Model k's labelled images for the probes (suscli.measure.normalization), with its accuracy on them."""
+        if train is not None:
+            return train_pixels, model_labels(labels, ids), "training", accs[k]
+        return (val_pixels, model_labels(val_labels, val_map), "held-out", vals[k]) if val is not None else None
+
     seed = settings.susceptibility.seed
     chosen = [
-        (prep, normalization_noted(notes, c, m, prep, labelled, device, seed)) for (prep, notes), c, m in zip(chosen, checkpoints, models)
+        (prep, normalization_noted(notes, c, m, prep, labelled(k), device, seed))
+        for k, ((prep, notes), c, m) in enumerate(zip(chosen, checkpoints, models))
     ]
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [

@@ -369,9 +369,9 @@ def score_checkpoint(
                     progress=progress,
                     what="held-out accuracy",
                 )
-        labelled = (train_pixels, labels, "training") if train is not None else None
+        labelled = (train_pixels, labels, "training", acc) if train is not None else None
         if labelled is None and val is not None:
-            labelled = (val_pixels, model_labels(val_labels, val_map), "held-out")
+            labelled = (val_pixels, model_labels(val_labels, val_map), "held-out", val_acc)
         notes = normalization_noted(notes, checkpoint, model, prep, labelled, device, settings.susceptibility.seed)
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
     # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError; one that
@@ -686,17 +686,19 @@ def normalization_noted(
     checkpoint: Checkpoint,
     model: nn.Module,
     prep: Preprocess,
-    labelled: tuple[torch.Tensor, torch.Tensor, str] | None,
+    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None,
     device: torch.device,
     seed: int,
 ) -> list[str]:
-    """`notes` with what the labelled images (pixels, the model's labels, which set) point to
+    """`notes` with what the labelled images (pixels, the model's labels, which set, the model's accuracy on them as
+    measured, whose per-image hits spare the probes a pass) point to
     (suscli.measure.normalization): the "no normalization known" note says which common normalization, where one
     clearly fits better; and where nothing records the checkpoint's channel order, a note says where the reversed order
     fits clearly better, read with the normalization in use or the one they point to. As they were without labels."""
     if labelled is None:
         return notes
-    pixels, labels, what = labelled
+    pixels, labels, what, acc = labelled
+    measured = acc.hits if acc is not None else None
 
     def transform_for(mean: Sequence[float], std: Sequence[float], order: str) -> Callable[[torch.Tensor], torch.Tensor]:
         return on_device(model, normalizer(mean, std, order), device)[1]
@@ -705,7 +707,14 @@ def normalization_noted(
     pointed = None
     if NO_NORMALIZATION in notes:
         pointed = normalization_hint(
-            model, pixels, labels, lambda m, s: transform_for(m, s, prep.channel_order), device=device, seed=seed, what=what
+            model,
+            pixels,
+            labels,
+            lambda m, s: transform_for(m, s, prep.channel_order),
+            device=device,
+            seed=seed,
+            what=what,
+            measured=measured,
         )
     if pointed is not None:
         hint, name, mean, std = pointed
@@ -721,6 +730,7 @@ def normalization_noted(
             sidecar=sidecar_path(checkpoint.path).name,
             what=what,
             under=under,
+            measured=None if pointed is not None else measured,  # fed as measured, unless read under the pointed normalization
         )
         notes = [*notes, f"{CHANNELS_UNKNOWN}; {order}"] if order else notes
     return notes
