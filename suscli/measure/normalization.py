@@ -24,6 +24,9 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 # which common normalization they point to, after "; "
 NO_NORMALIZATION = "no normalization known (no --preset, --mean/--std or checkpoint metadata): pixels scaled to [0, 1]"
 
+# begins the note saying that the labelled images' own size fits a model clearly better than the size it was fed
+SIZE_ELSEWHERE = "its labels point to the images' own size"
+
 PROBE_IMAGES = 200  # labelled images each candidate is read on: a wrong normalization costs tens of points, plain there
 LEVEL = 1e-3  # the paired test's level, for the best of up to three candidates
 # (what the note calls it, mean, std) by the images' channel count: what training scripts commonly normalize with
@@ -85,6 +88,39 @@ def normalization_hint(
     )
 
 
+def size_hint(
+    model: nn.Module,
+    measured: torch.Tensor,
+    own: torch.Tensor,
+    labels: torch.Tensor,
+    transform: Transform,
+    *,
+    device: torch.device,
+    fed: str,
+    fix: str,
+    what: str = "training",
+) -> str | None:
+    """The note (SIZE_ELSEWHERE) where the model predicts clearly more of `labels` (exact McNemar, LEVEL) on the same
+    images decoded at their own size (`own`) than as measured (`measured`), with the same normalization: a size that
+    came from a preset or an option (`fed`: which) upscales CIFAR's 32 px to 224, and the public ResNet-20 then read
+    chance; `fix`: the options to pass. None where their own size does not fit clearly better."""
+
+    def hits(pixels: torch.Tensor) -> torch.Tensor:
+        acc = training_accuracy(model, pixels, labels, transform=transform, device=device)
+        assert acc.hits is not None
+        return torch.from_numpy(acc.hits)
+
+    now, found = hits(measured), hits(own)
+    if not _clearly(found, now, LEVEL):
+        return None
+    side, at = own.shape[-1], measured.shape[-1]
+    return (
+        f"{SIZE_ELSEWHERE}: at {side}x{side} it predicts {int(found.sum())} of {len(labels)} {what} images as labelled, "
+        f"against {int(now.sum())} at the {at}x{at} measured (the size {fed} sets; nothing recorded for this checkpoint "
+        f"says it): if it was trained at {side} px, {fix}"
+    )
+
+
 def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
     """Whether the hits `a` are clearly more than `b` on the same images (exact McNemar at `level`)."""
     gained, lost = int((a & ~b).sum()), int((b & ~a).sum())
@@ -92,5 +128,6 @@ def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
 
 
 def points_elsewhere(notes: Sequence[str]) -> bool:
-    """Whether a row's notes say its labels point to another normalization than the one it was measured with."""
-    return any(n.startswith(f"{NO_NORMALIZATION}; ") for n in notes)
+    """Whether a row's notes say its labels point to another normalization, or input size, than the one it was
+    measured with."""
+    return any(n.startswith((f"{NO_NORMALIZATION}; ", SIZE_ELSEWHERE)) for n in notes)

@@ -33,6 +33,9 @@ from suscli.run.model import (
     input_channels,
     label_ids,
     normalization_noted,
+    own_size_pixels,
+    size_noted,
+    unrecorded_size,
     labels_in_range,
     model_labels,
     on_device,
@@ -316,6 +319,10 @@ def score_group(
         labelled = (val_pixels, model_labels(val_labels, val_map), "held-out")
     seed = settings.susceptibility.seed
     chosen = [(prep, normalization_noted(notes, m, prep, labelled, device, seed)) for (prep, notes), m in zip(chosen, models)]
+    fed = [unrecorded_size(settings, c.meta) for c in checkpoints]
+    if labelled is not None and any(fed):  # the group's images at their own size, decoded once for all its models
+        own = own_size_pixels(prep, train if train is not None else val, len(labelled[0]), channels, device, seed)
+        chosen = [(prep, size_noted(n, m, transform, prep, labelled, own, f, device)) for (prep, n), m, f in zip(chosen, models, fed)]
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(
