@@ -29,7 +29,7 @@ from suscli.defaults import PRESET_NAMES
 from suscli.errors import UsageError
 from suscli import Inputs, Settings, score
 from suscli.judge.verdict import MISMEASURED
-from suscli.measure.normalization import CHANNELS_UNKNOWN, NO_NORMALIZATION
+from suscli.measure.normalization import CHANNELS_UNKNOWN, NO_NORMALIZATION, SIZE_ELSEWHERE
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import by_hand, cli_json, invoke, one_error_line, pooled_batch_norm, tiny_cnn, write_images
@@ -924,7 +924,7 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
         (tmp_path / f"{name}.pt").rename(pool / f"{name}.pt")
     doc = cli_json("rank", pool, "--arch", "tests.test_cli_score:brightness", *args)
     assert doc["recommendation"].endswith(
-        "; the labels of 1 of the 2 models (normalized) point to another input normalization or channel order than the one measured, and the "
+        "; the labels of 1 of the 2 models (normalized) point to another input normalization, channel order or size than the one measured, and the "
         "pool's numbers read them as measured: rank again as their notes say"
     ), doc["recommendation"]
 
@@ -985,16 +985,16 @@ def test_the_model_to_ship_or_epoch_to_keep_says_where_its_labels_point_to_anoth
     track = cli_json("track", tmp_path / "pool", *args, "--results", tmp_path / "track.jsonl")
     assert {r["verdict_why"] for r in rank["results"] + track["results"]} == {MISMEASURED}
     said = (
-        "point to another input normalization or channel order than the one measured (its note says which): measure the models again "
+        "point to another input normalization, channel order or size than the one measured (its note says which): measure the models again "
         "as its note says before choosing"
     )
     assert rank["recommendation"].endswith(
-        "; the labels of 3 of the 3 models (epoch_1, epoch_2, epoch_3) point to another input normalization or channel order than the one "
+        "; the labels of 3 of the 3 models (epoch_1, epoch_2, epoch_3) point to another input normalization, channel order or size than the one "
         "measured, and the pool's numbers read them as measured: rank again as their notes say"
     ), rank["recommendation"]
     assert rank["choice"]["pick"] and rank["choice"]["confident"] is False
     assert rank["label_noise"]["not_enough_evidence"] == (
-        "the labels of 3 of the 3 voters point to another input normalization or channel order than the one measured, so "
+        "the labels of 3 of the 3 voters point to another input normalization, channel order or size than the one measured, so "
         "their consensus "
         "is of inputs likely unlike their training's"
     )
@@ -1030,3 +1030,72 @@ def test_the_probes_read_the_measuring_passes_hits_as_a_pass_of_their_own_would(
             fresh = (hint, order)
     assert (hint, order) == fresh
     assert order is not None and "it predicts 200 of 200 training images as labelled, against 0 as fed" in order
+
+
+class FineDetail(nn.Module):
+    """Class 0 for a checkerboard, 1 for a flat image of the same mean, by the mean step between neighbouring pixels:
+    upscaled 8 -> 256 px and cropped to 224, a checkerboard's steps shrink 32-fold and it reads as flat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier((x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3)).unsqueeze(1))
+
+
+def fine_detail() -> nn.Module:
+    return FineDetail()
+
+
+def test_a_model_fed_another_size_than_its_images_is_told_their_own_size_fits(tmp_path: Path) -> None:
+    """--preset imagenet (or --image-size) on a plain state dict of a model trained on small images upscaled them to
+    224 px: the public CIFAR ResNet-20 read its training accuracy at chance, 9.4%, with no note at all. With labels
+    given and every labelled image of one size, the note now says whether the model predicts clearly more of them at
+    that size, and what to pass; the row is then judged as measured on inputs unlike its training's. A model measured
+    at its images' size, or whose size is recorded, gets no such word, and no number changes."""
+    for label, checkered in (("checkered", True), ("flat", False)):
+        folder = tmp_path / "train" / label
+        folder.mkdir(parents=True)
+        for i in range(30):
+            pixels = torch.full((8, 8, 3), 128, dtype=torch.uint8)
+            if checkered:
+                pixels[(torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 == 0] = 128 + 40 + i
+                pixels[(torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 == 1] = 128 - 40 - i
+            Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    model = fine_detail()
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        model.classifier.bias.copy_(torch.tensor([-0.5, 0.5]))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    args = ["--arch", "tests.test_cli_score:fine_detail", "-d", tmp_path / "train", "--train-data", tmp_path / "train"]
+    imagenet = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"]
+    fixes = {
+        "--preset imagenet": f"pass {' '.join(imagenet)} instead of --preset imagenet, which sets the size",
+        "--image-size 224": "pass --image-size 8",
+    }
+    for option, fix in fixes.items():
+        row = cli_json("score", tmp_path / "m.pt", *args, *option.split(), *([] if "preset" in option else imagenet))["results"][0]
+        assert row["train_acc"] == 0.5, row  # as measured: the probe changes no number
+        said = [n for n in row["notes"] if n.startswith(SIZE_ELSEWHERE)]
+        assert said == [
+            f"{SIZE_ELSEWHERE}: at 8x8 it predicts 60 of 60 training images as labelled, against 30 at the 224x224 "
+            f"measured (the size {option} sets; nothing recorded for this checkpoint says it): if it was trained at 8 px, {fix}"
+        ], row["notes"]
+        assert (row["verdict"], row["verdict_why"]) == ("unclear", MISMEASURED)
+    # measured at the images' own size: no word, and the numbers it reads there
+    row = cli_json("score", tmp_path / "m.pt", *args, *imagenet)["results"][0]
+    assert row["train_acc"] == 1.0 and not any(n.startswith(SIZE_ELSEWHERE) for n in row["notes"]), row["notes"]
+    # a size recorded with the checkpoint is the model's: no probe
+    suscli.save(model, tmp_path / "saved.safetensors", arch="tests.test_cli_score:fine_detail", image_size=224)
+    row = cli_json("score", tmp_path / "saved.safetensors", *args[2:], *imagenet)["results"][0]
+    assert row["train_acc"] == 0.5 and not any(n.startswith(SIZE_ELSEWHERE) for n in row["notes"]), row["notes"]
+    # in a pool, the same word and the same verdict (models measured together)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for k in range(3):
+        torch.save(model.state_dict(), pool / f"m{k}.pt")
+    for batch in ("1", "3"):  # one at a time, and measured together
+        doc = cli_json("rank", pool, *args, "--preset", "imagenet", "--model-batch", batch, "--results", tmp_path / f"{batch}.jsonl")
+        assert {r["verdict_why"] for r in doc["results"]} == {MISMEASURED}
+        assert all(sum(n.startswith(SIZE_ELSEWHERE) for n in r["notes"]) == 1 for r in doc["results"]), doc["results"]

@@ -144,7 +144,7 @@ def choose(
 
 
 def _normalization_said(choice: Choice) -> Choice:
-    """The choice, saying which models' labels point to another input normalization or channel order than the one they were measured
+    """The choice, saying which models' labels point to another input normalization, channel order or size than the one they were measured
     with (suscli.measure.normalization): the pool's thresholds, consensus and order read their numbers as measured, on
     inputs likely unlike their training's. A pick among them is not confident."""
     measured = _measured(choice.ranked)
@@ -153,7 +153,7 @@ def _normalization_said(choice: Choice) -> Choice:
         return choice
     shown = ", ".join(off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
     choice.why += (
-        f"; the labels of {len(off)} of the {len(measured)} models ({shown}) point to another input normalization or channel order than the "
+        f"; the labels of {len(off)} of the {len(measured)} models ({shown}) point to another input normalization, channel order or size than the "
         "one measured, and the pool's numbers read them as measured: rank again as their notes say"
     )
     if choice.pick is not None and choice.pick.name in off:
@@ -472,8 +472,8 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
     if off:  # their predictions are of inputs likely unlike their training's: the cause to fix, before any other doubt
         estimate = replace(
             estimate,
-            doubt=f"the labels of {len(off)} of the {len(voter_rows)} voters point to another input normalization or "
-            "channel order than the one measured, so their consensus is of inputs likely unlike their training's",
+            doubt=f"the labels of {len(off)} of the {len(voter_rows)} voters point to another input normalization, "
+            "channel order or size than the one measured, so their consensus is of inputs likely unlike their training's",
             free_fit=False,
         )
     held = _held_out_reading(voter_rows, seen)

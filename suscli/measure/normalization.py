@@ -30,6 +30,9 @@ NO_NORMALIZATION = "no normalization known (no --preset, --mean/--std or checkpo
 # images point to BGR (channel_order_hint)
 CHANNELS_UNKNOWN = "fed RGB: nothing records its channel order"
 
+# begins the note saying that the labelled images' own size fits a model clearly better than the size it was fed
+SIZE_ELSEWHERE = "its labels point to the images' own size"
+
 PROBE_IMAGES = 200  # labelled images each candidate is read on: a wrong normalization costs tens of points, plain there
 LEVEL = 1e-3  # the paired test's level, for the best of up to three candidates
 # (what the note calls it, mean, std) by the images' channel count: what training scripts commonly normalize with
@@ -144,6 +147,37 @@ def _hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Transfo
     return torch.from_numpy(acc.hits)
 
 
+def size_hint(
+    model: nn.Module,
+    measured: torch.Tensor,
+    own: torch.Tensor,
+    labels: torch.Tensor,
+    transform: Transform,
+    *,
+    device: torch.device,
+    fed: str,
+    fix: str,
+    what: str = "training",
+    now: torch.Tensor | None = None,
+) -> str | None:
+    """The note (SIZE_ELSEWHERE) where the model predicts clearly more of `labels` (exact McNemar, LEVEL) on the same
+    images decoded at their own size (`own`) than as measured (`measured`), with the same normalization: a size that
+    came from a preset or an option (`fed`: which) upscales CIFAR's 32 px to 224, and the public ResNet-20 then read
+    chance; `fix`: the options to pass; `now`: the hits as measured, where the measuring pass read them already. None
+    where their own size does not fit clearly better."""
+
+    now = _hits(model, measured, labels, transform, device) if now is None else now
+    found = _hits(model, own, labels, transform, device)
+    if not _clearly(found, now, LEVEL):
+        return None
+    side, at = own.shape[-1], measured.shape[-1]
+    return (
+        f"{SIZE_ELSEWHERE}: at {side}x{side} it predicts {int(found.sum())} of {len(labels)} {what} images as labelled, "
+        f"against {int(now.sum())} at the {at}x{at} measured (the size {fed} sets; nothing recorded for this checkpoint "
+        f"says it): if it was trained at {side} px, {fix}"
+    )
+
+
 def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
     """Whether the hits `a` are clearly more than `b` on the same images (exact McNemar at `level`)."""
     gained, lost = int((a & ~b).sum()), int((b & ~a).sum())
@@ -151,6 +185,6 @@ def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
 
 
 def points_elsewhere(notes: Sequence[str]) -> bool:
-    """Whether a row's notes say its labels point to another normalization or channel order than the one it was
-    measured with."""
-    return any(n.startswith((f"{NO_NORMALIZATION}; ", f"{CHANNELS_UNKNOWN}; ")) for n in notes)
+    """Whether a row's notes say its labels point to another normalization, channel order or input size than the one
+    it was measured with."""
+    return any(n.startswith((f"{NO_NORMALIZATION}; ", f"{CHANNELS_UNKNOWN}; ", SIZE_ELSEWHERE)) for n in notes)

@@ -33,6 +33,9 @@ from suscli.run.model import (
     input_channels,
     label_ids,
     normalization_noted,
+    own_size_pixels,
+    size_noted,
+    unrecorded_size,
     labels_in_range,
     model_labels,
     on_device,
@@ -323,6 +326,14 @@ def score_group(
         (prep, normalization_noted(notes, c, m, prep, labelled(k), device, seed))
         for k, ((prep, notes), c, m) in enumerate(zip(chosen, checkpoints, models))
     ]
+    fed = [unrecorded_size(settings, c.meta) for c in checkpoints]
+    first = labelled(0)
+    if first is not None and any(fed):  # the group's images at their own size, decoded once for all its models
+        own = own_size_pixels(prep, train if train is not None else val, len(first[0]), channels, device, seed)
+        chosen = [
+            (prep, size_noted(n, m, transform, prep, labelled(k), own, f, device))
+            for k, ((prep, n), m, f) in enumerate(zip(chosen, models, fed))
+        ]
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(

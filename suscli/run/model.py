@@ -19,14 +19,14 @@ from torch import nn
 from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
-from suscli.measure.normalization import CHANNELS_UNKNOWN, NO_NORMALIZATION, channel_order_hint, normalization_hint
+from suscli.measure.normalization import CHANNELS_UNKNOWN, NO_NORMALIZATION, PROBE_IMAGES, channel_order_hint, normalization_hint, size_hint
 from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean, sidecar_path
 from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer
+from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer, seeded_subset
 from suscli.data.labels import case_hint, counted_from_one, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.defaults import ADAPTIVE
@@ -373,6 +373,10 @@ def score_checkpoint(
         if labelled is None and val is not None:
             labelled = (val_pixels, model_labels(val_labels, val_map), "held-out", val_acc)
         notes = normalization_noted(notes, checkpoint, model, prep, labelled, device, settings.susceptibility.seed)
+        if (fed := unrecorded_size(settings, checkpoint.meta)) is not None and labelled is not None:
+            source = train if train is not None else val
+            own = own_size_pixels(prep, source, len(labelled[0]), channels, device, settings.susceptibility.seed)
+            notes = size_noted(notes, model, transform, prep, labelled, own, fed, device)
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
     # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError; one that
     # indexes a fixed position (x[:, :, 39]) raises IndexError on smaller images.
@@ -734,6 +738,82 @@ def normalization_noted(
         )
         notes = [*notes, f"{CHANNELS_UNKNOWN}; {order}"] if order else notes
     return notes
+
+
+def unrecorded_size(settings: Settings, meta: dict) -> str | None:
+    """What set the input size where nothing recorded for the checkpoint says it: "--image-size N", "--preset P" or
+    the architecture's defaults (timm's data config). None where the checkpoint records it, or the images gave it."""
+    if meta.get("image_size") is not None and "image_size" not in (meta.get("implied") or ()):
+        return None
+    if settings.image_size:
+        return f"--image-size {settings.image_size}"
+    if settings.preset and PRESETS[settings.preset].image_size:
+        return f"--preset {settings.preset}"
+    return str(meta.get("implied_by") or "the architecture's defaults") if meta.get("image_size") is not None else None
+
+
+OwnSize = tuple[list[int], torch.Tensor]  # the probe's positions in the labelled pixels, those images at their own size
+
+
+def own_size_pixels(
+    prep: Preprocess, source: ImageSource | None, count: int, channels: int, device: torch.device, seed: int
+) -> OwnSize | None:
+    """The PROBE_IMAGES seeded images of the labelled set (`source`, `count` of them decoded) decoded at their own
+    size, where every one shares one square size other than the model's: what size_noted reads. Only those images are
+    decoded again, once for the models sharing `prep`; None where the images are of the model's size or of several."""
+    if source is None or count == 0:
+        return None
+    sizes = source.sizes()
+    if len(sizes) != 1:
+        return None
+    ((width, height),) = sizes
+    if width != height or width == prep.side:
+        return None
+    unreadable = {ref for ref, _ in source.decoded(prep.sizing, channels, device)[2]}  # decoded already: cached
+    kept = [i for i, ref in enumerate(source.paths) if ref not in unreadable]
+    idx = seeded_subset(count, PROBE_IMAGES, seed)
+    probe = source.subset([kept[i] for i in idx], len(source.paths))
+    pixels, _, bad = probe.decoded(width, channels, device)
+    return (idx, pixels) if not bad and len(pixels) == len(idx) else None
+
+
+def size_noted(
+    notes: list[str],
+    model: nn.Module,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    prep: Preprocess,
+    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None,
+    own: OwnSize | None,
+    fed: str | None,
+    device: torch.device,
+) -> list[str]:
+    """`notes` and, where the input size came from an option or a preset (`fed`, unrecorded_size) and the labelled
+    images predict clearly more of their labels at their own size (`own`, own_size_pixels), a note saying so and what
+    to pass (suscli.measure.normalization.size_hint). A model that fails at that size gets no note: it was measured."""
+    if labelled is None or own is None or fed is None:
+        return notes
+    pixels, labels, what, acc = labelled
+    idx, own_pixels = own
+    at = torch.tensor(idx)
+    stats = f"--mean {','.join(f'{v:g}' for v in prep.mean)} --std {','.join(f'{v:g}' for v in prep.std)}"
+    side = own_pixels.shape[-1]
+    fix = f"pass {stats} instead of {fed}, which sets the size" if fed.startswith("--preset") else f"pass --image-size {side}"
+    try:
+        hint = size_hint(
+            model,
+            pixels[at.to(pixels.device)],
+            own_pixels,
+            labels[at.to(labels.device)],
+            transform,
+            device=device,
+            fed=fed,
+            fix=fix,
+            what=what,
+            now=torch.from_numpy(acc.hits[idx]) if acc is not None and acc.hits is not None else None,  # as measured: read already
+        )
+    except (SuscliError, RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError):
+        return notes
+    return notes + [hint] if hint else notes
 
 
 def configured_size(model: nn.Module) -> int | None:
