@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from suscli.data.images import PRESETS, seeded_subset
-from suscli.measure.accuracy import PAIRED_ALPHA, mcnemar_p, training_accuracy
+from suscli.measure.accuracy import PAIRED_ALPHA, paired_separates, training_accuracy
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -86,7 +86,7 @@ def normalization_hint(
     name, mean, std = candidates[k]
     # those the same images cannot tell from it (ImageNet's and CIFAR-10's statistics are close)
     alike = [f"{candidates[j][0]}: {c}" for c, j, other in better if j != k and not _clearly(found, other, PAIRED_ALPHA)]
-    flags = f"--mean {','.join(f'{v:g}' for v in mean)} --std {','.join(f'{v:g}' for v in std)}"
+    flags = mean_std_flags(mean, std)
     sentence = (
         f"with {name} it predicts {count} of {len(y)} {what} images as labelled, against {int(now.sum())} as measured"
         + (f" ({'; '.join(alike)}, which these images do not tell apart)" if alike else "")
@@ -128,23 +128,34 @@ def channel_order_hint(
     )
 
 
-def _probed(pixels: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The PROBE_IMAGES seeded images (their positions, pixels and labels) every probe reads, so that their counts are
-    of the same images."""
-    idx = torch.tensor(seeded_subset(len(pixels), PROBE_IMAGES, seed))
-    return idx, pixels[idx], labels[idx]
+def probe_positions(count: int, seed: int) -> list[int]:
+    """The positions, among `count` decoded labelled images, of the PROBE_IMAGES seeded ones every probe reads (the
+    size probe decodes these again at their own size), so that all their counts are of the same images."""
+    return seeded_subset(count, PROBE_IMAGES, seed)
 
 
-def _measured(hits: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
+def mean_std_flags(mean: Sequence[float], std: Sequence[float]) -> str:
+    """The options that give a model this normalization, as a note tells the user to pass them."""
+    return f"--mean {','.join(f'{v:g}' for v in mean)} --std {','.join(f'{v:g}' for v in std)}"
+
+
+def _probed(pixels: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """The probed images' positions (probe_positions), pixels and labels."""
+    idx = probe_positions(len(pixels), seed)
+    at = torch.tensor(idx)
+    return idx, pixels[at], labels[at]
+
+
+def _measured(hits: np.ndarray, idx: list[int]) -> np.ndarray:
     """The measuring pass's own hits on the probed images: the same model, inputs and labels, so no pass again."""
-    return torch.from_numpy(np.asarray(hits, dtype=bool)[idx.numpy()])
+    return np.asarray(hits, dtype=bool)[idx]
 
 
-def _hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Transform, device: torch.device) -> torch.Tensor:
+def _hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Transform, device: torch.device) -> np.ndarray:
     """Which of the images `x` the model predicts as labelled `y`, fed through `transform`."""
     acc = training_accuracy(model, x, y, transform=transform, device=device)
     assert acc.hits is not None
-    return torch.from_numpy(acc.hits)
+    return acc.hits
 
 
 def size_hint(
@@ -158,14 +169,13 @@ def size_hint(
     fed: str,
     fix: str,
     what: str = "training",
-    now: torch.Tensor | None = None,
+    now: np.ndarray | None = None,
 ) -> str | None:
     """The note (SIZE_ELSEWHERE) where the model predicts clearly more of `labels` (exact McNemar, LEVEL) on the same
     images decoded at their own size (`own`) than as measured (`measured`), with the same normalization: a size that
     came from a preset or an option (`fed`: which) upscales CIFAR's 32 px to 224, and the public ResNet-20 then read
     chance; `fix`: the options to pass; `now`: the hits as measured, where the measuring pass read them already. None
     where their own size does not fit clearly better."""
-
     now = _hits(model, measured, labels, transform, device) if now is None else now
     found = _hits(model, own, labels, transform, device)
     if not _clearly(found, now, LEVEL):
@@ -178,10 +188,9 @@ def size_hint(
     )
 
 
-def _clearly(a: torch.Tensor, b: torch.Tensor, level: float) -> bool:
+def _clearly(a: np.ndarray, b: np.ndarray, level: float) -> bool:
     """Whether the hits `a` are clearly more than `b` on the same images (exact McNemar at `level`)."""
-    gained, lost = int((a & ~b).sum()), int((b & ~a).sum())
-    return gained > lost and mcnemar_p(gained, lost) < level
+    return int(a.sum()) > int(b.sum()) and paired_separates(a, b, level)
 
 
 def points_elsewhere(notes: Sequence[str]) -> bool:

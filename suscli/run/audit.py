@@ -293,47 +293,42 @@ def score_group(
     ]  # one measurement for the group's architecture at most
     accs: Sequence[Accuracy | None] = [None] * len(models)
     bad = None
+    # the labelled images the probes read (suscli.measure.normalization): the set, its pixels and model labels, which
+    # set, each model's accuracy on it
+    probed: tuple[ImageSource, torch.Tensor, torch.Tensor, str, Sequence[Accuracy | None]] | None = None
     if train is not None:
         with named_set("training set", train):
             train_pixels, labels, bad = train.decoded(prep.sizing, channels, device, progress)
+        train_labels = model_labels(labels, ids)
         accs = training_accuracy_many(
             models,
             train_pixels,
-            model_labels(labels, ids),
+            train_labels,
             population=train.population,
             transform=transform,
             device=device,
             progress=progress,
         )
+        probed = (train, train_pixels, train_labels, "training", accs)
     vals: Sequence[Accuracy | None] = [None] * len(models)
     val_bad = None
     if val is not None:
         with named_set("held-out set", val):
             val_pixels, val_labels, val_bad = val.decoded(prep.sizing, channels, device, progress)
+        val_labels = model_labels(val_labels, val_map)
         with held_out_errors(val):
-            vals = training_accuracy_many(
-                models, val_pixels, model_labels(val_labels, val_map), transform=transform, device=device, what="held-out accuracy"
-            )
-
-    def labelled(k: int) -> tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None:
-        """Model k's labelled images for the probes (suscli.measure.normalization), with its accuracy on them."""
-        if train is not None:
-            return train_pixels, model_labels(labels, ids), "training", accs[k]
-        return (val_pixels, model_labels(val_labels, val_map), "held-out", vals[k]) if val is not None else None
-
-    seed = settings.susceptibility.seed
-    chosen = [
-        (prep, normalization_noted(notes, c, m, prep, labelled(k), device, seed))
-        for k, ((prep, notes), c, m) in enumerate(zip(chosen, checkpoints, models))
-    ]
-    fed = [unrecorded_size(settings, c.meta) for c in checkpoints]
-    first = labelled(0)
-    if first is not None and any(fed):  # the group's images at their own size, decoded once for all its models
-        own = own_size_pixels(prep, train if train is not None else val, len(first[0]), channels, device, seed)
-        chosen = [
-            (prep, size_noted(n, m, transform, prep, labelled(k), own, f, device))
-            for k, ((prep, n), m, f) in enumerate(zip(chosen, models, fed))
-        ]
+            vals = training_accuracy_many(models, val_pixels, val_labels, transform=transform, device=device, what="held-out accuracy")
+        probed = probed or (val, val_pixels, val_labels, "held-out", vals)
+    if probed is not None:
+        source, shown, given, what, measured = probed
+        seed = settings.susceptibility.seed
+        fed = [unrecorded_size(settings, c.meta) for c in checkpoints]
+        # the group's images at their own size, decoded once for all its models
+        own = own_size_pixels(prep, source, len(shown), channels, device, seed) if any(fed) else None
+        for k, (c, m, f) in enumerate(zip(checkpoints, models, fed)):
+            labelled = (shown, given, what, measured[k])
+            noted = normalization_noted(chosen[k][1], c, m, prep, labelled, device, seed)
+            chosen[k] = (prep, size_noted(noted, m, transform, prep, labelled, own, f, device))
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(

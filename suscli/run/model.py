@@ -19,14 +19,22 @@ from torch import nn
 from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, check_label_range, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
-from suscli.measure.normalization import CHANNELS_UNKNOWN, NO_NORMALIZATION, PROBE_IMAGES, channel_order_hint, normalization_hint, size_hint
+from suscli.measure.normalization import (
+    CHANNELS_UNKNOWN,
+    NO_NORMALIZATION,
+    channel_order_hint,
+    mean_std_flags,
+    normalization_hint,
+    probe_positions,
+    size_hint,
+)
 from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean, sidecar_path
 from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer, seeded_subset
+from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer
 from suscli.data.labels import case_hint, counted_from_one, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.defaults import ADAPTIVE
@@ -359,11 +367,12 @@ def score_checkpoint(
         if val is not None:
             with named_set("held-out set", val):
                 val_pixels, val_labels, val_bad = val.decoded(prep.sizing, channels, device, progress)
+            val_labels = model_labels(val_labels, val_map)
             with held_out_errors(val):
                 val_acc = training_accuracy(
                     model,
                     val_pixels,
-                    model_labels(val_labels, val_map),
+                    val_labels,
                     transform=transform,
                     device=device,
                     progress=progress,
@@ -371,7 +380,7 @@ def score_checkpoint(
                 )
         labelled = (train_pixels, labels, "training", acc) if train is not None else None
         if labelled is None and val is not None:
-            labelled = (val_pixels, model_labels(val_labels, val_map), "held-out", val_acc)
+            labelled = (val_pixels, val_labels, "held-out", val_acc)
         notes = normalization_noted(notes, checkpoint, model, prep, labelled, device, settings.susceptibility.seed)
         if (fed := unrecorded_size(settings, checkpoint.meta)) is not None and labelled is not None:
             source = train if train is not None else val
@@ -758,7 +767,7 @@ OwnSize = tuple[list[int], torch.Tensor]  # the probe's positions in the labelle
 def own_size_pixels(
     prep: Preprocess, source: ImageSource | None, count: int, channels: int, device: torch.device, seed: int
 ) -> OwnSize | None:
-    """The PROBE_IMAGES seeded images of the labelled set (`source`, `count` of them decoded) decoded at their own
+    """The probed images of the labelled set (probe_positions among the `count` decoded) decoded at their own
     size, where every one shares one square size other than the model's: what size_noted reads. Only those images are
     decoded again, once for the models sharing `prep`; None where the images are of the model's size or of several."""
     if source is None or count == 0:
@@ -771,7 +780,7 @@ def own_size_pixels(
         return None
     unreadable = {ref for ref, _ in source.decoded(prep.sizing, channels, device)[2]}  # decoded already: cached
     kept = [i for i, ref in enumerate(source.paths) if ref not in unreadable]
-    idx = seeded_subset(count, PROBE_IMAGES, seed)
+    idx = probe_positions(count, seed)
     probe = source.subset([kept[i] for i in idx], len(source.paths))
     pixels, _, bad = probe.decoded(width, channels, device)
     return (idx, pixels) if not bad and len(pixels) == len(idx) else None
@@ -795,9 +804,12 @@ def size_noted(
     pixels, labels, what, acc = labelled
     idx, own_pixels = own
     at = torch.tensor(idx)
-    stats = f"--mean {','.join(f'{v:g}' for v in prep.mean)} --std {','.join(f'{v:g}' for v in prep.std)}"
     side = own_pixels.shape[-1]
-    fix = f"pass {stats} instead of {fed}, which sets the size" if fed.startswith("--preset") else f"pass --image-size {side}"
+    fix = (
+        f"pass {mean_std_flags(prep.mean, prep.std)} instead of {fed}, which sets the size"
+        if fed.startswith("--preset")
+        else f"pass --image-size {side}"
+    )
     try:
         hint = size_hint(
             model,
@@ -809,7 +821,7 @@ def size_noted(
             fed=fed,
             fix=fix,
             what=what,
-            now=torch.from_numpy(acc.hits[idx]) if acc is not None and acc.hits is not None else None,  # as measured: read already
+            now=acc.hits[idx] if acc is not None and acc.hits is not None else None,  # as measured: read already
         )
     except (SuscliError, RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError):
         return notes
