@@ -136,6 +136,15 @@ def unlabeled_lines(path: Path) -> list[str] | None:
     `n01440764/n01440764_10026.JPEG` lists), a first line naming a path column left out; None for any other file."""
     if list_suffix(path) != ".txt":
         return None
+    try:  # a `path label` file, the usual .txt, is told by its first row, and read whole once, by label_rows
+        with _open(path) as f:
+            first = list(itertools.islice((line.strip() for line in f if line.strip() and not line.startswith("#")), 2))
+    except UNREADABLE as e:
+        raise _unreadable(path, "label file", e) from None
+    if first and first[0].lower() in PATH_COLUMNS:
+        first = first[1:]
+    if first and len(first[0].split()) > 1:
+        return None
     lines = [line.strip() for line in _lines(path, "label file")]
     if lines and lines[0].lower() in PATH_COLUMNS:
         lines = lines[1:]
