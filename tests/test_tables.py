@@ -1014,6 +1014,8 @@ def test_a_txt_of_images_in_class_folders_is_read_as_the_class_folders(tmp_path:
     listed.write_text("n01/a.png\nn03/c.png\n")
     read = read_labeled(listed)
     assert read.folders == ["n01", "n02", "n03"] and read.labels == [0, 2]
+    (tmp_path / "self").symlink_to(tmp_path)  # a link back up is no class, in the folder or the list of it
+    assert read_labeled(listed).folders == read_labeled(tmp_path).folders == ["n01", "n02", "n03"]
     model = suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
     res = invoke("score", model, "-d", tmp_path / "n01", "--train-data", listed, "--batches", "1", "--batch-size", "2")
     assert res.exit_code == 0, res.output

@@ -296,9 +296,14 @@ def _named_otherwise(files: list[Path], base: Path) -> tuple[str, str] | None:
 
 
 def _subfolders(folder: Path) -> list[str]:
-    """The folders in a folder, sorted, hidden ones left out; none where it cannot be listed."""
+    """The folders in a folder, sorted, as _class_folders takes them for classes: hidden ones and links back up (a
+    cycle, `ln -s . self`) left out; none where it cannot be listed."""
     try:
-        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not is_hidden(e.name))
+        return sorted(
+            e.name
+            for e in os.scandir(folder)
+            if e.is_dir() and not is_hidden(e.name) and not (e.is_symlink() and holds(Path(e.path), folder))
+        )
     except OSError:
         return []
 
