@@ -924,9 +924,22 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
         (tmp_path / f"{name}.pt").rename(pool / f"{name}.pt")
     doc = cli_json("rank", pool, "--arch", "tests.test_cli_score:brightness", *args)
     assert doc["recommendation"].endswith(
-        "; the labels of 1 of the 2 models (normalized) point to another input normalization, channel order or size than the one measured, and the "
-        "pool's numbers read them as measured: rank again as their notes say"
+        "; the labels of 1 of the 2 models (normalized) point to another input normalization, channel order or size than the one measured, so "
+        "their numbers are likely of inputs unlike their training's: they are ranked last, left out of the pool's thresholds, consensus and "
+        "choice; rank them again as their notes say"
     ), doc["recommendation"]
+    # left out of the thresholds, it leaves one model counted: no regions, and the model fed as trained comes first
+    assert [r["name"] for r in doc["results"]] == ["unit", "normalized"] and doc["thresholds"] is None
+    # a gate on that pool fails as not judged, saying why, rather than judging by the misfed model's numbers (it
+    # judged both models before, by a threshold the misfed one set)
+    res = invoke(
+        "rank", pool, "--arch", "tests.test_cli_score:brightness", *args[:-2], "--fail-on", "memorized", "--results", tmp_path / "r.jsonl"
+    )
+    assert res.exit_code == 1, res.output  # the gate failed; every input was read
+    assert (
+        "--fail-on memorized cannot be judged: the labels of 1 of the 2 point to other inputs than measured (left out), and regions need 2+"
+        in res.stderr
+    ), res.stderr
 
 
 def test_a_model_trained_on_bgr_images_is_told_its_labels_point_to_the_other_channel_order(tmp_path: Path) -> None:

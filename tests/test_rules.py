@@ -221,15 +221,42 @@ def test_when_the_pool_votes_for_the_choice_a_model_at_chance_does_not():
 
 
 def test_a_pick_whose_labels_point_to_another_normalization_is_not_confident() -> None:
-    """A model measured on [0, 1] pixels whose labels fit clearly better under a common mean and std has numbers of
-    inputs unlike its training's: the choice names it, and shipping it is never a confident choice."""
+    """Where every model's labels point to another normalization than measured, the pool has nothing better to count:
+    the choice names them, and shipping one is never a confident choice."""
     from suscli.judge.rules import Choice, _normalization_said
     from suscli.measure.normalization import NO_NORMALIZATION
 
     off = row("off", 0.9, 0.1, notes=[f"{NO_NORMALIZATION}; with ImageNet's mean and std it predicts ..."])
+    also = row("also", 0.8, 0.2, notes=[f"{NO_NORMALIZATION}; with CIFAR-10's mean and std it predicts ..."])
+    said = _normalization_said(Choice([off, also], off, "ship off", True), [])
+    assert not said.confident and said.why.startswith("ship off; the labels of 2 of the 2 models (off, also) point to another")
+    assert said.why.endswith("and the pool's numbers read them as measured: rank again as their notes say")
     plain = row("plain", 0.8, 0.2, notes=[NO_NORMALIZATION])
-    said = _normalization_said(Choice([off, plain], off, "ship off", True))
-    assert not said.confident and said.why.startswith("ship off; the labels of 1 of the 2 models (off) point to another")
-    kept = _normalization_said(Choice([off, plain], plain, "ship plain", True))
-    assert kept.confident and "(off)" in kept.why
-    assert _normalization_said(Choice([plain], plain, "ship plain", True)).why == "ship plain"
+    assert _normalization_said(Choice([plain], plain, "ship plain", True), []).why == "ship plain"
+
+
+def test_models_fed_other_inputs_than_trained_are_left_out_of_the_pool_and_ranked_last() -> None:
+    """A model whose labels point to another normalization than measured read 26% of its training labels (the public
+    ResNet-20 on [0, 1] pixels) and still set the pool's mean training accuracy, voted in the consensus the others
+    were ordered by, and could be shipped. Such rows now keep their numbers and are left out of the thresholds, the
+    voters and the choice, ranked after the models counted; the closing line names them."""
+    from suscli.judge.regions import counted, misfed
+    from suscli.measure.normalization import NO_NORMALIZATION
+
+    said = f"{NO_NORMALIZATION}; with ImageNet's mean and std it predicts 171 of 200 ..."
+    good = [row(f"m{i}", acc, zeta, [0] * 8 + [1] * 8) for i, (acc, zeta) in enumerate(((0.9, 0.1), (0.8, 0.12), (0.7, 0.3)))]
+    off = row("off", 0.26, 0.05, [1] * 16, notes=[said])
+    pool = [*good, off]
+    assert misfed(pool) == [off] and counted(pool) == good
+    t = thresholds(pool)
+    assert t is not None and t.train_acc == pytest.approx(0.8)  # (0.9 + 0.8 + 0.7) / 3: not pulled down to 0.665 by off
+    chosen, _ = _voters(pool, t, "all")
+    assert chosen == [True, True, True, False]
+    choice = choose(pool, "agreement", t)
+    assert [r.name for r in choice.ranked][-1] == "off" and choice.pick is not None and choice.pick.name != "off"
+    assert off.agreement is not None and off.verdict == "unclear"  # its own numbers and verdict stay
+    assert "off" not in choice.voters and "(off)" in choice.why and "ranked last, left out of the pool's thresholds" in choice.why
+    # every model fed other inputs: none is left out, and the pick among them is not confident
+    alone = [row(n, acc, 0.1, [0] * 16, notes=[said]) for n, acc in (("a", 0.3), ("b", 0.2))]
+    assert misfed(alone) == [] and len(counted(alone)) == 2
+    assert choose(alone, "agreement", thresholds(alone)).confident is False

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from suscli.errors import UsageError
-from suscli.judge.regions import MIN_POOL, Thresholds
+from suscli.judge.regions import MIN_POOL, Thresholds, misfed
 from suscli.judge.verdict import LOW_SUSCEPTIBILITY, MEMORIZED, MISMEASURED, PAIR, SUSCEPTIBLE, UNCLEAR
 from suscli.results import Result
 
@@ -114,12 +114,18 @@ def needs_regions(gate: str) -> UsageError:
 
 
 def shortfall(ranked: list[Result]) -> str | None:
-    """Why a pool has no regions where checkpoints that could not be loaded or run left it too small; None where
-    every model was scored."""
+    """Why a pool has no regions where checkpoints that could not be loaded or run, or models measured on inputs
+    unlike their training's (regions.misfed, left out of the thresholds), left it too small; None where every model
+    was scored and counted."""
     scored = sum(r.ok for r in ranked)
-    if scored == len(ranked):
+    placed = all(r.train_acc is not None for r in ranked if r.ok)  # without training accuracy nothing has regions
+    off = len(misfed(ranked)) if placed else 0
+    if scored == len(ranked) and not off:
         return None
-    return f"{len(ranked) - scored} of the {len(ranked)} models could not be scored, and regions need {MIN_POOL}+"
+    lost = [f"{len(ranked) - scored} of the {len(ranked)} models could not be scored"] if scored < len(ranked) else []
+    if off:
+        lost.append(f"the labels of {off} of the {len(ranked)} point to other inputs than measured (left out)")
+    return f"{' and '.join(lost)}, and regions need {MIN_POOL}+"
 
 
 def unjudged(fail_on: str, candidate: str | None, why: str) -> list[str]:

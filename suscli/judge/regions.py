@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from suscli.judge import verdict
 from suscli.errors import UsageError
 from suscli.judge.noise import NoiseEstimate
+from suscli.measure.normalization import points_elsewhere
 from suscli.results import Result
 
 # The paper's names of the regions (the plot's legend); the verdict column is suscli.judge.verdict's, which can differ.
@@ -53,7 +54,7 @@ def thresholds(
     """
     if rule not in RULES:
         raise UsageError(f"unknown threshold rule {rule!r}", fix=f"use one of {', '.join(RULES)}")
-    scored = [(r.susceptibility, r.train_acc) for r in distinct(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    scored = [(r.susceptibility, r.train_acc) for r in counted(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
     if susceptibility is not None and train_acc is not None:
         return Thresholds(susceptibility, train_acc, "fixed")
     if len(scored) < MIN_POOL:
@@ -84,8 +85,9 @@ def others(scored: list[Result], t: Thresholds | None, noise: NoiseEstimate | No
 
 
 def _scored(rows: list[Result]) -> list[Result]:
-    """The rows the pool's thresholds are taken over: measured, with training accuracy, each model's weights once."""
-    return [r for r in distinct(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
+    """The rows the pool's thresholds are taken over: measured, with training accuracy, each model's weights once, fed
+    the inputs it was trained on as far as its labels tell (counted)."""
+    return [r for r in counted(rows) if r.ok and r.susceptibility is not None and r.train_acc is not None]
 
 
 def first_of(rows: list[Result]) -> list[Result]:
@@ -106,6 +108,23 @@ def distinct(rows: list[Result]) -> list[Result]:
     """The rows less the copies (first_of): the pool-wide numbers (thresholds, the consensus) count a model's weights
     once, however many files hold them."""
     return [r for r, f in zip(rows, first_of(rows)) if f is r]
+
+
+def misfed(rows: list[Result]) -> list[Result]:
+    """The measured rows whose labels point to another input normalization, channel order or size than the one they
+    were measured with (suscli.measure.normalization): their numbers are likely of inputs unlike their training's, so
+    the pool's thresholds, consensus and order leave them out, while some measured row remains. None where every
+    measured row's do: the pool then has nothing better to count, and the choice says so."""
+    measured = [r for r in rows if r.ok and r.susceptibility is not None]
+    off = [r for r in measured if points_elsewhere(r.notes)]
+    return off if len(off) < len(measured) else []
+
+
+def counted(rows: list[Result]) -> list[Result]:
+    """The rows the pool-wide numbers (thresholds, the consensus) count: each model's weights once (distinct), less
+    the rows measured on inputs their labels say are unlike their training's (misfed)."""
+    off = {id(r) for r in misfed(rows)}
+    return [r for r in distinct(rows) if id(r) not in off]
 
 
 def pool_classes(rows: list[Result]) -> list[int]:

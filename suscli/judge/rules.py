@@ -39,7 +39,7 @@ from suscli.judge.noise import (
     weak_consensus,
     with_held_out,
 )
-from suscli.judge.regions import Thresholds, distinct, first_of, pool_classes, rank, recommendation, region, thresholds
+from suscli.judge.regions import Thresholds, counted, distinct, first_of, misfed, pool_classes, rank, recommendation, region, thresholds
 from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
@@ -133,30 +133,46 @@ def choose(
     who, mask = annotate_agreement(rows, t, voters) if rule == "agreement" else ("", [])
     labels = _label_check(rows, t, noise_voters, rule == "agreement")  # before the verdicts: they use it and fits_contradicted
     by_region = rank(rows, t, labels.estimate if labels else None)  # region and verdict on every row, whatever the rule
-    choice = _by_rule(rows, rule, t, by_region, (who, mask), tie_break)
+    off = {id(r) for r in misfed(rows)}  # ordered after the rest (_normalization_said): not chosen among
+    inside = [r for r in rows if id(r) not in off]
+    kept = [m for r, m in zip(_measured(rows), mask) if id(r) not in off]  # they never vote (regions.counted)
+    choice = _by_rule(inside, rule, t, [r for r in by_region if id(r) not in off], (who, kept), tie_break)
     choice.labels = labels
     if rule == "agreement" and labels is not None and choice.pick is not None and labels.weak and _ship_consensus_weak(rows, mask, labels):
         choice.why += (
             "; on the training images the models' consensus names the given labels barely more often than chance "
             "(label noise, below), so agreement with the consensus can put first a model that learned nothing they say"
         )
-    return _normalization_said(_with_held_out(choice, rule))
+    return _normalization_said(_with_held_out(choice, rule), [r for r in by_region if id(r) in off])
 
 
-def _normalization_said(choice: Choice) -> Choice:
-    """The choice, saying which models' labels point to another input normalization, channel order or size than the one they were measured
-    with (suscli.measure.normalization): the pool's thresholds, consensus and order read their numbers as measured, on
-    inputs likely unlike their training's. A pick among them is not confident."""
+def _normalization_said(choice: Choice, off: list[Result]) -> Choice:
+    """The choice, saying which models' labels point to another input normalization, channel order or size than the one
+    they were measured with (suscli.measure.normalization): their numbers are likely of inputs unlike their training's.
+    `off` (regions.misfed): those the pool left out of its thresholds, consensus and choice, ranked after the models
+    it counted. Where every measured model's labels point elsewhere, nothing was left out: the pool's numbers read them
+    as measured, and its pick is not confident."""
+    if off:
+        ids = {id(r) for r in off}
+        ranked = [r for r in choice.ranked if id(r) not in ids]
+        at = len(_measured(ranked))  # after the models counted, before the unscored and failed ones
+        choice.ranked = ranked[:at] + off + ranked[at:]
     measured = _measured(choice.ranked)
-    off = [r.name for r in measured if points_elsewhere(r.notes)]
-    if not off:
+    named = off or [r for r in measured if points_elsewhere(r.notes)]
+    if not named:
         return choice
-    shown = ", ".join(off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
-    choice.why += (
-        f"; the labels of {len(off)} of the {len(measured)} models ({shown}) point to another input normalization, channel order or size than the "
-        "one measured, and the pool's numbers read them as measured: rank again as their notes say"
+    shown = ", ".join(r.name for r in named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+    said = (
+        ", so their numbers are likely of inputs unlike their training's: they are ranked last, left out of the pool's "
+        "thresholds, consensus and choice; rank them again as their notes say"
+        if off
+        else ", and the pool's numbers read them as measured: rank again as their notes say"
     )
-    if choice.pick is not None and choice.pick.name in off:
+    choice.why += (
+        f"; the labels of {len(named)} of the {len(measured)} models ({shown}) point to another input normalization, channel order or size than the "
+        f"one measured{said}"
+    )
+    if choice.pick is not None and not off:
         choice.confident = False
     return choice
 
@@ -346,6 +362,12 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
         return "fewer than 2 models were measured", [False] * len(scored)
     if len(distinct(scored)) < 2:  # a model agrees with a consensus of itself alone: 100%, and the ties are its copies
         return f"the {len(scored)} models measured are one checkpoint, byte for byte", [False] * len(scored)
+    if len(counted(scored)) < 2:
+        off = len(misfed(scored))
+        return (
+            f"the labels of {off} of the {len(scored)} models point to other inputs than measured, which leaves too few to "
+            "agree on the unlabeled images"
+        ), [False] * len(scored)
     read = [predictions_of(r) for r in scored]
     preds = _every(read)
     if preds is None:
@@ -367,8 +389,9 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
 
 def _voters(scored: list[Result], t: Thresholds | None, voters: str) -> tuple[list[bool], str]:
     """Which models vote, by the `voters` rule, each model's weights once: a copy of a voter's checkpoint under another
-    name (regions.distinct) does not vote, since it adds no evidence and would make the voters agree more than they do."""
-    once = distinct(scored)
+    name (regions.distinct) does not vote, since it adds no evidence and would make the voters agree more than they do;
+    nor does a model measured on inputs its labels say are unlike its training's (regions.counted)."""
+    once = counted(scored)
     chosen, who = _chosen_voters(once, t, voters)
     votes = {id(r): c for r, c in zip(once, chosen)}
     return [votes.get(id(r), False) for r in scored], who

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from suscli.errors import InputError, UsageError
 from suscli.judge.gate import FAIL_ON, flags_none, needs_regions, pool_failures, shortfall, unjudged
-from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, distinct, first_of, pool_classes, thresholds
+from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, counted, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
 from suscli.load.safe_read import checkpoint_stem
 from suscli.measure.sampling import Decisions
@@ -121,8 +121,11 @@ def rank(
             why = None if t else shortfall(choice.ranked)
             failures = pool_failures(choice.ranked, fail_on, candidate, t)
         blind = None if failures or t is None else flags_none(choice.ranked, fail_on)  # said with the gate lines
-        if t is None and opened.train is not None and 0 < sum(r.ok for r in distinct(rows)) < MIN_POOL:  # copies count once; none: moot
-            say(f"regions need a pool of {MIN_POOL}+ distinct scored models: pass --zeta-threshold and --acc-threshold to judge fewer")
+        if t is None and opened.train is not None and 0 < sum(r.ok for r in counted(rows)) < MIN_POOL:  # copies count once; none: moot
+            say(
+                f"regions need a pool of {MIN_POOL}+ distinct scored models fed as they were trained: pass --zeta-threshold and "
+                "--acc-threshold to judge fewer"
+            )
         names = class_names(rows, opened.train, choice.labels.num_classes) if choice.labels else []
         run = opened.run_info(
             data,
