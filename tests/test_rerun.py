@@ -379,6 +379,8 @@ def test_the_settings_that_differ_are_named_as_the_options_that_set_them() -> No
     assert differ(["device_type"]) == " (--device differs)"
     assert differ(["reading", "val_numbering"], release=False) == ""
     assert differ(["val_numbering"]) == " (the release's numbering of held-out classes differs)"
+    # --val-data added or dropped: the numbering is stored with it, so only --val-data differs
+    assert differ(["val_data", "val_numbering"]) == " (--val-data differs)"
 
 
 def strict_json(line: str) -> dict:

@@ -122,9 +122,13 @@ def differ(keys: list[str], release: bool = True) -> str:
     """The settings that differ (changed_settings's dotted names) as the options that set them, " (--lr, --train-data
     differ)", for the line that says a results file holds other settings; a release marker in words, or left out
     where the line says it in its own (`release=False`: "an earlier suscli"). The names as stored
-    ("susceptibility.lr", "val_numbering") were shown, one of them a release's internal number."""
+    ("susceptibility.lr", "val_numbering") were shown, one of them a release's internal number. The numbering of
+    held-out classes is stored only with held-out data, so beside --val-data it differs with it, not by release: a
+    rerun adding --val-data was told the release's numbering differs too."""
     words: list[str] = []
     for key in keys:
+        if key == "val_numbering" and "val_data" in keys:  # held-out data given on one side only: its numbering goes with it
+            continue
         top, _, sub = key.partition(".")
         name = sub if top == "susceptibility" and sub else top
         word = _RELEASE_WORDS.get(top, "") if top in RELEASE_MARKERS else "--" + _OPTIONS.get(name, name.replace("_", "-"))
