@@ -909,7 +909,9 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
     hint = notes["normalized"].removeprefix(NO_NORMALIZATION + "; ")
     assert re.fullmatch(
         r"with ImageNet's mean and std it predicts 60 of 60 training images as labelled, against 30 as measured "
-        r"\(CIFAR-10's mean and std: 60; mean and std 0\.5 \(pixels in \[-1, 1\]\): 60, which these images do not tell apart\): "
+        r"\(CIFAR-10's mean and std: 60; mean and std 0\.5 \(pixels in \[-1, 1\]\): 60; ImageNet's mean and std, the channels "
+        r"reversed: 60; CIFAR-10's mean and std, the channels reversed: 60; mean and std 0\.5 \(pixels in \[-1, 1\]\), the channels "
+        r"reversed: 60, which these images do not tell apart\): "  # a mean of the channels reads them alike in either order
         r"if it was trained on normalized images, pass the mean and std it was trained with "
         r"\(--mean 0\.485,0\.456,0\.406 --std 0\.229,0\.224,0\.225 for ImageNet's mean and std\)",
         hint,
@@ -967,13 +969,50 @@ def test_a_model_trained_on_bgr_images_is_told_its_labels_point_to_the_other_cha
     said = [n for n in rows["bgr"]["notes"] if "channel" in n]
     assert said == [
         f"{CHANNELS_UNKNOWN}; with the channels reversed (BGR, as OpenCV reads images) it predicts 60 of 60 training images "
-        'as labelled, against 0 as fed: if it was trained on images read so, add {"channel_order": "BGR"} to '
-        "bgr.suscli.json beside the checkpoint"
+        "as labelled, against 0 as fed (ImageNet's mean and std, the channels reversed: 60; CIFAR-10's mean and std, the "
+        "channels reversed: 60; mean and std 0.5 (pixels in [-1, 1]), the channels reversed: 60, which these images do not "
+        'tell apart): if it was trained on images read so, add {"channel_order": "BGR"} to bgr.suscli.json beside the checkpoint'
     ], rows["bgr"]["notes"]
     assert (rows["bgr"]["verdict"], rows["bgr"]["verdict_why"]) == ("unclear", MISMEASURED)
     (tmp_path / "bgr.suscli.json").write_text('{"channel_order": "BGR"}')
     row = cli_json("score", tmp_path / "bgr.pt", "--arch", "tests.test_cli_score:brightness", *args)["results"][0]
     assert row["train_acc"] == 1.0 and not any("channel" in n for n in row["notes"]) and row["verdict_why"] != MISMEASURED
+
+
+def test_a_model_trained_on_normalized_bgr_images_is_told_both_in_one_note(tmp_path: Path) -> None:
+    """With neither the normalization nor the channel order known, the normalization probe read every candidate in
+    RGB: a model trained on BGR images with mean and std 0.5 was told to pass ImageNet's mean and std (the best RGB
+    reading), and under those the reversed order read no better, so nothing said BGR and the advice left it fed the
+    wrong order and normalization. Every candidate is now read in both orders, and one note names the combination
+    the labels point to, with both fixes; passing them reads it as trained."""
+    # the model reads its first channel (blue, as trained) centred at 0.5: blue above 0.5 is class 0 ("high")
+    for label, reds, blue in (("high", (178,) * 10 + (77,) * 10, 153), ("low", (77,) * 40, 117)):
+        folder = tmp_path / "train" / label
+        folder.mkdir(parents=True)
+        for i, red in enumerate(reds):
+            pixels = torch.tensor((red + i % 3, 100, blue + i % 3), dtype=torch.uint8).expand(8, 8, 3).contiguous()
+            Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    model = brightness()
+    with torch.no_grad():
+        model[-1].weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+        model[-1].bias.zero_()
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    args = ["--arch", "tests.test_cli_score:brightness", "-d", tmp_path / "train", "--train-data", tmp_path / "train", "-f", "json"]
+    row = cli_json("score", tmp_path / "m.pt", *args, "--batches", "2", "--batch-size", "8")["results"][0]
+    said = [n for n in row["notes"] if "normalization" in n or "channel" in n]
+    assert said == [
+        f"{NO_NORMALIZATION}; with mean and std 0.5 (pixels in [-1, 1]) and the channels reversed (BGR, as OpenCV reads "
+        "images) it predicts 60 of 60 training images as labelled, against 20 as measured: if it was trained on "
+        "normalized images read so, pass the mean and std it was trained with (--mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 for "
+        'mean and std 0.5 (pixels in [-1, 1])) and add {"channel_order": "BGR"} to m.suscli.json beside the checkpoint'
+    ], row["notes"]
+    assert row["train_acc"] == 20 / 60 and (row["verdict"], row["verdict_why"]) == ("unclear", MISMEASURED)
+    (tmp_path / "m.suscli.json").write_text('{"channel_order": "BGR"}')
+    fixed = cli_json(
+        "score", tmp_path / "m.pt", *args, "--batches", "2", "--batch-size", "8", "--mean", "0.5,0.5,0.5", "--std", "0.5,0.5,0.5"
+    )
+    row = fixed["results"][0]
+    assert row["train_acc"] == 1.0 and not any("normalization" in n or "channel" in n for n in row["notes"]), row["notes"]
 
 
 def test_the_model_to_ship_or_epoch_to_keep_says_where_its_labels_point_to_another_normalization(tmp_path: Path) -> None:
@@ -1022,7 +1061,7 @@ def test_the_probes_read_the_measuring_passes_hits_as_a_pass_of_their_own_would(
     same counts, so the same notes, one eval pass over 200 images fewer per model."""
     from suscli.data.images import normalizer
     from suscli.measure.accuracy import training_accuracy
-    from suscli.measure.normalization import channel_order_hint, normalization_hint
+    from suscli.measure.normalization import channel_order_hint, combined_hint, normalization_hint
 
     torch.manual_seed(0)
     model = brightness()
@@ -1039,9 +1078,10 @@ def test_the_probes_read_the_measuring_passes_hits_as_a_pass_of_their_own_would(
         order = channel_order_hint(
             model, pixels, labels, lambda o: normalizer((0.0,), (1.0,), o), device=cpu, seed=0, sidecar="m.suscli.json", measured=measured
         )
+        both = combined_hint(model, pixels, labels, normalizer, device=cpu, seed=0, sidecar="m.suscli.json", measured=measured)
         if measured is None:
-            fresh = (hint, order)
-    assert (hint, order) == fresh
+            fresh = (hint, order, both)
+    assert (hint, order, both) == fresh and both is not None
     assert order is not None and "it predicts 200 of 200 training images as labelled, against 0 as fed" in order
 
 

@@ -29,6 +29,7 @@ NO_NORMALIZATION = "no normalization known (no --preset, --mean/--std or checkpo
 # said, with what the reversed order reads after "; ", where nothing records a model's channel order and the labelled
 # images point to BGR (channel_order_hint)
 CHANNELS_UNKNOWN = "fed RGB: nothing records its channel order"
+REVERSED = "the channels reversed (BGR, as OpenCV reads images)"  # how the notes name the reversed order
 
 # begins the note saying that the labelled images' own size fits a model clearly better than the size it was fed
 SIZE_ELSEWHERE = "its labels point to the images' own size"
@@ -49,10 +50,6 @@ CANDIDATES: dict[int, list[tuple[str, tuple[float, ...], tuple[float, ...]]]] = 
 }
 
 
-# what normalization_hint finds: the sentence, and the name, mean and std of the normalization the labels point to
-Pointed = tuple[str, str, tuple[float, ...], tuple[float, ...]]
-
-
 def normalization_hint(
     model: nn.Module,
     pixels: torch.Tensor,
@@ -63,11 +60,11 @@ def normalization_hint(
     seed: int,
     what: str = "training",
     measured: np.ndarray | None = None,
-) -> Pointed | None:
+) -> str | None:
     """The sentence to add to "no normalization known" where a common normalization makes the model predict clearly
     more of its labels (exact McNemar, LEVEL) on PROBE_IMAGES seeded images of `pixels` (uint8, the decoded set):
-    which one, the counts under it and as measured, and the options to pass; with that normalization, which the
-    channel-order probe then reads under. None where none does.
+    which one, the counts under it and as measured, and the options to pass. None where none does. Where the channel
+    order is unknown too, combined_hint reads them instead.
     `transform_for(mean, std)` gives the model's input transform for that normalization; `measured`, the per-image hits
     of the pass that measured the row on `pixels` (in [0, 1]), spares the probe that pass."""
     candidates = CANDIDATES.get(int(pixels.shape[1]), [])
@@ -87,12 +84,11 @@ def normalization_hint(
     # those the same images cannot tell from it (ImageNet's and CIFAR-10's statistics are close)
     alike = [f"{candidates[j][0]}: {c}" for c, j, other in better if j != k and not _clearly(found, other, PAIRED_ALPHA)]
     flags = mean_std_flags(mean, std)
-    sentence = (
+    return (
         f"with {name} it predicts {count} of {len(y)} {what} images as labelled, against {int(now.sum())} as measured"
         + (f" ({'; '.join(alike)}, which these images do not tell apart)" if alike else "")
         + f": if it was trained on normalized images, pass the mean and std it was trained with ({flags} for {name})"
     )
-    return sentence, name, mean, std
 
 
 def channel_order_hint(
@@ -105,15 +101,14 @@ def channel_order_hint(
     seed: int,
     sidecar: str,
     what: str = "training",
-    under: str = "",
     measured: np.ndarray | None = None,
 ) -> str | None:
     """The sentence to add to CHANNELS_UNKNOWN where the channels reversed (BGR, as OpenCV's imread gives them) make a
     model fed RGB predict clearly more of its labels (exact McNemar, LEVEL) on the PROBE_IMAGES seeded images
-    normalization_hint reads: the counts both ways and the sidecar field to write. None where they do not, and for
-    grayscale images, which have no order. `transform_for(order)` gives the model's input transform in that order;
-    `under` names the normalization they were read with where it is not the one measured; `measured`, the per-image
-    hits of the pass that measured the row on `pixels` as fed, spares the probe that pass (not given under `under`)."""
+    normalization_hint reads, with the normalization in use (where none is known, combined_hint reads both): the
+    counts both ways and the sidecar field to write. None where they do not, and for grayscale images, which have no
+    order. `transform_for(order)` gives the model's input transform in that order; `measured`, the per-image hits of
+    the pass that measured the row on `pixels` as fed, spares the probe that pass."""
     if int(pixels.shape[1]) != 3 or len(pixels) == 0:
         return None
     idx, x, y = _probed(pixels, labels, seed)
@@ -122,9 +117,70 @@ def channel_order_hint(
     if not _clearly(reversed_, fed, LEVEL):
         return None
     return (
-        f"with the channels reversed (BGR, as OpenCV reads images){under} it predicts {int(reversed_.sum())} of {len(y)} "
+        f"with {REVERSED} it predicts {int(reversed_.sum())} of {len(y)} "
         f"{what} images as labelled, against {int(fed.sum())} as fed: if it was trained on images read so, add "
         f'{{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
+    )
+
+
+def combined_hint(
+    model: nn.Module,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    transform_for: Callable[[Sequence[float], Sequence[float], str], Transform],
+    *,
+    device: torch.device,
+    seed: int,
+    sidecar: str,
+    what: str = "training",
+    measured: np.ndarray | None = None,
+) -> tuple[str, str] | None:
+    """Where neither the normalization nor the channel order is known: every common normalization read in both
+    orders, and [0, 1] reversed, on the PROBE_IMAGES seeded images, since a model trained on BGR images normalized
+    reads every RGB candidate badly and the best of them need not be its own. The note to extend (NO_NORMALIZATION,
+    or CHANNELS_UNKNOWN where only the order differs) and the sentence naming the combination under which the model
+    predicts clearly more of its labels (exact McNemar, LEVEL) than as measured, with those the images do not tell
+    apart from it and the fixes; None where none does. `transform_for(mean, std, order)` gives the model's input
+    transform; `measured`, the per-image hits of the pass that measured the row ([0, 1], RGB), spares that pass."""
+    if int(pixels.shape[1]) != 3 or len(pixels) == 0:
+        return None
+    candidates = CANDIDATES[3]
+    idx, x, y = _probed(pixels, labels, seed)
+    now = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for((0.0,), (1.0,), "RGB"), device)
+    # ties go to the earlier: the order as fed before the reversed, [0, 1] before a normalization
+    combos: list[tuple[tuple[str, tuple[float, ...], tuple[float, ...]] | None, str]] = [(c, "RGB") for c in candidates]
+    combos += [(None, "BGR"), *((c, "BGR") for c in candidates)]
+    better = []  # (hits, position in combos, per image) of those that fit clearly better than as measured
+    for k, (norm, order) in enumerate(combos):
+        mean, std = (norm[1], norm[2]) if norm is not None else ((0.0,), (1.0,))
+        found = _hits(model, x, y, transform_for(mean, std, order), device)
+        if _clearly(found, now, LEVEL):
+            better.append((int(found.sum()), k, found))
+    if not better:
+        return None
+    count, k, found = max(better, key=lambda b: b[0])
+    norm, order = combos[k]
+
+    def called(j: int) -> str:
+        other, other_order = combos[j]
+        if other is None:
+            return "the channels reversed, pixels in [0, 1]"
+        return other[0] + (", the channels reversed" if other_order == "BGR" else ", the channels as fed" if order == "BGR" else "")
+
+    alike = [f"{called(j)}: {c}" for c, j, other in better if j != k and not _clearly(found, other, PAIRED_ALPHA)]
+    said = f" ({'; '.join(alike)}, which these images do not tell apart)" if alike else ""
+    add = f'add {{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
+    if norm is None:  # as channel_order_hint words it
+        return CHANNELS_UNKNOWN, (
+            f"with {REVERSED} it predicts {count} of {len(y)} {what} images as labelled, against {int(now.sum())} as fed"
+            f"{said}: if it was trained on images read so, {add}"
+        )
+    name, flags = norm[0], mean_std_flags(norm[1], norm[2])
+    return NO_NORMALIZATION, (
+        f"with {name}{f' and {REVERSED}' if order == 'BGR' else ''} it predicts {count} of {len(y)} {what} images as "
+        f"labelled, against {int(now.sum())} as measured{said}: if it was trained on normalized images"
+        f"{' read so' if order == 'BGR' else ''}, pass the mean and std it was trained with ({flags} for {name})"
+        + (f" and {add}" if order == "BGR" else "")
     )
 
 

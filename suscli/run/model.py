@@ -23,6 +23,7 @@ from suscli.measure.normalization import (
     CHANNELS_UNKNOWN,
     NO_NORMALIZATION,
     channel_order_hint,
+    combined_hint,
     mean_std_flags,
     normalization_hint,
     probe_positions,
@@ -706,8 +707,10 @@ def normalization_noted(
     """`notes` with what the labelled images (pixels, the model's labels, which set, the model's accuracy on them as
     measured, whose per-image hits spare the probes a pass) point to
     (suscli.measure.normalization): the "no normalization known" note says which common normalization, where one
-    clearly fits better; and where nothing records the checkpoint's channel order, a note says where the reversed order
-    fits clearly better, read with the normalization in use or the one they point to. As they were without labels."""
+    clearly fits better; where nothing records the checkpoint's channel order, a note says where the reversed order
+    fits clearly better, read with the normalization in use; where neither is known, one note names the combination
+    of the two that fits best, since the best normalization read in RGB need not be a BGR model's own. As they were
+    without labels."""
     if labelled is None:
         return notes
     pixels, labels, what, acc = labelled
@@ -716,9 +719,26 @@ def normalization_noted(
     def transform_for(mean: Sequence[float], std: Sequence[float], order: str) -> Callable[[torch.Tensor], torch.Tensor]:
         return on_device(model, normalizer(mean, std, order), device)[1]
 
-    mean, std, under = prep.mean, prep.std, ""
-    pointed = None
-    if NO_NORMALIZATION in notes:
+    unknown = "channel_order" not in checkpoint.meta
+    if NO_NORMALIZATION in notes and unknown and int(pixels.shape[1]) == 3:
+        both = combined_hint(
+            model,
+            pixels,
+            labels,
+            transform_for,
+            device=device,
+            seed=seed,
+            sidecar=sidecar_path(checkpoint.path).name,
+            what=what,
+            measured=measured,
+        )
+        if both is None:
+            return notes
+        which, hint = both
+        if which == CHANNELS_UNKNOWN:
+            return [*notes, f"{CHANNELS_UNKNOWN}; {hint}"]
+        return [f"{n}; {hint}" if n == NO_NORMALIZATION else n for n in notes]
+    if NO_NORMALIZATION in notes:  # the channel order is recorded, or grayscale images have none
         pointed = normalization_hint(
             model,
             pixels,
@@ -729,21 +749,18 @@ def normalization_noted(
             what=what,
             measured=measured,
         )
-    if pointed is not None:
-        hint, name, mean, std = pointed
-        under, notes = f" and {name}", [f"{n}; {hint}" if n == NO_NORMALIZATION else n for n in notes]
-    if "channel_order" not in checkpoint.meta:
+        return [f"{n}; {pointed}" if n == NO_NORMALIZATION else n for n in notes] if pointed else notes
+    if unknown:
         order = channel_order_hint(
             model,
             pixels,
             labels,
-            lambda o: transform_for(mean, std, o),
+            lambda o: transform_for(prep.mean, prep.std, o),
             device=device,
             seed=seed,
             sidecar=sidecar_path(checkpoint.path).name,
             what=what,
-            under=under,
-            measured=None if pointed is not None else measured,  # fed as measured, unless read under the pointed normalization
+            measured=measured,
         )
         notes = [*notes, f"{CHANNELS_UNKNOWN}; {order}"] if order else notes
     return notes
