@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from suscli.data.embedded import ImageRef
 from suscli.errors import InputError, shown
@@ -201,12 +202,16 @@ def _listed_class_folders(path: Path, lines: list[str]) -> Listing:
     )
 
 
-def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:
+def _once(
+    paths: Sequence[ImageRef], labels: Sequence[Any], names: list[str] | None, source: Path, rows: Sequence[int] | None = None
+) -> tuple[list[int], list[str]]:
     """The rows to keep, and a note on those left out: a row repeating an image and label listed before (label files
     concatenated, or appended to twice) is no new evidence, and counted again it would narrow the interval; a row
     giving an image listed before another label (an old file and its corrections joined) is refused, since an image
-    is trained with one label and which one the file does not say."""
-    first: dict[Path, int] = {}
+    is trained with one label and which one the file does not say. `rows`: each one's index in its table, where some
+    of the table's rows were left out before (a dataset's rows without a label), for the messages to name."""
+    row = rows if rows is not None else range(len(paths))
+    first: dict[ImageRef, int] = {}
     repeats: list[int] = []
     for i, path in enumerate(paths):
         j = first.setdefault(path, i)
@@ -215,7 +220,7 @@ def _once(paths: list[Path], labels: list[int], names: list[str] | None, source:
         if labels[j] != labels[i]:
             shown = [names[labels[k]] if names else str(labels[k]) for k in (j, i)]
             raise InputError(
-                f"{source}: {printable(path)} is labelled {shown[0]!r} in row {j + 1} and {shown[1]!r} in row {i + 1}",
+                f"{source}: {printable(path)} is labelled {shown[0]!r} in row {row[j] + 1} and {shown[1]!r} in row {row[i] + 1}",
                 fix="keep one label for each image (remove the other row)",
             )
         repeats.append(i)
@@ -224,7 +229,7 @@ def _once(paths: list[Path], labels: list[int], names: list[str] | None, source:
         return kept, []
     return kept, [
         f"{printable(source)}: {len(repeats):,} of {len(paths):,} row(s) repeat an image and label listed before "
-        f"(first: row {repeats[0] + 1}, {printable(paths[repeats[0]])}): "
+        f"(first: row {row[repeats[0]] + 1}, {printable(paths[repeats[0]])}): "
         "each image counted once, since a repeat is no new evidence and would narrow the interval"
     ]
 
@@ -412,6 +417,13 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
+    # a path column naming one file twice (`./x.png`, its absolute path, a linked folder) is one image, as in a label
+    # file; its paths are resolved as a label file's, each folder once (its images held in it are each their own)
+    images = [columns.images[i] for i in kept]
+    real = iter(listed_paths(source, [str(image) for image in images if isinstance(image, Path)]))
+    once, repeats = _once([next(real) if isinstance(image, Path) else image for image in images], values, None, source, rows=kept)
+    kept, values = [kept[i] for i in once], [values[i] for i in once]
+    notes += repeats
     listed = [columns.images[i] for i in kept]
     items, moved = _all_exist(listed, source)
     notes += moved
