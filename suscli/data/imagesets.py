@@ -19,6 +19,7 @@ from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, ONE_HOT_ORDER, by_name
 from suscli.data.tables import (
+    COMPRESSIONS,
     LABEL_COLUMNS,
     LIST_SUFFIXES,
     ONE_CLASS,
@@ -369,6 +370,13 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
         raise InputError(
             f"no class folders in {source}, and its {metadata.name} names {named}",
             fix=f"name the label column of {metadata.name} with --label-column",
+        )
+    packed = [] if classes else [f for f in (source / f"{n}{s}" for n in METADATA_FILES for s in COMPRESSIONS) if f.is_file()]
+    if packed:  # Hugging Face's ImageFolder passes over it too; "no class folders" did not say it was seen
+        raise InputError(
+            f"no class folders in {source}, and its {packed[0].name} is not read: a folder's metadata file is "
+            f"{packed[0].stem}, uncompressed, as Hugging Face's ImageFolder reads it",
+            fix=f"pass {packed[0]} itself in place of the folder (a compressed label file is read), or decompress it",
         )
     if not classes:
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
