@@ -304,6 +304,25 @@ def test_a_dataset_naming_an_image_twice_counts_it_once_or_names_its_two_labels(
                 (base / "dup.parquet").unlink()
 
 
+def test_a_dataset_naming_an_image_twice_as_data_measures_it_once(world: dict, tmp_path: Path) -> None:
+    """As --data, a path column naming one file twice (`./x.png`, its absolute path) had it measured twice without a
+    word, where an image list names each image once with a note on the rows that repeat one."""
+    import pandas as pd
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    names = [p.relative_to(world["train"]).as_posix() for p in paths]
+    data = world["train"] / "again.parquet"
+    pd.DataFrame({"file_name": [*names, f"./{names[0]}", str(paths[5])]}).to_parquet(data)
+    try:
+        listing = suscli.data.imagesets.read_unlabeled(data)
+    finally:
+        data.unlink()
+    assert listing.items == [p.resolve() for p in paths]
+    assert listing.notes == [
+        f"{data}: 2 of 14 row(s) repeat an image listed before (first: {paths[0].resolve()}): each image measured once"
+    ]
+
+
 def test_a_dataset_of_no_rows_says_so(world: dict, tmp_path: Path) -> None:
     """A dataset a filter or split left empty read as "not a readable datasets folder (IndexError: ...)" with the fix
     "write it again" (save_to_disk writes no arrow file for it), as "none of the 0 image files under the folder could

@@ -89,7 +89,10 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     if is_dataset(source):
         columns = read_dataset(source, image_column=image_column)
         items, moved = _all_exist(columns.images, source)
-        return Listing(items, notes=columns.notes + moved, upright=True)
+        listing = _listed_once(items, source, _real(items, source))
+        listing.notes[:0] = columns.notes + moved
+        listing.upright = True
+        return listing
     if source.is_file():
         if list_suffix(source) not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
@@ -103,23 +106,31 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n], imagefolder=imagefolder)
 
 
-def _listed_once(paths: Sequence[ImageRef], source: Path) -> Listing:
+def _listed_once(paths: Sequence[ImageRef], source: Path, keys: Sequence[ImageRef] | None = None) -> Listing:
     """A list's images, each once, and a note on the rows that repeat one: a list concatenated with itself (or a label
     file appended to twice, passed as --data) named each image twice, and each was measured and counted twice, without
-    a word, where a folder's walk lists each file once and a label file counts a repeat once."""
-    kept: dict[ImageRef, None] = {}
+    a word, where a folder's walk lists each file once and a label file counts a repeat once. `keys`: the image each
+    row is, where its path may name it otherwise than another row's (a dataset's path column, not resolved)."""
+    kept: dict[ImageRef, ImageRef] = {}
     repeated = []
-    for path in paths:
-        if path in kept:
+    for path, key in zip(paths, keys if keys is not None else paths):
+        if key in kept:
             repeated.append(path)
-        kept[path] = None
+        kept.setdefault(key, path)
     if not repeated:
-        return Listing(list(kept))
+        return Listing(list(kept.values()))
     note = (
         f"{printable(source)}: {len(repeated):,} of {len(paths):,} row(s) repeat an image listed before (first: "
         f"{printable(repeated[0])}): each image measured once"
     )
-    return Listing(list(kept), notes=[note])
+    return Listing(list(kept.values()), notes=[note])
+
+
+def _real(images: Sequence[ImageRef], source: Path) -> list[ImageRef]:
+    """The file each of a dataset's images is, its path resolved as a label file's (each folder once), so that one
+    named two ways (`./x.png`, its absolute path, a linked folder) is one image; an image held in the dataset is its own."""
+    real = iter(listed_paths(source, [str(image) for image in images if isinstance(image, Path)]))
+    return [next(real) if isinstance(image, Path) else image for image in images]
 
 
 def read_labeled(source: Path, image_column: str | None = None, label_column: str | None = None) -> Listing:
@@ -425,11 +436,8 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
-    # a path column naming one file twice (`./x.png`, its absolute path, a linked folder) is one image, as in a label
-    # file; its paths are resolved as a label file's, each folder once (its images held in it are each their own)
-    images = [columns.images[i] for i in kept]
-    real = iter(listed_paths(source, [str(image) for image in images if isinstance(image, Path)]))
-    once, repeats = _once([next(real) if isinstance(image, Path) else image for image in images], values, None, source, rows=kept)
+    # a path column naming one file twice is one image, as in a label file
+    once, repeats = _once(_real([columns.images[i] for i in kept], source), values, None, source, rows=kept)
     kept, values = [kept[i] for i in once], [values[i] for i in once]
     notes += repeats
     listed = [columns.images[i] for i in kept]
