@@ -267,6 +267,62 @@ def test_files_a_dataset_names_must_be_there(world: dict, tmp_path: Path) -> Non
     one_error_line(res, 3, "1 of the 12 files that", f"do not exist, first: {tmp_path / 'gone.png'}")
 
 
+def test_a_dataset_naming_an_image_twice_counts_it_once_or_names_its_two_labels(world: dict, tmp_path: Path) -> None:
+    """A path column naming one file twice, by any spelling (`./x.png`, its absolute path, through a linked folder):
+    both rows were measured, without a word, where a label file counts a repeat once and refuses an image given two
+    labels. A dataset now does the same: the repeat is counted once with a note, and two labels are refused, naming
+    the rows."""
+    import pandas as pd
+
+    from suscli.errors import InputError
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    (tmp_path / "linked").symlink_to(world["train"] / "class_1", target_is_directory=True)
+    names = [p.relative_to(world["train"]).as_posix() for p in paths]
+    base = world["train"]
+    for other in (f"./{names[0]}", str(paths[0]), str(tmp_path / "linked" / paths[4].name)):
+        same = paths[0] if other != str(tmp_path / "linked" / paths[4].name) else paths[4]
+        row = names.index(same.relative_to(base).as_posix())
+        for label, expect in ((row // 4, "repeat"), ((row // 4 + 1) % 3, "refused")):
+            frame = pd.DataFrame({"file_name": [*names, other], "label": [i // 4 for i in range(12)] + [label]})
+            frame.to_parquet(base / "dup.parquet")
+            try:
+                if expect == "repeat":
+                    listing = suscli.data.imagesets.read_labeled(base / "dup.parquet")
+                    assert listing.items == [p.resolve() for p in paths] and listing.labels == [i // 4 for i in range(12)]
+                    assert listing.notes == [
+                        f"{base / 'dup.parquet'}: 1 of 13 row(s) repeat an image and label listed before (first: row 13, "
+                        f"{same.resolve()}): each image counted once, since a repeat is no new evidence and would narrow the interval"
+                    ]
+                else:
+                    with pytest.raises(InputError) as e:
+                        suscli.data.imagesets.read_labeled(base / "dup.parquet")
+                    assert e.value.message == (
+                        f"{base / 'dup.parquet'}: {same.resolve()} is labelled '{row // 4}' in row {row + 1} and '{label}' in row 13"
+                    )
+            finally:
+                (base / "dup.parquet").unlink()
+
+
+def test_a_dataset_naming_an_image_twice_as_data_measures_it_once(world: dict, tmp_path: Path) -> None:
+    """As --data, a path column naming one file twice (`./x.png`, its absolute path) had it measured twice without a
+    word, where an image list names each image once with a note on the rows that repeat one."""
+    import pandas as pd
+
+    paths = sorted(world["train"].glob("*/*.png"))
+    names = [p.relative_to(world["train"]).as_posix() for p in paths]
+    data = world["train"] / "again.parquet"
+    pd.DataFrame({"file_name": [*names, f"./{names[0]}", str(paths[5])]}).to_parquet(data)
+    try:
+        listing = suscli.data.imagesets.read_unlabeled(data)
+    finally:
+        data.unlink()
+    assert listing.items == [p.resolve() for p in paths]
+    assert listing.notes == [
+        f"{data}: 2 of 14 row(s) repeat an image listed before (first: {paths[0].resolve()}): each image measured once"
+    ]
+
+
 def test_a_dataset_of_no_rows_says_so(world: dict, tmp_path: Path) -> None:
     """A dataset a filter or split left empty read as "not a readable datasets folder (IndexError: ...)" with the fix
     "write it again" (save_to_disk writes no arrow file for it), as "none of the 0 image files under the folder could

@@ -173,6 +173,31 @@ def test_a_metadata_file_without_a_label_column_beside_no_class_folders_is_named
     assert read_labeled(imgs[0].parent, label_column="species").labels == [1, 0, 1, 0]
 
 
+@pytest.mark.parametrize("name", ["metadata.csv.gz", "metadata.jsonl.gz", "metadata.csv.xz"])
+def test_a_compressed_metadata_file_beside_no_class_folders_is_named(tmp_path: Path, imgs: list[Path], name: str) -> None:
+    """Hugging Face's ImageFolder reads a metadata file by its exact name, metadata.csv or metadata.jsonl, and passes
+    over a compressed one; so did suscli, without a word: a folder of images beside its metadata.csv.gz was refused as
+    "no class folders in FOLDER", its fix describing the layout it has. The line now names the file and the two fixes,
+    one of which reads it as it is: a compressed label file passed itself."""
+    folder = imgs[0].parent
+    opener = {".gz": gzip.open, ".xz": lzma.open}[Path(name).suffix]
+    with opener(folder / name, "wt") as f:
+        if ".csv" in name:
+            f.write("file_name,label\n" + "".join(f"{p.name},{n}\n" for p, n in zip(imgs, ["dog", "cat", "dog", "cat"])))
+        else:
+            f.write("".join(json.dumps({"file_name": p.name, "label": n}) + "\n" for p, n in zip(imgs, ["dog", "cat", "dog", "cat"])))
+    plain = name.rsplit(".", 1)[0]
+    with pytest.raises(InputError) as e:
+        read_labeled(folder)
+    assert e.value.message == (
+        f"no class folders in {folder}, and its {name} is not read: a folder's metadata file is {plain}, uncompressed, as "
+        "Hugging Face's ImageFolder reads it"
+    )
+    assert e.value.fix == f"pass {folder / name} itself in place of the folder (a compressed label file is read), or decompress it"
+    assert read_labeled(folder / name).labels == [1, 0, 1, 0]
+    assert read_unlabeled(folder).items == [p.resolve() for p in imgs]  # unlabelled, the folder's images
+
+
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
 def test_a_hugging_face_imagefolder_with_metadata_is_labelled_by_it(tmp_path: Path, imgs: list[Path], kind: str) -> None:
     """Hugging Face's ImageFolder layout, images beside a metadata.csv or metadata.jsonl naming each `file_name` and its

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from suscli.data.embedded import ImageRef
 from suscli.errors import InputError, shown
@@ -18,6 +19,7 @@ from suscli.files import printable
 from suscli.data.hfdatasets import is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, ONE_HOT_ORDER, by_name
 from suscli.data.tables import (
+    COMPRESSIONS,
     LABEL_COLUMNS,
     LIST_SUFFIXES,
     ONE_CLASS,
@@ -87,7 +89,10 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     if is_dataset(source):
         columns = read_dataset(source, image_column=image_column)
         items, moved = _all_exist(columns.images, source)
-        return Listing(items, notes=columns.notes + moved, upright=True)
+        listing = _listed_once(items, source, _real(items, source))
+        listing.notes[:0] = columns.notes + moved
+        listing.upright = True
+        return listing
     if source.is_file():
         if list_suffix(source) not in LIST_SUFFIXES:
             raise InputError(f"not a folder or an image list: {source}", fix=f"--data takes {DATA_FORMS}")
@@ -101,23 +106,31 @@ def read_unlabeled(source: Path, image_column: str | None = None) -> Listing:
     return Listing(list(walk.paths), notes=[n for n in [walk.note(source)] if n], imagefolder=imagefolder)
 
 
-def _listed_once(paths: Sequence[ImageRef], source: Path) -> Listing:
+def _listed_once(paths: Sequence[ImageRef], source: Path, keys: Sequence[ImageRef] | None = None) -> Listing:
     """A list's images, each once, and a note on the rows that repeat one: a list concatenated with itself (or a label
     file appended to twice, passed as --data) named each image twice, and each was measured and counted twice, without
-    a word, where a folder's walk lists each file once and a label file counts a repeat once."""
-    kept: dict[ImageRef, None] = {}
+    a word, where a folder's walk lists each file once and a label file counts a repeat once. `keys`: the image each
+    row is, where its path may name it otherwise than another row's (a dataset's path column, not resolved)."""
+    kept: dict[ImageRef, ImageRef] = {}
     repeated = []
-    for path in paths:
-        if path in kept:
+    for path, key in zip(paths, keys if keys is not None else paths):
+        if key in kept:
             repeated.append(path)
-        kept[path] = None
+        kept.setdefault(key, path)
     if not repeated:
-        return Listing(list(kept))
+        return Listing(list(kept.values()))
     note = (
         f"{printable(source)}: {len(repeated):,} of {len(paths):,} row(s) repeat an image listed before (first: "
         f"{printable(repeated[0])}): each image measured once"
     )
-    return Listing(list(kept), notes=[note])
+    return Listing(list(kept.values()), notes=[note])
+
+
+def _real(images: Sequence[ImageRef], source: Path) -> list[ImageRef]:
+    """The file each of a dataset's images is, its path resolved as a label file's (each folder once), so that one
+    named two ways (`./x.png`, its absolute path, a linked folder) is one image; an image held in the dataset is its own."""
+    real = iter(listed_paths(source, [str(image) for image in images if isinstance(image, Path)]))
+    return [next(real) if isinstance(image, Path) else image for image in images]
 
 
 def read_labeled(source: Path, image_column: str | None = None, label_column: str | None = None) -> Listing:
@@ -201,12 +214,16 @@ def _listed_class_folders(path: Path, lines: list[str]) -> Listing:
     )
 
 
-def _once(paths: list[Path], labels: list[int], names: list[str] | None, source: Path) -> tuple[list[int], list[str]]:
+def _once(
+    paths: Sequence[ImageRef], labels: Sequence[Any], names: list[str] | None, source: Path, rows: Sequence[int] | None = None
+) -> tuple[list[int], list[str]]:
     """The rows to keep, and a note on those left out: a row repeating an image and label listed before (label files
     concatenated, or appended to twice) is no new evidence, and counted again it would narrow the interval; a row
     giving an image listed before another label (an old file and its corrections joined) is refused, since an image
-    is trained with one label and which one the file does not say."""
-    first: dict[Path, int] = {}
+    is trained with one label and which one the file does not say. `rows`: each one's index in its table, where some
+    of the table's rows were left out before (a dataset's rows without a label), for the messages to name."""
+    row = rows if rows is not None else range(len(paths))
+    first: dict[ImageRef, int] = {}
     repeats: list[int] = []
     for i, path in enumerate(paths):
         j = first.setdefault(path, i)
@@ -215,7 +232,7 @@ def _once(paths: list[Path], labels: list[int], names: list[str] | None, source:
         if labels[j] != labels[i]:
             shown = [names[labels[k]] if names else str(labels[k]) for k in (j, i)]
             raise InputError(
-                f"{source}: {printable(path)} is labelled {shown[0]!r} in row {j + 1} and {shown[1]!r} in row {i + 1}",
+                f"{source}: {printable(path)} is labelled {shown[0]!r} in row {row[j] + 1} and {shown[1]!r} in row {row[i] + 1}",
                 fix="keep one label for each image (remove the other row)",
             )
         repeats.append(i)
@@ -224,7 +241,7 @@ def _once(paths: list[Path], labels: list[int], names: list[str] | None, source:
         return kept, []
     return kept, [
         f"{printable(source)}: {len(repeats):,} of {len(paths):,} row(s) repeat an image and label listed before "
-        f"(first: row {repeats[0] + 1}, {printable(paths[repeats[0]])}): "
+        f"(first: row {row[repeats[0]] + 1}, {printable(paths[repeats[0]])}): "
         "each image counted once, since a repeat is no new evidence and would narrow the interval"
     ]
 
@@ -365,6 +382,13 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
             f"no class folders in {source}, and its {metadata.name} names {named}",
             fix=f"name the label column of {metadata.name} with --label-column",
         )
+    packed = [] if classes else [f for f in (source / f"{n}{s}" for n in METADATA_FILES for s in COMPRESSIONS) if f.is_file()]
+    if packed:  # Hugging Face's ImageFolder passes over it too; "no class folders" did not say it was seen
+        raise InputError(
+            f"no class folders in {source}, and its {packed[0].name} is not read: a folder's metadata file is "
+            f"{packed[0].stem}, uncompressed, as Hugging Face's ImageFolder reads it",
+            fix=f"pass {packed[0]} itself in place of the folder (a compressed label file is read), or decompress it",
+        )
     if not classes:
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
     items: list[ImageRef] = []
@@ -412,6 +436,10 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     if len(set(values)) < 2:
         held = f"every labelled row has label {values[0]}" if values else "no row has a label"
         raise InputError(f"{source}: {held}; {ONE_CLASS}", fix="check --label-column")
+    # a path column naming one file twice is one image, as in a label file
+    once, repeats = _once(_real([columns.images[i] for i in kept], source), values, None, source, rows=kept)
+    kept, values = [kept[i] for i in once], [values[i] for i in once]
+    notes += repeats
     listed = [columns.images[i] for i in kept]
     items, moved = _all_exist(listed, source)
     notes += moved
