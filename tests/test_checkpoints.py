@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import zipfile
 import os
 import random
 import re
@@ -1223,6 +1224,33 @@ def test_an_onnx_model_is_refused_for_what_it_is(tmp_path: Path, image_folder: P
         invoke("score", path, "-d", image_folder, "--arch", ARCH), 3, f"error: {path}: is an ONNX model, which suscli cannot measure"
     )
     assert "takes a gradient step" in line and "score the PyTorch checkpoint it was exported from" in line
+
+
+def test_keras_and_tensorflow_models_are_refused_for_what_they_are(tmp_path: Path, image_folder: Path) -> None:
+    """A Keras model (`model.save("m.h5")`, an HDF5 file; `m.keras`, a zip archive) was "unknown checkpoint type", and a
+    TensorFlow SavedModel folder "is a directory, not a checkpoint": as if suscli could read them once named otherwise.
+    Each is now named, with the fix; an .h5 that is no HDF5 file is not called one."""
+    h5 = tmp_path / "m.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(40))  # HDF5's signature, as every file h5py writes begins
+    keras = tmp_path / "m.keras"
+    with zipfile.ZipFile(keras, "w") as z:  # Keras 3's format: config.json, metadata.json, model.weights.h5
+        z.writestr("metadata.json", "{}")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(bytes(8))
+    for path, said in (
+        (
+            h5,
+            "is an HDF5 file (Keras's and TensorFlow's format for models and weights), which suscli cannot measure: suscli measures PyTorch",
+        ),
+        (keras, "is a Keras model, which suscli cannot measure: suscli measures PyTorch models, and this is Keras's format"),
+        (saved, "is a TensorFlow SavedModel, which suscli cannot measure"),
+        (saved / "saved_model.pb", "is a TensorFlow SavedModel, which suscli cannot measure"),
+    ):
+        line = one_error_line(invoke("score", path, "-d", image_folder, "--arch", ARCH), 3, f"error: {path}: {said}")
+        assert "score the model's PyTorch checkpoint" in line
+    h5.write_bytes(b"not hdf5" + bytes(40))
+    one_error_line(invoke("score", h5, "-d", image_folder, "--arch", ARCH), 3, f"error: {h5}: unknown checkpoint type '.h5'")
 
 
 def test_a_safetensors_file_whose_name_is_not_utf8_is_loaded(tmp_path: Path, image_folder: Path) -> None:

@@ -431,6 +431,29 @@ def test_onnx_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:
         discover(tmp_path)
 
 
+def test_keras_and_tensorflow_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:
+    """A pool folder holding Keras files beside PyTorch checkpoints (a team's older models) left them out without a
+    word, and a run holding a TensorFlow SavedModel was "holding no checkpoint". Each kind is now named on stderr with
+    why; a pool of them alone says what they are; an .h5 that is no HDF5 file is not one."""
+    touch(tmp_path / "a.safetensors")
+    (tmp_path / "b.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(8))
+    touch(tmp_path / "c.keras")
+    touch(tmp_path / "notes.h5")
+    touch(tmp_path / "tf" / "saved_model.pb")
+    touch(tmp_path / "tf" / "variables" / "variables.index")
+    said: list[str] = []
+    assert [e.name for e in discover(tmp_path, say=said.append)] == ["a"]
+    assert said == [
+        f"left out 1 Keras model(s) of {tmp_path} (c.keras): suscli measures PyTorch models (score each model's PyTorch checkpoint)",
+        f"left out 1 HDF5 file(s) of {tmp_path} (b.h5): suscli measures PyTorch models, and HDF5 is Keras's and TensorFlow's format "
+        "(score each model's PyTorch checkpoint)",
+        f"left out 1 TensorFlow model(s) of {tmp_path} (tf/saved_model.pb): suscli measures PyTorch models (score each model's PyTorch checkpoint)",
+    ]
+    (tmp_path / "a.safetensors").unlink()
+    with pytest.raises(InputError, match=r"no checkpoints in .*: 1 Keras model\(s\) \(c.keras\): suscli measures PyTorch models; 1 HDF5"):
+        discover(tmp_path)
+
+
 def test_a_run_of_epoch_and_step_saves_takes_the_newer_of_each_kinds_last(tmp_path: Path) -> None:
     """A script that saves every epoch and every N steps writes epoch_3.pt beside step_5000.pt: the step counted as a
     higher epoch than any, and a run that ended on an epoch save was ranked by an earlier mid-epoch save. Epochs and

@@ -322,6 +322,13 @@ def test_a_folder_missing_half_of_save_pretrained_says_which_half(root: Path, tm
     (tmp_path / "no_weights" / "model.safetensors").unlink()
     with pytest.raises(InputError, match="is not a checkpoint folder: it holds config.json but no weights"):
         load_checkpoint(tmp_path / "no_weights")
+    # save_pretrained of a TensorFlow model: its weights are there, for another framework (it said "no weights")
+    (tmp_path / "no_weights" / "tf_model.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(8))
+    with pytest.raises(
+        InputError, match=r"it holds TensorFlow weights \(tf_model.h5\) but no PyTorch weights \(model.safetensors, .*\): suscli measures"
+    ) as e:
+        load_checkpoint(tmp_path / "no_weights")
+    assert "from_tf=True" in e.value.fix
 
 
 @pytest.mark.parametrize("problem, labels", [("multi_label_classification", 3), ("regression", 1)])

@@ -2,15 +2,17 @@
 
 A PEFT adapter holds the few weights it adds to a base model, not the model; torch.distributed.checkpoint's sharded
 folder needs its `.metadata` unpickled; DeepSpeed's ZeRO-3 partitions the weights over its ranks' shards; an ONNX
-graph is exported for inference and takes no gradient step. Each was "is a directory, not a checkpoint", "unknown
-checkpoint type" or "a state dict holds no architecture", which named none of them. Everything here reads file
-names and JSON only: nothing is unpickled.
+graph is exported for inference and takes no gradient step; Keras, HDF5 and TensorFlow files are another
+framework's. Each was "is a directory, not a checkpoint", "unknown checkpoint type" or "a state dict holds no
+architecture", which named none of them. Everything here reads file names, JSON and an .h5's first bytes only:
+nothing is unpickled.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from suscli.errors import InputError
@@ -28,14 +30,10 @@ DEEPSPEED_SHARD = re.compile(r"^(?:bf16_)?zero_pp_rank_\d+_mp_rank_\d+_(optim|mo
 def refusal(path: Path) -> InputError | None:
     """Why the file or folder at `path` is a checkpoint suscli cannot measure as it is, and what to do; None where it
     is none of these."""
-    if path.is_dir():
+    if path.is_dir() and export_kind(path) is None:
         return _peft(path, path) or _dcp(path, path) or _deepspeed_folder(path)
-    if is_onnx(path):
-        return InputError(
-            f"{path}: is an ONNX model, which suscli cannot measure: the measurement takes a gradient step on the "
-            "model's weights, and an ONNX graph is exported for inference, without gradients",
-            fix="score the PyTorch checkpoint it was exported from: its state dict with --arch, or a file suscli.save wrote",
-        )
+    if (kind := export_kind(path)) is not None:
+        return InputError(f"{path}: is {EXPORTS[kind].one}, which suscli cannot measure: {EXPORTS[kind].why}", fix=EXPORTS[kind].fix)
     if path.name in (*_PEFT_WEIGHTS, PEFT_CONFIG):
         return _peft(path.parent, path)
     if path.suffix == ".distcp" or path.name == _DCP_METADATA:
@@ -45,9 +43,60 @@ def refusal(path: Path) -> InputError | None:
     return None
 
 
-def is_onnx(path: Path) -> bool:
-    """An ONNX graph, by its name: a pool says it left one out, as a run's export beside its checkpoint."""
-    return path.suffix.lower() == ".onnx" and not path.is_dir()
+@dataclass(frozen=True)
+class Export:
+    """A kind of model file suscli cannot measure, and how its error and a pool's stderr line say so."""
+
+    one: str  # "an ONNX model"
+    why: str
+    fix: str
+
+
+_TORCH_FIX = "its state dict with --arch, or a file suscli.save wrote"
+EXPORTS = {
+    "ONNX": Export(
+        "an ONNX model",
+        "the measurement takes a gradient step on the model's weights, and an ONNX graph is exported for inference, without gradients",
+        f"score the PyTorch checkpoint it was exported from: {_TORCH_FIX}",
+    ),
+    "Keras": Export(
+        "a Keras model",
+        "suscli measures PyTorch models, and this is Keras's format",
+        f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
+    ),
+    "HDF5": Export(
+        "an HDF5 file (Keras's and TensorFlow's format for models and weights)",
+        "suscli measures PyTorch models",
+        f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
+    ),
+    "TensorFlow": Export(
+        "a TensorFlow SavedModel",
+        "suscli measures PyTorch models, and this is TensorFlow's format",
+        f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
+    ),
+}
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def export_kind(path: Path) -> str | None:
+    """The EXPORTS kind of a model file suscli cannot measure, by its name (and an .h5's first bytes): an ONNX graph,
+    a Keras `.keras` archive, an HDF5 file as Keras's `model.save("m.h5")` writes, a TensorFlow SavedModel's
+    `saved_model.pb` (or its folder). Each was "unknown checkpoint type" or "is a directory, not a checkpoint", and a
+    pool left them out without a word. None for anything else."""
+    if path.is_dir():
+        return "TensorFlow" if (path / "saved_model.pb").is_file() else None
+    suffix = path.suffix.lower()
+    if suffix in (".onnx", ".keras"):
+        return "ONNX" if suffix == ".onnx" else "Keras"
+    if path.name == "saved_model.pb":
+        return "TensorFlow"
+    if suffix in (".h5", ".hdf5"):
+        try:
+            with open(path, "rb") as f:
+                return "HDF5" if f.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE else None
+        except OSError:
+            return None
+    return None
 
 
 def _peft(folder: Path, path: Path) -> InputError | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from suscli.load.checkpoints import read_metadata
-from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, is_onnx, refusal
+from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, EXPORTS, export_kind, refusal
 from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix, nameable
 from suscli.errors import InputError
@@ -25,10 +25,19 @@ from suscli.load.sources import checkpoint_folder, recorded_epoch
 from suscli.load.sources.interface import epoch_number
 
 MANIFEST_SUFFIXES = (".json", ".csv")
-# ONNX exports in a pool are named on stderr, not rows: one sits beside the checkpoint it was exported from, whose row
-# is that model's, and as a failed row each would fail the whole rank (exit 3) for a copy of a model it scored.
-_ONNX_WHY = "suscli cannot measure an ONNX graph, exported for inference without gradients"
-_ONNX_FIX = "score the PyTorch checkpoint each was exported from"
+# Models suscli cannot measure (ONNX exports, Keras and TensorFlow files: load.foreign.EXPORTS) are named on stderr,
+# not rows: an export sits beside the checkpoint it was exported from, whose row is that model's, and as a failed row
+# each would fail the whole rank (exit 3) for a copy of a model it scored.
+_EXPORT_WHY = {
+    "ONNX": (
+        "suscli cannot measure an ONNX graph, exported for inference without gradients",
+        "score the PyTorch checkpoint each was exported from",
+    ),
+    "Keras": ("suscli measures PyTorch models", "score each model's PyTorch checkpoint"),
+    "HDF5": ("suscli measures PyTorch models, and HDF5 is Keras's and TensorFlow's format", "score each model's PyTorch checkpoint"),
+    "TensorFlow": ("suscli measures PyTorch models", "score each model's PyTorch checkpoint"),
+}
+assert _EXPORT_WHY.keys() == EXPORTS.keys()
 
 # epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
 _EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"(?:\b|_)ep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
@@ -255,7 +264,7 @@ def _refused_under(folder: Path) -> list[Path]:
     found = []
     for root, dirs, _ in os.walk(folder, followlinks=True):
         here = Path(root)
-        if refusal(here) is not None:
+        if export_kind(here) is None and refusal(here) is not None:  # a SavedModel folder is said as the exports are
             found.append(here)
             dirs.clear()
             continue
@@ -263,14 +272,27 @@ def _refused_under(folder: Path) -> list[Path]:
     return found
 
 
-def _onnx_under(folder: Path) -> list[Path]:
-    """The ONNX graphs under a run folder that holds no checkpoint, outside hidden folders: the run's exports, said to
-    be left out rather than the run "holding no checkpoint"."""
+def _exports_under(folder: Path) -> list[tuple[str, Path]]:
+    """The models suscli cannot measure under a run folder that holds no checkpoint (export_kind), outside hidden
+    folders, with their kinds: the run's exports or another framework's saves, said to be left out rather than the run
+    "holding no checkpoint"."""
     found = []
     for root, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and is_onnx(Path(root) / f)]
+        found += [(kind, Path(root) / f) for f in sorted(files) if not f.startswith(".") and (kind := export_kind(Path(root) / f))]
     return found
+
+
+def _exports_said(found: list[tuple[str, str]], pool: Path | None = None) -> list[tuple[str, str]]:
+    """Per kind of the (kind, name) pairs found, in EXPORTS order, the words and the fix: "2 ONNX model(s) (b.onnx,
+    export/model.onnx): why", with "of POOL" after the count where `pool` is given."""
+    said = []
+    for kind, (why, fix) in _EXPORT_WHY.items():
+        names = [name for k, name in found if k == kind]
+        if names:
+            where = f" of {pool}" if pool is not None else ""
+            said.append((f"{len(names)} {kind} {'file(s)' if kind == 'HDF5' else 'model(s)'}{where}{few(names)}: {why}", fix))
+    return said
 
 
 def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
@@ -296,7 +318,9 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     if own is not None:
         entries.append(PoolEntry(pool.name, pool, epoch=own.epoch))
     files = [c for c in children if own is None and not c.is_dir() and is_checkpoint(c)]
-    exports = [c.name for c in children if own is None and not c.name.startswith(".") and is_onnx(c)]
+    exports = [
+        (kind, c.name) for c in children if own is None and not c.name.startswith(".") and not c.is_dir() and (kind := export_kind(c))
+    ]
     # a run folder is named as it is, a file by its stem
     stems = {c: checkpoint_stem(c) for c in files}
     taken = Counter([*stems.values(), *(c.name for c in children if c.is_dir())])
@@ -309,8 +333,8 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
         elif child.is_dir():
             runs = _checkpoints_under(child) or _refused_under(child)
             if not runs:
-                held = _onnx_under(child)
-                exports += [f"{child.name}/{p.relative_to(child).as_posix()}" for p in held]
+                held = _exports_under(child)
+                exports += [(kind, f"{child.name}/{p.relative_to(child).as_posix()}") for kind, p in held]
                 if not held:
                     empty.append(child.name)
                 continue
@@ -319,15 +343,18 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
                 name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
                 entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p)))
     if not entries and exports:
-        raise InputError(f"no checkpoints in {pool}: {len(exports)} ONNX model(s){few(exports)}: {_ONNX_WHY}", fix=_ONNX_FIX)
+        said = _exports_said(exports)
+        raise InputError(
+            f"no checkpoints in {pool}: {'; '.join(line for line, _ in said)}", fix="; ".join(dict.fromkeys(fix for _, fix in said))
+        )
     if not entries:
         raise InputError(
             f"no checkpoints in {pool}",
             fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them",
         )
     if say is not None:
-        if exports:
-            say(f"left out {len(exports)} ONNX model(s) of {pool}{few(exports)}: {_ONNX_WHY} ({_ONNX_FIX})")
+        for line, fix in _exports_said(exports, pool):
+            say(f"left out {line} ({fix})")
         if empty:
             say(f"left out {len(empty)} folder(s) of {pool} holding no checkpoint{few(empty)}")
     return entries

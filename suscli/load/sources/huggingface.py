@@ -90,6 +90,15 @@ _MODEL_TYPES = {
 }
 
 
+# What save_pretrained of transformers' TensorFlow and Flax models writes in place of PyTorch weights
+_OTHER_WEIGHTS = {
+    "tf_model.h5": "TensorFlow",
+    "tf_model.h5.index.json": "TensorFlow",
+    "flax_model.msgpack": "Flax",
+    "flax_model.msgpack.index.json": "Flax",
+}
+
+
 def folder(path: Path) -> Folder | None:
     if not (path / "config.json").is_file():
         return None
@@ -110,6 +119,13 @@ def lacking(path: Path) -> InputError | None:
     if name and not config:
         return InputError(f"it holds {name} but no config.json, which names a Hugging Face folder's model", fix=fix)
     if config and not name:
+        other = next((f"{kind} weights ({n})" for n, kind in _OTHER_WEIGHTS.items() if (path / n).is_file()), None)
+        if other:  # save_pretrained of a TFAutoModel or FlaxAutoModel: the model's weights, for another framework
+            return InputError(
+                f"it holds {other} but no PyTorch weights ({', '.join(_WEIGHTS)}): suscli measures PyTorch models",
+                fix="save the PyTorch model's weights beside config.json (its save_pretrained writes model.safetensors); transformers 4 "
+                f"loads them into it with from_pretrained('{path}', from_tf=True) (from_flax=True for Flax weights)",
+            )
         return InputError(f"it holds config.json but no weights ({', '.join(_WEIGHTS)})", fix=fix)
     return None
 
