@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.errors import InputError, UsageError
-from suscli.measure.susceptibility import SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
+from suscli.measure.susceptibility import TRACKER_READING, SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
 from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
 
@@ -297,6 +297,36 @@ def test_a_run_resumed_with_other_settings_is_flagged(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["warnings"] == ([] if epoch < 2 else [settings_warning(read_log(tmp_path / "run.jsonl"))])
     assert "(lr differ)" in json.loads(result.stdout)["warnings"][0]
+
+
+def test_a_log_measured_by_releases_that_read_r_otherwise_is_flagged(tmp_path: Path) -> None:
+    """Each record carries how the release measured r: a run resumed after an upgrade that changed the measurement
+    (a bf16 Trainer's r read 16x too small before one) appended r on another scale, and zeta averaged across it with
+    no word. Records of another reading, or none beside some with one, are flagged as other settings are; a log
+    written wholly before records carried it reads as before, without a warning."""
+    model, *_ = setup()
+    inputs = torch.randn(40, 3, 8, 8)
+    log = tmp_path / "run.jsonl"
+    for epoch in range(3):
+        SusceptibilityTracker(inputs, log=log, config=CONFIG).measure(model, epoch, train_acc=0.5)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {line["reading"] for line in lines} == {TRACKER_READING}
+
+    def warned(records: list[dict]) -> list[str]:
+        log.write_text("".join(json.dumps(r) + "\n" for r in records))
+        result = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["warnings"]
+
+    old = [{k: v for k, v in line.items() if k != "reading"} for line in lines]
+    assert warned(lines) == [] and warned(old) == []  # one reading, or none at all (a log from before): as before
+    for mixed in (old[:2] + lines[2:], lines[:2] + [{**lines[2], "reading": TRACKER_READING + 1}]):
+        assert warned(mixed) == [settings_warning(read_log(log))]
+        assert "(reading differ)" in warned(mixed)[0] and "upgrade" in warned(mixed)[0]
+    # a tracker resumed on the old log continues it, and the log it leaves is flagged
+    log.write_text("".join(json.dumps(r) + "\n" for r in old[:2]))
+    SusceptibilityTracker(inputs, log=log, config=CONFIG).measure(model, 2, train_acc=0.5)
+    assert "(reading differ)" in (settings_warning(read_log(log)) or "")
 
 
 def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:

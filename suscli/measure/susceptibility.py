@@ -34,6 +34,14 @@ Progress = Callable[[str, int, int], None]
 # One update of `params` in place, given their gradients on a random-label batch (None: the loss does not use it).
 Step = Callable[[list[nn.Parameter], tuple[torch.Tensor | None, ...]], None]
 
+# How a training loop's r is measured, in every record of suscli.training.tracker's log: raised when a release measures
+# r of the same model on the same inputs otherwise (this module, the forward's checks, the tracker's decoding of an
+# image folder), so that `suscli track --log` flags a run resumed across the change instead of averaging zeta over
+# both. Not suscli.run.audit.READING: that one counts how checkpoints and images are read for score and rank, which
+# a tracker given its loop's model and inputs does not do, and it was not raised when a bf16 Trainer's r read 16x too
+# small (c010522). 1: the first release whose records carry it.
+TRACKER_READING = 1
+
 
 def plain(value: Any) -> Any:
     """A number as Python's own int or float (numpy's int64 and float32 included: json.dumps refuses them); anything

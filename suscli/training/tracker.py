@@ -40,6 +40,7 @@ from suscli.files import append_line
 from suscli.data.images import named_set, unlabeled_source
 from suscli.measure.randomness import random_forward
 from suscli.measure.susceptibility import (
+    TRACKER_READING,
     SusceptibilityConfig,
     _device_of,
     _floats_as_float32,
@@ -71,6 +72,7 @@ class EpochRecord:
     seconds: float  # how long the measurement took
     global_step: int | None = None  # measured every N steps: the trainer's global step (None: once per epoch)
     lrs: list[float] | None = None  # with the optimizer's step: every param group's lr, in group order (None: plain step)
+    reading: int | None = None  # how the release measured r (TRACKER_READING; None: a record from before it was logged)
 
 
 @dataclass
@@ -163,6 +165,7 @@ class SusceptibilityTracker:
             time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             seconds=round(time.perf_counter() - start, 3),
             global_step=global_step,
+            reading=TRACKER_READING,
         )
         self.history.append(record)
         if self.log is not None:
@@ -399,16 +402,23 @@ def schedule_warning(records: list[dict]) -> str | None:
 
 def settings_warning(records: list[dict]) -> str | None:
     """Why the epochs of a log may not be comparable: a run resumed with a tracker of other settings (the step, seed,
-    batches, batch size, the plain step's lr) appends r on another scale, and the running mean mixes the two."""
-    fields = ("step", "seed", "batches", "batch_size", "lr")
+    batches, batch size, the plain step's lr) or of a suscli release that measures r otherwise (the reading; none in
+    records written before it was logged) appends r on another scale, and the running mean mixes the two."""
+    fields = ("step", "seed", "batches", "batch_size", "lr", "reading")
     seen = {tuple(rec.get(f) if f != "lr" or rec.get("step") != "optimizer" else None for f in fields) for rec in records}
     seen = {s for s in seen if any(v is not None for v in s)}  # a TensorBoard event file records none of them
     if len(seen) < 2:
         return None
     differ = [f for i, f in enumerate(fields) if len({s[i] for s in seen}) > 1]
+    upgrade = (
+        "; the reading differs where the run was resumed after a suscli upgrade that measures r otherwise: start a new "
+        "log, or measure the earlier epochs' checkpoints again with suscli track RUN"
+        if "reading" in differ
+        else ""
+    )
     return (
         f"the log's epochs were measured with different settings ({', '.join(differ)} differ): their r are not on one "
-        "scale and zeta mixes them; give a resumed run's tracker the settings of the first (or a new log)"
+        f"scale and zeta mixes them; give a resumed run's tracker the settings of the first (or a new log){upgrade}"
     )
 
 
