@@ -296,7 +296,7 @@ def test_a_run_resumed_with_other_settings_is_flagged(tmp_path: Path) -> None:
         result = CliRunner().invoke(app, ["track", "--log", str(tmp_path / "run.jsonl"), "-f", "json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["warnings"] == ([] if epoch < 2 else [settings_warning(read_log(tmp_path / "run.jsonl"))])
-    assert "(lr differ)" in json.loads(result.stdout)["warnings"][0]
+    assert "(lr differs)" in json.loads(result.stdout)["warnings"][0]
 
 
 def test_a_log_measured_by_releases_that_read_r_otherwise_is_flagged(tmp_path: Path) -> None:
@@ -322,11 +322,20 @@ def test_a_log_measured_by_releases_that_read_r_otherwise_is_flagged(tmp_path: P
     assert warned(lines) == [] and warned(old) == []  # one reading, or none at all (a log from before): as before
     for mixed in (old[:2] + lines[2:], lines[:2] + [{**lines[2], "reading": TRACKER_READING + 1}]):
         assert warned(mixed) == [settings_warning(read_log(log))]
-        assert "(reading differ)" in warned(mixed)[0] and "upgrade" in warned(mixed)[0]
-    # a tracker resumed on the old log continues it, and the log it leaves is flagged
+        assert "(reading differs)" in warned(mixed)[0] and "upgrade" in warned(mixed)[0]
+    # a tracker resumed on the old log says so when it opens it (its zeta goes to the loggers before track --log runs),
+    # continues it, and the log it leaves is flagged
     log.write_text("".join(json.dumps(r) + "\n" for r in old[:2]))
-    SusceptibilityTracker(inputs, log=log, config=CONFIG).measure(model, 2, train_acc=0.5)
-    assert "(reading differ)" in (settings_warning(read_log(log)) or "")
+    with pytest.warns(
+        UserWarning, match="measured by a suscli release that measured r before records said how: the epochs this tracker adds"
+    ):
+        resumed = SusceptibilityTracker(inputs, log=log, config=CONFIG)
+    resumed.measure(model, 2, train_acc=0.5)
+    assert "(reading differs)" in (settings_warning(read_log(log)) or "")
+    with warnings.catch_warnings():  # a log of this release's reading alone: no word
+        warnings.simplefilter("error")
+        SusceptibilityTracker(inputs, log=tmp_path / "new.jsonl", config=CONFIG).measure(model, 0, train_acc=0.5)
+        SusceptibilityTracker(inputs, log=tmp_path / "new.jsonl", config=CONFIG)
 
 
 def test_optimizer_step_under_a_schedule_is_flagged(tmp_path: Path) -> None:

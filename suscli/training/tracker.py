@@ -102,6 +102,14 @@ class SusceptibilityTracker:
         self.inputs = unlabeled_inputs(self.inputs, self.image_size)
         if self.log is not None and Path(self.log).exists():
             self.history = [EpochRecord(**rec) for rec in log_records(Path(self.log))]  # an empty one: no epochs yet
+            if other := {rec.reading for rec in self.history} - {TRACKER_READING}:  # now, not when track --log reads it
+                by = "before records said how" if other == {None} else "otherwise"
+                warnings.warn(
+                    f"{self.log}: its epochs were measured by a suscli release that measured r {by}: the epochs this tracker "
+                    "adds may be on another scale, and zeta mixes the two; start a new log, or measure the earlier epochs' "
+                    "checkpoints again with suscli track RUN",
+                    stacklevel=2,
+                )
 
     def measure(
         self,
@@ -417,7 +425,7 @@ def settings_warning(records: list[dict]) -> str | None:
         else ""
     )
     return (
-        f"the log's epochs were measured with different settings ({', '.join(differ)} differ): their r are not on one "
+        f"the log's epochs were measured with different settings ({', '.join(differ)} {'differ' if len(differ) > 1 else 'differs'}): their r are not on one "
         f"scale and zeta mixes them; give a resumed run's tracker the settings of the first (or a new log){upgrade}"
     )
 
