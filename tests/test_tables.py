@@ -291,6 +291,32 @@ def test_a_metadata_parquet_without_pyarrow_or_damaged_is_one_line(
         read_labeled(imgs[0].parent)
 
 
+@pytest.mark.parametrize("other", ["jsonl", "parquet"])
+def test_a_folder_holding_two_metadata_files_is_refused(tmp_path: Path, imgs: list[Path], other: str) -> None:
+    """A folder of images beside a metadata.csv and a metadata.jsonl (or metadata.parquet) was labelled by the first
+    that names a label column, without a word, though the other may label the images otherwise (an old export left
+    beside a new one); Hugging Face's ImageFolder refuses such a folder ("Found metadata files with different
+    extensions"). suscli refuses it too, naming both files."""
+    folder = imgs[0].parent
+    (folder / "metadata.csv").write_text("file_name,label\n" + "".join(f"{p.name},{n}\n" for p, n in zip(imgs, "abab")))
+    rows = [{"file_name": p.name, "label": n} for p, n in zip(imgs, "bbaa")]
+    if other == "jsonl":
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pd = pytest.importorskip("pandas")
+        pytest.importorskip("pyarrow")
+        pd.DataFrame(rows).to_parquet(folder / "metadata.parquet")
+    with pytest.raises(InputError) as e:
+        read_labeled(folder)
+    assert e.value.message == (
+        f"{folder} holds metadata.csv and metadata.{other}: which of them labels its images is not said, "
+        "and Hugging Face's ImageFolder refuses such a folder"
+    )
+    assert e.value.fix == f"keep one of them in {folder}, or pass the one that labels the images itself"
+    assert read_labeled(folder / "metadata.csv").labels == [0, 1, 0, 1]
+    assert read_unlabeled(folder).items == [p.resolve() for p in imgs]  # unlabelled, the folder's images
+
+
 def test_a_txt_of_path_and_label_lines_is_a_label_file(tmp_path: Path, imgs: list[Path]) -> None:
     """Caffe's and MMPretrain's annotation files (ImageNet's train.txt): `path label` lines. A .txt was read as a CSV,
     and its first line refused as "expected 'path,label'". The label is the last word, so a path may hold spaces."""

@@ -147,9 +147,15 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
     metadata = [source / name for name in METADATA_FILES if (source / name).is_file()]
-    for file in metadata:
-        if has_label_column(file, label_column):
-            return _label_file(file, image_column, label_column)
+    labelling = [file for file in metadata if has_label_column(file, label_column)]
+    if len(metadata) > 1 and labelling:  # the first was read, without a word, though the other may label otherwise
+        raise InputError(
+            f"{source} holds {', '.join(f.name for f in metadata[:-1])} and {metadata[-1].name}: which of them labels its images "
+            "is not said, and Hugging Face's ImageFolder refuses such a folder",
+            fix=f"keep one of them in {source}, or pass the one that labels the images itself",
+        )
+    if labelling:
+        return _label_file(labelling[0], image_column, label_column)
     if (source / ONE_HOT_FILE).is_file():
         return _label_file(source / ONE_HOT_FILE, image_column, label_column)
     return _class_folders(source, metadata[0] if metadata else None, label_column)
