@@ -10,6 +10,7 @@ import lzma
 import os
 import re
 import shutil
+import sys
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -226,6 +227,94 @@ def test_a_hugging_face_imagefolder_with_metadata_is_labelled_by_it(tmp_path: Pa
             read_label_csv(meta)
         meta.write_text("".join(json.dumps({"file_name": p.name, "label": float(i)}) + "\n" for p, (_, i) in zip(imgs, values)))
         assert read_label_csv(meta)[1:] == ([3, 1, 2, 1], None)  # ids from pandas' to_json of a float column
+
+
+@pytest.mark.parametrize("writer", ["pandas", "datasets"])
+def test_a_hugging_face_imagefolder_with_a_metadata_parquet_is_labelled_by_it(tmp_path: Path, imgs: list[Path], writer: str) -> None:
+    """Hugging Face's ImageFolder also reads a `metadata.parquet` beside the images; suscli refused that folder as "no
+    class folders in FOLDER". It reads as a metadata.csv of the same rows does: its `file_name` and label columns, a
+    repeated image counted once, a file it names that is not there refused, written by pandas or by datasets."""
+    pytest.importorskip("pyarrow")
+    folder = imgs[0].parent
+    meta = folder / "metadata.parquet"
+
+    def write(names: list[str], labels: list[Any], column: str = "label") -> None:
+        data = {"file_name": names, column: labels, "caption": ["a photo"] * len(names)}
+        if writer == "pandas":
+            import pandas as pd
+
+            pd.DataFrame(data).to_parquet(meta)
+        else:
+            datasets = pytest.importorskip("datasets")
+            datasets.Dataset.from_dict(data).to_parquet(str(meta))
+
+    names = [p.name for p in imgs]
+    write(names, ["dog", "cat", "eel", "cat"])
+    listing = read_labeled(folder)
+    assert listing.items == [p.resolve() for p in imgs] and listing.labels == [1, 0, 2, 0] and listing.label_names == ["cat", "dog", "eel"]
+    assert listing.imagefolder and listing.written == {p.resolve(): p.name for p in imgs}
+    write(names, [3, 1, 2, 1], column="target")
+    assert read_labeled(folder, label_column="target").labels == [3, 1, 2, 1]
+    write(names, [3.0, 1.0, None, 1.0])  # an id column with a missing value, as pandas keeps it: that row is named
+    with pytest.raises(InputError, match=r"metadata.parquet: row 3 is .*, expected 'path,label' with a non-negative integer label"):
+        read_labeled(folder)
+    write([*names, names[0]], ["dog", "cat", "eel", "cat", "dog"])
+    listing = read_labeled(folder)
+    assert len(listing.items) == 4 and "1 of 5 row(s) repeat an image and label listed before" in listing.notes[0]
+    write([*names, "gone.png"], ["dog", "cat", "eel", "cat", "dog"])
+    with pytest.raises(InputError, match=r"1 of the 5 files that .*metadata.parquet lists do not exist, first: .*gone.png"):
+        read_labeled(folder)
+    write(names, ["dog", "cat", "eel", "cat"], column="species")
+    with pytest.raises(InputError, match=r"no class folders in .*, and its metadata.parquet names no label column \(label, labels"):
+        read_labeled(folder)
+    assert read_labeled(folder, label_column="species").labels == [1, 0, 2, 0]
+    assert read_unlabeled(folder).imagefolder  # as --data, the folder's images, turned as load_dataset turns them
+
+
+def test_a_metadata_parquet_without_pyarrow_or_damaged_is_one_line(
+    tmp_path: Path, imgs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow, which reads a metadata.parquet, comes with the datasets extra, not with suscli itself: without it the
+    line names the extra, as a parquet dataset's does; a file that is no parquet is named, not a traceback."""
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    meta = imgs[0].parent / "metadata.parquet"
+    pd.DataFrame({"file_name": [p.name for p in imgs], "label": [0, 1, 0, 1]}).to_parquet(meta)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "pyarrow", None)
+        with pytest.raises(InputError, match=r"label file .*metadata.parquet needs pyarrow, which is not installed") as e:
+            read_labeled(imgs[0].parent)
+    assert e.value.fix == "pip install 'suscli[datasets]'"
+    meta.write_bytes(b"PAR1" + bytes(16))
+    with pytest.raises(InputError, match=r"cannot read label file .*metadata.parquet: not a readable parquet file \(ArrowInvalid"):
+        read_labeled(imgs[0].parent)
+
+
+@pytest.mark.parametrize("other", ["jsonl", "parquet"])
+def test_a_folder_holding_two_metadata_files_is_refused(tmp_path: Path, imgs: list[Path], other: str) -> None:
+    """A folder of images beside a metadata.csv and a metadata.jsonl (or metadata.parquet) was labelled by the first
+    that names a label column, without a word, though the other may label the images otherwise (an old export left
+    beside a new one); Hugging Face's ImageFolder refuses such a folder ("Found metadata files with different
+    extensions"). suscli refuses it too, naming both files."""
+    folder = imgs[0].parent
+    (folder / "metadata.csv").write_text("file_name,label\n" + "".join(f"{p.name},{n}\n" for p, n in zip(imgs, "abab")))
+    rows = [{"file_name": p.name, "label": n} for p, n in zip(imgs, "bbaa")]
+    if other == "jsonl":
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pd = pytest.importorskip("pandas")
+        pytest.importorskip("pyarrow")
+        pd.DataFrame(rows).to_parquet(folder / "metadata.parquet")
+    with pytest.raises(InputError) as e:
+        read_labeled(folder)
+    assert e.value.message == (
+        f"{folder} holds metadata.csv and metadata.{other}: which of them labels its images is not said, "
+        "and Hugging Face's ImageFolder refuses such a folder"
+    )
+    assert e.value.fix == f"keep one of them in {folder}, or pass the one that labels the images itself"
+    assert read_labeled(folder / "metadata.csv").labels == [0, 1, 0, 1]
+    assert read_unlabeled(folder).items == [p.resolve() for p in imgs]  # unlabelled, the folder's images
 
 
 def test_a_txt_of_path_and_label_lines_is_a_label_file(tmp_path: Path, imgs: list[Path]) -> None:

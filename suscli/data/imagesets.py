@@ -37,12 +37,13 @@ from suscli.data.walk import CYCLE, IMAGE_SUFFIXES, Walk, holds, is_hidden, is_i
 
 DATA_FORMS = "a folder of images, a .txt, .csv, .tsv or .jsonl list of image paths (or .csv.gz, .bz2, .xz), a datasets folder (save_to_disk) or a parquet file"
 TRAIN_FORMS = (
-    "a folder of class folders (or of images with a metadata.csv or metadata.jsonl naming each file's label, or Roboflow's "
+    "a folder of class folders (or of images with a metadata.csv, metadata.jsonl or metadata.parquet naming each file's label, or Roboflow's "
     "_classes.csv of one 0/1 column per class), a path,label "
     "CSV (or .tsv, .jsonl, a .txt of path label lines; .csv.gz, .bz2, .xz too), a datasets folder (save_to_disk) or a parquet file"
 )
 # Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
-METADATA_FILES = ("metadata.csv", "metadata.jsonl")
+TEXT_METADATA = ("metadata.csv", "metadata.jsonl")  # compressed, each is named where a folder holds no class folders
+METADATA_FILES = (*TEXT_METADATA, "metadata.parquet")
 
 
 @dataclass
@@ -146,9 +147,15 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
     if not source.is_dir():
         raise InputError(f"labelled images not found: {source}", fix=f"--train-data takes {TRAIN_FORMS}")
     metadata = [source / name for name in METADATA_FILES if (source / name).is_file()]
-    for file in metadata:
-        if has_label_column(file, label_column):
-            return _label_file(file, image_column, label_column)
+    labelling = [file for file in metadata if has_label_column(file, label_column)]
+    if len(metadata) > 1 and labelling:  # the first was read, without a word, though the other may label otherwise
+        raise InputError(
+            f"{source} holds {', '.join(f.name for f in metadata[:-1])} and {metadata[-1].name}: which of them labels its images "
+            "is not said, and Hugging Face's ImageFolder refuses such a folder",
+            fix=f"keep one of them in {source}, or pass the one that labels the images itself",
+        )
+    if labelling:
+        return _label_file(labelling[0], image_column, label_column)
     if (source / ONE_HOT_FILE).is_file():
         return _label_file(source / ONE_HOT_FILE, image_column, label_column)
     return _class_folders(source, metadata[0] if metadata else None, label_column)
@@ -382,7 +389,7 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
             f"no class folders in {source}, and its {metadata.name} names {named}",
             fix=f"name the label column of {metadata.name} with --label-column",
         )
-    packed = [] if classes else [f for f in (source / f"{n}{s}" for n in METADATA_FILES for s in COMPRESSIONS) if f.is_file()]
+    packed = [] if classes else [f for f in (source / f"{n}{s}" for n in TEXT_METADATA for s in COMPRESSIONS) if f.is_file()]
     if packed:  # Hugging Face's ImageFolder passes over it too; "no class folders" did not say it was seen
         raise InputError(
             f"no class folders in {source}, and its {packed[0].name} is not read: a folder's metadata file is "

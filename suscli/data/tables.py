@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from suscli.errors import InputError
+from suscli.errors import InputError, first_line
+from suscli.extras import require
 from suscli.files import available_memory, human_size, printable
 from suscli.data.labels import by_name
 
@@ -439,6 +440,8 @@ def _column(names: list[str], given: str | None, known: tuple[str, ...], path: P
 
 
 def _rows(path: Path, what: str) -> list[list[str]]:
+    if list_suffix(path) == ".parquet":
+        return _parquet_rows(path, what)
     text = _text(path, what)
     if list_suffix(path) == ".jsonl":
         return _json_rows(path, text)
@@ -465,6 +468,36 @@ def _json_rows(path: Path, text: str) -> list[list[str]]:
     return [header] + [["" if o.get(k) is None else str(o[k]) for k in header] for o in objects] if objects else []
 
 
+def _parquet_rows(path: Path, what: str, count: int | None = None) -> list[list[str]]:
+    """A Hugging Face ImageFolder's metadata.parquet as a header (its columns' names) and rows of its values as text,
+    as a .jsonl's are read: a null is an empty cell, which the row checks then name. `count`: its first rows alone,
+    enough to tell its layout. Read with pyarrow, which the datasets extra installs; refused where its columns, unpacked,
+    would not fit in memory."""
+    require("pyarrow", "datasets", f"{what} {path}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        f = pq.ParquetFile(path)
+        if count is None:
+            size = sum(f.metadata.row_group(i).total_byte_size for i in range(f.metadata.num_row_groups))
+            free = available_memory()
+            if free is not None and ROW_MEMORY * size > free:
+                raise InputError(
+                    f"{what} {path} holds {human_size(size)} of columns: its rows take about {human_size(ROW_MEMORY * size)} "
+                    f"of memory but {human_size(free)} is available; refused rather than swapping",
+                    fix="split it, or free memory",
+                )
+            table = f.read()
+        else:
+            table = pa.Table.from_batches(list(itertools.islice(f.iter_batches(batch_size=count), 1)), schema=f.schema_arrow)
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    except (pa.ArrowException, OSError) as e:
+        raise InputError(f"cannot read {what} {path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})") from None
+    cells = [["" if v is None else str(v) for v in column] for column in columns]
+    return [list(table.column_names)] + [list(row) for row in zip(*cells)]
+
+
 def has_label_column(path: Path, label_column: str | None) -> bool:
     """Whether the table's header names a label column (the option's, or a known name): a Hugging Face ImageFolder's
     metadata file may hold captions or other fields instead, which are no class labels. Its first line alone is read:
@@ -475,7 +508,9 @@ def has_label_column(path: Path, label_column: str | None) -> bool:
 
 def _head(path: Path, count: int) -> list[list[str]]:
     """The first rows of a table (a .jsonl's header and `count` rows, a CSV's first `count`), read without reading the
-    rest: enough to tell its layout before the table is read whole, once."""
+    rest: enough to tell its layout before the table is read whole, once; a metadata.parquet's header and `count` rows."""
+    if list_suffix(path) == ".parquet":
+        return _parquet_rows(path, "label file", count)
     try:
         with _open(path) as f:
             text = "".join(itertools.islice((line for line in f if line.strip()), count))
