@@ -1062,6 +1062,18 @@ def test_the_restricted_unpickler_reaches_no_code_beyond_torchs_allowlist(payloa
     assert not hasattr(collections.Counter, "x")
 
 
+def test_a_malformed_sparse_tensor_in_a_newer_protocol_is_refused_as_weights_only_loading_refuses_it(tmp_path):
+    """torch validates sparse tensors' indices only under weights_only=True (an index beyond the size reads out of
+    bounds later, in to_dense()); the restricted load of a protocol-4 file runs torch.load(weights_only=False), and
+    loaded such a tensor unchecked."""
+    bad = torch.sparse_coo_tensor(torch.tensor([[5]]), torch.tensor([1.0]), (2,), check_invariants=False)
+    for protocol in (2, 4):
+        torch.save({"w": bad}, tmp_path / f"s{protocol}.pt", pickle_protocol=protocol)
+        line = _input_error(tmp_path / f"s{protocol}.pt", arch=ARCH)
+        assert "size is 2 but found index 5" in line, line
+    assert not torch.sparse.check_sparse_tensor_invariants.is_enabled()
+
+
 def test_a_newer_protocol_pickle_refused_for_what_it_does_says_so(tmp_path):
     """A protocol-4 pickle that imports only allowed globals but sets a class attribute with BUILD (torch's
     weights-only unpickler refuses that too) is refused, not loaded and not called corrupt."""

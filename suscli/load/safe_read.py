@@ -277,7 +277,9 @@ def _restricted_load(path: Path, protocol: int | None, weights_only_error: Excep
     if any(n.endswith("constants.pkl") for n in _zip_names(path)):
         raise _unreadable_torch(path, weights_only_error) from weights_only_error
     try:
-        with warnings.catch_warnings(), _plain_data():
+        # torch validates sparse tensors' indices (out of bounds, they read past memory later) under weights_only=True
+        # only, or with this check on.
+        with warnings.catch_warnings(), _plain_data(), torch.sparse.check_sparse_tensor_invariants():
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
     except restricted_pickle.Refused as e:
