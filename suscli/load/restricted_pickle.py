@@ -78,7 +78,11 @@ class Unpickler(_PurePython):
 
     def _build(self) -> None:
         kind = type(self.stack[-2])
-        if kind not in (torch.Tensor, torch.nn.Parameter, collections.OrderedDict) and not any(kind is a for a in _allowed().values()):
+        if kind is torch.Tensor:  # as torch does: its storage set, never Tensor.__setstate__ (which sets hooks from the state)
+            state = self.stack.pop()
+            self.stack[-1].set_(*state)
+            return
+        if kind not in (torch.nn.Parameter, collections.OrderedDict) and not any(kind is a for a in _allowed().values()):
             raise Refused(f"Can only build tensors, ordered dicts or allowed classes, but got {kind.__name__}")
         _OPS[pickle.BUILD[0]](self)
 
