@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
+import io
 import json
 import zipfile
 import os
+import pickle
 import random
 import re
 import stat
@@ -22,6 +25,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import suscli.load.safe_read as safe_read
+from suscli.load import restricted_pickle
 from suscli.data.images import INTERPOLATIONS
 from suscli.load.arch import build_model
 from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
@@ -1005,21 +1009,80 @@ def test_numpy_arrays_and_other_scalars_are_still_refused(tmp_path):
         assert f"it imports {imports}" in line and "--trust-checkpoint" in line, line
 
 
-def test_a_pickle_protocol_weights_only_loading_cannot_read_is_named_not_called_corrupt(tmp_path):
-    """torch.save(..., pickle_protocol=4) writes opcodes torch's weights-only unpickler does not know: the file was
-    called "truncated or corrupt: save or download it again", and --trust-checkpoint did not help."""
+@pytest.mark.parametrize("protocol, zipped", [(4, True), (5, True), (4, False), (3, True)], ids=["p4", "p5", "p4-legacy", "p3-bytes"])
+def test_a_state_dict_in_a_newer_pickle_protocol_loads_without_trust(tmp_path, image_folder, protocol, zipped):
+    """torch.save(..., pickle_protocol=4) (code that saves objects over 4 GB, some libraries) writes opcodes torch's
+    weights-only unpickler does not read, and protocol 3 writes bytes so: such a file of tensors was refused and
+    needed --trust-checkpoint, i.e. running whatever it held. It is now read by an unpickler allowed exactly torch's
+    weights-only globals, and scores as the protocol-2 file does."""
     model = _tiny()
-    torch.save({"state_dict": model.state_dict()}, tmp_path / "p4.pt", pickle_protocol=4)
-    line = _input_error(tmp_path / "p4.pt", arch=ARCH)
-    assert "pickled with protocol 4" in line and "corrupt" not in line and "--trust-checkpoint" in line, line
-    ckpt = load_checkpoint(tmp_path / "p4.pt", arch=ARCH, arch_kwargs=KWARGS, trust=True)
-    assert _same_outputs(model, ckpt.model)
+    state = {"state_dict": model.state_dict(), "epoch": 3, "tag": b"run-1"}
+    torch.save(state, tmp_path / "p2.pt")
+    torch.save(state, tmp_path / "new.pt", pickle_protocol=protocol, _use_new_zipfile_serialization=zipped)
+    flags = ["-d", image_folder, "--arch", ARCH, "--arch-kwargs", json.dumps(KWARGS), "--image-size", "8", "--mean", "0.5", "--std", "0.25"]
+    expected = cli_json("score", tmp_path / "p2.pt", *flags)["results"][0]["susceptibility"]
+    assert cli_json("score", tmp_path / "new.pt", *flags)["results"][0]["susceptibility"] == expected
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_a_payload_in_a_newer_pickle_protocol_is_refused_without_running(tmp_path, zipped):
+    """A protocol-4 file that imports a callable is refused and named, and nothing in it runs, whether the opcode
+    scan names it first or the restricted unpickler meets it; a truncated one is called corrupt."""
+    model = _tiny()
     marker = tmp_path / "pwned"
-    torch.save({"state_dict": model.state_dict(), "x": _Payload(marker)}, tmp_path / "evil4.pt", pickle_protocol=4)
-    line = _input_error(tmp_path / "evil4.pt", arch=ARCH)
-    assert "it imports builtins.exec" in line and not marker.exists(), line
+    path = tmp_path / "evil4.pt"
+    torch.save({"state_dict": model.state_dict(), "x": _Payload(marker)}, path, pickle_protocol=4, _use_new_zipfile_serialization=zipped)
+    line = _input_error(path, arch=ARCH)
+    assert "it imports builtins.exec" in line and "--trust-checkpoint" in line and not marker.exists(), line
+    with pytest.raises(pickle.UnpicklingError, match="GLOBAL builtins.exec"):
+        torch.load(path, weights_only=False, pickle_module=restricted_pickle)
+    assert not marker.exists()
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "p4.pt", pickle_protocol=4)
     (tmp_path / "cut.pt").write_bytes((tmp_path / "p4.pt").read_bytes()[:200])
     assert "corrupt" in _input_error(tmp_path / "cut.pt", arch=ARCH)
+
+
+@pytest.mark.parametrize(
+    "payload, what",
+    [
+        (b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x8c\x04true\x85R.", "GLOBAL os.system"),  # STACK_GLOBAL
+        (b"(cos\nsystem\nS'true'\no.", "GLOBAL os.system"),  # MARK GLOBAL ... OBJ
+        (b"(S'true'\nios\nsystem\n.", "GLOBAL os.system"),  # INST
+        (b"\x80\x02\x82\x01.", "Unsupported operand"),  # EXT1: copyreg's extension cache, not find_class
+        (b"\x80\x04ccollections\nCounter\nN}\x8c\x01x\x8c\x01ys\x86b.", "Can only build"),  # BUILD setting a class attribute
+        (b"\x80\x04cbuiltins\nset\n)RK\x00K\x01s.", "Can only add items"),  # SETITEM on what is not a dict
+    ],
+    ids=["stack-global", "obj", "inst", "ext", "build-class", "setitem-set"],
+)
+def test_the_restricted_unpickler_reaches_no_code_beyond_torchs_allowlist(payload, what):
+    """Every way a pickle reaches code goes through the allowlist: find_class for GLOBAL, STACK_GLOBAL and INST, an
+    allowed callee for REDUCE, NEWOBJ and OBJ, and BUILD never on a class (which would set attributes of
+    collections.Counter for the whole process)."""
+    with pytest.raises(pickle.UnpicklingError, match=what):
+        restricted_pickle.load(io.BytesIO(payload))
+    assert not hasattr(collections.Counter, "x")
+
+
+def test_a_malformed_sparse_tensor_in_a_newer_protocol_is_refused_as_weights_only_loading_refuses_it(tmp_path):
+    """torch validates sparse tensors' indices only under weights_only=True (an index beyond the size reads out of
+    bounds later, in to_dense()); the restricted load of a protocol-4 file runs torch.load(weights_only=False), and
+    loaded such a tensor unchecked."""
+    bad = torch.sparse_coo_tensor(torch.tensor([[5]]), torch.tensor([1.0]), (2,), check_invariants=False)
+    for protocol in (2, 4):
+        torch.save({"w": bad}, tmp_path / f"s{protocol}.pt", pickle_protocol=protocol)
+        line = _input_error(tmp_path / f"s{protocol}.pt", arch=ARCH)
+        assert "size is 2 but found index 5" in line, line
+    assert not torch.sparse.check_sparse_tensor_invariants.is_enabled()
+
+
+def test_a_newer_protocol_pickle_refused_for_what_it_does_says_so(tmp_path):
+    """A protocol-4 pickle that imports only allowed globals but sets a class attribute with BUILD (torch's
+    weights-only unpickler refuses that too) is refused, not loaded and not called corrupt."""
+    path = tmp_path / "bare.pt"
+    path.write_bytes(b"\x80\x04ccollections\nCounter\nN}\x8c\x01x\x8c\x01ys\x86b.")
+    line = _input_error(path, arch=ARCH)
+    assert "pickled with protocol 4 and holds what weights-only loading does not allow" in line and "Can only build" in line, line
+    assert "--trust-checkpoint" in line and not hasattr(collections.Counter, "x")
 
 
 def test_pth_tar_is_a_torch_file(tmp_path):

@@ -28,7 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from suscli.errors import InputError, first_line
-from suscli.load import configs, message_hub, numpy_scalars
+from suscli.load import configs, message_hub, numpy_scalars, restricted_pickle
 from suscli.load.exported import ExportedModel
 from suscli.load.pickles import pickle_protocol, refused_callable
 
@@ -255,11 +255,7 @@ def torch_load(path: Path, trust: bool) -> object:
             raise _unreadable_torch(path, e) from e
         if not trust:
             if refused is None:  # torch.save(..., pickle_protocol=4): its opcodes, not a global, stopped the load
-                raise InputError(
-                    f"{path}: is pickled with protocol {protocol}, whose opcodes weights-only loading cannot read "
-                    "(torch.save writes protocol 2 unless told otherwise); refused, nothing in the file was run",
-                    fix=f"re-save it with torch.save's default protocol; {_TRUST_FIX}",
-                ) from e
+                return _restricted_load(path, protocol, e)
             raise InputError(_refusal(path, "", refused), fix=_TRUST_FIX) from e
     except Exception as e:  # corrupt bytes: see the note on readers at the top
         raise _unreadable_torch(path, e) from e
@@ -271,6 +267,33 @@ def torch_load(path: Path, trust: bool) -> object:
             fix="make the module that defines the model importable, or re-save its weights with suscli.save",
         ) from e
     return contents
+
+
+def _restricted_load(path: Path, protocol: int | None, weights_only_error: Exception) -> object:
+    """A pickle of protocol 3 to 5 that torch's weights-only unpickler cannot parse, read by Python's unpickler
+    allowed exactly torch's weights-only globals (suscli.load.restricted_pickle): a file of tensors loads without
+    trust, and a global beyond those is refused, named, before it is imported. A TorchScript archive, which
+    torch.load would hand to torch.jit.load, is never read so."""
+    if any(n.endswith("constants.pkl") for n in _zip_names(path)):
+        raise _unreadable_torch(path, weights_only_error) from weights_only_error
+    try:
+        # torch validates sparse tensors' indices (out of bounds, they read past memory later) under weights_only=True
+        # only, or with this check on.
+        with warnings.catch_warnings(), _plain_data(), torch.sparse.check_sparse_tensor_invariants():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle)
+    except restricted_pickle.Refused as e:
+        with _plain_data():
+            refused = refused_callable(e, path)
+        if refused is None:
+            raise InputError(
+                f"{path}: is pickled with protocol {protocol} and holds what weights-only loading does not allow "
+                f"({_reason(e)}); refused, nothing in the file was run",
+                fix=f"re-save it with torch.save's default protocol; {_TRUST_FIX}",
+            ) from e
+        raise InputError(_refusal(path, "", refused), fix=_TRUST_FIX) from e
+    except Exception as e:  # corrupt bytes: see the note on readers at the top
+        raise _unreadable_torch(path, e) from e
 
 
 def _unreadable_safetensors(path: Path, e: Exception) -> InputError:
