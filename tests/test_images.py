@@ -14,7 +14,7 @@ from suscli.errors import InputError, UsageError
 from suscli.data.images import Preprocess, Sizing, decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.data.tables import read_image_list
-from tests.conftest import invoke, write_images
+from tests.conftest import invoke, one_error_line, write_images
 from tests.test_cli_rank import make_pool
 
 
@@ -448,3 +448,77 @@ def test_an_imagefolders_orientation_scan_is_cached_with_its_decoded_images(tmp_
         img.save(photos[2], exif=exif.tobytes())
     assert turned(unlabeled_source)[0] is True and scanned
     assert turned(labeled_source) == (True, 0)
+
+
+def _split_folders(root: Path, splits: tuple[str, ...], classes: tuple[str, ...] = ("cat", "dog")) -> Path:
+    for s, split in enumerate(splits):
+        for c, name in enumerate(classes):
+            write_images(root / split / name, 2, seed=10 * s + c)
+    return root
+
+
+@pytest.mark.parametrize(
+    "splits, said, fix",
+    [
+        (("train", "test"), "(test, train)", "pass {root}/train as --train-data, and {root}/test as --val-data"),
+        (
+            ("train", "valid", "test"),
+            "(test, train, valid)",
+            "pass {root}/train as --train-data, and {root}/valid or {root}/test as --val-data",
+        ),
+        (("Training", "Testing"), "(Testing, Training)", "pass {root}/Training as --train-data, and {root}/Testing as --val-data"),
+        (("val", "test"), "(test, val)", "pass {root}/val or {root}/test as --val-data"),
+    ],
+)
+def test_a_folder_of_split_folders_is_refused_naming_the_splits(tmp_path: Path, splits: tuple[str, ...], said: str, fix: str) -> None:
+    """The layout most image datasets are downloaded in, `ds/train/cat/0.png` and `ds/test/cat/0.png`, passed whole as
+    the labelled set, was read as two class folders, `test` and `train`: the model's accuracy at telling splits apart
+    was its training accuracy (50.0% for a 2-class model), without a word. An empty folder beside them changes nothing."""
+    root = _split_folders(tmp_path / "ds", splits)
+    (root / "empty").mkdir()
+    with pytest.raises(InputError) as caught:
+        read_labeled(root)
+    assert caught.value.message == f"{root} holds split folders {said}, each of class folders, not classes"
+    assert caught.value.fix == fix.format(root=root)
+
+
+@pytest.mark.parametrize("labels", ["metadata.csv", "_classes.csv"])
+def test_split_folders_each_labelled_by_a_metadata_file_are_refused_naming_it(tmp_path: Path, labels: str) -> None:
+    """Hugging Face's ImageFolder with splits (`ds/train/metadata.csv`) and Roboflow's export (`ds/train/_classes.csv`)
+    hold their images beside the split's label file: the split folders were read as class folders."""
+    for split in ("train", "test"):
+        write_images(tmp_path / "ds" / split, 4)
+        rows = [f"img_{i:03d}.png,{i % 2}" for i in range(4)]
+        header = "file_name,label" if labels == "metadata.csv" else "filename, cat, dog"
+        if labels == "_classes.csv":
+            rows = [f"img_{i:03d}.png, {1 - i % 2}, {i % 2}" for i in range(4)]
+        (tmp_path / "ds" / split / labels).write_text("\n".join([header, *rows]) + "\n")
+    with pytest.raises(InputError, match=rf"holds split folders \(test, train\), each labelled by its {labels}"):
+        read_labeled(tmp_path / "ds")
+    assert len(read_labeled(tmp_path / "ds" / "train").items) == 4  # a split itself is read
+
+
+def test_classes_named_as_splits_that_hold_their_images_are_classes(tmp_path: Path) -> None:
+    """A set whose classes are named `train` and `test` (and a folder of class folders beside a split's name) is read
+    as its classes."""
+    write_images(tmp_path / "ds" / "test", 2)
+    write_images(tmp_path / "ds" / "train", 3, seed=1)
+    listing = read_labeled(tmp_path / "ds")
+    assert listing.folders == ["test", "train"] and listing.labels == [0, 0, 1, 1, 1]
+    write_images(tmp_path / "mixed" / "cat" / "a", 2)
+    write_images(tmp_path / "mixed" / "train" / "a", 2, seed=1)
+    assert read_labeled(tmp_path / "mixed").folders == ["cat", "train"]
+
+
+def test_split_folders_as_labelled_sets_stop_score_and_rank_before_measuring(tmp_path: Path) -> None:
+    """score and rank stop on them with one line, as --train-data and as --val-data, the fix naming both options."""
+    root = _split_folders(tmp_path / "ds", ("train", "test"))
+    pool = make_pool(tmp_path / "pool", n=1, num_classes=2)
+    fix = f"(pass {root}/train as --train-data, and {root}/test as --val-data)"
+    said = f"error: {root} holds split folders (test, train), each of class folders, not classes {fix}"
+    assert one_error_line(invoke("score", pool / "m0.safetensors", "-d", root / "test", "--train-data", root, "--no-cache"), 3) == said
+    line = one_error_line(
+        invoke("score", pool / "m0.safetensors", "-d", root / "test", "--train-data", root / "train", "--val-data", root, "--no-cache"), 3
+    )
+    assert line == said
+    assert one_error_line(invoke("rank", pool, "-d", root / "test", "--train-data", root, "--no-cache"), 3) == said

@@ -8,6 +8,7 @@ the report carries.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -44,6 +45,10 @@ TRAIN_FORMS = (
 # Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
 TEXT_METADATA = ("metadata.csv", "metadata.jsonl")  # compressed, each is named where a folder holds no class folders
 METADATA_FILES = (*TEXT_METADATA, "metadata.parquet")
+# The names of a dataset's splits, as Hugging Face's datasets finds them in folder names (data_files.SPLIT_KEYWORDS):
+# training, then held-out (validation before test); a name or a word of it (`seg_train`, `val2017`)
+SPLIT_KEYWORDS = (("train", "training"), ("validation", "valid", "dev", "val"), ("test", "testing", "eval", "evaluation"))
+SPLIT_WORDS = re.compile(r"[-._ 0-9]+")
 
 
 @dataclass
@@ -158,6 +163,7 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
         return _label_file(labelling[0], image_column, label_column)
     if (source / ONE_HOT_FILE).is_file():
         return _label_file(source / ONE_HOT_FILE, image_column, label_column)
+    _no_split_folders(source)
     return _class_folders(source, metadata[0] if metadata else None, label_column)
 
 
@@ -373,6 +379,59 @@ def _walk(folder: Path) -> Walk:
     if not walk.paths:
         raise InputError(f"no image files in {folder}", fix=f"expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}")
     return walk
+
+
+class SplitFolders(InputError):
+    """A labelled set passed as the folder of its splits: its fix names --train-data and --val-data both, as they are."""
+
+
+def _split_kind(name: str) -> int | None:
+    """Which of SPLIT_KEYWORDS a folder's name is (0 training, 1 validation, 2 test), or None."""
+    words = SPLIT_WORDS.split(name.lower())
+    return next((kind for kind, keywords in enumerate(SPLIT_KEYWORDS) if any(w in keywords for w in words)), None)
+
+
+def _visible(folder: Path) -> list[str]:
+    """The names in a folder but hidden ones; none where it cannot be listed (the class folders' walk says so)."""
+    try:
+        return [e.name for e in os.scandir(folder) if not is_hidden(e.name)]
+    except OSError:
+        return []
+
+
+def _split_labels(folder: Path) -> str | None:
+    """How a split folder labels its images: its label file (Hugging Face's ImageFolder, Roboflow's export), or
+    "class folders" where it holds folders and no image beside them; None where it reads as a class of images."""
+    names = _visible(folder)
+    labelling = [name for name in (*METADATA_FILES, ONE_HOT_FILE) if name in names and (folder / name).is_file()]
+    if labelling:
+        return labelling[0]
+    if any(is_image_name(name) for name in names) or not _subfolders(folder):
+        return None
+    return "class folders"
+
+
+def _no_split_folders(source: Path) -> None:
+    """Refuse a folder whose subfolders are a dataset's splits (`ds/train/cat/0.png`, `ds/test/cat/0.png`, the layout
+    most image datasets are downloaded in), each of class folders or labelled by its own metadata file: read as class
+    folders, its classes were the splits, and the training accuracy measured was the model's at telling `test` from
+    `train` (50.0% for a 2-class model), without a word. A folder holding nothing is passed over; a class named
+    `train` that holds its images is a class."""
+    held = [name for name in _subfolders(source) if _visible(source / name)]
+    kinds = [kind for name in held if (kind := _split_kind(name)) is not None]
+    labels = [label for name in held if (label := _split_labels(source / name)) is not None]
+    if not held or len(kinds) < len(held) or len(labels) < len(held):
+        return
+    by = sorted(set(labels), key=labels.index)
+    each = (
+        "each of class folders" if by == ["class folders"] else f"each labelled by its {' or '.join(b for b in by if b != 'class folders')}"
+    )
+    order = sorted(zip(kinds, held))
+    training = [source / name for kind, name in order if kind == 0]
+    held_out = [source / name for kind, name in order if kind != 0]
+    fixes = [f"pass {training[0]} as --train-data"] if training else []
+    fixes += [f"{'' if training else 'pass '}{' or '.join(map(str, held_out))} as --val-data"] if held_out else []
+    raise SplitFolders(f"{source} holds split folders ({', '.join(held)}), {each}, not classes", fix=", and ".join(fixes))
 
 
 def _class_folders(source: Path, metadata: Path | None = None, label_column: str | None = None) -> Listing:

@@ -12,6 +12,7 @@ import torch
 
 from suscli.data.cache import default_cache_dir, unwritable
 from suscli.data.images import ImageSource, Preprocess, common_look, labeled_source, unlabeled_source
+from suscli.data.imagesets import SplitFolders
 from suscli.data.leaks import copies, overlap, repeats
 from suscli.data.labels import id_names, natural_key
 from suscli.defaults import ADAPTIVE
@@ -115,6 +116,8 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
         return None
     try:
         val = _labeled(val_data, None, settings, inputs)
+    except SplitFolders:  # its fix names both options, as they are
+        raise
     except InputError as e:  # the listing's errors speak of --train-data, whose reader this is
         raise InputError(
             e.message.replace("--train-data", "--val-data"), fix=e.fix and e.fix.replace("--train-data", "--val-data")
