@@ -1085,6 +1085,45 @@ def test_the_probes_read_the_measuring_passes_hits_as_a_pass_of_their_own_would(
     assert order is not None and "it predicts 200 of 200 training images as labelled, against 0 as fed" in order
 
 
+def test_a_reversed_order_suggested_on_200_images_is_read_again_on_1000() -> None:
+    """A model trained on BGR images whose reversed order reads right 22 images of the 200 probed that the order as fed
+    does not, and 6 the other way (p = 0.004), got no note though more labelled images were decoded (a CNN so trained
+    read 68 vs 52 of 200 and got none). That reversed order is now read again on up to 1,000 seeded images holding
+    the 200, and noted where it is clearly better there, with those counts; on 200 images only there is no second
+    look, and a model the reversed order reads no better gets no note."""
+    from suscli.data.images import normalizer
+    from suscli.measure.normalization import channel_order_hint, probe_positions
+
+    model = brightness()  # trained on BGR: class 0 where the first channel (blue, as trained) outweighs the third
+    with torch.no_grad():
+        model[-1].weight.copy_(torch.tensor([[-1.0, 0.0, 1.0], [1.0, 0.0, -1.0]]))
+        model[-1].bias.zero_()
+    count = 1500
+    probed = probe_positions(count, 0)
+    reversed_only = set(probed[:22]) | {i for i in range(count) if i not in probed and i % 8 == 0}
+    fed_only = set(probed[22:28]) | {i for i in range(count) if i not in probed and i % 25 == 1}
+    pixels = torch.full((count, 3, 4, 4), 100, dtype=torch.uint8)  # both orders read the rest alike, as class 0
+    labels = torch.zeros(count, dtype=torch.long)
+    for i in reversed_only | fed_only:
+        pixels[i, 0], pixels[i, 2] = 200, 50  # fed as is: class 1; reversed: class 0
+        labels[i] = 0 if i in reversed_only else 1
+    cpu = torch.device("cpu")
+
+    def order(pixels: torch.Tensor, labels: torch.Tensor) -> str | None:
+        return channel_order_hint(
+            model, pixels, labels, lambda o: normalizer((0.0,), (1.0,), o), device=cpu, seed=0, sidecar="m.suscli.json"
+        )
+
+    assert order(pixels, labels) == (
+        "with the channels reversed (BGR, as OpenCV reads images) it predicts 965 of 1,000 training images as labelled, "
+        'against 878 as fed: if it was trained on images read so, add {"channel_order": "BGR"} to m.suscli.json beside '
+        "the checkpoint"
+    )
+    assert order(pixels[probed], labels[probed]) is None  # only the 200 decoded: no second look
+    labels[list(reversed_only)[:100]] = 1  # the reversed order's advantage gone: no note, however many are read
+    assert order(pixels, labels) is None
+
+
 class FineDetail(nn.Module):
     """Class 0 for a checkerboard, 1 for a flat image of the same mean, by the mean step between neighbouring pixels:
     upscaled 8 -> 256 px and cropped to 224, a checkerboard's steps shrink 32-fold and it reads as flat."""
