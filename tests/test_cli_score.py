@@ -1140,6 +1140,49 @@ def fine_detail() -> nn.Module:
     return FineDetail()
 
 
+def test_a_size_suggested_on_200_images_is_read_again_on_1000() -> None:
+    """The size probe takes the same second look as the others: its images' own size, suggested on the 200 probed
+    (22 vs 6) and clearly better on up to 1,000 holding them, is noted with those counts, whether the images as
+    measured are read off the row's own pass or again."""
+    from suscli.data.images import Preprocess, normalizer
+    from suscli.measure.accuracy import training_accuracy
+    from suscli.measure.normalization import probe_positions, second_positions
+    from suscli.run.model import size_noted
+
+    model = brightness()  # class 0 for bright images
+    with torch.no_grad():
+        model[-1].weight.copy_(torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]]) / 3)
+        model[-1].bias.copy_(torch.tensor([-0.5, 0.5]))
+    count = 1500
+    probed = probe_positions(count, 0)
+    own_only = set(probed[:22]) | {i for i in range(count) if i not in probed and i % 8 == 0}
+    measured_only = set(probed[22:28]) | {i for i in range(count) if i not in probed and i % 25 == 1}
+    measured = torch.full((count, 3, 4, 4), 200, dtype=torch.uint8)
+    own = torch.full((count, 3, 2, 2), 200, dtype=torch.uint8)
+    measured[list(own_only)] = 50
+    own[list(measured_only)] = 50
+    labels = torch.zeros(count, dtype=torch.long)
+    transform, cpu = normalizer((0.0,), (1.0,)), torch.device("cpu")
+    wider = second_positions(count, 0)
+    acc = training_accuracy(model, measured, labels, transform=transform, device=cpu)
+    for read in (None, acc):
+        notes = size_noted(
+            [],
+            model,
+            transform,
+            Preprocess(4),
+            (measured, labels, "training", read),
+            (probed, own[probed], lambda: (wider, own[wider])),
+            "--image-size 4",
+            cpu,
+        )
+        assert notes == [
+            f"{SIZE_ELSEWHERE}: at 2x2 it predicts 961 of 1,000 training images as labelled, against 878 at the 4x4 "
+            "measured (the size --image-size 4 sets; nothing recorded for this checkpoint says it): if it was trained at "
+            "2 px, pass --image-size 2"
+        ], notes
+
+
 def test_a_model_fed_another_size_than_its_images_is_told_their_own_size_fits(tmp_path: Path) -> None:
     """--preset imagenet (or --image-size) on a plain state dict of a model trained on small images upscaled them to
     224 px: the public CIFAR ResNet-20 read its training accuracy at chance, 9.4%, with no note at all. With labels
