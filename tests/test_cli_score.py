@@ -1085,6 +1085,45 @@ def test_the_probes_read_the_measuring_passes_hits_as_a_pass_of_their_own_would(
     assert order is not None and "it predicts 200 of 200 training images as labelled, against 0 as fed" in order
 
 
+def test_a_reversed_order_suggested_on_200_images_is_read_again_on_1000() -> None:
+    """A model trained on BGR images whose reversed order reads right 22 images of the 200 probed that the order as fed
+    does not, and 6 the other way (p = 0.004), got no note though more labelled images were decoded (a CNN so trained
+    read 68 vs 52 of 200 and got none). That reversed order is now read again on up to 1,000 seeded images holding
+    the 200, and noted where it is clearly better there, with those counts; on 200 images only there is no second
+    look, and a model the reversed order reads no better gets no note."""
+    from suscli.data.images import normalizer
+    from suscli.measure.normalization import channel_order_hint, probe_positions
+
+    model = brightness()  # trained on BGR: class 0 where the first channel (blue, as trained) outweighs the third
+    with torch.no_grad():
+        model[-1].weight.copy_(torch.tensor([[-1.0, 0.0, 1.0], [1.0, 0.0, -1.0]]))
+        model[-1].bias.zero_()
+    count = 1500
+    probed = probe_positions(count, 0)
+    reversed_only = set(probed[:22]) | {i for i in range(count) if i not in probed and i % 8 == 0}
+    fed_only = set(probed[22:28]) | {i for i in range(count) if i not in probed and i % 25 == 1}
+    pixels = torch.full((count, 3, 4, 4), 100, dtype=torch.uint8)  # both orders read the rest alike, as class 0
+    labels = torch.zeros(count, dtype=torch.long)
+    for i in reversed_only | fed_only:
+        pixels[i, 0], pixels[i, 2] = 200, 50  # fed as is: class 1; reversed: class 0
+        labels[i] = 0 if i in reversed_only else 1
+    cpu = torch.device("cpu")
+
+    def order(pixels: torch.Tensor, labels: torch.Tensor) -> str | None:
+        return channel_order_hint(
+            model, pixels, labels, lambda o: normalizer((0.0,), (1.0,), o), device=cpu, seed=0, sidecar="m.suscli.json"
+        )
+
+    assert order(pixels, labels) == (
+        "with the channels reversed (BGR, as OpenCV reads images) it predicts 965 of 1,000 training images as labelled, "
+        'against 878 as fed: if it was trained on images read so, add {"channel_order": "BGR"} to m.suscli.json beside '
+        "the checkpoint"
+    )
+    assert order(pixels[probed], labels[probed]) is None  # only the 200 decoded: no second look
+    labels[list(reversed_only)[:100]] = 1  # the reversed order's advantage gone: no note, however many are read
+    assert order(pixels, labels) is None
+
+
 class FineDetail(nn.Module):
     """Class 0 for a checkerboard, 1 for a flat image of the same mean, by the mean step between neighbouring pixels:
     upscaled 8 -> 256 px and cropped to 224, a checkerboard's steps shrink 32-fold and it reads as flat."""
@@ -1099,6 +1138,49 @@ class FineDetail(nn.Module):
 
 def fine_detail() -> nn.Module:
     return FineDetail()
+
+
+def test_a_size_suggested_on_200_images_is_read_again_on_1000() -> None:
+    """The size probe takes the same second look as the others: its images' own size, suggested on the 200 probed
+    (22 vs 6) and clearly better on up to 1,000 holding them, is noted with those counts, whether the images as
+    measured are read off the row's own pass or again."""
+    from suscli.data.images import Preprocess, normalizer
+    from suscli.measure.accuracy import training_accuracy
+    from suscli.measure.normalization import probe_positions, second_positions
+    from suscli.run.model import size_noted
+
+    model = brightness()  # class 0 for bright images
+    with torch.no_grad():
+        model[-1].weight.copy_(torch.tensor([[1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]]) / 3)
+        model[-1].bias.copy_(torch.tensor([-0.5, 0.5]))
+    count = 1500
+    probed = probe_positions(count, 0)
+    own_only = set(probed[:22]) | {i for i in range(count) if i not in probed and i % 8 == 0}
+    measured_only = set(probed[22:28]) | {i for i in range(count) if i not in probed and i % 25 == 1}
+    measured = torch.full((count, 3, 4, 4), 200, dtype=torch.uint8)
+    own = torch.full((count, 3, 2, 2), 200, dtype=torch.uint8)
+    measured[list(own_only)] = 50
+    own[list(measured_only)] = 50
+    labels = torch.zeros(count, dtype=torch.long)
+    transform, cpu = normalizer((0.0,), (1.0,)), torch.device("cpu")
+    wider = second_positions(count, 0)
+    acc = training_accuracy(model, measured, labels, transform=transform, device=cpu)
+    for read in (None, acc):
+        notes = size_noted(
+            [],
+            model,
+            transform,
+            Preprocess(4),
+            (measured, labels, "training", read),
+            (probed, own[probed], lambda: (wider, own[wider])),
+            "--image-size 4",
+            cpu,
+        )
+        assert notes == [
+            f"{SIZE_ELSEWHERE}: at 2x2 it predicts 961 of 1,000 training images as labelled, against 878 at the 4x4 "
+            "measured (the size --image-size 4 sets; nothing recorded for this checkpoint says it): if it was trained at "
+            "2 px, pass --image-size 2"
+        ], notes
 
 
 def test_a_model_fed_another_size_than_its_images_is_told_their_own_size_fits(tmp_path: Path) -> None:

@@ -36,6 +36,12 @@ SIZE_ELSEWHERE = "its labels point to the images' own size"
 
 PROBE_IMAGES = 200  # labelled images each candidate is read on: a wrong normalization costs tens of points, plain there
 LEVEL = 1e-3  # the paired test's level, for the best of up to three candidates
+# where no candidate is clearly better on the PROBE_IMAGES but the best is below SUGGESTIVE there, that one alone is read
+# again on up to SECOND_IMAGES seeded images holding them (second_positions), and noted only if clearly better there:
+# a wrong channel order can cost a model fewer points than 200 images tell apart at LEVEL
+SUGGESTIVE = 0.05
+SECOND_IMAGES = 1000
+Hits = tuple[np.ndarray, np.ndarray]  # per-image hits of a reading and of the inputs as measured, on the same images
 # (what the note calls it, mean, std) by the images' channel count: what training scripts commonly normalize with
 CANDIDATES: dict[int, list[tuple[str, tuple[float, ...], tuple[float, ...]]]] = {
     3: [
@@ -72,20 +78,22 @@ def normalization_hint(
         return None
     idx, x, y = _probed(pixels, labels, seed)
     now = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for((0.0,), (1.0,)), device)
-    better = []  # (hits, candidate, per image) of those that fit clearly better than [0, 1]
-    for k, (_, mean, std) in enumerate(candidates):
-        found = _hits(model, x, y, transform_for(mean, std), device)
-        if _clearly(found, now, LEVEL):
-            better.append((int(found.sum()), k, found))
-    if not better:
+    readings = [_hits(model, x, y, transform_for(mean, std), device) for _, mean, std in candidates]
+    unit = transform_for((0.0,), (1.0,))
+    best = pointed_to(
+        readings,
+        now,
+        lambda k: _wider(model, pixels, labels, transform_for(*candidates[k][1:]), unit, device=device, seed=seed, measured=measured),
+    )
+    if best is None:
         return None
-    count, k, found = max(better, key=lambda b: b[0])
+    k, (found, now), better = best
     name, mean, std = candidates[k]
     # those the same images cannot tell from it (ImageNet's and CIFAR-10's statistics are close)
-    alike = [f"{candidates[j][0]}: {c}" for c, j, other in better if j != k and not _clearly(found, other, PAIRED_ALPHA)]
+    alike = [f"{candidates[j][0]}: {int(readings[j].sum())}" for j in better if j != k and not _clearly(found, readings[j], PAIRED_ALPHA)]
     flags = mean_std_flags(mean, std)
     return (
-        f"with {name} it predicts {count} of {len(y)} {what} images as labelled, against {int(now.sum())} as measured"
+        f"with {name} it predicts {int(found.sum())} of {len(found):,} {what} images as labelled, against {int(now.sum())} as measured"
         + (f" ({'; '.join(alike)}, which these images do not tell apart)" if alike else "")
         + f": if it was trained on normalized images, pass the mean and std it was trained with ({flags} for {name})"
     )
@@ -113,11 +121,16 @@ def channel_order_hint(
         return None
     idx, x, y = _probed(pixels, labels, seed)
     fed = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for("RGB"), device)
-    reversed_ = _hits(model, x, y, transform_for("BGR"), device)
-    if not _clearly(reversed_, fed, LEVEL):
+    best = pointed_to(
+        [_hits(model, x, y, transform_for("BGR"), device)],
+        fed,
+        lambda _: _wider(model, pixels, labels, transform_for("BGR"), transform_for("RGB"), device=device, seed=seed, measured=measured),
+    )
+    if best is None:
         return None
+    _, (reversed_, fed), _ = best
     return (
-        f"with {REVERSED} it predicts {int(reversed_.sum())} of {len(y)} "
+        f"with {REVERSED} it predicts {int(reversed_.sum())} of {len(reversed_):,} "
         f"{what} images as labelled, against {int(fed.sum())} as fed: if it was trained on images read so, add "
         f'{{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
     )
@@ -150,15 +163,20 @@ def combined_hint(
     # ties go to the earlier: the order as fed before the reversed, [0, 1] before a normalization
     combos: list[tuple[tuple[str, tuple[float, ...], tuple[float, ...]] | None, str]] = [(c, "RGB") for c in candidates]
     combos += [(None, "BGR"), *((c, "BGR") for c in candidates)]
-    better = []  # (hits, position in combos, per image) of those that fit clearly better than as measured
-    for k, (norm, order) in enumerate(combos):
-        mean, std = (norm[1], norm[2]) if norm is not None else ((0.0,), (1.0,))
-        found = _hits(model, x, y, transform_for(mean, std, order), device)
-        if _clearly(found, now, LEVEL):
-            better.append((int(found.sum()), k, found))
-    if not better:
+
+    def transform(k: int) -> Transform:
+        norm, order = combos[k]
+        return transform_for(*((norm[1], norm[2]) if norm is not None else ((0.0,), (1.0,))), order)
+
+    readings = [_hits(model, x, y, transform(k), device) for k in range(len(combos))]
+    unit = transform_for((0.0,), (1.0,), "RGB")
+    best = pointed_to(
+        readings, now, lambda k: _wider(model, pixels, labels, transform(k), unit, device=device, seed=seed, measured=measured)
+    )
+    if best is None:
         return None
-    count, k, found = max(better, key=lambda b: b[0])
+    k, (found, now), better = best
+    count, seen = int(found.sum()), len(found)
     norm, order = combos[k]
 
     def called(j: int) -> str:
@@ -167,17 +185,17 @@ def combined_hint(
             return "the channels reversed, pixels in [0, 1]"
         return other[0] + (", the channels reversed" if other_order == "BGR" else ", the channels as fed" if order == "BGR" else "")
 
-    alike = [f"{called(j)}: {c}" for c, j, other in better if j != k and not _clearly(found, other, PAIRED_ALPHA)]
+    alike = [f"{called(j)}: {int(readings[j].sum())}" for j in better if j != k and not _clearly(found, readings[j], PAIRED_ALPHA)]
     said = f" ({'; '.join(alike)}, which these images do not tell apart)" if alike else ""
     add = f'add {{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
     if norm is None:  # as channel_order_hint words it
         return CHANNELS_UNKNOWN, (
-            f"with {REVERSED} it predicts {count} of {len(y)} {what} images as labelled, against {int(now.sum())} as fed"
+            f"with {REVERSED} it predicts {count} of {seen:,} {what} images as labelled, against {int(now.sum())} as fed"
             f"{said}: if it was trained on images read so, {add}"
         )
     name, flags = norm[0], mean_std_flags(norm[1], norm[2])
     return NO_NORMALIZATION, (
-        f"with {name}{f' and {REVERSED}' if order == 'BGR' else ''} it predicts {count} of {len(y)} {what} images as "
+        f"with {name}{f' and {REVERSED}' if order == 'BGR' else ''} it predicts {count} of {seen:,} {what} images as "
         f"labelled, against {int(now.sum())} as measured{said}: if it was trained on normalized images"
         f"{' read so' if order == 'BGR' else ''}, pass the mean and std it was trained with ({flags} for {name})"
         + (f" and {add}" if order == "BGR" else "")
@@ -188,6 +206,55 @@ def probe_positions(count: int, seed: int) -> list[int]:
     """The positions, among `count` decoded labelled images, of the PROBE_IMAGES seeded ones every probe reads (the
     size probe decodes these again at their own size), so that all their counts are of the same images."""
     return seeded_subset(count, PROBE_IMAGES, seed)
+
+
+def second_positions(count: int, seed: int) -> list[int]:
+    """The positions of the up to SECOND_IMAGES seeded images a second look reads: probe_positions and, drawn seeded
+    from the others, as many more, so that the images that suggested the reading are among those that decide it."""
+    first = probe_positions(count, seed)
+    taken = set(first)
+    rest = [i for i in range(count) if i not in taken]
+    return sorted(first + [rest[i] for i in seeded_subset(len(rest), SECOND_IMAGES - PROBE_IMAGES, seed)])
+
+
+def pointed_to(readings: Sequence[np.ndarray], now: np.ndarray, wider: Callable[[int], Hits | None]) -> tuple[int, Hits, list[int]] | None:
+    """What every probe notes: the reading (its position in `readings`, per-image hits on the PROBE_IMAGES) with the
+    most hits among those clearly more than `now`, the inputs as measured (exact McNemar, LEVEL), the hits it is told
+    by (its, and as measured), and the positions of all those clearly more; ties go to the earlier. Where none is,
+    the reading with the most hits, if suggestive (below SUGGESTIVE), is read again on up to SECOND_IMAGES images
+    (`wider(k)`: its hits and those as measured there; None where no more images were decoded) and kept only if
+    clearly more there, at LEVEL: the note needs that test, whatever the first 200 suggested. None otherwise."""
+    better = [k for k, found in enumerate(readings) if _clearly(found, now, LEVEL)]
+    if better:
+        k = max(better, key=lambda j: int(readings[j].sum()))
+        return k, (readings[k], now), better
+    k = max(range(len(readings)), key=lambda j: int(readings[j].sum()))
+    if not _clearly(readings[k], now, SUGGESTIVE) or (more := wider(k)) is None or not _clearly(*more, LEVEL):
+        return None
+    return k, more, [k]
+
+
+def _wider(
+    model: nn.Module,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    transform: Transform,
+    as_measured: Transform,
+    *,
+    device: torch.device,
+    seed: int,
+    measured: np.ndarray | None,
+) -> Hits | None:
+    """A second look's hits (pointed_to): `transform`'s and the inputs' as measured on the second_positions of the
+    decoded `pixels`, those as measured off the row's own pass where given. None where no more than the probed were
+    decoded."""
+    idx = second_positions(len(pixels), seed)
+    if len(idx) <= PROBE_IMAGES:
+        return None
+    at = torch.tensor(idx)
+    x, y = pixels[at], labels[at]
+    now = _measured(measured, idx) if measured is not None else _hits(model, x, y, as_measured, device)
+    return _hits(model, x, y, transform, device), now
 
 
 def mean_std_flags(mean: Sequence[float], std: Sequence[float]) -> str:
@@ -226,19 +293,22 @@ def size_hint(
     fix: str,
     what: str = "training",
     now: np.ndarray | None = None,
+    wider: Callable[[], Hits | None] = lambda: None,
 ) -> str | None:
     """The note (SIZE_ELSEWHERE) where the model predicts clearly more of `labels` (exact McNemar, LEVEL) on the same
     images decoded at their own size (`own`) than as measured (`measured`), with the same normalization: a size that
     came from a preset or an option (`fed`: which) upscales CIFAR's 32 px to 224, and the public ResNet-20 then read
-    chance; `fix`: the options to pass; `now`: the hits as measured, where the measuring pass read them already. None
-    where their own size does not fit clearly better."""
+    chance; `fix`: the options to pass; `now`: the hits as measured, where the measuring pass read them already;
+    `wider`: the hits at their own size and as measured on up to SECOND_IMAGES images, a second look (pointed_to).
+    None where their own size does not fit clearly better."""
     now = _hits(model, measured, labels, transform, device) if now is None else now
-    found = _hits(model, own, labels, transform, device)
-    if not _clearly(found, now, LEVEL):
+    best = pointed_to([_hits(model, own, labels, transform, device)], now, lambda _: wider())
+    if best is None:
         return None
+    _, (found, now), _ = best
     side, at = own.shape[-1], measured.shape[-1]
     return (
-        f"{SIZE_ELSEWHERE}: at {side}x{side} it predicts {int(found.sum())} of {len(labels)} {what} images as labelled, "
+        f"{SIZE_ELSEWHERE}: at {side}x{side} it predicts {int(found.sum())} of {len(found):,} {what} images as labelled, "
         f"against {int(now.sum())} at the {at}x{at} measured (the size {fed} sets; nothing recorded for this checkpoint "
         f"says it): if it was trained at {side} px, {fix}"
     )

@@ -4,6 +4,7 @@ row. suscli.run.score, .rank and .track build on it; `Settings` decides the numb
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import os
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +28,9 @@ from suscli.measure.normalization import (
     combined_hint,
     mean_std_flags,
     normalization_hint,
+    PROBE_IMAGES,
     probe_positions,
+    second_positions,
     size_hint,
 )
 from suscli.measure.randomness import Checked, random_forward
@@ -778,7 +782,9 @@ def unrecorded_size(settings: Settings, meta: dict) -> str | None:
     return str(meta.get("implied_by") or "the architecture's defaults") if meta.get("image_size") is not None else None
 
 
-OwnSize = tuple[list[int], torch.Tensor]  # the probe's positions in the labelled pixels, those images at their own size
+Positioned = tuple[list[int], torch.Tensor]  # positions in the labelled pixels, those images at their own size
+# the probe's (probe_positions), and a second look's (second_positions), decoded only where one is taken, then kept
+OwnSize = tuple[list[int], torch.Tensor, Callable[[], Positioned | None]]
 
 
 def own_size_pixels(
@@ -786,7 +792,8 @@ def own_size_pixels(
 ) -> OwnSize | None:
     """The probed images of the labelled set (probe_positions among the `count` decoded) decoded at their own
     size, where every one shares one square size other than the model's: what size_noted reads. Only those images are
-    decoded again, once for the models sharing `prep`; None where the images are of the model's size or of several."""
+    decoded again, once for the models sharing `prep` (those of a second look where one is taken); None where the
+    images are of the model's size or of several."""
     if source is None or count == 0:
         return None
     sizes = source.sizes()
@@ -797,10 +804,15 @@ def own_size_pixels(
         return None
     unreadable = {ref for ref, _ in source.decoded(prep.sizing, channels, device)[2]}  # decoded already: cached
     kept = [i for i, ref in enumerate(source.paths) if ref not in unreadable]
-    idx = probe_positions(count, seed)
-    probe = source.subset([kept[i] for i in idx], len(source.paths))
-    pixels, _, bad = probe.decoded(width, channels, device)
-    return (idx, pixels) if not bad and len(pixels) == len(idx) else None
+
+    def at_own_size(idx: list[int]) -> Positioned | None:
+        probe = source.subset([kept[i] for i in idx], len(source.paths))
+        pixels, _, bad = probe.decoded(width, channels, device)
+        return (idx, pixels) if not bad and len(pixels) == len(idx) else None
+
+    probed = at_own_size(probe_positions(count, seed))
+    wider = functools.cache(lambda: at_own_size(second_positions(count, seed)) if count > PROBE_IMAGES else None)
+    return (*probed, wider) if probed is not None else None
 
 
 def size_noted(
@@ -819,9 +831,24 @@ def size_noted(
     if labelled is None or own is None or fed is None:
         return notes
     pixels, labels, what, acc = labelled
-    idx, own_pixels = own
+    idx, own_pixels, more = own
     at = torch.tensor(idx)
     side = own_pixels.shape[-1]
+
+    def hits(x: torch.Tensor, idx: list[int]) -> np.ndarray:
+        found = training_accuracy(model, x, labels[torch.tensor(idx).to(labels.device)], transform=transform, device=device).hits
+        assert found is not None
+        return found
+
+    def wider() -> tuple[np.ndarray, np.ndarray] | None:  # a second look: these images at their own size, and as measured
+        seen = more()
+        if seen is None:
+            return None
+        idx, own_pixels = seen
+        measured = acc.hits if acc is not None else None  # read already
+        now = np.asarray(measured, dtype=bool)[idx] if measured is not None else hits(pixels[torch.tensor(idx).to(pixels.device)], idx)
+        return hits(own_pixels, idx), now
+
     fix = (
         f"pass {mean_std_flags(prep.mean, prep.std)} instead of {fed}, which sets the size"
         if fed.startswith("--preset")
@@ -839,6 +866,7 @@ def size_noted(
             fix=fix,
             what=what,
             now=acc.hits[idx] if acc is not None and acc.hits is not None else None,  # as measured: read already
+            wider=wider,
         )
     except (SuscliError, RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError):
         return notes
