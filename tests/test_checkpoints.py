@@ -1024,6 +1024,16 @@ def test_a_state_dict_in_a_newer_pickle_protocol_loads_without_trust(tmp_path, i
     assert cli_json("score", tmp_path / "new.pt", *flags)["results"][0]["susceptibility"] == expected
 
 
+def test_a_newer_protocol_file_under_forced_weights_only_loading_says_why(tmp_path, monkeypatch):
+    """With TORCH_FORCE_WEIGHTS_ONLY_LOAD set, torch refuses any reader but its weights-only one, which cannot read a
+    protocol-4 pickle: the file was called "truncated or corrupt". It is refused for what stops it, with the fix."""
+    torch.save(_tiny().state_dict(), tmp_path / "p4.pt", pickle_protocol=4)
+    monkeypatch.setenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "1")
+    line = _input_error(tmp_path / "p4.pt", arch=ARCH)
+    assert "is pickled with protocol 4, whose opcodes weights-only loading cannot read" in line, line
+    assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD is set" in line and "corrupt" not in line, line
+
+
 @pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
 def test_a_payload_in_a_newer_pickle_protocol_is_refused_without_running(tmp_path, zipped):
     """A protocol-4 file that imports a callable is refused and named, and nothing in it runs, whether the opcode

@@ -276,6 +276,12 @@ def _restricted_load(path: Path, protocol: int | None, weights_only_error: Excep
     torch.load would hand to torch.jit.load, is never read so."""
     if any(n.endswith("constants.pkl") for n in _zip_names(path)):
         raise _unreadable_torch(path, weights_only_error) from weights_only_error
+    if os.getenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in ("1", "y", "yes", "true"):  # as torch.load reads it
+        raise InputError(  # torch then refuses every reader but its own: the error said "truncated or corrupt"
+            f"{path}: is pickled with protocol {protocol}, whose opcodes weights-only loading cannot read, and "
+            "TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, which makes torch refuse any other reader; refused, nothing in the file was run",
+            fix="unset TORCH_FORCE_WEIGHTS_ONLY_LOAD for this run, or re-save it with torch.save's default protocol",
+        ) from weights_only_error
     try:
         # torch validates sparse tensors' indices (out of bounds, they read past memory later) under weights_only=True
         # only, or with this check on.
