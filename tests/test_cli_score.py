@@ -927,7 +927,7 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
     doc = cli_json("rank", pool, "--arch", "tests.test_cli_score:brightness", *args)
     assert doc["recommendation"].endswith(
         "; the labels of 1 of the 2 models (normalized) point to another input normalization, channel order or size than the one measured, so "
-        "their numbers are likely of inputs unlike their training's: they are ranked last, left out of the pool's thresholds, consensus and "
+        "their numbers are likely of inputs unlike their training's: they are ranked after the models counted, left out of the pool's thresholds, consensus and "
         "choice; rank them again as their notes say"
     ), doc["recommendation"]
     # left out of the thresholds, it leaves one model counted: no regions, and the model fed as trained comes first

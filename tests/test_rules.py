@@ -235,6 +235,20 @@ def test_a_pick_whose_labels_point_to_another_normalization_is_not_confident() -
     assert _normalization_said(Choice([plain], plain, "ship plain", True), []).why == "ship plain"
 
 
+def test_models_fed_other_inputs_than_trained_are_said_ranked_where_they_are() -> None:
+    """The closing line said such models "are ranked last", yet a model that could not be scored comes after them:
+    it says where they are, after the models counted."""
+    from suscli.measure.normalization import NO_NORMALIZATION
+
+    said = f"{NO_NORMALIZATION}; with ImageNet's mean and std it predicts 171 of 200 ..."
+    good = [row(f"m{i}", acc, zeta, [0] * 8 + [1] * 8) for i, (acc, zeta) in enumerate(((0.9, 0.1), (0.8, 0.12), (0.7, 0.3)))]
+    failed = Result(name="broken", path="broken", status="error", error="could not be loaded")
+    pool = [*good, row("off", 0.26, 0.05, [1] * 16, notes=[said]), failed]
+    choice = choose(pool, "agreement", thresholds(pool))
+    assert [r.name for r in choice.ranked][-2:] == ["off", "broken"]
+    assert "ranked last" not in choice.why and "they are ranked after the models counted, left out of" in choice.why
+
+
 def test_models_fed_other_inputs_than_trained_are_left_out_of_the_pool_and_ranked_last() -> None:
     """A model whose labels point to another normalization than measured read 26% of its training labels (the public
     ResNet-20 on [0, 1] pixels) and still set the pool's mean training accuracy, voted in the consensus the others
@@ -255,7 +269,7 @@ def test_models_fed_other_inputs_than_trained_are_left_out_of_the_pool_and_ranke
     choice = choose(pool, "agreement", t)
     assert [r.name for r in choice.ranked][-1] == "off" and choice.pick is not None and choice.pick.name != "off"
     assert off.agreement is not None and off.verdict == "unclear"  # its own numbers and verdict stay
-    assert "off" not in choice.voters and "(off)" in choice.why and "ranked last, left out of the pool's thresholds" in choice.why
+    assert "off" not in choice.voters and "(off)" in choice.why and "ranked after the models counted, left out of" in choice.why
     # every model fed other inputs: none is left out, and the pick among them is not confident
     alone = [row(n, acc, 0.1, [0] * 16, notes=[said]) for n, acc in (("a", 0.3), ("b", 0.2))]
     assert misfed(alone) == [] and len(counted(alone)) == 2

@@ -24,6 +24,7 @@ import suscli.run.audit
 from suscli.errors import InputError
 from suscli.data.images import labeled_source
 from suscli.data.imagesets import read_labeled, read_unlabeled
+from suscli.data.labels import CLASS_LABEL_ORDER
 from suscli.data.tables import label_rows, read_image_list
 from tests.conftest import cli_json, invoke, one_error_line, tiny_cnn, write_images
 
@@ -269,6 +270,24 @@ def test_a_hugging_face_imagefolder_with_a_metadata_parquet_is_labelled_by_it(tm
         read_labeled(folder)
     assert read_labeled(folder, label_column="species").labels == [1, 0, 2, 0]
     assert read_unlabeled(folder).imagefolder  # as --data, the folder's images, turned as load_dataset turns them
+
+
+def test_a_metadata_parquet_of_class_label_ids_keeps_their_names(tmp_path: Path, imgs: list[Path]) -> None:
+    """A metadata.parquet that `Dataset.to_parquet` wrote from a ClassLabel column holds its ids and, in the file's
+    schema, their names (here dog 0, cat 1). Its ids were read as the model's own class ids, the names passed over:
+    a model naming its classes cat, dog was measured against swapped labels, where the same file read as a parquet
+    dataset maps its ids to the model's classes by name. The names now come with the ids, as a dataset's do."""
+    datasets = pytest.importorskip("datasets")
+    folder = imgs[0].parent
+    features = datasets.Features({"file_name": datasets.Value("string"), "label": datasets.ClassLabel(names=["dog", "cat"])})
+    table = {"file_name": [p.name for p in imgs], "label": [0, 1, 1, 0]}
+    datasets.Dataset.from_dict(table, features=features).to_parquet(str(folder / "metadata.parquet"))
+    listing = read_labeled(folder)
+    assert listing.labels == [0, 1, 1, 0] and listing.label_names == ["dog", "cat"]
+    assert listing.names_order == CLASS_LABEL_ORDER
+    table["label"] = [0, 1, 2, 0]
+    datasets.Dataset.from_dict(table).to_parquet(str(folder / "metadata.parquet"))  # plain ids: no names to keep
+    assert read_labeled(folder).label_names is None
 
 
 def test_a_metadata_parquet_without_pyarrow_or_damaged_is_one_line(

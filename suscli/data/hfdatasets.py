@@ -111,6 +111,12 @@ def _class_names(feature: Any, labels: list[Any], path: Path, name: str) -> list
     """A ClassLabel column's names, which say what its ids mean (a split that lacks a class numbers the others
     otherwise than the training split, and a model may name its classes in another order); None without any."""
     names = list(getattr(feature, "names", None) or []) if type(feature).__name__ == "ClassLabel" else []
+    return class_label_names(names, labels, path, name)
+
+
+def class_label_names(names: list[Any], labels: list[Any], path: Path, name: str) -> list[str] | None:
+    """A ClassLabel's names (a dataset's feature, or those a metadata.parquet keeps), checked against the ids its
+    column holds; None without any."""
     if not names:
         return None
     beyond = [v for v in labels if v is not None and v >= len(names)]

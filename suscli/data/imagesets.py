@@ -17,7 +17,7 @@ from typing import Any
 from suscli.data.embedded import ImageRef
 from suscli.errors import InputError, shown
 from suscli.files import printable
-from suscli.data.hfdatasets import is_dataset, read_dataset
+from suscli.data.hfdatasets import class_label_names, is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, ONE_HOT_ORDER, by_name
 from suscli.data.tables import (
     COMPRESSIONS,
@@ -31,6 +31,7 @@ from suscli.data.tables import (
     listed_paths,
     absent_and_folders,
     one_hot_rows,
+    parquet_class_label,
     read_image_list,
     unlabeled_lines,
 )
@@ -176,11 +177,15 @@ def _label_file(path: Path, image_column: str | None, label_column: str | None) 
     rows = one_hot or label_rows(path, image_column, label_column)
     kept, notes = _once(rows.paths, rows.labels, rows.names, path)
     items, moved = _all_exist([rows.paths[i] for i in kept], path)
-    order = ONE_HOT_ORDER if one_hot else None
+    names, order = rows.names, ONE_HOT_ORDER if one_hot else None
+    if names is None and rows.column is not None and list_suffix(path) == ".parquet":
+        # Dataset.to_parquet's ClassLabel ids: their names map them to a model's classes, as a parquet dataset's do
+        names = class_label_names(parquet_class_label(path, rows.column), rows.labels, path, rows.column)
+        order = CLASS_LABEL_ORDER if names else None
     return Listing(
         items,
         [rows.labels[i] for i in kept],
-        rows.names,
+        names,
         moved + notes,
         names_order=order,
         imagefolder=path.name in METADATA_FILES,

@@ -63,6 +63,7 @@ class LabelRows:
     written: list[str]  # the path cell as written: reports name an image so, for a join with the file to find its row
     labels: list[int]
     names: list[str] | None
+    column: str | None = None  # the label column as the header names it; None in a file without one
 
 
 def label_rows(path: Path, image_column: str | None = None, label_column: str | None = None) -> LabelRows:
@@ -89,6 +90,7 @@ def label_rows(path: Path, image_column: str | None = None, label_column: str | 
             f"--label-column names none of its {len(rows[0])} columns",
             fix="keep the header line (the columns' names) at the top of each file --label-column reads",
         )
+    column = rows[0][label_at] if header else None
     rows = rows[1:] if header else rows
     named: list[str] = []
     values: list[str] = []
@@ -122,14 +124,14 @@ def label_rows(path: Path, image_column: str | None = None, label_column: str | 
     if len(set(values)) < 2:
         raise InputError(f"{path}: every row has label {values[0]}; {ONE_CLASS}")
     if by_id:
-        return LabelRows(paths, named, [int(v.partition(".")[0]) for v in values], None)  # each a _class_id
+        return LabelRows(paths, named, [int(v.partition(".")[0]) for v in values], None, column)  # each a _class_id
     if all(_number(v) for v in values):  # numbered as sorted strings, '10.5' would come before '2.5'
         raise InputError(
             f"{path}: every label is a number, yet none is a class id (a whole number, 0 or more): row 1's is {values[0]!r}",
             fix="write each label as its class id (0, 1, ...) or its class name",
         )
     labels, names = by_name(values)
-    return LabelRows(paths, named, labels, names)
+    return LabelRows(paths, named, labels, names, column)
 
 
 def unlabeled_lines(path: Path) -> list[str] | None:
@@ -496,6 +498,20 @@ def _parquet_rows(path: Path, what: str, count: int | None = None) -> list[list[
         raise InputError(f"cannot read {what} {path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})") from None
     cells = [["" if v is None else str(v) for v in column] for column in columns]
     return [list(table.column_names)] + [list(row) for row in zip(*cells)]
+
+
+def parquet_class_label(path: Path, column: str) -> list[str]:
+    """The names of a metadata.parquet's ClassLabel column, as `Dataset.to_parquet` keeps them beside its ids (the
+    schema's `huggingface` features); none for a column of plain ids, or a file pandas wrote."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        feature = json.loads(meta.get(b"huggingface", b"{}")).get("info", {}).get("features", {}).get(column, {})
+    except (ValueError, AttributeError, OSError):  # features damaged or of another shape: the ids alone, as pandas writes them
+        return []
+    names = feature.get("names") if isinstance(feature, dict) and feature.get("_type") == "ClassLabel" else None
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def has_label_column(path: Path, label_column: str | None) -> bool:

@@ -163,7 +163,7 @@ def _normalization_said(choice: Choice, off: list[Result]) -> Choice:
         return choice
     shown = ", ".join(r.name for r in named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
     said = (
-        ", so their numbers are likely of inputs unlike their training's: they are ranked last, left out of the pool's "
+        ", so their numbers are likely of inputs unlike their training's: they are ranked after the models counted, left out of the pool's "
         "thresholds, consensus and choice; rank them again as their notes say"
         if off
         else ", and the pool's numbers read them as measured: rank again as their notes say"

@@ -298,8 +298,8 @@ def _exports_said(found: list[tuple[str, str]], pool: Path | None = None) -> lis
 def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
     """Entries of a pool folder (each file a model, named by its stem; each subfolder a run whose latest checkpoint is the model,
     or every checkpoint with all_checkpoints), or of a manifest file. `say` hears of the subfolders left out for holding
-    no checkpoint, and of the ONNX models left out: a run whose model was never saved, or saved in a form suscli does
-    not read, is otherwise missing from the table without a word."""
+    no checkpoint, and of the models of another format left out (EXPORTS: ONNX, Keras, HDF5, TensorFlow): a run whose model
+    was never saved, or saved in a form suscli does not read, is otherwise missing from the table without a word."""
     pool = nameable(Path(pool))
     if not pool.exists():
         raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
