@@ -57,3 +57,32 @@ def test_the_pass_keeps_each_images_top_classes_and_given_label() -> None:
     assert pred.probs[:, 0] == pytest.approx(torch.softmax(torch.tensor([1.0, 0, 0, 0]), 0)[0].item())
     again = type(pred).decode(pred.encode())  # what the results file keeps
     assert (again.classes == pred.classes).all() and (again.labels == pred.labels).all()
+
+
+def test_a_forward_with_random_ops_reads_the_same_wherever_the_global_rng_stands() -> None:
+    """A forward with random ops of its own (a functional dropout, F.dropout(x, p) with its default training=True)
+    drew them where the global RNG stood: its training accuracy and predictions changed with whatever ran before
+    (another model of the pool, a probe's pass, the caller's loop), so a rerun ordered a pool otherwise and a row's
+    numbers depended on its neighbours. Each pass now draws from a fixed seed, and leaves the caller's RNG as it was."""
+    from suscli.measure.predictions import predict
+
+    class Drop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.dropout(self.fc(x), 0.5, training=True)
+
+    torch.manual_seed(0)
+    model, x = Drop(), torch.randn(200, 8)
+    y = torch.randint(3, (200,))
+    readings = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        acc = training_accuracy(model, x, y)
+        pred = predict(model, x)
+        readings.append((acc.correct, acc.hits.tolist(), pred.classes.tolist(), torch.rand(1).item()))
+        torch.manual_seed(seed)
+        assert readings[-1][3] == torch.rand(1).item()  # the caller's RNG is where it was
+    assert readings[0][:3] == readings[1][:3]

@@ -19,7 +19,7 @@ from torch import nn
 from suscli.measure.predictions import Predictions, top_k
 from suscli.errors import InputError, shown
 from suscli.measure.devices import cpu_batch
-from suscli.measure.susceptibility import logits_of, preserved_modes
+from suscli.measure.susceptibility import fixed_draws, logits_of, preserved_modes
 
 Progress = Callable[[str, int, int], None]
 
@@ -113,7 +113,7 @@ def training_accuracy(
     correct = start = halvings = 0
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []
     hits: list[torch.Tensor] = []
-    with preserved_modes(model):
+    with preserved_modes(model), fixed_draws(target):
         model.eval()
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
             while start < len(inputs):

@@ -22,7 +22,7 @@ from torch import nn
 from suscli.errors import InputError
 from suscli.results import Result
 from suscli.measure.devices import cpu_batch
-from suscli.measure.susceptibility import logits_of, preserved_modes
+from suscli.measure.susceptibility import fixed_draws, logits_of, preserved_modes
 
 TOP_K = 5  # classes kept per image: enough for a consensus over 10 classes, small for 1000 (ImageNet)
 BATCH_SIZE = 256
@@ -117,7 +117,7 @@ def predict(
     transform = transform or (lambda x: x)
     classes, probs = [], []
     batch_size, start = BATCH_SIZE if target.type == "cuda" else cpu_batch(BATCH_SIZE, inputs), 0
-    with preserved_modes(model):
+    with preserved_modes(model), fixed_draws(target):
         model.eval()
         with torch.inference_mode():
             while start < len(inputs):

@@ -183,6 +183,20 @@ def seeded(device: torch.device, seed: int) -> None:
             torch.cuda.manual_seed(seed)
 
 
+EVAL_SEED = 0  # the random ops of a forward in an eval pass (accuracy, predictions, the probes) draw from this seed
+
+
+@contextlib.contextmanager
+def fixed_draws(device: torch.device) -> Iterator[None]:
+    """An eval pass whose forward draws random ops of its own (a functional dropout with its default training=True)
+    from EVAL_SEED, in a fork of the global RNG: they drew where it stood, so a model's training accuracy and
+    predictions changed with what ran before them (another model of the pool, a probe, the caller's loop), and a
+    rerun could order a pool otherwise. The caller's RNG is left where it was."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        seeded(device, EVAL_SEED)
+        yield
+
+
 def train_without_dropout(model: nn.Module) -> None:
     """Train mode (BatchNorm on batch statistics) with every dropout and stochastic depth off: before and after the
     step must see the same network. A TorchScript submodule is a dropout by the class it was scripted from."""
