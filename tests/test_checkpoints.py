@@ -1073,6 +1073,17 @@ def test_the_restricted_unpickler_reaches_no_code_beyond_torchs_allowlist(payloa
     assert not hasattr(collections.Counter, "x")
 
 
+def test_the_restricted_unpickler_builds_an_ordered_dict_as_torch_does():
+    """BUILD on an ordered dict went through Python's handler, which calls a `__setstate__` an earlier BUILD set on the
+    instance; torch's weights-only unpickler only updates its attributes, and so does this one now."""
+    payload = (
+        b"\x80\x04ccollections\nOrderedDict\n)R"  # OrderedDict()
+        b"}\x8c\x0c__setstate__ccollections\nOrderedDict\nsb"  # BUILD: its __setstate__ attribute set to OrderedDict
+        b"}\x8c\x01yK\x01sb."  # BUILD {"y": 1}: an attribute, not a call of that __setstate__
+    )
+    assert restricted_pickle.load(io.BytesIO(payload)).y == 1
+
+
 def test_a_malformed_sparse_tensor_in_a_newer_protocol_is_refused_as_weights_only_loading_refuses_it(tmp_path):
     """torch validates sparse tensors' indices only under weights_only=True (an index beyond the size reads out of
     bounds later, in to_dense()); the restricted load of a protocol-4 file runs torch.load(weights_only=False), and

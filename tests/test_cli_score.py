@@ -939,7 +939,7 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
     )
     assert res.exit_code == 1, res.output  # the gate failed; every input was read
     assert (
-        "--fail-on memorized cannot be judged: the labels of 1 of the 2 point to other inputs than measured (left out), and regions need 2+"
+        "--fail-on memorized cannot be judged: the labels of 1 of the 2 models point to other inputs than measured (left out), and regions need 2+"
         in res.stderr
     ), res.stderr
 

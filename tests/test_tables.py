@@ -270,6 +270,9 @@ def test_a_hugging_face_imagefolder_with_a_metadata_parquet_is_labelled_by_it(tm
         read_labeled(folder)
     assert read_labeled(folder, label_column="species").labels == [1, 0, 2, 0]
     assert read_unlabeled(folder).imagefolder  # as --data, the folder's images, turned as load_dataset turns them
+    write(names, [True, False, False, True])  # booleans are ids, as a parquet dataset reads them: they were names "False", "True"
+    listing = read_labeled(folder)
+    assert listing.labels == [1, 0, 0, 1] and not listing.label_names
 
 
 def test_a_metadata_parquet_of_class_label_ids_keeps_their_names(tmp_path: Path, imgs: list[Path]) -> None:

@@ -496,7 +496,8 @@ def _parquet_rows(path: Path, what: str, count: int | None = None) -> list[list[
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"cannot read {what} {path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})") from None
-    cells = [["" if v is None else str(v) for v in column] for column in columns]
+    # booleans as the ids a parquet dataset reads them as (False 0, True 1), not the class names "False" and "True"
+    cells = [["" if v is None else str(int(v)) if isinstance(v, bool) else str(v) for v in column] for column in columns]
     return [list(table.column_names)] + [list(row) for row in zip(*cells)]
 
 

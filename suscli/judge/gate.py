@@ -124,7 +124,7 @@ def shortfall(ranked: list[Result]) -> str | None:
         return None
     lost = [f"{len(ranked) - scored} of the {len(ranked)} models could not be scored"] if scored < len(ranked) else []
     if off:
-        lost.append(f"the labels of {off} of the {len(ranked)} point to other inputs than measured (left out)")
+        lost.append(f"the labels of {off} of the {len(ranked)} models point to other inputs than measured (left out)")
     return f"{' and '.join(lost)}, and regions need {MIN_POOL}+"
 
 

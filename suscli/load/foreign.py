@@ -45,34 +45,51 @@ def refusal(path: Path) -> InputError | None:
 
 @dataclass(frozen=True)
 class Export:
-    """A kind of model file suscli cannot measure, and how its error and a pool's stderr line say so."""
+    """A kind of model file suscli cannot measure: how its error says so (one file), and how a pool's stderr line
+    does (several, left out)."""
 
     one: str  # "an ONNX model"
     why: str
     fix: str
+    many: str  # "ONNX model(s)"
+    pool_why: str
+    pool_fix: str
 
 
 _TORCH_FIX = "its state dict with --arch, or a file suscli.save wrote"
+_PYTORCH = "suscli measures PyTorch models"
 EXPORTS = {
     "ONNX": Export(
         "an ONNX model",
         "the measurement takes a gradient step on the model's weights, and an ONNX graph is exported for inference, without gradients",
         f"score the PyTorch checkpoint it was exported from: {_TORCH_FIX}",
+        "ONNX model(s)",
+        "suscli cannot measure an ONNX graph, exported for inference without gradients",
+        "score the PyTorch checkpoint each was exported from",
     ),
     "Keras": Export(
         "a Keras model",
-        "suscli measures PyTorch models, and this is Keras's format",
+        f"{_PYTORCH}, and this is Keras's format",
         f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
+        "Keras model(s)",
+        _PYTORCH,
+        "score each model's PyTorch checkpoint",
     ),
     "HDF5": Export(
         "an HDF5 file (Keras's and TensorFlow's format for models and weights)",
-        "suscli measures PyTorch models",
+        _PYTORCH,
         f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
+        "HDF5 file(s)",
+        f"{_PYTORCH}, and HDF5 is Keras's and TensorFlow's format",
+        "score each model's PyTorch checkpoint",
     ),
     "TensorFlow": Export(
         "a TensorFlow SavedModel",
-        "suscli measures PyTorch models, and this is TensorFlow's format",
+        f"{_PYTORCH}, and this is TensorFlow's format",
         f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
+        "TensorFlow model(s)",
+        _PYTORCH,
+        "score each model's PyTorch checkpoint",
     ),
 }
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

@@ -78,11 +78,17 @@ class Unpickler(_PurePython):
 
     def _build(self) -> None:
         kind = type(self.stack[-2])
-        if kind is torch.Tensor:  # as torch does: its storage set, never Tensor.__setstate__ (which sets hooks from the state)
+        # As torch's weights-only unpickler builds these: a tensor's storage set (Python's BUILD would call
+        # Tensor.__setstate__, which also sets hooks from the state), an ordered dict's attributes updated (Python's
+        # would call a __setstate__ an earlier BUILD may have set on it).
+        if kind in (torch.Tensor, collections.OrderedDict):
             state = self.stack.pop()
-            self.stack[-1].set_(*state)
+            if kind is torch.Tensor:
+                self.stack[-1].set_(*state)
+            else:
+                self.stack[-1].__dict__.update(state)
             return
-        if kind not in (torch.nn.Parameter, collections.OrderedDict) and not any(kind is a for a in _allowed().values()):
+        if kind is not torch.nn.Parameter and not any(kind is a for a in _allowed().values()):
             raise Refused(f"Can only build tensors, ordered dicts or allowed classes, but got {kind.__name__}")
         _OPS[pickle.BUILD[0]](self)
 

@@ -25,20 +25,6 @@ from suscli.load.sources import checkpoint_folder, recorded_epoch
 from suscli.load.sources.interface import epoch_number
 
 MANIFEST_SUFFIXES = (".json", ".csv")
-# Models suscli cannot measure (ONNX exports, Keras and TensorFlow files: load.foreign.EXPORTS) are named on stderr,
-# not rows: an export sits beside the checkpoint it was exported from, whose row is that model's, and as a failed row
-# each would fail the whole rank (exit 3) for a copy of a model it scored.
-_EXPORT_WHY = {
-    "ONNX": (
-        "suscli cannot measure an ONNX graph, exported for inference without gradients",
-        "score the PyTorch checkpoint each was exported from",
-    ),
-    "Keras": ("suscli measures PyTorch models", "score each model's PyTorch checkpoint"),
-    "HDF5": ("suscli measures PyTorch models, and HDF5 is Keras's and TensorFlow's format", "score each model's PyTorch checkpoint"),
-    "TensorFlow": ("suscli measures PyTorch models", "score each model's PyTorch checkpoint"),
-}
-assert _EXPORT_WHY.keys() == EXPORTS.keys()
-
 # epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
 _EPOCH_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (r"epoch[=_-]?(\d+)", r"(?:\b|_)ep[=_-]?(\d+)", r"(?:ckpt|checkpoint)[=_-]?(\d+)")]
 # else a number standing alone at the end of the name (model_12.pth, run2-100), not one that is part of a word
@@ -285,13 +271,15 @@ def _exports_under(folder: Path) -> list[tuple[str, Path]]:
 
 def _exports_said(found: list[tuple[str, str]], pool: Path | None = None) -> list[tuple[str, str]]:
     """Per kind of the (kind, name) pairs found, in EXPORTS order, the words and the fix: "2 ONNX model(s) (b.onnx,
-    export/model.onnx): why", with "of POOL" after the count where `pool` is given."""
+    export/model.onnx): why", with "of POOL" after the count where `pool` is given. Models suscli cannot measure are
+    named on stderr, not rows: an export sits beside the checkpoint it was exported from, whose row is that model's,
+    and as a failed row each would fail the whole rank (exit 3) for a copy of a model it scored."""
     said = []
-    for kind, (why, fix) in _EXPORT_WHY.items():
+    for kind, export in EXPORTS.items():
         names = [name for k, name in found if k == kind]
         if names:
             where = f" of {pool}" if pool is not None else ""
-            said.append((f"{len(names)} {kind} {'file(s)' if kind == 'HDF5' else 'model(s)'}{where}{few(names)}: {why}", fix))
+            said.append((f"{len(names)} {export.many}{where}{few(names)}: {export.pool_why}", export.pool_fix))
     return said
 
 
