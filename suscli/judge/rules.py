@@ -155,7 +155,8 @@ def _normalization_said(choice: Choice, off: list[Result]) -> Choice:
     if off:
         ids = {id(r) for r in off}
         ranked = [r for r in choice.ranked if id(r) not in ids]
-        at = len(_measured(ranked))  # after the models counted, before the unscored and failed ones
+        scored = {id(r) for r in _measured(ranked)}  # after the last model counted, before the unscored and failed ones
+        at = max((i + 1 for i, r in enumerate(ranked) if id(r) in scored), default=0)
         choice.ranked = ranked[:at] + off + ranked[at:]
     measured = _measured(choice.ranked)
     named = off or [r for r in measured if points_elsewhere(r.notes)]
