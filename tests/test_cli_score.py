@@ -1183,6 +1183,66 @@ def test_a_size_suggested_on_200_images_is_read_again_on_1000() -> None:
         ], notes
 
 
+def test_a_size_suggested_on_200_images_is_read_again_on_1000_in_score_and_rank_decoding_them_once_per_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through `suscli score` and `suscli rank`: 1,200 labelled 8 px images measured at --image-size 16, of which the
+    200 probed suggest their own size (22 vs 6, p = 0.004) and the 1,000 of a second look hold it clearly better,
+    get the size note with the second look's counts. The images are decoded at their own size once for the 200 and
+    once for the 1,000: once per group of models measured together, not once per model."""
+    from suscli.measure.normalization import probe_positions, second_positions
+
+    count = 1200
+    probed = probe_positions(count, 0)
+    checkered = probed[22]  # the first `checkered` images, labelled so, hold 22 of the probed: read right at 8 px only
+    flat_probed = [i for i in probed if i >= checkered]
+    # labelled flat yet checkered: read right only when upscaled, 6 of the probed and one in 50 of the others
+    misread = set(flat_probed[:6]) | {i for i in range(checkered, count) if i not in probed and i % 50 == 0}
+    squares = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 == 0
+    for i in range(count):
+        folder = tmp_path / "train" / ("checkered" if i < checkered else "flat")
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = torch.full((8, 8, 3), 128, dtype=torch.uint8)
+        if i < checkered or i in misread:
+            pixels[squares], pixels[~squares] = 168, 88
+        Image.fromarray(pixels.numpy()).save(folder / f"{i:04d}.png")
+    write_images(tmp_path / "unlabeled", 16, size=8)
+    model = fine_detail()  # class 0 (checkered) where neighbouring pixels step by more than 0.15 on average
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        model.classifier.bias.copy_(torch.tensor([-0.15, 0.15]))
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for k in range(3):
+        torch.save(model.state_dict(), pool / f"m{k}.pt")
+    own_size: list[int] = []  # how many images each decode at their own size (8 px) took
+    decode = suscli.data.images.decode_images
+
+    def counted(paths: list, sizing: object, *args: object, **kwargs: object) -> object:
+        if sizing == suscli.data.images.Sizing(8):
+            own_size.append(len(paths))
+        return decode(paths, sizing, *args, **kwargs)
+
+    monkeypatch.setattr(suscli.data.images, "decode_images", counted)
+    args = ["--arch", "tests.test_cli_score:fine_detail", "-d", tmp_path / "unlabeled", "--train-data", tmp_path / "train"]
+    args += ["--train-samples", "all", "--image-size", "16", "--mean", "0,0,0", "--std", "1,1,1"]
+    wider = second_positions(count, 0)  # the second look's images: those at 8 px read wrong are the misread
+    own_hits, as_measured = len(wider) - len(misread.intersection(wider)), len(wider) - sum(i < checkered for i in wider)
+    said = [
+        f"{SIZE_ELSEWHERE}: at 8x8 it predicts {own_hits} of 1,000 training images as labelled, against {as_measured} at "
+        "the 16x16 measured (the size --image-size 16 sets; nothing recorded for this checkpoint says it): if it was "
+        "trained at 8 px, pass --image-size 8"
+    ]
+    row = cli_json("score", pool / "m0.pt", *args)["results"][0]
+    assert [n for n in row["notes"] if n.startswith(SIZE_ELSEWHERE)] == said, row["notes"]
+    assert own_size == [200, 1000]
+    for batch, decodes in (("3", [200, 1000]), ("1", [200, 1000] * 3)):  # measured together, and one at a time
+        own_size.clear()
+        doc = cli_json("rank", pool, *args, "--model-batch", batch, "--results", tmp_path / f"{batch}.jsonl")
+        assert all([n for n in r["notes"] if n.startswith(SIZE_ELSEWHERE)] == said for r in doc["results"]), doc["results"]
+        assert own_size == decodes, (batch, own_size)
+
+
 def test_a_model_fed_another_size_than_its_images_is_told_their_own_size_fits(tmp_path: Path) -> None:
     """--preset imagenet (or --image-size) on a plain state dict of a model trained on small images upscaled them to
     224 px: the public CIFAR ResNet-20 read its training accuracy at chance, 9.4%, with no note at all. With labels
