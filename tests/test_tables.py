@@ -460,6 +460,18 @@ def test_a_list_too_large_for_memory_is_refused(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(suscli.data.tables, "available_memory", lambda: 10_000)
     res = invoke("score", model, "-d", txt)
     one_error_line(res, 3, "image list", "refused rather than swapping")
+    # a folder's metadata.parquet too: its columns' size, unpacked, is what would not fit
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    names = [f"{i}.png" for i in range(200)]
+    for name in names[:2]:
+        (folder / name).write_bytes(b"")
+    pd.DataFrame({"file_name": names, "label": [i % 2 for i in range(200)]}).to_parquet(folder / "metadata.parquet")
+    monkeypatch.setattr(suscli.data.tables, "available_memory", lambda: 1_000)
+    with pytest.raises(InputError, match=r"metadata.parquet holds .* of columns: its rows take about .* refused rather than swapping"):
+        read_labeled(folder)
 
 
 def test_other_files_are_not_lists(tmp_path: Path) -> None:

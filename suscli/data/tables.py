@@ -483,13 +483,7 @@ def _parquet_rows(path: Path, what: str, count: int | None = None) -> list[list[
         f = pq.ParquetFile(path)
         if count is None:
             size = sum(f.metadata.row_group(i).total_byte_size for i in range(f.metadata.num_row_groups))
-            free = available_memory()
-            if free is not None and ROW_MEMORY * size > free:
-                raise InputError(
-                    f"{what} {path} holds {human_size(size)} of columns: its rows take about {human_size(ROW_MEMORY * size)} "
-                    f"of memory but {human_size(free)} is available; refused rather than swapping",
-                    fix="split it, or free memory",
-                )
+            _room_for(path, what, size, f"holds {human_size(size)} of columns")
             table = f.read()
         else:
             table = pa.Table.from_batches(list(itertools.islice(f.iter_batches(batch_size=count), 1)), schema=f.schema_arrow)
@@ -628,10 +622,15 @@ def _check_size(path: Path, what: str) -> None:
         size = path.stat().st_size
     except OSError as e:
         raise InputError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    _room_for(path, what, size, f"is {human_size(size)}")
+
+
+def _room_for(path: Path, what: str, size: int, held: str) -> None:
+    """Refuse a table of `size` bytes (`held` says what they are) whose rows would not fit in the memory available."""
     free = available_memory()
     if free is not None and ROW_MEMORY * size > free:
         raise InputError(
-            f"{what} {path} is {human_size(size)}: its rows take about {human_size(ROW_MEMORY * size)} of memory "
+            f"{what} {path} {held}: its rows take about {human_size(ROW_MEMORY * size)} of memory "
             f"but {human_size(free)} is available; refused rather than swapping",
             fix="split it, or free memory",
         )
