@@ -1,4 +1,4 @@
-"""An unpickler that allows exactly what torch's weights-only unpickler allows, for the opcodes that one cannot read.
+"""An unpickler that allows what torch's weights-only unpickler allows, or less, for the opcodes that one cannot read.
 
 torch.load(weights_only=True) reads the opcodes of pickle protocol 2 and part of 3 only: a state dict saved with
 `torch.save(..., pickle_protocol=4)` (done for objects over 4 GB, and by some libraries) stops at its first FRAME.
@@ -9,8 +9,9 @@ unpickler, but gives it no way to run anything else than torch's weights-only al
   never imported; a module torch blocks is refused even when allowed;
 - every call the unpickler makes (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ) must be to one of those objects, found by
   identity, so what an allowed call returns is not called in turn;
-- BUILD sets state only on tensors, ordered dicts and instances of allowed classes, never on a class or a function;
-  items are set and appended only on plain dicts, lists and sets, as torch does;
+- BUILD sets state only on tensors, ordered dicts and instances of allowed classes, never on a class or a function,
+  as torch does; items are set and appended only on plain dicts, counters, lists and sets (torch also appends to
+  list subclasses it allows, such as traceback.StackSummary: refused here, which no state dict needs);
 - a persistent id reaches torch's loader only as torch's weights-only unpickler lets it through (a storage);
 - EXT1, EXT2 and EXT4 are refused: they fetch objects from copyreg's extension cache without find_class.
 
