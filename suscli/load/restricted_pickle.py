@@ -10,7 +10,7 @@ unpickler, but gives it no way to run anything else than torch's weights-only al
 - every call the unpickler makes (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ) must be to one of those objects, found by
   identity, so what an allowed call returns is not called in turn;
 - BUILD sets state only on tensors, ordered dicts and instances of allowed classes, never on a class or a function,
-  as torch does; items are set and appended only on plain dicts, counters, lists and sets (torch also appends to
+  as torch does; items are set only on dicts, ordered dicts and counters, appended only on lists and sets (torch also appends to
   list subclasses it allows, such as traceback.StackSummary: refused here, which no state dict needs);
 - a persistent id reaches torch's loader only as torch's weights-only unpickler lets it through (a storage);
 - EXT1, EXT2 and EXT4 are refused: they fetch objects from copyreg's extension cache without find_class.
