@@ -16,7 +16,7 @@ import numpy as np
 
 from suscli.judge.held_out import Blend, blend, blended_order, held_out_beats, held_out_order, val_hits_of
 from suscli.measure.accuracy import paired_separates
-from suscli.measure.normalization import points_elsewhere
+from suscli.measure.normalization import POINT_ELSEWHERE, points_elsewhere
 from suscli.measure.predictions import (
     Predictions,
     agreement_with_consensus,
@@ -169,10 +169,7 @@ def _normalization_said(choice: Choice, off: list[Result]) -> Choice:
         if off
         else ", and the pool's numbers read them as measured: rank again as their notes say"
     )
-    choice.why += (
-        f"; the labels of {len(named)} of the {len(measured)} models ({shown}) point to another input normalization, channel order or size than the "
-        f"one measured{said}"
-    )
+    choice.why += f"; the labels of {len(named)} of the {len(measured)} models ({shown}) {POINT_ELSEWHERE}{said}"
     if choice.pick is not None and not off:
         choice.confident = False
     return choice
@@ -496,8 +493,8 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
     if off:  # their predictions are of inputs likely unlike their training's: the cause to fix, before any other doubt
         estimate = replace(
             estimate,
-            doubt=f"the labels of {len(off)} of the {len(voter_rows)} voters point to another input normalization, "
-            "channel order or size than the one measured, so their consensus is of inputs likely unlike their training's",
+            doubt=f"the labels of {len(off)} of the {len(voter_rows)} voters {POINT_ELSEWHERE}, so their consensus is of inputs "
+            "likely unlike their training's",
             free_fit=False,
         )
     held = _held_out_reading(voter_rows, seen)

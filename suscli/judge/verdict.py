@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from math import exp, log, log1p
 
 from suscli.judge.noise import NoiseEstimate, chance_agreement
-from suscli.measure.normalization import points_elsewhere
+from suscli.measure.normalization import POINT_ELSEWHERE, points_elsewhere
 from suscli.measure.predictions import train_predictions_of
 from suscli.results import Result
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
@@ -63,8 +63,8 @@ PAIR_MORE = "a third model trained on the same labels in the pool"
 # a row whose labels point to another input normalization, channel order or size (suscli.measure.normalization): its numbers are of inputs
 # unlike its training's, so no word about what it memorized
 MISMEASURED = (
-    "its labels point to another input normalization, channel order or size than the one measured (its note says which): its numbers are likely "
-    "of inputs unlike those it was trained on; measure it again as its note says"
+    f"its labels {POINT_ELSEWHERE} (its note says which): its numbers are likely of inputs unlike those it was trained on; "
+    "measure it again as its note says"
 )
 
 
@@ -74,10 +74,7 @@ def mismeasured_pick(row: Result, name: str) -> str:
     training's, and the line must not read as a sound one; "" otherwise."""
     if not points_elsewhere(row.notes):
         return ""
-    return (
-        f"; the labels of {name} point to another input normalization, channel order or size than the one measured (its note says which): "
-        "measure the models again as its note says before choosing"
-    )
+    return f"; the labels of {name} {POINT_ELSEWHERE} (its note says which): measure the models again as its note says before choosing"
 
 
 # Why a pool of two models is judged as each model alone: its means are the midpoint of the two, so one model is

@@ -30,10 +30,10 @@ DEEPSPEED_SHARD = re.compile(r"^(?:bf16_)?zero_pp_rank_\d+_mp_rank_\d+_(optim|mo
 def refusal(path: Path) -> InputError | None:
     """Why the file or folder at `path` is a checkpoint suscli cannot measure as it is, and what to do; None where it
     is none of these."""
-    if path.is_dir() and export_kind(path) is None:
-        return _peft(path, path) or _dcp(path, path) or _deepspeed_folder(path)
     if (kind := export_kind(path)) is not None:
         return InputError(f"{path}: is {EXPORTS[kind].one}, which suscli cannot measure: {EXPORTS[kind].why}", fix=EXPORTS[kind].fix)
+    if path.is_dir():
+        return _peft(path, path) or _dcp(path, path) or _deepspeed_folder(path)
     if path.name in (*_PEFT_WEIGHTS, PEFT_CONFIG):
         return _peft(path.parent, path)
     if path.suffix == ".distcp" or path.name == _DCP_METADATA:

@@ -33,6 +33,8 @@ REVERSED = "the channels reversed (BGR, as OpenCV reads images)"  # how the note
 
 # begins the note saying that the labelled images' own size fits a model clearly better than the size it was fed
 SIZE_ELSEWHERE = "its labels point to the images' own size"
+# what the verdict, the choice, the gate and the noise line say of a row with any of these notes (points_elsewhere)
+POINT_ELSEWHERE = "point to another input normalization, channel order or size than the one measured"
 
 PROBE_IMAGES = 200  # labelled images each candidate is read on: a wrong normalization costs tens of points, plain there
 LEVEL = 1e-3  # the paired test's level, for the best of up to three candidates
@@ -77,9 +79,9 @@ def normalization_hint(
     if not candidates or len(pixels) == 0:
         return None
     idx, x, y = _probed(pixels, labels, seed)
-    now = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for((0.0,), (1.0,)), device)
-    readings = [_hits(model, x, y, transform_for(mean, std), device) for _, mean, std in candidates]
     unit = transform_for((0.0,), (1.0,))
+    now = as_measured(measured, idx, model, x, y, unit, device)
+    readings = [hits_of(model, x, y, transform_for(mean, std), device) for _, mean, std in candidates]
     best = pointed_to(
         readings,
         now,
@@ -120,20 +122,16 @@ def channel_order_hint(
     if int(pixels.shape[1]) != 3 or len(pixels) == 0:
         return None
     idx, x, y = _probed(pixels, labels, seed)
-    fed = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for("RGB"), device)
+    fed = as_measured(measured, idx, model, x, y, transform_for("RGB"), device)
     best = pointed_to(
-        [_hits(model, x, y, transform_for("BGR"), device)],
+        [hits_of(model, x, y, transform_for("BGR"), device)],
         fed,
         lambda _: _wider(model, pixels, labels, transform_for("BGR"), transform_for("RGB"), device=device, seed=seed, measured=measured),
     )
     if best is None:
         return None
     _, (reversed_, fed), _ = best
-    return (
-        f"with {REVERSED} it predicts {int(reversed_.sum())} of {len(reversed_):,} "
-        f"{what} images as labelled, against {int(fed.sum())} as fed: if it was trained on images read so, add "
-        f'{{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
-    )
+    return _reversed_sentence(reversed_, fed, what, sidecar)
 
 
 def combined_hint(
@@ -159,7 +157,8 @@ def combined_hint(
         return None
     candidates = CANDIDATES[3]
     idx, x, y = _probed(pixels, labels, seed)
-    now = _measured(measured, idx) if measured is not None else _hits(model, x, y, transform_for((0.0,), (1.0,), "RGB"), device)
+    unit = transform_for((0.0,), (1.0,), "RGB")
+    now = as_measured(measured, idx, model, x, y, unit, device)
     # ties go to the earlier: the order as fed before the reversed, [0, 1] before a normalization
     combos: list[tuple[tuple[str, tuple[float, ...], tuple[float, ...]] | None, str]] = [(c, "RGB") for c in candidates]
     combos += [(None, "BGR"), *((c, "BGR") for c in candidates)]
@@ -168,8 +167,7 @@ def combined_hint(
         norm, order = combos[k]
         return transform_for(*((norm[1], norm[2]) if norm is not None else ((0.0,), (1.0,))), order)
 
-    readings = [_hits(model, x, y, transform(k), device) for k in range(len(combos))]
-    unit = transform_for((0.0,), (1.0,), "RGB")
+    readings = [hits_of(model, x, y, transform(k), device) for k in range(len(combos))]
     best = pointed_to(
         readings, now, lambda k: _wider(model, pixels, labels, transform(k), unit, device=device, seed=seed, measured=measured)
     )
@@ -189,10 +187,7 @@ def combined_hint(
     said = f" ({'; '.join(alike)}, which these images do not tell apart)" if alike else ""
     add = f'add {{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
     if norm is None:  # as channel_order_hint words it
-        return CHANNELS_UNKNOWN, (
-            f"with {REVERSED} it predicts {count} of {seen:,} {what} images as labelled, against {int(now.sum())} as fed"
-            f"{said}: if it was trained on images read so, {add}"
-        )
+        return CHANNELS_UNKNOWN, _reversed_sentence(found, now, what, sidecar, said)
     name, flags = norm[0], mean_std_flags(norm[1], norm[2])
     return NO_NORMALIZATION, (
         f"with {name}{f' and {REVERSED}' if order == 'BGR' else ''} it predicts {count} of {seen:,} {what} images as "
@@ -239,22 +234,21 @@ def _wider(
     pixels: torch.Tensor,
     labels: torch.Tensor,
     transform: Transform,
-    as_measured: Transform,
+    unit: Transform,
     *,
     device: torch.device,
     seed: int,
     measured: np.ndarray | None,
 ) -> Hits | None:
-    """A second look's hits (pointed_to): `transform`'s and the inputs' as measured on the second_positions of the
-    decoded `pixels`, those as measured off the row's own pass where given. None where no more than the probed were
-    decoded."""
+    """A second look's hits (pointed_to): `transform`'s and the inputs' as measured (`unit`: their transform) on the
+    second_positions of the decoded `pixels`, those as measured off the row's own pass where given. None where no more
+    than the probed were decoded."""
     idx = second_positions(len(pixels), seed)
     if len(idx) <= PROBE_IMAGES:
         return None
     at = torch.tensor(idx)
     x, y = pixels[at], labels[at]
-    now = _measured(measured, idx) if measured is not None else _hits(model, x, y, as_measured, device)
-    return _hits(model, x, y, transform, device), now
+    return hits_of(model, x, y, transform, device), as_measured(measured, idx, model, x, y, unit, device)
 
 
 def mean_std_flags(mean: Sequence[float], std: Sequence[float]) -> str:
@@ -269,12 +263,25 @@ def _probed(pixels: torch.Tensor, labels: torch.Tensor, seed: int) -> tuple[list
     return idx, pixels[at], labels[at]
 
 
-def _measured(hits: np.ndarray, idx: list[int]) -> np.ndarray:
-    """The measuring pass's own hits on the probed images: the same model, inputs and labels, so no pass again."""
-    return np.asarray(hits, dtype=bool)[idx]
+def as_measured(
+    measured: np.ndarray | None, idx: list[int], model: nn.Module, x: torch.Tensor, y: torch.Tensor, unit: Transform, device: torch.device
+) -> np.ndarray:
+    """The hits of the inputs as measured on the images `x` (positions `idx` of the decoded set): the measuring
+    pass's own (`measured`), which read the same model, inputs and labels, so no pass again; else a pass through
+    `unit`, their transform."""
+    return np.asarray(measured, dtype=bool)[idx] if measured is not None else hits_of(model, x, y, unit, device)
 
 
-def _hits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Transform, device: torch.device) -> np.ndarray:
+def _reversed_sentence(found: np.ndarray, fed: np.ndarray, what: str, sidecar: str, said: str = "") -> str:
+    """The channel-order note's sentence: the counts read reversed and as fed (`said`: the readings the images do not
+    tell apart), and the sidecar field to write."""
+    return (
+        f"with {REVERSED} it predicts {int(found.sum())} of {len(found):,} {what} images as labelled, against {int(fed.sum())} "
+        f'as fed{said}: if it was trained on images read so, add {{"channel_order": "BGR"}} to {sidecar} beside the checkpoint'
+    )
+
+
+def hits_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor, transform: Transform, device: torch.device) -> np.ndarray:
     """Which of the images `x` the model predicts as labelled `y`, fed through `transform`."""
     acc = training_accuracy(model, x, y, transform=transform, device=device)
     assert acc.hits is not None
@@ -286,23 +293,22 @@ def size_hint(
     measured: torch.Tensor,
     own: torch.Tensor,
     labels: torch.Tensor,
+    now: np.ndarray,
     transform: Transform,
     *,
     device: torch.device,
     fed: str,
     fix: str,
     what: str = "training",
-    now: np.ndarray | None = None,
     wider: Callable[[], Hits | None] = lambda: None,
 ) -> str | None:
     """The note (SIZE_ELSEWHERE) where the model predicts clearly more of `labels` (exact McNemar, LEVEL) on the same
     images decoded at their own size (`own`) than as measured (`measured`), with the same normalization: a size that
     came from a preset or an option (`fed`: which) upscales CIFAR's 32 px to 224, and the public ResNet-20 then read
-    chance; `fix`: the options to pass; `now`: the hits as measured, where the measuring pass read them already;
+    chance; `fix`: the options to pass; `now`: the hits as measured (as_measured);
     `wider`: the hits at their own size and as measured on up to SECOND_IMAGES images, a second look (pointed_to).
     None where their own size does not fit clearly better."""
-    now = _hits(model, measured, labels, transform, device) if now is None else now
-    best = pointed_to([_hits(model, own, labels, transform, device)], now, lambda _: wider())
+    best = pointed_to([hits_of(model, own, labels, transform, device)], now, lambda _: wider())
     if best is None:
         return None
     _, (found, now), _ = best

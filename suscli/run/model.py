@@ -24,8 +24,10 @@ from suscli.measure.predictions import Predictions, predict
 from suscli.measure.normalization import (
     CHANNELS_UNKNOWN,
     NO_NORMALIZATION,
+    as_measured,
     channel_order_hint,
     combined_hint,
+    hits_of,
     mean_std_flags,
     normalization_hint,
     PROBE_IMAGES,
@@ -834,20 +836,16 @@ def size_noted(
     idx, own_pixels, more = own
     at = torch.tensor(idx)
     side = own_pixels.shape[-1]
-
-    def hits(x: torch.Tensor, idx: list[int]) -> np.ndarray:
-        found = training_accuracy(model, x, labels[torch.tensor(idx).to(labels.device)], transform=transform, device=device).hits
-        assert found is not None
-        return found
+    measured = acc.hits if acc is not None else None  # as measured: read already
 
     def wider() -> tuple[np.ndarray, np.ndarray] | None:  # a second look: these images at their own size, and as measured
         seen = more()
         if seen is None:
             return None
         idx, own_pixels = seen
-        measured = acc.hits if acc is not None else None  # read already
-        now = np.asarray(measured, dtype=bool)[idx] if measured is not None else hits(pixels[torch.tensor(idx).to(pixels.device)], idx)
-        return hits(own_pixels, idx), now
+        y = labels[torch.tensor(idx).to(labels.device)]
+        x = pixels[torch.tensor(idx).to(pixels.device)]
+        return hits_of(model, own_pixels, y, transform, device), as_measured(measured, idx, model, x, y, transform, device)
 
     fix = (
         f"pass {mean_std_flags(prep.mean, prep.std)} instead of {fed}, which sets the size"
@@ -855,19 +853,9 @@ def size_noted(
         else f"pass --image-size {side}"
     )
     try:
-        hint = size_hint(
-            model,
-            pixels[at.to(pixels.device)],
-            own_pixels,
-            labels[at.to(labels.device)],
-            transform,
-            device=device,
-            fed=fed,
-            fix=fix,
-            what=what,
-            now=acc.hits[idx] if acc is not None and acc.hits is not None else None,  # as measured: read already
-            wider=wider,
-        )
+        x, y = pixels[at.to(pixels.device)], labels[at.to(labels.device)]
+        now = as_measured(measured, idx, model, x, y, transform, device)
+        hint = size_hint(model, x, own_pixels, y, now, transform, device=device, fed=fed, fix=fix, what=what, wider=wider)
     except (SuscliError, RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError):
         return notes
     return notes + [hint] if hint else notes

@@ -106,8 +106,7 @@ class SusceptibilityTracker:
                 by = "before records said how" if other == {None} else "otherwise"
                 warnings.warn(
                     f"{self.log}: its epochs were measured by a suscli release that measured r {by}: the epochs this tracker "
-                    "adds may be on another scale, and zeta mixes the two; start a new log, or measure the earlier epochs' "
-                    "checkpoints again with suscli track RUN",
+                    f"adds may be on another scale, and zeta mixes the two; {_UPGRADE_FIX}",
                     stacklevel=2,
                 )
 
@@ -408,6 +407,10 @@ def schedule_warning(records: list[dict]) -> str | None:
     )
 
 
+# what to do with a log whose epochs another release measured (settings_warning, and a tracker opening such a log)
+_UPGRADE_FIX = "start a new log, or measure the earlier epochs' checkpoints again with suscli track RUN"
+
+
 def settings_warning(records: list[dict]) -> str | None:
     """Why the epochs of a log may not be comparable: a run resumed with a tracker of other settings (the step, seed,
     batches, batch size, the plain step's lr) or of a suscli release that measures r otherwise (the reading; none in
@@ -419,8 +422,7 @@ def settings_warning(records: list[dict]) -> str | None:
         return None
     differ = [f for i, f in enumerate(fields) if len({s[i] for s in seen}) > 1]
     upgrade = (
-        "; the reading differs where the run was resumed after a suscli upgrade that measures r otherwise: start a new "
-        "log, or measure the earlier epochs' checkpoints again with suscli track RUN"
+        f"; the reading differs where the run was resumed after a suscli upgrade that measures r otherwise: {_UPGRADE_FIX}"
         if "reading" in differ
         else ""
     )
