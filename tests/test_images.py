@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 from collections.abc import Callable
@@ -496,6 +497,53 @@ def test_split_folders_each_labelled_by_a_metadata_file_are_refused_naming_it(tm
     with pytest.raises(InputError, match=rf"holds split folders \(test, train\), each labelled by its {labels}"):
         read_labeled(tmp_path / "ds")
     assert len(read_labeled(tmp_path / "ds" / "train").items) == 4  # a split itself is read
+
+
+def test_split_folders_beside_a_test_split_without_labels_are_refused(tmp_path: Path) -> None:
+    """Kaggle's layout, `ds/train/cat/0.png` beside a `ds/test/` of images without labels (or Hugging Face's, a test
+    split whose metadata.csv names no label column), passed whole, was read as two classes, `test` and `train`, without
+    a word, since the test split held its images; and the fix named an unlabelled split as --val-data, which refused it."""
+    root = tmp_path / "ds"
+    write_images(root / "train" / "cat", 2)
+    write_images(root / "train" / "dog", 2, seed=1)
+    write_images(root / "test", 3, seed=2)
+    with pytest.raises(InputError) as caught:
+        read_labeled(root)
+    assert (
+        caught.value.message
+        == f"{root} holds split folders (test, train), not classes: train of class folders, test of images without labels"
+    )
+    assert caught.value.fix == f"pass {root}/train as --train-data, and {root}/test as --data (it holds no labels)"
+    hf = tmp_path / "hf"
+    for split, header in (("train", "file_name,label"), ("test", "file_name,text")):
+        write_images(hf / split, 4)
+        (hf / split / "metadata.csv").write_text("\n".join([header, *(f"img_{i:03d}.png,{i % 2}" for i in range(4))]) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_labeled(hf)
+    assert caught.value.message == (
+        f"{hf} holds split folders (test, train), not classes: train labelled by its metadata.csv, test of images without labels"
+    )
+    assert caught.value.fix == f"pass {hf}/train as --train-data, and {hf}/test as --data (it holds no labels)"
+    (hf / "test" / "metadata.csv").write_text((hf / "test" / "metadata.csv").read_text().replace("text", "category"))
+    (hf / "train" / "metadata.csv").write_text((hf / "train" / "metadata.csv").read_text().replace("label", "category"))
+    with pytest.raises(InputError, match=r"each labelled by its metadata.csv, not classes"):  # a label column of its own name
+        read_labeled(hf)
+
+
+def test_split_folders_each_labelled_by_a_compressed_metadata_file_name_it_to_pass(tmp_path: Path) -> None:
+    """`ds/train/metadata.csv.gz` beside `ds/train/*.png`: the splits held images and no label file suscli reads in a
+    folder, and were read as two classes, `test` and `train`, without a word. The fix names the files to pass, which
+    are read as label files."""
+    root = tmp_path / "ds"
+    for split in ("train", "test"):
+        write_images(root / split, 4, seed=len(split))
+        with gzip.open(root / split / "metadata.csv.gz", "wt") as f:
+            f.write("\n".join(["file_name,label", *(f"img_{i:03d}.png,{i % 2}" for i in range(4))]) + "\n")
+    with pytest.raises(InputError) as caught:
+        read_labeled(root)
+    assert caught.value.message == f"{root} holds split folders (test, train), each labelled by its metadata.csv.gz, not classes"
+    assert caught.value.fix == f"pass {root}/train/metadata.csv.gz as --train-data, and {root}/test/metadata.csv.gz as --val-data"
+    assert read_labeled(root / "train" / "metadata.csv.gz").labels == [0, 1, 0, 1]
 
 
 def test_classes_named_as_splits_that_hold_their_images_are_classes(tmp_path: Path) -> None:

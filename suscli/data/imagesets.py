@@ -164,7 +164,7 @@ def read_labeled(source: Path, image_column: str | None = None, label_column: st
         return _label_file(labelling[0], image_column, label_column)
     if (source / ONE_HOT_FILE).is_file():
         return _label_file(source / ONE_HOT_FILE, image_column, label_column)
-    _no_split_folders(source)
+    _no_split_folders(source, label_column)
     return _class_folders(source, metadata[0] if metadata else None, label_column)
 
 
@@ -404,39 +404,73 @@ def _visible(folder: Path) -> list[str]:
         return []
 
 
-def _split_labels(folder: Path) -> str | None:
-    """How a split folder labels its images: its label file (Hugging Face's ImageFolder, Roboflow's export), or
-    "class folders" where it holds folders and no image beside them; None where it reads as a class of images."""
+@dataclass
+class _Split:
+    """How a split folder labels its images, and what to pass for it: the folder, or its compressed metadata file,
+    which is read as a label file where a folder's is not."""
+
+    labelled_by: str | None  # "class folders" or a label file's name; None: images without labels
+    passed: Path
+    no_column: bool = False  # a metadata file beside its images that names no label column known or given
+
+
+def _split_labels(folder: Path, label_column: str | None) -> _Split | None:
+    """How a split folder labels its images: its label file (Hugging Face's ImageFolder, Roboflow's export, a
+    compressed metadata file), or class folders where it holds folders and no image beside them; without labels where
+    it holds images beside no label file; None where it holds neither images nor folders. A metadata file naming no label column is read as a folder's is (its class
+    folders label the images), and beside images alone they are without labels."""
     names = _visible(folder)
     labelling = [name for name in (*METADATA_FILES, ONE_HOT_FILE) if name in names and (folder / name).is_file()]
-    if labelling:
-        return labelling[0]
-    if any(is_image_name(name) for name in names) or not _subfolders(folder):
-        return None
-    return "class folders"
+    images = any(is_image_name(name) for name in names)
+    if labelling and (labelling[0] == ONE_HOT_FILE or has_label_column(folder / labelling[0], label_column)):
+        return _Split(labelling[0], folder)
+    if labelling and images:
+        return _Split(labelling[0], folder, no_column=True)
+    packed = [name for name in (f"{n}{s}" for n in TEXT_METADATA for s in COMPRESSIONS) if name in names]
+    if images and packed:
+        return _Split(packed[0], folder / packed[0])
+    if images:
+        return _Split(None, folder)
+    return _Split("class folders", folder) if _subfolders(folder) else None
 
 
-def _no_split_folders(source: Path) -> None:
+def _no_split_folders(source: Path, label_column: str | None = None) -> None:
     """Refuse a folder whose subfolders are a dataset's splits (`ds/train/cat/0.png`, `ds/test/cat/0.png`, the layout
-    most image datasets are downloaded in), each of class folders or labelled by its own metadata file: read as class
-    folders, its classes were the splits, and the training accuracy measured was the model's at telling `test` from
-    `train` (50.0% for a 2-class model), without a word. A folder holding nothing is passed over; a class named
-    `train` that holds its images is a class."""
+    most image datasets are downloaded in), one of them at least of class folders or labelled by its own metadata
+    file, and the others too or holding images without labels (Kaggle's `test/`): read as class folders, its classes
+    were the splits, and the training accuracy measured was the model's at telling `test` from `train` (50.0% for a
+    2-class model), without a word. A folder holding nothing is passed over; classes named `train` and `test` that
+    hold their images are classes."""
     held = [name for name in _subfolders(source) if _visible(source / name)]
     kinds = [kind for name in held if (kind := _split_kind(name)) is not None]
-    labels = [label for name in held if (label := _split_labels(source / name)) is not None]
-    if not held or len(kinds) < len(held) or len(labels) < len(held):
+    splits = {name: split for name in held if (split := _split_labels(source / name, label_column)) is not None}
+    if not held or len(kinds) < len(held) or not any(split.labelled_by for split in splits.values()):
         return
-    by = sorted(set(labels), key=labels.index)
-    each = (
-        "each of class folders" if by == ["class folders"] else f"each labelled by its {' or '.join(b for b in by if b != 'class folders')}"
-    )
-    order = sorted(zip(kinds, held))
-    training = [source / name for kind, name in order if kind == 0]
-    held_out = [source / name for kind, name in order if kind != 0]
-    fixes = [f"pass {training[0]} as --train-data"] if training else []
-    fixes += [f"{'' if training else 'pass '}{' or '.join(map(str, held_out))} as --val-data"] if held_out else []
-    raise SplitFolders(f"{source} holds split folders ({', '.join(held)}), {each}, not classes", fix=", and ".join(fixes))
+    if any(split.labelled_by and not split.no_column for split in splits.values()):  # a test split's captions: no labels
+        splits = {name: _Split(None, split.passed) if split.no_column else split for name, split in splits.items()}
+    labels = [split.labelled_by for split in splits.values()]
+    by = sorted({label for label in labels if label}, key=labels.index)
+    if None in labels:
+        said = ", ".join(
+            f"{name} {'of images without labels' if s.labelled_by is None else 'of class folders' if s.labelled_by == 'class folders' else f'labelled by its {s.labelled_by}'}"
+            for name, s in sorted(splits.items(), key=lambda item: (_split_kind(item[0]), item[0]))
+        )
+        held_said = f"({', '.join(held)}), not classes: {said}"
+    else:
+        each = (
+            "each of class folders"
+            if by == ["class folders"]
+            else f"each labelled by its {' or '.join(b for b in by if b != 'class folders')}"
+        )
+        held_said = f"({', '.join(held)}), {each}, not classes"
+    order = sorted((kind, name) for kind, name in zip(kinds, held) if name in splits)
+    training = [splits[name].passed for kind, name in order if kind == 0 and splits[name].labelled_by]
+    held_out = [splits[name].passed for kind, name in order if kind != 0 and splits[name].labelled_by]
+    unlabelled = [splits[name].passed for kind, name in order if splits[name].labelled_by is None]
+    fixes = [f"{' or '.join(map(str, training))} as --train-data"] if training else []
+    fixes += [f"{' or '.join(map(str, held_out))} as --val-data"] if held_out else []
+    fixes += [f"{' or '.join(map(str, unlabelled))} as --data (it holds no labels)"] if unlabelled else []
+    raise SplitFolders(f"{source} holds split folders {held_said}", fix="pass " + ", and ".join(fixes))
 
 
 def _class_folders(source: Path, metadata: Path | None = None, label_column: str | None = None) -> Listing:
