@@ -101,6 +101,23 @@ def test_the_tracker_examples_of_track_md_run_as_written_or_are_the_examples_lin
         assert all(line.strip() in source for line in excerpt.splitlines()), script
 
 
+def test_the_notebook_example_of_ci_md_runs_on_the_report_its_comment_names(
+    demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ci.md's load_results example reads the report of `suscli rank ... -f json -o report.json` and the demo's
+    results file: run as written after that command, it prints the columns it names and the sets of settings."""
+    (block,) = re.findall(r"```python\n(.*?)```", (DOC.parent / "ci.md").read_text(), re.S)
+    (tmp_path / "suscli-demo").symlink_to(demo / "suscli-demo")
+    monkeypatch.chdir(tmp_path)
+    data = ["--data", "suscli-demo/data/unlabeled", "--train-data", "suscli-demo/data/train"]
+    assert invoke("rank", "suscli-demo/models", *data, "-f", "json", "-o", "report.json").exit_code == 0
+    capsys.readouterr()
+    exec(compile(block, "docs/ci.md, example 1", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.split("\n")[0].split() == ["name", "train_acc", "susceptibility", "agreement", "region"]
+    assert "fingerprint" in printed and "Name: train_acc" in printed
+
+
 def test_rank_returns_what_the_command_prints(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(demo)
     paths = ("suscli-demo/models", "suscli-demo/data/unlabeled", "suscli-demo/data/train")
