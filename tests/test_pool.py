@@ -427,7 +427,7 @@ def test_onnx_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:
     ]
     (tmp_path / "a.safetensors").unlink()
     shutil.rmtree(tmp_path / "run")
-    with pytest.raises(InputError, match=r"no checkpoints in .*: 2 ONNX model\(s\) \(b.onnx, export/model.onnx\): suscli cannot measure"):
+    with pytest.raises(InputError, match=r"no checkpoints in .*: 2 ONNX models \(b.onnx, export/model.onnx\): suscli cannot measure"):
         discover(tmp_path)
 
 
@@ -450,7 +450,7 @@ def test_keras_and_tensorflow_models_in_a_pool_are_said_to_be_left_out(tmp_path:
         f"left out 1 TensorFlow model of {tmp_path} (tf/saved_model.pb): suscli measures PyTorch models (score each model's PyTorch checkpoint)",
     ]
     (tmp_path / "a.safetensors").unlink()
-    with pytest.raises(InputError, match=r"no checkpoints in .*: 1 Keras model\(s\) \(c.keras\): suscli measures PyTorch models; 1 HDF5"):
+    with pytest.raises(InputError, match=r"no checkpoints in .*: 1 Keras model \(c.keras\): suscli measures PyTorch models; 1 HDF5"):
         discover(tmp_path)
 
 

@@ -426,7 +426,7 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(tmp_path, image_folder, train_folder)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    kept = re.fullmatch(rf"interrupted: (\d+) result\(s\) kept in {re.escape(str(results))}; rerun the same command to resume", err.strip())
+    kept = re.fullmatch(rf"interrupted: (\d+) results? kept in {re.escape(str(results))}; rerun the same command to resume", err.strip())
     assert kept and 1 <= int(kept[1]) <= len(_finished(results)), err
 
 
