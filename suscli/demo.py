@@ -42,7 +42,7 @@ from torch import nn
 
 from suscli import models as zoo
 from suscli.load.checkpoints import save
-from suscli.errors import InputError
+from suscli.errors import InputError, plural
 from suscli.files import write_atomic
 from suscli.data.images import normalizer
 
@@ -278,7 +278,7 @@ def check_folder(root: Path, overwrite: bool) -> list[Path]:
     foreign = [f for f in sorted(p for d in used for p in d.rglob("*")) if f.is_file() and not _demo_wrote(root, f)]
     if foreign:
         raise InputError(
-            f"{root} holds an earlier demo and {len(foreign)} file(s) it did not write, first: {foreign[0].relative_to(root)}; "
+            f"{root} holds an earlier demo and {len(foreign)} {plural(len(foreign), 'file')} it did not write, first: {foreign[0].relative_to(root)}; "
             "nothing is deleted",
             fix="move them out of the folder, or choose a new or empty folder",
         )

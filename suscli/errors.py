@@ -65,6 +65,12 @@ def shown(names: Sequence[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`one` for a count of 1, else `many` (`one` + "s" unless given): messages said "1 model(s) are" where a user
+    reads "1 model is", and "2 models are"."""
+    return one if count == 1 else one + "s" if many is None else many
+
+
 def _lines(e: BaseException | str) -> list[str]:
     """The non-empty lines of an exception's text, stripped."""
     return [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -155,7 +155,7 @@ def test_cli_cache_dir_and_no_cache(tmp_path: Path, folder: Path, train_folder: 
     monkeypatch.setattr(suscli.data.images, "_decode_one", refuse_decoding)
     warm = run("--cache-dir", cache)
     assert (warm["susceptibility"], warm["train_acc"], warm["notes"]) == (cold["susceptibility"], cold["train_acc"], cold["notes"])
-    assert "1 unreadable image(s) skipped" in " ".join(warm["notes"])
+    assert "1 unreadable image skipped" in " ".join(warm["notes"])
 
 
 class OOMAbove(nn.Module):
@@ -206,7 +206,7 @@ def test_oom_is_a_row_note_for_accuracy_and_an_error_naming_batch_size_for_susce
         return Checkpoint(tmp_path / "m.pt", model, "test", "--arch", {}, "0" * 64, 3)
 
     row = score_checkpoint(checkpoint(OOMAbove(limit=9)), unlabeled, train, settings=settings, device=torch.device("cpu"))
-    assert any("halved 1 time(s) to 9 after CUDA ran out of memory" in n for n in row.notes)
+    assert any("halved 1 time to 9 after CUDA ran out of memory" in n for n in row.notes)
     with pytest.raises(InputError, match="--batch-size") as e:
         score_checkpoint(
             checkpoint(OOMAbove(limit=4, in_training_mode_too=True)), unlabeled, train, settings=settings, device=torch.device("cpu")

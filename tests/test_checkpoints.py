@@ -1244,7 +1244,7 @@ def test_a_torch_distributed_checkpoint_folder_is_named_with_torchs_conversion(t
         line = one_error_line(
             invoke("score", path, "-d", image_folder, "--arch", ARCH), 3, f"error: {path}: ", "is a torch.distributed.checkpoint folder"
         )
-        assert "1 .distcp file(s) and .metadata" in line and convert in line
+        assert "1 .distcp file and .metadata" in line and convert in line
     subprocess.run([sys.executable, "-m", "torch.distributed.checkpoint.format_utils", "dcp_to_torch", str(folder), str(tmp_path / "model.pt")],
                    check=True, capture_output=True)  # fmt: skip
     assert _same_outputs(load_checkpoint(tmp_path / "model.pt", arch=ARCH, arch_kwargs=KWARGS).model, model)

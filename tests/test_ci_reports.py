@@ -218,7 +218,7 @@ def test_html_is_one_page_with_the_table_plot_gate_and_numbers(audited) -> None:
     assert picked == [doc["choice"]["pick"]]
     text = " ".join(parsed.text.split())
     assert " ".join(doc["recommendation"].split()) in text
-    assert "Could not audit every model: 1 model(s) could not be loaded or run" in text and "failed the gate (--fail-on memorized)" in text
+    assert "Could not audit every model: 1 model could not be loaded or run" in text and "failed the gate (--fail-on memorized)" in text
     for r in doc["results"]:
         if r["verdict"] == "likely memorized noise":
             assert f"{r['name']}: likely memorized noise: {r['verdict_why']}" in text

@@ -132,7 +132,7 @@ def test_ctrl_c_while_the_outputs_are_written_says_what_was_kept(
     monkeypatch.setattr(suscli.views.plot, "plot_pool", interrupted)  # imported by the command as it runs
     res, doc = rank_json(pool, image_folder, train_folder, "--plot", tmp_path / "pool.png")
     assert res.exit_code == 130 and doc is not None, res.output
-    kept = f"4 result(s) kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
+    kept = f"4 results kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
     assert res.stderr.strip() == f"interrupted while writing the outputs: {kept}"
 
 
@@ -163,7 +163,7 @@ def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Pat
     monkeypatch.setattr(suscli.run.audit, "score_checkpoint", interrupted_after_two)
     cpu = ("--device", "cpu")  # one model at a time, CPU's default --model-batch (CUDA's 8 measures these 4 in one group)
     res, _ = rank_json(pool, image_folder, train_folder, *cpu)
-    assert res.exit_code == 130 and "2 result(s) kept" in res.stderr
+    assert res.exit_code == 130 and "2 results kept" in res.stderr
     monkeypatch.setattr(suscli.run.audit, "score_checkpoint", real)
     res, doc = rank_json(pool, image_folder, train_folder, *cpu)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 2 and doc["counts"]["scored"] == 4
@@ -178,7 +178,7 @@ def test_ctrl_c_while_the_report_is_built_says_what_was_kept(pool: Path, image_f
     monkeypatch.setattr(suscli.run.rank, "choose", interrupted)
     res, _ = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 130, res.output
-    assert res.stderr.strip() == f"interrupted: 4 result(s) kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
+    assert res.stderr.strip() == f"interrupted: 4 results kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
 
 
 def test_a_pool_of_one_checkpoint_and_its_copy_is_not_ranked_by_agreement_with_itself(
@@ -219,7 +219,7 @@ def test_batches_of_one_image_fail_only_the_batch_norm_networks_row(tmp_path: Pa
     assert rows["pooled"]["status"] == "error"
     assert "a training-mode step of a BatchNorm network needs at least 2 images per batch, got 1" in rows["pooled"]["error"]
     assert "pass --batch-size 2 or more" in rows["pooled"]["error"]
-    assert "1 model(s) could not be scored" in res.stderr
+    assert "1 model could not be scored" in res.stderr
 
 
 @pytest.mark.parametrize(
@@ -274,8 +274,8 @@ def test_gates(tmp_path: Path) -> None:
     assert "barely more often than chance" not in doc["recommendation"]  # these models learned their labels
     summary = tmp_path / "summary.md"
     res, _ = rank_json(pool, image_folder, train_folder, "--fail-on", "memorized", env={"GITHUB_STEP_SUMMARY": str(summary)})
-    assert res.exit_code == 1 and "gate failed: 1 model(s) likely memorized noise: memorizer" in res.stderr
-    assert summary.read_text().rstrip().endswith("gate failed: 1 model(s) likely memorized noise: memorizer")  # where CI points
+    assert res.exit_code == 1 and "gate failed: 1 model likely memorized noise: memorizer" in res.stderr
+    assert summary.read_text().rstrip().endswith("gate failed: 1 model likely memorized noise: memorizer")  # where CI points
     if 1 in by_region:
         assert rank_json(pool, image_folder, train_folder, "--candidate", by_region[1])[0].exit_code == 0
     other = next(name for region, name in by_region.items() if region != 1)
@@ -370,7 +370,7 @@ def test_a_gate_on_a_pool_that_broken_checkpoints_left_too_small_exits_3_with_ev
     assert res.exit_code == 3 and "Traceback" not in res.output, res.output
     assert [r["status"] for r in doc["results"]] == ["ok", "error"] and doc["gate"]["passed"] is False
     said = f"gate failed: {' '.join(gate)} cannot be judged: 1 of the 2 models could not be scored"
-    assert said in res.stderr and "error: 1 model(s) could not be scored" in res.stderr
+    assert said in res.stderr and "error: 1 model could not be scored" in res.stderr
     assert said in summary.read_text() and "not a readable safetensors file" in summary.read_text()
     assert 'errors="1"' in junit.read_text()
 
@@ -469,7 +469,7 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     assert doc["label_noise"]["wrong_labels"] is None  # a weak consensus reads nothing, corrected or not
     assert "names the given labels barely more often than chance" in doc["recommendation"]  # and the pick says what that means
     # the list is still written, but not called suspect: the line says why the contradicted labels are no evidence
-    assert "suspect label(s)" not in res.stderr and "label(s) the consensus contradicts written to" in res.stderr
+    assert "suspect label" not in res.stderr and "the consensus contradicts written to" in res.stderr
     assert "not evidence of wrong labels in this pool" in res.stderr
     # per class: rows the consensus class, columns the given label, named by the class folders (label i: class_i)
     matrix = doc["label_noise"]["noise_matrix"]
@@ -572,9 +572,9 @@ def test_suspects_are_called_suspect_only_where_the_pool_shows_the_labels_wrong(
     assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == ["img1.png", "img3.png"]
     line = " ".join(capsys.readouterr().err.split())
     if doubt is None:
-        assert line == f"2 suspect label(s) written to {out}"
+        assert line == f"2 suspect labels written to {out}"
     else:
-        assert line.startswith(f"2 label(s) the consensus contradicts written to {out}, surest first; not evidence")
+        assert line.startswith(f"2 labels the consensus contradicts written to {out}, surest first; not evidence")
         assert line.endswith(doubt) and "suspect label" not in line
 
 
@@ -859,4 +859,4 @@ def test_a_pool_none_of_whose_models_was_scored_says_only_that(rule: str, tmp_pa
     res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--train-data", train_folder, "--val-data", labels, "--rule", rule)
     lines = res.stderr.splitlines()
     assert res.exit_code == 3 and lines[0] == "no model could be scored" and "regions" not in res.stderr, res.stderr
-    assert lines[1].startswith("error: 2 model(s) could not be scored, all alike: on the held-out set"), res.stderr
+    assert lines[1].startswith("error: 2 models could not be scored, all alike: on the held-out set"), res.stderr

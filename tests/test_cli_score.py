@@ -454,7 +454,7 @@ def test_a_torchscript_model_that_does_not_fit_the_images_is_one_line_naming_the
         torch.jit.save(torch.jit.script(model), tmp_path / "m.pt")
     write_images(tmp_path / "imgs", 4, size=16)
     res = invoke("score", tmp_path / "m.pt", "-d", tmp_path / "imgs", "--preset", "cifar10", "--image-size", "16", "--batches", "1")
-    one_error_line(res, 3, "the model failed on 16x16 images with 3 channel(s)", "mat1 and mat2 shapes cannot be multiplied")
+    one_error_line(res, 3, "the model failed on 16x16 images with 3 channels", "mat1 and mat2 shapes cannot be multiplied")
     assert "check --arch, --image-size and --preset" in res.stderr and "internal error" not in res.stderr
 
 
@@ -513,7 +513,7 @@ def test_a_model_that_refuses_the_image_size_is_its_rows_error(tmp_path, image_f
     suscli.save(size_checked(error), tmp_path / "pool" / "vit.safetensors", arch=spec, arch_kwargs={"error": error}, image_size=8)
     suscli.save(tiny_cnn(), tmp_path / "pool" / "cnn.safetensors", arch=ARCH, image_size=8)
     res = invoke("score", tmp_path / "pool" / "vit.safetensors", "-d", image_folder, "--image-size", "16", "--batches", "1")
-    one_error_line(res, 3, "the model failed on 16x16 images with 3 channel(s): Input height (16) doesn't match model (8).")
+    one_error_line(res, 3, "the model failed on 16x16 images with 3 channels: Input height (16) doesn't match model (8).")
     res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--image-size", "16", "--batches", "1", "-f", "json")
     assert res.exit_code == 3 and "internal error" not in res.output
     assert {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]} == {"cnn": "ok", "vit": "error"}
@@ -539,7 +539,7 @@ def test_a_model_that_indexes_past_the_images_is_its_rows_error(tmp_path, image_
     suscli.save(fixed_pixel(), tmp_path / "pool" / "pixel.safetensors", arch="tests.test_cli_score:fixed_pixel", image_size=8)
     suscli.save(tiny_cnn(), tmp_path / "pool" / "cnn.safetensors", arch=ARCH, image_size=8)
     res = invoke("score", tmp_path / "pool" / "pixel.safetensors", "-d", image_folder, "--batches", "1")
-    one_error_line(res, 3, "the model failed on 8x8 images with 3 channel(s): index 11 is out of bounds")
+    one_error_line(res, 3, "the model failed on 8x8 images with 3 channels: index 11 is out of bounds")
     res = invoke("rank", tmp_path / "pool", "-d", image_folder, "--batches", "1", "-f", "json")
     assert res.exit_code == 3 and "internal error" not in res.output
     assert {r["name"]: r["status"] for r in json.loads(res.stdout)["results"]} == {"cnn": "ok", "pixel": "error"}
@@ -563,7 +563,7 @@ def head_first() -> nn.Module:
 
 def test_a_grayscale_model_declaring_its_classifier_first_is_fed_grayscale(tmp_path: Path, image_folder: Path) -> None:
     """Its first layer was taken from the declared order: the Linear(64, 3), an MLP's input layer of no whole number of
-    16x16 channels, so it was fed RGB images, "the model failed on 16x16 images with 3 channel(s): ... expected
+    16x16 channels, so it was fed RGB images, "the model failed on 16x16 images with 3 channels: ... expected
     input[2, 3, 16, 16] to have 1 channels" [3]. The layer a forward reaches first decides, alone and in a pool
     measured together."""
     for name in ("a", "b"):

@@ -124,8 +124,8 @@ def test_rows_without_a_label_or_an_image_are_counted(world: dict, tmp_path: Pat
     datasets.Dataset.from_dict(rows, features=ds.features).save_to_disk(str(tmp_path / "holes"))
     row = score(world, tmp_path / "holes", tmp_path / "holes")
     assert row["details"]["images"] == 11 and row["train_n"] == 10
-    assert f"{tmp_path / 'holes'}: 1 row(s) without a label left out" in row["notes"]
-    assert f"1 unreadable image(s) skipped, first: {tmp_path / 'holes'}[1]" in row["notes"]
+    assert f"{tmp_path / 'holes'}: 1 row without a label left out" in row["notes"]
+    assert f"1 unreadable image skipped, first: {tmp_path / 'holes'}[1]" in row["notes"]
 
 
 def test_columns_found_or_named(world: dict, tmp_path: Path) -> None:
@@ -291,7 +291,7 @@ def test_a_dataset_naming_an_image_twice_counts_it_once_or_names_its_two_labels(
                     listing = suscli.data.imagesets.read_labeled(base / "dup.parquet")
                     assert listing.items == [p.resolve() for p in paths] and listing.labels == [i // 4 for i in range(12)]
                     assert listing.notes == [
-                        f"{base / 'dup.parquet'}: 1 of 13 row(s) repeat an image and label listed before (first: row 13, "
+                        f"{base / 'dup.parquet'}: 1 of 13 rows repeats an image and label listed before (first: row 13, "
                         f"{same.resolve()}): each image counted once, since a repeat is no new evidence and would narrow the interval"
                     ]
                 else:
@@ -318,9 +318,7 @@ def test_a_dataset_naming_an_image_twice_as_data_measures_it_once(world: dict, t
     finally:
         data.unlink()
     assert listing.items == [p.resolve() for p in paths]
-    assert listing.notes == [
-        f"{data}: 2 of 14 row(s) repeat an image listed before (first: {paths[0].resolve()}): each image measured once"
-    ]
+    assert listing.notes == [f"{data}: 2 of 14 rows repeat an image listed before (first: {paths[0].resolve()}): each image measured once"]
 
 
 def test_a_dataset_of_no_rows_says_so(world: dict, tmp_path: Path) -> None:
@@ -351,7 +349,7 @@ def test_class_ids_pandas_wrote_as_floats(world: dict, tmp_path: Path) -> None:
     frame.loc[0, "label"] = float("nan")
     frame.to_parquet(tmp_path / "missing.parquet")
     row = score(world, world["train"], tmp_path / "missing.parquet")
-    assert row["train_n"] == 11 and f"{tmp_path / 'missing.parquet'}: 1 row(s) without a label left out" in row["notes"]
+    assert row["train_n"] == 11 and f"{tmp_path / 'missing.parquet'}: 1 row without a label left out" in row["notes"]
     frame.loc[1, "label"] = 2.5
     frame.to_parquet(tmp_path / "half.parquet")
     res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "half.parquet", *FAST)

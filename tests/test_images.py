@@ -111,7 +111,7 @@ def test_file_and_folder_names_that_are_not_utf8_are_measured_and_reported(tmp_p
                      "--batch-size", "8", "--suspects", suspects)  # fmt: skip
         assert res.exit_code == 0, res.output
         notes = res.stdout if form == "csv" else " ".join(json.loads(res.stdout)["results"][0]["notes"])
-        assert "1 unreadable image(s) skipped, first: " in notes and "bad_\\xe9.png" in notes
+        assert "1 unreadable image skipped, first: " in notes and "bad_\\xe9.png" in notes
     assert "class_2\\xe9" in suspects.read_text(encoding="utf-8")
 
 
@@ -238,7 +238,7 @@ def test_class_folders_without_images_keep_their_ids_and_are_noted(train_folder:
     listing = read_labeled(train_folder)
     assert listing.labels == [0] * 6 + [1] * 6 + [3] * 6
     assert listing.notes == [
-        f"{train_folder}: 1 class folder(s) without images (class_1a) keep their class ids, as sorted folder names number them"
+        f"{train_folder}: 1 class folder without images (class_1a) keeps its class id, as sorted folder names number them"
     ]
     for c in (0, 2):
         for p in (train_folder / f"class_{c}").iterdir():
@@ -258,7 +258,7 @@ def test_images_beside_the_class_folders_are_said_to_be_in_no_class(tmp_path: Pa
     listing = read_labeled(tmp_path / "flat")
     assert listing.folders == ["aug", "rejected"] and listing.labels == [0, 0, 1, 1]
     assert listing.notes == [
-        f"{tmp_path / 'flat'}: 5 image(s) beside its class folders (first: img_000.png) are in no class: left out, as "
+        f"{tmp_path / 'flat'}: 5 images beside its class folders (first: img_000.png) are in no class: left out, as "
         "torchvision's ImageFolder leaves them out (a folder of images is --data; --train-data takes one subfolder per class)"
     ]
 
@@ -333,7 +333,7 @@ def test_a_link_among_class_folders_that_leads_back_up_is_no_class(train_folder:
     (train_folder / "class_3").symlink_to(tmp_path / "elsewhere" / "class_3")
     listing = read_labeled(train_folder)
     assert listing.folders == ["class_0", "class_1", "class_2", "class_3"] and listing.labels == [0] * 6 + [1] * 6 + [2] * 6 + [3] * 2
-    assert listing.notes == [f"{train_folder}: skipped 2 link(s) to a folder that holds them (a cycle)"]
+    assert listing.notes == [f"{train_folder}: skipped 2 links to a folder that holds them (a cycle)"]
 
 
 def test_a_sliver_of_an_image_is_decoded_without_resizing_it_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

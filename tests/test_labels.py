@@ -134,7 +134,7 @@ def test_class_folders_of_which_some_name_none_of_the_models_classes_are_named(t
     one_error_line(
         invoke("score", model, "-d", tmp_path / "train", "--train-data", tmp_path / "train", "--batches", "1"),
         3,
-        f"{model} on {tmp_path / 'train'}: class folder(s) wolf name no class of the model, though the other 2 do "
+        f"{model} on {tmp_path / 'train'}: class folder wolf names no class of the model, though the other 2 do "
         "(3 classes, its suscli metadata: fox, dog, cat)",
     )
     (tmp_path / "train" / "dog").rename(tmp_path / "train" / "n02084071")
@@ -237,9 +237,9 @@ def test_an_empty_class_folder_that_pushes_a_class_past_the_models_is_named(tmp_
         res,
         3,
         "the training labels go up to 3 but the model has 3 classes: the set's class names give c id 3, after 1 class "
-        "folder(s) without images (b0), which keep their class ids",
+        "folder without images (b0), which keeps its class id",
     )
-    assert "remove the class folder(s) without images that are no class of the model" in line, line
+    assert "remove the class folder without images that is no class of the model" in line, line
 
 
 def test_ids_counting_from_one_say_so(tmp_path: Path) -> None:

@@ -227,7 +227,7 @@ def test_a_run_folder_holding_no_checkpoint_is_said_to_be_left_out(tmp_path: Pat
     touch(tmp_path / ".git" / "HEAD")
     said: list[str] = []
     assert [e.name for e in discover(tmp_path, say=said.append)] == ["a"]
-    assert said == [f"left out 2 folder(s) of {tmp_path} holding no checkpoint (crashed, keras)"]
+    assert said == [f"left out 2 folders of {tmp_path} holding no checkpoint (crashed, keras)"]
 
 
 def test_manifest_json_and_csv(tmp_path: Path) -> None:
@@ -400,7 +400,7 @@ def test_a_run_folder_of_sharded_saves_is_the_runs_row_naming_them(tmp_path: Pat
     said: list[str] = []
     entries = discover(tmp_path, say=said.append)
     assert [(e.name, e.path) for e in entries] == [("a", tmp_path / "a" / "epoch_1.pt"), ("run1", tmp_path / "run1" / "step_200")]
-    assert said == [f"left out 1 folder(s) of {tmp_path} holding no checkpoint (crashed)"]
+    assert said == [f"left out 1 folder of {tmp_path} holding no checkpoint (crashed)"]
     why = refusal(entries[1].path)
     assert why is not None and why.message.startswith(f"{tmp_path / 'run1' / 'step_200'}: is a torch.distributed.checkpoint folder")
     assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a/epoch_1.pt", "run1/step_100", "run1/step_200"]
@@ -422,12 +422,12 @@ def test_onnx_models_in_a_pool_are_said_to_be_left_out(tmp_path: Path) -> None:
     said: list[str] = []
     assert [(e.name, e.path.name) for e in discover(tmp_path, say=said.append)] == [("a", "a.safetensors"), ("run", "model.pt")]
     assert said == [
-        f"left out 2 ONNX model(s) of {tmp_path} (b.onnx, export/model.onnx): suscli cannot measure an ONNX graph, exported "
+        f"left out 2 ONNX models of {tmp_path} (b.onnx, export/model.onnx): suscli cannot measure an ONNX graph, exported "
         "for inference without gradients (score the PyTorch checkpoint each was exported from)"
     ]
     (tmp_path / "a.safetensors").unlink()
     shutil.rmtree(tmp_path / "run")
-    with pytest.raises(InputError, match=r"no checkpoints in .*: 2 ONNX model\(s\) \(b.onnx, export/model.onnx\): suscli cannot measure"):
+    with pytest.raises(InputError, match=r"no checkpoints in .*: 2 ONNX models \(b.onnx, export/model.onnx\): suscli cannot measure"):
         discover(tmp_path)
 
 
@@ -444,13 +444,13 @@ def test_keras_and_tensorflow_models_in_a_pool_are_said_to_be_left_out(tmp_path:
     said: list[str] = []
     assert [e.name for e in discover(tmp_path, say=said.append)] == ["a"]
     assert said == [
-        f"left out 1 Keras model(s) of {tmp_path} (c.keras): suscli measures PyTorch models (score each model's PyTorch checkpoint)",
-        f"left out 1 HDF5 file(s) of {tmp_path} (b.h5): suscli measures PyTorch models, and HDF5 is Keras's and TensorFlow's format "
+        f"left out 1 Keras model of {tmp_path} (c.keras): suscli measures PyTorch models (score each model's PyTorch checkpoint)",
+        f"left out 1 HDF5 file of {tmp_path} (b.h5): suscli measures PyTorch models, and HDF5 is Keras's and TensorFlow's format "
         "(score each model's PyTorch checkpoint)",
-        f"left out 1 TensorFlow model(s) of {tmp_path} (tf/saved_model.pb): suscli measures PyTorch models (score each model's PyTorch checkpoint)",
+        f"left out 1 TensorFlow model of {tmp_path} (tf/saved_model.pb): suscli measures PyTorch models (score each model's PyTorch checkpoint)",
     ]
     (tmp_path / "a.safetensors").unlink()
-    with pytest.raises(InputError, match=r"no checkpoints in .*: 1 Keras model\(s\) \(c.keras\): suscli measures PyTorch models; 1 HDF5"):
+    with pytest.raises(InputError, match=r"no checkpoints in .*: 1 Keras model \(c.keras\): suscli measures PyTorch models; 1 HDF5"):
         discover(tmp_path)
 
 

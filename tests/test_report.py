@@ -155,7 +155,7 @@ def test_a_plot_where_no_model_could_be_scored_is_skipped_and_the_run_ends_on_th
     unit = "model" if command == "rank" else "epoch"
     assert res.exit_code == 3 and "Traceback" not in res.output, res.output
     assert f"no plot written to {plot}: no {unit} could be scored" in res.stderr and not plot.exists()
-    assert f"error: 2 {unit}(s) could not be scored" in res.stderr and "not a readable safetensors file" in summary.read_text()
+    assert f"error: 2 {unit}s could not be scored" in res.stderr and "not a readable safetensors file" in summary.read_text()
     assert f"No plot: no {unit} could be scored." in page.read_text()
 
 

@@ -124,7 +124,7 @@ def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_f
     res, again = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and again["counts"]["reused"] == 4
     assert (
-        "holds 4 result(s) of these settings, reused for the models they match" in res.stderr
+        "holds 4 results of these settings, reused for the models they match" in res.stderr
         and "(--train-data, --train-samples differ)" in res.stderr
     )
     assert [r["susceptibility"] for r in again["results"]] == [r["susceptibility"] for r in first["results"]]

@@ -274,3 +274,18 @@ def test_models_fed_other_inputs_than_trained_are_left_out_of_the_pool_and_ranke
     alone = [row(n, acc, 0.1, [0] * 16, notes=[said]) for n, acc in (("a", 0.3), ("b", 0.2))]
     assert misfed(alone) == [] and len(counted(alone)) == 2
     assert choose(alone, "agreement", thresholds(alone)).confident is False
+
+
+def test_the_closing_line_counts_the_models_within_the_noise_in_words_that_agree() -> None:
+    """The closing line said "1 other model(s) are within the noise of the best agreement" in every demo and CI log:
+    one model is, two models are."""
+    truth = [0, 1, 2] * 200
+
+    def off(lo: int, hi: int) -> list[int]:  # the truth but for images lo to hi, each read as the next class
+        return [(t + 1) % 3 if lo <= k < hi else t for k, t in enumerate(truth)]
+
+    apart = [row(n, None, 0.3, off(120 * i, 120 * (i + 1))) for i, n in enumerate("cde")]  # 80%: clearly below
+    one = choose([row("a", None, 0.1, truth), row("b", None, 0.2, truth), *apart], "agreement", None)
+    assert "no confident choice: 1 other model is within the noise of the best agreement (100.0%): b;" in one.why
+    two = choose([row("a", None, 0.1, truth), row("b", None, 0.2, truth), row("f", None, 0.25, truth), *apart], "agreement", None)
+    assert "no confident choice: 2 other models are within the noise of the best agreement (100.0%): b, f;" in two.why

@@ -330,7 +330,7 @@ def test_the_note_on_unreadable_training_images_counts_every_stage_measured(
     assert sample["listed"] >= 2 * START and sample["listed"] - sample["images"] == 3, sample
     for row in doc["results"]:
         said = [n for n in row["notes"] if "unreadable training image" in n]
-        assert said == [f"3 unreadable training image(s) skipped, first: {printable(listing.paths[order[0]])}"], row["notes"]
+        assert said == [f"3 unreadable training images skipped, first: {printable(listing.paths[order[0]])}"], row["notes"]
 
 
 def test_suspects_skip_an_unreadable_image_of_a_training_set_measured_whole(
@@ -343,7 +343,7 @@ def test_suspects_skip_an_unreadable_image_of_a_training_set_measured_whole(
     rank(pool, image_folder, big_train, "--train-samples", "all", "--suspects", clean)
     (big_train / "class_1" / "00-broken.png").write_bytes(b"not an image")
     doc, _ = rank(pool, image_folder, big_train, "--train-samples", "all", "--suspects", broken)
-    assert "1 unreadable training image(s) skipped" in " ".join(doc["results"][0]["notes"])
+    assert "1 unreadable training image skipped" in " ".join(doc["results"][0]["notes"])
     assert broken.read_text().splitlines() == clean.read_text().splitlines()
 
 
@@ -450,7 +450,7 @@ def test_a_pool_of_broken_checkpoints_claims_no_training_sample(
         (broken / name).write_bytes(b"not a checkpoint")
     res = invoke("rank", broken, "-d", image_folder, "--train-data", big_train, "-f", "json")
     assert res.exit_code == 3 and [r["status"] for r in json.loads(res.stdout)["results"]] == ["error", "error"], res.output
-    assert "training accuracy on" not in res.stderr and "2 model(s) could not be scored" in res.stderr
+    assert "training accuracy on" not in res.stderr and "2 models could not be scored" in res.stderr
 
 
 def test_a_pool_where_every_model_failed_tries_no_larger_sample(

@@ -250,7 +250,7 @@ def test_a_trainers_mid_epoch_checkpoints_are_said_to_be_mid_epoch_not_unnumbere
     assert [(e.name, e.epoch) for e in entries] == [("checkpoint-2", 1), ("checkpoint-4", 2)]
     assert skipped == []
     assert notes == [
-        "left out 1 checkpoint(s) the Trainer saved mid-epoch (the epoch in trainer_state.json is not whole): "
+        "left out 1 checkpoint the Trainer saved mid-epoch (the epoch in trainer_state.json is not whole): "
         "checkpoint-3; the run's epochs are its end-of-epoch checkpoints"
     ]
 

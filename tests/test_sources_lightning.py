@@ -159,7 +159,7 @@ def test_a_run_resumed_into_the_same_dirpath_is_tracked_on_its_newest_versions(t
         ("epoch=2-step=6-v1", 2, "ok"),
     ]
     assert doc["warnings"][0] == (
-        "a resumed run saved 2 checkpoint(s) again (Lightning's -vN names, or its logger's next version_N folder): the newest "
+        "a resumed run saved 2 checkpoints again (Lightning's -vN names, or its logger's next version_N folder): the newest "
         "version of each is measured (epoch=1-step=4-v1 over epoch=1-step=4, epoch=2-step=6-v1 over epoch=2-step=6)"
     )
     assert doc["results"][1]["susceptibility"] == pytest.approx(lightning_by_hand(ckpts / "epoch=1-step=4-v1.ckpt", tmp_path), rel=1e-5)
@@ -210,7 +210,7 @@ def test_a_run_resumed_with_a_metric_in_its_names_is_tracked_on_its_later_saves(
     assert [(r["name"], r["status"]) for r in doc["results"]] == [(Path(n).stem, "ok") for n in [first[0], *again]]
     stems = [Path(n).stem for n in (*again, *first[1:])]
     assert doc["warnings"] == [
-        "a resumed run saved 2 checkpoint(s) again under other values in their names (a metric in ModelCheckpoint's "
+        "a resumed run saved 2 checkpoints again under other values in their names (a metric in ModelCheckpoint's "
         "filename): the later save of each is measured, told by its logger's version_N folder, the global_step it "
         f"records, then its file time ({stems[0]} over {stems[2]}, {stems[1]} over {stems[3]})"
     ]
@@ -252,7 +252,7 @@ def test_a_run_resumed_with_the_default_logger_is_tracked_across_its_version_fol
         ("version_1/checkpoints/epoch=3-step=8.ckpt", "ok"),
     ]
     assert doc["warnings"] == [
-        "a resumed run saved 1 checkpoint(s) again (Lightning's -vN names, or its logger's next version_N folder): the newest "
+        "a resumed run saved 1 checkpoint again (Lightning's -vN names, or its logger's next version_N folder): the newest "
         "version of each is measured (version_1/checkpoints/epoch=2-step=6.ckpt over version_0/checkpoints/epoch=2-step=6.ckpt)"
     ]
     fit(Classifier(), tmp_path, ModelCheckpoint(save_top_k=-1), logger=True, max_epochs=1)  # another run: version_2
@@ -335,7 +335,7 @@ def test_a_run_saved_at_epoch_ends_and_during_epochs_is_tracked_on_its_epoch_end
         ("epoch=1-step=4-v1", 1, "ok"),
     ]
     assert doc["warnings"] == [
-        "left out 4 checkpoint(s) saved during their epoch (ModelCheckpoint's every_n_train_steps, train_time_interval or "
+        "left out 4 checkpoints saved during their epoch (ModelCheckpoint's every_n_train_steps, train_time_interval or "
         "a mid-epoch validation, as their saved loop counters say): epoch=0-step=1, epoch=0-step=2, epoch=1-step=3, ...; "
         "the run's epochs are its end-of-epoch checkpoints"
     ]

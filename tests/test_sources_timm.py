@@ -127,7 +127,7 @@ def test_track_and_rank_the_run(run: Path, tmp_path: Path) -> None:
     tracked = cli_json("track", run, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
     assert [r["epoch"] for r in tracked["results"]] == [0, 1, 2]  # last and model_best carry no number: skipped
     assert tracked["warnings"] == [
-        "skipped 2 checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
+        "skipped 2 checkpoints named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
         "another checkpoint holds: last, model_best",
         TRAINED_0,
     ]
@@ -201,7 +201,7 @@ def test_the_last_epoch_that_max_history_kept_only_in_last_pth_tar_is_tracked_an
     tracked = cli_json("track", out, "-d", root / "unlabeled", "--train-data", root / "train", "--results", tmp_path / "t.jsonl")
     assert [(r["name"], r["epoch"]) for r in tracked["results"]] == [("checkpoint-1", 1), ("checkpoint-2", 2), ("last", 3)]
     assert tracked["warnings"] == [
-        "skipped 1 checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
+        "skipped 1 checkpoint named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
         "another checkpoint holds: model_best",
         "last (epoch 3): the only checkpoint of its epoch, as its file records it (the numbered one was not kept: timm's "
         "max_history, Lightning's save_top_k), measured as that epoch",

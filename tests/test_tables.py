@@ -261,7 +261,7 @@ def test_a_hugging_face_imagefolder_with_a_metadata_parquet_is_labelled_by_it(tm
         read_labeled(folder)
     write([*names, names[0]], ["dog", "cat", "eel", "cat", "dog"])
     listing = read_labeled(folder)
-    assert len(listing.items) == 4 and "1 of 5 row(s) repeat an image and label listed before" in listing.notes[0]
+    assert len(listing.items) == 4 and "1 of 5 rows repeats an image and label listed before" in listing.notes[0]
     write([*names, "gone.png"], ["dog", "cat", "eel", "cat", "dog"])
     with pytest.raises(InputError, match=r"1 of the 5 files that .*metadata.parquet lists do not exist, first: .*gone.png"):
         read_labeled(folder)
@@ -396,7 +396,7 @@ def test_a_list_that_names_an_image_again_measures_it_once(tmp_path: Path, imgs:
     report = json.loads(res.stdout)
     assert report["data"]["unlabeled_images"] == 4
     assert (
-        f"{twice}: 4 of 8 row(s) repeat an image listed before (first: {imgs[0].resolve()}): each image measured once"
+        f"{twice}: 4 of 8 rows repeat an image listed before (first: {imgs[0].resolve()}): each image measured once"
         in (report["results"][0]["notes"])
     )
 
@@ -643,7 +643,7 @@ def test_a_label_file_listing_an_image_twice_counts_it_once_or_names_its_two_lab
     listing = read_labeled(twice)
     assert listing.items == [p.resolve() for p in imgs] and listing.labels == [1, 0, 2, 0]
     assert listing.notes == [
-        f"{twice}: 4 of 8 row(s) repeat an image and label listed before (first: row 5, {imgs[0].resolve()}): each image "
+        f"{twice}: 4 of 8 rows repeat an image and label listed before (first: row 5, {imgs[0].resolve()}): each image "
         "counted once, since a repeat is no new evidence and would narrow the interval"
     ]
     model = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8)

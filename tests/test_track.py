@@ -320,7 +320,7 @@ def test_ctrl_c_while_the_report_is_built_says_what_was_kept(tmp_path: Path, ima
     monkeypatch.setattr(suscli.run.track, "annotate", interrupted)
     res, _ = track_json(run, "-d", image_folder)
     assert res.exit_code == 130, res.output
-    assert res.stderr.strip() == f"interrupted: 3 result(s) kept in {run / 'suscli-results.jsonl'}; rerun the same command to resume"
+    assert res.stderr.strip() == f"interrupted: 3 results kept in {run / 'suscli-results.jsonl'}; rerun the same command to resume"
 
 
 def test_the_epoch_suscli_save_wrote_numbers_the_run(tmp_path: Path, image_folder: Path) -> None:
@@ -348,7 +348,7 @@ def test_a_best_or_last_copy_saved_with_its_epoch_is_skipped_not_a_second_checkp
     assert res.exit_code == 0, res.output
     assert [(r["name"], r["epoch"]) for r in doc["results"]] == [("epoch_1", 1), ("epoch_2", 2)]
     assert (
-        "skipped 2 checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
+        "skipped 2 checkpoints named as a copy of another epoch (last, best, latest, final, or no number), whose epoch "
         "another checkpoint holds: best, last"
     ) in doc["warnings"]
 
@@ -420,7 +420,7 @@ def test_a_run_whose_first_checkpoints_were_deleted_is_said_to_start_late(tmp_pa
     (run / "epoch_1.safetensors").unlink()
     res, doc = track_json(run, "-d", image_folder)
     assert res.exit_code == 0, res.output
-    warning = "the run's checkpoints begin at epoch 2, 1 epoch(s) apart after it: zeta averages r from there, not from epoch 1"
+    warning = "the run's checkpoints begin at epoch 2, 1 epoch apart after it: zeta averages r from there, not from epoch 1"
     assert any(w.startswith(warning) for w in doc["warnings"]) and warning in res.stderr
     assert late_start([0, 2, 4, 6]) is None and late_start([5, 10]) is None and late_start([1, 2]) is None and late_start([3]) is None
 
@@ -433,7 +433,7 @@ def test_a_run_with_epochs_deleted_inside_it_is_said_to_skip_them(tmp_path: Path
     (run / "epoch_2.safetensors").unlink()
     res, doc = track_json(run, "-d", image_folder)
     assert res.exit_code == 0, res.output
-    warning = "the run's checkpoints skip epoch(s) 2, saved every 1 epoch(s) elsewhere: zeta averages r over the epochs kept"
+    warning = "the run's checkpoints skip epoch 2, saved every 1 epoch elsewhere: zeta averages r over the epochs kept"
     assert any(w.startswith(warning) for w in doc["warnings"]) and warning in res.stderr
     assert gaps([0, 1, 4]) is not None and "2, 3," in (gaps([0, 1, 4]) or "")
     assert gaps([0, 5, 10, 15]) is None and gaps([1, 4]) is None and gaps([0, 1, 2, 3]) is None and gaps([3, None, 4]) is None
@@ -537,7 +537,7 @@ def test_step_saves_beside_epoch_saves_are_said_to_count_steps(tmp_path: Path, i
         suscli.save(tiny_cnn(3), run / f"{name}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
     res, doc = track_json(run, "-d", image_folder)
     assert res.exit_code == 0 and [r["epoch"] for r in doc["results"]] == [1, 2], res.output
-    assert "skipped 1 checkpoint(s) whose names count optimizer steps, not epochs: step_500" in res.stderr
+    assert "skipped 1 checkpoint whose name counts optimizer steps, not epochs: step_500" in res.stderr
     assert "with no epoch number" not in res.stderr
 
 

@@ -141,7 +141,7 @@ def test_a_held_out_class_the_training_folders_lack_is_refused_once_before_any_m
         shutil.copy(m, tmp_path / "run" / f"epoch_{i}.safetensors")
     for command, models in (("rank", pool), ("track", tmp_path / "run")):
         res = invoke(command, models, "-d", image_folder, "--train-data", train_folder, "--val-data", tmp_path / "odd", *FAST)
-        one_error_line(res, 3, "class folder(s) class_9 are not among the training set's classes", "--val-data needs the classes")
+        one_error_line(res, 3, "class folder class_9 is not among the training set's classes", "--val-data needs the classes")
         assert not (models / "suscli-results.jsonl").exists()
 
 
@@ -201,7 +201,7 @@ def test_held_out_folders_without_training_folders_are_numbered_by_the_models_cl
     assert [r.val_acc for r in suscli.track(run, image_folder, settings=SMALL, val_data=val_folder).rows] == [0.5, 0.0]
     write_images(val_folder / "zebra", 2)
     one_error_line(
-        invoke("score", says_2, "-d", image_folder, "--val-data", val_folder, *FAST), 3, "class folder(s) zebra name no class of the model"
+        invoke("score", says_2, "-d", image_folder, "--val-data", val_folder, *FAST), 3, "class folder zebra names no class of the model"
     )
 
 
@@ -227,7 +227,7 @@ def test_held_out_folders_nothing_can_number_are_refused(tmp_path: Path, image_f
     one_error_line(
         invoke("score", model, "-d", image_folder, "--val-data", val_folder, *FAST),
         3,
-        "class folder(s) class_3 are beyond the model's 3 classes",
+        "class folder class_3 is beyond the model's 3 classes",
     )
 
 
@@ -688,7 +688,7 @@ def test_held_out_images_that_are_training_images_are_left_out_and_noted(tmp_pat
     model = pool / "m0.safetensors"
     row = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "lists" / "val.csv").rows[0]
     assert row.val_n == 2
-    note = next(n for n in row.notes if n.startswith("3 of 5 held-out image(s) are also training images"))
+    note = next(n for n in row.notes if n.startswith("3 of 5 held-out images are also training images"))
     assert note.endswith("left out, since their accuracy is a training accuracy")
     (tmp_path / "lists" / "new.csv").write_text("\n".join(lines[:1] + lines[-2:]) + "\n")
     clean = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "lists" / "new.csv").rows[0]
@@ -739,7 +739,7 @@ def test_copies_of_training_images_under_other_names_are_left_out(tmp_path: Path
     alone = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "new").rows[0]
     assert row.val_n == alone.val_n == 2
     assert (row.val_acc, row.val_acc_low, row.val_acc_high, row.gap) == (alone.val_acc, alone.val_acc_low, alone.val_acc_high, alone.gap)
-    note = next(n for n in row.notes if n.startswith("3 of 5 held-out image(s) are copies of training images, byte for byte"))
+    note = next(n for n in row.notes if n.startswith("3 of 5 held-out images are copies of training images, byte for byte"))
     assert "copied-img_000.png, a copy of " in note and note.endswith("left out, since their accuracy is a training accuracy")
     assert not any("copies" in n for n in alone.notes)
     shutil.copytree(train_folder, tmp_path / "copy")
@@ -761,7 +761,7 @@ def test_an_empty_held_out_file_is_unreadable_not_a_copy_of_an_empty_training_fi
     row = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "val").rows[0]
     assert row.val_n == 4
     assert not any("copies of training images" in n for n in row.notes), row.notes
-    assert f"1 unreadable held-out image(s) skipped, first: {tmp_path / 'val' / 'class_1' / 'failed.jpg'}" in row.notes
+    assert f"1 unreadable held-out image skipped, first: {tmp_path / 'val' / 'class_1' / 'failed.jpg'}" in row.notes
 
 
 def test_a_rerun_with_other_images_left_out_reuses_no_row_and_no_note(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
@@ -779,11 +779,11 @@ def test_a_rerun_with_other_images_left_out_reuses_no_row_and_no_note(tmp_path: 
     def notes_of(val: Path) -> list[list[str]]:
         report = suscli.rank(pool, image_folder, train_folder, settings=SMALL, val_data=val)
         assert all(r.val_n == 2 for r in report.rows)
-        return [[n for n in r.notes if "held-out image(s)" in n] for r in report.rows]
+        return [[n for n in r.notes if "held-out images" in n] for r in report.rows]
 
     assert notes_of(tmp_path / "new") == [[], []]
     copied = notes_of(tmp_path / "val")
-    assert all(len(n) == 1 and n[0].startswith("3 of 5 held-out image(s) are copies of training images") for n in copied)
+    assert all(len(n) == 1 and n[0].startswith("3 of 5 held-out images are copies of training images") for n in copied)
     assert notes_of(tmp_path / "new") == [[], []]
 
 
@@ -829,9 +829,7 @@ def test_a_held_out_image_listed_twice_is_counted_once(tmp_path: Path, image_fol
     row = suscli.score(model, image_folder, train_folder, settings=SMALL, val_data=tmp_path / "ten.csv").rows[0]
     assert (row.val_n, row.val_acc, row.val_acc_low, row.val_acc_high) == (4, want.val_acc, want.val_acc_low, want.val_acc_high)
     assert row.details["val_hits"] == want.details["val_hits"]
-    assert any(n.startswith(f"{tmp_path / 'ten.csv'}: 36 of 40 row(s) repeat an image and label listed before") for n in row.notes), (
-        row.notes
-    )
+    assert any(n.startswith(f"{tmp_path / 'ten.csv'}: 36 of 40 rows repeat an image and label listed before") for n in row.notes), row.notes
 
 
 def test_a_held_out_class_name_differing_only_in_case_says_so(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
@@ -902,7 +900,7 @@ def test_a_held_out_set_no_model_has_the_classes_of_is_said_once(tmp_path: Path,
     said = f"on the held-out set {labels}: the held-out labels go up to 4 but the model has 3 classes"
     table = "\n".join(line for line in res.stdout.splitlines() if line.startswith("|"))
     assert res.exit_code == 3 and table.count(said) == 1 and table.count("the same error as m0") == 2, res.output
-    ending = f"error: 3 model(s) could not be scored, all alike: {said}"
+    ending = f"error: 3 models could not be scored, all alike: {said}"
     assert ending in res.stderr and res.stdout.rstrip().splitlines()[-1].startswith(markdown_text(ending))
 
 
@@ -927,7 +925,7 @@ def test_labels_beyond_the_models_classes_are_refused_before_anything_is_measure
     common = ("rank", pool, "-d", image_folder, "--model-batch", batch, "--no-cache", *FAST)
     res = invoke(*common, "--train-data", train_folder, "--val-data", labels)
     said = f"on the held-out set {labels}: the held-out labels go up to 4 but the model has 3 classes"
-    assert res.exit_code == 3 and f"error: 2 model(s) could not be scored, all alike: {said}" in res.stderr, res.output
+    assert res.exit_code == 3 and f"error: 2 models could not be scored, all alike: {said}" in res.stderr, res.output
     res = invoke(*common, "--train-data", labels, "-f", "json")
     errors = [r["error"] for r in json.loads(res.stdout)["results"]]
     said = f"on the training set {labels}: the training labels go up to 4 but the model has 3 classes ("
@@ -946,7 +944,7 @@ def test_training_labels_no_model_has_the_classes_of_are_said_once(tmp_path: Pat
     said = f"on the training set {labels}: the training labels go up to 4 but the model has 3 classes"
     table = "\n".join(line for line in res.stdout.splitlines() if line.startswith("|"))
     assert res.exit_code == 3 and table.count(said) == 1 and table.count("the same error as m0") == 2, res.output
-    ending = f"error: 3 model(s) could not be scored, all alike: {said}"
+    ending = f"error: 3 models could not be scored, all alike: {said}"
     assert ending in res.stderr and res.stdout.rstrip().splitlines()[-1].startswith(markdown_text(ending))
 
 

@@ -719,7 +719,7 @@ def test_underfit_is_not_said_of_a_model_that_fits_as_much_as_those_that_did_not
     words = {r.name: r.verdict for r in rows}
     assert words == {"clean": verdict.UNCLEAR, "weak": verdict.UNDERFIT, "mem-a": verdict.MEMORIZED, "mem-b": verdict.MEMORIZED}
     clean = rows[0]
-    assert "a threshold that clear memorizers hold up (mem-a, mem-b), but at least 0.450, that of the 2 model(s)" in clean.verdict_why
+    assert "a threshold that clear memorizers hold up (mem-a, mem-b), but at least 0.450, that of the 2 models" in clean.verdict_why
     rows = pool()
     choose(rows, "agreement", thresholds(rows, train_acc=0.7))  # the user's threshold: nothing holds it up
     assert rows[0].verdict == verdict.UNDERFIT

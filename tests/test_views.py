@@ -75,7 +75,7 @@ def test_markdown_shows_every_cell_as_the_table_does() -> None:
 def test_the_step_summary_shows_the_closing_lines_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [Result(name, f"/p/{i}.pt", train_acc=0.9, susceptibility=0.5, region=2) for i, name in enumerate(NAMES)]
     lines = [f"ship {NAMES[2]}: it predicts the consensus", f"no confident choice: {', '.join(NAMES)}"]
-    failures = [f"{len(NAMES)} model(s) likely memorized noise: {', '.join(NAMES)}"]
+    failures = [f"{len(NAMES)} models likely memorized noise: {', '.join(NAMES)}"]
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     step_summary(Report("rank", rows, {}, lines=lines, failures=failures))
@@ -92,7 +92,7 @@ def test_the_markdown_report_carries_the_closing_lines_as_the_step_summary_does(
     rows = [Result(name, f"/p/{i}.pt", train_acc=0.9, susceptibility=0.5, region=2) for i, name in enumerate(NAMES)]
     rows.append(Result("broken", "/p/b.pt", status="error", error="bad file"))
     lines = [f"ship {NAMES[2]}: it predicts the consensus", "label noise: the share of wrong labels is in 0.0-40.0%"]
-    report = Report(command, rows, {}, lines=lines, failures=["1 model(s) likely memorized noise"])
+    report = Report(command, rows, {}, lines=lines, failures=["1 model likely memorized noise"])
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     step_summary(report)
@@ -101,7 +101,7 @@ def test_the_markdown_report_carries_the_closing_lines_as_the_step_summary_does(
     page = Cells()
     page.feed(github(text))
     unit = "epoch" if command == "track" else "model"
-    ends = [f"error: 1 {unit}(s) could not be scored (see their rows)", "gate failed: 1 model(s) likely memorized noise"]
+    ends = [f"error: 1 {unit} could not be scored (see their rows)", "gate failed: 1 model likely memorized noise"]
     assert page.paragraphs == [" ".join(line.splitlines()) for line in [*lines, *ends]]
 
 
@@ -136,15 +136,15 @@ def test_a_run_with_a_broken_model_still_says_which_gate_failed(tmp_path: Path, 
         Result("flagged", "/p/f.pt", train_acc=1.0, susceptibility=1.0, region=2),
         Result("broken", "/p/b.pt", status="error", error="bad"),
     ]
-    report = Report("rank", rows, {}, failures=["1 model(s) likely memorized noise: flagged"])
+    report = Report("rank", rows, {}, failures=["1 model likely memorized noise: flagged"])
     assert gate_lines(report) == [
-        "error: 1 model(s) could not be scored (see their rows)",
-        "gate failed: 1 model(s) likely memorized noise: flagged",
+        "error: 1 model could not be scored (see their rows)",
+        "gate failed: 1 model likely memorized noise: flagged",
     ]
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     step_summary(report)
-    assert summary.read_text().rstrip().endswith("gate failed: 1 model(s) likely memorized noise: flagged")
+    assert summary.read_text().rstrip().endswith("gate failed: 1 model likely memorized noise: flagged")
 
 
 def test_the_table_shows_names_and_notes_holding_brackets_as_they_are() -> None:
@@ -310,7 +310,7 @@ def test_a_step_summary_of_a_large_sweep_stays_under_githubs_limit_and_keeps_the
     rows[2500] = Result("broken-late", "/p/b.pt", status="error", error="/p/b.pt: not a readable safetensors file")
     rows[2700].verdict = verdict.MEMORIZED
     lines = [f"ship {rows[0].name}: the highest training accuracy", "label noise: 38.2% [36.7, 39.8]"]
-    report = Report("rank", rows, {}, lines=lines, failures=[f"1 model(s) likely memorized noise: {rows[2700].name}"])
+    report = Report("rank", rows, {}, lines=lines, failures=[f"1 model likely memorized noise: {rows[2700].name}"])
     assert len(render(report, Format.markdown).encode()) > 1024**2  # the full report would be dropped
     summary = tmp_path / "summary.md"
     summary.write_text("earlier output of this step\n")
@@ -323,7 +323,7 @@ def test_a_step_summary_of_a_large_sweep_stays_under_githubs_limit_and_keeps_the
     assert shown[0] == rows[0].name and "broken-late" in shown and rows[2700].name in shown
     assert shown == [r.name for r in rows if r.name in set(shown)]  # in the report's order
     assert page.paragraphs[0].startswith(f"{len(shown):,} of the 3,000 rows shown") and "--output" in page.paragraphs[0]
-    ends = ["error: 1 model(s) could not be scored (see their rows)", f"gate failed: {report.failures[0]}"]
+    ends = ["error: 1 model could not be scored (see their rows)", f"gate failed: {report.failures[0]}"]
     assert page.paragraphs[1:] == [*lines, *ends]
 
 
@@ -334,7 +334,7 @@ def test_a_markdown_report_cut_to_a_comments_size_keeps_its_lines_and_cuts_one_n
         Result(f"sweep/run_{i:04d}/last.ckpt", f"/p/{i}", train_acc=1.0, susceptibility=0.9, region=2, verdict=verdict.MEMORIZED)
         for i in range(3000)
     ]
-    failures = [f"3000 model(s) likely memorized noise: {', '.join(r.name for r in rows)}"]
+    failures = [f"3000 models likely memorized noise: {', '.join(r.name for r in rows)}"]
     lines = [f"no model in region 1; 3000 flagged as likely memorized noise: {', '.join(r.name for r in rows)}"]
     text = markdown_report(Report("rank", rows, {}, lines=lines, failures=failures), 65536)
     assert len(text.encode()) <= 65536
@@ -342,5 +342,5 @@ def test_a_markdown_report_cut_to_a_comments_size_keeps_its_lines_and_cuts_one_n
     page.feed(github(text))
     assert page.paragraphs[0].startswith(f"{len(page.rows) - 1:,} of the 3,000 rows shown") and 0 < len(page.rows) - 1 < 3000
     assert page.paragraphs[1].startswith("no model in region 1; 3000 flagged") and page.paragraphs[1].endswith("…")
-    assert page.paragraphs[2].startswith("gate failed: 3000 model(s)") and page.paragraphs[2].endswith("…")
+    assert page.paragraphs[2].startswith("gate failed: 3000 models") and page.paragraphs[2].endswith("…")
     assert len(page.paragraphs) == 3

@@ -37,8 +37,8 @@ def test_each_real_folder_and_image_once(tmp_path: Path) -> None:
     assert names(root, walk.paths) == ["a/img_000.png", "a/img_001.png", "b/img_000.png", "more/img_000.png"]
     assert walk.skipped == {CYCLE: 2, SEEN_FOLDER: 1, SEEN_IMAGE: 1, BROKEN: 1}
     assert walk.note(root) == (
-        f"{root}: skipped 2 link(s) to a folder that holds them (a cycle), 1 link(s) to a folder "
-        "listed already, 1 link(s) to an image listed already, 1 broken link(s)"
+        f"{root}: skipped 2 links to a folder that holds them (a cycle), 1 link to a folder "
+        "listed already, 1 link to an image listed already, 1 broken link"
     )
 
 
@@ -83,5 +83,5 @@ def test_score_counts_the_skipped_links_on_its_row(tmp_path: Path) -> None:
     doc = json.loads(res.stdout)
     row = doc["results"][0]
     assert doc["data"]["unlabeled_images"] == 6 and row["train_n"] == 4
-    assert f"{tmp_path / 'data'}: skipped 1 link(s) to a folder that holds them (a cycle)" in row["notes"]
-    assert f"{tmp_path / 'train' / 'c0'}: skipped 1 link(s) to a folder that holds them (a cycle)" in row["notes"]
+    assert f"{tmp_path / 'data'}: skipped 1 link to a folder that holds it (a cycle)" in row["notes"]
+    assert f"{tmp_path / 'train' / 'c0'}: skipped 1 link to a folder that holds it (a cycle)" in row["notes"]

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from suscli.cli.console import say, say_error
 from suscli.files import REPORT_ERRORS, printable, require_folder, same_file, write_atomic
-from suscli.errors import ExitCode, InputError, Interrupted, UsageError
+from suscli.errors import ExitCode, InputError, Interrupted, UsageError, plural
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_report, render, suspects_csv, to_table
 
@@ -170,8 +170,8 @@ def write_suspects(path: Path, report: Report) -> None:
     count = int(check.contradicted.sum())
     if check.estimate.doubt:  # on clean labels the list is the voters' own errors: say so rather than call them suspect
         say(
-            f"{count} label(s) the consensus contradicts written to {path}, surest first; not evidence of wrong labels "
+            f"{count} {plural(count, 'label')} the consensus contradicts written to {path}, surest first; not evidence of wrong labels "
             f"in this pool: {check.estimate.doubt}"
         )
     else:
-        say(f"{count} suspect label(s) written to {path}")
+        say(f"{count} suspect {plural(count, 'label')} written to {path}")

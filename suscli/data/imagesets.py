@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from suscli.data.embedded import ImageRef
-from suscli.errors import InputError, shown
+from suscli.errors import InputError, plural, shown
 from suscli.files import printable
 from suscli.data.hfdatasets import class_label_names, is_dataset, read_dataset
 from suscli.data.labels import CLASS_LABEL_ORDER, ONE_HOT_ORDER, by_name
@@ -127,7 +127,7 @@ def _listed_once(paths: Sequence[ImageRef], source: Path, keys: Sequence[ImageRe
     if not repeated:
         return Listing(list(kept.values()))
     note = (
-        f"{printable(source)}: {len(repeated):,} of {len(paths):,} row(s) repeat an image listed before (first: "
+        f"{printable(source)}: {len(repeated):,} of {len(paths):,} {plural(len(paths), 'row')} {plural(len(repeated), 'repeats', 'repeat')} an image listed before (first: "
         f"{printable(repeated[0])}): each image measured once"
     )
     return Listing(list(kept.values()), notes=[note])
@@ -258,7 +258,7 @@ def _once(
     if not repeats:
         return kept, []
     return kept, [
-        f"{printable(source)}: {len(repeats):,} of {len(paths):,} row(s) repeat an image and label listed before "
+        f"{printable(source)}: {len(repeats):,} of {len(paths):,} {plural(len(paths), 'row')} {plural(len(repeats), 'repeats', 'repeat')} an image and label listed before "
         f"(first: row {row[repeats[0]] + 1}, {printable(paths[repeats[0]])}): "
         "each image counted once, since a repeat is no new evidence and would narrow the interval"
     ]
@@ -498,7 +498,7 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
         raise InputError(f"no class folders in {source}", fix=f"--train-data takes {TRAIN_FORMS}, one subfolder per class")
     items: list[ImageRef] = []
     labels: list[int] = []
-    notes = [f"{printable(source)}: skipped {len(cycles)} {CYCLE}"] if cycles else []
+    notes = [f"{printable(source)}: skipped {len(cycles)} {plural(len(cycles), *CYCLE)}"] if cycles else []
     empty: list[str] = []
     for label, name in enumerate(classes):
         walk = walk_images(source / name)
@@ -517,13 +517,14 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
         raise InputError(f"{source} has {held}; {ONE_CLASS}", fix="point --train-data at the folder that holds one subfolder per class")
     if loose:  # a folder of images holding a stray subfolder or two: those read as the classes, the set as nothing
         notes.append(
-            f"{printable(source)}: {len(loose)} image(s) beside its class folders (first: {printable(loose[0])}) are in no class: "
+            f"{printable(source)}: {len(loose)} {plural(len(loose), 'image')} beside its class folders (first: {printable(loose[0])}) "
+            f"{plural(len(loose), 'is', 'are')} in no class: "
             "left out, as torchvision's ImageFolder leaves them out (a folder of images is --data; --train-data takes one "
             "subfolder per class)"
         )
     if empty:  # ImageFolder refuses them; a stray empty folder (not a class) shifts the ids of the folders after it
         notes.append(
-            f"{printable(source)}: {len(empty)} class folder(s) without images ({shown(empty, 3)}) keep their class ids, as sorted folder names number them"
+            f"{printable(source)}: {len(empty)} {plural(len(empty), 'class folder')} without images ({shown(empty, 3)}) {plural(len(empty), 'keeps its class id', 'keep their class ids')}, as sorted folder names number them"
         )
     folder_names = [printable(name) for name in classes]  # reports carry the names
     return Listing(items, labels, notes=notes, folders=folder_names, empty_folders=empty)
@@ -535,7 +536,9 @@ def _dataset_labels(source: Path, image_column: str | None, label_column: str | 
     given = columns.labels or []
     kept = [i for i, v in enumerate(given) if v is not None]
     notes = columns.notes + (
-        [f"{source}: {len(columns.images) - len(kept)} row(s) without a label left out"] if len(kept) < len(columns.images) else []
+        [f"{source}: {len(columns.images) - len(kept)} {plural(len(columns.images) - len(kept), 'row')} without a label left out"]
+        if len(kept) < len(columns.images)
+        else []
     )
     values = [given[i] for i in kept]
     if len(set(values)) < 2:

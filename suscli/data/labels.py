@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from suscli.errors import InputError, shown
+from suscli.errors import InputError, plural, shown
 
 SORTED = "sorted order of the names, as torchvision's ImageFolder"
 # A Hugging Face dataset's ClassLabel column: its ids, whose names are in the feature's own order
@@ -193,8 +193,8 @@ def _named_folders(folders: Sequence[str], meta: dict[str, Any], origin: object)
     found, unknown = matched(folders, classes)
     if unknown and len(unknown) < len(folders):
         raise InputError(
-            f"{origin}: class folder(s) {shown(unknown, 3)} name no class of the model, though the other "
-            f"{len(folders) - len(unknown)} {'does' if len(folders) - len(unknown) == 1 else 'do'} ({len(classes)} classes, {source}: {shown(classes)}){case_hint(unknown, classes)}",
+            f"{origin}: {plural(len(unknown), 'class folder')} {shown(unknown, 3)} {plural(len(unknown), 'names', 'name')} no class of the model, though the other "
+            f"{len(folders) - len(unknown)} {plural(len(folders) - len(unknown), 'does', 'do')} ({len(classes)} classes, {source}: {shown(classes)}){case_hint(unknown, classes)}",
             fix="name each class folder as the model's class, or remove the folders of classes it was not trained on",
         )
     if unknown or found == list(range(len(folders))):
@@ -223,7 +223,7 @@ def held_out_ids(
             return torch.tensor(found, dtype=torch.int64)
         if len(unknown) < len(names) or len(names) != len(classes):  # else none named: the model's names are not folders'
             raise InputError(
-                f"{origin}: {what}(s) {shown(unknown, 3)} name no class of the model ({len(classes)} classes, {source}: {shown(classes)})",
+                f"{origin}: {plural(len(unknown), what)} {shown(unknown, 3)} {plural(len(unknown), 'names', 'name')} no class of the model ({len(classes)} classes, {source}: {shown(classes)})",
                 fix="name each held-out class folder as the model's class, or remove it",
             )
     try:
@@ -244,9 +244,9 @@ def held_out_ids(
     beyond = [n for n, i in zip(names, ids) if i >= num_classes]
     if beyond:
         raise InputError(
-            f"{origin}: {what}(s) {shown(beyond, 3)} are beyond the model's {num_classes} classes ({len(names)} {what}s, "
+            f"{origin}: {plural(len(beyond), what)} {shown(beyond, 3)} {plural(len(beyond), 'is', 'are')} beyond the model's {num_classes} classes ({len(names)} {what}s, "
             "numbered in sorted order as torchvision's ImageFolder numbers them)",
-            fix=f"remove the {what}(s) the model was not trained on, or pass --train-data as class folders to number them by",
+            fix=f"remove the {plural(len(beyond), what)} the model was not trained on, or pass --train-data as class folders to number them by",
         )
     return table
 

@@ -15,17 +15,18 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from suscli.errors import plural
 from suscli.files import printable
 
 # torchvision's ImageFolder reads these (GTSRB's training images are .ppm, many face sets .pgm), and GIF besides
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
-# Why an entry was skipped, as the report says it after its count.
-CYCLE = "link(s) to a folder that holds them (a cycle)"
-SEEN_FOLDER = "link(s) to a folder listed already"
-SEEN_IMAGE = "link(s) to an image listed already"
-BROKEN = "broken link(s)"
-UNREADABLE = "folder(s) that could not be read"
+# Why an entry was skipped, as the report says it after its count: for one entry, and for more.
+CYCLE = ("link to a folder that holds it (a cycle)", "links to a folder that holds them (a cycle)")
+SEEN_FOLDER = ("link to a folder listed already", "links to a folder listed already")
+SEEN_IMAGE = ("link to an image listed already", "links to an image listed already")
+BROKEN = ("broken link", "broken links")
+UNREADABLE = ("folder that could not be read", "folders that could not be read")
 REASONS = (CYCLE, SEEN_FOLDER, SEEN_IMAGE, BROKEN, UNREADABLE)  # the order of the report's note
 
 
@@ -34,13 +35,15 @@ class Walk:
     """The image files found, sorted, and the count of entries skipped per reason."""
 
     paths: list[Path]
-    skipped: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def note(self, where: Path) -> str | None:
         """One line for the report, or None when nothing was skipped."""
         if not self.skipped:
             return None
-        return f"{printable(where)}: skipped " + ", ".join(f"{self.skipped[why]} {why}" for why in REASONS if self.skipped[why])
+        return f"{printable(where)}: skipped " + ", ".join(
+            f"{self.skipped[why]} {plural(self.skipped[why], *why)}" for why in REASONS if self.skipped[why]
+        )
 
 
 def is_image_name(name: str) -> bool:
@@ -60,7 +63,7 @@ def walk_images(folder: Path) -> Walk:
     walked: set[tuple[int, int]] = set()
     found: list[str] = []
     links: deque[Path] = deque()
-    skipped: Counter[str] = Counter()
+    skipped: Counter[tuple[str, str]] = Counter()
     _walk_real(folder, walked, found, links, skipped)
     listed: set[tuple[int, int]] | None = None  # identities of the files found, computed when a file link needs them
     while links:
@@ -86,7 +89,7 @@ def walk_images(folder: Path) -> Walk:
     return Walk([Path(p) for p in sorted(found, key=lambda p: p.split(os.sep))], skipped)  # pathlib's order, faster
 
 
-def _walk_real(top: Path, walked: set, found: list[str], links: deque[Path], skipped: Counter[str]) -> None:
+def _walk_real(top: Path, walked: set, found: list[str], links: deque[Path], skipped: Counter[tuple[str, str]]) -> None:
     """Walk `top` without following links: images go to `found`, links to `links`, to be followed once the trees
     walked before them are done."""
     stack = [top]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from suscli.errors import UsageError
+from suscli.errors import UsageError, plural
 from suscli.judge.regions import MIN_POOL, Thresholds, misfed
 from suscli.judge.verdict import LOW_SUSCEPTIBILITY, MEMORIZED, MISMEASURED, PAIR, SUSCEPTIBLE, UNCLEAR
 from suscli.results import Result
@@ -77,7 +77,7 @@ def pool_failures(ranked: list[Result], fail_on: str, candidate: str | None, t: 
             raise needs_regions("--fail-on memorized")
         flagged = [r.name for r in ranked if r.verdict == MEMORIZED]
         if flagged:
-            failures.append(f"{len(flagged)} model(s) likely memorized noise: {', '.join(flagged)}")
+            failures.append(f"{len(flagged)} {plural(len(flagged), 'model')} likely memorized noise: {', '.join(flagged)}")
     if candidate is not None:
         row = next(r for r in ranked if r.name == candidate)
         if t is None and short:

@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 
 from suscli.judge import verdict
-from suscli.errors import UsageError
+from suscli.errors import UsageError, plural
 from suscli.judge.noise import NoiseEstimate
 from suscli.measure.normalization import points_elsewhere
 from suscli.results import Result
@@ -187,5 +187,5 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
     return (
         f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
         f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), the highest training accuracy "
-        f"of the {len(first)} model(s) in region 1{memo}"
+        f"of the {len(first)} {plural(len(first), 'model')} in region 1{memo}"
     )

@@ -44,6 +44,7 @@ from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCE
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.defaults import DEFAULT_RULE, RULES
+from suscli.errors import plural
 
 MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
 # Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
@@ -241,7 +242,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         order_words = _order_words(weights, rule)
         why = (
             f"ship {pick.name}: held-out accuracy {acc}{lead_words}; no confident choice: the held-out set cannot tell "
-            f"{len(tied) - 1} other model(s) from it (paired McNemar test, 95%): {others}; {order_words}{note}. "
+            f"{len(tied) - 1} other {plural(len(tied) - 1, 'model')} from it (paired McNemar test, 95%): {others}; {order_words}{note}. "
             f"Label-free: {choice.why}"
         )
     held = {
@@ -331,7 +332,7 @@ def _by_rule(
         return _top(
             ranked,
             rule,
-            f"the highest training accuracy of the {front} model(s) that no other model beats on both training accuracy and susceptibility",
+            f"the highest training accuracy of the {front} {plural(front, 'model')} that no other model beats on both training accuracy and susceptibility",
         )
     raise ValueError(f"unknown rule {rule!r}; rules: {', '.join(RULES)}")
 
@@ -371,7 +372,7 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
     if preds is None:
         missing = [r.name for r, p in zip(scored, read) if p is None]
         return (
-            f"{len(missing)} model(s) have no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
+            f"{len(missing)} {plural(len(missing), 'model')} {plural(len(missing), 'has', 'have')} no readable predictions on the unlabeled images, e.g. {missing[0]} (results "
             "from a tracker log, an older suscli or a damaged results file; rerun with --fresh to measure them)"
         ), [False] * len(scored)
     if len({p.num_classes for p in preds}) > 1:
@@ -640,7 +641,7 @@ def _agreement_choice(
         return Choice(ranked, best, why, False, lead)
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
     why += (
-        f"; no confident choice: {len(lead) - 1} other model(s) are within the noise of the best agreement "
+        f"; no confident choice: {len(lead) - 1} other {plural(len(lead) - 1, 'model')} {plural(len(lead) - 1, 'is', 'are')} within the noise of the best agreement "
         f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
     )
     return Choice(ranked, best, why, False, lead)

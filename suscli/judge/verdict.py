@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from math import exp, log, log1p
 
 from suscli.judge.noise import NoiseEstimate, chance_agreement
+from suscli.errors import plural
 from suscli.measure.normalization import POINT_ELSEWHERE, points_elsewhere
 from suscli.measure.predictions import train_predictions_of
 from suscli.results import Result
@@ -387,7 +388,7 @@ def _held_above(fit: float, acc: float, s: float, zeta: float, others: Others | 
     return Verdict(
         UNCLEAR,
         f"training accuracy {fit:.3f} < {acc:.3f}, a threshold that clear memorizers hold up ({names}), but at least "
-        f"{others.acc:.3f}, that of the {others.models} model(s) that are not: not clearly underfit{higher}",
+        f"{others.acc:.3f}, that of the {others.models} {plural(others.models, 'model that is', 'models that are')} not: not clearly underfit{higher}",
     )
 
 

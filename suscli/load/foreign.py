@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from suscli.errors import InputError
+from suscli.errors import InputError, plural
 
 PEFT_CONFIG = "adapter_config.json"
 _PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -51,7 +51,7 @@ class Export:
     one: str  # "an ONNX model"
     why: str
     fix: str
-    many: str  # "ONNX model(s)"
+    unit: str  # "ONNX model", counted: "1 ONNX model", "2 ONNX models"
     pool_why: str
     pool_fix: str
 
@@ -63,7 +63,7 @@ EXPORTS = {
         "an ONNX model",
         "the measurement takes a gradient step on the model's weights, and an ONNX graph is exported for inference, without gradients",
         f"score the PyTorch checkpoint it was exported from: {_TORCH_FIX}",
-        "ONNX model(s)",
+        "ONNX model",
         "suscli cannot measure an ONNX graph, exported for inference without gradients",
         "score the PyTorch checkpoint each was exported from",
     ),
@@ -71,7 +71,7 @@ EXPORTS = {
         "a Keras model",
         f"{_PYTORCH}, and this is Keras's format",
         f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
-        "Keras model(s)",
+        "Keras model",
         _PYTORCH,
         "score each model's PyTorch checkpoint",
     ),
@@ -79,7 +79,7 @@ EXPORTS = {
         "an HDF5 file (Keras's and TensorFlow's format for models and weights)",
         _PYTORCH,
         f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
-        "HDF5 file(s)",
+        "HDF5 file",
         f"{_PYTORCH}, and HDF5 is Keras's and TensorFlow's format",
         "score each model's PyTorch checkpoint",
     ),
@@ -87,7 +87,7 @@ EXPORTS = {
         "a TensorFlow SavedModel",
         f"{_PYTORCH}, and this is TensorFlow's format",
         f"score the model's PyTorch checkpoint: {_TORCH_FIX}",
-        "TensorFlow model(s)",
+        "TensorFlow model",
         _PYTORCH,
         "score each model's PyTorch checkpoint",
     ),
@@ -147,7 +147,7 @@ def _dcp(folder: Path, path: Path) -> InputError | None:
         return None
     part = "" if path == folder else f"is part of {folder}, which "
     return InputError(
-        f"{path}: {part}is a torch.distributed.checkpoint folder (FSDP's sharded save: {len(shards)} .distcp file(s) and "
+        f"{path}: {part}is a torch.distributed.checkpoint folder (FSDP's sharded save: {len(shards)} .distcp {plural(len(shards), 'file')} and "
         f".metadata), which suscli does not read: its .metadata is a pickle, and suscli unpickles nothing a checkpoint brings",
         fix=f"convert it into one file with torch's own tool, if you trust it: {_DCP_CONVERT} {folder} model.pt, then score model.pt",
     )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from suscli.measure.predictions import Predictions, top_k
-from suscli.errors import InputError, shown
+from suscli.errors import InputError, plural, shown
 from suscli.measure.devices import cpu_batch
 from suscli.measure.susceptibility import fixed_draws, logits_of, preserved_modes
 
@@ -205,8 +205,17 @@ def check_label_range(top_label: int, classes: int, beyond: Sequence[str] = (), 
     before them, which keep their ids: a stray empty folder pushes the model's own last class past its classes, and
     the error named that class alone, with a fix about its images and its name."""
     if top_label >= classes and beyond:
-        after = f", after {len(empty)} class folder(s) without images ({shown(empty, 3)}), which keep their class ids" if empty else ""
-        fix = "remove the class folder(s) without images that are no class of the model, or " if empty else ""
+        after = (
+            f", after {len(empty)} {plural(len(empty), 'class folder')} without images ({shown(empty, 3)}), "
+            f"which {plural(len(empty), 'keeps its class id', 'keep their class ids')}"
+            if empty
+            else ""
+        )
+        fix = (
+            f"remove the {plural(len(empty), 'class folder without images that is', 'class folders without images that are')} no class of the model, or "
+            if empty
+            else ""
+        )
         raise InputError(
             f"the training labels go up to {top_label} but the model has {classes} classes: the set's class names give "
             + (f"{beyond[0]} id {classes}" if len(beyond) == 1 else f"{shown(beyond, 3)} ids {classes} and above")

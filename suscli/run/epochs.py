@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from suscli.errors import InputError, shown
+from suscli.errors import InputError, plural, shown
 from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
@@ -174,7 +174,7 @@ def late_start(epochs: list[int | None]) -> str | None:
     if len(trained) < 2 or trained[0] <= max(1, trained[1] - trained[0]):
         return None
     return (
-        f"the run's checkpoints begin at epoch {trained[0]}, {trained[1] - trained[0]} epoch(s) apart after it: zeta averages "
+        f"the run's checkpoints begin at epoch {trained[0]}, {trained[1] - trained[0]} {plural(trained[1] - trained[0], 'epoch')} apart after it: zeta averages "
         "r from there, not from epoch 1; the earlier ones were deleted (a Trainer's save_total_limit, timm's max_history) "
         "or are in another folder"
     )
@@ -194,7 +194,7 @@ def gaps(epochs: list[int | None]) -> str | None:
         return None
     shown = ", ".join(map(str, missing[:6])) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
     return (
-        f"the run's checkpoints skip epoch(s) {shown}, saved every {step} epoch(s) elsewhere: zeta averages r over the "
+        f"the run's checkpoints skip {plural(len(missing), 'epoch')} {shown}, saved every {step} {plural(step, 'epoch')} elsewhere: zeta averages r over the "
         "epochs kept, not every epoch; the others were deleted (timm's max_history, a Trainer's save_total_limit, "
         "Lightning's save_top_k) or are in another folder"
     )
@@ -219,7 +219,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     notes += resaved
     if copies:  # refused before as a second checkpoint of that epoch
         notes.append(
-            f"skipped {len(copies)} checkpoint(s) named as a copy of another epoch (last, best, latest, final, or no "
+            f"skipped {len(copies)} {plural(len(copies), 'checkpoint')} named as a copy of another epoch (last, best, latest, final, or no "
             f"number), whose epoch another checkpoint holds: {shown([e.name for e in copies], 3)}"
         )
     if lone:
@@ -268,7 +268,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
             )
     if mid:  # they have an epoch, fractional: "no epoch number" said otherwise
         notes.append(
-            f"left out {len(mid)} checkpoint(s) the Trainer saved mid-epoch (the epoch in trainer_state.json is not whole): "
+            f"left out {len(mid)} {plural(len(mid), 'checkpoint')} the Trainer saved mid-epoch (the epoch in trainer_state.json is not whole): "
             f"{shown(mid, 3)}; the run's epochs are its end-of-epoch checkpoints"
         )
     parted = _parted_logs(numbered)
@@ -359,7 +359,7 @@ def _epoch_ends(entries: list[PoolEntry]) -> tuple[list[PoolEntry], list[str]]:
         if not out:
             return entries, []
         return [e for e in entries if e not in out], [
-            f"left out {len(out)} checkpoint(s) saved during their epoch ({_DURING}): {shown([e.name for e in out], 3)}; the run's epochs are its "
+            f"left out {len(out)} {plural(len(out), 'checkpoint saved during its epoch', 'checkpoints saved during their epoch')} ({_DURING}): {shown([e.name for e in out], 3)}; the run's epochs are its "
             "end-of-epoch checkpoints"
         ]
     if not mid:
@@ -448,12 +448,12 @@ def _newest_versions(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntr
     notes = []
     if versioned:
         notes.append(
-            f"a resumed run saved {len(versioned)} checkpoint(s) again (Lightning's -vN names, or its logger's next version_N "
+            f"a resumed run saved {len(versioned)} {plural(len(versioned), 'checkpoint')} again (Lightning's -vN names, or its logger's next version_N "
             f"folder): the newest version of each is measured ({shown([f'{new.name} over {old.name}' for old, new in versioned], 3)})"
         )
     if renamed:
         notes.append(
-            f"a resumed run saved {len(renamed)} checkpoint(s) again under other values in their names (a metric in "
+            f"a resumed run saved {len(renamed)} {plural(len(renamed), 'checkpoint')} again under other values in their names (a metric in "
             "ModelCheckpoint's filename): the later save of each is measured, told by its logger's version_N folder, the "
             f"global_step it records, then its file time ({shown([f'{new.name} over {old.name}' for old, new in renamed], 3)})"
         )

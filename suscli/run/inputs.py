@@ -18,7 +18,7 @@ from suscli.data.labels import id_names, natural_key
 from suscli.defaults import ADAPTIVE
 from suscli.measure.sampling import RECORD, NestedSample, nested_sample
 from suscli.results import Result
-from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, require_type
+from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, plural, require_type
 from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
@@ -152,19 +152,20 @@ def val_source(val_data: Path | str | None, settings: Settings, inputs: Inputs, 
     notes = []
     if shared:
         notes.append(
-            f"{len(shared)} of {listed} held-out image(s) are also training images (first: {printable(val.paths[shared[0]])}): "
+            f"{len(shared)} of {listed} held-out {plural(listed, 'image')} {plural(len(shared), 'is also a training image', 'are also training images')} (first: {printable(val.paths[shared[0]])}): "
             "left out, since their accuracy is a training accuracy"
         )
     if copied:
         first = min(copied)
         notes.append(
-            f"{len(copied)} of {listed} held-out image(s) are copies of training images, byte for byte (first: "
+            f"{len(copied)} of {listed} held-out {plural(listed, 'image')} "
+            f"{plural(len(copied), 'is a copy of a training image', 'are copies of training images')}, byte for byte (first: "
             f"{printable(val.paths[first])}, a copy of {printable(trained[copied[first]])}): left out, since their "
             "accuracy is a training accuracy"
         )
     if repeated:
         notes.append(
-            f"{len(repeated)} of {listed} held-out row(s) list an image listed before (first: {printable(val.paths[repeated[0]])}): "
+            f"{len(repeated)} of {listed} held-out {plural(listed, 'row')} {plural(len(repeated), 'lists', 'list')} an image listed before (first: {printable(val.paths[repeated[0]])}): "
             "each image counted once, at its first row, since a repeat is no new evidence and would narrow the interval"
         )
     val = val.subset(kept, len(kept))
@@ -364,7 +365,7 @@ def kept_line(store: ResultStore | None) -> str:
         return ""
     if not len(store) and not store.path.exists():
         return f": no result was finished, nothing written to {store.path}"
-    return f": {len(store)} result(s) kept in {store.path}; rerun the same command to resume"
+    return f": {len(store)} {plural(len(store), 'result')} kept in {store.path}; rerun the same command to resume"
 
 
 def store_key(

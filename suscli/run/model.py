@@ -38,7 +38,7 @@ from suscli.measure.normalization import (
 from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint, off_scale_mean, sidecar_path
 from suscli.load.safe_read import checkpoint_stem
-from suscli.errors import InputError, SuscliError, UsageError, require_type, shown, summary_line
+from suscli.errors import InputError, SuscliError, UsageError, plural, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer
@@ -400,7 +400,7 @@ def score_checkpoint(
         first = summary_line(e) or type(e).__name__  # a TorchScript model's message carries its interpreter's traceback
         named = configured_size(checkpoint.model)
         raise InputError(
-            f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} channel(s): {first}",
+            f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} {plural(channels, 'channel')}: {first}",
             fix=f"pass --image-size {named}, the size its config names"
             if named not in (None, prep.image_size)
             else "check --arch, --image-size and --preset",
@@ -564,9 +564,9 @@ def training_classes(val: ImageSource, own: Sequence[str]) -> dict[str, int]:
     at = {name: i for i, name in enumerate(own)}
     missing = [n for n in names if n not in at]
     if missing:
-        kind = "class name(s)" if val.label_names is not None else "class folder(s)"
+        kind = plural(len(missing), "class name" if val.label_names is not None else "class folder")
         raise InputError(
-            f"held-out set {val.origin or ''}: {kind} {', '.join(missing[:3])} are not among the training set's classes"
+            f"held-out set {val.origin or ''}: {kind} {', '.join(missing[:3])} {plural(len(missing), 'is', 'are')} not among the training set's classes"
             + case_hint(missing, own),
             fix="--val-data needs the classes of --train-data, by the same names",
         )
@@ -873,13 +873,13 @@ def configured_size(model: nn.Module) -> int | None:
     return None
 
 
-TRAIN_SKIPPED = re.compile(r"\d+ unreadable training image\(s\) skipped, first: .*", re.DOTALL)
+TRAIN_SKIPPED = re.compile(r"\d+ unreadable training image(?:s|\(s\))? skipped, first: .*", re.DOTALL)  # and an older row's "(s)"
 
 
 def train_skipped_note(count: int, first: ImageRef) -> str:
     """A row's note on the training images it skipped as unreadable (TRAIN_SKIPPED finds it again: a growing sample
     recounts it at each stage, suscli.run.audit)."""
-    return f"{count} unreadable training image(s) skipped, first: {printable(first)}"
+    return f"{count} unreadable training {plural(count, 'image')} skipped, first: {printable(first)}"
 
 
 def scored_row(
@@ -906,15 +906,19 @@ def scored_row(
     where they were not made, and the row then holds no "predictions" key)."""
     notes = list(notes)
     if val_unreadable:
-        notes.append(f"{len(val_unreadable)} unreadable held-out image(s) skipped, first: {printable(val_unreadable[0][0])}")
+        notes.append(
+            f"{len(val_unreadable)} unreadable held-out {plural(len(val_unreadable), 'image')} skipped, first: {printable(val_unreadable[0][0])}"
+        )
     heldout = held_out(val) if val is not None else None
     between = gap((acc.value, acc.low, acc.high), heldout) if acc is not None and heldout is not None else None
     if unreadable:
-        notes.append(f"{len(unreadable)} unreadable image(s) skipped, first: {printable(unreadable[0][0])}")
+        notes.append(f"{len(unreadable)} unreadable {plural(len(unreadable), 'image')} skipped, first: {printable(unreadable[0][0])}")
     if train_unreadable:
         notes.append(train_skipped_note(len(train_unreadable), train_unreadable[0][0]))
     if acc is not None and acc.halvings:
-        notes.append(f"training-accuracy batch halved {acc.halvings} time(s) to {acc.batch_size} after CUDA ran out of memory")
+        notes.append(
+            f"training-accuracy batch halved {acc.halvings} {plural(acc.halvings, 'time')} to {acc.batch_size} after CUDA ran out of memory"
+        )
     if sus.batch_size < settings.susceptibility.batch_size:
         notes.append(_capped(sus.batch_size, settings.susceptibility))
     notes += _class_count_notes(checkpoint.num_classes, sus.num_classes)

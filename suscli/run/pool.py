@@ -20,7 +20,7 @@ from suscli.load.checkpoints import read_metadata
 from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, EXPORTS, export_kind, refusal
 from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix, nameable
-from suscli.errors import InputError
+from suscli.errors import InputError, plural
 from suscli.load.sources import checkpoint_folder, recorded_epoch
 from suscli.load.sources.interface import epoch_number
 
@@ -270,7 +270,7 @@ def _exports_under(folder: Path) -> list[tuple[str, Path]]:
 
 
 def _exports_said(found: list[tuple[str, str]], pool: Path | None = None) -> list[tuple[str, str]]:
-    """Per kind of the (kind, name) pairs found, in EXPORTS order, the words and the fix: "2 ONNX model(s) (b.onnx,
+    """Per kind of the (kind, name) pairs found, in EXPORTS order, the words and the fix: "2 ONNX models (b.onnx,
     export/model.onnx): why", with "of POOL" after the count where `pool` is given. Models suscli cannot measure are
     named on stderr, not rows: an export sits beside the checkpoint it was exported from, whose row is that model's,
     and as a failed row each would fail the whole rank (exit 3) for a copy of a model it scored."""
@@ -279,7 +279,7 @@ def _exports_said(found: list[tuple[str, str]], pool: Path | None = None) -> lis
         names = [name for k, name in found if k == kind]
         if names:
             where = f" of {pool}" if pool is not None else ""
-            said.append((f"{len(names)} {export.many}{where}{few(names)}: {export.pool_why}", export.pool_fix))
+            said.append((f"{len(names)} {plural(len(names), export.unit)}{where}{few(names)}: {export.pool_why}", export.pool_fix))
     return said
 
 
@@ -344,7 +344,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
         for line, fix in _exports_said(exports, pool):
             say(f"left out {line} ({fix})")
         if empty:
-            say(f"left out {len(empty)} folder(s) of {pool} holding no checkpoint{few(empty)}")
+            say(f"left out {len(empty)} {plural(len(empty), 'folder')} of {pool} holding no checkpoint{few(empty)}")
     return entries
 
 

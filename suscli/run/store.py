@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from suscli.errors import InputError, Interrupted, UsageError
+from suscli.errors import InputError, Interrupted, UsageError, plural
 from suscli.files import append_line, writable
 from suscli.results import AGAIN, REUSED, Result, nulled, wrong_field
 
@@ -513,7 +513,7 @@ class ResultStore:
             return f"{self.path} holds results of a newer suscli{since}, which this one does not reuse: these settings start their own results beside them"
         if self._done:
             return (  # how many of them this pool's models match is known only as each is loaded: the counts say
-                f"{self.path} holds {len(self._done)} result(s) of these settings, reused for the models they match, "
+                f"{self.path} holds {len(self._done)} {plural(len(self._done), 'result')} of these settings, reused for the models they match, "
                 f"and results of other settings{diff}"
             )
         return f"{self.path} holds results of other settings{diff}: these settings start their own results beside them"

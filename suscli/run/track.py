@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from suscli.errors import UsageError
+from suscli.errors import UsageError, plural
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.run.audit import Progress, audit_pool, grow_pool
@@ -91,10 +91,12 @@ def track(
         warnings += resumed + [w for w in [late_start([e.epoch for e in entries]), gaps([e.epoch for e in entries])] if w]
         steps = step_saves(skipped)  # beside epoch saves: say why they are not epochs
         if unnumbered := [e for e in skipped if e not in steps]:
-            warnings.append(f"skipped {len(unnumbered)} checkpoint(s) with no epoch number: {', '.join(e.name for e in unnumbered[:3])}")
+            warnings.append(
+                f"skipped {len(unnumbered)} {plural(len(unnumbered), 'checkpoint')} with no epoch number: {', '.join(e.name for e in unnumbered[:3])}"
+            )
         if steps:
             warnings.append(
-                f"skipped {len(steps)} checkpoint(s) whose names count optimizer steps, not epochs: "
+                f"skipped {len(steps)} {plural(len(steps), 'checkpoint whose name counts', 'checkpoints whose names count')} optimizer steps, not epochs: "
                 f"{', '.join(e.name for e in steps[:3])} (a manifest with the epoch each save ended tracks them)"
             )
         if not count_epoch_0 and (trained := trained_epoch_0(entries)):

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from suscli.defaults import Format
+from suscli.errors import plural
 from suscli.files import REPORT_ERRORS, visible
 from suscli.judge.gate import outcome
 from suscli.judge import verdict
@@ -131,7 +132,7 @@ def gate_lines(report: Report) -> list[str]:
     unit = "epoch" if report.command == "track" else "model"
     reasons = {r.error for r in report.skipped}
     why = f", all alike: {reasons.pop()}" if len(report.skipped) > 1 and len(reasons) == 1 else " (see their rows)"
-    skipped = [f"error: {len(report.skipped)} {unit}(s) could not be scored{why}"] if report.skipped else []
+    skipped = [f"error: {len(report.skipped)} {plural(len(report.skipped), unit)} could not be scored{why}"] if report.skipped else []
     blind = (report.run.get("gate") or {}).get("flags_none")  # a gate that passed where it could flag no model
     return [*skipped, *(f"gate failed: {failure}" for failure in report.failures), *([blind] if blind else [])]
 

@@ -17,7 +17,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from suscli.judge import verdict
-from suscli.errors import SuscliError
+from suscli.errors import SuscliError, plural
 from suscli.judge.gate import gates, outcome
 from suscli.judge.noise import noise_words
 from suscli.judge.regions import Thresholds
@@ -49,6 +49,7 @@ def template() -> jinja2.Template:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.globals["plural"] = plural  # "1 model", "2 models", as the terminal's lines count them
     return env.get_template("report.html.j2")
 
 
