@@ -392,6 +392,41 @@ def test_a_split_is_named_by_all_its_files(world: dict, tmp_path: Path) -> None:
     one_error_line(res, 3, "move the files of the split to read into a folder of their own and point at it (test: 1 file, train: 2 files)")
 
 
+def test_a_folder_of_one_parquet_file_per_split_is_refused_naming_them(world: dict, tmp_path: Path) -> None:
+    """`Dataset.to_parquet` per split (`out/train.parquet`, `out/validation.parquet`), that folder passed as
+    --train-data, was read as one training set of both splits' rows: the held-out images were counted in the training
+    accuracy, without a word."""
+    saved = datasets.load_from_disk(str(world["saved"]))
+    out = tmp_path / "out"
+    out.mkdir()
+    saved.to_parquet(str(out / "train.parquet"))
+    saved.select(range(6)).to_parquet(str(out / "validation.parquet"))
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", out)
+    one_error_line(res, 3, f"{out} holds the parquet files of the splits train, validation (point at the file of the split to read)")
+    parts = tmp_path / "parts"  # one split's files, named by their own words, are one split
+    parts.mkdir()
+    saved.select(range(6)).to_parquet(str(parts / "train_part1.parquet"))
+    saved.select(range(6, 12)).to_parquet(str(parts / "train_part2.parquet"))
+    assert invoke("score", world["model"], "-d", world["train"], "--train-data", parts, *FAST).exit_code == 0
+
+
+def test_the_folder_that_holds_a_saved_dataset_names_its_splits(world: dict, tmp_path: Path) -> None:
+    """The folder a `save_to_disk` dataset was saved in, passed in its place (`data/` holding `data/noisy/`), was read
+    as class folders: "no image files in the class folders of data", which said nothing of the dataset inside."""
+    saved = datasets.load_from_disk(str(world["saved"]))
+    data = tmp_path / "data"
+    datasets.DatasetDict({"train": saved, "validation": saved.select(range(6))}).save_to_disk(str(data / "noisy"))
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", data)
+    one_error_line(
+        res,
+        3,
+        f"{data} holds the Hugging Face dataset noisy, not class folders (point at {data / 'noisy' / 'train'} or {data / 'noisy' / 'validation'})",
+    )
+    saved.save_to_disk(str(tmp_path / "one" / "noisy"))  # one Dataset: the folder itself
+    res = invoke("score", world["model"], "-d", world["train"], "--train-data", tmp_path / "one")
+    one_error_line(res, 3, f"(point at {tmp_path / 'one' / 'noisy'})")
+
+
 def test_cifar100s_fine_and_coarse_label_columns(world: dict, tmp_path: Path) -> None:
     """CIFAR-100's exports name their integer labels `fine_label` and `coarse_label`: one alone was "no label column";
     with both, which labelling to measure is the user's to say, not guessed."""

@@ -31,6 +31,10 @@ from suscli.data.tables import LABEL_COLUMNS, PATH_COLUMNS
 from suscli.data.walk import is_hidden, is_image_name
 
 _SHARD = re.compile(r"^(.+?)-(\d+)-of-(\d+)\.parquet$", re.IGNORECASE)  # the Hub's train-00000-of-00002.parquet
+# The names of a dataset's splits, as Hugging Face's datasets finds them in file and folder names
+# (data_files.SPLIT_KEYWORDS): training, then held-out (validation before test); a name or a word of it (`seg_train`)
+SPLIT_KEYWORDS = (("train", "training"), ("validation", "valid", "dev", "val"), ("test", "testing", "eval", "evaluation"))
+SPLIT_WORDS = re.compile(r"[-._ 0-9]+")
 _REWRITE = "write it again with save_to_disk or to_parquet"
 # Labellings a dataset may hold side by side (CIFAR-100's 100 classes and their 20 superclasses): taken where no column
 # is named like a label, and the user asked which where the dataset holds both
@@ -132,12 +136,10 @@ def _is_parquet(path: Path) -> bool:
 def _saved(path: Path, datasets: Any) -> tuple[Any, dict]:
     """The arrow table (memory-mapped) and features of a `save_to_disk` folder."""
     if (path / "dataset_dict.json").is_file():
-        splits = sorted(p.name for p in path.iterdir() if (p / "state.json").is_file())
+        splits = readable_parts(path)
         raise InputError(
-            f"{path} is a DatasetDict with the splits {', '.join(splits) or '(none)'}",
-            fix=f"point at the folder of the split to read: {_either([str(path / s) for s in splits])}"
-            if splits
-            else "point at one split's folder",
+            f"{path} is a DatasetDict with the splits {', '.join(s.name for s in splits) or '(none)'}",
+            fix=f"point at the folder of the split to read: {either(splits)}" if splits else "point at one split's folder",
         )
     if _no_data_files(path):
         raise _empty(path)
@@ -174,8 +176,10 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
     from datasets import Features
 
     files = _files(path)
-    shards = collections.Counter(m.group(1) for f in files if (m := _SHARD.match(f.name)))
-    if len(shards) > 1:
+    # a split's files: the Hub's shards by their split, and to_parquet's one file per split (train.parquet) by its name
+    named = [m.group(1) if (m := _SHARD.match(f.name)) else f.stem for f in files]
+    shards = collections.Counter(n for f, n in zip(files, named) if n != f.stem or split_kind(n) is not None)
+    if len({kind if (kind := split_kind(n)) is not None else n for n in shards}) > 1:
         raise InputError(f"{path} holds the parquet files of the splits {', '.join(sorted(shards))}", fix=_one_split(shards))
     try:
         metas = [pq.ParquetFile(f).metadata for f in files]
@@ -201,6 +205,24 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
     except (pa.ArrowException, OSError, ValueError, KeyError) as e:  # KeyError: a file without the first file's columns
         raise InputError(f"{path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})", fix=_REWRITE) from None
     return table, features
+
+
+def split_kind(name: str) -> int | None:
+    """Which of SPLIT_KEYWORDS a folder's or file's name is (0 training, 1 validation, 2 test), or None."""
+    words = SPLIT_WORDS.split(name.lower())
+    return next((kind for kind, keywords in enumerate(SPLIT_KEYWORDS) if any(w in keywords for w in words)), None)
+
+
+def readable_parts(path: Path) -> list[Path]:
+    """What of a dataset folder can be read as one set: a DatasetDict's split folders, or the folder itself."""
+    if (path / "dataset_dict.json").is_file():
+        return sorted(p for p in path.iterdir() if (p / "state.json").is_file())
+    return [path]
+
+
+def either(paths: list[Path]) -> str:
+    """`a or b`, `a, b or c`: the choices a fix offers."""
+    return _either([str(p) for p in paths])
 
 
 def _either(choices: list[str]) -> str:

@@ -8,7 +8,6 @@ the report carries.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -17,7 +16,7 @@ from typing import Any
 from suscli.data.embedded import ImageRef
 from suscli.errors import InputError, plural, shown
 from suscli.files import printable
-from suscli.data.hfdatasets import class_label_names, is_dataset, read_dataset
+from suscli.data.hfdatasets import class_label_names, either, is_dataset, read_dataset, readable_parts, split_kind
 from suscli.data.labels import CLASS_LABEL_ORDER, ONE_HOT_ORDER, by_name
 from suscli.data.tables import (
     COMPRESSIONS,
@@ -46,10 +45,6 @@ TRAIN_FORMS = (
 # Hugging Face's ImageFolder layout: a folder's images labelled by a metadata file beside them (a `file_name` column)
 TEXT_METADATA = ("metadata.csv", "metadata.jsonl")  # compressed, each is named where a folder holds no class folders
 METADATA_FILES = (*TEXT_METADATA, "metadata.parquet")
-# The names of a dataset's splits, as Hugging Face's datasets finds them in folder names (data_files.SPLIT_KEYWORDS):
-# training, then held-out (validation before test); a name or a word of it (`seg_train`, `val2017`)
-SPLIT_KEYWORDS = (("train", "training"), ("validation", "valid", "dev", "val"), ("test", "testing", "eval", "evaluation"))
-SPLIT_WORDS = re.compile(r"[-._ 0-9]+")
 
 
 @dataclass
@@ -390,12 +385,6 @@ class SplitFolders(InputError):
     """A labelled set passed as the folder of its splits: its fix names --train-data and --val-data both, as they are."""
 
 
-def _split_kind(name: str) -> int | None:
-    """Which of SPLIT_KEYWORDS a folder's name is (0 training, 1 validation, 2 test), or None."""
-    words = SPLIT_WORDS.split(name.lower())
-    return next((kind for kind, keywords in enumerate(SPLIT_KEYWORDS) if any(w in keywords for w in words)), None)
-
-
 def _visible(folder: Path) -> list[str]:
     """The names in a folder but hidden ones; none where it cannot be listed (the class folders' walk says so)."""
     try:
@@ -442,7 +431,7 @@ def _no_split_folders(source: Path, label_column: str | None = None) -> None:
     2-class model), without a word. A folder holding nothing is passed over; classes named `train` and `test` that
     hold their images are classes."""
     held = [name for name in _subfolders(source) if _visible(source / name)]
-    kinds = [kind for name in held if (kind := _split_kind(name)) is not None]
+    kinds = [kind for name in held if (kind := split_kind(name)) is not None]
     splits = {name: split for name in held if (split := _split_labels(source / name, label_column)) is not None}
     if not held or len(kinds) < len(held) or not any(split.labelled_by for split in splits.values()):
         return
@@ -453,7 +442,7 @@ def _no_split_folders(source: Path, label_column: str | None = None) -> None:
     if None in labels:
         said = ", ".join(
             f"{name} {'of images without labels' if s.labelled_by is None else 'of class folders' if s.labelled_by == 'class folders' else f'labelled by its {s.labelled_by}'}"
-            for name, s in sorted(splits.items(), key=lambda item: (_split_kind(item[0]), item[0]))
+            for name, s in sorted(splits.items(), key=lambda item: (split_kind(item[0]), item[0]))
         )
         held_said = f"({', '.join(held)}), not classes: {said}"
     else:
@@ -506,6 +495,12 @@ def _class_folders(source: Path, metadata: Path | None = None, label_column: str
         labels += [label] * len(walk.paths)
         notes += [n for n in [walk.note(source / name)] if n]
         empty += [] if walk.paths else [printable(name)]
+    saved = [name for name in classes if len(classes) - len(empty) < 2 and is_dataset(source / name)]
+    if saved:  # the folder a dataset was saved in, passed in its place: its "class" is the dataset
+        raise InputError(
+            f"{source} holds the Hugging Face dataset {printable(saved[0])}, not class folders",
+            fix=f"point at {either(readable_parts(source / saved[0]))}",
+        )
     if not items:
         raise InputError(f"no image files in the class folders of {source}")
     if len(classes) - len(empty) < 2:
