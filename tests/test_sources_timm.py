@@ -635,13 +635,16 @@ def _trained(x: torch.Tensor, y: torch.Tensor, out: Path, crop_pct: float | None
     return out / "last.pth.tar"
 
 
-def test_a_model_trained_on_whole_images_fed_the_crop_of_its_architectures_defaults_is_told_so(tmp_path: Path) -> None:
+def test_a_model_trained_on_whole_images_fed_the_crop_of_its_architectures_defaults_is_told_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """train.py leaves crop_pct unset (None) and a user's own loop fed whole images: suscli read the checkpoint with
     the center crop of the architecture's defaults, as timm's eval transform does, and timm's resnet10t read 74.9% of
     its training labels for 98.7% whole, with no word. With labels given, a crop that only the defaults set is now
     probed: the same images read whole, and where they fit clearly better, a note says so and what to record, and the
-    row is judged as measured on inputs unlike its training's, alone and in a pool. A model trained with the crop, or
-    whose crop is recorded (its args or its sidecar), gets no such word."""
+    row is judged as measured on inputs unlike its training's, alone and in a pool (the images read whole decoded
+    once for the models measured together). A model trained with the crop, or whose crop is recorded (its args or its
+    sidecar), gets no such word."""
     from suscli.judge.verdict import MISMEASURED
     from suscli.measure.normalization import CROP_ELSEWHERE
 
@@ -689,7 +692,18 @@ def test_a_model_trained_on_whole_images_fed_the_crop_of_its_architectures_defau
     pool.mkdir()
     for k in range(2):
         (pool / f"m{k}.pth.tar").write_bytes(whole.read_bytes())
+    import suscli.data.images
+
+    decode, whole_decodes = suscli.data.images.decode_images, []
+
+    def counted(paths: list, sizing: object, *more: object, **kwargs: object) -> object:
+        if getattr(sizing, "crop_pct", None) == 1.0:
+            whole_decodes.append(len(paths))
+        return decode(paths, sizing, *more, **kwargs)
+
+    monkeypatch.setattr(suscli.data.images, "decode_images", counted)
     doc = cli_json("rank", pool, *args, "--model-batch", "2", "--results", tmp_path / "r.jsonl")
+    assert whole_decodes == [64]  # the probed images read whole: decoded once for the group
     assert [[n for n in r["notes"] if n.startswith(CROP_ELSEWHERE)] for r in doc["results"]] == [
         [said[0].replace("last.pth", f"m{k}.pth")] for k in range(2)
     ], doc["results"]
