@@ -926,7 +926,7 @@ def test_a_model_trained_on_normalized_images_is_told_which_normalization_its_la
         (tmp_path / f"{name}.pt").rename(pool / f"{name}.pt")
     doc = cli_json("rank", pool, "--arch", "tests.test_cli_score:brightness", *args)
     assert doc["recommendation"].endswith(
-        "; the labels of 1 of the 2 models (normalized) point to another input normalization, channel order or size than the one measured, so "
+        "; the labels of 1 of the 2 models (normalized) point to another input normalization, channel order, size or crop than the one measured, so "
         "their numbers are likely of inputs unlike their training's: they are ranked after the models counted, left out of the pool's thresholds, consensus and "
         "choice; rank them again as their notes say"
     ), doc["recommendation"]
@@ -1037,16 +1037,16 @@ def test_the_model_to_ship_or_epoch_to_keep_says_where_its_labels_point_to_anoth
     track = cli_json("track", tmp_path / "pool", *args, "--results", tmp_path / "track.jsonl")
     assert {r["verdict_why"] for r in rank["results"] + track["results"]} == {MISMEASURED}
     said = (
-        "point to another input normalization, channel order or size than the one measured (its note says which): measure the models again "
+        "point to another input normalization, channel order, size or crop than the one measured (its note says which): measure the models again "
         "as its note says before choosing"
     )
     assert rank["recommendation"].endswith(
-        "; the labels of 3 of the 3 models (epoch_1, epoch_2, epoch_3) point to another input normalization, channel order or size than the one "
+        "; the labels of 3 of the 3 models (epoch_1, epoch_2, epoch_3) point to another input normalization, channel order, size or crop than the one "
         "measured, and the pool's numbers read them as measured: rank again as their notes say"
     ), rank["recommendation"]
     assert rank["choice"]["pick"] and rank["choice"]["confident"] is False
     assert rank["label_noise"]["not_enough_evidence"] == (
-        "the labels of 3 of the 3 voters point to another input normalization, channel order or size than the one measured, so "
+        "the labels of 3 of the 3 voters point to another input normalization, channel order, size or crop than the one measured, so "
         "their consensus "
         "is of inputs likely unlike their training's"
     )
@@ -1294,3 +1294,17 @@ def test_a_model_fed_another_size_than_its_images_is_told_their_own_size_fits(tm
         doc = cli_json("rank", pool, *args, "--preset", "imagenet", "--model-batch", batch, "--results", tmp_path / f"{batch}.jsonl")
         assert {r["verdict_why"] for r in doc["results"]} == {MISMEASURED}
         assert all(sum(n.startswith(SIZE_ELSEWHERE) for n in r["notes"]) == 1 for r in doc["results"]), doc["results"]
+
+
+def test_only_a_crop_that_the_architectures_defaults_alone_set_is_probed() -> None:
+    """The crop probe reads whole images only where the center crop came from the architecture's defaults: not where
+    the checkpoint records it, a --preset chose it, it is 1 (nothing cropped), or the row's labels already point to
+    the images' own size, which that probe read whole."""
+    from suscli.run.model import Settings, unrecorded_crop
+
+    implied = {"crop_pct": 0.95, "implied": ["crop_pct"], "implied_by": "the defaults of timm:test_resnet"}
+    assert unrecorded_crop(Settings(), implied, []) == "the defaults of timm:test_resnet"
+    assert unrecorded_crop(Settings(), {**implied, "implied": []}, []) is None  # recorded for the checkpoint
+    assert unrecorded_crop(Settings(preset="imagenet"), implied, []) is None
+    assert unrecorded_crop(Settings(), {**implied, "crop_pct": 1.0}, []) is None
+    assert unrecorded_crop(Settings(), implied, [f"{SIZE_ELSEWHERE}: at 8x8 ..."]) is None

@@ -595,3 +595,116 @@ def test_every_file_a_timm_checkpoint_is_read_with_is_in_its_key(run: Path, tmp_
         assert load_checkpoint(path).meta["classes"] == ["a", "b", "c"]
         beside = {p.resolve() for p in read if p.resolve().is_relative_to(tmp_path.resolve())} - {sidecar_path(path).resolve()}
         assert beside == {p.resolve() for p in companion_files(path)} and [p.name for p in companion_files(path)] == expected
+
+
+def _edged(root: Path, count: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` 32 px images a class, written to root/edged and root/plain: "edged" ones have a bright bottom row and
+    right column, which the center crop of test_resnet's defaults (0.95: 33 px, then 32 from the top left) cuts off;
+    every one has a red or green center patch (`center`, the other labelling). Their pixels in [0, 1] and centers."""
+    from PIL import Image
+
+    torch.manual_seed(1)
+    pixels = torch.rand(2 * count, 32, 32, 3) * 0.3 + 0.3
+    center = torch.arange(2 * count) % 2
+    pixels[center == 1, 12:20, 12:20, 0] = 0.9
+    pixels[center == 0, 12:20, 12:20, 1] = 0.9
+    pixels[:count, -1, :], pixels[:count, :, -1] = 1.0, 1.0
+    for i, image in enumerate(pixels):
+        folder = root / ("edged" if i < count else "plain")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((image * 255).round().to(torch.uint8).numpy()).save(folder / f"{i:03d}.png")
+    return pixels.permute(0, 3, 1, 2).contiguous(), center
+
+
+def _trained(x: torch.Tensor, y: torch.Tensor, out: Path, crop_pct: float | None) -> Path:
+    """test_resnet trained on `x` (pixels in [0, 1], normalized as its defaults say) to fit `y`, saved by timm's
+    CheckpointSaver with train.py's args, `crop_pct` among them: its last.pth.tar."""
+    args = argparse.Namespace(**{**vars(train_args()), "num_classes": 2, "mean": None, "std": None, "crop_pct": crop_pct})
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    out.mkdir(parents=True)
+    saver = CheckpointSaver(model, optimizer, args=args, checkpoint_dir=str(out), recovery_dir=str(out), max_history=1)
+    model.train()
+    for _ in range(40):
+        loss = torch.nn.functional.cross_entropy(model((x - 0.5) / 0.5), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    saver.save_checkpoint(0, metric=0.0)
+    return out / "last.pth.tar"
+
+
+def test_a_model_trained_on_whole_images_fed_the_crop_of_its_architectures_defaults_is_told_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train.py leaves crop_pct unset (None) and a user's own loop fed whole images: suscli read the checkpoint with
+    the center crop of the architecture's defaults, as timm's eval transform does, and timm's resnet10t read 74.9% of
+    its training labels for 98.7% whole, with no word. With labels given, a crop that only the defaults set is now
+    probed: the same images read whole, and where they fit clearly better, a note says so and what to record, and the
+    row is judged as measured on inputs unlike its training's, alone and in a pool (the images read whole decoded
+    once for the models measured together). A model trained with the crop, or whose crop is recorded (its args or its
+    sidecar), gets no such word."""
+    from suscli.judge.verdict import MISMEASURED
+    from suscli.measure.normalization import CROP_ELSEWHERE
+
+    x, center = _edged(tmp_path / "train")
+    edged = (torch.arange(len(x)) < len(x) // 2).long()
+    labels = 1 - edged  # the folders' sorted order: edged 0, plain 1
+    whole = _trained(x, labels, tmp_path / "whole", None)
+    args = ["-d", tmp_path / "train", "--train-data", tmp_path / "train", "--train-samples", "all"]
+
+    def score(path: Path) -> dict:
+        return cli_json("score", path, *args)["results"][0]
+
+    row = score(whole)
+    assert row["details"]["preprocess"]["crop_pct"] == 0.95
+    said = [n for n in row["notes"] if n.startswith(CROP_ELSEWHERE)]
+    assert said == [
+        f"{CROP_ELSEWHERE}: uncropped it predicts 64 of 64 training images as labelled, against {round(row['train_acc'] * 64)} "
+        "with the center crop 0.95 that the defaults of timm:test_resnet set (nothing recorded for this checkpoint says "
+        'it): if it was trained on whole images, add {"crop_pct": 1.0} to last.pth.suscli.json beside the checkpoint'
+    ], row["notes"]
+    assert row["train_acc"] <= 0.75 and (row["verdict"], row["verdict_why"]) == ("unclear", MISMEASURED)
+    # the fix as the note words it: read whole, as trained, and no word
+    (tmp_path / "whole" / "last.pth.suscli.json").write_text('{"crop_pct": 1.0}')
+    row = score(whole)
+    assert row["train_acc"] == 1.0 and not any(n.startswith(CROP_ELSEWHERE) for n in row["notes"]), row["notes"]
+    # a crop recorded for the checkpoint is the model's, whatever it reads: no probe
+    (tmp_path / "whole" / "last.pth.suscli.json").write_text('{"crop_pct": 0.95}')
+    assert not any(n.startswith(CROP_ELSEWHERE) for n in score(whole)["notes"])
+    (tmp_path / "whole" / "last.pth.suscli.json").unlink()
+    recorded = _trained(x, labels, tmp_path / "recorded", 0.95)  # train.py's --crop-pct 0.95, in its args
+    assert not any(n.startswith(CROP_ELSEWHERE) for n in score(recorded)["notes"])
+    # trained on the crop its defaults set (labelled by the center patch, which the crop keeps): fed as trained
+    cropped = torch.nn.functional.interpolate(x, size=33, mode="bilinear", antialias=True)[..., :32, :32]
+    crop_trained = _trained(cropped, center, tmp_path / "cropped", None)
+    center_root = tmp_path / "centers"
+    for i, label in enumerate(center.tolist()):
+        folder = center_root / ("green red".split()[label])
+        folder.mkdir(parents=True, exist_ok=True)
+        source = tmp_path / "train" / ("edged" if edged[i] else "plain") / f"{i:03d}.png"
+        (folder / source.name).write_bytes(source.read_bytes())
+    row = cli_json("score", crop_trained, "-d", center_root, "--train-data", center_root, "--train-samples", "all")["results"][0]
+    assert row["train_acc"] >= 0.9 and not any(n.startswith(CROP_ELSEWHERE) for n in row["notes"]), row["notes"]
+    # in a pool, measured together: the same word and verdict
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for k in range(2):
+        (pool / f"m{k}.pth.tar").write_bytes(whole.read_bytes())
+    import suscli.data.images
+
+    decode, whole_decodes = suscli.data.images.decode_images, []
+
+    def counted(paths: list, sizing: object, *more: object, **kwargs: object) -> object:
+        if getattr(sizing, "crop_pct", None) == 1.0:
+            whole_decodes.append(len(paths))
+        return decode(paths, sizing, *more, **kwargs)
+
+    monkeypatch.setattr(suscli.data.images, "decode_images", counted)
+    doc = cli_json("rank", pool, *args, "--model-batch", "2", "--results", tmp_path / "r.jsonl")
+    assert whole_decodes == [64]  # the probed images read whole: decoded once for the group
+    assert [[n for n in r["notes"] if n.startswith(CROP_ELSEWHERE)] for r in doc["results"]] == [
+        [said[0].replace("last.pth", f"m{k}.pth")] for k in range(2)
+    ], doc["results"]
+    assert {r["verdict_why"] for r in doc["results"]} == {MISMEASURED}

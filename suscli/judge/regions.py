@@ -111,7 +111,7 @@ def distinct(rows: list[Result]) -> list[Result]:
 
 
 def misfed(rows: list[Result]) -> list[Result]:
-    """The measured rows whose labels point to another input normalization, channel order or size than the one they
+    """The measured rows whose labels point to another input normalization, channel order, size or crop than the one they
     were measured with (suscli.measure.normalization): their numbers are likely of inputs unlike their training's, so
     the pool's thresholds, consensus and order leave them out, while some measured row remains. None where every
     measured row's do: the pool then has nothing better to count, and the choice says so."""

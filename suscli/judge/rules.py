@@ -148,7 +148,7 @@ def choose(
 
 
 def _normalization_said(choice: Choice, off: list[Result]) -> Choice:
-    """The choice, saying which models' labels point to another input normalization, channel order or size than the one
+    """The choice, saying which models' labels point to another input normalization, channel order, size or crop than the one
     they were measured with (suscli.measure.normalization): their numbers are likely of inputs unlike their training's.
     `off` (regions.misfed): those the pool left out of its thresholds, consensus and choice, ranked after the models
     it counted. Where every measured model's labels point elsewhere, nothing was left out: the pool's numbers read them

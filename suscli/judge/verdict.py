@@ -61,7 +61,7 @@ SUSCEPTIBLE = "susceptible"
 # What tells whether a model judged alone memorized its labels, and in a pool of two
 ALONE_MORE = "models trained on the same labels (suscli rank with --train-data)"
 PAIR_MORE = "a third model trained on the same labels in the pool"
-# a row whose labels point to another input normalization, channel order or size (suscli.measure.normalization): its numbers are of inputs
+# a row whose labels point to another input normalization, channel order, size or crop (suscli.measure.normalization): its numbers are of inputs
 # unlike its training's, so no word about what it memorized
 MISMEASURED = (
     f"its labels {POINT_ELSEWHERE} (its note says which): its numbers are likely of inputs unlike those it was trained on; "
@@ -71,7 +71,7 @@ MISMEASURED = (
 
 def mismeasured_pick(row: Result, name: str) -> str:
     """What the closing line of rank or track adds where the model it ships or the epoch it keeps (`name`) is one whose
-    labels point to another normalization, channel order or size (MISMEASURED): the choice was made on numbers likely of inputs unlike its
+    labels point to another normalization, channel order, size or crop (MISMEASURED): the choice was made on numbers likely of inputs unlike its
     training's, and the line must not read as a sound one; "" otherwise."""
     if not points_elsewhere(row.notes):
         return ""

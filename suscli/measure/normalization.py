@@ -33,8 +33,11 @@ REVERSED = "the channels reversed (BGR, as OpenCV reads images)"  # how the note
 
 # begins the note saying that the labelled images' own size fits a model clearly better than the size it was fed
 SIZE_ELSEWHERE = "its labels point to the images' own size"
+# begins the note saying that the labelled images read whole fit a model clearly better than with the center crop
+# that only its architecture's defaults set (crop_hint)
+CROP_ELSEWHERE = "its labels point to the whole image"
 # what the verdict, the choice, the gate and the noise line say of a row with any of these notes (points_elsewhere)
-POINT_ELSEWHERE = "point to another input normalization, channel order or size than the one measured"
+POINT_ELSEWHERE = "point to another input normalization, channel order, size or crop than the one measured"
 
 PROBE_IMAGES = 200  # labelled images each candidate is read on: a wrong normalization costs tens of points, plain there
 LEVEL = 1e-3  # the paired test's level, for the best of up to three candidates
@@ -320,12 +323,44 @@ def size_hint(
     )
 
 
+def crop_hint(
+    model: nn.Module,
+    whole: torch.Tensor,
+    labels: torch.Tensor,
+    now: np.ndarray,
+    transform: Transform,
+    *,
+    device: torch.device,
+    crop_pct: float,
+    by: str,
+    fix: str,
+    what: str = "training",
+    wider: Callable[[], Hits | None] = lambda: None,
+) -> str | None:
+    """The note (CROP_ELSEWHERE) where the model predicts clearly more of `labels` (exact McNemar, LEVEL) on the same
+    images read whole (`whole`: crop_pct 1.0, the same size, normalization and order) than as measured, center-cropped
+    to `crop_pct` by an architecture's defaults (`by`: whose), which nothing recorded for the checkpoint says: a timm
+    run whose train.py left crop_pct unset, trained whole by its own loop, is read with its defaults' crop, and a
+    model that reads the edges of its images then reads chance. `fix`: what to write; `now`: the hits as measured
+    (as_measured); `wider`: the hits read whole and as measured on up to SECOND_IMAGES images, a second look
+    (pointed_to). None where whole images do not fit clearly better."""
+    best = pointed_to([hits_of(model, whole, labels, transform, device)], now, lambda _: wider())
+    if best is None:
+        return None
+    _, (found, now), _ = best
+    return (
+        f"{CROP_ELSEWHERE}: uncropped it predicts {int(found.sum())} of {len(found):,} {what} images as labelled, against "
+        f"{int(now.sum())} with the center crop {crop_pct:g} that {by} set (nothing recorded for this checkpoint says it): "
+        f"if it was trained on whole images, {fix}"
+    )
+
+
 def _clearly(a: np.ndarray, b: np.ndarray, level: float) -> bool:
     """Whether the hits `a` are clearly more than `b` on the same images (exact McNemar at `level`)."""
     return int(a.sum()) > int(b.sum()) and paired_separates(a, b, level)
 
 
 def points_elsewhere(notes: Sequence[str]) -> bool:
-    """Whether a row's notes say its labels point to another normalization, channel order or input size than the one
-    it was measured with."""
-    return any(n.startswith((f"{NO_NORMALIZATION}; ", f"{CHANNELS_UNKNOWN}; ", SIZE_ELSEWHERE)) for n in notes)
+    """Whether a row's notes say its labels point to another normalization, channel order, input size or crop than the
+    one it was measured with."""
+    return any(n.startswith((f"{NO_NORMALIZATION}; ", f"{CHANNELS_UNKNOWN}; ", SIZE_ELSEWHERE, CROP_ELSEWHERE)) for n in notes)

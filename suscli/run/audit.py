@@ -33,9 +33,13 @@ from suscli.run.model import (
     input_channels,
     label_ids,
     normalization_noted,
+    OwnSize,
+    crop_noted,
     own_size_pixels,
     size_noted,
+    unrecorded_crop,
     unrecorded_size,
+    whole_pixels,
     labels_in_range,
     model_labels,
     on_device,
@@ -325,10 +329,15 @@ def score_group(
         fed = [unrecorded_size(settings, c.meta) for c in checkpoints]
         # the group's images at their own size, decoded once for all its models
         own = own_size_pixels(prep, source, len(shown), channels, device, seed) if any(fed) else None
+        whole: OwnSize | None = None  # the group's probed images read whole, decoded once where a model's crop asks
         for k, (c, m, f) in enumerate(zip(checkpoints, models, fed)):
             labelled = (shown, given, what, measured[k])
             noted = normalization_noted(chosen[k][1], c, m, prep, labelled, device, seed)
-            chosen[k] = (prep, size_noted(noted, m, transform, prep, labelled, own, f, device))
+            noted = size_noted(noted, m, transform, prep, labelled, own, f, device)
+            if (by := unrecorded_crop(settings, c.meta, noted)) is not None:
+                whole = whole or whole_pixels(prep, source, len(shown), channels, device, seed)
+                noted = crop_noted(noted, m, transform, prep, labelled, whole, by, sidecar_path(c.path).name, device)
+            chosen[k] = (prep, noted)
     seconds = (time.perf_counter() - start) / len(checkpoints)  # each model's share of the group's time
     return [
         scored_row(

@@ -24,9 +24,11 @@ from suscli.measure.predictions import Predictions, predict
 from suscli.measure.normalization import (
     CHANNELS_UNKNOWN,
     NO_NORMALIZATION,
+    SIZE_ELSEWHERE,
     as_measured,
     channel_order_hint,
     combined_hint,
+    crop_hint,
     hits_of,
     mean_std_flags,
     normalization_hint,
@@ -41,7 +43,7 @@ from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, UsageError, plural, require_type, shown, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import PRESETS, ImageSource, Preprocess, check_channels, named_set, normalizer
+from suscli.data.images import PRESETS, ImageSource, Preprocess, Sizing, check_channels, named_set, normalizer
 from suscli.data.labels import case_hint, counted_from_one, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.results import Result
 from suscli.defaults import ADAPTIVE
@@ -393,6 +395,10 @@ def score_checkpoint(
             source = train if train is not None else val
             own = own_size_pixels(prep, source, len(labelled[0]), channels, device, settings.susceptibility.seed)
             notes = size_noted(notes, model, transform, prep, labelled, own, fed, device)
+        if (by := unrecorded_crop(settings, checkpoint.meta, notes)) is not None and labelled is not None:
+            source = train if train is not None else val
+            whole = whole_pixels(prep, source, len(labelled[0]), channels, device, settings.susceptibility.seed)
+            notes = crop_noted(notes, model, transform, prep, labelled, whole, by, sidecar_path(checkpoint.path).name, device)
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
     # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError; one that
     # indexes a fixed position (x[:, :, 39]) raises IndexError on smaller images.
@@ -784,7 +790,7 @@ def unrecorded_size(settings: Settings, meta: dict) -> str | None:
     return str(meta.get("implied_by") or "the architecture's defaults") if meta.get("image_size") is not None else None
 
 
-Positioned = tuple[list[int], torch.Tensor]  # positions in the labelled pixels, those images at their own size
+Positioned = tuple[list[int], torch.Tensor]  # positions in the labelled pixels, those images decoded again (own size, whole)
 # the probe's (probe_positions), and a second look's (second_positions), decoded only where one is taken, then kept
 OwnSize = tuple[list[int], torch.Tensor, Callable[[], Positioned | None]]
 
@@ -804,17 +810,76 @@ def own_size_pixels(
     ((width, height),) = sizes
     if width != height or width == prep.side:
         return None
+    return _probed_again(prep, source, count, Sizing(width), channels, device, seed)
+
+
+def whole_pixels(
+    prep: Preprocess, source: ImageSource | None, count: int, channels: int, device: torch.device, seed: int
+) -> OwnSize | None:
+    """The probed images of the labelled set decoded as measured but whole (crop_pct 1.0: the same size, resize and
+    interpolation), what crop_noted reads; once for the models sharing `prep`, as own_size_pixels."""
+    if source is None or count == 0 or prep.crop_pct >= 1:
+        return None
+    sizing = prep.sizing
+    whole = Sizing(sizing.image_size, 1.0, sizing.resize, sizing.interpolation, sizing.crop_offset)
+    return _probed_again(prep, source, count, whole, channels, device, seed)
+
+
+def _probed_again(
+    prep: Preprocess, source: ImageSource, count: int, sizing: Sizing, channels: int, device: torch.device, seed: int
+) -> OwnSize | None:
+    """The probed images among the `count` of `source` decoded as measured (with `prep`), decoded again with `sizing`,
+    and a second look's, decoded only where one is taken, then kept; None where any of them fails to decode so."""
     unreadable = {ref for ref, _ in source.decoded(prep.sizing, channels, device)[2]}  # decoded already: cached
     kept = [i for i, ref in enumerate(source.paths) if ref not in unreadable]
 
-    def at_own_size(idx: list[int]) -> Positioned | None:
+    def again(idx: list[int]) -> Positioned | None:
         probe = source.subset([kept[i] for i in idx], len(source.paths))
-        pixels, _, bad = probe.decoded(width, channels, device)
+        pixels, _, bad = probe.decoded(sizing, channels, device)
         return (idx, pixels) if not bad and len(pixels) == len(idx) else None
 
-    probed = at_own_size(probe_positions(count, seed))
-    wider = functools.cache(lambda: at_own_size(second_positions(count, seed)) if count > PROBE_IMAGES else None)
+    probed = again(probe_positions(count, seed))
+    wider = functools.cache(lambda: again(second_positions(count, seed)) if count > PROBE_IMAGES else None)
     return (*probed, wider) if probed is not None else None
+
+
+# a probe's note from the probed images as measured, decoded again, their labels, the hits as measured, a second look
+Hint = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray, Callable[[], tuple[np.ndarray, np.ndarray] | None]], str | None]
+
+
+def _reread(
+    notes: list[str],
+    model: nn.Module,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None],
+    again: OwnSize,
+    device: torch.device,
+    hint: Hint,
+) -> list[str]:
+    """`notes` and the note `hint(measured, again, labels, now, wider)` gives on the probed images as measured and
+    decoded again (`again`), the hits as measured, and a second look's hits both ways; the size and crop probes'
+    common part. A model that fails on the images decoded again gets no note: it was measured."""
+    pixels, labels, _, acc = labelled
+    idx, other, more = again
+    at = torch.tensor(idx)
+    measured = acc.hits if acc is not None else None  # as measured: read already
+
+    def wider() -> tuple[np.ndarray, np.ndarray] | None:  # a second look: these images decoded again, and as measured
+        seen = more()
+        if seen is None:
+            return None
+        idx, other = seen
+        y = labels[torch.tensor(idx).to(labels.device)]
+        x = pixels[torch.tensor(idx).to(pixels.device)]
+        return hits_of(model, other, y, transform, device), as_measured(measured, idx, model, x, y, transform, device)
+
+    try:
+        x, y = pixels[at.to(pixels.device)], labels[at.to(labels.device)]
+        now = as_measured(measured, idx, model, x, y, transform, device)
+        said = hint(x, other, y, now, wider)
+    except (SuscliError, RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError):
+        return notes
+    return notes + [said] if said else notes
 
 
 def size_noted(
@@ -832,33 +897,66 @@ def size_noted(
     to pass (suscli.measure.normalization.size_hint). A model that fails at that size gets no note: it was measured."""
     if labelled is None or own is None or fed is None:
         return notes
-    pixels, labels, what, acc = labelled
-    idx, own_pixels, more = own
-    at = torch.tensor(idx)
-    side = own_pixels.shape[-1]
-    measured = acc.hits if acc is not None else None  # as measured: read already
-
-    def wider() -> tuple[np.ndarray, np.ndarray] | None:  # a second look: these images at their own size, and as measured
-        seen = more()
-        if seen is None:
-            return None
-        idx, own_pixels = seen
-        y = labels[torch.tensor(idx).to(labels.device)]
-        x = pixels[torch.tensor(idx).to(pixels.device)]
-        return hits_of(model, own_pixels, y, transform, device), as_measured(measured, idx, model, x, y, transform, device)
-
+    what, side = labelled[2], own[1].shape[-1]
     fix = (
         f"pass {mean_std_flags(prep.mean, prep.std)} instead of {fed}, which sets the size"
         if fed.startswith("--preset")
         else f"pass --image-size {side}"
     )
-    try:
-        x, y = pixels[at.to(pixels.device)], labels[at.to(labels.device)]
-        now = as_measured(measured, idx, model, x, y, transform, device)
-        hint = size_hint(model, x, own_pixels, y, now, transform, device=device, fed=fed, fix=fix, what=what, wider=wider)
-    except (SuscliError, RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError):
+    return _reread(
+        notes,
+        model,
+        transform,
+        labelled,
+        own,
+        device,
+        lambda x, own_pixels, y, now, wider: size_hint(
+            model, x, own_pixels, y, now, transform, device=device, fed=fed, fix=fix, what=what, wider=wider
+        ),
+    )
+
+
+def unrecorded_crop(settings: Settings, meta: dict, notes: Sequence[str]) -> str | None:
+    """Who set a center crop (crop_pct below 1) that nothing recorded for the checkpoint and no option sets: the
+    architecture's defaults (timm's data config, `implied_by`), as timm's own eval transform takes them for a run whose
+    train.py left crop_pct unset. None where the crop is recorded, a --preset chose it, there is none, or the row
+    already says its labels point to the images' own size (read whole too)."""
+    if settings.preset or "crop_pct" not in (meta.get("implied") or ()) or not float(meta.get("crop_pct") or 1) < 1:
+        return None
+    if any(n.startswith(SIZE_ELSEWHERE) for n in notes):
+        return None
+    return str(meta.get("implied_by") or "the architecture's defaults")
+
+
+def crop_noted(
+    notes: list[str],
+    model: nn.Module,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    prep: Preprocess,
+    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None,
+    whole: OwnSize | None,
+    by: str | None,
+    sidecar: str,
+    device: torch.device,
+) -> list[str]:
+    """`notes` and, where the center crop came from the architecture's defaults alone (`by`, unrecorded_crop) and the
+    labelled images predict clearly more of their labels read whole (`whole`, whole_pixels), a note saying so and the
+    sidecar field that records the crop (suscli.measure.normalization.crop_hint)."""
+    if labelled is None or whole is None or by is None:
         return notes
-    return notes + [hint] if hint else notes
+    what = labelled[2]
+    fix = f'add {{"crop_pct": 1.0}} to {sidecar} beside the checkpoint'
+    return _reread(
+        notes,
+        model,
+        transform,
+        labelled,
+        whole,
+        device,
+        lambda x, uncropped, y, now, wider: crop_hint(
+            model, uncropped, y, now, transform, device=device, crop_pct=prep.crop_pct, by=by, fix=fix, what=what, wider=wider
+        ),
+    )
 
 
 def configured_size(model: nn.Module) -> int | None:
