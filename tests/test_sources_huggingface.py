@@ -395,6 +395,15 @@ def test_a_vit_without_its_image_processor_is_told_the_size_its_config_names(roo
     assert row["details"]["preprocess"]["image_size"] == 32
 
 
+def test_a_size_taken_from_the_images_says_where_the_models_config_agrees(root: Path, tmp_path: Path) -> None:
+    """A ViT saved without its image processor, measured on images of the size its config.json names, was noted
+    "image size 32 taken from the images (all 32x32): nothing names the model's input size", which its config does."""
+    shutil.copytree(root / "saved", tmp_path / "bare")
+    (tmp_path / "bare" / "preprocessor_config.json").unlink()
+    row = cli_json("score", tmp_path / "bare", "-d", root / "unlabeled")["results"][0]
+    assert "image size 32 taken from the images (all 32x32), the size the model's config names" in row["notes"], row["notes"]
+
+
 def test_a_model_saved_without_its_image_processor_on_images_of_several_sizes_is_offered_its_configs_size(
     tmp_path: Path,
 ) -> None:

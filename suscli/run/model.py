@@ -245,13 +245,23 @@ def _stats(mean: Sequence[float] | None, std: Sequence[float] | None) -> str | N
 
 
 def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int, str]:
-    """The side of the images when all are square and of one size: the model then sees them as they are. Otherwise a
+    """The side of the images when all are square and of one size: the model then sees them as they are, and the note
+    says whether the size the model's config names (`named`) agrees ("nothing names the model's input size" was said of
+    a ViT whose config.json names it). Otherwise a
     UsageError, whose fix names the size the model's config names (`named`): a Hugging Face model saved without its
     image processor was "the image size is unknown", and --preset imagenet then failed on 224 px for a 160 px ViT."""
     sizes = sorted(set().union(*(source.sizes() for source in images))) if images else []
     if len(sizes) == 1 and sizes[0][0] == sizes[0][1]:
         side = sizes[0][0]
-        return side, f"image size {side} taken from the images (all {side}x{side}): nothing names the model's input size"
+        taken = f"image size {side} taken from the images (all {side}x{side})"
+        if named == side:
+            return side, f"{taken}, the size the model's config names"
+        if named is not None:
+            return (
+                side,
+                f"{taken}; the model's config names {named}, not used to resize (pass --image-size {named} if it was trained at that size)",
+            )
+        return side, f"{taken}: nothing names the model's input size"
     seen = shown([f"{w}x{h}" for w, h in sizes], 3)
     why = "" if not sizes else f" and the images are {seen}, not square" if len(sizes) == 1 else f" and the images differ in size ({seen})"
     fix = f"pass --image-size {named}, the size the model's config names" if named else "pass --image-size"
