@@ -823,3 +823,18 @@ def test_a_candidate_measured_on_inputs_unlike_its_training_fails_as_not_judged(
     assert candidate_failure(row) is None
     row.verdict_why = verdict.MISMEASURED
     assert candidate_failure(row) == f"candidate new cannot be judged: {verdict.MISMEASURED}"
+
+
+def test_a_fit_on_contradicted_labels_as_low_as_a_clean_learners_overrules_the_fixed_cut() -> None:
+    # a timm MobileNetV3 trained on clean labels, ranked beside models trained on the same images with 40% of the
+    # labels wrong (docs/validation.md, "Models from timm and torchvision, trained here"): 2.524 > 0.44, but it fits
+    # 1% of the labels the pool's consensus contradicts; it was "likely memorized noise"
+    under = verdict.judge(row("m", 0.532, 2.524, 0.011), zeta=2.0, acc=0.631)
+    assert under is not None and under.word == verdict.UNDERFIT_SUSCEPTIBLE  # no noise estimate: what the numbers say
+    above = verdict.judge(row("m", 0.90, 2.524, 0.011), zeta=3.0, acc=0.631)  # region 1 by the pool, above the cut
+    assert above is not None and above.word == verdict.UNCLEAR
+    assert "2.524 > 0.44 (fixed cut at the default step), but it fits only 1%" in above.why and "between" not in above.why
+    assert not verdict.clear_memorizer(row("m", 0.90, 2.524, 0.011))
+    # a fit at or above the low cut, or none measured, leaves the fixed cut's flag
+    assert verdict.judge(row("m", 0.532, 2.524, 0.14), zeta=2.0, acc=0.631).word == verdict.MEMORIZED
+    assert verdict.judge(row("m", 0.532, 2.524, None), zeta=2.0, acc=0.631).word == verdict.MEMORIZED

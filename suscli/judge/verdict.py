@@ -267,7 +267,11 @@ def _in_pool(
     beyond = too_confident(row)
     # above the fixed cut: below the pool's threshold, which extreme memorizers pulled up, or below its training
     # accuracy; memorizing needs fitting better than chance, as alone
-    if fixed and s > MEMORIZED_CUT and beyond is None and above_chance(row):
+    # a fit as low as a clean learner's overrules the cut where the pool finds noise to memorize (elsewhere judge says
+    # why nothing is flagged: labels that read clean, or no evidence that the contradicted labels are wrong)
+    evident = noise is None or (not noise.doubt and noise.training_upper >= CLEAN_LABELS)
+    few = fixed and s > MEMORIZED_CUT and beyond is None and evident and _fits_few_contradicted(wrong)
+    if fixed and s > MEMORIZED_CUT and beyond is None and above_chance(row) and not few:
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
     # the same for the fit on contradicted labels: guessing fits 1 / classes of them, 50% at two classes, past the cut
     if wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED and above_chance(row):
@@ -303,7 +307,13 @@ def _in_pool(
             f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but it fits "
             f"only {100 * (wrong or 0):.0f}% of the training labels the pool contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)"
         )
-    if fixed and s > MEMORIZED_CUT and beyond is not None:
+    if few:
+        doubts.append(
+            f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step), but it fits only "
+            f"{100 * (wrong or 0):.0f}% of the training labels the pool contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%), "
+            "as models that learned only the clean signal do"
+        )
+    elif fixed and s > MEMORIZED_CUT and beyond is not None:
         doubts.append(beyond)
     elif far is not None and (s > MEMORIZED_CUT or short is not None):
         doubts.append(far)
@@ -582,7 +592,16 @@ def clear_memorizer(row: Result) -> bool:
     MEMORIZED_FITS_CONTRADICTED of the labels the pool's consensus contradicts, fitting its labels better than chance."""
     s, wrong = row.susceptibility, row.fits_contradicted
     cut = s is not None and calibrated(row) and off_scale(row) is None and s > MEMORIZED_CUT and too_confident(row) is None
+    cut = cut and not _fits_few_contradicted(wrong)
     return (cut or (wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED)) and above_chance(row)
+
+
+def _fits_few_contradicted(wrong: float | None) -> bool:
+    """Whether a fit on the labels the pool's consensus contradicts is as low as the design setting's clean learners'
+    (under RESISTS_FITS_CONTRADICTED): in a pool that measures it, it overrules the fixed cut, as it does region 2. A
+    MobileNetV3 trained on clean labels read 2.52, above the cut, and fitted 1% of the wrong labels of a pool beside
+    models trained on 40% noise (docs/validation.md, "Models from timm and torchvision, trained here")."""
+    return wrong is not None and wrong < RESISTS_FITS_CONTRADICTED
 
 
 def pool_held_up(rows: list[Result]) -> bool:
