@@ -504,3 +504,50 @@ def test_an_edited_preprocessor_config_measures_the_folder_again(root: Path, tmp
         sidecar_path(pool / "saved").resolve()
     }
     assert beside and beside <= {p.resolve() for p in folder.files}
+
+
+def test_a_trainer_checkpoint_without_a_processor_reads_the_one_saved_to_its_run_folder(root: Path, tmp_path: Path) -> None:
+    """A Trainer not given processing_class writes checkpoint-N/ without preprocessor_config.json; the processor is
+    saved once, to the output_dir (processor.save_pretrained(output_dir), save_model). suscli read checkpoint-5 alone:
+    pixels in [0, 1] with the "no normalization known" note, and track and rank gave wrong training accuracies. It reads
+    the run folder's, as if it were the checkpoint's own, and says so; one of the checkpoint's own wins."""
+    own = tmp_path / "own" / "checkpoint-5"
+    shutil.copytree(root / "run" / "checkpoint-4", own)
+    run = tmp_path / "run"
+    shutil.copytree(own, run / "checkpoint-5")
+    (run / "checkpoint-5" / "preprocessor_config.json").rename(run / "preprocessor_config.json")
+    train = ("-d", root / "unlabeled", "--train-data", root / "train")
+    expected = cli_json("score", own, *train, "--per-image")["results"][0]
+    row = cli_json("score", run / "checkpoint-5", *train, "--per-image")["results"][0]
+    assert row["details"]["preprocess"] == expected["details"]["preprocess"]
+    assert row["details"]["train_predictions"] == expected["details"]["train_predictions"]
+    assert (row["train_acc"], row["susceptibility"]) == (expected["train_acc"], pytest.approx(expected["susceptibility"], rel=1e-6))
+    assert row["notes"] == [
+        f"preprocessing from the run folder's preprocessor_config.json ({run / 'preprocessor_config.json'}): the checkpoint holds none"
+    ]
+    tracked = cli_json("track", run, *train, "--results", tmp_path / "t.jsonl")["results"]
+    assert [(r["name"], r["train_acc"], r["notes"]) for r in tracked] == [("checkpoint-5", expected["train_acc"], row["notes"])]
+    # the run folder's processor is part of the checkpoint's identity: editing it measures the checkpoint again
+    assert cli_json("track", run, *train, "--results", tmp_path / "t.jsonl")["counts"]["reused"] == 1
+    processor = run / "preprocessor_config.json"
+    processor.write_text(json.dumps({**json.loads(processor.read_text()), "image_mean": [0.1, 0.1, 0.1]}))
+    again = cli_json("track", run, *train, "--results", tmp_path / "t.jsonl")
+    assert again["counts"]["reused"] == 0 and again["results"][0]["details"]["preprocess"]["mean"] == [0.1, 0.1, 0.1]
+    # the checkpoint's own processor wins, with no note
+    shutil.copy(own / "preprocessor_config.json", run / "checkpoint-5")
+    row = cli_json("score", run / "checkpoint-5", *train)["results"][0]
+    assert row["details"]["preprocess"] == expected["details"]["preprocess"] and row["notes"] == []
+
+
+def test_a_model_folder_that_is_no_trainer_checkpoint_never_borrows_its_parents_processor(root: Path, tmp_path: Path) -> None:
+    """Models saved side by side under one folder are not one run: a save_pretrained folder without a processor is
+    measured as before, whatever preprocessor_config.json its parent holds; so is a Trainer's output_dir holding its
+    final model and trainer_state.json (save_model, save_state), whose parent holds other runs, not its own."""
+    shutil.copytree(root / "saved", tmp_path / "pool" / "bare")
+    (tmp_path / "pool" / "bare" / "preprocessor_config.json").rename(tmp_path / "pool" / "preprocessor_config.json")
+    shutil.copytree(tmp_path / "pool" / "bare", tmp_path / "pool" / "final")
+    shutil.copy(root / "run" / "checkpoint-4" / "trainer_state.json", tmp_path / "pool" / "final")
+    for name in ("bare", "final"):
+        row = cli_json("score", tmp_path / "pool" / name, "-d", root / "unlabeled")["results"][0]
+        assert row["details"]["preprocess"]["mean"] == [0.0, 0.0, 0.0], name
+        assert not any("run folder" in n for n in row["notes"]), row["notes"]

@@ -381,7 +381,8 @@ def file_sha256(path: str | Path) -> str:
         folder = sources.checkpoint_folder(path)
         if folder is None:
             raise foreign.refusal(path) or InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
-        lines = "".join(f"{f.relative_to(path).as_posix()}\0{file_sha256(f)}\n" for f in sorted(folder.files))
+        # a file beside the folder (a Trainer run folder's preprocessor_config.json) is named by its path from it, ../
+        lines = "".join(f"{Path(os.path.relpath(f, path)).as_posix()}\0{file_sha256(f)}\n" for f in sorted(folder.files))
         return hashlib.sha256(lines.encode()).hexdigest()
     if not path.exists():
         raise _missing(path)  # a manifest's or a pool's entry is hashed before it is loaded

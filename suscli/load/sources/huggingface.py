@@ -5,7 +5,8 @@ index, or `pytorch_model.bin`), `preprocessor_config.json` and, from a Trainer, 
 The model is `AutoModelForImageClassification.from_pretrained(folder)`: offline, and never with remote code (a
 config that maps its model to code of its own, `auto_map`, or names a model type transformers does not define is
 refused). transformers loads the weights itself, since its files and its modules may name them differently.
-Classes come from `id2label`, preprocessing from preprocessor_config.json, the epoch from trainer_state.json.
+Classes come from `id2label`, preprocessing from preprocessor_config.json (for a Trainer checkpoint that holds none,
+its run folder's: _processor_file), the epoch from trainer_state.json.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,8 @@ from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, 
 
 # Weight files in the order transformers prefers them: single file, then its sharded form.
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
-_INFO = ("preprocessor_config.json", "trainer_state.json")
+_PROCESSOR = "preprocessor_config.json"
+_TRAINER_CHECKPOINT = re.compile(r"checkpoint-\d+")  # the folders a Trainer saves in its output_dir
 _NO_REMOTE_CODE = "pass --arch with a local implementation of that model"
 _RESAMPLE = {r.value: name for name, r in INTERPOLATIONS.items()}  # `resample` is PIL's code for its filter
 # What an int `size` means depends on the processor class (its `default_to_square`, transformers 5; the
@@ -106,7 +109,8 @@ def folder(path: Path) -> Folder | None:
     if name is None:
         return None
     weights = _shards(path / name) if name.endswith(".index.json") else [path / name]
-    files = [path / "config.json", *weights, *(path / n for n in _INFO if (path / n).is_file())]
+    processor, state = _processor_file(path), path / "trainer_state.json"
+    files = [path / "config.json", *weights, *([processor] if processor else []), *([state] if state.is_file() else [])]
     return Folder(path, weights, files, _epoch(path / "trainer_state.json"))
 
 
@@ -140,7 +144,10 @@ def recognize(path: Path, contents: object) -> Found | None:
         found.meta["classes"] = [str(labels[str(i)]) for i in range(len(labels))]
         found.meta["num_classes"] = len(labels)
         found.meta["classes_source"] = "config.json's id2label"
-    found.meta.update(_preprocessing(path / "preprocessor_config.json", config, found.notes))
+    processor = _processor_file(path)
+    if processor is not None and processor.parent != path:
+        found.notes.append(f"preprocessing from the run folder's {_PROCESSOR} ({processor}): the checkpoint holds none")
+    found.meta.update(_preprocessing(processor, path, config, found.notes))
     found.meta["crop_offset"] = "floor"  # its processors' center_crop starts at (side - crop) // 2, torchvision's rounds
     epoch = _epoch(path / "trainer_state.json")
     if epoch is not None:
@@ -271,15 +278,29 @@ def _rescaled(cfg: dict[str, Any], out: dict[str, Any], notes: list[str]) -> Non
     )
 
 
-def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+def _processor_file(path: Path) -> Path | None:
+    """The preprocessor_config.json of a model folder: its own, or, for a Trainer checkpoint (a checkpoint-N folder)
+    that holds none, the one in its run folder (the output_dir): a Trainer not given processing_class saves none in its
+    checkpoints, and the processor is saved once, to the output_dir. Only the direct parent, and only for a checkpoint-N:
+    models saved side by side under a folder are not one run, and a trainer_state.json does not make one (save_model
+    and save_state write the final model and one into the output_dir itself, whose parent is not its run)."""
+    own = path / _PROCESSOR
+    if own.is_file():
+        return own
+    path = path.absolute()  # `.` inside the checkpoint: its name and its parent
+    run = path.parent / _PROCESSOR
+    return run if _TRAINER_CHECKPOINT.fullmatch(path.name) and run.is_file() else None
+
+
+def _preprocessing(file: Path | None, path: Path, config: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """suscli's fields from an image processor's config: mean/std when it normalizes, the interpolation (`resample`),
     the input size, resize mode and crop: `size` {height, width} stretches the whole image to that square (then
     `crop_size` crops its center); `shortest_edge` resizes the shorter side, then `crop_size` (after PoolFormer's
     `crop_pct` scaled the side), or ConvNeXt's `crop_pct` below 384 px, crops; ConvNeXt's at 384 px or more stretches.
     An int `size` is either, as the processor class reads it (_size_dict); an int `crop_size` is a square, and a list
     `size` or `crop_size` is [height, width] in every processor. The steps some classes add (_NEVER_NORMALIZES, _FLIPS,
-    LeViT's larger resize) are followed. `config` is the folder's config.json."""
-    if not file.is_file():
+    LeViT's larger resize) are followed. `path` is the model's folder, `config` its config.json."""
+    if file is None:
         return {}
     cfg = _json(file)
     named = _processor_class(cfg, config)
@@ -302,7 +323,7 @@ def _preprocessing(file: Path, config: dict[str, Any], notes: list[str]) -> dict
     flag = _FLIPS.get(named, "")
     if named in _FLIPS and (flag is None or cfg.get(flag, True)):  # a null flag is false to the processor too
         out["channel_order"] = "BGR"
-    size = _size_dict(cfg, named, config.get("model_type"), file, notes)
+    size = _size_dict(cfg, named, config.get("model_type"), path, notes)
     crop = _sides(cfg.get("crop_size")) if cfg.get("do_center_crop", True) else None
     crop = {"height": crop, "width": crop} if whole(crop) else crop  # an int crop_size is a square in every processor
     crop = crop["height"] if isinstance(crop, dict) and whole(crop.get("height")) and crop.get("height") == crop.get("width") else None
@@ -345,10 +366,11 @@ def _processor_class(cfg: dict[str, Any], config: dict[str, Any]) -> str:
     return str(named or "").removesuffix("Fast").removesuffix("Pil")  # the same class in transformers' other backends
 
 
-def _size_dict(cfg: dict[str, Any], named: str, model_type: object, file: Path, notes: list[str]) -> object:
+def _size_dict(cfg: dict[str, Any], named: str, model_type: object, path: Path, notes: list[str]) -> object:
     """`size` as a dict, as the processor class `named` (_processor_class) reads it: an int is {height, width} for the
     classes of _SQUARE, {shortest_edge} for those of _SHORTEST, and {shortest_edge} with a note for any other (a class
-    suscli does not know, or none found: `model_type` is config.json's), saying how to have it stretch."""
+    suscli does not know, or none found: `model_type` is config.json's), saying how to have it stretch in the sidecar of
+    the model's folder `path`."""
     size = _sides(cfg.get("size"))
     if not whole(size):
         return size
@@ -356,7 +378,7 @@ def _size_dict(cfg: dict[str, Any], named: str, model_type: object, file: Path, 
         return {"height": size, "width": size}
     from suscli.load.checkpoints import sidecar_path  # here: that module imports this one
 
-    sidecar = sidecar_path(file.parent)
+    sidecar = sidecar_path(path)
     if named not in _SHORTEST and "resize" not in _sidecar_fields(sidecar):  # a sidecar's resize wins: no note then
         why = (
             f"{named} is not a processor suscli knows"
