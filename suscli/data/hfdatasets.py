@@ -191,14 +191,9 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
         wanted = [_image_column(schema, features, image_column, path)]
         if labeled:
             wanted.append(_label_column(schema, features, label_column, path))
-        need = MEMORY_MARGIN * sum(
-            rg.column(c).total_uncompressed_size
-            for m in metas
-            for r in range(m.num_row_groups)
-            for rg in [m.row_group(r)]
-            for c in range(rg.num_columns)
-            if rg.column(c).path_in_schema.split(".")[0] in wanted
-        )
+        # the row groups' uncompressed sizes, of every column: a column chunk's own metadata is never built, since
+        # pyarrow ends the process (an uncaught C++ exception) on one whose damaged footer mistypes its statistics
+        need = MEMORY_MARGIN * sum(m.row_group(r).total_byte_size for m in metas for r in range(m.num_row_groups))
         _check_memory(path, need + ROW_MEMORY * sum(m.num_rows for m in metas), f"reading its columns {', '.join(wanted)}")
         wanted = list(dict.fromkeys(wanted))  # one column may be named for both
         table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files])
