@@ -142,7 +142,7 @@ def test_build_demo_overwrites_an_earlier_demo(tmp_path: Path) -> None:
     for mine in (second.models / "mine.safetensors", second.train / "cls" / "notes.txt"):
         mine.parent.mkdir(exist_ok=True)
         mine.write_bytes(b"x")
-        with pytest.raises(InputError, match="1 file.s. it did not write, first: .*nothing is deleted"):
+        with pytest.raises(InputError, match="1 file it did not write, first: .*nothing is deleted"):
             demo.build_demo(tmp_path, tiny, overwrite=True)
         assert mine.exists() and (second.models / "mlp-w8-nowd-e1.safetensors").exists()
         mine.unlink()
