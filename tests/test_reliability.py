@@ -861,6 +861,24 @@ def test_any_decoder_exception_is_an_unreadable_image(tmp_path, ckpt, image_fold
     assert res.exit_code == 0 and json.loads(res.stdout)["results"][0]["details"]["unreadable_images"] == 1
 
 
+def test_a_tiff_whose_samples_per_pixel_pil_refuses_adds_no_line_to_stderr(tmp_path, ckpt, image_folder) -> None:
+    """Fuzzing found TIFFs whose SamplesPerPixel tag a bit flip made 131: PIL refuses them (an unreadable image, as
+    expected) but first logs "More samples per pixel than can be decoded: 131" as an error, which Python's logging
+    printed to stderr for want of a handler: with --strict two lines, without it a line on a run that succeeded. Run
+    as a user runs it, since pytest's own log handler would hide the line."""
+    data = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(data, format="TIFF")
+    entry = struct.pack("<HHII", 277, 3, 1, 3)  # SamplesPerPixel, SHORT, one value: 3
+    assert data.getvalue().count(entry) == 1
+    (image_folder / "zz.tif").write_bytes(data.getvalue().replace(entry, struct.pack("<HHII", 277, 3, 1, 131)))
+    env = {**os.environ, "SUSCLI_CACHE_DIR": str(tmp_path / "cache")}
+    score = [sys.executable, "-m", "suscli", "score", str(ckpt), "-d", str(image_folder), "--batches", "1", "-f", "json"]
+    res = subprocess.run(score, capture_output=True, text=True, env=env)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    res = subprocess.run([*score, "--strict"], capture_output=True, text=True, env=env)
+    assert res.returncode == 3 and res.stderr.count("\n") == 1 and res.stderr.startswith("error:") and "zz.tif" in res.stderr, res.stderr
+
+
 def test_a_checkpoint_larger_than_memory_allows_is_refused(ckpt, image_folder, monkeypatch) -> None:
     size = ckpt.stat().st_size
     monkeypatch.setattr(suscli.load.checkpoints, "available_memory", lambda: 2 * size - 1)  # loading takes twice the file

@@ -275,6 +275,24 @@ def test_a_hugging_face_imagefolder_with_a_metadata_parquet_is_labelled_by_it(tm
     assert listing.labels == [1, 0, 0, 1] and not listing.label_names
 
 
+def test_a_metadata_parquet_whose_column_name_is_not_utf8_is_refused_in_one_line(tmp_path: Path, imgs: list[Path]) -> None:
+    """A metadata.parquet whose footer names a column in bytes that are not UTF-8 (a bit flip found by fuzzing:
+    `file_n\\xe1me`): pyarrow raises UnicodeDecodeError opening it, which the parquet reader of label files let through
+    as a traceback (exit 1). It is a label file suscli cannot read, refused in one line."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    folder = imgs[0].parent
+    meta = folder / "metadata.parquet"
+    pd.DataFrame({"file_name": [p.name for p in imgs], "label": [0, 1, 2, 1]}).to_parquet(meta)
+    meta.write_bytes(meta.read_bytes().replace(b"file_name", b"file_n\xe1me"))
+    with pytest.raises(InputError, match=r"cannot read label file .*metadata.parquet: not a readable parquet file \(UnicodeDecodeError"):
+        read_labeled(folder)
+    good = suscli.save(tiny_cnn(), tmp_path / "m.safetensors", arch="tests.conftest:tiny_cnn", num_classes=3, image_size=8)
+    one_error_line(
+        invoke("score", good, "-d", folder, "--train-data", folder, "--batches", "1", "--batch-size", "4"), 3, "metadata.parquet"
+    )
+
+
 def test_a_metadata_parquet_of_class_label_ids_keeps_their_names(tmp_path: Path, imgs: list[Path]) -> None:
     """A metadata.parquet that `Dataset.to_parquet` wrote from a ClassLabel column holds its ids and, in the file's
     schema, their names (here dog 0, cat 1). Its ids were read as the model's own class ids, the names passed over:

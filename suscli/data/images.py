@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import os
 import random
@@ -55,6 +56,12 @@ PIL_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 ORIENTATION_SCAN = "EXIF orientation"
 # EXIF's Orientation tag (PIL.ExifTags.Base.Orientation, which Pillow 9.0 to 9.2 do not have)
 ORIENTATION = 0x0112
+
+# PIL logs why it refuses some damaged files ("More samples per pixel than can be decoded: 131") as errors before it
+# raises; with no handler anywhere Python printed them to stderr, a second line beside suscli's own for an image that is
+# only counted as unreadable. A handler of PIL's own keeps them off stderr; a program that configures logging still
+# gets them, as they go on to its handlers.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)

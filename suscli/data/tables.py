@@ -488,7 +488,7 @@ def _parquet_rows(path: Path, what: str, count: int | None = None) -> list[list[
         else:
             table = pa.Table.from_batches(list(itertools.islice(f.iter_batches(batch_size=count), 1)), schema=f.schema_arrow)
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    except (pa.ArrowException, OSError) as e:
+    except (pa.ArrowException, OSError, ValueError) as e:  # ValueError: a column name in its footer that is not UTF-8
         raise InputError(f"cannot read {what} {path}: not a readable parquet file ({type(e).__name__}: {first_line(e)})") from None
     # booleans as the ids a parquet dataset reads them as (False 0, True 1), not the class names "False" and "True"
     cells = [["" if v is None else str(int(v)) if isinstance(v, bool) else str(v) for v in column] for column in columns]
