@@ -247,9 +247,18 @@ def hf_files(world) -> dict:
     ds = datasets.Dataset.from_dict({"image": images, "label": [0, 0, 0, 1, 1, 1]}, features=features)
     ds.save_to_disk(str(root / "saved"))
     ds.to_parquet(str(root / "good.parquet"))
+    folder = root / "imagefolder"  # an ImageFolder labelled by its metadata.parquet, ids and ClassLabel names
+    folder.mkdir()
+    for image in images:
+        (folder / image["path"]).write_bytes(image["bytes"])
+    features = datasets.Features({"file_name": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})
+    meta = datasets.Dataset.from_dict({"file_name": [i["path"] for i in images], "label": [0, 0, 0, 1, 1, 1]}, features=features)
+    meta.to_parquet(str(folder / "metadata.parquet"))
     return {
         "root": root,
         "parquet": (root / "good.parquet").read_bytes(),
+        "imagefolder": folder,
+        "metadata": (folder / "metadata.parquet").read_bytes(),
         "saved": {p.name: p.read_bytes() for p in (root / "saved").iterdir()},
     }
 
@@ -272,3 +281,12 @@ def test_damaged_datasets_folder(world, hf_files, name, how, cut, flips, noise) 
     for file, data in hf_files["saved"].items():
         (folder / file).write_bytes(damage(data, how, cut, flips, noise) if file == name else data)
     check_contract(score(world["good"], "-d", folder, "--train-data", folder))
+
+
+@FUZZ
+@given(how=HOW, cut=CUT, flips=FLIPS, noise=NOISE)
+def test_damaged_metadata_parquet(world, hf_files, how, cut, flips, noise) -> None:
+    """The metadata.parquet that labels a Hugging Face ImageFolder, truncated, bit-flipped or random: the folder is
+    read as labelled by what is left of it, or refused in one line."""
+    (hf_files["imagefolder"] / "metadata.parquet").write_bytes(damage(hf_files["metadata"], how, cut, flips, noise))
+    check_contract(score(world["good"], "-d", world["images"], "--train-data", hf_files["imagefolder"]))
