@@ -27,7 +27,7 @@ from suscli.data.embedded import Embedded, ImageRef
 from suscli.errors import InputError, first_line
 from suscli.extras import require
 from suscli.files import MEMORY_MARGIN, available_memory, human_size
-from suscli.data.tables import LABEL_COLUMNS, PATH_COLUMNS
+from suscli.data.tables import LABEL_COLUMNS, PATH_COLUMNS, parquet_bytes
 from suscli.data.walk import is_hidden, is_image_name
 
 _SHARD = re.compile(r"^(.+?)-(\d+)-of-(\d+)\.parquet$", re.IGNORECASE)  # the Hub's train-00000-of-00002.parquet
@@ -191,9 +191,7 @@ def _parquet(path: Path, image_column: str | None, label_column: str | None, lab
         wanted = [_image_column(schema, features, image_column, path)]
         if labeled:
             wanted.append(_label_column(schema, features, label_column, path))
-        # the row groups' uncompressed sizes, of every column: a column chunk's own metadata is never built, since
-        # pyarrow ends the process (an uncaught C++ exception) on one whose damaged footer mistypes its statistics
-        need = MEMORY_MARGIN * sum(m.row_group(r).total_byte_size for m in metas for r in range(m.num_row_groups))
+        need = MEMORY_MARGIN * sum(map(parquet_bytes, metas))  # of every column, the ones not read too
         _check_memory(path, need + ROW_MEMORY * sum(m.num_rows for m in metas), f"reading its columns {', '.join(wanted)}")
         wanted = list(dict.fromkeys(wanted))  # one column may be named for both
         table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files])

@@ -482,7 +482,7 @@ def _parquet_rows(path: Path, what: str, count: int | None = None) -> list[list[
     try:
         f = pq.ParquetFile(path)
         if count is None:
-            size = sum(f.metadata.row_group(i).total_byte_size for i in range(f.metadata.num_row_groups))
+            size = parquet_bytes(f.metadata)
             _room_for(path, what, size, f"holds {human_size(size)} of columns")
             table = f.read()
         else:
@@ -493,6 +493,13 @@ def _parquet_rows(path: Path, what: str, count: int | None = None) -> list[list[
     # booleans as the ids a parquet dataset reads them as (False 0, True 1), not the class names "False" and "True"
     cells = [["" if v is None else str(int(v)) if isinstance(v, bool) else str(v) for v in column] for column in columns]
     return [list(table.column_names)] + [list(row) for row in zip(*cells)]
+
+
+def parquet_bytes(metadata: Any) -> int:
+    """A parquet file's columns, unpacked, in bytes, from its footer (`pyarrow.parquet.FileMetaData`): its row groups'
+    sizes, of every column. A column chunk's own metadata is never built for it: pyarrow ends the process (an uncaught
+    C++ exception, no Python error) on one whose damaged footer mistypes its statistics."""
+    return sum(metadata.row_group(r).total_byte_size for r in range(metadata.num_row_groups))
 
 
 def parquet_class_label(path: Path, column: str) -> list[str]:
