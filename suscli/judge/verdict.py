@@ -270,8 +270,9 @@ def _in_pool(
     # a fit as low as a clean learner's overrules the cut where the pool finds noise to memorize (elsewhere judge says
     # why nothing is flagged: labels that read clean, or no evidence that the contradicted labels are wrong)
     evident = noise is None or (not noise.doubt and noise.training_upper >= CLEAN_LABELS)
-    few = fixed and s > MEMORIZED_CUT and beyond is None and evident and _fits_few_contradicted(wrong)
-    if fixed and s > MEMORIZED_CUT and beyond is None and above_chance(row) and not few:
+    cut = fixed and s > MEMORIZED_CUT  # above the fixed cut, where it judges this architecture
+    few = cut and beyond is None and evident and _fits_few_contradicted(wrong)
+    if cut and beyond is None and above_chance(row) and not few:
         return Verdict(MEMORIZED, f"susceptibility {s:.3f} > {MEMORIZED_CUT} (fixed cut at the default step)")
     # the same for the fit on contradicted labels: guessing fits 1 / classes of them, 50% at two classes, past the cut
     if wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED and above_chance(row):
@@ -313,7 +314,7 @@ def _in_pool(
             f"{100 * (wrong or 0):.0f}% of the training labels the pool contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%), "
             "as models that learned only the clean signal do"
         )
-    elif fixed and s > MEMORIZED_CUT and beyond is not None:
+    elif cut and beyond is not None:
         doubts.append(beyond)
     elif far is not None and (s > MEMORIZED_CUT or short is not None):
         doubts.append(far)
