@@ -401,12 +401,11 @@ def score_checkpoint(
         if labelled is None and val is not None:
             labelled = (val_pixels, val_labels, "held-out", val_acc)
         notes = normalization_noted(notes, checkpoint, model, prep, labelled, device, settings.susceptibility.seed)
+        source = train if train is not None else val  # the labelled images, as `labelled` holds them decoded
         if (fed := unrecorded_size(settings, checkpoint.meta)) is not None and labelled is not None:
-            source = train if train is not None else val
             own = own_size_pixels(prep, source, len(labelled[0]), channels, device, settings.susceptibility.seed)
             notes = size_noted(notes, model, transform, prep, labelled, own, fed, device)
         if (by := unrecorded_crop(settings, checkpoint.meta, notes)) is not None and labelled is not None:
-            source = train if train is not None else val
             whole = whole_pixels(prep, source, len(labelled[0]), channels, device, settings.susceptibility.seed)
             notes = crop_noted(notes, model, transform, prep, labelled, whole, by, sidecar_path(checkpoint.path).name, device)
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
