@@ -311,10 +311,10 @@ def size_hint(
     chance; `fix`: the options to pass; `now`: the hits as measured (as_measured);
     `wider`: the hits at their own size and as measured on up to SECOND_IMAGES images, a second look (pointed_to).
     None where their own size does not fit clearly better."""
-    best = pointed_to([hits_of(model, own, labels, transform, device)], now, lambda _: wider())
-    if best is None:
+    read = _read_again(model, own, labels, now, transform, device, wider)
+    if read is None:
         return None
-    _, (found, now), _ = best
+    found, now = read
     side, at = own.shape[-1], measured.shape[-1]
     return (
         f"{SIZE_ELSEWHERE}: at {side}x{side} it predicts {int(found.sum())} of {len(found):,} {what} images as labelled, "
@@ -344,15 +344,31 @@ def crop_hint(
     model that reads the edges of its images then reads chance. `fix`: what to write; `now`: the hits as measured
     (as_measured); `wider`: the hits read whole and as measured on up to SECOND_IMAGES images, a second look
     (pointed_to). None where whole images do not fit clearly better."""
-    best = pointed_to([hits_of(model, whole, labels, transform, device)], now, lambda _: wider())
-    if best is None:
+    read = _read_again(model, whole, labels, now, transform, device, wider)
+    if read is None:
         return None
-    _, (found, now), _ = best
+    found, now = read
     return (
         f"{CROP_ELSEWHERE}: uncropped it predicts {int(found.sum())} of {len(found):,} {what} images as labelled, against "
         f"{int(now.sum())} with the center crop {crop_pct:g} that {by} set (nothing recorded for this checkpoint says it): "
         f"if it was trained on whole images, {fix}"
     )
+
+
+def _read_again(
+    model: nn.Module,
+    again: torch.Tensor,
+    labels: torch.Tensor,
+    now: np.ndarray,
+    transform: Transform,
+    device: torch.device,
+    wider: Callable[[], Hits | None],
+) -> Hits | None:
+    """The size and crop probes' one reading: the images decoded again (`again`: at their own size, or whole) against
+    the hits as measured (`now`), with a second look (`wider`) where suggestive (pointed_to); the hits both ways that
+    tell it, or None where it does not fit clearly better."""
+    best = pointed_to([hits_of(model, again, labels, transform, device)], now, lambda _: wider())
+    return None if best is None else best[1]
 
 
 def _clearly(a: np.ndarray, b: np.ndarray, level: float) -> bool:
