@@ -436,7 +436,7 @@ def confident(size: dict) -> str:
     return f"{100 * share:.0f}%" + ("" if worst is None else f" ({worst:.1f})")
 
 
-def render(results: dict, held_out: set[str], draws: int) -> str:
+def render(results: dict, kept_out: set[str], draws: int) -> str:
     lines = [
         "# What held-out labels are worth, and what suscli adds to them",
         "",
@@ -453,7 +453,7 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         "tau: Kendall tau with "
         "clean test accuracy; regret: the pool's best clean test accuracy minus the first choice's, in points (for (a), the "
         "mean over the models sharing the top held-out accuracy). Means over draws. Held out from the design: "
-        f"{', '.join(sorted(held_out)) or 'none'}.",
+        f"{', '.join(sorted(kept_out)) or 'none'}.",
         "",
         "| setting | pool | models | (b) tau / regret | exchange rate | size | (a) tau | (c) tau | (c)-(a) | (a) regret | (c) regret | (c) confident (worst regret when so) | (s) tau / regret | (t) tau / regret | (z) tau / regret | (q) tau / regret | (g) tau / regret | (c0) tau / regret | (c) weight of held-out accuracy |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -465,7 +465,7 @@ def render(results: dict, held_out: set[str], draws: int) -> str:
         rate_s = "-" if rate is None else ("< 25" if rate == 0 else f"{rate:,.0f}")
         for k, (size, s) in enumerate(r["sizes"].items()):
             head = (
-                f"| {setting}{' (held out)' if setting in held_out else ''} | {pool} | {r['n']} | {b['tau']:.2f} / {b['regret']:.1f} | {rate_s} "
+                f"| {setting}{' (held out)' if setting in kept_out else ''} | {pool} | {r['n']} | {b['tau']:.2f} / {b['regret']:.1f} | {rate_s} "
                 if k == 0
                 else "| | | | | "
             )
