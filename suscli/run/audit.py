@@ -94,7 +94,9 @@ Progress = Callable[[str, int, int], None]
 # on its features); a dynamic-size timm model built for another img_size is fed that size, where it was fed its
 # pretrained size; a sigmoid ending the forward, a forward that cuts the gradient and a Hugging Face multi-label or
 # regression head are refused, where they were measured.
-READING = 14
+# 15: a model whose labels point to its images' own size rather than a preset's, or to whole images rather than the crop
+# its architecture's defaults set, is noted and left out of the pool (the size and crop probes), where it was judged as fed.
+READING = 15
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
