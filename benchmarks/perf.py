@@ -67,6 +67,7 @@ import suscli.run.audit
 import suscli.measure.predictions
 import suscli.data.images
 import suscli.run.model
+from suscli.errors import plural
 from suscli.measure.batched import default_model_batch
 from suscli.cli import app
 from suscli.data.images import PRESETS
@@ -274,7 +275,7 @@ def score_predictions(work: Path, arch: Arch, n_unl: int, rounds: int, device: t
     print(
         f"device {device} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); suscli score of one random-init "
         f"{arch.spec} at {arch.size} px on {n_unl} generated unlabeled images, no training data; susceptibility "
-        f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; warm image cache; {rounds} round(s)",
+        f"{DEFAULT_BATCHES} batches of {DEFAULT_BATCH_SIZE}, lr {DEFAULT_LR}; warm image cache; {rounds} {plural(rounds, 'round')}",
         flush=True,
     )
     warm_up(device, arch)
@@ -435,7 +436,10 @@ def draw_sweep(found: list[dict], path: Path, device: torch.device) -> None:
         ax.annotate(f"{f['images']} img", (f["n"], f["auto"]), textcoords="offset points", xytext=(0, -14), ha="center", fontsize=8)
     ax.set_xlabel("training images")
     ax.set_ylabel("suscli rank, seconds (cold cache)")
-    ax.set_title(f"Audit time against training-set size ({device.type}, {torch.get_num_threads()} thread(s))", fontsize=10)
+    ax.set_title(
+        f"Audit time against training-set size ({device.type}, {torch.get_num_threads()} {plural(torch.get_num_threads(), 'thread')})",
+        fontsize=10,
+    )
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

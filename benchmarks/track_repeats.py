@@ -33,6 +33,7 @@ import suscli
 import suscli.measure.untrained as untrained
 import suscli.run.audit as audit
 import suscli.run.model as model
+from suscli.errors import plural
 from suscli.measure.randomness import random_forward
 from suscli.models import bn_cnn
 
@@ -130,7 +131,7 @@ def main() -> None:
     print(
         f"device cpu (torch {torch.__version__}, {torch.get_num_threads()} CPU threads); suscli track of {args.epochs} "
         f"checkpoints of {ARCH} (width {WIDTH}) at {args.side} px, {args.unlabeled} unlabeled and {args.train} training "
-        f"images; {kept} epochs want the untrained reference; warm image cache; {args.rounds} round(s)"
+        f"images; {kept} epochs want the untrained reference; warm image cache; {args.rounds} {plural(args.rounds, 'round')}"
     )
     for clock, k in (("on the clock", 0), ("CPU time", 1)):
         medians = {way: statistics.median(t[k] for t in ts) for way, ts in times.items()}

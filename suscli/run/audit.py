@@ -21,7 +21,7 @@ from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.arch import changed_sources, spec_identity
 from suscli.load.checkpoints import Checkpoint, companion_files, file_sha256, load_checkpoint, sidecar_path
 from suscli.data.embedded import Embedded
-from suscli.errors import InputError, MemoryRefused, SuscliError
+from suscli.errors import InputError, MemoryRefused, SuscliError, plural
 from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
 from suscli.run.pool import PoolEntry
 from suscli.results import AGAIN, REUSED, Result
@@ -412,7 +412,7 @@ def every_row(rows: list[Result | None]) -> list[Result]:
     """The rows of a pool once every entry has one (measured, reused or failed)."""
     done = [row for row in rows if row is not None]
     if len(done) != len(rows):
-        raise RuntimeError(f"{len(rows) - len(done)} pool model(s) were left without a row")
+        raise RuntimeError(f"{len(rows) - len(done)} pool {plural(len(rows) - len(done), 'model was', 'models were')} left without a row")
     return done
 
 
