@@ -44,6 +44,14 @@ def read_label_csv(
     return rows.paths, rows.labels, rows.names
 
 
+def refused_as_labels(folder: Path, message: str, fix: str, imgs: list[Path]) -> None:
+    """`folder` is refused as a labelled set with `message` and `fix`, and still read as the unlabelled set of `imgs`."""
+    with pytest.raises(InputError) as e:
+        read_labeled(folder)
+    assert (e.value.message, e.value.fix) == (message, fix)
+    assert read_unlabeled(folder).items == [p.resolve() for p in imgs]
+
+
 def test_labels_by_class_name_are_numbered_in_sorted_order(tmp_path: Path, imgs: list[Path]) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text("".join(f"imgs/{p.name},{name}\n" for p, name in zip(imgs, ["dog", "cat", "eel", "cat"])))
@@ -189,15 +197,14 @@ def test_a_compressed_metadata_file_beside_no_class_folders_is_named(tmp_path: P
         else:
             f.write("".join(json.dumps({"file_name": p.name, "label": n}) + "\n" for p, n in zip(imgs, ["dog", "cat", "dog", "cat"])))
     plain = name.rsplit(".", 1)[0]
-    with pytest.raises(InputError) as e:
-        read_labeled(folder)
-    assert e.value.message == (
+    refused_as_labels(
+        folder,
         f"no class folders in {folder}, and its {name} is not read: a folder's metadata file is {plain}, uncompressed, as "
-        "Hugging Face's ImageFolder reads it"
+        "Hugging Face's ImageFolder reads it",
+        f"pass {folder / name} itself in place of the folder (a compressed label file is read), or decompress it",
+        imgs,
     )
-    assert e.value.fix == f"pass {folder / name} itself in place of the folder (a compressed label file is read), or decompress it"
     assert read_labeled(folder / name).labels == [1, 0, 1, 0]
-    assert read_unlabeled(folder).items == [p.resolve() for p in imgs]  # unlabelled, the folder's images
 
 
 @pytest.mark.parametrize("kind", ["csv", "jsonl"])
@@ -346,15 +353,14 @@ def test_a_folder_holding_two_metadata_files_is_refused(tmp_path: Path, imgs: li
         pd = pytest.importorskip("pandas")
         pytest.importorskip("pyarrow")
         pd.DataFrame(rows).to_parquet(folder / "metadata.parquet")
-    with pytest.raises(InputError) as e:
-        read_labeled(folder)
-    assert e.value.message == (
+    refused_as_labels(
+        folder,
         f"{folder} holds metadata.csv and metadata.{other}: which of them labels its images is not said, "
-        "and Hugging Face's ImageFolder refuses such a folder"
+        "and Hugging Face's ImageFolder refuses such a folder",
+        f"keep one of them in {folder}, or pass the one that labels the images itself",
+        imgs,
     )
-    assert e.value.fix == f"keep one of them in {folder}, or pass the one that labels the images itself"
     assert read_labeled(folder / "metadata.csv").labels == [0, 1, 0, 1]
-    assert read_unlabeled(folder).items == [p.resolve() for p in imgs]  # unlabelled, the folder's images
 
 
 def test_a_txt_of_path_and_label_lines_is_a_label_file(tmp_path: Path, imgs: list[Path]) -> None:
