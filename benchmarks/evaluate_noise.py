@@ -265,6 +265,7 @@ def with_held_out(pool: list, rows: list, held: dict[str, Predictions], noisy: n
         "miss": float(max(est.low - truth, truth - est.high, 0.0)),
         "width": est.high - est.low,
         "wrong_labels": est.wrong_labels,
+        "declined": not est.readable,  # "not enough evidence": no interval is printed as an estimate
     }
 
 
@@ -440,7 +441,8 @@ def render(results: dict) -> str:
                 _p(r["with_val"]["held_true"]),
                 f"{_p(r['with_val']['held_rate'])} ({_p(r['with_val']['held_low'])}-{_p(r['with_val']['held_high'])})",
                 "yes" if r["with_val"]["raised"] else "no",
-                ("" if r["with_val"]["wrong_labels"] is None else f"{_p(r['with_val']['wrong_labels'])} ")
+                ("not enough evidence " if r["with_val"].get("declined") else "")
+                + ("" if r["with_val"]["wrong_labels"] is None else f"{_p(r['with_val']['wrong_labels'])} ")
                 + f"({_p(r['with_val']['low'])}-{_p(r['with_val']['high'])})",
                 "yes" if r["with_val"]["covered"] else f"no, by {100 * r['with_val']['miss']:.1f}",
                 f"{100 * r['with_val']['width']:.1f}",

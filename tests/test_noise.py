@@ -12,6 +12,7 @@ from suscli.judge.noise import (
     NoiseEstimate,
     chance_agreement,
     clearly_above,
+    clearly_below,
     consensus,
     consensus_and_label,
     contradicted,
@@ -215,6 +216,15 @@ def test_clearly_above_is_the_exact_one_sided_binomial_test() -> None:
         assert clearly_above(k, n, share) == (binom.sf(k - 1, n, share) < 0.025), (k, n, share)
     assert not clearly_above(1, 1, 0.15) and clearly_above(1, 5, 0.0) and not clearly_above(0, 5, 0.0)
     assert not clearly_above(5, 5, 1.0)
+
+
+def test_clearly_below_is_the_other_tail() -> None:
+    """P(X <= k | n, share) < 2.5%, checked against scipy's binomial cdf: what weak_out_of_sample reads."""
+    from scipy.stats import binom
+
+    for k, n, share in [(0, 1, 0.5), (0, 12, 0.47), (2, 25, 0.28), (65, 300, 0.28), (90, 300, 0.28), (100, 300, 0.467)]:
+        assert clearly_below(k, n, share) == (binom.cdf(k, n, share) < 0.025), (k, n, share)
+    assert clearly_below(0, 5, 1.0) and not clearly_below(5, 5, 0.9) and not clearly_below(0, 5, 0.0)
 
 
 def test_a_share_above_the_training_interval_by_chance_keeps_the_caveat() -> None:

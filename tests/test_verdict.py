@@ -555,6 +555,51 @@ def test_a_pool_on_nearly_clean_labels_flags_nothing() -> None:
     assert [outcome(r, gate).status for r in pool] == ["passed"] * 4
 
 
+def with_held_out_predictions(pool: list[Result], predicted: np.ndarray, labels: np.ndarray) -> list[Result]:
+    """`pool` with every model's top classes on held-out images (`predicted`) and their `labels`, as --val-data keeps them."""
+    for r in pool:
+        r.details["val_predictions"] = preds_from(list(predicted)).with_labels(labels).encode()
+    return pool
+
+
+def test_a_consensus_that_names_held_out_labels_at_chance_reads_no_noise() -> None:
+    """The voters' consensus names 60% of the training labels (Cohen's kappa 0.4), but on 300 held-out labels, which no
+    model fitted, no more than chance (kappa 0): the share it contradicts estimates nothing (a pool of one Trainer
+    run's checkpoints read 41.6-83.0% so, for 30% wrong labels). The reading is declined; the verdicts keep their own
+    tests (at 80% wrong labels the same test declines, and the memorizers there were flagged rightly)."""
+    held = np.arange(300) % 3
+    pool = with_held_out_predictions(noisy_pool(), (np.arange(300) // 3) % 3, held)
+    choice = choose(pool, "agreement", thresholds(pool))
+    estimate = choice.labels.estimate
+    assert estimate.rate == pytest.approx(0.4) and estimate.held_out is not None and estimate.wrong_labels is None
+    assert estimate.doubt is None and estimate.training_high is None  # not raised by a reading it declines
+    assert (
+        estimate.declined
+        == estimate.unread
+        == estimate.as_dict()["not_enough_evidence"]
+        == (
+            "on the 300 held-out labels, which no model fitted, the consensus names the given label of 33.3%, where the "
+            "classes' frequencies alone would give 33.3% (Cohen's kappa 0.00, clearly under 0.2): on images no model "
+            "fitted, the consensus and the labels agree too little for the share it contradicts to estimate the share that "
+            "is wrong (the voters learned little, or most labels are wrong)"
+        )
+    )
+    line = noise_line(choice.labels)
+    assert line.startswith("label noise: not enough evidence. The consensus of ") and "'fits contradicted'" not in line
+    assert [r.verdict for r in pool if r.name.startswith("mem")] == [verdict.MEMORIZED] * 2
+    assert choice.labels.weak is None  # the training images' own consensus is not weak: the ship line says nothing of it
+
+
+def test_a_few_held_out_labels_at_chance_or_a_consensus_that_names_them_leave_the_reading() -> None:
+    """Twelve held-out labels at chance are not clearly under kappa 0.2 (a handful can read anything), and a consensus
+    naming 67% of 300 held-out labels is not weak: the training reading stands, as without held-out labels."""
+    for predicted, labels in (((np.arange(12) // 3) % 3, np.arange(12) % 3), (off(slice(0, 100), TRUTH[:300]), TRUTH[:300])):
+        pool = with_held_out_predictions(noisy_pool(), predicted, labels)
+        choice = choose(pool, "agreement", thresholds(pool))
+        assert choice.labels.estimate.doubt is None and choice.labels.estimate.held_out is not None
+        assert [r.verdict for r in pool if r.name.startswith("mem")] == [verdict.MEMORIZED] * 2
+
+
 def test_the_noisy_pool_shows_what_memorizing_cost() -> None:
     pool = noisy_pool()
     choice = choose(pool, "agreement", thresholds(pool))

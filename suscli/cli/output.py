@@ -168,10 +168,10 @@ def write_suspects(path: Path, report: Report) -> None:
         )
     write_atomic(path, suspects_csv(check, paths, report.class_names))
     count = int(check.contradicted.sum())
-    if check.estimate.doubt:  # on clean labels the list is the voters' own errors: say so rather than call them suspect
+    if check.estimate.declined:  # on clean labels the list is the voters' own errors: say so rather than call them suspect
         say(
             f"{count} {plural(count, 'label')} the consensus contradicts written to {path}, surest first; not evidence of wrong labels "
-            f"in this pool: {check.estimate.doubt}"
+            f"in this pool: {check.estimate.declined}"
         )
     else:
         say(f"{count} suspect {plural(count, 'label')} written to {path}")

@@ -37,6 +37,7 @@ from suscli.judge.noise import (
     noise_matrix,
     noise_words,
     weak_consensus,
+    weak_out_of_sample,
     with_held_out,
 )
 from suscli.judge.regions import Thresholds, counted, distinct, first_of, misfed, pool_classes, rank, recommendation, region, thresholds
@@ -498,22 +499,25 @@ def annotate_labels(measured: list[Result], voted: list[bool]) -> LabelCheck | N
             "likely unlike their training's",
             free_fit=False,
         )
-    held = _held_out_reading(voter_rows, seen)
-    if held is not None:  # a consensus too weak to read the training labels reads nothing off the held-out ones either
-        estimate = with_held_out(estimate, held) if weak is None else replace(estimate, held_out=held)
+    held, unread = _held_out_reading(voter_rows, seen)
+    if held is not None:  # a consensus too weak to read either set of labels reads nothing off the held-out ones
+        estimate = with_held_out(estimate, held) if weak is None and unread is None else replace(estimate, held_out=held)
+    if weak is None and not off:  # a weak or misfed consensus says its own reason
+        estimate = replace(estimate, unread=unread)
     return LabelCheck(estimate, cls, share, labels, voters[0].num_classes, on_label, cost, weak, tuple(r.name for r in voter_rows))
 
 
-def _held_out_reading(voters: list[Result], seen: list[Predictions] | None) -> NoiseEstimate | None:
-    """The voters' consensus on the held-out labels (--val-data), read as the training labels are (estimate_noise);
-    None unless every voter has predictions on one set of held-out images with the same labels."""
+def _held_out_reading(voters: list[Result], seen: list[Predictions] | None) -> tuple[NoiseEstimate | None, str | None]:
+    """The voters' consensus on the held-out labels (--val-data), read as the training labels are (estimate_noise),
+    and why it names them too rarely for any reading (weak_out_of_sample; None when it does not); (None, None) unless
+    every voter has predictions on one set of held-out images with the same labels."""
     preds = _every([val_predictions_of(r) for r in voters])
     if preds is None:
-        return None
+        return None, None
     try:
-        return estimate_noise(preds, unlabeled=seen)
+        return estimate_noise(preds, unlabeled=seen), weak_out_of_sample(consensus(preds)[0], given_labels(preds))
     except ValueError:  # not one set of images or labels (rows measured against other held-out data)
-        return None
+        return None, None
 
 
 def pareto_layers(rows: list[Result]) -> dict[int, int]:
@@ -725,6 +729,6 @@ def noise_line(check: LabelCheck) -> str:
     """The label-noise estimate in words, for stderr and the step summary (suscli.judge.noise.noise_words); where it
     is an estimate, also what the table's 'fits contradicted' column reads."""
     words = noise_words(check.estimate.as_dict())
-    if check.estimate.doubt:
+    if check.estimate.declined:
         return f"label noise: {words}"
     return f"label noise: {words}; 'fits contradicted' is each model's fit on the training labels the consensus contradicts, an estimate of how much noise it memorized"
