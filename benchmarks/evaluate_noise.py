@@ -45,7 +45,7 @@ from evaluate_choice import labelled_passes, load_pools, training_set, zoo_argum
 from evaluate_held_out import held_out_set
 
 import suscli.judge.noise as noise
-from suscli.judge.noise import BOOTSTRAP_IMAGES, corrected_share, noise_matrix
+from suscli.judge.noise import BOOTSTRAP_IMAGES, chance_agreement, consensus, corrected_share, given_labels, noise_matrix
 from suscli.judge.regions import thresholds
 from suscli.judge.rules import DEFAULT_NOISE_VOTERS, _measured, _voters, choose, predictions_of, train_predictions_of
 from suscli.measure.predictions import Predictions
@@ -250,11 +250,15 @@ def with_held_out(pool: list, rows: list, held: dict[str, Predictions], noisy: n
     rows = copy.deepcopy(rows)
     for c, r in zip(pool, rows):
         r.details["val_predictions"] = held[str(c.path)].encode()
-    est = choose(rows, "agreement", thresholds(rows, "mean")).labels.estimate
+    check = choose(rows, "agreement", thresholds(rows, "mean")).labels
+    est = check.estimate
     h = est.held_out
     assert h is not None, "no held-out reading: a voter without held-out predictions?"
+    voters = [held[str(c.path)] for c, r in zip(pool, rows) if r.name in check.voter_names]
     return {
         "held_true": float((noisy != clean).mean()),
+        # Cohen's kappa of the voters' consensus with the held-out labels (rank declines clearly under 0.2)
+        "held_kappa": chance_agreement(consensus(voters)[0], given_labels(voters))[0],
         "held_rate": h.rate,
         "held_low": h.low,
         "held_high": h.high,
@@ -436,10 +440,11 @@ def render(results: dict) -> str:
         "",
         *_table(
             results,
-            ["held-out true", "held-out consensus (interval)", "raised", "rank prints", "covered", "width", "width without"],
+            ["held-out true", "held-out consensus (interval)", "its kappa", "raised", "rank prints", "covered", "width", "width without"],
             lambda r: [
                 _p(r["with_val"]["held_true"]),
                 f"{_p(r['with_val']['held_rate'])} ({_p(r['with_val']['held_low'])}-{_p(r['with_val']['held_high'])})",
+                f"{r['with_val']['held_kappa']:.2f}",
                 "yes" if r["with_val"]["raised"] else "no",
                 ("not enough evidence " if r["with_val"].get("declined") else "")
                 + ("" if r["with_val"]["wrong_labels"] is None else f"{_p(r['with_val']['wrong_labels'])} ")

@@ -74,6 +74,12 @@ class NoiseEstimate:
     unread: str | None = None
 
     @property
+    def said(self) -> bool:
+        """Whether the report gives the interval as an estimate of the share of wrong labels: `readable`, and the
+        held-out labels do not show the consensus agreeing with labels at chance (`unread`)."""
+        return self.readable and self.unread is None
+
+    @property
     def declined(self) -> str | None:
         """Why the report gives no estimate of the share of wrong labels ("not enough evidence"), or why the share it
         gives is corrected ("no evidence"); None where the contradicted share is the estimate."""
@@ -88,15 +94,17 @@ class NoiseEstimate:
 
     @property
     def readable(self) -> bool:
-        """Whether the interval is an estimate of the share of wrong labels: the pool shows the contradicted labels
-        are evidence of wrong ones, or fitting them costs nothing and the voters' disagreement corrects for that."""
-        return self.unread is None and (self.doubt is None or (self.free_fit and self.voter_disagreement is not None))
+        """Whether the interval is an estimate of the share of wrong labels by the training labels' tests: the pool
+        shows the contradicted labels are evidence of wrong ones, or fitting them costs nothing and the voters'
+        disagreement corrects for that. The verdicts read this; the report also declines where `unread` says why
+        (`said`)."""
+        return self.doubt is None or (self.free_fit and self.voter_disagreement is not None)
 
     @property
     def point_withheld(self) -> str | None:
         """Why the report gives the interval and no single figure for the share of wrong labels (the voters err too
         often for one, or nothing shows how often they err); None where it gives one, or reads nothing at all."""
-        if not self.readable:
+        if not self.said:
             return None
         return why_no_figure(self.voter_disagreement) or (HELD_OUT_ABOVE if self.training_high is not None else None)
 
@@ -106,7 +114,7 @@ class NoiseEstimate:
         it is evidence of wrong labels; where fitting them costs nothing, so that they look like right labels the
         voters miss, the share corrected for the voters' own errors. None where the voters err too often for one
         figure (`point_withheld`: the interval is the estimate) or nothing can be read (a weak consensus)."""
-        if not self.readable or self.point_withheld:
+        if not self.said or self.point_withheld:
             return None
         return self.rate if self.doubt is None else self.corrected
 
