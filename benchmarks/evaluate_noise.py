@@ -269,7 +269,7 @@ def with_held_out(pool: list, rows: list, held: dict[str, Predictions], noisy: n
         "miss": float(max(est.low - truth, truth - est.high, 0.0)),
         "width": est.high - est.low,
         "wrong_labels": est.wrong_labels,
-        "declined": not est.readable,  # "not enough evidence": no interval is printed as an estimate
+        "declined": not est.said,  # "not enough evidence": no interval is printed as an estimate (the held-out decline too)
     }
 
 

@@ -73,7 +73,7 @@ def others(scored: list[Result], t: Thresholds | None, noise: NoiseEstimate | No
     that fit every label fit most of the few the consensus contradicts, and "clear memorizer" would name them.
     `scored`: the rows the thresholds were taken over (_scored). Called after the rows' fits on the contradicted labels
     are set, which clear_memorizer reads."""
-    if t is None or t.center is None or noise is None or noise.doubt or noise.training_upper < verdict.CLEAN_LABELS:
+    if t is None or t.center is None or not verdict.finds_noise(noise):
         return None
     clear = [verdict.clear_memorizer(r) for r in scored]  # once a row: it may decode the row's training predictions
     held = [r for r, c in zip(scored, clear) if c]

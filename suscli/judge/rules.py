@@ -515,7 +515,9 @@ def _held_out_reading(voters: list[Result], seen: list[Predictions] | None) -> t
     if preds is None:
         return None, None
     try:
-        return estimate_noise(preds, unlabeled=seen), weak_out_of_sample(consensus(preds)[0], given_labels(preds))
+        labels = given_labels(preds)  # first: it refuses predictions on other images or labels
+        agreed = consensus(preds)[0]  # once, for both readings
+        return estimate_noise(preds, agreed=agreed, unlabeled=seen), weak_out_of_sample(agreed, labels)
     except ValueError:  # not one set of images or labels (rows measured against other held-out data)
         return None, None
 

@@ -269,7 +269,7 @@ def _in_pool(
     # accuracy; memorizing needs fitting better than chance, as alone
     # a fit as low as a clean learner's overrules the cut where the pool finds noise to memorize (elsewhere judge says
     # why nothing is flagged: labels that read clean, or no evidence that the contradicted labels are wrong)
-    evident = noise is None or (not noise.doubt and noise.training_upper >= CLEAN_LABELS)
+    evident = noise is None or finds_noise(noise)
     cut = fixed and s > MEMORIZED_CUT  # above the fixed cut, where it judges this architecture
     few = cut and beyond is None and evident and _fits_few_contradicted(wrong)
     if cut and beyond is None and above_chance(row) and not few:
@@ -595,6 +595,12 @@ def clear_memorizer(row: Result) -> bool:
     cut = s is not None and calibrated(row) and off_scale(row) is None and s > MEMORIZED_CUT and too_confident(row) is None
     cut = cut and not _fits_few_contradicted(wrong)
     return (cut or (wrong is not None and wrong >= MEMORIZED_FITS_CONTRADICTED)) and above_chance(row)
+
+
+def finds_noise(noise: NoiseEstimate | None) -> bool:
+    """Whether the pool's label check finds noise to memorize: an estimate it does not doubt, whose training interval
+    reaches CLEAN_LABELS. Where it does not, no model is a clear memorizer by the pool, and judge says why."""
+    return noise is not None and not noise.doubt and noise.training_upper >= CLEAN_LABELS
 
 
 def _fits_few_contradicted(wrong: float | None) -> bool:
