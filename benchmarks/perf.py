@@ -73,7 +73,7 @@ from suscli.cli import app
 from suscli.data.images import PRESETS
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.models import resnet20
-from suscli.run.model import resolve_device
+from suscli.measure.devices import resolve_device
 from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, batch_indices, random_labels
 
 SEED = 0
