@@ -14,10 +14,7 @@ from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, plural
 from suscli.data.images import ImageSource
 from suscli.data.labels import case_hint, counted_from_one, folder_ids, held_out_ids, id_table, known_classes, numbered_names
-from suscli.measure.susceptibility import (
-    logits_of,
-    preserved_modes,
-)
+from suscli.measure.susceptibility import logits_of, preserved_modes
 
 
 def model_labels(labels: torch.Tensor | None, ids: torch.Tensor | None) -> torch.Tensor:

@@ -23,8 +23,8 @@ from suscli.files import printable
 from suscli.data.embedded import ImageRef
 from suscli.data.images import ImageSource, Preprocess, check_channels, named_set
 from suscli.results import Result
+from suscli.defaults import DEFAULT_BATCH_SIZE
 from suscli.measure.susceptibility import (
-    DEFAULT_BATCH_SIZE,
     Susceptibility,
     SusceptibilityConfig,
     check_finite,

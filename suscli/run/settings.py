@@ -17,10 +17,7 @@ from suscli.load.checkpoints import off_scale_mean
 from suscli.errors import InputError, UsageError, require_type, shown
 from suscli.data.images import PRESETS, ImageSource, Preprocess
 from suscli.defaults import ADAPTIVE
-from suscli.measure.susceptibility import (
-    SusceptibilityConfig,
-    plain,
-)
+from suscli.measure.susceptibility import SusceptibilityConfig, plain
 
 
 @dataclass(frozen=True)
