@@ -827,6 +827,20 @@ def test_a_class_count_the_weights_contradict_is_blamed_on_what_gave_it(tmp_path
     assert "num_classes in its suscli metadata says 5 classes" in _input_error(tmp_path / "n.safetensors")
 
 
+def test_num_classes_that_the_arch_kwargs_of_the_file_contradict_is_refused(tmp_path):
+    """`--num-classes 5` on a file whose suscli metadata builds the model with num_classes=3 was dropped without a
+    word: the kwargs win, the model was measured as 3 classes, and the row said nothing of the option. It is the
+    user's count against the file's, and one of them is wrong: refused, naming both, as the weights' count is."""
+    save(_tiny(), tmp_path / "n.safetensors", arch=ARCH, arch_kwargs={**KWARGS, "num_classes": 3})
+    line = _input_error(tmp_path / "n.safetensors", num_classes=5)
+    assert ": --num-classes says 5 classes, but num_classes in its suscli metadata's arch_kwargs says 3" in line
+    assert line.endswith("(drop --num-classes or make it 3)")
+    assert load_checkpoint(tmp_path / "n.safetensors", num_classes=3).num_classes == 3  # the same count is no contradiction
+    torch.save(_tiny().state_dict(), tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs={**KWARGS, "num_classes": 3}, num_classes=5)
+    assert ": --num-classes says 5 classes, but num_classes in --arch-kwargs says 3" in line
+
+
 def test_file_without_tensors(tmp_path):
     torch.save({"epoch": 3, "step": 10}, tmp_path / "m.pt")
     line = _input_error(tmp_path / "m.pt", default_arch=ARCH)

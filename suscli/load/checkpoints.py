@@ -298,6 +298,7 @@ def load_checkpoint(
         classes = _kwargs_classes(winner.kwargs) or num_classes or meta.get("num_classes") or inferred
         said = _classes_said(winner, num_classes, stored)
         try:
+            _check_num_classes(path, num_classes, winner, said)
             try:
                 kwargs = {**auxiliary_heads(winner.spec, state), **winner.kwargs}
                 model = build_model(winner.spec, kwargs, num_classes=classes, base_dir=winner.base_dir, sources=built)
@@ -539,6 +540,19 @@ def _kwargs_classes(kwargs: dict[str, Any]) -> int | None:
     was measured on its features with `--arch-kwargs num_classes=3`, where without it the features were refused."""
     count = kwargs.get("num_classes")
     return count if _count(count) else None
+
+
+def _check_num_classes(path: Path, num_classes: int | None, winner: _ArchChoice, said: str | None) -> None:
+    """--num-classes against the count the arch kwargs build the model with, which win over it (build_model): where
+    they differ one of the two is wrong, and the option was dropped without a word (the model measured at the file's
+    count, the row silent on it), so that is refused, naming both."""
+    built = _kwargs_classes(winner.kwargs)
+    if num_classes is None or built is None or built == num_classes:
+        return
+    raise InputError(
+        f"{path}: --num-classes says {num_classes} classes, but {said or f'num_classes in the arch kwargs of its {winner.source}'} says {built}",
+        fix=f"drop --num-classes or make it {built}",
+    )
 
 
 def _classes_said(winner: _ArchChoice, num_classes: int | None, stored: list[tuple[str, dict[str, Any]]]) -> str | None:
