@@ -555,6 +555,27 @@ def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
     assert ckpt.notes == ["stripped prefix " + " + ".join(repr(p + ".") for p in prefix.rstrip(".").split("."))]
 
 
+@pytest.mark.parametrize("wrapped", ["compiled part", "parallel part", "mixed"])
+def test_wrapper_names_inside_keys_or_on_some_keys_are_stripped(tmp_path, wrapped):
+    """`model.backbone = torch.compile(model.backbone)` (or `nn.DataParallel` of one part) saves that part's keys as
+    `backbone._orig_mod.0.weight`, beside `head.weight`; a state dict put together from a DDP model's and a plain
+    one's keys has `module.` on some keys only. Each was refused with the right --arch, "2 missing keys (0.weight,
+    ...), 2 unexpected keys (0._orig_mod.weight, ...) (pass the architecture and --arch-kwargs the checkpoint was
+    trained with)", or after stripping 'module.' from the keys that had it, with the others missing."""
+    model = _tiny()
+    state = model.state_dict()
+    if wrapped == "compiled part":
+        saved = {(f"0._orig_mod.{k[2:]}" if k.startswith("0.") else k): v for k, v in state.items()}
+    elif wrapped == "parallel part":
+        saved = {(f"1.module.{k[2:]}" if k.startswith("1.") else k): v for k, v in state.items()}
+    else:
+        saved = {(f"module.{k}" if i % 2 else k): v for i, (k, v) in enumerate(state.items())}
+    torch.save(saved, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model)
+    assert ckpt.notes == [f"stripped prefix {'_orig_mod.' if wrapped == 'compiled part' else 'module.'!r} where keys had it"]
+
+
 @pytest.mark.parametrize("prefix", ["backbone.", "module.encoder."])
 def test_a_wrapper_modules_attribute_holding_the_whole_network_is_stripped(tmp_path, prefix):
     """A script that trains its network inside a module of its own (`self.backbone = resnet18()`, a Hugging Face

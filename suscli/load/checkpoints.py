@@ -48,6 +48,7 @@ from suscli.load.state_dicts import (
     records_beside,
     shape,
     strip_prefixes,
+    stripped_chain,
 )
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
@@ -588,7 +589,7 @@ def _load_weights(
     own = model.state_dict()
     given = len(state)
     state, chain = strip_prefixes(state, set(own), prefixes)
-    after = f" after stripping {' + '.join(map(repr, chain))}" if chain else ""
+    after = f" after stripping {stripped_chain(chain)}" if chain else ""
     fix = "pass the architecture and --arch-kwargs the checkpoint was trained with"
     wrong = {k for k, v in state.items() if k in own and v.shape != own[k].shape}
     try:
@@ -626,7 +627,7 @@ def _load_weights(
     if not chain:
         return []
     dropped = f", ignored {given - len(state)} keys outside it" if given > len(state) else ""
-    return [f"stripped prefix {' + '.join(map(repr, chain))}{dropped}"]
+    return [f"stripped prefix {stripped_chain(chain)}{dropped}"]
 
 
 def _vet_stored_arch(path: Path, choice: _ArchChoice) -> None:
