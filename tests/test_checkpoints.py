@@ -555,6 +555,27 @@ def test_wrapper_prefixes_are_stripped(tmp_path, prefix):
     assert ckpt.notes == ["stripped prefix " + " + ".join(repr(p + ".") for p in prefix.rstrip(".").split("."))]
 
 
+@pytest.mark.parametrize("wrapped", ["compiled part", "parallel part", "mixed"])
+def test_wrapper_names_inside_keys_or_on_some_keys_are_stripped(tmp_path, wrapped):
+    """`model.backbone = torch.compile(model.backbone)` (or `nn.DataParallel` of one part) saves that part's keys as
+    `backbone._orig_mod.0.weight`, beside `head.weight`; a state dict put together from a DDP model's and a plain
+    one's keys has `module.` on some keys only. Each was refused with the right --arch, "2 missing keys (0.weight,
+    ...), 2 unexpected keys (0._orig_mod.weight, ...) (pass the architecture and --arch-kwargs the checkpoint was
+    trained with)", or after stripping 'module.' from the keys that had it, with the others missing."""
+    model = _tiny()
+    state = model.state_dict()
+    if wrapped == "compiled part":
+        saved = {(f"0._orig_mod.{k[2:]}" if k.startswith("0.") else k): v for k, v in state.items()}
+    elif wrapped == "parallel part":
+        saved = {(f"1.module.{k[2:]}" if k.startswith("1.") else k): v for k, v in state.items()}
+    else:
+        saved = {(f"module.{k}" if i % 2 else k): v for i, (k, v) in enumerate(state.items())}
+    torch.save(saved, tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert _same_outputs(model, ckpt.model)
+    assert ckpt.notes == [f"stripped prefix {'_orig_mod.' if wrapped == 'compiled part' else 'module.'!r} where keys had it"]
+
+
 @pytest.mark.parametrize("prefix", ["backbone.", "module.encoder."])
 def test_a_wrapper_modules_attribute_holding_the_whole_network_is_stripped(tmp_path, prefix):
     """A script that trains its network inside a module of its own (`self.backbone = resnet18()`, a Hugging Face
@@ -825,6 +846,20 @@ def test_a_class_count_the_weights_contradict_is_blamed_on_what_gave_it(tmp_path
     assert "num_classes in its suscli sidecar's arch_kwargs says 5 classes" in _input_error(tmp_path / "m.pt")
     save(model, tmp_path / "n.safetensors", arch=ARCH, arch_kwargs=KWARGS, num_classes=5)
     assert "num_classes in its suscli metadata says 5 classes" in _input_error(tmp_path / "n.safetensors")
+
+
+def test_num_classes_that_the_arch_kwargs_of_the_file_contradict_is_refused(tmp_path):
+    """`--num-classes 5` on a file whose suscli metadata builds the model with num_classes=3 was dropped without a
+    word: the kwargs win, the model was measured as 3 classes, and the row said nothing of the option. It is the
+    user's count against the file's, and one of them is wrong: refused, naming both, as the weights' count is."""
+    save(_tiny(), tmp_path / "n.safetensors", arch=ARCH, arch_kwargs={**KWARGS, "num_classes": 3})
+    line = _input_error(tmp_path / "n.safetensors", num_classes=5)
+    assert ": --num-classes says 5 classes, but num_classes in its suscli metadata's arch_kwargs says 3" in line
+    assert line.endswith("(drop --num-classes or make it 3)")
+    assert load_checkpoint(tmp_path / "n.safetensors", num_classes=3).num_classes == 3  # the same count is no contradiction
+    torch.save(_tiny().state_dict(), tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt", default_arch=ARCH, default_arch_kwargs={**KWARGS, "num_classes": 3}, num_classes=5)
+    assert ": --num-classes says 5 classes, but num_classes in --arch-kwargs says 3" in line
 
 
 def test_file_without_tensors(tmp_path):

@@ -86,6 +86,16 @@ def test_a_model_named_with_a_line_break_keeps_each_message_on_one_line(pool: Pa
     assert "\n" in doc["recommendation"] and doc["recommendation"].replace("\n", "\\n") in res.stderr.splitlines()
 
 
+def test_a_model_named_like_an_emoji_code_keeps_its_name_in_each_message(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """A name holding ':dog:' (a colon is a legal file-name character) was written 'ship m🐶0' on stderr: the terminal
+    library replaced emoji codes in messages, so the line named no model of the pool. Each message keeps the name."""
+    for f in pool.glob("*.safetensors"):
+        f.rename(pool / f.name.replace("m", "m:dog:"))
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    assert doc["recommendation"].startswith("ship m:dog:") and doc["recommendation"] in res.stderr.splitlines()
+
+
 def test_default_rule_orders_by_agreement_with_region_one(pool: Path, image_folder: Path, train_folder: Path) -> None:
     res, doc = rank_json(pool, image_folder, train_folder, "--per-image")
     assert res.exit_code == 0, res.output

@@ -16,7 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID,
 from suscli.errors import SuscliError
 from suscli.files import visible
 
-stderr = Console(stderr=True, soft_wrap=True)  # messages stay one line, whatever the width
+# messages stay one line, whatever the width, and say names as they are: Rich's emoji codes would turn a model file named
+# `m:dog:0.safetensors` into "ship m🐶0" (a colon is a legal character of a file name, and of an architecture spec)
+stderr = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 def say(line: str) -> None:

@@ -48,6 +48,7 @@ from suscli.load.state_dicts import (
     records_beside,
     shape,
     strip_prefixes,
+    stripped_chain,
 )
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
@@ -298,6 +299,7 @@ def load_checkpoint(
         classes = _kwargs_classes(winner.kwargs) or num_classes or meta.get("num_classes") or inferred
         said = _classes_said(winner, num_classes, stored)
         try:
+            _check_num_classes(path, num_classes, winner, said)
             try:
                 kwargs = {**auxiliary_heads(winner.spec, state), **winner.kwargs}
                 model = build_model(winner.spec, kwargs, num_classes=classes, base_dir=winner.base_dir, sources=built)
@@ -541,6 +543,19 @@ def _kwargs_classes(kwargs: dict[str, Any]) -> int | None:
     return count if _count(count) else None
 
 
+def _check_num_classes(path: Path, num_classes: int | None, winner: _ArchChoice, said: str | None) -> None:
+    """--num-classes against the count the arch kwargs build the model with, which win over it (build_model): where
+    they differ one of the two is wrong, and the option was dropped without a word (the model measured at the file's
+    count, the row silent on it), so that is refused, naming both."""
+    built = _kwargs_classes(winner.kwargs)
+    if num_classes is None or built is None or built == num_classes:
+        return
+    raise InputError(
+        f"{path}: --num-classes says {num_classes} classes, but {said or f'num_classes in the arch kwargs of its {winner.source}'} says {built}",
+        fix=f"drop --num-classes or make it {built}",
+    )
+
+
 def _classes_said(winner: _ArchChoice, num_classes: int | None, stored: list[tuple[str, dict[str, Any]]]) -> str | None:
     """Who set the class count the model is built with (arch kwargs, then --num-classes, then suscli's fields, as
     build_model and load_checkpoint take them), so that a count the weights contradict is blamed on what said it,
@@ -574,7 +589,7 @@ def _load_weights(
     own = model.state_dict()
     given = len(state)
     state, chain = strip_prefixes(state, set(own), prefixes)
-    after = f" after stripping {' + '.join(map(repr, chain))}" if chain else ""
+    after = f" after stripping {stripped_chain(chain)}" if chain else ""
     fix = "pass the architecture and --arch-kwargs the checkpoint was trained with"
     wrong = {k for k, v in state.items() if k in own and v.shape != own[k].shape}
     try:
@@ -612,7 +627,7 @@ def _load_weights(
     if not chain:
         return []
     dropped = f", ignored {given - len(state)} keys outside it" if given > len(state) else ""
-    return [f"stripped prefix {' + '.join(map(repr, chain))}{dropped}"]
+    return [f"stripped prefix {stripped_chain(chain)}{dropped}"]
 
 
 def _vet_stored_arch(path: Path, choice: _ArchChoice) -> None:

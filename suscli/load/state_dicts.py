@@ -88,8 +88,56 @@ def strip_prefixes(
     Keys outside a stripped prefix are dropped (a Lightning module may hold more than its `model.`), which is
     safe only because the model's own strict loading must then accept the result. `extra` adds prefixes a
     layout knows of (a LightningModule's attribute names). The candidate closest to `wanted` is returned, so a
-    key-mismatch message shows the most useful difference.
+    key-mismatch message shows the most useful difference. Where none fits, the wrappers' names are also taken
+    out wherever keys hold them (unwrapped), and the prefixes tried again on what is left.
     """
+    best, chain = _stripped(state, wanted, extra)
+    if set(best) == wanted:
+        return best, chain
+    unwrapped, names = _unwrapped(state)
+    if names:
+        other, other_chain = _stripped(unwrapped, wanted, extra)
+        if len(set(other) ^ wanted) < len(set(best) ^ wanted):
+            return other, (*(f"{name}{WHERE_PRESENT}" for name in names), *other_chain)
+    return best, chain
+
+
+# How a chain of strip_prefixes names a wrapper it took out of the keys that held it, not off the front of every key
+WHERE_PRESENT = " where keys had it"
+_WRAPPER_NAMES = ("module", "_orig_mod")  # the attribute DataParallel/DDP and torch.compile keep the wrapped module in
+
+
+def stripped_chain(chain: tuple[str, ...]) -> str:
+    """The prefixes strip_prefixes took off, as a note or an error names them: 'module.' + '_orig_mod.'."""
+    return " + ".join(f"{p.removesuffix(WHERE_PRESENT)!r}{WHERE_PRESENT}" if p.endswith(WHERE_PRESENT) else repr(p) for p in chain)
+
+
+def _unwrapped(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """`state` with the wrappers' names taken out of every key that holds one, at any depth: a part of the model
+    compiled or wrapped on its own (`model.backbone = torch.compile(model.backbone)` saves `backbone._orig_mod.0.weight`
+    beside `head.weight`), or a state dict whose keys only some carry `module.`. Also the names taken out, in the
+    order met; none where that would give two keys one name."""
+    names: dict[str, None] = {}
+
+    def unwrap(key: str) -> str:
+        parts = key.split(".")
+        kept = [p for p in parts[:-1] if p not in _WRAPPER_NAMES]
+        names.update(dict.fromkeys(f"{p}." for p in parts[:-1] if p in _WRAPPER_NAMES))
+        return ".".join([*kept, parts[-1]])
+
+    out = {unwrap(k): v for k, v in state.items()}
+    if not names or len(out) < len(state):
+        return state, ()
+    metadata = getattr(state, "_metadata", None)
+    if isinstance(metadata, Mapping):
+        kept = OrderedDict(out)
+        kept._metadata = {".".join(p for p in k.split(".") if p not in _WRAPPER_NAMES): v for k, v in metadata.items()}  # type: ignore[attr-defined]
+        return kept, tuple(names)
+    return out, tuple(names)
+
+
+def _stripped(state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+    """The candidate of stacked wrapper prefixes stripped off `state`'s keys closest to `wanted` (strip_prefixes)."""
     best, best_diff = state, len(set(state) ^ wanted)
     best_chain: tuple[str, ...] = ()
     frontier: list[tuple[dict[str, torch.Tensor], tuple[str, ...]]] = [(state, ())]
