@@ -34,6 +34,7 @@ from suscli.measure.susceptibility import (
     logits_of,
     measure_susceptibility,
     random_labels,
+    step_size,
     summarize,
     train_without_dropout,
 )
@@ -206,7 +207,7 @@ def _measure_together(
         state = {k: v.clone() for k, v in fixed.items()}
         grads, loss_before = loss_and_grads(trainable, state, x, y)
         with torch.no_grad():
-            stepped = {k: torch.sub(p, grads[k], alpha=config.lr) for k, p in trainable.items()}  # as p.sub_(g, alpha=lr)
+            stepped = {k: torch.sub(p, grads[k], alpha=step_size(config.lr, p.dtype)) for k, p in trainable.items()}  # as sgd_step
             loss_after = vmap(loss, in_dims=(0, 0, None, None))(stepped, state, x, y)
         before.append(loss_before.tolist())
         after.append(loss_after.tolist())

@@ -482,13 +482,21 @@ def summarize(
     )
 
 
+def step_size(lr: float, dtype: torch.dtype) -> float:
+    """`lr` as a step on weights of `dtype`: beyond the largest number the dtype holds it is inf there, as that
+    dtype's arithmetic would round it. torch refuses such an alpha ("value cannot be converted to type float without
+    overflow"), which read as the model failing on its images; inf steps the weights to non-finite values, the step
+    far too large that the row then says it is."""
+    return lr if lr <= torch.finfo(dtype).max else math.inf
+
+
 def sgd_step(lr: float) -> Step:
     """The post-hoc step: plain SGD with a fixed step size, no momentum, no weight decay."""
 
     def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
         for p, g in zip(params, grads):
             if g is not None:
-                p.sub_(g, alpha=lr)
+                p.sub_(g, alpha=step_size(lr, p.dtype))
 
     return step
 
