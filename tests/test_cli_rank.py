@@ -605,6 +605,18 @@ def test_a_model_whose_loss_is_not_finite_is_its_own_row_error(tmp_path: Path, i
     one_error_line(huge, 3, "the step made the model's outputs not finite numbers")
 
 
+@pytest.mark.parametrize("model_batch", ["1", "3"])
+def test_a_step_size_beyond_what_the_weights_hold_is_a_step_far_too_large(tmp_path: Path, image_folder: Path, model_batch: str) -> None:
+    """`--lr 1e300` overflows float32 weights' step, which torch refuses ("value cannot be converted to type float
+    without overflow"): every row read "the model failed on 8x8 images with 3 channels ... (check --arch, --image-size
+    and --preset)", blaming the model for the step size. It is the step far too large that --lr 1e30 is, and says so."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    res = invoke("rank", pool, "-d", image_folder, "--lr", "1e300", "--batch-size", "8", "--model-batch", model_batch, "-f", "json")
+    assert res.exit_code == 3, res.output
+    errors = [r["error"] for r in json.loads(res.stdout)["results"]]
+    assert len(errors) == 3 and all("the step made the model's outputs not finite numbers" in e and "--lr" in e for e in errors), errors
+
+
 def test_a_checkpoint_copied_under_another_name_is_noted_as_a_copy(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """A model copied under a second name was two rows with nothing to say so: the closing line read "the consensus of
     4 region-1 models" where three were trained, and the held-out line "cannot tell 2 other model(s) from it", one of

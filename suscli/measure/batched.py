@@ -22,6 +22,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from suscli.measure.accuracy import CPU_BATCH_SIZE, TRAIN_TOP_K, Accuracy, from_counts, gathered, training_accuracy
 from suscli.measure.predictions import Predictions, top_k
 from suscli.measure.devices import cpu_batch
+from suscli.measure.steps import step_size
 from suscli.measure.susceptibility import (
     Progress,
     Susceptibility,
@@ -206,7 +207,7 @@ def _measure_together(
         state = {k: v.clone() for k, v in fixed.items()}
         grads, loss_before = loss_and_grads(trainable, state, x, y)
         with torch.no_grad():
-            stepped = {k: torch.sub(p, grads[k], alpha=config.lr) for k, p in trainable.items()}  # as p.sub_(g, alpha=lr)
+            stepped = {k: torch.sub(p, grads[k], alpha=step_size(config.lr, p.dtype)) for k, p in trainable.items()}  # as sgd_step
             loss_after = vmap(loss, in_dims=(0, 0, None, None))(stepped, state, x, y)
         before.append(loss_before.tolist())
         after.append(loss_after.tolist())

@@ -4,6 +4,7 @@ training loop's own optimizer stepped and then put back as it was, state and gra
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 
 import torch
@@ -16,13 +17,21 @@ from suscli.measure.devices import widest_float
 Step = Callable[[list[nn.Parameter], tuple[torch.Tensor | None, ...]], None]
 
 
+def step_size(lr: float, dtype: torch.dtype) -> float:
+    """`lr` as a step on weights of `dtype`: beyond the largest number the dtype holds it is inf there, as that
+    dtype's arithmetic would round it. torch refuses such an alpha ("value cannot be converted to type float without
+    overflow"), which read as the model failing on its images; inf steps the weights to non-finite values, the step
+    far too large that the row then says it is."""
+    return lr if lr <= torch.finfo(dtype).max else math.inf
+
+
 def sgd_step(lr: float) -> Step:
     """The post-hoc step: plain SGD with a fixed step size, no momentum, no weight decay."""
 
     def step(params: list[nn.Parameter], grads: tuple[torch.Tensor | None, ...]) -> None:
         for p, g in zip(params, grads):
             if g is not None:
-                p.sub_(g, alpha=lr)
+                p.sub_(g, alpha=step_size(lr, p.dtype))
 
     return step
 
