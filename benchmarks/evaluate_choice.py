@@ -42,7 +42,8 @@ from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import REGION_NAMES, thresholds
 from suscli.results import Result
 from suscli.judge.rules import DEFAULT_NOISE_VOTERS, DEFAULT_TIE_BREAK, DEFAULT_VOTERS, TIE_BREAKS, VOTERS, choose
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, SusceptibilityConfig
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
+from suscli.measure.susceptibility import SusceptibilityConfig
 from suscli.measure.untrained import untrained_susceptibility
 
 MEMORIZED_CUT = 0.4  # a model "memorized" when it fits at least this share of its wrong training labels (issue 19)

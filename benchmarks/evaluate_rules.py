@@ -37,14 +37,9 @@ from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose
-from suscli.measure.susceptibility import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_BATCHES,
-    DEFAULT_LR,
-    SusceptibilityConfig,
-    measure_susceptibility,
-    normalized_step,
-)
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
+from suscli.measure.steps import normalized_step
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 
 MAX_BATCHES = 8  # evaluate.py's cache measures 8 batches; the default uses the first DEFAULT_BATCHES
 LRS = (DEFAULT_LR, 0.03, 0.1)

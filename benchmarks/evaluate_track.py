@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate import candidates  # noqa: E402
 from evaluate_rules import predictions, rows_for  # noqa: E402
 
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR  # noqa: E402
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
 from suscli.run.epochs import KEEP_RULES, annotate  # noqa: E402
 
 

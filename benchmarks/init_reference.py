@@ -27,7 +27,8 @@ from evaluate_rules import MAX_BATCHES, source_of
 from suscli.data.images import normalizer
 from suscli.load.checkpoints import load_checkpoint
 from suscli.judge.verdict import UNTRAINED_CUT
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from suscli.measure.untrained import SEED, untrained
 
 SEEDS = (SEED, SEED + 1)  # the first is the one suscli's verdict reads

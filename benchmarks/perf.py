@@ -73,8 +73,9 @@ from suscli.cli import app
 from suscli.data.images import PRESETS
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.models import resnet20
-from suscli.run.model import resolve_device
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR, batch_indices, random_labels
+from suscli.measure.devices import resolve_device
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
+from suscli.measure.susceptibility import batch_indices, random_labels
 
 SEED = 0
 ACC_BATCH = 512  # suscli's training-accuracy batch on the CPU, used by (b) and (c) too

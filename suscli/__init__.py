@@ -20,7 +20,7 @@ _API = {
     "rank": "suscli.run.rank",
     "track": "suscli.run.track",
     "Report": "suscli.run.report",
-    "Settings": "suscli.run.model",
+    "Settings": "suscli.run.settings",
     "Inputs": "suscli.run.inputs",
     "SusceptibilityConfig": "suscli.measure.susceptibility",
     "measure_susceptibility": "suscli.measure.susceptibility",
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # what a type checker sees of the names above: mypy typed eac
     from suscli.measure.susceptibility import SusceptibilityConfig as SusceptibilityConfig
     from suscli.measure.susceptibility import measure_susceptibility as measure_susceptibility
     from suscli.run.inputs import Inputs as Inputs
-    from suscli.run.model import Settings as Settings
+    from suscli.run.settings import Settings as Settings
     from suscli.run.rank import rank as rank
     from suscli.run.report import Report as Report
     from suscli.run.score import score as score

@@ -18,7 +18,7 @@ from suscli.errors import InputError
 from suscli.data.images import labeled_source, normalizer, unlabeled_source
 from suscli.models import bn_cnn, mlp, plain_cnn, resnet
 from suscli.run.pool import discover
-from suscli.run.model import Settings
+from suscli.run.settings import Settings
 from suscli.run.store import ResultStore
 from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from tests.test_cache import OOMAbove

@@ -20,7 +20,8 @@ from suscli.cli import app
 from suscli.errors import InputError
 from suscli.data.images import ImageSource, Sizing, decode_images
 from suscli.data.imagesets import list_images, read_labeled
-from suscli.run.model import Settings, score_checkpoint
+from suscli.run.model import score_checkpoint
+from suscli.run.settings import Settings
 from suscli.measure.susceptibility import SusceptibilityConfig
 from tests.conftest import tiny_cnn, write_images
 

@@ -228,7 +228,7 @@ def test_whole_numbers_an_earlier_save_wrote_as_floats_are_read_as_whole_numbers
 def test_save_records_the_resize_and_interpolation_the_images_get(tmp_path: Path) -> None:
     """A model trained on stretched, bicubic-resized images is measured on them: suscli.save and a sidecar carry
     `resize` and `interpolation` (validated), as a tool's own record does."""
-    from suscli.run.model import Settings, preprocessing
+    from suscli.run.settings import Settings, preprocessing
 
     save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, image_size=16, resize="stretch", interpolation="bicubic")
     torch.save(_tiny().state_dict(), tmp_path / "p.pt")
@@ -241,7 +241,7 @@ def test_save_records_the_resize_and_interpolation_the_images_get(tmp_path: Path
 def test_save_and_a_sidecar_record_the_channel_order_the_model_takes(tmp_path: Path) -> None:
     """A model trained on BGR images (OpenCV's) is fed BGR: suscli.save and a sidecar carry `channel_order`; a checkpoint
     that records none is fed RGB, and --preset keeps the checkpoint's order (it says nothing of the channels)."""
-    from suscli.run.model import Settings, preprocessing
+    from suscli.run.settings import Settings, preprocessing
 
     save(_tiny(), tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS, image_size=16, channel_order="BGR")
     torch.save(_tiny().state_dict(), tmp_path / "p.pt")

@@ -1147,7 +1147,7 @@ def test_a_size_suggested_on_200_images_is_read_again_on_1000() -> None:
     from suscli.data.images import Preprocess, normalizer
     from suscli.measure.accuracy import training_accuracy
     from suscli.measure.normalization import probe_positions, second_positions
-    from suscli.run.model import size_noted
+    from suscli.run.probes import size_noted
 
     model = brightness()  # class 0 for bright images
     with torch.no_grad():
@@ -1300,7 +1300,8 @@ def test_only_a_crop_that_the_architectures_defaults_alone_set_is_probed() -> No
     """The crop probe reads whole images only where the center crop came from the architecture's defaults: not where
     the checkpoint records it, a --preset chose it, it is 1 (nothing cropped), or the row's labels already point to
     the images' own size, which that probe read whole."""
-    from suscli.run.model import Settings, unrecorded_crop
+    from suscli.run.probes import unrecorded_crop
+    from suscli.run.settings import Settings
 
     implied = {"crop_pct": 0.95, "implied": ["crop_pct"], "implied_by": "the defaults of timm:test_resnet"}
     assert unrecorded_crop(Settings(), implied, []) == "the defaults of timm:test_resnet"

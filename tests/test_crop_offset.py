@@ -17,7 +17,7 @@ from torchvision import transforms
 from suscli.data.images import ImageSource, Preprocess, Sizing, center_offset, decode_images
 from suscli.load.checkpoints import load_checkpoint, save
 from suscli.models import bn_cnn
-from suscli.run.model import Settings, preprocessing
+from suscli.run.settings import Settings, preprocessing
 
 ARCH, KWARGS = "suscli.models:bn_cnn", {"width": 2}
 SIZE, SHORT = 16, 20  # crop_pct 0.8: the shorter side to 20, then the center 16

@@ -17,7 +17,8 @@ from suscli.load.checkpoints import load_checkpoint
 from suscli.errors import InputError
 from suscli.data.images import decode_images, labeled_source, normalizer
 from suscli.data.imagesets import list_images
-from suscli.measure.susceptibility import DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from suscli.defaults import DEFAULT_LR
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from tests.conftest import invoke, small_demo_copy
 
 

@@ -24,7 +24,7 @@ from suscli.run.launch import World, world
 from suscli.data.images import unlabeled_source
 from suscli.errors import InputError
 from suscli.run.pool import PoolEntry, discover
-from suscli.run.model import Settings
+from suscli.run.settings import Settings
 from suscli.measure.susceptibility import SusceptibilityConfig
 from suscli.load.checkpoints import file_sha256
 from tests.conftest import invoke, tiny_cnn, write_images

@@ -633,7 +633,7 @@ def test_a_rerun_under_torchrun_measures_a_model_whose_sources_changed_again(
     from suscli.run.audit import PoolRequest
     from suscli.run.distributed import audit_shards, process_group
     from suscli.run.launch import World
-    from suscli.run.model import Settings
+    from suscli.run.settings import Settings
     from suscli.run.store import ResultStore
     from tests.test_distributed import free_port
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from suscli.data.images import ImageSource
 from suscli.load.checkpoints import load_checkpoint
-from suscli.run.model import Settings, preprocessing
+from suscli.run.settings import Settings, preprocessing
 
 transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")

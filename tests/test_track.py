@@ -16,7 +16,8 @@ import suscli.run.track
 from suscli.cli import app
 from suscli.errors import InputError, UsageError
 from suscli.results import Result
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, running_mean
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
+from suscli.measure.susceptibility import running_mean
 from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, gaps, knee, late_start, recommendation, run_epochs
 from tests.conftest import invoke, tiny_cnn
 

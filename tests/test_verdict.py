@@ -20,7 +20,7 @@ from suscli.judge.noise import POINT_MAX_DISAGREEMENT, NoiseEstimate, with_held_
 from suscli.judge.regions import rank, recommendation, thresholds
 from suscli.results import Result
 from suscli.judge.rules import choose, noise_line
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
 from suscli.views.formats import to_table
 from suscli.views.html import table_rows
 from suscli.views.plot import VERDICT_COLORS

@@ -333,7 +333,8 @@ def test_the_evaluators_judge_with_the_untrained_reference_rank_measures(tmp_pat
 
     import suscli
     from suscli.data.images import ImageSource, normalizer
-    from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig
+    from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
+    from suscli.measure.susceptibility import SusceptibilityConfig
     from suscli.measure.untrained import untrained_susceptibility
 
     evaluate_choice = pytest.importorskip("evaluate_choice")

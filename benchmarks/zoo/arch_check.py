@@ -56,7 +56,8 @@ from suscli.load.checkpoints import load_checkpoint, read_metadata
 from suscli.data.images import ImageSource, normalizer
 from suscli.judge.regions import rank, thresholds
 from suscli.results import Result
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR, SusceptibilityConfig, measure_susceptibility
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
+from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from suscli.judge import verdict
 from suscli.measure.untrained import untrained_susceptibility
 

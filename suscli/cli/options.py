@@ -25,7 +25,7 @@ from suscli.errors import UsageError
 
 if TYPE_CHECKING:  # imported where they are made: they load torch, which --help and a usage error do without
     from suscli.run.inputs import Inputs
-    from suscli.run.model import Settings
+    from suscli.run.settings import Settings
 
 # The panels of --help, in the order of an audit.
 INPUTS = "Inputs"
@@ -363,7 +363,7 @@ def _panel(annotation: Any) -> str:
 def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings:
     """The Settings the options spell, checked: a preset that exists, --mean with --std on the pixels' 0-1 scale, positive stds."""
     from suscli.measure.susceptibility import SusceptibilityConfig
-    from suscli.run.model import Settings, require_pixel_mean
+    from suscli.run.settings import Settings, require_pixel_mean
 
     if preprocess.preset is not None and preprocess.preset not in PRESET_NAMES:
         raise UsageError(f"unknown preset {preprocess.preset!r}", fix=f"use one of {', '.join(PRESET_NAMES)}")

@@ -39,7 +39,7 @@ from suscli.errors import plural
 from suscli.measure.normalization import POINT_ELSEWHERE, points_elsewhere
 from suscli.measure.predictions import train_predictions_of
 from suscli.results import Result
-from suscli.measure.susceptibility import DEFAULT_BATCH_SIZE, DEFAULT_LR
+from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
 
 MEMORIZED = "likely memorized noise"
 RESISTS = "fits, resists noise"

@@ -198,7 +198,7 @@ def _logits(
 
 def check_label_range(top_label: int, classes: int, beyond: Sequence[str] = (), empty: Sequence[str] = ()) -> None:
     """An InputError where labels go beyond a model's class ids 0 to `classes` - 1: from its logits in the pass, or
-    from a forward on two images before anything is measured (suscli.run.model.labels_in_range). `beyond`: the class
+    from a forward on two images before anything is measured (suscli.run.label_ids.labels_in_range). `beyond`: the class
     names (a label file's, or class folders) that the set numbers past the model's classes. Labels given by name
     hold no ids, and a misspelt or stray class (zebra among CIFAR-10's) read as ids that go up to the class count,
     with a fix about ids, and did not say which name it was. `empty`: the class folders without images numbered

@@ -22,6 +22,7 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from suscli.measure.accuracy import CPU_BATCH_SIZE, TRAIN_TOP_K, Accuracy, from_counts, gathered, training_accuracy
 from suscli.measure.predictions import Predictions, top_k
 from suscli.measure.devices import cpu_batch
+from suscli.measure.steps import step_size
 from suscli.measure.susceptibility import (
     Progress,
     Susceptibility,
@@ -34,7 +35,6 @@ from suscli.measure.susceptibility import (
     logits_of,
     measure_susceptibility,
     random_labels,
-    step_size,
     summarize,
     train_without_dropout,
 )

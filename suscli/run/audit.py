@@ -25,13 +25,20 @@ from suscli.errors import InputError, MemoryRefused, SuscliError, plural
 from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
 from suscli.run.pool import PoolEntry
 from suscli.results import AGAIN, REUSED, Result
+from suscli.run.label_ids import counted_val_ids, label_ids, labels_in_range, model_labels, sorted_val_note, held_out_errors, val_ids
 from suscli.run.model import (
-    Settings,
     checked_logits,
-    counted_val_ids,
     failed,
     input_channels,
-    label_ids,
+    score_checkpoint,
+    scored_row,
+    TRAIN_SKIPPED,
+    train_skipped_note,
+    source_notes,
+    untrained_reference,
+)
+from suscli.run.placement import on_device
+from suscli.run.probes import (
     normalization_noted,
     OwnSize,
     crop_noted,
@@ -40,20 +47,8 @@ from suscli.run.model import (
     unrecorded_crop,
     unrecorded_size,
     whole_pixels,
-    labels_in_range,
-    model_labels,
-    on_device,
-    preprocessing,
-    score_checkpoint,
-    scored_row,
-    TRAIN_SKIPPED,
-    train_skipped_note,
-    source_notes,
-    sorted_val_note,
-    held_out_errors,
-    untrained_reference,
-    val_ids,
 )
+from suscli.run.settings import Settings, preprocessing
 from suscli.measure.susceptibility import check_finite
 from suscli.measure.sampling import Decisions, NestedSample, begin, extended, listed, measured, passed_over, settle, skipped, view
 from suscli.run.store import ResultStore
@@ -157,7 +152,7 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
-# How held-out class folders and names become class ids (suscli.run.model.val_ids), and what a held-out pass keeps.
+# How held-out class folders and names become class ids (suscli.run.label_ids.val_ids), and what a held-out pass keeps.
 # Version 1 numbered a held-out set that lacked classes by its own sorted folders unless --train-data was class
 # folders; version 2 kept the hits alone, without the top classes the held-out noise reading needs
 # (suscli.judge.noise.with_held_out). Results of either are measured again, not reused.

@@ -27,7 +27,8 @@ from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
 from suscli.run.report import run_info
 from suscli.measure.susceptibility import plain
-from suscli.run.model import Settings, require_number, training_classes
+from suscli.run.label_ids import training_classes
+from suscli.run.settings import Settings, require_number
 from suscli.run.store import ResultsLock, ResultStore, fingerprint, make_folder, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)

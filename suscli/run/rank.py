@@ -30,7 +30,8 @@ from suscli.run.inputs import (
     sample_line,
     training_paths,
 )
-from suscli.run.model import Settings, require_number, require_paths, resolve_device
+from suscli.measure.devices import resolve_device
+from suscli.run.settings import Settings, require_number, require_paths
 from suscli.run.pool import PoolEntry, discover
 from suscli.run.report import Report
 

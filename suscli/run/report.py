@@ -16,7 +16,7 @@ from suscli.errors import ExitCode, SuscliError
 from suscli.judge.regions import Thresholds
 from suscli.judge.rules import Choice
 from suscli.results import Result
-from suscli.run.model import Settings
+from suscli.run.settings import Settings
 
 
 @dataclass

@@ -17,7 +17,9 @@ from suscli.results import Result
 from suscli.run.audit import Progress, grow_locally, settle_sample
 from suscli.run.inputs import Inputs, cache_note, image_sources, oversized_samples, require_options, sample_info, sample_line, val_source
 from suscli.run.pool import checkpoint_epoch
-from suscli.run.model import Settings, failed, require_number, require_paths, resolve_device, score_checkpoint
+from suscli.measure.devices import resolve_device
+from suscli.run.model import failed, score_checkpoint
+from suscli.run.settings import Settings, require_number, require_paths
 from suscli.run.report import Report, run_info
 
 

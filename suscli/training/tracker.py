@@ -39,6 +39,7 @@ from suscli.errors import InputError, SuscliError, UsageError, require_type
 from suscli.files import append_line
 from suscli.data.images import named_set, unlabeled_source
 from suscli.measure.randomness import random_forward
+from suscli.measure.steps import unwrapped_optimizer
 from suscli.measure.susceptibility import (
     TRACKER_READING,
     SusceptibilityConfig,
@@ -48,7 +49,6 @@ from suscli.measure.susceptibility import (
     in_float32,
     measure_susceptibility,
     unwrapped,
-    unwrapped_optimizer,
 )
 from suscli.training.tensorboard import is_event_log, read_events
 from suscli.measure.susceptibility import running_mean
