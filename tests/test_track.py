@@ -373,6 +373,9 @@ def test_track_bad_input(tmp_path: Path, image_folder: Path) -> None:
     (tmp_path / "empty").mkdir()
     res, _ = track_json(tmp_path / "empty", "-d", image_folder)
     assert res.exit_code == 3 and len(res.stderr.strip().splitlines()) == 1 and "no checkpoints" in res.stderr
+    assert "a run holds files ending in" in res.stderr and "pool" not in res.stderr  # track reads a run, not a pool
+    res, _ = track_json(tmp_path / "missing", "-d", image_folder)
+    assert res.exit_code == 3 and "run not found" in res.stderr and "pool" not in res.stderr
     res, _ = track_json()
     assert res.exit_code == 2 and "RUN of checkpoints or --log" in res.stderr
     res, _ = track_json(make_run(tmp_path / "run", epochs=1))

@@ -209,7 +209,7 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     manifest's `epoch` field.
     """
     run = Path(run)
-    entries = discover(run, all_checkpoints=True)
+    entries = discover(run, all_checkpoints=True, what="run")
     copies = [e for e in entries if e.epoch is not None and not e.epoch_given and alias_copy(e.path)] + _recorded(entries)
     lone = _lone_copies(copies, [e for e in entries if e not in copies])
     copies = [e for e in copies if e not in lone]

@@ -283,21 +283,24 @@ def _exports_said(found: list[tuple[str, str]], pool: Path | None = None) -> lis
     return said
 
 
-def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
+def discover(
+    pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[str], None] | None = None, what: str = "pool"
+) -> list[PoolEntry]:
     """Entries of a pool folder (each file a model, named by its stem; each subfolder a run whose latest checkpoint is the model,
     or every checkpoint with all_checkpoints), or of a manifest file. `say` hears of the subfolders left out for holding
     no checkpoint, and of the models of another format left out (EXPORTS: ONNX, Keras, HDF5, TensorFlow): a run whose model
-    was never saved, or saved in a form suscli does not read, is otherwise missing from the table without a word."""
+    was never saved, or saved in a form suscli does not read, is otherwise missing from the table without a word. `what`
+    the errors call the folder: track reads a "run" (it said "a pool holds files ending in ...")."""
     pool = nameable(Path(pool))
     if not pool.exists():
-        raise InputError(f"pool not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
+        raise InputError(f"{what} not found: {pool}", fix="give a folder of checkpoints or a manifest (.json/.csv)")
     if pool.is_file():
         if (why := refusal(pool)) is not None:  # a PEFT adapter's adapter_config.json: read as a manifest, "lists no models"
             raise why
         if pool.suffix.lower() in MANIFEST_SUFFIXES:
             return read_manifest(pool, say)
         raise InputError(
-            f"{pool} is a single file, not a pool", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest"
+            f"{pool} is a single file, not a {what}", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest"
         )
     entries: list[PoolEntry] = []
     empty: list[str] = []
@@ -338,7 +341,7 @@ def discover(pool: str | Path, *, all_checkpoints: bool = False, say: Callable[[
     if not entries:
         raise InputError(
             f"no checkpoints in {pool}",
-            fix=f"a pool holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them",
+            fix=f"a {what} holds files ending in {', '.join(CHECKPOINT_SUFFIXES)}, Hugging Face model folders, or subfolders of them",
         )
     if say is not None:
         for line, fix in _exports_said(exports, pool):
