@@ -486,7 +486,7 @@ TIMED = {
     "training accuracy": ["run.model.training_accuracy", "run.audit.training_accuracy_many"],
     "susceptibility": ["run.model.measure_susceptibility", "run.audit.measure_many"],
     "predictions": ["run.model.predict", "run.audit.predict"],
-    "loading": ["run.audit.load_checkpoint", "run.audit.on_device", "run.model.on_device"],
+    "loading": ["run.audit.load_checkpoint", "run.audit.on_device", "run.model.on_device", "run.probes.on_device"],
     "hashing": ["run.audit.file_sha256"],
     "untrained reference": ["run.audit.untrained_reference", "run.model.untrained_reference"],
     # the checks before measuring: the output's structure, and whether two forwards on the same images agree

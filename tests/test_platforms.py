@@ -148,7 +148,7 @@ def test_where_open_files_cannot_be_renamed_or_chmodded_a_report_is_still_writte
 def test_the_normalized_step_sums_its_gradient_norm_in_float32_on_mps_which_has_no_float64(monkeypatch) -> None:
     import torch
 
-    import suscli.measure.susceptibility as sus
+    import suscli.measure.steps as steps
     from suscli.measure.devices import widest_float
 
     assert widest_float(torch.device("mps")) == torch.float32
@@ -159,8 +159,8 @@ def test_the_normalized_step_sums_its_gradient_norm_in_float32_on_mps_which_has_
         asked.append(device.type)
         return widest_float(torch.device("mps"))
 
-    monkeypatch.setattr(sus, "widest_float", on_mps)
+    monkeypatch.setattr(steps, "widest_float", on_mps)
     p = torch.nn.Parameter(torch.zeros(2))
     with torch.no_grad():  # as the measurement takes its step
-        sus.normalized_step(1.0)([p], (torch.tensor([3.0, 4.0]),))
+        steps.normalized_step(1.0)([p], (torch.tensor([3.0, 4.0]),))
     assert asked == ["cpu"] and torch.allclose(p.detach(), torch.tensor([-0.6, -0.8]))
