@@ -603,6 +603,16 @@ def test_a_num_classes_the_models_outputs_contradict_is_noted(tmp_path: Path, im
     assert row["details"]["num_classes"] == 3
     assert "the model outputs 3 classes, where --num-classes or its file said 5: random labels were drawn over its 3" in row["notes"]
     assert not any("outputs" in n for n in json.loads(invoke(*common).stdout)["results"][0]["notes"])
+    # the training set's 3 class folders are the model's 3 classes: the notes read the classes it outputs, not the 5
+    # said ("the model has 5 classes but the training set's 3 class folders are numbered 0-2" beside "outputs 3")
+    for c in range(3):
+        write_images(tmp_path / "train" / f"class_{c}", 4, seed=20 + c)
+    row = json.loads(invoke(*common, "--num-classes", "5", "--train-data", tmp_path / "train").stdout)["results"][0]
+    assert "the model outputs 3 classes, where --num-classes or its file said 5: random labels were drawn over its 3" in row["notes"]
+    assert not any("the model has 5 classes" in n for n in row["notes"]), row["notes"]
+    torch.save(tiny_cnn(4), tmp_path / "whole.pt")  # 4 outputs, 3 folders: the note stays, with the count measured
+    four = json.loads(invoke(*common, "--num-classes", "5", "--train-data", tmp_path / "train").stdout)["results"][0]
+    assert any("the model has 4 classes but the training set's 3 class folders are numbered 0-2" in n for n in four["notes"]), four["notes"]
 
 
 class FunctionalDropout(nn.Module):

@@ -24,27 +24,28 @@ def model_labels(labels: torch.Tensor | None, ids: torch.Tensor | None) -> torch
     return labels if ids is None else ids.to(labels.device)[labels]
 
 
-def label_ids(checkpoint: Checkpoint, train: ImageSource | None) -> tuple[torch.Tensor | None, list[str]]:
+def label_ids(checkpoint: Checkpoint, train: ImageSource | None, num_classes: int | None = None) -> tuple[torch.Tensor | None, list[str]]:
     """For a training set labelled by class name, or by class folders its tool may have numbered otherwise, this model's
-    id of each label (suscli.data.labels) and the note on where the mapping comes from; (None, []) otherwise."""
+    id of each label (suscli.data.labels) and the note on where the mapping comes from; (None, []) otherwise. The notes
+    read the model's class count as `num_classes` (its outputs', once measured), else as the checkpoint says it."""
     if train is None:
         return None, []
     origin = f"{checkpoint.path} on {train.origin or 'the training set'}"
     if train.label_names is None and train.folders is None:  # class ids, read as written
         labels = train.labels or []
-        hint = numbered_names(checkpoint.meta, labels) or counted_from_one(labels, checkpoint.num_classes, beyond=False)
+        hint = numbered_names(checkpoint.meta, labels) or counted_from_one(labels, num_classes or checkpoint.num_classes, beyond=False)
         return None, [hint] if hint else []
     if train.label_names is None and train.folders is not None:
         ids, notes = folder_ids(train.folders, checkpoint.meta, origin)
-        return ids, notes + _fewer_classes(checkpoint, train.folders, "class folders")
+        return ids, notes + _fewer_classes(checkpoint, train.folders, "class folders", num_classes)
     ids, notes = id_table(train.label_names, checkpoint.meta, origin, train.names_order)
-    return ids, notes + _fewer_classes(checkpoint, train.label_names or [], "class names")
+    return ids, notes + _fewer_classes(checkpoint, train.label_names or [], "class names", num_classes)
 
 
-def _fewer_classes(checkpoint: Checkpoint, names: Sequence[str], what: str) -> list[str]:
+def _fewer_classes(checkpoint: Checkpoint, names: Sequence[str], what: str, num_classes: int | None = None) -> list[str]:
     """A training set naming fewer classes than the model has, where the model names none of its own: the set's
     names are numbered 0..K-1 among themselves, which is right only if they are the model's first K classes."""
-    count = checkpoint.num_classes
+    count = num_classes or checkpoint.num_classes
     if not names or count is None or len(names) >= count or known_classes(checkpoint.meta) is not None:
         return []
     return [

@@ -150,6 +150,7 @@ def score_checkpoint(
         check_finite(sus)
         checked_logits(checkpoint, model, sus, pixels, transform, device)
         val_map = counted_val_ids(val_map, checkpoint, val, train, sus.num_classes)
+        notes = recounted(notes, mapping, checkpoint, train, sus.num_classes)
         random = random_forward(model, pixels, transform=transform, device=device, most=sus.batch_size, seen=checked)
         notes += [random] if random else []
         preds = predict(model, pixels, transform=transform, device=device) if predictions else None
@@ -238,6 +239,17 @@ def checked_logits(
             check_logits_item(model, transform(pixels[:2].to(device)), said)
         except InputError as e:
             raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
+
+
+def recounted(notes: list[str], mapping: list[str], checkpoint: Checkpoint, train: ImageSource | None, classes: int) -> list[str]:
+    """`notes` with the training labels' mapping notes (`mapping`, label_ids's) read again at the classes the model
+    outputs, where the checkpoint or --num-classes said another count: a whole model given --num-classes 5 that outputs
+    3 was noted "the model has 5 classes but the training set's 3 class folders are numbered 0-2 among themselves"
+    beside "the model outputs 3 classes"."""
+    if classes == checkpoint.num_classes or not mapping:
+        return notes
+    at = notes.index(mapping[0])
+    return [*notes[:at], *label_ids(checkpoint, train, classes)[1], *notes[at + len(mapping) :]]
 
 
 def untrained_reference(
