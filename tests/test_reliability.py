@@ -49,6 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Run in a child before it starts: SIGINT as a terminal's foreground process takes it. Tests started in the
+    background of a shell (`pytest ... &`) ignore SIGINT, their children inherit that, and a Ctrl-C sent to them was
+    ignored: the run waiting for a results file waited until the test's watchdog killed it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Payload:
     """Unpickling this runs code: it creates the marker file."""
 
@@ -388,7 +395,7 @@ def test_kills_at_random_points_lose_nothing_and_the_rerun_resumes(tmp_path, ima
     # SIGINT once a new result is in (Python is running suscli then), SIGKILL at any time after the start
     for sig, after_result in [(signal.SIGINT, True), (signal.SIGKILL, False), (signal.SIGKILL, True)]:
         before = len(_lines(results))
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, preexec_fn=_ctrl_c_as_in_a_terminal)
         started = time.time()
         while after_result and len(_lines(results)) <= before and proc.poll() is None and time.time() < started + 120:
             time.sleep(0.01)
@@ -485,7 +492,9 @@ def test_a_second_run_on_a_results_file_waits_for_the_first_and_measures_nothing
     assert first.held
 
     def waiting() -> subprocess.Popen:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV, text=True, preexec_fn=_ctrl_c_as_in_a_terminal
+        )
         watchdog = threading.Timer(120, proc.kill)  # a run that waits for ever fails the test, not the suite
         watchdog.daemon = True
         watchdog.start()
