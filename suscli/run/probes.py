@@ -35,12 +35,17 @@ from suscli.run.placement import on_device
 from suscli.run.settings import Settings
 
 
+# What every probe reads: the labelled images' pixels as measured, their labels as the model's class ids, which set they
+# are ("training", "held-out"), and the model's accuracy on them as measured, whose per-image hits spare a pass
+Labelled = tuple[torch.Tensor, torch.Tensor, str, Accuracy | None]
+
+
 def normalization_noted(
     notes: list[str],
     checkpoint: Checkpoint,
     model: nn.Module,
     prep: Preprocess,
-    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None,
+    labelled: Labelled | None,
     device: torch.device,
     seed: int,
 ) -> list[str]:
@@ -179,7 +184,7 @@ def _reread(
     notes: list[str],
     model: nn.Module,
     transform: Callable[[torch.Tensor], torch.Tensor],
-    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None],
+    labelled: Labelled,
     again: OwnSize,
     device: torch.device,
     hint: Hint,
@@ -215,7 +220,7 @@ def size_noted(
     model: nn.Module,
     transform: Callable[[torch.Tensor], torch.Tensor],
     prep: Preprocess,
-    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None,
+    labelled: Labelled | None,
     own: OwnSize | None,
     fed: str | None,
     device: torch.device,
@@ -261,7 +266,7 @@ def crop_noted(
     model: nn.Module,
     transform: Callable[[torch.Tensor], torch.Tensor],
     prep: Preprocess,
-    labelled: tuple[torch.Tensor, torch.Tensor, str, Accuracy | None] | None,
+    labelled: Labelled | None,
     whole: OwnSize | None,
     by: str | None,
     sidecar: str,
