@@ -594,7 +594,7 @@ def run_floor(models: int, unl: Path, train: Path, device: torch.device, arch: A
     x_unl = on_device(list_images(unl), arch, device)
     x_train = on_device(read_labeled(train).items, arch, device)
     labels = random_labels(len(x_unl), 10, SEED).to(device)
-    batches = batch_indices(len(x_unl), DEFAULT_BATCHES, DEFAULT_BATCH_SIZE, SEED)
+    batches = list(batch_indices(len(x_unl), DEFAULT_BATCHES, DEFAULT_BATCH_SIZE, SEED))
     model = arch.build().to(device)
     cuda = device.type == "cuda"
     if cuda:  # as suscli runs on CUDA: channels_last, and bf16 autocast for the accuracy forwards

@@ -68,6 +68,31 @@ def test_random_labels_are_uniform_and_batches_distinct() -> None:
         assert len(set(idx.tolist())) == 20 and int(idx.max()) < 50
 
 
+def test_a_huge_batch_count_starts_measuring_instead_of_running_out_of_memory() -> None:
+    """--batches 10**20 (a typo for 20) used to build every batch's indices first: std::bad_alloc before the first
+    batch. They are drawn as the loop reaches them, so the run starts, shows its progress and can be stopped."""
+    reached: list[int] = []
+
+    def stop_at_three(stage: str, done: int, total: int) -> None:
+        reached.append(done)
+        if done == 3:
+            raise KeyboardInterrupt
+
+    model = tiny_cnn()
+    with pytest.raises(KeyboardInterrupt):
+        measure_susceptibility(
+            model, torch.randn(20, 3, 8, 8), config=SusceptibilityConfig(batches=10**20, batch_size=8), progress=stop_at_three
+        )
+    assert reached == [1, 2, 3]
+    with pytest.raises(KeyboardInterrupt):
+        measure_many(
+            [tiny_cnn(), tiny_cnn()],
+            torch.randn(20, 3, 8, 8),
+            config=SusceptibilityConfig(batches=10**20, batch_size=8),
+            progress=stop_at_three,
+        )
+
+
 def test_model_is_left_bit_identical_and_modes_restored() -> None:
     model = tiny_cnn()
     model.eval()

@@ -228,7 +228,7 @@ def test_optimizer_step_is_the_training_optimizers_own() -> None:
     o.load_state_dict(copy.deepcopy(opt.state_dict()))
     m.train()
     m[5].eval()  # dropout off
-    idx = batch_indices(40, 1, 16, seed=4)[0]
+    idx = next(batch_indices(40, 1, 16, seed=4))
     labels = random_labels(40, 3, seed=4)[idx]
     before = F.cross_entropy(m(inputs[idx]), labels)
     o.zero_grad()

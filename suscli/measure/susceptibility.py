@@ -96,10 +96,12 @@ def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
     return torch.randint(num_classes, (n,), generator=torch.Generator().manual_seed(seed))
 
 
-def batch_indices(n: int, batches: int, batch_size: int, seed: int) -> list[torch.Tensor]:
-    """`batches` index sets of `batch_size` distinct images each, drawn from a generator separate from the labels'."""
+def batch_indices(n: int, batches: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """`batches` index sets of `batch_size` distinct images each, drawn from a generator separate from the labels'.
+    Drawn as the loop reaches them: a list of all of them (`--batches 10**20`) ran out of memory before the first."""
     g = torch.Generator().manual_seed(seed + 1)
-    return [torch.randperm(n, generator=g)[:batch_size] for _ in range(batches)]
+    for _ in range(batches):
+        yield torch.randperm(n, generator=g)[:batch_size]
 
 
 def logits_of(output: object) -> torch.Tensor:
