@@ -868,6 +868,20 @@ def test_file_without_tensors(tmp_path):
     assert "holds no state dict (found a dict with keys 'epoch', 'step')" in line
 
 
+def test_a_safetensors_file_without_tensors_says_so_and_how_to_save_one(tmp_path):
+    """A .safetensors file written with metadata and no tensors (an empty dict saved by mistake) was "holds no state
+    dict (found an empty dict)", with a fix about keys 'state_dict' and 'model' that a flat safetensors file has no
+    place for."""
+    save_file({}, str(tmp_path / "meta.safetensors"), metadata={"arch": ARCH, "epoch": "3"})
+    line = _input_error(tmp_path / "meta.safetensors")
+    assert line.endswith(
+        "meta.safetensors: holds no tensors (its metadata alone: arch, epoch) (save the model's weights in it: "
+        "safetensors.torch.save_file(model.state_dict(), PATH, metadata=...))"
+    )
+    save_file({}, str(tmp_path / "bare.safetensors"))
+    assert "bare.safetensors: holds no tensors (save the model's weights" in _input_error(tmp_path / "bare.safetensors", default_arch=ARCH)
+
+
 def test_a_state_dict_with_records_added_at_its_top_loads_its_weights_and_reads_the_epoch(tmp_path):
     """`sd = model.state_dict(); sd["epoch"] = 3; torch.save(sd, ...)` was refused: "holds no state dict (found a
     OrderedDict with keys '0.weight', ...)", which it plainly is. Its tensors are the weights and the numbers, names

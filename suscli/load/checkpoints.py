@@ -344,6 +344,13 @@ def _weights(
             f"{path}: holds a state dict whose {stray[0]!r} is {_describe(stray[1])}, neither a tensor nor a record (a number or name)",
             fix=f"save the weights apart from it, as {{'state_dict': model.state_dict(), {stray[0]!r}: ...}}",
         )
+    if found is None and folder is None and contents == {} and path.suffix.lower() == ".safetensors":  # flat: no key to nest under
+        fields = sorted(safetensors_header(path))
+        kept = f" (its metadata alone: {', '.join(fields)})" if fields else ""
+        raise InputError(
+            f"{path}: holds no tensors{kept}",
+            fix="save the model's weights in it: safetensors.torch.save_file(model.state_dict(), PATH, metadata=...)",
+        )
     if found is None:
         raise InputError(
             f"{path}: holds no state dict (found {_describe(contents)})",
