@@ -28,7 +28,8 @@ import suscli.load.safe_read as safe_read
 from suscli.load import restricted_pickle
 from suscli.data.images import INTERPOLATIONS
 from suscli.load.arch import build_model
-from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save, sidecar_path
+from suscli.load.checkpoints import file_sha256, load_checkpoint, read_metadata, save
+from suscli.load.safe_read import sidecar_path
 from suscli.errors import InputError, UsageError
 from suscli.models import bn_cnn
 from tests.conftest import cli_json, invoke, one_error_line

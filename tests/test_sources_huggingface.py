@@ -482,7 +482,7 @@ def test_an_edited_preprocessor_config_measures_the_folder_again(root: Path, tmp
     """A folder's key is its folder's files that decide the model (config.json, the weights, preprocessor_config.json,
     trainer_state.json): a rerun after editing the processor's mean measures it again, and every file loading reads
     in the folder is among them."""
-    from suscli.load.checkpoints import sidecar_path
+    from suscli.load.safe_read import sidecar_path
     from suscli.load.sources import checkpoint_folder
 
     pool = tmp_path / "pool"

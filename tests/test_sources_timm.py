@@ -579,7 +579,8 @@ def test_a_checkpoint_that_records_its_args_keeps_its_key_beside_args_yaml(run: 
 def test_every_file_a_timm_checkpoint_is_read_with_is_in_its_key(run: Path, tmp_path: Path, monkeypatch) -> None:
     """The files loading reads beside a checkpoint are those suscli.load.checkpoints.companion_files lists (the key's):
     a layout that starts reading another file fails here until the key holds it too."""
-    from suscli.load.checkpoints import companion_files, sidecar_path
+    from suscli.load.checkpoints import companion_files
+    from suscli.load.safe_read import sidecar_path
 
     ckpt = torch.load(run / "checkpoint-2.pth.tar", weights_only=False)
     ckpt["args"].class_map = "class_map.txt"

@@ -35,7 +35,16 @@ from suscli.load import averages, foreign, sources
 from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes, source_record, spec_file
 from suscli.errors import InputError, UsageError, first_line, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
-from suscli.load.safe_read import CHECKPOINT_SUFFIXES, CORRUPT_FIX, checkpoint_suffix, nameable, read, safetensors_header, torch_load
+from suscli.load.safe_read import (
+    CHECKPOINT_SUFFIXES,
+    CORRUPT_FIX,
+    checkpoint_suffix,
+    nameable,
+    read,
+    safetensors_header,
+    sidecar_path,
+    torch_load,
+)
 from suscli.load.sources import Folder
 from suscli.load.sources.interface import epoch_number
 from suscli.load.state_dicts import (
@@ -430,12 +439,6 @@ def companion_files(path: str | Path) -> list[Path]:
         stored = []
     named = [spec_file(fields.get("arch"), base_dir=path.parent) for _, fields in stored]
     return [*dict.fromkeys(f for f in named if f is not None), *sources.companion_files(path)]
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """`<dir>/<stem>.suscli.json` (model.pt -> model.suscli.json): suscli's fields for formats without metadata."""
-    path = Path(path)
-    return path.with_name(path.stem + ".suscli.json")
 
 
 def _missing(path: Path) -> InputError:

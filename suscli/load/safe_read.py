@@ -83,6 +83,12 @@ def checkpoint_stem(path: str | Path) -> str:
     return path.name[: -len(suffix)] if suffix and not path.is_dir() else path.name
 
 
+def sidecar_path(path: str | Path) -> Path:
+    """`<dir>/<stem>.suscli.json` (model.pt -> model.suscli.json): suscli's fields for formats without metadata."""
+    path = Path(path)
+    return path.with_name(path.stem + ".suscli.json")
+
+
 def safetensors_header(path: Path) -> dict[str, str]:
     """A safetensors file's metadata, read without any tensor; safetensors checks that the header covers the file."""
     try:

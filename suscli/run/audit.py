@@ -19,7 +19,8 @@ from suscli.measure.predictions import predict
 from suscli.measure.randomness import Checked, random_forward
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.arch import changed_sources, spec_identity
-from suscli.load.checkpoints import Checkpoint, companion_files, file_sha256, load_checkpoint, sidecar_path
+from suscli.load.checkpoints import Checkpoint, companion_files, file_sha256, load_checkpoint
+from suscli.load.safe_read import sidecar_path
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError, plural
 from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set

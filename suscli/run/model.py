@@ -16,7 +16,8 @@ from suscli.measure.devices import resolve_device
 from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, training_accuracy
 from suscli.measure.predictions import Predictions, predict
 from suscli.measure.randomness import Checked, random_forward
-from suscli.load.checkpoints import Checkpoint, sidecar_path
+from suscli.load.checkpoints import Checkpoint
+from suscli.load.safe_read import sidecar_path
 from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, plural, summary_line
 from suscli.files import printable

@@ -28,7 +28,8 @@ from suscli.measure.normalization import (
     second_positions,
     size_hint,
 )
-from suscli.load.checkpoints import Checkpoint, sidecar_path
+from suscli.load.checkpoints import Checkpoint
+from suscli.load.safe_read import sidecar_path
 from suscli.errors import SuscliError
 from suscli.data.images import PRESETS, ImageSource, Preprocess, Sizing, normalizer
 from suscli.run.placement import on_device

@@ -26,6 +26,7 @@ from torch import nn
 from suscli.data.images import INTERPOLATIONS
 from suscli.errors import InputError, first_line, shown
 from suscli.extras import require
+from suscli.load.safe_read import sidecar_path
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, whole
 
 # Weight files in the order transformers prefers them: single file, then its sharded form.
@@ -376,8 +377,6 @@ def _size_dict(cfg: dict[str, Any], named: str, model_type: object, path: Path, 
         return size
     if named in _SQUARE:
         return {"height": size, "width": size}
-    from suscli.load.checkpoints import sidecar_path  # here: that module imports this one
-
     sidecar = sidecar_path(path)
     if named not in _SHORTEST and "resize" not in _sidecar_fields(sidecar):  # a sidecar's resize wins: no note then
         why = (
