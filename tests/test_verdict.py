@@ -22,6 +22,7 @@ from suscli.results import Result
 from suscli.judge.rules import choose, noise_line
 from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
 from suscli.views.formats import to_table
+from suscli.views.columns import display_columns
 from suscli.views.html import table_rows
 from suscli.views.plot import VERDICT_COLORS
 
@@ -217,6 +218,30 @@ def test_train_acc_pick_of_a_flagged_model_says_so() -> None:
     pool = [row("a", 0.9, 0.3), row("b", 0.8, 5.0), row("c", 0.95, 0.5)]
     choice = choose(pool, "train-acc", thresholds(pool))
     assert choice.pick.name == "c" and "its row says 'likely memorized noise' (susceptibility 0.500 > 0.44" in choice.why
+
+
+def test_a_step_that_raised_the_loss_on_random_labels_gets_no_word_but_why() -> None:
+    """With --lr 10 every model of the demo read a negative susceptibility, and the verdicts read it as a scale: one
+    was "fits, resists noise", another "likely memorized noise" (it was "fits, resists noise" at lr 1), two
+    "underfit, susceptible". A step that raises the loss overshot: its size, not the model, sets the number."""
+    step = {"lr": 10.0, "batch_size": DEFAULT_BATCH_SIZE}
+    for got in (
+        verdict.judge(row("m", 0.9, -2.64, 0.19, step=step), zeta=-1.8, acc=0.5),
+        verdict.judge(row("m", 0.9, -1.9e19, step={"lr": 1e6}), zeta=None, acc=None),
+        verdict.judge_alone(row("m", None, -0.4, step=step)),
+    ):
+        assert got is not None and got.word == verdict.UNCLEAR
+        assert "< 0: the step of lr " in got.why and "raised their loss, so it overshot this model" in got.why
+        assert got.why.endswith("(measure again with a smaller --lr; the default is 0.01)")
+    assert (
+        "susceptibility -1.9e+19 < 0: the step of lr 1e+06 on random labels"
+        in verdict.judge(row("m", 0.9, -1.9e19, step={"lr": 1e6}), zeta=None, acc=None).why
+    )
+    assert verdict.judge(row("m", 0.9, 0.0, step=step), zeta=1.0, acc=0.75).word != verdict.UNCLEAR  # no drop is no rise
+    far = row("m", 0.9, -1.9235982934695477e19, step={"lr": 1e6})
+    far.susceptibility_sem = 5.518e18
+    cells = dict(display_columns([far]))["susceptibility"]
+    assert cells == ["-1.924e+19 ± 5.518e+18"]  # was 20 digits and 4 decimals each: -19235982934695477248.0000
 
 
 def test_score_prints_the_verdict_of_a_model_alone(tmp_path: Path, train_folder: Path) -> None:

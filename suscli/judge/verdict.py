@@ -216,6 +216,8 @@ def judge(
         return None
     if points_elsewhere(row.notes):
         return Verdict(UNCLEAR, MISMEASURED)
+    if (raised := overshot(row)) is not None:
+        return Verdict(UNCLEAR, raised)
     if zeta is None or acc is None or fit is None:
         return judge_alone(row)
     far = off_scale(row) if fixed else None
@@ -227,6 +229,22 @@ def judge(
     return v
 
 
+def overshot(row: Result) -> str | None:
+    """Why a row's susceptibility says nothing of how readily the model fits noise: the step on random labels raised
+    their loss on average. A gradient step small enough lowers it; one that raises it overshot (`--lr 10` on the
+    demo's models), and its size, not the model, sets the number, so no word is built on it. None where it lowered
+    it, as every batch of the 420 zoo checkpoints measured did at the default step (docs/reliability.md)."""
+    s = row.susceptibility
+    if s is None or s >= 0:
+        return None
+    lr = row.details.get("lr") if isinstance(row.details, dict) else None
+    at = f" of lr {lr:g}" if isinstance(lr, (int, float)) else ""
+    return (
+        f"susceptibility {s:.4g} < 0: the step{at} on random labels raised their loss, so it overshot this model and "
+        f"measures no readiness to fit them (measure again with a smaller --lr; the default is {DEFAULT_LR:g})"
+    )
+
+
 def judge_alone(row: Result, more: str = ALONE_MORE) -> Verdict | None:
     """The verdict of one scored row with no pool to compare with (_alone; `more`: what would tell whether it
     memorized); None when nothing can be said."""
@@ -235,6 +253,8 @@ def judge_alone(row: Result, more: str = ALONE_MORE) -> Verdict | None:
         return None
     if points_elsewhere(row.notes):
         return Verdict(UNCLEAR, MISMEASURED)
+    if (raised := overshot(row)) is not None:
+        return Verdict(UNCLEAR, raised)
     far = off_scale(row) if fixed else None
     return Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed, more)
 

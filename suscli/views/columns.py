@@ -21,8 +21,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
     value = finite(value)
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
+    if isinstance(value, float):  # a step far too large reads -1.9e19: in fixed point, 20 digits of width
+        return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:.{digits}g}"
     return str(value)
 
 
