@@ -796,3 +796,20 @@ def test_a_measurement_inside_parametrizes_cache_reads_what_it_reads_outside(how
             SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1)
         assert parametrize._cache_enabled == 1 and parametrize._cache.keys() == cache.keys()
         assert all(parametrize._cache[k] is v for k, v in cache.items())
+
+
+def test_inputs_the_model_cannot_take_are_the_measurements_input_errors_at_the_first_epoch(tmp_path: Path) -> None:
+    """The tracker's check of the forward ran before the measurement, outside its checks: uint8 pixels without a
+    transform (an image folder given without transform=, as the tracker decodes it) raised PyTorch's "expected scalar
+    type Byte but found Float", and an empty tensor "max(): Expected reduction dim to be specified", where
+    measure_susceptibility on the same inputs says what to change. The tracker now says the same."""
+    model = tiny_cnn(3)
+    pixels = torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8)
+    with pytest.raises(
+        InputError, match=r"the model failed on inputs of type torch.uint8, its weights being torch.float32.*b.float\(\) / 255"
+    ):
+        SusceptibilityTracker(pixels, config=CONFIG).measure(model, 0)
+    with pytest.raises(InputError, match="no unlabeled images to measure susceptibility on"):
+        SusceptibilityTracker(torch.rand(0, 3, 8, 8), config=CONFIG)
+    tracker = SusceptibilityTracker(pixels, config=CONFIG, transform=lambda b: b.float() / 255)
+    assert tracker.measure(model, 0).r == measure_susceptibility(model, pixels.float() / 255, config=CONFIG).mean
