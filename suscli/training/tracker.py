@@ -45,6 +45,7 @@ from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     _device_of,
     _floats_as_float32,
+    check_arguments,
     in_float32,
     measure_susceptibility,
     unwrapped,
@@ -128,6 +129,7 @@ class SusceptibilityTracker:
         train_acc = training_accuracy(train_acc)  # before the measurement: a wrong value costs it nothing
         epoch = count("epoch", epoch)
         global_step = None if global_step is None else count("global_step", global_step)
+        check_arguments(model, self.num_classes, optimizer)  # before unwrapped reads the model's forward
         model = unwrapped(model)
         assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
         device = _device_of(model)
