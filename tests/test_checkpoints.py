@@ -116,6 +116,15 @@ def test_save_refuses_a_name_that_is_not_safetensors_before_writing_anything(tmp
     assert load_checkpoint(save(_tiny(), tmp_path / "m.SafeTensors", arch=ARCH, arch_kwargs=KWARGS)).arch == ARCH
 
 
+def test_save_of_a_state_dict_or_a_path_is_a_usage_error_before_writing_anything(tmp_path):
+    """suscli.save(model.state_dict(), ...) (how torch.save is called) raised "AttributeError: 'dict' object has no
+    attribute 'state_dict'", and a path where the model goes the same of 'str'."""
+    for wrong, kind in ((_tiny().state_dict(), "OrderedDict"), ("m.pt", "str")):
+        with pytest.raises(UsageError, match=rf"suscli.save takes the model \(a torch.nn.Module\), got {kind}"):
+            save(wrong, tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_saved_models_follow_the_umask_like_reports(tmp_path, umask, mode):
     """A saved model is a file to share (a CI step of another user, a colleague): it gets the mode any new file gets,

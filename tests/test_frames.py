@@ -97,6 +97,16 @@ def test_a_file_that_is_neither_is_one_error(tmp_path: Path) -> None:
         suscli.load_results(tmp_path / "missing.jsonl")
 
 
+def test_a_report_in_memory_where_its_file_goes_is_a_usage_error() -> None:
+    """suscli.load_results(report), the Report that rank just returned, raised "TypeError: expected str, bytes or
+    os.PathLike object, not Report" from inside pathlib."""
+    from suscli.errors import UsageError
+
+    for wrong, kind in ((suscli.Report("rank", [], {}), "Report"), (None, "NoneType")):
+        with pytest.raises(UsageError, match=rf"load_results takes the path of a JSON report or a results file, got {kind}"):
+            suscli.load_results(wrong)  # type: ignore[arg-type]
+
+
 def test_a_csv_report_is_named_as_one_not_as_a_corrupt_results_file(tmp_path: Path) -> None:
     """A CSV report kept from an earlier run (here as the 2026-12-01 release wrote it, before the held-out columns)
     read as a results file 'corrupt at line 1'."""

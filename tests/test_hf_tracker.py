@@ -242,3 +242,15 @@ def test_a_resumed_trainers_tensorboard_folders_are_read_as_one_run(tmp_path: Pa
         f"read 2 TensorBoard folders as one resumed run, in the order written: {folders[0]} (epochs 0-2), {folders[1]} (epochs 2-4); "
         "each after the first starts past epoch 0, as a resumed run does, and its epochs replace the earlier ones' from there on"
     ]
+
+
+def test_the_unlabeled_inputs_where_the_tracker_goes_are_a_usage_error_when_the_callback_is_made() -> None:
+    """SusceptibilityTrainerCallback(trainer, images) (the tracker's inputs where the tracker goes) was accepted, and
+    the training run failed as it started with an AttributeError from inside the callback."""
+    from suscli.errors import UsageError
+
+    for wrong in (torch.rand(8, 3, 8, 8), "data/unlabeled"):
+        with pytest.raises(
+            UsageError, match=r"SusceptibilityTrainerCallback tracker takes a suscli.SusceptibilityTracker, got (Tensor|str)"
+        ):
+            SusceptibilityTrainerCallback(None, wrong)  # type: ignore[arg-type]

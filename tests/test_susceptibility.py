@@ -24,6 +24,7 @@ from suscli.measure.susceptibility import (
     measure_susceptibility,
     random_labels,
 )
+from suscli.training.tracker import SusceptibilityTracker
 from tests.conftest import tiny_cnn
 
 
@@ -411,3 +412,33 @@ def test_the_models_hooks_run_on_the_measurements_passes() -> None:
     model[0].weight.register_post_accumulate_grad_hook(count("post-accumulate"))
     measure_susceptibility(model, x, config=SusceptibilityConfig(batches=3, batch_size=16))
     assert calls == {"forward": 7, "module backward": 3, "tensor": 3, "post-accumulate": 0}
+
+
+def test_arguments_of_the_wrong_kind_are_suscli_errors_naming_the_argument() -> None:
+    """Each raised from deep inside: a function or a path where the model goes ("'function' object has no attribute
+    'named_parameters'"), num_classes="10" ("'<' not supported between instances of 'str' and 'int'") or 3.0 (torch's
+    randint signature), a string where the optimizer goes, a transform returning a numpy array ("'str' object has no
+    attribute 'type'"), and inputs of a shape the model does not take (its conv's "expected input[2, 1, 8, 8] to have
+    3 channels"), a RuntimeError a caller could not tell from a failure of suscli's own."""
+    model, x = tiny_cnn(), torch.randn(8, 3, 8, 8)
+    config = SusceptibilityConfig(batches=1, batch_size=4)
+    for wrong in (lambda b: b, "model.pt"):
+        with pytest.raises(UsageError, match=r"model takes a torch.nn.Module, got (function|str)"):
+            measure_susceptibility(wrong, x, config=config)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match=r"model takes a torch.nn.Module, got (function|str)"):
+            SusceptibilityTracker(x, config=config).measure(wrong, 0)  # type: ignore[arg-type]
+    for classes in ("10", 3.0, True):
+        with pytest.raises(UsageError, match=r"num_classes takes a whole number, got"):
+            measure_susceptibility(model, x, config=config, num_classes=classes)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"optimizer takes a torch.optim.Optimizer, got str"):
+        measure_susceptibility(model, x, config=config, optimizer="sgd")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"the transform returned ndarray, not a tensor"):
+        measure_susceptibility(model, x, config=config, transform=lambda b: b.numpy())  # type: ignore[arg-type,return-value]
+    with pytest.raises(InputError, match=r"the model failed on inputs of shape \(N, 1, 8, 8\): .*3 channels"):
+        measure_susceptibility(model, torch.randn(8, 1, 8, 8), config=config)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(InputError, match=r"the optimizer's \(LBFGS\) step failed on the random-label gradients: .*closure"):
+        measure_susceptibility(model, x, config=config, optimizer=torch.optim.LBFGS(model.parameters()))
+    with pytest.raises(InputError, match=r"the optimizer's \(SparseAdam\) step failed on the random-label gradients: .*dense gradients"):
+        measure_susceptibility(model, x, config=config, optimizer=torch.optim.SparseAdam(list(model.parameters())))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

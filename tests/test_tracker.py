@@ -796,3 +796,77 @@ def test_a_measurement_inside_parametrizes_cache_reads_what_it_reads_outside(how
             SusceptibilityTracker(inputs, config=CONFIG).measure(model, 1)
         assert parametrize._cache_enabled == 1 and parametrize._cache.keys() == cache.keys()
         assert all(parametrize._cache[k] is v for k, v in cache.items())
+
+
+def test_inputs_the_model_cannot_take_are_the_measurements_input_errors_at_the_first_epoch(tmp_path: Path) -> None:
+    """The tracker's check of the forward ran before the measurement, outside its checks: uint8 pixels without a
+    transform (an image folder given without transform=, as the tracker decodes it) raised PyTorch's "expected scalar
+    type Byte but found Float", and an empty tensor "max(): Expected reduction dim to be specified", where
+    measure_susceptibility on the same inputs says what to change. The tracker now says the same."""
+    model = tiny_cnn(3)
+    pixels = torch.randint(0, 256, (24, 3, 8, 8), dtype=torch.uint8)
+    with pytest.raises(
+        InputError, match=r"the model failed on inputs of type torch.uint8, its weights being torch.float32.*b.float\(\) / 255"
+    ):
+        SusceptibilityTracker(pixels, config=CONFIG).measure(model, 0)
+    with pytest.raises(InputError, match="no unlabeled images to measure susceptibility on"):
+        SusceptibilityTracker(torch.rand(0, 3, 8, 8), config=CONFIG)
+    tracker = SusceptibilityTracker(pixels, config=CONFIG, transform=lambda b: b.float() / 255)
+    assert tracker.measure(model, 0).r == measure_susceptibility(model, pixels.float() / 255, config=CONFIG).mean
+
+
+def process_state() -> tuple:
+    """What a training process holds beside its model: every global random state, the grad mode, the default dtype,
+    the thread count and the cuDNN flags."""
+    cudnn = torch.backends.cudnn
+    return (
+        torch.get_rng_state(),
+        np.random.get_state()[1].copy(),
+        random.getstate(),
+        torch.is_grad_enabled(),
+        torch.get_default_dtype(),
+        torch.get_num_threads(),
+        (cudnn.enabled, cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32),
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: torch.optim.Adam(p, lr=0.01, amsgrad=True),
+        lambda p: torch.optim.AdamW(p, lr=0.01),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9, centered=True),
+        lambda p: torch.optim.Adagrad(p, lr=0.01),
+        lambda p: torch.optim.NAdam(p, lr=0.01),
+        lambda p: torch.optim.RAdam(p, lr=0.01),
+        lambda p: torch.optim.Adamax(p, lr=0.01),
+        lambda p: torch.optim.ASGD(p, lr=0.01),
+        lambda p: torch.optim.Rprop(p, lr=0.01),
+        lambda p: torch.optim.Adadelta(p),
+    ],
+    ids=["adam-amsgrad", "adamw", "rmsprop", "adagrad", "nadam", "radam", "adamax", "asgd", "rprop", "adadelta"],
+)
+def test_every_torch_optimizers_state_its_schedule_and_the_process_are_left_bit_for_bit(make) -> None:
+    """Beside SGD's momentum (test_measuring_changes_nothing_bit_for_bit): the step counts, moments, maxima and
+    per-parameter step sizes torch's other optimizers keep, a OneCycleLR schedule's state, and what the process
+    holds (numpy's and Python's random states too), each as it was, with the optimizer's step and without."""
+    model, *_ = setup()
+    opt = make(model.parameters())
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.02, total_steps=50, cycle_momentum=False)
+    x, y = torch.randn(48, 3, 8, 8), torch.randint(3, (48,))
+    model.train()
+    for i in range(0, len(x), 16):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i : i + 16]), y[i : i + 16]).backward()
+        opt.step()
+        sched.step()
+    F.cross_entropy(model(x[:16]), y[:16]).backward()  # a batch's gradients, not yet stepped
+    tracker = SusceptibilityTracker(torch.randn(40, 3, 8, 8), config=CONFIG)
+    for optimizer in (None, opt):
+        np.random.seed(0), random.seed(0)
+        before, schedule, process = snapshot(model, opt), copy.deepcopy(sched.state_dict()), process_state()
+        tracker.measure(model, 1, optimizer=optimizer)
+        assert_same(before, snapshot(model, opt))
+        assert sched.state_dict() == schedule
+        after = process_state()
+        assert torch.equal(after[0], process[0]) and np.array_equal(after[1], process[1]) and after[2:] == process[2:]

@@ -371,3 +371,13 @@ def test_a_trainers_wrapped_optimizer_steps_as_the_optimizer_it_wraps() -> None:
     assert runs[0][0] == runs[1][0] == 4
     assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
     assert len(module.r) == 2 and all(wrapped == plain for wrapped, plain in module.r)
+
+
+def test_the_unlabeled_inputs_where_the_tracker_goes_are_a_usage_error_when_the_callback_is_made() -> None:
+    """SusceptibilityCallback(images) (the tracker's inputs, passed where the tracker goes) was accepted, and the
+    training run failed as it started with "AttributeError: 'Tensor' object has no attribute 'history'"."""
+    from suscli.errors import UsageError
+
+    for wrong in (torch.rand(8, 3, 8, 8), "data/unlabeled"):
+        with pytest.raises(UsageError, match=r"SusceptibilityCallback tracker takes a suscli.SusceptibilityTracker, got (Tensor|str)"):
+            SusceptibilityCallback(wrong)  # type: ignore[arg-type]

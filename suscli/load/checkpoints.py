@@ -79,6 +79,11 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     under another (`m.pt`) every later load read it as what its name says and refused it, and a pool or run folder
     found no checkpoint in a file without a suffix.
     """
+    if not isinstance(model, nn.Module):  # a state dict, as torch.save takes it: "'dict' object has no attribute 'state_dict'"
+        raise UsageError(
+            f"suscli.save takes the model (a torch.nn.Module), got {type(model).__name__}",
+            fix="pass the model itself; a state dict: load it into its architecture first (model.load_state_dict(state))",
+        )
     path = Path(path)
     if checkpoint_suffix(path) != ".safetensors":
         raise UsageError(

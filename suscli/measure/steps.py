@@ -10,6 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from suscli.errors import InputError, summary_line
 from suscli.measure.devices import widest_float
 
 
@@ -84,7 +85,16 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
                 p.grad = None
             for p, g in zip(params, grads):
                 p.grad = g
-            _own_step(optimizer)
+            try:
+                _own_step(optimizer)
+            except (TypeError, RuntimeError) as e:
+                if isinstance(e, torch.cuda.OutOfMemoryError):
+                    raise
+                # LBFGS's step needs a closure that computes the loss again; SparseAdam's takes sparse gradients only
+                raise InputError(
+                    f"the optimizer's ({type(optimizer).__name__}) step failed on the random-label gradients: {summary_line(e)}",
+                    fix="measure without optimizer= (the plain SGD step)",
+                ) from e
         finally:
             for p, g in held:
                 p.grad = g

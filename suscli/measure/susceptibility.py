@@ -238,6 +238,7 @@ def measure_susceptibility(
             fix="torch.stack a list of them, torch.from_numpy an array",
         )
     require_type("config", config, SusceptibilityConfig)
+    check_arguments(model, num_classes, optimizer)
     check_initialized(model)
     if num_classes is not None and num_classes < 2:  # random labels over one class are all one label: r would read 0
         raise InputError(f"num_classes must be 2 or more, got {num_classes}", fix="leave it out to take the model's own")
@@ -288,7 +289,12 @@ def measure_susceptibility(
             # a copy: a slice of inputs made in inference_mode (where a loop evaluates) is an inference tensor, which
             # autograd refuses to save for the gradient ("Inference tensors cannot be saved for backward")
             probe = transform(inputs[:2].clone().to(device))
-            with dtype_errors(model, probe):
+            if not isinstance(probe, torch.Tensor):
+                raise InputError(
+                    f"the transform returned {type(probe).__name__}, not a tensor: the model takes its batches as they come from it",
+                    fix="make it return a torch tensor (torch.from_numpy for an array)",
+                )
+            with shape_errors(probe), dtype_errors(model, probe):
                 classes = check_output_graph(model, probe)
             num_classes = classes if num_classes is None else num_classes
             labels = random_labels(n, num_classes, config.seed)
@@ -492,6 +498,51 @@ def check_initialized(model: nn.Module) -> None:
             f"the model's parameters {', '.join(lazy[:3])} are not initialized yet (a lazy module before its first forward)",
             fix="run one forward on a batch of inputs before measuring",
         )
+
+
+def check_arguments(model: object, num_classes: object, optimizer: object) -> None:
+    """A UsageError where an argument is of the wrong kind: a function or a checkpoint's path where the model goes,
+    num_classes as a string or a float, a string where the optimizer goes (a trainer's wrapper of one passes: it is
+    stepped through the optimizer it wraps). Each failed deep inside, as an AttributeError or TypeError."""
+    if not isinstance(model, nn.Module):
+        raise UsageError(
+            f"model takes a torch.nn.Module, got {type(model).__name__}",
+            fix="pass the network itself; for a checkpoint file, use suscli.score",
+        )
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)):
+        raise UsageError(f"num_classes takes a whole number, got {num_classes!r} ({type(num_classes).__name__})")
+    if optimizer is not None and not isinstance(unwrapped_optimizer(optimizer), torch.optim.Optimizer):
+        raise UsageError(
+            f"optimizer takes a torch.optim.Optimizer, got {type(optimizer).__name__}",
+            fix="pass the optimizer that trains the model, or leave it out for the plain SGD step",
+        )
+
+
+class NotTaken(InputError):
+    """The model's first forward failed on the inputs; the error it raised is the __cause__ (a checkpoint's row names
+    it with the image size, suscli.run.model)."""
+
+
+# What a forward raises on inputs it does not take: shapes (RuntimeError, and a TorchScript model's torch.jit.Error),
+# or its own checks of the input size (timm's and torchvision's ViTs with torch._assert, transformers' ValueError, an
+# IndexError from a fixed position read on smaller images).
+FORWARD_ERRORS = (RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError)
+
+
+@contextlib.contextmanager
+def shape_errors(x: torch.Tensor) -> Iterator[None]:
+    """A NotTaken where the model's first forward fails on the inputs (another channel count or size than it takes):
+    PyTorch's RuntimeError ("expected input[2, 1, 8, 8] to have 3 channels") could not be told from a failure of
+    suscli's own. Chained to it, for a forward of the caller's own code to debug."""
+    try:
+        yield
+    except FORWARD_ERRORS as e:
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            raise
+        raise NotTaken(
+            f"the model failed on inputs of shape (N, {', '.join(map(str, x.shape[1:]))}): {summary_line(e) or type(e).__name__}",
+            fix="give inputs of the shape the model takes, or a transform that makes them so",
+        ) from e
 
 
 @contextlib.contextmanager

@@ -26,6 +26,8 @@ from suscli.data.images import ImageSource, Preprocess, check_channels, named_se
 from suscli.results import Result
 from suscli.defaults import DEFAULT_BATCH_SIZE
 from suscli.measure.susceptibility import (
+    FORWARD_ERRORS,
+    NotTaken,
     Susceptibility,
     SusceptibilityConfig,
     check_finite,
@@ -146,6 +148,8 @@ def score_checkpoint(
                 f"{min(settings.susceptibility.batch_size, len(pixels))} images",
                 fix="pass a smaller --batch-size, the same for every model compared",
             ) from None
+        except NotTaken:  # named below with the images' size, as any forward failing on them
+            raise
         except InputError as e:  # a model whose outputs are no class logits, a BatchNorm step on one image: which model
             raise InputError(f"{checkpoint.path}: {e.message}", fix=e.fix) from None
         check_finite(sus)
@@ -194,8 +198,9 @@ def score_checkpoint(
     # Shape errors from a model that does not fit these images, or device errors. Models check their input size too:
     # timm's and torchvision's ViTs with torch._assert (AssertionError), transformers' with ValueError; one that
     # indexes a fixed position (x[:, :, 39]) raises IndexError on smaller images.
-    except (RuntimeError, torch.jit.Error, AssertionError, ValueError, IndexError) as e:
-        first = summary_line(e) or type(e).__name__  # a TorchScript model's message carries its interpreter's traceback
+    except (*FORWARD_ERRORS, NotTaken) as e:
+        cause = e.__cause__ if isinstance(e, NotTaken) and e.__cause__ is not None else e  # the measurement's first forward
+        first = summary_line(cause) or type(cause).__name__  # a TorchScript model's message carries its interpreter's traceback
         named = configured_size(checkpoint.model)
         raise InputError(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} {plural(channels, 'channel')}: {first}",

@@ -31,11 +31,12 @@ from suscli.run.inputs import (
     training_paths,
 )
 from suscli.measure.devices import resolve_device
-from suscli.run.settings import Settings, require_number, require_paths
+from suscli.run.settings import as_the_command, Settings, require_number, require_paths
 from suscli.run.pool import PoolEntry, discover
 from suscli.run.report import Report
 
 
+@as_the_command
 def rank(
     pool: str | Path,
     data: str | Path,

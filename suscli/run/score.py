@@ -19,10 +19,11 @@ from suscli.run.inputs import Inputs, cache_note, image_sources, oversized_sampl
 from suscli.run.pool import checkpoint_epoch
 from suscli.measure.devices import resolve_device
 from suscli.run.model import failed, score_checkpoint
-from suscli.run.settings import Settings, require_number, require_paths
+from suscli.run.settings import as_the_command, Settings, require_number, require_paths
 from suscli.run.report import Report, run_info
 
 
+@as_the_command
 def score(
     checkpoint: str | Path,
     data: str | Path,

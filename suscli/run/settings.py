@@ -3,12 +3,16 @@ from them and its checkpoint; the checks that options given in Python get as the
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import numbers
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import ParamSpec, TypeVar
 
+import torch
 
 from suscli.measure.normalization import (
     NO_NORMALIZATION,
@@ -221,3 +225,39 @@ def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int,
     why = "" if not sizes else f" and the images are {seen}, not square" if len(sizes) == 1 else f" and the images differ in size ({seen})"
     fix = f"pass --image-size {named}, the size the model's config names" if named else "pass --image-size"
     raise UsageError(f"the image size is unknown{why}", fix=f"{fix}, or --preset cifar10|imagenet")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def as_the_command(command: Callable[P, R]) -> Callable[P, R]:
+    """`command` (score, rank, track) run in torch's state as the command line has it (torch_as_the_command)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with torch_as_the_command():
+            return command(*args, **kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def torch_as_the_command() -> Iterator[None]:
+    """Outside any inference_mode or autocast the caller opened, with float32 as the default dtype, then the caller's
+    settings back: called where a loop or a notebook evaluates (inside `torch.inference_mode()`), every checkpoint
+    loaded into inference tensors that the step cannot update, and each row was an error; under a default dtype of
+    float64 its network was built in float64 and failed on the float32 images; under the loop's CPU autocast the
+    accuracy passes ran in bfloat16 (a training accuracy of 0.65 read 0.649), and rank stored that number in its
+    results file. The default dtype is one setting for the whole process: another thread of the caller's creating
+    tensors meanwhile gets float32 too."""
+    before = torch.get_default_dtype()
+    autocast = [torch.autocast(d, enabled=False) for d in ("cpu", "cuda") if d == "cpu" or torch.cuda.is_available()]
+    torch.set_default_dtype(torch.float32)
+    try:
+        with torch.inference_mode(False), contextlib.ExitStack() as stack:
+            for off in autocast:
+                stack.enter_context(off)
+            yield
+    finally:
+        torch.set_default_dtype(before)

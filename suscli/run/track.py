@@ -26,12 +26,13 @@ from suscli.run.epochs import (
 )
 from suscli.run.inputs import Inputs, PoolRun, Say, keeping, kept_line, open_pool, require_options, sample_info, sample_line
 from suscli.measure.devices import resolve_device
-from suscli.run.settings import Settings, require_paths
+from suscli.run.settings import as_the_command, Settings, require_paths
 from suscli.run.store import ResultStore
 from suscli.run.report import Report, command_line, environment
 from suscli.training.tracker import read_log_and_note, schedule_warning, settings_warning, start_warning
 
 
+@as_the_command
 def track(
     run: str | Path | None = None,
     data: str | Path | None = None,

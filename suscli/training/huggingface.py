@@ -17,6 +17,7 @@ import math
 
 from transformers import Trainer, TrainerCallback
 
+from suscli.errors import require_type
 from suscli.training.tracker import SusceptibilityTracker, callback_measure, measure_every, scalars
 
 
@@ -43,6 +44,8 @@ class SusceptibilityTrainerCallback(TrainerCallback):
         every_n_steps: int | None = None,
         with_optimizer: bool = False,
     ):
+        # now: given the tracker's inputs instead, the run failed as it started ("'Tensor' object has no attribute 'history'")
+        require_type("SusceptibilityTrainerCallback tracker", tracker, SusceptibilityTracker)
         self.every_n_epochs, self.every_n_steps = measure_every(every_n_epochs, every_n_steps)
         self.trainer = trainer
         self.tracker = tracker

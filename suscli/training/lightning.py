@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import warnings
 
-from suscli.errors import UsageError
+from suscli.errors import UsageError, require_type
 from suscli.training.tracker import SusceptibilityTracker, callback_measure, measure_every, scalars, training_accuracy
 
 
@@ -40,6 +40,8 @@ if _Callback is not None:
             every_n_epochs: int | None = None,
             every_n_steps: int | None = None,
         ):
+            # now: given the tracker's inputs instead, the run failed as it started ("'Tensor' object has no attribute 'history'")
+            require_type("SusceptibilityCallback tracker", tracker, SusceptibilityTracker)
             self.every_n_epochs, self.every_n_steps = measure_every(every_n_epochs, every_n_steps)
             self.tracker = tracker
             self.with_optimizer = with_optimizer

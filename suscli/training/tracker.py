@@ -45,7 +45,7 @@ from suscli.measure.susceptibility import (
     SusceptibilityConfig,
     _device_of,
     _floats_as_float32,
-    check_initialized,
+    check_arguments,
     in_float32,
     measure_susceptibility,
     unwrapped,
@@ -129,12 +129,17 @@ class SusceptibilityTracker:
         train_acc = training_accuracy(train_acc)  # before the measurement: a wrong value costs it nothing
         epoch = count("epoch", epoch)
         global_step = None if global_step is None else count("global_step", global_step)
+        check_arguments(model, self.num_classes, optimizer)  # before unwrapped reads the model's forward
         model = unwrapped(model)
         assert isinstance(self.inputs, torch.Tensor)  # made one in __post_init__
         device = _device_of(model)
         if self.inputs.device != device:
             self.inputs = self.inputs.to(device)  # once: later epochs find them there
-        check_initialized(model)  # before the check of its forward below, which a lazy module's would break
+        # first: its checks of the model and inputs say what to change (uint8 pixels without a transform, a model that
+        # does not take them), where the check of the forward below raised PyTorch's error
+        sus = measure_susceptibility(
+            model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
+        )
         if not self._checked:  # once a run: what score and rank put in a row's notes, a warning in a training loop
             self._checked = True
             # as the measurement sees it: a half-precision model takes float32 images there, also where the loop's
@@ -144,9 +149,6 @@ class SusceptibilityTracker:
                 random = random_forward(model, self.inputs, transform=transform, device=device, most=self.config.batch_size)
             if random:
                 warnings.warn(f"suscli: {random}", stacklevel=2)
-        sus = measure_susceptibility(
-            model, self.inputs, config=self.config, num_classes=self.num_classes, transform=self.transform, optimizer=optimizer
-        )
         self.num_classes = sus.num_classes
         self.history = [
             h
@@ -257,6 +259,11 @@ def unlabeled_inputs(source: object, image_size: int | None = None) -> torch.Ten
     """The unlabeled inputs as one tensor (N, ...): a tensor as it is; a Dataset or DataLoader read once (the first
     item of each sample); an image folder decoded once through suscli's image pipeline (uint8 pixels)."""
     if isinstance(source, torch.Tensor):
+        if source.ndim == 0 or len(source) == 0:  # now: the first epoch's check of the forward raised "max(): Expected reduction dim"
+            raise InputError(
+                f"no unlabeled images to measure susceptibility on (a tensor of shape {tuple(source.shape)})",
+                fix="give the tracker a tensor of N >= 1 inputs, (N, ...)",
+            )
         return source
     if isinstance(source, (str, Path)):
         if image_size is None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 from suscli.files import encodable
 from suscli.results import BOOL_COLUMNS, FLAT_COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, Result
 from suscli.run.store import read_records, record_result, require_regular
@@ -20,6 +21,11 @@ def load_results(path: str | Path) -> pd.DataFrame:
     report's order) or a results file (`suscli-results.jsonl`: the measurements as they were stored, before
     ranking, with a `fingerprint` column telling apart the sets of settings the file holds).
     """
+    if not isinstance(path, (str, os.PathLike)):  # the Report rank just returned: "expected str, bytes or os.PathLike object"
+        raise UsageError(
+            f"load_results takes the path of a JSON report or a results file, got {type(path).__name__}",
+            fix="a Report in memory holds its rows in report.rows; or write it with -f json -o FILE and load that",
+        )
     path = Path(path)
     require_regular(path, fix=_READABLE)
     try:
