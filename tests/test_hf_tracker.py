@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from torch import nn
 
 from suscli.cli import app
+from suscli.errors import UsageError
 from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
 from suscli.training.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
@@ -198,7 +199,7 @@ def test_a_run_ended_mid_epoch_by_max_steps_logs_its_final_model_as_the_epoch_it
 def test_every_n_epochs_and_every_n_steps_are_exclusive(tmp_path: Path) -> None:
     trainer = transformers.Trainer(model=Classifier(), args=transformers.TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
     tracker = SusceptibilityTracker(torch.randn(4, 3, 8, 8), config=CONFIG)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(UsageError, match="not both"):
         SusceptibilityTrainerCallback(trainer, tracker, every_n_epochs=1, every_n_steps=5)
 
 
@@ -247,7 +248,6 @@ def test_a_resumed_trainers_tensorboard_folders_are_read_as_one_run(tmp_path: Pa
 def test_the_unlabeled_inputs_where_the_tracker_goes_are_a_usage_error_when_the_callback_is_made() -> None:
     """SusceptibilityTrainerCallback(trainer, images) (the tracker's inputs where the tracker goes) was accepted, and
     the training run failed as it started with an AttributeError from inside the callback."""
-    from suscli.errors import UsageError
 
     for wrong in (torch.rand(8, 3, 8, 8), "data/unlabeled"):
         with pytest.raises(

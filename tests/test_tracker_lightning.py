@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.measure.susceptibility import SusceptibilityConfig, measure_susceptibility
-from suscli.errors import InputError
+from suscli.errors import InputError, UsageError
 from suscli.training.tracker import SusceptibilityTracker, read_log
 from tests.conftest import tiny_cnn
 
@@ -156,8 +156,11 @@ def test_every_n_steps_logs_each_multiple_of_n_and_track_reads_the_log(tmp_path:
 
 def test_every_n_epochs_and_every_n_steps_are_exclusive() -> None:
     tracker = SusceptibilityTracker(torch.randn(4, 3, 8, 8), config=CONFIG)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(UsageError, match="not both"):
         SusceptibilityCallback(tracker, every_n_epochs=1, every_n_steps=5)
+    for bad in ("3", 0, 2.5, True):  # "3" from a config file was a TypeError from comparing it with 1
+        with pytest.raises(UsageError, match=rf"every_n_epochs takes a whole number of 1 or more, got {bad!r}"):
+            SusceptibilityCallback(tracker, every_n_epochs=bad)
 
 
 class AccModule(Module):
@@ -376,7 +379,6 @@ def test_a_trainers_wrapped_optimizer_steps_as_the_optimizer_it_wraps() -> None:
 def test_the_unlabeled_inputs_where_the_tracker_goes_are_a_usage_error_when_the_callback_is_made() -> None:
     """SusceptibilityCallback(images) (the tracker's inputs, passed where the tracker goes) was accepted, and the
     training run failed as it started with "AttributeError: 'Tensor' object has no attribute 'history'"."""
-    from suscli.errors import UsageError
 
     for wrong in (torch.rand(8, 3, 8, 8), "data/unlabeled"):
         with pytest.raises(UsageError, match=r"SusceptibilityCallback tracker takes a suscli.SusceptibilityTracker, got (Tensor|str)"):

@@ -25,6 +25,7 @@ import operator
 import random
 import time
 import warnings
+import numbers
 from collections.abc import Callable, Iterator
 from typing import SupportsFloat
 from dataclasses import asdict, dataclass, field
@@ -466,10 +467,13 @@ def callback_measure(tracker: SusceptibilityTracker, measure: Callable[[], Epoch
 
 
 def measure_every(every_n_epochs: int | None, every_n_steps: int | None) -> tuple[int | None, int | None]:
-    """The trainer callbacks' schedule: every N epochs (default 1) or every N optimizer steps, not both."""
+    """The trainer callbacks' schedule: every N epochs (default 1) or every N optimizer steps, not both. Bad values are
+    UsageErrors, as every other argument's (they were ValueError, and "3" a TypeError from comparing it with 1)."""
     if every_n_epochs is not None and every_n_steps is not None:
-        raise ValueError("give every_n_epochs or every_n_steps, not both: the callback measures by epochs or by steps")
+        raise UsageError(
+            "give every_n_epochs or every_n_steps, not both: the callback measures by epochs or by steps", fix="drop one of them"
+        )
     for name, n in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
-        if n is not None and n < 1:
-            raise ValueError(f"{name} must be >= 1, got {n}")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
+            raise UsageError(f"{name} takes a whole number of 1 or more, got {n!r}")
     return (1 if every_n_steps is None and every_n_epochs is None else every_n_epochs), every_n_steps
