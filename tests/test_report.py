@@ -194,6 +194,34 @@ def test_an_output_on_an_input_file_is_refused_and_the_input_kept(command, targe
     assert all(p.read_bytes() == data for p, data in kept.items())
 
 
+@pytest.mark.parametrize("command", ["rank", "track"])
+def test_an_output_on_a_file_an_input_folder_is_read_for_is_refused_and_the_file_kept(
+    command, targets, image_folder, train_folder, tmp_path
+) -> None:
+    """`rank POOL -o POOL/m.safetensors` replaced a checkpoint of the pool with the report (and `rank man.csv -o man.csv`
+    the manifest, `--junit train/cat/0.png` a training image), each said to be written, exit 0: only a label or
+    checkpoint file given by name was an input the outputs were checked against, not what an input folder holds."""
+    manifest = tmp_path / "pool.csv"
+    manifest.write_text("path\nrun/epoch_1.safetensors\nrun/epoch_2.safetensors\n")
+    image = sorted((train_folder / "class_0").iterdir())[0]
+    guarded = [targets["score"], targets["score"].with_name("epoch_2.safetensors"), manifest, image]
+    kept = {p: p.read_bytes() for p in guarded}
+    args = (command, targets[command], "-d", image_folder, "--train-data", train_folder, *FAST)
+    for option, path in (("-o", targets["score"]), ("--html", guarded[1]), ("--junit", image)):
+        shown = "--output" if option == "-o" else option
+        kind = "an image or label file under the input" if path == image else "a checkpoint file under the input"
+        one_error_line(invoke(*args, option, path), 2, f"{shown} {path} is {kind} {path.parents[path == image]}", "a file of its own")
+    if command == "rank":
+        line = one_error_line(invoke("rank", manifest, *args[2:], "-f", "csv", "-o", manifest), 2)
+        assert f"--output {manifest} is the same file as the input {manifest}" in line
+        listed = invoke("rank", manifest, *args[2:], "--html", guarded[1])
+        one_error_line(listed, 2, f"--html {guarded[1]} is a checkpoint file beside the input {manifest}")
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    assert not (targets[command] / "suscli-results.jsonl").exists()  # refused before measuring
+    report = targets[command] / "report.json"  # a file of its own in the pool's folder is still an output like any other
+    assert invoke(*args, "-f", "json", "-o", report).exit_code == 0 and invoke(*args, "-f", "json", "-o", report).exit_code == 0
+
+
 def test_on_a_case_insensitive_file_system_names_that_differ_in_case_are_one_file(
     targets, image_folder, train_folder, tmp_path, monkeypatch
 ) -> None:
