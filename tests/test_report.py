@@ -301,6 +301,33 @@ def test_a_closed_stdout_leaves_the_other_reports_and_the_exit_code(fmt, targets
     assert "internal error" not in res.stderr and (tmp_path / "junit.xml").exists()
 
 
+@pytest.mark.parametrize("stderr", ["closed pipe", "/dev/full"])
+def test_a_stderr_that_cannot_take_the_messages_leaves_every_output_and_the_exit_code(
+    stderr, targets, image_folder, train_folder, tmp_path
+) -> None:
+    """`suscli rank ... 2>&1 | head -1` (a log reader gone), or a stderr on a full disk: the first message that could
+    not be written ("report written to ...") ended the run in exit 1, a failed gate to CI, before the JUnit and HTML
+    reports were written; a passing run, or one whose model failed (3), exited 1 all the same."""
+    if stderr == "/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    out = {name: tmp_path / name for name in ("r.json", "j.xml", "r.html")}
+    cmd = [sys.executable, "-m", "suscli", "rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST]
+    cmd += ["-f", "json", "-o", out["r.json"], "--junit", out["j.xml"], "--html", out["r.html"]]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    if stderr == "closed pipe":
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first message
+    else:
+        write = os.open("/dev/full", os.O_WRONLY)
+    try:
+        res = subprocess.run([str(a) for a in cmd], stdout=subprocess.DEVNULL, stderr=write, env=env, timeout=300)
+    finally:
+        os.close(write)
+    assert res.returncode == 0
+    assert all(path.stat().st_size for path in out.values())
+    ET.parse(out["j.xml"])
+
+
 FULL = "error: cannot write the report to stdout: No space left on device (write it to a file with --output)"
 
 
