@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -401,6 +402,52 @@ def test_reports_on_stdout_are_utf8_whatever_the_locale(fmt, targets, image_fold
     assert latin.stdout_bytes == invoke(*args).stdout_bytes  # UTF-8, as with a UTF-8 locale and in --output
     if fmt == "junit":
         assert "±" in ET.fromstring(latin.stdout_bytes).find(".//testcase/system-out").text  # its susceptibility ± SEM
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_the_table_on_a_terminal_of_an_ascii_locale_is_drawn_not_an_internal_error(targets, image_folder, train_folder) -> None:
+    """`suscli rank` on a terminal whose locale is not UTF-8 (LC_ALL=C with PYTHONUTF8=0, an old server's console)
+    was "internal error: UnicodeEncodeError: 'ascii' codec can't encode character '\\xb1'" (exit 3), with no closing
+    line nor gate: the table's susceptibility ± its standard error could not be drawn. Now such a character is
+    written as its escape, as stderr writes one, and the run goes on."""
+    import pty
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUTF8": "0",
+        "LC_ALL": "C",
+        "COLUMNS": "120",
+    }
+    env.pop("PYTHONIOENCODING", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "suscli",
+        "rank",
+        targets["rank"],
+        "-d",
+        image_folder,
+        "--train-data",
+        train_folder,
+        *FAST,
+        "--batches",
+        "2",
+    ]
+    main, terminal = pty.openpty()
+    try:
+        res = subprocess.run([str(a) for a in cmd], stdout=terminal, stderr=subprocess.PIPE, env=env, timeout=300)
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written was read
+            while chunk := os.read(main, 65536):
+                shown += chunk
+    finally:
+        os.close(main)
+    assert res.returncode == 0, res.stderr
+    assert b"ship epoch_" in res.stderr
+    assert "\\xb1" in shown.decode("ascii") and b"epoch_1" in shown  # what an ASCII terminal can show
 
 
 def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[str, Path], image_folder: Path, train_folder: Path) -> None:

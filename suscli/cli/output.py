@@ -95,15 +95,17 @@ def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = Fal
     job whose log could not be written kept none of them."""
     if output in (None, STDOUT) and fmt == Format.table and sys.stdout is not None and sys.stdout.isatty():  # None: `>&-`
         console = Console()
-        console.print(to_table(report.rows, report.title, console.width, leave_out=True))
-        return ExitCode.OK
-    text = render(report, fmt, per_image)
+        with console.capture() as drawn:  # then written in the terminal's encoding: '±' failed an ASCII one's, exit 3
+            console.print(to_table(report.rows, report.title, console.width, leave_out=True))
+        text, terminal = drawn.get(), True
+    else:
+        text, terminal = render(report, fmt, per_image), False
     if output is not None and output != STDOUT:
         write_atomic(output, text)
         say(f"report written to {output}")
         return ExitCode.OK
     try:
-        to_stdout(text)
+        to_stdout(text, terminal)
     except InputError as e:
         say_error(e)
         return e.code
@@ -117,18 +119,25 @@ def exit_code(*codes: ExitCode) -> None:
         raise typer.Exit(int(code))
 
 
-def to_stdout(text: str) -> None:
+def to_stdout(text: str, terminal: bool = False) -> None:
     """The report on stdout. A reader that stopped early (`suscli rank ... | head`) took what it wanted: the run goes
     on to its other reports, closing lines and exit code, which the parser's own handling of a closed pipe dropped for
     a silent exit 1, read by CI as a failed gate. A stdout that cannot take the report (a full disk) is an error.
     The report is UTF-8 bytes, as --output writes it and as the JUnit and HTML reports declare themselves, whatever
-    the locale: a non-UTF-8 one failed on the table's lines and wrote a JUnit file no XML parser reads."""
+    the locale: a non-UTF-8 one failed on the table's lines and wrote a JUnit file no XML parser reads. Only the
+    table drawn for a `terminal` is in the terminal's encoding, what it cannot show written as an escape (\\xb1),
+    as stderr writes it: under LC_ALL=C the table's '±' was an internal error."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): no reader at all, as after a closed pipe
         return
     try:
-        sys.stdout.flush()  # what was written as text before goes first
-        sys.stdout.buffer.write(text.encode("utf-8", REPORT_ERRORS))
-        sys.stdout.buffer.flush()
+        if terminal:
+            encoding = sys.stdout.encoding or "utf-8"
+            sys.stdout.write(text.encode(encoding, REPORT_ERRORS).decode(encoding))
+            sys.stdout.flush()
+        else:
+            sys.stdout.flush()  # what was written as text before goes first
+            sys.stdout.buffer.write(text.encode("utf-8", REPORT_ERRORS))
+            sys.stdout.buffer.flush()
     except BrokenPipeError:
         _discard_stdout()
     except OSError as e:
