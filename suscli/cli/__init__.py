@@ -69,6 +69,9 @@ def _run() -> None:
         stderr.print("interrupted", highlight=False)
         sys.exit(130)
     except Exception as e:  # a bug, not bad input: still one line (of a multi-line message too) and a documented code
+        if SIGNALLED.is_set():  # SIGTERM's KeyboardInterrupt turned into another error by the C code it came in
+            stderr.print("interrupted", highlight=False)  # (numpy's import: "cannot load module more than once"), exit 3
+            sys.exit(130)
         if os.environ.get("SUSCLI_DEBUG"):
             raise
         stderr.print(

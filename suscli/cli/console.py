@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from suscli.errors import SuscliError
+from suscli.errors import SIGNALLED, SuscliError
 from suscli.files import visible
 
 
@@ -117,6 +117,8 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
     def update(stage: str, done: int, total: int) -> None:
         nonlocal said
+        if SIGNALLED.is_set():  # a SIGTERM whose KeyboardInterrupt C code swallowed (a CPython API that clears errors,
+            raise KeyboardInterrupt  # during an import): the run went on measuring every model, and exited 0
         now = time.monotonic()
         if stage not in tasks:
             tasks[stage], begun[stage] = bar.add_task(stage, total=total), now
