@@ -845,6 +845,20 @@ def test_ctrl_c_while_torch_loads_is_one_line_and_exit_130(how) -> None:
     assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", res.stderr
 
 
+# SIGTERM as the command line's own modules start to load (typer: before suscli's handler is installed, which waits for them)
+_SIGTERM_AT_IMPORT = _CTRL_C_AT_IMPORT.replace('name == "torch"', 'name == "typer"').replace(
+    "raise KeyboardInterrupt", "import os, signal, time; os.kill(os.getpid(), signal.SIGTERM); time.sleep(1)"
+)
+
+
+@pytest.mark.parametrize("how", ["python -m suscli", "suscli"])
+def test_sigterm_while_the_command_line_loads_is_one_line_and_exit_130(how) -> None:
+    """A CI job cancelled while the command line loads (its first half second): it was killed without a word (-15,
+    143), where a Ctrl-C then says "interrupted" and exits 130, as a SIGTERM does once the command runs."""
+    res = subprocess.run([sys.executable, "-c", _SIGTERM_AT_IMPORT.format(how=how)], capture_output=True, text=True, env=ENV, timeout=60)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", (res.returncode, res.stderr)
+
+
 # --- 4. large inputs ----------------------------------------------------------------------------------------
 
 
