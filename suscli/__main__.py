@@ -2,10 +2,16 @@
 handler: importing it loads torch, which takes a second or two, and a Ctrl-C then must end in one line and
 exit 130 like one during a run, not in a traceback of torch's import."""
 
+import signal
 import sys
+
+from suscli.errors import terminated
+from suscli.run.launch import world
 
 
 def main() -> None:
+    if world() is None:  # torchrun ends its workers with SIGTERM and handles that itself
+        signal.signal(signal.SIGTERM, terminated)  # before the command line loads: a cancel then was killed silently, 143
     try:
         from suscli.cli import main as run
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import NoReturn
 from enum import IntEnum
 
 
@@ -99,6 +100,13 @@ def summary_line(e: BaseException) -> str:
 # signal came can turn that into another exception (torch, reading a nested list's length: "ValueError: could not
 # determine the shape of object type ..."), which would end the run as an internal error, exit 3, not as interrupted.
 SIGNALLED = threading.Event()
+
+
+def terminated(signum: int, frame: object) -> NoReturn:
+    """SIGTERM (a CI job's timeout or cancel, `docker stop`, `kill`) ends a run as Ctrl-C does: the line says how many
+    results the results file kept and that a rerun resumes, and the exit code is 130, where it was killed silently."""
+    SIGNALLED.set()
+    raise KeyboardInterrupt
 
 
 class Interrupted(KeyboardInterrupt):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -194,6 +195,34 @@ def test_an_output_on_an_input_file_is_refused_and_the_input_kept(command, targe
     assert all(p.read_bytes() == data for p, data in kept.items())
 
 
+@pytest.mark.parametrize("command", ["rank", "track"])
+def test_an_output_on_a_file_an_input_folder_is_read_for_is_refused_and_the_file_kept(
+    command, targets, image_folder, train_folder, tmp_path
+) -> None:
+    """`rank POOL -o POOL/m.safetensors` replaced a checkpoint of the pool with the report (and `rank man.csv -o man.csv`
+    the manifest, `--junit train/cat/0.png` a training image), each said to be written, exit 0: only a label or
+    checkpoint file given by name was an input the outputs were checked against, not what an input folder holds."""
+    manifest = tmp_path / "pool.csv"
+    manifest.write_text("path\nrun/epoch_1.safetensors\nrun/epoch_2.safetensors\n")
+    image = sorted((train_folder / "class_0").iterdir())[0]
+    guarded = [targets["score"], targets["score"].with_name("epoch_2.safetensors"), manifest, image]
+    kept = {p: p.read_bytes() for p in guarded}
+    args = (command, targets[command], "-d", image_folder, "--train-data", train_folder, *FAST)
+    for option, path in (("-o", targets["score"]), ("--html", guarded[1]), ("--junit", image)):
+        shown = "--output" if option == "-o" else option
+        kind = "an image or label file under the input" if path == image else "a checkpoint file under the input"
+        one_error_line(invoke(*args, option, path), 2, f"{shown} {path} is {kind} {path.parents[path == image]}", "a file of its own")
+    if command == "rank":
+        line = one_error_line(invoke("rank", manifest, *args[2:], "-f", "csv", "-o", manifest), 2)
+        assert f"--output {manifest} is the same file as the input {manifest}" in line
+        listed = invoke("rank", manifest, *args[2:], "--html", guarded[1])
+        one_error_line(listed, 2, f"--html {guarded[1]} is a checkpoint file beside the input {manifest}")
+    assert all(p.read_bytes() == data for p, data in kept.items())
+    assert not (targets[command] / "suscli-results.jsonl").exists()  # refused before measuring
+    report = targets[command] / "report.json"  # a file of its own in the pool's folder is still an output like any other
+    assert invoke(*args, "-f", "json", "-o", report).exit_code == 0 and invoke(*args, "-f", "json", "-o", report).exit_code == 0
+
+
 def test_on_a_case_insensitive_file_system_names_that_differ_in_case_are_one_file(
     targets, image_folder, train_folder, tmp_path, monkeypatch
 ) -> None:
@@ -273,6 +302,33 @@ def test_a_closed_stdout_leaves_the_other_reports_and_the_exit_code(fmt, targets
     assert "internal error" not in res.stderr and (tmp_path / "junit.xml").exists()
 
 
+@pytest.mark.parametrize("stderr", ["closed pipe", "/dev/full"])
+def test_a_stderr_that_cannot_take_the_messages_leaves_every_output_and_the_exit_code(
+    stderr, targets, image_folder, train_folder, tmp_path
+) -> None:
+    """`suscli rank ... 2>&1 | head -1` (a log reader gone), or a stderr on a full disk: the first message that could
+    not be written ("report written to ...") ended the run in exit 1, a failed gate to CI, before the JUnit and HTML
+    reports were written; a passing run, or one whose model failed (3), exited 1 all the same."""
+    if stderr == "/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    out = {name: tmp_path / name for name in ("r.json", "j.xml", "r.html")}
+    cmd = [sys.executable, "-m", "suscli", "rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST]
+    cmd += ["-f", "json", "-o", out["r.json"], "--junit", out["j.xml"], "--html", out["r.html"]]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    if stderr == "closed pipe":
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first message
+    else:
+        write = os.open("/dev/full", os.O_WRONLY)
+    try:
+        res = subprocess.run([str(a) for a in cmd], stdout=subprocess.DEVNULL, stderr=write, env=env, timeout=300)
+    finally:
+        os.close(write)
+    assert res.returncode == 0
+    assert all(path.stat().st_size for path in out.values())
+    ET.parse(out["j.xml"])
+
+
 FULL = "error: cannot write the report to stdout: No space left on device (write it to a file with --output)"
 
 
@@ -346,6 +402,52 @@ def test_reports_on_stdout_are_utf8_whatever_the_locale(fmt, targets, image_fold
     assert latin.stdout_bytes == invoke(*args).stdout_bytes  # UTF-8, as with a UTF-8 locale and in --output
     if fmt == "junit":
         assert "±" in ET.fromstring(latin.stdout_bytes).find(".//testcase/system-out").text  # its susceptibility ± SEM
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_the_table_on_a_terminal_of_an_ascii_locale_is_drawn_not_an_internal_error(targets, image_folder, train_folder) -> None:
+    """`suscli rank` on a terminal whose locale is not UTF-8 (LC_ALL=C with PYTHONUTF8=0, an old server's console)
+    was "internal error: UnicodeEncodeError: 'ascii' codec can't encode character '\\xb1'" (exit 3), with no closing
+    line nor gate: the table's susceptibility ± its standard error could not be drawn. Now such a character is
+    written as its escape, as stderr writes one, and the run goes on."""
+    import pty
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUTF8": "0",
+        "LC_ALL": "C",
+        "COLUMNS": "120",
+    }
+    env.pop("PYTHONIOENCODING", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "suscli",
+        "rank",
+        targets["rank"],
+        "-d",
+        image_folder,
+        "--train-data",
+        train_folder,
+        *FAST,
+        "--batches",
+        "2",
+    ]
+    main, terminal = pty.openpty()
+    try:
+        res = subprocess.run([str(a) for a in cmd], stdout=terminal, stderr=subprocess.PIPE, env=env, timeout=300)
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):  # EIO once everything written was read
+            while chunk := os.read(main, 65536):
+                shown += chunk
+    finally:
+        os.close(main)
+    assert res.returncode == 0, res.stderr
+    assert b"ship epoch_" in res.stderr
+    assert "\\xb1" in shown.decode("ascii") and b"epoch_1" in shown  # what an ASCII terminal can show
 
 
 def test_reports_leave_per_image_predictions_to_the_results_file(targets: dict[str, Path], image_folder: Path, train_folder: Path) -> None:

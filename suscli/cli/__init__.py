@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from typing import NoReturn
 
@@ -30,22 +29,14 @@ _PARSE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.
 
 
 def main() -> None:
-    """Console-script entry point: no traceback reaches the user unless SUSCLI_DEBUG is set."""
-    if world() is None:  # torchrun ends its workers with SIGTERM and handles that itself
-        signal.signal(signal.SIGTERM, _terminated)
+    """Console-script entry point (suscli.__main__, which installs the SIGTERM handler before this module loads): no
+    traceback reaches the user unless SUSCLI_DEBUG is set."""
     try:
         _run()
     except SystemExit as e:
         if world() is None:
             raise
         _leave_without_teardown(e.code)
-
-
-def _terminated(signum: int, frame: object) -> NoReturn:
-    """SIGTERM (a CI job's timeout or cancel, `docker stop`, `kill`) ends a run as Ctrl-C does: the line says how many
-    results the results file kept and that a rerun resumes, and the exit code is 130, where it was killed silently."""
-    SIGNALLED.set()
-    raise KeyboardInterrupt
 
 
 def _leave_without_teardown(code: object) -> NoReturn:
@@ -69,6 +60,9 @@ def _run() -> None:
         stderr.print("interrupted", highlight=False)
         sys.exit(130)
     except Exception as e:  # a bug, not bad input: still one line (of a multi-line message too) and a documented code
+        if SIGNALLED.is_set():  # SIGTERM's KeyboardInterrupt turned into another error by the C code it came in
+            stderr.print("interrupted", highlight=False)  # (numpy's import: "cannot load module more than once"), exit 3
+            sys.exit(130)
         if os.environ.get("SUSCLI_DEBUG"):
             raise
         stderr.print(

@@ -4,21 +4,51 @@ errors with their exit codes, messages, and a progress bar."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from suscli.errors import SuscliError
+from suscli.errors import SIGNALLED, SuscliError
 from suscli.files import visible
+
+
+class Messages(Console):
+    """stderr, where a line that cannot be written is lost, not the run: a reader gone (`suscli rank ... 2>&1 | head`),
+    a full disk or a closed stderr. Rich ends the process on a closed pipe (SystemExit 1, a failed gate to CI) and
+    lets other write errors through, and the first message, "report written to ...", then ended the run before its
+    JUnit and HTML reports, with exit 1 whatever the gates said. What follows is dropped, as no one can read it."""
+
+    def on_broken_pipe(self) -> None:
+        self._lost()
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        try:
+            super().print(*objects, **kwargs)
+        except OSError:  # ENOSPC, EBADF: Rich handles a closed pipe alone (on_broken_pipe)
+            self._lost()
+
+    def _lost(self) -> None:
+        """Drop every later line, and point the stream at the null device, so that what is left in its buffer fails
+        neither a later write of Python's own nor the flush at exit (which would turn the exit code into 120)."""
+        self.quiet = True
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            with contextlib.suppress(OSError, ValueError):  # a stream with no descriptor (a test's): nothing to point
+                os.dup2(null, self.file.fileno())
+        finally:
+            os.close(null)
+
 
 # messages stay one line, whatever the width, and say names as they are: Rich's emoji codes would turn a model file named
 # `m:dog:0.safetensors` into "ship m🐶0" (a colon is a legal character of a file name, and of an architecture spec)
-stderr = Console(stderr=True, soft_wrap=True, emoji=False)
+stderr = Messages(stderr=True, soft_wrap=True, emoji=False)
 
 
 def say(line: str) -> None:
@@ -87,6 +117,8 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
     def update(stage: str, done: int, total: int) -> None:
         nonlocal said
+        if SIGNALLED.is_set():  # a SIGTERM whose KeyboardInterrupt C code swallowed (a CPython API that clears errors,
+            raise KeyboardInterrupt  # during an import): the run went on measuring every model, and exited 0
         now = time.monotonic()
         if stage not in tasks:
             tasks[stage], begun[stage] = bar.add_task(stage, total=total), now

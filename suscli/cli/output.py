@@ -13,8 +13,12 @@ import typer
 from rich.console import Console
 
 from suscli.cli.console import say, say_error
+from suscli.data.imagesets import METADATA_FILES
+from suscli.data.tables import COMPRESSIONS, ONE_HOT_FILE
+from suscli.data.walk import IMAGE_SUFFIXES
 from suscli.files import REPORT_ERRORS, printable, require_folder, same_file, write_atomic
 from suscli.errors import ExitCode, InputError, Interrupted, UsageError, plural
+from suscli.load.safe_read import checkpoint_suffix
 from suscli.run.report import Report
 from suscli.views.formats import Format, markdown_report, render, suspects_csv, to_table
 
@@ -26,17 +30,32 @@ STDOUT = Path("-")
 SUMMARY_LIMIT = 1024 * 1024
 
 
-def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | None = None, inputs: Sequence[Path | None] = ()) -> None:
+def check_destinations(
+    *outputs: tuple[Path | None, str, str], results: Path | None = None, inputs: Sequence[Path | None] = (), models: Path | None = None
+) -> None:
     """Each (path, what, option) given has a folder to be written in, and a file of its own: two outputs on one path
     would leave only the one written last, each said to be written, an output on the results file would replace
     every result it holds, and one on an input file (the checkpoint, a label file) the input itself. One file is
     one under every name that reaches it (files.same_file), on a case-insensitive file system too. `-` is stdout,
     which only --output may name: stdout carries the report, and a second output there would corrupt it; --results
-    cannot name it either."""
+    cannot name it either. An input folder guards the files it is read for (read_for): the folder of `models` (a
+    pool, a run, a checkpoint folder; a manifest's or a checkpoint file's own) its checkpoints, an image set its
+    images and label files; `-o POOL/m.safetensors` replaced a checkpoint of the pool. A report of its own there is
+    written as anywhere else."""
     if results == STDOUT:  # a store the next run reads back, which stdout cannot be: it wrote a file named `-`
         raise UsageError("--results -: the results file is read back by the next run, which stdout cannot be", fix="give --results a file")
     taken: list[tuple[Path, str]] = [] if results is None else [(results, f"the results file {printable(results)}")]
-    taken += [(given, f"the input {printable(given)}") for given in inputs if given is not None and given.is_file()]
+    taken += [(given, f"the input {printable(given)}") for given in (*inputs, models) if given is not None and given.is_file()]
+    # (folder, whether it holds models, what an output on a file it is read for is called)
+    folders = [
+        (given, False, f"an image or label file under the input {printable(given)}")
+        for given in inputs
+        if given is not None and given.is_dir()
+    ]
+    if models is not None and models.is_dir():
+        folders.append((models, True, f"a checkpoint file under the input {printable(models)}"))
+    elif models is not None and models.is_file():  # a manifest's or a checkpoint file's folder: where its models lie
+        folders.append((models.parent, True, f"a checkpoint file beside the input {printable(models)}"))
     for path, what, option in outputs:
         if path is None or (path == STDOUT and option == "--output"):
             continue
@@ -46,7 +65,23 @@ def check_destinations(*outputs: tuple[Path | None, str, str], results: Path | N
         other = next((name for seen, name in taken if same_file(path, seen)), None)
         if other is not None:
             raise UsageError(f"{option} {printable(path)} is the same file as {other}", fix=f"give {option} a file of its own")
+        kind = next((kind for folder, holds_models, kind in folders if read_for(path, folder, holds_models)), None)
+        if kind is not None:
+            raise UsageError(f"{option} {printable(path)} is {kind}", fix=f"give {option} a file of its own")
         taken.append((path, option))
+
+
+def read_for(path: Path, folder: Path, models: bool) -> bool:
+    """Whether `path` is a file in or under `folder` that reading it may read: of a folder of `models`, a checkpoint
+    or its sidecar; of an image set, an image or a label file (metadata.csv, _classes.csv, compressed too). Other
+    files there (a report written before, a plot beside the checkpoints) are not."""
+    if not path.is_file() or not path.resolve().is_relative_to(folder.resolve()):
+        return False
+    name = path.name.lower()
+    if models:
+        return checkpoint_suffix(name) is not None or name.endswith(".suscli.json")
+    bare = next((name[: -len(ext)] for ext in COMPRESSIONS if name.endswith(ext)), name)
+    return path.suffix.lower() in IMAGE_SUFFIXES or bare in (*METADATA_FILES, ONE_HOT_FILE)
 
 
 def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = False) -> ExitCode:
@@ -60,15 +95,17 @@ def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = Fal
     job whose log could not be written kept none of them."""
     if output in (None, STDOUT) and fmt == Format.table and sys.stdout is not None and sys.stdout.isatty():  # None: `>&-`
         console = Console()
-        console.print(to_table(report.rows, report.title, console.width, leave_out=True))
-        return ExitCode.OK
-    text = render(report, fmt, per_image)
+        with console.capture() as drawn:  # then written in the terminal's encoding: '±' failed an ASCII one's, exit 3
+            console.print(to_table(report.rows, report.title, console.width, leave_out=True))
+        text, terminal = drawn.get(), True
+    else:
+        text, terminal = render(report, fmt, per_image), False
     if output is not None and output != STDOUT:
         write_atomic(output, text)
         say(f"report written to {output}")
         return ExitCode.OK
     try:
-        to_stdout(text)
+        to_stdout(text, terminal)
     except InputError as e:
         say_error(e)
         return e.code
@@ -82,18 +119,25 @@ def exit_code(*codes: ExitCode) -> None:
         raise typer.Exit(int(code))
 
 
-def to_stdout(text: str) -> None:
+def to_stdout(text: str, terminal: bool = False) -> None:
     """The report on stdout. A reader that stopped early (`suscli rank ... | head`) took what it wanted: the run goes
     on to its other reports, closing lines and exit code, which the parser's own handling of a closed pipe dropped for
     a silent exit 1, read by CI as a failed gate. A stdout that cannot take the report (a full disk) is an error.
     The report is UTF-8 bytes, as --output writes it and as the JUnit and HTML reports declare themselves, whatever
-    the locale: a non-UTF-8 one failed on the table's lines and wrote a JUnit file no XML parser reads."""
+    the locale: a non-UTF-8 one failed on the table's lines and wrote a JUnit file no XML parser reads. Only the
+    table drawn for a `terminal` is in the terminal's encoding, what it cannot show written as an escape (\\xb1),
+    as stderr writes it: under LC_ALL=C the table's '±' was an internal error."""
     if sys.stdout is None:  # started with stdout closed (`>&-`): no reader at all, as after a closed pipe
         return
     try:
-        sys.stdout.flush()  # what was written as text before goes first
-        sys.stdout.buffer.write(text.encode("utf-8", REPORT_ERRORS))
-        sys.stdout.buffer.flush()
+        if terminal:
+            encoding = sys.stdout.encoding or "utf-8"
+            sys.stdout.write(text.encode(encoding, REPORT_ERRORS).decode(encoding))
+            sys.stdout.flush()
+        else:
+            sys.stdout.flush()  # what was written as text before goes first
+            sys.stdout.buffer.write(text.encode("utf-8", REPORT_ERRORS))
+            sys.stdout.buffer.flush()
     except BrokenPipeError:
         _discard_stdout()
     except OSError as e:

@@ -126,7 +126,7 @@ def rank(
         if w is None or w.rank == 0:  # the only process that writes them, maybe on another machine than the others
             check_destinations(
                 (out.output, "", "--output"), (plot, "plot ", "--plot"), (suspects, "suspects ", "--suspects"), (html, "", "--html"), (junit, "", "--junit"),
-                results=measured.results or default_results(pool), inputs=(data, given.train_data, given.val_data),
+                results=measured.results or default_results(pool), inputs=(data, given.train_data, given.val_data), models=pool,
             )  # fmt: skip
             if plot is not None:
                 check_plot(plot)

@@ -69,7 +69,8 @@ def score(
             (out.output, "", "--output"),
             (html, "", "--html"),
             (junit, "", "--junit"),
-            inputs=(checkpoint, data, given.train_data, given.val_data),
+            inputs=(data, given.train_data, given.val_data),
+            models=checkpoint,
         )
         error: Unscored | None = None
         with progress_bar() as update:

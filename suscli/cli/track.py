@@ -110,6 +110,7 @@ def track(
             (junit, "", "--junit"),
             results=results,
             inputs=(log, data, given.train_data, given.val_data),
+            models=run,
         )
         if plot is not None:
             check_plot(plot)
