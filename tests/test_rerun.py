@@ -137,6 +137,27 @@ def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_f
     assert "holds results of other settings (--seed differs)" in res.stderr, res.stderr
 
 
+def test_a_rerun_says_how_many_models_it_took_from_the_results_file(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """A rerun, or a run resumed after Ctrl-C, said nothing of the results it took: one that measured nothing read as
+    one that measured every model (only the JSON's counts told)."""
+    results = pool / "suscli-results.jsonl"
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and "taken from the results file" not in res.stderr, res.output
+    res, _ = rank_json(pool, image_folder, train_folder)
+    line = (
+        f"4 of 4 models taken from the results file {results}, where an earlier run with these settings measured them; "
+        "none measured now (--fresh measures every one again)"
+    )
+    assert res.exit_code == 0 and line in res.stderr.splitlines(), res.stderr
+    kept = results.read_text().splitlines()
+    results.write_text("\n".join(kept[:3]) + "\n")  # as a run stopped after its third model leaves it
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert doc["counts"]["reused"] == 3 and f"3 of 4 models taken from the results file {results}" in res.stderr
+    assert "; 1 measured now (--fresh measures every one again)" in res.stderr
+    res, doc = rank_json(pool, image_folder, train_folder, "--fresh")
+    assert doc["counts"]["reused"] == 0 and "taken from the results file" not in res.stderr
+
+
 def read_only(folder: Path, command: list[str]) -> list[str]:
     """`command` run with `folder` read-only: a private read-only bind mount for root (whom permission bits do not
     stop), the permission bits for anyone else."""

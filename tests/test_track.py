@@ -307,6 +307,7 @@ def test_track_resumes_from_the_results_file(tmp_path: Path, image_folder: Path,
     res, again = track_json(run, "-d", image_folder)
     assert res.exit_code == 0, res.output
     assert again["counts"]["reused"] == 3
+    assert "3 of 3 epochs taken from the results file " in res.stderr and "; none measured now (--fresh" in res.stderr
     assert [r["zeta"] for r in again["results"]] == [r["zeta"] for r in first["results"]]
     assert again["recommendation"]["epoch"] is None and "needs training accuracy" in res.stderr
 

@@ -369,6 +369,20 @@ def kept_line(store: ResultStore | None) -> str:
     return f": {len(store)} {plural(len(store), 'result')} kept in {store.path}; rerun the same command to resume"
 
 
+def reused_line(rows: list[Result], store: ResultStore | None, unit: str) -> str | None:
+    """How many rows a rerun took from the results file: a resumed run said nothing of it, and a rerun that measured
+    nothing looked like one that measured every model (only the JSON's counts told). None where none was taken."""
+    taken = sum(r.ok and r.reused for r in rows)
+    if store is None or not taken:
+        return None
+    now = sum(r.ok and not r.reused for r in rows)
+    measured = f"{now} measured now" if now else "none measured now"
+    return (
+        f"{taken} of {len(rows)} {plural(len(rows), unit[:-1], unit)} taken from the results file {store.path}, where an "
+        f"earlier run with these settings measured them; {measured} (--fresh measures every one again)"
+    )
+
+
 def store_key(
     settings: Settings,
     unlabeled: ImageSource,

@@ -27,6 +27,7 @@ from suscli.run.inputs import (
     open_pool,
     require_options,
     sample_info,
+    reused_line,
     sample_line,
     training_paths,
 )
@@ -173,7 +174,11 @@ def rank(
             choice=choice,
             thresholds=t,
             failures=failures,
-            lines=[line for line in (said, choice.why, noise_line(choice.labels) if choice.labels else None) if line],
+            lines=[
+                line
+                for line in (reused_line(rows, store, "models"), said, choice.why, noise_line(choice.labels) if choice.labels else None)
+                if line
+            ],
             training_paths=training_paths(opened.train, sample, rows, size, dev),
             class_names=names,
             kept=kept_line(store),

@@ -24,7 +24,7 @@ from suscli.run.epochs import (
     step_saves,
     trained_epoch_0,
 )
-from suscli.run.inputs import Inputs, PoolRun, Say, keeping, kept_line, open_pool, require_options, sample_info, sample_line
+from suscli.run.inputs import Inputs, PoolRun, Say, keeping, kept_line, open_pool, require_options, reused_line, sample_info, sample_line
 from suscli.measure.devices import resolve_device
 from suscli.run.settings import as_the_command, Settings, require_paths
 from suscli.run.store import ResultStore
@@ -136,7 +136,8 @@ def track(
             warnings=warnings,
             **({"held_out": held} if held is not None else {}),
         )
-        lines = [f"warning: {w}" for w in warnings] + ([said] if said else []) + [closing]
+        reused = reused_line(rows, store, "epochs")
+        lines = [f"warning: {w}" for w in warnings] + [line for line in (reused, said) if line] + [closing]
         return Report("track", rows, info, keep=kept, lines=lines, kept=kept_line(store))
 
 
