@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from suscli.judge import verdict
 from suscli.judge.cost import fit_cost
 from suscli.views.html import to_html
-from suscli.judge.gate import candidate_failure, outcome
+from suscli.judge.gate import candidate_failure, outcome, threshold_failures
 from suscli.judge.noise import POINT_MAX_DISAGREEMENT, NoiseEstimate, with_held_out
 from suscli.judge.regions import rank, recommendation, thresholds
 from suscli.results import Result
@@ -238,6 +238,11 @@ def test_a_step_that_raised_the_loss_on_random_labels_gets_no_word_but_why() -> 
         in verdict.judge(row("m", 0.9, -1.9e19, step={"lr": 1e6}), zeta=None, acc=None).why
     )
     assert verdict.judge(row("m", 0.9, 0.0, step=step), zeta=1.0, acc=0.75).word != verdict.UNCLEAR  # no drop is no rise
+    # a gate passed it: -2.64 is below any --max-susceptibility, and its region 1 passed --candidate
+    overshot = row("m", 0.9, -2.64, 0.19, step=step)
+    assert threshold_failures(overshot, 0.5, None)[0].startswith("--max-susceptibility 0.5 cannot judge it: susceptibility -2.64 < 0")
+    overshot.region = 1
+    assert candidate_failure(overshot).startswith("candidate m cannot be judged: susceptibility -2.64 < 0: the step of lr 10")
     far = row("m", 0.9, -1.9235982934695477e19, step={"lr": 1e6})
     far.susceptibility_sem = 5.518e18
     cells = dict(display_columns([far]))["susceptibility"]

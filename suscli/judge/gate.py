@@ -8,7 +8,7 @@ from typing import Any
 
 from suscli.errors import UsageError, plural
 from suscli.judge.regions import MIN_POOL, Thresholds, misfed
-from suscli.judge.verdict import LOW_SUSCEPTIBILITY, MEMORIZED, MISMEASURED, PAIR, SUSCEPTIBLE, UNCLEAR
+from suscli.judge.verdict import LOW_SUSCEPTIBILITY, MEMORIZED, MISMEASURED, PAIR, SUSCEPTIBLE, UNCLEAR, overshot
 from suscli.results import Result
 
 FAIL_ON = ("never", "memorized")  # rank's --fail-on
@@ -47,6 +47,8 @@ def candidate_failure(row: Result) -> str | None:
         return f"candidate {row.name} could not be loaded or run: {row.error}"
     if row.verdict_why == MISMEASURED:
         return f"candidate {row.name} cannot be judged: {MISMEASURED}"
+    if raised := overshot(row):  # its region is of a number the step's size set
+        return f"candidate {row.name} cannot be judged: {raised}"
     if row.region != 1:
         return f"candidate {row.name} is in region {row.region} ({row.verdict or row.error}), not region 1"
     if row.verdict == MEMORIZED:
@@ -55,9 +57,12 @@ def candidate_failure(row: Result) -> str | None:
 
 
 def threshold_failures(row: Result, max_susceptibility: float | None, min_train_acc: float | None) -> list[str]:
-    """score's gates: --max-susceptibility and --min-train-acc (the caller checks that training accuracy exists)."""
+    """score's gates: --max-susceptibility and --min-train-acc (the caller checks that training accuracy exists). A
+    negative susceptibility (verdict.overshot) failed no maximum: the gate passed a step that measured nothing."""
     failures = []
-    if max_susceptibility is not None and row.susceptibility is not None and row.susceptibility > max_susceptibility:
+    if max_susceptibility is not None and (raised := overshot(row)):  # below any maximum, and no reading of the model
+        failures.append(f"--max-susceptibility {max_susceptibility} cannot judge it: {raised}")
+    elif max_susceptibility is not None and row.susceptibility is not None and row.susceptibility > max_susceptibility:
         failures.append(f"susceptibility {row.susceptibility:.4f} > --max-susceptibility {max_susceptibility}")
     if min_train_acc is not None and row.train_acc is not None and row.train_acc < min_train_acc:
         failures.append(f"training accuracy {row.train_acc:.4f} < --min-train-acc {min_train_acc}")
