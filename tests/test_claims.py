@@ -262,7 +262,8 @@ def test_ci_md_gives_each_refused_report_path_its_own_exit_code(tmp_path: Path, 
     """ci.md put one "(exit 2)" after both a report folder that does not exist and a report on the results file:
     the first exits 3, as an output path that cannot be written does everywhere (score.md's exit codes)."""
     says("ci.md", "The folders of `--html` and `--junit` must exist (a typo is not created silently) and be writable (exit 3)")
-    says("ci.md", "each output needs a file of its own, never the results file's (exit 2)")
+    says("ci.md", "each output needs a file of its own, never the results file's nor one the inputs are read from")
+    says("ci.md", "an image or label file of `--data`, `--train-data`, `--val-data`) (exit 2)")
     pool = make_pool(tmp_path / "pool", n=2)
     args = ("rank", pool, "-d", image_folder, "--train-data", train_folder)
     one_error_line(invoke(*args, "--html", tmp_path / "nope" / "r.html"), 3, "the folder", "does not exist")
