@@ -200,6 +200,29 @@ def gaps(epochs: list[int | None]) -> str | None:
     )
 
 
+def networks(rows: list[Result]) -> str | None:
+    """Why zeta may not be one run's: the checkpoints measured are of several networks (another architecture, or a
+    head of another number of classes: an experiment's files copied into this one's folder), so zeta averages r of
+    different networks and the rule chooses among them. Said, not refused: each row is that checkpoint's own."""
+    kinds: dict[tuple[str, object], list[int]] = {}
+    for row in rows:
+        if row.ok and row.epoch is not None:
+            kinds.setdefault((row.arch or "an unnamed architecture", row.details.get("num_classes")), []).append(row.epoch)
+    if len(kinds) < 2:
+        return None
+
+    def named(arch: str, classes: object, epochs: list[int]) -> str:
+        size = f" with {classes} {plural(classes, 'class', 'classes')}" if isinstance(classes, int) else ""
+        shown = ", ".join(map(str, epochs[:4])) + (f" and {len(epochs) - 4} more" if len(epochs) > 4 else "")
+        return f"{arch}{size} ({plural(len(epochs), 'epoch')} {shown})"
+
+    return (
+        f"the run's checkpoints are of {len(kinds)} networks: {', '.join(named(a, c, e) for (a, c), e in kinds.items())}: "
+        "zeta averages r of different networks and the rule chooses among them (one training run trains one network: "
+        "track each network's checkpoints alone, in a folder or a manifest of their own)"
+    )
+
+
 def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[str]]:
     """The run's checkpoints in epoch order, those skipped for having no epoch number (e.g. last.ckpt), and what a
     reader must know about the choice: a Lightning run's saves made during an epoch, the epochs a resumed Lightning

@@ -19,6 +19,7 @@ from suscli.run.epochs import (
     late_start,
     held_out_epoch,
     log_rows,
+    networks,
     recommendation,
     run_epochs,
     step_saves,
@@ -110,6 +111,7 @@ def track(
         store = opened.request.store
         with keeping(store):  # the measuring and everything after it say what the results file kept
             rows, size = _measured(opened, keep, count_epoch_0)
+            warnings += [w for w in [networks(rows)] if w]
             info = opened.run_info(
                 data,
                 train_data,
