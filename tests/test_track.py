@@ -462,6 +462,24 @@ def test_a_run_of_two_networks_is_said_to_mix_them(tmp_path: Path, image_folder:
     assert res.exit_code == 0 and not any("networks" in w for w in doc["warnings"]), res.output
 
 
+def test_a_run_of_its_initialization_alone_is_said_to_hold_no_later_epoch(tmp_path: Path, image_folder: Path) -> None:
+    """A run with its first checkpoint saved (epoch 0), or a tracker log read while the run has logged only its
+    initialization, closed on "no epoch after the initialization could be measured", which says a measurement failed
+    where none did. A later epoch that failed is still said so."""
+    run = make_run(tmp_path / "run", epochs=1)
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    said = "no epoch to keep: the run holds only its initialization, epoch 0, which is no candidate"
+    assert doc["recommendation"]["text"].startswith(said) and "--count-epoch-0" in doc["recommendation"]["text"] and said in res.stderr
+    log = tmp_path / "run.jsonl"
+    log.write_text(json.dumps({"epoch": 0, "r": 0.01, "train_acc": 0.1}) + "\n")
+    res = runner.invoke(app, ["track", "--log", str(log)])
+    assert res.exit_code == 0 and said in res.stderr, res.output
+    (run / "epoch_1.safetensors").write_bytes(b"not a checkpoint")
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 3 and doc["recommendation"]["text"] == "no epoch to keep: no epoch after the initialization could be measured"
+
+
 def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(tmp_path: Path, image_folder: Path) -> None:
     """DeepSpeed's save_checkpoint names its saves global_stepN, N optimizer steps, and records no epoch: track said
     "no checkpoint of run has an epoch number (name them like epoch_12.pt ...)", a name DeepSpeed gives its files

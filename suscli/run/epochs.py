@@ -98,6 +98,11 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
     beside = f"; {held_out_line(held)}" if held is not None else ""
     if keep is None:
         if not any(r.zeta is not None for r in rows):
+            if any(r.ok for r in rows) and all(r.epoch == 0 for r in rows):  # no later epoch failed: there is none (yet)
+                return (
+                    "no epoch to keep: the run holds only its initialization, epoch 0, which is no candidate (a run "
+                    "that numbers its first trained epoch 0, as Lightning does, passes --count-epoch-0)"
+                )
             return "no epoch to keep: no epoch after the initialization could be measured"
         return (
             "no epoch to keep: the rule needs training accuracy (checkpoints: pass --train-data; a tracker log: its "
