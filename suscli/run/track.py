@@ -76,9 +76,9 @@ def track(
                 "--log reads r as the tracker measured it: the measurement's settings, --results and --fresh go with a RUN",
                 fix="give them to the SusceptibilityTracker, or measure a RUN of checkpoints",
             )
-        records, joined = read_log_and_note(log)  # joined: a resumed run's event folders, read as one
+        records, read = read_log_and_note(log)  # read: a resumed run's event folders read as one, a log going back or cut short
         rows = log_rows(records, Path(log))
-        warnings += [w for w in [joined, start_warning(records), schedule_warning(records), settings_warning(records)] if w]
+        warnings += read + [w for w in [start_warning(records), schedule_warning(records), settings_warning(records)] if w]
         if keep == "agreement":  # said, not only documented: the closing line names the rule it asked for
             warnings.append(
                 "--keep agreement needs the epochs' predictions on the unlabeled images, which a tracker log does not "
