@@ -355,13 +355,14 @@ def read_log(path: str | Path) -> list[dict]:
 
 def read_log_and_note(path: str | Path) -> tuple[list[dict], list[str]]:
     """read_log's records, and what a reader must know of how they were read: a resumed run's TensorBoard folders
-    read as one, a JSONL log going back to an earlier epoch (a resumed run, or another run's records appended), or a
-    last line cut short (the run still writing it, or killed)."""
+    read as one, a JSONL log going back to an earlier epoch (a resumed run, or another run's records appended), a
+    last line or measurement written in part (the run still writing it, or killed)."""
     path = Path(path)
     if is_event_log(path):
-        events, note = read_events(path)
-        return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in events], [note] if note else []
-    records, notes = _log_records_and_notes(path)
+        events, notes = read_events(path)
+        records = [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in events]
+    else:
+        records, notes = _log_records_and_notes(path)
     if not records:
         raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
     return records, notes
