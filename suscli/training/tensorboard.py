@@ -44,7 +44,7 @@ def read_events(path: Path) -> tuple[list[dict], list[str]]:
     notes = [n for n in [_resumed_note(path, folders)] if n]
     if partial:
         notes.append(
-            f"{len(partial)} {plural(len(partial), 'measurement')} without its susceptibility/r left out (the run still "
+            f"{len(partial)} {plural(len(partial), 'measurement')} without {plural(len(partial), 'its', 'their')} susceptibility/r left out (the run still "
             f"writing the event file, or stopped while writing it): {plural(len(partial), 'epoch')} {', '.join(map(str, partial[:6]))}"
         )
     return [by_epoch[e] for e in sorted(by_epoch)], notes
