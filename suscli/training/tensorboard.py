@@ -28,15 +28,17 @@ def read_events(path: Path) -> tuple[list[dict], list[str]]:
     """The records of the event file at `path`, or of the event files of the one run under `path` (run_folders), read
     in the order they were written, each by step: a later record of epoch e replaces the earlier ones of epochs >= e,
     as in the JSONL log. With them the warnings of how they were read: where the run spans several event folders, that
-    they were read as one; where a measurement's epoch was written without its r, that it was left out (a
-    SummaryWriter flushes its events as they come, so a file read while the run writes it can end inside one). From
+    they were read as one; where a measurement was written in part (its epoch without its r, or without the seconds
+    every record of the tracker's has, and so without its train_acc, written after them), that it was left out: a
+    SummaryWriter flushes its events as they come, so a file read while the run writes it can end inside one. From
     the same reading, since event files are slow to read."""
     folders = run_folders(path)
     by_epoch: dict[int, dict] = {}
     partial: list[int] = []
     for _, records in folders:
+        timed = any(record["seconds"] is not None for record in records)  # the tracker writes seconds with every record
         for record in records:
-            if record["r"] is None:
+            if record["r"] is None or (timed and record["seconds"] is None):  # cut before its seconds: its train_acc too
                 partial.append(record["epoch"])
                 continue
             by_epoch = {e: r for e, r in by_epoch.items() if e < record["epoch"]}  # a run restarted there overwrites from there on
@@ -44,8 +46,8 @@ def read_events(path: Path) -> tuple[list[dict], list[str]]:
     notes = [n for n in [_resumed_note(path, folders)] if n]
     if partial:
         notes.append(
-            f"{len(partial)} {plural(len(partial), 'measurement')} without {plural(len(partial), 'its', 'their')} susceptibility/r left out (the run still "
-            f"writing the event file, or stopped while writing it): {plural(len(partial), 'epoch')} {', '.join(map(str, partial[:6]))}"
+            f"{len(partial)} {plural(len(partial), 'measurement')} written in part left out (the run still writing the event "
+            f"file, or stopped while writing it): {plural(len(partial), 'epoch')} {', '.join(map(str, partial[:6]))}"
         )
     return [by_epoch[e] for e in sorted(by_epoch)], notes
 
