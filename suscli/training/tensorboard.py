@@ -29,7 +29,7 @@ def read_events(path: Path) -> tuple[list[dict], list[str]]:
     in the order they were written, each by step: a later record of epoch e replaces the earlier ones of epochs >= e,
     as in the JSONL log. With them the warnings of how they were read: where the run spans several event folders, that
     they were read as one; where a measurement was written in part (its epoch without its r, or without the seconds
-    every record of the tracker's has, and so without its train_acc, written after them), that it was left out: a
+    every record of the tracker's has, written last: before 2026-12-07 before train_acc), that it was left out: a
     SummaryWriter flushes its events as they come, so a file read while the run writes it can end inside one. From
     the same reading, since event files are slow to read."""
     folders = run_folders(path)
@@ -38,7 +38,7 @@ def read_events(path: Path) -> tuple[list[dict], list[str]]:
     for _, records in folders:
         timed = any(record["seconds"] is not None for record in records)  # the tracker writes seconds with every record
         for record in records:
-            if record["r"] is None or (timed and record["seconds"] is None):  # cut before its seconds: its train_acc too
+            if record["r"] is None or (timed and record["seconds"] is None):  # cut before its seconds, the last of a record
                 partial.append(record["epoch"])
                 continue
             by_epoch = {e: r for e, r in by_epoch.items() if e < record["epoch"]}  # a run restarted there overwrites from there on

@@ -229,13 +229,15 @@ def count(name: str, value: object) -> int:
 
 def scalars(record: EpochRecord) -> dict[str, float]:
     """What goes to the training logs, under one prefix so that the dashboards group them; with the epoch and the
-    training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL."""
+    training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL. Seconds,
+    which every record has, last: an event file read while the run writes it holds a record whole where it holds its
+    seconds (suscli.training.tensorboard.read_events)."""
     values = {
         "susceptibility/epoch": record.epoch,
         "susceptibility/r": record.r,
         "susceptibility/zeta": record.zeta,
-        "susceptibility/seconds": record.seconds,
         "susceptibility/train_acc": record.train_acc,
+        "susceptibility/seconds": record.seconds,
     }
     return {k: float(v) for k, v in values.items() if v is not None}
 
