@@ -444,6 +444,43 @@ def test_a_run_with_epochs_deleted_inside_it_is_said_to_skip_them(tmp_path: Path
     assert gaps([0, 5, 10, 15]) is None and gaps([1, 4]) is None and gaps([0, 1, 2, 3]) is None and gaps([3, None, 4]) is None
 
 
+def test_a_run_of_two_networks_is_said_to_mix_them(tmp_path: Path, image_folder: Path) -> None:
+    """A run folder holding checkpoints of two networks (an experiment's files copied into another's folder, a head
+    of 5 classes from epoch 2 on) was tracked as one run: zeta averaged r of both and the rule chose among them, said
+    nowhere. It is said, naming the networks and their epochs; one network is not warned."""
+    run = make_run(tmp_path / "run")
+    for e in (2, 3):
+        torch.manual_seed(e)
+        suscli.save(tiny_cnn(5), run / f"epoch_{e}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 5}, image_size=8)
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    warning = (
+        f"the run's checkpoints are of 2 networks: {ARCH} with 3 classes (epochs 0, 1), {ARCH} with 5 classes "
+        "(epochs 2, 3): zeta averages r of different networks"
+    )
+    assert any(w.startswith(warning) for w in doc["warnings"]) and warning in res.stderr
+    res, doc = track_json(make_run(tmp_path / "one"), "-d", image_folder)
+    assert res.exit_code == 0 and not any("networks" in w for w in doc["warnings"]), res.output
+
+
+def test_a_run_of_its_initialization_alone_is_said_to_hold_no_later_epoch(tmp_path: Path, image_folder: Path) -> None:
+    """A run with its first checkpoint saved (epoch 0), or a tracker log read while the run has logged only its
+    initialization, closed on "no epoch after the initialization could be measured", which says a measurement failed
+    where none did. A later epoch that failed is still said so."""
+    run = make_run(tmp_path / "run", epochs=1)
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 0, res.output
+    said = "no epoch to keep: the run holds only its initialization, epoch 0, which is no candidate"
+    assert doc["recommendation"]["text"].startswith(said) and "--count-epoch-0" in doc["recommendation"]["text"] and said in res.stderr
+    log = tmp_path / "run.jsonl"
+    log.write_text(json.dumps({"epoch": 0, "r": 0.01, "train_acc": 0.1}) + "\n")
+    res = runner.invoke(app, ["track", "--log", str(log)])
+    assert res.exit_code == 0 and said in res.stderr, res.output
+    (run / "epoch_1.safetensors").write_bytes(b"not a checkpoint")
+    res, doc = track_json(run, "-d", image_folder)
+    assert res.exit_code == 3 and doc["recommendation"]["text"] == "no epoch to keep: no epoch after the initialization could be measured"
+
+
 def test_a_deepspeed_run_says_its_steps_are_no_epochs_and_tracks_by_a_manifest(tmp_path: Path, image_folder: Path) -> None:
     """DeepSpeed's save_checkpoint names its saves global_stepN, N optimizer steps, and records no epoch: track said
     "no checkpoint of run has an epoch number (name them like epoch_12.pt ...)", a name DeepSpeed gives its files

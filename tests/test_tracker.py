@@ -286,6 +286,33 @@ def test_log_resumes_and_survives_a_cut_line(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
 
 
+def test_a_log_that_goes_back_or_ends_in_a_cut_line_is_said_so(tmp_path: Path) -> None:
+    """Records of a second run appended to a log (a script run again with the same log path, two logs joined with
+    cat) were read as the last run alone, the first left out without a word; a last line cut short (the run still
+    writing it, or killed) was dropped without one. Both are said; a log read whole, in epoch order, gets no word."""
+
+    def line(epoch: int, r: float) -> str:
+        return json.dumps({"epoch": epoch, "r": r, "train_acc": 0.1 * epoch}) + "\n"
+
+    log = tmp_path / "run.jsonl"
+    log.write_text("".join(line(e, 0.01 * e) for e in range(6)) + "".join(line(e, 0.02 * e) for e in range(4)))
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and [r["epoch"] for r in doc["results"]] == [0, 1, 2, 3], res.output
+    said = f"tracker log {log} goes back to an earlier epoch: line 7 to epoch 0 after epoch 5"
+    assert any(w.startswith(said) and "epochs 0-5 of the records before it are not read" in w for w in doc["warnings"]), doc["warnings"]
+    log.write_text("".join(line(e, 0.01 * e) for e in range(6)) + "".join(line(e, 0.02 * e) for e in range(3, 5)))
+    doc = json.loads(CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"]).stdout)
+    assert any(w.startswith(f"tracker log {log} goes back to an earlier epoch: line 7 to epoch 3 after epoch 5") for w in doc["warnings"])
+    log.write_text("".join(line(e, 0.01 * e) for e in range(3)) + line(3, 0.03)[:12])
+    res = CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and [r["epoch"] for r in doc["results"]] == [0, 1, 2], res.output
+    assert f"tracker log {log}: its last line (4) is cut short" in res.stderr
+    log.write_text("".join(line(e, 0.01 * e) for e in range(3)))
+    assert json.loads(CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json"]).stdout)["warnings"] == []
+
+
 def test_a_run_resumed_with_other_settings_is_flagged(tmp_path: Path) -> None:
     """A resumed run whose tracker was built with other settings appends r on another scale to the same log:
     track --log says so, rather than averaging the two silently; resumed with the same settings, no warning."""

@@ -98,6 +98,11 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
     beside = f"; {held_out_line(held)}" if held is not None else ""
     if keep is None:
         if not any(r.zeta is not None for r in rows):
+            if any(r.ok for r in rows) and all(r.epoch == 0 for r in rows):  # no later epoch failed: there is none (yet)
+                return (
+                    "no epoch to keep: the run holds only its initialization, epoch 0, which is no candidate (a run "
+                    "that numbers its first trained epoch 0, as Lightning does, passes --count-epoch-0)"
+                )
             return "no epoch to keep: no epoch after the initialization could be measured"
         return (
             "no epoch to keep: the rule needs training accuracy (checkpoints: pass --train-data; a tracker log: its "
@@ -197,6 +202,29 @@ def gaps(epochs: list[int | None]) -> str | None:
         f"the run's checkpoints skip {plural(len(missing), 'epoch')} {shown}, saved every {step} {plural(step, 'epoch')} elsewhere: zeta averages r over the "
         "epochs kept, not every epoch; the others were deleted (timm's max_history, a Trainer's save_total_limit, "
         "Lightning's save_top_k) or are in another folder"
+    )
+
+
+def networks(rows: list[Result]) -> str | None:
+    """Why zeta may not be one run's: the checkpoints measured are of several networks (another architecture, or a
+    head of another number of classes: an experiment's files copied into this one's folder), so zeta averages r of
+    different networks and the rule chooses among them. Said, not refused: each row is that checkpoint's own."""
+    kinds: dict[tuple[str, object], list[int]] = {}
+    for row in rows:
+        if row.ok and row.epoch is not None:
+            kinds.setdefault((row.arch or "an unnamed architecture", row.details.get("num_classes")), []).append(row.epoch)
+    if len(kinds) < 2:
+        return None
+
+    def named(arch: str, classes: object, epochs: list[int]) -> str:
+        size = f" with {classes} {plural(classes, 'class', 'classes')}" if isinstance(classes, int) else ""
+        shown = ", ".join(map(str, epochs[:4])) + (f" and {len(epochs) - 4} more" if len(epochs) > 4 else "")
+        return f"{arch}{size} ({plural(len(epochs), 'epoch')} {shown})"
+
+    return (
+        f"the run's checkpoints are of {len(kinds)} networks: {', '.join(named(a, c, e) for (a, c), e in kinds.items())}: "
+        "zeta averages r of different networks and the rule chooses among them (one training run trains one network: "
+        "track each network's checkpoints alone, in a folder or a manifest of their own)"
     )
 
 

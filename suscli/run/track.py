@@ -19,6 +19,7 @@ from suscli.run.epochs import (
     late_start,
     held_out_epoch,
     log_rows,
+    networks,
     recommendation,
     run_epochs,
     step_saves,
@@ -75,9 +76,9 @@ def track(
                 "--log reads r as the tracker measured it: the measurement's settings, --results and --fresh go with a RUN",
                 fix="give them to the SusceptibilityTracker, or measure a RUN of checkpoints",
             )
-        records, joined = read_log_and_note(log)  # joined: a resumed run's event folders, read as one
+        records, read = read_log_and_note(log)  # read: a resumed run's event folders read as one, a log going back or cut short
         rows = log_rows(records, Path(log))
-        warnings += [w for w in [joined, start_warning(records), schedule_warning(records), settings_warning(records)] if w]
+        warnings += read + [w for w in [start_warning(records), schedule_warning(records), settings_warning(records)] if w]
         if keep == "agreement":  # said, not only documented: the closing line names the rule it asked for
             warnings.append(
                 "--keep agreement needs the epochs' predictions on the unlabeled images, which a tracker log does not "
@@ -110,6 +111,7 @@ def track(
         store = opened.request.store
         with keeping(store):  # the measuring and everything after it say what the results file kept
             rows, size = _measured(opened, keep, count_epoch_0)
+            warnings += [w for w in [networks(rows)] if w]
             info = opened.run_info(
                 data,
                 train_data,

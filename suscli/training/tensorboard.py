@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from suscli.errors import InputError
+from suscli.errors import InputError, plural
 
 PREFIX = "susceptibility/"
 FIELDS = ("r", "zeta", "seconds", "train_acc")
@@ -24,18 +24,32 @@ def is_event_log(path: Path) -> bool:
 _OPENED = re.compile(r"tfevents\.(\d+)")  # events.out.tfevents.TIME.HOST.PID.N: the time the writer opened it
 
 
-def read_events(path: Path) -> tuple[list[dict], str | None]:
+def read_events(path: Path) -> tuple[list[dict], list[str]]:
     """The records of the event file at `path`, or of the event files of the one run under `path` (run_folders), read
     in the order they were written, each by step: a later record of epoch e replaces the earlier ones of epochs >= e,
-    as in the JSONL log. With them, where the run spans several event folders, the warning that says they were read
-    as one (None otherwise): from the same reading, since event files are slow to read."""
+    as in the JSONL log. With them the warnings of how they were read: where the run spans several event folders, that
+    they were read as one; where a measurement was written in part (its epoch without its r, or without the seconds
+    every record of the tracker's has, written last: before 2026-12-07 before train_acc), that it was left out: a
+    SummaryWriter flushes its events as they come, so a file read while the run writes it can end inside one. From
+    the same reading, since event files are slow to read."""
     folders = run_folders(path)
     by_epoch: dict[int, dict] = {}
+    partial: list[int] = []
     for _, records in folders:
+        timed = any(record["seconds"] is not None for record in records)  # the tracker writes seconds with every record
         for record in records:
+            if record["r"] is None or (timed and record["seconds"] is None):  # cut before its seconds, the last of a record
+                partial.append(record["epoch"])
+                continue
             by_epoch = {e: r for e, r in by_epoch.items() if e < record["epoch"]}  # a run restarted there overwrites from there on
             by_epoch[record["epoch"]] = record
-    return [by_epoch[e] for e in sorted(by_epoch)], _resumed_note(path, folders)
+    notes = [n for n in [_resumed_note(path, folders)] if n]
+    if partial:
+        notes.append(
+            f"{len(partial)} {plural(len(partial), 'measurement')} written in part left out (the run still writing the event "
+            f"file, or stopped while writing it): {plural(len(partial), 'epoch')} {', '.join(map(str, partial[:6]))}"
+        )
+    return [by_epoch[e] for e in sorted(by_epoch)], notes
 
 
 def _resumed_note(path: Path, folders: list[tuple[Path, list[dict]]]) -> str | None:

@@ -229,13 +229,15 @@ def count(name: str, value: object) -> int:
 
 def scalars(record: EpochRecord) -> dict[str, float]:
     """What goes to the training logs, under one prefix so that the dashboards group them; with the epoch and the
-    training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL."""
+    training accuracy, so that `suscli track --log` can read a TensorBoard event file as it reads the JSONL. Seconds,
+    which every record has, last: an event file read while the run writes it holds a record whole where it holds its
+    seconds (suscli.training.tensorboard.read_events)."""
     values = {
         "susceptibility/epoch": record.epoch,
         "susceptibility/r": record.r,
         "susceptibility/zeta": record.zeta,
-        "susceptibility/seconds": record.seconds,
         "susceptibility/train_acc": record.train_acc,
+        "susceptibility/seconds": record.seconds,
     }
     return {k: float(v) for k, v in values.items() if v is not None}
 
@@ -353,26 +355,36 @@ def read_log(path: str | Path) -> list[dict]:
     return read_log_and_note(path)[0]
 
 
-def read_log_and_note(path: str | Path) -> tuple[list[dict], str | None]:
-    """read_log's records, and where a resumed run's TensorBoard folders were read as one, the warning that says so."""
+def read_log_and_note(path: str | Path) -> tuple[list[dict], list[str]]:
+    """read_log's records, and what a reader must know of how they were read: a resumed run's TensorBoard folders
+    read as one, a JSONL log going back to an earlier epoch (a resumed run, or another run's records appended), a
+    last line or measurement written in part (the run still writing it, or killed)."""
     path = Path(path)
     if is_event_log(path):
-        events, note = read_events(path)
-        return [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in events], note
-    records = log_records(path)
+        events, notes = read_events(path)
+        records = [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in events]
+    else:
+        records, notes = _log_records_and_notes(path)
     if not records:
         raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
-    return records, None
+    return records, notes
 
 
 def log_records(path: Path) -> list[dict]:
     """read_log's records of a JSONL log, none where it holds none yet: a file made before the first epoch (a
     temporary file, `touch`), or one whose only line a crash cut short, is where a tracker starts, not an error."""
+    return _log_records_and_notes(path)[0]
+
+
+def _log_records_and_notes(path: Path) -> tuple[list[dict], list[str]]:
+    """log_records' records, and the notes read_log_and_note gives of them."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read tracker log {path}: {e}", fix="give the JSONL file written by suscli.training.tracker") from None
     by_epoch: dict[int, dict] = {}
+    notes: list[str] = []
+    back: list[str] = []  # where a record's epoch is below an earlier one's: its line, epoch, and the latest before it
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -380,6 +392,10 @@ def log_records(path: Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError:
             if n == len(lines):
+                notes.append(
+                    f"tracker log {path}: its last line ({n}) is cut short (the run still writing it, or stopped while "
+                    "writing it): that record is not read"
+                )
                 continue
             raise InputError(f"tracker log {path} is corrupt at line {n}", fix="remove that line") from None
         if (
@@ -396,9 +412,25 @@ def log_records(path: Path) -> list[dict]:
                 f"tracker log {path} line {n}: {bad} is {record[bad]}, not a number the tracker writes", fix="remove that line"
             )
         epoch = record["epoch"]
+        if by_epoch and epoch < (latest := max(by_epoch)):
+            back.append(
+                f"line {n} to epoch {epoch} after epoch {latest}"
+                + (
+                    f" (epochs 0-{latest} of the records before it are not read: the run started again, or another run's records were appended)"
+                    if epoch == 0
+                    else ""
+                )
+            )
         by_epoch = {e: r for e, r in by_epoch.items() if e < epoch}  # a run restarted at `epoch` overwrites from there on
         by_epoch[epoch] = {f: record.get(f) for f in EpochRecord.__dataclass_fields__}
-    return [by_epoch[e] for e in sorted(by_epoch)]
+    if back:
+        shown = "; ".join(back[:3]) + (f"; and {len(back) - 3} more" if len(back) > 3 else "")
+        notes.insert(
+            0,
+            f"tracker log {path} goes back to an earlier epoch: {shown}; read as a run resumed or restarted into the log, "
+            "whose later records replace the earlier ones from that epoch on",
+        )
+    return [by_epoch[e] for e in sorted(by_epoch)], notes
 
 
 def schedule_warning(records: list[dict]) -> str | None:
