@@ -463,7 +463,7 @@ def estimate_noise(
     labels = given_labels(preds)
     rate = float(((consensus(preds)[0] if agreed is None else agreed) != labels).mean())
     order = sorted(range(len(preds)), key=lambda i: _fingerprint(preds[i], unlabeled[i] if unlabeled else None))
-    preds = [preds[i] for i in order]  # the draws pick voters by position: in the pool's order, not the predictions'
+    preds = [preds[i] for i in order]  # the draws pick voters by position: by their predictions, not the pool's order
     unlabeled = [unlabeled[i] for i in order] if unlabeled else unlabeled
     rng = np.random.default_rng(seed)
     unl_rng = np.random.default_rng(seed + 1)  # its own stream: the contradicted share's draws do not depend on it
@@ -492,8 +492,8 @@ def _fingerprint(pred: Predictions, unlabeled: Predictions | None) -> bytes:
     pool lists its models in (a folder sorted by name, a manifest, files renamed)."""
     digest = hashlib.blake2b(digest_size=16)
     for p in (pred, unlabeled) if unlabeled is not None else (pred,):
-        digest.update(np.ascontiguousarray(p.classes).tobytes())
-        digest.update(np.ascontiguousarray(p.probs).tobytes())
+        digest.update(np.ascontiguousarray(p.classes, dtype=np.int64).tobytes())  # whatever dtypes they were read in
+        digest.update(np.ascontiguousarray(p.probs, dtype=np.float32).tobytes())
     return digest.digest()
 
 
