@@ -11,6 +11,7 @@ estimated noise matrix (`noise_matrix`): which class is labelled as which.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -461,6 +462,9 @@ def estimate_noise(
     the unlabeled images, lowers the interval's low end to what the voters' own errors leave (NoiseEstimate)."""
     labels = given_labels(preds)
     rate = float(((consensus(preds)[0] if agreed is None else agreed) != labels).mean())
+    order = sorted(range(len(preds)), key=lambda i: _fingerprint(preds[i], unlabeled[i] if unlabeled else None))
+    preds = [preds[i] for i in order]  # the draws pick voters by position: by their predictions, not the pool's order
+    unlabeled = [unlabeled[i] for i in order] if unlabeled else unlabeled
     rng = np.random.default_rng(seed)
     unl_rng = np.random.default_rng(seed + 1)  # its own stream: the contradicted share's draws do not depend on it
     sample = np.sort(rng.choice(len(labels), size=min(len(labels), BOOTSTRAP_IMAGES), replace=False))
@@ -481,6 +485,16 @@ def estimate_noise(
         corrected = corrected_share(rate, e)
         low = min(low, float(np.quantile(floors, 0.025)) if floors else corrected, corrected)
     return NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds), None, e, corrected)
+
+
+def _fingerprint(pred: Predictions, unlabeled: Predictions | None) -> bytes:
+    """A voter's place in estimate_noise's draws, from its predictions alone: the same interval whatever order the
+    pool lists its models in (a folder sorted by name, a manifest, files renamed)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for p in (pred, unlabeled) if unlabeled is not None else (pred,):
+        digest.update(np.ascontiguousarray(p.classes, dtype=np.int64).tobytes())  # whatever dtypes they were read in
+        digest.update(np.ascontiguousarray(p.probs, dtype=np.float32).tobytes())
+    return digest.digest()
 
 
 def voter_disagreement(preds: Sequence[Predictions], rows: np.ndarray | None = None) -> float:
