@@ -5,6 +5,8 @@ Each exit code has one meaning so that CI can tell "the gate failed" from "the t
 
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from collections.abc import Sequence
 from typing import NoReturn
@@ -59,6 +61,27 @@ def require_type(name: str, value: object, kind: type) -> None:
             f"{name} takes a suscli.{kind.__name__}, got {type(value).__name__}",
             fix=f"pass suscli.{kind.__name__}(...), its options as keywords",
         )
+
+
+def require_number(
+    name: str, value: object, low: float | None = None, high: float | None = None, *, whole: bool = False, above: bool = False
+) -> None:
+    """A UsageError unless `value` is None or a finite number within the bounds (above `low` where `above`): the bounds
+    the command line's option has, for the value given in Python, where a nan gate passed every model and a
+    training accuracy of 65 (a percentage) failed every one."""
+    if value is None:
+        return
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and (isinstance(value, numbers.Integral) or not whole):
+        x = float(value)
+        if math.isfinite(x) and (low is None or x > low or (x == low and not above)) and (high is None or x <= high):
+            return
+    if low is not None and high is not None:
+        bounds = f" from {low:g} to {high:g}"
+    elif low is not None:
+        bounds = f" above {low:g}" if above else f" of at least {low:g}"
+    else:
+        bounds = f" of at most {high:g}" if high is not None else ""
+    raise UsageError(f"{name} takes {'a whole' if whole else 'a finite'} number{bounds}, got {value!r}")
 
 
 def shown(names: Sequence[str], most: int = 5) -> str:

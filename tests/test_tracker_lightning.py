@@ -159,7 +159,7 @@ def test_every_n_epochs_and_every_n_steps_are_exclusive() -> None:
     with pytest.raises(UsageError, match="not both"):
         SusceptibilityCallback(tracker, every_n_epochs=1, every_n_steps=5)
     for bad in ("3", 0, 2.5, True):  # "3" from a config file was a TypeError from comparing it with 1
-        with pytest.raises(UsageError, match=rf"every_n_epochs takes a whole number of 1 or more, got {bad!r}"):
+        with pytest.raises(UsageError, match=rf"every_n_epochs takes a whole number of at least 1, got {bad!r}"):
             SusceptibilityCallback(tracker, every_n_epochs=bad)
 
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
-from suscli.errors import InputError, UsageError, require_type, summary_line
+from suscli.errors import InputError, UsageError, require_number, require_type, summary_line
 from suscli.measure.devices import resolve_device
 from suscli.measure.steps import Step, optimizer_step, sgd_step, unwrapped_optimizer
 
@@ -509,8 +509,7 @@ def check_arguments(model: object, num_classes: object, optimizer: object) -> No
             f"model takes a torch.nn.Module, got {type(model).__name__}",
             fix="pass the network itself; for a checkpoint file, use suscli.score",
         )
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)):
-        raise UsageError(f"num_classes takes a whole number, got {num_classes!r} ({type(num_classes).__name__})")
+    require_number("num_classes", num_classes, whole=True)
     if optimizer is not None and not isinstance(unwrapped_optimizer(optimizer), torch.optim.Optimizer):
         raise UsageError(
             f"optimizer takes a torch.optim.Optimizer, got {type(optimizer).__name__}",

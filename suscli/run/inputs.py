@@ -18,7 +18,7 @@ from suscli.data.labels import id_names, natural_key
 from suscli.defaults import ADAPTIVE
 from suscli.measure.sampling import RECORD, NestedSample, nested_sample
 from suscli.results import Result
-from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, plural, require_type
+from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, plural, require_number, require_type
 from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
@@ -28,7 +28,7 @@ from suscli.run.pool import PoolEntry
 from suscli.run.report import run_info
 from suscli.measure.susceptibility import plain
 from suscli.run.label_ids import training_classes
-from suscli.run.settings import Settings, require_number
+from suscli.run.settings import Settings
 from suscli.run.store import ResultsLock, ResultStore, fingerprint, make_folder, results_location
 
 Say = Callable[[str], None]  # a message for the user (the command line prints it on stderr)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, UsageError, require_number
 from suscli.judge.gate import FAIL_ON, flags_none, needs_regions, pool_failures, shortfall, unjudged
 from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, counted, first_of, pool_classes, thresholds
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
@@ -32,7 +32,7 @@ from suscli.run.inputs import (
     training_paths,
 )
 from suscli.measure.devices import resolve_device
-from suscli.run.settings import as_the_command, Settings, require_number, require_paths
+from suscli.run.settings import as_the_command, Settings, require_paths
 from suscli.run.pool import PoolEntry, discover
 from suscli.run.report import Report
 

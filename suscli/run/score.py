@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from suscli.data.images import ImageSource
-from suscli.errors import InputError, UsageError
+from suscli.errors import InputError, UsageError, require_number
 from suscli.judge import verdict
 from suscli.judge.gate import threshold_failures
 from suscli.load.checkpoints import Checkpoint, load_checkpoint
@@ -19,7 +19,7 @@ from suscli.run.inputs import Inputs, cache_note, image_sources, oversized_sampl
 from suscli.run.pool import checkpoint_epoch
 from suscli.measure.devices import resolve_device
 from suscli.run.model import failed, score_checkpoint
-from suscli.run.settings import as_the_command, Settings, require_number, require_paths
+from suscli.run.settings import as_the_command, Settings, require_paths
 from suscli.run.report import Report, run_info
 
 

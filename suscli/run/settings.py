@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
-import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,7 +16,7 @@ from suscli.measure.normalization import (
     NO_NORMALIZATION,
 )
 from suscli.load.checkpoints import off_scale_mean
-from suscli.errors import InputError, UsageError, require_type, shown
+from suscli.errors import InputError, UsageError, require_number, require_type, shown
 from suscli.data.images import PRESETS, ImageSource, Preprocess
 from suscli.defaults import ADAPTIVE
 from suscli.measure.susceptibility import SusceptibilityConfig, plain
@@ -75,27 +73,6 @@ def require_pixel_mean(name: str, mean: Sequence[float] | None, std: Sequence[fl
     if fix := off_scale_mean(list(mean or ()), list(std or ()), f"{name} ", "--std " if name == "--mean" else "std "):
         shown = ",".join(f"{m:g}" for m in mean or ())
         raise UsageError(f"{name} {shown} is not on the scale of the pixels it is subtracted from: suscli scales them to 0-1", fix=fix)
-
-
-def require_number(
-    name: str, value: object, low: float | None = None, high: float | None = None, *, whole: bool = False, above: bool = False
-) -> None:
-    """A UsageError unless `value` is None or a finite number within the bounds (above `low` where `above`): the bounds
-    the command line's option has, for the value given in Python, where a nan gate passed every model and a
-    training accuracy of 65 (a percentage) failed every one."""
-    if value is None:
-        return
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and (isinstance(value, numbers.Integral) or not whole):
-        x = float(value)
-        if math.isfinite(x) and (low is None or x > low or (x == low and not above)) and (high is None or x <= high):
-            return
-    if low is not None and high is not None:
-        bounds = f" from {low:g} to {high:g}"
-    elif low is not None:
-        bounds = f" above {low:g}" if above else f" of at least {low:g}"
-    else:
-        bounds = f" of at most {high:g}" if high is not None else ""
-    raise UsageError(f"{name} takes {'a whole' if whole else 'a finite'} number{bounds}, got {value!r}")
 
 
 # Where a list of paths goes instead, by argument: a list in Python is the natural try, and the fix for a model in

@@ -25,7 +25,6 @@ import operator
 import random
 import time
 import warnings
-import numbers
 from collections.abc import Callable, Iterator
 from typing import SupportsFloat
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from suscli.errors import InputError, SuscliError, UsageError, require_type
+from suscli.errors import InputError, SuscliError, UsageError, require_number, require_type
 from suscli.files import append_line
 from suscli.data.images import named_set, unlabeled_source
 from suscli.measure.randomness import random_forward
@@ -506,6 +505,5 @@ def measure_every(every_n_epochs: int | None, every_n_steps: int | None) -> tupl
             "give every_n_epochs or every_n_steps, not both: the callback measures by epochs or by steps", fix="drop one of them"
         )
     for name, n in (("every_n_epochs", every_n_epochs), ("every_n_steps", every_n_steps)):
-        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
-            raise UsageError(f"{name} takes a whole number of 1 or more, got {n!r}")
+        require_number(name, n, low=1, whole=True)
     return (1 if every_n_steps is None and every_n_epochs is None else every_n_epochs), every_n_steps
