@@ -87,9 +87,9 @@ def optimizer_step(optimizer: torch.optim.Optimizer) -> Step:
                 p.grad = g
             try:
                 _own_step(optimizer)
+            except torch.cuda.OutOfMemoryError:
+                raise
             except (TypeError, RuntimeError) as e:
-                if isinstance(e, torch.cuda.OutOfMemoryError):
-                    raise
                 # LBFGS's step needs a closure that computes the loss again; SparseAdam's takes sparse gradients only
                 raise InputError(
                     f"the optimizer's ({type(optimizer).__name__}) step failed on the random-label gradients: {summary_line(e)}",

@@ -535,9 +535,9 @@ def shape_errors(x: torch.Tensor) -> Iterator[None]:
     suscli's own. Chained to it, for a forward of the caller's own code to debug."""
     try:
         yield
+    except torch.cuda.OutOfMemoryError:
+        raise
     except FORWARD_ERRORS as e:
-        if isinstance(e, torch.cuda.OutOfMemoryError):
-            raise
         raise NotTaken(
             f"the model failed on inputs of shape (N, {', '.join(map(str, x.shape[1:]))}): {summary_line(e) or type(e).__name__}",
             fix="give inputs of the shape the model takes, or a transform that makes them so",
