@@ -195,6 +195,18 @@ def test_help_documents_exit_codes() -> None:
     assert "Exit codes: 0 ok, 1 gate failed, 2 usage error, 3" in invoke("--help").stdout
 
 
+def test_version_names_suscli_and_the_torch_it_runs_on() -> None:
+    """A bug report or a CI log needs the versions: `suscli --version` was "No such option" (exit 2)."""
+    from importlib.metadata import version
+
+    res = invoke("--version")
+    assert res.exit_code == 0, res.output
+    line = res.stdout.strip()
+    assert line.startswith(f"suscli {version('suscli')} (") and f"torch {version('torch')}" in line, line
+    assert f"Python {sys.version_info.major}.{sys.version_info.minor}" in line and res.stderr == ""
+    assert "--version" in invoke("--help").stdout
+
+
 # Runs the command line as `suscli` does, then names which of torch and pandas it loaded.
 LOADED = """import sys
 sys.argv = ["suscli", *sys.argv[1:]]
@@ -214,6 +226,7 @@ except SystemExit as e:
         (["score", "--help"], 0),
         (["track", "--help"], 0),
         (["demo", "--help"], 0),
+        (["--version"], 0),
         (["score", "--bogus"], 2),
     ],
 )

@@ -1,4 +1,7 @@
-"""The Typer application the commands register with."""
+"""The Typer application the commands register with, and its one option of its own, --version."""
+
+import platform
+from importlib import metadata
 
 import typer
 
@@ -12,3 +15,35 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def version_line() -> str:
+    """suscli's version and those of what its numbers depend on, read from the installed packages' metadata so that
+    --version imports no torch."""
+
+    def of(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"suscli {of('suscli')} (torch {of('torch')}, torchvision {of('torchvision')}, Python {platform.python_version()})"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the versions of suscli, torch, torchvision and Python, and exit.",
+    ),
+) -> None:
+    """The options before the command."""
