@@ -888,6 +888,19 @@ def test_a_signal_while_the_command_line_is_parsed_is_one_line_and_exit_130(how,
     assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", (res.returncode, res.stderr)
 
 
+@pytest.mark.parametrize("signal_", ["os.kill(os.getpid(), signal.SIGTERM)", "raise KeyboardInterrupt"])
+def test_an_interrupt_that_left_exec_code_still_ends_python_m_in_130(signal_, tmp_path) -> None:
+    """CPython takes a KeyboardInterrupt that leaves code run by exec() (pydantic's and dataclasses' generated methods,
+    built as typer parses) for an unhandled one, and ends a `python -m` run by SIGINT once it is over: -2, not the
+    130 suscli exits with after its line. The child is itself run with -m: a `-c` or a script's run ends otherwise."""
+    hook = f"exec({'import os, signal; ' + signal_!r}); time.sleep(1)"
+    (tmp_path / "signalled").mkdir()
+    (tmp_path / "signalled" / "__main__.py").write_text(_SIGNAL_WHILE_PARSING.format(how="python -m suscli", signal=hook))
+    env = {**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    res = subprocess.run([sys.executable, "-m", "signalled"], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", (res.returncode, res.stderr)
+
+
 # --- 4. large inputs ----------------------------------------------------------------------------------------
 
 
