@@ -21,4 +21,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        # CPython takes a KeyboardInterrupt that left code run by exec() (the methods dataclasses and pydantic generate,
+        # while typer parses) for an unhandled one, even once suscli handled it, and ends a `python -m` run by SIGINT:
+        # -2, not its exit code 130. Each exec() of a string clears that mark first; a console script's run ignores it.
+        exec("")

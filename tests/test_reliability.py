@@ -859,6 +859,48 @@ def test_sigterm_while_the_command_line_loads_is_one_line_and_exit_130(how) -> N
     assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", (res.returncode, res.stderr)
 
 
+# A signal as the parser reads the command line, once the command line has loaded: 0.2 to 0.4 s into a `rank` run of
+# a tiny pool on a 2-core machine, typer's parsing (which imports pydantic then) takes most of that time.
+_SIGNAL_WHILE_PARSING = """
+import runpy, sys, time
+import typer.core
+parse = typer.core.TyperGroup.parse_args
+def signalled(self, ctx, args):
+    {signal}
+    return parse(self, ctx, args)
+typer.core.TyperGroup.parse_args = signalled
+sys.argv = ["suscli", "score", "m.safetensors", "--data", "images"]
+if {how!r} == "python -m suscli":
+    runpy.run_module("suscli", run_name="__main__", alter_sys=True)
+else:  # what the console script that pip writes does
+    from suscli.__main__ import main
+    sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("how", ["python -m suscli", "suscli"])
+@pytest.mark.parametrize("signal_", ["import os, signal; os.kill(os.getpid(), signal.SIGTERM); time.sleep(1)", "raise KeyboardInterrupt"])
+def test_a_signal_while_the_command_line_is_parsed_is_one_line_and_exit_130(how, signal_) -> None:
+    """typer turns a KeyboardInterrupt raised while it parses into exit code 130, returned without a word: a CI job
+    cancelled then, or a Ctrl-C, ended the run silent. Now: "interrupted", 130."""
+    script = _SIGNAL_WHILE_PARSING.format(how=how, signal=signal_)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, timeout=60)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", (res.returncode, res.stderr)
+
+
+@pytest.mark.parametrize("signal_", ["os.kill(os.getpid(), signal.SIGTERM)", "raise KeyboardInterrupt"])
+def test_an_interrupt_that_left_exec_code_still_ends_python_m_in_130(signal_, tmp_path) -> None:
+    """CPython takes a KeyboardInterrupt that leaves code run by exec() (pydantic's and dataclasses' generated methods,
+    built as typer parses) for an unhandled one, and ends a `python -m` run by SIGINT once it is over: -2, not the
+    130 suscli exits with after its line. The child is itself run with -m: a `-c` or a script's run ends otherwise."""
+    hook = f"exec({'import os, signal; ' + signal_!r}); time.sleep(1)"
+    (tmp_path / "signalled").mkdir()
+    (tmp_path / "signalled" / "__main__.py").write_text(_SIGNAL_WHILE_PARSING.format(how="python -m suscli", signal=hook))
+    env = {**ENV, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+    res = subprocess.run([sys.executable, "-m", "signalled"], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 130 and res.stderr == "interrupted\n" and res.stdout == "", (res.returncode, res.stderr)
+
+
 # --- 4. large inputs ----------------------------------------------------------------------------------------
 
 

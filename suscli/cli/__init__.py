@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from suscli.cli import demo, rank, score, track  # noqa: F401  (each registers its command)
-from suscli.cli.app import app
+from suscli.cli.app import CarriedInterrupt, app
 from suscli.cli.console import stderr
 from suscli.errors import SIGNALLED, ExitCode, summary_line
 from suscli.run.launch import world
@@ -56,7 +56,7 @@ def _run() -> None:
         code = typer.main.get_command(app).main(standalone_mode=False)  # returns the exit code a command ended with
     except _PARSE_ERROR as e:
         _refused(e)
-    except KeyboardInterrupt:  # outside a command's own handler: while parsing, or importing what a command needs
+    except (KeyboardInterrupt, CarriedInterrupt):  # outside a command's own handler: while parsing, or importing what a command needs
         stderr.print("interrupted", highlight=False)
         sys.exit(130)
     except Exception as e:  # a bug, not bad input: still one line (of a multi-line message too) and a documented code
