@@ -1,8 +1,8 @@
-"""The Typer application the commands register with, and its one option of its own, --version."""
+"""The Typer application the commands register with: its command group, which carries an interrupt past the parser, and
+its one option of its own, --version."""
 
 import platform
 from importlib import metadata
-
 from typing import Any
 
 import typer
