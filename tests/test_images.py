@@ -289,6 +289,30 @@ def test_pixels_are_those_torchvisions_image_folder_loads(tmp_path: Path) -> Non
         assert torch.equal(pixels, torch.from_numpy(np.array(pil_loader(str(path)))).permute(2, 0, 1)), path.name
 
 
+def test_sixteen_bit_grayscale_images_are_read_clipped_and_said_to_be(tmp_path: Path) -> None:
+    """A 16-bit grayscale PNG (PIL's I;16: a medical, microscopy or depth image) is read as ImageFolder's loader reads
+    it, every value above 255 clipped to white (the test above pins it), and a model was measured on blank images
+    without a word, in score, rank and the held-out set. Every row now says which set holds such images."""
+    from PIL import Image
+
+    pool = make_pool(tmp_path / "pool", n=2)
+    values = np.random.default_rng(0).integers(0, 65536, (8, 8)).astype(np.uint16)
+    for folder in ("deep", "deep_val/0", "deep_val/1", "deep_val/2"):
+        (tmp_path / folder).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(values).save(tmp_path / folder / f"{i}.png")
+    plain = write_images(tmp_path / "plain", 8)[0].parent
+    res = invoke("score", pool / "m0.safetensors", "-d", tmp_path / "deep", "-f", "json", "--batches", "1")
+    assert res.exit_code == 0, res.output
+    (note,) = [n for n in json.loads(res.stdout)["results"][0]["notes"] if "16-bit" in n]
+    assert "deep" in note and "I;16" in note and "clipped" in note and "high byte" in note
+    res = invoke("rank", pool, "-d", plain, "--val-data", tmp_path / "deep_val", "-f", "json", "--batches", "1")
+    assert res.exit_code == 0, res.output
+    assert all(any("16-bit" in n and "deep_val" in n for n in row["notes"]) for row in json.loads(res.stdout)["results"])
+    res = invoke("score", pool / "m0.safetensors", "-d", plain, "-f", "json", "--batches", "1")
+    assert not any("16-bit" in n for n in json.loads(res.stdout)["results"][0]["notes"])
+
+
 def test_an_image_at_the_input_size_is_still_resized_and_cropped_below_crop_pct_1(tmp_path: Path) -> None:
     """`--preset imagenet` on 224 px images: torchvision resizes to 256 and crops the center 224, but an image already
     at the input size was passed through unchanged, so the model saw the whole image instead of its center."""

@@ -385,6 +385,23 @@ def _header(path: ImageRef) -> tuple[tuple[int, int], str] | None:
 
 
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # PIL's convert clips their values above 255 to white
+
+
+def deep_note(paths: Sequence[ImageRef], origin: Path, most: int = 20) -> list[str]:
+    """A note where the first `most` images of a set are 16-bit (or 32-bit) grayscale: they are read as ImageFolder's
+    loader reads them (docs/score.md, Pixels), every value above 255 clipped to white, and a model trained on them
+    through a loader that scales them (torchvision's decode_image, OpenCV) was measured on nearly blank images without
+    a word. Their headers alone are read, as common_look reads them."""
+    modes = [mode for _, mode in filter(None, map(_header, paths[:most]))]
+    deep = [mode for mode in modes if mode in DEEP_MODES]
+    if not deep:
+        return []
+    return [
+        f"{len(deep)} of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)} are 16-bit grayscale (PIL mode {deep[0]}): "
+        "read as torchvision's ImageFolder reads them, every value above 255 clipped to white, so they reach the model "
+        "nearly blank; if it was trained on them scaled to 8 bits, convert them so first (their high byte)"
+    ]
 
 
 def common_look(paths: Sequence[ImageRef], most: int = 20) -> tuple[tuple[int, int], bool] | None:
@@ -571,7 +588,7 @@ def unlabeled_source(
         strict=strict,
         cache_dir=cache_dir,
         origin=Path(source),
-        notes=listing.notes,
+        notes=listing.notes + deep_note(items, Path(source)),
         upright=upright_set(listing, items, cache_dir),
     )
 
@@ -603,7 +620,7 @@ def labeled_source(
         folders=listing.folders,
         empty_folders=listing.empty_folders,
         names_order=listing.names_order,
-        notes=listing.notes,
+        notes=listing.notes + deep_note(items, Path(source)),
         upright=upright_set(listing, items, cache_dir),
         written=listing.written,
     )
