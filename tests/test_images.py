@@ -304,13 +304,13 @@ def test_sixteen_bit_grayscale_images_are_read_clipped_and_said_to_be(tmp_path: 
     plain = write_images(tmp_path / "plain", 8)[0].parent
     res = invoke("score", pool / "m0.safetensors", "-d", tmp_path / "deep", "-f", "json", "--batches", "1")
     assert res.exit_code == 0, res.output
-    (note,) = [n for n in json.loads(res.stdout)["results"][0]["notes"] if "16-bit" in n]
+    (note,) = [n for n in json.loads(res.stdout)["results"][0]["notes"] if "bit grayscale" in n]
     assert "deep" in note and "I;16" in note and "clipped" in note and "high byte" in note
     res = invoke("rank", pool, "-d", plain, "--val-data", tmp_path / "deep_val", "-f", "json", "--batches", "1")
     assert res.exit_code == 0, res.output
-    assert all(any("16-bit" in n and "deep_val" in n for n in row["notes"]) for row in json.loads(res.stdout)["results"])
+    assert all(any("bit grayscale" in n and "deep_val" in n for n in row["notes"]) for row in json.loads(res.stdout)["results"])
     res = invoke("score", pool / "m0.safetensors", "-d", plain, "-f", "json", "--batches", "1")
-    assert not any("16-bit" in n for n in json.loads(res.stdout)["results"][0]["notes"])
+    assert not any("bit grayscale" in n for n in json.loads(res.stdout)["results"][0]["notes"])
 
 
 def test_an_image_at_the_input_size_is_still_resized_and_cropped_below_crop_pct_1(tmp_path: Path) -> None:

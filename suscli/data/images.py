@@ -398,9 +398,9 @@ def deep_note(paths: Sequence[ImageRef], origin: Path, most: int = 20) -> list[s
     if not deep:
         return []
     return [
-        f"{len(deep)} of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)} are 16-bit grayscale (PIL mode {deep[0]}): "
-        "read as torchvision's ImageFolder reads them, every value above 255 clipped to white, so they reach the model "
-        "nearly blank; if it was trained on them scaled to 8 bits, convert them so first (their high byte)"
+        f"{len(deep)} of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)} are 16- or 32-bit grayscale (PIL mode {deep[0]}): "
+        "read as torchvision's ImageFolder reads them, every value above 255 clipped to white (a set "
+        "that uses the deeper range reaches the model nearly blank); if it was trained on them scaled to 8 bits, convert them so first (their high byte)"
     ]
 
 
