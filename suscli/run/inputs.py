@@ -282,7 +282,7 @@ class PoolRun:
         store, n_ok = self.request.store, sum(r.ok for r in rows)
         return {
             "results_file": str(store.path if store is not None else None),
-            "counts": {unit: len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": sum(r.ok and r.reused for r in rows)},
+            "counts": {unit: len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": reused_count(rows)},
         }
 
 
@@ -369,10 +369,15 @@ def kept_line(store: ResultStore | None) -> str:
     return f": {len(store)} {plural(len(store), 'result')} kept in {store.path}; rerun the same command to resume"
 
 
+def reused_count(rows: list[Result]) -> int:
+    """How many rows were taken from the results file: the run record's count and the line saying it, one number."""
+    return sum(r.ok and r.reused for r in rows)
+
+
 def reused_line(rows: list[Result], store: ResultStore | None, unit: str) -> str | None:
     """How many rows a rerun took from the results file: a resumed run said nothing of it, and a rerun that measured
     nothing looked like one that measured every model (only the JSON's counts told). None where none was taken."""
-    taken = sum(r.ok and r.reused for r in rows)
+    taken = reused_count(rows)
     if store is None or not taken:
         return None
     now = sum(r.ok and not r.reused for r in rows)
