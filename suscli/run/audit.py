@@ -377,7 +377,7 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
             key = model_key(entry)
             rows[i] = cached_row(entry, key, store)
         except SuscliError as e:
-            rows[i] = failed(entry.path, e, entry.name)
+            rows[i] = entry_failed(entry, e)
         if rows[i] is None:
             waiting.append((i, key))
         if waiting and (len(waiting) >= request.model_batch or i == len(entries) - 1):
@@ -394,6 +394,18 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
     if progress:
         progress("models", len(entries), len(entries))
     return every_row(rows)
+
+
+def entry_failed(entry: PoolEntry, error: SuscliError) -> Result:
+    """The row of a pool's entry that could not be hashed or loaded. One a folder's listing found and that is gone
+    now was removed after the listing (a training run still saving, or rotating its checkpoints away, beside the
+    rank): its row said "no such file (check the path)" of a path suscli had found itself."""
+    if entry.listed is not None and not os.path.lexists(entry.path):
+        error = InputError(
+            f"{entry.path}: removed after {entry.listed} was listed",
+            fix="rerun once nothing removes checkpoints from it (a training run saving, or keeping only its latest ones)",
+        )
+    return failed(entry.path, error, entry.name)
 
 
 def staged(row: Result, sample: NestedSample | None, device: torch.device) -> Result:
@@ -423,7 +435,7 @@ def scored_window(
         try:
             loaded.append((i, entry, request.load(entry)))
         except SuscliError as e:
-            yield i, failed(entry.path, e, entry.name)
+            yield i, entry_failed(entry, e)
     images = [s for s in (unlabeled, train, val) if s is not None]
     keys = [_inputs_key(ckpt, settings, images) for _, _, ckpt in loaded]
     for group in groups([ckpt.model for _, _, ckpt in loaded], keys):
