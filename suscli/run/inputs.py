@@ -23,7 +23,7 @@ from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
-from suscli.run.audit import PoolRequest, Progress, run_settings
+from suscli.run.audit import PoolRequest, Progress, earlier_settings, run_settings
 from suscli.run.pool import PoolEntry
 from suscli.run.report import run_info
 from suscli.measure.susceptibility import plain
@@ -229,8 +229,10 @@ def open_store(
     fresh: bool,
     key: dict,
     say: Say,
+    earlier: dict | None = None,
 ) -> ResultStore:
-    """The resumable results file, keyed by everything that decides the numbers (`key`); emptied first when `fresh`.
+    """The resumable results file, keyed by everything that decides the numbers (`key`), whose rows stored under
+    `earlier` (the same settings as an earlier release keyed them) are reused too; emptied first when `fresh`.
     The default one (beside the pool, or in the cache folder when the pool's is read-only) keeps every set of
     settings' results side by side, so a changed setting is a rerun, not an error; an explicit `results` is one
     experiment."""
@@ -248,7 +250,8 @@ def open_store(
         if fresh:
             ResultStore.reset(path)
         # a row stored before the verdict read its network's untrained reading is measured again
-        store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained, lock=lock)
+        also = fingerprint(earlier) if earlier is not None else None
+        store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained, lock=lock, also=also)
     except BaseException:
         lock.release()
         raise
@@ -309,7 +312,8 @@ def open_pool(
         say(line)
     val = val_source(val_data, settings, inputs, train)
     key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
-    store = open_store(results, place, inputs.cache_dir, fresh, key, say) if lead else None
+    earlier = earlier_settings(key, unlabeled, train, val) if lead else None
+    store = open_store(results, place, inputs.cache_dir, fresh, key, say, earlier) if lead else None
     with _closed_on_error(store):
         request = PoolRequest(
             entries,
