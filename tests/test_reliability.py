@@ -32,6 +32,7 @@ from torch import nn
 
 import suscli
 import suscli.run.audit
+import suscli.run.rank
 import suscli.load.checkpoints
 import suscli.files
 import suscli.data.images
@@ -273,6 +274,32 @@ def test_a_checkpoint_that_is_not_there_is_its_rows_error(tmp_path, image_folder
     rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
     assert rows["pool/good.safetensors"]["status"] == "ok"
     assert rows["gone.pt"]["error"] == f"{tmp_path / 'gone.pt'}: no such file (check the path)"
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_checkpoint_removed_after_the_pool_was_listed_says_so(tmp_path, image_folder, monkeypatch, kind) -> None:
+    """A file (or a run's checkpoint folder, rotated away by a Trainer's save_total_limit) removed between rank's
+    listing of the pool and its loading: its row said "no such file (check the path)", a path suscli had found itself
+    and the user had not given; it says the file was removed after the pool was listed, and the others are scored."""
+    pool = tmp_path / "pool"
+    suscli.save(tiny_cnn(), pool / "good.safetensors", arch=ARCH, image_size=8)
+    gone = pool / "gone.safetensors" if kind == "file" else pool / "run" / "checkpoint-2" / "model.safetensors"
+    suscli.save(tiny_cnn(), gone, arch=ARCH, image_size=8)
+    listed = suscli.run.rank.discover
+
+    def listing_then_removing(*args, **kwargs):
+        entries = listed(*args, **kwargs)
+        shutil.rmtree(gone.parent) if kind == "folder" else gone.unlink()
+        return entries
+
+    monkeypatch.setattr(suscli.run.rank, "discover", listing_then_removing)
+    res = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
+    assert res.exit_code == 3 and "Traceback" not in res.output and "internal error" not in res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["results"]}
+    assert rows["good"]["status"] == "ok"
+    error = rows["gone" if kind == "file" else "run"]["error"]
+    assert error.startswith(f"{gone}: removed after {pool} was listed"), error
+    assert "check the path" not in error
 
 
 @pytest.mark.parametrize("protocol", [0, 4])

@@ -287,6 +287,46 @@ def test_a_rerun_from_another_folder_or_a_moved_checkout_reuses_every_result(
     assert doc["counts"]["reused"] == 0 and "(--train-data differs)" in res.stderr
 
 
+def test_a_list_of_a_folders_images_in_its_order_is_the_same_data(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """`-d unlabeled/` and then `-d list.txt` naming the folder's images in the order suscli reads them (sorted by path),
+    the list beside the folder: the same images in the same order give the same numbers, but the list's files were
+    named from its own folder ("unlabeled/img_000.png", not "img_000.png") and an explicit --results refused the rerun,
+    "(--data differs)". Another order is other data (it draws other random labels), refused saying that order counts."""
+    results = tmp_path / "r.jsonl"
+    first = rank_json(pool, image_folder, train_folder, "--results", results)[1]
+    images = sorted(image_folder.iterdir())
+    beside, inside = tmp_path / "list.txt", image_folder / "list.txt"
+    beside.write_text("".join(f"{image_folder.name}/{p.name}\n" for p in images))
+    inside.write_text("".join(f"{p.name}\n" for p in images))
+    for listed in (beside, inside):
+        res, doc = rank_json(pool, listed, train_folder, "--results", results)
+        assert res.exit_code == 0 and doc["counts"]["reused"] == 4, res.output
+        assert [r["susceptibility"] for r in doc["results"]] == [r["susceptibility"] for r in first["results"]]
+    beside.write_text("".join(f"{image_folder.name}/{p.name}\n" for p in reversed(images)))
+    res, _ = rank_json(pool, beside, train_folder, "--results", results)
+    assert res.exit_code == 2 and "(--data differs)" in res.stderr, res.output
+    assert "their order" in res.stderr, res.stderr
+
+
+def test_results_keyed_by_the_list_files_folder_are_still_reused(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results files written while a set's files were named from the folder listed, or the list file's folder, keep
+    their rows: a list beside its images (or a folder whose images all lie in one subfolder) is now named from the
+    folder holding them all, and a rerun after the upgrade measured every model again, or with --results was refused."""
+    results = tmp_path / "r.jsonl"
+    listed = tmp_path / "list.txt"
+    listed.write_text("".join(f"{image_folder.name}/{p.name}\n" for p in sorted(image_folder.iterdir())))
+    monkeypatch.setattr(suscli.run.audit, "_common_folder", lambda source: suscli.run.audit._root(source.origin))
+    assert rank_json(pool, listed, train_folder, "--results", results)[1]["counts"]["reused"] == 0
+    monkeypatch.undo()
+    res, doc = rank_json(pool, listed, train_folder, "--results", results)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 4, res.output
+    assert "other settings" not in res.stderr, res.stderr
+
+
 def test_results_of_an_earlier_suscli_that_keyed_data_by_path_are_measured_again(
     pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
 ) -> None:

@@ -215,7 +215,7 @@ def test_a_run_resumed_with_a_metric_in_its_names_is_tracked_on_its_later_saves(
         f"records, then its file time ({stems[0]} over {stems[2]}, {stems[1]} over {stems[3]})"
     ]
     named(2, 1)  # started over: epoch 0 saved again, by another run
-    starts = sorted(p.stem for p in ckpts.glob("epoch=0-*"))
+    starts = sorted(p.name for p in ckpts.glob("epoch=0-*"))
     assert len(starts) == 2
     one_error_line(invoke(*track), 3, f"two checkpoints for epoch 0: {starts[0]} and {starts[1]}")
 
@@ -362,7 +362,7 @@ def test_a_run_saved_only_during_its_epochs_is_measured_with_a_warning(tmp_path:
     one_error_line(
         invoke("track", steps, "-d", unlabeled),
         3,
-        "two checkpoints for epoch 0: epoch=0-step=1 and epoch=0-step=2, saved during the epoch",
+        "two checkpoints for epoch 0: epoch=0-step=1.ckpt and epoch=0-step=2.ckpt, saved during the epoch",
         "save one at the end of every epoch, ModelCheckpoint(save_top_k=-1)",
     )
 

@@ -177,7 +177,10 @@ def test_a_file_whose_name_says_another_epoch_than_it_records_is_named_so(run: P
     root = run.parent
     res = CliRunner().invoke(app, ["track", str(out), "-d", str(root / "unlabeled")])
     assert res.exit_code == 3, res.output
-    assert "two checkpoints for epoch 1: checkpoint-1 and checkpoint-3 (its file records epoch 1, its name says 3)" in res.stderr
+    assert (
+        "two checkpoints for epoch 1: checkpoint-1.pth.tar and checkpoint-3.pth.tar (its file records epoch 1, its name says 3)"
+        in res.stderr
+    )
 
 
 def test_the_last_epoch_that_max_history_kept_only_in_last_pth_tar_is_tracked_and_ranked(run: Path, tmp_path: Path) -> None:

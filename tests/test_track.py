@@ -77,6 +77,15 @@ def test_two_checkpoints_of_one_epoch_or_none_numbered_are_refused(tmp_path: Pat
         run_epochs(tmp_path / "bare")
 
 
+def test_two_checkpoints_of_one_epoch_are_named_as_their_files(tmp_path: Path) -> None:
+    """A run's epoch_3.pt beside more/epoch_3.pt: the error named the first by its stem and the second by its path,
+    "epoch_3 and more/epoch_3.pt", as if the first were no file of the run; both are named by their path in it."""
+    touch(tmp_path / "one" / "epoch_3.pt")
+    touch(tmp_path / "one" / "more" / "epoch_3.pt")
+    with pytest.raises(InputError, match=r"two checkpoints for epoch 3: epoch_3\.pt and more/epoch_3\.pt \(keep one per epoch"):
+        run_epochs(tmp_path / "one")
+
+
 def test_a_folder_of_several_runs_is_told_to_track_one(tmp_path: Path, image_folder: Path) -> None:
     """runs/a/ and runs/b/, each a run of epochs 1 and 2: track said "two checkpoints for epoch 1: a/epoch_1.pt and
     b/epoch_1.pt (keep one per epoch, ...)", as if one run had saved an epoch twice, and had the user delete

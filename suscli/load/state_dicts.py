@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -79,9 +80,18 @@ def keep_metadata(state: dict[str, torch.Tensor], source: Mapping[str, Any], pre
     return out
 
 
+@dataclass(frozen=True)
+class Stripped:
+    """A prefix strip_prefixes took off the keys: off the front of every key, or (`inside`) a wrapper's name taken out
+    of the keys that held it, which the notes and errors say, as the user would look for it in neither place."""
+
+    prefix: str
+    inside: bool = False
+
+
 def strip_prefixes(
     state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str, ...] = ()
-) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+) -> tuple[dict[str, torch.Tensor], tuple[Stripped, ...]]:
     """Strip wrapper prefixes, possibly stacked (`module._orig_mod.`), when that brings the keys closer to `wanted`;
     also a first name all keys share (a wrapper module's attribute, `backbone.`).
 
@@ -98,18 +108,16 @@ def strip_prefixes(
     if names:
         other, other_chain = _stripped(unwrapped, wanted, extra)
         if len(set(other) ^ wanted) < len(set(best) ^ wanted):
-            return other, (*(f"{name}{WHERE_PRESENT}" for name in names), *other_chain)
+            return other, (*(Stripped(name, inside=True) for name in names), *other_chain)
     return best, chain
 
 
-# How a chain of strip_prefixes names a wrapper it took out of the keys that held it, not off the front of every key
-WHERE_PRESENT = " where keys had it"
 _WRAPPER_NAMES = ("module", "_orig_mod")  # the attribute DataParallel/DDP and torch.compile keep the wrapped module in
 
 
-def stripped_chain(chain: tuple[str, ...]) -> str:
+def stripped_chain(chain: tuple[Stripped, ...]) -> str:
     """The prefixes strip_prefixes took off, as a note or an error names them: 'module.' + '_orig_mod.'."""
-    return " + ".join(f"{p.removesuffix(WHERE_PRESENT)!r}{WHERE_PRESENT}" if p.endswith(WHERE_PRESENT) else repr(p) for p in chain)
+    return " + ".join(f"{p.prefix!r}{' where keys had it' if p.inside else ''}" for p in chain)
 
 
 def _unwrapped(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
@@ -136,11 +144,13 @@ def _unwrapped(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor],
     return out, tuple(names)
 
 
-def _stripped(state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
+def _stripped(
+    state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str, ...]
+) -> tuple[dict[str, torch.Tensor], tuple[Stripped, ...]]:
     """The candidate of stacked wrapper prefixes stripped off `state`'s keys closest to `wanted` (strip_prefixes)."""
     best, best_diff = state, len(set(state) ^ wanted)
-    best_chain: tuple[str, ...] = ()
-    frontier: list[tuple[dict[str, torch.Tensor], tuple[str, ...]]] = [(state, ())]
+    best_chain: tuple[Stripped, ...] = ()
+    frontier: list[tuple[dict[str, torch.Tensor], tuple[Stripped, ...]]] = [(state, ())]
     prefixes = _WRAPPER_PREFIXES + tuple(p for p in extra if p not in _WRAPPER_PREFIXES)
     for _ in range(_MAX_STACKED):
         if best_diff == 0:
@@ -153,9 +163,10 @@ def _stripped(state: dict[str, torch.Tensor], wanted: set[str], extra: tuple[str
                     continue
                 stripped = keep_metadata(stripped, candidate, prefix)
                 diff = len(set(stripped) ^ wanted)
+                longer = (*chain, Stripped(prefix))
                 if diff < best_diff:
-                    best, best_chain, best_diff = stripped, (*chain, prefix), diff
-                next_frontier.append((stripped, (*chain, prefix)))
+                    best, best_chain, best_diff = stripped, longer, diff
+                next_frontier.append((stripped, longer))
         frontier = next_frontier
     return best, best_chain
 

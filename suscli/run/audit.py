@@ -96,18 +96,20 @@ READING = 15
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
-def data_identity(source: ImageSource | None) -> str | None:
+def data_identity(source: ImageSource | None, root: str | None = None) -> str | None:
     """What the images used are (and their labels, by name when given by name), wherever they lie and however their
-    paths were typed: each file's path relative to the set's root (the folder, or the list's folder), its size and
-    modification time (in whole seconds, which every copy that keeps times keeps); the bytes' hash of an image in a
+    paths were typed: each file's path relative to the folder holding them all (or to `root`, earlier_identity's), its
+    size and modification time (in whole seconds, which every copy that keeps times keeps); the bytes' hash of an image in a
     dataset. A changed file means new numbers; the same command from another folder, with absolute paths or in a moved
     checkout (a CI runner's new path) is the same data. What the listing left out (its notes: training images among
     held-out ones, rows without a label) is part of it: a row keeps the notes of the run that measured it, and a set
     differing only in what was left out reused the other's rows, whose notes named files it does not hold or said
-    nothing of the images it lost."""
+    nothing of the images it lost. A folder and a list of its images in its order are the same data wherever the list
+    lies: named from the list's folder, a list beside the folder named its files "unlabeled/img_000.png", the folder
+    "img_000.png", and a results file refused the list's rerun as other data ("--data differs")."""
     if source is None:
         return None
-    root = _root(source.origin)
+    root = _common_folder(source) if root is None else root
     h = hashlib.sha256()
     if source.upright:  # a dataset naming a folder's files by path decodes them otherwise than the folder's listing
         h.update(b"upright\n")
@@ -134,6 +136,26 @@ def _root(origin: Path | None) -> str | None:
     if origin is None:
         return None
     return os.path.abspath(origin if origin.is_dir() else origin.parent)
+
+
+def _common_folder(source: ImageSource) -> str | None:
+    """The deepest folder holding every file of a set, which its paths are named from; the folder listed, or the list
+    file's folder, for a set of a dataset's rows or of files on two drives (Windows)."""
+    try:
+        folders = {os.path.dirname(os.path.abspath(p)) for p in source.paths if not isinstance(p, Embedded)}
+        return os.path.commonpath(list(folders)) if folders else _root(source.origin)
+    except ValueError:  # two drives, or a name no file can have
+        return _root(source.origin)
+
+
+def earlier_identity(source: ImageSource | None) -> str | None:
+    """`source`'s identity as releases before the folder holding every file (_common_folder) named them, from the
+    folder listed or the list's folder; None where the two folders are one, the identity unchanged. Rows stored
+    under it are the same images' (ResultStore's `also`): without it a rerun after the upgrade measured them again,
+    or under --results was refused as other data."""
+    if source is None or (root := _root(source.origin)) == _common_folder(source):
+        return None
+    return data_identity(source, root)
 
 
 def _relative(path: Path, root: str | None) -> str:
@@ -177,6 +199,14 @@ def run_settings(
         "device_type": device.type,
         "reading": READING,
     }
+
+
+def earlier_settings(key: dict, unlabeled: ImageSource, train: ImageSource | None, val: ImageSource | None = None) -> dict | None:
+    """`key` (a run's stored settings, run_settings's and more) with the data identities releases before
+    _common_folder gave its sets, where one differs; None where none does."""
+    sets = {"unlabeled_data": unlabeled, "train_data": train, **({"val_data": val} if val is not None else {})}
+    earlier = {name: identity for name, source in sets.items() if (identity := earlier_identity(source)) is not None}
+    return {**key, **earlier} if earlier else None
 
 
 def model_key(entry: PoolEntry) -> str:
@@ -377,7 +407,7 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
             key = model_key(entry)
             rows[i] = cached_row(entry, key, store)
         except SuscliError as e:
-            rows[i] = failed(entry.path, e, entry.name)
+            rows[i] = entry_failed(entry, e)
         if rows[i] is None:
             waiting.append((i, key))
         if waiting and (len(waiting) >= request.model_batch or i == len(entries) - 1):
@@ -394,6 +424,18 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
     if progress:
         progress("models", len(entries), len(entries))
     return every_row(rows)
+
+
+def entry_failed(entry: PoolEntry, error: SuscliError) -> Result:
+    """The row of a pool's entry that could not be hashed or loaded. One a folder's listing found and that is gone
+    now was removed after the listing (a training run still saving, or rotating its checkpoints away, beside the
+    rank): its row said "no such file (check the path)" of a path suscli had found itself."""
+    if entry.listed is not None and not os.path.lexists(entry.path):
+        error = InputError(
+            f"{entry.path}: removed after {entry.listed} was listed",
+            fix="rerun once nothing removes checkpoints from it (a training run saving, or keeping only its latest ones)",
+        )
+    return failed(entry.path, error, entry.name)
 
 
 def staged(row: Result, sample: NestedSample | None, device: torch.device) -> Result:
@@ -423,7 +465,7 @@ def scored_window(
         try:
             loaded.append((i, entry, request.load(entry)))
         except SuscliError as e:
-            yield i, failed(entry.path, e, entry.name)
+            yield i, entry_failed(entry, e)
     images = [s for s in (unlabeled, train, val) if s is not None]
     keys = [_inputs_key(ckpt, settings, images) for _, _, ckpt in loaded]
     for group in groups([ckpt.model for _, _, ckpt in loaded], keys):

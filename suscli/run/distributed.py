@@ -19,6 +19,7 @@ import torch.distributed as dist
 from suscli.run.audit import (
     PoolRequest,
     cached_row,
+    entry_failed,
     every_row,
     grow_pool,
     grown_rows,
@@ -34,7 +35,6 @@ from suscli.data.images import ImageSource
 from suscli.run.pool import PoolEntry
 from suscli.results import Result
 from suscli.measure.sampling import Decisions, NestedSample
-from suscli.run.model import failed
 from suscli.run.launch import World
 
 DEFAULT_TIMEOUT_S = 1800  # a rank waits this long at a gather for the slowest model of the round
@@ -123,7 +123,7 @@ def error_row(entry: PoolEntry, error: Exception) -> Result:
     """Any failure of one model as its row: an exception escaping a rank would leave the others at the gather."""
     if not isinstance(error, SuscliError):
         error = InputError(f"{entry.path}: {type(error).__name__}: {error}")
-    return failed(entry.path, error, entry.name)
+    return entry_failed(entry, error)
 
 
 def audit_shards(

@@ -278,20 +278,20 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     for a, b in zip(numbered, numbered[1:]):
         if a.epoch == b.epoch and MID_EPOCH in (save_point(a.path), save_point(b.path)):  # no END: _epoch_ends kept them
             raise InputError(
-                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}, saved during the "
+                f"{run}: two checkpoints for epoch {a.epoch}: {_as_listed(run, a)} and {_as_listed(run, b)}, saved during the "
                 f"epoch ({_DURING}), and none at an epoch's end",
                 fix="save one at the end of every epoch, ModelCheckpoint(save_top_k=-1), or list the saves to measure in a "
                 "manifest with an epoch field",
             )
         if a.epoch == b.epoch and (runs := _run_folders(run, a, b)):
             raise InputError(
-                f"{run}: two checkpoints for epoch {a.epoch}: {a.name} and {b.name}, in folders {runs[0]}/ and {runs[1]}/ that "
+                f"{run}: two checkpoints for epoch {a.epoch}: {_as_listed(run, a)} and {_as_listed(run, b)}, in folders {runs[0]}/ and {runs[1]}/ that "
                 "each hold their own: separate runs, which track measures one at a time, or copies of one run's files",
                 fix=f"track one run, suscli track {run / runs[0]} (compare runs with suscli rank {run}); copies: keep one",
             )
         if a.epoch == b.epoch:
             raise InputError(
-                f"{run}: two checkpoints for epoch {a.epoch}: {_as_named(a)} and {_as_named(b)}",
+                f"{run}: two checkpoints for epoch {a.epoch}: {_as_named(run, a)} and {_as_named(run, b)}",
                 fix="keep one per epoch, or list them in a manifest with an epoch field",
             )
     if mid:  # they have an epoch, fractional: "no epoch number" said otherwise
@@ -303,13 +303,25 @@ def run_epochs(run: str | Path) -> tuple[list[PoolEntry], list[PoolEntry], list[
     return numbered, [e for e in skipped if e.name not in mid], notes + ([parted] if parted else [])
 
 
-def _as_named(entry: PoolEntry) -> str:
-    """A checkpoint's name, with what its file records where its name says another epoch (a copy renamed): the
-    record wins, and without it the error named checkpoint-3 as a second epoch 1 with no reason."""
+def _as_named(run: Path, entry: PoolEntry) -> str:
+    """A checkpoint as _as_listed names it, with what its file records where its name says another epoch (a copy
+    renamed): the record wins, and without it the error named checkpoint-3 as a second epoch 1 with no reason."""
     named = None if entry.epoch_given else epoch_from_name(numbered_as(entry.path))
     if named is None or named == entry.epoch:
+        return _as_listed(run, entry)
+    return f"{_as_listed(run, entry)} (its file records epoch {entry.epoch}, its name says {named})"
+
+
+def _as_listed(run: Path, entry: PoolEntry) -> str:
+    """A checkpoint of a run folder as the user finds it there, by its path in the folder: a file at the folder's top
+    is named by its stem as a row, one in a subfolder by its path, and an error naming two files of one epoch read
+    "epoch_3 and more/epoch_3.pt", the first no file of the run. The run folder itself (a Trainer's final model) and
+    a manifest's entry by their names."""
+    try:
+        shown = entry.path.relative_to(run).as_posix()
+    except ValueError:  # a manifest's entries lie anywhere, under names it gives
         return entry.name
-    return f"{entry.name} (its file records epoch {entry.epoch}, its name says {named})"
+    return entry.name if shown == "." else shown
 
 
 def _run_folders(run: Path, a: PoolEntry, b: PoolEntry) -> tuple[str, str] | None:

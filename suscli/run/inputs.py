@@ -23,7 +23,7 @@ from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
-from suscli.run.audit import PoolRequest, Progress, run_settings
+from suscli.run.audit import PoolRequest, Progress, earlier_settings, run_settings
 from suscli.run.pool import PoolEntry
 from suscli.run.report import run_info
 from suscli.measure.susceptibility import plain
@@ -229,8 +229,10 @@ def open_store(
     fresh: bool,
     key: dict,
     say: Say,
+    earlier: dict | None = None,
 ) -> ResultStore:
-    """The resumable results file, keyed by everything that decides the numbers (`key`); emptied first when `fresh`.
+    """The resumable results file, keyed by everything that decides the numbers (`key`), whose rows stored under
+    `earlier` (the same settings as an earlier release keyed them) are reused too; emptied first when `fresh`.
     The default one (beside the pool, or in the cache folder when the pool's is read-only) keeps every set of
     settings' results side by side, so a changed setting is a rerun, not an error; an explicit `results` is one
     experiment."""
@@ -248,7 +250,8 @@ def open_store(
         if fresh:
             ResultStore.reset(path)
         # a row stored before the verdict read its network's untrained reading is measured again
-        store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained, lock=lock)
+        also = fingerprint(earlier) if earlier is not None else None
+        store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained, lock=lock, also=also)
     except BaseException:
         lock.release()
         raise
@@ -282,7 +285,7 @@ class PoolRun:
         store, n_ok = self.request.store, sum(r.ok for r in rows)
         return {
             "results_file": str(store.path if store is not None else None),
-            "counts": {unit: len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": sum(r.ok and r.reused for r in rows)},
+            "counts": {unit: len(rows), "scored": n_ok, "failed": len(rows) - n_ok, "reused": reused_count(rows)},
         }
 
 
@@ -309,7 +312,8 @@ def open_pool(
         say(line)
     val = val_source(val_data, settings, inputs, train)
     key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
-    store = open_store(results, place, inputs.cache_dir, fresh, key, say) if lead else None
+    earlier = earlier_settings(key, unlabeled, train, val) if lead else None
+    store = open_store(results, place, inputs.cache_dir, fresh, key, say, earlier) if lead else None
     with _closed_on_error(store):
         request = PoolRequest(
             entries,
@@ -369,10 +373,15 @@ def kept_line(store: ResultStore | None) -> str:
     return f": {len(store)} {plural(len(store), 'result')} kept in {store.path}; rerun the same command to resume"
 
 
+def reused_count(rows: list[Result]) -> int:
+    """How many rows were taken from the results file: the run record's count and the line saying it, one number."""
+    return sum(r.ok and r.reused for r in rows)
+
+
 def reused_line(rows: list[Result], store: ResultStore | None, unit: str) -> str | None:
     """How many rows a rerun took from the results file: a resumed run said nothing of it, and a rerun that measured
     nothing looked like one that measured every model (only the JSON's counts told). None where none was taken."""
-    taken = sum(r.ok and r.reused for r in rows)
+    taken = reused_count(rows)
     if store is None or not taken:
         return None
     now = sum(r.ok and not r.reused for r in rows)

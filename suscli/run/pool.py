@@ -68,6 +68,7 @@ class PoolEntry:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     epoch: int | None = None
     epoch_given: bool = False  # a manifest's epoch field: the user's numbering, over the checkpoint's own record
+    listed: Path | None = None  # the folder whose listing found it; None: a manifest's entry
 
 
 def epoch_from_name(path: str | Path) -> int | None:
@@ -307,7 +308,7 @@ def discover(
     children = sorted(pool.iterdir())
     own = checkpoint_folder(pool)  # a Trainer's output_dir may hold its final model beside its checkpoint-N folders
     if own is not None:
-        entries.append(PoolEntry(pool.name, pool, epoch=own.epoch))
+        entries.append(PoolEntry(pool.name, pool, epoch=own.epoch, listed=pool))
     files = [c for c in children if own is None and not c.is_dir() and is_checkpoint(c)]
     exports = [
         (kind, c.name) for c in children if own is None and not c.name.startswith(".") and not c.is_dir() and (kind := export_kind(c))
@@ -320,7 +321,7 @@ def discover(
             continue
         if child in stems:  # by its full name where a file or a run shares its stem (m.pt and m.safetensors, m.pt and m/)
             name = stems[child] if taken[stems[child]] == 1 else child.name
-            entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child)))
+            entries.append(PoolEntry(name, child, epoch=checkpoint_epoch(child), listed=pool))
         elif child.is_dir():
             runs = _checkpoints_under(child) or _refused_under(child)
             if not runs:
@@ -332,7 +333,7 @@ def discover(
             chosen = runs if all_checkpoints else [_run_latest(child, runs, say)]
             for p in chosen:
                 name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
-                entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p)))
+                entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p), listed=pool))
     if not entries and exports:
         said = _exports_said(exports)
         raise InputError(

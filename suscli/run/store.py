@@ -137,6 +137,14 @@ def differ(keys: list[str], release: bool = True) -> str:
     return f" ({', '.join(words)} {'differ' if len(words) > 1 else 'differs'})" if words else ""
 
 
+def _data_said(keys: list[str]) -> str:
+    """What makes two sets of images one, where a refusal names a data option: a list of a folder's images in another
+    order is other data, as it draws other random labels, and "(--data differs)" did not say why the same images were."""
+    if not any(key in DATA_KEYS for key in keys):
+        return ""
+    return ": images are the same data only as the same files (sizes, modification times) in their order, which draws the random labels"
+
+
 def release_age(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     """Whether `stored` settings were written by a release that measures otherwise than this one (`current`): "earlier",
     whose results are measured again beside, "newer", whose results this one cannot reuse, or None."""
@@ -414,14 +422,18 @@ class ResultStore:
         keep_others: bool = False,
         stale: Callable[[Result], bool] | None = None,
         lock: ResultsLock | None = None,
+        also: str | None = None,
     ):
         """`stale`: which stored rows of these settings to measure again (suscli.judge.verdict.lacks_untrained); it is
         passed in, so that reading a results file (suscli.load_results) imports no torch. `lock`: the run's lock on
-        the file (taken before it is read), released by close()."""
+        the file (taken before it is read), released by close(). `also`: the fingerprint an earlier release gave
+        these same settings (suscli.run.audit.earlier_settings), whose rows are theirs; new rows are stored under
+        `fingerprint`."""
         self.path = Path(path)
         self.lock = lock
         self.stale = stale
         self.fingerprint = fingerprint
+        self.mine = {fingerprint, *([also] if also else [])}  # the fingerprints of these settings' rows
         self.settings = settings
         self.others: list[str] | None = None  # when the file holds other settings: those that differ from the latest
         self.legacy = False  # those others identified the images by their paths as typed (suscli.run.audit.data_identity)
@@ -437,7 +449,7 @@ class ResultStore:
         others: dict[str, dict] = {}  # fingerprint -> the settings of another set of results
         mine = False
         for n, record in read_records(self.path, cut=self._cut_short):
-            if record["fingerprint"] != self.fingerprint:
+            if record["fingerprint"] not in self.mine:
                 settings = record.get("settings")
                 others[record["fingerprint"]] = settings if isinstance(settings, dict) else {}
                 continue
@@ -465,7 +477,7 @@ class ResultStore:
         upgraded = self.age == "earlier" and set(self.others) <= RELEASE_MARKERS.keys() | rekeyed
         if not self.legacy and not upgraded:
             raise UsageError(
-                f"results file {self.path} holds results measured with other parameters{differ(self.others)}",
+                f"results file {self.path} holds results measured with other parameters{differ(self.others)}{_data_said(self.others)}",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
             )
 
@@ -490,7 +502,7 @@ class ResultStore:
             return None
         said = f"results file {self.path}: its last line was cut short (a run stopped while writing it)"
         theirs = re.match(re.escape(RECORD_START) + r': "([^"]*)"', self._cut)
-        if theirs and theirs.group(1) != self.fingerprint:
+        if theirs and theirs.group(1) not in self.mine:
             return f"{said}; it held a result of other settings, which is measured again when they are run"
         return f"{said}; the model it held is measured again"
 
