@@ -850,20 +850,25 @@ def test_an_interrupted_save_leaves_no_temporary_file(tmp_path, monkeypatch) -> 
 
 # Ctrl-C while torch is imported: a finder that raises KeyboardInterrupt when `import torch` starts, as a SIGINT then would.
 # --help loads no torch (tests/test_cli_score.py); a command loads it as it starts, before it reads any file.
-_CTRL_C_AT_IMPORT = """
+# The end of each script below: the command line run as `python -m suscli` or as the console script that pip writes
+_AS_RUN = """sys.argv = ["suscli", "score", "m.safetensors", "--data", "images"]
+if {how!r} == "python -m suscli":
+    runpy.run_module("suscli", run_name="__main__", alter_sys=True)
+else:
+    from suscli.__main__ import main
+    sys.exit(main())
+"""
+_CTRL_C_AT_IMPORT = (
+    """
 import runpy, sys
 class CtrlC:
     def find_spec(self, name, path=None, target=None):
         if name == "torch":
             raise KeyboardInterrupt
 sys.meta_path.insert(0, CtrlC())
-sys.argv = ["suscli", "score", "m.safetensors", "--data", "images"]
-if {how!r} == "python -m suscli":
-    runpy.run_module("suscli", run_name="__main__", alter_sys=True)
-else:  # what the console script that pip writes does
-    from suscli.__main__ import main
-    sys.exit(main())
 """
+    + _AS_RUN
+)
 
 
 @pytest.mark.parametrize("how", ["python -m suscli", "suscli"])
@@ -888,7 +893,8 @@ def test_sigterm_while_the_command_line_loads_is_one_line_and_exit_130(how) -> N
 
 # A signal as the parser reads the command line, once the command line has loaded: 0.2 to 0.4 s into a `rank` run of
 # a tiny pool on a 2-core machine, typer's parsing (which imports pydantic then) takes most of that time.
-_SIGNAL_WHILE_PARSING = """
+_SIGNAL_WHILE_PARSING = (
+    """
 import runpy, sys, time
 import typer.core
 parse = typer.core.TyperGroup.parse_args
@@ -896,13 +902,9 @@ def signalled(self, ctx, args):
     {signal}
     return parse(self, ctx, args)
 typer.core.TyperGroup.parse_args = signalled
-sys.argv = ["suscli", "score", "m.safetensors", "--data", "images"]
-if {how!r} == "python -m suscli":
-    runpy.run_module("suscli", run_name="__main__", alter_sys=True)
-else:  # what the console script that pip writes does
-    from suscli.__main__ import main
-    sys.exit(main())
 """
+    + _AS_RUN
+)
 
 
 @pytest.mark.parametrize("how", ["python -m suscli", "suscli"])
