@@ -40,6 +40,9 @@ SAMPLE_FIX = "measure on a seeded subset: --samples N for --data, --train-sample
 # image to a square of that side, aspect ratio not kept, then center-crops (a Hugging Face `size` of height and
 # width, timm's crop_mode "squash").
 RESIZES = ("crop", "stretch")
+# Every decode is a square of one side: a model whose tool records, or whose config names, an input shape that is not
+# square (32x64) is told so, since --image-size, one side, cannot help it (docs/score.md, Preprocessing).
+SQUARE_ONLY = "suscli feeds square images only"
 # PIL's resampling filters by the names timm uses; a Hugging Face processor's `resample` is PIL's code for one.
 INTERPOLATIONS = {r.name.lower(): r for r in Image.Resampling}
 # Where the center crop starts when the margin it leaves is odd: "round" is torchvision's CenterCrop (timm's too),
