@@ -24,6 +24,7 @@ from suscli.cli.output import write_suspects
 from suscli.judge.noise import NoiseEstimate, chance_agreement
 from suscli.judge.rules import LabelCheck
 from suscli.measure.predictions import Predictions, difference_is_clear, votes
+from suscli.run.label_ids import NUMBERED_AMONG_THEMSELVES
 from tests.conftest import invoke, learned_pool, one_error_line, pooled_batch_norm, tiny_cnn
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -576,7 +577,9 @@ def test_suspects_are_called_suspect_only_where_the_pool_shows_the_labels_wrong(
     consensus = np.array([0, 2, 2, 1])  # contradicts images 1 and 3
     estimate = NoiseEstimate(0.5, 0.2, 0.8, 4, 3, doubt)
     check = LabelCheck(estimate, consensus, np.full(4, 0.9), labels, 3, np.full(4, 0.05))
-    report = SimpleNamespace(choice=SimpleNamespace(labels=check), training_paths=[f"img{i}.png" for i in range(4)], class_names=[])
+    report = SimpleNamespace(
+        choice=SimpleNamespace(labels=check), training_paths=[f"img{i}.png" for i in range(4)], class_names=[], numbering=""
+    )
     out = tmp_path / "suspects.csv"
     write_suspects(out, report)  # type: ignore[arg-type]
     assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == ["img1.png", "img3.png"]
@@ -882,3 +885,19 @@ def test_a_pool_none_of_whose_models_was_scored_says_only_that(rule: str, tmp_pa
     lines = res.stderr.splitlines()
     assert res.exit_code == 3 and lines[0] == "no model could be scored" and "regions" not in res.stderr, res.stderr
     assert lines[1].startswith("error: 2 models could not be scored, all alike: on the held-out set"), res.stderr
+
+
+def test_the_noise_and_suspects_lines_say_the_training_classes_are_numbered_among_themselves(
+    image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """5-class models that name no classes, on 3 class folders: the folders are numbered 0-2 among themselves, which
+    only each row's notes said; the label-noise line and the --suspects line, which rest on that numbering (the noise
+    matrix's largest confusions then pair classes off by their numbering), said nothing."""
+    for i in range(3):
+        torch.manual_seed(i)
+        suscli.save(tiny_cnn(5), tmp_path / "pool" / f"m{i}.safetensors", arch=ARCH, image_size=8)
+    suspects = tmp_path / "suspects.csv"
+    res, _ = rank_json(tmp_path / "pool", image_folder, train_folder, "--suspects", suspects)
+    assert res.exit_code == 0, res.output
+    said = [line for line in res.stderr.splitlines() if line.startswith("label noise:") or "written to" in line and "suspects" in line]
+    assert len(said) == 2 and all(line.endswith(NUMBERED_AMONG_THEMSELVES) for line in said), res.stderr

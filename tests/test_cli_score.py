@@ -11,6 +11,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -469,6 +470,33 @@ def test_a_torchscript_model_that_does_not_fit_the_images_is_one_line_naming_the
     res = invoke("score", tmp_path / "m.pt", "-d", tmp_path / "imgs", "--preset", "cifar10", "--image-size", "16", "--batches", "1")
     one_error_line(res, 3, "the model failed on 16x16 images with 3 channels", "mat1 and mat2 shapes cannot be multiplied")
     assert "check --arch, --image-size and --preset" in res.stderr and "internal error" not in res.stderr
+
+
+def wide(named: bool = True) -> nn.Module:
+    """A model of 8x16 inputs only (height x width); `named`: its config names that shape, as a Hugging Face ViT's
+    `config.image_size` [8, 16] does."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 16, 3))
+    if named:
+        model.config = SimpleNamespace(image_size=[8, 16])
+    return model
+
+
+def test_a_model_of_inputs_that_are_not_square_is_told_suscli_feeds_squares_only(tmp_path: Path, image_folder: Path) -> None:
+    """A model that needs 8x16 inputs failed on 8x8 images with "check --arch, --image-size and --preset", an option
+    that cannot help: --image-size is one side. The line says suscli feeds square images only, and the shape the
+    model's config names where it names one; Settings(image_size=(8, 16)) says so too."""
+    for named in (True, False):
+        suscli.save(
+            wide(named), tmp_path / f"{named}.safetensors", arch="tests.test_cli_score:wide", arch_kwargs={"named": named}, image_size=8
+        )
+    res = invoke("score", tmp_path / "True.safetensors", "-d", image_folder, "--batches", "1")
+    line = one_error_line(res, 3, "the model failed on 8x8 images with 3 channels")
+    assert "its config names 8x16 inputs (height x width), and suscli feeds square images only: it cannot be measured" in line
+    res = invoke("score", tmp_path / "False.safetensors", "-d", image_folder, "--batches", "1")
+    line = one_error_line(res, 3, "the model failed on 8x8 images with 3 channels")
+    assert "check --arch, --image-size and --preset; suscli feeds square images only" in line
+    with pytest.raises(UsageError, match=r"image_size takes the side of a square \(suscli feeds square images only\), got \(8, 16\)"):
+        Settings(image_size=(8, 16))  # type: ignore[arg-type]
 
 
 def test_a_model_with_more_classes_than_the_training_folders_says_how_they_were_numbered(tmp_path, image_folder, train_folder):

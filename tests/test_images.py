@@ -313,6 +313,32 @@ def test_sixteen_bit_grayscale_images_are_read_clipped_and_said_to_be(tmp_path: 
     assert not any("bit grayscale" in n for n in json.loads(res.stdout)["results"][0]["notes"])
 
 
+def test_float_grayscale_images_are_read_black_as_image_folder_reads_them_and_said_to_be(tmp_path: Path) -> None:
+    """A float TIFF (PIL's mode F, values from 0 to 1: a depth map, a normalized scan) reads all black, as ImageFolder's
+    loader reads it (convert cuts every value to a whole number from 0 to 255), and the note for 16-bit sets did not
+    cover it: a model was measured on black images without a word. Its rows now say so, and how to convert them."""
+    from PIL import Image
+    from torchvision.datasets.folder import pil_loader
+
+    (tmp_path / "float").mkdir()
+    values = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    for i in range(4):
+        Image.fromarray(values, "F").save(tmp_path / "float" / f"{i}.tif")
+    paths = sorted((tmp_path / "float").iterdir())
+    decoded = decode_images(paths, 8)
+    assert int(decoded.pixels.max()) == 0
+    assert torch.equal(decoded.pixels[0], torch.from_numpy(np.array(pil_loader(str(paths[0])))).permute(2, 0, 1))
+    pool = make_pool(tmp_path / "pool", n=1)
+    res = invoke("score", pool / "m0.safetensors", "-d", tmp_path / "float", "-f", "json", "--batches", "1")
+    assert res.exit_code == 0, res.output
+    (note,) = [n for n in json.loads(res.stdout)["results"][0]["notes"] if "float" in n]
+    assert note == (
+        f"4 of the 4 images of {tmp_path / 'float'} are floating-point grayscale (PIL mode F): read as torchvision's "
+        "ImageFolder reads them, every value cut to a whole number from 0 to 255 (values from 0 to 1 reach the model "
+        "black); if it was trained on them scaled to 8 bits, convert them so first (times 255)"
+    )
+
+
 def test_an_image_at_the_input_size_is_still_resized_and_cropped_below_crop_pct_1(tmp_path: Path) -> None:
     """`--preset imagenet` on 224 px images: torchvision resizes to 256 and crops the center 224, but an image already
     at the input size was passed through unchanged, so the model saw the whole image instead of its center."""

@@ -469,6 +469,22 @@ def test_a_preprocessor_file_naming_no_class_is_read_as_the_class_of_its_models_
         assert (found.meta["image_size"], found.meta.get("resize"), found.notes) == (32, "stretch", [])
 
 
+def test_a_processor_size_that_is_not_square_is_recorded_and_said_to_be_unfed(root: Path, tmp_path: Path) -> None:
+    """A `size` of {"height": 32, "width": 64} was a note "pass --image-size", an option of one side that cannot give
+    32x64: the shape is kept for the error of a model that needs it, and the note says suscli feeds square images
+    only."""
+    from suscli.load.sources.huggingface import LAYOUT
+
+    shutil.copytree(root / "saved", tmp_path / "m")
+    prep = {"size": {"height": 32, "width": 64}, "image_mean": MEAN, "image_std": STD}
+    (tmp_path / "m" / "preprocessor_config.json").write_text(json.dumps(prep))
+    found = LAYOUT.recognize(tmp_path / "m", None)
+    assert found is not None and found.meta["input_shape"] == [32, 64] and "image_size" not in found.meta
+    assert found.notes == [
+        "preprocessor_config.json's size is 32x64 (height x width), not square: suscli feeds square images only (their side: --image-size)"
+    ]
+
+
 def test_a_model_folder_given_as_dot_is_named_by_its_folder(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`suscli score .` inside a save_pretrained folder (or `rank .`) named the model "" in every report: the name of
     the path `.`, an empty table cell and JUnit testcase."""

@@ -712,3 +712,14 @@ def test_a_model_trained_on_whole_images_fed_the_crop_of_its_architectures_defau
         [said[0].replace("last.pth", f"m{k}.pth")] for k in range(2)
     ], doc["results"]
     assert {r["verdict_why"] for r in doc["results"]} == {MISMEASURED}
+
+
+def test_an_input_size_that_is_not_square_is_recorded_and_said_to_be_unfed() -> None:
+    """timm's input_size (3, 32, 64) was a note "pass --image-size", an option of one side that cannot give 32x64, and
+    from the architecture's defaults (a ViT built with img_size=(32, 64)) nothing at all: the shape is kept for the
+    error of a model that needs it, and the note says suscli feeds square images only."""
+    from suscli.load.sources.timm import data_config
+
+    notes: list[str] = []
+    assert data_config({"input_size": (3, 32, 64)}, notes) == {"input_shape": [32, 64]}
+    assert notes == ["timm's input size is 32x64 (height x width), not square: suscli feeds square images only (their side: --image-size)"]

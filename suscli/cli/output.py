@@ -215,7 +215,7 @@ def write_suspects(path: Path, report: Report) -> None:
     if check.estimate.declined:  # on clean labels the list is the voters' own errors: say so rather than call them suspect
         say(
             f"{count} {plural(count, 'label')} the consensus contradicts written to {path}, surest first; not evidence of wrong labels "
-            f"in this pool: {check.estimate.declined}"
+            f"in this pool: {check.estimate.declined}{report.numbering}"
         )
     else:
-        say(f"{count} suspect {plural(count, 'label')} written to {path}")
+        say(f"{count} suspect {plural(count, 'label')} written to {path}{report.numbering}")

@@ -40,6 +40,9 @@ SAMPLE_FIX = "measure on a seeded subset: --samples N for --data, --train-sample
 # image to a square of that side, aspect ratio not kept, then center-crops (a Hugging Face `size` of height and
 # width, timm's crop_mode "squash").
 RESIZES = ("crop", "stretch")
+# Every decode is a square of one side: a model whose tool records, or whose config names, an input shape that is not
+# square (32x64) is told so, since --image-size, one side, cannot help it (docs/score.md, Preprocessing).
+SQUARE_ONLY = "suscli feeds square images only"
 # PIL's resampling filters by the names timm uses; a Hugging Face processor's `resample` is PIL's code for one.
 INTERPOLATIONS = {r.name.lower(): r for r in Image.Resampling}
 # Where the center crop starts when the margin it leaves is odd: "round" is torchvision's CenterCrop (timm's too),
@@ -389,16 +392,25 @@ DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # PIL's convert clips the
 
 
 def deep_note(paths: Sequence[ImageRef], origin: Path, most: int = 20) -> list[str]:
-    """A note where the first `most` images of a set are 16-bit (or 32-bit) grayscale: they are read as ImageFolder's
-    loader reads them (docs/score.md, Pixels), every value above 255 clipped to white, and a model trained on them
-    through a loader that scales them (torchvision's decode_image, OpenCV) was measured on nearly blank images without
-    a word. Their headers alone are read, as common_look reads them."""
+    """A note where the first `most` images of a set are 16-bit (or 32-bit) grayscale, or floating-point (PIL's mode
+    F): they are read as ImageFolder's loader reads them (docs/score.md, Pixels), every value above 255 clipped to
+    white, and every float cut to a whole number (values from 0 to 1 all black), and a model trained on them through
+    a loader that scales them (torchvision's decode_image, OpenCV, a float TIFF times 255) was measured on nearly blank
+    images without a word. Their headers alone are read, as common_look reads them."""
     modes = [mode for _, mode in filter(None, map(_header, paths[:most]))]
-    deep = [mode for mode in modes if mode in DEEP_MODES]
+    floats = [mode for mode in modes if mode == "F"]
+    deep = floats or [mode for mode in modes if mode in DEEP_MODES]
     if not deep:
         return []
+    counted = f"{len(deep)} of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)}"
+    if floats:
+        return [
+            f"{counted} are floating-point grayscale (PIL mode F): read as torchvision's ImageFolder reads them, every "
+            "value cut to a whole number from 0 to 255 (values from 0 to 1 reach the model black); if it was trained on "
+            "them scaled to 8 bits, convert them so first (times 255)"
+        ]
     return [
-        f"{len(deep)} of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)} are 16- or 32-bit grayscale (PIL mode {deep[0]}): "
+        f"{counted} are 16- or 32-bit grayscale (PIL mode {deep[0]}): "
         "read as torchvision's ImageFolder reads them, every value above 255 clipped to white (a set "
         "that uses the deeper range reaches the model nearly blank); if it was trained on them scaled to 8 bits, convert them so first (their high byte)"
     ]

@@ -42,6 +42,18 @@ def label_ids(checkpoint: Checkpoint, train: ImageSource | None, num_classes: in
     return ids, notes + _fewer_classes(checkpoint, train.label_names or [], "class names", num_classes)
 
 
+# The clause of the lines on stderr that rest on the class numbering (the label-noise estimate, --suspects) where a
+# row's note says the training set's classes were numbered among themselves (_fewer_classes): a noise matrix's largest
+# confusions are then pairs off by that numbering, which the note alone, on each row, did not carry there.
+NUMBERED_AMONG_THEMSELVES = " (the training set's classes numbered among themselves, not by the model: see the rows' notes)"
+AMONG = "among themselves: if they are not the model's first"
+
+
+def numbering_clause(notes: Sequence[Sequence[str]]) -> str:
+    """NUMBERED_AMONG_THEMSELVES where any row's `notes` say its training classes were numbered among themselves."""
+    return NUMBERED_AMONG_THEMSELVES if any(AMONG in n for row in notes for n in row) else ""
+
+
 def _fewer_classes(checkpoint: Checkpoint, names: Sequence[str], what: str, num_classes: int | None = None) -> list[str]:
     """A training set naming fewer classes than the model has, where the model names none of its own: the set's
     names are numbered 0..K-1 among themselves, which is right only if they are the model's first K classes."""
@@ -49,8 +61,8 @@ def _fewer_classes(checkpoint: Checkpoint, names: Sequence[str], what: str, num_
     if not names or count is None or len(names) >= count or known_classes(checkpoint.meta) is not None:
         return []
     return [
-        f"the model has {count} classes but the training set's {len(names)} {what} are numbered 0-{len(names) - 1} among "
-        f"themselves: if they are not the model's first {len(names)} classes, its training accuracy is wrong (pass a "
+        f"the model has {count} classes but the training set's {len(names)} {what} are numbered 0-{len(names) - 1} {AMONG} "
+        f"{len(names)} classes, its training accuracy is wrong (pass a "
         "path,label CSV of the model's class ids)"
     ]
 

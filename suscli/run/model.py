@@ -22,7 +22,7 @@ from suscli.load.safe_read import checkpoint_stem
 from suscli.errors import InputError, SuscliError, plural, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
-from suscli.data.images import ImageSource, Preprocess, check_channels, named_set
+from suscli.data.images import SQUARE_ONLY, ImageSource, Preprocess, check_channels, named_set
 from suscli.results import Result
 from suscli.defaults import DEFAULT_BATCH_SIZE
 from suscli.measure.susceptibility import (
@@ -201,12 +201,16 @@ def score_checkpoint(
     except (*FORWARD_ERRORS, NotTaken) as e:
         cause = e.__cause__ if isinstance(e, NotTaken) and e.__cause__ is not None else e  # the measurement's first forward
         first = summary_line(cause) or type(cause).__name__  # a TorchScript model's message carries its interpreter's traceback
-        named = configured_size(checkpoint.model)
+        named, shape = configured_size(checkpoint.model), needed_shape(checkpoint)
+        if shape is not None:
+            fix = f"{shape}, and {SQUARE_ONLY}: it cannot be measured"
+        elif named not in (None, prep.image_size):
+            fix = f"pass --image-size {named}, the size its config names"
+        else:
+            fix = f"check --arch, --image-size and --preset; {SQUARE_ONLY}"
         raise InputError(
             f"{checkpoint.path}: the model failed on {prep.image_size}x{prep.image_size} images with {channels} {plural(channels, 'channel')}: {first}",
-            fix=f"pass --image-size {named}, the size its config names"
-            if named not in (None, prep.image_size)
-            else "check --arch, --image-size and --preset",
+            fix=fix,
         ) from None
     return scored_row(
         checkpoint,
@@ -289,6 +293,27 @@ def configured_size(model: nn.Module) -> int | None:
             size = size[0]
         if isinstance(size, int) and not isinstance(size, bool) and size > 0:
             return size
+    return None
+
+
+def needed_shape(checkpoint: Checkpoint) -> str | None:
+    """Who names an input shape that is not square (height, width), and the shape: the checkpoint's tool (a Hugging
+    Face processor's `size`, timm's `input_size`: `input_shape`, suscli.load.sources) or the model's own config (a
+    Hugging Face ViT's `config.image_size`, a timm ViT's patch embedding). A model that needs it cannot be measured,
+    as suscli feeds square images only, and --image-size, one side, cannot help."""
+    if shape := _oblong(checkpoint.meta.get("input_shape")):
+        return f"the checkpoint records {shape[0]}x{shape[1]} inputs (height x width)"
+    for m in checkpoint.model.modules():
+        for size in (getattr(getattr(m, "config", None), "image_size", None), getattr(getattr(m, "patch_embed", None), "img_size", None)):
+            if shape := _oblong(size):
+                return f"its config names {shape[0]}x{shape[1]} inputs (height x width)"
+    return None
+
+
+def _oblong(size: object) -> tuple[int, int] | None:
+    """`size` where it is a (height, width) pair of whole numbers above 0 that differ."""
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
+        return (size[0], size[1]) if size[0] != size[1] else None
     return None
 
 

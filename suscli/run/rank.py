@@ -10,6 +10,7 @@ from pathlib import Path
 from suscli.errors import InputError, UsageError, require_number
 from suscli.judge.gate import FAIL_ON, flags_none, needs_regions, pool_failures, shortfall, unjudged
 from suscli.judge.regions import MIN_POOL, RULES as THRESHOLD_RULES, counted, first_of, pool_classes, thresholds
+from suscli.run.label_ids import numbering_clause
 from suscli.judge.rules import DEFAULT_RULE, RULES, choose, noise_line, pool_decisions
 from suscli.load.safe_read import checkpoint_stem
 from suscli.measure.sampling import Decisions
@@ -167,6 +168,7 @@ def rank(
             **({"world_size": w.size} if w else {}),
         )
         said = sample_line(sample, rows, size) if sample is not None and size is not None else None
+        numbering = numbering_clause([r.notes for r in rows])  # the noise and suspects lines rest on the class numbering
         return Report(
             "rank",
             choice.ranked,
@@ -176,11 +178,17 @@ def rank(
             failures=failures,
             lines=[
                 line
-                for line in (reused_line(rows, store, "models"), said, choice.why, noise_line(choice.labels) if choice.labels else None)
+                for line in (
+                    reused_line(rows, store, "models"),
+                    said,
+                    choice.why,
+                    noise_line(choice.labels) + numbering if choice.labels else None,
+                )
                 if line
             ],
             training_paths=training_paths(opened.train, sample, rows, size, dev),
             class_names=names,
+            numbering=numbering,
             kept=kept_line(store),
             error=InputError(
                 choice.why, fix="rank models with the same number of classes together; every result is kept in the results file"

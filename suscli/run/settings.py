@@ -17,7 +17,7 @@ from suscli.measure.normalization import (
 )
 from suscli.load.checkpoints import off_scale_mean
 from suscli.errors import InputError, UsageError, require_number, require_type, shown
-from suscli.data.images import PRESETS, ImageSource, Preprocess
+from suscli.data.images import PRESETS, SQUARE_ONLY, ImageSource, Preprocess
 from suscli.defaults import ADAPTIVE
 from suscli.measure.susceptibility import SusceptibilityConfig, plain
 
@@ -48,6 +48,8 @@ class Settings:
         require_pixel_mean("mean", self.mean, self.std)
         for value in self.std or ():
             require_number("std", value, low=0, above=True)
+        if isinstance(self.image_size, (tuple, list)):  # (height, width), as torch writes shapes
+            raise UsageError(f"image_size takes the side of a square ({SQUARE_ONLY}), got {self.image_size!r}")
         require_number("image_size", self.image_size, low=1, whole=True)
         require_number("samples", self.samples, low=1, whole=True)
         if self.train_samples == "all":  # the command line's spelling of None

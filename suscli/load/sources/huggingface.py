@@ -23,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from suscli.data.images import INTERPOLATIONS
+from suscli.data.images import INTERPOLATIONS, SQUARE_ONLY
 from suscli.errors import InputError, first_line, shown
 from suscli.extras import require
 from suscli.load.safe_read import sidecar_path
@@ -344,6 +344,11 @@ def _preprocessing(file: Path | None, path: Path, config: dict[str, Any], notes:
             out["crop_pct"] = pct
         elif pct:  # and at 384 px or more, ConvNeXt's processor warps the whole image to the square, cropping nothing
             out["resize"] = "stretch"
+    elif isinstance(size, dict) and whole(size.get("height")) and whole(size.get("width")):
+        out["input_shape"] = [size["height"], size["width"]]  # for the error of a model that needs it (suscli.run.model.needed_shape)
+        notes.append(
+            f"preprocessor_config.json's size is {size['height']}x{size['width']} (height x width), not square: {SQUARE_ONLY} (their side: --image-size)"
+        )
     elif size is not None:
         notes.append(f"preprocessor_config.json's size {cfg.get('size')} is not square: pass --image-size")
     return out

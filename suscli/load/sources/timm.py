@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from suscli.data.images import INTERPOLATIONS
+from suscli.data.images import INTERPOLATIONS, SQUARE_ONLY
 from suscli.data.labels import AS_STRINGS, BY_NAME, NATURAL
 from suscli.errors import InputError
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, epoch_number, numbers, plain_records, recorded_args, whole
@@ -242,7 +242,8 @@ def data_config(args: Mapping[str, Any], notes: list[str]) -> dict[str, Any]:
         if size[1] == size[2]:
             out["image_size"] = size[1]
         else:
-            notes.append(f"timm's input size {size[1]}x{size[2]} is not square: pass --image-size")
+            out["input_shape"] = [size[1], size[2]]  # for the error of a model that needs it (suscli.run.model.needed_shape)
+            notes.append(f"timm's input size is {size[1]}x{size[2]} (height x width), not square: {SQUARE_ONLY} (their side: --image-size)")
     elif whole(args.get("img_size")):
         out["image_size"] = args["img_size"]
     if numbers(args.get("mean")) and numbers(args.get("std")):
