@@ -391,3 +391,22 @@ def test_the_interval_is_the_same_whatever_order_the_voters_come_in() -> None:
     est = estimate_noise(voters, unlabeled=unlabeled)
     for order in ([4, 3, 2, 1, 0], [2, 0, 4, 1, 3]):
         assert estimate_noise([voters[i] for i in order], unlabeled=[unlabeled[i] for i in order]) == est
+
+
+def test_suspects_weigh_each_belief_against_what_the_voters_give_that_class_on_average() -> None:
+    """Voters believe some classes' labels less, right or wrong (cats against trucks): ranked by the raw belief, a
+    hard class's right labels crowded the top of the list. Each belief is read over its class's mean (confident
+    learning's per-class threshold), the consensus's share over its class's; computed here by hand."""
+    from suscli.judge.noise import NoiseEstimate
+    from suscli.judge.rules import LabelCheck
+
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    consensus = np.array([0, 0, 2, 1, 1, 2, 2, 2])  # contradicts images 2 (labelled 0) and 5 (labelled 1)
+    label_share = np.array([0.3, 0.4, 0.2, 0.9, 0.9, 0.3, 0.8, 0.8])
+    share = np.array([0.5, 0.5, 0.6, 0.9, 0.9, 0.6, 0.8, 0.8])
+    check = LabelCheck(NoiseEstimate(0.25, 0.1, 0.4, 8, 3), consensus, share, labels, 3, label_share)
+    mean = {0: (0.3 + 0.4 + 0.2) / 3, 1: (0.9 + 0.9 + 0.3) / 3, 2: 0.8}
+    assert np.allclose(check.class_belief(), [mean[0], mean[1], mean[2]])
+    by_hand = {i: (label_share[i] / mean[labels[i]]) / (share[i] / mean[consensus[i]]) for i in (2, 5)}
+    assert by_hand[5] < by_hand[2] and label_share[2] / share[2] < label_share[5] / share[5]  # the raw ratio ranks 2 first
+    assert check.suspects().tolist() == [5, 2]

@@ -78,12 +78,24 @@ class LabelCheck:
 
     def suspects(self) -> np.ndarray:
         """The contradicted training images, surest first: by how little the voters believe the given label against
-        the class they name (the ratio of the label's mean probability to the consensus's share), then by the
-        consensus's share, then by image. Measured against ordering by the consensus's share alone in
-        docs/validation.md."""
+        the class they name, each belief over what the voters give that class's labels on average (class_belief:
+        the voters believe some classes' labels less, right or wrong, and their images crowded the list's top), then
+        by the consensus's share, then by image. Measured against the uncalibrated ratio, the share alone and
+        cleanlab's list in docs/validation.md."""
         wrong = np.flatnonzero(self.contradicted)
-        ratio = self.label_share[wrong] / np.maximum(self.share[wrong], 1e-12)
-        return wrong[np.lexsort((-self.share[wrong], ratio))]
+        typical = self.class_belief()
+        label = self.label_share[wrong] / typical[self.labels[wrong]]
+        named = self.share[wrong] / typical[self.consensus[wrong]]
+        return wrong[np.lexsort((-self.share[wrong], label / np.maximum(named, 1e-12)))]
+
+    def class_belief(self) -> np.ndarray:
+        """Per class id, the voters' mean probability of the given label over the training images labelled with it
+        (confident learning's per-class threshold); the mean over every image for a class no image is labelled with."""
+        size = max(self.num_classes, int(self.labels.max(initial=-1)) + 1, int(self.consensus.max(initial=-1)) + 1)
+        count = np.bincount(self.labels, minlength=size)
+        total = np.bincount(self.labels, weights=self.label_share, minlength=size)
+        overall = float(self.label_share.mean()) if len(self.label_share) else 1.0
+        return np.maximum(np.where(count > 0, total / np.maximum(count, 1), overall), 1e-12)
 
     @property
     def contradicted(self) -> np.ndarray:
