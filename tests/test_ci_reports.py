@@ -18,6 +18,7 @@ import torch
 from junitparser.xunit2 import JUnitXml
 
 import suscli
+from suscli.judge.gate import flags_none
 from suscli.views.html import to_html
 from suscli.views.junit import to_junit
 from suscli.results import Result
@@ -507,6 +508,20 @@ def test_a_fail_on_gate_that_could_flag_no_model_says_so(tmp_path: Path) -> None
     res = invoke("rank", pool, "-d", unlabeled, "--train-data", train, "--fail-on", "memorized", "-f", "json", "--device", "cpu")
     doc = json.loads(res.stdout)
     assert res.exit_code == 1 and doc["gate"]["flags_none"] is None and "could flag none" not in res.stderr, res.output
+
+
+def test_a_fail_on_gate_that_could_flag_its_one_model_says_so_in_the_singular() -> None:
+    """A pool of one ranked with both thresholds fixed (or one whose other checkpoints could not be loaded) leaves one
+    scored model: the line said "could flag none of the 1 models: each is 'unclear' ... (their rows say why)", where
+    every count suscli prints agrees with its number."""
+    row = Result("m", "p/m.safetensors", susceptibility=0.399, train_acc=0.99, region=1, verdict="unclear", verdict_why="why")
+    line = flags_none([row], "memorized")
+    assert line is not None and "1 models" not in line and "each is" not in line and "their rows" not in line
+    assert (
+        line.startswith("--fail-on memorized passes, but it could not flag its one model: it is 'unclear'") and "(its row says why)" in line
+    )
+    two = flags_none([row, Result("n", "p/n.safetensors", susceptibility=0.1, train_acc=0.5, verdict="unclear")], "memorized")
+    assert two is not None and "could flag none of the 2 models: each is 'unclear'" in two
 
 
 def test_score_and_track_junit_carry_each_verdict_and_its_reason() -> None:

@@ -330,6 +330,18 @@ def test_models_that_never_agree_give_no_consensus_to_choose_by() -> None:
     assert "is not clearly above what guessing gives (33.3% at 3 classes): the models share no consensus to choose by" in choice.why
 
 
+def test_a_pick_below_the_best_agreement_of_models_sharing_no_consensus_says_why_it_comes_first() -> None:
+    """Three models guessing on 300 images: agreements 41.0%, 37.0% and 35.7%, all within the noise of chance, so all
+    three are near-ties and the one that fits its training labels best comes first. The line shipped it "on 35.7%",
+    then named "the best agreement, 41.0%", another model's, without saying why the pick came first."""
+    rng = np.random.default_rng(3)
+    rows = [row(n, acc, 0.1, list(rng.integers(0, 3, 300))) for n, acc in (("a", 0.7), ("b", 0.8), ("c", 0.9))]
+    choice = choose(rows, "agreement", FIXED)
+    assert [round(r.agreement, 3) for r in rows] == [0.41, 0.37, 0.357] and choice.pick is rows[2] and not choice.confident
+    assert "the models share no consensus to choose by" in choice.why
+    assert choice.why.endswith("; of the 3 models within the noise of the best agreement it fits its training labels best (90.0%)")
+
+
 def fitted_on(name: str, acc: float, zeta: float, right: list[bool], n_unlabeled: int = 1000) -> Result:
     """A model on 600 training images labelled 0, 1, 2 in turn that predicts the label where `right` says so and the
     next class elsewhere; on the unlabeled images it predicts class 0 except on the first tenth of those `right` misses."""

@@ -329,6 +329,17 @@ def test_a_candidate_that_names_several_pool_models_is_called_ambiguous(
     assert "a, b" in line and not (runs / "suscli-results.jsonl").exists()
 
 
+def test_a_candidate_given_twice_is_refused_not_half_gated(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """--candidate m0 --candidate m3 (two new models a CI job checks) gated m3 alone, as Click keeps an option's last
+    value: m0 could be a memorizer and the job still passed. rank gates one candidate, so a second is refused before
+    anything is measured, naming both."""
+    res, _ = rank_json(pool, image_folder, train_folder, "--candidate", "m0", "--candidate", "m3")
+    line = one_error_line(res, 2, "--candidate is given 2 times")
+    assert "'m0', 'm3'" in line and not (pool / "suscli-results.jsonl").exists()
+    res, doc = rank_json(pool, image_folder, train_folder, "--candidate", "m0", "--candidate", "m0")  # the same model twice is one gate
+    assert res.exit_code in (0, 1) and doc["gate"]["candidate"] == "m0", res.output
+
+
 def test_results_dash_is_refused_before_measuring(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch) -> None:
     """`--results -` wrote the results to a file named `-` in the working directory, where `-o -` is stdout and
     `--html -` is refused: the results file is read back by the next run, which stdout cannot be. Refused [2] before

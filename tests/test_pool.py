@@ -261,6 +261,31 @@ def test_a_manifest_entry_naming_a_run_folder_is_its_latest_checkpoint(tmp_path:
     ]
 
 
+def test_all_checkpoints_takes_every_checkpoint_of_a_manifests_run_folder(tmp_path: Path) -> None:
+    """rank manifest.json --all-checkpoints ranked each run folder's latest checkpoint alone, the option accepted and
+    changing nothing. Each run an entry names now gives every checkpoint, named NAME/file as a pool folder's run, with
+    the entry's arch; a file or model folder stays one entry, and an epoch given for a run of several checkpoints is
+    refused: it cannot be every one's."""
+    touch(tmp_path / "run" / "epoch_1.safetensors")
+    touch(tmp_path / "run" / "epoch_3.safetensors")
+    touch(tmp_path / "run" / "optimizer.pt")
+    touch(tmp_path / "hf" / "config.json")
+    touch(tmp_path / "hf" / "model.safetensors")
+    touch(tmp_path / "solo.pt")
+    entries = [{"path": "run", "name": "A", "arch": "suscli.models:mlp"}, {"path": "hf"}, {"path": "solo.pt", "epoch": 7}]
+    (tmp_path / "pool.json").write_text(json.dumps(entries))
+    assert [(e.name, e.path, e.epoch, e.arch) for e in discover(tmp_path / "pool.json", all_checkpoints=True)] == [
+        ("A/epoch_1.safetensors", (tmp_path / "run" / "epoch_1.safetensors").resolve(), 1, "suscli.models:mlp"),
+        ("A/epoch_3.safetensors", (tmp_path / "run" / "epoch_3.safetensors").resolve(), 3, "suscli.models:mlp"),
+        ("hf", (tmp_path / "hf").resolve(), None, None),
+        ("solo.pt", (tmp_path / "solo.pt").resolve(), 7, None),
+    ]
+    assert [e.name for e in discover(tmp_path / "pool.json")] == ["A", "hf", "solo.pt"]  # without it, the latest
+    (tmp_path / "pool.json").write_text(json.dumps([{"path": "run", "epoch": 3}]))
+    with pytest.raises(InputError, match="entry 1 gives epoch 3 for the run folder run, whose 2 checkpoints"):
+        discover(tmp_path / "pool.json", all_checkpoints=True)
+
+
 @pytest.mark.parametrize(
     "content,msg",
     [

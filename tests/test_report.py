@@ -160,6 +160,27 @@ def test_a_plot_where_no_model_could_be_scored_is_skipped_and_the_run_ends_on_th
     assert f"No plot: no {unit} could be scored." in page.read_text()
 
 
+def test_suspects_where_broken_checkpoints_left_one_model_are_skipped_and_the_run_ends_on_their_errors(
+    image_folder, train_folder, tmp_path
+) -> None:
+    """A pool of two checkpoints, one broken, with --suspects and --fail-on memorized: the suspects, written after the
+    reports, ended the run on a usage error [2], "--suspects needs --train-data and 2+ models measured with it" with
+    --train-data given, so the lines naming the broken file and the failed gate were lost, and the exit code said the
+    command line was wrong. As for --plot: one line says why there is no list, and the run ends on exit 3."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    suscli.save(tiny_cnn(), pool / "good.safetensors", arch="tests.conftest:tiny_cnn", arch_kwargs={"num_classes": 3}, image_size=8)
+    (pool / "broken.safetensors").write_bytes(b"not a checkpoint")
+    suspects, summary = tmp_path / "s.csv", tmp_path / "summary.md"
+    res = invoke(
+        *("rank", pool, "-d", image_folder, "--train-data", train_folder, *FAST, "--suspects", suspects, "--fail-on", "memorized"),
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )
+    assert res.exit_code == 3 and "Traceback" not in res.output, res.output
+    assert f"no suspects written to {suspects}: 1 of the 2 models could not be scored" in res.stderr and not suspects.exists()
+    assert "error: 1 model could not be scored" in res.stderr and "gate failed: --fail-on memorized cannot be judged" in res.stderr
+
+
 def test_two_outputs_on_one_file_are_refused_before_measuring(targets, image_folder, train_folder, tmp_path) -> None:
     """Only the report written last would be left, each said to be written."""
     same = tmp_path / "report.out"

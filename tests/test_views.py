@@ -101,8 +101,20 @@ def test_the_markdown_report_carries_the_closing_lines_as_the_step_summary_does(
     page = Cells()
     page.feed(github(text))
     unit = "epoch" if command == "track" else "model"
-    ends = [f"error: 1 {unit} could not be scored (see their rows)", "gate failed: 1 model likely memorized noise"]
+    ends = [f"error: 1 {unit} could not be scored (see its row)", "gate failed: 1 model likely memorized noise"]
     assert page.paragraphs == [" ".join(line.splitlines()) for line in [*lines, *ends]]
+
+
+@pytest.mark.parametrize("command", ["rank", "track"])
+def test_the_line_of_one_checkpoint_that_could_not_be_scored_points_to_its_row(command: str) -> None:
+    """A pool or run with one broken checkpoint ended "error: 1 epoch could not be scored (see their rows)", where
+    every count suscli prints agrees with its number; two with different errors still point to their rows."""
+    unit = "epoch" if command == "track" else "model"
+    ok = Result("good", "/p/g.pt", train_acc=0.9, susceptibility=0.1)
+    one = Report(command, [ok, Result("b", "/p/b.pt", status="error", error="bad")], {})
+    assert gate_lines(one) == [f"error: 1 {unit} could not be scored (see its row)"]
+    two = Report(command, [ok, *(Result(n, f"/p/{n}.pt", status="error", error=f"bad {n}") for n in "bc")], {})
+    assert gate_lines(two) == [f"error: 2 {unit}s could not be scored (see their rows)"]
 
 
 @pytest.mark.parametrize("extra", ["", "car\rriage"])
@@ -138,7 +150,7 @@ def test_a_run_with_a_broken_model_still_says_which_gate_failed(tmp_path: Path, 
     ]
     report = Report("rank", rows, {}, failures=["1 model likely memorized noise: flagged"])
     assert gate_lines(report) == [
-        "error: 1 model could not be scored (see their rows)",
+        "error: 1 model could not be scored (see its row)",
         "gate failed: 1 model likely memorized noise: flagged",
     ]
     summary = tmp_path / "summary.md"
@@ -323,7 +335,7 @@ def test_a_step_summary_of_a_large_sweep_stays_under_githubs_limit_and_keeps_the
     assert shown[0] == rows[0].name and "broken-late" in shown and rows[2700].name in shown
     assert shown == [r.name for r in rows if r.name in set(shown)]  # in the report's order
     assert page.paragraphs[0].startswith(f"{len(shown):,} of the 3,000 rows shown") and "--output" in page.paragraphs[0]
-    ends = ["error: 1 model could not be scored (see their rows)", f"gate failed: {report.failures[0]}"]
+    ends = ["error: 1 model could not be scored (see its row)", f"gate failed: {report.failures[0]}"]
     assert page.paragraphs[1:] == [*lines, *ends]
 
 

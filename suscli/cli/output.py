@@ -202,6 +202,12 @@ def write_suspects(path: Path, report: Report) -> None:
     surest first, since a user may want to look, but not called suspect."""
     check = report.choice.labels if report.choice else None
     if check is None:
+        if failed := sum(not r.ok for r in report.rows):  # the pool given was large enough: the run ends on exit 3, as --plot's
+            say(
+                f"no suspects written to {path}: {failed} of the {len(report.rows)} models could not be scored, and the "
+                "consensus needs 2+ models measured with --train-data"
+            )
+            return
         raise UsageError("--suspects needs --train-data and 2+ models measured with it (their training predictions)")
     paths = report.training_paths
     if len(paths) != len(check.labels):

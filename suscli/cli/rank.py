@@ -75,8 +75,9 @@ def rank(
         typer.Option(help="Gate: 'memorized' exits 1 when any model's verdict is 'likely memorized noise'.", rich_help_panel=CHOICE),
     ] = FailOn.never,
     candidate: Annotated[
-        Optional[str],
+        Optional[list[str]],  # a list only to refuse a second one: Click keeps an option's last value, silently
         typer.Option(
+            metavar="<str>",
             help="Gate: exit 1 unless the model of this name (or of this checkpoint, by file name or path) lands in region 1 of the pool and its verdict is not "
             "'likely memorized noise'.",
             rich_help_panel=CHOICE,
@@ -118,6 +119,7 @@ def rank(
         from suscli.views.plot import check_plot, plot_pool
 
         chosen = settings(preprocess, measure)
+        gated = one_candidate(candidate)
         if suspects is not None and given.train_data is None:
             raise UsageError("--suspects needs --train-data: the suspects are training labels")
         if plot is not None and given.train_data is None:  # known now, not after the whole pool was measured
@@ -144,7 +146,7 @@ def rank(
                 zeta_threshold=zeta_threshold,
                 acc_threshold=acc_threshold,
                 fail_on=fail_on.value,
-                candidate=candidate,
+                candidate=gated,
                 results=measured.results,
                 fresh=measured.fresh,
                 val_data=given.val_data,
@@ -169,3 +171,15 @@ def rank(
     for line in gate_lines(report):
         say(line)
     exit_code(report.exit_code, printed)
+
+
+def one_candidate(given: list[str] | None) -> str | None:
+    """The --candidate to gate. Given twice, Click kept the last and the first went ungated while the job passed; the
+    gate takes one model, so naming two different ones is refused before anything is measured."""
+    named = list(dict.fromkeys(given or []))
+    if len(named) > 1:
+        raise UsageError(
+            f"--candidate is given {len(given or [])} times ({', '.join(map(repr, named))}): rank gates one candidate",
+            fix="run rank once per candidate; --fail-on memorized gates every model of the pool",
+        )
+    return named[0] if named else None

@@ -101,10 +101,12 @@ def flags_none(ranked: list[Result], fail_on: str) -> str | None:
     scored = [r for r in ranked if r.ok]
     if fail_on != "memorized" or not scored or not all(_flags_nothing(r) for r in scored):
         return None
-    return (
-        f"--fail-on memorized passes, but it could flag none of the {len(scored)} models: each is "
-        f"'{UNCLEAR}' or judged as a model alone (their rows say why), so the pass says nothing of memorization here"
+    which = (
+        f"could flag none of the {len(scored)} models: each is '{UNCLEAR}' or judged as a model alone (their rows say why)"
+        if len(scored) > 1
+        else f"could not flag its one model: it is '{UNCLEAR}' or judged as a model alone (its row says why)"
     )
+    return f"--fail-on memorized passes, but it {which}, so the pass says nothing of memorization here"
 
 
 def _flags_nothing(row: Result) -> bool:

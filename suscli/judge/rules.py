@@ -637,6 +637,8 @@ def _agreement_choice(
             f"; no confident choice: the best agreement, {100 * _agreement(top):.1f}%, is not clearly above what guessing "
             f"gives ({100 * chance:.1f}% at {top_preds.num_classes} classes): the models share no consensus to choose by"
         )
+        if best is not top:  # the best agreement the line names is another model's: say why the pick came first
+            why += f"; of the {len(lead)} models within the noise of the best agreement it {TIE_WORDS[tie_break](best)}"
         return Choice(ranked, best, why, False, lead)
     if len(lead) == 1:
         if not fit:

@@ -298,8 +298,8 @@ def discover(
     if pool.is_file():
         if (why := refusal(pool)) is not None:  # a PEFT adapter's adapter_config.json: read as a manifest, "lists no models"
             raise why
-        if pool.suffix.lower() in MANIFEST_SUFFIXES:
-            return read_manifest(pool, say)
+        if pool.suffix.lower() in MANIFEST_SUFFIXES:  # track's manifest lists its epochs one by one, a run folder as its latest
+            return read_manifest(pool, say, all_checkpoints=all_checkpoints and what == "pool")
         raise InputError(
             f"{pool} is a single file, not a {what}", fix="use `suscli score` for one checkpoint, or give a folder or a .json/.csv manifest"
         )
@@ -370,10 +370,12 @@ def _anchored(spec: str | None, folder: Path) -> str | None:
     return spec
 
 
-def read_manifest(path: Path, say: Callable[[str], None] | None = None) -> list[PoolEntry]:
+def read_manifest(path: Path, say: Callable[[str], None] | None = None, *, all_checkpoints: bool = False) -> list[PoolEntry]:
     """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?, epoch?}, or a CSV with those columns.
 
     Paths are relative to the manifest's folder. `say` hears of a run folder's pointer file naming a save it lacks.
+    With all_checkpoints an entry naming a run folder gives every checkpoint of it, named NAME/file as a pool folder's
+    run (rank --all-checkpoints took its latest alone, the option changing nothing).
     """
     try:
         if path.suffix.lower() == ".json":
@@ -398,23 +400,24 @@ def read_manifest(path: Path, say: Callable[[str], None] | None = None) -> list[
                 kwargs = json.loads(kwargs)
             except json.JSONDecodeError:
                 raise InputError(f"manifest {path}: entry {i} has arch_kwargs that are not a JSON object: {kwargs!r}") from None
-        file = _run_model((path.parent / str(row["path"])).resolve(), say)
+        target = (path.parent / str(row["path"])).resolve()
+        name = str(row.get("name") or row["path"])
+        runs = (_checkpoints_under(target) or _refused_under(target)) if all_checkpoints and target.is_dir() else []
+        files = {p: f"{name}/{p.relative_to(target).as_posix()}" if p != target else name for p in runs}
+        files = files or {_run_model(target, say): name}
         epoch = row.get("epoch")
         given = epoch not in (None, "")
-        if not given:
-            epoch = checkpoint_epoch(file)
-        elif not str(epoch).isdigit():
+        if given and not str(epoch).isdigit():
             raise InputError(f"manifest {path}: entry {i} has epoch {epoch!r}, not a whole number") from None
-        entries.append(
-            PoolEntry(
-                str(row.get("name") or row["path"]),
-                file,
-                _anchored(row.get("arch") or None, path.parent),
-                kwargs,
-                int(epoch) if epoch is not None else None,
-                given,
+        if given and len(files) > 1:
+            raise InputError(
+                f"manifest {path}: entry {i} gives epoch {epoch} for the run folder {row['path']}, whose {len(files)} checkpoints "
+                "--all-checkpoints ranks each",
+                fix="leave out its epoch, or list each checkpoint with its own",
             )
-        )
+        for file, named in files.items():
+            number = int(epoch) if given and epoch is not None else checkpoint_epoch(file)
+            entries.append(PoolEntry(named, file, _anchored(row.get("arch") or None, path.parent), dict(kwargs), number, given))
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)

@@ -131,7 +131,8 @@ def gate_lines(report: Report) -> list[str]:
     reports say."""
     unit = "epoch" if report.command == "track" else "model"
     reasons = {r.error for r in report.skipped}
-    why = f", all alike: {reasons.pop()}" if len(report.skipped) > 1 and len(reasons) == 1 else " (see their rows)"
+    rows = plural(len(report.skipped), "its row", "their rows")
+    why = f", all alike: {reasons.pop()}" if len(report.skipped) > 1 and len(reasons) == 1 else f" (see {rows})"
     skipped = [f"error: {len(report.skipped)} {plural(len(report.skipped), unit)} could not be scored{why}"] if report.skipped else []
     blind = (report.run.get("gate") or {}).get("flags_none")  # a gate that passed where it could flag no model
     return [*skipped, *(f"gate failed: {failure}" for failure in report.failures), *([blind] if blind else [])]
