@@ -510,6 +510,9 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
     header = "path,given_label,given_class,consensus_label,consensus_class,vote_share,label_share"
     assert lines[0] == header and len(lines) - 1 == int(wrong.sum())
     listed = sorted(str(p) for p in train_folder.rglob("*.png"))
+    # each class's typical belief: the voters' mean probability of the given label over the images labelled with it
+    belief = total[np.arange(len(labels)), labels] / len(voters)
+    typical = [belief[labels == c].mean() if (labels == c).any() else belief.mean() for c in range(3)]
     ratios = []
     for line in lines[1:]:
         path, given, given_name, cons, cons_name, share, on_label = line.split(",")
@@ -519,8 +522,11 @@ def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
         assert float(share) == pytest.approx(total[i].max() / total[i].sum(), abs=1e-4)
         # the voters' mean probability of the label (3 classes, all kept: nothing left over to spread)
         assert float(on_label) == pytest.approx(total[i, int(given)] / len(voters), abs=1e-4)
-        ratios.append((total[i, int(given)] / len(voters) / (total[i].max() / total[i].sum()), -float(share)))
-    assert ratios == sorted(ratios)  # the surest evidence first: the least belief left in the given label, then the consensus's share
+        scaled = (belief[i] / typical[int(given)]) / (total[i].max() / total[i].sum() / typical[int(cons)])
+        ratios.append((scaled, -float(share)))
+    # the surest evidence first: the least belief left in the given label against the class named, each over its
+    # class's typical belief, then the consensus's share
+    assert ratios == sorted(ratios)
 
 
 @pytest.mark.parametrize("by_id", [False, True])
