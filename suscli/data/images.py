@@ -380,9 +380,10 @@ def _header_size(path: ImageRef) -> tuple[int, int] | None:
 def _header(path: ImageRef) -> tuple[tuple[int, int], str] | None:
     """An image's size and PIL mode, read from its header."""
     try:
-        with warnings.catch_warnings(), Image.open(_opened(path)) as img:
-            warnings.simplefilter("ignore")
-            return img.size, img.mode
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # before the file is opened: PIL warns of a bomb or a truncated TIFF as it opens one
+            with Image.open(_opened(path)) as img:
+                return img.size, img.mode
     except Exception:  # unreadable: decoding counts it, or fails on it with --strict
         return None
 
