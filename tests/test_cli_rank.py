@@ -397,6 +397,14 @@ def test_a_gate_on_a_pool_that_broken_checkpoints_left_too_small_exits_3_with_ev
     assert 'errors="1"' in junit.read_text()
 
 
+def test_a_gate_on_a_pool_of_one_names_only_what_is_missing(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """--fail-on memorized on a pool of one, --train-data given, said "pass --train-data and rank 2+ models": the
+    user had passed it, and only the second model is missing."""
+    pool = make_pool(tmp_path / "one", n=1)
+    line = one_error_line(rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")[0], 2, "--fail-on memorized needs regions")
+    assert "--train-data" not in line and "rank 2+ models, or fix both thresholds" in line
+
+
 def test_a_gate_that_needs_training_labels_is_refused_before_measuring(pool: Path, image_folder: Path) -> None:
     """--fail-on memorized without --train-data measured the whole pool, then exited 2: known at the start."""
     res = invoke("rank", pool, "-d", image_folder, "--fail-on", "memorized", "--batches", "2")
