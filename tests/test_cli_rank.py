@@ -397,6 +397,15 @@ def test_a_gate_on_a_pool_that_broken_checkpoints_left_too_small_exits_3_with_ev
     assert 'errors="1"' in junit.read_text()
 
 
+def test_suspects_on_a_pool_of_one_are_refused_before_measuring(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """--suspects on a pool of one checkpoint measured the model and only then exited 2: the consensus needs 2+ models,
+    and the pool's size is known before anything is measured, as the gates' check knows it."""
+    pool = make_pool(tmp_path / "one", n=1)
+    res = rank_json(pool, image_folder, train_folder, "--suspects", tmp_path / "s.csv")[0]
+    one_error_line(res, 2, "--suspects needs 2+ models", "rank 2+ models")
+    assert not (pool / "suscli-results.jsonl").exists() and not (tmp_path / "s.csv").exists()
+
+
 def test_a_gate_on_a_pool_of_one_names_only_what_is_missing(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """--fail-on memorized on a pool of one, --train-data given, said "pass --train-data and rank 2+ models": the
     user had passed it, and only the second model is missing."""
