@@ -466,8 +466,16 @@ def test_without_training_labels_the_pool_is_ranked_by_agreement(pool: Path, ima
     doc = json.loads(res.stdout)
     assert doc["thresholds"] is None and all(r["region"] is None for r in doc["results"])
     assert doc["choice"]["pick"] == doc["results"][0]["name"] and "consensus of all 4 models" in doc["recommendation"]
-    regions = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8", "--rule", "regions")
-    assert json.loads(regions.stdout)["choice"]["pick"] is None and "no regions" in json.loads(regions.stdout)["recommendation"]
+    for rule in ("regions", "pareto", "train-acc", "susceptibility"):  # as docs/rank.md says: ordered by susceptibility, none shipped
+        other = json.loads(
+            invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8", "--rule", rule).stdout
+        )
+        zetas = [r["susceptibility"] for r in other["results"]]
+        assert other["choice"]["pick"] is None and zetas == sorted(zetas), rule
+        assert (
+            other["recommendation"].startswith("no regions")
+            and f"lowest susceptibility: {other['results'][0]['name']}" in other["recommendation"]
+        )
 
 
 def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(
