@@ -202,7 +202,8 @@ def test_a_pool_of_one_checkpoint_and_its_copy_is_not_ranked_by_agreement_with_i
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0, res.output
     assert doc["recommendation"].endswith("(regions rule: the 2 models measured are one checkpoint, byte for byte)")
-    assert "no regions (need --train-data and 2+ distinct models" in doc["recommendation"]
+    # --train-data was given: the line names only what is missing (it said "need --train-data and 2+ distinct models")
+    assert "no regions (need 2+ distinct models, or --zeta-threshold and --acc-threshold)" in doc["recommendation"]
     assert "regions need a pool of 2+ distinct scored models" in res.stderr
     assert all(r["agreement"] is None for r in doc["results"])
 

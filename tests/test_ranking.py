@@ -53,6 +53,7 @@ def test_without_regions_lowest_susceptibility_first() -> None:
     ranked = rank(pool, None)
     assert [r.name for r in ranked] == ["b", "a"] and ranked[0].region is None
     assert "lowest susceptibility: b" in recommendation(ranked, None)
+    assert recommendation(ranked, None).startswith("no regions (need --train-data and 2+ distinct models")  # no training accuracy
 
 
 def test_recommendation_names_the_model_and_the_flagged_ones() -> None:

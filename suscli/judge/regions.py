@@ -173,8 +173,9 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
         return "no model could be scored"
     if t is None:
         best = min(scored, key=lambda r: r.susceptibility if r.susceptibility is not None else float("inf"))
+        train_data = "--train-data and " if any(r.train_acc is None for r in scored) else ""  # given, it is not what is missing
         return (
-            f"no regions (need --train-data and {MIN_POOL}+ distinct models, or --zeta-threshold and --acc-threshold); "
+            f"no regions (need {train_data}{MIN_POOL}+ distinct models, or --zeta-threshold and --acc-threshold); "
             f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})"
         )
     first = [r for r in scored if r.region == 1 and r.verdict != verdict.MEMORIZED]
