@@ -202,7 +202,8 @@ def test_a_pool_of_one_checkpoint_and_its_copy_is_not_ranked_by_agreement_with_i
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0, res.output
     assert doc["recommendation"].endswith("(regions rule: the 2 models measured are one checkpoint, byte for byte)")
-    assert "no regions (need --train-data and 2+ distinct models" in doc["recommendation"]
+    # --train-data was given: the line names only what is missing (it said "need --train-data and 2+ distinct models")
+    assert "no regions (need 2+ distinct models, or --zeta-threshold and --acc-threshold)" in doc["recommendation"]
     assert "regions need a pool of 2+ distinct scored models" in res.stderr
     assert all(r["agreement"] is None for r in doc["results"])
 
@@ -397,6 +398,23 @@ def test_a_gate_on_a_pool_that_broken_checkpoints_left_too_small_exits_3_with_ev
     assert 'errors="1"' in junit.read_text()
 
 
+def test_suspects_on_a_pool_of_one_are_refused_before_measuring(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """--suspects on a pool of one checkpoint measured the model and only then exited 2: the consensus needs 2+ models,
+    and the pool's size is known before anything is measured, as the gates' check knows it."""
+    pool = make_pool(tmp_path / "one", n=1)
+    res = rank_json(pool, image_folder, train_folder, "--suspects", tmp_path / "s.csv")[0]
+    one_error_line(res, 2, "--suspects needs 2+ models", "rank 2+ models")
+    assert not (pool / "suscli-results.jsonl").exists() and not (tmp_path / "s.csv").exists()
+
+
+def test_a_gate_on_a_pool_of_one_names_only_what_is_missing(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """--fail-on memorized on a pool of one, --train-data given, said "pass --train-data and rank 2+ models": the
+    user had passed it, and only the second model is missing."""
+    pool = make_pool(tmp_path / "one", n=1)
+    line = one_error_line(rank_json(pool, image_folder, train_folder, "--fail-on", "memorized")[0], 2, "--fail-on memorized needs regions")
+    assert "--train-data" not in line and "rank 2+ models, or fix both thresholds" in line
+
+
 def test_a_gate_that_needs_training_labels_is_refused_before_measuring(pool: Path, image_folder: Path) -> None:
     """--fail-on memorized without --train-data measured the whole pool, then exited 2: known at the start."""
     res = invoke("rank", pool, "-d", image_folder, "--fail-on", "memorized", "--batches", "2")
@@ -449,8 +467,16 @@ def test_without_training_labels_the_pool_is_ranked_by_agreement(pool: Path, ima
     doc = json.loads(res.stdout)
     assert doc["thresholds"] is None and all(r["region"] is None for r in doc["results"])
     assert doc["choice"]["pick"] == doc["results"][0]["name"] and "consensus of all 4 models" in doc["recommendation"]
-    regions = invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8", "--rule", "regions")
-    assert json.loads(regions.stdout)["choice"]["pick"] is None and "no regions" in json.loads(regions.stdout)["recommendation"]
+    for rule in ("regions", "pareto", "train-acc", "susceptibility"):  # as docs/rank.md says: ordered by susceptibility, none shipped
+        other = json.loads(
+            invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8", "--rule", rule).stdout
+        )
+        zetas = [r["susceptibility"] for r in other["results"]]
+        assert other["choice"]["pick"] is None and zetas == sorted(zetas), rule
+        assert (
+            other["recommendation"].startswith("no regions")
+            and f"lowest susceptibility: {other['results'][0]['name']}" in other["recommendation"]
+        )
 
 
 def test_label_noise_estimate_and_suspects_follow_the_voters_consensus(

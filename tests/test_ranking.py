@@ -53,6 +53,7 @@ def test_without_regions_lowest_susceptibility_first() -> None:
     ranked = rank(pool, None)
     assert [r.name for r in ranked] == ["b", "a"] and ranked[0].region is None
     assert "lowest susceptibility: b" in recommendation(ranked, None)
+    assert recommendation(ranked, None).startswith("no regions (need --train-data and 2+ distinct models")  # no training accuracy
 
 
 def test_recommendation_names_the_model_and_the_flagged_ones() -> None:
@@ -62,3 +63,17 @@ def test_recommendation_names_the_model_and_the_flagged_ones() -> None:
     none_in_1 = [row("a", 0.9, 0.5), row("b", 0.5, 0.1)]
     t2 = thresholds(none_in_1)
     assert recommendation(rank(none_in_1, t2), t2).startswith("no model in region 1")
+
+
+def test_the_ship_line_of_one_model_in_region_1_speaks_of_one() -> None:
+    """One model in region 1 (a pool of one with fixed thresholds, or one model above both) was shipped as "the highest
+    training accuracy of the 1 model in region 1"."""
+    t = Thresholds(0.3, 0.85, "fixed")
+    line = recommendation(rank(list(POOL), t), t)
+    assert line.startswith("ship a:") and line.endswith("the only model in region 1; 1 flagged as likely memorized noise: b")
+    t = thresholds(POOL)
+    assert "the highest training accuracy of the 2 models in region 1;" in recommendation(rank(list(POOL), t), t)
+    t = Thresholds(0.7, 0.85, "fixed")  # a and b in region 1, b flagged (as fitting the labels the pool contradicts)
+    ranked = rank([row(r.name, r.train_acc, r.susceptibility) for r in POOL], t)  # POOL's own rows stay unflagged
+    next(r for r in ranked if r.name == "b").verdict = "likely memorized noise"
+    assert recommendation(ranked, t).endswith("the only model in region 1 that is not flagged; 1 flagged as likely memorized noise: b")

@@ -723,3 +723,24 @@ def test_a_rerun_under_torchrun_measures_a_model_whose_sources_changed_again(
     again = run()
     assert not again.reused and "measured again: blocks.py changed since the stored result" in again.notes
     assert run().reused
+
+
+def test_the_reused_line_of_one_model_calls_it_it() -> None:
+    """A rerun of a pool of one said "1 of 1 model taken from the results file F, where an earlier run with these
+    settings measured them": the pronoun is of the models taken, one here."""
+    from types import SimpleNamespace
+
+    from suscli.run.inputs import reused_line
+
+    def row(name: str, reused: bool) -> Result:
+        return Result(name=name, path=name, status="ok", details={"reused": True} if reused else {})
+
+    store = SimpleNamespace(path=Path("r.jsonl"))
+    line = reused_line([row("a", True)], store, "models")  # type: ignore[arg-type]
+    assert line is not None and line.startswith(
+        "1 of 1 model taken from the results file r.jsonl, where an earlier run with these settings measured it;"
+    )
+    line = reused_line([row("a", True), row("b", False)], store, "models")  # type: ignore[arg-type]
+    assert line is not None and "1 of 2 models taken" in line and "measured it; 1 measured now" in line
+    line = reused_line([row("a", True), row("b", True)], store, "models")  # type: ignore[arg-type]
+    assert line is not None and "measured them; none measured now" in line

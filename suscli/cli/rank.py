@@ -150,6 +150,7 @@ def rank(
                 results=measured.results,
                 fresh=measured.fresh,
                 val_data=given.val_data,
+                suspects=suspects is not None,
                 progress=update,
                 say=say,
             )

@@ -115,9 +115,9 @@ def _flags_nothing(row: Result) -> bool:
 
 
 def needs_regions(gate: str) -> UsageError:
-    """The usage error of `gate` ("--fail-on memorized" or "--candidate") on a pool that has no regions."""
-    more = "pass --train-data and " if gate == "--fail-on memorized" else ""
-    return UsageError(f"{gate} needs regions", fix=f"{more}rank {MIN_POOL}+ models, or fix both thresholds")
+    """The usage error of `gate` ("--fail-on memorized" or "--candidate") on a pool that has no regions. Either gate
+    without --train-data is refused before this (rank), so what is missing here is models or thresholds alone."""
+    return UsageError(f"{gate} needs regions", fix=f"rank {MIN_POOL}+ models, or fix both thresholds")
 
 
 def shortfall(ranked: list[Result]) -> str | None:

@@ -173,8 +173,9 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
         return "no model could be scored"
     if t is None:
         best = min(scored, key=lambda r: r.susceptibility if r.susceptibility is not None else float("inf"))
+        train_data = "--train-data and " if any(r.train_acc is None for r in scored) else ""  # given, it is not what is missing
         return (
-            f"no regions (need --train-data and {MIN_POOL}+ distinct models, or --zeta-threshold and --acc-threshold); "
+            f"no regions (need {train_data}{MIN_POOL}+ distinct models, or --zeta-threshold and --acc-threshold); "
             f"lowest susceptibility: {best.name} ({best.susceptibility:.4f})"
         )
     first = [r for r in scored if r.region == 1 and r.verdict != verdict.MEMORIZED]
@@ -184,8 +185,14 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
         where = f"region 1 (train acc >= {t.train_acc:.3f} and susceptibility <= {t.susceptibility:.4f}, {t.source})"
         return f"no model in {where}{' that is not flagged' if any(r.region == 1 for r in scored) else ''}{memo}"
     best = first[0]
+    # a flagged model in region 1 is no candidate: the count is of the others, and says so
+    unflagged = (
+        f" {plural(len(first), 'that is', 'that are')} not flagged"
+        if any(r.region == 1 and r.verdict == verdict.MEMORIZED for r in scored)
+        else ""
+    )
+    among = "the only model" if len(first) == 1 else f"the highest training accuracy of the {len(first)} models"
     return (
         f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
-        f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), the highest training accuracy "
-        f"of the {len(first)} {plural(len(first), 'model')} in region 1{memo}"
+        f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), {among} in region 1{unflagged}{memo}"
     )

@@ -388,7 +388,7 @@ def reused_line(rows: list[Result], store: ResultStore | None, unit: str) -> str
     measured = f"{now} measured now" if now else "none measured now"
     return (
         f"{taken} of {len(rows)} {plural(len(rows), unit[:-1], unit)} taken from the results file {store.path}, where an "
-        f"earlier run with these settings measured them; {measured} (--fresh measures every one again)"
+        f"earlier run with these settings measured {plural(taken, 'it', 'them')}; {measured} (--fresh measures every one again)"
     )
 
 

@@ -56,13 +56,16 @@ def rank(
     results: str | Path | None = None,
     fresh: bool = False,
     val_data: str | Path | None = None,
+    suspects: bool = False,
     progress: Progress | None = None,
     say: Say | None = None,
 ) -> Report | None:
     """Rank the models under `pool` (a folder, each subfolder one run, or a manifest) on the unlabeled images `data`,
     with their training labels `train_data` for regions, verdicts and the label-noise estimate. Every model's
     result is kept in the results file as soon as it exists. Under torchrun every rank measures its share, and only
-    rank 0 gets the report (the others get None). Raises SuscliError on input it cannot use."""
+    rank 0 gets the report (the others get None). `suspects`: the caller writes the suspects (the command line's
+    --suspects), which need the consensus of 2+ models, so a pool of one is refused before it is measured. Raises
+    SuscliError on input it cannot use."""
     started = time.perf_counter()
     say = say or (lambda line: None)
     require_paths({"pool": pool, "data": data}, {"train_data": train_data, "val_data": val_data, "results": results})
@@ -90,6 +93,11 @@ def rank(
     gated = fail_on == "memorized" or candidate is not None
     if gated and len(entries) < MIN_POOL and (zeta_threshold is None or acc_threshold is None):  # known now, not after measuring
         raise needs_regions("--fail-on memorized" if fail_on == "memorized" else "--candidate")
+    if suspects and len(entries) < MIN_POOL:  # known now: the model was measured, then refused
+        raise UsageError(
+            f"--suspects needs {MIN_POOL}+ models: {pool} holds {len(entries)}",
+            fix=f"the suspects are the training labels the consensus of the pool's models contradicts: rank {MIN_POOL}+ models",
+        )
     opened = open_pool(
         entries, pool, data, train_data, settings, inputs, device=dev, results=results, fresh=fresh, lead=lead, progress=progress, say=say,
         val_data=val_data,
