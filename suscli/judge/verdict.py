@@ -214,12 +214,10 @@ def judge(
     s, fixed, fit = row.susceptibility, calibrated(row), row.train_acc
     if s is None:
         return None
-    if points_elsewhere(row.notes):
-        return Verdict(UNCLEAR, MISMEASURED)
-    if (raised := overshot(row)) is not None:
-        return Verdict(UNCLEAR, raised)
     if zeta is None or acc is None or fit is None:
         return judge_alone(row)
+    if (unread := _unreadable(row)) is not None:
+        return unread
     far = off_scale(row) if fixed else None
     v = _in_pool(row, s, fixed and far is None, fit, zeta, acc, noise, far, held_up, others)
     if v is not None and v.word == MEMORIZED and noise is not None and noise.doubt:
@@ -251,12 +249,20 @@ def judge_alone(row: Result, more: str = ALONE_MORE) -> Verdict | None:
     s, fixed = row.susceptibility, calibrated(row)
     if s is None:
         return None
+    if (unread := _unreadable(row)) is not None:
+        return unread
+    far = off_scale(row) if fixed else None
+    return Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed, more)
+
+
+def _unreadable(row: Result) -> Verdict | None:
+    """'unclear' where the row's number is no reading of the model, in a pool or alone: its labels point to other
+    inputs (MISMEASURED), or the step overshot (overshot)."""
     if points_elsewhere(row.notes):
         return Verdict(UNCLEAR, MISMEASURED)
     if (raised := overshot(row)) is not None:
         return Verdict(UNCLEAR, raised)
-    far = off_scale(row) if fixed else None
-    return Verdict(UNCLEAR, far) if far is not None else _alone(row, s, fixed, more)
+    return None
 
 
 def _in_pool(
