@@ -621,7 +621,7 @@ def test_suspects_are_called_suspect_only_where_the_pool_shows_the_labels_wrong(
     estimate = NoiseEstimate(0.5, 0.2, 0.8, 4, 3, doubt)
     check = LabelCheck(estimate, consensus, np.full(4, 0.9), labels, 3, np.full(4, 0.05))
     report = SimpleNamespace(
-        choice=SimpleNamespace(labels=check), training_paths=[f"img{i}.png" for i in range(4)], class_names=[], numbering=""
+        choice=SimpleNamespace(labels=check), training_paths=[f"img{i}.png" for i in range(4)], class_names=[], rows=[]
     )
     out = tmp_path / "suspects.csv"
     write_suspects(out, report)  # type: ignore[arg-type]

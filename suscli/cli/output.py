@@ -218,10 +218,13 @@ def write_suspects(path: Path, report: Report) -> None:
         )
     write_atomic(path, suspects_csv(check, paths, report.class_names))
     count = int(check.contradicted.sum())
+    from suscli.run.label_ids import numbering_clause  # here: it loads torch, which --help needs not
+
+    numbering = numbering_clause([r.notes for r in report.rows])  # the list's class ids rest on it
     if check.estimate.declined:  # on clean labels the list is the voters' own errors: say so rather than call them suspect
         say(
             f"{count} {plural(count, 'label')} the consensus contradicts written to {path}, surest first; not evidence of wrong labels "
-            f"in this pool: {check.estimate.declined}{report.numbering}"
+            f"in this pool: {check.estimate.declined}{numbering}"
         )
     else:
-        say(f"{count} suspect {plural(count, 'label')} written to {path}{report.numbering}")
+        say(f"{count} suspect {plural(count, 'label')} written to {path}{numbering}")

@@ -196,7 +196,6 @@ def rank(
             ],
             training_paths=training_paths(opened.train, sample, rows, size, dev),
             class_names=names,
-            numbering=numbering,
             kept=kept_line(store),
             error=InputError(
                 choice.why, fix="rank models with the same number of classes together; every result is kept in the results file"

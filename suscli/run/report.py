@@ -35,7 +35,6 @@ class Report:
     training_paths: list[str] = field(default_factory=list)  # the images the rows' training predictions are on
     class_names: list[str] = field(default_factory=list)  # rank: the name of each class id ('' unknown), as the training set names it
     error: SuscliError | None = None  # a pool that cannot be judged at all (models of different class counts)
-    numbering: str = ""  # rank: the clause the lines resting on the class numbering end with (suscli.run.label_ids.numbering_clause)
     kept: str = ""  # rank, track: what the results file kept (run.inputs.kept_line), said where Ctrl-C stops the outputs
 
     @property
