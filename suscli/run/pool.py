@@ -330,10 +330,8 @@ def discover(
                 if not held:
                     empty.append(child.name)
                 continue
-            chosen = runs if all_checkpoints else [_run_latest(child, runs, say)]
-            for p in chosen:
-                name = f"{child.name}/{p.relative_to(child).as_posix()}" if all_checkpoints and p != child else child.name
-                entries.append(PoolEntry(name, p, epoch=checkpoint_epoch(p), listed=pool))
+            chosen = each_save(child, child.name, runs) if all_checkpoints else {_run_latest(child, runs, say): child.name}
+            entries += [PoolEntry(name, p, epoch=checkpoint_epoch(p), listed=pool) for p, name in chosen.items()]
     if not entries and exports:
         said = _exports_said(exports)
         raise InputError(
@@ -370,6 +368,12 @@ def _anchored(spec: str | None, folder: Path) -> str | None:
     return spec
 
 
+def each_save(run: Path, name: str, saves: list[Path]) -> dict[Path, str]:
+    """--all-checkpoints' rows of a run folder named `name` (a pool's subfolder, a manifest's entry): each of its
+    `saves` as NAME/its path in the run, the run folder itself (a Trainer's final model) as NAME."""
+    return {p: f"{name}/{p.relative_to(run).as_posix()}" if p != run else name for p in saves}
+
+
 def read_manifest(path: Path, say: Callable[[str], None] | None = None, *, all_checkpoints: bool = False) -> list[PoolEntry]:
     """A JSON list (or {"models": [...]}) of {path, name?, arch?, arch_kwargs?, epoch?}, or a CSV with those columns.
 
@@ -403,8 +407,7 @@ def read_manifest(path: Path, say: Callable[[str], None] | None = None, *, all_c
         target = (path.parent / str(row["path"])).resolve()
         name = str(row.get("name") or row["path"])
         runs = (_checkpoints_under(target) or _refused_under(target)) if all_checkpoints and target.is_dir() else []
-        files = {p: f"{name}/{p.relative_to(target).as_posix()}" if p != target else name for p in runs}
-        files = files or {_run_model(target, say): name}
+        files = each_save(target, name, runs) or {_run_model(target, say): name}
         epoch = row.get("epoch")
         given = epoch not in (None, "")
         if given and not str(epoch).isdigit():
