@@ -17,8 +17,7 @@ from suscli.measure.accuracy import Accuracy, encode_hits, gap, held_out, traini
 from suscli.measure.predictions import Predictions, predict
 from suscli.measure.randomness import Checked, random_forward
 from suscli.load.checkpoints import Checkpoint
-from suscli.load.safe_read import sidecar_path
-from suscli.load.safe_read import checkpoint_stem
+from suscli.load.safe_read import checkpoint_stem, sidecar_path
 from suscli.errors import InputError, SuscliError, plural, summary_line
 from suscli.files import printable
 from suscli.data.embedded import ImageRef
