@@ -192,6 +192,18 @@ def test_ctrl_c_while_the_report_is_built_says_what_was_kept(pool: Path, image_f
     assert res.stderr.strip() == f"interrupted: 4 results kept in {pool / 'suscli-results.jsonl'}; rerun the same command to resume"
 
 
+def test_a_pool_of_one_says_that_the_default_agreement_rule_fell_back_to_the_regions_rule(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """A pool of one checkpoint closed on "lowest susceptibility: m0 (...) (regions rule: fewer than 2 models were
+    measured)": a user who never passed --rule regions could not tell why a rule was named, nor that the default
+    (agreement) needs two models; the line says the default fell back, and why."""
+    pool = make_pool(tmp_path / "pool", n=1)
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    assert doc["recommendation"].endswith("(the agreement rule fell back to the regions rule: fewer than 2 models were measured)")
+
+
 def test_a_pool_of_one_checkpoint_and_its_copy_is_not_ranked_by_agreement_with_itself(
     tmp_path: Path, image_folder: Path, train_folder: Path
 ) -> None:
@@ -201,7 +213,9 @@ def test_a_pool_of_one_checkpoint_and_its_copy_is_not_ranked_by_agreement_with_i
     shutil.copy(pool / "m0.safetensors", pool / "m1.safetensors")
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0, res.output
-    assert doc["recommendation"].endswith("(regions rule: the 2 models measured are one checkpoint, byte for byte)")
+    assert doc["recommendation"].endswith(
+        "(the agreement rule fell back to the regions rule: the 2 models measured are one checkpoint, byte for byte)"
+    )
     # --train-data was given: the line names only what is missing (it said "need --train-data and 2+ distinct models")
     assert "no regions (need 2+ distinct models, or --zeta-threshold and --acc-threshold)" in doc["recommendation"]
     assert "regions need a pool of 2+ distinct scored models" in res.stderr

@@ -323,7 +323,8 @@ def _by_rule(
             choice = _agreement_choice(rows, measured, who, tie_break if fit else "susceptibility", fit, flagged, who_for)
             choice.voters = [r.name for r, m in zip(placed, mask) if m]
             return _voted_by_memorizers(choice, who) if memorizers else choice
-        rule, note = "regions", f" (regions rule: {who})"
+        # said as a fallback: the user may never have named a rule, and "regions rule" alone did not say why one applied
+        rule, note = "regions", f" (the agreement rule fell back to the regions rule: {who})"
     else:
         note = ""
     scored = _scored(rows)
