@@ -249,8 +249,8 @@ def open_store(
     try:
         if fresh:
             ResultStore.reset(path)
-        # a row stored before the verdict read its network's untrained reading is measured again
         also = fingerprint(earlier) if earlier is not None else None
+        # a row stored before the verdict read its network's untrained reading is measured again (stale)
         store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained, lock=lock, also=also)
     except BaseException:
         lock.release()
