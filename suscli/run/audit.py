@@ -96,9 +96,9 @@ READING = 15
 DATA_IDENTITY = "v2"  # the scheme below; results files of earlier versions hold 16 hex digits (suscli.run.store.legacy_identity)
 
 
-def data_identity(source: ImageSource | None, root: str | None = None) -> str | None:
+def data_identity(source: ImageSource | None) -> str | None:
     """What the images used are (and their labels, by name when given by name), wherever they lie and however their
-    paths were typed: each file's path relative to the folder holding them all (or to `root`, earlier_identity's), its
+    paths were typed: each file's path relative to the folder holding them all (_common_folder), its
     size and modification time (in whole seconds, which every copy that keeps times keeps); the bytes' hash of an image in a
     dataset. A changed file means new numbers; the same command from another folder, with absolute paths or in a moved
     checkout (a CI runner's new path) is the same data. What the listing left out (its notes: training images among
@@ -107,9 +107,11 @@ def data_identity(source: ImageSource | None, root: str | None = None) -> str | 
     nothing of the images it lost. A folder and a list of its images in its order are the same data wherever the list
     lies: named from the list's folder, a list beside the folder named its files "unlabeled/img_000.png", the folder
     "img_000.png", and a results file refused the list's rerun as other data ("--data differs")."""
-    if source is None:
-        return None
-    root = _common_folder(source) if root is None else root
+    return None if source is None else _identity(source, _common_folder(source))
+
+
+def _identity(source: ImageSource, root: str | None) -> str:
+    """data_identity's, with the paths named from `root`."""
     h = hashlib.sha256()
     if source.upright:  # a dataset naming a folder's files by path decodes them otherwise than the folder's listing
         h.update(b"upright\n")
@@ -148,14 +150,16 @@ def _common_folder(source: ImageSource) -> str | None:
         return _root(source.origin)
 
 
-def earlier_identity(source: ImageSource | None) -> str | None:
-    """`source`'s identity as releases before the folder holding every file (_common_folder) named them, from the
-    folder listed or the list's folder; None where the two folders are one, the identity unchanged. Rows stored
-    under it are the same images' (ResultStore's `also`): without it a rerun after the upgrade measured them again,
-    or under --results was refused as other data."""
-    if source is None or (root := _root(source.origin)) == _common_folder(source):
-        return None
-    return data_identity(source, root)
+def identities(source: ImageSource | None) -> tuple[str | None, str | None]:
+    """`source`'s identity (data_identity), and its identity as releases before the folder holding every file
+    (_common_folder) named them, from the folder listed or the list's folder: None where the two folders are one, the
+    identity unchanged. Rows stored under the earlier one are the same images' (ResultStore's `also`): without it a
+    rerun after the upgrade measured them again, or under --results was refused as other data. Both from one look at
+    the set's folders, which walks every path."""
+    if source is None:
+        return None, None
+    folder, root = _common_folder(source), _root(source.origin)
+    return _identity(source, folder), None if root == folder else _identity(source, root)
 
 
 def _relative(path: Path, root: str | None) -> str:
@@ -184,29 +188,24 @@ VAL_NUMBERING = 3
 
 def run_settings(
     settings: Settings, unlabeled: ImageSource, train: ImageSource | None, device: torch.device, val: ImageSource | None = None
-) -> dict:
+) -> tuple[dict, dict[str, str]]:
     """What decides the numbers of every model in a run: the key under which results are reused. The held-out set
     (--val-data) is in it only when given: results files from before it stay valid, and a result measured without
-    it is never reused as if it had its numbers."""
+    it is never reused as if it had its numbers. Beside it, the identities releases before _common_folder gave the
+    sets whose identity differs (identities), by the key's name for each: the rows stored under them are these sets'."""
     key = settings.as_dict()
     if settings.samples is not None and settings.samples >= unlabeled.population:
         key["samples"] = None  # a sample as large as the set is the set, in its order: the same numbers as none
-    return {
+    sets = {"unlabeled_data": unlabeled, "train_data": train, **({"val_data": val} if val is not None else {})}
+    named = {name: identities(source) for name, source in sets.items()}
+    key = {
         **key,
-        "unlabeled_data": data_identity(unlabeled),
-        "train_data": data_identity(train),
-        **({"val_data": data_identity(val), "val_numbering": VAL_NUMBERING} if val is not None else {}),
+        **{name: now for name, (now, _) in named.items()},
+        **({"val_numbering": VAL_NUMBERING} if val is not None else {}),
         "device_type": device.type,
         "reading": READING,
     }
-
-
-def earlier_settings(key: dict, unlabeled: ImageSource, train: ImageSource | None, val: ImageSource | None = None) -> dict | None:
-    """`key` (a run's stored settings, run_settings's and more) with the data identities releases before
-    _common_folder gave its sets, where one differs; None where none does."""
-    sets = {"unlabeled_data": unlabeled, "train_data": train, **({"val_data": val} if val is not None else {})}
-    earlier = {name: identity for name, source in sets.items() if (identity := earlier_identity(source)) is not None}
-    return {**key, **earlier} if earlier else None
+    return key, {name: earlier for name, (_, earlier) in named.items() if earlier is not None}
 
 
 def model_key(entry: PoolEntry) -> str:

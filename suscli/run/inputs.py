@@ -23,7 +23,7 @@ from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
-from suscli.run.audit import PoolRequest, Progress, earlier_settings, run_settings
+from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
 from suscli.run.report import run_info
 from suscli.measure.susceptibility import plain
@@ -249,8 +249,8 @@ def open_store(
     try:
         if fresh:
             ResultStore.reset(path)
-        # a row stored before the verdict read its network's untrained reading is measured again
         also = fingerprint(earlier) if earlier is not None else None
+        # a row stored before the verdict read its network's untrained reading is measured again (stale)
         store = ResultStore(path, fingerprint(key), key, keep_others=results is None, stale=verdict.lacks_untrained, lock=lock, also=also)
     except BaseException:
         lock.release()
@@ -311,8 +311,7 @@ def open_pool(
     for line in [*oversized_samples(settings, unlabeled, train), *filter(None, [cache_note(inputs)])] if lead else []:
         say(line)
     val = val_source(val_data, settings, inputs, train)
-    key = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
-    earlier = earlier_settings(key, unlabeled, train, val) if lead else None
+    key, earlier = store_key(settings, unlabeled, train, device, inputs.arch, inputs.arch_kwargs, inputs.ema, val)
     store = open_store(results, place, inputs.cache_dir, fresh, key, say, earlier) if lead else None
     with _closed_on_error(store):
         request = PoolRequest(
@@ -401,14 +400,18 @@ def store_key(
     arch_kwargs: dict | None,
     ema: bool,
     val: ImageSource | None = None,
-) -> dict:
-    """What keys a results file: the run's settings and data (the held-out set's too), and the architecture asked for."""
-    return {
-        **run_settings(settings, unlabeled, train, device, val),
+) -> tuple[dict, dict | None]:
+    """What keys a results file: the run's settings and data (the held-out set's too), and the architecture asked for;
+    and the same key with the data identities releases before _common_folder gave its sets (suscli.run.audit.identities),
+    where one differs, whose rows are these settings' (None where none does)."""
+    measured, earlier = run_settings(settings, unlabeled, train, device, val)
+    key = {
+        **measured,
         "arch": spec_identity(arch),
         "arch_kwargs": arch_kwargs or {},
         **({"ema": True} if ema else {}),
     }  # absent when off: results files from before --ema stay valid
+    return key, ({**key, **earlier} if earlier else None)
 
 
 def sample_line(sample: NestedSample, rows: list[Result], size: int) -> str | None:

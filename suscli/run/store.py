@@ -427,7 +427,7 @@ class ResultStore:
         """`stale`: which stored rows of these settings to measure again (suscli.judge.verdict.lacks_untrained); it is
         passed in, so that reading a results file (suscli.load_results) imports no torch. `lock`: the run's lock on
         the file (taken before it is read), released by close(). `also`: the fingerprint an earlier release gave
-        these same settings (suscli.run.audit.earlier_settings), whose rows are theirs; new rows are stored under
+        these same settings (suscli.run.inputs.store_key), whose rows are theirs; new rows are stored under
         `fingerprint`."""
         self.path = Path(path)
         self.lock = lock
