@@ -3,6 +3,7 @@ documents; and the API's report is the command's report."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import sys
@@ -24,6 +25,31 @@ def test_the_package_exports_exactly_the_documented_names() -> None:
     table = TEXT.split("\n\n")[2]  # the table of names under the first paragraph
     documented = set(re.findall(r"`suscli\.(\w+)", table))
     assert documented == set(suscli.__all__) - {"__version__"}
+
+
+def test_the_signatures_the_table_shows_are_the_functions_own() -> None:
+    """Each `suscli.NAME(...)` of the table shows the leading parameters as the function takes them: the positional
+    ones in order, `*` before the keyword-only ones, each default as it is. It showed track's `log=None` and save's
+    `arch=...` where a fourth and a third positional argument would go, which both refuse."""
+    table = TEXT.split("\n\n")[2]
+    shown = re.findall(r"`suscli\.(\w+)\(([^`]*)\)`", table)
+    assert {name for name, _ in shown} == {"score", "rank", "track", "measure_susceptibility", "save", "load_results"}
+    for name, params in shown:
+        parameters = inspect.signature(getattr(suscli, name)).parameters
+        positional = [p for p in parameters.values() if p.kind == inspect.Parameter.POSITIONAL_OR_KEYWORD]
+        keyword_only = False
+        for at, part in enumerate(part.strip() for part in params.split(",")):
+            if part == "...":
+                break
+            if part == "*":
+                keyword_only = True
+                continue
+            pname, _, default = part.partition("=")
+            param = parameters[pname]
+            expected = inspect.Parameter.KEYWORD_ONLY if keyword_only else inspect.Parameter.POSITIONAL_OR_KEYWORD
+            assert param.kind == expected and (keyword_only or positional.index(param) == at), (name, part)
+            if default != "...":  # `arch=...`: a value to give
+                assert default == ("" if param.default is param.empty else repr(param.default)), (name, part)
 
 
 def test_every_public_name_says_what_it_is() -> None:

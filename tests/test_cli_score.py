@@ -296,6 +296,27 @@ def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: py
     assert lines[0].startswith("internal error: RuntimeError: builtins.ValueError: something went wrong"), err
 
 
+def test_an_internal_error_with_its_traceback_asked_for_still_exits_3(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """SUSCLI_DEBUG=1 shows the traceback of an unexpected error; the exit code stays the internal error's 3. The
+    error was re-raised to Python, which exits 1: a CI job debugging suscli read it as a failed gate."""
+    import suscli.cli as cli
+
+    def boom() -> None:
+        raise RuntimeError("something went wrong")
+
+    failing = typer.Typer()
+    failing.command()(boom)
+    monkeypatch.setenv("SUSCLI_DEBUG", "1")
+    monkeypatch.setattr(cli, "app", failing)
+    monkeypatch.setattr(sys, "argv", ["suscli"])
+    with pytest.raises(SystemExit) as stop:
+        cli._run()
+    assert stop.value.code == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "in boom" in err, err
+    assert err.rstrip().endswith("RuntimeError: something went wrong"), err
+
+
 @pytest.mark.parametrize(
     "argv, says",
     [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import traceback
 from typing import NoReturn
 
 import typer
@@ -30,7 +31,7 @@ _PARSE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.
 
 def main() -> None:
     """Console-script entry point (suscli.__main__, which installs the SIGTERM handler before this module loads): no
-    traceback reaches the user unless SUSCLI_DEBUG is set."""
+    traceback reaches the user unless SUSCLI_DEBUG is set, and then with the same exit code."""
     try:
         _run()
     except SystemExit as e:
@@ -63,8 +64,9 @@ def _run() -> None:
         if SIGNALLED.is_set():  # SIGTERM's KeyboardInterrupt turned into another error by the C code it came in
             stderr.print("interrupted", highlight=False)  # (numpy's import: "cannot load module more than once"), exit 3
             sys.exit(130)
-        if os.environ.get("SUSCLI_DEBUG"):
-            raise
+        if os.environ.get("SUSCLI_DEBUG"):  # the traceback asked for, and still the internal error's code: Python's 1 is a failed gate's
+            traceback.print_exc()
+            sys.exit(int(ExitCode.INPUT))
         stderr.print(
             f"[bold red]internal error:[/] {type(e).__name__}: {escape(summary_line(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)",
             highlight=False,
