@@ -536,6 +536,18 @@ def test_held_out_accuracy_orders_what_the_test_leaves_when_it_predicts_itself_b
     assert [r.name for r in right.ranked] == [r.name for r in choose(ordered_pool(0), "agreement", None).ranked]
 
 
+def test_the_held_out_line_names_three_of_a_large_tied_set_and_counts_the_rest() -> None:
+    """A held-out set too small to tell 12 models apart: the closing line names 3 of the 11 others and counts the rest,
+    as the label-free line does, and the JSON report's held_out.within_noise keeps every name. It named all of them:
+    on a pool of 100 near-equal models one line on stderr (and in the Markdown and HTML reports) held 99 names."""
+    choice = choose(ordered_pool(20), "agreement", None)
+    assert choice.held_out is not None and len(choice.held_out["within_noise"]) == 12 and len(choice.tied) == 12
+    held_line = choice.why.split(". Label-free: ")[0]
+    others = [r.name for r in choice.tied if r is not choice.pick]
+    assert "the held-out set cannot tell 11 other models from it (paired McNemar test, 95%): " in held_line
+    assert f"{', '.join(others[:3])} and 8 more;" in held_line and others[3] not in held_line
+
+
 def model_hits(accuracies: list[float], images: int, seed: int = 0) -> list[np.ndarray]:
     """Per model, independent hits on `images` held-out images at its accuracy (seeded)."""
     draws = np.random.default_rng(seed).random((len(accuracies), images))

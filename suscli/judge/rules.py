@@ -250,7 +250,8 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
             f"images (paired McNemar test, 95%): the held-out labels decide{note}"
         )
     else:
-        others = ", ".join(r.name for r in tied if r is not pick)
+        rest = [r.name for r in tied if r is not pick]  # every name is in held_out.within_noise: the line names 3
+        others = ", ".join(rest[:3]) + (f" and {len(rest) - 3} more" if len(rest) > 3 else "")
         lead_words = "" if pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
         order_words = _order_words(weights, rule)
         why = (
