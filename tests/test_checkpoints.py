@@ -1204,7 +1204,9 @@ def test_a_whole_model_in_half_precision_is_measured_in_float32_as_its_state_dic
     if form == "pickled":
         torch.save(half, path)
     else:
-        torch.jit.save(torch.jit.script(half), path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; its files are still around
+            torch.jit.save(torch.jit.script(half), path)
     ckpt = load_checkpoint(path, trust=form == "pickled")
     torch.save(half.state_dict(), tmp_path / "sd.pt")
     from_state = load_checkpoint(tmp_path / "sd.pt", arch=ARCH, arch_kwargs=KWARGS)
