@@ -11,6 +11,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -268,10 +269,26 @@ def test_batches_of_one_image_on_a_batch_norm_network_are_one_line_with_the_way_
     assert invoke("score", ckpt, "-d", tmp_path / "many", "--batch-size", "2", *common).exit_code == 0
 
 
+def _run_failing(command: Callable[[], None], monkeypatch: pytest.MonkeyPatch, debug: bool) -> object:
+    """The exit code of suscli's entry point running `command` as its only command, with or without SUSCLI_DEBUG."""
+    import suscli.cli as cli
+
+    failing = typer.Typer()
+    failing.command()(command)
+    if debug:
+        monkeypatch.setenv("SUSCLI_DEBUG", "1")
+    else:
+        monkeypatch.delenv("SUSCLI_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "app", failing)
+    monkeypatch.setattr(sys, "argv", ["suscli"])
+    with pytest.raises(SystemExit) as stop:
+        cli._run()
+    return stop.value.code
+
+
 def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """An unexpected error whose text holds a traceback (TorchScript's do) still reaches the user as one line: the
     line that names the error, not the traceback."""
-    import suscli.cli as cli
 
     def boom() -> None:
         raise RuntimeError(
@@ -282,14 +299,7 @@ def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: py
             "builtins.ValueError: something went wrong\n"
         )
 
-    failing = typer.Typer()
-    failing.command()(boom)
-    monkeypatch.delenv("SUSCLI_DEBUG", raising=False)
-    monkeypatch.setattr(cli, "app", failing)
-    monkeypatch.setattr(sys, "argv", ["suscli"])
-    with pytest.raises(SystemExit) as stop:
-        cli._run()
-    assert stop.value.code == 3
+    assert _run_failing(boom, monkeypatch, debug=False) == 3
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err and "HERE" not in err, err
@@ -299,19 +309,11 @@ def test_an_internal_error_with_a_multi_line_message_is_one_line(monkeypatch: py
 def test_an_internal_error_with_its_traceback_asked_for_still_exits_3(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """SUSCLI_DEBUG=1 shows the traceback of an unexpected error; the exit code stays the internal error's 3. The
     error was re-raised to Python, which exits 1: a CI job debugging suscli read it as a failed gate."""
-    import suscli.cli as cli
 
     def boom() -> None:
         raise RuntimeError("something went wrong")
 
-    failing = typer.Typer()
-    failing.command()(boom)
-    monkeypatch.setenv("SUSCLI_DEBUG", "1")
-    monkeypatch.setattr(cli, "app", failing)
-    monkeypatch.setattr(sys, "argv", ["suscli"])
-    with pytest.raises(SystemExit) as stop:
-        cli._run()
-    assert stop.value.code == 3
+    assert _run_failing(boom, monkeypatch, debug=True) == 3
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):") and "in boom" in err, err
     assert err.rstrip().endswith("RuntimeError: something went wrong"), err
