@@ -342,6 +342,29 @@ def test_a_pick_below_the_best_agreement_of_models_sharing_no_consensus_says_why
     assert choice.why.endswith("; of the 3 models within the noise of the best agreement it fits its training labels best (90.0%)")
 
 
+def test_a_near_tie_that_fits_every_label_is_said_to_come_first_for_it() -> None:
+    """Three near-ties on agreement; one fits every training label, the 100 the consensus contradicts too, so it fits
+    the confirmed ones best and the order puts it first. The line said only that it "fits best the training labels the
+    consensus confirms (100.0%)": a fine-tuned memorizer was shipped so from a user's pool of four ResNet-20s, with
+    nothing in the line to say that it also fitted every label the consensus doubts (docs/validation.md, "A near-tie
+    that fits every label")."""
+    rows = [
+        trained_on(agreeing("fits-all", 1.0, 0.1, range(30)), range(0)),
+        trained_on(agreeing("b", 0.89, 0.1, range(20)), [*range(100), 500]),
+        trained_on(agreeing("c", 0.89, 0.1, range(25)), [*range(100), 501]),
+    ]
+    choice = choose(rows, "agreement", FIXED)
+    assert choice.pick is rows[0] and not choice.confident and len(choice.tied) == 3
+    assert [round(r.fits_contradicted, 3) for r in rows] == [1.0, 0.0, 0.0]
+    assert choice.why.endswith(
+        "; of them it fits best the training labels the consensus confirms (100.0%), and it fits 100.0% of those the "
+        "consensus contradicts, the others at most 0.0%: this order puts a model that fits every label first, right "
+        "labels or wrong"
+    ), choice.why
+    # a near-tie order that a fit on every label does not win says nothing of it
+    assert "every label" not in choose(rows, "agreement", FIXED, tie_break="memorization").why
+
+
 def fitted_on(name: str, acc: float, zeta: float, right: list[bool], n_unlabeled: int = 1000) -> Result:
     """A model on 600 training images labelled 0, 1, 2 in turn that predicts the label where `right` says so and the
     next class elsewhere; on the unlabeled images it predicts class 0 except on the first tenth of those `right` misses."""

@@ -24,7 +24,7 @@ from suscli.measure.predictions import (
     train_predictions_of,
     val_predictions_of,
 )
-from suscli.judge.cost import FitCost, fit_cost
+from suscli.judge.cost import MOST, FitCost, fit_cost
 from suscli.judge.noise import (
     NoiseEstimate,
     NoiseMatrix,
@@ -664,9 +664,26 @@ def _agreement_choice(
     others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
     why += (
         f"; no confident choice: {len(lead) - 1} other {plural(len(lead) - 1, 'model')} {plural(len(lead) - 1, 'is', 'are')} within the noise of the best agreement "
-        f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}"
+        f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}{_fits_every_label(best, lead, tie_break)}"
     )
     return Choice(ranked, best, why, False, lead)
+
+
+def _fits_every_label(best: Result, lead: list[Result], tie_break: str) -> str:
+    """Where the near-tie order rewards fitting the training labels (`fit`, `clean-fit`) and put first a model that
+    fits most of the labels the consensus contradicts too, where the other near-ties do not: that it does, since the
+    order cannot tell such a model from one that learned more (docs/validation.md, "A near-tie that fits every
+    label": putting it last instead cost clean-label pools their best model)."""
+    if tie_break not in ("fit", "clean-fit") or best.fits_contradicted is None or best.fits_contradicted <= MOST:
+        return ""
+    others = [r.fits_contradicted for r in lead if r is not best]
+    most = max((f for f in others if f is not None), default=None)
+    if most is None or None in others or most > MOST:
+        return ""
+    return (
+        f", and it fits {100 * best.fits_contradicted:.1f}% of those the consensus contradicts, the others at most "
+        f"{100 * most:.1f}%: this order puts a model that fits every label first, right labels or wrong"
+    )
 
 
 def _voted_by_memorizers(choice: Choice, who: str) -> Choice:
