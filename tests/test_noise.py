@@ -410,3 +410,59 @@ def test_suspects_weigh_each_belief_against_what_the_voters_give_that_class_on_a
     by_hand = {i: (label_share[i] / mean[labels[i]]) / (share[i] / mean[consensus[i]]) for i in (2, 5)}
     assert by_hand[5] < by_hand[2] and label_share[2] / share[2] < label_share[5] / share[5]  # the raw ratio ranks 2 first
     assert check.suspects().tolist() == [5, 2]
+
+
+def seeded_pool(classes: int = 5, voters: int = 6, n: int = 300, n_unl: int = 90) -> tuple[list[Predictions], list[Predictions]]:
+    """Voters that mostly name each image's true class, on 300 training images with 30% of their labels redrawn and
+    90 unlabeled ones; probabilities rounded through float16 as a results file keeps them (so that sums tie), and the
+    first voter listed twice (a repeated voter sums its votes twice)."""
+    rng = np.random.default_rng(7)
+    truth, seen = rng.integers(0, classes, n), rng.integers(0, classes, n_unl)
+    labels = np.where(rng.random(n) < 0.3, rng.integers(0, classes, n), truth)
+
+    def voter(rows: int, given: np.ndarray | None, k: int) -> Predictions:
+        p = rng.dirichlet(np.ones(classes) * 0.5, rows)
+        p[np.arange(rows), truth if given is not None else seen] += 0.6 + rng.random(rows)
+        p = (p / p.sum(1, keepdims=True)).astype(np.float16).astype(np.float32)
+        top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+        return Predictions(top, np.take_along_axis(p, top, 1), classes, given)
+
+    train = [voter(n, labels, 3) for _ in range(voters)]
+    unlabeled = [voter(n_unl, None, 4) for _ in range(voters)]
+    return train + train[:1], unlabeled + unlabeled[:1]
+
+
+@pytest.mark.parametrize(
+    ("sampled", "chunk", "with_unlabeled", "expected"),
+    [
+        (
+            200,
+            64,
+            True,
+            ("0x1.c962fc962fc96p-3", "0x1.f2a3852d22e0fp-4", "0x1.0f5c28f5c28f6p-2", "0x1.ee1ee1ee1ee20p-6", "0x1.97ec8f2018223p-3"),
+        ),
+        (5000, 4096, False, ("0x1.c962fc962fc96p-3", "0x1.62d0e56041894p-3", "0x1.17fa89e60f04dp-2", None, None)),
+        (
+            5000,
+            4096,
+            True,
+            ("0x1.c962fc962fc96p-3", "0x1.1b42727a28fd7p-3", "0x1.17fa89e60f04dp-2", "0x1.ee1ee1ee1ee20p-6", "0x1.97ec8f2018223p-3"),
+        ),
+    ],
+)
+def test_the_bootstrap_gives_the_same_interval_to_the_last_bit(
+    monkeypatch: pytest.MonkeyPatch, sampled: int, chunk: int, with_unlabeled: bool, expected: tuple
+) -> None:
+    """The interval is quoted to the digit (docs/validation.md): a faster tally must sum each voter's votes in the
+    same order and draw the same images, so these figures, made by the per-draw tally before it was laid out once
+    for all draws, are kept bit for bit. Drawn on a sample of the images (200 of 300) and in blocks of 64 images, then
+    on all of them in one block, with and without the unlabeled images' floor."""
+    import suscli.judge.noise
+
+    monkeypatch.setattr(suscli.judge.noise, "BOOTSTRAP_IMAGES", sampled)
+    monkeypatch.setattr(suscli.judge.noise, "CHUNK", chunk)
+    train, unlabeled = seeded_pool()
+    est = estimate_noise(train, unlabeled=unlabeled if with_unlabeled else None)
+    fields = (est.rate, est.low, est.high, est.voter_disagreement, est.corrected)
+    assert tuple(None if v is None else v.hex() for v in fields) == expected
+    assert (est.images, est.voters) == (300, 7)
