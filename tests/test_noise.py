@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,21 @@ def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predict
 LABELS = [0, 0, 1, 1, 2, 2, 0, 1, 2, 0]
 
 
+@pytest.fixture(autouse=True)
+def no_estimates_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test draws its own bootstraps: none kept from another test's identical inputs."""
+    import suscli.judge.noise
+
+    monkeypatch.setattr(suscli.judge.noise, "_ESTIMATES", {})
+
+
+def forget_estimates() -> None:
+    """Draw the next bootstrap again, where a test checks the draws themselves (seeded, the same in any order)."""
+    import suscli.judge.noise
+
+    suscli.judge.noise._ESTIMATES.clear()
+
+
 def test_consensus_is_the_summed_probability_winner() -> None:
     a = Predictions(np.array([[0, 1], [2, 1]]), np.array([[0.6, 0.4], [0.5, 0.5]], dtype=np.float32), 3, np.array([0, 1]))
     b = Predictions(np.array([[1, 0], [1, 2]]), np.array([[0.7, 0.3], [0.9, 0.1]], dtype=np.float32), 3, np.array([0, 1]))
@@ -63,6 +80,7 @@ def test_noise_rate_counts_the_labels_the_majority_contradicts() -> None:
     est = estimate_noise(voters)
     assert est.rate == pytest.approx(2 / 10) and est.images == 10 and est.voters == 3
     assert est.low <= est.rate <= est.high
+    forget_estimates()
     assert estimate_noise(voters) == est  # seeded: the same interval every time
 
 
@@ -85,6 +103,7 @@ def test_the_interval_allows_for_the_voters_own_errors() -> None:
     assert allowed.rate == plain.rate and allowed.high == plain.high  # the contradicted share's draws are unchanged
     assert allowed.low <= min(plain.low, allowed.corrected)
     assert plain.voter_disagreement is None and plain.corrected is None
+    forget_estimates()
     assert estimate_noise(voters, unlabeled=unlabeled) == allowed  # seeded
     assert voter_disagreement(unlabeled[:2]) == 0.0  # voters that never disagree: no correction at all
     assert corrected_share(0.2, 0.0) == 0.2 and corrected_share(0.1, 0.3) == 0.0
@@ -390,6 +409,7 @@ def test_the_interval_is_the_same_whatever_order_the_voters_come_in() -> None:
     unlabeled = [voter(80, None) for _ in range(5)]
     est = estimate_noise(voters, unlabeled=unlabeled)
     for order in ([4, 3, 2, 1, 0], [2, 0, 4, 1, 3]):
+        forget_estimates()
         assert estimate_noise([voters[i] for i in order], unlabeled=[unlabeled[i] for i in order]) == est
 
 
@@ -466,3 +486,53 @@ def test_the_bootstrap_gives_the_same_interval_to_the_last_bit(
     fields = (est.rate, est.low, est.high, est.voter_disagreement, est.corrected)
     assert tuple(None if v is None else v.hex() for v in fields) == expected
     assert (est.images, est.voters) == (300, 7)
+
+
+def test_the_same_voters_and_labels_draw_their_bootstrap_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adaptive sample makes its decisions again at every stage, each reading the held-out labels with what are
+    usually the same voters, and rank's report reads the last stage's training labels again: the same inputs, in any
+    order, give the estimate drawn before. Another label, probability, voter or number of resamples draws anew, the
+    same as a first draw would."""
+    import suscli.judge.noise
+
+    drawn: list[int] = []
+
+    class Counted(suscli.judge.noise._Ballots):
+        @classmethod
+        def of(cls, preds, rows=None):  # type: ignore[no-untyped-def]
+            drawn.append(len(preds))
+            return super().of(preds, rows)
+
+    monkeypatch.setattr(suscli.judge.noise, "_Ballots", Counted)
+    train, unlabeled = seeded_pool()
+    est = estimate_noise(train, unlabeled=unlabeled)
+    assert len(drawn) == 2  # the training images' ballots and the unlabeled images'
+    assert estimate_noise(train[::-1], unlabeled=unlabeled[::-1]) is est and len(drawn) == 2
+
+    relabeled = [p.with_labels(np.where(np.arange(300) == 0, (p.labels + 1) % 5, p.labels)) for p in train]
+    probs = train[1].probs.copy()
+    probs[0, 0] = np.nextafter(probs[0, 0], np.float32(1))  # the last bit of one probability
+    nudged = [*train[:1], dataclasses.replace(train[1], probs=probs), *train[2:]]
+    others = [
+        lambda: estimate_noise(relabeled, unlabeled=unlabeled),
+        lambda: estimate_noise(nudged, unlabeled=unlabeled),
+        lambda: estimate_noise(train[:-1], unlabeled=unlabeled[:-1]),
+        lambda: estimate_noise(train, unlabeled=unlabeled, resamples=50),
+        lambda: estimate_noise(train),
+    ]
+    for read in others:
+        before = len(drawn)
+        first = read()
+        assert len(drawn) > before  # drawn anew
+        forget_estimates()
+        assert read() == first  # as a first draw would be
+
+    forget_estimates()
+    est = estimate_noise(train, unlabeled=unlabeled)
+    for n in range(suscli.judge.noise.ESTIMATES_KEPT - 1):
+        estimate_noise(train, unlabeled=unlabeled, resamples=10 + n)
+    before = len(drawn)
+    assert estimate_noise(train, unlabeled=unlabeled) is est and len(drawn) == before  # kept beside 7 others
+    estimate_noise(train, unlabeled=unlabeled, resamples=99)  # one more: the oldest is dropped
+    before = len(drawn)
+    assert estimate_noise(train, unlabeled=unlabeled) == est and len(drawn) > before

@@ -24,6 +24,8 @@ BOOTSTRAP = 200  # resamples of the voters for the interval
 BOOTSTRAP_IMAGES = 5000  # images the resamples are drawn on: the voters' spread does not need them all
 CHUNK = 4096  # images per dense (images, classes) block: 16 MB at 1,000 classes
 SEED = 0
+ESTIMATES_KEPT = 8  # estimate_noise's answers kept for the same inputs: a stage's training and held-out readings
+_ESTIMATES: dict[bytes, NoiseEstimate] = {}
 MATRIX_CLASSES = 100  # a report carries the whole (classes, classes) matrix up to this many classes
 TOP_CONFUSIONS = 20  # and the largest off-diagonal pairs at any size
 _NO_LABELS = "training predictions without their given labels"
@@ -459,10 +461,19 @@ def estimate_noise(
     """The share of training labels that the consensus of `preds` (the voters) contradicts, with a bootstrap
     interval over which models happen to vote (and over the images: the draws are on a seeded sample). `agreed`
     is that consensus class per image when the caller has it already. `unlabeled`, the same voters' predictions on
-    the unlabeled images, lowers the interval's low end to what the voters' own errors leave (NoiseEstimate)."""
+    the unlabeled images, lowers the interval's low end to what the voters' own errors leave (NoiseEstimate).
+
+    The same inputs give the estimate made before (the last ESTIMATES_KEPT are kept): the adaptive sample makes the
+    decisions again at every stage, each reading the held-out labels (--val-data) with what are usually the same
+    voters, and rank's report then reads the last stage's training labels again."""
     labels = given_labels(preds)
     rate = float(((consensus(preds)[0] if agreed is None else agreed) != labels).mean())
-    order = sorted(range(len(preds)), key=lambda i: _fingerprint(preds[i], unlabeled[i] if unlabeled else None))
+    prints = [_fingerprint(p, unlabeled[i] if unlabeled else None) for i, p in enumerate(preds)]
+    order = sorted(range(len(preds)), key=prints.__getitem__)
+    shapes = [_layout(p, unlabeled[i] if unlabeled else None) for i, p in enumerate(preds)]
+    key = _inputs_key(labels, rate, [(prints[i], shapes[i]) for i in order], preds[0].num_classes, resamples, seed)
+    if key in _ESTIMATES:
+        return _ESTIMATES[key]
     preds = [preds[i] for i in order]  # the draws pick voters by position: by their predictions, not the pool's order
     unlabeled = [unlabeled[i] for i in order] if unlabeled else unlabeled
     rng = np.random.default_rng(seed)
@@ -489,7 +500,22 @@ def estimate_noise(
     if e is not None:
         corrected = corrected_share(rate, e)
         low = min(low, float(np.quantile(floors, 0.025)) if floors else corrected, corrected)
-    return NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds), None, e, corrected)
+    estimate = NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds), None, e, corrected)
+    while len(_ESTIMATES) >= ESTIMATES_KEPT:
+        del _ESTIMATES[next(iter(_ESTIMATES))]  # the oldest
+    _ESTIMATES[key] = estimate
+    return estimate
+
+
+def _inputs_key(labels: np.ndarray, rate: float, voters: list[tuple[bytes, tuple]], num_classes: int, resamples: int, seed: int) -> bytes:
+    """What estimate_noise's answer depends on: the given labels, the contradicted share, each voter's predictions in
+    the order the draws pick them (fingerprint and _layout) and the draws' settings."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((rate, num_classes, resamples, seed, BOOTSTRAP_IMAGES, [shape for _, shape in voters])).encode())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    for fingerprint, _ in voters:
+        digest.update(fingerprint)
+    return digest.digest()
 
 
 @dataclass(frozen=True)
@@ -526,6 +552,11 @@ class _Ballots:
                 flat[cells[i]] += probs[i]
             out[start : start + len(total)] = total.argmax(-1)
         return out
+
+
+def _layout(pred: Predictions, unlabeled: Predictions | None) -> tuple:
+    """The shapes and dtypes of a voter's arrays: where _fingerprint's bytes of one array end, and what it rounds."""
+    return tuple((p.classes.shape, p.probs.shape, p.probs.dtype.str) for p in (pred, unlabeled) if p is not None)
 
 
 def _fingerprint(pred: Predictions, unlabeled: Predictions | None) -> bytes:
