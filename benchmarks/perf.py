@@ -16,10 +16,16 @@ authors' measurement, has no such pass, so (b)/(a) compares (a) doing slightly m
     python benchmarks/perf.py --arch resnet50 --models 4 --train 2000  # ImageNet-size models at 224 px
     python benchmarks/perf.py --sweep 2000,20000,50000 --sweep-pool POOL --plot docs/perf-sweep.png
     python benchmarks/perf.py --score-predictions --arch resnet18 --unlabeled 512 --rounds 3
+    python benchmarks/perf.py --noise-estimate 10,30,65,200 --train 10000 --unlabeled 512
 
 --score-predictions times instead `suscli score` of one checkpoint on generated unlabeled images without and with
 --per-image, the only score whose report shows the unlabeled images' predictions and so the only one that makes them:
 the median of each, their ratio, and whether the rows' numbers are the same.
+
+--noise-estimate times instead the label-noise estimate (suscli.judge.noise.estimate_noise: 200 bootstrap resamples
+of the voters over at most 5,000 training images) of seeded synthetic voters, 10 classes, against the per-draw tally
+it replaced, which gathered each drawn voter's rows again for every resample: CPU seconds of each, their ratio, and
+whether the two give the same interval to the last bit.
 
 --sweep times instead the default audit (training accuracy on the adaptive sample, suscli.measure.sampling) against
 `--train-samples all` at each training-set size, on a pool of trained checkpoints (random-init models all fit
@@ -150,7 +156,15 @@ def main() -> None:
         help="only time `suscli score` of one --arch checkpoint on --unlabeled generated images without and with "
         "--per-image (the unlabeled images' predictions), --rounds times each",
     )
+    ap.add_argument(
+        "--noise-estimate",
+        help="comma list of voter counts: only time the label-noise estimate on --train training and --unlabeled "
+        "unlabeled synthetic predictions against the per-draw tally it replaced, --rounds times each",
+    )
     args = ap.parse_args()
+    if args.noise_estimate:
+        noise_estimate([int(n) for n in args.noise_estimate.split(",")], args.train, args.unlabeled, args.rounds)
+        return
     if args.score_predictions:
         with tempfile.TemporaryDirectory(prefix="suscli-score-") as tmp:
             score_predictions(args.work or Path(tmp), ARCHS[args.arch], args.unlabeled, args.rounds, resolve_device(args.device))
@@ -259,6 +273,78 @@ def report_size(models: int, n_train: int, n_unl: int) -> None:
         f"{models} models, {n_train:,} training and {n_unl:,} unlabeled images: JSON report {lean:,} bytes "
         f"({lean / models / 1000:.1f} KB a model); with --per-image {full:,} bytes ({full / models / 1000:.1f} KB a model)"
     )
+
+
+def noise_estimate(voter_counts: list[int], n_train: int, n_unl: int, rounds: int, classes: int = 10) -> None:
+    """estimate_noise of each count of seeded synthetic voters (the true class plus noise, float16 probabilities as a
+    results file keeps them, top 3 classes on the training images and top 5 on the unlabeled ones, 20% of the labels
+    redrawn) against per_draw_estimate, in alternating order, the fastest of `rounds` CPU times of each."""
+    import suscli.judge.noise as noise
+    from suscli.measure.predictions import Predictions
+
+    print(
+        f"label-noise estimate, {noise.BOOTSTRAP} resamples on {min(n_train, noise.BOOTSTRAP_IMAGES):,} of {n_train:,} training "
+        f"images and {n_unl:,} unlabeled images, {classes} classes; CPU seconds, fastest of {rounds}",
+        flush=True,
+    )
+    for voters in voter_counts:
+        rng = np.random.default_rng(SEED)
+        truth, seen = rng.integers(0, classes, n_train), rng.integers(0, classes, n_unl)
+        labels = np.where(rng.random(n_train) < 0.2, rng.integers(0, classes, n_train), truth)
+
+        def voter(rng: np.random.Generator, true: np.ndarray, k: int, given: np.ndarray | None) -> Predictions:
+            logits = rng.normal(size=(len(true), classes))
+            logits[np.arange(len(true)), true] += 2.0
+            p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            top = np.argsort(-p, axis=1)[:, :k]
+            return Predictions(top, np.take_along_axis(p, top, 1).astype(np.float16).astype(np.float32), classes, given)
+
+        train = [voter(rng, truth, 3, labels) for _ in range(voters)]
+        unlabeled = [voter(rng, seen, 5, None) for _ in range(voters)]
+        agreed = noise.consensus(train)[0]
+        found: dict[str, list[tuple[float, tuple]]] = {"per draw (before)": [], "laid out once (now)": []}
+        for r in range(rounds):
+            for name in list(found) if r % 2 == 0 else list(reversed(found)):
+                noise._ESTIMATES.clear()  # each round draws: none kept from the round before
+                start = time.process_time()
+                est = (per_draw_estimate if name.startswith("per draw") else noise.estimate_noise)(
+                    train, agreed=agreed, unlabeled=unlabeled
+                )
+                found[name].append((time.process_time() - start, (est.rate, est.low, est.high, est.voter_disagreement, est.corrected)))
+        (before, a), (now, b) = (min(v) for v in found.values())
+        same = len({repr(fields) for v in found.values() for _, fields in v}) == 1  # repr: every bit of each float
+        print(
+            f"{voters:4d} voters: per draw (before) {before:7.2f} s, laid out once (now) {now:6.2f} s, {before / now:5.1f}x; "
+            f"the same interval to the last bit: {'yes' if same else 'NO'} ({100 * b[1]:.2f}-{100 * b[2]:.2f}%)",
+            flush=True,
+        )
+
+
+def per_draw_estimate(preds: list, agreed: np.ndarray, unlabeled: list) -> object:
+    """estimate_noise as it was before its ballots were laid out once: each resample's consensus tallied by
+    suscli.judge.noise.consensus on the drawn images, gathering each drawn voter's rows again (the baseline of
+    --noise-estimate; the same draws, so the same numbers)."""
+    import suscli.judge.noise as noise
+
+    labels = noise.given_labels(preds)
+    rate = float((agreed != labels).mean())
+    order = sorted(range(len(preds)), key=lambda i: noise._fingerprint(preds[i], unlabeled[i]))
+    preds, unlabeled = [preds[i] for i in order], [unlabeled[i] for i in order]
+    rng, unl_rng = np.random.default_rng(noise.SEED), np.random.default_rng(noise.SEED + 1)
+    sample = np.sort(rng.choice(len(labels), size=min(len(labels), noise.BOOTSTRAP_IMAGES), replace=False))
+    n_unl = unlabeled[0].classes.shape[0]
+    draws, floors = [], []
+    for _ in range(noise.BOOTSTRAP):
+        who = rng.integers(0, len(preds), len(preds))
+        images = rng.choice(sample, size=len(sample))
+        draws.append(float((noise.consensus([preds[i] for i in who], images)[0] != labels[images]).mean()))
+        rows = unl_rng.integers(0, n_unl, n_unl)
+        floors.append(noise.corrected_share(draws[-1], noise.voter_disagreement([unlabeled[i] for i in who], rows)))
+    low, high = np.quantile(draws, [0.025, 0.975])
+    e = noise.voter_disagreement(unlabeled)
+    corrected = noise.corrected_share(rate, e)
+    low = min(low, float(np.quantile(floors, 0.025)), corrected)
+    return noise.NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds), None, e, corrected)
 
 
 def score_predictions(work: Path, arch: Arch, n_unl: int, rounds: int, device: torch.device) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,21 @@ def one_hot(top1: list[int], labels: list[int], num_classes: int = 3) -> Predict
 LABELS = [0, 0, 1, 1, 2, 2, 0, 1, 2, 0]
 
 
+@pytest.fixture(autouse=True)
+def no_estimates_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test draws its own bootstraps: none kept from another test's identical inputs."""
+    import suscli.judge.noise
+
+    monkeypatch.setattr(suscli.judge.noise, "_ESTIMATES", {})
+
+
+def forget_estimates() -> None:
+    """Draw the next bootstrap again, where a test checks the draws themselves (seeded, the same in any order)."""
+    import suscli.judge.noise
+
+    suscli.judge.noise._ESTIMATES.clear()
+
+
 def test_consensus_is_the_summed_probability_winner() -> None:
     a = Predictions(np.array([[0, 1], [2, 1]]), np.array([[0.6, 0.4], [0.5, 0.5]], dtype=np.float32), 3, np.array([0, 1]))
     b = Predictions(np.array([[1, 0], [1, 2]]), np.array([[0.7, 0.3], [0.9, 0.1]], dtype=np.float32), 3, np.array([0, 1]))
@@ -63,6 +80,7 @@ def test_noise_rate_counts_the_labels_the_majority_contradicts() -> None:
     est = estimate_noise(voters)
     assert est.rate == pytest.approx(2 / 10) and est.images == 10 and est.voters == 3
     assert est.low <= est.rate <= est.high
+    forget_estimates()
     assert estimate_noise(voters) == est  # seeded: the same interval every time
 
 
@@ -85,6 +103,7 @@ def test_the_interval_allows_for_the_voters_own_errors() -> None:
     assert allowed.rate == plain.rate and allowed.high == plain.high  # the contradicted share's draws are unchanged
     assert allowed.low <= min(plain.low, allowed.corrected)
     assert plain.voter_disagreement is None and plain.corrected is None
+    forget_estimates()
     assert estimate_noise(voters, unlabeled=unlabeled) == allowed  # seeded
     assert voter_disagreement(unlabeled[:2]) == 0.0  # voters that never disagree: no correction at all
     assert corrected_share(0.2, 0.0) == 0.2 and corrected_share(0.1, 0.3) == 0.0
@@ -390,6 +409,7 @@ def test_the_interval_is_the_same_whatever_order_the_voters_come_in() -> None:
     unlabeled = [voter(80, None) for _ in range(5)]
     est = estimate_noise(voters, unlabeled=unlabeled)
     for order in ([4, 3, 2, 1, 0], [2, 0, 4, 1, 3]):
+        forget_estimates()
         assert estimate_noise([voters[i] for i in order], unlabeled=[unlabeled[i] for i in order]) == est
 
 
@@ -410,3 +430,109 @@ def test_suspects_weigh_each_belief_against_what_the_voters_give_that_class_on_a
     by_hand = {i: (label_share[i] / mean[labels[i]]) / (share[i] / mean[consensus[i]]) for i in (2, 5)}
     assert by_hand[5] < by_hand[2] and label_share[2] / share[2] < label_share[5] / share[5]  # the raw ratio ranks 2 first
     assert check.suspects().tolist() == [5, 2]
+
+
+def seeded_pool(classes: int = 5, voters: int = 6, n: int = 300, n_unl: int = 90) -> tuple[list[Predictions], list[Predictions]]:
+    """Voters that mostly name each image's true class, on 300 training images with 30% of their labels redrawn and
+    90 unlabeled ones; probabilities rounded through float16 as a results file keeps them (so that sums tie), and the
+    first voter listed twice (a repeated voter sums its votes twice)."""
+    rng = np.random.default_rng(7)
+    truth, seen = rng.integers(0, classes, n), rng.integers(0, classes, n_unl)
+    labels = np.where(rng.random(n) < 0.3, rng.integers(0, classes, n), truth)
+
+    def voter(rows: int, given: np.ndarray | None, k: int) -> Predictions:
+        p = rng.dirichlet(np.ones(classes) * 0.5, rows)
+        p[np.arange(rows), truth if given is not None else seen] += 0.6 + rng.random(rows)
+        p = (p / p.sum(1, keepdims=True)).astype(np.float16).astype(np.float32)
+        top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+        return Predictions(top, np.take_along_axis(p, top, 1), classes, given)
+
+    train = [voter(n, labels, 3) for _ in range(voters)]
+    unlabeled = [voter(n_unl, None, 4) for _ in range(voters)]
+    return train + train[:1], unlabeled + unlabeled[:1]
+
+
+@pytest.mark.parametrize(
+    ("sampled", "chunk", "with_unlabeled", "expected"),
+    [
+        (
+            200,
+            64,
+            True,
+            ("0x1.c962fc962fc96p-3", "0x1.f2a3852d22e0fp-4", "0x1.0f5c28f5c28f6p-2", "0x1.ee1ee1ee1ee20p-6", "0x1.97ec8f2018223p-3"),
+        ),
+        (5000, 4096, False, ("0x1.c962fc962fc96p-3", "0x1.62d0e56041894p-3", "0x1.17fa89e60f04dp-2", None, None)),
+        (
+            5000,
+            4096,
+            True,
+            ("0x1.c962fc962fc96p-3", "0x1.1b42727a28fd7p-3", "0x1.17fa89e60f04dp-2", "0x1.ee1ee1ee1ee20p-6", "0x1.97ec8f2018223p-3"),
+        ),
+    ],
+)
+def test_the_bootstrap_gives_the_same_interval_to_the_last_bit(
+    monkeypatch: pytest.MonkeyPatch, sampled: int, chunk: int, with_unlabeled: bool, expected: tuple
+) -> None:
+    """The interval is quoted to the digit (docs/validation.md): a faster tally must sum each voter's votes in the
+    same order and draw the same images, so these figures, made by the per-draw tally before it was laid out once
+    for all draws, are kept bit for bit. Drawn on a sample of the images (200 of 300) and in blocks of 64 images, then
+    on all of them in one block, with and without the unlabeled images' floor."""
+    import suscli.judge.noise
+
+    monkeypatch.setattr(suscli.judge.noise, "BOOTSTRAP_IMAGES", sampled)
+    monkeypatch.setattr(suscli.judge.noise, "CHUNK", chunk)
+    train, unlabeled = seeded_pool()
+    est = estimate_noise(train, unlabeled=unlabeled if with_unlabeled else None)
+    fields = (est.rate, est.low, est.high, est.voter_disagreement, est.corrected)
+    assert tuple(None if v is None else v.hex() for v in fields) == expected
+    assert (est.images, est.voters) == (300, 7)
+
+
+def test_the_same_voters_and_labels_draw_their_bootstrap_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adaptive sample makes its decisions again at every stage, each reading the held-out labels with what are
+    usually the same voters, and rank's report reads the last stage's training labels again: the same inputs, in any
+    order, give the estimate drawn before. Another label, probability, voter or number of resamples draws anew, the
+    same as a first draw would."""
+    import suscli.judge.noise
+
+    drawn: list[int] = []
+
+    class Counted(suscli.judge.noise._Ballots):
+        @classmethod
+        def of(cls, preds, rows=None):  # type: ignore[no-untyped-def]
+            drawn.append(len(preds))
+            return super().of(preds, rows)
+
+    monkeypatch.setattr(suscli.judge.noise, "_Ballots", Counted)
+    train, unlabeled = seeded_pool()
+    est = estimate_noise(train, unlabeled=unlabeled)
+    assert len(drawn) == 2  # the training images' ballots and the unlabeled images'
+    assert estimate_noise(train[::-1], unlabeled=unlabeled[::-1]) is est and len(drawn) == 2
+
+    relabeled = [p.with_labels(np.where(np.arange(300) == 0, (p.labels + 1) % 5, p.labels)) for p in train]
+    probs = train[1].probs.copy()
+    probs[0, 0] = np.nextafter(probs[0, 0], np.float32(1))  # the last bit of one probability
+    nudged = [*train[:1], dataclasses.replace(train[1], probs=probs), *train[2:]]
+    others = [
+        lambda: estimate_noise(relabeled, unlabeled=unlabeled),
+        lambda: estimate_noise(nudged, unlabeled=unlabeled),
+        lambda: estimate_noise(train[:-1], unlabeled=unlabeled[:-1]),
+        lambda: estimate_noise(train, unlabeled=unlabeled, resamples=50),
+        lambda: estimate_noise(train),
+    ]
+    for read in others:
+        before = len(drawn)
+        first = read()
+        assert len(drawn) > before  # drawn anew
+        forget_estimates()
+        assert read() == first  # as a first draw would be
+
+    forget_estimates()
+    est = estimate_noise(train, unlabeled=unlabeled)
+    for n in range(suscli.judge.noise.ESTIMATES_KEPT - 1):
+        estimate_noise(train, unlabeled=unlabeled, resamples=10 + n)
+    before = len(drawn)
+    assert estimate_noise(train, unlabeled=unlabeled) is est and len(drawn) == before  # kept beside 7 others
+    estimate_noise(train, unlabeled=unlabeled, resamples=99)  # one more: the oldest is dropped
+    before = len(drawn)
+    assert estimate_noise(train, unlabeled=unlabeled) == est and len(drawn) > before

@@ -24,6 +24,8 @@ BOOTSTRAP = 200  # resamples of the voters for the interval
 BOOTSTRAP_IMAGES = 5000  # images the resamples are drawn on: the voters' spread does not need them all
 CHUNK = 4096  # images per dense (images, classes) block: 16 MB at 1,000 classes
 SEED = 0
+ESTIMATES_KEPT = 8  # estimate_noise's answers kept for the same inputs: a stage's training and held-out readings
+_ESTIMATES: dict[bytes, NoiseEstimate] = {}
 MATRIX_CLASSES = 100  # a report carries the whole (classes, classes) matrix up to this many classes
 TOP_CONFUSIONS = 20  # and the largest off-diagonal pairs at any size
 _NO_LABELS = "training predictions without their given labels"
@@ -459,10 +461,19 @@ def estimate_noise(
     """The share of training labels that the consensus of `preds` (the voters) contradicts, with a bootstrap
     interval over which models happen to vote (and over the images: the draws are on a seeded sample). `agreed`
     is that consensus class per image when the caller has it already. `unlabeled`, the same voters' predictions on
-    the unlabeled images, lowers the interval's low end to what the voters' own errors leave (NoiseEstimate)."""
+    the unlabeled images, lowers the interval's low end to what the voters' own errors leave (NoiseEstimate).
+
+    The same inputs give the estimate made before (the last ESTIMATES_KEPT are kept): the adaptive sample makes the
+    decisions again at every stage, each reading the held-out labels (--val-data) with what are usually the same
+    voters, and rank's report then reads the last stage's training labels again."""
     labels = given_labels(preds)
     rate = float(((consensus(preds)[0] if agreed is None else agreed) != labels).mean())
-    order = sorted(range(len(preds)), key=lambda i: _fingerprint(preds[i], unlabeled[i] if unlabeled else None))
+    prints = [_fingerprint(p, unlabeled[i] if unlabeled else None) for i, p in enumerate(preds)]
+    order = sorted(range(len(preds)), key=prints.__getitem__)
+    shapes = [_layout(p, unlabeled[i] if unlabeled else None) for i, p in enumerate(preds)]
+    key = _inputs_key(labels, rate, [(prints[i], shapes[i]) for i in order], preds[0].num_classes, resamples, seed)
+    if key in _ESTIMATES:
+        return _ESTIMATES[key]
     preds = [preds[i] for i in order]  # the draws pick voters by position: by their predictions, not the pool's order
     unlabeled = [unlabeled[i] for i in order] if unlabeled else unlabeled
     rng = np.random.default_rng(seed)
@@ -470,21 +481,82 @@ def estimate_noise(
     sample = np.sort(rng.choice(len(labels), size=min(len(labels), BOOTSTRAP_IMAGES), replace=False))
     n_unl = unlabeled[0].classes.shape[0] if unlabeled else 0
     unlabeled = unlabeled if n_unl else None  # no unlabeled images: nothing shows the voters' errors
+    e = voter_disagreement(unlabeled) if unlabeled else None  # first: it refuses voters on different images
+    # Every draw tallies the same images, the sample's and the unlabeled ones, for its own voters: laid out once
+    on_sample, given = _Ballots.of(preds, sample), labels[sample]
+    on_unlabeled = _Ballots.of(unlabeled) if unlabeled else None
+    top1 = [p.top1() for p in unlabeled] if unlabeled else []
     draws, floors = [], []
     for _ in range(resamples):
         who = rng.integers(0, len(preds), len(preds))
-        images = rng.choice(sample, size=len(sample))
-        draws.append(float((consensus([preds[i] for i in who], images)[0] != labels[images]).mean()))
-        if unlabeled:
+        at = np.searchsorted(sample, rng.choice(sample, size=len(sample)))  # the images drawn, as places in the sample
+        draws.append(float((on_sample.consensus(who)[at] != given[at]).mean()))
+        if on_unlabeled is not None:
             rows = unl_rng.integers(0, n_unl, n_unl)
-            floors.append(corrected_share(draws[-1], voter_disagreement([unlabeled[i] for i in who], rows)))
+            cls = on_unlabeled.consensus(who)[rows]
+            floors.append(corrected_share(draws[-1], 1 - float(np.mean([top1[i][rows] == cls for i in who]))))
     low, high = np.quantile(draws, [0.025, 0.975]) if draws else (rate, rate)
-    e = corrected = None
-    if unlabeled:
-        e = voter_disagreement(unlabeled)
+    corrected = None
+    if e is not None:
         corrected = corrected_share(rate, e)
         low = min(low, float(np.quantile(floors, 0.025)) if floors else corrected, corrected)
-    return NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds), None, e, corrected)
+    estimate = NoiseEstimate(rate, float(min(low, rate)), float(max(high, rate)), len(labels), len(preds), None, e, corrected)
+    while len(_ESTIMATES) >= ESTIMATES_KEPT:
+        del _ESTIMATES[next(iter(_ESTIMATES))]  # the oldest
+    _ESTIMATES[key] = estimate
+    return estimate
+
+
+def _inputs_key(labels: np.ndarray, rate: float, voters: list[tuple[bytes, tuple]], num_classes: int, resamples: int, seed: int) -> bytes:
+    """What estimate_noise's answer depends on: the given labels, the contradicted share, each voter's predictions in
+    the order the draws pick them (fingerprint and _layout) and the draws' settings."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((rate, num_classes, resamples, seed, BOOTSTRAP_IMAGES, [shape for _, shape in voters])).encode())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    for fingerprint, _ in voters:
+        digest.update(fingerprint)
+    return digest.digest()
+
+
+@dataclass(frozen=True)
+class _Ballots:
+    """The voters' top classes on a fixed set of images as cells of a flat (images, classes) tally, per block of CHUNK
+    images, laid out once: the bootstrap tallies the same images 200 times for other draws of voters, and gathering
+    every voter's rows again for each draw took nearly all of its time."""
+
+    cells: list[list[np.ndarray]]  # per block, per voter: (image in the block) * classes + class, one per top class
+    probs: list[list[np.ndarray]]  # per block, per voter: those classes' probabilities, in the voter's own dtype
+    images: int
+    num_classes: int
+
+    @classmethod
+    def of(cls, preds: Sequence[Predictions], rows: np.ndarray | None = None) -> _Ballots:
+        """The ballots of `preds` on the images of `rows` (default all), in that order."""
+        n, width = (preds[0].classes.shape[0] if rows is None else len(rows)), preds[0].num_classes
+        cells, probs = [], []
+        for start in range(0, n, CHUNK):
+            idx = slice(start, min(start + CHUNK, n)) if rows is None else rows[start : start + CHUNK]
+            at = np.arange(min(CHUNK, n - start))[:, None] * width
+            cells.append([(at + p.classes[idx]).ravel() for p in preds])
+            probs.append([p.probs[idx].ravel() for p in preds])
+        return cls(cells, probs, n, width)
+
+    def consensus(self, who: np.ndarray) -> np.ndarray:
+        """Per image, the consensus class of the voters at the positions `who` (repeats allowed): consensus() of
+        those voters to the last bit, each cell summed from zero in the order of `who`."""
+        out = np.empty(self.images, dtype=np.int64)
+        for start, (cells, probs) in zip(range(0, self.images, CHUNK), zip(self.cells, self.probs)):
+            total = np.zeros((min(CHUNK, self.images - start), self.num_classes), dtype=np.float32)
+            flat = total.reshape(-1)
+            for i in who:  # a row's top classes are distinct: one addition a cell, as _tally makes it
+                flat[cells[i]] += probs[i]
+            out[start : start + len(total)] = total.argmax(-1)
+        return out
+
+
+def _layout(pred: Predictions, unlabeled: Predictions | None) -> tuple:
+    """The shapes and dtypes of a voter's arrays: where _fingerprint's bytes of one array end, and what it rounds."""
+    return tuple((p.classes.shape, p.probs.shape, p.probs.dtype.str) for p in (pred, unlabeled) if p is not None)
 
 
 def _fingerprint(pred: Predictions, unlabeled: Predictions | None) -> bytes:
