@@ -343,6 +343,30 @@ def test_a_command_line_the_parser_refuses_is_one_line_and_exit_2(
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0] and "--help)" in lines[0], lines
 
 
+@pytest.mark.parametrize(
+    "argv, says, command",
+    [
+        (["rank", "m", "--data", "d", "--format"], "Option '--format' requires an argument.", "rank"),
+        (["score", "m.pt", "-d"], "Option '-d' requires an argument.", "score"),
+        (["--version=1"], "Option '--version' does not take a value.", ""),
+    ],
+)
+def test_an_option_without_its_value_names_the_help_of_its_command(
+    argv: list[str], says: str, command: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The parser raises these without its context: their line lacked the " (see suscli rank --help)" every other
+    refused command line has. It names the help of the command the option belongs to."""
+    import suscli.cli as cli
+
+    monkeypatch.setattr(sys, "argv", ["suscli", *argv])
+    with pytest.raises(SystemExit) as stop:
+        cli._run()
+    assert stop.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {says} (see "), lines
+    assert lines[0].endswith(f"suscli {command} --help)".replace("  ", " ")), lines
+
+
 def test_the_command_alone_still_prints_the_help(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import suscli.cli as cli
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import stat
 from pathlib import Path
@@ -49,3 +50,9 @@ def test_small_demo_flags_the_memorizers(tmp_path: Path, small_demo_build: DemoO
         elif intent == "resist":
             assert regions[name] == 1, (name, regions)
     assert doc["recommendation"].startswith("ship ") and intents[doc["results"][0]["name"]] == "resist"
+
+
+def test_the_device_help_says_only_the_ranking_uses_it() -> None:
+    """The models train on the CPU whatever --device says (README): its help read as if the whole demo ran there."""
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", runner.invoke(app, ["demo", "--help"]).stdout).split())
+    assert "Where the pool is ranked" in text and "the models train on the CPU" in text, text

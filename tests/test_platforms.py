@@ -83,7 +83,7 @@ def test_without_fcntl_windows_locks_keep_a_live_writers_file_and_serialize_appe
     out = tmp_path / "r.json"
     killed = _start(WINDOWS, WRITER, str(out))
     killed.kill()
-    killed.wait()
+    killed.communicate()  # waits, and closes its pipe
     dead = _aged(tmp_path)
     live = _start(WINDOWS, WRITER, str(out))
     try:
@@ -99,14 +99,14 @@ def test_without_fcntl_windows_locks_keep_a_live_writers_file_and_serialize_appe
         assert set(tmp_path.glob(".*.tmp")) == mine  # the dead writer's alone is gone
     finally:
         live.kill()
-        live.wait()
+        live.communicate()
 
     results = tmp_path / "r.jsonl"
     holder = _start(WINDOWS, HOLDER, str(results))
     start = time.monotonic()
     _run(WINDOWS, "from pathlib import Path\nfrom suscli.files import append_line\nappend_line(Path(sys.argv[1]), 'x')", str(results))
     waited = time.monotonic() - start
-    holder.wait()
+    holder.communicate()
     assert waited > 0.5 and results.read_text() == "x\n"  # the append waited for the other process's lock
 
 

@@ -636,7 +636,7 @@ def test_a_killed_runs_lock_holds_up_no_later_run(tmp_path) -> None:
     assert proc.stdout.readline() == "held\n"
     assert _held(tmp_path / "r.jsonl.lock")
     proc.kill()
-    proc.wait()
+    proc.communicate()  # waits, and closes its pipe
     assert (tmp_path / "r.jsonl.lock").exists()  # left by the kill
     waited: list[str] = []
     started = time.monotonic()
@@ -807,7 +807,7 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_and_a_live
     out = tmp_path / "r.json"
     killed = _writer(out)
     killed.kill()
-    killed.wait()
+    killed.communicate()  # waits, and closes its pipe
     left = _aged(tmp_path, ".r.json.*.tmp")
     assert len(left) == 1  # a SIGKILL runs no cleanup
     live = _writer(out)  # another run writing the same report now
@@ -823,7 +823,7 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write_and_a_live
         assert set(tmp_path.glob(".*.tmp")) == mine | {young, other}  # the dead writer's alone is gone
     finally:
         live.kill()
-        live.wait()
+        live.communicate()
 
 
 def test_a_killed_cache_write_leaves_no_entry_for_ever(tmp_path) -> None:
@@ -832,7 +832,7 @@ def test_a_killed_cache_write_leaves_no_entry_for_ever(tmp_path) -> None:
     gone = entry_path(tmp_path, "0" * 32)  # an entry of files since changed: its key never comes back
     killed = _writer(gone)
     killed.kill()
-    killed.wait()
+    killed.communicate()
     assert len(_aged(tmp_path, ".images-*.tmp")) == 1
     assert save_entry(entry_path(tmp_path, "1" * 32), {"pixels": torch.zeros(2, 3, 4, 4, dtype=torch.uint8)})
     assert [p.name for p in tmp_path.iterdir()] == [f"images-{'1' * 32}.pt"]

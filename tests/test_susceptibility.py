@@ -396,6 +396,9 @@ def test_a_ddp_model_measured_on_rank_0_alone(tmp_path: Path) -> None:
     assert "same weights" in run.stdout
 
 
+# True of the hook, not of the measurement: model[0]'s input, the images, needs no gradient, so its grad_input is None;
+# a training step's loss.backward() warns the same for this hook
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing when gradients are computed with respect to module outputs")
 def test_the_models_hooks_run_on_the_measurements_passes() -> None:
     """docs/api.md: the model's forward hooks run on the measurement's forwards (two a batch, and one to count the
     classes), and its backward hooks, module and tensor ones, on the step's gradient (one a batch); the `.grad` a

@@ -18,10 +18,17 @@ class CarriedInterrupt(Exception):
     handler, carried past the parser as another exception: not a KeyboardInterrupt, which the parser would catch."""
 
 
+# The parser's usage errors, found as suscli.cli finds their base: typer bundles its copy of click in some versions
+_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 class Commands(TyperGroup):
     """The command group, whose parsing and invoking let no KeyboardInterrupt reach typer's main loop: typer (0.15 to
     0.29 at least) turns one into exit code 130 returned without a word, and a CI job cancelled while its command line
-    was parsed, or a Ctrl-C then, ended silent. suscli.cli.main says "interrupted" for it instead."""
+    was parsed, or a Ctrl-C then, ended silent. suscli.cli.main says "interrupted" for it instead.
+
+    It also gives the parser's usage errors raised without their context ("Option '--format' requires an argument.",
+    "Option '--version' does not take a value.") the command they came from, whose --help the error line names."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -29,11 +36,25 @@ class Commands(TyperGroup):
         except KeyboardInterrupt as e:
             raise CarriedInterrupt from e
 
-    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
-            return super().invoke(*args, **kwargs)
+            return super().parse_args(ctx, args)
+        except _USAGE_ERROR as e:
+            if getattr(e, "ctx", None) is None:
+                e.ctx = ctx  # type: ignore[attr-defined]
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
         except KeyboardInterrupt as e:
             raise CarriedInterrupt from e
+        except _USAGE_ERROR as e:
+            name = ctx.invoked_subcommand
+            if getattr(e, "ctx", None) is None and name is not None:
+                # the command's own context was never returned to the group: one naming it, parsing nothing
+                e.ctx = type(ctx)(self.get_command(ctx, name), info_name=name, parent=ctx)  # type: ignore[attr-defined]
+            raise
 
 
 app = typer.Typer(

@@ -20,7 +20,11 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo's images, models and reports.")] = Path("suscli-demo"),
     small: Annotated[bool, typer.Option("--small", help="A smaller, faster pool (the one the tests use).")] = False,
     device: Annotated[
-        str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto takes the GPU when there is one.")
+        str,
+        typer.Option(
+            help="Where the pool is ranked: auto, cpu, cuda, cuda:N or mps (auto takes the GPU when there is one); "
+            "the models train on the CPU."
+        ),
     ] = PerformanceOptions.device,
 ) -> None:
     """Make a procedural image set with 40% of its labels redrawn at random, train a small pool on it, and rank it: no download needed."""

@@ -596,7 +596,8 @@ def check_batch_norm_modes(model: nn.Module) -> None:
         raise InputError(
             f"the model is a traced TorchScript archive whose batch norms ({', '.join(fixed[:3])}) were fixed in the mode they "
             "were traced in: the measurement's step needs them in train mode (batch statistics), which a traced graph ignores",
-            fix="save it with torch.jit.script, or its weights with suscli.save",
+            # Not torch.jit.script, which torch deprecates: the weights are what stays readable.
+            fix="measure its weights instead: its state dict with --arch, or a file suscli.save wrote",
         )
 
 

@@ -135,10 +135,10 @@ def check_plot(path: str | Path) -> None:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise _no_matplotlib() from None
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if plot_format(path) not in formats:
+    formats, suffix = FigureCanvasBase.get_supported_filetypes(), plot_format(path)
+    if suffix not in formats:
         raise UsageError(
-            f"--plot {path}: matplotlib cannot write .{plot_format(path)} images",
+            f"--plot {path}: matplotlib cannot write .{suffix} images",
             fix=f"end the name in .png, .svg or .pdf; matplotlib also writes .{', .'.join(f for f in formats if f not in ('png', 'svg', 'pdf'))}",
         )
 
