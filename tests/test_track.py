@@ -19,7 +19,7 @@ from suscli.results import Result
 from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_LR
 from suscli.measure.susceptibility import running_mean
 from suscli.run.epochs import DEFAULT_KEEP, KEEP_RULES, annotate, epoch_to_keep, gaps, knee, late_start, recommendation, run_epochs
-from tests.conftest import invoke, tiny_cnn
+from tests.conftest import invoke, tiny_cnn, write_images
 
 runner = CliRunner()
 ARCH = "tests.conftest:tiny_cnn"
@@ -231,6 +231,22 @@ def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder
         res, doc = track_json(run, "-d", image_folder, "--train-data", train_folder, "--keep", rule)  # reuses the results file
         assert res.exit_code == 0 and doc["rule"].startswith(rule) and f"Rule ({rule})" in res.stderr, res.output
         assert kept is None or doc["recommendation"]["epoch"] == kept
+
+
+def test_the_kept_epochs_verdict_is_said_with_its_reason(tmp_path: Path, train_folder: Path) -> None:
+    """The table has room for each epoch's verdict word only: a run whose middle epochs read "susceptible" and whose
+    kept last epoch read "unclear" (a model too confident for the fixed cuts) said nothing of why, where `suscli
+    score` on the same checkpoint gives the reason; the kept epoch's verdict is now said with it, as score says it."""
+    run, unlabeled = make_run(tmp_path / "run"), tmp_path / "unlabeled-64"
+    write_images(unlabeled, 64)  # batches of 32, the fixed cuts' step
+    res = runner.invoke(app, ["track", str(run), "-d", str(unlabeled), "--train-data", str(train_folder), "-f", "json", "--batches", "2"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    kept = next(r for r in doc["results"] if r["keep"])
+    assert kept["verdict"] and kept["verdict_why"], kept  # judged by the fixed cuts, as score judges it
+    said = f"verdict of epoch {kept['epoch']} ({kept['name']}) alone, as suscli score judges it: {kept['verdict']}: {kept['verdict_why']}"
+    lines = res.stderr.strip().splitlines()
+    assert said in lines and lines[-1] == doc["recommendation"]["text"], res.stderr  # before the closing line, which stays last
 
 
 def counted_forward_checks(monkeypatch) -> list[int]:

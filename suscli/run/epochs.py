@@ -116,6 +116,16 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
     return f"keep epoch {keep.epoch}{named}: {_numbers(keep)}{later}{beside}. Rule ({rule}): {KEEP_RULES[rule]}{warned}"
 
 
+def kept_verdict(keep: Result | None) -> str | None:
+    """The kept epoch's verdict with its reason, as `suscli score` says it of that checkpoint: the table has room for
+    the word only, and a kept epoch read "unclear" (too confident for the fixed cuts) beside earlier epochs' "susceptible"
+    says nothing of why without it. None where the epoch has no verdict."""
+    if keep is None or not keep.verdict or not keep.verdict_why:
+        return None
+    named = "" if keep.name == f"epoch {keep.epoch}" else f" ({keep.name})"
+    return f"verdict of epoch {keep.epoch}{named} alone, as suscli score judges it: {keep.verdict}: {keep.verdict_why}"
+
+
 def held_out_epoch(rows: list[Result], keep: Result | None, count_epoch_0: bool = False) -> dict | None:
     """With --val-data: the epoch with the highest held-out accuracy (the earliest of equals; never the
     initialization, which epoch 0 is unless `count_epoch_0` says it was trained), early stopping as users know it, set beside the keep rule's epoch: whether the held-out set

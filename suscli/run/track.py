@@ -18,6 +18,7 @@ from suscli.run.epochs import (
     gaps,
     late_start,
     held_out_epoch,
+    kept_verdict,
     log_rows,
     networks,
     recommendation,
@@ -139,7 +140,7 @@ def track(
             **({"held_out": held} if held is not None else {}),
         )
         reused = reused_line(rows, store, "epochs")
-        lines = [f"warning: {w}" for w in warnings] + [line for line in (reused, said) if line] + [closing]
+        lines = [f"warning: {w}" for w in warnings] + [line for line in (reused, said, kept_verdict(kept)) if line] + [closing]
         return Report("track", rows, info, keep=kept, lines=lines, kept=kept_line(store))
 
 
