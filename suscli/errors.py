@@ -89,6 +89,12 @@ def shown(names: Sequence[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
+def first_few(items: Sequence[object], most: int = 3) -> str:
+    """As shown, with how many more there are: "a, b, c and 96 more", where the count is worth saying."""
+    head = ", ".join(map(str, items[:most]))
+    return head + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
 def plural(count: int, one: str, many: str | None = None) -> str:
     """`one` for a count of 1, else `many` (`one` + "s" unless given): messages said "1 model(s) are" where a user
     reads "1 model is", and "2 models are"."""

@@ -45,7 +45,7 @@ from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCE
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
 from suscli.defaults import DEFAULT_RULE, RULES
-from suscli.errors import plural
+from suscli.errors import first_few, plural
 
 MIN_VOTERS = 3  # fewer voters than this and the whole pool votes
 # Who votes for the consensus: region 1 (fits and resists random labels), every model not in region 2, the half
@@ -176,7 +176,7 @@ def _normalization_said(choice: Choice, off: list[Result]) -> Choice:
     named = off or [r for r in measured if points_elsewhere(r.notes)]
     if not named:
         return choice
-    shown = ", ".join(r.name for r in named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+    shown = first_few([r.name for r in named])
     said = (
         ", so their numbers are likely of inputs unlike their training's: they are ranked after the models counted, left out of the pool's "
         "thresholds, consensus and choice; rank them again as their notes say"
@@ -250,8 +250,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
             f"images (paired McNemar test, 95%): the held-out labels decide{note}"
         )
     else:
-        rest = [r.name for r in tied if r is not pick]  # every name is in held_out.within_noise: the line names 3
-        others = ", ".join(rest[:3]) + (f" and {len(rest) - 3} more" if len(rest) > 3 else "")
+        others = first_few([r.name for r in tied if r is not pick])  # every name is in held_out.within_noise
         lead_words = "" if pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
         order_words = _order_words(weights, rule)
         why = (
@@ -661,7 +660,7 @@ def _agreement_choice(
             "does not show the more accurate of the two: held-out labels (--val-data) can"
         )
         return Choice(ranked, best, why, False, lead)
-    others = ", ".join(r.name for r in lead[1:4]) + (f" and {len(lead) - 4} more" if len(lead) > 4 else "")
+    others = first_few([r.name for r in lead[1:]])
     why += (
         f"; no confident choice: {len(lead) - 1} other {plural(len(lead) - 1, 'model')} {plural(len(lead) - 1, 'is', 'are')} within the noise of the best agreement "
         f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}{_fits_every_label(best, lead, tie_break)}"

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from math import exp, log, log1p
 
 from suscli.judge.noise import NoiseEstimate, chance_agreement
-from suscli.errors import plural
+from suscli.errors import first_few, plural
 from suscli.measure.normalization import POINT_ELSEWHERE, points_elsewhere
 from suscli.measure.predictions import train_predictions_of
 from suscli.results import Result
@@ -420,7 +420,7 @@ def _held_above(fit: float, acc: float, s: float, zeta: float, others: Others | 
     memorizers"). None where no clear memorizer holds the threshold up or the row is under the others too."""
     if others is None or fit < others.acc:
         return None
-    names = ", ".join(others.memorizers[:3]) + (f" and {len(others.memorizers) - 3} more" if len(others.memorizers) > 3 else "")
+    names = first_few(others.memorizers)
     higher = f"; susceptibility {s:.3f} > {zeta:.3f}" if s > zeta else ""
     return Verdict(
         UNCLEAR,

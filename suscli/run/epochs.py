@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from suscli.errors import InputError, plural, shown
+from suscli.errors import InputError, first_few, plural, shown
 from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import trainer_log
 from suscli.load.sources import recorded_epoch
@@ -207,7 +207,7 @@ def gaps(epochs: list[int | None]) -> str | None:
     missing = [e for a, b in zip(saved, saved[1:]) for e in range(a + step, b, step)]
     if not missing:
         return None
-    shown = ", ".join(map(str, missing[:6])) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    shown = first_few(missing, 6)
     return (
         f"the run's checkpoints skip {plural(len(missing), 'epoch')} {shown}, saved every {step} {plural(step, 'epoch')} elsewhere: zeta averages r over the "
         "epochs kept, not every epoch; the others were deleted (timm's max_history, a Trainer's save_total_limit, "
@@ -228,7 +228,7 @@ def networks(rows: list[Result]) -> str | None:
 
     def named(arch: str, classes: object, epochs: list[int]) -> str:
         size = f" with {classes} {plural(classes, 'class', 'classes')}" if isinstance(classes, int) else ""
-        shown = ", ".join(map(str, epochs[:4])) + (f" and {len(epochs) - 4} more" if len(epochs) > 4 else "")
+        shown = first_few(epochs, 4)
         return f"{arch}{size} ({plural(len(epochs), 'epoch')} {shown})"
 
     return (
