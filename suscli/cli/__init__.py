@@ -17,16 +17,15 @@ import typer
 from rich.markup import escape
 
 from suscli.cli import demo, rank, score, track  # noqa: F401  (each registers its command)
-from suscli.cli.app import CarriedInterrupt, app
+from suscli.cli.app import CarriedInterrupt, app, click_class
 from suscli.cli.console import stderr
 from suscli.errors import SIGNALLED, ExitCode, summary_line
 from suscli.run.launch import world
 
 __all__ = ["app", "main"]
 
-# The parser's own errors (an unknown option, a bad --format, a missing argument): the base of typer.BadParameter,
-# found so because Typer bundles its copy of click in some versions and uses click itself in others
-_PARSE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+# The parser's own errors (an unknown option, a bad --format, a missing argument): the base of typer.BadParameter
+_PARSE_ERROR = click_class("ClickException")
 
 
 def main() -> None:
@@ -64,13 +63,13 @@ def _run() -> None:
         if SIGNALLED.is_set():  # SIGTERM's KeyboardInterrupt turned into another error by the C code it came in
             stderr.print("interrupted", highlight=False)  # (numpy's import: "cannot load module more than once"), exit 3
             sys.exit(130)
-        if os.environ.get("SUSCLI_DEBUG"):  # the traceback asked for, and still the internal error's code: Python's 1 is a failed gate's
+        if os.environ.get("SUSCLI_DEBUG"):  # the traceback asked for, with the internal error's code: Python's 1 is a failed gate's
             traceback.print_exc()
-            sys.exit(int(ExitCode.INPUT))
-        stderr.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {escape(summary_line(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)",
-            highlight=False,
-        )
+        else:
+            stderr.print(
+                f"[bold red]internal error:[/] {type(e).__name__}: {escape(summary_line(e))} (set SUSCLI_DEBUG=1 for the traceback, and please report it)",
+                highlight=False,
+            )
         sys.exit(int(ExitCode.INPUT))
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -18,8 +18,13 @@ class CarriedInterrupt(Exception):
     handler, carried past the parser as another exception: not a KeyboardInterrupt, which the parser would catch."""
 
 
-# The parser's usage errors, found as suscli.cli finds their base: typer bundles its copy of click in some versions
-_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+def click_class(name: str) -> type[Exception]:
+    """An error class of the click typer parses with, by name: typer bundles its own copy of click in some versions
+    and uses click itself in others, so `click.UsageError` may not be the class it raises."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+_USAGE_ERROR = click_class("UsageError")  # the parser's usage errors, some raised without their command's context
 
 
 class Commands(TyperGroup):
