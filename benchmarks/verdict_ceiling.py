@@ -44,7 +44,8 @@ def pool_row(pool: list, rows: list, wrong: np.ndarray) -> list[float]:
     contra = check.contradicted
     fits = np.stack([train_predictions_of(r).top1() == check.labels for r in rows])  # models x training images
     product = fits[:, contra].mean(1)
-    surest = check.suspects()[: max(int(len(check.suspects()) * SUREST), 1)]
+    suspects = check.suspects()
+    surest = suspects[: max(int(len(suspects) * SUREST), 1)]
     disbelief = np.where(contra, 1 - check.label_share, 0)
     general = product - 0.5 * fits[:, ~contra].mean(1)
     ceiling = fits[:, contra & wrong].mean(1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -494,7 +494,7 @@ def estimate_noise(
         if on_unlabeled is not None:
             rows = unl_rng.integers(0, n_unl, n_unl)
             cls = on_unlabeled.consensus(who)[rows]
-            floors.append(corrected_share(draws[-1], 1 - float(np.mean([top1[i][rows] == cls for i in who]))))
+            floors.append(corrected_share(draws[-1], _off_consensus((top1[i][rows] for i in who), cls)))
     low, high = np.quantile(draws, [0.025, 0.975]) if draws else (rate, rate)
     corrected = None
     if e is not None:
@@ -576,7 +576,13 @@ def voter_disagreement(preds: Sequence[Predictions], rows: np.ndarray | None = N
     if len({(p.classes.shape[0], p.num_classes) for p in preds}) > 1:
         raise ValueError("the voters' predictions are on different images or classes")
     cls = consensus(preds, rows)[0]
-    return 1 - float(np.mean([(p.top1() if rows is None else p.top1()[rows]) == cls for p in preds]))
+    return _off_consensus(((p.top1() if rows is None else p.top1()[rows]) for p in preds), cls)
+
+
+def _off_consensus(tops: Iterable[np.ndarray], cls: np.ndarray) -> float:
+    """How often a voter's top class (each of `tops`, on the images of `cls`) differs from the consensus class, on
+    average over the voters: voter_disagreement's number, which the bootstrap reads from a consensus it has."""
+    return 1 - float(np.mean([top == cls for top in tops]))
 
 
 def corrected_share(contradicted_share: float, disagreement: float) -> float:
