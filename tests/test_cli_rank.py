@@ -835,6 +835,33 @@ def test_a_results_file_that_cannot_be_written_is_refused_before_any_model_is_me
     assert results.read_text().splitlines() == lines[:2]
 
 
+def test_a_results_file_whose_disk_fills_during_the_run_says_what_it_kept_and_that_a_rerun_resumes(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A disk that fills after the check before measuring: the line said only "(pass --results with a writable path)",
+    whose rerun under another path measured again every model the file had kept; it says what was kept, and that
+    the same command, once there is room, resumes."""
+    import errno
+
+    results = tmp_path / "r.jsonl"
+    real = suscli.run.store.append_line
+
+    def filling(path: Path, line: str) -> None:
+        if path.exists() and len(path.read_text().splitlines()) >= 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, line)
+
+    monkeypatch.setattr(suscli.run.store, "append_line", filling)
+    one_error_line(
+        rank_json(pool, image_folder, train_folder, "--results", results)[0], 3,
+        f"cannot write results file {results}: No space left on device; 2 results kept in it (make room, then rerun the same "
+        "command to resume; or pass --results with a writable path)",
+    )  # fmt: skip
+    monkeypatch.setattr(suscli.run.store, "append_line", real)
+    res, doc = rank_json(pool, image_folder, train_folder, "--results", results)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 2, res.output
+
+
 @pytest.mark.parametrize(
     ("field", "value", "said"),
     [("susceptibility", "0.1", "susceptibility is '0.1'"), ("details", [], "details is []"), ("name", None, "name is missing")],

@@ -397,6 +397,71 @@ def test_score_and_track_finish_after_a_stdout_that_cannot_take_the_report(comma
     assert (tmp_path / "summary.md").read_text(encoding="utf-8").count("|") > 4
 
 
+def _disk_full_at(failing: Path, monkeypatch) -> None:
+    """Writing `failing` fails as on a full disk (or a quota, or a folder made read-only after the run began): what no
+    check before measuring can see. Every other file is written."""
+    import errno
+
+    import suscli.views.plot
+
+    real = suscli.files.replacing
+
+    @contextlib.contextmanager
+    def replacing(path, *args, **kwargs):
+        if Path(path) == failing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        with real(path, *args, **kwargs) as f:
+            yield f
+
+    monkeypatch.setattr(suscli.files, "replacing", replacing)
+    monkeypatch.setattr(suscli.views.plot, "replacing", replacing)
+
+
+@pytest.mark.parametrize("failing", ["r.json", "r.html", "j.xml", "p.png", "s.csv"])
+def test_an_output_that_cannot_be_written_leaves_every_other_output(
+    failing, targets, image_folder, train_folder, tmp_path, monkeypatch
+) -> None:
+    """`--html` on a disk that filled during the run: the first output that could not be written ended the run, and
+    the outputs after it (the JUnit report a CI job reads, the plot, the step summary), the closing lines and the
+    gates were lost. As with a stdout that cannot take the report, its error line is said, every other output is
+    written, and the exit code is 3."""
+    pytest.importorskip("matplotlib")
+    out = {name: tmp_path / name for name in ("r.json", "r.html", "j.xml", "p.png", "s.csv", "summary.md")}
+    _disk_full_at(out[failing], monkeypatch)
+    res = invoke(
+        "rank", targets["rank"], "-d", image_folder, "--train-data", train_folder, *FAST, "-f", "json", "-o", out["r.json"],
+        "--html", out["r.html"], "--junit", out["j.xml"], "--plot", out["p.png"], "--suspects", out["s.csv"],
+        env={"GITHUB_STEP_SUMMARY": str(out["summary.md"])},
+    )  # fmt: skip
+    assert res.exit_code == 3, res.output
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{out[failing]}: No space left on device (choose a writable" in errors[0], res.stderr
+    assert "\nship epoch_" in res.stderr and "Traceback" not in res.output
+    assert not out[failing].exists()
+    assert all(path.stat().st_size for name, path in out.items() if name != failing), res.stderr
+    if failing != "j.xml":
+        ET.parse(out["j.xml"])
+
+
+@pytest.mark.parametrize("command", ["score", "track"])
+def test_score_and_track_finish_after_an_output_that_cannot_be_written(
+    command, targets, image_folder, train_folder, tmp_path, monkeypatch
+) -> None:
+    """score's gate and track's epoch to keep, their JUnit reports and step summaries, came after --html, and were
+    lost when it could not be written; a failed gate under a failed output still exits 3, the graver code."""
+    _disk_full_at(tmp_path / "r.html", monkeypatch)
+    gate = ("--min-train-acc", "1.0") if command == "score" else ()
+    res = invoke(
+        command, targets[command], "-d", image_folder, "--train-data", train_folder, *FAST, *gate, "--html", tmp_path / "r.html",
+        "--junit", tmp_path / "j.xml", env={"GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")},
+    )  # fmt: skip
+    assert res.exit_code == 3, res.output
+    assert res.stderr.count("error: cannot write") == 1 and "Traceback" not in res.output
+    assert ("gate failed: training accuracy" if command == "score" else "keep epoch") in res.stderr
+    ET.parse(tmp_path / "j.xml")
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8").count("|") > 4
+
+
 @pytest.mark.parametrize("fmt", ["table", "junit", "html"])
 def test_reports_on_stdout_are_utf8_whatever_the_locale(fmt, targets, image_folder, train_folder, monkeypatch) -> None:
     """Under a Latin-1 stdout (its locale, PYTHONIOENCODING) the table and HTML report were an internal error on their

@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -101,15 +102,31 @@ def emit(report: Report, fmt: Format, output: Path | None, per_image: bool = Fal
     else:
         text, terminal = render(report, fmt, per_image), False
     if output is not None and output != STDOUT:
-        write_atomic(output, text)
-        say(f"report written to {output}")
-        return ExitCode.OK
+        return kept_going(partial(_write, output, text, "report", "--output"))
     try:
         to_stdout(text, terminal)
     except InputError as e:
         say_error(e)
         return e.code
     return ExitCode.OK
+
+
+def kept_going(write: Callable[[], object]) -> ExitCode:
+    """One output's `write`. Where it fails (a disk that filled during the run, a quota: what no check before
+    measuring can see), its error line is said and its code returned, so that the outputs after it, the closing
+    lines and the gates are still written and said, as after a stdout that cannot take the report. The first output
+    that failed ended the run: a full disk under --html lost the JUnit report a CI job reads, and the gate's line."""
+    try:
+        write()
+    except InputError as e:
+        say_error(e)
+        return e.code
+    return ExitCode.OK
+
+
+def _write(path: Path, text: str, what: str, option: str) -> None:
+    write_atomic(path, text, option)
+    say(f"{what} written to {path}")
 
 
 def exit_code(*codes: ExitCode) -> None:
@@ -164,22 +181,28 @@ def writing(report: Report) -> Iterator[None]:
         raise Interrupted(f"interrupted while writing the outputs{report.kept}") from None
 
 
-def also(report: Report, html: Path | None, junit: Path | None) -> None:
-    """--html and --junit: the same report in those formats, beside the main one."""
+def also(report: Report, html: Path | None, junit: Path | None) -> ExitCode:
+    """--html and --junit: the same report in those formats, beside the main one; the graver code of the two (kept_going)."""
+    codes = [ExitCode.OK]
     for path, view, option in ((html, Format.html, "--html"), (junit, Format.junit, "--junit")):
         if path is not None:
-            write_atomic(path, render(report, view), option)
-            say(f"{view.value} report written to {path}")
+            codes.append(kept_going(partial(_write, path, render(report, view), f"{view.value} report", option)))
+    return max(codes)
 
 
-def write_plot(path: Path, report: Report, draw: Callable[[Path], object], unit: str = "model") -> None:
+def write_plot(path: Path, report: Report, draw: Callable[[Path], object], unit: str = "model") -> ExitCode:
     """--plot, drawn by `draw`. Where no {unit} could be scored there is nothing to draw: said, and the run goes on to
-    its step summary and ends on exit 3 with the rows' reasons, which the plot's usage error (exit 2) had cut off."""
+    its step summary and ends on exit 3 with the rows' reasons, which the plot's usage error (exit 2) had cut off.
+    A plot that cannot be written is said, and the run goes on (kept_going)."""
     if not any(r.ok for r in report.rows):
         say(f"no plot written to {path}: no {unit} could be scored")
-        return
-    draw(path)
-    say(f"plot written to {path}")
+        return ExitCode.OK
+
+    def drawn() -> None:
+        draw(path)
+        say(f"plot written to {path}")
+
+    return kept_going(drawn)
 
 
 def step_summary(report: Report) -> None:

@@ -109,6 +109,7 @@ def rank(
             check_destinations,
             emit,
             exit_code,
+            kept_going,
             step_summary,
             write_plot,
             write_suspects,
@@ -157,21 +158,21 @@ def rank(
         if report is None:
             return  # another rank than 0: rank 0 prints and writes everything
         with writing(report):
-            printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves every other output
-            also(report, html, junit)
+            # an output that failed (stdout, a full disk) still leaves every other output, the closing lines and gates
+            written = [emit(report, out.fmt, out.output, out.per_image), also(report, html, junit)]
             if plot is not None:
                 pick = report.choice.pick if report.choice else None
-                write_plot(plot, report, lambda path: plot_pool(report.rows, report.thresholds, path, pick=pick))
+                written.append(write_plot(plot, report, lambda path: plot_pool(report.rows, report.thresholds, path, pick=pick)))
             step_summary(report)
             if report.error is not None:  # the closing line is the error: no model can be chosen
                 raise report.error
             for line in report.lines:
                 say(line)
             if suspects is not None:
-                write_suspects(suspects, report)
+                written.append(kept_going(lambda: write_suspects(suspects, report)))
     for line in gate_lines(report):
         say(line)
-    exit_code(report.exit_code, printed)
+    exit_code(report.exit_code, *written)
 
 
 def one_candidate(given: list[str] | None) -> str | None:

@@ -91,8 +91,8 @@ def score(
             except Unscored as e:  # its reports still written: a CI test reporter shows the error, not "no report found"
                 report, error = e.report, e
         with writing(report):
-            printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
-            also(report, html, junit)
+            # an output that failed (stdout, a full disk) still leaves the other outputs, the closing lines and gates
+            written = [emit(report, out.fmt, out.output, out.per_image), also(report, html, junit)]
             step_summary(report)
         if error is not None:
             raise error
@@ -100,4 +100,4 @@ def score(
             say(line)
     for failure in report.failures:
         say(f"gate failed: {failure}")
-    exit_code(report.exit_code, printed)
+    exit_code(report.exit_code, *written)

@@ -131,14 +131,16 @@ def track(
                 say=say,
             )
         with writing(report):
-            printed = emit(report, out.fmt, out.output, out.per_image)  # a stdout that failed still leaves the other outputs
-            also(report, html, junit)
+            # an output that failed (stdout, a full disk) still leaves the other outputs, the closing lines and gates
+            written = [emit(report, out.fmt, out.output, out.per_image), also(report, html, junit)]
             if plot is not None:
-                write_plot(plot, report, lambda path: plot_run(report.rows, report.keep, path, rule=keep_rule.value), "epoch")
+                written.append(
+                    write_plot(plot, report, lambda path: plot_run(report.rows, report.keep, path, rule=keep_rule.value), "epoch")
+                )
             step_summary(report)
         for line in report.lines:
             say(line)
     if report.skipped:
         for line in gate_lines(report):
             say(line)
-    exit_code(report.exit_code, printed)
+    exit_code(report.exit_code, *written)

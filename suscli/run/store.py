@@ -567,14 +567,22 @@ class ResultStore:
         try:
             append_line(self.path, line)  # a line a killed writer cut short is cut off first
         except OSError as e:
-            raise InputError(
-                f"cannot write results file {self.path}: {e.strerror or e}", fix="pass --results with a writable path"
-            ) from None
+            raise self._unwritable(e) from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM during the fsync: the whole line may be in the file, and kept
             if _ends_with(self.path, (line + "\n").encode()):
                 self._done[key] = result
             raise
         self._done[key] = result
+
+    def _unwritable(self, e: OSError) -> InputError:
+        """A result that could not be appended after the check before measuring passed: a disk that filled during the
+        run. What the file kept is said, and that the same command resumes: the fix alone, another --results, led to
+        a rerun that measured every kept model again."""
+        said = f"cannot write results file {self.path}: {e.strerror or e}"
+        if not self._done:
+            return InputError(said, fix="pass --results with a writable path")
+        kept = f"{len(self._done)} {plural(len(self._done), 'result')} kept in it"
+        return InputError(f"{said}; {kept}", fix="make room, then rerun the same command to resume; or pass --results with a writable path")
 
     @staticmethod
     def reset(path: str | Path) -> None:

@@ -153,8 +153,10 @@ def save_figure(fig, path: str | Path) -> Path:
         require_folder(path, "plot ", "--plot")
         with replacing(path, binary=True) as f:
             fig.savefig(f, bbox_inches="tight", format=plot_format(path))
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot write plot {path}: {e}", fix="choose a writable .png/.svg/.pdf path for --plot") from None
+    except (OSError, ValueError) as e:  # an OSError's reason alone, as every other output says it: not "[Errno 28] ..."
+        raise InputError(
+            f"cannot write plot {path}: {getattr(e, 'strerror', None) or e}", fix="choose a writable .png/.svg/.pdf path for --plot"
+        ) from None
     finally:
         plt.close(fig)
     return path
