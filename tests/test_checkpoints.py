@@ -125,6 +125,18 @@ def test_save_of_a_state_dict_or_a_path_is_a_usage_error_before_writing_anything
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("wrap", [torch.compile, nn.DataParallel, lambda m: nn.DataParallel(torch.compile(m))])
+def test_save_of_a_compiled_or_parallel_model_writes_the_architectures_own_weights(tmp_path, wrap):
+    """A training loop saves the model it trains, often compiled or in DataParallel: the file held `_orig_mod.*` or
+    `module.*` keys that the architecture it names does not take (load_state_dict of them failed), every row of its
+    run said "stripped prefix '_orig_mod.'", and a rank pool took it for another model than the same weights saved
+    plain."""
+    plain = save(_tiny(), tmp_path / "plain.safetensors", arch=ARCH, arch_kwargs=KWARGS)
+    wrapped = save(wrap(_tiny()), tmp_path / "wrapped.safetensors", arch=ARCH, arch_kwargs=KWARGS)
+    assert wrapped.read_bytes() == plain.read_bytes()
+    assert load_checkpoint(wrapped).notes == []
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_saved_models_follow_the_umask_like_reports(tmp_path, umask, mode):
     """A saved model is a file to share (a CI step of another user, a colleague): it gets the mode any new file gets,

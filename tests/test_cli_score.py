@@ -193,6 +193,20 @@ def test_usage_errors_exit_2(ckpt: Path, image_folder: Path) -> None:
     assert invoke("score", ckpt).exit_code == 2
 
 
+def test_devices_suscli_does_not_run_on_are_usage_errors_and_cpu_0_is_the_cpu(ckpt: Path, image_folder: Path) -> None:
+    """torch.device takes every device type torch knows: --device xpu and hip ended in "internal error:
+    AssertionError: Torch not compiled with XPU enabled", meta in "the model failed on 8x8 images ... (check --arch,
+    ...)" [3], and cpu:0 (as one writes cuda:0) in "internal error: KeyError: (Sizing(...), 3, 'cpu:0')"."""
+    plain = json.loads(invoke("score", ckpt, "-d", image_folder, "--device", "cpu", "-f", "json").stdout)["results"][0]
+    res = invoke("score", ckpt, "-d", image_folder, "--device", "cpu:0", "-f", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["susceptibility"] == plain["susceptibility"]
+    for device in ("xpu", "hip", "meta", "cpu:1"):
+        one_error_line(invoke("score", ckpt, "-d", image_folder, "--device", device), 2, f"unknown device {device!r}", "cuda:N")
+    with pytest.raises(UsageError, match="unknown device 'gpu'"):
+        Inputs(device="gpu")  # when made, as Settings and the command line check their values
+
+
 def test_help_documents_exit_codes() -> None:
     assert "Exit codes: 0 ok, 1 gate failed, 2 usage error, 3" in invoke("--help").stdout
 

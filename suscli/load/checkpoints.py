@@ -58,6 +58,7 @@ from suscli.load.state_dicts import (
     shape,
     strip_prefixes,
     stripped_chain,
+    wrapped_module,
 )
 
 METADATA_KEY = "suscli"  # safetensors metadata is str -> str: all our fields live under this key as one JSON string
@@ -92,7 +93,8 @@ def save(model: nn.Module, path: str | Path, *, arch: str, arch_kwargs: dict[str
     text = _metadata(path, {"arch": arch, "arch_kwargs": dict(arch_kwargs or {}), **meta})
     if fix := off_scale_mean(meta.get("mean"), meta.get("std"), "mean=", "std="):
         raise UsageError(f"suscli.save({path}): mean {meta['mean']} is not on the 0-1 scale of the pixels it is subtracted from", fix=fix)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # the architecture's own keys: a compiled or DataParallel model's `_orig_mod.` and `module.` fit no architecture
+    state = {k: v.detach().cpu().contiguous() for k, v in wrapped_module(model).state_dict().items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with replacing(path, binary=True) as f:  # a kill leaves no half-written model, and no temporary file for ever

@@ -57,7 +57,6 @@ class ExportedModel(nn.Module):
             if node.target in _DROPOUTS:
                 node.update_arg(_DROPOUT_TRAIN, False)
         self.graph_module = graph
-        self.path = str(path)
         self._norms = [n for n in graph.graph.nodes if n.target is _BATCH_NORM]
         self._graph_training: bool | None = None  # the mode the graph's flags are set to; None: not yet set
         self.training = False
@@ -77,6 +76,5 @@ class ExportedModel(nn.Module):
         except AssertionError as e:  # the export's guards on input shapes
             shapes = ", ".join("x".join(map(str, a.shape)) for a in args if isinstance(a, torch.Tensor))
             reason = " ".join(str(e).split())
-            raise InputError(
-                f"{self.path}: the torch.export graph does not take inputs of shape {shapes} ({reason})", fix=DYNAMIC_BATCH
-            ) from None
+            # no path: the row's error names the checkpoint, as for every model that fails on the images
+            raise InputError(f"the torch.export graph does not take inputs of shape {shapes} ({reason})", fix=DYNAMIC_BATCH) from None

@@ -115,6 +115,18 @@ def strip_prefixes(
 _WRAPPER_NAMES = ("module", "_orig_mod")  # the attribute DataParallel/DDP and torch.compile keep the wrapped module in
 
 
+def wrapped_module(model: nn.Module) -> nn.Module:
+    """The module that torch.compile, DataParallel or DistributedDataParallel wraps, however deeply: the one whose
+    parameters and state dict keys are the architecture's own (the wrappers add `_orig_mod.` and `module.`)."""
+    while True:
+        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
 def stripped_chain(chain: tuple[Stripped, ...]) -> str:
     """The prefixes strip_prefixes took off, as a note or an error names them: 'module.' + '_orig_mod.'."""
     return " + ".join(f"{p.prefix!r}{' where keys had it' if p.inside else ''}" for p in chain)

@@ -19,10 +19,7 @@ def resolve_device(
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        device = torch.device(spec)
-    except (RuntimeError, TypeError):
-        raise UsageError(f"unknown device {spec!r}", fix="use auto, cpu, cuda, cuda:N or mps") from None
+    device = known_device(spec)
     missing = device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count())
     if missing or (device.type == "mps" and not torch.backends.mps.is_available()):
         here = available()
@@ -30,6 +27,19 @@ def resolve_device(
             f"device {device} is not available: this machine has {', '.join(here)}{' only' if len(here) == 1 else ''}", fix=fix
         )
     return device
+
+
+def known_device(spec: str | torch.device) -> torch.device:
+    """`spec` as a device suscli runs on (cpu, cuda, cuda:N, mps), whether or not this machine has it; `cpu:0` is the
+    cpu. torch.device takes every type torch knows: xpu and hip ended in an internal error ("Torch not compiled with
+    XPU enabled"), meta in a model failing on the images, and cpu:0 in a KeyError of the decode cache."""
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps") or (device.type == "cpu" and device.index not in (None, 0)):
+        raise UsageError(f"unknown device {str(spec)!r}", fix="use auto, cpu, cuda, cuda:N or mps")
+    return torch.device("cpu") if device.type == "cpu" else device
 
 
 def available() -> list[str]:

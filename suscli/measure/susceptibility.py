@@ -26,6 +26,7 @@ from torch import nn
 
 from suscli.defaults import DEFAULT_BATCH_SIZE, DEFAULT_BATCHES, DEFAULT_LR
 from suscli.errors import InputError, UsageError, require_number, require_type, summary_line
+from suscli.load.state_dicts import wrapped_module
 from suscli.measure.devices import resolve_device
 from suscli.measure.steps import Step, optimizer_step, sgd_step, unwrapped_optimizer
 
@@ -605,14 +606,9 @@ def unwrapped(model: nn.Module) -> nn.Module:
     """The module a wrapper holds, with the same parameters: torch.compile's (no recompilation), and DataParallel's
     or DistributedDataParallel's, whose forward syncs buffers with the other processes: measured on rank 0 alone,
     the wrapper waited for them forever. A forward that takes its input by keyword only is called by that keyword."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        else:
-            keyword = input_keyword(model)
-            return KeywordInput(model, keyword) if keyword else model
+    model = wrapped_module(model)
+    keyword = input_keyword(model)
+    return KeywordInput(model, keyword) if keyword else model
 
 
 class KeywordInput(nn.Module):

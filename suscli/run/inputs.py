@@ -23,6 +23,7 @@ from suscli.files import printable
 from suscli.judge import verdict
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
+from suscli.measure.devices import known_device
 from suscli.run.audit import PoolRequest, Progress, run_settings
 from suscli.run.pool import PoolEntry
 from suscli.run.report import run_info
@@ -52,7 +53,8 @@ class Inputs:
 
     def __post_init__(self) -> None:
         """The checks the command line's options make, for Inputs made in Python: arch_kwargs without arch and a
-        model_batch of 0 or less were silently not used."""
+        model_batch of 0 or less were silently not used; a device no call could run on (`gpu`) was refused only by
+        the first call."""
         if self.arch_kwargs and self.arch is None:
             raise UsageError(
                 "arch_kwargs goes with arch: an architecture a checkpoint names is built with the kwargs it names",
@@ -60,6 +62,8 @@ class Inputs:
             )
         require_number("model_batch", self.model_batch, low=1, whole=True)
         object.__setattr__(self, "model_batch", plain(self.model_batch))
+        if self.device != "auto":  # whether this machine has it is checked when a call runs
+            known_device(self.device)
 
 
 def require_options(settings: object, inputs: object) -> None:
