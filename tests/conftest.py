@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -67,14 +68,20 @@ def train_folder(tmp_path: Path) -> Path:
     return tmp_path / "train"
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Torch on one thread for a module: its tiny models run fastest so, and a busy machine's other jobs cannot stall
-    them (two threads spin-waiting for each other made a 0.01 s step take 0.9 s on a shared two-core VM)."""
-    threads = torch.get_num_threads()
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Torch on one thread for the whole session, and in the processes the tests start: the tests' tiny models run
+    fastest so, and a busy machine's other jobs cannot stall them (two threads spin-waiting for each other made a
+    0.01 s step take 0.9 s on a shared two-core VM, and one pool test 24 s against 3 s on one thread)."""
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
     yield
     torch.set_num_threads(threads)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
 
 
 @pytest.fixture(autouse=True)

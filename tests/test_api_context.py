@@ -76,7 +76,7 @@ CONTEXTS: dict[str, Callable[[], contextlib.AbstractContextManager]] = {
 @pytest.mark.parametrize("context", list(CONTEXTS))
 @pytest.mark.parametrize("command", ["score", "rank", "track"])
 def test_a_call_inside_the_users_torch_context_measures_as_the_command_and_leaves_it_as_it_was(
-    command: str, context: str, run: Path, image_folder: Path, train_folder: Path, one_thread: None
+    command: str, context: str, run: Path, image_folder: Path, train_folder: Path
 ) -> None:
     """Inside inference_mode (where a loop or a notebook evaluates) every checkpoint loaded into inference tensors,
     which the step cannot update: each row was an error, "the model failed on 8x8 images with 3 channels: Inplace

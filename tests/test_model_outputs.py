@@ -39,7 +39,7 @@ class TwoLogits(nn.Module):
         return torch.cat([torch.zeros_like(z), z], dim=1)
 
 
-def test_a_single_logit_is_a_binary_classifier_not_one_class(one_thread: None) -> None:
+def test_a_single_logit_is_a_binary_classifier_not_one_class() -> None:
     """One logit per image read as one class drew every random label as class 0: the cross-entropy was 0 before and
     after the step, r 0.0, and the verdict "low susceptibility" whatever the model. It is measured as the binary
     classifier it is, with BCEWithLogitsLoss's loss on random 0/1 labels."""
@@ -62,7 +62,7 @@ def scored_on_two_classes(ckpt: Path) -> dict:
     return json.loads(res.stdout)["results"][0]
 
 
-def test_score_measures_a_single_logit_model_on_two_class_folders(tmp_path: Path, one_thread: None) -> None:
+def test_score_measures_a_single_logit_model_on_two_class_folders(tmp_path: Path) -> None:
     """With two class folders it was "the training labels go up to 1 but the model has 1 classes" [3]."""
     row = scored_on_two_classes(suscli.save(tiny_cnn(num_classes=1), tmp_path / "binary.safetensors", arch=ARCH, image_size=8))
     assert row["susceptibility"] > 0 and row["details"]["num_classes"] == 2 and row["train_n"] == 12
@@ -86,7 +86,7 @@ def squeezed_binary() -> nn.Module:
     return Squeezed()
 
 
-def test_a_single_logit_squeezed_to_one_number_per_image_is_the_same_binary_classifier(tmp_path: Path, one_thread: None) -> None:
+def test_a_single_logit_squeezed_to_one_number_per_image_is_the_same_binary_classifier(tmp_path: Path) -> None:
     """A (batch,) output was refused, "the model's logits have shape (8,), not (batch, classes)" [3], where the same
     logit as (batch, 1) is measured as a binary classifier: it reads the same numbers, alone, measured together and
     in score."""
@@ -101,7 +101,7 @@ def test_a_single_logit_squeezed_to_one_number_per_image_is_the_same_binary_clas
     assert any("one logit per image (a binary classifier" in n for n in row["notes"]), row["notes"]
 
 
-def test_probabilities_are_refused_and_log_probabilities_measured_as_logits(one_thread: None) -> None:
+def test_probabilities_are_refused_and_log_probabilities_measured_as_logits() -> None:
     """A softmax at the end of the forward made the cross-entropy that of probabilities, which one step barely moves:
     a CNN read 0.001 "low susceptibility" with it, 0.10 without. Refused, in every path a model is measured by;
     log_softmax gives the logits' own numbers."""
@@ -118,7 +118,7 @@ def test_probabilities_are_refused_and_log_probabilities_measured_as_logits(one_
     assert log_probabilities.r == pytest.approx(measure_susceptibility(model, x, config=CONFIG).r, abs=1e-6)
 
 
-def test_rank_keeps_a_probability_model_as_its_rows_error(tmp_path: Path, one_thread: None) -> None:
+def test_rank_keeps_a_probability_model_as_its_rows_error(tmp_path: Path) -> None:
     """In a pool, such a model is a failed row with the reason; the others are scored."""
     pool = tmp_path / "pool"
     suscli.save(tiny_cnn(), pool / "logits.safetensors", arch=ARCH, image_size=8)
@@ -148,7 +148,7 @@ class SquashedLogit(nn.Module):
         return torch.sigmoid(self.net(x)).squeeze(1)
 
 
-def test_a_sigmoid_ending_the_forward_is_refused_alone_and_measured_with_others(tmp_path: Path, one_thread: None) -> None:
+def test_a_sigmoid_ending_the_forward_is_refused_alone_and_measured_with_others(tmp_path: Path) -> None:
     """Its probabilities p were read as the logits (0, p): no row sums to 1 for the softmax check, and the number was
     the cross-entropy of probabilities, which one step barely moves. Refused [3], alone, measured together, and in a
     pool that model's row; the same network without its sigmoid is measured."""
@@ -189,7 +189,7 @@ def no_grad_forward() -> nn.Module:
     return NoGradForward()
 
 
-def test_a_forward_that_cuts_the_gradient_is_refused_not_read_as_zero(tmp_path: Path, one_thread: None) -> None:
+def test_a_forward_that_cuts_the_gradient_is_refused_not_read_as_zero(tmp_path: Path) -> None:
     """Alone it failed as "the model failed on 8x8 images with 3 channel(s): element 0 of tensors does not require
     grad" with "check --arch, --image-size and --preset" [3]; measured together, torch.func's gradient of the cut graph
     was 0, and every r read 0.0, "low susceptibility". Refused alike [3]."""
@@ -206,7 +206,7 @@ def test_a_forward_that_cuts_the_gradient_is_refused_not_read_as_zero(tmp_path: 
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated
-def test_a_traced_batch_norm_model_is_refused_and_a_scripted_one_measured(tmp_path: Path, one_thread: None) -> None:
+def test_a_traced_batch_norm_model_is_refused_and_a_scripted_one_measured(tmp_path: Path) -> None:
     """torch.jit.trace fixes a batch norm in the mode it was traced in; the step's train mode did not reach it, so it
     was measured on running statistics: a traced BatchNorm CNN read 0.012 where its weights eager or scripted read
     0.0027, with no word. Refused, advising the weights (the advice named torch.jit.script, which torch deprecates);
@@ -238,7 +238,7 @@ class FeaturesDict(nn.Module):
         return {"out": self.net(x), "feat": x.mean((2, 3))}
 
 
-def test_a_dict_output_without_logits_is_refused_naming_its_keys(one_thread: None) -> None:
+def test_a_dict_output_without_logits_is_refused_naming_its_keys() -> None:
     with pytest.raises(InputError, match="dict with keys out, feat and none named 'logits'"):
         measure_susceptibility(FeaturesDict(), torch.rand(8, 3, 8, 8), config=CONFIG)
 
@@ -268,7 +268,7 @@ def features_first_of(num_classes: int = 3) -> nn.Module:
     return Pair(logits_first=False, num_classes=num_classes)
 
 
-def test_a_forward_returning_features_then_logits_is_refused_not_measured_on_the_features(tmp_path: Path, one_thread: None) -> None:
+def test_a_forward_returning_features_then_logits_is_refused_not_measured_on_the_features(tmp_path: Path) -> None:
     """(features, logits) was measured on the features: random labels over 4 feature channels, a number that is not
     the model's susceptibility, and only a note that the model "outputs 4 classes". Refused alone [3] and in a pool
     measured together, where it is the row's error; (logits, features) is measured."""
@@ -288,7 +288,7 @@ def test_a_forward_returning_features_then_logits_is_refused_not_measured_on_the
     assert json.loads(res.stdout)["results"][0]["details"]["num_classes"] == 3
 
 
-def test_a_class_count_in_the_arch_kwargs_is_the_checkpoints(tmp_path: Path, one_thread: None) -> None:
+def test_a_class_count_in_the_arch_kwargs_is_the_checkpoints(tmp_path: Path) -> None:
     """num_classes in --arch-kwargs (or a file's arch_kwargs) built the model but left its class count unknown: the
     same (features, logits) model was refused without it and measured on its 4 features with it, and a 5-class
     model on 3 class folders lost the note that they are numbered among themselves."""
@@ -307,7 +307,7 @@ def test_a_class_count_in_the_arch_kwargs_is_the_checkpoints(tmp_path: Path, one
     assert any("the model has 5 classes but the training set's 3 class folders are numbered 0-2" in n for n in notes), notes
 
 
-def test_inputs_of_another_type_than_the_weights_are_named_not_a_torch_error(one_thread: None) -> None:
+def test_inputs_of_another_type_than_the_weights_are_named_not_a_torch_error() -> None:
     """uint8 pixels or a float64 array raised PyTorch's "expected scalar type Byte but found Float"; a model that
     converts its inputs itself is measured on them."""
     model = tiny_cnn()
@@ -344,7 +344,7 @@ class KeywordOnly(nn.Module):
 
 @pytest.mark.parametrize("batch", ["1", "2"])
 def test_a_keyword_only_forward_is_called_by_its_keyword_in_every_pass(
-    batch: str, tmp_path: Path, image_folder: Path, train_folder: Path, one_thread: None
+    batch: str, tmp_path: Path, image_folder: Path, train_folder: Path
 ) -> None:
     """Susceptibility called it by its keyword, but training accuracy, the predictions and held-out accuracy called
     model(x): "internal error: TypeError: KeywordOnly.forward() takes 1 positional argument but 2 were given" [3]."""
@@ -371,7 +371,7 @@ class WithMeta(nn.Module):
         return self.net(x) + meta
 
 
-def test_a_forward_requiring_a_second_input_is_its_rows_error(tmp_path: Path, image_folder: Path, one_thread: None) -> None:
+def test_a_forward_requiring_a_second_input_is_its_rows_error(tmp_path: Path, image_folder: Path) -> None:
     """Called with the images alone, it raised "internal error: TypeError: WithMeta.forward() missing 1 required
     positional argument: 'meta'" [3], which ended rank for the whole pool; now it is that model's row."""
     suscli.save(WithMeta(), tmp_path / "pool" / "meta.safetensors", arch="tests.test_model_outputs:WithMeta", image_size=8)

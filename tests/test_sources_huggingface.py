@@ -35,8 +35,6 @@ from transformers import (  # noqa: E402
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 LABELS = {0: "cat", 1: "dog", 2: "fox"}
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 class Pictures(torch.utils.data.Dataset):
     def __len__(self) -> int:

@@ -27,8 +27,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from timm.data import resolve_data_config  # noqa: E402
 from timm.utils import ModelEmaV3  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 class Classifier(L.LightningModule):
     """A module as users write them: the network under `net`, a loss with class weights beside it."""

@@ -23,8 +23,6 @@ from timm.utils import CheckpointSaver, ModelEmaV3  # noqa: E402
 
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def train_args() -> argparse.Namespace:
     """What train.py's parser gives for `train.py DATA --model test_resnet --num-classes 3 --input-size 3 32 32

@@ -20,8 +20,6 @@ from tests.conftest import by_hand, cli_json, image_sets
 
 ARCH = "mobilenet_v3_small"
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 def reference_args() -> argparse.Namespace:
     """The script's parsed arguments for `train.py --model mobilenet_v3_small --val-resize-size 32 --val-crop-size 32
