@@ -35,6 +35,17 @@ def test_make_images_is_deterministic_and_shaped() -> None:
     assert a.float().std(dim=(2, 3)).min() > 1  # every image has some structure, none is a flat colour
 
 
+def test_the_unlabeled_images_classes_are_the_random_labels_of_seed_2_as_method_md_warns() -> None:
+    """docs/method.md: under --seed 2 the demo's models are measured on their unlabeled images' own classes, which is
+    why they read a fraction of their susceptibility there; any other seed draws labels unrelated to the classes."""
+    from suscli.measure.susceptibility import random_labels
+
+    for recipe in (demo.SMALL, demo.FULL):
+        _, classes = demo.make_images(recipe.n_unlabeled, recipe, recipe.seed * 4 + 2)
+        assert torch.equal(random_labels(len(classes), demo.NUM_CLASSES, 2), classes)
+        assert (random_labels(len(classes), demo.NUM_CLASSES, 0) == classes).float().mean() < 0.2
+
+
 def test_class_names_sort_in_label_order() -> None:
     assert list(demo.CLASS_NAMES) == sorted(demo.CLASS_NAMES)  # ImageFolder order = class id
     assert len(set(demo.CLASS_NAMES)) == demo.NUM_CLASSES
