@@ -201,8 +201,12 @@ def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int,
             )
         return side, f"{taken}: nothing names the model's input size"
     seen = shown([f"{w}x{h}" for w, h in sizes], 3)
-    why = "" if not sizes else f" and the images are {seen}, not square" if len(sizes) == 1 else f" and the images differ in size ({seen})"
-    fix = f"pass --image-size {named}, the size the model's config names" if named else "pass --image-size"
+    why = "" if not sizes else f" and the images are {seen} (width x height), not square" if len(sizes) == 1 else f" and the images differ in size ({seen})"
+    fix = (
+        f"pass --image-size {named}, the size the model's config names"
+        if named
+        else "pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped"
+    )
     raise UsageError(f"the image size is unknown{why}", fix=f"{fix}, or --preset cifar10|imagenet")
 
 
