@@ -412,6 +412,17 @@ def test_a_mean_on_the_0_255_scale_is_refused_with_the_values_it_meant(ckpt: Pat
     one_error_line(invoke("score", ckpt, "-d", image_folder, "--mean=-1,0.5,300", "--std", "1,1,1"), 2, "from 0 to 1")
 
 
+def test_a_mean_or_std_of_neither_one_nor_three_values_is_refused(ckpt: Path, image_folder: Path) -> None:
+    """`--mean 0.1307,0.2 --std 0.3081,0.3` on a grayscale model was averaged to one value without a word, as three
+    RGB values are, and measured; on an RGB model it failed only once measuring began. suscli feeds 1 or 3 channels."""
+    for given in (("--mean", "0.1307,0.2", "--std", "0.3081"), ("--mean", "0.5", "--std", "0.2,0.2,0.2,0.2")):
+        res = invoke("score", ckpt, "-d", image_folder, *given)
+        one_error_line(res, 2, f"{given[0] if ',' in given[1] else given[2]} has", "values: give 1 (every channel) or 3 (R, G, B)")
+        assert res.stdout == ""
+    with pytest.raises(UsageError, match=re.escape("mean has 2 values: give 1 (every channel) or 3 (R, G, B)")):
+        suscli.Settings(mean=(0.1, 0.2), std=(0.3,))
+
+
 def test_a_checkpoints_mean_on_the_0_255_scale_is_its_error_unless_an_option_overrides_it(tmp_path: Path, image_folder: Path) -> None:
     """The same mean in a file's metadata was subtracted from 0-1 pixels without a word; refusing the file when read
     made --mean, which beats the metadata, useless. It is refused where it would be used, saying what to pass, and
