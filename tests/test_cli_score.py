@@ -494,7 +494,9 @@ def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> Non
     write_images(tmp_path / "wide", 2, size=8)
     for p in (tmp_path / "wide").iterdir():
         Image.new("RGB", (12, 8)).save(p)
-    line = one_error_line(invoke("score", tmp_path / "m.pt", "-d", tmp_path / "wide"), 2, "the images are 12x8 (width x height), not square")
+    line = one_error_line(
+        invoke("score", tmp_path / "m.pt", "-d", tmp_path / "wide"), 2, "the images are 12x8 (width x height), not square"
+    )
     # was "(pass --image-size, or ...)": which N, and whether the images are squashed or cropped to it, unsaid
     assert "(pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped" in line
 

@@ -633,8 +633,7 @@ def _load_weights(
         if said is not None and weights is not None and built is not None and weights != built:
             wider = any(state[k].shape[1:] != own[k].shape[1:] for k in wrong)  # not the class count alone: a width too
             raise InputError(
-                f"{path}: {said} says {built} classes, but the output layer of the weights has {weights}: "
-                f"{differ}",
+                f"{path}: {said} says {built} classes, but the output layer of the weights has {weights}: {differ}",
                 fix=f"drop {said} or make it {weights}" + (f"; other layers differ too: {fix}" if wider else ""),
             )
         fix = _input_channels_fix(spec, state, own, wrong) or fix

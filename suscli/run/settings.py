@@ -210,7 +210,13 @@ def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int,
             )
         return side, f"{taken}: nothing names the model's input size"
     seen = shown([f"{w}x{h}" for w, h in sizes], 3)
-    why = "" if not sizes else f" and the images are {seen} (width x height), not square" if len(sizes) == 1 else f" and the images differ in size ({seen})"
+    why = (
+        ""
+        if not sizes
+        else f" and the images are {seen} (width x height), not square"
+        if len(sizes) == 1
+        else f" and the images differ in size ({seen})"
+    )
     fix = (
         f"pass --image-size {named}, the size the model's config names"
         if named
