@@ -501,6 +501,37 @@ def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> Non
     assert "(pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped" in line
 
 
+def test_a_fully_connected_model_fed_another_size_is_told_the_size_its_first_layer_takes(tmp_path: Path) -> None:
+    """An MLP trained on 28x28 grayscale images (a first layer of 784 inputs), scored on 32x32 images, was fed them
+    as RGB and told "mat1 and mat2 shapes cannot be multiplied (2x3072 and 784x256) (check --arch, --image-size and
+    --preset ...)": the first layer says the size, 1 channel of 28x28."""
+    torch.save(suscli.models.mlp(num_classes=3, width=4, in_channels=1, image_size=8).state_dict(), tmp_path / "m.pt")
+    write_images(tmp_path / "images", 4, size=12, mode="L")
+    res = invoke(
+        "score",
+        tmp_path / "m.pt",
+        "-d",
+        tmp_path / "images",
+        "--arch",
+        "suscli.models:mlp",
+        "--arch-kwargs",
+        "width=4,in_channels=1,image_size=8",
+    )
+    line = one_error_line(res, 3, "the model failed on 12x12 images")
+    assert line.endswith("(its first layer takes 64 inputs, 1 channel of 8x8: pass --image-size 8)")
+
+    class Patches(nn.Module):  # a first Linear fed a patch, not the image: its inputs say nothing of the image size
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(48, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.proj(x[:, :, :4, :4].flatten(1))
+
+    assert suscli.run.model.flat_input(Patches(), 12) is None
+    assert suscli.run.model.flat_input(suscli.models.mlp(in_channels=1, image_size=8), 12) == (1, 8)
+
+
 def test_options_that_override_the_checkpoint_say_so(tmp_path: Path, image_folder: Path) -> None:
     path = suscli.save(
         tiny_cnn(), tmp_path / "m.safetensors", arch=ARCH, num_classes=3, image_size=8, mean=[0.5, 0.4, 0.3], std=[0.2, 0.2, 0.2]
