@@ -850,6 +850,33 @@ def test_shape_mismatch_names_both_shapes(tmp_path):
     assert "tensors differ in shape (0.weight: checkpoint 2x3x3x3 vs model 3x3x3x3," in line
 
 
+def test_a_grayscale_first_layer_on_an_rgb_architecture_is_told_how_to_build_it(tmp_path):
+    """A ResNet-18 whose first conv was replaced for grayscale images (`model.conv1 = nn.Conv2d(1, 64, ...)`, the
+    usual way to train torchvision's on MNIST) was told "1 tensors differ in shape (conv1.weight: checkpoint 64x1x7x7
+    vs model 64x3x7x7) (pass the architecture and --arch-kwargs the checkpoint was trained with)": right architecture,
+    and torchvision's resnet18 takes no argument for its input channels."""
+    model = torchvision.models.resnet18(num_classes=10)
+    model.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    torch.save(model.state_dict(), tmp_path / "gray.pt")
+    line = _input_error(tmp_path / "gray.pt", arch="torchvision:resnet18")
+    assert "1 tensor differs in shape (conv1.weight: checkpoint 64x1x7x7 vs model 64x3x7x7)" in line
+    assert "its first layer takes 1 input channel where torchvision:resnet18 as built takes 3" in line
+    assert "a file.py:factory that builds it with that layer" in line
+    torch.save(bn_cnn(num_classes=3, width=2, in_channels=1).state_dict(), tmp_path / "small.pt")  # a factory's own kwarg
+    line = _input_error(tmp_path / "small.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert "its first layer takes 1 input channel where suscli.models:bn_cnn as built takes 3" in line
+
+
+def test_one_tensor_of_another_shape_is_counted_in_the_singular(tmp_path):
+    model = _tiny()
+    state = model.state_dict()
+    state["0.weight"] = torch.zeros(2, 3, 5, 5)  # one kernel size changed, its input channels not
+    torch.save(state, tmp_path / "m.pt")
+    line = _input_error(tmp_path / "m.pt", arch=ARCH, arch_kwargs=KWARGS)
+    assert "1 tensor differs in shape (0.weight: checkpoint 2x3x5x5 vs model 2x3x3x3)" in line
+    assert "input channel" not in line
+
+
 def test_a_class_count_the_weights_contradict_is_blamed_on_what_gave_it(tmp_path):
     """It was "weights do not fit" asking for the architecture the checkpoint was trained with, which the user had
     right; with num_classes in --arch-kwargs it even said the count was inferred from the weights."""

@@ -426,6 +426,17 @@ def test_a_mean_on_the_0_255_scale_is_refused_with_the_values_it_meant(ckpt: Pat
     one_error_line(invoke("score", ckpt, "-d", image_folder, "--mean=-1,0.5,300", "--std", "1,1,1"), 2, "from 0 to 1")
 
 
+def test_a_mean_or_std_of_neither_one_nor_three_values_is_refused(ckpt: Path, image_folder: Path) -> None:
+    """`--mean 0.1307,0.2 --std 0.3081,0.3` on a grayscale model was averaged to one value without a word, as three
+    RGB values are, and measured; on an RGB model it failed only once measuring began. suscli feeds 1 or 3 channels."""
+    for given in (("--mean", "0.1307,0.2", "--std", "0.3081"), ("--mean", "0.5", "--std", "0.2,0.2,0.2,0.2")):
+        res = invoke("score", ckpt, "-d", image_folder, *given)
+        one_error_line(res, 2, f"{given[0] if ',' in given[1] else given[2]} has", "values: give 1 (every channel) or 3 (R, G, B)")
+        assert res.stdout == ""
+    with pytest.raises(UsageError, match=re.escape("mean has 2 values: give 1 (every channel) or 3 (R, G, B)")):
+        suscli.Settings(mean=(0.1, 0.2), std=(0.3,))
+
+
 def test_a_checkpoints_mean_on_the_0_255_scale_is_its_error_unless_an_option_overrides_it(tmp_path: Path, image_folder: Path) -> None:
     """The same mean in a file's metadata was subtracted from 0-1 pixels without a word; refusing the file when read
     made --mean, which beats the metadata, useless. It is refused where it would be used, saying what to pass, and
@@ -497,7 +508,42 @@ def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> Non
     write_images(tmp_path / "wide", 2, size=8)
     for p in (tmp_path / "wide").iterdir():
         Image.new("RGB", (12, 8)).save(p)
-    one_error_line(invoke("score", tmp_path / "m.pt", "-d", tmp_path / "wide"), 2, "the images are 12x8, not square")
+    line = one_error_line(
+        invoke("score", tmp_path / "m.pt", "-d", tmp_path / "wide"), 2, "the images are 12x8 (width x height), not square"
+    )
+    # was "(pass --image-size, or ...)": which N, and whether the images are squashed or cropped to it, unsaid
+    assert "(pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped" in line
+
+
+def test_a_fully_connected_model_fed_another_size_is_told_the_size_its_first_layer_takes(tmp_path: Path) -> None:
+    """An MLP trained on 28x28 grayscale images (a first layer of 784 inputs), scored on 32x32 images, was fed them
+    as RGB and told "mat1 and mat2 shapes cannot be multiplied (2x3072 and 784x256) (check --arch, --image-size and
+    --preset ...)": the first layer says the size, 1 channel of 28x28."""
+    torch.save(suscli.models.mlp(num_classes=3, width=4, in_channels=1, image_size=8).state_dict(), tmp_path / "m.pt")
+    write_images(tmp_path / "images", 4, size=12, mode="L")
+    res = invoke(
+        "score",
+        tmp_path / "m.pt",
+        "-d",
+        tmp_path / "images",
+        "--arch",
+        "suscli.models:mlp",
+        "--arch-kwargs",
+        "width=4,in_channels=1,image_size=8",
+    )
+    line = one_error_line(res, 3, "the model failed on 12x12 images")
+    assert line.endswith("(its first layer takes 64 inputs, 1 channel of 8x8: pass --image-size 8)")
+
+    class Patches(nn.Module):  # a first Linear fed a patch, not the image: its inputs say nothing of the image size
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(48, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.proj(x[:, :, :4, :4].flatten(1))
+
+    assert suscli.run.model.flat_input(Patches(), 12) is None
+    assert suscli.run.model.flat_input(suscli.models.mlp(in_channels=1, image_size=8), 12) == (1, 8)
 
 
 def test_options_that_override_the_checkpoint_say_so(tmp_path: Path, image_folder: Path) -> None:

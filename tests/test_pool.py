@@ -245,6 +245,21 @@ def test_manifest_json_and_csv(tmp_path: Path) -> None:
     assert (e.name, e.arch, e.arch_kwargs) == ("m/x.pt", "suscli.models:mlp", {"width": 8})
 
 
+def test_a_manifests_relative_architecture_file_is_looked_up_beside_it_then_in_the_working_directory(tmp_path, monkeypatch):
+    """A manifest written in a subfolder (`out/pool.json`, with paths relative to it) naming `net.py:Net` that lies in
+    the folder the command runs from was "file not found (tried out/net.py)": a sidecar's relative spec is tried
+    beside the checkpoint, then in the working directory, and `--arch net.py:Net` in the working directory."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "net.py").write_text("")
+    (tmp_path / "out" / "pool.json").write_text(json.dumps([{"path": "m.pt", "arch": "net.py:Net"}]))
+    monkeypatch.chdir(tmp_path)
+    (e,) = discover(Path("out/pool.json"))
+    assert e.arch == f"{(tmp_path / 'net.py').resolve()}:Net"
+    (tmp_path / "out" / "net.py").write_text("")  # beside the manifest first
+    (e,) = discover(Path("out/pool.json"))
+    assert e.arch == f"{(tmp_path / 'out' / 'net.py').resolve()}:Net"
+
+
 def test_a_manifest_entry_naming_a_run_folder_is_its_latest_checkpoint(tmp_path: Path) -> None:
     """As a pool folder's run: it was an error row, 'is a directory, not a checkpoint'. A model folder stays itself."""
     touch(tmp_path / "run" / "epoch_1.safetensors")

@@ -363,13 +363,14 @@ def _panel(annotation: Any) -> str:
 def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings:
     """The Settings the options spell, checked: a preset that exists, --mean with --std on the pixels' 0-1 scale, positive stds."""
     from suscli.measure.susceptibility import SusceptibilityConfig
-    from suscli.run.settings import Settings, require_pixel_mean
+    from suscli.run.settings import Settings, require_channel_values, require_pixel_mean
 
     if preprocess.preset is not None and preprocess.preset not in PRESET_NAMES:
         raise UsageError(f"unknown preset {preprocess.preset!r}", fix=f"use one of {', '.join(PRESET_NAMES)}")
     mean, std = _floats(preprocess.mean, "--mean"), _floats(preprocess.std, "--std")
     if (mean is None) != (std is None):
         raise UsageError("--mean and --std go together", fix="give both, or use --preset")
+    require_channel_values({"--mean": mean, "--std": std})
     require_pixel_mean("--mean", mean, std)
     if std is not None and any(s <= 0 for s in std):
         raise UsageError("--std values must be positive")

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 
 from suscli.data.cache import entry_key, entry_path, load_entry, save_entry
 from suscli.data.embedded import Embedded, ImageRef
-from suscli.errors import InputError, MemoryRefused, UsageError
+from suscli.errors import InputError, MemoryRefused, UsageError, plural
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, printable
 from suscli.data.imagesets import Listing, read_labeled, read_unlabeled
 
@@ -496,9 +496,9 @@ def _fit_channels(values: Sequence[float], channels: int) -> list[float]:
         return values
     if len(values) == 1:
         return values * channels
-    if channels == 1:  # grayscale input, RGB statistics: use their average
+    if channels == 1 and len(values) == 3:  # grayscale input, RGB statistics: use their average
         return [sum(values) / len(values)]
-    raise UsageError(f"normalization has {len(values)} values but the images have {channels} channels")
+    raise UsageError(f"normalization has {len(values)} values but the images have {channels} {plural(channels, 'channel')}")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from torch import nn
 from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
 from suscli.load import averages, foreign, sources
 from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes, source_record, spec_file
-from suscli.errors import InputError, UsageError, first_line, shown
+from suscli.errors import InputError, UsageError, first_line, plural, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
 from suscli.load.safe_read import (
     CHECKPOINT_SUFFIXES,
@@ -624,27 +624,44 @@ def _load_weights(
                 "holds both, or save these beside it as an EMA copy, which --ema reads"
             )
         raise InputError(
-            f"{path}: weights do not fit {spec}{after}: {len(missing)} missing keys{few(missing)}, "
-            f"{len(unexpected)} unexpected keys{few(unexpected)}",
+            f"{path}: weights do not fit {spec}{after}: {len(missing)} missing {plural(len(missing), 'key')}{few(missing)}, "
+            f"{len(unexpected)} unexpected {plural(len(unexpected), 'key')}{few(unexpected)}",
             fix=fix,
         )
     if wrong:
         shapes = [f"{k}: checkpoint {shape(state[k])} vs model {shape(v)}" for k, v in own.items() if k in wrong]
+        differ = f"{len(wrong)} {plural(len(wrong), 'tensor differs', 'tensors differ')} in shape{few(shapes)}"
         weights, built = infer_num_classes(state), infer_num_classes(own)
         if said is not None and weights is not None and built is not None and weights != built:
             wider = any(state[k].shape[1:] != own[k].shape[1:] for k in wrong)  # not the class count alone: a width too
             raise InputError(
-                f"{path}: {said} says {built} classes, but the output layer of the weights has {weights}: "
-                f"{len(wrong)} tensors differ in shape{few(shapes)}",
+                f"{path}: {said} says {built} classes, but the output layer of the weights has {weights}: {differ}",
                 fix=f"drop {said} or make it {weights}" + (f"; other layers differ too: {fix}" if wider else ""),
             )
+        fix = _input_channels_fix(spec, state, own, wrong) or fix
         if inferred is not None:
             fix += f"; num_classes={inferred} was inferred from the weights: set num_classes in --arch-kwargs if wrong"
-        raise InputError(f"{path}: weights do not fit {spec}{after}: {len(wrong)} tensors differ in shape{few(shapes)}", fix=fix)
+        raise InputError(f"{path}: weights do not fit {spec}{after}: {differ}", fix=fix)
     if not chain:
         return []
     dropped = f", ignored {given - len(state)} keys outside it" if given > len(state) else ""
     return [f"stripped prefix {stripped_chain(chain)}{dropped}"]
+
+
+def _input_channels_fix(spec: str, state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], wrong: set[str]) -> str | None:
+    """The fix where a convolution differs only in taking 1 input channel against 3 (or 3 against 1): the network's
+    first layer, made for grayscale images. "Pass the architecture the checkpoint was trained with" sent a user with
+    the right one away: torchvision's ResNet-18 takes no argument for its input channels, and a grayscale one is
+    built by replacing its first layer (`model.conv1 = nn.Conv2d(1, 64, ...)`)."""
+    for key in wrong:
+        got, built = state[key].shape, own[key].shape
+        if len(got) >= 3 and len(got) == len(built) and {got[1], built[1]} == {1, 3} and got[:1] + got[2:] == built[:1] + built[2:]:
+            return (
+                f"its first layer takes {got[1]} input {plural(got[1], 'channel')} where {spec} as built takes {built[1]}: "
+                f"set its input channels in --arch-kwargs (timm: in_chans={got[1]}; suscli.models: in_channels={got[1]}), or, "
+                "where the layer was replaced after the network was built, pass a file.py:factory that builds it with that layer"
+            )
+    return None
 
 
 def _vet_stored_arch(path: Path, choice: _ArchChoice) -> None:

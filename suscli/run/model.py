@@ -3,6 +3,7 @@ row. suscli.run.score, .rank and .track build on it; `Settings` decides the numb
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -67,20 +68,42 @@ def input_channels(model: nn.Module, image_size: int) -> int:
     return first.in_channels if first is not None else 3
 
 
-class _Reached(Exception):
-    """Stops first_layer's forward at the first layer it reaches."""
+def flat_input(model: nn.Module, image_size: int) -> tuple[int, int] | None:
+    """The channels and side of the square images a fully connected first layer takes where that is not `image_size`:
+    an MLP trained on 28x28 grayscale images (784 inputs) fed 32x32 ones was told "check --arch, --image-size and
+    --preset", where its first layer says the size. None unless the first layer a forward reaches is a Linear fed the
+    whole image flattened (not a transformer's patches), or where its inputs fit no square."""
+    layers = [m for m in model.modules() if isinstance(m, _LAYERS)]
+    reached = _reach(model, layers, image_size)
+    if reached is None or not isinstance(reached.layer, nn.Linear) or reached.width != 3 * image_size**2:
+        return None
+    for c in (1, 3):
+        side = math.isqrt(reached.layer.in_features // c)
+        if c * side * side == reached.layer.in_features and side != image_size:
+            return c, side
+    return None
 
-    def __init__(self, layer: nn.Module):
+
+class _Reached(Exception):
+    """Stops first_layer's forward at the first layer it reaches, with the width (last dimension) of that layer's input."""
+
+    def __init__(self, layer: nn.Module, width: int):
         super().__init__()
-        self.layer = layer
+        self.layer, self.width = layer, width
 
 
 def first_layer(model: nn.Module, layers: list[nn.Module], image_size: int) -> nn.Module | None:
     """The first of `layers` that an eval forward of one blank RGB image reaches, stopped before that layer runs (so
     before its channel count can refuse the image); None where the forward fails before reaching one."""
+    reached = _reach(model, layers, image_size)
+    return None if reached is None else reached.layer
 
-    def reached(layer: nn.Module, _: object) -> None:
-        raise _Reached(layer)
+
+def _reach(model: nn.Module, layers: list[nn.Module], image_size: int) -> _Reached | None:
+    """first_layer's forward, with the width of the input the layer it reached was given."""
+
+    def reached(layer: nn.Module, args: tuple) -> None:
+        raise _Reached(layer, args[0].shape[-1] if args and isinstance(args[0], torch.Tensor) and args[0].ndim else 0)
 
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
     if weight is None or not layers:
@@ -91,7 +114,7 @@ def first_layer(model: nn.Module, layers: list[nn.Module], image_size: int) -> n
             model.eval()
             model(torch.zeros(1, 3, image_size, image_size, dtype=weight.dtype, device=weight.device))
     except _Reached as e:
-        return e.layer
+        return e
     except Exception:  # a forward that fails before any layer: the declared order decides
         return None
     finally:
@@ -205,6 +228,8 @@ def score_checkpoint(
             fix = f"{shape}, and {SQUARE_ONLY}: it cannot be measured"
         elif named not in (None, prep.image_size):
             fix = f"pass --image-size {named}, the size its config names"
+        elif (flat := flat_input(model, prep.side)) is not None:
+            fix = f"its first layer takes {flat[0] * flat[1] ** 2} inputs, {flat[0]} {plural(flat[0], 'channel')} of {flat[1]}x{flat[1]}: pass --image-size {flat[1]}"
         else:
             fix = f"check --arch, --image-size and --preset; {SQUARE_ONLY}"
         raise InputError(

@@ -359,12 +359,16 @@ def _run_model(path: Path, say: Callable[[str], None] | None) -> Path:
 
 
 def _anchored(spec: str | None, folder: Path) -> str | None:
-    """A relative `file.py:factory` spec in a manifest means a file beside the manifest, not in the cwd."""
+    """A relative `file.py:factory` spec in a manifest means a file beside the manifest, else one in the cwd, as a
+    sidecar's relative spec is looked up beside its checkpoint, then in the cwd: a manifest written in a subfolder
+    was "file not found" for the `net.py` the command ran beside. Neither there: the one beside the manifest, which
+    the error then names."""
     if spec is None:
         return None
     source, sep, name = spec.rpartition(":")
     if sep and source.endswith(".py") and not Path(source).is_absolute():
-        return f"{(folder / source).resolve()}:{name}"
+        beside, here = folder / source, Path.cwd() / source
+        return f"{(here if here.is_file() and not beside.is_file() else beside).resolve()}:{name}"
     return spec
 
 

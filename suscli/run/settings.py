@@ -45,6 +45,7 @@ class Settings:
             raise UsageError("mean and std go together", fix="give both, or a preset")
         for value in self.mean or ():
             require_number("mean", value)
+        require_channel_values({"mean": self.mean, "std": self.std})
         require_pixel_mean("mean", self.mean, self.std)
         for value in self.std or ():
             require_number("std", value, low=0, above=True)
@@ -67,6 +68,14 @@ class Settings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def require_channel_values(given: Mapping[str, Sequence[float] | None]) -> None:
+    """A UsageError where a mean or std (by its name in `given`) holds other than 1 or 3 values: suscli feeds images of
+    1 or 3 channels, and two values for a grayscale model were averaged to one without a word."""
+    for name, values in given.items():
+        if values is not None and len(values) not in (1, 3):
+            raise UsageError(f"{name} has {len(values)} values: give 1 (every channel) or 3 (R, G, B)")
 
 
 def require_pixel_mean(name: str, mean: Sequence[float] | None, std: Sequence[float] | None = None) -> None:
@@ -201,8 +210,18 @@ def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int,
             )
         return side, f"{taken}: nothing names the model's input size"
     seen = shown([f"{w}x{h}" for w, h in sizes], 3)
-    why = "" if not sizes else f" and the images are {seen}, not square" if len(sizes) == 1 else f" and the images differ in size ({seen})"
-    fix = f"pass --image-size {named}, the size the model's config names" if named else "pass --image-size"
+    why = (
+        ""
+        if not sizes
+        else f" and the images are {seen} (width x height), not square"
+        if len(sizes) == 1
+        else f" and the images differ in size ({seen})"
+    )
+    fix = (
+        f"pass --image-size {named}, the size the model's config names"
+        if named
+        else "pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped"
+    )
     raise UsageError(f"the image size is unknown{why}", fix=f"{fix}, or --preset cifar10|imagenet")
 
 
