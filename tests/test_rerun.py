@@ -755,10 +755,7 @@ def test_a_copy_measured_once_in_this_run_is_not_said_to_come_from_an_earlier_ru
     shutil.copy2(pool / "m1.safetensors", pool / "copy.safetensors")
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0, res.output
-    line = (
-        "1 of 5 models is the same checkpoint as another model of this pool (m1 as copy), measured once for both; "
-        "4 measured now"
-    )
+    line = "1 of 5 models is the same checkpoint as another model of this pool (m1 as copy), measured once for both; 4 measured now"
     assert line in res.stderr.splitlines() and "where an earlier run" not in res.stderr, res.stderr  # copy sorts first
     assert doc["counts"]["reused"] == 1  # the JSON's count is of rows whose numbers this run did not measure
     res, _ = rank_json(pool, image_folder, train_folder)  # a rerun takes all five from the file: the earlier run's
