@@ -744,3 +744,19 @@ def test_the_reused_line_of_one_model_calls_it_it() -> None:
     assert line is not None and "1 of 2 models taken" in line and "measured it; 1 measured now" in line
     line = reused_line([row("a", True), row("b", True)], store, "models")  # type: ignore[arg-type]
     assert line is not None and "measured them; none measured now" in line
+
+
+def test_a_copy_measured_once_in_this_run_is_not_said_to_come_from_an_earlier_run(
+    pool: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """A checkpoint copied under a second name is measured once and its row shared: the first run said "1 of 5 models
+    taken from the results file F, where an earlier run with these settings measured it", of a copy whose original
+    this very run measured. The line says it is the same weights as another model of the pool, measured once."""
+    shutil.copy2(pool / "m1.safetensors", pool / "copy.safetensors")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    line = "1 of 5 models is the same checkpoint as another model of this pool (m1 as copy), measured once for both; 4 measured now"
+    assert line in res.stderr.splitlines() and "where an earlier run" not in res.stderr, res.stderr  # copy sorts first
+    assert doc["counts"]["reused"] == 1  # the JSON's count is of rows whose numbers this run did not measure
+    res, _ = rank_json(pool, image_folder, train_folder)  # a rerun takes all five from the file: the earlier run's
+    assert "5 of 5 models taken from the results file" in res.stderr and "measured once for both" not in res.stderr

@@ -913,3 +913,36 @@ def test_a_fit_on_contradicted_labels_as_low_as_a_clean_learners_overrules_the_f
     # a fit at or above the low cut, or none measured, leaves the fixed cut's flag
     assert verdict.judge(row("m", 0.532, 2.524, 0.14), zeta=2.0, acc=0.631).word == verdict.MEMORIZED
     assert verdict.judge(row("m", 0.532, 2.524, None), zeta=2.0, acc=0.631).word == verdict.MEMORIZED
+
+
+@pytest.mark.parametrize("rule, acc", [("agreement", None), ("regions", 0.5)])
+def test_a_copy_of_the_pick_reads_as_its_model_not_as_another_model_the_pool_cannot_separate(rule: str, acc: float | None) -> None:
+    """Byte-identical checkpoints under two names have identical rows, and get identical words: the same region and
+    verdict. The closing line called the copy "1 other model within the noise of the best agreement" (no confident
+    choice), and the regions rule counted it among region 1's models; it names the copy as the same checkpoint, and
+    the choice is the one the pool makes without it."""
+    import copy
+
+    alone = noisy_pool()
+    for i, r in enumerate(alone):
+        r.sha256 = f"{i:064x}"
+    reference = choose(alone, rule, thresholds(alone, train_acc=acc))
+    assert reference.pick is not None
+    rows = noisy_pool()
+    for i, r in enumerate(rows):
+        r.sha256 = f"{i:064x}"
+    twin = copy.deepcopy(next(r for r in rows if r.name == reference.pick.name))
+    twin.name = "zz-copy"
+    rows.append(twin)
+    choice = choose(rows, rule, thresholds(rows, train_acc=acc))
+    by = {r.name: r for r in rows}
+    original = by[reference.pick.name]
+    assert (twin.region, twin.verdict, twin.verdict_why) == (original.region, original.verdict, original.verdict_why)
+    assert choice.pick is not None and choice.pick.name == reference.pick.name and choice.confident == reference.confident
+    assert f"zz-copy is the same checkpoint as {original.name}, byte for byte: the same model, which either file ships" in choice.why
+    assert (
+        choice.why.replace(
+            f"; zz-copy is the same checkpoint as {original.name}, byte for byte: the same model, which either file ships", ""
+        )
+        == reference.why
+    )

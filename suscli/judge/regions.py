@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 
 from suscli.judge import verdict
-from suscli.errors import UsageError, plural
+from suscli.errors import UsageError, first_few, plural
 from suscli.judge.noise import NoiseEstimate
 from suscli.measure.normalization import points_elsewhere
 from suscli.results import Result
@@ -97,6 +97,25 @@ def first_of(rows: list[Result]) -> list[Result]:
     size or crop) are another model with numbers of their own. Rows without a sha256 are their own."""
     first: dict[tuple[str, str | None, str], Result] = {}
     return [first.setdefault((r.sha256, r.arch, _reads(r)), r) if r.sha256 else r for r in rows]
+
+
+def copies_of(row: Result, rows: list[Result]) -> list[Result]:
+    """The rows of `rows` other than `row` that hold its checkpoint byte for byte (first_of): the same model under
+    another name, so no tie with it that evidence could break, and none a closing line may call another model."""
+    firsts = first_of(rows)
+    own = next((f for r, f in zip(rows, firsts) if r is row), row)
+    return [r for r, f in zip(rows, firsts) if f is own and r is not row]
+
+
+def same_words(row: Result, rows: list[Result]) -> str:
+    """What the closing line adds where the model it names has copies among `rows` (copies_of); "" where none."""
+    twins = [r.name for r in copies_of(row, rows)]
+    if not twins:
+        return ""
+    return (
+        f"; {first_few(twins)} {plural(len(twins), 'is', 'are')} the same checkpoint as {row.name}, byte for byte: "
+        "the same model, which either file ships"
+    )
 
 
 def _reads(row: Result) -> str:
@@ -191,8 +210,10 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
         if any(r.region == 1 and r.verdict == verdict.MEMORIZED for r in scored)
         else ""
     )
-    among = "the only model" if len(first) == 1 else f"the highest training accuracy of the {len(first)} models"
+    models = len(distinct(first))  # a copy is no other model of region 1
+    among = "the only model" if models == 1 else f"the highest training accuracy of the {models} models"
     return (
         f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
         f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), {among} in region 1{unflagged}{memo}"
+        f"{same_words(best, scored)}"
     )

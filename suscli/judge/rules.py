@@ -40,7 +40,20 @@ from suscli.judge.noise import (
     weak_out_of_sample,
     with_held_out,
 )
-from suscli.judge.regions import Thresholds, counted, distinct, first_of, misfed, pool_classes, rank, recommendation, region, thresholds
+from suscli.judge.regions import (
+    Thresholds,
+    copies_of,
+    counted,
+    distinct,
+    first_of,
+    misfed,
+    pool_classes,
+    rank,
+    recommendation,
+    region,
+    same_words,
+    thresholds,
+)
 from suscli.judge.verdict import FITS_CLEAN, MEMORIZED, UNDERFIT, UNDERFIT_SUSCEPTIBLE, above_chance
 from suscli.measure.sampling import Decisions
 from suscli.results import Result
@@ -219,7 +232,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     measured = _measured(choice.ranked)
     hits = [val_hits_of(r) for r in measured]
     known = _every(hits)
-    if len(measured) < 2 or not any(h is not None for h in hits):
+    if len(distinct(measured)) < 2 or not any(h is not None for h in hits):  # copies of one model: nothing to choose
         return choice
     if known is None or len({len(h) for h in known}) != 1 or len(known[0]) == 0:
         choice.why += (
@@ -236,6 +249,8 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     lead = max(measured, key=lambda r: (int(of[id(r)].sum()), -place[id(r)]))
     pick = by_held_out[0]
     tied = [r for r in by_held_out if r is pick or not paired_separates(of[id(pick)], of[id(r)])]
+    twins = {id(r) for r in copies_of(pick, measured)}
+    rivals = [r for r in tied if r is not pick and id(r) not in twins]  # a copy of the pick is no other model
     ids = {id(r) for r in measured}
     ranked = by_held_out + [r for r in choice.ranked if id(r) not in ids]
     n = len(of[id(pick)])
@@ -244,18 +259,19 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     note = (
         f"; its row says '{pick.verdict}', yet no model is clearly more accurate on the held-out labels" if pick.verdict in FLAWED else ""
     )
-    if len(tied) == 1:
+    same = same_words(pick, measured)
+    if not rivals:
         why = (
             f"ship {pick.name}: the highest held-out accuracy ({acc}), clearly above every other model's on the same "
-            f"images (paired McNemar test, 95%): the held-out labels decide{note}"
+            f"images (paired McNemar test, 95%): the held-out labels decide{note}{same}"
         )
     else:
-        others = first_few([r.name for r in tied if r is not pick])  # every name is in held_out.within_noise
-        lead_words = "" if pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
+        others = first_few([r.name for r in rivals])  # every name is in held_out.within_noise
+        lead_words = "" if id(lead) in twins or pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
         order_words = _order_words(weights, rule)
         why = (
             f"ship {pick.name}: held-out accuracy {acc}{lead_words}; no confident choice: the held-out set cannot tell "
-            f"{len(tied) - 1} other {plural(len(tied) - 1, 'model')} from it (paired McNemar test, 95%): {others}; {order_words}{note}. "
+            f"{len(rivals)} other {plural(len(rivals), 'model')} from it (paired McNemar test, 95%): {others}; {order_words}{note}{same}. "
             f"Label-free: {choice.why}"
         )
     held = {
@@ -264,12 +280,12 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         "val_acc": share[id(pick)],
         "n": n,
         "within_noise": [r.name for r in tied],
-        "decisive": len(tied) == 1,
+        "decisive": not rivals,
         "label_free_pick": choice.pick.name if choice.pick else None,
         "undecided_by": _undecided_by(weights),
         "weights": weights.as_dict(),
     }
-    return Choice(ranked, pick, why, len(tied) == 1, tied, choice.labels, choice.voters, held)
+    return Choice(ranked, pick, why, not rivals, tied, choice.labels, choice.voters, held)
 
 
 def _undecided_by(weights: Blend) -> str:
@@ -310,7 +326,9 @@ def _by_rule(
             # every voter is itself a likely memorizer: said of the voters (below), whether or not every model voted
             memorizers = any(mask) and all(r.verdict == MEMORIZED for r, m in zip(placed, mask) if m)
             # every model voted (too few were chosen to), the likely memorizers with them
-            flagged = sum(r.verdict == MEMORIZED for r in placed) if all(mask) and not memorizers else 0
+            once = {id(r) for r in distinct(placed)}  # a copy never votes: "every model voted" is of the models, once each
+            every = all(m for r, m in zip(placed, mask) if id(r) in once)
+            flagged = sum(r.verdict == MEMORIZED for r in placed if id(r) in once) if every and not memorizers else 0
             voter_ids = {id(r) for r, m in zip(placed, mask) if m}
             # a voter is compared with the others' consensus (agreement_with_consensus), and so is a copy of one
             firsts = {id(r): id(f) for r, f in zip(placed, first_of(placed))}
@@ -626,11 +644,13 @@ def _agreement_choice(
     ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
-    clear = ", clearly more than any other model" if len(lead) == 1 else ""  # said of the agreement, before the region
+    twins = {id(r) for r in copies_of(best, measured)}
+    rivals = [r for r in lead if r is not best and id(r) not in twins]  # a copy of the pick is no other model
+    clear = ", clearly more than any other model" if not rivals else ""  # said of the agreement, before the region
     why = (
         f"ship {best.name}: it predicts {who_for.get(id(best), f'the consensus of {who}')} "
         f"on {100 * _agreement(best):.1f}% of the {n:,} unlabeled "
-        f"images{clear}{_outside_region_1(best, 'agreement')}"
+        f"images{clear}{_outside_region_1(best, 'agreement')}{same_words(best, measured)}"
     )
     chance = 1 / top_preds.num_classes
     if not difference_is_clear(_agreement(top), chance, n):  # two models that never agree: 0%, and no consensus at all
@@ -639,9 +659,9 @@ def _agreement_choice(
             f"gives ({100 * chance:.1f}% at {top_preds.num_classes} classes): the models share no consensus to choose by"
         )
         if best is not top:  # the best agreement the line names is another model's: say why the pick came first
-            why += f"; of the {len(lead)} models within the noise of the best agreement it {TIE_WORDS[tie_break](best)}"
+            why += f"; of the {1 + len(rivals)} models within the noise of the best agreement it {TIE_WORDS[tie_break](best)}"
         return Choice(ranked, best, why, False, lead)
-    if len(lead) == 1:
+    if not rivals:
         if not fit:
             doubt = " without training accuracy (--train-data): every model voted, whether it fits its labels or not"
         elif flagged:
@@ -652,7 +672,7 @@ def _agreement_choice(
         else:
             return Choice(ranked, best, why, True, lead)
         return Choice(ranked, best, why + "; still no confident choice" + doubt, False, lead)
-    if len(measured) == 2:  # one agreement for both: nothing label-free separates them (docs/rank.md, "A pool of two")
+    if len(distinct(measured)) == 2:  # one agreement for both: nothing label-free separates them (docs/rank.md, "A pool of two")
         order = f"as it {TIE_WORDS[tie_break](best)}" if tie_break != "none" else "by name"
         why += (
             f"; no confident choice: in a pool of two each model's consensus is the other's predictions, so both agree with "
@@ -660,10 +680,10 @@ def _agreement_choice(
             "does not show the more accurate of the two: held-out labels (--val-data) can"
         )
         return Choice(ranked, best, why, False, lead)
-    others = first_few([r.name for r in lead[1:]])
+    others = first_few([r.name for r in rivals])
     why += (
-        f"; no confident choice: {len(lead) - 1} other {plural(len(lead) - 1, 'model')} {plural(len(lead) - 1, 'is', 'are')} within the noise of the best agreement "
-        f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}{_fits_every_label(best, lead, tie_break)}"
+        f"; no confident choice: {len(rivals)} other {plural(len(rivals), 'model')} {plural(len(rivals), 'is', 'are')} within the noise of the best agreement "
+        f"({100 * _agreement(top):.1f}%): {others}; of them it {TIE_WORDS[tie_break](best)}{_fits_every_label(best, [best, *rivals], tie_break)}"
     )
     return Choice(ranked, best, why, False, lead)
 

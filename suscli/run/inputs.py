@@ -18,9 +18,10 @@ from suscli.data.labels import id_names, natural_key
 from suscli.defaults import ADAPTIVE
 from suscli.measure.sampling import RECORD, NestedSample, nested_sample
 from suscli.results import Result
-from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, plural, require_number, require_type
+from suscli.errors import SIGNALLED, InputError, Interrupted, UsageError, first_few, plural, require_number, require_type
 from suscli.files import printable
 from suscli.judge import verdict
+from suscli.judge.regions import first_of
 from suscli.load.arch import spec_identity
 from suscli.measure.batched import default_model_batch
 from suscli.measure.devices import known_device
@@ -383,16 +384,39 @@ def reused_count(rows: list[Result]) -> int:
 
 def reused_line(rows: list[Result], store: ResultStore | None, unit: str) -> str | None:
     """How many rows a rerun took from the results file: a resumed run said nothing of it, and a rerun that measured
-    nothing looked like one that measured every model (only the JSON's counts told). None where none was taken."""
+    nothing looked like one that measured every model (only the JSON's counts told). A copy of a checkpoint this run
+    measured (regions.first_of) is taken from the file too, but not from an earlier run: said apart. None where none
+    was taken."""
     taken = reused_count(rows)
     if store is None or not taken:
         return None
+    twins = copied_now(rows)
+    earlier = taken - len(twins)
     now = sum(r.ok and not r.reused for r in rows)
-    measured = f"{now} measured now" if now else "none measured now"
-    return (
-        f"{taken} of {len(rows)} {plural(len(rows), unit[:-1], unit)} taken from the results file {store.path}, where an "
-        f"earlier run with these settings measured {plural(taken, 'it', 'them')}; {measured} (--fresh measures every one again)"
-    )
+    counted = f"{len(rows)} {plural(len(rows), unit[:-1], unit)}"
+    said = []
+    if earlier:
+        said.append(
+            f"{earlier} of {counted} taken from the results file {store.path}, where an earlier run with these settings "
+            f"measured {plural(earlier, 'it', 'them')}"
+        )
+    if twins:
+        where = "pool" if unit == "models" else "run"
+        names = first_few([f"{copy.name} as {first.name}" for copy, first in twins])
+        said.append(
+            f"{len(twins)}{'' if earlier else f' of {counted}'} {plural(len(twins), 'is', 'are')} the same checkpoint as "
+            f"another {unit[:-1]} of this {where} ({names}), measured once for both"
+        )
+    said.append(f"{now} measured now" if now else "none measured now")
+    return "; ".join(said) + (" (--fresh measures every one again)" if earlier else "")
+
+
+def copied_now(rows: list[Result]) -> list[tuple[Result, Result]]:
+    """(copy, original) for each row taken from the results file whose checkpoint is byte for byte one this run
+    measured (regions.first_of): its numbers are this run's, stored a moment before for the original."""
+    firsts = first_of(rows)
+    original = {id(f): r for r, f in zip(rows, firsts) if r.ok and not r.reused}
+    return [(r, original[id(f)]) for r, f in zip(rows, firsts) if r.ok and r.reused and id(f) in original]
 
 
 def store_key(
