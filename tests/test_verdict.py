@@ -915,7 +915,9 @@ def test_a_fit_on_contradicted_labels_as_low_as_a_clean_learners_overrules_the_f
     assert verdict.judge(row("m", 0.532, 2.524, None), zeta=2.0, acc=0.631).word == verdict.MEMORIZED
 
 
-@pytest.mark.parametrize("rule, acc", [("agreement", None), ("regions", 0.5)])
+@pytest.mark.parametrize(
+    "rule, acc", [("agreement", None), ("regions", 0.5), ("pareto", None), ("train-acc", None), ("susceptibility", None)]
+)
 def test_a_copy_of_the_pick_reads_as_its_model_not_as_another_model_the_pool_cannot_separate(rule: str, acc: float | None) -> None:
     """Byte-identical checkpoints under two names have identical rows, and get identical words: the same region and
     verdict. The closing line called the copy "1 other model within the noise of the best agreement" (no confident

@@ -360,7 +360,7 @@ def _by_rule(
     if rule == "pareto":
         layer = pareto_layers(scored)
         ranked = _order(rows, lambda r: (layer[id(r)], -_train_acc(r)))
-        front = sum(1 for v in layer.values() if v == 0)
+        front = len(distinct([r for r in scored if layer[id(r)] == 0]))  # a copy is no other model of the front
         return _top(
             ranked,
             rule,
@@ -619,7 +619,8 @@ def _order(rows: list[Result], key: Callable[[Result], object]) -> list[Result]:
 
 
 def _top(ranked: list[Result], rule: str, reason: str) -> Choice:
-    return Choice(ranked, ranked[0], f"ship {ranked[0].name}: {reason}{_outside_region_1(ranked[0], rule)}", True)
+    best = ranked[0]
+    return Choice(ranked, best, f"ship {best.name}: {reason}{_outside_region_1(best, rule)}{same_words(best, ranked)}", True)
 
 
 def _agreement_choice(
