@@ -95,6 +95,16 @@ def first_few(items: Sequence[object], most: int = 3) -> str:
     return head + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
+def apart(a: float, b: float, digits: int = 3) -> tuple[str, str]:
+    """`a` and `b` to `digits` decimals, or to as many more (up to 6) as they take to differ where they differ: a
+    reason that compares two numbers must show them in that order ("training accuracy 0.624 < 0.624" did not)."""
+    for d in range(digits, 7):
+        x, y = f"{a:.{d}f}", f"{b:.{d}f}"
+        if x != y or a == b:
+            break
+    return x, y
+
+
 def plural(count: int, one: str, many: str | None = None) -> str:
     """`one` for a count of 1, else `many` (`one` + "s" unless given): messages said "1 model(s) are" where a user
     reads "1 model is", and "2 models are"."""

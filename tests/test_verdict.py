@@ -948,3 +948,14 @@ def test_a_copy_of_the_pick_reads_as_its_model_not_as_another_model_the_pool_can
         )
         == reference.why
     )
+
+
+def test_a_reason_shows_the_numbers_it_compares_apart() -> None:
+    """A training accuracy of 0.6235 under a pool mean of 0.62442 read "training accuracy 0.624 < 0.624" (a CIFAR-10N
+    pool): the reason said a comparison its numbers did not show. Each pair is shown to the digits that tell it apart."""
+    under = verdict.judge(row("m", 0.6235, 0.10), zeta=0.77467, acc=0.62442)
+    above = verdict.judge(row("m", 0.62449, 0.10461), zeta=0.10467, acc=0.62442)
+    assert under is not None and "training accuracy 0.6235 < 0.6244" in under.why
+    assert above is not None and "training accuracy 0.6245 >= 0.6244 and susceptibility 0.1046 <= 0.1047" in above.why
+    plain = verdict.judge(row("m", 0.5, 0.10), zeta=1.0, acc=0.75)
+    assert plain is not None and "training accuracy 0.500 < 0.750" in plain.why  # three digits where they suffice

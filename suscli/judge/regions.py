@@ -10,7 +10,7 @@ import statistics
 from dataclasses import dataclass
 
 from suscli.judge import verdict
-from suscli.errors import UsageError, first_few, plural
+from suscli.errors import UsageError, apart, first_few, plural
 from suscli.judge.noise import NoiseEstimate
 from suscli.measure.normalization import points_elsewhere
 from suscli.results import Result
@@ -212,8 +212,10 @@ def recommendation(ranked: list[Result], t: Thresholds | None) -> str:
     )
     models = len(distinct(first))  # a copy is no other model of region 1
     among = "the only model" if models == 1 else f"the highest training accuracy of the {models} models"
+    assert best.train_acc is not None and best.susceptibility is not None  # a region needs both
+    acc, acc_cut = apart(best.train_acc, t.train_acc)
+    s, s_cut = apart(best.susceptibility, t.susceptibility, 4)
     return (
-        f"ship {best.name}: train acc {best.train_acc:.3f} >= {t.train_acc:.3f} and susceptibility "
-        f"{best.susceptibility:.4f} <= {t.susceptibility:.4f} ({t.source}), {among} in region 1{unflagged}{memo}"
-        f"{same_words(best, scored)}"
+        f"ship {best.name}: train acc {acc} >= {acc_cut} and susceptibility {s} <= {s_cut} ({t.source}), {among} in region 1"
+        f"{unflagged}{memo}{same_words(best, scored)}"
     )

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from math import exp, log, log1p
 
 from suscli.judge.noise import NoiseEstimate, chance_agreement
-from suscli.errors import first_few, plural
+from suscli.errors import apart, first_few, plural
 from suscli.measure.normalization import POINT_ELSEWHERE, points_elsewhere
 from suscli.measure.predictions import train_predictions_of
 from suscli.results import Result
@@ -289,7 +289,9 @@ def _in_pool(
     scaled = far is None or wrong is None
     region2 = fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED) and scaled
     if region2 and held_up:
-        return Verdict(MEMORIZED, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f}")
+        return Verdict(
+            MEMORIZED, f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)} and susceptibility {_vs(s, zeta)} > {_vs(zeta, s)}"
+        )
     beyond = too_confident(row)
     # above the fixed cut: below the pool's threshold, which extreme memorizers pulled up, or below its training
     # accuracy; memorizing needs fitting better than chance, as alone
@@ -311,27 +313,27 @@ def _in_pool(
             _fits_clean_signal(row, fit, acc, noise)
             or _fits_beyond_underfit(row, fit, acc, noise)
             or _held_above(fit, acc, s, zeta, others)
-            or Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {fit:.3f} < {acc:.3f}")
+            or Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {_vs(fit, acc)} < {_vs(acc, fit)}")
         )
     doubts = []
     # region 2, not flagged: off the pool's scale, and a fit on contradicted labels short of the cut (that fit)
     short = wrong if s > zeta and not scaled and wrong is not None and wrong >= RESISTS_FITS_CONTRADICTED else None
     if short is not None:
         doubts.append(
-            f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but on a scale "
+            f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)} and susceptibility {_vs(s, zeta)} > {_vs(zeta, s)} (region 2), but on a scale "
             f"this architecture does not share with the pool (below), and it fits {100 * short:.0f}% of the training labels "
             f"the pool contradicts (< {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)"
         )
     elif region2:  # region 2, not flagged: no clear memorizer holds the pool's mean up
         doubts.append(
-            f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but no model in "
+            f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)} and susceptibility {_vs(s, zeta)} > {_vs(zeta, s)} (region 2), but no model in "
             f"the pool reads above the fixed cut {MEMORIZED_CUT} or fits {100 * MEMORIZED_FITS_CONTRADICTED:.0f}% or more of the "
             "training labels the pool contradicts: with no clear memorizer to hold the pool's mean up, half of a pool of "
             "models that learned alike can sit above it"
         )
     elif s > zeta:  # region 2, not flagged: the fit on contradicted labels is as low as a clean learner's
         doubts.append(
-            f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} > {zeta:.3f} (region 2), but it fits "
+            f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)} and susceptibility {_vs(s, zeta)} > {_vs(zeta, s)} (region 2), but it fits "
             f"only {100 * (wrong or 0):.0f}% of the training labels the pool contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)"
         )
     if few:
@@ -350,7 +352,7 @@ def _in_pool(
         doubts.append(f"it fits {100 * wrong:.0f}% of the training labels the pool contradicts")
     if doubts:
         return Verdict(UNCLEAR, "; ".join(doubts))
-    return Verdict(RESISTS, f"training accuracy {fit:.3f} >= {acc:.3f} and susceptibility {s:.3f} <= {zeta:.3f}")
+    return Verdict(RESISTS, f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)} and susceptibility {_vs(s, zeta)} <= {_vs(zeta, s)}")
 
 
 def _fits_what_labels_allow(row: Result, fit: float, noise: NoiseEstimate) -> bool:
@@ -373,7 +375,7 @@ def _fits_clean_signal(row: Result, fit: float, acc: float, noise: NoiseEstimate
         return None
     return Verdict(
         FITS_CLEAN,
-        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, against {1 - noise.training_upper:.3f}-{1 - noise.low:.3f} "
+        f"training accuracy {_vs(fit, acc)}, under the pool's threshold {_vs(acc, fit)}, against {1 - noise.training_upper:.3f}-{1 - noise.low:.3f} "
         f"(1 minus {_interval_name(noise)}; {1 - noise.rate:.3f} by the share of labels the consensus contradicts), about what a model that "
         f"learned only the clean signal fits; it fits {100 * right:.0f}% of the training labels the pool's consensus "
         f"confirms and {100 * wrong:.0f}% of those it contradicts (< {100 * RESISTS_FITS_CONTRADICTED:.0f}%)",
@@ -395,7 +397,7 @@ def _fits_beyond_underfit(row: Result, fit: float, acc: float, noise: NoiseEstim
         return None
     return Verdict(
         UNCLEAR,
-        f"training accuracy {fit:.3f}, under the pool's threshold {acc:.3f}, but at least {1 - noise.training_upper:.3f} less "
+        f"training accuracy {_vs(fit, acc)}, under the pool's threshold {_vs(acc, fit)}, but at least {1 - noise.training_upper:.3f} less "
         f"{CLEAN_SIGNAL_MARGIN} (1 minus {_interval_name(noise)}'s upper end), what a model that learned only the clean "
         f"signal fits: not underfit; and it fits {100 * wrong:.0f}% of the training labels the pool contradicts "
         f"(>= {100 * RESISTS_FITS_CONTRADICTED:.0f}%, under the cut {100 * MEMORIZED_FITS_CONTRADICTED:.0f}%)",
@@ -421,12 +423,17 @@ def _held_above(fit: float, acc: float, s: float, zeta: float, others: Others | 
     if others is None or fit < others.acc:
         return None
     names = first_few(others.memorizers)
-    higher = f"; susceptibility {s:.3f} > {zeta:.3f}" if s > zeta else ""
+    higher = f"; susceptibility {_vs(s, zeta)} > {_vs(zeta, s)}" if s > zeta else ""
     return Verdict(
         UNCLEAR,
-        f"training accuracy {fit:.3f} < {acc:.3f}, a threshold that clear memorizers hold up ({names}), but at least "
+        f"training accuracy {_vs(fit, acc)} < {_vs(acc, fit)}, a threshold that clear memorizers hold up ({names}), but at least "
         f"{others.acc:.3f}, that of the {others.models} {plural(others.models, 'model that is', 'models that are')} not: not clearly underfit{higher}",
     )
+
+
+def _vs(a: float, b: float) -> str:
+    """`a` as a reason shows it beside `b`, the number it is compared with: to the digits that tell them apart."""
+    return apart(a, b)[0]
 
 
 def _interval_name(noise: NoiseEstimate) -> str:
