@@ -107,6 +107,13 @@ def copies_of(row: Result, rows: list[Result]) -> list[Result]:
     return [r for r, f in zip(rows, firsts) if f is own and r is not row]
 
 
+def other_models(row: Result, among: list[Result], rows: list[Result]) -> list[Result]:
+    """The rows of `among` that are other models than `row`: neither it nor one of its copies among `rows`
+    (copies_of), which a closing line never counts as a rival of the model it names."""
+    twins = {id(r) for r in copies_of(row, rows)}
+    return [r for r in among if r is not row and id(r) not in twins]
+
+
 def same_words(row: Result, rows: list[Result]) -> str:
     """What the closing line adds where the model it names has copies among `rows` (copies_of); "" where none."""
     twins = [r.name for r in copies_of(row, rows)]

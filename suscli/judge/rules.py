@@ -42,11 +42,11 @@ from suscli.judge.noise import (
 )
 from suscli.judge.regions import (
     Thresholds,
-    copies_of,
     counted,
     distinct,
     first_of,
     misfed,
+    other_models,
     pool_classes,
     rank,
     recommendation,
@@ -249,8 +249,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     lead = max(measured, key=lambda r: (int(of[id(r)].sum()), -place[id(r)]))
     pick = by_held_out[0]
     tied = [r for r in by_held_out if r is pick or not paired_separates(of[id(pick)], of[id(r)])]
-    twins = {id(r) for r in copies_of(pick, measured)}
-    rivals = [r for r in tied if r is not pick and id(r) not in twins]  # a copy of the pick is no other model
+    rivals = other_models(pick, tied, measured)  # a copy of the pick is no other model
     ids = {id(r) for r in measured}
     ranked = by_held_out + [r for r in choice.ranked if id(r) not in ids]
     n = len(of[id(pick)])
@@ -267,7 +266,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         )
     else:
         others = first_few([r.name for r in rivals])  # every name is in held_out.within_noise
-        lead_words = "" if id(lead) in twins or pick is lead else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
+        lead_words = "" if not other_models(pick, [lead], measured) else f"; {lead.name} leads with {100 * share[id(lead)]:.1f}%"
         order_words = _order_words(weights, rule)
         why = (
             f"ship {pick.name}: held-out accuracy {acc}{lead_words}; no confident choice: the held-out set cannot tell "
@@ -326,12 +325,12 @@ def _by_rule(
             # every voter is itself a likely memorizer: said of the voters (below), whether or not every model voted
             memorizers = any(mask) and all(r.verdict == MEMORIZED for r, m in zip(placed, mask) if m)
             # every model voted (too few were chosen to), the likely memorizers with them
-            once = {id(r) for r in distinct(placed)}  # a copy never votes: "every model voted" is of the models, once each
+            firsts = {id(r): id(f) for r, f in zip(placed, first_of(placed))}
+            once = {i for i, f in firsts.items() if i == f}  # a copy never votes: "every model voted" is of the models, once each
             every = all(m for r, m in zip(placed, mask) if id(r) in once)
             flagged = sum(r.verdict == MEMORIZED for r in placed if id(r) in once) if every and not memorizers else 0
             voter_ids = {id(r) for r, m in zip(placed, mask) if m}
             # a voter is compared with the others' consensus (agreement_with_consensus), and so is a copy of one
-            firsts = {id(r): id(f) for r, f in zip(placed, first_of(placed))}
             own_vote_out = {i for i, f in firsts.items() if f in voter_ids} if len(voter_ids) > 1 else set()
             if len(voter_ids) == 2:  # the consensus a voter is compared with is the other voter's predictions: named
                 other = {i: next(r.name for r in placed if id(r) in voter_ids and id(r) != firsts[i]) for i in own_vote_out}
@@ -645,8 +644,7 @@ def _agreement_choice(
     ids = {id(r) for r in measured}
     ranked = lead + [r for r in by_agreement if id(r) not in first] + [r for r in _order(rows, lambda r: 0) if id(r) not in ids]
     best = ranked[0]
-    twins = {id(r) for r in copies_of(best, measured)}
-    rivals = [r for r in lead if r is not best and id(r) not in twins]  # a copy of the pick is no other model
+    rivals = other_models(best, lead, measured)  # a copy of the pick is no other model
     clear = ", clearly more than any other model" if not rivals else ""  # said of the agreement, before the region
     why = (
         f"ship {best.name}: it predicts {who_for.get(id(best), f'the consensus of {who}')} "
