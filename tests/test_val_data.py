@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from scipy.stats import binom
 
 import suscli
@@ -31,7 +32,7 @@ from suscli.run.epochs import held_out_epoch, held_out_line, recommendation
 from suscli.views.columns import display_columns
 from suscli.views.formats import markdown_text
 from tests.conftest import cli_json, invoke, one_error_line, tiny_cnn, write_images
-from tests.test_cli_rank import make_pool
+from tests.test_cli_rank import ARCH, make_pool
 from tests.test_rules import preds_from
 
 FAST = ("--batches", "2", "--batch-size", "8")
@@ -991,3 +992,49 @@ def test_labels_within_the_models_outputs_are_measured_where_the_checkpoint_name
     row = json.loads(res.stdout)["results"][0]
     assert res.exit_code == 0 and row["status"] == "ok" and row["train_acc"] is not None, res.output
     assert any("the model outputs 3 classes, where --num-classes or its file said 2" in n for n in row["notes"]), row["notes"]
+
+
+def test_a_held_out_list_in_another_order_reads_what_its_folder_reads(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
+    """The split halves that weigh held-out accuracy and the bootstrap of the held-out noise interval draw images by
+    position: a CSV listing a folder's images backwards read other weights and another interval than the folder."""
+    rng = np.random.default_rng(7)
+    for c in range(3):  # class c: channel c brighter, by a random amount
+        (tmp_path / "val" / f"class_{c}").mkdir(parents=True)
+        for i in range(20):
+            pixels = rng.integers(0, 160, (8, 8, 3))
+            pixels[..., c] += rng.integers(0, 96)
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "val" / f"class_{c}" / f"img_{i:03d}.png")
+    images = sorted((tmp_path / "val").rglob("*.png"), key=lambda p: p.as_posix().split("/"))
+    (tmp_path / "backwards.csv").write_text("path,label\n" + "".join(f"{p},{p.parent.name[-1]}\n" for p in reversed(images)))
+    for i in range(6):  # each reads the channels' means, through its own amount of noise: accuracies that differ
+        torch.manual_seed(i)
+        model = tiny_cnn(3).eval()
+        with torch.no_grad():
+            model[0].weight.zero_(), model[0].bias.zero_()
+            for c in range(3):
+                model[0].weight[c, c, 1, 1] = 1.0
+            model[6].weight.copy_(torch.kron(torch.eye(3, 4), torch.ones(1, 4)) + 0.4 * i * torch.randn(3, 16))
+        suscli.save(model, tmp_path / "pool" / f"m{i}.safetensors", arch=ARCH, arch_kwargs={"num_classes": 3}, image_size=8)
+    docs = []
+    for val in (tmp_path / "val", tmp_path / "backwards.csv"):
+        res = invoke(
+            "rank",
+            tmp_path / "pool",
+            "-d",
+            image_folder,
+            "--train-data",
+            train_folder,
+            "--val-data",
+            val,
+            "-f",
+            "json",
+            "--per-image",
+            *FAST,
+            "--fresh",
+        )
+        assert res.exit_code == 0, res.output
+        docs.append(json.loads(res.stdout))
+    folder, listed = docs
+    assert 0 < folder["choice"]["held_out"]["weights"]["reliability"] < 1  # weights drawn from the halves, not a fixed case
+    assert listed["choice"] == folder["choice"] and listed["label_noise"] == folder["label_noise"]
+    assert [r["details"]["val_hits"] for r in listed["results"]] == [r["details"]["val_hits"] for r in folder["results"]]
