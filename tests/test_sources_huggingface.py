@@ -17,6 +17,7 @@ from suscli.load.checkpoints import file_sha256, load_checkpoint
 from suscli.cli import app
 from suscli.errors import InputError
 from suscli.run.epochs import run_epochs
+from suscli.run.pool import discover
 from PIL import Image
 
 from tests.conftest import by_hand, cli_json, image_sets, invoke, one_error_line
@@ -342,7 +343,7 @@ def test_a_multi_label_or_regression_head_is_refused(tmp_path: Path, root: Path,
 
 
 def test_a_trainer_output_dir_is_not_one_checkpoint(root: Path) -> None:
-    with pytest.raises(InputError, match="is a directory, not a checkpoint"):
+    with pytest.raises(InputError, match="is a Hugging Face Trainer's output_dir, a run of 2 checkpoint-N folders, not one checkpoint"):
         load_checkpoint(root / "run")
 
 
@@ -565,3 +566,102 @@ def test_a_model_folder_that_is_no_trainer_checkpoint_never_borrows_its_parents_
         row = cli_json("score", tmp_path / "pool" / name, "-d", root / "unlabeled")["results"][0]
         assert row["details"]["preprocess"]["mean"] == [0.0, 0.0, 0.0], name
         assert not any("run folder" in n for n in row["notes"]), row["notes"]
+
+
+def best_run(root: Path, out: Path, *, limit: int | None = None, save: bool = False) -> Path:
+    """A Trainer run of 4 epochs (checkpoint-2 ... checkpoint-8) with load_best_model_at_end, whose metric_for_best_model
+    is best after epoch 2: best_model_checkpoint is checkpoint-4. save_total_limit=1 deletes checkpoint-8 at the end;
+    `save` ends with save_model() and save_state(), which write the loaded best model and the record into out."""
+    torch.manual_seed(0)
+    scores = iter([0.3, 0.9, 0.5, 0.4])
+    args = TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=4,
+        per_device_train_batch_size=4,
+        save_strategy="epoch",
+        eval_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="acc",
+        save_total_limit=limit,
+        report_to=[],
+        use_cpu=True,
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+    model = AutoModelForImageClassification.from_pretrained(root / "saved")
+    trainer = Trainer(
+        model=model, args=args, train_dataset=Pictures(), eval_dataset=Pictures(), compute_metrics=lambda _: {"acc": next(scores)}
+    )
+    trainer.train()
+    if save:
+        trainer.save_model()
+        trainer.save_state()
+    return out
+
+
+def test_a_trainer_run_is_ranked_by_its_best_checkpoint_wherever_the_run_folder_moved(root: Path, tmp_path: Path) -> None:
+    """load_best_model_at_end with metric_for_best_model: the run's model is best_model_checkpoint; rank took its latest
+    checkpoint-8. The path is recorded as the run's cwd saw it: a moved run's copy is read by the folder's name."""
+    run = best_run(root, tmp_path / "pool" / "run")
+    assert json.loads((run / "checkpoint-8" / "trainer_state.json").read_text())["best_model_checkpoint"] == str(run / "checkpoint-4")
+    shutil.copytree(run, tmp_path / "pool" / "moved")
+    for state in (tmp_path / "pool" / "moved").glob("*/trainer_state.json"):
+        state.write_text(json.dumps({**json.loads(state.read_text()), "best_model_checkpoint": "outputs/vit/checkpoint-4"}))
+    said: list[str] = []
+    assert [(e.name, e.path.name) for e in discover(tmp_path / "pool", say=said.append)] == [
+        ("moved", "checkpoint-4"),
+        ("run", "checkpoint-4"),
+    ]
+    assert said == [
+        f"{name}/checkpoint-4: the Trainer's best checkpoint (best_model_checkpoint in trainer_state.json) is the run's model, "
+        f"not its latest save ({name}/checkpoint-8)"
+        for name in ("moved", "run")
+    ]
+    ranked = cli_json("rank", tmp_path / "pool", "-d", root / "unlabeled", "--results", tmp_path / "r.jsonl")
+    assert sorted((r["name"], Path(r["path"]).name, r["epoch"]) for r in ranked["results"]) == [
+        ("moved", "checkpoint-4", 2),
+        ("run", "checkpoint-4", 2),
+    ]
+    entries, _, notes = run_epochs(run)  # track still sees every epoch
+    assert ([(e.name, e.epoch) for e in entries], notes) == (
+        [("checkpoint-2", 1), ("checkpoint-4", 2), ("checkpoint-6", 3), ("checkpoint-8", 4)],
+        [],
+    )
+    one_error_line(
+        invoke("score", run, "-d", root / "unlabeled"),
+        3,
+        f"{run}: is a Hugging Face Trainer's output_dir, a run of 4 checkpoint-N folders, not one checkpoint (score its best "
+        f"checkpoint, {run / 'checkpoint-4'} (best_model_checkpoint in trainer_state.json), or every epoch with suscli track {run})",
+    )
+
+
+def test_a_best_checkpoint_the_run_no_longer_holds_is_said_and_the_latest_ranked(root: Path, tmp_path: Path) -> None:
+    run = best_run(root, tmp_path / "pool" / "run")
+    shutil.rmtree(run / "checkpoint-4")
+    said: list[str] = []
+    assert [e.path.name for e in discover(tmp_path / "pool", say=said.append)] == ["checkpoint-8"]
+    assert said == [
+        f"run/checkpoint-8/trainer_state.json names the best checkpoint {run / 'checkpoint-4'} (best_model_checkpoint), which "
+        "the run does not hold: its model is taken by the saves' numbers (checkpoint-8)"
+    ]
+
+
+def test_a_final_model_that_loaded_the_best_is_not_the_last_epoch(root: Path, tmp_path: Path) -> None:
+    """save_total_limit=1 keeps only the best checkpoint-4; save_model() then writes the model load_best_model_at_end
+    loaded, and save_state() numbers it step 8. rank took that root model as the run's latest (epoch 4), and track
+    measured it as epoch 4: neither is the run's record of which weights it holds."""
+    run = best_run(root, tmp_path / "pool" / "run", limit=1, save=True)
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoint-4"]
+    said: list[str] = []
+    assert [e.path.name for e in discover(tmp_path / "pool", say=said.append)] == ["checkpoint-4"]
+    assert said == [
+        "run/checkpoint-4: the Trainer's best checkpoint (best_model_checkpoint in trainer_state.json) is the run's model, "
+        "not its latest save (run, the final model save_model wrote)"
+    ]
+    entries, _, notes = run_epochs(run)
+    assert [(e.name, e.epoch) for e in entries] == [("checkpoint-4", 2)]
+    assert notes == [
+        "run: the Trainer's final model (save_model), saved at step 8, left out: its trainer_state.json records a best "
+        "checkpoint (checkpoint-4), which load_best_model_at_end loads before save_model, so its weights need not be step "
+        "8's; the run's epochs are its checkpoint-N folders"
+    ]

@@ -32,6 +32,7 @@ from torch import nn
 
 from suscli.data.images import CHANNEL_ORDERS, CROP_OFFSETS, INTERPOLATIONS, PRESETS, RESIZES
 from suscli.load import averages, foreign, sources
+from suscli.load.sources.huggingface import output_dir_refusal
 from suscli.load.arch import auxiliary_heads, build_model, infer_num_classes, source_record, spec_file
 from suscli.errors import InputError, UsageError, first_line, plural, shown
 from suscli.files import MEMORY_MARGIN, available_memory, human_size, replacing
@@ -466,7 +467,7 @@ def _check_path(path: Path, folder: Folder | None) -> None:
         if folder is None:
             if lacks := sources.folder_lacks(path):
                 raise InputError(f"{path}: is not a checkpoint folder: {lacks.message}", fix=lacks.fix)
-            raise InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
+            raise output_dir_refusal(path) or InputError(f"{path}: is a directory, not a checkpoint", fix=_FOLDER_FIX)
         size = sum(f.stat().st_size for f in folder.weights)
     else:
         if checkpoint_suffix(path) is None:

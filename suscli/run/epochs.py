@@ -14,7 +14,7 @@ from pathlib import Path
 
 from suscli.errors import InputError, first_few, plural, shown
 from suscli.load.foreign import DEEPSPEED_MODEL, refusal
-from suscli.load.sources.huggingface import trainer_log
+from suscli.load.sources.huggingface import best_record, trainer_log
 from suscli.load.sources import recorded_epoch
 from suscli.load.sources.lightning import END, LAST_BATCH, MID_EPOCH, recorded_step, save_point
 from suscli.load.sources.timm import recorded_epoch as timm_epoch
@@ -432,11 +432,28 @@ def _final_model(run: Path, entries: list[PoolEntry]) -> tuple[list[PoolEntry], 
     if own is None or log is None:
         return entries, None
     twin = next((e for e in entries if e is not own and e.path.is_dir() and (t := trainer_log(e.path)) and t[0] == log[0]), None)
-    if twin is None:  # saved after the last checkpoint: the run's last epoch
-        return entries, None
+    if twin is None:
+        return _loaded_best(own, log[0], entries)
     return [e for e in entries if e is not own], (
         f"{own.name}: the Trainer's final model (save_model), saved at step {log[0]} as {twin.name} was, left out: "
         "the run's epochs are its checkpoint-N folders"
+    )
+
+
+def _loaded_best(own: PoolEntry, step: int, entries: list[PoolEntry]) -> tuple[list[PoolEntry], str | None]:
+    """A Trainer's final model saved after its last checkpoint: the run's last epoch, unless its trainer_state.json
+    records a best checkpoint, which load_best_model_at_end loads before save_model: its weights are then that
+    checkpoint's, not those of the step it numbers (save_total_limit=1 deletes the last checkpoint, and track measured
+    the best's weights again as the last epoch). The record does not say whether they were loaded: left out, where
+    the run holds checkpoints besides."""
+    best = best_record(own.path)
+    if best is None or len(entries) == 1:
+        return entries, None
+    name = re.split(r"[\\/]", best[1].rstrip("\\/"))[-1]
+    return [e for e in entries if e is not own], (
+        f"{own.name}: the Trainer's final model (save_model), saved at step {step}, left out: its trainer_state.json records "
+        f"a best checkpoint ({name}), which load_best_model_at_end loads before save_model, so its weights need not be "
+        f"step {step}'s; the run's epochs are its checkpoint-N folders"
     )
 
 

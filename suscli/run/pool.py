@@ -22,6 +22,7 @@ from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix, nameable
 from suscli.errors import InputError, plural
 from suscli.load.sources import checkpoint_folder, recorded_epoch
+from suscli.load.sources.huggingface import recorded_best
 from suscli.load.sources.interface import epoch_number
 
 MANIFEST_SUFFIXES = (".json", ".csv")
@@ -196,7 +197,11 @@ def _latest(paths: list[Path]) -> Path:
 def _run_latest(run: Path, paths: list[Path], say: Callable[[str], None] | None) -> Path:
     """A run's model: the save its training tool's pointer file names as its newest (a run resumed from an earlier
     save keeps the later saves of the run before, numbered higher), else its _latest. A pointer naming a save the run
-    does not hold (deleted, or moved with the pointer left behind) is said, and the numbers choose."""
+    does not hold (deleted, or moved with the pointer left behind) is said, and the numbers choose. A Trainer run's
+    model is the best checkpoint it recorded (_trainer_best)."""
+    best = _trainer_best(run, paths, say)
+    if best is not None:
+        return best
     named: list[Path] = []
     for pointer, target in _pointers(paths):
         saves = [p for p in paths if numbered_as(p) == pointer.parent / re.split(r"[\\/]", target.rstrip("\\/"))[-1]]
@@ -207,6 +212,33 @@ def _run_latest(run: Path, paths: list[Path], say: Callable[[str], None] | None)
                 f"taken by the saves' numbers ({_latest(paths).relative_to(run).as_posix()})"
             )
     return _latest(named or paths)
+
+
+def _trainer_best(run: Path, paths: list[Path], say: Callable[[str], None] | None) -> Path | None:
+    """The checkpoint a Trainer's output_dir records as its best (recorded_best): the model the run chose by its
+    metric_for_best_model, and the one load_best_model_at_end loaded; rank took the run's latest checkpoint-N, one the
+    run had put aside. Said where it is not the latest. A record naming a checkpoint the run does not hold (deleted,
+    or renamed) is said, and the numbers choose (None), as they do where the run holds several output_dirs."""
+    folders = {p.parent for p in paths if p.is_dir()} | ({run} if run in paths else set())
+    records = [(output_dir, found) for output_dir in sorted(folders) if (found := recorded_best(output_dir)) is not None]
+    if len(records) != 1:
+        return None
+    output_dir, (source, written, best) = records[0]
+    latest = _latest(paths)
+    named = lambda p: p.relative_to(run.parent).as_posix() + (", the final model save_model wrote" if p == output_dir else "")  # noqa: E731
+    if best is None or best not in paths:
+        if say is not None:
+            say(
+                f"{source.relative_to(run.parent).as_posix()}/trainer_state.json names the best checkpoint {written} (best_model_checkpoint), which the "
+                f"run does not hold: its model is taken by the saves' numbers ({latest.relative_to(run).as_posix() or '.'})"
+            )
+        return None
+    if best != latest and say is not None:
+        say(
+            f"{named(best)}: the Trainer's best checkpoint (best_model_checkpoint in trainer_state.json) is the run's model, "
+            f"not its latest save ({named(latest)})"
+        )
+    return best
 
 
 def _pointers(paths: list[Path]) -> list[tuple[Path, str]]:

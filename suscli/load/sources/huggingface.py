@@ -24,7 +24,7 @@ from typing import Any
 from torch import nn
 
 from suscli.data.images import INTERPOLATIONS, SQUARE_ONLY
-from suscli.errors import InputError, first_line, shown
+from suscli.errors import InputError, first_line, plural, shown
 from suscli.extras import require
 from suscli.load.safe_read import sidecar_path
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, whole
@@ -425,6 +425,49 @@ def trainer_log(path: Path) -> tuple[int, list[Any]] | None:
     if not isinstance(step, int) or isinstance(step, bool) or not isinstance(log, list):
         return None
     return step, log
+
+
+def recorded_best(output_dir: Path) -> tuple[Path, str, Path | None] | None:
+    """The best checkpoint a Trainer's output_dir records (`best_model_checkpoint`, kept where metric_for_best_model
+    is set, the model load_best_model_at_end loads) in the trainer_state.json of its latest save, the root's
+    (save_state) among them: the save whose record it is, the path as written, and the checkpoint folder of that name
+    in output_dir (None where it holds none). The path is the training machine's, absolute or relative to where it
+    ran: a run folder moved or copied keeps it, so the folder is found by its name. None where no save records one."""
+    saves = [output_dir, *(p for p in output_dir.iterdir() if p.is_dir() and _TRAINER_CHECKPOINT.fullmatch(p.name))]
+    records = [(*record, p) for p in saves if (record := best_record(p)) is not None]
+    if not records:
+        return None
+    _, written, source = max(records)
+    best = output_dir / re.split(r"[\\/]", written.rstrip("\\/"))[-1]
+    return source, written, best if _TRAINER_CHECKPOINT.fullmatch(best.name) and folder(best) is not None else None
+
+
+def output_dir_refusal(path: Path) -> InputError | None:
+    """A Trainer's output_dir given as one checkpoint: which of its checkpoint-N folders to score, the best it
+    recorded where it holds it (recorded_best). It said "is a directory, not a checkpoint", naming file suffixes."""
+    saves = [p for p in path.iterdir() if p.is_dir() and _TRAINER_CHECKPOINT.fullmatch(p.name) and folder(p) is not None]
+    if not saves:
+        return None
+    found = recorded_best(path)
+    best = found[2] if found is not None else None
+    latest = max(saves, key=lambda p: int(p.name.removeprefix("checkpoint-")))
+    pick = f"its best checkpoint, {best} (best_model_checkpoint in trainer_state.json)" if best else f"one of them (the latest: {latest})"
+    return InputError(
+        f"{path}: is a Hugging Face Trainer's output_dir, a run of {len(saves)} checkpoint-N {plural(len(saves), 'folder')}, not one checkpoint",
+        fix=f"score {pick}, or every epoch with suscli track {path}",
+    )
+
+
+def best_record(path: Path) -> tuple[int, str] | None:
+    """A Trainer save's global step and the best_model_checkpoint its trainer_state.json records; None without both."""
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    step, best = (state.get("global_step"), state.get("best_model_checkpoint")) if isinstance(state, dict) else (None, None)
+    if not isinstance(step, int) or isinstance(step, bool) or not isinstance(best, str) or not best.strip("\\/"):
+        return None
+    return step, best
 
 
 def _json(file: Path) -> dict[str, Any]:
