@@ -102,6 +102,25 @@ def test_a_model_alone_gets_the_fixed_cuts_and_no_claim_about_its_fit() -> None:
     assert verdict.judge(row("m", 0.2, 0.9), zeta=None, acc=None).word == verdict.SUSCEPTIBLE
 
 
+def test_a_model_at_chance_on_or_above_a_pool_threshold_at_chance_is_underfit() -> None:
+    """Untrained models at 20 classes read 5.0% each: the pool's threshold is 5.0% too, and the models at or above it
+    were called "fits, resists noise" (region 1), the lower-susceptibility half of the pool."""
+    pool = []
+    for i, zeta in enumerate((0.2, 0.3, 0.5, 0.6)):
+        r = row(f"m{i}", 0.05, zeta)
+        r.train_acc_low, r.details["num_classes"] = 0.03, 20
+        pool.append(r)
+    words = [verdict.judge(r, zeta=0.4, acc=0.05) for r in pool]
+    assert [w.word for w in words] == [verdict.UNDERFIT, verdict.UNDERFIT, verdict.UNDERFIT_SUSCEPTIBLE, verdict.UNDERFIT_SUSCEPTIBLE]
+    assert words[0].why == (
+        "training accuracy 0.050 >= 0.050, the pool's threshold, but no better than guessing (guessing scores 0.050): it fits "
+        "nothing of its labels, and the threshold is no higher"
+    )
+    fitting = row("m", 0.05, 0.2)  # the same numbers above chance (a 100-class model): region 1, as before
+    fitting.train_acc_low, fitting.details["num_classes"] = 0.03, 100
+    assert verdict.judge(fitting, zeta=0.4, acc=0.05).word == verdict.RESISTS
+
+
 def test_a_moderate_memorizer_hidden_by_extreme_ones_is_flagged_ranked_after_region_1_and_not_shipped() -> None:
     # mean susceptibility (0.3 + 5 + 0.5 + 0.1) / 4 = 1.475, mean accuracy 0.8125: a and c are in region 1, but c
     # reads 0.5 > 0.44, the fixed cut

@@ -287,6 +287,8 @@ def _in_pool(
     # is more than what it did (a ResNet-56 reads 0.55 untrained, above a deep pool's mean), so there only the fit on
     # contradicted labels, which needs no common scale, flags it (MEMORIZED_FITS_CONTRADICTED, below).
     scaled = far is None or wrong is None
+    if fit >= acc and not above_chance(row):  # a pool whose threshold is at chance (untrained or collapsed models)
+        return Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, _guessed(row, fit, acc))
     region2 = fit >= acc and s > zeta and (wrong is None or wrong >= RESISTS_FITS_CONTRADICTED) and scaled
     if region2 and held_up:
         return Verdict(
@@ -602,6 +604,18 @@ def _guessing(row: Result) -> tuple[float, bool]:
         return uniform, False
     own = chance_agreement(pred.top1(), pred.labels)[1]
     return max(uniform, own), own > uniform
+
+
+def _guessed(row: Result, fit: float, acc: float) -> str:
+    """Why a row at or above the pool's threshold is underfit: it fits its labels no better than guessing, so the
+    threshold is at chance too (a pool of untrained models at 20 classes read 5.0% each, and three of them "fits,
+    resists noise")."""
+    chance, own = _guessing(row)
+    guess = "its own class frequencies score" if own else "guessing scores"
+    return (
+        f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)}, the pool's threshold, but no better than guessing ({guess} {chance:.3f}): "
+        "it fits nothing of its labels, and the threshold is no higher"
+    )
 
 
 def _not_fitting(row: Result) -> str:
