@@ -606,6 +606,34 @@ def test_a_model_of_inputs_that_are_not_square_is_told_suscli_feeds_squares_only
         Settings(image_size=(8, 16))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("64x32", "--image-size takes the side of a square (32, or 32x32): suscli feeds square images only, got 64x32 (64 high, 32 wide)"),
+        ("64X32", "--image-size takes the side of a square (32, or 32x32): suscli feeds square images only, got 64X32 (64 high, 32 wide)"),
+        ("64,32", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '64,32'"),
+        ("0", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '0'"),
+        ("0x0", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '0x0'"),
+    ],
+)
+def test_an_image_size_of_height_and_width_apart_is_told_suscli_feeds_squares_only(image_folder: Path, given: str, said: str) -> None:
+    """`--image-size 64x32`, the form of a model trained on inputs 64 high and 32 wide, was "Input should be a valid
+    integer": it now says what the option takes, one side, and that suscli feeds square images only."""
+    res = invoke("score", "no-such-model.pt", "-d", image_folder, "--image-size", given)
+    one_error_line(res, 2, f"error: {said}")
+
+
+def test_an_image_size_of_a_square_written_as_height_and_width_is_its_side(tmp_path: Path, image_folder: Path) -> None:
+    """`--image-size 8x8` is the square of side 8: the same row as `--image-size 8`."""
+    suscli.save(tiny_cnn(3), tmp_path / "m.safetensors", arch=ARCH, image_size=8)
+    rows = []
+    for given in ("8x8", "8"):
+        res = invoke("score", tmp_path / "m.safetensors", "-d", image_folder, "--image-size", given, "-f", "json", "--batches", "1")
+        assert res.exit_code == 0, res.output
+        rows.append(json.loads(res.stdout)["results"][0]["details"]["preprocess"])
+    assert rows[0] == rows[1] and rows[0]["image_size"] == 8
+
+
 def test_a_model_with_more_classes_than_the_training_folders_says_how_they_were_numbered(tmp_path, image_folder, train_folder):
     """A 5-class model on 3 class folders was scored without a word: the folders are numbered 0-2 among themselves,
     which gives the model's training accuracy only if they are its first 3 classes."""

@@ -131,8 +131,12 @@ class PreprocessOptions:
         Optional[str], typer.Option(help="Per-channel std, comma-separated (overrides the preset).", rich_help_panel=PREPROCESSING)
     ] = None
     image_size: Annotated[
-        Optional[int],
-        typer.Option(min=1, help="Side of the square model input; images are resized and center-cropped.", rich_help_panel=PREPROCESSING),
+        Optional[str],
+        typer.Option(
+            metavar="N",
+            help="Side of the square model input (32, or 32x32); images are resized and center-cropped. suscli feeds square images only.",
+            rich_help_panel=PREPROCESSING,
+        ),
     ] = None
 
 
@@ -381,7 +385,7 @@ def settings(preprocess: PreprocessOptions, measure: MeasureOptions) -> Settings
         preset=preprocess.preset,
         mean=mean,
         std=std,
-        image_size=preprocess.image_size,
+        image_size=_image_size(preprocess.image_size),
         strict=measure.strict,
     )
 
@@ -417,6 +421,24 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
         raise UsageError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
+def _image_size(text: str | None) -> int | None:
+    """--image-size: one side, or a square as height x width (32x32), as a model's input shape is written; height and
+    width apart (64x32) are told that suscli feeds square images only, where an int option said "Input should be a
+    valid integer"."""
+    from suscli.data.images import SQUARE_ONLY
+
+    if text is None:
+        return None
+    sides = text.strip().lower().split("x")
+    if len(sides) in (1, 2) and all(s.strip().isdigit() and int(s) > 0 for s in sides):
+        if len({int(s) for s in sides}) == 1:
+            return int(sides[0])
+        raise UsageError(
+            f"--image-size takes the side of a square (32, or 32x32): {SQUARE_ONLY}, got {text} ({int(sides[0])} high, {int(sides[1])} wide)"
+        )
+    raise UsageError(f"--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got {text!r}")
 
 
 def _train_samples(text: str) -> int | str | None:
