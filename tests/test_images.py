@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from suscli.errors import InputError, UsageError
-from suscli.data.images import Preprocess, Sizing, decode_images, labeled_source, normalizer, seeded_subset, unlabeled_source
+from suscli.data.images import Preprocess, Sizing, decode_images, deep_note, labeled_source, normalizer, seeded_subset, unlabeled_source
 from suscli.data.imagesets import list_images, read_labeled
 from suscli.data.tables import read_image_list
 from tests.conftest import invoke, one_error_line, write_images
@@ -311,6 +311,21 @@ def test_sixteen_bit_grayscale_images_are_read_clipped_and_said_to_be(tmp_path: 
     assert all(any("bit grayscale" in n and "deep_val" in n for n in row["notes"]) for row in json.loads(res.stdout)["results"])
     res = invoke("score", pool / "m0.safetensors", "-d", plain, "-f", "json", "--batches", "1")
     assert not any("bit grayscale" in n for n in json.loads(res.stdout)["results"][0]["notes"])
+
+
+def test_a_set_mixing_float_and_sixteen_bit_images_says_how_each_kind_is_read(tmp_path: Path) -> None:
+    """A folder of float and 16-bit grayscale images, read two ways (cut, clipped), got the float note alone: nothing
+    said its 16-bit images were clipped."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8), dtype=np.float32), "F").save(tmp_path / "a.tif")
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint16)).save(tmp_path / "b.png")
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint16)).save(tmp_path / "c.png")
+    notes = deep_note(sorted(tmp_path.iterdir()), tmp_path)
+    assert [n.split(":")[0] for n in notes] == [
+        f"1 of the 3 images of {tmp_path} are floating-point grayscale (PIL mode F)",
+        f"2 of the 3 images of {tmp_path} are 16- or 32-bit grayscale (PIL mode I;16)",
+    ]
 
 
 def test_float_grayscale_images_are_read_black_as_image_folder_reads_them_and_said_to_be(tmp_path: Path) -> None:

@@ -393,28 +393,30 @@ DEEP_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # PIL's convert clips the
 
 
 def deep_note(paths: Sequence[ImageRef], origin: Path, most: int = 20) -> list[str]:
-    """A note where the first `most` images of a set are 16-bit (or 32-bit) grayscale, or floating-point (PIL's mode
-    F): they are read as ImageFolder's loader reads them (docs/score.md, Pixels), every value above 255 clipped to
-    white, and every float cut to a whole number (values from 0 to 1 all black), and a model trained on them through
-    a loader that scales them (torchvision's decode_image, OpenCV, a float TIFF times 255) was measured on nearly blank
-    images without a word. Their headers alone are read, as common_look reads them."""
+    """A note for each kind of deep image among the first `most` of a set: floating-point (PIL's mode F), and 16-bit
+    (or 32-bit) grayscale. They are read as ImageFolder's loader reads them (docs/score.md, Pixels), every float cut to
+    a whole number (values from 0 to 1 all black) and every value above 255 clipped to white, and a model trained on
+    them through a loader that scales them (torchvision's decode_image, OpenCV, a float TIFF times 255) was measured
+    on nearly blank images without a word. A set mixing the kinds got the float note alone. Their headers alone are
+    read, as common_look reads them."""
     modes = [mode for _, mode in filter(None, map(_header, paths[:most]))]
     floats = [mode for mode in modes if mode == "F"]
-    deep = floats or [mode for mode in modes if mode in DEEP_MODES]
-    if not deep:
-        return []
-    counted = f"{len(deep)} of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)}"
+    deep = [mode for mode in modes if mode in DEEP_MODES]
+    counted = f"of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)}"
+    notes = []
     if floats:
-        return [
-            f"{counted} are floating-point grayscale (PIL mode F): read as torchvision's ImageFolder reads them, every "
+        notes.append(
+            f"{len(floats)} {counted} are floating-point grayscale (PIL mode F): read as torchvision's ImageFolder reads them, every "
             "value cut to a whole number from 0 to 255 (values from 0 to 1 reach the model black); if it was trained on "
             "them scaled to 8 bits, convert them so first (times 255)"
-        ]
-    return [
-        f"{counted} are 16- or 32-bit grayscale (PIL mode {deep[0]}): "
-        "read as torchvision's ImageFolder reads them, every value above 255 clipped to white (a set "
-        "that uses the deeper range reaches the model nearly blank); if it was trained on them scaled to 8 bits, convert them so first (their high byte)"
-    ]
+        )
+    if deep:
+        notes.append(
+            f"{len(deep)} {counted} are 16- or 32-bit grayscale (PIL mode {deep[0]}): "
+            "read as torchvision's ImageFolder reads them, every value above 255 clipped to white (a set "
+            "that uses the deeper range reaches the model nearly blank); if it was trained on them scaled to 8 bits, convert them so first (their high byte)"
+        )
+    return notes
 
 
 def common_look(paths: Sequence[ImageRef], most: int = 20) -> tuple[tuple[int, int], bool] | None:
