@@ -58,6 +58,7 @@ from suscli.load.state_dicts import (
     shape,
     strip_prefixes,
     stripped_chain,
+    weights_sha256,
     wrapped_module,
 )
 
@@ -168,6 +169,8 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)  # non-fatal remarks for the report
     # the user's source files its architecture was built from, with their sha256 (suscli.load.arch.source_record)
     sources: list[dict[str, str]] = field(default_factory=list)
+    # the weights' own hash as loaded (state_dicts.weights_sha256): one for every file of the same weights
+    weights_sha256: str | None = None
 
 
 @dataclass
@@ -246,7 +249,8 @@ def load_checkpoint(
             notes += [f"the model pickled under {nested[0]!r}"] if nested is not None else []
             notes += averages.ema_notes((), ema)  # --ema, and the file holds no EMA copy
         classes = num_classes or meta.get("num_classes") or infer_num_classes(contents.state_dict())
-        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes + _in_float32(contents))
+        notes += _in_float32(contents)
+        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes, weights_sha256=weights_sha256(contents))
 
     if not choices:
         _weights(path, contents, folder, trust, ema)  # a file without weights says so first
@@ -332,7 +336,9 @@ def load_checkpoint(
     implied = sorted(k for k in defaults if k not in meta)  # what only the architecture says, not this checkpoint
     meta = {**defaults, **meta, **({"implied": implied, "implied_by": f"the defaults of {winner.spec}"} if implied else {})}
     model.eval()
-    return Checkpoint(path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes, source_record(built))
+    return Checkpoint(
+        path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes, source_record(built), weights_sha256(model)
+    )
 
 
 def _weights(

@@ -409,6 +409,7 @@ def scored_row(
         gap_low=between[1] if between else None,
         gap_high=between[2] if between else None,
         sha256=checkpoint.sha256,
+        weights_sha256=checkpoint.weights_sha256,
         seconds=round(seconds, 3),
         notes=checkpoint.notes + notes,
         details={
