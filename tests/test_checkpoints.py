@@ -1276,6 +1276,20 @@ def test_a_whole_model_in_half_precision_is_measured_in_float32_as_its_state_dic
     assert f"weights in {str(dtype).removeprefix('torch.')}, measured in float32 (as a state dict of them would be)" in ckpt.notes
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_state_dict_in_half_precision_is_said_to_be_measured_in_float32(tmp_path: Path, dtype: torch.dtype) -> None:
+    """A whole model saved in half precision got the note that it is measured in float32; its state dict, rounded to
+    float32 alike as it loads into the float32 network, loaded with no word. It gets the same note, and a float32
+    state dict none."""
+    torch.save(_tiny().to(dtype).state_dict(), tmp_path / "half.pt")
+    torch.save(_tiny().state_dict(), tmp_path / "full.pt")
+    half, full = (load_checkpoint(tmp_path / f, arch=ARCH, arch_kwargs=KWARGS) for f in ("half.pt", "full.pt"))
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    word = str(dtype).removeprefix("torch.")
+    assert f"weights in {word}, measured in float32 (loaded into the network, built in float32)" in half.notes
+    assert not any("measured in float32" in n for n in full.notes)
+
+
 def test_torchvision_googlenet_weights_without_their_auxiliary_heads_load(tmp_path):
     """torchvision's pretrained GoogLeNet drops its auxiliary heads, and so do the weights fine-tuned from it: built
     with them, `--arch torchvision:googlenet` refused such weights, "18 missing keys (aux1.conv.conv.weight, ...)",

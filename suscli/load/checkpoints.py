@@ -326,6 +326,7 @@ def load_checkpoint(
             except InputError as e:
                 raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
             notes += _load_weights(path, winner.spec, model, state, inferred, said, found.prefixes if found else ())
+            notes += _loaded_in_float32(state, model)
             if ema and shadow is not None:
                 averages.copy_shadow(path, winner.spec, model, *shadow)
             if swa is not None:
@@ -385,17 +386,30 @@ def _in_float32(model: nn.Module) -> list[str]:
     """A whole model saved in another floating dtype (bfloat16 or float16 after half-precision training, float64)
     turned float32, as its weights become when a state dict of them loads into a float32 network: float32 images
     do not enter it otherwise, and in half precision the loss one small step moves rounds away."""
-    other = sorted(
-        {
-            str(t.dtype).removeprefix("torch.")
-            for t in (*model.parameters(), *model.buffers())
-            if t.is_floating_point() and t.dtype != torch.float32
-        }
-    )
+    other = _not_float32((*model.parameters(), *model.buffers()))
     if not other:
         return []
     model.float()
-    return [f"weights in {' and '.join(other)}, measured in float32 (as a state dict of them would be)"]
+    return [f"weights in {other}, measured in float32 (as a state dict of them would be)"]
+
+
+def _loaded_in_float32(state: Mapping[str, object], model: nn.Module) -> list[str]:
+    """The note _in_float32 gives a whole model, for a state dict of another floating dtype loaded into a float32
+    network: its weights were rounded or widened to float32 as the whole model's are, which loaded without a word."""
+    if _not_float32(model.state_dict().values()):  # a network that is not float32 throughout measures as it is
+        return []
+    other = _not_float32(state.values())
+    return [f"weights in {other}, measured in float32 (loaded into the network, built in float32)"] if other else []
+
+
+def _not_float32(tensors: Iterable[object]) -> str:
+    """The floating dtypes other than float32 among `tensors`, as "bfloat16 and float16"; "" where none."""
+    found = {
+        str(t.dtype).removeprefix("torch.")
+        for t in tensors
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float32
+    }
+    return " and ".join(sorted(found))
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
