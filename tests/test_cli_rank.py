@@ -766,6 +766,25 @@ def test_rows_stored_without_a_weights_hash_tell_their_copies_by_the_files_hash(
     assert sum(n.startswith("the same checkpoint as") for r in rows.values() for n in r["notes"]) == 1
 
 
+def test_a_stored_row_matched_through_another_file_of_the_same_weights_names_those_weights() -> None:
+    """A row stored without a weights hash (y) matches x by their file's; x holds a's weights in other bytes. y's note
+    names a's weights' hash, which y does not hold itself (its note said "weights sha256 " and nothing)."""
+    from suscli.results import Result
+
+    rows = [
+        Result("a", "a.safetensors", sha256="1" * 64, weights_sha256="f" * 64),
+        Result("x", "x.pt", sha256="2" * 64, weights_sha256="f" * 64),
+        Result("y", "y.pt", sha256="2" * 64),
+    ]
+    suscli.run.rank.mark_copies(rows)
+    tail = ": a row of its own, counted once with it in the pool's thresholds and consensus"
+    assert [r.notes for r in rows] == [
+        [],
+        [f"the same weights as a in another file (weights sha256 {'f' * 12}){tail}"],
+        [f"the same weights as a in another file (weights sha256 {'f' * 12}){tail}"],
+    ]
+
+
 def test_a_copy_read_with_other_preprocessing_is_a_model_of_its_own(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """The same weights under a sidecar that gives them another mean and std are another model to measure: its own
     numbers, so its own row in the pool's thresholds and consensus. Keyed on the bytes alone, it was noted "the same

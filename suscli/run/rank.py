@@ -218,7 +218,8 @@ def _same_as(copy: Result, first: Result) -> str:
     """How mark_copies names what `copy` shares with `first`: the checkpoint, byte for byte, or its weights alone."""
     if copy.sha256 is not None and copy.sha256 == first.sha256:
         return f"the same checkpoint as {first.name} (sha256 {copy.sha256[:12]})"
-    return f"the same weights as {first.name} in another file (weights sha256 {(copy.weights_sha256 or '')[:12]})"
+    weights = copy.weights_sha256 or first.weights_sha256 or ""  # a row stored without it matched a file of `first`'s weights
+    return f"the same weights as {first.name} in another file (weights sha256 {weights[:12]})"
 
 
 def _sharded(w: World, opened: PoolRun, decide: Callable[[list[Result]], Decisions]) -> tuple[list[Result], int | None] | None:
