@@ -46,7 +46,10 @@ class Result:
     verdict_why: str | None = None  # the numbers behind the verdict
     keep: bool | None = None  # suscli track: True on the epoch to keep (the --keep rule)
     held_out_best: bool | None = None  # suscli track --val-data: True on the epoch with the highest held-out accuracy
-    sha256: str | None = None
+    sha256: str | None = None  # the checkpoint file's: what keys its stored results
+    # the weights' own, as loaded: the same for every file of one model's weights (suscli.judge.regions.first_of); none
+    # in a row stored by an earlier release, whose file's sha256 then tells its copies alone
+    weights_sha256: str | None = None
     seconds: float | None = None
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # per-batch values, preprocessing used: JSON only

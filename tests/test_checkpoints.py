@@ -87,6 +87,28 @@ def test_save_round_trip_keeps_arch_kwargs_and_meta(tmp_path):
     assert not ckpt.model.training and _same_outputs(model, ckpt.model)
 
 
+def test_the_weights_hash_is_one_for_every_file_of_the_same_weights(tmp_path):
+    """A .safetensors, a .pt state dict and a training checkpoint (epoch and optimizer beside) of one model are three
+    files' bytes but one weights_sha256; a BatchNorm statistic (a buffer) or a dtype changed makes another."""
+    model = _tiny()
+    save(model, tmp_path / "m.safetensors", arch=ARCH, arch_kwargs=KWARGS)
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    torch.save({"model_state_dict": model.state_dict(), "epoch": 3, "optimizer": {"lr": 0.1}}, tmp_path / "last.pt")
+    loaded = [load_checkpoint(tmp_path / f, default_arch=ARCH, default_arch_kwargs=KWARGS) for f in ("m.safetensors", "m.pt", "last.pt")]
+    assert len({c.sha256 for c in loaded}) == 3 and len({c.weights_sha256 for c in loaded}) == 1
+    assert loaded[0].weights_sha256 is not None and len(loaded[0].weights_sha256) == 64
+    buffer = _tiny()
+    with torch.no_grad():
+        next(m for m in buffer.modules() if isinstance(m, nn.BatchNorm2d)).running_var.add_(1e-3)
+    torch.save(buffer.state_dict(), tmp_path / "buffer.pt")
+    torch.save(_tiny().double().state_dict(), tmp_path / "double.pt")  # loads into float32: its float32 values
+    other = [
+        load_checkpoint(tmp_path / f, default_arch=ARCH, default_arch_kwargs=KWARGS).weights_sha256 for f in ("buffer.pt", "double.pt")
+    ]
+    assert other[0] != loaded[0].weights_sha256
+    assert other[1] == loaded[0].weights_sha256  # the weights it ran: float64 values of float32 ones, loaded float32
+
+
 def test_save_refuses_metadata_that_loading_would_refuse_before_writing_anything(tmp_path):
     """A Path or a tensor in the metadata raised TypeError from json; an image_size of "32" or an unknown preset was
     written, and refused only when the checkpoint was scored, maybe many epochs later. Both are UsageErrors now, and
@@ -1252,6 +1274,20 @@ def test_a_whole_model_in_half_precision_is_measured_in_float32_as_its_state_dic
     assert all(p.dtype == torch.float32 for p in ckpt.model.parameters())
     assert _same_outputs(ckpt.model.eval(), from_state.model.eval())
     assert f"weights in {str(dtype).removeprefix('torch.')}, measured in float32 (as a state dict of them would be)" in ckpt.notes
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_state_dict_in_half_precision_is_said_to_be_measured_in_float32(tmp_path: Path, dtype: torch.dtype) -> None:
+    """A whole model saved in half precision got the note that it is measured in float32; its state dict, rounded to
+    float32 alike as it loads into the float32 network, loaded with no word. It gets the same note, and a float32
+    state dict none."""
+    torch.save(_tiny().to(dtype).state_dict(), tmp_path / "half.pt")
+    torch.save(_tiny().state_dict(), tmp_path / "full.pt")
+    half, full = (load_checkpoint(tmp_path / f, arch=ARCH, arch_kwargs=KWARGS) for f in ("half.pt", "full.pt"))
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    word = str(dtype).removeprefix("torch.")
+    assert f"weights in {word}, measured in float32 (loaded into the network, built in float32)" in half.notes
+    assert not any("measured in float32" in n for n in full.notes)
 
 
 def test_torchvision_googlenet_weights_without_their_auxiliary_heads_load(tmp_path):

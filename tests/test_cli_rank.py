@@ -213,9 +213,7 @@ def test_a_pool_of_one_checkpoint_and_its_copy_is_not_ranked_by_agreement_with_i
     shutil.copy(pool / "m0.safetensors", pool / "m1.safetensors")
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0, res.output
-    assert doc["recommendation"].endswith(
-        "(the agreement rule fell back to the regions rule: the 2 models measured are one checkpoint, byte for byte)"
-    )
+    assert doc["recommendation"].endswith("(the agreement rule fell back to the regions rule: the 2 models measured hold the same weights)")
     # --train-data was given: the line names only what is missing (it said "need --train-data and 2+ distinct models")
     assert "no regions (need 2+ distinct models, or --zeta-threshold and --acc-threshold)" in doc["recommendation"]
     assert "regions need a pool of 2+ distinct scored models" in res.stderr
@@ -704,6 +702,87 @@ def test_a_checkpoint_copied_under_another_name_is_noted_as_a_copy(tmp_path: Pat
     assert sorted(weights[v] for v in report.choice.voters) == sorted(weights[v] for v in alone.choice.voters)
     assert len(report.choice.voters) == len(alone.choice.voters)
     assert {r.name: r.agreement for r in alone.rows} == {r.name: r.agreement for r in report.rows if r.name != "copy"}
+
+
+def _resaved(source: Path, target: Path, training: bool) -> None:
+    """The weights of suscli-saved `source` saved again by torch.save as `target`, a plain state dict or a training
+    checkpoint's (an epoch and an optimizer's state beside them), with a sidecar naming what `source` records."""
+    state = suscli.load.checkpoints.load_checkpoint(source).model.state_dict()
+    torch.save({"model_state_dict": state, "epoch": 3, "optimizer": {"lr": 0.1}} if training else state, target)
+    side = {"arch": ARCH, "arch_kwargs": {"num_classes": 3}, "image_size": 8}
+    (target.parent / f"{target.stem}.suscli.json").write_text(json.dumps(side))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_the_same_weights_in_another_file_are_one_model_of_the_pool(
+    tmp_path: Path, image_folder: Path, train_folder: Path, training: bool
+) -> None:
+    """The weights of a .safetensors saved again as a .pt (a state dict, or beside an epoch and an optimizer) are
+    other bytes: keyed on the file's hash they were two models, counted twice in the pool's thresholds and
+    consensus, and the closing line could call the one the other's rival. Their weights' hash tells them one model."""
+    pool = make_pool(tmp_path / "pool", n=4)
+    fast = suscli.Settings(suscli.SusceptibilityConfig(batches=2, batch_size=8))
+    alone = suscli.rank(pool, image_folder, train_folder, settings=fast)
+    assert alone is not None and alone.choice is not None and alone.choice.pick is not None
+    pick = alone.choice.pick.name
+    _resaved(pool / f"{pick}.safetensors", pool / f"{pick}-best.pt", training)
+    report = suscli.rank(pool, image_folder, train_folder, settings=fast)
+    assert report is not None and report.choice is not None and report.choice.pick is not None
+    rows = {r.name: r for r in report.rows}
+    copy = rows[f"{pick}-best"]
+    assert copy.sha256 != rows[pick].sha256 and copy.weights_sha256 == rows[pick].weights_sha256
+    said = {name: [n for n in rows[name].notes if n.startswith("the same weights as")] for name in (pick, copy.name)}
+    (_, notes), (other, none) = sorted(said.items(), key=lambda kv: -len(kv[1]))  # on the later row, naming the earlier
+    assert none == [] and notes == [
+        f"the same weights as {other} in another file (weights sha256 {copy.weights_sha256[:12]}): a row of its own, "
+        "counted once with it in the pool's thresholds and consensus"
+    ]
+    assert report.thresholds == alone.thresholds and len(report.choice.voters) == len(alone.choice.voters)
+    assert report.choice.pick.name == pick and report.choice.confident == alone.choice.confident
+    same = f"; {pick}-best holds the same weights as {pick}: the same model, which either file ships"
+    assert same in report.choice.why and report.choice.why.replace(same, "") == alone.choice.why
+
+
+def test_rows_stored_without_a_weights_hash_tell_their_copies_by_the_files_hash(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """A results file written before rows held their weights' hash: its rows are reused, and a copy of a checkpoint
+    under another name is still one model with it, told by the file's hash."""
+    pool = make_pool(tmp_path / "pool", n=3)
+    shutil.copy2(pool / "m1.safetensors", pool / "copy.safetensors")
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    results = pool / "suscli-results.jsonl"
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    for line in lines:
+        for row in [v for v in line.values() if isinstance(v, dict) and "weights_sha256" in v]:
+            del row["weights_sha256"]
+    results.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert "weights_sha256" not in results.read_text()
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 4, res.output
+    rows = {r["name"]: r for r in doc["results"]}
+    assert all(r["weights_sha256"] is None for r in rows.values())
+    assert sum(n.startswith("the same checkpoint as") for r in rows.values() for n in r["notes"]) == 1
+
+
+def test_a_stored_row_matched_through_another_file_of_the_same_weights_names_those_weights() -> None:
+    """A row stored without a weights hash (y) matches x by their file's; x holds a's weights in other bytes. y's note
+    names a's weights' hash, which y does not hold itself (its note said "weights sha256 " and nothing)."""
+    from suscli.results import Result
+
+    rows = [
+        Result("a", "a.safetensors", sha256="1" * 64, weights_sha256="f" * 64),
+        Result("x", "x.pt", sha256="2" * 64, weights_sha256="f" * 64),
+        Result("y", "y.pt", sha256="2" * 64),
+    ]
+    suscli.run.rank.mark_copies(rows)
+    tail = ": a row of its own, counted once with it in the pool's thresholds and consensus"
+    assert [r.notes for r in rows] == [
+        [],
+        [f"the same weights as a in another file (weights sha256 {'f' * 12}){tail}"],
+        [f"the same weights as a in another file (weights sha256 {'f' * 12}){tail}"],
+    ]
 
 
 def test_a_copy_read_with_other_preprocessing_is_a_model_of_its_own(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:

@@ -515,6 +515,24 @@ def test_image_size_from_the_images_when_nothing_names_it(tmp_path: Path) -> Non
     assert "(pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped" in line
 
 
+def test_an_unknown_image_size_offers_the_presets_only_to_a_model_they_fit(tmp_path: Path) -> None:
+    """The presets set CIFAR-10's and ImageNet's RGB statistics: a grayscale model (a first layer of 1 channel) whose
+    input size nothing names was offered "--preset cifar10|imagenet" all the same. It is offered --image-size alone;
+    an RGB model the presets too."""
+    write_images(tmp_path / "images", 2, size=8)
+    write_images(tmp_path / "images" / "big", 1, size=12)
+    for channels in (1, 3):
+        path = tmp_path / f"c{channels}.safetensors"
+        suscli.save(
+            tiny_cnn(in_channels=channels), path, arch="tests.conftest:tiny_cnn", arch_kwargs={"in_channels": channels}, num_classes=3
+        )
+        line = one_error_line(
+            invoke("score", path, "-d", tmp_path / "images"), 2, "the image size is unknown and the images differ in size"
+        )
+        assert "(pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped" in line
+        assert ("--preset" in line) == (channels == 3), line
+
+
 def test_a_fully_connected_model_fed_another_size_is_told_the_size_its_first_layer_takes(tmp_path: Path) -> None:
     """An MLP trained on 28x28 grayscale images (a first layer of 784 inputs), scored on 32x32 images, was fed them
     as RGB and told "mat1 and mat2 shapes cannot be multiplied (2x3072 and 784x256) (check --arch, --image-size and

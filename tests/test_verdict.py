@@ -960,11 +960,9 @@ def test_a_copy_of_the_pick_reads_as_its_model_not_as_another_model_the_pool_can
     original = by[reference.pick.name]
     assert (twin.region, twin.verdict, twin.verdict_why) == (original.region, original.verdict, original.verdict_why)
     assert choice.pick is not None and choice.pick.name == reference.pick.name and choice.confident == reference.confident
-    assert f"zz-copy is the same checkpoint as {original.name}, byte for byte: the same model, which either file ships" in choice.why
+    assert f"zz-copy holds the same weights as {original.name}: the same model, which either file ships" in choice.why
     assert (
-        choice.why.replace(
-            f"; zz-copy is the same checkpoint as {original.name}, byte for byte: the same model, which either file ships", ""
-        )
+        choice.why.replace(f"; zz-copy holds the same weights as {original.name}: the same model, which either file ships", "")
         == reference.why
     )
 

@@ -6,6 +6,7 @@ region 1 (fits the training set, resists random labels) is where the models that
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 
@@ -91,17 +92,26 @@ def _scored(rows: list[Result]) -> list[Result]:
 
 
 def first_of(rows: list[Result]) -> list[Result]:
-    """Per row, the first row whose checkpoint is byte for byte its own, of the same architecture and read with the
-    same preprocessing: itself, or the row it is a copy of (a file copied under another name; timm's
-    model_best.pth.tar copies an epoch's file). The same weights shown other pixels (a sidecar's or args.yaml's mean,
-    size or crop) are another model with numbers of their own. Rows without a sha256 are their own."""
-    first: dict[tuple[str, str | None, str], Result] = {}
-    return [first.setdefault((r.sha256, r.arch, _reads(r)), r) if r.sha256 else r for r in rows]
+    """Per row, the first row that holds its weights, of the same architecture and read with the same preprocessing:
+    itself, or the row it is a copy of (a file copied under another name; timm's model_best.pth.tar copies an epoch's
+    file; the same state dict saved as a .pt and a .safetensors, saved again, or beside an optimizer). The weights
+    match by their own hash (weights_sha256) or by their file's, which a row stored by an earlier release has alone.
+    The same weights shown other pixels (a sidecar's or args.yaml's mean, size or crop) are another model with
+    numbers of their own. Rows with neither hash are their own."""
+    first: dict[tuple[str, str, str | None, str], Result] = {}
+    found = []
+    for r in rows:
+        keys = [(kind, digest, r.arch, _reads(r)) for kind, digest in (("weights", r.weights_sha256), ("file", r.sha256)) if digest]
+        own = next((first[k] for k in keys if k in first), r)
+        for k in keys:
+            first.setdefault(k, own)
+        found.append(own)
+    return found
 
 
 def copies_of(row: Result, rows: list[Result]) -> list[Result]:
-    """The rows of `rows` other than `row` that hold its checkpoint byte for byte (first_of): the same model under
-    another name, so no tie with it that evidence could break, and none a closing line may call another model."""
+    """The rows of `rows` other than `row` that hold its weights (first_of): the same model under another name, so
+    no tie with it that evidence could break, and none a closing line may call another model."""
     firsts = first_of(rows)
     own = next((f for r, f in zip(rows, firsts) if r is row), row)
     return [r for r, f in zip(rows, firsts) if f is own and r is not row]
@@ -120,14 +130,17 @@ def same_words(row: Result, rows: list[Result]) -> str:
     if not twins:
         return ""
     return (
-        f"; {first_few(twins)} {plural(len(twins), 'is', 'are')} the same checkpoint as {row.name}, byte for byte: "
-        "the same model, which either file ships"
+        f"; {first_few(twins)} {plural(len(twins), 'holds', 'hold')} the same weights as {row.name}: "
+        f"the same model, which {plural(len(twins), 'either file', 'any of their files')} ships"
     )
 
 
 def _reads(row: Result) -> str:
-    """How the row's checkpoint saw its images: its preprocessing and channels as recorded."""
-    return repr((row.details.get("preprocess"), row.details.get("channels"))) if isinstance(row.details, dict) else ""
+    """How the row's checkpoint saw its images: its preprocessing and channels as recorded, in JSON, so that a row
+    read back from a results file (its mean a list) reads as one measured now (a tuple)."""
+    if not isinstance(row.details, dict):
+        return ""
+    return json.dumps([row.details.get("preprocess"), row.details.get("channels")], sort_keys=True, default=str)
 
 
 def distinct(rows: list[Result]) -> list[Result]:

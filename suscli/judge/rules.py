@@ -391,7 +391,7 @@ def annotate_agreement(rows: list[Result], t: Thresholds | None, voters: str = D
     if len(scored) < 2:
         return "fewer than 2 models were measured", [False] * len(scored)
     if len(distinct(scored)) < 2:  # a model agrees with a consensus of itself alone: 100%, and the ties are its copies
-        return f"the {len(scored)} models measured are one checkpoint, byte for byte", [False] * len(scored)
+        return f"the {len(scored)} models measured hold the same weights", [False] * len(scored)
     if len(counted(scored)) < 2:
         off = len(misfed(scored))
         return (

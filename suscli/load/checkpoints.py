@@ -59,6 +59,7 @@ from suscli.load.state_dicts import (
     shape,
     strip_prefixes,
     stripped_chain,
+    weights_sha256,
     wrapped_module,
 )
 
@@ -169,6 +170,8 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)  # non-fatal remarks for the report
     # the user's source files its architecture was built from, with their sha256 (suscli.load.arch.source_record)
     sources: list[dict[str, str]] = field(default_factory=list)
+    # the weights' own hash as loaded (state_dicts.weights_sha256): one for every file of the same weights
+    weights_sha256: str | None = None
 
 
 @dataclass
@@ -247,7 +250,8 @@ def load_checkpoint(
             notes += [f"the model pickled under {nested[0]!r}"] if nested is not None else []
             notes += averages.ema_notes((), ema)  # --ema, and the file holds no EMA copy
         classes = num_classes or meta.get("num_classes") or infer_num_classes(contents.state_dict())
-        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes + _in_float32(contents))
+        notes += _in_float32(contents)
+        return Checkpoint(path, contents, kind, "file", meta, file_sha256(path), classes, notes, weights_sha256=weights_sha256(contents))
 
     if not choices:
         _weights(path, contents, folder, trust, ema)  # a file without weights says so first
@@ -323,6 +327,7 @@ def load_checkpoint(
             except InputError as e:
                 raise InputError(f"{path}: {e.message} (arch from {winner.source})", fix=e.fix) from e
             notes += _load_weights(path, winner.spec, model, state, inferred, said, found.prefixes if found else ())
+            notes += _loaded_in_float32(state, model)
             if ema and shadow is not None:
                 averages.copy_shadow(path, winner.spec, model, *shadow)
             if swa is not None:
@@ -333,7 +338,9 @@ def load_checkpoint(
     implied = sorted(k for k in defaults if k not in meta)  # what only the architecture says, not this checkpoint
     meta = {**defaults, **meta, **({"implied": implied, "implied_by": f"the defaults of {winner.spec}"} if implied else {})}
     model.eval()
-    return Checkpoint(path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes, source_record(built))
+    return Checkpoint(
+        path, model, winner.spec, winner.source, meta, file_sha256(path), classes, notes, source_record(built), weights_sha256(model)
+    )
 
 
 def _weights(
@@ -380,17 +387,30 @@ def _in_float32(model: nn.Module) -> list[str]:
     """A whole model saved in another floating dtype (bfloat16 or float16 after half-precision training, float64)
     turned float32, as its weights become when a state dict of them loads into a float32 network: float32 images
     do not enter it otherwise, and in half precision the loss one small step moves rounds away."""
-    other = sorted(
-        {
-            str(t.dtype).removeprefix("torch.")
-            for t in (*model.parameters(), *model.buffers())
-            if t.is_floating_point() and t.dtype != torch.float32
-        }
-    )
+    other = _not_float32((*model.parameters(), *model.buffers()))
     if not other:
         return []
     model.float()
-    return [f"weights in {' and '.join(other)}, measured in float32 (as a state dict of them would be)"]
+    return [f"weights in {other}, measured in float32 (as a state dict of them would be)"]
+
+
+def _loaded_in_float32(state: Mapping[str, object], model: nn.Module) -> list[str]:
+    """The note _in_float32 gives a whole model, for a state dict of another floating dtype loaded into a float32
+    network: its weights were rounded or widened to float32 as the whole model's are, which loaded without a word."""
+    if _not_float32(model.state_dict().values()):  # a network that is not float32 throughout measures as it is
+        return []
+    other = _not_float32(state.values())
+    return [f"weights in {other}, measured in float32 (loaded into the network, built in float32)"] if other else []
+
+
+def _not_float32(tensors: Iterable[object]) -> str:
+    """The floating dtypes other than float32 among `tensors`, as "bfloat16 and float16"; "" where none."""
+    found = {
+        str(t.dtype).removeprefix("torch.")
+        for t in tensors
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float32
+    }
+    return " and ".join(sorted(found))
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

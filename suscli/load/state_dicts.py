@@ -7,6 +7,7 @@ so a layout is unwrapped in one place.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -215,3 +216,18 @@ def few(items: list[str], n: int = 3) -> str:
 
 def shape(t: torch.Tensor) -> str:
     return "x".join(map(str, t.shape)) if t.ndim else "scalar"
+
+
+def weights_sha256(model: nn.Module) -> str | None:
+    """SHA-256 of the weights `model` holds as loaded: each entry of its state dict (buffers too), by name, with its
+    dtype, shape and bytes. The same weights saved as a .pt and a .safetensors, saved again, or beside an optimizer
+    differ in their files' bytes but not in this, which tells a pool's copies apart from its models
+    (suscli.judge.regions.first_of). None where an entry is no plain tensor (a quantized module's packed
+    parameters): the file's own hash then decides alone."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        if not isinstance(value, torch.Tensor) or value.is_quantized or value.layout != torch.strided or value.is_meta:
+            return None
+        digest.update(f"{name}\0{value.dtype}\0{tuple(value.shape)}\n".encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()

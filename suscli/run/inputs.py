@@ -431,10 +431,12 @@ def reused_line(rows: list[Result], store: ResultStore | None, unit: str) -> str
 
 def copied_now(rows: list[Result]) -> list[tuple[Result, Result]]:
     """(copy, original) for each row taken from the results file whose checkpoint is byte for byte one this run
-    measured (regions.first_of): its numbers are this run's, stored a moment before for the original."""
+    measured (regions.first_of, the same file sha256): its numbers are this run's, stored a moment before for the
+    original. A file of the same weights in other bytes is keyed apart in the results file: taken from it, an
+    earlier run measured it."""
     firsts = first_of(rows)
-    original = {id(f): r for r, f in zip(rows, firsts) if r.ok and not r.reused}
-    return [(r, original[id(f)]) for r, f in zip(rows, firsts) if r.ok and r.reused and id(f) in original]
+    original = {(id(f), r.sha256): r for r, f in zip(rows, firsts) if r.ok and not r.reused}
+    return [(r, original[(id(f), r.sha256)]) for r, f in zip(rows, firsts) if r.ok and r.reused and (id(f), r.sha256) in original]
 
 
 def store_key(

@@ -123,6 +123,12 @@ def _reach(model: nn.Module, layers: list[nn.Module], image_size: int) -> _Reach
     return None
 
 
+def _takes(model: nn.Module) -> Callable[[int], int]:
+    """The channels `model` takes fed images of a side (input_channels), asked by preprocessing only where no size
+    is known: its error offers the presets to a model they fit."""
+    return lambda side: input_channels(model, side)
+
+
 def score_checkpoint(
     checkpoint: Checkpoint,
     data: ImageSource,
@@ -144,7 +150,7 @@ def score_checkpoint(
     start = time.perf_counter()
     device = device or resolve_device()
     images = [s for s in (data, train, val) if s is not None]
-    prep, notes = preprocessing(settings, checkpoint.meta, images, configured_size(checkpoint.model))
+    prep, notes = preprocessing(settings, checkpoint.meta, images, configured_size(checkpoint.model), _takes(checkpoint.model))
     notes += source_notes(data, train) + (val.notes if val is not None else [])
     val_map = val_ids(checkpoint, val, train)
     ids, mapping = label_ids(checkpoint, train)
@@ -409,6 +415,7 @@ def scored_row(
         gap_low=between[1] if between else None,
         gap_high=between[2] if between else None,
         sha256=checkpoint.sha256,
+        weights_sha256=checkpoint.weights_sha256,
         seconds=round(seconds, 3),
         notes=checkpoint.notes + notes,
         details={

@@ -206,16 +206,20 @@ def rank(
 
 
 def mark_copies(rows: list[Result]) -> None:
-    """A note on each row whose checkpoint is byte for byte an earlier row's (a file copied under another name, a
-    timm `last` linked to an epoch): the pool-wide numbers count those weights once (regions.distinct), and the
-    report would otherwise read as if more models were trained than were."""
+    """A note on each row that holds an earlier row's weights (regions.first_of: a file copied under another name, a
+    timm `last` linked to an epoch, the same state dict saved as another file): the pool-wide numbers count those
+    weights once (regions.distinct), and the report would otherwise read as if more models were trained than were."""
     for r, first in zip(rows, first_of(rows)):
-        if first is not r and r.ok and r.sha256 is not None:
-            r.notes = [
-                *r.notes,
-                f"the same checkpoint as {first.name} (sha256 {r.sha256[:12]}): a row of its own, counted once with it in the pool's "
-                "thresholds and consensus",
-            ]
+        if first is not r and r.ok:
+            r.notes = [*r.notes, f"{_same_as(r, first)}: a row of its own, counted once with it in the pool's thresholds and consensus"]
+
+
+def _same_as(copy: Result, first: Result) -> str:
+    """How mark_copies names what `copy` shares with `first`: the checkpoint, byte for byte, or its weights alone."""
+    if copy.sha256 is not None and copy.sha256 == first.sha256:
+        return f"the same checkpoint as {first.name} (sha256 {copy.sha256[:12]})"
+    weights = copy.weights_sha256 or first.weights_sha256 or ""  # a row stored without it matched a file of `first`'s weights
+    return f"the same weights as {first.name} in another file (weights sha256 {weights[:12]})"
 
 
 def _sharded(w: World, opened: PoolRun, decide: Callable[[list[Result]], Decisions]) -> tuple[list[Result], int | None] | None:

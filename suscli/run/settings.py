@@ -112,14 +112,19 @@ def require_paths(required: Mapping[str, object], optional: Mapping[str, object]
 
 
 def preprocessing(
-    settings: Settings, meta: dict, images: Sequence[ImageSource] = (), named: int | None = None
+    settings: Settings,
+    meta: dict,
+    images: Sequence[ImageSource] = (),
+    named: int | None = None,
+    channels: Callable[[int], int] | None = None,
 ) -> tuple[Preprocess, list[str]]:
     """Preprocessing for one model. Explicit options beat the checkpoint's metadata, which beats nothing.
 
     Normalization: --mean/--std, else --preset, else the checkpoint's mean/std, else its preset, else none.
     Image size: --image-size, else the checkpoint's image_size, else the preset's, else the size every one of
     `images` has; where none is, the error's fix offers `named`, the size the model's own config names
-    (configured_size). The crop, resize mode, interpolation and crop offset: the preset's when given, else the checkpoint's. Where an option overrides
+    (configured_size), and the presets unless `channels` (the channels the model takes, fed images of a side) says
+    the model takes 1. The crop, resize mode, interpolation and crop offset: the preset's when given, else the checkpoint's. Where an option overrides
     what the checkpoint says, a note says so. The channel order is the checkpoint's (RGB where it records none), with
     or without a preset: a model that takes BGR takes it whatever the images' statistics.
     """
@@ -146,7 +151,7 @@ def preprocessing(
     recorded = None if settings.preset and preset.image_size and "image_size" in implied else meta.get("image_size")
     size = settings.image_size or recorded or preset.image_size
     if not size:
-        size, note = _common_size(images, named)
+        size, note = _common_size(images, named, channels)
         notes.append(note)
     elif recorded is None and not settings.image_size and meta.get("image_size") not in (None, size):
         notes.append(f"--preset {settings.preset} used: {meta['implied_by']} say image size {meta['image_size']}")
@@ -191,12 +196,13 @@ def _stats(mean: Sequence[float] | None, std: Sequence[float] | None) -> str | N
     return f"mean {','.join(f'{v:g}' for v in mean)}, std {','.join(f'{v:g}' for v in std)}"
 
 
-def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int, str]:
+def _common_size(images: Sequence[ImageSource], named: int | None, channels: Callable[[int], int] | None) -> tuple[int, str]:
     """The side of the images when all are square and of one size: the model then sees them as they are, and the note
     says whether the size the model's config names (`named`) agrees ("nothing names the model's input size" was said of
     a ViT whose config.json names it). Otherwise a
     UsageError, whose fix names the size the model's config names (`named`): a Hugging Face model saved without its
-    image processor was "the image size is unknown", and --preset imagenet then failed on 224 px for a 160 px ViT."""
+    image processor was "the image size is unknown", and --preset imagenet then failed on 224 px for a 160 px ViT.
+    The presets are offered where they fit the model (_presets)."""
     sizes = sorted(set().union(*(source.sizes() for source in images))) if images else []
     if len(sizes) == 1 and sizes[0][0] == sizes[0][1]:
         side = sizes[0][0]
@@ -222,7 +228,15 @@ def _common_size(images: Sequence[ImageSource], named: int | None) -> tuple[int,
         if named
         else "pass --image-size N, the side the model takes: each image's shorter side is resized to N and its center cropped"
     )
-    raise UsageError(f"the image size is unknown{why}", fix=f"{fix}, or --preset cifar10|imagenet")
+    raise UsageError(f"the image size is unknown{why}", fix=f"{fix}{_presets(sizes, channels)}")
+
+
+def _presets(sizes: list[tuple[int, int]], channels: Callable[[int], int] | None) -> str:
+    """The presets the unknown-size error offers: they set CIFAR-10's and ImageNet's RGB statistics, which fit no
+    model whose first layer takes 1 channel (asked of it fed the smallest side of `sizes`), so that one is offered none."""
+    if sizes and channels is not None and channels(min(min(size) for size in sizes)) == 1:
+        return ""
+    return ", or --preset cifar10|imagenet"
 
 
 P = ParamSpec("P")
