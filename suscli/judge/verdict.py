@@ -315,7 +315,9 @@ def _in_pool(
             _fits_clean_signal(row, fit, acc, noise)
             or _fits_beyond_underfit(row, fit, acc, noise)
             or _held_above(fit, acc, s, zeta, others)
-            or Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {_vs(fit, acc)} < {_vs(acc, fit)}{_at_guessing(row)}")
+            or Verdict(
+                UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {_vs(fit, acc)} < {_vs(acc, fit)}{_at_guessing(row)}"
+            )
         )
     doubts = []
     # region 2, not flagged: off the pool's scale, and a fit on contradicted labels short of the cut (that fit)
@@ -619,7 +621,7 @@ def _guessed(row: Result, fit: float, acc: float) -> str:
 
 
 def _at_guessing(row: Result) -> str:
-    """"; its training accuracy is no better than guessing (...)" where it is, else "": under a 90% majority class a
+    """The clause "; its training accuracy is no better than guessing (...)" where it is, else "": under a 90% majority class a
     network that names that class on every image reads 90% and fits nothing, which its accuracy alone does not say."""
     if row.train_acc is None or above_chance(row):
         return ""
