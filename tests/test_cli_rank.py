@@ -454,6 +454,19 @@ def test_an_explicit_results_file_from_other_parameters_is_refused(
     assert res.exit_code == 0 and doc["counts"]["reused"] == 0
 
 
+def test_a_refused_results_file_says_what_makes_images_one_only_where_both_runs_name_a_set(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """A rerun that adds --train-data (or --val-data) was told "images are the same data only as the same files ... in
+    their order, which draws the random labels", about sets the first run never had; --data in both runs keeps it."""
+    results = ("--results", tmp_path / "r.jsonl")
+    invoke("rank", pool, "-d", image_folder, "-f", "json", "--batches", "2", "--batch-size", "8", *results)
+    res, _ = rank_json(pool, image_folder, train_folder, *results)
+    assert res.exit_code == 2 and "(--train-data differs)" in res.stderr and "draws the random labels" not in res.stderr, res.stderr
+    res, _ = rank_json(pool, train_folder, train_folder, *results)
+    assert res.exit_code == 2 and "--data" in res.stderr and "differ): images are the same data only" in res.stderr, res.stderr
+
+
 def test_a_refused_results_file_names_only_what_changed(pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path) -> None:
     """--mean/--std are tuples here and lists once read back from the file: not a change."""
     norm = ("--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25", "--results", tmp_path / "r.jsonl")

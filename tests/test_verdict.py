@@ -851,6 +851,22 @@ def test_a_network_collapsed_onto_one_class_is_not_said_to_fit_its_labels() -> N
     assert verdict.judge(learner, 5.0, 0.95).word == verdict.MEMORIZED
 
 
+def test_a_collapsed_network_of_low_susceptibility_is_said_to_fit_nothing_alone_and_under_a_pools_threshold() -> None:
+    """On a 90%-majority two-class task a network that names the majority class on every image reads 90% training
+    accuracy and a low susceptibility: alone it read "low susceptibility" and in a pool "underfit" with the reason
+    "training accuracy 0.895 < 0.908", as if it nearly fitted its labels, where it fits nothing of them."""
+    labels = np.array([0] * 60 + [1] * 20 + [2] * 20)
+    flat = collapsed("flat", [0] * 100, labels, 0.01)
+    alone = verdict.judge(flat, None, None)
+    assert alone.word == verdict.LOW_SUSCEPTIBILITY
+    assert "its training accuracy 0.600 is no better than guessing (0.600 from its own class frequencies)" in alone.why
+    pooled = verdict.judge(flat, 0.05, 0.7)
+    assert pooled.word == verdict.UNDERFIT
+    assert pooled.why.startswith("training accuracy 0.600 < 0.700; its training accuracy 0.600 is no better than guessing")
+    learner = collapsed("learner", [0] * 60 + [1] * 10 + [0] * 10 + [2] * 20, labels, 0.01)
+    assert "guessing" not in verdict.judge(learner, None, None).why
+
+
 def test_voters_that_disagree_on_new_images_give_the_interval_and_no_figure() -> None:
     """Issue 27: the contradicted share is off the true one by up to the voters' own errors. The same noisy pool, its
     clean learners now leaving the consensus on 100 and 40 of the 600 unlabeled images (e = 200 / 1,800 with mid's

@@ -315,7 +315,9 @@ def _in_pool(
             _fits_clean_signal(row, fit, acc, noise)
             or _fits_beyond_underfit(row, fit, acc, noise)
             or _held_above(fit, acc, s, zeta, others)
-            or Verdict(UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {_vs(fit, acc)} < {_vs(acc, fit)}")
+            or Verdict(
+                UNDERFIT_SUSCEPTIBLE if s > zeta else UNDERFIT, f"training accuracy {_vs(fit, acc)} < {_vs(acc, fit)}{_at_guessing(row)}"
+            )
         )
     doubts = []
     # region 2, not flagged: off the pool's scale, and a fit on contradicted labels short of the cut (that fit)
@@ -483,7 +485,7 @@ def _alone(row: Result, s: float, fixed: bool, more: str = ALONE_MORE) -> Verdic
         return Verdict(
             LOW_SUSCEPTIBILITY,
             f"susceptibility {s:.3f} <= {RESISTS_CUT} (fixed cut at the default step): one step moves its loss on random labels "
-            f"little; whether it memorized its labels takes {more}",
+            f"little; whether it memorized its labels takes {more}{_at_guessing(row)}",
         )
     return Verdict(
         UNCLEAR, f"susceptibility {s:.3f} is between the fixed cuts {RESISTS_CUT} and {MEMORIZED_CUT}, and no pool to compare with"
@@ -616,6 +618,16 @@ def _guessed(row: Result, fit: float, acc: float) -> str:
         f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)}, the pool's threshold, but no better than guessing ({guess} {chance:.3f}): "
         "it fits nothing of its labels, and the threshold is no higher"
     )
+
+
+def _at_guessing(row: Result) -> str:
+    """The clause "; its training accuracy is no better than guessing (...)" where it is, else "": under a 90% majority class a
+    network that names that class on every image reads 90% and fits nothing, which its accuracy alone does not say."""
+    if row.train_acc is None or above_chance(row):
+        return ""
+    chance, own = _guessing(row)
+    guess = f"{chance:.3f} from its own class frequencies" if own else f"guessing scores {chance:.3f}"
+    return f"; its training accuracy {row.train_acc:.3f} is no better than guessing ({guess})"
 
 
 def _not_fitting(row: Result) -> str:

@@ -137,10 +137,11 @@ def differ(keys: list[str], release: bool = True) -> str:
     return f" ({', '.join(words)} {'differ' if len(words) > 1 else 'differs'})" if words else ""
 
 
-def _data_said(keys: list[str]) -> str:
-    """What makes two sets of images one, where a refusal names a data option: a list of a folder's images in another
-    order is other data, as it draws other random labels, and "(--data differs)" did not say why the same images were."""
-    if not any(key in DATA_KEYS for key in keys):
+def _data_said(keys: list[str], theirs: dict[str, Any], mine: dict[str, Any]) -> str:
+    """What makes two sets of images one, where a refusal names a data option both runs give: a list of a folder's
+    images in another order is other data, as it draws other random labels, and "(--data differs)" did not say why
+    the same images were. A set one run lacks (--val-data added) is no such puzzle, and was told it too."""
+    if not any(key in DATA_KEYS and theirs.get(key) and mine.get(key) for key in keys):
         return ""
     return ": images are the same data only as the same files (sizes, modification times) in their order, which draws the random labels"
 
@@ -477,7 +478,7 @@ class ResultStore:
         upgraded = self.age == "earlier" and set(self.others) <= RELEASE_MARKERS.keys() | rekeyed
         if not self.legacy and not upgraded:
             raise UsageError(
-                f"results file {self.path} holds results measured with other parameters{differ(self.others)}{_data_said(self.others)}",
+                f"results file {self.path} holds results measured with other parameters{differ(self.others)}{_data_said(self.others, theirs, self.settings)}",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
             )
 
