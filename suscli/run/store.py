@@ -138,10 +138,11 @@ def differ(keys: list[str], release: bool = True) -> str:
 
 
 def _data_said(keys: list[str], theirs: dict[str, Any], mine: dict[str, Any]) -> str:
-    """What makes two sets of images one, where a refusal names a data option both runs give: a list of a folder's
-    images in another order is other data, as it draws other random labels, and "(--data differs)" did not say why
-    the same images were. A set one run lacks (--val-data added) is no such puzzle, and was told it too."""
-    if not any(key in DATA_KEYS and theirs.get(key) and mine.get(key) for key in keys):
+    """What makes two sets of unlabeled images one, where a refusal names --data and both runs give it: a list of a
+    folder's images in another order is other data, as it draws other random labels, and "(--data differs)" did not
+    say why the same images were. A set one run lacks (--train-data added) is no such puzzle, and was told it too; nor
+    is a held-out set, which is put in its folder's order (suscli.run.inputs.in_path_order)."""
+    if not ("unlabeled_data" in keys and theirs.get("unlabeled_data") and mine.get("unlabeled_data")):
         return ""
     return ": images are the same data only as the same files (sizes, modification times) in their order, which draws the random labels"
 
