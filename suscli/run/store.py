@@ -235,6 +235,11 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
             raise InputError(f"results file {path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
         if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
             raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
+        if wrong := next((f"{k} is {record[k]!r}" for k in ("fingerprint", "key") if not isinstance(record[k], str)), None):
+            raise InputError(  # a list ended the run in "internal error: TypeError: unhashable type"
+                f"results file {path} line {n} is not a row suscli writes: {wrong}",
+                fix=f"correct or delete line {n} (its model is then measured again), or pass --fresh",
+            )
         places = record.pop(NOT_FINITE, [])
         if not _restored(record, places):
             raise InputError(
