@@ -561,7 +561,10 @@ class ResultStore:
         self._writable = True
 
     def append(self, key: str, result: Result) -> None:
-        """Write one result durably (flush + fsync) before the next model starts."""
+        """Write one result durably (flush + fsync) before the next model starts; one measured on other bytes than
+        its key was made from is noted and not written (changed_while_read)."""
+        if changed_while_read(key, result):
+            return
         stored = result.as_dict()
         stored["details"].pop(REUSED, None)  # a fact of the run that reused it, not of the measurement
         if (again := stored["details"].pop(AGAIN, None)) is not None:  # as is why it was measured again
@@ -604,6 +607,24 @@ class ResultStore:
             raise InputError(
                 f"cannot start results file {path} over: {e.strerror or e}", fix="pass --results with a writable path"
             ) from None
+
+
+# The note on a row measured on other bytes than those its key was made from (suscli.run.audit.model_key begins with them)
+CHANGED = (
+    "the file changed while this run read it (a training run saving it again): measured as loaded, not kept in the "
+    "results file; the next run measures it again"
+)
+
+
+def changed_while_read(key: str, result: Result) -> bool:
+    """Whether the checkpoint was rewritten between the hash its key was made from and the load that read it (a run
+    still saving `last.pt`, a file still growing); the row then says so. Kept, its numbers were reused for the old bytes
+    (the file put back, or an epoch's copy of them) as theirs."""
+    if result.sha256 is None or key.startswith(f"{result.sha256}:"):
+        return False
+    if CHANGED not in result.notes:  # a sample that grows saves the row again
+        result.notes.append(CHANGED)
+    return True
 
 
 def _ends_with(path: Path, data: bytes) -> bool:
