@@ -302,6 +302,26 @@ def test_a_checkpoint_removed_after_the_pool_was_listed_says_so(tmp_path, image_
     assert "check the path" not in error
 
 
+def test_a_half_written_checkpoint_of_a_run_still_saving_says_to_rerun_once_it_is_written(tmp_path, image_folder) -> None:
+    """`track` on a run whose training loop is still writing its newest epoch with torch.save (not atomic): its row
+    said "the file may be truncated or corrupt: save or download it again", of a file nothing was wrong with but
+    that it was not written yet. One written just now says so; one written long ago keeps the old fix."""
+    run = tmp_path / "run"
+    for epoch in (1, 2):
+        suscli.save(tiny_cnn(), run / f"epoch_{epoch}.safetensors", arch=ARCH, image_size=8, epoch=epoch)
+    whole = (run / "epoch_2.safetensors").read_bytes()
+    half = run / "epoch_3.safetensors"
+    half.write_bytes(whole[: len(whole) // 2])
+    args = ("track", run, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
+    for age, said in ((0, " s ago: a run may still be saving it (rerun once it is written); else the file may be truncated"), (3600, "save or download it again")):
+        os.utime(half, (time.time() - age, time.time() - age))
+        res = invoke(*args)
+        assert res.exit_code == 3 and "Traceback" not in res.output, res.output
+        error = next(r for r in json.loads(res.stdout)["results"] if r["name"] == "epoch_3")["error"]
+        assert said in error, error
+        assert age == 0 or "still saving" not in error, error
+
+
 def test_a_checkpoint_rewritten_between_its_hash_and_its_load_is_not_kept_under_the_old_bytes(tmp_path, image_folder, monkeypatch) -> None:
     """A training run that rewrites `last.safetensors` in place while rank reads the pool: rank hashed the old bytes to
     look the model up, then loaded and measured the new ones, and kept their numbers under the old bytes' key. The next
