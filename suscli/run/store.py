@@ -528,12 +528,15 @@ class ResultStore:
             )
         if self.age == "newer" and not self._done:
             return f"{self.path} holds results of a newer suscli{since}, which this one does not reuse: these settings start their own results beside them"
+        # where only the images differ, what makes two sets of images one: a touched image under the same --data was
+        # said as "(--data differs)" of an option the user passed unchanged
+        why = _data_said(self.others) if set(self.others) <= set(DATA_KEYS) else ""
         if self._done:
             return (  # how many of them this pool's models match is known only as each is loaded: the counts say
                 f"{self.path} holds {len(self._done)} {plural(len(self._done), 'result')} of these settings, reused for the models they match, "
-                f"and results of other settings{diff}"
+                f"and results of other settings{diff}{why}"
             )
-        return f"{self.path} holds results of other settings{diff}: these settings start their own results beside them"
+        return f"{self.path} holds results of other settings{diff}{why}{';' if why else ':'} these settings start their own results beside them"
 
     def get(self, key: str) -> Result | None:
         return self._done.get(key)
