@@ -738,6 +738,20 @@ def test_blank_lines_in_a_results_file_are_skipped(pool: Path, image_folder: Pat
     assert doc["counts"]["reused"] == 4
 
 
+def test_a_results_file_saved_with_a_byte_order_mark_is_read_and_started_over(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """Saved by an editor or PowerShell's Set-Content that writes UTF-8 with a byte order mark, a results file was "not
+    a suscli results file (line 1)", every result refused, and --fresh refused to delete it as not one."""
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    results = pool / "suscli-results.jsonl"
+    results.write_bytes(b"\xef\xbb\xbf" + results.read_bytes())
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 4, res.output
+    assert len(suscli.load_results(results)) == 4
+    res, doc = rank_json(pool, image_folder, train_folder, "--fresh")
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
+
+
 def test_a_results_path_that_is_no_regular_file_is_refused_before_it_is_read(
     pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:

@@ -202,7 +202,7 @@ def _starts_as_results(path: Path) -> bool:
     results file's, as read_records reads it."""
     try:
         with open(path, "rb") as f:
-            first = next((line for line in f if line.strip()), b"").decode("utf-8", "replace")
+            first = next((line for line in f if line.strip()), b"").decode("utf-8-sig", "replace")
         if not first or first.startswith(RECORD_START):
             return True
         record = json.loads(first)
@@ -217,7 +217,7 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
     of the expected shape is an InputError naming the line."""
     require_regular(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte order mark an editor saved it with
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read results file {path}: {e}", fix="pass --results NEW.jsonl") from None
     for n, line in enumerate(lines, start=1):
