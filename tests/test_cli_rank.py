@@ -161,6 +161,24 @@ def test_ctrl_c_before_the_first_result_says_nothing_was_written(pool: Path, ima
     assert res.stderr.strip() == f"interrupted: no result was finished, nothing written to {results}"
 
 
+def test_ctrl_c_before_the_first_result_in_a_file_of_other_settings_says_nothing_was_written(
+    pool: Path, image_folder: Path, train_folder: Path, monkeypatch
+) -> None:
+    """Stopped before any model was finished, in a results file that holds other settings' results (an earlier run
+    with another --seed): it said "0 results kept in FILE; rerun the same command to resume", with nothing to resume."""
+    assert rank_json(pool, image_folder, train_folder, "--seed", "1")[0].exit_code == 0
+    results = pool / "suscli-results.jsonl"
+    before = results.read_bytes()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", interrupted)
+    res, _ = rank_json(pool, image_folder, train_folder, "--device", "cpu")
+    assert res.exit_code == 130 and results.read_bytes() == before, res.output
+    assert res.stderr.strip().splitlines()[-1] == f"interrupted: no result was finished, nothing written to {results}"
+
+
 def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
     real = suscli.run.audit.score_checkpoint
     calls = []
