@@ -138,11 +138,18 @@ def differ(keys: list[str], release: bool = True) -> str:
 
 
 def _data_said(keys: list[str]) -> str:
-    """What makes two sets of images one, where a refusal names a data option: a list of a folder's images in another
-    order is other data, as it draws other random labels, and "(--data differs)" did not say why the same images were."""
-    if not any(key in DATA_KEYS for key in keys):
-        return ""
-    return ": images are the same data only as the same files (sizes, modification times) in their order, which draws the random labels"
+    """What makes two sets of images one, where a line names a data option: a list of a folder's images in another
+    order is other data, as it draws other random labels, and "(--data differs)" did not say why the same images were.
+    A labelled set draws none; its labels, and how they are given, make it too (a CSV of class names for the class
+    folders it lists was said to differ only as other files or another order)."""
+    if "unlabeled_data" in keys:
+        return ": images are the same data only as the same files (sizes, modification times) in their order, which draws the random labels"
+    if any(key in DATA_KEYS for key in keys):
+        return (
+            ": labelled images are the same data only as the same files (sizes, modification times) in their order, with the "
+            "same labels given the same way (class folders, ids or names)"
+        )
+    return ""
 
 
 def release_age(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
