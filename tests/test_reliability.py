@@ -313,7 +313,10 @@ def test_a_half_written_checkpoint_of_a_run_still_saving_says_to_rerun_once_it_i
     half = run / "epoch_3.safetensors"
     half.write_bytes(whole[: len(whole) // 2])
     args = ("track", run, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
-    for age, said in ((0, " s ago: a run may still be saving it (rerun once it is written); else the file may be truncated"), (3600, "save or download it again")):
+    for age, said in (
+        (0, " s ago: a run may still be saving it (rerun once it is written); else the file may be truncated"),
+        (3600, "save or download it again"),
+    ):
         os.utime(half, (time.time() - age, time.time() - age))
         res = invoke(*args)
         assert res.exit_code == 3 and "Traceback" not in res.output, res.output

@@ -437,7 +437,9 @@ def entry_failed(entry: PoolEntry, error: SuscliError) -> Result:
             fix="rerun once nothing removes checkpoints from it (a training run saving, or keeping only its latest ones)",
         )
     elif error.fix == CORRUPT_FIX and (age := _age(entry.path)) is not None and age < STILL_SAVING_S:
-        error = InputError(error.message, fix=f"written {age:.0f} s ago: a run may still be saving it (rerun once it is written); else {CORRUPT_FIX}")
+        error = InputError(
+            error.message, fix=f"written {age:.0f} s ago: a run may still be saving it (rerun once it is written); else {CORRUPT_FIX}"
+        )
     return failed(entry.path, error, entry.name)
 
 
