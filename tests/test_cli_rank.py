@@ -926,6 +926,22 @@ def test_a_results_row_edited_to_another_type_is_named_with_its_line(
     assert res.exit_code == 0 and doc["counts"]["reused"] == 3, res.output
 
 
+def test_a_results_file_damaged_inside_says_to_delete_that_line(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """A line damaged between whole ones (edited by hand, two writers on a file system without locks): the fix offered
+    only another --results or --fresh, each measuring every model again, where deleting the line loses one result."""
+    assert rank_json(pool, image_folder, train_folder)[0].exit_code == 0
+    results = pool / "suscli-results.jsonl"
+    lines = results.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]
+    results.write_text("\n".join(lines) + "\n")
+    res, _ = rank_json(pool, image_folder, train_folder)
+    one_error_line(res, 3, "is corrupt at line 2 (delete line 2 (its model is then measured again), or pass --fresh")
+    del lines[1]
+    results.write_text("\n".join(lines) + "\n")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 3, res.output
+
+
 @pytest.mark.parametrize(("field", "value", "said"), [("key", ["k"], "key is ['k']"), ("fingerprint", 7, "fingerprint is 7")])
 def test_a_results_records_key_or_fingerprint_edited_to_another_type_is_named_with_its_line(
     pool: Path, image_folder: Path, train_folder: Path, field: str, value, said: str

@@ -239,7 +239,10 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
                 if cut is not None:
                     cut(line)
                 continue
-            raise InputError(f"results file {path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
+            raise InputError(  # deleting the line loses one result; another file or --fresh measured every model again
+                f"results file {path} is corrupt at line {n}",
+                fix=f"delete line {n} (its model is then measured again), or pass --fresh or --results NEW.jsonl",
+            ) from None
         if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
             raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
         if wrong := next((f"{k} is {record[k]!r}" for k in ("fingerprint", "key") if not isinstance(record[k], str)), None):
