@@ -161,6 +161,24 @@ def test_ctrl_c_before_the_first_result_says_nothing_was_written(pool: Path, ima
     assert res.stderr.strip() == f"interrupted: no result was finished, nothing written to {results}"
 
 
+def test_ctrl_c_before_the_first_result_in_a_file_of_other_settings_says_nothing_was_written(
+    pool: Path, image_folder: Path, train_folder: Path, monkeypatch
+) -> None:
+    """Stopped before any model was finished, in a results file that holds other settings' results (an earlier run
+    with another --seed): it said "0 results kept in FILE; rerun the same command to resume", with nothing to resume."""
+    assert rank_json(pool, image_folder, train_folder, "--seed", "1")[0].exit_code == 0
+    results = pool / "suscli-results.jsonl"
+    before = results.read_bytes()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(suscli.run.audit, "score_checkpoint", interrupted)
+    res, _ = rank_json(pool, image_folder, train_folder, "--device", "cpu")
+    assert res.exit_code == 130 and results.read_bytes() == before, res.output
+    assert res.stderr.strip().splitlines()[-1] == f"interrupted: no result was finished, nothing written to {results}"
+
+
 def test_ctrl_c_keeps_finished_results_and_resumes(pool: Path, image_folder: Path, train_folder: Path, monkeypatch) -> None:
     real = suscli.run.audit.score_checkpoint
     calls = []
@@ -830,6 +848,20 @@ def test_blank_lines_in_a_results_file_are_skipped(pool: Path, image_folder: Pat
     assert doc["counts"]["reused"] == 4
 
 
+def test_a_results_file_saved_with_a_byte_order_mark_is_read_and_started_over(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """Saved by an editor or PowerShell's Set-Content that writes UTF-8 with a byte order mark, a results file was "not
+    a suscli results file (line 1)", every result refused, and --fresh refused to delete it as not one."""
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    results = pool / "suscli-results.jsonl"
+    results.write_bytes(b"\xef\xbb\xbf" + results.read_bytes())
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 4, res.output
+    assert len(suscli.load_results(results)) == 4
+    res, doc = rank_json(pool, image_folder, train_folder, "--fresh")
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
+
+
 def test_a_results_path_that_is_no_regular_file_is_refused_before_it_is_read(
     pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -984,6 +1016,42 @@ def test_a_results_row_edited_to_another_type_is_named_with_its_line(
     results.write_text("\n".join(lines) + "\n")
     res, doc = rank_json(pool, image_folder, train_folder)
     assert res.exit_code == 0 and doc["counts"]["reused"] == 3, res.output
+
+
+def test_a_results_file_damaged_inside_says_to_delete_that_line(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """A line damaged between whole ones (edited by hand, two writers on a file system without locks): the fix offered
+    only another --results or --fresh, each measuring every model again, where deleting the line loses one result."""
+    assert rank_json(pool, image_folder, train_folder)[0].exit_code == 0
+    results = pool / "suscli-results.jsonl"
+    lines = results.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]
+    results.write_text("\n".join(lines) + "\n")
+    res, _ = rank_json(pool, image_folder, train_folder)
+    one_error_line(res, 3, "is corrupt at line 2 (delete line 2 (its model is then measured again), or pass --fresh")
+    del lines[1]
+    results.write_text("\n".join(lines) + "\n")
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 3, res.output
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [("key", ["k"], "key is ['k']"), ("fingerprint", 7, "fingerprint is 7")])
+def test_a_results_records_key_or_fingerprint_edited_to_another_type_is_named_with_its_line(
+    pool: Path, image_folder: Path, train_folder: Path, field: str, value, said: str
+) -> None:
+    """A key edited into a list ended rank in "internal error: TypeError: unhashable type: 'list'"; a fingerprint
+    edited into a number was taken for other settings, said as "results of other settings" naming none."""
+    res, _ = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0, res.output
+    results = pool / "suscli-results.jsonl"
+    lines = results.read_text().splitlines()
+    record = json.loads(lines[1])
+    record[field] = value
+    lines[1] = json.dumps(record)
+    results.write_text("\n".join(lines) + "\n")
+    res, _ = rank_json(pool, image_folder, train_folder)
+    one_error_line(res, 3, f"line 2 is not a row suscli writes: {said}", "correct or delete line 2")
+    with pytest.raises(suscli.errors.InputError, match=f"line 2 is not a row suscli writes: {re.escape(said)}"):
+        suscli.load_results(results)
 
 
 def test_a_long_run_logged_without_a_terminal_says_its_progress_in_a_few_lines(

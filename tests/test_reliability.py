@@ -302,6 +302,62 @@ def test_a_checkpoint_removed_after_the_pool_was_listed_says_so(tmp_path, image_
     assert "check the path" not in error
 
 
+def test_a_half_written_checkpoint_of_a_run_still_saving_says_to_rerun_once_it_is_written(tmp_path, image_folder) -> None:
+    """`track` on a run whose training loop is still writing its newest epoch with torch.save (not atomic): its row
+    said "the file may be truncated or corrupt: save or download it again", of a file nothing was wrong with but
+    that it was not written yet. One written just now says so; one written long ago keeps the old fix."""
+    run = tmp_path / "run"
+    for epoch in (1, 2):
+        suscli.save(tiny_cnn(), run / f"epoch_{epoch}.safetensors", arch=ARCH, image_size=8, epoch=epoch)
+    whole = (run / "epoch_2.safetensors").read_bytes()
+    half = run / "epoch_3.safetensors"
+    half.write_bytes(whole[: len(whole) // 2])
+    args = ("track", run, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
+    for age, said in (
+        (0, " s ago: a run may still be saving it (rerun once it is written); else the file may be truncated"),
+        (3600, "save or download it again"),
+    ):
+        os.utime(half, (time.time() - age, time.time() - age))
+        res = invoke(*args)
+        assert res.exit_code == 3 and "Traceback" not in res.output, res.output
+        error = next(r for r in json.loads(res.stdout)["results"] if r["name"] == "epoch_3")["error"]
+        assert said in error, error
+        assert age == 0 or "still saving" not in error, error
+
+
+def test_a_checkpoint_rewritten_between_its_hash_and_its_load_is_not_kept_under_the_old_bytes(tmp_path, image_folder, monkeypatch) -> None:
+    """A training run that rewrites `last.safetensors` in place while rank reads the pool: rank hashed the old bytes to
+    look the model up, then loaded and measured the new ones, and kept their numbers under the old bytes' key. The next
+    run on the old bytes (the file put back, or an epoch's copy of them) reused the other model's numbers as its own."""
+    pool = tmp_path / "pool"
+    torch.manual_seed(1)
+    suscli.save(tiny_cnn(), pool / "good.safetensors", arch=ARCH, image_size=8)
+    last = suscli.save(tiny_cnn(), pool / "last.safetensors", arch=ARCH, image_size=8)
+    first = last.read_bytes()
+    suscli.save(tiny_cnn(), tmp_path / "next.safetensors", arch=ARCH, image_size=8)
+    real = suscli.run.audit.load_checkpoint
+
+    def rewritten_then_loaded(path, **kwargs):
+        if Path(path) == last:
+            shutil.copyfile(tmp_path / "next.safetensors", last)  # the run's next save, after rank hashed the file
+        return real(path, **kwargs)
+
+    args = ("rank", pool, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
+    monkeypatch.setattr(suscli.run.audit, "load_checkpoint", rewritten_then_loaded)
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    row = next(r for r in json.loads(res.stdout)["results"] if r["name"] == "last")
+    assert any("changed while this run read it" in note for note in row["notes"]), row["notes"]
+    monkeypatch.setattr(suscli.run.audit, "load_checkpoint", real)
+    last.write_bytes(first)
+    res, alone = invoke(*args), invoke(*args, "--results", tmp_path / "alone.jsonl")
+    assert res.exit_code == 0 and alone.exit_code == 0, res.output + alone.output
+    doc = json.loads(res.stdout)
+    assert doc["counts"]["reused"] == 1, doc["counts"]  # good's row alone
+    rows = [{r["name"]: r["susceptibility"] for r in json.loads(out)["results"]} for out in (res.stdout, alone.stdout)]
+    assert rows[0] == rows[1]
+
+
 @pytest.mark.parametrize("protocol", [0, 4])
 def test_a_results_file_of_pickle_bytes_is_an_error_not_an_execution(tmp_path, image_folder, marker, protocol) -> None:
     """The results file is JSON lines and only ever parsed as JSON."""

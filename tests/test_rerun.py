@@ -112,6 +112,38 @@ def test_results_of_a_newer_release_are_not_reused_nor_misread(pool: Path, image
     assert res.exit_code == 2 and "holds results of a newer suscli (--train-data, --data differ)" in res.stderr
 
 
+def test_a_touched_image_says_why_the_same_data_option_differs(pool: Path, image_folder: Path, train_folder: Path) -> None:
+    """An image touched (a checkout, a copy that did not keep times) under the same --data: the line said "(--data
+    differs)" of the very option the user passed unchanged, with no word of what makes two sets of images one, which
+    the refusal of an explicit --results says."""
+    assert rank_json(pool, image_folder, train_folder)[0].exit_code == 0
+    image = next(image_folder.iterdir())
+    os.utime(image, (image.stat().st_atime, image.stat().st_mtime + 10))
+    res, doc = rank_json(pool, image_folder, train_folder)
+    assert res.exit_code == 0 and doc["counts"]["reused"] == 0, res.output
+    assert (
+        "holds results of other settings (--data differs): images are the same data only as the same files (sizes, "
+        "modification times) in their order, which draws the random labels; these settings start their own results beside them"
+    ) in res.stderr, res.stderr
+
+
+def test_labelled_images_given_another_way_say_what_makes_two_training_sets_one(
+    pool: Path, image_folder: Path, train_folder: Path, tmp_path: Path
+) -> None:
+    """The training images of the class folders listed in a CSV of class names, in the same order: the line said they
+    were the same data only as the same files in their order "which draws the random labels", which the training set
+    does not draw, and nothing of the labels, which were what differed."""
+    assert rank_json(pool, image_folder, train_folder)[0].exit_code == 0
+    names = tmp_path / "train.csv"
+    names.write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in sorted(train_folder.rglob("*.png"))))
+    res, _ = rank_json(pool, image_folder, names)
+    assert res.exit_code == 0, res.output
+    assert (
+        "(--train-data differs): labelled images are the same data only as the same files (sizes, modification times) in "
+        "their order, with the same labels given the same way (class folders, ids or names); these settings start"
+    ) in res.stderr, res.stderr
+
+
 def test_the_default_results_file_keeps_each_set_of_settings(pool: Path, image_folder: Path, train_folder: Path) -> None:
     """Changing a setting and back measures nothing twice, and each switch is said in one line."""
     first = rank_json(pool, image_folder, train_folder)[1]

@@ -20,7 +20,7 @@ from suscli.measure.randomness import Checked, random_forward
 from suscli.measure.batched import groups, measure_many, training_accuracy_many
 from suscli.load.arch import changed_sources, spec_identity
 from suscli.load.checkpoints import Checkpoint, companion_files, file_sha256, load_checkpoint
-from suscli.load.safe_read import sidecar_path
+from suscli.load.safe_read import CORRUPT_FIX, sidecar_path
 from suscli.data.embedded import Embedded
 from suscli.errors import InputError, MemoryRefused, SuscliError, plural
 from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
@@ -428,13 +428,31 @@ def audit_pool(request: PoolRequest, unlabeled: ImageSource, train: ImageSource 
 def entry_failed(entry: PoolEntry, error: SuscliError) -> Result:
     """The row of a pool's entry that could not be hashed or loaded. One a folder's listing found and that is gone
     now was removed after the listing (a training run still saving, or rotating its checkpoints away, beside the
-    rank): its row said "no such file (check the path)" of a path suscli had found itself."""
+    rank): its row said "no such file (check the path)" of a path suscli had found itself. One that cannot be read
+    and was written just now may be one a training loop is still writing (torch.save writes in place): its row
+    asked to save or download it again."""
     if entry.listed is not None and not os.path.lexists(entry.path):
         error = InputError(
             f"{entry.path}: removed after {entry.listed} was listed",
             fix="rerun once nothing removes checkpoints from it (a training run saving, or keeping only its latest ones)",
         )
+    elif error.fix == CORRUPT_FIX and (age := _age(entry.path)) is not None and age < STILL_SAVING_S:
+        error = InputError(
+            error.message, fix=f"written {age:.0f} s ago: a run may still be saving it (rerun once it is written); else {CORRUPT_FIX}"
+        )
     return failed(entry.path, error, entry.name)
+
+
+# How recently an unreadable checkpoint was written for its row to say a run may still be saving it
+STILL_SAVING_S = 60
+
+
+def _age(path: Path) -> float | None:
+    """Seconds since the file was last written; None where it cannot be read."""
+    try:
+        return max(0.0, time.time() - path.stat().st_mtime)
+    except OSError:
+        return None
 
 
 def staged(row: Result, sample: NestedSample | None, device: torch.device) -> Result:

@@ -387,10 +387,11 @@ def keeping(store: ResultStore | None) -> Iterator[None]:
 
 def kept_line(store: ResultStore | None) -> str:
     """What the results file kept, to follow 'interrupted': the measuring's line, and the writing of the outputs'. A
-    run stopped before its first result wrote no file, and was said to keep "0 result(s)" in one that was not there."""
+    run stopped before its first result wrote nothing, and was said to keep "0 result(s)" in a file that was not there,
+    or that held only other settings' results, with a rerun "to resume" that had nothing to resume."""
     if store is None:
         return ""
-    if not len(store) and not store.path.exists():
+    if not len(store):
         return f": no result was finished, nothing written to {store.path}"
     return f": {len(store)} {plural(len(store), 'result')} kept in {store.path}; rerun the same command to resume"
 

@@ -138,13 +138,21 @@ def differ(keys: list[str], release: bool = True) -> str:
 
 
 def _data_said(keys: list[str], theirs: dict[str, Any], mine: dict[str, Any]) -> str:
-    """What makes two sets of unlabeled images one, where a refusal names --data and both runs give it: a list of a
-    folder's images in another order is other data, as it draws other random labels, and "(--data differs)" did not
-    say why the same images were. A set one run lacks (--train-data added) is no such puzzle, and was told it too; nor
-    is a held-out set, which is put in its folder's order (suscli.run.inputs.in_path_order)."""
-    if not ("unlabeled_data" in keys and theirs.get("unlabeled_data") and mine.get("unlabeled_data")):
-        return ""
-    return ": images are the same data only as the same files (sizes, modification times) in their order, which draws the random labels"
+    """What makes two sets of images one, where a line names a data option both runs give (a set one run lacks, as
+    where a rerun adds --train-data, is no such puzzle): a list of a folder's images in another order is other
+    unlabeled data, as it draws other random labels, and "(--data differs)" did not say why the same images were. A
+    labelled set draws none; its labels, and how they are given, make it too (a CSV of class names for the class
+    folders it lists was said to differ only as other files or another order), and a held-out set is put in its
+    folder's order (suscli.run.inputs.in_path_order), so its order does not."""
+    both = {key for key in keys if key in DATA_KEYS and theirs.get(key) and mine.get(key)}
+    if "unlabeled_data" in both:
+        return ": images are the same data only as the same files (sizes, modification times) in their order, which draws the random labels"
+    same = "the same files (sizes, modification times){}, with the same labels given the same way (class folders, ids or names)"
+    if "train_data" in both:
+        return f": labelled images are the same data only as {same.format(' in their order')}"
+    if "val_data" in both:
+        return f": held-out images are the same data only as {same.format(', in any order')}"
+    return ""
 
 
 def release_age(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
@@ -204,7 +212,7 @@ def _starts_as_results(path: Path) -> bool:
     results file's, as read_records reads it."""
     try:
         with open(path, "rb") as f:
-            first = next((line for line in f if line.strip()), b"").decode("utf-8", "replace")
+            first = next((line for line in f if line.strip()), b"").decode("utf-8-sig", "replace")
         if not first or first.startswith(RECORD_START):
             return True
         record = json.loads(first)
@@ -219,7 +227,7 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
     of the expected shape is an InputError naming the line."""
     require_regular(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte order mark an editor saved it with
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read results file {path}: {e}", fix="pass --results NEW.jsonl") from None
     for n, line in enumerate(lines, start=1):
@@ -234,9 +242,17 @@ def read_records(path: Path, cut: Callable[[str], None] | None = None) -> Iterat
                 if cut is not None:
                     cut(line)
                 continue
-            raise InputError(f"results file {path} is corrupt at line {n}", fix="pass --results NEW.jsonl or --fresh") from None
+            raise InputError(  # deleting the line loses one result; another file or --fresh measured every model again
+                f"results file {path} is corrupt at line {n}",
+                fix=f"delete line {n} (its model is then measured again), or pass --fresh or --results NEW.jsonl",
+            ) from None
         if not isinstance(record, dict) or not {"fingerprint", "key", "result"} <= record.keys():
             raise InputError(f"{path} is not a suscli results file (line {n})", fix="pass --results NEW.jsonl")
+        if wrong := next((f"{k} is {record[k]!r}" for k in ("fingerprint", "key") if not isinstance(record[k], str)), None):
+            raise InputError(  # a list ended the run in "internal error: TypeError: unhashable type"
+                f"results file {path} line {n} is not a row suscli writes: {wrong}",
+                fix=f"correct or delete line {n} (its model is then measured again), or pass --fresh",
+            )
         places = record.pop(NOT_FINITE, [])
         if not _restored(record, places):
             raise InputError(
@@ -438,6 +454,7 @@ class ResultStore:
         self.mine = {fingerprint, *([also] if also else [])}  # the fingerprints of these settings' rows
         self.settings = settings
         self.others: list[str] | None = None  # when the file holds other settings: those that differ from the latest
+        self.data_said = ""  # what makes two sets of images one, where only data options differ (_data_said)
         self.legacy = False  # those others identified the images by their paths as typed (suscli.run.audit.data_identity)
         self.age: str | None = None  # "earlier" or "newer": those others were written by a release that measures otherwise
         self._done: dict[str, Result] = {}
@@ -464,6 +481,7 @@ class ResultStore:
             return
         # the nearest other settings, which the line names (the last written may differ in far more)
         theirs, self.others = min(((o, changed_settings(o, self.settings)) for o in others.values()), key=lambda pair: len(pair[1]))
+        self.data_said = _data_said(self.others, theirs, self.settings)
         self.legacy = any(legacy_identity(theirs.get(k)) for k in DATA_KEYS)
         self.age = release_age(theirs, self.settings)
         if keep_others or mine:
@@ -479,7 +497,7 @@ class ResultStore:
         upgraded = self.age == "earlier" and set(self.others) <= RELEASE_MARKERS.keys() | rekeyed
         if not self.legacy and not upgraded:
             raise UsageError(
-                f"results file {self.path} holds results measured with other parameters{differ(self.others)}{_data_said(self.others, theirs, self.settings)}",
+                f"results file {self.path} holds results measured with other parameters{differ(self.others)}{self.data_said}",
                 fix="pass --results NEW.jsonl to keep both, or --fresh to start this file over",
             )
 
@@ -525,12 +543,15 @@ class ResultStore:
             )
         if self.age == "newer" and not self._done:
             return f"{self.path} holds results of a newer suscli{since}, which this one does not reuse: these settings start their own results beside them"
+        # where only the images differ, what makes two sets of images one: a touched image under the same --data was
+        # said as "(--data differs)" of an option the user passed unchanged
+        why = self.data_said if set(self.others) <= set(DATA_KEYS) else ""
         if self._done:
             return (  # how many of them this pool's models match is known only as each is loaded: the counts say
                 f"{self.path} holds {len(self._done)} {plural(len(self._done), 'result')} of these settings, reused for the models they match, "
-                f"and results of other settings{diff}"
+                f"and results of other settings{diff}{why}"
             )
-        return f"{self.path} holds results of other settings{diff}: these settings start their own results beside them"
+        return f"{self.path} holds results of other settings{diff}{why}{';' if why else ':'} these settings start their own results beside them"
 
     def get(self, key: str) -> Result | None:
         return self._done.get(key)
@@ -558,7 +579,10 @@ class ResultStore:
         self._writable = True
 
     def append(self, key: str, result: Result) -> None:
-        """Write one result durably (flush + fsync) before the next model starts."""
+        """Write one result durably (flush + fsync) before the next model starts; one measured on other bytes than
+        its key was made from is noted and not written (changed_while_read)."""
+        if changed_while_read(key, result):
+            return
         stored = result.as_dict()
         stored["details"].pop(REUSED, None)  # a fact of the run that reused it, not of the measurement
         if (again := stored["details"].pop(AGAIN, None)) is not None:  # as is why it was measured again
@@ -601,6 +625,24 @@ class ResultStore:
             raise InputError(
                 f"cannot start results file {path} over: {e.strerror or e}", fix="pass --results with a writable path"
             ) from None
+
+
+# The note on a row measured on other bytes than those its key was made from (suscli.run.audit.model_key begins with them)
+CHANGED = (
+    "the file changed while this run read it (a training run saving it again): measured as loaded, not kept in the "
+    "results file; the next run measures it again"
+)
+
+
+def changed_while_read(key: str, result: Result) -> bool:
+    """Whether the checkpoint was rewritten between the hash its key was made from and the load that read it (a run
+    still saving `last.pt`, a file still growing); the row then says so. Kept, its numbers were reused for the old bytes
+    (the file put back, or an epoch's copy of them) as theirs."""
+    if result.sha256 is None or key.startswith(f"{result.sha256}:"):
+        return False
+    if CHANGED not in result.notes:  # a sample that grows saves the row again
+        result.notes.append(CHANGED)
+    return True
 
 
 def _ends_with(path: Path, data: bytes) -> bool:

@@ -29,7 +29,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     require_regular(path, fix=_READABLE)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark an editor saved it with is no part of it
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read results {path}: {e}") from None
     report = _report(text)
