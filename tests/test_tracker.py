@@ -461,11 +461,15 @@ def test_a_model_trained_in_half_precision_is_measured_in_float32_and_left_as_it
         assert now.dtype == dtype and torch.equal(now, saved["momentum_buffer"])
 
 
-@pytest.mark.parametrize("text", ["", '{"epoch": 0, "r": 0.1'])
-def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [("", "has no records"), ('{"epoch": 0, "r": 0.1', r"has no whole record: its last line \(1\) is cut short")],
+)
+def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Path, text: str, said: str) -> None:
     """A log file made before the first epoch (tempfile.mkstemp, touch), or one whose only line a crash cut short, made
     the tracker refuse to start: "has no records (call tracker.measure(model, epoch) in the training loop)", which is
-    what the loop was about to do. The tracker starts on it; `suscli track --log` still says it has no records."""
+    what the loop was about to do. The tracker starts on it; `suscli track --log` still says it has no records, and
+    of the cut line that it is cut short (it told a loop that had called measure to call it)."""
     log = tmp_path / "run.jsonl"
     log.write_text(text)
     tracker = SusceptibilityTracker(torch.randn(16, 3, 8, 8), log=log, config=CONFIG)
@@ -473,7 +477,7 @@ def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Pa
     tracker.measure(tiny_cnn(3), 1)
     assert [r["epoch"] for r in read_log(log)] == [1]
     log.write_text(text)
-    with pytest.raises(InputError, match="has no records"):
+    with pytest.raises(InputError, match=said):
         read_log(log)
 
 
