@@ -231,6 +231,7 @@ def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder
         res, doc = track_json(run, "-d", image_folder, "--train-data", train_folder, "--keep", rule)  # reuses the results file
         assert res.exit_code == 0 and doc["rule"].startswith(rule) and f"Rule ({rule})" in res.stderr, res.output
         assert kept is None or doc["recommendation"]["epoch"] == kept
+        assert doc["rule"] == f"{rule}: {KEEP_RULES[rule]}"  # the agreement rule met on the checkpoints' predictions
 
 
 def test_the_kept_epochs_verdict_is_said_with_its_reason(tmp_path: Path, train_folder: Path) -> None:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.errors import InputError, UsageError
+from suscli.run.epochs import AGREEMENT_FELL_BACK, KEEP_RULES
 from suscli.measure.susceptibility import TRACKER_READING, SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
 from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
@@ -263,6 +264,9 @@ def test_training_loop_log_read_by_suscli_track(tmp_path: Path) -> None:
     # the agreement rule needs predictions a log does not hold: the fallback is said, not only documented
     agreement = json.loads(CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json", "--keep", "agreement"]).stdout)
     assert any("--keep agreement needs the epochs' predictions" in w and "regions order chose instead" in w for w in agreement["warnings"])
+    # and the closing line and `rule` say that order chose: they gave the agreement rule's words, which no epoch met
+    assert agreement["rule"] == f"agreement: {AGREEMENT_FELL_BACK}" and KEEP_RULES["agreement"] not in agreement["recommendation"]["text"]
+    assert agreement["recommendation"]["text"].endswith(f"Rule (agreement): {AGREEMENT_FELL_BACK}")
 
 
 def test_log_resumes_and_survives_a_cut_line(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from suscli.run.epochs import (
     log_rows,
     networks,
     recommendation,
+    rule_said,
     run_epochs,
     step_saves,
     trained_epoch_0,
@@ -129,7 +130,7 @@ def track(
         closing = recommendation(rows, kept, keep, held)
         info.update(
             seconds=round(time.perf_counter() - started, 3),
-            rule=f"{keep}: {KEEP_RULES[keep]}",
+            rule=f"{keep}: {rule_said(rows, keep)}",
             recommendation={
                 "text": closing,
                 "epoch": kept.epoch if kept else None,
