@@ -231,6 +231,7 @@ def test_track_reports_r_zeta_and_the_epoch_to_keep(tmp_path: Path, image_folder
         res, doc = track_json(run, "-d", image_folder, "--train-data", train_folder, "--keep", rule)  # reuses the results file
         assert res.exit_code == 0 and doc["rule"].startswith(rule) and f"Rule ({rule})" in res.stderr, res.output
         assert kept is None or doc["recommendation"]["epoch"] == kept
+        assert doc["rule"] == f"{rule}: {KEEP_RULES[rule]}"  # the agreement rule met on the checkpoints' predictions
 
 
 def test_the_kept_epochs_verdict_is_said_with_its_reason(tmp_path: Path, train_folder: Path) -> None:
@@ -428,7 +429,8 @@ def test_lightnings_trained_epoch_0_is_not_taken_for_the_initialization_silently
 
 def test_measurement_options_with_a_log_are_refused_not_ignored(tmp_path: Path) -> None:
     """A tracker's log holds r as the tracker measured it: `track --log run.jsonl --lr 0.5` (or settings=, results=,
-    fresh= in Python) printed the log's numbers as if the options had been used. Refused, before the log is read."""
+    fresh= in Python) printed the log's numbers as if the options had been used, and `--arch` or `--device` (inputs=)
+    as if they had loaded or run anything. Refused, before the log is read."""
     log = tmp_path / "run.jsonl"
     for given in (
         {"settings": suscli.Settings(susceptibility=suscli.SusceptibilityConfig(lr=0.5))},
@@ -440,6 +442,13 @@ def test_measurement_options_with_a_log_are_refused_not_ignored(tmp_path: Path) 
             suscli.track(log=log, **given)
     res = invoke("track", "--log", log, "--lr", "0.5")
     assert res.exit_code == 2 and "--log reads r as the tracker measured it" in res.stderr
+    # nor do the options that load checkpoints and images: `--arch x:y --device cuda` printed the log, on a CPU machine too
+    for given in ({"inputs": suscli.Inputs(arch="x:y")}, {"inputs": suscli.Inputs(device="cpu")}, {"inputs": suscli.Inputs(cache=False)}):
+        with pytest.raises(UsageError, match="the options that load checkpoints and images"):
+            suscli.track(log=log, **given)
+    for option in (["--arch", "x:y"], ["--device", "cpu"], ["--model-batch", "2"], ["--ema"], ["--image-column", "img"]):
+        res = invoke("track", "--log", log, *option)
+        assert res.exit_code == 2 and "(--arch, --device, --cache-dir, ...) go with a RUN" in res.stderr, option
 
 
 def test_a_run_whose_first_checkpoints_were_deleted_is_said_to_start_late(tmp_path: Path, image_folder: Path) -> None:

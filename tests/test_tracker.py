@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from suscli.cli import app
 from suscli.errors import InputError, UsageError
+from suscli.run.epochs import AGREEMENT_FELL_BACK, KEEP_RULES
 from suscli.measure.susceptibility import TRACKER_READING, SusceptibilityConfig, batch_indices, measure_susceptibility, random_labels
 from suscli.training.tracker import SusceptibilityTracker, read_log, settings_warning
 from tests.conftest import tiny_cnn
@@ -263,6 +264,9 @@ def test_training_loop_log_read_by_suscli_track(tmp_path: Path) -> None:
     # the agreement rule needs predictions a log does not hold: the fallback is said, not only documented
     agreement = json.loads(CliRunner().invoke(app, ["track", "--log", str(log), "-f", "json", "--keep", "agreement"]).stdout)
     assert any("--keep agreement needs the epochs' predictions" in w and "regions order chose instead" in w for w in agreement["warnings"])
+    # and the closing line and `rule` say that order chose: they gave the agreement rule's words, which no epoch met
+    assert agreement["rule"] == f"agreement: {AGREEMENT_FELL_BACK}" and KEEP_RULES["agreement"] not in agreement["recommendation"]["text"]
+    assert agreement["recommendation"]["text"].endswith(f"Rule (agreement): {AGREEMENT_FELL_BACK}")
 
 
 def test_log_resumes_and_survives_a_cut_line(tmp_path: Path) -> None:
@@ -461,11 +465,15 @@ def test_a_model_trained_in_half_precision_is_measured_in_float32_and_left_as_it
         assert now.dtype == dtype and torch.equal(now, saved["momentum_buffer"])
 
 
-@pytest.mark.parametrize("text", ["", '{"epoch": 0, "r": 0.1'])
-def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [("", "has no records"), ('{"epoch": 0, "r": 0.1', r"has no whole record: its last line \(1\) is cut short")],
+)
+def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Path, text: str, said: str) -> None:
     """A log file made before the first epoch (tempfile.mkstemp, touch), or one whose only line a crash cut short, made
     the tracker refuse to start: "has no records (call tracker.measure(model, epoch) in the training loop)", which is
-    what the loop was about to do. The tracker starts on it; `suscli track --log` still says it has no records."""
+    what the loop was about to do. The tracker starts on it; `suscli track --log` still says it has no records, and
+    of the cut line that it is cut short (it told a loop that had called measure to call it)."""
     log = tmp_path / "run.jsonl"
     log.write_text(text)
     tracker = SusceptibilityTracker(torch.randn(16, 3, 8, 8), log=log, config=CONFIG)
@@ -473,7 +481,7 @@ def test_a_log_with_no_whole_record_yet_is_where_the_tracker_starts(tmp_path: Pa
     tracker.measure(tiny_cnn(3), 1)
     assert [r["epoch"] for r in read_log(log)] == [1]
     log.write_text(text)
-    with pytest.raises(InputError, match="has no records"):
+    with pytest.raises(InputError, match=said):
         read_log(log)
 
 

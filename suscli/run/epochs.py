@@ -29,6 +29,10 @@ from suscli.measure.accuracy import PAIRED_ALPHA, paired_p
 from suscli.defaults import DEFAULT_KEEP, KEEP_RULES
 
 INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
+AGREEMENT_FELL_BACK = (
+    "keep the first epoch of the paper's regions order (suscli rank --rule regions), since no two epochs' predictions "
+    "on the unlabeled images could be compared (a tracker log holds none)"
+)
 
 
 def knee(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | None:
@@ -113,7 +117,15 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
     later = f"; last epoch {last.epoch}: {_numbers(last)}" if last is not keep and last.ok else ""
     named = "" if keep.name == f"epoch {keep.epoch}" else f" ({keep.name})"  # a tracker log's rows are named so
     warned = verdict.mismeasured_pick(keep, f"epoch {keep.epoch}")
-    return f"keep epoch {keep.epoch}{named}: {_numbers(keep)}{later}{beside}. Rule ({rule}): {KEEP_RULES[rule]}{warned}"
+    return f"keep epoch {keep.epoch}{named}: {_numbers(keep)}{later}{beside}. Rule ({rule}): {rule_said(rows, rule)}{warned}"
+
+
+def rule_said(rows: list[Result], rule: str) -> str:
+    """What chose the epoch by `rule` (rows annotated): KEEP_RULES' words, but where the agreement rule fell back to
+    the regions order (no epoch has an agreement), that order, which its words describe nothing of."""
+    if rule == "agreement" and all(r.agreement is None for r in rows):
+        return AGREEMENT_FELL_BACK
+    return KEEP_RULES[rule]
 
 
 def kept_verdict(keep: Result | None) -> str | None:

@@ -4,6 +4,7 @@ training-loop tracker's log read back), the paper's running mean, and the epoch 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from suscli.run.epochs import (
     log_rows,
     networks,
     recommendation,
+    rule_said,
     run_epochs,
     step_saves,
     trained_epoch_0,
@@ -77,6 +79,12 @@ def track(
                 "--log reads r as the tracker measured it: the measurement's settings, --results and --fresh go with a RUN",
                 fix="give them to the SusceptibilityTracker, or measure a RUN of checkpoints",
             )
+        if not _as_default(inputs):  # --arch, --device, --cache-dir ...: nothing is loaded or run, and each was silently not used
+            raise UsageError(
+                "--log reads r as the tracker measured it: the options that load checkpoints and images and say where "
+                "they run (--arch, --device, --cache-dir, ...) go with a RUN",
+                fix="leave them out, or measure a RUN of checkpoints",
+            )
         records, read = read_log_and_note(log)  # read: a resumed run's event folders read as one, a log going back or cut short
         rows = log_rows(records, Path(log))
         warnings += read + [w for w in [start_warning(records), schedule_warning(records), settings_warning(records)] if w]
@@ -129,7 +137,7 @@ def track(
         closing = recommendation(rows, kept, keep, held)
         info.update(
             seconds=round(time.perf_counter() - started, 3),
-            rule=f"{keep}: {KEEP_RULES[keep]}",
+            rule=f"{keep}: {rule_said(rows, keep)}",
             recommendation={
                 "text": closing,
                 "epoch": kept.epoch if kept else None,
@@ -142,6 +150,11 @@ def track(
         reused = reused_line(rows, store, "epochs")
         lines = [f"warning: {w}" for w in warnings] + [line for line in (reused, said, kept_verdict(kept)) if line] + [closing]
         return Report("track", rows, info, keep=kept, lines=lines, kept=kept_line(store))
+
+
+def _as_default(inputs: Inputs) -> bool:
+    """`inputs` as no option changes them: the command line gives `arch_kwargs` {} where Inputs() holds None."""
+    return replace(inputs, arch_kwargs=inputs.arch_kwargs or None) == Inputs()
 
 
 def _measured(opened: PoolRun, keep: str, count_epoch_0: bool) -> tuple[list[Result], int | None]:

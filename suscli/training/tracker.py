@@ -364,7 +364,10 @@ def read_log_and_note(path: str | Path) -> tuple[list[dict], list[str]]:
         records = [{f: rec.get(f) for f in EpochRecord.__dataclass_fields__} for rec in events]
     else:
         records, notes = _log_records_and_notes(path)
-    if not records:
+    if not records:  # a run killed while writing its first record has called measure: say what is there instead
+        if notes:
+            said = "; ".join(note.removeprefix(f"tracker log {path}: ") for note in notes)
+            raise InputError(f"tracker log {path} has no whole record: {said}", fix="read it once the run has logged an epoch")
         raise InputError(f"tracker log {path} has no records", fix="call tracker.measure(model, epoch) in the training loop")
     return records, notes
 
