@@ -667,6 +667,81 @@ def test_held_out_hits_on_some_models_only_leave_the_label_free_choice_and_say_s
     assert "the held-out labels were not used" in choice.why
 
 
+def with_majority(rows: list[Result], label: str | int, share: float) -> list[Result]:
+    """`rows` whose held-out set's commonest label is `label`, `share` of its images (as score_checkpoint keeps it)."""
+    for r in rows:
+        r.details["val_majority"] = {"class": label, "share": share}
+    return rows
+
+
+def test_a_pick_no_clearer_than_answering_the_commonest_held_out_label_says_so() -> None:
+    """On 90% 'ok' held-out labels a pool at 89.2-90.2% shipped its best as if it were better than anything, which a
+    model answering 'ok' on every image scored 89.4%: the line now says no model clearly beats that, and the choice
+    is not confident even where the held-out set separates the pick from every other model."""
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    plain = choose(pool_rows(hits), "agreement", None)
+    choice = choose(with_majority(pool_rows(hits), "ok", 0.895), "agreement", None)  # b's 90.0%: P(X >= 180) = 0.47
+    assert choice.pick is not None and choice.pick.name == "b" and plain.confident and not choice.confident
+    assert choice.why == (
+        f"{plain.why}; still no confident choice: no model is clearly more accurate on the held-out labels than answering 'ok' "
+        "for every image (89.5% of 200)"
+    )
+    assert choice.held_out is not None and choice.held_out["decisive"]
+    assert choice.held_out["baseline"] == {"class": "ok", "share": 0.895, "clearly_beaten": False}
+    # a tied pick under a leader that beats it: a leads at 75.0% (P = 0.07 at 70%), b at 77.0% (P = 0.017)
+    hits = {"a": held_out_hits(150), "b": held_out_hits(154, 46), "c": held_out_hits(100), "d": held_out_hits(90)}
+    tied = choose(with_majority(pool_rows(hits), 1, 0.7), "agreement", None)
+    assert tied.pick is not None and tied.pick.name == "a" and not tied.confident
+    assert (
+        "; it is not clearly more accurate on the held-out labels than answering class 1 for every image (70.0% of 200). Label-free:"
+        in tied.why
+    )
+
+
+def test_a_balanced_held_out_set_or_rows_without_its_commonest_label_change_nothing() -> None:
+    """About 1 / classes on balanced labels: a pick well above it reads as before; rows stored before the commonest
+    label was kept (or with it damaged) say nothing of it."""
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    plain = choose(pool_rows(hits), "agreement", None)
+    assert plain.held_out is not None and plain.held_out["baseline"] is None
+    balanced = choose(with_majority(pool_rows(hits), "cat", 0.34), "agreement", None)
+    assert balanced.why == plain.why and balanced.confident and balanced.held_out is not None
+    assert balanced.held_out["baseline"] == {"class": "cat", "share": 0.34, "clearly_beaten": True}
+    damaged = choose(with_majority(pool_rows(hits), "cat", 1.5), "agreement", None)
+    assert damaged.why == plain.why and damaged.held_out is not None and damaged.held_out["baseline"] is None
+
+
+def test_rank_says_what_answering_the_commonest_held_out_label_scores_and_reads_it_back(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """9 of 10 held-out images are class_0: no model can clearly beat 90.0% on 10 images. Measured together and alone,
+    each row keeps that label and share; the results file gives the same line again, and rows stored without it (an
+    earlier release's) give the line without the clause."""
+    write_images(tmp_path / "val" / "class_0", 9, seed=40)
+    write_images(tmp_path / "val" / "class_2", 1, seed=42)
+    pool = make_pool(tmp_path / "pool")
+    common = ("rank", pool, "-d", image_folder, "--train-data", train_folder, "--val-data", tmp_path / "val", *FAST, "-f", "json")
+    first = invoke(*common, "--model-batch", "4")
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.stdout)
+    said = "than answering 'class_0' for every image (90.0% of 10)"
+    assert said in doc["recommendation"] and not doc["choice"]["confident"]
+    assert doc["choice"]["held_out"]["baseline"] == {"class": "class_0", "share": 0.9, "clearly_beaten": False}
+    alone = suscli.score(pool / "m0.safetensors", image_folder, train_folder, settings=SMALL, val_data=tmp_path / "val").rows[0]
+    assert alone.details["val_majority"] == {"class": "class_0", "share": 0.9}
+    again = json.loads(invoke(*common).stdout)
+    assert again["counts"]["reused"] == 4 and again["recommendation"] == doc["recommendation"]
+    results = pool / "suscli-results.jsonl"
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    for record in records:
+        del record["result"]["details"]["val_majority"]
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    older = json.loads(invoke(*common).stdout)
+    assert older["counts"]["reused"] == 4 and older["choice"]["held_out"]["baseline"] is None
+    clause = rf"; (still no confident choice: )?no model is clearly more accurate on the held-out labels {re.escape(said)}"
+    assert older["recommendation"] == re.sub(clause, "", doc["recommendation"]) != doc["recommendation"]
+
+
 def test_the_gap_follows_the_training_sample_as_it_grows(
     tmp_path: Path, image_folder: Path, val_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1036,5 +1111,8 @@ def test_a_held_out_list_in_another_order_reads_what_its_folder_reads(tmp_path: 
         docs.append(json.loads(res.stdout))
     folder, listed = docs
     assert 0 < folder["choice"]["held_out"]["weights"]["reliability"] < 1  # weights drawn from the halves, not a fixed case
+    for doc, named in ((folder, "class_0"), (listed, 0)):  # the same commonest label, by the folder's name or the list's id
+        baseline = doc["choice"]["held_out"].pop("baseline")
+        assert (baseline["class"], baseline["share"]) == (named, pytest.approx(1 / 3))
     assert listed["choice"] == folder["choice"] and listed["label_noise"] == folder["label_noise"]
     assert [r["details"]["val_hits"] for r in listed["results"]] == [r["details"]["val_hits"] for r in folder["results"]]

@@ -28,6 +28,7 @@ from suscli.judge.cost import MOST, FitCost, fit_cost
 from suscli.judge.noise import (
     NoiseEstimate,
     NoiseMatrix,
+    clearly_above,
     consensus,
     consensus_and_label,
     contradicted,
@@ -226,7 +227,8 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
     (`choice.ranked`, the rule's) weighed by how well each predicts the clean ranking (held_out.blend: with a few
     labels mostly the label-free order, with many mostly held-out accuracy). The pick is the first model in that order
     that no model beats on the held-out set (held_out_order); the tied set is the pick and the models the set cannot
-    tell from it. Confident only when the set separates the pick from every other model; label-free evidence never overrules a
+    tell from it. Confident only when the set separates the pick from every other model and its accuracy is clearly above
+    answering the commonest held-out label on every image (_against_majority); label-free evidence never overrules a
     decisive held-out comparison. docs/validation.md measures it against held-out accuracy alone and the label-free
     order at 25 to 2,000 noisy labels on every zoo pool. Without hits: `choice`."""
     measured = _measured(choice.ranked)
@@ -259,10 +261,13 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         f"; its row says '{pick.verdict}', yet no model is clearly more accurate on the held-out labels" if pick.verdict in FLAWED else ""
     )
     same = same_words(pick, measured)
+    majority = _majority(pick)
+    beaten, guess = _against_majority(of[id(pick)], of[id(lead)], majority) if majority else (True, "")
     if not rivals:
+        doubt = f"; still no confident choice: {guess}" if guess else ""  # the paired test decided: said confident before
         why = (
             f"ship {pick.name}: the highest held-out accuracy ({acc}), clearly above every other model's on the same "
-            f"images (paired McNemar test, 95%): the held-out labels decide{note}{same}"
+            f"images (paired McNemar test, 95%): the held-out labels decide{note}{same}{doubt}"
         )
     else:
         others = first_few([r.name for r in rivals])  # every name is in held_out.within_noise
@@ -270,7 +275,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         order_words = _order_words(weights, rule)
         why = (
             f"ship {pick.name}: held-out accuracy {acc}{lead_words}; no confident choice: the held-out set cannot tell "
-            f"{len(rivals)} other {plural(len(rivals), 'model')} from it (paired McNemar test, 95%): {others}; {order_words}{note}{same}. "
+            f"{len(rivals)} other {plural(len(rivals), 'model')} from it (paired McNemar test, 95%): {others}; {order_words}{note}{same}{f'; {guess}' if guess else ''}. "
             f"Label-free: {choice.why}"
         )
     held = {
@@ -283,8 +288,33 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         "label_free_pick": choice.pick.name if choice.pick else None,
         "undecided_by": _undecided_by(weights),
         "weights": weights.as_dict(),
+        # what answering the commonest held-out label on every image scores; None in rows stored before it was kept
+        "baseline": {**majority, "clearly_beaten": beaten} if majority else None,
     }
-    return Choice(ranked, pick, why, not rivals, tied, choice.labels, choice.voters, held)
+    return Choice(ranked, pick, why, not rivals and beaten, tied, choice.labels, choice.voters, held)
+
+
+def _majority(row: Result) -> dict | None:
+    """The held-out set's commonest label and its share of the held-out images (details.val_majority,
+    suscli.run.label_ids.commonest_label); None where the row lacks it (stored by an earlier release) or it is damaged."""
+    data = row.details.get("val_majority") if isinstance(row.details, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("class"), (str, int)) or not isinstance(data.get("share"), (int, float)):
+        return None
+    return data if 0 <= data["share"] <= 1 else None  # a share out of range is no share: damaged
+
+
+def _against_majority(pick: np.ndarray, lead: np.ndarray, majority: dict) -> tuple[bool, str]:
+    """Whether the pick's held-out hits clearly beat answering the commonest held-out label on every image (exact
+    one-sided binomial test, 5%), and where not, the words saying so: of every model where the leader does not beat
+    it either. Where 90% of the held-out labels are one class, a model naming it on every image scores 90%, and a pick
+    no more accurate than that was shipped as the held-out labels' confident choice without a word."""
+    n, share = len(pick), float(majority["share"])
+    if clearly_above(int(pick.sum()), n, share, level=0.05):
+        return True, ""
+    label = majority["class"]
+    named = f"'{label}'" if isinstance(label, str) else f"class {label}"
+    who = "it is not" if clearly_above(int(lead.sum()), n, share, level=0.05) else "no model is"
+    return False, f"{who} clearly more accurate on the held-out labels than answering {named} for every image ({100 * share:.1f}% of {n:,})"
 
 
 def _undecided_by(weights: Blend) -> str:

@@ -26,7 +26,16 @@ from suscli.errors import InputError, MemoryRefused, SuscliError, plural
 from suscli.data.images import ImageSource, NoneDecoded, Preprocess, named_set
 from suscli.run.pool import PoolEntry
 from suscli.results import AGAIN, REUSED, Result
-from suscli.run.label_ids import counted_val_ids, label_ids, labels_in_range, model_labels, sorted_val_note, held_out_errors, val_ids
+from suscli.run.label_ids import (
+    commonest_label,
+    counted_val_ids,
+    label_ids,
+    labels_in_range,
+    model_labels,
+    sorted_val_note,
+    held_out_errors,
+    val_ids,
+)
 from suscli.run.model import (
     checked_logits,
     failed,
@@ -342,10 +351,11 @@ def score_group(
         )
         probed = (train, train_pixels, train_labels, "training", accs)
     vals: Sequence[Accuracy | None] = [None] * len(models)
-    val_bad = None
+    val_bad, commonest = None, None
     if val is not None:
         with named_set("held-out set", val):
             val_pixels, val_labels, val_bad = val.decoded(prep.sizing, channels, device, progress)
+        commonest = commonest_label(val_labels, val)
         val_labels = model_labels(val_labels, val_map)
         with held_out_errors(val):
             vals = training_accuracy_many(models, val_pixels, val_labels, transform=transform, device=device, what="held-out accuracy")
@@ -384,6 +394,7 @@ def score_group(
             val=v,
             val_unreadable=val_bad,
             untrained=u,
+            commonest=commonest,
         )
         for c, s, a, p, (_, n), name, v, u in zip(checkpoints, sus, accs, preds, chosen, names, vals, references)
     ]

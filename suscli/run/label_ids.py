@@ -12,6 +12,7 @@ from torch import nn
 from suscli.measure.accuracy import check_label_range
 from suscli.load.checkpoints import Checkpoint
 from suscli.errors import InputError, plural
+from suscli.files import printable
 from suscli.data.images import ImageSource
 from suscli.data.labels import case_hint, counted_from_one, folder_ids, held_out_ids, id_table, known_classes, numbered_names
 from suscli.measure.susceptibility import logits_of, preserved_modes
@@ -22,6 +23,18 @@ def model_labels(labels: torch.Tensor | None, ids: torch.Tensor | None) -> torch
     if labels is None:
         raise ValueError("a labelled image set decoded without labels")
     return labels if ids is None else ids.to(labels.device)[labels]
+
+
+def commonest_label(labels: torch.Tensor | None, val: ImageSource) -> dict | None:
+    """The held-out set's commonest label (its class name, else its id) and its share of the held-out images: what a
+    model answering that class on every image scores, which the choice on held-out labels must clearly beat
+    (suscli.judge.rules). `labels`: as the set decoded them, before any model numbered them (None: model_labels refuses)."""
+    if labels is None or len(labels) == 0:
+        return None
+    counts = torch.bincount(labels.cpu())
+    top = int(counts.argmax())
+    names = val.label_names if val.label_names is not None else val.folders
+    return {"class": printable(names[top]) if names is not None and top < len(names) else top, "share": int(counts[top]) / len(labels)}
 
 
 def label_ids(checkpoint: Checkpoint, train: ImageSource | None, num_classes: int | None = None) -> tuple[torch.Tensor | None, list[str]]:

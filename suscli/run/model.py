@@ -38,6 +38,7 @@ from suscli.measure.susceptibility import (
 from suscli.measure.untrained import untrained_susceptibility
 from suscli.judge.verdict import at_cuts_step, wants_untrained
 from suscli.run.label_ids import (
+    commonest_label,
     counted_val_ids,
     held_out_errors,
     label_ids,
@@ -197,10 +198,11 @@ def score_checkpoint(
                 acc = training_accuracy(
                     model, train_pixels, labels, population=train.population, transform=transform, device=device, progress=progress
                 )
-        val_acc, val_bad = None, None
+        val_acc, val_bad, commonest = None, None, None
         if val is not None:
             with named_set("held-out set", val):
                 val_pixels, val_labels, val_bad = val.decoded(prep.sizing, channels, device, progress)
+            commonest = commonest_label(val_labels, val)
             val_labels = model_labels(val_labels, val_map)
             with held_out_errors(val):
                 val_acc = training_accuracy(
@@ -259,6 +261,7 @@ def score_checkpoint(
         val=val_acc,
         val_unreadable=val_bad,
         untrained=reference,
+        commonest=commonest,
     )
 
 
@@ -374,10 +377,12 @@ def scored_row(
     val: Accuracy | None = None,
     val_unreadable: list[tuple[ImageRef, str]] | None = None,
     untrained: dict | None = None,
+    commonest: dict | None = None,
 ) -> Result:
     """The row of a measured model, with its notes: one function for models measured alone or together (`untrained`:
     what its network reads untrained, where it was measured; `preds`: its predictions on the unlabeled images, None
-    where they were not made, and the row then holds no "predictions" key)."""
+    where they were not made, and the row then holds no "predictions" key; `commonest`: the held-out set's commonest
+    label and its share, label_ids.commonest_label)."""
     notes = list(notes)
     if val_unreadable:
         notes.append(
@@ -450,6 +455,8 @@ def scored_row(
                     "val_hits": encode_hits(val.hits) if val.hits is not None else None,
                     # top-k with the held-out labels: what the voters' consensus reads of labels no model fitted
                     "val_predictions": val.predictions.encode() if val.predictions is not None else None,
+                    # what answering the commonest held-out label on every image scores: a pick must clearly beat it
+                    **({"val_majority": commonest} if commonest is not None else {}),
                 }
                 if val and heldout
                 else {}
