@@ -305,15 +305,15 @@ def _majority(row: Result) -> dict | None:
 
 def _against_majority(pick: np.ndarray, lead: np.ndarray, majority: dict) -> tuple[bool, str]:
     """Whether the pick's held-out hits clearly beat answering the commonest held-out label on every image (exact
-    one-sided binomial test, 5%), and where not, the words saying so: of every model where the leader does not beat
+    one-sided binomial test at 2.5%, as every "clearly above" of noise.clearly_above), and where not, the words saying so: of every model where the leader does not beat
     it either. Where 90% of the held-out labels are one class, a model naming it on every image scores 90%, and a pick
     no more accurate than that was shipped as the held-out labels' confident choice without a word."""
     n, share = len(pick), float(majority["share"])
-    if clearly_above(int(pick.sum()), n, share, level=0.05):
+    if clearly_above(int(pick.sum()), n, share):
         return True, ""
     label = majority["class"]
     named = f"'{label}'" if isinstance(label, str) else f"class {label}"
-    who = "it is not" if clearly_above(int(lead.sum()), n, share, level=0.05) else "no model is"
+    who = "it is not" if clearly_above(int(lead.sum()), n, share) else "no model is"
     return False, f"{who} clearly more accurate on the held-out labels than answering {named} for every image ({100 * share:.1f}% of {n:,})"
 
 
