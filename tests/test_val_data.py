@@ -711,6 +711,18 @@ def test_a_balanced_held_out_set_or_rows_without_its_commonest_label_change_noth
     assert damaged.why == plain.why and damaged.held_out is not None and damaged.held_out["baseline"] is None
 
 
+def test_a_pick_stored_without_the_commonest_label_is_weighed_against_the_one_the_other_rows_hold() -> None:
+    """Every row of a choice holds hits on the same held-out images, so any row's commonest label is the pick's: a pick
+    reused from a results file an earlier release wrote (no val_majority) beside rows measured now was shipped as the
+    held-out labels' confident choice, the check skipped, as if no row held the label."""
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    rows = with_majority(pool_rows(hits), "ok", 0.895)
+    del next(r for r in rows if r.name == "b").details["val_majority"]  # the pick, stored before it was kept
+    choice = choose(rows, "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "b" and not choice.confident
+    assert choice.held_out is not None and choice.held_out["baseline"] == {"class": "ok", "share": 0.895, "clearly_beaten": False}
+
+
 def test_rank_says_what_answering_the_commonest_held_out_label_scores_and_reads_it_back(
     tmp_path: Path, image_folder: Path, train_folder: Path
 ) -> None:
