@@ -1081,6 +1081,23 @@ def test_labels_within_the_models_outputs_are_measured_where_the_checkpoint_name
     assert any("the model outputs 3 classes, where --num-classes or its file said 2" in n for n in row["notes"]), row["notes"]
 
 
+def test_a_held_out_folders_rows_are_reused_for_a_list_of_its_ids_in_any_order_not_for_one_of_its_names(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """The held-out images are put in their folder's order, so a list of them backwards is the folder's set where it
+    gives the labels as the folder does (ids, the folders' sorted order); class names are labels given another way."""
+    for c in range(3):
+        write_images(tmp_path / "val" / f"class_{c}", 4, seed=50 + c)
+    images = sorted((tmp_path / "val").rglob("*.png"))
+    (tmp_path / "ids.csv").write_text("path,label\n" + "".join(f"{p},{p.parent.name[-1]}\n" for p in reversed(images)))
+    (tmp_path / "names.csv").write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in reversed(images)))
+    common = ("rank", make_pool(tmp_path / "pool"), "-d", image_folder, "--train-data", train_folder, *FAST, "-f", "json")
+    assert invoke(*common, "--val-data", tmp_path / "val").exit_code == 0
+    for listed, reused in (("ids.csv", 4), ("names.csv", 0)):
+        res = invoke(*common, "--val-data", tmp_path / listed)
+        assert res.exit_code == 0 and json.loads(res.stdout)["counts"]["reused"] == reused, (listed, res.output)
+
+
 def test_a_held_out_list_in_another_order_reads_what_its_folder_reads(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:
     """The split halves that weigh held-out accuracy and the bootstrap of the held-out noise interval draw images by
     position: a CSV listing a folder's images backwards read other weights and another interval than the folder."""
