@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suscli.errors import InputError, first_few, plural, shown
+from suscli.files import written_name
 from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import best_record, trainer_log
 from suscli.load.sources import recorded_epoch
@@ -470,10 +471,9 @@ def _loaded_best(own: PoolEntry, step: int, entries: list[PoolEntry]) -> tuple[l
     best = best_record(own.path)
     if best is None or len(entries) == 1:
         return entries, None
-    name = re.split(r"[\\/]", best[1].rstrip("\\/"))[-1]
     return [e for e in entries if e is not own], (
         f"{own.name}: the Trainer's final model (save_model), saved at step {step}, left out: its trainer_state.json records "
-        f"a best checkpoint ({name}), which load_best_model_at_end loads before save_model, so its weights need not be "
+        f"a best checkpoint ({written_name(best[1])}), which load_best_model_at_end loads before save_model, so its weights need not be "
         f"step {step}'s; the run's epochs are its checkpoint-N folders"
     )
 
