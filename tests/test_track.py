@@ -204,7 +204,9 @@ def test_the_agreement_rule_fallen_back_on_checkpoints_says_why_not_that_a_track
 
     def epoch(e: int) -> Result:
         details = {"predictions": preds_from(truth).encode()}
-        return Result(name=f"epoch_{e}", path="", epoch=e, susceptibility=0.01 * (e + 1), train_acc=0.5, sha256=f"{e}" * 64, details=details)
+        return Result(
+            name=f"epoch_{e}", path="", epoch=e, susceptibility=0.01 * (e + 1), train_acc=0.5, sha256=f"{e}" * 64, details=details
+        )
 
     fallen = "keep the first epoch of the paper's regions order (suscli rank --rule regions), since the agreement rule could not compare"
     one = [epoch(0), epoch(1)]  # the initialization is no candidate: one epoch to choose from

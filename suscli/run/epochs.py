@@ -31,7 +31,9 @@ from suscli.defaults import DEFAULT_KEEP, KEEP_RULES
 
 INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
 REGIONS_FIRST = "keep the first epoch of the paper's regions order (suscli rank --rule regions)"
-AGREEMENT_FELL_BACK = f"{REGIONS_FIRST}, since no two epochs' predictions on the unlabeled images could be compared (a tracker log holds none)"
+AGREEMENT_FELL_BACK = (
+    f"{REGIONS_FIRST}, since no two epochs' predictions on the unlabeled images could be compared (a tracker log holds none)"
+)
 
 
 def knee(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | None:
