@@ -50,6 +50,13 @@ def printable(path: object) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
+def written_name(path: str) -> str:
+    """The last part of a path another machine wrote into a file (a pointer file's target, a trainer_state.json's
+    best_model_checkpoint), in / or \\ separators, a trailing one left out: a run folder moved, copied or written on
+    Windows keeps the training machine's path, and its saves are found by name."""
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1]
+
+
 # What a terminal runs rather than shows: the control characters but the tab and the line break, which the table lays
 # out; and what it cannot show, a lone surrogate (a file name's byte that is not UTF-8).
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")

@@ -632,6 +632,9 @@ def test_a_model_of_inputs_that_are_not_square_is_told_suscli_feeds_squares_only
         ("64,32", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '64,32'"),
         ("0", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '0'"),
         ("0x0", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '0x0'"),
+        # a digit to str.isdigit that int() refuses ended in "internal error: ValueError"
+        ("\u00b2", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '\u00b2'"),
+        ("32x\u00b2", "--image-size takes a whole number of at least 1, the side of a square (32, or 32x32), got '32x\u00b2'"),
     ],
 )
 def test_an_image_size_of_height_and_width_apart_is_told_suscli_feeds_squares_only(image_folder: Path, given: str, said: str) -> None:

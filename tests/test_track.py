@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -192,6 +193,28 @@ def test_agreement_keep_rule_uses_the_runs_predictions() -> None:
     assert annotate(rows, rule="train-acc") is rows[4]
     with pytest.raises(ValueError):
         epoch_to_keep(rows, "vibes")
+
+
+def test_the_agreement_rule_fallen_back_on_checkpoints_says_why_not_that_a_tracker_log_holds_no_predictions() -> None:
+    """A run of checkpoints whose epochs hold their predictions, where the agreement rule cannot compare two of them:
+    the closing line said "(a tracker log holds none)" of a run that is no tracker log."""
+    from tests.test_rules import preds_from
+
+    truth = [0, 1, 2] * 100
+
+    def epoch(e: int) -> Result:
+        details = {"predictions": preds_from(truth).encode()}
+        return Result(
+            name=f"epoch_{e}", path="", epoch=e, susceptibility=0.01 * (e + 1), train_acc=0.5, sha256=f"{e}" * 64, details=details
+        )
+
+    fallen = "keep the first epoch of the paper's regions order (suscli rank --rule regions), since the agreement rule could not compare"
+    one = [epoch(0), epoch(1)]  # the initialization is no candidate: one epoch to choose from
+    line = recommendation(one, annotate(one, rule="agreement"), "agreement")
+    assert line.endswith(f"Rule (agreement): {fallen} the epochs: fewer than 2 epochs after the initialization have training accuracy")
+    copies = [epoch(0), epoch(1), dataclasses.replace(epoch(2), sha256="1" * 64, name="epoch_2")]  # epoch 2: epoch 1's file again
+    line = recommendation(copies, annotate(copies, rule="agreement"), "agreement")
+    assert line.endswith(f"Rule (agreement): {fallen} the epochs: the 2 models measured hold the same weights"), line
 
 
 def make_run(folder: Path, epochs: int = 4) -> Path:

@@ -711,6 +711,18 @@ def test_a_balanced_held_out_set_or_rows_without_its_commonest_label_change_noth
     assert damaged.why == plain.why and damaged.held_out is not None and damaged.held_out["baseline"] is None
 
 
+def test_a_pick_stored_without_the_commonest_label_is_weighed_against_the_one_the_other_rows_hold() -> None:
+    """Every row of a choice holds hits on the same held-out images, so any row's commonest label is the pick's: a pick
+    reused from a results file an earlier release wrote (no val_majority) beside rows measured now was shipped as the
+    held-out labels' confident choice, the check skipped, as if no row held the label."""
+    hits = {"a": held_out_hits(120), "b": held_out_hits(180, 20), "c": held_out_hits(110), "d": held_out_hits(100)}
+    rows = with_majority(pool_rows(hits), "ok", 0.895)
+    del next(r for r in rows if r.name == "b").details["val_majority"]  # the pick, stored before it was kept
+    choice = choose(rows, "agreement", None)
+    assert choice.pick is not None and choice.pick.name == "b" and not choice.confident
+    assert choice.held_out is not None and choice.held_out["baseline"] == {"class": "ok", "share": 0.895, "clearly_beaten": False}
+
+
 def test_rank_says_what_answering_the_commonest_held_out_label_scores_and_reads_it_back(
     tmp_path: Path, image_folder: Path, train_folder: Path
 ) -> None:
@@ -1067,6 +1079,23 @@ def test_labels_within_the_models_outputs_are_measured_where_the_checkpoint_name
     row = json.loads(res.stdout)["results"][0]
     assert res.exit_code == 0 and row["status"] == "ok" and row["train_acc"] is not None, res.output
     assert any("the model outputs 3 classes, where --num-classes or its file said 2" in n for n in row["notes"]), row["notes"]
+
+
+def test_a_held_out_folders_rows_are_reused_for_a_list_of_its_ids_in_any_order_not_for_one_of_its_names(
+    tmp_path: Path, image_folder: Path, train_folder: Path
+) -> None:
+    """The held-out images are put in their folder's order, so a list of them backwards is the folder's set where it
+    gives the labels as the folder does (ids, the folders' sorted order); class names are labels given another way."""
+    for c in range(3):
+        write_images(tmp_path / "val" / f"class_{c}", 4, seed=50 + c)
+    images = sorted((tmp_path / "val").rglob("*.png"))
+    (tmp_path / "ids.csv").write_text("path,label\n" + "".join(f"{p},{p.parent.name[-1]}\n" for p in reversed(images)))
+    (tmp_path / "names.csv").write_text("path,label\n" + "".join(f"{p},{p.parent.name}\n" for p in reversed(images)))
+    common = ("rank", make_pool(tmp_path / "pool"), "-d", image_folder, "--train-data", train_folder, *FAST, "-f", "json")
+    assert invoke(*common, "--val-data", tmp_path / "val").exit_code == 0
+    for listed, reused in (("ids.csv", 4), ("names.csv", 0)):
+        res = invoke(*common, "--val-data", tmp_path / listed)
+        assert res.exit_code == 0 and json.loads(res.stdout)["counts"]["reused"] == reused, (listed, res.output)
 
 
 def test_a_held_out_list_in_another_order_reads_what_its_folder_reads(tmp_path: Path, image_folder: Path, train_folder: Path) -> None:

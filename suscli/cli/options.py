@@ -432,7 +432,8 @@ def _image_size(text: str | None) -> int | None:
     if text is None:
         return None
     sides = text.strip().lower().split("x")
-    if len(sides) in (1, 2) and all(s.strip().isdigit() and int(s) > 0 for s in sides):
+    # isdecimal, not isdigit: "²" is a digit that int() refuses
+    if len(sides) in (1, 2) and all(s.strip().isdecimal() and int(s) > 0 for s in sides):
         if len({int(s) for s in sides}) == 1:
             return int(sides[0])
         raise UsageError(

@@ -261,7 +261,7 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         f"; its row says '{pick.verdict}', yet no model is clearly more accurate on the held-out labels" if pick.verdict in FLAWED else ""
     )
     same = same_words(pick, measured)
-    majority = _majority(pick)
+    majority = _majority(measured)
     beaten, guess = _against_majority(of[id(pick)], of[id(lead)], majority) if majority else (True, "")
     if not rivals:
         doubt = f"; still no confident choice: {guess}" if guess else ""  # the paired test decided: said confident before
@@ -288,15 +288,22 @@ def _with_held_out(choice: Choice, rule: str) -> Choice:
         "label_free_pick": choice.pick.name if choice.pick else None,
         "undecided_by": _undecided_by(weights),
         "weights": weights.as_dict(),
-        # what answering the commonest held-out label on every image scores; None in rows stored before it was kept
+        # what answering the commonest held-out label on every image scores; None where no row holds it (stored before it was kept)
         "baseline": {**majority, "clearly_beaten": beaten} if majority else None,
     }
     return Choice(ranked, pick, why, not rivals and beaten, tied, choice.labels, choice.voters, held)
 
 
-def _majority(row: Result) -> dict | None:
+def _majority(rows: list[Result]) -> dict | None:
     """The held-out set's commonest label and its share of the held-out images (details.val_majority,
-    suscli.run.label_ids.commonest_label); None where the row lacks it (stored by an earlier release) or it is damaged."""
+    suscli.run.label_ids.commonest_label), from the first of `rows` that holds it: their hits are on the same images, so
+    a pick reused from a row stored by an earlier release is weighed against the label the rows measured now hold.
+    None where no row holds it whole."""
+    return next((data for data in map(_held_majority, rows) if data is not None), None)
+
+
+def _held_majority(row: Result) -> dict | None:
+    """The row's details.val_majority; None where it lacks it (stored by an earlier release) or it is damaged."""
     data = row.details.get("val_majority") if isinstance(row.details, dict) else None
     if not isinstance(data, dict) or not isinstance(data.get("class"), (str, int)) or not isinstance(data.get("share"), (int, float)):
         return None

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from suscli.errors import InputError, first_few, plural, shown
+from suscli.files import written_name
 from suscli.load.foreign import DEEPSPEED_MODEL, refusal
 from suscli.load.sources.huggingface import best_record, trainer_log
 from suscli.load.sources import recorded_epoch
@@ -24,14 +25,14 @@ from suscli.judge import verdict
 from suscli.judge.regions import thresholds
 from suscli.results import Result
 from suscli.judge.held_out import val_hits_of
-from suscli.judge.rules import choose
+from suscli.judge.rules import annotate_agreement, choose, predictions_of
 from suscli.measure.accuracy import PAIRED_ALPHA, paired_p
 from suscli.defaults import DEFAULT_KEEP, KEEP_RULES
 
 INIT_NOTE = "epoch 0 taken as the initialization: left out of the running mean, as in the paper (--count-epoch-0 to include it)"
+REGIONS_FIRST = "keep the first epoch of the paper's regions order (suscli rank --rule regions)"
 AGREEMENT_FELL_BACK = (
-    "keep the first epoch of the paper's regions order (suscli rank --rule regions), since no two epochs' predictions "
-    "on the unlabeled images could be compared (a tracker log holds none)"
+    f"{REGIONS_FIRST}, since no two epochs' predictions on the unlabeled images could be compared (a tracker log holds none)"
 )
 
 
@@ -56,7 +57,7 @@ def knee(train_acc: Sequence[float | None], r: Sequence[float | None]) -> int | 
 def epoch_to_keep(rows: list[Result], rule: str = DEFAULT_KEEP) -> int | None:
     """Index in `rows` (a run's epochs in order, zeta already set) of the epoch to keep by KEEP_RULES[rule];
     only epochs with a zeta (measured, after the initialization) and training accuracy are candidates."""
-    ok = [i for i, row in enumerate(rows) if row.zeta is not None and row.train_acc is not None]
+    ok = _candidates(rows)
     if not ok:
         return None
     if rule == "train-acc":
@@ -70,6 +71,11 @@ def epoch_to_keep(rows: list[Result], rule: str = DEFAULT_KEEP) -> int | None:
         pick = choose(candidates, "agreement", thresholds(candidates)).ranked[0]
         return next(i for i in ok if rows[i] is pick)
     raise ValueError(f"unknown keep rule {rule!r}; rules: {', '.join(KEEP_RULES)}")
+
+
+def _candidates(rows: list[Result]) -> list[int]:
+    """The indexes of the epochs a keep rule chooses from: measured after the initialization (a zeta), with training accuracy."""
+    return [i for i, row in enumerate(rows) if row.zeta is not None and row.train_acc is not None]
 
 
 def _range(values: list[float]) -> tuple[float, float]:
@@ -122,10 +128,16 @@ def recommendation(rows: list[Result], keep: Result | None, rule: str = DEFAULT_
 
 def rule_said(rows: list[Result], rule: str) -> str:
     """What chose the epoch by `rule` (rows annotated): KEEP_RULES' words, but where the agreement rule fell back to
-    the regions order (no epoch has an agreement), that order, which its words describe nothing of."""
-    if rule == "agreement" and all(r.agreement is None for r in rows):
+    the regions order (no epoch has an agreement), that order, which its words describe nothing of, and why: a run of
+    checkpoints whose epochs hold predictions was said to be a tracker log, which holds none."""
+    if rule != "agreement" or any(r.agreement is not None for r in rows):
+        return KEEP_RULES[rule]
+    candidates = [rows[i] for i in _candidates(rows)]
+    if len(candidates) < 2:
+        return f"{REGIONS_FIRST}, since the agreement rule could not compare the epochs: fewer than 2 epochs after the initialization have training accuracy"
+    if not any(predictions_of(r) is not None for r in candidates):
         return AGREEMENT_FELL_BACK
-    return KEEP_RULES[rule]
+    return f"{REGIONS_FIRST}, since the agreement rule could not compare the epochs: {annotate_agreement(candidates, None)[0]}"
 
 
 def kept_verdict(keep: Result | None) -> str | None:
@@ -461,10 +473,9 @@ def _loaded_best(own: PoolEntry, step: int, entries: list[PoolEntry]) -> tuple[l
     best = best_record(own.path)
     if best is None or len(entries) == 1:
         return entries, None
-    name = re.split(r"[\\/]", best[1].rstrip("\\/"))[-1]
     return [e for e in entries if e is not own], (
         f"{own.name}: the Trainer's final model (save_model), saved at step {step}, left out: its trainer_state.json records "
-        f"a best checkpoint ({name}), which load_best_model_at_end loads before save_model, so its weights need not be "
+        f"a best checkpoint ({written_name(best[1])}), which load_best_model_at_end loads before save_model, so its weights need not be "
         f"step {step}'s; the run's epochs are its checkpoint-N folders"
     )
 

@@ -21,6 +21,7 @@ from suscli.load.foreign import DEEPSPEED_MODEL, DEEPSPEED_SHARD, EXPORTS, expor
 from suscli.load.state_dicts import few
 from suscli.load.safe_read import CHECKPOINT_SUFFIXES, checkpoint_stem, checkpoint_suffix, nameable
 from suscli.errors import InputError, plural
+from suscli.files import written_name
 from suscli.load.sources import checkpoint_folder, recorded_epoch
 from suscli.load.sources.huggingface import recorded_best
 from suscli.load.sources.interface import epoch_number
@@ -204,7 +205,7 @@ def _run_latest(run: Path, paths: list[Path], say: Callable[[str], None] | None)
         return best
     named: list[Path] = []
     for pointer, target in _pointers(paths):
-        saves = [p for p in paths if numbered_as(p) == pointer.parent / re.split(r"[\\/]", target.rstrip("\\/"))[-1]]
+        saves = [p for p in paths if numbered_as(p) == pointer.parent / written_name(target)]
         named += saves
         if not saves and say is not None:
             say(
@@ -225,20 +226,24 @@ def _trainer_best(run: Path, paths: list[Path], say: Callable[[str], None] | Non
         return None
     output_dir, (source, written, best) = records[0]
     latest = _latest(paths)
-    named = lambda p: p.relative_to(run.parent).as_posix() + (", the final model save_model wrote" if p == output_dir else "")  # noqa: E731
     if best is None or best not in paths:
         if say is not None:
             say(
                 f"{source.relative_to(run.parent).as_posix()}/trainer_state.json names the best checkpoint {written} (best_model_checkpoint), which the "
-                f"run does not hold: its model is taken by the saves' numbers ({latest.relative_to(run).as_posix() or '.'})"
+                f"run does not hold: its model is taken by the saves' numbers ({latest.relative_to(run).as_posix()})"
             )
         return None
     if best != latest and say is not None:
         say(
-            f"{named(best)}: the Trainer's best checkpoint (best_model_checkpoint in trainer_state.json) is the run's model, "
-            f"not its latest save ({named(latest)})"
+            f"{_save_name(best, run, output_dir)}: the Trainer's best checkpoint (best_model_checkpoint in trainer_state.json) "
+            f"is the run's model, not its latest save ({_save_name(latest, run, output_dir)})"
         )
     return best
+
+
+def _save_name(save: Path, run: Path, output_dir: Path) -> str:
+    """A Trainer run's save as _trainer_best's line names it: from the run's folder, the output_dir itself as the final model."""
+    return save.relative_to(run.parent).as_posix() + (", the final model save_model wrote" if save == output_dir else "")
 
 
 def _pointers(paths: list[Path]) -> list[tuple[Path, str]]:

@@ -26,6 +26,7 @@ from torch import nn
 from suscli.data.images import INTERPOLATIONS, SQUARE_ONLY
 from suscli.errors import InputError, first_line, plural, shown
 from suscli.extras import require
+from suscli.files import written_name
 from suscli.load.safe_read import sidecar_path
 from suscli.load.sources.interface import Arch, Folder, Found, Layout, numbers, whole
 
@@ -438,7 +439,7 @@ def recorded_best(output_dir: Path) -> tuple[Path, str, Path | None] | None:
     if not records:
         return None
     _, written, source = max(records)
-    best = output_dir / re.split(r"[\\/]", written.rstrip("\\/"))[-1]
+    best = output_dir / written_name(written)
     return source, written, best if _TRAINER_CHECKPOINT.fullmatch(best.name) and folder(best) is not None else None
 
 
