@@ -113,8 +113,14 @@ def test_a_model_at_chance_on_or_above_a_pool_threshold_at_chance_is_underfit() 
     words = [verdict.judge(r, zeta=0.4, acc=0.05) for r in pool]
     assert [w.word for w in words] == [verdict.UNDERFIT, verdict.UNDERFIT, verdict.UNDERFIT_SUSCEPTIBLE, verdict.UNDERFIT_SUSCEPTIBLE]
     assert words[0].why == (
-        "training accuracy 0.050 >= 0.050, the pool's threshold, but no better than guessing (guessing scores 0.050): it fits "
-        "nothing of its labels, and the threshold is no higher"
+        "training accuracy 0.050 >= 0.050, the pool's threshold, but no better than guessing (guessing scores 0.050): the "
+        "threshold is no higher"
+    )
+    near = row("m", 0.06, 0.2)  # above guessing, but its interval reaches below it: not clearly better, and said so
+    near.train_acc_low, near.details["num_classes"] = 0.031, 20
+    assert verdict.judge(near, zeta=0.4, acc=0.05).why == (
+        "training accuracy 0.060 >= 0.050, the pool's threshold, but not clearly better than guessing (guessing scores 0.050; "
+        "its 95% interval's low end 0.031): the threshold is no higher"
     )
     fitting = row("m", 0.05, 0.2)  # the same numbers above chance (a 100-class model): region 1, as before
     fitting.train_acc_low, fitting.details["num_classes"] = 0.03, 100

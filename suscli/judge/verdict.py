@@ -612,11 +612,8 @@ def _guessed(row: Result, fit: float, acc: float) -> str:
     """Why a row at or above the pool's threshold is underfit: it fits its labels no better than guessing, so the
     threshold is at chance too (a pool of untrained models at 20 classes read 5.0% each, and three of them "fits,
     resists noise")."""
-    chance, own = _guessing(row)
-    guess = "its own class frequencies score" if own else "guessing scores"
     return (
-        f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)}, the pool's threshold, but no better than guessing ({guess} {chance:.3f}): "
-        "it fits nothing of its labels, and the threshold is no higher"
+        f"training accuracy {_vs(fit, acc)} >= {_vs(acc, fit)}, the pool's threshold, but {_than_guessing(row)}: the threshold is no higher"
     )
 
 
@@ -625,18 +622,26 @@ def _at_guessing(row: Result) -> str:
     network that names that class on every image reads 90% and fits nothing, which its accuracy alone does not say."""
     if row.train_acc is None or above_chance(row):
         return ""
+    return f"; its training accuracy {row.train_acc:.3f} is {_than_guessing(row)}"
+
+
+def _than_guessing(row: Result) -> str:
+    """How a row that above_chance turns down stands against guessing: "no better than guessing (...)" where its
+    training accuracy is at most what guessing scores, "not clearly better" where only its interval's low end is
+    (above_chance decides on the low end: a model at 0.060, guessing 0.050, read "0.060 is no better than guessing")."""
     chance, own = _guessing(row)
-    guess = f"{chance:.3f} from its own class frequencies" if own else f"guessing scores {chance:.3f}"
-    return f"; its training accuracy {row.train_acc:.3f} is no better than guessing ({guess})"
+    said = f"{chance:.3f} from its own class frequencies" if own else f"guessing scores {chance:.3f}"
+    low = row.train_acc_low
+    if row.train_acc is not None and low is not None and row.train_acc > chance:
+        return f"not clearly better than guessing ({said}; its 95% interval's low end {low:.3f})"
+    return f"no better than guessing ({said})"
 
 
 def _not_fitting(row: Result) -> str:
     s = row.susceptibility
     if row.train_acc is None:
         return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but no training accuracy (--train-data) to tell whether it fits its labels"
-    chance, own = _guessing(row)
-    guess = f" ({chance:.3f} from its own class frequencies)" if own else ""
-    return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but training accuracy {row.train_acc:.3f} is no better than guessing{guess}"
+    return f"susceptibility {s:.3f} > {MEMORIZED_CUT}, but training accuracy {row.train_acc:.3f} is {_than_guessing(row)}"
 
 
 # What a model alone (`suscli score`) may read beside each verdict in a pool without the two contradicting each other:
