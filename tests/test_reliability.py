@@ -314,7 +314,7 @@ def test_a_half_written_checkpoint_of_a_run_still_saving_says_to_rerun_once_it_i
     half.write_bytes(whole[: len(whole) // 2])
     args = ("track", run, "-d", image_folder, "-f", "json", "--batches", "1", "--batch-size", "4")
     for age, said in (
-        (0, " s ago: a run may still be saving it (rerun once it is written); else the file may be truncated"),
+        (0, "(written under a minute ago: a run may still be saving it (rerun once it is written); else the file may be truncated"),
         (3600, "save or download it again"),
     ):
         os.utime(half, (time.time() - age, time.time() - age))

@@ -441,7 +441,7 @@ def entry_failed(entry: PoolEntry, error: SuscliError) -> Result:
     now was removed after the listing (a training run still saving, or rotating its checkpoints away, beside the
     rank): its row said "no such file (check the path)" of a path suscli had found itself. One that cannot be read
     and was written just now may be one a training loop is still writing (torch.save writes in place): its row
-    asked to save or download it again."""
+    asked to save or download it again. The words hold no clock reading, so that two runs give one row."""
     if entry.listed is not None and not os.path.lexists(entry.path):
         error = InputError(
             f"{entry.path}: removed after {entry.listed} was listed",
@@ -449,7 +449,7 @@ def entry_failed(entry: PoolEntry, error: SuscliError) -> Result:
         )
     elif error.fix == CORRUPT_FIX and (age := _age(entry.path)) is not None and age < STILL_SAVING_S:
         error = InputError(
-            error.message, fix=f"written {age:.0f} s ago: a run may still be saving it (rerun once it is written); else {CORRUPT_FIX}"
+            error.message, fix=f"written under a minute ago: a run may still be saving it (rerun once it is written); else {CORRUPT_FIX}"
         )
     return failed(entry.path, error, entry.name)
 
