@@ -939,6 +939,15 @@ def test_file_without_tensors(tmp_path):
     assert "holds no state dict (found a dict with keys 'epoch', 'step')" in line
 
 
+def test_an_optimizers_state_alone_is_named_as_one(tmp_path):
+    """`torch.save(optimizer.state_dict(), "adam-state.pt")` read as a model said "holds no state dict (found a dict
+    with keys 'state', 'param_groups')", and asked for a mapping of names to tensors: the file is an optimizer's."""
+    torch.save(torch.optim.Adam(_tiny().parameters()).state_dict(), tmp_path / "adam-state.pt")
+    line = _input_error(tmp_path / "adam-state.pt", default_arch=ARCH)
+    assert "adam-state.pt: holds an optimizer's state (torch.optim's state_dict: 'state' and 'param_groups'), not a model's weights" in line
+    assert line.endswith("(pass the model's checkpoint, saved beside it with torch.save(model.state_dict(), PATH))")
+
+
 def test_a_safetensors_file_without_tensors_says_so_and_how_to_save_one(tmp_path):
     """A .safetensors file written with metadata and no tensors (an empty dict saved by mistake) was "holds no state
     dict (found an empty dict)", with a fix about keys 'state_dict' and 'model' that a flat safetensors file has no

@@ -209,6 +209,36 @@ def test_a_training_tools_state_files_are_not_models(tmp_path: Path) -> None:
     assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == ["a", "run/model.pt"]
 
 
+def test_an_optimizers_state_saved_under_any_name_is_not_a_model(tmp_path: Path) -> None:
+    """A script saving `torch.save(optimizer.state_dict(), f"optim_{epoch}.pt")` after each epoch's weights: the
+    optimizer's file was the run's newest and was taken as its model ("holds no state dict", exit 3), and one at the
+    pool's top was a failed row. Told by what it holds ('state' and 'param_groups'), whatever its name."""
+    import torch
+
+    optimizer = torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
+    for epoch in (1, 2):
+        touch(tmp_path / "run" / f"model_{epoch}.safetensors", mtime=1000 * epoch)
+        torch.save(optimizer.state_dict(), tmp_path / "run" / f"optim_{epoch}.pt")
+        os.utime(tmp_path / "run" / f"optim_{epoch}.pt", (1000 * epoch + 1, 1000 * epoch + 1))
+    torch.save(optimizer.state_dict(), tmp_path / "adam-state.pt")
+    torch.save({"state": {}, "param_groups": "not a list"}, tmp_path / "other.pt")  # not torch.optim's: still a model to try
+    touch(tmp_path / "a.safetensors")
+    said: list[str] = []
+    found = discover(tmp_path, say=said.append)
+    assert [(e.name, e.path.relative_to(tmp_path).as_posix()) for e in found] == [
+        ("a", "a.safetensors"),
+        ("other", "other.pt"),
+        ("run", "run/model_2.safetensors"),
+    ]
+    assert said == [f"left out 1 file of {tmp_path} holding an optimizer's state, not a model (adam-state.pt)"]
+    assert [e.name for e in discover(tmp_path, all_checkpoints=True)] == [
+        "a",
+        "other",
+        "run/model_1.safetensors",
+        "run/model_2.safetensors",
+    ]
+
+
 def test_a_file_and_a_run_folder_of_one_name_are_two_rows_of_two_names(tmp_path: Path) -> None:
     """`m.safetensors` beside the run folder `m/`: both rows were named `m`, so "ship m" and `--candidate m` could
     mean either."""

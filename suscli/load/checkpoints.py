@@ -47,7 +47,7 @@ from suscli.load.safe_read import (
     torch_load,
 )
 from suscli.load.sources import Folder
-from suscli.load.sources.interface import epoch_number
+from suscli.load.sources.interface import epoch_number, optimizer_state
 from suscli.load.state_dicts import (
     EMA_KEYS,
     few,
@@ -374,6 +374,11 @@ def _weights(
         raise InputError(
             f"{path}: holds no tensors{kept}",
             fix="save the model's weights in it: safetensors.torch.save_file(model.state_dict(), PATH, metadata=...)",
+        )
+    if found is None and optimizer_state(contents):
+        raise InputError(
+            f"{path}: holds an optimizer's state (torch.optim's state_dict: 'state' and 'param_groups'), not a model's weights",
+            fix="pass the model's checkpoint, saved beside it with torch.save(model.state_dict(), PATH)",
         )
     if found is None:
         raise InputError(

@@ -24,7 +24,7 @@ from suscli.errors import InputError, plural
 from suscli.files import written_name
 from suscli.load.sources import checkpoint_folder, recorded_epoch
 from suscli.load.sources.huggingface import recorded_best
-from suscli.load.sources.interface import epoch_number
+from suscli.load.sources.interface import epoch_number, optimizer_state, plain_records
 
 MANIFEST_SUFFIXES = (".json", ".csv")
 # epoch_12.pt, epoch-12, epoch=12-step=3400.ckpt (Lightning), ep12, ckpt-000012.safetensors, model_12.pth
@@ -153,7 +153,13 @@ def is_checkpoint(path: Path) -> bool:
         return False
     if path.is_dir():
         return checkpoint_folder(path) is not None
-    return (path.is_file() or _dangling(path)) and checkpoint_suffix(path) is not None
+    return (path.is_file() or _dangling(path)) and checkpoint_suffix(path) is not None and not _optimizer_file(path)
+
+
+def _optimizer_file(path: Path) -> bool:
+    """A torch file holding an optimizer's state alone (optimizer_state), read without its tensors: saved after the
+    weights, a script's `optim_3.pt` was a run's newest file and was taken as its model, whose row failed."""
+    return path.is_file() and optimizer_state(plain_records(path))
 
 
 def _optimizer_shard(path: Path) -> bool:
@@ -350,6 +356,7 @@ def discover(
     exports = [
         (kind, c.name) for c in children if own is None and not c.name.startswith(".") and not c.is_dir() and (kind := export_kind(c))
     ]
+    states = [c.name for c in children if own is None and not c.name.startswith(".") and checkpoint_suffix(c) and _optimizer_file(c)]
     # a run folder is named as it is, a file by its stem
     stems = {c: checkpoint_stem(c) for c in files}
     taken = Counter([*stems.values(), *(c.name for c in children if c.is_dir())])
@@ -382,6 +389,8 @@ def discover(
     if say is not None:
         for line, fix in _exports_said(exports, pool):
             say(f"left out {line} ({fix})")
+        if states:
+            say(f"left out {len(states)} {plural(len(states), 'file')} of {pool} holding an optimizer's state, not a model{few(states)}")
         if empty:
             say(f"left out {len(empty)} {plural(len(empty), 'folder')} of {pool} holding no checkpoint{few(empty)}")
     return entries

@@ -231,6 +231,12 @@ def plain_records(path: Path) -> Mapping:
     return {} if version is None else _read_records(path, version)
 
 
+def optimizer_state(contents: object) -> bool:
+    """Whether `contents` is a torch.optim optimizer's state_dict ('state' and 'param_groups', a list of groups): a
+    training script saves it beside the weights under a name of its own (`optim_3.pt`), and it holds no model."""
+    return isinstance(contents, Mapping) and set(contents) == {"state", "param_groups"} and isinstance(contents["param_groups"], list)
+
+
 @functools.lru_cache(maxsize=1024)
 def _read_records(path: Path, version: tuple[int, int, int, int]) -> Mapping:
     """plain_records of one version of a file (suscli.files.file_version): a file written again is read again, also
