@@ -12,7 +12,7 @@ import pytest
 
 import suscli
 import suscli.data.walk
-from suscli.data.walk import BROKEN, CYCLE, SEEN_FOLDER, SEEN_IMAGE, UNREADABLE, walk_images
+from suscli.data.walk import BROKEN, CYCLE, LOOP, SEEN_FOLDER, SEEN_IMAGE, UNREADABLE, walk_images
 from tests.conftest import invoke, tiny_cnn, write_images
 
 ARCH = "tests.conftest:tiny_cnn"
@@ -33,12 +33,13 @@ def test_each_real_folder_and_image_once(tmp_path: Path) -> None:
     (root / "b" / "copy.png").symlink_to("../a/img_000.png")
     (root / "more").symlink_to(tmp_path / "elsewhere")  # outside: walked, under the link's name
     (root / "gone").symlink_to("nowhere")
+    (root / "me.png").symlink_to("me.png")  # leads back to itself: it was called a broken link
     walk = walk_images(root)
     assert names(root, walk.paths) == ["a/img_000.png", "a/img_001.png", "b/img_000.png", "more/img_000.png"]
-    assert walk.skipped == {CYCLE: 2, SEEN_FOLDER: 1, SEEN_IMAGE: 1, BROKEN: 1}
+    assert walk.skipped == {CYCLE: 2, SEEN_FOLDER: 1, SEEN_IMAGE: 1, BROKEN: 1, LOOP: 1}
     assert walk.note(root) == (
         f"{root}: skipped 2 links to a folder that holds them (a cycle), 1 link to a folder "
-        "listed already, 1 link to an image listed already, 1 broken link"
+        "listed already, 1 link to an image listed already, 1 broken link, 1 link that leads back to itself (a loop)"
     )
 
 

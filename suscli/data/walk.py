@@ -10,6 +10,7 @@ walked folder (a cycle), a folder walked already, or an image listed already.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -26,8 +27,9 @@ CYCLE = ("link to a folder that holds it (a cycle)", "links to a folder that hol
 SEEN_FOLDER = ("link to a folder listed already", "links to a folder listed already")
 SEEN_IMAGE = ("link to an image listed already", "links to an image listed already")
 BROKEN = ("broken link", "broken links")
+LOOP = ("link that leads back to itself (a loop)", "links that lead back to themselves (a loop)")
 UNREADABLE = ("folder that could not be read", "folders that could not be read")
-REASONS = (CYCLE, SEEN_FOLDER, SEEN_IMAGE, BROKEN, UNREADABLE)  # the order of the report's note
+REASONS = (CYCLE, SEEN_FOLDER, SEEN_IMAGE, BROKEN, LOOP, UNREADABLE)  # the order of the report's note
 
 
 @dataclass
@@ -70,7 +72,7 @@ def walk_images(folder: Path) -> Walk:
         link = links.popleft()
         target = _identity(link)
         if target is None:
-            skipped[BROKEN] += 1
+            skipped[LOOP if _loops(link) else BROKEN] += 1
         elif link.is_dir():
             if target in above or holds(link, link.parent):
                 skipped[CYCLE] += 1
@@ -126,6 +128,18 @@ def _walk_real(top: Path, walked: set, found: list[str], links: deque[Path], ski
 def holds(link: Path, folder: Path) -> bool:
     """Whether the folder `link` leads to holds `folder` (or is it): following the link would walk it again."""
     return Path(os.path.realpath(folder)).is_relative_to(os.path.realpath(link))
+
+
+def _loops(link: Path) -> bool:
+    """Whether `link` leads back to itself (`ln -s x x`, or two links to each other): it was called a broken link, as
+    one whose target is missing."""
+    try:
+        os.stat(link)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    except ValueError:
+        return False
+    return False
 
 
 def _identity(path: Path | str) -> tuple[int, int] | None:
