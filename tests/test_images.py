@@ -326,6 +326,9 @@ def test_a_set_mixing_float_and_sixteen_bit_images_says_how_each_kind_is_read(tm
         f"1 of the 3 images of {tmp_path} are floating-point grayscale (PIL mode F)",
         f"2 of the 3 images of {tmp_path} are 16- or 32-bit grayscale (PIL mode I;16)",
     ]
+    (tmp_path / "d.png").write_bytes(b"")  # a file whose header does not read is not counted among the images read
+    notes = deep_note(sorted(tmp_path.iterdir()), tmp_path)
+    assert notes[1].startswith(f"2 of the 3 readable images of {tmp_path} are 16- or 32-bit grayscale"), notes
 
 
 def test_float_grayscale_images_are_read_black_as_image_folder_reads_them_and_said_to_be(tmp_path: Path) -> None:

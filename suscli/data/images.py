@@ -402,7 +402,8 @@ def deep_note(paths: Sequence[ImageRef], origin: Path, most: int = 20) -> list[s
     modes = [mode for _, mode in filter(None, map(_header, paths[:most]))]
     floats = [mode for mode in modes if mode == "F"]
     deep = [mode for mode in modes if mode in DEEP_MODES]
-    counted = f"of the {'first ' if len(paths) > most else ''}{len(modes)} images of {printable(origin)}"
+    readable = "readable " if len(modes) < min(len(paths), most) else ""  # "1 of the 13 images" of a folder of 15
+    counted = f"of the {'first ' if len(paths) > most else ''}{len(modes)} {readable}images of {printable(origin)}"
     notes = []
     if floats:
         notes.append(
