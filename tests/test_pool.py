@@ -533,3 +533,43 @@ def test_a_run_of_epoch_and_step_saves_takes_the_newer_of_each_kinds_last(tmp_pa
     for name, mtime in (("epoch_1.pt", 100), ("step_2000.pt", 150), ("epoch_2.pt", 200), ("step_5000.pt", 250)):
         touch(tmp_path / "crashed" / name, mtime)  # stopped mid-epoch, after its last step save
     assert [(e.name, e.path.name) for e in discover(tmp_path)] == [("crashed", "step_5000.pt"), ("ended", "epoch_3.pt")]
+
+
+def test_a_run_folder_holding_the_saves_of_several_folders_says_so(tmp_path: Path) -> None:
+    """`runs/exp7/epoch_1..3` beside `runs/exp8/epoch_1..2`: the row `runs` was exp7's epoch 3 and exp8 vanished
+    without a word. It is still one run (a pool's subfolder is one), said on stderr with the pool that ranks each; the
+    layouts a training tool writes as one run across folders say nothing: Lightning's version_N folders, DeepSpeed's
+    tag folders, a Trainer's checkpoint-N folders."""
+    pool = tmp_path / "pool"
+    for exp, epochs in (("exp7", 3), ("exp8", 2)):
+        for e in range(1, epochs + 1):
+            touch(pool / "runs" / exp / f"epoch_{e}.safetensors", mtime=1000 * e)
+    touch(pool / "deep" / "a" / "ckpt" / "step_100.pt")
+    touch(pool / "deep" / "b" / "ckpt" / "step_200.pt")
+    touch(pool / "kept" / "epoch_5.pt")  # saves beside a folder of older ones: no two sibling folders
+    touch(pool / "kept" / "old" / "epoch_2.pt")
+    touch(pool / "kept" / "export" / "model.pt")  # a folder of no numbered save
+    for version in (0, 1):
+        touch(pool / "lt" / "lightning_logs" / f"version_{version}" / "checkpoints" / f"epoch={version}-step=2.ckpt")
+    for step in (100, 200):
+        touch(pool / "ds" / f"global_step{step}" / "mp_rank_00_model_states.pt")
+    for step in (500, 1000):
+        hf_folder(pool / "hf" / f"checkpoint-{step}")
+    said: list[str] = []
+    found = discover(pool, say=said.append)
+    assert [(e.name, e.path.relative_to(pool).as_posix()) for e in found] == [
+        ("deep", "deep/b/ckpt/step_200.pt"),
+        ("ds", "ds/global_step200/mp_rank_00_model_states.pt"),
+        ("hf", "hf/checkpoint-1000"),
+        ("kept", "kept/epoch_5.pt"),
+        ("lt", "lt/lightning_logs/version_1/checkpoints/epoch=1-step=2.ckpt"),
+        ("runs", "runs/exp7/epoch_3.safetensors"),
+    ]
+    assert said == [
+        f"deep: holds saves in 2 folders (a, b), ranked as one run by its latest save (b/ckpt/step_200.pt); to rank each, "
+        f"pass {pool / 'deep'} as the pool (suscli rank {pool / 'deep'})",
+        f"runs: holds saves in 2 folders (exp7, exp8), ranked as one run by its latest save (exp7/epoch_3.safetensors); to "
+        f"rank each, pass {pool / 'runs'} as the pool (suscli rank {pool / 'runs'})",
+    ]
+    said.clear()
+    assert len(discover(pool, all_checkpoints=True, say=said.append)) == 16 and said == []  # every save is a row

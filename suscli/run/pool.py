@@ -375,6 +375,8 @@ def discover(
                     empty.append(child.name)
                 continue
             chosen = each_save(child, child.name, runs) if all_checkpoints else {_run_latest(child, runs, say): child.name}
+            if not all_checkpoints and say is not None and (line := _runs_apart(child, runs, next(iter(chosen)))):
+                say(line)
             entries += [PoolEntry(name, p, epoch=checkpoint_epoch(p), listed=pool) for p, name in chosen.items()]
     if not entries and exports:
         said = _exports_said(exports)
@@ -394,6 +396,44 @@ def discover(
         if empty:
             say(f"left out {len(empty)} {plural(len(empty), 'folder')} of {pool} holding no checkpoint{few(empty)}")
     return entries
+
+
+def _runs_apart(run: Path, saves: list[Path], model: Path) -> str | None:
+    """The line saying that a pool's run folder holds numbered saves in two or more sibling folders (`runs/exp7/`,
+    `runs/exp8/`: two experiments, whose one row was exp7's latest while exp8 vanished without a word), with the
+    folder that, as the pool, ranks each; None otherwise. The folders a training tool writes one run across are one
+    folder here: Lightning's version_N (a resumed run's), DeepSpeed's tag folders and a Trainer's checkpoint-N (each
+    save's own folder)."""
+    folders = {_run_folder(run, numbered_as(p).parent) for p in saves if p != run and _numbered(p)}
+    common = _common_parts(folders)
+    apart = sorted({"/".join(parts[: len(common) + 1]) for parts in folders if len(parts) > len(common)})
+    if len(apart) < 2:
+        return None
+    base = run.joinpath(*common)
+    return (
+        f"{run.name}: holds saves in {len(apart)} folders{few(apart)}, ranked as one run by its latest save "
+        f"({model.relative_to(run).as_posix()}); to rank each, pass {base} as the pool (suscli rank {base})"
+    )
+
+
+def _numbered(save: Path) -> bool:
+    """Whether a save's name numbers it, by epoch or by step: a folder of such saves holds a run of its own."""
+    return epoch_from_name(numbered_as(save)) is not None or save_step(save) is not None
+
+
+def _run_folder(run: Path, folder: Path) -> tuple[str, ...]:
+    """A save's folder inside its run, Lightning's version_N folders all one (version_*): a resumed run's logger
+    opens the next, and its saves continue the run."""
+    return tuple("version_*" if _VERSION_DIR.match(part) else part for part in folder.relative_to(run).parts)
+
+
+def _common_parts(folders: set[tuple[str, ...]]) -> tuple[str, ...]:
+    """The longest folder path all of `folders` lie in (each a path's parts)."""
+    common: tuple[str, ...] = min(folders, default=())
+    for parts in folders:
+        while parts[: len(common)] != common:
+            common = common[:-1]
+    return common
 
 
 def _run_model(path: Path, say: Callable[[str], None] | None) -> Path:
